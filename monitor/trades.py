@@ -1,0 +1,231 @@
+"""Decode Polymarket ``OrderFilled`` logs (V1 and V2) into frozen :class:`Trade` records.
+
+Two decoders give the same answer: :func:`decode_order_filled` slices the hex by hand (the
+hot path, see ``benchmarks/test_decode.py``) and :func:`decode_order_filled_reference` uses
+eth-abi. A property test proves them equal. A log that does not decode raises
+:class:`DecodeError`; the caller counts it and carries on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from eth_abi import decode as abi_decode
+
+from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_V1, ORDER_FILLED_V2
+
+__all__ = [
+    "DecodeError",
+    "Trade",
+    "decode_order_filled",
+    "decode_order_filled_reference",
+    "trade_id",
+]
+
+Side = Literal["BUY", "SELL"]
+_UNIT = 1_000_000  # USDC.e, pUSD and CTF outcome tokens all have 6 decimals
+
+
+class DecodeError(ValueError):
+    """A log that is not a well-formed Polymarket ``OrderFilled``. Count it, skip it."""
+
+
+def trade_id(tx_hash: str, log_index: int) -> str:
+    """The identity of a fill: ``<tx hash lower-case>:<log index decimal>``."""
+    return f"{tx_hash.lower()}:{log_index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One fill of a watched wallet's order. Amounts are raw 6-decimal integers."""
+
+    id: str
+    tx_hash: str
+    log_index: int
+    wallet: str
+    side: Side
+    token_id: str  # uint256 as a decimal string (too big for JSON numbers)
+    maker_amount: int
+    taker_amount: int
+    fee_raw: int
+    block_number: int
+    block_hash: str
+    block_timestamp: int | None
+    exchange: str
+    version: int
+    taker: str
+    order_hash: str
+
+    @property
+    def shares_raw(self) -> int:
+        return self.taker_amount if self.side == "BUY" else self.maker_amount
+
+    @property
+    def usdc_raw(self) -> int:
+        return self.maker_amount if self.side == "BUY" else self.taker_amount
+
+    @property
+    def shares(self) -> float:
+        return self.shares_raw / _UNIT
+
+    @property
+    def usdc(self) -> float:
+        return self.usdc_raw / _UNIT
+
+    @property
+    def fee(self) -> float:
+        return self.fee_raw / _UNIT
+
+    @property
+    def price(self) -> float:
+        """USDC per share; 0.0 for a degenerate zero-share fill."""
+        return self.usdc_raw / self.shares_raw if self.shares_raw else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(price=self.price, shares=self.shares, usdc=self.usdc, fee=self.fee)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trade:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _quantity(value: Any, what: str) -> int:
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise DecodeError(f"{what} is not a hex quantity: {value!r}")
+    try:
+        return int(value, 16) if len(value) > 2 else 0
+    except ValueError:
+        raise DecodeError(f"{what} is not a hex quantity: {value!r}") from None
+
+
+def _hex_body(value: Any, what: str, nbytes: int | None = None) -> str:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise DecodeError(f"{what} is not hex: {value!r}")
+    body = value[2:].lower()
+    if nbytes is not None and len(body) != 2 * nbytes:
+        raise DecodeError(f"{what} has {len(body) // 2} bytes, expected {nbytes}")
+    try:
+        int(body or "0", 16)
+    except ValueError:
+        raise DecodeError(f"{what} is not hex: {value!r}") from None
+    return body
+
+
+def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, list[str], str]:
+    """Check the fields common to both layouts; return (version, topic bodies, data body)."""
+    if not isinstance(log, dict):
+        raise DecodeError(f"log is not an object: {type(log).__name__}")
+    topics = log.get("topics")
+    if not isinstance(topics, list) or len(topics) != 4:
+        raise DecodeError("OrderFilled needs 4 topics")
+    t0 = str(topics[0]).lower()
+    if t0 == ORDER_FILLED_V1:
+        version, words = 1, 5
+    elif t0 == ORDER_FILLED_V2:
+        version, words = 2, 7
+    else:
+        raise DecodeError(f"topic0 {t0[:18]}... is not OrderFilled")
+    address = str(log.get("address", "")).lower()
+    if address not in exchanges:
+        raise DecodeError(f"log from {address} which is not a configured exchange")
+    bodies = [_hex_body(t, f"topic{i}", 32) for i, t in enumerate(topics)]
+    data = _hex_body(log.get("data"), "data")
+    if len(data) != 64 * words:
+        raise DecodeError(f"V{version} OrderFilled data has {len(data) // 2} bytes, "
+                          f"expected {32 * words}")
+    return version, bodies, data
+
+
+def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, token_id: int,
+           maker_amount: int, taker_amount: int, fee: int) -> Trade:
+    tx_hash = "0x" + _hex_body(log.get("transactionHash"), "transactionHash", 32)
+    log_index = _quantity(log.get("logIndex"), "logIndex")
+    ts = log.get("blockTimestamp")
+    return Trade(
+        id=trade_id(tx_hash, log_index),
+        tx_hash=tx_hash,
+        log_index=log_index,
+        wallet="0x" + topics[2][24:],
+        side=side,
+        token_id=str(token_id),
+        maker_amount=maker_amount,
+        taker_amount=taker_amount,
+        fee_raw=fee,
+        block_number=_quantity(log.get("blockNumber"), "blockNumber"),
+        block_hash="0x" + _hex_body(log.get("blockHash"), "blockHash", 32),
+        block_timestamp=None if ts is None else _quantity(ts, "blockTimestamp"),
+        exchange=str(log["address"]).lower(),
+        version=version,
+        taker="0x" + topics[3][24:],
+        order_hash="0x" + topics[1],
+    )
+
+
+def decode_order_filled(log: dict[str, Any],
+                        exchanges: tuple[str, ...] = DEFAULT_EXCHANGES) -> Trade:
+    """Decode one ``OrderFilled`` log (as ``eth_getLogs`` or a ``logs`` notification gives it).
+
+    Raises :class:`DecodeError` for anything else; the caller counts and skips it.
+    """
+    version, topics, data = _envelope(log, exchanges)
+    w = [int(data[i : i + 64], 16) for i in range(0, len(data), 64)]
+    if version == 1:
+        maker_asset, taker_asset, maker_amount, taker_amount, fee = w
+        if maker_asset == 0:
+            side: Side = "BUY"
+            token = taker_asset
+        elif taker_asset == 0:
+            side, token = "SELL", maker_asset
+        else:
+            raise DecodeError("V1 OrderFilled with neither asset id zero (not a USDC trade)")
+    else:
+        side_raw, token, maker_amount, taker_amount, fee = w[:5]
+        if side_raw > 1:
+            raise DecodeError(f"V2 OrderFilled side {side_raw} is neither 0 (BUY) nor 1 (SELL)")
+        side = "BUY" if side_raw == 0 else "SELL"
+    return _build(log, version, topics, side, token, maker_amount, taker_amount, fee)
+
+
+_V1_TYPES = ["uint256"] * 5
+_V2_TYPES = ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"]
+
+
+def decode_order_filled_reference(log: dict[str, Any],
+                                  exchanges: tuple[str, ...] = DEFAULT_EXCHANGES) -> Trade:
+    """The same as :func:`decode_order_filled`, through eth-abi (the reference decoder)."""
+    version, topics, data = _envelope(log, exchanges)
+    raw = bytes.fromhex(data)
+    try:
+        if version == 1:
+            maker_asset, taker_asset, maker_amount, taker_amount, fee = abi_decode(_V1_TYPES, raw)
+            if maker_asset == 0:
+                side: Side = "BUY"
+                token = taker_asset
+            elif taker_asset == 0:
+                side, token = "SELL", maker_asset
+            else:
+                raise DecodeError("V1 OrderFilled with neither asset id zero (not a USDC trade)")
+        else:
+            side_raw, token, maker_amount, taker_amount, fee, _b, _m = abi_decode(
+                _V2_TYPES, raw, strict=True
+            )
+            if side_raw > 1:
+                raise DecodeError(
+                    f"V2 OrderFilled side {side_raw} is neither 0 (BUY) nor 1 (SELL)")
+            side = "BUY" if side_raw == 0 else "SELL"
+    except DecodeError:
+        raise
+    except Exception as exc:  # eth-abi raises several types; all mean "not this layout"
+        raise DecodeError(f"eth-abi could not decode V{version} OrderFilled: {exc}") from None
+    return _build(log, version, topics, side, token, maker_amount, taker_amount, fee)

@@ -1,0 +1,197 @@
+"""Recordings: a chain segment as a node served it, in compressed JSON lines.
+
+Format (version 1), gzip-compressed UTF-8 JSON lines:
+
+    line 1   {"format": "polygon-recording", "version": 1, "chain_id": 137,
+              "source": {"kind": "recorded"|"imported"|"synthetic", ...},
+              "first_block": N, "last_block": M, "blocks": K}
+    line 2.. {"block": <eth_getBlockByNumber(n, false) result>,
+              "logs": [<eth_getLogs entries of that block>]}
+
+Blocks are stored exactly as a node returns them (hex quantities, Polygon's long
+``extraData``), logs exactly as ``eth_getLogs`` returns them (with ``blockTimestamp`` and
+``removed``), so replay is byte-faithful. Loading a corrupt or truncated file raises
+:class:`RecordingError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "RecordedBlock",
+    "Recording",
+    "RecordingError",
+    "load_recording",
+    "save_recording",
+]
+
+FORMAT_NAME = "polygon-recording"
+FORMAT_VERSION = 1
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be used; the message names the file and line."""
+
+
+@dataclass(slots=True)
+class RecordedBlock:
+    """One block header (hashes-only form) and its logs, as JSON-RPC objects."""
+
+    block: dict[str, Any]
+    logs: list[dict[str, Any]]
+
+    @property
+    def number(self) -> int:
+        return int(self.block["number"], 16)
+
+    @property
+    def hash(self) -> str:
+        return str(self.block["hash"])
+
+    @property
+    def parent_hash(self) -> str:
+        return str(self.block["parentHash"])
+
+    @property
+    def timestamp(self) -> int:
+        return int(self.block["timestamp"], 16)
+
+
+@dataclass(slots=True)
+class Recording:
+    """A contiguous run of blocks with the header that says where they came from."""
+
+    source: dict[str, Any]
+    blocks: list[RecordedBlock]
+    chain_id: int = 137
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first_block(self) -> int:
+        return self.blocks[0].number if self.blocks else 0
+
+    @property
+    def last_block(self) -> int:
+        return self.blocks[-1].number if self.blocks else -1
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "chain_id": self.chain_id,
+            "source": self.source,
+            "first_block": self.first_block,
+            "last_block": self.last_block,
+            "blocks": len(self.blocks),
+            **self.extra,
+        }
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def save_recording(recording: Recording, path: str | Path) -> Path:
+    """Write ``recording`` to ``path`` (gzip JSON lines), deterministically (mtime 0)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write((_dumps(recording.header()) + "\n").encode())
+        for b in recording.blocks:
+            gz.write((_dumps({"block": b.block, "logs": b.logs}) + "\n").encode())
+    tmp.replace(path)
+    return path
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                yield lineno, line
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such recording") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{path}: corrupt or truncated recording ({exc})") from None
+
+
+def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
+    where = f"{path}:{lineno}"
+    if not isinstance(row, dict) or not isinstance(row.get("block"), dict):
+        raise RecordingError(f"{where}: expected {{\"block\": ..., \"logs\": [...]}}")
+    logs = row.get("logs", [])
+    if not isinstance(logs, list):
+        raise RecordingError(f"{where}: 'logs' is not a list")
+    block = row["block"]
+    for key in ("number", "hash", "parentHash", "timestamp"):
+        value = block.get(key)
+        if not isinstance(value, str) or not value.startswith("0x"):
+            raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}")
+        try:
+            int(value, 16)
+        except ValueError:
+            raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}") from None
+    return RecordedBlock(block=block, logs=logs)
+
+
+def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]:
+    """Yield the header dict, then each :class:`RecordedBlock`, checking as it goes."""
+    path = Path(path)
+    expected: int | None = None
+    count = 0
+    previous: RecordedBlock | None = None
+    for lineno, line in _lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordingError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+        if lineno == 1:
+            if not isinstance(row, dict) or row.get("format") != FORMAT_NAME:
+                raise RecordingError(f"{path}:1: not a {FORMAT_NAME} header")
+            if row.get("version") != FORMAT_VERSION:
+                raise RecordingError(
+                    f"{path}:1: format version {row.get('version')!r} is not supported "
+                    f"(this build reads version {FORMAT_VERSION})")
+            expected = row.get("blocks")
+            yield row
+            continue
+        block = _check_block(path, lineno, row)
+        if previous is not None and block.number != previous.number + 1:
+            raise RecordingError(f"{path}:{lineno}: block {block.number} does not follow "
+                                 f"block {previous.number}")
+        previous = block
+        count += 1
+        yield block
+    if expected is None:
+        raise RecordingError(f"{path}: empty file, no header")
+    if isinstance(expected, int) and count != expected:
+        raise RecordingError(f"{path}: truncated: header promises {expected} blocks, "
+                             f"file has {count}")
+
+
+def load_recording(path: str | Path) -> Recording:
+    """Load and check a whole recording. Raises :class:`RecordingError` on any defect."""
+    items: Iterable[dict[str, Any] | RecordedBlock] = iter_recording(path)
+    header: dict[str, Any] = {}
+    blocks: list[RecordedBlock] = []
+    for item in items:
+        if isinstance(item, RecordedBlock):
+            blocks.append(item)
+        else:
+            header = item
+    known = {"format", "version", "chain_id", "source", "first_block", "last_block", "blocks"}
+    return Recording(
+        source=header.get("source", {}),
+        blocks=blocks,
+        chain_id=int(header.get("chain_id", 137)),
+        extra={k: v for k, v in header.items() if k not in known},
+    )
