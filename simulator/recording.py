@@ -48,6 +48,7 @@ class RecordedBlock:
 
     block: dict[str, Any]
     logs: list[dict[str, Any]]
+    transactions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -108,7 +109,10 @@ def save_recording(recording: Recording, path: str | Path) -> Path:
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write((_dumps(recording.header()) + "\n").encode())
         for b in recording.blocks:
-            gz.write((_dumps({"block": b.block, "logs": b.logs}) + "\n").encode())
+            row: dict[str, Any] = {"block": b.block, "logs": b.logs}
+            if b.transactions:
+                row["transactions"] = b.transactions
+            gz.write((_dumps(row) + "\n").encode())
     tmp.replace(path)
     return path
 
@@ -140,7 +144,10 @@ def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
             int(value, 16)
         except ValueError:
             raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}") from None
-    return RecordedBlock(block=block, logs=logs)
+    txs = row.get("transactions", [])
+    if not isinstance(txs, list):
+        raise RecordingError(f"{where}: 'transactions' is not a list")
+    return RecordedBlock(block=block, logs=logs, transactions=txs)
 
 
 def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]:

@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make experiment` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ANVIL_VERSION := 1.7.1
+ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+
+.PHONY: install test test-fast bench experiment experiment-quick report lint anvil clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,notebook]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# anvil, the real Ethereum node the monitor is also tested against (pinned npm package)
+anvil: $(ANVIL)
+$(ANVIL):
+	mkdir -p .tools
+	cd .tools && npm install --silent --no-audit --no-fund --prefix . @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
+
+test: install anvil
+	ANVIL_BIN=$(abspath $(ANVIL)) $(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python -m pytest benchmarks -q --benchmark-enable --benchmark-only
+
+experiment: install
+	$(BIN)/python -m experiments run --out results
+	$(BIN)/python -m reports build results/latest
+
+experiment-quick: install
+	$(BIN)/python -m experiments run --quick --out results
+	$(BIN)/python -m reports build results/latest
+
+lint: install
+	$(BIN)/ruff check simulator monitor experiments reports tests benchmarks
+	$(BIN)/mypy simulator monitor experiments reports
+
+clean:
+	rm -rf $(VENV) .tools results .pytest_cache .mypy_cache .ruff_cache
