@@ -1,0 +1,135 @@
+"""The monitor's error tree. Every error the monitor raises on purpose is one of these.
+
+```
+MonitorError                      base; str() is always redacted (no keys, no tokens)
+├── ConfigError                   a setting is invalid: fix the configuration, do not retry
+├── TransportError                the bytes did not get through: retry with backoff
+│   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
+│   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
+│   └── ConnectionLost            an open connection closed or broke under us
+├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
+├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
+├── BadResponse                   not JSON, HTML error page, JSON without id/result:
+│                                 retry a few times, then report the provider
+├── RpcError(code, message)       the node answered with a JSON-RPC error: do not retry
+│                                 (the request itself is wrong), except rate-limit codes
+├── NotConnected                  a WebSocket request while the socket is not up: wait for
+│                                 CONNECTED (``wait_state``) or use HTTP
+├── ConnectionFailed              the WebSocket manager gave up (FAILED, max attempts):
+│                                 fall back to polling, alert a human
+└── IllegalTransition             a bug: the connection state machine was asked for a
+                                  transition its table does not have
+```
+
+:func:`is_retryable` is the retry decision the clients share.
+"""
+
+from __future__ import annotations
+
+from monitor.redact import redact
+
+__all__ = [
+    "BadResponse",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "IllegalTransition",
+    "MonitorError",
+    "NotConnected",
+    "RateLimited",
+    "RpcError",
+    "ServerError",
+    "Timeout",
+    "TransportError",
+    "is_retryable",
+]
+
+
+class MonitorError(Exception):
+    """Base of every monitor error. The message is redacted when the error is made."""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+
+class ConfigError(MonitorError):
+    """An invalid setting. The message names the setting. Fix the configuration."""
+
+
+class TransportError(MonitorError):
+    """The request or the connection did not get through. Retry with backoff."""
+
+
+class ConnectError(TransportError):
+    """Could not open a connection: refused, unresolvable, handshake rejected."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """No answer within the timeout."""
+
+
+class ConnectionLost(TransportError):
+    """An open connection closed or broke. ``code`` is the WebSocket close code if any."""
+
+    def __init__(self, message: str = "", *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ServerError(MonitorError):
+    """HTTP 5xx. Retry with backoff."""
+
+    def __init__(self, message: str = "", *, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(MonitorError):
+    """The provider asked us to slow down. Wait ``retry_after`` seconds (None: use backoff)."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadResponse(MonitorError):
+    """An answer we cannot read: not JSON, an HTML page, JSON of the wrong shape."""
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RpcError(MonitorError):
+    """A JSON-RPC error object from the node. The request is wrong: do not retry it."""
+
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(f"JSON-RPC error {code}: {message}")
+        self.code = code
+        self.rpc_message = redact(message)
+        self.data = data
+
+
+class NotConnected(MonitorError):
+    """A WebSocket request was made while the connection is not CONNECTED."""
+
+
+class ConnectionFailed(MonitorError):
+    """The WebSocket manager reached FAILED (max attempts). Fall back; alert a human."""
+
+
+class IllegalTransition(MonitorError):
+    """The state machine has no transition for (event, state). Always a bug."""
+
+
+# JSON-RPC error codes providers use for "too many requests" (Infura/Alchemy/QuickNode).
+RATE_LIMIT_RPC_CODES = frozenset({-32005, 429})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` may be sent again."""
+    if isinstance(exc, RpcError):
+        return exc.code in RATE_LIMIT_RPC_CODES
+    return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)

@@ -1,0 +1,124 @@
+"""Counters for the monitor's connections and clients, serialisable for the ``stop`` row.
+
+:class:`WsMetrics` belongs to one WebSocket connection: connects, reconnect attempts,
+disconnects by cause, messages and bytes received, notifications, errors by kind, API
+calls by method, heartbeat round trips, and time in each state (computed from the state
+changes and ``now``; :meth:`WsMetrics.to_dict` reports it in simulated seconds).
+:class:`CallCounter` counts API calls by kind and method for the HTTP clients.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.connection import ConnState, StateTimer
+
+__all__ = ["CallCounter", "WsMetrics", "merge"]
+
+
+@dataclass(slots=True)
+class CallCounter:
+    """API calls by method, and how many failed, by error kind."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    def call(self, method: str, ok: bool, error_kind: str | None = None) -> None:
+        self.calls[method] += 1
+        if not ok:
+            self.failures[error_kind or "error"] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": dict(self.calls), "total": self.total,
+                "failures": dict(self.failures), "retries": self.retries}
+
+
+@dataclass(slots=True)
+class WsMetrics:
+    """One WebSocket connection's counters. ``speed`` converts clock to simulated seconds."""
+
+    speed: float = 1.0
+    connects: int = 0
+    reconnect_attempts: int = 0
+    connect_failures: int = 0
+    disconnects: Counter[str] = field(default_factory=Counter)
+    messages: int = 0
+    bytes_received: int = 0
+    notifications: int = 0
+    heads: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    api_calls: CallCounter = field(default_factory=CallCounter)
+    pings: int = 0
+    rtt_max_s: float = 0.0
+    rtt_last_s: float | None = None
+    timer: StateTimer = field(default_factory=StateTimer)
+
+    def start(self, now: float) -> None:
+        self.timer = StateTimer(ConnState.DISCONNECTED, now)
+
+    def state(self, state: ConnState, now: float) -> None:
+        self.timer.enter(state, now)
+
+    def received(self, nbytes: int) -> None:
+        self.messages += 1
+        self.bytes_received += nbytes
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] += 1
+
+    def pong(self, rtt: float | None) -> None:
+        self.pings += 1
+        if rtt is not None:
+            self.rtt_last_s = rtt
+            self.rtt_max_s = max(self.rtt_max_s, rtt)
+
+    def time_in_state(self, now: float) -> dict[str, float]:
+        """Simulated seconds spent in each state up to ``now``."""
+        return {k: v * self.speed for k, v in self.timer.snapshot(now).items()}
+
+    def uptime(self, now: float) -> float | None:
+        """Share of time CONNECTED since start (None before any time has passed)."""
+        t = self.timer.snapshot(now)
+        total = sum(t.values())
+        return t[ConnState.CONNECTED.value] / total if total > 0 else None
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "connects": self.connects,
+            "reconnect_attempts": self.reconnect_attempts,
+            "connect_failures": self.connect_failures,
+            "disconnects": dict(self.disconnects),
+            "messages": self.messages,
+            "bytes_received": self.bytes_received,
+            "notifications": self.notifications,
+            "heads": self.heads,
+            "errors": dict(self.errors),
+            "api_calls": self.api_calls.to_dict(),
+            "pings": self.pings,
+            "rtt_max_s": self.rtt_max_s,
+            "time_in_state_s": self.time_in_state(now),
+            "uptime": self.uptime(now),
+        }
+
+
+def merge(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum several ``to_dict`` outputs key by key (numbers add, dicts merge, rest last)."""
+    out: dict[str, Any] = {}
+    for d in dicts:
+        for k, v in d.items():
+            if isinstance(v, bool) or v is None:
+                out[k] = v
+            elif isinstance(v, int | float):
+                out[k] = out.get(k, 0) + v if k != "rtt_max_s" else max(out.get(k, 0.0), v)
+            elif isinstance(v, dict):
+                out[k] = merge([out.get(k, {}), v])
+            else:
+                out[k] = v
+    return out

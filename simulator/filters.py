@@ -1,0 +1,164 @@
+"""Log filters (``eth_getLogs`` / ``eth_subscribe logs``) and per-block indexes.
+
+:class:`LogFilter` parses and checks the JSON-RPC filter object (address string or list,
+topics with ``null`` = any and lists = OR). :class:`BlockIndex` is built once per block
+(logs by address and by topic at each position) so a filter picks its matches with a few
+dict look-ups instead of scanning every log: the replay's per-block fan-out to many
+subscribers depends on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BlockIndex", "FilterError", "LogFilter", "parse_address", "parse_topic"]
+
+
+class FilterError(ValueError):
+    """A filter the caller must fix (JSON-RPC -32602 invalid params)."""
+
+
+def _is_hex(body: str) -> bool:
+    try:
+        int(body or "0", 16)
+    except ValueError:
+        return False
+    return all(c not in "_ +-" for c in body)
+
+
+def parse_address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FilterError(f"address must be a hex string, got {type(value).__name__}")
+    if not value.startswith(("0x", "0X")):
+        raise FilterError("hex string without 0x prefix")
+    body = value[2:]
+    if not _is_hex(body):
+        raise FilterError(f"invalid hex string {value!r}")
+    if len(body) != 40:
+        raise FilterError(f"hex string has length {len(body)}, want 40 for common.Address")
+    return "0x" + body.lower()
+
+
+def parse_topic(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FilterError(f"topic must be a hex string, got {type(value).__name__}")
+    if not value.startswith(("0x", "0X")):
+        raise FilterError("hex string without 0x prefix")
+    body = value[2:]
+    if not _is_hex(body):
+        raise FilterError(f"invalid hex string {value!r}")
+    if len(body) != 64:
+        raise FilterError(f"hex string has length {len(body)}, want 64 for common.Hash")
+    return "0x" + body.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which logs a query or a subscription wants. ``None`` means "any"."""
+
+    addresses: frozenset[str] | None = None
+    topics: tuple[frozenset[str] | None, ...] = ()
+
+    @classmethod
+    def parse(cls, obj: Any) -> LogFilter:
+        """Parse the ``address``/``topics`` part of a filter object (other keys ignored)."""
+        if obj is None:
+            return cls()
+        if not isinstance(obj, dict):
+            raise FilterError("filter must be an object")
+        addresses: frozenset[str] | None = None
+        raw = obj.get("address")
+        if isinstance(raw, list):
+            addresses = frozenset(parse_address(a) for a in raw) if raw else None
+        elif raw is not None:
+            addresses = frozenset([parse_address(raw)])
+        topics_raw = obj.get("topics")
+        topics: list[frozenset[str] | None] = []
+        if topics_raw is not None:
+            if not isinstance(topics_raw, list):
+                raise FilterError("topics must be an array")
+            if len(topics_raw) > 4:
+                raise FilterError("too many topics (at most 4 positions)")
+            for entry in topics_raw:
+                if entry is None:
+                    topics.append(None)
+                elif isinstance(entry, list):
+                    if not entry or any(e is None for e in entry):
+                        topics.append(None)  # [] or a null inside an OR list = any
+                    else:
+                        topics.append(frozenset(parse_topic(e) for e in entry))
+                else:
+                    topics.append(frozenset([parse_topic(entry)]))
+        while topics and topics[-1] is None:
+            topics.pop()
+        return cls(addresses=addresses, topics=tuple(topics))
+
+    def matches(self, log: dict[str, Any]) -> bool:
+        """Does one log object match? (Reference implementation; the index is the fast path.)"""
+        if self.addresses is not None and str(log.get("address", "")).lower() \
+                not in self.addresses:
+            return False
+        log_topics = log.get("topics", [])
+        if len(log_topics) < len(self.topics):
+            return False
+        for want, have in zip(self.topics, log_topics, strict=False):
+            if want is not None and str(have).lower() not in want:
+                return False
+        return True
+
+    def select(self, index: BlockIndex) -> list[int]:
+        """Positions (in block order) of the logs of ``index`` that match."""
+        candidates: list[list[int]] = []
+        if self.addresses is not None:
+            candidates.append([i for a in self.addresses for i in index.by_address.get(a, ())])
+        for pos, want in enumerate(self.topics):
+            if want is not None:
+                table = index.by_topic[pos]
+                candidates.append([i for t in want for i in table.get(t, ())])
+        if not candidates:
+            return list(range(len(index.logs)))
+        best = min(candidates, key=len)
+        if not best:
+            return []
+        hits = sorted(set(best)) if len(candidates) > 1 or self._multi() else best
+        if len(candidates) == 1:
+            return hits
+        return [i for i in hits if self._check(index, i)]
+
+    def _multi(self) -> bool:
+        return (self.addresses is not None and len(self.addresses) > 1) or any(
+            t is not None and len(t) > 1 for t in self.topics)
+
+    def _check(self, index: BlockIndex, i: int) -> bool:
+        if self.addresses is not None and index.addresses[i] not in self.addresses:
+            return False
+        topics = index.topics[i]
+        if len(topics) < len(self.topics):
+            return False
+        for want, have in zip(self.topics, topics, strict=False):
+            if want is not None and have not in want:
+                return False
+        return True
+
+
+class BlockIndex:
+    """One block's logs, indexed by address and by topic at positions 0..3."""
+
+    __slots__ = ("addresses", "by_address", "by_topic", "logs", "topics")
+
+    def __init__(self, logs: Sequence[dict[str, Any]]) -> None:
+        self.logs = logs
+        self.addresses: list[str] = []
+        self.topics: list[list[str]] = []
+        self.by_address: dict[str, list[int]] = {}
+        self.by_topic: tuple[dict[str, list[int]], ...] = ({}, {}, {}, {})
+        for i, log in enumerate(logs):
+            address = str(log.get("address", "")).lower()
+            topics = [str(t).lower() for t in log.get("topics", [])]
+            self.addresses.append(address)
+            self.topics.append(topics)
+            self.by_address.setdefault(address, []).append(i)
+            for pos, topic in enumerate(topics[:4]):
+                self.by_topic[pos].setdefault(topic, []).append(i)

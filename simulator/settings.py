@@ -1,0 +1,142 @@
+"""Settings of the mock node: provider-like limits, index lag, and where they come from.
+
+All values have provider-like defaults (see REFERENCE.md). A TOML config
+(``serve --config FILE``) may override them::
+
+    [node]
+    logs_max_range = 2000
+    logs_max_results = 10000
+
+    [lag]
+    median_s = 4.0
+    p95_s = 10.0
+
+    [explorer]          # passed through to simulator.explorer untouched
+    rate_limit_per_s = 3
+
+    [[faults]]          # see simulator.faults
+    name = "ws_drop"
+    at = 30
+
+Unknown keys are an error that names the key (a typo must not silently fall back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "LagSettings",
+    "NodeSettings",
+    "SettingsError",
+    "SimSettings",
+    "load_config",
+]
+
+
+class SettingsError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """JSON-RPC behaviour, with the limits real providers apply."""
+
+    client_version: str = "bor/v2.0.1-stable/linux-amd64/go1.23.4"
+    # Alchemy caps eth_getLogs at a 2K block range unless results stay under 10K logs;
+    # geth refuses a query returning more than 10000 results.
+    logs_max_range: int = 2000
+    logs_max_results: int = 10000
+    max_frame_bytes: int = 1 << 20  # incoming WS frames / HTTP bodies
+    max_batch: int = 1000
+    notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
+    max_subscriptions: int | None = None  # per connection; None = unlimited
+    finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
+    ping_interval_s: float | None = None  # server-side WS pings; None = only answer pings
+
+
+@dataclass(frozen=True, slots=True)
+class LagSettings:
+    """Explorer index lag: lognormal with this median and 95th percentile (simulated s)."""
+
+    median_s: float = 4.0
+    p95_s: float = 10.0
+    min_s: float = 0.5
+    max_s: float = 60.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.median_s <= self.p95_s:
+            raise SettingsError("lag: need 0 < median_s <= p95_s")
+        if not 0 <= self.min_s <= self.max_s:
+            raise SettingsError("lag: need 0 <= min_s <= max_s")
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """Everything ``serve`` needs besides the recording."""
+
+    node: NodeSettings = field(default_factory=NodeSettings)
+    lag: LagSettings = field(default_factory=LagSettings)
+    explorer: dict[str, Any] = field(default_factory=dict)
+    faults: tuple[dict[str, Any], ...] = ()
+    chain_id: int = 137
+
+
+def _build(cls: Any, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}: expected a table")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names:
+            raise SettingsError(f"{where}.{key}: unknown setting (known: {', '.join(names)})")
+    defaults = cls()
+    for key, value in table.items():
+        want = getattr(defaults, key)
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              if isinstance(want, (int, float)) and not isinstance(want, bool)
+              else want is None or isinstance(value, type(want)))
+        if not ok:
+            raise SettingsError(f"{where}.{key}: expected {type(want).__name__}, "
+                                f"got {value!r}")
+    try:
+        return cls(**table)
+    except SettingsError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+
+
+def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettings:
+    """Build :class:`SimSettings` from a parsed TOML document."""
+    known = {"node", "lag", "explorer", "faults", "chain_id"}
+    for key in data:
+        if key not in known:
+            raise SettingsError(f"{where}: unknown section {key!r} (known: {', '.join(known)})")
+    faults = data.get("faults", [])
+    if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
+        raise SettingsError(f"{where}: [[faults]] must be an array of tables")
+    explorer = data.get("explorer", {})
+    if not isinstance(explorer, dict):
+        raise SettingsError(f"{where}.explorer: expected a table")
+    return SimSettings(
+        node=_build(NodeSettings, data.get("node", {}), f"{where}.node"),
+        lag=_build(LagSettings, data.get("lag", {}), f"{where}.lag"),
+        explorer=dict(explorer),
+        faults=tuple(faults),
+        chain_id=int(data.get("chain_id", 137)),
+    )
+
+
+def load_config(path: str | Path) -> SimSettings:
+    """Read a TOML config. Raises :class:`SettingsError` naming the file and field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    return settings_from_dict(data, str(path))
