@@ -55,6 +55,9 @@ class WsSettings:
 
     ``staleness_blocks * block_interval`` is the watchdog limit; ``staleness_blocks=0``
     turns the watchdog off. ``max_attempts=0`` retries for ever. ``seed`` seeds the jitter.
+    ``alert_window``: a repeated alert kind within this many seconds is suppressed.
+    ``min_timeout`` (clock seconds, not scaled) is a floor under the scaled open and
+    request timeouts, since processing time is not compressed by ``speed``.
     """
 
     heartbeat_interval: float = 30.0
@@ -72,6 +75,7 @@ class WsSettings:
     speed: float = 1.0
     seed: int = 0
     alert_window: float = 300.0
+    min_timeout: float = 0.25  # clock seconds: floor for scaled timeouts (work is not sped up)
 
     def __post_init__(self) -> None:
         positive = ("heartbeat_interval", "heartbeat_timeout", "backoff_initial",
@@ -85,7 +89,7 @@ class WsSettings:
             raise ConfigError("WsSettings.backoff_max must be >= backoff_initial")
         if not 0 <= self.jitter < 1:
             raise ConfigError(f"WsSettings.jitter must be in [0, 1), got {self.jitter}")
-        for name in ("healthy_after", "alert_window"):
+        for name in ("healthy_after", "alert_window", "min_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"WsSettings.{name} must be >= 0")
         for name in ("max_attempts", "staleness_blocks"):
@@ -267,7 +271,7 @@ class Heartbeat:
 
     def __init__(self, settings: WsSettings) -> None:
         self.interval = settings.real(settings.heartbeat_interval)
-        self.timeout = settings.real(settings.heartbeat_timeout)
+        self.timeout = max(settings.real(settings.heartbeat_timeout), settings.min_timeout)
         self._last_ping_due_from = 0.0
         self._ping_sent_at: float | None = None
 

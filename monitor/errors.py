@@ -9,8 +9,9 @@ MonitorError                      base; str() is always redacted (no keys, no to
 │   └── ConnectionLost            an open connection closed or broke under us
 ├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
 ├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
-├── BadResponse                   not JSON, HTML error page, JSON without id/result:
-│                                 retry a few times, then report the provider
+├── BadResponse(status)           not JSON, HTML error page, JSON without id/result:
+│                                 retry a few times, then report the provider (a 4xx
+│                                 page other than 408 is not retried: key or URL wrong)
 ├── RpcError(code, message)       the node answered with a JSON-RPC error: do not retry
 │                                 (the request itself is wrong), except rate-limit codes
 ├── NotConnected                  a WebSocket request while the socket is not up: wait for
@@ -132,4 +133,6 @@ def is_retryable(exc: BaseException) -> bool:
     """Whether a request that failed with ``exc`` may be sent again."""
     if isinstance(exc, RpcError):
         return exc.code in RATE_LIMIT_RPC_CODES
+    if isinstance(exc, BadResponse) and exc.status is not None and 400 <= exc.status < 500:
+        return exc.status == 408  # 401/403/404...: the request or the key is wrong
     return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)

@@ -108,15 +108,28 @@ class WsMetrics:
         }
 
 
+_NOT_SUMMED = frozenset({"uptime", "rtt_max_s"})
+
+
 def merge(dicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum several ``to_dict`` outputs key by key (numbers add, dicts merge, rest last)."""
+    """Combine several ``to_dict`` outputs (e.g. of sharded connections) key by key.
+
+    Counts and times add up, nested dicts merge, ``rtt_max_s`` takes the maximum and
+    ``uptime`` the minimum (the feed is as healthy as its weakest connection).
+    """
     out: dict[str, Any] = {}
     for d in dicts:
         for k, v in d.items():
-            if isinstance(v, bool) or v is None:
-                out[k] = v
+            if k in _NOT_SUMMED and isinstance(v, int | float):
+                prev = out.get(k)
+                if prev is None:
+                    out[k] = v
+                else:
+                    out[k] = max(prev, v) if k == "rtt_max_s" else min(prev, v)
+            elif isinstance(v, bool) or v is None:
+                out.setdefault(k, v)
             elif isinstance(v, int | float):
-                out[k] = out.get(k, 0) + v if k != "rtt_max_s" else max(out.get(k, 0.0), v)
+                out[k] = out.get(k, 0) + v
             elif isinstance(v, dict):
                 out[k] = merge([out.get(k, {}), v])
             else:

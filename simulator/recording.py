@@ -30,8 +30,10 @@ __all__ = [
     "RecordedBlock",
     "Recording",
     "RecordingError",
+    "iter_recording",
     "load_recording",
     "save_recording",
+    "write_recording",
 ]
 
 FORMAT_NAME = "polygon-recording"
@@ -101,27 +103,49 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def save_recording(recording: Recording, path: str | Path) -> Path:
+def save_recording(recording: Recording, path: str | Path, *, compresslevel: int = 9) -> Path:
     """Write ``recording`` to ``path`` (gzip JSON lines), deterministically (mtime 0)."""
+    return write_recording(path, recording.header(), recording.blocks,
+                           compresslevel=compresslevel)
+
+
+def write_recording(path: str | Path, header: dict[str, Any], blocks: Iterable[RecordedBlock],
+                    *, compresslevel: int = 9) -> Path:
+    """Stream ``header`` then ``blocks`` to ``path`` without holding them all in memory.
+
+    The header must already carry ``first_block``/``last_block``/``blocks`` (see
+    :meth:`Recording.header`); a count that does not match the rows written raises
+    :class:`RecordingError` and leaves no file behind. Written atomically (``.tmp`` then
+    rename), deterministically (gzip mtime 0).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        gz.write((_dumps(recording.header()) + "\n").encode())
-        for b in recording.blocks:
-            row: dict[str, Any] = {"block": b.block, "logs": b.logs}
-            if b.transactions:
-                row["transactions"] = b.transactions
-            gz.write((_dumps(row) + "\n").encode())
-    tmp.replace(path)
+    count = 0
+    try:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0,
+                                                   compresslevel=compresslevel) as gz:
+            # filename "" and mtime 0: the bytes depend on the content only, not on the path.
+            gz.write((_dumps(header) + "\n").encode())
+            for b in blocks:
+                row: dict[str, Any] = {"block": b.block, "logs": b.logs}
+                if b.transactions:
+                    row["transactions"] = b.transactions
+                gz.write((_dumps(row) + "\n").encode())
+                count += 1
+        if header.get("blocks") != count:
+            raise RecordingError(f"{path}: header promises {header.get('blocks')} blocks, "
+                                 f"{count} were written")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                yield lineno, line
+            yield from enumerate(fh, start=1)
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording") from None
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:

@@ -1,0 +1,147 @@
+"""Analysis of one stored scenario: truth + checker on its files, Parquet and summary out.
+
+A scenario directory (docs/contracts.md 'Run store') holds what the runner collected:
+``scenario.toml``, ``sim_history.jsonl``, ``monitor_history.jsonl``, ``detections.jsonl``
+and ``run.json`` (the runner's own record: status, measurement window, wallets,
+resources). :func:`analyze_scenario_dir` turns them into ``truth.parquet``,
+``detections.parquet``, ``outcomes.parquet`` and ``summary.json``. It never raises for bad
+data: a harness failure stays ``harness_error``; a checker failure or missing data makes
+the scenario ``inconclusive`` with the error, and every threshold ``passed: null``.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.checker import (
+    DETECTION_COLUMNS,
+    OUTCOME_COLUMNS,
+    CheckParams,
+    run_checker,
+)
+from experiments.scenario import ScenarioError, load_scenario
+from experiments.thresholds import evaluate_all
+from experiments.truth import TRUTH_COLUMNS, load_jsonl
+
+__all__ = [
+    "SUMMARY_KEYS",
+    "analyze_scenario_dir",
+    "empty_summary",
+    "outcomes_table",
+    "summaries_frame",
+]
+
+SUMMARY_KEYS = [
+    "scenario", "description", "mode", "speed", "seed", "wallets", "sim_duration_s",
+    "status", "error", "trades", "detected", "late", "missed", "duplicates", "phantoms",
+    "retracted", "missed_pct", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+    "latency_max_s", "latency_p95_in_fault_s", "latency_p95_outside_fault_s", "api_calls",
+    "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
+    "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
+    "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
+]
+
+RUN_FILE = "run.json"
+
+
+def empty_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """A summary with the scenario's identity and every measure null."""
+    s: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
+    for key in ("scenario", "description", "mode", "speed", "seed", "sim_duration_s",
+                "actionable_window_s"):
+        s[key] = run.get(key)
+    s["wallets"] = len(run.get("wallets") or [])
+    s["status"] = run.get("status", "inconclusive")
+    s["error"] = run.get("error")
+    s["api_calls"] = {}
+    s["faults"] = []
+    s["thresholds"] = evaluate_all(list(run.get("thresholds") or []), {})
+    return s
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False, engine="pyarrow")
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
+    """Re-run truth and checker on a stored scenario and (re)write its outputs."""
+    sdir = Path(sdir)
+    readable = True
+    try:
+        run: dict[str, Any] = json.loads((sdir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        readable = False
+        run = {"scenario": sdir.name, "status": "inconclusive",
+               "error": f"{sdir / RUN_FILE}: cannot read the runner's record ({exc})"}
+    summary = empty_summary(run)
+    frames: dict[str, pd.DataFrame] = {
+        "truth": _empty(TRUTH_COLUMNS), "detections": _empty(DETECTION_COLUMNS),
+        "outcomes": _empty(OUTCOME_COLUMNS)}
+    if run.get("status") == "harness_error":
+        summary["status"] = "harness_error"
+    elif readable:
+        try:
+            scenario = load_scenario(sdir / "scenario.toml")
+            thresholds = list(scenario.thresholds)
+            params = CheckParams(
+                speed=float(run["speed"]),
+                window_start_ns=int(run["window_start_ns"]),
+                window_end_ns=int(run["window_end_ns"]),
+                actionable_window_s=scenario.actionable_window_s,
+                wallets=tuple(run["wallets"]),
+                mode=scenario.mode,
+            )
+            sim_rows = load_jsonl(sdir / "sim_history.jsonl")
+            monitor_rows = load_jsonl(sdir / "monitor_history.jsonl")
+            det_path = sdir / "detections.jsonl"
+            det_rows = load_jsonl(det_path) if det_path.exists() else []
+            truth, detections, outcomes, measures = run_checker(
+                sim_rows, monitor_rows, det_rows, params, thresholds=thresholds,
+                resources=run.get("resources"))
+            frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
+            summary.update(measures)
+            summary["status"] = "ok"
+            summary["error"] = None
+        except (ScenarioError, OSError, KeyError, ValueError, TypeError, ArithmeticError,
+                AttributeError, IndexError) as exc:
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            summary = empty_summary({**run, "status": "inconclusive",
+                                     "error": f"analysis failed: {detail}"})
+    for name, frame in frames.items():
+        _write_frame(frame, sdir / f"{name}.parquet")
+    (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                       encoding="utf-8")
+    return summary
+
+
+def summaries_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """The run's scenario summaries as one table (one row per scenario)."""
+    rows = []
+    for s in summaries:
+        row = {k: v for k, v in s.items() if k not in ("api_calls", "faults", "thresholds")}
+        verdicts = [t.get("passed") for t in s.get("thresholds") or []]
+        row["thresholds_passed"] = sum(1 for v in verdicts if v is True)
+        row["thresholds_failed"] = sum(1 for v in verdicts if v is False)
+        row["thresholds_unknown"] = sum(1 for v in verdicts if v is None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def outcomes_table(run_dir: str | Path) -> pd.DataFrame:
+    """Every scenario's outcomes of a stored run, with a ``scenario`` column."""
+    parts = []
+    for path in sorted(Path(run_dir).glob("*/outcomes.parquet")):
+        frame = pd.read_parquet(path)
+        frame.insert(0, "scenario", path.parent.name)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else _empty(["scenario",
+                                                                      *OUTCOME_COLUMNS])

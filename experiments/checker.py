@@ -1,0 +1,420 @@
+"""The checker: one outcome per trade, and the measures of DESIGN.md, from the histories.
+
+Pure functions of rows and DataFrames (no I/O). Outcomes, for every trade id in the truth
+window or delivered to the sink:
+
+==========  ==========================================================================
+detected    canonical, delivered once (standing), latency <= actionable window
+late        canonical, delivered once (standing), latency > actionable window
+missed      canonical, never delivered by the end (or delivered and then retracted for
+            good: the bot was told it did not happen)
+duplicate   canonical, delivered more than once without a retraction in between
+phantom     delivered, not canonical (orphaned, unknown, or not a watched wallet's),
+            never retracted
+retracted   delivered, not canonical, retracted (correct behaviour on a reorg)
+==========  ==========================================================================
+
+Orphaned trades that were never delivered are correct and get no row. Latency is in
+simulated seconds: ``(t_delivered - t_visible) * speed / 1e9``, measured from the first
+delivery of the standing sequence to the first time a block holding the trade was
+published. A trade is *in a fault* when it became visible between a ``fault_start`` and
+its ``fault_stop`` plus the actionable window (the recovery tail; instantaneous faults
+such as ``ws_drop`` are thus covered by the window after them).
+
+Anything missing or malformed raises :class:`CheckerError`; the caller turns it into an
+INCONCLUSIVE scenario, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from experiments.thresholds import evaluate_all
+from experiments.truth import TruthError, build_truth, sim_start
+
+__all__ = [
+    "OUTCOMES",
+    "OUTCOME_COLUMNS",
+    "CheckParams",
+    "CheckerError",
+    "FaultWindow",
+    "classify",
+    "detections_frame",
+    "fault_windows",
+    "monitor_metrics",
+    "run_checker",
+]
+
+OUTCOMES = ("detected", "late", "missed", "duplicate", "phantom", "retracted")
+OUTCOME_COLUMNS = ["trade_id", "wallet", "block_number", "visible_t_ns", "delivered_t_ns",
+                   "latency_s", "outcome", "deliveries", "source", "in_fault", "fault"]
+DETECTION_COLUMNS = ["t_ns", "kind", "source", "trade_id", "wallet", "block_number",
+                     "block_hash"]
+_NS = 1_000_000_000
+
+
+class CheckerError(ValueError):
+    """The data cannot be checked; the scenario is INCONCLUSIVE."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckParams:
+    """What the checker needs to know about the run besides the rows."""
+
+    speed: float
+    window_start_ns: int
+    window_end_ns: int
+    actionable_window_s: float = 5.0
+    wallets: tuple[str, ...] = ()
+    mode: str = "websocket"
+
+    def sim_s(self, dt_ns: float) -> float:
+        return dt_ns * self.speed / _NS
+
+    @property
+    def sim_hours(self) -> float:
+        return self.sim_s(self.window_end_ns - self.window_start_ns) / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    name: str
+    start_ns: int
+    stop_ns: int
+
+
+def fault_windows(sim_rows: Iterable[Mapping[str, Any]], end_ns: int) -> list[FaultWindow]:
+    """``fault_start``/``fault_stop`` pairs by ``fault_id``; an unstopped fault runs to the end."""
+    open_: dict[str, tuple[str, int]] = {}
+    windows: list[FaultWindow] = []
+    for row in sim_rows:
+        ev = row.get("event")
+        if ev not in ("fault_start", "fault_stop"):
+            continue
+        fid = str(row.get("fault_id"))
+        if ev == "fault_start":
+            open_[fid] = (str(row.get("name")), int(row["t_ns"]))
+        elif fid in open_:
+            name, start = open_.pop(fid)
+            windows.append(FaultWindow(name, start, max(start, int(row["t_ns"]))))
+    for name, start in open_.values():
+        windows.append(FaultWindow(name, start, max(start, end_ns)))
+    return sorted(windows, key=lambda w: (w.start_ns, w.name))
+
+
+def detections_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The sink's rows (docs/contracts.md 'Detections file') as one flat table."""
+    records = []
+    for i, row in enumerate(rows):
+        kind = row.get("kind")
+        try:
+            t_ns = int(row["t_ns"])
+            if kind == "trade":
+                trade = row["trade"]
+                records.append((t_ns, "trade", row.get("source"), str(trade["id"]).lower(),
+                                str(trade.get("wallet", "")).lower() or None,
+                                trade.get("block_number"), trade.get("block_hash")))
+            elif kind == "retraction":
+                records.append((t_ns, "retraction", None, str(row["trade_id"]).lower(), None,
+                                None, row.get("block_hash")))
+            else:
+                raise CheckerError(f"detections row {i + 1}: unknown kind {kind!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CheckerError):
+                raise
+            raise CheckerError(f"detections row {i + 1}: malformed ({exc!r})") from None
+    frame = pd.DataFrame.from_records(records, columns=DETECTION_COLUMNS)
+    return frame.astype({"t_ns": "int64", "kind": "string", "source": "string",
+                         "trade_id": "string", "wallet": "string", "block_number": "Int64",
+                         "block_hash": "string"})
+
+
+def _fault_of(t_ns: int, windows: list[FaultWindow], tail_ns: int) -> str | None:
+    for w in windows:
+        if w.start_ns <= t_ns <= w.stop_ns + tail_ns:
+            return w.name
+    return None
+
+
+def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultWindow],
+             params: CheckParams) -> pd.DataFrame:
+    """One row per trade id (``OUTCOME_COLUMNS``)."""
+    for col in ("trade_id", "visible_t_ns", "canonical", "in_window"):
+        if col not in truth.columns:
+            raise CheckerError(f"truth has no column {col!r}")
+    for col in ("t_ns", "kind", "trade_id"):
+        if col not in detections.columns:
+            raise CheckerError(f"detections have no column {col!r}")
+    tail_ns = int(params.actionable_window_s * _NS / params.speed)
+    by_id = {str(r.trade_id): r for r in truth.itertuples(index=False)}
+    events: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
+    det = detections.sort_values("t_ns", kind="stable")
+    for r in det.itertuples(index=False):
+        src = None if pd.isna(r.source) else str(r.source)
+        wallet = None if pd.isna(r.wallet) else str(r.wallet)
+        events.setdefault(str(r.trade_id), []).append((int(r.t_ns), str(r.kind), src, wallet))
+
+    ids = [t for t, r in by_id.items() if r.in_window and r.canonical]
+    seen = set(ids)
+    ids += [t for t in events if t not in seen]
+    records = []
+    for tid in dict.fromkeys(ids):
+        t = by_id.get(tid)
+        if t is not None and not t.in_window:
+            continue  # visible before the monitor was up or after the measured span
+        evs = events.get(tid, [])
+        deliveries = sum(1 for e in evs if e[1] == "trade")
+        duplicate = False
+        standing: int | None = None   # t_ns of the first delivery of the standing sequence
+        source: str | None = None
+        wallet = str(t.wallet) if t is not None else None
+        for t_ns, kind, src, w in evs:
+            if kind == "trade":
+                if standing is not None:
+                    duplicate = True
+                else:
+                    standing, source = t_ns, src
+                wallet = wallet or w
+            else:
+                standing = None
+        canonical = t is not None and bool(t.canonical)
+        visible = int(t.visible_t_ns) if t is not None else None
+        delivered_t = standing
+        if delivered_t is None and evs and any(e[1] == "trade" for e in evs):
+            delivered_t = next(e[0] for e in evs if e[1] == "trade")
+        latency = None
+        if canonical and standing is not None and visible is not None:
+            latency = max(0.0, params.sim_s(standing - visible))
+        if canonical:
+            if standing is None:
+                outcome = "missed"
+            elif duplicate:
+                outcome = "duplicate"
+            elif latency is not None and latency > params.actionable_window_s:
+                outcome = "late"
+            else:
+                outcome = "detected"
+        else:
+            outcome = "phantom" if standing is not None else "retracted"
+        fault = _fault_of(visible, windows, tail_ns) if visible is not None else None
+        records.append((tid, wallet, int(t.block_number) if t is not None else None, visible,
+                        delivered_t, latency, outcome, deliveries, source, fault is not None,
+                        fault))
+    frame = pd.DataFrame.from_records(records, columns=OUTCOME_COLUMNS)
+    return frame.astype({"trade_id": "string", "wallet": "string", "block_number": "Int64",
+                         "visible_t_ns": "Int64", "delivered_t_ns": "Int64",
+                         "latency_s": "Float64", "outcome": "string", "deliveries": "int64",
+                         "source": "string", "in_fault": "bool", "fault": "string"})
+
+
+# -- monitor measures ----------------------------------------------------------------------
+
+def _share(changes: list[tuple[int, bool]], start: int, end: int) -> float:
+    """Time-weighted share of [start, end] during which the step function is True."""
+    if end <= start:
+        return 0.0
+    changes = sorted(changes, key=lambda c: c[0])
+    state = False
+    for t, v in changes:
+        if t <= start:
+            state = v
+    on, last = 0, start
+    for t, v in changes:
+        if t <= start:
+            continue
+        if t >= end:
+            break
+        if state:
+            on += t - last
+        state, last = v, t
+    if state:
+        on += end - last
+    return on / (end - start)
+
+
+def _feed_changes(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]] | None:
+    feed = [(int(r["t_ns"]), bool(r["healthy"])) for r in rows if r.get("event") == "feed"]
+    if feed:
+        return feed
+    states = [r for r in rows if r.get("event") == "state"]
+    if not states:
+        return None
+    current: dict[str, bool] = {}
+    out = []
+    for r in states:
+        current[str(r.get("conn"))] = str(r.get("to", "")).upper() == "CONNECTED"
+        out.append((int(r["t_ns"]), any(current.values())))
+    return out
+
+
+def _coverage_changes(rows: Sequence[Mapping[str, Any]], mode: str) -> list[tuple[int, bool]]:
+    feed = False
+    fallback = mode == "polling"
+    explorer_ok: bool | None = None
+    feed_rows = any(r.get("event") == "feed" for r in rows)
+    conn_state: dict[str, bool] = {}
+    out = []
+    for r in sorted(rows, key=lambda r: int(r["t_ns"])):
+        ev = r.get("event")
+        if ev == "feed":
+            feed = bool(r.get("healthy"))
+        elif ev == "state" and not feed_rows:
+            conn_state[str(r.get("conn"))] = str(r.get("to", "")).upper() == "CONNECTED"
+            feed = any(conn_state.values())
+        elif ev == "fallback" and mode != "polling":
+            fallback = bool(r.get("active"))
+        elif ev == "api_call" and r.get("kind") == "explorer":
+            explorer_ok = bool(r.get("ok"))
+        else:
+            continue
+        out.append((int(r["t_ns"]), feed or (fallback and explorer_ok is True)))
+    return out
+
+
+def _fallback_changes(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]]:
+    return [(int(r["t_ns"]), bool(r.get("active"))) for r in rows
+            if r.get("event") == "fallback"]
+
+
+def _bytes_received(metrics: Any) -> int | None:
+    """The sum of every ``bytes_received`` counter in the (nested) metrics of the stop row."""
+    found: list[int] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if (key == "bytes_received" and isinstance(value, (int, float))
+                        and not isinstance(value, bool)):
+                    found.append(int(value))
+                else:
+                    walk(value)
+
+    walk(metrics)
+    return sum(found) if found else None
+
+
+def monitor_metrics(monitor_rows: Sequence[Mapping[str, Any]], params: CheckParams,
+                    resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """API calls, uptime, coverage, reconnects, fallback time and resources."""
+    if not monitor_rows:
+        raise CheckerError("monitor history is empty")
+    start, end = params.window_start_ns, params.window_end_ns
+    hours = params.sim_hours
+    calls: dict[str, int] = {}
+    for r in monitor_rows:
+        if r.get("event") == "api_call" and start <= int(r["t_ns"]) <= end:
+            kind = str(r.get("kind"))
+            calls[kind] = calls.get(kind, 0) + 1
+    total = sum(calls.values())
+    per_hour = total / hours if hours > 0 else None
+    n_wallets = max(1, len(params.wallets))
+    if params.mode == "polling":
+        uptime: float | None = 0.0
+    else:
+        feed = _feed_changes(monitor_rows)
+        uptime = _share(feed, start, end) if feed is not None else None
+    coverage = _share(_coverage_changes(monitor_rows, params.mode), start, end)
+    fb = _fallback_changes(monitor_rows)
+    fallback_s = params.sim_s(_share(fb, start, end) * (end - start)) if fb else 0.0
+    reconnects = sum(1 for r in monitor_rows if r.get("event") == "state"
+                     and str(r.get("to", "")).upper() == "RECONNECTING"
+                     and start <= int(r["t_ns"]) <= end)
+    stop = next((r for r in reversed(monitor_rows) if r.get("event") == "stop"), None)
+    first = next((r for r in monitor_rows if r.get("event") == "start"), monitor_rows[0])
+    res = dict(resources or {})
+    cpu_s = stop.get("cpu_s") if stop else None
+    if not isinstance(cpu_s, (int, float)):
+        cpu_s = res.get("cpu_s")
+    rss = stop.get("rss_peak_bytes") if stop else None
+    if not isinstance(rss, (int, float)):
+        rss = res.get("rss_peak_bytes")
+    life_end = int(stop["t_ns"]) if stop else int(monitor_rows[-1]["t_ns"])
+    life_hours = params.sim_s(life_end - int(first["t_ns"])) / 3600.0
+    cpu_per_hour = (float(cpu_s) / life_hours
+                    if isinstance(cpu_s, (int, float)) and life_hours > 0 else None)
+    return {
+        "api_calls": dict(sorted(calls.items())),
+        "api_calls_per_hour": per_hour,
+        "explorer_calls_per_hour": calls.get("explorer", 0) / hours if hours > 0 else None,
+        "api_calls_per_hour_per_wallet": per_hour / n_wallets if per_hour is not None else None,
+        "uptime": uptime,
+        "coverage": coverage,
+        "reconnects": reconnects,
+        "fallback_s": fallback_s,
+        "cpu_s": float(cpu_s) if isinstance(cpu_s, (int, float)) else None,
+        "cpu_s_per_hour": cpu_per_hour,
+        "rss_peak_bytes": int(rss) if isinstance(rss, (int, float)) else None,
+        "bytes_received": _bytes_received(stop.get("metrics") if stop else None),
+    }
+
+
+def _q(values: pd.Series, q: float) -> float | None:
+    vals = values.dropna().astype(float)
+    if vals.empty:
+        return None
+    return float(vals.quantile(q))
+
+
+def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
+    counts = outcomes["outcome"].value_counts()
+    canonical = outcomes[outcomes["outcome"].isin(["detected", "late", "missed", "duplicate"])]
+    trades = len(canonical)
+    lat = canonical["latency_s"]
+    in_f = canonical[canonical["in_fault"]]["latency_s"]
+    out_f = canonical[~canonical["in_fault"]]["latency_s"]
+    missed = int(counts.get("missed", 0))
+    return {
+        "trades": trades,
+        "detected": int(counts.get("detected", 0)),
+        "late": int(counts.get("late", 0)),
+        "missed": missed,
+        "duplicates": int(counts.get("duplicate", 0)),
+        "phantoms": int(counts.get("phantom", 0)),
+        "retracted": int(counts.get("retracted", 0)),
+        "missed_pct": 100.0 * missed / trades if trades else 0.0,
+        "latency_p50_s": _q(lat, 0.50),
+        "latency_p95_s": _q(lat, 0.95),
+        "latency_p99_s": _q(lat, 0.99),
+        "latency_max_s": _q(lat, 1.0),
+        "latency_p95_in_fault_s": _q(in_f, 0.95),
+        "latency_p95_outside_fault_s": _q(out_f, 0.95),
+    }
+
+
+def run_checker(sim_rows: list[dict[str, Any]], monitor_rows: list[dict[str, Any]],
+                detection_rows: list[dict[str, Any]], params: CheckParams, *,
+                thresholds: Iterable[str] = (),
+                resources: Mapping[str, Any] | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Truth, detections, outcomes and the measures (a partial scenario summary).
+
+    Raises :class:`CheckerError` when the data cannot support a verdict.
+    """
+    try:
+        start = sim_start(sim_rows)
+        truth = build_truth(sim_rows, params.wallets,
+                            window=(params.window_start_ns, params.window_end_ns))
+    except TruthError as exc:
+        raise CheckerError(str(exc)) from None
+    if not math.isclose(float(start.get("speed", params.speed)), params.speed):
+        raise CheckerError(f"simulator ran at speed {start.get('speed')}, "
+                           f"scenario says {params.speed}")
+    if not any(r.get("event") == "start" for r in monitor_rows):
+        raise CheckerError("monitor history has no 'start' row")
+    detections = detections_frame(detection_rows)
+    windows = fault_windows(sim_rows, max(params.window_end_ns,
+                                          max((int(r["t_ns"]) for r in sim_rows), default=0)))
+    outcomes = classify(truth, detections, windows, params)
+    summary: dict[str, Any] = {}
+    summary.update(outcome_counts(outcomes))
+    summary.update(monitor_metrics(monitor_rows, params, resources))
+    t0 = params.window_start_ns
+    summary["faults"] = [{"name": w.name, "start_s": params.sim_s(w.start_ns - t0),
+                          "stop_s": params.sim_s(w.stop_ns - t0)} for w in windows]
+    summary["thresholds"] = evaluate_all(list(thresholds), summary)
+    return truth, detections, outcomes, summary

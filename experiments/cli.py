@@ -1,0 +1,160 @@
+"""``python -m experiments``: run, analyze, validate and list scenarios.
+
+    python -m experiments run [SCENARIO ...] [--quick] [--jobs N] [--out results/]
+    python -m experiments analyze RUN
+    python -m experiments validate [SCENARIO ...]
+    python -m experiments list
+
+A scenario is a name from ``experiments/scenarios`` or a path; none = the default matrix.
+User mistakes print one ``error: ...`` line and exit 2. ``run`` exits 0 when every scenario
+was measured (status ok), 1 when some scenario is a harness error or inconclusive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from experiments.scenario import Scenario
+
+__all__ = ["CliError", "main"]
+
+
+class CliError(Exception):
+    """A user mistake: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m experiments",
+                     description="Run the monitor against the simulator under scenarios.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    run.add_argument("--quick", action="store_true",
+                     help="shrink every scenario (fewer simulated seconds, higher speed)")
+    run.add_argument("--jobs", type=_jobs, default=1, help="scenarios run in parallel")
+    run.add_argument("--out", default="results", help="run store directory (results/)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local")
+    run.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    ana = sub.add_parser("analyze", help="re-run truth and checker on a stored run")
+    ana.add_argument("run", metavar="RUN")
+    val = sub.add_parser("validate", help="validate scenario files")
+    val.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    sub.add_parser("list", help="list the default matrix")
+    return parser
+
+
+def _load(names: Sequence[str]) -> list[Scenario]:
+    from experiments.scenario import list_default_scenarios, load_scenario, resolve_scenario
+
+    paths = [resolve_scenario(n) for n in names] if names else list_default_scenarios()
+    if not paths:
+        raise CliError("no scenarios found")
+    return [load_scenario(p) for p in paths]
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from experiments.matrix import run_matrix, summary_table
+
+    scenarios = _load(args.scenarios)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: not a directory")
+    result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
+                                                    *sys.argv[1:]],
+                        quick=args.quick, jobs=args.jobs, executor=args.executor,
+                        console=console, progress=not args.no_progress)
+    console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
+    console.print(f"run directory: {result.run_dir}")
+    bad = [s["scenario"] for s in result.summaries if s.get("status") != "ok"]
+    if bad:
+        console.print(f"[yellow]not measured (harness error or inconclusive): "
+                      f"{', '.join(bad)}[/]")
+        return 1
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    from experiments.analysis import analyze_scenario_dir
+    from experiments.matrix import summary_table
+    from experiments.store import load_run_summary, resolve_run, write_run_summary
+
+    run_dir = resolve_run(args.run)
+    try:
+        order = [s["scenario"] for s in load_run_summary(run_dir)["scenarios"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        order = []
+    dirs = {p.parent.name: p.parent for p in run_dir.glob("*/run.json")}
+    names = [n for n in order if n in dirs] + sorted(set(dirs) - set(order))
+    if not names:
+        raise CliError(f"{args.run}: no scenarios stored in this run")
+    summaries = [analyze_scenario_dir(dirs[n]) for n in names]
+    write_run_summary(run_dir, summaries)
+    console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
+    console.print(f"run directory: {run_dir}")
+    return 0 if all(s.get("status") == "ok" for s in summaries) else 1
+
+
+def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    scenarios = _load(args.scenarios)
+    for s in scenarios:
+        console.print(f"ok  {s.name}")
+    return 0
+
+
+def _cmd_list(console: Console) -> int:
+    from experiments.scenario import list_default_scenarios, load_scenario
+
+    for path in list_default_scenarios():
+        s = load_scenario(path)
+        console.print(f"{s.name:<24} {s.mode:<9} {s.sim_duration_s:>6.0f} sim s  "
+                      f"x{s.speed:<5g} {s.description}", highlight=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from experiments.matrix import MatrixError
+    from experiments.scenario import ScenarioError
+    from experiments.store import StoreError
+
+    args = build_parser().parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    try:
+        if args.command == "run":
+            return _cmd_run(args, console)
+        if args.command == "analyze":
+            return _cmd_analyze(args, console)
+        if args.command == "validate":
+            return _cmd_validate(args, console)
+        return _cmd_list(console)
+    except (CliError, ScenarioError, StoreError, MatrixError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

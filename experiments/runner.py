@@ -1,0 +1,440 @@
+"""Run one scenario: the simulator and the monitor as separate processes, then the checker.
+
+Timeline of one run (real time; ``speed`` compresses the simulated one)::
+
+    synth/load recording, pick wallets, write configs
+    simulator serve --port 0        -> READY {"ws": ..., "http": ..., "explorer": ...}
+    monitor run --ws-url ...        -> READY            window_start = now
+    ... sim_duration_s / speed ...                      window_end
+    ... grace_s / speed ...         (late deliveries still count, as late)
+    SIGINT monitor (SIGTERM, SIGKILL after timeouts), then the simulator
+    run.json + analysis (truth, checker, Parquet, summary.json)
+
+Only trades whose block became visible inside [window_start, window_end] are judged: the
+ones before the monitor was up, or after the measured span, are nobody's fault.
+
+A harness failure (a process that does not start, dies, never prints READY, or must be
+killed) gives status ``harness_error`` with the stderr tail, never results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import tomli_w
+
+from experiments.analysis import RUN_FILE, analyze_scenario_dir
+from experiments.scenario import Scenario
+
+__all__ = [
+    "HarnessError",
+    "Progress",
+    "RunnerOptions",
+    "pick_wallets",
+    "run_scenario",
+    "run_scenario_sync",
+]
+
+_NS = 1_000_000_000
+API_KEY = "experiments-key"
+_OK_EXIT = {0, 130, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM}
+
+
+class HarnessError(RuntimeError):
+    """The harness itself failed (not the monitor's measured behaviour)."""
+
+
+@dataclass(slots=True)
+class Progress:
+    """What the progress bar shows for one scenario."""
+
+    scenario: str
+    phase: str = "preparing"
+    sim_s: float = 0.0
+    sim_total_s: float = 0.0
+    trades_seen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    cache_dir: Path
+    ready_timeout_s: float = 60.0
+    stop_timeout_s: float = 15.0
+    sample_interval_s: float = 0.25
+    on_progress: Callable[[Progress], None] | None = field(default=None)
+
+
+# -- recording and wallets -----------------------------------------------------------------
+
+def _synth(profile: str, seed: int, blocks: int, cache_dir: Path) -> Path:
+    """``python -m simulator synth`` into the cache (once per profile, seed and blocks)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{profile}-s{seed}-b{blocks}.jsonl.gz"
+    if path.exists():
+        return path
+    tmp = cache_dir / f".{profile}-{os.getpid()}-{time.monotonic_ns()}.jsonl.gz"
+    res = subprocess.run(
+        [sys.executable, "-m", "simulator", "synth", "--profile", profile, "--seed", str(seed),
+         "--blocks", str(blocks), "--out", str(tmp)],
+        capture_output=True, text=True, timeout=600, check=False)
+    if res.returncode != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-10:])
+        raise HarnessError(f"simulator synth --profile {profile} failed "
+                           f"(exit {res.returncode}): {tail}")
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_recording(scenario: Scenario, cache_dir: Path) -> Path:
+    """The recording file the simulator will replay (synthesised once into the cache)."""
+    if scenario.profile is not None:
+        return _synth(scenario.profile, scenario.seed, scenario.synth_blocks(), cache_dir)
+    assert scenario.recording is not None
+    if scenario.recording == "default":
+        from simulator import synth
+
+        path = Path(synth.default_recording_path())
+        if path.exists():
+            return path
+        return _synth(getattr(synth, "DEFAULT_PROFILE", "default"),
+                      int(getattr(synth, "DEFAULT_SEED", 1)),
+                      int(getattr(synth, "DEFAULT_BLOCKS", 1000)), cache_dir)
+    path = Path(scenario.recording)
+    if not path.exists():
+        raise HarnessError(f"recording {scenario.recording}: no such file")
+    return path
+
+
+def trades_by_wallet(recording: Path) -> dict[str, int]:
+    """OrderFilled logs per maker wallet in a recording (default exchanges only)."""
+    from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
+    from simulator.recording import load_recording
+
+    counts: dict[str, int] = {}
+    for block in load_recording(recording).blocks:
+        for log in block.logs:
+            topics = log.get("topics") or []
+            if (len(topics) == 4 and str(topics[0]).lower() in ORDER_FILLED_TOPICS
+                    and str(log.get("address", "")).lower() in DEFAULT_EXCHANGES):
+                wallet = "0x" + str(topics[2])[-40:].lower()
+                counts[wallet] = counts.get(wallet, 0) + 1
+    return counts
+
+
+def pick_wallets(counts: dict[str, int], count: int, pick: str) -> list[str]:
+    """``count`` wallets from per-wallet trade counts, deterministically.
+
+    ``active``: the most active first (ties by address). ``mix``: half of them the most
+    active, the rest the rarest wallets that traded at least once.
+    """
+    ranked = sorted(((n, w.lower()) for w, n in counts.items() if n > 0),
+                    key=lambda x: (-x[0], x[1]))
+    if len(ranked) < count:
+        raise HarnessError(f"wallets.count = {count} but the recording has only "
+                           f"{len(ranked)} wallets with trades")
+    if pick == "active":
+        return [w for _, w in ranked[:count]]
+    n_active = (count + 1) // 2
+    chosen = [w for _, w in ranked[:n_active]]
+    rare = sorted(ranked[n_active:], key=lambda x: (x[0], x[1]))
+    chosen += [w for _, w in rare[:count - n_active]]
+    return chosen
+
+
+def choose_wallets(scenario: Scenario, recording: Path) -> list[str]:
+    if scenario.wallets.list is not None:
+        return list(scenario.wallets.list)
+    assert scenario.wallets.count is not None
+    counts = trades_by_wallet(recording)
+    return pick_wallets(counts, scenario.wallets.count, scenario.wallets.pick)
+
+
+# -- processes -----------------------------------------------------------------------------
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@dataclass(slots=True)
+class _Proc:
+    name: str
+    proc: asyncio.subprocess.Process
+    stderr_path: Path
+    stdout_path: Path
+    drain: asyncio.Task[None] | None = None
+
+    def describe_failure(self, what: str) -> str:
+        tail = _tail(self.stderr_path) or _tail(self.stdout_path)
+        return f"{self.name} {what}" + (f"; stderr tail:\n{tail}" if tail else "")
+
+
+async def _spawn(name: str, argv: list[str], sdir: Path) -> _Proc:
+    stderr_path = sdir / f"{name}_stderr.log"
+    stdout_path = sdir / f"{name}_stdout.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(stderr_path, "wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=err, env=env, start_new_session=True)
+    return _Proc(name, proc, stderr_path, stdout_path)
+
+
+async def _wait_ready(p: _Proc, timeout_s: float) -> str:
+    """Read stdout until a line starting with READY; then keep draining it to a file."""
+    assert p.proc.stdout is not None
+    out = open(p.stdout_path, "ab")  # noqa: SIM115 - closed by the drain task
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HarnessError(p.describe_failure(f"printed no READY line within "
+                                                      f"{timeout_s:.0f} s"))
+            try:
+                line = await asyncio.wait_for(p.proc.stdout.readline(), remaining)
+            except TimeoutError:
+                continue
+            if not line:
+                await p.proc.wait()
+                out.close()
+                raise HarnessError(p.describe_failure(
+                    f"exited with code {p.proc.returncode} before READY"))
+            out.write(line)
+            text = line.decode("utf-8", errors="replace").strip()
+            if text.startswith("READY"):
+                break
+    except BaseException:
+        if not out.closed:
+            out.close()
+        raise
+
+    async def drain() -> None:
+        assert p.proc.stdout is not None
+        try:
+            while chunk := await p.proc.stdout.read(65536):
+                out.write(chunk)
+        finally:
+            out.close()
+
+    p.drain = asyncio.create_task(drain())
+    return text
+
+
+async def _stop(p: _Proc, timeout_s: float) -> str:
+    """SIGINT, then SIGTERM, then SIGKILL; returns how it ended (clean/terminated/killed)."""
+    how = "clean"
+    if p.proc.returncode is None:
+        for sig, label, wait in ((signal.SIGINT, "clean", timeout_s),
+                                 (signal.SIGTERM, "terminated", 5.0),
+                                 (signal.SIGKILL, "killed", 10.0)):
+            how = label
+            with contextlib.suppress(ProcessLookupError):
+                p.proc.send_signal(sig)
+            try:
+                await asyncio.wait_for(p.proc.wait(), wait)
+                break
+            except TimeoutError:
+                continue
+    if p.drain is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(p.drain, 5.0)
+    return how
+
+
+class _Sampler:
+    """psutil samples of one process: CPU seconds and peak RSS."""
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self._p: psutil.Process | None = psutil.Process(pid)
+        except psutil.Error:
+            self._p = None
+        self.cpu_s: float | None = None
+        self.rss_peak: int | None = None
+
+    def sample(self) -> None:
+        if self._p is None:
+            return
+        try:
+            with self._p.oneshot():
+                t = self._p.cpu_times()
+                rss = self._p.memory_info().rss
+        except psutil.Error:
+            return
+        self.cpu_s = t.user + t.system
+        self.rss_peak = max(self.rss_peak or 0, rss)
+
+
+class _LineCounter:
+    """Counts trade rows of a growing detections file without re-reading it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.trades, self._rest = path, 0, 0, b""
+
+    def poll(self) -> int:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return self.trades
+        self.offset += len(data)
+        data = self._rest + data
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        self.trades += sum(1 for ln in lines if b'"kind":"trade"' in ln.replace(b" ", b""))
+        return self.trades
+
+
+# -- one scenario --------------------------------------------------------------------------
+
+def _write_toml(path: Path, doc: dict[str, Any]) -> None:
+    path.write_bytes(tomli_w.dumps(doc).encode("utf-8"))
+
+
+def _base_run(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name, "description": scenario.description,
+        "mode": scenario.mode, "speed": scenario.speed, "seed": scenario.seed,
+        "sim_duration_s": scenario.sim_duration_s, "grace_s": scenario.grace_s,
+        "actionable_window_s": scenario.actionable_window_s,
+        "thresholds": list(scenario.thresholds), "wallets": [], "status": "running",
+        "error": None,
+    }
+
+
+async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
+                       ) -> dict[str, Any]:
+    """Run ``scenario`` into ``sdir`` and return its summary (never raises for harness
+    failures: they come back as ``status: harness_error``)."""
+    sdir.mkdir(parents=True, exist_ok=True)
+    _write_toml(sdir / "scenario.toml", scenario.to_toml_dict())
+    run = _base_run(scenario)
+    progress = Progress(scenario.name, sim_total_s=scenario.sim_duration_s)
+    notify = options.on_progress or (lambda _p: None)
+    procs: list[_Proc] = []
+    try:
+        notify(progress)
+        recording = await asyncio.to_thread(resolve_recording, scenario, options.cache_dir)
+        wallets = await asyncio.to_thread(choose_wallets, scenario, recording)
+        run.update(recording=str(recording), wallets=wallets)
+        _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
+        settings = scenario.monitor.settings()
+        settings.pop("mode", None)
+        settings["actionable_window"] = scenario.actionable_window_s
+        _write_toml(sdir / "monitor_config.toml", settings)
+        for name in ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl"):
+            (sdir / name).unlink(missing_ok=True)
+
+        progress.phase = "starting simulator"
+        notify(progress)
+        sim = await _spawn("simulator", [
+            sys.executable, "-m", "simulator", "serve", "--recording", str(recording),
+            "--speed", repr(scenario.speed), "--host", "127.0.0.1", "--port", "0",
+            "--history", str(sdir / "sim_history.jsonl"),
+            "--config", str(sdir / "sim_config.toml")], sdir)
+        procs.append(sim)
+        ready = await _wait_ready(sim, options.ready_timeout_s)
+        try:
+            urls = json.loads(ready.removeprefix("READY").strip())
+            ws_url, http_url, explorer_url = urls["ws"], urls["http"], urls["explorer"]
+        except (ValueError, KeyError, TypeError):
+            raise HarnessError(f"simulator READY line is not the contract's JSON: "
+                               f"{ready[:200]!r}") from None
+        run["urls"] = {"ws": ws_url, "http": http_url, "explorer": explorer_url}
+
+        progress.phase = "starting monitor"
+        notify(progress)
+        argv = [sys.executable, "-m", "monitor", "run", "--mode", scenario.mode,
+                "--ws-url", ws_url, "--rpc-url", http_url, "--explorer-url", explorer_url,
+                "--api-key", API_KEY, "--db", str(sdir / "monitor_state.sqlite"),
+                "--detections", str(sdir / "detections.jsonl"),
+                "--history", str(sdir / "monitor_history.jsonl"),
+                "--speed", repr(scenario.speed), "--config", str(sdir / "monitor_config.toml")]
+        for w in wallets:
+            argv += ["--wallet", w]
+        (sdir / "monitor_state.sqlite").unlink(missing_ok=True)
+        mon = await _spawn("monitor", argv, sdir)
+        procs.append(mon)
+        await _wait_ready(mon, options.ready_timeout_s)
+
+        start_ns = time.monotonic_ns()
+        end_ns = start_ns + int(scenario.sim_duration_s * _NS / scenario.speed)
+        stop_at_ns = end_ns + int(scenario.grace_s * _NS / scenario.speed)
+        run.update(window_start_ns=start_ns, window_end_ns=end_ns)
+        sampler = _Sampler(mon.proc.pid)
+        counter = _LineCounter(sdir / "detections.jsonl")
+        progress.phase = "running"
+        while (now := time.monotonic_ns()) < stop_at_ns:
+            for p in procs:
+                if p.proc.returncode is not None:
+                    raise HarnessError(p.describe_failure(
+                        f"died during the run with exit code {p.proc.returncode}"))
+            sampler.sample()
+            progress.sim_s = min(scenario.sim_duration_s,
+                                 (now - start_ns) * scenario.speed / _NS)
+            progress.phase = "running" if now < end_ns else "grace"
+            progress.trades_seen = counter.poll()
+            notify(progress)
+            wait = min(options.sample_interval_s, (stop_at_ns - now) / _NS)
+            await asyncio.sleep(max(wait, 0.0))  # pacing the sampler, not synchronisation
+
+        progress.phase = "stopping"
+        notify(progress)
+        sampler.sample()
+        run["resources"] = {"cpu_s": sampler.cpu_s, "rss_peak_bytes": sampler.rss_peak,
+                            "source": "psutil"}
+        stopped = {}
+        for p in (mon, sim):
+            stopped[p.name] = await _stop(p, options.stop_timeout_s)
+        procs.clear()
+        run["stopped"] = stopped
+        run["exit_codes"] = {mon.name: mon.proc.returncode, sim.name: sim.proc.returncode}
+        for p in (mon, sim):
+            if stopped[p.name] == "killed":
+                raise HarnessError(p.describe_failure("did not stop on SIGINT/SIGTERM and "
+                                                      "was killed"))
+            if p.proc.returncode not in _OK_EXIT:
+                raise HarnessError(p.describe_failure(
+                    f"exited with code {p.proc.returncode} when stopped"))
+        progress.trades_seen = counter.poll()
+        run["status"] = "ok"
+    except HarnessError as exc:
+        run["status"], run["error"] = "harness_error", str(exc)
+    except Exception as exc:  # the harness's own bug must not look like a result
+        run["status"] = "harness_error"
+        run["error"] = f"harness failure: {type(exc).__name__}: {exc}"
+    finally:
+        for p in procs:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(_stop(p, 5.0))
+        (sdir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    progress.phase = "analysing"
+    notify(progress)
+    summary = await asyncio.to_thread(analyze_scenario_dir, sdir)
+    progress.phase = summary["status"]
+    notify(progress)
+    return summary
+
+
+def run_scenario_sync(scenario: Scenario, sdir: Path, options: RunnerOptions,
+                      ) -> dict[str, Any]:
+    """:func:`run_scenario` in its own event loop (for thread/process/Dask executors)."""
+    return asyncio.run(run_scenario(scenario, sdir, options))

@@ -1,0 +1,444 @@
+"""Scenario files: what one experiment runs, validated before anything starts.
+
+A scenario is a TOML file (``experiments/scenarios/*.toml``)::
+
+    name = "websocket_drops"
+    description = "WebSocket feed with an abrupt TCP drop every 2 simulated minutes"
+    recording = "default"           # a path, or "default"; or profile + seed (+ blocks)
+    sim_duration_s = 1200           # simulated seconds measured
+    speed = 40                      # time compression
+    grace_s = 60                    # simulated seconds after the end before stopping
+    actionable_window_s = 5
+    thresholds = ["missed_pct < 1", "duplicates == 0", "phantoms == 0"]
+
+    [wallets]                       # count + pick ("active" | "mix"), or list
+    count = 10
+    pick = "active"
+
+    [monitor]                       # monitor settings by their contract names
+    mode = "websocket"
+    fallback_after = 20
+
+    [explorer]                      # simulator config [explorer], [chain], [rpc]
+    rate_per_s = 3.0
+
+    [[faults]]                      # simulator config [[faults]]
+    name = "ws_drop"
+    target = "ws"
+    at = 60
+    every = 120
+
+    [quick]                         # optional: what --quick runs instead
+    sim_duration_s = 120
+    speed = 40
+
+:func:`load_scenario` raises :class:`ScenarioError` whose message names the file and the
+field: ``scenarios/x.toml: monitor.mode: must be websocket or polling``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from experiments.thresholds import ThresholdError, parse_threshold
+
+__all__ = [
+    "FAULT_NAMES",
+    "FaultSpec",
+    "MonitorSpec",
+    "Scenario",
+    "ScenarioError",
+    "WalletSpec",
+    "default_scenarios_dir",
+    "list_default_scenarios",
+    "load_scenario",
+    "resolve_scenario",
+    "scenario_from_dict",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file and the field."""
+
+
+FAULT_NAMES = frozenset({
+    "ws_drop", "ws_close", "ws_refuse", "ws_stall", "ws_silent", "ws_latency", "ws_loss",
+    "ws_dup", "reorg", "rpc_errors", "explorer_rate_limit", "explorer_lag", "explorer_down",
+    "max_subscriptions",
+})
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_TARGET = re.compile(r"^(ws|rpc_http|explorer)(:[A-Za-z0-9_.-]+)?$")
+
+
+def _positive(value: float | None, what: str = "must be > 0") -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise ValueError(what)
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WalletSpec(_Strict):
+    """Which wallets to watch: the ``count`` most active, a ``mix``, or an explicit list."""
+
+    count: int | None = None
+    pick: Literal["active", "mix"] = "active"
+    list: tuple[str, ...] | None = None
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("list")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("must name at least one wallet")
+        for a in v:
+            if not _ADDRESS.match(a):
+                raise ValueError(f"not a 0x-prefixed 20-byte address: {a!r}")
+        return tuple(a.lower() for a in v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WalletSpec:
+        if (self.count is None) == (self.list is None):
+            raise ValueError("give either count (with pick) or list")
+        return self
+
+
+class MonitorSpec(_Strict):
+    """Monitor settings, by the names in docs/contracts.md (URLs and paths are the runner's)."""
+
+    mode: str = "websocket"
+    websocket_enabled: bool | None = None
+    fallback_polling_interval: float | None = None
+    polling_interval: float | None = None
+    heartbeat_interval: float | None = None
+    heartbeat_timeout: float | None = None
+    backoff_initial: float | None = None
+    backoff_max: float | None = None
+    backoff_jitter: float | None = None
+    max_reconnect_attempts: int | None = None
+    staleness_blocks: int | None = None
+    block_interval: float | None = None
+    fallback_after: float | None = None
+    websocket_share: float | None = None
+    max_wallets_per_filter: int | None = None
+    backfill_chunk_blocks: int | None = None
+    explorer_rate_per_s: float | None = None
+    benchmark_enabled: bool | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ("websocket", "polling"):
+            raise ValueError("must be websocket or polling")
+        return v
+
+    @field_validator("fallback_polling_interval", "polling_interval", "heartbeat_interval",
+                     "heartbeat_timeout", "backoff_initial", "backoff_max", "block_interval",
+                     "fallback_after", "explorer_rate_per_s")
+    @classmethod
+    def _pos(cls, v: float | None) -> float | None:
+        return _positive(v)
+
+    @field_validator("max_reconnect_attempts", "staleness_blocks", "max_wallets_per_filter",
+                     "backfill_chunk_blocks")
+    @classmethod
+    def _pos_int(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("backoff_jitter")
+    @classmethod
+    def _jitter(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 1:
+            raise ValueError("must be between 0 and 1")
+        return v
+
+    @field_validator("websocket_share")
+    @classmethod
+    def _share(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 100:
+            raise ValueError("must be between 0 and 100")
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that were given (for the monitor's TOML config)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class FaultSpec(_Strict):
+    """One ``[[faults]]`` table of the simulator config (times in simulated seconds)."""
+
+    name: str
+    target: str = "ws"
+    at: float | None = None
+    duration: float | None = None
+    every: float | None = None
+    rate_per_hour: float | None = None
+    seed: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v not in FAULT_NAMES:
+            raise ValueError(f"unknown fault {v!r} (known: {', '.join(sorted(FAULT_NAMES))})")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not _TARGET.match(v):
+            raise ValueError("must be ws, rpc_http, explorer or ws:<connection-id>")
+        return v
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: float | None) -> float | None:
+        if v is not None and not (v >= 0 and math.isfinite(v)):
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("duration", "every", "rate_per_hour")
+    @classmethod
+    def _pos(cls, v: float | None) -> float | None:
+        return _positive(v)
+
+    @model_validator(mode="after")
+    def _when(self) -> FaultSpec:
+        if self.at is None and self.rate_per_hour is None:
+            raise ValueError("give at (optionally with every) or rate_per_hour")
+        if self.at is not None and self.rate_per_hour is not None:
+            raise ValueError("give either at/every or rate_per_hour, not both")
+        if self.name == "reorg":
+            depth = self.params.get("depth", 1)
+            if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 64:
+                raise ValueError("params.depth: reorg depth must be an integer 1..64")
+        return self
+
+    def table(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None and v != {}}
+
+
+class QuickSpec(_Strict):
+    sim_duration_s: float | None = None
+    speed: float | None = None
+    grace_s: float | None = None
+
+    @field_validator("sim_duration_s", "speed", "grace_s")
+    @classmethod
+    def _pos(cls, v: float | None) -> float | None:
+        return _positive(v)
+
+
+class Scenario(_Strict):
+    """One experiment, validated."""
+
+    name: str
+    description: str = ""
+    recording: str | None = None
+    profile: str | None = None
+    seed: int = 0
+    blocks: int | None = None
+    sim_duration_s: float
+    speed: float = 1.0
+    grace_s: float = 60.0
+    actionable_window_s: float = 5.0
+    wallets: WalletSpec
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    explorer: dict[str, Any] = Field(default_factory=dict)
+    chain: dict[str, Any] = Field(default_factory=dict)
+    rpc: dict[str, Any] = Field(default_factory=dict)
+    faults: tuple[FaultSpec, ...] = ()
+    thresholds: tuple[str, ...] = ()
+    quick: QuickSpec = Field(default_factory=QuickSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", v):
+            raise ValueError("must be letters, digits, '_', '-' or '.' (it names a directory)")
+        return v
+
+    @field_validator("sim_duration_s", "speed", "actionable_window_s")
+    @classmethod
+    def _pos(cls, v: float) -> float:
+        _positive(v)
+        return v
+
+    @field_validator("grace_s")
+    @classmethod
+    def _grace(cls, v: float) -> float:
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("blocks")
+    @classmethod
+    def _blocks(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, expr in enumerate(v):
+            try:
+                parse_threshold(expr)
+            except ThresholdError as exc:
+                raise ValueError(f"[{i}]: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> Scenario:
+        if (self.recording is None) == (self.profile is None):
+            raise ValueError("recording: give either recording (a path or \"default\") "
+                             "or profile (+ seed, blocks)")
+        if self.recording is not None and self.blocks is not None:
+            raise ValueError("blocks: only with profile (a recording has its own blocks)")
+        return self
+
+    # -- derived -----------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.monitor.mode
+
+    def synth_blocks(self) -> int:
+        """Blocks to synthesise for a profile: enough for the run at 1.5 s blocks."""
+        if self.blocks is not None:
+            return self.blocks
+        return int((self.sim_duration_s + self.grace_s) / 1.5) + 60
+
+    def quickened(self) -> Scenario:
+        """The ``--quick`` variant: fewer simulated seconds, a higher speed."""
+        duration = self.quick.sim_duration_s or min(self.sim_duration_s, 90.0)
+        speed = self.quick.speed or max(self.speed, 40.0)
+        grace = self.quick.grace_s if self.quick.grace_s is not None else min(self.grace_s, 20.0)
+        blocks = self.blocks
+        if self.profile is not None and self.blocks is not None:
+            blocks = min(self.blocks, int((duration + grace) / 1.5) + 60)
+        return self.model_copy(update={"sim_duration_s": duration, "speed": speed,
+                                       "grace_s": grace, "blocks": blocks})
+
+    def simulator_config(self) -> dict[str, Any]:
+        """The simulator config document (docs/contracts.md 'Simulator config')."""
+        doc: dict[str, Any] = {}
+        if self.chain:
+            doc["chain"] = dict(self.chain)
+        if self.explorer:
+            doc["explorer"] = dict(self.explorer)
+        if self.rpc:
+            doc["rpc"] = dict(self.rpc)
+        if self.faults:
+            doc["faults"] = [f.table() for f in self.faults]
+        return doc
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The scenario as a TOML document (``scenario.toml`` in the run store)."""
+        data = self.model_dump(exclude_none=True)
+        data["faults"] = [f.table() for f in self.faults]
+        data["monitor"] = self.monitor.settings()
+        if not data["faults"]:
+            del data["faults"]
+        for key in ("explorer", "chain", "rpc"):
+            if not data.get(key):
+                data.pop(key, None)
+        data["thresholds"] = list(self.thresholds)
+        if not self.quick.model_dump(exclude_none=True):
+            data.pop("quick", None)
+        return data
+
+
+def _format_error(where: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    loc = loc.removeprefix(".")
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        msg = "required field is missing"
+    elif first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    if not loc:
+        # model-level errors name their field at the start of the message
+        field, sep, rest = msg.partition(": ")
+        if sep and re.match(r"^[a-z_.\[\]0-9]+$", field):
+            loc, msg = field, rest
+    elif msg.startswith("params.depth: "):
+        loc, msg = f"{loc}.params.depth", msg.removeprefix("params.depth: ")
+    elif loc == "thresholds" and msg.startswith("["):
+        idx, _, rest = msg.partition("]: ")
+        loc, msg = f"thresholds{idx}]", rest
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{where}: {loc}: {msg}{tail}" if loc else f"{where}: {msg}{tail}"
+
+
+def scenario_from_dict(data: dict[str, Any], where: str = "scenario") -> Scenario:
+    """Validate a parsed document. Raises :class:`ScenarioError` naming the field."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_error(where, exc)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
+    return scenario_from_dict(data, str(path))
+
+
+def default_scenarios_dir() -> Path:
+    return Path(__file__).resolve().parent / "scenarios"
+
+
+def list_default_scenarios() -> list[Path]:
+    """The default matrix, in file-name order."""
+    return sorted(default_scenarios_dir().glob("*.toml"))
+
+
+def resolve_scenario(name_or_path: str) -> Path:
+    """A scenario given by name (``polling_15s``) or by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists() or "/" in name_or_path:
+        if not p.exists():
+            raise ScenarioError(f"{name_or_path}: no such scenario file")
+        return p
+    candidate = default_scenarios_dir() / f"{name_or_path}.toml"
+    if not candidate.exists():
+        known = ", ".join(q.stem for q in list_default_scenarios())
+        raise ScenarioError(f"{name_or_path}: no such scenario (known: {known})")
+    return candidate

@@ -1,0 +1,140 @@
+"""The run store: ``results/<run-id>/`` exactly as docs/contracts.md 'Run store' lays it out.
+
+``create_run`` makes the directory, ``write_manifest`` records how the run was made (git sha
+when there is git, package versions, host, command line), ``write_run_summary`` gathers the
+scenario summaries, and ``point_latest`` moves ``results/latest`` to the newest run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PACKAGES",
+    "StoreError",
+    "create_run",
+    "git_sha",
+    "load_run_summary",
+    "package_versions",
+    "point_latest",
+    "resolve_run",
+    "write_manifest",
+    "write_run_summary",
+]
+
+PACKAGES = ("polymarket-ws-pilot", "websockets", "aiohttp", "eth-abi", "eth-utils", "pydantic",
+            "pydantic-settings", "pandas", "pyarrow", "rich", "psutil", "matplotlib", "jinja2")
+
+
+class StoreError(ValueError):
+    """A run directory that does not exist or is not a run."""
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def create_run(out: str | Path, run_id: str | None = None) -> Path:
+    """A fresh ``<out>/<run-id>/`` (run id from the UTC time, suffixed if taken)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while True:
+        try:
+            (out / candidate).mkdir()
+            return out / candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{base}-{n}"
+
+
+def git_sha(cwd: str | Path | None = None) -> str | None:
+    """``git rev-parse HEAD``, or None without git or outside a repository."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = res.stdout.strip()
+    return sha if res.returncode == 0 and sha else None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_manifest(run_dir: Path, *, scenarios: list[dict[str, Any]], command: list[str],
+                   started: str, quick: bool, jobs: int, executor: str = "local") -> Path:
+    manifest = {
+        "run_id": run_dir.name,
+        "command": command,
+        "scenarios": scenarios,
+        "seeds": {s["name"]: s.get("seed") for s in scenarios},
+        "speed": {s["name"]: s.get("speed") for s in scenarios},
+        "quick": quick,
+        "jobs": jobs,
+        "executor": executor,
+        "git_sha": git_sha(Path(__file__).resolve().parent.parent),
+        "versions": package_versions(),
+        "host": {"platform": platform.platform(), "machine": platform.machine(),
+                 "node": platform.node(), "cpus": os.cpu_count(),
+                 "python": sys.version.split()[0]},
+        "started": started,
+        "finished": _now_iso(),
+    }
+    path = run_dir / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_run_summary(run_dir: Path, summaries: list[dict[str, Any]]) -> Path:
+    path = run_dir / "summary.json"
+    doc = {"run_id": run_dir.name, "scenarios": summaries}
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def load_run_summary(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def point_latest(run_dir: Path) -> Path:
+    """Make ``<out>/latest`` a relative symlink to ``run_dir`` (atomically replaced)."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+    return link
+
+
+def resolve_run(run: str | Path) -> Path:
+    """A stored run given by path (``results/latest`` works). Raises :class:`StoreError`."""
+    path = Path(run)
+    if not path.is_dir():
+        raise StoreError(f"{run}: no such run directory")
+    path = path.resolve()
+    if not (path / "manifest.json").exists():
+        raise StoreError(f"{run}: not a run directory (no manifest.json)")
+    return path
+
+
+def started_now() -> str:
+    return _now_iso()

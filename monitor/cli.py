@@ -1,0 +1,169 @@
+"""Command line: ``python -m monitor run ...``.
+
+::
+
+    python -m monitor run --mode websocket|polling --ws-url URL --rpc-url URL
+        --explorer-url URL --api-key KEY --wallet ADDR [--wallet ADDR ...]
+        [--wallets-file FILE] --db PATH --detections PATH --history PATH [--speed X]
+        [--config TOML] [--set NAME=VALUE ...] [--<any-setting-name> VALUE ...]
+
+Every setting of :class:`monitor.config.Settings` is also a flag (``--fallback-after 5``).
+Precedence: flags > environment > ``--config`` file > defaults. Prints ``READY`` on stdout
+when the sources are started; stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
+detections file and the history, writes the ``stop`` row). Bad arguments or settings: one
+line on stderr, exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Settings, load_settings, normalise_address
+from monitor.errors import ConfigError, MonitorError
+from monitor.redact import redact
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("monitor")
+
+# flag -> setting name, for the flags the issue names
+_ALIASES = {
+    "ws_url": "websocket_url", "api_key": "explorer_api_key", "db": "state_db",
+    "detections": "detections_path", "history": "history_path",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {redact(message)}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m monitor", description="Polymarket wallet monitor.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="watch wallets and deliver their trades")
+    run.add_argument("--ws-url")
+    run.add_argument("--api-key")
+    run.add_argument("--wallet", action="append", default=[], dest="wallet_list")
+    run.add_argument("--wallets-file", type=Path)
+    run.add_argument("--db")
+    run.add_argument("--detections")
+    run.add_argument("--history")
+    run.add_argument("--config", type=Path)
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    taken = {"websocket_url", "explorer_api_key", "state_db", "detections_path",
+             "history_path", "wallets"}
+    for name in Settings.model_fields:
+        if name in taken:
+            continue
+        run.add_argument("--" + name.replace("_", "-"), dest=name)
+    return parser
+
+
+def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        v = getattr(ns, name, None)
+        if v is not None:
+            values[name] = v
+    for flag, name in _ALIASES.items():
+        v = getattr(ns, flag, None)
+        if v is not None:
+            values[name] = v
+    for item in ns.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        values[k.strip().replace("-", "_")] = v
+    wallets: list[str] = list(ns.wallet_list)
+    if ns.wallets_file is not None:
+        try:
+            text = ns.wallets_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"wallets_file: cannot read {ns.wallets_file}: {exc.strerror}"
+                              ) from None
+        for i, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                try:
+                    wallets.append(normalise_address(line, "wallet"))
+                except ValueError as exc:
+                    raise ConfigError(f"wallets_file {ns.wallets_file}:{i}: {exc}") from None
+    if wallets:
+        values["wallets"] = wallets
+    return values, ns.config
+
+
+async def _run(settings: Settings) -> int:
+    from monitor.wallet_monitor import WalletMonitor
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    monitor = WalletMonitor(settings)
+    try:
+        await monitor.start()
+        print("READY", flush=True)
+        await stop.wait()
+        log.info("signal received: stopping")
+    finally:
+        await monitor.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        cli, config = _cli_settings(ns)
+        settings = load_settings(cli, config_file=config)
+        if not settings.wallets:
+            raise ConfigError("wallets: at least one --wallet (or --wallets-file) is needed")
+        if settings.use_websocket and settings.websocket_share > 0 and (
+                not settings.websocket_url or not settings.rpc_url):
+            raise ConfigError("websocket_url and rpc_url: both are needed in websocket mode "
+                              "(or use --mode polling)")
+        if (not settings.use_websocket or settings.websocket_share < 100) and \
+                not settings.explorer_url:
+            raise ConfigError("explorer_url is needed for polling")
+    except ConfigError as exc:
+        print(f"python -m monitor: error: {exc.message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _install_redacting_filter()
+    try:
+        return asyncio.run(_run(settings))
+    except MonitorError as exc:
+        print(f"python -m monitor: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = redact(msg), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def _install_redacting_filter() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactFilter())

@@ -1,0 +1,288 @@
+"""Monitor settings: pydantic-settings, from defaults < TOML file < environment < CLI flags.
+
+The names are the ones in ``docs/contracts.md`` ("Monitor settings"). Environment
+variables are the upper-case names (``WEBSOCKET_ENABLED``, ``FALLBACK_POLLING_INTERVAL``,
+...), the TOML file uses the lower-case names at top level (or under a ``[monitor]``
+table), CLI flags override both.
+
+Invalid settings raise :class:`monitor.errors.ConfigError` whose one-line message names
+the setting; the CLI prints it and exits 2 (no traceback). Secrets
+(``explorer_api_key``, ``telegram_token``) are :class:`pydantic.SecretStr`, registered
+with :mod:`monitor.redact` the moment settings are loaded, and masked in
+:meth:`Settings.redacted_dict` (the history ``start`` row).
+
+Times are in simulated seconds; shells divide them by ``speed``
+(:meth:`Settings.scaled`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from monitor.errors import ConfigError
+from monitor.polymarket import DEFAULT_EXCHANGES
+from monitor.redact import mask, redact, register_secret
+
+__all__ = ["SECRET_FIELDS", "Settings", "load_settings", "normalise_address"]
+
+SECRET_FIELDS = ("explorer_api_key", "telegram_token")
+
+
+def normalise_address(value: str, what: str = "address") -> str:
+    """A 20-byte hex address, lower-case with ``0x``; ValueError naming ``what`` otherwise."""
+    text = str(value).strip()
+    body = text[2:] if text[:2].lower() == "0x" else ""
+    if len(body) != 40:
+        raise ValueError(f"{what} {text!r} is not a 20-byte hex address (0x + 40 hex digits)")
+    try:
+        int(body, 16)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not hex") from None
+    return "0x" + body.lower()
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list, or a string with comma/whitespace separated items (env, CLI)."""
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return value
+
+
+def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"{name} must be a {'/'.join(schemes)} URL, got {redact(value)!r}")
+    return value
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Settings from a TOML file: top-level keys, or the ``[monitor]`` table if present."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = dict(data)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """Every knob of the monitor. Defaults are the production values of issue 3."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+        frozen=True,
+    )
+
+    toml_data: ClassVar[dict[str, Any]] = {}
+
+    mode: Literal["websocket", "polling"] = "websocket"
+    websocket_enabled: bool = True
+    websocket_url: str | None = None
+    rpc_url: str | None = None
+    explorer_url: str = "https://api.etherscan.io/v2/api"
+    explorer_api_key: SecretStr | None = None
+    chain_id: int = Field(137, gt=0)
+    wallets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    exchanges: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_EXCHANGES))
+    fallback_polling_interval: float = Field(15.0, gt=0)
+    polling_interval: float = Field(15.0, gt=0)
+    heartbeat_interval: float = Field(30.0, gt=0)
+    heartbeat_timeout: float = Field(10.0, gt=0)
+    backoff_initial: float = Field(1.0, gt=0)
+    backoff_max: float = Field(60.0, gt=0)
+    backoff_jitter: float = Field(0.2, ge=0, lt=1)
+    max_reconnect_attempts: int = Field(0, ge=0)  # 0 = never give up
+    staleness_blocks: int = Field(10, gt=0)
+    block_interval: float = Field(2.0, gt=0)
+    fallback_after: float = Field(30.0, gt=0)
+    actionable_window: float = Field(5.0, gt=0)
+    websocket_share: float = Field(100.0, ge=0, le=100)
+    max_wallets_per_filter: int = Field(500, gt=0)
+    backfill_chunk_blocks: int = Field(1000, gt=0)
+    reconcile_interval: float = Field(30.0, ge=0)  # 0 = only after interruptions
+    explorer_rate_per_s: float = Field(3.0, gt=0)
+    explorer_page_size: int = Field(1000, gt=0, le=10000)
+    explorer_overlap_blocks: int = Field(16, ge=0)
+    explorer_timeout: float = Field(10.0, gt=0)
+    rpc_timeout: float = Field(10.0, gt=0)
+    rpc_rate_per_s: float = Field(25.0, gt=0)
+    start_block: int | None = Field(None, ge=0)
+    telegram_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    state_db: str = "monitor.db"
+    detections_path: str | None = None
+    history_path: str | None = None
+    detections_fsync: bool = False
+    speed: float = Field(1.0, gt=0)
+    benchmark_enabled: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = getattr(settings_cls, "toml_data", None) or {}
+        return init_settings, env_settings, _TomlSource(settings_cls, toml)
+
+    @field_validator("wallets", "exchanges", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("wallets")
+    @classmethod
+    def _wallets(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for w in value:
+            a = normalise_address(w, "wallet")
+            if a not in out:
+                out.append(a)
+        return out
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges(cls, value: list[str]) -> list[str]:
+        out = [normalise_address(a, "exchange") for a in value]
+        if not out:
+            raise ValueError("at least one exchange address is needed")
+        return list(dict.fromkeys(out))
+
+    @field_validator("websocket_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("ws", "wss"), "websocket_url")
+
+    @field_validator("rpc_url", "explorer_url", "telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("http", "https"), "URL")
+
+    @field_validator("explorer_api_key", "telegram_token", mode="before")
+    @classmethod
+    def _secret(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+        elif isinstance(value, str):
+            register_secret(value)
+            if not value:
+                return None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max must be >= backoff_initial")
+        return self
+
+    # -- derived -----------------------------------------------------------------------
+
+    @property
+    def use_websocket(self) -> bool:
+        """WebSocket mode is on (``mode = websocket`` and ``websocket_enabled``)."""
+        return self.mode == "websocket" and self.websocket_enabled
+
+    def scaled(self, seconds: float) -> float:
+        """A simulated-time interval in wall seconds at this ``speed``."""
+        return seconds / self.speed
+
+    def api_key(self) -> str:
+        return self.explorer_api_key.get_secret_value() if self.explorer_api_key else ""
+
+    def redacted_dict(self) -> dict[str, Any]:
+        """Every setting as JSON-able values, secrets masked (for the history ``start`` row)."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if name in SECRET_FIELDS:
+                secret = getattr(self, name)
+                out[name] = None if secret is None else mask(secret.get_secret_value())
+            elif name == "wallets":
+                out[name] = len(value)
+            else:
+                out[name] = redact(value) if isinstance(value, str) else value
+        return out
+
+
+def _format_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown setting"
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 3
+    text = "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    return "invalid setting " + redact(text)
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config: file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {p} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {p}: {exc.strerror}") from None
+    if isinstance(data.get("monitor"), dict):
+        data = data["monitor"]
+    return {str(k).lower().replace("-", "_"): v for k, v in data.items()}
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from defaults < ``config_file`` < environment < ``cli`` overrides.
+
+    ``environ`` replaces ``os.environ`` (tests). Raises :class:`ConfigError` naming the
+    setting when anything is invalid.
+    """
+    toml = _read_toml(config_file) if config_file is not None else {}
+    overrides = {k: v for k, v in (cli or {}).items() if v is not None}
+    cls = type("Settings", (Settings,), {"toml_data": toml, "__module__": __name__})
+    saved: dict[str, str] | None = None
+    if environ is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)

@@ -1,0 +1,363 @@
+"""Sans-I/O decision cores of the wallet monitor. No sockets, no clocks: time is an argument.
+
+- :class:`Deduplicator` - deliver each trade id once across sources (WebSocket, backfill,
+  explorer), with retractions: a trade retracted and then seen again is delivered again;
+  a trade that moved to another block without a retraction is not.
+- :class:`BlockTracker` - recent block hashes; classifies each new head as the next block,
+  a repeat, a gap (heads skipped) or a reorg (changed parent / repeated height with a new
+  hash), and finds the fork point from canonical hashes.
+- :func:`backfill_ranges` - the block ranges to fetch after an interruption, any length,
+  in chunks.
+- :class:`FallbackDecider` - when to start polling the explorer and when to hand back.
+- :class:`RateLimiter` - token bucket for client-side rate limits.
+- :func:`rollout_bucket` / :func:`assign_source` - stable gradual-rollout assignment.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from eth_hash.auto import keccak
+
+__all__ = [
+    "BlockTracker",
+    "Decision",
+    "DedupEntry",
+    "Deduplicator",
+    "FallbackAction",
+    "FallbackDecider",
+    "FallbackState",
+    "HeadEvent",
+    "HeadKind",
+    "RateLimiter",
+    "assign_source",
+    "backfill_ranges",
+    "rollout_bucket",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Dedup
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DedupEntry:
+    """What is known about one trade id: where it was last delivered and whether it stands.
+
+    ``deliveries`` / ``retractions`` count how many times each went to the sink; they
+    number the sink events (the sink's idempotency key is ``(kind, id, generation)``).
+    """
+
+    block_hash: str
+    retracted: bool
+    deliveries: int
+    retractions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The deduplicator's answer. ``emit`` False: nothing goes to the sink."""
+
+    emit: bool
+    kind: str  # "trade" | "retraction" | "duplicate" | "moved" | "ignored"
+    generation: int
+    entry: DedupEntry | None
+
+
+class Deduplicator:
+    """Delivery decisions by trade id. State can be preloaded from the store (``load``).
+
+    Rules:
+    - unseen id -> deliver (generation 1);
+    - seen, standing -> duplicate; if its block hash changed, it *moved* (record the new
+      hash so a late ``removed`` for the old block is ignored), nothing emitted;
+    - seen, retracted -> deliver again (next generation);
+    - retract(id, hash) -> emitted only if the id stands and its recorded hash is ``hash``
+      (a ``removed`` for a block the trade already left is stale).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, DedupEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, trade_id: object) -> bool:
+        return trade_id in self._entries
+
+    def get(self, trade_id: str) -> DedupEntry | None:
+        return self._entries.get(trade_id)
+
+    def load(self, entries: Iterable[tuple[str, DedupEntry]]) -> None:
+        self._entries.update(entries)
+
+    def offer(self, trade_id: str, block_hash: str) -> Decision:
+        """A trade seen by some source. Apply and return the decision."""
+        block_hash = block_hash.lower()
+        old = self._entries.get(trade_id)
+        if old is None:
+            new = DedupEntry(block_hash, False, 1, 0)
+            self._entries[trade_id] = new
+            return Decision(True, "trade", 1, new)
+        if old.retracted:
+            new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions)
+            self._entries[trade_id] = new
+            return Decision(True, "trade", new.deliveries, new)
+        if old.block_hash != block_hash:
+            new = DedupEntry(block_hash, False, old.deliveries, old.retractions)
+            self._entries[trade_id] = new
+            return Decision(False, "moved", old.deliveries, new)
+        return Decision(False, "duplicate", old.deliveries, old)
+
+    def retract(self, trade_id: str, block_hash: str) -> Decision:
+        """A trade's log was removed from block ``block_hash``. Apply and return."""
+        block_hash = block_hash.lower()
+        old = self._entries.get(trade_id)
+        if old is None or old.retracted or old.block_hash != block_hash:
+            return Decision(False, "ignored", 0, old)
+        new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1)
+        self._entries[trade_id] = new
+        return Decision(True, "retraction", new.retractions, new)
+
+
+# --------------------------------------------------------------------------------------
+# Blocks: heads, gaps, reorgs
+# --------------------------------------------------------------------------------------
+
+class HeadKind(enum.Enum):
+    FIRST = "first"        # the first head seen
+    NEXT = "next"          # number == last + 1 and parent matches
+    REPEAT = "repeat"      # a height and hash already known (duplicate notification)
+    GAP = "gap"            # number > last + 1: heads were skipped (missed notifications)
+    REORG = "reorg"        # parent does not match, or a known height with a new hash
+    OLD = "old"            # below the window we keep: cannot judge, ignored
+
+
+@dataclass(frozen=True, slots=True)
+class HeadEvent:
+    """What a new head means. For GAP, ``start``..``end`` is the missed range. For REORG,
+    blocks from ``start`` up may have changed: confirm with :meth:`BlockTracker.fork_point`."""
+
+    kind: HeadKind
+    number: int
+    start: int = 0
+    end: int = 0
+
+
+class BlockTracker:
+    """Recent block hashes (the last ``keep``) and head classification."""
+
+    def __init__(self, keep: int = 128) -> None:
+        if keep < 2:
+            raise ValueError("keep must be >= 2")
+        self.keep = keep
+        self._hashes: OrderedDict[int, str] = OrderedDict()
+        self.head: int | None = None
+        self._changed: int | None = None  # lowest height a REORG event proved changed
+
+    def hash_at(self, number: int) -> str | None:
+        return self._hashes.get(number)
+
+    @property
+    def oldest(self) -> int | None:
+        return next(iter(self._hashes), None)
+
+    def known(self) -> dict[int, str]:
+        return dict(self._hashes)
+
+    def _set(self, number: int, block_hash: str) -> None:
+        # Heights above ``number`` belong to a replaced branch: drop them.
+        for n in [n for n in self._hashes if n > number]:
+            del self._hashes[n]
+        self._hashes[number] = block_hash
+        self._hashes.move_to_end(number)
+        while len(self._hashes) > self.keep:
+            self._hashes.popitem(last=False)
+        self.head = number
+
+    def on_head(self, number: int, block_hash: str, parent_hash: str) -> HeadEvent:
+        """Record a head and classify it."""
+        block_hash, parent_hash = block_hash.lower(), parent_hash.lower()
+        head = self.head
+        if head is None:
+            self._set(number, block_hash)
+            return HeadEvent(HeadKind.FIRST, number)
+        known = self._hashes.get(number)
+        if known == block_hash:
+            return HeadEvent(HeadKind.REPEAT, number)
+        oldest = self.oldest
+        if oldest is not None and number < oldest:
+            return HeadEvent(HeadKind.OLD, number)
+        parent_known = self._hashes.get(number - 1)
+        if number <= head or (parent_known is not None and parent_known != parent_hash):
+            # A height we had with another hash, or a parent we do not have: reorg.
+            start = number if parent_known == parent_hash else number - 1
+            self._set(number, block_hash)
+            if parent_known != parent_hash:
+                self._hashes.pop(number - 1, None)
+            start = max(start, 0)
+            self._changed = start if self._changed is None else min(self._changed, start)
+            return HeadEvent(HeadKind.REORG, number, start=max(start, 0), end=number)
+        self._set(number, block_hash)
+        if number == head + 1:
+            return HeadEvent(HeadKind.NEXT, number)
+        return HeadEvent(HeadKind.GAP, number, start=head + 1, end=number - 1)
+
+    def fork_point(self, canonical: dict[int, str]) -> int:
+        """The lowest height whose recorded hash differs from (or is missing for) the node's
+        current hash in ``canonical`` (number -> hash); one past the highest compared if none
+        differs. Records the canonical hashes. The shell builds ``canonical`` by walking down
+        from a REORG event's ``start`` until a height matches (see wallet_monitor)."""
+        canonical = {n: h.lower() for n, h in canonical.items()}
+        differs = [n for n, h in canonical.items() if self._hashes.get(n) != h]
+        if self._changed is not None:
+            differs.append(self._changed)
+            self._changed = None
+        floor = self.oldest
+        for n, h in canonical.items():
+            if floor is None or n >= floor:
+                self._hashes[n] = h
+        self._hashes = OrderedDict(sorted(self._hashes.items()))
+        while len(self._hashes) > self.keep:
+            self._hashes.popitem(last=False)
+        if differs:
+            return min(differs)
+        return max(canonical) + 1 if canonical else (self.head or 0) + 1
+
+
+def backfill_ranges(cursor: int, head: int, chunk: int) -> list[tuple[int, int]]:
+    """Inclusive ranges covering ``cursor+1 .. head`` in chunks of at most ``chunk`` blocks."""
+    if chunk <= 0:
+        raise ValueError("chunk must be positive")
+    out = []
+    start = cursor + 1
+    while start <= head:
+        end = min(head, start + chunk - 1)
+        out.append((start, end))
+        start = end + 1
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Fallback
+# --------------------------------------------------------------------------------------
+
+class FallbackState(enum.Enum):
+    LIVE = "live"              # feed healthy, WebSocket is the source
+    UNHEALTHY = "unhealthy"    # feed unhealthy, not yet for ``fallback_after``
+    POLLING = "polling"        # explorer polling is the source
+    HANDBACK = "handback"      # feed healthy again; backfilling before polling stops
+
+
+class FallbackAction(enum.Enum):
+    NONE = "none"
+    START_POLLING = "start_polling"
+    BACKFILL = "backfill"          # feed back: backfill from the cursor, then handed_back()
+    STOP_POLLING = "stop_polling"
+
+
+# (state, healthy) -> (next state, action); UNHEALTHY->POLLING is decided by time.
+_FALLBACK_TABLE: dict[tuple[FallbackState, bool], tuple[FallbackState, FallbackAction]] = {
+    (FallbackState.LIVE, True): (FallbackState.LIVE, FallbackAction.NONE),
+    (FallbackState.LIVE, False): (FallbackState.UNHEALTHY, FallbackAction.NONE),
+    (FallbackState.UNHEALTHY, True): (FallbackState.LIVE, FallbackAction.NONE),
+    (FallbackState.UNHEALTHY, False): (FallbackState.UNHEALTHY, FallbackAction.NONE),
+    (FallbackState.POLLING, True): (FallbackState.HANDBACK, FallbackAction.BACKFILL),
+    (FallbackState.POLLING, False): (FallbackState.POLLING, FallbackAction.NONE),
+    (FallbackState.HANDBACK, True): (FallbackState.HANDBACK, FallbackAction.NONE),
+    (FallbackState.HANDBACK, False): (FallbackState.POLLING, FallbackAction.NONE),
+}
+
+
+class FallbackDecider:
+    """Unhealthy for longer than ``fallback_after`` -> poll; healthy again -> backfill, then
+    hand back. ``update(healthy, now)`` is called on every health change and periodically."""
+
+    def __init__(self, fallback_after: float) -> None:
+        if fallback_after <= 0:
+            raise ValueError("fallback_after must be positive")
+        self.fallback_after = fallback_after
+        self.state = FallbackState.LIVE
+        self.unhealthy_since: float | None = None
+
+    @property
+    def polling(self) -> bool:
+        return self.state in (FallbackState.POLLING, FallbackState.HANDBACK)
+
+    def update(self, healthy: bool, now: float) -> FallbackAction:
+        state, action = _FALLBACK_TABLE[(self.state, healthy)]
+        if self.state is FallbackState.LIVE and not healthy:
+            self.unhealthy_since = now
+        if healthy and state is FallbackState.LIVE:
+            self.unhealthy_since = None
+        if (state is FallbackState.UNHEALTHY and self.unhealthy_since is not None
+                and now - self.unhealthy_since >= self.fallback_after):
+            state, action = FallbackState.POLLING, FallbackAction.START_POLLING
+        self.state = state
+        return action
+
+    def handed_back(self, now: float) -> FallbackAction:
+        """The hand-back backfill finished. Stop polling if still healthy."""
+        if self.state is not FallbackState.HANDBACK:
+            return FallbackAction.NONE
+        self.state = FallbackState.LIVE
+        self.unhealthy_since = None
+        return FallbackAction.STOP_POLLING
+
+    def deadline(self) -> float | None:
+        """When an UNHEALTHY feed will switch to polling (None if not pending)."""
+        if self.state is FallbackState.UNHEALTHY and self.unhealthy_since is not None:
+            return self.unhealthy_since + self.fallback_after
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# Rate limit
+# --------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """Token bucket: ``rate`` calls per second, bursts up to ``burst``.
+
+    ``reserve(now)`` takes a token and returns how long to wait before using it (0 = now).
+    ``penalise(now, seconds)`` pushes every later call back (after a rate-limit answer).
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last: float | None = None
+        self._blocked_until = 0.0
+
+    def reserve(self, now: float) -> float:
+        if self._last is None:
+            self._last = now
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= 1.0
+        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        return max(wait, self._blocked_until - now)
+
+    def penalise(self, now: float, seconds: float) -> None:
+        self._blocked_until = max(self._blocked_until, now + seconds)
+
+
+# --------------------------------------------------------------------------------------
+# Gradual rollout
+# --------------------------------------------------------------------------------------
+
+def rollout_bucket(address: str) -> int:
+    """0..99, stable for an address: first 8 bytes of keccak256(address bytes) mod 100."""
+    body = address.lower().removeprefix("0x")
+    digest = keccak(bytes.fromhex(body))
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def assign_source(address: str, websocket_share: float) -> str:
+    """``"websocket"`` if the address's bucket is below ``websocket_share`` (0..100)."""
+    return "websocket" if rollout_bucket(address) < websocket_share else "polling"

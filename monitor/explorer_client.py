@@ -1,0 +1,288 @@
+"""Etherscan-V2 (Polygonscan, chainid 137) client: aiohttp, client-side rate limit, retries.
+
+One seam: the caller gives the ``aiohttp.ClientSession`` and the base URL (the real
+``https://api.etherscan.io/v2/api`` or the simulator's ``http://127.0.0.1:PORT/v2/api``).
+
+Answers are classified the way the real service answers (REFERENCE.md):
+
+- ``status "1"`` -> the result;
+- ``status "0"`` with "No records found" / "No transactions found" -> empty success;
+- ``NOTOK`` with "Max calls per sec rate limit reached (3/sec)" / "Max rate limit reached"
+  -> :class:`~monitor.errors.RateLimited`, retried here with backoff (the limiter is also
+  pushed back) up to ``rate_limit_retries`` times;
+- any other ``NOTOK`` text (invalid key, bad address, result window, ...) ->
+  :class:`ExplorerNotOk`, not retried here;
+- HTML or other non-JSON pages (502 gateways), HTTP errors -> :class:`~monitor.errors.BadResponse`
+  / :class:`~monitor.errors.ServerError`; timeouts -> :class:`~monitor.errors.Timeout`;
+  refused connections -> :class:`~monitor.errors.ConnectError`. Not retried here: the
+  caller (the poller) counts, logs and tries again next interval without advancing its
+  cursor, so nothing is lost.
+
+Every HTTP request is counted (:attr:`ExplorerClient.calls`) and recorded as a history
+``api_call`` row with ``kind="explorer"``. The API key never appears in logs, histories or
+exceptions (it is registered with :mod:`monitor.redact`).
+
+All rates and delays are in simulated time and scaled by ``speed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from monitor.clock import Clock, SystemClock
+from monitor.cores import RateLimiter
+from monitor.errors import (
+    BadResponse,
+    ConnectError,
+    MonitorError,
+    RateLimited,
+    ServerError,
+    Timeout,
+)
+from monitor.history import History, NullHistory
+from monitor.metrics import CallCounter
+from monitor.redact import redact, register_secret
+
+__all__ = ["ExplorerClient", "ExplorerNotOk", "explorer_log_to_rpc"]
+
+log = logging.getLogger("monitor.explorer")
+
+_RATE_TEXTS = ("max calls per sec rate limit reached", "max rate limit reached",
+               "rate limit")
+_EMPTY_TEXTS = ("no records found", "no transactions found")
+RESULT_WINDOW = 10_000
+
+
+class ExplorerNotOk(MonitorError):
+    """The explorer answered NOTOK with a text that is not a rate limit (``text``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"explorer NOTOK: {text}")
+        self.text = redact(text)
+
+
+def _hex_int(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if text.startswith(("0x", "0X")):
+        return int(text, 16) if len(text) > 2 else 0
+    return int(text or "0")
+
+
+def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A getLogs row -> the ``eth_getLogs`` log shape the decoder takes.
+
+    Hex quantities are normalised (``"0x"`` means 0), ``timeStamp`` becomes
+    ``blockTimestamp``, ``removed`` is False (the explorer only shows the canonical chain).
+    """
+    return {
+        "address": str(row.get("address", "")).lower(),
+        "topics": [str(t).lower() for t in row.get("topics") or () if t],
+        "data": row.get("data") or "0x",
+        "blockNumber": hex(_hex_int(row.get("blockNumber", "0x"))),
+        "blockHash": str(row.get("blockHash", "")).lower(),
+        "blockTimestamp": hex(_hex_int(row.get("timeStamp", "0x"))),
+        "transactionHash": str(row.get("transactionHash", "")).lower(),
+        "transactionIndex": hex(_hex_int(row.get("transactionIndex", "0x"))),
+        "logIndex": hex(_hex_int(row.get("logIndex", "0x"))),
+        "removed": False,
+    }
+
+
+class ExplorerClient:
+    """Calls the explorer API. Share one client (one limiter) per API key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        api_key: str = "",
+        chain_id: int = 137,
+        rate_per_s: float = 3.0,
+        speed: float = 1.0,
+        timeout: float = 10.0,
+        page_size: int = 1000,
+        rate_limit_retries: int = 5,
+        history: History | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        register_secret(api_key)
+        self.base_url = base_url
+        self._session = session
+        self._key = api_key
+        self.chain_id = chain_id
+        self.speed = speed
+        self.timeout = max(timeout / speed, 0.5)
+        self.page_size = page_size
+        self.rate_limit_retries = rate_limit_retries
+        self.history = history or NullHistory()
+        self.clock = clock or SystemClock()
+        self.limiter = RateLimiter(rate_per_s * speed, burst=1)
+        self.calls = CallCounter()
+
+    # -- public API --------------------------------------------------------------------
+
+    async def block_number(self) -> int:
+        """The explorer's current block (``module=proxy&action=eth_blockNumber``)."""
+        body = await self._request({"module": "proxy", "action": "eth_blockNumber"},
+                                   "proxy.eth_blockNumber")
+        if isinstance(body, dict) and "result" in body and "status" not in body:
+            try:
+                return _hex_int(body["result"])
+            except (TypeError, ValueError):
+                raise BadResponse(f"eth_blockNumber result is not a number: "
+                                  f"{str(body['result'])[:80]}") from None
+        self._envelope(body)  # raises the right error for NOTOK bodies
+        raise BadResponse("eth_blockNumber answer without a result")
+
+    async def get_logs(self, *, from_block: int, to_block: int, address: str | None = None,
+                       topics: Mapping[int, str] | None = None,
+                       topic_opr: Mapping[tuple[int, int], str] | None = None
+                       ) -> list[dict[str, Any]]:
+        """All logs in ``from_block..to_block`` matching the filter, in the decoder's shape.
+
+        Pages with ``page``/``offset`` (``page_size`` records a call); a full page means
+        more may follow; past the explorer's 10,000-record result window it starts again
+        from the last block seen. Rows repeated by that restart are dropped.
+        """
+        base: dict[str, str] = {"module": "logs", "action": "getLogs"}
+        if address:
+            base["address"] = address
+        for i, t in (topics or {}).items():
+            base[f"topic{i}"] = t
+        for (a, b), op in (topic_opr or {}).items():
+            base[f"topic{a}_{b}_opr"] = op
+        out: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        start, page = from_block, 1
+        while True:
+            params = dict(base, fromBlock=str(start), toBlock=str(to_block), page=str(page),
+                          offset=str(self.page_size))
+            rows = self._envelope(await self._request(params, "logs.getLogs"))
+            if not isinstance(rows, list):
+                raise BadResponse("getLogs result is not a list")
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise BadResponse("getLogs row is not an object")
+                key = (str(row.get("transactionHash", "")).lower(), str(row.get("logIndex")))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(explorer_log_to_rpc(row))
+            if len(rows) < self.page_size:
+                return out
+            if (page + 1) * self.page_size > RESULT_WINDOW:
+                last = max(_hex_int(r.get("blockNumber", "0x")) for r in rows)
+                if last <= start:  # one block holds more than the window: cannot page on
+                    raise ExplorerNotOk(f"more than {RESULT_WINDOW} logs in block {start}")
+                start, page = last, 1
+            else:
+                page += 1
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _envelope(self, body: Any) -> Any:
+        if not isinstance(body, dict) or "status" not in body:
+            raise BadResponse("explorer answer is not an Etherscan envelope")
+        status = str(body.get("status"))
+        message = str(body.get("message", ""))
+        result = body.get("result")
+        if status == "1":
+            return result
+        text = result if isinstance(result, str) else message
+        low = f"{message} {text}".lower()
+        if any(t in low for t in _EMPTY_TEXTS):
+            return []
+        if any(t in low for t in _RATE_TEXTS):
+            raise RateLimited(f"explorer rate limit: {text}")
+        raise ExplorerNotOk(str(text))
+
+    async def _request(self, params: dict[str, str], method: str) -> Any:
+        """One logical call: rate limit, GET, parse; retries rate-limit answers."""
+        attempt = 0
+        while True:
+            wait = self.limiter.reserve(self.clock.now())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                body = await self._get(params, method)
+                if isinstance(body, dict) and str(body.get("status")) == "0":
+                    self._envelope(body)  # raises RateLimited for rate-limit texts
+                return body
+            except RateLimited as exc:
+                attempt += 1
+                if attempt > self.rate_limit_retries:
+                    raise
+                delay = min(2.0 ** (attempt - 1), 30.0) / self.speed
+                self.limiter.penalise(self.clock.now(), delay)
+                self.calls.retries += 1
+                log.info("explorer %s rate limited (%s), retry %d in %.2fs", method,
+                         exc.message, attempt, delay)
+            except ExplorerNotOk:
+                return body
+
+    async def _get(self, params: dict[str, str], method: str) -> Any:
+        query = {"chainid": str(self.chain_id), **params}
+        if self._key:
+            query["apikey"] = self._key
+        ok, kind = False, "error"
+        try:
+            try:
+                async with self._session.get(
+                    self.base_url, params=query,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout),
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            except TimeoutError:
+                kind = "timeout"
+                raise Timeout(f"explorer {method} timed out after {self.timeout:.2f}s") from None
+            except aiohttp.ClientConnectorError as exc:
+                kind = "connect"
+                raise ConnectError(f"explorer {method}: cannot connect: {exc.strerror or exc}"
+                                   ) from None
+            except aiohttp.ClientError as exc:
+                kind = "transport"
+                raise ConnectError(f"explorer {method}: {type(exc).__name__}: {exc}") from None
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                kind = "bad_response"
+                snippet = raw[:60].decode("utf-8", "replace").replace("\n", " ")
+                if status >= 500:
+                    raise ServerError(f"explorer {method}: HTTP {status} {snippet!r}",
+                                      status=status) from None
+                raise BadResponse(f"explorer {method}: HTTP {status}, not JSON: {snippet!r}",
+                                  status=status) from None
+            if status >= 500:
+                kind = "server"
+                raise ServerError(f"explorer {method}: HTTP {status}", status=status)
+            if status == 429:
+                kind = "rate_limited"
+                raise RateLimited(f"explorer {method}: HTTP 429")
+            if status >= 400:
+                kind = "http"
+                raise BadResponse(f"explorer {method}: HTTP {status}", status=status)
+            if isinstance(body, dict) and str(body.get("status")) == "0":
+                low = f"{body.get('message')} {body.get('result')}".lower()
+                if any(t in low for t in _RATE_TEXTS):
+                    kind = "rate_limited"
+                elif not any(t in low for t in _EMPTY_TEXTS):
+                    kind = "notok"
+                else:
+                    ok = True
+            else:
+                ok = True
+            return body
+        finally:
+            self.calls.call(method, ok, None if ok else kind)
+            self.history.record("api_call", kind="explorer", method=method, ok=ok)
+            if not ok:
+                log.warning("explorer %s failed (%s)", method, kind)

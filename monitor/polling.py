@@ -1,0 +1,144 @@
+"""The polling monitor: today's behaviour, the baseline - and the WebSocket fallback.
+
+Method (what a careful user does for Polymarket proxy wallets). The trader's proxy wallet
+is neither ``from`` nor ``to`` of a trade transaction (the operator submits it), so
+``txlist`` shows nothing. ``tokentx``/``token1155tx`` would show the transfers, but then
+every trade needs receipt lookups to find the ``OrderFilled`` log. Instead, once per
+interval and per wallet::
+
+    module=logs&action=getLogs&topic2=<wallet as a 32-byte topic>
+        &fromBlock=<cursor+1>&toBlock=<explorer head>&page=N&offset=1000
+
+topic2 of ``OrderFilled`` (V1 and V2) is the indexed ``maker``. One call covers both
+versions and every exchange; it also matches other events whose third topic is the wallet
+(ERC-20 ``Transfer`` to it, ERC-1155 ``TransferSingle`` to it), so rows are filtered
+client-side on topic0 in {V1, V2 OrderFilled} and address in the configured exchanges
+before decoding. Full pages are followed (see :class:`~monitor.explorer_client.ExplorerClient`).
+
+Start block: a wallet with no cursor starts at ``start_block`` if configured, else at the
+explorer's current block (``module=proxy&action=eth_blockNumber``, one call per interval
+for all wallets).
+
+Cursor: per wallet, in the store. After a successful query up to the explorer's head H,
+the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some seconds after it
+reports a block, so the last ``overlap_blocks`` are queried again next time (the
+persistent dedup drops repeats; no extra calls). A failed call (rate limit after retries,
+HTML 502, timeout, NOTOK) is counted, logged and retried next interval; the cursor does not
+move, so nothing is lost. Intervals are in simulated seconds, divided by ``speed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from monitor.clock import Clock, SystemClock
+from monitor.errors import MonitorError
+from monitor.explorer_client import ExplorerClient
+from monitor.pipeline import Pipeline
+from monitor.polymarket import ORDER_FILLED_TOPICS, address_topic
+from monitor.store import Store
+
+__all__ = ["PollingMonitor"]
+
+log = logging.getLogger("monitor.polling")
+
+
+class PollingMonitor:
+    """Polls the explorer for a set of wallets. ``run()`` until ``stop()``."""
+
+    def __init__(
+        self,
+        client: ExplorerClient,
+        pipeline: Pipeline,
+        store: Store,
+        *,
+        wallets: Iterable[str],
+        interval: float,
+        speed: float = 1.0,
+        overlap_blocks: int = 16,
+        start_block: int | None = None,
+        group: str = "polling",
+        clock: Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.pipeline = pipeline
+        self.store = store
+        self.wallets = [w.lower() for w in wallets]
+        self.interval = interval
+        self.speed = speed
+        self.overlap = overlap_blocks
+        self.start_block = start_block
+        self.group = group
+        self.clock = clock or SystemClock()
+        self.counters: Counter[str] = Counter()
+        self.exchanges = set(pipeline.exchanges)
+        self._stop = asyncio.Event()
+        self.polls = 0
+        self.last_head: int | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Poll every ``interval / speed`` seconds until :meth:`stop`."""
+        period = self.interval / self.speed
+        next_at = self.clock.now()
+        while not self._stop.is_set():
+            await self.poll_once()
+            next_at += period
+            delay = next_at - self.clock.now()
+            if delay < 0:  # a slow poll: do not try to catch up in a burst
+                next_at, delay = self.clock.now(), 0.0
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def poll_once(self) -> int:
+        """One round over every wallet. Returns how many wallets were fully covered."""
+        self.polls += 1
+        try:
+            head = await self.client.block_number()
+        except MonitorError as exc:
+            self.counters["errors"] += 1
+            log.warning("explorer head unavailable (%s); retry next interval", exc.message)
+            return 0
+        self.last_head = head
+        done = 0
+        for wallet in self.wallets:
+            if self._stop.is_set():
+                break
+            if await self._poll_wallet(wallet, head):
+                done += 1
+        return done
+
+    async def _poll_wallet(self, wallet: str, head: int) -> bool:
+        cur = self.store.cursor(wallet)
+        if cur is None:
+            first = self.start_block if self.start_block is not None else head
+            self.store.set_cursors([wallet], first - 1, None, self.group, forward_only=False)
+            cursor = first - 1
+        else:
+            cursor = cur.block
+        if cursor >= head:
+            return True
+        try:
+            logs = await self.client.get_logs(from_block=cursor + 1, to_block=head,
+                                              topics={2: address_topic(wallet)})
+        except MonitorError as exc:
+            self.counters["errors"] += 1
+            log.warning("poll of %s..%s failed (%s); cursor stays at %d, retry next interval",
+                        wallet[:10], cursor + 1, exc.message, cursor)
+            return False
+        fills = [lg for lg in logs
+                 if lg["topics"] and lg["topics"][0] in ORDER_FILLED_TOPICS
+                 and lg["address"] in self.exchanges]
+        self.counters["logs"] += len(logs)
+        self.counters["fills"] += len(fills)
+        await self.pipeline.on_logs(fills, "poll")
+        safe = max(cursor, head - self.overlap)
+        self.store.set_cursors([wallet], safe, None, self.group)
+        return True

@@ -1,0 +1,150 @@
+"""Where trades and retractions go: the bot's executor (an async callback) or a file.
+
+The sink interface is one coroutine, ``emit(event)``, with an :class:`SinkEvent`.
+Sinks MUST be idempotent on ``event.key`` (``kind:trade_id:generation``): after a crash the
+monitor re-sends whatever it had not confirmed (see :mod:`monitor.store`).
+
+:class:`JsonlSink` writes the detections file of ``docs/contracts.md``::
+
+    {"t_ns": ..., "kind": "trade", "source": "ws"|"backfill"|"poll", "trade": {...}}
+    {"t_ns": ..., "kind": "retraction", "trade_id": "...", "block_hash": "..."}
+
+It is idempotent without extra fields: on open it counts, per trade id, the trade rows and
+retraction rows already in the file (dropping a torn last line), and an event of
+generation g is written only if fewer than g rows of its kind are there. Each row is
+flushed; ``fsync=True`` also fsyncs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from monitor.clock import Clock, SystemClock
+from monitor.trades import Trade
+
+__all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkEvent:
+    """A trade (``trade`` set) or a retraction of ``trade_id`` in block ``block_hash``."""
+
+    kind: str  # "trade" | "retraction"
+    trade_id: str
+    generation: int
+    source: str  # "ws" | "backfill" | "poll"
+    block_hash: str
+    trade: Trade | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.trade_id}:{self.generation}"
+
+
+class Sink(Protocol):
+    async def emit(self, event: SinkEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CallbackSink:
+    """Wraps the bot's ``async def on_event(event: SinkEvent)``. It must be idempotent."""
+
+    def __init__(self, callback: Callable[[SinkEvent], Awaitable[None]]) -> None:
+        self._callback = callback
+
+    async def emit(self, event: SinkEvent) -> None:
+        await self._callback(event)
+
+    def close(self) -> None:
+        pass
+
+
+class MemorySink:
+    """Keeps events in a list (tests, benchmarks); idempotent on the event key."""
+
+    def __init__(self) -> None:
+        self.events: list[SinkEvent] = []
+        self._keys: set[str] = set()
+
+    async def emit(self, event: SinkEvent) -> None:
+        if event.key not in self._keys:
+            self._keys.add(event.key)
+            self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlSink:
+    """The detections file. Idempotent across crashes (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False,
+                 clock: Clock | None = None) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._clock = clock or SystemClock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _recover(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):  # a torn last line: the write never completed
+                fh.truncate(end)
+        for line in data[:end].splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            kind = row.get("kind")
+            if kind == "retraction":
+                tid = row.get("trade_id")
+            else:
+                tid = (row.get("trade") or {}).get("id")
+            if isinstance(kind, str) and isinstance(tid, str):
+                self._counts[(kind, tid)] = self._counts.get((kind, tid), 0) + 1
+
+    def written(self, kind: str, trade_id: str) -> int:
+        """How many rows of ``kind`` for ``trade_id`` the file holds."""
+        return self._counts.get((kind, trade_id), 0)
+
+    async def emit(self, event: SinkEvent) -> None:
+        self.write(event)
+
+    def write(self, event: SinkEvent) -> bool:
+        """Write the row unless the file already has it. True if written."""
+        if self._fh is None:
+            raise RuntimeError("sink is closed")
+        k = (event.kind, event.trade_id)
+        if self._counts.get(k, 0) >= event.generation:
+            return False
+        if event.kind == "trade":
+            if event.trade is None:
+                raise ValueError("a trade event needs its trade")
+            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "kind": "trade",
+                                      "source": event.source, "trade": event.trade.to_dict()}
+        else:
+            row = {"t_ns": self._clock.now_ns(), "kind": "retraction",
+                   "trade_id": event.trade_id, "block_hash": event.block_hash}
+        self._fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+        self._counts[k] = self._counts.get(k, 0) + 1
+        return True
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,232 @@
+"""The monitor's state on disk: SQLite (stdlib ``sqlite3``, WAL), one file.
+
+Tables:
+- ``cursors``   per wallet: the last *fully processed* block (number + hash) and which
+                group (``websocket`` / ``polling``) processed it. Per wallet, so a rollout
+                change on restart moves a wallet between groups without a gap.
+- ``blocks``    recent block hashes (reorg detection across restarts).
+- ``delivered`` every trade id ever emitted: block hash, retracted flag, how many times it
+                was delivered / retracted (the :class:`~monitor.cores.Deduplicator` state).
+- ``outbox``    sink events (trade or retraction) not yet confirmed by the sink.
+
+Delivery protocol (exactly once at the sink across ``kill -9``):
+1. :meth:`Store.commit` - in ONE transaction update ``delivered`` and insert the event into
+   ``outbox`` (unique on ``(kind, trade_id, generation)``);
+2. hand the event to the sink (which is idempotent on that key, see :mod:`monitor.sinks`);
+3. :meth:`Store.mark_sent`.
+A crash before 1 loses nothing (the cursor did not pass the block, the trade is fetched
+again); between 1 and 3 the event stays in the outbox and :meth:`Store.pending` returns it
+on restart; the sink skips it if it had already written it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.cores import Decision, DedupEntry
+from monitor.trades import Trade
+
+__all__ = ["Cursor", "OutboxItem", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    wallet TEXT PRIMARY KEY, block INTEGER NOT NULL, hash TEXT, grp TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS delivered (
+    trade_id TEXT PRIMARY KEY, wallet TEXT, block_number INTEGER, block_hash TEXT NOT NULL,
+    retracted INTEGER NOT NULL, deliveries INTEGER NOT NULL, retractions INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS delivered_block ON delivered(block_number);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, trade_id TEXT NOT NULL,
+    generation INTEGER NOT NULL, source TEXT NOT NULL, block_hash TEXT NOT NULL,
+    payload TEXT, sent INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, trade_id, generation));
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The last fully processed block of one wallet."""
+
+    wallet: str
+    block: int
+    hash: str | None
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One sink event waiting for delivery. ``trade`` is None for retractions."""
+
+    seq: int
+    kind: str  # "trade" | "retraction"
+    trade_id: str
+    generation: int
+    source: str
+    block_hash: str
+    trade: Trade | None
+
+    @property
+    def key(self) -> str:
+        """The sink's idempotency key."""
+        return f"{self.kind}:{self.trade_id}:{self.generation}"
+
+
+class Store:
+    """One SQLite database. Not thread-safe: use it from the event loop thread only."""
+
+    def __init__(self, path: str | Path, *, keep_blocks: int = 256) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.keep_blocks = keep_blocks
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._db)
+
+    # -- cursors ----------------------------------------------------------------------
+
+    def cursor(self, wallet: str) -> Cursor | None:
+        row = self._db.execute("SELECT wallet, block, hash, grp FROM cursors WHERE wallet=?",
+                               (wallet,)).fetchone()
+        return Cursor(*row) if row else None
+
+    def cursors(self) -> dict[str, Cursor]:
+        rows = self._db.execute("SELECT wallet, block, hash, grp FROM cursors").fetchall()
+        return {r[0]: Cursor(*r) for r in rows}
+
+    def set_cursors(self, wallets: Iterable[str], block: int, block_hash: str | None,
+                    group: str, *, forward_only: bool = True) -> None:
+        """Advance the cursor of every wallet in ``wallets`` to ``block``.
+
+        ``forward_only`` (default): a cursor never moves back (two sources may both
+        advance it). After a reorg below the cursor pass ``forward_only=False``.
+        """
+        rows = [(w, block, block_hash, group) for w in wallets]
+        cond = " WHERE excluded.block > cursors.block" if forward_only else ""
+        with self._tx():
+            self._db.executemany(
+                "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
+                "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block, hash=excluded.hash, "
+                "grp=excluded.grp" + cond, rows)
+
+    # -- recent block hashes ------------------------------------------------------------
+
+    def save_blocks(self, hashes: dict[int, str]) -> None:
+        if not hashes:
+            return
+        with self._tx():
+            self._db.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)",
+                                 list(hashes.items()))
+            top = max(hashes)
+            self._db.execute("DELETE FROM blocks WHERE number <= ?", (top - self.keep_blocks,))
+
+    def blocks(self) -> dict[int, str]:
+        return dict(self._db.execute("SELECT number, hash FROM blocks ORDER BY number"))
+
+    # -- dedup + outbox -----------------------------------------------------------------
+
+    def dedup_entries(self) -> Iterator[tuple[str, DedupEntry]]:
+        """The persisted dedup state, to preload a :class:`~monitor.cores.Deduplicator`."""
+        for tid, bh, retracted, d, r in self._db.execute(
+                "SELECT trade_id, block_hash, retracted, deliveries, retractions FROM delivered"):
+            yield tid, DedupEntry(bh, bool(retracted), d, r)
+
+    def standing_in_range(self, wallets: Iterable[str], first: int,
+                          last: int) -> list[tuple[str, int, str]]:
+        """Delivered, not retracted trades of ``wallets`` in blocks first..last:
+        (trade_id, block_number, block_hash)."""
+        ws = list(wallets)
+        out: list[tuple[str, int, str]] = []
+        for i in range(0, len(ws), 500):
+            part = ws[i:i + 500]
+            marks = ",".join("?" * len(part))
+            out.extend(self._db.execute(
+                f"SELECT trade_id, block_number, block_hash FROM delivered WHERE retracted=0 "
+                f"AND block_number BETWEEN ? AND ? AND wallet IN ({marks})",
+                (first, last, *part)).fetchall())
+        return out
+
+    def commit(self, decision: Decision, *, trade_id: str, source: str,
+               trade: Trade | None = None, wallet: str | None = None,
+               block_number: int | None = None) -> OutboxItem | None:
+        """Persist a dedup decision; if it emits, queue the sink event. One transaction."""
+        entry = decision.entry
+        if entry is None or decision.kind in ("duplicate", "ignored"):
+            return None
+        if trade is not None:
+            wallet, block_number = trade.wallet, trade.block_number
+        payload = trade.to_json() if (trade is not None and decision.emit) else None
+        kind = "trade" if decision.kind in ("trade", "moved") else "retraction"
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, retracted, "
+                "deliveries, retractions) VALUES (?,?,?,?,?,?,?) ON CONFLICT(trade_id) DO UPDATE "
+                "SET block_hash=excluded.block_hash, retracted=excluded.retracted, "
+                "deliveries=excluded.deliveries, retractions=excluded.retractions, "
+                "block_number=COALESCE(excluded.block_number, block_number)",
+                (trade_id, wallet, block_number, entry.block_hash, int(entry.retracted),
+                 entry.deliveries, entry.retractions))
+            if not decision.emit:
+                return None
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO outbox(kind, trade_id, generation, source, block_hash, "
+                "payload) VALUES (?,?,?,?,?,?)",
+                (kind, trade_id, decision.generation, source, entry.block_hash, payload))
+            seq = cur.lastrowid if cur.rowcount else None
+        if seq is None:
+            return None
+        return OutboxItem(seq, kind, trade_id, decision.generation, source, entry.block_hash,
+                          trade)
+
+    def mark_sent(self, seq: int) -> None:
+        self._db.execute("UPDATE outbox SET sent=1 WHERE seq=?", (seq,))
+
+    def pending(self) -> list[OutboxItem]:
+        """Events queued but not confirmed by the sink, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, kind, trade_id, generation, source, block_hash, payload FROM outbox "
+            "WHERE sent=0 ORDER BY seq").fetchall()
+        out = []
+        for seq, kind, tid, gen, source, bh, payload in rows:
+            trade = Trade.from_dict(json.loads(payload)) if payload else None
+            out.append(OutboxItem(seq, kind, tid, gen, source, bh, trade))
+        return out
+
+    def prune_outbox(self) -> int:
+        """Drop sent outbox rows (the ``delivered`` table keeps dedup state)."""
+        return self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount
+
+    def stats(self) -> dict[str, Any]:
+        q = self._db.execute
+        return {
+            "delivered": q("SELECT COUNT(*) FROM delivered").fetchone()[0],
+            "pending": q("SELECT COUNT(*) FROM outbox WHERE sent=0").fetchone()[0],
+            "wallets_with_cursor": q("SELECT COUNT(*) FROM cursors").fetchone()[0],
+        }
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> _Tx:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,568 @@
+"""The wallet monitor: WebSocket detection with backfill, reorgs, dedup, fallback, rollout.
+
+Sources
+-------
+Wallets are split by the gradual-rollout rule (:func:`monitor.cores.assign_source`, stable
+by keccak of the address): ``websocket_share`` % go to WebSocket shards, the rest to the
+polling baseline (:class:`monitor.polling.PollingMonitor`). ``mode = polling`` (or
+``websocket_enabled = false``) puts every wallet on polling: the pure baseline.
+
+Each WebSocket shard (at most ``max_wallets_per_filter`` wallets) owns one
+:class:`~monitor.websocket_manager.WebSocketManager` connection with two subscriptions:
+``logs`` ``{"address": exchanges, "topics": [[V1, V2], null, [maker topics...]]}`` (made
+first) and ``newHeads`` (liveness, gap and reorg detection). Every notification goes
+through :class:`monitor.pipeline.Pipeline` at once (decode, ``removed`` -> retract, dedup,
+outbox, sink) - live trades are never held back behind a backfill; the dedup by trade id
+merges the sources without loss or duplicates.
+
+Cursor policy (what "fully processed" means)
+--------------------------------------------
+The stored per-wallet cursor only passes block N when N was *verified by a query*: an
+``eth_getLogs`` sync over the shard's filter covering N (run after every (re)connect, on a
+head gap, after a reorg, and every ``reconcile_interval`` simulated seconds), or an explorer
+poll covering N (fallback). A sync goes up to ``head - 1`` (the head's logs could still be
+arriving at a provider whose HTTP node lags its WebSocket node). Live notifications alone
+never advance the cursor (unless ``reconcile_interval = 0``, when contiguous heads on one
+connection advance it to ``head - 1``), so a notification lost on the wire (drop, silent
+subscription, loss) is recovered at the latest by the next sync, and a restart resumes from
+a cursor that is never ahead of what was verified.
+
+Interruptions
+-------------
+``on_connected`` -> sync from the cursor to the first head seen; a head that skips heights
+-> sync; a head whose parent changed or that repeats a height with a new hash -> reorg
+check: walk down with ``eth_getBlockByNumber`` to the fork point, re-query the logs from the
+fork, retract delivered trades that are no longer there, deliver the ones that moved only if
+they had been retracted (dedup), move the cursor back to the fork and sync again. After a
+restart the first sync checks that the stored cursor's block hash is still canonical.
+
+Fallback
+--------
+Feed health = manager CONNECTED and a head within ``staleness_blocks * block_interval``.
+Unhealthy for ``fallback_after`` -> poll the explorer (the same polling code, same
+per-wallet cursors) every ``fallback_polling_interval``; healthy again -> sync via
+``eth_getLogs`` from the cursor, then stop polling. History rows ``feed`` and ``fallback``.
+
+All intervals are simulated seconds divided by ``speed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+
+from monitor.alerts import Alerter, LogAlerter, TelegramAlerter
+from monitor.clock import Clock, SystemClock
+from monitor.config import Settings
+from monitor.connection import ConnState, WsSettings
+from monitor.cores import (
+    BlockTracker,
+    FallbackAction,
+    FallbackDecider,
+    HeadKind,
+    assign_source,
+    backfill_ranges,
+)
+from monitor.errors import BadResponse, MonitorError, RpcError
+from monitor.explorer_client import ExplorerClient
+from monitor.history import History, NullHistory
+from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
+from monitor.pipeline import Pipeline
+from monitor.polling import PollingMonitor
+from monitor.polymarket import ORDER_FILLED_TOPICS, address_topic
+from monitor.redact import redact
+from monitor.sinks import JsonlSink, MemorySink, Sink
+from monitor.store import Store
+from monitor.websocket_manager import WebSocketManager
+
+__all__ = ["WalletMonitor", "WsShard", "split_wallets"]
+
+log = logging.getLogger("monitor.wallets")
+
+_SPLIT_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed")
+
+
+def split_wallets(wallets: Sequence[str], share: float, websocket: bool
+                  ) -> tuple[list[str], list[str]]:
+    """(websocket wallets, polling wallets) by the stable rollout rule."""
+    if not websocket:
+        return [], list(wallets)
+    ws = [w for w in wallets if assign_source(w, share) == "websocket"]
+    return ws, [w for w in wallets if w not in set(ws)]
+
+
+def _qty(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if text.startswith("0x"):
+        return int(text, 16) if len(text) > 2 else 0
+    return int(text or "0")
+
+
+class _Rpc:
+    """JSON-RPC over HTTP (:class:`monitor.jsonrpc_client.JsonRpcHttpClient`), counted."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, *, history: History,
+                 clock: Clock, timeout: float, speed: float, rate_per_s: float) -> None:
+        self.calls: Counter[str] = Counter()
+        self.failures = 0
+        self._client = JsonRpcHttpClient(
+            url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
+            rate_limit_per_s=rate_per_s * speed,
+            retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5)))
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        self.calls[method] += 1
+        try:
+            return await self._client.call(method, params)
+        except MonitorError:
+            self.failures += 1
+            raise
+
+
+class WsShard:
+    """One WebSocket connection watching up to ``max_wallets_per_filter`` wallets."""
+
+    def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
+                 pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
+                 history: History, clock: Clock, alerts: Alerter | None) -> None:
+        self.index = index
+        self.conn_id = f"ws{index}"
+        self.wallets = wallets
+        self.s = settings
+        self.store = store
+        self.pipeline = pipeline
+        self.rpc = rpc
+        self.explorer = explorer
+        self.history = history
+        self.clock = clock
+        self.tracker = BlockTracker(keep=128)
+        self.fallback = FallbackDecider(settings.scaled(settings.fallback_after))
+        self.counters: Counter[str] = Counter()
+        ws = WsSettings(
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_timeout=settings.heartbeat_timeout,
+            backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max,
+            jitter=settings.backoff_jitter, max_attempts=settings.max_reconnect_attempts,
+            staleness_blocks=settings.staleness_blocks, block_interval=settings.block_interval,
+            speed=settings.speed, seed=index)
+        self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
+                                        history=history, alerts=alerts, conn_id=self.conn_id)
+        self.manager.on_connected.append(self._on_connected)
+        self.manager.on_disconnected.append(self._on_disconnected)
+        self.head: int | None = None
+        self.head_at: float | None = None
+        self.live_from: int | None = None  # first head of the current connection
+        self._healthy = False
+        self._wake = asyncio.Event()
+        self._reorg_from: int | None = None
+        self._handback = False
+        self._verified_restart = False
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._poller: PollingMonitor | None = None
+        self._poll_task: asyncio.Task[Any] | None = None
+        self.synced_to: int | None = None  # highest block verified this run
+
+    # -- filter ------------------------------------------------------------------------
+
+    def log_filter(self) -> dict[str, Any]:
+        return {"address": list(self.pipeline.exchanges),
+                "topics": [list(ORDER_FILLED_TOPICS), None,
+                           [address_topic(w) for w in self.wallets]]}
+
+    def cursor(self) -> int | None:
+        """The shard's cursor: the lowest cursor of its wallets (None if one has none)."""
+        cursors = self.store.cursors()
+        blocks = [cursors[w].block for w in self.wallets if w in cursors]
+        if len(blocks) < len(self.wallets):
+            return None if not blocks else min(blocks)
+        return min(blocks)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.manager.subscribe(["logs", self.log_filter()], self._on_log)
+        await self.manager.subscribe(["newHeads"], self._on_head)
+        await self.manager.start()
+        self._tasks = [asyncio.create_task(self._sync_loop(), name=f"sync-{self.conn_id}"),
+                       asyncio.create_task(self._health_loop(), name=f"health-{self.conn_id}")]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        await self._stop_polling("stop")
+        await self.manager.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    # -- manager callbacks -------------------------------------------------------------
+
+    def _on_connected(self, reconnect: bool) -> None:
+        self.live_from = None
+        self.counters["connects"] += 1
+        log.info("[%s] feed connected (reconnect=%s): sync on first head", self.conn_id,
+                 reconnect)
+
+    def _on_disconnected(self, cause: str) -> None:
+        self.live_from = None
+        self._set_health(False, f"disconnected: {cause}")
+
+    async def _on_log(self, result: Any) -> None:
+        if not isinstance(result, dict):
+            self.pipeline.report_decode_error(result, "notification result is not a log object")
+            return
+        await self.pipeline.on_log(result, "ws")
+
+    def _on_head(self, result: Any) -> None:
+        try:
+            number = _qty(result["number"])
+            bh, parent = str(result["hash"]), str(result["parentHash"])
+        except (KeyError, TypeError, ValueError):
+            self.counters["bad_heads"] += 1
+            return
+        now = self.clock.now()
+        self.head_at = now
+        ev = self.tracker.on_head(number, bh, parent)
+        if self.head is None or number > self.head or ev.kind is HeadKind.REORG:
+            self.head = number
+        first = self.live_from is None
+        if first:
+            self.live_from = number
+        if ev.kind is HeadKind.REORG:
+            self.counters["reorgs_seen"] += 1
+            self._reorg_from = ev.start if self._reorg_from is None else min(
+                self._reorg_from, ev.start)
+            self._wake.set()
+        elif ev.kind is HeadKind.GAP or first:
+            self._wake.set()
+        elif ev.kind is HeadKind.NEXT and self.s.reconcile_interval == 0 and \
+                self.live_from is not None and number - 1 >= self.live_from:
+            cur = self.cursor()
+            if cur is not None and cur >= self.live_from - 1:
+                self.store.set_cursors(self.wallets, number - 1,
+                                       self.tracker.hash_at(number - 1), "websocket")
+        if not self._healthy and self.manager.state is ConnState.CONNECTED:
+            self._set_health(True, "heads flowing")
+
+    # -- health and fallback -----------------------------------------------------------
+
+    def healthy_now(self) -> bool:
+        if self.manager.state is not ConnState.CONNECTED or self.head_at is None:
+            return False
+        stale = self.s.scaled(self.s.staleness_blocks * self.s.block_interval)
+        return self.clock.now() - self.head_at <= stale
+
+    def _set_health(self, healthy: bool, cause: str) -> None:
+        if healthy != self._healthy:
+            self._healthy = healthy
+            self.history.record("feed", healthy=healthy, cause=f"{self.conn_id}: {cause}")
+        self._apply(self.fallback.update(healthy, self.clock.now()), cause)
+
+    def _apply(self, action: FallbackAction, cause: str) -> None:
+        if action is FallbackAction.START_POLLING:
+            self._start_polling(cause)
+        elif action is FallbackAction.BACKFILL:
+            self._handback = True
+            self._wake.set()
+
+    async def _health_loop(self) -> None:
+        period = max(self.s.scaled(self.s.block_interval) / 2, 0.01)
+        while not self._stop.is_set():
+            healthy = self.healthy_now()
+            cause = "heads flowing" if healthy else (
+                f"state {self.manager.state.value}" if self.manager.state
+                is not ConnState.CONNECTED else "no new head")
+            self._set_health(healthy, cause)
+            await asyncio.sleep(period)
+
+    def _start_polling(self, cause: str) -> None:
+        if self.explorer is None:
+            log.warning("[%s] feed down but no explorer configured: cannot fall back",
+                        self.conn_id)
+            return
+        self.history.record("fallback", active=True, cause=f"{self.conn_id}: {cause}")
+        log.warning("[%s] feed unhealthy for %.1fs: polling the explorer", self.conn_id,
+                    self.s.fallback_after)
+        self.counters["fallbacks"] += 1
+        self._poller = PollingMonitor(
+            self.explorer, self.pipeline, self.store, wallets=self.wallets,
+            interval=self.s.fallback_polling_interval, speed=self.s.speed,
+            overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
+            group="websocket", clock=self.clock)
+        self._poll_task = asyncio.create_task(self._poller.run(), name=f"fallback-{self.conn_id}")
+
+    async def _stop_polling(self, cause: str) -> None:
+        poller, task = self._poller, self._poll_task
+        self._poller, self._poll_task = None, None
+        if poller is None or task is None:
+            return
+        poller.stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, timeout=max(self.s.scaled(60), 5.0))
+        if not task.done():
+            task.cancel()
+        self.history.record("fallback", active=False, cause=f"{self.conn_id}: {cause}")
+        log.info("[%s] handed back to the WebSocket feed (%s)", self.conn_id, cause)
+
+    # -- sync: backfill, reconcile, reorg ----------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        reconcile = self.s.scaled(self.s.reconcile_interval) if self.s.reconcile_interval else None
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=reconcile)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self.head is None or self.manager.state is not ConnState.CONNECTED:
+                continue
+            try:
+                if not self._verified_restart:
+                    await self._verify_restart_cursor()
+                    self._verified_restart = True
+                if self._reorg_from is not None:
+                    start, self._reorg_from = self._reorg_from, None
+                    await self._recheck(start)
+                await self.sync()
+                failures = 0
+                if self._handback and self.healthy_now():
+                    self._handback = False
+                    if self.fallback.handed_back(self.clock.now()) is \
+                            FallbackAction.STOP_POLLING:
+                        await self._stop_polling("feed healthy and backfilled")
+            except MonitorError as exc:
+                failures += 1
+                self.counters["sync_errors"] += 1
+                delay = min(self.s.scaled(min(2.0 ** failures, 30.0)), 30.0)
+                log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
+                            exc.message, delay)
+                await asyncio.sleep(delay)
+                self._wake.set()
+
+    async def sync(self) -> int:
+        """eth_getLogs from the cursor to head-1 in chunks; advance the cursor per chunk."""
+        head = self.head
+        if head is None:
+            return 0
+        target = head - 1
+        cur = self.cursor()
+        if cur is None:  # wallets never seen: start at the configured block or here
+            first = self.s.start_block if self.s.start_block is not None else (
+                self.live_from if self.live_from is not None else head)
+            missing = [w for w in self.wallets if self.store.cursor(w) is None]
+            self.store.set_cursors(missing, first - 1, None, "websocket", forward_only=False)
+            cur = self.cursor()
+            assert cur is not None
+        done = 0
+        for a, b in backfill_ranges(cur, target, self.s.backfill_chunk_blocks):
+            logs = await self._get_logs(a, b)
+            await self.pipeline.on_logs(logs, "backfill")
+            self.store.set_cursors(self.wallets, b, self.tracker.hash_at(b), "websocket")
+            done += b - a + 1
+            self.synced_to = b
+        if done:
+            self.counters["synced_blocks"] += done
+            self.store.save_blocks({n: h for n, h in self.tracker.known().items()
+                                    if n <= target})
+        return done
+
+    async def _get_logs(self, a: int, b: int) -> list[dict[str, Any]]:
+        flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
+        try:
+            result = await self.rpc.call("eth_getLogs", [flt])
+        except RpcError as exc:
+            if b > a and any(t in exc.rpc_message.lower() for t in _SPLIT_TEXTS):
+                mid = (a + b) // 2
+                return await self._get_logs(a, mid) + await self._get_logs(mid + 1, b)
+            raise
+        if not isinstance(result, list):
+            raise BadResponse("eth_getLogs result is not a list")
+        return [x for x in result if isinstance(x, dict)]
+
+    async def _canonical_hash(self, n: int) -> str | None:
+        block = await self.rpc.call("eth_getBlockByNumber", [hex(n), False])
+        return str(block["hash"]).lower() if isinstance(block, dict) else None
+
+    async def _recheck(self, start: int) -> None:
+        """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind."""
+        canonical: dict[int, str] = {}
+        floor = self.tracker.oldest if self.tracker.oldest is not None else start
+        k = start
+        while k >= floor:
+            h = await self._canonical_hash(k)
+            if h is None:
+                break
+            canonical[k] = h
+            if self.tracker.hash_at(k) == h and k < start:
+                break
+            k -= 1
+        fork = self.tracker.fork_point(canonical) if canonical else start
+        head = self.head if self.head is not None else fork
+        await self._fix_range(fork, head)
+        self.counters["reorgs"] += 1
+
+    async def _fix_range(self, fork: int, head: int) -> None:
+        logs: list[dict[str, Any]] = []
+        for a, b in backfill_ranges(fork - 1, head, self.s.backfill_chunk_blocks):
+            logs.extend(await self._get_logs(a, b))
+        ids = set()
+        for lg in logs:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                ids.add(f"{str(lg['transactionHash']).lower()}:{_qty(lg['logIndex'])}")
+        for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, 1 << 62):
+            if tid not in ids:
+                await self.pipeline.retract(tid, bh)
+        await self.pipeline.on_logs(logs, "backfill")
+        cur = self.cursor()
+        if cur is not None and cur >= fork:
+            self.store.set_cursors(self.wallets, fork - 1, None, "websocket", forward_only=False)
+        log.info("[%s] reorg from block %d re-checked (%d logs)", self.conn_id, fork, len(logs))
+
+    async def _verify_restart_cursor(self) -> None:
+        """After a restart: is the stored cursor's block still canonical? If not, re-check."""
+        stored = self.store.blocks()
+        cur = self.cursor()
+        if cur is None or not stored:
+            return
+        known = [n for n in stored if n <= cur]
+        if not known:
+            return
+        top = max(known)
+        h = await self._canonical_hash(top)
+        if h is None or h == stored[top]:
+            return
+        fork = top
+        for n in sorted(known, reverse=True)[1:]:
+            ch = await self._canonical_hash(n)
+            if ch == stored[n]:
+                break
+            fork = n
+        log.warning("[%s] chain changed below the stored cursor while stopped: re-check from %d",
+                    self.conn_id, fork)
+        await self._fix_range(fork, self.head if self.head is not None else cur)
+
+
+class WalletMonitor:
+    """The whole monitor. ``await start()`` ... ``await stop()``."""
+
+    def __init__(self, settings: Settings, *, sink: Sink | None = None,
+                 history: History | None = None, clock: Clock | None = None) -> None:
+        self.s = settings
+        self.clock = clock or SystemClock()
+        self.history = history or (History(settings.history_path, clock=self.clock)
+                                   if settings.history_path else NullHistory())
+        if sink is None:
+            sink = (JsonlSink(settings.detections_path, fsync=settings.detections_fsync,
+                              clock=self.clock) if settings.detections_path else MemorySink())
+        self.sink = sink
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.explorer: ExplorerClient | None = None
+        self.rpc: _Rpc | None = None
+        self.shards: list[WsShard] = []
+        self.poller: PollingMonitor | None = None
+        self._poll_task: asyncio.Task[Any] | None = None
+        self.ws_wallets, self.poll_wallets = split_wallets(
+            settings.wallets, settings.websocket_share, settings.use_websocket)
+        self._stopped = False
+
+    async def start(self) -> None:
+        s = self.s
+        self.history.record("start", mode="websocket" if s.use_websocket else "polling",
+                            wallets=len(s.wallets), speed=s.speed, settings=s.redacted_dict())
+        self.store = Store(s.state_db)
+        self.pipeline = Pipeline(self.store, self.sink, wallets=s.wallets,
+                                 exchanges=s.exchanges, history=self.history)
+        await self.pipeline.recover()
+        self.session = aiohttp.ClientSession()
+        if s.explorer_url and (self.poll_wallets or self.ws_wallets):
+            self.explorer = ExplorerClient(
+                s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
+                rate_per_s=s.explorer_rate_per_s, speed=s.speed, timeout=s.explorer_timeout,
+                page_size=s.explorer_page_size, history=self.history, clock=self.clock)
+        if self.ws_wallets:
+            if not s.websocket_url or not s.rpc_url:
+                raise MonitorError("websocket mode needs websocket_url and rpc_url")
+            self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
+                            timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
+                            rate_per_s=s.rpc_rate_per_s)
+            alerts: Alerter = LogAlerter()
+            if s.telegram_token and s.telegram_chat_id:
+                alerts = TelegramAlerter(s.telegram_token.get_secret_value(), s.telegram_chat_id,
+                                         session=self.session, api_url=s.telegram_api_url)
+            per = s.max_wallets_per_filter
+            for i in range(0, len(self.ws_wallets), per):
+                shard = WsShard(i // per, self.ws_wallets[i:i + per], settings=s,
+                                store=self.store, pipeline=self.pipeline, rpc=self.rpc,
+                                explorer=self.explorer, history=self.history, clock=self.clock,
+                                alerts=alerts)
+                self.shards.append(shard)
+                await shard.start()
+        if self.poll_wallets:
+            if self.explorer is None:
+                raise MonitorError("polling needs explorer_url")
+            self.poller = PollingMonitor(
+                self.explorer, self.pipeline, self.store, wallets=self.poll_wallets,
+                interval=s.polling_interval, speed=s.speed,
+                overlap_blocks=s.explorer_overlap_blocks, start_block=s.start_block,
+                group="polling", clock=self.clock)
+            self._poll_task = asyncio.create_task(self.poller.run(), name="polling")
+        log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
+                 len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.pipeline is not None:
+            out["pipeline"] = dict(self.pipeline.counters)
+        if self.explorer is not None:
+            out["explorer"] = self.explorer.calls.to_dict()
+        if self.rpc is not None:
+            out["rpc_http"] = {"calls": dict(self.rpc.calls), "failures": self.rpc.failures}
+        out["shards"] = {sh.conn_id: {"ws": sh.manager.metrics_dict(),
+                                      **dict(sh.counters)} for sh in self.shards}
+        if self.poller is not None:
+            out["polling"] = {"polls": self.poller.polls, **dict(self.poller.counters)}
+        if self.store is not None:
+            out["store"] = self.store.stats()
+        return out
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for shard in self.shards:
+            with contextlib.suppress(Exception):
+                await shard.stop()
+        if self.poller is not None:
+            self.poller.stop()
+        if self._poll_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._poll_task, timeout=10.0)
+        metrics = self.metrics()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.history.record("stop", metrics=metrics, cpu_s=usage.ru_utime + usage.ru_stime,
+                            rss_peak_bytes=usage.ru_maxrss * 1024)
+        if self.session is not None:
+            await self.session.close()
+        self.sink.close()
+        if self.store is not None:
+            self.store.close()
+        self.history.flush()
+        self.history.close()
+        log.info("monitor stopped: %s", redact(str(metrics.get("pipeline", {}))))

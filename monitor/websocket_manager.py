@@ -1,0 +1,751 @@
+"""The WebSocket manager: one JSON-RPC WebSocket connection kept alive for its owner.
+
+An asyncio shell over ``websockets`` (``websockets.asyncio.client.connect``); every
+decision comes from the sans-I/O cores in :mod:`monitor.connection` (state table,
+backoff, heartbeat, watchdog) and :mod:`monitor.alerts` (alert policy).
+
+What it does:
+
+* connects in the background (:meth:`WebSocketManager.start` returns at once), with
+  states DISCONNECTED -> CONNECTING -> CONNECTED, RECONNECTING on any failure, FAILED
+  after ``max_attempts`` consecutive failed attempts; every state change is a ``state``
+  history row with its cause;
+* reconnects with exponential backoff and jitter on any failure: connection refused,
+  handshake rejected (e.g. HTTP 5xx), close frames (1001/1011/1013/...), abrupt close,
+  ping timeout, stale subscription;
+* keeps subscriptions under stable ids (``sub-1``, ...) and re-makes every one of them
+  after each reconnect before going CONNECTED; routes ``eth_subscription`` notifications
+  by the node's subscription id to the caller's callback;
+* heartbeat: its own WebSocket pings every ``heartbeat_interval`` with a
+  ``heartbeat_timeout`` (the library's keepalive is off so ``speed`` applies);
+* watchdog on new heads. **Choice:** the manager watches the heads itself: every
+  notification of a subscription whose first param is ``"newHeads"`` counts as a head.
+  The watchdog is armed while such a subscription exists (or once :meth:`note_head` has
+  been called by an owner that learns of heads another way). No head for
+  ``staleness_blocks * block_interval`` while CONNECTED -> reconnect with cause
+  ``"stale"``, even if pings succeed;
+* alerts (one ``disconnected`` + one ``recovered`` per outage, ``failed`` always), sent in
+  the background so a slow Telegram never delays a reconnect;
+* counts everything in :attr:`WebSocketManager.metrics`; malformed frames (not JSON,
+  binary garbage, JSON that is neither a response nor a notification, unknown response or
+  subscription ids) are counted under ``errors`` by kind and logged, never raised.
+
+Callbacks (``on_message``, ``on_connected``, ``on_disconnected``) may be plain functions
+or coroutine functions. Notification callbacks run in the reader, in arrival order, so
+they should be quick (hand work to a queue). An exception in a callback is logged and
+counted (``errors["callback"]``), never kills the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from monitor.alerts import Alert, Alerter, AlertPolicy
+from monitor.clock import Clock
+from monitor.connection import (
+    ConnEvent,
+    ConnState,
+    Heartbeat,
+    HeartbeatAction,
+    ReconnectPolicy,
+    StateMachine,
+    Transition,
+    Watchdog,
+    WsSettings,
+)
+from monitor.errors import ConnectionLost, MonitorError, NotConnected, RpcError, Timeout
+from monitor.history import History
+from monitor.metrics import WsMetrics
+from monitor.redact import redact
+
+__all__ = [
+    "ConnState",
+    "OnConnected",
+    "OnDisconnected",
+    "OnMessage",
+    "SessionFactory",
+    "WebSocketManager",
+    "WsSettings",
+    "classify_close",
+    "classify_connect_error",
+]
+
+log = logging.getLogger("monitor.ws")
+
+OnMessage = Callable[[dict[str, Any]], Awaitable[None] | None]
+OnConnected = Callable[[bool], Awaitable[None] | None]
+OnDisconnected = Callable[[str], Awaitable[None] | None]
+#: ``factory(url, open_timeout=..., max_size=...)`` -> awaitable of an open connection
+#: with ``send``, ``recv``, ``ping``, ``close`` (a ``websockets`` ClientConnection).
+SessionFactory = Callable[..., Awaitable[Any]]
+
+_NO_PROXY: Any = None
+
+
+def _default_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitable[Any]:
+    return ws_connect(
+        url,
+        open_timeout=open_timeout,
+        ping_interval=None,  # our own heartbeat, under the state machine and speed
+        ping_timeout=None,
+        close_timeout=max(open_timeout, 1.0),
+        max_size=max_size,
+        max_queue=4096,
+        proxy=_NO_PROXY,
+    )
+
+
+def classify_close(exc: BaseException) -> str:
+    """The cause recorded for a connection that broke with ``exc``."""
+    if isinstance(exc, ConnectionClosed):
+        if exc.rcvd is None:
+            return "abrupt_close"
+        return f"close_{exc.rcvd.code}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"error_{type(exc).__name__}"
+
+
+def classify_connect_error(exc: BaseException) -> str:
+    """The cause recorded for a connection attempt that failed with ``exc``."""
+    if isinstance(exc, InvalidStatus):
+        return f"handshake_{exc.response.status_code}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "open_timeout"
+    if isinstance(exc, InvalidHandshake):
+        return "handshake_error"
+    if isinstance(exc, ConnectionClosed):
+        return classify_close(exc)
+    if isinstance(exc, OSError):
+        return "connect_error"
+    if isinstance(exc, RpcError):
+        return "subscribe_rejected"
+    if isinstance(exc, MonitorError):
+        return type(exc).__name__.lower()
+    return f"error_{type(exc).__name__}"
+
+
+@dataclass(slots=True)
+class _Sub:
+    stable_id: str
+    params: list[Any]
+    on_message: OnMessage
+    node_id: str | None = None
+
+    @property
+    def is_heads(self) -> bool:
+        return bool(self.params) and self.params[0] == "newHeads"
+
+
+@dataclass(slots=True)
+class _Pending:
+    method: str
+    future: asyncio.Future[Any]
+    sub: _Sub | None = None  # an eth_subscribe: map the node id when the answer arrives
+    conn_gen: int = 0
+
+
+@dataclass(slots=True)
+class _Link:
+    """One open WebSocket connection and what belongs to it."""
+
+    ws: Any
+    gen: int
+    reader: asyncio.Task[str] | None = None
+    by_node: dict[str, _Sub] = field(default_factory=dict)
+
+
+async def _call(cb: Callable[..., Any], *args: Any) -> None:
+    result = cb(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class WebSocketManager:
+    """Keeps one JSON-RPC WebSocket to ``url`` up, with stable subscriptions.
+
+    Use::
+
+        mgr = WebSocketManager(url, settings=WsSettings(), clock=SystemClock(),
+                               history=history, alerts=alerter, conn_id="ws0")
+        mgr.on_connected.append(backfill)        # (reconnect: bool) after resubscribe
+        mgr.on_disconnected.append(mark_unhealthy)  # (cause: str)
+        heads = await mgr.subscribe(["newHeads"], on_head)
+        logs = await mgr.subscribe(["logs", {"topics": [...]}], on_log)
+        await mgr.start()
+        ...
+        await mgr.stop()
+
+    ``subscribe`` may be called before or after ``start``. ``session_factory`` replaces
+    ``websockets.asyncio.client.connect`` (same keyword arguments ``open_timeout``,
+    ``max_size``) for tests or custom transports.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: WsSettings,
+        clock: Clock,
+        history: History,
+        alerts: Alerter | None = None,
+        conn_id: str = "ws0",
+        session_factory: SessionFactory | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings
+        self.conn_id = conn_id
+        self._clock = clock
+        self._history = history
+        self._alerts = alerts
+        self._factory: SessionFactory = session_factory or _default_factory
+        now = clock.now()
+        self._sm = StateMachine(ConnState.DISCONNECTED, now=now)
+        self._policy = ReconnectPolicy(settings)
+        self._heartbeat = Heartbeat(settings)
+        self._watchdog = Watchdog(settings)
+        self._alert_policy = AlertPolicy(conn=conn_id, window=settings.real(settings.alert_window),
+                                         speed=settings.speed)
+        self.metrics = WsMetrics(speed=settings.speed)
+        self.metrics.start(now)
+        #: callbacks ``(reconnect: bool)`` run after every (re)subscribe completed
+        self.on_connected: list[OnConnected] = []
+        #: callbacks ``(cause: str)`` run when the feed goes down or gives up
+        self.on_disconnected: list[OnDisconnected] = []
+        self._subs: dict[str, _Sub] = {}
+        self._sub_seq = itertools.count(1)
+        self._req_seq = itertools.count(1)
+        self._gen_seq = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._link: _Link | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._bg: set[asyncio.Task[Any]] = set()  # alerts being sent
+        self._bg_callbacks: set[asyncio.Task[Any]] = set()  # on_connected callbacks
+        self._changed: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._ever_connected = False
+        self._outage_attempts = 0
+        self._external_heads = False
+        self._retired: set[str] = set()
+        self.last_cause: str | None = None
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def state(self) -> ConnState:
+        return self._sm.state
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """Every state change so far (a copy)."""
+        return list(self._sm.history)
+
+    @property
+    def subscriptions(self) -> dict[str, list[Any]]:
+        """Stable id -> params of every live subscription."""
+        return {s.stable_id: list(s.params) for s in self._subs.values()}
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once. Idempotent while running."""
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping = False
+        self._policy.reset()
+        self._fire(ConnEvent.START, "start")
+        self._task = asyncio.create_task(self._run(), name=f"ws-manager-{self.conn_id}")
+
+    async def stop(self) -> None:
+        """Close the connection cleanly, cancel timers, flush pending alerts. Idempotent."""
+        self._stopping = True
+        task, self._task = self._task, None
+        link = self._link
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(link.ws.close(), self._timeout(self.settings.open_timeout))
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._drop_link(ConnectionLost("manager stopped"))
+        for cb_task in list(self._bg_callbacks):
+            cb_task.cancel()
+        if self._bg_callbacks:
+            await asyncio.wait(set(self._bg_callbacks), timeout=5.0)
+        if self._sm.can(ConnEvent.STOP):
+            self._fire(ConnEvent.STOP, "stop")
+        if self._bg:  # flush alerts (a down alert must not be lost on shutdown)
+            await asyncio.wait(set(self._bg), timeout=5.0)
+
+    async def wait_state(self, state: ConnState, timeout: float) -> bool:
+        """Wait (clock seconds) until the state is ``state``; False on timeout."""
+        return await self.wait_until(lambda: self.state is state, timeout)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` is true (clock seconds; False on timeout).
+
+        Re-checked on every state change, failed attempt, message and pong: use it for
+        predicates on the manager and what its callbacks record.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            ev = self._changed_event()
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                return predicate()
+        return True
+
+    async def subscribe(self, params: list[Any], on_message: OnMessage) -> str:
+        """Subscribe with ``eth_subscribe(*params)``; return a stable id (``sub-N``).
+
+        ``on_message`` gets each notification's ``result`` (a header, a log). The
+        subscription is re-made after every reconnect under the same stable id. If the
+        connection is up, returns once the node acknowledged; otherwise returns at once
+        and the subscription is made on connect. Raises :class:`RpcError` if the node
+        rejects the params (the subscription is then forgotten).
+        """
+        if not isinstance(params, list) or not params:
+            raise ValueError("subscribe params must be a non-empty list, e.g. ['newHeads']")
+        sub = _Sub(f"sub-{next(self._sub_seq)}", list(params), on_message)
+        self._subs[sub.stable_id] = sub
+        link = self._link
+        if sub.is_heads and self.state is ConnState.CONNECTED and not self._heads_watched(sub):
+            self._watchdog.arm(self._clock.now())
+        if link is not None and self.state is ConnState.CONNECTED:
+            try:
+                await self._subscribe_on(link, sub)
+            except RpcError:
+                self._subs.pop(sub.stable_id, None)
+                raise
+            except (ConnectionLost, Timeout) as exc:
+                log.info("[%s] %s will be made on reconnect (%s)", self.conn_id, sub.stable_id,
+                         exc)
+        return sub.stable_id
+
+    async def unsubscribe(self, stable_id: str) -> None:
+        """Forget a subscription; ``eth_unsubscribe`` it if the connection is up."""
+        sub = self._subs.pop(stable_id, None)
+        if sub is None:
+            raise KeyError(f"no subscription {stable_id!r}")
+        link = self._link
+        node_id, sub.node_id = sub.node_id, None
+        if link is None or node_id is None:
+            return
+        link.by_node.pop(node_id, None)
+        self._retired.add(node_id)
+        if self.state is ConnState.CONNECTED:
+            try:
+                await self._rpc(link, "eth_unsubscribe", [node_id],
+                                self._timeout(self.settings.open_timeout))
+            except MonitorError as exc:
+                log.info("[%s] eth_unsubscribe %s failed: %s", self.conn_id, stable_id, exc)
+
+    async def request(self, method: str, params: list[Any], timeout: float = 10.0) -> Any:
+        """A JSON-RPC call over the socket; returns ``result``.
+
+        Raises :class:`NotConnected` unless CONNECTED, :class:`Timeout` after ``timeout``
+        clock seconds, :class:`RpcError` for an error answer, :class:`ConnectionLost` if
+        the connection breaks first. Counted as ``api_call`` kind ``rpc_ws``.
+        """
+        link = self._link
+        if link is None or self.state is not ConnState.CONNECTED:
+            raise NotConnected(f"[{self.conn_id}] {method}: not connected ({self.state.value})")
+        return await self._rpc(link, method, params, timeout)
+
+    def note_head(self, now: float | None = None) -> None:
+        """Tell the watchdog a new head was seen (for owners that learn heads elsewhere)."""
+        self._external_heads = True
+        self._watchdog.note_head(self._clock.now() if now is None else now)
+
+    def metrics_dict(self) -> dict[str, Any]:
+        """The metrics as a JSON-ready dict, for the ``stop`` row."""
+        return self.metrics.to_dict(self._clock.now())
+
+    # ----------------------------------------------------------------- internals
+    def _timeout(self, simulated: float) -> float:
+        """A scaled timeout with a floor: processing time is not compressed by speed."""
+        return max(self.settings.real(simulated), self.settings.min_timeout)
+
+    def _changed_event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _heads_watched(self, exclude: _Sub | None = None) -> bool:
+        return self._external_heads or any(
+            s.is_heads for s in self._subs.values() if s is not exclude
+        )
+
+    def _fire(self, event: ConnEvent, cause: str) -> Transition:
+        now = self._clock.now()
+        t = self._sm.fire(event, now, cause)
+        if t.changed:
+            self.last_cause = cause
+            self.metrics.state(t.to_state, now)
+            self._history.record("state", **t.to_row(self.conn_id))
+            log.info("[%s] %s -> %s (%s)", self.conn_id, t.from_state.value, t.to_state.value,
+                     redact(cause))
+            self._notify()
+        return t
+
+    def _alert(self, alert: Alert | None) -> None:
+        if alert is None:
+            return
+        self._history.record("alert", kind=alert.kind, text=alert.text)
+        if self._alerts is None:
+            log.warning("[%s] ALERT %s: %s", self.conn_id, alert.kind, redact(alert.text))
+            return
+        task = asyncio.create_task(self._send_alert(self._alerts, alert),
+                                   name=f"ws-alert-{self.conn_id}")
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _send_alert(self, alerter: Alerter, alert: Alert) -> None:
+        try:
+            await alerter.send(alert.kind, alert.text)
+        except Exception as exc:  # an Alerter must not raise; be safe anyway
+            self.metrics.error("alert")
+            log.warning("[%s] alert %s failed: %s", self.conn_id, alert.kind,
+                        redact(f"{type(exc).__name__}: {exc}"))
+
+    async def _callbacks(self, cbs: list[Any], *args: Any) -> None:
+        for cb in list(cbs):
+            try:
+                await _call(cb, *args)
+            except Exception as exc:
+                self.metrics.error("callback")
+                log.exception("[%s] callback %r failed: %s", self.conn_id, cb, redact(str(exc)))
+
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: record it rather than die silently
+            log.exception("[%s] manager loop crashed", self.conn_id)
+            self.metrics.error("internal")
+            if self._sm.can(ConnEvent.GIVE_UP):
+                self._fire(ConnEvent.GIVE_UP, "internal_error")
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            if self.state is ConnState.RECONNECTING:
+                self.metrics.reconnect_attempts += 1
+                self._outage_attempts += 1
+            try:
+                link = await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                cause = classify_connect_error(exc)
+                self.metrics.connect_failures += 1
+                log.info("[%s] connect attempt failed: %s (%s)", self.conn_id, cause,
+                         redact(f"{type(exc).__name__}: {exc}"))
+                if not await self._attempt_failed(cause):
+                    return
+                continue
+            cause = await self._serve(link)
+            if self._stopping:
+                return
+            self.metrics.disconnects[cause] += 1
+            now = self._clock.now()
+            self._policy.lost(now)
+            self._fire(ConnEvent.LOST, cause)
+            self._alert(self._alert_policy.disconnected(now, cause))
+            await self._callbacks(self.on_disconnected, cause)
+            await self._sleep(self._policy.next_delay())
+
+    async def _attempt_failed(self, cause: str) -> bool:
+        """Book a failed attempt; sleep the backoff. False when the manager gave up."""
+        before = self.state
+        give_up = self._policy.attempt_failed()
+        self._fire(ConnEvent.ATTEMPT_FAILED, cause)
+        self._notify()
+        now = self._clock.now()
+        if before is ConnState.CONNECTING:
+            self._alert(self._alert_policy.disconnected(now, cause))
+            await self._callbacks(self.on_disconnected, cause)
+        if give_up:
+            self._fire(ConnEvent.GIVE_UP, f"max_attempts: {cause}")
+            self._alert(self._alert_policy.failed(now, self._policy.total_attempts, cause))
+            await self._callbacks(self.on_disconnected, "failed")
+            return False
+        await self._sleep(self._policy.next_delay())
+        return not self._stopping
+
+    async def _open(self) -> _Link:
+        """Connect and re-make every subscription. Raises on any failure (link dropped)."""
+        ws = await asyncio.wait_for(
+            self._factory(self.url, open_timeout=self._timeout(self.settings.open_timeout),
+                          max_size=self.settings.max_message_bytes),
+            self._timeout(self.settings.open_timeout) + 1.0,
+        )
+        link = _Link(ws, next(self._gen_seq))
+        self._link = link
+        for sub in self._subs.values():
+            sub.node_id = None
+        link.reader = asyncio.create_task(self._reader(link), name=f"ws-reader-{self.conn_id}")
+        try:
+            # Subscriptions added meanwhile are picked up: loop until none is missing.
+            while True:
+                missing = [s for s in self._subs.values() if s.node_id is None]
+                if not missing:
+                    break
+                for sub in missing:
+                    if sub.stable_id in self._subs:
+                        await self._subscribe_on(link, sub)
+        except BaseException as exc:
+            await self._close_link(link)
+            if link.reader.done() and not link.reader.cancelled():
+                cause = link.reader.result()
+                raise ConnectionLost(f"closed while subscribing: {cause}") from exc
+            raise
+        return link
+
+    async def _serve(self, link: _Link) -> str:
+        """Run one open connection until it must end; return the cause."""
+        now = self._clock.now()
+        reconnect = self._ever_connected
+        self._ever_connected = True
+        self._policy.opened(now)
+        self._heartbeat.connected(now)
+        self._watchdog.arm(now)
+        self.metrics.connects += 1
+        self._fire(ConnEvent.OPENED, "reconnected" if reconnect else "connected")
+        self._alert(self._alert_policy.recovered(now, self._outage_attempts))
+        self._outage_attempts = 0
+        if self.on_connected:
+            # In the background: a long backfill must not hold up the heartbeat.
+            task = asyncio.create_task(self._callbacks(self.on_connected, reconnect),
+                                       name=f"ws-on-connected-{self.conn_id}")
+            self._bg_callbacks.add(task)
+            task.add_done_callback(self._bg_callbacks.discard)
+        try:
+            return await self._supervise(link)
+        finally:
+            await self._close_link(link)
+
+    async def _supervise(self, link: _Link) -> str:
+        assert link.reader is not None
+        wake = asyncio.Event()
+        self._wake = wake
+        while True:
+            if link.reader.done():
+                return link.reader.result() if not link.reader.cancelled() else "cancelled"
+            now = self._clock.now()
+            action = self._heartbeat.decide(now)
+            if action is HeartbeatAction.TIMEOUT:
+                self.metrics.error("ping_timeout")
+                return "ping_timeout"
+            if action is HeartbeatAction.SEND_PING:
+                try:
+                    waiter = await link.ws.ping()
+                except Exception as exc:
+                    return classify_close(exc)
+                self._heartbeat.ping_sent(now)
+                pong = asyncio.ensure_future(waiter)
+                pong.add_done_callback(self._on_pong)
+            if self._heads_watched() and self._watchdog.is_stale(now):
+                self.metrics.error("stale")
+                return "stale"
+            deadline = self._heartbeat.next_deadline()
+            if self._heads_watched():
+                wd = self._watchdog.deadline()
+                if wd is not None:
+                    deadline = min(deadline, wd)
+            wake.clear()
+            waiter_task = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({link.reader, waiter_task},
+                                   timeout=max(0.0, deadline - self._clock.now()) + 1e-3,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter_task.cancel()
+
+    def _on_pong(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self.metrics.pong(self._heartbeat.pong_received(self._clock.now()))
+        if self._wake is not None:
+            self._wake.set()
+        self._notify()
+
+    async def _close_link(self, link: _Link) -> None:
+        if self._link is link:
+            self._link = None
+        transport = getattr(link.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+        else:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(link.ws.close(), self.settings.min_timeout)
+        if link.reader is not None and not link.reader.done():
+            link.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await link.reader
+        self._fail_pending(link.gen, ConnectionLost("connection closed"))
+        self._watchdog.disarm()
+
+    def _drop_link(self, exc: MonitorError) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            transport = getattr(link.ws, "transport", None)
+            if transport is not None:
+                transport.abort()
+            self._fail_pending(link.gen, exc)
+
+    def _fail_pending(self, gen: int, exc: MonitorError) -> None:
+        for rid, p in list(self._pending.items()):
+            if p.conn_gen == gen:
+                del self._pending[rid]
+                if not p.future.done():
+                    p.future.set_exception(exc)
+
+    async def _subscribe_on(self, link: _Link, sub: _Sub) -> None:
+        node_id = await self._rpc(link, "eth_subscribe", sub.params,
+                                  self._timeout(self.settings.open_timeout), sub=sub)
+        if not isinstance(node_id, str):
+            raise RpcError(-32603, f"eth_subscribe answered a non-string id {node_id!r}")
+
+    async def _rpc(self, link: _Link, method: str, params: list[Any], timeout: float,
+                   *, sub: _Sub | None = None) -> Any:
+        rid = next(self._req_seq)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = _Pending(method, fut, sub, link.gen)
+        frame = json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        ok = False
+        try:
+            try:
+                await link.ws.send(frame)
+            except ConnectionClosed as exc:
+                raise ConnectionLost(f"{method}: {classify_close(exc)}") from None
+            try:
+                result = await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise Timeout(f"{method}: no answer in {timeout:.3g} s") from None
+            ok = True
+            return result
+        finally:
+            self._pending.pop(rid, None)
+            self.metrics.api_calls.call(method, ok)
+            self._history.record("api_call", kind="rpc_ws", method=method, ok=ok)
+
+    async def _reader(self, link: _Link) -> str:
+        """Receive frames until the connection closes; return the close cause."""
+        while True:
+            try:
+                data = await link.ws.recv()
+            except ConnectionClosed as exc:
+                return classify_close(exc)
+            except Exception as exc:
+                self.metrics.error("recv")
+                return classify_close(exc)
+            await self._handle_frame(link, data)
+            self._notify()
+
+    async def _handle_frame(self, link: _Link, data: str | bytes) -> None:
+        self.metrics.received(len(data) if isinstance(data, bytes) or data.isascii()
+                              else len(data.encode("utf-8")))
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._bad("binary", data[:40])
+                return
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            self._bad("not_json", data[:80])
+            return
+        items = msg if isinstance(msg, list) else [msg]
+        for item in items:
+            if not isinstance(item, dict):
+                self._bad("bad_shape", str(item)[:80])
+                continue
+            if item.get("method") == "eth_subscription":
+                await self._notification(link, item)
+            elif "id" in item and ("result" in item or "error" in item):
+                self._response(link, item)
+            else:
+                self._bad("bad_shape", data[:80])
+
+    def _bad(self, kind: str, sample: Any) -> None:
+        self.metrics.error(kind)
+        log.warning("[%s] malformed frame (%s): %s", self.conn_id, kind, redact(repr(sample)))
+
+    def _response(self, link: _Link, item: dict[str, Any]) -> None:
+        rid = item.get("id")
+        pending = self._pending.get(rid) if isinstance(rid, int) else None
+        if pending is None or pending.conn_gen != link.gen:
+            self._bad("unknown_response_id", rid)
+            return
+        if pending.future.done():
+            return
+        err = item.get("error")
+        if err is not None:
+            code = err.get("code", -32603) if isinstance(err, dict) else -32603
+            message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+            pending.future.set_exception(RpcError(int(code) if isinstance(code, int) else
+                                                  -32603, message))
+            return
+        result = item.get("result")
+        sub = pending.sub
+        if sub is not None and isinstance(result, str):
+            # Map before any later notification of this subscription is read.
+            if self._subs.get(sub.stable_id) is sub:
+                sub.node_id = result
+                link.by_node[result] = sub
+            else:  # unsubscribed while the answer was on its way
+                self._retired.add(result)
+        pending.future.set_result(result)
+
+    async def _notification(self, link: _Link, item: dict[str, Any]) -> None:
+        params = item.get("params")
+        if not isinstance(params, dict) or "subscription" not in params:
+            self._bad("bad_shape", str(item)[:80])
+            return
+        node_id = params.get("subscription")
+        sub = link.by_node.get(node_id) if isinstance(node_id, str) else None
+        if sub is None:
+            if node_id in self._retired:
+                self.metrics.error("late_notification")
+                return
+            self._bad("unknown_subscription", node_id)
+            return
+        self.metrics.notifications += 1
+        if sub.is_heads:
+            self.metrics.heads += 1
+            self._watchdog.note_head(self._clock.now())
+        result = params.get("result")
+        try:
+            await _call(sub.on_message, result)
+        except Exception as exc:
+            self.metrics.error("callback")
+            log.exception("[%s] on_message of %s failed: %s", self.conn_id, sub.stable_id,
+                          redact(str(exc)))
+

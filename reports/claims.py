@@ -1,0 +1,215 @@
+"""The migration plan's claims, checked against what was measured.
+
+Each claim compares the polling baseline ("before") with the websocket monitor ("after").
+The status is decided by the "after" bound (the promise); the "before" measurement is
+shown next to the claimed range as context. No data for a side => ``not measured``.
+"Healthy" scenarios are those without faults; when a mode has none, all of its
+scenarios are used (and the note says so).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reports.criteria import ClaimSettings
+from reports.load import Run, ScenarioData
+from reports.verdict import metric_value
+
+__all__ = ["Claim", "ClaimStatus", "check_claims"]
+
+
+class ClaimStatus(enum.Enum):
+    CONFIRMED = "confirmed"
+    REFUTED = "refuted"
+    NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    topic: str
+    claimed_before: str
+    claimed_after: str
+    measured_before: str
+    measured_after: str
+    status: ClaimStatus
+    note: str = ""
+
+
+def _usable(run: Run, mode: str, healthy: bool) -> tuple[list[ScenarioData], bool]:
+    scs = [s for s in run.scenarios if s.mode == mode and s.ok]
+    if not healthy:
+        return scs, False
+    calm = [s for s in scs if not s.summary.get("faults")]
+    return (calm, False) if calm else (scs, bool(scs))
+
+
+def _values(scs: Sequence[ScenarioData], metric: str) -> list[float]:
+    out = []
+    for s in scs:
+        v = metric_value(s.summary, metric)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def _pooled_missed_pct(scs: Sequence[ScenarioData]) -> float | None:
+    trades = sum(float(s.summary.get("trades") or 0) for s in scs)
+    missed = sum(float(s.summary.get("missed") or 0) for s in scs)
+    if not trades:
+        return None
+    return 100.0 * missed / trades
+
+
+def _num(v: float | None, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "not measured"
+    text = f"{v:.{digits}g}" if abs(v) < 10_000 else f"{v:,.0f}"
+    return f"{text}{unit}"
+
+
+def _rng(lo: float, hi: float, unit: str) -> str:
+    return f"{lo:g}-{hi:g}{unit}"
+
+
+def _status(after: float | None, ok: bool) -> ClaimStatus:
+    if after is None:
+        return ClaimStatus.NOT_MEASURED
+    return ClaimStatus.CONFIRMED if ok else ClaimStatus.REFUTED
+
+
+def _latency(run: Run, cs: ClaimSettings) -> Claim:
+    poll, _ = _usable(run, "polling", True)
+    ws, ws_faulty = _usable(run, "websocket", True)
+    before = _values(poll, "latency_p50_s")
+    after = _values(ws, "latency_p95_s")
+    b = sum(before) / len(before) if before else None
+    a = max(after) if after else None
+    notes = []
+    if b is not None and not cs.latency_before_s[0] <= b <= cs.latency_before_s[1]:
+        notes.append("baseline median outside the claimed range")
+    speeds = {s.speed for s in ws}
+    if any(sp > 1 for sp in speeds):
+        notes.append(f"measured at speed {max(speeds):g}: processing time is inflated, "
+                     "repeat at speed 1 for the final figure")
+    if ws_faulty:
+        notes.append("no fault-free websocket scenario: measured under faults")
+    return Claim(
+        "Detection latency",
+        f"{_rng(*cs.latency_before_s, ' s')} (polling)",
+        f"under {cs.latency_after_s:g} s",
+        f"p50 {_num(b, ' s')} (polling)",
+        f"p95 {_num(a, ' s')} (websocket, worst scenario)",
+        _status(a, a is not None and a < cs.latency_after_s),
+        "; ".join(notes),
+    )
+
+
+def _missed(run: Run, cs: ClaimSettings) -> Claim:
+    poll = [s for s in run.scenarios if s.mode == "polling" and s.ok]
+    ws = [s for s in run.scenarios if s.mode == "websocket" and s.ok]
+    b = _pooled_missed_pct(poll)
+    a = _pooled_missed_pct(ws)
+    return Claim(
+        "Missed trades",
+        _rng(*cs.missed_before_pct, " %"),
+        f"under {cs.missed_after_pct:g} %",
+        f"{_num(b, ' %')} (polling, all scenarios)",
+        f"{_num(a, ' %')} (websocket, all scenarios incl. faults)",
+        _status(a, a is not None and a < cs.missed_after_pct),
+    )
+
+
+def _explorer(run: Run, cs: ClaimSettings) -> Claim:
+    poll, _ = _usable(run, "polling", True)
+    ws, ws_faulty = _usable(run, "websocket", True)
+    before = _values(poll, "explorer_calls_per_hour_per_wallet")
+    after = _values(ws, "explorer_calls_per_hour_per_wallet")
+    b = sum(before) / len(before) if before else None
+    a = max(after) if after else None
+    return Claim(
+        "Explorer calls per wallet",
+        _rng(*cs.explorer_before_per_hour, " /h"),
+        "about 1 /h",
+        f"{_num(b, ' /h')} (polling)",
+        f"{_num(a, ' /h')} (websocket, worst scenario)",
+        _status(a, a is not None and a <= cs.explorer_after_per_hour),
+        f"'about 1' counted as at most {cs.explorer_after_per_hour:g} /h"
+        + ("; measured under faults only" if ws_faulty else ""),
+    )
+
+
+def _resources(run: Run) -> Claim:
+    poll, _ = _usable(run, "polling", True)
+    ws, _ = _usable(run, "websocket", True)
+    pc = _values(poll, "cpu_s_per_hour")
+    wc = _values(ws, "cpu_s_per_hour")
+    pr = _values(poll, "rss_peak_mb")
+    wr = _values(ws, "rss_peak_mb")
+    if not pc or not wc:
+        return Claim("Resource use", "polling", "lower with websocket",
+                     f"{_num(max(pc) if pc else None, ' CPU s/h')}",
+                     f"{_num(max(wc) if wc else None, ' CPU s/h')}",
+                     ClaimStatus.NOT_MEASURED, "needs CPU figures for both modes")
+    p_cpu, w_cpu = sum(pc) / len(pc), sum(wc) / len(wc)
+    p_rss = sum(pr) / len(pr) if pr else None
+    w_rss = sum(wr) / len(wr) if wr else None
+    ok = w_cpu <= p_cpu and (p_rss is None or w_rss is None or w_rss <= p_rss * 1.1)
+    return Claim(
+        "Resource use",
+        "polling",
+        "lower with websocket",
+        f"{_num(p_cpu, ' CPU s/h')}, {_num(p_rss, ' MB')} peak RSS",
+        f"{_num(w_cpu, ' CPU s/h')}, {_num(w_rss, ' MB')} peak RSS",
+        ClaimStatus.CONFIRMED if ok else ClaimStatus.REFUTED,
+        "memory within 10 % counts as not higher",
+    )
+
+
+def _capacity(scs: Sequence[ScenarioData], per_hour_limit: float) -> float | None:
+    """Wallets one process can watch before explorer calls hit ``per_hour_limit``."""
+    per_wallet = _values(scs, "explorer_calls_per_hour_per_wallet")
+    if not per_wallet:
+        return None
+    worst = max(per_wallet)
+    return float("inf") if worst <= 0 else per_hour_limit / worst
+
+
+def _wallets(run: Run, explorer_limit_per_hour: float) -> Claim:
+    poll = [s for s in run.scenarios if s.mode == "polling" and s.ok]
+    ws = [s for s in run.scenarios if s.mode == "websocket" and s.ok]
+    pcap = _capacity(poll, explorer_limit_per_hour)
+    wcap = _capacity(ws, explorer_limit_per_hour)
+    max_ws = max((int(s.summary.get("wallets") or 0) for s in ws), default=0)
+
+    def cap(v: float | None) -> str:
+        if v is None:
+            return "not measured"
+        return "no explorer limit in reach" if v == float("inf") else f"~{v:,.0f} wallets"
+
+    if pcap is None or wcap is None:
+        status = ClaimStatus.NOT_MEASURED
+    else:
+        status = ClaimStatus.CONFIRMED if wcap > pcap else ClaimStatus.REFUTED
+    return Claim(
+        "Wallets per process",
+        "polling: limited by explorer calls",
+        "more wallets per process",
+        cap(pcap),
+        f"{cap(wcap)} (largest run: {max_ws} wallets)",
+        status,
+        f"explorer budget {explorer_limit_per_hour:,.0f} calls/h (the tighter of the "
+        "per-second and per-day limits)",
+    )
+
+
+def check_claims(run: Run, cs: ClaimSettings, explorer_limit_per_hour: float) -> list[Claim]:
+    """The five claims of the migration plan, in the order the report shows them."""
+    return [
+        _latency(run, cs),
+        _missed(run, cs),
+        _explorer(run, cs),
+        _resources(run),
+        _wallets(run, explorer_limit_per_hour),
+    ]

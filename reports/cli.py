@@ -1,0 +1,95 @@
+"""Command line: ``python -m reports build RUN_DIR`` and ``python -m reports compare A B``.
+
+A user mistake (bad arguments, a path that is not a run, a bad criteria file) is one
+line on stderr and exit code 2. ``build`` exits 0 whatever the verdict (the verdict is
+the report's content); ``compare --fail-on-regression`` exits 1 on a regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reports.criteria import CriteriaError, load_criteria
+from reports.load import RunStoreError, load_run
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _tolerance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v < 10:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10 (a fraction), got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m reports", description="Migration reports from the run store.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    b = sub.add_parser("build", help="write RUN_DIR/report.html with the verdict")
+    b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")
+    b.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")
+    b.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
+    c = sub.add_parser("compare", help="compare two runs metric by metric")
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.add_argument("--criteria", metavar="FILE")
+    c.add_argument("--out", metavar="FILE", help="HTML output (default RUN_B/compare.html)")
+    c.add_argument("--tolerance", type=_tolerance, default=0.10,
+                   help="relative change counted as a regression (default 0.10)")
+    c.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a regression is found")
+    return p
+
+
+def _build(args: argparse.Namespace) -> int:
+    from reports.render import write_report
+
+    criteria = load_criteria(args.criteria)
+    run = load_run(args.run_dir)
+    report, path = write_report(run, criteria, Path(args.out) if args.out else None)
+    print(report.verdict.line)
+    for reason in report.verdict.reasons[1:]:
+        print(f"  - {reason}")
+    print(f"report: {path}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare_runs, render_compare, text_table
+
+    criteria = load_criteria(args.criteria)
+    run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    cmp = compare_runs(run_a, run_b, criteria, tolerance=args.tolerance)
+    out = Path(args.out) if args.out else run_b.path / "compare.html"
+    out.write_text(render_compare(cmp), encoding="utf-8")
+    print(text_table(cmp))
+    print(f"report: {out}")
+    return 1 if args.fail_on_regression and cmp.regressions else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _build(args) if args.command == "build" else _compare(args)
+    except (RunStoreError, CriteriaError) as exc:
+        print(f"python -m reports: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"python -m reports: error: {exc.strerror or exc}: {exc.filename or ''}",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

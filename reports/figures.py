@@ -1,0 +1,314 @@
+"""The report's figures (matplotlib, Agg). Each function returns a ``Figure``; the
+notebook shows them as they are, the report embeds them with :func:`to_data_uri`.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot state), so building many
+in one process leaks nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+
+from reports.cost import fit_usage  # noqa: E402
+from reports.load import (  # noqa: E402
+    Run,
+    ScenarioData,
+    fallback_intervals,
+    sim_seconds,
+    state_intervals,
+)
+from reports.verdict import metric_value  # noqa: E402
+
+__all__ = [
+    "MODE_COLORS",
+    "api_calls",
+    "latency_ecdf",
+    "latency_timeline",
+    "outcomes",
+    "resources",
+    "to_data_uri",
+]
+
+MODE_COLORS = {"polling": "#d9822b", "websocket": "#2b6cb0", "unknown": "#718096"}
+STATE_COLORS = {
+    "CONNECTED": "#38a169",
+    "CONNECTING": "#ecc94b",
+    "RECONNECTING": "#ed8936",
+    "DISCONNECTED": "#e53e3e",
+    "FAILED": "#9b2c2c",
+    "POLLING": "#a0aec0",
+}
+OUTCOME_COLORS = {
+    "detected": "#38a169",
+    "late": "#ecc94b",
+    "missed": "#e53e3e",
+    "duplicates": "#805ad5",
+    "phantoms": "#1a202c",
+}
+DELIVERED = ("detected", "late", "duplicate")
+_FAULT = "#feb2b2"
+_FALLBACK = "#805ad5"
+
+
+def _fig(w: float, h: float) -> Figure:
+    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    return fig
+
+
+def _style(ax: object) -> None:
+    ax.spines[["top", "right"]].set_visible(False)  # type: ignore[attr-defined]
+    ax.grid(True, alpha=0.25, linewidth=0.6)  # type: ignore[attr-defined]
+
+
+def _empty(fig: Figure, text: str) -> Figure:
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color="#4a5568")
+    return fig
+
+
+def to_data_uri(fig: Figure, *, dpi: int = 110) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI for an <img> tag."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _latencies(sc: ScenarioData) -> pd.Series:
+    df = sc.outcomes
+    if df is None or df.empty:
+        return pd.Series(dtype="float64")
+    lat = df.loc[df["outcome"].isin(DELIVERED), "latency_s"].astype("float64").dropna()
+    return lat[lat > 0]
+
+
+def latency_ecdf(run: Run) -> Figure:
+    """Share of trades detected within x seconds, per mode (log x)."""
+    fig = _fig(8, 4.2)
+    by_mode: dict[str, list[pd.Series]] = {}
+    for sc in run.scenarios:
+        if sc.ok:
+            by_mode.setdefault(sc.mode, []).append(_latencies(sc))
+    pooled = {m: pd.concat(v) for m, v in by_mode.items() if v and not pd.concat(v).empty}
+    if not pooled:
+        return _empty(fig, "No delivered trades with a latency in this run")
+    ax = fig.add_subplot()
+    for mode, lat in sorted(pooled.items()):
+        x = np.sort(lat.to_numpy())
+        y = np.arange(1, len(x) + 1) / len(x)
+        ax.step(x, y, where="post", color=MODE_COLORS.get(mode, "#718096"), linewidth=2,
+                label=f"{mode} (n={len(x)}, p95 {np.quantile(x, 0.95):.3g} s)")
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="#2d3748", linestyle="--", linewidth=1)
+    ax.text(1.0, 0.02, " 1 s", color="#2d3748", fontsize=9)
+    windows = [metric_value(s.summary, "actionable_window_s") for s in run.scenarios]
+    window = next((w for w in windows if w), None)
+    if window:
+        ax.axvline(window, color="#c53030", linestyle=":", linewidth=1)
+        ax.text(window, 0.5, f" actionable\n {window:g} s", color="#c53030", fontsize=9)
+    ax.set_xlabel("detection latency (simulated seconds, log scale)")
+    ax.set_ylabel("share of delivered trades")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=9,
+              frameon=False)
+    _style(ax)
+    return fig
+
+
+def latency_timeline(sc: ScenarioData) -> Figure:
+    """Latency of each trade over time, fault windows shaded, connection state below."""
+    fig = _fig(8, 4.4)
+    df = sc.outcomes
+    t0 = sc.t0_ns
+    if df is None or df.empty or t0 is None:
+        return _empty(fig, f"{sc.name}: no outcomes to plot")
+    gs = fig.add_gridspec(2, 1, height_ratios=[6, 1])
+    ax = fig.add_subplot(gs[0])
+    band = fig.add_subplot(gs[1], sharex=ax)
+    t = sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed)
+    lat = df["latency_s"].astype("float64")
+    end = float(max(float(t.max()), float(sc.summary.get("sim_duration_s") or 0.0)))
+    faults = sc.summary.get("faults") if isinstance(sc.summary.get("faults"), list) else []
+    for f in faults or []:
+        if isinstance(f, dict) and f.get("start_s") is not None:
+            stop = f.get("stop_s")
+            stop = float(stop) if stop is not None else float(f["start_s"]) + end / 200
+            for a in (ax, band):
+                a.axvspan(float(f["start_s"]), stop, color=_FAULT, alpha=0.45, linewidth=0)
+            ax.text(float(f["start_s"]), 0.02, f" {f.get('name', 'fault')}", fontsize=8,
+                    color="#9b2c2c", transform=ax.get_xaxis_transform(), va="bottom")
+    legend = []
+    for outcome, color, marker in (("detected", "#38a169", "o"), ("late", "#d69e2e", "o"),
+                                   ("duplicate", "#805ad5", "D")):
+        m = (df["outcome"] == outcome) & lat.notna() & (lat > 0)
+        if m.any():
+            ax.scatter(t[m], lat[m], s=14, color=color, marker=marker, label=outcome,
+                       alpha=0.8, linewidths=0)
+    missed = df["outcome"] == "missed"
+    if missed.any():
+        ax.scatter(t[missed], np.full(int(missed.sum()), 0.97), marker="x", s=40,
+                   color="#e53e3e", transform=ax.get_xaxis_transform(), label="missed",
+                   clip_on=False)
+    window = metric_value(sc.summary, "actionable_window_s")
+    if window:
+        ax.axhline(window, color="#c53030", linestyle=":", linewidth=1)
+    if (lat > 0).any():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter(""))
+    ax.set_ylabel("latency (s)")
+    ax.set_title(f"{sc.name} ({sc.mode})", fontsize=11, loc="left")
+    ax.legend(loc="lower right", fontsize=8, frameon=False, ncol=4,
+              bbox_to_anchor=(1.0, 1.0))
+    _style(ax)
+    ax.tick_params(labelbottom=False)
+    states = state_intervals(sc, end)
+    for start, stop, state in states:
+        band.axvspan(start, stop, ymin=0.5, ymax=1.0, color=STATE_COLORS.get(state, "#cbd5e0"),
+                     linewidth=0)
+    for start, stop in fallback_intervals(sc, end):
+        band.axvspan(start, stop, ymin=0.0, ymax=0.45, color=_FALLBACK, linewidth=0)
+    seen = sorted({s for _, _, s in states})
+    legend = [Patch(color=STATE_COLORS.get(s, "#cbd5e0"), label=s.lower()) for s in seen]
+    if fallback_intervals(sc, end):
+        legend.append(Patch(color=_FALLBACK, label="fallback polling"))
+    if faults:
+        legend.append(Patch(color=_FAULT, label="fault"))
+    if legend:
+        band.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.9), ncol=6,
+                    fontsize=8, frameon=False)
+    band.set_yticks([])
+    band.set_ylabel("feed", rotation=0, ha="right", va="center", fontsize=9)
+    band.set_xlabel("simulated seconds since the first block")
+    band.set_xlim(0, end if end > 0 else 1)
+    return fig
+
+
+def _calm(scs: Sequence[ScenarioData]) -> list[ScenarioData]:
+    return [s for s in scs if not s.summary.get("faults")] or list(scs)
+
+
+def api_calls(run: Run, *, rate_limit_per_hour: float = 10_800.0,
+              daily_limit_per_hour: float | None = 100_000 / 24) -> Figure:
+    """Calls per hour per mode by kind, and explorer calls vs wallets with the limits."""
+    fig = _fig(9, 4.2)
+    modes = sorted({s.mode for s in run.scenarios if s.ok})
+    if not modes:
+        return _empty(fig, "No usable scenario")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    kinds = ("explorer", "rpc_http", "rpc_ws")
+    kind_colors = {"explorer": "#d9822b", "rpc_http": "#4a5568", "rpc_ws": "#2b6cb0"}
+    x = np.arange(len(modes))
+    width = 0.27
+    for i, kind in enumerate(kinds):
+        vals = []
+        for mode in modes:
+            scs = _calm([s for s in run.scenarios if s.mode == mode and s.ok])
+            per_h = []
+            for s in scs:
+                calls = s.summary.get("api_calls")
+                hours = float(s.summary.get("sim_duration_s") or 0) / 3600
+                if isinstance(calls, dict) and hours > 0:
+                    per_h.append(float(calls.get(kind) or 0) / hours)
+            vals.append(sum(per_h) / len(per_h) if per_h else 0.0)
+        ax1.bar(x + (i - 1) * width, vals, width, label=kind, color=kind_colors[kind])
+    ax1.set_xticks(x, modes)
+    ax1.set_ylabel("calls per hour (fault-free runs)")
+    ax1.set_title("API calls per hour", fontsize=11, loc="left")
+    ax1.legend(fontsize=8, frameon=False)
+    _style(ax1)
+
+    grid = np.logspace(0, 3, 50)
+    for mode in modes:
+        scs = _calm([s for s in run.scenarios if s.mode == mode and s.ok])
+        pts = [(float(s.summary.get("wallets") or 0), v) for s in scs
+               if (v := metric_value(s.summary, "explorer_calls_per_hour")) is not None]
+        pts = [(w, v) for w, v in pts if w > 0]
+        if not pts:
+            continue
+        color = MODE_COLORS.get(mode, "#718096")
+        ax2.scatter([w for w, _ in pts], [max(v, 0.1) for _, v in pts], color=color, zorder=3)
+        fit = fit_usage(pts)
+        ax2.plot(grid, np.maximum([fit.at(w) for w in grid], 0.1), color=color,
+                 label=f"{mode} ({fit.per_wallet:.3g}/h per wallet)")
+    ax2.axhline(rate_limit_per_hour, color="#c53030", linestyle="--", linewidth=1)
+    ax2.text(1.1, rate_limit_per_hour * 1.15, f"3/s rate limit = {rate_limit_per_hour:,.0f}/h",
+             fontsize=8, color="#c53030")
+    if daily_limit_per_hour:
+        ax2.axhline(daily_limit_per_hour, color="#9b2c2c", linestyle=":", linewidth=1)
+        ax2.text(1.1, daily_limit_per_hour * 0.6,
+                 f"100k/day = {daily_limit_per_hour:,.0f}/h", fontsize=8, color="#9b2c2c")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("wallets watched (measured points, fitted line)")
+    ax2.set_ylabel("explorer calls per hour")
+    ax2.set_title("Explorer calls as wallets grow", fontsize=11, loc="left")
+    ax2.legend(fontsize=8, frameon=False, loc="lower right")
+    _style(ax2)
+    return fig
+
+
+def outcomes(run: Run) -> Figure:
+    """Per scenario: share of trades detected / late / missed, plus duplicates/phantoms."""
+    scs = [s for s in run.scenarios if s.ok]
+    fig = _fig(8, max(2.2, 0.42 * len(scs) + 1.3))
+    if not scs:
+        return _empty(fig, "No usable scenario")
+    ax = fig.add_subplot()
+    names = [s.name for s in scs][::-1]
+    rows = scs[::-1]
+    left = np.zeros(len(rows))
+    for key in ("detected", "late", "missed", "duplicates", "phantoms"):
+        vals = []
+        for s in rows:
+            trades = float(s.summary.get("trades") or 0)
+            vals.append(100.0 * float(s.summary.get(key) or 0) / trades if trades else 0.0)
+        ax.barh(names, vals, left=left, color=OUTCOME_COLORS[key], label=key, height=0.6)
+        left += np.array(vals)
+    for i, s in enumerate(rows):
+        bad = [f"{s.summary.get(k) or 0} {k}" for k in ("late", "missed", "duplicates",
+                                                          "phantoms") if s.summary.get(k)]
+        ax.text(min(left[i], 100) + 1, i, ", ".join(bad) if bad else "clean", va="center",
+                fontsize=8, color="#2d3748")
+    ax.set_xlim(0, 135)
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_xlabel("% of trades in the truth")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(rows) < 4 else -0.12),
+              ncol=5, fontsize=8, frameon=False)
+    _style(ax)
+    return fig
+
+
+def resources(run: Run) -> Figure:
+    """CPU seconds per simulated hour and peak RSS per scenario, coloured by mode."""
+    scs = [s for s in run.scenarios if s.ok]
+    fig = _fig(8, max(2.2, 0.42 * len(scs) + 1.2))
+    if not scs:
+        return _empty(fig, "No usable scenario")
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    names = [s.name for s in scs][::-1]
+    colors = [MODE_COLORS.get(s.mode, "#718096") for s in scs][::-1]
+    cpu = [metric_value(s.summary, "cpu_s_per_hour") or 0.0 for s in scs][::-1]
+    rss = [metric_value(s.summary, "rss_peak_mb") or 0.0 for s in scs][::-1]
+    ax1.barh(names, cpu, color=colors, height=0.6)
+    ax1.set_xlabel("CPU seconds per simulated hour")
+    ax2.barh(names, rss, color=colors, height=0.6)
+    ax2.set_xlabel("peak RSS (MB)")
+    for ax in (ax1, ax2):
+        _style(ax)
+    fig.legend(handles=[Patch(color=c, label=m) for m, c in MODE_COLORS.items()
+                        if any(s.mode == m for s in scs)], fontsize=8, frameon=False,
+               loc="outside lower center", ncol=3)
+    return fig

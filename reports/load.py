@@ -1,0 +1,328 @@
+"""Read a run from the run store (``results/<run-id>/``, see docs/contracts.md).
+
+Reading never raises on missing or damaged files: what could not be read is listed in
+``problems`` (of the run or of the scenario), so that the verdict can say INCONCLUSIVE
+instead of the report crashing. Only a path that is not a directory at all raises
+:class:`RunStoreError`.
+
+The functions here are the ones the notebook uses too (``notebooks/analysis.ipynb``).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "Run",
+    "RunStoreError",
+    "ScenarioData",
+    "all_outcomes",
+    "fallback_intervals",
+    "load_run",
+    "read_jsonl",
+    "sim_seconds",
+    "state_intervals",
+    "summaries_frame",
+]
+
+OUTCOME_COLUMNS = (
+    "trade_id",
+    "wallet",
+    "block_number",
+    "visible_t_ns",
+    "delivered_t_ns",
+    "latency_s",
+    "outcome",
+    "deliveries",
+    "source",
+    "in_fault",
+    "fault",
+)
+
+
+class RunStoreError(Exception):
+    """The path given is not a run directory at all. Print it; exit code 2."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ScenarioData:
+    """One scenario of a run: its summary plus the data frames that could be read."""
+
+    name: str
+    path: Path
+    summary: dict[str, Any]
+    outcomes: pd.DataFrame | None
+    monitor_history: pd.DataFrame | None
+    sim_history: pd.DataFrame | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        return str(self.summary.get("mode") or "unknown")
+
+    @property
+    def status(self) -> str:
+        if not self.summary:
+            return "missing"
+        return str(self.summary.get("status") or "missing")
+
+    @property
+    def ok(self) -> bool:
+        """True when the scenario ran and its summary can be trusted."""
+        return self.status == "ok"
+
+    @property
+    def t0_ns(self) -> int | None:
+        """When block 0 of the replay was due (simulator ``start`` row), if known."""
+        df = self.sim_history
+        if df is not None and "event" in df and "t0_ns" in df:
+            starts = df[df["event"] == "start"]
+            if not starts.empty and pd.notna(starts["t0_ns"].iloc[0]):
+                return int(starts["t0_ns"].iloc[0])
+        if self.outcomes is not None and not self.outcomes.empty:
+            vis = self.outcomes["visible_t_ns"].dropna()
+            if not vis.empty:
+                return int(vis.min())
+        return None
+
+    @property
+    def speed(self) -> float:
+        try:
+            return float(self.summary.get("speed") or 1.0)
+        except (TypeError, ValueError):
+            return 1.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run:
+    """A run: manifest, scenarios (in the order of ``summary.json``) and what was missing."""
+
+    path: Path
+    run_id: str
+    manifest: dict[str, Any]
+    scenarios: tuple[ScenarioData, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    def scenario(self, name: str) -> ScenarioData:
+        for sc in self.scenarios:
+            if sc.name == name:
+                return sc
+        raise KeyError(name)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """JSON lines as dicts; a truncated last line (a killed writer) is ignored."""
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path.name} is missing")
+        return {}
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path.name} is not a JSON object")
+        return {}
+    return data
+
+
+def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    if not path.exists():
+        problems.append(f"{path.name} is missing")
+        return None
+    try:
+        rows = read_jsonl(path)
+    except OSError as exc:
+        problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return None
+    return pd.DataFrame(rows)
+
+
+def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    if not path.exists():
+        problems.append(f"{path.name} is missing")
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return None
+    missing = [c for c in OUTCOME_COLUMNS if c not in df.columns]
+    if missing:
+        problems.append(f"{path.name} lacks columns {', '.join(missing)}")
+        return None
+    return df
+
+
+def _mode_from_toml(path: Path) -> str | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    for table in (data, data.get("scenario", {}), data.get("monitor", {})):
+        if isinstance(table, dict) and isinstance(table.get("mode"), str):
+            return str(table["mode"])
+    return None
+
+
+def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> ScenarioData:
+    sdir = run_dir / name
+    problems: list[str] = []
+    if not sdir.is_dir():
+        problems.append(f"directory {name}/ is missing")
+        summary = dict(listed or {})
+        return ScenarioData(name, sdir, summary, None, None, None, tuple(problems))
+    summary = _read_json(sdir / "summary.json", problems)
+    if not summary and listed:
+        summary = dict(listed)
+    if summary and "mode" not in summary:
+        mode = _mode_from_toml(sdir / "scenario.toml")
+        if mode:
+            summary["mode"] = mode
+    if not summary:
+        mode = _mode_from_toml(sdir / "scenario.toml")
+        if mode:
+            # keep the mode so the verdict knows which gates this scenario was needed for
+            summary = {"scenario": name, "mode": mode, "status": "missing"}
+    outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
+    monitor = _read_history(sdir / "monitor_history.jsonl", problems)
+    sim = _read_history(sdir / "sim_history.jsonl", problems)
+    return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems))
+
+
+def load_run(path: str | Path) -> Run:
+    """Load ``results/<run-id>/`` (or the ``results/latest`` symlink)."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise RunStoreError(f"not a run directory: {run_dir}")
+    run_dir = run_dir.resolve()
+    problems: list[str] = []
+    manifest = _read_json(run_dir / "manifest.json", problems)
+    top = _read_json(run_dir / "summary.json", problems)
+    listed: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
+    for entry in top.get("scenarios", []) if isinstance(top.get("scenarios"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("scenario"), str):
+            listed[entry["scenario"]] = entry
+            names.append(entry["scenario"])
+    for name in manifest.get("scenarios", []) if isinstance(manifest, dict) else []:
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    markers = ("summary.json", "scenario.toml", "outcomes.parquet", "monitor_history.jsonl")
+    for sub in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        if sub.name not in names and any((sub / m).exists() for m in markers):
+            names.append(sub.name)
+    scenarios = tuple(_load_scenario(run_dir, n, listed.get(n)) for n in names)
+    run_id = str(top.get("run_id") or manifest.get("run_id") or run_dir.name)
+    return Run(run_dir, run_id, manifest, scenarios, tuple(problems))
+
+
+def sim_seconds(t_ns: Any, t0_ns: int, speed: float) -> Any:
+    """Simulated seconds since ``t0_ns`` (docs/contracts.md "Clock"); works on Series."""
+    return (t_ns - t0_ns) * speed / 1e9
+
+
+def state_intervals(scenario: ScenarioData, end_s: float | None = None) -> list[
+    tuple[float, float, str]
+]:
+    """The connection state over time as ``(start_s, stop_s, state)`` in simulated seconds.
+
+    From the monitor history's ``state`` rows (the last change wins when several
+    connections interleave). A polling scenario has no state rows: one ``POLLING`` band.
+    """
+    t0 = scenario.t0_ns
+    end = end_s if end_s is not None else float(scenario.summary.get("sim_duration_s") or 0.0)
+    df = scenario.monitor_history
+    if t0 is None or df is None or "event" not in df:
+        return [(0.0, end, "POLLING")] if scenario.mode == "polling" and end > 0 else []
+    rows = df[df["event"] == "state"].sort_values("t_ns")
+    if rows.empty:
+        return [(0.0, end, "POLLING")] if scenario.mode == "polling" and end > 0 else []
+    out: list[tuple[float, float, str]] = []
+    times = [float(sim_seconds(t, t0, scenario.speed)) for t in rows["t_ns"]]
+    states = [str(s) for s in rows["to"]]
+    first_from = rows["from"].iloc[0] if "from" in rows else None
+    if times[0] > 0 and isinstance(first_from, str):
+        out.append((0.0, times[0], first_from))
+    for i, (start, state) in enumerate(zip(times, states, strict=True)):
+        stop = times[i + 1] if i + 1 < len(times) else max(end, start)
+        if stop > start:
+            out.append((max(start, 0.0), stop, state))
+    return out
+
+
+def fallback_intervals(scenario: ScenarioData, end_s: float | None = None) -> list[
+    tuple[float, float]
+]:
+    """When polling fallback was active, from the monitor history's ``fallback`` rows."""
+    t0 = scenario.t0_ns
+    end = end_s if end_s is not None else float(scenario.summary.get("sim_duration_s") or 0.0)
+    df = scenario.monitor_history
+    if t0 is None or df is None or "event" not in df or "active" not in df:
+        return []
+    rows = df[df["event"] == "fallback"].sort_values("t_ns")
+    out: list[tuple[float, float]] = []
+    since: float | None = None
+    for t, active in zip(rows["t_ns"], rows["active"], strict=True):
+        s = float(sim_seconds(t, t0, scenario.speed))
+        if bool(active) and since is None:
+            since = s
+        elif not bool(active) and since is not None:
+            out.append((since, s))
+            since = None
+    if since is not None:
+        out.append((since, max(end, since)))
+    return out
+
+
+def all_outcomes(run: Run) -> pd.DataFrame:
+    """Every scenario's outcomes in one frame, with ``scenario``, ``mode`` and ``t_s``
+    (simulated seconds since the scenario's first block) added for slicing."""
+    frames = []
+    for sc in run.scenarios:
+        if sc.outcomes is None:
+            continue
+        df = sc.outcomes.copy()
+        df.insert(0, "scenario", sc.name)
+        df.insert(1, "mode", sc.mode)
+        t0 = sc.t0_ns
+        df["t_s"] = sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed) if t0 else None
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["scenario", "mode", *OUTCOME_COLUMNS, "t_s"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def summaries_frame(run: Run) -> pd.DataFrame:
+    """One row per scenario with the scalar keys of its summary."""
+    rows = []
+    for sc in run.scenarios:
+        row = {k: v for k, v in sc.summary.items() if not isinstance(v, dict | list)}
+        row["scenario"] = sc.name
+        row["mode"] = sc.mode
+        row["status"] = sc.status
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("scenario") if rows else pd.DataFrame()

@@ -1,0 +1,229 @@
+"""Build ``report.html``: one self-contained page (figures as base64 PNG, inline CSS, no
+network) from a run in the store.
+
+Everything that came from the chain, a scenario or a config goes through jinja2 with
+autoescape on. A figure that fails to draw becomes a note in the page, not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from reports import figures
+from reports.claims import Claim, check_claims
+from reports.cost import ModeCost, explorer_limit_per_hour, mode_costs
+from reports.criteria import Criteria
+from reports.load import Run, all_outcomes
+from reports.rollout import RolloutPlan, plan_rollout
+from reports.verdict import VerdictResult, evaluate, metric_value
+
+__all__ = ["Report", "build_report", "environment", "fmt_num", "render_report", "write_report"]
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+SCENARIO_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (header, metric, format)
+    ("trades", "trades", "int"),
+    ("detected", "detected", "int"),
+    ("late", "late", "int"),
+    ("missed", "missed", "int"),
+    ("dupl.", "duplicates", "int"),
+    ("phantoms", "phantoms", "int"),
+    ("p50 s", "latency_p50_s", "num"),
+    ("p95 s", "latency_p95_s", "num"),
+    ("p99 s", "latency_p99_s", "num"),
+    ("max s", "latency_max_s", "num"),
+    ("calls/h", "api_calls_per_hour", "num"),
+    ("calls/h/wallet", "api_calls_per_hour_per_wallet", "num"),
+    ("explorer/h", "explorer_calls_per_hour", "num"),
+    ("uptime", "uptime", "pct"),
+    ("coverage", "coverage", "pct"),
+    ("reconnects", "reconnects", "int"),
+    ("fallback s", "fallback_s", "num"),
+    ("CPU s/h", "cpu_s_per_hour", "num"),
+    ("RSS MB", "rss_peak_mb", "num"),
+)
+
+
+def fmt_num(value: Any, kind: str = "num") -> str:
+    """Numbers for people: 3 significant digits, thousands separated, '-' when absent."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return "-"
+    if math.isinf(v):
+        return "unlimited"
+    if kind == "int":
+        return f"{v:,.0f}"
+    if kind == "pct":
+        return f"{100 * v:.4g} %" if v < 1 else "100 %"
+    if kind == "usd":
+        return f"${v:,.2f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_num
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    run: Run
+    criteria: Criteria
+    verdict: VerdictResult
+    claims: list[Claim]
+    costs: list[ModeCost]
+    rollout: RolloutPlan
+
+
+def build_report(run: Run, criteria: Criteria) -> Report:
+    verdict = evaluate(run, criteria)
+    return Report(
+        run=run,
+        criteria=criteria,
+        verdict=verdict,
+        claims=check_claims(run, criteria.claims, explorer_limit_per_hour(criteria.cost)),
+        costs=mode_costs(run, criteria.cost),
+        rollout=plan_rollout(run, verdict.verdict, criteria),
+    )
+
+
+def _figure(title: str, build: Callable[[], Any], alt: str) -> dict[str, str]:
+    try:
+        fig = build()
+        return {"title": title, "uri": figures.to_data_uri(fig), "alt": alt, "error": ""}
+    except Exception as exc:  # a figure must never take the report down
+        return {"title": title, "uri": "", "alt": alt,
+                "error": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
+
+
+def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
+    df = all_outcomes(run)
+    if df.empty:
+        return {"missed": [], "latest": []}
+
+    def rows(sel: pd.DataFrame) -> list[dict[str, Any]]:
+        out = []
+        for r in sel.itertuples(index=False):
+            fault = r.fault if isinstance(r.fault, str) and r.fault else None
+            out.append({
+                "scenario": r.scenario, "mode": r.mode, "trade_id": str(r.trade_id),
+                "wallet": str(r.wallet), "block": r.block_number,
+                "t_s": None if pd.isna(r.t_s) else float(r.t_s),
+                "outcome": r.outcome,
+                "latency_s": None if pd.isna(r.latency_s) else float(r.latency_s),
+                "fault": fault or ("during a fault" if bool(r.in_fault) else "none"),
+            })
+        return out
+
+    missed = df[df["outcome"] == "missed"].sort_values(["scenario", "t_s"]).head(limit)
+    delivered = df[df["latency_s"].notna() & (df["mode"] != "polling")]
+    latest = delivered.sort_values("latency_s", ascending=False).head(limit)
+    return {"missed": rows(missed), "latest": rows(latest)}
+
+
+def _scenario_rows(run: Run) -> list[dict[str, Any]]:
+    out = []
+    for sc in run.scenarios:
+        cells = [fmt_num(metric_value(sc.summary, m), kind) if sc.summary else "-"
+                 for _, m, kind in SCENARIO_COLUMNS]
+        out.append({"name": sc.name, "mode": sc.mode, "status": sc.status,
+                    "wallets": sc.summary.get("wallets", "-"), "cells": cells})
+    return out
+
+
+def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    order = ["run_id", "command", "git_sha", "speed", "seeds", "scenarios", "versions",
+             "host", "started", "finished"]
+    keys = [k for k in order if k in manifest] + sorted(k for k in manifest if k not in order)
+    rows = []
+    for k in keys:
+        v = manifest[k]
+        text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+        rows.append((k, text))
+    return rows
+
+
+def render_report(report: Report) -> str:
+    run = report.run
+    ok = [s for s in run.scenarios if s.ok]
+    figs = [
+        _figure("Detection latency, polling vs websocket", lambda: figures.latency_ecdf(run),
+                "ECDF of detection latency per mode, log scale"),
+        _figure("Outcomes per scenario", lambda: figures.outcomes(run),
+                "stacked bars of detected, late, missed, duplicate and phantom trades"),
+        _figure("API calls and the explorer's limits", lambda: figures.api_calls(
+                    run, rate_limit_per_hour=report.criteria.cost.explorer.rate_per_s * 3600,
+                    daily_limit_per_hour=report.criteria.cost.explorer.calls_per_day / 24),
+                "API calls per hour per mode and explorer calls against wallets"),
+        _figure("Resource use", lambda: figures.resources(run),
+                "CPU seconds per hour and peak memory per scenario"),
+    ]
+    details = []
+    for sc in run.scenarios:
+        timeline = None
+        if sc.ok and sc.outcomes is not None:
+            timeline = _figure(f"{sc.name}: latency over time",
+                               lambda sc=sc: figures.latency_timeline(sc),
+                               f"latency of each trade over time in {sc.name}, faults shaded")
+        faults = sc.summary.get("faults") if isinstance(sc.summary.get("faults"), list) else []
+        details.append({
+            "name": sc.name, "mode": sc.mode, "status": sc.status,
+            "description": str(sc.summary.get("description") or ""),
+            "error": str(sc.summary.get("error") or ""),
+            "faults": [f for f in faults if isinstance(f, dict)],
+            "problems": list(sc.problems),
+            "checks": [c for c in report.verdict.checks if c.scenario == sc.name],
+            "timeline": timeline,
+        })
+    problems = list(run.problems) + [f"{s.name}: {p}" for s in run.scenarios for p in s.problems]
+    env = environment()
+    return env.get_template("report.html.j2").render(
+        run_id=run.run_id,
+        verdict=report.verdict,
+        claims=report.claims,
+        costs=report.costs,
+        cost_settings=report.criteria.cost,
+        explorer_limit_h=explorer_limit_per_hour(report.criteria.cost),
+        rollout=report.rollout,
+        columns=[c[0] for c in SCENARIO_COLUMNS],
+        scenario_rows=_scenario_rows(run),
+        figures=figs,
+        details=details,
+        worst=_worst_trades(run),
+        manifest=_manifest_rows(run.manifest),
+        problems=problems,
+        criteria_source=report.criteria.source,
+        n_ok=len(ok),
+        show_index=len(run.scenarios) > 1,
+    )
+
+
+def write_report(run: Run, criteria: Criteria, out: Path | None = None) -> tuple[Report, Path]:
+    """Build and write the report; returns it and the path written."""
+    report = build_report(run, criteria)
+    path = out or run.path / "report.html"
+    path.write_text(render_report(report), encoding="utf-8")
+    return report, path

@@ -1,0 +1,133 @@
+"""The rollout plan: Phase 1 (one wallet) -> 10% -> 50% -> 100%, with gates and rollback
+triggers derived from what the run measured on the websocket scenarios.
+
+Gates get headroom over the measured numbers (1.5x, never stricter than the claims), and
+rollback triggers are set where production clearly departs from the test (2-3x). The
+number of trades a phase needs comes from the rule of three: with 0 misses in n trades
+the 95 % upper bound on the miss rate is 3/n.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from reports.criteria import Criteria
+from reports.load import Run
+from reports.verdict import Verdict, metric_value
+
+__all__ = ["Phase", "RolloutPlan", "plan_rollout"]
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    share: str
+    action: str  # what changes in the configuration
+    duration: str
+    gate: tuple[str, ...]
+    rollback: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPlan:
+    recommendation: str
+    phases: tuple[Phase, ...]
+    basis: tuple[str, ...]  # the measured numbers the gates came from
+
+
+def _ceil_to(v: float, step: float) -> float:
+    return math.ceil(v / step) * step
+
+
+def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
+    ws = [s for s in run.scenarios if s.mode == "websocket" and s.ok]
+    calm = [s for s in ws if not s.summary.get("faults")] or ws
+
+    def worst(scs: list, metric: str) -> float | None:
+        vals = [v for s in scs if (v := metric_value(s.summary, metric)) is not None]
+        return max(vals) if vals else None
+
+    p95 = worst(calm, "latency_p95_s")
+    p95_fault = worst(ws, "latency_p95_in_fault_s")
+    reconn = worst(calm, "reconnects_per_hour")
+    fb_pct = worst(calm, "fallback_pct")
+    explorer = worst(calm, "explorer_calls_per_hour_per_wallet")
+    window = worst(ws, "actionable_window_s") or 5.0
+    trades_h = [
+        float(s.summary.get("trades") or 0) * 3600.0
+        / (float(s.summary.get("sim_duration_s") or 0) * float(s.summary.get("wallets") or 1))
+        for s in calm if float(s.summary.get("sim_duration_s") or 0) > 0
+    ]
+    rate = sum(trades_h) / len(trades_h) if trades_h else None  # trades / hour / wallet
+
+    lat_gate = max(criteria.claims.latency_after_s, _ceil_to((p95 or 0) * 1.5, 0.1))
+    lat_gate = min(lat_gate, window) if p95 is not None else criteria.claims.latency_after_s
+    rc_gate = max(1.0, _ceil_to((reconn or 0) * 2, 0.5))
+    fb_gate = max(1.0, _ceil_to((fb_pct or 0) * 2, 0.5))
+    ex_gate = max(2.0, _ceil_to((explorer or 0) * 2, 1.0))
+    fault_p95 = p95_fault if p95_fault is not None else window
+    n = criteria.rollout.min_trades_per_phase
+    bound = 300.0 / n if n else float("inf")
+
+    basis = tuple(
+        x for x in (
+            f"websocket latency p95 (fault-free) {p95:.3g} s" if p95 is not None else None,
+            f"latency p95 during faults {p95_fault:.3g} s" if p95_fault is not None else None,
+            f"reconnects {reconn:.3g} per hour" if reconn is not None else None,
+            f"fallback active {fb_pct:.3g} % of the time" if fb_pct is not None else None,
+            f"explorer {explorer:.3g} calls/h per wallet" if explorer is not None else None,
+            f"{rate:.3g} trades/h per wallet" if rate is not None else None,
+        ) if x
+    ) or ("no websocket measurement: gates fall back to the claims",)
+
+    common_rollback = (
+        "any trade found by the polling shadow/reconciliation but not delivered "
+        "(missed) -> set websocket_share back to the previous phase",
+        "any duplicate or phantom trade reaching the executor -> websocket_enabled=false",
+        f"latency p95 above {2 * lat_gate:.2g} s for 15 minutes",
+        f"fallback polling active more than {min(3 * fb_gate, 50):.2g} % of an hour, or "
+        f"more than {max(3 * rc_gate, 3):.2g} reconnects per hour",
+        f"explorer calls above {3 * ex_gate:.3g} per hour per wallet (stuck in fallback)",
+    )
+    phases = []
+    for name, share in criteria.rollout.phases:
+        wallets_desc = "one wallet" if share == 0 else f"{share} % of wallets"
+        if rate and rate > 0:
+            per_wallet_h = n / rate
+            hours = max(criteria.rollout.min_hours_per_phase,
+                        per_wallet_h if share == 0 else criteria.rollout.min_hours_per_phase)
+            duration = (f"at least {hours:.0f} h and {n} trades "
+                        f"(~{per_wallet_h:.0f} h for one wallet at the measured rate)")
+        else:
+            duration = f"at least {criteria.rollout.min_hours_per_phase:.0f} h and {n} trades"
+        gate = (
+            f"0 missed in >= {n} trades (miss rate < {bound:.2g} % at 95 %), compared with the "
+            "polling shadow",
+            "0 duplicates and 0 phantoms",
+            f"latency p95 <= {lat_gate:.2g} s; <= {max(fault_p95 * 1.5, lat_gate):.2g} s "
+            "while the provider misbehaves",
+            f"<= {rc_gate:.2g} reconnects per hour; fallback active <= {fb_gate:.2g} % of time",
+            f"explorer calls <= {ex_gate:.3g} per hour per wallet",
+        )
+        if share == 0:
+            action = ("websocket on for one wallet (mode=websocket for it alone); today's "
+                      "polling keeps running beside it as the shadow to compare against")
+        elif share >= 100:
+            action = ("websocket_share=100; polling remains only as the fallback "
+                      "(fallback_polling_interval)")
+        else:
+            action = f"websocket_share={share}; the other wallets stay on polling"
+        phases.append(Phase(name, wallets_desc, action, duration, gate, common_rollback))
+
+    rec = {
+        Verdict.GO: "Start Phase 1 with one wallet; move to the next phase only when its "
+                    "gate holds.",
+        Verdict.MARGINAL: "Start Phase 1 only, with the failed checks watched closely; do not "
+                          "go beyond 10 % until they pass in a new run.",
+        Verdict.NO_GO: "Do not start the rollout: fix what failed and run the experiments "
+                       "again.",
+        Verdict.INCONCLUSIVE: "Do not start the rollout yet: the run could not show the "
+                              "numbers the gates need; repair the harness and run again.",
+    }[verdict]
+    return RolloutPlan(rec, tuple(phases), basis)

@@ -1,0 +1,355 @@
+"""The replayed chain: which blocks are visible, to the node and to the explorer, at ``now``.
+
+:class:`Chain` is a sans-I/O core. The server's replay loop calls :meth:`Chain.advance`
+with the clock's ``now_ns`` and fans out what it returns; queries (JSON-RPC, explorer) only
+ever see blocks published so far. :meth:`Chain.reorg` replaces the last ``k`` published
+blocks with a deterministic fork (trades move to later blocks or vanish).
+
+The explorer (``simulator.explorer``) reads :meth:`Chain.indexed_blocks`: the canonical
+blocks whose index lag has passed, ascending.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
+from monitor.trades import trade_id
+from simulator.filters import BlockIndex, LogFilter
+from simulator.recording import RecordedBlock, Recording
+from simulator.schedule import IndexLag, ReplaySchedule
+from simulator.settings import SimSettings
+
+__all__ = ["Chain", "ChainBlock", "ReorgResult", "order_filled"]
+
+_HEADER_DROP = frozenset({"transactions", "uncles", "size", "totalDifficulty", "withdrawals"})
+_EXCHANGES = frozenset(DEFAULT_EXCHANGES)
+_OF_TOPICS = frozenset(ORDER_FILLED_TOPICS)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """``[trade_id, maker]`` for every OrderFilled log of a default exchange in ``logs``."""
+    out: list[list[str]] = []
+    for log in logs:
+        topics = log.get("topics") or []
+        if len(topics) < 3 or str(topics[0]).lower() not in _OF_TOPICS:
+            continue
+        if str(log.get("address", "")).lower() not in _EXCHANGES:
+            continue
+        maker = "0x" + str(topics[2]).lower()[-40:]
+        out.append([trade_id(str(log["transactionHash"]), int(log["logIndex"], 16)), maker])
+    return out
+
+
+class ChainBlock:
+    """One block as served, with its filter index and JSON caches (built once)."""
+
+    __slots__ = ("_header_json", "_log_json", "_removed_json", "index", "indexed_ns", "rb",
+                 "visible_ns")
+
+    def __init__(self, rb: RecordedBlock) -> None:
+        self.rb = rb
+        self.index = BlockIndex(rb.logs)
+        self.visible_ns: int | None = None
+        self.indexed_ns: int | None = None
+        self._header_json: str | None = None
+        self._log_json: list[str] | None = None
+        self._removed_json: list[str] | None = None
+
+    @property
+    def number(self) -> int:
+        return self.rb.number
+
+    @property
+    def hash(self) -> str:
+        return self.rb.hash
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return self.rb.logs
+
+    def header(self) -> dict[str, Any]:
+        """The block as ``newHeads`` sends it: the header without transactions."""
+        return {k: v for k, v in self.rb.block.items() if k not in _HEADER_DROP}
+
+    def header_json(self) -> str:
+        if self._header_json is None:
+            self._header_json = _dumps(self.header())
+        return self._header_json
+
+    def log_json(self) -> list[str]:
+        if self._log_json is None:
+            self._log_json = [_dumps(log) for log in self.rb.logs]
+        return self._log_json
+
+    def removed_log_json(self) -> list[str]:
+        if self._removed_json is None:
+            self._removed_json = [_dumps({**log, "removed": True}) for log in self.rb.logs]
+        return self._removed_json
+
+    def order_filled(self) -> list[list[str]]:
+        return order_filled(self.rb.logs)
+
+    def transactions(self) -> list[dict[str, Any]]:
+        """Full transaction objects (from the recording, or minimal ones built from logs)."""
+        if self.rb.transactions:
+            return self.rb.transactions
+        out: list[dict[str, Any]] = []
+        first_log: dict[str, dict[str, Any]] = {}
+        for log in self.rb.logs:
+            first_log.setdefault(str(log["transactionHash"]), log)
+        for i, h in enumerate(_tx_hashes(self.rb)):
+            log = first_log.get(h)
+            out.append({
+                "hash": h, "blockHash": self.hash, "blockNumber": self.rb.block["number"],
+                "transactionIndex": hex(i), "from": "0x" + "00" * 20,
+                "to": log["address"] if log else None, "input": "0x", "value": "0x0",
+                "gas": "0x0", "gasPrice": "0x0", "nonce": "0x0", "type": "0x0",
+                "chainId": "0x89", "v": "0x0", "r": "0x0", "s": "0x0",
+            })
+        return out
+
+
+def _tx_hashes(rb: RecordedBlock) -> list[str]:
+    seen: dict[str, None] = {}
+    for tx in rb.block.get("transactions", []):
+        seen[str(tx if isinstance(tx, str) else tx.get("hash"))] = None
+    for log in rb.logs:
+        seen.setdefault(str(log["transactionHash"]), None)
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class ReorgResult:
+    """What a reorg did: the blocks it took off the chain and those it put on."""
+
+    depth: int
+    from_number: int
+    old: tuple[ChainBlock, ...]
+    new: tuple[ChainBlock, ...]
+
+
+class Chain:
+    """The canonical chain of a replay, and what is visible of it at a given time."""
+
+    def __init__(self, recording: Recording, *, settings: SimSettings | None = None,
+                 speed: float = 1.0, t0_ns: int = 0) -> None:
+        if not recording.blocks:
+            raise ValueError("the recording has no blocks")
+        self.recording = recording
+        self.settings = settings or SimSettings()
+        self.chain_id = recording.chain_id
+        self.schedule = ReplaySchedule.build(t0_ns, [b.timestamp for b in recording.blocks],
+                                             speed)
+        self.lag = IndexLag(self.settings.lag)
+        self.lag_extra_s = 0.0  # explorer_lag fault: added to blocks published meanwhile
+        self.blocks: list[ChainBlock] = [ChainBlock(b) for b in recording.blocks]
+        self.first_number = self.blocks[0].number
+        self.published = 0
+        self._indexed_ns: list[int] = []  # per published canonical block, non-decreasing
+        self._reported_indexed = 0
+        self._by_hash: dict[str, ChainBlock] = {}
+        self._tx: dict[str, tuple[ChainBlock, int]] = {}
+        self._generation = 0
+
+    # -- time ---------------------------------------------------------------------------
+    @property
+    def speed(self) -> float:
+        return self.schedule.speed
+
+    @property
+    def t0_ns(self) -> int:
+        return self.schedule.t0_ns
+
+    def next_publish_ns(self) -> int | None:
+        return self.schedule.next_due_ns(self.published)
+
+    def exhausted(self) -> bool:
+        return self.published >= len(self.blocks)
+
+    def advance(self, now_ns: int, limit: int | None = None) -> list[ChainBlock]:
+        """Publish every block due at ``now_ns`` (at most ``limit``); return them in order."""
+        due = self.schedule.published_count(now_ns)
+        if limit is not None:
+            due = min(due, self.published + limit)
+        out: list[ChainBlock] = []
+        while self.published < due:
+            block = self.blocks[self.published]
+            self._publish(block, self.schedule.due_ns(self.published), now_ns)
+            self.published += 1
+            out.append(block)
+        return out
+
+    def _publish(self, block: ChainBlock, due_ns: int, now_ns: int) -> None:
+        block.visible_ns = max(due_ns, now_ns)
+        lag = self.lag.lag_ns(block.hash, self.speed, self.lag_extra_s)
+        prev = self._indexed_ns[-1] if self._indexed_ns else 0
+        block.indexed_ns = max(prev, block.visible_ns + lag)
+        self._indexed_ns.append(block.indexed_ns)
+        self._by_hash[block.hash.lower()] = block
+        for i, h in enumerate(_tx_hashes(block.rb)):
+            self._tx[h] = (block, i)
+
+    def newly_indexed(self, now_ns: int) -> list[ChainBlock]:
+        """Canonical blocks whose index time passed since the last call (for the history)."""
+        n = bisect.bisect_right(self._indexed_ns, now_ns)
+        out = self.blocks[self._reported_indexed:n]
+        self._reported_indexed = max(self._reported_indexed, n)
+        return out
+
+    def next_index_ns(self) -> int | None:
+        if self._reported_indexed < len(self._indexed_ns):
+            return self._indexed_ns[self._reported_indexed]
+        return None
+
+    def indexed_blocks(self, now_ns: int) -> Sequence[RecordedBlock]:
+        """Canonical blocks the explorer has indexed by ``now_ns``, ascending."""
+        n = bisect.bisect_right(self._indexed_ns, now_ns)
+        return [b.rb for b in self.blocks[:n]]
+
+    # -- queries (published blocks only) ------------------------------------------------
+    @property
+    def head(self) -> ChainBlock | None:
+        return self.blocks[self.published - 1] if self.published else None
+
+    @property
+    def head_number(self) -> int:
+        """The latest visible height (the one before the first block until one is out)."""
+        return self.first_number + self.published - 1
+
+    def block(self, number: int) -> ChainBlock | None:
+        i = number - self.first_number
+        return self.blocks[i] if 0 <= i < self.published else None
+
+    def block_by_hash(self, block_hash: str) -> ChainBlock | None:
+        block = self._by_hash.get(block_hash.lower())
+        if block is None or self.block(block.number) is not block:
+            return None
+        return block
+
+    def tx(self, tx_hash: str) -> tuple[ChainBlock, int] | None:
+        found = self._tx.get(tx_hash.lower())
+        if found is None or self.block(found[0].number) is not found[0]:
+            return None
+        return found
+
+    def iter_range(self, start: int, stop: int) -> Iterator[ChainBlock]:
+        """Published canonical blocks with ``start <= number <= stop``."""
+        lo = max(start - self.first_number, 0)
+        hi = min(stop - self.first_number, self.published - 1)
+        for i in range(lo, hi + 1):
+            yield self.blocks[i]
+
+    def logs(self, flt: LogFilter, start: int, stop: int,
+             limit: int | None = None) -> list[dict[str, Any]] | None:
+        """Matching logs in ``[start, stop]``; ``None`` when more than ``limit`` match."""
+        out: list[dict[str, Any]] = []
+        for block in self.iter_range(start, stop):
+            logs = block.logs
+            out.extend(logs[i] for i in flt.select(block.index))
+            if limit is not None and len(out) > limit:
+                return None
+        return out
+
+    # -- reorg ----------------------------------------------------------------------------
+    def reorg(self, depth: int, now_ns: int, *, seed: int = 0, move_share: float = 0.3,
+              vanish_share: float = 0.2) -> ReorgResult | None:
+        """Replace the last ``depth`` published blocks with a fork (deterministic in ``seed``).
+
+        Each transaction of the replaced blocks stays in its block, moves to a later block
+        (possibly the next, not yet published one) or vanishes. Returns ``None`` when no
+        block is published yet.
+        """
+        depth = min(max(depth, 1), self.published)
+        if depth == 0:
+            return None
+        self._generation += 1
+        rng = random.Random(f"{seed}:{self._generation}:{self.head_number}:{depth}")
+        start = self.published - depth
+        old = self.blocks[start:self.published]
+        has_next = self.published < len(self.blocks)
+        slots: list[list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]]] = [
+            [] for _ in range(depth + 1)]
+        for j, block in enumerate(old):
+            txs = {str(t.get("hash")): t for t in block.rb.transactions}
+            groups: dict[str, list[dict[str, Any]]] = {h: [] for h in _tx_hashes(block.rb)}
+            for log in block.logs:
+                groups[str(log["transactionHash"])].append(log)
+            for h, logs in groups.items():
+                r = rng.random()
+                if r < vanish_share:
+                    continue
+                target = j
+                if r < vanish_share + move_share:
+                    last = depth if has_next else depth - 1
+                    if j < last:
+                        target = rng.randint(j + 1, last)
+                    elif not has_next:
+                        continue  # nowhere later to go: it vanishes
+                slots[target].append((h, logs, txs.get(h)))
+        new: list[ChainBlock] = []
+        parent = old[0].rb.parent_hash
+        for j, block in enumerate(old):
+            digest = hashlib.blake2b(f"fork:{seed}:{self._generation}:{block.hash}".encode(),
+                                     digest_size=32).hexdigest()
+            rb = _rebuild(block.rb, "0x" + digest, parent, slots[j], keep_own=False)
+            parent = rb.hash
+            new.append(ChainBlock(rb))
+        if has_next:
+            nxt = self.blocks[self.published]
+            self.blocks[self.published] = ChainBlock(
+                _rebuild(nxt.rb, nxt.hash, parent, slots[depth], keep_own=True))
+        # swap in the fork
+        del self._indexed_ns[start:]
+        self._reported_indexed = min(self._reported_indexed, start)
+        for block in old:
+            self._by_hash.pop(block.hash.lower(), None)
+        self.published = start
+        for j, block in enumerate(new):
+            self.blocks[start + j] = block
+            self._publish(block, now_ns, now_ns)
+            self.published += 1
+        return ReorgResult(depth=depth, from_number=old[0].number, old=tuple(old),
+                           new=tuple(new))
+
+
+def _rebuild(rb: RecordedBlock, new_hash: str, parent: str,
+             moved: list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]],
+             *, keep_own: bool) -> RecordedBlock:
+    """A copy of ``rb`` named ``new_hash`` holding ``moved`` txs (after its own if kept)."""
+    items: list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]] = []
+    if keep_own:
+        txs = {str(t.get("hash")): t for t in rb.transactions}
+        groups: dict[str, list[dict[str, Any]]] = {h: [] for h in _tx_hashes(rb)}
+        for log in rb.logs:
+            groups[str(log["transactionHash"])].append(log)
+        items.extend((h, logs, txs.get(h)) for h, logs in groups.items())
+    items.extend(moved)
+    number = rb.block["number"]
+    ts = rb.block["timestamp"]
+    block = {**rb.block, "hash": new_hash, "parentHash": parent,
+             "transactions": [h for h, _, _ in items]}
+    logs: list[dict[str, Any]] = []
+    transactions: list[dict[str, Any]] = []
+    for ti, (_h, group, tx) in enumerate(items):
+        for log in group:
+            moved_log = {**log, "blockHash": new_hash, "blockNumber": number,
+                         "transactionIndex": hex(ti), "logIndex": hex(len(logs)),
+                         "removed": False}
+            if "blockTimestamp" in log:
+                moved_log["blockTimestamp"] = ts
+            logs.append(moved_log)
+        if tx is not None:
+            transactions.append({**tx, "blockHash": new_hash, "blockNumber": number,
+                                 "transactionIndex": hex(ti)})
+    return RecordedBlock(block=block, logs=logs, transactions=transactions)

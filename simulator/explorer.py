@@ -1,0 +1,915 @@
+"""An Etherscan-V2-compatible explorer API (chainid 137) over the replayed chain.
+
+Pure core, thin shell:
+
+* :class:`Explorer` answers one request, ``handle(path, params, now_ns)``, with an
+  :class:`ExplorerReply` (HTTP status, body bytes, and an ``outcome`` the server counts).
+  It reads the blocks the explorer has already indexed from an :class:`IndexedChain`
+  and keeps per-address and per-topic indexes, extended once per newly indexed block
+  (and rolled back on a reorg), so a hundred wallets polling stay cheap.
+* :func:`make_explorer_handler` wraps it for aiohttp (``GET /v2/api`` and the
+  deprecated ``GET /api``), including the ``timeout`` fault's hang.
+
+Conventions copied from the real service (REFERENCE.md): every value a string;
+``{"status":"1","message":"OK","result":[...]}``; errors are HTTP 200 with
+``{"status":"0","message":"NOTOK","result":"<text>"}``; an empty answer is
+``{"status":"0","message":"No transactions found","result":[]}`` ("No records found"
+for getLogs). account actions use decimal strings, getLogs hex strings with zero as
+``"0x"``, proxy answers raw JSON-RPC bodies.
+
+Texts marked UNCONFIRMED below are not in REFERENCE.md (the real service's wording for
+these rarer errors is not documented); the rest are verbatim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, Literal, Protocol
+
+from aiohttp import web
+
+from monitor.polymarket import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
+from simulator.ratelimit import KeyedRateLimiter, Limit
+from simulator.recording import RecordedBlock
+
+__all__ = [
+    "TEXT_ACTION",
+    "TEXT_ADDRESS",
+    "TEXT_CHAINID",
+    "TEXT_INVALID_KEY",
+    "TEXT_KEYLESS",
+    "TEXT_MISSING_KEY",
+    "TEXT_MODULE",
+    "TEXT_V1",
+    "Explorer",
+    "ExplorerFaults",
+    "ExplorerReply",
+    "ExplorerSettings",
+    "IndexedChain",
+    "Outcome",
+    "TokenInfo",
+    "make_explorer_handler",
+    "mask_key",
+    "rate_text",
+    "window_text",
+]
+
+log = logging.getLogger("simulator.explorer")
+
+# -- texts (REFERENCE.md, verbatim) ---------------------------------------------------
+TEXT_KEYLESS = "Max rate limit reached, please use API Key for higher rate limit"
+TEXT_INVALID_KEY = "Invalid API Key"
+TEXT_MISSING_KEY = "Missing/Invalid API Key"
+TEXT_CHAINID = ("Missing or unsupported chainid parameter (required for v2 api), please see "
+                "chainlist for the list of supported chainids")
+TEXT_ACTION = "Error! Missing Or invalid Action name"
+TEXT_ADDRESS = "Error! Invalid address format"
+TEXT_V1 = "You are using a deprecated V1 endpoint, switch to Etherscan API V2."
+TEXT_NO_TX = "No transactions found"
+TEXT_NO_RECORDS = "No records found"
+# -- texts UNCONFIRMED (plausible wording, same envelope) ----------------------------
+TEXT_MODULE = "Error! Missing Or invalid Module name"
+TEXT_DAILY = "Max daily rate limit reached"
+TEXT_INTERNAL = "Error! Unexpected error, please try again later"
+
+Outcome = Literal["ok", "empty", "error", "rate_limited", "down", "timeout"]
+DownMode = Literal["html502", "timeout"]
+
+CHAIN_ID = 137
+MAX_BLOCK = 99_999_999  # the explorer's default endblock
+
+_JSON = "application/json; charset=utf-8"
+_HTML = "text/html"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_TOPIC = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_DECIMAL = re.compile(r"^[0-9]{1,30}$")
+_HEXNUM = re.compile(r"^0x[0-9a-fA-F]{1,30}$")
+
+HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+            b"</body>\r\n</html>\r\n")
+HTML_504 = (b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+            b"<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>cloudflare</center>"
+            b"\r\n</body>\r\n</html>\r\n")
+
+
+def rate_text(rate: float) -> str:
+    """``Max calls per sec rate limit reached (3/sec)`` for a configured rate."""
+    return f"Max calls per sec rate limit reached ({_fmt_rate(rate)}/sec)"
+
+
+def window_text(window: int) -> str:
+    return ("Result window is too large, PageNo x Offset size must be less than or equal "
+            f"to {window}")
+
+
+def _fmt_rate(rate: float) -> str:
+    return str(int(rate)) if float(rate).is_integer() else f"{rate:g}"
+
+
+def mask_key(key: str) -> str:
+    """A key as it may appear in counters and histories: ``abcd…`` (``-`` for none)."""
+    if not key:
+        return "-"
+    return key[:4] + "…" if len(key) > 8 else "***"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    name: str
+    symbol: str
+    decimals: int
+
+
+# Token metadata the explorer shows in tokentx / token1155tx rows. The pUSD and
+# Conditional Tokens names are UNCONFIRMED; unknown tokens show empty names.
+DEFAULT_TOKENS: Mapping[str, TokenInfo] = {
+    USDC_E: TokenInfo("USD Coin (PoS)", "USDC", 6),
+    PUSD: TokenInfo("Polymarket USD", "pUSD", 6),
+    CONDITIONAL_TOKENS: TokenInfo("Conditional Tokens", "", 0),
+}
+_UNKNOWN_TOKEN = TokenInfo("", "", 18)
+
+
+class IndexedChain(Protocol):
+    """What the explorer reads: canonical blocks already indexed, ascending, contiguous."""
+
+    def indexed_blocks(self, now_ns: int) -> Sequence[RecordedBlock]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExplorerSettings:
+    """Explorer behaviour. Rates and quotas are per simulated second/day (scaled by speed).
+
+    ``api_keys``: None accepts any non-empty key, else only these. ``require_key``: when
+    False, key-less calls are allowed at ``keyless_rate_per_s`` per client address.
+    ``timeout_hang_s``: how long (simulated) a ``timeout`` fault holds a request before a
+    504; None holds it until the client gives up.
+    """
+
+    api_keys: frozenset[str] | set[str] | None = None
+    rate_per_s: float = 3.0
+    daily_limit: int | None = 100_000
+    max_records: int = 1000
+    result_window: int = 10_000
+    speed: float = 1.0
+    require_key: bool = True
+    keyless_rate_per_s: float = 0.2
+    timeout_hang_s: float | None = 30.0
+    tokens: Mapping[str, TokenInfo | Mapping[str, Any]] = field(
+        default_factory=lambda: dict(DEFAULT_TOKENS))
+
+    def __post_init__(self) -> None:
+        tokens: dict[str, TokenInfo] = {}
+        for address, info in dict(self.tokens).items():
+            if isinstance(info, Mapping):  # from a TOML table
+                try:
+                    info = TokenInfo(str(info["name"]), str(info["symbol"]),
+                                     int(info["decimals"]))
+                except (KeyError, TypeError, ValueError):
+                    raise ValueError(f"explorer token {address}: expected name, symbol, "
+                                     "decimals") from None
+            if not isinstance(info, TokenInfo):
+                raise ValueError(f"explorer token {address}: expected name, symbol, decimals")
+            tokens[str(address).lower()] = info
+        object.__setattr__(self, "tokens", tokens)
+        if self.api_keys is not None:
+            object.__setattr__(self, "api_keys", frozenset(self.api_keys))
+        for name in ("rate_per_s", "speed", "keyless_rate_per_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"explorer setting {name} must be positive")
+        if self.max_records < 1 or self.result_window < 1:
+            raise ValueError("explorer max_records and result_window must be >= 1")
+        if self.timeout_hang_s is not None and self.timeout_hang_s < 0:
+            raise ValueError("explorer timeout_hang_s must be >= 0 or None")
+
+
+class ExplorerFaults:
+    """Faults switched on at run time: a tighter rate limit, or the service being down."""
+
+    __slots__ = ("_down", "_rate_limit")
+
+    def __init__(self) -> None:
+        self._rate_limit: float | None = None
+        self._down: DownMode | None = None
+
+    @property
+    def rate_limit(self) -> float | None:
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: float | None) -> None:
+        if value is not None and not value > 0:
+            raise ValueError(f"explorer rate_limit fault must be positive, got {value!r}")
+        self._rate_limit = value
+
+    @property
+    def down(self) -> DownMode | None:
+        return self._down
+
+    @down.setter
+    def down(self, value: DownMode | None) -> None:
+        if value not in (None, "html502", "timeout"):
+            raise ValueError(f"explorer down fault must be 'html502' or 'timeout', got {value!r}")
+        self._down = value
+
+    def clear(self) -> None:
+        self._rate_limit = None
+        self._down = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExplorerReply:
+    """One answer, ready to send, with what the server counts it under."""
+
+    http_status: int
+    content_type: str
+    body: bytes
+    outcome: Outcome
+    module: str
+    action: str
+    key_masked: str
+
+    def json(self) -> Any:
+        """The decoded body (tests and the server's history)."""
+        return json.loads(self.body)
+
+
+class _BadRequest(Exception):
+    """A request the explorer answers with a NOTOK text."""
+
+    def __init__(self, text: str, outcome: Outcome = "error") -> None:
+        super().__init__(text)
+        self.text = text
+        self.outcome = outcome
+
+
+# -- indexes -----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Block:
+    """What rows need from their block: number, hash, time, and per-tx gas figures."""
+
+    number: int
+    hash: str
+    timestamp: int
+    logs: list[dict[str, Any]]
+    txs: dict[str, dict[str, Any]]  # full transaction by lower-case hash
+    gas: dict[str, tuple[int, int]]  # lower-case hash -> (gasUsed, cumulativeGasUsed)
+
+
+_Item = tuple[_Block, dict[str, Any]]
+_Table = dict[str, list[_Item]]
+
+
+def _item_block(item: _Item) -> int:
+    return item[0].number
+
+
+def _scan(items: Sequence[_Item], lo_block: int, hi_block: int, desc: bool) -> Iterator[_Item]:
+    """Items of blocks ``lo_block..hi_block`` from a block-ordered list."""
+    lo = bisect_left(items, lo_block, key=_item_block)
+    hi = bisect_right(items, hi_block, key=_item_block)
+    if desc:
+        for i in range(hi - 1, lo - 1, -1):
+            yield items[i]
+    else:
+        for i in range(lo, hi):
+            yield items[i]
+
+
+def _qty(value: Any, default: int = 0) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return int(value, 16) if value[:2] in ("0x", "0X") else int(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _hex0(n: int) -> str:
+    """getLogs style: hex with zero as ``"0x"``."""
+    return hex(n) if n else "0x"
+
+
+def _lower(value: Any) -> str:
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _topic_addr(topic: str) -> str:
+    return "0x" + topic[-40:].lower()
+
+
+_ADDRESS_TOPIC_PREFIX = "0x" + "0" * 24
+
+
+class _Index:
+    """Per-address and per-topic lists over the indexed blocks, extended once per block.
+
+    Every list is in block order, so a block range is two bisections. Topics are indexed
+    when they are a topic0 (event signature) or hold an address (a wallet, a maker): the
+    selective filters clients use. Other topic values (order hashes, unique per log) are
+    matched by scanning the smaller candidate list, or the blocks of the range.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[_Block] = []
+        self.txs: _Table = {}
+        self.tok: _Table = {}
+        self.tok_contract: _Table = {}
+        self.nft: _Table = {}
+        self.nft_contract: _Table = {}
+        self.logs_addr: _Table = {}
+        self.logs_topic: _Table = {}
+        self.n_logs = 0
+
+    @property
+    def head(self) -> int | None:
+        return self.blocks[-1].number if self.blocks else None
+
+    def sync(self, chain: Sequence[RecordedBlock]) -> None:
+        """Make the index match ``chain``: roll back what changed, add what is new."""
+        mine = self.blocks
+        if mine and (not chain or chain[0].number != mine[0].number):
+            self.rollback(0)
+        elif mine:
+            i = min(len(mine), len(chain))
+            while i > 0 and chain[i - 1].hash != mine[i - 1].hash:
+                i -= 1
+            if i < len(mine):
+                self.rollback(i)
+        for rb in chain[len(self.blocks):]:
+            self.add(rb)
+
+    def rollback(self, keep: int) -> None:
+        """Drop indexed blocks from position ``keep`` on (a reorg, or a rewind). Rare, so
+        it walks every list rather than making each append pay for bookkeeping."""
+        if keep >= len(self.blocks):
+            return
+        first = self.blocks[keep].number
+        for table in (self.txs, self.tok, self.tok_contract, self.nft, self.nft_contract,
+                      self.logs_addr, self.logs_topic):
+            for key in list(table):
+                items = table[key]
+                if items[-1][0].number >= first:
+                    del items[bisect_left(items, first, key=_item_block):]
+                    if not items:
+                        del table[key]
+        self.n_logs -= sum(len(b.logs) for b in self.blocks[keep:])
+        del self.blocks[keep:]
+
+    def add(self, rb: RecordedBlock) -> None:
+        txs: dict[str, dict[str, Any]] = {}
+        gas: dict[str, tuple[int, int]] = {}
+        cumulative = 0
+        for tx in rb.transactions:
+            h = _lower(tx.get("hash"))
+            used = _qty(tx.get("gasUsed", tx.get("gas")))
+            cumulative += used
+            txs[h] = tx
+            gas[h] = (used, cumulative)
+        logs = [lg for lg in rb.logs if not lg.get("removed")]
+        blk = _Block(rb.number, rb.hash, rb.timestamp, logs, txs, gas)
+
+        def put(table: _Table, key: str, item: _Item) -> None:
+            items = table.get(key)
+            if items is None:
+                table[key] = [item]
+            else:
+                items.append(item)
+
+        for tx in rb.transactions:
+            item = (blk, tx)
+            frm, to = _lower(tx.get("from")), _lower(tx.get("to"))
+            if frm:
+                put(self.txs, frm, item)
+            if to and to != frm:
+                put(self.txs, to, item)
+        prefix = _ADDRESS_TOPIC_PREFIX
+        for lg in logs:
+            item = (blk, lg)
+            addr = _lower(lg.get("address"))
+            put(self.logs_addr, addr, item)
+            topics = [_lower(t) for t in lg.get("topics") or ()]
+            if not topics:
+                continue
+            t0 = topics[0]
+            put(self.logs_topic, t0, item)
+            seen = {t0}
+            for t in topics[1:]:
+                if t.startswith(prefix) and t not in seen:
+                    seen.add(t)
+                    put(self.logs_topic, t, item)
+            if t0 == TRANSFER and len(topics) == 3 and _word_count(lg) == 1:
+                frm, to = _topic_addr(topics[1]), _topic_addr(topics[2])
+                put(self.tok, frm, item)
+                if to != frm:
+                    put(self.tok, to, item)
+                put(self.tok_contract, addr, item)
+            elif t0 == TRANSFER_SINGLE and len(topics) == 4 and _word_count(lg) == 2:
+                frm, to = _topic_addr(topics[2]), _topic_addr(topics[3])
+                put(self.nft, frm, item)
+                if to != frm:
+                    put(self.nft, to, item)
+                put(self.nft_contract, addr, item)
+        self.n_logs += len(logs)
+        self.blocks.append(blk)
+
+    def scan_logs(self, lo_block: int, hi_block: int, desc: bool) -> Iterator[_Item]:
+        """Every indexed log of blocks ``lo_block..hi_block``, in (reverse) chain order."""
+        blocks = self.blocks
+        lo = bisect_left(blocks, lo_block, key=lambda b: b.number)
+        hi = bisect_right(blocks, hi_block, key=lambda b: b.number)
+        order = range(hi - 1, lo - 1, -1) if desc else range(lo, hi)
+        for i in order:
+            blk = blocks[i]
+            logs = reversed(blk.logs) if desc else blk.logs
+            for lg in logs:
+                yield blk, lg
+
+
+def _word_count(lg: dict[str, Any]) -> int:
+    data = lg.get("data")
+    if not isinstance(data, str) or not data.startswith("0x"):
+        return -1
+    body = len(data) - 2
+    return body // 64 if body % 64 == 0 else -1
+
+
+def _word(lg: dict[str, Any], i: int) -> int:
+    data: str = lg["data"]
+    return int(data[2 + 64 * i: 2 + 64 * (i + 1)], 16)
+
+
+# -- request parsing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Paging:
+    page: int
+    offset: int
+    desc: bool
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.offset
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name.lower(), "").strip()
+    if not raw:
+        return default
+    if _DECIMAL.match(raw):
+        return int(raw)
+    raise _BadRequest(f"Error! Invalid {name}")  # UNCONFIRMED wording
+
+
+def _block_param(params: Mapping[str, str], name: str, default: int, head: int) -> int:
+    raw = params.get(name.lower(), "").strip().lower()
+    if not raw:
+        return default
+    if raw == "latest":
+        return head
+    if raw == "earliest":
+        return 0
+    if _DECIMAL.match(raw):
+        return int(raw)
+    if _HEXNUM.match(raw):
+        return int(raw, 16)
+    raise _BadRequest(f"Error! Invalid {name}")  # UNCONFIRMED wording
+
+
+def _address_param(params: Mapping[str, str], name: str, required: bool) -> str | None:
+    raw = params.get(name, "").strip()
+    if not raw:
+        if required:
+            raise _BadRequest(TEXT_ADDRESS)
+        return None
+    if not _ADDRESS.match(raw):
+        raise _BadRequest(TEXT_ADDRESS)
+    return raw.lower()
+
+
+# -- the explorer ----------------------------------------------------------------------
+
+
+_ACCOUNT_ACTIONS = ("txlist", "tokentx", "token1155tx")
+_MODULES = {"account": _ACCOUNT_ACTIONS, "logs": ("getLogs",), "proxy": ("eth_blockNumber",)}
+
+
+class Explorer:
+    """The explorer core: one request in, one :class:`ExplorerReply` out."""
+
+    def __init__(self, settings: ExplorerSettings, chain: IndexedChain) -> None:
+        self.settings = settings
+        self.chain = chain
+        self.faults = ExplorerFaults()
+        self._index = _Index()
+        self._keyed = KeyedRateLimiter(settings.rate_per_s, daily_limit=settings.daily_limit,
+                                       speed=settings.speed)
+        self._keyless = KeyedRateLimiter(settings.keyless_rate_per_s, speed=settings.speed)
+
+    # -- public ----------------------------------------------------------------------
+
+    def handle(self, path: str, params: Mapping[str, str], now_ns: int, *,
+               client: str = "-") -> ExplorerReply:
+        """Answer ``GET path?params`` at ``now_ns``. Never raises for bad input."""
+        p = {str(k).lower(): str(v) for k, v in params.items()}
+        module_raw, action_raw = p.get("module", ""), p.get("action", "")
+        module = module_raw if module_raw in _MODULES else ("" if not module_raw else "invalid")
+        action = action_raw if module and action_raw in _MODULES.get(module, ()) else (
+            "" if not action_raw else "invalid")
+        key = p.get("apikey", "").strip()
+        masked = mask_key(key)
+
+        def reply(status: int, ctype: str, body: bytes, outcome: Outcome) -> ExplorerReply:
+            return ExplorerReply(status, ctype, body, outcome, module, action, masked)
+
+        down = self.faults.down
+        if down == "html502":
+            return reply(502, _HTML, HTML_502, "down")
+        if down == "timeout":
+            return reply(504, _HTML, HTML_504, "timeout")
+        try:
+            if path.rstrip("/") == "/api":
+                raise _BadRequest(TEXT_V1)
+            self._check_chain_id(p)
+            self._check_key_and_rate(key, client, now_ns)
+            if module not in _MODULES:
+                raise _BadRequest(TEXT_MODULE)
+            if action not in _MODULES[module]:
+                raise _BadRequest(TEXT_ACTION)
+            self._index.sync(self.chain.indexed_blocks(now_ns))
+            if module == "proxy":
+                return reply(200, _JSON, self._block_number(p), "ok")
+            rows = (self._get_logs(p) if module == "logs" else self._account(action, p))
+        except _BadRequest as exc:
+            return reply(200, _JSON, _envelope("0", "NOTOK", exc.text), exc.outcome)
+        if not rows:
+            empty = TEXT_NO_RECORDS if module == "logs" else TEXT_NO_TX
+            return reply(200, _JSON, _envelope("0", empty, []), "empty")
+        return reply(200, _JSON, _envelope("1", "OK", rows), "ok")
+
+    def internal_error(self, path: str, params: Mapping[str, str]) -> ExplorerReply:
+        """The reply when :meth:`handle` itself failed (a bug): NOTOK, never a 500."""
+        return ExplorerReply(200, _JSON, _envelope("0", "NOTOK", TEXT_INTERNAL), "error",
+                             "", "", mask_key(str(params.get("apikey", ""))))
+
+    def reset(self) -> None:
+        """Forget rate-limit state and faults (``/_sim/reset``)."""
+        self._keyed.reset()
+        self._keyless.reset()
+        self.faults.clear()
+
+    @property
+    def indexed_head(self) -> int | None:
+        return self._index.head
+
+    # -- checks ----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_chain_id(p: Mapping[str, str]) -> None:
+        raw = p.get("chainid", "").strip()
+        if not _DECIMAL.match(raw) or int(raw) != CHAIN_ID:
+            raise _BadRequest(TEXT_CHAINID)
+
+    def _check_key_and_rate(self, key: str, client: str, now_ns: int) -> None:
+        s = self.settings
+        fault_rate = self.faults.rate_limit
+        if not key:
+            if s.require_key:
+                raise _BadRequest(TEXT_MISSING_KEY)
+            rate = s.keyless_rate_per_s if fault_rate is None else min(
+                s.keyless_rate_per_s, fault_rate)
+            if not self._keyless.check(client, now_ns, rate_per_s=rate).allowed:
+                raise _BadRequest(TEXT_KEYLESS, "rate_limited")
+            return
+        if s.api_keys is not None and key not in s.api_keys:
+            raise _BadRequest(TEXT_INVALID_KEY)
+        rate = s.rate_per_s if fault_rate is None else min(s.rate_per_s, fault_rate)
+        decision = self._keyed.check(key, now_ns, rate_per_s=rate)
+        if not decision.allowed:
+            text = TEXT_DAILY if decision.limit is Limit.DAILY else rate_text(rate)
+            raise _BadRequest(text, "rate_limited")
+
+    def _paging(self, p: Mapping[str, str]) -> _Paging:
+        s = self.settings
+        page = max(1, _int_param(p, "page", 1))
+        offset = _int_param(p, "offset", 0) or s.max_records
+        if page * offset > s.result_window:
+            raise _BadRequest(window_text(s.result_window))
+        sort = p.get("sort", "asc").strip().lower()
+        return _Paging(page, min(offset, s.max_records), sort == "desc")
+
+    # -- actions ---------------------------------------------------------------------
+
+    def _block_number(self, p: Mapping[str, str]) -> bytes:
+        raw_id = p.get("id", "").strip()
+        rid: int | str = int(raw_id) if _DECIMAL.match(raw_id) else (raw_id or 83)
+        head = self._index.head
+        return _dumps({"jsonrpc": "2.0", "id": rid, "result": hex(head or 0)})
+
+    def _account(self, action: str, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        idx = self._index
+        tables = {"txlist": (idx.txs, None), "tokentx": (idx.tok, idx.tok_contract),
+                  "token1155tx": (idx.nft, idx.nft_contract)}
+        by_addr, by_contract = tables[action]
+        contract = (_address_param(p, "contractaddress", required=False)
+                    if by_contract is not None else None)
+        address = _address_param(p, "address", required=contract is None)
+        start = _int_param(p, "startblock", 0)
+        end = _int_param(p, "endblock", MAX_BLOCK)
+        paging = self._paging(p)
+        if address is not None:
+            postings = by_addr.get(address)
+        else:
+            assert by_contract is not None and contract is not None
+            postings = by_contract.get(contract)
+        if postings is None:
+            return []
+        if address is not None and contract is not None:
+            def keep(item: _Item) -> bool:
+                return _lower(item[1].get("address")) == contract
+        else:
+            keep = _always
+        items = _take(_scan(postings, start, end, paging.desc), keep, paging)
+        head = idx.head or 0
+        render = {"txlist": self._txlist_row, "tokentx": self._tokentx_row,
+                  "token1155tx": self._t1155_row}[action]
+        return [render(blk, obj, head) for blk, obj in items]
+
+    def _get_logs(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        idx = self._index
+        address = _address_param(p, "address", required=False)
+        head = idx.head or 0
+        start = _block_param(p, "fromBlock", 0, head)
+        end = _block_param(p, "toBlock", MAX_BLOCK, head)
+        topics: dict[int, str] = {}
+        for i in range(4):
+            raw = p.get(f"topic{i}", "").strip()
+            if not raw:
+                continue
+            if not _TOPIC.match(raw):
+                raise _BadRequest(f"Error! Invalid topic{i} format")  # UNCONFIRMED wording
+            topics[i] = raw.lower()
+        if address is None and not topics:
+            raise _BadRequest(TEXT_ADDRESS)
+        order = sorted(topics)
+        ops: list[str] = []
+        for a, b in pairwise(order):
+            op = p.get(f"topic{a}_{b}_opr", "and").strip().lower() or "and"
+            if op not in ("and", "or"):
+                raise _BadRequest(f"Error! Invalid topic{a}_{b}_opr")  # UNCONFIRMED wording
+            ops.append(op)
+        paging = self._paging(p)
+
+        candidates: list[list[_Item] | None] = []
+        if address is not None:
+            candidates.append(idx.logs_addr.get(address))
+        if "or" not in ops:
+            candidates.extend(idx.logs_topic.get(t) for i, t in topics.items()
+                              if i == 0 or t.startswith(_ADDRESS_TOPIC_PREFIX))
+        if any(c is None for c in candidates):
+            return []
+        base = min((c for c in candidates if c is not None), key=len, default=None)
+
+        def keep(item: _Item) -> bool:
+            lg = item[1]
+            if address is not None and _lower(lg.get("address")) != address:
+                return False
+            if not order:
+                return True
+            have = lg.get("topics") or ()
+
+            def hit(i: int) -> bool:
+                return i < len(have) and _lower(have[i]) == topics[i]
+
+            result = hit(order[0])
+            for op, i in zip(ops, order[1:], strict=True):
+                result = (result or hit(i)) if op == "or" else (result and hit(i))
+            return result
+
+        indexable = all(i == 0 or t.startswith(_ADDRESS_TOPIC_PREFIX)
+                        for i, t in topics.items())
+        if base is None and ops and "and" not in ops and indexable:
+            # topicA or topicB or ...: merge the topics' lists instead of scanning blocks
+            lists = [idx.logs_topic.get(t) for t in topics.values()]
+            scan = _merge([_scan(x, start, end, paging.desc) for x in lists if x is not None],
+                          paging.desc)
+        elif base is None:
+            scan = idx.scan_logs(start, end, paging.desc)
+        else:
+            scan = _scan(base, start, end, paging.desc)
+        items = _take(scan, keep, paging)
+        return [self._log_row(blk, lg) for blk, lg in items]
+
+    # -- rows ------------------------------------------------------------------------
+
+    def _token(self, address: str) -> TokenInfo:
+        info = self.settings.tokens.get(address, _UNKNOWN_TOKEN)
+        return info if isinstance(info, TokenInfo) else _UNKNOWN_TOKEN
+
+    @staticmethod
+    def _txlist_row(blk: _Block, tx: dict[str, Any], head: int) -> dict[str, Any]:
+        h = _lower(tx.get("hash"))
+        used, cumulative = blk.gas.get(h, (0, 0))
+        data = tx.get("input") or "0x"
+        to = _lower(tx.get("to"))
+        return {
+            "blockNumber": str(blk.number),
+            "timeStamp": str(blk.timestamp),
+            "hash": h,
+            "nonce": str(_qty(tx.get("nonce"))),
+            "blockHash": blk.hash,
+            "transactionIndex": str(_qty(tx.get("transactionIndex"))),
+            "from": _lower(tx.get("from")),
+            "to": to,
+            "value": str(_qty(tx.get("value"))),
+            "gas": str(_qty(tx.get("gas"))),
+            "gasPrice": str(_qty(tx.get("gasPrice"))),
+            "isError": "0",
+            "txreceipt_status": "1",
+            "input": data,
+            "contractAddress": _lower(tx.get("creates")) if not to else "",
+            "cumulativeGasUsed": str(cumulative),
+            "gasUsed": str(used),
+            "confirmations": str(head - blk.number + 1),
+            "methodId": data[:10] if len(data) >= 10 else "0x",
+            "functionName": "",
+        }
+
+    def _tx_fields(self, blk: _Block, lg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        h = _lower(lg.get("transactionHash"))
+        return h, blk.txs.get(h, {})
+
+    def _tokentx_row(self, blk: _Block, lg: dict[str, Any], head: int) -> dict[str, Any]:
+        h, tx = self._tx_fields(blk, lg)
+        used, cumulative = blk.gas.get(h, (0, 0))
+        contract = _lower(lg.get("address"))
+        token = self._token(contract)
+        topics = lg["topics"]
+        return {
+            "blockNumber": str(blk.number),
+            "timeStamp": str(blk.timestamp),
+            "hash": h,
+            "nonce": str(_qty(tx.get("nonce"))),
+            "blockHash": blk.hash,
+            "from": _topic_addr(topics[1]),
+            "contractAddress": contract,
+            "to": _topic_addr(topics[2]),
+            "value": str(_word(lg, 0)),
+            "tokenName": token.name,
+            "tokenSymbol": token.symbol,
+            "tokenDecimal": str(token.decimals),
+            "transactionIndex": str(_qty(lg.get("transactionIndex"))),
+            "gas": str(_qty(tx.get("gas"))),
+            "gasPrice": str(_qty(tx.get("gasPrice"))),
+            "gasUsed": str(used),
+            "cumulativeGasUsed": str(cumulative),
+            "input": "deprecated",
+            "confirmations": str(head - blk.number + 1),
+        }
+
+    def _t1155_row(self, blk: _Block, lg: dict[str, Any], head: int) -> dict[str, Any]:
+        h, tx = self._tx_fields(blk, lg)
+        used, cumulative = blk.gas.get(h, (0, 0))
+        contract = _lower(lg.get("address"))
+        token = self._token(contract)
+        topics = lg["topics"]
+        return {
+            "blockNumber": str(blk.number),
+            "timeStamp": str(blk.timestamp),
+            "hash": h,
+            "nonce": str(_qty(tx.get("nonce"))),
+            "blockHash": blk.hash,
+            "transactionIndex": str(_qty(lg.get("transactionIndex"))),
+            "gas": str(_qty(tx.get("gas"))),
+            "gasPrice": str(_qty(tx.get("gasPrice"))),
+            "gasUsed": str(used),
+            "cumulativeGasUsed": str(cumulative),
+            "input": "deprecated",
+            "contractAddress": contract,
+            "from": _topic_addr(topics[2]),
+            "to": _topic_addr(topics[3]),
+            "tokenID": str(_word(lg, 0)),
+            "tokenValue": str(_word(lg, 1)),
+            "tokenName": token.name,
+            "tokenSymbol": token.symbol,
+            "confirmations": str(head - blk.number + 1),
+        }
+
+    def _log_row(self, blk: _Block, lg: dict[str, Any]) -> dict[str, Any]:
+        h, tx = self._tx_fields(blk, lg)
+        used, _ = blk.gas.get(h, (0, 0))
+        return {
+            "address": _lower(lg.get("address")),
+            "topics": [_lower(t) for t in lg.get("topics") or ()],
+            "data": lg.get("data", "0x"),
+            "blockNumber": _hex0(blk.number),
+            "blockHash": blk.hash,
+            "timeStamp": _hex0(blk.timestamp),
+            "gasPrice": _hex0(_qty(tx.get("gasPrice"))),
+            "gasUsed": _hex0(used),
+            "logIndex": _hex0(_qty(lg.get("logIndex"))),
+            "transactionHash": h,
+            "transactionIndex": _hex0(_qty(lg.get("transactionIndex"))),
+        }
+
+
+def _log_position(item: _Item) -> tuple[int, int]:
+    return item[0].number, _qty(item[1].get("logIndex"))
+
+
+def _merge(scans: list[Iterator[_Item]], desc: bool) -> Iterator[_Item]:
+    """Merge block-ordered scans of log lists into one, each log once."""
+    last: dict[str, Any] | None = None
+    for item in heapq.merge(*scans, key=_log_position, reverse=desc):
+        if item[1] is not last:
+            last = item[1]
+            yield item
+
+
+def _always(item: _Item) -> bool:
+    return True
+
+
+def _take(items: Iterator[_Item], keep: Callable[[_Item], bool], paging: _Paging) -> list[_Item]:
+    """Skip ``paging.skip`` matching items, then return up to ``paging.offset``."""
+    skip, out = paging.skip, []
+    for item in items:
+        if not keep(item):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        out.append(item)
+        if len(out) >= paging.offset:
+            break
+    return out
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _envelope(status: str, message: str, result: Any) -> bytes:
+    return _dumps({"status": status, "message": message, "result": result})
+
+
+# -- aiohttp shell -------------------------------------------------------------------
+
+
+def make_explorer_handler(
+    explorer: Explorer, *, now_ns: Callable[[], int],
+    on_request: Callable[[ExplorerReply], None] | None = None,
+) -> Callable[[web.Request], Any]:
+    """An aiohttp handler for ``GET /v2/api`` and ``GET /api`` around ``explorer``.
+
+    Calls ``on_request`` once per request with the reply (the server counts it). A
+    ``timeout`` reply is held for ``timeout_hang_s / speed`` wall seconds (or until the
+    client goes away) and then answered with a 504 page.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        params: dict[str, str] = {}
+        try:
+            for k, v in request.query.items():
+                params.setdefault(k, v)
+            reply = explorer.handle(request.path, params, now_ns(),
+                                    client=request.remote or "-")
+        except Exception as exc:  # a bug in the core: answer like the service, log it
+            log.error("explorer failed on %s: %s", request.path, type(exc).__name__)
+            reply = explorer.internal_error(request.path, params)
+        if on_request is not None:
+            on_request(reply)
+        if reply.outcome == "timeout":
+            hang = explorer.settings.timeout_hang_s
+            await _hang(request, None if hang is None else hang / explorer.settings.speed)
+        return web.Response(status=reply.http_status, body=reply.body,
+                            headers={"Content-Type": reply.content_type})
+
+    return handler
+
+
+async def _hang(request: web.Request, seconds: float | None) -> None:
+    """Hold a request like a stuck gateway: until ``seconds`` pass or the client leaves."""
+    loop = asyncio.get_running_loop()
+    deadline = None if seconds is None else loop.time() + seconds
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            return
+        await asyncio.sleep(0.05 if remaining is None else min(0.05, remaining))

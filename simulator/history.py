@@ -1,0 +1,63 @@
+"""The simulator's history: one JSON line per event (docs/contracts.md), machine-wide clock.
+
+Events: ``start``, ``block_published``, ``explorer_indexed``, ``reorg``, ``fault_start``,
+``fault_stop``, ``request``, ``alert``, ``stop``. Every row carries ``t_ns`` =
+``time.monotonic_ns()`` unless the caller passes the time the event happened. API keys are
+masked before they get here (:func:`mask_key`); bot tokens are never passed at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["EVENTS", "SimHistory", "mask_key"]
+
+EVENTS = frozenset({"start", "block_published", "explorer_indexed", "reorg", "fault_start",
+                    "fault_stop", "request", "alert", "stop"})
+
+
+def mask_key(key: str | None) -> str:
+    """An API key as it may be written down: its first 4 characters and an ellipsis."""
+    if not key:
+        return ""
+    return key[:4] + "…"
+
+
+class SimHistory:
+    """Append-only JSON-lines history; keeps rows in memory too when ``keep`` is set."""
+
+    def __init__(self, path: str | Path | None = None, *, keep: bool = False) -> None:
+        self._fh: IO[str] | None = None
+        self.rows: list[dict[str, Any]] | None = [] if keep else None
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+
+    def record(self, event: str, *, t_ns: int | None = None, **fields: Any) -> dict[str, Any]:
+        if event not in EVENTS:
+            raise ValueError(f"unknown history event {event!r}")
+        row: dict[str, Any] = {"t_ns": time.monotonic_ns() if t_ns is None else t_ns,
+                               "event": event}
+        row.update(fields)
+        if self.rows is not None:
+            self.rows.append(row)
+        if self._fh is not None:
+            self._fh.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
+        return row
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """Rows of one kind (only when kept in memory)."""
+        return [r for r in self.rows or () if r["event"] == event]
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,310 @@
+"""Turn a Polymarket Data-API ``/trades`` export (CSV) into a recording.
+
+``python -m simulator import-trades CSV --out PATH [--seed S]``
+
+Each CSV row is one fill of ``proxyWallet``'s order. It becomes an ``OrderFilled`` log with
+``maker = proxyWallet`` that decodes back to the same wallet, side, token, size (shares,
+rounded to 6 decimals) and price (within what 6-decimal amounts can express), inside the
+real transaction (``transactionHash``) with the match around it: rows of one transaction
+on the same token and side are the maker orders of one match against a synthetic
+counterparty taker, whose own fill (``taker = exchange``) and ``OrdersMatched`` follow.
+
+Blocks lie on a 2-s grid from the first trade's timestamp to the last; blocks without
+trades carry background noise, so a replay keeps the real timing. Trades before
+2026-04-28 use the V1 layout (CTF Exchange, USDC.e), later ones V2 (CTFExchangeV2, pUSD);
+an optional ``negRisk`` column (true/false) picks the NegRisk exchange.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from monitor.polymarket import (
+    CTF_EXCHANGE_V1,
+    CTF_EXCHANGE_V2,
+    NEG_RISK_EXCHANGE_V1,
+    NEG_RISK_EXCHANGE_V2,
+)
+from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
+from simulator.profiles import V2_LIVE_TIMESTAMP, Profile, estimate_block_number
+from simulator.recording import FORMAT_NAME, FORMAT_VERSION, RecordedBlock, write_recording
+from simulator.synth import (
+    COMPRESS_LEVEL,
+    MATCH_ORDERS_SELECTOR,
+    ChainRenderer,
+    _poisson,
+    add_background_tx,
+    build_universe,
+    wallets_extra,
+)
+
+__all__ = [
+    "BLOCK_INTERVAL_S",
+    "MAX_BLOCKS",
+    "REQUIRED_COLUMNS",
+    "TradeRow",
+    "TradesCsvError",
+    "import_trades",
+    "main_import",
+    "read_trades_csv",
+]
+
+REQUIRED_COLUMNS = ("proxyWallet", "side", "asset", "conditionId", "size", "price",
+                    "timestamp", "outcomeIndex", "transactionHash")
+BLOCK_INTERVAL_S = 2
+MAX_BLOCKS = 500_000  # ~11.5 days of 2-s blocks: beyond that the noise alone is gigabytes
+_UNIT = Decimal(1_000_000)
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
+# Background noise between the trades: a few transactions per block, as in the default
+# profile (the Nobel CSV has no chain context to copy).
+_NOISE = Profile(name="import", description="noise around imported trades",
+                 background_tx_mean=4.0, wallets=500, markets=20)
+
+
+class TradesCsvError(ValueError):
+    """A CSV that cannot be imported; the message names file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    """One checked CSV row; amounts are raw 6-decimal integers."""
+
+    line: int
+    wallet: str
+    side: str
+    token_id: int
+    shares: int
+    usdc: int
+    timestamp: int
+    tx_hash: str
+    negrisk: bool
+
+
+def _fail(path: Path, line: int, message: str) -> TradesCsvError:
+    return TradesCsvError(f"{path}:{line}: {message}")
+
+
+def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise _fail(path, line, f"column {column}: not a number: {text!r}") from None
+    if not value.is_finite():
+        raise _fail(path, line, f"column {column}: not a finite number: {text!r}")
+    return value
+
+
+def _integer(path: Path, line: int, column: str, text: str, *, upper: int) -> int:
+    t = text.strip()
+    if not t.isdigit():
+        raise _fail(path, line, f"column {column}: not a non-negative integer: {text!r}")
+    value = int(t)
+    if value >= upper:
+        raise _fail(path, line, f"column {column}: out of range: {text!r}")
+    return value
+
+
+def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow:
+    wallet = rec["proxyWallet"].strip()
+    if not _ADDRESS.fullmatch(wallet):
+        raise _fail(path, line, f"column proxyWallet: not a 20-byte hex address: {wallet!r}")
+    side = rec["side"].strip().upper()
+    if side not in ("BUY", "SELL"):
+        raise _fail(path, line, f"column side: expected BUY or SELL, got {rec['side']!r}")
+    token_id = _integer(path, line, "asset", rec["asset"], upper=1 << 256)
+    if token_id == 0:
+        raise _fail(path, line, "column asset: token id 0 is the collateral, not an outcome")
+    condition = rec["conditionId"].strip()
+    if not _HASH32.fullmatch(condition):
+        raise _fail(path, line, f"column conditionId: not a 32-byte hex value: {condition!r}")
+    size = _decimal(path, line, "size", rec["size"])
+    price = _decimal(path, line, "price", rec["price"])
+    if size <= 0:
+        raise _fail(path, line, f"column size: must be positive, got {rec['size']!r}")
+    if not 0 < price <= 1:
+        raise _fail(path, line, f"column price: must be in (0, 1], got {rec['price']!r}")
+    shares = int((size * _UNIT).to_integral_value(ROUND_HALF_EVEN))
+    usdc = int((size * price * _UNIT).to_integral_value(ROUND_HALF_EVEN))
+    if shares == 0 or usdc == 0:
+        raise _fail(path, line, f"size {rec['size']} at price {rec['price']} rounds to zero "
+                                "at 6 decimals")
+    timestamp = _integer(path, line, "timestamp", rec["timestamp"], upper=1 << 40)
+    _integer(path, line, "outcomeIndex", rec["outcomeIndex"], upper=1 << 8)
+    tx_hash = rec["transactionHash"].strip()
+    if not _HASH32.fullmatch(tx_hash):
+        raise _fail(path, line, f"column transactionHash: not a 32-byte hex hash: {tx_hash!r}")
+    negrisk = negrisk_col and rec.get("negRisk", "").strip().lower() in ("true", "1", "yes")
+    return TradeRow(line=line, wallet=wallet.lower(), side=side, token_id=token_id,
+                    shares=shares, usdc=usdc, timestamp=timestamp, tx_hash=tx_hash.lower(),
+                    negrisk=negrisk)
+
+
+def read_trades_csv(path: str | Path) -> list[TradeRow]:
+    """Read and check every row; raise :class:`TradesCsvError` naming file and line."""
+    path = Path(path)
+    rows: list[TradeRow] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS if c not in fields]
+            if missing:
+                raise _fail(path, 1, f"missing column(s) {', '.join(missing)} (a Data-API "
+                                     f"/trades export has {', '.join(REQUIRED_COLUMNS)})")
+            negrisk_col = "negRisk" in fields
+            for rec in reader:
+                line = reader.line_num
+                if None in rec or any(rec.get(c) is None for c in REQUIRED_COLUMNS):
+                    raise _fail(path, line, f"expected {len(fields)} fields")
+                rows.append(_row(path, line, rec, negrisk_col))
+    except FileNotFoundError:
+        raise TradesCsvError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TradesCsvError(f"{path}: not a readable CSV ({exc})") from None
+    if not rows:
+        raise TradesCsvError(f"{path}: no trades in the file")
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    version: int
+    exchange: str
+    token_id: int
+    taker: str
+    taker_side: str
+    taker_order_hash: int
+    makers: tuple[MakerFill, ...]
+
+
+def _hash_int(text: str) -> int:
+    return int.from_bytes(keccak(text=text), "big")
+
+
+def _matches(tx_hash: str, rows: Sequence[TradeRow]) -> list[_Match]:
+    groups: dict[tuple[int, str], list[TradeRow]] = {}
+    for r in rows:
+        groups.setdefault((r.token_id, r.side), []).append(r)
+    out = []
+    for g, ((token_id, side), members) in enumerate(groups.items()):
+        ts = min(r.timestamp for r in members)
+        version = 1 if ts < V2_LIVE_TIMESTAMP else 2
+        neg = members[0].negrisk
+        if version == 1:
+            exchange = NEG_RISK_EXCHANGE_V1 if neg else CTF_EXCHANGE_V1
+        else:
+            exchange = NEG_RISK_EXCHANGE_V2 if neg else CTF_EXCHANGE_V2
+        counterparty = "0x" + keccak(text=f"counterparty:{tx_hash}:{g}")[-20:].hex()
+        makers = tuple(MakerFill(wallet=r.wallet, order_hash=_hash_int(f"order:{tx_hash}:{r.line}"),
+                                 shares=r.shares, usdc=r.usdc) for r in members)
+        out.append(_Match(version=version, exchange=exchange, token_id=token_id,
+                          taker=counterparty, taker_side="SELL" if side == "BUY" else "BUY",
+                          taker_order_hash=_hash_int(f"taker:{tx_hash}:{g}"), makers=makers))
+    return out
+
+
+def _add_trade_tx(bb: BlockBuilder, chain: ChainRenderer, tx_hash: str,
+                  matches: Sequence[_Match], operator: str) -> None:
+    logs = []
+    words: list[int] = []
+    for m in matches:
+        logs.extend(match_logs(version=m.version, exchange=m.exchange, token_id=m.token_id,
+                               taker=m.taker, taker_side=m.taker_side,  # type: ignore[arg-type]
+                               taker_order_hash=m.taker_order_hash, makers=m.makers))
+        words += [m.taker_order_hash, len(m.makers)] + [x.order_hash for x in m.makers]
+    makers = sum(len(m.makers) for m in matches)
+    bb.add_tx(sender=operator, to=matches[0].exchange, nonce=chain.nonces.take(operator),
+              gas_used=120_000 + 95_000 * makers,
+              input_hex="0x" + MATCH_ORDERS_SELECTOR + data_words(*words)[2:], logs=logs,
+              tx_hash=tx_hash)
+
+
+def import_trades(rows: Sequence[TradeRow], *, seed: int = 0, source_name: str = "trades.csv"
+                  ) -> tuple[dict[str, Any], Iterator[RecordedBlock]]:
+    """The header and lazy blocks of the recording made from checked ``rows``."""
+    ordered = sorted(rows, key=lambda r: r.timestamp)
+    by_tx: dict[str, list[TradeRow]] = {}
+    for r in ordered:
+        by_tx.setdefault(r.tx_hash, []).append(r)
+    t0 = ordered[0].timestamp
+    n_blocks = (ordered[-1].timestamp - t0) // BLOCK_INTERVAL_S + 1
+    if n_blocks > MAX_BLOCKS:
+        raise TradesCsvError(f"{source_name}: the trades span {n_blocks} blocks; at most "
+                           f"{MAX_BLOCKS} (split the export)")
+    per_block: dict[int, list[tuple[str, list[_Match]]]] = {}
+    counts: Counter[str] = Counter()
+    for tx_hash, members in by_tx.items():
+        matches = _matches(tx_hash, members)
+        index = (members[0].timestamp - t0) // BLOCK_INTERVAL_S
+        per_block.setdefault(index, []).append((tx_hash, matches))
+        for m in matches:
+            counts[m.taker] += 1
+            for x in m.makers:
+                counts[x.wallet] += 1
+    first = estimate_block_number(t0)
+    header: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "chain_id": 137,
+        "source": {"kind": "imported", "csv": source_name, "rows": len(rows),
+                   "transactions": len(by_tx), "seed": seed,
+                   "interval_s": BLOCK_INTERVAL_S},
+        "first_block": first,
+        "last_block": first + n_blocks - 1,
+        "blocks": n_blocks,
+        "wallets": wallets_extra(counts),
+    }
+
+    def blocks() -> Iterator[RecordedBlock]:
+        universe = build_universe(_NOISE, seed)
+        rng = random.Random(f"import:{seed}")
+        chain = ChainRenderer(rng=rng, universe=universe,
+                              genesis_parent="0x" + keccak(text=f"parent:import:{seed}").hex(),
+                              first_number=first)
+        for i in range(n_blocks):
+            bb = chain.new_block(first + i, t0 + i * BLOCK_INTERVAL_S)
+            trades = per_block.get(i, [])
+            kinds = [False] * _poisson(rng, _NOISE.background_tx_mean) + [True] * len(trades)
+            rng.shuffle(kinds)
+            it = iter(trades)
+            for is_trade in kinds:
+                if is_trade:
+                    tx_hash, matches = next(it)
+                    _add_trade_tx(bb, chain, tx_hash, matches, rng.choice(universe.operators))
+                else:
+                    add_background_tx(bb, rng, universe, chain.nonces, fee_logs=True)
+            yield chain.seal(bb)
+
+    return header, blocks()
+
+
+def main_import(args: argparse.Namespace) -> int:
+    """``python -m simulator import-trades CSV --out PATH``."""
+    from simulator.cli import CliError
+
+    try:
+        rows = read_trades_csv(args.csv)
+        header, blocks = import_trades(rows, seed=getattr(args, "seed", 0),
+                                       source_name=Path(args.csv).name)
+    except TradesCsvError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {path}: {len(rows)} fills in {header['source']['transactions']} transactions, "
+          f"{header['blocks']} blocks {header['first_block']}..{header['last_block']}, "
+          f"{len(header['wallets'])} wallets, {path.stat().st_size} bytes")
+    return 0

@@ -1,0 +1,169 @@
+"""Synthesis profiles: the knobs of :mod:`simulator.synth`, calibrated on real numbers.
+
+Every number below says where it comes from: REFERENCE.md (public sources) or our own
+reading of the real data in ``shared/data`` (never shipped, never read by the tests):
+
+* ``polymarket-dataapi-trades-nobel2025`` - 5,000 Data-API ``/trades`` rows of the Nobel
+  Peace Prize 2025 event, 2025-10-10 08:23..12:09 UTC (1,500 transactions, 665 wallets);
+* ``polygon-etl-rpc-fixtures`` - real Polygon blocks/receipts (2020-2022) for shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "NOBEL_QUIET_PMF",
+    "PROFILES",
+    "V2_LIVE_TIMESTAMP",
+    "Profile",
+    "estimate_block_number",
+    "get_profile",
+]
+
+# --- Derived from the Nobel 2025 CSV (computed once by hand, see module docstring) ------
+# Trade transactions per 2-s block over the event window (6,790 blocks): mean 0.221,
+# variance 1.05, max 28, 87.35% zero. Histogram of the blocks with 0..8 transactions
+# (the 18 blocks with 10..28 are modelled as bursts, see Profile.burst_*):
+#   0: 5932, 1: 618, 2: 146, 3: 42, 4: 16, 5: 9, 6: 2, 7: 4, 8: 3
+NOBEL_QUIET_PMF: tuple[float, ...] = tuple(
+    c / 6772 for c in (5932, 618, 146, 42, 16, 9, 2, 4, 3))
+# Fill size in shares: log(size) mean 4.14, sd 1.99 (median 44 shares, p99 16,000).
+NOBEL_LOG_SIZE_MU = 4.14
+NOBEL_LOG_SIZE_SIGMA = 1.99
+# 4,087 of 5,000 fills are BUY.
+NOBEL_BUY_SHARE = 0.82
+# Wallet skew: 665 wallets; the top 1% hold 40% of the fills, the top 10% hold 65%, 52% of
+# the wallets trade once. A Zipf law with exponent ~1.05 over the universe reproduces this.
+NOBEL_ZIPF_S = 1.05
+
+# --- From REFERENCE.md ---------------------------------------------------------------------
+# Polygon 2022: 88% of intervals exactly 2 s, mean 2.24 s, gaps even multiples, longest 25 s.
+# A gap happens with probability 0.11 and lasts 2 + G intervals, G geometric with P(G>0)=0.08:
+# mean = 2 + 0.11 * 2 * (2 + 0.087 - 1) = 2.24 s, share of plain intervals 0.89.
+POLYGON_GAP_PROB = 0.11
+POLYGON_GAP_CONTINUE = 0.08
+POLYGON_GAP_MAX_MULTIPLE = 12
+# V2 exchanges live from 2026-04-28 00:00 UTC (REFERENCE: contract table).
+V2_LIVE_TIMESTAMP = 1777334400
+# Block-number anchor: block 35,678,770 has timestamp 1,668,602,608 (polygon-etl fixture,
+# 2022-11-16); later heights are estimated at the 2022 mean interval of 2.24 s.
+_ANCHOR_NUMBER = 35_678_770
+_ANCHOR_TIMESTAMP = 1_668_602_608
+_ANCHOR_MEAN_INTERVAL = 2.24
+
+
+def estimate_block_number(timestamp: int) -> int:
+    """A plausible Polygon height for ``timestamp`` (anchored on a real block)."""
+    return max(1, _ANCHOR_NUMBER + int((timestamp - _ANCHOR_TIMESTAMP) / _ANCHOR_MEAN_INTERVAL))
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a synthetic chain looks like. All rates are per block unless said otherwise."""
+
+    name: str
+    description: str
+    interval_s: float = 2.0
+    gap_prob: float = POLYGON_GAP_PROB
+    gap_continue: float = POLYGON_GAP_CONTINUE
+    gap_max_multiple: int = POLYGON_GAP_MAX_MULTIPLE
+    # Trade transactions per block outside bursts: negative binomial (gamma-Poisson) with this
+    # mean and shape (small shape = overdispersed), or drawn from ``quiet_pmf`` when set.
+    trade_tx_mean: float = 9.2
+    trade_tx_shape: float = 4.0
+    quiet_pmf: tuple[float, ...] | None = None
+    # Bursts: start with ``burst_prob`` per block; first block carries a count drawn uniformly
+    # from ``burst_peak``; each next block continues with ``burst_continue`` at a fraction
+    # (uniform in ``burst_decay``) of the previous count.
+    burst_prob: float = 0.0
+    burst_peak: tuple[int, int] = (20, 28)
+    burst_continue: float = 0.6
+    burst_decay: tuple[float, float] = (0.35, 0.75)
+    # Shape of one match: number of maker orders = 1 + geometric(``maker_continue``).
+    maker_continue: float = 0.4
+    max_makers: int = 8
+    v2_share: float = 0.0
+    negrisk_share: float = 0.35
+    buy_share: float = NOBEL_BUY_SHARE
+    log_size_mu: float = NOBEL_LOG_SIZE_MU
+    log_size_sigma: float = NOBEL_LOG_SIZE_SIGMA
+    wallets: int = 5000
+    zipf_s: float = NOBEL_ZIPF_S
+    markets: int = 300
+    operators: int = 4
+    background_tx_mean: float = 40.0
+    fee_logs: bool = True
+    start_timestamp: int = 1777327200  # 2026-04-27 22:00 UTC
+    start_block: int = 0  # 0: estimated from start_timestamp
+
+    def params(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (stored in the recording header)."""
+        d = asdict(self)
+        d.pop("description")
+        d["start_block"] = self.first_block()
+        return json.loads(json.dumps(d))  # tuples as lists: equal to what a file loads back
+
+    def first_block(self) -> int:
+        return self.start_block or estimate_block_number(self.start_timestamp)
+
+
+_PROFILES = [
+    Profile(
+        name="steady",
+        description="an everyday rate: ~11 OrderFilled/s (REFERENCE all-time mean), "
+                    "~9 trade tx per 2-s block, 40 background tx, half V1 half V2",
+        # 9.2 trade tx x (1 + 1/(1-0.4)) OrderFilled each = 24.5 OrderFilled per block
+        # = 11 per second at the 2.24-s mean interval.
+        trade_tx_mean=9.2, trade_tx_shape=4.0, v2_share=0.5, wallets=20000,
+        background_tx_mean=40.0,
+    ),
+    Profile(
+        name="busy",
+        description="the 2026-03-31 busy window: ~80 trade tx per 2-s block (REFERENCE: ~84), "
+                    "V1 exchanges",
+        trade_tx_mean=82.0, trade_tx_shape=30.0, v2_share=0.0, wallets=50000, markets=800,
+        background_tx_mean=20.0, start_timestamp=1774965600,  # 2026-03-31 14:00 UTC
+    ),
+    Profile(
+        name="news-burst",
+        description="a news event (Nobel 2025): ~87% of blocks without a trade, mean 0.22 "
+                    "trade tx per block, bursts of 20+ trade tx in one block",
+        quiet_pmf=NOBEL_QUIET_PMF, burst_prob=0.0012, burst_peak=(20, 28), v2_share=0.0,
+        wallets=2000, markets=37, background_tx_mean=40.0,
+        start_timestamp=1760084580,  # 2025-10-10 08:23 UTC, the CSV's first trade
+    ),
+    Profile(
+        name="default",
+        description="the shipped default: light traffic (~1 trade tx per block, a few "
+                    "background tx) with news bursts, V1 and V2 exchanges, few wallets so "
+                    "the active ones trade often; small enough to ship",
+        trade_tx_mean=0.9, trade_tx_shape=0.5, burst_prob=0.004, burst_peak=(20, 28),
+        v2_share=0.5, wallets=400, markets=60, background_tx_mean=3.0,
+        start_timestamp=1777329000,  # 2026-04-27 22:30 UTC
+    ),
+    Profile(
+        name="steady-1.75s",
+        description="steady traffic after PIP-86 (1.75-s blocks), V2 exchanges only",
+        interval_s=1.75, trade_tx_mean=8.0, v2_share=1.0, wallets=20000,
+        background_tx_mean=35.0, start_timestamp=1780300800,  # 2026-06-01 UTC
+    ),
+    Profile(
+        name="steady-1.5s",
+        description="steady traffic at the planned 1.5-s interval, V2 exchanges only",
+        interval_s=1.5, trade_tx_mean=7.0, v2_share=1.0, wallets=20000,
+        background_tx_mean=30.0, start_timestamp=1780300800,
+    ),
+]
+PROFILES: dict[str, Profile] = {p.name: p for p in _PROFILES}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; ``KeyError`` names the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; known profiles: "
+                       f"{', '.join(sorted(PROFILES))}") from None

@@ -1,0 +1,742 @@
+"""The mock node's asyncio shell: one aiohttp app on one port, like anvil.
+
+Routes::
+
+    GET  /            WebSocket JSON-RPC (upgrade)     POST /   JSON-RPC over HTTP
+    GET  /v2/api      explorer (Etherscan V2)          GET  /api  deprecated V1 path
+    GET  /_sim/status                                  POST /_sim/reset
+    GET  /_sim/faults   POST /_sim/faults   DELETE /_sim/faults/{id}
+    POST /bot<TOKEN>/sendMessage   Telegram Bot API stand-in
+
+:class:`Simulator` owns the chain, the replay loop, the faults and the connections; all
+decisions are made by the sans-I/O cores (``chain``, ``schedule``, ``jsonrpc``,
+``faults``, ``telegram``). ``main_serve`` is ``python -m simulator serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from simulator.chain import Chain, ChainBlock, ReorgResult
+from simulator.faults import ONE_SHOT, ActiveFault, FaultBoard, FaultError, FaultPlan, make_spec
+from simulator.filters import LogFilter
+from simulator.history import SimHistory
+from simulator.jsonrpc import JsonRpc, Reply, RpcError
+from simulator.recording import Recording
+from simulator.settings import SettingsError, SimSettings
+from simulator.telegram import TelegramBot
+
+__all__ = ["Simulator", "main_serve"]
+
+log = logging.getLogger("simulator.server")
+_NS = 1_000_000_000
+_PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the writers
+_HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
+
+
+@dataclass(slots=True)
+class _Sub:
+    kind: str
+    flt: LogFilter | None
+    prefix: str
+
+
+class WsConn:
+    """One WebSocket client: its subscriptions and an ordered outgoing queue."""
+
+    def __init__(self, sim: Simulator, conn_id: str, ws: web.WebSocketResponse,
+                 request: web.Request) -> None:
+        self.sim = sim
+        self.id = conn_id
+        self.ws = ws
+        self.request = request
+        self.subs: dict[str, _Sub] = {}
+        self.queue: deque[tuple[int, str]] = deque()
+        self.wake = asyncio.Event()
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.last_due = 0
+        self.closed = False
+        self.writer: asyncio.Task[None] | None = None
+
+    # -- SubscriptionHost ----------------------------------------------------------------
+    def subscribe(self, kind: str, flt: LogFilter | None) -> str:
+        limit = self.sim.settings.node.max_subscriptions
+        fault = self.sim.board.first("max_subscriptions", self.id)
+        if fault is not None:
+            n = int(fault.spec.params["n"])
+            limit = n if limit is None else min(limit, n)
+        if limit is not None and len(self.subs) >= limit:
+            raise RpcError(-32005, f"too many subscriptions: limit of {limit} per "
+                                   f"connection reached")
+        sub_id = "0x" + os.urandom(16).hex()
+        prefix = ('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
+                  + sub_id + '","result":')
+        self.subs[sub_id] = _Sub(kind, flt, prefix)
+        return sub_id
+
+    def unsubscribe(self, sub_id: str) -> bool:
+        return self.subs.pop(sub_id.lower(), None) is not None
+
+    # -- output ----------------------------------------------------------------------------
+    def stalled(self) -> bool:
+        return self.sim.board.first("ws_stall", self.id) is not None
+
+    def send(self, text: str) -> None:
+        """Queue a response (kept in order behind any delayed notification)."""
+        if self.closed or self.stalled():
+            return
+        self._push(max(self.last_due, 0), text)
+
+    def notify(self, text: str) -> None:
+        """Queue a notification through the active ws faults."""
+        if self.closed:
+            return
+        board = self.sim.board
+        if not board.active:
+            self._push(0, text)
+            return
+        if board.first("ws_stall", self.id) or board.first("ws_silent", self.id):
+            return
+        loss = board.first("ws_loss", self.id)
+        if loss is not None and loss.rng.random() < loss.spec.params["share"]:
+            return
+        copies = 1
+        dup = board.first("ws_dup", self.id)
+        if dup is not None and dup.rng.random() < dup.spec.params["share"]:
+            copies = 2
+        due = 0
+        lat = board.first("ws_latency", self.id)
+        if lat is not None:
+            p = lat.spec.params
+            delay_ms = p["delay_ms"] + lat.rng.random() * p["jitter_ms"]
+            due = max(self.last_due, time.monotonic_ns()
+                      + int(delay_ms * 1e6 / self.sim.chain.speed))
+        for _ in range(copies):
+            self._push(due, text)
+
+    def _push(self, due: int, text: str) -> None:
+        if len(self.queue) >= self.sim.settings.node.notify_buffer:
+            log.warning("conn %s: notification buffer full, dropping the connection", self.id)
+            self.abort()
+            return
+        self.last_due = max(self.last_due, due)
+        self.queue.append((due, text))
+        self.drained.clear()
+        self.wake.set()
+
+    async def write_loop(self) -> None:
+        ws = self.ws
+        queue = self.queue
+        try:
+            while not self.closed:
+                if not queue:
+                    self.drained.set()
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                due, text = queue[0]
+                if due:
+                    wait = (due - time.monotonic_ns()) / _NS
+                    if wait > 0:
+                        self.wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.wake.wait(), wait)
+                        continue
+                queue.popleft()
+                await ws.send_str(text)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("conn %s: write failed (%s)", self.id, type(exc).__name__)
+        finally:
+            self.drained.set()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        self.closed = True
+        self.queue.clear()
+        self.drained.set()
+        self.wake.set()
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class Simulator:
+    """A running mock node. ``async with Simulator(rec) as sim: ...`` in tests."""
+
+    def __init__(self, recording: Recording, *, settings: SimSettings | None = None,
+                 speed: float = 1.0, host: str = "127.0.0.1", port: int = 0,
+                 history: SimHistory | None = None, autostart: bool = True,
+                 start_delay_s: float = 0.0) -> None:
+        self.settings = settings or SimSettings()
+        self.recording = recording
+        self.chain = Chain(recording, settings=self.settings, speed=speed, t0_ns=0)
+        self.rpc = JsonRpc(self.chain, self.settings.node)
+        self.history = history or SimHistory(keep=True)
+        self.board = FaultBoard()
+        self.plan = FaultPlan.parse(list(self.settings.faults))
+        self.telegram = TelegramBot()
+        self.host = host
+        self.port = port
+        self.autostart = autostart
+        self.start_delay_s = start_delay_s
+        self.conns: dict[str, WsConn] = {}
+        self.counts: dict[str, dict[str, int]] = {"rpc_http": {}, "rpc_ws": {},
+                                                  "explorer": {}}
+        self.urls: dict[str, str] = {}
+        self.started = False
+        self.published = asyncio.Condition()
+        self._next_conn = 1
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._schedule: list[tuple[int, Any]] = []
+        self._stop_tasks: set[asyncio.Task[Any]] = set()
+        self.explorer: Any = None
+        self._make_explorer()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.settings.node.max_frame_bytes)
+        app.router.add_get("/", self._ws_handler)
+        app.router.add_post("/", self._http_handler)
+        app.router.add_get("/_sim/status", self._status)
+        app.router.add_get("/_sim/faults", self._faults_list)
+        app.router.add_post("/_sim/faults", self._faults_start)
+        app.router.add_delete("/_sim/faults/{fault_id}", self._faults_stop)
+        app.router.add_post("/_sim/reset", self._reset)
+        app.router.add_route("*", "/bot{token}/{method}", self._telegram)
+        if self.explorer is not None:
+            from simulator.explorer import make_explorer_handler
+
+            handler = make_explorer_handler(self.explorer, now_ns=time.monotonic_ns,
+                                            on_request=self._count_explorer)
+            app.router.add_get("/v2/api", handler)
+            app.router.add_get("/api", handler)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        base = f"http://{host}:{port}"
+        self.port = port
+        self.urls = {"ws": f"ws://{host}:{port}/", "http": base + "/",
+                     "explorer": base + "/v2/api", "status": base + "/_sim/status",
+                     "faults": base + "/_sim/faults", "telegram": base}
+        if self.autostart:
+            self.begin(time.monotonic_ns() + int(self.start_delay_s * _NS))
+
+    def begin(self, t0_ns: int | None = None) -> None:
+        """Start the replay clock: block 0 is due at ``t0_ns`` (default now)."""
+        if self.started:
+            return
+        self.started = True
+        t0 = time.monotonic_ns() if t0_ns is None else t0_ns
+        self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
+        speed = self.chain.speed
+        blocks = self.recording.blocks
+        horizon = float(blocks[-1].timestamp - blocks[0].timestamp) + 1.0
+        self._schedule = [(t0 + int(w.start_s * _NS / speed), w)
+                          for w in self.plan.windows(horizon)]
+        self.history.record("start", speed=speed, t0_ns=t0, first_block=self.chain.first_number,
+                            ts0=blocks[0].timestamp, chain_id=self.chain.chain_id,
+                            recording=self.recording.header(), urls=self.urls)
+        self.history.flush()
+        self._loop_task = asyncio.get_running_loop().create_task(self._replay_loop())
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for task in list(self._stop_tasks):
+            task.cancel()
+        for conn in list(self.conns.values()):
+            conn.closed = True
+            conn.wake.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for fault in list(self.board.active.values()):
+            self._stop_fault(fault)
+        self.history.record("stop", head=self.chain.head_number)
+        self.history.flush()
+
+    def _make_explorer(self) -> None:
+        try:
+            from simulator.explorer import Explorer, ExplorerSettings
+        except ImportError:  # the explorer package is optional for the node itself
+            log.warning("simulator.explorer is not available: no explorer API")
+            return
+        opts = dict(self.settings.explorer)
+        if "api_keys" in opts and opts["api_keys"] is not None:
+            opts["api_keys"] = frozenset(opts["api_keys"])
+        opts["speed"] = self.chain.speed
+        try:
+            explorer_settings = ExplorerSettings(**opts)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"explorer: {exc}") from None
+        self.explorer = Explorer(explorer_settings, self.chain)
+
+    # -- replay ----------------------------------------------------------------------------
+    async def _replay_loop(self) -> None:
+        chain = self.chain
+        while True:
+            now = time.monotonic_ns()
+            self._run_fault_schedule(now)
+            blocks = chain.advance(now, limit=_PUBLISH_BATCH)
+            for block in blocks:
+                self.history.record("block_published", number=block.number, hash=block.hash,
+                                    parent_hash=block.rb.parent_hash,
+                                    timestamp=block.rb.timestamp,
+                                    order_filled=block.order_filled())
+                self._fan_out(block)
+            for block in chain.newly_indexed(now):
+                self.history.record("explorer_indexed", number=block.number, hash=block.hash,
+                                    t_ns=block.indexed_ns)
+            if blocks:
+                self.history.flush()
+                async with self.published:
+                    self.published.notify_all()
+                await self._pace()
+                continue
+            wakes = [t for t in (chain.next_publish_ns(), chain.next_index_ns(),
+                                 self.board.next_stop_ns(),
+                                 self._schedule[0][0] if self._schedule else None)
+                     if t is not None]
+            self._wake.clear()
+            timeout = None if not wakes else max(min(wakes) - time.monotonic_ns(), 0) / _NS
+            if timeout is not None and timeout <= 0:
+                await asyncio.sleep(0)
+                continue
+            self.history.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _pace(self) -> None:
+        """Let the writers catch up when some client has a long queue (max-speed replay)."""
+        await asyncio.sleep(0)
+        for conn in list(self.conns.values()):
+            if len(conn.queue) > _HIGH_WATER and not conn.closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conn.drained.wait(), 0.5)
+
+    def _fan_out(self, block: ChainBlock) -> None:
+        head = None
+        logs = None
+        for conn in list(self.conns.values()):
+            for sub in list(conn.subs.values()):
+                if sub.kind == "newHeads":
+                    if head is None:
+                        head = block.header_json() + "}}"
+                    conn.notify(sub.prefix + head)
+                else:
+                    assert sub.flt is not None
+                    hits = sub.flt.select(block.index)
+                    if hits:
+                        if logs is None:
+                            logs = block.log_json()
+                        for i in hits:
+                            conn.notify(sub.prefix + logs[i] + "}}")
+
+    def _fan_out_removed(self, block: ChainBlock) -> None:
+        removed = None
+        for conn in list(self.conns.values()):
+            for sub in list(conn.subs.values()):
+                if sub.kind == "logs":
+                    assert sub.flt is not None
+                    hits = sub.flt.select(block.index)
+                    if hits:
+                        if removed is None:
+                            removed = block.removed_log_json()
+                        for i in hits:
+                            conn.notify(sub.prefix + removed[i] + "}}")
+
+    async def wait_published(self, n: int, timeout: float = 30.0) -> None:
+        """Wait until at least ``n`` blocks are published (tests)."""
+        async def _wait() -> None:
+            async with self.published:
+                await self.published.wait_for(lambda: self.chain.published >= n)
+        await asyncio.wait_for(_wait(), timeout)
+
+    # -- faults ------------------------------------------------------------------------------
+    def _run_fault_schedule(self, now: int) -> None:
+        while self._schedule and self._schedule[0][0] <= now:
+            _, window = self._schedule.pop(0)
+            duration = None if window.stop_s is None else window.stop_s - window.start_s
+            self.start_fault(window.spec.name, window.spec.target, window.spec.params,
+                             duration_s=duration)
+        for fault in self.board.expired(now):
+            self._stop_fault(fault)
+
+    def start_fault(self, name: str, target: str | None = None,
+                    params: dict[str, Any] | None = None, *,
+                    duration_s: float | None = None) -> ActiveFault:
+        """Start a fault now (raises :class:`FaultError` for a bad request)."""
+        spec = make_spec(name, target, params)
+        if duration_s is not None and (not isinstance(duration_s, (int, float))
+                                       or isinstance(duration_s, bool) or duration_s < 0):
+            raise FaultError(f"duration: expected a number >= 0, got {duration_s!r}")
+        now = time.monotonic_ns()
+        one_shot = spec.name in ONE_SHOT and not duration_s
+        duration_ns = None if duration_s is None else int(duration_s * _NS / self.chain.speed)
+        fault = self.board.start(spec, now, 0 if one_shot else duration_ns)
+        self.history.record("fault_start", t_ns=now, fault_id=fault.id, name=spec.name,
+                            target=spec.target, params=spec.params)
+        self._apply(fault)
+        if one_shot:
+            self._stop_fault(fault)
+        self.history.flush()
+        self._wake.set()
+        return fault
+
+    def stop_fault(self, fault_id: str) -> bool:
+        fault = self.board.active.get(fault_id)
+        if fault is None:
+            return False
+        self._stop_fault(fault)
+        return True
+
+    def reset(self) -> None:
+        for fault in list(self.board.active.values()):
+            self._stop_fault(fault)
+        if self.explorer is not None:
+            self.explorer.reset()
+
+    @contextlib.asynccontextmanager
+    async def fault(self, name: str, target: str | None = None,
+                    params: dict[str, Any] | None = None) -> AsyncIterator[ActiveFault]:
+        """``async with sim.fault("ws_stall"): ...``: the fault lasts for the block."""
+        fault = self.start_fault(name, target, params)
+        try:
+            yield fault
+        finally:
+            self.stop_fault(fault.id)
+
+    def _hit(self, fault: ActiveFault) -> list[WsConn]:
+        return [c for c in self.conns.values() if fault.hits(c.id)]
+
+    def _apply(self, fault: ActiveFault) -> None:
+        name, p = fault.spec.name, fault.spec.params
+        if name == "ws_drop" or (name == "ws_refuse" and p["drop_existing"]):
+            for conn in self._hit(fault):
+                conn.abort()
+        elif name == "ws_close":
+            for conn in self._hit(fault):
+                conn.closed = True
+                conn.queue.clear()
+                task = asyncio.get_running_loop().create_task(
+                    conn.ws.close(code=int(p["code"]), message=str(p["reason"]).encode()))
+                self._stop_tasks.add(task)
+                task.add_done_callback(self._stop_tasks.discard)
+        elif name == "reorg":
+            result = self.chain.reorg(int(p["depth"]), time.monotonic_ns(), seed=int(p["seed"]),
+                                      move_share=float(p["move_share"]),
+                                      vanish_share=float(p["vanish_share"]))
+            if result is not None:
+                self._publish_reorg(result)
+        else:
+            self._sync_hooks()
+
+    def _publish_reorg(self, result: ReorgResult) -> None:
+        self.history.record("reorg", depth=result.depth, from_number=result.from_number,
+                            old_hashes=[b.hash for b in result.old],
+                            new_hashes=[b.hash for b in result.new])
+        for block in reversed(result.old):
+            self._fan_out_removed(block)
+        for block in result.new:
+            self.history.record("block_published", t_ns=block.visible_ns, number=block.number,
+                                hash=block.hash, parent_hash=block.rb.parent_hash,
+                                timestamp=block.rb.timestamp,
+                                order_filled=block.order_filled())
+            self._fan_out(block)
+
+    def _sync_hooks(self) -> None:
+        """Explorer and lag hooks follow the active faults."""
+        lags = [f.spec.params["extra_s"] for f in self.board.find("explorer_lag")]
+        self.chain.lag_extra_s = float(max(lags)) if lags else 0.0
+        if self.explorer is not None:
+            rates = [f.spec.params["rate"] for f in self.board.find("explorer_rate_limit")]
+            self.explorer.faults.rate_limit = float(min(rates)) if rates else None
+            downs = [f.spec.params["mode"] for f in self.board.find("explorer_down")]
+            self.explorer.faults.down = downs[-1] if downs else None
+
+    def _stop_fault(self, fault: ActiveFault) -> None:
+        if self.board.stop(fault.id) is None:
+            return
+        self.history.record("fault_stop", fault_id=fault.id, name=fault.spec.name,
+                            target=fault.spec.target, params=fault.spec.params)
+        self._sync_hooks()
+        for conn in self.conns.values():
+            conn.wake.set()
+
+    # -- counting ----------------------------------------------------------------------------
+    def _count(self, api: str, method: str, key: str, status: str) -> None:
+        table = self.counts[api]
+        label = f"{key}/{method}" if api == "explorer" else method
+        table[label] = table.get(label, 0) + 1
+        self.history.record("request", api=api, method=method, key=key, status=status)
+
+    def _count_rpc(self, api: str, reply: Reply) -> None:
+        for call in reply.calls:
+            self._count(api, call.method, "", call.status)
+
+    def _count_explorer(self, reply: Any) -> None:
+        status = {"ok": "ok", "empty": "ok", "rate_limited": "rate_limited"}.get(
+            reply.outcome, "error")
+        self._count("explorer", f"{reply.module or '-'}.{reply.action or '-'}",
+                    reply.key_masked, status)
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        node = self.settings.node
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=node.max_frame_bytes,
+                                   compress=False)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="expected a WebSocket upgrade or a "
+                                                 "JSON-RPC POST\n")
+        refuse = self.board.first("ws_refuse")
+        if refuse is not None:
+            return web.Response(status=503, text="503 Service Unavailable\n")
+        await ws.prepare(request)
+        conn_id = f"c{self._next_conn}"
+        self._next_conn += 1
+        conn = WsConn(self, conn_id, ws, request)
+        self.conns[conn_id] = conn
+        conn.writer = asyncio.get_running_loop().create_task(conn.write_loop())
+        log.info("conn %s: open from %s", conn_id, request.remote)
+        try:
+            async for msg in ws:
+                if conn.closed:
+                    break
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    if conn.stalled():
+                        continue
+                    reply = self.rpc.handle(msg.data, conn)
+                    self._count_rpc("rpc_ws", reply)
+                    if reply.text is not None:
+                        conn.send(reply.text)
+                elif msg.type == WSMsgType.PING:
+                    if not conn.stalled():
+                        await ws.pong(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    log.info("conn %s: %s", conn_id, msg.data)
+                    break
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("conn %s: read failed (%s)", conn_id, type(exc).__name__)
+        finally:
+            conn.closed = True
+            conn.wake.set()
+            self.conns.pop(conn_id, None)
+            if conn.writer is not None:
+                conn.writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await conn.writer
+            log.info("conn %s: closed", conn_id)
+        return ws
+
+    async def _http_handler(self, request: web.Request) -> web.StreamResponse:
+        fault = self.board.first("rpc_errors")
+        if fault is not None and fault.rng.random() < fault.spec.params["share"]:
+            status = fault.rng.choice(fault.spec.params["statuses"])
+            self._count("rpc_http", "?", "", "error")
+            if status == "timeout":
+                await asyncio.sleep(fault.spec.params["timeout_s"] / self.chain.speed)
+                return web.Response(status=504, text="504 Gateway Timeout\n")
+            if status == 429:
+                return web.json_response(
+                    {"jsonrpc": "2.0", "id": None, "error": {
+                        "code": 429, "message": "Your app has exceeded its compute units per "
+                                                "second capacity."}}, status=429)
+            return web.Response(status=int(status), text=f"{status} error\n")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._count("rpc_http", "?", "", "error")
+            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
+                "code": -32600, "message": "request body too large"}}, status=413)
+        reply = self.rpc.handle(body, None)
+        self._count_rpc("rpc_http", reply)
+        return web.Response(text=reply.text or "", content_type="application/json")
+
+    def status(self) -> dict[str, Any]:
+        head = self.chain.head
+        return {
+            "head": None if head is None else {"number": head.number, "hash": head.hash},
+            "published": self.chain.published,
+            "blocks": len(self.chain.blocks),
+            "exhausted": self.chain.exhausted(),
+            "speed": self.chain.speed,
+            "clients": len(self.conns),
+            "subscriptions": sum(len(c.subs) for c in self.conns.values()),
+            "connections": {c.id: len(c.subs) for c in self.conns.values()},
+            "requests": self.counts,
+            "faults": [f.to_dict() for f in self.board.active.values()],
+            "explorer_indexed_head": getattr(self.explorer, "indexed_head", None),
+            "urls": self.urls,
+        }
+
+    @staticmethod
+    def _no_query(request: web.Request, allowed: frozenset[str] = frozenset()) -> None:
+        bad = [k for k in request.query if k not in allowed]
+        if bad:
+            raise web.HTTPBadRequest(text=json.dumps(
+                {"error": f"unknown query parameter {bad[0]!r}"}),
+                content_type="application/json")
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        self._no_query(request)
+        return web.json_response(self.status())
+
+    async def _faults_list(self, request: web.Request) -> web.StreamResponse:
+        self._no_query(request)
+        return web.json_response({"faults": [f.to_dict() for f in self.board.active.values()],
+                                  "scheduled": len(self._schedule)})
+
+    async def _faults_start(self, request: web.Request) -> web.StreamResponse:
+        self._no_query(request)
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return web.json_response({"error": "body is not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        unknown = set(body) - {"name", "target", "params", "duration"}
+        if unknown:
+            return web.json_response({"error": f"unknown field {sorted(unknown)[0]!r}"},
+                                     status=400)
+        try:
+            fault = self.start_fault(body.get("name"), body.get("target"), body.get("params"),
+                                     duration_s=body.get("duration"))
+        except FaultError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"id": fault.id, "fault": fault.to_dict()})
+
+    async def _faults_stop(self, request: web.Request) -> web.StreamResponse:
+        self._no_query(request)
+        fault_id = request.match_info["fault_id"]
+        if not self.stop_fault(fault_id):
+            return web.json_response({"error": f"no active fault {fault_id!r}"}, status=404)
+        return web.json_response({"stopped": fault_id})
+
+    async def _reset(self, request: web.Request) -> web.StreamResponse:
+        self._no_query(request)
+        self.reset()
+        return web.json_response({"ok": True})
+
+    async def _telegram(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        token = request.match_info["token"]
+        if method.lower() != "sendmessage":
+            return web.json_response({"ok": False, "error_code": 404,
+                                      "description": "Not Found"}, status=404)
+        fields: dict[str, Any] | None = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            ctype = request.content_type
+            try:
+                if ctype == "application/json":
+                    body = await request.json()
+                    fields = {**(fields or {}), **body} if isinstance(body, dict) else None
+                else:
+                    form = await request.post()
+                    fields = {**(fields or {}), **{k: str(v) for k, v in form.items()}}
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+                return web.json_response({"ok": False, "error_code": 400, "description":
+                                          "Bad Request: can't parse JSON"}, status=400)
+        reply = self.telegram.send_message(token, fields, time.time())
+        if reply.alert is not None:
+            self.history.record("alert", chat_id=reply.alert.chat_id, text=reply.alert.text)
+            self.history.flush()
+        return web.json_response(reply.body, status=reply.status)
+
+
+# -- python -m simulator serve -----------------------------------------------------------
+def _load_source(args: Any) -> Recording:
+    from simulator.cli import CliError
+    from simulator.recording import load_recording
+
+    if getattr(args, "profile", None):
+        try:
+            from simulator import synth
+        except ImportError:
+            raise CliError("--profile needs simulator.synth, which is not available") from None
+        make: Callable[..., Recording] | None = getattr(synth, "synthesise", None) or getattr(
+            synth, "synthesize", None)
+        if make is None:
+            raise CliError("simulator.synth has no synthesise() function")
+        try:
+            return make(args.profile, blocks=args.blocks, seed=args.seed)
+        except (KeyError, ValueError) as exc:
+            raise CliError(f"--profile {args.profile}: {exc}") from None
+    if getattr(args, "recording", None):
+        return load_recording(args.recording)
+    raise CliError("give --recording PATH or --profile NAME")
+
+
+async def _serve(args: Any, recording: Recording, settings: SimSettings) -> int:
+    history = SimHistory(args.history) if args.history else SimHistory()
+    sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
+                    port=args.port, history=history)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await sim.start()
+    except OSError as exc:
+        history.close()
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print("READY " + json.dumps(sim.urls, separators=(",", ":")), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+        history.close()
+    return 0
+
+
+def main_serve(args: Any) -> int:
+    """``python -m simulator serve``: replay until SIGINT/SIGTERM, then stop cleanly."""
+    from simulator.cli import CliError
+    from simulator.settings import load_config
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = load_config(args.config) if args.config else SimSettings()
+        FaultPlan.parse(list(settings.faults), f"{args.config}: faults")
+    except (SettingsError, FaultError) as exc:
+        raise CliError(str(exc)) from None
+    recording = _load_source(args)
+    if not recording.blocks:
+        raise CliError("the recording has no blocks")
+    try:
+        return asyncio.run(_serve(args, recording, settings))
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None

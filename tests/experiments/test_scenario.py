@@ -1,0 +1,126 @@
+"""Scenario files are validated before anything runs; every error names its field."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments.scenario import (
+    ScenarioError,
+    list_default_scenarios,
+    load_scenario,
+    resolve_scenario,
+    scenario_from_dict,
+)
+
+BASE: dict[str, Any] = {"name": "x", "recording": "default", "sim_duration_s": 60,
+                        "wallets": {"count": 3}}
+
+
+def error_of(**changes: Any) -> str:
+    doc = {**BASE, **changes}
+    for key, value in list(changes.items()):
+        if value is None:
+            del doc[key]
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(doc, "scenarios/x.toml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"monitor": {"mode": "carrier-pigeon"}},
+     "scenarios/x.toml: monitor.mode: must be websocket or polling"),
+    ({"monitor": {"fallback_after": 0}}, "scenarios/x.toml: monitor.fallback_after: must be > 0"),
+    ({"monitor": {"pollling_interval": 15}},
+     "scenarios/x.toml: monitor.pollling_interval: unknown field"),
+    ({"monitor": {"websocket_share": 150}},
+     "scenarios/x.toml: monitor.websocket_share: must be between 0 and 100"),
+    ({"speed": -2}, "scenarios/x.toml: speed: must be > 0"),
+    ({"sim_duration_s": None}, "scenarios/x.toml: sim_duration_s: required field is missing"),
+    ({"name": "../etc"}, "scenarios/x.toml: name: must be letters"),
+    ({"wallets": {}}, "scenarios/x.toml: wallets: give either count (with pick) or list"),
+    ({"wallets": {"count": 0}}, "scenarios/x.toml: wallets.count: must be at least 1"),
+    ({"wallets": {"count": 2, "pick": "loud"}}, "scenarios/x.toml: wallets.pick: Input should"),
+    ({"wallets": {"list": ["0x12"]}}, "scenarios/x.toml: wallets.list: not a 0x-prefixed"),
+    ({"recording": None}, "scenarios/x.toml: recording: give either recording"),
+    ({"profile": "busy"}, "scenarios/x.toml: recording: give either recording"),
+    ({"blocks": 10}, "scenarios/x.toml: blocks: only with profile"),
+    ({"faults": [{"name": "meteor", "at": 1}]}, "scenarios/x.toml: faults[0].name: unknown fault"),
+    ({"faults": [{"name": "ws_drop", "at": 1}, {"name": "ws_drop", "target": "tcp", "at": 1}]},
+     "scenarios/x.toml: faults[1].target: must be ws, rpc_http, explorer"),
+    ({"faults": [{"name": "ws_drop"}]}, "scenarios/x.toml: faults[0]: give at"),
+    ({"faults": [{"name": "ws_drop", "at": -1}]}, "scenarios/x.toml: faults[0].at: must be >= 0"),
+    ({"faults": [{"name": "reorg", "at": 5, "params": {"depth": 65}}]},
+     "scenarios/x.toml: faults[0].params.depth: reorg depth must be an integer 1..64"),
+    ({"thresholds": ["missed_pct < 1", "missed_pct <> 1"]},
+     "scenarios/x.toml: thresholds[1]: cannot parse 'missed_pct <> 1'"),
+    ({"surprise": 1}, "scenarios/x.toml: surprise: unknown field"),
+])
+def test_each_error_names_the_field(changes: dict[str, Any], expected: str) -> None:
+    assert error_of(**changes).startswith(expected)
+
+
+def test_a_valid_scenario_has_defaults() -> None:
+    s = scenario_from_dict(BASE)
+    assert s.mode == "websocket" and s.actionable_window_s == 5.0 and s.speed == 1.0
+    assert s.simulator_config() == {}
+
+
+def test_simulator_config_carries_faults_and_explorer() -> None:
+    s = scenario_from_dict({**BASE, "explorer": {"rate_per_s": 3.0},
+                            "faults": [{"name": "ws_drop", "at": 30, "every": 60}]})
+    assert s.simulator_config() == {
+        "explorer": {"rate_per_s": 3.0},
+        "faults": [{"name": "ws_drop", "target": "ws", "at": 30.0, "every": 60.0}]}
+
+
+def test_quick_shrinks_duration_and_raises_speed() -> None:
+    s = scenario_from_dict({**BASE, "sim_duration_s": 1200, "speed": 10})
+    q = s.quickened()
+    assert q.sim_duration_s == 90 and q.speed == 40 and q.grace_s == 20
+    custom = scenario_from_dict({**BASE, "quick": {"sim_duration_s": 90, "speed": 50}})
+    assert custom.quickened().sim_duration_s == 90 and custom.quickened().speed == 50
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"bad.toml: not valid TOML"):
+        load_scenario(bad)
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(tmp_path / "missing.toml")
+    with pytest.raises(ScenarioError, match=r"no such scenario \(known: "):
+        resolve_scenario("no_such_scenario_name")
+
+
+def test_scenario_round_trips_through_its_toml(tmp_path: Path) -> None:
+    import tomli_w
+
+    s = scenario_from_dict({**BASE, "monitor": {"mode": "polling", "polling_interval": 30},
+                            "faults": [{"name": "reorg", "at": 10, "params": {"depth": 2}}],
+                            "thresholds": ["missed_pct < 1"]})
+    path = tmp_path / "s.toml"
+    path.write_bytes(tomli_w.dumps(s.to_toml_dict()).encode())
+    assert load_scenario(path) == s
+
+
+def test_default_matrix_is_valid_and_complete() -> None:
+    paths = list_default_scenarios()
+    scenarios = [load_scenario(p) for p in paths]
+    names = {s.name for s in scenarios}
+    assert {"polling_15s", "polling_30s", "websocket_clean", "websocket_drops",
+            "provider_outage", "half_open_stall", "silent_subscription", "reorgs",
+            "news_burst", "many_wallets_polling", "many_wallets_websocket"} <= names
+    for p, s in zip(paths, scenarios, strict=True):
+        assert p.stem == s.name, f"{p.name} names itself {s.name}"
+        assert s.thresholds, f"{s.name} has no thresholds"
+        assert tomllib.loads(p.read_text(encoding="utf-8"))["description"]
+    # the whole matrix: simulated time / speed (+ grace, + ~4 s start/stop each) < 10 min
+    budget = sum((s.sim_duration_s + s.grace_s) / s.speed + 4 for s in scenarios)
+    assert budget < 540, f"default matrix needs ~{budget:.0f} s of wall time"
+    quick = sum((q.sim_duration_s + q.grace_s) / q.speed + 4
+                for q in (s.quickened() for s in scenarios))
+    assert quick < 110, f"--quick needs ~{quick:.0f} s of wall time"

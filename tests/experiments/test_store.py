@@ -1,0 +1,192 @@
+"""The run store layout, re-analysis of stored data, and INCONCLUSIVE on broken data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import tomli_w
+from exp_helpers import (
+    SPEED,
+    WALLET,
+    Sim,
+    monitor,
+    ns,
+    retraction,
+    tid,
+    trade,
+    write_jsonl,
+)
+
+from experiments.analysis import SUMMARY_KEYS, analyze_scenario_dir
+from experiments.checker import OUTCOME_COLUMNS
+from experiments.cli import main
+from experiments.scenario import scenario_from_dict
+from experiments.store import (
+    create_run,
+    package_versions,
+    point_latest,
+    resolve_run,
+    write_manifest,
+    write_run_summary,
+)
+
+THRESHOLDS = ["missed_pct < 1", "duplicates == 0", "latency_p95_s < 1"]
+
+
+def make_scenario_dir(run_dir: Path, name: str = "hand_made", *, status: str = "ok") -> Path:
+    sdir = run_dir / name
+    sdir.mkdir(parents=True)
+    scenario = scenario_from_dict({
+        "name": name, "recording": "default", "sim_duration_s": 100, "speed": SPEED,
+        "wallets": {"list": [WALLET]}, "thresholds": THRESHOLDS})
+    (sdir / "scenario.toml").write_bytes(tomli_w.dumps(scenario.to_toml_dict()).encode())
+    sim = (Sim().fault("ws_drop", 20, 20.5).block(10, 1, [tid(1)]).block(22, 2, [tid(2)])
+           .block(30, 3, [tid(3)], fork="ee").block(32, 3, [], fork="ff").block(50, 4, [tid(4)]))
+    write_jsonl(sdir / "sim_history.jsonl", sim.sorted())
+    write_jsonl(sdir / "monitor_history.jsonl", monitor(extra=[
+        {"t_ns": ns(0), "event": "feed", "healthy": True, "cause": "subscribed"}]))
+    write_jsonl(sdir / "detections.jsonl", [
+        trade(10.2, tid(1)), trade(24, tid(2), source="backfill"), trade(30.1, tid(3)),
+        retraction(32.1, tid(3))])
+    run = {"scenario": name, "description": "", "mode": "websocket", "speed": SPEED,
+           "seed": 0, "sim_duration_s": 100, "actionable_window_s": 5.0,
+           "thresholds": THRESHOLDS, "wallets": [WALLET], "status": status,
+           "error": "simulator exited with code 1 before READY" if status != "ok" else None,
+           "window_start_ns": ns(0), "window_end_ns": ns(100)}
+    (sdir / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    return sdir
+
+
+def test_analysis_writes_the_contract_files(tmp_path: Path) -> None:
+    sdir = make_scenario_dir(tmp_path)
+    summary = analyze_scenario_dir(sdir)
+    for name in ("truth.parquet", "detections.parquet", "outcomes.parquet", "summary.json"):
+        assert (sdir / name).exists(), name
+    assert list(summary) == SUMMARY_KEYS
+    assert summary["status"] == "ok" and summary["error"] is None
+    outcomes = pd.read_parquet(sdir / "outcomes.parquet")
+    assert list(outcomes.columns) == OUTCOME_COLUMNS
+    assert dict(zip(outcomes["trade_id"], outcomes["outcome"], strict=True)) == {
+        tid(1): "detected", tid(2): "detected", tid(3): "retracted", tid(4): "missed"}
+    assert outcomes.set_index("trade_id").loc[tid(2), "fault"] == "ws_drop"
+    assert summary["trades"] == 3 and summary["missed"] == 1
+    assert summary["latency_p95_in_fault_s"] == pytest.approx(2.0)
+    assert summary["bytes_received"] == 1234
+    assert [t["passed"] for t in summary["thresholds"]] == [False, True, False]
+    assert json.loads((sdir / "summary.json").read_text()) == json.loads(
+        json.dumps(summary))
+
+
+def test_harness_error_is_kept_and_never_measured(tmp_path: Path) -> None:
+    sdir = make_scenario_dir(tmp_path, status="harness_error")
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "harness_error"
+    assert "before READY" in summary["error"]
+    assert summary["trades"] is None
+    assert all(t["passed"] is None for t in summary["thresholds"])
+    assert pd.read_parquet(sdir / "outcomes.parquet").empty
+
+
+@pytest.mark.parametrize("breakage", ["no_start_row", "corrupt_line", "no_monitor_history",
+                                      "no_run_record", "no_window"])
+def test_broken_data_is_inconclusive_never_a_pass(tmp_path: Path, breakage: str) -> None:
+    sdir = make_scenario_dir(tmp_path)
+    if breakage == "no_start_row":
+        lines = (sdir / "sim_history.jsonl").read_text().splitlines()[1:]
+        (sdir / "sim_history.jsonl").write_text("\n".join(lines) + "\n")
+    elif breakage == "corrupt_line":
+        text = (sdir / "sim_history.jsonl").read_text()
+        (sdir / "sim_history.jsonl").write_text("{not json\n" + text)
+    elif breakage == "no_monitor_history":
+        (sdir / "monitor_history.jsonl").unlink()
+    elif breakage == "no_run_record":
+        (sdir / "run.json").unlink()
+    else:
+        run = json.loads((sdir / "run.json").read_text())
+        del run["window_start_ns"]
+        (sdir / "run.json").write_text(json.dumps(run))
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive"
+    assert summary["error"]
+    assert summary["trades"] is None
+    assert summary["thresholds"] == [] or all(t["passed"] is None
+                                              for t in summary["thresholds"])
+
+
+def test_checker_crash_is_inconclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sdir = make_scenario_dir(tmp_path)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("checker bug")
+
+    monkeypatch.setattr("experiments.analysis.run_checker", boom)
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive"
+    assert "checker bug" in summary["error"]
+    assert all(t["passed"] is None for t in summary["thresholds"])
+
+
+def test_run_layout_manifest_and_latest(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    first = create_run(out, "run-a")
+    second = create_run(out, "run-a")
+    assert second.name == "run-a-2"
+    make_scenario_dir(second)
+    summaries = [analyze_scenario_dir(second / "hand_made")]
+    write_manifest(second, scenarios=[{"name": "hand_made", "seed": 0, "speed": SPEED}],
+                   command=["python", "-m", "experiments", "run"], started="2026-01-01T00:00:00",
+                   quick=False, jobs=1)
+    write_run_summary(second, summaries)
+    point_latest(first)
+    point_latest(second)
+    assert (out / "latest").is_symlink() and (out / "latest").resolve() == second.resolve()
+    manifest = json.loads((second / "manifest.json").read_text())
+    assert {"run_id", "command", "scenarios", "seeds", "speed", "git_sha", "versions", "host",
+            "started", "finished"} <= set(manifest)
+    assert manifest["seeds"] == {"hand_made": 0}
+    assert manifest["versions"]["pandas"] == package_versions()["pandas"]
+    run_summary = json.loads((second / "summary.json").read_text())
+    assert run_summary["run_id"] == "run-a-2"
+    assert [s["scenario"] for s in run_summary["scenarios"]] == ["hand_made"]
+    assert resolve_run(out / "latest") == second.resolve()
+
+
+def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = create_run(tmp_path / "results", "r1")
+    make_scenario_dir(run_dir, "one")
+    make_scenario_dir(run_dir, "two")
+    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
+    outcomes_before = pd.read_parquet(run_dir / "one" / "outcomes.parquet")
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, first)
+    (run_dir / "one" / "outcomes.parquet").unlink()
+    assert main(["analyze", str(run_dir)]) == 0
+    after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert after == json.loads(json.dumps(first))
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "one" / "outcomes.parquet"),
+                                  outcomes_before)
+    assert "run directory" in capsys.readouterr().out
+
+
+def test_cli_bad_arguments_give_one_line_and_exit_2(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope'}: no such run directory"
+    assert main(["run", "no_such_scenario"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no_such_scenario: no such scenario") and "\n" not in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nrecording = "default"\nsim_duration_s = 10\n'
+                   '[wallets]\ncount = 1\n[monitor]\nmode = "pigeon"\n')
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {bad}: monitor.mode: must be websocket or polling")
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--jobs", "zero"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: argument --jobs")
+    assert main(["validate"]) == 0

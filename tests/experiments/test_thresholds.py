@@ -1,0 +1,45 @@
+"""k6-like thresholds are parsed by hand and evaluated against a summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.thresholds import ThresholdError, evaluate, evaluate_all, parse_threshold
+
+
+@pytest.mark.parametrize(("expr", "metric", "op", "value"), [
+    ("latency_p95_s < 1", "latency_p95_s", "<", 1.0),
+    ("missed_pct<1", "missed_pct", "<", 1.0),
+    ("duplicates == 0", "duplicates", "==", 0.0),
+    ("explorer_calls_per_hour <= 500", "explorer_calls_per_hour", "<=", 500.0),
+    ("latency_p95 < 800ms", "latency_p95_s", "<", 0.8),
+    ("latency_p99 < 1s", "latency_p99_s", "<", 1.0),
+    ("uptime >= 0.99", "uptime", ">=", 0.99),
+    ("coverage > 9.5e-1", "coverage", ">", 0.95),
+    ("missed_pct != 5 %", "missed_pct", "!=", 5.0),
+])
+def test_parse(expr: str, metric: str, op: str, value: float) -> None:
+    t = parse_threshold(expr)
+    assert (t.metric, t.op, t.value) == (metric, op, pytest.approx(value))
+
+
+@pytest.mark.parametrize("expr", [
+    "", "missed_pct", "missed_pct < ", "< 1", "missed_pct => 1", "missed_pct < 1 < 2",
+    "__import__('os').system('x') < 1", "missed_pct < one", "missed_pct < 1 and x", "1 < 2",
+    "missed_pct < 1e999",
+])
+def test_bad_expressions_are_refused(expr: str) -> None:
+    with pytest.raises(ThresholdError, match="cannot parse"):
+        parse_threshold(expr)
+
+
+def test_evaluate_passes_fails_and_is_unknown_without_the_metric() -> None:
+    summary = {"missed_pct": 0.5, "duplicates": 2, "latency_p95_s": None, "uptime": True}
+    assert evaluate("missed_pct < 1", summary) == {"expr": "missed_pct < 1", "passed": True,
+                                                   "value": 0.5}
+    assert evaluate("duplicates == 0", summary)["passed"] is False
+    assert evaluate("latency_p95_s < 1", summary) == {"expr": "latency_p95_s < 1",
+                                                      "passed": None, "value": None}
+    assert evaluate("phantoms == 0", summary)["passed"] is None
+    assert [r["passed"] for r in evaluate_all(["missed_pct < 1", "phantoms == 0"], summary)] \
+        == [True, None]

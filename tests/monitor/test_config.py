@@ -1,0 +1,85 @@
+"""Settings: defaults, TOML < env < CLI precedence, validation naming the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.errors import ConfigError
+from monitor.polymarket import DEFAULT_EXCHANGES
+from monitor.redact import redact
+
+W1 = "0x1111111111111111111111111111111111111111"
+W2 = "0x2222222222222222222222222222222222222222"
+
+
+def test_defaults_are_the_issue_values() -> None:
+    s = load_settings(environ={})
+    assert s.fallback_polling_interval == 15 and s.polling_interval == 15
+    assert s.heartbeat_interval == 30 and (s.backoff_initial, s.backoff_max) == (1, 60)
+    assert 0 < s.backoff_jitter <= 1
+    assert tuple(s.exchanges) == DEFAULT_EXCHANGES
+    assert s.websocket_enabled and s.mode == "websocket" and s.use_websocket
+    assert s.speed == 1.0 and not s.benchmark_enabled and s.explorer_rate_per_s == 3
+
+
+def test_precedence_cli_over_env_over_toml(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('polling_interval = 20\nheartbeat_interval = 12\nspeed = 3\n'
+                   f'wallets = ["{W1}"]\n')
+    s = load_settings({"speed": 5}, config_file=cfg,
+                      environ={"POLLING_INTERVAL": "25", "SPEED": "4"})
+    assert s.heartbeat_interval == 12  # TOML only
+    assert s.polling_interval == 25    # env beats TOML
+    assert s.speed == 5                # CLI beats env
+    assert s.wallets == [W1]
+
+
+def test_toml_monitor_table_and_env_list_forms(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f'[monitor]\nwallets = ["{W1.upper().replace("0X", "0x")}"]\n')
+    assert load_settings(config_file=cfg, environ={}).wallets == [W1]
+    s = load_settings(environ={"WALLETS": f"{W1}, {W2} {W1}", "WEBSOCKET_ENABLED": "false"})
+    assert s.wallets == [W1, W2] and not s.use_websocket
+
+
+@pytest.mark.parametrize(("cli", "name"), [
+    ({"websocket_url": "http://127.0.0.1:1/"}, "websocket_url"),
+    ({"rpc_url": "ws://127.0.0.1:1/"}, "rpc_url"),
+    ({"explorer_url": "ftp://x/"}, "explorer_url"),
+    ({"wallets": ["0x1234"]}, "wallets"),
+    ({"wallets": ["0x" + "zz" * 20]}, "wallets"),
+    ({"exchanges": []}, "exchanges"),
+    ({"polling_interval": 0}, "polling_interval"),
+    ({"fallback_after": -1}, "fallback_after"),
+    ({"websocket_share": 101}, "websocket_share"),
+    ({"speed": 0}, "speed"),
+    ({"mode": "carrier-pigeon"}, "mode"),
+    ({"no_such_setting": 1}, "no_such_setting"),
+])
+def test_invalid_settings_fail_with_one_line_naming_the_setting(cli: dict, name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(cli, environ={})
+    msg = str(info.value)
+    assert name in msg and "\n" not in msg
+
+
+def test_bad_toml_file_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("polling_interval = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config_file=bad, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(config_file=tmp_path / "missing.toml", environ={})
+
+
+def test_secrets_are_secretstr_registered_and_masked() -> None:
+    key, token = "SECRETKEY0123456789ABCDEF", "123456789:AAbbCCddEEffGGhhIIjjKK"
+    s = load_settings({"explorer_api_key": key, "telegram_token": token}, environ={})
+    assert key not in repr(s) and token not in repr(s)
+    assert s.api_key() == key
+    d = s.redacted_dict()
+    assert key not in str(d) and token not in str(d)
+    assert redact(f"url?apikey={key}&x=1 and {token}").count("***") == 2

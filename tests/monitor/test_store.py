@@ -1,0 +1,136 @@
+"""SQLite state, the JSON-lines sink and the delivery pipeline: exactly once across crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from monitor_helpers import OTHER, WALLET, order_filled
+
+from monitor.cores import Deduplicator
+from monitor.history import History
+from monitor.pipeline import Pipeline
+from monitor.sinks import JsonlSink, MemorySink, SinkEvent
+from monitor.store import Store
+from monitor.trades import decode_order_filled
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_cursor_per_wallet_round_trips(tmp_path: Path) -> None:
+    s = Store(tmp_path / "m.db")
+    assert s.cursor(WALLET) is None
+    s.set_cursors([WALLET, OTHER], 10, "0xaa", "websocket")
+    s.set_cursors([OTHER], 12, "0xbb", "polling")
+    s.close()
+    s = Store(tmp_path / "m.db")
+    c = s.cursors()
+    assert (c[WALLET].block, c[WALLET].hash, c[WALLET].group) == (10, "0xaa", "websocket")
+    assert (c[OTHER].block, c[OTHER].group) == (12, "polling")
+
+
+def test_block_hashes_keep_a_window(tmp_path: Path) -> None:
+    s = Store(tmp_path / "m.db", keep_blocks=4)
+    s.save_blocks({n: f"0x{n}" for n in range(1, 11)})
+    assert sorted(s.blocks()) == [7, 8, 9, 10]
+
+
+def test_commit_then_crash_before_mark_is_redelivered_once(tmp_path: Path) -> None:
+    """kill -9 between 'written to the sink' and 'marked sent': no loss, no duplicate."""
+    db, det = tmp_path / "m.db", tmp_path / "det.jsonl"
+    trade = decode_order_filled(order_filled(tx=5))
+    s = Store(db)
+    d = Deduplicator()
+    item = s.commit(d.offer(trade.id, trade.block_hash), trade_id=trade.id, source="ws",
+                    trade=trade)
+    assert item is not None
+    sink = JsonlSink(det)
+    sink.write(SinkEvent(item.kind, item.trade_id, item.generation, "ws", item.block_hash, trade))
+    # crash: neither mark_sent nor a clean close; the file even ends with a torn line
+    with open(det, "a") as fh:
+        fh.write('{"t_ns": 1, "kind": "tra')
+    del sink, s
+    s2 = Store(db)
+    assert [p.trade_id for p in s2.pending()] == [trade.id]
+    p = Pipeline(s2, JsonlSink(det), wallets=[WALLET])
+    assert asyncio.run(p.recover()) == 1
+    assert s2.pending() == []
+    got = rows(det)
+    assert [r["trade"]["id"] for r in got] == [trade.id]
+    assert got[0]["source"] == "ws" and got[0]["kind"] == "trade"
+    # and the restarted dedup state refuses the same trade from another source
+    assert asyncio.run(p.on_log(order_filled(tx=5), "backfill")) is None
+
+
+def test_crash_before_write_delivers_on_restart(tmp_path: Path) -> None:
+    db, det = tmp_path / "m.db", tmp_path / "det.jsonl"
+    trade = decode_order_filled(order_filled(tx=6))
+    s = Store(db)
+    s.commit(Deduplicator().offer(trade.id, trade.block_hash), trade_id=trade.id,
+             source="poll", trade=trade)
+    s.close()
+    p = Pipeline(Store(db), JsonlSink(det), wallets=[WALLET])
+    asyncio.run(p.recover())
+    assert [r["trade"]["id"] for r in rows(det)] == [trade.id]
+    assert rows(det)[0]["source"] == "poll"
+
+
+def test_pipeline_dedups_retracts_and_redelivers(tmp_path: Path) -> None:
+    hist = tmp_path / "h.jsonl"
+    det = tmp_path / "det.jsonl"
+    p = Pipeline(Store(tmp_path / "m.db"), JsonlSink(det), wallets=[WALLET],
+                 history=History(hist))
+
+    async def go() -> None:
+        a = order_filled(tx=1, block=100)
+        assert await p.on_log(a, "ws") is not None
+        assert await p.on_log(a, "backfill") is None            # same trade, other source
+        await p.on_log(dict(a, removed=True), "ws")              # reorg removes it
+        moved = order_filled(tx=1, block=101)                    # re-mined in block 101
+        assert await p.on_log(moved, "ws") is not None           # delivered again
+        await p.on_log(dict(a, removed=True), "ws")              # stale removed: ignored
+        b = order_filled(tx=2, block=100)
+        await p.on_log(b, "ws")
+        await p.on_log(order_filled(tx=2, block=101), "backfill")  # moved, no retraction
+        await p.on_log(order_filled(tx=3, wallet=OTHER), "ws")     # not watched
+        await p.on_log({"topics": "garbage"}, "ws")                # decode error
+    asyncio.run(go())
+    got = rows(det)
+    kinds = [(r["kind"], r.get("trade", {}).get("block_number") or r.get("trade_id"))
+             for r in got]
+    assert kinds == [("trade", 100), ("retraction", got[1]["trade_id"]), ("trade", 101),
+                     ("trade", 100)]
+    assert p.counters["decode_errors"] == 1 and p.counters["moved"] == 1
+    events = [json.loads(line)["event"] for line in hist.read_text().splitlines()]
+    assert events.count("delivered") == 3 and events.count("retracted") == 1
+    assert events.count("decode_error") == 1
+    d = json.loads(hist.read_text().splitlines()[0])
+    assert set(d) >= {"t_ns", "event", "trade_id", "source", "block_number", "block_hash"}
+
+
+def test_jsonl_sink_rows_follow_the_contract(tmp_path: Path) -> None:
+    det = tmp_path / "d.jsonl"
+    sink = JsonlSink(det, fsync=True)
+    trade = decode_order_filled(order_filled())
+    assert sink.write(SinkEvent("trade", trade.id, 1, "backfill", trade.block_hash, trade))
+    assert not sink.write(SinkEvent("trade", trade.id, 1, "ws", trade.block_hash, trade))
+    assert sink.write(SinkEvent("retraction", trade.id, 1, "ws", trade.block_hash))
+    sink.close()
+    r = rows(det)
+    assert set(r[0]) == {"t_ns", "kind", "source", "trade"} and r[0]["trade"]["id"] == trade.id
+    assert r[1] == {"t_ns": r[1]["t_ns"], "kind": "retraction", "trade_id": trade.id,
+                    "block_hash": trade.block_hash}
+    reopened = JsonlSink(det)
+    assert reopened.written("trade", trade.id) == 1
+    assert reopened.written("retraction", trade.id) == 1
+
+
+def test_memory_sink_is_idempotent() -> None:
+    m = MemorySink()
+    e = SinkEvent("retraction", "t", 1, "ws", "0x")
+    asyncio.run(m.emit(e))
+    asyncio.run(m.emit(e))
+    assert len(m.events) == 1

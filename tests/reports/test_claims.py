@@ -1,0 +1,65 @@
+"""Claims table: each claim confirmed, refuted or not measured, with the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from reports.claims import ClaimStatus, check_claims
+from reports.criteria import ClaimSettings
+from reports.load import load_run
+
+MakeRun = Callable[..., Path]
+LIMIT_H = 100_000 / 24
+
+
+def claims(path: Path) -> dict[str, object]:
+    return {c.topic: c for c in check_claims(load_run(path), ClaimSettings(), LIMIT_H)}
+
+
+def test_all_claims_confirmed_on_the_default_run(run_dir: Path) -> None:
+    got = claims(run_dir)
+    assert [c.status for c in got.values()] == [ClaimStatus.CONFIRMED] * 5  # type: ignore[attr-defined]
+    lat = got["Detection latency"]
+    assert "p50 20.9 s" in lat.measured_before  # type: ignore[attr-defined]
+    assert lat.measured_after.startswith("p95 0.5")  # type: ignore[attr-defined]
+    # 1 missed of 300 websocket trades (40 + 200 + 60)
+    assert got["Missed trades"].measured_after.startswith("0.333 %")  # type: ignore[attr-defined]
+    # polling: 240 explorer calls/h per wallet -> 4,167/h budget -> ~17 wallets
+    assert got["Wallets per process"].measured_before == "~17 wallets"  # type: ignore[attr-defined]
+
+
+def test_refuted_when_websocket_is_slow_and_chatty(make_run: MakeRun) -> None:
+    over = {"latency_p95_s": 2.5, "explorer_calls_per_hour": 300.0, "cpu_s_per_hour": 99.0}
+    got = claims(make_run(overrides={"ws_healthy": over}))
+    assert got["Detection latency"].status is ClaimStatus.REFUTED  # type: ignore[attr-defined]
+    assert got["Explorer calls per wallet"].status is ClaimStatus.REFUTED  # type: ignore[attr-defined]
+    assert got["Resource use"].status is ClaimStatus.REFUTED  # type: ignore[attr-defined]
+    assert got["Missed trades"].status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
+
+
+def test_missed_claim_refuted_above_one_percent(make_run: MakeRun) -> None:
+    got = claims(make_run(overrides={"ws_drop": {"missed": 12}}))
+    # 12 missed of 300 websocket trades = 4 %
+    assert got["Missed trades"].status is ClaimStatus.REFUTED  # type: ignore[attr-defined]
+    assert got["Missed trades"].measured_after.startswith("4 %")  # type: ignore[attr-defined]
+
+
+def test_not_measured_without_a_baseline(make_run: MakeRun) -> None:
+    from conftest import SCENARIOS
+
+    got = claims(make_run(scenarios=[s for s in SCENARIOS if s["mode"] == "websocket"]))
+    assert got["Resource use"].status is ClaimStatus.NOT_MEASURED  # type: ignore[attr-defined]
+    assert got["Wallets per process"].status is ClaimStatus.NOT_MEASURED  # type: ignore[attr-defined]
+    assert "not measured" in got["Detection latency"].measured_before  # type: ignore[attr-defined]
+
+
+def test_not_measured_when_websocket_scenarios_failed(make_run: MakeRun) -> None:
+    err = {"status": "harness_error", "error": "boom"}
+    got = claims(make_run(overrides={"ws_healthy": err, "ws_drop": err, "ws_10w": err}))
+    assert all(c.status is ClaimStatus.NOT_MEASURED for c in got.values())  # type: ignore[attr-defined]
+
+
+def test_speed_above_one_is_noted(make_run: MakeRun) -> None:
+    got = claims(make_run(overrides={"ws_healthy": {"speed": 10.0}}))
+    assert "speed 10" in got["Detection latency"].note  # type: ignore[attr-defined]

@@ -1,0 +1,134 @@
+"""Verdict: critical gates first, then the score; INCONCLUSIVE when data is missing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reports.criteria import CriteriaError, load_criteria
+from reports.load import load_run
+from reports.verdict import Verdict, evaluate, metric_value, parse_expr
+
+MakeRun = Callable[..., Path]
+
+
+def verdict_of(path: Path) -> tuple[Verdict, tuple[str, ...]]:
+    res = evaluate(load_run(path), load_criteria())
+    return res.verdict, res.reasons
+
+
+def test_parse_expr_units_and_aliases() -> None:
+    assert parse_expr("latency_p95 < 1s").metric == "latency_p95_s"
+    assert parse_expr("latency_p95_s < 500ms").bound == pytest.approx(0.5)
+    assert parse_expr("uptime >= 99%").bound == pytest.approx(0.99)
+    assert parse_expr("missed_pct < 1%").bound == 1.0
+    assert parse_expr("duplicates == 0").holds(0.0)
+    with pytest.raises(ValueError, match="cannot parse threshold"):
+        parse_expr("latency_p95 is small")
+
+
+def test_derived_metrics() -> None:
+    s = {"trades": 200, "late": 2, "sim_duration_s": 1800, "reconnects": 3,
+         "fallback_s": 90, "wallets": 4, "explorer_calls_per_hour": 8.0}
+    assert metric_value(s, "late_pct") == 1.0
+    assert metric_value(s, "reconnects_per_hour") == 6.0
+    assert metric_value(s, "fallback_pct") == 5.0
+    assert metric_value(s, "explorer_calls_per_hour_per_wallet") == 2.0
+    assert metric_value(s, "nonexistent") is None
+
+
+def test_go_when_gates_pass_and_score_high(run_dir: Path) -> None:
+    verdict, reasons = verdict_of(run_dir)
+    assert verdict is Verdict.GO
+    assert any("critical gates passed" in r for r in reasons)
+
+
+def test_marginal_when_score_between_thresholds(make_run: MakeRun) -> None:
+    # weights: 22 in all; ws_drop uptime (1) fails already; ws_healthy p95 3 s (2) and
+    # late 7.5 % (1) fail too: 18 / 22 = 0.82
+    slow = {"latency_p95_s": 3.0, "late": 3}
+    verdict, reasons = verdict_of(make_run(overrides={"ws_healthy": slow}))
+    assert verdict is Verdict.MARGINAL
+    assert any("latency_p95_s < 1s" in r for r in reasons)
+
+
+def test_no_go_when_score_low(make_run: MakeRun) -> None:
+    bad = {"latency_p95_s": 3.0, "late": 10, "coverage": 0.9, "uptime": 0.5,
+           "explorer_calls_per_hour": 500.0}
+    verdict, _ = verdict_of(make_run(overrides={"ws_healthy": bad, "ws_10w": bad}))
+    assert verdict is Verdict.NO_GO
+
+
+def test_no_go_when_a_critical_gate_fails(make_run: MakeRun) -> None:
+    verdict, reasons = verdict_of(make_run(overrides={"ws_drop": {"duplicates": 2}}))
+    assert verdict is Verdict.NO_GO
+    assert reasons[0] == "Critical gate failed in ws_drop: duplicates == 0 measured 2."
+
+
+def test_missed_above_one_percent_is_critical(make_run: MakeRun) -> None:
+    verdict, _ = verdict_of(make_run(overrides={"ws_drop": {"missed": 4, "missed_pct": 2.0}}))
+    assert verdict is Verdict.NO_GO
+
+
+def test_polling_baseline_failures_do_not_block(make_run: MakeRun) -> None:
+    # the baseline misses 8 %: that is the status quo, not a migration failure
+    verdict, _ = verdict_of(make_run(overrides={"polling_baseline": {"missed_pct": 8.0}}))
+    assert verdict is Verdict.GO
+
+
+def test_inconclusive_on_harness_error(make_run: MakeRun) -> None:
+    run = make_run(overrides={"ws_drop": {"status": "harness_error",
+                                          "error": "simulator did not start"}})
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and "simulator did not start" in r for r in reasons)
+
+
+def test_inconclusive_on_missing_summary(make_run: MakeRun) -> None:
+    run = make_run(remove=["ws_drop/summary.json"])
+    # the run-level summary.json still lists it; remove it there too
+    top = json.loads((run / "summary.json").read_text())
+    top["scenarios"] = [s for s in top["scenarios"] if s["scenario"] != "ws_drop"]
+    (run / "summary.json").write_text(json.dumps(top))
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and "summary missing" in r for r in reasons)
+
+
+def test_inconclusive_on_missing_metric(make_run: MakeRun) -> None:
+    verdict, reasons = verdict_of(make_run(overrides={"ws_healthy": {"coverage": None}}))
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("coverage" in r and "not measured" in r for r in reasons)
+
+
+def test_inconclusive_without_websocket_scenarios(make_run: MakeRun) -> None:
+    from conftest import SCENARIOS
+
+    run = make_run(scenarios=[s for s in SCENARIOS if s["mode"] == "polling"])
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("No websocket scenario" in r for r in reasons)
+
+
+def test_empty_run_directory_is_inconclusive(tmp_path: Path) -> None:
+    verdict, _ = verdict_of(tmp_path)
+    assert verdict is Verdict.INCONCLUSIVE
+
+
+def test_scenario_thresholds_are_recomputed(make_run: MakeRun) -> None:
+    thr = [{"expr": "latency_p99_s < 0.1", "passed": True, "value": 0.05}]
+    res = evaluate(load_run(make_run(overrides={"ws_healthy": {"thresholds": thr}})),
+                   load_criteria())
+    check = next(c for c in res.checks if c.expr == "latency_p99_s < 0.1")
+    assert check.passed is False
+    assert "disagrees" in check.note
+
+
+def test_bad_criteria_file_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[rule]]\nexpr = "latency is low"\n')
+    with pytest.raises(CriteriaError, match=r"rule\[0\]\.expr"):
+        load_criteria(bad)

@@ -1,0 +1,151 @@
+"""The recording format: a lossless round trip, and defects reported with file and line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.recording import (
+    RecordedBlock,
+    RecordingError,
+    iter_recording,
+    load_recording,
+    save_recording,
+    write_recording,
+)
+from simulator.synth import synthesise
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthesise("default", seed=11, blocks=25)
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    return path
+
+
+def lines_of(path: Path) -> list[str]:
+    return gzip.decompress(path.read_bytes()).decode().splitlines()
+
+
+def test_round_trip_keeps_blocks_logs_transactions_and_header(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "r.jsonl.gz")
+    back = load_recording(path)
+    assert back.source == small.source and back.chain_id == 137
+    assert back.extra == small.extra
+    assert [b.block for b in back.blocks] == [b.block for b in small.blocks]
+    assert [b.logs for b in back.blocks] == [b.logs for b in small.blocks]
+    assert [b.transactions for b in back.blocks] == [b.transactions for b in small.blocks]
+    assert back.header() == small.header()
+    # saving what was loaded gives the same bytes
+    again = save_recording(back, tmp_path / "again.jsonl.gz")
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_iter_recording_yields_header_then_blocks(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "r.jsonl.gz")
+    header, *blocks = list(iter_recording(path))
+    assert isinstance(header, dict)
+    assert header["format"] == "polygon-recording" and header["blocks"] == 25
+    assert [b.number for b in blocks if isinstance(b, RecordedBlock)] == [
+        b.number for b in small.blocks]
+
+
+def test_write_recording_refuses_a_header_that_lies(small, tmp_path: Path) -> None:
+    header = {**small.header(), "blocks": 99}
+    with pytest.raises(RecordingError, match="promises 99 blocks, 25 were written"):
+        write_recording(tmp_path / "bad.jsonl.gz", header, small.blocks)
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match=r"nope\.jsonl\.gz: no such recording"):
+        load_recording(tmp_path / "nope.jsonl.gz")
+
+
+def test_not_gzip_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "junk.jsonl.gz"
+    path.write_bytes(b"this is not gzip at all\n")
+    with pytest.raises(RecordingError, match=r"junk\.jsonl\.gz: corrupt or truncated"):
+        load_recording(path)
+
+
+def test_truncated_gzip_is_reported(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "cut.jsonl.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError, match=r"cut\.jsonl\.gz: corrupt or truncated"):
+        load_recording(path)
+
+
+def test_missing_rows_are_reported_as_truncated(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "short.jsonl.gz")
+    write_lines(path, lines_of(path)[:-3])
+    with pytest.raises(RecordingError, match=r"short\.jsonl\.gz: truncated: header promises 25"):
+        load_recording(path)
+
+
+def test_a_line_that_is_not_json_names_file_and_line(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "bad.jsonl.gz")
+    lines = lines_of(path)
+    lines[4] = lines[4][:-10]  # line 5: cut mid-object
+    write_lines(path, lines)
+    with pytest.raises(RecordingError, match=r"bad\.jsonl\.gz:5: not JSON"):
+        load_recording(path)
+
+
+def test_bad_hex_in_a_block_names_file_line_and_field(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "hex.jsonl.gz")
+    lines = lines_of(path)
+    row = json.loads(lines[2])
+    row["block"]["timestamp"] = "0xZZ"
+    lines[2] = json.dumps(row)
+    write_lines(path, lines)
+    with pytest.raises(RecordingError, match=r"hex\.jsonl\.gz:3: block field 'timestamp' is "
+                                             r"not hex"):
+        load_recording(path)
+
+
+def test_non_consecutive_blocks_name_file_and_line(small, tmp_path: Path) -> None:
+    path = save_recording(small, tmp_path / "gap.jsonl.gz")
+    lines = lines_of(path)
+    del lines[6]  # drop the block on line 7: line 7 now holds the one after it
+    header = json.loads(lines[0])
+    header["blocks"] -= 1
+    lines[0] = json.dumps(header)
+    write_lines(path, lines)
+    first = small.blocks[0].number
+    with pytest.raises(RecordingError, match=rf"gap\.jsonl\.gz:7: block {first + 6} does not "
+                                             rf"follow block {first + 4}"):
+        load_recording(path)
+
+
+def test_wrong_header_and_version_are_refused(small, tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "h.jsonl.gz", ['{"format": "something-else"}'])
+    with pytest.raises(RecordingError, match=r"h\.jsonl\.gz:1: not a polygon-recording header"):
+        load_recording(path)
+    path = write_lines(tmp_path / "v.jsonl.gz",
+                       ['{"format": "polygon-recording", "version": 7, "blocks": 0}'])
+    with pytest.raises(RecordingError, match=r"v\.jsonl\.gz:1: format version 7"):
+        load_recording(path)
+
+
+def test_empty_file_and_wrong_row_shapes_are_refused(small, tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "e.jsonl.gz", [])
+    with pytest.raises(RecordingError, match=r"e\.jsonl\.gz: empty file"):
+        load_recording(path)
+    good = lines_of(save_recording(small, tmp_path / "s.jsonl.gz"))
+    path = write_lines(tmp_path / "row.jsonl.gz", [good[0], "[1, 2]"])
+    with pytest.raises(RecordingError, match=r"row\.jsonl\.gz:2: expected"):
+        load_recording(path)
+    row = json.loads(good[1])
+    row["logs"] = {"not": "a list"}
+    path = write_lines(tmp_path / "logs.jsonl.gz", [good[0], json.dumps(row)])
+    with pytest.raises(RecordingError, match=r"logs\.jsonl\.gz:2: 'logs' is not a list"):
+        load_recording(path)

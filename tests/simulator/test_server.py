@@ -1,0 +1,288 @@
+"""The node over real loopback sockets: WS + HTTP JSON-RPC, control API, Telegram, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+
+from monitor.polymarket import address_topic
+from simulator.history import SimHistory
+from simulator.recording import save_recording
+from simulator.server import Simulator
+from simulator.settings import NodeSettings, SimSettings
+from tests.simulator.conftest import WALLETS, make_recording
+
+TIMEOUT = 20
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro_fn(), 60))
+
+
+async def recv_json(ws: Any) -> Any:
+    msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+    assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), msg
+    return json.loads(msg.data)
+
+
+async def rpc(ws: Any, method: str, *params: Any, req_id: Any = 1) -> Any:
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method,
+                                  "params": list(params)}))
+    return await recv_json(ws)
+
+
+def test_ws_subscriptions_deliver_geth_shaped_notifications_for_every_block() -> None:
+    async def main() -> None:
+        rec = make_recording(6)
+        async with Simulator(rec, speed=50, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            heads = (await rpc(ws, "eth_subscribe", "newHeads"))["result"]
+            wallet = address_topic(WALLETS[0])
+            logs = (await rpc(ws, "eth_subscribe", "logs",
+                              {"topics": [None, None, [wallet]]}, req_id=2))["result"]
+            assert re.fullmatch(r"0x[0-9a-f]{32}", heads) and re.fullmatch(
+                r"0x[0-9a-f]{32}", logs)
+            expected_logs = sum(1 for b in rec.blocks for lg in b.logs
+                                if lg["topics"][2] == wallet)
+            sim.begin()
+            got_heads: list[dict[str, Any]] = []
+            got_logs: list[dict[str, Any]] = []
+            while len(got_heads) < 6 or len(got_logs) < expected_logs:
+                msg = await recv_json(ws)
+                assert set(msg) == {"jsonrpc", "method", "params"}
+                assert msg["method"] == "eth_subscription"
+                sub = msg["params"]["subscription"]
+                (got_heads if sub == heads else got_logs).append(msg["params"]["result"])
+            assert [h["number"] for h in got_heads] == [b.block["number"] for b in rec.blocks]
+            assert "transactions" not in got_heads[0] and "uncles" not in got_heads[0]
+            assert got_heads[0]["extraData"] == rec.blocks[0].block["extraData"]
+            assert got_heads[0]["hash"] == rec.blocks[0].hash
+            assert len(got_logs) == expected_logs
+            assert all(lg["topics"][2] == wallet and lg["removed"] is False for lg in got_logs)
+    run(main)
+
+
+def test_a_subscription_sees_only_blocks_published_after_it_was_made() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(8), speed=4) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await sim.wait_published(1)
+            await rpc(ws, "eth_subscribe", "newHeads")
+            head_at_subscribe = sim.chain.head_number
+            msg = await recv_json(ws)
+            assert int(msg["params"]["result"]["number"], 16) > head_at_subscribe
+    run(main)
+
+
+def test_binary_frames_string_and_zero_ids_and_unsubscribe() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(2), speed=1) as sim, \
+                websockets.connect(sim.urls["ws"]) as ws:
+            await ws.send(b'{"jsonrpc":"2.0","id":0,"method":"eth_chainId"}')
+            assert json.loads(await ws.recv()) == {"jsonrpc": "2.0", "id": 0, "result": "0x89"}
+            await ws.send('{"jsonrpc":"2.0","id":"a","method":"eth_subscribe",'
+                          '"params":["newHeads"]}')
+            sub = json.loads(await ws.recv())["result"]
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": None, "method": "eth_unsubscribe",
+                                      "params": [sub]}))
+            reply = json.loads(await ws.recv())
+            while "method" in reply:  # a head may arrive before the answer
+                reply = json.loads(await ws.recv())
+            assert reply == {"jsonrpc": "2.0", "id": None, "result": True}
+            await ws.send('{"jsonrpc":"2.0","id":3,"method":"eth_unsubscribe",'
+                          '"params":["0x00000000000000000000000000000000"]}')
+            assert json.loads(await ws.recv())["result"] is False
+            await ws.send("{oops")
+            assert json.loads(await ws.recv())["error"]["code"] == -32700
+    run(main)
+
+
+def test_oversized_frames_are_refused_with_close_1009() -> None:
+    async def main() -> None:
+        settings = SimSettings(node=NodeSettings(max_frame_bytes=1000))
+        async with Simulator(make_recording(2), settings=settings) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "x" * 2000}))
+            msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1009
+            async with http.post(sim.urls["http"], data="x" * 5000) as resp:
+                assert resp.status == 413
+                assert (await resp.json())["error"]["code"] == -32600
+    run(main)
+
+
+def test_http_json_rpc_single_batch_and_no_subscriptions() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(3), speed=1) as sim, aiohttp.ClientSession() as h:
+            await sim.wait_published(1)
+            async with h.post(sim.urls["http"], json={"jsonrpc": "2.0", "id": 1,
+                                                      "method": "eth_blockNumber"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["result"] == hex(sim.chain.head_number)
+            batch = [{"jsonrpc": "2.0", "id": i, "method": "net_version"} for i in range(3)]
+            async with h.post(sim.urls["http"], json=batch) as resp:
+                assert [r["result"] for r in await resp.json()] == ["137"] * 3
+            async with h.post(sim.urls["http"], json={"jsonrpc": "2.0", "id": 1,
+                                                      "method": "eth_subscribe",
+                                                      "params": ["newHeads"]}) as resp:
+                assert (await resp.json())["error"]["code"] == -32601
+            async with h.get(sim.urls["http"]) as resp:
+                assert resp.status == 400
+            status = sim.status()
+            assert status["requests"]["rpc_http"]["net_version"] == 3
+            assert sim.history.events("request")[0]["api"] == "rpc_http"
+    run(main)
+
+
+def test_status_and_control_endpoints_reject_bad_input() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(3), speed=2) as sim, aiohttp.ClientSession() as h, \
+                h.ws_connect(sim.urls["ws"]) as ws:
+            await rpc(ws, "eth_subscribe", "newHeads")
+            async with h.get(sim.urls["status"]) as resp:
+                status = await resp.json()
+            assert status["clients"] == 1 and status["subscriptions"] == 1
+            assert status["speed"] == 2 and status["requests"]["rpc_ws"]["eth_subscribe"] == 1
+            async with h.get(sim.urls["status"] + "?verbose=1") as resp:
+                assert resp.status == 400 and "verbose" in (await resp.json())["error"]
+            async with h.post(sim.urls["faults"], data="{nope") as resp:
+                assert resp.status == 400 and "JSON" in (await resp.json())["error"]
+            async with h.post(sim.urls["faults"], json=["ws_drop"]) as resp:
+                assert resp.status == 400
+            async with h.post(sim.urls["faults"], json={"name": "ws_melt"}) as resp:
+                assert resp.status == 400 and "unknown fault" in (await resp.json())["error"]
+            async with h.post(sim.urls["faults"], json={"name": "ws_loss",
+                                                        "params": {"share": 2}}) as resp:
+                assert resp.status == 400 and "share" in (await resp.json())["error"]
+            async with h.post(sim.urls["faults"], json={"name": "ws_loss",
+                                                        "duration": "long"}) as resp:
+                assert resp.status == 400 and "duration" in (await resp.json())["error"]
+            async with h.post(sim.urls["faults"], json={"name": "ws_silent",
+                                                        "colour": "red"}) as resp:
+                assert resp.status == 400
+            async with h.delete(sim.urls["faults"] + "/f99") as resp:
+                assert resp.status == 404
+            async with h.post(sim.urls["faults"], json={"name": "ws_silent"}) as resp:
+                fault_id = (await resp.json())["id"]
+            async with h.get(sim.urls["faults"]) as resp:
+                assert [f["id"] for f in (await resp.json())["faults"]] == [fault_id]
+            base = sim.urls["http"].rstrip("/")
+            async with h.post(base + "/_sim/reset") as resp:
+                assert resp.status == 200
+            assert sim.board.active == {}
+            assert [r["event"] for r in sim.history.rows or []
+                    if r["event"].startswith("fault")] == ["fault_start", "fault_stop"]
+    run(main)
+
+
+def test_telegram_stand_in_answers_like_telegram_and_never_records_the_token() -> None:
+    token = "123456:SECRET-token_value"
+
+    async def main() -> None:
+        async with Simulator(make_recording(2)) as sim, aiohttp.ClientSession() as h:
+            url = f"{sim.urls['telegram']}/bot{token}/sendMessage"
+            async with h.post(url, json={"chat_id": 42, "text": "trade missed"}) as resp:
+                body = await resp.json()
+            assert resp.status == 200 and body["ok"] is True
+            assert body["result"]["chat"]["id"] == 42 and body["result"]["text"] == "trade missed"
+            async with h.post(url, data={"chat_id": "-100", "text": "form"}) as resp:
+                assert (await resp.json())["result"]["chat"]["id"] == -100
+            async with h.post(url, json={"text": "x"}) as resp:
+                assert resp.status == 400
+                assert await resp.json() == {"ok": False, "error_code": 400,
+                                             "description": "Bad Request: chat_id is empty"}
+            async with h.post(url, json={"chat_id": 1}) as resp:
+                assert (await resp.json())["description"] == "Bad Request: message text is empty"
+            async with h.post(url, data="{bad", headers={"Content-Type": "application/json"}) \
+                    as resp:
+                assert resp.status == 400
+            async with h.post(f"{sim.urls['telegram']}/botnope/sendMessage",
+                              json={"chat_id": 1, "text": "x"}) as resp:
+                assert resp.status == 401
+            alerts = sim.history.events("alert")
+            assert [(a["chat_id"], a["text"]) for a in alerts] == [(42, "trade missed"),
+                                                                    (-100, "form")]
+            assert token not in json.dumps(sim.history.rows)
+    run(main)
+
+
+def test_history_records_start_publications_indexing_and_stop(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+
+    async def main() -> None:
+        history = SimHistory(path)
+        async with Simulator(make_recording(4), speed=100, history=history) as sim:
+            await sim.wait_published(4)
+        history.close()
+
+    run(main)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [r["event"] for r in rows]
+    assert events[0] == "start" and events[-1] == "stop"
+    assert rows[0]["speed"] == 100 and rows[0]["first_block"] == 1000
+    published = [r for r in rows if r["event"] == "block_published"]
+    assert [r["number"] for r in published] == [1000, 1001, 1002, 1003]
+    assert published[0]["order_filled"][0][1] in WALLETS
+    assert all(r["t_ns"] >= rows[0]["t0_ns"] for r in published)
+
+
+def _serve(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    rec = tmp_path / "rec.jsonl.gz"
+    save_recording(make_recording(5), rec)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--recording", str(rec), "--port", "0",
+         "--speed", "10", "--history", str(tmp_path / "sim.jsonl"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_cli_serve_prints_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = _serve(tmp_path)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), line + (proc.stderr.read() if proc.stderr else "")
+        urls = json.loads(line[6:])
+        assert urls["ws"].startswith("ws://127.0.0.1:") and not urls["ws"].endswith(":0/")
+        assert urls["explorer"].endswith("/v2/api") and urls["status"].endswith("/_sim/status")
+
+        async def check() -> None:
+            async with aiohttp.ClientSession() as h, h.get(urls["status"]) as resp:
+                assert resp.status == 200 and (await resp.json())["speed"] == 10
+        run(check)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    rows = [json.loads(x) for x in (tmp_path / "sim.jsonl").read_text().splitlines()]
+    assert rows[0]["event"] == "start" and rows[-1]["event"] == "stop"
+
+
+def test_cli_serve_bad_config_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[node]\nlogs_max_rang = 5\n')
+    proc = _serve(tmp_path, "--config", str(cfg))
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert err.startswith("error: ") and "logs_max_rang" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("toml", ['[[faults]]\nname = "ws_drop"\n',
+                                  '[[faults]]\nname = "nope"\nat = 1\n'])
+def test_cli_serve_bad_fault_schedule_is_refused(tmp_path: Path, toml: str) -> None:
+    cfg = tmp_path / "f.toml"
+    cfg.write_text(toml)
+    proc = _serve(tmp_path, "--config", str(cfg))
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2 and "faults[0]" in err and "Traceback" not in err
