@@ -43,9 +43,9 @@ from simulator.synth import (
     COMPRESS_LEVEL,
     MATCH_ORDERS_SELECTOR,
     ChainRenderer,
-    _poisson,
     add_background_tx,
     build_universe,
+    poisson,
     wallets_extra,
 )
 
@@ -276,7 +276,7 @@ def import_trades(rows: Sequence[TradeRow], *, seed: int = 0, source_name: str =
         for i in range(n_blocks):
             bb = chain.new_block(first + i, t0 + i * BLOCK_INTERVAL_S)
             trades = per_block.get(i, [])
-            kinds = [False] * _poisson(rng, _NOISE.background_tx_mean) + [True] * len(trades)
+            kinds = [False] * poisson(rng, _NOISE.background_tx_mean) + [True] * len(trades)
             rng.shuffle(kinds)
             it = iter(trades)
             for is_trade in kinds:

@@ -61,22 +61,29 @@ from simulator.recording import (
 )
 
 __all__ = [
+    "COMPRESS_LEVEL",
     "DEFAULT_BLOCKS",
     "DEFAULT_PROFILE",
     "DEFAULT_SEED",
+    "MATCH_ORDERS_SELECTOR",
     "BlockPlan",
+    "ChainRenderer",
     "TradePlan",
     "Universe",
+    "add_background_tx",
+    "add_trade_tx",
     "build_universe",
     "default_recording_path",
     "main_inspect",
     "main_synth",
     "plan_blocks",
+    "poisson",
     "recording_stats",
     "render_blocks",
     "synthesise",
     "synthesise_stream",
     "trades_by_wallet",
+    "wallets_extra",
 ]
 
 # The shipped default recording: `python -m simulator synth --profile default --blocks 900
@@ -199,7 +206,7 @@ class BlockPlan:
     trades: tuple[TradePlan, ...]
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
     """Poisson draw by summing exponential gaps (fine for the small means used here)."""
     if lam <= 0:
         return 0
@@ -213,7 +220,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
 def _negbin(rng: random.Random, mean: float, shape: float) -> int:
     if mean <= 0:
         return 0
-    return _poisson(rng, rng.gammavariate(shape, mean / shape))
+    return poisson(rng, rng.gammavariate(shape, mean / shape))
 
 
 def _pmf_draw(rng: random.Random, pmf: tuple[float, ...]) -> int:
@@ -430,7 +437,7 @@ def render_blocks(profile: Profile, seed: int, plans: Iterable[BlockPlan],
                           first_number=profile.first_block())
     for plan in plans:
         bb = chain.new_block(plan.number, plan.timestamp)
-        n_bg = _poisson(rng, profile.background_tx_mean)
+        n_bg = poisson(rng, profile.background_tx_mean)
         kinds = [False] * n_bg + [True] * len(plan.trades)
         rng.shuffle(kinds)
         trades = iter(plan.trades)

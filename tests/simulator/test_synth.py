@@ -278,7 +278,6 @@ def test_default_recording_is_small_long_and_mixed() -> None:
     assert rec.extra["wallets"][0][1] >= 50  # the most active wallet trades often
 
 
-@pytest.mark.slow
 def test_shipped_default_is_what_the_synth_command_produces(tmp_path: Path) -> None:
     out = tmp_path / "default.jsonl.gz"
     assert main(["synth", "--profile", DEFAULT_PROFILE, "--blocks", str(DEFAULT_BLOCKS),
