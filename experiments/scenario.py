@@ -74,7 +74,7 @@ FAULT_NAMES = frozenset({
 })
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_TARGET = re.compile(r"^(ws|rpc_http|explorer)(:[A-Za-z0-9_.-]+)?$")
+_TARGET = re.compile(r"^(ws|rpc_http|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
 
 
 def _positive(value: float | None, what: str = "must be > 0") -> float | None:
@@ -187,7 +187,7 @@ class FaultSpec(_Strict):
     """One ``[[faults]]`` table of the simulator config (times in simulated seconds)."""
 
     name: str
-    target: str = "ws"
+    target: str | None = None
     at: float | None = None
     duration: float | None = None
     every: float | None = None
@@ -204,9 +204,9 @@ class FaultSpec(_Strict):
 
     @field_validator("target")
     @classmethod
-    def _target(cls, v: str) -> str:
-        if not _TARGET.match(v):
-            raise ValueError("must be ws, rpc_http, explorer or ws:<connection-id>")
+    def _target(cls, v: str | None) -> str | None:
+        if v is not None and not _TARGET.match(v):
+            raise ValueError("must be ws, rpc_http, explorer, chain or ws:<connection-id>")
         return v
 
     @field_validator("at")
@@ -231,10 +231,65 @@ class FaultSpec(_Strict):
             depth = self.params.get("depth", 1)
             if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 64:
                 raise ValueError("params.depth: reorg depth must be an integer 1..64")
+        try:
+            from simulator.faults import FaultError, make_spec
+        except ImportError:  # pragma: no cover - the simulator is part of this project
+            return self
+        try:
+            make_spec(self.name, self._sim_target(), self._sim_params())
+        except FaultError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
+    def _sim_target(self) -> str | None:
+        # the simulator fills in each fault's own target; only one connection is explicit
+        return self.target if self.target and ":" in self.target else None
+
+    def _sim_params(self) -> dict[str, Any]:
+        params = dict(self.params)
+        if self.seed is not None and self.rate_per_hour is None:
+            params.setdefault("seed", self.seed)
+        try:
+            from simulator.faults import FAULTS
+        except ImportError:  # pragma: no cover
+            return params
+        defaults = FAULTS.get(self.name, ("", {}))[1]
+        if "seed" in params and "seed" not in defaults and "seed" not in self.params:
+            del params["seed"]
+        return params
+
     def table(self) -> dict[str, Any]:
+        """The scenario's table, in the scenario's (contract) vocabulary."""
         return {k: v for k, v in self.model_dump().items() if v is not None and v != {}}
+
+    def simulator_table(self) -> dict[str, Any]:
+        """The ``[[faults]]`` table the simulator's schedule parser takes: ``at`` once,
+        ``every`` + ``start`` repeated, ``random = true`` + ``rate`` (per simulated minute)."""
+        t: dict[str, Any] = {"name": self.name}
+        target = self._sim_target()
+        if target:
+            t["target"] = target
+        if self.rate_per_hour is not None:
+            t["random"] = True
+            t["rate"] = self.rate_per_hour / 60.0
+            if self.seed is not None:
+                t["seed"] = self.seed
+        elif self.every is not None:
+            t["every"] = self.every
+            t["start"] = self.at
+        else:
+            t["at"] = self.at
+        if self.duration is not None:
+            t["duration"] = self.duration
+        params = self._sim_params()
+        if params:
+            t["params"] = params
+        return t
+
+
+# contract names (docs/contracts.md 'Simulator config') -> the simulator's own sections
+_LAG_KEYS = {"index_lag_median_s": "median_s", "index_lag_p95_s": "p95_s", "seed": "seed"}
+_NODE_KEYS = {"get_logs_max_range": "logs_max_range", "get_logs_max_results": "logs_max_results"}
 
 
 class QuickSpec(_Strict):
@@ -349,14 +404,21 @@ class Scenario(_Strict):
     def simulator_config(self) -> dict[str, Any]:
         """The simulator config document (docs/contracts.md 'Simulator config')."""
         doc: dict[str, Any] = {}
-        if self.chain:
-            doc["chain"] = dict(self.chain)
+        chain, rpc = dict(self.chain), dict(self.rpc)
+        lag = {new: chain.pop(old) for old, new in _LAG_KEYS.items() if old in chain}
+        node = {new: rpc.pop(old) for old, new in _NODE_KEYS.items() if old in rpc}
+        if lag:
+            doc["lag"] = lag
+        if node:
+            doc["node"] = node
+        if chain:
+            doc["chain"] = chain
+        if rpc:
+            doc["rpc"] = rpc
         if self.explorer:
             doc["explorer"] = dict(self.explorer)
-        if self.rpc:
-            doc["rpc"] = dict(self.rpc)
         if self.faults:
-            doc["faults"] = [f.table() for f in self.faults]
+            doc["faults"] = [f.simulator_table() for f in self.faults]
         return doc
 
     def to_toml_dict(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class WsSettings:
     jitter: float = 0.2
     healthy_after: float = 60.0
     max_attempts: int = 20
-    staleness_blocks: int = 10
+    staleness_blocks: int = 15  # x 2 s = 30 s: above the longest Polygon gap seen (25 s)
     block_interval: float = 2.0
     open_timeout: float = 10.0
     max_message_bytes: int = 16 * MiB

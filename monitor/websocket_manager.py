@@ -117,8 +117,18 @@ def classify_close(exc: BaseException) -> str:
     return f"error_{type(exc).__name__}"
 
 
+class _OpenFailed(Exception):
+    """The connection closed while the subscriptions were being re-made."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
 def classify_connect_error(exc: BaseException) -> str:
     """The cause recorded for a connection attempt that failed with ``exc``."""
+    if isinstance(exc, _OpenFailed):
+        return exc.cause
     if isinstance(exc, InvalidStatus):
         return f"handshake_{exc.response.status_code}"
     if isinstance(exc, ConnectionRefusedError):
@@ -462,6 +472,8 @@ class WebSocketManager:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 cause = classify_connect_error(exc)
                 self.metrics.connect_failures += 1
                 log.info("[%s] connect attempt failed: %s (%s)", self.conn_id, cause,
@@ -520,10 +532,10 @@ class WebSocketManager:
                     if sub.stable_id in self._subs:
                         await self._subscribe_on(link, sub)
         except BaseException as exc:
+            reader = link.reader
             await self._close_link(link)
-            if link.reader.done() and not link.reader.cancelled():
-                cause = link.reader.result()
-                raise ConnectionLost(f"closed while subscribing: {cause}") from exc
+            if isinstance(exc, ConnectionLost) and reader.done() and not reader.cancelled():
+                raise _OpenFailed(reader.result()) from exc
             raise
         return link
 
@@ -660,11 +672,13 @@ class WebSocketManager:
         while True:
             try:
                 data = await link.ws.recv()
-            except ConnectionClosed as exc:
-                return classify_close(exc)
             except Exception as exc:
-                self.metrics.error("recv")
-                return classify_close(exc)
+                if not isinstance(exc, ConnectionClosed):
+                    self.metrics.error("recv")
+                cause = classify_close(exc)
+                # Requests on this connection will never be answered: fail them now.
+                self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
+                return cause
             await self._handle_frame(link, data)
             self._notify()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reports.criteria import ClaimSettings
 from reports.load import Run, ScenarioData
@@ -206,10 +206,15 @@ def _wallets(run: Run, explorer_limit_per_hour: float) -> Claim:
 
 def check_claims(run: Run, cs: ClaimSettings, explorer_limit_per_hour: float) -> list[Claim]:
     """The five claims of the migration plan, in the order the report shows them."""
-    return [
+    claims = [
         _latency(run, cs),
         _missed(run, cs),
         _explorer(run, cs),
         _resources(run),
         _wallets(run, explorer_limit_per_hour),
     ]
+    broken = [s.name for s in run.scenarios if not s.ok]
+    if not broken:
+        return claims
+    extra = f"without {', '.join(broken)} (no usable results)"
+    return [replace(c, note=f"{c.note}; {extra}" if c.note else extra) for c in claims]

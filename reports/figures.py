@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 from collections.abc import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")  # headless; a notebook keeps its own backend
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FormatStrFormatter
 
-from reports.cost import fit_usage  # noqa: E402
-from reports.load import (  # noqa: E402
+from reports.cost import fit_usage
+from reports.load import (
     Run,
     ScenarioData,
     fallback_intervals,
     sim_seconds,
     state_intervals,
 )
-from reports.verdict import metric_value  # noqa: E402
+from reports.verdict import metric_value
 
 __all__ = [
     "MODE_COLORS",
@@ -39,6 +41,7 @@ __all__ = [
     "outcomes",
     "resources",
     "to_data_uri",
+    "to_png",
 ]
 
 MODE_COLORS = {"polling": "#d9822b", "websocket": "#2b6cb0", "unknown": "#718096"}
@@ -79,11 +82,16 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def to_data_uri(fig: Figure, *, dpi: int = 110) -> str:
-    """The figure as a ``data:image/png;base64,...`` URI for an <img> tag."""
+def to_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (``IPython.display.Image(to_png(fig))`` in a notebook)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def to_data_uri(fig: Figure, *, dpi: int = 110) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI for an <img> tag."""
+    return "data:image/png;base64," + base64.b64encode(to_png(fig, dpi=dpi)).decode("ascii")
 
 
 def _latencies(sc: ScenarioData) -> pd.Series:

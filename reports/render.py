@@ -7,6 +7,7 @@ autoescape on. A figure that fails to draw becomes a note in the page, not a cra
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -186,9 +187,10 @@ def render_report(report: Report) -> str:
         timeline = None
         if sc.ok and sc.outcomes is not None:
             timeline = _figure(f"{sc.name}: latency over time",
-                               lambda sc=sc: figures.latency_timeline(sc),
+                               functools.partial(figures.latency_timeline, sc),
                                f"latency of each trade over time in {sc.name}, faults shaded")
-        faults = sc.summary.get("faults") if isinstance(sc.summary.get("faults"), list) else []
+        raw_faults = sc.summary.get("faults")
+        faults: list[Any] = raw_faults if isinstance(raw_faults, list) else []
         details.append({
             "name": sc.name, "mode": sc.mode, "status": sc.status,
             "description": str(sc.summary.get("description") or ""),

@@ -300,8 +300,8 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
             reasons.append(f"Scenario {c.scenario} has no usable results: {c.note}.")
         else:
             reasons.append(f"Could not evaluate {c.expr} in {c.scenario}: {c.note}.")
-    if reasons:
-        return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons), score, tuple(checks))
+    if reasons:  # no score: a partial score would read like a result
+        return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons), None, tuple(checks))
     if score is None:
         reasons.append("No scored check applied to this run: nothing to score.")
         return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons), None, tuple(checks))

@@ -63,8 +63,8 @@ class ChainBlock:
         self.visible_ns: int | None = None
         self.indexed_ns: int | None = None
         self._header_json: str | None = None
-        self._log_json: list[str] | None = None
-        self._removed_json: list[str] | None = None
+        self._log_json: list[str | None] | None = None
+        self._removed_json: list[str | None] | None = None
 
     @property
     def number(self) -> int:
@@ -87,15 +87,25 @@ class ChainBlock:
             self._header_json = _dumps(self.header())
         return self._header_json
 
-    def log_json(self) -> list[str]:
-        if self._log_json is None:
-            self._log_json = [_dumps(log) for log in self.rb.logs]
-        return self._log_json
+    def log_json(self, i: int) -> str:
+        """Log ``i`` serialised once, however many subscribers get it."""
+        cache = self._log_json
+        if cache is None:
+            cache = self._log_json = [None] * len(self.rb.logs)
+        text = cache[i]
+        if text is None:
+            text = cache[i] = _dumps(self.rb.logs[i])
+        return text
 
-    def removed_log_json(self) -> list[str]:
-        if self._removed_json is None:
-            self._removed_json = [_dumps({**log, "removed": True}) for log in self.rb.logs]
-        return self._removed_json
+    def removed_log_json(self, i: int) -> str:
+        """Log ``i`` as a reorg re-sends it (``removed: true``), serialised once."""
+        cache = self._removed_json
+        if cache is None:
+            cache = self._removed_json = [None] * len(self.rb.logs)
+        text = cache[i]
+        if text is None:
+            text = cache[i] = _dumps({**self.rb.logs[i], "removed": True})
+        return text
 
     def order_filled(self) -> list[list[str]]:
         return order_filled(self.rb.logs)

@@ -348,7 +348,6 @@ class Simulator:
 
     def _fan_out(self, block: ChainBlock) -> None:
         head = None
-        logs = None
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
                 if sub.kind == "newHeads":
@@ -357,25 +356,16 @@ class Simulator:
                     conn.notify(sub.prefix + head)
                 else:
                     assert sub.flt is not None
-                    hits = sub.flt.select(block.index)
-                    if hits:
-                        if logs is None:
-                            logs = block.log_json()
-                        for i in hits:
-                            conn.notify(sub.prefix + logs[i] + "}}")
+                    for i in sub.flt.select(block.index):
+                        conn.notify(sub.prefix + block.log_json(i) + "}}")
 
     def _fan_out_removed(self, block: ChainBlock) -> None:
-        removed = None
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
                 if sub.kind == "logs":
                     assert sub.flt is not None
-                    hits = sub.flt.select(block.index)
-                    if hits:
-                        if removed is None:
-                            removed = block.removed_log_json()
-                        for i in hits:
-                            conn.notify(sub.prefix + removed[i] + "}}")
+                    for i in sub.flt.select(block.index):
+                        conn.notify(sub.prefix + block.removed_log_json(i) + "}}")
 
     async def wait_published(self, n: int, timeout: float = 30.0) -> None:
         """Wait until at least ``n`` blocks are published (tests)."""

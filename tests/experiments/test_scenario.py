@@ -51,6 +51,8 @@ def error_of(**changes: Any) -> str:
     ({"faults": [{"name": "meteor", "at": 1}]}, "scenarios/x.toml: faults[0].name: unknown fault"),
     ({"faults": [{"name": "ws_drop", "at": 1}, {"name": "ws_drop", "target": "tcp", "at": 1}]},
      "scenarios/x.toml: faults[1].target: must be ws, rpc_http, explorer"),
+    ({"faults": [{"name": "rpc_errors", "at": 1, "params": {"status": 503}}]},
+     "scenarios/x.toml: faults[0]: params: unknown for rpc_errors: status"),
     ({"faults": [{"name": "ws_drop"}]}, "scenarios/x.toml: faults[0]: give at"),
     ({"faults": [{"name": "ws_drop", "at": -1}]}, "scenarios/x.toml: faults[0].at: must be >= 0"),
     ({"faults": [{"name": "reorg", "at": 5, "params": {"depth": 65}}]},
@@ -74,7 +76,16 @@ def test_simulator_config_carries_faults_and_explorer() -> None:
                             "faults": [{"name": "ws_drop", "at": 30, "every": 60}]})
     assert s.simulator_config() == {
         "explorer": {"rate_per_s": 3.0},
-        "faults": [{"name": "ws_drop", "target": "ws", "at": 30.0, "every": 60.0}]}
+        "faults": [{"name": "ws_drop", "every": 60.0, "start": 30.0}]}
+    translated = scenario_from_dict({
+        **BASE, "chain": {"index_lag_median_s": 2.0}, "rpc": {"get_logs_max_range": 500},
+        "faults": [{"name": "reorg", "at": 5, "seed": 3, "params": {"depth": 2}},
+                   {"name": "ws_loss", "target": "ws:c1", "rate_per_hour": 6, "seed": 4}]})
+    assert translated.simulator_config() == {
+        "lag": {"median_s": 2.0}, "node": {"logs_max_range": 500},
+        "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
+                   {"name": "ws_loss", "target": "ws:c1", "random": True, "rate": 0.1,
+                    "seed": 4}]}
 
 
 def test_quick_shrinks_duration_and_raises_speed() -> None:

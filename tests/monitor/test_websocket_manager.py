@@ -45,6 +45,7 @@ class FakeNode:
         self.unsubscribed: list[str] = []
         self.handshake_status: int | None = None  # answer the handshake with this (e.g. 503)
         self.handshakes = 0
+        self.drop_subscribes = 0  # abort the connection on the next N eth_subscribe
         self._ids = itertools.count(0xA1)
 
     @property
@@ -78,6 +79,10 @@ class FakeNode:
                 method, params, rid = req["method"], req.get("params", []), req["id"]
                 if method == "eth_subscribe":
                     self.subscribe_calls.append(params)
+                    if self.drop_subscribes > 0:
+                        self.drop_subscribes -= 1
+                        ws.transport.abort()
+                        return
                     if params[0] not in ("newHeads", "logs"):
                         await ws.send(json.dumps({"jsonrpc": "2.0", "id": rid, "error": {
                             "code": -32601, "message": f"no such subscription {params[0]}"}}))
@@ -152,7 +157,7 @@ async def until(pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
 
 def settings(**kw: Any) -> WsSettings:
     base: dict[str, Any] = {"speed": 100.0, "staleness_blocks": 0, "seed": 1,
-                            "min_timeout": 0.5}
+                            "min_timeout": 1.0}
     base.update(kw)
     return WsSettings(**base)
 
@@ -341,7 +346,7 @@ def test_reconnects_after_close_code(tmp_path: Path, code: int) -> None:
 
 def test_reconnects_after_a_ping_timeout(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
-        # heartbeat 30 s / speed 100 = 0.3 s; pong timeout floored at min_timeout 0.5 s
+        # heartbeat 30 s / speed 100 = 0.3 s; pong timeout floored at min_timeout 1 s
         async def stall() -> None:
             env.node.stall_all()
 
@@ -393,6 +398,68 @@ def test_watchdog_is_not_armed_without_a_heads_subscription(tmp_path: Path) -> N
         assert await mgr.wait_until(lambda: mgr.metrics.pings >= 10, TIMEOUT)
         assert mgr.metrics.connects == 1
         await mgr.stop()
+
+    run(body, tmp_path)
+
+
+def test_subscribe_while_reconnecting_returns_at_once_and_is_made_on_connect(
+        tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        mgr = env.manager(max_attempts=0)
+        heads = await mgr.subscribe(["newHeads"], env.heads.append)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        await env.node.stop()
+        assert await mgr.wait_until(lambda: mgr.metrics.connect_failures >= 2, TIMEOUT)
+        logs = await mgr.subscribe(["logs", {}], env.logs.append)  # not up: returns at once
+        await mgr.unsubscribe(heads)  # not up: only forgotten
+        await env.node.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        assert env.node.live("logs") != [] and env.node.live("newHeads") == []
+        assert mgr.subscriptions == {logs: ["logs", {}]}
+        await env.node.notify("logs", {"n": 1})
+        assert await mgr.wait_until(lambda: env.logs == [{"n": 1}], TIMEOUT)
+        await mgr.stop()
+
+    run(body, tmp_path)
+
+
+def test_a_connection_lost_while_resubscribing_is_a_failed_attempt(tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        mgr = env.manager(max_attempts=0)
+        await subscribed(env, mgr)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        env.node.drop_subscribes = 2  # the next two connections die at eth_subscribe
+        await env.node.abort_all()
+        assert await mgr.wait_until(lambda: mgr.metrics.connects == 2
+                                    and mgr.state is ConnState.CONNECTED, TIMEOUT)
+        assert mgr.metrics.connect_failures == 2
+        assert len(env.node.live("newHeads")) == 1 and len(env.node.live("logs")) == 1
+        await mgr.stop()
+        assert env.states()[2:4] == [("CONNECTED", "RECONNECTING", "abrupt_close"),
+                                     ("RECONNECTING", "CONNECTED", "reconnected")]
+
+    run(body, tmp_path)
+
+
+def test_stop_during_backoff_and_start_again_after_failed(tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        # backoff 1000 s: the manager sits in its first backoff sleep when stopped
+        mgr = env.manager(f"ws://127.0.0.1:{free_port()}/", backoff_initial=1000.0,
+                          backoff_max=1000.0, speed=1.0, max_attempts=1)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.FAILED, TIMEOUT)
+        mgr.url = env.node.url
+        await mgr.start()  # FAILED -> CONNECTING
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        await env.node.stop()  # lost; now sleeping a 1000 s backoff
+        assert await mgr.wait_state(ConnState.RECONNECTING, TIMEOUT)
+        await asyncio.wait_for(mgr.stop(), 5.0)  # does not wait for the backoff
+        assert mgr.state is ConnState.DISCONNECTED
+        assert [t[1] for t in env.states()] == ["CONNECTING", "RECONNECTING", "FAILED",
+                                                "CONNECTING", "CONNECTED", "RECONNECTING",
+                                                "DISCONNECTED"]
 
     run(body, tmp_path)
 

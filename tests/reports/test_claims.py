@@ -46,7 +46,7 @@ def test_missed_claim_refuted_above_one_percent(make_run: MakeRun) -> None:
 
 
 def test_not_measured_without_a_baseline(make_run: MakeRun) -> None:
-    from conftest import SCENARIOS
+    from report_fixtures import SCENARIOS
 
     got = claims(make_run(scenarios=[s for s in SCENARIOS if s["mode"] == "websocket"]))
     assert got["Resource use"].status is ClaimStatus.NOT_MEASURED  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ def test_regressions_are_flagged(make_run: MakeRun) -> None:
 
 
 def test_scenarios_only_in_one_run_are_listed(make_run: MakeRun) -> None:
-    from conftest import SCENARIOS
+    from report_fixtures import SCENARIOS
 
     a = make_run(scenarios=SCENARIOS[:3])
     b = make_run(scenarios=SCENARIOS[1:])

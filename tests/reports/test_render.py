@@ -6,6 +6,10 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
+from report_fixtures import build_run
 
 from reports.cli import main
 from reports.criteria import load_criteria
@@ -21,20 +25,29 @@ def build(path: Path) -> str:
     return out.read_text(encoding="utf-8")
 
 
-def test_report_is_self_contained(run_dir: Path) -> None:
-    html = build(run_dir)
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any]]:
+    """The default run, its report (built once for this module) and its summary before."""
+    run = build_run(tmp_path_factory.mktemp("store"))
+    before = json.loads((run / "summary.json").read_text())
+    return run, build(run), before
+
+
+def test_report_is_self_contained(default_report: tuple[Path, str, dict[str, Any]]) -> None:
+    html = default_report[1]
     assert 'class="banner v-GO"' in html
     # every image is embedded, nothing is fetched
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', html)
     assert len(srcs) == 4 + 5  # four run figures + one timeline per scenario
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    assert "@import" not in html and "<link" not in html
+    assert "@import" not in html and "stylesheet" not in html
+    assert re.findall(r"<link[^>]*>", html) == ['<link rel="icon" href="data:,">']
     assert 'name="viewport"' in html
 
 
-def test_report_sections(run_dir: Path) -> None:
-    html = build(run_dir)
+def test_report_sections(default_report: tuple[Path, str, dict[str, Any]]) -> None:
+    html = default_report[1]
     for needle in ("Detection latency", "Missed trades", "Rollout plan", "Phase 1", "10%",
                    "50%", "100%", "Thresholds", "The worst trades", "Cost",
                    "python -m experiments run --quick --out results", "0123456789abcdef0123",
@@ -103,8 +116,6 @@ def test_cli_bad_arguments_exit_2(tmp_path: Path, capsys: object) -> None:
 
 
 def test_cli_usage_error_exit_2(capsys: object) -> None:
-    import pytest
-
     with pytest.raises(SystemExit) as exc:
         main(["explode"])
     assert exc.value.code == 2
@@ -112,7 +123,7 @@ def test_cli_usage_error_exit_2(capsys: object) -> None:
     assert len(err.strip().splitlines()) == 1 and "invalid choice" in err
 
 
-def test_summary_json_in_the_store_is_not_modified(run_dir: Path) -> None:
-    before = json.loads((run_dir / "summary.json").read_text())
-    build(run_dir)
-    assert json.loads((run_dir / "summary.json").read_text()) == before
+def test_summary_json_in_the_store_is_not_modified(
+        default_report: tuple[Path, str, dict[str, Any]]) -> None:
+    run, _, before = default_report
+    assert json.loads((run / "summary.json").read_text()) == before

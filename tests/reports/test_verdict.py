@@ -105,7 +105,7 @@ def test_inconclusive_on_missing_metric(make_run: MakeRun) -> None:
 
 
 def test_inconclusive_without_websocket_scenarios(make_run: MakeRun) -> None:
-    from conftest import SCENARIOS
+    from report_fixtures import SCENARIOS
 
     run = make_run(scenarios=[s for s in SCENARIOS if s["mode"] == "polling"])
     verdict, reasons = verdict_of(run)

@@ -1,0 +1,69 @@
+"""``python -m monitor run``: bad input is one line and exit 2; READY; clean SIGTERM stop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from monitor_sim import PY, ROOT, read_jsonl, spawn, wait_for
+
+W = "0x1111111111111111111111111111111111111111"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "monitor", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["run", "--wallet", "0x12"], "wallet"),
+    (["run", "--wallet", W, "--ws-url", "http://127.0.0.1:1/"], "websocket_url"),
+    (["run", "--wallet", W, "--mode", "polling", "--speed", "0"], "speed"),
+    (["run", "--wallet", W, "--mode", "polling", "--speed", "fast"], "speed"),
+    (["run", "--wallet", W, "--websocket-share", "150"], "websocket_share"),
+    (["run"], "wallets"),
+    (["run", "--wallet", W], "websocket_url"),  # websocket mode without URLs
+    (["run", "--wallet", W, "--nonsense", "1"], "unrecognized"),
+    (["run", "--wallet", W, "--config", "/nonexistent/monitor.toml"], "not found"),
+    (["run", "--wallets-file", "/nonexistent/w.txt"], "wallets_file"),
+    (["run", "--wallet", W, "--set", "fallback_after"], "NAME=VALUE"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2  # argparse may add its usage line
+
+
+def test_bad_wallets_file_line_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "w.txt"
+    f.write_text(f"# watched\n{W}\nnot-an-address\n")
+    r = run_cli("run", "--wallets-file", str(f), "--mode", "polling")
+    assert r.returncode == 2 and "w.txt:3" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("setting_flag", [["--fallback-after", "5"],
+                                          ["--set", "fallback_after=5"]])
+def test_ready_then_clean_stop_on_sigterm_even_when_the_explorer_is_down(
+        tmp_path: Path, setting_flag: list[str]) -> None:
+    hist, det = tmp_path / "h.jsonl", tmp_path / "d.jsonl"
+    p = spawn([PY, "-m", "monitor", "run", "--mode", "polling", "--wallet", W,
+               "--explorer-url", "http://127.0.0.1:1/v2/api", "--db", str(tmp_path / "s.db"),
+               "--detections", str(det), "--history", str(hist), "--speed", "50",
+               *setting_flag], tmp_path / "err.txt")
+    p.wait_ready()
+    wait_for(lambda: any(r.get("event") == "api_call" for r in read_jsonl(hist)), 30,
+             "a failed explorer call recorded")
+    assert p.terminate() == 0
+    rows = read_jsonl(hist)
+    assert rows[0]["event"] == "start" and rows[0]["mode"] == "polling"
+    assert rows[0]["settings"]["fallback_after"] == 5
+    assert rows[-1]["event"] == "stop"
+    assert rows[-1]["metrics"]["explorer"]["failures"]
+    assert "Traceback" not in (tmp_path / "err.txt").read_text()
+    assert det.exists()
+    json.dumps(rows[-1])

@@ -1,0 +1,181 @@
+"""The monitor as a process against the simulator as a process, over loopback.
+
+Each test replays a short busy recording at high speed, watches its most active wallets
+(starting at the recording's first block, so start-up backfill is exercised too) and
+compares the detections file with the simulator's final canonical chain: every trade
+exactly once, nothing phantom.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from monitor_sim import (
+    PY,
+    ROOT,
+    assert_exactly_once,
+    history_events,
+    read_jsonl,
+    start_monitor,
+    start_sim,
+    top_wallets,
+    wait_all_detected,
+    wait_for,
+)
+
+from monitor.trades import decode_order_filled
+
+pytestmark = pytest.mark.slow
+
+SPEED = 10.0
+BLOCKS = 60
+# fast reactions at this speed: heads every 0.2 s; stale after 5 blocks = 1 s wall
+FAST = ["--staleness-blocks", "5", "--heartbeat-interval", "10", "--heartbeat-timeout", "4",
+        "--backoff-initial", "1", "--backoff-max", "5", "--reconcile-interval", "10"]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rec") / "busy.jsonl.gz"
+    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
+                    str(BLOCKS), "--seed", "5", "--out", str(out)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wallets(recording: Path) -> list[str]:
+    return top_wallets(recording, 25)
+
+
+def first_block(recording: Path) -> int:
+    from simulator.recording import load_recording
+    return load_recording(recording).first_block
+
+
+def run_clean(recording: Path, wallets: list[str], tmp: Path, *, mode: str = "websocket",
+              extra: list[str] | None = None, config: str | None = None,
+              fault: tuple | None = None, fault_at: int = 20) -> tuple:
+    sim = start_sim(recording, tmp, speed=SPEED, config=config)
+    try:
+        mon = start_monitor(sim, tmp, wallets, speed=SPEED, mode=mode,
+                            extra=[*FAST, "--start-block", str(first_block(recording)),
+                                   *(extra or [])])
+        try:
+            if fault is not None:
+                sim.wait_published(fault_at)
+                for f in fault:
+                    sim.fault(*f)
+            want = wait_all_detected(mon, sim, wallets)
+        finally:
+            assert mon.proc.terminate() == 0
+        rows = assert_exactly_once(mon, want)
+        return sim, mon, want, rows
+    finally:
+        sim.stop()
+
+
+def test_websocket_detects_every_trade_once_with_correct_fields(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    sim, mon, want, rows = run_clean(recording, wallets, tmp_path)
+    assert len(want) > 100
+    # fields equal to a decode of the recorded log
+    from simulator.recording import load_recording
+    logs = {f"{lg['transactionHash'].lower()}:{int(lg['logIndex'], 16)}": lg
+            for b in load_recording(recording).blocks for lg in b.logs}
+    for r in rows[:200]:
+        t = r["trade"]
+        ref = decode_order_filled(logs[t["id"]]).to_dict()
+        assert t == ref
+        assert r["source"] in ("ws", "backfill")
+    assert any(r["source"] == "ws" for r in rows)
+    ev = history_events(mon.history)
+    assert ev["start"] == 1 and ev["stop"] == 1 and ev["delivered"] == len(rows)
+    stop = [r for r in read_jsonl(mon.history) if r["event"] == "stop"][0]
+    assert stop["cpu_s"] > 0 and stop["rss_peak_bytes"] > 0 and "pipeline" in stop["metrics"]
+
+
+def test_ws_drop_in_busy_stretch_loses_and_duplicates_nothing(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    sim, mon, want, rows = run_clean(recording, wallets, tmp_path,
+                                     fault=(("ws_drop", "ws"),), fault_at=15)
+    states = [r for r in read_jsonl(mon.history) if r["event"] == "state"]
+    assert any(r["to"] == "RECONNECTING" for r in states)
+    assert any(r["source"] == "backfill" for r in rows)
+
+
+def test_ws_stall_and_silent_are_detected_and_recovered(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    sim, mon, want, rows = run_clean(
+        recording, wallets, tmp_path,
+        fault=(("ws_stall", "ws", None, 15.0),), fault_at=10)
+    causes = [r["cause"] for r in read_jsonl(mon.history)
+              if r["event"] == "state" and r["to"] == "RECONNECTING"]
+    assert causes, "the stall was not detected"
+    sim2_tmp = tmp_path / "silent"
+    sim2_tmp.mkdir()
+    sim, mon, want, rows = run_clean(
+        recording, wallets, sim2_tmp,
+        fault=(("ws_silent", "ws", None, 15.0),), fault_at=10)
+    causes = [r["cause"] for r in read_jsonl(mon.history)
+              if r["event"] == "state" and r["to"] == "RECONNECTING"]
+    assert any("stale" in c for c in causes), causes
+
+
+def test_outage_longer_than_fallback_after_polls_and_hands_back(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
+    sim, mon, want, rows = run_clean(
+        recording, wallets, tmp_path, config=config,
+        extra=["--fallback-after", "6", "--fallback-polling-interval", "4"],
+        fault=(("ws_refuse", "ws", None, 40.0),
+               ("rpc_errors", "rpc_http", {"share": 1.0}, 40.0)), fault_at=10)
+    fb = [r for r in read_jsonl(mon.history) if r["event"] == "fallback"]
+    assert [r["active"] for r in fb][:2] == [True, False], fb
+    assert any(r["source"] == "poll" for r in rows)
+    assert any(r["event"] == "api_call" and r["kind"] == "explorer"
+               for r in read_jsonl(mon.history))
+
+
+def test_reorg_retracts_and_redelivers(recording: Path, wallets: list[str],
+                                       tmp_path: Path) -> None:
+    sim, mon, want, rows = run_clean(
+        recording, wallets, tmp_path,
+        fault=(("reorg", None, {"depth": 3, "seed": 2, "move_share": 0.5,
+                                "vanish_share": 0.5}),), fault_at=25)
+    reorgs = [r for r in read_jsonl(sim.history) if r["event"] == "reorg"]
+    assert reorgs
+    retractions = [r for r in rows if r["kind"] == "retraction"]
+    assert retractions, "a reorg with vanishing trades of busy wallets retracts something"
+
+
+def test_polling_baseline_detects_everything(recording: Path, wallets: list[str],
+                                             tmp_path: Path) -> None:
+    config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
+    sim, mon, want, rows = run_clean(recording, wallets[:8], tmp_path, mode="polling",
+                                     config=config, extra=["--polling-interval", "6"])
+    assert {r["source"] for r in rows} == {"poll"}
+    hist = read_jsonl(mon.history)
+    assert not any(r["event"] == "api_call" and r["kind"] != "explorer" for r in hist)
+
+
+def test_kill9_and_restart_delivers_each_trade_exactly_once(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    sim = start_sim(recording, tmp_path, speed=SPEED)
+    try:
+        extra = [*FAST, "--start-block", str(first_block(recording))]
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED, extra=extra)
+        wait_for(lambda: len(read_jsonl(mon.detections)) > 150, 60, "some deliveries")
+        mon.proc.kill9()
+        n_before = len(read_jsonl(mon.detections))
+        mon2 = start_monitor(sim, tmp_path, wallets, speed=SPEED, extra=extra, tag="mon2")
+        try:
+            want = wait_all_detected(mon2, sim, wallets)
+        finally:
+            mon2.proc.terminate()
+        rows = assert_exactly_once(mon2, want)
+        assert len(rows) >= n_before
+    finally:
+        sim.stop()
