@@ -85,7 +85,7 @@ def test_starts_at_explorer_head_and_filters_non_trades(tmp_path: Path) -> None:
         assert q[-2]["fromBlock"] == "100" and q[-2]["toBlock"] == "110"
         assert "address" not in q[-2]  # topic2 only: one call covers V1+V2 and all exchanges
         await poller.poll_once()                                    # overlap: no duplicate
-    fake, sink, store = asyncio.run(scenario(tmp_path, steps))
+    _fake, sink, _store = asyncio.run(scenario(tmp_path, steps))
     assert [e.trade.block_number for e in sink.events if e.trade] == [105, 106]
     assert {e.source for e in sink.events} == {"poll"}
 
@@ -103,7 +103,7 @@ def test_failures_do_not_advance_the_cursor_and_lose_nothing(tmp_path: Path) -> 
         assert await poller.poll_once() == 2
         assert store.cursor(WALLET).block == 118
         assert poller.counters["errors"] == 4
-    fake, sink, store = asyncio.run(scenario(tmp_path, steps))
+    _fake, sink, _store = asyncio.run(scenario(tmp_path, steps))
     assert [e.trade.block_number for e in sink.events if e.trade] == [110]
 
 
@@ -115,5 +115,5 @@ def test_run_polls_every_interval_until_stopped(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
         poller.stop()
         await asyncio.wait_for(task, 5)
-    fake, sink, store = asyncio.run(scenario(tmp_path, steps))
+    fake, _sink, _store = asyncio.run(scenario(tmp_path, steps))
     assert sum(q["module"] == "proxy" for q in fake.queries) >= 3

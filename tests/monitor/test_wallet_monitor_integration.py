@@ -79,7 +79,7 @@ def run_clean(recording: Path, wallets: list[str], tmp: Path, *, mode: str = "we
 
 def test_websocket_detects_every_trade_once_with_correct_fields(
         recording: Path, wallets: list[str], tmp_path: Path) -> None:
-    sim, mon, want, rows = run_clean(recording, wallets, tmp_path)
+    _sim, mon, want, rows = run_clean(recording, wallets, tmp_path)
     assert len(want) > 100
     # fields equal to a decode of the recorded log
     from simulator.recording import load_recording
@@ -93,13 +93,13 @@ def test_websocket_detects_every_trade_once_with_correct_fields(
     assert any(r["source"] == "ws" for r in rows)
     ev = history_events(mon.history)
     assert ev["start"] == 1 and ev["stop"] == 1 and ev["delivered"] == len(rows)
-    stop = [r for r in read_jsonl(mon.history) if r["event"] == "stop"][0]
+    stop = next(r for r in read_jsonl(mon.history) if r["event"] == "stop")
     assert stop["cpu_s"] > 0 and stop["rss_peak_bytes"] > 0 and "pipeline" in stop["metrics"]
 
 
 def test_ws_drop_in_busy_stretch_loses_and_duplicates_nothing(
         recording: Path, wallets: list[str], tmp_path: Path) -> None:
-    sim, mon, want, rows = run_clean(recording, wallets, tmp_path,
+    _sim, mon, _want, rows = run_clean(recording, wallets, tmp_path,
                                      fault=(("ws_drop", "ws"),), fault_at=15)
     states = [r for r in read_jsonl(mon.history) if r["event"] == "state"]
     assert any(r["to"] == "RECONNECTING" for r in states)
@@ -116,7 +116,7 @@ def test_ws_stall_and_silent_are_detected_and_recovered(
     assert causes, "the stall was not detected"
     sim2_tmp = tmp_path / "silent"
     sim2_tmp.mkdir()
-    sim, mon, want, rows = run_clean(
+    _sim, mon, _want, _rows = run_clean(
         recording, wallets, sim2_tmp,
         fault=(("ws_silent", "ws", None, 15.0),), fault_at=10)
     causes = [r["cause"] for r in read_jsonl(mon.history)
@@ -127,7 +127,7 @@ def test_ws_stall_and_silent_are_detected_and_recovered(
 def test_outage_longer_than_fallback_after_polls_and_hands_back(
         recording: Path, wallets: list[str], tmp_path: Path) -> None:
     config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
-    sim, mon, want, rows = run_clean(
+    _sim, mon, _want, rows = run_clean(
         recording, wallets, tmp_path, config=config,
         extra=["--fallback-after", "6", "--fallback-polling-interval", "4"],
         fault=(("ws_refuse", "ws", None, 40.0),
@@ -141,7 +141,7 @@ def test_outage_longer_than_fallback_after_polls_and_hands_back(
 
 def test_reorg_retracts_and_redelivers(recording: Path, wallets: list[str],
                                        tmp_path: Path) -> None:
-    sim, mon, want, rows = run_clean(
+    sim, _mon, _want, rows = run_clean(
         recording, wallets, tmp_path,
         fault=(("reorg", None, {"depth": 3, "seed": 2, "move_share": 0.5,
                                 "vanish_share": 0.5}),), fault_at=25)
@@ -154,7 +154,7 @@ def test_reorg_retracts_and_redelivers(recording: Path, wallets: list[str],
 def test_polling_baseline_detects_everything(recording: Path, wallets: list[str],
                                              tmp_path: Path) -> None:
     config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
-    sim, mon, want, rows = run_clean(recording, wallets[:8], tmp_path, mode="polling",
+    _sim, mon, _want, rows = run_clean(recording, wallets[:8], tmp_path, mode="polling",
                                      config=config, extra=["--polling-interval", "6"])
     assert {r["source"] for r in rows} == {"poll"}
     hist = read_jsonl(mon.history)
