@@ -106,19 +106,21 @@ def test_ws_drop_in_busy_stretch_loses_and_duplicates_nothing(
     assert any(r["source"] == "backfill" for r in rows)
 
 
-def test_ws_stall_and_silent_are_detected_and_recovered(
+def test_ws_stall_is_detected_and_recovered(
         recording: Path, wallets: list[str], tmp_path: Path) -> None:
-    sim, mon, want, rows = run_clean(
-        recording, wallets, tmp_path,
-        fault=(("ws_stall", "ws", None, 15.0),), fault_at=10)
+    # half-open: nothing sent, pings unanswered -> heartbeat or watchdog reconnects
+    _sim, mon, _want, _rows = run_clean(
+        recording, wallets, tmp_path, fault=(("ws_stall", "ws", None, 15.0),), fault_at=10)
     causes = [r["cause"] for r in read_jsonl(mon.history)
               if r["event"] == "state" and r["to"] == "RECONNECTING"]
     assert causes, "the stall was not detected"
-    sim2_tmp = tmp_path / "silent"
-    sim2_tmp.mkdir()
+
+
+def test_ws_silent_subscription_is_detected_and_recovered(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    # pings answered, notifications stop -> only the new-head watchdog can tell
     _sim, mon, _want, _rows = run_clean(
-        recording, wallets, sim2_tmp,
-        fault=(("ws_silent", "ws", None, 15.0),), fault_at=10)
+        recording, wallets, tmp_path, fault=(("ws_silent", "ws", None, 15.0),), fault_at=10)
     causes = [r["cause"] for r in read_jsonl(mon.history)
               if r["event"] == "state" and r["to"] == "RECONNECTING"]
     assert any("stale" in c for c in causes), causes
@@ -177,5 +179,32 @@ def test_kill9_and_restart_delivers_each_trade_exactly_once(
             mon2.proc.terminate()
         rows = assert_exactly_once(mon2, want)
         assert len(rows) >= n_before
+    finally:
+        sim.stop()
+
+
+def test_rollout_share_change_on_restart_moves_wallets_without_gap_or_duplicate(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    from monitor.cores import assign_source
+    config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
+    on_ws = [w for w in wallets if assign_source(w, 50) == "websocket"]
+    assert 0 < len(on_ws) < len(wallets)  # the 50% phase really splits these wallets
+    sim = start_sim(recording, tmp_path, speed=SPEED, config=config)
+    try:
+        base = [*FAST, "--start-block", str(first_block(recording)),
+                "--polling-interval", "6"]
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED,
+                            extra=[*base, "--websocket-share", "50"])
+        sim.wait_published(25)
+        assert mon.proc.terminate() == 0
+        sources = {r["source"] for r in read_jsonl(mon.detections) if r["kind"] == "trade"}
+        assert "poll" in sources and sources & {"ws", "backfill"}
+        mon2 = start_monitor(sim, tmp_path, wallets, speed=SPEED,
+                             extra=[*base, "--websocket-share", "100"], tag="mon2")
+        try:
+            want = wait_all_detected(mon2, sim, wallets)
+        finally:
+            assert mon2.proc.terminate() == 0
+        assert_exactly_once(mon2, want)
     finally:
         sim.stop()
