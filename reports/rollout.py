@@ -67,6 +67,8 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
     fb_gate = max(1.0, _ceil_to((fb_pct or 0) * 2, 0.5))
     ex_gate = max(2.0, _ceil_to((explorer or 0) * 2, 1.0))
     fault_p95 = p95_fault if p95_fault is not None else window
+    # never looser than the actionable window: a trade later than that is lost money
+    fault_gate = min(max(fault_p95 * 1.5, lat_gate), window)
     n = criteria.rollout.min_trades_per_phase
     bound = 300.0 / n if n else float("inf")
 
@@ -105,8 +107,8 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
             f"0 missed in >= {n} trades (miss rate < {bound:.2g} % at 95 %), compared with the "
             "polling shadow",
             "0 duplicates and 0 phantoms",
-            f"latency p95 <= {lat_gate:.2g} s; <= {max(fault_p95 * 1.5, lat_gate):.2g} s "
-            "while the provider misbehaves",
+            f"latency p95 <= {lat_gate:.2g} s; <= {fault_gate:.2g} s while the provider "
+            "misbehaves",
             f"<= {rc_gate:.2g} reconnects per hour; fallback active <= {fb_gate:.2g} % of time",
             f"explorer calls <= {ex_gate:.3g} per hour per wallet",
         )

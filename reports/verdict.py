@@ -319,7 +319,10 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
         f"Score {score:.2f}: {n_pass} of {len(scored)} scored checks passed "
         f"(GO needs {criteria.go_score:.2f}, MARGINAL {criteria.marginal_score:.2f})."
     )
+    failed: dict[str, list[str]] = {}
     for c in scored:
         if not c.passed:
-            reasons.append(f"Check failed in {c.scenario}: {c.expr} measured {_fmt(c.value)}.")
+            failed.setdefault(c.scenario, []).append(f"{c.expr} (measured {_fmt(c.value)})")
+    for scenario, items in failed.items():
+        reasons.append(f"Failed in {scenario}: {'; '.join(items)}.")
     return VerdictResult(verdict, tuple(reasons), score, tuple(checks))

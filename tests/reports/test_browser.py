@@ -63,3 +63,12 @@ def test_inconclusive_report_in_headless_chromium(make_run: object, tmp_path: Pa
                    remove=["ws_healthy/outcomes.parquet"])
     _, html = write_report(load_run(run), load_criteria())
     _check(html, shots, "inconclusive")
+
+
+def test_missing_chromium_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"/nonexistent/chromium not found"):
+        _need_chromium()

@@ -61,5 +61,14 @@ def test_not_measured_when_websocket_scenarios_failed(make_run: MakeRun) -> None
 
 
 def test_speed_above_one_is_noted(make_run: MakeRun) -> None:
-    got = claims(make_run(overrides={"ws_healthy": {"speed": 10.0}}))
+    fast = {"speed": 10.0}
+    got = claims(make_run(overrides={"ws_healthy": fast, "ws_10w": fast}))
     assert "speed 10" in got["Detection latency"].note  # type: ignore[attr-defined]
+
+
+def test_latency_claim_prefers_speed_one(make_run: MakeRun) -> None:
+    # at speed 10 processing time is inflated 10x: the speed-1 scenario decides
+    got = claims(make_run(overrides={"ws_healthy": {"speed": 10.0, "latency_p95_s": 2.5}}))
+    lat = got["Detection latency"]
+    assert lat.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
+    assert lat.measured_after.startswith("p95 0.539 s")  # type: ignore[attr-defined]
