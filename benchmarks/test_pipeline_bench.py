@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from monitor.sinks import JsonlSink
 from monitor.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "monitor"))
-from test_decode_bench import _logs  # noqa: E402
+from test_decode_bench import _logs
 
 N = 3000
 
@@ -76,8 +75,11 @@ def test_pipeline_latency_figure(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.slow
-def test_end_to_end_latency_speed_1_100_wallets(tmp_path: Path,
+@pytest.mark.parametrize(("profile", "blocks"), [("default", 40), ("busy", 12)])
+def test_end_to_end_latency_speed_1_100_wallets(profile: str, blocks: int, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``default``: a realistic mix (a few fills of these wallets per block); ``busy``: the
+    100 busiest wallets of a news burst, ~120 fills per block, the stress case."""
     from monitor_sim import (
         PY,
         ROOT,
@@ -88,13 +90,16 @@ def test_end_to_end_latency_speed_1_100_wallets(tmp_path: Path,
         wait_all_detected,
     )
     rec = tmp_path / "rec.jsonl.gz"
-    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks", "12",
-                    "--seed", "9", "--out", str(rec)], cwd=ROOT, check=True,
+    subprocess.run([PY, "-m", "simulator", "synth", "--profile", profile, "--blocks",
+                    str(blocks), "--seed", "9", "--out", str(rec)], cwd=ROOT, check=True,
                    capture_output=True, timeout=120)
     wallets = top_wallets(rec, 100)
     sim = start_sim(rec, tmp_path, speed=1.0)
     try:
-        mon = start_monitor(sim, tmp_path, wallets, speed=1.0)
+        from simulator.recording import load_recording
+        first = load_recording(rec).first_block
+        mon = start_monitor(sim, tmp_path, wallets, speed=1.0,
+                            extra=["--start-block", str(first)])
         try:
             wait_all_detected(mon, sim, wallets, timeout=120)
         finally:
@@ -109,9 +114,9 @@ def test_end_to_end_latency_speed_1_100_wallets(tmp_path: Path,
     lat = [(r["t_ns"] - published[r["trade"]["id"]]) / 1e9
            for r in read_jsonl(mon.detections)
            if r["kind"] == "trade" and r["source"] == "ws" and r["trade"]["id"] in published]
-    assert len(lat) > 50
+    assert len(lat) > 20
     q = _quantiles(lat)
     with capsys.disabled():
-        print(f"\nend-to-end ws delivery at speed 1, 100 wallets, {len(lat)} trades: "
+        print(f"\nend-to-end ws delivery ({profile}) at speed 1, 100 wallets, {len(lat)} trades: "
               + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in q.items()))
     assert q["p50"] < 0.5

@@ -12,6 +12,7 @@ Target: >= 500 blocks/s.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing as mp
 import time
 from collections import Counter
@@ -46,51 +47,125 @@ def _filters(rec: Recording) -> list[dict[str, Any]]:
             for i in range(CLIENTS)]
 
 
+class _FrameCounter(asyncio.Protocol):
+    """A minimal WebSocket client: handshake, two subscribe calls, then count frames.
+
+    The server's frames are unmasked; only headers are parsed and payloads skipped, so the
+    client costs a few microseconds per frame and the figure measures the server.
+    """
+
+    def __init__(self, host: str, port: int, flt: dict[str, Any], want: int,
+                 done: asyncio.Future[None], ready: asyncio.Event) -> None:
+        self.host, self.port, self.flt, self.want = host, port, flt, want
+        self.done, self.ready = done, ready
+        self.buf = bytearray()
+        self.handshaken = False
+        self.frames = -2  # the two subscribe answers come first
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write((f"GET / HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def _send_text(self, text: str) -> None:
+        import os
+        import struct
+
+        payload = text.encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126
+                                else bytes([0x80 | 126]) + struct.pack("!H", n))
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(head + mask + body)
+
+    def data_received(self, data: bytes) -> None:
+        import json
+
+        buf = self.buf
+        buf += data
+        if not self.handshaken:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            assert buf.startswith(b"HTTP/1.1 101"), bytes(buf[:80])
+            del buf[:end + 4]
+            self.handshaken = True
+            self._send_text(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+                                        "params": ["newHeads"]}))
+            self._send_text(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe",
+                                        "params": ["logs", self.flt]}))
+        pos = 0
+        size = len(buf)
+        frames = 0
+        while size - pos >= 2:
+            n = buf[pos + 1] & 0x7F
+            hdr = 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                hdr = 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                hdr = 10
+            if size - pos < hdr + n:
+                break
+            if buf[pos] & 0x0F != 1:
+                raise RuntimeError(f"unexpected opcode {buf[pos] & 0x0F}")
+            pos += hdr + n
+            frames += 1
+        del buf[:pos]
+        before = self.frames
+        self.frames += frames
+        if before < 0 <= self.frames:
+            self.ready.set()
+        if self.frames >= self.want and not self.done.done():
+            self.done.set_result(None)
+
+
 def _clients(url: str, filters: list[dict[str, Any]], expected: list[int],
              pipe: Connection) -> None:
     """Client process: subscribe, say ready, count frames until each has its due."""
-    import json
+    from urllib.parse import urlsplit
 
-    import aiohttp
-
-    async def one(session: aiohttp.ClientSession, flt: dict[str, Any], want: int,
-                  ready: asyncio.Event, counts: list[int], idx: int) -> None:
-        async with session.ws_connect(url, max_msg_size=0) as ws:
-            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
-                                          "params": ["newHeads"]}))
-            await ws.receive()
-            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe",
-                                          "params": ["logs", flt]}))
-            await ws.receive()
-            counts[idx] = 0
-            ready.set()
-            while counts[idx] < want:
-                msg = await ws.receive()
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    raise RuntimeError(f"client {idx}: {msg.type}")
-                counts[idx] += 1
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
 
     async def main() -> None:
-        counts = [-1] * len(filters)
-        async with aiohttp.ClientSession() as session:
-            readies = [asyncio.Event() for _ in filters]
-            tasks = [asyncio.create_task(one(session, f, w, r, counts, i))
-                     for i, (f, w, r) in enumerate(zip(filters, expected, readies, strict=True))]
-            await asyncio.gather(*(r.wait() for r in readies))
-            pipe.send("ready")
-            await asyncio.wait_for(asyncio.gather(*tasks), 300)
-            pipe.send(("done", time.monotonic_ns(), counts))
+        loop = asyncio.get_running_loop()
+        protos = []
+        for flt, want in zip(filters, expected, strict=True):
+            done: asyncio.Future[None] = loop.create_future()
+            ready = asyncio.Event()
+            _, proto = await loop.create_connection(
+                functools.partial(_FrameCounter, host, port, flt, want, done, ready), host, port)
+            protos.append(proto)
+        await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in protos)), 60)
+        pipe.send("ready")
+        await asyncio.wait_for(asyncio.gather(*(p.done for p in protos)), 300)
+        pipe.send(("done", time.monotonic_ns(), [p.frames for p in protos]))
+        for p in protos:
+            if p.transport is not None:
+                p.transport.close()
 
     asyncio.run(main())
 
 
 def _replay_once(rec: Recording) -> dict[str, Any]:
     filters = _filters(rec)
+    indexes = [BlockIndex(b.logs) for b in rec.blocks]
     expected = []
     for f in filters:
         flt = LogFilter.parse(f)
-        expected.append(len(rec.blocks) + sum(len(flt.select(BlockIndex(b.logs)))
-                                              for b in rec.blocks))
+        expected.append(len(rec.blocks) + sum(len(flt.select(ix)) for ix in indexes))
 
     async def main() -> dict[str, Any]:
         async with Simulator(rec, speed=1e9, autostart=False) as sim:

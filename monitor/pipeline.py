@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.cores import Deduplicator
+from monitor.cores import Decision, Deduplicator
 from monitor.history import History, NullHistory
 from monitor.polymarket import DEFAULT_EXCHANGES
 from monitor.sinks import Sink, SinkEvent
@@ -47,83 +47,108 @@ class Pipeline:
     async def recover(self) -> int:
         """Deliver whatever the outbox still holds (after a crash). Returns how many."""
         items = self.store.pending()
-        for item in items:
-            await self._send(item)
+        await self._send_all(items)
         if items:
             log.info("redelivered %d outbox event(s) after restart", len(items))
         return len(items)
 
-    async def on_logs(self, logs: Iterable[dict[str, Any]], source: str) -> None:
-        for entry in logs:
-            await self.on_log(entry, source)
-
     async def on_log(self, entry: dict[str, Any], source: str) -> Trade | None:
         """One log from any source. Returns the trade if it was delivered now."""
-        self.counters["logs"] += 1
-        if isinstance(entry, dict) and entry.get("removed") is True:
-            await self.retract_log(entry)
-            return None
-        try:
-            trade = decode_order_filled(entry, self.exchanges)
-        except DecodeError as exc:
-            self.report_decode_error(entry, str(exc))
-            return None
-        except Exception as exc:  # anything odd in a log is a decode error, never a crash
-            self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
-            return None
-        return await self.offer(trade, source)
+        delivered = await self.on_logs([entry], source)
+        return delivered[0] if delivered else None
+
+    async def on_logs(self, entries: Iterable[dict[str, Any]], source: str) -> list[Trade]:
+        """A batch of logs from one source: decisions for all, ONE store transaction, sink
+        events in order, one transaction marking them sent. Returns the trades delivered."""
+        pending: list[tuple[Decision, str, str, Trade | None]] = []
+        for entry in entries:
+            self.counters["logs"] += 1
+            if isinstance(entry, dict) and entry.get("removed") is True:
+                self._removed(entry, source, pending)
+                continue
+            try:
+                trade = decode_order_filled(entry, self.exchanges)
+            except DecodeError as exc:
+                self.report_decode_error(entry, str(exc))
+                continue
+            except Exception as exc:  # anything odd in a log is a decode error, never a crash
+                self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
+                continue
+            self._offer(trade, source, pending)
+        items = self.store.commit_many(pending)
+        await self._send_all(items)
+        return [i.trade for i in items if i.kind == "trade" and i.trade is not None]
 
     async def offer(self, trade: Trade, source: str) -> Trade | None:
+        pending: list[tuple[Decision, str, str, Trade | None]] = []
+        self._offer(trade, source, pending)
+        items = self.store.commit_many(pending)
+        await self._send_all(items)
+        return trade if any(i.kind == "trade" for i in items) else None
+
+    async def retract(self, tid: str, block_hash: str) -> bool:
+        """Retract ``tid`` if it stands in ``block_hash`` (reorg re-check)."""
+        pending: list[tuple[Decision, str, str, Trade | None]] = []
+        self._retract(tid, block_hash, "backfill", pending)
+        items = self.store.commit_many(pending)
+        await self._send_all(items)
+        return bool(items)
+
+    def _offer(self, trade: Trade, source: str,
+               pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
         if trade.wallet not in self.wallets:
             self.counters["other_wallet"] += 1
-            return None
+            return
         decision = self.dedup.offer(trade.id, trade.block_hash)
         if not decision.emit:
             self.counters[decision.kind] += 1
-            if decision.kind == "moved":
-                self.store.commit(decision, trade_id=trade.id, source=source, trade=trade)
-            return None
-        item = self.store.commit(decision, trade_id=trade.id, source=source, trade=trade)
-        if item is not None:
-            await self._send(item)
-        return trade
+        if decision.emit or decision.kind == "moved":
+            pending.append((decision, trade.id, source, trade))
 
-    async def retract_log(self, entry: dict[str, Any]) -> bool:
-        """A ``removed: true`` log: retract its trade if it stands in that block."""
+    def _removed(self, entry: dict[str, Any], source: str,
+                 pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
         try:
-            tid = trade_id(str(entry["transactionHash"]), int(str(entry["logIndex"]), 16)
-                           if isinstance(entry["logIndex"], str) else int(entry["logIndex"]))
+            raw = entry["logIndex"]
+            index = int(raw, 16) if isinstance(raw, str) else int(raw)
+            tid = trade_id(str(entry["transactionHash"]), index)
             block_hash = str(entry["blockHash"]).lower()
         except (KeyError, TypeError, ValueError) as exc:
             self.report_decode_error(entry, f"removed log without id fields: {exc}")
-            return False
-        return await self.retract(tid, block_hash)
+            return
+        self._retract(tid, block_hash, source, pending)
 
-    async def retract(self, tid: str, block_hash: str) -> bool:
+    def _retract(self, tid: str, block_hash: str, source: str,
+                 pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
         decision = self.dedup.retract(tid, block_hash)
         if not decision.emit:
             self.counters["retract_ignored"] += 1
-            return False
-        item = self.store.commit(decision, trade_id=tid, source="ws")
-        if item is not None:
-            await self._send(item)
-        return True
+            return
+        pending.append((decision, tid, source, None))
 
-    async def _send(self, item: OutboxItem) -> None:
-        event = SinkEvent(item.kind, item.trade_id, item.generation,
-                          _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
-                          item.trade)
-        await self.sink.emit(event)
-        self.store.mark_sent(item.seq)
-        if item.kind == "trade":
-            self.counters["delivered"] += 1
-            self.counters[f"delivered_{event.source}"] += 1
-            self.history.record("delivered", trade_id=item.trade_id, source=event.source,
-                                block_number=item.trade.block_number if item.trade else None,
-                                block_hash=item.block_hash)
-        else:
-            self.counters["retracted"] += 1
-            self.history.record("retracted", trade_id=item.trade_id, block_hash=item.block_hash)
+    async def _send_all(self, items: list[OutboxItem]) -> None:
+        if not items:
+            return
+        sent: list[int] = []
+        try:
+            for item in items:
+                event = SinkEvent(item.kind, item.trade_id, item.generation,
+                                  _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
+                                  item.trade)
+                await self.sink.emit(event)
+                sent.append(item.seq)
+                if item.kind == "trade":
+                    self.counters["delivered"] += 1
+                    self.counters[f"delivered_{event.source}"] += 1
+                    self.history.record(
+                        "delivered", trade_id=item.trade_id, source=event.source,
+                        block_number=item.trade.block_number if item.trade else None,
+                        block_hash=item.block_hash)
+                else:
+                    self.counters["retracted"] += 1
+                    self.history.record("retracted", trade_id=item.trade_id,
+                                        block_hash=item.block_hash)
+        finally:
+            self.store.mark_sent_many(sent)
 
     def report_decode_error(self, entry: Any, reason: str) -> None:
         self.counters["decode_errors"] += 1

@@ -160,36 +160,54 @@ class Store:
         return out
 
     def commit(self, decision: Decision, *, trade_id: str, source: str,
-               trade: Trade | None = None, wallet: str | None = None,
-               block_number: int | None = None) -> OutboxItem | None:
-        """Persist a dedup decision; if it emits, queue the sink event. One transaction."""
-        entry = decision.entry
-        if entry is None or decision.kind in ("duplicate", "ignored"):
-            return None
-        if trade is not None:
-            wallet, block_number = trade.wallet, trade.block_number
-        payload = trade.to_json() if (trade is not None and decision.emit) else None
-        kind = "trade" if decision.kind in ("trade", "moved") else "retraction"
+               trade: Trade | None = None) -> OutboxItem | None:
+        """Persist one dedup decision; if it emits, queue the sink event. One transaction."""
+        items = self.commit_many([(decision, trade_id, source, trade)])
+        return items[0] if items else None
+
+    def commit_many(self, decisions: Iterable[tuple[Decision, str, str, Trade | None]]
+                    ) -> list[OutboxItem]:
+        """Persist dedup decisions ``(decision, trade_id, source, trade)`` and queue the sink
+        events of those that emit, all in ONE transaction. Returns the queued events."""
+        out: list[OutboxItem] = []
+        rows = [d for d in decisions
+                if d[0].entry is not None and d[0].kind not in ("duplicate", "ignored")]
+        if not rows:
+            return out
         with self._tx():
-            self._db.execute(
-                "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, retracted, "
-                "deliveries, retractions) VALUES (?,?,?,?,?,?,?) ON CONFLICT(trade_id) DO UPDATE "
-                "SET block_hash=excluded.block_hash, retracted=excluded.retracted, "
-                "deliveries=excluded.deliveries, retractions=excluded.retractions, "
-                "block_number=COALESCE(excluded.block_number, block_number)",
-                (trade_id, wallet, block_number, entry.block_hash, int(entry.retracted),
-                 entry.deliveries, entry.retractions))
-            if not decision.emit:
-                return None
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO outbox(kind, trade_id, generation, source, block_hash, "
-                "payload) VALUES (?,?,?,?,?,?)",
-                (kind, trade_id, decision.generation, source, entry.block_hash, payload))
-            seq = cur.lastrowid if cur.rowcount else None
-        if seq is None:
-            return None
-        return OutboxItem(seq, kind, trade_id, decision.generation, source, entry.block_hash,
-                          trade)
+            for decision, trade_id, source, trade in rows:
+                entry = decision.entry
+                assert entry is not None
+                wallet = trade.wallet if trade is not None else None
+                number = trade.block_number if trade is not None else None
+                self._db.execute(
+                    "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, "
+                    "retracted, deliveries, retractions) VALUES (?,?,?,?,?,?,?) "
+                    "ON CONFLICT(trade_id) DO UPDATE SET block_hash=excluded.block_hash, "
+                    "retracted=excluded.retracted, deliveries=excluded.deliveries, "
+                    "retractions=excluded.retractions, "
+                    "block_number=COALESCE(excluded.block_number, block_number)",
+                    (trade_id, wallet, number, entry.block_hash, int(entry.retracted),
+                     entry.deliveries, entry.retractions))
+                if not decision.emit:
+                    continue
+                kind = "trade" if decision.kind == "trade" else "retraction"
+                payload = trade.to_json() if (trade is not None and kind == "trade") else None
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO outbox(kind, trade_id, generation, source, "
+                    "block_hash, payload) VALUES (?,?,?,?,?,?)",
+                    (kind, trade_id, decision.generation, source, entry.block_hash, payload))
+                if cur.rowcount and cur.lastrowid is not None:
+                    out.append(OutboxItem(cur.lastrowid, kind, trade_id, decision.generation,
+                                          source, entry.block_hash,
+                                          trade if kind == "trade" else None))
+        return out
+
+    def mark_sent_many(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self._tx():
+            self._db.executemany("UPDATE outbox SET sent=1 WHERE seq=?", [(q,) for q in seqs])
 
     def mark_sent(self, seq: int) -> None:
         self._db.execute("UPDATE outbox SET sent=1 WHERE seq=?", (seq,))

@@ -1,7 +1,7 @@
 """Decode Polymarket ``OrderFilled`` logs (V1 and V2) into frozen :class:`Trade` records.
 
 Two decoders give the same answer: :func:`decode_order_filled` slices the hex by hand (the
-hot path, see ``benchmarks/test_decode.py``) and :func:`decode_order_filled_reference` uses
+hot path, see ``benchmarks/test_decode_bench.py``) and :func:`decode_order_filled_reference` uses
 eth-abi. A property test proves them equal. A log that does not decode raises
 :class:`DecodeError`; the caller counts it and carries on.
 """
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 Side = Literal["BUY", "SELL"]
+_WORD_MASK = (1 << 256) - 1
 _UNIT = 1_000_000  # USDC.e, pUSD and CTF outcome tokens all have 6 decimals
 
 
@@ -117,6 +118,7 @@ def _quantity(value: Any, what: str) -> int:
 
 _HEX = re.compile(r"0x[0-9a-fA-F]*\Z")
 _WORD = re.compile(r"0x[0-9a-fA-F]{64}\Z")
+_TOPICS4 = re.compile(r"(?:0x[0-9a-fA-F]{64}){4}\Z")
 
 
 def _hex_body(value: Any, what: str, nbytes: int | None = None) -> str:
@@ -149,7 +151,11 @@ def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, lis
     address = str(log.get("address", "")).lower()
     if address not in exchanges:
         raise DecodeError(f"log from {address} which is not a configured exchange")
-    if all(type(t) is str and _WORD.match(t) is not None for t in topics):
+    try:
+        joined = "".join(topics)
+    except TypeError:
+        joined = ""
+    if _TOPICS4.match(joined) is not None:
         bodies = [t[2:].lower() for t in topics]
     else:  # slow path, for the error message
         bodies = [_hex_body(t, f"topic{i}", 32) for i, t in enumerate(topics)]
@@ -160,13 +166,20 @@ def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, lis
     return version, bodies, data
 
 
+def _word_hex(value: Any, what: str) -> str:
+    """A 32-byte hex string, lower-case with ``0x``."""
+    if type(value) is str and _WORD.match(value) is not None:
+        return value.lower()
+    return "0x" + _hex_body(value, what, 32)
+
+
 def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, token_id: int,
            maker_amount: int, taker_amount: int, fee: int) -> Trade:
-    tx_hash = "0x" + _hex_body(log.get("transactionHash"), "transactionHash", 32)
+    tx_hash = _word_hex(log.get("transactionHash"), "transactionHash")
     log_index = _quantity(log.get("logIndex"), "logIndex")
     ts = log.get("blockTimestamp")
     return Trade(
-        id=trade_id(tx_hash, log_index),
+        id=f"{tx_hash}:{log_index}",
         tx_hash=tx_hash,
         log_index=log_index,
         wallet="0x" + topics[2][24:],
@@ -176,7 +189,7 @@ def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, tok
         taker_amount=taker_amount,
         fee_raw=fee,
         block_number=_quantity(log.get("blockNumber"), "blockNumber"),
-        block_hash="0x" + _hex_body(log.get("blockHash"), "blockHash", 32),
+        block_hash=_word_hex(log.get("blockHash"), "blockHash"),
         block_timestamp=None if ts is None else _quantity(ts, "blockTimestamp"),
         exchange=str(log["address"]).lower(),
         version=version,
@@ -192,7 +205,8 @@ def decode_order_filled(log: dict[str, Any],
     Raises :class:`DecodeError` for anything else; the caller counts and skips it.
     """
     version, topics, data = _envelope(log, exchanges)
-    w = [int(data[i : i + 64], 16) for i in range(0, len(data), 64)]
+    big, n = int(data, 16), len(data) // 64  # one parse, then shifts: faster than slices
+    w = [(big >> (256 * (n - 1 - k))) & _WORD_MASK for k in range(n)]
     if version == 1:
         maker_asset, taker_asset, maker_amount, taker_amount, fee = w
         if maker_asset == 0:

@@ -163,6 +163,7 @@ class WsShard:
         self.live_from: int | None = None  # first head of the current connection
         self._healthy = False
         self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reorg_from: int | None = None
         self._handback = False
         self._verified_restart = False
@@ -193,7 +194,8 @@ class WsShard:
         await self.manager.subscribe(["logs", self.log_filter()], self._on_log)
         await self.manager.subscribe(["newHeads"], self._on_head)
         await self.manager.start()
-        self._tasks = [asyncio.create_task(self._sync_loop(), name=f"sync-{self.conn_id}"),
+        self._tasks = [asyncio.create_task(self._deliver_loop(), name=f"live-{self.conn_id}"),
+                       asyncio.create_task(self._sync_loop(), name=f"sync-{self.conn_id}"),
                        asyncio.create_task(self._health_loop(), name=f"health-{self.conn_id}")]
 
     async def stop(self) -> None:
@@ -206,6 +208,8 @@ class WsShard:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        await self.drain()
+        self._tasks = []
 
     # -- manager callbacks -------------------------------------------------------------
 
@@ -219,11 +223,34 @@ class WsShard:
         self.live_from = None
         self._set_health(False, f"disconnected: {cause}")
 
-    async def _on_log(self, result: Any) -> None:
+    def _on_log(self, result: Any) -> None:
+        """A ``logs`` notification: hand it to the delivery task (the reader stays quick)."""
         if not isinstance(result, dict):
             self.pipeline.report_decode_error(result, "notification result is not a log object")
             return
-        await self.pipeline.on_log(result, "ws")
+        self._inbox.put_nowait(result)
+
+    async def _deliver_loop(self) -> None:
+        """Deliver live logs in arrival order, in batches of whatever is waiting (one store
+        transaction per batch)."""
+        while True:
+            first = await self._inbox.get()
+            batch = [first]
+            while len(batch) < 1000 and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            try:
+                await self.pipeline.on_logs(batch, "ws")
+            except Exception:  # never lose the delivery task; the next sync re-fetches
+                self.counters["deliver_errors"] += 1
+                log.exception("[%s] live delivery failed", self.conn_id)
+
+    async def drain(self) -> None:
+        """Deliver every live log already received (used on stop)."""
+        batch = []
+        while not self._inbox.empty():
+            batch.append(self._inbox.get_nowait())
+        if batch:
+            await self.pipeline.on_logs(batch, "ws")
 
     def _on_head(self, result: Any) -> None:
         try:

@@ -54,12 +54,14 @@ def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
 class ChainBlock:
     """One block as served, with its filter index and JSON caches (built once)."""
 
-    __slots__ = ("_header_json", "_log_json", "_removed_json", "index", "indexed_ns", "rb",
-                 "visible_ns")
+    __slots__ = ("_header_json", "_log_json", "_removed_json", "fills", "index", "indexed_ns",
+                 "rb", "tx_hashes", "visible_ns")
 
     def __init__(self, rb: RecordedBlock) -> None:
         self.rb = rb
         self.index = BlockIndex(rb.logs)
+        self.fills = order_filled(rb.logs)
+        self.tx_hashes = _tx_hashes(rb)
         self.visible_ns: int | None = None
         self.indexed_ns: int | None = None
         self._header_json: str | None = None
@@ -108,7 +110,7 @@ class ChainBlock:
         return text
 
     def order_filled(self) -> list[list[str]]:
-        return order_filled(self.rb.logs)
+        return self.fills
 
     def transactions(self) -> list[dict[str, Any]]:
         """Full transaction objects (from the recording, or minimal ones built from logs)."""
@@ -118,12 +120,12 @@ class ChainBlock:
         first_log: dict[str, dict[str, Any]] = {}
         for log in self.rb.logs:
             first_log.setdefault(str(log["transactionHash"]), log)
-        for i, h in enumerate(_tx_hashes(self.rb)):
-            log = first_log.get(h)
+        for i, h in enumerate(self.tx_hashes):
+            first = first_log.get(h)
             out.append({
                 "hash": h, "blockHash": self.hash, "blockNumber": self.rb.block["number"],
                 "transactionIndex": hex(i), "from": "0x" + "00" * 20,
-                "to": log["address"] if log else None, "input": "0x", "value": "0x0",
+                "to": first["address"] if first else None, "input": "0x", "value": "0x0",
                 "gas": "0x0", "gasPrice": "0x0", "nonce": "0x0", "type": "0x0",
                 "chainId": "0x89", "v": "0x0", "r": "0x0", "s": "0x0",
             })
@@ -207,8 +209,9 @@ class Chain:
         block.indexed_ns = max(prev, block.visible_ns + lag)
         self._indexed_ns.append(block.indexed_ns)
         self._by_hash[block.hash.lower()] = block
-        for i, h in enumerate(_tx_hashes(block.rb)):
-            self._tx[h] = (block, i)
+        tx = self._tx
+        for i, h in enumerate(block.tx_hashes):
+            tx[h.lower()] = (block, i)
 
     def newly_indexed(self, now_ns: int) -> list[ChainBlock]:
         """Canonical blocks whose index time passed since the last call (for the history)."""

@@ -8,7 +8,8 @@ name                      target   params (defaults)
 ========================  ======== =====================================================
 ws_drop                   ws       - (abrupt TCP close, no close frame; one-shot)
 ws_close                  ws       code (1001; 1000/1001/1011/1012/1013), reason
-ws_refuse                 ws       drop_existing (true): upgrades answered 503 meanwhile
+ws_refuse                 ws       drop_existing (true), mode ("503" | "reset"): upgrades
+                                   answered 503, or the TCP connection reset, meanwhile
 ws_stall                  ws       - (half-open: nothing sent, pings unanswered)
 ws_silent                 ws       - (pings and calls answered, notifications dropped)
 ws_latency                ws       delay_ms (200), jitter_ms (0), seed (0)
@@ -70,7 +71,7 @@ _WS = "ws"
 FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ws_drop": (_WS, {}),
     "ws_close": (_WS, {"code": 1001, "reason": ""}),
-    "ws_refuse": (_WS, {"drop_existing": True}),
+    "ws_refuse": (_WS, {"drop_existing": True, "mode": "503"}),
     "ws_stall": (_WS, {}),
     "ws_silent": (_WS, {}),
     "ws_latency": (_WS, {"delay_ms": 200.0, "jitter_ms": 0.0, "seed": 0}),
@@ -130,6 +131,8 @@ def make_spec(name: Any, target: Any = None, params: Any = None) -> FaultSpec:
     if unknown:
         raise FaultError(f"params: unknown for {name}: {', '.join(sorted(unknown))}")
     full = {**defaults, **params}
+    if name == "ws_refuse" and full["mode"] not in ("503", "reset"):
+        raise FaultError("params.mode: expected '503' or 'reset'")
     if name == "ws_close" and full["code"] not in _CLOSE_CODES:
         raise FaultError(f"params.code: expected one of {sorted(_CLOSE_CODES)}")
     if name == "ws_latency":

@@ -110,26 +110,34 @@ class LogFilter:
 
     def select(self, index: BlockIndex) -> list[int]:
         """Positions (in block order) of the logs of ``index`` that match."""
-        candidates: list[list[int]] = []
+        # pick the most selective dimension by counting before building any list
+        best: tuple[int, dict[str, list[int]], frozenset[str]] | None = None
+        dims = 0
         if self.addresses is not None:
-            candidates.append([i for a in self.addresses for i in index.by_address.get(a, ())])
+            dims += 1
+            table = index.by_address
+            size = sum(len(table.get(a, ())) for a in self.addresses)
+            best = (size, table, self.addresses)
         for pos, want in enumerate(self.topics):
             if want is not None:
+                dims += 1
                 table = index.by_topic[pos]
-                candidates.append([i for t in want for i in table.get(t, ())])
-        if not candidates:
+                size = sum(len(table.get(t, ())) for t in want)
+                if best is None or size < best[0]:
+                    best = (size, table, want)
+        if best is None:
             return list(range(len(index.logs)))
-        best = min(candidates, key=len)
-        if not best:
+        size, table, keys = best
+        if size == 0:
             return []
-        hits = sorted(set(best)) if len(candidates) > 1 or self._multi() else best
-        if len(candidates) == 1:
-            return hits
-        return [i for i in hits if self._check(index, i)]
-
-    def _multi(self) -> bool:
-        return (self.addresses is not None and len(self.addresses) > 1) or any(
-            t is not None and len(t) > 1 for t in self.topics)
+        if len(keys) == 1:
+            hits = table.get(next(iter(keys)), [])
+        else:
+            hits = sorted({i for k in keys for i in table.get(k, ())})
+        if dims == 1:
+            return list(hits)
+        check = self._check
+        return [i for i in hits if check(index, i)]
 
     def _check(self, index: BlockIndex, i: int) -> bool:
         if self.addresses is not None and index.addresses[i] not in self.addresses:

@@ -35,7 +35,7 @@ class SimHistory:
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def record(self, event: str, *, t_ns: int | None = None, **fields: Any) -> dict[str, Any]:
         if event not in EVENTS:

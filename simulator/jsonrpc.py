@@ -156,7 +156,7 @@ class JsonRpc:
             return error_response(None, -32600, "invalid request")
         req_id = req.get("id")
         notification = "id" not in req
-        if isinstance(req_id, (dict, list)) or isinstance(req_id, bool):
+        if isinstance(req_id, (dict, list, bool)):
             calls.append(Call("?", "error"))
             return error_response(None, -32600, "invalid request")
         method = req.get("method")

@@ -11,7 +11,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.settings import LagSettings
 
@@ -76,7 +76,7 @@ class IndexLag:
     same lag and a reorged-in block gets a fresh one.
     """
 
-    settings: LagSettings = LagSettings()
+    settings: LagSettings = field(default_factory=LagSettings)
 
     def draw_s(self, block_hash: str, extra_s: float = 0.0) -> float:
         s = self.settings

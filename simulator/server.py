@@ -45,6 +45,18 @@ log = logging.getLogger("simulator.server")
 _NS = 1_000_000_000
 _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the writers
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
+_WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
+
+
+def _text_frame(text: str) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (server to client, RFC 6455)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
 @dataclass(slots=True)
@@ -139,25 +151,34 @@ class WsConn:
         self.wake.set()
 
     async def write_loop(self) -> None:
-        ws = self.ws
+        """Send queued messages in order; due ones are framed and written in one go."""
         queue = self.queue
+        transport = self.request.transport
         try:
-            while not self.closed:
+            while not self.closed and transport is not None:
                 if not queue:
                     self.drained.set()
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                due, text = queue[0]
-                if due:
-                    wait = (due - time.monotonic_ns()) / _NS
-                    if wait > 0:
-                        self.wake.clear()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.wake.wait(), wait)
-                        continue
-                queue.popleft()
-                await ws.send_str(text)
+                now = time.monotonic_ns()
+                frames: list[bytes] = []
+                while queue and queue[0][0] <= now and len(frames) < 512:
+                    frames.append(_text_frame(queue.popleft()[1]))
+                if frames:
+                    if transport.is_closing():
+                        break
+                    transport.write(b"".join(frames))
+                    while transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                        if transport.is_closing():
+                            return
+                        await asyncio.sleep(0.002)  # flow control: the peer is slow
+                    await asyncio.sleep(0)
+                    continue
+                wait = (queue[0][0] - now) / _NS
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
         except (ConnectionError, RuntimeError) as exc:
             log.info("conn %s: write failed (%s)", self.id, type(exc).__name__)
         finally:
@@ -274,11 +295,14 @@ class Simulator:
             self._loop_task = None
         for task in list(self._stop_tasks):
             task.cancel()
+        closing = []
         for conn in list(self.conns.values()):
             conn.closed = True
             conn.wake.set()
+            closing.append(conn.ws.close(code=1001, message=b"server shutdown"))
+        if closing:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1)
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 2)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -330,8 +354,10 @@ class Simulator:
                                  self._schedule[0][0] if self._schedule else None)
                      if t is not None]
             self._wake.clear()
-            timeout = None if not wakes else max(min(wakes) - time.monotonic_ns(), 0) / _NS
-            if timeout is not None and timeout <= 0:
+            # wake at least once a second so request rows reach the history file
+            timeout = 1.0 if not wakes else min(
+                max(min(wakes) - time.monotonic_ns(), 0) / _NS, 1.0)
+            if timeout <= 0:
                 await asyncio.sleep(0)
                 continue
             self.history.flush()
@@ -512,6 +538,8 @@ class Simulator:
                                                  "JSON-RPC POST\n")
         refuse = self.board.first("ws_refuse")
         if refuse is not None:
+            if refuse.spec.params["mode"] == "reset" and request.transport is not None:
+                request.transport.abort()  # the TCP connection dies before the upgrade
             return web.Response(status=503, text="503 Service Unavailable\n")
         await ws.prepare(request)
         conn_id = f"c{self._next_conn}"
@@ -620,8 +648,11 @@ class Simulator:
         if unknown:
             return web.json_response({"error": f"unknown field {sorted(unknown)[0]!r}"},
                                      status=400)
+        name = body.get("name")
+        if not isinstance(name, str):
+            return web.json_response({"error": "name: expected a fault name"}, status=400)
         try:
-            fault = self.start_fault(body.get("name"), body.get("target"), body.get("params"),
+            fault = self.start_fault(name, body.get("target"), body.get("params"),
                                      duration_s=body.get("duration"))
         except FaultError as exc:
             return web.json_response({"error": str(exc)}, status=400)
@@ -682,7 +713,8 @@ def _load_source(args: Any) -> Recording:
         try:
             return make(args.profile, blocks=args.blocks, seed=args.seed)
         except (KeyError, ValueError) as exc:
-            raise CliError(f"--profile {args.profile}: {exc}") from None
+            raise CliError(f"--profile {args.profile}: {exc.args[0] if exc.args else exc}") \
+                from None
     if getattr(args, "recording", None):
         return load_recording(args.recording)
     raise CliError("give --recording PATH or --profile NAME")

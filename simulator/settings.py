@@ -56,7 +56,6 @@ class NodeSettings:
     notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
     max_subscriptions: int | None = None  # per connection; None = unlimited
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
-    ping_interval_s: float | None = None  # server-side WS pings; None = only answer pings
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +70,9 @@ class LagSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.median_s <= self.p95_s:
-            raise SettingsError("lag: need 0 < median_s <= p95_s")
+            raise SettingsError("need 0 < median_s <= p95_s")
         if not 0 <= self.min_s <= self.max_s:
-            raise SettingsError("lag: need 0 <= min_s <= max_s")
+            raise SettingsError("need 0 <= min_s <= max_s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from simulator.chain import Chain, order_filled
 from simulator.filters import LogFilter
 from simulator.schedule import IndexLag, ReplaySchedule
 from simulator.settings import LagSettings, SimSettings
-from tests.simulator.conftest import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording
 
 S = 1_000_000_000
 

@@ -17,7 +17,7 @@ from monitor.polymarket import ORDER_FILLED_V1, address_topic
 from simulator.faults import FaultError, FaultPlan, make_spec
 from simulator.server import Simulator
 from simulator.settings import SimSettings
-from tests.simulator.conftest import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording
 
 TIMEOUT = 20
 SUB_HEADS = '{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}'
@@ -142,6 +142,19 @@ def test_ws_refuse_rejects_upgrades_with_503_and_drops_existing_until_stopped() 
     run(main)
 
 
+def test_ws_refuse_reset_mode_kills_the_tcp_connection_before_the_upgrade() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(3)) as sim:
+            async with sim.fault("ws_refuse", params={"mode": "reset"}):
+                with pytest.raises((OSError, EOFError, websockets.exceptions.InvalidMessage)):
+                    await websockets.connect(sim.urls["ws"], open_timeout=TIMEOUT)
+            async with websockets.connect(sim.urls["ws"]) as ws:
+                await ws.send('{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}')
+                assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["id"] == 1
+            assert fault_rows(sim, "ws_refuse") == ["fault_start", "fault_stop"]
+    run(main)
+
+
 def test_ws_stall_sends_nothing_and_leaves_pings_unanswered_then_recovers() -> None:
     async def main() -> None:
         async with Simulator(make_recording(40), speed=20) as sim, \
@@ -149,7 +162,7 @@ def test_ws_stall_sends_nothing_and_leaves_pings_unanswered_then_recovers() -> N
             await subscribe_heads(ws)
             async with sim.fault("ws_stall"):
                 await ws.send('{"jsonrpc":"2.0","id":5,"method":"eth_chainId"}')
-                pong = await ws.ping()
+                pong = asyncio.ensure_future(await ws.ping())
                 before = sim.chain.published
                 await sim.wait_published(before + 3)  # 3 blocks pass during the stall
                 assert not pong.done()
@@ -157,8 +170,8 @@ def test_ws_stall_sends_nothing_and_leaves_pings_unanswered_then_recovers() -> N
                 with pytest.raises(TimeoutError):
                     while True:
                         msg = json.loads(await asyncio.wait_for(ws.recv(), 0.3))
-                        head = int(msg["params"]["result"]["number"], 16)
-                        assert head < sim.chain.first_number + before
+                        number = int(msg["params"]["result"]["number"], 16)
+                        assert number < sim.chain.first_number + before
                 assert ws.state.name == "OPEN"  # the socket is left open
             pong2 = await ws.ping()
             await asyncio.wait_for(pong2, TIMEOUT)
@@ -339,9 +352,10 @@ def test_rpc_errors_answer_429_5xx_and_timeouts_on_http() -> None:
         async with Simulator(make_recording(3), speed=10) as sim, aiohttp.ClientSession() as h:
             body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}
             for status in (429, 503):
-                async with sim.fault("rpc_errors", params={"share": 1.0, "statuses": [status]}):
-                    async with h.post(sim.urls["http"], json=body) as resp:
-                        assert resp.status == status
+                async with sim.fault("rpc_errors", params={"share": 1.0,
+                                                           "statuses": [status]}), \
+                        h.post(sim.urls["http"], json=body) as resp:
+                    assert resp.status == status
             async with sim.fault("rpc_errors", params={"share": 1.0, "statuses": ["timeout"],
                                                        "timeout_s": 60}):
                 with pytest.raises(asyncio.TimeoutError):
@@ -358,9 +372,9 @@ def test_explorer_faults_reach_the_explorer_and_lag_spikes_the_index() -> None:
     async def main() -> None:
         async with Simulator(make_recording(3), speed=1) as sim, aiohttp.ClientSession() as h:
             q = "?chainid=137&module=proxy&action=eth_blockNumber&apikey=KEYKEYKEY1"
-            async with sim.fault("explorer_down", params={"mode": "html502"}):
-                async with h.get(sim.urls["explorer"] + q) as resp:
-                    assert resp.status == 502 and "502 Bad Gateway" in await resp.text()
+            async with sim.fault("explorer_down", params={"mode": "html502"}), \
+                    h.get(sim.urls["explorer"] + q) as resp:
+                assert resp.status == 502 and "502 Bad Gateway" in await resp.text()
             async with h.get(sim.urls["explorer"] + q) as resp:
                 assert resp.status == 200
             async with sim.fault("explorer_rate_limit", params={"rate": 0.01}):

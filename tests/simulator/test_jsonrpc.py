@@ -12,7 +12,7 @@ from simulator.chain import Chain
 from simulator.filters import LogFilter
 from simulator.jsonrpc import JsonRpc
 from simulator.settings import NodeSettings, SimSettings
-from tests.simulator.conftest import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording
 
 S = 1_000_000_000
 

@@ -22,7 +22,7 @@ from simulator.history import SimHistory
 from simulator.recording import save_recording
 from simulator.server import Simulator
 from simulator.settings import NodeSettings, SimSettings
-from tests.simulator.conftest import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording
 
 TIMEOUT = 20
 
@@ -286,3 +286,53 @@ def test_cli_serve_bad_fault_schedule_is_refused(tmp_path: Path, toml: str) -> N
     proc = _serve(tmp_path, "--config", str(cfg))
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and "faults[0]" in err and "Traceback" not in err
+
+
+def test_cli_serve_profile_synthesises_in_memory_and_stops_on_sigint(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--profile", "steady", "--seed", "3",
+         "--blocks", "5", "--port", "0", "--speed", "100",
+         "--history", str(tmp_path / "sim.jsonl")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), line + (proc.stderr.read() if proc.stderr else "")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    rows = [json.loads(x) for x in (tmp_path / "sim.jsonl").read_text().splitlines()]
+    assert rows[0]["event"] == "start" and rows[0]["recording"]["source"]["seed"] == 3
+    assert rows[-1]["event"] == "stop"
+
+
+def test_cli_serve_unknown_profile_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "serve", "--profile", "nope", "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --profile nope: unknown profile 'nope'")
+
+
+def test_explorer_is_mounted_on_v2_and_v1_paths_and_sees_indexed_blocks_only() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(4), speed=100) as sim, aiohttp.ClientSession() as h:
+            await sim.wait_published(4)
+            q = "?chainid=137&module=proxy&action=eth_blockNumber&apikey=ABCDEFGHIJ"
+            base = sim.urls["http"].rstrip("/")
+            async with h.get(base + "/api" + q) as resp:
+                assert "deprecated V1 endpoint" in await resp.text()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + TIMEOUT
+            while not sim.history.events("explorer_indexed") and loop.time() < deadline:
+                await asyncio.sleep(0.01)  # index lag: ~4 simulated s = ~40 ms here
+            indexed = sim.history.events("explorer_indexed")
+            assert indexed and indexed[0]["number"] == 1000
+            async with h.get(sim.urls["explorer"] + q) as resp:
+                body = await resp.json()
+            assert int(body["result"], 16) <= sim.chain.head_number
+            # both calls (V1 path and V2) are counted under the masked key
+            assert sim.status()["requests"]["explorer"]["ABCD…/proxy.eth_blockNumber"] == 2
+    run(main)

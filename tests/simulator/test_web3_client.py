@@ -13,7 +13,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 
 from monitor.polymarket import ORDER_FILLED_V1, address_topic
 from simulator.server import Simulator
-from tests.simulator.conftest import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording
 
 
 def test_async_web3_websocket_provider_receives_new_heads_and_logs() -> None:
@@ -23,8 +23,8 @@ def test_async_web3_websocket_provider_receives_new_heads_and_logs() -> None:
                         if lg["topics"][0] == ORDER_FILLED_V1 and lg["topics"][2] == wallet)
 
     async def main() -> None:
-        async with Simulator(rec, speed=50, autostart=False) as sim:
-            async with AsyncWeb3(WebSocketProvider(sim.urls["ws"])) as w3:
+        async with Simulator(rec, speed=50, autostart=False) as sim, \
+                AsyncWeb3(WebSocketProvider(sim.urls["ws"])) as w3:
                 # Polygon's extraData is longer than 32 bytes, as on the real network
                 w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
                 assert await w3.eth.chain_id == 137

@@ -1,0 +1,120 @@
+"""WsShard logic without sockets: backfill chunking and splitting, reorg re-check, cursors,
+rollout split. The JSON-RPC HTTP client is replaced by a scripted fake."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from monitor_helpers import OTHER, WALLET, order_filled
+
+from monitor.clock import ManualClock
+from monitor.config import load_settings
+from monitor.cores import assign_source
+from monitor.errors import RpcError
+from monitor.history import NullHistory
+from monitor.pipeline import Pipeline
+from monitor.sinks import MemorySink
+from monitor.store import Store
+from monitor.wallet_monitor import WsShard, split_wallets
+
+
+def h(n: int, fork: str = "") -> str:
+    return "0x" + (fork + f"{n:x}").rjust(64, "0")
+
+
+class FakeRpc:
+    def __init__(self) -> None:
+        self.logs: list[dict[str, Any]] = []
+        self.hashes: dict[int, str] = {}
+        self.ranges: list[tuple[int, int]] = []
+        self.max_range: int | None = None
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_getBlockByNumber":
+            n = int(params[0], 16)
+            return {"number": params[0], "hash": self.hashes.get(n, h(n))}
+        assert method == "eth_getLogs"
+        f = params[0]
+        a, b = int(f["fromBlock"], 16), int(f["toBlock"], 16)
+        if self.max_range is not None and b - a + 1 > self.max_range:
+            raise RpcError(-32005, "query returned more than 10000 results")
+        self.ranges.append((a, b))
+        return [lg for lg in self.logs if a <= int(lg["blockNumber"], 16) <= b]
+
+
+def make_shard(tmp: Path, **settings: Any) -> tuple[WsShard, FakeRpc, MemorySink, Store]:
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": [WALLET, OTHER], **settings}, environ={})
+    store = Store(tmp / "s.db")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=s.wallets)
+    rpc = FakeRpc()
+    shard = WsShard(0, list(s.wallets), settings=s, store=store, pipeline=pipe,
+                    rpc=rpc, explorer=None,  # type: ignore[arg-type]
+                    history=NullHistory(), clock=ManualClock(), alerts=None)
+    return shard, rpc, sink, store
+
+
+def test_filter_covers_both_versions_all_exchanges_and_the_wallets(tmp_path: Path) -> None:
+    shard, *_ = make_shard(tmp_path)
+    f = shard.log_filter()
+    assert len(f["address"]) == 4 and len(f["topics"][0]) == 2 and f["topics"][1] is None
+    assert len(f["topics"][2]) == 2 and f["topics"][2][0].endswith(WALLET[2:])
+
+
+def test_sync_backfills_any_gap_in_chunks_and_splits_oversized_answers(tmp_path: Path) -> None:
+    shard, rpc, sink, store = make_shard(tmp_path, backfill_chunk_blocks=100, start_block=1)
+    rpc.logs = [order_filled(block=b, tx=b) for b in (1, 150, 250, 349)]
+    rpc.max_range = 60  # the node refuses ranges over 60 blocks: split in halves
+
+    async def go() -> None:
+        shard.head = 351
+        await shard.sync()
+    asyncio.run(go())
+    assert [e.trade.block_number for e in sink.events if e.trade] == [1, 150, 250, 349]
+    assert {e.source for e in sink.events} == {"backfill"}
+    assert store.cursor(WALLET).block == 350  # head - 1
+    covered = sorted(rpc.ranges)
+    assert covered[0][0] == 1 and covered[-1][1] == 350
+    assert all(b - a + 1 <= 60 for a, b in covered)
+    assert all(covered[i][1] + 1 == covered[i + 1][0] for i in range(len(covered) - 1))
+
+
+def test_reorg_recheck_retracts_vanished_and_keeps_moved_once(tmp_path: Path) -> None:
+    shard, rpc, sink, store = make_shard(tmp_path, start_block=100)
+    stays = order_filled(block=101, tx=1, block_hash=h(101))
+    moves = order_filled(block=102, tx=2, block_hash=h(102))
+    vanishes = order_filled(block=102, tx=3, block_hash=h(102))
+
+    async def go() -> None:
+        for n in range(99, 104):
+            shard._on_head({"number": hex(n), "hash": h(n), "parentHash": h(n - 1)})
+        await shard.pipeline.on_logs([stays, moves, vanishes], "ws")
+        rpc.logs = [stays, moves, vanishes]
+        await shard.sync()
+        assert store.cursor(WALLET).block == 102
+        # the node replaces 102 and 103: `moves` is re-mined in the new 103, `vanishes` gone
+        rpc.hashes = {102: h(102, "f"), 103: h(103, "f"), 104: h(104, "f")}
+        rpc.logs = [stays, order_filled(block=103, tx=2, block_hash=h(103, "f"))]
+        shard._on_head({"number": hex(104), "hash": h(104, "f"), "parentHash": h(103, "f")})
+        assert shard._reorg_from == 103
+        start, shard._reorg_from = shard._reorg_from, None
+        await shard._recheck(start)
+        assert store.cursor(WALLET).block == 101  # rewound below the fork
+        await shard.sync()
+    asyncio.run(go())
+    kinds = [(e.kind, e.trade_id.split(":")[0][-1]) for e in sink.events]
+    assert kinds == [("trade", "1"), ("trade", "2"), ("trade", "3"), ("retraction", "3")]
+    assert shard.pipeline.dedup.get(moves["transactionHash"] + ":0").block_hash == h(103, "f")
+    assert store.cursor(WALLET).block == 103
+
+
+def test_rollout_split_is_stable_and_polling_mode_takes_everyone() -> None:
+    wallets = [f"0x{i:040x}" for i in range(1, 200)]
+    ws, poll = split_wallets(wallets, 30, True)
+    assert set(ws) | set(poll) == set(wallets) and not set(ws) & set(poll)
+    assert all(assign_source(w, 30) == "websocket" for w in ws)
+    assert split_wallets(wallets, 30, True) == (ws, poll)
+    assert split_wallets(wallets, 100, False) == ([], wallets)

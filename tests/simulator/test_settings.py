@@ -1,0 +1,49 @@
+"""Node settings from TOML: provider-like defaults, errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.settings import LagSettings, NodeSettings, SettingsError, load_config
+
+
+def test_defaults_are_provider_like() -> None:
+    node = NodeSettings()
+    assert (node.logs_max_range, node.logs_max_results, node.notify_buffer) == (2000, 10000,
+                                                                               10000)
+    assert (LagSettings().median_s, LagSettings().p95_s) == (4.0, 10.0)
+
+
+def test_config_overrides_and_keeps_faults_and_explorer(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[node]\nlogs_max_range = 500\nmax_subscriptions = 3\n'
+                   '[lag]\nmedian_s = 2\np95_s = 5.5\n[explorer]\nrate_per_s = 5\n'
+                   '[[faults]]\nname = "ws_drop"\nat = 10\n')
+    s = load_config(cfg)
+    assert s.node.logs_max_range == 500 and s.node.max_subscriptions == 3
+    assert s.lag.median_s == 2 and s.lag.p95_s == 5.5
+    assert s.explorer == {"rate_per_s": 5}
+    assert s.faults == ({"name": "ws_drop", "at": 10},)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[node]\nlogs_max_rang = 1\n", "node.logs_max_rang"),
+    ("[node]\nlogs_max_range = 'many'\n", "node.logs_max_range"),
+    ("[lag]\nmedian_s = 20\np95_s = 10\n", "median_s"),
+    ("[nodes]\n", "unknown section"),
+    ("faults = 3\n", "faults"),
+    ("[node\n", "not valid TOML"),
+])
+def test_bad_configs_name_the_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError, match=needle) as info:
+        load_config(cfg)
+    assert str(cfg) in str(info.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="no such config file"):
+        load_config(tmp_path / "nope.toml")
