@@ -24,7 +24,7 @@ class History:
         self._fh: IO[str] | None = None
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8", buffering=1)
+            self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (kept open)
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"t_ns": self._clock.now_ns(), "event": event}

@@ -17,7 +17,7 @@ import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
 from monitor.trades import trade_id
@@ -141,6 +141,34 @@ def _tx_hashes(rb: RecordedBlock) -> list[str]:
     return list(seen)
 
 
+class _RecordedView(Sequence[RecordedBlock]):
+    """The first ``n`` chain blocks as recorded blocks, without copying them."""
+
+    __slots__ = ("_blocks", "_n")
+
+    def __init__(self, blocks: list[ChainBlock], n: int) -> None:
+        self._blocks = blocks
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> RecordedBlock: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[RecordedBlock]: ...
+
+    def __getitem__(self, i: int | slice) -> RecordedBlock | list[RecordedBlock]:
+        if isinstance(i, slice):
+            return [self._blocks[k].rb for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("indexed block out of range")
+        return self._blocks[i].rb
+
+
 @dataclass(frozen=True, slots=True)
 class ReorgResult:
     """What a reorg did: the blocks it took off the chain and those it put on."""
@@ -226,9 +254,8 @@ class Chain:
         return None
 
     def indexed_blocks(self, now_ns: int) -> Sequence[RecordedBlock]:
-        """Canonical blocks the explorer has indexed by ``now_ns``, ascending."""
-        n = bisect.bisect_right(self._indexed_ns, now_ns)
-        return [b.rb for b in self.blocks[:n]]
+        """Canonical blocks the explorer has indexed by ``now_ns``, ascending (a view)."""
+        return _RecordedView(self.blocks, bisect.bisect_right(self._indexed_ns, now_ns))
 
     # -- queries (published blocks only) ------------------------------------------------
     @property

@@ -31,12 +31,12 @@ Scheduling (``[[faults]]`` in a TOML config or scenario)::
     [[faults]]                      # once
     name = "ws_drop"
     at = 30
-    [[faults]]                      # periodically from `start` (default = every)
+    [[faults]]                      # periodically from `start` (or `at`; default = every)
     name = "ws_stall"
     every = 120
     duration = 20
     [[faults]]                      # Poisson arrivals, `rate` starts per simulated minute
-    name = "ws_loss"
+    name = "ws_loss"                # (or rate_per_hour = 30, the contract's words)
     random = true
     rate = 0.5
     seed = 7
@@ -199,19 +199,36 @@ class FaultPlan:
             if not isinstance(entry, dict):
                 raise FaultError(f"{at}: expected a table")
             known = {"name", "target", "params", "at", "every", "start", "duration",
-                     "random", "rate", "seed"}
+                     "random", "rate", "rate_per_hour", "seed"}
             extra = set(entry) - known
             if extra:
                 raise FaultError(f"{at}: unknown keys {', '.join(sorted(extra))}")
+            entry = dict(entry)
+            if "rate_per_hour" in entry:  # the contract's words for a random schedule
+                rate = entry.pop("rate_per_hour")
+                if "random" in entry or "rate" in entry:
+                    raise FaultError(f"{at}: give rate_per_hour or random + rate, not both")
+                if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+                    raise FaultError(f"{at}.rate_per_hour: expected a number >= 0, "
+                                     f"got {rate!r}")
+                entry["random"], entry["rate"] = True, rate / 60.0
+            if "every" in entry and "at" in entry:  # contract: at = first start
+                if "start" in entry:
+                    raise FaultError(f"{at}: give at or start with every, not both")
+                entry["start"] = entry.pop("at")
             try:
-                make_spec(entry.get("name"), entry.get("target"), entry.get("params"))
+                spec = make_spec(entry.get("name"), entry.get("target"), entry.get("params"))
             except FaultError as exc:
                 raise FaultError(f"{at}.{exc}") from None
+            if "seed" in entry and "seed" in spec.params and "seed" not in (
+                    entry.get("params") or {}):
+                entry["params"] = {**(entry.get("params") or {}), "seed": entry["seed"]}
             modes = [k for k in ("at", "every", "random") if k in entry]
             if len(modes) != 1:
-                raise FaultError(f"{at}: give exactly one of 'at', 'every', 'random'")
+                raise FaultError(f"{at}: give exactly one of 'at', 'every', 'random' "
+                                 f"(or rate_per_hour)")
             _duration(entry, at)
-            for key in ("at", "every", "start", "rate"):
+            for key in ("at", "every", "start", "rate", "seed"):
                 if key in entry:
                     v = entry[key]
                     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:

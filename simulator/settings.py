@@ -7,7 +7,7 @@ All values have provider-like defaults (see REFERENCE.md). A TOML config
     logs_max_range = 2000
     logs_max_results = 10000
 
-    [lag]
+    [lag]               # or, in the contract's words, [chain] index_lag_median_s = 4.0
     median_s = 4.0
     p95_s = 10.0
 
@@ -108,12 +108,44 @@ def _build(cls: Any, table: Any, where: str) -> Any:
         raise SettingsError(f"{where}: {exc}") from None
 
 
+# docs/contracts.md "Simulator config" names -> (section, field) of this module
+_CONTRACT_KEYS = {
+    "chain": {"index_lag_median_s": ("lag", "median_s"), "index_lag_p95_s": ("lag", "p95_s"),
+              "seed": ("lag", "seed")},
+    "rpc": {"get_logs_max_range": ("node", "logs_max_range"),
+            "get_logs_max_results": ("node", "logs_max_results")},
+}
+
+
 def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettings:
-    """Build :class:`SimSettings` from a parsed TOML document."""
-    known = {"node", "lag", "explorer", "faults", "chain_id"}
+    """Build :class:`SimSettings` from a parsed TOML document.
+
+    Takes this module's sections (``[node]``, ``[lag]``) and the contract's names
+    (``[chain] index_lag_*``, ``[rpc] get_logs_*``) alike.
+    """
+    known = ("node", "lag", "chain", "rpc", "explorer", "faults", "chain_id")
     for key in data:
         if key not in known:
             raise SettingsError(f"{where}: unknown section {key!r} (known: {', '.join(known)})")
+    tables: dict[str, dict[str, Any]] = {"node": {}, "lag": {}}
+    for section in ("node", "lag"):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{where}.{section}: expected a table")
+        tables[section].update(table)
+    for section, names in _CONTRACT_KEYS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{where}.{section}: expected a table")
+        for key, value in table.items():
+            if key in names:
+                target, name = names[key]
+            elif section == "rpc":
+                target, name = "node", key  # the node's own names work under [rpc] too
+            else:
+                raise SettingsError(f"{where}.{section}.{key}: unknown setting "
+                                    f"(known: {', '.join(names)})")
+            tables[target][name] = value
     faults = data.get("faults", [])
     if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
         raise SettingsError(f"{where}: [[faults]] must be an array of tables")
@@ -121,8 +153,8 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
     if not isinstance(explorer, dict):
         raise SettingsError(f"{where}.explorer: expected a table")
     return SimSettings(
-        node=_build(NodeSettings, data.get("node", {}), f"{where}.node"),
-        lag=_build(LagSettings, data.get("lag", {}), f"{where}.lag"),
+        node=_build(NodeSettings, tables["node"], f"{where}.node"),
+        lag=_build(LagSettings, tables["lag"], f"{where}.lag"),
         explorer=dict(explorer),
         faults=tuple(faults),
         chain_id=int(data.get("chain_id", 137)),

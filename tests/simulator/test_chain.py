@@ -73,9 +73,10 @@ def test_indexed_blocks_follow_the_lag_in_order_and_lag_scales_with_speed() -> N
                   speed=2.0, t0_ns=0)
     chain.advance(100 * S)
     # every block visible at 100 s (late loop), indexed 4 simulated s = 2 real s later
-    assert chain.indexed_blocks(100 * S) == []
+    assert len(chain.indexed_blocks(100 * S)) == 0
     got = chain.indexed_blocks(102 * S)
     assert [b.number for b in got] == list(range(1000, 1006))
+    assert [b.number for b in got[2:4]] == [1002, 1003] and got[-1].number == 1005
     assert [b.number for b in chain.newly_indexed(102 * S)] == list(range(1000, 1006))
     assert chain.newly_indexed(103 * S) == []
 
@@ -140,3 +141,17 @@ def test_order_filled_lists_trade_id_and_maker() -> None:
     fills = order_filled(rec.blocks[0].logs)
     tx = rec.blocks[0].logs[0]["transactionHash"]
     assert fills == [[f"{tx}:0", WALLETS[1000 % 3]]]
+
+
+def test_after_a_reorg_the_explorer_indexes_the_fork_after_a_fresh_lag() -> None:
+    lag = LagSettings(median_s=1, p95_s=1.0001, min_s=1, max_s=1)
+    chain = Chain(make_recording(6), settings=SimSettings(lag=lag), t0_ns=0)
+    chain.advance(6 * S)  # 1000..1003, indexed by 7 s
+    assert len(chain.indexed_blocks(7 * S)) == 4
+    assert len(chain.newly_indexed(7 * S)) == 4
+    result = chain.reorg(2, 20 * S, seed=2)
+    assert result is not None
+    assert [b.number for b in chain.indexed_blocks(20 * S)] == [1000, 1001]
+    fork = chain.indexed_blocks(21 * S)
+    assert [b.hash for b in fork[2:]] == [b.hash for b in result.new]
+    assert [b.hash for b in chain.newly_indexed(21 * S)] == [b.hash for b in result.new]

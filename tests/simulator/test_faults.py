@@ -65,7 +65,8 @@ def test_plan_at_every_and_random_windows_in_simulated_seconds() -> None:
 
 @pytest.mark.parametrize(("entry", "field"), [
     ({"name": "ws_drop"}, "exactly one"),
-    ({"name": "ws_drop", "at": 1, "every": 2}, "exactly one"),
+    ({"name": "ws_drop", "at": 1, "random": True, "rate": 1}, "exactly one"),
+    ({"name": "ws_drop", "at": 1, "every": 2, "start": 3}, "not both"),
     ({"name": "nope", "at": 1}, "faults[0].name"),
     ({"name": "ws_close", "at": 1, "params": {"code": 4000}}, "params.code"),
     ({"name": "reorg", "at": 1, "params": {"depth": 65}}, "params.depth"),
@@ -407,10 +408,45 @@ def test_faults_over_the_control_api_and_from_a_schedule() -> None:
             async with h.delete(f"{sim.urls['faults']}/{fault_id}") as resp:
                 assert resp.status == 200
             await sim.wait_published(6)
-            for _ in range(100):
-                if fault_rows(sim, "ws_silent") == ["fault_start", "fault_stop"]:
-                    break
-                await asyncio.sleep(0.05)
+            # scheduled: 2 simulated s = 0.1 s in, for 0.1 s; wait for its stop row
+            deadline = asyncio.get_running_loop().time() + TIMEOUT
+            while fault_rows(sim, "ws_silent") != ["fault_start", "fault_stop"] \
+                    and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
             assert fault_rows(sim, "ws_silent") == ["fault_start", "fault_stop"]
             assert fault_rows(sim, "ws_dup") == ["fault_start", "fault_stop"]
     run(main)
+
+
+def test_a_connection_whose_notification_buffer_overflows_is_dropped_like_geth() -> None:
+    async def main() -> None:
+        from simulator.settings import NodeSettings
+
+        settings = SimSettings(node=NodeSettings(notify_buffer=5))
+        async with Simulator(make_recording(4), settings=settings, speed=50,
+                             autostart=False) as sim, websockets.connect(sim.urls["ws"]) as ws:
+            await ws.send('{"jsonrpc":"2.0","id":1,"method":"eth_subscribe",'
+                          '"params":["logs",{}]}')
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+            # a long delay keeps notifications queued: 4 logs a block, the 2nd overflows 5
+            sim.start_fault("ws_latency", params={"delay_ms": 600_000})
+            sim.begin()
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert info.value.rcvd is None  # dropped, not closed politely
+    run(main)
+
+
+def test_plan_takes_the_contract_vocabulary_rate_per_hour_and_at_with_every() -> None:
+    plan = FaultPlan.parse([
+        {"name": "ws_stall", "at": 50, "every": 100, "duration": 10},
+        {"name": "ws_loss", "rate_per_hour": 120, "seed": 9, "duration": 5},
+    ])
+    windows = plan.windows(400)
+    assert [w.start_s for w in windows if w.spec.name == "ws_stall"] == [50, 150, 250, 350]
+    losses = [w for w in windows if w.spec.name == "ws_loss"]
+    assert 3 <= len(losses) <= 30  # 2 a minute for 400 s on average ~13
+    assert all(w.spec.params["seed"] == 9 for w in losses)  # the seed reaches the params
+    with pytest.raises(FaultError, match="rate_per_hour"):
+        FaultPlan.parse([{"name": "ws_loss", "rate_per_hour": -1}])

@@ -269,13 +269,15 @@ def test_cli_serve_prints_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     assert rows[0]["event"] == "start" and rows[-1]["event"] == "stop"
 
 
-def test_cli_serve_bad_config_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("toml", "needle"), [("[node]\nlogs_max_rang = 5\n", "logs_max_rang"),
+                                           ("[explorer]\nrate_per_sec = 3\n", "rate_per_sec")])
+def test_cli_serve_bad_config_is_one_clear_line(tmp_path: Path, toml: str, needle: str) -> None:
     cfg = tmp_path / "bad.toml"
-    cfg.write_text('[node]\nlogs_max_rang = 5\n')
+    cfg.write_text(toml)
     proc = _serve(tmp_path, "--config", str(cfg))
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2
-    assert err.startswith("error: ") and "logs_max_rang" in err and "Traceback" not in err
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("toml", ['[[faults]]\nname = "ws_drop"\n',
@@ -336,3 +338,21 @@ def test_explorer_is_mounted_on_v2_and_v1_paths_and_sees_indexed_blocks_only() -
             # both calls (V1 path and V2) are counted under the masked key
             assert sim.status()["requests"]["explorer"]["ABCD…/proxy.eth_blockNumber"] == 2
     run(main)
+
+
+def test_cli_serve_on_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rec = tmp_path / "rec.jsonl.gz"
+        save_recording(make_recording(2), rec)
+        proc = subprocess.run(
+            [sys.executable, "-m", "simulator", "serve", "--recording", str(rec),
+             "--port", str(port)], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in proc.stderr

@@ -47,3 +47,15 @@ def test_bad_configs_name_the_file_and_field(tmp_path: Path, text: str, needle: 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_config_takes_the_contract_names_chain_and_rpc(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[chain]\nindex_lag_median_s = 3.0\nindex_lag_p95_s = 8.0\nseed = 4\n'
+                   '[rpc]\nget_logs_max_range = 100\nget_logs_max_results = 50\n')
+    s = load_config(cfg)
+    assert (s.lag.median_s, s.lag.p95_s, s.lag.seed) == (3.0, 8.0, 4)
+    assert (s.node.logs_max_range, s.node.logs_max_results) == (100, 50)
+    cfg.write_text('[chain]\nblock_time = 2\n')
+    with pytest.raises(SettingsError, match=r"chain\.block_time"):
+        load_config(cfg)
