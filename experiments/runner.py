@@ -3,15 +3,16 @@
 Timeline of one run (real time; ``speed`` compresses the simulated one)::
 
     synth/load recording, pick wallets, write configs
-    simulator serve --port 0        -> READY {"ws": ..., "http": ..., "explorer": ...}
-    monitor run --ws-url ...        -> READY            window_start = now
+    simulator serve --paused --port 0 -> READY {"ws": ..., "http": ..., "explorer": ...}
+    monitor run --ws-url ...        -> READY
+    POST /_sim/start                -> t0               window_start = t0 (block 0 due)
     ... sim_duration_s / speed ...                      window_end
     ... grace_s / speed ...         (late deliveries still count, as late)
     SIGINT monitor (SIGTERM, SIGKILL after timeouts), then the simulator
     run.json + analysis (truth, checker, Parquet, summary.json)
 
-Only trades whose block became visible inside [window_start, window_end] are judged: the
-ones before the monitor was up, or after the measured span, are nobody's fault.
+Only trades whose block became visible inside [window_start, window_end] are judged. The
+replay starts when the monitor is up, so every speed sees the chain from the same phase.
 
 A harness failure (a process that does not start, dies, never prints READY, or must be
 killed) gives status ``harness_error`` with the stderr tail, never results.
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import tomli_w
 
@@ -237,6 +239,21 @@ async def _wait_ready(p: _Proc, timeout_s: float) -> str:
     return text
 
 
+async def _start_replay(urls: dict[str, str], timeout_s: float) -> int:
+    """``POST /_sim/start`` on a ``--paused`` simulator; returns the replay's t0 (ns)."""
+    base = urls.get("status", "").removesuffix("/_sim/status")
+    if not base:
+        raise HarnessError("simulator READY line has no status URL to start the replay")
+    try:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http, \
+                http.post(base + "/_sim/start") as resp:
+            body = await resp.json()
+        return int(body["t0_ns"])
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"could not start the replay: {type(exc).__name__}: {exc}") from None
+
+
 async def _stop(p: _Proc, timeout_s: float) -> str:
     """SIGINT, then SIGTERM, then SIGKILL; returns how it ended (clean/terminated/killed)."""
     how = "clean"
@@ -349,7 +366,7 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
             sys.executable, "-m", "simulator", "serve", "--recording", str(recording),
             "--speed", repr(scenario.speed), "--host", "127.0.0.1", "--port", "0",
             "--history", str(sdir / "sim_history.jsonl"),
-            "--config", str(sdir / "sim_config.toml")], sdir)
+            "--config", str(sdir / "sim_config.toml"), "--paused"], sdir)
         procs.append(sim)
         ready = await _wait_ready(sim, options.ready_timeout_s)
         try:
@@ -375,7 +392,9 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         procs.append(mon)
         await _wait_ready(mon, options.ready_timeout_s)
 
-        start_ns = time.monotonic_ns()
+        # The replay starts only now, so that every speed sees the chain from the same
+        # phase relative to the monitor's start (its first poll, its first subscription).
+        start_ns = await _start_replay(urls, options.ready_timeout_s)
         end_ns = start_ns + int(scenario.sim_duration_s * _NS / scenario.speed)
         stop_at_ns = end_ns + int(scenario.grace_s * _NS / scenario.speed)
         run.update(window_start_ns=start_ns, window_end_ns=end_ns)

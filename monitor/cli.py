@@ -9,7 +9,8 @@
 
 Every setting of :class:`monitor.config.Settings` is also a flag (``--fallback-after 5``).
 Precedence: flags > environment > ``--config`` file > defaults. Prints ``READY`` on stdout
-when the sources are started; stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
+when the sources are started and every WebSocket shard is connected (at most 15 s);
+stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
 detections file and the history, writes the ``stop`` row). Bad arguments or settings: one
 line on stderr, exit 2, no traceback.
 """
@@ -102,6 +103,9 @@ def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     return values, ns.config
 
 
+_READY_WAIT_S = 15.0  # READY waits this long (real seconds) for the WebSocket feed
+
+
 async def _run(settings: Settings) -> int:
     from monitor.wallet_monitor import WalletMonitor
 
@@ -113,6 +117,9 @@ async def _run(settings: Settings) -> int:
     monitor = WalletMonitor(settings)
     try:
         await monitor.start()
+        if not await monitor.wait_connected(_READY_WAIT_S):
+            log.warning("feed not connected after %.0f s: starting anyway (fallback covers it)",
+                        _READY_WAIT_S)
         print("READY", flush=True)
         await stop.wait()
         log.info("signal received: stopping")

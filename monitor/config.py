@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     backoff_initial: float = Field(1.0, gt=0)
     backoff_max: float = Field(60.0, gt=0)
     backoff_jitter: float = Field(0.2, ge=0, lt=1)
+    backoff_reset_after: float = Field(30.0, gt=0)
     max_reconnect_attempts: int = Field(0, ge=0)  # 0 = never give up
     staleness_blocks: int = Field(10, gt=0)
     block_interval: float = Field(2.0, gt=0)

@@ -151,7 +151,8 @@ class WsShard:
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_timeout=settings.heartbeat_timeout,
             backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max,
-            jitter=settings.backoff_jitter, max_attempts=settings.max_reconnect_attempts,
+            jitter=settings.backoff_jitter, healthy_after=settings.backoff_reset_after,
+            max_attempts=settings.max_reconnect_attempts,
             staleness_blocks=settings.staleness_blocks, block_interval=settings.block_interval,
             speed=settings.speed, seed=index)
         self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
@@ -552,6 +553,16 @@ class WalletMonitor:
             self._poll_task = asyncio.create_task(self.poller.run(), name="polling")
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait (clock seconds) until every WebSocket shard is CONNECTED with its
+        subscriptions made. True at once without shards; False on timeout (the monitor
+        keeps running: reconnects and the fallback take it from there)."""
+        if not self.shards:
+            return True
+        done = await asyncio.gather(*(shard.manager.wait_state(ConnState.CONNECTED, timeout)
+                                      for shard in self.shards))
+        return all(done)
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

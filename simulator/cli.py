@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_non_negative_int, default=8545)
     serve.add_argument("--history")
     serve.add_argument("--config", help="TOML file with simulator settings and faults")
+    serve.add_argument("--paused", action="store_true",
+                       help="listen, but start the replay only on POST /_sim/start")
     return parser
 
 

@@ -246,6 +246,7 @@ class Simulator:
         app.router.add_post("/_sim/faults", self._faults_start)
         app.router.add_delete("/_sim/faults/{fault_id}", self._faults_stop)
         app.router.add_post("/_sim/reset", self._reset)
+        app.router.add_post("/_sim/start", self._start_replay)
         app.router.add_route("*", "/bot{token}/{method}", self._telegram)
         if self.explorer is not None:
             from simulator.explorer import make_explorer_handler
@@ -665,6 +666,14 @@ class Simulator:
             return web.json_response({"error": f"no active fault {fault_id!r}"}, status=404)
         return web.json_response({"stopped": fault_id})
 
+    async def _start_replay(self, request: web.Request) -> web.StreamResponse:
+        """``POST /_sim/start``: start a ``--paused`` replay now (idempotent)."""
+        self._no_query(request)
+        already = self.started
+        self.begin()
+        return web.json_response({"ok": True, "already_started": already,
+                                  "t0_ns": self.chain.schedule.t0_ns})
+
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         self._no_query(request)
         self.reset()
@@ -723,7 +732,8 @@ def _load_source(args: Any) -> Recording:
 async def _serve(args: Any, recording: Recording, settings: SimSettings) -> int:
     history = SimHistory(args.history) if args.history else SimHistory()
     sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
-                    port=args.port, history=history)
+                    port=args.port, history=history,
+                    autostart=not getattr(args, "paused", False))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

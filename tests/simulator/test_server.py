@@ -269,6 +269,40 @@ def test_cli_serve_prints_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     assert rows[0]["event"] == "start" and rows[-1]["event"] == "stop"
 
 
+def test_cli_serve_paused_holds_the_chain_until_sim_start(tmp_path: Path) -> None:
+    proc = _serve(tmp_path, "--paused")
+    t0: list[int] = []
+    try:
+        assert proc.stdout is not None
+        urls = json.loads(proc.stdout.readline()[6:])
+        base = urls["status"].removesuffix("/_sim/status")
+
+        async def check() -> None:
+            async with aiohttp.ClientSession() as h:
+                async with h.post(urls["http"], json={"jsonrpc": "2.0", "id": 1,
+                                                      "method": "eth_blockNumber"}) as resp:
+                    before = int((await resp.json())["result"], 16)
+                async with h.post(base + "/_sim/start") as resp:
+                    started = await resp.json()
+                assert started["ok"] and not started["already_started"]
+                t0.append(started["t0_ns"])
+                async with h.post(base + "/_sim/start") as resp:
+                    assert (await resp.json())["already_started"]
+                async with h.ws_connect(urls["ws"]) as ws:
+                    head = before
+                    while head <= before:  # until the first block is out (run() times out)
+                        head = int((await rpc(ws, "eth_blockNumber"))["result"], 16)
+        run(check)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    rows = [json.loads(x) for x in (tmp_path / "sim.jsonl").read_text().splitlines()]
+    start = [r for r in rows if r["event"] == "start"]  # written when the replay starts
+    assert len(start) == 1 and start[0]["t0_ns"] == t0[0]
+    first = next(r for r in rows if r["event"] == "block_published")
+    assert first["t_ns"] >= t0[0], "a block was published before the replay started"
+
+
 @pytest.mark.parametrize(("toml", "needle"), [("[node]\nlogs_max_rang = 5\n", "logs_max_rang"),
                                            ("[explorer]\nrate_per_sec = 3\n", "rate_per_sec")])
 def test_cli_serve_bad_config_is_one_clear_line(tmp_path: Path, toml: str, needle: str) -> None:
