@@ -46,6 +46,14 @@ _PATTERN = re.compile(
 )
 
 _UNIT_FACTOR = {None: 1.0, "s": 1.0, "%": 1.0, "ms": 0.001}
+# Short names people write, and the summary key they mean.
+_ALIASES = {
+    "missed_rate": "missed_pct",
+    "phantom": "phantoms",
+    "duplicate": "duplicates",
+}
+# Metrics stored as a share 0..1: "uptime >= 99%" means 0.99.
+_FRACTIONS = frozenset({"uptime", "coverage"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ class Threshold:
 
 
 def _canonical_metric(name: str, unit: str | None) -> str:
-    name = name.lower()
+    name = _ALIASES.get(name.lower(), name.lower())
     if name.startswith("latency_") and not name.endswith("_s"):
         return name + "_s"
     if unit in ("s", "ms") and not name.endswith("_s"):
@@ -80,11 +88,13 @@ def parse_threshold(expr: str) -> Threshold:
             f"cannot parse {expr!r}: expected '<metric> <op> <number>[s|ms|%]' "
             f"with op one of < <= > >= == !=")
     unit = m.group("unit")
+    metric = _canonical_metric(m.group("metric"), unit)
     value = float(m.group("number")) * _UNIT_FACTOR[unit]
+    if unit == "%" and metric in _FRACTIONS:
+        value /= 100.0
     if not math.isfinite(value):
         raise ThresholdError(f"cannot parse {expr!r}: the number is not finite")
-    return Threshold(expr=expr.strip(), metric=_canonical_metric(m.group("metric"), unit),
-                     op=m.group("op"), value=value)
+    return Threshold(expr=expr.strip(), metric=metric, op=m.group("op"), value=value)
 
 
 def _number(value: Any) -> float | None:

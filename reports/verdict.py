@@ -17,11 +17,11 @@ from __future__ import annotations
 import enum
 import math
 import operator
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from experiments.thresholds import ThresholdError, parse_threshold
 from reports.criteria import Criteria, Rule
 from reports.load import Run, ScenarioData
 
@@ -54,22 +54,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-_EXPR = re.compile(
-    r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*"
-    r"(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(ms|s|%)?\s*$"
-)
-_ALIASES = {
-    "latency_p50": "latency_p50_s",
-    "latency_p95": "latency_p95_s",
-    "latency_p99": "latency_p99_s",
-    "latency_max": "latency_max_s",
-    "missed_rate": "missed_pct",
-    "phantom": "phantoms",
-    "duplicate": "duplicates",
-}
-_FRACTIONS = frozenset({"uptime", "coverage"})
-
-
 @dataclass(frozen=True, slots=True)
 class Expr:
     """A parsed threshold ``metric op bound`` (the bound in the metric's own unit)."""
@@ -84,21 +68,16 @@ class Expr:
 
 
 def parse_expr(text: str) -> Expr:
-    """``"latency_p95 < 1s"`` -> Expr; raises ValueError with a readable message."""
-    m = _EXPR.match(text)
-    if not m:
-        raise ValueError(
-            f"cannot parse threshold {text!r}: expected 'metric op number[s|ms|%]', "
-            "e.g. 'latency_p95_s < 1s'"
-        )
-    name, op, num, unit = m.groups()
-    metric = _ALIASES.get(name, name)
-    bound = float(num)
-    if unit == "ms":
-        bound /= 1000.0
-    elif unit == "%" and metric in _FRACTIONS:
-        bound /= 100.0
-    return Expr(text.strip(), metric, op, bound)
+    """``"latency_p95 < 1s"`` -> Expr; raises ValueError with a readable message.
+
+    The grammar and units are the experiments' own (:mod:`experiments.thresholds`), so a
+    threshold means the same in the run summary and in the report.
+    """
+    try:
+        t = parse_threshold(text)
+    except ThresholdError as exc:
+        raise ValueError(str(exc)) from None
+    return Expr(t.expr, t.metric, t.op, t.value)
 
 
 def _f(value: Any) -> float | None:

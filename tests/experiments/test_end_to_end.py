@@ -89,20 +89,30 @@ def _counts(frame: pd.DataFrame) -> dict[str, int]:
     return {k: int((frame["outcome"] == k).sum()) for k in ("missed", "duplicate", "phantom")}
 
 
+POLLING = {"name": "fidelity_polling", "recording": "default", "sim_duration_s": 150,
+           "grace_s": 60, "wallets": {"count": 10, "pick": "active"},
+           "monitor": {"mode": "polling", "polling_interval": 15}}
+WS_DROPS = {"name": "fidelity_ws_drops", "recording": "default", "sim_duration_s": 150,
+            "grace_s": 15, "wallets": {"count": 50, "pick": "mix"},
+            "monitor": {"mode": "websocket", "fallback_after": 20},
+            "faults": [{"name": "ws_drop", "target": "ws", "at": 20, "every": 30}]}
+
+
+@pytest.fixture(scope="module")
+def fidelity_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Both pairs at once (speed 1 is mostly waiting): polling x1/x20, ws drops x1/x20."""
+    scenarios = _pair(POLLING, 1, 20) + _pair(WS_DROPS, 1, 20)
+    res = run_matrix(scenarios, out=tmp_path_factory.mktemp("fidelity"), command=["test"],
+                     quick=False, jobs=4, progress=False)
+    assert [s["status"] for s in res.summaries] == ["ok"] * 4, res.summaries
+    return res, [s.name for s in scenarios]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_time_compression_is_honest_for_polling(tmp_path: Path) -> None:
-    # 3 wallets at x10: the poll cycle stays interval-bound. Measured: with 10 wallets at
-    # x20 the sequential per-wallet calls' processing time (inflated x20) pushed p95 from
-    # 21.2 s to 28.8 s, so compressed polling runs must keep speed x wallets small.
-    base = {"name": "fidelity_polling", "recording": "default", "sim_duration_s": 150,
-            "grace_s": 60, "wallets": {"count": 3, "pick": "active"},
-            "monitor": {"mode": "polling", "polling_interval": 15}}
-    scenarios = _pair(base, 1, 10)
-    res = run_matrix(scenarios, out=tmp_path, command=["test"], quick=False, jobs=2,
-                     progress=False)
-    assert [s["status"] for s in res.summaries] == ["ok", "ok"], res.summaries
-    slow, fast = _common_outcomes(res.run_dir, [s.name for s in scenarios])
+def test_time_compression_is_honest_for_polling(fidelity_run: Any) -> None:
+    res, names = fidelity_run
+    slow, fast = _common_outcomes(res.run_dir, names[:2])
     assert len(slow) == len(fast) and len(slow) >= 10
     assert set(slow["trade_id"]) == set(fast["trade_id"])
     assert _counts(slow) == _counts(fast)
@@ -113,16 +123,9 @@ def test_time_compression_is_honest_for_polling(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_time_compression_is_honest_for_websocket_with_drops(tmp_path: Path) -> None:
-    base = {"name": "fidelity_ws_drops", "recording": "default", "sim_duration_s": 150,
-            "grace_s": 15, "wallets": {"count": 50, "pick": "mix"},
-            "monitor": {"mode": "websocket", "fallback_after": 20},
-            "faults": [{"name": "ws_drop", "target": "ws", "at": 20, "every": 30}]}
-    scenarios = _pair(base, 1, 20)
-    res = run_matrix(scenarios, out=tmp_path, command=["test"], quick=False, jobs=2,
-                     progress=False)
-    assert [s["status"] for s in res.summaries] == ["ok", "ok"], res.summaries
-    assert all(s["reconnects"] >= 1 for s in res.summaries)
-    slow, fast = _common_outcomes(res.run_dir, [s.name for s in scenarios])
+def test_time_compression_is_honest_for_websocket_with_drops(fidelity_run: Any) -> None:
+    res, names = fidelity_run
+    assert all(s["reconnects"] >= 1 for s in res.summaries[2:])
+    slow, fast = _common_outcomes(res.run_dir, names[2:])
     assert len(slow) == len(fast) and len(slow) >= 10
     assert _counts(slow) == _counts(fast)

@@ -43,3 +43,11 @@ def test_evaluate_passes_fails_and_is_unknown_without_the_metric() -> None:
     assert evaluate("phantoms == 0", summary)["passed"] is None
     assert [r["passed"] for r in evaluate_all(["missed_pct < 1", "phantoms == 0"], summary)] \
         == [True, None]
+
+
+def test_percent_on_a_share_metric_means_a_fraction_and_aliases_resolve() -> None:
+    assert parse_threshold("uptime >= 99%").value == 0.99
+    assert parse_threshold("coverage > 90 %").value == 0.9
+    assert parse_threshold("missed_pct < 1%").value == 1.0
+    assert parse_threshold("missed_rate < 1").metric == "missed_pct"
+    assert evaluate("uptime >= 99%", {"uptime": 0.995})["passed"] is True
