@@ -198,6 +198,21 @@ def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, tok
     )
 
 
+def _v1_side(maker_asset: int, taker_asset: int) -> tuple[Side, int]:
+    """V1: the USDC side has asset id 0. Maker gives USDC -> BUY the taker asset."""
+    if maker_asset == 0:
+        return "BUY", taker_asset
+    if taker_asset == 0:
+        return "SELL", maker_asset
+    raise DecodeError("V1 OrderFilled with neither asset id zero (not a USDC trade)")
+
+
+def _v2_side(side_raw: int) -> Side:
+    if side_raw > 1:
+        raise DecodeError(f"V2 OrderFilled side {side_raw} is neither 0 (BUY) nor 1 (SELL)")
+    return "BUY" if side_raw == 0 else "SELL"
+
+
 def decode_order_filled(log: dict[str, Any],
                         exchanges: tuple[str, ...] = DEFAULT_EXCHANGES) -> Trade:
     """Decode one ``OrderFilled`` log (as ``eth_getLogs`` or a ``logs`` notification gives it).
@@ -209,18 +224,10 @@ def decode_order_filled(log: dict[str, Any],
     w = [(big >> (256 * (n - 1 - k))) & _WORD_MASK for k in range(n)]
     if version == 1:
         maker_asset, taker_asset, maker_amount, taker_amount, fee = w
-        if maker_asset == 0:
-            side: Side = "BUY"
-            token = taker_asset
-        elif taker_asset == 0:
-            side, token = "SELL", maker_asset
-        else:
-            raise DecodeError("V1 OrderFilled with neither asset id zero (not a USDC trade)")
+        side, token = _v1_side(maker_asset, taker_asset)
     else:
         side_raw, token, maker_amount, taker_amount, fee = w[:5]
-        if side_raw > 1:
-            raise DecodeError(f"V2 OrderFilled side {side_raw} is neither 0 (BUY) nor 1 (SELL)")
-        side = "BUY" if side_raw == 0 else "SELL"
+        side = _v2_side(side_raw)
     return _build(log, version, topics, side, token, maker_amount, taker_amount, fee)
 
 
@@ -236,21 +243,12 @@ def decode_order_filled_reference(log: dict[str, Any],
     try:
         if version == 1:
             maker_asset, taker_asset, maker_amount, taker_amount, fee = abi_decode(_V1_TYPES, raw)
-            if maker_asset == 0:
-                side: Side = "BUY"
-                token = taker_asset
-            elif taker_asset == 0:
-                side, token = "SELL", maker_asset
-            else:
-                raise DecodeError("V1 OrderFilled with neither asset id zero (not a USDC trade)")
+            side, token = _v1_side(maker_asset, taker_asset)
         else:
             side_raw, token, maker_amount, taker_amount, fee, _b, _m = abi_decode(
                 _V2_TYPES, raw, strict=True
             )
-            if side_raw > 1:
-                raise DecodeError(
-                    f"V2 OrderFilled side {side_raw} is neither 0 (BUY) nor 1 (SELL)")
-            side = "BUY" if side_raw == 0 else "SELL"
+            side = _v2_side(side_raw)
     except DecodeError:
         raise
     except Exception as exc:  # eth-abi raises several types; all mean "not this layout"
