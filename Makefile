@@ -29,7 +29,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
-	$(BIN)/python -m pytest benchmarks -q --benchmark-enable --benchmark-only
+	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,mean,max,rounds
 
 experiment: install
 	$(BIN)/python -m experiments run --out results
