@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pandas as pd
 import pytest
+from nbclient import NotebookClient
 
 from experiments.analysis import SUMMARY_KEYS
 from experiments.matrix import run_matrix
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_run_quick_on_two_scenarios(tmp_path: Path) -> None:
     out = tmp_path / "results"
     res = subprocess.run(
@@ -52,6 +54,25 @@ def test_run_quick_on_two_scenarios(tmp_path: Path) -> None:
     assert polling["latency_p50_s"] > 1.0          # an interval-bound baseline
     assert drops["faults"] and all(f["name"] == "ws_drop" for f in drops["faults"])
     assert drops["reconnects"] >= 1
+
+    # The report and the notebook work on this real --quick run, not only on fixtures.
+    rep = subprocess.run([sys.executable, "-m", "reports", "build", str(run_dir)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    assert any(v in rep.stdout for v in ("GO", "MARGINAL", "NO-GO", "INCONCLUSIVE"))
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["RUN_DIR"] = str(run_dir)
+    try:
+        NotebookClient(nb, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        os.environ.pop("RUN_DIR", None)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"run {run_dir.name}: 2 scenarios" in text
+    assert [o for o in outputs if "image/png" in o.get("data", {})]
 
 
 def _pair(base: dict[str, Any], slow_speed: float, fast_speed: float) -> list[Scenario]:
