@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     backoff_reset_after: float = Field(30.0, gt=0)
     max_reconnect_attempts: int = Field(0, ge=0)  # 0 = never give up
     staleness_blocks: int = Field(10, gt=0)
+    head_lag_blocks: int = Field(3, ge=0)  # node head this far ahead of the feed: reconnect
     block_interval: float = Field(2.0, gt=0)
     fallback_after: float = Field(30.0, gt=0)
     actionable_window: float = Field(5.0, gt=0)

@@ -173,6 +173,8 @@ class WsShard:
         self._poller: PollingMonitor | None = None
         self._poll_task: asyncio.Task[Any] | None = None
         self.synced_to: int | None = None  # highest block verified this run
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = float("-inf")
 
     # -- filter ------------------------------------------------------------------------
 
@@ -204,6 +206,8 @@ class WsShard:
         self._wake.set()
         await self._stop_polling("stop")
         await self.manager.stop()
+        if self._probe is not None:
+            self._tasks.append(self._probe)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -313,7 +317,39 @@ class WsShard:
                 f"state {self.manager.state.value}" if self.manager.state
                 is not ConnState.CONNECTED else "no new head")
             self._set_health(healthy, cause)
+            self._maybe_probe_head()
             await asyncio.sleep(period)
+
+    def _maybe_probe_head(self) -> None:
+        """Heads late? Ask the node over HTTP. A node ahead of the feed by
+        ``head_lag_blocks`` means the subscription is dead even though the socket answers
+        pings (silent subscription, half-open socket): reconnect now instead of waiting
+        for the heartbeat or the staleness watchdog. Costs one call per block interval,
+        only while heads are late."""
+        lag = self.s.head_lag_blocks
+        if (lag == 0 or self.head is None or self.head_at is None
+                or self.manager.state is not ConnState.CONNECTED
+                or (self._probe is not None and not self._probe.done())):
+            return
+        now = self.clock.now()
+        interval = self.s.scaled(self.s.block_interval)
+        if now - self.head_at < 1.5 * interval or now - self._probed_at < interval:
+            return
+        self._probed_at = now
+        self._probe = asyncio.create_task(self._probe_head(), name=f"probe-{self.conn_id}")
+
+    async def _probe_head(self) -> None:
+        try:
+            node = _qty(await self.rpc.call("eth_blockNumber", []))
+        except (MonitorError, ValueError, TypeError):
+            return  # the node is unreachable too: the reconnect loop and fallback handle it
+        feed = self.head
+        if (feed is not None and node >= feed + self.s.head_lag_blocks
+                and self.manager.state is ConnState.CONNECTED):
+            self.counters["head_lag_reconnects"] += 1
+            log.warning("[%s] node head %d is %d blocks ahead of the feed: reconnecting",
+                        self.conn_id, node, node - feed)
+            self.manager.force_reconnect(f"lagging: node head {node}, feed head {feed}")
 
     def _start_polling(self, cause: str) -> None:
         if self.explorer is None:

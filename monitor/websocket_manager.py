@@ -248,6 +248,7 @@ class WebSocketManager:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._ever_connected = False
+        self._forced: str | None = None  # cause given to force_reconnect()
         self._outage_attempts = 0
         self._external_heads = False
         self._retired: set[str] = set()
@@ -378,6 +379,15 @@ class WebSocketManager:
         if link is None or self.state is not ConnState.CONNECTED:
             raise NotConnected(f"[{self.conn_id}] {method}: not connected ({self.state.value})")
         return await self._rpc(link, method, params, timeout)
+
+    def force_reconnect(self, cause: str) -> None:
+        """End the current connection now and reconnect (e.g. the caller saw the node's
+        head run ahead of the subscription). No-op unless CONNECTED."""
+        if self.state is ConnState.CONNECTED:
+            self._forced = cause
+            self._notify()
+            if self._wake is not None:
+                self._wake.set()
 
     def note_head(self, now: float | None = None) -> None:
         """Tell the watchdog a new head was seen (for owners that learn heads elsewhere)."""
@@ -544,6 +554,7 @@ class WebSocketManager:
         now = self._clock.now()
         reconnect = self._ever_connected
         self._ever_connected = True
+        self._forced = None
         self._policy.opened(now)
         self._heartbeat.connected(now)
         self._watchdog.arm(now)
@@ -569,6 +580,10 @@ class WebSocketManager:
         while True:
             if link.reader.done():
                 return link.reader.result() if not link.reader.cancelled() else "cancelled"
+            if self._forced is not None:
+                cause, self._forced = self._forced, None
+                self.metrics.error("forced")
+                return cause
             now = self._clock.now()
             action = self._heartbeat.decide(now)
             if action is HeartbeatAction.TIMEOUT:

@@ -181,8 +181,10 @@ class Env:
 
     def manager(self, url: str | None = None, **kw: Any) -> WebSocketManager:
         alerts = kw.pop("alerts", None)
-        return WebSocketManager(url or self.node.url, settings=settings(**kw),
-                                clock=SystemClock(), history=self.history, alerts=alerts)
+        self.manager_ref = WebSocketManager(url or self.node.url, settings=settings(**kw),
+                                            clock=SystemClock(), history=self.history,
+                                            alerts=alerts)
+        return self.manager_ref
 
     def states(self) -> list[tuple[str, str, str]]:
         return [(r["from"], r["to"], r["cause"]) for r in rows(self.history_path, "state")]
@@ -340,6 +342,16 @@ def test_reconnects_and_resubscribes_after_an_abrupt_close(tmp_path: Path) -> No
 def test_reconnects_after_close_code(tmp_path: Path, code: int) -> None:
     async def body(env: Env) -> None:
         await _reconnect_after(env, lambda: env.node.close_all(code), f"close_{code}")
+
+    run(body, tmp_path)
+
+
+def test_force_reconnect_ends_a_live_connection_and_resubscribes(tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        async def lagging() -> None:
+            env.manager_ref.force_reconnect("lagging: node head 9, feed head 5")
+
+        await _reconnect_after(env, lagging, "lagging: node head 9, feed head 5")
 
     run(body, tmp_path)
 
