@@ -333,19 +333,23 @@ class WsShard:
             return
         now = self.clock.now()
         interval = self.s.scaled(self.s.block_interval)
-        if now - self.head_at < 1.5 * interval or now - self._probed_at < interval:
+        # a fresh connection gets its own 1.5 intervals to deliver a first head
+        last_sign = max(self.head_at, self.manager.connected_at or self.head_at)
+        if now - last_sign < 1.5 * interval or now - self._probed_at < interval:
             return
         self._probed_at = now
         self._probe = asyncio.create_task(self._probe_head(), name=f"probe-{self.conn_id}")
 
     async def _probe_head(self) -> None:
+        connection = self.manager.connected_at
         try:
             node = _qty(await self.rpc.call("eth_blockNumber", []))
         except (MonitorError, ValueError, TypeError):
             return  # the node is unreachable too: the reconnect loop and fallback handle it
         feed = self.head
         if (feed is not None and node >= feed + self.s.head_lag_blocks
-                and self.manager.state is ConnState.CONNECTED):
+                and self.manager.state is ConnState.CONNECTED
+                and self.manager.connected_at == connection):  # not a newer connection
             self.counters["head_lag_reconnects"] += 1
             log.warning("[%s] node head %d is %d blocks ahead of the feed: reconnecting",
                         self.conn_id, node, node - feed)

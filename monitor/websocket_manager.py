@@ -249,6 +249,7 @@ class WebSocketManager:
         self._stopping = False
         self._ever_connected = False
         self._forced: str | None = None  # cause given to force_reconnect()
+        self.connected_at: float | None = None  # clock time the current connection opened
         self._outage_attempts = 0
         self._external_heads = False
         self._retired: set[str] = set()
@@ -555,6 +556,7 @@ class WebSocketManager:
         reconnect = self._ever_connected
         self._ever_connected = True
         self._forced = None
+        self.connected_at = now
         self._policy.opened(now)
         self._heartbeat.connected(now)
         self._watchdog.arm(now)

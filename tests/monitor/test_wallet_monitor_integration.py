@@ -124,9 +124,16 @@ def test_ws_silent_subscription_is_detected_and_recovered(
     _sim, mon, _want, _rows = run_clean(
         recording, wallets, tmp_path, fault=(("ws_silent", "ws", None, 15.0),), fault_at=10,
         extra=["--head-lag-blocks", probe])
-    causes = [r["cause"] for r in read_jsonl(mon.history)
-              if r["event"] == "state" and r["to"] == "RECONNECTING"]
-    assert any(cause in c for c in causes), causes
+    reconnects = [r for r in read_jsonl(mon.history)
+                  if r["event"] == "state" and r["to"] == "RECONNECTING"]
+    assert any(cause in r["cause"] for r in reconnects), reconnects
+    # once the fault is over the feed stays up: no reconnect loop on a fresh connection
+    fault_stop = next(r["t_ns"] for r in read_jsonl(_sim.history)
+                      if r["event"] == "fault_stop")
+    late = [r for r in reconnects if r["t_ns"] > fault_stop + 2_000_000_000]
+    assert not late, late
+    feed = [r for r in read_jsonl(mon.history) if r["event"] == "feed"]
+    assert any(r["healthy"] and r["t_ns"] > fault_stop for r in feed), feed
 
 
 def test_outage_longer_than_fallback_after_polls_and_hands_back(
