@@ -160,6 +160,7 @@ class WsShard:
         self.manager.on_connected.append(self._on_connected)
         self.manager.on_disconnected.append(self._on_disconnected)
         self.head: int | None = None
+        self.node_head: int | None = None  # the node's head as the head-lag probe saw it
         self.head_at: float | None = None
         self.live_from: int | None = None  # first head of the current connection
         self._healthy = False
@@ -350,6 +351,9 @@ class WsShard:
         if (feed is not None and node >= feed + self.s.head_lag_blocks
                 and self.manager.state is ConnState.CONNECTED
                 and self.manager.connected_at == connection):  # not a newer connection
+            # backfill what the dead subscription did not deliver, then reconnect
+            self.node_head = max(node, self.node_head or node)
+            self._wake.set()
             self.counters["head_lag_reconnects"] += 1
             log.warning("[%s] node head %d is %d blocks ahead of the feed: reconnecting",
                         self.conn_id, node, node - feed)
@@ -423,8 +427,11 @@ class WsShard:
                 self._wake.set()
 
     async def sync(self) -> int:
-        """eth_getLogs from the cursor to head-1 in chunks; advance the cursor per chunk."""
-        head = self.head
+        """eth_getLogs from the cursor to head-1 in chunks; advance the cursor per chunk.
+
+        The head is the feed's, or the node's as the head-lag probe saw it when the
+        subscription fell behind (so a dead subscription's blocks are backfilled)."""
+        head = max((h for h in (self.head, self.node_head) if h is not None), default=None)
         if head is None:
             return 0
         target = head - 1
