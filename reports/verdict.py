@@ -155,7 +155,7 @@ class VerdictResult:
     @property
     def line(self) -> str:
         """The one line the CLI prints."""
-        score = f" (score {self.score:.2f})" if self.score is not None else ""
+        score = f" (score {self.score:.3f})" if self.score is not None else ""
         first = f": {self.reasons[0]}" if self.reasons else ""
         return f"VERDICT {self.verdict.value}{score}{first}"
 
@@ -295,7 +295,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
         verdict = Verdict.NO_GO
     reasons.append(f"All {n_crit} critical gates passed on {len(ws)} websocket scenarios.")
     reasons.append(
-        f"Score {score:.2f}: {n_pass} of {len(scored)} scored checks passed "
+        f"Score {score:.3f}: {n_pass} of {len(scored)} scored checks passed "
         f"(GO needs {criteria.go_score:.2f}, MARGINAL {criteria.marginal_score:.2f})."
     )
     failed: dict[str, list[str]] = {}

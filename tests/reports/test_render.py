@@ -101,7 +101,7 @@ def test_missing_files_render_inconclusive(make_run: MakeRun) -> None:
 def test_cli_prints_verdict_and_path(run_dir: Path, capsys: object) -> None:
     assert main(["build", str(run_dir)]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
-    assert out.splitlines()[0].startswith("VERDICT GO (score 1.00)")
+    assert out.splitlines()[0].startswith("VERDICT GO (score 1.000)")
     assert f"report: {run_dir.resolve() / 'report.html'}" in out
 
 
