@@ -176,6 +176,7 @@ class WsShard:
         self.synced_to: int | None = None  # highest block verified this run
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
+        self._probed_ok_at = float("-inf")
 
     # -- filter ------------------------------------------------------------------------
 
@@ -322,14 +323,18 @@ class WsShard:
             await asyncio.sleep(period)
 
     def _maybe_probe_head(self) -> None:
-        """Heads late? Ask the node over HTTP. A node ahead of the feed by
-        ``head_lag_blocks`` means the subscription is dead even though the socket answers
-        pings (silent subscription, half-open socket): reconnect now instead of waiting
-        for the heartbeat or the staleness watchdog. Costs one call per block interval,
-        only while heads are late."""
+        """Heads late (or the socket down)? Ask the node over HTTP, once per block interval.
+
+        While CONNECTED, a node ahead of the feed by ``head_lag_blocks`` means the
+        subscription is dead even though the socket answers pings (silent subscription,
+        half-open socket): backfill to the node's head and reconnect now instead of
+        waiting for the heartbeat or the staleness watchdog. While the socket is down,
+        the node's head keeps the eth_getLogs backfill going block by block over HTTP,
+        so trades keep arriving while the WebSocket reconnects. Costs one call per block
+        interval, only while heads are late."""
         lag = self.s.head_lag_blocks
         if (lag == 0 or self.head is None or self.head_at is None
-                or self.manager.state is not ConnState.CONNECTED
+                or self.manager.state is ConnState.FAILED
                 or (self._probe is not None and not self._probe.done())):
             return
         now = self.clock.now()
@@ -341,19 +346,27 @@ class WsShard:
         self._probed_at = now
         self._probe = asyncio.create_task(self._probe_head(), name=f"probe-{self.conn_id}")
 
+    def _node_head_fresh(self) -> bool:
+        """The probe saw the node's head within the last two block intervals."""
+        return (self.node_head is not None and self.clock.now() - self._probed_ok_at
+                <= 2 * self.s.scaled(self.s.block_interval))
+
     async def _probe_head(self) -> None:
         connection = self.manager.connected_at
         try:
             node = _qty(await self.rpc.call("eth_blockNumber", []))
         except (MonitorError, ValueError, TypeError):
             return  # the node is unreachable too: the reconnect loop and fallback handle it
+        self._probed_ok_at = self.clock.now()
         feed = self.head
-        if (feed is not None and node >= feed + self.s.head_lag_blocks
-                and self.manager.state is ConnState.CONNECTED
+        if feed is None or node < feed + (self.s.head_lag_blocks
+                                          if self.manager.state is ConnState.CONNECTED else 1):
+            return
+        # backfill what the subscription did not deliver
+        self.node_head = max(node, self.node_head or node)
+        self._wake.set()
+        if (self.manager.state is ConnState.CONNECTED
                 and self.manager.connected_at == connection):  # not a newer connection
-            # backfill what the dead subscription did not deliver, then reconnect
-            self.node_head = max(node, self.node_head or node)
-            self._wake.set()
             self.counters["head_lag_reconnects"] += 1
             log.warning("[%s] node head %d is %d blocks ahead of the feed: reconnecting",
                         self.conn_id, node, node - feed)
@@ -401,7 +414,8 @@ class WsShard:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if self.head is None or self.manager.state is not ConnState.CONNECTED:
+            if self.head is None or (self.manager.state is not ConnState.CONNECTED
+                                     and not self._node_head_fresh()):
                 continue
             try:
                 if not self._verified_restart:

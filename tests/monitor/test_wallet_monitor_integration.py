@@ -136,6 +136,24 @@ def test_ws_silent_subscription_is_detected_and_recovered(
     assert any(r["healthy"] and r["t_ns"] > fault_stop for r in feed), feed
 
 
+def test_while_the_socket_is_down_http_backfill_keeps_trades_coming(
+        recording: Path, wallets: list[str], tmp_path: Path) -> None:
+    # WebSocket refused for 15 s, JSON-RPC HTTP fine, explorer fallback out of reach:
+    # the head-lag probe follows the node's head over HTTP and eth_getLogs delivers the
+    # trades of the outage before the socket is back.
+    _sim, mon, _want, rows = run_clean(
+        recording, wallets, tmp_path, fault=(("ws_refuse", "ws", None, 15.0),), fault_at=10,
+        extra=["--fallback-after", "600"])
+    history = read_jsonl(mon.history)
+    down = next(r["t_ns"] for r in history if r["event"] == "state"
+                and r["to"] == "RECONNECTING")
+    back = next(r["t_ns"] for r in history if r["event"] == "state"
+                and r["to"] == "CONNECTED" and r["t_ns"] > down)
+    during = [r for r in rows if down < r["t_ns"] < back]
+    assert during and all(r["source"] == "backfill" for r in during), len(during)
+    assert not [r for r in history if r["event"] == "fallback" and r["active"]]
+
+
 def test_outage_longer_than_fallback_after_polls_and_hands_back(
         recording: Path, wallets: list[str], tmp_path: Path) -> None:
     config = "[lag]\nmedian_s = 2.0\np95_s = 4.0\n"
