@@ -72,3 +72,13 @@ def test_latency_claim_prefers_speed_one(make_run: MakeRun) -> None:
     lat = got["Detection latency"]
     assert lat.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
     assert lat.measured_after.startswith("p95 0.539 s")  # type: ignore[attr-defined]
+
+
+def test_explorer_claim_names_the_fault_free_scope_and_the_fallback_cost(
+        make_run: MakeRun) -> None:
+    # the fault scenario fell back to the explorer: 600 calls/h for its wallets
+    got = claims(make_run(overrides={"ws_drop": {"explorer_calls_per_hour": 600.0}}))
+    c = got["Explorer calls per wallet"]
+    assert c.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
+    assert "worst fault-free scenario" in c.measured_after  # type: ignore[attr-defined]
+    assert "while a fault forces the explorer fallback" in c.note  # type: ignore[attr-defined]
