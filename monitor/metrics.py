@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.connection import ConnState, StateTimer
 
-__all__ = ["CallCounter", "WsMetrics", "merge"]
+__all__ = ["CallCounter", "WsMetrics", "merge", "peak_rss_bytes"]
 
 
 @dataclass(slots=True)
@@ -135,3 +135,23 @@ def merge(dicts: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 out[k] = v
     return out
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes.
+
+    Linux keeps ``ru_maxrss`` across ``execve``, so a process started by a big parent
+    (a test runner, the experiment harness) would report the parent's peak. ``VmHWM`` in
+    ``/proc/self/status`` belongs to the current image; ``ru_maxrss`` is the fallback
+    where /proc is missing.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

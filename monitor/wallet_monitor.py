@@ -74,6 +74,7 @@ from monitor.errors import BadResponse, MonitorError, RpcError
 from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
+from monitor.metrics import peak_rss_bytes
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
 from monitor.polymarket import ORDER_FILLED_TOPICS, address_topic
@@ -656,7 +657,7 @@ class WalletMonitor:
         metrics = self.metrics()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.history.record("stop", metrics=metrics, cpu_s=usage.ru_utime + usage.ru_stime,
-                            rss_peak_bytes=usage.ru_maxrss * 1024)
+                            rss_peak_bytes=peak_rss_bytes())
         if self.session is not None:
             await self.session.close()
         self.sink.close()

@@ -64,3 +64,20 @@ def test_merge_adds_counts_and_keeps_the_worst_uptime_and_rtt() -> None:
     b = {"connects": 2, "errors": {"x": 2, "y": 1}, "uptime": 0.5, "rtt_max_s": 0.03}
     assert merge([a, b]) == {"connects": 3, "errors": {"x": 3, "y": 1}, "uptime": 0.5,
                              "rtt_max_s": 0.03}
+
+
+def test_peak_rss_is_this_process_image_not_an_inherited_maximum() -> None:
+    import subprocess
+    import sys
+
+    from monitor.metrics import peak_rss_bytes
+
+    # ballast in this (parent) process, then a fresh interpreter: its peak must be its own
+    ballast = bytearray(200 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    out = subprocess.run([sys.executable, "-c",
+                          "from monitor.metrics import peak_rss_bytes; print(peak_rss_bytes())"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    child = int(out.stdout)
+    assert 0 < child < 150 * 1024 * 1024 < peak_rss_bytes()
+    del ballast
