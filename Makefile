@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: install test test-fast bench experiment experiment-quick report lint anvil clean
+.PHONY: install test test-fast bench experiment experiment-quick report lint anvil chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ $(ANVIL):
 	mkdir -p .tools
 	cd .tools && npm install --silent --no-audit --no-fund --prefix . @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
 
-test: install anvil
+# headless Chromium for the report's browser check (Debian package; needs root or sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null || echo "could not install chromium: the browser check will say so"; }
+
+test: install anvil chromium
 	ANVIL_BIN=$(abspath $(ANVIL)) $(BIN)/python -m pytest -q
 
 test-fast: install
