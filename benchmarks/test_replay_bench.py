@@ -191,7 +191,8 @@ def _replay_once(rec: Recording) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_replay_busy_recording_to_10_subscribers(benchmark: Any, busy: Recording) -> None:
+def test_replay_busy_recording_to_10_subscribers(benchmark: Any, busy: Recording,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     results: list[dict[str, Any]] = []
 
     def run() -> None:
@@ -202,7 +203,8 @@ def test_replay_busy_recording_to_10_subscribers(benchmark: Any, busy: Recording
     benchmark.extra_info.update(blocks=len(busy.blocks), clients=CLIENTS,
                                 notifications=results[0]["notifications"],
                                 blocks_per_s=[round(r["blocks_per_s"]) for r in results])
-    print(f"\nreplay: {len(busy.blocks)} busy blocks to {CLIENTS} subscribers, "
-          f"{results[0]['notifications']} notifications: "
-          f"{', '.join(str(round(r['blocks_per_s'])) for r in results)} blocks/s")
+    with capsys.disabled():
+        print(f"\nreplay: {len(busy.blocks)} busy blocks to {CLIENTS} subscribers, "
+              f"{results[0]['notifications']} notifications: "
+              f"{', '.join(str(round(r['blocks_per_s'])) for r in results)} blocks/s")
     assert best >= 500, f"{best:.0f} blocks/s is below the 500 blocks/s target"
