@@ -46,8 +46,8 @@ experiment-quick: install
 	$(BIN)/python -m reports build results/latest
 
 lint: install
-	$(BIN)/ruff check simulator monitor experiments reports tests benchmarks
-	$(BIN)/mypy simulator monitor experiments reports
+	$(BIN)/ruff check polyvocab simulator monitor experiments reports tests benchmarks
+	$(BIN)/mypy polyvocab simulator monitor experiments reports
 
 clean:
 	rm -rf $(VENV) .tools results .pytest_cache .mypy_cache .ruff_cache

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from monitor.polymarket import CTF_EXCHANGE_V1, CTF_EXCHANGE_V2, ORDER_FILLED_V1, ORDER_FILLED_V2
 from monitor.trades import decode_order_filled, decode_order_filled_reference
+from polyvocab import CTF_EXCHANGE_V1, CTF_EXCHANGE_V2, ORDER_FILLED_V1, ORDER_FILLED_V2
 
 N = 10_000
 

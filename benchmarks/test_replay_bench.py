@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from monitor.polymarket import ORDER_FILLED_TOPICS
+from polyvocab import ORDER_FILLED_TOPICS
 from simulator.filters import BlockIndex, LogFilter
 from simulator.recording import Recording
 from simulator.server import Simulator

@@ -122,7 +122,7 @@ def resolve_recording(scenario: Scenario, cache_dir: Path) -> Path:
 
 def trades_by_wallet(recording: Path) -> dict[str, int]:
     """OrderFilled logs per maker wallet in a recording (default exchanges only)."""
-    from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
+    from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
     from simulator.recording import load_recording
 
     counts: dict[str, int] = {}

@@ -33,8 +33,8 @@ from pydantic_settings import (
 )
 
 from monitor.errors import ConfigError
-from monitor.polymarket import DEFAULT_EXCHANGES
 from monitor.redact import mask, redact, register_secret
+from polyvocab import DEFAULT_EXCHANGES
 
 __all__ = ["SECRET_FIELDS", "Settings", "load_settings", "normalise_address"]
 

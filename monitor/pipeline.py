@@ -17,10 +17,10 @@ from typing import Any
 
 from monitor.cores import Decision, Deduplicator
 from monitor.history import History, NullHistory
-from monitor.polymarket import DEFAULT_EXCHANGES
 from monitor.sinks import Sink, SinkEvent
 from monitor.store import OutboxItem, Store
-from monitor.trades import DecodeError, Trade, decode_order_filled, trade_id
+from monitor.trades import DecodeError, Trade, decode_order_filled
+from polyvocab import DEFAULT_EXCHANGES, trade_id
 
 __all__ = ["Pipeline"]
 

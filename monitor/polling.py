@@ -38,8 +38,8 @@ from monitor.clock import Clock, SystemClock
 from monitor.errors import MonitorError
 from monitor.explorer_client import ExplorerClient
 from monitor.pipeline import Pipeline
-from monitor.polymarket import ORDER_FILLED_TOPICS, address_topic
 from monitor.store import Store
+from polyvocab import ORDER_FILLED_TOPICS, address_topic
 
 __all__ = ["PollingMonitor"]
 

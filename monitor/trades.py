@@ -16,14 +16,13 @@ from typing import Any, Literal
 
 from eth_abi import decode as abi_decode
 
-from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_V1, ORDER_FILLED_V2
+from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_V1, ORDER_FILLED_V2, trade_id
 
 __all__ = [
     "DecodeError",
     "Trade",
     "decode_order_filled",
     "decode_order_filled_reference",
-    "trade_id",
 ]
 
 Side = Literal["BUY", "SELL"]
@@ -33,11 +32,6 @@ _UNIT = 1_000_000  # USDC.e, pUSD and CTF outcome tokens all have 6 decimals
 
 class DecodeError(ValueError):
     """A log that is not a well-formed Polymarket ``OrderFilled``. Count it, skip it."""
-
-
-def trade_id(tx_hash: str, log_index: int) -> str:
-    """The identity of a fill: ``<tx hash lower-case>:<log index decimal>``."""
-    return f"{tx_hash.lower()}:{log_index}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,11 +77,11 @@ from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
-from monitor.polymarket import ORDER_FILLED_TOPICS, address_topic
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.store import Store
 from monitor.websocket_manager import WebSocketManager
+from polyvocab import ORDER_FILLED_TOPICS, address_topic
 
 __all__ = ["WalletMonitor", "WsShard", "split_wallets"]
 

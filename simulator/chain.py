@@ -19,8 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from monitor.polymarket import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
-from monitor.trades import trade_id
+from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, trade_id
 from simulator.filters import BlockIndex, LogFilter
 from simulator.recording import RecordedBlock, Recording
 from simulator.schedule import IndexLag, ReplaySchedule

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from Crypto.Hash import keccak as _pycryptodome_keccak  # eth-hash's backend, ~30% faster direct
 from eth_utils import keccak
 
-from monitor.polymarket import (
+from polyvocab import (
     CONDITIONAL_TOKENS,
     ORDER_FILLED_V1,
     ORDER_FILLED_V2,

@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from monitor.polymarket import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
+from polyvocab import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
 from simulator.ratelimit import KeyedRateLimiter, Limit
 from simulator.recording import RecordedBlock
 

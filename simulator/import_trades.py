@@ -30,7 +30,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from monitor.polymarket import (
+from polyvocab import (
     CTF_EXCHANGE_V1,
     CTF_EXCHANGE_V2,
     NEG_RISK_EXCHANGE_V1,

@@ -28,7 +28,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from monitor.polymarket import (
+from polyvocab import (
     CONDITIONAL_TOKENS,
     CTF_EXCHANGE_V1,
     CTF_EXCHANGE_V2,

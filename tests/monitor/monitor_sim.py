@@ -232,7 +232,7 @@ def history_events(path: Path) -> Counter[str]:
 
 def top_wallets(recording: Path, n: int) -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from monitor.polymarket import ORDER_FILLED_TOPICS
+    from polyvocab import ORDER_FILLED_TOPICS
     from simulator.recording import load_recording
 
     rec = load_recording(recording)

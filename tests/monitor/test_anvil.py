@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from eth_abi import encode
 
-from monitor.polymarket import (
+from polyvocab import (
     CTF_EXCHANGE_V1,
     CTF_EXCHANGE_V2,
     ORDER_FILLED_V1,

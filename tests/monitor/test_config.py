@@ -8,8 +8,8 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.errors import ConfigError
-from monitor.polymarket import DEFAULT_EXCHANGES
 from monitor.redact import redact
+from polyvocab import DEFAULT_EXCHANGES
 
 W1 = "0x1111111111111111111111111111111111111111"
 W2 = "0x2222222222222222222222222222222222222222"

@@ -14,9 +14,9 @@ from monitor_helpers import OTHER, WALLET, order_filled, topic
 from monitor.explorer_client import ExplorerClient
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
-from monitor.polymarket import TRANSFER, USDC_E
 from monitor.sinks import MemorySink
 from monitor.store import Store
+from polyvocab import TRANSFER, USDC_E
 
 
 class FakeExplorer:

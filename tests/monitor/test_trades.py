@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monitor_helpers import WALLET, order_filled, word
 
-from monitor.polymarket import (
+from monitor.trades import DecodeError, decode_order_filled, decode_order_filled_reference
+from polyvocab import (
     DEFAULT_EXCHANGES,
     ORDER_FILLED_V1,
     ORDER_FILLED_V2,
     SIGNATURES,
 )
-from monitor.trades import DecodeError, decode_order_filled, decode_order_filled_reference
 
 U256 = st.integers(min_value=0, max_value=2**256 - 1)
 H32 = st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from monitor.polymarket import CTF_EXCHANGE_V1, ORDER_FILLED_V1, TRANSFER, USDC_E, address_topic
+from polyvocab import CTF_EXCHANGE_V1, ORDER_FILLED_V1, TRANSFER, USDC_E, address_topic
 from simulator.recording import RecordedBlock, Recording
 
 WALLETS = ["0x" + f"{i:040x}" for i in (0xA1, 0xA2, 0xA3)]

@@ -95,7 +95,7 @@ def test_explorer_lag_spike_delays_blocks_published_during_it() -> None:
 def test_logs_filters_by_range_and_wallet() -> None:
     chain = Chain(make_recording(4), t0_ns=0)
     chain.advance(10 * S)
-    from monitor.polymarket import address_topic
+    from polyvocab import address_topic
     flt = LogFilter.parse({"topics": [None, None, [address_topic(WALLETS[0])]]})
     logs = chain.logs(flt, 1000, 1003)
     assert logs and all(log["topics"][2] == address_topic(WALLETS[0]) for log in logs)

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.polymarket import (
+from polyvocab import (
     CONDITIONAL_TOKENS,
     CTF_EXCHANGE_V2,
     ORDER_FILLED_V2,

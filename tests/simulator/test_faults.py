@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from monitor.polymarket import ORDER_FILLED_V1, address_topic
+from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.faults import FaultError, FaultPlan, make_spec
 from simulator.server import Simulator
 from simulator.settings import SimSettings

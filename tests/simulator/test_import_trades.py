@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.polymarket import (
+from monitor.trades import decode_order_filled
+from polyvocab import (
     CTF_EXCHANGE_V1,
     CTF_EXCHANGE_V2,
     NEG_RISK_EXCHANGE_V1,
@@ -16,7 +17,6 @@ from monitor.polymarket import (
     ORDERS_MATCHED_V1,
     ORDERS_MATCHED_V2,
 )
-from monitor.trades import decode_order_filled
 from simulator.cli import main
 from simulator.recording import load_recording
 from simulator.synth import recording_stats, trades_by_wallet

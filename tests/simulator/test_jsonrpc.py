@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from monitor.polymarket import address_topic
+from polyvocab import address_topic
 from simulator.chain import Chain
 from simulator.filters import LogFilter
 from simulator.jsonrpc import JsonRpc

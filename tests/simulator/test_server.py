@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import websockets
 
-from monitor.polymarket import address_topic
+from polyvocab import address_topic
 from simulator.history import SimHistory
 from simulator.recording import save_recording
 from simulator.server import Simulator

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-from monitor.polymarket import (
+from monitor.trades import decode_order_filled, decode_order_filled_reference
+from polyvocab import (
     CONDITIONAL_TOKENS,
     DEFAULT_EXCHANGES,
     ORDER_FILLED_TOPICS,
@@ -22,7 +23,6 @@ from monitor.polymarket import (
     USDC_E,
     V1_EXCHANGES,
 )
-from monitor.trades import decode_order_filled, decode_order_filled_reference
 from simulator.cli import CliError, main
 from simulator.profiles import PROFILES, get_profile
 from simulator.recording import Recording, load_recording

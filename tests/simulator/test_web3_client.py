@@ -11,7 +11,7 @@ import pytest
 from web3 import AsyncWeb3, Web3, WebSocketProvider
 from web3.middleware import ExtraDataToPOAMiddleware
 
-from monitor.polymarket import ORDER_FILLED_V1, address_topic
+from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.server import Simulator
 from tests.simulator.node_fixtures import WALLETS, make_recording
 

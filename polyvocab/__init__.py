@@ -1,7 +1,9 @@
-"""Shared vocabulary: Polymarket contract addresses and event topics on Polygon (chain 137).
+"""Shared vocabulary: Polymarket contract addresses, event topics and trade identity on Polygon.
 
-Everything here comes from REFERENCE.md. The simulator may import these constants (and
-nothing else from ``monitor``); they are the one place the two sides agree on.
+Everything here comes from REFERENCE.md (chain 137). The monitor, the simulator and the
+experiments all stand on this package and on nothing of each other, so the simulator's ground
+truth never runs the code it judges. It imports nothing from the project and does no I/O
+(an import-linter contract in ``pyproject.toml`` keeps it so).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "ORDER_FILLED_V1",
     "ORDER_FILLED_V2",
     "PUSD",
+    "SIGNATURES",
     "TRANSFER",
     "TRANSFER_SINGLE",
     "USDC_E",
@@ -28,6 +31,7 @@ __all__ = [
     "V2_EXCHANGES",
     "address_topic",
     "topic_address",
+    "trade_id",
 ]
 
 CHAIN_ID = 137
@@ -82,3 +86,8 @@ def topic_address(topic: str) -> str:
     if len(body) != 64:
         raise ValueError(f"not a 32-byte topic: {topic!r}")
     return "0x" + body[24:]
+
+
+def trade_id(tx_hash: str, log_index: int) -> str:
+    """The identity of a fill: ``<tx hash lower-case>:<log index decimal>``."""
+    return f"{tx_hash.lower()}:{log_index}"
