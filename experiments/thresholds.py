@@ -11,7 +11,14 @@ Grammar (one comparison per string)::
 ``"explorer_calls_per_hour <= 500"``, ``"latency_p95 < 800ms"`` (``latency_p95`` is an
 alias of ``latency_p95_s``; ``ms`` divides by 1000). Evaluating against a summary gives
 ``{"expr", "passed", "value"}``; a metric that is missing or null gives ``passed: None``
-(unknown, never a pass).
+(unknown, never a pass). A metric is a summary key or one derived from summary keys
+(:func:`metric_value`: ``late_pct``, ``detected_pct``, ``fallback_pct``,
+``reconnects_per_hour``, ``explorer_calls_per_hour_per_wallet``, ``rss_peak_mb``).
+
+This module is the one grammar and the one evaluator of thresholds: the analysis evaluates a
+scenario's own thresholds once, on its final summary, and writes the result into
+``summary.json``; the report takes those results as written and evaluates its criteria rules
+with the same :func:`evaluate`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Threshold", "ThresholdError", "evaluate", "evaluate_all", "parse_threshold"]
+__all__ = [
+    "Threshold",
+    "ThresholdError",
+    "evaluate",
+    "evaluate_all",
+    "metric_value",
+    "number",
+    "parse_threshold",
+]
 
 
 class ThresholdError(ValueError):
@@ -97,19 +112,54 @@ def parse_threshold(expr: str) -> Threshold:
     return Threshold(expr=expr.strip(), metric=metric, op=m.group("op"), value=value)
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A summary value as a finite float (a bool counts 0/1, a numeric string is read);
+    None when it is missing, null, NaN, infinite or not a number."""
     if isinstance(value, bool):
         return float(value)
-    if isinstance(value, (int, float)):
-        f = float(value)
+    if isinstance(value, (int, float, str)):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
         return f if math.isfinite(f) else None
     return None
+
+
+def _ratio(num: Any, den: Any, scale: float = 1.0) -> float | None:
+    n, d = number(num), number(den)
+    return None if n is None or not d else scale * n / d
+
+
+def _hours(s: Mapping[str, Any]) -> float:
+    return (number(s.get("sim_duration_s")) or 0.0) / 3600.0
+
+
+# Metrics computed from summary keys when the summary does not hold them itself.
+_DERIVED: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
+    "late_pct": lambda s: _ratio(s.get("late"), s.get("trades"), 100.0),
+    "detected_pct": lambda s: _ratio(s.get("detected"), s.get("trades"), 100.0),
+    "missed_pct": lambda s: _ratio(s.get("missed"), s.get("trades"), 100.0),
+    "fallback_pct": lambda s: _ratio(s.get("fallback_s"), s.get("sim_duration_s"), 100.0),
+    "reconnects_per_hour": lambda s: _ratio(s.get("reconnects"), _hours(s)),
+    "explorer_calls_per_hour_per_wallet": lambda s: _ratio(s.get("explorer_calls_per_hour"),
+                                                           s.get("wallets")),
+    "rss_peak_mb": lambda s: _ratio(s.get("rss_peak_bytes"), 1e6),
+}
+
+
+def metric_value(summary: Mapping[str, Any], metric: str) -> float | None:
+    """A summary key, or a metric derived from summary keys; None when it cannot be had."""
+    if metric in summary:
+        return number(summary[metric])
+    derive = _DERIVED.get(metric)
+    return derive(summary) if derive is not None else None
 
 
 def evaluate(threshold: Threshold | str, summary: Mapping[str, Any]) -> dict[str, Any]:
     """``{"expr", "passed", "value"}``: ``passed`` is None when the metric is missing."""
     t = parse_threshold(threshold) if isinstance(threshold, str) else threshold
-    value = _number(summary.get(t.metric))
+    value = metric_value(summary, t.metric)
     if value is None:
         return {"expr": t.expr, "passed": None, "value": None}
     return {"expr": t.expr, "passed": t.check(value), "value": value}

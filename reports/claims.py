@@ -13,9 +13,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from experiments.thresholds import metric_value
 from reports.criteria import ClaimSettings
 from reports.load import Run, ScenarioData
-from reports.verdict import metric_value
 
 __all__ = ["Claim", "ClaimStatus", "check_claims"]
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import Run
 from reports.render import environment, fmt_num
-from reports.verdict import Verdict, evaluate, metric_value
+from reports.verdict import Verdict, evaluate
 
 __all__ = ["METRICS", "Comparison", "Row", "compare_runs", "render_compare", "text_table"]
 

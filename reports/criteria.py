@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.thresholds import ThresholdError, parse_threshold
+
 __all__ = [
     "DEFAULT_CRITERIA",
     "ClaimSettings",
@@ -129,11 +131,9 @@ def _rule(raw: Any, i: int) -> Rule:
     expr = raw.get("expr")
     if not isinstance(expr, str) or not expr.strip():
         raise CriteriaError(f"{where}.expr must be a non-empty string")
-    from reports.verdict import parse_expr  # late import: verdict imports this module
-
     try:
-        parse_expr(expr)
-    except ValueError as exc:
+        parse_threshold(expr)
+    except ThresholdError as exc:
         raise CriteriaError(f"{where}.expr: {exc}") from None
     modes = raw.get("modes", [])
     if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
+from experiments.thresholds import metric_value
 from reports.cost import fit_usage
 from reports.load import (
     Run,
@@ -31,7 +32,6 @@ from reports.load import (
     sim_seconds,
     state_intervals,
 )
-from reports.verdict import metric_value
 
 __all__ = [
     "MODE_COLORS",

@@ -18,13 +18,14 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from experiments.thresholds import metric_value
 from reports import figures
 from reports.claims import Claim, check_claims
 from reports.cost import ModeCost, explorer_limit_per_hour, mode_costs
 from reports.criteria import Criteria
 from reports.load import Run, all_outcomes
 from reports.rollout import RolloutPlan, plan_rollout
-from reports.verdict import VerdictResult, evaluate, metric_value
+from reports.verdict import VerdictResult, evaluate
 
 __all__ = ["Report", "build_report", "environment", "fmt_num", "render_report", "write_report"]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import Run
-from reports.verdict import Verdict, metric_value
+from reports.verdict import Verdict
 
 __all__ = ["Phase", "RolloutPlan", "plan_rollout"]
 

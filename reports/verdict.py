@@ -5,6 +5,10 @@ Order (Kayenta-like, with Jepsen's "unknown"):
 1. Every rule of the criteria is applied to every scenario it names (by mode, with or
    without faults); the scenarios' own ``thresholds`` lists are added. Polling
    scenarios are the baseline: their own thresholds are shown but not scored.
+
+   One grammar, evaluated once: rules are evaluated here with
+   :func:`experiments.thresholds.evaluate`; a scenario's own thresholds were evaluated
+   by the analysis and are taken as written in its ``summary.json``.
 2. A failed critical gate (missed, duplicates, phantoms on websocket) => NO-GO.
 3. Else any check that could not be evaluated (scenario missing, ``harness_error``,
    metric absent) or no websocket scenario at all => INCONCLUSIVE. Never a silent pass.
@@ -15,25 +19,20 @@ Order (Kayenta-like, with Jepsen's "unknown"):
 from __future__ import annotations
 
 import enum
-import math
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.thresholds import ThresholdError, parse_threshold
+from experiments.thresholds import ThresholdError, number, parse_threshold
+from experiments.thresholds import evaluate as evaluate_threshold
 from reports.criteria import Criteria, Rule
 from reports.load import Run, ScenarioData
 
 __all__ = [
     "CRITICAL_METRICS",
     "CheckResult",
-    "Expr",
     "Verdict",
     "VerdictResult",
     "evaluate",
-    "metric_value",
-    "parse_expr",
 ]
 
 
@@ -45,81 +44,6 @@ class Verdict(enum.Enum):
 
 
 CRITICAL_METRICS = frozenset({"missed", "missed_pct", "duplicates", "phantoms"})
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-@dataclass(frozen=True, slots=True)
-class Expr:
-    """A parsed threshold ``metric op bound`` (the bound in the metric's own unit)."""
-
-    text: str
-    metric: str
-    op: str
-    bound: float
-
-    def holds(self, value: float) -> bool:
-        return _OPS[self.op](value, self.bound)
-
-
-def parse_expr(text: str) -> Expr:
-    """``"latency_p95 < 1s"`` -> Expr; raises ValueError with a readable message.
-
-    The grammar and units are the experiments' own (:mod:`experiments.thresholds`), so a
-    threshold means the same in the run summary and in the report.
-    """
-    try:
-        t = parse_threshold(text)
-    except ThresholdError as exc:
-        raise ValueError(str(exc)) from None
-    return Expr(t.expr, t.metric, t.op, t.value)
-
-
-def _f(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
-
-
-def metric_value(summary: dict[str, Any], metric: str) -> float | None:
-    """A summary key or a derived metric; None when it cannot be computed."""
-    if metric in summary:
-        return _f(summary[metric])
-    trades = _f(summary.get("trades"))
-    hours = (_f(summary.get("sim_duration_s")) or 0.0) / 3600.0
-    wallets = _f(summary.get("wallets"))
-    if metric == "late_pct":
-        late = _f(summary.get("late"))
-        return None if late is None or not trades else 100.0 * late / trades
-    if metric == "detected_pct":
-        det = _f(summary.get("detected"))
-        return None if det is None or not trades else 100.0 * det / trades
-    if metric == "fallback_pct":
-        fb = _f(summary.get("fallback_s"))
-        dur = _f(summary.get("sim_duration_s"))
-        return None if fb is None or not dur else 100.0 * fb / dur
-    if metric == "reconnects_per_hour":
-        rc = _f(summary.get("reconnects"))
-        return None if rc is None or not hours else rc / hours
-    if metric == "explorer_calls_per_hour_per_wallet":
-        ex = _f(summary.get("explorer_calls_per_hour"))
-        return None if ex is None or not wallets else ex / wallets
-    if metric == "rss_peak_mb":
-        rss = _f(summary.get("rss_peak_bytes"))
-        return None if rss is None else rss / 1e6
-    if metric == "missed_pct":
-        missed = _f(summary.get("missed"))
-        return None if missed is None or not trades else 100.0 * missed / trades
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,42 +107,41 @@ def _unusable(sc: ScenarioData) -> str | None:
     return None
 
 
-def _check(sc: ScenarioData, name: str, expr: Expr, source: str, critical: bool,
-           weight: float, scored: bool, given: dict[str, Any] | None = None) -> CheckResult:
+def _rule_check(sc: ScenarioData, rule: Rule) -> CheckResult:
+    """A criteria rule on a scenario, evaluated with the experiments' own evaluator."""
+    expr = parse_threshold(rule.expr)
     broken = _unusable(sc)
     if broken:
-        return CheckResult(sc.name, sc.mode, name, expr.text, source, critical, weight, None,
-                           None, broken, scored)
-    value = metric_value(sc.summary, expr.metric)
-    if given is not None and value is None:
-        value = _f(given.get("value"))
-    if value is None:
-        return CheckResult(sc.name, sc.mode, name, expr.text, source, critical, weight, None,
-                           None, f"{expr.metric} not measured", scored)
-    passed = expr.holds(value)
-    if given is not None and isinstance(given.get("passed"), bool) and given["passed"] != passed:
-        note = "the experiment's own evaluation disagrees; recomputed from the summary"
-    else:
-        note = ""
-    return CheckResult(sc.name, sc.mode, name, expr.text, source, critical, weight, passed,
-                       value, note, scored)
+        return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
+                           rule.weight, None, None, broken)
+    res = evaluate_threshold(expr, sc.summary)
+    note = "" if res["passed"] is not None else f"{expr.metric} not measured"
+    return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
+                       rule.weight, res["passed"], res["value"], note)
 
 
 def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
+    """A scenario's own threshold as the analysis evaluated it (``{expr, passed, value}``)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("expr"), str):
         return None
     text = raw["expr"]
     scored = sc.mode != "polling"
     try:
-        expr = parse_expr(text)
-    except ValueError:
-        # an expression we cannot parse: trust the experiment's own pass/fail if given
-        passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
-        return CheckResult(sc.name, sc.mode, text, text, "scenario", False, 1.0, passed,
-                           _f(raw.get("value")),
-                           "" if passed is not None else "expression not understood", scored)
-    critical = expr.metric in CRITICAL_METRICS and sc.mode == "websocket"
-    return _check(sc, text, expr, "scenario", critical, 1.0, scored, given=raw)
+        metric: str | None = parse_threshold(text).metric
+    except ThresholdError:
+        metric = None
+    critical = metric in CRITICAL_METRICS and sc.mode == "websocket"
+    broken = _unusable(sc)
+    if broken:
+        return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, None, None,
+                           broken, scored)
+    passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
+    if passed is None:
+        note = f"{metric} not measured" if metric else "expression not understood"
+    else:
+        note = ""
+    return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, passed,
+                       number(raw.get("value")), note, scored)
 
 
 def _fmt(v: float | None) -> str:
@@ -234,9 +157,9 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     for sc in run.scenarios:
         for rule in criteria.rules:
             if _applies(rule, sc):
-                checks.append(_check(sc, rule.name, parse_expr(rule.expr), "criteria",
-                                     rule.critical, rule.weight, True))
-                seen.add((sc.name, parse_expr(rule.expr).text))
+                check = _rule_check(sc, rule)
+                checks.append(check)
+                seen.add((sc.name, check.expr))
         raw_list = sc.summary.get("thresholds")
         for raw in raw_list if isinstance(raw_list, list) else []:
             res = _scenario_threshold(sc, raw)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.thresholds import ThresholdError, evaluate, evaluate_all, parse_threshold
+from experiments.thresholds import (
+    ThresholdError,
+    evaluate,
+    evaluate_all,
+    metric_value,
+    parse_threshold,
+)
 
 
 @pytest.mark.parametrize(("expr", "metric", "op", "value"), [
@@ -51,3 +57,32 @@ def test_percent_on_a_share_metric_means_a_fraction_and_aliases_resolve() -> Non
     assert parse_threshold("missed_pct < 1%").value == 1.0
     assert parse_threshold("missed_rate < 1").metric == "missed_pct"
     assert evaluate("uptime >= 99%", {"uptime": 0.995})["passed"] is True
+
+
+def test_one_operator_table_for_every_comparison() -> None:
+    assert parse_threshold("duplicates == 0").check(0.0)
+    assert parse_threshold("latency_p95_s < 500ms").check(0.4)
+    assert not parse_threshold("latency_p95_s < 500ms").check(0.5)
+    assert parse_threshold("coverage >= 0.95").check(0.95)
+    assert parse_threshold("reconnects != 0").check(1.0)
+
+
+def test_derived_metrics_come_from_summary_keys() -> None:
+    s = {"trades": 200, "late": 2, "sim_duration_s": 1800, "reconnects": 3,
+         "fallback_s": 90, "wallets": 4, "explorer_calls_per_hour": 8.0,
+         "rss_peak_bytes": 70_000_000}
+    assert metric_value(s, "late_pct") == 1.0
+    assert metric_value(s, "reconnects_per_hour") == 6.0
+    assert metric_value(s, "fallback_pct") == 5.0
+    assert metric_value(s, "explorer_calls_per_hour_per_wallet") == 2.0
+    assert metric_value(s, "rss_peak_mb") == 70.0
+    assert metric_value(s, "nonexistent") is None
+    assert metric_value({"late": 2, "trades": 0}, "late_pct") is None  # no division by zero
+    assert evaluate("late_pct < 1", s) == {"expr": "late_pct < 1", "passed": False, "value": 1.0}
+
+
+def test_a_summary_key_wins_over_its_derivation_and_non_numbers_are_unknown() -> None:
+    assert metric_value({"missed_pct": 0.5, "missed": 9, "trades": 10}, "missed_pct") == 0.5
+    assert metric_value({"uptime": float("nan")}, "uptime") is None
+    assert metric_value({"uptime": "n/a"}, "uptime") is None
+    assert metric_value({"uptime": "0.5"}, "uptime") == 0.5
