@@ -25,8 +25,9 @@ from experiments.checker import (
     run_checker,
 )
 from experiments.scenario import ScenarioError, load_scenario
+from experiments.store import read_jsonl
 from experiments.thresholds import evaluate_all
-from experiments.truth import TRUTH_COLUMNS, load_jsonl
+from experiments.truth import TRUTH_COLUMNS
 
 __all__ = [
     "SUMMARY_KEYS",
@@ -100,10 +101,10 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
                 wallets=tuple(run["wallets"]),
                 mode=scenario.mode,
             )
-            sim_rows = load_jsonl(sdir / "sim_history.jsonl")
-            monitor_rows = load_jsonl(sdir / "monitor_history.jsonl")
+            sim_rows = read_jsonl(sdir / "sim_history.jsonl")
+            monitor_rows = read_jsonl(sdir / "monitor_history.jsonl")
             det_path = sdir / "detections.jsonl"
-            det_rows = load_jsonl(det_path) if det_path.exists() else []
+            det_rows = read_jsonl(det_path) if det_path.exists() else []
             truth, detections, outcomes, measures = run_checker(
                 sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"))
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}

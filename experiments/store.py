@@ -3,6 +3,8 @@
 ``create_run`` makes the directory, ``write_manifest`` records how the run was made (git sha
 when there is git, package versions, host, command line), ``write_run_summary`` gathers the
 scenario summaries, and ``point_latest`` moves ``results/latest`` to the newest run.
+``read_jsonl`` is the one reader of the store's JSON-lines files (histories, detections):
+the analysis, the report and the notebook all read them through it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import Any
 
 __all__ = [
     "PACKAGES",
+    "JsonlError",
     "StoreError",
     "create_run",
     "git_sha",
     "load_run_summary",
     "package_versions",
     "point_latest",
+    "read_jsonl",
     "resolve_run",
     "write_manifest",
     "write_run_summary",
@@ -36,6 +40,42 @@ PACKAGES = ("polymarket-ws-pilot", "websockets", "aiohttp", "eth-abi", "eth-util
 
 class StoreError(ValueError):
     """A run directory that does not exist or is not a run."""
+
+
+class JsonlError(ValueError):
+    """A JSON-lines file with a bad line (not JSON, or not an object) before its last line.
+    The message names the file and the line; the data cannot be trusted: say so, do not
+    guess."""
+
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file. A torn last line (a process killed mid-write) is dropped;
+    a bad line elsewhere raises :class:`JsonlError` naming the file and line. Blank lines
+    are skipped. ``OSError`` passes through."""
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == last:
+                break
+            raise JsonlError(path, i + 1, f"not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise JsonlError(path, i + 1, "expected a JSON object")
+        rows.append(row)
+    return rows
 
 
 def _now_iso() -> str:

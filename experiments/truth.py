@@ -16,9 +16,7 @@ the others are marked ``in_window = False`` and the checker ignores their delive
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,7 +25,6 @@ __all__ = [
     "TRUTH_COLUMNS",
     "TruthError",
     "build_truth",
-    "load_jsonl",
     "sim_start",
 ]
 
@@ -37,29 +34,6 @@ TRUTH_COLUMNS = ["trade_id", "wallet", "block_number", "block_hash", "visible_t_
 
 class TruthError(ValueError):
     """The simulator history cannot give a truth (missing rows, bad fields)."""
-
-
-def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file. A torn last line (a process killed mid-write) is dropped;
-    a bad line elsewhere raises :class:`ValueError` naming the file and line."""
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == last:
-                break
-            raise ValueError(f"{path}:{i + 1}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{i + 1}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def sim_start(sim_rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, tok
     log_index = _quantity(log.get("logIndex"), "logIndex")
     ts = log.get("blockTimestamp")
     return Trade(
-        id=f"{tx_hash}:{log_index}",
+        id=trade_id(tx_hash, log_index),
         tx_hash=tx_hash,
         log_index=log_index,
         wallet="0x" + topics[2][24:],

@@ -18,34 +18,20 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.checker import OUTCOME_COLUMNS
+from experiments.store import JsonlError, read_jsonl
+
 __all__ = [
-    "OUTCOME_COLUMNS",
     "Run",
     "RunStoreError",
     "ScenarioData",
     "all_outcomes",
     "fallback_intervals",
     "load_run",
-    "read_jsonl",
     "sim_seconds",
     "state_intervals",
     "summaries_frame",
 ]
-
-OUTCOME_COLUMNS = (
-    "trade_id",
-    "wallet",
-    "block_number",
-    "visible_t_ns",
-    "delivered_t_ns",
-    "latency_s",
-    "outcome",
-    "deliveries",
-    "source",
-    "in_fault",
-    "fault",
-)
-
 
 class RunStoreError(Exception):
     """The path given is not a run directory at all. Print it; exit code 2."""
@@ -117,23 +103,6 @@ class Run:
         raise KeyError(name)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """JSON lines as dicts; a truncated last line (a killed writer) is ignored."""
-    rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
-
-
 def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -157,6 +126,9 @@ def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
         rows = read_jsonl(path)
     except OSError as exc:
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return None
+    except JsonlError as exc:
+        problems.append(f"{path.name} is damaged at line {exc.line}: {exc.reason}")
         return None
     return pd.DataFrame(rows)
 

@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 from experiments.analysis import SUMMARY_KEYS
 from experiments.matrix import run_matrix
 from experiments.scenario import Scenario, scenario_from_dict
-from experiments.truth import load_jsonl
+from experiments.store import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def _common_outcomes(run_dir: Path, names: list[str]) -> list[pd.DataFrame]:
     frames, spans = [], []
     for name in names:
         sdir = run_dir / name
-        start = next(r for r in load_jsonl(sdir / "sim_history.jsonl")
+        start = next(r for r in read_jsonl(sdir / "sim_history.jsonl")
                      if r["event"] == "start")
         run = json.loads((sdir / "run.json").read_text())
         speed = float(run["speed"])

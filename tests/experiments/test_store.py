@@ -25,9 +25,11 @@ from experiments.checker import OUTCOME_COLUMNS
 from experiments.cli import main
 from experiments.scenario import scenario_from_dict
 from experiments.store import (
+    JsonlError,
     create_run,
     package_versions,
     point_latest,
+    read_jsonl,
     resolve_run,
     write_manifest,
     write_run_summary,
@@ -190,3 +192,22 @@ def test_cli_bad_arguments_give_one_line_and_exit_2(tmp_path: Path,
     assert info.value.code == 2
     assert capsys.readouterr().err.startswith("error: argument --jobs")
     assert main(["validate"]) == 0
+
+
+def test_read_jsonl_drops_only_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n{"a": 3, "tor', encoding="utf-8")
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('{"a": 1}\n{bad\n{"a": 3}\n', "not JSON"),
+    ('{"a": 1}\n[1, 2]\n{"a": 3}\n', "expected a JSON object"),
+])
+def test_read_jsonl_names_file_and_line_of_a_bad_line(tmp_path: Path, text: str,
+                                                      reason: str) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(JsonlError, match=f"h.jsonl:2: {reason}") as info:
+        read_jsonl(path)
+    assert info.value.line == 2 and info.value.path == path

@@ -98,6 +98,16 @@ def test_missing_files_render_inconclusive(make_run: MakeRun) -> None:
     assert "outcomes.parquet is missing" in html
 
 
+def test_a_damaged_history_is_a_problem_naming_its_line(make_run: MakeRun) -> None:
+    run = make_run()
+    hist = run / "ws_drop" / "monitor_history.jsonl"
+    lines = hist.read_text(encoding="utf-8").splitlines()
+    hist.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n", encoding="utf-8")
+    sc = load_run(run).scenario("ws_drop")
+    assert sc.monitor_history is None
+    assert "monitor_history.jsonl is damaged at line 2: not JSON" in " ".join(sc.problems)
+
+
 def test_cli_prints_verdict_and_path(run_dir: Path, capsys: object) -> None:
     assert main(["build", str(run_dir)]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
