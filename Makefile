@@ -48,6 +48,7 @@ experiment-quick: install
 lint: install
 	$(BIN)/ruff check polyvocab simulator monitor experiments reports tests benchmarks
 	$(BIN)/mypy polyvocab simulator monitor experiments reports
+	$(BIN)/lint-imports --no-cache  # the architecture contract in pyproject.toml
 
 clean:
 	rm -rf $(VENV) .tools results .pytest_cache .mypy_cache .ruff_cache
