@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Settings, load_settings, normalise_address
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.redact import redact
 
 __all__ = ["build_parser", "main"]
@@ -149,8 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _install_redacting_filter()
+    if ns.api_key is not None:
+        log.warning("--api-key on the command line is visible to every user in `ps`: prefer "
+                    "EXPLORER_API_KEY or EXPLORER_API_KEY_FILE")
     try:
         return asyncio.run(_run(settings))
+    except (ConfigError, StoreError) as exc:  # state_db or detections path unusable
+        print(f"python -m monitor: error: {exc.message}", file=sys.stderr)
+        return 2
     except MonitorError as exc:
         print(f"python -m monitor: error: {exc.message}", file=sys.stderr)
         return 1

@@ -33,12 +33,15 @@ from pydantic_settings import (
 )
 
 from monitor.errors import ConfigError
-from monitor.redact import mask, redact, register_secret
+from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
 
 __all__ = ["SECRET_FIELDS", "Settings", "load_settings", "normalise_address"]
 
 SECRET_FIELDS = ("explorer_api_key", "telegram_token")
+#: settings that may be read from a file named by ``<NAME>_FILE`` (env) or ``<name>_file``
+#: (TOML, ``--set``): keys, tokens, and provider URLs that carry a key in their path
+FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url")
 
 
 def normalise_address(value: str, what: str = "address") -> str:
@@ -138,6 +141,11 @@ class Settings(BaseSettings):
     detections_path: str | None = None
     history_path: str | None = None
     detections_fsync: bool = False
+    tls_verify: bool = True  # false: certificates not checked (a warning is logged)
+    state_synchronous: Literal["FULL", "NORMAL"] = "FULL"  # FULL: survives power loss
+    outbox_retry_interval: float = Field(5.0, gt=0)  # re-send what a failed sink left
+    live_queue_max: int = Field(100_000, gt=0)  # live logs waiting; past it: resync
+    head_jump_slack: int = Field(64, ge=1)  # a head further ahead than time allows: ignored
     speed: float = Field(1.0, gt=0)
     benchmark_enabled: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -180,11 +188,13 @@ class Settings(BaseSettings):
     @field_validator("websocket_url")
     @classmethod
     def _ws_url(cls, value: str | None) -> str | None:
+        register_url_secrets(value)
         return _check_url(value, ("ws", "wss"), "websocket_url")
 
     @field_validator("rpc_url", "explorer_url", "telegram_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
+        register_url_secrets(value)
         return _check_url(value, ("http", "https"), "URL")
 
     @field_validator("explorer_api_key", "telegram_token", mode="before")
@@ -261,6 +271,37 @@ def _read_toml(path: str | Path) -> dict[str, Any]:
     return {str(k).lower().replace("-", "_"): v for k, v in data.items()}
 
 
+def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
+                        env: Mapping[str, str]) -> None:
+    """``<NAME>_FILE`` (environment) or ``<name>_file`` (TOML, CLI ``--set``): read the
+    setting from that file (first line, stripped), so secrets need not be in argv or in the
+    environment of every child process. A value given directly still wins."""
+    for name in FILE_SETTINGS:
+        key = f"{name}_file"
+        path = overrides.pop(key, None) or toml.pop(key, None) or _env_get(env, key)
+        if path is None or name in overrides:
+            continue
+        try:
+            text = Path(str(path)).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
+        value = text.strip().splitlines()[0].strip() if text.strip() else ""
+        if not value:
+            raise ConfigError(f"{key}: {path} is empty")
+        if name in SECRET_FIELDS:
+            register_secret(value)
+        else:
+            register_url_secrets(value)
+        overrides[name] = value
+
+
+def _env_get(env: Mapping[str, str], key: str) -> str | None:
+    for k, v in env.items():
+        if k.lower() == key:
+            return v
+    return None
+
+
 def load_settings(
     cli: Mapping[str, Any] | None = None,
     *,
@@ -274,6 +315,8 @@ def load_settings(
     """
     toml = _read_toml(config_file) if config_file is not None else {}
     overrides = {k: v for k, v in (cli or {}).items() if v is not None}
+    env = os.environ if environ is None else environ
+    _secrets_from_files(overrides, toml, env)
     cls = type("Settings", (Settings,), {"toml_data": toml, "__module__": __name__})
     saved: dict[str, str] | None = None
     if environ is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
@@ -35,6 +35,7 @@ __all__ = [
     "RateLimiter",
     "assign_source",
     "backfill_ranges",
+    "plausible_head",
     "rollout_bucket",
 ]
 
@@ -94,33 +95,52 @@ class Deduplicator:
     def load(self, entries: Iterable[tuple[str, DedupEntry]]) -> None:
         self._entries.update(entries)
 
-    def offer(self, trade_id: str, block_hash: str) -> Decision:
-        """A trade seen by some source. Apply and return the decision."""
+    def offer(self, trade_id: str, block_hash: str,
+              staged: dict[str, DedupEntry] | None = None) -> Decision:
+        """A trade seen by some source: the decision.
+
+        With ``staged`` (the pipeline's way) the new entry goes into ``staged`` and the
+        decision sees earlier staged entries; the deduplicator itself changes only when the
+        caller :meth:`apply` s them after the durable commit. Without it, applied at once."""
         block_hash = block_hash.lower()
-        old = self._entries.get(trade_id)
+        target = self._entries if staged is None else staged
+        old = self._lookup(trade_id, staged)
         if old is None:
             new = DedupEntry(block_hash, False, 1, 0)
-            self._entries[trade_id] = new
+            target[trade_id] = new
             return Decision(True, "trade", 1, new)
         if old.retracted:
             new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions)
-            self._entries[trade_id] = new
+            target[trade_id] = new
             return Decision(True, "trade", new.deliveries, new)
         if old.block_hash != block_hash:
             new = DedupEntry(block_hash, False, old.deliveries, old.retractions)
-            self._entries[trade_id] = new
+            target[trade_id] = new
             return Decision(False, "moved", old.deliveries, new)
         return Decision(False, "duplicate", old.deliveries, old)
 
-    def retract(self, trade_id: str, block_hash: str) -> Decision:
-        """A trade's log was removed from block ``block_hash``. Apply and return."""
+    def retract(self, trade_id: str, block_hash: str,
+                staged: dict[str, DedupEntry] | None = None) -> Decision:
+        """A trade's log was removed from block ``block_hash``: the decision (``staged`` as
+        in :meth:`offer`)."""
         block_hash = block_hash.lower()
-        old = self._entries.get(trade_id)
+        old = self._lookup(trade_id, staged)
         if old is None or old.retracted or old.block_hash != block_hash:
             return Decision(False, "ignored", 0, old)
         new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1)
-        self._entries[trade_id] = new
+        (self._entries if staged is None else staged)[trade_id] = new
         return Decision(True, "retraction", new.retractions, new)
+
+    def apply(self, staged: dict[str, DedupEntry]) -> None:
+        """Make staged decisions current: call only after they were committed to disk."""
+        self._entries.update(staged)
+
+    def _lookup(self, trade_id: str, staged: dict[str, DedupEntry] | None) -> DedupEntry | None:
+        if staged is not None:
+            entry = staged.get(trade_id)
+            if entry is not None:
+                return entry
+        return self._entries.get(trade_id)
 
 
 # --------------------------------------------------------------------------------------
@@ -228,17 +248,19 @@ class BlockTracker:
         return max(canonical) + 1 if canonical else (self.head or 0) + 1
 
 
-def backfill_ranges(cursor: int, head: int, chunk: int) -> list[tuple[int, int]]:
-    """Inclusive ranges covering ``cursor+1 .. head`` in chunks of at most ``chunk`` blocks."""
+def backfill_ranges(cursor: int, head: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """Inclusive ranges covering ``cursor+1 .. head`` in chunks of at most ``chunk`` blocks,
+    yielded one at a time (a hostile head 2^62 blocks ahead costs nothing until fetched)."""
     if chunk <= 0:
         raise ValueError("chunk must be positive")
-    out = []
-    start = cursor + 1
+    return _ranges(cursor + 1, head, chunk)
+
+
+def _ranges(start: int, head: int, chunk: int) -> Iterator[tuple[int, int]]:
     while start <= head:
         end = min(head, start + chunk - 1)
-        out.append((start, end))
+        yield start, end
         start = end + 1
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -356,6 +378,18 @@ def rollout_bucket(address: str) -> int:
     body = address.lower().removeprefix("0x")
     digest = keccak(bytes.fromhex(body))
     return int.from_bytes(digest[:8], "big") % 100
+
+
+def plausible_head(number: int, last: int | None, elapsed: float, *, block_interval: float,
+                   slack: int) -> bool:
+    """Can the chain be at ``number`` when it was at ``last`` ``elapsed`` clock seconds ago?
+
+    Blocks come every ``block_interval`` clock seconds; allow twice that rate plus
+    ``slack`` blocks. A head beyond it (a node sending a height that never materialises)
+    must not steer backfill toward it."""
+    if last is None:
+        return True
+    return number <= last + slack + 2.0 * max(elapsed, 0.0) / block_interval
 
 
 def assign_source(address: str, websocket_share: float) -> str:

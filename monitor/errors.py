@@ -3,15 +3,18 @@
 ```
 MonitorError                      base; str() is always redacted (no keys, no tokens)
 ├── ConfigError                   a setting is invalid: fix the configuration, do not retry
+├── StoreError                    the state database refused a write (locked, disk full):
+│                                 nothing was changed; retry later, memory is untouched
 ├── TransportError                the bytes did not get through: retry with backoff
 │   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
 │   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
 │   └── ConnectionLost            an open connection closed or broke under us
 ├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
 ├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
-├── BadResponse(status)           not JSON, HTML error page, JSON without id/result:
-│                                 retry a few times, then report the provider (a 4xx
-│                                 page other than 408 is not retried: key or URL wrong)
+├── BadResponse(status, kind)     not JSON, HTML error page, JSON without id/result,
+│                                 past a bound (``kind``: too_large, too_deep, not_json,
+│                                 bad_shape, ...): retry a few times, then report the
+│                                 provider (a 4xx page other than 408 is not retried)
 ├── RpcError(code, message)       the node answered with a JSON-RPC error: do not retry
 │                                 (the request itself is wrong), except rate-limit codes
 ├── NotConnected                  a WebSocket request while the socket is not up: wait for
@@ -41,6 +44,7 @@ __all__ = [
     "RateLimited",
     "RpcError",
     "ServerError",
+    "StoreError",
     "Timeout",
     "TransportError",
     "is_retryable",
@@ -98,9 +102,16 @@ class RateLimited(MonitorError):
 class BadResponse(MonitorError):
     """An answer we cannot read: not JSON, an HTML page, JSON of the wrong shape."""
 
-    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+    def __init__(self, message: str = "", *, status: int | None = None,
+                 kind: str = "bad_response") -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind
+
+
+class StoreError(MonitorError):
+    """SQLite refused a read or a write. The transaction was rolled back; nothing in
+    memory changed. Retry later (locked, disk full) or fix ``state_db`` (not a database)."""
 
 
 class RpcError(MonitorError):

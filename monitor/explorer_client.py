@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from monitor.bounds import quantity
 from monitor.clock import Clock, SystemClock
 from monitor.cores import RateLimiter
 from monitor.errors import (
@@ -46,6 +47,7 @@ from monitor.errors import (
     Timeout,
 )
 from monitor.history import History, NullHistory
+from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
 
@@ -68,12 +70,22 @@ class ExplorerNotOk(MonitorError):
 
 
 def _hex_int(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.startswith(("0x", "0X")):
-        return int(text, 16) if len(text) > 2 else 0
-    return int(text or "0")
+    """A bounded quantity: hex (``"0x"`` is 0) or decimal; ``ValueError`` otherwise."""
+    if value == "0x":
+        return 0
+    return quantity(value)
+
+
+def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = row.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is a {type(value).__name__}, not a string")
+    if len(value) > _MAX_FIELD:
+        raise ValueError(f"{key} has {len(value)} characters")
+    return value
+
+
+_MAX_FIELD = 1 << 16  # a log's data of 7 words is 450 characters
 
 
 def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,15 +93,21 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
 
     Hex quantities are normalised (``"0x"`` means 0), ``timeStamp`` becomes
     ``blockTimestamp``, ``removed`` is False (the explorer only shows the canonical chain).
+    Raises ``ValueError`` for a row that is not what the explorer sends (a field of the
+    wrong type, a number out of range): the caller skips and counts it.
     """
+    topics = row.get("topics") or []
+    if not isinstance(topics, list) or len(topics) > 4 or not all(
+            isinstance(t, str) for t in topics):
+        raise ValueError("topics is not a list of at most 4 strings")
     return {
-        "address": str(row.get("address", "")).lower(),
-        "topics": [str(t).lower() for t in row.get("topics") or () if t],
-        "data": row.get("data") or "0x",
+        "address": _text(row, "address").lower(),
+        "topics": [t.lower() for t in topics if t],
+        "data": _text(row, "data", "0x") or "0x",
         "blockNumber": hex(_hex_int(row.get("blockNumber", "0x"))),
-        "blockHash": str(row.get("blockHash", "")).lower(),
+        "blockHash": _text(row, "blockHash").lower(),
         "blockTimestamp": hex(_hex_int(row.get("timeStamp", "0x"))),
-        "transactionHash": str(row.get("transactionHash", "")).lower(),
+        "transactionHash": _text(row, "transactionHash").lower(),
         "transactionIndex": hex(_hex_int(row.get("transactionIndex", "0x"))),
         "logIndex": hex(_hex_int(row.get("logIndex", "0x"))),
         "removed": False,
@@ -127,6 +145,7 @@ class ExplorerClient:
         self.clock = clock or SystemClock()
         self.limiter = RateLimiter(rate_per_s * speed, burst=1)
         self.calls = CallCounter()
+        self.bad_rows = 0
 
     # -- public API --------------------------------------------------------------------
 
@@ -170,16 +189,21 @@ class ExplorerClient:
             if not isinstance(rows, list):
                 raise BadResponse("getLogs result is not a list")
             for row in rows:
-                if not isinstance(row, dict):
-                    raise BadResponse("getLogs row is not an object")
-                key = (str(row.get("transactionHash", "")).lower(), str(row.get("logIndex")))
+                try:
+                    if not isinstance(row, dict):
+                        raise ValueError(f"row is a {type(row).__name__}, not an object")
+                    converted = explorer_log_to_rpc(row)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    self._bad_row(exc)
+                    continue
+                key = (converted["transactionHash"], converted["logIndex"])
                 if key not in seen:
                     seen.add(key)
-                    out.append(explorer_log_to_rpc(row))
+                    out.append(converted)
             if len(rows) < self.page_size:
                 return out
             if (page + 1) * self.page_size > RESULT_WINDOW:
-                last = max(_hex_int(r.get("blockNumber", "0x")) for r in rows)
+                last = max((int(r["blockNumber"], 16) for r in out), default=start)
                 if last <= start:  # one block holds more than the window: cannot page on
                     raise ExplorerNotOk(f"more than {RESULT_WINDOW} logs in block {start}")
                 start, page = last, 1
@@ -187,6 +211,16 @@ class ExplorerClient:
                 page += 1
 
     # -- internals ---------------------------------------------------------------------
+
+    def _bad_row(self, exc: Exception) -> None:
+        """A row that cannot be read: skipped (the valid rows beside it are kept), counted
+        by :attr:`bad_rows` and recorded as a ``bad_input`` history row."""
+        self.bad_rows += 1
+        reason = f"{type(exc).__name__}: {exc}"[:200]
+        self.history.record("bad_input", kind="explorer_bad_row", source="explorer",
+                            reason=reason)
+        if self.bad_rows <= 3 or self.bad_rows % 1000 == 0:
+            log.warning("explorer row skipped (%d so far): %s", self.bad_rows, reason)
 
     def _envelope(self, body: Any) -> Any:
         if not isinstance(body, dict) or "status" not in body:
@@ -239,8 +273,8 @@ class ExplorerClient:
                     self.base_url, params=query,
                     timeout=aiohttp.ClientTimeout(total=self.timeout),
                 ) as resp:
-                    raw = await resp.read()
                     status = resp.status
+                    raw = await read_body(resp, what=f"explorer {method}")
             except TimeoutError:
                 kind = "timeout"
                 raise Timeout(f"explorer {method} timed out after {self.timeout:.2f}s") from None
@@ -251,8 +285,15 @@ class ExplorerClient:
             except aiohttp.ClientError as exc:
                 kind = "transport"
                 raise ConnectError(f"explorer {method}: {type(exc).__name__}: {exc}") from None
+            except BadResponse:
+                kind = "bad_response"
+                raise
             try:
                 body = json.loads(raw)
+            except RecursionError:
+                kind = "bad_response"
+                raise BadResponse(f"explorer {method}: JSON nested too deep", status=status,
+                                  kind="too_deep") from None
             except ValueError:
                 kind = "bad_response"
                 snippet = raw[:60].decode("utf-8", "replace").replace("\n", " ")

@@ -1,17 +1,23 @@
 """The monitor's history: one JSON line per event, stamped with the machine-wide clock.
 
 Rows are redacted before they are written (see :mod:`monitor.redact`). Writes are
-line-buffered and flushed so that a ``kill -9`` loses at most the line being written.
+line-buffered and flushed so that a ``kill -9`` loses at most the line being written. The
+file is created 0600. A write that fails (disk full) never raises into the monitor: the
+row is counted in :attr:`History.dropped` and logged once per failure streak.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import IO, Any
 
 from monitor.clock import Clock, SystemClock
+from monitor.private_files import open_private
 from monitor.redact import redact_obj
+
+log = logging.getLogger("monitor.history")
 
 __all__ = ["History", "NullHistory"]
 
@@ -22,24 +28,39 @@ class History:
     def __init__(self, path: str | Path | None, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._fh: IO[str] | None = None
+        self.dropped = 0
+        self._failing = False
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (kept open)
+            self._fh = open_private(Path(path), buffering=1)
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"t_ns": self._clock.now_ns(), "event": event}
         row.update(redact_obj(fields))
         if self._fh is not None:
-            self._fh.write(json.dumps(row, separators=(",", ":"), default=str) + "\n")
+            try:
+                self._fh.write(json.dumps(row, separators=(",", ":"), default=str) + "\n")
+                self._failing = False
+            except (OSError, ValueError) as exc:
+                self.dropped += 1
+                if not self._failing:
+                    self._failing = True
+                    log.error("history write failed (%s): rows are dropped until it works",
+                              exc)
         return row
 
     def flush(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
+            try:
+                self._fh.flush()
+            except OSError:
+                self.dropped += 1
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                self.dropped += 1
             self._fh = None
 
 

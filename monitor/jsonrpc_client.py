@@ -42,6 +42,7 @@ from monitor.errors import (
     is_retryable,
 )
 from monitor.history import History, NullHistory
+from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact
 
@@ -96,8 +97,9 @@ def _rpc_error(err: Any) -> MonitorError:
     if not isinstance(err, dict):
         return BadResponse(f"JSON-RPC error is not an object: {_snippet(str(err))}")
     code = err.get("code")
-    message = str(err.get("message", ""))
-    if not isinstance(code, int):
+    message = err.get("message", "")
+    message = message[:500] if isinstance(message, str) else f"<{type(message).__name__}>"
+    if type(code) is not int or abs(code) >= 1 << 31:
         return BadResponse(f"JSON-RPC error without an integer code: {_snippet(message)}")
     if code in RATE_LIMIT_RPC_CODES:
         return RateLimited(f"JSON-RPC {code}: {message}")
@@ -115,6 +117,9 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
     try:
         parsed = json.loads(body)
+    except RecursionError:
+        return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
+                           kind="too_deep")
     except ValueError:
         parsed = None
         kind = "HTML page" if body.lstrip()[:1] == "<" else "not JSON"
@@ -287,7 +292,8 @@ class JsonRpcHttpClient:
             try:
                 async with self._session.post(self.url, json=body,
                                               timeout=self._timeout) as resp:
-                    text = await resp.text(errors="replace")
+                    raw = await read_body(resp, what=self.name)
+                    text = raw.decode("utf-8", errors="replace")
                     status, headers = resp.status, resp.headers
             except TimeoutError:
                 raise Timeout(f"no answer in {self._timeout.total} s") from None

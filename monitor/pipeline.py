@@ -1,11 +1,22 @@
 """Logs in -> trades and retractions at the sink, once. Shared by every source.
 
 ``log dict -> decode -> (removed: retract | dedup) -> store (dedup state + outbox, one
-transaction) -> sink -> mark sent -> history``. Decode errors are counted and written to
-the history (``decode_error``); they never stop the monitor.
+transaction) -> dedup state in memory -> sink -> mark sent -> history``. Decode errors are
+counted and written to the history (``decode_error``); they never stop the monitor.
 
-The dedup decision is taken synchronously before any ``await``, so sources running in
+The dedup decisions of a batch are *staged*: memory changes only after the SQLite commit
+succeeded. A commit that fails (locked database, full disk) leaves memory as it was and
+raises :class:`~monitor.errors.StoreError`, so the caller does not move its cursor and the
+trades are fetched again. A row SQLite rejects on its own (a value it cannot hold) is
+dropped and counted without taking the valid rows of its batch with it.
+
+Decisions and commit are synchronous (no ``await`` between them), so sources running in
 parallel (WebSocket, backfill, explorer) cannot both deliver one trade id.
+
+A sink that fails (``OSError`` such as ENOSPC, or the bot's callback raising) does not lose
+anything: the events stay in the outbox, the error is counted and logged, and
+:meth:`Pipeline.redeliver` (run periodically by the monitor) sends them again while the
+process runs. Sent outbox rows are pruned there too.
 """
 
 from __future__ import annotations
@@ -15,7 +26,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.cores import Decision, Deduplicator
+from monitor.cores import Decision, DedupEntry, Deduplicator
+from monitor.errors import StoreError
 from monitor.history import History, NullHistory
 from monitor.sinks import Sink, SinkEvent
 from monitor.store import OutboxItem, Store
@@ -43,14 +55,27 @@ class Pipeline:
         self.dedup = Deduplicator()
         self.counters: Counter[str] = Counter()
         self.dedup.load(store.dedup_entries())
+        self.sink_failing = False
 
     async def recover(self) -> int:
         """Deliver whatever the outbox still holds (after a crash). Returns how many."""
         items = self.store.pending()
-        await self._send_all(items)
+        await self._send_all(items, retry=True)
         if items:
             log.info("redelivered %d outbox event(s) after restart", len(items))
         return len(items)
+
+    async def redeliver(self) -> int:
+        """Re-send outbox events a failed sink left behind, then prune sent rows.
+        Returns how many were re-sent. Cheap when nothing is pending."""
+        sent = 0
+        if self.sink_failing or self.store.has_pending():
+            items = self.store.pending()
+            sent = await self._send_all(items, retry=True)
+            if sent:
+                log.info("redelivered %d outbox event(s)", sent)
+        self.counters["outbox_pruned"] += self.store.prune_outbox()
+        return sent
 
     async def on_log(self, entry: dict[str, Any], source: str) -> Trade | None:
         """One log from any source. Returns the trade if it was delivered now."""
@@ -61,10 +86,11 @@ class Pipeline:
         """A batch of logs from one source: decisions for all, ONE store transaction, sink
         events in order, one transaction marking them sent. Returns the trades delivered."""
         pending: list[tuple[Decision, str, str, Trade | None]] = []
+        staged: dict[str, DedupEntry] = {}
         for entry in entries:
             self.counters["logs"] += 1
             if isinstance(entry, dict) and entry.get("removed") is True:
-                self._removed(entry, source, pending)
+                self._removed(entry, source, pending, staged)
                 continue
             try:
                 trade = decode_order_filled(entry, self.exchanges)
@@ -74,39 +100,84 @@ class Pipeline:
             except Exception as exc:  # anything odd in a log is a decode error, never a crash
                 self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
                 continue
-            self._offer(trade, source, pending)
-        items = self.store.commit_many(pending)
+            self._offer(trade, source, pending, staged)
+        items = self._commit(pending, staged)
         await self._send_all(items)
         return [i.trade for i in items if i.kind == "trade" and i.trade is not None]
 
     async def offer(self, trade: Trade, source: str) -> Trade | None:
         pending: list[tuple[Decision, str, str, Trade | None]] = []
-        self._offer(trade, source, pending)
-        items = self.store.commit_many(pending)
+        staged: dict[str, DedupEntry] = {}
+        self._offer(trade, source, pending, staged)
+        items = self._commit(pending, staged)
         await self._send_all(items)
         return trade if any(i.kind == "trade" for i in items) else None
 
     async def retract(self, tid: str, block_hash: str) -> bool:
         """Retract ``tid`` if it stands in ``block_hash`` (reorg re-check)."""
         pending: list[tuple[Decision, str, str, Trade | None]] = []
-        self._retract(tid, block_hash, "backfill", pending)
-        items = self.store.commit_many(pending)
+        staged: dict[str, DedupEntry] = {}
+        self._retract(tid, block_hash, "backfill", pending, staged)
+        items = self._commit(pending, staged)
         await self._send_all(items)
         return bool(items)
 
+    def _commit(self, pending: list[tuple[Decision, str, str, Trade | None]],
+                staged: dict[str, DedupEntry]) -> list[OutboxItem]:
+        """Commit the staged decisions, then (only then) apply them in memory.
+
+        A transient failure (locked, disk full, I/O) raises :class:`StoreError` with memory
+        untouched. A row SQLite rejects by itself is dropped (counted, ``store_rejected`` in
+        the history) and the rest of the batch is committed row by row."""
+        if not pending:
+            return []
+        try:
+            items = self.store.commit_many(pending)
+        except StoreError:
+            raise
+        except (OverflowError, ValueError, TypeError) as exc:
+            items = self._commit_rows(pending, staged, exc)
+            return items
+        self.dedup.apply(staged)
+        return items
+
+    def _commit_rows(self, pending: list[tuple[Decision, str, str, Trade | None]],
+                     staged: dict[str, DedupEntry], cause: Exception
+                     ) -> list[OutboxItem]:
+        log.warning("a batch of %d decision(s) was refused by the store (%s): committing "
+                    "row by row", len(pending), type(cause).__name__)
+        bad: set[str] = set()
+        items: list[OutboxItem] = []
+        for row in pending:
+            if row[1] in bad:
+                continue
+            try:
+                items.extend(self.store.commit_many([row]))
+            except StoreError:
+                raise
+            except (OverflowError, ValueError, TypeError) as exc:
+                bad.add(row[1])
+                self.counters["store_rejected"] += 1
+                self.history.record("bad_input", kind="store_rejected", trade_id=row[1],
+                                    reason=f"{type(exc).__name__}: {exc}"[:200])
+        self.dedup.apply({k: v for k, v in staged.items() if k not in bad})
+        return items
+
     def _offer(self, trade: Trade, source: str,
-               pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
+               pending: list[tuple[Decision, str, str, Trade | None]],
+               staged: dict[str, DedupEntry]) -> None:
         if trade.wallet not in self.wallets:
             self.counters["other_wallet"] += 1
             return
-        decision = self.dedup.offer(trade.id, trade.block_hash)
+        decision = self.dedup.offer(trade.id, trade.block_hash, staged)
         if not decision.emit:
             self.counters[decision.kind] += 1
         if decision.emit or decision.kind == "moved":
             pending.append((decision, trade.id, source, trade))
 
     def _removed(self, entry: dict[str, Any], source: str,
-                 pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
+                 pending: list[tuple[Decision, str, str, Trade | None]],
+                 staged: dict[str, DedupEntry]) -> None:
         try:
             raw = entry["logIndex"]
             index = int(raw, 16) if isinstance(raw, str) else int(raw)
@@ -115,26 +186,42 @@ class Pipeline:
         except (KeyError, TypeError, ValueError) as exc:
             self.report_decode_error(entry, f"removed log without id fields: {exc}")
             return
-        self._retract(tid, block_hash, source, pending)
+        self._retract(tid, block_hash, source, pending, staged)
 
     def _retract(self, tid: str, block_hash: str, source: str,
-                 pending: list[tuple[Decision, str, str, Trade | None]]) -> None:
-        decision = self.dedup.retract(tid, block_hash)
+                 pending: list[tuple[Decision, str, str, Trade | None]],
+                 staged: dict[str, DedupEntry]) -> None:
+        decision = self.dedup.retract(tid, block_hash, staged)
         if not decision.emit:
             self.counters["retract_ignored"] += 1
             return
         pending.append((decision, tid, source, None))
 
-    async def _send_all(self, items: list[OutboxItem]) -> None:
-        if not items:
-            return
+    async def _send_all(self, items: list[OutboxItem], *, retry: bool = False) -> int:
+        """Hand events to the sink in order; stop at the first failure (the rest stay in
+        the outbox for :meth:`redeliver`). Never raises for a sink failure. While the sink
+        is failing, new events wait in the outbox behind the older ones (order kept) unless
+        ``retry``. Returns how many were sent."""
+        if not items or (self.sink_failing and not retry):
+            return 0
         sent: list[int] = []
         try:
             for item in items:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
                                   item.trade)
-                await self.sink.emit(event)
+                try:
+                    await self.sink.emit(event)
+                except Exception as exc:  # ENOSPC, the bot's callback raising, ...
+                    self.counters["sink_errors"] += 1
+                    if not self.sink_failing:
+                        log.error("sink failed (%s: %s): %d event(s) kept in the outbox, "
+                                  "retried while running", type(exc).__name__, exc,
+                                  len(items) - len(sent))
+                        self.history.record("sink_error", error=type(exc).__name__,
+                                            reason=str(exc)[:200])
+                    self.sink_failing = True
+                    return len(sent)
                 sent.append(item.seq)
                 if item.kind == "trade":
                     self.counters["delivered"] += 1
@@ -147,8 +234,13 @@ class Pipeline:
                     self.counters["retracted"] += 1
                     self.history.record("retracted", trade_id=item.trade_id,
                                         block_hash=item.block_hash)
+            if self.sink_failing:
+                self.sink_failing = False
+                log.info("sink delivering again")
+                self.history.record("sink_recovered")
         finally:
             self.store.mark_sent_many(sent)
+        return len(sent)
 
     def report_decode_error(self, entry: Any, reason: str) -> None:
         self.counters["decode_errors"] += 1

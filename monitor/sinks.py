@@ -17,17 +17,27 @@ flushed; ``fsync=True`` also fsyncs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from monitor.clock import Clock, SystemClock
+from monitor.errors import ConfigError
+from monitor.private_files import PRIVATE_MODE
 from monitor.trades import Trade
 
-__all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkEvent"]
+__all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkError", "SinkEvent"]
+
+log = logging.getLogger("monitor.sinks")
+
+
+class SinkError(ConfigError):
+    """The detections file cannot be opened (a directory, no permission). Fix the path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,12 @@ class MemorySink:
 
 
 class JsonlSink:
-    """The detections file. Idempotent across crashes (see the module docstring)."""
+    """The detections file (mode 0600). Idempotent across crashes (see the module docstring).
+
+    Each row is one ``os.write`` of a whole line. A write that fails (ENOSPC, EIO) is
+    undone by truncating the file back to its size before the write, so a torn line never
+    sits in the middle of the file, and the error goes to the caller (the pipeline keeps
+    the event in its outbox and tries again later)."""
 
     def __init__(self, path: str | Path, *, fsync: bool = False,
                  clock: Clock | None = None) -> None:
@@ -90,9 +105,17 @@ class JsonlSink:
         self.fsync = fsync
         self._clock = clock or SystemClock()
         self._counts: dict[tuple[str, str], int] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self.skipped_lines = 0
+        if self.path.is_dir():
+            raise SinkError(f"detections file {self.path} is a directory")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._recover()
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                           PRIVATE_MODE)
+        except OSError as exc:
+            raise SinkError(f"detections file {self.path}: {exc.strerror or exc}") from None
+        self._size = os.fstat(self._fd).st_size
 
     def _recover(self) -> None:
         if not self.path.exists():
@@ -105,15 +128,24 @@ class JsonlSink:
         for line in data[:end].splitlines():
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
+                row = None
+            if not isinstance(row, dict):  # garbage, or JSON that is not a row
+                self.skipped_lines += 1
                 continue
             kind = row.get("kind")
+            trade = row.get("trade")
             if kind == "retraction":
                 tid = row.get("trade_id")
             else:
-                tid = (row.get("trade") or {}).get("id")
+                tid = trade.get("id") if isinstance(trade, dict) else None
             if isinstance(kind, str) and isinstance(tid, str):
                 self._counts[(kind, tid)] = self._counts.get((kind, tid), 0) + 1
+            else:
+                self.skipped_lines += 1
+        if self.skipped_lines:
+            log.warning("detections file %s: %d line(s) are not detection rows; kept as they "
+                        "are and ignored", self.path, self.skipped_lines)
 
     def written(self, kind: str, trade_id: str) -> int:
         """How many rows of ``kind`` for ``trade_id`` the file holds."""
@@ -123,9 +155,10 @@ class JsonlSink:
         self.write(event)
 
     def write(self, event: SinkEvent) -> bool:
-        """Write the row unless the file already has it. True if written."""
-        if self._fh is None:
-            raise RuntimeError("sink is closed")
+        """Write the row unless the file already has it. True if written. Raises
+        ``OSError`` (the file unchanged) when the write fails."""
+        if self._fd is None:
+            raise SinkError("sink is closed")
         k = (event.kind, event.trade_id)
         if self._counts.get(k, 0) >= event.generation:
             return False
@@ -137,14 +170,22 @@ class JsonlSink:
         else:
             row = {"t_ns": self._clock.now_ns(), "kind": "retraction",
                    "trade_id": event.trade_id, "block_hash": event.block_hash}
-        self._fh.write(json.dumps(row, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
+        data = (json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
         self._counts[k] = self._counts.get(k, 0) + 1
         return True
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -21,7 +21,9 @@ on restart; the sink skips it if it had already written it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cores import Decision, DedupEntry
+from monitor.errors import StoreError
 from monitor.trades import Trade
 
 __all__ = ["Cursor", "OutboxItem", "Store"]
@@ -80,14 +83,33 @@ class OutboxItem:
 class Store:
     """One SQLite database. Not thread-safe: use it from the event loop thread only."""
 
-    def __init__(self, path: str | Path, *, keep_blocks: int = 256) -> None:
+    def __init__(self, path: str | Path, *, keep_blocks: int = 256,
+                 synchronous: str = "FULL") -> None:
+        """Open (or create, mode 0600) the database. Raises :class:`StoreError` when
+        ``path`` is a directory, not a database, or cannot be written.
+
+        ``synchronous``: ``FULL`` (default) fsyncs the WAL at every commit, so a delivered
+        trade survives power loss; ``NORMAL`` survives a process crash (``kill -9``) but may
+        lose the last commits on power loss. The cost is in ``make bench``."""
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise StoreError(f"state_db: synchronous must be FULL or NORMAL, not {synchronous!r}")
+        try:
+            if self.path != ":memory:":
+                p = Path(self.path)
+                if p.is_dir():
+                    raise StoreError(f"state_db {self.path} is a directory, not a database file")
+                p.parent.mkdir(parents=True, exist_ok=True)
+                if not p.exists():  # created private: it holds the wallets watched
+                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state_db {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
         self.keep_blocks = keep_blocks
 
     def close(self) -> None:
@@ -210,7 +232,15 @@ class Store:
             self._db.executemany("UPDATE outbox SET sent=1 WHERE seq=?", [(q,) for q in seqs])
 
     def mark_sent(self, seq: int) -> None:
-        self._db.execute("UPDATE outbox SET sent=1 WHERE seq=?", (seq,))
+        self.mark_sent_many([seq])
+
+    def has_pending(self) -> bool:
+        return self._db.execute("SELECT 1 FROM outbox WHERE sent=0 LIMIT 1").fetchone() \
+            is not None
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     def pending(self) -> list[OutboxItem]:
         """Events queued but not confirmed by the sink, oldest first."""
@@ -225,7 +255,11 @@ class Store:
 
     def prune_outbox(self) -> int:
         """Drop sent outbox rows (the ``delivered`` table keeps dedup state)."""
-        return self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount
+        with self._tx():
+            return self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount
+
+    def outbox_size(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
         q = self._db.execute
@@ -237,14 +271,30 @@ class Store:
 
 
 class _Tx:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error). SQLite's own failures
+    (locked, disk full, I/O error, corrupt file) become :class:`StoreError`; a value SQLite
+    cannot hold (``OverflowError``) passes through as it is."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def __enter__(self) -> _Tx:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"state_db: cannot begin a transaction: {exc}") from None
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"state_db: commit failed: {err}") from None
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"state_db: {exc}") from None

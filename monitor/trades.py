@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from eth_abi import decode as abi_decode
 
+from monitor.bounds import MAX_QUANTITY
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_V1, ORDER_FILLED_V2, trade_id
 
 __all__ = [
@@ -95,19 +96,22 @@ class Trade:
 
 
 def _quantity(value: Any, what: str) -> int:
-    if type(value) is str and len(value) > 2 and value[:2] == "0x":
+    if type(value) is str and 2 < len(value) <= 18 and value[:2] == "0x":
         try:
-            return int(value, 16)
+            n = int(value, 16)
         except ValueError:
             pass
-    if isinstance(value, int):
+        else:
+            if n <= MAX_QUANTITY:
+                return n
+            raise DecodeError(f"{what} out of range: {value}")
+    if type(value) is int and 0 <= value <= MAX_QUANTITY:
         return value
     if not isinstance(value, str) or not value.startswith("0x"):
-        raise DecodeError(f"{what} is not a hex quantity: {value!r}")
-    try:
-        return int(value, 16) if len(value) > 2 else 0
-    except ValueError:
-        raise DecodeError(f"{what} is not a hex quantity: {value!r}") from None
+        raise DecodeError(f"{what} is not a hex quantity: {str(value)[:40]!r}")
+    if value == "0x":
+        return 0
+    raise DecodeError(f"{what} is not a hex quantity in range: {value[:40]!r}")
 
 
 _HEX = re.compile(r"0x[0-9a-fA-F]*\Z")

@@ -59,6 +59,7 @@ from typing import Any
 import aiohttp
 
 from monitor.alerts import Alerter, LogAlerter, TelegramAlerter
+from monitor.bounds import quantity
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.connection import ConnState, WsSettings
@@ -69,6 +70,7 @@ from monitor.cores import (
     HeadKind,
     assign_source,
     backfill_ranges,
+    plausible_head,
 )
 from monitor.errors import BadResponse, MonitorError, RpcError
 from monitor.explorer_client import ExplorerClient
@@ -80,7 +82,8 @@ from monitor.polling import PollingMonitor
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.store import Store
-from monitor.websocket_manager import WebSocketManager
+from monitor.supervisor import Supervisor
+from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
 
 __all__ = ["WalletMonitor", "WsShard", "split_wallets"]
@@ -100,12 +103,8 @@ def split_wallets(wallets: Sequence[str], share: float, websocket: bool
 
 
 def _qty(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.startswith("0x"):
-        return int(text, 16) if len(text) > 2 else 0
-    return int(text or "0")
+    """A bounded quantity from the node (``ValueError`` past 2^63 or not a number)."""
+    return quantity(value)
 
 
 class _Rpc:
@@ -134,7 +133,8 @@ class WsShard:
 
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
-                 history: History, clock: Clock, alerts: Alerter | None) -> None:
+                 history: History, clock: Clock, alerts: Alerter | None,
+                 supervisor: Supervisor | None = None) -> None:
         self.index = index
         self.conn_id = f"ws{index}"
         self.wallets = wallets
@@ -157,7 +157,9 @@ class WsShard:
             staleness_blocks=settings.staleness_blocks, block_interval=settings.block_interval,
             speed=settings.speed, seed=index)
         self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
-                                        history=history, alerts=alerts, conn_id=self.conn_id)
+                                        history=history, alerts=alerts, conn_id=self.conn_id,
+                                        session_factory=None if settings.tls_verify
+                                        else insecure_factory)
         self.manager.on_connected.append(self._on_connected)
         self.manager.on_disconnected.append(self._on_disconnected)
         self.head: int | None = None
@@ -166,7 +168,10 @@ class WsShard:
         self.live_from: int | None = None  # first head of the current connection
         self._healthy = False
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(
+            maxsize=settings.live_queue_max)
+        self.supervisor = supervisor or Supervisor(history=history, clock=clock,
+                                                   alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
         self._handback = False
         self._verified_restart = False
@@ -200,9 +205,9 @@ class WsShard:
         await self.manager.subscribe(["logs", self.log_filter()], self._on_log)
         await self.manager.subscribe(["newHeads"], self._on_head)
         await self.manager.start()
-        self._tasks = [asyncio.create_task(self._deliver_loop(), name=f"live-{self.conn_id}"),
-                       asyncio.create_task(self._sync_loop(), name=f"sync-{self.conn_id}"),
-                       asyncio.create_task(self._health_loop(), name=f"health-{self.conn_id}")]
+        self._tasks = [self.supervisor.spawn(f"live-{self.conn_id}", self._deliver_loop),
+                       self.supervisor.spawn(f"sync-{self.conn_id}", self._sync_loop),
+                       self.supervisor.spawn(f"health-{self.conn_id}", self._health_loop)]
 
     async def stop(self) -> None:
         self._stop.set()
@@ -236,7 +241,14 @@ class WsShard:
         if not isinstance(result, dict):
             self.pipeline.report_decode_error(result, "notification result is not a log object")
             return
-        self._inbox.put_nowait(result)
+        try:
+            self._inbox.put_nowait(result)
+        except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
+            self.counters["live_queue_overflow"] += 1
+            if self.counters["live_queue_overflow"] == 1:
+                log.warning("[%s] live queue full (%d): dropping, a sync will re-fetch",
+                            self.conn_id, self._inbox.maxsize)
+            self._wake.set()
 
     async def _deliver_loop(self) -> None:
         """Deliver live logs in arrival order, in batches of whatever is waiting (one store
@@ -248,9 +260,11 @@ class WsShard:
                 batch.append(self._inbox.get_nowait())
             try:
                 await self.pipeline.on_logs(batch, "ws")
-            except Exception:  # never lose the delivery task; the next sync re-fetches
+            except Exception as exc:  # never lose the delivery task; the next sync re-fetches
                 self.counters["deliver_errors"] += 1
-                log.exception("[%s] live delivery failed", self.conn_id)
+                log.warning("[%s] live delivery failed (%s: %s); the next sync re-fetches",
+                            self.conn_id, type(exc).__name__, redact(str(exc)))
+                self._wake.set()
 
     async def drain(self) -> None:
         """Deliver every live log already received (used on stop)."""
@@ -263,11 +277,20 @@ class WsShard:
     def _on_head(self, result: Any) -> None:
         try:
             number = _qty(result["number"])
-            bh, parent = str(result["hash"]), str(result["parentHash"])
-        except (KeyError, TypeError, ValueError):
-            self.counters["bad_heads"] += 1
+            bh, parent = result["hash"], result["parentHash"]
+            if not (isinstance(bh, str) and isinstance(parent, str)
+                    and len(bh) == 66 and len(parent) == 66):
+                raise ValueError("hash and parentHash must be 32-byte hex strings")
+        except (KeyError, TypeError, ValueError) as exc:
+            self._bad_input("bad_head", f"{type(exc).__name__}: {exc}")
             return
         now = self.clock.now()
+        if self.head is not None and self.head_at is not None and not plausible_head(
+                number, self.head, now - self.head_at,
+                block_interval=self.s.scaled(self.s.block_interval),
+                slack=self.s.head_jump_slack):
+            self._bad_input("head_jump", f"head {number} while the last was {self.head}")
+            return
         self.head_at = now
         ev = self.tracker.on_head(number, bh, parent)
         if self.head is None or number > self.head or ev.kind is HeadKind.REORG:
@@ -290,6 +313,14 @@ class WsShard:
                                        self.tracker.hash_at(number - 1), "websocket")
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
             self._set_health(True, "heads flowing")
+
+    def _bad_input(self, kind: str, reason: str) -> None:
+        """Count, record and log (first of each kind) a malformed or implausible input."""
+        self.counters[kind] += 1
+        self.history.record("bad_input", kind=kind, source=self.conn_id, reason=reason[:200])
+        if self.counters[kind] == 1 or self.counters[kind] % 1000 == 0:
+            log.warning("[%s] rejected %s (%d so far): %s", self.conn_id, kind,
+                        self.counters[kind], reason[:200])
 
     # -- health and fallback -----------------------------------------------------------
 
@@ -358,8 +389,14 @@ class WsShard:
             node = _qty(await self.rpc.call("eth_blockNumber", []))
         except (MonitorError, ValueError, TypeError):
             return  # the node is unreachable too: the reconnect loop and fallback handle it
-        self._probed_ok_at = self.clock.now()
         feed = self.head
+        if feed is not None and self.head_at is not None and not plausible_head(
+                node, feed, self.clock.now() - self.head_at,
+                block_interval=self.s.scaled(self.s.block_interval),
+                slack=self.s.head_jump_slack):
+            self._bad_input("head_jump", f"node head {node} while the feed is at {feed}")
+            return
+        self._probed_ok_at = self.clock.now()
         if feed is None or node < feed + (self.s.head_lag_blocks
                                           if self.manager.state is ConnState.CONNECTED else 1):
             return
@@ -387,7 +424,7 @@ class WsShard:
             interval=self.s.fallback_polling_interval, speed=self.s.speed,
             overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
             group="websocket", clock=self.clock)
-        self._poll_task = asyncio.create_task(self._poller.run(), name=f"fallback-{self.conn_id}")
+        self._poll_task = self.supervisor.spawn(f"fallback-{self.conn_id}", self._poller.run)
 
     async def _stop_polling(self, cause: str) -> None:
         poller, task = self._poller, self._poll_task
@@ -458,6 +495,8 @@ class WsShard:
             self.store.set_cursors(missing, first - 1, None, "websocket", forward_only=False)
             cur = self.cursor()
             assert cur is not None
+        if target - cur > self.s.backfill_chunk_blocks:
+            target = await self._confirmed_target(cur, target)
         done = 0
         for a, b in backfill_ranges(cur, target, self.s.backfill_chunk_blocks):
             logs = await self._get_logs(a, b)
@@ -471,6 +510,20 @@ class WsShard:
                                     if n <= target})
         return done
 
+    async def _confirmed_target(self, cur: int, target: int) -> int:
+        """A long backfill: ask the node's HTTP head first, and never go past it (a feed
+        head that the node does not have is not fetched block range after block range)."""
+        node = _qty(await self.rpc.call("eth_blockNumber", []))
+        if node < target:
+            if target - node > self.s.head_jump_slack:
+                self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
+                if self.head is not None and self.head > node:
+                    self.head = node
+                if self.node_head is not None and self.node_head > node:
+                    self.node_head = node
+            return max(cur, node - 1) if node - 1 < target else target
+        return target
+
     async def _get_logs(self, a: int, b: int) -> list[dict[str, Any]]:
         flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
         try:
@@ -481,8 +534,12 @@ class WsShard:
                 return await self._get_logs(a, mid) + await self._get_logs(mid + 1, b)
             raise
         if not isinstance(result, list):
-            raise BadResponse("eth_getLogs result is not a list")
-        return [x for x in result if isinstance(x, dict)]
+            raise BadResponse("eth_getLogs result is not a list", kind="bad_shape")
+        good = [x for x in result if isinstance(x, dict)]
+        if len(good) < len(result):
+            self._bad_input("bad_log", f"{len(result) - len(good)} eth_getLogs entries are "
+                                       f"not log objects")
+        return good
 
     async def _canonical_hash(self, n: int) -> str | None:
         block = await self.rpc.call("eth_getBlockByNumber", [hex(n), False])
@@ -512,7 +569,7 @@ class WsShard:
             logs.extend(await self._get_logs(a, b))
         ids = set()
         for lg in logs:
-            with contextlib.suppress(KeyError, TypeError, ValueError):
+            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
                 ids.add(f"{str(lg['transactionHash']).lower()}:{_qty(lg['logIndex'])}")
         for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, 1 << 62):
             if tid not in ids:
@@ -571,16 +628,31 @@ class WalletMonitor:
         self.ws_wallets, self.poll_wallets = split_wallets(
             settings.wallets, settings.websocket_share, settings.use_websocket)
         self._stopped = False
+        self.alerts: Alerter = LogAlerter()
+        self.supervisor: Supervisor | None = None
 
     async def start(self) -> None:
         s = self.s
         self.history.record("start", mode="websocket" if s.use_websocket else "polling",
                             wallets=len(s.wallets), speed=s.speed, settings=s.redacted_dict())
-        self.store = Store(s.state_db)
+        self.store = Store(s.state_db, synchronous=s.state_synchronous)
         self.pipeline = Pipeline(self.store, self.sink, wallets=s.wallets,
                                  exchanges=s.exchanges, history=self.history)
         await self.pipeline.recover()
-        self.session = aiohttp.ClientSession()
+        if not s.tls_verify:
+            log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "
+                        "are NOT checked; use only against a test node")
+        self.session = aiohttp.ClientSession(
+            connector=None if s.tls_verify else aiohttp.TCPConnector(ssl=False))
+        if s.telegram_token and s.telegram_chat_id:
+            self.alerts = TelegramAlerter(s.telegram_token.get_secret_value(),
+                                          s.telegram_chat_id, session=self.session,
+                                          api_url=s.telegram_api_url)
+        self.supervisor = Supervisor(history=self.history, clock=self.clock,
+                                     alerts=self.alerts, speed=s.speed,
+                                     initial=s.backoff_initial, maximum=s.backoff_max,
+                                     healthy_after=s.backoff_reset_after)
+        self.supervisor.spawn("outbox", self._outbox_loop)
         if s.explorer_url and (self.poll_wallets or self.ws_wallets):
             self.explorer = ExplorerClient(
                 s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
@@ -592,16 +664,12 @@ class WalletMonitor:
             self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
                             timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
                             rate_per_s=s.rpc_rate_per_s)
-            alerts: Alerter = LogAlerter()
-            if s.telegram_token and s.telegram_chat_id:
-                alerts = TelegramAlerter(s.telegram_token.get_secret_value(), s.telegram_chat_id,
-                                         session=self.session, api_url=s.telegram_api_url)
             per = s.max_wallets_per_filter
             for i in range(0, len(self.ws_wallets), per):
                 shard = WsShard(i // per, self.ws_wallets[i:i + per], settings=s,
                                 store=self.store, pipeline=self.pipeline, rpc=self.rpc,
                                 explorer=self.explorer, history=self.history, clock=self.clock,
-                                alerts=alerts)
+                                alerts=self.alerts, supervisor=self.supervisor)
                 self.shards.append(shard)
                 await shard.start()
         if self.poll_wallets:
@@ -612,9 +680,33 @@ class WalletMonitor:
                 interval=s.polling_interval, speed=s.speed,
                 overlap_blocks=s.explorer_overlap_blocks, start_block=s.start_block,
                 group="polling", clock=self.clock)
-            self._poll_task = asyncio.create_task(self.poller.run(), name="polling")
+            self._poll_task = self.supervisor.spawn("polling", self.poller.run)
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    async def _outbox_loop(self) -> None:
+        """Re-send what a failed sink left in the outbox, and prune sent rows, every
+        ``outbox_retry_interval`` (simulated seconds) while the process runs."""
+        assert self.pipeline is not None
+        period = self.s.scaled(self.s.outbox_retry_interval)
+        while not self._stopped:
+            await asyncio.sleep(period)
+            try:
+                await self.pipeline.redeliver()
+            except MonitorError as exc:  # a locked or full database: next round
+                log.warning("outbox redelivery failed (%s); retry in %.2fs", exc.message,
+                            period)
+
+    def tasks_alive(self) -> dict[str, bool]:
+        """Each supervised task: running now? (a crashed task waiting to restart is not)"""
+        alive = self.supervisor.alive() if self.supervisor is not None else {}
+        for shard in self.shards:
+            alive[f"ws-manager-{shard.conn_id}"] = shard.manager.running
+        return alive
+
+    def ready(self) -> bool:
+        """Every part alive (readiness): no task dead or restarting."""
+        return not self._stopped and all(self.tasks_alive().values())
 
     async def wait_connected(self, timeout: float) -> bool:
         """Wait (clock seconds) until every WebSocket shard is CONNECTED with its
@@ -636,6 +728,9 @@ class WalletMonitor:
             out["rpc_http"] = {"calls": dict(self.rpc.calls), "failures": self.rpc.failures}
         out["shards"] = {sh.conn_id: {"ws": sh.manager.metrics_dict(),
                                       **dict(sh.counters)} for sh in self.shards}
+        if self.supervisor is not None:
+            out["task_restarts"] = dict(self.supervisor.restarts)
+        out["history_dropped"] = self.history.dropped
         if self.poller is not None:
             out["polling"] = {"polls": self.poller.polls, **dict(self.poller.counters)}
         if self.store is not None:
@@ -646,6 +741,13 @@ class WalletMonitor:
         if self._stopped:
             return
         self._stopped = True
+        alive = self.tasks_alive()
+        tasks = self.supervisor.snapshot() if self.supervisor is not None else {}
+        for shard in self.shards:
+            tasks[f"ws-manager-{shard.conn_id}"] = {
+                "state": "running" if shard.manager.running else "dead",
+                "restarts": shard.manager.crashes, "last_error": None}
+        self.history.record("tasks", alive=alive, tasks=tasks)
         for shard in self.shards:
             with contextlib.suppress(Exception):
                 await shard.stop()
@@ -654,6 +756,11 @@ class WalletMonitor:
         if self._poll_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._poll_task, timeout=10.0)
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self.pipeline is not None:
+            with contextlib.suppress(MonitorError):
+                await self.pipeline.redeliver()
         metrics = self.metrics()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.history.record("stop", metrics=metrics, cpu_s=usage.ru_utime + usage.ru_stime,

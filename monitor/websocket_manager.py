@@ -44,6 +44,8 @@ import inspect
 import itertools
 import json
 import logging
+import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +95,37 @@ SessionFactory = Callable[..., Awaitable[Any]]
 _NO_PROXY: Any = None
 
 
+_MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hostile
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    """A bounded text for logs: never recurses into a huge or deep object."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, (dict, list)):
+        return f"<{type(value).__name__} of {len(value)}>"
+    try:
+        return repr(value)[:limit]
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def insecure_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitable[Any]:
+    """Like the default, but a ``wss://`` certificate is NOT verified (``tls_verify =
+    false``; for a self-signed test node only)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return _connect(url, open_timeout=open_timeout, max_size=max_size,
+                    ssl=ctx if url.startswith("wss:") else None)
+
+
 def _default_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitable[Any]:
+    """``websockets`` connect: certificates verified for ``wss://`` (the library default)."""
+    return _connect(url, open_timeout=open_timeout, max_size=max_size)
+
+
+def _connect(url: str, *, open_timeout: float, max_size: int, **extra: Any) -> Awaitable[Any]:
     return ws_connect(
         url,
         open_timeout=open_timeout,
@@ -103,6 +135,7 @@ def _default_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitab
         max_size=max_size,
         max_queue=4096,
         proxy=_NO_PROXY,
+        **extra,
     )
 
 
@@ -254,11 +287,18 @@ class WebSocketManager:
         self._external_heads = False
         self._retired: set[str] = set()
         self.last_cause: str | None = None
+        self.crashes = 0  # times the connection loop crashed and was restarted
+        self.bad_frames: Counter[str] = Counter()  # malformed input by kind
 
     # ----------------------------------------------------------------- public API
     @property
     def state(self) -> ConnState:
         return self._sm.state
+
+    @property
+    def running(self) -> bool:
+        """The connection loop is alive (started, not stopped, not given up)."""
+        return self._task is not None and not self._task.done()
 
     @property
     def transitions(self) -> list[Transition]:
@@ -463,15 +503,36 @@ class WebSocketManager:
         await asyncio.sleep(max(0.0, seconds))
 
     async def _run(self) -> None:
-        try:
-            await self._loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug: record it rather than die silently
-            log.exception("[%s] manager loop crashed", self.conn_id)
-            self.metrics.error("internal")
-            if self._sm.can(ConnEvent.GIVE_UP):
-                self._fire(ConnEvent.GIVE_UP, "internal_error")
+        """The connection loop, supervised: an unexpected exception is logged, counted,
+        written to the history, alerted, and the loop restarts after the backoff (the
+        connection is dropped and re-made, subscriptions included)."""
+        while True:
+            try:
+                await self._loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or a hostile input we did not foresee
+                if self._stopping:
+                    return
+                self.crashes += 1
+                self.metrics.error("internal")
+                reason = redact(f"{type(exc).__name__}: {exc}")[:300]
+                log.error("[%s] connection loop crashed (%s); restarting", self.conn_id,
+                          reason, exc_info=exc)
+                self._history.record("task_crash", task=f"ws-manager-{self.conn_id}",
+                                     error=type(exc).__name__, reason=reason,
+                                     restarts=self.crashes)
+                link = self._link
+                if link is not None:
+                    await self._close_link(link)
+                now = self._clock.now()
+                if self.state is ConnState.CONNECTED:
+                    self._policy.lost(now)
+                    self._fire(ConnEvent.LOST, "internal_error")
+                    await self._callbacks(self.on_disconnected, "internal_error")
+                self._alert(self._alert_policy.disconnected(now, "internal_error"))
+                await self._sleep(self._policy.next_delay())
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -696,7 +757,10 @@ class WebSocketManager:
                 # Requests on this connection will never be answered: fail them now.
                 self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
                 return cause
-            await self._handle_frame(link, data)
+            try:
+                await self._handle_frame(link, data)
+            except Exception as exc:  # one frame never ends the reader
+                self._bad("handler_error", f"{type(exc).__name__}: {exc}")
             self._notify()
 
     async def _handle_frame(self, link: _Link, data: str | bytes) -> None:
@@ -710,10 +774,16 @@ class WebSocketManager:
                 return
         try:
             msg = json.loads(data)
-        except ValueError:
+        except RecursionError:
+            self._bad("too_deep", data[:80])
+            return
+        except ValueError:  # not JSON, or a number of more than 4300 digits
             self._bad("not_json", data[:80])
             return
         items = msg if isinstance(msg, list) else [msg]
+        if len(items) > _MAX_BATCH:
+            self._bad("too_many", f"a batch of {len(items)} items")
+            return
         for item in items:
             if not isinstance(item, dict):
                 self._bad("bad_shape", str(item)[:80])
@@ -726,12 +796,21 @@ class WebSocketManager:
                 self._bad("bad_shape", data[:80])
 
     def _bad(self, kind: str, sample: Any) -> None:
+        """Count a malformed frame by kind; log the first ones (the feed goes on)."""
         self.metrics.error(kind)
-        log.warning("[%s] malformed frame (%s): %s", self.conn_id, kind, redact(repr(sample)))
+        self.bad_frames[kind] += 1
+        n = self.bad_frames[kind]
+        text = sample if isinstance(sample, str) else _short_repr(sample)
+        if n <= 3 or n % 1000 == 0:
+            log.warning("[%s] malformed frame (%s, %d so far): %s", self.conn_id, kind, n,
+                        redact(text[:120]))
+        if n <= 100 or n % 1000 == 0:
+            self._history.record("bad_input", kind=f"ws_{kind}", source=self.conn_id,
+                                 count=n, reason=redact(text[:120]))
 
     def _response(self, link: _Link, item: dict[str, Any]) -> None:
         rid = item.get("id")
-        pending = self._pending.get(rid) if isinstance(rid, int) else None
+        pending = self._pending.get(rid) if type(rid) is int else None
         if pending is None or pending.conn_gen != link.gen:
             self._bad("unknown_response_id", rid)
             return
@@ -740,9 +819,9 @@ class WebSocketManager:
         err = item.get("error")
         if err is not None:
             code = err.get("code", -32603) if isinstance(err, dict) else -32603
-            message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
-            pending.future.set_exception(RpcError(int(code) if isinstance(code, int) else
-                                                  -32603, message))
+            message = _short_repr(err.get("message", err) if isinstance(err, dict) else err)
+            pending.future.set_exception(RpcError(
+                code if type(code) is int and abs(code) < 1 << 31 else -32603, message))
             return
         result = item.get("result")
         sub = pending.sub
@@ -763,10 +842,10 @@ class WebSocketManager:
         node_id = params.get("subscription")
         sub = link.by_node.get(node_id) if isinstance(node_id, str) else None
         if sub is None:
-            if node_id in self._retired:
+            if isinstance(node_id, str) and node_id in self._retired:
                 self.metrics.error("late_notification")
                 return
-            self._bad("unknown_subscription", node_id)
+            self._bad("unknown_subscription", _short_repr(node_id))
             return
         self.metrics.notifications += 1
         if sub.is_heads:

@@ -107,9 +107,9 @@ def test_tracker_keeps_only_the_window() -> None:
 
 
 def test_backfill_ranges_cover_any_gap_in_chunks() -> None:
-    assert backfill_ranges(100, 100, 10) == []
-    assert backfill_ranges(100, 101, 10) == [(101, 101)]
-    r = backfill_ranges(0, 25_000, 1000)
+    assert list(backfill_ranges(100, 100, 10)) == []
+    assert list(backfill_ranges(100, 101, 10)) == [(101, 101)]
+    r = list(backfill_ranges(0, 25_000, 1000))
     assert (r[0] == (1, 1000) and r[-1] == (25_000, 25_000)) or r[-1][1] == 25_000
     assert sum(b - a + 1 for a, b in r) == 25_000
     assert all(r[i][1] + 1 == r[i + 1][0] for i in range(len(r) - 1))

@@ -66,6 +66,9 @@ def run_clean(recording: Path, wallets: list[str], tmp: Path, *, mode: str = "we
         try:
             if fault is not None:
                 sim.wait_published(fault_at)
+                if mode == "websocket":  # the fault hits a feed that had heads flowing
+                    wait_for(lambda: any(r["event"] == "feed" and r["healthy"]
+                                         for r in read_jsonl(mon.history)), 60, "heads")
                 for f in fault:
                     sim.fault(*f)
             want = wait_all_detected(mon, sim, wallets)

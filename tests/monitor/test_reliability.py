@@ -1,0 +1,506 @@
+"""Issue 8's defects, each as a regression test against a hostile node on loopback.
+
+The monitor runs in-process (real aiohttp/websockets clients, real SQLite) against
+:class:`hostile_node.HostileNode`, which sends exactly the bytes each test scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostile_node import HostileNode, Raw, deep, explorer_ok, explorer_row, header
+from monitor_helpers import WALLET, order_filled
+
+from monitor.config import load_settings
+from monitor.errors import StoreError
+from monitor.history import History
+from monitor.pipeline import Pipeline
+from monitor.sinks import JsonlSink, MemorySink
+from monitor.store import Store
+from monitor.supervisor import Supervisor, crash_delay
+from monitor.wallet_monitor import WalletMonitor
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 30.0
+
+
+async def until(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll ``pred`` on the loop (no fixed sleep as synchronisation)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def settings(node: HostileNode, tmp: Path, **extra: Any) -> Any:
+    base: dict[str, Any] = {
+        "websocket_url": node.ws_url, "rpc_url": node.rpc_url,
+        "explorer_url": node.explorer_url, "wallets": [WALLET], "start_block": 95,
+        "state_db": str(tmp / "state.db"), "history_path": str(tmp / "history.jsonl"),
+        "speed": 20.0, "polling_interval": 1.0, "fallback_polling_interval": 1.0,
+        "block_interval": 2.0, "reconcile_interval": 0, "backoff_initial": 0.2,
+        "backoff_max": 1.0, "outbox_retry_interval": 1.0}
+    base.update(extra)
+    return load_settings(base, environ={})
+
+
+def history_rows(tmp: Path, event: str) -> list[dict[str, Any]]:
+    rows = [json.loads(x) for x in (tmp / "history.jsonl").read_text().splitlines() if x]
+    return [r for r in rows if r["event"] == event]
+
+
+def trade_ids(sink: MemorySink) -> list[str]:
+    return [e.trade_id for e in sink.events if e.kind == "trade"]
+
+
+async def run_monitor(node: HostileNode, tmp: Path, body: Callable[[WalletMonitor, MemorySink],
+                                                                  Awaitable[None]],
+                      **extra: Any) -> WalletMonitor:
+    sink = MemorySink()
+    mon = WalletMonitor(settings(node, tmp, **extra), sink=sink)
+    await mon.start()
+    try:
+        await body(mon, sink)
+    finally:
+        await mon.stop()
+    return mon
+
+
+# -- 1. a task never dies silently -------------------------------------------------------
+
+def test_polling_survives_a_non_hex_block_number_row_and_delivers_the_valid_trade(
+        tmp_path: Path) -> None:
+    good = order_filled(block=100, tx=1)
+    bad = dict(explorer_row(order_filled(block=101, tx=2)), blockNumber="0xZZ")
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.explorer = lambda q: (json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x70"})
+                                       if q.get("module") == "proxy"
+                                       else explorer_ok([bad, explorer_row(good)]))
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await until(lambda: len(sink.events) == 1, "the valid trade")
+                await until(lambda: mon.explorer is not None and mon.explorer.bad_rows >= 1,
+                            "the bad row counted")
+                assert mon.poller is not None
+                polls = mon.poller.polls
+                await until(lambda: mon.poller is not None and mon.poller.polls > polls + 1,
+                            "polling goes on")
+                assert mon.ready()
+            await run_monitor(node, tmp_path, body, mode="polling")
+    asyncio.run(go())
+    assert history_rows(tmp_path, "bad_input")[0]["kind"] == "explorer_bad_row"
+    assert history_rows(tmp_path, "tasks")[0]["alive"]["polling"] is True
+
+
+def test_polling_survives_html_200_deep_json_and_a_huge_number(tmp_path: Path) -> None:
+    good = order_filled(block=100, tx=1)
+    answers = [("<html><body>502 Bad Gateway</body></html>"), deep(100_000),
+               json.dumps({"status": "1", "message": "OK", "result": [
+                   dict(explorer_row(good), logIndex="0x" + "f" * 5000)]}),
+               "{\"status\": \"1\", \"message\": \"OK\", \"result\": [" + "1" * 5000 + "]}"]
+
+    def explorer(q: dict[str, str]) -> str:
+        if q.get("module") == "proxy":
+            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x70"})
+        return answers.pop(0) if answers else explorer_ok([explorer_row(good)])
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.explorer = explorer
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await until(lambda: len(sink.events) == 1, "the trade after the garbage")
+                assert mon.ready()
+                assert mon.poller is not None and mon.poller.counters["errors"] >= 2
+            await run_monitor(node, tmp_path, body, mode="polling")
+    asyncio.run(go())
+    assert not history_rows(tmp_path, "task_crash")
+
+
+def test_an_unexpected_exception_in_polling_is_logged_counted_and_the_task_restarts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.explorer_client import ExplorerClient
+    good = order_filled(block=100, tx=1)
+    real = ExplorerClient.block_number
+    raised = []
+
+    async def flaky(self: ExplorerClient) -> int:
+        if len(raised) < 2:
+            raised.append(1)
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await real(self)
+    monkeypatch.setattr(ExplorerClient, "block_number", flaky)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.explorer = lambda q: (json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x70"})
+                                       if q.get("module") == "proxy"
+                                       else explorer_ok([explorer_row(good)]))
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await until(lambda: len(sink.events) == 1, "the trade after two crashes")
+                assert mon.supervisor is not None
+                assert mon.supervisor.restarts["polling"] == 2
+                await until(mon.ready, "ready again")
+            await run_monitor(node, tmp_path, body, mode="polling")
+    asyncio.run(go())
+    crashes = history_rows(tmp_path, "task_crash")
+    assert [c["task"] for c in crashes] == ["polling", "polling"]
+    assert crashes[0]["error"] == "OSError"
+
+
+def test_supervisor_restarts_with_backoff_and_says_who_is_alive() -> None:
+    assert [crash_delay(n, initial=1, maximum=60) for n in (1, 2, 3, 7, 8)] == \
+        [1, 2, 4, 60, 60]
+
+    class Alerts:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, kind: str, text: str) -> bool:
+            self.sent.append(kind)
+            return True
+
+    async def go() -> None:
+        alerts = Alerts()
+        sup = Supervisor(alerts=alerts, initial=0.01, maximum=0.02)  # type: ignore[arg-type]
+        runs = []
+        release = asyncio.Event()
+
+        async def task() -> None:
+            runs.append(1)
+            if len(runs) <= 3:
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+            await release.wait()
+        sup.spawn("worker", task)
+        await until(lambda: len(runs) == 4, "the fourth run")
+        assert sup.alive() == {"worker": True} and sup.restarts["worker"] == 3
+        assert sup.snapshot()["worker"]["last_error"].startswith("OverflowError")
+        assert alerts.sent and alerts.sent[0] == "task_crash"
+        release.set()
+        await until(lambda: sup.alive() == {}, "done")
+        await sup.stop()
+    asyncio.run(go())
+
+
+# -- 2. state in memory changes only after the durable commit ------------------------------
+
+def test_a_log_with_a_block_number_above_2_63_does_not_lose_the_valid_trade_beside_it(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=[WALLET])
+    bad = order_filled(block=100, tx=1)
+    bad["blockNumber"] = hex(1 << 64)
+    good = order_filled(block=100, tx=2)
+    delivered = asyncio.run(pipe.on_logs([bad, good], "ws"))
+    assert [t.tx_hash for t in delivered] == [good["transactionHash"]]
+    assert pipe.counters["decode_errors"] == 1
+    store.close()
+    # across a restart: delivered once, known as delivered
+    store2 = Store(tmp_path / "s.db")
+    pipe2 = Pipeline(store2, MemorySink(), wallets=[WALLET])
+    assert asyncio.run(pipe2.on_logs([good], "backfill")) == []
+
+
+def test_a_failed_commit_leaves_memory_untouched_and_the_trade_is_delivered_later(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store._db.execute("PRAGMA busy_timeout=50")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=[WALLET])
+    good = order_filled(block=100, tx=2)
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: locked
+    with pytest.raises(StoreError):
+        asyncio.run(pipe.on_logs([good], "ws"))
+    assert pipe.dedup.get(f"{good['transactionHash']}:0") is None
+    blocker.execute("ROLLBACK")
+    assert len(asyncio.run(pipe.on_logs([good], "backfill"))) == 1
+    assert trade_ids(sink) == [f"{good['transactionHash']}:0"]
+
+
+def test_a_row_the_store_refuses_is_dropped_alone(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "s.db")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=[WALLET])
+    a, b = order_filled(block=100, tx=1), order_filled(block=100, tx=2)
+    real = store.commit_many
+
+    def picky(rows: Any) -> Any:
+        rows = list(rows)
+        if any(r[1].startswith(a["transactionHash"]) for r in rows):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real(rows)
+    monkeypatch.setattr(store, "commit_many", picky)
+    delivered = asyncio.run(pipe.on_logs([a, b], "ws"))
+    assert [t.tx_hash for t in delivered] == [b["transactionHash"]]
+    assert pipe.counters["store_rejected"] == 1
+    assert pipe.dedup.get(f"{a['transactionHash']}:0") is None
+
+
+# -- 3. one malformed frame never kills the WebSocket manager ------------------------------
+
+HOSTILE_FRAMES: list[str | bytes] = [
+    json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                "params": {"subscription": ["0x1"], "result": {}}}),  # unhashable id
+    deep(100_000),  # 100 KB of nested arrays
+    "[" * 500 + "]" * 500,  # nested, parses
+    "not json at all",
+    b"\xff\xfe\x00binary",
+    "{\"jsonrpc\": \"2.0\", \"id\": " + "9" * 5000 + ", \"result\": 1}",
+    json.dumps({"jsonrpc": "2.0", "id": [1], "result": "0x1"}),
+    json.dumps({"jsonrpc": "2.0", "id": True, "result": "0x1"}),
+    json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                "params": {"subscription": {"a": 1}, "result": {}}}),
+    json.dumps({"jsonrpc": "2.0", "method": "eth_subscription", "params": [1, 2]}),
+    json.dumps([1, "x", None]),
+    json.dumps({"jsonrpc": "2.0", "id": 99999, "error": {"code": "x", "message": [1]}}),
+]
+
+
+def test_malformed_frames_are_counted_and_the_feed_goes_on(tmp_path: Path) -> None:
+    live = order_filled(block=101, tx=7)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                for frame in HOSTILE_FRAMES:
+                    await node.push(frame)
+                # bad heads: a number of 2^70, hashes of the wrong type
+                await node.notify("newHeads", dict(header(101), number=hex(1 << 70)))
+                await node.notify("newHeads", dict(header(101), hash=[1]))
+                await node.notify("logs", live)
+                await until(lambda: len(sink.events) == 1, "the live trade after garbage")
+                shard = mon.shards[0]
+                assert sink.events[0].source == "ws"
+                assert shard.manager.running and shard.manager.state.name == "CONNECTED"
+                bad = shard.manager.bad_frames
+                assert bad["unknown_subscription"] >= 2 and bad["too_deep"] >= 1
+                assert bad["not_json"] >= 2 and bad["binary"] == 1
+                assert shard.counters["bad_head"] == 2
+                assert mon.ready()
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+    kinds = {r["kind"] for r in history_rows(tmp_path, "bad_input")}
+    assert {"ws_unknown_subscription", "ws_too_deep", "bad_head"} <= kinds
+    assert not history_rows(tmp_path, "task_crash")
+
+
+# -- 4. a head 2^62 ahead costs nothing ----------------------------------------------------
+
+def test_a_head_far_ahead_of_the_chain_is_ignored_and_backfill_stays_bounded(
+        tmp_path: Path) -> None:
+    live = order_filled(block=102, tx=8)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await node.notify("newHeads", header(1 << 62))
+                await node.new_head(101)
+                node.logs.append(live)
+                await node.new_head(102)
+                await node.new_head(103)
+                await until(lambda: len(sink.events) == 1, "the trade after the jump")
+                assert mon.shards[0].counters["head_jump"] >= 1
+                assert mon.shards[0].head == 103
+            await run_monitor(node, tmp_path, body)
+            ranges = [r for r in node.requests if r.get("method") == "eth_getLogs"]
+            assert len(ranges) < 20
+            assert all(int(r["params"][0]["toBlock"], 16) < 1000 for r in ranges)
+    asyncio.run(go())
+
+
+def test_a_first_head_far_ahead_is_clamped_to_the_node_head(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 110
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.notify("newHeads", header(1 << 62))  # the very first head
+                await until(lambda: mon.shards[0].counters["head_jump"] >= 1, "clamped")
+                await until(lambda: (mon.store is not None and mon.store.cursor(WALLET)
+                                     is not None and mon.store.cursor(WALLET).block >= 108),
+                            "synced to the node's head")
+                assert mon.store is not None
+                assert mon.store.cursor(WALLET).block < 1000  # type: ignore[union-attr]
+            await run_monitor(node, tmp_path, body, backfill_chunk_blocks=5)
+    asyncio.run(go())
+
+
+# -- 5. secrets never leak -----------------------------------------------------------------
+
+def test_provider_keys_in_urls_never_reach_the_history_and_files_are_private(
+        tmp_path: Path) -> None:
+    key_path, key_query, explorer_key = ("PathKey0123456789abcdefXYZ", "QueryKey98765zyx",
+                                         "ExplorerKey5551234")
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            s = settings(node, tmp_path, detections_path=str(tmp_path / "det.jsonl"))
+            s = load_settings({**s.model_dump(exclude={"explorer_api_key", "telegram_token"}),
+                               "websocket_url": f"{node.ws_url}v2/{key_path}",
+                               "rpc_url": f"{node.rpc_url}?key={key_query}",
+                               "explorer_api_key": explorer_key}, environ={})
+            mon = WalletMonitor(s)
+            await mon.start()
+            await mon.stop()
+    asyncio.run(go())
+    for name in ("history.jsonl", "state.db", "det.jsonl"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    text = (tmp_path / "history.jsonl").read_text()
+    for secret in (key_path, key_query, explorer_key, explorer_key[:4] + "…"):
+        assert secret not in text
+
+
+def test_secrets_can_come_from_files_named_by_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("FileKey1234567\n")
+    (tmp_path / "ws").write_text("wss://provider.example/v2/UrlKeyFromFile0123456789\n")
+    s = load_settings({"wallets": [WALLET]}, environ={
+        "EXPLORER_API_KEY_FILE": str(tmp_path / "key"),
+        "WEBSOCKET_URL_FILE": str(tmp_path / "ws")})
+    assert s.api_key() == "FileKey1234567"
+    assert s.websocket_url == "wss://provider.example/v2/UrlKeyFromFile0123456789"
+    assert "UrlKeyFromFile" not in json.dumps(s.redacted_dict())
+    assert "FileKey" not in json.dumps(s.redacted_dict())
+
+
+# -- 6/7. a full disk delays delivery only while it lasts; the outbox stays small ---------------
+
+def test_delivery_resumes_without_a_restart_once_the_disk_has_space_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.sinks as sinks
+    real_write = os.write
+    full = {"on": True}
+
+    def write(fd: int, data: bytes) -> int:
+        if full["on"] and data.startswith(b"{\"t_ns\""):
+            real_write(fd, data[:7])  # a torn, partial line, as on a real ENOSPC
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+    monkeypatch.setattr(sinks.os, "write", write)
+    trades = [order_filled(block=100, tx=i) for i in range(1, 4)]
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            s = settings(node, tmp_path, detections_path=str(tmp_path / "det.jsonl"))
+            mon = WalletMonitor(s)
+            await mon.start()
+            try:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                for t in trades:
+                    await node.notify("logs", t)
+                assert mon.pipeline is not None and mon.store is not None
+                await until(lambda: mon.pipeline is not None
+                            and mon.pipeline.counters["sink_errors"] >= 2, "sink failing")
+                assert mon.store.stats()["pending"] == 3
+                full["on"] = False  # space is back
+                await until(lambda: mon.store is not None
+                            and mon.store.stats()["pending"] == 0, "redelivered")
+                await until(lambda: mon.store is not None and mon.store.outbox_size() == 0,
+                            "outbox pruned")
+            finally:
+                await mon.stop()
+    asyncio.run(go())
+    lines = (tmp_path / "det.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in lines]  # no torn line anywhere
+    assert sorted(r["trade"]["tx_hash"] for r in rows) == sorted(
+        t["transactionHash"] for t in trades)
+    assert history_rows(tmp_path, "sink_error") and history_rows(tmp_path, "sink_recovered")
+
+
+def test_the_outbox_is_pruned_while_running(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    pipe = Pipeline(store, MemorySink(), wallets=[WALLET])
+    asyncio.run(pipe.on_logs([order_filled(block=100, tx=i) for i in range(1, 200)], "ws"))
+    assert store.outbox_size() == 199
+    asyncio.run(pipe.redeliver())
+    assert store.outbox_size() == 0 and store.stats()["delivered"] == 199
+
+
+# -- 8. corrupt files: one line, exit 2 ----------------------------------------------------
+
+def test_a_detections_file_with_json_that_is_not_a_row_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "det.jsonl"
+    good = {"t_ns": 1, "kind": "trade", "source": "ws", "trade": {"id": "0xab:1"}}
+    path.write_text("[1,2]\n123\n\"text\"\n{\"kind\": \"trade\", \"trade\": [1]}\n"
+                    + json.dumps(good) + "\n" + "[" * 5000 + "\n")
+    sink = JsonlSink(path)
+    assert sink.skipped_lines == 5 and sink.written("trade", "0xab:1") == 1
+    sink.close()
+
+
+@pytest.mark.parametrize("kind", ["directory", "not_a_database"])
+def test_cli_bad_state_db_is_one_line_and_exit_2(tmp_path: Path, kind: str) -> None:
+    db = tmp_path / "state"
+    if kind == "directory":
+        db.mkdir()
+    else:
+        db.write_bytes(b"this is not a database, it is a text file\n" * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--mode", "polling", "--wallet", WALLET,
+         "--explorer-url", "http://127.0.0.1:9/v2/api", "--db", str(db)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    errors = [x for x in proc.stderr.splitlines() if "error" in x.lower()]
+    assert len(errors) == 1 and "state_db" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_store_open_errors_are_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory"):
+        Store(tmp_path)
+    (tmp_path / "x.db").write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(StoreError, match="not a database"):
+        Store(tmp_path / "x.db")
+
+
+def test_history_never_raises_when_the_disk_is_full(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.jsonl")
+    assert h._fh is not None
+    h._fh.close()  # every write now fails, as on a dead disk
+    h.record("x", a=1)
+    assert h.dropped == 1
+    h.record("y", nested=json.loads("[" * 200 + "]" * 200))  # deep input: bounded copy
+    assert h.dropped == 2
+
+
+def test_rpc_garbage_is_a_bad_response_not_a_crash(tmp_path: Path) -> None:
+    """The HTTP JSON-RPC client: HTML with 200, nested JSON, a truncated body."""
+    import aiohttp
+
+    from monitor.errors import BadResponse
+    from monitor.jsonrpc_client import JsonRpcHttpClient
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            answers = [Raw("<html>oops</html>"), Raw(deep(50_000)), Raw('{"jsonrpc":"2.0","id'),
+                       Raw(json.dumps({"jsonrpc": "2.0", "id": 12345, "result": "0x1"}))]
+            node.rpc["eth_blockNumber"] = lambda p: answers.pop(0)
+            async with aiohttp.ClientSession() as session:
+                client = JsonRpcHttpClient(node.rpc_url, session, max_retries=0)
+                for _ in range(4):
+                    with pytest.raises(BadResponse):
+                        await client.call("eth_blockNumber", [])
+    asyncio.run(go())
