@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: install test test-fast bench experiment experiment-quick report lint anvil chromium clean
+.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,harness]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +33,10 @@ test: install anvil chromium
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# the long forms: 20-kill crash loop, long soaks (not in make test)
+soak: install anvil
+	ANVIL_BIN=$(abspath $(ANVIL)) $(BIN)/python -m pytest -q -m soak -p no:cacheprovider
 
 bench: install
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,mean,max,rounds
