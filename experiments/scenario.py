@@ -44,7 +44,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from experiments.thresholds import ThresholdError, parse_threshold
 
@@ -73,6 +81,15 @@ FAULT_NAMES = frozenset({
     "max_subscriptions",
 })
 
+# Upper bounds: a typo such as ``blocks = 1e12`` must fail here, naming the field, not
+# hours later as an out-of-memory synthesiser or a run that never ends.
+MAX_BLOCKS = 100_000  # blocks to synthesise (~2 days of Polygon; ~1 min to synthesise)
+MAX_SIM_DURATION_S = 2 * 86_400.0  # simulated seconds measured (and grace)
+MAX_SPEED = 100_000.0
+MAX_ACTIONABLE_WINDOW_S = 3600.0
+MAX_WALLETS = 10_000
+MAX_SEED = 2**63 - 1
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TARGET = re.compile(r"^(ws|rpc_http|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
 
@@ -80,6 +97,12 @@ _TARGET = re.compile(r"^(ws|rpc_http|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
 def _positive(value: float | None, what: str = "must be > 0") -> float | None:
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise ValueError(what)
+    return value
+
+
+def _at_most(value: float | None, limit: float, unit: str = "") -> float | None:
+    if value is not None and value > limit:
+        raise ValueError(f"must be at most {limit:g}{unit}, got {value:g}")
     return value
 
 
@@ -99,6 +122,7 @@ class WalletSpec(_Strict):
     def _count(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be at least 1")
+        _at_most(v, MAX_WALLETS)
         return v
 
     @field_validator("list")
@@ -214,12 +238,19 @@ class FaultSpec(_Strict):
     def _at(cls, v: float | None) -> float | None:
         if v is not None and not (v >= 0 and math.isfinite(v)):
             raise ValueError("must be >= 0")
-        return v
+        return _at_most(v, MAX_SIM_DURATION_S, " s")
 
     @field_validator("duration", "every", "rate_per_hour")
     @classmethod
     def _pos(cls, v: float | None) -> float | None:
         return _positive(v)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v <= MAX_SEED:
+            raise ValueError("must be an integer in [0, 2^63)")
+        return v
 
     @model_validator(mode="after")
     def _when(self) -> FaultSpec:
@@ -232,13 +263,18 @@ class FaultSpec(_Strict):
             if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 64:
                 raise ValueError("params.depth: reorg depth must be an integer 1..64")
         try:
-            from simulator.faults import FaultError, make_spec
+            from simulator.faults import FaultError, FaultPlan, make_spec
         except ImportError:  # pragma: no cover - the simulator is part of this project
             return self
         try:
             make_spec(self.name, self._sim_target(), self._sim_params())
         except FaultError as exc:
             raise ValueError(str(exc)) from None
+        try:  # the schedule as the simulator will parse it (bounds on every, rate, ...)
+            FaultPlan.parse([self.simulator_table()], "fault")
+        except FaultError as exc:
+            raise ValueError(str(exc).removeprefix("fault[0].").removeprefix("fault[0]: ")) \
+                from None
         return self
 
     def _sim_target(self) -> str | None:
@@ -299,8 +335,9 @@ class QuickSpec(_Strict):
 
     @field_validator("sim_duration_s", "speed", "grace_s")
     @classmethod
-    def _pos(cls, v: float | None) -> float | None:
-        return _positive(v)
+    def _pos(cls, v: float | None, info: ValidationInfo) -> float | None:
+        limit = MAX_SPEED if info.field_name == "speed" else MAX_SIM_DURATION_S
+        return _at_most(_positive(v), limit)
 
 
 class Scenario(_Strict):
@@ -334,8 +371,13 @@ class Scenario(_Strict):
 
     @field_validator("sim_duration_s", "speed", "actionable_window_s")
     @classmethod
-    def _pos(cls, v: float) -> float:
+    def _pos(cls, v: float, info: ValidationInfo) -> float:
         _positive(v)
+        limit, unit = {"sim_duration_s": (MAX_SIM_DURATION_S, " simulated s (2 days)"),
+                       "speed": (MAX_SPEED, ""),
+                       "actionable_window_s": (MAX_ACTIONABLE_WINDOW_S, " s")}[
+                           str(info.field_name)]
+        _at_most(v, limit, unit)
         return v
 
     @field_validator("grace_s")
@@ -343,6 +385,7 @@ class Scenario(_Strict):
     def _grace(cls, v: float) -> float:
         if not (v >= 0 and math.isfinite(v)):
             raise ValueError("must be >= 0")
+        _at_most(v, MAX_SIM_DURATION_S, " simulated s (2 days)")
         return v
 
     @field_validator("seed")
@@ -350,6 +393,8 @@ class Scenario(_Strict):
     def _seed(cls, v: int) -> int:
         if v < 0:
             raise ValueError("must be >= 0")
+        if v > MAX_SEED:
+            raise ValueError("must be below 2^63")
         return v
 
     @field_validator("blocks")
@@ -357,6 +402,7 @@ class Scenario(_Strict):
     def _blocks(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be at least 1")
+        _at_most(v, MAX_BLOCKS, " (about 2 days of Polygon blocks)")
         return v
 
     @field_validator("thresholds")
@@ -376,6 +422,10 @@ class Scenario(_Strict):
                              "or profile (+ seed, blocks)")
         if self.recording is not None and self.blocks is not None:
             raise ValueError("blocks: only with profile (a recording has its own blocks)")
+        if self.profile is not None and self.synth_blocks() > MAX_BLOCKS:
+            raise ValueError(f"sim_duration_s: sim_duration_s + grace_s need "
+                             f"{self.synth_blocks()} synthesised blocks, more than "
+                             f"{MAX_BLOCKS}; shorten the run or give blocks")
         return self
 
     # -- derived -----------------------------------------------------------------------

@@ -152,7 +152,9 @@ class ExplorerSettings:
     ``api_keys``: None accepts any non-empty key, else only these. ``require_key``: when
     False, key-less calls are allowed at ``keyless_rate_per_s`` per client address.
     ``timeout_hang_s``: how long (simulated) a ``timeout`` fault holds a request before a
-    504; None holds it until the client gives up.
+    504; None holds it until the client gives up. ``max_tracked_keys``: rate-limit state
+    is kept for at most this many API keys (and as many client addresses); the least
+    recently seen is forgotten first.
     """
 
     api_keys: frozenset[str] | set[str] | None = None
@@ -164,6 +166,7 @@ class ExplorerSettings:
     require_key: bool = True
     keyless_rate_per_s: float = 0.2
     timeout_hang_s: float | None = 30.0
+    max_tracked_keys: int = 10_000
     tokens: Mapping[str, TokenInfo | Mapping[str, Any]] = field(
         default_factory=lambda: dict(DEFAULT_TOKENS))
 
@@ -188,6 +191,9 @@ class ExplorerSettings:
                 raise ValueError(f"explorer setting {name} must be positive")
         if self.max_records < 1 or self.result_window < 1:
             raise ValueError("explorer max_records and result_window must be >= 1")
+        if isinstance(self.max_tracked_keys, bool) or not isinstance(
+                self.max_tracked_keys, int) or self.max_tracked_keys < 1:
+            raise ValueError("explorer max_tracked_keys must be an integer >= 1")
         if self.timeout_hang_s is not None and self.timeout_hang_s < 0:
             raise ValueError("explorer timeout_hang_s must be >= 0 or None")
 
@@ -516,8 +522,10 @@ class Explorer:
         self.faults = ExplorerFaults()
         self._index = _Index()
         self._keyed = KeyedRateLimiter(settings.rate_per_s, daily_limit=settings.daily_limit,
-                                       speed=settings.speed)
-        self._keyless = KeyedRateLimiter(settings.keyless_rate_per_s, speed=settings.speed)
+                                       speed=settings.speed,
+                                       max_keys=settings.max_tracked_keys)
+        self._keyless = KeyedRateLimiter(settings.keyless_rate_per_s, speed=settings.speed,
+                                         max_keys=settings.max_tracked_keys)
 
     # -- public ----------------------------------------------------------------------
 
@@ -564,6 +572,10 @@ class Explorer:
         """The reply when :meth:`handle` itself failed (a bug): NOTOK, never a 500."""
         return ExplorerReply(200, _JSON, _envelope("0", "NOTOK", TEXT_INTERNAL), "error",
                              "", "", mask_key(str(params.get("apikey", ""))))
+
+    def tracked_keys(self) -> int:
+        """API keys with rate-limit state now (bounded by ``max_tracked_keys``)."""
+        return len(self._keyed)
 
     def reset(self) -> None:
         """Forget rate-limit state and faults (``/_sim/reset``)."""

@@ -58,6 +58,7 @@ __all__ = [
     "FaultPlan",
     "FaultSpec",
     "Window",
+    "check_duration",
     "make_spec",
 ]
 
@@ -87,12 +88,43 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 ONE_SHOT = frozenset({"ws_drop", "ws_close", "reorg"})
 _CLOSE_CODES = frozenset({1000, 1001, 1011, 1012, 1013})
+MAX_DURATION_S = 30 * 86_400.0  # a fault window or schedule time, simulated seconds
+MIN_EVERY_S = 0.1  # shortest period of a periodic fault
+MAX_RATE_PER_MIN = 600.0  # most random starts per simulated minute
+MAX_SEED = 2**63 - 1
 
 
 def _num(params: dict[str, Any], key: str, lo: float, hi: float) -> None:
     value = params[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
         raise FaultError(f"params.{key}: expected a number in [{lo}, {hi}], got {value!r}")
+
+
+def check_duration(value: Any, where: str) -> float:
+    """A duration or time in simulated seconds: a finite number in [0, 30 days]."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 <= value <= MAX_DURATION_S):  # NaN fails every comparison
+        raise FaultError(f"{where}: expected a number of seconds in [0, {MAX_DURATION_S:g}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _check_types(params: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Every param has the type of its default (numbers finite), before any use of it."""
+    for key, want in defaults.items():
+        value = params[key]
+        if isinstance(want, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(want, (int, float)):
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+                  and value == value and abs(value) != float("inf"))
+        else:
+            ok = isinstance(value, type(want))
+        if not ok:
+            raise FaultError(f"params.{key}: expected {type(want).__name__}, got {value!r}")
+    if "seed" in defaults and not (isinstance(params["seed"], int)
+                                   and 0 <= params["seed"] <= MAX_SEED):
+        raise FaultError(f"params.seed: expected an integer in [0, 2^63), got {params['seed']!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +163,9 @@ def make_spec(name: Any, target: Any = None, params: Any = None) -> FaultSpec:
     if unknown:
         raise FaultError(f"params: unknown for {name}: {', '.join(sorted(unknown))}")
     full = {**defaults, **params}
+    _check_types(full, defaults)
+    if name == "ws_close" and len(full["reason"].encode()) > 123:
+        raise FaultError("params.reason: a close reason is at most 123 bytes (RFC 6455)")
     if name == "ws_refuse" and full["mode"] not in ("503", "reset"):
         raise FaultError("params.mode: expected '503' or 'reset'")
     if name == "ws_close" and full["code"] not in _CLOSE_CODES:
@@ -176,10 +211,7 @@ class Window:
 
 
 def _duration(entry: dict[str, Any], where: str) -> float:
-    value = entry.get("duration", 0.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise FaultError(f"{where}.duration: expected a number >= 0, got {value!r}")
-    return float(value)
+    return check_duration(entry.get("duration", 0.0), f"{where}.duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +265,19 @@ class FaultPlan:
                     v = entry[key]
                     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                         raise FaultError(f"{at}.{key}: expected a number >= 0, got {v!r}")
+            for key in ("at", "every", "start"):
+                if key in entry:
+                    check_duration(entry[key], f"{at}.{key}")
             if "every" in entry and entry["every"] <= 0:
                 raise FaultError(f"{at}.every: must be > 0")
+            if "every" in entry and entry["every"] < MIN_EVERY_S:
+                raise FaultError(f"{at}.every: must be at least {MIN_EVERY_S} s")
+            if "rate" in entry and not entry["rate"] <= MAX_RATE_PER_MIN:
+                raise FaultError(f"{at}.rate: at most {MAX_RATE_PER_MIN:g} starts per "
+                                 f"simulated minute, got {entry['rate']!r}")
+            if "seed" in entry and not (isinstance(entry["seed"], int)
+                                        and entry["seed"] <= MAX_SEED):
+                raise FaultError(f"{at}.seed: expected an integer in [0, 2^63)")
             if "random" in entry and (entry["random"] is not True or "rate" not in entry):
                 raise FaultError(f"{at}: random faults need random = true and a rate")
             checked.append(dict(entry))

@@ -7,12 +7,19 @@ request counters, which methods were called and how they ended. Subscriptions ne
 exist, as on geth.
 
 Errors: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
-invalid params, -32005 limits (too many results, subscriptions).
+invalid params, -32005 limits (too many results, subscriptions), -32003 response too large
+(a batch past ``max_response_bytes`` or ``max_logs_per_request``: the rest of the batch
+gets this error, as on geth), -32603 internal error (a bug; logged, never a 500).
+
+Input is bounded before it is used (:func:`parse_json`): nesting depth, digits of a number,
+non-finite numbers; request ids are short scalars; quantities fit in 64 bits.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,7 +28,13 @@ from simulator.chain import Chain, ChainBlock
 from simulator.filters import FilterError, LogFilter, parse_topic
 from simulator.settings import NodeSettings
 
-__all__ = ["Call", "JsonRpc", "RpcError", "SubscriptionHost", "error_response"]
+__all__ = ["Call", "JsonInputError", "JsonRpc", "RpcError", "SubscriptionHost",
+           "error_response", "parse_json"]
+
+log = logging.getLogger("simulator.jsonrpc")
+
+MAX_NUMBER_DIGITS = 40  # a JSON number longer than this is refused before Python parses it
+MAX_ID_CHARS = 256  # request ids are echoed back: keep them short
 
 
 class RpcError(Exception):
@@ -59,6 +72,70 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+class JsonInputError(ValueError):
+    """A body that is not JSON, or JSON past the bounds (the message says which)."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise JsonInputError(f"number with too many digits ({len(text)})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_DIGITS * 2:
+        raise JsonInputError(f"number with too many digits ({len(text)})")
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonInputError(f"number out of range ({text[:20]})")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise JsonInputError(f"{name} is not JSON")
+
+
+def _too_deep(obj: Any, max_depth: int) -> bool:
+    """Whether containers nest deeper than ``max_depth`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > max_depth:
+            return True
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def parse_json(body: str | bytes, *, max_depth: int) -> Any:
+    """Decode a request body with bounds: containers nested at most ``max_depth`` deep,
+    numbers of at most :data:`MAX_NUMBER_DIGITS` digits, finite, no ``NaN``/``Infinity``.
+
+    Raises :class:`JsonInputError` (a ``ValueError``) with a short reason; the caller
+    answers it as a client error (-32700, HTTP 400), never as a 500.
+    """
+    try:
+        obj = json.loads(body, parse_int=_parse_int, parse_float=_parse_float,
+                         parse_constant=_parse_constant)
+    except JsonInputError:
+        raise
+    except RecursionError:
+        raise JsonInputError(f"nested deeper than {max_depth} levels") from None
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, bad UTF-8, digit limit
+        raise JsonInputError("not valid JSON") from None
+    if isinstance(obj, (dict, list)) and _too_deep(obj, max_depth):
+        raise JsonInputError(f"nested deeper than {max_depth} levels")
+    return obj
+
+
+def _valid_id(req_id: Any) -> bool:
+    if req_id is None or (isinstance(req_id, (int, float)) and not isinstance(req_id, bool)):
+        return True  # numbers are already bounded by parse_json
+    return isinstance(req_id, str) and len(req_id) <= MAX_ID_CHARS
+
+
 def error_response(req_id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
 
@@ -78,6 +155,8 @@ def _quantity(value: Any, pos: int) -> int:
         raise _arg_error(pos, "hex string \"0x\"")
     if len(body) > 1 and body[0] == "0":
         raise _arg_error(pos, "hex number with leading zero digits")
+    if len(body) > 16:
+        raise _arg_error(pos, "hex number > 64 bits")
     try:
         return int(body, 16)
     except ValueError:
@@ -107,6 +186,7 @@ class JsonRpc:
     def __init__(self, chain: Chain, settings: NodeSettings | None = None) -> None:
         self.chain = chain
         self.settings = settings or NodeSettings()
+        self._logs_budget = self.settings.max_logs_per_request  # per request body
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
             "net_version": lambda p, h: str(self.chain.chain_id),
@@ -125,29 +205,54 @@ class JsonRpc:
 
     # -- envelope ---------------------------------------------------------------------------
     def handle(self, body: str | bytes, host: SubscriptionHost | None = None) -> Reply:
-        """Answer one body: a single request or a batch."""
+        """Answer one body: a single request or a batch. Never raises for bad input."""
+        s = self.settings
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return Reply(_dumps(error_response(None, -32700, "parse error")),
-                         [Call("?", "error")])
+            payload = parse_json(body, max_depth=s.max_json_depth)
+        except JsonInputError as exc:
+            text = "parse error" if str(exc) == "not valid JSON" else f"parse error: {exc}"
+            return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")])
+        self._logs_budget = s.max_logs_per_request
         if isinstance(payload, list):
             if not payload:
                 return Reply(_dumps(error_response(None, -32600, "empty batch")),
                              [Call("?", "error")])
-            if len(payload) > self.settings.max_batch:
+            if len(payload) > s.max_batch:
                 return Reply(_dumps(error_response(None, -32600, "batch too large")),
                              [Call("?", "error")])
             calls: list[Call] = []
-            out = []
+            out: list[str] = []
+            size = 0
             for item in payload:
-                resp = self._one(item, host, calls)
+                if size > s.max_response_bytes or self._logs_budget <= 0:
+                    # geth: once the batch answer is too large, the rest get this error
+                    resp: dict[str, Any] | None = self._refuse(item, calls)
+                else:
+                    resp = self._one(item, host, calls)
                 if resp is not None:
-                    out.append(resp)
-            return Reply(_dumps(out) if out else None, calls)
+                    text = _dumps(resp)
+                    size += len(text)
+                    out.append(text)
+            return Reply("[" + ",".join(out) + "]" if out else None, calls)
         calls = []
         resp = self._one(payload, host, calls)
         return Reply(_dumps(resp) if resp is not None else None, calls)
+
+    def _label(self, method: Any) -> str:
+        """The counter label of a method: its name when the node knows it, else ``?``."""
+        return method if isinstance(method, str) and method in self.methods else "?"
+
+    def _refuse(self, req: Any, calls: list[Call]) -> dict[str, Any] | None:
+        """-32003 for a call past the batch's response limits (None for a notification)."""
+        if not isinstance(req, dict):
+            calls.append(Call("?", "error"))
+            return error_response(None, -32600, "invalid request")
+        calls.append(Call(self._label(req.get("method")), "error"))
+        if "id" not in req:
+            return None
+        req_id = req.get("id")
+        return error_response(req_id if _valid_id(req_id) else None, -32003,
+                              "response too large")
 
     def _one(self, req: Any, host: SubscriptionHost | None,
              calls: list[Call]) -> dict[str, Any] | None:
@@ -156,12 +261,13 @@ class JsonRpc:
             return error_response(None, -32600, "invalid request")
         req_id = req.get("id")
         notification = "id" not in req
-        if isinstance(req_id, (dict, list, bool)):
+        if not _valid_id(req_id):
             calls.append(Call("?", "error"))
             return error_response(None, -32600, "invalid request")
         method = req.get("method")
+        label = self._label(method)
         if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            calls.append(Call(method if isinstance(method, str) else "?", "error"))
+            calls.append(Call(label, "error"))
             return error_response(req_id, -32600, "invalid request")
         params = req.get("params", [])
         if params is None:
@@ -171,12 +277,18 @@ class JsonRpc:
                 raise RpcError(-32602, "non-array args")
             fn = self.methods.get(method)
             if fn is None or (host is None and method in ("eth_subscribe", "eth_unsubscribe")):
-                raise RpcError(-32601, f"the method {method} does not exist/is not available")
+                shown = method if len(method) <= 64 else method[:64] + "..."
+                raise RpcError(-32601, f"the method {shown} does not exist/is not available")
             result = fn(params, host)
         except RpcError as exc:
-            calls.append(Call(method, "error"))
+            calls.append(Call(label, "error"))
             return None if notification else error_response(req_id, exc.code, exc.message)
-        calls.append(Call(method, "ok"))
+        except Exception:  # a bug in a method: answer like geth's panic handler, log it
+            log.exception("internal error in %s", label)
+            calls.append(Call(label, "error"))
+            return None if notification else error_response(req_id, -32603,
+                                                             "internal error")
+        calls.append(Call(label, "ok"))
         if notification:
             return None
         return {"jsonrpc": "2.0", "id": req_id, "result": result}
@@ -253,6 +365,7 @@ class JsonRpc:
                     f"response size, or you can request any block range with a cap of "
                     f"{_short(s.logs_max_results)} logs in the response."))
         logs = chain.logs(flt, start, stop, limit=s.logs_max_results)
+        self._logs_budget -= s.logs_max_results + 1 if logs is None else len(logs)
         if logs is None:
             raise RpcError(-32005, f"query returned more than {s.logs_max_results} results")
         return logs

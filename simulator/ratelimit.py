@@ -10,13 +10,16 @@ limit in wall time is ``rate * speed`` requests per wall second, exactly as ever
 interval in the simulator is divided by the speed factor.
 
 :class:`KeyedRateLimiter` adds one bucket per key and a per-key daily quota (a fixed
-window of one simulated day, also divided by ``speed``).
+window of one simulated day, also divided by ``speed``). It tracks at most ``max_keys``
+keys and forgets the least recently used one past that, so a flood of made-up keys costs
+bounded memory (a forgotten key starts again with a full bucket and a fresh quota).
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 __all__ = ["Decision", "KeyedRateLimiter", "Limit", "TokenBucket"]
@@ -89,46 +92,62 @@ class _Daily:
     count: int = 0
 
 
+@dataclass(slots=True)
+class _Entry:
+    bucket: TokenBucket
+    daily: _Daily
+
+
 class KeyedRateLimiter:
     """Per-key token buckets plus an optional per-key daily quota.
 
     ``check(key, now_ns)`` spends one call of ``key``'s allowance and says whether the
-    request may proceed. A refused call does not count against the daily quota.
+    request may proceed. A refused call does not count against the daily quota. At most
+    ``max_keys`` keys are tracked (least recently used forgotten first).
     """
 
     def __init__(self, rate_per_s: float, *, daily_limit: int | None = None,
-                 speed: float = 1.0) -> None:
+                 speed: float = 1.0, max_keys: int = 10_000) -> None:
         if not rate_per_s > 0 or not speed > 0:
             raise ValueError("rate_per_s and speed must be positive")
         if daily_limit is not None and daily_limit < 1:
             raise ValueError("daily_limit must be >= 1 or None")
+        if max_keys < 1:
+            raise ValueError("max_keys must be >= 1")
         self.rate_per_s = rate_per_s
         self.daily_limit = daily_limit
         self.speed = speed
-        self._buckets: dict[str, TokenBucket] = {}
-        self._daily: dict[str, _Daily] = {}
+        self.max_keys = max_keys
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._day_ns = max(1, int(_DAY_S * _NS / speed))
+
+    def __len__(self) -> int:
+        """How many keys are tracked now (at most ``max_keys``)."""
+        return len(self._entries)
 
     def check(self, key: str, now_ns: int, *, rate_per_s: float | None = None) -> Decision:
         """Spend one call for ``key`` at ``now_ns``; ``rate_per_s`` overrides the rate."""
         rate = self.rate_per_s if rate_per_s is None else rate_per_s
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(TokenBucket(rate, self.speed), _Daily())
+            if len(self._entries) > self.max_keys:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(key)
         daily = None
         if self.daily_limit is not None:
-            daily = self._daily.setdefault(key, _Daily())
+            daily = entry.daily
             window = now_ns // self._day_ns
             if window != daily.window:
                 daily.window, daily.count = window, 0
             if daily.count >= self.daily_limit:
                 return Decision(False, Limit.DAILY, (window + 1) * self._day_ns - now_ns)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(rate, self.speed)
-        decision = bucket.take(now_ns, rate)
+        decision = entry.bucket.take(now_ns, rate)
         if decision.allowed and daily is not None:
             daily.count += 1
         return decision
 
     def reset(self) -> None:
         """Forget every bucket and quota (the simulator's ``/_sim/reset``)."""
-        self._buckets.clear()
-        self._daily.clear()
+        self._entries.clear()

@@ -31,10 +31,18 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from simulator.chain import Chain, ChainBlock, ReorgResult
-from simulator.faults import ONE_SHOT, ActiveFault, FaultBoard, FaultError, FaultPlan, make_spec
+from simulator.faults import (
+    ONE_SHOT,
+    ActiveFault,
+    FaultBoard,
+    FaultError,
+    FaultPlan,
+    check_duration,
+    make_spec,
+)
 from simulator.filters import LogFilter
 from simulator.history import SimHistory
-from simulator.jsonrpc import JsonRpc, Reply, RpcError
+from simulator.jsonrpc import JsonInputError, JsonRpc, Reply, RpcError, parse_json
 from simulator.recording import Recording
 from simulator.settings import SettingsError, SimSettings
 from simulator.telegram import TelegramBot
@@ -46,6 +54,7 @@ _NS = 1_000_000_000
 _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the writers
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
+_MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
 
 
 def _text_frame(text: str) -> bytes:
@@ -416,9 +425,8 @@ class Simulator:
                     duration_s: float | None = None) -> ActiveFault:
         """Start a fault now (raises :class:`FaultError` for a bad request)."""
         spec = make_spec(name, target, params)
-        if duration_s is not None and (not isinstance(duration_s, (int, float))
-                                       or isinstance(duration_s, bool) or duration_s < 0):
-            raise FaultError(f"duration: expected a number >= 0, got {duration_s!r}")
+        if duration_s is not None:
+            check_duration(duration_s, "duration")
         now = time.monotonic_ns()
         one_shot = spec.name in ONE_SHOT and not duration_s
         duration_ns = None if duration_s is None else int(duration_s * _NS / self.chain.speed)
@@ -516,6 +524,8 @@ class Simulator:
     def _count(self, api: str, method: str, key: str, status: str) -> None:
         table = self.counts[api]
         label = f"{key}/{method}" if api == "explorer" else method
+        if label not in table and len(table) >= _MAX_COUNT_LABELS:
+            label = "other"  # a flood of distinct keys must not grow the table forever
         table[label] = table.get(label, 0) + 1
         self.history.record("request", api=api, method=method, key=key, status=status)
 
@@ -637,12 +647,21 @@ class Simulator:
         return web.json_response({"faults": [f.to_dict() for f in self.board.active.values()],
                                   "scheduled": len(self._schedule)})
 
+    async def _json_body(self, request: web.Request) -> Any:
+        """The request body parsed with the node's bounds; raises :class:`JsonInputError`
+        (also for a body over ``max_frame_bytes``)."""
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise JsonInputError("body too large") from None
+        return parse_json(raw, max_depth=self.settings.node.max_json_depth)
+
     async def _faults_start(self, request: web.Request) -> web.StreamResponse:
         self._no_query(request)
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.json_response({"error": "body is not JSON"}, status=400)
+            body = await self._json_body(request)
+        except JsonInputError as exc:
+            return web.json_response({"error": f"body is not usable JSON: {exc}"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "body must be a JSON object"}, status=400)
         unknown = set(body) - {"name", "target", "params", "duration"}
@@ -690,12 +709,13 @@ class Simulator:
             ctype = request.content_type
             try:
                 if ctype == "application/json":
-                    body = await request.json()
+                    body = await self._json_body(request)
                     fields = {**(fields or {}), **body} if isinstance(body, dict) else None
                 else:
                     form = await request.post()
                     fields = {**(fields or {}), **{k: str(v) for k, v in form.items()}}
-            except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            except (JsonInputError, UnicodeDecodeError, ValueError,
+                    web.HTTPRequestEntityTooLarge):
                 return web.json_response({"ok": False, "error_code": 400, "description":
                                           "Bad Request: can't parse JSON"}, status=400)
         reply = self.telegram.send_message(token, fields, time.time())

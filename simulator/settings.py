@@ -52,10 +52,24 @@ class NodeSettings:
     logs_max_range: int = 2000
     logs_max_results: int = 10000
     max_frame_bytes: int = 1 << 20  # incoming WS frames / HTTP bodies
-    max_batch: int = 1000
+    max_json_depth: int = 64  # nesting of a request body; deeper -> -32700 / HTTP 400
+    max_batch: int = 1000  # geth's BatchRequestLimit: more -> -32600 "batch too large"
+    # geth's BatchResponseMaxSize: past it the rest of a batch gets -32003 "response too large"
+    max_response_bytes: int = 25_000_000
+    # logs one body (a batch) may select, failed over-limit queries counted as
+    # logs_max_results + 1: bounds the work of a batch of eth_getLogs the same way
+    max_logs_per_request: int = 40_000
     notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
     max_subscriptions: int | None = None  # per connection; None = unlimited
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
+
+    def __post_init__(self) -> None:
+        for name in ("logs_max_range", "logs_max_results", "max_frame_bytes", "max_json_depth",
+                     "max_batch", "max_response_bytes", "max_logs_per_request",
+                     "notify_buffer"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,9 @@ class TelegramReply:
     alert: Alert | None = None
 
 
+_CHAT_ID_MAX = 2**63 - 1  # chat ids are 64-bit integers; anything larger names no chat
+
+
 def _bad(description: str, code: int = 400) -> TelegramReply:
     return TelegramReply(code, {"ok": False, "error_code": code, "description": description})
 
@@ -55,6 +58,8 @@ class TelegramBot:
         text = fields.get("text")
         if text is None or text == "":
             return _bad("Bad Request: message text is empty")
+        if isinstance(text, (dict, list)):
+            return _bad("Bad Request: message text is empty")
         if not isinstance(text, str):
             text = str(text)
         if len(text) > 4096:
@@ -62,12 +67,19 @@ class TelegramBot:
         chat_id: int | str
         if isinstance(chat_raw, bool) or not isinstance(chat_raw, (int, str)):
             return _bad("Bad Request: chat not found")
-        if isinstance(chat_raw, str) and chat_raw.lstrip("-").isdigit():
+        digits = chat_raw.lstrip("-") if isinstance(chat_raw, str) else ""
+        if digits.isdigit():  # any Unicode digit: only short ASCII ones make an id
+            if len(digits) > 19 or not digits.isascii():  # before int(): no huge ints
+                return _bad("Bad Request: chat not found")
             chat_id = int(chat_raw)
         elif isinstance(chat_raw, str) and not chat_raw.startswith("@"):
             return _bad("Bad Request: chat not found")
         else:
             chat_id = chat_raw
+        if isinstance(chat_id, int) and abs(chat_id) > _CHAT_ID_MAX:
+            return _bad("Bad Request: chat not found")
+        if isinstance(chat_id, str) and len(chat_id) > 33:  # @ + a 5..32 character username
+            return _bad("Bad Request: chat not found")
         message_id = self._next_id
         self._next_id += 1
         chat: dict[str, Any] = ({"id": chat_id, "type": "private"} if isinstance(chat_id, int)

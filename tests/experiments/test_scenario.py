@@ -135,3 +135,26 @@ def test_default_matrix_is_valid_and_complete() -> None:
     quick = sum((q.sim_duration_s + q.grace_s) / q.speed + 4
                 for q in (s.quickened() for s in scenarios))
     assert quick < 110, f"--quick needs ~{quick:.0f} s of wall time"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"recording": None, "profile": "default", "blocks": 1e12},
+     "scenarios/x.toml: blocks: must be at most 100000"),
+    ({"sim_duration_s": 1e300}, "scenarios/x.toml: sim_duration_s: must be at most 172800"),
+    ({"recording": None, "profile": "default", "sim_duration_s": 170_000},
+     "scenarios/x.toml: sim_duration_s: sim_duration_s + grace_s need"),
+    ({"speed": 1e300}, "scenarios/x.toml: speed: must be at most 100000"),
+    ({"grace_s": 1e300}, "scenarios/x.toml: grace_s: must be at most"),
+    ({"wallets": {"count": 10**9}}, "scenarios/x.toml: wallets.count: must be at most 10000"),
+    ({"seed": 2**70}, "scenarios/x.toml: seed: must be below 2^63"),
+    ({"quick": {"speed": 1e300}}, "scenarios/x.toml: quick.speed: must be at most"),
+    ({"faults": [{"name": "ws_loss", "at": 1e300}]}, "scenarios/x.toml: faults[0].at: must be"),
+    ({"faults": [{"name": "ws_loss", "at": 1, "every": 1e-9, "duration": 1e-10}]},
+     "scenarios/x.toml: faults[0]: every: must be at least"),
+    ({"faults": [{"name": "ws_loss", "at": 1, "duration": 1e300}]},
+     "scenarios/x.toml: faults[0]: duration: expected a number of seconds"),
+])
+def test_absurd_sizes_are_refused_with_the_field_named(changes: dict[str, Any],
+                                                       expected: str) -> None:
+    """Issue 8: blocks = 1e12 or sim_duration_s = 1e300 fail at validation, clearly."""
+    assert error_of(**changes).startswith(expected)
