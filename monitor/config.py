@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     speed: float = Field(1.0, gt=0)
     benchmark_enabled: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_host: str = "127.0.0.1"  # /metrics, /healthz, /readyz (monitor.ops_server)
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # None or 0: no server
 
     @classmethod
     def settings_customise_sources(

@@ -77,6 +77,7 @@ from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
+from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
 from monitor.redact import redact
@@ -630,13 +631,23 @@ class WalletMonitor:
         self._stopped = False
         self.alerts: Alerter = LogAlerter()
         self.supervisor: Supervisor | None = None
+        self.latency = LatencyHistogram()  # detection latency, for /metrics
+        self.ops: OpsServer | None = None  # /metrics, /healthz, /readyz (metrics_port)
+
+    async def __aenter__(self) -> WalletMonitor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
         s = self.s
         self.history.record("start", mode="websocket" if s.use_websocket else "polling",
                             wallets=len(s.wallets), speed=s.speed, settings=s.redacted_dict())
         self.store = Store(s.state_db, synchronous=s.state_synchronous)
-        self.pipeline = Pipeline(self.store, self.sink, wallets=s.wallets,
+        self.pipeline = Pipeline(self.store, ObservedSink(self.sink, self.latency),
+                                 wallets=s.wallets,
                                  exchanges=s.exchanges, history=self.history)
         await self.pipeline.recover()
         if not s.tls_verify:
@@ -681,6 +692,9 @@ class WalletMonitor:
                 overlap_blocks=s.explorer_overlap_blocks, start_block=s.start_block,
                 group="polling", clock=self.clock)
             self._poll_task = self.supervisor.spawn("polling", self.poller.run)
+        if s.metrics_port:
+            self.ops = OpsServer([({}, self)], host=s.metrics_host, port=s.metrics_port)
+            await self.ops.start()
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
 
@@ -741,6 +755,9 @@ class WalletMonitor:
         if self._stopped:
             return
         self._stopped = True
+        if self.ops is not None:
+            with contextlib.suppress(Exception):
+                await self.ops.stop()
         alive = self.tasks_alive()
         tasks = self.supervisor.snapshot() if self.supervisor is not None else {}
         for shard in self.shards:

@@ -1,0 +1,351 @@
+"""Operating the monitor: Prometheus metrics, ``/healthz`` and ``/readyz`` over aiohttp.
+
+::
+
+    GET /metrics   Prometheus text format (prometheus-client), read from the monitor(s)
+                   at scrape time: nothing on the hot path but the latency histogram
+    GET /healthz   200 while the process serves requests (liveness)
+    GET /readyz    200 when every part is alive and no feed is down past its limit,
+                   503 otherwise; the body (JSON) says which part is not
+
+The server binds ``127.0.0.1`` by default (``metrics_host``); ``metrics_port`` None or 0
+leaves it off. One :class:`OpsServer` can serve several monitors (the pilot's two paths),
+each labelled (``path="websocket"``); every server has its own
+:class:`~prometheus_client.CollectorRegistry`, never the process-global one, so several
+monitors (tests) live side by side.
+
+Readiness (:func:`readiness`): :meth:`WalletMonitor.ready` (no supervised task dead or
+restarting, no manager loop dead) and, for each WebSocket shard, the feed not unhealthy
+for longer than ``fallback_after`` (simulated seconds): past that the monitor runs
+degraded on the explorer fallback, which an operator must see.
+
+Metrics (all prefixed ``monitor_``): ``ready``, ``task_alive{task}``,
+``task_restarts_total{task}``, ``connection_state{conn,state}`` (1 for the current state),
+``reconnects_total{conn}``, ``feed_healthy{conn}``, ``fallback_active{conn}``,
+``head_block{conn}``, ``node_head_block{conn}``, ``head_lag_blocks{conn}`` (node head minus
+feed head, 0 when the feed is level), ``cursor_block{conn}``,
+``detection_latency_seconds{source}`` (histogram: wall clock at the sink minus the block
+timestamp; 1 s resolution, provider delay included), ``api_calls_total{kind,method}``
+(kind ``rpc_http`` / ``rpc_ws`` / ``explorer``), ``errors_total{kind}``,
+``outbox_pending``, ``trades_delivered_total{source}``, ``retractions_total``,
+``history_dropped_total``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from monitor.connection import ConnState
+from monitor.sinks import Sink, SinkEvent
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "LatencyHistogram",
+    "MonitorCollector",
+    "ObservedSink",
+    "OpsServer",
+    "readiness",
+]
+
+log = logging.getLogger("monitor.ops")
+
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0,
+                   300.0)
+
+
+class LatencyHistogram:
+    """Detection latencies (seconds) by source, in fixed buckets. Pure: no clock, no I/O."""
+
+    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.buckets = tuple(sorted(buckets))
+        self._counts: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+
+    def observe(self, source: str, seconds: float) -> None:
+        counts = self._counts.setdefault(source, [0] * (len(self.buckets) + 1))
+        counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self._sums[source] = self._sums.get(source, 0.0) + seconds
+
+    def count(self, source: str | None = None) -> int:
+        if source is not None:
+            return sum(self._counts.get(source, ()))
+        return sum(sum(c) for c in self._counts.values())
+
+    def series(self) -> Iterator[tuple[str, list[tuple[str, float]], float]]:
+        """Per source: cumulative ``(le, count)`` pairs (``+Inf`` last) and the sum."""
+        for source, counts in sorted(self._counts.items()):
+            cum, out = 0, []
+            for le, n in zip((*self.buckets, float("inf")), counts, strict=True):
+                cum += n
+                out.append(("+Inf" if le == float("inf") else repr(float(le)), float(cum)))
+            yield source, out, self._sums[source]
+
+
+class ObservedSink:
+    """Passes every event to ``inner``; for a delivered trade with a block timestamp,
+    records ``time.time() - block_timestamp`` in ``histogram``."""
+
+    def __init__(self, inner: Sink, histogram: LatencyHistogram) -> None:
+        self.inner = inner
+        self.histogram = histogram
+
+    async def emit(self, event: SinkEvent) -> None:
+        await self.inner.emit(event)
+        trade = event.trade
+        if event.kind == "trade" and trade is not None and trade.block_timestamp is not None:
+            self.histogram.observe(event.source,
+                                   max(0.0, time.time() - float(trade.block_timestamp)))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def readiness(monitor: Any) -> tuple[bool, dict[str, Any]]:
+    """(ready, details) for one :class:`~monitor.wallet_monitor.WalletMonitor`."""
+    tasks = monitor.tasks_alive()
+    feeds: dict[str, Any] = {}
+    ok = bool(monitor.ready())
+    now = monitor.clock.now()
+    for shard in getattr(monitor, "shards", []):
+        since = shard.fallback.unhealthy_since
+        limit = shard.s.scaled(shard.s.fallback_after)
+        down_s = None if since is None else (now - since) * shard.s.speed
+        down_past = (since is not None and now - since > limit) or \
+            shard.manager.state is ConnState.FAILED
+        feeds[shard.conn_id] = {"state": shard.manager.state.value,
+                                "healthy": shard.healthy_now(), "down_s": down_s,
+                                "down_past_limit": down_past}
+        ok = ok and not down_past
+    return ok, {"ready": ok, "tasks": tasks, "feeds": feeds}
+
+
+def _labels(base: dict[str, str], **extra: str) -> tuple[list[str], list[str]]:
+    merged = {**base, **extra}
+    return list(merged), list(merged.values())
+
+
+class _Families:
+    """Metric families built once per scrape, filled monitor by monitor."""
+
+    def __init__(self, label_names: list[str]) -> None:
+        self.base = label_names
+        self.fams: dict[str, Metric] = {}
+
+    def _fam(self, kind: str, name: str, doc: str, extra: Sequence[str]) -> Metric:
+        fam = self.fams.get(name)
+        if fam is None:
+            labels = [*self.base, *extra]
+            if kind == "counter":
+                fam = CounterMetricFamily(name, doc, labels=labels)
+            elif kind == "histogram":
+                fam = HistogramMetricFamily(name, doc, labels=labels)
+            else:
+                fam = GaugeMetricFamily(name, doc, labels=labels)
+            self.fams[name] = fam
+        return fam
+
+    def gauge(self, name: str, doc: str, base: list[str], value: float,
+              **extra: str) -> None:
+        fam = self._fam("gauge", name, doc, list(extra))
+        assert isinstance(fam, GaugeMetricFamily)
+        fam.add_metric([*base, *extra.values()], value)
+
+    def counter(self, name: str, doc: str, base: list[str], value: float,
+                **extra: str) -> None:
+        fam = self._fam("counter", name, doc, list(extra))
+        assert isinstance(fam, CounterMetricFamily)
+        fam.add_metric([*base, *extra.values()], value)
+
+    def histogram(self, name: str, doc: str, base: list[str], buckets: list[tuple[str, float]],
+                  total: float, **extra: str) -> None:
+        fam = self._fam("histogram", name, doc, list(extra))
+        assert isinstance(fam, HistogramMetricFamily)
+        fam.add_metric([*base, *extra.values()], buckets, total)
+
+
+class MonitorCollector:
+    """A prometheus-client collector reading monitors at scrape time.
+
+    ``monitors``: ``(labels, monitor)`` pairs; every pair has the same label names."""
+
+    def __init__(self, monitors: Sequence[tuple[dict[str, str], Any]]) -> None:
+        self.monitors = list(monitors)
+        names = [list(labels) for labels, _ in self.monitors]
+        if any(n != names[0] for n in names):
+            raise ValueError("every monitor needs the same label names")
+        self.label_names = names[0] if names else []
+
+    def collect(self) -> Iterable[Metric]:
+        f = _Families(self.label_names)
+        for labels, mon in self.monitors:
+            try:
+                self._one(f, list(labels.values()), mon)
+            except Exception as exc:  # a scrape never takes the monitor down
+                log.warning("metrics: reading the monitor failed (%s: %s)",
+                            type(exc).__name__, exc)
+        return list(f.fams.values())
+
+    def _one(self, f: _Families, base: list[str], mon: Any) -> None:
+        p = "monitor_"
+        ready, _ = readiness(mon)
+        f.gauge(p + "ready", "1 when every part is alive and no feed is down past its "
+                "limit", base, 1.0 if ready else 0.0)
+        for task, alive in sorted(mon.tasks_alive().items()):
+            f.gauge(p + "task_alive", "1 while the supervised task runs", base,
+                    1.0 if alive else 0.0, task=task)
+        restarts: dict[str, int] = dict(mon.supervisor.restarts) if mon.supervisor else {}
+        errors: dict[str, float] = {}
+        calls: dict[tuple[str, str], float] = {}
+        for shard in mon.shards:
+            m = shard.manager
+            restarts[f"ws-manager-{shard.conn_id}"] = m.crashes
+            md = m.metrics_dict()
+            for st in ConnState:
+                f.gauge(p + "connection_state", "1 for the connection's current state", base,
+                        1.0 if m.state is st else 0.0, conn=shard.conn_id, state=st.value)
+            f.counter(p + "reconnects", "connections lost (then re-made)", base,
+                      float(sum(md.get("disconnects", {}).values())), conn=shard.conn_id)
+            f.gauge(p + "feed_healthy", "1 while heads flow on a connected socket", base,
+                    1.0 if shard.healthy_now() else 0.0, conn=shard.conn_id)
+            f.gauge(p + "fallback_active", "1 while explorer polling stands in for the feed",
+                    base, 1.0 if shard.fallback.polling else 0.0, conn=shard.conn_id)
+            head, node = shard.head, shard.node_head
+            f.gauge(p + "head_block", "latest head from the feed", base,
+                    float(head if head is not None else 0), conn=shard.conn_id)
+            f.gauge(p + "node_head_block", "latest head of the node over HTTP (probe)", base,
+                    float(node if node is not None else 0), conn=shard.conn_id)
+            lag = max(0, node - head) if head is not None and node is not None else 0
+            f.gauge(p + "head_lag_blocks", "node head minus feed head", base, float(lag),
+                    conn=shard.conn_id)
+            cur = shard.cursor()
+            f.gauge(p + "cursor_block", "last block verified by a query", base,
+                    float(cur if cur is not None else 0), conn=shard.conn_id)
+            for method, n in md.get("api_calls", {}).get("calls", {}).items():
+                key = ("rpc_ws", str(method))
+                calls[key] = calls.get(key, 0) + n
+            for kind, n in md.get("errors", {}).items():
+                errors[f"ws_{kind}"] = errors.get(f"ws_{kind}", 0) + n
+            for kind in ("sync_errors", "deliver_errors", "live_queue_overflow", "bad_head",
+                         "head_jump", "bad_log"):
+                if shard.counters.get(kind):
+                    errors[kind] = errors.get(kind, 0) + shard.counters[kind]
+        for task, n in sorted(restarts.items()):
+            f.counter(p + "task_restarts", "crashes of a supervised task (each restarted)",
+                      base, float(n), task=task)
+        if mon.rpc is not None:
+            for method, n in mon.rpc.calls.items():
+                calls[("rpc_http", str(method))] = float(n)
+            if mon.rpc.failures:
+                errors["rpc_http"] = float(mon.rpc.failures)
+        if mon.explorer is not None:
+            for method, n in mon.explorer.calls.calls.items():
+                calls[("explorer", str(method))] = float(n)
+            for kind, n in mon.explorer.calls.failures.items():
+                errors[f"explorer_{kind}"] = float(n)
+        for (kind, method), n in sorted(calls.items()):
+            f.counter(p + "api_calls", "API requests sent", base, float(n), kind=kind,
+                      method=method)
+        if mon.pipeline is not None:
+            pc = mon.pipeline.counters
+            for kind in ("decode_errors", "sink_errors", "store_rejected"):
+                if pc.get(kind):
+                    errors[kind] = float(pc[kind])
+            for src in ("ws", "backfill", "poll"):
+                f.counter(p + "trades_delivered", "trades handed to the sink", base,
+                          float(pc.get(f"delivered_{src}", 0)), source=src)
+            f.counter(p + "retractions", "retractions handed to the sink", base,
+                      float(pc.get("retracted", 0)))
+        if mon.poller is not None and mon.poller.counters.get("errors"):
+            errors["polling"] = float(mon.poller.counters["errors"])
+        for kind, n in sorted(errors.items()):
+            f.counter(p + "errors", "errors by kind", base, float(n), kind=kind)
+        if mon.store is not None:
+            try:
+                pending = float(mon.store.stats()["pending"])
+            except Exception:
+                pending = float("nan")
+            f.gauge(p + "outbox_pending", "events not yet confirmed by the sink", base,
+                    pending)
+        f.counter(p + "history_dropped", "history rows that could not be written", base,
+                  float(mon.history.dropped))
+        for source, buckets, total in mon.latency.series():
+            f.histogram(p + "detection_latency_seconds",
+                        "sink wall clock minus block timestamp", base, buckets, total,
+                        source=source)
+
+
+class OpsServer:
+    """``/metrics``, ``/healthz``, ``/readyz`` for one or more monitors.
+
+    ``port = 0`` binds an ephemeral port (tests); :attr:`port` is the bound one."""
+
+    def __init__(self, monitors: Sequence[tuple[dict[str, str], Any]], *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.monitors = list(monitors)
+        self.host = host
+        self.port = port
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(MonitorCollector(self.monitors))
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def scrape(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        ok, parts = True, {}
+        for labels, mon in self.monitors:
+            one, detail = readiness(mon)
+            ok = ok and one
+            parts[",".join(f"{k}={v}" for k, v in labels.items()) or "monitor"] = detail
+        return ok, parts
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = self.scrape()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ok, parts = self.ready()
+        return web.Response(text=json.dumps({"ready": ok, "monitors": parts}, default=str),
+                            status=200 if ok else 503, content_type="application/json")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("metrics on %s/metrics (/healthz, /readyz)", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
