@@ -6,8 +6,13 @@ monitor re-sends whatever it had not confirmed (see :mod:`monitor.store`).
 
 :class:`JsonlSink` writes the detections file of ``docs/contracts.md``::
 
-    {"t_ns": ..., "kind": "trade", "source": "ws"|"backfill"|"poll", "trade": {...}}
-    {"t_ns": ..., "kind": "retraction", "trade_id": "...", "block_hash": "..."}
+    {"t_ns": ..., "wall_ns": ..., "kind": "trade", "source": "ws"|"backfill"|"poll",
+     "trade": {...}}
+    {"t_ns": ..., "wall_ns": ..., "kind": "retraction", "trade_id": "...", "block_hash": "..."}
+
+``t_ns`` is the machine-wide monotonic clock (compares with the simulator's history);
+``wall_ns`` is ``time.time_ns()`` (UTC, compares with block timestamps of a live chain).
+Rows written before ``wall_ns`` existed lack it: readers treat it as optional.
 
 It is idempotent without extra fields: on open it counts, per trade id, the trade rows and
 retraction rows already in the file (dropping a torn last line), and an event of
@@ -21,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,10 +171,11 @@ class JsonlSink:
         if event.kind == "trade":
             if event.trade is None:
                 raise ValueError("a trade event needs its trade")
-            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "kind": "trade",
+            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "wall_ns": time.time_ns(),
+                                      "kind": "trade",
                                       "source": event.source, "trade": event.trade.to_dict()}
         else:
-            row = {"t_ns": self._clock.now_ns(), "kind": "retraction",
+            row = {"t_ns": self._clock.now_ns(), "wall_ns": time.time_ns(), "kind": "retraction",
                    "trade_id": event.trade_id, "block_hash": event.block_hash}
         data = (json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from monitor_helpers import OTHER, WALLET, order_filled
@@ -120,9 +121,12 @@ def test_jsonl_sink_rows_follow_the_contract(tmp_path: Path) -> None:
     assert sink.write(SinkEvent("retraction", trade.id, 1, "ws", trade.block_hash))
     sink.close()
     r = rows(det)
-    assert set(r[0]) == {"t_ns", "kind", "source", "trade"} and r[0]["trade"]["id"] == trade.id
-    assert r[1] == {"t_ns": r[1]["t_ns"], "kind": "retraction", "trade_id": trade.id,
-                    "block_hash": trade.block_hash}
+    assert set(r[0]) == {"t_ns", "wall_ns", "kind", "source", "trade"}
+    assert r[0]["trade"]["id"] == trade.id
+    assert r[1] == {"t_ns": r[1]["t_ns"], "wall_ns": r[1]["wall_ns"], "kind": "retraction",
+                    "trade_id": trade.id, "block_hash": trade.block_hash}
+    # wall_ns is UTC (time.time_ns), beside the monotonic t_ns
+    assert abs(r[0]["wall_ns"] - time.time_ns()) < 60 * 10**9
     reopened = JsonlSink(det)
     assert reopened.written("trade", trade.id) == 1
     assert reopened.written("retraction", trade.id) == 1
