@@ -187,10 +187,24 @@ class _Proc:
         return f"{self.name} {what}" + (f"; stderr tail:\n{tail}" if tail else "")
 
 
-async def _spawn(name: str, argv: list[str], sdir: Path) -> _Proc:
+def _monitor_secrets(urls: dict[str, str]) -> dict[str, str]:
+    """Secrets reach the monitor through its environment, never its argv (``ps``): the
+    explorer key (``EXPERIMENTS_EXPLORER_API_KEY`` or a fixed test key), and, when
+    ``EXPERIMENTS_TELEGRAM_TOKEN`` is set, a bot token for the simulator's Telegram
+    stand-in."""
+    env = {"EXPLORER_API_KEY": os.environ.get("EXPERIMENTS_EXPLORER_API_KEY", API_KEY)}
+    token = os.environ.get("EXPERIMENTS_TELEGRAM_TOKEN")
+    if token:
+        env.update(TELEGRAM_TOKEN=token, TELEGRAM_CHAT_ID="1001",
+                   TELEGRAM_API_URL=urls.get("telegram", ""))
+    return env
+
+
+async def _spawn(name: str, argv: list[str], sdir: Path,
+                 extra_env: dict[str, str] | None = None) -> _Proc:
     stderr_path = sdir / f"{name}_stderr.log"
     stdout_path = sdir / f"{name}_stdout.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
     with open(stderr_path, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -381,14 +395,14 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         notify(progress)
         argv = [sys.executable, "-m", "monitor", "run", "--mode", scenario.mode,
                 "--ws-url", ws_url, "--rpc-url", http_url, "--explorer-url", explorer_url,
-                "--api-key", API_KEY, "--db", str(sdir / "monitor_state.sqlite"),
+                "--db", str(sdir / "monitor_state.sqlite"),
                 "--detections", str(sdir / "detections.jsonl"),
                 "--history", str(sdir / "monitor_history.jsonl"),
                 "--speed", repr(scenario.speed), "--config", str(sdir / "monitor_config.toml")]
         for w in wallets:
             argv += ["--wallet", w]
         (sdir / "monitor_state.sqlite").unlink(missing_ok=True)
-        mon = await _spawn("monitor", argv, sdir)
+        mon = await _spawn("monitor", argv, sdir, _monitor_secrets(urls))
         procs.append(mon)
         await _wait_ready(mon, options.ready_timeout_s)
 

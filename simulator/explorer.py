@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 from aiohttp import web
 
 from polyvocab import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
+from simulator.history import mask_key
 from simulator.ratelimit import KeyedRateLimiter, Limit
 from simulator.recording import RecordedBlock
 
@@ -113,13 +114,6 @@ def window_text(window: int) -> str:
 
 def _fmt_rate(rate: float) -> str:
     return str(int(rate)) if float(rate).is_integer() else f"{rate:g}"
-
-
-def mask_key(key: str) -> str:
-    """A key as it may appear in counters and histories: ``abcd…`` (``-`` for none)."""
-    if not key:
-        return "-"
-    return key[:4] + "…" if len(key) > 8 else "***"
 
 
 @dataclass(frozen=True, slots=True)

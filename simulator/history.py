@@ -8,6 +8,7 @@ masked before they get here (:func:`mask_key`); bot tokens are never passed at a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -20,10 +21,11 @@ EVENTS = frozenset({"start", "block_published", "explorer_indexed", "reorg", "fa
 
 
 def mask_key(key: str | None) -> str:
-    """An API key as it may be written down: its first 4 characters and an ellipsis."""
+    """An API key as it may be written down: ``key#`` and 8 hex digits of its SHA-256, so
+    rows of one key can be told apart without any of its characters (``-`` for none)."""
     if not key:
-        return ""
-    return key[:4] + "…"
+        return "-"
+    return "key#" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:8]
 
 
 class SimHistory:
