@@ -24,6 +24,7 @@ from reports.claims import Claim, check_claims
 from reports.cost import ModeCost, explorer_limit_per_hour, mode_costs
 from reports.criteria import Criteria
 from reports.load import Run, all_outcomes
+from reports.reliability import reliability_rows
 from reports.rollout import RolloutPlan, plan_rollout
 from reports.verdict import VerdictResult, evaluate
 
@@ -216,6 +217,7 @@ def render_report(report: Report) -> str:
         figures=figs,
         details=details,
         worst=_worst_trades(run),
+        reliability=reliability_rows(run),
         manifest=_manifest_rows(run.manifest),
         problems=problems,
         criteria_source=report.criteria.source,

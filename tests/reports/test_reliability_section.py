@@ -1,0 +1,48 @@
+"""The report's reliability section: faults and malformed inputs by kind, trades at risk,
+lost, duplicated, recovered, restarts survived, tasks restarted - as measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from report_fixtures import build_run
+
+from reports.criteria import load_criteria
+from reports.load import load_run
+from reports.reliability import reliability_rows
+from reports.render import write_report
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_reliability_rows_count_what_the_histories_say(tmp_path: Path) -> None:
+    run = build_run(tmp_path)
+    sdir = run / "ws_drop"
+    _append(sdir / "monitor_history.jsonl", [
+        {"t_ns": 10, "event": "bad_input", "kind": "ws_not_json"},
+        {"t_ns": 11, "event": "bad_input", "kind": "ws_not_json"},
+        {"t_ns": 12, "event": "bad_input", "kind": "head_jump"},
+        {"t_ns": 13, "event": "task_crash", "task": "sync-ws0", "error": "OSError"},
+        {"t_ns": 14, "event": "start", "mode": "websocket"},
+        {"t_ns": 15, "event": "tasks", "alive": {"sync-ws0": True, "polling": False}},
+    ])
+    _append(sdir / "sim_history.jsonl", [
+        {"t_ns": 9, "event": "malformed", "kind": "ws_garbage"}])
+    rows = {r.scenario: r for r in reliability_rows(load_run(run))}
+    r = rows["ws_drop"]
+    assert r.faults == {"ws_drop": 1} and r.injected == {"ws_garbage": 1}
+    assert r.rejected == {"head_jump": 1, "ws_not_json": 2}
+    assert r.at_risk is not None and r.at_risk > 0 and r.lost == 1
+    assert r.recovered == r.at_risk - 1 and r.duplicated == 0
+    assert r.restarts_survived == 1 and r.tasks_restarted == 1 and r.tasks_dead == ("polling",)
+    clean = rows["ws_healthy"]
+    assert clean.faults == {} and clean.at_risk == 0 and clean.restarts_survived == 0
+    _, out = write_report(load_run(run), load_criteria())
+    html = out.read_text(encoding="utf-8")
+    assert 'id="reliability"' in html and "ws_not_json&nbsp;2" in html
+    assert '<span class="warn">polling</span>' in html
