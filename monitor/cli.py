@@ -49,24 +49,38 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m monitor", description="Polymarket wallet monitor.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="watch wallets and deliver their trades")
-    run.add_argument("--ws-url")
-    run.add_argument("--api-key")
-    run.add_argument("--wallet", action="append", default=[], dest="wallet_list")
-    run.add_argument("--wallets-file", type=Path)
-    run.add_argument("--db")
-    run.add_argument("--detections")
-    run.add_argument("--history")
-    run.add_argument("--config", type=Path)
-    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    taken = {"websocket_url", "explorer_api_key", "state_db", "detections_path",
-             "history_path", "wallets"}
-    for name in Settings.model_fields:
-        if name in taken:
-            continue
-        run.add_argument("--" + name.replace("_", "-"), dest=name)
+    from monitor.pilot_cli import add_pilot_parser
+
+    pilot = add_pilot_parser(sub)
+    for p in (run, pilot):
+        p.add_argument("--ws-url")
+        p.add_argument("--api-key")
+        p.add_argument("--wallet", action="append", default=[], dest="wallet_list")
+        p.add_argument("--wallets-file", type=Path)
+        p.add_argument("--db")
+        p.add_argument("--detections")
+        p.add_argument("--history")
+        p.add_argument("--config", type=Path)
+        p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+        taken = {"websocket_url", "explorer_api_key", "state_db", "detections_path",
+                 "history_path", "wallets"}
+        for name in Settings.model_fields:
+            if name in taken:
+                continue
+            p.add_argument("--" + name.replace("_", "-"), dest=name)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("polymarket-ws-pilot")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
@@ -131,6 +145,10 @@ async def _run(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    if ns.command == "pilot":
+        from monitor.pilot_cli import pilot_main
+
+        return pilot_main(ns, _cli_settings, _install_redacting_filter)
     try:
         cli, config = _cli_settings(ns)
         settings = load_settings(cli, config_file=config)

@@ -1,0 +1,595 @@
+"""The live shadow pilot: the WebSocket path and the polling path side by side.
+
+One process runs two :class:`~monitor.wallet_monitor.WalletMonitor` instances on the same
+wallets and the same endpoints: ``websocket`` (the new path, with its explorer fallback)
+and ``polling`` (today's behaviour, the shadow). Both write to one durable store
+directory with one clock::
+
+    DIR/pilot.sqlite            meta (start block, wallets, endpoints without keys),
+                                sessions (each process start: wall + monotonic ns),
+                                sightings (per path and event: first seen wall/mono ns,
+                                block number/hash/timestamp, source), paths (per session
+                                and path: seconds observed / healthy / on fallback, state,
+                                head, cursor), heads (head per beat)
+    DIR/sightings.jsonl         the same sightings as JSON lines (rotated)
+    DIR/events.jsonl            pilot events: session start/stop, fallback start/end,
+                                FAILED, alerts (rotated)
+    DIR/<path>/state.db         each monitor's cursor and outbox (resume after restart)
+    DIR/<path>/history.jsonl    each monitor's history (rotated; a ``pilot_session`` row
+                                with wall and monotonic ns opens every session)
+
+Sightings are idempotent on ``(path, kind, trade_id, generation)``: the monitors re-send
+what they had not confirmed after a crash, and the store keeps the first sighting. The
+first start asks the node for its head and stores ``start_block = head + 1`` for both
+paths, so both watch from the same block; a restart resumes from each monitor's cursor.
+Files are rotated at ``rotate_bytes`` and ``keep`` old files are kept (JSON lines are the
+human-readable copy; SQLite is the record).
+
+Alerts (the monitor's Telegram alerter, or the log): the monitors' own (disconnected,
+recovered, failed, task crash) plus ``fallback_start`` / ``fallback_end`` and
+``failed`` when the WebSocket path enters FAILED.
+
+The pilot knows nothing of the simulator: URLs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from monitor.bounds import quantity
+from monitor.clock import Clock, SystemClock
+from monitor.config import Settings
+from monitor.connection import ConnState
+from monitor.history import History
+from monitor.jsonrpc_client import JsonRpcHttpClient
+from monitor.ops_server import OpsServer
+from monitor.private_files import PRIVATE_MODE, open_private
+from monitor.redact import redact, redact_obj
+from monitor.sinks import CallbackSink, SinkEvent
+from monitor.wallet_monitor import WalletMonitor
+
+__all__ = ["PATHS", "Pilot", "PilotStore", "RotatingHistory", "RotatingJsonl",
+           "endpoint_host", "pilot_status", "read_rotated"]
+
+log = logging.getLogger("monitor.pilot")
+
+PATHS = ("websocket", "polling")
+DB_NAME = "pilot.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY, started_wall_ns INTEGER NOT NULL,
+    started_mono_ns INTEGER NOT NULL, pid INTEGER, stopped_wall_ns INTEGER,
+    last_wall_ns INTEGER);
+CREATE TABLE IF NOT EXISTS sightings (
+    path TEXT NOT NULL, kind TEXT NOT NULL, trade_id TEXT NOT NULL,
+    generation INTEGER NOT NULL, source TEXT, wall_ns INTEGER NOT NULL,
+    mono_ns INTEGER NOT NULL, session INTEGER, wallet TEXT, block_number INTEGER,
+    block_hash TEXT, block_timestamp INTEGER,
+    PRIMARY KEY (path, kind, trade_id, generation));
+CREATE TABLE IF NOT EXISTS paths (
+    session INTEGER NOT NULL, path TEXT NOT NULL, observed_s REAL NOT NULL,
+    healthy_s REAL NOT NULL, fallback_s REAL NOT NULL, state TEXT, healthy INTEGER,
+    fallback INTEGER, head INTEGER, cursor INTEGER, wall_ns INTEGER, mono_ns INTEGER,
+    PRIMARY KEY (session, path));
+CREATE TABLE IF NOT EXISTS heads (
+    wall_ns INTEGER NOT NULL, mono_ns INTEGER NOT NULL, path TEXT NOT NULL,
+    head INTEGER NOT NULL);
+"""
+
+
+def endpoint_host(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an endpoint: no path, query or credentials (keys)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+# -- bounded files -----------------------------------------------------------------------
+
+def _rotate(path: Path, keep: int) -> None:
+    """``path`` -> ``path.1`` -> ``path.2`` ...; the oldest past ``keep`` is deleted."""
+    for i in range(keep, 0, -1):
+        src = path if i == 1 else path.with_name(f"{path.name}.{i - 1}")
+        dst = path.with_name(f"{path.name}.{i}")
+        if src.exists():
+            if i == keep and dst.exists():
+                dst.unlink()
+            os.replace(src, dst)
+    if keep == 0 and path.exists():
+        path.unlink()
+
+
+def read_rotated(path: str | Path) -> list[Path]:
+    """The files of a rotated JSON-lines file, oldest first (``x.3``, ``x.2``, ``x.1``,
+    ``x``), those that exist."""
+    path = Path(path)
+    old = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+                 key=lambda p: -int(p.suffix[1:]))
+    return [*old, *([path] if path.exists() else [])]
+
+
+class RotatingJsonl:
+    """Append-only JSON lines (0600), one flushed line per row, rotated past
+    ``max_bytes`` keeping ``keep`` old files."""
+
+    def __init__(self, path: str | Path, *, max_bytes: int, keep: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self._fh: IO[str] | None = open_private(self.path, buffering=1)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        self._fh.write(json.dumps(redact_obj(row), separators=(",", ":"), default=str) + "\n")
+        if self._fh.tell() >= self.max_bytes:
+            self._fh.close()
+            _rotate(self.path, self.keep)
+            self._fh = open_private(self.path, buffering=1)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class RotatingHistory(History):
+    """A monitor :class:`~monitor.history.History` whose file is rotated past
+    ``max_bytes`` (``keep`` old files kept)."""
+
+    def __init__(self, path: str | Path, *, clock: Clock | None = None, max_bytes: int,
+                 keep: int) -> None:
+        super().__init__(path, clock=clock)
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.keep = keep
+
+    def record(self, event: str, **fields: Any) -> dict[str, Any]:
+        row = super().record(event, **fields)
+        fh = self._fh
+        if fh is not None:
+            try:
+                if fh.tell() >= self.max_bytes:
+                    fh.close()
+                    _rotate(self.path, self.keep)
+                    self._fh = open_private(self.path, buffering=1)
+            except OSError as exc:
+                self.dropped += 1
+                log.error("history rotation failed (%s)", exc)
+        return row
+
+
+# -- the durable record ------------------------------------------------------------------
+
+class PilotStore:
+    """``DIR/pilot.sqlite`` (WAL; survives SIGKILL). One writer (the pilot), any readers."""
+
+    def __init__(self, directory: str | Path, *, readonly: bool = False) -> None:
+        self.dir = Path(directory)
+        db = self.dir / DB_NAME
+        if readonly:
+            if not db.exists():
+                raise FileNotFoundError(f"{db}: no pilot store here")
+            self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not db.exists():
+                os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+            self._db = sqlite3.connect(db, timeout=10, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         (key, json.dumps(value)))
+
+    def new_session(self, wall_ns: int, mono_ns: int) -> int:
+        cur = self._db.execute("INSERT INTO sessions (started_wall_ns, started_mono_ns, pid, "
+                               "last_wall_ns) VALUES (?, ?, ?, ?)",
+                               (wall_ns, mono_ns, os.getpid(), wall_ns))
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session: int, wall_ns: int) -> None:
+        self._db.execute("UPDATE sessions SET stopped_wall_ns = ?, last_wall_ns = ? "
+                         "WHERE id = ?", (wall_ns, wall_ns, session))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        cur = self._db.execute("SELECT id, started_wall_ns, started_mono_ns, pid, "
+                               "stopped_wall_ns, last_wall_ns FROM sessions ORDER BY id")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur]
+
+    def record(self, path: str, event: SinkEvent, *, wall_ns: int, mono_ns: int,
+               session: int) -> bool:
+        """Keep the first sighting of this event. True if it is new."""
+        t = event.trade
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO sightings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (path, event.kind, event.trade_id, event.generation, event.source, wall_ns,
+             mono_ns, session, t.wallet if t else None, t.block_number if t else None,
+             event.block_hash, t.block_timestamp if t else None))
+        return cur.rowcount > 0
+
+    def sightings(self, path: str | None = None) -> list[dict[str, Any]]:
+        q = ("SELECT path, kind, trade_id, generation, source, wall_ns, mono_ns, session, "
+             "wallet, block_number, block_hash, block_timestamp FROM sightings")
+        args: tuple[Any, ...] = ()
+        if path is not None:
+            q += " WHERE path = ?"
+            args = (path,)
+        cur = self._db.execute(q + " ORDER BY wall_ns, rowid", args)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur]
+
+    def beat(self, session: int, path: str, *, dt_s: float, healthy: bool, fallback: bool,
+             state: str, head: int | None, cursor: int | None, wall_ns: int,
+             mono_ns: int) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(
+                "INSERT INTO paths VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(session, path) "
+                "DO UPDATE SET observed_s = observed_s + excluded.observed_s, "
+                "healthy_s = healthy_s + excluded.healthy_s, "
+                "fallback_s = fallback_s + excluded.fallback_s, state = excluded.state, "
+                "healthy = excluded.healthy, fallback = excluded.fallback, "
+                "head = excluded.head, cursor = excluded.cursor, wall_ns = excluded.wall_ns, "
+                "mono_ns = excluded.mono_ns",
+                (session, path, dt_s, dt_s if healthy else 0.0, dt_s if fallback else 0.0,
+                 state, int(healthy), int(fallback), head, cursor, wall_ns, mono_ns))
+            if head is not None:
+                self._db.execute("INSERT INTO heads VALUES (?,?,?,?)",
+                                 (wall_ns, mono_ns, path, head))
+            self._db.execute("UPDATE sessions SET last_wall_ns = ? WHERE id = ?",
+                             (wall_ns, session))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def paths(self) -> list[dict[str, Any]]:
+        cur = self._db.execute("SELECT * FROM paths ORDER BY session, path")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur]
+
+    def heads(self) -> list[tuple[int, int, str, int]]:
+        cur = self._db.execute("SELECT wall_ns, mono_ns, path, head FROM heads "
+                               "ORDER BY wall_ns")
+        return [(int(a), int(b), str(c), int(d)) for a, b, c, d in cur]
+
+
+# -- status ------------------------------------------------------------------------------
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    vs = sorted(values)
+    pos = q * (len(vs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(vs) - 1)
+    return vs[lo] + (vs[hi] - vs[lo]) * (pos - lo)
+
+
+def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> dict[str, Any]:
+    """What ``python -m monitor pilot status`` shows, as a dict (read-only)."""
+    store = PilotStore(directory, readonly=True)
+    try:
+        meta, sessions, paths = store.meta(), store.sessions(), store.paths()
+        rows = store.sightings()
+    finally:
+        store.close()
+    now = now_wall_ns if now_wall_ns is not None else time.time_ns()
+    start = sessions[0]["started_wall_ns"] if sessions else None
+    last = max((s["last_wall_ns"] or s["started_wall_ns"] for s in sessions), default=None)
+    span_s = (last - start) / 1e9 if start is not None and last is not None else 0.0
+    out: dict[str, Any] = {"store": str(directory), "start_block": meta.get("start_block"),
+                           "wallets": meta.get("wallets", []), "sessions": len(sessions),
+                           "started_wall_ns": start, "last_beat_wall_ns": last,
+                           "last_beat_age_s": (now - last) / 1e9 if last else None,
+                           "running": bool(sessions) and sessions[-1]["stopped_wall_ns"] is None
+                           and last is not None and (now - last) / 1e9 < 60,
+                           "span_s": span_s, "endpoints": meta.get("endpoints", {}),
+                           "paths": {}}
+    seen: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in PATHS}
+    for r in rows:
+        if r["kind"] == "trade" and r["trade_id"] not in seen.setdefault(r["path"], {}):
+            seen[r["path"]][r["trade_id"]] = r
+    for p in PATHS:
+        mine = [x for x in paths if x["path"] == p]
+        healthy = sum(x["healthy_s"] for x in mine)
+        current = mine[-1] if mine else {}
+        lat = [(r["wall_ns"] - r["block_timestamp"] * 1_000_000_000) / 1e9
+               for r in seen[p].values() if r["block_timestamp"] is not None]
+        others = set().union(*(set(seen[o]) for o in PATHS if o != p))
+        out["paths"][p] = {
+            "uptime": healthy / span_s if span_s > 0 else None,
+            "observed_s": sum(x["observed_s"] for x in mine),
+            "fallback_s": sum(x["fallback_s"] for x in mine),
+            "trades": len(seen[p]),
+            "only_this_path": len(set(seen[p]) - others),
+            "retractions": sum(1 for r in rows if r["path"] == p and r["kind"] == "retraction"),
+            "latency_s": {k: _quantile(lat, q) for k, q in
+                          (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+            "state": current.get("state"), "healthy": bool(current.get("healthy")),
+            "fallback": bool(current.get("fallback")), "head": current.get("head"),
+            "cursor": current.get("cursor")}
+    both = set(seen["websocket"]) & set(seen["polling"])
+    out["trades_both"] = len(both)
+    return out
+
+
+def format_status(st: dict[str, Any]) -> str:
+    def s(v: Any, fmt: str = "{:.2f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    lines = [f"pilot store {st['store']}: {st['sessions']} session(s), "
+             f"{'running' if st['running'] else 'not running'}, span {st['span_s'] / 3600:.2f} h, "
+             f"last beat {s(st['last_beat_age_s'], '{:.0f}')} s ago, "
+             f"start block {st['start_block']}, {len(st['wallets'])} wallet(s)",
+             f"trades seen by both paths: {st['trades_both']}"]
+    for p, d in st["paths"].items():
+        lat = d["latency_s"]
+        lines.append(
+            f"{p:<9} uptime {s(None if d['uptime'] is None else 100 * d['uptime'], '{:.1f}')}%"
+            f"  trades {d['trades']} (only here {d['only_this_path']})"
+            f"  latency p50 {s(lat['p50'])} s p95 {s(lat['p95'])} s p99 {s(lat['p99'])} s"
+            f" max {s(lat['max'])} s  state {d['state'] or '-'}"
+            f"{' FALLBACK' if d['fallback'] else ''}  head {d['head'] or '-'}"
+            f"  cursor {d['cursor'] or '-'}")
+    return "\n".join(lines)
+
+
+# -- the pilot ---------------------------------------------------------------------------
+
+class _PollHealth:
+    """The polling path is healthy while its last explorer round succeeded recently."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.errors = 0
+        self.last_ok: float | None = None
+        self.last_err: float | None = None
+
+    def update(self, polls: int, errors: int, now: float) -> None:
+        if errors > self.errors:
+            self.last_err = now
+        elif polls > self.polls:
+            self.last_ok = now
+        self.polls, self.errors = polls, errors
+
+    def healthy(self, now: float, limit: float) -> bool:
+        return (self.last_ok is not None and now - self.last_ok <= limit
+                and (self.last_err is None or self.last_ok > self.last_err))
+
+
+class Pilot:
+    """Both paths, the store, the beat. ``await start()`` ... ``await stop()``."""
+
+    def __init__(self, settings: Settings, directory: str | Path, *, beat_s: float = 5.0,
+                 rotate_bytes: int = 64 << 20, keep: int = 5,
+                 clock: Clock | None = None) -> None:
+        self.s = settings
+        self.dir = Path(directory)
+        self.beat_s = beat_s
+        self.rotate_bytes = rotate_bytes
+        self.keep = keep
+        self.clock = clock or SystemClock()
+        self.store: PilotStore | None = None
+        self.session = 0
+        self.monitors: dict[str, WalletMonitor] = {}
+        self.events: RotatingJsonl | None = None
+        self.sightings_log: RotatingJsonl | None = None
+        self.ops: OpsServer | None = None
+        self._beat_task: asyncio.Task[None] | None = None
+        self._last_beat: float | None = None
+        self._fallback = False
+        self._failed = False
+        self._poll_health = _PollHealth()
+        self._bg: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> Pilot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _event(self, event: str, **fields: Any) -> None:
+        if self.events is not None:
+            self.events.write({"wall_ns": time.time_ns(), "t_ns": self.clock.now_ns(),
+                               "event": event, "session": self.session, **fields})
+
+    async def _start_block(self) -> int:
+        store = self.store
+        assert store is not None
+        meta = store.meta()
+        if "start_block" in meta:
+            return int(meta["start_block"])
+        if self.s.start_block is not None:
+            start = self.s.start_block
+        else:
+            assert self.s.rpc_url is not None
+            async with aiohttp.ClientSession() as session:
+                client = JsonRpcHttpClient(self.s.rpc_url, session, clock=self.clock,
+                                           timeout=self.s.rpc_timeout)
+                start = quantity(await client.call("eth_blockNumber", [])) + 1
+        store.set_meta("start_block", start)
+        return start
+
+    def _settings(self, path: str, start_block: int) -> Settings:
+        sub = self.dir / path
+        update: dict[str, Any] = {
+            "mode": path, "websocket_enabled": path == "websocket", "websocket_share": 100.0,
+            "start_block": start_block, "state_db": str(sub / "state.db"),
+            "detections_path": None, "history_path": None, "metrics_port": None,
+            # one explorer key, two clients: each gets half of the rate
+            "explorer_rate_per_s": self.s.explorer_rate_per_s / 2}
+        return self.s.model_copy(update=update)
+
+    async def start(self) -> None:
+        self.store = PilotStore(self.dir)
+        wall, mono = time.time_ns(), self.clock.now_ns()
+        self.session = self.store.new_session(wall, mono)
+        self.events = RotatingJsonl(self.dir / "events.jsonl", max_bytes=self.rotate_bytes,
+                                    keep=self.keep)
+        self.sightings_log = RotatingJsonl(self.dir / "sightings.jsonl",
+                                           max_bytes=self.rotate_bytes, keep=self.keep)
+        start_block = await self._start_block()
+        meta = self.store.meta()
+        if "wallets" not in meta:
+            self.store.set_meta("wallets", list(self.s.wallets))
+            self.store.set_meta("created_wall_ns", wall)
+        elif sorted(meta["wallets"]) != sorted(self.s.wallets):
+            log.warning("the wallets differ from the store's first session: the comparison "
+                        "covers the union; start a new store for a new pilot")
+            self.store.set_meta("wallets", sorted(set(meta["wallets"]) | set(self.s.wallets)))
+        self.store.set_meta("endpoints", {
+            "websocket": endpoint_host(self.s.websocket_url),
+            "rpc": endpoint_host(self.s.rpc_url),
+            "explorer": endpoint_host(self.s.explorer_url)})
+        self._event("session_start", wall_ns_start=wall, mono_ns_start=mono,
+                    start_block=start_block, pid=os.getpid())
+        for path in PATHS:
+            settings = self._settings(path, start_block)
+            history = RotatingHistory(self.dir / path / "history.jsonl", clock=self.clock,
+                                      max_bytes=self.rotate_bytes, keep=self.keep)
+            history.record("pilot_session", session=self.session, wall_ns=wall, mono_ns=mono,
+                           path=path)
+            mon = WalletMonitor(settings, sink=CallbackSink(self._recorder(path)),
+                                history=history, clock=self.clock)
+            self.monitors[path] = mon
+        for mon in self.monitors.values():
+            await mon.start()
+        if self.s.metrics_port:
+            self.ops = OpsServer([({"path": p}, m) for p, m in self.monitors.items()],
+                                 host=self.s.metrics_host, port=self.s.metrics_port)
+            await self.ops.start()
+        self._beat_task = asyncio.create_task(self._beat_loop(), name="pilot-beat")
+        log.info("pilot started: session %d, %d wallet(s), from block %d, store %s",
+                 self.session, len(self.s.wallets), start_block, self.dir)
+
+    def _recorder(self, path: str) -> Any:
+        async def on_event(event: SinkEvent) -> None:
+            assert self.store is not None
+            wall, mono = time.time_ns(), self.clock.now_ns()
+            if self.store.record(path, event, wall_ns=wall, mono_ns=mono,
+                                 session=self.session) and self.sightings_log is not None:
+                t = event.trade
+                self.sightings_log.write({
+                    "path": path, "kind": event.kind, "trade_id": event.trade_id,
+                    "generation": event.generation, "source": event.source,
+                    "wall_ns": wall, "t_ns": mono, "block_number": t.block_number if t else None,
+                    "block_hash": event.block_hash,
+                    "block_timestamp": t.block_timestamp if t else None})
+        return on_event
+
+    async def wait_connected(self, timeout: float) -> bool:
+        return await self.monitors["websocket"].wait_connected(timeout)
+
+    def _alert(self, kind: str, text: str) -> None:
+        self._event("alert", kind=kind, text=text)
+        mon = self.monitors.get("websocket")
+        if mon is None:
+            return
+        task = asyncio.create_task(mon.alerts.send(kind, f"[pilot] {text}"))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _beat_loop(self) -> None:
+        while True:
+            try:
+                self.beat()
+            except Exception as exc:  # the beat never takes the pilot down
+                log.warning("pilot beat failed (%s: %s)", type(exc).__name__,
+                            redact(str(exc)))
+            await asyncio.sleep(self.beat_s)
+
+    def beat(self) -> None:
+        """Record each path's state and accumulate uptime; alert on fallback / FAILED."""
+        assert self.store is not None
+        now, wall, mono = self.clock.now(), time.time_ns(), self.clock.now_ns()
+        dt = 0.0 if self._last_beat is None else min(now - self._last_beat, 3 * self.beat_s)
+        self._last_beat = now
+        ws = self.monitors["websocket"]
+        shards = ws.shards
+        healthy = any(sh.healthy_now() for sh in shards)
+        fallback = any(sh.fallback.polling for sh in shards)
+        failed = any(sh.manager.state is ConnState.FAILED for sh in shards)
+        state = shards[0].manager.state.value if shards else "NONE"
+        heads = [sh.head for sh in shards if sh.head is not None]
+        cursors = [c for c in (sh.cursor() for sh in shards) if c is not None]
+        self.store.beat(self.session, "websocket", dt_s=dt, healthy=healthy, fallback=fallback,
+                        state=state, head=max(heads) if heads else None,
+                        cursor=min(cursors) if cursors else None, wall_ns=wall, mono_ns=mono)
+        if fallback != self._fallback:
+            self._fallback = fallback
+            self._event("fallback", active=fallback)
+            self._alert("fallback_start" if fallback else "fallback_end",
+                        "WebSocket path on explorer fallback" if fallback
+                        else "WebSocket path back on its feed (fallback ended)")
+        if failed and not self._failed:
+            self._alert("failed", "WebSocket path FAILED (reconnects exhausted)")
+        self._failed = failed
+        poll = self.monitors["polling"]
+        p = poll.poller
+        if p is not None:
+            self._poll_health.update(p.polls, p.counters.get("errors", 0), now)
+            limit = 2 * self.s.scaled(self.s.polling_interval) + self.s.explorer_timeout
+            ok = self._poll_health.healthy(now, limit)
+            assert poll.store is not None
+            pc = [c.block for c in poll.store.cursors().values()]
+            self.store.beat(self.session, "polling", dt_s=dt, healthy=ok, fallback=False,
+                            state="POLLING" if ok else "ERROR", head=p.last_head,
+                            cursor=min(pc) if pc else None, wall_ns=wall, mono_ns=mono)
+
+    async def stop(self) -> None:
+        if self._beat_task is not None:
+            self._beat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._beat_task
+            self._beat_task = None
+            with contextlib.suppress(Exception):
+                self.beat()
+        if self.ops is not None:
+            await self.ops.stop()
+            self.ops = None
+        for mon in self.monitors.values():
+            with contextlib.suppress(Exception):
+                await mon.stop()
+        if self._bg:
+            await asyncio.wait(set(self._bg), timeout=5.0)
+        self._event("session_stop")
+        if self.store is not None:
+            self.store.end_session(self.session, time.time_ns())
+            self.store.close()
+            self.store = None
+        for f in (self.events, self.sightings_log):
+            if f is not None:
+                f.close()
+
+
+def paths_of(directory: str | Path) -> Iterable[str]:
+    return [p for p in PATHS if (Path(directory) / p).is_dir()]

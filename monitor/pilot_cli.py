@@ -1,0 +1,120 @@
+"""``python -m monitor pilot``: the live shadow pilot, and ``pilot status``.
+
+::
+
+    python -m monitor pilot --ws-url URL --rpc-url URL [--explorer-url URL]
+        --wallet ADDR [--wallet ...] --store DIR [--metrics-host H --metrics-port P]
+        [--beat S] [--rotate-mb N] [--keep N] [any `monitor run` setting flag]
+    python -m monitor pilot status --store DIR [--json]
+
+Keys come from the environment or files (``EXPLORER_API_KEY`` / ``EXPLORER_API_KEY_FILE``,
+``MONITOR_...``, ``WEBSOCKET_URL_FILE`` for a provider URL holding its key), never from
+argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run; stops cleanly on
+SIGINT/SIGTERM; a SIGKILL loses nothing the store had confirmed (restart resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, MonitorError, StoreError
+
+__all__ = ["add_pilot_parser", "pilot_main"]
+
+log = logging.getLogger("monitor.pilot")
+
+_READY_WAIT_S = 15.0
+
+
+def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "pilot", help="run the WebSocket and polling paths side by side (shadow pilot); "
+                      "`pilot status --store DIR` shows how it goes")
+    p.add_argument("action", nargs="?", choices=("run", "status"), default="run")
+    p.add_argument("--store", type=Path, help="pilot store directory (SQLite + JSON lines)")
+    p.add_argument("--beat", type=float, default=5.0,
+                   help="seconds between state records (uptime resolution)")
+    p.add_argument("--rotate-mb", type=float, default=64.0,
+                   help="rotate each JSON-lines file past this size")
+    p.add_argument("--keep", type=int, default=5, help="rotated files kept per file")
+    p.add_argument("--json", action="store_true", help="status: print JSON")
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"python -m monitor pilot: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def pilot_main(ns: argparse.Namespace,
+               cli_settings: Callable[[argparse.Namespace], tuple[dict[str, Any], Any]],
+               install_filter: Callable[[], None]) -> int:
+    if ns.store is None:
+        return _fail("--store DIR is needed")
+    if ns.action == "status":
+        from monitor.pilot import format_status, pilot_status
+
+        try:
+            st = pilot_status(ns.store)
+        except (FileNotFoundError, OSError) as exc:
+            return _fail(str(exc))
+        print(json.dumps(st, indent=2) if ns.json else format_status(st))
+        return 0
+    if ns.api_key is not None:
+        return _fail("--api-key is refused: keys on the command line are visible in `ps`; "
+                     "use EXPLORER_API_KEY or EXPLORER_API_KEY_FILE")
+    try:
+        cli, config = cli_settings(ns)
+        settings = load_settings(cli, config_file=config)
+        if not settings.wallets:
+            raise ConfigError("wallets: at least one --wallet (or --wallets-file) is needed")
+        if not settings.websocket_url or not settings.rpc_url or not settings.explorer_url:
+            raise ConfigError("the pilot needs --ws-url, --rpc-url and --explorer-url")
+        if ns.beat <= 0 or ns.rotate_mb <= 0 or ns.keep < 0:
+            raise ConfigError("--beat and --rotate-mb must be positive, --keep >= 0")
+    except ConfigError as exc:
+        return _fail(exc.message)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_filter()
+    try:
+        return asyncio.run(_run(settings, ns))
+    except (ConfigError, StoreError) as exc:
+        return _fail(exc.message)
+    except MonitorError as exc:
+        print(f"python -m monitor pilot: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(settings: Settings, ns: argparse.Namespace) -> int:
+    from monitor.pilot import Pilot
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    pilot = Pilot(settings, ns.store, beat_s=ns.beat, rotate_bytes=int(ns.rotate_mb * 2**20),
+                  keep=ns.keep)
+    try:
+        await pilot.start()
+        if not await pilot.wait_connected(_READY_WAIT_S):
+            log.warning("feed not connected after %.0f s: starting anyway", _READY_WAIT_S)
+        print("READY", flush=True)
+        await stop.wait()
+        log.info("signal received: stopping the pilot")
+    finally:
+        await pilot.stop()
+    return 0
