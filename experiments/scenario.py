@@ -55,6 +55,7 @@ from pydantic import (
 )
 
 from experiments.thresholds import ThresholdError, parse_threshold
+from simulator.faults import FAULTS as SIM_FAULTS
 
 __all__ = [
     "FAULT_NAMES",
@@ -75,11 +76,8 @@ class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the file and the field."""
 
 
-FAULT_NAMES = frozenset({
-    "ws_drop", "ws_close", "ws_refuse", "ws_stall", "ws_silent", "ws_latency", "ws_loss",
-    "ws_dup", "reorg", "rpc_errors", "explorer_rate_limit", "explorer_lag", "explorer_down",
-    "max_subscriptions",
-})
+# The simulator's fault table (simulator.nemesis.KINDS) is the one list of fault names.
+FAULT_NAMES = frozenset(SIM_FAULTS)
 
 # Upper bounds: a typo such as ``blocks = 1e12`` must fail here, naming the field, not
 # hours later as an out-of-memory synthesiser or a run that never ends.
@@ -222,8 +220,8 @@ class FaultSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if v not in FAULT_NAMES:
-            raise ValueError(f"unknown fault {v!r} (known: {', '.join(sorted(FAULT_NAMES))})")
+        if v not in SIM_FAULTS:  # read live: a fault added to the table is known here
+            raise ValueError(f"unknown fault {v!r} (known: {', '.join(sorted(SIM_FAULTS))})")
         return v
 
     @field_validator("target")
@@ -262,10 +260,8 @@ class FaultSpec(_Strict):
             depth = self.params.get("depth", 1)
             if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 64:
                 raise ValueError("params.depth: reorg depth must be an integer 1..64")
-        try:
-            from simulator.faults import FaultError, FaultPlan, make_spec
-        except ImportError:  # pragma: no cover - the simulator is part of this project
-            return self
+        from simulator.faults import FaultError, FaultPlan, make_spec
+
         try:
             make_spec(self.name, self._sim_target(), self._sim_params())
         except FaultError as exc:
@@ -285,11 +281,7 @@ class FaultSpec(_Strict):
         params = dict(self.params)
         if self.seed is not None and self.rate_per_hour is None:
             params.setdefault("seed", self.seed)
-        try:
-            from simulator.faults import FAULTS
-        except ImportError:  # pragma: no cover
-            return params
-        defaults = FAULTS.get(self.name, ("", {}))[1]
+        defaults = SIM_FAULTS.get(self.name, ("", {}))[1]
         if "seed" in params and "seed" not in defaults and "seed" not in self.params:
             del params["seed"]
         return params

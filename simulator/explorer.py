@@ -878,10 +878,12 @@ def _envelope(status: str, message: str, result: Any) -> bytes:
 def make_explorer_handler(
     explorer: Explorer, *, now_ns: Callable[[], int],
     on_request: Callable[[ExplorerReply], None] | None = None,
+    transform: Callable[[ExplorerReply], ExplorerReply] | None = None,
 ) -> Callable[[web.Request], Any]:
     """An aiohttp handler for ``GET /v2/api`` and ``GET /api`` around ``explorer``.
 
-    Calls ``on_request`` once per request with the reply (the server counts it). A
+    Calls ``on_request`` once per request with the reply (the server counts it), then
+    ``transform`` (the server's faults may change what is sent). A
     ``timeout`` reply is held for ``timeout_hang_s / speed`` wall seconds (or until the
     client goes away) and then answered with a 504 page.
     """
@@ -898,6 +900,8 @@ def make_explorer_handler(
             reply = explorer.internal_error(request.path, params)
         if on_request is not None:
             on_request(reply)
+        if transform is not None:
+            reply = transform(reply)
         if reply.outcome == "timeout":
             hang = explorer.settings.timeout_hang_s
             await _hang(request, None if hang is None else hang / explorer.settings.speed)

@@ -1,4 +1,9 @@
-"""Faults: what can go wrong, when it is scheduled, and which are active (sans-I/O).
+"""Faults: what can be asked for, checked, and when it is scheduled (sans-I/O).
+
+What each fault *does* is decided in :mod:`simulator.nemesis` (one table, :data:`KINDS`,
+one pure function per hook); this module checks requests against that table and turns
+``[[faults]]`` schedules into windows. ``FaultError``, ``FaultSpec``, ``ActiveFault`` and
+``FaultBoard`` live in the nemesis and are re-exported here.
 
 A fault has a ``name`` (below), a ``target`` and ``params``. Targets: ``ws`` (every
 WebSocket connection) or ``ws:<conn id>`` (one), ``rpc_http``, ``explorer``, ``chain``.
@@ -47,11 +52,15 @@ Scheduling (``[[faults]]`` in a TOML config or scenario)::
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from simulator.nemesis import KINDS, ActiveFault, FaultBoard, FaultError, FaultSpec
 
 __all__ = [
     "FAULTS",
+    "ONE_SHOT",
     "ActiveFault",
     "FaultBoard",
     "FaultError",
@@ -62,42 +71,29 @@ __all__ = [
     "make_spec",
 ]
 
-
-class FaultError(ValueError):
-    """A fault request or schedule entry that cannot be used (message names the field)."""
-
-
 _WS = "ws"
-# name -> (target kind, default params)
-FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ws_drop": (_WS, {}),
-    "ws_close": (_WS, {"code": 1001, "reason": ""}),
-    "ws_refuse": (_WS, {"drop_existing": True, "mode": "503"}),
-    "ws_stall": (_WS, {}),
-    "ws_silent": (_WS, {}),
-    "ws_latency": (_WS, {"delay_ms": 200.0, "jitter_ms": 0.0, "seed": 0}),
-    "ws_loss": (_WS, {"share": 0.1, "seed": 0}),
-    "ws_dup": (_WS, {"share": 0.1, "seed": 0}),
-    "max_subscriptions": (_WS, {"n": 1}),
-    "reorg": ("chain", {"depth": 1, "seed": 0, "move_share": 0.3, "vanish_share": 0.2}),
-    "rpc_errors": ("rpc_http", {"share": 0.5, "statuses": [429, 500, 502, 503, "timeout"],
-                                "timeout_s": 10.0, "seed": 0}),
-    "explorer_rate_limit": ("explorer", {"rate": 1.0}),
-    "explorer_lag": ("explorer", {"extra_s": 30.0}),
-    "explorer_down": ("explorer", {"mode": "html502"}),
-}
-ONE_SHOT = frozenset({"ws_drop", "ws_close", "reorg"})
-_CLOSE_CODES = frozenset({1000, 1001, 1011, 1012, 1013})
+
+
+class _FaultTable(Mapping[str, tuple[str, dict[str, Any]]]):
+    """name -> (target kind, default params), read live from the nemesis table."""
+
+    def __getitem__(self, name: str) -> tuple[str, dict[str, Any]]:
+        kind = KINDS[name]
+        return kind.target, dict(kind.defaults)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KINDS)
+
+    def __len__(self) -> int:
+        return len(KINDS)
+
+
+FAULTS: Mapping[str, tuple[str, dict[str, Any]]] = _FaultTable()
+ONE_SHOT = frozenset(name for name, kind in KINDS.items() if kind.one_shot)
 MAX_DURATION_S = 30 * 86_400.0  # a fault window or schedule time, simulated seconds
 MIN_EVERY_S = 0.1  # shortest period of a periodic fault
 MAX_RATE_PER_MIN = 600.0  # most random starts per simulated minute
 MAX_SEED = 2**63 - 1
-
-
-def _num(params: dict[str, Any], key: str, lo: float, hi: float) -> None:
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise FaultError(f"params.{key}: expected a number in [{lo}, {hi}], got {value!r}")
 
 
 def check_duration(value: Any, where: str) -> float:
@@ -127,28 +123,12 @@ def _check_types(params: dict[str, Any], defaults: dict[str, Any]) -> None:
         raise FaultError(f"params.seed: expected an integer in [0, 2^63), got {params['seed']!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class FaultSpec:
-    """A checked fault: name, target and complete params."""
-
-    name: str
-    target: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "target": self.target, "params": self.params}
-
-    @property
-    def conn_id(self) -> str | None:
-        """The one connection targeted (``ws:<id>``), or None for all."""
-        return self.target.split(":", 1)[1] if ":" in self.target else None
-
-
 def make_spec(name: Any, target: Any = None, params: Any = None) -> FaultSpec:
     """Check a fault request; fill in the default target and params."""
-    if not isinstance(name, str) or name not in FAULTS:
-        raise FaultError(f"name: unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
-    kind, defaults = FAULTS[name]
+    if not isinstance(name, str) or name not in KINDS:
+        raise FaultError(f"name: unknown fault {name!r} (known: {', '.join(sorted(KINDS))})")
+    kind_spec = KINDS[name]
+    kind, defaults = kind_spec.target, dict(kind_spec.defaults)
     if target is None:
         target = kind
     if not isinstance(target, str) or not (target == kind or (
@@ -164,40 +144,8 @@ def make_spec(name: Any, target: Any = None, params: Any = None) -> FaultSpec:
         raise FaultError(f"params: unknown for {name}: {', '.join(sorted(unknown))}")
     full = {**defaults, **params}
     _check_types(full, defaults)
-    if name == "ws_close" and len(full["reason"].encode()) > 123:
-        raise FaultError("params.reason: a close reason is at most 123 bytes (RFC 6455)")
-    if name == "ws_refuse" and full["mode"] not in ("503", "reset"):
-        raise FaultError("params.mode: expected '503' or 'reset'")
-    if name == "ws_close" and full["code"] not in _CLOSE_CODES:
-        raise FaultError(f"params.code: expected one of {sorted(_CLOSE_CODES)}")
-    if name == "ws_latency":
-        _num(full, "delay_ms", 0, 600_000)
-        _num(full, "jitter_ms", 0, 600_000)
-    if name in ("ws_loss", "ws_dup", "rpc_errors"):
-        _num(full, "share", 0, 1)
-    if name == "reorg":
-        _num(full, "depth", 1, 64)
-        _num(full, "move_share", 0, 1)
-        _num(full, "vanish_share", 0, 1)
-        if full["move_share"] + full["vanish_share"] > 1:
-            raise FaultError("params: move_share + vanish_share must be <= 1")
-        full["depth"] = int(full["depth"])
-    if name == "max_subscriptions":
-        _num(full, "n", 0, 1_000_000)
-        full["n"] = int(full["n"])
-    if name == "explorer_rate_limit":
-        _num(full, "rate", 0.001, 1_000_000)
-    if name == "explorer_lag":
-        _num(full, "extra_s", 0, 86_400)
-    if name == "explorer_down" and full["mode"] not in ("html502", "timeout"):
-        raise FaultError("params.mode: expected 'html502' or 'timeout'")
-    if name == "rpc_errors":
-        _num(full, "timeout_s", 0, 3600)
-        statuses = full["statuses"]
-        if not isinstance(statuses, list) or not statuses or not all(
-                s == "timeout" or (isinstance(s, int) and 400 <= s <= 599) for s in statuses):
-            raise FaultError("params.statuses: expected a list of HTTP codes 4xx/5xx "
-                             "or \"timeout\"")
+    if kind_spec.check is not None:
+        kind_spec.check(full)
     return FaultSpec(name=name, target=target, params=full)
 
 
@@ -289,7 +237,7 @@ class FaultPlan:
         for entry in self.entries:
             spec = make_spec(entry["name"], entry.get("target"), entry.get("params"))
             duration = _duration(entry, "faults")
-            one_shot = spec.name in ONE_SHOT and duration == 0
+            one_shot = KINDS[spec.name].one_shot and duration == 0
             starts: list[float] = []
             if "at" in entry:
                 starts = [float(entry["at"])]
@@ -314,59 +262,3 @@ class FaultPlan:
                     out.append(Window(s, None if one_shot else s + duration, spec))
         out.sort(key=lambda w: (w.start_s, w.spec.name))
         return out
-
-
-@dataclass(slots=True)
-class ActiveFault:
-    """A fault that has started; ``stop_ns`` None = until stopped by hand."""
-
-    id: str
-    spec: FaultSpec
-    started_ns: int
-    stop_ns: int | None
-    rng: random.Random
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **self.spec.to_dict(), "started_ns": self.started_ns,
-                "stop_ns": self.stop_ns}
-
-    def hits(self, conn_id: str) -> bool:
-        target = self.spec.conn_id
-        return target is None or target == conn_id
-
-
-class FaultBoard:
-    """Which faults are active; ids are ``f1``, ``f2``, ... in start order."""
-
-    def __init__(self) -> None:
-        self.active: dict[str, ActiveFault] = {}
-        self._next = 1
-
-    def start(self, spec: FaultSpec, now_ns: int, duration_ns: int | None) -> ActiveFault:
-        fault_id = f"f{self._next}"
-        self._next += 1
-        seed = spec.params.get("seed", 0)
-        fault = ActiveFault(id=fault_id, spec=spec, started_ns=now_ns,
-                            stop_ns=None if duration_ns is None else now_ns + duration_ns,
-                            rng=random.Random(f"{seed}:{fault_id}"))
-        self.active[fault_id] = fault
-        return fault
-
-    def stop(self, fault_id: str) -> ActiveFault | None:
-        return self.active.pop(fault_id, None)
-
-    def expired(self, now_ns: int) -> list[ActiveFault]:
-        """Faults whose time is up (the caller stops them)."""
-        return [f for f in self.active.values() if f.stop_ns is not None and f.stop_ns <= now_ns]
-
-    def next_stop_ns(self) -> int | None:
-        stops = [f.stop_ns for f in self.active.values() if f.stop_ns is not None]
-        return min(stops) if stops else None
-
-    def find(self, name: str, conn_id: str | None = None) -> list[ActiveFault]:
-        return [f for f in self.active.values()
-                if f.spec.name == name and (conn_id is None or f.hits(conn_id))]
-
-    def first(self, name: str, conn_id: str | None = None) -> ActiveFault | None:
-        found = self.find(name, conn_id)
-        return found[0] if found else None

@@ -1,7 +1,8 @@
 """The simulator's history: one JSON line per event (docs/contracts.md), machine-wide clock.
 
 Events: ``start``, ``block_published``, ``explorer_indexed``, ``reorg``, ``fault_start``,
-``fault_stop``, ``request``, ``alert``, ``stop``. Every row carries ``t_ns`` =
+``fault_stop``, ``request``, ``alert``, ``stop``, ``malformed`` (one malformed item a fault
+injected: ``fault_id``, ``name``, ``kind``, ``api``). Every row carries ``t_ns`` =
 ``time.monotonic_ns()`` unless the caller passes the time the event happened. API keys are
 masked before they get here (:func:`mask_key`); bot tokens are never passed at all.
 """
@@ -17,7 +18,7 @@ from typing import IO, Any
 __all__ = ["EVENTS", "SimHistory", "mask_key"]
 
 EVENTS = frozenset({"start", "block_published", "explorer_indexed", "reorg", "fault_start",
-                    "fault_stop", "request", "alert", "stop"})
+                    "fault_stop", "request", "alert", "stop", "malformed"})
 
 
 def mask_key(key: str | None) -> str:

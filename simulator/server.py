@@ -10,7 +10,10 @@ Routes::
 
 :class:`Simulator` owns the chain, the replay loop, the faults and the connections; all
 decisions are made by the sans-I/O cores (``chain``, ``schedule``, ``jsonrpc``,
-``faults``, ``telegram``). ``main_serve`` is ``python -m simulator serve``.
+``faults``, ``telegram``). What an active fault does is asked of the ``nemesis`` at each
+hook (start, upgrade, mute, subscribe, notify, http, http_reply, explorer,
+explorer_reply); this module only applies the answers and never names a fault.
+``main_serve`` is ``python -m simulator serve``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from aiohttp import WSMsgType, web
 
 from simulator.chain import Chain, ChainBlock, ReorgResult
 from simulator.faults import (
-    ONE_SHOT,
     ActiveFault,
     FaultBoard,
     FaultError,
@@ -43,6 +45,17 @@ from simulator.faults import (
 from simulator.filters import LogFilter
 from simulator.history import SimHistory
 from simulator.jsonrpc import JsonInputError, JsonRpc, Reply, RpcError, parse_json
+from simulator.nemesis import (
+    KINDS,
+    Abort,
+    Close,
+    HttpAnswer,
+    Injection,
+    Nemesis,
+    NotifyCtx,
+    Reorg,
+    ReplyCtx,
+)
 from simulator.recording import Recording
 from simulator.settings import SettingsError, SimSettings
 from simulator.telegram import TelegramBot
@@ -95,11 +108,7 @@ class WsConn:
 
     # -- SubscriptionHost ----------------------------------------------------------------
     def subscribe(self, kind: str, flt: LogFilter | None) -> str:
-        limit = self.sim.settings.node.max_subscriptions
-        fault = self.sim.board.first("max_subscriptions", self.id)
-        if fault is not None:
-            n = int(fault.spec.params["n"])
-            limit = n if limit is None else min(limit, n)
+        limit = self.sim.nemesis.subscribe(self.id, self.sim.settings.node.max_subscriptions)
         if limit is not None and len(self.subs) >= limit:
             raise RpcError(-32005, f"too many subscriptions: limit of {limit} per "
                                    f"connection reached")
@@ -114,7 +123,8 @@ class WsConn:
 
     # -- output ----------------------------------------------------------------------------
     def stalled(self) -> bool:
-        return self.sim.board.first("ws_stall", self.id) is not None
+        """Half-open (a fault mutes the connection): nothing read, answered or sent."""
+        return bool(self.sim.board.active) and self.sim.nemesis.mute(self.id)
 
     def send(self, text: str) -> None:
         """Queue a response (kept in order behind any delayed notification)."""
@@ -122,32 +132,25 @@ class WsConn:
             return
         self._push(max(self.last_due, 0), text)
 
-    def notify(self, text: str) -> None:
-        """Queue a notification through the active ws faults."""
+    def notify(self, sub: _Sub, payload: str) -> None:
+        """Queue a notification of ``sub`` as the nemesis says (drop, copies, delay, extra
+        malformed frames after it)."""
         if self.closed:
             return
-        board = self.sim.board
-        if not board.active:
+        text = sub.prefix + payload + "}}"
+        if not self.sim.board.active:
             self._push(0, text)
             return
-        if board.first("ws_stall", self.id) or board.first("ws_silent", self.id):
-            return
-        loss = board.first("ws_loss", self.id)
-        if loss is not None and loss.rng.random() < loss.spec.params["share"]:
-            return
-        copies = 1
-        dup = board.first("ws_dup", self.id)
-        if dup is not None and dup.rng.random() < dup.spec.params["share"]:
-            copies = 2
+        plan = self.sim.nemesis.notify(NotifyCtx(self.id, sub.kind, sub.prefix, payload))
         due = 0
-        lat = board.first("ws_latency", self.id)
-        if lat is not None:
-            p = lat.spec.params
-            delay_ms = p["delay_ms"] + lat.rng.random() * p["jitter_ms"]
+        if plan.delay_ms is not None:
             due = max(self.last_due, time.monotonic_ns()
-                      + int(delay_ms * 1e6 / self.sim.chain.speed))
-        for _ in range(copies):
+                      + int(plan.delay_ms * 1e6 / self.sim.chain.speed))
+        for _ in range(plan.copies):
             self._push(due, text)
+        for injection, frame in plan.extra:
+            self.sim.record_malformed(injection, "rpc_ws", conn=self.id)
+            self._push(due, frame)
 
     def _push(self, due: int, text: str) -> None:
         if len(self.queue) >= self.sim.settings.node.notify_buffer:
@@ -217,6 +220,8 @@ class Simulator:
         self.rpc = JsonRpc(self.chain, self.settings.node)
         self.history = history or SimHistory(keep=True)
         self.board = FaultBoard()
+        self.nemesis = Nemesis(self.board)
+        self.malformed: dict[str, dict[str, int]] = {}  # fault name -> kind -> items sent
         self.plan = FaultPlan.parse(list(self.settings.faults))
         self.telegram = TelegramBot()
         self.host = host
@@ -261,7 +266,8 @@ class Simulator:
             from simulator.explorer import make_explorer_handler
 
             handler = make_explorer_handler(self.explorer, now_ns=time.monotonic_ns,
-                                            on_request=self._count_explorer)
+                                            on_request=self._count_explorer,
+                                            transform=self._explorer_faults)
             app.router.add_get("/v2/api", handler)
             app.router.add_get("/api", handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -388,12 +394,12 @@ class Simulator:
             for sub in list(conn.subs.values()):
                 if sub.kind == "newHeads":
                     if head is None:
-                        head = block.header_json() + "}}"
-                    conn.notify(sub.prefix + head)
+                        head = block.header_json()
+                    conn.notify(sub, head)
                 else:
                     assert sub.flt is not None
                     for i in sub.flt.select(block.index):
-                        conn.notify(sub.prefix + block.log_json(i) + "}}")
+                        conn.notify(sub, block.log_json(i))
 
     def _fan_out_removed(self, block: ChainBlock) -> None:
         for conn in list(self.conns.values()):
@@ -401,7 +407,7 @@ class Simulator:
                 if sub.kind == "logs":
                     assert sub.flt is not None
                     for i in sub.flt.select(block.index):
-                        conn.notify(sub.prefix + block.removed_log_json(i) + "}}")
+                        conn.notify(sub, block.removed_log_json(i))
 
     async def wait_published(self, n: int, timeout: float = 30.0) -> None:
         """Wait until at least ``n`` blocks are published (tests)."""
@@ -428,7 +434,7 @@ class Simulator:
         if duration_s is not None:
             check_duration(duration_s, "duration")
         now = time.monotonic_ns()
-        one_shot = spec.name in ONE_SHOT and not duration_s
+        one_shot = KINDS[spec.name].one_shot and not duration_s
         duration_ns = None if duration_s is None else int(duration_s * _NS / self.chain.speed)
         fault = self.board.start(spec, now, 0 if one_shot else duration_ns)
         self.history.record("fault_start", t_ns=now, fault_id=fault.id, name=spec.name,
@@ -467,26 +473,26 @@ class Simulator:
         return [c for c in self.conns.values() if fault.hits(c.id)]
 
     def _apply(self, fault: ActiveFault) -> None:
-        name, p = fault.spec.name, fault.spec.params
-        if name == "ws_drop" or (name == "ws_refuse" and p["drop_existing"]):
-            for conn in self._hit(fault):
-                conn.abort()
-        elif name == "ws_close":
-            for conn in self._hit(fault):
-                conn.closed = True
-                conn.queue.clear()
-                task = asyncio.get_running_loop().create_task(
-                    conn.ws.close(code=int(p["code"]), message=str(p["reason"]).encode()))
-                self._stop_tasks.add(task)
-                task.add_done_callback(self._stop_tasks.discard)
-        elif name == "reorg":
-            result = self.chain.reorg(int(p["depth"]), time.monotonic_ns(), seed=int(p["seed"]),
-                                      move_share=float(p["move_share"]),
-                                      vanish_share=float(p["vanish_share"]))
-            if result is not None:
-                self._publish_reorg(result)
-        else:
-            self._sync_hooks()
+        """Carry out what the nemesis says a starting fault does, then re-sync the hooks."""
+        for command in self.nemesis.start(fault):
+            if isinstance(command, Abort):
+                for conn in self._hit(fault):
+                    conn.abort()
+            elif isinstance(command, Close):
+                for conn in self._hit(fault):
+                    conn.closed = True
+                    conn.queue.clear()
+                    task = asyncio.get_running_loop().create_task(
+                        conn.ws.close(code=command.code, message=command.reason.encode()))
+                    self._stop_tasks.add(task)
+                    task.add_done_callback(self._stop_tasks.discard)
+            elif isinstance(command, Reorg):
+                result = self.chain.reorg(command.depth, time.monotonic_ns(),
+                                          seed=command.seed, move_share=command.move_share,
+                                          vanish_share=command.vanish_share)
+                if result is not None:
+                    self._publish_reorg(result)
+        self._sync_hooks()
 
     def _publish_reorg(self, result: ReorgResult) -> None:
         self.history.record("reorg", depth=result.depth, from_number=result.from_number,
@@ -503,13 +509,18 @@ class Simulator:
 
     def _sync_hooks(self) -> None:
         """Explorer and lag hooks follow the active faults."""
-        lags = [f.spec.params["extra_s"] for f in self.board.find("explorer_lag")]
-        self.chain.lag_extra_s = float(max(lags)) if lags else 0.0
+        effects = self.nemesis.explorer()
+        self.chain.lag_extra_s = effects.lag_extra_s
         if self.explorer is not None:
-            rates = [f.spec.params["rate"] for f in self.board.find("explorer_rate_limit")]
-            self.explorer.faults.rate_limit = float(min(rates)) if rates else None
-            downs = [f.spec.params["mode"] for f in self.board.find("explorer_down")]
-            self.explorer.faults.down = downs[-1] if downs else None
+            self.explorer.faults.rate_limit = effects.rate_limit
+            self.explorer.faults.down = effects.down
+
+    def record_malformed(self, injection: Injection, api: str, **fields: Any) -> None:
+        """One malformed item put on the wire: a history row and a counter, by kind."""
+        kinds = self.malformed.setdefault(injection.name, {})
+        kinds[injection.kind] = kinds.get(injection.kind, 0) + 1
+        self.history.record("malformed", fault_id=injection.fault_id, name=injection.name,
+                            kind=injection.kind, api=api, **fields)
 
     def _stop_fault(self, fault: ActiveFault) -> None:
         if self.board.stop(fault.id) is None:
@@ -539,6 +550,20 @@ class Simulator:
         self._count("explorer", f"{reply.module or '-'}.{reply.action or '-'}",
                     reply.key_masked, status)
 
+    def _explorer_faults(self, reply: Any) -> Any:
+        """The explorer's reply as the active faults change it (malformed answers)."""
+        if not self.board.active:
+            return reply
+        answer = self.nemesis.explorer_reply(ReplyCtx(
+            (f"{reply.module or '-'}.{reply.action or '-'}",), reply.http_status,
+            reply.content_type, reply.body))
+        if answer is None:
+            return reply
+        if answer.injection is not None:
+            self.record_malformed(answer.injection, "explorer")
+        return replace(reply, http_status=answer.status, content_type=answer.content_type,
+                       body=answer.body)
+
     # -- handlers -----------------------------------------------------------------------------
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         node = self.settings.node
@@ -547,9 +572,9 @@ class Simulator:
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a WebSocket upgrade or a "
                                                  "JSON-RPC POST\n")
-        refuse = self.board.first("ws_refuse")
+        refuse = self.nemesis.upgrade() if self.board.active else None
         if refuse is not None:
-            if refuse.spec.params["mode"] == "reset" and request.transport is not None:
+            if refuse.mode == "reset" and request.transport is not None:
                 request.transport.abort()  # the TCP connection dies before the upgrade
             return web.Response(status=503, text="503 Service Unavailable\n")
         await ws.prepare(request)
@@ -590,19 +615,10 @@ class Simulator:
         return ws
 
     async def _http_handler(self, request: web.Request) -> web.StreamResponse:
-        fault = self.board.first("rpc_errors")
-        if fault is not None and fault.rng.random() < fault.spec.params["share"]:
-            status = fault.rng.choice(fault.spec.params["statuses"])
+        answer = self.nemesis.http() if self.board.active else None
+        if answer is not None:
             self._count("rpc_http", "?", "", "error")
-            if status == "timeout":
-                await asyncio.sleep(fault.spec.params["timeout_s"] / self.chain.speed)
-                return web.Response(status=504, text="504 Gateway Timeout\n")
-            if status == 429:
-                return web.json_response(
-                    {"jsonrpc": "2.0", "id": None, "error": {
-                        "code": 429, "message": "Your app has exceeded its compute units per "
-                                                "second capacity."}}, status=429)
-            return web.Response(status=int(status), text=f"{status} error\n")
+            return await self._answer(answer)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -611,7 +627,22 @@ class Simulator:
                 "code": -32600, "message": "request body too large"}}, status=413)
         reply = self.rpc.handle(body, None)
         self._count_rpc("rpc_http", reply)
-        return web.Response(text=reply.text or "", content_type="application/json")
+        text = (reply.text or "").encode()
+        if self.board.active:
+            changed = self.nemesis.http_reply(ReplyCtx(
+                tuple(c.method for c in reply.calls), 200, "application/json", text))
+            if changed is not None:
+                return await self._answer(changed, "rpc_http")
+        return web.Response(body=text, content_type="application/json")
+
+    async def _answer(self, answer: HttpAnswer, api: str = "") -> web.Response:
+        """Send an answer a fault made (after its hold time), recording a malformed one."""
+        if answer.injection is not None:
+            self.record_malformed(answer.injection, api)
+        if answer.hold_s:
+            await asyncio.sleep(answer.hold_s / self.chain.speed)
+        return web.Response(status=answer.status, body=answer.body,
+                            headers={"Content-Type": answer.content_type})
 
     def status(self) -> dict[str, Any]:
         head = self.chain.head
@@ -626,6 +657,7 @@ class Simulator:
             "connections": {c.id: len(c.subs) for c in self.conns.values()},
             "requests": self.counts,
             "faults": [f.to_dict() for f in self.board.active.values()],
+            "malformed": self.malformed,
             "explorer_indexed_head": getattr(self.explorer, "indexed_head", None),
             "urls": self.urls,
         }

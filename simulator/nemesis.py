@@ -1,0 +1,560 @@
+"""The nemesis: what every active fault does, decided in one place, without I/O.
+
+The server has a few *hooks* where a fault can change what happens. At each hook it asks
+:class:`Nemesis` one question and applies the answer; it never looks at a fault's name.
+
+=============== ======================================== =====================================
+hook            asked when                               answer
+=============== ======================================== =====================================
+start           a fault starts                           commands: :class:`Abort`,
+                                                         :class:`Close`, :class:`Reorg`
+upgrade         a WebSocket upgrade arrives              :class:`Refusal` or None
+mute            a frame, ping or response on a conn      True = half-open: nothing in or out
+subscribe       ``eth_subscribe`` on a connection        the subscription limit (None = none)
+notify          a notification is queued for a conn      :class:`Notify`: copies (0 = drop),
+                                                         delay, extra (malformed) frames
+http            a JSON-RPC POST arrives                  :class:`HttpAnswer` instead of the
+                                                         node's, or None
+http_reply      the node answered a JSON-RPC POST        a changed :class:`HttpAnswer` or None
+explorer        a fault starts or stops                  :class:`ExplorerEffects`: extra
+                                                         index lag, rate limit, down mode
+explorer_reply  the explorer answered a request          a changed :class:`HttpAnswer` or None
+=============== ======================================== =====================================
+
+Every fault kind is one entry of :data:`KINDS`: its target, default params, an optional
+``check`` of its params, and, for each hook it takes part in, a pure function. A hook
+function gets the active faults of its kind that hit the target (start order; each has
+its own seeded ``rng``), the hook's context, and the answer so far, and returns the new
+answer. Kinds are folded in table order; a notification dropped (``copies == 0``) stops
+the fold.
+
+Adding a fault
+--------------
+Write one pure function for the hook it changes and add one entry to :data:`KINDS`::
+
+    def _notify_reverse(faults, ctx, plan):          # a made-up fault
+        return replace(plan, delay_ms=(plan.delay_ms or 0) + faults[0].spec.params["ms"])
+
+    KINDS["ws_slow"] = FaultKind("ws", {"ms": 50.0}, notify=_notify_reverse)
+
+Its name is then accepted by ``POST /_sim/faults``, ``[[faults]]`` schedules and
+scenarios, and its start and stop land in the history like every other fault
+(tests/simulator/test_nemesis.py shows this with a fault the table does not ship).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "KINDS",
+    "Abort",
+    "ActiveFault",
+    "Close",
+    "Command",
+    "ExplorerEffects",
+    "FaultBoard",
+    "FaultError",
+    "FaultKind",
+    "FaultSpec",
+    "HttpAnswer",
+    "Injection",
+    "Nemesis",
+    "Notify",
+    "NotifyCtx",
+    "Refusal",
+    "Reorg",
+    "ReplyCtx",
+]
+
+
+class FaultError(ValueError):
+    """A fault request or schedule entry that cannot be used (message names the field)."""
+
+
+# -- what is active ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """A checked fault: name, target and complete params."""
+
+    name: str
+    target: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "target": self.target, "params": self.params}
+
+    @property
+    def conn_id(self) -> str | None:
+        """The one connection targeted (``ws:<id>``), or None for all."""
+        return self.target.split(":", 1)[1] if ":" in self.target else None
+
+
+@dataclass(slots=True)
+class ActiveFault:
+    """A fault that has started; ``stop_ns`` None = until stopped by hand.
+
+    ``injected`` counts the malformed items this fault has sent (bounded by its
+    ``max_items`` param where it has one).
+    """
+
+    id: str
+    spec: FaultSpec
+    started_ns: int
+    stop_ns: int | None
+    rng: random.Random
+    injected: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.spec.to_dict(), "started_ns": self.started_ns,
+                "stop_ns": self.stop_ns}
+
+    def hits(self, conn_id: str) -> bool:
+        target = self.spec.conn_id
+        return target is None or target == conn_id
+
+
+class FaultBoard:
+    """Which faults are active; ids are ``f1``, ``f2``, ... in start order."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, ActiveFault] = {}
+        self.version = 0  # bumped on every start and stop (the nemesis caches per version)
+        self._next = 1
+
+    def start(self, spec: FaultSpec, now_ns: int, duration_ns: int | None) -> ActiveFault:
+        fault_id = f"f{self._next}"
+        self._next += 1
+        seed = spec.params.get("seed", 0)
+        fault = ActiveFault(id=fault_id, spec=spec, started_ns=now_ns,
+                            stop_ns=None if duration_ns is None else now_ns + duration_ns,
+                            rng=random.Random(f"{seed}:{fault_id}"))
+        self.active[fault_id] = fault
+        self.version += 1
+        return fault
+
+    def stop(self, fault_id: str) -> ActiveFault | None:
+        fault = self.active.pop(fault_id, None)
+        if fault is not None:
+            self.version += 1
+        return fault
+
+    def expired(self, now_ns: int) -> list[ActiveFault]:
+        """Faults whose time is up (the caller stops them)."""
+        return [f for f in self.active.values() if f.stop_ns is not None and f.stop_ns <= now_ns]
+
+    def next_stop_ns(self) -> int | None:
+        stops = [f.stop_ns for f in self.active.values() if f.stop_ns is not None]
+        return min(stops) if stops else None
+
+    def find(self, name: str, conn_id: str | None = None) -> list[ActiveFault]:
+        return [f for f in self.active.values()
+                if f.spec.name == name and (conn_id is None or f.hits(conn_id))]
+
+    def first(self, name: str, conn_id: str | None = None) -> ActiveFault | None:
+        found = self.find(name, conn_id)
+        return found[0] if found else None
+
+
+# -- answers ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Drop the hit connections' TCP without a close frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the hit connections with a close frame."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reorg:
+    """Replace the last ``depth`` blocks of the chain with a fork."""
+
+    depth: int
+    seed: int
+    move_share: float
+    vanish_share: float
+
+
+Command = Abort | Close | Reorg
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Refuse a WebSocket upgrade: ``503`` answer, or ``reset`` the TCP connection."""
+
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """One malformed item a fault put on the wire (one ``malformed`` history row)."""
+
+    fault_id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyCtx:
+    """A notification about to be queued: subscription kind (``newHeads`` | ``logs``),
+    the frame prefix of its subscription (ends with ``"result":``) and the payload JSON."""
+
+    conn_id: str
+    kind: str
+    prefix: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """What to do with one notification: send ``copies`` of it (0 = drop), ``delay_ms``
+    (simulated; None = no delay fault, sent at once), then the ``extra`` frames
+    (malformed items, after the real one)."""
+
+    copies: int = 1
+    delay_ms: float | None = None
+    extra: tuple[tuple[Injection, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """An HTTP answer decided by a fault. ``hold_s`` (simulated) passes before it is sent."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    hold_s: float = 0.0
+    injection: Injection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyCtx:
+    """An answer the node or the explorer made: the methods called (JSON-RPC) or the
+    ``module.action`` (explorer), its status and body."""
+
+    methods: tuple[str, ...]
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExplorerEffects:
+    """Explorer faults in force: extra index lag (simulated s), a tighter rate, down mode."""
+
+    lag_extra_s: float = 0.0
+    rate_limit: float | None = None
+    down: str | None = None
+
+
+Faults = list[ActiveFault]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultKind:
+    """One fault kind: target, default params, check, and a pure function per hook."""
+
+    target: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    one_shot: bool = False
+    check: Callable[[dict[str, Any]], None] | None = None
+    start: Callable[[ActiveFault], tuple[Command, ...]] | None = None
+    upgrade: Callable[[Faults, Refusal | None], Refusal | None] | None = None
+    mute: Callable[[Faults], bool] | None = None
+    subscribe: Callable[[Faults, int | None], int | None] | None = None
+    notify: Callable[[Faults, NotifyCtx, Notify], Notify] | None = None
+    http: Callable[[Faults, HttpAnswer | None], HttpAnswer | None] | None = None
+    http_reply: Callable[[Faults, ReplyCtx, HttpAnswer | None], HttpAnswer | None] | None = None
+    explorer: Callable[[Faults, ExplorerEffects], ExplorerEffects] | None = None
+    explorer_reply: Callable[[Faults, ReplyCtx, HttpAnswer | None],
+                             HttpAnswer | None] | None = None
+
+
+# -- param checks -----------------------------------------------------------------------
+def num(params: Mapping[str, Any], key: str, lo: float, hi: float) -> None:
+    """``params[key]`` is a number in ``[lo, hi]`` (else :class:`FaultError`)."""
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise FaultError(f"params.{key}: expected a number in [{lo}, {hi}], got {value!r}")
+
+
+def one_of(params: Mapping[str, Any], key: str, allowed: tuple[Any, ...]) -> None:
+    if params[key] not in allowed:
+        raise FaultError(f"params.{key}: expected one of {', '.join(map(repr, allowed))}, "
+                         f"got {params[key]!r}")
+
+
+_CLOSE_CODES = (1000, 1001, 1011, 1012, 1013)
+
+
+def _check_close(p: dict[str, Any]) -> None:
+    one_of(p, "code", _CLOSE_CODES)
+    if len(p["reason"].encode()) > 123:
+        raise FaultError("params.reason: a close reason is at most 123 bytes (RFC 6455)")
+
+
+def _check_latency(p: dict[str, Any]) -> None:
+    num(p, "delay_ms", 0, 600_000)
+    num(p, "jitter_ms", 0, 600_000)
+
+
+def _check_share(p: dict[str, Any]) -> None:
+    num(p, "share", 0, 1)
+
+
+def _check_reorg(p: dict[str, Any]) -> None:
+    num(p, "depth", 1, 64)
+    num(p, "move_share", 0, 1)
+    num(p, "vanish_share", 0, 1)
+    if p["move_share"] + p["vanish_share"] > 1:
+        raise FaultError("params: move_share + vanish_share must be <= 1")
+    p["depth"] = int(p["depth"])
+
+
+def _check_max_subs(p: dict[str, Any]) -> None:
+    num(p, "n", 0, 1_000_000)
+    p["n"] = int(p["n"])
+
+
+def _check_rpc_errors(p: dict[str, Any]) -> None:
+    num(p, "share", 0, 1)
+    num(p, "timeout_s", 0, 3600)
+    statuses = p["statuses"]
+    if not statuses or not all(
+            s == "timeout" or (isinstance(s, int) and not isinstance(s, bool)
+                               and 400 <= s <= 599) for s in statuses):
+        raise FaultError("params.statuses: expected a list of HTTP codes 4xx/5xx "
+                         "or \"timeout\"")
+
+
+# -- the effects of today's faults (pure) -------------------------------------------------
+def _start_abort(fault: ActiveFault) -> tuple[Command, ...]:
+    return (Abort(),)
+
+
+def _start_refuse(fault: ActiveFault) -> tuple[Command, ...]:
+    return (Abort(),) if fault.spec.params["drop_existing"] else ()
+
+
+def _start_close(fault: ActiveFault) -> tuple[Command, ...]:
+    p = fault.spec.params
+    return (Close(int(p["code"]), str(p["reason"])),)
+
+
+def _start_reorg(fault: ActiveFault) -> tuple[Command, ...]:
+    p = fault.spec.params
+    return (Reorg(int(p["depth"]), int(p["seed"]), float(p["move_share"]),
+                  float(p["vanish_share"])),)
+
+
+def _upgrade_refuse(faults: Faults, answer: Refusal | None) -> Refusal | None:
+    return answer or Refusal(str(faults[0].spec.params["mode"]))
+
+
+def _mute(faults: Faults) -> bool:
+    return True
+
+
+def _notify_drop(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    return replace(plan, copies=0)
+
+
+def _notify_loss(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    f = faults[0]
+    return replace(plan, copies=0) if f.rng.random() < f.spec.params["share"] else plan
+
+
+def _notify_dup(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    f = faults[0]
+    return replace(plan, copies=2) if f.rng.random() < f.spec.params["share"] else plan
+
+
+def _notify_latency(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    f = faults[0]
+    p = f.spec.params
+    return replace(plan, delay_ms=p["delay_ms"] + f.rng.random() * p["jitter_ms"])
+
+
+def _subscribe_limit(faults: Faults, limit: int | None) -> int | None:
+    n = int(faults[0].spec.params["n"])
+    return n if limit is None else min(limit, n)
+
+
+_TEXT = "text/plain; charset=utf-8"
+_429 = {"jsonrpc": "2.0", "id": None, "error": {
+    "code": 429, "message": "Your app has exceeded its compute units per second capacity."}}
+
+
+def _http_errors(faults: Faults, answer: HttpAnswer | None) -> HttpAnswer | None:
+    if answer is not None:
+        return answer
+    f = faults[0]
+    p = f.spec.params
+    if not f.rng.random() < p["share"]:
+        return None
+    status = f.rng.choice(p["statuses"])
+    if status == "timeout":
+        return HttpAnswer(504, b"504 Gateway Timeout\n", _TEXT, hold_s=float(p["timeout_s"]))
+    if status == 429:
+        return HttpAnswer(429, json.dumps(_429).encode())
+    return HttpAnswer(int(status), f"{status} error\n".encode(), _TEXT)
+
+
+def _explorer_lag(faults: Faults, eff: ExplorerEffects) -> ExplorerEffects:
+    return replace(eff, lag_extra_s=float(max(f.spec.params["extra_s"] for f in faults)))
+
+
+def _explorer_rate(faults: Faults, eff: ExplorerEffects) -> ExplorerEffects:
+    return replace(eff, rate_limit=float(min(f.spec.params["rate"] for f in faults)))
+
+
+def _explorer_down(faults: Faults, eff: ExplorerEffects) -> ExplorerEffects:
+    return replace(eff, down=str(faults[-1].spec.params["mode"]))
+
+
+# -- the table ---------------------------------------------------------------------------
+# Table order is fold order: a dropped notification (stall, silent, loss) is decided before
+# copies and delay, so a dropped one draws nothing from the later faults' generators.
+KINDS: dict[str, FaultKind] = {
+    "ws_drop": FaultKind("ws", {}, one_shot=True, start=_start_abort),
+    "ws_close": FaultKind("ws", {"code": 1001, "reason": ""}, one_shot=True,
+                          check=_check_close, start=_start_close),
+    "ws_refuse": FaultKind("ws", {"drop_existing": True, "mode": "503"},
+                           check=lambda p: one_of(p, "mode", ("503", "reset")),
+                           start=_start_refuse, upgrade=_upgrade_refuse),
+    "ws_stall": FaultKind("ws", {}, mute=_mute, notify=_notify_drop),
+    "ws_silent": FaultKind("ws", {}, notify=_notify_drop),
+    "ws_loss": FaultKind("ws", {"share": 0.1, "seed": 0}, check=_check_share,
+                         notify=_notify_loss),
+    "ws_dup": FaultKind("ws", {"share": 0.1, "seed": 0}, check=_check_share,
+                        notify=_notify_dup),
+    "ws_latency": FaultKind("ws", {"delay_ms": 200.0, "jitter_ms": 0.0, "seed": 0},
+                            check=_check_latency, notify=_notify_latency),
+    "max_subscriptions": FaultKind("ws", {"n": 1}, check=_check_max_subs,
+                                   subscribe=_subscribe_limit),
+    "reorg": FaultKind("chain", {"depth": 1, "seed": 0, "move_share": 0.3,
+                                 "vanish_share": 0.2}, one_shot=True, check=_check_reorg,
+                       start=_start_reorg),
+    "rpc_errors": FaultKind("rpc_http", {"share": 0.5,
+                                         "statuses": [429, 500, 502, 503, "timeout"],
+                                         "timeout_s": 10.0, "seed": 0},
+                            check=_check_rpc_errors, http=_http_errors),
+    "explorer_rate_limit": FaultKind("explorer", {"rate": 1.0},
+                                     check=lambda p: num(p, "rate", 0.001, 1_000_000),
+                                     explorer=_explorer_rate),
+    "explorer_lag": FaultKind("explorer", {"extra_s": 30.0},
+                              check=lambda p: num(p, "extra_s", 0, 86_400),
+                              explorer=_explorer_lag),
+    "explorer_down": FaultKind("explorer", {"mode": "html502"},
+                               check=lambda p: one_of(p, "mode", ("html502", "timeout")),
+                               explorer=_explorer_down),
+}
+
+
+# -- the core the server asks ----------------------------------------------------------------
+class Nemesis:
+    """Answers the server's hook questions from the active faults on ``board``.
+
+    Stateless apart from the faults themselves (their generators and ``injected``
+    counters); cheap when nothing is active.
+    """
+
+    def __init__(self, board: FaultBoard, kinds: Mapping[str, FaultKind] | None = None) -> None:
+        self.board = board
+        self.kinds = KINDS if kinds is None else kinds
+        self._version = -1
+        self._groups: list[tuple[FaultKind, Faults]] = []
+
+    def _active(self) -> list[tuple[FaultKind, Faults]]:
+        """(kind, its active faults in start order), kinds in table order."""
+        if self._version != self.board.version:
+            by_name: dict[str, Faults] = {}
+            for fault in self.board.active.values():
+                by_name.setdefault(fault.spec.name, []).append(fault)
+            self._groups = [(kind, by_name[name]) for name, kind in self.kinds.items()
+                            if name in by_name]
+            self._version = self.board.version
+        return self._groups
+
+    def _hooks(self, hook: str, conn_id: str | None = None) -> Iterator[tuple[Any, Faults]]:
+        for kind, faults in self._active():
+            fn = getattr(kind, hook)
+            if fn is None:
+                continue
+            if conn_id is not None:
+                faults = [f for f in faults if f.hits(conn_id)]
+                if not faults:
+                    continue
+            yield fn, faults
+
+    # -- hooks ------------------------------------------------------------------------------
+    def start(self, fault: ActiveFault) -> tuple[Command, ...]:
+        fn = self.kinds[fault.spec.name].start
+        return () if fn is None else fn(fault)
+
+    def upgrade(self) -> Refusal | None:
+        answer: Refusal | None = None
+        for fn, faults in self._hooks("upgrade"):
+            answer = fn(faults, answer)
+        return answer
+
+    def mute(self, conn_id: str) -> bool:
+        return any(fn(faults) for fn, faults in self._hooks("mute", conn_id))
+
+    def subscribe(self, conn_id: str, limit: int | None) -> int | None:
+        for fn, faults in self._hooks("subscribe", conn_id):
+            limit = fn(faults, limit)
+        return limit
+
+    def notify(self, ctx: NotifyCtx) -> Notify:
+        plan = Notify()
+        if not self.board.active:
+            return plan
+        for fn, faults in self._hooks("notify", ctx.conn_id):
+            plan = fn(faults, ctx, plan)
+            if plan.copies == 0:
+                return Notify(copies=0)
+        self._count(i for i, _ in plan.extra)
+        return plan
+
+    def http(self) -> HttpAnswer | None:
+        answer: HttpAnswer | None = None
+        for fn, faults in self._hooks("http"):
+            answer = fn(faults, answer)
+        self._count([answer.injection] if answer and answer.injection else [])
+        return answer
+
+    def http_reply(self, ctx: ReplyCtx) -> HttpAnswer | None:
+        answer: HttpAnswer | None = None
+        for fn, faults in self._hooks("http_reply"):
+            answer = fn(faults, ctx, answer)
+        self._count([answer.injection] if answer and answer.injection else [])
+        return answer
+
+    def explorer(self) -> ExplorerEffects:
+        eff = ExplorerEffects()
+        for fn, faults in self._hooks("explorer"):
+            eff = fn(faults, eff)
+        return eff
+
+    def explorer_reply(self, ctx: ReplyCtx) -> HttpAnswer | None:
+        answer: HttpAnswer | None = None
+        for fn, faults in self._hooks("explorer_reply"):
+            answer = fn(faults, ctx, answer)
+        self._count([answer.injection] if answer and answer.injection else [])
+        return answer
+
+    def _count(self, injections: Any) -> None:
+        for inj in injections:
+            fault = self.board.active.get(inj.fault_id)
+            if fault is not None:
+                fault.injected += 1
