@@ -62,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="validate scenario files")
     val.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     sub.add_parser("list", help="list the default matrix")
+    rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
+    rec.add_argument("store", metavar="STORE", help="the pilot's --store directory")
+    rec.add_argument("--rpc-url", required=True,
+                     help="JSON-RPC HTTP URL for the truth (or RPC_URL_FILE in the environment)")
+    rec.add_argument("--out", default="results", help="run store directory (results/)")
+    rec.add_argument("--finality-depth", type=int, default=32)
+    rec.add_argument("--chunk-blocks", type=int, default=500)
+    rec.add_argument("--rate", type=float, default=5.0, help="eth_getLogs calls per second")
+    rec.add_argument("--wait", type=float, default=600.0, help="seconds to wait for finality")
+    rec.add_argument("--grace", type=float, default=120.0,
+                     help="blocks of the pilot's last GRACE seconds are not judged")
+    rec.add_argument("--actionable-window", type=float, default=5.0)
+    rec.add_argument("--timestamp-offset-s", type=float, default=0.0,
+                     help="seconds to add to block timestamps (0 on a live chain; a replay)")
+    rec.add_argument("--end-block", type=int)
     return parser
 
 
@@ -132,6 +147,28 @@ def _cmd_list(console: Console) -> int:
     return 0
 
 
+def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
+    from experiments.matrix import summary_table
+    from experiments.reconcile import ReconcileError, ReconcileOptions, reconcile
+    from experiments.store import load_run_summary
+
+    opts = ReconcileOptions(
+        rpc_url=args.rpc_url, out=Path(args.out), finality_depth=args.finality_depth,
+        chunk_blocks=args.chunk_blocks, rate_per_s=args.rate, wait_s=args.wait,
+        grace_s=args.grace, actionable_window_s=args.actionable_window,
+        timestamp_offset_s=args.timestamp_offset_s, end_block=args.end_block)
+    try:
+        run_dir = reconcile(args.store, opts, command=[sys.executable, "-m", "experiments",
+                                                      "reconcile", args.store],
+                            log=lambda m: console.print(m, highlight=False))
+    except ReconcileError as exc:
+        raise CliError(str(exc)) from None
+    summaries = load_run_summary(run_dir)["scenarios"]
+    console.print(summary_table(summaries, title=f"pilot reconciled: run {run_dir.name}"))
+    console.print(f"run directory: {run_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from experiments.matrix import MatrixError
     from experiments.scenario import ScenarioError
@@ -146,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_analyze(args, console)
         if args.command == "validate":
             return _cmd_validate(args, console)
+        if args.command == "reconcile":
+            return _cmd_reconcile(args, console)
         return _cmd_list(console)
     except (CliError, ScenarioError, StoreError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -219,6 +219,8 @@ def render_report(report: Report) -> str:
         worst=_worst_trades(run),
         reliability=reliability_rows(run),
         manifest=_manifest_rows(run.manifest),
+        pilot=run.manifest.get("pilot") if isinstance(run.manifest.get("pilot"), dict)
+        else None,
         problems=problems,
         criteria_source=report.criteria.source,
         n_ok=len(ok),

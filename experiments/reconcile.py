@@ -1,0 +1,401 @@
+"""Reconcile a live pilot's store against the chain: a run in the run-store format.
+
+``python -m experiments reconcile STORE --rpc-url URL --out RESULTS`` reads the pilot
+store (``monitor.pilot``: SQLite sightings, sessions, heads, each path's history), builds
+the truth of the pilot's block range from the chain itself (``eth_getLogs`` over the
+range, chunked and rate-limited, once the chain is ``finality_depth`` blocks past its end)
+and classifies every trade for each path with the experiment checker
+(:func:`experiments.checker.classify`, one implementation for both). It writes
+``RESULTS/<run-id>/`` with one scenario per path (``pilot_websocket``, ``pilot_polling``)
+and points ``RESULTS/latest`` at it; ``python -m reports build`` renders it.
+
+The range: ``start_block`` (both paths watch from it) to the highest head the pilot saw at
+least ``grace_s`` before its last beat (so trades of the last blocks are not called
+missed because the polling shadow had no time to see them), clamped to the chain head
+minus ``finality_depth``.
+
+Clock of a reconciled run: every ``t_ns`` in its files is wall-clock UTC ns (the pilot's
+``wall_ns``; histories are converted from monotonic with each session's wall/monotonic
+pair). A trade's ``visible_t_ns`` is its block timestamp (+ ``timestamp_offset_s``,
+0 on a live chain; a replayed chain such as a simulator needs the replay's offset). What
+a live run cannot measure: when the node first made the block visible (block timestamps
+have 1 s resolution, and the provider's own delay is inside every latency).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.analysis import empty_summary
+from experiments.checker import (
+    CheckParams,
+    FaultWindow,
+    classify,
+    detections_frame,
+    monitor_metrics,
+    outcome_counts,
+)
+from experiments.store import (
+    create_run,
+    git_sha,
+    package_versions,
+    point_latest,
+    read_jsonl,
+    write_run_summary,
+)
+from experiments.truth import TRUTH_COLUMNS
+from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
+from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
+
+__all__ = ["LIMITATIONS", "ReconcileError", "ReconcileOptions", "chain_truth", "reconcile"]
+
+_NS = 1_000_000_000
+_SPLIT_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed")
+
+LIMITATIONS = [
+    "Latency is measured from the block timestamp, which has 1 s resolution: each latency "
+    "is uncertain by up to 1 s.",
+    "The provider's own delay (from block production to the provider's notification or "
+    "index) is inside every latency: a live run cannot separate it from the monitor's.",
+    "The truth comes from the same provider's eth_getLogs after finality: a trade the "
+    "provider never serves is invisible to both paths and to the truth.",
+    "Uptime counts time the pilot process was not running as down.",
+    "CPU and memory are not measured per path (both paths share one process).",
+]
+
+
+class ReconcileError(ValueError):
+    """The store or the chain cannot give a reconciliation (one line, exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOptions:
+    rpc_url: str
+    out: Path
+    finality_depth: int = 32
+    chunk_blocks: int = 500
+    rate_per_s: float = 5.0
+    wait_s: float = 600.0
+    grace_s: float = 120.0
+    actionable_window_s: float = 5.0
+    timestamp_offset_s: float = 0.0
+    end_block: int | None = None
+    run_id: str | None = None
+
+
+class _Rpc:
+    """JSON-RPC over HTTP, rate-limited (sleeps between calls), a few retries."""
+
+    def __init__(self, url: str, rate_per_s: float, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = url
+        self.period = 1.0 / rate_per_s
+        self._next = 0.0
+        self._sleep = sleep
+        self._id = 0
+        self.calls = 0
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        last: Exception | None = None
+        for attempt in range(5):
+            wait = self._next - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            self._next = time.monotonic() + self.period
+            self._id += 1
+            self.calls += 1
+            body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
+                               "params": params}).encode()
+            req = urllib.request.Request(self.url, data=body,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    reply = json.loads(resp.read())
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = exc
+                self._sleep(min(2.0 ** attempt, 10.0))
+                continue
+            if not isinstance(reply, dict):
+                raise ReconcileError(f"{method}: the node's reply is not an object")
+            if "error" in reply:
+                msg = str((reply["error"] or {}).get("message", reply["error"]))
+                if any(t in msg.lower() for t in _SPLIT_TEXTS):
+                    raise _RangeError(msg)
+                last = ReconcileError(f"{method}: {msg}")
+                self._sleep(min(2.0 ** attempt, 10.0))
+                continue
+            return reply.get("result")
+        host = endpoint_host(self.url)
+        raise ReconcileError(f"{method} failed at {host} after 5 tries: "
+                             f"{type(last).__name__}: {str(last)[:200]}")
+
+
+class _RangeError(Exception):
+    pass
+
+
+def _get_logs(rpc: _Rpc, flt: dict[str, Any], a: int, b: int) -> list[dict[str, Any]]:
+    try:
+        res = rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
+    except _RangeError:
+        if b <= a:
+            raise ReconcileError(f"eth_getLogs refuses even one block ({a})") from None
+        mid = (a + b) // 2
+        return _get_logs(rpc, flt, a, mid) + _get_logs(rpc, flt, mid + 1, b)
+    if not isinstance(res, list):
+        raise ReconcileError("eth_getLogs result is not a list")
+    return [x for x in res if isinstance(x, dict)]
+
+
+def chain_truth(rpc: _Rpc, wallets: Sequence[str], start: int, end: int, *,
+                chunk_blocks: int, offset_s: float) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The watched wallets' OrderFilled logs in ``[start, end]`` as a truth frame, and the
+    blocks holding them as ``block_published``-shaped rows (for the run's chain history)."""
+    flt = {"address": list(DEFAULT_EXCHANGES),
+           "topics": [list(ORDER_FILLED_TOPICS), None, [address_topic(w) for w in wallets]]}
+    watched = {w.lower() for w in wallets}
+    logs: list[dict[str, Any]] = []
+    a = start
+    while a <= end:
+        b = min(end, a + chunk_blocks - 1)
+        logs.extend(_get_logs(rpc, flt, a, b))
+        a = b + 1
+    stamps: dict[int, int] = {}
+    blocks: dict[int, dict[str, Any]] = {}
+    records = []
+    for lg in logs:
+        if lg.get("removed") is True:
+            continue
+        topics = lg.get("topics") or []
+        if len(topics) < 3 or str(topics[0]).lower() not in ORDER_FILLED_TOPICS:
+            continue
+        maker = "0x" + str(topics[2])[-40:].lower()
+        if maker not in watched:
+            continue
+        number = int(str(lg["blockNumber"]), 16)
+        bhash = str(lg["blockHash"]).lower()
+        if number not in stamps:
+            ts = lg.get("blockTimestamp")
+            if ts is None:
+                block = rpc.call("eth_getBlockByNumber", [hex(number), False])
+                if not isinstance(block, dict):
+                    raise ReconcileError(f"block {number} is not available")
+                ts = block["timestamp"]
+            stamps[number] = int(str(ts), 16) if isinstance(ts, str) else int(ts)
+        tid = trade_id(str(lg["transactionHash"]), int(str(lg["logIndex"]), 16))
+        visible = round((stamps[number] + offset_s) * _NS)
+        records.append((tid, maker, number, bhash, visible, True, True))
+        row = blocks.setdefault(number, {"t_ns": visible, "event": "block_published",
+                                         "number": number, "hash": bhash,
+                                         "timestamp": stamps[number], "order_filled": [],
+                                         "source": "chain"})
+        row["order_filled"].append([tid, maker])
+    frame = pd.DataFrame.from_records(records, columns=TRUTH_COLUMNS).drop_duplicates(
+        "trade_id")
+    frame = frame.astype({"trade_id": "string", "wallet": "string", "block_number": "int64",
+                          "block_hash": "string", "visible_t_ns": "int64",
+                          "canonical": "bool", "in_window": "bool"})
+    return (frame.sort_values(["visible_t_ns", "trade_id"], kind="stable")
+            .reset_index(drop=True), [blocks[n] for n in sorted(blocks)])
+
+
+def _history_rows(store_dir: Path, path: str) -> list[dict[str, Any]]:
+    """A path's history (rotated files, oldest first), ``t_ns`` converted to wall ns with
+    each session's ``pilot_session`` row; the monotonic value kept as ``mono_ns``."""
+    out: list[dict[str, Any]] = []
+    offset: int | None = None
+    for f in read_rotated(store_dir / path / "history.jsonl"):
+        for row in read_jsonl(f):
+            if row.get("event") == "pilot_session":
+                offset = int(row["wall_ns"]) - int(row["mono_ns"])
+            if offset is None or "t_ns" not in row:
+                continue  # rows before the first session row (rotated away): no clock
+            mono = int(row["t_ns"])
+            out.append({**row, "t_ns": mono + offset, "mono_ns": mono})
+    return out
+
+
+def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
+    """When the WebSocket feed was unhealthy (the pilot's stand-in for fault windows)."""
+    out, since = [], None
+    for r in rows:
+        if r.get("event") == "feed":
+            if not r.get("healthy") and since is None:
+                since = int(r["t_ns"])
+            elif r.get("healthy") and since is not None:
+                out.append(FaultWindow("feed_down", since, int(r["t_ns"])))
+                since = None
+    if since is not None:
+        out.append(FaultWindow("feed_down", since, end_ns))
+    return out
+
+
+def _detection_rows(sightings: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    rows = []
+    for s in sightings:
+        if s["trade_id"] not in ids:
+            continue
+        base = {"t_ns": int(s["wall_ns"]), "wall_ns": int(s["wall_ns"]),
+                "mono_ns": int(s["mono_ns"]), "kind": s["kind"]}
+        if s["kind"] == "trade":
+            rows.append({**base, "source": s["source"], "trade": {
+                "id": s["trade_id"], "wallet": s["wallet"], "block_number": s["block_number"],
+                "block_hash": s["block_hash"], "block_timestamp": s["block_timestamp"]}})
+        else:
+            rows.append({**base, "trade_id": s["trade_id"], "block_hash": s["block_hash"]})
+    return rows
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns / _NS, dt.UTC).isoformat(timespec="seconds")
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, separators=(",", ":"), default=str) + "\n")
+
+
+def _end_block(store: PilotStore, grace_s: float) -> int | None:
+    heads = store.heads()
+    if not heads:
+        return None
+    last_wall = max(h[0] for h in heads)
+    ok = [h[3] for h in heads if h[0] <= last_wall - grace_s * _NS]
+    return max(ok) if ok else None
+
+
+def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
+              command: Sequence[str] = (), log: Callable[[str], None] = print) -> Path:
+    """Reconcile the pilot store at ``store_dir``; returns the new run directory."""
+    store_dir = Path(store_dir)
+    try:
+        store = PilotStore(store_dir, readonly=True)
+    except (FileNotFoundError, OSError) as exc:
+        raise ReconcileError(str(exc)) from None
+    try:
+        meta = store.meta()
+        sessions = store.sessions()
+        sightings = store.sightings()
+        end = opts.end_block if opts.end_block is not None else _end_block(store, opts.grace_s)
+    finally:
+        store.close()
+    if "start_block" not in meta or not sessions:
+        raise ReconcileError(f"{store_dir}: the pilot never started (no start block)")
+    start = int(meta["start_block"])
+    wallets = [str(w).lower() for w in meta.get("wallets", [])]
+    if end is None or end < start:
+        raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
+                             f"its last beat (run it longer, or lower --grace)")
+    rpc = _Rpc(opts.rpc_url, opts.rate_per_s)
+    # finality: wait until the chain is finality_depth past the end (or clamp)
+    deadline = time.monotonic() + opts.wait_s
+    while True:
+        head = int(str(rpc.call("eth_blockNumber", [])), 16)
+        if head - opts.finality_depth >= end or time.monotonic() >= deadline:
+            break
+        log(f"waiting for finality: head {head}, need {end + opts.finality_depth}")
+        time.sleep(min(10.0, max(0.5, deadline - time.monotonic())))
+    clamped = None
+    if head - opts.finality_depth < end:
+        clamped = end
+        end = head - opts.finality_depth
+        if end < start:
+            raise ReconcileError(f"the chain head {head} is not {opts.finality_depth} blocks "
+                                 f"past the pilot's start block {start}")
+    log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
+    truth, chain_rows = chain_truth(rpc, wallets, start, end, chunk_blocks=opts.chunk_blocks,
+                                    offset_s=opts.timestamp_offset_s)
+    status = pilot_status(store_dir)
+    first_wall = int(sessions[0]["started_wall_ns"])
+    last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
+    run_dir = create_run(opts.out, opts.run_id)
+    # the window: trades of the range; its time span from the first to the last block
+    win_start = min([first_wall, *truth["visible_t_ns"].tolist()])
+    win_end = max([last_wall, *truth["visible_t_ns"].tolist()])
+    params_base = dict(speed=1.0, window_start_ns=win_start, window_end_ns=win_end,
+                       actionable_window_s=opts.actionable_window_s, wallets=tuple(wallets))
+    in_range = {str(s["trade_id"]) for s in sightings if s["kind"] == "trade"
+                and s["block_number"] is not None and start <= int(s["block_number"]) <= end}
+    ws_rows = _history_rows(store_dir, "websocket")
+    windows = _feed_down(ws_rows, win_end)
+    summaries = []
+    ts0 = chain_rows[0]["timestamp"] if chain_rows else None
+    for path in PATHS:
+        name = f"pilot_{path}"
+        sdir = run_dir / name
+        sdir.mkdir()
+        params = CheckParams(mode=path, **params_base)
+        mine = [s for s in sightings if s["path"] == path]
+        det_rows = _detection_rows(mine, in_range)
+        detections = detections_frame(det_rows)
+        outcomes = classify(truth, detections, windows, params)
+        hist = ws_rows if path == "websocket" else _history_rows(store_dir, path)
+        run = {"scenario": name, "description": f"live pilot, {path} path", "mode": path,
+               "speed": 1.0, "seed": None, "sim_duration_s": (win_end - win_start) / _NS,
+               "actionable_window_s": opts.actionable_window_s, "wallets": wallets,
+               "status": "ok", "thresholds": []}
+        summary = empty_summary(run)
+        summary.update(outcome_counts(outcomes))
+        if hist:
+            summary.update(monitor_metrics(hist, params))
+        summary["uptime"] = status["paths"][path]["uptime"]
+        summary["faults"] = [{"name": w.name, "start_s": (w.start_ns - win_start) / _NS,
+                              "stop_s": (w.stop_ns - win_start) / _NS} for w in windows]
+        summary["status"], summary["error"] = "ok", None
+        summaries.append(summary)
+        truth.to_parquet(sdir / "truth.parquet", index=False)
+        detections.to_parquet(sdir / "detections.parquet", index=False)
+        outcomes.to_parquet(sdir / "outcomes.parquet", index=False)
+        _write_jsonl(sdir / "detections.jsonl", det_rows)
+        _write_jsonl(sdir / "monitor_history.jsonl", hist)
+        _write_jsonl(sdir / "sim_history.jsonl", [
+            {"t_ns": win_start, "event": "start", "speed": 1.0, "t0_ns": win_start,
+             "first_block": start, "ts0": ts0, "source": "chain (reconciled pilot)"},
+            *chain_rows])
+        (sdir / "scenario.toml").write_text(
+            f'name = "{name}"\ndescription = "live pilot, {path} path"\nmode = "{path}"\n',
+            encoding="utf-8")
+        (sdir / "run.json").write_text(json.dumps(
+            {**run, "window_start_ns": win_start, "window_end_ns": win_end,
+             "clock": "wall"}, indent=2) + "\n", encoding="utf-8")
+        (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                           encoding="utf-8")
+    pilot = {
+        "store": str(store_dir),
+        "endpoints": meta.get("endpoints", {}),
+        "truth_rpc": endpoint_host(opts.rpc_url),
+        "started": _iso(first_wall), "last_beat": _iso(last_wall),
+        "sessions": len(sessions),
+        "wallets": wallets,
+        "blocks": [start, end], "end_clamped_from": clamped,
+        "finality_depth": opts.finality_depth, "grace_s": opts.grace_s,
+        "timestamp_offset_s": opts.timestamp_offset_s,
+        "uptime": {p: status["paths"][p]["uptime"] for p in PATHS},
+        "trades_both": status["trades_both"],
+        "truth_calls": rpc.calls,
+        "limitations": LIMITATIONS,
+    }
+    manifest = {"run_id": run_dir.name, "kind": "pilot", "command": list(command),
+                "scenarios": [s["scenario"] for s in summaries],
+                "seeds": {}, "speed": {s["scenario"]: 1.0 for s in summaries},
+                "pilot": pilot, "git_sha": git_sha(Path(__file__).resolve().parent.parent),
+                "versions": package_versions(), "started": _iso(first_wall),
+                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n",
+                                           encoding="utf-8")
+    write_run_summary(run_dir, summaries)
+    point_latest(run_dir)
+    return run_dir

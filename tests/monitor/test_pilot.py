@@ -1,0 +1,208 @@
+"""The live shadow pilot end to end, with the simulator standing in for the provider and
+the explorer (URLs only): faults through /_sim/faults, a SIGKILL and restart, then
+reconcile against the chain, then the report. Reconcile's classification of every trade
+equals the experiment checker's classification of the same run from the simulator's own
+history."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from monitor_sim import PY, ROOT, Proc, read_jsonl, spawn, start_sim, top_wallets, wait_for
+
+KEY = "pilot-explorer-key-0123456789abcdef"
+GRACE_S = 8.0
+
+
+def test_pilot_modules_never_import_the_simulator() -> None:
+    code = ("import sys, monitor, monitor.pilot, monitor.pilot_cli, monitor.ops_server, "
+            "monitor.cli; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('simulator', 'experiments', 'reports', 'pandas')]; print(bad); "
+            "sys.exit(1 if bad else 0)")
+    res = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_status_of_a_missing_store_is_one_line(tmp_path: Path) -> None:
+    res = subprocess.run([PY, "-m", "monitor", "pilot", "status", "--store",
+                          str(tmp_path / "none")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_api_key_on_argv_is_refused(tmp_path: Path) -> None:
+    res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(tmp_path / "s"),
+                          "--api-key", "abc", "--wallet", "0x" + "1" * 40], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "EXPLORER_API_KEY" in res.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def status(store: Path) -> dict:
+    res = subprocess.run([PY, "-m", "monitor", "pilot", "status", "--store", str(store),
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def seen(store: Path) -> dict[str, set[str]]:
+    db = sqlite3.connect(f"file:{store / 'pilot.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        out: dict[str, set[str]] = {"websocket": set(), "polling": set()}
+        for path, tid in db.execute("SELECT path, trade_id FROM sightings WHERE kind='trade'"):
+            out[path].add(tid)
+        return out
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_pilot_faults_kill_restart_reconcile_report(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = tmp_path / "busy.jsonl.gz"
+    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks", "50",
+                    "--seed", "5", "--out", str(rec)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    wallets = top_wallets(rec, 40)[30:34]  # moderately active wallets
+    sim = start_sim(rec, tmp_path, speed=1.0,
+                    config=f'[explorer]\napi_keys = ["{KEY}"]\n')
+    store, results = tmp_path / "store", tmp_path / "results"
+    (tmp_path / "key").write_text(KEY + "\n")
+    monkeypatch.setenv("EXPLORER_API_KEY_FILE", str(tmp_path / "key"))
+    port = free_port()
+    args = [PY, "-m", "monitor", "pilot", "--ws-url", sim.urls["ws"], "--rpc-url",
+            sim.urls["http"], "--explorer-url", sim.urls["explorer"], "--store", str(store),
+            "--metrics-port", str(port), "--beat", "0.5", "--polling-interval", "3",
+            "--fallback-polling-interval", "3", "--fallback-after", "3",
+            "--staleness-blocks", "3", "--backoff-initial", "0.5", "--backoff-max", "2",
+            "--reconcile-interval", "6",
+            *[x for w in wallets for x in ("--wallet", w)]]
+    pilot: Proc | None = None
+    try:
+        pilot = spawn(args, tmp_path / "pilot1.err")
+        pilot.wait_ready()
+        first = sim.status()["published"]
+        # 4 blocks in: the socket drops (one-shot)
+        sim.wait_published(first + 4)
+        sim.fault("ws_drop")
+        # 10 blocks in: the provider is down for 12 s (socket refused, HTTP errors);
+        # longer than fallback_after, so the explorer takes over and hands back
+        sim.wait_published(first + 10)
+        sim.fault("ws_refuse", target="ws", duration=12)
+        sim.fault("rpc_errors", target="rpc_http", duration=12)
+        wait_for(lambda: not sim.status()["faults"], 60, "the outage ended")
+        sim.wait_published(first + 24)
+        # SIGKILL in the middle, restart on the same store
+        pilot.kill9()
+        pilot = spawn(args, tmp_path / "pilot2.err")
+        pilot.wait_ready()
+        sim.wait_exhausted(180)
+        t_end = time.time_ns()
+        chain = {tid for row in read_jsonl(sim.history) if row.get("event") ==
+                 "block_published" for tid, maker in row["order_filled"]
+                 if maker.lower() in {w.lower() for w in wallets}}
+        try:  # both paths catch up (a path that never does is what reconcile must show)
+            wait_for(lambda: all(len(s & chain) >= len(chain) * 0.5 for s in
+                                 seen(store).values()), 60, "both paths caught up")
+        except AssertionError:
+            pass
+        wait_for(lambda: status(store)["last_beat_wall_ns"] > t_end + (GRACE_S + 2) * 1e9,
+                 60, "beats past the grace")
+        st = status(store)
+        assert pilot.terminate() == 0
+        pilot = None
+    finally:
+        if pilot is not None:
+            pilot.kill9()
+        sim_urls = dict(sim.urls)
+    # the simulator keeps serving the chain (head = last block) for reconcile
+    try:
+        assert st["sessions"] == 2 and st["trades_both"] > 0
+        events = [r["event"] for r in read_jsonl(store / "events.jsonl")]
+        kinds = [r.get("kind") for r in read_jsonl(store / "events.jsonl")]
+        assert "fallback_start" in kinds and "fallback_end" in kinds, events
+        sim_rows = read_jsonl(sim.history)
+        start_row = next(r for r in sim_rows if r["event"] == "start")
+        db = sqlite3.connect(store / "pilot.sqlite")
+        wall0, mono0 = db.execute("SELECT started_wall_ns, started_mono_ns FROM sessions "
+                                  "ORDER BY id LIMIT 1").fetchone()
+        db.close()
+        offset_s = (start_row["t0_ns"] + wall0 - mono0) / 1e9 - start_row["ts0"]
+        res = subprocess.run(
+            [PY, "-m", "experiments", "reconcile", str(store), "--rpc-url", sim_urls["http"],
+             "--out", str(results), "--finality-depth", "2", "--grace", str(GRACE_S),
+             "--wait", "5", "--rate", "50", "--timestamp-offset-s", repr(offset_s)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = subprocess.run([PY, "-m", "reports", "build", str(results / "latest")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        sim.stop()
+    run = (results / "latest").resolve()
+    manifest = json.loads((run / "manifest.json").read_text())
+    pilot_meta = manifest["pilot"]
+    start_block, end_block = pilot_meta["blocks"]
+    html = (run / "report.html").read_text()
+    assert "Pilot provenance" in html and "1 s resolution" in html
+    assert pilot_meta["endpoints"]["explorer"].startswith("http://127.0.0.1:")
+    # no secret anywhere in the store or the run
+    for f in [*store.rglob("*"), *run.rglob("*")]:
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
+
+    # the checker's view of the same run, from the simulator's own history
+    sys.path.insert(0, str(ROOT))
+    from experiments.checker import CheckParams, classify, detections_frame, fault_windows
+    from experiments.truth import build_truth
+
+    published = {}
+    for r in sim_rows:
+        if r.get("event") == "block_published":
+            published.setdefault(r["number"], r["t_ns"])
+    window = (published[start_block], published[end_block])
+    truth = build_truth(sim_rows, wallets, window=window)
+    disagreements, boundary, compared = [], [], 0
+    figures = {}
+    for path in ("websocket", "polling"):
+        rec_out = pd.read_parquet(run / f"pilot_{path}" / "outcomes.parquet")
+        det_rows = [dict(r, t_ns=r["mono_ns"]) for r in
+                    read_jsonl(run / f"pilot_{path}" / "detections.jsonl")]
+        params = CheckParams(speed=1.0, window_start_ns=window[0], window_end_ns=window[1],
+                             actionable_window_s=5.0, wallets=tuple(wallets), mode=path)
+        chk = classify(truth, detections_frame(det_rows),
+                       fault_windows(sim_rows, window[1]), params)
+        a = dict(zip(rec_out["trade_id"], rec_out["outcome"], strict=True))
+        b = dict(zip(chk["trade_id"], chk["outcome"], strict=True))
+        lat = dict(zip(chk["trade_id"], chk["latency_s"], strict=True))
+        rlat = dict(zip(rec_out["trade_id"], rec_out["latency_s"], strict=True))
+        assert set(a) == set(b), (path, set(a) ^ set(b))
+        for tid in a:
+            compared += 1
+            if a[tid] != b[tid]:
+                near = (a[tid] in ("detected", "late") and b[tid] in ("detected", "late")
+                        and abs(float(lat[tid]) - 5.0) < 0.02)
+                (boundary if near else disagreements).append((path, tid, a[tid], b[tid]))
+            if pd.notna(lat[tid]):  # the two clocks agree on latency
+                assert abs(float(rlat[tid]) - float(lat[tid])) < 0.05, (tid, rlat[tid],
+                                                                      lat[tid])
+        figures[path] = rec_out["outcome"].value_counts().to_dict()
+    print("pilot figures:", figures, "status:", {p: {k: d[k] for k in (
+        "uptime", "trades", "only_this_path", "latency_s")} for p, d in st["paths"].items()})
+    assert compared > 0
+    assert not disagreements, disagreements[:5]
+    assert len(boundary) <= 1, boundary
