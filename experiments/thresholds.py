@@ -15,6 +15,14 @@ alias of ``latency_p95_s``; ``ms`` divides by 1000). Evaluating against a summar
 (:func:`metric_value`: ``late_pct``, ``detected_pct``, ``fallback_pct``,
 ``reconnects_per_hour``, ``explorer_calls_per_hour_per_wallet``, ``rss_peak_mb``).
 
+Rates are judged by their confidence bound, not the point estimate: a ``<``/``<=`` gate on
+``missed_pct``, ``late_pct``, ``duplicate_pct`` or ``phantom_pct`` passes only when the
+one-sided upper bound (exact binomial, :mod:`experiments.confidence`, 95% unless told)
+of events per trade satisfies it; it fails when the measured rate does not; in between
+it is undecided (``passed: None``) and ``note`` says how many more trades (and simulated
+hours at the run's pace) would decide it. ``missed_pct < 1`` with 0 missed in 120 trades
+is therefore undecided: it bounds the rate only below 2.5%.
+
 This module is the one grammar and the one evaluator of thresholds: the analysis evaluates a
 scenario's own thresholds once, on its final summary, and writes the result into
 ``summary.json``; the report takes those results as written and evaluates its criteria rules
@@ -28,6 +36,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from experiments.confidence import rate_bound, trials_needed
 
 __all__ = [
     "Threshold",
@@ -156,13 +166,55 @@ def metric_value(summary: Mapping[str, Any], metric: str) -> float | None:
     return derive(summary) if derive is not None else None
 
 
-def evaluate(threshold: Threshold | str, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"expr", "passed", "value"}``: ``passed`` is None when the metric is missing."""
+#: rate metric (percent) -> (events key, trials key) of the summary
+RATE_METRICS: dict[str, tuple[str, str]] = {
+    "missed_pct": ("missed", "trades"),
+    "late_pct": ("late", "trades"),
+    "duplicate_pct": ("duplicates", "trades"),
+    "phantom_pct": ("phantoms", "trades"),
+}
+_DERIVED["duplicate_pct"] = lambda s: _ratio(s.get("duplicates"), s.get("trades"), 100.0)
+_DERIVED["phantom_pct"] = lambda s: _ratio(s.get("phantoms"), s.get("trades"), 100.0)
+CONFIDENCE = 0.95
+
+
+def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
+             confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """``{"expr", "passed", "value", "note"}`` (+ ``"bound"`` for rates): ``passed`` is
+    None when the metric is missing or, for a rate, when the data cannot decide."""
     t = parse_threshold(threshold) if isinstance(threshold, str) else threshold
     value = metric_value(summary, t.metric)
     if value is None:
-        return {"expr": t.expr, "passed": None, "value": None}
-    return {"expr": t.expr, "passed": t.check(value), "value": value}
+        return {"expr": t.expr, "passed": None, "value": None,
+                "note": f"{t.metric} not measured"}
+    if t.metric in RATE_METRICS and t.op in ("<", "<="):
+        return _evaluate_rate(t, summary, value, confidence)
+    return {"expr": t.expr, "passed": t.check(value), "value": value, "note": ""}
+
+
+def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
+                   confidence: float) -> dict[str, Any]:
+    ev_key, n_key = RATE_METRICS[t.metric]
+    k, n = number(summary.get(ev_key)), number(summary.get(n_key))
+    if k is None or n is None or n < 1 or k < 0 or k > n:
+        return {"expr": t.expr, "passed": None, "value": value,
+                "note": f"{t.metric}: no {n_key} to bound the rate with"}
+    b = rate_bound(int(k), int(n), confidence)
+    out = {"expr": t.expr, "value": value, "bound": b.to_dict(),
+           "upper": b.upper * 100.0}
+    what = ev_key
+    if t.check(b.upper * 100.0):
+        return {**out, "passed": True, "note": b.text(what)}
+    if not t.check(value):
+        return {**out, "passed": False, "note": b.text(what)}
+    needed = trials_needed(t.value / 100.0, confidence, events=int(k))
+    more = needed - int(n)
+    hours = _hours(summary)
+    pace = f"; about {more * hours / n:.2g} more simulated hours at this run's pace" \
+        if hours > 0 else ""
+    return {**out, "passed": None,
+            "note": f"undecided: {b.text(what)}; {more:,} more {n_key} without a "
+                    f"{what.rstrip('s')} event would decide it{pace}"}
 
 
 def evaluate_all(thresholds: list[str], summary: Mapping[str, Any]) -> list[dict[str, Any]]:

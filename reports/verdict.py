@@ -115,7 +115,7 @@ def _rule_check(sc: ScenarioData, rule: Rule) -> CheckResult:
         return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                            rule.weight, None, None, broken)
     res = evaluate_threshold(expr, sc.summary)
-    note = "" if res["passed"] is not None else f"{expr.metric} not measured"
+    note = str(res.get("note") or "")
     return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                        rule.weight, res["passed"], res["value"], note)
 
@@ -136,10 +136,9 @@ def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
         return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, None, None,
                            broken, scored)
     passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
-    if passed is None:
+    note = str(raw.get("note") or "")
+    if passed is None and not note:
         note = f"{metric} not measured" if metric else "expression not understood"
-    else:
-        note = ""
     return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, passed,
                        number(raw.get("value")), note, scored)
 

@@ -40,15 +40,29 @@ def test_bad_expressions_are_refused(expr: str) -> None:
 
 
 def test_evaluate_passes_fails_and_is_unknown_without_the_metric() -> None:
-    summary = {"missed_pct": 0.5, "duplicates": 2, "latency_p95_s": None, "uptime": True}
-    assert evaluate("missed_pct < 1", summary) == {"expr": "missed_pct < 1", "passed": True,
-                                                   "value": 0.5}
+    summary = {"missed_pct": 0.05, "missed": 1, "trades": 2000, "duplicates": 2,
+               "latency_p95_s": None, "uptime": True}
+    res = evaluate("missed_pct < 1", summary)
+    assert res["passed"] is True and res["value"] == 0.05 and res["upper"] < 1
+    assert res["note"] == "1 missed in 2,000 trades: rate < 0.24% at 95%"
     assert evaluate("duplicates == 0", summary)["passed"] is False
-    assert evaluate("latency_p95_s < 1", summary) == {"expr": "latency_p95_s < 1",
-                                                      "passed": None, "value": None}
+    assert evaluate("latency_p95_s < 1", summary) == {
+        "expr": "latency_p95_s < 1", "passed": None, "value": None,
+        "note": "latency_p95_s not measured"}
     assert evaluate("phantoms == 0", summary)["passed"] is None
     assert [r["passed"] for r in evaluate_all(["missed_pct < 1", "phantoms == 0"], summary)] \
         == [True, None]
+
+
+def test_a_rate_gate_passes_on_its_upper_bound_and_says_what_would_decide_it() -> None:
+    few = {"missed": 0, "trades": 120, "sim_duration_s": 3600}
+    res = evaluate("missed_pct < 1", few)
+    # 0 of 120 bounds the rate only below 2.5 %: undecided, not a pass
+    assert res["passed"] is None and res["value"] == 0.0
+    assert "179 more trades" in res["note"] and "1.5 more simulated hours" in res["note"]
+    assert evaluate("missed_pct < 1", {"missed": 0, "trades": 300})["passed"] is True
+    assert evaluate("missed_pct < 1", {"missed": 5, "trades": 100})["passed"] is False
+    assert evaluate("missed_pct < 1", {"missed": 0, "trades": 0})["passed"] is None
 
 
 def test_percent_on_a_share_metric_means_a_fraction_and_aliases_resolve() -> None:
@@ -78,7 +92,8 @@ def test_derived_metrics_come_from_summary_keys() -> None:
     assert metric_value(s, "rss_peak_mb") == 70.0
     assert metric_value(s, "nonexistent") is None
     assert metric_value({"late": 2, "trades": 0}, "late_pct") is None  # no division by zero
-    assert evaluate("late_pct < 1", s) == {"expr": "late_pct < 1", "passed": False, "value": 1.0}
+    res = evaluate("late_pct < 1", s)
+    assert res["passed"] is False and res["value"] == 1.0
 
 
 def test_a_summary_key_wins_over_its_derivation_and_non_numbers_are_unknown() -> None:

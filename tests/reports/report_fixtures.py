@@ -179,13 +179,14 @@ SCENARIOS: list[dict[str, Any]] = [
      "special": {5: ("missed", None)}},
     {"name": "polling_10w", "mode": "polling", "wallets": 10, "n": 60, "faults": [],
      "special": {}},
-    {"name": "ws_healthy", "mode": "websocket", "wallets": 1, "n": 40, "faults": [],
+    # websocket scenarios hold enough trades for the miss-rate bound to decide < 1%
+    {"name": "ws_healthy", "mode": "websocket", "wallets": 1, "n": 400, "faults": [],
      "special": {}},
-    {"name": "ws_drop", "mode": "websocket", "wallets": 1, "n": 200,
+    {"name": "ws_drop", "mode": "websocket", "wallets": 1, "n": 600,
      "faults": [{"name": "ws_drop", "start_s": 200.0, "stop_s": 260.0}],
-     # trade 70 at t=211.5 s (in the fault): missed; trade 80 at 241.5 s: late, 8 s
-     "special": {70: ("missed", None), 80: ("late", 8.0)}},
-    {"name": "ws_10w", "mode": "websocket", "wallets": 10, "n": 60, "faults": [],
+     # trade 211 at t=211.5 s (in the fault): missed; trade 241 at 241.5 s: late, 8 s
+     "special": {211: ("missed", None), 241: ("late", 8.0)}},
+    {"name": "ws_10w", "mode": "websocket", "wallets": 10, "n": 400, "faults": [],
      "special": {}},
 ]
 

@@ -23,8 +23,8 @@ def test_all_claims_confirmed_on_the_default_run(run_dir: Path) -> None:
     lat = got["Detection latency"]
     assert "p50 20.9 s" in lat.measured_before  # type: ignore[attr-defined]
     assert lat.measured_after.startswith("p95 0.5")  # type: ignore[attr-defined]
-    # 1 missed of 300 websocket trades (40 + 200 + 60)
-    assert got["Missed trades"].measured_after.startswith("0.333 %")  # type: ignore[attr-defined]
+    # 1 missed of 1,400 websocket trades (400 + 600 + 400)
+    assert got["Missed trades"].measured_after.startswith("0.0714 %")  # type: ignore[attr-defined]
     # polling: 240 explorer calls/h per wallet -> 4,167/h budget -> ~17 wallets
     assert got["Wallets per process"].measured_before == "~17 wallets"  # type: ignore[attr-defined]
 
@@ -39,8 +39,8 @@ def test_refuted_when_websocket_is_slow_and_chatty(make_run: MakeRun) -> None:
 
 
 def test_missed_claim_refuted_above_one_percent(make_run: MakeRun) -> None:
-    got = claims(make_run(overrides={"ws_drop": {"missed": 12}}))
-    # 12 missed of 300 websocket trades = 4 %
+    got = claims(make_run(overrides={"ws_drop": {"missed": 56}}))
+    # 56 missed of 1,400 websocket trades = 4 %
     assert got["Missed trades"].status is ClaimStatus.REFUTED  # type: ignore[attr-defined]
     assert got["Missed trades"].measured_after.startswith("4 %")  # type: ignore[attr-defined]
 
@@ -71,7 +71,7 @@ def test_latency_claim_prefers_speed_one(make_run: MakeRun) -> None:
     got = claims(make_run(overrides={"ws_healthy": {"speed": 10.0, "latency_p95_s": 2.5}}))
     lat = got["Detection latency"]
     assert lat.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
-    assert lat.measured_after.startswith("p95 0.539 s")  # type: ignore[attr-defined]
+    assert lat.measured_after.startswith("p95 0.576 s")  # type: ignore[attr-defined]
 
 
 def test_explorer_claim_names_the_fault_free_scope_and_the_fallback_cost(

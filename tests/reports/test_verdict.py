@@ -29,7 +29,7 @@ def test_go_when_gates_pass_and_score_high(run_dir: Path) -> None:
 def test_marginal_when_score_between_thresholds(make_run: MakeRun) -> None:
     # weights: 20 in all; ws_healthy p95 3 s (weight 2) and late 7.5 % (1) fail:
     # 17 / 20 = 0.85
-    slow = {"latency_p95_s": 3.0, "late": 3}
+    slow = {"latency_p95_s": 3.0, "late": 30}
     verdict, reasons = verdict_of(make_run(overrides={"ws_healthy": slow}))
     assert verdict is Verdict.MARGINAL
     assert "Failed in ws_healthy: latency_p95_s < 1s (measured 3); late_pct < 1 (measured 7.5)." \
