@@ -89,7 +89,7 @@ MAX_WALLETS = 10_000
 MAX_SEED = 2**63 - 1
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_TARGET = re.compile(r"^(ws|rpc_http|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
+_TARGET = re.compile(r"^(ws|rpc_http|rpc|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
 
 
 def _positive(value: float | None, what: str = "must be > 0") -> float | None:
@@ -228,7 +228,8 @@ class FaultSpec(_Strict):
     @classmethod
     def _target(cls, v: str | None) -> str | None:
         if v is not None and not _TARGET.match(v):
-            raise ValueError("must be ws, rpc_http, explorer, chain or ws:<connection-id>")
+            raise ValueError("must be ws, rpc_http, explorer, chain, rpc (WS + HTTP) or "
+                             "ws:<connection-id>")
         return v
 
     @field_validator("at")

@@ -6,7 +6,8 @@ one pure function per hook); this module checks requests against that table and 
 ``FaultBoard`` live in the nemesis and are re-exported here.
 
 A fault has a ``name`` (below), a ``target`` and ``params``. Targets: ``ws`` (every
-WebSocket connection) or ``ws:<conn id>`` (one), ``rpc_http``, ``explorer``, ``chain``.
+WebSocket connection) or ``ws:<conn id>`` (one), ``rpc_http``, ``rpc``, ``explorer``,
+``chain``.
 
 ========================  ======== =====================================================
 name                      target   params (defaults)
@@ -27,7 +28,29 @@ rpc_errors                rpc_http share (0.5), statuses ([429,500,502,503,"time
 explorer_rate_limit       explorer rate (1.0 calls/s per key)
 explorer_lag              explorer extra_s (30): added to the index lag of new blocks
 explorer_down             explorer mode ("html502" | "timeout")
+ws_garbage                ws       share (0.2), max_items (50), seed (0), kinds (all of
+                                   non_json, wrong_type, unknown_sub, unhashable_sub,
+                                   huge_number, deep_nesting, unknown_id): a garbage
+                                   frame after a notification
+bad_log                   rpc      share (0.3), max_items (50), seed (0), kinds (all of
+                                   bad_hex_data, wrong_data_length, huge_block_number,
+                                   missing_fields): an undecodable copy of a log (fresh tx
+                                   hash) after a ``logs`` notification and inside an
+                                   ``eth_getLogs`` answer, the valid logs kept
+head_jump                 ws       share (0.2), max_items (5), seed (0), ahead (2^40): a
+                                   newHeads header ``ahead`` blocks past the real one,
+                                   after it; never materialises
+rpc_garbage               rpc_http share (0.2), max_items (50), seed (0), kinds (all of
+                                   html, truncated, wrong_id, wrong_type): one HTTP
+                                   JSON-RPC answer replaced
+explorer_garbage          explorer share (0.2), max_items (50), seed (0), kinds (all of
+                                   bad_rows, html200, status_mismatch): bad rows beside
+                                   the good ones, or one answer replaced
 ========================  ======== =====================================================
+
+``share`` is the chance per opportunity (a notification, an answer); ``max_items`` bounds
+the malformed items one activation sends; each item is a ``malformed`` history row
+(``fault_id``, ``name``, ``kind``, ``api``). Target ``rpc`` = JSON-RPC over WS and HTTP.
 
 All durations and delays are simulated seconds (divided by ``speed`` on the wire).
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -95,6 +96,33 @@ def _parse_constant(name: str) -> Any:
     raise JsonInputError(f"{name} is not JSON")
 
 
+# a JSON string (possessive: linear time), or an unterminated one running to the end
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _nesting_over(raw: bytes, max_depth: int) -> bool | None:
+    """Before any parsing: True when brackets nest deeper than ``max_depth``, None when
+    they do not balance (not JSON), else False. C-speed passes only, so a body of a
+    million ``[`` never reaches a recursive decoder, whatever the recursion limit."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= 2 * max_depth:
+        return False
+    run = re.compile(rb"[\[{]{%d}" % (max_depth + 1))
+    for _ in range(max_depth):  # each pass removes the innermost level at least
+        if run.search(brackets):  # max_depth + 1 openers in a row: too deep, at once
+            return True
+        before = len(brackets)
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not brackets or len(brackets) == before:
+            break
+    if not brackets:
+        return False
+    balanced = (brackets.count(b"[") == brackets.count(b"]")
+                and brackets.count(b"{") == brackets.count(b"}"))
+    return True if balanced else None
+
+
 def _too_deep(obj: Any, max_depth: int) -> bool:
     """Whether containers nest deeper than ``max_depth`` (iterative: no recursion)."""
     stack: list[tuple[Any, int]] = [(obj, 1)]
@@ -116,6 +144,12 @@ def parse_json(body: str | bytes, *, max_depth: int) -> Any:
     Raises :class:`JsonInputError` (a ``ValueError``) with a short reason; the caller
     answers it as a client error (-32700, HTTP 400), never as a 500.
     """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    over = _nesting_over(raw, max_depth)
+    if over:
+        raise JsonInputError(f"nested deeper than {max_depth} levels")
+    if over is None:
+        raise JsonInputError("not valid JSON")
     try:
         obj = json.loads(body, parse_int=_parse_int, parse_float=_parse_float,
                          parse_constant=_parse_constant)

@@ -233,7 +233,7 @@ class HttpAnswer:
     body: bytes
     content_type: str = "application/json"
     hold_s: float = 0.0
-    injection: Injection | None = None
+    injections: tuple[Injection, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +421,244 @@ def _explorer_down(faults: Faults, eff: ExplorerEffects) -> ExplorerEffects:
     return replace(eff, down=str(faults[-1].spec.params["mode"]))
 
 
+# -- malformed data (pure; every draw from the fault's own seeded generator) ------------------
+WS_GARBAGE_KINDS = ("non_json", "wrong_type", "unknown_sub", "unhashable_sub", "huge_number",
+                    "deep_nesting", "unknown_id")
+BAD_LOG_KINDS = ("bad_hex_data", "wrong_data_length", "huge_block_number", "missing_fields")
+RPC_GARBAGE_KINDS = ("html", "truncated", "wrong_id", "wrong_type")
+EXPLORER_GARBAGE_KINDS = ("bad_rows", "html200", "status_mismatch")
+DEEP_NESTING = 50_000  # levels of the deep_nesting frame (a 100 KB array)
+HUGE_DIGITS = 5000  # digits of the huge_number frame
+
+_HTML_200 = (b"<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>\n<body><h1>"
+             b"Checking your browser before accessing the API</h1></body></html>\n")
+
+
+def _malformed_defaults(kinds: tuple[str, ...], share: float, max_items: int) -> dict[str, Any]:
+    return {"share": share, "max_items": max_items, "kinds": list(kinds), "seed": 0}
+
+
+def _check_malformed(all_kinds: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    def check(p: dict[str, Any]) -> None:
+        num(p, "share", 0, 1)
+        num(p, "max_items", 0, 1_000_000)
+        p["max_items"] = int(p["max_items"])
+        kinds = p["kinds"]
+        if not kinds or not all(isinstance(k, str) and k in all_kinds for k in kinds):
+            raise FaultError(f"params.kinds: expected a non-empty list of "
+                             f"{', '.join(all_kinds)}")
+        if "ahead" in p:
+            num(p, "ahead", 1, 2**63)
+            if not isinstance(p["ahead"], int):
+                raise FaultError("params.ahead: expected an integer number of blocks")
+    return check
+
+
+def _due(fault: ActiveFault) -> bool:
+    """One draw: does this opportunity get a malformed item (within ``max_items``)?"""
+    p = fault.spec.params
+    return fault.injected < p["max_items"] and fault.rng.random() < p["share"]
+
+
+def _hash32(rng: random.Random) -> str:
+    return f"0x{rng.getrandbits(256):064x}"
+
+
+def _sub_id(prefix: str) -> str:
+    return prefix.split('"subscription":"', 1)[1].split('"', 1)[0]
+
+
+def _garbage_frame(kind: str, ctx: NotifyCtx, rng: random.Random) -> str:
+    """One WebSocket text frame of the ``ws_garbage`` kind ``kind``."""
+    sub = _sub_id(ctx.prefix)
+    if kind == "non_json":
+        return rng.choice(['{"jsonrpc":"2.0","method":"eth_subscription","params":{"subsc',
+                           "<html><body>502 Bad Gateway</body></html>", "undefined",
+                           ctx.prefix + ctx.payload[: len(ctx.payload) // 2]])
+    if kind == "wrong_type":
+        return rng.choice([ctx.prefix + '"not-an-object"}}',
+                           '{"jsonrpc":"2.0","method":"eth_subscription","params":["'
+                           + sub + '",7]}',
+                           ctx.prefix + "[" + ctx.payload + "]}}"])
+    if kind == "unknown_sub":
+        other = f"0x{rng.getrandbits(128):032x}"
+        return ctx.prefix.replace(sub, other) + ctx.payload + "}}"
+    if kind == "unhashable_sub":
+        return ('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":["'
+                + sub + '"],"result":' + ctx.payload + "}}")
+    if kind == "huge_number":
+        digits = "9" * HUGE_DIGITS
+        return ctx.prefix + '{"number":' + digits + ',"logIndex":' + digits + "}}}"
+    if kind == "deep_nesting":
+        return "[" * DEEP_NESTING + "]" * DEEP_NESTING
+    return '{"jsonrpc":"2.0","id":' + str(rng.randrange(10**9, 2 * 10**9)) + ',"result":"0x1"}'
+
+
+def _bad_log(kind: str, real: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A copy of ``real`` that cannot be decoded, under a fresh transaction hash (so if a
+    client delivers it anyway, the checker sees a phantom trade, not a valid one)."""
+    bad = {**real, "transactionHash": _hash32(rng), "removed": False}
+    raw = real.get("data")
+    data = raw if isinstance(raw, str) else "0x"
+    if kind == "bad_hex_data":
+        bad["data"] = "0x" + "zq" * max(32, (len(data) - 2) // 2)
+    elif kind == "wrong_data_length":
+        bad["data"] = data[:-64] + "abc" if len(data) > 66 else data + "0" * 61
+    elif kind == "huge_block_number":
+        bad["blockNumber"] = hex(2**63 + rng.getrandbits(32))
+    else:  # missing_fields
+        for key in ("transactionHash", "logIndex", "blockNumber"):
+            bad.pop(key, None)
+    return bad
+
+
+def _notify_ws_garbage(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    f = faults[0]
+    if not _due(f):
+        return plan
+    kind = f.rng.choice(f.spec.params["kinds"])
+    item = (Injection(f.id, f.spec.name, kind), _garbage_frame(kind, ctx, f.rng))
+    return replace(plan, extra=(*plan.extra, item))
+
+
+def _notify_bad_log(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    if ctx.kind != "logs" or '"removed":true' in ctx.payload:
+        return plan
+    f = faults[0]
+    if not _due(f):
+        return plan
+    kind = f.rng.choice(f.spec.params["kinds"])
+    bad = _bad_log(kind, json.loads(ctx.payload), f.rng)
+    frame = ctx.prefix + json.dumps(bad, separators=(",", ":")) + "}}"
+    return replace(plan, extra=(*plan.extra, (Injection(f.id, f.spec.name, kind), frame)))
+
+
+def _notify_head_jump(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    if ctx.kind != "newHeads":
+        return plan
+    f = faults[0]
+    if not _due(f):
+        return plan
+    header = json.loads(ctx.payload)
+    header["number"] = hex(int(header["number"], 16) + int(f.spec.params["ahead"]))
+    header["hash"], header["parentHash"] = _hash32(f.rng), _hash32(f.rng)
+    frame = ctx.prefix + json.dumps(header, separators=(",", ":")) + "}}"
+    return replace(plan, extra=(*plan.extra, (Injection(f.id, f.spec.name, "head_jump"),
+                                              frame)))
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _reply_bad_log(faults: Faults, ctx: ReplyCtx, answer: HttpAnswer | None
+                   ) -> HttpAnswer | None:
+    """A bad log inserted among the logs of an ``eth_getLogs`` answer (valid ones kept)."""
+    if "eth_getLogs" not in ctx.methods:
+        return answer
+    body = answer.body if answer else ctx.body
+    doc = _json_or_none(body)
+    responses = doc if isinstance(doc, list) else [doc]
+    lists = [r["result"] for r in responses if isinstance(r, dict)
+             and isinstance(r.get("result"), list) and r["result"]
+             and isinstance(r["result"][0], dict) and "topics" in r["result"][0]]
+    f = faults[0]
+    if not lists or not _due(f):
+        return answer
+    logs = f.rng.choice(lists)
+    kind = f.rng.choice(f.spec.params["kinds"])
+    logs.insert(f.rng.randrange(len(logs) + 1), _bad_log(kind, f.rng.choice(logs), f.rng))
+    prior = answer.injections if answer else ()
+    return HttpAnswer(answer.status if answer else ctx.status,
+                      json.dumps(doc, separators=(",", ":")).encode(), ctx.content_type,
+                      injections=(*prior, Injection(f.id, f.spec.name, kind)))
+
+
+_WRONG_TYPE = {list: {"unexpected": "object"}, dict: ["unexpected", "array"], str: 12345678,
+               int: [], float: [], bool: "true", type(None): "0x"}
+
+
+def _reply_rpc_garbage(faults: Faults, ctx: ReplyCtx, answer: HttpAnswer | None
+                       ) -> HttpAnswer | None:
+    """An HTML page, a truncated body, wrong ids or a result of the wrong type."""
+    body = answer.body if answer else ctx.body
+    f = faults[0]
+    if not body or not _due(f):
+        return answer
+    kind = f.rng.choice(f.spec.params["kinds"])
+    doc = _json_or_none(body) if kind in ("wrong_id", "wrong_type") else None
+    items = [r for r in (doc if isinstance(doc, list) else [doc]) if isinstance(r, dict)]
+    if kind == "wrong_type":
+        items = [r for r in items if "result" in r]
+    if kind in ("wrong_id", "wrong_type") and not items:
+        kind = "truncated"
+    prior = answer.injections if answer else ()
+    ctype = ctx.content_type
+    if kind == "html":
+        new, ctype = _HTML_200, "text/html"
+    elif kind == "truncated":
+        new = body[: len(body) // 2]
+    else:
+        item = f.rng.choice(items)
+        if kind == "wrong_id":
+            rid = item.get("id")
+            item["id"] = rid + 1_000_000 if isinstance(rid, int) else f"x{rid}"
+        else:
+            item["result"] = _WRONG_TYPE.get(type(item["result"]))
+        new = json.dumps(doc, separators=(",", ":")).encode()
+    return HttpAnswer(200, new, ctype, injections=(*prior, Injection(f.id, f.spec.name, kind)))
+
+
+def _bad_row(row: Any, rng: random.Random) -> Any:
+    """A row that cannot be used: a non-object, or a copy with a non-number block number."""
+    if not isinstance(row, dict) or rng.random() < 0.3:
+        return rng.choice(["garbage row", ["0x1", "0x2"], None, 12345])
+    bad = {**row, "blockNumber": rng.choice(["0xnothex", "12ab", "", "-1"])}
+    if "hash" in bad:
+        bad["hash"] = _hash32(rng)
+    if "transactionHash" in bad:
+        bad["transactionHash"] = _hash32(rng)
+    return bad
+
+
+def _reply_explorer_garbage(faults: Faults, ctx: ReplyCtx, answer: HttpAnswer | None
+                            ) -> HttpAnswer | None:
+    """Bad rows beside the good ones, an HTML page with status 200, or a wrong
+    ``status``/``message`` pair (the rows kept)."""
+    body = answer.body if answer else ctx.body
+    if ctx.status != 200 or not ctx.content_type.startswith("application/json"):
+        return answer
+    f = faults[0]
+    if not _due(f):
+        return answer
+    kind = f.rng.choice(f.spec.params["kinds"])
+    doc = _json_or_none(body)
+    envelope = isinstance(doc, dict) and "status" in doc and "result" in doc
+    if kind == "bad_rows" and not (envelope and isinstance(doc["result"], list)
+                                   and doc["result"]):
+        kind = "status_mismatch" if envelope else "html200"
+    if kind == "status_mismatch" and not envelope:
+        kind = "html200"
+    prior = answer.injections if answer else ()
+    ctype = ctx.content_type
+    if kind == "html200":
+        new, ctype = _HTML_200, "text/html; charset=utf-8"
+    else:
+        assert isinstance(doc, dict)
+        if kind == "bad_rows":
+            rows = doc["result"]
+            rows.insert(f.rng.randrange(len(rows) + 1), _bad_row(f.rng.choice(rows), f.rng))
+        elif doc["status"] == "1":
+            doc["status"], doc["message"] = "0", "OK"
+        else:
+            doc["status"], doc["message"] = "1", "NOTOK"
+        new = json.dumps(doc, separators=(",", ":")).encode()
+    return HttpAnswer(200, new, ctype, injections=(*prior, Injection(f.id, f.spec.name, kind)))
+
+
 # -- the table ---------------------------------------------------------------------------
 # Table order is fold order: a dropped notification (stall, silent, loss) is decided before
 # copies and delay, so a dropped one draws nothing from the later faults' generators.
@@ -457,6 +695,25 @@ KINDS: dict[str, FaultKind] = {
     "explorer_down": FaultKind("explorer", {"mode": "html502"},
                                check=lambda p: one_of(p, "mode", ("html502", "timeout")),
                                explorer=_explorer_down),
+    # malformed data: each item is extra (WS) or inserted beside the valid ones (logs,
+    # rows), or replaces one answer a client retries (rpc_garbage, explorer_garbage);
+    # at most max_items per activation
+    "ws_garbage": FaultKind("ws", _malformed_defaults(WS_GARBAGE_KINDS, 0.2, 50),
+                            check=_check_malformed(WS_GARBAGE_KINDS),
+                            notify=_notify_ws_garbage),
+    "bad_log": FaultKind("rpc", _malformed_defaults(BAD_LOG_KINDS, 0.3, 50),
+                         check=_check_malformed(BAD_LOG_KINDS), notify=_notify_bad_log,
+                         http_reply=_reply_bad_log),
+    "head_jump": FaultKind("ws", {**_malformed_defaults(("head_jump",), 0.2, 5),
+                                  "ahead": 2**40},
+                           check=_check_malformed(("head_jump",)), notify=_notify_head_jump),
+    "rpc_garbage": FaultKind("rpc_http", _malformed_defaults(RPC_GARBAGE_KINDS, 0.2, 50),
+                             check=_check_malformed(RPC_GARBAGE_KINDS),
+                             http_reply=_reply_rpc_garbage),
+    "explorer_garbage": FaultKind("explorer",
+                                  _malformed_defaults(EXPLORER_GARBAGE_KINDS, 0.2, 50),
+                                  check=_check_malformed(EXPLORER_GARBAGE_KINDS),
+                                  explorer_reply=_reply_explorer_garbage),
 }
 
 
@@ -530,14 +787,14 @@ class Nemesis:
         answer: HttpAnswer | None = None
         for fn, faults in self._hooks("http"):
             answer = fn(faults, answer)
-        self._count([answer.injection] if answer and answer.injection else [])
+        self._count(answer.injections if answer else ())
         return answer
 
     def http_reply(self, ctx: ReplyCtx) -> HttpAnswer | None:
         answer: HttpAnswer | None = None
         for fn, faults in self._hooks("http_reply"):
             answer = fn(faults, ctx, answer)
-        self._count([answer.injection] if answer and answer.injection else [])
+        self._count(answer.injections if answer else ())
         return answer
 
     def explorer(self) -> ExplorerEffects:
@@ -550,7 +807,7 @@ class Nemesis:
         answer: HttpAnswer | None = None
         for fn, faults in self._hooks("explorer_reply"):
             answer = fn(faults, ctx, answer)
-        self._count([answer.injection] if answer and answer.injection else [])
+        self._count(answer.injections if answer else ())
         return answer
 
     def _count(self, injections: Any) -> None:

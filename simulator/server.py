@@ -144,7 +144,7 @@ class WsConn:
         plan = self.sim.nemesis.notify(NotifyCtx(self.id, sub.kind, sub.prefix, payload))
         due = 0
         if plan.delay_ms is not None:
-            due = max(self.last_due, time.monotonic_ns()
+            due = max(self.last_due, self.sim.now_ns()
                       + int(plan.delay_ms * 1e6 / self.sim.chain.speed))
         for _ in range(plan.copies):
             self._push(due, text)
@@ -173,7 +173,7 @@ class WsConn:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                now = time.monotonic_ns()
+                now = self.sim.now_ns()
                 frames: list[bytes] = []
                 while queue and queue[0][0] <= now and len(frames) < 512:
                     frames.append(_text_frame(queue.popleft()[1]))
@@ -213,12 +213,16 @@ class Simulator:
     def __init__(self, recording: Recording, *, settings: SimSettings | None = None,
                  speed: float = 1.0, host: str = "127.0.0.1", port: int = 0,
                  history: SimHistory | None = None, autostart: bool = True,
-                 start_delay_s: float = 0.0) -> None:
+                 start_delay_s: float = 0.0,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        """``clock_ns``: the one clock of the replay, faults, explorer lag and history (the
+        machine-wide monotonic clock; in virtual time, the event loop's)."""
+        self.now_ns = clock_ns
         self.settings = settings or SimSettings()
         self.recording = recording
         self.chain = Chain(recording, settings=self.settings, speed=speed, t0_ns=0)
         self.rpc = JsonRpc(self.chain, self.settings.node)
-        self.history = history or SimHistory(keep=True)
+        self.history = history or SimHistory(keep=True, clock_ns=clock_ns)
         self.board = FaultBoard()
         self.nemesis = Nemesis(self.board)
         self.malformed: dict[str, dict[str, int]] = {}  # fault name -> kind -> items sent
@@ -265,7 +269,7 @@ class Simulator:
         if self.explorer is not None:
             from simulator.explorer import make_explorer_handler
 
-            handler = make_explorer_handler(self.explorer, now_ns=time.monotonic_ns,
+            handler = make_explorer_handler(self.explorer, now_ns=self.now_ns,
                                             on_request=self._count_explorer,
                                             transform=self._explorer_faults)
             app.router.add_get("/v2/api", handler)
@@ -283,14 +287,14 @@ class Simulator:
                      "explorer": base + "/v2/api", "status": base + "/_sim/status",
                      "faults": base + "/_sim/faults", "telegram": base}
         if self.autostart:
-            self.begin(time.monotonic_ns() + int(self.start_delay_s * _NS))
+            self.begin(self.now_ns() + int(self.start_delay_s * _NS))
 
     def begin(self, t0_ns: int | None = None) -> None:
         """Start the replay clock: block 0 is due at ``t0_ns`` (default now)."""
         if self.started:
             return
         self.started = True
-        t0 = time.monotonic_ns() if t0_ns is None else t0_ns
+        t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
         speed = self.chain.speed
         blocks = self.recording.blocks
@@ -347,7 +351,7 @@ class Simulator:
     async def _replay_loop(self) -> None:
         chain = self.chain
         while True:
-            now = time.monotonic_ns()
+            now = self.now_ns()
             self._run_fault_schedule(now)
             blocks = chain.advance(now, limit=_PUBLISH_BATCH)
             for block in blocks:
@@ -372,7 +376,7 @@ class Simulator:
             self._wake.clear()
             # wake at least once a second so request rows reach the history file
             timeout = 1.0 if not wakes else min(
-                max(min(wakes) - time.monotonic_ns(), 0) / _NS, 1.0)
+                max(min(wakes) - self.now_ns(), 0) / _NS, 1.0)
             if timeout <= 0:
                 await asyncio.sleep(0)
                 continue
@@ -433,7 +437,7 @@ class Simulator:
         spec = make_spec(name, target, params)
         if duration_s is not None:
             check_duration(duration_s, "duration")
-        now = time.monotonic_ns()
+        now = self.now_ns()
         one_shot = KINDS[spec.name].one_shot and not duration_s
         duration_ns = None if duration_s is None else int(duration_s * _NS / self.chain.speed)
         fault = self.board.start(spec, now, 0 if one_shot else duration_ns)
@@ -487,7 +491,7 @@ class Simulator:
                     self._stop_tasks.add(task)
                     task.add_done_callback(self._stop_tasks.discard)
             elif isinstance(command, Reorg):
-                result = self.chain.reorg(command.depth, time.monotonic_ns(),
+                result = self.chain.reorg(command.depth, self.now_ns(),
                                           seed=command.seed, move_share=command.move_share,
                                           vanish_share=command.vanish_share)
                 if result is not None:
@@ -559,8 +563,8 @@ class Simulator:
             reply.content_type, reply.body))
         if answer is None:
             return reply
-        if answer.injection is not None:
-            self.record_malformed(answer.injection, "explorer")
+        for injection in answer.injections:
+            self.record_malformed(injection, "explorer")
         return replace(reply, http_status=answer.status, content_type=answer.content_type,
                        body=answer.body)
 
@@ -636,9 +640,9 @@ class Simulator:
         return web.Response(body=text, content_type="application/json")
 
     async def _answer(self, answer: HttpAnswer, api: str = "") -> web.Response:
-        """Send an answer a fault made (after its hold time), recording a malformed one."""
-        if answer.injection is not None:
-            self.record_malformed(answer.injection, api)
+        """Send an answer a fault made (after its hold time), recording malformed items."""
+        for injection in answer.injections:
+            self.record_malformed(injection, api)
         if answer.hold_s:
             await asyncio.sleep(answer.hold_s / self.chain.speed)
         return web.Response(status=answer.status, body=answer.body,
