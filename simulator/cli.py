@@ -1,16 +1,30 @@
-"""Command line of the mock Polygon node.
+"""Command line of the mock Polygon node: ``python -m simulator <command>``.
 
-Each subcommand lives in its own module; this file only parses arguments and turns
-:class:`CliError` (and recording errors) into one clear line on stderr and exit code 2.
+The commands live here, at the edge; the libraries they call raise their own errors
+(:mod:`simulator.errors`: settings, faults, trades CSV, record; and recording errors),
+which :func:`main` turns into one clear line on stderr and exit code 2, like
+:class:`CliError` (a mistake in the command line itself). No library module imports
+this one.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import math
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["CliError", "build_parser", "main"]
+from simulator.errors import SimulatorError
+
+__all__ = ["CliError", "build_parser", "main", "main_import", "main_inspect", "main_record",
+           "main_serve", "main_synth"]
 
 
 class CliError(Exception):
@@ -82,26 +96,176 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- commands ------------------------------------------------------------------------------
+def main_synth(args: argparse.Namespace) -> int:
+    """``python -m simulator synth``: write a synthetic recording, print a one-line summary."""
+    from simulator.profiles import PROFILES
+    from simulator.recording import write_recording
+    from simulator.synth import COMPRESS_LEVEL, synthesise_stream
+
+    if args.profile not in PROFILES:
+        raise CliError(f"unknown profile {args.profile!r}; known profiles: "
+                       f"{', '.join(sorted(PROFILES))}")
+    if args.blocks < 1:
+        raise CliError("--blocks must be at least 1")
+    header, blocks = synthesise_stream(PROFILES[args.profile], seed=args.seed, blocks=args.blocks)
+    try:
+        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {path}: profile {args.profile}, seed {args.seed}, {args.blocks} blocks "
+          f"{header['first_block']}..{header['last_block']}, "
+          f"{len(header['wallets'])} trading wallets, {path.stat().st_size} bytes")
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if not math.isnan(value) else "nan"
+    return str(value)
+
+
+def main_inspect(args: argparse.Namespace) -> int:
+    """``python -m simulator inspect PATH``: check a recording and print its statistics."""
+    from simulator.recording import load_recording
+    from simulator.synth import recording_stats
+
+    recording = load_recording(args.recording)
+    header = recording.header()
+    source = dict(header["source"])
+    params = source.pop("profile_params", None)
+    print(f"recording   {args.recording}")
+    print(f"format      {header['format']} v{header['version']}, chain {header['chain_id']}")
+    print(f"source      {source}")
+    if params:
+        print(f"profile     {params}")
+    stats = recording_stats(recording)
+    for key, value in stats.items():
+        if key == "top_wallets":
+            print("top_wallets")
+            for wallet, n in value:
+                print(f"  {wallet}  {n} OrderFilled")
+            continue
+        print(f"{key:<30}{_fmt(value)}")
+    return 0
+
+
+def main_import(args: argparse.Namespace) -> int:
+    """``python -m simulator import-trades CSV --out PATH``."""
+    from simulator.import_trades import import_trades, read_trades_csv
+    from simulator.recording import write_recording
+    from simulator.synth import COMPRESS_LEVEL
+
+    rows = read_trades_csv(args.csv)  # TradesCsvError: one line, exit 2
+    header, blocks = import_trades(rows, seed=getattr(args, "seed", 0),
+                                   source_name=Path(args.csv).name)
+    try:
+        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {path}: {len(rows)} fills in {header['source']['transactions']} transactions, "
+          f"{header['blocks']} blocks {header['first_block']}..{header['last_block']}, "
+          f"{len(header['wallets'])} wallets, {path.stat().st_size} bytes")
+    return 0
+
+
+def main_record(args: argparse.Namespace) -> int:
+    """``python -m simulator record --rpc URL --from N --to M --out PATH [--rate R]``."""
+    from simulator.record import RecordSettings, RecordStats, mask_url, record_range
+    from simulator.recording import save_recording
+
+    url = str(args.rpc)
+    masked = mask_url(url)
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        raise CliError(f"--rpc must be an http:// or https:// JSON-RPC URL, got {masked}")
+    settings = RecordSettings(rate_per_s=float(args.rate))
+    stats = RecordStats()
+    recording = asyncio.run(record_range(url, int(args.from_block), int(args.to_block),
+                                         settings, stats=stats))
+    path = save_recording(recording, args.out)
+    n_logs = sum(len(b.logs) for b in recording.blocks)
+    n_txs = sum(len(b.transactions) for b in recording.blocks)
+    print(f"recorded blocks {recording.first_block}..{recording.last_block} "
+          f"({len(recording.blocks)} blocks, {n_logs} logs, {n_txs} transactions) from "
+          f"{masked} -> {path} [{stats.requests} requests, {stats.retries} retries, "
+          f"{stats.splits} log-range splits, batches {'yes' if stats.batched else 'no'}]",
+          file=sys.stderr)
+    return 0
+
+
+def _load_source(args: argparse.Namespace) -> Any:
+    from simulator.recording import load_recording
+
+    if getattr(args, "profile", None):
+        from simulator.synth import synthesise
+
+        try:
+            return synthesise(args.profile, blocks=args.blocks, seed=args.seed)
+        except (KeyError, ValueError) as exc:
+            raise CliError(f"--profile {args.profile}: {exc.args[0] if exc.args else exc}") \
+                from None
+    if getattr(args, "recording", None):
+        return load_recording(args.recording)
+    raise CliError("give --recording PATH or --profile NAME")
+
+
+async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int:
+    from simulator.history import SimHistory
+    from simulator.server import Simulator
+
+    history = SimHistory(args.history) if args.history else SimHistory()
+    sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
+                    port=args.port, history=history,
+                    autostart=not getattr(args, "paused", False))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await sim.start()
+    except OSError as exc:
+        history.close()
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print("READY " + json.dumps(sim.urls, separators=(",", ":")), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+        history.close()
+    return 0
+
+
+def main_serve(args: argparse.Namespace) -> int:
+    """``python -m simulator serve``: replay until SIGINT/SIGTERM, then stop cleanly."""
+    from simulator.faults import FaultPlan
+    from simulator.settings import SimSettings, load_config
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    settings = load_config(args.config) if args.config else SimSettings()
+    FaultPlan.parse(list(settings.faults), f"{args.config}: faults")
+    recording = _load_source(args)
+    if not recording.blocks:
+        raise CliError("the recording has no blocks")
+    return asyncio.run(_serve(args, recording, settings))
+
+
+_COMMANDS = {"synth": main_synth, "import-trades": main_import, "record": main_record,
+             "inspect": main_inspect, "serve": main_serve}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from simulator.recording import RecordingError
 
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "synth":
-            from simulator.synth import main_synth
-            return main_synth(args)
-        if args.command == "import-trades":
-            from simulator.import_trades import main_import
-            return main_import(args)
-        if args.command == "record":
-            from simulator.record import main_record
-            return main_record(args)
-        if args.command == "inspect":
-            from simulator.synth import main_inspect
-            return main_inspect(args)
-        from simulator.server import main_serve
-        return main_serve(args)
-    except (CliError, RecordingError) as exc:
+        return _COMMANDS[args.command](args)
+    except (CliError, SimulatorError, RecordingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

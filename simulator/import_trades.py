@@ -17,7 +17,6 @@ an optional ``negRisk`` column (true/false) picks the NegRisk exchange.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import random
 import re
@@ -37,10 +36,10 @@ from polyvocab import (
     NEG_RISK_EXCHANGE_V2,
 )
 from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
+from simulator.errors import SimulatorError
 from simulator.profiles import V2_LIVE_TIMESTAMP, Profile, estimate_block_number
-from simulator.recording import FORMAT_NAME, FORMAT_VERSION, RecordedBlock, write_recording
+from simulator.recording import FORMAT_NAME, FORMAT_VERSION, RecordedBlock
 from simulator.synth import (
-    COMPRESS_LEVEL,
     MATCH_ORDERS_SELECTOR,
     ChainRenderer,
     add_background_tx,
@@ -56,7 +55,6 @@ __all__ = [
     "TradeRow",
     "TradesCsvError",
     "import_trades",
-    "main_import",
     "read_trades_csv",
 ]
 
@@ -73,7 +71,7 @@ _NOISE = Profile(name="import", description="noise around imported trades",
                  background_tx_mean=4.0, wallets=500, markets=20)
 
 
-class TradesCsvError(ValueError):
+class TradesCsvError(SimulatorError, ValueError):
     """A CSV that cannot be imported; the message names file and line."""
 
 
@@ -288,23 +286,3 @@ def import_trades(rows: Sequence[TradeRow], *, seed: int = 0, source_name: str =
             yield chain.seal(bb)
 
     return header, blocks()
-
-
-def main_import(args: argparse.Namespace) -> int:
-    """``python -m simulator import-trades CSV --out PATH``."""
-    from simulator.cli import CliError
-
-    try:
-        rows = read_trades_csv(args.csv)
-        header, blocks = import_trades(rows, seed=getattr(args, "seed", 0),
-                                       source_name=Path(args.csv).name)
-    except TradesCsvError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"wrote {path}: {len(rows)} fills in {header['source']['transactions']} transactions, "
-          f"{header['blocks']} blocks {header['first_block']}..{header['last_block']}, "
-          f"{len(header['wallets'])} wallets, {path.stat().st_size} bytes")
-    return 0

@@ -50,6 +50,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from simulator.errors import SimulatorError
+
 __all__ = [
     "KINDS",
     "Abort",
@@ -72,7 +74,7 @@ __all__ = [
 ]
 
 
-class FaultError(ValueError):
+class FaultError(SimulatorError, ValueError):
     """A fault request or schedule entry that cannot be used (message names the field)."""
 
 

@@ -1,4 +1,4 @@
-"""``python -m simulator record``: record a block range from any JSON-RPC HTTP node.
+"""Record a block range from any JSON-RPC HTTP node (``python -m simulator record``).
 
 For each block: ``eth_getBlockByNumber(n, false)`` (stored as is), ``eth_getBlockByNumber(n,
 true)`` (its full transactions go into the row's ``transactions``), and the block's logs
@@ -9,27 +9,25 @@ second), and retried with exponential backoff on HTTP 429/5xx, timeouts and conn
 errors, honouring ``Retry-After``.
 
 Errors the user must act on (node unreachable, an HTML page instead of JSON-RPC, a
-JSON-RPC error, a block the node does not have) raise :class:`simulator.cli.CliError`
+JSON-RPC error, a block the node does not have) raise :class:`simulator.errors.RecordError`
 with one clear line. The node URL is always shown masked (:func:`mask_url`): API keys in
 paths, query strings or credentials never reach the terminal or the recording.
 
-Error tree (private, all end as ``CliError``)::
+Error tree (private, all end as ``RecordError``)::
 
     _TransportError   retryable: 429/5xx, timeout, connection error (attempts exhausted
-                      -> CliError)
+                      -> RecordError)
     _HttpError        HTTP 4xx other than 429: not retried
     RpcError          the node answered a JSON-RPC error object
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import email.utils
 import json
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +37,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from simulator.cli import CliError
+from simulator.errors import RecordError
 from simulator.ratelimit import TokenBucket
-from simulator.recording import RecordedBlock, Recording, save_recording
+from simulator.recording import RecordedBlock, Recording
 
 __all__ = [
     "RecordSettings",
@@ -49,7 +47,6 @@ __all__ = [
     "RpcError",
     "is_range_error",
     "is_rate_limit_error",
-    "main_record",
     "mask_url",
     "record_range",
     "retry_delays",
@@ -224,14 +221,14 @@ class _Node:
             what = "HTML error page" if _looks_html(body, ctype) else "error"
             raise _TransportError(f"HTTP {status} ({what})", retry_after)
         if _looks_html(body, ctype):
-            raise CliError(f"{self.masked} answered HTTP {status} with an HTML page, not "
+            raise RecordError(f"{self.masked} answered HTTP {status} with an HTML page, not "
                            "JSON-RPC: is this the node's JSON-RPC URL?")
         if status >= 400:
             raise _HttpError(status, body[:200].decode("utf-8", "replace"))
         try:
             return json.loads(body)
         except ValueError:
-            raise CliError(f"{self.masked} answered HTTP {status} with a body that is not "
+            raise RecordError(f"{self.masked} answered HTTP {status} with a body that is not "
                            "JSON: is this the node's JSON-RPC URL?") from None
 
     async def post(self, payload: Any) -> Any:
@@ -260,7 +257,7 @@ class _Node:
                 loop = asyncio.get_running_loop()
                 self._not_before = max(self._not_before, loop.time() + delay)
             await asyncio.sleep(delay)
-        raise CliError(f"{self.masked}: gave up after {self.settings.max_attempts} attempts "
+        raise RecordError(f"{self.masked}: gave up after {self.settings.max_attempts} attempts "
                        f"(last: {last})")
 
     def _request(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
@@ -270,7 +267,7 @@ class _Node:
     @staticmethod
     def _result(reply: Any, method: str) -> Any:
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
-            raise CliError(f"malformed JSON-RPC reply to {method}: {str(reply)[:120]}")
+            raise RecordError(f"malformed JSON-RPC reply to {method}: {str(reply)[:120]}")
         err = reply.get("error")
         if err is not None:
             if isinstance(err, dict):
@@ -283,7 +280,7 @@ class _Node:
         try:
             reply = await self.post(self._request(method, params))
         except _HttpError as exc:
-            raise CliError(f"{self.masked} refused {method}: HTTP {exc.status} "
+            raise RecordError(f"{self.masked} refused {method}: HTTP {exc.status} "
                            f"{exc.snippet!r}") from None
         return self._result(reply, method)
 
@@ -333,18 +330,18 @@ class _Recorder:
             header, full = results[2 * i], results[2 * i + 1]
             for r in (header, full):
                 if isinstance(r, RpcError):
-                    raise CliError(f"{self.node.masked}: eth_getBlockByNumber({n}) failed: "
+                    raise RecordError(f"{self.node.masked}: eth_getBlockByNumber({n}) failed: "
                                    f"{r.message}")
                 if r is None:
-                    raise CliError(f"{self.node.masked} has no block {n}")
+                    raise RecordError(f"{self.node.masked} has no block {n}")
                 if not isinstance(r, dict) or r.get("number") != hex(n):
-                    raise CliError(f"{self.node.masked}: eth_getBlockByNumber({n}) returned "
+                    raise RecordError(f"{self.node.masked}: eth_getBlockByNumber({n}) returned "
                                    "something else than that block")
             txs = full.get("transactions") or []
             if full.get("hash") != header.get("hash") or [
                     t.get("hash") if isinstance(t, dict) else t for t in txs
             ] != header.get("transactions", []):
-                raise CliError(f"{self.node.masked}: block {n} changed while recording "
+                raise RecordError(f"{self.node.masked}: block {n} changed while recording "
                                "(a reorg?); record again")
             out.append((header, [t for t in txs if isinstance(t, dict)]))
         return out
@@ -356,13 +353,13 @@ class _Recorder:
                                           [{"fromBlock": hex(start), "toBlock": hex(end)}])
         except RpcError as exc:
             if not is_range_error(exc) or start == end:
-                raise CliError(f"{self.node.masked}: eth_getLogs({start}..{end}) failed: "
+                raise RecordError(f"{self.node.masked}: eth_getLogs({start}..{end}) failed: "
                                f"{exc.message}") from None
             self.node.stats.splits += 1
             mid = (start + end) // 2
             return await self.logs(start, mid) + await self.logs(mid + 1, end)
         if not isinstance(result, list):
-            raise CliError(f"{self.node.masked}: eth_getLogs returned {type(result).__name__}, "
+            raise RecordError(f"{self.node.masked}: eth_getLogs returned {type(result).__name__}, "
                            "not a list")
         return result
 
@@ -370,7 +367,7 @@ class _Recorder:
         try:
             result = await self.node.call("eth_getLogs", [{"blockHash": block_hash}])
         except RpcError as exc:
-            raise CliError(f"{self.node.masked}: block {number} changed while recording "
+            raise RecordError(f"{self.node.masked}: block {number} changed while recording "
                            f"(a reorg?); record again ({exc.message})") from None
         return list(result or [])
 
@@ -382,7 +379,7 @@ async def record_range(url: str, first: int, last: int,
     settings = settings or RecordSettings()
     stats = stats if stats is not None else RecordStats()
     if first > last:
-        raise CliError(f"--from {first} is after --to {last}")
+        raise RecordError(f"--from {first} is after --to {last}")
     async with aiohttp.ClientSession() as session:
         node = _Node(session, url, settings, stats)
         rec = _Recorder(node, settings)
@@ -390,16 +387,16 @@ async def record_range(url: str, first: int, last: int,
             chain_id = int(str(await node.call("eth_chainId", [])), 16)
             head = int(str(await node.call("eth_blockNumber", [])), 16)
         except RpcError as exc:
-            raise CliError(f"{node.masked}: {exc.message} (code {exc.code})") from None
+            raise RecordError(f"{node.masked}: {exc.message} (code {exc.code})") from None
         except ValueError:
-            raise CliError(f"{node.masked}: eth_chainId/eth_blockNumber did not answer a hex "
+            raise RecordError(f"{node.masked}: eth_chainId/eth_blockNumber did not answer a hex "
                            "number") from None
         if last > head:
-            raise CliError(f"block {last} is beyond the node's head ({head})")
+            raise RecordError(f"block {last} is beyond the node's head ({head})")
         blocks = await _record_blocks(rec, first, last, settings)
     for prev, cur in pairwise(blocks):
         if cur.parent_hash != prev.hash:
-            raise CliError(f"block {cur.number} does not build on block {prev.number} (the "
+            raise RecordError(f"block {cur.number} does not build on block {prev.number} (the "
                            "node reorganised while recording); record again")
     source = {"kind": "recorded", "rpc": mask_url(url),
               "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
@@ -430,7 +427,7 @@ async def _record_blocks(rec: _Recorder, first: int, last: int,
                 number = int(header["number"], 16)
                 logs = by_block.pop(header["hash"], [])
                 if any(int(str(lg.get("blockNumber")), 16) != number for lg in logs):
-                    raise CliError(f"{rec.node.masked}: logs of block {number} carry another "
+                    raise RecordError(f"{rec.node.masked}: logs of block {number} carry another "
                                    "block number")
                 out.append(RecordedBlock(block=header, logs=logs, transactions=txs))
             if by_block:  # logs of a block hash we did not fetch: a reorg in between
@@ -439,28 +436,3 @@ async def _record_blocks(rec: _Recorder, first: int, last: int,
                     rb.logs = await rec.logs_by_hash(rb.hash, rb.number)
             progress.advance(task, end - start + 1)
     return out
-
-
-def main_record(args: argparse.Namespace) -> int:
-    """``python -m simulator record --rpc URL --from N --to M --out PATH [--rate R]``."""
-    url = str(args.rpc)
-    masked = mask_url(url)
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in ("http", "https"):
-        raise CliError(f"--rpc must be an http:// or https:// JSON-RPC URL, got {masked}")
-    settings = RecordSettings(rate_per_s=float(args.rate))
-    stats = RecordStats()
-    recording = asyncio.run(record_range(url, int(args.from_block), int(args.to_block),
-                                         settings, stats=stats))
-    path = save_recording(recording, args.out)
-    n_logs = sum(len(b.logs) for b in recording.blocks)
-    n_txs = sum(len(b.transactions) for b in recording.blocks)
-    print(f"recorded blocks {recording.first_block}..{recording.last_block} "
-          f"({len(recording.blocks)} blocks, {n_logs} logs, {n_txs} transactions) from "
-          f"{masked} -> {path} [{stats.requests} requests, {stats.retries} retries, "
-          f"{stats.splits} log-range splits, batches {'yes' if stats.batched else 'no'}]",
-          file=sys.stderr)
-    return 0

@@ -13,7 +13,7 @@ decisions are made by the sans-I/O cores (``chain``, ``schedule``, ``jsonrpc``,
 ``faults``, ``telegram``). What an active fault does is asked of the ``nemesis`` at each
 hook (start, upgrade, mute, subscribe, notify, http, http_reply, explorer,
 explorer_reply); this module only applies the answers and never names a fault.
-``main_serve`` is ``python -m simulator serve``.
+``python -m simulator serve`` (in :mod:`simulator.cli`) runs it until a signal.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -60,7 +58,7 @@ from simulator.recording import Recording
 from simulator.settings import SettingsError, SimSettings
 from simulator.telegram import TelegramBot
 
-__all__ = ["Simulator", "main_serve"]
+__all__ = ["Simulator"]
 
 log = logging.getLogger("simulator.server")
 _NS = 1_000_000_000
@@ -759,72 +757,3 @@ class Simulator:
             self.history.record("alert", chat_id=reply.alert.chat_id, text=reply.alert.text)
             self.history.flush()
         return web.json_response(reply.body, status=reply.status)
-
-
-# -- python -m simulator serve -----------------------------------------------------------
-def _load_source(args: Any) -> Recording:
-    from simulator.cli import CliError
-    from simulator.recording import load_recording
-
-    if getattr(args, "profile", None):
-        try:
-            from simulator import synth
-        except ImportError:
-            raise CliError("--profile needs simulator.synth, which is not available") from None
-        make: Callable[..., Recording] | None = getattr(synth, "synthesise", None) or getattr(
-            synth, "synthesize", None)
-        if make is None:
-            raise CliError("simulator.synth has no synthesise() function")
-        try:
-            return make(args.profile, blocks=args.blocks, seed=args.seed)
-        except (KeyError, ValueError) as exc:
-            raise CliError(f"--profile {args.profile}: {exc.args[0] if exc.args else exc}") \
-                from None
-    if getattr(args, "recording", None):
-        return load_recording(args.recording)
-    raise CliError("give --recording PATH or --profile NAME")
-
-
-async def _serve(args: Any, recording: Recording, settings: SimSettings) -> int:
-    history = SimHistory(args.history) if args.history else SimHistory()
-    sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
-                    port=args.port, history=history,
-                    autostart=not getattr(args, "paused", False))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await sim.start()
-    except OSError as exc:
-        history.close()
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
-    print("READY " + json.dumps(sim.urls, separators=(",", ":")), flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
-        history.close()
-    return 0
-
-
-def main_serve(args: Any) -> int:
-    """``python -m simulator serve``: replay until SIGINT/SIGTERM, then stop cleanly."""
-    from simulator.cli import CliError
-    from simulator.settings import load_config
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    try:
-        settings = load_config(args.config) if args.config else SimSettings()
-        FaultPlan.parse(list(settings.faults), f"{args.config}: faults")
-    except (SettingsError, FaultError) as exc:
-        raise CliError(str(exc)) from None
-    recording = _load_source(args)
-    if not recording.blocks:
-        raise CliError("the recording has no blocks")
-    try:
-        return asyncio.run(_serve(args, recording, settings))
-    except SettingsError as exc:
-        raise CliError(str(exc)) from None

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.errors import SimulatorError
+
 __all__ = [
     "LagSettings",
     "NodeSettings",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 
-class SettingsError(ValueError):
+class SettingsError(SimulatorError, ValueError):
     """A config that cannot be used; the message names the file and the field."""
 
 

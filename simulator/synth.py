@@ -15,9 +15,7 @@ strings, so a change in how background noise is drawn never moves a trade.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import math
 import random
 import statistics
 from collections import Counter
@@ -50,14 +48,12 @@ from simulator.chainshape import (
     data_words,
     match_logs,
 )
-from simulator.profiles import PROFILES, Profile, get_profile
+from simulator.profiles import Profile, get_profile
 from simulator.recording import (
     FORMAT_NAME,
     FORMAT_VERSION,
     RecordedBlock,
     Recording,
-    load_recording,
-    write_recording,
 )
 
 __all__ = [
@@ -74,8 +70,6 @@ __all__ = [
     "add_trade_tx",
     "build_universe",
     "default_recording_path",
-    "main_inspect",
-    "main_synth",
     "plan_blocks",
     "poisson",
     "recording_stats",
@@ -570,53 +564,3 @@ def recording_stats(recording: Recording) -> dict[str, Any]:
         "top1pct_wallet_share": (sum(ranked[:top]) / sum(ranked)) if ranked else 0.0,
         "top_wallets": sorted(wallets.items(), key=lambda kv: (-kv[1], kv[0]))[:5],
     }
-
-
-# --- command line -----------------------------------------------------------------------------
-
-def main_synth(args: argparse.Namespace) -> int:
-    """``python -m simulator synth``: write a synthetic recording, print a one-line summary."""
-    from simulator.cli import CliError
-
-    if args.profile not in PROFILES:
-        raise CliError(f"unknown profile {args.profile!r}; known profiles: "
-                       f"{', '.join(sorted(PROFILES))}")
-    if args.blocks < 1:
-        raise CliError("--blocks must be at least 1")
-    header, blocks = synthesise_stream(PROFILES[args.profile], seed=args.seed, blocks=args.blocks)
-    try:
-        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"wrote {path}: profile {args.profile}, seed {args.seed}, {args.blocks} blocks "
-          f"{header['first_block']}..{header['last_block']}, "
-          f"{len(header['wallets'])} trading wallets, {path.stat().st_size} bytes")
-    return 0
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if not math.isnan(value) else "nan"
-    return str(value)
-
-
-def main_inspect(args: argparse.Namespace) -> int:
-    """``python -m simulator inspect PATH``: check a recording and print its statistics."""
-    recording = load_recording(args.recording)
-    header = recording.header()
-    source = dict(header["source"])
-    params = source.pop("profile_params", None)
-    print(f"recording   {args.recording}")
-    print(f"format      {header['format']} v{header['version']}, chain {header['chain_id']}")
-    print(f"source      {source}")
-    if params:
-        print(f"profile     {params}")
-    stats = recording_stats(recording)
-    for key, value in stats.items():
-        if key == "top_wallets":
-            print("top_wallets")
-            for wallet, n in value:
-                print(f"  {wallet}  {n} OrderFilled")
-            continue
-        print(f"{key:<30}{_fmt(value)}")
-    return 0

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from simulator.cli import CliError, main
+from simulator.cli import main
+from simulator.errors import RecordError
 from simulator.record import (
     RecordSettings,
     RecordStats,
@@ -217,7 +218,7 @@ def test_gives_up_with_a_clear_message_and_no_key() -> None:
     node.script = [lambda: web.Response(status=503, text="busy")] * 10
     settings = RecordSettings(rate_per_s=1000.0, backoff_base_s=0.001, max_attempts=3,
                               progress=False)
-    with pytest.raises(CliError) as exc:
+    with pytest.raises(RecordError) as exc:
         record(node, settings=settings)
     text = str(exc.value)
     assert "gave up after 3 attempts" in text and "HTTP 503" in text
@@ -228,7 +229,7 @@ def test_html_page_is_a_clear_error() -> None:
     node = FakeNode(hand_built_chain())
     node.script = [lambda: web.Response(status=200, text="<!DOCTYPE html><html>login</html>",
                                         content_type="text/html")]
-    with pytest.raises(CliError, match="HTML page, not JSON-RPC"):
+    with pytest.raises(RecordError, match="HTML page, not JSON-RPC"):
         record(node)
 
 
@@ -236,17 +237,17 @@ def test_jsonrpc_error_is_a_clear_error() -> None:
     node = FakeNode(hand_built_chain())
     node.script = [lambda: web.json_response(
         {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "must be authenticated"}})]
-    with pytest.raises(CliError, match="must be authenticated"):
+    with pytest.raises(RecordError, match="must be authenticated"):
         record(node)
 
 
 def test_range_beyond_head_is_refused() -> None:
-    with pytest.raises(CliError, match="beyond the node's head"):
+    with pytest.raises(RecordError, match="beyond the node's head"):
         record(FakeNode(hand_built_chain()), FIRST, FIRST + N + 5)
 
 
 def test_missing_block_is_a_clear_error() -> None:
-    with pytest.raises(CliError, match="has no block 4999"):
+    with pytest.raises(RecordError, match="has no block 4999"):
         record(FakeNode(hand_built_chain()), FIRST - 1, FIRST + 1)
 
 
@@ -261,7 +262,7 @@ def test_unreachable_node_is_a_clear_error() -> None:
     url = f"http://user:hunter2@127.0.0.1:{port}/v3/abcdef0123456789abcdef0123456789"
     settings = RecordSettings(backoff_base_s=0.001, max_attempts=2, progress=False)
     stats = RecordStats()
-    with pytest.raises(CliError) as exc:
+    with pytest.raises(RecordError) as exc:
         asyncio.run(record_range(url, 1, 2, settings, stats=stats))
     text = str(exc.value)
     assert "cannot connect" in text and f"127.0.0.1:{port}" in text

@@ -23,7 +23,7 @@ from polyvocab import (
     USDC_E,
     V1_EXCHANGES,
 )
-from simulator.cli import CliError, main
+from simulator.cli import CliError, main, main_synth
 from simulator.profiles import PROFILES, get_profile
 from simulator.recording import Recording, load_recording
 from simulator.synth import (
@@ -32,7 +32,6 @@ from simulator.synth import (
     DEFAULT_SEED,
     build_universe,
     default_recording_path,
-    main_synth,
     plan_blocks,
     recording_stats,
     synthesise,
