@@ -1,9 +1,14 @@
 """Monitor settings: pydantic-settings, from defaults < TOML file < environment < CLI flags.
 
 The names are the ones in ``docs/contracts.md`` ("Monitor settings"). Environment
-variables are the upper-case names (``WEBSOCKET_ENABLED``, ``FALLBACK_POLLING_INTERVAL``,
-...), the TOML file uses the lower-case names at top level (or under a ``[monitor]``
-table), CLI flags override both.
+variables carry one prefix, ``MONITOR_`` + the upper-case name (``MONITOR_POLLING_INTERVAL``);
+the team's names ``WEBSOCKET_ENABLED``, ``WEBSOCKET_URL``, ``FALLBACK_POLLING_INTERVAL``,
+``BENCHMARK_ENABLED`` and the secrets' ``EXPLORER_API_KEY``, ``TELEGRAM_TOKEN``,
+``TELEGRAM_CHAT_ID`` are kept as aliases (:data:`ENV_ALIASES`; the prefixed name wins).
+The simulation-only ``speed`` is never read from the environment (``SPEED=40`` in a shell
+must not multiply the explorer rate limit against the real Etherscan), and ``speed != 1``
+is refused against endpoints that are not on loopback. The TOML file uses the lower-case
+names at top level (or under a ``[monitor]`` table), CLI flags override both.
 
 Invalid settings raise :class:`monitor.errors.ConfigError` whose one-line message names
 the setting; the CLI prints it and exits 2 (no traceback). Secrets
@@ -17,6 +22,7 @@ Times are in simulated seconds; shells divide them by ``speed``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,7 +42,19 @@ from monitor.errors import ConfigError
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
 
-__all__ = ["SECRET_FIELDS", "Settings", "load_settings", "normalise_address"]
+__all__ = ["ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings",
+           "normalise_address"]
+
+ENV_PREFIX = "MONITOR_"
+#: setting -> the un-prefixed environment name kept as a documented alias
+ENV_ALIASES = {
+    "websocket_enabled": "WEBSOCKET_ENABLED", "websocket_url": "WEBSOCKET_URL",
+    "fallback_polling_interval": "FALLBACK_POLLING_INTERVAL",
+    "benchmark_enabled": "BENCHMARK_ENABLED", "explorer_api_key": "EXPLORER_API_KEY",
+    "telegram_token": "TELEGRAM_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID",
+}
+#: never read from the environment
+NOT_FROM_ENV = frozenset({"speed"})
 
 SECRET_FIELDS = ("explorer_api_key", "telegram_token")
 #: settings that may be read from a file named by ``<NAME>_FILE`` (env) or ``<name>_file``
@@ -87,6 +105,41 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+class _EnvSource(PydanticBaseSettingsSource):
+    """Settings from the environment: ``MONITOR_<NAME>``, else the alias of
+    :data:`ENV_ALIASES`; never ``speed``. Values are strings, validated as any input."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._env = {str(k).upper(): v for k, v in env.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            if name in NOT_FROM_ENV:
+                continue
+            key = ENV_PREFIX + name.upper()
+            alias = ENV_ALIASES.get(name)
+            if key in self._env:
+                out[name] = self._env[key]
+            elif alias is not None and alias in self._env:
+                out[name] = self._env[alias]
+        return out
+
+
+def _loopback(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     """Every knob of the monitor. Defaults are the production values of issue 3."""
 
@@ -98,6 +151,7 @@ class Settings(BaseSettings):
     )
 
     toml_data: ClassVar[dict[str, Any]] = {}
+    env_data: ClassVar[dict[str, str] | None] = None
 
     mode: Literal["websocket", "polling"] = "websocket"
     websocket_enabled: bool = True
@@ -162,7 +216,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = getattr(settings_cls, "toml_data", None) or {}
-        return init_settings, env_settings, _TomlSource(settings_cls, toml)
+        env = getattr(settings_cls, "env_data", None)
+        return (init_settings, _EnvSource(settings_cls, os.environ if env is None else env),
+                _TomlSource(settings_cls, toml))
 
     @field_validator("wallets", "exchanges", mode="before")
     @classmethod
@@ -214,6 +270,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.backoff_max < self.backoff_initial:
             raise ValueError("backoff_max must be >= backoff_initial")
+        if self.speed != 1.0:
+            used: list[tuple[str, str | None]] = [("explorer_url", self.explorer_url)]
+            if self.use_websocket and self.websocket_share > 0:
+                used += [("websocket_url", self.websocket_url), ("rpc_url", self.rpc_url)]
+            far = [n for n, u in used if u and not _loopback(u)]
+            if far:
+                raise ValueError(f"speed {self.speed:g} is for a local simulator only: "
+                                 f"{', '.join(far)} is not on loopback (use speed = 1)")
         return self
 
     # -- derived -----------------------------------------------------------------------
@@ -298,10 +362,14 @@ def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
 
 
 def _env_get(env: Mapping[str, str], key: str) -> str | None:
+    """``MONITOR_<KEY>`` or the bare ``<KEY>`` (``EXPLORER_API_KEY_FILE``), prefixed first."""
+    found = None
     for k, v in env.items():
-        if k.lower() == key:
+        if k.lower() == (ENV_PREFIX.lower() + key):
             return v
-    return None
+        if k.lower() == key:
+            found = v
+    return found
 
 
 def load_settings(
@@ -319,17 +387,9 @@ def load_settings(
     overrides = {k: v for k, v in (cli or {}).items() if v is not None}
     env = os.environ if environ is None else environ
     _secrets_from_files(overrides, toml, env)
-    cls = type("Settings", (Settings,), {"toml_data": toml, "__module__": __name__})
-    saved: dict[str, str] | None = None
-    if environ is not None:
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(environ)
+    cls = type("Settings", (Settings,), {"toml_data": toml, "env_data": dict(env),
+                                         "__module__": __name__})
     try:
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from None
-    finally:
-        if saved is not None:
-            os.environ.clear()
-            os.environ.update(saved)

@@ -29,8 +29,9 @@ def test_precedence_cli_over_env_over_toml(tmp_path: Path) -> None:
     cfg = tmp_path / "m.toml"
     cfg.write_text('polling_interval = 20\nheartbeat_interval = 12\nspeed = 3\n'
                    f'wallets = ["{W1}"]\n')
-    s = load_settings({"speed": 5}, config_file=cfg,
-                      environ={"POLLING_INTERVAL": "25", "SPEED": "4"})
+    s = load_settings({"speed": 5, "explorer_url": "http://127.0.0.1:9/v2/api"},
+                      config_file=cfg,
+                      environ={"MONITOR_POLLING_INTERVAL": "25", "SPEED": "4"})
     assert s.heartbeat_interval == 12  # TOML only
     assert s.polling_interval == 25    # env beats TOML
     assert s.speed == 5                # CLI beats env
@@ -41,7 +42,8 @@ def test_toml_monitor_table_and_env_list_forms(tmp_path: Path) -> None:
     cfg = tmp_path / "m.toml"
     cfg.write_text(f'[monitor]\nwallets = ["{W1.upper().replace("0X", "0x")}"]\n')
     assert load_settings(config_file=cfg, environ={}).wallets == [W1]
-    s = load_settings(environ={"WALLETS": f"{W1}, {W2} {W1}", "WEBSOCKET_ENABLED": "false"})
+    s = load_settings(environ={"MONITOR_WALLETS": f"{W1}, {W2} {W1}",
+                               "WEBSOCKET_ENABLED": "false"})
     assert s.wallets == [W1, W2] and not s.use_websocket
 
 
@@ -83,3 +85,34 @@ def test_secrets_are_secretstr_registered_and_masked() -> None:
     d = s.redacted_dict()
     assert key not in str(d) and token not in str(d)
     assert redact(f"url?apikey={key}&x=1 and {token}").count("***") == 2
+
+
+def test_env_has_one_prefix_and_the_team_names_as_aliases() -> None:
+    s = load_settings(environ={"MONITOR_POLLING_INTERVAL": "21", "POLLING_INTERVAL": "99",
+                               "WEBSOCKET_ENABLED": "false", "FALLBACK_POLLING_INTERVAL": "7",
+                               "BENCHMARK_ENABLED": "true",
+                               "WEBSOCKET_URL": "ws://127.0.0.1:1/"})
+    assert s.polling_interval == 21  # the bare name of a non-alias is not read
+    assert not s.websocket_enabled and s.fallback_polling_interval == 7
+    assert s.benchmark_enabled and s.websocket_url == "ws://127.0.0.1:1/"
+    # the prefixed name wins over the alias
+    s = load_settings(environ={"MONITOR_FALLBACK_POLLING_INTERVAL": "9",
+                               "FALLBACK_POLLING_INTERVAL": "7"})
+    assert s.fallback_polling_interval == 9
+
+
+def test_speed_is_never_read_from_the_environment() -> None:
+    assert load_settings(environ={"SPEED": "40", "MONITOR_SPEED": "40"}).speed == 1.0
+
+
+def test_speed_other_than_one_is_refused_against_real_endpoints() -> None:
+    with pytest.raises(ConfigError, match=r"speed 40 .*explorer_url"):
+        load_settings({"speed": 40}, environ={})  # the default explorer is Etherscan
+    with pytest.raises(ConfigError, match="websocket_url"):
+        load_settings({"speed": 4, "explorer_url": "http://127.0.0.1:9/v2/api",
+                       "websocket_url": "wss://polygon-mainnet.example/v2/k",
+                       "rpc_url": "http://localhost:8545"}, environ={})
+    s = load_settings({"speed": 4, "explorer_url": "http://127.0.0.1:9/v2/api",
+                       "websocket_url": "ws://[::1]:9/", "rpc_url": "http://localhost:8545"},
+                      environ={})
+    assert s.speed == 4
