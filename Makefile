@@ -11,7 +11,7 @@ ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook,harness]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,harness,dask]'
 	touch $(STAMP)
 
 install: $(STAMP)

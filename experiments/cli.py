@@ -55,7 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shrink every scenario (fewer simulated seconds, higher speed)")
     run.add_argument("--jobs", type=_jobs, default=1, help="scenarios run in parallel")
     run.add_argument("--out", default="results", help="run store directory (results/)")
-    run.add_argument("--executor", choices=("local", "dask"), default="local")
+    run.add_argument("--executor", default="local", metavar="EXECUTOR",
+                     help="local (default), dask (a local Dask cluster of --jobs workers) "
+                          "or dask://HOST:PORT (an existing Dask scheduler; workers must "
+                          "see --out at the same path)")
+    run.add_argument("--clock", choices=("real", "virtual"), default="real",
+                     help="real: simulator and monitor as processes at the scenario's "
+                          "speed (default); virtual: both in one process on a virtual "
+                          "clock, speed 1, protocol latency only (CPU time is zero)")
+    run.add_argument("--seeds", type=_jobs, default=None, metavar="N",
+                     help="run every scenario under seeds 1..N and pool them (default: the "
+                          "scenario's own seed, once)")
     run.add_argument("--no-progress", action="store_true", help="no live progress bar")
     ana = sub.add_parser("analyze", help="re-run truth and checker on a stored run")
     ana.add_argument("run", metavar="RUN")
@@ -99,7 +109,8 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
                                                     *sys.argv[1:]],
                         quick=args.quick, jobs=args.jobs, executor=args.executor,
-                        console=console, progress=not args.no_progress)
+                        console=console, progress=not args.no_progress, clock=args.clock,
+                        seeds=list(range(1, args.seeds + 1)) if args.seeds else None)
     console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
     console.print(f"run directory: {result.run_dir}")
     bad = [s["scenario"] for s in result.summaries if s.get("status") != "ok"]

@@ -1,14 +1,26 @@
-"""Run many scenarios into one run directory, ``--jobs N`` at a time, with a live progress bar.
+"""Run many scenarios (x seeds) into one run directory, ``--jobs N`` at a time.
 
-Local execution uses asyncio (each scenario is two subprocesses plus a little waiting, so a
-single event loop drives N of them). ``executor="dask"`` hands each scenario to a Dask
-distributed client (only when dask is importable; it is not a dependency).
+A *unit* is one (scenario, seed) run. Without ``seeds`` a unit is the scenario as written,
+stored in ``<run>/<scenario>/`` (the layout of a single run). With ``seeds`` every scenario
+runs once per seed (:func:`experiments.seeds.reseed`) into ``<run>/<scenario>/seeds/<s>/``
+and :func:`experiments.seeds.pool` writes the pooled summary into ``<run>/<scenario>/``.
+
+Clocks: ``real`` runs the simulator and the monitor as processes (asyncio drives N units,
+each two subprocesses); ``virtual`` runs both in one process on a looptime loop
+(:mod:`experiments.virtual`), ``--jobs`` processes at a time.
+
+Executors: ``local``; ``dask`` (a ``LocalCluster`` of ``--jobs`` workers) or
+``dask://HOST:PORT`` (an existing Dask scheduler). Each unit is one Dask task; the results
+come back into the same store and report, so workers must see the run directory at the
+same path (a shared file system), and have this project installed (the ``dask`` extra).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
+import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +34,7 @@ from experiments.analysis import empty_summary
 from experiments.runner import Progress as ScenarioProgress
 from experiments.runner import RunnerOptions, run_scenario, run_scenario_sync
 from experiments.scenario import Scenario
+from experiments.seeds import pool, reseed
 from experiments.store import (
     create_run,
     point_latest,
@@ -59,11 +72,22 @@ class _Bar:
             TimeElapsedColumn(),
             console=console, disable=not enabled, transient=False)
         self.tasks: dict[str, TaskID] = {}
+        self.units: dict[str, int | None] = {}
 
-    def add(self, scenario: Scenario) -> None:
+    def add(self, scenario: Scenario, units: int | None = None) -> None:
+        """A bar per scenario: simulated seconds (real clock) or units done (virtual)."""
+        self.units[scenario.name] = units
         self.tasks[scenario.name] = self.progress.add_task(
-            scenario.name, total=scenario.sim_duration_s, scenario=scenario.name,
-            sim=f"0/{scenario.sim_duration_s:.0f} sim s", trades=0, phase="queued")
+            scenario.name, total=units if units else scenario.sim_duration_s,
+            scenario=scenario.name, sim=f"0/{scenario.sim_duration_s:.0f} sim s"
+            if not units else f"0/{units} runs", trades=0, phase="queued")
+
+    def done(self, name: str) -> None:
+        """One unit of ``name`` finished (virtual clock: runs are not observed inside)."""
+        self.progress.advance(self.tasks[name])
+        task = self.progress.tasks[self.tasks[name]]
+        self.progress.update(self.tasks[name], phase="running",
+                             sim=f"{task.completed:.0f}/{self.units[name]} runs")
 
     def update(self, p: ScenarioProgress) -> None:
         self.progress.update(self.tasks[p.scenario], completed=p.sim_s,
@@ -71,64 +95,131 @@ class _Bar:
                              trades=p.trades_seen, phase=p.phase)
 
 
-async def _run_local(scenarios: Sequence[Scenario], run_dir: Path, jobs: int, bar: _Bar,
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One (scenario, seed) run and the directory it writes."""
+
+    scenario: Scenario
+    seed: int | None
+    sdir: Path
+
+
+def run_unit(unit: Unit, options: RunnerOptions, clock: str) -> dict[str, Any]:
+    """Run one unit to its summary, in this process (a worker's entry point)."""
+    if clock == "virtual":
+        from experiments.virtual import run_scenario_virtual
+        return run_scenario_virtual(unit.scenario, unit.sdir, options)
+    return run_scenario_sync(unit.scenario, unit.sdir, options)
+
+
+async def _run_local(units: Sequence[Unit], jobs: int, bar: _Bar,
                      cache_dir: Path) -> list[dict[str, Any]]:
     sem = asyncio.Semaphore(jobs)
     options = RunnerOptions(cache_dir=cache_dir, on_progress=bar.update)
 
-    async def one(s: Scenario) -> dict[str, Any]:
+    async def one(u: Unit) -> dict[str, Any]:
         async with sem:
-            return await run_scenario(s, run_dir / s.name, options)
+            return await run_scenario(u.scenario, u.sdir, options)
 
-    return list(await asyncio.gather(*(one(s) for s in scenarios)))
+    return list(await asyncio.gather(*(one(u) for u in units)))
 
 
-def _run_dask(scenarios: Sequence[Scenario], run_dir: Path, jobs: int,
-              cache_dir: Path) -> list[dict[str, Any]]:
+def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
+                 cache_dir: Path) -> list[dict[str, Any]]:
+    options = RunnerOptions(cache_dir=cache_dir)
+    if jobs == 1:
+        out = []
+        for u in units:
+            out.append(run_unit(u, options, "virtual"))
+            bar.done(u.scenario.name)
+        return out
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no loop
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool_:
+        futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
+        names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
+        for f in concurrent.futures.as_completed(futures):
+            bar.done(names[f])
+        return [f.result() for f in futures]
+
+
+def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,
+              address: str | None) -> list[dict[str, Any]]:
     from dask.distributed import Client, LocalCluster
 
     options = RunnerOptions(cache_dir=cache_dir)
-    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True) as cluster, \
-            Client(cluster) as client:
-        futures = [client.submit(run_scenario_sync, s, run_dir / s.name, options, pure=False)
-                   for s in scenarios]
+    if address is None:
+        with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            futures = [client.submit(run_unit, u, options, clock, pure=False) for u in units]
+            return list(client.gather(futures))
+    with Client(address) as client:
+        futures = [client.submit(run_unit, u, options, clock, pure=False) for u in units]
         return list(client.gather(futures))
+
+
+def parse_executor(executor: str) -> tuple[str, str | None]:
+    """``local`` | ``dask`` | ``dask://HOST:PORT`` -> (kind, scheduler address or None)."""
+    if executor in ("local", "dask"):
+        return executor, None
+    if executor.startswith("dask://") and len(executor) > len("dask://"):
+        return "dask", "tcp://" + executor.removeprefix("dask://")
+    raise MatrixError(f"unknown executor {executor!r} (local, dask or dask://HOST:PORT)")
 
 
 def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], quick: bool,
                jobs: int = 1, executor: str = "local", console: Console | None = None,
-               progress: bool = True) -> MatrixResult:
-    """Run every scenario into a new ``out/<run-id>/`` and point ``out/latest`` at it."""
+               progress: bool = True, clock: str = "real",
+               seeds: Sequence[int] | None = None) -> MatrixResult:
+    """Run every scenario (under every seed of ``seeds``) into a new ``out/<run-id>/`` and
+    point ``out/latest`` at it."""
     names = [s.name for s in scenarios]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MatrixError(f"scenario names must be unique in one run: {', '.join(dupes)}")
     if jobs < 1:
         raise MatrixError("--jobs must be at least 1")
-    if executor == "dask" and not dask_available():
+    kind, address = parse_executor(executor)
+    if kind == "dask" and not dask_available():
         raise MatrixError("--executor dask needs dask[distributed] installed "
-                          "(pip install 'dask[distributed]')")
-    if executor not in ("local", "dask"):
-        raise MatrixError(f"unknown executor {executor!r} (local or dask)")
+                          "(pip install -e '.[dask]')")
+    if clock not in ("real", "virtual"):
+        raise MatrixError(f"unknown clock {clock!r} (real or virtual)")
+    seed_list = list(seeds) if seeds else None
+    if seed_list is not None and len(set(seed_list)) != len(seed_list):
+        raise MatrixError("seeds must be distinct")
     started = started_now()
     run_dir = create_run(out)
     cache_dir = out / ".cache" / "recordings"
     if quick:
         scenarios = [s.quickened() for s in scenarios]
-    bar = _Bar(console, progress and executor == "local")
+    if seed_list is None:
+        units = [Unit(s, None, run_dir / s.name) for s in scenarios]
+    else:
+        units = [Unit(reseed(s, k), k, run_dir / s.name / "seeds" / str(k))
+                 for s in scenarios for k in seed_list]
+    bar = _Bar(console, progress and kind == "local")
     for s in scenarios:
-        bar.add(s)
+        bar.add(s, len(units) // len(scenarios) if clock == "virtual" else None)
     summaries: list[dict[str, Any]] | None = None
     try:
-        if executor == "dask":
-            summaries = _run_dask(scenarios, run_dir, jobs, cache_dir)
+        if kind == "dask":
+            results = _run_dask(units, jobs, cache_dir, clock, address)
+        elif clock == "virtual":
+            with bar.progress:
+                results = _run_virtual(units, jobs, bar, cache_dir)
         else:
             with bar.progress:
-                summaries = asyncio.run(_run_local(scenarios, run_dir, jobs, bar, cache_dir))
+                results = asyncio.run(_run_local(units, jobs, bar, cache_dir))
+        if seed_list is None:
+            summaries = results
+        else:
+            per = len(seed_list)
+            summaries = [pool(s, run_dir / s.name, seed_list, results[i * per:(i + 1) * per])
+                         for i, s in enumerate(scenarios)]
     finally:
         write_manifest(run_dir, scenarios=[_scenario_entry(s) for s in scenarios],
                        command=command, started=started, quick=quick, jobs=jobs,
-                       executor=executor)
+                       executor=executor, clock=clock, seeds=seed_list)
         if summaries is None:  # interrupted: keep whatever each scenario managed to write
             summaries = [empty_summary({"scenario": s.name, "status": "harness_error",
                                         "error": "run interrupted"}) for s in scenarios]

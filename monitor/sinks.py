@@ -26,13 +26,13 @@ import contextlib
 import json
 import logging
 import os
-import time
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock, SystemClock, wall_ns
 from monitor.errors import ConfigError
 from monitor.private_files import PRIVATE_MODE
 from monitor.trades import Trade
@@ -69,16 +69,46 @@ class Sink(Protocol):
 
 
 class CallbackSink:
-    """Wraps the bot's ``async def on_event(event: SinkEvent)``. It must be idempotent."""
+    """Wraps the bot's ``async def on_event(event: SinkEvent)``, idempotent on ``event.key``.
 
-    def __init__(self, callback: Callable[[SinkEvent], Awaitable[None]]) -> None:
+    An event whose key was already handed over is not passed again. Without ``keys_db``
+    that holds within the process; with ``keys_db`` (a SQLite file) the keys survive
+    restarts, so the monitor's redelivery after a crash (an event the callback finished
+    but the monitor had not yet marked sent) never reaches the bot twice. A key is
+    recorded only after the callback returned; a callback that raises is retried later."""
+
+    def __init__(self, callback: Callable[[SinkEvent], Awaitable[None]], *,
+                 keys_db: str | Path | None = None) -> None:
         self._callback = callback
+        self._keys: set[str] = set()
+        self._db: sqlite3.Connection | None = None
+        if keys_db is not None:
+            Path(keys_db).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(keys_db), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY)")
+
+    def _seen(self, key: str) -> bool:
+        if key in self._keys:
+            return True
+        if self._db is not None and self._db.execute(
+                "SELECT 1 FROM sent WHERE key = ?", (key,)).fetchone() is not None:
+            self._keys.add(key)
+            return True
+        return False
 
     async def emit(self, event: SinkEvent) -> None:
+        if self._seen(event.key):
+            return
         await self._callback(event)
+        self._keys.add(event.key)
+        if self._db is not None:
+            self._db.execute("INSERT OR IGNORE INTO sent VALUES (?)", (event.key,))
 
     def close(self) -> None:
-        pass
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 class MemorySink:
@@ -171,12 +201,13 @@ class JsonlSink:
         if event.kind == "trade":
             if event.trade is None:
                 raise ValueError("a trade event needs its trade")
-            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "wall_ns": time.time_ns(),
+            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "wall_ns": wall_ns(self._clock),
                                       "kind": "trade",
                                       "source": event.source, "trade": event.trade.to_dict()}
         else:
-            row = {"t_ns": self._clock.now_ns(), "wall_ns": time.time_ns(), "kind": "retraction",
-                   "trade_id": event.trade_id, "block_hash": event.block_hash}
+            row = {"t_ns": self._clock.now_ns(), "wall_ns": wall_ns(self._clock),
+                   "kind": "retraction", "trade_id": event.trade_id,
+                   "block_hash": event.block_hash}
         data = (json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8")
         try:
             done = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,7 +33,9 @@ def mask_key(key: str | None) -> str:
 class SimHistory:
     """Append-only JSON-lines history; keeps rows in memory too when ``keep`` is set."""
 
-    def __init__(self, path: str | Path | None = None, *, keep: bool = False) -> None:
+    def __init__(self, path: str | Path | None = None, *, keep: bool = False,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.clock_ns = clock_ns
         self._fh: IO[str] | None = None
         self.rows: list[dict[str, Any]] | None = [] if keep else None
         self.path = Path(path) if path is not None else None
@@ -43,7 +46,7 @@ class SimHistory:
     def record(self, event: str, *, t_ns: int | None = None, **fields: Any) -> dict[str, Any]:
         if event not in EVENTS:
             raise ValueError(f"unknown history event {event!r}")
-        row: dict[str, Any] = {"t_ns": time.monotonic_ns() if t_ns is None else t_ns,
+        row: dict[str, Any] = {"t_ns": self.clock_ns() if t_ns is None else t_ns,
                                "event": event}
         row.update(fields)
         if self.rows is not None:

@@ -1,0 +1,152 @@
+"""Many seeds of one scenario: reseeding, and pooling the runs into one summary.
+
+:func:`reseed` derives a scenario for seed ``s``: the recording seed (where the scenario
+synthesises one), every fault's seed (jitter, shares, reorg shapes), the explorer's index
+lag seed, and the fault schedule's phase (each fault's first start moves by a seeded
+offset of up to a fifth of its period) all change with ``s``; nothing else does.
+
+:func:`pool` writes the pooled summary of a scenario run under several seeds into the
+scenario's directory: counts summed (trades, missed, late, ...), latency quantiles over
+the pooled trades, rates per hour over the pooled simulated time, and each key metric's
+spread across seeds (``spread``: min, max, mean, sd). The per-seed runs stay in
+``<scenario>/seeds/<seed>/`` as complete scenario directories. The scenario's thresholds
+are evaluated once, on the pooled summary, with the confidence bounds of
+:mod:`experiments.thresholds` - which is what makes many seeds worth running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.analysis import empty_summary
+from experiments.checker import outcome_counts
+from experiments.scenario import Scenario
+from experiments.thresholds import evaluate_all
+
+__all__ = ["SPREAD_METRICS", "derive_seed", "pool", "reseed"]
+
+SPREAD_METRICS = ("trades", "missed", "late", "duplicates", "phantoms", "latency_p50_s",
+                  "latency_p95_s", "latency_p95_in_fault_s", "explorer_calls_per_hour",
+                  "uptime", "coverage", "reconnects")
+_SUMMED = ("reconnects", "fallback_s", "bytes_received", "cpu_s")
+_MEANS = ("uptime", "coverage")
+_MAX_SEED = 2**63 - 1
+
+
+def derive_seed(base: int | None, seed: int, what: str = "") -> int:
+    """A seed for ``what`` under run seed ``seed``, stable across Python versions."""
+    digest = hashlib.sha256(f"{base}:{seed}:{what}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & _MAX_SEED
+
+
+def reseed(scenario: Scenario, seed: int) -> Scenario:
+    """``scenario`` under run seed ``seed`` (see the module docstring)."""
+    rng = random.Random(derive_seed(scenario.seed, seed, "phase"))
+    faults = []
+    for i, f in enumerate(scenario.faults):
+        update: dict[str, Any] = {"seed": derive_seed(f.seed, seed, f"fault{i}")}
+        if f.at is not None:
+            period = f.every or f.duration or 60.0
+            shift = rng.uniform(0.0, period / 5.0)
+            room = max(0.0, scenario.sim_duration_s - (f.duration or 0.0) - f.at)
+            update["at"] = round(f.at + min(shift, room), 3)
+        faults.append(f.model_copy(update=update))
+    chain = dict(scenario.chain)
+    chain["seed"] = derive_seed(chain.get("seed"), seed, "lag")
+    return scenario.model_copy(update={"seed": seed, "faults": tuple(faults), "chain": chain})
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    xs = [v for v in values if v is not None and math.isfinite(v)]
+    if not xs:
+        return None
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return {"min": min(xs), "max": max(xs), "mean": mean, "sd": sd, "n": len(xs)}
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def pool(scenario: Scenario, sdir: Path, seeds: list[int],
+         summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the per-seed runs in ``sdir/seeds/<seed>/`` into ``sdir`` and return the pooled
+    summary. A seed that did not run cleanly makes the pooled scenario a harness error
+    that names it: a partial pool would read like a result."""
+    base = {"scenario": scenario.name, "description": scenario.description,
+            "mode": scenario.mode, "speed": summaries[0].get("speed") if summaries else None,
+            "seed": seeds[0] if seeds else None, "sim_duration_s": None,
+            "actionable_window_s": scenario.actionable_window_s,
+            "wallets": [], "thresholds": list(scenario.thresholds)}
+    bad = [(s, x) for s, x in zip(seeds, summaries, strict=True) if x.get("status") != "ok"]
+    if bad or not summaries:
+        detail = "; ".join(f"seed {s}: {x.get('status')} ({str(x.get('error'))[:120]})"
+                           for s, x in bad) or "no seed ran"
+        out = empty_summary({**base, "status": "harness_error",
+                             "error": f"{len(bad)} of {len(seeds)} seeds failed: {detail}"})
+        out["seeds"] = seeds
+        _write_summary(sdir, out)
+        return out
+    frames = []
+    for s in seeds:
+        frame = pd.read_parquet(sdir / "seeds" / str(s) / "outcomes.parquet")
+        frame.insert(0, "seed", s)
+        frames.append(frame)
+    outcomes = pd.concat(frames, ignore_index=True)
+    outcomes.to_parquet(sdir / "outcomes.parquet", index=False, engine="pyarrow")
+    first = sdir / "seeds" / str(seeds[0])
+    for name in ("truth.parquet", "detections.parquet", "sim_history.jsonl",
+                 "monitor_history.jsonl", "detections.jsonl", "scenario.toml", "run.json"):
+        if (first / name).exists():  # the first seed's files stand for the figures
+            shutil.copyfile(first / name, sdir / name)
+    out = dict(summaries[0])
+    out.update(outcome_counts(outcomes))
+    durations = [(_num(x.get("sim_duration_s")) or 0.0) for x in summaries]
+    total_s = sum(durations)
+    out["sim_duration_s"] = total_s  # pooled simulated time: per-hour rates use it
+    for key in _SUMMED:
+        vals = [_num(x.get(key)) for x in summaries]
+        out[key] = None if any(v is None for v in vals) else sum(v for v in vals if v)
+    for key in _MEANS:
+        vals = [_num(x.get(key)) for x in summaries]
+        out[key] = None if any(v is None for v in vals) else (
+            sum((v or 0.0) * d for v, d in zip(vals, durations, strict=True)) / total_s
+            if total_s else None)
+    for key in ("api_calls_per_hour", "explorer_calls_per_hour",
+                "api_calls_per_hour_per_wallet", "cpu_s_per_hour"):
+        vals = [_num(x.get(key)) for x in summaries]
+        out[key] = None if any(v is None for v in vals) or not total_s else sum(
+            (v or 0.0) * d for v, d in zip(vals, durations, strict=True)) / total_s
+    rss = [_num(x.get("rss_peak_bytes")) for x in summaries]
+    out["rss_peak_bytes"] = None if any(v is None for v in rss) else max(v or 0 for v in rss)
+    calls: dict[str, float] = {}
+    for x in summaries:
+        for k, v in (x.get("api_calls") or {}).items():
+            if isinstance(v, (int, float)):
+                calls[k] = calls.get(k, 0) + v
+    out["api_calls"] = calls
+    out["seeds"] = seeds
+    out["fault_events"] = sum(len(x.get("faults") or []) for x in summaries)
+    out["spread"] = {m: _spread([_num(x.get(m)) for x in summaries])  # type: ignore[misc]
+                     for m in SPREAD_METRICS}
+    out["status"], out["error"] = "ok", None
+    out["thresholds"] = evaluate_all(list(scenario.thresholds), out)
+    _write_summary(sdir, out)
+    return out
+
+
+def _write_summary(sdir: Path, summary: dict[str, Any]) -> None:
+    sdir.mkdir(parents=True, exist_ok=True)
+    (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                       encoding="utf-8")

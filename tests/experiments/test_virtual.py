@@ -1,0 +1,103 @@
+"""Virtual time: deterministic, equivalent to real time, and the same through Dask.
+
+The simulator and the real monitor share one looptime loop in one process and talk over
+real loopback sockets (``python -m experiments run --clock virtual``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from experiments.runner import RunnerOptions
+from experiments.scenario import load_scenario, resolve_scenario
+from experiments.seeds import reseed
+from experiments.virtual import run_scenario_virtual
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _virtual(name: str, out: Path, cache: Path, seed: int | None = None) -> dict[str, Any]:
+    sc = load_scenario(resolve_scenario(name)).quickened()
+    if seed is not None:
+        sc = reseed(sc, seed)
+    return run_scenario_virtual(sc, out / sc.name, RunnerOptions(cache_dir=cache))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reorgs", "provider_outage"])
+def test_same_scenario_and_seed_twice_gives_byte_identical_detections_and_outcomes(
+        name: str, tmp_path: Path) -> None:
+    a = _virtual(name, tmp_path / "a", tmp_path / "cache", seed=4)
+    b = _virtual(name, tmp_path / "b", tmp_path / "cache", seed=4)
+    assert a["status"] == b["status"] == "ok" and a["trades"] > 50
+    da = (tmp_path / "a" / name / "detections.jsonl").read_bytes()
+    db = (tmp_path / "b" / name / "detections.jsonl").read_bytes()
+    assert da == db and len(da) > 1000
+    oa = pd.read_parquet(tmp_path / "a" / name / "outcomes.parquet")
+    ob = pd.read_parquet(tmp_path / "b" / name / "outcomes.parquet")
+    pd.testing.assert_frame_equal(oa, ob)
+    keys = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted",
+            "latency_p50_s", "latency_p95_s", "uptime", "coverage")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+
+
+@pytest.mark.slow
+def test_another_seed_gives_another_fault_schedule(tmp_path: Path) -> None:
+    a = _virtual("reorgs", tmp_path / "a", tmp_path / "cache", seed=1)
+    b = _virtual("reorgs", tmp_path / "b", tmp_path / "cache", seed=2)
+    assert a["faults"] != b["faults"]
+
+
+def _run(args: list[str], timeout: float = 900) -> None:
+    proc = subprocess.run([sys.executable, "-m", "experiments", "run", *args,
+                           "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _summary(run: Path, name: str) -> dict[str, Any]:
+    return json.loads((run / "latest" / name / "summary.json").read_text())
+
+
+EQUIVALENT = ["polling_15s", "provider_outage"]
+
+
+@pytest.mark.slow
+def test_virtual_and_real_time_agree(tmp_path: Path) -> None:
+    """Same missed, duplicates, phantoms and retractions; polling and in-fault latency
+    quantiles within 10% (real time at the scenarios' speed 30)."""
+    _run([*EQUIVALENT, "--jobs", "2", "--out", str(tmp_path / "real")])
+    _run([*EQUIVALENT, "--clock", "virtual", "--out", str(tmp_path / "virtual")])
+    for name in EQUIVALENT:
+        real, virt = _summary(tmp_path / "real", name), _summary(tmp_path / "virtual", name)
+        assert real["status"] == virt["status"] == "ok", (real["error"], virt["error"])
+        for key in ("trades", "missed", "duplicates", "phantoms", "retracted"):
+            assert real[key] == virt[key], (name, key, real[key], virt[key])
+        quantiles = (["latency_p50_s", "latency_p95_s"] if real["mode"] == "polling"
+                     else ["latency_p95_in_fault_s"])
+        for key in quantiles:
+            assert virt[key] == pytest.approx(real[key], rel=0.10), (name, key)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_results_of_a_local_run(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="the dask extra is installed by make test")
+    args = ["reorgs", "--quick", "--clock", "virtual", "--seeds", "2"]
+    _run([*args, "--out", str(tmp_path / "local")])
+    _run([*args, "--executor", "dask", "--jobs", "2", "--out", str(tmp_path / "dask")])
+    local, dask = _summary(tmp_path / "local", "reorgs"), _summary(tmp_path / "dask", "reorgs")
+    assert local["seeds"] == dask["seeds"] == [1, 2]
+    for key in ("trades", "detected", "late", "missed", "duplicates", "phantoms",
+                "retracted", "latency_p95_s", "spread", "thresholds"):
+        assert local[key] == dask[key], key
+    for seed in (1, 2):
+        a = tmp_path / "local" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
+        b = tmp_path / "dask" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
+        assert a.read_bytes() == b.read_bytes()
