@@ -1,0 +1,81 @@
+"""Embedding the monitor in the copy-trading bot: every trade and retraction reaches the
+bot's executor exactly once, across restarts.
+
+    python examples/bot_integration.py --wallet 0x... --state DIR
+        (provider and explorer from the environment: MONITOR_WEBSOCKET_URL or
+        WEBSOCKET_URL, MONITOR_RPC_URL, EXPLORER_API_KEY or EXPLORER_API_KEY_FILE, ...;
+        or --ws-url / --rpc-url / --explorer-url for URLs without keys)
+
+The fake executor below appends each event to ``DIR/executor.jsonl``; a real bot calls its
+trade executor there (copy a BUY/SELL; undo on a retraction). Prints READY when watching;
+SIGINT/SIGTERM stop it cleanly; after a SIGKILL, start it again with the same ``--state``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+
+from monitor import CallbackSink, SinkEvent, WalletMonitor, load_settings
+
+
+class FakeExecutor:
+    """Stands in for the bot's trade executor: records what it was asked to do."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+
+    async def on_event(self, event: SinkEvent) -> None:
+        if event.kind == "trade" and event.trade is not None:
+            t = event.trade
+            row = {"key": event.key, "action": "copy", "trade_id": t.id, "side": t.side,
+                   "token_id": t.token_id, "price": t.price, "usdc": t.usdc,
+                   "source": event.source}
+        else:
+            row = {"key": event.key, "action": "undo", "trade_id": event.trade_id}
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+
+
+async def run(args: argparse.Namespace) -> None:
+    cli = {"wallets": args.wallet, "state_db": str(args.state / "monitor.db")}
+    for name in ("websocket_url", "rpc_url", "explorer_url", "speed", "start_block"):
+        value = getattr(args, name)
+        if value is not None:
+            cli[name] = value
+    settings = load_settings(cli)
+    executor = FakeExecutor(args.state / "executor.jsonl")
+    # keys_db: the sink remembers what the executor already got, across restarts
+    sink = CallbackSink(executor.on_event, keys_db=args.state / "sink_keys.db")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with WalletMonitor(settings, sink=sink) as monitor:
+        await monitor.wait_connected(15.0)
+        print("READY", flush=True)
+        await stop.wait()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--wallet", action="append", required=True)
+    p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--ws-url", dest="websocket_url")
+    p.add_argument("--rpc-url", dest="rpc_url")
+    p.add_argument("--explorer-url", dest="explorer_url")
+    p.add_argument("--speed", type=float, help="simulator only (loopback endpoints)")
+    p.add_argument("--start-block", type=int)
+    args = p.parse_args()
+    args.state.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
