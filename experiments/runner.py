@@ -369,7 +369,6 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
         settings = scenario.monitor.settings()
         settings.pop("mode", None)
-        settings["actionable_window"] = scenario.actionable_window_s
         _write_toml(sdir / "monitor_config.toml", settings)
         for name in ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl"):
             (sdir / name).unlink(missing_ok=True)

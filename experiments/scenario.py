@@ -162,7 +162,6 @@ class MonitorSpec(_Strict):
     max_wallets_per_filter: int | None = None
     backfill_chunk_blocks: int | None = None
     explorer_rate_per_s: float | None = None
-    benchmark_enabled: bool | None = None
 
     @field_validator("mode")
     @classmethod

@@ -5,6 +5,9 @@ variables carry one prefix, ``MONITOR_`` + the upper-case name (``MONITOR_POLLIN
 the team's names ``WEBSOCKET_ENABLED``, ``WEBSOCKET_URL``, ``FALLBACK_POLLING_INTERVAL``,
 ``BENCHMARK_ENABLED`` and the secrets' ``EXPLORER_API_KEY``, ``TELEGRAM_TOKEN``,
 ``TELEGRAM_CHAT_ID`` are kept as aliases (:data:`ENV_ALIASES`; the prefixed name wins).
+Removed settings (:data:`DEPRECATED`: ``benchmark_enabled``, ``actionable_window``) are
+still accepted from every source, ``BENCHMARK_ENABLED`` included, and ignored with one
+warning, so an existing deployment keeps starting.
 The simulation-only ``speed`` is never read from the environment (``SPEED=40`` in a shell
 must not multiply the explorer rate limit against the real Etherscan), and ``speed != 1``
 is refused against endpoints that are not on loopback. The TOML file uses the lower-case
@@ -23,6 +26,7 @@ Times are in simulated seconds; shells divide them by ``speed``
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -42,8 +46,10 @@ from monitor.errors import ConfigError
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
 
-__all__ = ["ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings",
-           "normalise_address"]
+__all__ = ["DEPRECATED", "ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "Settings",
+           "load_settings", "normalise_address"]
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MONITOR_"
 #: setting -> the un-prefixed environment name kept as a documented alias
@@ -52,6 +58,12 @@ ENV_ALIASES = {
     "fallback_polling_interval": "FALLBACK_POLLING_INTERVAL",
     "benchmark_enabled": "BENCHMARK_ENABLED", "explorer_api_key": "EXPLORER_API_KEY",
     "telegram_token": "TELEGRAM_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID",
+}
+#: removed settings, accepted and ignored (with a warning) -> why
+DEPRECATED = {
+    "benchmark_enabled": "nothing read it; timings are in /metrics and the history",
+    "actionable_window": "the actionable window is the experiment's (scenario "
+                         "actionable_window_s), the monitor never used it",
 }
 #: never read from the environment
 NOT_FROM_ENV = frozenset({"speed"})
@@ -176,7 +188,6 @@ class Settings(BaseSettings):
     head_lag_blocks: int = Field(3, ge=0)  # node head this far ahead of the feed: reconnect
     block_interval: float = Field(2.0, gt=0)
     fallback_after: float = Field(30.0, gt=0)
-    actionable_window: float = Field(5.0, gt=0)
     websocket_share: float = Field(100.0, ge=0, le=100)
     max_wallets_per_filter: int = Field(500, gt=0)
     backfill_chunk_blocks: int = Field(1000, gt=0)
@@ -201,7 +212,6 @@ class Settings(BaseSettings):
     live_queue_max: int = Field(100_000, gt=0)  # live logs waiting; past it: resync
     head_jump_slack: int = Field(64, ge=1)  # a head further ahead than time allows: ignored
     speed: float = Field(1.0, gt=0)
-    benchmark_enabled: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_host: str = "127.0.0.1"  # /metrics, /healthz, /readyz (monitor.ops_server)
     metrics_port: int | None = Field(None, ge=0, le=65535)  # None or 0: no server
@@ -361,6 +371,21 @@ def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
         overrides[name] = value
 
 
+def _drop_deprecated(overrides: dict[str, Any], toml: dict[str, Any],
+                     env: Mapping[str, str]) -> None:
+    """Take the :data:`DEPRECATED` names out of every source, warning once per name."""
+    for name, why in DEPRECATED.items():
+        found = [src for src, present in (
+            ("flag", overrides.pop(name, None) is not None),
+            ("config file", toml.pop(name, None) is not None),
+            ("environment", _env_get(env, name) is not None
+             or ENV_ALIASES.get(name, "").lower() in {k.lower() for k in env}),
+        ) if present]
+        if found:
+            log.warning("setting %s (%s) is deprecated and ignored: %s",
+                        name, ", ".join(found), why)
+
+
 def _env_get(env: Mapping[str, str], key: str) -> str | None:
     """``MONITOR_<KEY>`` or the bare ``<KEY>`` (``EXPLORER_API_KEY_FILE``), prefixed first."""
     found = None
@@ -386,6 +411,7 @@ def load_settings(
     toml = _read_toml(config_file) if config_file is not None else {}
     overrides = {k: v for k, v in (cli or {}).items() if v is not None}
     env = os.environ if environ is None else environ
+    _drop_deprecated(overrides, toml, env)
     _secrets_from_files(overrides, toml, env)
     cls = type("Settings", (Settings,), {"toml_data": toml, "env_data": dict(env),
                                          "__module__": __name__})

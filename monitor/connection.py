@@ -10,16 +10,18 @@ them):
   ``initial*factor``, ... capped at ``maximum``, each shortened by up to ``jitter`` share
   drawn from a seeded :class:`random.Random` (so delays never exceed ``maximum``).
 * :class:`ReconnectPolicy` - backoff + attempt counting: the backoff is reset only after a
-  connection stayed up ``healthy_after`` seconds; ``attempts`` counts consecutive failed
-  connection attempts (reset when a connection opens) and FAILED comes after
-  ``max_attempts`` of them (0 = never).
+  connection stayed up ``backoff_reset_after`` seconds; ``attempts`` counts consecutive
+  failed connection attempts (reset when a connection opens) and FAILED comes after
+  ``max_reconnect_attempts`` of them (0 = never).
 * :class:`Heartbeat` - when a ping is due, when a pong is overdue.
 * :class:`Watchdog` - "stale" when no new head arrived for ``staleness_blocks *
   block_interval`` seconds while connected, even if pings succeed.
 * :class:`StateTimer` - time spent in each state, from the transitions and ``now``.
 
 Every interval in :class:`WsSettings` is in *simulated* seconds; the cores divide by
-``speed`` and work in clock seconds (what the shell sleeps).
+``speed`` and work in clock seconds (what the shell sleeps). The fields the monitor's
+:class:`monitor.config.Settings` also has carry its names and take its defaults (one name
+and one default per setting); :meth:`WsSettings.from_settings` passes them through.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from monitor.config import Settings
 from monitor.errors import ConfigError, IllegalTransition
 
 __all__ = [
@@ -49,27 +53,35 @@ __all__ = [
 MiB = 1024 * 1024
 
 
+def _default(name: str) -> Any:
+    """The monitor's default for setting ``name`` (the one place it is written)."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
 @dataclass(frozen=True, slots=True)
 class WsSettings:
     """WebSocket manager settings. Intervals are simulated seconds (divided by ``speed``).
 
+    Fields named like a :class:`monitor.config.Settings` field mean the same and default to
+    its default (:func:`_default`); :meth:`from_settings` copies them by name.
     ``staleness_blocks * block_interval`` is the watchdog limit; ``staleness_blocks=0``
-    turns the watchdog off. ``max_attempts=0`` retries for ever. ``seed`` seeds the jitter.
+    turns the watchdog off (tests; the monitor's setting must be > 0).
+    ``max_reconnect_attempts=0`` retries for ever. ``seed`` seeds the jitter.
     ``alert_window``: a repeated alert kind within this many seconds is suppressed.
     ``min_timeout`` (clock seconds, not scaled) is a floor under the scaled open and
     request timeouts, since processing time is not compressed by ``speed``.
     """
 
-    heartbeat_interval: float = 30.0
-    heartbeat_timeout: float = 10.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
+    heartbeat_interval: float = _default("heartbeat_interval")
+    heartbeat_timeout: float = _default("heartbeat_timeout")
+    backoff_initial: float = _default("backoff_initial")
+    backoff_max: float = _default("backoff_max")
     backoff_factor: float = 2.0
-    jitter: float = 0.2
-    healthy_after: float = 60.0
-    max_attempts: int = 20
-    staleness_blocks: int = 15  # x 2 s = 30 s: above the longest Polygon gap seen (25 s)
-    block_interval: float = 2.0
+    backoff_jitter: float = _default("backoff_jitter")
+    backoff_reset_after: float = _default("backoff_reset_after")
+    max_reconnect_attempts: int = _default("max_reconnect_attempts")
+    staleness_blocks: int = _default("staleness_blocks")
+    block_interval: float = _default("block_interval")
     open_timeout: float = 10.0
     max_message_bytes: int = 16 * MiB
     speed: float = 1.0
@@ -87,16 +99,25 @@ class WsSettings:
             raise ConfigError(f"WsSettings.backoff_factor must be >= 1, got {self.backoff_factor}")
         if self.backoff_max < self.backoff_initial:
             raise ConfigError("WsSettings.backoff_max must be >= backoff_initial")
-        if not 0 <= self.jitter < 1:
-            raise ConfigError(f"WsSettings.jitter must be in [0, 1), got {self.jitter}")
-        for name in ("healthy_after", "alert_window", "min_timeout"):
+        if not 0 <= self.backoff_jitter < 1:
+            raise ConfigError(
+                f"WsSettings.backoff_jitter must be in [0, 1), got {self.backoff_jitter}")
+        for name in ("backoff_reset_after", "alert_window", "min_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"WsSettings.{name} must be >= 0")
-        for name in ("max_attempts", "staleness_blocks"):
+        for name in ("max_reconnect_attempts", "staleness_blocks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"WsSettings.{name} must be >= 0")
         if self.max_message_bytes < 1024:
             raise ConfigError("WsSettings.max_message_bytes must be >= 1024")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WsSettings:
+        """The manager's settings from the monitor's: every field both have, by its one
+        name; ``overrides`` (``seed=...``) for the manager-only fields."""
+        shared = {f.name: getattr(settings, f.name) for f in fields(cls)
+                  if f.name in Settings.model_fields}
+        return cls(**(shared | overrides))
 
     def real(self, simulated_s: float) -> float:
         """Clock seconds for an interval of ``simulated_s`` simulated seconds."""
@@ -228,7 +249,8 @@ class ReconnectPolicy:
 
     def _fresh(self) -> Iterator[float]:
         s = self._s
-        return reconnect_delays(s.backoff_initial, s.backoff_max, s.backoff_factor, s.jitter,
+        return reconnect_delays(s.backoff_initial, s.backoff_max, s.backoff_factor,
+                                s.backoff_jitter,
                                 self._rng)
 
     def opened(self, now: float) -> None:
@@ -239,7 +261,7 @@ class ReconnectPolicy:
     def lost(self, now: float) -> None:
         """An open connection broke. If it had been healthy long enough, reset the backoff."""
         if self._opened_at is not None and now - self._opened_at >= self._s.real(
-            self._s.healthy_after
+            self._s.backoff_reset_after
         ):
             self._delays = self._fresh()
         self._opened_at = None
@@ -248,7 +270,8 @@ class ReconnectPolicy:
         """Count a failed attempt. True when max attempts is reached (go FAILED)."""
         self.attempts += 1
         self.total_attempts += 1
-        return self._s.max_attempts > 0 and self.attempts >= self._s.max_attempts
+        return (self._s.max_reconnect_attempts > 0
+                and self.attempts >= self._s.max_reconnect_attempts)
 
     def next_delay(self) -> float:
         """Clock seconds to wait before the next attempt."""

@@ -149,14 +149,7 @@ class WsShard:
         self.tracker = BlockTracker(keep=128)
         self.fallback = FallbackDecider(settings.scaled(settings.fallback_after))
         self.counters: Counter[str] = Counter()
-        ws = WsSettings(
-            heartbeat_interval=settings.heartbeat_interval,
-            heartbeat_timeout=settings.heartbeat_timeout,
-            backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max,
-            jitter=settings.backoff_jitter, healthy_after=settings.backoff_reset_after,
-            max_attempts=settings.max_reconnect_attempts,
-            staleness_blocks=settings.staleness_blocks, block_interval=settings.block_interval,
-            speed=settings.speed, seed=index)
+        ws = WsSettings.from_settings(settings, seed=index)
         self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
                                         history=history, alerts=alerts, conn_id=self.conn_id,
                                         session_factory=None if settings.tls_verify

@@ -8,8 +8,8 @@ What it does:
 
 * connects in the background (:meth:`WebSocketManager.start` returns at once), with
   states DISCONNECTED -> CONNECTING -> CONNECTED, RECONNECTING on any failure, FAILED
-  after ``max_attempts`` consecutive failed attempts; every state change is a ``state``
-  history row with its cause;
+  after ``max_reconnect_attempts`` consecutive failed attempts (cause
+  ``max_attempts: <cause>``); every state change is a ``state`` history row with its cause;
 * reconnects with exponential backoff and jitter on any failure: connection refused,
   handshake rejected (e.g. HTTP 5xx), close frames (1001/1011/1013/...), abrupt close,
   ping timeout, stale subscription;

@@ -22,7 +22,7 @@ def test_defaults_are_the_issue_values() -> None:
     assert 0 < s.backoff_jitter <= 1
     assert tuple(s.exchanges) == DEFAULT_EXCHANGES
     assert s.websocket_enabled and s.mode == "websocket" and s.use_websocket
-    assert s.speed == 1.0 and not s.benchmark_enabled and s.explorer_rate_per_s == 3
+    assert s.speed == 1.0 and s.explorer_rate_per_s == 3
 
 
 def test_precedence_cli_over_env_over_toml(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_env_has_one_prefix_and_the_team_names_as_aliases() -> None:
                                "WEBSOCKET_URL": "ws://127.0.0.1:1/"})
     assert s.polling_interval == 21  # the bare name of a non-alias is not read
     assert not s.websocket_enabled and s.fallback_polling_interval == 7
-    assert s.benchmark_enabled and s.websocket_url == "ws://127.0.0.1:1/"
+    assert s.websocket_url == "ws://127.0.0.1:1/"  # BENCHMARK_ENABLED: accepted, ignored
     # the prefixed name wins over the alias
     s = load_settings(environ={"MONITOR_FALLBACK_POLLING_INTERVAL": "9",
                                "FALLBACK_POLLING_INTERVAL": "7"})
@@ -116,3 +116,18 @@ def test_speed_other_than_one_is_refused_against_real_endpoints() -> None:
                        "websocket_url": "ws://[::1]:9/", "rpc_url": "http://localhost:8545"},
                       environ={})
     assert s.speed == 4
+
+
+def test_removed_settings_are_accepted_and_ignored_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """benchmark_enabled and actionable_window: nothing read them; old deployments still
+    start (the BENCHMARK_ENABLED alias, a TOML key, a flag) and are told so."""
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("actionable_window = 5.0\nbenchmark_enabled = true\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="monitor.config"):
+        s = load_settings({"benchmark_enabled": True}, config_file=cfg,
+                          environ={"BENCHMARK_ENABLED": "true"})
+    assert not hasattr(s, "benchmark_enabled") and not hasattr(s, "actionable_window")
+    text = caplog.text
+    assert "benchmark_enabled (flag, config file, environment) is deprecated" in text
+    assert "actionable_window (config file) is deprecated" in text

@@ -26,7 +26,7 @@ S, E = ConnState, ConnEvent
 
 
 def no_jitter(**kw: object) -> WsSettings:
-    return WsSettings(jitter=0.0, **kw)  # type: ignore[arg-type]
+    return WsSettings(backoff_jitter=0.0, **kw)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- transition table
@@ -118,7 +118,7 @@ def test_policy_divides_delays_by_speed() -> None:
 
 
 def test_backoff_resets_only_after_a_healthy_connection() -> None:
-    p = ReconnectPolicy(no_jitter(healthy_after=60.0))
+    p = ReconnectPolicy(no_jitter(backoff_reset_after=60.0))
     assert [p.next_delay() for _ in range(3)] == [1, 2, 4]
     # 100 s: opens; 130 s: lost after 30 s (< 60 s healthy): keeps growing
     p.opened(100.0)
@@ -131,12 +131,12 @@ def test_backoff_resets_only_after_a_healthy_connection() -> None:
 
 
 def test_failed_after_max_consecutive_attempts() -> None:
-    p = ReconnectPolicy(no_jitter(max_attempts=3))
+    p = ReconnectPolicy(no_jitter(max_reconnect_attempts=3))
     assert [p.attempt_failed() for _ in range(3)] == [False, False, True]
 
 
 def test_an_open_connection_restarts_the_attempt_count() -> None:
-    p = ReconnectPolicy(no_jitter(max_attempts=3))
+    p = ReconnectPolicy(no_jitter(max_reconnect_attempts=3))
     p.attempt_failed()
     p.attempt_failed()
     p.opened(10.0)
@@ -145,8 +145,8 @@ def test_an_open_connection_restarts_the_attempt_count() -> None:
     assert p.total_attempts == 5
 
 
-def test_max_attempts_zero_never_gives_up() -> None:
-    p = ReconnectPolicy(no_jitter(max_attempts=0))
+def test_max_reconnect_attempts_zero_never_gives_up() -> None:
+    p = ReconnectPolicy(no_jitter(max_reconnect_attempts=0))
     assert not any(p.attempt_failed() for _ in range(1000))
 
 
@@ -242,11 +242,41 @@ def test_time_in_each_state_from_transitions_and_now() -> None:
 @pytest.mark.parametrize("kw,name", [
     ({"heartbeat_interval": 0}, "heartbeat_interval"),
     ({"speed": -1}, "speed"),
-    ({"jitter": 1.0}, "jitter"),
+    ({"backoff_jitter": 1.0}, "backoff_jitter"),
     ({"backoff_max": 0.5}, "backoff_max"),
-    ({"max_attempts": -1}, "max_attempts"),
+    ({"max_reconnect_attempts": -1}, "max_reconnect_attempts"),
     ({"backoff_factor": 0.5}, "backoff_factor"),
 ])
 def test_invalid_settings_name_the_setting(kw: dict[str, float], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         WsSettings(**kw)  # type: ignore[arg-type]
+
+
+def test_manager_settings_have_the_monitors_names_and_defaults() -> None:
+    """One name and one default per setting: what the manager shares with the monitor's
+    Settings is spelled the same and defaults the same, so tests run production defaults."""
+    from dataclasses import fields
+
+    from monitor.config import Settings
+
+    shared = [f.name for f in fields(WsSettings) if f.name in Settings.model_fields]
+    assert {"heartbeat_interval", "heartbeat_timeout", "backoff_initial", "backoff_max",
+            "backoff_jitter", "backoff_reset_after", "max_reconnect_attempts",
+            "staleness_blocks", "block_interval", "speed"} <= set(shared)
+    defaults = WsSettings()
+    for name in shared:
+        assert getattr(defaults, name) == Settings.model_fields[name].default, name
+    assert (defaults.backoff_reset_after, defaults.max_reconnect_attempts,
+            defaults.staleness_blocks) == (30.0, 0, 10)
+
+
+def test_from_settings_passes_every_shared_setting_through() -> None:
+    from monitor.config import load_settings
+
+    s = load_settings({"backoff_reset_after": 7, "max_reconnect_attempts": 3,
+                       "staleness_blocks": 4, "backoff_jitter": 0.1, "heartbeat_timeout": 2,
+                       "block_interval": 1.75}, environ={})
+    ws = WsSettings.from_settings(s, seed=5)
+    assert (ws.backoff_reset_after, ws.max_reconnect_attempts, ws.staleness_blocks,
+            ws.backoff_jitter, ws.heartbeat_timeout, ws.block_interval, ws.seed) == (
+        7.0, 3, 4, 0.1, 2.0, 1.75, 5)

@@ -417,7 +417,7 @@ def test_watchdog_is_not_armed_without_a_heads_subscription(tmp_path: Path) -> N
 def test_subscribe_while_reconnecting_returns_at_once_and_is_made_on_connect(
         tmp_path: Path) -> None:
     async def body(env: Env) -> None:
-        mgr = env.manager(max_attempts=0)
+        mgr = env.manager(max_reconnect_attempts=0)
         heads = await mgr.subscribe(["newHeads"], env.heads.append)
         await mgr.start()
         assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
@@ -438,7 +438,7 @@ def test_subscribe_while_reconnecting_returns_at_once_and_is_made_on_connect(
 
 def test_a_connection_lost_while_resubscribing_is_a_failed_attempt(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
-        mgr = env.manager(max_attempts=0)
+        mgr = env.manager(max_reconnect_attempts=0)
         await subscribed(env, mgr)
         await mgr.start()
         assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
@@ -459,7 +459,7 @@ def test_stop_during_backoff_and_start_again_after_failed(tmp_path: Path) -> Non
     async def body(env: Env) -> None:
         # backoff 1000 s: the manager sits in its first backoff sleep when stopped
         mgr = env.manager(f"ws://127.0.0.1:{free_port()}/", backoff_initial=1000.0,
-                          backoff_max=1000.0, speed=1.0, max_attempts=1)
+                          backoff_max=1000.0, speed=1.0, max_reconnect_attempts=1)
         await mgr.start()
         assert await mgr.wait_state(ConnState.FAILED, TIMEOUT)
         mgr.url = env.node.url
@@ -479,7 +479,7 @@ def test_stop_during_backoff_and_start_again_after_failed(tmp_path: Path) -> Non
 def test_handshake_rejected_with_503_then_accepted(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
         env.node.handshake_status = 503
-        mgr = env.manager(max_attempts=0)
+        mgr = env.manager(max_reconnect_attempts=0)
         await mgr.start()
         await until(lambda: env.node.handshakes >= 3)
         assert mgr.state is ConnState.RECONNECTING
@@ -493,10 +493,11 @@ def test_handshake_rejected_with_503_then_accepted(tmp_path: Path) -> None:
     run(body, tmp_path)
 
 
-def test_failed_after_max_attempts_with_a_failed_alert(tmp_path: Path) -> None:
+def test_failed_after_max_reconnect_attempts_with_a_failed_alert(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
         alerter = LogAlerter()
-        mgr = env.manager(f"ws://127.0.0.1:{free_port()}/", max_attempts=4, alerts=alerter)
+        mgr = env.manager(f"ws://127.0.0.1:{free_port()}/", max_reconnect_attempts=4,
+                          alerts=alerter)
         await mgr.start()
         assert await mgr.wait_state(ConnState.FAILED, TIMEOUT)
         assert mgr.metrics.connect_failures == 4 and mgr.metrics.reconnect_attempts == 3
@@ -597,7 +598,7 @@ def test_an_outage_gives_one_down_and_one_recovered_alert_on_telegram(
         await tg.start()
         async with aiohttp.ClientSession() as session:
             alerter = TelegramAlerter(TOKEN, 42, session=session, api_url=tg.url)
-            mgr = env.manager(alerts=alerter, max_attempts=0)
+            mgr = env.manager(alerts=alerter, max_reconnect_attempts=0)
             await subscribed(env, mgr)
             await mgr.start()
             assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
