@@ -2,15 +2,20 @@
 
 A user mistake (bad arguments, a path that is not a run, a bad criteria file) is one
 line on stderr and exit code 2. ``build`` exits 0 whatever the verdict (the verdict is
-the report's content); ``compare --fail-on-regression`` exits 1 on a regression.
+the report's content) unless ``--exit-code`` makes the exit code follow the verdict, for a
+CI job that gates on it: GO 0, NO-GO 1, MARGINAL 3, INCONCLUSIVE 4 (2 stays "usage
+error"). ``build --json FILE`` also writes the verdict, its reasons and every gate with
+its confidence bound as JSON. ``compare --fail-on-regression`` exits 1 on a regression.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from reports.criteria import CriteriaError, load_criteria
 from reports.load import RunStoreError, load_run
@@ -40,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")
     b.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")
     b.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
+    b.add_argument("--json", metavar="FILE", dest="json_out",
+                   help="also write the verdict, reasons and every gate (with its bound) "
+                        "as JSON to FILE ('-' for stdout)")
+    b.add_argument("--exit-code", action="store_true",
+                   help="exit with the verdict: GO 0, NO-GO 1, MARGINAL 3, INCONCLUSIVE 4 "
+                        "(default: 0 whatever the verdict)")
     c = sub.add_parser("compare", help="compare two runs metric by metric")
     c.add_argument("run_a", metavar="RUN_A")
     c.add_argument("run_b", metavar="RUN_B")
@@ -58,11 +69,37 @@ def _build(args: argparse.Namespace) -> int:
     criteria = load_criteria(args.criteria)
     run = load_run(args.run_dir)
     report, path = write_report(run, criteria, Path(args.out) if args.out else None)
-    print(report.verdict.line)
+    if args.json_out:
+        text = json.dumps(verdict_document(report.verdict, run), indent=2, default=str) + "\n"
+        if args.json_out == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.json_out).write_text(text, encoding="utf-8")
+    print(report.verdict.line, file=sys.stderr if args.json_out == "-" else sys.stdout)
     for reason in report.verdict.reasons[1:]:
-        print(f"  - {reason}")
-    print(f"report: {path}")
-    return 0
+        print(f"  - {reason}", file=sys.stderr if args.json_out == "-" else sys.stdout)
+    print(f"report: {path}", file=sys.stderr if args.json_out == "-" else sys.stdout)
+    return EXIT_CODES[report.verdict.verdict.value] if args.exit_code else 0
+
+
+EXIT_CODES = {"GO": 0, "NO-GO": 1, "MARGINAL": 3, "INCONCLUSIVE": 4}
+
+
+def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
+    """The verdict as data: what a CI job or a dashboard reads."""
+    return {
+        "run_id": run.run_id,
+        "verdict": verdict.verdict.value,
+        "score": verdict.score,
+        "reasons": list(verdict.reasons),
+        "clock": run.manifest.get("clock", "real"),
+        "seeds": run.manifest.get("seeds"),
+        "gates": [{"scenario": c.scenario, "mode": c.mode, "name": c.name, "expr": c.expr,
+                   "source": c.source, "critical": c.critical, "weight": c.weight,
+                   "scored": c.scored, "status": c.status, "passed": c.passed,
+                   "value": c.value, "note": c.note, "bound": c.bound}
+                  for c in verdict.checks],
+    }
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import base64
 import io
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -135,6 +136,48 @@ def latency_ecdf(run: Run) -> Figure:
     return fig
 
 
+def fault_spans(faults: list[Any], measured_s: float
+                ) -> tuple[list[tuple[float, float, str]], int]:
+    """(start, stop, name) of the faults that start inside the measured window, stops
+    clipped to it, and how many started after it (not drawn: the report says so)."""
+    spans: list[tuple[float, float, str]] = []
+    outside = 0
+    for f in faults:
+        if not isinstance(f, dict) or f.get("start_s") is None:
+            continue
+        start = float(f["start_s"])
+        if start >= measured_s:
+            outside += 1
+            continue
+        stop = f.get("stop_s")
+        stop_f = float(stop) if stop is not None else start + measured_s / 200
+        spans.append((start, min(stop_f, measured_s), str(f.get("name", "fault"))))
+    return spans, outside
+
+
+def label_rows(spans: list[tuple[float, float, str]], end: float, *, chars: int = 110,
+               rows: int = 3) -> list[tuple[float, int, str]]:
+    """Where each fault's label goes so that no two overlap: (x, row, text); a label that
+    finds no free row within ``rows`` is left out (its shading stays). ``chars`` is how
+    many label characters the axis holds across."""
+    width = max(end, 1e-9) / chars
+    free = [float("-inf")] * rows
+    out: list[tuple[float, int, str]] = []
+    for start, _stop, name in sorted(spans):
+        need = (len(name) + 1) * width
+        row = next((r for r in range(rows) if free[r] <= start), None)
+        if row is None:
+            out.append((start, 0, ""))
+            continue
+        free[row] = start + need
+        out.append((start, row, name))
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    placed: list[tuple[float, int, str]] = [(0.0, 0, "")] * len(spans)
+    for i, item in zip(order, out, strict=True):
+        placed[i] = item
+    return placed
+
+
 def latency_timeline(sc: ScenarioData) -> Figure:
     """Latency of each trade over time, fault windows shaded, connection state below."""
     fig = _fig(8, 4.4)
@@ -148,15 +191,20 @@ def latency_timeline(sc: ScenarioData) -> Figure:
     t = sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed)
     lat = df["latency_s"].astype("float64")
     end = float(max(float(t.max()), float(sc.summary.get("sim_duration_s") or 0.0)))
-    faults = sc.summary.get("faults") if isinstance(sc.summary.get("faults"), list) else []
-    for f in faults or []:
-        if isinstance(f, dict) and f.get("start_s") is not None:
-            stop = f.get("stop_s")
-            stop = float(stop) if stop is not None else float(f["start_s"]) + end / 200
-            for a in (ax, band):
-                a.axvspan(float(f["start_s"]), stop, color=_FAULT, alpha=0.45, linewidth=0)
-            ax.text(float(f["start_s"]), 0.02, f" {f.get('name', 'fault')}", fontsize=8,
-                    color="#9b2c2c", transform=ax.get_xaxis_transform(), va="bottom")
+    raw_faults = sc.summary.get("faults") if isinstance(sc.summary.get("faults"), list) else []
+    measured = float(sc.summary.get("sim_duration_s") or end)
+    faults, outside = fault_spans(raw_faults or [], measured)
+    for (start, stop, _name), (x, row, label) in zip(
+            faults, label_rows(faults, end), strict=True):
+        for a in (ax, band):
+            a.axvspan(start, stop, color=_FAULT, alpha=0.45, linewidth=0)
+        if label:
+            ax.text(x, 0.02 + 0.075 * row, f" {label}", fontsize=8, color="#9b2c2c",
+                    transform=ax.get_xaxis_transform(), va="bottom")
+    if outside:
+        ax.text(1.0, -0.02, f"{outside} fault start(s) after the measured window "
+                f"({measured:.0f} s) not drawn", fontsize=7, color="#718096", ha="right",
+                va="top", transform=ax.transAxes)
     legend = []
     for outcome, color, marker in (("detected", "#38a169", "o"), ("late", "#d69e2e", "o"),
                                    ("duplicate", "#805ad5", "D")):

@@ -200,6 +200,12 @@ def render_report(report: Report) -> str:
             "faults": [f for f in faults if isinstance(f, dict)],
             "problems": list(sc.problems),
             "checks": [c for c in report.verdict.checks if c.scenario == sc.name],
+            "seeds": sc.summary.get("seeds") if isinstance(sc.summary.get("seeds"), list)
+            else None,
+            "spread": sc.summary.get("spread") if isinstance(sc.summary.get("spread"), dict)
+            else {},
+            "sim_hours": (float(sc.summary.get("sim_duration_s") or 0.0) / 3600.0),
+            "clock": run.manifest.get("clock", "real"),
             "timeline": timeline,
         })
     problems = list(run.problems) + [f"{s.name}: {p}" for s in run.scenarios for p in s.problems]

@@ -61,6 +61,7 @@ class CheckResult:
     value: float | None
     note: str = ""
     scored: bool = True  # False: baseline (polling) thresholds, shown only
+    bound: dict[str, Any] | None = None  # rates: events, trials, confidence, lower, upper
 
     @property
     def status(self) -> str:
@@ -116,8 +117,9 @@ def _rule_check(sc: ScenarioData, rule: Rule) -> CheckResult:
                            rule.weight, None, None, broken)
     res = evaluate_threshold(expr, sc.summary)
     note = str(res.get("note") or "")
+    bound = res.get("bound") if isinstance(res.get("bound"), dict) else None
     return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
-                       rule.weight, res["passed"], res["value"], note)
+                       rule.weight, res["passed"], res["value"], note, bound=bound)
 
 
 def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
@@ -139,8 +141,9 @@ def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
     note = str(raw.get("note") or "")
     if passed is None and not note:
         note = f"{metric} not measured" if metric else "expression not understood"
+    bound = raw.get("bound") if isinstance(raw.get("bound"), dict) else None
     return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, passed,
-                       number(raw.get("value")), note, scored)
+                       number(raw.get("value")), note, scored, bound)
 
 
 def _fmt(v: float | None) -> str:
