@@ -3,6 +3,7 @@ windows drawn without overlap and never outside the measured window."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -71,5 +72,5 @@ def test_fault_labels_never_overlap() -> None:
             by_row.setdefault(row, []).append(x)
     for xs in by_row.values():
         xs.sort()
-        assert all(b - a >= 8 * width for a, b in zip(xs, xs[1:], strict=False))
+        assert all(b - a >= 8 * width for a, b in itertools.pairwise(xs))
     assert any(text for _, _, text in placed) and any(not text for _, _, text in placed)
