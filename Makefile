@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil chromium clean
+.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil chromium clean notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ experiment: install
 experiment-quick: install
 	$(BIN)/python -m experiments run --quick --out results
 	$(BIN)/python -m reports build results/latest
+
+# JupyterLab on notebooks/analysis.ipynb with the project's environment (.venv, its kernel),
+# reading results/latest (make notebook RUN_DIR=results/<run-id> for another run).
+# Interactive: never part of make test or CI (refuses when CI is set).
+RUN_DIR ?= results/latest
+notebook: install
+	@if [ -n "$$CI" ]; then echo "make notebook is interactive: not run in CI" >&2; exit 1; fi
+	@test -e $(RUN_DIR) || echo "no $(RUN_DIR) yet: run make experiment (or experiment-quick) first"
+	RUN_DIR=$(abspath $(RUN_DIR)) $(BIN)/python -m jupyterlab notebooks/analysis.ipynb
 
 lint: install
 	$(BIN)/ruff check polyvocab simulator monitor experiments reports tests benchmarks

@@ -45,16 +45,31 @@ def _jobs(text: str) -> int:
     return n
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("polymarket-ws-pilot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m experiments",
                      description="Run the monitor against the simulator under scenarios.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")
-    run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                     help="scenario names (experiments/scenarios) or TOML paths "
+                          "(default: the whole default matrix)")
     run.add_argument("--quick", action="store_true",
-                     help="shrink every scenario (fewer simulated seconds, higher speed)")
-    run.add_argument("--jobs", type=_jobs, default=1, help="scenarios run in parallel")
-    run.add_argument("--out", default="results", help="run store directory (results/)")
+                     help="shrink every scenario (fewer simulated seconds, higher speed) "
+                          "(default: off)")
+    run.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                     help="scenarios run in parallel (default: %(default)s)")
+    run.add_argument("--out", default="results", metavar="DIR",
+                     help="run store directory (default: %(default)s)")
     run.add_argument("--executor", default="local", metavar="EXECUTOR",
                      help="local (default), dask (a local Dask cluster of --jobs workers) "
                           "or dask://HOST:PORT (an existing Dask scheduler; workers must "
@@ -66,27 +81,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_jobs, default=None, metavar="N",
                      help="run every scenario under seeds 1..N and pool them (default: the "
                           "scenario's own seed, once)")
-    run.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no live progress bar (default: the bar on a terminal)")
     ana = sub.add_parser("analyze", help="re-run truth and checker on a stored run")
-    ana.add_argument("run", metavar="RUN")
+    ana.add_argument("run", metavar="RUN", help="results/<run-id> or results/latest")
     val = sub.add_parser("validate", help="validate scenario files")
-    val.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    val.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                     help="scenario names or TOML paths (default: the default matrix)")
     sub.add_parser("list", help="list the default matrix")
     rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
     rec.add_argument("store", metavar="STORE", help="the pilot's --store directory")
     rec.add_argument("--rpc-url", required=True,
-                     help="JSON-RPC HTTP URL for the truth (or RPC_URL_FILE in the environment)")
-    rec.add_argument("--out", default="results", help="run store directory (results/)")
-    rec.add_argument("--finality-depth", type=int, default=32)
-    rec.add_argument("--chunk-blocks", type=int, default=500)
-    rec.add_argument("--rate", type=float, default=5.0, help="eth_getLogs calls per second")
-    rec.add_argument("--wait", type=float, default=600.0, help="seconds to wait for finality")
-    rec.add_argument("--grace", type=float, default=120.0,
-                     help="blocks of the pilot's last GRACE seconds are not judged")
-    rec.add_argument("--actionable-window", type=float, default=5.0)
-    rec.add_argument("--timestamp-offset-s", type=float, default=0.0,
-                     help="seconds to add to block timestamps (0 on a live chain; a replay)")
-    rec.add_argument("--end-block", type=int)
+                     metavar="URL",
+                     help="JSON-RPC HTTP URL for the truth (required; or RPC_URL_FILE in "
+                          "the environment)")
+    rec.add_argument("--out", default="results", metavar="DIR",
+                     help="run store directory (default: %(default)s)")
+    rec.add_argument("--finality-depth", type=int, default=32, metavar="N",
+                     help="blocks behind the head counted as final (default: %(default)s)")
+    rec.add_argument("--chunk-blocks", type=int, default=500, metavar="N",
+                     help="blocks per eth_getLogs call (default: %(default)s)")
+    rec.add_argument("--rate", type=float, default=5.0, metavar="X",
+                     help="eth_getLogs calls per second (default: %(default)s)")
+    rec.add_argument("--wait", type=float, default=600.0, metavar="S",
+                     help="seconds to wait for finality (default: %(default)s)")
+    rec.add_argument("--grace", type=float, default=120.0, metavar="S",
+                     help="blocks of the pilot's last GRACE seconds are not judged "
+                          "(default: %(default)s)")
+    rec.add_argument("--actionable-window", type=float, default=5.0, metavar="S",
+                     help="a delivery later than this after the block is late "
+                          "(default: %(default)s)")
+    rec.add_argument("--timestamp-offset-s", type=float, default=0.0, metavar="S",
+                     help="seconds to add to block timestamps (0 on a live chain; a replay) "
+                          "(default: %(default)s)")
+    rec.add_argument("--end-block", type=int, metavar="N",
+                     help="last block judged (default: the pilot's last head seen GRACE "
+                          "seconds before its end)")
     return parser
 
 

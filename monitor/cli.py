@@ -23,11 +23,20 @@ import contextlib
 import logging
 import signal
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Settings, load_settings, normalise_address
+from monitor.config import (
+    DEPRECATED,
+    ENV_ALIASES,
+    ENV_PREFIX,
+    NOT_FROM_ENV,
+    Settings,
+    load_settings,
+    normalise_address,
+)
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.redact import redact
 
@@ -56,22 +65,79 @@ def build_parser() -> argparse.ArgumentParser:
 
     pilot = add_pilot_parser(sub)
     for p in (run, pilot):
-        p.add_argument("--ws-url")
-        p.add_argument("--api-key")
-        p.add_argument("--wallet", action="append", default=[], dest="wallet_list")
-        p.add_argument("--wallets-file", type=Path)
-        p.add_argument("--db")
-        p.add_argument("--detections")
-        p.add_argument("--history")
-        p.add_argument("--config", type=Path)
-        p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+        p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+        p.add_argument("--ws-url", metavar="URL", help=setting_help("websocket_url"))
+        p.add_argument("--api-key", metavar="KEY", help=setting_help("explorer_api_key"))
+        p.add_argument("--wallet", action="append", default=[], dest="wallet_list",
+                       metavar="ADDR", help="a wallet to watch; repeat the flag for more "
+                       "(adds to --wallets-file) (default: none; " + _env_text("wallets") + ")")
+        p.add_argument("--wallets-file", type=Path, metavar="FILE",
+                       help="file with one wallet address a line, # comments (default: none)")
+        p.add_argument("--db", metavar="PATH", help=setting_help("state_db"))
+        p.add_argument("--detections", metavar="PATH", help=setting_help("detections_path"))
+        p.add_argument("--history", metavar="PATH", help=setting_help("history_path"))
+        p.add_argument("--config", type=Path, metavar="FILE",
+                       help="TOML file with settings (lower-case names, top level or under "
+                            "[monitor]); flags > environment > this file > defaults "
+                            "(default: none)")
+        p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="any setting by name, repeatable (e.g. --set fallback_after=5; "
+                            "NAME_file=PATH reads a secret from a file) (default: none)")
         taken = {"websocket_url", "explorer_api_key", "state_db", "detections_path",
                  "history_path", "wallets"}
         for name in Settings.model_fields:
             if name in taken:
                 continue
-            p.add_argument("--" + name.replace("_", "-"), dest=name)
+            p.add_argument("--" + name.replace("_", "-"), dest=name,
+                           metavar=_metavar(name), help=setting_help(name))
+        for name, why in DEPRECATED.items():
+            p.add_argument("--" + name.replace("_", "-"), dest=name, metavar="IGNORED",
+                           help=f"deprecated: accepted and ignored, no default; {why}")
     return parser
+
+
+def _metavar(name: str) -> str:
+    ann = Settings.model_fields[name].annotation
+    args = typing.get_args(ann)
+    if typing.get_origin(ann) is typing.Literal:
+        return "{" + ",".join(str(a) for a in args) + "}"
+    kinds = set(args) | {ann}
+    if bool in kinds:
+        return "{true,false}"
+    if int in kinds:
+        return "N"
+    if float in kinds:
+        return "X"
+    if name.endswith("_url"):
+        return "URL"
+    if list[str] in kinds or name in ("exchanges",):
+        return "ADDR,..."
+    return "TEXT"
+
+
+def _env_text(name: str) -> str:
+    if name in NOT_FROM_ENV:
+        return "never from the environment"
+    names = [ENV_PREFIX + name.upper()] + ([ENV_ALIASES[name]] if name in ENV_ALIASES else [])
+    return "env " + " or ".join(names)
+
+
+def setting_help(name: str) -> str:
+    """``--help`` text of setting ``name``: its description (``Settings`` field, the same
+    text as the docs table), its default and its environment variable(s)."""
+    field = Settings.model_fields[name]
+    text = (field.description or "").replace("`", "").replace("%", "%%")
+    default = field.get_default(call_default_factory=True)
+    if default is None:
+        shown = "none"
+    elif isinstance(default, bool):
+        shown = str(default).lower()
+    elif isinstance(default, list):
+        shown = "none" if not default else (
+            default[0] if len(default) == 1 else f"the {len(default)} of polyvocab")
+    else:
+        shown = str(default)
+    return f"{text} (default: {shown}; {_env_text(name)})"
 
 
 def _version() -> str:
@@ -85,7 +151,7 @@ def _version() -> str:
 
 def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     values: dict[str, Any] = {}
-    for name in Settings.model_fields:
+    for name in [*Settings.model_fields, *DEPRECATED]:
         v = getattr(ns, name, None)
         if v is not None:
             values[name] = v

@@ -165,56 +165,105 @@ class Settings(BaseSettings):
     toml_data: ClassVar[dict[str, Any]] = {}
     env_data: ClassVar[dict[str, str] | None] = None
 
-    mode: Literal["websocket", "polling"] = "websocket"
-    websocket_enabled: bool = True
-    websocket_url: str | None = None
-    rpc_url: str | None = None
-    explorer_url: str = "https://api.etherscan.io/v2/api"
-    explorer_api_key: SecretStr | None = None
-    chain_id: int = Field(137, gt=0)
-    wallets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mode: Literal["websocket", "polling"] = Field("websocket",
+        description="`websocket` (new) or `polling` (today's behaviour, the baseline)")
+    websocket_enabled: bool = Field(True,
+        description="master switch: `false` sends every wallet back to polling (the rollback)")
+    websocket_url: str | None = Field(None,
+        description="provider `wss://` endpoint for `eth_subscribe` (required in websocket mode)")
+    rpc_url: str | None = Field(None,
+        description="provider HTTP JSON-RPC endpoint for backfill (`eth_getLogs`) and checks")
+    explorer_url: str = Field("https://api.etherscan.io/v2/api",
+        description="Etherscan V2 API endpoint (polling and fallback)")
+    explorer_api_key: SecretStr | None = Field(None,
+        description="explorer API key (secret: redacted in logs and histories)")
+    chain_id: int = Field(137, gt=0,
+        description="chain id sent to the explorer (137 = Polygon PoS)")
+    wallets: Annotated[list[str], NoDecode] = Field(default_factory=list,
+        description="wallets to watch (proxy wallet addresses)")
     exchanges: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_EXCHANGES))
-    fallback_polling_interval: float = Field(15.0, gt=0)
-    polling_interval: float = Field(15.0, gt=0)
-    heartbeat_interval: float = Field(30.0, gt=0)
-    heartbeat_timeout: float = Field(10.0, gt=0)
-    backoff_initial: float = Field(1.0, gt=0)
-    backoff_max: float = Field(60.0, gt=0)
-    backoff_jitter: float = Field(0.2, ge=0, lt=1)
-    backoff_reset_after: float = Field(30.0, gt=0)
-    max_reconnect_attempts: int = Field(0, ge=0)  # 0 = never give up
-    staleness_blocks: int = Field(10, gt=0)
-    head_lag_blocks: int = Field(3, ge=0)  # node head this far ahead of the feed: reconnect
-    block_interval: float = Field(2.0, gt=0)
-    fallback_after: float = Field(30.0, gt=0)
-    websocket_share: float = Field(100.0, ge=0, le=100)
-    max_wallets_per_filter: int = Field(500, gt=0)
-    backfill_chunk_blocks: int = Field(1000, gt=0)
-    reconcile_interval: float = Field(30.0, ge=0)  # 0 = only after interruptions
-    explorer_rate_per_s: float = Field(3.0, gt=0)
-    explorer_page_size: int = Field(1000, gt=0, le=10000)
-    explorer_overlap_blocks: int = Field(16, ge=0)
-    explorer_timeout: float = Field(10.0, gt=0)
-    rpc_timeout: float = Field(10.0, gt=0)
-    rpc_rate_per_s: float = Field(25.0, gt=0)
-    start_block: int | None = Field(None, ge=0)
-    telegram_token: SecretStr | None = None
-    telegram_chat_id: str | None = None
-    telegram_api_url: str = "https://api.telegram.org"
-    state_db: str = "monitor.db"
-    detections_path: str | None = None
-    history_path: str | None = None
-    detections_fsync: bool = False
-    tls_verify: bool = True  # false: certificates not checked (a warning is logged)
-    state_synchronous: Literal["FULL", "NORMAL"] = "FULL"  # FULL: survives power loss
-    outbox_retry_interval: float = Field(5.0, gt=0)  # re-send what a failed sink left
-    live_queue_max: int = Field(100_000, gt=0)  # live logs waiting; past it: resync
-    head_jump_slack: int = Field(64, ge=1)  # a head further ahead than time allows: ignored
-    speed: float = Field(1.0, gt=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    metrics_host: str = "127.0.0.1"  # /metrics, /healthz, /readyz (monitor.ops_server)
-    metrics_port: int | None = Field(None, ge=0, le=65535)  # None or 0: no server
+        default_factory=lambda: list(DEFAULT_EXCHANGES),
+        description="exchange contracts whose `OrderFilled` logs count (V1 + V2, both NegRisk)")
+    fallback_polling_interval: float = Field(15.0, gt=0,
+        description="seconds between explorer polls while the feed is down")
+    polling_interval: float = Field(15.0, gt=0,
+        description="seconds between explorer polls in `polling` mode (the baseline)")
+    heartbeat_interval: float = Field(30.0, gt=0,
+        description="seconds between heartbeats on an idle WebSocket")
+    heartbeat_timeout: float = Field(10.0, gt=0,
+        description="seconds without a heartbeat answer before the connection counts as lost")
+    backoff_initial: float = Field(1.0, gt=0, description="first reconnect delay (seconds)")
+    backoff_max: float = Field(60.0, gt=0, description="longest reconnect delay (seconds)")
+    backoff_jitter: float = Field(0.2, ge=0, lt=1,
+        description="random share added to each delay (0-1)")
+    backoff_reset_after: float = Field(30.0, gt=0,
+        description="a connection up this long (simulated seconds) resets the backoff to "
+                    "`backoff_initial`")
+    max_reconnect_attempts: int = Field(0, ge=0,
+        description="attempts before giving up and alerting (0 = never give up)")
+    staleness_blocks: int = Field(10, gt=0,
+        description="blocks without a new head before a silent subscription counts as stale")
+    head_lag_blocks: int = Field(3, ge=0,
+        description="while heads are late, the node's HTTP head this many blocks ahead of the "
+                    "feed means a dead subscription: reconnect at once (0 = off)")
+    block_interval: float = Field(2.0, gt=0,
+        description="expected block interval in seconds (2.0; 1.75 since PIP-86)")
+    fallback_after: float = Field(30.0, gt=0,
+        description="seconds unhealthy before polling takes over")
+    websocket_share: float = Field(100.0, ge=0, le=100,
+        description="rollout: percent of wallets on WebSocket (0-100)")
+    max_wallets_per_filter: int = Field(500, gt=0,
+        description="wallets per `logs` subscription filter")
+    backfill_chunk_blocks: int = Field(1000, gt=0,
+        description="blocks per `eth_getLogs` request when filling a gap")
+    reconcile_interval: float = Field(30.0, ge=0,
+        description="seconds between `eth_getLogs` sweeps from the cursor to the head over JSON-"
+                    "RPC HTTP, which re-fetch anything a live notification lost (0 = only after "
+                    "interruptions)")
+    explorer_rate_per_s: float = Field(3.0, gt=0,
+        description="client-side explorer rate limit (free tier: 3/s)")
+    explorer_page_size: int = Field(1000, gt=0, le=10000,
+        description="records per explorer page (at most 1,000 since 2026-07)")
+    explorer_overlap_blocks: int = Field(16, ge=0,
+        description="blocks re-read at each poll so late-indexed trades are not skipped")
+    explorer_timeout: float = Field(10.0, gt=0,
+        description="seconds before an explorer request times out")
+    rpc_timeout: float = Field(10.0, gt=0,
+        description="seconds before a JSON-RPC request times out")
+    rpc_rate_per_s: float = Field(25.0, gt=0, description="client-side JSON-RPC HTTP rate limit")
+    start_block: int | None = Field(None, ge=0,
+        description="first block to watch (none = the chain head at start, or the stored cursor)")
+    telegram_token: SecretStr | None = Field(None,
+        description="Telegram bot token for alerts (secret)")
+    telegram_chat_id: str | None = Field(None, description="Telegram chat that receives alerts")
+    telegram_api_url: str = Field("https://api.telegram.org",
+        description="Telegram Bot API base URL")
+    state_db: str = Field("monitor.db",
+        description="SQLite file with the cursor and outbox (survives restarts)")
+    detections_path: str | None = Field(None,
+        description="JSON-lines sink for detections (experiments)")
+    history_path: str | None = Field(None, description="JSON-lines history of what the monitor saw")
+    detections_fsync: bool = Field(False, description="fsync the detections file after each line")
+    tls_verify: bool = Field(True,
+        description="check TLS certificates of `wss://` and `https://` endpoints (false only "
+                    "against a test node)")
+    state_synchronous: Literal["FULL", "NORMAL"] = Field("FULL",
+        description="SQLite `synchronous` of the state DB (`FULL` survives power loss)")
+    outbox_retry_interval: float = Field(5.0, gt=0,
+        description="seconds between re-sends of what a failed sink left in the outbox")
+    live_queue_max: int = Field(100_000, gt=0,
+        description="live logs waiting for delivery; past it they are dropped and a sync re-"
+                    "fetches them")
+    head_jump_slack: int = Field(64, ge=1,
+        description="a head further ahead than elapsed time allows by this many blocks is ignored")
+    speed: float = Field(1.0, gt=0,
+        description="time compression for experiments (1.0 in production)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO",
+        description="DEBUG / INFO / WARNING / ERROR")
+    metrics_host: str = Field("127.0.0.1",
+        description="address of the `/metrics`, `/healthz`, `/readyz` server (loopback by default)")
+    metrics_port: int | None = Field(None, ge=0, le=65535,
+        description="port of that server (none or 0: no server)")
 
     @classmethod
     def settings_customise_sources(

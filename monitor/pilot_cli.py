@@ -40,14 +40,20 @@ def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "pilot", help="run the WebSocket and polling paths side by side (shadow pilot); "
                       "`pilot status --store DIR` shows how it goes")
-    p.add_argument("action", nargs="?", choices=("run", "status"), default="run")
-    p.add_argument("--store", type=Path, help="pilot store directory (SQLite + JSON lines)")
-    p.add_argument("--beat", type=float, default=5.0,
-                   help="seconds between state records (uptime resolution)")
-    p.add_argument("--rotate-mb", type=float, default=64.0,
-                   help="rotate each JSON-lines file past this size")
-    p.add_argument("--keep", type=int, default=5, help="rotated files kept per file")
-    p.add_argument("--json", action="store_true", help="status: print JSON")
+    p.add_argument("action", nargs="?", choices=("run", "status"), default="run",
+                   help="run the pilot, or print the status of its store "
+                        "(default: %(default)s)")
+    p.add_argument("--store", type=Path, metavar="DIR",
+                   help="pilot store directory (SQLite + JSON lines) (required)")
+    p.add_argument("--beat", type=float, default=5.0, metavar="S",
+                   help="seconds between state records (uptime resolution) "
+                        "(default: %(default)s)")
+    p.add_argument("--rotate-mb", type=float, default=64.0, metavar="MB",
+                   help="rotate each JSON-lines file past this size (default: %(default)s)")
+    p.add_argument("--keep", type=int, default=5, metavar="N",
+                   help="rotated files kept per file (default: %(default)s)")
+    p.add_argument("--json", action="store_true",
+                   help="status: print JSON instead of text (default: off)")
     return p
 
 

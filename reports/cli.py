@@ -38,8 +38,18 @@ def _tolerance(text: str) -> float:
     return v
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("polymarket-ws-pilot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m reports", description="Migration reports from the run store.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     b = sub.add_parser("build", help="write RUN_DIR/report.html with the verdict")
     b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")
@@ -47,19 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
     b.add_argument("--json", metavar="FILE", dest="json_out",
                    help="also write the verdict, reasons and every gate (with its bound) "
-                        "as JSON to FILE ('-' for stdout)")
+                        "as JSON to FILE ('-' for stdout) (default: none)")
     b.add_argument("--exit-code", action="store_true",
                    help="exit with the verdict: GO 0, NO-GO 1, MARGINAL 3, INCONCLUSIVE 4 "
                         "(default: 0 whatever the verdict)")
     c = sub.add_parser("compare", help="compare two runs metric by metric")
-    c.add_argument("run_a", metavar="RUN_A")
-    c.add_argument("run_b", metavar="RUN_B")
-    c.add_argument("--criteria", metavar="FILE")
+    c.add_argument("run_a", metavar="RUN_A", help="the baseline run directory")
+    c.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
+    c.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")
     c.add_argument("--out", metavar="FILE", help="HTML output (default RUN_B/compare.html)")
     c.add_argument("--tolerance", type=_tolerance, default=0.10,
                    help="relative change counted as a regression (default 0.10)")
     c.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a regression is found")
+                   help="exit 1 when a regression is found (default: exit 0)")
     return p
 
 

@@ -51,48 +51,89 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("polymarket-ws-pilot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every flag says what it does and its default (no environment variables here: the
+    simulator is configured by flags and ``--config``)."""
+    from simulator.profiles import PROFILES
+
+    profiles = ", ".join(sorted(PROFILES))
     parser = argparse.ArgumentParser(prog="python -m simulator",
                                      description="A local mock Polygon node.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="synthesise a recording from a calibrated profile")
-    synth.add_argument("--profile", required=True)
-    synth.add_argument("--blocks", type=_non_negative_int, required=True)
-    synth.add_argument("--seed", type=_non_negative_int, default=0)
-    synth.add_argument("--out", required=True)
+    synth.add_argument("--profile", required=True, metavar="NAME",
+                       help=f"calibrated activity profile: {profiles} (required)")
+    synth.add_argument("--blocks", type=_non_negative_int, required=True, metavar="N",
+                       help="number of blocks to synthesise (required)")
+    synth.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                       help="random seed; the same seed gives the same file "
+                            "(default: %(default)s)")
+    synth.add_argument("--out", required=True, metavar="PATH",
+                       help="recording to write (.jsonl.gz) (required)")
 
     imp = sub.add_parser("import-trades", help="turn a Data-API /trades CSV into a recording")
-    imp.add_argument("csv")
-    imp.add_argument("--out", required=True)
-    imp.add_argument("--seed", type=_non_negative_int, default=0)
+    imp.add_argument("csv", metavar="CSV", help="Polymarket Data-API /trades export (CSV)")
+    imp.add_argument("--out", required=True, metavar="PATH",
+                     help="recording to write (.jsonl.gz) (required)")
+    imp.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                     help="seed for the synthesised hashes and block filler "
+                          "(default: %(default)s)")
 
     rec = sub.add_parser("record", help="record a block range from a JSON-RPC node")
-    rec.add_argument("--rpc", required=True, help="HTTP JSON-RPC URL")
-    rec.add_argument("--from", dest="from_block", type=_non_negative_int, required=True)
-    rec.add_argument("--to", dest="to_block", type=_non_negative_int, required=True)
-    rec.add_argument("--out", required=True)
-    rec.add_argument("--rate", type=_positive_float, default=10.0,
-                     help="max requests per second (default 10)")
+    rec.add_argument("--rpc", required=True, metavar="URL",
+                     help="HTTP JSON-RPC URL of the node to record from (required; "
+                          "credentials are masked in the file)")
+    rec.add_argument("--from", dest="from_block", type=_non_negative_int, required=True,
+                     metavar="N", help="first block to record (required)")
+    rec.add_argument("--to", dest="to_block", type=_non_negative_int, required=True,
+                     metavar="N", help="last block to record, inclusive (required)")
+    rec.add_argument("--out", required=True, metavar="PATH",
+                     help="recording to write (.jsonl.gz) (required)")
+    rec.add_argument("--rate", type=_positive_float, default=10.0, metavar="X",
+                     help="max requests per second (default: %(default)s)")
 
     ins = sub.add_parser("inspect", help="check a recording and print its statistics")
-    ins.add_argument("recording")
+    ins.add_argument("recording", metavar="RECORDING", help="recording file to check")
 
     serve = sub.add_parser("serve", help="replay a recording over JSON-RPC (WS + HTTP) "
                                          "and an Etherscan-V2 style explorer")
     src = serve.add_mutually_exclusive_group()
-    src.add_argument("--recording")
-    src.add_argument("--profile")
-    serve.add_argument("--seed", type=_non_negative_int, default=0)
-    serve.add_argument("--blocks", type=_non_negative_int, default=1800,
-                       help="blocks to synthesise with --profile (default 1800)")
-    serve.add_argument("--speed", type=_positive_float, default=1.0)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_non_negative_int, default=8545)
-    serve.add_argument("--history")
-    serve.add_argument("--config", help="TOML file with simulator settings and faults")
+    src.add_argument("--recording", metavar="PATH",
+                     help="recording to replay (default: none; give this or --profile)")
+    src.add_argument("--profile", metavar="NAME",
+                     help=f"synthesise the recording in memory from a profile: {profiles} "
+                          "(default: none)")
+    serve.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                       help="seed for --profile (default: %(default)s)")
+    serve.add_argument("--blocks", type=_non_negative_int, default=1800, metavar="N",
+                       help="blocks to synthesise with --profile (default: %(default)s)")
+    serve.add_argument("--speed", type=_positive_float, default=1.0, metavar="X",
+                       help="time compression: simulated seconds per real second; every "
+                            "interval and rate scales with it (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                       help="address to listen on (default: %(default)s, loopback)")
+    serve.add_argument("--port", type=_non_negative_int, default=8545, metavar="N",
+                       help="port to listen on, 0 = any free port (default: %(default)s)")
+    serve.add_argument("--history", metavar="PATH",
+                       help="JSON-lines history of what the node did (default: none)")
+    serve.add_argument("--config", metavar="FILE",
+                       help="TOML file with simulator settings and faults ([node] profile, "
+                            "[chain], [rpc], [lag], [explorer], [[faults]]) "
+                            "(default: none, built-in defaults)")
     serve.add_argument("--paused", action="store_true",
-                       help="listen, but start the replay only on POST /_sim/start")
+                       help="listen, but start the replay only on POST /_sim/start "
+                            "(default: off)")
     return parser
 
 
