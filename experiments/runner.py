@@ -121,18 +121,36 @@ def resolve_recording(scenario: Scenario, cache_dir: Path) -> Path:
 
 
 def trades_by_wallet(recording: Path) -> dict[str, int]:
-    """OrderFilled logs per maker wallet in a recording (default exchanges only)."""
-    from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
-    from simulator.recording import load_recording
+    """OrderFilled logs per maker wallet in a recording (default exchanges only).
 
+    Remembered in a sidecar file beside the recording (``.<name>.wallets.json``, keyed by
+    the recording's size and mtime), so a day-long recording is read once, not per run."""
+    from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS
+    from simulator.recording import RecordedBlock, iter_recording
+
+    st = recording.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}"
+    sidecar = recording.with_name(f".{recording.name}.wallets.json")
+    try:
+        cached = json.loads(sidecar.read_text(encoding="utf-8"))
+        if cached.get("key") == key and isinstance(cached.get("counts"), dict):
+            return {str(w): int(n) for w, n in cached["counts"].items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
     counts: dict[str, int] = {}
-    for block in load_recording(recording).blocks:
+    for block in iter_recording(recording):
+        if not isinstance(block, RecordedBlock):
+            continue
         for log in block.logs:
             topics = log.get("topics") or []
             if (len(topics) == 4 and str(topics[0]).lower() in ORDER_FILLED_TOPICS
                     and str(log.get("address", "")).lower() in DEFAULT_EXCHANGES):
                 wallet = "0x" + str(topics[2])[-40:].lower()
                 counts[wallet] = counts.get(wallet, 0) + 1
+    with contextlib.suppress(OSError):  # a read-only folder: no cache, same answer
+        tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "counts": counts}), encoding="utf-8")
+        os.replace(tmp, sidecar)
     return counts
 
 

@@ -53,19 +53,39 @@ def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
 class ChainBlock:
     """One block as served, with its filter index and JSON caches (built once)."""
 
-    __slots__ = ("_header_json", "_log_json", "_removed_json", "fills", "index", "indexed_ns",
-                 "rb", "tx_hashes", "visible_ns")
+    __slots__ = ("_fills", "_header_json", "_index", "_log_json", "_removed_json",
+                 "_tx_hashes", "indexed_ns", "rb", "visible_ns")
 
     def __init__(self, rb: RecordedBlock) -> None:
         self.rb = rb
-        self.index = BlockIndex(rb.logs)
-        self.fills = order_filled(rb.logs)
-        self.tx_hashes = _tx_hashes(rb)
+        self._index: BlockIndex | None = None  # built on first use: a long recording
+        self._fills: list[list[str]] | None = None  # starts at once
+        self._tx_hashes: list[str] | None = None
         self.visible_ns: int | None = None
         self.indexed_ns: int | None = None
         self._header_json: str | None = None
         self._log_json: list[str | None] | None = None
         self._removed_json: list[str | None] | None = None
+
+    @property
+    def index(self) -> BlockIndex:
+        """The block's filter index (built once, on first use)."""
+        if self._index is None:
+            self._index = BlockIndex(self.rb.logs)
+        return self._index
+
+    @property
+    def fills(self) -> list[list[str]]:
+        """``[trade_id, maker]`` of the block's OrderFilled logs (built once)."""
+        if self._fills is None:
+            self._fills = order_filled(self.rb.logs)
+        return self._fills
+
+    @property
+    def tx_hashes(self) -> list[str]:
+        if self._tx_hashes is None:
+            self._tx_hashes = _tx_hashes(self.rb)
+        return self._tx_hashes
 
     @property
     def number(self) -> int:
