@@ -43,6 +43,7 @@ from pydantic_settings import (
 )
 
 from monitor.errors import ConfigError
+from monitor.providers import PROVIDER_DEFAULTS
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
 
@@ -212,6 +213,10 @@ class Settings(BaseSettings):
         description="seconds unhealthy before polling takes over")
     websocket_share: float = Field(100.0, ge=0, le=100,
         description="rollout: percent of wallets on WebSocket (0-100)")
+    provider_profile: Literal["geth", "alchemy", "infura", "quicknode", "public"] | None = Field(
+        None, description="provider whose limits set the defaults of max_wallets_per_filter "
+                          "and backfill_chunk_blocks (the simulator's [node] profile names; "
+                          "none = 500 and 1000)")
     max_wallets_per_filter: int = Field(500, gt=0,
         description="wallets per `logs` subscription filter")
     backfill_chunk_blocks: int = Field(1000, gt=0,
@@ -327,6 +332,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.provider_profile is not None:  # the profile's numbers unless given
+            chosen = PROVIDER_DEFAULTS[self.provider_profile]
+            for name in ("max_wallets_per_filter", "backfill_chunk_blocks"):
+                if name not in self.model_fields_set:
+                    self.__dict__[name] = getattr(chosen, name)
         if self.backoff_max < self.backoff_initial:
             raise ValueError("backoff_max must be >= backoff_initial")
         if self.speed != 1.0:

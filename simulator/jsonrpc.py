@@ -11,6 +11,10 @@ invalid params, -32005 limits (too many results, subscriptions), -32003 response
 (a batch past ``max_response_bytes`` or ``max_logs_per_request``: the rest of the batch
 gets this error, as on geth), -32603 internal error (a bug; logged, never a 500).
 
+Limits and their texts come from the provider profile (``NodeSettings.profile``, see
+:mod:`simulator.providers`): ``eth_getLogs`` range and result caps, HTTP and WebSocket batch
+sizes.
+
 Input is bounded before it is used (:func:`parse_json`): nesting depth, digits of a number,
 non-finite numbers; request ids are short scalars; quantities fit in 64 bits.
 """
@@ -27,6 +31,7 @@ from typing import Any, Protocol
 
 from simulator.chain import Chain, ChainBlock
 from simulator.filters import FilterError, LogFilter, parse_topic
+from simulator.providers import profile
 from simulator.settings import NodeSettings
 
 __all__ = ["Call", "JsonInputError", "JsonRpc", "RpcError", "SubscriptionHost",
@@ -220,6 +225,7 @@ class JsonRpc:
     def __init__(self, chain: Chain, settings: NodeSettings | None = None) -> None:
         self.chain = chain
         self.settings = settings or NodeSettings()
+        self.profile = profile(self.settings.profile)
         self._logs_budget = self.settings.max_logs_per_request  # per request body
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
@@ -251,7 +257,8 @@ class JsonRpc:
             if not payload:
                 return Reply(_dumps(error_response(None, -32600, "empty batch")),
                              [Call("?", "error")])
-            if len(payload) > s.max_batch:
+            limit = s.max_batch if host is None else s.max_ws_batch
+            if limit is not None and len(payload) > limit:
                 return Reply(_dumps(error_response(None, -32600, "batch too large")),
                              [Call("?", "error")])
             calls: list[Call] = []
@@ -392,17 +399,38 @@ class JsonRpc:
                 if start_n > stop_n:
                     raise RpcError(-32602, "invalid block range params")
                 return []
-            if stop - start + 1 > s.logs_max_range:
-                raise RpcError(-32602, (
-                    f"Log response size exceeded. You can make eth_getLogs requests with up "
-                    f"to a {_short(s.logs_max_range)} block range and no limit on the "
-                    f"response size, or you can request any block range with a cap of "
-                    f"{_short(s.logs_max_results)} logs in the response."))
-        logs = chain.logs(flt, start, stop, limit=s.logs_max_results)
-        self._logs_budget -= s.logs_max_results + 1 if logs is None else len(logs)
-        if logs is None:
-            raise RpcError(-32005, f"query returned more than {s.logs_max_results} results")
+            asked = stop - start + 1
+            if (s.logs_max_range is not None and asked > s.logs_max_range
+                    and self.profile.range_rule == "hard"):
+                code, text = self.profile.range_error(s.logs_max_range, asked, start, stop)
+                raise RpcError(code, text)
+        cap = s.logs_max_results
+        if (self.profile.range_rule == "soft" and s.logs_max_range is not None
+                and stop - start + 1 <= s.logs_max_range):
+            cap = None  # Alchemy: within the free range, no limit on the response size
+        budget = s.max_logs_per_request
+        logs = chain.logs(flt, start, stop, limit=budget if cap is None else min(cap, budget))
+        if logs is None and cap is not None and cap < budget:
+            self._logs_budget -= cap + 1
+            code, text = self.profile.results_error(
+                cap, s.logs_max_range, start, self._fitting_stop(flt, start, stop, cap))
+            raise RpcError(code, text)
+        self._logs_budget -= budget + 1 if logs is None else len(logs)
+        if logs is None:  # past the node's own bound on one body
+            raise RpcError(-32005, f"query returned more than {budget} results")
         return logs
+
+    def _fitting_stop(self, flt: LogFilter, start: int, stop: int, cap: int) -> int:
+        """The last block ``b`` such that ``[start, b]`` returns at most ``cap`` logs (the
+        range a provider suggests in its error), by bisection."""
+        lo, hi = start, stop
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.chain.logs(flt, start, mid, limit=cap) is None:
+                hi = mid - 1
+            else:
+                lo = mid
+        return lo
 
     # -- transactions -------------------------------------------------------------------------
     def _get_tx(self, p: list[Any], h: SubscriptionHost | None) -> Any:
@@ -464,7 +492,3 @@ class JsonRpc:
         if not p or not isinstance(p[0], str):
             raise RpcError(-32602, "invalid argument 0: expected subscription id")
         return h.unsubscribe(p[0])
-
-
-def _short(n: int) -> str:
-    return f"{n // 1000}K" if n >= 1000 and n % 1000 == 0 else str(n)

@@ -4,8 +4,8 @@ All values have provider-like defaults (see REFERENCE.md). A TOML config
 (``serve --config FILE``) may override them::
 
     [node]
-    logs_max_range = 2000
-    logs_max_results = 10000
+    profile = "alchemy"         # geth | alchemy | infura | quicknode | public
+    logs_max_range = 2000       # optional: overrides the profile's number
 
     [lag]               # or, in the contract's words, [chain] index_lag_median_s = 4.0
     median_s = 4.0
@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import SimulatorError
+from simulator.providers import PROFILES
 
 __all__ = [
+    "FROM_PROFILE",
     "LagSettings",
     "NodeSettings",
     "SettingsError",
@@ -44,32 +46,53 @@ class SettingsError(SimulatorError, ValueError):
     """A config that cannot be used; the message names the file and the field."""
 
 
+#: a limit left to the provider profile (``[node] profile``); after construction every such
+#: field holds the profile's number, ``None`` meaning "no limit"
+FROM_PROFILE = -1
+_PROFILE_LIMITS = ("logs_max_range", "logs_max_results", "max_batch", "max_ws_batch",
+                   "max_subscriptions")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
-    """JSON-RPC behaviour, with the limits real providers apply."""
+    """JSON-RPC behaviour, with the limits real providers apply.
+
+    ``profile`` names a :data:`simulator.providers.PROFILES` entry (geth, alchemy, infura,
+    quicknode, public): its ``eth_getLogs`` range/result limits and texts, batch and
+    subscription limits. A limit given here overrides the profile's number (the profile's
+    text and range rule stay); ``None`` after construction = no limit.
+    """
 
     client_version: str = "bor/v2.0.1-stable/linux-amd64/go1.23.4"
-    # Alchemy caps eth_getLogs at a 2K block range unless results stay under 10K logs;
-    # geth refuses a query returning more than 10000 results.
-    logs_max_range: int = 2000
-    logs_max_results: int = 10000
+    profile: str = "alchemy"
+    logs_max_range: int | None = FROM_PROFILE
+    logs_max_results: int | None = FROM_PROFILE
     max_frame_bytes: int = 1 << 20  # incoming WS frames / HTTP bodies
     max_json_depth: int = 64  # nesting of a request body; deeper -> -32700 / HTTP 400
-    max_batch: int = 1000  # geth's BatchRequestLimit: more -> -32600 "batch too large"
+    max_batch: int | None = FROM_PROFILE  # more -> -32600 "batch too large" (geth's text)
+    max_ws_batch: int | None = FROM_PROFILE  # the same over WebSocket (Alchemy: 20)
     # geth's BatchResponseMaxSize: past it the rest of a batch gets -32003 "response too large"
     max_response_bytes: int = 25_000_000
     # logs one body (a batch) may select, failed over-limit queries counted as
     # logs_max_results + 1: bounds the work of a batch of eth_getLogs the same way
     max_logs_per_request: int = 40_000
     notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
-    max_subscriptions: int | None = None  # per connection; None = unlimited
+    max_subscriptions: int | None = FROM_PROFILE  # per connection; None = unlimited
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
 
     def __post_init__(self) -> None:
-        for name in ("logs_max_range", "logs_max_results", "max_frame_bytes", "max_json_depth",
-                     "max_batch", "max_response_bytes", "max_logs_per_request",
-                     "notify_buffer"):
+        chosen = PROFILES.get(self.profile)
+        if chosen is None:
+            raise SettingsError(f"profile: unknown provider profile {self.profile!r} "
+                                f"(known: {', '.join(sorted(PROFILES))})")
+        for name in _PROFILE_LIMITS:
+            if getattr(self, name) == FROM_PROFILE:
+                object.__setattr__(self, name, getattr(chosen, name))
+        for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
+                     "max_logs_per_request", "notify_buffer", *_PROFILE_LIMITS):
             value = getattr(self, name)
+            if value is None and name in _PROFILE_LIMITS:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
 

@@ -131,3 +131,24 @@ def test_removed_settings_are_accepted_and_ignored_with_a_warning(
     text = caplog.text
     assert "benchmark_enabled (flag, config file, environment) is deprecated" in text
     assert "actionable_window (config file) is deprecated" in text
+
+
+def test_provider_profile_sets_the_sharding_and_backfill_defaults() -> None:
+    """The simulator's profile names; a value given by hand still wins."""
+    from monitor.providers import PROVIDER_DEFAULTS
+    from simulator.providers import PROFILES
+
+    assert set(PROVIDER_DEFAULTS) == set(PROFILES)
+    s = load_settings(environ={})
+    assert (s.provider_profile, s.backfill_chunk_blocks, s.max_wallets_per_filter) == (
+        None, 1000, 500)
+    s = load_settings({"provider_profile": "public"}, environ={})
+    assert (s.backfill_chunk_blocks, s.max_wallets_per_filter) == (1000, 100)
+    s = load_settings({"backfill_chunk_blocks": 50}, environ={"MONITOR_PROVIDER_PROFILE":
+                                                            "alchemy"})
+    assert (s.backfill_chunk_blocks, s.max_wallets_per_filter) == (50, 500)
+    for name, numbers in PROVIDER_DEFAULTS.items():  # chunks fit the node's range limit
+        limit = PROFILES[name].logs_max_range
+        assert limit is None or numbers.backfill_chunk_blocks <= limit
+    with pytest.raises(ConfigError, match="provider_profile"):
+        load_settings({"provider_profile": "nope"}, environ={})

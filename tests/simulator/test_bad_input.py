@@ -133,7 +133,7 @@ def test_a_batch_of_get_logs_is_cut_at_the_response_size_limit_like_geth() -> No
 
 def test_a_batch_of_failing_get_logs_stops_when_its_log_budget_is_spent() -> None:
     async def main() -> None:
-        settings = SimSettings(node=NodeSettings(logs_max_results=10,
+        settings = SimSettings(node=NodeSettings(profile="geth", logs_max_results=10,
                                                  max_logs_per_request=50))
         async with Simulator(make_recording(20), settings=settings, speed=1000) as sim, \
                 aiohttp.ClientSession() as http:

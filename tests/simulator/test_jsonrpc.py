@@ -97,9 +97,13 @@ def test_get_logs_by_range_address_topics_and_block_hash() -> None:
 
 
 def test_get_logs_limits_answer_like_providers() -> None:
+    """Default profile alchemy: past the free range, the log cap decides (per-profile tests:
+    tests/simulator/test_providers.py)."""
     rpc = make_rpc(logs_max_range=2, logs_max_results=3)
     err = call(rpc, "eth_getLogs", {"fromBlock": hex(1000), "toBlock": hex(1003)})["error"]
     assert err["code"] == -32602 and err["message"].startswith("Log response size exceeded.")
+    assert call(rpc, "eth_getLogs", {"fromBlock": hex(1000), "toBlock": hex(1001)})["result"]
+    rpc = make_rpc(profile="geth", logs_max_results=3)
     err = call(rpc, "eth_getLogs", {"fromBlock": hex(1000), "toBlock": hex(1001)})["error"]
     assert err == {"code": -32005, "message": "query returned more than 3 results"}
 
