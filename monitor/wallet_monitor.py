@@ -495,6 +495,7 @@ class WsShard:
         for a, b in backfill_ranges(cur, target, self.s.backfill_chunk_blocks):
             logs = await self._get_logs(a, b)
             await self.pipeline.on_logs(logs, "backfill")
+            await self._retract_orphans(a, b, logs)
             self.store.set_cursors(self.wallets, b, self.tracker.hash_at(b), "websocket")
             done += b - a + 1
             self.synced_to = b
@@ -503,6 +504,33 @@ class WsShard:
             self.store.save_blocks({n: h for n, h in self.tracker.known().items()
                                     if n <= target})
         return done
+
+    async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]]) -> None:
+        """Trades delivered in blocks ``a..b`` (live, above the cursor) that the node's
+        logs for that range no longer hold, and whose block the node now has with another
+        hash, were reorged away: retract them. This is what catches a reorg whose
+        ``removed`` notifications were lost (a crash, a dropped connection) - the stored
+        cursor was below those blocks, so the restart check could not see them. A block the
+        node does not know yet, or still has with the same hash, is left alone."""
+        standing = self.store.standing_in_range(self.wallets, a, b)
+        if not standing:
+            return
+        ids = set()
+        for lg in logs:
+            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                ids.add(f"{str(lg['transactionHash']).lower()}:{_qty(lg['logIndex'])}")
+        canonical: dict[int, str | None] = {}
+        for tid, number, block_hash in standing:
+            if tid in ids:
+                continue
+            if number not in canonical:
+                canonical[number] = await self._canonical_hash(number)
+            now = canonical[number]
+            if now is not None and now != block_hash.lower():
+                self.counters["orphans_retracted"] += 1
+                log.warning("[%s] trade %s in block %d (%s...) is no longer canonical: "
+                            "retracting", self.conn_id, tid[:18], number, block_hash[:10])
+                await self.pipeline.retract(tid, block_hash)
 
     async def _confirmed_target(self, cur: int, target: int) -> int:
         """A long backfill: ask the node's HTTP head first, and never go past it (a feed

@@ -504,3 +504,44 @@ def test_rpc_garbage_is_a_bad_response_not_a_crash(tmp_path: Path) -> None:
                     with pytest.raises(BadResponse):
                         await client.call("eth_blockNumber", [])
     asyncio.run(go())
+
+
+# -- a reorg whose removals were lost (crash) is retracted after the restart -----------------
+
+def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart(
+        tmp_path: Path) -> None:
+    live = order_filled(block=105, tx=9)  # delivered live, above the cursor
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
+                            is not None, "first sync")
+                await node.notify("logs", live)
+                await until(lambda: len(sink.events) == 1, "the live trade")
+                cur = mon.store.cursor(WALLET) if mon.store else None
+                assert cur is not None and cur.block < 105
+            await run_monitor(node, tmp_path, first)
+            # while the monitor is down, block 105 is replaced: the trade is gone
+            node.logs.clear()
+            node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+                header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
+                else header(int(p[0], 16))
+            node.subscribed.clear()
+            node.subs.clear()
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(107)
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+                assert mon.shards[0].counters["orphans_retracted"] == 1
+            await run_monitor(node, tmp_path, second)
+    asyncio.run(go())
+    retracted = history_rows(tmp_path, "retracted")
+    assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
