@@ -208,8 +208,11 @@ class Chain:
         self.recording = recording
         self.settings = settings or SimSettings()
         self.chain_id = recording.chain_id
-        self.schedule = ReplaySchedule.build(t0_ns, [b.timestamp for b in recording.blocks],
-                                             speed)
+        # blocks [0, history) are published from the start; the replay schedule covers the
+        # rest: the first replayed block is due at t0, as block 0 was without history
+        self.history = min(self.settings.history_blocks or 0, len(recording.blocks) - 1)
+        self.schedule = ReplaySchedule.build(
+            t0_ns, [b.timestamp for b in recording.blocks[self.history:]], speed)
         self.lag = IndexLag(self.settings.lag)
         self.lag_extra_s = 0.0  # explorer_lag fault: added to blocks published meanwhile
         self.blocks: list[ChainBlock] = [ChainBlock(b) for b in recording.blocks]
@@ -220,6 +223,11 @@ class Chain:
         self._by_hash: dict[str, ChainBlock] = {}
         self._tx: dict[str, tuple[ChainBlock, int]] = {}
         self._generation = 0
+        for block in self.blocks[:self.history]:  # history: visible and indexed already
+            self._publish(block, 0, 0)
+            block.indexed_ns = 0
+            self._indexed_ns[-1] = 0
+        self.published = self._reported_indexed = self.history
 
     # -- time ---------------------------------------------------------------------------
     @property
@@ -230,21 +238,26 @@ class Chain:
     def t0_ns(self) -> int:
         return self.schedule.t0_ns
 
+    @property
+    def first_replayed(self) -> int:
+        """The number of the first block the replay publishes (after the history)."""
+        return self.first_number + self.history
+
     def next_publish_ns(self) -> int | None:
-        return self.schedule.next_due_ns(self.published)
+        return self.schedule.next_due_ns(self.published - self.history)
 
     def exhausted(self) -> bool:
         return self.published >= len(self.blocks)
 
     def advance(self, now_ns: int, limit: int | None = None) -> list[ChainBlock]:
         """Publish every block due at ``now_ns`` (at most ``limit``); return them in order."""
-        due = self.schedule.published_count(now_ns)
+        due = self.history + self.schedule.published_count(now_ns)
         if limit is not None:
             due = min(due, self.published + limit)
         out: list[ChainBlock] = []
         while self.published < due:
             block = self.blocks[self.published]
-            self._publish(block, self.schedule.due_ns(self.published), now_ns)
+            self._publish(block, self.schedule.due_ns(self.published - self.history), now_ns)
             self.published += 1
             out.append(block)
         return out

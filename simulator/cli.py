@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -131,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TOML file with simulator settings and faults ([node] profile, "
                             "[chain], [rpc], [lag], [explorer], [[faults]]) "
                             "(default: none, built-in defaults)")
+    history = serve.add_mutually_exclusive_group()
+    history.add_argument("--history-blocks", type=_non_negative_int, metavar="N",
+                         help="serve the first N blocks of the recording as already-published "
+                              "history; the replay starts after them (default: the config's "
+                              "[chain] history_blocks, else 16)")
+    history.add_argument("--start-at", type=_non_negative_int, metavar="BLOCK",
+                         help="start the replay at block number BLOCK: every block before it "
+                              "is history (default: see --history-blocks)")
     serve.add_argument("--paused", action="store_true",
                        help="listen, but start the replay only on POST /_sim/start "
                             "(default: off)")
@@ -285,7 +294,7 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
 def main_serve(args: argparse.Namespace) -> int:
     """``python -m simulator serve``: replay until SIGINT/SIGTERM, then stop cleanly."""
     from simulator.faults import FaultPlan
-    from simulator.settings import SimSettings, load_config
+    from simulator.settings import SERVE_HISTORY_BLOCKS, SimSettings, load_config
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = load_config(args.config) if args.config else SimSettings()
@@ -293,6 +302,17 @@ def main_serve(args: argparse.Namespace) -> int:
     recording = _load_source(args)
     if not recording.blocks:
         raise CliError("the recording has no blocks")
+    history = args.history_blocks
+    if args.start_at is not None:
+        first, last = recording.blocks[0].number, recording.blocks[-1].number
+        if not first <= args.start_at <= last:
+            raise CliError(f"--start-at {args.start_at}: the recording has blocks "
+                           f"{first}..{last}")
+        history = args.start_at - first
+    if history is None:
+        history = (settings.history_blocks if settings.history_blocks is not None
+                   else SERVE_HISTORY_BLOCKS)
+    settings = dataclasses.replace(settings, history_blocks=history)
     return asyncio.run(_serve(args, recording, settings))
 
 

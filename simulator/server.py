@@ -295,11 +295,11 @@ class Simulator:
         t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
         speed = self.chain.speed
-        blocks = self.recording.blocks
+        blocks = self.recording.blocks[self.chain.history:]  # what the replay publishes
         horizon = float(blocks[-1].timestamp - blocks[0].timestamp) + 1.0
         self._schedule = [(t0 + int(w.start_s * _NS / speed), w)
                           for w in self.plan.windows(horizon)]
-        self.history.record("start", speed=speed, t0_ns=t0, first_block=self.chain.first_number,
+        self.history.record("start", speed=speed, t0_ns=t0, first_block=self.chain.first_replayed,
                             ts0=blocks[0].timestamp, chain_id=self.chain.chain_id,
                             recording=self.recording.header(), urls=self.urls)
         self.history.flush()

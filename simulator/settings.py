@@ -32,8 +32,12 @@ from typing import Any
 from simulator.errors import SimulatorError
 from simulator.providers import PROFILES
 
+#: blocks of history a fresh ``serve`` has when neither the config nor the flag says
+SERVE_HISTORY_BLOCKS = 16
+
 __all__ = [
     "FROM_PROFILE",
+    "SERVE_HISTORY_BLOCKS",
     "LagSettings",
     "NodeSettings",
     "SettingsError",
@@ -123,6 +127,20 @@ class SimSettings:
     explorer: dict[str, Any] = field(default_factory=dict)
     faults: tuple[dict[str, Any], ...] = ()
     chain_id: int = 137
+    #: the first blocks of the recording served as already-published history (a real node
+    #: has every block before "now": look-backs at start-up, confirmation depths, the first
+    #: replayed block's parent); the replay starts with the block after them. At least one
+    #: block is always replayed. ``[chain] history_blocks`` / ``serve --history-blocks``;
+    #: None = not set: ``serve`` then uses :data:`SERVE_HISTORY_BLOCKS`, the library 0.
+    history_blocks: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.history_blocks is None:
+            return
+        if isinstance(self.history_blocks, bool) or not isinstance(self.history_blocks, int) \
+                or self.history_blocks < 0:
+            raise SettingsError(f"chain.history_blocks: expected an integer >= 0, got "
+                                f"{self.history_blocks!r}")
 
 
 def _build(cls: Any, table: Any, where: str) -> Any:
@@ -167,6 +185,7 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
         if key not in known:
             raise SettingsError(f"{where}: unknown section {key!r} (known: {', '.join(known)})")
     tables: dict[str, dict[str, Any]] = {"node": {}, "lag": {}}
+    history: Any = None
     for section in ("node", "lag"):
         table = data.get(section, {})
         if not isinstance(table, dict):
@@ -177,6 +196,9 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
         if not isinstance(table, dict):
             raise SettingsError(f"{where}.{section}: expected a table")
         for key, value in table.items():
+            if section == "chain" and key == "history_blocks":
+                history = value
+                continue
             if key in names:
                 target, name = names[key]
             elif section == "rpc":
@@ -197,6 +219,7 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
         explorer=dict(explorer),
         faults=tuple(faults),
         chain_id=int(data.get("chain_id", 137)),
+        history_blocks=history,
     )
 
 

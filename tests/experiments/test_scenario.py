@@ -68,14 +68,14 @@ def test_each_error_names_the_field(changes: dict[str, Any], expected: str) -> N
 def test_a_valid_scenario_has_defaults() -> None:
     s = scenario_from_dict(BASE)
     assert s.mode == "websocket" and s.actionable_window_s == 5.0 and s.speed == 1.0
-    assert s.simulator_config() == {}
+    assert s.simulator_config() == {"chain": {"history_blocks": 0}}  # replay from block 0
 
 
 def test_simulator_config_carries_faults_and_explorer() -> None:
     s = scenario_from_dict({**BASE, "explorer": {"rate_per_s": 3.0},
                             "faults": [{"name": "ws_drop", "at": 30, "every": 60}]})
     assert s.simulator_config() == {
-        "explorer": {"rate_per_s": 3.0},
+        "chain": {"history_blocks": 0}, "explorer": {"rate_per_s": 3.0},
         "faults": [{"name": "ws_drop", "every": 60.0, "start": 30.0}]}
     translated = scenario_from_dict({
         **BASE, "chain": {"index_lag_median_s": 2.0}, "rpc": {"get_logs_max_range": 500},
@@ -83,7 +83,7 @@ def test_simulator_config_carries_faults_and_explorer() -> None:
                    {"name": "ws_loss", "target": "ws:c1", "rate_per_hour": 6, "seed": 4}]})
     assert translated.simulator_config() == {
         "lag": {"median_s": 2.0}, "node": {"logs_max_range": 500},
-        "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
+        "chain": {"history_blocks": 0}, "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
                    {"name": "ws_loss", "target": "ws:c1", "random": True, "rate": 0.1,
                     "seed": 4}]}
 
