@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
@@ -80,20 +80,36 @@ class Deduplicator:
       (a ``removed`` for a block the trade already left is stale).
     """
 
-    def __init__(self) -> None:
-        self._entries: dict[str, DedupEntry] = {}
+    def __init__(self, *, capacity: int | None = None,
+                 lookup: Callable[[str], DedupEntry | None] | None = None) -> None:
+        """``capacity``: at most this many entries stay in memory (the most recently used);
+        older ones are asked of ``lookup`` (the store) when a trade id comes back. Without
+        ``lookup`` every entry stays (tests, short runs)."""
+        if capacity is not None and capacity < 1:
+            raise ValueError("capacity must be positive")
+        self._entries: OrderedDict[str, DedupEntry] = OrderedDict()
+        self.capacity = capacity if lookup is not None else None
+        self._lookup_fn = lookup
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, trade_id: object) -> bool:
-        return trade_id in self._entries
+        return isinstance(trade_id, str) and self.get(trade_id) is not None
 
     def get(self, trade_id: str) -> DedupEntry | None:
-        return self._entries.get(trade_id)
+        return self._lookup(trade_id, None)
 
     def load(self, entries: Iterable[tuple[str, DedupEntry]]) -> None:
-        self._entries.update(entries)
+        for tid, entry in entries:
+            self._put(tid, entry)
+
+    def _put(self, trade_id: str, entry: DedupEntry) -> None:
+        self._entries[trade_id] = entry
+        self._entries.move_to_end(trade_id)
+        if self.capacity is not None:
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
 
     def offer(self, trade_id: str, block_hash: str,
               staged: dict[str, DedupEntry] | None = None) -> Decision:
@@ -103,21 +119,27 @@ class Deduplicator:
         decision sees earlier staged entries; the deduplicator itself changes only when the
         caller :meth:`apply` s them after the durable commit. Without it, applied at once."""
         block_hash = block_hash.lower()
-        target = self._entries if staged is None else staged
         old = self._lookup(trade_id, staged)
         if old is None:
             new = DedupEntry(block_hash, False, 1, 0)
-            target[trade_id] = new
+            self._stage(trade_id, new, staged)
             return Decision(True, "trade", 1, new)
         if old.retracted:
             new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions)
-            target[trade_id] = new
+            self._stage(trade_id, new, staged)
             return Decision(True, "trade", new.deliveries, new)
         if old.block_hash != block_hash:
             new = DedupEntry(block_hash, False, old.deliveries, old.retractions)
-            target[trade_id] = new
+            self._stage(trade_id, new, staged)
             return Decision(False, "moved", old.deliveries, new)
         return Decision(False, "duplicate", old.deliveries, old)
+
+    def _stage(self, trade_id: str, entry: DedupEntry,
+               staged: dict[str, DedupEntry] | None) -> None:
+        if staged is None:
+            self._put(trade_id, entry)
+        else:
+            staged[trade_id] = entry
 
     def retract(self, trade_id: str, block_hash: str,
                 staged: dict[str, DedupEntry] | None = None) -> Decision:
@@ -128,19 +150,25 @@ class Deduplicator:
         if old is None or old.retracted or old.block_hash != block_hash:
             return Decision(False, "ignored", 0, old)
         new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1)
-        (self._entries if staged is None else staged)[trade_id] = new
+        self._stage(trade_id, new, staged)
         return Decision(True, "retraction", new.retractions, new)
 
     def apply(self, staged: dict[str, DedupEntry]) -> None:
         """Make staged decisions current: call only after they were committed to disk."""
-        self._entries.update(staged)
+        for tid, entry in staged.items():
+            self._put(tid, entry)
 
     def _lookup(self, trade_id: str, staged: dict[str, DedupEntry] | None) -> DedupEntry | None:
         if staged is not None:
             entry = staged.get(trade_id)
             if entry is not None:
                 return entry
-        return self._entries.get(trade_id)
+        entry = self._entries.get(trade_id)
+        if entry is None and self._lookup_fn is not None:
+            entry = self._lookup_fn(trade_id)  # evicted earlier: the store remembers it
+            if entry is not None:
+                self._put(trade_id, entry)
+        return entry
 
 
 # --------------------------------------------------------------------------------------

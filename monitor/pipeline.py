@@ -46,15 +46,17 @@ class Pipeline:
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
-                 history: History | None = None) -> None:
+                 history: History | None = None, dedup_capacity: int = 200_000) -> None:
+        """``dedup_capacity``: trade ids kept in memory (most recently seen); older ones
+        are looked up in the store, so memory stays flat over weeks of trades."""
         self.store = store
         self.sink = sink
         self.history = history or NullHistory()
         self.wallets = {w.lower() for w in wallets}
         self.exchanges = tuple(e.lower() for e in exchanges)
-        self.dedup = Deduplicator()
+        self.dedup = Deduplicator(capacity=dedup_capacity, lookup=store.dedup_entry)
         self.counters: Counter[str] = Counter()
-        self.dedup.load(store.dedup_entries())
+        self.dedup.load(store.dedup_entries(limit=dedup_capacity))
         self.sink_failing = False
 
     async def recover(self) -> int:

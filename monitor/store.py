@@ -160,11 +160,26 @@ class Store:
 
     # -- dedup + outbox -----------------------------------------------------------------
 
-    def dedup_entries(self) -> Iterator[tuple[str, DedupEntry]]:
-        """The persisted dedup state, to preload a :class:`~monitor.cores.Deduplicator`."""
-        for tid, bh, retracted, d, r in self._db.execute(
-                "SELECT trade_id, block_hash, retracted, deliveries, retractions FROM delivered"):
+    def dedup_entries(self, limit: int | None = None) -> Iterator[tuple[str, DedupEntry]]:
+        """The persisted dedup state, to preload a :class:`~monitor.cores.Deduplicator`:
+        every entry, or the ``limit`` most recent ones (highest blocks), oldest first."""
+        cols = "trade_id, block_hash, retracted, deliveries, retractions"
+        if limit is None:
+            rows = self._db.execute(f"SELECT {cols} FROM delivered")
+        else:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM (SELECT {cols}, block_number, rowid AS r FROM delivered "
+                "ORDER BY block_number DESC, r DESC LIMIT ?) ORDER BY block_number, r",
+                (int(limit),))
+        for tid, bh, retracted, d, r in rows:
             yield tid, DedupEntry(bh, bool(retracted), d, r)
+
+    def dedup_entry(self, trade_id: str) -> DedupEntry | None:
+        """One trade id's dedup state (the deduplicator asks when it evicted it)."""
+        row = self._db.execute(
+            "SELECT block_hash, retracted, deliveries, retractions FROM delivered "
+            "WHERE trade_id=?", (trade_id,)).fetchone()
+        return None if row is None else DedupEntry(row[0], bool(row[1]), row[2], row[3])
 
     def standing_in_range(self, wallets: Iterable[str], first: int,
                           last: int) -> list[tuple[str, int, str]]:

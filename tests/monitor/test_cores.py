@@ -184,3 +184,18 @@ def test_rollout_is_stable_and_proportional() -> None:
     on10 = {a for a in addrs if assign_source(a, 10) == "websocket"}
     on50 = {a for a in addrs if assign_source(a, 50) == "websocket"}
     assert on10 <= on50
+
+
+def test_dedup_with_a_capacity_keeps_memory_flat_and_asks_the_store_for_old_ids() -> None:
+    from monitor.cores import DedupEntry, Deduplicator
+    disk: dict[str, DedupEntry] = {}
+    d = Deduplicator(capacity=100, lookup=disk.get)
+    for i in range(1000):
+        staged: dict[str, DedupEntry] = {}
+        assert d.offer(f"t{i}", "0xaa", staged).emit
+        disk.update(staged)  # the durable commit
+        d.apply(staged)
+    assert len(d) == 100
+    # an id evicted long ago comes back: still a duplicate, found in the store
+    assert d.offer("t3", "0xaa").kind == "duplicate"
+    assert d.retract("t5", "0xaa").emit and d.offer("t5", "0xaa").generation == 2
