@@ -22,6 +22,7 @@ analysis reads them.
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = ["VIRTUAL_EPOCH_NS", "run_scenario_virtual"]
 
 _NS = 1_000_000_000
 VIRTUAL_EPOCH_NS = 1_767_225_600 * _NS  # wall clock of loop time 0 (2026-01-01T00:00Z)
+NOOP_CYCLES = int(os.environ.get("EXPERIMENTS_NOOP_CYCLES", "4"))  # looptime's idle checks
 _READY_S = 30.0  # virtual seconds the monitor gets to connect before the replay starts
 
 
@@ -67,9 +69,8 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
         _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
         settings = scenario.monitor.settings()
         settings.pop("mode", None)
-        settings["actionable_window"] = scenario.actionable_window_s
         _write_toml(sdir / "monitor_config.toml", settings)
-        loop = looptime.new_event_loop(noop_cycles=42, _enabled=True)
+        loop = looptime.new_event_loop(noop_cycles=NOOP_CYCLES, _enabled=True)
         try:
             loop.run_until_complete(_run(scenario, sdir, recording, wallets, run))
         finally:

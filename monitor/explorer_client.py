@@ -325,5 +325,8 @@ class ExplorerClient:
         finally:
             self.calls.call(method, ok, None if ok else kind)
             self.history.record("api_call", kind="explorer", method=method, ok=ok)
+            if kind == "bad_response":  # garbage from the explorer: counted by kind
+                self.history.record("bad_input", kind="explorer_bad_response",
+                                    source="explorer", reason=method)
             if not ok:
                 log.warning("explorer %s failed (%s)", method, kind)

@@ -311,6 +311,9 @@ class JsonRpcHttpClient:
             return value
         except MonitorError as exc:
             error_kind = type(exc).__name__
+            if isinstance(exc, BadResponse):  # garbage from the node: counted by kind
+                self._history.record("bad_input", kind=f"rpc_{exc.kind}", source=self.kind,
+                                     reason=exc.message[:200])
             raise
         finally:
             for m in methods:
