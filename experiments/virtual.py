@@ -22,8 +22,8 @@ analysis reads them.
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from pathlib import Path
 from typing import Any
 

@@ -83,7 +83,8 @@ def test_simulator_config_carries_faults_and_explorer() -> None:
                    {"name": "ws_loss", "target": "ws:c1", "rate_per_hour": 6, "seed": 4}]})
     assert translated.simulator_config() == {
         "lag": {"median_s": 2.0}, "node": {"logs_max_range": 500},
-        "chain": {"history_blocks": 0}, "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
+        "chain": {"history_blocks": 0},
+        "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
                    {"name": "ws_loss", "target": "ws:c1", "random": True, "rate": 0.1,
                     "seed": 4}]}
 
