@@ -18,7 +18,7 @@ from monitor.sinks import JsonlSink
 from monitor.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_decode_bench import _logs  # noqa: E402
+from test_decode_bench import _logs
 
 
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
