@@ -214,11 +214,23 @@ class Settings(BaseSettings):
     websocket_share: float = Field(100.0, ge=0, le=100,
         description="rollout: percent of wallets on WebSocket (0-100)")
     provider_profile: Literal["geth", "alchemy", "infura", "quicknode", "public"] | None = Field(
-        None, description="provider whose limits set the defaults of max_wallets_per_filter "
-                          "and backfill_chunk_blocks (the simulator's [node] profile names; "
-                          "none = 500 and 1000)")
+        None, description="provider whose limits set the defaults of max_wallets_per_filter, "
+                          "backfill_chunk_blocks and firehose_above_wallets and cap a filter's "
+                          "maker topics (the simulator's [node] profile names; none = 500, "
+                          "1000 and 2000)")
     max_wallets_per_filter: int = Field(500, gt=0,
         description="wallets per `logs` subscription filter")
+    subscription_mode: Literal["auto", "filtered", "firehose"] = Field("auto",
+        description="`filtered`: one `logs` filter of maker topics per shard of "
+                    "`max_wallets_per_filter` wallets; `firehose`: one subscription to every "
+                    "`OrderFilled` of the exchanges, makers filtered locally; `auto`: the "
+                    "firehose past `firehose_above_wallets` WebSocket wallets")
+    firehose_above_wallets: int = Field(2000, ge=0,
+        description="`auto` takes the firehose past this many WebSocket wallets (the "
+                    "provider profile's number unless given)")
+    firehose_chunk_blocks: int = Field(32, gt=0,
+        description="blocks per `eth_getLogs` request in firehose mode (no maker list: every "
+                    "`OrderFilled` of the range, ~230 per busy block)")
     backfill_chunk_blocks: int = Field(1000, gt=0,
         description="blocks per `eth_getLogs` request when filling a gap")
     reconcile_interval: float = Field(30.0, ge=0,
@@ -334,7 +346,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.provider_profile is not None:  # the profile's numbers unless given
             chosen = PROVIDER_DEFAULTS[self.provider_profile]
-            for name in ("max_wallets_per_filter", "backfill_chunk_blocks"):
+            for name in ("max_wallets_per_filter", "backfill_chunk_blocks",
+                         "firehose_above_wallets"):
                 if name not in self.model_fields_set:
                     self.__dict__[name] = getattr(chosen, name)
         if self.backoff_max < self.backoff_initial:

@@ -7,6 +7,13 @@ by keccak of the address): ``websocket_share`` % go to WebSocket shards, the res
 polling baseline (:class:`monitor.polling.PollingMonitor`). ``mode = polling`` (or
 ``websocket_enabled = false``) puts every wallet on polling: the pure baseline.
 
+Subscriptions: :func:`monitor.providers.plan_subscriptions` picks ``filtered`` or
+``firehose`` from ``subscription_mode``, the provider profile and the wallet count (logged,
+and a ``subscription_mode`` history row). In firehose mode one shard watches every
+WebSocket wallet with ``{"address": exchanges, "topics": [[V1, V2]]}`` (no maker topics):
+notifications of other makers are dropped before the delivery queue, and its ``eth_getLogs``
+syncs ask for the same filter in chunks of ``firehose_chunk_blocks``.
+
 Each WebSocket shard (at most ``max_wallets_per_filter`` wallets) owns one
 :class:`~monitor.websocket_manager.WebSocketManager` connection with two subscriptions:
 ``logs`` ``{"address": exchanges, "topics": [[V1, V2], null, [maker topics...]]}`` (made
@@ -80,6 +87,7 @@ from monitor.metrics import peak_rss_bytes
 from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
+from monitor.providers import SubscriptionPlan, plan_subscriptions
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.store import Store
@@ -135,8 +143,14 @@ class WsShard:
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
                  history: History, clock: Clock, alerts: Alerter | None,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None, firehose: bool = False) -> None:
+        """``firehose``: subscribe to every ``OrderFilled`` of the exchanges (no maker
+        topics) and keep only ``wallets``' logs."""
         self.index = index
+        self.firehose = firehose
+        self._maker_topics = frozenset(address_topic(w).lower() for w in wallets)
+        self.chunk_blocks = (min(settings.backfill_chunk_blocks, settings.firehose_chunk_blocks)
+                             if firehose else settings.backfill_chunk_blocks)
         self.conn_id = f"ws{index}"
         self.wallets = wallets
         self.s = settings
@@ -181,6 +195,9 @@ class WsShard:
     # -- filter ------------------------------------------------------------------------
 
     def log_filter(self) -> dict[str, Any]:
+        if self.firehose:
+            return {"address": list(self.pipeline.exchanges),
+                    "topics": [list(ORDER_FILLED_TOPICS)]}
         return {"address": list(self.pipeline.exchanges),
                 "topics": [list(ORDER_FILLED_TOPICS), None,
                            [address_topic(w) for w in self.wallets]]}
@@ -235,6 +252,13 @@ class WsShard:
         if not isinstance(result, dict):
             self.pipeline.report_decode_error(result, "notification result is not a log object")
             return
+        self.counters["notifications"] += 1
+        if self.firehose:  # another maker's fill: dropped before any decode or queueing
+            topics = result.get("topics")
+            if (isinstance(topics, list) and len(topics) > 2 and isinstance(topics[2], str)
+                    and topics[2].lower() not in self._maker_topics):
+                self.counters["other_wallet"] += 1
+                return
         try:
             self._inbox.put_nowait(result)
         except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
@@ -489,10 +513,10 @@ class WsShard:
             self.store.set_cursors(missing, first - 1, None, "websocket", forward_only=False)
             cur = self.cursor()
             assert cur is not None
-        if target - cur > self.s.backfill_chunk_blocks:
+        if target - cur > self.chunk_blocks:
             target = await self._confirmed_target(cur, target)
         done = 0
-        for a, b in backfill_ranges(cur, target, self.s.backfill_chunk_blocks):
+        for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             logs = await self._get_logs(a, b)
             await self.pipeline.on_logs(logs, "backfill")
             await self._retract_orphans(a, b, logs)
@@ -587,7 +611,7 @@ class WsShard:
 
     async def _fix_range(self, fork: int, head: int) -> None:
         logs: list[dict[str, Any]] = []
-        for a, b in backfill_ranges(fork - 1, head, self.s.backfill_chunk_blocks):
+        for a, b in backfill_ranges(fork - 1, head, self.chunk_blocks):
             logs.extend(await self._get_logs(a, b))
         ids = set()
         for lg in logs:
@@ -645,6 +669,7 @@ class WalletMonitor:
         self.explorer: ExplorerClient | None = None
         self.rpc: _Rpc | None = None
         self.shards: list[WsShard] = []
+        self.plan: SubscriptionPlan | None = None
         self.poller: PollingMonitor | None = None
         self._poll_task: asyncio.Task[Any] | None = None
         self.ws_wallets, self.poll_wallets = split_wallets(
@@ -696,12 +721,21 @@ class WalletMonitor:
             self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
                             timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
                             rate_per_s=s.rpc_rate_per_s)
-            per = s.max_wallets_per_filter
+            self.plan = plan = plan_subscriptions(
+                s.subscription_mode, len(self.ws_wallets),
+                max_wallets_per_filter=s.max_wallets_per_filter,
+                firehose_above_wallets=s.firehose_above_wallets, profile=s.provider_profile)
+            log.info("subscriptions: %s (%s); %d connection(s), %d subscription(s)",
+                     plan.mode, plan.reason, plan.connections, plan.subscriptions)
+            self.history.record("subscription_mode", **plan.to_dict())
+            firehose = plan.mode == "firehose"
+            per = len(self.ws_wallets) if firehose else plan.wallets_per_filter
             for i in range(0, len(self.ws_wallets), per):
                 shard = WsShard(i // per, self.ws_wallets[i:i + per], settings=s,
                                 store=self.store, pipeline=self.pipeline, rpc=self.rpc,
                                 explorer=self.explorer, history=self.history, clock=self.clock,
-                                alerts=self.alerts, supervisor=self.supervisor)
+                                alerts=self.alerts, supervisor=self.supervisor,
+                                firehose=firehose)
                 self.shards.append(shard)
                 await shard.start()
         if self.poll_wallets:
@@ -761,6 +795,8 @@ class WalletMonitor:
             out["explorer"] = self.explorer.calls.to_dict()
         if self.rpc is not None:
             out["rpc_http"] = {"calls": dict(self.rpc.calls), "failures": self.rpc.failures}
+        if self.plan is not None:
+            out["subscriptions"] = self.plan.to_dict()
         out["shards"] = {sh.conn_id: {"ws": sh.manager.metrics_dict(),
                                       **dict(sh.counters)} for sh in self.shards}
         if self.supervisor is not None:
