@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 SUMMARY_KEYS = [
-    "scenario", "description", "mode", "speed", "seed", "wallets", "sim_duration_s",
+    "scenario", "description", "era", "mode", "speed", "seed", "wallets", "sim_duration_s",
     "status", "error", "trades", "detected", "late", "missed", "duplicates", "phantoms",
     "retracted", "missed_pct", "latency_p50_s", "latency_p95_s", "latency_p99_s",
     "latency_max_s", "latency_p95_in_fault_s", "latency_p95_outside_fault_s", "api_calls",
@@ -53,7 +53,7 @@ RUN_FILE = "run.json"
 def empty_summary(run: dict[str, Any]) -> dict[str, Any]:
     """A summary with the scenario's identity and every measure null."""
     s: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
-    for key in ("scenario", "description", "mode", "speed", "seed", "sim_duration_s",
+    for key in ("scenario", "description", "era", "mode", "speed", "seed", "sim_duration_s",
                 "actionable_window_s"):
         s[key] = run.get(key)
     s["wallets"] = len(run.get("wallets") or [])
@@ -109,6 +109,7 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
                 sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"))
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
+            summary["era"] = scenario.era  # from scenario.toml: older run.json files lack it
             # evaluated once, here, on the final summary; the report takes it as written
             summary["thresholds"] = evaluate_all(thresholds, summary)
             summary["status"] = "ok"

@@ -229,7 +229,8 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
 
 
 def _scenario_entry(s: Scenario) -> dict[str, Any]:
-    return {"name": s.name, "description": s.description, "mode": s.mode, "seed": s.seed,
+    return {"name": s.name, "description": s.description, "era": s.era, "mode": s.mode,
+            "seed": s.seed,
             "speed": s.speed, "sim_duration_s": s.sim_duration_s,
             "recording": s.recording, "profile": s.profile}
 

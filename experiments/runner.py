@@ -105,15 +105,14 @@ def resolve_recording(scenario: Scenario, cache_dir: Path) -> Path:
     if scenario.profile is not None:
         return _synth(scenario.profile, scenario.seed, scenario.synth_blocks(), cache_dir)
     assert scenario.recording is not None
-    if scenario.recording == "default":
-        from simulator import synth
+    from simulator import synth
 
-        path = Path(synth.default_recording_path())
+    if scenario.recording in synth.SHIPPED_RECORDINGS:  # "default", "today", ...
+        path = Path(synth.shipped_recording_path(scenario.recording))
         if path.exists():
             return path
-        return _synth(getattr(synth, "DEFAULT_PROFILE", "default"),
-                      int(getattr(synth, "DEFAULT_SEED", 1)),
-                      int(getattr(synth, "DEFAULT_BLOCKS", 1000)), cache_dir)
+        profile, blocks, seed = synth.SHIPPED_RECORDINGS[scenario.recording]
+        return _synth(profile, seed, blocks, cache_dir)
     path = Path(scenario.recording)
     if not path.exists():
         raise HarnessError(f"recording {scenario.recording}: no such file")
@@ -361,6 +360,7 @@ def _write_toml(path: Path, doc: dict[str, Any]) -> None:
 def _base_run(scenario: Scenario) -> dict[str, Any]:
     return {
         "scenario": scenario.name, "description": scenario.description,
+        "era": scenario.era,
         "mode": scenario.mode, "speed": scenario.speed, "seed": scenario.seed,
         "sim_duration_s": scenario.sim_duration_s, "grace_s": scenario.grace_s,
         "actionable_window_s": scenario.actionable_window_s,

@@ -4,7 +4,9 @@ A scenario is a TOML file (``experiments/scenarios/*.toml``)::
 
     name = "websocket_drops"
     description = "WebSocket feed with an abrupt TCP drop every 2 simulated minutes"
-    recording = "default"           # a path, or "default"; or profile + seed (+ blocks)
+    recording = "today"             # a path, or a shipped one ("today", "default" = the
+                                    # 2026-04-27 eve of V2); or profile + seed (+ blocks)
+    era = "2026-05+ (1.75 s blocks, V2)"   # which chain this stands for (shown in the report)
     sim_duration_s = 1200           # simulated seconds measured
     speed = 40                      # time compression
     grace_s = 60                    # simulated seconds after the end before stopping
@@ -337,6 +339,9 @@ class Scenario(_Strict):
 
     name: str
     description: str = ""
+    # which era of the chain the scenario stands for, e.g. "2026-05+ (1.75 s blocks, V2)"
+    # or "2026-04 (2 s blocks, V1+V2)": carried into the summary and shown in the report
+    era: str | None = None
     recording: str | None = None
     profile: str | None = None
     seed: int = 0
@@ -410,7 +415,8 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _source(self) -> Scenario:
         if (self.recording is None) == (self.profile is None):
-            raise ValueError("recording: give either recording (a path or \"default\") "
+            raise ValueError("recording: give either recording (a path, \"today\" or "
+                             "\"default\") "
                              "or profile (+ seed, blocks)")
         if self.recording is not None and self.blocks is not None:
             raise ValueError("blocks: only with profile (a recording has its own blocks)")

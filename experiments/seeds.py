@@ -84,7 +84,7 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
     """Pool the per-seed runs in ``sdir/seeds/<seed>/`` into ``sdir`` and return the pooled
     summary. A seed that did not run cleanly makes the pooled scenario a harness error
     that names it: a partial pool would read like a result."""
-    base = {"scenario": scenario.name, "description": scenario.description,
+    base = {"scenario": scenario.name, "description": scenario.description, "era": scenario.era,
             "mode": scenario.mode, "speed": summaries[0].get("speed") if summaries else None,
             "seed": seeds[0] if seeds else None, "sim_duration_s": None,
             "actionable_window_s": scenario.actionable_window_s,

@@ -319,6 +319,11 @@ class ExplorerClient:
                     kind = "notok"
                 else:
                     ok = True
+            elif (isinstance(body, dict) and str(body.get("status")) == "1"
+                  and str(body.get("message", "")).upper().startswith("NOTOK")):
+                kind = "bad_response"  # status 1 with NOTOK: a contradiction, never data
+                raise BadResponse(f"explorer {method}: status 1 with message "
+                                  f"{body.get('message')!r}", status=status)
             else:
                 ok = True
             return body

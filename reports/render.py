@@ -153,6 +153,7 @@ def _scenario_rows(run: Run) -> list[dict[str, Any]]:
         cells = [fmt_num(metric_value(sc.summary, m), kind) if sc.summary else "-"
                  for _, m, kind in SCENARIO_COLUMNS]
         out.append({"name": sc.name, "mode": sc.mode, "status": sc.status,
+                    "era": str(sc.summary.get("era") or "-"),
                     "wallets": sc.summary.get("wallets", "-"), "cells": cells})
     return out
 
@@ -196,6 +197,7 @@ def render_report(report: Report) -> str:
         details.append({
             "name": sc.name, "mode": sc.mode, "status": sc.status,
             "description": str(sc.summary.get("description") or ""),
+            "era": str(sc.summary.get("era") or ""),
             "error": str(sc.summary.get("error") or ""),
             "faults": [f for f in faults if isinstance(f, dict)],
             "problems": list(sc.problems),

@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "and an Etherscan-V2 style explorer")
     src = serve.add_mutually_exclusive_group()
     src.add_argument("--recording", metavar="PATH",
-                     help="recording to replay (default: none; give this or --profile)")
+                     help="recording to replay: a file, or a shipped one by name (today = "
+                          "1.75-s blocks, V2 only; default = 2026-04-27, 2-s blocks, V1+V2) "
+                          "(default: none; give this or --profile)")
     src.add_argument("--profile", metavar="NAME",
                      help=f"synthesise the recording in memory from a profile: {profiles} "
                           "(default: none)")
@@ -259,7 +261,12 @@ def _load_source(args: argparse.Namespace) -> Any:
             raise CliError(f"--profile {args.profile}: {exc.args[0] if exc.args else exc}") \
                 from None
     if getattr(args, "recording", None):
-        return load_recording(args.recording)
+        from simulator.synth import SHIPPED_RECORDINGS, shipped_recording_path
+
+        path = args.recording
+        if path in SHIPPED_RECORDINGS and not Path(path).exists():
+            path = shipped_recording_path(path)
+        return load_recording(path)
     raise CliError("give --recording PATH or --profile NAME")
 
 

@@ -148,6 +148,19 @@ _PROFILES = [
         start_timestamp=1777329000,  # 2026-04-27 22:30 UTC
     ),
     Profile(
+        name="today",
+        description="today's chain, the default of the experiments: the shipped default's "
+                    "light traffic with news bursts at the same rates per second, 1.75-s "
+                    "blocks (PIP-86, May 2026), V2 exchanges only (pUSD), few wallets",
+        # The default profile's calibrated rates per second kept: its per-block means
+        # (0.9 trade tx, burst start 0.004, 3.0 background tx per 2-s block) x 1.75/2. A
+        # burst's peak is a count in one block and stays as it is.
+        interval_s=1.75, trade_tx_mean=0.7875, trade_tx_shape=0.5, burst_prob=0.0035,
+        burst_peak=(20, 28), v2_share=1.0, wallets=400, markets=60,
+        background_tx_mean=2.625,
+        start_timestamp=1795528800,  # 2026-11-24 14:00 UTC
+    ),
+    Profile(
         name="steady-1.75s",
         description="steady traffic after PIP-86 (1.75-s blocks), V2 exchanges only",
         interval_s=1.75, trade_tx_mean=8.0, v2_share=1.0, wallets=20000,

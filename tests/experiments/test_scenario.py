@@ -136,7 +136,8 @@ def test_default_matrix_is_valid_and_complete() -> None:
     assert budget < 540, f"default matrix needs ~{budget:.0f} s of wall time"
     quick = sum((q.sim_duration_s + q.grace_s) / q.speed + 4
                 for q in (s.quickened() for s in scenarios))
-    assert quick < 120, f"--quick needs ~{quick:.0f} s of wall time"
+    # 120 s before the two older-era scenarios (reorgs_2026q1_deep, websocket_clean_2026q1)
+    assert quick < 130, f"--quick needs ~{quick:.0f} s of wall time"
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
