@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
+from monitor.bounds import nesting_ok
 from monitor.redact import redact, register_secret
 
 __all__ = [
@@ -170,6 +171,8 @@ class TelegramAlerter:
             ok = False
             description = ""
             try:
+                if not nesting_ok(body):
+                    raise ValueError("nested too deep")
                 parsed = json.loads(body)
                 ok = isinstance(parsed, dict) and parsed.get("ok") is True
                 if isinstance(parsed, dict):

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from monitor.bounds import quantity
+from monitor.bounds import nesting_ok, quantity
 from monitor.clock import Clock, SystemClock
 from monitor.cores import RateLimiter
 from monitor.errors import (
@@ -289,6 +289,8 @@ class ExplorerClient:
                 kind = "bad_response"
                 raise
             try:
+                if not nesting_ok(raw.decode("utf-8", "replace")):
+                    raise RecursionError  # deep JSON must never reach the C parser
                 body = json.loads(raw)
             except RecursionError:
                 kind = "bad_response"

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock
 from monitor.errors import (
     RATE_LIMIT_RPC_CODES,
@@ -116,6 +117,8 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     if status == 429:
         return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
     try:
+        if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
+            raise RecursionError
         parsed = json.loads(body)
     except RecursionError:
         return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock, wall_ns
 from monitor.errors import ConfigError
 from monitor.private_files import PRIVATE_MODE
@@ -163,7 +164,8 @@ class JsonlSink:
                 fh.truncate(end)
         for line in data[:end].splitlines():
             try:
-                row = json.loads(line)
+                text = line.decode("utf-8", "replace")
+                row = json.loads(text) if nesting_ok(text) else None
             except (ValueError, RecursionError):
                 row = None
             if not isinstance(row, dict):  # garbage, or JSON that is not a row

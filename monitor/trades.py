@@ -82,7 +82,7 @@ class Trade:
         return self.usdc_raw / self.shares_raw if self.shares_raw else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {name: getattr(self, name) for name in _FIELD_NAMES}  # all flat: no deep copy
         d.update(price=self.price, shares=self.shares, usdc=self.usdc, fee=self.fee)
         return d
 
@@ -93,6 +93,9 @@ class Trade:
     def from_dict(cls, d: dict[str, Any]) -> Trade:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Trade))
 
 
 def _quantity(value: Any, what: str) -> int:

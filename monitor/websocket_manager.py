@@ -54,6 +54,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from monitor.alerts import Alert, Alerter, AlertPolicy
+from monitor.bounds import nesting_ok
 from monitor.clock import Clock
 from monitor.connection import (
     ConnEvent,
@@ -772,6 +773,9 @@ class WebSocketManager:
             except UnicodeDecodeError:
                 self._bad("binary", data[:40])
                 return
+        if not nesting_ok(data):  # before parsing: deep JSON must never reach the C parser
+            self._bad("too_deep", data[:80])
+            return
         try:
             msg = json.loads(data)
         except RecursionError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +252,28 @@ def test_named_bad_explorer_body_is_refused_or_read_as_data(name: str) -> None:
     except MonitorError:
         return
     assert not isinstance(result, list) or result == []
+
+
+def test_deep_json_never_reaches_the_c_parser_even_with_a_raised_recursion_limit() -> None:
+    """A library that raised the recursion limit turns 100,000 nested arrays into a
+    segmentation fault inside ``json.loads``: every parser checks nesting first. In a
+    child process, so a crash fails this test instead of ending the run."""
+    import subprocess
+    import sys
+    code = """
+import asyncio, sys
+sys.setrecursionlimit(1_000_000)
+from monitor.jsonrpc_client import classify_http
+from monitor.sinks import JsonlSink
+from test_fuzz import _manager
+deep = "[" * 300_000 + "]" * 300_000
+assert classify_http(200, deep).kind == "too_deep"
+mgr, link, _got = _manager()
+asyncio.run(mgr._handle_frame(link, deep))
+assert mgr.bad_frames["too_deep"] == 1
+print("ok")
+"""
+    here = str(Path(__file__).resolve().parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=here, env={**os.environ, "PYTHONPATH": here})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
