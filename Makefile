@@ -34,9 +34,12 @@ test: install anvil chromium
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# the long forms: 20-kill crash loop, long soaks (not in make test)
+# the long forms (not in make test): the 20-kill crash loop, and a simulated day under 5
+# seeds in virtual time with every fault kind hourly; its run and report land in results/soak
 soak: install anvil
-	ANVIL_BIN=$(abspath $(ANVIL)) $(BIN)/python -m pytest -q -m soak -p no:cacheprovider
+	SOAK_OUT=$(abspath results)/soak ANVIL_BIN=$(abspath $(ANVIL)) \
+	  $(BIN)/python -m pytest -q -s -m soak -p no:cacheprovider
+	$(BIN)/python -m reports build results/soak/latest
 
 bench: install
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,mean,max,rounds
