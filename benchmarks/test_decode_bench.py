@@ -64,12 +64,15 @@ def test_decode_reference(benchmark: Any) -> None:
 def test_decode_throughput_figure(capsys: pytest.CaptureFixture[str]) -> None:
     """Best of 5 rounds, in logs per second (printed; a loose floor guards regressions on a
     shared machine - the 100k/s target is reported, see the final note)."""
-    best = float("inf")
-    for _ in range(5):
+    rates = []
+    for _ in range(9):
         t0 = time.perf_counter()
         _decode_all(decode_order_filled)
-        best = min(best, time.perf_counter() - t0)
-    rate = N / best
+        rates.append(N / (time.perf_counter() - t0))
+    rates.sort()
+    lo, mid, hi = rates[0], rates[len(rates) // 2], rates[-1]
     with capsys.disabled():
-        print(f"\ndecode_order_filled: {rate:,.0f} logs/s")
-    assert rate > 20_000
+        print(f"\ndecode_order_filled over {len(rates)} rounds: min {lo:,.0f}, median "
+              f"{mid:,.0f}, max {hi:,.0f} logs/s (target >= 100,000 at the min: "
+              f"{'met' if lo >= 100_000 else 'NOT met'})")
+    assert hi > 20_000
