@@ -545,3 +545,24 @@ def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart
     asyncio.run(go())
     retracted = history_rows(tmp_path, "retracted")
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
+
+
+def test_tls_verification_is_on_unless_turned_off_and_turning_it_off_warns(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from monitor.websocket_manager import insecure_factory
+
+    async def go(**extra: Any) -> WalletMonitor:
+        async with HostileNode() as node:
+            mon = WalletMonitor(settings(node, tmp_path, mode="polling", **extra),
+                                sink=MemorySink())
+            await mon.start()
+            await mon.stop()
+            return mon
+    with caplog.at_level("WARNING", logger="monitor.wallets"):
+        asyncio.run(go())
+    assert not [r for r in caplog.records if "tls_verify" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="monitor.wallets"):
+        asyncio.run(go(tls_verify=False))
+    assert [r for r in caplog.records if "NOT checked" in r.getMessage()]
+    s = settings(HostileNode(), tmp_path)
+    assert s.tls_verify is True and callable(insecure_factory)
