@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS paths (
 CREATE TABLE IF NOT EXISTS heads (
     wall_ns INTEGER NOT NULL, mono_ns INTEGER NOT NULL, path TEXT NOT NULL,
     head INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS heads_wall ON heads(wall_ns);
 """
 
 
@@ -263,6 +264,9 @@ class PilotStore:
             if head is not None:
                 self._db.execute("INSERT INTO heads VALUES (?,?,?,?)",
                                  (wall_ns, mono_ns, path, head))
+                # bounded over weeks: heads older than the retention are dropped
+                self._db.execute("DELETE FROM heads WHERE wall_ns < ?",
+                                 (wall_ns - HEADS_RETENTION_NS,))
             self._db.execute("UPDATE sessions SET last_wall_ns = ? WHERE id = ?",
                              (wall_ns, session))
             self._db.execute("COMMIT")
@@ -279,6 +283,9 @@ class PilotStore:
         cur = self._db.execute("SELECT wall_ns, mono_ns, path, head FROM heads "
                                "ORDER BY wall_ns")
         return [(int(a), int(b), str(c), int(d)) for a, b, c, d in cur]
+
+
+HEADS_RETENTION_NS = 90 * 86_400 * 10**9  # 90 days of heads: longer than any pilot phase
 
 
 # -- status ------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ triggers derived from what the run measured on the websocket scenarios.
 
 Gates get headroom over the measured numbers (1.5x, never stricter than the claims), and
 rollback triggers are set where production clearly departs from the test (2-3x). The
-number of trades a phase needs comes from the rule of three: with 0 misses in n trades
-the 95 % upper bound on the miss rate is 3/n.
+number of trades a phase needs is derived from the bound the pilot needs: the fewest trades
+with 0 misses whose exact 95 % upper bound on the miss rate is below the claimed rate
+(:func:`experiments.confidence.trials_needed`; 299 for "missed < 1 %"), and never fewer
+than ``min_trades_per_phase``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from experiments.confidence import trials_needed, upper_bound
 from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import Run
@@ -70,8 +73,10 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
     fault_p95 = p95_fault if p95_fault is not None else window
     # never looser than the actionable window: a trade later than that is lost money
     fault_gate = min(max(fault_p95 * 1.5, lat_gate), window)
-    n = criteria.rollout.min_trades_per_phase
-    bound = 300.0 / n if n else float("inf")
+    limit = criteria.claims.missed_after_pct / 100.0
+    n = max(criteria.rollout.min_trades_per_phase,
+            trials_needed(limit) if 0.0 < limit < 1.0 else 0)
+    bound = 100.0 * upper_bound(0, n) if n else float("inf")
 
     basis = tuple(
         x for x in (

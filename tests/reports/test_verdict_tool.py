@@ -74,3 +74,16 @@ def test_fault_labels_never_overlap() -> None:
         xs.sort()
         assert all(b - a >= 8 * width for a, b in itertools.pairwise(xs))
     assert any(text for _, _, text in placed) and any(not text for _, _, text in placed)
+
+
+def test_rollout_trades_per_phase_come_from_the_bound_the_pilot_needs(tmp_path: Path) -> None:
+    from experiments.confidence import upper_bound
+    from reports.criteria import load_criteria
+    from reports.load import load_run
+    from reports.rollout import plan_rollout
+    from reports.verdict import Verdict
+    plan = plan_rollout(load_run(build_run(tmp_path)), Verdict.GO, load_criteria())
+    text = json.dumps([p.__dict__ if hasattr(p, "__dict__") else str(p) for p in plan.phases],
+                      default=str)
+    assert "300 trades" in text  # max(299 from the bound, min_trades_per_phase 300)
+    assert f"{100 * upper_bound(0, 300):.2g} %" in text
