@@ -56,11 +56,11 @@ from experiments.store import (
 from experiments.truth import TRUTH_COLUMNS
 from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
+from polyvocab.policies import is_range_too_large
 
 __all__ = ["LIMITATIONS", "ReconcileError", "ReconcileOptions", "chain_truth", "reconcile"]
 
 _NS = 1_000_000_000
-_SPLIT_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed")
 
 LIMITATIONS = [
     "Latency is measured from the block timestamp, which has 1 s resolution: each latency "
@@ -129,7 +129,7 @@ class _Rpc:
                 raise ReconcileError(f"{method}: the node's reply is not an object")
             if "error" in reply:
                 msg = str((reply["error"] or {}).get("message", reply["error"]))
-                if any(t in msg.lower() for t in _SPLIT_TEXTS):
+                if is_range_too_large(msg):
                     raise _RangeError(msg)
                 last = ReconcileError(f"{method}: {msg}")
                 self._sleep(min(2.0 ** attempt, 10.0))

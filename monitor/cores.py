@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
+from polyvocab.policies import TokenBucket
+
 __all__ = [
     "BlockTracker",
     "Decision",
@@ -368,33 +370,8 @@ class FallbackDecider:
 # Rate limit
 # --------------------------------------------------------------------------------------
 
-class RateLimiter:
-    """Token bucket: ``rate`` calls per second, bursts up to ``burst``.
-
-    ``reserve(now)`` takes a token and returns how long to wait before using it (0 = now).
-    ``penalise(now, seconds)`` pushes every later call back (after a rate-limit answer).
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._last: float | None = None
-        self._blocked_until = 0.0
-
-    def reserve(self, now: float) -> float:
-        if self._last is None:
-            self._last = now
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= 1.0
-        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-        return max(wait, self._blocked_until - now)
-
-    def penalise(self, now: float, seconds: float) -> None:
-        self._blocked_until = max(self._blocked_until, now + seconds)
+#: the client-side token bucket (one implementation, in :mod:`polyvocab.policies`)
+RateLimiter = TokenBucket
 
 
 # --------------------------------------------------------------------------------------

@@ -18,11 +18,9 @@ client at a loopback server and production at Alchemy/QuickNode/Infura unchanged
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +44,7 @@ from monitor.history import History, NullHistory
 from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact
+from polyvocab.policies import TokenBucket, parse_retry_after, retry_delays
 
 __all__ = [
     "JsonRpcHttpClient",
@@ -59,35 +58,9 @@ __all__ = [
 log = logging.getLogger("monitor.rpc")
 
 
-def retry_delays(initial: float = 0.25, maximum: float = 8.0,
-                 factor: float = 2.0) -> Iterator[float]:
-    """Retry backoff: ``initial``, ``initial*factor``, ... capped at ``maximum``. Infinite."""
-    d = initial
-    while True:
-        yield min(d, maximum)
-        d = min(d * factor, maximum)
-
-
 def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
     """Retry ``exc`` after ``attempt`` (1-based) tries, with ``max_retries`` retries allowed."""
     return attempt <= max_retries and is_retryable(exc)
-
-
-def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = time.time() if now_wall is None else now_wall
-    return max(0.0, when.timestamp() - now)
 
 
 def _snippet(body: str, n: int = 120) -> str:
@@ -153,24 +126,6 @@ def _result_of(item: Any, expected_id: int) -> Any:
     return item["result"]
 
 
-class TokenBucket:
-    """At most ``rate`` requests per second, bursts of ``burst`` (GCRA). Time as argument."""
-
-    def __init__(self, rate: float, burst: int = 1) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("TokenBucket needs rate > 0 and burst >= 1")
-        self.interval = 1.0 / rate
-        self.tolerance = self.interval * (burst - 1)
-        self._tat = float("-inf")
-
-    def reserve(self, now: float) -> float:
-        """Reserve one slot; return how long to wait before sending (0 = at once)."""
-        tat = max(self._tat, now)
-        wait = max(0.0, tat - self.tolerance - now)
-        self._tat = tat + self.interval
-        return wait
-
-
 class JsonRpcHttpClient:
     """JSON-RPC over HTTP POST with retries.
 
@@ -192,7 +147,7 @@ class JsonRpcHttpClient:
         max_retries: int = 3,
         timeout: float = 10.0,
         rate_limit_per_s: float | None = None,
-        retry_policy: Callable[[], Iterator[float]] = retry_delays,
+        retry_policy: Callable[[], Iterator[float]] = lambda: retry_delays(jitter=0.2),
         max_retry_after: float = 60.0,
         kind: str = "rpc_http",
         name: str = "rpc",

@@ -94,12 +94,12 @@ from monitor.store import Store
 from monitor.supervisor import Supervisor
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
+from polyvocab.policies import is_range_too_large
 
 __all__ = ["WalletMonitor", "WsShard", "split_wallets"]
 
 log = logging.getLogger("monitor.wallets")
 
-_SPLIT_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed")
 
 
 def split_wallets(wallets: Sequence[str], share: float, websocket: bool
@@ -126,7 +126,8 @@ class _Rpc:
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed,
-            retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5)))
+            retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5),
+                                              jitter=0.2, seed=url))
 
     async def call(self, method: str, params: list[Any]) -> Any:
         self.calls[method] += 1
@@ -575,7 +576,7 @@ class WsShard:
         try:
             result = await self.rpc.call("eth_getLogs", [flt])
         except RpcError as exc:
-            if b > a and any(t in exc.rpc_message.lower() for t in _SPLIT_TEXTS):
+            if b > a and is_range_too_large(exc.rpc_message):
                 mid = (a + b) // 2
                 return await self._get_logs(a, mid) + await self._get_logs(mid + 1, b)
             raise

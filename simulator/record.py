@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import json
 import re
 import time
@@ -37,6 +36,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
+from polyvocab.policies import is_range_too_large, is_rate_limited, parse_retry_after
+from polyvocab.policies import retry_delays as _shared_retry_delays
 from simulator.errors import RecordError
 from simulator.ratelimit import TokenBucket
 from simulator.recording import RecordedBlock, Recording
@@ -123,47 +124,21 @@ class _HttpError(Exception):
         self.snippet = snippet
 
 
-def retry_delays(base_s: float, max_s: float) -> Iterator[float]:
-    """Exponential backoff: ``base, 2*base, 4*base, ...`` capped at ``max_s``."""
-    delay = base_s
-    while True:
-        yield min(delay, max_s)
-        delay *= 2
-
-
 def is_rate_limit_error(err: RpcError) -> bool:
     """A JSON-RPC error that means "slow down" (retry), not "your query is wrong"."""
-    text = err.message.lower()
-    return err.code == 429 or any(w in text for w in (
-        "rate limit", "too many requests", "request count", "capacity", "throughput",
-        "exceeded the rate", "rate exceeded"))
+    return err.code == 429 or is_rate_limited(err.message)
 
 
 def is_range_error(err: RpcError) -> bool:
     """An ``eth_getLogs`` refusal that a smaller block range would avoid."""
-    if is_rate_limit_error(err):
-        return False
     text = err.message.lower()
-    return any(w in text for w in (
-        "too many", "more than", "range", "limit exceeded", "response size", "exceed",
-        "too large", "results", "query timeout", "timeout"))
+    return err.code != 429 and (is_range_too_large(text) or any(
+        w in text for w in ("results", "query timeout", "timeout")))
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+def retry_delays(base_s: float, max_s: float) -> Iterator[float]:
+    """The shared backoff (:func:`polyvocab.policies.retry_delays`), doubling, jittered."""
+    return _shared_retry_delays(base_s, max_s, 2.0, jitter=0.2)
 
 
 def _looks_html(body: bytes, content_type: str) -> bool:
@@ -207,7 +182,7 @@ class _Node:
                 body = await resp.read()
                 status = resp.status
                 ctype = resp.headers.get("Content-Type", "")
-                retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except TimeoutError:
             raise _TransportError("timed out") from None
         except aiohttp.ClientConnectorError as exc:

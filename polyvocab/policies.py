@@ -1,0 +1,108 @@
+"""Client policies every part that talks JSON-RPC or to an explorer shares: pure functions
+and a pure class, time as an argument, no I/O (the monitor, the simulator's recorder and
+the experiments' reconciliation all stand on them; one implementation each).
+
+- :class:`TokenBucket` - client-side pacing: ``rate`` calls per second, bursts of
+  ``burst``; ``reserve(now)`` says how long to wait, ``penalise(now, s)`` pushes every
+  later call back after a rate-limit answer.
+- :func:`retry_delays` - backoff ``initial * factor**k`` capped at ``maximum``, each delay
+  shortened by up to ``jitter`` of itself, drawn from a seeded generator (so retries of
+  many clients do not synchronise, and a run is still reproducible).
+- :func:`parse_retry_after` - a ``Retry-After`` header (delta-seconds or HTTP-date).
+- :data:`RANGE_TOO_LARGE_TEXTS` / :func:`is_range_too_large` - the texts providers answer
+  an ``eth_getLogs`` range with when a smaller range would succeed (geth "query returned
+  more than 10000 results", Alchemy "Log response size exceeded ... block range",
+  Infura "query returned more than 10000 results", QuickNode "eth_getLogs is limited to a
+  10,000 range", public RPCs "block range too large").
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Iterator
+
+__all__ = ["RANGE_TOO_LARGE_TEXTS", "TokenBucket", "is_range_too_large", "is_rate_limited",
+           "parse_retry_after", "retry_delays"]
+
+RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
+                         "too large", "response size")
+_RATE_TEXTS = ("rate limit", "too many requests", "request count", "capacity",
+               "throughput", "exceeded the rate", "rate exceeded")
+
+
+def is_rate_limited(message: str) -> bool:
+    """A provider's "slow down" text ("daily request count exceeded", "Too Many
+    Requests", "project ID request rate exceeded", ...): retry later, same query."""
+    text = message.lower()
+    return any(t in text for t in _RATE_TEXTS)
+
+
+def is_range_too_large(message: str) -> bool:
+    """An ``eth_getLogs`` refusal that a smaller block range would avoid (not a rate
+    limit: "too many requests" is about pace, not range)."""
+    if is_rate_limited(message):
+        return False
+    return any(t in message.lower() for t in RANGE_TOO_LARGE_TEXTS)
+
+
+class TokenBucket:
+    """``rate`` calls per second, bursts up to ``burst`` (time as an argument)."""
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        if not rate > 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last: float | None = None
+        self._blocked_until = float("-inf")
+
+    def reserve(self, now: float) -> float:
+        """Take a token; return how long to wait before using it (0 = at once)."""
+        if self._last is None:
+            self._last = now
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
+        self._last = max(self._last, now)
+        self._tokens -= 1.0
+        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        return max(wait, self._blocked_until - now, 0.0)
+
+    def penalise(self, now: float, seconds: float) -> None:
+        """A rate-limit answer: nothing goes out before ``now + seconds``."""
+        self._blocked_until = max(self._blocked_until, now + seconds)
+
+
+def retry_delays(initial: float = 0.25, maximum: float = 8.0, factor: float = 2.0, *,
+                 jitter: float = 0.0, seed: int | str = 0) -> Iterator[float]:
+    """``initial``, ``initial*factor``, ... capped at ``maximum``, each shortened by up to
+    ``jitter`` (0..1) of itself from ``random.Random(seed)``. Infinite."""
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError("jitter must be in [0, 1)")
+    rng = random.Random(seed)
+    d = initial
+    while True:
+        base = min(d, maximum)
+        yield base * (1.0 - jitter * rng.random()) if jitter else base
+        d = min(d * factor, maximum)
+
+
+def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now_wall is None else now_wall
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,44 @@
+"""The shared client policies (polyvocab.policies): one token bucket, one backoff with
+jitter, one Retry-After parser, one list of "range too large" texts."""
+
+from __future__ import annotations
+
+import itertools
+
+from polyvocab.policies import (
+    TokenBucket,
+    is_range_too_large,
+    is_rate_limited,
+    parse_retry_after,
+    retry_delays,
+)
+
+
+def test_backoff_doubles_caps_and_jitter_only_shortens_reproducibly() -> None:
+    assert list(itertools.islice(retry_delays(0.25, 2.0), 6)) == [0.25, 0.5, 1, 2, 2, 2]
+    a = list(itertools.islice(retry_delays(1, 8, jitter=0.2, seed="x"), 8))
+    b = list(itertools.islice(retry_delays(1, 8, jitter=0.2, seed="x"), 8))
+    plain = list(itertools.islice(retry_delays(1, 8), 8))
+    assert a == b and a != plain
+    assert all(0.8 * p <= j <= p for j, p in zip(a, plain, strict=True))
+
+
+def test_token_bucket_paces_bursts_and_penalties() -> None:
+    tb = TokenBucket(rate=2.0)
+    assert [tb.reserve(0.0) for _ in range(3)] == [0.0, 0.5, 1.0]
+    burst = TokenBucket(rate=2.0, burst=3)
+    assert [burst.reserve(0.0) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    tb.penalise(10.0, 5.0)
+    assert tb.reserve(10.0) == 5.0
+
+
+def test_provider_texts_are_classified_once_for_everyone() -> None:
+    for text in ("query returned more than 10000 results", "Log response size exceeded.",
+                 "eth_getLogs block range too large, range: 5000, max: 3500",
+                 "eth_getLogs is limited to a 10,000 range"):
+        assert is_range_too_large(text), text
+    for text in ("daily request count exceeded", "Too Many Requests",
+                 "project ID request rate exceeded"):
+        assert is_rate_limited(text) and not is_range_too_large(text), text
+    assert parse_retry_after("3") == 3.0 and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now_wall=1445412480.0) == 10.0
