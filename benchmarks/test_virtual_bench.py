@@ -1,0 +1,54 @@
+"""Virtual time: simulated seconds per wall second, the simulator and the real monitor on
+one looptime loop (``python -m experiments run --clock virtual``), on the default profile
+and on a busy one, every fault kind of the soak scenario active.
+
+Targets (issue 10): a simulated day in <= 1 minute (1,440 sim s per wall s), a simulated
+week in <= 5 minutes (2,016 sim s per wall s). The figures are printed and recorded in
+docs/BENCHMARKS.md; the recording's synthesis is not timed (it is cached beside the run).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments.runner import RunnerOptions, resolve_recording
+from experiments.scenario import load_scenario
+from experiments.virtual import run_scenario_virtual
+
+ROOT = Path(__file__).resolve().parents[1]
+SOAK = ROOT / "experiments" / "scenarios" / "soak" / "soak_day.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "sim_s"), [("default", 7200.0), ("busy", 1800.0)])
+def test_simulated_seconds_per_wall_second(benchmark: Any, tmp_path_factory: Any,
+                                           capsys: Any, profile: str, sim_s: float) -> None:
+    cache = tmp_path_factory.mktemp("cache")
+    sc = load_scenario(SOAK).model_copy(update={
+        "profile": profile, "sim_duration_s": sim_s, "grace_s": 30.0,
+        "blocks": int((sim_s + 30) / 1.5) + 60})
+    resolve_recording(sc, cache)  # synthesised once, outside the timing
+    out = tmp_path_factory.mktemp("run")
+    walls: list[float] = []
+
+    def one() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        summary = run_scenario_virtual(sc, out / f"{profile}-{len(walls)}",
+                                       RunnerOptions(cache_dir=cache))
+        walls.append(time.perf_counter() - t0)
+        return summary
+
+    summary = benchmark.pedantic(one, rounds=1, iterations=1)
+    assert summary["status"] == "ok" and summary["missed"] == 0
+    rate = sim_s / walls[0]
+    benchmark.extra_info.update(sim_s=sim_s, wall_s=walls[0], sim_s_per_wall_s=rate,
+                                trades=summary["trades"])
+    with capsys.disabled():
+        print(f"\nvirtual time, {profile} profile, every soak fault: {sim_s:.0f} sim s in "
+              f"{walls[0]:.1f} wall s = {rate:,.0f} sim s per wall s "
+              f"(a day in {86400 / rate / 60:.1f} min, target <= 1; a week in "
+              f"{604800 / rate / 60:.1f} min, target <= 5); {summary['trades']} trades")
