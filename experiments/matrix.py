@@ -184,22 +184,25 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
                           "(pip install -e '.[dask]')")
     if clock not in ("real", "virtual"):
         raise MatrixError(f"unknown clock {clock!r} (real or virtual)")
-    seed_list = list(seeds) if seeds else None
-    if seed_list is not None and len(set(seed_list)) != len(seed_list):
-        raise MatrixError("seeds must be distinct")
+    cli_seeds = list(seeds) if seeds else None
+    plan = [(s, cli_seeds if cli_seeds is not None else
+             (list(s.seeds) if s.seeds else None)) for s in scenarios]
+    for s, ss in plan:
+        if ss is not None and len(set(ss)) != len(ss):
+            raise MatrixError(f"{s.name}: seeds must be distinct")
     started = started_now()
     run_dir = create_run(out)
     cache_dir = out / ".cache" / "recordings"
     if quick:
         scenarios = [s.quickened() for s in scenarios]
-    if seed_list is None:
-        units = [Unit(s, None, run_dir / s.name) for s in scenarios]
-    else:
-        units = [Unit(reseed(s, k), k, run_dir / s.name / "seeds" / str(k))
-                 for s in scenarios for k in seed_list]
+        plan = [(s.quickened(), ss) for s, ss in plan]
+    units: list[Unit] = []
+    for s, ss in plan:
+        units += ([Unit(s, None, run_dir / s.name)] if ss is None else
+                  [Unit(reseed(s, k), k, run_dir / s.name / "seeds" / str(k)) for k in ss])
     bar = _Bar(console, progress and kind == "local")
-    for s in scenarios:
-        bar.add(s, len(units) // len(scenarios) if clock == "virtual" else None)
+    for s, ss in plan:
+        bar.add(s, len(ss or [1]) if clock == "virtual" else None)
     summaries: list[dict[str, Any]] | None = None
     try:
         if kind == "dask":
@@ -210,16 +213,18 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
         else:
             with bar.progress:
                 results = asyncio.run(_run_local(units, jobs, bar, cache_dir))
-        if seed_list is None:
-            summaries = results
-        else:
-            per = len(seed_list)
-            summaries = [pool(s, run_dir / s.name, seed_list, results[i * per:(i + 1) * per])
-                         for i, s in enumerate(scenarios)]
+        summaries = []
+        at = 0
+        for s, ss in plan:
+            n = len(ss) if ss is not None else 1
+            part = results[at:at + n]
+            at += n
+            summaries.append(part[0] if ss is None else pool(s, run_dir / s.name, ss, part))
     finally:
-        write_manifest(run_dir, scenarios=[_scenario_entry(s) for s in scenarios],
+        write_manifest(run_dir, scenarios=[_scenario_entry(s) for s, _ in plan],
                        command=command, started=started, quick=quick, jobs=jobs,
-                       executor=executor, clock=clock, seeds=seed_list)
+                       executor=executor, clock=clock,
+                       seeds={s.name: ss for s, ss in plan if ss is not None} or None)
         if summaries is None:  # interrupted: keep whatever each scenario managed to write
             summaries = [empty_summary({"scenario": s.name, "status": "harness_error",
                                         "error": "run interrupted"}) for s in scenarios]

@@ -345,6 +345,8 @@ class Scenario(_Strict):
     recording: str | None = None
     profile: str | None = None
     seed: int = 0
+    #: run under each of these seeds and pool them (``--seeds N`` on the command line wins)
+    seeds: tuple[int, ...] | None = None
     blocks: int | None = None
     sim_duration_s: float
     speed: float = 1.0

@@ -120,13 +120,13 @@ def package_versions() -> dict[str, str | None]:
 
 def write_manifest(run_dir: Path, *, scenarios: list[dict[str, Any]], command: list[str],
                    started: str, quick: bool, jobs: int, executor: str = "local",
-                   clock: str = "real", seeds: list[int] | None = None) -> Path:
+                   clock: str = "real", seeds: dict[str, list[int]] | None = None) -> Path:
     manifest = {
         "run_id": run_dir.name,
         "command": command,
         "scenarios": scenarios,
-        "seeds": ({s["name"]: list(seeds) for s in scenarios} if seeds
-                  else {s["name"]: s.get("seed") for s in scenarios}),
+        "seeds": {s["name"]: (list(seeds[s["name"]]) if seeds and s["name"] in seeds
+                              else s.get("seed")) for s in scenarios},
         "speed": {s["name"]: (1.0 if clock == "virtual" else s.get("speed"))
                   for s in scenarios},
         "clock": clock,

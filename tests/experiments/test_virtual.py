@@ -101,3 +101,19 @@ def test_dask_local_cluster_gives_the_results_of_a_local_run(tmp_path: Path) -> 
         a = tmp_path / "local" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
         b = tmp_path / "dask" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
         assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+def test_seeds_in_a_scenario_file_are_run_and_pooled(tmp_path: Path) -> None:
+    text = (ROOT / "experiments" / "scenarios" / "reorgs.toml").read_text()
+    path = tmp_path / "reorgs_seeded.toml"
+    path.write_text(text.replace('name = "reorgs"', 'name = "reorgs_seeded"\nseeds = [3, 4]'))
+    _run([str(path), "--quick", "--clock", "virtual", "--out", str(tmp_path / "out")])
+    pooled = _summary(tmp_path / "out", "reorgs_seeded")
+    per = [json.loads((tmp_path / "out" / "latest" / "reorgs_seeded" / "seeds" / str(k)
+                       / "summary.json").read_text()) for k in (3, 4)]
+    assert pooled["seeds"] == [3, 4]
+    assert pooled["trades"] == sum(p["trades"] for p in per)
+    assert pooled["spread"]["trades"]["n"] == 2
+    manifest = json.loads((tmp_path / "out" / "latest" / "manifest.json").read_text())
+    assert manifest["seeds"]["reorgs_seeded"] == [3, 4] and manifest["clock"] == "virtual"
