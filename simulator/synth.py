@@ -65,6 +65,8 @@ __all__ = [
     "SHIPPED_RECORDINGS",
     "BlockPlan",
     "ChainRenderer",
+    "Planner",
+    "Renderer",
     "TradePlan",
     "Universe",
     "add_background_tx",
@@ -276,22 +278,48 @@ def _plan_trade(rng: random.Random, profile: Profile, u: Universe) -> TradePlan:
 def plan_blocks(profile: Profile, seed: int, blocks: int,
                 universe: Universe) -> Iterator[BlockPlan]:
     """The timestamps and trades of ``blocks`` blocks (deterministic)."""
-    rng = random.Random(f"plan:{profile.name}:{seed}")
-    first = profile.first_block()
-    elapsed = 0.0
-    burst = 0
-    for i in range(blocks):
-        if i:
+    planner = Planner(profile, seed, universe)
+    for _ in range(blocks):
+        yield planner.next()
+
+
+class Planner:
+    """:func:`plan_blocks` one block at a time, with a state that can be saved and restored
+    (the lazy source regenerates old blocks from such checkpoints)."""
+
+    __slots__ = ("burst", "elapsed", "first", "i", "profile", "rng", "universe")
+
+    def __init__(self, profile: Profile, seed: int, universe: Universe) -> None:
+        self.profile = profile
+        self.universe = universe
+        self.rng = random.Random(f"plan:{profile.name}:{seed}")
+        self.first = profile.first_block()
+        self.elapsed = 0.0
+        self.burst = 0
+        self.i = 0
+
+    def state(self) -> tuple[Any, ...]:
+        return (self.rng.getstate(), self.i, self.elapsed, self.burst)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        rng_state, self.i, self.elapsed, self.burst = state
+        self.rng.setstate(rng_state)
+
+    def next(self) -> BlockPlan:
+        """The plan of the next block."""
+        profile, rng = self.profile, self.rng
+        if self.i:
             multiple = 1
             if rng.random() < profile.gap_prob:
                 multiple = 2
                 while multiple < profile.gap_max_multiple and rng.random() < profile.gap_continue:
                     multiple += 1
-            elapsed += profile.interval_s * multiple
+            self.elapsed += profile.interval_s * multiple
         if profile.quiet_pmf is not None:
             count = _pmf_draw(rng, profile.quiet_pmf)
         else:
             count = _negbin(rng, profile.trade_tx_mean, profile.trade_tx_shape)
+        burst = self.burst
         if burst:
             count += burst
             if rng.random() < profile.burst_continue:
@@ -302,10 +330,13 @@ def plan_blocks(profile: Profile, seed: int, blocks: int,
             count += rng.randint(*profile.burst_peak)
             burst = max(1, round(count * rng.uniform(*profile.burst_decay))) \
                 if rng.random() < profile.burst_continue else 0
-        trades = tuple(_plan_trade(rng, profile, universe) for _ in range(count))
-        yield BlockPlan(number=first + i,
-                        timestamp=profile.start_timestamp + int(elapsed + 1e-9),
-                        trades=trades)
+        self.burst = burst
+        trades = tuple(_plan_trade(rng, profile, self.universe) for _ in range(count))
+        plan = BlockPlan(number=self.first + self.i,
+                         timestamp=profile.start_timestamp + int(self.elapsed + 1e-9),
+                         trades=trades)
+        self.i += 1
+        return plan
 
 
 class _Nonces:
@@ -437,11 +468,40 @@ class ChainRenderer:
 def render_blocks(profile: Profile, seed: int, plans: Iterable[BlockPlan],
                   universe: Universe) -> Iterator[RecordedBlock]:
     """Turn plans into sealed, chain-linked blocks with their logs and transactions."""
-    rng = random.Random(f"render:{profile.name}:{seed}")
-    chain = ChainRenderer(rng=rng, universe=universe,
-                          genesis_parent="0x" + keccak(text=f"parent:{profile.name}:{seed}").hex(),
-                          first_number=profile.first_block())
+    renderer = Renderer(profile, seed, universe)
     for plan in plans:
+        yield renderer.render(plan)
+
+
+class Renderer:
+    """:func:`render_blocks` one block at a time, with a state that can be saved and
+    restored (see :class:`Planner`)."""
+
+    __slots__ = ("chain", "profile", "rng", "universe")
+
+    def __init__(self, profile: Profile, seed: int, universe: Universe) -> None:
+        self.profile = profile
+        self.universe = universe
+        self.rng = random.Random(f"render:{profile.name}:{seed}")
+        self.chain = ChainRenderer(
+            rng=self.rng, universe=universe,
+            genesis_parent="0x" + keccak(text=f"parent:{profile.name}:{seed}").hex(),
+            first_number=profile.first_block())
+
+    def state(self) -> tuple[Any, ...]:
+        c = self.chain
+        return (self.rng.getstate(), dict(c.nonces._next), c._parent, c._total_difficulty,
+                c._base_fee)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        c = self.chain
+        rng_state, nonces, c._parent, c._total_difficulty, c._base_fee = state
+        self.rng.setstate(rng_state)
+        c.nonces._next = dict(nonces)
+
+    def render(self, plan: BlockPlan) -> RecordedBlock:
+        """The sealed block of ``plan`` (plans must come in chain order)."""
+        profile, rng, chain, universe = self.profile, self.rng, self.chain, self.universe
         bb = chain.new_block(plan.number, plan.timestamp)
         n_bg = poisson(rng, profile.background_tx_mean)
         kinds = [False] * n_bg + [True] * len(plan.trades)
@@ -452,7 +512,7 @@ def render_blocks(profile: Profile, seed: int, plans: Iterable[BlockPlan],
                 add_trade_tx(bb, next(trades), chain.nonces, fee_logs=profile.fee_logs)
             else:
                 add_background_tx(bb, rng, universe, chain.nonces, fee_logs=profile.fee_logs)
-        yield chain.seal(bb)
+        return chain.seal(bb)
 
 
 def _wallet_counts(plans: Iterable[BlockPlan]) -> Counter[str]:
