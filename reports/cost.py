@@ -4,27 +4,112 @@ Usage per mode is a straight line in the number of wallets, fitted to the measur
 rates (``calls/h = fixed + per_wallet * wallets``; with one wallet count measured, all of
 it is counted per wallet, which over-estimates). Fault-free scenarios are used when the
 mode has any (steady state); otherwise all scenarios of the mode.
+
+Polling's explorer usage is *measured* when the polling cost benchmark has written its
+results (``benchmarks/results/polling_cost.json``, ``make bench``): calls per hour at each
+measured wallet count, interpolated between the points and held at the last one past them
+(the client's limiter caps the calls; the poll round stretches instead). The report says
+which file the points came from; without the file, the fit above is used as before.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from reports.criteria import CostSettings
 from reports.load import Run, ScenarioData
 
 __all__ = [
+    "POLLING_COST_FILE",
     "WALLET_GRID",
     "LinearUsage",
+    "MeasuredPolling",
     "ModeCost",
+    "bench_results_dir",
     "explorer_limit_per_hour",
     "fit_usage",
+    "load_measured_polling",
     "mode_costs",
     "provider_cost_usd",
 ]
 
 WALLET_GRID = (1, 10, 50, 100, 500, 1000)
+POLLING_COST_FILE = "polling_cost.json"  # written by benchmarks/test_polling_cost_bench.py
+BENCH_RESULTS_ENV = "REPORTS_BENCH_RESULTS"  # where the benchmark results are read from
+
+
+def bench_results_dir() -> Path:
+    """``$REPORTS_BENCH_RESULTS``, else the repository's ``benchmarks/results``."""
+    env = os.environ.get(BENCH_RESULTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredPolling:
+    """Explorer calls per hour measured against wallets (the polling cost benchmark)."""
+
+    source: str
+    created: str
+    clock: str
+    interval_s: float | None
+    keeps_interval_up_to: int | None
+    points: tuple[dict[str, Any], ...]  # by wallets; keys as the benchmark writes them
+
+    def explorer_at(self, wallets: float) -> float:
+        """Calls per hour at ``wallets``: linear between measured points, proportional
+        below the first, held at the last measured rate past the last."""
+        pts = [(float(p["wallets"]), float(p["explorer_calls_per_hour"])) for p in self.points]
+        if wallets <= pts[0][0]:
+            return pts[0][1] * wallets / pts[0][0] if pts[0][0] > 0 else pts[0][1]
+        for (w0, c0), (w1, c1) in itertools.pairwise(pts):
+            if wallets <= w1:
+                return c0 + (c1 - c0) * (wallets - w0) / (w1 - w0)
+        return pts[-1][1]
+
+    def wallets_at(self, per_hour: float) -> float | None:
+        """The first wallet count whose measured usage reaches ``per_hour``; None if no
+        measured point reaches it."""
+        prev = (0.0, 0.0)
+        for p in self.points:
+            w, c = float(p["wallets"]), float(p["explorer_calls_per_hour"])
+            if c >= per_hour:
+                w0, c0 = prev
+                return w0 + (w - w0) * (per_hour - c0) / (c - c0) if c > c0 else w
+            prev = (w, c)
+        return None
+
+    @property
+    def wallets(self) -> tuple[int, ...]:
+        return tuple(int(p["wallets"]) for p in self.points)
+
+
+def load_measured_polling(path: Path | None = None) -> MeasuredPolling | None:
+    """The polling cost benchmark's points, or None when the file is absent or unusable."""
+    path = path or bench_results_dir() / POLLING_COST_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        points = sorted((p for p in doc["points"]
+                         if float(p["wallets"]) > 0
+                         and float(p["explorer_calls_per_hour"]) >= 0),
+                        key=lambda p: float(p["wallets"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not points:
+        return None
+    up_to = doc.get("keeps_interval_up_to")
+    interval = doc.get("interval_s")
+    return MeasuredPolling(
+        source=str(path), created=str(doc.get("created") or ""),
+        clock=str(doc.get("clock") or ""),
+        interval_s=float(interval) if isinstance(interval, int | float) else None,
+        keeps_interval_up_to=int(up_to) if isinstance(up_to, int) else None,
+        points=tuple(points))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +145,7 @@ class ModeCost:
     provider_limit_wallets: float | None
     by_wallets: tuple[tuple[int, float, float, float | None, float], ...]
     # (wallets, explorer calls/month, rpc requests/month, explorer usd|None, provider usd)
+    measured: MeasuredPolling | None = None  # polling: explorer usage from the benchmark
 
 
 def explorer_limit_per_hour(cs: CostSettings) -> float:
@@ -142,39 +228,51 @@ def _provider_limit(rpc: LinearUsage, cs: CostSettings) -> float | None:
     return min(found) if found else None
 
 
-def mode_costs(run: Run, cs: CostSettings) -> list[ModeCost]:
-    """One :class:`ModeCost` per mode measured (polling first)."""
+def mode_costs(run: Run, cs: CostSettings, measured: MeasuredPolling | None = None
+               ) -> list[ModeCost]:
+    """One :class:`ModeCost` per mode measured (polling first). With ``measured``, polling's
+    explorer usage comes from those points, not from the fit (and polling is shown even
+    when the run has no polling scenario)."""
     out = []
-    modes = sorted({s.mode for s in run.scenarios if s.ok}, key=lambda m: (m != "polling", m))
-    for mode in modes:
+    modes = {s.mode for s in run.scenarios if s.ok}
+    if measured is not None:
+        modes.add("polling")
+    for mode in sorted(modes, key=lambda m: (m != "polling", m)):
         scs = [s for s in run.scenarios if s.mode == mode and s.ok]
         calm = [s for s in scs if not s.summary.get("faults")]
         used = calm or scs
         pts = [(float(s.summary.get("wallets") or 0), r) for s in used if (r := _rates(s))]
-        if not pts:
+        use_measured = measured if mode == "polling" else None
+        if not pts and use_measured is None:
             continue
         explorer = fit_usage([(w, r[0]) for w, r in pts])
         rpc = fit_usage([(w, r[1]) for w, r in pts])
-        w_max = max(w for w, _ in pts)
-        ex_month = explorer.at(w_max) * cs.hours_per_month
+        explorer_at = explorer.at if use_measured is None else use_measured.explorer_at
+        w_max = max([w for w, _ in pts]
+                    + [float(w) for w in (use_measured.wallets if use_measured else ())])
+        ex_month = explorer_at(w_max) * cs.hours_per_month
         rpc_month = rpc.at(w_max) * cs.hours_per_month
         grid = []
         for w in WALLET_GRID:
-            e_h, r_h = explorer.at(w), rpc.at(w)
+            e_h, r_h = explorer_at(w), rpc.at(w)
             grid.append((w, e_h * cs.hours_per_month, r_h * cs.hours_per_month,
                          _explorer_usd(e_h, cs), provider_cost_usd(r_h * cs.hours_per_month, cs)))
+        limit_h = explorer_limit_per_hour(cs)
         out.append(ModeCost(
             mode=mode,
             scenarios=tuple(s.name for s in used),
-            measured_wallets=tuple(sorted({int(w) for w, _ in pts})),
+            measured_wallets=tuple(sorted({int(w) for w, _ in pts}
+                                          | set(use_measured.wallets if use_measured else ()))),
             explorer=explorer,
             rpc=rpc,
             explorer_per_month=ex_month,
             rpc_per_month=rpc_month,
-            explorer_usd=_explorer_usd(explorer.at(w_max), cs),
+            explorer_usd=_explorer_usd(explorer_at(w_max), cs),
             provider_usd=provider_cost_usd(rpc_month, cs),
-            explorer_limit_wallets=explorer.wallets_at(explorer_limit_per_hour(cs)),
+            explorer_limit_wallets=(explorer.wallets_at(limit_h) if use_measured is None
+                                    else use_measured.wallets_at(limit_h)),
             provider_limit_wallets=_provider_limit(rpc, cs),
             by_wallets=tuple(grid),
+            measured=use_measured,
         ))
     return out

@@ -21,7 +21,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from experiments.thresholds import metric_value
 from reports import figures
 from reports.claims import Claim, check_claims
-from reports.cost import ModeCost, explorer_limit_per_hour, mode_costs
+from reports.cost import (
+    POLLING_COST_FILE,
+    ModeCost,
+    bench_results_dir,
+    explorer_limit_per_hour,
+    load_measured_polling,
+    mode_costs,
+)
 from reports.criteria import Criteria
 from reports.load import Run, all_outcomes
 from reports.reliability import reliability_rows
@@ -101,14 +108,17 @@ class Report:
     rollout: RolloutPlan
 
 
-def build_report(run: Run, criteria: Criteria) -> Report:
+def build_report(run: Run, criteria: Criteria, bench_dir: Path | None = None) -> Report:
+    """``bench_dir``: where the benchmark results are read (default
+    :func:`reports.cost.bench_results_dir`)."""
+    bench = bench_dir or bench_results_dir()
     verdict = evaluate(run, criteria)
     return Report(
         run=run,
         criteria=criteria,
         verdict=verdict,
         claims=check_claims(run, criteria.claims, explorer_limit_per_hour(criteria.cost)),
-        costs=mode_costs(run, criteria.cost),
+        costs=mode_costs(run, criteria.cost, load_measured_polling(bench / POLLING_COST_FILE)),
         rollout=plan_rollout(run, verdict.verdict, criteria),
     )
 
@@ -236,9 +246,10 @@ def render_report(report: Report) -> str:
     )
 
 
-def write_report(run: Run, criteria: Criteria, out: Path | None = None) -> tuple[Report, Path]:
+def write_report(run: Run, criteria: Criteria, out: Path | None = None,
+                 bench_dir: Path | None = None) -> tuple[Report, Path]:
     """Build and write the report; returns it and the path written."""
-    report = build_report(run, criteria)
+    report = build_report(run, criteria, bench_dir)
     path = out or run.path / "report.html"
     path.write_text(render_report(report), encoding="utf-8")
     return report, path
