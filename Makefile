@@ -42,7 +42,7 @@ soak: install anvil
 	$(BIN)/python -m reports build results/soak/latest
 
 bench: install
-	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,mean,max,rounds
+	$(BIN)/python -m pytest benchmarks -q -s -p no:cacheprovider --benchmark-enable --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds
 
 experiment: install
 	$(BIN)/python -m experiments run --out results

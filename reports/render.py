@@ -31,6 +31,7 @@ from reports.cost import (
 )
 from reports.criteria import Criteria
 from reports.load import Run, all_outcomes
+from reports.performance import Performance, default_bench_dirs, load_performance
 from reports.reliability import reliability_rows
 from reports.rollout import RolloutPlan, plan_rollout
 from reports.verdict import VerdictResult, evaluate
@@ -106,6 +107,7 @@ class Report:
     claims: list[Claim]
     costs: list[ModeCost]
     rollout: RolloutPlan
+    performance: Performance | None = None
 
 
 def build_report(run: Run, criteria: Criteria, bench_dir: Path | None = None) -> Report:
@@ -120,6 +122,7 @@ def build_report(run: Run, criteria: Criteria, bench_dir: Path | None = None) ->
         claims=check_claims(run, criteria.claims, explorer_limit_per_hour(criteria.cost)),
         costs=mode_costs(run, criteria.cost, load_measured_polling(bench / POLLING_COST_FILE)),
         rollout=plan_rollout(run, verdict.verdict, criteria),
+        performance=load_performance([bench_dir] if bench_dir else default_bench_dirs()),
     )
 
 
@@ -230,6 +233,7 @@ def render_report(report: Report) -> str:
         cost_settings=report.criteria.cost,
         explorer_limit_h=explorer_limit_per_hour(report.criteria.cost),
         rollout=report.rollout,
+        performance=report.performance,
         columns=[c[0] for c in SCENARIO_COLUMNS],
         scenario_rows=_scenario_rows(run),
         figures=figs,
