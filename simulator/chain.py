@@ -7,6 +7,15 @@ blocks with a deterministic fork (trades move to later blocks or vanish).
 
 The explorer (``simulator.explorer``) reads :meth:`Chain.indexed_blocks`: the canonical
 blocks whose index lag has passed, ascending.
+
+A chain built from a :class:`~simulator.source.BlockSource` (``serve --profile``,
+``serve --recording``) is streamed: blocks are read one ahead of the replay and only the
+last ``window_blocks`` published ones (and any not yet published) stay in memory. An
+older block is regenerated or re-read on demand (:class:`_Window`), so queries still
+answer it; reorged-in blocks that leave the window are kept (they cannot be regenerated).
+Transaction lookups by hash cover the window only: an older transaction answers ``null``,
+like a node whose transaction index is limited (geth ``--history.transactions``).
+A chain built from a :class:`Recording` keeps every block, as before.
 """
 
 from __future__ import annotations
@@ -14,18 +23,23 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import random
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, trade_id
 from simulator.filters import BlockIndex, LogFilter
-from simulator.recording import RecordedBlock, Recording
+from simulator.recording import RecordedBlock, Recording, RecordingError
 from simulator.schedule import IndexLag, ReplaySchedule
-from simulator.settings import SimSettings
+from simulator.settings import DEFAULT_WINDOW_BLOCKS, SimSettings
+from simulator.source import BlockSource
 
 __all__ = ["Chain", "ChainBlock", "ReorgResult", "order_filled"]
+
+log = logging.getLogger("simulator.chain")
 
 _HEADER_DROP = frozenset({"transactions", "uncles", "size", "totalDifficulty", "withdrawals"})
 _EXCHANGES = frozenset(DEFAULT_EXCHANGES)
@@ -165,7 +179,7 @@ class _RecordedView(Sequence[RecordedBlock]):
 
     __slots__ = ("_blocks", "_n")
 
-    def __init__(self, blocks: list[ChainBlock], n: int) -> None:
+    def __init__(self, blocks: Sequence[ChainBlock], n: int) -> None:
         self._blocks = blocks
         self._n = n
 
@@ -188,6 +202,124 @@ class _RecordedView(Sequence[RecordedBlock]):
         return self._blocks[i].rb
 
 
+class _Tail(Sequence[int]):
+    """``values[offset:]`` without copying (it grows as ``values`` does)."""
+
+    __slots__ = ("_values", "offset")
+
+    def __init__(self, values: Sequence[int], offset: int) -> None:
+        self._values = values
+        self.offset = offset
+
+    def __len__(self) -> int:
+        return len(self._values) - self.offset
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("timestamp index out of range")
+        return self._values[i + self.offset]
+
+
+class _Window(Sequence[ChainBlock]):
+    """The blocks of a streamed chain by position: the recent ones held, older ones given
+    again by the source (``restore`` puts back their publish and index times)."""
+
+    def __init__(self, source: BlockSource, on_produce: Callable[[ChainBlock], None],
+                 restore: Callable[[int, ChainBlock], None]) -> None:
+        self.source = source
+        self.produced = 0
+        self.done = False
+        self.error: str | None = None  # why the stream ended early
+        self.floor = 0  # positions below are not held (unless replaced by a reorg)
+        self._held: dict[int, ChainBlock] = {}
+        self._replaced: set[int] = set()
+        self._kept: dict[int, ChainBlock] = {}  # reorged-in blocks below the floor
+        self._on_produce = on_produce
+        self._restore = restore
+
+    def ensure(self, pos: int) -> bool:
+        """Read blocks up to position ``pos``; False when the chain ends before it."""
+        while self.produced <= pos:
+            if self.done:
+                return False
+            try:
+                rb = self.source.next_block()
+            except RecordingError as exc:  # a defect in a streamed file: the chain ends there
+                if self.produced == 0:
+                    raise
+                log.error("recording: %s; the replay ends at block position %d",
+                          exc, self.produced)
+                self.error = str(exc)
+                rb = None
+            if rb is None:
+                self.done = True
+                return False
+            block = ChainBlock(rb)
+            self._held[self.produced] = block
+            self.produced += 1
+            self._on_produce(block)
+        return True
+
+    def evict(self, floor: int) -> list[ChainBlock]:
+        """Stop holding positions below ``floor``; return the blocks let go."""
+        out = []
+        for pos in range(self.floor, floor):
+            block = self._held.pop(pos, None)
+            if block is None:
+                continue
+            if pos in self._replaced:
+                self._kept[pos] = block
+            else:
+                out.append(block)
+        self.floor = max(self.floor, floor)
+        return out
+
+    def __len__(self) -> int:
+        count = self.source.count
+        return self.produced if self.done or count is None else max(count, self.produced)
+
+    @overload
+    def __getitem__(self, i: int) -> ChainBlock: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ChainBlock]: ...
+
+    def __getitem__(self, i: int | slice) -> ChainBlock | list[ChainBlock]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.produced))]
+        if i < 0:
+            i += self.produced
+        block = self._held.get(i)
+        if block is None:
+            block = self._kept.get(i)
+        if block is not None:
+            return block
+        if not 0 <= i < self.produced:
+            raise IndexError("block position out of range")
+        block = ChainBlock(self.source.block_at(i))
+        self._restore(i, block)
+        return block
+
+    def __setitem__(self, i: int, block: ChainBlock) -> None:
+        if not 0 <= i < self.produced:
+            raise IndexError("block position out of range")
+        self._replaced.add(i)
+        if i >= self.floor:
+            self._held[i] = block
+        else:
+            self._kept[i] = block
+
+
 @dataclass(frozen=True, slots=True)
 class ReorgResult:
     """What a reorg did: the blocks it took off the chain and those it put on."""
@@ -201,33 +333,63 @@ class ReorgResult:
 class Chain:
     """The canonical chain of a replay, and what is visible of it at a given time."""
 
-    def __init__(self, recording: Recording, *, settings: SimSettings | None = None,
-                 speed: float = 1.0, t0_ns: int = 0) -> None:
-        if not recording.blocks:
-            raise ValueError("the recording has no blocks")
+    def __init__(self, recording: Recording | BlockSource, *,
+                 settings: SimSettings | None = None, speed: float = 1.0,
+                 t0_ns: int = 0) -> None:
         self.recording = recording
         self.settings = settings or SimSettings()
         self.chain_id = recording.chain_id
-        # blocks [0, history) are published from the start; the replay schedule covers the
-        # rest: the first replayed block is due at t0, as block 0 was without history
-        self.history = min(self.settings.history_blocks or 0, len(recording.blocks) - 1)
-        self.schedule = ReplaySchedule.build(
-            t0_ns, [b.timestamp for b in recording.blocks[self.history:]], speed)
+        self.blocks: list[ChainBlock] | _Window
+        #: blocks kept behind the head (None: every block, for an in-memory recording)
+        self.window: int | None = None
+        self._visible_ns = array("q")  # per published canonical block
+        self._indexed_ns = array("q")  # per published canonical block, non-decreasing
+        want_history = self.settings.history_blocks or 0
         self.lag = IndexLag(self.settings.lag)
         self.lag_extra_s = 0.0  # explorer_lag fault: added to blocks published meanwhile
-        self.blocks: list[ChainBlock] = [ChainBlock(b) for b in recording.blocks]
-        self.first_number = self.blocks[0].number
         self.published = 0
-        self._indexed_ns: list[int] = []  # per published canonical block, non-decreasing
         self._reported_indexed = 0
-        self._by_hash: dict[str, ChainBlock] = {}
+        self._by_hash: dict[str, int] = {}  # hash -> position, every published block
         self._tx: dict[str, tuple[ChainBlock, int]] = {}
         self._generation = 0
-        for block in self.blocks[:self.history]:  # history: visible and indexed already
-            self._publish(block, 0, 0)
-            block.indexed_ns = 0
-            self._indexed_ns[-1] = 0
-        self.published = self._reported_indexed = self.history
+        if isinstance(recording, Recording):
+            if not recording.blocks:
+                raise ValueError("the recording has no blocks")
+            self.blocks = [ChainBlock(b) for b in recording.blocks]
+            self.first_number = self.blocks[0].number
+            # blocks [0, history) are published from the start; the replay schedule covers
+            # the rest: the first replayed block is due at t0, as block 0 was without history
+            self.history = min(want_history, len(recording.blocks) - 1)
+            self.schedule = ReplaySchedule.build(
+                t0_ns, [b.timestamp for b in recording.blocks[self.history:]], speed)
+            while self.published < self.history:
+                self._publish_history()
+        else:
+            self.window = self.settings.window_blocks or DEFAULT_WINDOW_BLOCKS
+            timestamps = array("q")  # of every block read so far (8 bytes a block)
+            window = _Window(recording, lambda b: timestamps.append(b.rb.timestamp),
+                             self._restore)
+            self.blocks = window
+            if not window.ensure(0):
+                raise ValueError("the recording has no blocks")
+            self.first_number = window[0].number
+            replay_ts = _Tail(timestamps, 0)
+            self.schedule = ReplaySchedule(t0_ns=t0_ns, timestamps=replay_ts, speed=speed)
+            # history blocks are read, published and let go one by one; at least one block
+            # is replayed
+            while self.published < want_history and window.ensure(self.published + 1):
+                self._publish_history()
+            self.history = replay_ts.offset = self.published
+        self._reported_indexed = self.history
+
+    def _publish_history(self) -> None:
+        """Publish the next block as history: visible and indexed already."""
+        block = self.blocks[self.published]
+        self._publish(block, 0, 0)
+        block.indexed_ns = 0
+        self._indexed_ns[-1] = 0
+        self.published += 1
+        self._evict()
 
     # -- time ---------------------------------------------------------------------------
     @property
@@ -243,32 +405,70 @@ class Chain:
         """The number of the first block the replay publishes (after the history)."""
         return self.first_number + self.history
 
+    def _ensure(self, pos: int) -> bool:
+        """Whether block position ``pos`` exists (a streamed chain reads up to it)."""
+        if isinstance(self.blocks, _Window):
+            return self.blocks.ensure(pos)
+        return pos < len(self.blocks)
+
     def next_publish_ns(self) -> int | None:
+        self._ensure(self.published)  # one block ahead of the replay
         return self.schedule.next_due_ns(self.published - self.history)
 
     def exhausted(self) -> bool:
-        return self.published >= len(self.blocks)
+        return not self._ensure(self.published)
+
+    def replay_span_s(self) -> float | None:
+        """Simulated seconds from the first replayed block to the last (None: not known
+        yet, a streamed chain)."""
+        if isinstance(self.blocks, _Window):
+            return None
+        ts = self.schedule.timestamps
+        return float(ts[-1] - ts[0])
 
     def advance(self, now_ns: int, limit: int | None = None) -> list[ChainBlock]:
         """Publish every block due at ``now_ns`` (at most ``limit``); return them in order."""
-        due = self.history + self.schedule.published_count(now_ns)
-        if limit is not None:
-            due = min(due, self.published + limit)
         out: list[ChainBlock] = []
-        while self.published < due:
+        while limit is None or len(out) < limit:
+            if not self._ensure(self.published):
+                break
+            due_ns = self.schedule.due_ns(self.published - self.history)
+            if due_ns > now_ns:
+                break
             block = self.blocks[self.published]
-            self._publish(block, self.schedule.due_ns(self.published - self.history), now_ns)
+            self._publish(block, due_ns, now_ns)
             self.published += 1
             out.append(block)
+        if out:
+            self._evict()
         return out
+
+    def _evict(self) -> None:
+        """A streamed chain lets go of blocks more than ``window`` behind the head (their
+        transactions leave the lookup table with them)."""
+        if self.window is None or not isinstance(self.blocks, _Window):
+            return
+        tx = self._tx
+        for block in self.blocks.evict(self.published - self.window):
+            for h in block.tx_hashes:
+                found = tx.get(h.lower())
+                if found is not None and found[0] is block:
+                    del tx[h.lower()]
+
+    def _restore(self, pos: int, block: ChainBlock) -> None:
+        """Put back what publishing set on a block given again by the source."""
+        if pos < len(self._visible_ns):
+            block.visible_ns = self._visible_ns[pos]
+            block.indexed_ns = self._indexed_ns[pos]
 
     def _publish(self, block: ChainBlock, due_ns: int, now_ns: int) -> None:
         block.visible_ns = max(due_ns, now_ns)
         lag = self.lag.lag_ns(block.hash, self.speed, self.lag_extra_s)
         prev = self._indexed_ns[-1] if self._indexed_ns else 0
         block.indexed_ns = max(prev, block.visible_ns + lag)
+        self._visible_ns.append(block.visible_ns)
         self._indexed_ns.append(block.indexed_ns)
-        self._by_hash[block.hash.lower()] = block
+        self._by_hash[block.hash.lower()] = block.number - self.first_number
         tx = self._tx
         for i, h in enumerate(block.tx_hashes):
             tx[h.lower()] = (block, i)
@@ -304,8 +504,12 @@ class Chain:
         return self.blocks[i] if 0 <= i < self.published else None
 
     def block_by_hash(self, block_hash: str) -> ChainBlock | None:
-        block = self._by_hash.get(block_hash.lower())
-        if block is None or self.block(block.number) is not block:
+        key = block_hash.lower()
+        pos = self._by_hash.get(key)
+        if pos is None:
+            return None
+        block = self.block(self.first_number + pos)
+        if block is None or block.hash.lower() != key:
             return None
         return block
 
@@ -349,7 +553,7 @@ class Chain:
         rng = random.Random(f"{seed}:{self._generation}:{self.head_number}:{depth}")
         start = self.published - depth
         old = self.blocks[start:self.published]
-        has_next = self.published < len(self.blocks)
+        has_next = self._ensure(self.published)
         slots: list[list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]]] = [
             [] for _ in range(depth + 1)]
         for j, block in enumerate(old):
@@ -383,6 +587,7 @@ class Chain:
                 _rebuild(nxt.rb, nxt.hash, parent, slots[depth], keep_own=True))
         # swap in the fork
         del self._indexed_ns[start:]
+        del self._visible_ns[start:]
         self._reported_indexed = min(self._reported_indexed, start)
         for block in old:
             self._by_hash.pop(block.hash.lower(), None)

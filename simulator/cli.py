@@ -115,12 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "1.75-s blocks, V2 only; default = 2026-04-27, 2-s blocks, V1+V2) "
                           "(default: none; give this or --profile)")
     src.add_argument("--profile", metavar="NAME",
-                     help=f"synthesise the recording in memory from a profile: {profiles} "
-                          "(default: none)")
+                     help=f"synthesise the chain from a profile: {profiles}; blocks are "
+                          "synthesised lazily, just ahead of the replay, block for block the "
+                          "same as `synth` writes with the same seed (default: none)")
     serve.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
                        help="seed for --profile (default: %(default)s)")
     serve.add_argument("--blocks", type=_non_negative_int, default=1800, metavar="N",
-                       help="blocks to synthesise with --profile (default: %(default)s)")
+                       help="blocks to synthesise with --profile; 0 = unbounded, the chain "
+                            "never ends (default: %(default)s)")
+    serve.add_argument("--window", type=_non_negative_int, default=None, metavar="N",
+                       help="blocks kept in memory behind the head (reorg depth, explorer "
+                            "index lag, eth_getLogs look-back); older ones are regenerated "
+                            "(--profile) or re-read (--recording) when a query reaches them, "
+                            "and transactions older than this are not found by hash "
+                            "(default: the config's [chain] window_blocks, else 96)")
     serve.add_argument("--speed", type=_positive_float, default=1.0, metavar="X",
                        help="time compression: simulated seconds per real second; every "
                             "interval and rate scales with it (default: %(default)s)")
@@ -250,13 +258,12 @@ def main_record(args: argparse.Namespace) -> int:
 
 
 def _load_source(args: argparse.Namespace) -> Any:
-    from simulator.recording import load_recording
+    """A streamed block source: nothing is synthesised or read beyond the header yet."""
+    from simulator.source import FileSource, SynthSource
 
     if getattr(args, "profile", None):
-        from simulator.synth import synthesise
-
         try:
-            return synthesise(args.profile, blocks=args.blocks, seed=args.seed)
+            return SynthSource(args.profile, blocks=args.blocks or None, seed=args.seed)
         except (KeyError, ValueError) as exc:
             raise CliError(f"--profile {args.profile}: {exc.args[0] if exc.args else exc}") \
                 from None
@@ -266,18 +273,25 @@ def _load_source(args: argparse.Namespace) -> Any:
         path = args.recording
         if path in SHIPPED_RECORDINGS and not Path(path).exists():
             path = shipped_recording_path(path)
-        return load_recording(path)
+        return FileSource(path)
     raise CliError("give --recording PATH or --profile NAME")
 
 
 async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int:
     from simulator.history import SimHistory
+    from simulator.recording import RecordingError
     from simulator.server import Simulator
 
     history = SimHistory(args.history) if args.history else SimHistory()
-    sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
-                    port=args.port, history=history,
-                    autostart=not getattr(args, "paused", False))
+    try:
+        sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
+                        port=args.port, history=history,
+                        autostart=not getattr(args, "paused", False))
+    except ValueError as exc:  # no blocks; a RecordingError goes up to main()
+        history.close()
+        if isinstance(exc, RecordingError):
+            raise
+        raise CliError(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -307,19 +321,22 @@ def main_serve(args: argparse.Namespace) -> int:
     settings = load_config(args.config) if args.config else SimSettings()
     FaultPlan.parse(list(settings.faults), f"{args.config}: faults")
     recording = _load_source(args)
-    if not recording.blocks:
-        raise CliError("the recording has no blocks")
+    header = recording.header()
     history = args.history_blocks
     if args.start_at is not None:
-        first, last = recording.blocks[0].number, recording.blocks[-1].number
-        if not first <= args.start_at <= last:
+        first, last = header.get("first_block"), header.get("last_block")
+        if not isinstance(first, int) or args.start_at < first or (
+                isinstance(last, int) and args.start_at > last):
             raise CliError(f"--start-at {args.start_at}: the recording has blocks "
-                           f"{first}..{last}")
+                           f"{first}..{'' if last is None else last}")
         history = args.start_at - first
     if history is None:
         history = (settings.history_blocks if settings.history_blocks is not None
                    else SERVE_HISTORY_BLOCKS)
-    settings = dataclasses.replace(settings, history_blocks=history)
+    window = args.window if args.window is not None else settings.window_blocks
+    if window is not None and window < 1:
+        raise CliError("--window must be at least 1")
+    settings = dataclasses.replace(settings, history_blocks=history, window_blocks=window)
     return asyncio.run(_serve(args, recording, settings))
 
 

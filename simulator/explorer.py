@@ -161,6 +161,9 @@ class ExplorerSettings:
     keyless_rate_per_s: float = 0.2
     timeout_hang_s: float | None = 30.0
     max_tracked_keys: int = 10_000
+    #: indexed blocks kept for queries, newest first (None: every one). A streamed chain
+    #: sets its window: rows of older blocks are then no longer answered (bounded memory).
+    retain_blocks: int | None = None
     tokens: Mapping[str, TokenInfo | Mapping[str, Any]] = field(
         default_factory=lambda: dict(DEFAULT_TOKENS))
 
@@ -322,7 +325,9 @@ class _Index:
     matched by scanning the smaller candidate list, or the blocks of the range.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, retain: int | None = None) -> None:
+        self.retain = retain
+        self.base = 0  # position in the chain of blocks[0] (older ones were let go)
         self.blocks: list[_Block] = []
         self.txs: _Table = {}
         self.tok: _Table = {}
@@ -340,16 +345,43 @@ class _Index:
     def sync(self, chain: Sequence[RecordedBlock]) -> None:
         """Make the index match ``chain``: roll back what changed, add what is new."""
         mine = self.blocks
-        if mine and (not chain or chain[0].number != mine[0].number):
+        base = self.base
+        if mine and (len(chain) <= base or (base == 0 and chain[0].number != mine[0].number)):
             self.rollback(0)
         elif mine:
-            i = min(len(mine), len(chain))
-            while i > 0 and chain[i - 1].hash != mine[i - 1].hash:
+            i = min(len(mine), len(chain) - base)
+            while i > 0 and chain[base + i - 1].hash != mine[i - 1].hash:
                 i -= 1
             if i < len(mine):
                 self.rollback(i)
-        for rb in chain[len(self.blocks):]:
+        if not self.blocks and self.retain is not None:
+            self.base = base = max(base, len(chain) - self.retain)
+        for rb in chain[base + len(self.blocks):]:
             self.add(rb)
+        if self.retain is not None and len(self.blocks) >= self.retain + max(
+                self.retain // 2, 1):
+            self.prune(len(self.blocks) - self.retain)
+
+    def prune(self, n: int) -> None:
+        """Let go of the oldest ``n`` indexed blocks (in batches: it walks every list)."""
+        if n <= 0:
+            return
+        if n >= len(self.blocks):
+            self.base += len(self.blocks)
+            self.rollback(0)
+            return
+        first = self.blocks[n].number
+        for table in (self.txs, self.tok, self.tok_contract, self.nft, self.nft_contract,
+                      self.logs_addr, self.logs_topic):
+            for key in list(table):
+                items = table[key]
+                if items[0][0].number < first:
+                    del items[:bisect_left(items, first, key=_item_block)]
+                    if not items:
+                        del table[key]
+        self.n_logs -= sum(len(b.logs) for b in self.blocks[:n])
+        del self.blocks[:n]
+        self.base += n
 
     def rollback(self, keep: int) -> None:
         """Drop indexed blocks from position ``keep`` on (a reorg, or a rewind). Rare, so
@@ -514,7 +546,7 @@ class Explorer:
         self.settings = settings
         self.chain = chain
         self.faults = ExplorerFaults()
-        self._index = _Index()
+        self._index = _Index(settings.retain_blocks)
         self._keyed = KeyedRateLimiter(settings.rate_per_s, daily_limit=settings.daily_limit,
                                        speed=settings.speed,
                                        max_keys=settings.max_tracked_keys)

@@ -25,7 +25,7 @@ class ReplaySchedule:
     """When each block of a recording becomes visible, for a start time and a speed."""
 
     t0_ns: int
-    timestamps: tuple[int, ...]
+    timestamps: Sequence[int]
     speed: float = 1.0
 
     def __post_init__(self) -> None:

@@ -56,6 +56,7 @@ from simulator.nemesis import (
 )
 from simulator.recording import Recording
 from simulator.settings import SettingsError, SimSettings
+from simulator.source import BlockSource
 from simulator.telegram import TelegramBot
 
 __all__ = ["Simulator"]
@@ -66,6 +67,8 @@ _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the wri
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
+#: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
+_STREAMED_HORIZON_S = 7 * 86_400.0
 
 
 def _text_frame(text: str) -> bytes:
@@ -208,7 +211,8 @@ class WsConn:
 class Simulator:
     """A running mock node. ``async with Simulator(rec) as sim: ...`` in tests."""
 
-    def __init__(self, recording: Recording, *, settings: SimSettings | None = None,
+    def __init__(self, recording: Recording | BlockSource, *,
+                 settings: SimSettings | None = None,
                  speed: float = 1.0, host: str = "127.0.0.1", port: int = 0,
                  history: SimHistory | None = None, autostart: bool = True,
                  start_delay_s: float = 0.0,
@@ -295,12 +299,13 @@ class Simulator:
         t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
         speed = self.chain.speed
-        blocks = self.recording.blocks[self.chain.history:]  # what the replay publishes
-        horizon = float(blocks[-1].timestamp - blocks[0].timestamp) + 1.0
+        span = self.chain.replay_span_s()  # None: a streamed chain, its end not known yet
+        horizon = _STREAMED_HORIZON_S if span is None else span + 1.0
         self._schedule = [(t0 + int(w.start_s * _NS / speed), w)
                           for w in self.plan.windows(horizon)]
         self.history.record("start", speed=speed, t0_ns=t0, first_block=self.chain.first_replayed,
-                            ts0=blocks[0].timestamp, chain_id=self.chain.chain_id,
+                            ts0=self.chain.schedule.timestamps[0],
+                            chain_id=self.chain.chain_id,
                             recording=self.recording.header(), urls=self.urls)
         self.history.flush()
         self._loop_task = asyncio.get_running_loop().create_task(self._replay_loop())
@@ -339,6 +344,8 @@ class Simulator:
         if "api_keys" in opts and opts["api_keys"] is not None:
             opts["api_keys"] = frozenset(opts["api_keys"])
         opts["speed"] = self.chain.speed
+        if self.chain.window is not None:
+            opts.setdefault("retain_blocks", self.chain.window)
         try:
             explorer_settings = ExplorerSettings(**opts)
         except (TypeError, ValueError) as exc:
@@ -351,7 +358,8 @@ class Simulator:
         while True:
             now = self.now_ns()
             self._run_fault_schedule(now)
-            blocks = chain.advance(now, limit=_PUBLISH_BATCH)
+            # a streamed chain reads (synthesises) blocks as it publishes: fewer per turn
+            blocks = chain.advance(now, limit=_PUBLISH_BATCH if chain.window is None else 4)
             for block in blocks:
                 self.history.record("block_published", number=block.number, hash=block.hash,
                                     parent_hash=block.rb.parent_hash,
@@ -652,6 +660,7 @@ class Simulator:
             "head": None if head is None else {"number": head.number, "hash": head.hash},
             "published": self.chain.published,
             "blocks": len(self.chain.blocks),
+            "window": self.chain.window,
             "exhausted": self.chain.exhausted(),
             "speed": self.chain.speed,
             "clients": len(self.conns),

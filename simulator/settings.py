@@ -34,8 +34,13 @@ from simulator.providers import PROFILES
 
 #: blocks of history a fresh ``serve`` has when neither the config nor the flag says
 SERVE_HISTORY_BLOCKS = 16
+#: blocks a streamed chain keeps in memory behind its head when nothing says otherwise:
+#: a reorg of up to 64 blocks, the explorer's index lag and a recent eth_getLogs look-back
+#: all stay inside; older blocks are regenerated (synthetic) or re-read (file) on demand
+DEFAULT_WINDOW_BLOCKS = 96
 
 __all__ = [
+    "DEFAULT_WINDOW_BLOCKS",
     "FROM_PROFILE",
     "SERVE_HISTORY_BLOCKS",
     "LagSettings",
@@ -133,8 +138,17 @@ class SimSettings:
     #: block is always replayed. ``[chain] history_blocks`` / ``serve --history-blocks``;
     #: None = not set: ``serve`` then uses :data:`SERVE_HISTORY_BLOCKS`, the library 0.
     history_blocks: int | None = None
+    #: blocks a streamed chain (``serve --profile``, ``serve --recording``) keeps in memory
+    #: behind its head (``[chain] window_blocks`` / ``serve --window``); None =
+    #: :data:`DEFAULT_WINDOW_BLOCKS`. An in-memory recording keeps every block anyway.
+    window_blocks: int | None = None
 
     def __post_init__(self) -> None:
+        if self.window_blocks is not None and (
+                isinstance(self.window_blocks, bool) or not isinstance(self.window_blocks, int)
+                or self.window_blocks < 1):
+            raise SettingsError(f"chain.window_blocks: expected an integer >= 1, got "
+                                f"{self.window_blocks!r}")
         if self.history_blocks is None:
             return
         if isinstance(self.history_blocks, bool) or not isinstance(self.history_blocks, int) \
@@ -186,6 +200,7 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
             raise SettingsError(f"{where}: unknown section {key!r} (known: {', '.join(known)})")
     tables: dict[str, dict[str, Any]] = {"node": {}, "lag": {}}
     history: Any = None
+    window: Any = None
     for section in ("node", "lag"):
         table = data.get(section, {})
         if not isinstance(table, dict):
@@ -198,6 +213,9 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
         for key, value in table.items():
             if section == "chain" and key == "history_blocks":
                 history = value
+                continue
+            if section == "chain" and key == "window_blocks":
+                window = value
                 continue
             if key in names:
                 target, name = names[key]
@@ -220,6 +238,7 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
         faults=tuple(faults),
         chain_id=int(data.get("chain_id", 137)),
         history_blocks=history,
+        window_blocks=window,
     )
 
 

@@ -124,4 +124,6 @@ def test_serve_takes_a_shipped_recording_by_name() -> None:
     from simulator.cli import _load_source
 
     rec = _load_source(argparse.Namespace(profile=None, recording="today"))
-    assert rec.source["profile"] == "today" and len(rec.blocks) == SHIPPED_RECORDINGS["today"][1]
+    # streamed (simulator.source.FileSource): the header is read, the blocks on demand
+    assert rec.header()["source"]["profile"] == "today"
+    assert rec.count == SHIPPED_RECORDINGS["today"][1]
