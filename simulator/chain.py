@@ -335,7 +335,9 @@ class Chain:
 
     def __init__(self, recording: Recording | BlockSource, *,
                  settings: SimSettings | None = None, speed: float = 1.0,
-                 t0_ns: int = 0) -> None:
+                 t0_ns: int = 0, defer_history: bool = False) -> None:
+        """``defer_history``: a streamed chain reads its history blocks only at
+        :meth:`prime` (the server listens first, then primes before any request)."""
         self.recording = recording
         self.settings = settings or SimSettings()
         self.chain_id = recording.chain_id
@@ -373,14 +375,27 @@ class Chain:
             if not window.ensure(0):
                 raise ValueError("the recording has no blocks")
             self.first_number = window[0].number
-            replay_ts = _Tail(timestamps, 0)
-            self.schedule = ReplaySchedule(t0_ns=t0_ns, timestamps=replay_ts, speed=speed)
-            # history blocks are read, published and let go one by one; at least one block
-            # is replayed
-            while self.published < want_history and window.ensure(self.published + 1):
-                self._publish_history()
-            self.history = replay_ts.offset = self.published
+            self._replay_ts = _Tail(timestamps, 0)
+            self.schedule = ReplaySchedule(t0_ns=t0_ns, timestamps=self._replay_ts,
+                                           speed=speed)
+            count = recording.count
+            self.history = want_history if count is None else min(want_history, count - 1)
+            self._primed = False
+            if not defer_history:
+                self.prime()
         self._reported_indexed = self.history
+
+    def prime(self) -> None:
+        """Publish a streamed chain's history (once): its blocks are read, published and
+        let go one by one; at least one block is replayed."""
+        if getattr(self, "_primed", True):
+            return
+        self._primed = True
+        assert isinstance(self.blocks, _Window)
+        while self.published < self.history and self.blocks.ensure(self.published + 1):
+            self._publish_history()
+        self.history = self._replay_ts.offset = self._reported_indexed = self.published
+        self.blocks.ensure(self.published)
 
     def _publish_history(self) -> None:
         """Publish the next block as history: visible and indexed already."""

@@ -222,7 +222,9 @@ class Simulator:
         self.now_ns = clock_ns
         self.settings = settings or SimSettings()
         self.recording = recording
-        self.chain = Chain(recording, settings=self.settings, speed=speed, t0_ns=0)
+        # a streamed chain reads its history after the server listens (start-up at once)
+        self.chain = Chain(recording, settings=self.settings, speed=speed, t0_ns=0,
+                           defer_history=True)
         self.rpc = JsonRpc(self.chain, self.settings.node)
         self.history = history or SimHistory(keep=True, clock_ns=clock_ns)
         self.board = FaultBoard()
@@ -288,14 +290,25 @@ class Simulator:
         self.urls = {"ws": f"ws://{host}:{port}/", "http": base + "/",
                      "explorer": base + "/v2/api", "status": base + "/_sim/status",
                      "faults": base + "/_sim/faults", "telegram": base}
-        if self.autostart:
-            self.begin(self.now_ns() + int(self.start_delay_s * _NS))
+        delay_ns = int(self.start_delay_s * _NS)
+        if self.chain.window is not None:
+            # a streamed chain reads its history now, after listening, before any request
+            # is read (the loop runs callbacks in order); the replay clock starts after it
+            def prime_and_begin() -> None:
+                self.chain.prime()
+                if self.autostart:
+                    self.begin(self.now_ns() + delay_ns)
+
+            asyncio.get_running_loop().call_soon(prime_and_begin)
+        elif self.autostart:
+            self.begin(self.now_ns() + delay_ns)
 
     def begin(self, t0_ns: int | None = None) -> None:
         """Start the replay clock: block 0 is due at ``t0_ns`` (default now)."""
         if self.started:
             return
         self.started = True
+        self.chain.prime()
         t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
         speed = self.chain.speed
