@@ -70,8 +70,9 @@ def print_figures(title: str, figures: list[dict[str, Any]]) -> None:
 
 
 def write_results(name: str, title: str, command: str, figures: list[dict[str, Any]],
-                  **extra: Any) -> Path:
-    """Write ``RESULTS_DIR/<name>.json`` and print the figures; returns the path."""
+                  printed: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
+    """Write ``RESULTS_DIR/<name>.json`` and print the figures (or only ``printed``);
+    returns the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "title": title, "command": command,
            "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -80,5 +81,5 @@ def write_results(name: str, title: str, command: str, figures: list[dict[str, A
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
-    print_figures(f"{title} -> {path}", figures)
+    print_figures(f"{title} -> {path}", figures if printed is None else printed)
     return path

@@ -175,16 +175,7 @@ def _point(rec: Path, n: int, tmp: Path) -> dict[str, Any]:
     }
 
 
-@pytest.mark.slow
-def test_wallets_up_to_the_whole_market(busy: Path, tmp_path: Path) -> None:
-    from monitor.providers import PROVIDER_DEFAULTS
-
-    points = []
-    for n in WALLETS:
-        d = tmp_path / f"w{n}"
-        d.mkdir()
-        points.append(_point(busy, n, d))
-
+def _figures(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     figures = []
     for p in points:
         n, firehose = p["wallets"], p["mode"] == "firehose"
@@ -205,6 +196,32 @@ def test_wallets_up_to_the_whole_market(busy: Path, tmp_path: Path) -> None:
             figure(f"{n:,} wallets: missed", p["missed"], "", "0", p["missed"] == 0),
             figure(f"{n:,} wallets: monitor start-up to READY", p["ready_s"], "s"),
         ]
+    return figures
+
+
+def _merge(point: dict[str, Any]) -> list[dict[str, Any]]:
+    """This point beside the others already in wallets.json from the same recording."""
+    from bench_results import RESULTS_DIR
+
+    points: dict[int, dict[str, Any]] = {}
+    try:
+        doc = json.loads((RESULTS_DIR / "wallets.json").read_text(encoding="utf-8"))
+        if (doc.get("blocks"), doc.get("seed")) == (BLOCKS, SEED):
+            points = {int(p["wallets"]): p for p in doc["points"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    points[point["wallets"]] = point
+    return [points[k] for k in sorted(points)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("n", WALLETS)
+def test_wallets_point(n: int, busy: Path, tmp_path: Path) -> None:
+    from monitor.providers import PROVIDER_DEFAULTS
+
+    p = _point(busy, n, tmp_path)
+    points = _merge(p)
     limits = {name: {"max_topics_per_filter": d.max_topics_per_filter,
                      "max_subscriptions_per_connection": d.max_subscriptions_per_connection,
                      "max_wallets_per_filter": d.max_wallets_per_filter,
@@ -212,12 +229,11 @@ def test_wallets_up_to_the_whole_market(busy: Path, tmp_path: Path) -> None:
               for name, d in PROVIDER_DEFAULTS.items()}
     write_results(
         "wallets", f"Wallets 1..100,000 on busy at speed 1 ({BLOCKS} blocks a point)",
-        ".venv/bin/python -m pytest benchmarks/test_wallets_bench.py -s", figures,
-        profile="busy", seed=SEED, blocks=BLOCKS, speed=1.0, points=points,
-        provider_limits=limits)
+        ".venv/bin/python -m pytest benchmarks/test_wallets_bench.py -s", _figures(points),
+        printed=_figures([p]), profile="busy", seed=SEED, blocks=BLOCKS, speed=1.0,
+        points=points, provider_limits=limits)
 
-    for p in points:
-        assert p["missed"] == 0 and p["duplicates"] == 0 and p["phantoms"] == 0, p
-        assert p["mode"] == ("firehose" if p["wallets"] > 2000 else "filtered"), p
-        if p["mode"] == "firehose":  # every OrderFilled of the exchanges came in
-            assert p["logs_notifications"] >= p["trades"]
+    assert p["missed"] == 0 and p["duplicates"] == 0 and p["phantoms"] == 0, p
+    assert p["mode"] == ("firehose" if n > 2000 else "filtered"), p
+    if p["mode"] == "firehose":  # every OrderFilled of the exchanges came in
+        assert p["logs_notifications"] >= p["trades"]

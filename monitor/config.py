@@ -304,12 +304,8 @@ class Settings(BaseSettings):
     @field_validator("wallets")
     @classmethod
     def _wallets(cls, value: list[str]) -> list[str]:
-        out: list[str] = []
-        for w in value:
-            a = normalise_address(w, "wallet")
-            if a not in out:
-                out.append(a)
-        return out
+        # first occurrence kept, in order (a dict: 100,000 wallets in linear time)
+        return list(dict.fromkeys(normalise_address(w, "wallet") for w in value))
 
     @field_validator("exchanges")
     @classmethod

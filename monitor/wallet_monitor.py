@@ -108,7 +108,8 @@ def split_wallets(wallets: Sequence[str], share: float, websocket: bool
     if not websocket:
         return [], list(wallets)
     ws = [w for w in wallets if assign_source(w, share) == "websocket"]
-    return ws, [w for w in wallets if w not in set(ws)]
+    on_ws = set(ws)  # once: a set per wallet made 100,000 wallets quadratic
+    return ws, [w for w in wallets if w not in on_ws]
 
 
 def _qty(value: Any) -> int:
