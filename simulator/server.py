@@ -320,8 +320,23 @@ class Simulator:
                             ts0=self.chain.schedule.timestamps[0],
                             chain_id=self.chain.chain_id,
                             recording=self.recording.header(), urls=self.urls)
+        self._record_history_blocks(t0)
         self.history.flush()
         self._loop_task = asyncio.get_running_loop().create_task(self._replay_loop())
+
+    def _record_history_blocks(self, t0: int) -> None:
+        """The blocks served as already published before the replay are part of the chain
+        the node answers for: they go into the history too (``history: true``, visible
+        from the start), so a truth built from the history includes their trades."""
+        for i in range(self.chain.history):
+            try:
+                block = self.chain.blocks[i]
+            except (IndexError, KeyError, ValueError):
+                continue
+            self.history.record("block_published", t_ns=t0, number=block.number,
+                                hash=block.hash, parent_hash=block.rb.parent_hash,
+                                timestamp=block.rb.timestamp,
+                                order_filled=block.order_filled(), history=True)
 
     async def stop(self) -> None:
         if self._loop_task is not None:
