@@ -119,7 +119,8 @@ class Sim:
 def start_sim(recording: Path, tmp: Path, *, speed: float, config: str | None = None) -> Sim:
     hist = tmp / "sim_history.jsonl"
     args = [PY, "-m", "simulator", "serve", "--recording", str(recording), "--port", "0",
-            "--speed", str(speed), "--history", str(hist)]
+            "--speed", str(speed), "--history", str(hist),
+            "--history-blocks", "0"]  # these tests replay the recording from its first block
     if config is not None:
         cfg = tmp / "sim.toml"
         cfg.write_text(config)
