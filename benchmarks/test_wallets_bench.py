@@ -129,9 +129,13 @@ def _point(rec: Path, n: int, tmp: Path) -> dict[str, Any]:
             ws = {w.lower() for w in wallets}
             want: set[str] = set()
             by_height: dict[int, tuple[int, list[list[str]]]] = {}
+            first = 0  # the replay's first block: the history blocks before it are not owed
             for row in read_jsonl(sim.history):
-                if row.get("event") == "block_published":
+                if row.get("event") == "start":
+                    first = int(row["first_block"])
+                elif row.get("event") == "block_published":
                     by_height[row["number"]] = (row["t_ns"], row.get("order_filled") or [])
+            by_height = {k: v for k, v in by_height.items() if k >= first}
             published = {tid: t for t, fills in by_height.values() for tid, _ in fills}
             want = {tid for _, fills in by_height.values() for tid, m in fills
                     if m.lower() in ws}
