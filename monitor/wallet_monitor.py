@@ -480,8 +480,12 @@ class WsShard:
                     await self._verify_restart_cursor()
                     self._verified_restart = True
                 if self._reorg_from is not None:
-                    start, self._reorg_from = self._reorg_from, None
+                    # cleared only once the re-check succeeded: a re-check that fails (the
+                    # node unreachable right after the reorg) is retried, never forgotten
+                    start = self._reorg_from
                     await self._recheck(start)
+                    if self._reorg_from == start:
+                        self._reorg_from = None
                 await self.sync()
                 failures = 0
                 if self._handback and self.healthy_now():

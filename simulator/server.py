@@ -458,6 +458,9 @@ class Simulator:
     def _run_fault_schedule(self, now: int) -> None:
         while self._schedule and self._schedule[0][0] <= now:
             _, window = self._schedule.pop(0)
+            if self.chain.exhausted():  # the replay is over: no new faults on a still chain
+                self._schedule.clear()
+                break
             duration = None if window.stop_s is None else window.stop_s - window.start_s
             self.start_fault(window.spec.name, window.spec.target, window.spec.params,
                              duration_s=duration)
