@@ -357,6 +357,26 @@ def _write_toml(path: Path, doc: dict[str, Any]) -> None:
     path.write_bytes(tomli_w.dumps(doc).encode("utf-8"))
 
 
+_OUTPUTS = ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl",
+            "monitor_state.sqlite", "monitor_state.sqlite-wal", "monitor_state.sqlite-shm")
+
+
+def prepare_scenario_dir(scenario: Scenario, sdir: Path, cache_dir: Path,
+                         run: dict[str, Any]) -> tuple[Path, list[str]]:
+    """What every clock does before a run: the recording and the wallets (into ``run``),
+    the simulator and monitor configs, and no output left from an earlier run."""
+    for name in _OUTPUTS:
+        (sdir / name).unlink(missing_ok=True)
+    recording = resolve_recording(scenario, cache_dir)
+    wallets = choose_wallets(scenario, recording)
+    run.update(recording=str(recording), wallets=wallets)
+    _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
+    settings = scenario.monitor.settings()
+    settings.pop("mode", None)
+    _write_toml(sdir / "monitor_config.toml", settings)
+    return recording, wallets
+
+
 def _base_run(scenario: Scenario) -> dict[str, Any]:
     return {
         "scenario": scenario.name, "description": scenario.description,
@@ -381,15 +401,8 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
     procs: list[_Proc] = []
     try:
         notify(progress)
-        recording = await asyncio.to_thread(resolve_recording, scenario, options.cache_dir)
-        wallets = await asyncio.to_thread(choose_wallets, scenario, recording)
-        run.update(recording=str(recording), wallets=wallets)
-        _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
-        settings = scenario.monitor.settings()
-        settings.pop("mode", None)
-        _write_toml(sdir / "monitor_config.toml", settings)
-        for name in ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl"):
-            (sdir / name).unlink(missing_ok=True)
+        recording, wallets = await asyncio.to_thread(prepare_scenario_dir, scenario, sdir,
+                                                     options.cache_dir, run)
 
         progress.phase = "starting simulator"
         notify(progress)
@@ -418,7 +431,6 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
                 "--speed", repr(scenario.speed), "--config", str(sdir / "monitor_config.toml")]
         for w in wallets:
             argv += ["--wallet", w]
-        (sdir / "monitor_state.sqlite").unlink(missing_ok=True)
         mon = await _spawn("monitor", argv, sdir, _monitor_secrets(urls))
         procs.append(mon)
         await _wait_ready(mon, options.ready_timeout_s)

@@ -34,8 +34,7 @@ from experiments.runner import (
     RunnerOptions,
     _base_run,
     _write_toml,
-    choose_wallets,
-    resolve_recording,
+    prepare_scenario_dir,
 )
 from experiments.scenario import Scenario
 
@@ -59,17 +58,7 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
     run = _base_run(scenario)
     run["clock"] = "virtual"
     try:
-        for name in ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl",
-                     "monitor_state.sqlite", "monitor_state.sqlite-wal",
-                     "monitor_state.sqlite-shm"):
-            (sdir / name).unlink(missing_ok=True)
-        recording = resolve_recording(scenario, options.cache_dir)
-        wallets = choose_wallets(scenario, recording)
-        run.update(recording=str(recording), wallets=wallets)
-        _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
-        settings = scenario.monitor.settings()
-        settings.pop("mode", None)
-        _write_toml(sdir / "monitor_config.toml", settings)
+        recording, wallets = prepare_scenario_dir(scenario, sdir, options.cache_dir, run)
         loop = looptime.new_event_loop(noop_cycles=NOOP_CYCLES, _enabled=True)
         try:
             loop.run_until_complete(_run(scenario, sdir, recording, wallets, run))

@@ -89,9 +89,10 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 429:
         return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
+    if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
+        return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
+                           kind="too_deep")
     try:
-        if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
-            raise RecursionError
         parsed = json.loads(body)
     except RecursionError:
         return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.cores import Decision, DedupEntry, Deduplicator
-from monitor.errors import StoreError
 from monitor.history import History, NullHistory
 from monitor.sinks import Sink, SinkEvent
 from monitor.store import OutboxItem, Store
@@ -135,11 +134,8 @@ class Pipeline:
             return []
         try:
             items = self.store.commit_many(pending)
-        except StoreError:
-            raise
-        except (OverflowError, ValueError, TypeError) as exc:
-            items = self._commit_rows(pending, staged, exc)
-            return items
+        except (OverflowError, ValueError, TypeError) as exc:  # StoreError passes through
+            return self._commit_rows(pending, staged, exc)
         self.dedup.apply(staged)
         return items
 
@@ -155,8 +151,6 @@ class Pipeline:
                 continue
             try:
                 items.extend(self.store.commit_many([row]))
-            except StoreError:
-                raise
             except (OverflowError, ValueError, TypeError) as exc:
                 bad.add(row[1])
                 self.counters["store_rejected"] += 1

@@ -112,11 +112,6 @@ def split_wallets(wallets: Sequence[str], share: float, websocket: bool
     return ws, [w for w in wallets if w not in on_ws]
 
 
-def _qty(value: Any) -> int:
-    """A bounded quantity from the node (``ValueError`` past 2^63 or not a number)."""
-    return quantity(value)
-
-
 class _Rpc:
     """JSON-RPC over HTTP (:class:`monitor.jsonrpc_client.JsonRpcHttpClient`), counted."""
 
@@ -296,7 +291,7 @@ class WsShard:
 
     def _on_head(self, result: Any) -> None:
         try:
-            number = _qty(result["number"])
+            number = quantity(result["number"])
             bh, parent = result["hash"], result["parentHash"]
             if not (isinstance(bh, str) and isinstance(parent, str)
                     and len(bh) == 66 and len(parent) == 66):
@@ -406,7 +401,7 @@ class WsShard:
     async def _probe_head(self) -> None:
         connection = self.manager.connected_at
         try:
-            node = _qty(await self.rpc.call("eth_blockNumber", []))
+            node = quantity(await self.rpc.call("eth_blockNumber", []))
         except (MonitorError, ValueError, TypeError):
             return  # the node is unreachable too: the reconnect loop and fallback handle it
         feed = self.head
@@ -548,7 +543,7 @@ class WsShard:
         ids = set()
         for lg in logs:
             with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                ids.add(f"{str(lg['transactionHash']).lower()}:{_qty(lg['logIndex'])}")
+                ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
         canonical: dict[int, str | None] = {}
         for tid, number, block_hash in standing:
             if tid in ids:
@@ -565,7 +560,7 @@ class WsShard:
     async def _confirmed_target(self, cur: int, target: int) -> int:
         """A long backfill: ask the node's HTTP head first, and never go past it (a feed
         head that the node does not have is not fetched block range after block range)."""
-        node = _qty(await self.rpc.call("eth_blockNumber", []))
+        node = quantity(await self.rpc.call("eth_blockNumber", []))
         if node < target:
             if target - node > self.s.head_jump_slack:
                 self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
@@ -622,7 +617,7 @@ class WsShard:
         ids = set()
         for lg in logs:
             with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                ids.add(f"{str(lg['transactionHash']).lower()}:{_qty(lg['logIndex'])}")
+                ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
         for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, 1 << 62):
             if tid not in ids:
                 await self.pipeline.retract(tid, bh)
