@@ -24,6 +24,7 @@ from experiments.checker import (
     CheckParams,
     run_checker,
 )
+from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.scenario import ScenarioError, load_scenario
 from experiments.store import read_jsonl
 from experiments.thresholds import evaluate_all
@@ -45,6 +46,7 @@ SUMMARY_KEYS = [
     "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
     "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
     "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
+    "latency_stages",
 ]
 
 RUN_FILE = "run.json"
@@ -109,6 +111,8 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
                 sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"))
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
+            summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
+                                                        run.get("resources"))
             summary["era"] = scenario.era  # from scenario.toml: older run.json files lack it
             # evaluated once, here, on the final summary; the report takes it as written
             summary["thresholds"] = evaluate_all(thresholds, summary)
@@ -126,11 +130,23 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
     return summary
 
 
+def _latency_stages(sim_rows: list[dict[str, Any]], monitor_rows: list[dict[str, Any]],
+                    det_rows: list[dict[str, Any]], resources: dict[str, Any] | None
+                    ) -> dict[str, Any] | None:
+    """The latency budget (:mod:`experiments.latency_budget`) when the detections carry
+    stage stamps, with what the harness adds as its own lines; else None."""
+    out = budget(trade_stages(sim_rows, det_rows))
+    if out is not None:
+        out["overhead"] = overheads(sim_rows, monitor_rows, resources)
+    return out
+
+
 def summaries_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     """The run's scenario summaries as one table (one row per scenario)."""
     rows = []
     for s in summaries:
-        row = {k: v for k, v in s.items() if k not in ("api_calls", "faults", "thresholds")}
+        row = {k: v for k, v in s.items() if k not in ("api_calls", "faults", "thresholds",
+                                                        "latency_stages")}
         verdicts = [t.get("passed") for t in s.get("thresholds") or []]
         row["thresholds_passed"] = sum(1 for v in verdicts if v is True)
         row["thresholds_failed"] = sum(1 for v in verdicts if v is False)

@@ -377,6 +377,14 @@ def prepare_scenario_dir(scenario: Scenario, sdir: Path, cache_dir: Path,
     return recording, wallets
 
 
+def stamp_stages(scenario: Scenario) -> bool:
+    """Does the monitor stamp the latency stages (the budget) this run? As the scenario
+    says; unset: only a WebSocket scenario at speed 1, where latency claims are made."""
+    if scenario.monitor.latency_stages is not None:
+        return False  # given: it is in the monitor's config file already
+    return scenario.mode == "websocket" and scenario.speed == 1
+
+
 def _base_run(scenario: Scenario) -> dict[str, Any]:
     return {
         "scenario": scenario.name, "description": scenario.description,
@@ -429,6 +437,8 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
                 "--detections", str(sdir / "detections.jsonl"),
                 "--history", str(sdir / "monitor_history.jsonl"),
                 "--speed", repr(scenario.speed), "--config", str(sdir / "monitor_config.toml")]
+        if stamp_stages(scenario):
+            argv += ["--latency-stages", "true"]
         for w in wallets:
             argv += ["--wallet", w]
         mon = await _spawn("monitor", argv, sdir, _monitor_secrets(urls))
@@ -443,6 +453,7 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         run.update(window_start_ns=start_ns, window_end_ns=end_ns)
         sampler = _Sampler(mon.proc.pid)
         counter = _LineCounter(sdir / "detections.jsonl")
+        own_cpu0, own_wall0 = time.process_time(), time.monotonic()  # what sampling costs
         progress.phase = "running"
         while (now := time.monotonic_ns()) < stop_at_ns:
             for p in procs:
@@ -462,7 +473,10 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         notify(progress)
         sampler.sample()
         run["resources"] = {"cpu_s": sampler.cpu_s, "rss_peak_bytes": sampler.rss_peak,
-                            "source": "psutil"}
+                            "source": "psutil",
+                            "runner_cpu_s": time.process_time() - own_cpu0,
+                            "runner_wall_s": time.monotonic() - own_wall0,
+                            "sample_interval_s": options.sample_interval_s}
         stopped = {}
         for p in (mon, sim):
             stopped[p.name] = await _stop(p, options.stop_timeout_s)

@@ -164,6 +164,7 @@ class MonitorSpec(_Strict):
     max_wallets_per_filter: int | None = None
     backfill_chunk_blocks: int | None = None
     explorer_rate_per_s: float | None = None
+    latency_stages: bool | None = None  # unset: on for websocket scenarios at speed 1
 
     @field_validator("mode")
     @classmethod

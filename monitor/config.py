@@ -264,6 +264,10 @@ class Settings(BaseSettings):
     tls_verify: bool = Field(True,
         description="check TLS certificates of `wss://` and `https://` endpoints (false only "
                     "against a test node)")
+    latency_stages: bool = Field(False,
+        description="stamp each live trade's path (frame received, parsed, queued, decoded, "
+                    "deduplicated, persisted, delivered) into its detection row's `stages` "
+                    "(the latency budget; a few clock reads per frame)")
     state_synchronous: Literal["FULL", "NORMAL"] = Field("FULL",
         description="SQLite `synchronous` of the state DB (`FULL` survives power loss)")
     outbox_retry_interval: float = Field(5.0, gt=0,

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
+from monitor.clock import Clock, SystemClock
 from monitor.cores import Decision, DedupEntry, Deduplicator
 from monitor.history import History, NullHistory
 from monitor.sinks import Sink, SinkEvent
+from monitor.stages import FrameStamps, stage_offsets
 from monitor.store import OutboxItem, Store
 from monitor.trades import DecodeError, Trade, decode_order_filled
 from polyvocab import DEFAULT_EXCHANGES, trade_id
@@ -45,10 +48,13 @@ class Pipeline:
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
-                 history: History | None = None, dedup_capacity: int = 200_000) -> None:
+                 history: History | None = None, dedup_capacity: int = 200_000,
+                 clock: Clock | None = None) -> None:
         """``dedup_capacity``: trade ids kept in memory (most recently seen); older ones
-        are looked up in the store, so memory stays flat over weeks of trades."""
+        are looked up in the store, so memory stays flat over weeks of trades. ``clock``
+        is read only for the stage stamps of :meth:`on_logs` (``stamps``)."""
         self.store = store
+        self._now_ns = (clock or SystemClock()).now_ns
         self.sink = sink
         self.history = history or NullHistory()
         self.wallets = {w.lower() for w in wallets}
@@ -83,12 +89,20 @@ class Pipeline:
         delivered = await self.on_logs([entry], source)
         return delivered[0] if delivered else None
 
-    async def on_logs(self, entries: Iterable[dict[str, Any]], source: str) -> list[Trade]:
+    async def on_logs(self, entries: Iterable[dict[str, Any]], source: str, *,
+                      stamps: Sequence[FrameStamps | None] | None = None) -> list[Trade]:
         """A batch of logs from one source: decisions for all, ONE store transaction, sink
-        events in order, one transaction marking them sent. Returns the trades delivered."""
+        events in order, one transaction marking them sent. Returns the trades delivered.
+
+        ``stamps`` (latency budget, one per entry): the frame each log came in; a delivered
+        trade then carries its path's stamps to the sink (:mod:`monitor.stages`)."""
         pending: list[tuple[Decision, str, str, Trade | None]] = []
         staged: dict[str, DedupEntry] = {}
-        for entry in entries:
+        marks: dict[str, tuple[FrameStamps, int, int]] = {}
+        now_ns = self._now_ns
+        queue_ns = now_ns() if stamps is not None else 0
+        for entry, frame in zip(entries, stamps if stamps is not None else repeat(None),
+                                strict=False):
             self.counters["logs"] += 1
             if isinstance(entry, dict) and entry.get("removed") is True:
                 self._removed(entry, source, pending, staged)
@@ -101,9 +115,19 @@ class Pipeline:
             except Exception as exc:  # anything odd in a log is a decode error, never a crash
                 self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
                 continue
+            if frame is None:
+                self._offer(trade, source, pending, staged)
+                continue
+            decode_ns = now_ns()
             self._offer(trade, source, pending, staged)
+            marks[trade.id] = (frame, decode_ns, now_ns())
         items = self._commit(pending, staged)
-        await self._send_all(items)
+        stages = None
+        if marks:
+            persist_ns = now_ns()
+            stages = {tid: stage_offsets(f, queue_ns, d, k, persist_ns)
+                      for tid, (f, d, k) in marks.items()}
+        await self._send_all(items, stages=stages)
         return [i.trade for i in items if i.kind == "trade" and i.trade is not None]
 
     async def offer(self, trade: Trade, source: str) -> Trade | None:
@@ -193,11 +217,14 @@ class Pipeline:
             return
         pending.append((decision, tid, source, None))
 
-    async def _send_all(self, items: list[OutboxItem], *, retry: bool = False) -> int:
+    async def _send_all(self, items: list[OutboxItem], *, retry: bool = False,
+                        stages: dict[str, dict[str, int]] | None = None) -> int:
         """Hand events to the sink in order; stop at the first failure (the rest stay in
         the outbox for :meth:`redeliver`). Never raises for a sink failure. While the sink
         is failing, new events wait in the outbox behind the older ones (order kept) unless
-        ``retry``. Returns how many were sent."""
+        ``retry``. Returns how many were sent. With ``stages`` (trade id -> stamps) the
+        events carry them, and the time spent writing ``delivered`` history rows is counted
+        (``history_write_ns`` / ``history_writes``: what the history costs the path)."""
         if not items or (self.sink_failing and not retry):
             return 0
         sent: list[int] = []
@@ -205,7 +232,7 @@ class Pipeline:
             for item in items:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
-                                  item.trade)
+                                  item.trade, stages.get(item.trade_id) if stages else None)
                 try:
                     await self.sink.emit(event)
                 except Exception as exc:  # ENOSPC, the bot's callback raising, ...
@@ -222,10 +249,14 @@ class Pipeline:
                 if item.kind == "trade":
                     self.counters["delivered"] += 1
                     self.counters[f"delivered_{event.source}"] += 1
+                    t_hist = self._now_ns() if stages else 0
                     self.history.record(
                         "delivered", trade_id=item.trade_id, source=event.source,
                         block_number=item.trade.block_number if item.trade else None,
                         block_hash=item.block_hash)
+                    if stages:
+                        self.counters["history_write_ns"] += self._now_ns() - t_hist
+                        self.counters["history_writes"] += 1
                 else:
                     self.counters["retracted"] += 1
                     self.history.record("retracted", trade_id=item.trade_id,

@@ -7,7 +7,7 @@ monitor re-sends whatever it had not confirmed (see :mod:`monitor.store`).
 :class:`JsonlSink` writes the detections file of ``docs/contracts.md``::
 
     {"t_ns": ..., "wall_ns": ..., "kind": "trade", "source": "ws"|"backfill"|"poll",
-     "trade": {...}}
+     "trade": {...}, "stages": {...}}   (stages: live trades with latency_stages on)
     {"t_ns": ..., "wall_ns": ..., "kind": "retraction", "trade_id": "...", "block_hash": "..."}
 
 ``t_ns`` is the machine-wide monotonic clock (compares with the simulator's history);
@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -57,6 +57,8 @@ class SinkEvent:
     source: str  # "ws" | "backfill" | "poll"
     block_hash: str
     trade: Trade | None = None
+    #: the path's stamps (``latency_stages``; see :mod:`monitor.stages`), else None
+    stages: dict[str, int] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -203,9 +205,12 @@ class JsonlSink:
         if event.kind == "trade":
             if event.trade is None:
                 raise ValueError("a trade event needs its trade")
-            row: dict[str, object] = {"t_ns": self._clock.now_ns(), "wall_ns": wall_ns(self._clock),
+            t_ns = self._clock.now_ns()
+            row: dict[str, object] = {"t_ns": t_ns, "wall_ns": wall_ns(self._clock),
                                       "kind": "trade",
                                       "source": event.source, "trade": event.trade.to_dict()}
+            if event.stages is not None:
+                row["stages"] = {**event.stages, "deliver": t_ns - event.stages["recv_ns"]}
         else:
             row = {"t_ns": self._clock.now_ns(), "wall_ns": wall_ns(self._clock),
                    "kind": "retraction", "trade_id": event.trade_id,

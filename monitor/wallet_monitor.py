@@ -90,6 +90,7 @@ from monitor.polling import PollingMonitor
 from monitor.providers import SubscriptionPlan, plan_subscriptions
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
+from monitor.stages import FrameStamps
 from monitor.store import Store
 from monitor.supervisor import Supervisor
 from monitor.websocket_manager import WebSocketManager, insecure_factory
@@ -164,7 +165,9 @@ class WsShard:
         self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
                                         history=history, alerts=alerts, conn_id=self.conn_id,
                                         session_factory=None if settings.tls_verify
-                                        else insecure_factory)
+                                        else insecure_factory,
+                                        stamp_frames=settings.latency_stages)
+        self._stamp = settings.latency_stages
         self.manager.on_connected.append(self._on_connected)
         self.manager.on_disconnected.append(self._on_disconnected)
         self.head: int | None = None
@@ -173,7 +176,8 @@ class WsShard:
         self.live_from: int | None = None  # first head of the current connection
         self._healthy = False
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(
+        # (log, its frame's stamps when latency_stages is on)
+        self._inbox: asyncio.Queue[tuple[dict[str, Any], FrameStamps | None]] = asyncio.Queue(
             maxsize=settings.live_queue_max)
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
@@ -257,7 +261,7 @@ class WsShard:
                 self.counters["other_wallet"] += 1
                 return
         try:
-            self._inbox.put_nowait(result)
+            self._inbox.put_nowait((result, self.manager.frame_stamps if self._stamp else None))
         except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
             self.counters["live_queue_overflow"] += 1
             if self.counters["live_queue_overflow"] == 1:
@@ -274,12 +278,17 @@ class WsShard:
             while len(batch) < 1000 and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             try:
-                await self.pipeline.on_logs(batch, "ws")
+                await self._deliver(batch)
             except Exception as exc:  # never lose the delivery task; the next sync re-fetches
                 self.counters["deliver_errors"] += 1
                 log.warning("[%s] live delivery failed (%s: %s); the next sync re-fetches",
                             self.conn_id, type(exc).__name__, redact(str(exc)))
                 self._wake.set()
+
+    async def _deliver(self, batch: list[tuple[dict[str, Any], FrameStamps | None]]) -> None:
+        logs = [entry for entry, _ in batch]
+        await self.pipeline.on_logs(logs, "ws",
+                                    stamps=[f for _, f in batch] if self._stamp else None)
 
     async def drain(self) -> None:
         """Deliver every live log already received (used on stop)."""
@@ -287,7 +296,7 @@ class WsShard:
         while not self._inbox.empty():
             batch.append(self._inbox.get_nowait())
         if batch:
-            await self.pipeline.on_logs(batch, "ws")
+            await self._deliver(batch)
 
     def _on_head(self, result: Any) -> None:
         try:
@@ -695,7 +704,7 @@ class WalletMonitor:
         self.store = Store(s.state_db, synchronous=s.state_synchronous)
         self.pipeline = Pipeline(self.store, ObservedSink(self.sink, self.latency),
                                  wallets=s.wallets,
-                                 exchanges=s.exchanges, history=self.history)
+                                 exchanges=s.exchanges, history=self.history, clock=self.clock)
         await self.pipeline.recover()
         if not s.tls_verify:
             log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "

@@ -71,6 +71,7 @@ from monitor.errors import ConnectionLost, MonitorError, NotConnected, RpcError,
 from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
+from monitor.stages import FrameStamps
 
 __all__ = [
     "ConnState",
@@ -248,7 +249,10 @@ class WebSocketManager:
         alerts: Alerter | None = None,
         conn_id: str = "ws0",
         session_factory: SessionFactory | None = None,
+        stamp_frames: bool = False,
     ) -> None:
+        """``stamp_frames``: read the clock when each frame is received and parsed, and
+        expose it as :attr:`frame_stamps` to the notification callbacks (latency budget)."""
         self.url = url
         self.settings = settings
         self.conn_id = conn_id
@@ -290,6 +294,11 @@ class WebSocketManager:
         self.last_cause: str | None = None
         self.crashes = 0  # times the connection loop crashed and was restarted
         self.bad_frames: Counter[str] = Counter()  # malformed input by kind
+        self._stamp = stamp_frames
+        #: ``(recv_ns, parsed_ns)`` of the frame whose notifications are being handled:
+        #: valid inside a notification callback (they run in the reader, in order); None
+        #: unless ``stamp_frames``. See :mod:`monitor.stages`.
+        self.frame_stamps: FrameStamps | None = None
 
     # ----------------------------------------------------------------- public API
     @property
@@ -758,13 +767,14 @@ class WebSocketManager:
                 # Requests on this connection will never be answered: fail them now.
                 self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
                 return cause
+            recv_ns = self._clock.now_ns() if self._stamp else 0
             try:
-                await self._handle_frame(link, data)
+                await self._handle_frame(link, data, recv_ns)
             except Exception as exc:  # one frame never ends the reader
                 self._bad("handler_error", f"{type(exc).__name__}: {exc}")
             self._notify()
 
-    async def _handle_frame(self, link: _Link, data: str | bytes) -> None:
+    async def _handle_frame(self, link: _Link, data: str | bytes, recv_ns: int = 0) -> None:
         self.metrics.received(len(data) if isinstance(data, bytes) or data.isascii()
                               else len(data.encode("utf-8")))
         if isinstance(data, bytes):
@@ -784,6 +794,8 @@ class WebSocketManager:
         except ValueError:  # not JSON, or a number of more than 4300 digits
             self._bad("not_json", data[:80])
             return
+        if recv_ns:
+            self.frame_stamps = (recv_ns, self._clock.now_ns())
         items = msg if isinstance(msg, list) else [msg]
         if len(items) > _MAX_BATCH:
             self._bad("too_many", f"a batch of {len(items)} items")

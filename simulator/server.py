@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -208,6 +208,15 @@ class WsConn:
             transport.abort()
 
 
+def _spread(xs: Iterable[int]) -> dict[str, int]:
+    """``{"blocks", "p50", "p99", "max"}`` of some ns durations (zeros when none)."""
+    v = sorted(xs)
+    if not v:
+        return {"blocks": 0, "p50": 0, "p99": 0, "max": 0}
+    return {"blocks": len(v), "p50": v[len(v) // 2], "p99": v[min(len(v) - 1, int(0.99 * len(v)))],
+            "max": v[-1]}
+
+
 class Simulator:
     """A running mock node. ``async with Simulator(rec) as sim: ...`` in tests."""
 
@@ -248,6 +257,8 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._schedule: list[tuple[int, Any]] = []
         self._stop_tasks: set[asyncio.Task[Any]] = set()
+        # ns each block_published row took to write (the history's cost to the path)
+        self._history_write_ns: deque[int] = deque(maxlen=100_000)
         self.explorer: Any = None
         self._make_explorer()
 
@@ -359,7 +370,8 @@ class Simulator:
             self._runner = None
         for fault in list(self.board.active.values()):
             self._stop_fault(fault)
-        self.history.record("stop", head=self.chain.head_number)
+        self.history.record("stop", head=self.chain.head_number,
+                            history_write_ns=_spread(self._history_write_ns))
         self.history.flush()
 
     def _make_explorer(self) -> None:
@@ -389,11 +401,16 @@ class Simulator:
             # a streamed chain reads (synthesises) blocks as it publishes: fewer per turn
             blocks = chain.advance(now, limit=_PUBLISH_BATCH if chain.window is None else 4)
             for block in blocks:
-                self.history.record("block_published", number=block.number, hash=block.hash,
-                                    parent_hash=block.rb.parent_hash,
-                                    timestamp=block.rb.timestamp,
-                                    order_filled=block.order_filled())
+                # t_ns = published (the checker's "visible"); the notifications are built
+                # and queued (fanout_ns), then the row is written (timed: its own cost)
+                t_pub = self.now_ns()
                 self._fan_out(block)
+                t_fan = self.now_ns()
+                self.history.record("block_published", t_ns=t_pub, number=block.number,
+                                    hash=block.hash, parent_hash=block.rb.parent_hash,
+                                    timestamp=block.rb.timestamp,
+                                    order_filled=block.order_filled(), fanout_ns=t_fan - t_pub)
+                self._history_write_ns.append(self.now_ns() - t_fan)
             for block in chain.newly_indexed(now):
                 self.history.record("explorer_indexed", number=block.number, hash=block.hash,
                                     t_ns=block.indexed_ns)
