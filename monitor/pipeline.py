@@ -119,8 +119,10 @@ class Pipeline:
                 self._offer(trade, source, pending, staged)
                 continue
             decode_ns = now_ns()
+            n = len(pending)
             self._offer(trade, source, pending, staged)
-            marks[trade.id] = (frame, decode_ns, now_ns())
+            if len(pending) > n:  # to be delivered now (not a duplicate of the batch)
+                marks[trade.id] = (frame, decode_ns, now_ns())
         items = self._commit(pending, staged)
         stages = None
         if marks:
