@@ -25,14 +25,32 @@ MonitorError                      base; str() is always redacted (no keys, no to
                                   transition its table does not have
 ```
 
-:func:`is_retryable` is the retry decision the clients share.
+The network half of the tree (``MonitorError`` itself, ``TransportError`` and below,
+``ServerError``, ``RateLimited``, ``BadResponse``, ``RpcError``, :func:`is_retryable`)
+lives in :mod:`polyvocab.errors`, shared with the simulator's recorder and the
+experiments' reconciliation: ``MonitorError`` is :class:`polyvocab.errors.ServiceError`.
+The monitor-only leaves are defined here. :func:`is_retryable` is the retry decision the
+clients share.
 """
 
 from __future__ import annotations
 
-from monitor.redact import redact
+from polyvocab.errors import (
+    RATE_LIMIT_RPC_CODES,
+    BadResponse,
+    ConnectError,
+    ConnectionLost,
+    RateLimited,
+    RpcError,
+    ServerError,
+    Timeout,
+    TransportError,
+    is_retryable,
+)
+from polyvocab.errors import ServiceError as MonitorError
 
 __all__ = [
+    "RATE_LIMIT_RPC_CODES",
     "BadResponse",
     "ConfigError",
     "ConnectError",
@@ -51,77 +69,13 @@ __all__ = [
 ]
 
 
-class MonitorError(Exception):
-    """Base of every monitor error. The message is redacted when the error is made."""
-
-    def __init__(self, message: str = "") -> None:
-        self.message = redact(message)
-        super().__init__(self.message)
-
-
 class ConfigError(MonitorError):
     """An invalid setting. The message names the setting. Fix the configuration."""
-
-
-class TransportError(MonitorError):
-    """The request or the connection did not get through. Retry with backoff."""
-
-
-class ConnectError(TransportError):
-    """Could not open a connection: refused, unresolvable, handshake rejected."""
-
-
-class Timeout(TransportError, TimeoutError):
-    """No answer within the timeout."""
-
-
-class ConnectionLost(TransportError):
-    """An open connection closed or broke. ``code`` is the WebSocket close code if any."""
-
-    def __init__(self, message: str = "", *, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class ServerError(MonitorError):
-    """HTTP 5xx. Retry with backoff."""
-
-    def __init__(self, message: str = "", *, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RateLimited(MonitorError):
-    """The provider asked us to slow down. Wait ``retry_after`` seconds (None: use backoff)."""
-
-    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class BadResponse(MonitorError):
-    """An answer we cannot read: not JSON, an HTML page, JSON of the wrong shape."""
-
-    def __init__(self, message: str = "", *, status: int | None = None,
-                 kind: str = "bad_response") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
 
 
 class StoreError(MonitorError):
     """SQLite refused a read or a write. The transaction was rolled back; nothing in
     memory changed. Retry later (locked, disk full) or fix ``state_db`` (not a database)."""
-
-
-class RpcError(MonitorError):
-    """A JSON-RPC error object from the node. The request is wrong: do not retry it."""
-
-    def __init__(self, code: int, message: str, data: object = None) -> None:
-        super().__init__(f"JSON-RPC error {code}: {message}")
-        self.code = code
-        self.rpc_message = redact(message)
-        self.data = data
 
 
 class NotConnected(MonitorError):
@@ -134,16 +88,3 @@ class ConnectionFailed(MonitorError):
 
 class IllegalTransition(MonitorError):
     """The state machine has no transition for (event, state). Always a bug."""
-
-
-# JSON-RPC error codes providers use for "too many requests" (Infura/Alchemy/QuickNode).
-RATE_LIMIT_RPC_CODES = frozenset({-32005, 429})
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a request that failed with ``exc`` may be sent again."""
-    if isinstance(exc, RpcError):
-        return exc.code in RATE_LIMIT_RPC_CODES
-    if isinstance(exc, BadResponse) and exc.status is not None and 400 <= exc.status < 500:
-        return exc.status == 408  # 401/403/404...: the request or the key is wrong
-    return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)

@@ -4,7 +4,8 @@
 disconnects by cause, messages and bytes received, notifications, errors by kind, API
 calls by method, heartbeat round trips, and time in each state (computed from the state
 changes and ``now``; :meth:`WsMetrics.to_dict` reports it in simulated seconds).
-:class:`CallCounter` counts API calls by kind and method for the HTTP clients.
+:class:`CallCounter` (from :mod:`polyvocab.jsonrpc_http`) counts API calls by kind and
+method for the HTTP clients.
 """
 
 from __future__ import annotations
@@ -14,30 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.connection import ConnState, StateTimer
+from polyvocab.jsonrpc_http import CallCounter
 
 __all__ = ["CallCounter", "WsMetrics", "merge", "peak_rss_bytes"]
-
-
-@dataclass(slots=True)
-class CallCounter:
-    """API calls by method, and how many failed, by error kind."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-    failures: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-
-    def call(self, method: str, ok: bool, error_kind: str | None = None) -> None:
-        self.calls[method] += 1
-        if not ok:
-            self.failures[error_kind or "error"] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"calls": dict(self.calls), "total": self.total,
-                "failures": dict(self.failures), "retries": self.retries}
 
 
 @dataclass(slots=True)

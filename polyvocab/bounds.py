@@ -1,0 +1,125 @@
+"""Bounds on everything read from the network. Pure functions, no I/O.
+
+A node, a provider or an explorer may send anything: a frame of nested arrays 100 KB deep,
+a request id of thousands of digits, a block number of 2^200, an HTML page with status
+200. Every parser in the monitor and the shared JSON-RPC client goes through these
+helpers, so that past a bound the input is rejected with a
+:class:`~polyvocab.errors.BadResponse` carrying a short ``kind`` (counted by the caller),
+and never with a ``RecursionError``, an ``OverflowError`` in SQLite or a
+multi-gigabyte loop.
+
+Bounds (module constants, documented in docs/contracts.md):
+
+- ``MAX_QUANTITY``: block numbers, log indexes, timestamps fit a signed 64-bit integer
+  (SQLite's INTEGER); Polygon is at block ~8e7.
+- ``MAX_DEPTH``: JSON nesting. A JSON-RPC answer or an explorer envelope is at most 4-5
+  levels deep; anything past 32 is hostile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from typing import Any
+
+from polyvocab.errors import BadResponse
+
+__all__ = ["MAX_DEPTH", "MAX_QUANTITY", "loads", "nesting_ok", "quantity", "too_deep"]
+
+MAX_QUANTITY = (1 << 63) - 1
+MAX_DEPTH = 32
+_MAX_HEX_DIGITS = 16
+
+
+def quantity(value: Any, what: str = "quantity") -> int:
+    """A JSON-RPC hex quantity (or an int, or a decimal string) as an int in
+    ``0..MAX_QUANTITY``. Raises ``ValueError`` naming ``what`` otherwise."""
+    if type(value) is int:
+        n = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text[:2] in ("0x", "0X"):
+            digits = text[2:]
+            if len(digits.lstrip("0")) > _MAX_HEX_DIGITS:
+                raise ValueError(f"{what} out of range: {text[:24]}...")
+            n = int(digits, 16) if digits else 0
+        else:
+            if len(text.lstrip("0")) > 19 or not text.isdigit():
+                raise ValueError(f"{what} is not a quantity: {text[:24]!r}")
+            n = int(text)
+    else:
+        raise ValueError(f"{what} is not a quantity: {type(value).__name__}")
+    if n < 0 or n > MAX_QUANTITY:
+        raise ValueError(f"{what} out of range: {n}")
+    return n
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nesting_ok(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects at most ``limit`` deep, decided
+    *before* parsing. The C parser recurses on the C stack, guarded only by Python's
+    recursion limit: a library that raised that limit turns a frame of 100,000 nested
+    arrays into a segmentation fault. Cost: two ``count`` calls for anything with few
+    brackets (every notification); a C-speed scan (strings dropped, brackets summed)
+    for big bodies."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    if _depth(_NOT_BRACKET.sub("", text)) <= limit:  # brackets in strings only add depth
+        return True
+    return _depth(_NOT_BRACKET.sub("", _STRING.sub("", text))) <= limit  # exact, slower
+
+
+def _depth(brackets: str) -> int:
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when ``obj`` nests lists/dicts deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def loads(data: str | bytes, *, what: str, max_bytes: int, max_depth: int = MAX_DEPTH,
+          check_depth: bool = True) -> Any:
+    """Parse one JSON document from the network, or raise :class:`BadResponse` whose
+    ``kind`` is ``too_large`` | ``not_json`` | ``too_deep``.
+
+    ``check_depth=False`` skips the walk (the hot WebSocket path checks the shape of what
+    it uses instead); the C parser's own recursion guard still applies.
+    """
+    if len(data) > max_bytes:
+        raise BadResponse(f"{what}: {len(data)} bytes, more than {max_bytes}",
+                          kind="too_large")
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if not nesting_ok(text, max_depth):
+        raise BadResponse(f"{what}: JSON nested deeper than {max_depth}", kind="too_deep")
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise BadResponse(f"{what}: JSON nested too deep", kind="too_deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = (data[:60].decode("utf-8", "replace") if isinstance(data, bytes)
+                   else data[:60]).replace("\n", " ")
+        raise BadResponse(f"{what}: not JSON ({type(exc).__name__}): {snippet!r}",
+                          kind="not_json") from None
+    if check_depth and too_deep(obj, max_depth):
+        raise BadResponse(f"{what}: JSON nested deeper than {max_depth}", kind="too_deep")
+    return obj

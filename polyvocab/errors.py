@@ -1,0 +1,116 @@
+"""The errors of a call to an external service (a JSON-RPC node, a provider, an explorer).
+
+```
+ServiceError                      base; str() is always redacted (no keys, no tokens)
+├── TransportError                the bytes did not get through: retry with backoff
+│   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
+│   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
+│   └── ConnectionLost            an open connection closed or broke under us
+├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
+├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
+├── BadResponse(status, kind)     not JSON, HTML error page, JSON without id/result,
+│                                 past a bound (``kind``: too_large, too_deep, not_json,
+│                                 bad_shape, ...): retry a few times, then report the
+│                                 provider (a 4xx page other than 408 is not retried)
+└── RpcError(code, message)       the node answered with a JSON-RPC error: do not retry
+                                  (the request itself is wrong), except rate-limit codes
+```
+
+The monitor's own tree (:mod:`monitor.errors`) stands on this one: ``MonitorError`` is
+:class:`ServiceError`. :func:`is_retryable` is the retry decision the clients share.
+"""
+
+from __future__ import annotations
+
+from polyvocab.redact import redact
+
+__all__ = [
+    "RATE_LIMIT_RPC_CODES",
+    "BadResponse",
+    "ConnectError",
+    "ConnectionLost",
+    "RateLimited",
+    "RpcError",
+    "ServerError",
+    "ServiceError",
+    "Timeout",
+    "TransportError",
+    "is_retryable",
+]
+
+
+class ServiceError(Exception):
+    """Base of every error a service client raises. The message is redacted when made."""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+
+class TransportError(ServiceError):
+    """The request or the connection did not get through. Retry with backoff."""
+
+
+class ConnectError(TransportError):
+    """Could not open a connection: refused, unresolvable, handshake rejected."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """No answer within the timeout."""
+
+
+class ConnectionLost(TransportError):
+    """An open connection closed or broke. ``code`` is the WebSocket close code if any."""
+
+    def __init__(self, message: str = "", *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ServerError(ServiceError):
+    """HTTP 5xx. Retry with backoff."""
+
+    def __init__(self, message: str = "", *, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(ServiceError):
+    """The provider asked us to slow down. Wait ``retry_after`` seconds (None: use backoff)."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadResponse(ServiceError):
+    """An answer we cannot read: not JSON, an HTML page, JSON of the wrong shape."""
+
+    def __init__(self, message: str = "", *, status: int | None = None,
+                 kind: str = "bad_response") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+class RpcError(ServiceError):
+    """A JSON-RPC error object from the node. The request is wrong: do not retry it."""
+
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(f"JSON-RPC error {code}: {message}")
+        self.code = code
+        self.rpc_message = redact(message)
+        self.data = data
+
+
+# JSON-RPC error codes providers use for "too many requests" (Infura/Alchemy/QuickNode).
+RATE_LIMIT_RPC_CODES = frozenset({-32005, 429})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` may be sent again."""
+    if isinstance(exc, RpcError):
+        return exc.code in RATE_LIMIT_RPC_CODES
+    if isinstance(exc, BadResponse) and exc.status is not None and 400 <= exc.status < 500:
+        return exc.status == 408  # 401/403/404...: the request or the key is wrong
+    return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)

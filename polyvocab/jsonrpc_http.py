@@ -1,0 +1,371 @@
+"""The one JSON-RPC over HTTP client (aiohttp): retries, rate limits, error classes.
+
+The monitor, the simulator's recorder and the experiments' reconciliation all send their
+JSON-RPC over HTTP through :class:`JsonRpcHttpClient`; each chooses its policies (which
+errors to retry, which JSON-RPC errors mean "slow down", the backoff) as plain callables.
+
+One seam: the caller hands in its :class:`aiohttp.ClientSession`, so tests point the
+client at a loopback server and production at Alchemy/QuickNode/Infura unchanged.
+
+* :func:`classify_http` (pure) turns an HTTP answer into a parsed body or one of the
+  errors of :mod:`polyvocab.errors`: 429 -> :class:`RateLimited` (with ``Retry-After``),
+  5xx -> :class:`ServerError`, HTML / not JSON / wrong shape / nested too deep ->
+  :class:`BadResponse`, a JSON-RPC error object -> :class:`RpcError` (rate-limit errors,
+  as the ``rate_limited`` policy says, -> :class:`RateLimited`).
+* :func:`~polyvocab.policies.retry_delays` (plain generator, jittered) is the retry
+  backoff; :func:`should_retry` the default decision; ``Retry-After`` wins over the
+  backoff when the server gives one.
+* :class:`~polyvocab.policies.TokenBucket` (pure, time as argument) is the optional
+  client-side rate limit.
+* :class:`JsonRpcHttpClient` sends :meth:`~JsonRpcHttpClient.call` and
+  :meth:`~JsonRpcHttpClient.batch` (a retry sends the same request, same ids, again);
+  every HTTP request sent is an ``api_call`` history row (kind ``rpc_http``, one per
+  method in it) and is counted in ``counter`` (:class:`CallCounter`). Every error
+  message is redacted (:mod:`polyvocab.redact`): a key in the URL never shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from polyvocab.bounds import nesting_ok
+from polyvocab.errors import (
+    RATE_LIMIT_RPC_CODES,
+    BadResponse,
+    ConnectError,
+    ConnectionLost,
+    RateLimited,
+    RpcError,
+    ServerError,
+    ServiceError,
+    Timeout,
+    is_retryable,
+)
+from polyvocab.http_read import read_body
+from polyvocab.policies import TokenBucket, is_rate_limited, parse_retry_after, retry_delays
+from polyvocab.redact import redact
+
+__all__ = [
+    "CallCounter",
+    "HistoryLike",
+    "JsonRpcHttpClient",
+    "NowClock",
+    "classify_http",
+    "is_rate_limit_code",
+    "is_rate_limit_reply",
+    "should_retry",
+]
+
+log = logging.getLogger("polyvocab.rpc")
+
+
+class HistoryLike(Protocol):
+    """Where the client writes its rows (``monitor.history.History`` is one)."""
+
+    def record(self, event: str, **fields: Any) -> Any: ...
+
+
+class NowClock(Protocol):
+    """The clock the rate limit reads (``monitor.clock.Clock`` is one)."""
+
+    def now(self) -> float: ...
+
+
+class _NoHistory:
+    def record(self, event: str, **fields: Any) -> None:
+        return None
+
+
+class _Monotonic:
+    def now(self) -> float:
+        return time.monotonic_ns() / 1e9
+
+
+@dataclass(slots=True)
+class CallCounter:
+    """API calls by method, and how many failed, by error kind; HTTP requests sent and
+    their statuses (``to_dict`` reports calls, failures and retries)."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    requests: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def call(self, method: str, ok: bool, error_kind: str | None = None) -> None:
+        self.calls[method] += 1
+        if not ok:
+            self.failures[error_kind or "error"] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": dict(self.calls), "total": self.total,
+                "failures": dict(self.failures), "retries": self.retries}
+
+
+def is_rate_limit_code(code: int, message: str) -> bool:
+    """The default "slow down" rule: the error codes providers use for it
+    (:data:`~polyvocab.errors.RATE_LIMIT_RPC_CODES`), whatever the text."""
+    return code in RATE_LIMIT_RPC_CODES
+
+
+def is_rate_limit_reply(code: int, message: str) -> bool:
+    """The stricter rule: code 429 or a provider's rate-limit text
+    (:func:`~polyvocab.policies.is_rate_limited`), so that -32005 "query returned more
+    than 10000 results" stays an :class:`RpcError` (split the range) and is not retried."""
+    return code == 429 or is_rate_limited(message)
+
+
+def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
+    """Retry ``exc`` after ``attempt`` (1-based) tries, with ``max_retries`` retries allowed."""
+    return attempt <= max_retries and is_retryable(exc)
+
+
+def _snippet(body: str, n: int = 120) -> str:
+    return " ".join(body[:n].split())
+
+
+RateRule = Callable[[int, str], bool]
+
+
+def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_code) -> ServiceError:
+    if not isinstance(err, dict):
+        return BadResponse(f"JSON-RPC error is not an object: {_snippet(str(err))}")
+    code = err.get("code")
+    message = err.get("message", "")
+    message = message[:500] if isinstance(message, str) else f"<{type(message).__name__}>"
+    if type(code) is not int or abs(code) >= 1 << 31:
+        return BadResponse(f"JSON-RPC error without an integer code: {_snippet(message)}")
+    if rate_limited(code, message):
+        return RateLimited(f"JSON-RPC {code}: {message}")
+    return RpcError(code, message, err.get("data"))
+
+
+def classify_http(status: int, body: str, headers: Mapping[str, str] | None = None, *,
+                  rate_limited: RateRule = is_rate_limit_code) -> Any:
+    """The parsed JSON body of an HTTP answer, or the error it means (returned, not raised).
+
+    Returns a :class:`~polyvocab.errors.ServiceError` instance for errors so the caller
+    decides to raise. ``rate_limited(code, message)`` says which JSON-RPC error objects
+    mean "slow down".
+    """
+    headers = headers or {}
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 429:
+        return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
+    if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
+        return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
+                           kind="too_deep")
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
+                           kind="too_deep")
+    except ValueError:
+        parsed = None
+        kind = "HTML page" if body.lstrip()[:1] == "<" else "not JSON"
+        if status >= 500:
+            return ServerError(f"HTTP {status} ({kind}): {_snippet(body)}", status=status)
+        return BadResponse(f"HTTP {status} {kind}: {_snippet(body)}", status=status)
+    if status >= 500:
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            err = _rpc_error(parsed["error"], rate_limited)
+            if isinstance(err, RateLimited):
+                return err
+        return ServerError(f"HTTP {status}: {_snippet(body)}", status=status)
+    if status != 200:
+        if isinstance(parsed, dict) and "error" in parsed:
+            return _rpc_error(parsed["error"], rate_limited)
+        return BadResponse(f"HTTP {status}: {_snippet(body)}", status=status)
+    return parsed
+
+
+def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_code
+               ) -> Any:
+    """``result`` of one JSON-RPC response object; raise the error it carries."""
+    if not isinstance(item, dict) or item.get("id") != expected_id:
+        raise BadResponse(f"not the response to id {expected_id}: {_snippet(str(item))}")
+    if item.get("error") is not None:
+        raise _rpc_error(item["error"], rate_limited)
+    if "result" not in item:
+        raise BadResponse(f"response {expected_id} has neither result nor error")
+    return item["result"]
+
+
+class JsonRpcHttpClient:
+    """JSON-RPC over HTTP POST with retries.
+
+    ``max_retries`` retries after the first try for the errors ``retryable`` accepts
+    (default :func:`~polyvocab.errors.is_retryable`: transport errors, timeouts, 5xx,
+    429/rate-limit codes, unreadable answers; :class:`RpcError` is raised at once).
+    ``rate_limited(code, message)`` says which JSON-RPC errors are rate limits (default
+    :func:`is_rate_limit_code`). ``timeout`` is per HTTP request (seconds).
+    ``rate_limit_per_s`` spaces requests on the client side, in bursts of up to
+    ``rate_limit_burst``. ``retry_policy`` is a zero-argument callable returning a fresh
+    iterator of delays (default :func:`~polyvocab.policies.retry_delays` with jitter); a
+    server's ``Retry-After`` (capped at ``max_retry_after``) wins over it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        *,
+        history: HistoryLike | None = None,
+        clock: NowClock | None = None,
+        max_retries: int = 3,
+        timeout: float = 10.0,
+        rate_limit_per_s: float | None = None,
+        rate_limit_burst: float = 1.0,
+        retry_policy: Callable[[], Iterator[float]] = lambda: retry_delays(jitter=0.2),
+        retryable: Callable[[BaseException], bool] = is_retryable,
+        rate_limited: RateRule = is_rate_limit_code,
+        max_retry_after: float = 60.0,
+        kind: str = "rpc_http",
+        name: str = "rpc",
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self.url = url
+        self._session = session
+        self._history: HistoryLike = history or _NoHistory()
+        self._clock: NowClock = clock or _Monotonic()
+        self.max_retries = max_retries
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._limiter = (TokenBucket(rate_limit_per_s, rate_limit_burst)
+                         if rate_limit_per_s else None)
+        self._retry_policy = retry_policy
+        self._retryable = retryable
+        self._rate_limited = rate_limited
+        self.max_retry_after = max_retry_after
+        self.kind = kind
+        self.name = name
+        self._ids = itertools.count(1)
+        self.counter = CallCounter()
+
+    def __repr__(self) -> str:
+        return f"JsonRpcHttpClient({redact(self.url)!r})"
+
+    async def call(self, method: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        """``result`` of ``method(params)``. Raises an error of :mod:`polyvocab.errors`."""
+        params = list(params) if not isinstance(params, Mapping) else dict(params)
+        rid = next(self._ids)
+        body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+
+        async def once() -> Any:
+            return await self._post(body, [method],
+                                    lambda parsed: _result_of(parsed, rid, self._rate_limited))
+
+        return await self._with_retries(once, method)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Send ``calls`` as one JSON-RPC batch; results in the order of ``calls``.
+
+        A call the node answered with an error gives an :class:`RpcError` *instance* in its
+        place (check with ``isinstance``); the whole batch is retried on transport errors,
+        5xx, 429 and unreadable answers (including an answer missing some ids). A node that
+        refuses batches answers one error object: that :class:`RpcError` is raised.
+        """
+        if not calls:
+            return []
+        methods = [m for m, _ in calls]
+        ids = [next(self._ids) for _ in calls]
+        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
+                for i, (m, p) in zip(ids, calls, strict=True)]
+
+        def check(parsed: Any) -> list[Any]:
+            if isinstance(parsed, dict) and "error" in parsed:  # the batch itself refused
+                raise _rpc_error(parsed["error"], self._rate_limited)
+            if not isinstance(parsed, list):
+                raise BadResponse(f"batch answer is not a list: {_snippet(str(parsed))}")
+            by_id = {item.get("id"): item for item in parsed if isinstance(item, dict)}
+            out: list[Any] = []
+            for i in ids:
+                if i not in by_id:
+                    raise BadResponse(f"batch answer lacks id {i}")
+                try:
+                    out.append(_result_of(by_id[i], i, self._rate_limited))
+                except RpcError as exc:
+                    out.append(exc)
+            return out
+
+        async def once() -> list[Any]:
+            return await self._post(body, methods, check)
+
+        result: list[Any] = await self._with_retries(once, "batch")
+        return result
+
+    async def _with_retries(self, once: Callable[[], Any], what: str) -> Any:
+        delays = self._retry_policy()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await once()
+            except ServiceError as exc:
+                if not (attempt <= self.max_retries and self._retryable(exc)):
+                    raise
+                delay = next(delays)
+                if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                    delay = min(exc.retry_after, self.max_retry_after)
+                self.counter.retries += 1
+                log.info("[%s] %s failed (%s: %s); retry %d/%d in %.3g s", self.name, what,
+                         type(exc).__name__, exc, attempt, self.max_retries, delay)
+                await asyncio.sleep(delay)
+
+    async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any]) -> Any:
+        """POST ``body``; ``check`` turns the parsed answer into the value (or raises)."""
+        if self._limiter is not None:
+            wait = self._limiter.reserve(self._clock.now())
+            if wait > 0:
+                await asyncio.sleep(wait)
+        ok = False
+        error_kind: str | None = None
+        self.counter.requests += 1
+        try:
+            try:
+                async with self._session.post(self.url, json=body,
+                                              timeout=self._timeout) as resp:
+                    self.counter.statuses[str(resp.status)] += 1
+                    raw = await read_body(resp, what=self.name)
+                    text = raw.decode("utf-8", errors="replace")
+                    status, headers = resp.status, resp.headers
+            except TimeoutError:
+                raise Timeout(f"no answer in {self._timeout.total} s") from None
+            except aiohttp.ClientConnectorError as exc:
+                raise ConnectError(f"cannot connect: {exc}") from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+                raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+            except aiohttp.ClientError as exc:
+                raise ConnectError(f"{type(exc).__name__}: {exc}") from None
+            parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
+            if isinstance(parsed, ServiceError):
+                raise parsed
+            value = check(parsed)
+            ok = True
+            return value
+        except ServiceError as exc:
+            error_kind = type(exc).__name__
+            if isinstance(exc, BadResponse):  # garbage from the node: counted by kind
+                self._history.record("bad_input", kind=f"rpc_{exc.kind}", source=self.kind,
+                                     reason=exc.message[:200])
+            raise
+        finally:
+            for m in methods:
+                self.counter.call(m, ok, error_kind)
+                self._history.record("api_call", kind=self.kind, method=m, ok=ok)

@@ -1,0 +1,105 @@
+"""Keep secrets out of logs, histories, reports and exceptions.
+
+Register every secret once (:func:`register_secret`, :func:`register_url_secrets` for a
+provider URL); :func:`redact` replaces each occurrence in a text. Even a secret that was
+never registered is masked when it has the shape providers use:
+
+- query values named ``key``, ``apikey``, ``api_key``, ``token``, ``access_token``,
+  ``secret``, ``password``, ``auth`` (any provider, explorer included);
+- a URL path segment of 16+ key characters with a digit (Alchemy ``/v2/KEY``, Infura
+  ``/v3/ID``, QuickNode ``/TOKEN/``, Ankr, public RPCs with a key in the path);
+- ``user:password@`` in a URL; Telegram ``/bot<TOKEN>/`` and ``token=<TOKEN>``.
+
+:func:`mask` shows none of a secret's characters.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["mask", "redact", "redact_obj", "register_secret", "register_url_secrets"]
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_PATTERNS = [
+    (re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|auth"
+                r"|apikey)=)[^&\s\"'#]+"), r"\1***"),
+    (re.compile(r"(?i)(apikey=)[^&\s\"']+"), r"\1***"),
+    (re.compile(r"(?i)((?:wss?|https?)://[^/\s:@\"']+:)[^@\s/\"']+@"), r"\1***@"),
+    (re.compile(r"(?i)((?:wss?|https?)://[^/\s\"'?#]+(?:/[^/\s\"'?#]*)*?/)"
+                r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])"), r"\1***"),
+    (re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+"), r"\1***"),
+    (re.compile(r"(/bot)[0-9]+:[A-Za-z0-9_-]+"), r"\1***"),
+    (re.compile(r"(?i)(token[\"']?\s*[:=]\s*[\"']?)[0-9]+:[A-Za-z0-9_-]+"), r"\1***"),
+]
+
+
+def mask(secret: str) -> str:
+    """A safe stand-in for a secret: none of its characters, only that it is set."""
+    return "***" if secret else ""
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` so that :func:`redact` removes it wherever it appears."""
+    if secret and len(secret) >= 4:
+        with _lock:
+            _secrets.add(secret)
+
+
+def register_url_secrets(url: str | None) -> None:
+    """Register the parts of a provider URL that carry a key: long path segments, query
+    values and a password, so they are masked even where they appear without the URL."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    for segment in parts.path.split("/"):
+        if len(segment) >= 12 and any(c.isdigit() for c in segment):
+            register_secret(segment)
+    for _name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if len(value) >= 8:
+            register_secret(value)
+    if parts.password:
+        register_secret(parts.password)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every key-looking URL part masked."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for s in secrets:
+        if s in text:
+            text = text.replace(s, "***")
+    if not _may_match(text):
+        return text
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _may_match(text: str) -> bool:
+    """Can any of :data:`_PATTERNS` match? Each needs an ``=`` or a ``/``, or a ``:`` with
+    ``api`` or ``token`` beside it: hashes, trade ids and plain words skip the regexes
+    (the hot path writes a few of them per delivered trade)."""
+    if "=" in text or "/" in text:
+        return True
+    if ":" not in text:
+        return False
+    low = text.lower()
+    return "api" in low or "token" in low
+
+
+def redact_obj(obj: Any, _depth: int = 0) -> Any:
+    """A deep copy of a JSON-like object with every string redacted. Past 16 levels (a
+    hostile input carried into a history row) the rest is replaced by a short text."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if _depth >= 16 and isinstance(obj, (dict, list, tuple)):
+        return f"<{type(obj).__name__} nested too deep>"
+    if isinstance(obj, dict):
+        return {k: redact_obj(v, _depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(v, _depth + 1) for v in obj]
+    return obj
