@@ -3,31 +3,30 @@
 For each block: ``eth_getBlockByNumber(n, false)`` (stored as is), ``eth_getBlockByNumber(n,
 true)`` (its full transactions go into the row's ``transactions``), and the block's logs
 from ``eth_getLogs`` over chunks of blocks (a chunk the node refuses as too large or too
-many results is split in half until it passes). Requests are batched when the node
+many results is split in half until it passes). The requests go through the one JSON-RPC
+HTTP client (:class:`polyvocab.jsonrpc_http.JsonRpcHttpClient`): batched when the node
 accepts JSON-RPC batches, paced by a client-side token bucket (``--rate`` requests per
-second), and retried with exponential backoff on HTTP 429/5xx, timeouts and connection
-errors, honouring ``Retry-After``.
+second, bursts of as many), and retried with jittered exponential backoff on HTTP
+429/5xx, timeouts, connection errors and rate-limit answers, honouring ``Retry-After``.
 
 Errors the user must act on (node unreachable, an HTML page instead of JSON-RPC, a
 JSON-RPC error, a block the node does not have) raise :class:`simulator.errors.RecordError`
 with one clear line. The node URL is always shown masked (:func:`mask_url`): API keys in
 paths, query strings or credentials never reach the terminal or the recording.
 
-Error tree (private, all end as ``RecordError``)::
+Errors of the client (:mod:`polyvocab.errors`) and what becomes of them::
 
-    _TransportError   retryable: 429/5xx, timeout, connection error (attempts exhausted
-                      -> RecordError)
-    _HttpError        HTTP 4xx other than 429: not retried
-    RpcError          the node answered a JSON-RPC error object
+    TransportError, ServerError, RateLimited   retried; attempts exhausted -> RecordError
+    BadResponse                                 HTML page, not JSON, HTTP 4xx, bad shape:
+                                                not retried -> RecordError (a batch the
+                                                node refuses: one call at a time instead)
+    RpcError                                    the node answered a JSON-RPC error object
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -36,10 +35,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from polyvocab.policies import is_range_too_large, is_rate_limited, parse_retry_after
+from polyvocab.errors import (
+    BadResponse,
+    RateLimited,
+    RpcError,
+    ServerError,
+    ServiceError,
+    TransportError,
+)
+from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
+from polyvocab.policies import is_range_too_large
 from polyvocab.policies import retry_delays as _shared_retry_delays
 from simulator.errors import RecordError
-from simulator.ratelimit import TokenBucket
 from simulator.recording import RecordedBlock, Recording
 
 __all__ = [
@@ -101,37 +108,14 @@ class RecordStats:
     statuses: dict[str, int] = field(default_factory=dict)
 
 
-class RpcError(Exception):
-    """A JSON-RPC error object from the node."""
-
-    def __init__(self, code: Any, message: str) -> None:
-        super().__init__(f"JSON-RPC error {code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class _TransportError(Exception):
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, snippet: str) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.snippet = snippet
-
-
 def is_rate_limit_error(err: RpcError) -> bool:
     """A JSON-RPC error that means "slow down" (retry), not "your query is wrong"."""
-    return err.code == 429 or is_rate_limited(err.message)
+    return is_rate_limit_reply(err.code, err.rpc_message)
 
 
 def is_range_error(err: RpcError) -> bool:
     """An ``eth_getLogs`` refusal that a smaller block range would avoid."""
-    text = err.message.lower()
+    text = err.rpc_message.lower()
     return err.code != 429 and (is_range_too_large(text) or any(
         w in text for w in ("results", "query timeout", "timeout")))
 
@@ -141,145 +125,78 @@ def retry_delays(base_s: float, max_s: float) -> Iterator[float]:
     return _shared_retry_delays(base_s, max_s, 2.0, jitter=0.2)
 
 
-def _looks_html(body: bytes, content_type: str) -> bool:
-    head = body[:200].lstrip().lower()
-    return "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html"))
+def _retryable(exc: BaseException) -> bool:
+    """The recorder retries what a later try may fix: transport, 5xx, rate limits."""
+    return isinstance(exc, TransportError | ServerError | RateLimited)
 
 
 class _Node:
-    """One JSON-RPC HTTP endpoint: pacing, retries, batching."""
+    """The node through the shared client; its errors become one-line ``RecordError``s."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, settings: RecordSettings,
                  stats: RecordStats) -> None:
-        self.session = session
-        self.url = url
         self.masked = mask_url(url)
         self.settings = settings
         self.stats = stats
-        self._bucket = TokenBucket(settings.rate_per_s)
-        self._not_before = 0.0
-        self._ids = 0
+        self._base = (stats.requests, stats.retries, dict(stats.statuses))
+        self.client = JsonRpcHttpClient(
+            url, session, max_retries=max(0, settings.max_attempts - 1),
+            timeout=settings.timeout_s, rate_limit_per_s=settings.rate_per_s,
+            rate_limit_burst=max(1.0, settings.rate_per_s),
+            retry_policy=lambda: retry_delays(settings.backoff_base_s, settings.backoff_max_s),
+            retryable=_retryable, rate_limited=is_rate_limit_reply,
+            max_retry_after=settings.max_retry_after_s, kind="record", name="record")
 
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = self._not_before - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            decision = self._bucket.take(time.monotonic_ns())
-            if decision.allowed:
-                return
-            await asyncio.sleep(decision.retry_after_ns / 1e9)
+    def _count(self) -> None:
+        requests, retries, statuses = self._base
+        counter = self.client.counter
+        self.stats.requests = requests + counter.requests
+        self.stats.retries = retries + counter.retries
+        self.stats.statuses = {k: statuses.get(k, 0) + counter.statuses.get(k, 0)
+                               for k in {*statuses, *counter.statuses}}
 
-    async def _post_once(self, payload: Any) -> Any:
-        await self._pace()
-        self.stats.requests += 1
-        try:
-            async with self.session.post(
-                    self.url, json=payload,
-                    timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s)) as resp:
-                body = await resp.read()
-                status = resp.status
-                ctype = resp.headers.get("Content-Type", "")
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        except TimeoutError:
-            raise _TransportError("timed out") from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = getattr(exc.os_error, "strerror", None) or type(exc.os_error).__name__
-            raise _TransportError(f"cannot connect ({reason})") from None
-        except aiohttp.ClientError as exc:
-            raise _TransportError(f"connection error ({type(exc).__name__})") from None
-        key = str(status)
-        self.stats.statuses[key] = self.stats.statuses.get(key, 0) + 1
-        if status == 429 or status >= 500:
-            what = "HTML error page" if _looks_html(body, ctype) else "error"
-            raise _TransportError(f"HTTP {status} ({what})", retry_after)
-        if _looks_html(body, ctype):
-            raise RecordError(f"{self.masked} answered HTTP {status} with an HTML page, not "
-                           "JSON-RPC: is this the node's JSON-RPC URL?")
-        if status >= 400:
-            raise _HttpError(status, body[:200].decode("utf-8", "replace"))
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise RecordError(f"{self.masked} answered HTTP {status} with a body that is not "
-                           "JSON: is this the node's JSON-RPC URL?") from None
-
-    async def post(self, payload: Any) -> Any:
-        """POST ``payload``; retry transport failures and rate-limit errors with backoff."""
-        delays = retry_delays(self.settings.backoff_base_s, self.settings.backoff_max_s)
-        last = ""
-        for attempt in range(1, self.settings.max_attempts + 1):
-            try:
-                data = await self._post_once(payload)
-            except _TransportError as exc:
-                last = exc.reason
-                retry_after = exc.retry_after_s
-            else:
-                err = data.get("error") if isinstance(data, dict) else None
-                if not (isinstance(err, dict) and is_rate_limit_error(
-                        RpcError(err.get("code"), str(err.get("message", ""))))):
-                    return data
-                last = f"JSON-RPC rate limit: {err.get('message')}"
-                retry_after = None
-            if attempt == self.settings.max_attempts:
-                break
-            self.stats.retries += 1
-            delay = next(delays)
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, self.settings.max_retry_after_s))
-                loop = asyncio.get_running_loop()
-                self._not_before = max(self._not_before, loop.time() + delay)
-            await asyncio.sleep(delay)
-        raise RecordError(f"{self.masked}: gave up after {self.settings.max_attempts} attempts "
-                       f"(last: {last})")
-
-    def _request(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
-        self._ids += 1
-        return {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": list(params)}
-
-    @staticmethod
-    def _result(reply: Any, method: str) -> Any:
-        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
-            raise RecordError(f"malformed JSON-RPC reply to {method}: {str(reply)[:120]}")
-        err = reply.get("error")
-        if err is not None:
-            if isinstance(err, dict):
-                raise RpcError(err.get("code"), str(err.get("message", "")))
-            raise RpcError(None, str(err))
-        return reply["result"]
+    def _explain(self, exc: ServiceError, method: str) -> str:
+        if not isinstance(exc, BadResponse):  # retryable: the attempts are used up
+            return (f"{self.masked}: gave up after {self.settings.max_attempts} attempts "
+                    f"(last: {exc.message})")
+        status = exc.status
+        if "HTML page" in exc.message:
+            return (f"{self.masked} answered HTTP {status} with an HTML page, not JSON-RPC: "
+                    "is this the node's JSON-RPC URL?")
+        if status is not None and status >= 400:
+            return f"{self.masked} refused {method}: {exc.message}"
+        if "not JSON" in exc.message:
+            return (f"{self.masked} answered HTTP {status} with a body that is not JSON: is "
+                    "this the node's JSON-RPC URL?")
+        return f"{self.masked}: malformed JSON-RPC reply to {method}: {exc.message}"
 
     async def call(self, method: str, params: Sequence[Any]) -> Any:
         self.stats.calls += 1
         try:
-            reply = await self.post(self._request(method, params))
-        except _HttpError as exc:
-            raise RecordError(f"{self.masked} refused {method}: HTTP {exc.status} "
-                           f"{exc.snippet!r}") from None
-        return self._result(reply, method)
+            return await self.client.call(method, params)
+        except RpcError:
+            raise
+        except ServiceError as exc:
+            raise RecordError(self._explain(exc, method)) from None
+        finally:
+            self._count()
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Results (or :class:`RpcError` instances) of ``calls``, in order."""
         if self.stats.batched is not False and len(calls) > 1:
-            requests = [self._request(m, p) for m, p in calls]
             try:
-                reply = await self.post(requests)
-            except _HttpError:
-                reply = None
-            if isinstance(reply, list) and len(reply) == len(requests):
-                by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
-                if all(q["id"] in by_id for q in requests):
-                    self.stats.batched = True
-                    self.stats.calls += len(calls)
-                    out: list[Any] = []
-                    for q, (method, _) in zip(requests, calls, strict=True):
-                        try:
-                            out.append(self._result(by_id[q["id"]], method))
-                        except RpcError as exc:
-                            out.append(exc)
-                    return out
-            self.stats.batched = False  # the node does not do batches: one call each
+                out: list[Any] | None = await self.client.batch(calls)
+            except (RpcError, BadResponse):  # the node does not do batches
+                out = None
+            except ServiceError as exc:
+                raise RecordError(self._explain(exc, "batch")) from None
+            finally:
+                self._count()
+            if out is not None:
+                self.stats.batched = True
+                self.stats.calls += len(calls)
+                return out
+            self.stats.batched = False  # one call each
         results: list[Any] = []
         for method, params in calls:
             try:
@@ -306,7 +223,7 @@ class _Recorder:
             for r in (header, full):
                 if isinstance(r, RpcError):
                     raise RecordError(f"{self.node.masked}: eth_getBlockByNumber({n}) failed: "
-                                   f"{r.message}")
+                                   f"{r.rpc_message}")
                 if r is None:
                     raise RecordError(f"{self.node.masked} has no block {n}")
                 if not isinstance(r, dict) or r.get("number") != hex(n):
@@ -329,7 +246,7 @@ class _Recorder:
         except RpcError as exc:
             if not is_range_error(exc) or start == end:
                 raise RecordError(f"{self.node.masked}: eth_getLogs({start}..{end}) failed: "
-                               f"{exc.message}") from None
+                               f"{exc.rpc_message}") from None
             self.node.stats.splits += 1
             mid = (start + end) // 2
             return await self.logs(start, mid) + await self.logs(mid + 1, end)
@@ -343,7 +260,7 @@ class _Recorder:
             result = await self.node.call("eth_getLogs", [{"blockHash": block_hash}])
         except RpcError as exc:
             raise RecordError(f"{self.node.masked}: block {number} changed while recording "
-                           f"(a reorg?); record again ({exc.message})") from None
+                           f"(a reorg?); record again ({exc.rpc_message})") from None
         return list(result or [])
 
 
@@ -362,7 +279,7 @@ async def record_range(url: str, first: int, last: int,
             chain_id = int(str(await node.call("eth_chainId", [])), 16)
             head = int(str(await node.call("eth_blockNumber", [])), 16)
         except RpcError as exc:
-            raise RecordError(f"{node.masked}: {exc.message} (code {exc.code})") from None
+            raise RecordError(f"{node.masked}: {exc.rpc_message} (code {exc.code})") from None
         except ValueError:
             raise RecordError(f"{node.masked}: eth_chainId/eth_blockNumber did not answer a hex "
                            "number") from None
