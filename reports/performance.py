@@ -14,6 +14,11 @@ Two kinds of file are read, found under the benchmark directories (by default
 
 No file: the section says so ("no benchmark results found; run make bench"). A file that
 cannot be read is skipped and named in the section, never a crash.
+
+The latency budget table (:func:`load_budget`): each stage's p50 / p99 and share, end to end
+against its targets, the loopback floor and what the harness adds, from the run when one of
+its scenarios carries ``latency_stages`` (its summary), else from
+``benchmarks/results/latency_budget.json`` - the table names where it came from.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from typing import Any
 
 from reports.cost import bench_results_dir
 
-__all__ = ["BenchFigure", "BenchResult", "Performance", "default_bench_dirs",
-           "load_performance"]
+__all__ = ["BUDGET_FILE", "BenchFigure", "BenchResult", "BudgetTable", "Performance",
+           "default_bench_dirs", "load_budget", "load_performance"]
 
 NO_RESULTS = "no benchmark results found; run make bench"
+BUDGET_FILE = "latency_budget.json"  # written by benchmarks/test_latency_budget_bench.py
+#: end-to-end targets of the latency budget (issue 11), ms
+BUDGET_P50_MS, BUDGET_P99_MS = 2.0, 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +59,29 @@ class BenchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetTable:
+    """The latency budget as the report shows it (values already formatted)."""
+
+    source: str  # "run <id>, scenario <name>" or the results file
+    trades: int
+    e2e_p50: str
+    e2e_p99: str
+    p50_met: bool | None
+    p99_met: bool | None
+    #: (stage, p50, p99, share at p50, share at p99)
+    stages: tuple[tuple[str, str, str, str, str], ...]
+    #: (what, p50, p99, note)
+    overhead: tuple[tuple[str, str, str, str], ...]
+    floor: str  # "" when not measured
+    floor_source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Performance:
     results: tuple[BenchResult, ...]
     unreadable: tuple[str, ...]
     searched: tuple[str, ...]
+    budget: BudgetTable | None = None
 
     @property
     def empty_note(self) -> str:
@@ -138,3 +165,62 @@ def load_performance(dirs: Sequence[Path] | None = None) -> Performance:
     results = own + ([newest[1]] if newest is not None else [])
     return Performance(results=tuple(results), unreadable=tuple(bad),
                        searched=tuple(str(d) for d in dirs))
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3f} ms"
+
+
+def _floor_text(floor: Any) -> str:
+    if not isinstance(floor, dict) or floor.get("rtt_p50_ms") is None:
+        return ""
+    return (f"round trip p50 {_ms(floor['rtt_p50_ms'])}, p99 {_ms(floor.get('rtt_p99_ms'))}; "
+            f"one way (half) p50 {_ms(floor.get('one_way_p50_ms'))}")
+
+
+def _budget_table(b: dict[str, Any], source: str, floor: Any, floor_source: str
+                  ) -> BudgetTable:
+    p50, p99 = b.get("e2e_p50_ms"), b.get("e2e_p99_ms")
+    stages = tuple((str(r["stage"]), _ms(r.get("p50_ms")), _ms(r.get("p99_ms")),
+                    f"{float(r.get('share_p50') or 0.0):.0%}",
+                    f"{float(r.get('share_p99') or 0.0):.0%}") for r in b["stages"])
+    overhead = tuple((str(o.get("name")), _ms(o.get("p50_ms")), _ms(o.get("p99_ms")),
+                      str(o.get("note") or "")) for o in b.get("overhead") or [])
+    return BudgetTable(
+        source=source, trades=int(b.get("trades") or 0), e2e_p50=_ms(p50), e2e_p99=_ms(p99),
+        p50_met=None if p50 is None else float(p50) <= BUDGET_P50_MS,
+        p99_met=None if p99 is None else float(p99) <= BUDGET_P99_MS,
+        stages=stages, overhead=overhead, floor=_floor_text(floor),
+        floor_source=floor_source if _floor_text(floor) else "")
+
+
+def load_budget(run: Any | None = None, dirs: Sequence[Path] | None = None
+                ) -> BudgetTable | None:
+    """The latency budget: from ``run`` (a :class:`reports.load.Run`) when a scenario's
+    summary carries ``latency_stages``, else from :data:`BUDGET_FILE` in ``dirs``; the
+    loopback floor from that file either way. None when neither has one (or the file
+    cannot be read)."""
+    doc: dict[str, Any] | None = None
+    path: Path | None = None
+    for d in dirs if dirs is not None else default_bench_dirs():
+        candidate = Path(d) / BUDGET_FILE
+        try:
+            loaded = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(loaded, dict) and isinstance(loaded.get("budget"), dict):
+            doc, path = loaded, candidate
+            break
+    floor = doc.get("floor") if doc is not None else None
+    floor_source = str(path) if path is not None else ""
+    try:
+        for sc in getattr(run, "scenarios", ()) or ():
+            b = sc.summary.get("latency_stages")
+            if isinstance(b, dict) and b.get("stages"):
+                return _budget_table(b, f"run {run.run_id}, scenario {sc.name}", floor,
+                                     floor_source)
+        if doc is not None and path is not None:
+            return _budget_table(doc["budget"], str(path), floor, floor_source)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None

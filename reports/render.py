@@ -11,7 +11,7 @@ import functools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,12 @@ from reports.cost import (
 )
 from reports.criteria import Criteria
 from reports.load import Run, all_outcomes
-from reports.performance import Performance, default_bench_dirs, load_performance
+from reports.performance import (
+    Performance,
+    default_bench_dirs,
+    load_budget,
+    load_performance,
+)
 from reports.reliability import reliability_rows
 from reports.rollout import RolloutPlan, plan_rollout
 from reports.verdict import VerdictResult, evaluate
@@ -122,8 +127,13 @@ def build_report(run: Run, criteria: Criteria, bench_dir: Path | None = None) ->
         claims=check_claims(run, criteria.claims, explorer_limit_per_hour(criteria.cost)),
         costs=mode_costs(run, criteria.cost, load_measured_polling(bench / POLLING_COST_FILE)),
         rollout=plan_rollout(run, verdict.verdict, criteria),
-        performance=load_performance([bench_dir] if bench_dir else default_bench_dirs()),
+        performance=_performance(run, bench_dir),
     )
+
+
+def _performance(run: Run, bench_dir: Path | None) -> Performance:
+    dirs = [bench_dir] if bench_dir else default_bench_dirs()
+    return replace(load_performance(dirs), budget=load_budget(run, dirs))
 
 
 def _figure(title: str, build: Callable[[], Any], alt: str) -> dict[str, str]:

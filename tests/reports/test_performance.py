@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from reports.criteria import load_criteria
 from reports.load import load_run
@@ -65,3 +66,49 @@ def test_report_says_run_make_bench_without_results(run_dir: Path, tmp_path: Pat
     assert load_performance([empty]).results == ()
     _, out = write_report(load_run(run_dir), load_criteria(), bench_dir=empty)
     assert NO_RESULTS in out.read_text()
+
+
+BUDGET = {"trades": 321, "e2e_p50_ms": 1.5, "e2e_p99_ms": 25.0,
+          "stages": [{"stage": s, "p50_ms": 0.1, "p99_ms": 3.0, "share_p50": 0.125,
+                      "share_p99": 0.125}
+                     for s in ("serialise", "socket", "parse", "queue", "decode", "dedup",
+                               "persist", "deliver")],
+          "overhead": [{"name": "simulator history write (per block, inside socket)",
+                        "p50_ms": 0.2, "p99_ms": 0.9, "note": "90 blocks"}]}
+
+
+def _budget_file(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    doc = {**OWN, "benchmark": "latency_budget", "title": "Latency budget", "budget": BUDGET,
+           "floor": {"rtt_p50_ms": 0.08, "rtt_p99_ms": 0.2, "one_way_p50_ms": 0.04}}
+    (d / "latency_budget.json").write_text(json.dumps(doc))
+    return d / "latency_budget.json"
+
+
+def test_the_budget_table_comes_from_the_benchmark_file_when_the_run_has_none(
+        run_dir: Path, tmp_path: Path) -> None:
+    path = _budget_file(tmp_path / "bench")
+    _, out = write_report(load_run(run_dir), load_criteria(), bench_dir=path.parent)
+    html = out.read_text()
+    table = html.split('id="latency-budget"', 1)[1].split("</table>", 1)[0]
+    assert f"From <span class=\"mono\">{path}</span>" in html
+    assert "persist" in table and "0.100 ms" in table and "12%" in table
+    assert "1.500 ms" in table and "25.000 ms" in table and "not met" in table  # p99 > 20
+    assert "simulator history write" in table
+    assert "round trip p50 0.080 ms" in html
+
+
+def test_the_budget_table_comes_from_the_run_when_a_scenario_carries_stages(
+        make_run: Any, tmp_path: Path) -> None:
+    run = make_run(overrides={"ws_healthy": {"latency_stages": {**BUDGET, "trades": 77}}})
+    path = _budget_file(tmp_path / "bench")
+    _, out = write_report(load_run(run), load_criteria(), bench_dir=path.parent)
+    html = out.read_text()
+    assert "scenario ws_healthy" in html and "77 live trades" in html
+    assert f"from <span class=\"mono\">{path}</span>" in html  # the floor still named
+
+
+def test_no_budget_anywhere_no_table(run_dir: Path, tmp_path: Path) -> None:
+    d = _bench(tmp_path)
+    _, out = write_report(load_run(run_dir), load_criteria(), bench_dir=d)
+    assert 'id="latency-budget"' not in out.read_text()
