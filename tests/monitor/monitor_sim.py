@@ -204,16 +204,54 @@ def standing(detections: list[dict[str, Any]]) -> tuple[set[str], list[str]]:
     return {t for t, s in state.items() if s}, dups
 
 
+class StandingTail:
+    """The standing trade ids of a detections file, read incrementally: each call parses
+    only the lines appended since the last one (a 12,000-line file re-read every 50 ms
+    would take a core from the processes under test)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.state: dict[str, bool] = {}
+
+    def update(self) -> set[str]:
+        if self.path.exists():
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1  # complete lines only
+            self.offset += end
+            rows = []
+            for line in chunk[:end].splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+            for row in rows:
+                tid = row["trade"]["id"] if row["kind"] == "trade" else row["trade_id"]
+                self.state[tid] = row["kind"] == "trade"
+        return {t for t, s in self.state.items() if s}
+
+
 def wait_all_detected(mon: Monitor, sim: Sim, wallets: Iterable[str], timeout: float = 90.0
                       ) -> set[str]:
     sim.wait_exhausted(timeout)
     want = truth(sim.history, wallets)
-
-    def done() -> bool:
-        return standing(read_jsonl(mon.detections))[0] >= want
-
-    wait_for(done, timeout, f"all {len(want)} truth trades detected")
-    return want
+    tail = StandingTail(mon.detections)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tail.update() >= want:
+            return want
+        time.sleep(0.25)  # polling interval of a condition with a deadline, not a sync sleep
+    missing = sorted(want - tail.update())
+    if not missing:
+        return want
+    events = Counter(r.get("event") for r in read_jsonl(mon.history))
+    err = mon.proc.stderr_path.read_text()[-1500:] if mon.proc.stderr_path.exists() else ""
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for all {len(want)} truth trades: "
+        f"{len(missing)} missing, e.g. {missing[:3]}; monitor alive: "
+        f"{mon.proc.proc.poll() is None}; history events: {dict(events)}; "
+        f"monitor stderr tail: {err}")
 
 
 def assert_exactly_once(mon: Monitor, want: set[str]) -> list[dict[str, Any]]:
