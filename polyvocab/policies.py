@@ -2,9 +2,11 @@
 and a pure class, time as an argument, no I/O (the monitor, the simulator's recorder and
 the experiments' reconciliation all stand on them; one implementation each).
 
-- :class:`TokenBucket` - client-side pacing: ``rate`` calls per second, bursts of
-  ``burst``; ``reserve(now)`` says how long to wait, ``penalise(now, s)`` pushes every
-  later call back after a rate-limit answer.
+- :class:`TokenBucket` - ``rate`` calls per unit of ``now``, bursts of ``burst``. Client
+  side (pacing): ``reserve(now)`` takes a token and says how long to wait before using
+  it, ``penalise(now, s)`` pushes every later call back after a rate-limit answer.
+  Server side (refusing): ``try_take(now)`` takes a token only if one is there, else says
+  how long until one is (the simulator's explorer limits its callers with it).
 - :func:`retry_delays` - backoff ``initial * factor**k`` capped at ``maximum``, each delay
   shortened by up to ``jitter`` of itself, drawn from a seeded generator (so retries of
   many clients do not synchronise, and a run is still reproducible).
@@ -48,7 +50,9 @@ def is_range_too_large(message: str) -> bool:
 
 
 class TokenBucket:
-    """``rate`` calls per second, bursts up to ``burst`` (time as an argument)."""
+    """``rate`` calls per unit of ``now`` (seconds for the clients), bursts up to ``burst``
+    (time as an argument). ``rate`` and ``burst`` may be changed between calls (a fault
+    tightening a server's limit); the refill since the last call uses the new rate."""
 
     def __init__(self, rate: float, burst: float = 1.0) -> None:
         if not rate > 0 or burst < 1:
@@ -59,15 +63,29 @@ class TokenBucket:
         self._last: float | None = None
         self._blocked_until = float("-inf")
 
-    def reserve(self, now: float) -> float:
-        """Take a token; return how long to wait before using it (0 = at once)."""
+    def _refill(self, now: float) -> None:
         if self._last is None:
             self._last = now
         self._tokens = min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
         self._last = max(self._last, now)
+
+    def reserve(self, now: float) -> float:
+        """Take a token; return how long to wait before using it (0 = at once)."""
+        self._refill(now)
         self._tokens -= 1.0
         wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
         return max(wait, self._blocked_until - now, 0.0)
+
+    def try_take(self, now: float) -> float:
+        """Take a token if one is there and return 0.0; otherwise take nothing (a refused
+        call costs nothing) and return how long until one is."""
+        self._refill(now)
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        if self._tokens >= 1.0 - 1e-9:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
 
     def penalise(self, now: float, seconds: float) -> None:
         """A rate-limit answer: nothing goes out before ``now + seconds``."""

@@ -1,13 +1,14 @@
 """Rate limiting as plain data: token buckets keyed by API key (or client address).
 
-No clock and no I/O here: every call takes ``now_ns`` and answers at once, so the same
-core limits the explorer's callers (server side) and paces the recorder (client side).
+No clock and no I/O here: every call takes ``now_ns`` and answers at once.
 
-A :class:`TokenBucket` holds up to ``rate`` tokens (at least one) and refills at ``rate``
-tokens per (simulated) second: ``rate`` requests in the same instant pass, the next one
-fails, and one more passes every ``1 / rate`` seconds. ``speed`` compresses time: the
-limit in wall time is ``rate * speed`` requests per wall second, exactly as every other
-interval in the simulator is divided by the speed factor.
+Each key's bucket is the house's one token bucket (:class:`polyvocab.policies.TokenBucket`,
+used here server side with ``try_take``, counting in wall nanoseconds). It holds up to
+``rate`` tokens (at least one) and refills at ``rate`` tokens per (simulated) second:
+``rate`` requests in the same instant pass, the next one fails, and one more passes every
+``1 / rate`` seconds. ``speed`` compresses time: the limit in wall time is
+``rate * speed`` requests per wall second, exactly as every other interval in the
+simulator is divided by the speed factor.
 
 :class:`KeyedRateLimiter` adds one bucket per key and a per-key daily quota (a fixed
 window of one simulated day, also divided by ``speed``). It tracks at most ``max_keys``
@@ -20,9 +21,11 @@ from __future__ import annotations
 import enum
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["Decision", "KeyedRateLimiter", "Limit", "TokenBucket"]
+from polyvocab.policies import TokenBucket
+
+__all__ = ["Decision", "KeyedRateLimiter", "Limit"]
 
 _NS = 1_000_000_000
 _DAY_S = 86_400
@@ -46,44 +49,6 @@ class Decision:
 
 
 ALLOWED = Decision(True)
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """One bucket. ``rate`` may change between calls (a fault tightening the limit)."""
-
-    rate: float
-    speed: float = 1.0
-    tokens: float = field(default=-1.0)
-    last_ns: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.rate > 0 or not self.speed > 0:
-            raise ValueError(f"rate and speed must be positive, got {self.rate}, {self.speed}")
-        if self.tokens < 0:
-            self.tokens = self.capacity(self.rate)
-
-    @staticmethod
-    def capacity(rate: float) -> float:
-        return max(1.0, rate)
-
-    def take(self, now_ns: int, rate: float | None = None) -> Decision:
-        """Spend one token if there is one; ``rate`` overrides the bucket's own rate."""
-        r = self.rate if rate is None else rate
-        if not r > 0:
-            raise ValueError(f"rate must be positive, got {r}")
-        cap = self.capacity(r)
-        per_ns = r * self.speed / _NS  # tokens per wall nanosecond
-        if self.last_ns is not None and now_ns > self.last_ns:
-            self.tokens += (now_ns - self.last_ns) * per_ns
-        if self.last_ns is None or now_ns > self.last_ns:
-            self.last_ns = now_ns
-        self.tokens = min(self.tokens, cap)
-        if self.tokens >= 1.0 - 1e-9:
-            self.tokens -= 1.0
-            return ALLOWED
-        wait = math.ceil((1.0 - self.tokens) / per_ns)
-        return Decision(False, Limit.RATE, max(1, wait))
 
 
 @dataclass(slots=True)
@@ -128,9 +93,12 @@ class KeyedRateLimiter:
     def check(self, key: str, now_ns: int, *, rate_per_s: float | None = None) -> Decision:
         """Spend one call for ``key`` at ``now_ns``; ``rate_per_s`` overrides the rate."""
         rate = self.rate_per_s if rate_per_s is None else rate_per_s
+        if not rate > 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        per_ns, burst = rate * self.speed / _NS, max(1.0, rate)  # tokens per wall ns
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = _Entry(TokenBucket(rate, self.speed), _Daily())
+            entry = self._entries[key] = _Entry(TokenBucket(per_ns, burst), _Daily())
             if len(self._entries) > self.max_keys:
                 self._entries.popitem(last=False)
         else:
@@ -143,10 +111,14 @@ class KeyedRateLimiter:
                 daily.window, daily.count = window, 0
             if daily.count >= self.daily_limit:
                 return Decision(False, Limit.DAILY, (window + 1) * self._day_ns - now_ns)
-        decision = entry.bucket.take(now_ns, rate)
-        if decision.allowed and daily is not None:
+        bucket = entry.bucket
+        bucket.rate, bucket.burst = per_ns, burst  # a fault may have changed the rate
+        wait_ns = bucket.try_take(now_ns)
+        if wait_ns > 0:
+            return Decision(False, Limit.RATE, max(1, math.ceil(wait_ns)))
+        if daily is not None:
             daily.count += 1
-        return decision
+        return ALLOWED
 
     def reset(self) -> None:
         """Forget every bucket and quota (the simulator's ``/_sim/reset``)."""

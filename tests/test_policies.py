@@ -42,3 +42,13 @@ def test_provider_texts_are_classified_once_for_everyone() -> None:
         assert is_rate_limited(text) and not is_range_too_large(text), text
     assert parse_retry_after("3") == 3.0 and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now_wall=1445412480.0) == 10.0
+
+
+def test_token_bucket_server_side_refuses_without_spending() -> None:
+    tb = TokenBucket(rate=2.0, burst=2)
+    # 0 s: two pass, the third is refused and told to come back in 0.5 s (nothing spent)
+    assert [tb.try_take(0.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert tb.try_take(0.25) == 0.25
+    assert tb.try_take(0.5) == 0.0 and tb.try_take(0.5) == 0.5
+    tb.penalise(1.0, 3.0)
+    assert tb.try_take(2.0) == 2.0

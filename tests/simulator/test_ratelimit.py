@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.ratelimit import KeyedRateLimiter, Limit, TokenBucket
+from simulator.ratelimit import KeyedRateLimiter, Limit
 
 S = 1_000_000_000  # ns per second
 
@@ -84,9 +84,9 @@ def test_reset_forgets_all_state() -> None:
 
 
 def test_fractional_rates_hold_one_token() -> None:
-    b = TokenBucket(0.2)
-    assert b.take(0).allowed
-    d = b.take(0)
+    rl = KeyedRateLimiter(0.2)
+    assert rl.check("k", 0).allowed
+    d = rl.check("k", 0)
     assert not d.allowed and d.retry_after_ns == 5 * S
 
 
