@@ -217,8 +217,8 @@ def load_budget(run: Any | None = None, dirs: Sequence[Path] | None = None
         for sc in getattr(run, "scenarios", ()) or ():
             b = sc.summary.get("latency_stages")
             if isinstance(b, dict) and b.get("stages"):
-                return _budget_table(b, f"run {run.run_id}, scenario {sc.name}", floor,
-                                     floor_source)
+                return _budget_table(b, f"run {getattr(run, 'run_id', '?')}, scenario "
+                                        f"{sc.name}", floor, floor_source)
         if doc is not None and path is not None:
             return _budget_table(doc["budget"], str(path), floor, floor_source)
     except (KeyError, TypeError, ValueError, AttributeError):

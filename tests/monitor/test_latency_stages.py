@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from monitor_helpers import WALLET, order_filled
 
 from monitor.config import Settings
 from monitor.history import History
@@ -25,8 +26,6 @@ from polyvocab import ORDER_FILLED_TOPICS
 from simulator.history import SimHistory
 from simulator.server import Simulator
 from simulator.synth import synthesise
-
-from monitor_helpers import WALLET, order_filled
 
 BLOCKS = 10
 SPEED = 20.0  # a block every 0.1 s
