@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from experiments.scenario import Scenario
+from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
 
@@ -45,19 +46,10 @@ def _jobs(text: str) -> int:
     return n
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("polymarket-ws-pilot")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m experiments",
                      description="Run the monitor against the simulator under scenarios.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO",

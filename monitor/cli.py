@@ -39,6 +39,7 @@ from monitor.config import (
 )
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.redact import redact
+from polyvocab.version import package_version
 
 __all__ = ["build_parser", "main"]
 
@@ -58,14 +59,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m monitor", description="Polymarket wallet monitor.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="watch wallets and deliver their trades")
     from monitor.pilot_cli import add_pilot_parser
 
     pilot = add_pilot_parser(sub)
     for p in (run, pilot):
-        p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+        p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
         p.add_argument("--ws-url", metavar="URL", help=setting_help("websocket_url"))
         p.add_argument("--api-key", metavar="KEY", help=setting_help("explorer_api_key"))
         p.add_argument("--wallet", action="append", default=[], dest="wallet_list",
@@ -138,15 +139,6 @@ def setting_help(name: str) -> str:
     else:
         shown = str(default)
     return f"{text} (default: {shown}; {_env_text(name)})"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("polymarket-ws-pilot")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:

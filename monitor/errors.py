@@ -1,22 +1,13 @@
 """The monitor's error tree. Every error the monitor raises on purpose is one of these.
 
 ```
-MonitorError                      base; str() is always redacted (no keys, no tokens)
+MonitorError                      = polyvocab.errors.ServiceError; str() always redacted
+├── TransportError, ServerError,  the network errors, shared with the recorder and the
+│   RateLimited, BadResponse,     reconciliation: their tree, and what to do on each, is
+│   RpcError                      written in polyvocab/errors.py (re-exported here)
 ├── ConfigError                   a setting is invalid: fix the configuration, do not retry
 ├── StoreError                    the state database refused a write (locked, disk full):
 │                                 nothing was changed; retry later, memory is untouched
-├── TransportError                the bytes did not get through: retry with backoff
-│   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
-│   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
-│   └── ConnectionLost            an open connection closed or broke under us
-├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
-├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
-├── BadResponse(status, kind)     not JSON, HTML error page, JSON without id/result,
-│                                 past a bound (``kind``: too_large, too_deep, not_json,
-│                                 bad_shape, ...): retry a few times, then report the
-│                                 provider (a 4xx page other than 408 is not retried)
-├── RpcError(code, message)       the node answered with a JSON-RPC error: do not retry
-│                                 (the request itself is wrong), except rate-limit codes
 ├── NotConnected                  a WebSocket request while the socket is not up: wait for
 │                                 CONNECTED (``wait_state``) or use HTTP
 ├── ConnectionFailed              the WebSocket manager gave up (FAILED, max attempts):
@@ -25,12 +16,8 @@ MonitorError                      base; str() is always redacted (no keys, no to
                                   transition its table does not have
 ```
 
-The network half of the tree (``MonitorError`` itself, ``TransportError`` and below,
-``ServerError``, ``RateLimited``, ``BadResponse``, ``RpcError``, :func:`is_retryable`)
-lives in :mod:`polyvocab.errors`, shared with the simulator's recorder and the
-experiments' reconciliation: ``MonitorError`` is :class:`polyvocab.errors.ServiceError`.
-The monitor-only leaves are defined here. :func:`is_retryable` is the retry decision the
-clients share.
+:func:`is_retryable` (from :mod:`polyvocab.errors`) is the retry decision the clients
+share.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
 from reports.load import RunStoreError, load_run
 
@@ -38,18 +39,9 @@ def _tolerance(text: str) -> float:
     return v
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("polymarket-ws-pilot")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m reports", description="Migration reports from the run store.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     b = sub.add_parser("build", help="write RUN_DIR/report.html with the verdict")
     b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")

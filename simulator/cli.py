@@ -17,12 +17,16 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from polyvocab.version import package_version
 from simulator.errors import SimulatorError
+
+if TYPE_CHECKING:
+    from simulator.recording import RecordedBlock
 
 __all__ = ["CliError", "build_parser", "main", "main_import", "main_inspect", "main_record",
            "main_serve", "main_synth"]
@@ -52,15 +56,6 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("polymarket-ws-pilot")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Every flag says what it does and its default (no environment variables here: the
     simulator is configured by flags and ``--config``)."""
@@ -69,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles = ", ".join(sorted(PROFILES))
     parser = argparse.ArgumentParser(prog="python -m simulator",
                                      description="A local mock Polygon node.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="synthesise a recording from a calibrated profile")
@@ -157,11 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands ------------------------------------------------------------------------------
+def _write(out: str, header: dict[str, Any], blocks: Iterable[RecordedBlock]) -> Path:
+    """Write a recording (compressed as the shipped ones); a refused write is a CliError."""
+    from simulator.recording import write_recording
+    from simulator.synth import COMPRESS_LEVEL
+
+    try:
+        return write_recording(out, header, blocks, compresslevel=COMPRESS_LEVEL)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
 def main_synth(args: argparse.Namespace) -> int:
     """``python -m simulator synth``: write a synthetic recording, print a one-line summary."""
     from simulator.profiles import PROFILES
-    from simulator.recording import write_recording
-    from simulator.synth import COMPRESS_LEVEL, synthesise_stream
+    from simulator.synth import synthesise_stream
 
     if args.profile not in PROFILES:
         raise CliError(f"unknown profile {args.profile!r}; known profiles: "
@@ -169,10 +174,7 @@ def main_synth(args: argparse.Namespace) -> int:
     if args.blocks < 1:
         raise CliError("--blocks must be at least 1")
     header, blocks = synthesise_stream(PROFILES[args.profile], seed=args.seed, blocks=args.blocks)
-    try:
-        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    path = _write(args.out, header, blocks)
     print(f"wrote {path}: profile {args.profile}, seed {args.seed}, {args.blocks} blocks "
           f"{header['first_block']}..{header['last_block']}, "
           f"{len(header['wallets'])} trading wallets, {path.stat().st_size} bytes")
@@ -213,16 +215,11 @@ def main_inspect(args: argparse.Namespace) -> int:
 def main_import(args: argparse.Namespace) -> int:
     """``python -m simulator import-trades CSV --out PATH``."""
     from simulator.import_trades import import_trades, read_trades_csv
-    from simulator.recording import write_recording
-    from simulator.synth import COMPRESS_LEVEL
 
     rows = read_trades_csv(args.csv)  # TradesCsvError: one line, exit 2
     header, blocks = import_trades(rows, seed=getattr(args, "seed", 0),
                                    source_name=Path(args.csv).name)
-    try:
-        path = write_recording(args.out, header, blocks, compresslevel=COMPRESS_LEVEL)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    path = _write(args.out, header, blocks)
     print(f"wrote {path}: {len(rows)} fills in {header['source']['transactions']} transactions, "
           f"{header['blocks']} blocks {header['first_block']}..{header['last_block']}, "
           f"{len(header['wallets'])} wallets, {path.stat().st_size} bytes")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from polyvocab.bounds import too_deep
 from simulator.chain import Chain, ChainBlock
 from simulator.filters import FilterError, LogFilter, parse_topic
 from simulator.providers import profile
@@ -128,20 +129,6 @@ def _nesting_over(raw: bytes, max_depth: int) -> bool | None:
     return True if balanced else None
 
 
-def _too_deep(obj: Any, max_depth: int) -> bool:
-    """Whether containers nest deeper than ``max_depth`` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if depth > max_depth:
-            return True
-        for child in children:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return False
-
-
 def parse_json(body: str | bytes, *, max_depth: int) -> Any:
     """Decode a request body with bounds: containers nested at most ``max_depth`` deep,
     numbers of at most :data:`MAX_NUMBER_DIGITS` digits, finite, no ``NaN``/``Infinity``.
@@ -164,7 +151,7 @@ def parse_json(body: str | bytes, *, max_depth: int) -> Any:
         raise JsonInputError(f"nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError):  # JSONDecodeError, bad UTF-8, digit limit
         raise JsonInputError("not valid JSON") from None
-    if isinstance(obj, (dict, list)) and _too_deep(obj, max_depth):
+    if too_deep(obj, max_depth):
         raise JsonInputError(f"nested deeper than {max_depth} levels")
     return obj
 
