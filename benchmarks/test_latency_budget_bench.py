@@ -15,6 +15,8 @@ to the sink receiving the trade, beside the physical floor of a loopback round t
 3. What the stamps cost: the same scenario once more with ``latency_stages = false``
    (``BENCH_LATENCY_AB=0`` skips it); end-to-end p50/p99 of both runs side by side. What
    the harness adds (history rows, sampling) is in the budget's ``overhead`` lines.
+4. The persist stage without fsync: the same scenario with the state DB at
+   ``state_synchronous = NORMAL`` (``BENCH_LATENCY_NORMAL=0`` skips it), its budget too.
 
 Targets (issue 11): end to end p50 <= 2 ms, p99 <= 20 ms. Printed beside each figure and
 written to ``benchmarks/results/latency_budget.json`` (the report's performance section
@@ -43,6 +45,7 @@ from experiments.scenario import scenario_from_dict
 FLOOR_ROUNDS = int(os.environ.get("BENCH_FLOOR_ROUNDS", "5000"))
 SIM_S = float(os.environ.get("BENCH_LATENCY_SIM_S", "180"))
 AB = os.environ.get("BENCH_LATENCY_AB", "1") != "0"
+NORMAL = os.environ.get("BENCH_LATENCY_NORMAL", "1") != "0"
 WALLETS, SEED, PROFILE = 100, 9, "default"
 P50_MS, P99_MS = 2.0, 20.0
 COMMAND = ".venv/bin/python -m pytest benchmarks/test_latency_budget_bench.py -s"
@@ -92,24 +95,40 @@ def loopback_floor(rounds: int, size: int = 1000) -> dict[str, float]:
             "one_way_p99_ms": quantile(rtt, 0.99) / 2}
 
 
-def run_path(tmp: Path, stages: bool | None) -> dict[str, Any]:
+def stamp_cost_ns(reads: int = 200_000) -> float:
+    """ns per ``SystemClock().now_ns()`` read (the stamps' only cost)."""
+    from monitor.clock import SystemClock
+
+    now_ns = SystemClock().now_ns
+    t0 = time.perf_counter_ns()
+    for _ in range(reads):
+        now_ns()
+    return (time.perf_counter_ns() - t0) / reads
+
+
+def run_path(tmp: Path, stages: bool | None, synchronous: str | None = None
+             ) -> dict[str, Any]:
     """The scenario through the experiment runner; its summary."""
     monitor: dict[str, Any] = {"mode": "websocket", "block_interval": 2.0}
     if stages is not None:
         monitor["latency_stages"] = stages
+    if synchronous is not None:
+        monitor["state_synchronous"] = synchronous
     scenario = scenario_from_dict({
         "name": "latency_budget_speed1",
         "description": "the latency budget: default mix, 100 wallets, speed 1",
         "profile": PROFILE, "seed": SEED, "sim_duration_s": SIM_S, "speed": 1, "grace_s": 5,
         "wallets": {"count": WALLETS, "pick": "active"}, "monitor": monitor})
-    summary = run_scenario_sync(scenario, tmp / ("stamped" if stages is None else "plain"),
+    name = "stamped" if stages is None else "plain" if not stages else "stamped-normal"
+    summary = run_scenario_sync(scenario, tmp / name,
                                 RunnerOptions(cache_dir=tmp / "cache"))
     assert summary["status"] == "ok", summary.get("error")
     return summary
 
 
 def _figures(b: dict[str, Any], floor: dict[str, float], plain: dict[str, Any] | None,
-             summary: dict[str, Any]) -> list[dict[str, Any]]:
+             summary: dict[str, Any], normal: dict[str, Any] | None = None
+             ) -> list[dict[str, Any]]:
     p50, p99 = b["e2e_p50_ms"], b["e2e_p99_ms"]
     figs = [
         figure(f"end to end p50 ({b['trades']} live trades, stamps on)", p50, "ms",
@@ -129,7 +148,10 @@ def _figures(b: dict[str, Any], floor: dict[str, float], plain: dict[str, Any] |
     for o in b.get("overhead") or []:
         val = (f"{o['p50_ms']:.3f}" if o.get("p50_ms") is not None else "-") + " / " + \
               (f"{o['p99_ms']:.3f} ms" if o.get("p99_ms") is not None else "- ms")
-        figs.append(figure(f"harness: {o['name']} p50 / p99", val, "", o.get("note") or ""))
+        figs.append(figure(f"harness: {o['name']} p50 / p99",
+                           f"{val} ({o['note']})" if o.get("note") else val))
+    figs.append(figure("harness: the stamps themselves (6 clock reads a trade)",
+                       f"{stamp_cost_ns() * 6 / 1e3:.2f} us a trade"))
     if plain is not None:
         pp50 = plain["latency_p50_s"] * 1e3
         pp99 = plain["latency_p99_s"] * 1e3
@@ -140,6 +162,19 @@ def _figures(b: dict[str, Any], floor: dict[str, float], plain: dict[str, Any] |
             figure("end to end p50 / p99, stamps on (checker latency)",
                    f"{summary['latency_p50_s'] * 1e3:.3f} / "
                    f"{summary['latency_p99_s'] * 1e3:.3f} ms"),
+        ]
+    nb = (normal or {}).get("latency_stages")
+    if nb:
+        n50, n99 = nb["e2e_p50_ms"], nb["e2e_p99_ms"]
+        persist = next(r for r in nb["stages"] if r["stage"] == "persist")
+        figs += [
+            figure("state_synchronous = NORMAL: end to end p50", n50, "ms",
+                   f"<= {P50_MS:g} ms", n50 <= P50_MS),
+            figure("state_synchronous = NORMAL: end to end p99", n99, "ms",
+                   f"<= {P99_MS:g} ms", n99 <= P99_MS),
+            figure("state_synchronous = NORMAL: persist p50 / p99 (share at p50 / p99)",
+                   f"{persist['p50_ms']:.3f} / {persist['p99_ms']:.3f} ms "
+                   f"({persist['share_p50']:.0%} / {persist['share_p99']:.0%})"),
         ]
     return figs
 
@@ -155,9 +190,10 @@ def test_latency_budget_speed1(benchmark: Any, tmp_path: Path) -> None:
 
     summary = run_path(tmp_path, None)  # the runner's default at speed 1: stamps on
     plain = run_path(tmp_path, False) if AB else None
+    normal = run_path(tmp_path, True, "NORMAL") if NORMAL else None
     b = summary["latency_stages"]
     assert b is not None, "no live trade carried stage stamps"
-    figs = _figures(b, floor, plain, summary)
+    figs = _figures(b, floor, plain, summary, normal)
     write_results(
         "latency_budget", f"Latency budget at speed 1 ({PROFILE} mix, {WALLETS} wallets, "
         f"{SIM_S:g} s, in the experiment runner)", COMMAND, figs, profile=PROFILE, seed=SEED,
@@ -165,6 +201,7 @@ def test_latency_budget_speed1(benchmark: Any, tmp_path: Path) -> None:
         stamps_off=None if plain is None else {
             "latency_p50_ms": plain["latency_p50_s"] * 1e3,
             "latency_p99_ms": plain["latency_p99_s"] * 1e3, "trades": plain["trades"]},
+        synchronous_normal=None if normal is None else normal.get("latency_stages"),
         run={k: summary.get(k) for k in ("trades", "detected", "missed", "duplicates",
                                          "latency_p50_s", "latency_p99_s", "cpu_s")})
 

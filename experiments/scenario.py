@@ -165,6 +165,7 @@ class MonitorSpec(_Strict):
     backfill_chunk_blocks: int | None = None
     explorer_rate_per_s: float | None = None
     latency_stages: bool | None = None  # unset: on for websocket scenarios at speed 1
+    state_synchronous: Literal["FULL", "NORMAL"] | None = None
 
     @field_validator("mode")
     @classmethod
