@@ -24,16 +24,16 @@ have 1 s resolution, and the provider's own delay is inside every latency).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pandas as pd
 
 from experiments.analysis import empty_summary
@@ -56,7 +56,9 @@ from experiments.store import (
 from experiments.truth import TRUTH_COLUMNS
 from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
-from polyvocab.policies import is_range_too_large
+from polyvocab.errors import RpcError, ServiceError
+from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
+from polyvocab.policies import is_range_too_large, retry_delays
 
 __all__ = ["LIMITATIONS", "ReconcileError", "ReconcileOptions", "chain_truth", "reconcile"]
 
@@ -93,72 +95,55 @@ class ReconcileOptions:
     run_id: str | None = None
 
 
-class _Rpc:
-    """JSON-RPC over HTTP, rate-limited (sleeps between calls), a few retries."""
-
-    def __init__(self, url: str, rate_per_s: float, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.url = url
-        self.period = 1.0 / rate_per_s
-        self._next = 0.0
-        self._sleep = sleep
-        self._id = 0
-        self.calls = 0
-
-    def call(self, method: str, params: list[Any]) -> Any:
-        last: Exception | None = None
-        for attempt in range(5):
-            wait = self._next - time.monotonic()
-            if wait > 0:
-                self._sleep(wait)
-            self._next = time.monotonic() + self.period
-            self._id += 1
-            self.calls += 1
-            body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
-                               "params": params}).encode()
-            req = urllib.request.Request(self.url, data=body,
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    reply = json.loads(resp.read())
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                last = exc
-                self._sleep(min(2.0 ** attempt, 10.0))
-                continue
-            if not isinstance(reply, dict):
-                raise ReconcileError(f"{method}: the node's reply is not an object")
-            if "error" in reply:
-                msg = str((reply["error"] or {}).get("message", reply["error"]))
-                if is_range_too_large(msg):
-                    raise _RangeError(msg)
-                last = ReconcileError(f"{method}: {msg}")
-                self._sleep(min(2.0 ** attempt, 10.0))
-                continue
-            return reply.get("result")
-        host = endpoint_host(self.url)
-        raise ReconcileError(f"{method} failed at {host} after 5 tries: "
-                             f"{type(last).__name__}: {str(last)[:200]}")
+_TRIES = 5
 
 
-class _RangeError(Exception):
-    pass
+def _is_range(exc: BaseException) -> bool:
+    return isinstance(exc, RpcError) and is_range_too_large(exc.rpc_message)
 
 
-def _get_logs(rpc: _Rpc, flt: dict[str, Any], a: int, b: int) -> list[dict[str, Any]]:
+def _rpc(url: str, session: aiohttp.ClientSession, rate_per_s: float) -> JsonRpcHttpClient:
+    """The shared JSON-RPC client, rate-limited; every error but a range the node refuses
+    is tried again, :data:`_TRIES` tries in all, with jittered backoff (1, 2, 4, 8 s)."""
+    return JsonRpcHttpClient(url, session, max_retries=_TRIES - 1, timeout=30.0,
+                             rate_limit_per_s=rate_per_s,
+                             retry_policy=lambda: retry_delays(1.0, 10.0, jitter=0.2),
+                             retryable=lambda exc: not _is_range(exc),
+                             rate_limited=is_rate_limit_reply, kind="reconcile",
+                             name="reconcile")
+
+
+def _failed(rpc: JsonRpcHttpClient, method: str, exc: ServiceError) -> ReconcileError:
+    return ReconcileError(f"{method} failed at {endpoint_host(rpc.url)} after {_TRIES} tries: "
+                          f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+async def _call(rpc: JsonRpcHttpClient, method: str, params: list[Any]) -> Any:
     try:
-        res = rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
-    except _RangeError:
+        return await rpc.call(method, params)
+    except ServiceError as exc:
+        raise _failed(rpc, method, exc) from None
+
+
+async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int,
+                    b: int) -> list[dict[str, Any]]:
+    try:
+        res = await rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
+    except ServiceError as exc:
+        if not _is_range(exc):
+            raise _failed(rpc, "eth_getLogs", exc) from None
         if b <= a:
             raise ReconcileError(f"eth_getLogs refuses even one block ({a})") from None
         mid = (a + b) // 2
-        return _get_logs(rpc, flt, a, mid) + _get_logs(rpc, flt, mid + 1, b)
+        return await _get_logs(rpc, flt, a, mid) + await _get_logs(rpc, flt, mid + 1, b)
     if not isinstance(res, list):
         raise ReconcileError("eth_getLogs result is not a list")
     return [x for x in res if isinstance(x, dict)]
 
 
-def chain_truth(rpc: _Rpc, wallets: Sequence[str], start: int, end: int, *,
-                chunk_blocks: int, offset_s: float) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int, end: int,
+                      *, chunk_blocks: int, offset_s: float
+                      ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The watched wallets' OrderFilled logs in ``[start, end]`` as a truth frame, and the
     blocks holding them as ``block_published``-shaped rows (for the run's chain history)."""
     flt = {"address": list(DEFAULT_EXCHANGES),
@@ -168,7 +153,7 @@ def chain_truth(rpc: _Rpc, wallets: Sequence[str], start: int, end: int, *,
     a = start
     while a <= end:
         b = min(end, a + chunk_blocks - 1)
-        logs.extend(_get_logs(rpc, flt, a, b))
+        logs.extend(await _get_logs(rpc, flt, a, b))
         a = b + 1
     stamps: dict[int, int] = {}
     blocks: dict[int, dict[str, Any]] = {}
@@ -187,7 +172,7 @@ def chain_truth(rpc: _Rpc, wallets: Sequence[str], start: int, end: int, *,
         if number not in stamps:
             ts = lg.get("blockTimestamp")
             if ts is None:
-                block = rpc.call("eth_getBlockByNumber", [hex(number), False])
+                block = await _call(rpc, "eth_getBlockByNumber", [hex(number), False])
                 if not isinstance(block, dict):
                     raise ReconcileError(f"block {number} is not available")
                 ts = block["timestamp"]
@@ -277,6 +262,34 @@ def _end_block(store: PilotStore, grace_s: float) -> int | None:
     return max(ok) if ok else None
 
 
+async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
+                            log: Callable[[str], None]
+                            ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]], int]:
+    """Wait for finality (or clamp the end), then the truth of ``start..end``: the end,
+    the end it was clamped from, the truth frame, its chain rows, JSON-RPC calls sent."""
+    async with aiohttp.ClientSession() as session:
+        rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
+        deadline = time.monotonic() + opts.wait_s
+        while True:
+            head = int(str(await _call(rpc, "eth_blockNumber", [])), 16)
+            if head - opts.finality_depth >= end or time.monotonic() >= deadline:
+                break
+            log(f"waiting for finality: head {head}, need {end + opts.finality_depth}")
+            await asyncio.sleep(min(10.0, max(0.5, deadline - time.monotonic())))
+        clamped = None
+        if head - opts.finality_depth < end:
+            clamped = end
+            end = head - opts.finality_depth
+            if end < start:
+                raise ReconcileError(f"the chain head {head} is not {opts.finality_depth} "
+                                     f"blocks past the pilot's start block {start}")
+        log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
+        truth, chain_rows = await chain_truth(rpc, wallets, start, end,
+                                              chunk_blocks=opts.chunk_blocks,
+                                              offset_s=opts.timestamp_offset_s)
+        return end, clamped, truth, chain_rows, rpc.counter.total
+
+
 def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
               command: Sequence[str] = (), log: Callable[[str], None] = print) -> Path:
     """Reconcile the pilot store at ``store_dir``; returns the new run directory."""
@@ -299,25 +312,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     if end is None or end < start:
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
-    rpc = _Rpc(opts.rpc_url, opts.rate_per_s)
-    # finality: wait until the chain is finality_depth past the end (or clamp)
-    deadline = time.monotonic() + opts.wait_s
-    while True:
-        head = int(str(rpc.call("eth_blockNumber", [])), 16)
-        if head - opts.finality_depth >= end or time.monotonic() >= deadline:
-            break
-        log(f"waiting for finality: head {head}, need {end + opts.finality_depth}")
-        time.sleep(min(10.0, max(0.5, deadline - time.monotonic())))
-    clamped = None
-    if head - opts.finality_depth < end:
-        clamped = end
-        end = head - opts.finality_depth
-        if end < start:
-            raise ReconcileError(f"the chain head {head} is not {opts.finality_depth} blocks "
-                                 f"past the pilot's start block {start}")
-    log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
-    truth, chain_rows = chain_truth(rpc, wallets, start, end, chunk_blocks=opts.chunk_blocks,
-                                    offset_s=opts.timestamp_offset_s)
+    end, clamped, truth, chain_rows, truth_calls = asyncio.run(
+        _truth_from_chain(opts, wallets, start, end, log))
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
@@ -385,7 +381,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "timestamp_offset_s": opts.timestamp_offset_s,
         "uptime": {p: status["paths"][p]["uptime"] for p in PATHS},
         "trades_both": status["trades_both"],
-        "truth_calls": rpc.calls,
+        "truth_calls": truth_calls,
         "limitations": LIMITATIONS,
     }
     manifest = {"run_id": run_dir.name, "kind": "pilot", "command": list(command),

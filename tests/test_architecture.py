@@ -75,3 +75,52 @@ def test_the_vocabulary_has_one_home(value: str) -> None:
                    for p in (ROOT / pkg).rglob("*.py")
                    if value in p.read_text(encoding="utf-8").lower())
     assert homes == ["polyvocab/__init__.py"]
+
+
+# -- one implementation per concept (issue 9 item 4) -------------------------------------
+PACKAGES = ("polyvocab", "simulator", "monitor", "experiments", "reports")
+
+
+def _definitions() -> list[tuple[str, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """Every class and module-level function of the source tree, with its file."""
+    out: list[tuple[str, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef]] = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            where = str(path.relative_to(ROOT))
+            out += [(where, n) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+            out += [(where, n) for n in tree.body
+                    if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return out
+
+
+def _builds_jsonrpc_request(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Dict) and any(
+        isinstance(k, ast.Constant) and k.value == "jsonrpc" for k in n.keys)
+        for n in ast.walk(node))
+
+
+def _sends_http(node: ast.AST) -> bool:
+    """A ``session.post(url, ...)`` (aiohttp, requests, httpx) or a ``urlopen(...)``."""
+    for n in ast.walk(node):
+        if not isinstance(n, ast.Call):
+            continue
+        name = (n.func.attr if isinstance(n.func, ast.Attribute)
+                else n.func.id if isinstance(n.func, ast.Name) else "")
+        if name == "urlopen" or (name == "post" and (n.args or n.keywords)):
+            return True
+    return False
+
+
+def test_there_is_one_token_bucket() -> None:
+    buckets = sorted(f"{where}:{n.name}" for where, n in _definitions()
+                     if isinstance(n, ast.ClassDef) and "bucket" in n.name.lower())
+    assert buckets == ["polyvocab/policies.py:TokenBucket"]
+
+
+def test_there_is_one_jsonrpc_http_client() -> None:
+    # a class or function that both builds {"jsonrpc": ...} and POSTs it over HTTP is a
+    # JSON-RPC HTTP client: the house has one (the recorder and reconcile use it too)
+    clients = sorted(f"{where}:{n.name}" for where, n in _definitions()
+                     if _builds_jsonrpc_request(n) and _sends_http(n))
+    assert clients == ["polyvocab/jsonrpc_http.py:JsonRpcHttpClient"]
