@@ -2,8 +2,15 @@
 
 Everything here comes from REFERENCE.md (chain 137). The monitor, the simulator and the
 experiments all stand on this package and on nothing of each other, so the simulator's ground
-truth never runs the code it judges. It imports nothing from the project and does no I/O
-(an import-linter contract in ``pyproject.toml`` keeps it so).
+truth never runs the code it judges. It imports nothing from the project (an import-linter
+contract in ``pyproject.toml`` keeps it so).
+
+Beside the vocabulary, the one implementation of each thing every part shares: client
+policies (:mod:`polyvocab.policies`: token bucket, backoff, Retry-After, provider texts),
+the service error tree (:mod:`polyvocab.errors`), bounds on network input
+(:mod:`polyvocab.bounds`), secret redaction (:mod:`polyvocab.redact`) - all without I/O -
+and the one JSON-RPC over HTTP client (:mod:`polyvocab.jsonrpc_http`, with
+:mod:`polyvocab.http_read`), the only modules here that touch the network.
 """
 
 from __future__ import annotations
