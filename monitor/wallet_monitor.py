@@ -192,6 +192,7 @@ class WsShard:
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
         self._probed_ok_at = float("-inf")
+        self._started_at: float | None = None
 
     # -- filter ------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class WsShard:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started_at = self.clock.now()
         await self.manager.subscribe(["logs", self.log_filter()], self._on_log)
         await self.manager.subscribe(["newHeads"], self._on_head)
         await self.manager.start()
@@ -386,17 +388,24 @@ class WsShard:
         half-open socket): backfill to the node's head and reconnect now instead of
         waiting for the heartbeat or the staleness watchdog. While the socket is down,
         the node's head keeps the eth_getLogs backfill going block by block over HTTP,
-        so trades keep arriving while the WebSocket reconnects. Costs one call per block
+        so trades keep arriving while the WebSocket reconnects. A monitor that has seen no
+        head at all since it started (a quiet chain, a subscription dead from the start)
+        asks too: the node's head is what lets it re-check the blocks it delivered from
+        before the restart and backfill from its cursor. Costs one call per block
         interval, only while heads are late."""
         lag = self.s.head_lag_blocks
-        if (lag == 0 or self.head is None or self.head_at is None
-                or self.manager.state is ConnState.FAILED
+        if (lag == 0 or self.manager.state is ConnState.FAILED
                 or (self._probe is not None and not self._probe.done())):
             return
         now = self.clock.now()
         interval = self.s.scaled(self.s.block_interval)
-        # a fresh connection gets its own 1.5 intervals to deliver a first head
-        last_sign = max(self.head_at, self.manager.connected_at or self.head_at)
+        # a fresh connection (or a fresh start) gets its own 1.5 intervals to deliver a
+        # first head
+        signs = [t for t in (self.head_at, self.manager.connected_at, self._started_at)
+                 if t is not None]
+        if not signs:
+            return
+        last_sign = max(signs)
         if now - last_sign < 1.5 * interval or now - self._probed_at < interval:
             return
         self._probed_at = now
@@ -421,7 +430,11 @@ class WsShard:
             self._bad_input("head_jump", f"node head {node} while the feed is at {feed}")
             return
         self._probed_ok_at = self.clock.now()
-        if feed is None or node < feed + (self.s.head_lag_blocks
+        if feed is None:  # no head yet on this run: sync from the cursor to the node's head
+            self.node_head = max(node, self.node_head or node)
+            self._wake.set()
+            return
+        if node < feed + (self.s.head_lag_blocks
                                           if self.manager.state is ConnState.CONNECTED else 1):
             return
         # backfill what the subscription did not deliver
@@ -476,8 +489,8 @@ class WsShard:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if self.head is None or (self.manager.state is not ConnState.CONNECTED
-                                     and not self._node_head_fresh()):
+            if (self.head is None or self.manager.state is not ConnState.CONNECTED) \
+                    and not self._node_head_fresh():
                 continue
             try:
                 if not self._verified_restart:
@@ -511,7 +524,7 @@ class WsShard:
 
         The head is the feed's, or the node's as the head-lag probe saw it when the
         subscription fell behind (so a dead subscription's blocks are backfilled)."""
-        head = max((h for h in (self.head, self.node_head) if h is not None), default=None)
+        head = self._known_head()
         if head is None:
             return 0
         target = head - 1
@@ -615,8 +628,7 @@ class WsShard:
                 break
             k -= 1
         fork = self.tracker.fork_point(canonical) if canonical else start
-        head = self.head if self.head is not None else fork
-        await self._fix_range(fork, head)
+        await self._fix_range(fork, self._known_head() or fork)
         self.counters["reorgs"] += 1
 
     async def _fix_range(self, fork: int, head: int) -> None:
@@ -636,28 +648,44 @@ class WsShard:
             self.store.set_cursors(self.wallets, fork - 1, None, "websocket", forward_only=False)
         log.info("[%s] reorg from block %d re-checked (%d logs)", self.conn_id, fork, len(logs))
 
+    def _known_head(self) -> int | None:
+        """The feed's head, or the node's as the probe saw it, whichever is higher."""
+        return max((h for h in (self.head, self.node_head) if h is not None), default=None)
+
     async def _verify_restart_cursor(self) -> None:
-        """After a restart: is the stored cursor's block still canonical? If not, re-check."""
-        stored = self.store.blocks()
+        """After a restart: are the blocks this monitor committed to still canonical?
+
+        Committed are the stored block hashes up to the cursor, and the blocks of the
+        standing deliveries of the last ``tracker.keep`` blocks up to the cursor (a trade
+        delivered live whose block hash was never stored, because a backfill or the
+        explorer then moved the cursor past it). They are checked from the highest down
+        until one matches the node. A reorg while the monitor was down, or one whose
+        removals were lost in a crash, shows as a mismatch, and everything from the lowest
+        mismatch up is re-checked: orphans retracted, the cursor rewound. A block the node
+        does not have cannot be judged and is skipped."""
         cur = self.cursor()
-        if cur is None or not stored:
+        if cur is None:
             return
-        known = [n for n in stored if n <= cur]
-        if not known:
-            return
-        top = max(known)
-        h = await self._canonical_hash(top)
-        if h is None or h == stored[top]:
-            return
-        fork = top
-        for n in sorted(known, reverse=True)[1:]:
-            ch = await self._canonical_hash(n)
-            if ch == stored[n]:
+        claims: dict[int, set[str]] = {}
+        for n, h in self.store.blocks().items():
+            if n <= cur:
+                claims.setdefault(n, set()).add(h.lower())
+        for _tid, n, h in self.store.standing_in_range(
+                self.wallets, max(0, cur - self.tracker.keep), cur):
+            claims.setdefault(n, set()).add(h.lower())
+        fork: int | None = None
+        for n in sorted(claims, reverse=True):
+            now = await self._canonical_hash(n)
+            if now is None:
+                continue
+            if claims[n] == {now}:
                 break
             fork = n
+        if fork is None:
+            return
         log.warning("[%s] chain changed below the stored cursor while stopped: re-check from %d",
                     self.conn_id, fork)
-        await self._fix_range(fork, self.head if self.head is not None else cur)
+        await self._fix_range(fork, self._known_head() or cur)
 
 
 class WalletMonitor:

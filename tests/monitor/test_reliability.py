@@ -547,6 +547,53 @@ def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
 
 
+def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
+        tmp_path: Path) -> None:
+    """The crash loop's phantoms: a trade delivered live at 105, the cursor then moved past
+    it (backfill to 109, storing no hash for 105), the monitor killed, block 105 replaced.
+    The restart sees no ``newHeads`` at all (the chain is quiet, or the subscription dead
+    from the start). The monitor must still learn the head over HTTP, check the blocks
+    it delivered from - not only the stored cursor block - and retract the orphan."""
+    live = order_filled(block=105, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
+                            is not None, "first sync")
+                await node.notify("logs", live)
+                await until(lambda: len(sink.events) == 1, "the live trade")
+                node.head = 110
+                await node.new_head(110)
+
+                def past_105() -> bool:
+                    cur = mon.store.cursor(WALLET) if mon.store else None
+                    return cur is not None and cur.block >= 109
+                await until(past_105, "cursor past 105")
+            await run_monitor(node, tmp_path, first)
+            node.logs.clear()
+            node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+                header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
+                else header(int(p[0], 16))
+            node.subscribed.clear()
+            node.subs.clear()
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                # no new head is ever sent
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp_path, second)
+    asyncio.run(go())
+    retracted = history_rows(tmp_path, "retracted")
+    assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
+
+
 def test_tls_verification_is_on_unless_turned_off_and_turning_it_off_warns(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from monitor.websocket_manager import insecure_factory
