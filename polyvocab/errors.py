@@ -22,6 +22,7 @@ The monitor's own tree (:mod:`monitor.errors`) stands on this one: ``MonitorErro
 
 from __future__ import annotations
 
+from polyvocab.policies import is_range_too_large
 from polyvocab.redact import redact
 
 __all__ = [
@@ -109,8 +110,8 @@ RATE_LIMIT_RPC_CODES = frozenset({-32005, 429})
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a request that failed with ``exc`` may be sent again."""
-    if isinstance(exc, RpcError):
-        return exc.code in RATE_LIMIT_RPC_CODES
+    if isinstance(exc, RpcError):  # a "slow down" code, unless the text refuses the range
+        return exc.code in RATE_LIMIT_RPC_CODES and not is_range_too_large(exc.rpc_message)
     if isinstance(exc, BadResponse) and exc.status is not None and 400 <= exc.status < 500:
         return exc.status == 408  # 401/403/404...: the request or the key is wrong
     return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)

@@ -52,7 +52,13 @@ from polyvocab.errors import (
     is_retryable,
 )
 from polyvocab.http_read import read_body
-from polyvocab.policies import TokenBucket, is_rate_limited, parse_retry_after, retry_delays
+from polyvocab.policies import (
+    TokenBucket,
+    is_range_too_large,
+    is_rate_limited,
+    parse_retry_after,
+    retry_delays,
+)
 from polyvocab.redact import redact
 
 __all__ = [
@@ -61,7 +67,6 @@ __all__ = [
     "JsonRpcHttpClient",
     "NowClock",
     "classify_http",
-    "is_rate_limit_code",
     "is_rate_limit_reply",
     "should_retry",
 ]
@@ -116,17 +121,14 @@ class CallCounter:
                 "failures": dict(self.failures), "retries": self.retries}
 
 
-def is_rate_limit_code(code: int, message: str) -> bool:
-    """The default "slow down" rule: the error codes providers use for it
-    (:data:`~polyvocab.errors.RATE_LIMIT_RPC_CODES`), whatever the text."""
-    return code in RATE_LIMIT_RPC_CODES
-
-
 def is_rate_limit_reply(code: int, message: str) -> bool:
-    """The stricter rule: code 429 or a provider's rate-limit text
-    (:func:`~polyvocab.policies.is_rate_limited`), so that -32005 "query returned more
-    than 10000 results" stays an :class:`RpcError` (split the range) and is not retried."""
-    return code == 429 or is_rate_limited(message)
+    """The one "slow down" rule for JSON-RPC error objects: code 429, a provider's
+    rate-limit text (:func:`~polyvocab.policies.is_rate_limited`), or -32005 (Infura's
+    "limit exceeded") unless its text is a range refusal: -32005 "query returned more
+    than 10000 results" stays an :class:`RpcError` (split the range), never retried."""
+    if code == 429 or is_rate_limited(message):
+        return True
+    return code in RATE_LIMIT_RPC_CODES and not is_range_too_large(message)
 
 
 def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
@@ -141,7 +143,7 @@ def _snippet(body: str, n: int = 120) -> str:
 RateRule = Callable[[int, str], bool]
 
 
-def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_code) -> ServiceError:
+def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> ServiceError:
     if not isinstance(err, dict):
         return BadResponse(f"JSON-RPC error is not an object: {_snippet(str(err))}")
     code = err.get("code")
@@ -155,7 +157,7 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_code) -> Service
 
 
 def classify_http(status: int, body: str, headers: Mapping[str, str] | None = None, *,
-                  rate_limited: RateRule = is_rate_limit_code) -> Any:
+                  rate_limited: RateRule = is_rate_limit_reply) -> Any:
     """The parsed JSON body of an HTTP answer, or the error it means (returned, not raised).
 
     Returns a :class:`~polyvocab.errors.ServiceError` instance for errors so the caller
@@ -193,7 +195,7 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     return parsed
 
 
-def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_code
+def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_reply
                ) -> Any:
     """``result`` of one JSON-RPC response object; raise the error it carries."""
     if not isinstance(item, dict) or item.get("id") != expected_id:
@@ -212,7 +214,7 @@ class JsonRpcHttpClient:
     (default :func:`~polyvocab.errors.is_retryable`: transport errors, timeouts, 5xx,
     429/rate-limit codes, unreadable answers; :class:`RpcError` is raised at once).
     ``rate_limited(code, message)`` says which JSON-RPC errors are rate limits (default
-    :func:`is_rate_limit_code`). ``timeout`` is per HTTP request (seconds).
+    :func:`is_rate_limit_reply`). ``timeout`` is per HTTP request (seconds).
     ``rate_limit_per_s`` spaces requests on the client side, in bursts of up to
     ``rate_limit_burst``. ``retry_policy`` is a zero-argument callable returning a fresh
     iterator of delays (default :func:`~polyvocab.policies.retry_delays` with jitter); a
@@ -232,7 +234,7 @@ class JsonRpcHttpClient:
         rate_limit_burst: float = 1.0,
         retry_policy: Callable[[], Iterator[float]] = lambda: retry_delays(jitter=0.2),
         retryable: Callable[[BaseException], bool] = is_retryable,
-        rate_limited: RateRule = is_rate_limit_code,
+        rate_limited: RateRule = is_rate_limit_reply,
         max_retry_after: float = 60.0,
         kind: str = "rpc_http",
         name: str = "rpc",

@@ -52,3 +52,20 @@ def test_token_bucket_server_side_refuses_without_spending() -> None:
     assert tb.try_take(0.5) == 0.0 and tb.try_take(0.5) == 0.5
     tb.penalise(1.0, 3.0)
     assert tb.try_take(2.0) == 2.0
+
+
+def test_one_slow_down_rule_for_json_rpc_errors() -> None:
+    """-32005 is Infura's code for both "limit exceeded" (retry later) and "query returned
+    more than 10000 results" (split the range): one rule tells them apart, for the
+    monitor, the recorder and reconcile alike, and a range refusal is never retried."""
+    from polyvocab.errors import RpcError, is_retryable
+    from polyvocab.jsonrpc_http import is_rate_limit_reply
+
+    assert is_rate_limit_reply(429, "anything")
+    assert is_rate_limit_reply(-32005, "daily request count exceeded, request rate limited")
+    assert is_rate_limit_reply(-32005, "project ID request rate exceeded")
+    assert is_rate_limit_reply(-32000, "Too Many Requests")
+    assert not is_rate_limit_reply(-32005, "query returned more than 10000 results")
+    assert not is_rate_limit_reply(-32602, "invalid params")
+    assert not is_retryable(RpcError(-32005, "query returned more than 10000 results"))
+    assert is_retryable(RpcError(-32005, "daily request count exceeded"))
