@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+ETHERS_VERSION := 6.17.0
+ETHERS := .tools/node_modules/ethers/package.json
 
-.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil chromium clean notebook
+.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil ethers chromium clean notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +24,22 @@ $(ANVIL):
 	mkdir -p .tools
 	cd .tools && npm install --silent --no-audit --no-fund --prefix . @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
 
+# ethers.js v6, a real client the simulator is tested with (tests/simulator/ethers_client.mjs).
+# Both land in .tools/package.json, so installing one keeps the other.
+ethers: $(ETHERS)
+$(ETHERS):
+	mkdir -p .tools
+	npm install --silent --no-audit --no-fund --prefix .tools ethers@$(ETHERS_VERSION)
+
 # headless Chromium for the report's browser check (Debian package; needs root or sudo)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  >/dev/null || echo "could not install chromium: the browser check will say so"; }
 
-test: install anvil chromium
-	ANVIL_BIN=$(abspath $(ANVIL)) $(BIN)/python -m pytest -q
+test: install anvil ethers chromium
+	ANVIL_BIN=$(abspath $(ANVIL)) ETHERS_MODULES=$(abspath .tools/node_modules) \
+	  $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
