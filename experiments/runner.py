@@ -90,7 +90,8 @@ def _synth(profile: str, seed: int, blocks: int, cache_dir: Path) -> Path:
     res = subprocess.run(
         [sys.executable, "-m", "simulator", "synth", "--profile", profile, "--seed", str(seed),
          "--blocks", str(blocks), "--out", str(tmp)],
-        capture_output=True, text=True, timeout=600, check=False)
+        # ~1.5 ms a block on this machine: a simulated week (400,000 blocks) takes minutes
+        capture_output=True, text=True, timeout=600 + blocks // 200, check=False)
     if res.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-10:])
@@ -153,6 +154,39 @@ def trades_by_wallet(recording: Path) -> dict[str, int]:
     return counts
 
 
+def planned_trades_by_wallet(profile: str, seed: int, blocks: int,
+                             cache_dir: Path) -> dict[str, int]:
+    """What :func:`trades_by_wallet` counts in the recording ``synth`` would write for
+    (profile, seed, blocks), from the block plans alone: no block is rendered, so a
+    simulated week is counted in seconds and never written (one maker wallet per
+    OrderFilled log: the makers' fills and the taker's own). Remembered in
+    ``cache_dir`` (``{profile}-s{seed}-b{blocks}.wallets.json``)."""
+    from simulator.profiles import get_profile
+    from simulator.synth import Planner, build_universe
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{profile}-s{seed}-b{blocks}.wallets.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(cached, dict):
+            return {str(w): int(n) for w, n in cached.items()}
+    except (OSError, ValueError, TypeError):
+        pass
+    prof = get_profile(profile)
+    planner = Planner(prof, seed, build_universe(prof, seed))
+    counts: dict[str, int] = {}
+    for _ in range(blocks):
+        for trade in planner.next().trades:
+            for wallet in (trade.taker, *(m.wallet for m in trade.makers)):
+                w = wallet.lower()
+                counts[w] = counts.get(w, 0) + 1
+    with contextlib.suppress(OSError):  # a read-only folder: no cache, same answer
+        tmp = path.with_name(path.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps(counts), encoding="utf-8")
+        os.replace(tmp, path)
+    return counts
+
+
 def pick_wallets(counts: dict[str, int], count: int, pick: str) -> list[str]:
     """``count`` wallets from per-wallet trade counts, deterministically.
 
@@ -173,11 +207,19 @@ def pick_wallets(counts: dict[str, int], count: int, pick: str) -> list[str]:
     return chosen
 
 
-def choose_wallets(scenario: Scenario, recording: Path) -> list[str]:
+def choose_wallets(scenario: Scenario, recording: Path | None,
+                   cache_dir: Path | None = None) -> list[str]:
+    """The scenario's wallets; ``recording`` None: a profile's chain that is synthesised
+    while it is replayed (counted from its plans, see :func:`planned_trades_by_wallet`)."""
     if scenario.wallets.list is not None:
         return list(scenario.wallets.list)
     assert scenario.wallets.count is not None
-    counts = trades_by_wallet(recording)
+    if recording is None:
+        assert scenario.profile is not None and cache_dir is not None
+        counts = planned_trades_by_wallet(scenario.profile, scenario.seed,
+                                          scenario.synth_blocks(), cache_dir)
+    else:
+        counts = trades_by_wallet(recording)
     return pick_wallets(counts, scenario.wallets.count, scenario.wallets.pick)
 
 
@@ -362,14 +404,25 @@ _OUTPUTS = ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl",
 
 
 def prepare_scenario_dir(scenario: Scenario, sdir: Path, cache_dir: Path,
-                         run: dict[str, Any]) -> tuple[Path, list[str]]:
+                         run: dict[str, Any], *, stream_synth: bool = False
+                         ) -> tuple[Path | None, list[str]]:
     """What every clock does before a run: the recording and the wallets (into ``run``),
-    the simulator and monitor configs, and no output left from an earlier run."""
+    the simulator and monitor configs, and no output left from an earlier run.
+
+    ``stream_synth``: a profile's recording is not synthesised into a file first; the
+    recording comes back as None and the simulator synthesises the chain as it replays
+    it (:class:`simulator.source.SynthSource`, the same blocks ``synth`` writes)."""
     for name in _OUTPUTS:
         (sdir / name).unlink(missing_ok=True)
-    recording = resolve_recording(scenario, cache_dir)
-    wallets = choose_wallets(scenario, recording)
-    run.update(recording=str(recording), wallets=wallets)
+    recording: Path | None = None
+    if stream_synth and scenario.profile is not None:
+        where = (f"synthesised while replayed: profile {scenario.profile}, seed "
+                 f"{scenario.seed}, {scenario.synth_blocks()} blocks")
+    else:
+        recording = resolve_recording(scenario, cache_dir)
+        where = str(recording)
+    wallets = choose_wallets(scenario, recording, cache_dir)
+    run.update(recording=where, wallets=wallets)
     _write_toml(sdir / "sim_config.toml", scenario.simulator_config())
     settings = scenario.monitor.settings()
     settings.pop("mode", None)
@@ -411,6 +464,7 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         notify(progress)
         recording, wallets = await asyncio.to_thread(prepare_scenario_dir, scenario, sdir,
                                                      options.cache_dir, run)
+        assert recording is not None  # a file: `serve --recording` streams it
 
         progress.phase = "starting simulator"
         notify(progress)

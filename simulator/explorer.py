@@ -356,6 +356,15 @@ class _Index:
                 self.rollback(i)
         if not self.blocks and self.retain is not None:
             self.base = base = max(base, len(chain) - self.retain)
+        retain = self.retain
+        if retain is not None and self.blocks:
+            new = len(chain) - base - len(self.blocks)
+            if new >= retain and len(self.blocks) + new >= retain + max(retain // 2, 1):
+                # the prune below would keep only the last ``retain`` blocks, all of them
+                # new: index just those (an explorer left idle for hours would otherwise
+                # index every block since, re-reading those that left the chain's window)
+                self.prune(len(self.blocks))
+                self.base = base = len(chain) - retain
         for rb in chain[base + len(self.blocks):]:
             self.add(rb)
         if self.retain is not None and len(self.blocks) >= self.retain + max(

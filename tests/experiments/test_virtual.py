@@ -48,6 +48,18 @@ def test_same_scenario_and_seed_twice_gives_byte_identical_detections_and_outcom
     assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
+def test_wallets_counted_from_the_plans_are_those_of_the_synthesised_file(
+        tmp_path: Path) -> None:
+    """Virtual time synthesises a profile's chain while it replays it and never writes
+    it: its wallets come from the block plans, the same counts as the file's logs."""
+    from experiments.runner import _synth, planned_trades_by_wallet, trades_by_wallet
+
+    planned = planned_trades_by_wallet("default", 7, 300, tmp_path / "plans")
+    assert planned == trades_by_wallet(_synth("default", 7, 300, tmp_path / "files"))
+    assert len(planned) > 20
+    assert planned_trades_by_wallet("default", 7, 300, tmp_path / "plans") == planned
+
+
 @pytest.mark.slow
 def test_another_seed_gives_another_fault_schedule(tmp_path: Path) -> None:
     a = _virtual("reorgs", tmp_path / "a", tmp_path / "cache", seed=1)

@@ -305,6 +305,48 @@ def test_reorg_replaces_indexed_rows() -> None:
     assert len(ok_rows(call(module="account", action="token1155tx", address=WALLET))) == 1
 
 
+class CountingChain(FakeChain):
+    """A FakeChain that counts which block positions were read."""
+
+    def __init__(self, blocks: list[RecordedBlock]) -> None:
+        super().__init__(blocks, 0)
+        self.reads: list[int] = []
+
+    def indexed_blocks(self, now_ns: int) -> Sequence[RecordedBlock]:
+        chain = self
+
+        class View(Sequence[RecordedBlock]):
+            def __len__(self) -> int:
+                return chain.indexed
+
+            def __getitem__(self, i: Any) -> Any:
+                positions = range(*i.indices(chain.indexed)) if isinstance(i, slice) else [i]
+                chain.reads.extend(positions)
+                out = [chain.blocks[k] for k in positions]
+                return out if isinstance(i, slice) else out[0]
+
+        return View()
+
+
+def test_an_idle_explorer_with_a_window_indexes_only_the_blocks_it_keeps() -> None:
+    blocks = [make_block(FIRST + i) for i in range(60)]
+    idle, busy = CountingChain(blocks), CountingChain(blocks)
+    ex_idle = Explorer(ExplorerSettings(rate_per_s=1e9, retain_blocks=8), idle)
+    ex_busy = Explorer(ExplorerSettings(rate_per_s=1e9, retain_blocks=8), busy)
+    call_idle, call_busy = Caller(ex_idle), Caller(ex_busy)
+    q = {"module": "account", "action": "txlist", "address": WALLET}
+    idle.indexed = 5
+    call_idle(**q)
+    for n in range(5, 61):  # one caller asks at every block, the other only at the end
+        busy.indexed = n
+        busy_rows = ok_rows(call_busy(**q))
+    idle.indexed = 60
+    idle.reads.clear()
+    assert ok_rows(call_idle(**q)) == busy_rows and len(busy_rows) == 2 * 8
+    # blocks 5..51 would be indexed only to be let go at once: they are never read
+    assert not any(4 < k < 52 for k in idle.reads) and max(idle.reads) == 59
+
+
 # -- paging ---------------------------------------------------------------------------
 
 

@@ -65,6 +65,19 @@ def test_streamed_synth_chain_answers_like_the_in_memory_one_old_blocks_included
         [b.hash for b in ref.indexed_blocks(10**18)]
 
 
+def test_old_synth_checkpoints_are_thinned_and_every_block_comes_back_the_same() -> None:
+    ref = synthesise("default", seed=3, blocks=200)
+    src = SynthSource("default", seed=3, blocks=200, checkpoint_every=4, keep_dense=16,
+                      sparse_every=8)
+    streamed = [src.next_block() for _ in range(200)]
+    kept = [k for k, c in enumerate(src._checkpoints) if c is not None]
+    # the last 16 blocks (184..199) keep one checkpoint in 4 blocks; before them, one
+    # checkpoint in 8 is kept (one every 32 blocks)
+    assert kept == [0, 8, 16, 24, 32, 40, *range(46, 50)]
+    for i in (199, 3, 150, 37, 0, 183, 100, 101):  # out of order, near and far
+        assert src.block_at(i) == ref.blocks[i] == streamed[i]
+
+
 def test_transactions_older_than_the_window_are_not_found_by_hash() -> None:
     chain = Chain(SynthSource("default", seed=5, blocks=40),
                   settings=SimSettings(window_blocks=4))
