@@ -79,7 +79,7 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
-from monitor.errors import BadResponse, MonitorError, RpcError
+from monitor.errors import BadResponse, MonitorError, RpcError, Timeout
 from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
@@ -597,8 +597,14 @@ class WsShard:
         flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
         try:
             result = await self.rpc.call("eth_getLogs", [flt])
-        except RpcError as exc:
-            if b > a and is_range_too_large(exc.rpc_message):
+        except (RpcError, Timeout, BadResponse) as exc:
+            # a range the node refuses, cannot answer in time, or answers past the body
+            # bound is asked again in halves (busy wallets: one range can hold 10,000 logs)
+            heavy = (isinstance(exc, Timeout) or (isinstance(exc, BadResponse)
+                                                  and exc.kind == "too_large")
+                     or (isinstance(exc, RpcError) and is_range_too_large(exc.rpc_message)))
+            if b > a and heavy:
+                self.counters["getlogs_splits"] += 1
                 mid = (a + b) // 2
                 return await self._get_logs(a, mid) + await self._get_logs(mid + 1, b)
             raise

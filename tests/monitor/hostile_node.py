@@ -100,6 +100,9 @@ class HostileNode:
         out = []
         for item in items:
             result = self.answer(item["method"], item.get("params") or [])
+            if isinstance(result, Slow):  # a node busy with a heavy query
+                await asyncio.sleep(result.delay)
+                result = result.result
             if isinstance(result, Raw):
                 return _raw(result.answer)
             out.append({"jsonrpc": "2.0", "id": item["id"], "result": result})
@@ -154,6 +157,13 @@ class HostileNode:
     async def new_head(self, n: int) -> None:
         self.head = max(self.head, n)
         await self.notify("newHeads", header(n))
+
+
+class Slow:
+    """A JSON-RPC result the node sends only after ``delay`` seconds."""
+
+    def __init__(self, delay: float, result: Any) -> None:
+        self.delay, self.result = delay, result
 
 
 class Raw:

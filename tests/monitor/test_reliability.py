@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, Raw, deep, explorer_ok, explorer_row, header
+from hostile_node import HostileNode, Raw, Slow, deep, explorer_ok, explorer_row, header
 from monitor_helpers import WALLET, order_filled
 
 from monitor.config import load_settings
@@ -592,6 +592,32 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
     asyncio.run(go())
     retracted = history_rows(tmp_path, "retracted")
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
+
+
+def test_a_log_range_the_node_cannot_answer_in_time_is_asked_again_in_halves(
+        tmp_path: Path) -> None:
+    """Busy wallets put thousands of logs in one backfill range; a node under load then
+    answers too late for the timeout, every retry alike. The range is split instead (as
+    for "range too large"), so the backfill makes progress rather than failing forever."""
+    trades = [order_filled(block=n, tx=n) for n in (101, 150, 199)]
+
+    def get_logs(params: list[Any]) -> Any:
+        a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        found = [lg for lg in trades if a <= int(lg["blockNumber"], 16) <= b]
+        return Slow(1.5, found) if b - a > 60 else found
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 210
+            node.rpc["eth_getLogs"] = get_logs
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(210)
+                await until(lambda: len(sink.events) == 3, "the three backfilled trades")
+                assert mon.shards[0].counters["getlogs_splits"] >= 1
+            await run_monitor(node, tmp_path, body, rpc_timeout=2.0, start_block=100)
+    asyncio.run(go())
 
 
 def test_tls_verification_is_on_unless_turned_off_and_turning_it_off_warns(
