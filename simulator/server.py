@@ -635,7 +635,11 @@ class Simulator:
             if refuse.mode == "reset" and request.transport is not None:
                 request.transport.abort()  # the TCP connection dies before the upgrade
             return web.Response(status=503, text="503 Service Unavailable\n")
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client gave up before the upgrade was answered
+            log.info("upgrade from %s: client gone before the handshake", request.remote)
+            return ws
         conn_id = f"c{self._next_conn}"
         self._next_conn += 1
         conn = WsConn(self, conn_id, ws, request)
