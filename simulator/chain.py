@@ -145,6 +145,11 @@ class ChainBlock:
     def order_filled(self) -> list[list[str]]:
         return self.fills
 
+    def shed(self) -> None:
+        """Let go of the filter index and JSON caches (rebuilt, the same, if asked again):
+        a reorged-in block kept behind the window costs its logs, not twice them."""
+        self._index = self._header_json = self._log_json = self._removed_json = None
+
     def transactions(self) -> list[dict[str, Any]]:
         """Full transaction objects (from the recording, or minimal ones built from logs)."""
         if self.rb.transactions:
@@ -278,6 +283,7 @@ class _Window(Sequence[ChainBlock]):
             if block is None:
                 continue
             if pos in self._replaced:
+                block.shed()
                 self._kept[pos] = block
             else:
                 out.append(block)
