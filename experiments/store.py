@@ -60,21 +60,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     are skipped. ``OSError`` passes through."""
     path = Path(path)
     rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == last:
-                break
-            raise JsonlError(path, i + 1, f"not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise JsonlError(path, i + 1, "expected a JSON object")
-        rows.append(row)
+    bad: tuple[int, str] | None = None  # a line that is not JSON: torn if nothing follows
+    with open(path, encoding="utf-8") as fh:  # line by line: a week's file is not read whole
+        for i, line in enumerate(fh):
+            if not line.strip():
+                continue
+            if bad is not None:
+                raise JsonlError(path, *bad)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                bad = (i + 1, f"not JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                raise JsonlError(path, i + 1, "expected a JSON object")
+            rows.append(row)
     return rows
 
 
