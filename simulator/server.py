@@ -639,7 +639,7 @@ class Simulator:
             await ws.prepare(request)
         except ConnectionError:  # the client gave up before the upgrade was answered
             log.info("upgrade from %s: client gone before the handshake", request.remote)
-            return ws
+            return web.Response(status=499)  # nobody reads it; aiohttp drops it quietly
         conn_id = f"c{self._next_conn}"
         self._next_conn += 1
         conn = WsConn(self, conn_id, ws, request)

@@ -123,6 +123,36 @@ def test_oversized_frames_are_refused_with_close_1009() -> None:
     run(main)
 
 
+def test_a_client_gone_before_its_upgrade_is_answered_is_no_traceback(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A monitor that times out its handshake (a loaded node) leaves before the upgrade is
+    written: one info line, no 'Unhandled exception', and the node keeps serving."""
+    from aiohttp import web
+
+    real_prepare = web.WebSocketResponse.prepare
+    gone = {"n": 1}
+
+    async def prepare(self: web.WebSocketResponse, request: web.Request) -> Any:
+        if gone["n"]:
+            gone["n"] -= 1
+            raise ConnectionResetError("Cannot write to closing transport")
+        return await real_prepare(self, request)
+
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", prepare)
+
+    async def main() -> None:
+        async with Simulator(make_recording(3), speed=50, autostart=False) as sim, \
+                aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await http.ws_connect(sim.urls["ws"])
+            async with http.ws_connect(sim.urls["ws"]) as ws:
+                assert (await rpc(ws, "eth_chainId"))["result"] == "0x89"
+    with caplog.at_level("INFO"):
+        run(main)
+    assert "client gone before the handshake" in caplog.text
+    assert "Unhandled exception" not in caplog.text and "Error handling" not in caplog.text
+
+
 def test_http_json_rpc_single_batch_and_no_subscriptions() -> None:
     async def main() -> None:
         async with Simulator(make_recording(3), speed=1) as sim, aiohttp.ClientSession() as h:
