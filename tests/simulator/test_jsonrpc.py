@@ -96,6 +96,21 @@ def test_get_logs_by_range_address_topics_and_block_hash() -> None:
         "error"]["code"] == -32602
 
 
+def test_get_logs_answer_is_spliced_from_cached_texts_and_equals_a_fresh_encoding() -> None:
+    """eth_getLogs splices the logs' cached JSON texts (10,000 logs are not re-encoded per
+    request): the answer is byte-identical to encoding the logs afresh, in a batch too."""
+    rpc = make_rpc()
+    flt = {"fromBlock": hex(1000), "toBlock": "latest"}
+    expected = rpc.chain.logs(LogFilter.parse(flt), 1000, 1003)
+    assert expected
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "eth_getLogs", "params": [flt]})
+    text = rpc.handle(body).text
+    assert text == json.dumps({"jsonrpc": "2.0", "id": 7, "result": expected},
+                              separators=(",", ":"))
+    batch = rpc.handle(f"[{body},{body}]").text
+    assert batch is not None and json.loads(batch) == [json.loads(text)] * 2
+
+
 def test_get_logs_limits_answer_like_providers() -> None:
     """Default profile alchemy: past the free range, the log cap decides (per-profile tests:
     tests/simulator/test_providers.py)."""
