@@ -106,11 +106,21 @@ class Sim:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
+    def _status_or_none(self) -> dict[str, Any] | None:
+        """The status, or None while a busy node is slow to answer (the caller's deadline,
+        not one slow answer, decides)."""
+        try:
+            return self.status()
+        except (TimeoutError, OSError):
+            return None
+
     def wait_published(self, n: int, timeout: float = 60.0) -> None:
-        wait_for(lambda: self.status()["published"] >= n, timeout, f"{n} blocks published")
+        wait_for(lambda: (self._status_or_none() or {}).get("published", -1) >= n, timeout,
+                 f"{n} blocks published")
 
     def wait_exhausted(self, timeout: float = 120.0) -> None:
-        wait_for(lambda: self.status()["exhausted"], timeout, "replay finished")
+        wait_for(lambda: bool((self._status_or_none() or {}).get("exhausted")), timeout,
+                 "replay finished")
 
     def stop(self) -> None:
         self.proc.terminate()
