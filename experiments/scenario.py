@@ -83,8 +83,11 @@ FAULT_NAMES = frozenset(SIM_FAULTS)
 
 # Upper bounds: a typo such as ``blocks = 1e12`` must fail here, naming the field, not
 # hours later as an out-of-memory synthesiser or a run that never ends.
-MAX_BLOCKS = 100_000  # blocks to synthesise (~2 days of Polygon; ~1 min to synthesise)
-MAX_SIM_DURATION_S = 2 * 86_400.0  # simulated seconds measured (and grace)
+# A simulated week fits: virtual time streams it (the simulator synthesises or reads the
+# blocks as it replays them and keeps a window; see experiments/virtual.py); real time
+# writes a profile's blocks to a file first (~1.5 ms a block) and then runs for days.
+MAX_BLOCKS = 406_000  # blocks to synthesise: a week at 1.5-s blocks, plus an hour of grace
+MAX_SIM_DURATION_S = 7 * 86_400.0  # simulated seconds measured (and grace): a week
 MAX_SPEED = 100_000.0
 MAX_ACTIONABLE_WINDOW_S = 3600.0
 MAX_WALLETS = 10_000
@@ -374,7 +377,7 @@ class Scenario(_Strict):
     @classmethod
     def _pos(cls, v: float, info: ValidationInfo) -> float:
         _positive(v)
-        limit, unit = {"sim_duration_s": (MAX_SIM_DURATION_S, " simulated s (2 days)"),
+        limit, unit = {"sim_duration_s": (MAX_SIM_DURATION_S, " simulated s (a week)"),
                        "speed": (MAX_SPEED, ""),
                        "actionable_window_s": (MAX_ACTIONABLE_WINDOW_S, " s")}[
                            str(info.field_name)]
@@ -386,7 +389,7 @@ class Scenario(_Strict):
     def _grace(cls, v: float) -> float:
         if not (v >= 0 and math.isfinite(v)):
             raise ValueError("must be >= 0")
-        _at_most(v, MAX_SIM_DURATION_S, " simulated s (2 days)")
+        _at_most(v, MAX_SIM_DURATION_S, " simulated s (a week)")
         return v
 
     @field_validator("seed")
@@ -403,7 +406,7 @@ class Scenario(_Strict):
     def _blocks(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be at least 1")
-        _at_most(v, MAX_BLOCKS, " (about 2 days of Polygon blocks)")
+        _at_most(v, MAX_BLOCKS, " (about a week of Polygon blocks)")
         return v
 
     @field_validator("thresholds")

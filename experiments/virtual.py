@@ -151,18 +151,27 @@ async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: 
     run["stopped"] = {"monitor": "stopped", "simulator": "stopped"}
 
 
+_GC_THRESHOLDS = (50_000, 20, 10)  # young collections every 50,000 allocations, not 700
+
+
 @contextlib.contextmanager
 def _frozen_heap() -> Iterator[None]:
     """The objects of the start-up (modules, both sides' set-up) leave the cyclic garbage
     collector's view for the run (``gc.freeze``), so its full collections walk only what
-    the run itself allocates: they cost CPU only, which virtual time does not measure, and
-    were a fifth of a run's CPU. Nothing is freed differently: frozen objects were alive
-    anyway, and the unfreeze at the end hands them back."""
+    the run itself allocates, and young collections run less often (``_GC_THRESHOLDS``).
+    Collections cost CPU only, which virtual time does not measure: full ones over the
+    whole recording in memory were a fifth of a day's CPU; over a streamed week they were
+    still 11 % (104 of 949 s) with the defaults. Nothing is freed differently: frozen
+    objects were alive anyway, the unfreeze at the end hands them back, and the
+    thresholds are restored."""
+    thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
     try:
         yield
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 

@@ -142,9 +142,9 @@ def test_default_matrix_is_valid_and_complete() -> None:
 
 @pytest.mark.parametrize(("changes", "expected"), [
     ({"recording": None, "profile": "default", "blocks": 1e12},
-     "scenarios/x.toml: blocks: must be at most 100000"),
-    ({"sim_duration_s": 1e300}, "scenarios/x.toml: sim_duration_s: must be at most 172800"),
-    ({"recording": None, "profile": "default", "sim_duration_s": 170_000},
+     "scenarios/x.toml: blocks: must be at most 406000"),
+    ({"sim_duration_s": 1e300}, "scenarios/x.toml: sim_duration_s: must be at most 604800"),
+    ({"recording": None, "profile": "default", "sim_duration_s": 604_800, "grace_s": 7200},
      "scenarios/x.toml: sim_duration_s: sim_duration_s + grace_s need"),
     ({"speed": 1e300}, "scenarios/x.toml: speed: must be at most 100000"),
     ({"grace_s": 1e300}, "scenarios/x.toml: grace_s: must be at most"),
