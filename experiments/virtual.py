@@ -13,7 +13,10 @@ What changes against :func:`experiments.runner.run_scenario` (real time, two pro
   not measured in this mode (``None``), and the report says so;
 - deterministic: the same scenario and seed give byte-identical detections and outcomes
   (faults with jitter draw from seeded generators; no threads: a thread would make the
-  loop step in real time).
+  loop step in real time);
+- streamed: a profile's chain is synthesised while it is replayed and a recording file is
+  read as it is replayed, with a window of recent blocks in memory, so a simulated week
+  is never held whole (the wallets are counted from the block plans beforehand).
 
 The run store files are the same (``run.json`` with ``"clock": "virtual"``), and the same
 analysis reads them.
