@@ -34,6 +34,7 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.errors import ConfigError, IllegalTransition
+from polyvocab.policies import retry_delays
 
 __all__ = [
     "TRANSITIONS",
@@ -228,12 +229,8 @@ def reconnect_delays(
     Each delay lies in ``[base * (1 - jitter), base]`` where ``base`` is the capped
     exponential, so no delay ever exceeds ``maximum``. Infinite.
     """
-    rng = rng or random.Random(0)
-    base = initial
-    while True:
-        capped = min(base, maximum)
-        yield capped * (1.0 - jitter * rng.random()) if jitter else capped
-        base = capped * factor
+    return retry_delays(initial, maximum, factor, jitter=jitter,
+                        rng=rng if rng is not None else random.Random(0))
 
 
 class ReconnectPolicy:

@@ -62,6 +62,7 @@ import resource
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -113,6 +114,13 @@ def split_wallets(wallets: Sequence[str], share: float, websocket: bool
     return ws, [w for w in wallets if w not in on_ws]
 
 
+def _jitter_seed(url: str) -> str:
+    """The retry jitter's seed: the endpoint's host and path, not its port (a simulator on
+    a random loopback port must not change the delays: virtual runs are byte-identical)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}{parts.path}"
+
+
 class _Rpc:
     """JSON-RPC over HTTP (:class:`monitor.jsonrpc_client.JsonRpcHttpClient`), counted."""
 
@@ -124,7 +132,7 @@ class _Rpc:
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed,
             retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5),
-                                              jitter=0.2, seed=url))
+                                              jitter=0.2, seed=_jitter_seed(url)))
 
     async def call(self, method: str, params: list[Any]) -> Any:
         self.calls[method] += 1
@@ -243,6 +251,8 @@ class WsShard:
     def _on_connected(self, reconnect: bool) -> None:
         self.live_from = None
         self.counters["connects"] += 1
+        if reconnect:  # a reorg while the socket was down sent its removals to nobody:
+            self._verified_restart = False  # check the delivered blocks again, as at start
         log.info("[%s] feed connected (reconnect=%s): sync on first head", self.conn_id,
                  reconnect)
 

@@ -93,12 +93,15 @@ class TokenBucket:
 
 
 def retry_delays(initial: float = 0.25, maximum: float = 8.0, factor: float = 2.0, *,
-                 jitter: float = 0.0, seed: int | str = 0) -> Iterator[float]:
+                 jitter: float = 0.0, seed: int | str = 0,
+                 rng: random.Random | None = None) -> Iterator[float]:
     """``initial``, ``initial*factor``, ... capped at ``maximum``, each shortened by up to
-    ``jitter`` (0..1) of itself from ``random.Random(seed)``. Infinite."""
+    ``jitter`` (0..1) of itself from ``rng`` (default ``random.Random(seed)``), so no
+    delay ever exceeds ``maximum``. Infinite. The one backoff of the project: HTTP
+    retries and WebSocket reconnects alike."""
     if not 0.0 <= jitter < 1.0:
         raise ValueError("jitter must be in [0, 1)")
-    rng = random.Random(seed)
+    rng = rng if rng is not None else random.Random(seed)
     d = initial
     while True:
         base = min(d, maximum)

@@ -69,3 +69,15 @@ def test_one_slow_down_rule_for_json_rpc_errors() -> None:
     assert not is_rate_limit_reply(-32602, "invalid params")
     assert not is_retryable(RpcError(-32005, "query returned more than 10000 results"))
     assert is_retryable(RpcError(-32005, "daily request count exceeded"))
+
+
+def test_the_websocket_reconnect_backoff_is_the_one_backoff() -> None:
+    """monitor.connection.reconnect_delays is retry_delays with the manager's defaults
+    (1 s doubling to 60 s, 20% jitter): one generator for HTTP retries and reconnects."""
+    import random
+
+    from monitor.connection import reconnect_delays
+
+    a = list(itertools.islice(reconnect_delays(rng=random.Random(5)), 9))
+    b = list(itertools.islice(retry_delays(1.0, 60.0, jitter=0.2, rng=random.Random(5)), 9))
+    assert a == b and max(a) <= 60.0 and a[0] <= 1.0

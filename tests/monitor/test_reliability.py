@@ -594,6 +594,50 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
 
 
+def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
+        tmp_path: Path) -> None:
+    """The simulated week's one phantom: a trade delivered by the HTTP backfill, its block
+    reorged away while the WebSocket was down (the removal went to nobody), and the new
+    heads after the reconnect chain on cleanly. The reconnect re-checks the blocks the
+    monitor delivered from, as a restart does, and retracts the orphan."""
+    live = order_filled(block=105, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
+                            is not None, "first sync")
+                node.head = 110
+                await node.new_head(110)  # a gap: the backfill delivers block 105
+
+                def past_105() -> bool:
+                    cur = mon.store.cursor(WALLET) if mon.store else None
+                    return cur is not None and cur.block >= 109
+                await until(lambda: len(sink.events) == 1 and past_105(), "backfilled")
+                node.logs.clear()  # block 105 replaced while the socket is down
+                node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+                    header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
+                    else header(int(p[0], 16))
+                node.subscribed.clear()
+                node.subs.clear()
+                for ws in list(node.sockets):
+                    await ws.close()
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                node.head = 111
+                await node.new_head(111)
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+    retracted = history_rows(tmp_path, "retracted")
+    assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
+
+
 def test_a_log_range_the_node_cannot_answer_in_time_is_asked_again_in_halves(
         tmp_path: Path) -> None:
     """Busy wallets put thousands of logs in one backfill range; a node under load then
