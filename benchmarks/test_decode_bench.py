@@ -1,8 +1,12 @@
 """Decode throughput: the hand-sliced decoder vs the eth-abi reference (target >= 100,000
-logs/s for the fast path). ``make bench`` / ``pytest benchmarks --benchmark-enable``."""
+logs/s for the fast path, at the slowest round). ``make bench`` / ``pytest benchmarks
+--benchmark-enable``; the spread: ``pytest benchmarks/test_decode_bench.py -k figure -s``
+(``BENCH_DECODE_ROUNDS``, default 15). To show it under load, run a CPU hog beside it
+(``python3 -c "while True: pass" &``) and note the load average it prints."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -61,18 +65,44 @@ def test_decode_reference(benchmark: Any) -> None:
     assert benchmark(_decode_all, decode_order_filled_reference) == N
 
 
+TARGET = 100_000
+
+
+def _rates(samples: list[float]) -> tuple[float, float, float]:
+    v = sorted(samples)
+    return v[0], v[len(v) // 2], v[-1]
+
+
 def test_decode_throughput_figure(capsys: pytest.CaptureFixture[str]) -> None:
-    """Best of 5 rounds, in logs per second (printed; a loose floor guards regressions on a
-    shared machine - the 100k/s target is reported, see the final note)."""
-    rates = []
-    for _ in range(9):
-        t0 = time.perf_counter()
-        _decode_all(decode_order_filled)
-        rates.append(N / (time.perf_counter() - t0))
-    rates.sort()
-    lo, mid, hi = rates[0], rates[len(rates) // 2], rates[-1]
+    """Rounds of N logs through each decoder, interleaved (hand, eth-abi, hand, ...), so
+    both see the same load. Logs/s by the wall clock (what the pipeline gets) and by the
+    thread's CPU time (what the code costs, whatever else runs); min/median/max of each.
+    The target is judged on the wall-clock min. Asserts only that both decode the same."""
+    rounds = int(os.environ.get("BENCH_DECODE_ROUNDS", "15"))
+    assert [decode_order_filled(lg) for lg in LOGS[:500]] == [
+        decode_order_filled_reference(lg) for lg in LOGS[:500]]
+    wall: dict[str, list[float]] = {"hand": [], "eth-abi": []}
+    cpu: dict[str, list[float]] = {"hand": [], "eth-abi": []}
+    load0 = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, decoder in (("hand", decode_order_filled),
+                              ("eth-abi", decode_order_filled_reference)):
+            c0, t0 = time.thread_time(), time.perf_counter()
+            _decode_all(decoder)
+            t1, c1 = time.perf_counter(), time.thread_time()
+            wall[name].append(N / (t1 - t0))
+            cpu[name].append(N / max(c1 - c0, 1e-9))
+    load1 = os.getloadavg()[0]
+    lo, _mid, _hi = _rates(wall["hand"])
     with capsys.disabled():
-        print(f"\ndecode_order_filled over {len(rates)} rounds: min {lo:,.0f}, median "
-              f"{mid:,.0f}, max {hi:,.0f} logs/s (target >= 100,000 at the min: "
-              f"{'met' if lo >= 100_000 else 'NOT met'})")
-    assert hi > 20_000
+        print(f"\ndecode, {N:,} logs (V1+V2) a round, {rounds} rounds, load average "
+              f"{load0:.2f} -> {load1:.2f} on {os.cpu_count()} CPUs")
+        for name in ("hand", "eth-abi"):
+            w, c = _rates(wall[name]), _rates(cpu[name])
+            print(f"  {name:8s} wall min {w[0]:>9,.0f}  median {w[1]:>9,.0f}  max {w[2]:>9,.0f}"
+                  f" logs/s | CPU-time min {c[0]:>9,.0f}  median {c[1]:>9,.0f}  max "
+                  f"{c[2]:>9,.0f}")
+        ratio = _rates(wall["hand"])[1] / _rates(wall["eth-abi"])[1]
+        print(f"  hand / eth-abi (median wall): {ratio:.1f}x; target >= {TARGET:,} logs/s at "
+              f"the wall min: {'met' if lo >= TARGET else 'NOT met'} ({lo:,.0f})")
+    assert max(wall["hand"]) > 20_000

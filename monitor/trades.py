@@ -2,8 +2,9 @@
 
 Two decoders give the same answer: :func:`decode_order_filled` slices the hex by hand (the
 hot path, see ``benchmarks/test_decode_bench.py``) and :func:`decode_order_filled_reference` uses
-eth-abi. A property test proves them equal. A log that does not decode raises
-:class:`DecodeError`; the caller counts it and carries on.
+eth-abi (and is where the hand path sends anything unusual, so the errors are its errors). A
+property test (``tests/monitor/test_trades_fast_path.py``) proves them equal. A log that does
+not decode raises :class:`DecodeError`; the caller counts it and carries on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from binascii import a2b_hex
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,7 +29,6 @@ __all__ = [
 ]
 
 Side = Literal["BUY", "SELL"]
-_WORD_MASK = (1 << 256) - 1
 _UNIT = 1_000_000  # USDC.e, pUSD and CTF outcome tokens all have 6 decimals
 
 
@@ -214,22 +215,123 @@ def _v2_side(side_raw: int) -> Side:
     return "BUY" if side_raw == 0 else "SELL"
 
 
+class _TradeFields:
+    """A :class:`Trade`'s slots without the frozen ``__setattr__``: the fast path fills one
+    with plain slot stores, then makes it a ``Trade`` (same slot layout, so CPython allows
+    the ``__class__`` assignment). A frozen dataclass's ``__init__`` calls
+    ``object.__setattr__`` once a field: ~15x slower than these stores."""
+
+    __slots__ = Trade.__slots__
+
+    def __init__(self, id: str, tx_hash: str, log_index: int, wallet: str, side: Side,
+                 token_id: str, maker_amount: int, taker_amount: int, fee_raw: int,
+                 block_number: int, block_hash: str, block_timestamp: int | None,
+                 exchange: str, version: int, taker: str, order_hash: str) -> None:
+        self.id = id
+        self.tx_hash = tx_hash
+        self.log_index = log_index
+        self.wallet = wallet
+        self.side = side
+        self.token_id = token_id
+        self.maker_amount = maker_amount
+        self.taker_amount = taker_amount
+        self.fee_raw = fee_raw
+        self.block_number = block_number
+        self.block_hash = block_hash
+        self.block_timestamp = block_timestamp
+        self.exchange = exchange
+        self.version = version
+        self.taker = taker
+        self.order_hash = order_hash
+
+
+if _TradeFields.__init__.__code__.co_varnames[1:len(_FIELD_NAMES) + 1] != _FIELD_NAMES:
+    raise ImportError("monitor.trades: _TradeFields.__init__ does not list Trade's fields")
+
+# topic0 -> (version, len of the data string with its 0x: 5 or 7 words)
+_LAYOUTS = {ORDER_FILLED_V1: (1, 2 + 64 * 5), ORDER_FILLED_V2: (2, 2 + 64 * 7)}
+_ZERO31 = bytes(31)
+_ZERO32 = bytes(32)
+
+
 def decode_order_filled(log: dict[str, Any],
                         exchanges: tuple[str, ...] = DEFAULT_EXCHANGES) -> Trade:
     """Decode one ``OrderFilled`` log (as ``eth_getLogs`` or a ``logs`` notification gives it).
 
-    Raises :class:`DecodeError` for anything else; the caller counts and skips it.
+    The hand path, for the usual form (lower-case topic0, string fields, hex quantities): a
+    fixed layout, so the topics, the two hashes and the data are joined into one string,
+    read by ONE strict hex parse (``binascii.a2b_hex``) and lower-cased once, then
+    ``int.from_bytes`` on 32-byte slices. Anything else (not a dict, upper-case topic0, int
+    quantities, a wrong length, non-hex, a bad side or asset pair, out-of-range numbers)
+    goes to :func:`decode_order_filled_reference` (eth-abi), which decodes it the same way
+    or raises its :class:`DecodeError`; the caller counts and skips it. A property test
+    (``tests/monitor/test_trades_fast_path.py``) proves both give the same trades and the
+    same errors.
     """
-    version, topics, data = _envelope(log, exchanges)
-    big, n = int(data, 16), len(data) // 64  # one parse, then shifts: faster than slices
-    w = [(big >> (256 * (n - 1 - k))) & _WORD_MASK for k in range(n)]
-    if version == 1:
-        maker_asset, taker_asset, maker_amount, taker_amount, fee = w
-        side, token = _v1_side(maker_asset, taker_asset)
-    else:
-        side_raw, token, maker_amount, taker_amount, fee = w[:5]
-        side = _v2_side(side_raw)
-    return _build(log, version, topics, side, token, maker_amount, taker_amount, fee)
+    if type(log) is not dict:
+        return decode_order_filled_reference(log, exchanges)
+    get = log.get
+    topics = get("topics")
+    address = get("address")
+    data = get("data")
+    tx = get("transactionHash")
+    bh = get("blockHash")
+    bn = get("blockNumber")
+    li = get("logIndex")
+    ts = get("blockTimestamp")
+    if not (type(topics) is list and len(topics) == 4 and type(address) is str
+            and type(data) is str and type(tx) is str and type(bh) is str
+            and type(bn) is str and type(li) is str and (ts is None or type(ts) is str)):
+        return decode_order_filled_reference(log, exchanges)
+    t0, t1, t2, t3 = topics
+    layout = _LAYOUTS.get(t0) if type(t0) is str else None
+    exchange = address.lower()
+    if (layout is None or exchange not in exchanges
+            or type(t1) is not str or type(t2) is not str or type(t3) is not str
+            or not len(t1) == len(t2) == len(t3) == len(tx) == len(bh) == 66
+            or len(data) != layout[1]
+            or bn[:2] != "0x" or len(bn) > 18 or li[:2] != "0x" or len(li) > 18
+            or (ts is not None and (ts[:2] != "0x" or len(ts) > 18))):
+        return decode_order_filled_reference(log, exchanges)
+    # One string: t1 @0, t2 @66, t3 @132, tx @198, bh @264, data @330, each "0x" checked
+    # where it belongs (every length is checked above); a2b_hex is strict (hex digits only,
+    # no whitespace), so it proves the rest hex.
+    j = "".join((t1, t2, t3, tx, bh, data))
+    try:
+        raw = a2b_hex(j[2:66] + j[68:132] + j[134:198] + j[200:264] + j[266:330] + j[332:])
+        block_number = int(bn, 16)  # the same parse and bounds as _quantity's
+        log_index = int(li, 16)
+        block_ts = None if ts is None else int(ts, 16)
+    except ValueError:  # binascii.Error is one
+        return decode_order_filled_reference(log, exchanges)
+    if (j[0:331:66] != "000000" or j[1:332:66] != "xxxxxx"
+            or not 0 <= block_number <= MAX_QUANTITY or not 0 <= log_index <= MAX_QUANTITY
+            or (block_ts is not None and not 0 <= block_ts <= MAX_QUANTITY)):
+        return decode_order_filled_reference(log, exchanges)
+    frm = int.from_bytes
+    side: Side
+    if layout[0] == 1:  # makerAssetId, takerAssetId, makerAmount, takerAmount, fee
+        if raw[160:192] == _ZERO32:  # the maker gives USDC: BUY the taker asset
+            side, token = "BUY", frm(raw[192:224], "big")
+        elif raw[192:224] == _ZERO32:
+            side, token = "SELL", frm(raw[160:192], "big")
+        else:  # not a USDC trade: the reference raises
+            return decode_order_filled_reference(log, exchanges)
+    else:  # side (uint8), tokenId, makerAmount, takerAmount, fee, builder, metadata
+        if raw[160:191] != _ZERO31 or raw[191] > 1:
+            return decode_order_filled_reference(log, exchanges)
+        side = "BUY" if raw[191] == 0 else "SELL"
+        token = frm(raw[192:224], "big")
+    s = j[:330].lower()  # topics and hashes lower-cased once
+    tx_hash = s[198:264]
+    trade = _TradeFields(
+        f"{tx_hash}:{log_index}",  # polyvocab.trade_id (tx_hash is lower-case already)
+        tx_hash, log_index, "0x" + s[92:132], side, str(token),
+        frm(raw[224:256], "big"), frm(raw[256:288], "big"), frm(raw[288:320], "big"),
+        block_number, s[264:330], block_ts, exchange, layout[0], "0x" + s[158:198],
+        s[0:66])
+    trade.__class__ = Trade  # type: ignore[assignment]
+    return trade  # type: ignore[return-value]
 
 
 _V1_TYPES = ["uint256"] * 5
