@@ -132,6 +132,25 @@ def test_jsonl_sink_rows_follow_the_contract(tmp_path: Path) -> None:
     assert reopened.written("retraction", trade.id) == 1
 
 
+def test_jsonl_sink_remembers_a_bounded_number_of_ids(tmp_path: Path) -> None:
+    """Weeks of trades must not grow the sink's memory: it counts rows for the most recent
+    ``remember`` ids only, recent ids stay idempotent, and a reopened file is bounded too."""
+    det = tmp_path / "d.jsonl"
+    sink = JsonlSink(det, remember=3)
+    trades = [decode_order_filled(order_filled(block=100 + i, tx=i + 1)) for i in range(5)]
+    for t in trades:
+        assert sink.write(SinkEvent("trade", t.id, 1, "ws", t.block_hash, t))
+    assert len(sink._counts) == 3
+    assert sink.written("trade", trades[-1].id) == 1 and sink.written("trade", trades[0].id) == 0
+    newest = trades[-1]
+    assert not sink.write(SinkEvent("trade", newest.id, 1, "ws", newest.block_hash, newest))
+    sink.close()
+    reopened = JsonlSink(det, remember=2)
+    assert len(reopened._counts) == 2 and reopened.written("trade", newest.id) == 1
+    reopened.close()
+    assert len(rows(det)) == 5
+
+
 def test_memory_sink_is_idempotent() -> None:
     m = MemorySink()
     e = SinkEvent("retraction", "t", 1, "ws", "0x")
