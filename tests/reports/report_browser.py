@@ -145,7 +145,9 @@ async def _inspect(url: str, browser_ws: str,
 
 def inspect_page(path: Path, sizes: dict[str, tuple[int, int, bool]]) -> PageReport:
     """Load ``path`` in headless Chromium at each ``name: (width, height, mobile)``."""
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still be writing the profile when the browser
+    # itself has exited: a leftover file there is not the report's failure
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}",
                                  "about:blank"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
