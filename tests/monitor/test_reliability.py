@@ -79,6 +79,18 @@ async def run_monitor(node: HostileNode, tmp: Path, body: Callable[[WalletMonito
     return mon
 
 
+def replace_block(node: HostileNode, number: int) -> None:
+    """From now on the node has block ``number`` with another hash (a reorg)."""
+    node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+        header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == number \
+        else header(int(p[0], 16))
+
+
+def cursor_at_least(mon: WalletMonitor, block: int) -> bool:
+    cur = mon.store.cursor(WALLET) if mon.store else None
+    return cur is not None and cur.block >= block
+
+
 # -- 1. a task never dies silently -------------------------------------------------------
 
 def test_polling_survives_a_non_hex_block_number_row_and_delivers_the_valid_trade(
@@ -529,9 +541,7 @@ def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart
             await run_monitor(node, tmp_path, first)
             # while the monitor is down, block 105 is replaced: the trade is gone
             node.logs.clear()
-            node.rpc["eth_getBlockByNumber"] = lambda p: dict(
-                header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
-                else header(int(p[0], 16))
+            replace_block(node, 105)
             node.subscribed.clear()
             node.subs.clear()
 
@@ -570,16 +580,10 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
                 await until(lambda: len(sink.events) == 1, "the live trade")
                 node.head = 110
                 await node.new_head(110)
-
-                def past_105() -> bool:
-                    cur = mon.store.cursor(WALLET) if mon.store else None
-                    return cur is not None and cur.block >= 109
-                await until(past_105, "cursor past 105")
+                await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
             await run_monitor(node, tmp_path, first)
             node.logs.clear()
-            node.rpc["eth_getBlockByNumber"] = lambda p: dict(
-                header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
-                else header(int(p[0], 16))
+            replace_block(node, 105)
             node.subscribed.clear()
             node.subs.clear()
 
@@ -614,15 +618,10 @@ def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
                             is not None, "first sync")
                 node.head = 110
                 await node.new_head(110)  # a gap: the backfill delivers block 105
-
-                def past_105() -> bool:
-                    cur = mon.store.cursor(WALLET) if mon.store else None
-                    return cur is not None and cur.block >= 109
-                await until(lambda: len(sink.events) == 1 and past_105(), "backfilled")
+                await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109),
+                            "backfilled")
                 node.logs.clear()  # block 105 replaced while the socket is down
-                node.rpc["eth_getBlockByNumber"] = lambda p: dict(
-                    header(int(p[0], 16)), hash="0x" + "ee" * 32) if int(p[0], 16) == 105 \
-                    else header(int(p[0], 16))
+                replace_block(node, 105)
                 node.subscribed.clear()
                 node.subs.clear()
                 for ws in list(node.sockets):
