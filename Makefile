@@ -37,12 +37,16 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  >/dev/null || echo "could not install chromium: the browser check will say so"; }
 
+# Test files run on TEST_WORKERS pytest-xdist workers, one file per worker at a time (a
+# file's module fixtures are built once). Most long tests wait on sockets and replay clocks,
+# not on a core, so 4 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 4
 test: install anvil ethers chromium
 	ANVIL_BIN=$(abspath $(ANVIL)) ETHERS_MODULES=$(abspath .tools/node_modules) \
-	  $(BIN)/python -m pytest -q
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # the long forms (not in make test): the 20-kill crash loop, and a simulated day under 5
 # seeds in virtual time with every fault kind hourly; its run and report land in results/soak
