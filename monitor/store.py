@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent, seq);
 """
 
+_UPSERT_DELIVERED = (
+    "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, retracted, "
+    "deliveries, retractions) VALUES (?,?,?,?,?,?,?) "
+    "ON CONFLICT(trade_id) DO UPDATE SET block_hash=excluded.block_hash, "
+    "retracted=excluded.retracted, deliveries=excluded.deliveries, "
+    "retractions=excluded.retractions, "
+    "block_number=COALESCE(excluded.block_number, block_number)")
+
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
@@ -206,38 +214,44 @@ class Store:
                     ) -> list[OutboxItem]:
         """Persist dedup decisions ``(decision, trade_id, source, trade)`` and queue the sink
         events of those that emit, all in ONE transaction. Returns the queued events."""
-        out: list[OutboxItem] = []
         rows = [d for d in decisions
                 if d[0].entry is not None and d[0].kind not in ("duplicate", "ignored")]
         if not rows:
-            return out
+            return []
+        state: list[tuple[Any, ...]] = []
+        queued: dict[tuple[str, str, int], tuple[str, str, Trade | None]] = {}
+        events: list[tuple[Any, ...]] = []
+        for decision, trade_id, source, trade in rows:
+            entry = decision.entry
+            assert entry is not None
+            state.append((trade_id, trade.wallet if trade is not None else None,
+                          trade.block_number if trade is not None else None,
+                          entry.block_hash, int(entry.retracted), entry.deliveries,
+                          entry.retractions))
+            if not decision.emit:
+                continue
+            kind = "trade" if decision.kind == "trade" else "retraction"
+            key = (kind, trade_id, decision.generation)
+            if key in queued:  # the outbox holds one event per key (INSERT OR IGNORE)
+                continue
+            queued[key] = (source, entry.block_hash, trade if kind == "trade" else None)
+            events.append((*key, source, entry.block_hash,
+                           trade.to_json() if (trade is not None and kind == "trade")
+                           else None))
+        out: list[OutboxItem] = []
+        # two statements a batch, not two a trade; the new events come back by seq order
         with self._tx():
-            for decision, trade_id, source, trade in rows:
-                entry = decision.entry
-                assert entry is not None
-                wallet = trade.wallet if trade is not None else None
-                number = trade.block_number if trade is not None else None
-                self._db.execute(
-                    "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, "
-                    "retracted, deliveries, retractions) VALUES (?,?,?,?,?,?,?) "
-                    "ON CONFLICT(trade_id) DO UPDATE SET block_hash=excluded.block_hash, "
-                    "retracted=excluded.retracted, deliveries=excluded.deliveries, "
-                    "retractions=excluded.retractions, "
-                    "block_number=COALESCE(excluded.block_number, block_number)",
-                    (trade_id, wallet, number, entry.block_hash, int(entry.retracted),
-                     entry.deliveries, entry.retractions))
-                if not decision.emit:
-                    continue
-                kind = "trade" if decision.kind == "trade" else "retraction"
-                payload = trade.to_json() if (trade is not None and kind == "trade") else None
-                cur = self._db.execute(
+            self._db.executemany(_UPSERT_DELIVERED, state)
+            if events:
+                top = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+                self._db.executemany(
                     "INSERT OR IGNORE INTO outbox(kind, trade_id, generation, source, "
-                    "block_hash, payload) VALUES (?,?,?,?,?,?)",
-                    (kind, trade_id, decision.generation, source, entry.block_hash, payload))
-                if cur.rowcount and cur.lastrowid is not None:
-                    out.append(OutboxItem(cur.lastrowid, kind, trade_id, decision.generation,
-                                          source, entry.block_hash,
-                                          trade if kind == "trade" else None))
+                    "block_hash, payload) VALUES (?,?,?,?,?,?)", events)
+                for seq, kind, tid, gen in self._db.execute(
+                        "SELECT seq, kind, trade_id, generation FROM outbox WHERE seq > ? "
+                        "ORDER BY seq", (top,)):
+                    source, block_hash, trade = queued[(kind, tid, gen)]
+                    out.append(OutboxItem(seq, kind, tid, gen, source, block_hash, trade))
         return out
 
     def mark_sent_many(self, seqs: list[int]) -> None:

@@ -112,6 +112,40 @@ def test_pipeline_dedups_retracts_and_redelivers(tmp_path: Path) -> None:
     assert set(d) >= {"t_ns", "event", "trade_id", "source", "block_number", "block_hash"}
 
 
+def test_one_batch_gives_the_events_and_state_of_one_log_at_a_time(tmp_path: Path) -> None:
+    """The store writes a batch with two statements (not two a trade): a batch holding a
+    trade, its duplicate, its retraction, its re-mined copy and another trade gives the
+    same sink events, outbox order and dedup rows as the logs offered one at a time."""
+    a = order_filled(tx=1, block=100)
+    logs = [a, dict(a), dict(a, removed=True), order_filled(tx=1, block=101),
+            order_filled(tx=2, block=100), order_filled(tx=3, wallet=OTHER),
+            order_filled(tx=2, block=101)]
+
+    def run(name: str, batched: bool) -> tuple[list[tuple], list[tuple], list[int]]:
+        store, sink = Store(tmp_path / f"{name}.db"), MemorySink()
+        p = Pipeline(store, sink, wallets=[WALLET])
+
+        async def go() -> None:
+            if batched:
+                await p.on_logs(logs, "ws")
+            else:
+                for entry in logs:
+                    await p.on_logs([entry], "ws")
+        asyncio.run(go())
+        events = [(e.kind, e.trade_id, e.generation, e.block_hash) for e in sink.events]
+        state = sorted(store._db.execute(
+            "SELECT trade_id, wallet, block_number, block_hash, retracted, deliveries, "
+            "retractions FROM delivered"))
+        seqs = [r[0] for r in store._db.execute("SELECT seq FROM outbox ORDER BY seq")]
+        assert not store.has_pending()
+        return events, state, seqs
+
+    one, batch = run("one", False), run("batch", True)
+    assert batch == one
+    assert [e[0] for e in batch[0]] == ["trade", "retraction", "trade", "trade"]
+    assert batch[2] == [1, 2, 3, 4]
+
+
 def test_jsonl_sink_rows_follow_the_contract(tmp_path: Path) -> None:
     det = tmp_path / "d.jsonl"
     sink = JsonlSink(det, fsync=True)
