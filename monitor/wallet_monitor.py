@@ -144,7 +144,20 @@ class _Rpc:
 
 
 class WsShard:
-    """One WebSocket connection watching up to ``max_wallets_per_filter`` wallets."""
+    """One WebSocket connection watching up to ``max_wallets_per_filter`` wallets.
+
+    Nothing a sync does costs the live path more than one slice: the shard's cursor (the
+    lowest of its wallets') is read from the store once and then kept in memory (it moves
+    only by this shard's own writes, except while the fallback poller runs, when it is
+    read from the store again); the per-wallet cursors are written ``CURSOR_SLICE``
+    wallets a transaction, and a backfill's logs go to the pipeline ``BACKFILL_SLICE`` at a
+    time, with the event loop (live deliveries) running in between. A firehose of 100,000
+    wallets otherwise stalled live deliveries by more than a second at every sync."""
+
+    #: wallets per SQLite transaction when a sync advances the per-wallet cursors
+    CURSOR_SLICE = 2000
+    #: logs of a backfill handed to the pipeline at a time (one transaction each)
+    BACKFILL_SLICE = 250
 
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
@@ -201,6 +214,9 @@ class WsShard:
         self._probed_at = float("-inf")
         self._probed_ok_at = float("-inf")
         self._started_at: float | None = None
+        self._cursor: int | None = None  # the shard's cursor, once read (see cursor())
+        self._cursor_read = False
+        self._cursor_complete = False
 
     # -- filter ------------------------------------------------------------------------
 
@@ -213,16 +229,67 @@ class WsShard:
                            [address_topic(w) for w in self.wallets]]}
 
     def cursor(self) -> int | None:
-        """The shard's cursor: the lowest cursor of its wallets (None if one has none)."""
-        cursors = self.store.cursors()
-        blocks = [cursors[w].block for w in self.wallets if w in cursors]
-        if len(blocks) < len(self.wallets):
-            return None if not blocks else min(blocks)
-        return min(blocks)
+        """The shard's cursor: the lowest cursor of its wallets (None if none has one).
+
+        Read from the store once (O(wallets)), then kept up to date by this shard's own
+        writes. While the fallback poller advances the same wallets' cursors it is read
+        from the store every time (a cached value is only ever lower than the store's:
+        a sync from it would re-fetch blocks, never skip one)."""
+        if not self._cursor_read or self._poller is not None:
+            cursors = self.store.cursors()
+            blocks = [cursors[w].block for w in self.wallets if w in cursors]
+            self._cursor = min(blocks) if blocks else None
+            self._cursor_complete = len(blocks) == len(self.wallets)  # every wallet has one
+            self._cursor_read = True
+        return self._cursor
+
+    async def _set_cursors(self, block: int, block_hash: str | None, *,
+                           forward_only: bool = True) -> None:
+        """Move the cursors of the shard's wallets to ``block``, ``CURSOR_SLICE`` wallets
+        a transaction, letting the event loop run in between. A crash between slices
+        leaves some wallets behind: the shard's cursor (their lowest) has not moved, so
+        nothing is skipped on restart."""
+        cur = self.cursor()
+        ws = self.wallets
+        for i in range(0, len(ws), self.CURSOR_SLICE):
+            if i:
+                await asyncio.sleep(0)
+            self.store.set_cursors(ws[i:i + self.CURSOR_SLICE], block, block_hash,
+                                   "websocket", forward_only=forward_only)
+        self._cursor_moved(cur, block, forward_only=forward_only)
+
+    def _cursor_moved(self, before: int | None, block: int, *, forward_only: bool) -> None:
+        """Update the kept cursor after this shard wrote ``block`` to every wallet: forward
+        only, each wallet is at max(its own, block) (a wallet without one at ``block``);
+        otherwise at ``block``."""
+        self._cursor = (max(before, block) if forward_only and self._cursor_complete
+                        and before is not None else block)
+        self._cursor_complete = True
+
+    async def _on_logs_sliced(self, logs: list[dict[str, Any]]) -> None:
+        """A backfill's logs to the pipeline, ``BACKFILL_SLICE`` at a time (in order), the
+        event loop running in between; in firehose mode other makers' logs are dropped
+        before decoding, as live notifications are."""
+        if self.firehose:
+            n = len(logs)
+            logs = [lg for lg in logs if self._watched(lg)]
+            self.counters["backfill_other_wallet"] += n - len(logs)
+        for i in range(0, len(logs), self.BACKFILL_SLICE):
+            if i:
+                await asyncio.sleep(0)
+            await self.pipeline.on_logs(logs[i:i + self.BACKFILL_SLICE], "backfill")
+
+    def _watched(self, entry: dict[str, Any]) -> bool:
+        """False only for a well-formed log of a maker this shard does not watch."""
+        topics = entry.get("topics")
+        return not (isinstance(topics, list) and len(topics) > 2
+                    and isinstance(topics[2], str)
+                    and topics[2].lower() not in self._maker_topics)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.cursor()  # read the stored cursors now, before the feed (O(wallets), once)
         self._started_at = self.clock.now()
         await self.manager.subscribe(["logs", self.log_filter()], self._on_log)
         await self.manager.subscribe(["newHeads"], self._on_head)
@@ -266,12 +333,9 @@ class WsShard:
             self.pipeline.report_decode_error(result, "notification result is not a log object")
             return
         self.counters["notifications"] += 1
-        if self.firehose:  # another maker's fill: dropped before any decode or queueing
-            topics = result.get("topics")
-            if (isinstance(topics, list) and len(topics) > 2 and isinstance(topics[2], str)
-                    and topics[2].lower() not in self._maker_topics):
-                self.counters["other_wallet"] += 1
-                return
+        if self.firehose and not self._watched(result):  # another maker's fill: dropped
+            self.counters["other_wallet"] += 1            # before any decode or queueing
+            return
         try:
             self._inbox.put_nowait((result, self.manager.frame_stamps if self._stamp else None))
         except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
@@ -347,6 +411,7 @@ class WsShard:
             if cur is not None and cur >= self.live_from - 1:
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
+                self._cursor_moved(cur, number - 1, forward_only=True)
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
             self._set_health(True, "heads flowing")
 
@@ -483,6 +548,7 @@ class WsShard:
             await asyncio.wait_for(task, timeout=max(self.s.scaled(60), 5.0))
         if not task.done():
             task.cancel()
+        self._cursor_read = False  # the poller moved the cursors: read them again
         self.history.record("fallback", active=False, cause=f"{self.conn_id}: {cause}")
         log.info("[%s] handed back to the WebSocket feed (%s)", self.conn_id, cause)
 
@@ -542,8 +608,9 @@ class WsShard:
         if cur is None:  # wallets never seen: start at the configured block or here
             first = self.s.start_block if self.s.start_block is not None else (
                 self.live_from if self.live_from is not None else head)
-            missing = [w for w in self.wallets if self.store.cursor(w) is None]
-            self.store.set_cursors(missing, first - 1, None, "websocket", forward_only=False)
+            # none of the shard's wallets has a cursor (cursor() is exact outside a
+            # fallback, when it is read from the store): all of them start here
+            await self._set_cursors(first - 1, None, forward_only=False)
             cur = self.cursor()
             assert cur is not None
         if target - cur > self.chunk_blocks:
@@ -551,9 +618,9 @@ class WsShard:
         done = 0
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             logs = await self._get_logs(a, b)
-            await self.pipeline.on_logs(logs, "backfill")
+            await self._on_logs_sliced(logs)
             await self._retract_orphans(a, b, logs)
-            self.store.set_cursors(self.wallets, b, self.tracker.hash_at(b), "websocket")
+            await self._set_cursors(b, self.tracker.hash_at(b))
             done += b - a + 1
             self.synced_to = b
         if done:
@@ -658,10 +725,10 @@ class WsShard:
         for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, 1 << 62):
             if tid not in ids:
                 await self.pipeline.retract(tid, bh)
-        await self.pipeline.on_logs(logs, "backfill")
+        await self._on_logs_sliced(logs)
         cur = self.cursor()
         if cur is not None and cur >= fork:
-            self.store.set_cursors(self.wallets, fork - 1, None, "websocket", forward_only=False)
+            await self._set_cursors(fork - 1, None, forward_only=False)
         log.info("[%s] reorg from block %d re-checked (%d logs)", self.conn_id, fork, len(logs))
 
     def _known_head(self) -> int | None:

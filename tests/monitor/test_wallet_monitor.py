@@ -121,3 +121,86 @@ def test_rollout_split_is_stable_and_polling_mode_takes_everyone() -> None:
     assert all(assign_source(w, 30) == "websocket" for w in ws)
     assert split_wallets(wallets, 30, True) == (ws, poll)
     assert split_wallets(wallets, 100, False) == ([], wallets)
+
+
+def _big_shard(tmp: Path, n: int, **settings: Any) -> tuple[WsShard, FakeRpc, MemorySink,
+                                                            Store]:
+    """A firehose shard of ``n`` wallets (WALLET first), cursors not read yet."""
+    wallets = [WALLET] + [f"0x{i:040x}" for i in range(1, n)]
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": wallets, **settings}, environ={})
+    store = Store(tmp / "s.db")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=s.wallets)
+    rpc = FakeRpc()
+    shard = WsShard(0, list(s.wallets), settings=s, store=store, pipeline=pipe,
+                    rpc=rpc, explorer=None,  # type: ignore[arg-type]
+                    history=NullHistory(), clock=ManualClock(), alerts=None, firehose=True)
+    return shard, rpc, sink, store
+
+
+def test_a_sync_reads_the_stored_cursors_once_not_every_wallet_every_time(
+        tmp_path: Path) -> None:
+    """Issue 11: at 100,000 wallets each sync read every wallet's cursor (0.3-0.6 s, and
+    one SELECT per wallet at the first sync) on the event loop, stalling live deliveries
+    by more than a second. The shard's cursor is read once, then kept by its own writes."""
+    shard, rpc, sink, store = _big_shard(tmp_path, 3000, start_block=100)
+    reads = {"cursors": 0, "cursor": 0}
+    all_cursors, one_cursor = store.cursors, store.cursor
+
+    def counted_all() -> Any:
+        reads["cursors"] += 1
+        return all_cursors()
+
+    def counted_one(w: str) -> Any:
+        reads["cursor"] += 1
+        return one_cursor(w)
+    store.cursors, store.cursor = counted_all, counted_one  # type: ignore[method-assign]
+    rpc.logs = [order_filled(block=b, tx=b) for b in (100, 120, 140)]
+
+    async def go() -> None:
+        for head in (111, 131, 151):
+            shard.head = head
+            await shard.sync()
+            assert shard.cursor() == head - 1
+    asyncio.run(go())
+    assert reads == {"cursors": 1, "cursor": 0}
+    assert [e.trade.block_number for e in sink.events if e.trade] == [100, 120, 140]
+    assert {c.block for c in all_cursors().values()} == {150}
+    assert len(all_cursors()) == 3000
+
+
+def test_a_sync_lets_live_deliveries_run_between_its_slices(tmp_path: Path) -> None:
+    """A sync of a big shard writes the per-wallet cursors and hands the backfill's logs to
+    the pipeline in slices, with the event loop running in between (a live block waits
+    for one slice, not for the whole sync); other makers' logs are dropped before
+    decoding in firehose mode."""
+    shard, rpc, sink, store = _big_shard(tmp_path, 5000, start_block=100)
+    other = "0x" + "ab" * 20
+    rpc.logs = [order_filled(block=100 + i % 10, tx=i + 1, log_index=i) for i in range(600)]
+    rpc.logs += [order_filled(block=101, tx=10_000 + i, wallet=other) for i in range(50)]
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    async def go() -> None:
+        shard.cursor()  # as start() does
+        shard.head = 111
+        t = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = turns
+        await shard.sync()
+        during = turns - before
+        t.cancel()
+        # 5000 wallets: 3 cursor slices at start and 3 at the end (2 yields each), 600 of
+        # the watched wallet's logs in 3 pipeline slices (2 yields)
+        assert during >= 6, during
+    asyncio.run(go())
+    assert len([e for e in sink.events if e.trade]) == 600
+    assert shard.counters["backfill_other_wallet"] == 50
+    assert shard.pipeline.counters["logs"] == 600
+    assert {c.block for c in store.cursors().values()} == {110}
