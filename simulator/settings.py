@@ -24,7 +24,6 @@ Unknown keys are an error that names the key (a typo must not silently fall back
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +243,8 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
 
 def load_config(path: str | Path) -> SimSettings:
     """Read a TOML config. Raises :class:`SettingsError` naming the file and field."""
+    import tomllib  # only with --config: not on every serve start-up (~10 ms)
+
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
