@@ -169,6 +169,7 @@ class MonitorSpec(_Strict):
     explorer_rate_per_s: float | None = None
     latency_stages: bool | None = None  # unset: on for websocket scenarios at speed 1
     state_synchronous: Literal["FULL", "NORMAL"] | None = None
+    dedup_capacity: int | None = None
 
     @field_validator("mode")
     @classmethod
@@ -185,7 +186,7 @@ class MonitorSpec(_Strict):
         return _positive(v)
 
     @field_validator("max_reconnect_attempts", "staleness_blocks", "max_wallets_per_filter",
-                     "backfill_chunk_blocks")
+                     "backfill_chunk_blocks", "dedup_capacity")
     @classmethod
     def _pos_int(cls, v: int | None) -> int | None:
         if v is not None and v < 1:

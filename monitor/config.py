@@ -270,6 +270,10 @@ class Settings(BaseSettings):
                     "(the latency budget; a few clock reads per frame)")
     state_synchronous: Literal["FULL", "NORMAL"] = Field("FULL",
         description="SQLite `synchronous` of the state DB (`FULL` survives power loss)")
+    dedup_capacity: int = Field(200_000, ge=1, le=100_000_000,
+        description="trade ids kept in memory, most recent first (older ones are looked up "
+                    "in the state DB), and the detections file's window of ids it will not "
+                    "write twice: memory stays flat past it")
     outbox_retry_interval: float = Field(5.0, gt=0,
         description="seconds between re-sends of what a failed sink left in the outbox")
     live_queue_max: int = Field(100_000, gt=0,

@@ -782,7 +782,8 @@ class WalletMonitor:
                                    if settings.history_path else NullHistory())
         if sink is None:
             sink = (JsonlSink(settings.detections_path, fsync=settings.detections_fsync,
-                              clock=self.clock) if settings.detections_path else MemorySink())
+                              clock=self.clock, remember=settings.dedup_capacity)
+                    if settings.detections_path else MemorySink())
         self.sink = sink
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
@@ -815,7 +816,8 @@ class WalletMonitor:
         self.store = Store(s.state_db, synchronous=s.state_synchronous)
         self.pipeline = Pipeline(self.store, ObservedSink(self.sink, self.latency),
                                  wallets=s.wallets,
-                                 exchanges=s.exchanges, history=self.history, clock=self.clock)
+                                 exchanges=s.exchanges, history=self.history, clock=self.clock,
+                                 dedup_capacity=s.dedup_capacity)
         await self.pipeline.recover()
         if not s.tls_verify:
             log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "

@@ -191,3 +191,27 @@ def test_memory_sink_is_idempotent() -> None:
     asyncio.run(m.emit(e))
     asyncio.run(m.emit(e))
     assert len(m.events) == 1
+
+
+def test_dedup_capacity_bounds_the_ids_in_memory_and_the_sink_window(tmp_path: Path) -> None:
+    """The ``dedup_capacity`` setting reaches the detections sink's window, and a pipeline
+    with that capacity keeps no more ids in memory while an evicted id is still a duplicate
+    (looked up in the store)."""
+    from monitor.config import load_settings
+    from monitor.wallet_monitor import WalletMonitor
+
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": [WALLET], "dedup_capacity": 3,
+                       "detections_path": str(tmp_path / "det.jsonl"),
+                       "state_db": str(tmp_path / "s.db")}, environ={})
+    mon = WalletMonitor(s)
+    assert isinstance(mon.sink, JsonlSink) and mon.sink._remember == 3
+    p = Pipeline(Store(tmp_path / "m.db"), MemorySink(), wallets=[WALLET],
+                 dedup_capacity=s.dedup_capacity)
+
+    async def go() -> None:
+        for tx in range(1, 11):
+            assert await p.on_log(order_filled(tx=tx), "ws") is not None
+        assert await p.on_log(order_filled(tx=1), "backfill") is None  # evicted, remembered
+    asyncio.run(go())
+    assert len(p.dedup) <= 3
