@@ -194,6 +194,12 @@ class Store:
         """Delivered, not retracted trades of ``wallets`` in blocks first..last:
         (trade_id, block_number, block_hash)."""
         ws = list(wallets)
+        if len(ws) > 500:  # one scan of the block range, filtered here: a scan per 500
+            keep = set(ws)  # wallets took 0.5 s for 100,000 wallets and 15 busy blocks
+            return [(tid, n, bh) for tid, n, bh, w in self._db.execute(
+                "SELECT trade_id, block_number, block_hash, wallet FROM delivered "
+                "WHERE retracted=0 AND block_number BETWEEN ? AND ?", (first, last))
+                if w in keep]
         out: list[tuple[str, int, str]] = []
         for i in range(0, len(ws), 500):
             part = ws[i:i + 500]

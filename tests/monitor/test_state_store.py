@@ -215,3 +215,24 @@ def test_dedup_capacity_bounds_the_ids_in_memory_and_the_sink_window(tmp_path: P
         assert await p.on_log(order_filled(tx=1), "backfill") is None  # evicted, remembered
     asyncio.run(go())
     assert len(p.dedup) <= 3
+
+
+def test_standing_in_range_of_many_wallets_scans_the_blocks_once(tmp_path: Path) -> None:
+    """Issue 11: a firehose shard's sync asked for its 100,000 wallets' standing trades
+    with one scan of the block range per 500 wallets (0.5 s on the event loop for 15 busy
+    blocks). Many wallets: one scan, filtered by the wallet set; same answer."""
+    store = Store(tmp_path / "s.db")
+    pipe = Pipeline(store, MemorySink(), wallets=[WALLET, OTHER])
+    logs = [order_filled(block=100 + i, tx=i + 1, wallet=WALLET if i % 2 else OTHER)
+            for i in range(10)]
+    asyncio.run(pipe.on_logs(logs, "ws"))
+    many = [f"0x{i:040x}" for i in range(1, 2000)] + [WALLET]
+    selects: list[str] = []
+    store._db.set_trace_callback(
+        lambda sql: selects.append(sql) if sql.lstrip().upper().startswith("SELECT") else None)
+    got = store.standing_in_range(many, 102, 107)
+    store._db.set_trace_callback(None)
+    assert len(selects) == 1
+    want = store.standing_in_range([WALLET], 102, 107)
+    assert sorted(got) == sorted(want) and [n for _, n, _ in sorted(want, key=lambda r: r[1])] \
+        == [103, 105, 107]
