@@ -27,10 +27,13 @@ import hashlib
 import json
 import logging
 import random
+import tempfile
+import zlib
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import IO, Any, overload
 
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, trade_id
 from simulator.filters import BlockIndex, LogFilter
@@ -250,7 +253,12 @@ class _Window(Sequence[ChainBlock]):
         self.floor = 0  # positions below are not held (unless replaced by a reorg)
         self._held: dict[int, ChainBlock] = {}
         self._replaced: set[int] = set()
-        self._kept: dict[int, ChainBlock] = {}  # reorged-in blocks below the floor
+        # reorged-in blocks below the floor: the source cannot give them again, so they are
+        # spilled to a temporary file (zlib'd JSON) and read back when asked for; memory
+        # keeps where each one is and its publish and index times
+        self._kept: dict[int, tuple[int, int, int | None, int | None]] = {}
+        self._spill: IO[bytes] | None = None
+        self._spilled: OrderedDict[int, ChainBlock] = OrderedDict()  # a few read back
         self._on_produce = on_produce
         self._restore = restore
 
@@ -285,8 +293,7 @@ class _Window(Sequence[ChainBlock]):
             if block is None:
                 continue
             if pos in self._replaced:
-                block.shed()
-                self._kept[pos] = block
+                self._keep(pos, block)
             else:
                 out.append(block)
         self.floor = max(self.floor, floor)
@@ -308,8 +315,8 @@ class _Window(Sequence[ChainBlock]):
         if i < 0:
             i += self.produced
         block = self._held.get(i)
-        if block is None:
-            block = self._kept.get(i)
+        if block is None and i in self._kept:
+            block = self._read_kept(i)
         if block is not None:
             return block
         if not 0 <= i < self.produced:
@@ -325,7 +332,37 @@ class _Window(Sequence[ChainBlock]):
         if i >= self.floor:
             self._held[i] = block
         else:
-            self._kept[i] = block
+            self._keep(i, block)
+
+    def _keep(self, pos: int, block: ChainBlock) -> None:
+        """Spill a reorged-in block that leaves the window (its JSON, compressed)."""
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="sim-kept-")  # noqa: SIM115
+        rb = block.rb
+        data = zlib.compress(json.dumps(
+            {"block": rb.block, "logs": rb.logs, "transactions": rb.transactions},
+            separators=(",", ":")).encode(), 1)
+        offset = self._spill.seek(0, 2)
+        self._spill.write(data)
+        self._kept[pos] = (offset, len(data), block.visible_ns, block.indexed_ns)
+        self._spilled.pop(pos, None)
+
+    def _read_kept(self, pos: int) -> ChainBlock:
+        block = self._spilled.get(pos)
+        if block is not None:
+            self._spilled.move_to_end(pos)
+            return block
+        offset, size, visible_ns, indexed_ns = self._kept[pos]
+        assert self._spill is not None
+        self._spill.seek(offset)
+        row = json.loads(zlib.decompress(self._spill.read(size)))
+        block = ChainBlock(RecordedBlock(block=row["block"], logs=row["logs"],
+                                         transactions=row["transactions"]))
+        block.visible_ns, block.indexed_ns = visible_ns, indexed_ns
+        self._spilled[pos] = block
+        if len(self._spilled) > 4:
+            self._spilled.popitem(last=False)
+        return block
 
 
 _MASK64 = (1 << 64) - 1
