@@ -23,6 +23,27 @@ KINDS = {"ws_drop", "ws_stall", "ws_silent", "reorg", "ws_refuse", "rpc_errors",
          "rpc_garbage", "explorer_garbage"}
 
 
+SETTLED_S = 3 * 3600  # the bounded structures are full by then
+# NOT the issue's "no growth": the process (simulator + monitor) still grows 1.7-2.2 MB per
+# simulated hour after the bounds of this change (cause not found yet; see the note of issue
+# 10). This guard pins today's figure so that a new leak shows; lower it as causes are fixed.
+RSS_SLOPE_MB_PER_H = 3.0
+
+
+def _dedup_capacity(sdir: Path) -> int:
+    import tomllib
+    cfg = tomllib.loads((sdir / "monitor_config.toml").read_text())
+    return int(cfg.get("monitor", cfg).get("dedup_capacity", 200_000))
+
+
+def _slope_mb_per_h(samples: list[dict[str, Any]]) -> float:
+    xs = [x["t_s"] / 3600 for x in samples]
+    ys = [x["rss_bytes"] / 1e6 for x in samples]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs)
+
+
 def check_soak_dir(sdir: Path) -> dict[str, Any]:
     """Assert what a soak must hold for one (scenario, seed) directory; return figures."""
     summary = json.loads((sdir / "summary.json").read_text())
@@ -39,11 +60,21 @@ def check_soak_dir(sdir: Path) -> dict[str, Any]:
     first, last = samples[1] if len(samples) > 2 else samples[0], samples[-1]
     assert last["fds"] <= first["fds"] + 5, (first["fds"], last["fds"])
     assert last["outbox"] <= 1_000 and last["live_queue"] == 0
+    capacity = _dedup_capacity(sdir)
+    assert all(x["dedup_entries"] <= capacity for x in samples), capacity
+    # memory: once the bounded structures are full (the soak's dedup_capacity is ~2
+    # simulated hours of trades), the least-squares slope of the process's RSS over the
+    # remaining hours, in MB per simulated hour
+    settled = [x for x in samples if x["t_s"] >= SETTLED_S]
+    slope = _slope_mb_per_h(settled) if len(settled) >= 4 else None
+    if slope is not None:
+        assert slope <= RSS_SLOPE_MB_PER_H, (slope, [x["rss_bytes"] for x in settled])
     mon = [json.loads(x) for x in (sdir / "monitor_history.jsonl").read_text().splitlines()]
     tasks = next(r for r in mon if r["event"] == "tasks")
     assert all(tasks["alive"].values()), tasks
     return {"trades": summary["trades"], "hours": hours, "rss_first": first["rss_bytes"],
-            "rss_last": last["rss_bytes"], "fds": (first["fds"], last["fds"]),
+            "rss_last": last["rss_bytes"], "rss_slope_mb_per_h": slope,
+            "fds": (first["fds"], last["fds"]),
             "bound": summary["thresholds"][0].get("note")}
 
 
@@ -55,6 +86,7 @@ def test_one_simulated_day_with_every_fault_kind(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = check_soak_dir(tmp_path / "latest" / "soak_day")
     assert figures["hours"] == 24 and figures["trades"] > 10_000
+    print("one simulated day:", figures)
 
 
 @pytest.mark.soak
