@@ -15,6 +15,7 @@ Run: ``.venv/bin/python -m pytest benchmarks/test_node_memory_bench.py -s -p no:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,9 @@ def _rpc(url: str, method: str, *params: Any) -> Any:
         return json.loads(resp.read())["result"]
 
 
-def _run(args: list[str], blocks: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def _serve(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str, float, float]]:
+    """``serve`` started now: (process, HTTP url, start time, seconds to its READY line)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--port", "0",
@@ -60,7 +64,14 @@ def _run(args: list[str], blocks: int) -> dict[str, Any]:
         line = proc.stdout.readline()
         ready_s = time.monotonic() - t0
         assert line.startswith("READY "), line + (proc.stderr.read() if proc.stderr else "")
-        url = json.loads(line[6:])["http"]
+        yield proc, json.loads(line[6:])["http"], t0, ready_s
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _run(args: list[str], blocks: int) -> dict[str, Any]:
+    with _serve(args) as (proc, url, t0, ready_s):
         first = int(_rpc(url, "eth_blockNumber"), 16)
         answer_s = time.monotonic() - t0
         samples: list[tuple[int, float]] = []
@@ -84,9 +95,6 @@ def _run(args: list[str], blocks: int) -> dict[str, Any]:
                 "peak_mb": _rss_mb(proc.pid, "VmHWM"), "samples": samples,
                 "exhausted": exhausted,
                 "wall_s": time.monotonic() - t0}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def _report(name: str, r: dict[str, Any]) -> None:
@@ -105,21 +113,9 @@ def _report(name: str, r: dict[str, Any]) -> None:
 
 def _startup(args: list[str]) -> tuple[float, float]:
     """Seconds from the process start to the READY line and to the first answer."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--port", "0",
-                             "--speed", "100000", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        ready_s = time.monotonic() - t0
-        assert line.startswith("READY "), line + (proc.stderr.read() if proc.stderr else "")
-        _rpc(json.loads(line[6:])["http"], "eth_blockNumber")
+    with _serve(args) as (_proc, url, t0, ready_s):
+        _rpc(url, "eth_blockNumber")
         return ready_s, time.monotonic() - t0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.benchmark(group="node-memory")
