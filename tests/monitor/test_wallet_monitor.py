@@ -47,16 +47,18 @@ class FakeRpc:
         return [lg for lg in self.logs if a <= int(lg["blockNumber"], 16) <= b]
 
 
-def make_shard(tmp: Path, **settings: Any) -> tuple[WsShard, FakeRpc, MemorySink, Store]:
+def make_shard(tmp: Path, wallets: list[str] | None = None, firehose: bool = False,
+               **settings: Any) -> tuple[WsShard, FakeRpc, MemorySink, Store]:
     s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
-                       "wallets": [WALLET, OTHER], **settings}, environ={})
+                       "wallets": wallets or [WALLET, OTHER], **settings}, environ={})
     store = Store(tmp / "s.db")
     sink = MemorySink()
     pipe = Pipeline(store, sink, wallets=s.wallets)
     rpc = FakeRpc()
     shard = WsShard(0, list(s.wallets), settings=s, store=store, pipeline=pipe,
                     rpc=rpc, explorer=None,  # type: ignore[arg-type]
-                    history=NullHistory(), clock=ManualClock(), alerts=None)
+                    history=NullHistory(), clock=ManualClock(), alerts=None,
+                    firehose=firehose)
     return shard, rpc, sink, store
 
 
@@ -126,17 +128,8 @@ def test_rollout_split_is_stable_and_polling_mode_takes_everyone() -> None:
 def _big_shard(tmp: Path, n: int, **settings: Any) -> tuple[WsShard, FakeRpc, MemorySink,
                                                             Store]:
     """A firehose shard of ``n`` wallets (WALLET first), cursors not read yet."""
-    wallets = [WALLET] + [f"0x{i:040x}" for i in range(1, n)]
-    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
-                       "wallets": wallets, **settings}, environ={})
-    store = Store(tmp / "s.db")
-    sink = MemorySink()
-    pipe = Pipeline(store, sink, wallets=s.wallets)
-    rpc = FakeRpc()
-    shard = WsShard(0, list(s.wallets), settings=s, store=store, pipeline=pipe,
-                    rpc=rpc, explorer=None,  # type: ignore[arg-type]
-                    history=NullHistory(), clock=ManualClock(), alerts=None, firehose=True)
-    return shard, rpc, sink, store
+    return make_shard(tmp, [WALLET] + [f"0x{i:040x}" for i in range(1, n)], firehose=True,
+                      **settings)
 
 
 def test_a_sync_reads_the_stored_cursors_once_not_every_wallet_every_time(
