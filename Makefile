@@ -39,8 +39,8 @@ chromium:
 
 # Test files run on TEST_WORKERS pytest-xdist workers, one file per worker at a time (a
 # file's module fixtures are built once). Most long tests wait on sockets and replay clocks,
-# not on a core, so 4 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 4
+# not on a core, so 3 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
 test: install anvil ethers chromium
 	ANVIL_BIN=$(abspath $(ANVIL)) ETHERS_MODULES=$(abspath .tools/node_modules) \
 	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

@@ -286,7 +286,8 @@ class _Window(Sequence[ChainBlock]):
         return True
 
     def evict(self, floor: int) -> list[ChainBlock]:
-        """Stop holding positions below ``floor``; return the blocks let go."""
+        """Stop holding positions below ``floor``; return the blocks let go (reorged-in
+        ones too: they are spilled, and nothing else may keep them alive)."""
         out = []
         for pos in range(self.floor, floor):
             block = self._held.pop(pos, None)
@@ -294,8 +295,7 @@ class _Window(Sequence[ChainBlock]):
                 continue
             if pos in self._replaced:
                 self._keep(pos, block)
-            else:
-                out.append(block)
+            out.append(block)
         self.floor = max(self.floor, floor)
         return out
 
@@ -599,12 +599,17 @@ class Chain:
         transactions leave the lookup table with them)."""
         if self.window is None or not isinstance(self.blocks, _Window):
             return
-        tx = self._tx
         for block in self.blocks.evict(self.published - self.window):
-            for h in block.tx_hashes:
-                found = tx.get(h.lower())
-                if found is not None and found[0] is block:
-                    del tx[h.lower()]
+            self._forget_txs(block)
+
+    def _forget_txs(self, block: ChainBlock) -> None:
+        """Drop ``block``'s entries from the transaction lookup (those still pointing at
+        it: a moved transaction points at its new block)."""
+        tx = self._tx
+        for h in block.tx_hashes:
+            found = tx.get(h.lower())
+            if found is not None and found[0] is block:
+                del tx[h.lower()]
 
     def _restore(self, pos: int, block: ChainBlock) -> None:
         """Put back what publishing set on a block given again by the source."""
@@ -755,6 +760,8 @@ class Chain:
             self.blocks[start + j] = block
             self._publish(block, now_ns, now_ns)
             self.published += 1
+        for block in old:  # its vanished transactions must not keep it alive
+            self._forget_txs(block)
         return ReorgResult(depth=depth, from_number=old[0].number, old=tuple(old),
                            new=tuple(new))
 

@@ -104,6 +104,10 @@ def test_a_reorged_in_block_that_leaves_the_window_is_kept() -> None:
     # the fork's blocks and the next block (it took moved transactions)
     assert sorted(kept) == list(range(result.new[0].number - chain.first_number,
                                       result.new[-1].number - chain.first_number + 2))
+    # nothing keeps the fork's or the orphaned blocks alive: not the transaction lookup
+    # (vanished transactions pointed at orphaned blocks, and reorged-in blocks kept theirs)
+    fork = {id(b) for b in (*result.old, *result.new)}
+    assert not any(id(found[0]) in fork for found in chain._tx.values())
     window._spilled.clear()  # type: ignore[union-attr]
     for b in result.new:  # spilled to disk (memory keeps an offset), it answers the same
         again = chain.block(b.number)
