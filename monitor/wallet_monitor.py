@@ -238,8 +238,12 @@ class WsShard:
         if not self._cursor_read or self._poller is not None:
             cursors = self.store.cursors()
             blocks = [cursors[w].block for w in self.wallets if w in cursors]
-            self._cursor = min(blocks) if blocks else None
             self._cursor_complete = len(blocks) == len(self.wallets)  # every wallet has one
+            if blocks and not self._cursor_complete and self.s.start_block is not None:
+                # a wallet new to this shard (a rollout change, a wallet the poller never
+                # reached) starts at start_block, not at the other wallets' cursor
+                blocks.append(self.s.start_block - 1)
+            self._cursor = min(blocks) if blocks else None
             self._cursor_read = True
         return self._cursor
 

@@ -87,6 +87,24 @@ def test_sync_backfills_any_gap_in_chunks_and_splits_oversized_answers(tmp_path:
     assert all(covered[i][1] + 1 == covered[i + 1][0] for i in range(len(covered) - 1))
 
 
+def test_a_wallet_new_to_the_shard_starts_at_start_block_not_at_the_others_cursor(
+        tmp_path: Path) -> None:
+    """A rollout change moves a wallet the poller never reached (no cursor) into a shard
+    whose other wallet is at block 300: the sync starts at start_block for it, so its trade
+    in block 120 is not skipped (seen in a loaded test run: its first block was lost)."""
+    shard, rpc, sink, store = make_shard(tmp_path, start_block=100)
+    store.set_cursors([WALLET], 300, None, "polling")  # OTHER has no cursor
+    rpc.logs = [order_filled(block=120, tx=1, wallet=OTHER),
+                order_filled(block=310, tx=2, wallet=WALLET)]
+
+    async def go() -> None:
+        shard.head = 320
+        await shard.sync()
+    asyncio.run(go())
+    assert sorted(e.trade.block_number for e in sink.events if e.trade) == [120, 310]
+    assert min(a for a, _b in rpc.ranges) == 100
+
+
 def test_reorg_recheck_retracts_vanished_and_keeps_moved_once(tmp_path: Path) -> None:
     shard, rpc, sink, store = make_shard(tmp_path, start_block=100)
     stays = order_filled(block=101, tx=1, block_hash=h(101))
