@@ -8,6 +8,7 @@ experiments/scenarios/soak/soak_day.toml --clock virtual --seeds 5``) and checks
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from collections import Counter
@@ -38,11 +39,8 @@ def _dedup_capacity(sdir: Path) -> int:
 
 
 def _slope_mb_per_h(samples: list[dict[str, Any]]) -> float:
-    xs = [x["t_s"] / 3600 for x in samples]
-    ys = [x["rss_bytes"] / 1e6 for x in samples]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs)
+    return statistics.linear_regression([x["t_s"] / 3600 for x in samples],
+                                        [x["rss_bytes"] / 1e6 for x in samples]).slope
 
 
 def check_soak_dir(sdir: Path) -> dict[str, Any]:

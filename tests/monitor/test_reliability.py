@@ -86,6 +86,14 @@ def replace_block(node: HostileNode, number: int) -> None:
         else header(int(p[0], 16))
 
 
+async def first_sync(node: HostileNode, mon: WalletMonitor) -> None:
+    """Wait for the subscriptions, send head 100, wait for the first sync's cursor."""
+    await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+    await node.new_head(100)
+    await until(lambda: mon.store is not None and mon.store.cursor(WALLET) is not None,
+                "first sync")
+
+
 def cursor_at_least(mon: WalletMonitor, block: int) -> bool:
     cur = mon.store.cursor(WALLET) if mon.store else None
     return cur is not None and cur.block >= block
@@ -530,10 +538,7 @@ def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart
             node.logs.append(live)
 
             async def first(mon: WalletMonitor, sink: MemorySink) -> None:
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
-                            is not None, "first sync")
+                await first_sync(node, mon)
                 await node.notify("logs", live)
                 await until(lambda: len(sink.events) == 1, "the live trade")
                 cur = mon.store.cursor(WALLET) if mon.store else None
@@ -572,10 +577,7 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
             node.logs.append(live)
 
             async def first(mon: WalletMonitor, sink: MemorySink) -> None:
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
-                            is not None, "first sync")
+                await first_sync(node, mon)
                 await node.notify("logs", live)
                 await until(lambda: len(sink.events) == 1, "the live trade")
                 node.head = 110
@@ -612,10 +614,7 @@ def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
             node.logs.append(live)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: mon.store is not None and mon.store.cursor(WALLET)
-                            is not None, "first sync")
+                await first_sync(node, mon)
                 node.head = 110
                 await node.new_head(110)  # a gap: the backfill delivers block 105
                 await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109),
