@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from monitor.clock import Clock, SystemClock
 from monitor.private_files import open_private
-from monitor.redact import redact_obj
+from monitor.redact import redact, redact_obj
 
 log = logging.getLogger("monitor.history")
 
@@ -35,10 +35,16 @@ class History:
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"t_ns": self._clock.now_ns(), "event": event}
-        row.update(redact_obj(fields))
+        for name, value in fields.items():  # redact_obj(fields), without the copy a row
+            kind = type(value)
+            if kind is str:
+                value = redact(value)
+            elif value is not None and kind not in _PLAIN:
+                value = redact_obj(value, 1)
+            row[name] = value
         if self._fh is not None:
             try:
-                self._fh.write(json.dumps(row, separators=(",", ":"), default=str) + "\n")
+                self._fh.write(_encode(row) + "\n")
                 self._failing = False
             except (OSError, ValueError) as exc:
                 self.dropped += 1
@@ -62,6 +68,15 @@ class History:
             except OSError:
                 self.dropped += 1
             self._fh = None
+
+
+def _redacted_str(value: object) -> str:
+    """What the encoder writes for a value JSON has no form for: its text, redacted."""
+    return redact(str(value))
+
+
+_PLAIN = frozenset({int, float, bool})  # nothing to redact in them
+_encode = json.JSONEncoder(separators=(",", ":"), default=_redacted_str).encode
 
 
 class NullHistory(History):

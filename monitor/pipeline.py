@@ -234,7 +234,8 @@ class Pipeline:
             for item in items:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
-                                  item.trade, stages.get(item.trade_id) if stages else None)
+                                  item.trade, stages.get(item.trade_id) if stages else None,
+                                  item.payload)
                 try:
                     await self.sink.emit(event)
                 except Exception as exc:  # ENOSPC, the bot's callback raising, ...

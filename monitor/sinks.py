@@ -59,6 +59,9 @@ class SinkEvent:
     trade: Trade | None = None
     #: the path's stamps (``latency_stages``; see :mod:`monitor.stages`), else None
     stages: dict[str, int] | None = field(default=None, compare=False)
+    #: ``trade.to_json()`` when the pipeline has it already (the outbox payload), so a
+    #: sink that writes JSON does not encode the trade again; None: encode ``trade``
+    trade_json: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -218,17 +221,12 @@ class JsonlSink:
         if event.kind == "trade":
             if event.trade is None:
                 raise ValueError("a trade event needs its trade")
-            t_ns = self._clock.now_ns()
-            row: dict[str, object] = {"t_ns": t_ns, "wall_ns": wall_ns(self._clock),
-                                      "kind": "trade",
-                                      "source": event.source, "trade": event.trade.to_dict()}
-            if event.stages is not None:
-                row["stages"] = {**event.stages, "deliver": t_ns - event.stages["recv_ns"]}
+            data = self._trade_row(event)
         else:
             row = {"t_ns": self._clock.now_ns(), "wall_ns": wall_ns(self._clock),
                    "kind": "retraction", "trade_id": event.trade_id,
                    "block_hash": event.block_hash}
-        data = (json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8")
+            data = (_encode(row) + "\n").encode("utf-8")
         try:
             done = 0
             while done < len(data):
@@ -243,7 +241,31 @@ class JsonlSink:
         self._count(k)
         return True
 
+    def _trade_row(self, event: SinkEvent) -> bytes:
+        """The trade row, the bytes ``json.dumps`` of ``{"t_ns", "wall_ns", "kind",
+        "source", "trade": trade.to_dict(), "stages"}`` (compact) gives, around the trade's
+        JSON as the outbox holds it (``event.trade_json``) instead of encoding it again."""
+        assert event.trade is not None
+        t_ns = self._clock.now_ns()
+        trade = event.trade_json if event.trade_json is not None else event.trade.to_json()
+        source = _SOURCES.get(event.source) or _encode(event.source)
+        head = (f'{{"t_ns":{_number(t_ns)},"wall_ns":{_number(wall_ns(self._clock))},'
+                f'"kind":"trade","source":{source},"trade":')
+        if event.stages is None:
+            return f"{head}{trade}}}\n".encode()
+        stages = {**event.stages, "deliver": t_ns - event.stages["recv_ns"]}
+        return f'{head}{trade},"stages":{_encode(stages)}}}\n'.encode()
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_SOURCES = {s: _encode(s) for s in ("ws", "backfill", "poll")}
+
+
+def _number(value: object) -> str:
+    """``json.dumps(value)`` for the clocks' stamps (an int: its repr, which json uses)."""
+    return repr(value) if type(value) is int else _encode(value)

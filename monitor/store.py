@@ -81,6 +81,9 @@ class OutboxItem:
     source: str
     block_hash: str
     trade: Trade | None
+    #: ``trade.to_json()`` as written to the outbox by this process (None when read back
+    #: from the file): the sink reuses it instead of encoding the trade again
+    payload: str | None = None
 
     @property
     def key(self) -> str:
@@ -225,7 +228,7 @@ class Store:
         if not rows:
             return []
         state: list[tuple[Any, ...]] = []
-        queued: dict[tuple[str, str, int], tuple[str, str, Trade | None]] = {}
+        queued: dict[tuple[str, str, int], tuple[str, str, Trade | None, str | None]] = {}
         events: list[tuple[Any, ...]] = []
         for decision, trade_id, source, trade in rows:
             entry = decision.entry
@@ -240,10 +243,10 @@ class Store:
             key = (kind, trade_id, decision.generation)
             if key in queued:  # the outbox holds one event per key (INSERT OR IGNORE)
                 continue
-            queued[key] = (source, entry.block_hash, trade if kind == "trade" else None)
-            events.append((*key, source, entry.block_hash,
-                           trade.to_json() if (trade is not None and kind == "trade")
-                           else None))
+            payload = trade.to_json() if (trade is not None and kind == "trade") else None
+            queued[key] = (source, entry.block_hash, trade if kind == "trade" else None,
+                           payload)
+            events.append((*key, source, entry.block_hash, payload))
         out: list[OutboxItem] = []
         # two statements a batch, not two a trade; the new events come back by seq order
         with self._tx():
@@ -256,8 +259,9 @@ class Store:
                 for seq, kind, tid, gen in self._db.execute(
                         "SELECT seq, kind, trade_id, generation FROM outbox WHERE seq > ? "
                         "ORDER BY seq", (top,)):
-                    source, block_hash, trade = queued[(kind, tid, gen)]
-                    out.append(OutboxItem(seq, kind, tid, gen, source, block_hash, trade))
+                    source, block_hash, trade, payload = queued[(kind, tid, gen)]
+                    out.append(OutboxItem(seq, kind, tid, gen, source, block_hash, trade,
+                                          payload))
         return out
 
     def mark_sent_many(self, seqs: list[int]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import re
 from binascii import a2b_hex
 from dataclasses import dataclass
@@ -83,12 +84,14 @@ class Trade:
         return self.usdc_raw / self.shares_raw if self.shares_raw else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in _FIELD_NAMES}  # all flat: no deep copy
+        d = dict(zip(_FIELD_NAMES, _fields_of(self), strict=True))  # all flat: no deep copy
         d.update(price=self.price, shares=self.shares, usdc=self.usdc, fee=self.fee)
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        """``to_dict`` as compact JSON: the outbox payload, and the ``trade`` object of a
+        detections row byte for byte (the pipeline encodes a trade once, here)."""
+        return _encode(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trade:
@@ -97,6 +100,9 @@ class Trade:
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Trade))
+_fields_of = operator.attrgetter(*_FIELD_NAMES)
+# json.dumps(..., separators=...) builds an encoder every call; this one is built once
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _quantity(value: Any, what: str) -> int:

@@ -24,6 +24,7 @@ __all__ = ["mask", "redact", "redact_obj", "register_secret", "register_url_secr
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # _secrets sorted for redact, rebuilt on register
 _PATTERNS = [
     (re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|auth"
                 r"|apikey)=)[^&\s\"'#]+"), r"\1***"),
@@ -44,9 +45,11 @@ def mask(secret: str) -> str:
 
 def register_secret(secret: str | None) -> None:
     """Remember ``secret`` so that :func:`redact` removes it wherever it appears."""
+    global _longest_first
     if secret and len(secret) >= 4:
         with _lock:
             _secrets.add(secret)
+            _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def register_url_secrets(url: str | None) -> None:
@@ -67,9 +70,7 @@ def register_url_secrets(url: str | None) -> None:
 
 def redact(text: str) -> str:
     """``text`` with every registered secret and every key-looking URL part masked."""
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for s in secrets:
+    for s in _longest_first:  # one tuple, swapped whole by register_secret
         if s in text:
             text = text.replace(s, "***")
     if not _may_match(text):
