@@ -55,6 +55,11 @@ class SimHistory:
             self._fh.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
         return row
 
+    @property
+    def to_file(self) -> bool:
+        """Whether rows are written to a file (and so may wait in its buffer)."""
+        return self._fh is not None
+
     def events(self, event: str) -> list[dict[str, Any]]:
         """Rows of one kind (only when kept in memory)."""
         return [r for r in self.rows or () if r["event"] == event]

@@ -67,6 +67,8 @@ _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the wri
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
+_FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
+_IDLE_WAKE_S = 1.0  # loop seconds between replay turns when nothing is scheduled
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
 
@@ -253,6 +255,7 @@ class Simulator:
         self.published = asyncio.Condition()
         self._next_conn = 1
         self._wake = asyncio.Event()
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._schedule: list[tuple[int, Any]] = []
@@ -372,7 +375,7 @@ class Simulator:
             self._stop_fault(fault)
         self.history.record("stop", head=self.chain.head_number,
                             history_write_ns=_spread(self._history_write_ns))
-        self.history.flush()
+        self._flush_history()
 
     def _make_explorer(self) -> None:
         try:
@@ -417,7 +420,7 @@ class Simulator:
                 self.history.record("explorer_indexed", number=block.number, hash=block.hash,
                                     t_ns=block.indexed_ns)
             if blocks:
-                self.history.flush()
+                self._flush_history()
                 async with self.published:
                     self.published.notify_all()
                 await self._pace()
@@ -427,15 +430,20 @@ class Simulator:
                                  self._schedule[0][0] if self._schedule else None)
                      if t is not None]
             self._wake.clear()
-            # wake at least once a second so request rows reach the history file
-            timeout = 1.0 if not wakes else min(
-                max(min(wakes) - self.now_ns(), 0) / _NS, 1.0)
+            # sleep until the next thing to do (a still chain: a second at a time); rows
+            # written meanwhile (requests) are flushed by their own timer, _flush_soon
+            timeout = _IDLE_WAKE_S if not wakes else max(min(wakes) - self.now_ns(), 0) / _NS
             if timeout <= 0:
                 await asyncio.sleep(0)
                 continue
-            self.history.flush()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._flush_history()
+            # a timer that sets the event, not wait_for: no task to create and cancel (in
+            # virtual time the replay sleeps ~3,600 times a simulated hour)
+            timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
 
     async def _pace(self) -> None:
         """Let the writers catch up when some client has a long queue (max-speed replay)."""
@@ -581,6 +589,22 @@ class Simulator:
         kinds[injection.kind] = kinds.get(injection.kind, 0) + 1
         self.history.record("malformed", fault_id=injection.fault_id, name=injection.name,
                             kind=injection.kind, api=api, **fields)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Rows written between replay turns (requests, malformed items) reach the history
+        file within :data:`_FLUSH_S` of loop time: at the replay's next turn, or by a timer
+        armed now (one at a time; the replay's flush disarms it)."""
+        if self._flush_timer is None and self.history.to_file:
+            with contextlib.suppress(RuntimeError):  # no running loop: flushed at stop
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    _FLUSH_S, self._flush_history)
+
+    def _flush_history(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.history.flush()
 
     def _stop_fault(self, fault: ActiveFault) -> None:
         if self.board.stop(fault.id) is None:
@@ -599,6 +623,7 @@ class Simulator:
             label = "other"  # a flood of distinct keys must not grow the table forever
         table[label] = table.get(label, 0) + 1
         self.history.record("request", api=api, method=method, key=key, status=status)
+        self._flush_soon()
 
     def _count_rpc(self, api: str, reply: Reply) -> None:
         for call in reply.calls:

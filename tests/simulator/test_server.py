@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -421,3 +421,75 @@ def test_cli_serve_on_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in proc.stderr
+
+
+def _virtual(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``coro_fn`` on a looptime loop: the clock jumps to the next timer when idle."""
+    import looptime
+
+    loop = looptime.new_event_loop(noop_cycles=4, _enabled=True)
+    try:
+        return loop.run_until_complete(coro_fn())
+    finally:
+        loop.close()
+
+
+class _CountingEvent(asyncio.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return await super().wait()
+
+
+def test_the_replay_sleeps_until_its_next_block_index_or_fault_not_once_a_second(
+        tmp_path: Path) -> None:
+    """Virtual time: each sleep of the replay is a jump of the loop's clock, so the replay
+    must not wake when it has nothing to do (it woke every simulated second to flush its
+    history: ~1,100 extra wakes a simulated hour)."""
+    from monitor.clock import LoopClock
+
+    async def main() -> tuple[int, int]:
+        clock = LoopClock()
+        sim = Simulator(make_recording(8, interval=20), speed=1.0,
+                        history=SimHistory(tmp_path / "h.jsonl", clock_ns=clock.now_ns),
+                        clock_ns=clock.now_ns)
+        counter = _CountingEvent()
+        sim._wake = counter
+        async with sim:
+            # 0 s: block 1000; a block every 20 s, each indexed some seconds after it
+            await sim.wait_published(8, timeout=600)
+        return counter.waits, sim.chain.published
+
+    waits, published = _virtual(main)
+    assert published == 8
+    # one sleep before each block and each index time (140 simulated s; it was 158 sleeps)
+    assert waits <= 2 * 8 + 2, waits
+
+
+def test_request_rows_reach_the_history_file_within_a_second_between_blocks(
+        tmp_path: Path) -> None:
+    from monitor.clock import LoopClock
+
+    path = tmp_path / "h.jsonl"
+
+    async def main() -> tuple[int, int]:
+        clock = LoopClock()
+        sim = Simulator(make_recording(3, interval=60), speed=1.0,
+                        history=SimHistory(path, clock_ns=clock.now_ns),
+                        clock_ns=clock.now_ns)
+        async with sim, aiohttp.ClientSession() as http:
+            await sim.wait_published(1, timeout=60)
+            await asyncio.sleep(15.0)  # 15 s: block 1000 out and indexed; next at 60 s
+            async with http.post(sim.urls["http"], json={
+                    "jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}) as resp:
+                assert resp.status == 200
+            at_once = path.read_text().count('"event":"request"')
+            await asyncio.sleep(1.1)  # no block due: the flush timer writes the row
+            later = path.read_text().count('"event":"request"')
+        return at_once, later
+
+    at_once, later = _virtual(main)
+    assert (at_once, later) == (0, 1)
