@@ -102,6 +102,10 @@ class Deduplicator:
     def get(self, trade_id: str) -> DedupEntry | None:
         return self._lookup(trade_id, None)
 
+    def in_memory(self, trade_id: str) -> bool:
+        """Held in memory (no look-up)."""
+        return trade_id in self._entries
+
     def load(self, entries: Iterable[tuple[str, DedupEntry]]) -> None:
         for tid, entry in entries:
             self._put(tid, entry)

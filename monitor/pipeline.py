@@ -59,9 +59,14 @@ class Pipeline:
         self.history = history or NullHistory()
         self.wallets = {w.lower() for w in wallets}
         self.exchanges = tuple(e.lower() for e in exchanges)
-        self.dedup = Deduplicator(capacity=dedup_capacity, lookup=store.dedup_entry)
+        self.dedup = Deduplicator(capacity=dedup_capacity, lookup=self._stored_entry)
         self.counters: Counter[str] = Counter()
-        self.dedup.load(store.dedup_entries(limit=dedup_capacity))
+        loaded = list(store.dedup_entries(limit=dedup_capacity))
+        self.dedup.load(loaded)
+        # The store held fewer ids than memory keeps: until memory is full (and evicts),
+        # an id not in memory is not in the store either, and is not looked up there.
+        self._store_in_memory = len(loaded) < dedup_capacity
+        self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
         self.sink_failing = False
 
     async def recover(self) -> int:
@@ -101,11 +106,13 @@ class Pipeline:
         marks: dict[str, tuple[FrameStamps, int, int]] = {}
         now_ns = self._now_ns
         queue_ns = now_ns() if stamps is not None else 0
+        # decode all, then the dedup state of the batch's ids in one query, then decide
+        decoded: list[tuple[Trade | None, dict[str, Any], FrameStamps | None, int]] = []
         for entry, frame in zip(entries, stamps if stamps is not None else repeat(None),
                                 strict=False):
             self.counters["logs"] += 1
             if isinstance(entry, dict) and entry.get("removed") is True:
-                self._removed(entry, source, pending, staged)
+                decoded.append((None, entry, None, 0))
                 continue
             try:
                 trade = decode_order_filled(entry, self.exchanges)
@@ -115,14 +122,22 @@ class Pipeline:
             except Exception as exc:  # anything odd in a log is a decode error, never a crash
                 self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
                 continue
-            if frame is None:
-                self._offer(trade, source, pending, staged)
-                continue
-            decode_ns = now_ns()
-            n = len(pending)
-            self._offer(trade, source, pending, staged)
-            if len(pending) > n:  # to be delivered now (not a duplicate of the batch)
-                marks[trade.id] = (frame, decode_ns, now_ns())
+            decoded.append((trade, entry, frame, 0 if frame is None else now_ns()))
+        self._prefetch(t.id for t, _e, _f, _d in decoded
+                       if t is not None and t.wallet in self.wallets)
+        try:
+            for got, entry, frame, decode_ns in decoded:
+                if got is None:
+                    self._removed(entry, source, pending, staged)
+                elif frame is None:
+                    self._offer(got, source, pending, staged)
+                else:
+                    n = len(pending)
+                    self._offer(got, source, pending, staged)
+                    if len(pending) > n:  # to be delivered now (not a duplicate of the batch)
+                        marks[got.id] = (frame, decode_ns, now_ns())
+        finally:
+            self._absent.clear()
         items = self._commit(pending, staged)
         stages = None
         if marks:
@@ -148,6 +163,29 @@ class Pipeline:
         items = self._commit(pending, staged)
         await self._send_all(items)
         return bool(items)
+
+    def _stored_entry(self, tid: str) -> DedupEntry | None:
+        """The deduplicator's look-up of an id it does not hold (evicted, or never seen)."""
+        if tid in self._absent or self._all_in_memory():
+            return None
+        return self.store.dedup_entry(tid)
+
+    def _all_in_memory(self) -> bool:
+        return self._store_in_memory and len(self.dedup) < (self.dedup.capacity or 0)
+
+    def _prefetch(self, ids: Iterable[str]) -> None:
+        """Once memory has evicted ids: ask the store for a batch's unknown ids in one
+        query (not one a trade); found ones join memory, the rest are known absent until
+        the batch is decided (no ``await`` before that, and this process is the store's
+        only writer)."""
+        if self._all_in_memory():
+            return
+        unknown = [tid for tid in ids if not self.dedup.in_memory(tid)]
+        if not unknown:
+            return
+        found = self.store.dedup_entries_of(unknown)
+        self.dedup.load(found.items())
+        self._absent.update(tid for tid in unknown if tid not in found)
 
     def _commit(self, pending: list[tuple[Decision, str, str, Trade | None]],
                 staged: dict[str, DedupEntry]) -> list[OutboxItem]:

@@ -192,6 +192,19 @@ class Store:
             "WHERE trade_id=?", (trade_id,)).fetchone()
         return None if row is None else DedupEntry(row[0], bool(row[1]), row[2], row[3])
 
+    def dedup_entries_of(self, trade_ids: Iterable[str]) -> dict[str, DedupEntry]:
+        """The stored dedup state of those of ``trade_ids`` the store knows: one query a
+        500 ids (a batch's look-ups at once, not a query a trade)."""
+        ids = list(dict.fromkeys(trade_ids))
+        out: dict[str, DedupEntry] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for tid, bh, retracted, d, r in self._db.execute(
+                    "SELECT trade_id, block_hash, retracted, deliveries, retractions FROM "
+                    f"delivered WHERE trade_id IN ({','.join('?' * len(part))})", part):
+                out[tid] = DedupEntry(bh, bool(retracted), d, r)
+        return out
+
     def standing_in_range(self, wallets: Iterable[str], first: int,
                           last: int) -> list[tuple[str, int, str]]:
         """Delivered, not retracted trades of ``wallets`` in blocks first..last:

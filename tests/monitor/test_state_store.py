@@ -236,3 +236,45 @@ def test_standing_in_range_of_many_wallets_scans_the_blocks_once(tmp_path: Path)
     want = store.standing_in_range([WALLET], 102, 107)
     assert sorted(got) == sorted(want) and [n for _, n, _ in sorted(want, key=lambda r: r[1])] \
         == [103, 105, 107]
+
+
+def _dedup_selects(store: Store) -> list[str]:
+    seen: list[str] = []
+    store._db.set_trace_callback(
+        lambda sql: seen.append(sql) if "FROM delivered" in sql else None)
+    return seen
+
+
+def test_ids_are_not_looked_up_while_the_whole_store_is_in_memory(tmp_path: Path) -> None:
+    """Issue 11: every new trade id cost one SELECT (a fifth of the pipeline's CPU). While
+    the store holds fewer ids than memory keeps, a new id is known absent without SQL."""
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, MemorySink(), wallets=[WALLET], dedup_capacity=100)
+    selects = _dedup_selects(store)
+    delivered = asyncio.run(p.on_logs([order_filled(tx=n) for n in range(1, 41)], "ws"))
+    assert len(delivered) == 40 and selects == []
+    # a restart loads them all (40 < 100): still no look-ups, and they are duplicates
+    p2 = Pipeline(store, MemorySink(), wallets=[WALLET], dedup_capacity=100)
+    selects.clear()
+    assert asyncio.run(p2.on_logs([order_filled(tx=n) for n in range(1, 61)], "ws")) \
+        == [decode_order_filled(order_filled(tx=n)) for n in range(41, 61)]
+    assert selects == []
+
+
+def test_once_memory_evicts_a_batch_asks_the_store_once(tmp_path: Path) -> None:
+    """Past ``dedup_capacity`` ids, a batch's unknown ids are fetched in one query; an
+    evicted id is still a duplicate, a retracted one is delivered again."""
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, MemorySink(), wallets=[WALLET], dedup_capacity=5)
+    asyncio.run(p.on_logs([order_filled(tx=n) for n in range(1, 21)], "ws"))
+    assert len(p.dedup) == 5
+    t3 = decode_order_filled(order_filled(tx=3))
+    assert asyncio.run(p.retract(t3.id, t3.block_hash))
+    for n in range(6, 16):  # push tx 3 out of memory again
+        asyncio.run(p.on_logs([order_filled(tx=100 + n)], "ws"))
+    selects = _dedup_selects(store)
+    batch = [order_filled(tx=n) for n in (1, 2, 3, 4, 21, 22)]
+    delivered = asyncio.run(p.on_logs(batch, "ws"))
+    assert [t.id for t in delivered] == [decode_order_filled(order_filled(tx=n)).id
+                                         for n in (3, 21, 22)]
+    assert len(selects) == 1, selects
