@@ -1,8 +1,10 @@
 """Logs in -> trades and retractions at the sink, once. Shared by every source.
 
-``log dict -> decode -> (removed: retract | dedup) -> store (dedup state + outbox, one
-transaction) -> dedup state in memory -> sink -> mark sent -> history``. Decode errors are
-counted and written to the history (``decode_error``); they never stop the monitor.
+``log dict -> decode -> (removed: retract | dedup) -> store (dedup state + outbox + the
+previous batches' "sent" marks, one transaction) -> dedup state in memory -> sink ->
+history -> mark sent (with the next transaction, see :mod:`monitor.store`)``. Decode
+errors are counted and written to the history (``decode_error``); they never stop the
+monitor.
 
 The dedup decisions of a batch are *staged*: memory changes only after the SQLite commit
 succeeded. A commit that fails (locked database, full disk) leaves memory as it was and
@@ -96,8 +98,9 @@ class Pipeline:
 
     async def on_logs(self, entries: Iterable[dict[str, Any]], source: str, *,
                       stamps: Sequence[FrameStamps | None] | None = None) -> list[Trade]:
-        """A batch of logs from one source: decisions for all, ONE store transaction, sink
-        events in order, one transaction marking them sent. Returns the trades delivered.
+        """A batch of logs from one source: decisions for all, ONE store transaction (with
+        the earlier batches' "sent" marks), sink events in order, marked sent with the next
+        transaction. Returns the trades delivered.
 
         ``stamps`` (latency budget, one per entry): the frame each log came in; a delivered
         trade then carries its path's stamps to the sink (:mod:`monitor.stages`)."""
@@ -306,8 +309,8 @@ class Pipeline:
                 self.sink_failing = False
                 log.info("sink delivering again")
                 self.history.record("sink_recovered")
-        finally:
-            self.store.mark_sent_many(sent)
+        finally:  # written with the next transaction, not one more fsync'd commit
+            self.store.mark_sent_later(sent)
         return len(sent)
 
     def report_decode_error(self, entry: Any, reason: str) -> None:

@@ -13,10 +13,13 @@ Delivery protocol (exactly once at the sink across ``kill -9``):
 1. :meth:`Store.commit` - in ONE transaction update ``delivered`` and insert the event into
    ``outbox`` (unique on ``(kind, trade_id, generation)``);
 2. hand the event to the sink (which is idempotent on that key, see :mod:`monitor.sinks`);
-3. :meth:`Store.mark_sent`.
+3. :meth:`Store.mark_sent_later`: the "sent" marks are written in the next transaction
+   (the next batch's :meth:`Store.commit_many`, :meth:`Store.prune_outbox`, which the
+   monitor runs every ``outbox_retry_interval``, :meth:`Store.pending` or :meth:`close`),
+   not in one more fsync'd commit a batch.
 A crash before 1 loses nothing (the cursor did not pass the block, the trade is fetched
-again); between 1 and 3 the event stays in the outbox and :meth:`Store.pending` returns it
-on restart; the sink skips it if it had already written it.
+again); between 1 and the durable mark the event stays in the outbox and
+:meth:`Store.pending` returns it on restart; the sink skips it if it had already written it.
 """
 
 from __future__ import annotations
@@ -122,8 +125,13 @@ class Store:
         except OSError as exc:
             raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
         self.keep_blocks = keep_blocks
+        self._sent_later: set[int] = set()  # seqs sent, their mark not yet written
 
     def close(self) -> None:
+        """Write the pending "sent" marks (best effort: unwritten ones are sent again after
+        a restart, and the sink skips them), then close."""
+        with contextlib.suppress(StoreError):
+            self._write_sent_marks()
         self._db.close()
 
     def _tx(self) -> _Tx:
@@ -261,8 +269,11 @@ class Store:
                            payload)
             events.append((*key, source, entry.block_hash, payload))
         out: list[OutboxItem] = []
-        # two statements a batch, not two a trade; the new events come back by seq order
+        marks = self._marks()
+        # two statements a batch, not two a trade; the new events come back by seq order;
+        # the previous batches' "sent" marks ride along (no commit of their own)
         with self._tx():
+            self._set_sent(marks)
             self._db.executemany(_UPSERT_DELIVERED, state)
             if events:
                 top = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
@@ -275,27 +286,62 @@ class Store:
                     source, block_hash, trade, payload = queued[(kind, tid, gen)]
                     out.append(OutboxItem(seq, kind, tid, gen, source, block_hash, trade,
                                           payload))
+        self._sent_later.difference_update(marks)
         return out
 
     def mark_sent_many(self, seqs: list[int]) -> None:
+        """Mark outbox events sent now (one transaction)."""
         if not seqs:
             return
         with self._tx():
-            self._db.executemany("UPDATE outbox SET sent=1 WHERE seq=?", [(q,) for q in seqs])
+            self._set_sent(seqs)
+        self._sent_later.difference_update(seqs)
 
     def mark_sent(self, seq: int) -> None:
         self.mark_sent_many([seq])
 
+    def mark_sent_later(self, seqs: Iterable[int]) -> None:
+        """Mark outbox events sent with the next transaction this store runs (see the
+        module docstring); until then :meth:`has_pending` and :meth:`stats` count them as
+        sent. A crash before that leaves them pending: sent again, skipped by the sink."""
+        self._sent_later.update(seqs)
+
+    def _marks(self) -> list[int]:
+        return sorted(self._sent_later)
+
+    def _set_sent(self, seqs: list[int]) -> None:
+        """Inside a transaction: ``sent=1`` for ``seqs``, one statement a 500."""
+        for i in range(0, len(seqs), 500):
+            part = seqs[i:i + 500]
+            self._db.execute(f"UPDATE outbox SET sent=1 WHERE seq IN "
+                             f"({','.join('?' * len(part))})", part)
+
+    def _write_sent_marks(self) -> None:
+        marks = self._marks()
+        if marks:
+            with self._tx():
+                self._set_sent(marks)
+            self._sent_later.difference_update(marks)
+
+    def _unsent(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent=0").fetchone()[0])
+
     def has_pending(self) -> bool:
-        return self._db.execute("SELECT 1 FROM outbox WHERE sent=0 LIMIT 1").fetchone() \
-            is not None
+        """Events not yet handed to the sink (or handed, but the monitor died before it
+        recorded that: after a restart)."""
+        if not self._sent_later:
+            return self._db.execute("SELECT 1 FROM outbox WHERE sent=0 LIMIT 1").fetchone() \
+                is not None
+        return self._unsent() > len(self._sent_later)
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     def pending(self) -> list[OutboxItem]:
-        """Events queued but not confirmed by the sink, oldest first."""
+        """Events queued but not confirmed by the sink, oldest first. Writes the pending
+        "sent" marks first."""
+        self._write_sent_marks()
         rows = self._db.execute(
             "SELECT seq, kind, trade_id, generation, source, block_hash, payload FROM outbox "
             "WHERE sent=0 ORDER BY seq").fetchall()
@@ -306,9 +352,14 @@ class Store:
         return out
 
     def prune_outbox(self) -> int:
-        """Drop sent outbox rows (the ``delivered`` table keeps dedup state)."""
+        """Drop sent outbox rows (the ``delivered`` table keeps dedup state), with the
+        pending "sent" marks in the same transaction."""
+        marks = self._marks()
         with self._tx():
-            return self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount
+            self._set_sent(marks)
+            pruned = int(self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount)
+        self._sent_later.difference_update(marks)
+        return pruned
 
     def outbox_size(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -317,7 +368,7 @@ class Store:
         q = self._db.execute
         return {
             "delivered": q("SELECT COUNT(*) FROM delivered").fetchone()[0],
-            "pending": q("SELECT COUNT(*) FROM outbox WHERE sent=0").fetchone()[0],
+            "pending": self._unsent() - len(self._sent_later),
             "wallets_with_cursor": q("SELECT COUNT(*) FROM cursors").fetchone()[0],
         }
 

@@ -278,3 +278,59 @@ def test_once_memory_evicts_a_batch_asks_the_store_once(tmp_path: Path) -> None:
     assert [t.id for t in delivered] == [decode_order_filled(order_filled(tx=n)).id
                                          for n in (3, 21, 22)]
     assert len(selects) == 1, selects
+
+
+def test_a_batch_costs_one_commit_its_sent_marks_ride_with_the_next(tmp_path: Path) -> None:
+    """Issue 11: each batch was two fsync'd commits (outbox, then "sent"). Now one: the
+    marks of a batch are written in the next batch's transaction."""
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, MemorySink(), wallets=[WALLET])
+    commits: list[str] = []
+    store._db.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    for b in range(3):
+        asyncio.run(p.on_logs([order_filled(tx=10 * b + n) for n in range(1, 6)], "ws"))
+        assert store.stats()["pending"] == 0 and not store.has_pending()
+    assert len(commits) == 3
+    # the last batch's marks are written by the prune (every outbox_retry_interval)
+    assert store.prune_outbox() == 15 and store.outbox_size() == 0
+
+
+def test_marks_not_yet_written_when_the_process_dies_mean_a_resend_the_sink_skips(
+        tmp_path: Path) -> None:
+    """kill -9 after the sink wrote a batch and before its marks were written: the events
+    are pending after the restart, redelivered, and the detections file holds each once."""
+    db, det = tmp_path / "s.db", tmp_path / "det.jsonl"
+    p = Pipeline(Store(db), JsonlSink(det), wallets=[WALLET])
+    asyncio.run(p.on_logs([order_filled(tx=n) for n in range(1, 4)], "ws"))
+    asyncio.run(p.on_logs([order_filled(tx=n) for n in range(4, 6)], "ws"))
+    # "crash": the first process's memory is gone; a second process opens the files
+    s2 = Store(db)
+    assert [i.trade_id for i in s2.pending()] == \
+        [decode_order_filled(order_filled(tx=n)).id for n in (4, 5)]
+    p2 = Pipeline(s2, JsonlSink(det), wallets=[WALLET])
+    assert asyncio.run(p2.recover()) == 2
+    ids = [r["trade"]["id"] for r in rows(det)]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert s2.pending() == [] and not s2.has_pending()
+
+
+def test_close_writes_the_marks_and_a_refused_batch_keeps_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    from monitor.cores import Decision, DedupEntry
+
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, MemorySink(), wallets=[WALLET])
+    asyncio.run(p.on_logs([order_filled(tx=1), order_filled(tx=2)], "ws"))
+    bad = dataclasses.replace(decode_order_filled(order_filled(tx=3)), block_number=2**70)
+    entry = DedupEntry(bad.block_hash, False, 1, 0)
+    try:
+        store.commit_many([(Decision(True, "trade", 1, entry), bad.id, "ws", bad)])
+    except OverflowError:
+        pass
+    else:
+        raise AssertionError("SQLite took a 70-bit integer")
+    assert store.stats()["pending"] == 0  # the marks survived the rolled-back transaction
+    store.close()
+    assert Store(tmp_path / "s.db").pending() == []
