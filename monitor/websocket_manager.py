@@ -273,6 +273,9 @@ class WebSocketManager:
         self.on_connected: list[OnConnected] = []
         #: callbacks ``(cause: str)`` run when the feed goes down or gives up
         self.on_disconnected: list[OnDisconnected] = []
+        #: plain callbacks ``(transition)`` run at once on every state change (keep them
+        #: quick: they run inside the connection loop)
+        self.on_state: list[Callable[[Transition], None]] = []
         self._subs: dict[str, _Sub] = {}
         self._sub_seq = itertools.count(1)
         self._req_seq = itertools.count(1)
@@ -479,6 +482,8 @@ class WebSocketManager:
             log.info("[%s] %s -> %s (%s)", self.conn_id, t.from_state.value, t.to_state.value,
                      redact(cause))
             self._notify()
+            for cb in self.on_state:
+                cb(t)
         return t
 
     def _alert(self, alert: Alert | None) -> None:

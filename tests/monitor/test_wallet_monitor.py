@@ -215,3 +215,182 @@ def test_a_sync_lets_live_deliveries_run_between_its_slices(tmp_path: Path) -> N
     assert shard.counters["backfill_other_wallet"] == 50
     assert shard.pipeline.counters["logs"] == 600
     assert {c.block for c in store.cursors().values()} == {110}
+
+
+# -- the health loop: ticks on a grid, run only where one can act -----------------------
+
+def test_next_tick_is_the_first_grid_tick_after_now_and_not_before_the_due_time() -> None:
+    from math import inf
+
+    from monitor.wallet_monitor import next_tick
+
+    assert next_tick(10.0, 1.0, -inf, 10.0) == 11.0  # due at once: the next tick
+    assert next_tick(10.0, 1.0, 13.2, 10.0) == 14.0  # the first tick at or after 13.2
+    assert next_tick(10.0, 1.0, 14.0, 10.0) == 14.0  # a tick exactly at the due time
+    assert next_tick(10.0, 1.0, 11.0, 12.5) == 13.0  # an event at 12.5: ticks 11, 12 passed
+    assert next_tick(10.0, 1.0, 11.0, 12.0) == 13.0  # ...and the tick at 12 ran before it
+    assert next_tick(10.0, 0.5, 10.75, 10.0) == 11.0
+    assert next_tick(10.0, 1.0, inf, 10.0) == inf  # nothing due: no timer
+
+
+def test_fallback_due_is_when_the_decider_would_next_act_and_never_later() -> None:
+    """For every decider state and health: before the due time ``update`` changes nothing;
+    at it (``-inf``: at once) it does."""
+    from math import inf
+
+    from monitor.cores import FallbackAction, FallbackDecider, FallbackState
+    from monitor.wallet_monitor import fallback_due
+
+    for state in FallbackState:
+        for healthy in (True, False):
+            fb = FallbackDecider(20.0)
+            fb.state, fb.unhealthy_since = state, (
+                100.0 if state is FallbackState.UNHEALTHY else None)
+            due = fallback_due(fb, healthy)
+
+            def acts(now: float, fb: FallbackDecider = fb, healthy: bool = healthy) -> bool:
+                probe = FallbackDecider(20.0)
+                probe.state, probe.unhealthy_since = fb.state, fb.unhealthy_since
+                action = probe.update(healthy, now)
+                return probe.state is not fb.state or action is not FallbackAction.NONE
+            if due == -inf:
+                assert acts(100.0), (state, healthy)
+            elif due == inf:
+                assert not acts(100.0) and not acts(10**9), (state, healthy)
+            else:
+                assert (state, healthy, due) == (FallbackState.UNHEALTHY, False, 120.0)
+                assert not acts(119.99) and acts(120.0)
+
+
+class _Recorder:
+    """A history that keeps (clock time, event, fields)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock, self.rows = clock, []  # type: ignore[var-annotated]
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.rows.append((round(self.clock.now(), 6), event, fields))
+
+    def close(self) -> None:
+        pass
+
+
+class _StubManager:
+    """The connection as the health loop sees it: a state, when it opened, the hooks."""
+
+    def __init__(self, clock: Any) -> None:
+        from monitor.connection import ConnState
+
+        self.clock, self.state, self.connected_at = clock, ConnState.CONNECTED, 0.0
+        self.on_state: list[Any] = []
+        self.reconnects: list[float] = []
+
+    def set_state(self, state: Any) -> None:
+        from monitor.connection import ConnState
+
+        self.state = state
+        if state is ConnState.CONNECTED:
+            self.connected_at = self.clock.now()
+        for cb in self.on_state:
+            cb(None)
+
+    def force_reconnect(self, cause: str) -> None:
+        self.reconnects.append(round(self.clock.now(), 6))
+
+
+def _health_timeline(tmp: Path, reference: bool) -> tuple[list[Any], int]:
+    """Drive one shard's health through a script in virtual time: heads, a stall, a
+    drop and reconnect, a node running ahead. ``reference``: tick every period, as the
+    loop did before it planned its ticks."""
+    import looptime
+
+    from monitor.clock import LoopClock
+    from monitor.connection import ConnState
+
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": [WALLET], "fallback_after": 5}, environ={})
+    events: list[Any] = []
+
+    async def go() -> int:
+        clock = LoopClock()
+        hist = _Recorder(clock)
+        rpc = FakeRpc()
+        store = Store(tmp / f"s{reference}.db")
+        shard = WsShard(0, [WALLET], settings=s, store=store,
+                        pipeline=Pipeline(store, MemorySink(), wallets=s.wallets),
+                        rpc=rpc, explorer=None,  # type: ignore[arg-type]
+                        history=hist, clock=clock, alerts=None)  # type: ignore[arg-type]
+        mgr = _StubManager(clock)
+        shard.manager = mgr  # type: ignore[assignment]
+        mgr.on_state.append(lambda _t: shard._health_replan())
+        shard._started_at = clock.now()
+        shard._start_polling = lambda cause: events.append(  # type: ignore[method-assign]
+            (round(clock.now(), 6), "poll", cause))
+        real_call = rpc.call
+
+        async def call(method: str, params: list[Any]) -> Any:
+            events.append((round(clock.now(), 6), "rpc", method))
+            return await real_call(method, params)
+        rpc.call = call  # type: ignore[method-assign]
+        n = 100
+
+        async def heads(t0: float, t1: float) -> None:
+            nonlocal n
+            t = t0
+            while t <= t1:
+                await asyncio.sleep(t - clock.now())
+                shard._on_head({"number": hex(n), "hash": h(n), "parentHash": h(n - 1)})
+                rpc.node_head = n
+                n += 1
+                t += 2.0
+
+        async def reference_loop() -> None:
+            period = max(s.scaled(s.block_interval) / 2, 0.01)
+            while True:
+                healthy = shard.healthy_now()
+                shard._set_health(healthy, "heads flowing" if healthy else "no new head")
+                shard._maybe_probe_head()
+                shard.health_ticks += 1
+                await asyncio.sleep(period)
+
+        task = asyncio.create_task(reference_loop() if reference else shard._health_loop())
+        await heads(0.5, 40.5)        # heads flow: healthy; no tick has anything to do
+        # 40.5: heads stop; 44: first probe (3 s late), every 2 s; 61: stale (> 20 s);
+        # 66: unhealthy for 5 s -> poll the explorer
+        await heads(70.5, 78.5)       # 70.5: healthy again at once (an event, not a tick)
+        await asyncio.sleep(80.2 - clock.now())
+        mgr.set_state(ConnState.RECONNECTING)  # 80.2: dropped
+        shard._on_disconnected("drop")
+        await asyncio.sleep(83.7 - clock.now())
+        mgr.set_state(ConnState.CONNECTED)     # 83.7: reconnected; 84: the tick says healthy
+        await heads(85.5, 99.5)
+        rpc.node_head = n + 5  # 99.5: the subscription dies, the node runs on: 103 probe
+        await asyncio.sleep(120 - clock.now())
+        task.cancel()
+        events.extend(hist.rows)
+        events.extend((t, "reconnect", "") for t in mgr.reconnects)
+        return shard.health_ticks
+
+    loop = looptime.new_event_loop(noop_cycles=4, _enabled=True)
+    try:
+        ticks = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    return sorted(events, key=lambda e: (e[0], e[1], str(e[2]))), ticks
+
+
+def test_the_health_loop_acts_at_the_same_times_as_one_ticking_every_period(
+        tmp_path: Path) -> None:
+    """Feed health, fallback, head probes and lag reconnects happen at the same simulated
+    times as with a tick every half block interval, but a tick runs only where one can
+    act: while heads flow, none."""
+    planned, ticks = _health_timeline(tmp_path, reference=False)
+    every, ref_ticks = _health_timeline(tmp_path, reference=True)
+    assert planned == every
+    feed = [(t, f["healthy"]) for t, e, f in planned if e == "feed"]
+    assert feed == [(0.5, True), (61.0, False), (70.5, True), (80.2, False), (84.0, True)]
+    assert [t for t, e, _ in planned if e == "poll"] == [66.0]
+    probes = [t for t, e, m in planned if e == "rpc" and m == "eth_blockNumber"]
+    assert probes[:3] == [44.0, 46.0, 48.0] and 103.0 in probes
+    assert next(t for t, e, _ in planned if e == "reconnect") == 103.0
+    assert ref_ticks == 120 and ticks < 40

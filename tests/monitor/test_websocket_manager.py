@@ -346,6 +346,28 @@ def test_reconnects_after_close_code(tmp_path: Path, code: int) -> None:
     run(body, tmp_path)
 
 
+def test_on_state_callbacks_see_every_state_change_as_it_happens(tmp_path: Path) -> None:
+    """``on_state`` callbacks run at once with each transition (the shard's health loop
+    re-plans its next tick on them), in the order the history records them."""
+    async def body(env: Env) -> None:
+        mgr = env.manager()
+        seen: list[tuple[str, str, str]] = []
+        mgr.on_state.append(lambda t: seen.append(
+            (t.from_state.name, t.to_state.name, mgr.state.name)))
+        await subscribed(env, mgr)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        await env.node.abort_all()
+        assert await mgr.wait_until(lambda: mgr.metrics.connects == 2
+                                    and mgr.state is ConnState.CONNECTED, TIMEOUT)
+        await mgr.stop()
+        assert [(a, b) for a, b, _ in seen] == [(a, b) for a, b, _ in env.states()]
+        assert all(b == now for _, b, now in seen)  # the state has changed when they run
+        assert ("CONNECTED", "RECONNECTING") in {(a, b) for a, b, _ in seen}
+
+    run(body, tmp_path)
+
+
 def test_force_reconnect_ends_a_live_connection_and_resubscribes(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
         async def lagging() -> None:
