@@ -76,11 +76,16 @@ MATIC_TOKEN = "0x0000000000000000000000000000000000001010"
 LOG_FEE_TRANSFER = "0x4dfe1bbbcf077ddc3e01291eea2d5c70c2b422b415d95645b9adcfd678cb1d63"
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _ZERO32 = "0x" + "0" * 64
+_S_RANGE = _SECP256K1_HALF_N - 1  # randrange(1, half n) is 1 + a draw below this
+assert _S_RANGE.bit_length() == 255
 
 
 def address_topic_fast(address: str) -> str:
     """An already lower-case ``0x`` address as a 32-byte topic (no checks: hot path)."""
     return "0x000000000000000000000000" + address[2:]
+
+
+_MATIC_TOPIC = address_topic_fast(MATIC_TOKEN)
 
 
 def data_words(*words: int) -> str:
@@ -153,23 +158,32 @@ def _bloom_uncached(value_hex: str) -> int:
 
 def logs_bloom(logs: Sequence[dict[str, Any]]) -> str:
     """``logsBloom`` of a block (or receipt) holding ``logs``."""
-    bloom = 0
-    # topic0 and address topics repeat a lot (cached); order hashes are unique to a block,
-    # but a taker's is in two logs of its trade: each is hashed once (a set, then uncached)
+    # each distinct value once: addresses, topic0 and address topics repeat a lot (cached);
+    # order hashes are unique to a block (hashed uncached: not worth a cache slot)
+    common: set[str] = set()
     others: set[str] = set()
+    add_common, add_other, prefix = common.add, others.add, _ADDR_TOPIC_PREFIX
     for log in logs:
-        bloom |= bloom_bits(log["address"])
-        for i, t in enumerate(log["topics"]):
-            if i == 0 or t.startswith(_ADDR_TOPIC_PREFIX):
-                bloom |= bloom_bits(t)
-            else:
-                others.add(t)
-    for t in others:
-        bloom |= _bloom_uncached(t)
+        add_common(log["address"])
+        topics = log["topics"]
+        if topics:
+            add_common(topics[0])
+            for t in topics[1:]:
+                if t.startswith(prefix):
+                    add_common(t)
+                else:
+                    add_other(t)
+    bloom = 0
+    for item in common:
+        bloom |= bloom_bits(item)
+    for item in others - common:
+        bloom |= _bloom_uncached(item)
     return "0x" + format(bloom, "0512x")
 
 
 _ADDR_TOPIC_PREFIX = "0x000000000000000000000000"
+#: ``json.dumps(obj, separators=(",", ":"), sort_keys=True)`` without an encoder per call
+_PREIMAGE_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 def collateral_for(version: int) -> str:
@@ -275,7 +289,7 @@ class BlockBuilder:
     """
 
     __slots__ = ("_gas_used", "_logs", "_rng", "_txs", "base_fee", "number", "number_hex",
-                 "timestamp", "ts_hex", "validator")
+                 "timestamp", "ts_hex", "validator", "validator_topic")
 
     def __init__(self, *, number: int, timestamp: int, base_fee: int, validator: str,
                  rng: random.Random) -> None:
@@ -285,6 +299,7 @@ class BlockBuilder:
         self.ts_hex = hex(timestamp)
         self.base_fee = base_fee
         self.validator = validator
+        self.validator_topic = address_topic_fast(validator)
         self._rng = rng
         self._logs: list[dict[str, Any]] = []
         self._txs: list[dict[str, Any]] = []
@@ -307,6 +322,11 @@ class BlockBuilder:
         gas_price = self.base_fee + tip
         gas_limit = gas_used * 13 // 10
         parity = rng.getrandbits(1)
+        r = hex(rng.getrandbits(255) | 1)
+        # rng.randrange(1, _SECP256K1_HALF_N), drawn as it draws (the same numbers)
+        k = rng.getrandbits(255)
+        while k >= _S_RANGE:
+            k = rng.getrandbits(255)
         self._txs.append({
             "blockHash": None,
             "blockNumber": self.number_hex,
@@ -325,8 +345,8 @@ class BlockBuilder:
             "accessList": [],
             "chainId": "0x89",
             "v": hex(parity),
-            "r": hex(rng.getrandbits(255) | 1),
-            "s": hex(rng.randrange(1, _SECP256K1_HALF_N)),
+            "r": r,
+            "s": hex(1 + k),
             "yParity": hex(parity),
         })
         self._gas_used += gas_used
@@ -335,9 +355,8 @@ class BlockBuilder:
             fee = gas_used * gas_price
             before = rng.getrandbits(70) + fee
             vbal = rng.getrandbits(72)
-            specs.append((MATIC_TOKEN, [LOG_FEE_TRANSFER, address_topic_fast(MATIC_TOKEN),
-                                        address_topic_fast(sender),
-                                        address_topic_fast(self.validator)],
+            specs.append((MATIC_TOKEN, [LOG_FEE_TRANSFER, _MATIC_TOPIC,
+                                        address_topic_fast(sender), self.validator_topic],
                           data_words(fee, before, vbal, before - fee, vbal + fee)))
         logs_out = self._logs
         for address, topics, data in specs:
@@ -391,8 +410,7 @@ class BlockBuilder:
             "transactionsRoot": tx_root,
             "uncles": [],
         }
-        preimage = json.dumps({k: v for k, v in header.items() if k != "hash"},
-                              separators=(",", ":"), sort_keys=True)
+        preimage = _PREIMAGE_JSON({k: v for k, v in header.items() if k != "hash"})
         block_hash = "0x" + keccak256(preimage.encode()).hex()
         header["hash"] = block_hash
         for log in self._logs:
