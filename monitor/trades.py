@@ -90,8 +90,27 @@ class Trade:
 
     def to_json(self) -> str:
         """``to_dict`` as compact JSON: the outbox payload, and the ``trade`` object of a
-        detections row byte for byte (the pipeline encodes a trade once, here)."""
-        return _encode(self.to_dict())
+        detections row byte for byte (the pipeline encodes a trade once, here).
+
+        Written field by field with json's own string encoder when every field has its
+        declared type (what the decoders give; ~40 % cheaper than a dict through the
+        encoder), else through the encoder. A property test proves the bytes equal."""
+        values = _fields_of(self)
+        if tuple(map(type, values)) not in _PLAIN_TYPES:
+            return _encode(self.to_dict())
+        (id_, tx_hash, log_index, wallet, side, token_id, maker_amount, taker_amount,
+         fee_raw, block_number, block_hash, block_timestamp, exchange, version, taker,
+         order_hash) = values
+        s, f = _json_str, _json_float
+        ts = "null" if block_timestamp is None else repr(block_timestamp)
+        return (f'{{"id":{s(id_)},"tx_hash":{s(tx_hash)},"log_index":{log_index!r},'
+                f'"wallet":{s(wallet)},"side":{s(side)},"token_id":{s(token_id)},'
+                f'"maker_amount":{maker_amount!r},"taker_amount":{taker_amount!r},'
+                f'"fee_raw":{fee_raw!r},"block_number":{block_number!r},'
+                f'"block_hash":{s(block_hash)},"block_timestamp":{ts},'
+                f'"exchange":{s(exchange)},"version":{version!r},"taker":{s(taker)},'
+                f'"order_hash":{s(order_hash)},"price":{f(self.price)},'
+                f'"shares":{f(self.shares)},"usdc":{f(self.usdc)},"fee":{f(self.fee)}}}')
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trade:
@@ -103,6 +122,22 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Trade))
 _fields_of = operator.attrgetter(*_FIELD_NAMES)
 # json.dumps(..., separators=...) builds an encoder every call; this one is built once
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+_json_str = json.encoder.encode_basestring_ascii  # what the encoder uses (ensure_ascii)
+# the field types to_json writes by hand: the declared ones (block_timestamp int or None)
+_DECLARED = tuple(int if n in ("log_index", "maker_amount", "taker_amount", "fee_raw",
+                               "block_number", "block_timestamp", "version") else str
+                  for n in _FIELD_NAMES)
+_PLAIN_TYPES = frozenset({_DECLARED, tuple(type(None) if n == "block_timestamp" else t
+                                           for n, t in zip(_FIELD_NAMES, _DECLARED,
+                                                           strict=True))})
+
+
+def _json_float(x: float) -> str:
+    """A float as json writes it (``repr``; NaN and infinities by their JSON names)."""
+    return _encode(x) if x != x or x in (_INF, -_INF) else float.__repr__(x)
+
+
+_INF = float("inf")
 
 
 def _quantity(value: Any, what: str) -> int:
