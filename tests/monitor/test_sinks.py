@@ -72,12 +72,13 @@ def test_the_pipeline_encodes_each_trade_once(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Outbox payload and detections row from one encoding of a trade."""
     calls: list[str] = []
-    to_dict = Trade.to_dict
+    to_json = Trade.to_json
 
-    def counted(self: Trade) -> dict[str, Any]:
+    def counted(self: Trade) -> str:
         calls.append(self.id)
-        return to_dict(self)
-    monkeypatch.setattr(Trade, "to_dict", counted)
+        return to_json(self)
+    monkeypatch.setattr(Trade, "to_json", counted)
+    monkeypatch.setattr(Trade, "to_dict", lambda self: pytest.fail("encoded again"))
     logs = [order_filled(tx=n) for n in range(1, 6)]
     p = Pipeline(Store(tmp_path / "s.db"), JsonlSink(tmp_path / "d.jsonl"), wallets=[WALLET])
     delivered = asyncio.run(p.on_logs(logs, "ws"))
