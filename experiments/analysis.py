@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from experiments.checker import (
 )
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.scenario import ScenarioError, load_scenario
-from experiments.store import read_jsonl
+from experiments.store import JsonlRows, iter_jsonl, read_jsonl
 from experiments.thresholds import evaluate_all
 from experiments.truth import TRUTH_COLUMNS
 
@@ -50,6 +51,28 @@ SUMMARY_KEYS = [
 ]
 
 RUN_FILE = "run.json"
+
+# What the checker and the latency budget read of each file. The rest (the simulator's
+# per-request and per-index rows, the monitor's per-delivery and bad-input rows, a
+# trade's own fields) stays on disk: a simulated week's histories held whole took 4.4 GB.
+SIM_EVENTS = frozenset({"start", "stop", "block_published", "fault_start", "fault_stop"})
+MONITOR_EVENTS = frozenset({"start", "stop", "api_call", "feed", "state", "fallback"})
+TRADE_FIELDS = ("id", "wallet", "block_number", "block_hash")
+
+
+def _sim_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    return row if row.get("event") in SIM_EVENTS else None
+
+
+def _monitor_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    return row if row.get("event") in MONITOR_EVENTS else None
+
+
+def _detection_row(row: dict[str, Any]) -> dict[str, Any]:
+    trade = row.get("trade")
+    if isinstance(trade, dict):
+        row["trade"] = {k: trade[k] for k in TRADE_FIELDS if k in trade}
+    return row
 
 
 def empty_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -103,12 +126,18 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
                 wallets=tuple(run["wallets"]),
                 mode=scenario.mode,
             )
-            sim_rows = read_jsonl(sdir / "sim_history.jsonl")
-            monitor_rows = read_jsonl(sdir / "monitor_history.jsonl")
+            # the histories are read again at each pass, never held whole (a week's are
+            # ~1.6 million rows); only the monitor's few state rows are kept as a list
+            sim_path = sdir / "sim_history.jsonl"
+            sim_end_ns = max((int(r["t_ns"]) for r in iter_jsonl(sim_path)), default=0)
+            sim_rows = JsonlRows(sim_path, _sim_row)
+            monitor_rows = read_jsonl(sdir / "monitor_history.jsonl", _monitor_row)
             det_path = sdir / "detections.jsonl"
-            det_rows = read_jsonl(det_path) if det_path.exists() else []
+            det_rows: Iterable[dict[str, Any]] = (
+                JsonlRows(det_path, _detection_row) if det_path.exists() else [])
             truth, detections, outcomes, measures = run_checker(
-                sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"))
+                sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"),
+                sim_end_ns=sim_end_ns)
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
@@ -130,8 +159,8 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
     return summary
 
 
-def _latency_stages(sim_rows: list[dict[str, Any]], monitor_rows: list[dict[str, Any]],
-                    det_rows: list[dict[str, Any]], resources: dict[str, Any] | None
+def _latency_stages(sim_rows: Iterable[dict[str, Any]], monitor_rows: list[dict[str, Any]],
+                    det_rows: Iterable[dict[str, Any]], resources: dict[str, Any] | None
                     ) -> dict[str, Any] | None:
     """The latency budget (:mod:`experiments.latency_budget`) when the detections carry
     stage stamps, with what the harness adds as its own lines; else None."""

@@ -386,13 +386,16 @@ def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run_checker(sim_rows: list[dict[str, Any]], monitor_rows: list[dict[str, Any]],
-                detection_rows: list[dict[str, Any]], params: CheckParams, *,
+def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Mapping[str, Any]],
+                detection_rows: Iterable[Mapping[str, Any]], params: CheckParams, *,
                 thresholds: Iterable[str] = (),
                 resources: Mapping[str, Any] | None = None,
+                sim_end_ns: int | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Truth, detections, outcomes and the measures (a partial scenario summary).
 
+    ``sim_end_ns``: the last ``t_ns`` of the whole simulator history when ``sim_rows`` is
+    a selection of it (an unstopped fault runs to there); else taken from ``sim_rows``.
     Raises :class:`CheckerError` when the data cannot support a verdict.
     """
     try:
@@ -407,8 +410,9 @@ def run_checker(sim_rows: list[dict[str, Any]], monitor_rows: list[dict[str, Any
     if not any(r.get("event") == "start" for r in monitor_rows):
         raise CheckerError("monitor history has no 'start' row")
     detections = detections_frame(detection_rows)
-    windows = fault_windows(sim_rows, max(params.window_end_ns,
-                                          max((int(r["t_ns"]) for r in sim_rows), default=0)))
+    if sim_end_ns is None:
+        sim_end_ns = max((int(r["t_ns"]) for r in sim_rows), default=0)
+    windows = fault_windows(sim_rows, max(params.window_end_ns, sim_end_ns))
     outcomes = classify(truth, detections, windows, params)
     summary: dict[str, Any] = {}
     summary.update(outcome_counts(outcomes))

@@ -16,7 +16,7 @@ the others are marked ``in_window = False`` and the checker ignores their delive
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -36,7 +36,7 @@ class TruthError(ValueError):
     """The simulator history cannot give a truth (missing rows, bad fields)."""
 
 
-def sim_start(sim_rows: list[dict[str, Any]]) -> dict[str, Any]:
+def sim_start(sim_rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The simulator's ``start`` row (``t0_ns``, ``speed``, ...)."""
     for row in sim_rows:
         if row.get("event") == "start":
@@ -44,7 +44,7 @@ def sim_start(sim_rows: list[dict[str, Any]]) -> dict[str, Any]:
     raise TruthError("simulator history has no 'start' row")
 
 
-def build_truth(sim_rows: list[dict[str, Any]], wallets: Iterable[str], *,
+def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *,
                 window: tuple[int, int] | None = None) -> pd.DataFrame:
     """One row per trade of a watched wallet that any published block held.
 

@@ -22,6 +22,7 @@ from experiments.checker import OUTCOME_COLUMNS
 from experiments.store import JsonlError, read_jsonl
 
 __all__ = [
+    "BULK_EVENTS",
     "Run",
     "RunStoreError",
     "ScenarioData",
@@ -33,13 +34,24 @@ __all__ = [
     "summaries_frame",
 ]
 
+# The per-block, per-index, per-request and per-delivery rows of the histories (a simulated
+# week: ~1.5 million of them) are facts the analysis already turned into truth, detections
+# and outcomes; the report and the notebook read the rest. ``iter_jsonl`` reads a whole file.
+BULK_EVENTS = frozenset({"block_published", "explorer_indexed", "request", "delivered"})
+
+
+def _not_bulk(row: dict[str, Any]) -> dict[str, Any] | None:
+    return None if row.get("event") in BULK_EVENTS else row
+
+
 class RunStoreError(Exception):
     """The path given is not a run directory at all. Print it; exit code 2."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ScenarioData:
-    """One scenario of a run: its summary plus the data frames that could be read."""
+    """One scenario of a run: its summary plus the data frames that could be read. The
+    histories are without their :data:`BULK_EVENTS` rows."""
 
     name: str
     path: Path
@@ -123,7 +135,7 @@ def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
         problems.append(f"{path.name} is missing")
         return None
     try:
-        rows = read_jsonl(path)
+        rows = read_jsonl(path, _not_bulk)
     except OSError as exc:
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from report_fixtures import build_run
 
 from reports.criteria import load_criteria
-from reports.load import load_run
+from reports.load import BULK_EVENTS, load_run
 from reports.reliability import reliability_rows
 from reports.render import write_report
 
@@ -46,3 +46,25 @@ def test_reliability_rows_count_what_the_histories_say(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert 'id="reliability"' in html and "ws_not_json&nbsp;2" in html
     assert '<span class="warn">polling</span>' in html
+
+
+def test_the_report_reads_the_histories_without_their_bulk_rows(tmp_path: Path) -> None:
+    """A simulated week's histories hold ~1.5 million per-block, per-request and
+    per-delivery rows that the analysis already turned into tables: the report's frames
+    leave them out and keep every row the report reads."""
+    run = build_run(tmp_path)
+    sdir = run / "ws_drop"
+    _append(sdir / "sim_history.jsonl", [
+        {"t_ns": 9, "event": "request", "method": "eth_getLogs"},
+        {"t_ns": 9, "event": "explorer_indexed", "number": 1},
+        {"t_ns": 9, "event": "malformed", "kind": "ws_garbage"}])
+    _append(sdir / "monitor_history.jsonl", [
+        {"t_ns": 10, "event": "delivered", "trade_id": "0x1:1"},
+        {"t_ns": 11, "event": "bad_input", "kind": "ws_not_json"}])
+    sc = load_run(run).scenario("ws_drop")
+    assert sc.sim_history is not None and sc.monitor_history is not None
+    sim_events, mon_events = set(sc.sim_history["event"]), set(sc.monitor_history["event"])
+    assert not (sim_events | mon_events) & BULK_EVENTS
+    assert {"start", "fault_start", "malformed"} <= sim_events
+    assert {"start", "state", "bad_input"} <= mon_events
+    assert sc.t0_ns is not None
