@@ -48,8 +48,9 @@ test: install anvil ethers chromium
 test-fast: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-# the long forms (not in make test): the 20-kill crash loop, and a simulated day under 5
-# seeds in virtual time with every fault kind hourly; its run and report land in results/soak
+# the long forms (not in make test): the 20-kill crash loop, and a simulated week under 5
+# seeds (two at a time) in virtual time with every fault kind hourly; its run and report
+# land in results/soak
 soak: install anvil
 	SOAK_OUT=$(abspath results)/soak ANVIL_BIN=$(abspath $(ANVIL)) \
 	  $(BIN)/python -m pytest -q -s -m soak -p no:cacheprovider

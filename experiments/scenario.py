@@ -34,6 +34,9 @@ A scenario is a TOML file (``experiments/scenarios/*.toml``)::
     sim_duration_s = 120
     speed = 40
 
+``extends = "other.toml"`` (a file beside it) starts from another scenario: tables merge
+key by key, anything else replaces the other's (experiments/scenarios/soak/soak_week.toml).
+
 :func:`load_scenario` raises :class:`ScenarioError` whose message names the file and the
 field: ``scenarios/x.toml: monitor.mode: must be websocket or polling``.
 """
@@ -528,9 +531,19 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario") -> Scenari
         raise ScenarioError(_format_error(where, exc)) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
-    path = Path(path)
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, anything else (values, arrays
+    such as ``[[faults]]``) is replaced whole."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _scenario_document(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -539,7 +552,24 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
-    return scenario_from_dict(data, str(path))
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base.endswith(".toml"):
+        raise ScenarioError(f"{path}: extends: expected a scenario file name (x.toml), "
+                            f"got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ScenarioError(f"{path}: extends: {base} extends this file again (a cycle)")
+    return _merged(_scenario_document(base_path, (*seen, path.resolve())), data)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. ``extends = "other.toml"`` (beside it) starts
+    from that scenario: tables such as ``[monitor]`` merge key by key, anything else
+    (``name``, ``sim_duration_s``, the whole ``[[faults]]`` list) replaces the other's."""
+    path = Path(path)
+    return scenario_from_dict(_scenario_document(path), str(path))
 
 
 def default_scenarios_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,45 @@ def test_malformed_mixed_schedules_every_malformed_fault_beside_existing_ones() 
     assert {"ws_garbage", "bad_log", "rpc_garbage", "explorer_garbage", "head_jump"} <= names
     assert {"ws_refuse", "ws_drop", "reorg", "rpc_errors"} <= names
     assert {"missed_pct < 1", "duplicates == 0", "phantoms == 0"} <= set(s.thresholds)
+
+
+def test_a_scenario_extends_another_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text(
+        'name = "base"\nrecording = "default"\nsim_duration_s = 60\n'
+        '[wallets]\ncount = 3\n[monitor]\nmode = "websocket"\nfallback_after = 20\n'
+        '[[faults]]\nname = "ws_drop"\ntarget = "ws"\nat = 10\n')
+    (tmp_path / "long.toml").write_text(
+        'extends = "base.toml"\nname = "long"\nsim_duration_s = 600\n'
+        '[monitor]\nfallback_after = 30\n')
+    long = load_scenario(tmp_path / "long.toml")
+    assert (long.name, long.sim_duration_s, long.wallets.count) == ("long", 600, 3)
+    assert (long.monitor.mode, long.monitor.fallback_after) == ("websocket", 30)  # merged
+    assert [f.name for f in long.faults] == ["ws_drop"]
+    # the stored scenario.toml of a run is whole: it needs no base beside it
+    assert "extends" not in long.to_toml_dict()
+    (tmp_path / "other.toml").write_text(
+        'extends = "base.toml"\nname = "other"\n[[faults]]\nname = "reorg"\nat = 5\n')
+    assert [f.name for f in load_scenario(tmp_path / "other.toml").faults] == ["reorg"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('extends = "missing.toml"\n', "missing.toml: no such scenario file"),
+    ('extends = 3\n', "a.toml: extends: expected a scenario file name (x.toml), got 3"),
+    ('extends = "a.toml"\n', "a.toml: extends: a.toml extends this file again (a cycle)"),
+    ('extends = "b.toml"\n', "extends this file again (a cycle)"),
+])
+def test_a_bad_extends_is_refused_naming_the_file(tmp_path: Path, text: str,
+                                                   expected: str) -> None:
+    (tmp_path / "a.toml").write_text(text + 'name = "a"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\nname = "b"\n')
+    with pytest.raises(ScenarioError, match=re.escape(expected)):
+        load_scenario(tmp_path / "a.toml")
+
+
+def test_the_soak_week_is_the_soak_day_made_a_week_long() -> None:
+    soak = Path(__file__).resolve().parents[2] / "experiments" / "scenarios" / "soak"
+    day, week = load_scenario(soak / "soak_day.toml"), load_scenario(soak / "soak_week.toml")
+    assert week.sim_duration_s == 7 * day.sim_duration_s == 604_800
+    assert week.faults == day.faults and week.monitor == day.monitor
+    assert week.blocks is not None and week.blocks * 2 >= week.sim_duration_s + week.grace_s
+    assert max(f.params.get("depth", 0) for f in day.faults) == 64

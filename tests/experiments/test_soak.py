@@ -2,8 +2,9 @@
 duplicated or phantom, and nothing that grows from the first simulated hour to the last:
 file descriptors, the outbox, the live queue (the monitor's memory holds at most
 ``dedup_capacity`` trade ids by construction). ``make test`` runs the simulated day on one
-seed; ``make soak`` runs the simulated day under 5 seeds (``python -m experiments run
-experiments/scenarios/soak/soak_day.toml --clock virtual --seeds 5``) and checks each."""
+seed; ``make soak`` runs the simulated week under 5 seeds, two at a time (``python -m
+experiments run experiments/scenarios/soak/soak_week.toml --clock virtual --seeds 5 --jobs
+2``), and checks each."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOAK = ROOT / "experiments" / "scenarios" / "soak" / "soak_day.toml"
+SOAK_WEEK = SOAK.with_name("soak_week.toml")
 KINDS = {"ws_drop", "ws_stall", "ws_silent", "reorg", "ws_refuse", "rpc_errors",
          "explorer_down", "explorer_rate_limit", "ws_garbage", "bad_log", "head_jump",
          "rpc_garbage", "explorer_garbage"}
@@ -89,16 +91,18 @@ def test_one_simulated_day_with_every_fault_kind(tmp_path: Path) -> None:
 
 
 @pytest.mark.soak
-def test_a_simulated_day_under_five_seeds(tmp_path: Path) -> None:
+def test_a_simulated_week_under_five_seeds(tmp_path: Path) -> None:
     out = Path(__import__("os").environ.get("SOAK_OUT", str(tmp_path)))
-    proc = subprocess.run([sys.executable, "-m", "experiments", "run", str(SOAK),
+    proc = subprocess.run([sys.executable, "-m", "experiments", "run", str(SOAK_WEEK),
                            "--clock", "virtual", "--seeds", "5", "--jobs", "2",
                            "--no-progress", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=5400)
+                          cwd=ROOT, capture_output=True, text=True, timeout=6 * 3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    root = out / "latest" / "soak_day"
+    root = out / "latest" / "soak_week"
     for seed in range(1, 6):
-        print(seed, check_soak_dir(root / "seeds" / str(seed)))
+        figures = check_soak_dir(root / "seeds" / str(seed))
+        assert figures["hours"] == 7 * 24
+        print(seed, figures)
     pooled = json.loads((root / "summary.json").read_text())
     assert pooled["thresholds"][0]["passed"] is True
     print("pooled:", pooled["thresholds"][0]["note"])
