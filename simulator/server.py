@@ -68,7 +68,6 @@ _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait 
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
-_IDLE_WAKE_S = 1.0  # loop seconds between replay turns when nothing is scheduled
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
 
@@ -425,25 +424,31 @@ class Simulator:
                     self.published.notify_all()
                 await self._pace()
                 continue
-            wakes = [t for t in (chain.next_publish_ns(), chain.next_index_ns(),
+            # an explorer_indexed row carries its own time: it is written at the turn after
+            # it (the next block's); the replay wakes for it only once no block is to come
+            next_publish = chain.next_publish_ns()
+            wakes = [t for t in (next_publish if next_publish is not None
+                                 else chain.next_index_ns(),
                                  self.board.next_stop_ns(),
                                  self._schedule[0][0] if self._schedule else None)
                      if t is not None]
             self._wake.clear()
-            # sleep until the next thing to do (a still chain: a second at a time); rows
+            # sleep until the next thing to do (nothing: until a fault is started); rows
             # written meanwhile (requests) are flushed by their own timer, _flush_soon
-            timeout = _IDLE_WAKE_S if not wakes else max(min(wakes) - self.now_ns(), 0) / _NS
-            if timeout <= 0:
+            timeout = None if not wakes else max(min(wakes) - self.now_ns(), 0) / _NS
+            if timeout is not None and timeout <= 0:
                 await asyncio.sleep(0)
                 continue
             self._flush_history()
             # a timer that sets the event, not wait_for: no task to create and cancel (in
-            # virtual time the replay sleeps ~3,600 times a simulated hour)
-            timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+            # virtual time every sleep is a jump of the clock: ~1,800 a simulated hour)
+            timer = None if timeout is None else \
+                asyncio.get_running_loop().call_later(timeout, self._wake.set)
             try:
                 await self._wake.wait()
             finally:
-                timer.cancel()
+                if timer is not None:
+                    timer.cancel()
 
     async def _pace(self) -> None:
         """Let the writers catch up when some client has a long queue (max-speed replay)."""

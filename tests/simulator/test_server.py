@@ -444,29 +444,37 @@ class _CountingEvent(asyncio.Event):
         return await super().wait()
 
 
-def test_the_replay_sleeps_until_its_next_block_index_or_fault_not_once_a_second(
+def test_the_replay_sleeps_until_its_next_block_not_once_a_second_nor_per_index_time(
         tmp_path: Path) -> None:
     """Virtual time: each sleep of the replay is a jump of the loop's clock, so the replay
-    must not wake when it has nothing to do (it woke every simulated second to flush its
-    history: ~1,100 extra wakes a simulated hour)."""
+    wakes only for its next block (or fault): it woke every simulated second to flush its
+    history, and at every index time to write an ``explorer_indexed`` row, which carries
+    its own time and is written at the next block's turn (once no block is to come, the
+    replay wakes for the index times left, then sleeps until a fault is started)."""
     from monitor.clock import LoopClock
 
-    async def main() -> tuple[int, int]:
+    async def main() -> tuple[int, Simulator]:
         clock = LoopClock()
         sim = Simulator(make_recording(8, interval=20), speed=1.0,
-                        history=SimHistory(tmp_path / "h.jsonl", clock_ns=clock.now_ns),
+                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
                         clock_ns=clock.now_ns)
         counter = _CountingEvent()
         sim._wake = counter
         async with sim:
-            # 0 s: block 1000; a block every 20 s, each indexed some seconds after it
+            # 0 s: block 1000; a block every 20 s (140 s: the last), each indexed some
+            # seconds after it; 200 s: nothing left to do for 30 s
             await sim.wait_published(8, timeout=600)
-        return counter.waits, sim.chain.published
+            await asyncio.sleep(90.0)
+            waits = counter.waits
+        return waits, sim
 
-    waits, published = _virtual(main)
-    assert published == 8
-    # one sleep before each block and each index time (140 simulated s; it was 158 sleeps)
-    assert waits <= 2 * 8 + 2, waits
+    waits, sim = _virtual(main)
+    assert sim.chain.published == 8
+    # one sleep before each block, one for the last index time(s): 158 sleeps at d62b04e
+    assert waits <= 8 + 3, waits
+    indexed = sim.history.events("explorer_indexed")
+    assert [r["number"] for r in indexed] == list(range(1000, 1008))
+    assert [r["t_ns"] for r in indexed] == [sim.chain.blocks[i].indexed_ns for i in range(8)]
 
 
 def test_request_rows_reach_the_history_file_within_a_second_between_blocks(
