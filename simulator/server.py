@@ -187,7 +187,8 @@ class WsConn:
                         if transport.is_closing():
                             return
                         await asyncio.sleep(0.002)  # flow control: the peer is slow
-                    await asyncio.sleep(0)
+                    if queue:  # more due: let others run first (not needed when drained)
+                        await asyncio.sleep(0)
                     continue
                 wait = (queue[0][0] - now) / _NS
                 self.wake.clear()
@@ -422,8 +423,10 @@ class Simulator:
                 self._flush_history()
                 async with self.published:
                     self.published.notify_all()
-                await self._pace()
-                continue
+                following = chain.next_publish_ns()
+                if following is not None and following <= self.now_ns():
+                    await self._pace()  # catching up: let the writers run between blocks
+                    continue
             # an explorer_indexed row carries its own time: it is written at the turn after
             # it (the next block's); the replay wakes for it only once no block is to come
             next_publish = chain.next_publish_ns()
