@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from polyvocab.errors import BadResponse
@@ -57,7 +58,9 @@ def quantity(value: Any, what: str = "quantity") -> int:
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_STEP = {"[": 1, "]": -1}
+_SQUARE = str.maketrans("{}", "[]")  # depth counts both kinds alike
+_RUNS = re.compile(r"\[+|\]+")
 
 
 def nesting_ok(text: str, limit: int = MAX_DEPTH) -> bool:
@@ -75,7 +78,19 @@ def nesting_ok(text: str, limit: int = MAX_DEPTH) -> bool:
 
 
 def _depth(brackets: str) -> int:
-    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+    """The highest running sum of +1 (opening) and -1 (closing) over ``brackets``. Long
+    runs (the hostile frame: 100,000 openings) are summed a run at a time (~0.2 ms
+    instead of ~11 ms a 100 KB frame), short ones a bracket at a time: the same sums."""
+    square = brackets.translate(_SQUARE)
+    steps: Iterable[int]
+    if (square.count("[]") + square.count("][")) * 16 < len(square):
+        runs = [len(run) if run[0] == "[" else -len(run) for run in _RUNS.findall(square)]
+        if runs[0] < -1:  # a leading run of closings peaks at its first: -1
+            runs[0:1] = [-1, runs[0] + 1]
+        steps = runs
+    else:
+        steps = map(_STEP.__getitem__, square)
+    return max(itertools.accumulate(steps), default=0)
 
 
 def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
