@@ -15,6 +15,7 @@ import operator
 import re
 from binascii import a2b_hex
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, Literal
 
 from eth_abi import decode as abi_decode
@@ -134,10 +135,7 @@ _PLAIN_TYPES = frozenset({_DECLARED, tuple(type(None) if n == "block_timestamp" 
 
 def _json_float(x: float) -> str:
     """A float as json writes it (``repr``; NaN and infinities by their JSON names)."""
-    return _encode(x) if x != x or x in (_INF, -_INF) else float.__repr__(x)
-
-
-_INF = float("inf")
+    return float.__repr__(x) if isfinite(x) else _encode(x)
 
 
 def _quantity(value: Any, what: str) -> int:
