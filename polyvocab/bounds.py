@@ -18,6 +18,7 @@ Bounds (module constants, documented in docs/contracts.md):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -58,6 +59,8 @@ def quantity(value: Any, what: str = "quantity") -> int:
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKET_SUB = functools.partial(_NOT_BRACKET.sub, "")
+_BRACKETS = re.compile(r"[\[\]{}]+")
 _STEP = {"[": 1, "]": -1}
 _SQUARE = str.maketrans("{}", "[]")  # depth counts both kinds alike
 _RUNS = re.compile(r"\[+|\]+")
@@ -70,11 +73,18 @@ def nesting_ok(text: str, limit: int = MAX_DEPTH) -> bool:
     arrays into a segmentation fault. Cost: two ``count`` calls for anything with few
     brackets (every notification); a C-speed scan (strings dropped, brackets summed)
     for big bodies."""
-    if text.count("[") + text.count("{") <= limit:
+    opening = text.count("[") + text.count("{")
+    if opening <= limit:
         return True
-    if _depth(_NOT_BRACKET.sub("", text)) <= limit:  # brackets in strings only add depth
+    # the brackets alone: dropping the rest, or (a body mostly brackets) keeping them
+    only = _brackets if 4 * opening > len(text) else _NOT_BRACKET_SUB
+    if _depth(only(text)) <= limit:  # brackets in strings only add depth
         return True
-    return _depth(_NOT_BRACKET.sub("", _STRING.sub("", text))) <= limit  # exact, slower
+    return _depth(only(_STRING.sub("", text))) <= limit  # exact, slower
+
+
+def _brackets(text: str) -> str:
+    return "".join(_BRACKETS.findall(text))
 
 
 def _depth(brackets: str) -> int:
