@@ -373,6 +373,7 @@ class Simulator:
             self._runner = None
         for fault in list(self.board.active.values()):
             self._stop_fault(fault)
+        self._record_indexed(self.now_ns())  # index times passed since the last turn
         self.history.record("stop", head=self.chain.head_number,
                             history_write_ns=_spread(self._history_write_ns))
         self._flush_history()
@@ -416,9 +417,7 @@ class Simulator:
                                     timestamp=block.rb.timestamp,
                                     order_filled=block.order_filled(), fanout_ns=t_fan - t_pub)
                 self._history_write_ns.append(self.now_ns() - t_fan)
-            for block in chain.newly_indexed(now):
-                self.history.record("explorer_indexed", number=block.number, hash=block.hash,
-                                    t_ns=block.indexed_ns)
+            self._record_indexed(now)
             if blocks:
                 self._flush_history()
                 async with self.published:
@@ -452,6 +451,13 @@ class Simulator:
             finally:
                 if timer is not None:
                     timer.cancel()
+
+    def _record_indexed(self, now: int) -> None:
+        """``explorer_indexed`` rows of the blocks whose index time passed by ``now``, each
+        stamped with its index time (written at the replay's turns, and at stop)."""
+        for block in self.chain.newly_indexed(now):
+            self.history.record("explorer_indexed", number=block.number, hash=block.hash,
+                                t_ns=block.indexed_ns)
 
     async def _pace(self) -> None:
         """Let the writers catch up when some client has a long queue (max-speed replay)."""

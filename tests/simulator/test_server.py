@@ -549,3 +549,25 @@ def test_one_replay_turn_a_block_and_one_writer_pass_a_notification_batch(
     assert heads == published == 8
     assert turns <= 8 + 2, turns  # 17 before: a second turn after each block
     assert yields["write_loop"] == 0, yields  # 8 before: one a notification batch
+
+
+def test_index_times_passed_since_the_last_block_are_written_at_stop() -> None:
+    """The replay writes ``explorer_indexed`` rows at its next block's turn; a node stopped
+    before that turn still writes the rows of the index times that passed."""
+    from monitor.clock import LoopClock
+
+    async def main() -> tuple[Simulator, int]:
+        clock = LoopClock()
+        sim = Simulator(make_recording(3, interval=60), speed=1.0,
+                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
+                        clock_ns=clock.now_ns)
+        async with sim:
+            await sim.wait_published(2, timeout=120)
+            await asyncio.sleep(30.0)  # 60 s: block 1001; indexed a few s later; 90 s: stop
+        return sim, clock.now_ns()
+
+    sim, stopped_ns = _virtual(main)
+    indexed = sim.history.events("explorer_indexed")
+    assert [r["number"] for r in indexed] == [1000, 1001]
+    assert indexed[-1]["t_ns"] == sim.chain.blocks[1].indexed_ns < stopped_ns
+    assert sim.history.rows is not None and sim.history.rows[-1]["event"] == "stop"
