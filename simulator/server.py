@@ -569,6 +569,7 @@ class Simulator:
                     self._stop_tasks.add(task)
                     task.add_done_callback(self._stop_tasks.discard)
             elif isinstance(command, Reorg):
+                self._record_indexed(self.now_ns())  # blocks it may orphan were indexed
                 result = self.chain.reorg(command.depth, self.now_ns(),
                                           seed=command.seed, move_share=command.move_share,
                                           vanish_share=command.vanish_share)

@@ -571,3 +571,27 @@ def test_index_times_passed_since_the_last_block_are_written_at_stop() -> None:
     assert [r["number"] for r in indexed] == [1000, 1001]
     assert indexed[-1]["t_ns"] == sim.chain.blocks[1].indexed_ns < stopped_ns
     assert sim.history.rows is not None and sim.history.rows[-1]["event"] == "stop"
+
+
+def test_a_block_indexed_then_orphaned_before_the_next_block_keeps_its_index_row() -> None:
+    """The orphaned block was visible to the explorer from its index time until the
+    reorg: its ``explorer_indexed`` row is written before the reorg replaces it."""
+    from monitor.clock import LoopClock
+
+    async def main() -> Simulator:
+        clock = LoopClock()
+        sim = Simulator(make_recording(3, interval=60), speed=1.0,
+                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
+                        clock_ns=clock.now_ns)
+        async with sim:
+            await sim.wait_published(2, timeout=120)
+            await asyncio.sleep(30.0)  # 60 s: block 1001, indexed a few s later
+            sim.start_fault("reorg", params={"depth": 1})  # 90 s: 1001 orphaned
+            await sim.wait_published(3, timeout=120)
+        return sim
+
+    sim = _virtual(main)
+    reorg = sim.history.events("reorg")[0]
+    indexed = sim.history.events("explorer_indexed")
+    orphan = [r["t_ns"] for r in indexed if r["hash"] == reorg["old_hashes"][0]]
+    assert len(orphan) == 1 and orphan[0] < reorg["t_ns"]
