@@ -850,11 +850,15 @@ class WsShard:
         Committed are the stored block hashes up to the cursor, and the blocks of the
         standing deliveries of the last ``tracker.keep`` blocks up to the cursor (a trade
         delivered live whose block hash was never stored, because a backfill or the
-        explorer then moved the cursor past it). They are checked from the highest down
-        until one matches the node. A reorg while the monitor was down, or one whose
-        removals were lost in a crash, shows as a mismatch, and everything from the lowest
-        mismatch up is re-checked: orphans retracted, the cursor rewound. A block the node
-        does not have cannot be judged and is skipped."""
+        explorer then moved the cursor past it). The stored blocks are checked from the
+        highest down until one matches the node (they are the feed's one view of the chain);
+        every block that holds a standing delivery is checked, whatever matched above it: a
+        delivery backfilled before a reorg whose removals went to nobody sits below the
+        deliveries of the new chain, which match. A reorg while the monitor was down, or
+        one whose removals were lost in a crash or a lagging subscription, shows as a
+        mismatch, and everything from the lowest mismatch up is re-checked: orphans
+        retracted, the cursor rewound. A block the node does not have cannot be judged and
+        is skipped."""
         cur = self.cursor()
         if cur is None:
             return
@@ -862,16 +866,22 @@ class WsShard:
         for n, h in self.store.blocks().items():
             if n <= cur:
                 claims.setdefault(n, set()).add(h.lower())
+        delivered: set[int] = set()
         for _tid, n, h in self.store.standing_in_range(
                 self.wallets, max(0, cur - self.tracker.keep), cur):
             claims.setdefault(n, set()).add(h.lower())
+            delivered.add(n)
         fork: int | None = None
+        vouched = False  # a stored block matched: the stored ones below it need no call
         for n in sorted(claims, reverse=True):
+            if vouched and n not in delivered:
+                continue
             now = await self._canonical_hash(n)
             if now is None:
                 continue
             if claims[n] == {now}:
-                break
+                vouched = True
+                continue
             fork = n
         if fork is None:
             return

@@ -636,6 +636,49 @@ def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
 
 
+def test_an_orphan_below_a_later_delivery_is_still_found_at_the_reconnect(
+        tmp_path: Path) -> None:
+    """The simulated week's two phantoms (seed 1, t = 257,797 s): trades backfilled while
+    the subscription lagged, their block reorged away with the removal sent to nobody, and
+    the backfill then delivered a trade of the new chain above them before the reconnect
+    re-checked. The re-check went from the highest block it had a claim on down and stopped
+    at the first that matched the node, so the orphan below was never looked at. A match
+    says nothing about a delivery made before the reorg: every block that holds a standing
+    delivery is checked."""
+    orphan = order_filled(block=105, tx=9)
+    later = order_filled(block=112, tx=10)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(orphan)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.head = 110
+                await node.new_head(110)  # a gap: the backfill delivers block 105
+                await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109),
+                            "backfilled")
+                node.logs[:] = [later]  # block 105 replaced, its removal lost
+                replace_block(node, 105)
+                node.head = 115
+                await node.new_head(115)  # another gap: the backfill delivers block 112
+                await until(lambda: len(sink.events) == 2 and cursor_at_least(mon, 114),
+                            "the later trade backfilled")
+                node.subscribed.clear()
+                node.subs.clear()
+                for ws in list(node.sockets):
+                    await ws.close()
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(116)
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+    retracted = history_rows(tmp_path, "retracted")
+    assert [r["trade_id"] for r in retracted] == [f"{orphan['transactionHash']}:0"]
+
+
 def test_a_log_range_the_node_cannot_answer_in_time_is_asked_again_in_halves(
         tmp_path: Path) -> None:
     """Busy wallets put thousands of logs in one backfill range; a node under load then
