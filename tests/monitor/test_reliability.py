@@ -99,6 +99,23 @@ def cursor_at_least(mon: WalletMonitor, block: int) -> bool:
     return cur is not None and cur.block >= block
 
 
+async def backfill_block_105(node: HostileNode, mon: WalletMonitor, sink: MemorySink) -> None:
+    """First sync at head 100, then a gap to head 110: the backfill delivers block 105."""
+    await first_sync(node, mon)
+    node.head = 110
+    await node.new_head(110)
+    await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109), "backfilled")
+
+
+async def drop_and_resubscribe(node: HostileNode) -> None:
+    """Close every socket; wait for the monitor's new subscriptions."""
+    node.subscribed.clear()
+    node.subs.clear()
+    for ws in list(node.sockets):
+        await ws.close()
+    await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+
+
 # -- 1. a task never dies silently -------------------------------------------------------
 
 def test_polling_survives_a_non_hex_block_number_row_and_delivers_the_valid_trade(
@@ -614,18 +631,10 @@ def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
             node.logs.append(live)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
-                await first_sync(node, mon)
-                node.head = 110
-                await node.new_head(110)  # a gap: the backfill delivers block 105
-                await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109),
-                            "backfilled")
+                await backfill_block_105(node, mon, sink)
                 node.logs.clear()  # block 105 replaced while the socket is down
                 replace_block(node, 105)
-                node.subscribed.clear()
-                node.subs.clear()
-                for ws in list(node.sockets):
-                    await ws.close()
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await drop_and_resubscribe(node)
                 node.head = 111
                 await node.new_head(111)
                 await until(lambda: any(e.kind == "retraction" for e in sink.events),
@@ -654,22 +663,14 @@ def test_an_orphan_below_a_later_delivery_is_still_found_at_the_reconnect(
             node.logs.append(orphan)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
-                await first_sync(node, mon)
-                node.head = 110
-                await node.new_head(110)  # a gap: the backfill delivers block 105
-                await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109),
-                            "backfilled")
+                await backfill_block_105(node, mon, sink)
                 node.logs[:] = [later]  # block 105 replaced, its removal lost
                 replace_block(node, 105)
                 node.head = 115
                 await node.new_head(115)  # another gap: the backfill delivers block 112
                 await until(lambda: len(sink.events) == 2 and cursor_at_least(mon, 114),
                             "the later trade backfilled")
-                node.subscribed.clear()
-                node.subs.clear()
-                for ws in list(node.sockets):
-                    await ws.close()
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await drop_and_resubscribe(node)
                 await node.new_head(116)
                 await until(lambda: any(e.kind == "retraction" for e in sink.events),
                             "the orphan retracted")
