@@ -551,16 +551,21 @@ def test_one_replay_turn_a_block_and_one_writer_pass_a_notification_batch(
     assert yields["write_loop"] == 0, yields  # 8 before: one a notification batch
 
 
+def _minute_blocks_on_the_loop_clock() -> tuple[Simulator, Any]:
+    """A node of 3 blocks a minute apart whose clock and history follow the loop's time."""
+    from monitor.clock import LoopClock
+
+    clock = LoopClock()
+    return Simulator(make_recording(3, interval=60), speed=1.0,
+                     history=SimHistory(keep=True, clock_ns=clock.now_ns),
+                     clock_ns=clock.now_ns), clock
+
+
 def test_index_times_passed_since_the_last_block_are_written_at_stop() -> None:
     """The replay writes ``explorer_indexed`` rows at its next block's turn; a node stopped
     before that turn still writes the rows of the index times that passed."""
-    from monitor.clock import LoopClock
-
     async def main() -> tuple[Simulator, int]:
-        clock = LoopClock()
-        sim = Simulator(make_recording(3, interval=60), speed=1.0,
-                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
-                        clock_ns=clock.now_ns)
+        sim, clock = _minute_blocks_on_the_loop_clock()
         async with sim:
             await sim.wait_published(2, timeout=120)
             await asyncio.sleep(30.0)  # 60 s: block 1001; indexed a few s later; 90 s: stop
@@ -576,13 +581,8 @@ def test_index_times_passed_since_the_last_block_are_written_at_stop() -> None:
 def test_a_block_indexed_then_orphaned_before_the_next_block_keeps_its_index_row() -> None:
     """The orphaned block was visible to the explorer from its index time until the
     reorg: its ``explorer_indexed`` row is written before the reorg replaces it."""
-    from monitor.clock import LoopClock
-
     async def main() -> Simulator:
-        clock = LoopClock()
-        sim = Simulator(make_recording(3, interval=60), speed=1.0,
-                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
-                        clock_ns=clock.now_ns)
+        sim, _clock = _minute_blocks_on_the_loop_clock()
         async with sim:
             await sim.wait_published(2, timeout=120)
             await asyncio.sleep(30.0)  # 60 s: block 1001, indexed a few s later
