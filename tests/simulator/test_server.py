@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -502,53 +501,6 @@ def test_request_rows_reach_the_history_file_within_a_second_between_blocks(
 
     at_once, later = _virtual(main)
     assert (at_once, later) == (0, 1)
-
-
-def test_one_replay_turn_a_block_and_one_writer_pass_a_notification_batch(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Virtual time: after publishing a block whose successor is not due yet, the replay
-    goes straight to sleep (it took a second turn each block to find nothing due), and a
-    connection's writer that has sent everything waits for more without yielding a loop
-    turn first (it did: one more pass a block and connection)."""
-    from monitor.clock import LoopClock
-
-    yields: Counter[str] = Counter()
-    real_sleep = asyncio.sleep
-
-    async def counting_sleep(delay: float, *args: Any) -> Any:
-        if delay == 0:
-            yields[sys._getframe(1).f_code.co_name] += 1
-        return await real_sleep(delay, *args)
-
-    async def main() -> tuple[int, int, int]:
-        clock = LoopClock()
-        sim = Simulator(make_recording(8, interval=20), speed=1.0,
-                        history=SimHistory(keep=True, clock_ns=clock.now_ns),
-                        clock_ns=clock.now_ns, autostart=False)
-        advance = sim.chain.advance
-        turns = 0
-
-        def counting_advance(now_ns: int, limit: int | None = None) -> Any:
-            nonlocal turns
-            turns += 1
-            return advance(now_ns, limit)
-
-        sim.chain.advance = counting_advance  # type: ignore[method-assign]
-        heads = 0
-        async with sim, aiohttp.ClientSession() as http, \
-                http.ws_connect(sim.urls["ws"]) as ws:
-            await rpc(ws, "eth_subscribe", "newHeads")
-            sim.begin()
-            while heads < 8:  # 0 s: block 1000; a block every 20 s
-                msg = await ws.receive()
-                heads += json.loads(msg.data)["method"] == "eth_subscription"
-        return turns, heads, sim.chain.published
-
-    monkeypatch.setattr(asyncio, "sleep", counting_sleep)
-    turns, heads, published = _virtual(main)
-    assert heads == published == 8
-    assert turns <= 8 + 2, turns  # 17 before: a second turn after each block
-    assert yields["write_loop"] == 0, yields  # 8 before: one a notification batch
 
 
 def _minute_blocks_on_the_loop_clock() -> tuple[Simulator, Any]:
