@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent, seq);
 """
 
+_IN_LIMIT = 500  # values a statement's IN (...) takes: well under SQLite's variable limit
+
+
+def _in_parts(values: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """``values`` in parts of at most :data:`_IN_LIMIT`, each with its ``?,?,...``."""
+    for i in range(0, len(values), _IN_LIMIT):
+        part = values[i:i + _IN_LIMIT]
+        yield part, ",".join("?" * len(part))
+
+
 _UPSERT_DELIVERED = (
     "INSERT INTO delivered(trade_id, wallet, block_number, block_hash, retracted, "
     "deliveries, retractions) VALUES (?,?,?,?,?,?,?) "
@@ -203,13 +213,11 @@ class Store:
     def dedup_entries_of(self, trade_ids: Iterable[str]) -> dict[str, DedupEntry]:
         """The stored dedup state of those of ``trade_ids`` the store knows: one query a
         500 ids (a batch's look-ups at once, not a query a trade)."""
-        ids = list(dict.fromkeys(trade_ids))
         out: dict[str, DedupEntry] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+        for part, marks in _in_parts(list(dict.fromkeys(trade_ids))):
             for tid, bh, retracted, d, r in self._db.execute(
                     "SELECT trade_id, block_hash, retracted, deliveries, retractions FROM "
-                    f"delivered WHERE trade_id IN ({','.join('?' * len(part))})", part):
+                    f"delivered WHERE trade_id IN ({marks})", part):
                 out[tid] = DedupEntry(bh, bool(retracted), d, r)
         return out
 
@@ -218,16 +226,14 @@ class Store:
         """Delivered, not retracted trades of ``wallets`` in blocks first..last:
         (trade_id, block_number, block_hash)."""
         ws = list(wallets)
-        if len(ws) > 500:  # one scan of the block range, filtered here: a scan per 500
+        if len(ws) > _IN_LIMIT:  # one scan of the block range, filtered here: a scan per 500
             keep = set(ws)  # wallets took 0.5 s for 100,000 wallets and 15 busy blocks
             return [(tid, n, bh) for tid, n, bh, w in self._db.execute(
                 "SELECT trade_id, block_number, block_hash, wallet FROM delivered "
                 "WHERE retracted=0 AND block_number BETWEEN ? AND ?", (first, last))
                 if w in keep]
         out: list[tuple[str, int, str]] = []
-        for i in range(0, len(ws), 500):
-            part = ws[i:i + 500]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_parts(ws):
             out.extend(self._db.execute(
                 f"SELECT trade_id, block_number, block_hash FROM delivered WHERE retracted=0 "
                 f"AND block_number BETWEEN ? AND ? AND wallet IN ({marks})",
@@ -311,10 +317,8 @@ class Store:
 
     def _set_sent(self, seqs: list[int]) -> None:
         """Inside a transaction: ``sent=1`` for ``seqs``, one statement a 500."""
-        for i in range(0, len(seqs), 500):
-            part = seqs[i:i + 500]
-            self._db.execute(f"UPDATE outbox SET sent=1 WHERE seq IN "
-                             f"({','.join('?' * len(part))})", part)
+        for part, marks in _in_parts(seqs):
+            self._db.execute(f"UPDATE outbox SET sent=1 WHERE seq IN ({marks})", part)
 
     def _write_sent_marks(self) -> None:
         marks = self._marks()
