@@ -1,5 +1,6 @@
 """Embedding the monitor in the copy-trading bot: every trade and retraction reaches the
-bot's executor exactly once, across restarts.
+bot's executor exactly once, across restarts. The one event that can come twice (the process
+died inside its callback) comes marked ``uncertain``, and the executor looks before it acts.
 
     python examples/bot_integration.py --wallet 0x... --state DIR
         (provider and explorer from the environment: MONITOR_WEBSOCKET_URL or
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -26,10 +28,23 @@ from monitor import CallbackSink, SinkEvent, WalletMonitor, load_settings
 class FakeExecutor:
     """Stands in for the bot's trade executor: records what it was asked to do."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, die_after: int | None = None) -> None:
         self.log_path = log_path
+        self._die_after = die_after  # tests: SIGKILL itself inside the n-th call
+        self._calls = 0
+
+    def _acted_on(self, key: str) -> bool:
+        """A real executor asks the exchange for the order whose client id is ``key``."""
+        if not self.log_path.exists():
+            return False
+        with self.log_path.open(encoding="utf-8") as fh:
+            return any(f'"key": {json.dumps(key)},' in line for line in fh)
 
     async def on_event(self, event: SinkEvent) -> None:
+        # uncertain: the process died (or this raised) inside an earlier call for this
+        # event, which may have acted: look before acting again
+        if event.uncertain and self._acted_on(event.key):
+            return
         if event.kind == "trade" and event.trade is not None:
             t = event.trade
             row = {"key": event.key, "action": "copy", "trade_id": t.id, "side": t.side,
@@ -40,6 +55,9 @@ class FakeExecutor:
         with self.log_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
             fh.flush()
+        self._calls += 1
+        if self._calls == self._die_after:  # acted, then died before returning
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -49,7 +67,7 @@ async def run(args: argparse.Namespace) -> None:
         if value is not None:
             cli[name] = value
     settings = load_settings(cli)
-    executor = FakeExecutor(args.state / "executor.jsonl")
+    executor = FakeExecutor(args.state / "executor.jsonl", args.die_inside_callback)
     # keys_db: the sink remembers what the executor already got, across restarts
     sink = CallbackSink(executor.on_event, keys_db=args.state / "sink_keys.db")
     stop = asyncio.Event()
@@ -72,6 +90,7 @@ def main() -> None:
     p.add_argument("--explorer-url", dest="explorer_url")
     p.add_argument("--speed", type=float, help="simulator only (loopback endpoints)")
     p.add_argument("--start-block", type=int)
+    p.add_argument("--die-inside-callback", type=int, metavar="N", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.state.mkdir(parents=True, exist_ok=True)
     asyncio.run(run(args))
