@@ -1,6 +1,6 @@
 """Embedding the monitor in the copy-trading bot: every trade and retraction reaches the
-bot's executor exactly once, across restarts. The one event that can come twice (the process
-died inside its callback) comes marked ``uncertain``, and the executor looks before it acts.
+bot's executor exactly once, across restarts. An event that may have reached it before (the
+process died inside its callback) comes marked ``uncertain``, and the executor looks first.
 
     python examples/bot_integration.py --wallet 0x... --state DIR
         (provider and explorer from the environment: MONITOR_WEBSOCKET_URL or
@@ -41,8 +41,8 @@ class FakeExecutor:
             return any(f'"key": {json.dumps(key)},' in line for line in fh)
 
     async def on_event(self, event: SinkEvent) -> None:
-        # uncertain: the process died (or this raised) inside an earlier call for this
-        # event, which may have acted: look before acting again
+        # uncertain: redelivered after a restart, or retried after this raised: an
+        # earlier call may have acted; look before acting again
         if event.uncertain and self._acted_on(event.key):
             return
         if event.kind == "trade" and event.trade is not None:

@@ -70,11 +70,14 @@ class Pipeline:
         self._store_in_memory = len(loaded) < dedup_capacity
         self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
         self.sink_failing = False
+        self._raised: set[int] = set()  # outbox seqs whose sink.emit raised: maybe acted
 
     async def recover(self) -> int:
-        """Deliver whatever the outbox still holds (after a crash). Returns how many."""
+        """Deliver whatever the outbox still holds (after a crash). Returns how many.
+        These events go out ``uncertain``: the crashed process may have been inside the
+        sink with any of them (see :class:`monitor.sinks.CallbackSink`)."""
         items = self.store.pending()
-        await self._send_all(items, retry=True)
+        await self._send_all(items, retry=True, uncertain=True)
         if items:
             log.info("redelivered %d outbox event(s) after restart", len(items))
         return len(items)
@@ -261,13 +264,16 @@ class Pipeline:
         pending.append((decision, tid, source, None))
 
     async def _send_all(self, items: list[OutboxItem], *, retry: bool = False,
-                        stages: dict[str, dict[str, int]] | None = None) -> int:
+                        stages: dict[str, dict[str, int]] | None = None,
+                        uncertain: bool = False) -> int:
         """Hand events to the sink in order; stop at the first failure (the rest stay in
-        the outbox for :meth:`redeliver`). Never raises for a sink failure. While the sink
-        is failing, new events wait in the outbox behind the older ones (order kept) unless
-        ``retry``. Returns how many were sent. With ``stages`` (trade id -> stamps) the
-        events carry them, and the time spent writing ``delivered`` history rows is counted
-        (``history_write_ns`` / ``history_writes``: what the history costs the path)."""
+        the outbox for :meth:`redeliver`). Never raises for a sink failure. An event is
+        ``uncertain`` when ``uncertain`` or its earlier ``emit`` raised (it may have
+        acted). While the sink is failing, new events wait in the outbox behind the older
+        ones (order kept) unless ``retry``. Returns how many were sent. With ``stages``
+        (trade id -> stamps) the events carry them, and the time spent writing
+        ``delivered`` history rows is counted (``history_write_ns`` / ``history_writes``:
+        what the history costs the path)."""
         if not items or (self.sink_failing and not retry):
             return 0
         sent: list[int] = []
@@ -276,10 +282,11 @@ class Pipeline:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
                                   item.trade, stages.get(item.trade_id) if stages else None,
-                                  item.payload)
+                                  item.payload, uncertain or item.seq in self._raised)
                 try:
                     await self.sink.emit(event)
                 except Exception as exc:  # ENOSPC, the bot's callback raising, ...
+                    self._raised.add(item.seq)
                     self.counters["sink_errors"] += 1
                     if not self.sink_failing:
                         log.error("sink failed (%s: %s): %d event(s) kept in the outbox, "
@@ -290,6 +297,8 @@ class Pipeline:
                     self.sink_failing = True
                     return len(sent)
                 sent.append(item.seq)
+                if self._raised:
+                    self._raised.discard(item.seq)
                 if item.kind == "trade":
                     self.counters["delivered"] += 1
                     self.counters[f"delivered_{event.source}"] += 1

@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -62,8 +62,8 @@ class SinkEvent:
     #: ``trade.to_json()`` when the pipeline has it already (the outbox payload), so a
     #: sink that writes JSON does not encode the trade again; None: encode ``trade``
     trade_json: str | None = field(default=None, compare=False, repr=False)
-    #: set by :class:`CallbackSink` on an event whose callback started before and never
-    #: returned (a crash or an exception inside it): the bot may already have acted on it
+    #: the event may have reached the sink before (redelivered after a restart, or retried
+    #: after the sink raised on it): the bot may already have acted on it
     uncertain: bool = field(default=False, compare=False)
 
     @property
@@ -81,66 +81,52 @@ class CallbackSink:
     """Wraps the bot's ``async def on_event(event: SinkEvent)``, idempotent on ``event.key``.
 
     An event whose callback returned is never passed again: within the process, and across
-    restarts with ``keys_db`` (a SQLite file), so the monitor's redelivery after a crash (an
-    event the callback finished but the monitor had not yet marked sent) is skipped.
+    restarts with ``keys_db`` (a SQLite file, each key committed after its callback
+    returned), so the monitor's redelivery after a crash (an event the callback finished
+    but the monitor had not yet marked sent) is skipped.
 
-    No store can make a callback's side effect and its own record one atomic step. A key is
-    therefore written twice: *started* before the callback, *done* after it returned. If the
-    process dies inside the callback (or between its return and the *done* record), or the
-    callback raises, the event comes again with ``uncertain=True``: the callback may already
-    have acted, and must look (the executor's order under the client id ``event.key``)
+    No store can make a callback's side effect and its record one atomic step: the process
+    can die inside the callback, after it acted and before the key is written. The monitor
+    therefore marks ``event.uncertain`` every event that may have reached the callback
+    before (redelivered after a restart, or retried after the callback raised). On such an
+    event the callback must look (the executor's order under the client id ``event.key``)
     before it acts again. Every other event reaches the callback exactly once."""
 
     def __init__(self, callback: Callable[[SinkEvent], Awaitable[None]], *,
                  keys_db: str | Path | None = None, remember: int = 200_000) -> None:
-        """``remember``: with ``keys_db``, the keys held in memory as well (the file has all)."""
+        """``remember``: with ``keys_db``, how many keys are also held in memory (the file
+        has them all); without it every key is held."""
         self._callback = callback
         self._remember = remember
-        self._done: set[str] = set()
-        self._started: set[str] = set()
+        self._keys: set[str] = set()
         self._db: sqlite3.Connection | None = None
         if keys_db is not None:
             Path(keys_db).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(keys_db), isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS started (key TEXT PRIMARY KEY)")
 
-    def _is_done(self, key: str) -> bool:
-        if key in self._done:
+    def _seen(self, key: str) -> bool:
+        if key in self._keys:
             return True
         if self._db is not None and self._db.execute(
                 "SELECT 1 FROM sent WHERE key = ?", (key,)).fetchone() is not None:
-            self._done.add(key)
+            self._hold(key)
             return True
         return False
 
-    def _was_started(self, key: str) -> bool:
-        if key in self._started:
-            return True
-        return self._db is not None and self._db.execute(
-            "SELECT 1 FROM started WHERE key = ?", (key,)).fetchone() is not None
+    def _hold(self, key: str) -> None:
+        if self._db is not None and len(self._keys) >= self._remember:
+            self._keys.clear()  # the file answers for the older keys
+        self._keys.add(key)
 
     async def emit(self, event: SinkEvent) -> None:
-        key = event.key
-        if self._is_done(key):
+        if self._seen(event.key):
             return
-        if self._was_started(key):
-            event = replace(event, uncertain=True)
-        else:
-            self._started.add(key)
-            if self._db is not None:  # committed before the callback can act
-                self._db.execute("INSERT OR IGNORE INTO started VALUES (?)", (key,))
         await self._callback(event)
         if self._db is not None:
-            self._db.execute("BEGIN")
-            self._db.execute("INSERT OR IGNORE INTO sent VALUES (?)", (key,))
-            self._db.execute("DELETE FROM started WHERE key = ?", (key,))
-            self._db.execute("COMMIT")
-            if len(self._done) >= self._remember:
-                self._done.clear()  # the file answers for the older keys
-        self._started.discard(key)
-        self._done.add(key)
+            self._db.execute("INSERT OR IGNORE INTO sent VALUES (?)", (event.key,))
+        self._hold(event.key)
 
     def close(self) -> None:
         if self._db is not None:

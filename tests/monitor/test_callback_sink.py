@@ -1,5 +1,6 @@
-"""CallbackSink: each event reaches the bot's callback once, and an event whose callback may
-have acted before a crash comes again marked ``uncertain``, never silently twice."""
+"""CallbackSink with the pipeline: each event reaches the bot's callback once; an event that
+may have reached it before (the process died inside the callback, or the callback raised)
+comes again marked ``uncertain``, never silently twice."""
 
 from __future__ import annotations
 
@@ -8,111 +9,103 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from monitor_helpers import WALLET, order_filled
 
+from monitor.pipeline import Pipeline
 from monitor.sinks import CallbackSink, SinkEvent
+from monitor.store import Store
 
 
-def _event(tid: str, generation: int = 1) -> SinkEvent:
-    return SinkEvent("retraction", tid, generation, "ws", "0x" + "ab" * 32)
+class _Executor:
+    """Records (key, uncertain) of each call; raises on a chosen call, or hangs inside it
+    (where a SIGKILL would find the process)."""
 
-
-class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, raise_on: int | None = None, hang_on: int | None = None) -> None:
         self.calls: list[tuple[str, bool]] = []
-        self.fail_next = False
+        self.raise_on = raise_on
+        self.hang_on = hang_on
+        self.inside = asyncio.Event()
 
     async def __call__(self, event: SinkEvent) -> None:
         self.calls.append((event.key, event.uncertain))
-        if self.fail_next:
-            self.fail_next = False
+        if len(self.calls) == self.raise_on:
             raise RuntimeError("executor said no")
+        if len(self.calls) == self.hang_on:
+            self.inside.set()
+            await asyncio.Event().wait()
 
 
-def test_an_event_is_passed_once_and_a_failed_one_comes_again_as_uncertain() -> None:
-    rec = _Recorder()
-    sink = CallbackSink(rec)
+def _logs(n: int) -> list[dict[str, object]]:
+    return [order_filled(tx=i) for i in range(1, n + 1)]
+
+
+def test_an_event_whose_callback_raised_comes_again_uncertain_and_only_it(
+        tmp_path: Path) -> None:
+    ex = _Executor(raise_on=2)
+    p = Pipeline(Store(tmp_path / "s.db"), CallbackSink(ex), wallets=[WALLET])
 
     async def go() -> None:
-        await sink.emit(_event("a"))
-        await sink.emit(_event("a"))
-        rec.fail_next = True
-        with pytest.raises(RuntimeError):
-            await sink.emit(_event("b"))
-        await sink.emit(_event("b"))  # the outbox retries it
-        await sink.emit(_event("b"))
-        await sink.emit(_event("a", 2))  # a new generation is a new event
+        await p.on_logs(_logs(3), "ws")  # 1 ok, 2 raises, 3 waits behind it
+        assert p.sink_failing
+        await p.redeliver()
+        await p.redeliver()
 
     asyncio.run(go())
-    assert rec.calls == [("retraction:a:1", False), ("retraction:b:1", False),
-                         ("retraction:b:1", True), ("retraction:a:2", False)]
+    keys = [k for k, _ in ex.calls]
+    assert keys[0] != keys[1] and keys[1] == keys[2] and len(set(keys)) == 3
+    assert [u for _, u in ex.calls] == [False, False, True, False]
 
 
-def test_across_a_crash_done_keys_are_skipped_and_a_started_one_is_uncertain(
+def test_after_a_crash_inside_the_callback_the_outbox_events_come_again_uncertain(
         tmp_path: Path) -> None:
-    db = tmp_path / "keys.db"
-    rec = _Recorder()
+    db, keys_db = tmp_path / "s.db", tmp_path / "keys.db"
+    first = _Executor(hang_on=2)
 
     async def first_life() -> None:
-        inside = asyncio.Event()
-
-        async def hangs(event: SinkEvent) -> None:
-            await rec(event)
-            if event.trade_id == "hang":
-                inside.set()
-                await asyncio.Event().wait()  # the process dies in here
-
-        sink = CallbackSink(hangs, keys_db=db)
-        await sink.emit(_event("done"))
-        task = asyncio.ensure_future(sink.emit(_event("hang")))
-        await inside.wait()
-        task.cancel()  # nothing after the callback's start runs: as a SIGKILL
+        p = Pipeline(Store(db), CallbackSink(first, keys_db=keys_db), wallets=[WALLET])
+        task = asyncio.ensure_future(p.on_logs(_logs(3), "ws"))
+        await first.inside.wait()
+        task.cancel()  # nothing after the 2nd callback's start runs: as a SIGKILL
         with pytest.raises(asyncio.CancelledError):
             await task
         # no close(): the process is gone
 
+    second = _Executor()
+
     async def second_life() -> None:
-        sink = CallbackSink(rec, keys_db=db)
-        for tid in ("done", "hang", "new", "hang"):
-            await sink.emit(_event(tid))
-        sink.close()
+        p = Pipeline(Store(db), CallbackSink(second, keys_db=keys_db), wallets=[WALLET])
+        assert await p.recover() == 3
+        await p.on_logs(_logs(4), "ws")  # the chain again, plus one new trade
 
     asyncio.run(first_life())
     asyncio.run(second_life())
-    assert rec.calls == [("retraction:done:1", False), ("retraction:hang:1", False),
-                         ("retraction:hang:1", True), ("retraction:new:1", False)]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM started").fetchone() == (0,)
-
-
-def test_a_keys_file_from_before_the_started_table_is_read(tmp_path: Path) -> None:
-    db = tmp_path / "keys.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE sent (key TEXT PRIMARY KEY)")
-        conn.execute("INSERT INTO sent VALUES ('retraction:old:1')")
-    rec = _Recorder()
-
-    async def go() -> None:
-        sink = CallbackSink(rec, keys_db=db)
-        await sink.emit(_event("old"))
-        await sink.emit(_event("fresh"))
-        sink.close()
-
-    asyncio.run(go())
-    assert rec.calls == [("retraction:fresh:1", False)]
+    done, hung = first.calls[0][0], first.calls[1][0]
+    # the finished one never again; the one it died inside, and the one never tried, come
+    # marked uncertain (the executor looks them up); the new trade comes plainly
+    assert done not in [k for k, _ in second.calls]
+    assert [(k, u) for k, u in second.calls if k == hung] == [(hung, True)]
+    assert len(second.calls) == 3
+    assert second.calls[-1][1] is False
+    assert all(u for _, u in second.calls[:-1])
+    with sqlite3.connect(keys_db) as conn:
+        assert conn.execute("SELECT count(*) FROM sent").fetchone() == (4,)
 
 
 def test_the_keys_held_in_memory_are_bounded_and_the_file_answers_for_the_rest(
         tmp_path: Path) -> None:
-    rec = _Recorder()
-    sink = CallbackSink(rec, keys_db=tmp_path / "keys.db", remember=10)
+    calls: list[str] = []
+
+    async def cb(event: SinkEvent) -> None:
+        calls.append(event.key)
+
+    sink = CallbackSink(cb, keys_db=tmp_path / "keys.db", remember=10)
 
     async def go() -> None:
-        for i in range(25):
-            await sink.emit(_event(f"t{i}"))
-        assert len(sink._done) < 10
-        for i in range(25):
-            await sink.emit(_event(f"t{i}"))
+        for _ in range(2):
+            for i in range(25):
+                await sink.emit(SinkEvent("retraction", f"t{i}", 1, "ws", "0x00"))
+        assert len(sink._keys) <= 10
 
     asyncio.run(go())
     sink.close()
-    assert len(rec.calls) == 25
+    assert len(calls) == 25
