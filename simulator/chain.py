@@ -295,6 +295,8 @@ class _Window(Sequence[ChainBlock]):
                 continue
             if pos in self._replaced:
                 self._keep(pos, block)
+            else:  # the source's own block: it may keep it rather than give it again
+                self.source.retain(pos, block.rb)
             out.append(block)
         self.floor = max(self.floor, floor)
         return out

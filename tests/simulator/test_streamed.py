@@ -223,7 +223,41 @@ def test_a_walk_back_over_old_blocks_renders_each_checkpoint_span_once(
     assert len(src._cache) <= source._CACHE_BLOCKS
     monkeypatch.setattr(source, "_CACHE_LOGS", 50)
     src.block_at(20)
-    assert len(src._cache) == source._CACHE_MIN or \
-        sum(len(b.logs) for b in src._cache.values()) <= 50
-    assert src._cache_held == sum(len(b.logs) for b in src._cache.values())
-    assert list(src._cache)[-1] == 20 and src.block_at(20) == ref.blocks[20]
+    held = src._cache.blocks()
+    assert len(held) == source._CACHE_MIN or sum(len(b.logs) for b in held) <= 50
+    assert src._cache.held == sum(len(b.logs) for b in held)
+    assert src._cache.positions()[-1] == 20 and src.block_at(20) == ref.blocks[20]
+
+
+@pytest.mark.parametrize("kind", ["synth", "file"])
+def test_blocks_just_behind_the_window_are_answered_without_a_render_or_a_read(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the blocks the window lets go are kept by the source for a while: the monitor's
+    # re-check asks for blocks ~100-130 behind the head (the window holds 96)
+    from simulator.synth import Renderer
+
+    n, window = 400, 96
+    ref = synthesise("default", seed=5, blocks=n)
+    if kind == "synth":
+        src: SynthSource | FileSource = SynthSource("default", seed=5, blocks=n)
+    else:
+        path = tmp_path / "rec.jsonl.gz"
+        save_recording(ref, path)
+        src = FileSource(path)
+    chain = Chain(src, settings=SimSettings(window_blocks=window), t0_ns=0)
+    chain.advance(10**18, limit=300)
+    head = chain.head_number
+    given: list[int] = []
+    orig = type(src).block_at
+
+    def counted(self: Any, i: int) -> Any:
+        if i not in self._cache:
+            given.append(i)
+        return orig(self, i)
+
+    monkeypatch.setattr(type(src), "block_at", counted)
+    monkeypatch.setattr(Renderer, "render", lambda *a: pytest.fail("rendered again"))
+    for number in range(head - window - 1, head - window - 41, -1):  # 97..136 behind
+        block = chain.block(number)
+        assert block is not None and block.rb == ref.blocks[number - ref.blocks[0].number]
+    assert given == []
