@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -116,12 +117,18 @@ class AlertPolicy:
                                f"attempts (last cause: {cause}); falling back")
 
 
-class LogAlerter:
-    """Writes alerts to the log. Keeps what it sent in ``sent``."""
+#: alerts a :class:`LogAlerter` keeps in ``sent`` (the most recent; the log has them all)
+SENT_KEPT = 1000
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+
+class LogAlerter:
+    """Writes alerts to the log. Keeps the last ``keep`` it sent in ``sent`` (it is the
+    monitor's default alerter: a list of every alert grew for as long as the process ran,
+    ~8 alerts a simulated hour of the soak)."""
+
+    def __init__(self, logger: logging.Logger | None = None, *, keep: int = SENT_KEPT) -> None:
         self._log = logger or log
-        self.sent: list[Alert] = []
+        self.sent: deque[Alert] = deque(maxlen=keep)
 
     async def send(self, kind: str, text: str) -> bool:
         self.sent.append(Alert(kind, redact(text)))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -190,13 +191,21 @@ class Transition:
                 "cause": self.cause}
 
 
-class StateMachine:
-    """Applies :data:`TRANSITIONS`. Keeps every transition that changed the state."""
+#: state changes a :class:`StateMachine` keeps in ``history`` (the most recent; the
+#: history file has every one as a ``state`` row)
+HISTORY_KEPT = 1000
 
-    def __init__(self, initial: ConnState = ConnState.DISCONNECTED, *, now: float = 0.0) -> None:
+
+class StateMachine:
+    """Applies :data:`TRANSITIONS`. Keeps the last ``keep`` transitions that changed the
+    state (every one was kept: ~20 a simulated hour of the soak, for as long as the
+    process ran)."""
+
+    def __init__(self, initial: ConnState = ConnState.DISCONNECTED, *, now: float = 0.0,
+                 keep: int = HISTORY_KEPT) -> None:
         self.state = initial
         self.since = now
-        self.history: list[Transition] = []
+        self.history: deque[Transition] = deque(maxlen=keep)
 
     def fire(self, event: ConnEvent, now: float, cause: str) -> Transition:
         """Move on ``event``; raise :class:`IllegalTransition` if the table has no entry."""

@@ -10,7 +10,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from monitor.alerts import Alert, Alerter, AlertPolicy, LogAlerter, TelegramAlerter
+from monitor.alerts import (
+    SENT_KEPT,
+    Alert,
+    Alerter,
+    AlertPolicy,
+    LogAlerter,
+    TelegramAlerter,
+)
 
 TOKEN = "555000111:AAsecret-alerts-token"
 
@@ -107,6 +114,25 @@ class Stand:
                 await test(TelegramAlerter(TOKEN, "-100200", session=session, api_url=url))
         finally:
             await runner.cleanup()
+
+
+def test_log_alerter_keeps_a_bounded_number_of_alerts() -> None:
+    # the monitor's default alerter: a soak raises ~8 alerts a simulated hour, and every
+    # one was kept in ``sent`` for as long as the process ran (issue #10)
+    quiet = logging.getLogger("test.alerts.bound")
+    quiet.disabled = True
+
+    async def many(sink: LogAlerter, n: int) -> None:
+        for i in range(n):
+            await sink.send("disconnected", f"down {i}")
+
+    sink = LogAlerter(quiet)
+    asyncio.run(many(sink, 5_000))
+    assert len(sink.sent) == SENT_KEPT <= 1_000
+    assert sink.sent[-1].text == "down 4999" and sink.sent[0].text == "down 4000"
+    small = LogAlerter(quiet, keep=3)
+    asyncio.run(many(small, 10))
+    assert [a.text for a in small.sent] == ["down 7", "down 8", "down 9"]
 
 
 def test_telegram_posts_chat_id_and_text_to_send_message() -> None:

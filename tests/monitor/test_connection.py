@@ -8,6 +8,7 @@ import random
 import pytest
 
 from monitor.connection import (
+    HISTORY_KEPT,
     TRANSITIONS,
     ConnEvent,
     ConnState,
@@ -89,6 +90,25 @@ def test_history_keeps_changes_with_causes_not_self_loops() -> None:
         {"conn": "ws0", "from": "RECONNECTING", "to": "CONNECTED", "cause": "reconnected"},
     ]
     assert sm.since == 3.0
+
+
+def test_history_keeps_a_bounded_number_of_changes() -> None:
+    # every state change was kept for as long as the process ran (~20 a simulated hour
+    # of the soak, issue #10); the history file has them all
+    sm = StateMachine()
+    sm.fire(E.START, 0.0, "start")
+    sm.fire(E.OPENED, 0.0, "connected")
+    for i in range(5_000):
+        sm.fire(E.LOST, float(i), "dropped")
+        sm.fire(E.OPENED, float(i), "reconnected")
+    assert len(sm.history) == HISTORY_KEPT <= 1_000
+    assert sm.history[-1].to_state is ConnState.CONNECTED and sm.history[-1].at == 4999.0
+    small = StateMachine(keep=2)
+    small.fire(E.START, 0.0, "start")
+    small.fire(E.ATTEMPT_FAILED, 1.0, "refused")
+    small.fire(E.OPENED, 2.0, "reconnected")
+    assert [t.cause for t in small.history] == ["refused", "reconnected"]
+    assert small.state is ConnState.CONNECTED
 
 
 # ---------------------------------------------------------------- backoff
