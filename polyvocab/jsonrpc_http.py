@@ -357,7 +357,10 @@ class JsonRpcHttpClient:
                 raise ConnectError(f"{type(exc).__name__}: {exc}") from None
             parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
             if isinstance(parsed, ServiceError):
-                raise parsed
+                try:
+                    raise parsed
+                finally:  # this frame, which the traceback holds, must not hold the error
+                    del parsed
             value = check(parsed)
             ok = True
             return value
