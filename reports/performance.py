@@ -56,6 +56,8 @@ class BenchResult:
     git_sha: str
     command: str
     figures: tuple[BenchFigure, ...]
+    #: the CPU and core count the file names ("" when it names none)
+    machine: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,16 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _machine(cpu: Any, cpus: Any) -> str:
+    parts = [str(cpu).strip()] if cpu and str(cpu).strip() else []
+    if isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0:
+        parts.append(f"{cpus} CPUs")
+    return ", ".join(parts)
+
+
 def _own(doc: dict[str, Any], path: Path) -> BenchResult:
     figs = []
+    m = doc.get("machine") if isinstance(doc.get("machine"), dict) else {}
     for f in doc["figures"]:
         met = f.get("met")
         figs.append(BenchFigure(name=str(f["name"]),
@@ -117,7 +127,8 @@ def _own(doc: dict[str, Any], path: Path) -> BenchResult:
     return BenchResult(title=str(doc.get("title") or doc.get("benchmark") or path.stem),
                        source=str(path), created=str(doc.get("created") or ""),
                        git_sha=str(doc.get("git_sha") or ""),
-                       command=str(doc.get("command") or ""), figures=tuple(figs))
+                       command=str(doc.get("command") or ""), figures=tuple(figs),
+                       machine=_machine(m.get("processor"), m.get("cpus")))
 
 
 def _pytest_benchmark(doc: dict[str, Any], path: Path) -> BenchResult:
@@ -131,10 +142,14 @@ def _pytest_benchmark(doc: dict[str, Any], path: Path) -> BenchResult:
                    f"max {_fmt(st.get('max'), unit)} ({_fmt(st.get('rounds'))} rounds)"),
             target="", met=None))
     commit = doc.get("commit_info") or {}
+    info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
     return BenchResult(title="pytest-benchmark (time per call)", source=str(path),
                        created=str(doc.get("datetime") or ""),
                        git_sha=str(commit.get("id") or "")[:12],
-                       command="make bench", figures=tuple(figs))
+                       command="make bench", figures=tuple(figs),
+                       machine=_machine(cpu.get("brand_raw") or info.get("processor"),
+                                        cpu.get("count")))
 
 
 def _json_files(dirs: Iterable[Path]) -> list[Path]:

@@ -14,6 +14,7 @@ from reports.render import write_report
 
 OWN = {"benchmark": "wallets", "title": "Wallets on busy", "command": "make bench",
        "created": "2026-01-01T00:00:00Z", "git_sha": "abc1234",
+       "machine": {"python": "3.11.7", "processor": "AMD EPYC", "cpus": 2},
        "figures": [
            {"name": "100,000 wallets: p99", "value": 42.5, "unit": "ms", "target": "< 50 ms",
             "met": True},
@@ -21,7 +22,8 @@ OWN = {"benchmark": "wallets", "title": "Wallets on busy", "command": "make benc
             "target": "< 300 MB", "met": False},
            {"name": "1 wallets: p50", "value": 3.1, "unit": "ms", "target": "", "met": None}]}
 
-PYTEST_BENCHMARK = {"machine_info": {}, "commit_info": {"id": "deadbeef" * 5},
+PYTEST_BENCHMARK = {"machine_info": {"cpu": {"brand_raw": "Intel(R) Xeon(R)", "count": 4}},
+                    "commit_info": {"id": "deadbeef" * 5},
                     "datetime": "2026-01-02T00:00:00", "benchmarks": [
                         {"name": "test_decode", "fullname": "benchmarks/x.py::test_decode",
                          "stats": {"min": 0.001, "median": 0.002, "max": 0.004,
@@ -51,6 +53,18 @@ def test_reads_own_and_pytest_benchmark_files(tmp_path: Path) -> None:
     assert perf.unreadable == (str(d / "broken.json"),)
 
 
+def test_each_result_names_the_machine_it_was_measured_on(tmp_path: Path) -> None:
+    """Figures from two machines are not comparable: the section names each file's CPU,
+    and says so when a file names none."""
+    d = _bench(tmp_path)
+    bare = {k: v for k, v in OWN.items() if k != "machine"} | {"title": "No machine"}
+    (d / "bare.json").write_text(json.dumps(bare))
+    by_title = {r.title: r for r in load_performance([d]).results}
+    assert by_title["Wallets on busy"].machine == "AMD EPYC, 2 CPUs"
+    assert by_title["pytest-benchmark (time per call)"].machine == "Intel(R) Xeon(R), 4 CPUs"
+    assert by_title["No machine"].machine == ""
+
+
 def test_report_shows_the_section_with_its_source(run_dir: Path, tmp_path: Path) -> None:
     d = _bench(tmp_path)
     _, out = write_report(load_run(run_dir), load_criteria(), bench_dir=d)
@@ -58,6 +72,7 @@ def test_report_shows_the_section_with_its_source(run_dir: Path, tmp_path: Path)
     assert 'id="performance"' in html
     assert str(d / "wallets.json") in html and "100,000 wallets: p99" in html
     assert "not met" in html and "Unreadable results files" in html
+    assert "on AMD EPYC, 2 CPUs" in html
 
 
 def test_report_says_run_make_bench_without_results(run_dir: Path, tmp_path: Path) -> None:
