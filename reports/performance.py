@@ -108,6 +108,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _machine(cpu: Any, cpus: Any) -> str:
     parts = [str(cpu).strip()] if cpu and str(cpu).strip() else []
     if isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0:
@@ -117,7 +121,7 @@ def _machine(cpu: Any, cpus: Any) -> str:
 
 def _own(doc: dict[str, Any], path: Path) -> BenchResult:
     figs = []
-    m = doc.get("machine") if isinstance(doc.get("machine"), dict) else {}
+    m = _dict(doc.get("machine"))
     for f in doc["figures"]:
         met = f.get("met")
         figs.append(BenchFigure(name=str(f["name"]),
@@ -142,8 +146,8 @@ def _pytest_benchmark(doc: dict[str, Any], path: Path) -> BenchResult:
                    f"max {_fmt(st.get('max'), unit)} ({_fmt(st.get('rounds'))} rounds)"),
             target="", met=None))
     commit = doc.get("commit_info") or {}
-    info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
-    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
+    info = _dict(doc.get("machine_info"))
+    cpu = _dict(info.get("cpu"))
     return BenchResult(title="pytest-benchmark (time per call)", source=str(path),
                        created=str(doc.get("datetime") or ""),
                        git_sha=str(commit.get("id") or "")[:12],
