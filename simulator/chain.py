@@ -51,8 +51,9 @@ _EXCHANGES = frozenset(DEFAULT_EXCHANGES)
 _OF_TOPICS = frozenset(ORDER_FILLED_TOPICS)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per call (~0.7 us
+#: of ~3 for a log: every header and log the node sends is encoded once through it)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:

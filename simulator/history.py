@@ -33,6 +33,10 @@ def mask_key(key: str | None) -> str:
     return "key#" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:8]
 
 
+#: ``json.dumps(row, separators=(",", ":"), ensure_ascii=False)`` without an encoder per row
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 class SimHistory:
     """Append-only JSON-lines history; keeps rows in memory too when ``keep`` is set."""
 
@@ -55,7 +59,7 @@ class SimHistory:
         if self.rows is not None:
             self.rows.append(row)
         if self._fh is not None:
-            self._fh.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self._fh.write(_encode(row) + "\n")
         return row
 
     @property

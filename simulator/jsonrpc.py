@@ -82,10 +82,13 @@ class RawJson(str):
 
 def _dumps(obj: Any) -> str:
     if isinstance(obj, dict) and isinstance(obj.get("result"), RawJson):
-        head = json.dumps({k: v for k, v in obj.items() if k != "result"},
-                          separators=(",", ":"))
+        head = _encode({k: v for k, v in obj.items() if k != "result"})
         return f'{head[:-1]},"result":{obj["result"]}}}'
-    return json.dumps(obj, separators=(",", ":"))
+    return _encode(obj)
+
+
+#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per answer
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JsonInputError(ValueError):
