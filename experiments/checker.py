@@ -28,9 +28,10 @@ INCONCLUSIVE scenario, never a pass.
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +179,15 @@ class _FaultLookup:
         return None
 
 
+def _tuples(frame: pd.DataFrame) -> Iterator[Any]:
+    """``frame.itertuples(index=False)``, built from each column's ``tolist()``: the same
+    values in the same order (nullable integers as ``int`` rather than ``numpy.int64``),
+    without iterating the string columns' Arrow arrays an element at a time (a day's
+    truth and detections, ~127,000 rows: ~0.45 -> ~0.2 s)."""
+    row = collections.namedtuple("Row", list(frame.columns), rename=True)  # type: ignore[misc]
+    return map(row._make, zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+
+
 def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultWindow],
              params: CheckParams) -> pd.DataFrame:
     """One row per trade id (``OUTCOME_COLUMNS``)."""
@@ -189,10 +199,10 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
             raise CheckerError(f"detections have no column {col!r}")
     tail_ns = int(params.actionable_window_s * _NS / params.speed)
     fault_of = _FaultLookup(windows, tail_ns)
-    by_id = {str(r.trade_id): r for r in truth.itertuples(index=False)}
+    by_id = {str(r.trade_id): r for r in _tuples(truth)}
     events: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
     det = detections.sort_values("t_ns", kind="stable")
-    for r in det.itertuples(index=False):
+    for r in _tuples(det):
         src = None if pd.isna(r.source) else str(r.source)
         wallet = None if pd.isna(r.wallet) else str(r.wallet)
         events.setdefault(str(r.trade_id), []).append((int(r.t_ns), str(r.kind), src, wallet))
