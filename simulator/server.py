@@ -422,14 +422,19 @@ class Simulator:
                 self._history_write_ns.append(self.now_ns() - t_fan)
             self._record_indexed(now)
             if blocks:
-                self._flush_history()
                 async with self.published:
                     self.published.notify_all()
                 await self._pace()  # let the writers send this block's frames first
+                # the rows reach the file after the frames left (a write(2) off the path)
+                self._flush_history()
                 continue
             # an explorer_indexed row carries its own time: it is written at the turn after
             # it (the next block's); the replay wakes for it only once no block is to come
             next_publish = chain.next_publish_ns()
+            if next_publish is not None:
+                # idle until it is due: build its JSON and filter index now, not between
+                # publishing it and its frames leaving (the same text, built once either way)
+                self._prepare(chain.blocks[chain.published])
             wakes = [t for t in (next_publish if next_publish is not None
                                  else chain.next_index_ns(),
                                  self.board.next_stop_ns(),
@@ -467,6 +472,20 @@ class Simulator:
             if len(conn.queue) > _HIGH_WATER and not conn.closed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(conn.drained.wait(), 0.5)
+
+    def _prepare(self, block: ChainBlock) -> None:
+        """Build what publishing ``block`` needs (its caches: the header's JSON, the filter
+        index, the JSON of the logs the subscriptions select, the history row's
+        ``order_filled``), nothing queued. The next block's, while the replay waits for it
+        to be due."""
+        block.order_filled()
+        for conn in list(self.conns.values()):
+            for sub in list(conn.subs.values()):
+                if sub.kind == "newHeads":
+                    block.header_json()
+                elif sub.flt is not None:
+                    for i in sub.flt.select(block.index):
+                        block.log_json(i)
 
     def _fan_out(self, block: ChainBlock) -> None:
         head = None

@@ -547,3 +547,60 @@ def test_a_block_indexed_then_orphaned_before_the_next_block_keeps_its_index_row
     indexed = sim.history.events("explorer_indexed")
     orphan = [r["t_ns"] for r in indexed if r["hash"] == reorg["old_hashes"][0]]
     assert len(orphan) == 1 and orphan[0] < reorg["t_ns"]
+
+
+class _Recorder:
+    """A connection stand-in for the fan-out: its subscriptions, the payloads it got."""
+
+    def __init__(self, subs: dict[str, Any]) -> None:
+        self.subs = subs
+        self.got: list[tuple[str, str]] = []
+
+    def notify(self, sub: Any, payload: str) -> None:
+        self.got.append((sub.kind, payload))
+
+
+def test_a_block_prepared_while_the_replay_waits_fans_out_the_same_text() -> None:
+    """The replay builds the next block's JSON and filter index while it waits for it
+    (``_prepare``): its notifications are the text the fan-out of an unprepared block
+    sends, and the replay did prepare every block after the first before publishing it."""
+    from simulator.chain import ChainBlock
+    from simulator.filters import LogFilter
+    from simulator.server import _Sub
+
+    rec = make_recording(6)
+    subs = {"h": _Sub("newHeads", None, ""),
+            "l": _Sub("logs", LogFilter.parse(
+                {"topics": [None, None, [address_topic(w) for w in WALLETS[:2]]]}), ""),
+            "a": _Sub("logs", LogFilter.parse({}), "")}
+    sim = Simulator(rec, speed=50, autostart=False)
+    for rb in rec.blocks:
+        prepared, fresh = ChainBlock(rb), ChainBlock(rb)
+        a, b = _Recorder(subs), _Recorder(subs)
+        sim.conns = {"a": a}  # type: ignore[dict-item]
+        sim._prepare(prepared)
+        sim._fan_out(prepared)
+        sim.conns = {"b": b}  # type: ignore[dict-item]
+        sim._fan_out(fresh)
+        assert a.got == b.got and len(a.got) == 1 + 2 * len(rb.logs) - sum(
+            1 for lg in rb.logs if lg["topics"][2] not in {address_topic(w)
+                                                           for w in WALLETS[:2]})
+
+    prepared: list[int] = []
+
+    async def main() -> None:
+        async with Simulator(rec, speed=50, autostart=False) as sim2, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim2.urls["ws"]) as ws:
+            await rpc(ws, "eth_subscribe", "newHeads")
+            real = sim2._prepare
+
+            def spy(block: ChainBlock) -> None:
+                if block.number > sim2.chain.head_number:  # not published yet
+                    prepared.append(block.number)
+                real(block)
+            sim2._prepare = spy  # type: ignore[method-assign]
+            sim2.begin()
+            await sim2.wait_published(len(rec.blocks), timeout=TIMEOUT)
+
+    run(main)
+    assert sorted(set(prepared)) == [b.number for b in rec.blocks[1:]]
