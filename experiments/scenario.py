@@ -173,6 +173,16 @@ class MonitorSpec(_Strict):
     latency_stages: bool | None = None  # unset: on for websocket scenarios at speed 1
     state_synchronous: Literal["FULL", "NORMAL"] | None = None
     dedup_capacity: int | None = None
+    dedup_retention_blocks: int | None = None
+
+    @field_validator("dedup_retention_blocks")
+    @classmethod
+    def _retention(cls, v: int | None) -> int | None:
+        from monitor.config import MIN_DEDUP_RETENTION_BLOCKS
+        if v is not None and not (v == 0 or MIN_DEDUP_RETENTION_BLOCKS <= v <= 10**9):
+            raise ValueError(f"must be 0 (keep every id) or {MIN_DEDUP_RETENTION_BLOCKS} "
+                             "to 1,000,000,000 blocks")
+        return v
 
     @field_validator("mode")
     @classmethod

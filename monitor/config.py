@@ -72,6 +72,9 @@ NOT_FROM_ENV = frozenset({"speed"})
 SECRET_FIELDS = ("explorer_api_key", "telegram_token")
 #: settings that may be read from a file named by ``<NAME>_FILE`` (env) or ``<name>_file``
 #: (TOML, ``--set``): keys, tokens, and provider URLs that carry a key in their path
+#: the smallest non-zero ``dedup_retention_blocks``: well past a backfill's overlap, the
+#: deepest reorg a tracker follows and the reconnect re-check's window (128 blocks)
+MIN_DEDUP_RETENTION_BLOCKS = 1024
 FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url")
 
 
@@ -274,6 +277,10 @@ class Settings(BaseSettings):
         description="trade ids kept in memory, most recent first (older ones are looked up "
                     "in the state DB), and the detections file's window of ids it will not "
                     "write twice: memory stays flat past it")
+    dedup_retention_blocks: int = Field(100_000, ge=0, le=10**9,
+        description="trade ids of blocks this far below their wallet's cursor are dropped "
+                    "from the state DB (no backfill goes back there), so the file stops "
+                    "growing with every trade; 0 keeps every id; at least 1024 otherwise")
     outbox_retry_interval: float = Field(5.0, gt=0,
         description="seconds between re-sends of what a failed sink left in the outbox")
     live_queue_max: int = Field(100_000, gt=0,
@@ -322,6 +329,16 @@ class Settings(BaseSettings):
         if not out:
             raise ValueError("at least one exchange address is needed")
         return list(dict.fromkeys(out))
+
+    @field_validator("dedup_retention_blocks")
+    @classmethod
+    def _retention_past_every_overlap(cls, v: int) -> int:
+        if 0 < v < MIN_DEDUP_RETENTION_BLOCKS:
+            raise ValueError(f"must be 0 (keep every id) or at least "
+                             f"{MIN_DEDUP_RETENTION_BLOCKS} blocks: a backfill's overlap, "
+                             "a reorg and the reconnect re-check all look back below the "
+                             "cursor")
+        return v
 
     @field_validator("websocket_url")
     @classmethod

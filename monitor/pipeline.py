@@ -48,13 +48,21 @@ _SOURCE_NAMES = {"ws": "ws", "backfill": "backfill", "poll": "poll"}
 class Pipeline:
     """Decode, deduplicate, persist and deliver. One per monitor process."""
 
+    #: seconds between prunes of the stored dedup ids; rows dropped a prune at most (one
+    #: short transaction on the event loop)
+    DEDUP_PRUNE_INTERVAL_S = 600.0
+    DEDUP_PRUNE_LIMIT = 20_000
+
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
                  history: History | None = None, dedup_capacity: int = 200_000,
-                 clock: Clock | None = None) -> None:
+                 dedup_retention_blocks: int = 0, clock: Clock | None = None) -> None:
         """``dedup_capacity``: trade ids kept in memory (most recently seen); older ones
-        are looked up in the store, so memory stays flat over weeks of trades. ``clock``
-        is read only for the stage stamps of :meth:`on_logs` (``stamps``)."""
+        are looked up in the store, so memory stays flat over weeks of trades.
+        ``dedup_retention_blocks`` (0: keep every id): :meth:`redeliver` drops the stored
+        ids of blocks that far below their wallet's cursor, at most every
+        :attr:`DEDUP_PRUNE_INTERVAL_S`, so the state DB stays flat too. ``clock`` is read
+        for the stage stamps of :meth:`on_logs` (``stamps``) and that interval."""
         self.store = store
         self._now_ns = (clock or SystemClock()).now_ns
         self.sink = sink
@@ -69,6 +77,8 @@ class Pipeline:
         # an id not in memory is not in the store either, and is not looked up there.
         self._store_in_memory = len(loaded) < dedup_capacity
         self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
+        self.dedup_retention_blocks = dedup_retention_blocks
+        self._next_dedup_prune_ns = 0
         self.sink_failing = False
         self._raised: set[int] = set()  # outbox seqs whose sink.emit raised: maybe acted
 
@@ -92,6 +102,13 @@ class Pipeline:
             if sent:
                 log.info("redelivered %d outbox event(s)", sent)
         self.counters["outbox_pruned"] += self.store.prune_outbox()
+        if self.dedup_retention_blocks and self._now_ns() >= self._next_dedup_prune_ns:
+            pruned = self.store.prune_delivered(self.dedup_retention_blocks,
+                                                self.DEDUP_PRUNE_LIMIT)
+            self.counters["dedup_pruned"] += pruned
+            # a full slice: more to drop, at the next call; else wait the interval
+            wait_s = 0.0 if pruned >= self.DEDUP_PRUNE_LIMIT else self.DEDUP_PRUNE_INTERVAL_S
+            self._next_dedup_prune_ns = self._now_ns() + int(wait_s * 1e9)
         return sent
 
     async def on_log(self, entry: dict[str, Any], source: str) -> Trade | None:

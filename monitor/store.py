@@ -5,8 +5,10 @@ Tables:
                 group (``websocket`` / ``polling``) processed it. Per wallet, so a rollout
                 change on restart moves a wallet between groups without a gap.
 - ``blocks``    recent block hashes (reorg detection across restarts).
-- ``delivered`` every trade id ever emitted: block hash, retracted flag, how many times it
-                was delivered / retracted (the :class:`~monitor.cores.Deduplicator` state).
+- ``delivered`` every trade id emitted: block hash, retracted flag, how many times it
+                was delivered / retracted (the :class:`~monitor.cores.Deduplicator` state);
+                rows far below their wallet's cursor are pruned
+                (:meth:`Store.prune_delivered`, ``dedup_retention_blocks``).
 - ``outbox``    sink events (trade or retraction) not yet confirmed by the sink.
 
 Delivery protocol (exactly once at the sink across ``kill -9``):
@@ -364,6 +366,23 @@ class Store:
             pruned = int(self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount)
         self._sent_later.difference_update(marks)
         return pruned
+
+    def prune_delivered(self, retention_blocks: int, limit: int = 20_000) -> int:
+        """Drop at most ``limit`` dedup rows of blocks more than ``retention_blocks`` below
+        their wallet's own cursor (rows of a wallet without a cursor, or without a wallet,
+        are kept). No backfill goes back there: a sync starts at the cursor less a small
+        overlap, and a reorg or the reconnect re-check looks back at most a few hundred
+        blocks. Returns how many rows went. The rows are found through the block index
+        below the highest cursor's bound, so a call costs what it drops, not the table."""
+        if retention_blocks <= 0:
+            return 0
+        with self._tx():
+            return int(self._db.execute(
+                "DELETE FROM delivered WHERE rowid IN ("
+                " SELECT d.rowid FROM delivered d JOIN cursors c ON c.wallet = d.wallet"
+                " WHERE d.block_number < (SELECT MAX(block) FROM cursors) - ?"
+                " AND d.block_number < c.block - ? LIMIT ?)",
+                (retention_blocks, retention_blocks, limit)).rowcount)
 
     def outbox_size(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -936,7 +936,8 @@ class WalletMonitor:
         self.pipeline = Pipeline(self.store, ObservedSink(self.sink, self.latency),
                                  wallets=s.wallets,
                                  exchanges=s.exchanges, history=self.history, clock=self.clock,
-                                 dedup_capacity=s.dedup_capacity)
+                                 dedup_capacity=s.dedup_capacity,
+                                 dedup_retention_blocks=s.dedup_retention_blocks)
         await self.pipeline.recover()
         if not s.tls_verify:
             log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "

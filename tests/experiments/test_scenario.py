@@ -39,6 +39,8 @@ def error_of(**changes: Any) -> str:
      "scenarios/x.toml: monitor.pollling_interval: unknown field"),
     ({"monitor": {"websocket_share": 150}},
      "scenarios/x.toml: monitor.websocket_share: must be between 0 and 100"),
+    ({"monitor": {"dedup_retention_blocks": 128}},
+     "scenarios/x.toml: monitor.dedup_retention_blocks: must be 0 (keep every id) or 1024"),
     ({"speed": -2}, "scenarios/x.toml: speed: must be > 0"),
     ({"sim_duration_s": None}, "scenarios/x.toml: sim_duration_s: required field is missing"),
     ({"name": "../etc"}, "scenarios/x.toml: name: must be letters"),
