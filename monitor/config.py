@@ -277,9 +277,10 @@ class Settings(BaseSettings):
         description="trade ids kept in memory, most recent first (older ones are looked up "
                     "in the state DB), and the detections file's window of ids it will not "
                     "write twice: memory stays flat past it")
-    dedup_retention_blocks: int = Field(100_000, ge=0, le=10**9,
+    dedup_retention_blocks: int = Field(10_000, ge=0, le=10**9,
         description="trade ids of blocks this far below their wallet's cursor are dropped "
-                    "from the state DB (no backfill goes back there), so the file stops "
+                    "from the state DB (no backfill goes back there; ~5.6 h of 2-s blocks, "
+                    "a margin for a provider that replays old blocks), so the file stops "
                     "growing with every trade; 0 keeps every id; at least 1024 otherwise")
     outbox_retry_interval: float = Field(5.0, gt=0,
         description="seconds between re-sends of what a failed sink left in the outbox")

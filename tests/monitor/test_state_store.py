@@ -415,7 +415,7 @@ def test_a_retention_inside_the_look_back_windows_is_refused() -> None:
     from monitor.errors import ConfigError
     base = {"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
             "wallets": [WALLET]}
-    assert load_settings(base, environ={}).dedup_retention_blocks == 100_000
+    assert load_settings(base, environ={}).dedup_retention_blocks == 10_000
     assert load_settings(base | {"dedup_retention_blocks": 0},
                          environ={}).dedup_retention_blocks == 0
     with pytest.raises(ConfigError, match="at least 1024"):
