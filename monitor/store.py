@@ -367,7 +367,7 @@ class Store:
         self._sent_later.difference_update(marks)
         return pruned
 
-    def prune_delivered(self, retention_blocks: int, limit: int = 20_000) -> int:
+    def prune_delivered(self, retention_blocks: int, limit: int = 1_000) -> int:
         """Drop at most ``limit`` dedup rows of blocks more than ``retention_blocks`` below
         their wallet's own cursor (rows of a wallet without a cursor, or without a wallet,
         are kept). No backfill goes back there: a sync starts at the cursor less a small
