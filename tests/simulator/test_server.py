@@ -604,3 +604,35 @@ def test_a_block_prepared_while_the_replay_waits_fans_out_the_same_text() -> Non
 
     run(main)
     assert sorted(set(prepared)) == [b.number for b in rec.blocks[1:]]
+
+
+def test_a_blocks_frames_leave_before_its_history_row_is_written() -> None:
+    """The replay writes a block's due frames itself right after its fan-out (no task
+    switch to the connection's writer first, no history row in front of them): when the
+    ``block_published`` row is written the queue is empty, and the client got every
+    notification, in order."""
+    async def main() -> None:
+        rec = make_recording(5)
+        sim = Simulator(rec, speed=50, autostart=False, history=SimHistory(keep=True))
+        queued_at_row: list[int] = []
+        real = sim.history.record
+
+        def spy(event: str, **fields: Any) -> dict[str, Any]:
+            if event == "block_published":
+                queued_at_row.append(sum(len(c.queue) for c in sim.conns.values()))
+            return real(event, **fields)
+        sim.history.record = spy  # type: ignore[method-assign]
+        async with sim, aiohttp.ClientSession() as http, \
+                http.ws_connect(sim.urls["ws"]) as ws:
+            await rpc(ws, "eth_subscribe", "newHeads")
+            await rpc(ws, "eth_subscribe", "logs", {}, req_id=2)
+            sim.begin()
+            await sim.wait_published(len(rec.blocks), timeout=TIMEOUT)
+            got = [await recv_json(ws) for _ in range(sum(1 + len(b.logs)
+                                                           for b in rec.blocks))]
+        assert queued_at_row == [0] * len(rec.blocks)
+        numbers = [int(m["params"]["result"].get("blockNumber") or
+                       m["params"]["result"]["number"], 16) for m in got]
+        assert numbers == sorted(numbers)
+
+    run(main)
