@@ -7,8 +7,9 @@ and queuing its notifications took (``fanout_ns``); a detection row of a live tr
 Joined by block hash, each trade's latency splits into :data:`STAGES`, which sum to it::
 
     serialise  t_ns -> t_ns + fanout_ns       simulator: notifications built and queued
-    socket     -> recv_ns                     simulator history row, write loop, kernel
-                                              loopback, websockets reader
+    socket     -> recv_ns                     simulator's write of the due frames (the
+                                              replay's, no task switch), kernel loopback,
+                                              websockets reader
     parse      -> JSON parsed                 monitor's WebSocket manager
     queue      -> taken by the delivery task  live queue, task switch
     decode     -> its log decoded             (after the logs before it in the batch)
@@ -112,14 +113,15 @@ def overheads(sim_rows: Iterable[Mapping[str, Any]],
               monitor_rows: Iterable[Mapping[str, Any]],
               resources: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """What the measuring harness adds, each its own line (``{"name", "p50_ms", "p99_ms",
-    "note"}``; a null where not measured): the simulator's ``block_published`` rows (on
-    the path: written before the block's frames go out), the monitor's ``delivered`` rows
+    "note"}``; a null where not measured): the simulator's ``block_published`` rows (off
+    the path since the replay writes a block's frames before its rows; before, inside
+    socket), the monitor's ``delivered`` rows
     (on the path of the later trades of a batch), the runner's sampling (its own CPU)."""
     out: list[dict[str, Any]] = []
     sim_stop = next((r for r in sim_rows if r.get("event") == "stop"), None)
     hw = (sim_stop or {}).get("history_write_ns")
     if isinstance(hw, dict) and hw.get("blocks"):
-        out.append({"name": "simulator history write (per block, inside socket)",
+        out.append({"name": "simulator history write (per block, after its frames)",
                     "p50_ms": hw["p50"] / _NS_PER_MS, "p99_ms": hw["p99"] / _NS_PER_MS,
                     "note": f"{hw['blocks']} blocks, max {hw['max'] / _NS_PER_MS:.3g} ms"})
     mon_stop = next((r for r in monitor_rows if r.get("event") == "stop"), None)
