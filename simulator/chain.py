@@ -572,6 +572,11 @@ class Chain:
     def exhausted(self) -> bool:
         return not self._ensure(self.published)
 
+    def upcoming(self) -> ChainBlock | None:
+        """The block the replay publishes next (None when the chain is exhausted): what
+        the node may prepare while it waits for it to be due."""
+        return self.blocks[self.published] if self._ensure(self.published) else None
+
     def replay_span_s(self) -> float | None:
         """Simulated seconds from the first replayed block to the last (None: not known
         yet, a streamed chain)."""

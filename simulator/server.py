@@ -459,10 +459,11 @@ class Simulator:
             # an explorer_indexed row carries its own time: it is written at the turn after
             # it (the next block's); the replay wakes for it only once no block is to come
             next_publish = chain.next_publish_ns()
-            if next_publish is not None:
+            upcoming = chain.upcoming() if next_publish is not None else None
+            if upcoming is not None:
                 # idle until it is due: build its JSON and filter index now, not between
                 # publishing it and its frames leaving (the same text, built once either way)
-                self._prepare(chain.blocks[chain.published])
+                self._prepare(upcoming)
             wakes = [t for t in (next_publish if next_publish is not None
                                  else chain.next_index_ns(),
                                  self.board.next_stop_ns(),

@@ -66,6 +66,17 @@ def test_chain_publishes_only_due_blocks_and_serves_only_those() -> None:
     assert chain.next_publish_ns() == 3 * S
 
 
+def test_upcoming_is_the_block_the_replay_publishes_next() -> None:
+    chain = Chain(make_recording(3), speed=1.0, t0_ns=0)
+    first = chain.upcoming()
+    assert first is not None and first.number == 1000
+    assert chain.advance(0)[0] is first  # the very block, caches and all
+    nxt = chain.upcoming()
+    assert nxt is not None and nxt.number == 1001
+    chain.advance(10 * S)
+    assert chain.upcoming() is None  # exhausted
+
+
 def test_indexed_blocks_follow_the_lag_in_order_and_lag_scales_with_speed() -> None:
     rec = make_recording(6)
     chain = Chain(rec, settings=SimSettings(lag=LagSettings(median_s=4, p95_s=4.0001,
