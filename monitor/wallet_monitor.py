@@ -863,9 +863,9 @@ class WsShard:
         if cur is None:
             return
         claims: dict[int, set[str]] = {}
-        for n, h in self.store.blocks().items():
-            if n <= cur:
-                claims.setdefault(n, set()).add(h.lower())
+        stored = {n: h for n, h in self.store.blocks().items() if n <= cur}
+        for n, h in stored.items():
+            claims.setdefault(n, set()).add(h.lower())
         delivered: set[int] = set()
         for _tid, n, h in self.store.standing_in_range(
                 self.wallets, max(0, cur - self.tracker.keep), cur):
@@ -873,12 +873,15 @@ class WsShard:
             delivered.add(n)
         fork: int | None = None
         vouched = False  # a stored block matched: the stored ones below it need no call
+        stale: dict[int, str] = {}  # stored hashes the node no longer has: its hash instead
         for n in sorted(claims, reverse=True):
             if vouched and n not in delivered:
                 continue
             now = await self._canonical_hash(n)
             if now is None:
                 continue
+            if n in stored and stored[n].lower() != now:
+                stale[n] = now
             if claims[n] == {now}:
                 vouched = True
                 continue
@@ -888,6 +891,10 @@ class WsShard:
         log.warning("[%s] chain changed below the stored cursor while stopped: re-check from %d",
                     self.conn_id, fork)
         await self._fix_range(fork, self._known_head() or cur)
+        # the re-check is done: the stored view of those blocks becomes the node's, or
+        # every later check (each reconnect) found the same stale hash and rewound the
+        # cursor to it again (a growing backfill each time, until it aged out)
+        self.store.save_blocks(stale)
 
 
 class WalletMonitor:

@@ -617,6 +617,43 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
     assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
 
 
+def test_a_stale_stored_hash_is_replaced_once_its_range_is_re_checked(
+        tmp_path: Path) -> None:
+    """The crash loop's cursor rewinds (CI, 20:08Z): the state DB kept block 105's hash from
+    before a reorg that the monitor learnt of only at a restart. The restart re-checked
+    from 105 and fixed the trades, but kept the stale hash, so every later check (each
+    reconnect) found it again and rewound the cursor to 104, with a longer backfill each
+    time. Once the range is re-checked, the stored hash is the node's."""
+    from monitor.store import Store
+    seed = Store(tmp_path / "state.db")
+    seed.set_cursors([WALLET], 109, None, "websocket")
+    seed.save_blocks({105: "0x" + "dd" * 32})
+    seed.close()
+    seen: list[int] = []
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 110
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(110)
+                await until(lambda: mon.store is not None
+                            and mon.store.blocks().get(105) == header(105)["hash"],
+                            "the stored hash of 105 is the node's")
+                shard = mon.shards[0]
+                real = shard._fix_range
+
+                async def spy(fork: int, head: int) -> None:
+                    seen.append(fork)
+                    await real(fork, head)
+                shard._fix_range = spy  # type: ignore[method-assign]
+                await shard._verify_restart_cursor()  # as the next reconnect does
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+    assert seen == []  # nothing left to re-check
+
+
 def test_a_reorg_while_the_socket_was_down_is_found_after_the_reconnect(
         tmp_path: Path) -> None:
     """The simulated week's one phantom: a trade delivered by the HTTP backfill, its block
