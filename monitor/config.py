@@ -72,10 +72,10 @@ NOT_FROM_ENV = frozenset({"speed"})
 SECRET_FIELDS = ("explorer_api_key", "telegram_token")
 #: settings that may be read from a file named by ``<NAME>_FILE`` (env) or ``<name>_file``
 #: (TOML, ``--set``): keys, tokens, and provider URLs that carry a key in their path
+FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url")
 #: the smallest non-zero ``dedup_retention_blocks``: well past a backfill's overlap, the
 #: deepest reorg a tracker follows and the reconnect re-check's window (128 blocks)
 MIN_DEDUP_RETENTION_BLOCKS = 1024
-FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url")
 
 
 def normalise_address(value: str, what: str = "address") -> str:

@@ -39,7 +39,7 @@ from aiohttp import web
 from polyvocab import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
 from simulator.history import mask_key
 from simulator.ratelimit import KeyedRateLimiter, Limit
-from simulator.recording import RecordedBlock
+from simulator.recording import RecordedBlock, compact_json
 
 __all__ = [
     "TEXT_ACTION",
@@ -906,11 +906,7 @@ def _take(items: Iterator[_Item], keep: Callable[[_Item], bool], paging: _Paging
 
 
 def _dumps(obj: Any) -> bytes:
-    return _encode(obj).encode()
-
-
-#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per answer
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+    return compact_json(obj).encode()
 
 
 def _envelope(status: str, message: str, result: Any) -> bytes:

@@ -33,6 +33,7 @@ from polyvocab.bounds import too_deep
 from simulator.chain import Chain, ChainBlock
 from simulator.filters import FilterError, LogFilter, parse_topic
 from simulator.providers import profile
+from simulator.recording import compact_json
 from simulator.settings import NodeSettings
 
 __all__ = ["Call", "JsonInputError", "JsonRpc", "RpcError", "SubscriptionHost",
@@ -82,13 +83,10 @@ class RawJson(str):
 
 def _dumps(obj: Any) -> str:
     if isinstance(obj, dict) and isinstance(obj.get("result"), RawJson):
-        head = _encode({k: v for k, v in obj.items() if k != "result"})
+        head = compact_json({k: v for k, v in obj.items() if k != "result"})
         return f'{head[:-1]},"result":{obj["result"]}}}'
-    return _encode(obj)
+    return compact_json(obj)
 
-
-#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per answer
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JsonInputError(ValueError):

@@ -32,6 +32,7 @@ __all__ = [
     "RecordedBlock",
     "Recording",
     "RecordingError",
+    "compact_json",
     "iter_recording",
     "load_recording",
     "save_recording",
@@ -103,6 +104,11 @@ class Recording:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+#: ``json.dumps(obj, separators=(",", ":"))`` without building an encoder per call (~0.7 us
+#: of ~3 for a log): the node's headers, logs and answers (chain, JSON-RPC, explorer)
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def save_recording(recording: Recording, path: str | Path, *, compresslevel: int = 9) -> Path:
