@@ -54,6 +54,12 @@ class Pipeline:
     #: :meth:`redeliver`, ~12,000 rows a minute, past a market-wide firehose's ~7,000
     DEDUP_PRUNE_INTERVAL_S = 60.0
     DEDUP_PRUNE_LIMIT = 1_000
+    #: the sent outbox rows are deleted once this many seconds passed since the last
+    #: prune, or once this many rows wait (a firehose's minute is ~7,000: one short DELETE,
+    #: not a long one); not at every :meth:`redeliver` (every ``outbox_retry_interval``,
+    #: 5 s), which was one more transaction (an fsync) every 5 s, busy or idle
+    OUTBOX_PRUNE_INTERVAL_S = 60.0
+    OUTBOX_PRUNE_ROWS = 1_000
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
@@ -81,6 +87,8 @@ class Pipeline:
         self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
         self.dedup_retention_blocks = dedup_retention_blocks
         self._next_dedup_prune_ns = 0
+        self._next_outbox_prune_ns = 0
+        self._marks_seen: tuple[int, int] | None = None  # waiting at the last redeliver()
         self.sink_failing = False
         self._raised: set[int] = set()  # outbox seqs whose sink.emit raised: maybe acted
 
@@ -103,7 +111,7 @@ class Pipeline:
             sent = await self._send_all(items, retry=True)
             if sent:
                 log.info("redelivered %d outbox event(s)", sent)
-        self.counters["outbox_pruned"] += self.store.prune_outbox()
+        self.counters["outbox_pruned"] += self._maybe_prune_outbox()
         if self.dedup_retention_blocks and self._now_ns() >= self._next_dedup_prune_ns:
             pruned = self.store.prune_delivered(self.dedup_retention_blocks,
                                                 self.DEDUP_PRUNE_LIMIT)
@@ -112,6 +120,24 @@ class Pipeline:
             wait_s = 0.0 if pruned >= self.DEDUP_PRUNE_LIMIT else self.DEDUP_PRUNE_INTERVAL_S
             self._next_dedup_prune_ns = self._now_ns() + int(wait_s * 1e9)
         return sent
+
+    def _maybe_prune_outbox(self) -> int:
+        """Prune the outbox when it is due (:attr:`OUTBOX_PRUNE_INTERVAL_S` or
+        :attr:`OUTBOX_PRUNE_ROWS`), or when "sent" marks have waited since the last call
+        with no transaction to write them (the feed went quiet, so they wait at most two
+        calls): a feed writes them with its next batch, so only a quiet monitor needs this
+        commit. Returns the rows deleted."""
+        store, now = self.store, self._now_ns()
+        marks, seen = store.mark_seqs(), self._marks_seen
+        quiet = marks is not None and seen is not None and marks[0] <= seen[1]
+        due = store.sent_unpruned > 0 and (now >= self._next_outbox_prune_ns
+                                           or store.sent_unpruned >= self.OUTBOX_PRUNE_ROWS)
+        pruned = 0
+        if due or quiet:
+            pruned = store.prune_outbox()
+            self._next_outbox_prune_ns = now + int(self.OUTBOX_PRUNE_INTERVAL_S * 1e9)
+        self._marks_seen = store.mark_seqs()
+        return pruned
 
     async def on_log(self, entry: dict[str, Any], source: str) -> Trade | None:
         """One log from any source. Returns the trade if it was delivered now."""

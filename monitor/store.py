@@ -16,9 +16,10 @@ Delivery protocol (exactly once at the sink across ``kill -9``):
    ``outbox`` (unique on ``(kind, trade_id, generation)``);
 2. hand the event to the sink (which is idempotent on that key, see :mod:`monitor.sinks`);
 3. :meth:`Store.mark_sent_later`: the "sent" marks are written in the next transaction
-   (the next batch's :meth:`Store.commit_many`, :meth:`Store.prune_outbox`, which the
-   monitor runs every ``outbox_retry_interval``, :meth:`Store.pending` or :meth:`close`),
-   not in one more fsync'd commit a batch.
+   (the next batch's :meth:`Store.commit_many`; when no batch follows, the
+   :meth:`Store.prune_outbox` the monitor runs once the marks have waited a whole
+   ``outbox_retry_interval``; :meth:`Store.pending` or :meth:`close`), not in one more
+   fsync'd commit a batch.
 A crash before 1 loses nothing (the cursor did not pass the block, the trade is fetched
 again); between 1 and the durable mark the event stays in the outbox and
 :meth:`Store.pending` returns it on restart; the sink skips it if it had already written it.
@@ -138,6 +139,9 @@ class Store:
             raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
         self.keep_blocks = keep_blocks
         self._sent_later: set[int] = set()  # seqs sent, their mark not yet written
+        #: outbox rows marked sent since the last :meth:`prune_outbox` (1 at open: rows a
+        #: previous process marked may be there, so the first prune is never skipped)
+        self.sent_unpruned = 1
 
     def close(self) -> None:
         """Write the pending "sent" marks (best effort: unwritten ones are sent again after
@@ -321,6 +325,19 @@ class Store:
         """Inside a transaction: ``sent=1`` for ``seqs``, one statement a 500."""
         for part, marks in _in_parts(seqs):
             self._db.execute(f"UPDATE outbox SET sent=1 WHERE seq IN ({marks})", part)
+        self.sent_unpruned += len(seqs)
+
+    @property
+    def marks_pending(self) -> bool:
+        """Sent events whose "sent" mark is not written yet (:meth:`mark_sent_later`)."""
+        return bool(self._sent_later)
+
+    def mark_seqs(self) -> tuple[int, int] | None:
+        """The lowest and highest seq whose "sent" mark waits, or None. Marks are written
+        all at once, so a seq seen waiting before and still waiting has waited since."""
+        if not self._sent_later:
+            return None
+        return min(self._sent_later), max(self._sent_later)
 
     def _write_sent_marks(self) -> None:
         marks = self._marks()
@@ -365,6 +382,7 @@ class Store:
             self._set_sent(marks)
             pruned = int(self._db.execute("DELETE FROM outbox WHERE sent=1").rowcount)
         self._sent_later.difference_update(marks)
+        self.sent_unpruned = 0
         return pruned
 
     def prune_delivered(self, retention_blocks: int, limit: int = 1_000) -> int:

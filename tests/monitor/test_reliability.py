@@ -477,6 +477,76 @@ def test_the_outbox_is_pruned_while_running(tmp_path: Path) -> None:
     assert store.outbox_size() == 0 and store.stats()["delivered"] == 199
 
 
+def test_the_outbox_prune_commits_only_when_due_or_quiet(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A steady feed writes the "sent" marks with its next batch, so the 5-s redeliver
+    opens no transaction of its own (it was one fsync'd commit every 5 s, busy or idle);
+    the sent rows go once a minute or once 1,000 wait, and marks left by the last batch
+    before a quiet spell are written at the next call that finds them still waiting."""
+    from monitor.clock import ManualClock
+    clock = ManualClock(1000.0)
+    store = Store(tmp_path / "s.db", synchronous="NORMAL")
+    sink = MemorySink()
+    pipe = Pipeline(store, sink, wallets=[WALLET], clock=clock)
+    txs = {"n": 0}
+    real_tx = store._tx
+
+    def counting_tx() -> Any:
+        txs["n"] += 1
+        return real_tx()
+    monkeypatch.setattr(store, "_tx", counting_tx)
+    block = iter(range(100, 10_000))
+    tx = iter(range(1, 1_000_000))
+
+    def batch(n: int = 2) -> None:
+        b = next(block)
+        asyncio.run(pipe.on_logs([order_filled(block=b, tx=next(tx)) for _ in range(n)],
+                                 "ws"))
+
+    def redeliver() -> int:
+        before = txs["n"]
+        asyncio.run(pipe.redeliver())
+        return txs["n"] - before
+
+    batch()
+    assert redeliver() == 1 and store.outbox_size() == 0  # the first call always prunes
+    for _ in range(5):  # a steady feed: a batch between calls, 5 s apart
+        batch()
+        batch()
+        clock.advance(5)
+        assert redeliver() == 0  # no commit of its own: the next batch wrote the marks
+    assert store.outbox_size() == 20 and store.marks_pending
+    # quiet: the marks the last batch left were there at the last call already
+    clock.advance(5)
+    assert redeliver() == 1 and not store.marks_pending and store.outbox_size() == 0
+    # one batch, then quiet: its marks wait one call (a batch may still follow), then go
+    batch()
+    clock.advance(5)
+    assert redeliver() == 0 and store.marks_pending
+    clock.advance(5)
+    assert redeliver() == 1 and not store.marks_pending and store.outbox_size() == 0
+    clock.advance(5)
+    assert redeliver() == 0  # nothing to mark or delete: no transaction at all
+    # due by time: a minute after the last prune (it writes the waiting marks too)
+    batch()
+    batch()
+    clock.advance(5)
+    assert redeliver() == 0
+    clock.advance(55)
+    batch()
+    assert redeliver() == 1 and store.outbox_size() == 0
+    # due by rows: 1,000 rows marked sent wait, well inside the minute
+    batch(600)
+    batch(600)  # writes the first 600 marks: 600 rows wait, fewer than 1,000
+    clock.advance(5)
+    assert redeliver() == 0 and store.outbox_size() == 1200
+    batch(600)  # 1,200 wait
+    clock.advance(5)
+    assert redeliver() == 1 and store.outbox_size() == 0
+    assert len(sink.events) == 2 + 20 + 2 + 6 + 1800  # every event delivered once
+
+
 # -- 8. corrupt files: one line, exit 2 ----------------------------------------------------
 
 def test_a_detections_file_with_json_that_is_not_a_row_still_opens(tmp_path: Path) -> None:
