@@ -251,6 +251,11 @@ class Settings(BaseSettings):
     rpc_timeout: float = Field(10.0, gt=0,
         description="seconds before a JSON-RPC request times out")
     rpc_rate_per_s: float = Field(25.0, gt=0, description="client-side JSON-RPC HTTP rate limit")
+    rpc_batch_size: int = Field(20, ge=1, le=100,
+        description="calls in one JSON-RPC HTTP batch where the monitor asks many blocks at "
+                    "once (the reconnect and restart checks' block hashes); each call still "
+                    "counts against `rpc_rate_per_s`; 1 = no batches. A node that refuses a "
+                    "batch is asked one call at a time from then on")
     start_block: int | None = Field(None, ge=0,
         description="first block to watch (none = the chain head at start, or the stored cursor)")
     telegram_token: SecretStr | None = Field(None,

@@ -165,11 +165,13 @@ class Store:
         return {r[0]: Cursor(*r) for r in rows}
 
     def set_cursors(self, wallets: Iterable[str], block: int, block_hash: str | None,
-                    group: str, *, forward_only: bool = True) -> None:
+                    group: str, *, forward_only: bool = True,
+                    blocks: dict[int, str] | None = None) -> None:
         """Advance the cursor of every wallet in ``wallets`` to ``block``.
 
         ``forward_only`` (default): a cursor never moves back (two sources may both
         advance it). After a reorg below the cursor pass ``forward_only=False``.
+        ``blocks``: block hashes saved in the same transaction (as :meth:`save_blocks`).
         """
         rows = [(w, block, block_hash, group) for w in wallets]
         cond = " WHERE excluded.block > cursors.block" if forward_only else ""
@@ -178,6 +180,8 @@ class Store:
                 "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
                 "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block, hash=excluded.hash, "
                 "grp=excluded.grp" + cond, rows)
+            if blocks:
+                self._save_blocks(blocks)
 
     # -- recent block hashes ------------------------------------------------------------
 
@@ -185,10 +189,13 @@ class Store:
         if not hashes:
             return
         with self._tx():
-            self._db.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)",
-                                 list(hashes.items()))
-            top = max(hashes)
-            self._db.execute("DELETE FROM blocks WHERE number <= ?", (top - self.keep_blocks,))
+            self._save_blocks(hashes)
+
+    def _save_blocks(self, hashes: dict[int, str]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)",
+                             list(hashes.items()))
+        top = max(hashes)
+        self._db.execute("DELETE FROM blocks WHERE number <= ?", (top - self.keep_blocks,))
 
     def blocks(self) -> dict[int, str]:
         return dict(self._db.execute("SELECT number, hash FROM blocks ORDER BY number"))

@@ -61,7 +61,7 @@ import logging
 import math
 import resource
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -155,13 +155,26 @@ def _jitter_seed(url: str) -> str:
     return f"{parts.hostname}{parts.path}"
 
 
+def _block_hash(block: Any) -> str | None:
+    """An ``eth_getBlockByNumber`` result's hash (None: the node does not have the block)."""
+    if not isinstance(block, dict):
+        return None
+    h = block.get("hash")
+    if not isinstance(h, str):
+        raise BadResponse(f"eth_getBlockByNumber: a block without a hash ({type(h).__name__})",
+                          kind="bad_shape")
+    return h.lower()
+
+
 class _Rpc:
     """JSON-RPC over HTTP (:class:`monitor.jsonrpc_client.JsonRpcHttpClient`), counted."""
 
     def __init__(self, url: str, session: aiohttp.ClientSession, *, history: History,
-                 clock: Clock, timeout: float, speed: float, rate_per_s: float) -> None:
+                 clock: Clock, timeout: float, speed: float, rate_per_s: float,
+                 batch_size: int = 1) -> None:
         self.calls: Counter[str] = Counter()
         self.failures = 0
+        self.batch_size = batch_size  # 1 once the node refused a batch
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed,
@@ -175,6 +188,45 @@ class _Rpc:
         except MonitorError:
             self.failures += 1
             raise
+
+    async def call_many(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
+        """``method`` once for each of ``params``, results in their order: JSON-RPC batches
+        of up to ``batch_size`` calls (one HTTP request each), or one call at a time once
+        the node refused a batch (an error object for the whole batch, or an answer that is
+        not a batch's: from then on, for this client). A call the node answered with an
+        error raises it, as :meth:`call` does; so does a failed request."""
+        out: list[Any] = []
+        i = 0
+        while i < len(params):
+            size = self.batch_size
+            if size <= 1 or len(params) - i == 1:
+                out.append(await self.call(method, params[i]))
+                i += 1
+                continue
+            chunk = params[i:i + size]
+            self.calls[method] += len(chunk)
+            try:
+                results = await self._client.batch([(method, p) for p in chunk])
+            except (RpcError, BadResponse) as exc:
+                if isinstance(exc, BadResponse) and exc.kind != "batch_refused" and not (
+                        exc.status is not None and 400 <= exc.status < 500):
+                    self.failures += 1
+                    raise
+                self.calls[method] -= len(chunk)
+                self.batch_size = 1
+                log.warning("JSON-RPC node refused a batch of %d %s calls (%s): one call at "
+                            "a time from now on", len(chunk), method, exc)
+                continue
+            except MonitorError:
+                self.failures += 1
+                raise
+            for r in results:
+                if isinstance(r, RpcError):
+                    self.failures += 1
+                    raise r
+            out.extend(results)
+            i += len(chunk)
+        return out
 
 
 class WsShard:
@@ -290,18 +342,22 @@ class WsShard:
         return self._cursor
 
     async def _set_cursors(self, block: int, block_hash: str | None, *,
-                           forward_only: bool = True) -> None:
+                           forward_only: bool = True,
+                           blocks: Callable[[], dict[int, str]] | None = None) -> None:
         """Move the cursors of the shard's wallets to ``block``, ``CURSOR_SLICE`` wallets
         a transaction, letting the event loop run in between. A crash between slices
         leaves some wallets behind: the shard's cursor (their lowest) has not moved, so
-        nothing is skipped on restart."""
+        nothing is skipped on restart. ``blocks()``: block hashes to store in the last
+        slice's transaction (read then, after the last pause)."""
         cur = self.cursor()
         ws = self.wallets
+        last = max(0, (len(ws) - 1) // self.CURSOR_SLICE * self.CURSOR_SLICE)
         for i in range(0, len(ws), self.CURSOR_SLICE):
             if i:
                 await asyncio.sleep(0)
             self.store.set_cursors(ws[i:i + self.CURSOR_SLICE], block, block_hash,
-                                   "websocket", forward_only=forward_only)
+                                   "websocket", forward_only=forward_only,
+                                   blocks=blocks() if blocks is not None and i == last else None)
         self._cursor_moved(cur, block, forward_only=forward_only)
 
     def _cursor_moved(self, before: int | None, block: int, *, forward_only: bool) -> None:
@@ -725,17 +781,21 @@ class WsShard:
         if target - cur > self.chunk_blocks:
             target = await self._confirmed_target(cur, target)
         done = 0
+
+        def tracked() -> dict[int, str]:  # the feed's block hashes, up to the new cursor
+            return {n: h for n, h in self.tracker.known().items() if n <= target}
+
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             logs = await self._get_logs(a, b)
             await self._on_logs_sliced(logs)
             await self._retract_orphans(a, b, logs)
-            await self._set_cursors(b, self.tracker.hash_at(b))
+            # the last range's cursors and the tracked hashes: one transaction
+            await self._set_cursors(b, self.tracker.hash_at(b),
+                                    blocks=tracked if b == target else None)
             done += b - a + 1
             self.synced_to = b
         if done:
             self.counters["synced_blocks"] += done
-            self.store.save_blocks({n: h for n, h in self.tracker.known().items()
-                                    if n <= target})
         return done
 
     async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]]) -> None:
@@ -752,12 +812,12 @@ class WsShard:
         for lg in logs:
             with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
                 ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
-        canonical: dict[int, str | None] = {}
-        for tid, number, block_hash in standing:
-            if tid in ids:
-                continue
-            if number not in canonical:
-                canonical[number] = await self._canonical_hash(number)
+        gone = [(tid, number, block_hash) for tid, number, block_hash in standing
+                if tid not in ids]
+        if not gone:
+            return
+        canonical = await self._canonical_hashes(sorted({number for _t, number, _h in gone}))
+        for tid, number, block_hash in gone:
             now = canonical[number]
             if now is not None and now != block_hash.lower():
                 self.counters["orphans_retracted"] += 1
@@ -804,7 +864,14 @@ class WsShard:
 
     async def _canonical_hash(self, n: int) -> str | None:
         block = await self.rpc.call("eth_getBlockByNumber", [hex(n), False])
-        return str(block["hash"]).lower() if isinstance(block, dict) else None
+        return _block_hash(block)
+
+    async def _canonical_hashes(self, numbers: Sequence[int]) -> dict[int, str | None]:
+        """The node's hash of each block in ``numbers`` (None: a block it does not have),
+        asked in JSON-RPC batches (:meth:`_Rpc.call_many`)."""
+        blocks = await self.rpc.call_many("eth_getBlockByNumber",
+                                          [[hex(n), False] for n in numbers])
+        return {n: _block_hash(b) for n, b in zip(numbers, blocks, strict=True)}
 
     async def _recheck(self, start: int) -> None:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind."""
@@ -874,10 +941,19 @@ class WsShard:
         fork: int | None = None
         vouched = False  # a stored block matched: the stored ones below it need no call
         stale: dict[int, str] = {}  # stored hashes the node no longer has: its hash instead
-        for n in sorted(claims, reverse=True):
+        order = sorted(claims, reverse=True)
+        hashes: dict[int, str | None] = {}
+        walk = 1  # blocks asked at once before one matched: 1, 2, 4, ... (the first matches
+        # unless the chain changed, and then every delivered block below it is asked)
+        for i, n in enumerate(order):
             if vouched and n not in delivered:
                 continue
-            now = await self._canonical_hash(n)
+            if n not in hashes:  # the next batch: the blocks this walk may still need
+                ahead = [k for k in order[i:] if not vouched or k in delivered]
+                size = self.rpc.batch_size if vouched else min(walk, self.rpc.batch_size)
+                walk *= 2
+                hashes.update(await self._canonical_hashes(ahead[:size]))
+            now = hashes[n]
             if now is None:
                 continue
             if n in stored and stored[n].lower() != now:
@@ -970,7 +1046,7 @@ class WalletMonitor:
                 raise MonitorError("websocket mode needs websocket_url and rpc_url")
             self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
                             timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
-                            rate_per_s=s.rpc_rate_per_s)
+                            rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size)
             self.plan = plan = plan_subscriptions(
                 s.subscription_mode, len(self.ws_wallets),
                 max_wallets_per_filter=s.max_wallets_per_filter,

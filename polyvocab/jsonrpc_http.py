@@ -294,12 +294,13 @@ class JsonRpcHttpClient:
             if isinstance(parsed, dict) and "error" in parsed:  # the batch itself refused
                 raise _rpc_error(parsed["error"], self._rate_limited)
             if not isinstance(parsed, list):
-                raise BadResponse(f"batch answer is not a list: {_snippet(str(parsed))}")
+                raise BadResponse(f"batch answer is not a list: {_snippet(str(parsed))}",
+                                  kind="batch_refused")
             by_id = {item.get("id"): item for item in parsed if isinstance(item, dict)}
             out: list[Any] = []
             for i in ids:
                 if i not in by_id:
-                    raise BadResponse(f"batch answer lacks id {i}")
+                    raise BadResponse(f"batch answer lacks id {i}", kind="batch_refused")
                 try:
                     out.append(_result_of(by_id[i], i, self._rate_limited))
                 except RpcError as exc:
@@ -333,7 +334,7 @@ class JsonRpcHttpClient:
     async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any]) -> Any:
         """POST ``body``; ``check`` turns the parsed answer into the value (or raises)."""
         if self._limiter is not None:
-            wait = self._limiter.reserve(self._clock.now())
+            wait = self._limiter.reserve(self._clock.now(), cost=len(methods))
             if wait > 0:
                 await asyncio.sleep(wait)
         ok = False

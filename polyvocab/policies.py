@@ -69,10 +69,11 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
         self._last = max(self._last, now)
 
-    def reserve(self, now: float) -> float:
-        """Take a token; return how long to wait before using it (0 = at once)."""
+    def reserve(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens (a batch of n calls costs n); return how long to wait
+        before using them (0 = at once)."""
         self._refill(now)
-        self._tokens -= 1.0
+        self._tokens -= cost
         wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
         return max(wait, self._blocked_until - now, 0.0)
 

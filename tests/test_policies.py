@@ -30,6 +30,9 @@ def test_token_bucket_paces_bursts_and_penalties() -> None:
     assert [burst.reserve(0.0) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
     tb.penalise(10.0, 5.0)
     assert tb.reserve(10.0) == 5.0
+    # a batch of n calls costs n tokens: 4 calls at 2/s from a full bucket of 1 wait 1.5 s
+    batch = TokenBucket(rate=2.0)
+    assert batch.reserve(0.0, cost=4) == 1.5 and batch.reserve(0.0) == 2.0
 
 
 def test_provider_texts_are_classified_once_for_everyone() -> None:

@@ -787,6 +787,145 @@ def test_an_orphan_below_a_later_delivery_is_still_found_at_the_reconnect(
     assert [r["trade_id"] for r in retracted] == [f"{orphan['transactionHash']}:0"]
 
 
+def _restart_check_after_a_reorg_while_down(tmp: Path, *, refuse_batches: bool = False,
+                                            **extra: Any) -> tuple[list[Any], list[str]]:
+    """35 trades backfilled in blocks 101..135, the monitor stopped, block 120 replaced
+    while it was down; the restart check finds it. The HTTP bodies that asked for blocks
+    during the second run, and the trades it retracted."""
+    trades = [order_filled(block=n, tx=n) for n in range(101, 136)]
+    asked: list[Any] = []
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.extend(trades)
+
+            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.head = 140
+                await node.new_head(140)
+                await until(lambda: len(sink.events) == len(trades)
+                            and cursor_at_least(mon, 139), "35 trades backfilled")
+            await run_monitor(node, tmp, first, **extra)
+            node.logs[:] = [t for t in trades if t["blockNumber"] != hex(120)]
+            replace_block(node, 120)
+            node.subscribed.clear()
+            node.subs.clear()
+            node.refuse_batches = refuse_batches
+            before = len(node.requests)
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp, second, **extra)
+            asked.extend(b for b in node.requests[before:] if "eth_getBlockByNumber" in str(b))
+    asyncio.run(go())
+    return asked, [r["trade_id"] for r in history_rows(tmp, "retracted")]
+
+
+def _blocks_asked(bodies: list[Any]) -> list[int]:
+    calls = [c for b in bodies for c in (b if isinstance(b, list) else [b])]
+    return sorted(int(c["params"][0], 16) for c in calls if c["method"] == "eth_getBlockByNumber")
+
+
+def test_the_restart_check_asks_its_blocks_in_batches_and_finds_the_same_orphan(
+        tmp_path: Path) -> None:
+    """A restart (and every reconnect) checks each block it delivered from against the
+    node: 35 blocks were 35 HTTP round trips one after the other (~50 a reconnect in the
+    soak: seconds on a real provider). They go as JSON-RPC batches of up to
+    ``rpc_batch_size`` now: the same blocks asked, the same orphan retracted, in 3
+    requests (the highest block alone, then the delivered ones below it, 20 a batch).
+    With ``rpc_batch_size = 1``, or against a node that refuses batches (one error object,
+    then one call at a time for good), the same blocks and the same retraction."""
+    orphan = [f"{order_filled(block=120, tx=120)['transactionHash']}:0"]
+    batched, retracted = _restart_check_after_a_reorg_while_down(tmp_path / "batched")
+    single, retracted_single = _restart_check_after_a_reorg_while_down(
+        tmp_path / "single", rpc_batch_size=1)
+    refused, retracted_refused = _restart_check_after_a_reorg_while_down(
+        tmp_path / "refused", refuse_batches=True)
+    assert retracted == retracted_single == retracted_refused == orphan
+    assert len(_blocks_asked(single)) >= 35 and len(single) == len(_blocks_asked(single))
+    assert _blocks_asked(batched) == _blocks_asked(single)
+    assert len(batched) <= 4 and any(isinstance(b, list) and len(b) == 20 for b in batched)
+    # the refused batch is asked again one call at a time; no batch after it
+    assert len([b for b in refused if isinstance(b, list)]) == 1
+    assert _blocks_asked([b for b in refused if not isinstance(b, list)]) \
+        == _blocks_asked(single)
+
+
+def test_call_many_batches_in_order_and_tells_garbage_from_a_refusal() -> None:
+    """``_Rpc.call_many``: results in the order asked, ``batch_size`` calls a request; an
+    unreadable answer (HTML with status 200) fails the call as it would a single one and
+    keeps the batches; a node that refuses batches is asked one call at a time from then
+    on, with the same results."""
+    import aiohttp
+
+    from monitor.clock import SystemClock
+    from monitor.errors import BadResponse
+    from monitor.history import NullHistory
+    from monitor.wallet_monitor import _Rpc
+
+    params = [[hex(n), False] for n in range(1, 8)]
+
+    async def go() -> None:
+        async with HostileNode() as node, aiohttp.ClientSession() as session:
+            rpc = _Rpc(node.rpc_url, session, history=NullHistory(), clock=SystemClock(),
+                       timeout=5.0, speed=100.0, rate_per_s=1000.0, batch_size=3)
+            got = await rpc.call_many("eth_getBlockByNumber", params)
+            assert [b["number"] for b in got] == [hex(n) for n in range(1, 8)]
+            assert [len(b) if isinstance(b, list) else 1 for b in node.requests] == [3, 3, 1]
+            assert rpc.calls["eth_getBlockByNumber"] == 7
+            node.rpc["eth_getBlockByNumber"] = lambda p: Raw("<html>502 Bad Gateway</html>")
+            with pytest.raises(BadResponse):
+                await rpc.call_many("eth_getBlockByNumber", params)
+            assert rpc.batch_size == 3 and rpc.failures == 1
+            del node.rpc["eth_getBlockByNumber"]
+            node.refuse_batches = True
+            node.requests.clear()
+            assert await rpc.call_many("eth_getBlockByNumber", params) == got
+            assert rpc.batch_size == 1
+            assert [isinstance(b, list) for b in node.requests] == [True] + [False] * 7
+    asyncio.run(go())
+
+
+def test_a_sync_writes_its_cursor_and_the_tracked_hashes_in_one_transaction(
+        tmp_path: Path) -> None:
+    """A backfill's last range moved the cursors in one fsync'd transaction and stored the
+    feed's block hashes in another (~15 % of a soak's commits). Both go in one now: the
+    cursor is never stored without the hashes the restart check reads beside it."""
+    writes: list[tuple[int, dict[int, str] | None]] = []
+    separate: list[dict[int, str]] = []
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                store = mon.store
+                assert store is not None
+                set_cursors, save_blocks = store.set_cursors, store.save_blocks
+
+                def spy_cursors(*a: Any, **k: Any) -> None:
+                    writes.append((a[1], k.get("blocks")))
+                    set_cursors(*a, **k)
+
+                def spy_blocks(hashes: dict[int, str]) -> None:
+                    separate.append(hashes)
+                    save_blocks(hashes)
+                store.set_cursors = spy_cursors  # type: ignore[method-assign]
+                store.save_blocks = spy_blocks  # type: ignore[method-assign]
+                node.head = 110
+                await node.new_head(110)
+                await until(lambda: cursor_at_least(mon, 109), "the gap backfilled")
+                assert store.blocks().get(100) == header(100)["hash"]
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+    assert writes == [(109, {100: header(100)["hash"]})]
+    assert separate == []
+
+
 def test_a_log_range_the_node_cannot_answer_in_time_is_asked_again_in_halves(
         tmp_path: Path) -> None:
     """Busy wallets put thousands of logs in one backfill range; a node under load then

@@ -7,9 +7,11 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from monitor_helpers import OTHER, WALLET, order_filled
 
 from monitor.cores import Deduplicator
+from monitor.errors import StoreError
 from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.sinks import JsonlSink, MemorySink, SinkEvent
@@ -37,6 +39,15 @@ def test_block_hashes_keep_a_window(tmp_path: Path) -> None:
     s = Store(tmp_path / "m.db", keep_blocks=4)
     s.save_blocks({n: f"0x{n}" for n in range(1, 11)})
     assert sorted(s.blocks()) == [7, 8, 9, 10]
+
+
+def test_cursors_and_block_hashes_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    s = Store(tmp_path / "m.db", keep_blocks=4)
+    s.set_cursors([WALLET], 10, "0xaa", "websocket", blocks={n: f"0x{n}" for n in range(1, 11)})
+    assert sorted(s.blocks()) == [7, 8, 9, 10] and s.cursor(WALLET).block == 10  # type: ignore[union-attr]
+    with pytest.raises(StoreError):  # a hash SQLite cannot bind: the cursor stays too
+        s.set_cursors([WALLET], 12, "0xbb", "websocket", blocks={12: object()})  # type: ignore[dict-item]
+    assert s.cursor(WALLET).block == 10 and 12 not in s.blocks()  # type: ignore[union-attr]
 
 
 def test_commit_then_crash_before_mark_is_redelivered_once(tmp_path: Path) -> None:
