@@ -155,15 +155,29 @@ def _jitter_seed(url: str) -> str:
     return f"{parts.hostname}{parts.path}"
 
 
-def _block_hash(block: Any) -> str | None:
-    """An ``eth_getBlockByNumber`` result's hash (None: the node does not have the block)."""
+def _block_hash(block: Any, number: int) -> str | None:
+    """The hash of an ``eth_getBlockByNumber`` result for block ``number`` (None: the node
+    does not have it). A block without a 32-byte hex hash, or another block than the one
+    asked (a batch's answers mixed up by a proxy), is a :class:`BadResponse`: its hash
+    must never be compared with a stored one (a mismatch re-checks and retracts)."""
     if not isinstance(block, dict):
         return None
     h = block.get("hash")
-    if not isinstance(h, str):
-        raise BadResponse(f"eth_getBlockByNumber: a block without a hash ({type(h).__name__})",
-                          kind="bad_shape")
+    try:
+        answered = quantity(block.get("number"))
+    except (ValueError, TypeError):
+        answered = None
+    if answered != number:
+        raise BadResponse(f"eth_getBlockByNumber({number}): the answer is block "
+                          f"{str(block.get('number'))[:24]!r}", kind="bad_shape")
+    if not (isinstance(h, str) and len(h) == 66 and h[:2] in ("0x", "0X")
+            and all(c in _HEX for c in h[2:])):
+        raise BadResponse(f"eth_getBlockByNumber({number}): no 32-byte hash "
+                          f"({str(h)[:24]!r})", kind="bad_shape")
     return h.lower()
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class _Rpc:
@@ -864,14 +878,14 @@ class WsShard:
 
     async def _canonical_hash(self, n: int) -> str | None:
         block = await self.rpc.call("eth_getBlockByNumber", [hex(n), False])
-        return _block_hash(block)
+        return _block_hash(block, n)
 
     async def _canonical_hashes(self, numbers: Sequence[int]) -> dict[int, str | None]:
         """The node's hash of each block in ``numbers`` (None: a block it does not have),
         asked in JSON-RPC batches (:meth:`_Rpc.call_many`)."""
         blocks = await self.rpc.call_many("eth_getBlockByNumber",
                                           [[hex(n), False] for n in numbers])
-        return {n: _block_hash(b) for n, b in zip(numbers, blocks, strict=True)}
+        return {n: _block_hash(b, n) for n, b in zip(numbers, blocks, strict=True)}
 
     async def _recheck(self, start: int) -> None:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind."""

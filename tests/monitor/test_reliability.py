@@ -854,6 +854,54 @@ def test_the_restart_check_asks_its_blocks_in_batches_and_finds_the_same_orphan(
         == _blocks_asked(single)
 
 
+def test_a_node_answering_another_block_retracts_nothing_until_it_answers_right(
+        tmp_path: Path) -> None:
+    """A proxy that mixes up a batch's answers (block n+1 for block n), or a block without
+    a proper hash: the restart check compares no such hash with a stored one (a mismatch
+    re-checks and retracts); the check fails, is counted and retried, and finds the real
+    orphan once the node answers right."""
+    live = order_filled(block=105, tx=9)
+    errors: list[int] = []
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.notify("logs", live)
+                await until(lambda: len(sink.events) == 1, "the live trade")
+                node.head = 110
+                await node.new_head(110)
+                await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
+            await run_monitor(node, tmp_path, first)
+            node.logs.clear()
+            answers = iter([lambda n: header(n + 1), lambda n: dict(header(n), hash="0x12")])
+            wrong = next(answers)
+            node.rpc["eth_getBlockByNumber"] = lambda p: wrong(int(p[0], 16))
+            node.subscribed.clear()
+            node.subs.clear()
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                nonlocal wrong
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                shard = mon.shards[0]
+                await until(lambda: shard.counters["sync_errors"] >= 1, "a failed check")
+                wrong = next(answers)
+                await until(lambda: shard.counters["sync_errors"] >= 2, "another failed check")
+                errors.append(shard.counters["sync_errors"])
+                assert not any(e.kind == "retraction" for e in sink.events)
+                replace_block(node, 105)  # the node answers right: 105 was replaced
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp_path, second)
+    asyncio.run(go())
+    assert errors and errors[0] >= 2
+    retracted = history_rows(tmp_path, "retracted")
+    assert [r["trade_id"] for r in retracted] == [f"{live['transactionHash']}:0"]
+
+
 def test_call_many_batches_in_order_and_tells_garbage_from_a_refusal() -> None:
     """``_Rpc.call_many``: results in the order asked, ``batch_size`` calls a request; an
     unreadable answer (HTML with status 200) fails the call as it would a single one and
