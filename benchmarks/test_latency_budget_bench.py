@@ -15,7 +15,14 @@ to the sink receiving the trade, beside the physical floor of a loopback round t
 3. What the stamps cost: the same scenario once more with ``latency_stages = false``
    (``BENCH_LATENCY_AB=0`` skips it); end-to-end p50/p99 of both runs side by side. What
    the harness adds (history rows, sampling) is in the budget's ``overhead`` lines.
-4. The persist stage without fsync: the same scenario with the state DB at
+4. The floor as the path meets it: a block every 2 s, so both processes have slept ~2 s
+   when a block's frames go out. A sender process sleeps ``IDLE_S`` (2 s), then sends a
+   1,000-byte frame stamped with ``CLOCK_MONOTONIC`` (one clock for every process);
+   this process, asleep in ``recv()`` meanwhile, takes the one-way time, then commits one
+   row to a WAL SQLite file with ``synchronous = FULL`` (a bare fsync'd commit, cold),
+   ``BENCH_IDLE_FLOOR_ROUNDS`` times (default 20, ~40 s). Their sum is what any path from
+   a 2-s-idle publisher to a durable delivery pays on this machine before Python runs.
+5. The persist stage without fsync: the same scenario with the state DB at
    ``state_synchronous = NORMAL`` (``BENCH_LATENCY_NORMAL=0`` skips it), its budget too.
 
 Targets (issue 11): end to end p50 <= 2 ms, p99 <= 20 ms. Printed beside each figure and
@@ -43,6 +50,8 @@ from experiments.runner import RunnerOptions, run_scenario_sync
 from experiments.scenario import scenario_from_dict
 
 FLOOR_ROUNDS = int(os.environ.get("BENCH_FLOOR_ROUNDS", "5000"))
+IDLE_ROUNDS = int(os.environ.get("BENCH_IDLE_FLOOR_ROUNDS", "20"))
+IDLE_S = 2.0  # the default profile's block interval
 SIM_S = float(os.environ.get("BENCH_LATENCY_SIM_S", "180"))
 AB = os.environ.get("BENCH_LATENCY_AB", "1") != "0"
 NORMAL = os.environ.get("BENCH_LATENCY_NORMAL", "1") != "0"
@@ -95,6 +104,64 @@ def loopback_floor(rounds: int, size: int = 1000) -> dict[str, float]:
             "one_way_p99_ms": quantile(rtt, 0.99) / 2}
 
 
+IDLE_SENDER = """
+import asyncio, sys, time
+from websockets.asyncio.server import serve
+IDLE, N = float(sys.argv[1]), int(sys.argv[2])
+async def push(ws):
+    for _ in range(N):
+        await asyncio.sleep(IDLE)
+        await ws.send(str(time.monotonic_ns()).ljust(1000))
+async def main():
+    async with serve(push, "127.0.0.1", 0, compression=None) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+def idle_floor(rounds: int, tmp: Path, idle_s: float = IDLE_S) -> dict[str, float]:
+    """One way (ms) of a 1 kB frame from a process that slept ``idle_s`` to this one,
+    asleep in ``recv()``; then a bare one-row WAL ``synchronous = FULL`` commit (ms)."""
+    import sqlite3
+
+    from websockets.asyncio.client import connect
+
+    db = sqlite3.connect(tmp / "idle_floor.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t(x INTEGER)")
+    proc = subprocess.Popen([sys.executable, "-c", IDLE_SENDER, str(idle_s), str(rounds)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+
+        async def go() -> tuple[list[float], list[float]]:
+            one_way: list[float] = []
+            commit: list[float] = []
+            async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+                for i in range(rounds):
+                    sent = int(await ws.recv())
+                    t0 = time.monotonic_ns()
+                    db.execute("BEGIN")
+                    db.execute("INSERT INTO t VALUES (?)", (i,))
+                    db.execute("COMMIT")
+                    t1 = time.monotonic_ns()
+                    one_way.append((t0 - sent) / 1e6)
+                    commit.append((t1 - t0) / 1e6)
+            return sorted(one_way), sorted(commit)
+
+        one_way, commit = asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        db.close()
+    return {"rounds": rounds, "idle_s": idle_s,
+            "one_way_p50_ms": quantile(one_way, 0.5), "one_way_p99_ms": quantile(one_way, 0.99),
+            "commit_p50_ms": quantile(commit, 0.5), "commit_p99_ms": quantile(commit, 0.99)}
+
+
 def stamp_cost_ns(reads: int = 200_000) -> float:
     """ns per ``SystemClock().now_ns()`` read (the stamps' only cost)."""
     from monitor.clock import SystemClock
@@ -145,6 +212,20 @@ def _figures(b: dict[str, Any], floor: dict[str, float], plain: dict[str, Any] |
         figure("loopback floor: one way p50 (half the round trip)", floor["one_way_p50_ms"],
                "ms"),
     ]
+    idle = floor.get("idle")
+    if idle:
+        bound = idle["one_way_p50_ms"] + idle["commit_p50_ms"]
+        figs += [
+            figure(f"idle floor: one way p50 / p99 after {idle['idle_s']:g} s asleep (both "
+                   f"processes; 1 kB frame, {idle['rounds']} rounds)",
+                   f"{idle['one_way_p50_ms']:.3f} / {idle['one_way_p99_ms']:.3f} ms"),
+            figure("idle floor: a bare one-row WAL synchronous=FULL commit right after the "
+                   "wake, p50 / p99",
+                   f"{idle['commit_p50_ms']:.3f} / {idle['commit_p99_ms']:.3f} ms"),
+            figure("idle floor: one way + commit at p50 (what a durable path pays before "
+                   "any Python; end to end minus it = the code's share)",
+                   f"{bound:.3f} ms (end to end p50 {p50:.3f} ms: {p50 - bound:.3f} ms above)"),
+        ]
     for o in b.get("overhead") or []:
         val = (f"{o['p50_ms']:.3f}" if o.get("p50_ms") is not None else "-") + " / " + \
               (f"{o['p99_ms']:.3f} ms" if o.get("p99_ms") is not None else "- ms")
@@ -186,6 +267,8 @@ def test_latency_budget_speed1(benchmark: Any, tmp_path: Path) -> None:
 
     def measure_floor() -> None:
         floor.update(loopback_floor(FLOOR_ROUNDS))
+        if IDLE_ROUNDS:
+            floor["idle"] = idle_floor(IDLE_ROUNDS, tmp_path)  # type: ignore[assignment]
     benchmark.pedantic(measure_floor, rounds=1, iterations=1)
 
     summary = run_path(tmp_path, None)  # the runner's default at speed 1: stamps on
@@ -211,3 +294,7 @@ def test_latency_budget_speed1(benchmark: Any, tmp_path: Path) -> None:
     assert all(r["p50_ms"] >= 0 for r in b["stages"])
     assert abs(sum(r["share_p50"] for r in b["stages"]) - 1.0) < 1e-6
     assert 0 < floor["rtt_p50_ms"] < 100
+    if IDLE_ROUNDS:
+        idle: Any = floor["idle"]
+        assert idle["rounds"] == IDLE_ROUNDS and 0 < idle["one_way_p50_ms"] < 1000
+        assert 0 < idle["commit_p50_ms"] < 1000
