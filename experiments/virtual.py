@@ -29,6 +29,7 @@ import contextlib
 import gc
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,5 +214,6 @@ async def _sample(mon: Any, scenario: Scenario, sdir: Path, clock: Any,
             "dedup_entries": len(mon.pipeline.dedup) if mon.pipeline is not None else None,
             "live_queue": sum(sh._inbox.qsize() for sh in mon.shards),
             "state_db_bytes": db_bytes,
+            "cpu_s": time.process_time(),  # the process's CPU so far (both sides)
         })
         await asyncio.sleep(SAMPLE_EVERY_S)

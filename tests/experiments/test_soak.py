@@ -8,6 +8,7 @@ experiments run experiments/scenarios/soak/soak_week.toml --clock virtual --seed
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import subprocess
@@ -83,8 +84,15 @@ def check_soak_dir(sdir: Path) -> dict[str, Any]:
     mon = [json.loads(x) for x in (sdir / "monitor_history.jsonl").read_text().splitlines()]
     tasks = next(r for r in mon if r["event"] == "tasks")
     assert all(tasks["alive"].values()), tasks
+    # CPU per simulated hour, first and last quarter of the run (shown, not asserted: the
+    # machine's own speed moves it +-20 % hour to hour)
+    cpu = [x["cpu_s"] for x in samples]
+    assert cpu == sorted(cpu) and cpu[-1] > cpu[0], cpu
+    per_h = [b - a for a, b in itertools.pairwise(cpu)]
+    q = max(1, len(per_h) // 4)
     return {"trades": summary["trades"], "hours": hours, "rss_first": first["rss_bytes"],
             "rss_last": last["rss_bytes"], "rss_slope_mb_per_h": slope,
+            "cpu_s_per_h": (statistics.median(per_h[:q]), statistics.median(per_h[-q:])),
             "state_db_bytes": (first.get("state_db_bytes"), last.get("state_db_bytes")),
             "fds": (first["fds"], last["fds"]),
             "bound": summary["thresholds"][0].get("note")}
