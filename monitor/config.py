@@ -254,8 +254,8 @@ class Settings(BaseSettings):
     rpc_batch_size: int = Field(20, ge=1, le=100,
         description="calls in one JSON-RPC HTTP batch where the monitor asks many blocks at "
                     "once (the reconnect and restart checks' block hashes); each call still "
-                    "counts against `rpc_rate_per_s`; 1 = no batches. A node that refuses a "
-                    "batch is asked one call at a time from then on")
+                    "counts against `rpc_rate_per_s`; 1 = no batches. Each batch the node "
+                    "refuses halves it from then on (a provider's limit), down to 1")
     start_block: int | None = Field(None, ge=0,
         description="first block to watch (none = the chain head at start, or the stored cursor)")
     telegram_token: SecretStr | None = Field(None,

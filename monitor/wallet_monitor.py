@@ -188,7 +188,7 @@ class _Rpc:
                  batch_size: int = 1) -> None:
         self.calls: Counter[str] = Counter()
         self.failures = 0
-        self.batch_size = batch_size  # 1 once the node refused a batch
+        self.batch_size = batch_size  # halved at each batch the node refuses
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed,
@@ -205,10 +205,11 @@ class _Rpc:
 
     async def call_many(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
         """``method`` once for each of ``params``, results in their order: JSON-RPC batches
-        of up to ``batch_size`` calls (one HTTP request each), or one call at a time once
-        the node refused a batch (an error object for the whole batch, or an answer that is
-        not a batch's: from then on, for this client). A call the node answered with an
-        error raises it, as :meth:`call` does; so does a failed request."""
+        of up to ``batch_size`` calls (one HTTP request each). A refused batch (an error
+        object for the whole batch, a 4xx, or an answer that is not a batch's) halves
+        ``batch_size`` for this client from then on (a provider's batch limit), down to one
+        call at a time. A call the node answered with an error raises it, as :meth:`call`
+        does; so does a failed request."""
         out: list[Any] = []
         i = 0
         while i < len(params):
@@ -227,9 +228,11 @@ class _Rpc:
                     self.failures += 1
                     raise
                 self.calls[method] -= len(chunk)
-                self.batch_size = 1
-                log.warning("JSON-RPC node refused a batch of %d %s calls (%s): one call at "
-                            "a time from now on", len(chunk), method, exc)
+                self.batch_size = len(chunk) // 2  # a provider's batch limit: halve until
+                log.warning("JSON-RPC node refused a batch of %d %s calls (%s): %s from now "
+                            "on", len(chunk), method, exc,  # it passes, or no batch at all
+                            f"batches of {self.batch_size}" if self.batch_size > 1
+                            else "one call at a time")
                 continue
             except MonitorError:
                 self.failures += 1

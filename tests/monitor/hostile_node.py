@@ -37,6 +37,7 @@ class HostileNode:
         self.subs: dict[str, str] = {}  # kind ("logs"/"newHeads") -> subscription id
         self.requests: list[dict[str, Any]] = []
         self.refuse_batches = False  # a batch gets one error object, as some providers do
+        self.batch_limit: int | None = None  # ... only a batch of more than this many
         self.explorer_queries: list[dict[str, str]] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -97,7 +98,8 @@ class HostileNode:
     async def _http(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if isinstance(body, list) and self.refuse_batches:
+        if isinstance(body, list) and (self.refuse_batches or (
+                self.batch_limit is not None and len(body) > self.batch_limit)):
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32600, "message": "batch requests are not supported"}})
         items = body if isinstance(body, list) else [body]

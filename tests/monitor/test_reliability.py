@@ -836,8 +836,8 @@ def test_the_restart_check_asks_its_blocks_in_batches_and_finds_the_same_orphan(
     soak: seconds on a real provider). They go as JSON-RPC batches of up to
     ``rpc_batch_size`` now: the same blocks asked, the same orphan retracted, in 3
     requests (the highest block alone, then the delivered ones below it, 20 a batch).
-    With ``rpc_batch_size = 1``, or against a node that refuses batches (one error object,
-    then one call at a time for good), the same blocks and the same retraction."""
+    With ``rpc_batch_size = 1``, or against a node that refuses batches (one error object
+    a batch: halved until one call at a time), the same blocks and the same retraction."""
     orphan = [f"{order_filled(block=120, tx=120)['transactionHash']}:0"]
     batched, retracted = _restart_check_after_a_reorg_while_down(tmp_path / "batched")
     single, retracted_single = _restart_check_after_a_reorg_while_down(
@@ -848,8 +848,8 @@ def test_the_restart_check_asks_its_blocks_in_batches_and_finds_the_same_orphan(
     assert len(_blocks_asked(single)) >= 35 and len(single) == len(_blocks_asked(single))
     assert _blocks_asked(batched) == _blocks_asked(single)
     assert len(batched) <= 4 and any(isinstance(b, list) and len(b) == 20 for b in batched)
-    # the refused batch is asked again one call at a time; no batch after it
-    assert len([b for b in refused if isinstance(b, list)]) == 1
+    # each refused batch is asked again in halves, down to one call at a time for good
+    assert [len(b) for b in refused if isinstance(b, list)] == [20, 10, 5, 2]
     assert _blocks_asked([b for b in refused if not isinstance(b, list)]) \
         == _blocks_asked(single)
 
@@ -929,6 +929,22 @@ def test_call_many_batches_in_order_and_tells_garbage_from_a_refusal() -> None:
                 await rpc.call_many("eth_getBlockByNumber", params)
             assert rpc.batch_size == 3 and rpc.failures == 1
             del node.rpc["eth_getBlockByNumber"]
+            node.batch_limit = 2  # a provider's limit below ours: halved until it passes
+            node.requests.clear()
+            many = [[hex(n), False] for n in range(1, 12)]
+            assert [b["number"] for b in await rpc.call_many("eth_getBlockByNumber", many)] \
+                == [hex(n) for n in range(1, 12)]
+            # 7, then 3 sent in the unreadable batch, then 11
+            assert rpc.batch_size == 1 and rpc.calls["eth_getBlockByNumber"] == 7 + 3 + 11
+            assert [len(b) if isinstance(b, list) else 1 for b in node.requests] == \
+                [3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # 3 refused: 3 // 2 = 1
+            rpc.batch_size = 8
+            node.requests.clear()
+            assert await rpc.call_many("eth_getBlockByNumber", many[:8]) == \
+                await rpc.call_many("eth_getBlockByNumber", many[:8])
+            assert rpc.batch_size == 2  # 8 refused, 4 refused, 2 passes and stays
+            assert [len(b) if isinstance(b, list) else 1 for b in node.requests] == \
+                [8, 4, 2, 2, 2, 2, 2, 2, 2, 2]
             node.refuse_batches = True
             node.requests.clear()
             assert await rpc.call_many("eth_getBlockByNumber", params) == got
