@@ -206,3 +206,35 @@ def test_monitor_detects_trades_from_anvil_across_a_restart(anvil: Anvil, tmp_pa
     states = [json.loads(x) for x in history.read_text().splitlines()]
     assert any(r["event"] == "state" and r.get("to") == "RECONNECTING" for r in states)
     assert "anvil-test-key" not in history.read_text()
+
+
+def test_block_hashes_in_json_rpc_batches_from_anvil(anvil: Anvil) -> None:
+    """The reconnect and restart checks' batches (``_Rpc.call_many``) against a real node:
+    anvil answers them as batches (none refused), with each block's own hash, the same as
+    one call at a time."""
+    import asyncio
+
+    import aiohttp
+
+    from monitor.clock import SystemClock
+    from monitor.history import NullHistory
+    from monitor.wallet_monitor import _block_hash, _Rpc
+
+    anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=1, shares=2, order=1)
+    _wait_until(lambda: int(_rpc(anvil.port, "eth_blockNumber", []), 16) >= 3,
+                "three blocks (one a second)")
+    head = int(_rpc(anvil.port, "eth_blockNumber", []), 16)
+    numbers = list(range(head + 1))
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            rpc = _Rpc(f"http://127.0.0.1:{anvil.port}", session, history=NullHistory(),
+                       clock=SystemClock(), timeout=10.0, speed=1.0, rate_per_s=1000.0,
+                       batch_size=2)
+            blocks = await rpc.call_many("eth_getBlockByNumber",
+                                         [[hex(n), False] for n in numbers])
+            assert rpc.batch_size == 2  # not refused
+            single = [_rpc(anvil.port, "eth_getBlockByNumber", [hex(n), False])["hash"]
+                      for n in numbers]
+            assert [_block_hash(b, n) for n, b in zip(numbers, blocks, strict=True)] == single
+    asyncio.run(go())
