@@ -107,6 +107,23 @@ async def backfill_block_105(node: HostileNode, mon: WalletMonitor, sink: Memory
     await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109), "backfilled")
 
 
+async def first_run_with_a_live_105(node: HostileNode, tmp: Path, live: dict[str, Any]
+                                    ) -> None:
+    """A first run: sync at head 100, ``live`` (block 105) delivered live, then head 110:
+    the backfill to 109 moves the cursor past 105, storing no hash for it; stopped."""
+    node.head = 100
+    node.logs.append(live)
+
+    async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+        await first_sync(node, mon)
+        await node.notify("logs", live)
+        await until(lambda: len(sink.events) == 1, "the live trade")
+        node.head = 110
+        await node.new_head(110)
+        await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
+    await run_monitor(node, tmp, first)
+
+
 async def drop_and_resubscribe(node: HostileNode) -> None:
     """Close every socket; wait for the monitor's new subscriptions."""
     node.subscribed.clear()
@@ -660,17 +677,7 @@ def test_a_reorg_below_the_cursor_while_down_is_retracted_on_a_quiet_restart(
 
     async def go() -> None:
         async with HostileNode() as node:
-            node.head = 100
-            node.logs.append(live)
-
-            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
-                await first_sync(node, mon)
-                await node.notify("logs", live)
-                await until(lambda: len(sink.events) == 1, "the live trade")
-                node.head = 110
-                await node.new_head(110)
-                await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
-            await run_monitor(node, tmp_path, first)
+            await first_run_with_a_live_105(node, tmp_path, live)
             node.logs.clear()
             replace_block(node, 105)
             node.subscribed.clear()
@@ -865,17 +872,7 @@ def test_a_node_answering_another_block_retracts_nothing_until_it_answers_right(
 
     async def go() -> None:
         async with HostileNode() as node:
-            node.head = 100
-            node.logs.append(live)
-
-            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
-                await first_sync(node, mon)
-                await node.notify("logs", live)
-                await until(lambda: len(sink.events) == 1, "the live trade")
-                node.head = 110
-                await node.new_head(110)
-                await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
-            await run_monitor(node, tmp_path, first)
+            await first_run_with_a_live_105(node, tmp_path, live)
             node.logs.clear()
             answers = iter([lambda n: header(n + 1), lambda n: dict(header(n), hash="0x12")])
             wrong = next(answers)
