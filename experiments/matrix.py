@@ -127,14 +127,16 @@ async def _run_local(units: Sequence[Unit], jobs: int, bar: _Bar,
 def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
                  cache_dir: Path) -> list[dict[str, Any]]:
     options = RunnerOptions(cache_dir=cache_dir)
-    if jobs == 1:
-        out = []
-        for u in units:
-            out.append(run_unit(u, options, "virtual"))
-            bar.done(u.scenario.name)
+    if len(units) == 1:
+        out = [run_unit(units[0], options, "virtual")]
+        bar.done(units[0].scenario.name)
         return out
-    ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no loop
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool_:
+    # a clean interpreter per worker (no loop) and per unit: a run's CPU, RSS samples and
+    # peak are its own, not the high-water mark of the seeds a reused worker ran before
+    # (the soak's memory check hid a week's growth behind it); ~1 s of start-up a unit
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
+                                                max_tasks_per_child=1) as pool_:
         futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
         names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
         for f in concurrent.futures.as_completed(futures):

@@ -152,6 +152,7 @@ async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: 
         await sim.stop()
     run["resources"] = {"cpu_s": None, "rss_peak_bytes": None, "source": "virtual time: "
                         "not measured (computing costs no time on a virtual clock)"}
+    run["pid"] = os.getpid()  # the process that ran it (one a unit under --jobs/--seeds)
     run["stopped"] = {"monitor": "stopped", "simulator": "stopped"}
 
 

@@ -131,6 +131,10 @@ def test_dask_local_cluster_gives_the_results_of_a_local_run(tmp_path: Path) -> 
         a = tmp_path / "local" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
         b = tmp_path / "dask" / "latest" / "reorgs" / "seeds" / str(seed) / "detections.jsonl"
         assert a.read_bytes() == b.read_bytes()
+    # locally each (scenario, seed) ran in a fresh process: its figures are its own
+    pids = {json.loads((tmp_path / "local" / "latest" / "reorgs" / "seeds" / str(seed)
+                        / "run.json").read_text())["pid"] for seed in (1, 2)}
+    assert len(pids) == 2
 
 
 @pytest.mark.slow
