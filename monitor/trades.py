@@ -28,6 +28,7 @@ __all__ = [
     "Trade",
     "decode_order_filled",
     "decode_order_filled_reference",
+    "word_hex",
 ]
 
 Side = Literal["BUY", "SELL"]
@@ -207,8 +208,8 @@ def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, lis
     return version, bodies, data
 
 
-def _word_hex(value: Any, what: str) -> str:
-    """A 32-byte hex string, lower-case with ``0x``."""
+def word_hex(value: Any, what: str) -> str:
+    """A 32-byte hex string (a hash), lower-case with ``0x``; else :class:`DecodeError`."""
     if type(value) is str and _WORD.match(value) is not None:
         return value.lower()
     return "0x" + _hex_body(value, what, 32)
@@ -216,7 +217,7 @@ def _word_hex(value: Any, what: str) -> str:
 
 def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, token_id: int,
            maker_amount: int, taker_amount: int, fee: int) -> Trade:
-    tx_hash = _word_hex(log.get("transactionHash"), "transactionHash")
+    tx_hash = word_hex(log.get("transactionHash"), "transactionHash")
     log_index = _quantity(log.get("logIndex"), "logIndex")
     ts = log.get("blockTimestamp")
     return Trade(
@@ -230,7 +231,7 @@ def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, tok
         taker_amount=taker_amount,
         fee_raw=fee,
         block_number=_quantity(log.get("blockNumber"), "blockNumber"),
-        block_hash=_word_hex(log.get("blockHash"), "blockHash"),
+        block_hash=word_hex(log.get("blockHash"), "blockHash"),
         block_timestamp=None if ts is None else _quantity(ts, "blockTimestamp"),
         exchange=str(log["address"]).lower(),
         version=version,

@@ -96,6 +96,7 @@ from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.stages import FrameStamps
 from monitor.store import Store
 from monitor.supervisor import Supervisor
+from monitor.trades import DecodeError, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
 from polyvocab.policies import is_range_too_large
@@ -175,14 +176,11 @@ def _block_hash(block: Any, number: int) -> str | None:
     if answered != number:
         raise BadResponse(f"eth_getBlockByNumber({number}): the answer is block "
                           f"{str(block.get('number'))[:24]!r}", kind="bad_shape")
-    if not (isinstance(h, str) and len(h) == 66 and h[:2] in ("0x", "0X")
-            and all(c in _HEX for c in h[2:])):
+    try:
+        return word_hex(h, "hash")
+    except DecodeError:
         raise BadResponse(f"eth_getBlockByNumber({number}): no 32-byte hash "
-                          f"({str(h)[:24]!r})", kind="bad_shape")
-    return h.lower()
-
-
-_HEX = frozenset("0123456789abcdefABCDEF")
+                          f"({str(h)[:24]!r})", kind="bad_shape") from None
 
 
 class _Rpc:

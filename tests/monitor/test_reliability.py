@@ -107,10 +107,11 @@ async def backfill_block_105(node: HostileNode, mon: WalletMonitor, sink: Memory
     await until(lambda: len(sink.events) == 1 and cursor_at_least(mon, 109), "backfilled")
 
 
-async def first_run_with_a_live_105(node: HostileNode, tmp: Path, live: dict[str, Any]
-                                    ) -> None:
-    """A first run: sync at head 100, ``live`` (block 105) delivered live, then head 110:
-    the backfill to 109 moves the cursor past 105, storing no hash for it; stopped."""
+async def first_run_with_a_live_105(node: HostileNode, tmp: Path, live: dict[str, Any], *,
+                                    cursor_past: bool = True) -> None:
+    """A first run: sync at head 100, ``live`` (block 105) delivered live above the cursor;
+    with ``cursor_past``, then head 110: the backfill to 109 moves the cursor past 105,
+    storing no hash for it; stopped."""
     node.head = 100
     node.logs.append(live)
 
@@ -118,6 +119,10 @@ async def first_run_with_a_live_105(node: HostileNode, tmp: Path, live: dict[str
         await first_sync(node, mon)
         await node.notify("logs", live)
         await until(lambda: len(sink.events) == 1, "the live trade")
+        if not cursor_past:
+            cur = mon.store.cursor(WALLET) if mon.store else None
+            assert cur is not None and cur.block < 105
+            return
         node.head = 110
         await node.new_head(110)
         await until(lambda: cursor_at_least(mon, 109), "cursor past 105")
@@ -638,16 +643,7 @@ def test_trades_reorged_away_while_the_monitor_was_down_are_retracted_on_restart
 
     async def go() -> None:
         async with HostileNode() as node:
-            node.head = 100
-            node.logs.append(live)
-
-            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
-                await first_sync(node, mon)
-                await node.notify("logs", live)
-                await until(lambda: len(sink.events) == 1, "the live trade")
-                cur = mon.store.cursor(WALLET) if mon.store else None
-                assert cur is not None and cur.block < 105
-            await run_monitor(node, tmp_path, first)
+            await first_run_with_a_live_105(node, tmp_path, live, cursor_past=False)
             # while the monitor is down, block 105 is replaced: the trade is gone
             node.logs.clear()
             replace_block(node, 105)
