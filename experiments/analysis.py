@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +128,14 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
             )
             # the histories are read again at each pass, never held whole (a week's are
             # ~1.6 million rows); only the monitor's few state rows are kept as a list
-            sim_path = sdir / "sim_history.jsonl"
-            sim_end_ns = max((int(r["t_ns"]) for r in iter_jsonl(sim_path)), default=0)
-            sim_rows = JsonlRows(sim_path, _sim_row)
+            sim_rows = _SimRows(sdir / "sim_history.jsonl")
             monitor_rows = read_jsonl(sdir / "monitor_history.jsonl", _monitor_row)
             det_path = sdir / "detections.jsonl"
             det_rows: Iterable[dict[str, Any]] = (
                 JsonlRows(det_path, _detection_row) if det_path.exists() else [])
             truth, detections, outcomes, measures = run_checker(
                 sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"),
-                sim_end_ns=sim_end_ns)
+                sim_end_ns=sim_rows.end_ns)
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
@@ -159,11 +157,54 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
     return summary
 
 
+class _SimRows(JsonlRows):
+    """The simulator's history rows the checker reads (:func:`_sim_row`), read again at each
+    pass; a complete pass also notes the highest ``t_ns`` of every row, selected or not
+    (:meth:`end_ns`), so the end of the history costs no pass of its own."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _sim_row)
+        self._end_ns: int | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        top = 0
+
+        def select(row: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal top
+            top = max(top, int(row["t_ns"]))
+            return _sim_row(row)
+
+        yield from iter_jsonl(self.path, select)
+        self._end_ns = top
+
+    def end_ns(self) -> int:
+        """The last ``t_ns`` of the whole history (0 when empty): from the last complete
+        pass, or a pass of its own when there was none."""
+        if self._end_ns is None:
+            for _row in self:
+                pass
+        assert self._end_ns is not None
+        return self._end_ns
+
+
+def _stamped(monitor_rows: Iterable[dict[str, Any]]) -> bool:
+    """Whether the monitor may have stamped its trades' latency stages: not when every
+    ``start`` row's settings say ``latency_stages`` is off (older histories without the
+    setting: maybe)."""
+    starts = [r for r in monitor_rows if r.get("event") == "start"]
+    return not starts or any(
+        not isinstance(r.get("settings"), dict)
+        or r["settings"].get("latency_stages") is not False for r in starts)
+
+
 def _latency_stages(sim_rows: Iterable[dict[str, Any]], monitor_rows: list[dict[str, Any]],
                     det_rows: Iterable[dict[str, Any]], resources: dict[str, Any] | None
                     ) -> dict[str, Any] | None:
     """The latency budget (:mod:`experiments.latency_budget`) when the detections carry
-    stage stamps, with what the harness adds as its own lines; else None."""
+    stage stamps, with what the harness adds as its own lines; else None. A monitor that
+    did not stamp costs no pass over the histories."""
+    if not _stamped(monitor_rows):
+        return None
     out = budget(trade_stages(sim_rows, det_rows))
     if out is not None:
         out["overhead"] = overheads(sim_rows, monitor_rows, resources)

@@ -31,7 +31,7 @@ import bisect
 import collections
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -438,12 +438,13 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
                 detection_rows: Iterable[Mapping[str, Any]], params: CheckParams, *,
                 thresholds: Iterable[str] = (),
                 resources: Mapping[str, Any] | None = None,
-                sim_end_ns: int | None = None,
+                sim_end_ns: int | Callable[[], int] | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Truth, detections, outcomes and the measures (a partial scenario summary).
 
     ``sim_end_ns``: the last ``t_ns`` of the whole simulator history when ``sim_rows`` is
-    a selection of it (an unstopped fault runs to there); else taken from ``sim_rows``.
+    a selection of it (an unstopped fault runs to there), or a function giving it, called
+    after the truth is built (a pass that can note it); else taken from ``sim_rows``.
     Raises :class:`CheckerError` when the data cannot support a verdict.
     """
     try:
@@ -458,6 +459,8 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
     if not any(r.get("event") == "start" for r in monitor_rows):
         raise CheckerError("monitor history has no 'start' row")
     detections = detections_frame(detection_rows)
+    if callable(sim_end_ns):
+        sim_end_ns = sim_end_ns()
     if sim_end_ns is None:
         sim_end_ns = max((int(r["t_ns"]) for r in sim_rows), default=0)
     windows = fault_windows(sim_rows, max(params.window_end_ns, sim_end_ns))

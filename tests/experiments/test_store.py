@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -235,3 +236,51 @@ def test_analysis_streams_the_histories_instead_of_holding_them(tmp_path: Path) 
     assert peak < 10_000_000  # the 40,000 rows held as dicts: ~25 MB
     assert {k: summary[k] for k in ("trades", "missed", "latency_p95_s", "api_calls")} == {
         k: small[k] for k in ("trades", "missed", "latency_p95_s", "api_calls")}
+
+
+def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monitor that did not stamp latency stages costs no pass over the histories for
+    them, and the history's end (where an unstopped fault stops) comes from the truth's
+    pass, not a pass of its own: two passes over the simulator's history (truth, fault
+    windows), one over the detections. The end is still the last row's, selected or not."""
+    import experiments.analysis as analysis
+
+    sdir = make_scenario_dir(tmp_path)
+    rows = [json.loads(line) for line in (sdir / "sim_history.jsonl").read_text().splitlines()]
+    rows.append({"t_ns": ns(70), "event": "fault_start", "fault_id": "f9", "name": "ws_stall",
+                 "target": "ws", "params": {}})  # never stopped
+    rows.append({"t_ns": ns(120), "event": "request", "method": "eth_blockNumber"})
+    write_jsonl(sdir / "sim_history.jsonl", rows)
+    mon = [json.loads(line) for line in
+           (sdir / "monitor_history.jsonl").read_text().splitlines()]
+    mon[0]["settings"] = {"latency_stages": False}
+    write_jsonl(sdir / "monitor_history.jsonl", mon)
+    opened: list[str] = []
+    real = analysis.iter_jsonl
+
+    def counting(path: Any, select: Any = None) -> Any:
+        opened.append(Path(path).name)
+        return real(path, select)
+
+    monkeypatch.setattr(analysis, "iter_jsonl", counting)
+    monkeypatch.setattr("experiments.store.iter_jsonl", counting)
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "ok", summary["error"]
+    full_passes = opened.count("sim_history.jsonl") - 1  # sim_start stops at the first row
+    assert full_passes == 2, opened
+    assert opened.count("detections.jsonl") == 1, opened
+    stall = [f for f in summary["faults"] if f["name"] == "ws_stall"]
+    assert stall and stall[0]["stop_s"] == pytest.approx(120.0)  # past the window's end
+    assert summary["latency_stages"] is None
+
+
+def test_a_monitor_that_stamped_stages_or_says_nothing_gets_them_looked_for() -> None:
+    from experiments.analysis import _stamped
+
+    assert not _stamped([{"event": "start", "settings": {"latency_stages": False}}])
+    assert _stamped([{"event": "start", "settings": {"latency_stages": True}}])
+    assert _stamped([{"event": "start", "settings": {}}])  # an older history: maybe
+    assert _stamped([{"event": "start", "settings": {"latency_stages": False}},
+                     {"event": "start", "settings": {"latency_stages": True}}])  # restarted
+    assert _stamped([])
