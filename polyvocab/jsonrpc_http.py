@@ -198,7 +198,8 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
 def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_reply
                ) -> Any:
     """``result`` of one JSON-RPC response object; raise the error it carries."""
-    if not isinstance(item, dict) or item.get("id") != expected_id:
+    if not isinstance(item, dict) or type(item.get("id")) is not int \
+            or item["id"] != expected_id:  # true and 1.0 are not the id 1
         raise BadResponse(f"not the response to id {expected_id}: {_snippet(str(item))}")
     if item.get("error") is not None:
         raise _rpc_error(item["error"], rate_limited)
@@ -296,7 +297,10 @@ class JsonRpcHttpClient:
             if not isinstance(parsed, list):
                 raise BadResponse(f"batch answer is not a list: {_snippet(str(parsed))}",
                                   kind="batch_refused")
-            by_id = {item.get("id"): item for item in parsed if isinstance(item, dict)}
+            # only the integer ids this client sends can match (an id that is a list or
+            # an object must not raise TypeError here; true or 1.0 is not the id 1)
+            by_id = {item["id"]: item for item in parsed
+                     if isinstance(item, dict) and type(item.get("id")) is int}
             out: list[Any] = []
             for i in ids:
                 if i not in by_id:

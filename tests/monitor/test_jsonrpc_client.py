@@ -266,6 +266,42 @@ def test_batch_missing_an_id_is_retried(tmp_path: Path) -> None:
     run_client(tmp_path, [partial, json_reply(ok)], t)
 
 
+@pytest.mark.parametrize("bad_id", [[1], {"id": 1}, True, 1.0, "1", None])
+def test_a_batch_answer_with_a_foreign_id_is_a_bad_response_retried(
+        tmp_path: Path, bad_id: Any) -> None:
+    """Ids that are lists or objects (unhashable), or look like ours without being our
+    integer (true, 1.0, "1"), match no call: the answer is a BadResponse (retried), never
+    a TypeError out of the client nor a result given to the wrong call."""
+    async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
+        assert await client.batch([("m", []), ("n", [])]) == ["r-m", "r-n"]
+        assert len(server.bodies) == 2
+
+    def hostile(body: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = ok(body)
+        out[0]["id"] = bad_id
+        return out
+
+    path = run_client(tmp_path, [json_reply(hostile), json_reply(ok)], t)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["kind"] for r in rows if r["event"] == "bad_input"] == ["rpc_batch_refused"]
+
+
+@pytest.mark.parametrize("bad_id", [True, 1.0, "1", [1]])
+def test_a_single_answer_with_an_id_not_ours_is_a_bad_response(tmp_path: Path,
+                                                               bad_id: Any) -> None:
+    async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
+        assert await client.call("eth_blockNumber") == "0x10"
+        assert len(server.bodies) == 2
+        assert server.bodies[0]["id"] == 1  # the id the hostile answer imitates
+
+    def hostile(body: dict[str, Any]) -> dict[str, Any]:
+        return {**ok(body), "id": bad_id}
+
+    path = run_client(tmp_path, [json_reply(hostile), json_reply(ok)], t)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["event"] for r in rows].count("bad_input") == 1
+
+
 def test_client_side_rate_limit_spaces_requests(tmp_path: Path) -> None:
     async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
         loop = asyncio.get_running_loop()
