@@ -160,6 +160,38 @@ def test_jsonrpc_http_answers_are_classified_never_raised(status: int, body: str
     assert out is None or isinstance(out, (MonitorError, dict, list, str, int, float, bool))
 
 
+def _answer_item() -> Any:
+    """A JSON-RPC response object with any id, result or error (or any JSON at all)."""
+    return st.one_of(json_value, st.fixed_dictionaries(
+        {"jsonrpc": st.just("2.0"),
+         "id": st.one_of(st.integers(0, 4), json_value)},
+        optional={"result": json_value, "error": json_value}))
+
+
+@FUZZ
+@given(st.one_of(st.lists(_answer_item(), max_size=5), _answer_item()))
+def test_jsonrpc_http_answer_matching_raises_only_a_monitor_error(parsed: Any) -> None:
+    """Whatever parsed JSON the node answers a call or a batch of two with, the client
+    returns a value for each call or raises a MonitorError (retried or surfaced), never
+    TypeError and the like from matching ids (the HTTP layer is replaced by the answer)."""
+    from polyvocab.jsonrpc_http import JsonRpcHttpClient
+
+    client = JsonRpcHttpClient("http://127.0.0.1:9/", None, max_retries=0)  # type: ignore[arg-type]
+
+    async def post(body: Any, methods: list[str], check: Any) -> Any:
+        return check(parsed)
+
+    client._post = post  # type: ignore[method-assign]
+    for call in (client.call("eth_blockNumber"),
+                 client.batch([("eth_blockNumber", []), ("eth_chainId", [])])):
+        try:
+            out = asyncio.run(call)
+        except MonitorError:
+            continue
+        if isinstance(out, list) and isinstance(parsed, list):
+            assert len(out) == 2
+
+
 # -- the named bad inputs ------------------------------------------------------------------
 
 def _log(**over: Any) -> dict[str, Any]:
