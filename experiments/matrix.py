@@ -21,6 +21,8 @@ import asyncio
 import concurrent.futures
 import importlib.util
 import multiprocessing
+import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,18 +147,63 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
 
 
 def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,
-              address: str | None) -> list[dict[str, Any]]:
+              client: Any | None) -> list[dict[str, Any]]:
+    """Each unit a Dask task: on ``client`` (an existing scheduler's, closed here), or on
+    a ``LocalCluster`` of ``jobs`` workers."""
     from dask.distributed import Client, LocalCluster
 
     options = RunnerOptions(cache_dir=cache_dir)
-    if address is None:
+    if client is None:
         with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            futures = [client.submit(run_unit, u, options, clock, pure=False) for u in units]
-            return list(client.gather(futures))
-    with Client(address) as client:
+                          dashboard_address=None) as cluster, Client(cluster) as local:
+            futures = [local.submit(run_unit, u, options, clock, pure=False) for u in units]
+            return list(local.gather(futures))
+    with client:
         futures = [client.submit(run_unit, u, options, clock, pure=False) for u in units]
         return list(client.gather(futures))
+
+
+#: seconds a Dask client gets to connect and shake hands with the scheduler
+DASK_CONNECT_S = 60.0
+
+
+def _connect_client(client_cls: Any, address: str, timeout: float | None = None) -> Any:
+    """``client_cls(address)``, or :class:`MatrixError` when it fails or has not connected
+    within ``timeout``: something that accepts TCP but is not a Dask scheduler (the
+    dashboard's HTTP port, 8787, instead of 8786) leaves the client waiting for a
+    handshake forever. The attempt runs in a daemon thread, left behind on a timeout
+    (it cannot hold up the exit)."""
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_cls(address)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="dask-connect", daemon=True)
+    timeout = DASK_CONNECT_S if timeout is None else timeout
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise MatrixError(f"no Dask scheduler answered at {address} within {timeout:.0f} s "
+                          "(is it the scheduler's port, 8786, not the dashboard's?)")
+    if "error" in box:
+        exc = box["error"]
+        raise MatrixError(f"cannot reach the Dask scheduler at {address}: "
+                          f"{type(exc).__name__}: {exc}") from None
+    return box["client"]
+
+
+def check_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Raise :class:`MatrixError` unless something accepts TCP connections at the Dask
+    scheduler's ``tcp://HOST:PORT`` (checked before a run directory is made)."""
+    host, port = address.removeprefix("tcp://").rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise MatrixError(f"cannot reach the Dask scheduler at {host}:{port}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def parse_executor(executor: str) -> tuple[str, str | None]:
@@ -164,7 +211,12 @@ def parse_executor(executor: str) -> tuple[str, str | None]:
     if executor in ("local", "dask"):
         return executor, None
     if executor.startswith("dask://") and len(executor) > len("dask://"):
-        return "dask", "tcp://" + executor.removeprefix("dask://")
+        where = executor.removeprefix("dask://")
+        host, _, port = where.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise MatrixError(f"--executor {executor!r}: expected dask://HOST:PORT with a "
+                              f"port in 1-65535 (a Dask scheduler listens on 8786)")
+        return "dask", "tcp://" + where
     raise MatrixError(f"unknown executor {executor!r} (local, dask or dask://HOST:PORT)")
 
 
@@ -192,6 +244,12 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
     for s, ss in plan:
         if ss is not None and len(set(ss)) != len(ss):
             raise MatrixError(f"{s.name}: seeds must be distinct")
+    client = None
+    if address is not None:  # reached before anything is written
+        from dask.distributed import Client
+
+        check_scheduler(address)
+        client = _connect_client(Client, address)
     started = started_now()
     run_dir = create_run(out)
     cache_dir = out / ".cache" / "recordings"
@@ -208,7 +266,7 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
     summaries: list[dict[str, Any]] | None = None
     try:
         if kind == "dask":
-            results = _run_dask(units, jobs, cache_dir, clock, address)
+            results = _run_dask(units, jobs, cache_dir, clock, client)
         elif clock == "virtual":
             with bar.progress:
                 results = _run_virtual(units, jobs, bar, cache_dir)

@@ -211,3 +211,66 @@ def test_each_resource_sample_follows_a_full_collection(tmp_path: Path) -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@pytest.mark.slow
+def test_dask_address_of_a_running_scheduler_gives_the_results_of_a_local_run(
+        tmp_path: Path) -> None:
+    """``--executor dask://HOST:PORT``: the units go to an existing scheduler (here a
+    LocalCluster of 2 workers started by the test) and come back into the same store."""
+    from dask.distributed import LocalCluster
+
+    args = ["websocket_drops", "--quick", "--clock", "virtual", "--seeds", "2"]
+    _run([*args, "--out", str(tmp_path / "local")])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        _run([*args, "--executor", f"dask://{address}", "--out", str(tmp_path / "remote")])
+    local = _summary(tmp_path / "local", "websocket_drops")
+    remote = _summary(tmp_path / "remote", "websocket_drops")
+    assert local["seeds"] == remote["seeds"] == [1, 2] and local["trades"] > 50
+    for key in ("trades", "missed", "duplicates", "phantoms", "latency_p95_s", "spread"):
+        assert local[key] == remote[key], key
+    for seed in (1, 2):
+        part = Path("latest") / "websocket_drops" / "seeds" / str(seed) / "detections.jsonl"
+        assert (tmp_path / "local" / part).read_bytes() == \
+            (tmp_path / "remote" / part).read_bytes()
+
+
+def test_a_dask_address_with_nothing_there_is_a_clear_error_and_no_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad port, a closed port, and a port that takes TCP but never speaks Dask (the
+    dashboard's HTTP port by mistake): one line naming the address, exit code 2, no
+    traceback, no run directory."""
+    import contextlib
+    import io
+    import socket as socket_mod
+
+    from experiments import matrix
+    from experiments.cli import main
+
+    silent = socket_mod.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts the connection, never answers
+    closed = socket_mod.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    monkeypatch.setattr(matrix, "DASK_CONNECT_S", 3.0)
+    cases = {f"dask://127.0.0.1:{silent.getsockname()[1]}": "no Dask scheduler answered",
+             f"dask://127.0.0.1:{closed_port}": "cannot reach the Dask scheduler",
+             "dask://127.0.0.1:99999": "port in 1-65535",
+             "dask://nohost": "expected dask://HOST:PORT"}
+    try:
+        for executor, words in cases.items():
+            out = tmp_path / "out"
+            argv = ["run", "websocket_clean", "--quick", "--clock", "virtual",
+                    "--no-progress", "--executor", executor, "--out", str(out)]
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(argv)
+            assert code == 2, (executor, err.getvalue())
+            assert words in err.getvalue() and "Traceback" not in err.getvalue(), executor
+            assert not out.exists() or not any(out.iterdir()), executor
+    finally:
+        silent.close()
