@@ -219,6 +219,12 @@ def load_run(path: str | Path) -> Run:
     for sub in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         if sub.name not in names and any((sub / m).exists() for m in markers):
             names.append(sub.name)
+    if not names and not any((run_dir / f).exists() for f in ("manifest.json", "summary.json")) \
+            and any(run_dir.iterdir()):
+        # a folder of other things (a typo, /etc): not a run, and no report written into it
+        # (an empty folder is a run that died before it wrote anything: INCONCLUSIVE)
+        raise RunStoreError(f"not a run directory: {run_dir} (no manifest.json, summary.json "
+                            "or scenario folders)")
     scenarios = tuple(_load_scenario(run_dir, n, listed.get(n)) for n in names)
     run_id = str(top.get("run_id") or manifest.get("run_id") or run_dir.name)
     return Run(run_dir, run_id, manifest, scenarios, tuple(problems))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reports.criteria import CriteriaError, load_criteria
-from reports.load import load_run
+from reports.load import RunStoreError, load_run
 from reports.verdict import Verdict, evaluate
 
 MakeRun = Callable[..., Path]
@@ -124,3 +124,21 @@ def test_bad_criteria_file_names_the_key(tmp_path: Path) -> None:
     bad.write_text('[[rule]]\nexpr = "latency is low"\n')
     with pytest.raises(CriteriaError, match=r"rule\[0\]\.expr"):
         load_criteria(bad)
+
+
+def test_a_folder_of_other_things_is_refused_and_nothing_written_into_it(
+        tmp_path: Path) -> None:
+    """``reports build /etc`` (a typo): not a run directory, exit code 2, no report.html
+    left in someone else's folder."""
+    import subprocess
+    import sys
+
+    (tmp_path / "notes.txt").write_text("not a run\n")
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(RunStoreError, match="not a run directory"):
+        load_run(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "reports", "build", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "photos"]
