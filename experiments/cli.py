@@ -14,13 +14,17 @@ the store (and the report shows it as INCONCLUSIVE), and named in the last line 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from experiments.scenario import Scenario
+from polyvocab.redact import register_url_secrets
 from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
@@ -44,6 +48,47 @@ def _jobs(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
     return n
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An integer of at least ``minimum`` (argparse type)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return n
+    return parse
+
+
+def _seconds(*, positive: bool = False, signed: bool = False) -> Callable[[str], float]:
+    """A finite number (argparse type): >= 0 by default, > 0 with ``positive``, any sign
+    with ``signed``."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(x):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if positive and x <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        if not signed and x < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+        return x
+    return parse
+
+
+def _http_url(text: str) -> str:
+    """An http(s) URL with a host (argparse type). The error never repeats the text: a
+    provider URL carries its key."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        got = f"a {parts.scheme}: URL" if parts.scheme else "no scheme"
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL ({got})")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,30 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the default matrix")
     rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
     rec.add_argument("store", metavar="STORE", help="the pilot's --store directory")
-    rec.add_argument("--rpc-url", required=True,
-                     metavar="URL",
-                     help="JSON-RPC HTTP URL for the truth (required; or RPC_URL_FILE in "
-                          "the environment)")
+    rec.add_argument("--rpc-url", type=_http_url, metavar="URL",
+                     help="JSON-RPC HTTP URL for the truth (required: this flag, or in the "
+                          "environment RPC_URL_FILE, a file whose first line is the URL, "
+                          "or RPC_URL; a URL with a key in it belongs in the file, not in "
+                          "argv, which every user of the machine sees)")
     rec.add_argument("--out", default="results", metavar="DIR",
                      help="run store directory (default: %(default)s)")
-    rec.add_argument("--finality-depth", type=int, default=32, metavar="N",
+    rec.add_argument("--finality-depth", type=_count(0), default=32, metavar="N",
                      help="blocks behind the head counted as final (default: %(default)s)")
-    rec.add_argument("--chunk-blocks", type=int, default=500, metavar="N",
+    rec.add_argument("--chunk-blocks", type=_count(1), default=500, metavar="N",
                      help="blocks per eth_getLogs call (default: %(default)s)")
-    rec.add_argument("--rate", type=float, default=5.0, metavar="X",
+    rec.add_argument("--rate", type=_seconds(positive=True), default=5.0, metavar="X",
                      help="eth_getLogs calls per second (default: %(default)s)")
-    rec.add_argument("--wait", type=float, default=600.0, metavar="S",
+    rec.add_argument("--wait", type=_seconds(), default=600.0, metavar="S",
                      help="seconds to wait for finality (default: %(default)s)")
-    rec.add_argument("--grace", type=float, default=120.0, metavar="S",
+    rec.add_argument("--grace", type=_seconds(), default=120.0, metavar="S",
                      help="blocks of the pilot's last GRACE seconds are not judged "
                           "(default: %(default)s)")
-    rec.add_argument("--actionable-window", type=float, default=5.0, metavar="S",
+    rec.add_argument("--actionable-window", type=_seconds(positive=True), default=5.0, metavar="S",
                      help="a delivery later than this after the block is late "
                           "(default: %(default)s)")
-    rec.add_argument("--timestamp-offset-s", type=float, default=0.0, metavar="S",
+    rec.add_argument("--timestamp-offset-s", type=_seconds(signed=True), default=0.0, metavar="S",
                      help="seconds to add to block timestamps (0 on a live chain; a replay) "
                           "(default: %(default)s)")
-    rec.add_argument("--end-block", type=int, metavar="N",
+    rec.add_argument("--end-block", type=_count(0), metavar="N",
                      help="last block judged (default: the pilot's last head seen GRACE "
                           "seconds before its end)")
     return parser
@@ -180,13 +226,40 @@ def _cmd_list(console: Console) -> int:
     return 0
 
 
+def _reconcile_rpc_url(flag: str | None, env: Mapping[str, str]) -> str:
+    """The truth's RPC URL: ``--rpc-url``, else the file ``RPC_URL_FILE`` names (first
+    line), else ``RPC_URL``. Its key (path or query) is redacted from then on."""
+    url, where = flag, "--rpc-url"
+    if url is None and env.get("RPC_URL_FILE"):
+        path = env["RPC_URL_FILE"]
+        try:
+            lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"RPC_URL_FILE: cannot read {path}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not lines:
+            raise CliError(f"RPC_URL_FILE: {path} is empty")
+        url, where = lines[0].strip(), f"RPC_URL_FILE ({path})"
+    elif url is None and env.get("RPC_URL"):
+        url, where = env["RPC_URL"], "RPC_URL"
+    if not url:
+        raise CliError("reconcile needs the chain's JSON-RPC URL: --rpc-url URL, or "
+                       "RPC_URL_FILE (a file holding it) or RPC_URL in the environment")
+    register_url_secrets(url)
+    try:
+        return _http_url(url)
+    except argparse.ArgumentTypeError as exc:
+        raise CliError(f"{where}: {exc}") from None
+
+
 def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
     from experiments.matrix import summary_table
     from experiments.reconcile import ReconcileError, ReconcileOptions, reconcile
     from experiments.store import load_run_summary
 
     opts = ReconcileOptions(
-        rpc_url=args.rpc_url, out=Path(args.out), finality_depth=args.finality_depth,
+        rpc_url=_reconcile_rpc_url(args.rpc_url, os.environ), out=Path(args.out),
+        finality_depth=args.finality_depth,
         chunk_blocks=args.chunk_blocks, rate_per_s=args.rate, wait_s=args.wait,
         grace_s=args.grace, actionable_window_s=args.actionable_window,
         timestamp_offset_s=args.timestamp_offset_s, end_block=args.end_block)
