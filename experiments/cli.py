@@ -19,12 +19,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from experiments.scenario import Scenario
-from polyvocab.redact import register_url_secrets
 from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
@@ -81,16 +79,6 @@ def _seconds(*, positive: bool = False, signed: bool = False) -> Callable[[str],
     return parse
 
 
-def _http_url(text: str) -> str:
-    """An http(s) URL with a host (argparse type). The error never repeats the text: a
-    provider URL carries its key."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        got = f"a {parts.scheme}: URL" if parts.scheme else "no scheme"
-        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL ({got})")
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m experiments",
                      description="Run the monitor against the simulator under scenarios.")
@@ -128,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the default matrix")
     rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
     rec.add_argument("store", metavar="STORE", help="the pilot's --store directory")
-    rec.add_argument("--rpc-url", type=_http_url, metavar="URL",
+    rec.add_argument("--rpc-url", metavar="URL",
                      help="JSON-RPC HTTP URL for the truth (required: this flag, or in the "
                           "environment RPC_URL_FILE, a file whose first line is the URL, "
                           "or RPC_URL; a URL with a key in it belongs in the file, not in "
@@ -227,29 +215,14 @@ def _cmd_list(console: Console) -> int:
 
 
 def _reconcile_rpc_url(flag: str | None, env: Mapping[str, str]) -> str:
-    """The truth's RPC URL: ``--rpc-url``, else the file ``RPC_URL_FILE`` names (first
-    line), else ``RPC_URL``. Its key (path or query) is redacted from then on."""
-    url, where = flag, "--rpc-url"
-    if url is None and env.get("RPC_URL_FILE"):
-        path = env["RPC_URL_FILE"]
-        try:
-            lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"RPC_URL_FILE: cannot read {path}: "
-                           f"{getattr(exc, 'strerror', None) or exc}") from None
-        if not lines:
-            raise CliError(f"RPC_URL_FILE: {path} is empty")
-        url, where = lines[0].strip(), f"RPC_URL_FILE ({path})"
-    elif url is None and env.get("RPC_URL"):
-        url, where = env["RPC_URL"], "RPC_URL"
-    if not url:
-        raise CliError("reconcile needs the chain's JSON-RPC URL: --rpc-url URL, or "
-                       "RPC_URL_FILE (a file holding it) or RPC_URL in the environment")
-    register_url_secrets(url)
+    """The truth's RPC URL: ``--rpc-url``, else ``RPC_URL_FILE`` (a file), else
+    ``RPC_URL`` (:func:`polyvocab.secret_url.http_url_from`)."""
+    from polyvocab.secret_url import UrlSourceError, http_url_from
+
     try:
-        return _http_url(url)
-    except argparse.ArgumentTypeError as exc:
-        raise CliError(f"{where}: {exc}") from None
+        return http_url_from(flag, env, flag_name="--rpc-url")
+    except UrlSourceError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:

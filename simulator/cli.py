@@ -15,12 +15,12 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
@@ -97,9 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
 
     rec = sub.add_parser("record", help="record a block range from a JSON-RPC node")
-    rec.add_argument("--rpc", required=True, metavar="URL",
-                     help="HTTP JSON-RPC URL of the node to record from (required; "
-                          "credentials are masked in the file)")
+    rec.add_argument("--rpc", metavar="URL",
+                     help="HTTP JSON-RPC URL of the node to record from (required: this "
+                          "flag, or in the environment RPC_URL_FILE, a file whose first "
+                          "line is the URL, or RPC_URL; a URL with a key belongs in the "
+                          "file, not in argv; credentials are masked in the recording)")
     rec.add_argument("--from", dest="from_block", type=_non_negative_int, required=True,
                      metavar="N", help="first block to record (required)")
     rec.add_argument("--to", dest="to_block", type=_non_negative_int, required=True,
@@ -238,17 +240,15 @@ def main_import(args: argparse.Namespace) -> int:
 
 def main_record(args: argparse.Namespace) -> int:
     """``python -m simulator record --rpc URL --from N --to M --out PATH [--rate R]``."""
+    from polyvocab.secret_url import UrlSourceError, http_url_from
     from simulator.record import RecordSettings, RecordStats, mask_url, record_range
     from simulator.recording import save_recording
 
-    url = str(args.rpc)
-    masked = mask_url(url)
     try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in ("http", "https"):
-        raise CliError(f"--rpc must be an http:// or https:// JSON-RPC URL, got {masked}")
+        url = http_url_from(args.rpc, os.environ, flag_name="--rpc")
+    except UrlSourceError as exc:
+        raise CliError(str(exc)) from None
+    masked = mask_url(url)
     settings = RecordSettings(rate_per_s=float(args.rate))
     stats = RecordStats()
     recording = asyncio.run(record_range(url, int(args.from_block), int(args.to_block),

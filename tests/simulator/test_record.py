@@ -287,6 +287,35 @@ def test_cli_writes_the_recording(tmp_path: Path) -> None:
     assert loaded.source["rpc"].endswith("/v2/***")
 
 
+def test_cli_reads_the_url_from_rpc_url_file(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's URL (with its key) from a file named in the environment: not in argv."""
+    chain = hand_built_chain()
+    out = tmp_path / "rec.jsonl.gz"
+    url_file = tmp_path / "rpc_url"
+
+    async def body(url: str) -> int:
+        url_file.write_text(url + "\n", encoding="utf-8")
+        monkeypatch.setenv("RPC_URL_FILE", str(url_file))
+        return await asyncio.to_thread(main, ["record", "--from", str(FIRST),
+                                              "--to", str(FIRST + N - 1), "--out", str(out),
+                                              "--rate", "500"])
+
+    assert asyncio.run(serve(FakeNode(chain), body)) == 0
+    loaded = load_recording(out)
+    assert rows(loaded.blocks) == rows(chain)
+    assert loaded.source["rpc"].endswith("/v2/***")
+
+
+def test_cli_without_any_url_says_where_to_put_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("RPC_URL_FILE", raising=False)
+    monkeypatch.delenv("RPC_URL", raising=False)
+    code = main(["record", "--from", "1", "--to", "2", "--out", "/nonexistent/x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--rpc" in err and "RPC_URL_FILE" in err
+
+
 @pytest.mark.parametrize("url,masked", [
     ("https://polygon-mainnet.g.alchemy.com/v2/AbCdEf1234567890XyZ",
      "https://polygon-mainnet.g.alchemy.com/v2/***"),
