@@ -266,5 +266,8 @@ class _RedactFilter(logging.Filter):
 
 
 def _install_redacting_filter() -> None:
+    from polyvocab.http_log import quiet_bad_requests
+
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactFilter())
+    quiet_bad_requests()  # the ops server: a malformed request is one line, no traceback
