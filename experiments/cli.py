@@ -38,16 +38,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return n
-
-
 def _count(minimum: int) -> Callable[[str], int]:
     """An integer of at least ``minimum`` (argparse type)."""
     def parse(text: str) -> int:
@@ -91,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true",
                      help="shrink every scenario (fewer simulated seconds, higher speed) "
                           "(default: off)")
-    run.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    run.add_argument("--jobs", type=_count(1), default=1, metavar="N",
                      help="scenarios run in parallel (default: %(default)s)")
     run.add_argument("--out", default="results", metavar="DIR",
                      help="run store directory (default: %(default)s)")
@@ -103,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="real: simulator and monitor as processes at the scenario's "
                           "speed (default); virtual: both in one process on a virtual "
                           "clock, speed 1, protocol latency only (CPU time is zero)")
-    run.add_argument("--seeds", type=_jobs, default=None, metavar="N",
+    run.add_argument("--seeds", type=_count(1), default=None, metavar="N",
                      help="run every scenario under seeds 1..N and pool them (default: the "
                           "scenario's own seed, once)")
     run.add_argument("--no-progress", action="store_true",

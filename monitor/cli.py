@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "pilot":
         from monitor.pilot_cli import pilot_main
 
-        return pilot_main(ns, _cli_settings, _install_redacting_filter)
+        return pilot_main(ns, _cli_settings, _install_log_filters)
     try:
         cli, config = _cli_settings(ns)
         settings = load_settings(cli, config_file=config)
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _install_redacting_filter()
+    _install_log_filters()
     if ns.api_key is not None:
         log.warning("--api-key on the command line is visible to every user in `ps`: prefer "
                     "EXPLORER_API_KEY or EXPLORER_API_KEY_FILE")
@@ -265,7 +265,9 @@ class _RedactFilter(logging.Filter):
         return True
 
 
-def _install_redacting_filter() -> None:
+def _install_log_filters() -> None:
+    """Secrets redacted from every record; a malformed request to the ops server is one
+    line without a traceback."""
     from polyvocab.http_log import quiet_bad_requests
 
     for handler in logging.getLogger().handlers:
