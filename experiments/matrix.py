@@ -128,7 +128,11 @@ async def _run_local(units: Sequence[Unit], jobs: int, bar: _Bar,
 
 def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
                  cache_dir: Path) -> list[dict[str, Any]]:
-    options = RunnerOptions(cache_dir=cache_dir)
+    from experiments.virtual import render_ahead_wanted
+
+    # a helper process renders a run's chain when a core is spare (the same blocks)
+    options = RunnerOptions(cache_dir=cache_dir,
+                            render_ahead=render_ahead_wanted(min(jobs, len(units))))
     if len(units) == 1:
         out = [run_unit(units[0], options, "virtual")]
         bar.done(units[0].scenario.name)

@@ -76,6 +76,9 @@ class RunnerOptions:
     stop_timeout_s: float = 15.0
     sample_interval_s: float = 0.25
     on_progress: Callable[[Progress], None] | None = field(default=None)
+    #: virtual time: a synthesised chain rendered by a helper process on a spare core
+    #: (:mod:`simulator.render_ahead`); the same blocks either way
+    render_ahead: bool = False
 
 
 # -- recording and wallets -----------------------------------------------------------------

@@ -44,6 +44,8 @@ from experiments.runner import (
     prepare_scenario_dir,
 )
 from experiments.scenario import Scenario
+from simulator.render_ahead import AheadSynthSource
+from simulator.source import BlockSource, FileSource, SynthSource
 
 __all__ = ["VIRTUAL_EPOCH_NS", "run_scenario_virtual"]
 
@@ -74,7 +76,8 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
                                                   stream_synth=True)
         loop = looptime.new_event_loop(noop_cycles=NOOP_CYCLES, _enabled=True)
         try:
-            loop.run_until_complete(_run(scenario, sdir, recording, wallets, run))
+            loop.run_until_complete(_run(scenario, sdir, recording, wallets, run,
+                                         render_ahead=options.render_ahead))
         finally:
             loop.close()
         run["status"] = "ok"
@@ -88,21 +91,53 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
     return analyze_scenario_dir(sdir)
 
 
-def _block_source(scenario: Scenario, recording: Path | None) -> Any:
-    """The simulator's blocks, streamed (a window of recent blocks in memory, never the
-    whole recording): a profile's chain synthesised as it is replayed, or a file read as
-    it is replayed, as ``serve --recording`` reads it in real time."""
-    from simulator.source import FileSource, SynthSource
+#: a chain shorter than this is rendered in the run's own process: a helper's start
+#: (~0.1-0.2 s) is worth it from about a simulated hour of blocks on
+RENDER_AHEAD_MIN_BLOCKS = 1_500
 
+
+def render_ahead_wanted(jobs: int) -> bool:
+    """Whether virtual runs ``jobs`` at a time should render their chains in a helper
+    process: when a core is spare (``EXPERIMENTS_RENDER_AHEAD=0``/``1`` decides
+    instead). Two runs on two cores have none: a helper would only add its pipe's cost."""
+    forced = os.environ.get("EXPERIMENTS_RENDER_AHEAD", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return jobs < cores
+
+
+def _block_source(scenario: Scenario, recording: Path | None,
+                  render_ahead: bool) -> BlockSource:
+    """The simulator's blocks, streamed (a window of recent blocks in memory, never the
+    whole recording): a profile's chain synthesised as it is replayed (by a helper
+    process when ``render_ahead`` and the chain is long enough), or a file read as it is
+    replayed, as ``serve --recording`` reads it in real time."""
     if recording is None:
         assert scenario.profile is not None
-        return SynthSource(scenario.profile, seed=scenario.seed,
-                           blocks=scenario.synth_blocks())
+        blocks = scenario.synth_blocks()
+        kind = AheadSynthSource if render_ahead and (
+            blocks is None or blocks >= RENDER_AHEAD_MIN_BLOCKS) else SynthSource
+        return kind(scenario.profile, seed=scenario.seed, blocks=blocks)
     return FileSource(recording)
 
 
 async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: list[str],
-               run: dict[str, Any]) -> None:
+               run: dict[str, Any], *, render_ahead: bool = False) -> None:
+    source = _block_source(scenario, recording, render_ahead)
+    try:
+        await _run_on(source, scenario, sdir, wallets, run)
+    finally:
+        source.close()
+        run["render_ahead"] = {"helper": isinstance(source, AheadSynthSource),
+                               "helper_failures": getattr(source, "helper_failures", 0)}
+
+
+async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: list[str],
+                  run: dict[str, Any]) -> None:
     from monitor.clock import LoopClock
     from monitor.config import load_settings
     from monitor.errors import MonitorError
@@ -113,7 +148,7 @@ async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: 
 
     # the loop given, not looked up at every read (~1 million reads a simulated day)
     clock = LoopClock(asyncio.get_running_loop(), epoch_ns=VIRTUAL_EPOCH_NS)
-    sim = Simulator(_block_source(scenario, recording),
+    sim = Simulator(source,
                     settings=load_config(sdir / "sim_config.toml"),
                     speed=1.0, history=SimHistory(sdir / "sim_history.jsonl",
                                                   clock_ns=clock.now_ns),

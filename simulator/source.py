@@ -75,6 +75,9 @@ class BlockSource(ABC):
         that would have to regenerate or re-read it may keep it for a while (clients ask
         for blocks just behind the window: the monitor's re-check walks back ~100-130)."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Let go of what the source holds outside memory (a file, a helper process)."""
+
 
 class RecordingSource(BlockSource):
     """A recording held in memory."""
@@ -236,20 +239,41 @@ class SynthSource(BlockSource):
     def next_block(self) -> RecordedBlock | None:
         if self.count is not None and self.produced >= self.count:
             return None
-        if self.produced % self.every == 0:
-            k = self.produced // self.every
-            self._checkpoints[k] = self._save()
-            old = k - self.keep_dense // self.every  # leaves the dense ones now
-            if old > 0 and old % self.sparse_stride:
-                del self._checkpoints[old]
-            elif old > 0 and old // self.sparse_stride > self.sparse_cap:
-                stride = self.sparse_stride  # too many sparse ones: keep every other one
-                self.sparse_stride *= 2
-                for j in range(stride, old + 1, 2 * stride):
-                    self._checkpoints.pop(j, None)
-        block = self._renderer.render(self._planner.next())
+        block, state = self.render_next()
+        if state is not None:
+            self._keep_checkpoint(state)
         self.produced += 1
         return block
+
+    def render_next(self) -> tuple[RecordedBlock, tuple[Any, ...] | None]:
+        """Block ``produced`` and, when a checkpoint falls on it, the generator's state
+        before it (kept by :meth:`next_block`; shipped by a render-ahead helper, see
+        :mod:`simulator.render_ahead`). Does not count the block as produced."""
+        state = self._save() if self.produced % self.every == 0 else None
+        return self._renderer.render(self._planner.next()), state
+
+    def _keep_checkpoint(self, state: tuple[Any, ...]) -> None:
+        """Keep the checkpoint of block ``produced`` and thin the older ones."""
+        k = self.produced // self.every
+        self._checkpoints[k] = state
+        old = k - self.keep_dense // self.every  # leaves the dense ones now
+        if old > 0 and old % self.sparse_stride:
+            del self._checkpoints[old]
+        elif old > 0 and old // self.sparse_stride > self.sparse_cap:
+            stride = self.sparse_stride  # too many sparse ones: keep every other one
+            self.sparse_stride *= 2
+            for j in range(stride, old + 1, 2 * stride):
+                self._checkpoints.pop(j, None)
+
+    def _continue_from_checkpoints(self) -> None:
+        """Make the own generator produce block ``produced`` next, from the kept
+        checkpoints (when blocks up to here came from elsewhere: a render-ahead helper)."""
+        if self.produced == 0:
+            return
+        self.block_at(self.produced - 1)  # positions the regeneration pair at `produced`
+        assert self._regen is not None and self._regen_next == self.produced
+        self._planner, self._renderer = self._regen
+        self._regen, self._regen_next = None, 0
 
     def block_at(self, i: int) -> RecordedBlock:
         if not 0 <= i < self.produced:
@@ -453,3 +477,6 @@ class FileSource(BlockSource):
     def retain(self, i: int, block: RecordedBlock) -> None:
         if 0 <= i < self.produced:
             self._cache.put(i, block)
+
+    def close(self) -> None:
+        self._reader.close()

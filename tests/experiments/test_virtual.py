@@ -274,3 +274,46 @@ def test_a_dask_address_with_nothing_there_is_a_clear_error_and_no_run(
             assert not out.exists() or not any(out.iterdir()), executor
     finally:
         silent.close()
+
+
+@pytest.mark.slow
+def test_a_chain_rendered_ahead_by_a_helper_process_gives_the_same_results(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's chain rendered on the spare core (``render_ahead``) is the chain rendered
+    in the run's own process: the same detections, byte for byte, and outcomes."""
+    import experiments.virtual as virtual
+
+    monkeypatch.setattr(virtual, "RENDER_AHEAD_MIN_BLOCKS", 0)  # a short run uses it too
+    sc = load_scenario(resolve_scenario("news_burst"))  # 10 simulated minutes, 300 blocks
+    runs = {}
+    for ahead in (False, True):
+        runs[ahead] = run_scenario_virtual(
+            sc, tmp_path / str(ahead) / sc.name,
+            RunnerOptions(cache_dir=tmp_path / "cache", render_ahead=ahead))
+    assert runs[False]["status"] == runs[True]["status"] == "ok"
+    assert runs[True]["trades"] > 20
+    det = [(tmp_path / str(a) / sc.name / "detections.jsonl").read_bytes()
+           for a in (False, True)]
+    assert det[0] == det[1] and det[0]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "False" / sc.name / "outcomes.parquet"),
+        pd.read_parquet(tmp_path / "True" / sc.name / "outcomes.parquet"))
+    for ahead in (False, True):
+        run = json.loads((tmp_path / str(ahead) / sc.name / "run.json").read_text())
+        assert run["render_ahead"] == {"helper": ahead, "helper_failures": 0}
+
+
+def test_a_helper_renders_only_when_a_core_is_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.virtual import render_ahead_wanted
+
+    monkeypatch.delenv("EXPERIMENTS_RENDER_AHEAD", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    assert render_ahead_wanted(1)
+    assert not render_ahead_wanted(2)  # two runs at a time on two cores: none spare
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    assert not render_ahead_wanted(1)
+    monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "1")
+    assert render_ahead_wanted(4)
+    monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "0")
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert not render_ahead_wanted(1)

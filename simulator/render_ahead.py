@@ -1,0 +1,175 @@
+"""A synthetic chain rendered ahead on another core.
+
+:class:`AheadSynthSource` is a :class:`~simulator.source.SynthSource` whose blocks are
+rendered by a helper process (``spawn``: a clean interpreter, no inherited threads, loop
+or open files) that runs the same generator and sends them over a pipe, pickled, in
+batches. The replay then pays for unpickling a block (~20-30 us on the default profile)
+instead of rendering it (~150-250 us): a virtual-time run, one process on one core, gets
+the second core for its synthesis.
+
+The chain is the same, block for block: the helper is an ordinary ``SynthSource`` and
+ships, with each block a checkpoint falls on, the generator's state before it; this side
+keeps those checkpoints as its own, so :meth:`~simulator.source.SynthSource.block_at`
+(blocks behind the chain's window) regenerates here exactly as without a helper. When the
+helper fails (it died, sent something else, or sent nothing within ``wait_s``) this side
+goes on from its checkpoints with its own generator: slower, never different. The
+failure is logged and counted (:attr:`AheadSynthSource.helper_failures`).
+
+Bounded: the helper is at most a pipe's buffer and one batch ahead (its write blocks).
+Waiting for a batch blocks the caller on purpose: the replay runs on the event loop, and
+in virtual time an ``await`` with nothing else to do would let the clock jump. The helper
+is almost always ahead (rendering is a fraction of what the replay does a block), so the
+wait is the first batch's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import signal
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from simulator.profiles import Profile
+from simulator.recording import RecordedBlock
+from simulator.source import SynthSource
+
+__all__ = ["AHEAD_WAIT_S", "AheadSynthSource"]
+
+log = logging.getLogger("simulator.render_ahead")
+
+#: seconds without a batch from the helper before this side renders on its own
+AHEAD_WAIT_S = 120.0
+_BATCH = 16  # blocks a message: one pipe write and read per 16, not per block
+_STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
+
+
+class _HelperFailed(Exception):
+    pass
+
+
+def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | None,
+                 every: int, batch: int) -> None:
+    """The helper process: render blocks in order, send them in batches, each item
+    ``(header, logs, transactions, checkpoint state or None, new nonce keys or None)``;
+    stop when the reader closes the pipe. A failure is sent as ``("error", text)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        src = SynthSource(profile, seed=seed, blocks=blocks, checkpoint_every=every)
+        sent_keys = 0
+        items: list[tuple[Any, ...]] = []
+        while blocks is None or src.produced < blocks:
+            block, state = src.render_next()
+            src.produced += 1
+            keys = None
+            if state is not None:  # the nonce table's key order grows as it is saved
+                keys = src._nonce_keys[sent_keys:]
+                sent_keys = len(src._nonce_keys)
+            items.append((block.block, block.logs, block.transactions, state, keys))
+            if len(items) >= batch:
+                conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
+                items = []
+        if items:
+            conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
+    except (BrokenPipeError, EOFError, OSError):
+        pass  # the reader is gone (closed or exited): nothing more to do
+    except BaseException as exc:  # reported to the parent, which goes on
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
+class AheadSynthSource(SynthSource):
+    """A :class:`SynthSource` rendered by a helper process (see the module docstring)."""
+
+    def __init__(self, profile: str | Profile, *, seed: int, blocks: int | None,
+                 wait_s: float = AHEAD_WAIT_S, batch: int = _BATCH, **kwargs: Any) -> None:
+        super().__init__(profile, seed=seed, blocks=blocks, **kwargs)
+        self.wait_s = wait_s
+        self.helper_failures = 0
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        ctx = multiprocessing.get_context("spawn")
+        reader, writer = ctx.Pipe(duplex=False)
+        try:
+            proc = ctx.Process(target=_render_loop, name="render-ahead", daemon=True,
+                               args=(writer, self.profile, seed, blocks, self.every,
+                                     max(1, batch)))
+            proc.start()
+        except (OSError, RuntimeError) as exc:  # no process to be had: render here
+            reader.close()
+            self._failed(f"could not start ({type(exc).__name__}: {exc})")
+        else:
+            self._proc, self._conn = proc, reader
+        finally:
+            writer.close()
+
+    @property
+    def helper_alive(self) -> bool:
+        """True while blocks come from the helper."""
+        return self._proc is not None
+
+    def next_block(self) -> RecordedBlock | None:
+        if self.count is not None and self.produced >= self.count:
+            return None
+        if self._proc is not None:
+            try:
+                header, logs, transactions, state, keys = self._take()
+            except _HelperFailed as exc:
+                self._failed(str(exc))
+                self._stop_helper()
+                self._continue_from_checkpoints()
+            else:
+                if state is not None:
+                    self._nonce_keys.extend(keys)
+                    self._keep_checkpoint(state)
+                self.produced += 1
+                return RecordedBlock(block=header, logs=logs, transactions=transactions)
+        return super().next_block()
+
+    def _take(self) -> tuple[Any, ...]:
+        if not self._items:
+            conn = self._conn
+            assert conn is not None
+            try:
+                if not conn.poll(self.wait_s):
+                    raise _HelperFailed(f"no block within {self.wait_s:g} s")
+                msg = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                raise _HelperFailed(f"gone ({type(exc).__name__})") from None
+            except pickle.UnpicklingError as exc:
+                raise _HelperFailed(f"unreadable message ({exc})") from None
+            if not isinstance(msg, list) or not msg:
+                text = msg[1] if isinstance(msg, tuple) and len(msg) == 2 else repr(msg)[:200]
+                raise _HelperFailed(f"failed: {text}")
+            self._items.extend(msg)
+        return self._items.popleft()
+
+    def _failed(self, why: str) -> None:
+        self.helper_failures += 1
+        log.warning("render-ahead helper %s: rendering here from block %d on (the same "
+                    "chain, slower)", why, self.produced)
+
+    def _stop_helper(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        self._items.clear()
+        if conn is not None:
+            conn.close()  # the helper's next write fails: it exits
+        if proc is None:
+            return
+        proc.join(_STOP_S)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(_STOP_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(_STOP_S)
+
+    def close(self) -> None:
+        self._stop_helper()

@@ -1,0 +1,125 @@
+"""A chain rendered by a helper process is the chain rendered here, block for block, and
+stays so when the helper dies, fails or cannot start (this side goes on from the
+checkpoints the helper shipped)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+from typing import Any
+
+import pytest
+
+import simulator.render_ahead as render_ahead
+from simulator.recording import RecordedBlock
+from simulator.render_ahead import AheadSynthSource
+from simulator.source import SynthSource
+
+N = 300
+# small spans and a small dense window: checkpoints are shipped, thinned and used often
+SMALL = {"checkpoint_every": 8, "keep_dense": 64, "sparse_every": 2, "sparse_cap": 4}
+
+
+def _rows(block: RecordedBlock) -> tuple[Any, ...]:
+    return block.block, block.logs, block.transactions
+
+
+def _all(src: SynthSource) -> list[tuple[Any, ...]]:
+    out = []
+    while (b := src.next_block()) is not None:
+        out.append(_rows(b))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference() -> SynthSource:
+    src = SynthSource("default", seed=7, blocks=N, **SMALL)
+    src.blocks = _all(src)  # type: ignore[attr-defined]
+    return src
+
+
+def test_a_helper_renders_the_same_chain_and_its_checkpoints_regenerate_old_blocks(
+        reference: SynthSource) -> None:
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    try:
+        assert ahead.helper_alive
+        assert _all(ahead) == reference.blocks  # type: ignore[attr-defined]
+        assert ahead.helper_failures == 0
+        # old blocks come from this side's generator, restored from the shipped states
+        assert ahead._checkpoints.keys() == reference._checkpoints.keys()
+        for i in (0, 1, 9, 100, 150, N - 70, N - 1):
+            assert _rows(ahead.block_at(i)) == _rows(reference.block_at(i)), i
+    finally:
+        ahead.close()
+    assert not ahead.helper_alive
+    ahead.close()  # twice: nothing left to do
+
+
+def test_a_helper_killed_mid_chain_leaves_the_chain_unchanged(
+        reference: SynthSource) -> None:
+    ahead = AheadSynthSource("default", seed=7, blocks=N, batch=4, **SMALL)
+    try:
+        got = [_rows(ahead.next_block()) for _ in range(50)]  # type: ignore[union-attr]
+        proc = ahead._proc
+        proc.kill()
+        proc.join(30)
+        got += _all(ahead)
+        assert got == reference.blocks  # type: ignore[attr-defined]
+        assert ahead.helper_failures == 1 and not ahead.helper_alive
+        for i in (3, N - 2):
+            assert _rows(ahead.block_at(i)) == _rows(reference.block_at(i))
+    finally:
+        ahead.close()
+
+
+@pytest.mark.parametrize("message", [pickle.dumps(("error", "ValueError: boom")),
+                                     b"\x80\x05 not a pickle", pickle.dumps({"x": 1}),
+                                     pickle.dumps([])])
+def test_an_error_or_a_message_it_cannot_read_means_rendering_here(
+        reference: SynthSource, message: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    try:
+        got = [_rows(ahead.next_block()) for _ in range(40)]  # type: ignore[union-attr]
+        ahead._items.clear()  # what was received and not used is dropped with the helper
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        writer.send_bytes(message)
+        ahead._conn.close()  # type: ignore[union-attr]
+        ahead._conn = reader
+        # the blocks cleared above are rendered here again, from the checkpoints
+        ahead.produced = 40
+        got += _all(ahead)
+        assert got == reference.blocks  # type: ignore[attr-defined]
+        assert ahead.helper_failures == 1
+        assert "rendering here from block 40" in caplog.text
+    finally:
+        ahead.close()
+
+
+def test_a_helper_that_cannot_start_means_rendering_here(
+        reference: SynthSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = multiprocessing.get_context
+
+    class NoProcesses:
+        def __init__(self, method: str) -> None:
+            self.ctx = real(method)
+            self.Pipe = self.ctx.Pipe
+
+        def Process(self, **kwargs: Any) -> Any:  # multiprocessing's name
+            class Refused:
+                def start(self) -> None:
+                    raise OSError(11, "Resource temporarily unavailable")
+            return Refused()
+
+    monkeypatch.setattr(render_ahead.multiprocessing, "get_context", NoProcesses)
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    assert not ahead.helper_alive and ahead.helper_failures == 1
+    assert _all(ahead) == reference.blocks  # type: ignore[attr-defined]
+
+
+def test_an_unbounded_chain_stops_its_helper_on_close() -> None:
+    ahead = AheadSynthSource("default", seed=2, blocks=None)
+    proc = ahead._proc
+    for _ in range(100):
+        assert ahead.next_block() is not None
+    ahead.close()
+    assert proc is not None and not proc.is_alive() and proc.exitcode is not None
