@@ -42,7 +42,7 @@ from simulator.schedule import IndexLag, ReplaySchedule
 from simulator.settings import DEFAULT_WINDOW_BLOCKS, SimSettings
 from simulator.source import BlockSource
 
-__all__ = ["Chain", "ChainBlock", "ReorgResult", "order_filled"]
+__all__ = ["Chain", "ChainBlock", "PreparedBlock", "ReorgResult", "order_filled"]
 
 log = logging.getLogger("simulator.chain")
 
@@ -65,6 +65,24 @@ def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
     return out
 
 
+@dataclass(slots=True)
+class PreparedBlock(RecordedBlock):
+    """A recorded block with what serving it needs built already (the header's JSON, its
+    OrderFilled ``[trade_id, maker]`` pairs, its transaction hashes): by a render-ahead
+    helper process (:mod:`simulator.render_ahead`), so the replay's process does not.
+    :class:`ChainBlock` takes them as its caches; they are what it would build itself."""
+
+    header_json: str | None = None
+    fills: list[list[str]] | None = None
+    tx_hashes: list[str] | None = None
+
+    @classmethod
+    def of(cls, rb: RecordedBlock) -> PreparedBlock:
+        block = ChainBlock(rb)
+        return cls(rb.block, rb.logs, rb.transactions, block.header_json(), block.fills,
+                   block.tx_hashes)
+
+
 class ChainBlock:
     """One block as served, with its filter index and JSON caches (built once)."""
 
@@ -81,6 +99,9 @@ class ChainBlock:
         self._header_json: str | None = None
         self._log_json: list[str | None] | None = None
         self._removed_json: list[str | None] | None = None
+        if isinstance(rb, PreparedBlock):
+            self._header_json, self._fills, self._tx_hashes = (
+                rb.header_json, rb.fills, rb.tx_hashes)
 
     @property
     def index(self) -> BlockIndex:

@@ -4,8 +4,10 @@
 rendered by a helper process (``spawn``: a clean interpreter, no inherited threads, loop
 or open files) that runs the same generator and sends them over a pipe, pickled, in
 batches. The replay then pays for unpickling a block (~20-30 us on the default profile)
-instead of rendering it (~150-250 us): a virtual-time run, one process on one core, gets
-the second core for its synthesis.
+instead of rendering it (~150-250 us), and the helper also builds what serving the block
+needs that depends on the block alone (its header's JSON, its fills, its transaction
+hashes: :class:`~simulator.chain.PreparedBlock`): a virtual-time run, one process on one
+core, gets the second core for that work.
 
 The chain is the same, block for block: the helper is an ordinary ``SynthSource`` and
 ships, with each block a checkpoint falls on, the generator's state before it; this side
@@ -33,6 +35,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
+from simulator.chain import PreparedBlock
 from simulator.profiles import Profile
 from simulator.recording import RecordedBlock
 from simulator.source import SynthSource
@@ -54,7 +57,8 @@ class _HelperFailed(Exception):
 def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | None,
                  every: int, batch: int) -> None:
     """The helper process: render blocks in order, send them in batches, each item
-    ``(header, logs, transactions, checkpoint state or None, new nonce keys or None)``;
+    ``(header, logs, transactions, header JSON, fills, transaction hashes, checkpoint
+    state or None, new nonce keys or None)`` (see :class:`~simulator.chain.PreparedBlock`);
     stop when the reader closes the pipe. A failure is sent as ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
@@ -68,7 +72,9 @@ def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | No
             if state is not None:  # the nonce table's key order grows as it is saved
                 keys = src._nonce_keys[sent_keys:]
                 sent_keys = len(src._nonce_keys)
-            items.append((block.block, block.logs, block.transactions, state, keys))
+            ready = PreparedBlock.of(block)  # what serving it needs, built here too
+            items.append((block.block, block.logs, block.transactions, ready.header_json,
+                          ready.fills, ready.tx_hashes, state, keys))
             if len(items) >= batch:
                 conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
                 items = []
@@ -119,7 +125,8 @@ class AheadSynthSource(SynthSource):
             return None
         if self._proc is not None:
             try:
-                header, logs, transactions, state, keys = self._take()
+                header, logs, transactions, head_json, fills, tx_hashes, state, keys = (
+                    self._take())
             except _HelperFailed as exc:
                 self._failed(str(exc))
                 self._stop_helper()
@@ -129,7 +136,7 @@ class AheadSynthSource(SynthSource):
                     self._nonce_keys.extend(keys)
                     self._keep_checkpoint(state)
                 self.produced += 1
-                return RecordedBlock(block=header, logs=logs, transactions=transactions)
+                return PreparedBlock(header, logs, transactions, head_json, fills, tx_hashes)
         return super().next_block()
 
     def _take(self) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import simulator.render_ahead as render_ahead
+from simulator.chain import ChainBlock, PreparedBlock
 from simulator.recording import RecordedBlock
 from simulator.render_ahead import AheadSynthSource
 from simulator.source import SynthSource
@@ -123,3 +124,19 @@ def test_an_unbounded_chain_stops_its_helper_on_close() -> None:
         assert ahead.next_block() is not None
     ahead.close()
     assert proc is not None and not proc.is_alive() and proc.exitcode is not None
+
+
+def test_a_helper_builds_what_serving_a_block_needs_as_the_chain_would(
+        reference: SynthSource) -> None:
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    try:
+        for i in range(N):
+            got = ahead.next_block()
+            assert isinstance(got, PreparedBlock)
+            mine = ChainBlock(reference.block_at(i))  # built here, from nothing prepared
+            served = ChainBlock(got)
+            assert served.header_json() == mine.header_json()
+            assert served.fills == mine.fills and served.tx_hashes == mine.tx_hashes
+            assert served._header_json is got.header_json  # taken, not built again
+    finally:
+        ahead.close()
