@@ -56,6 +56,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 0-65535 (0: any free one), "
+                                         f"got {text!r}")
+    return value
+
+
 class _VersionAction(argparse._VersionAction):
     """``--version``, the installed version looked up only when asked for: the
     ``importlib.metadata`` look-up costs ~30 ms of every command's start-up otherwise."""
@@ -141,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "interval and rate scales with it (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", metavar="HOST",
                        help="address to listen on (default: %(default)s, loopback)")
-    serve.add_argument("--port", type=_non_negative_int, default=8545, metavar="N",
+    serve.add_argument("--port", type=_port, default=8545, metavar="N",
                        help="port to listen on, 0 = any free port (default: %(default)s)")
     serve.add_argument("--history", metavar="PATH",
                        help="JSON-lines history of what the node did (default: none)")

@@ -52,3 +52,18 @@ def test_a_library_error_is_one_line_and_exit_2(tmp_path: Path,
     assert main(["import-trades", str(bad), "--out", str(tmp_path / "x.jsonl.gz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--port", "99999"], "must be a TCP port, 0-65535"),  # was OverflowError from bind()
+    (["--port", "-1"], "must be >= 0"),
+    (["--speed", "nan"], "must be a positive number"),
+    (["--blocks", "-3"], "must be >= 0"),
+])
+def test_bad_serve_arguments_are_one_line_and_exit_2(
+        args: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--profile", "default", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
