@@ -60,6 +60,7 @@ from pydantic import (
 )
 
 from experiments.thresholds import ThresholdError, parse_threshold
+from polyvocab.small_files import CONFIG_BYTES, read_small_text
 from simulator.faults import FAULTS as SIM_FAULTS
 
 __all__ = [
@@ -555,11 +556,11 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _scenario_document(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc})") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
     base = data.pop("extends", None)

@@ -40,6 +40,7 @@ from monitor.config import (
 )
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.redact import redact
+from polyvocab.small_files import LIST_BYTES, read_small_text
 from polyvocab.version import package_version
 
 __all__ = ["build_parser", "main"]
@@ -160,7 +161,7 @@ def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     wallets: list[str] = list(ns.wallet_list)
     if ns.wallets_file is not None:
         try:
-            text = ns.wallets_file.read_text()
+            text = read_small_text(ns.wallets_file, LIST_BYTES)
         except OSError as exc:
             raise ConfigError(f"wallets_file: cannot read {ns.wallets_file}: {exc.strerror}"
                               ) from None

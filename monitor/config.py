@@ -46,6 +46,7 @@ from monitor.errors import ConfigError
 from monitor.providers import PROVIDER_DEFAULTS
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
+from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
 __all__ = ["DEPRECATED", "ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "Settings",
            "load_settings", "normalise_address"]
@@ -433,8 +434,7 @@ def _format_error(exc: ValidationError) -> str:
 def _read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_small_text(p, CONFIG_BYTES))
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -457,7 +457,7 @@ def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
         if path is None or name in overrides:
             continue
         try:
-            text = Path(str(path)).read_text(encoding="utf-8")
+            text = read_small_text(str(path), CONFIG_BYTES)
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
         value = text.strip().splitlines()[0].strip() if text.strip() else ""

@@ -9,10 +9,10 @@ redaction, and no error repeats the URL.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from polyvocab.redact import register_url_secrets
+from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
 __all__ = ["UrlSourceError", "http_url_from"]
 
@@ -28,8 +28,8 @@ def http_url_from(flag: str | None, env: Mapping[str, str], *, flag_name: str) -
     if url is None and env.get("RPC_URL_FILE"):
         path = env["RPC_URL_FILE"]
         try:
-            lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+            lines = read_small_text(path, CONFIG_BYTES).strip().splitlines()
+        except OSError as exc:
             raise UrlSourceError(f"RPC_URL_FILE: cannot read {path}: "
                                  f"{getattr(exc, 'strerror', None) or exc}") from None
         if not lines:

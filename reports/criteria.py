@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.thresholds import ThresholdError, parse_threshold
+from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
 __all__ = [
     "DEFAULT_CRITERIA",
@@ -215,11 +216,11 @@ def load_criteria(path: str | Path | None = None) -> Criteria:
     """The criteria from ``path`` (default: ``reports/criteria.toml``)."""
     file = Path(path) if path is not None else DEFAULT_CRITERIA
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_small_text(file, CONFIG_BYTES))
     except FileNotFoundError:
         raise CriteriaError(f"criteria file not found: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CriteriaError(f"criteria file {file} unreadable: {exc}") from None
+    except OSError as exc:
+        raise CriteriaError(f"criteria file {file} unreadable: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CriteriaError(f"criteria file {file} is not valid TOML: {exc}") from None
     return _parse(data, "defaults" if path is None else str(file))

@@ -20,6 +20,7 @@ import pandas as pd
 
 from experiments.checker import OUTCOME_COLUMNS
 from experiments.store import JsonlError, read_jsonl
+from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, read_small_text
 
 __all__ = [
     "BULK_EVENTS",
@@ -117,7 +118,7 @@ class Run:
 
 def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small_text(path, JSON_BYTES))
     except FileNotFoundError:
         problems.append(f"{path.name} is missing")
         return {}
@@ -163,7 +164,7 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
 
 def _mode_from_toml(path: Path) -> str | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except (OSError, tomllib.TOMLDecodeError):
         return None
     for table in (data, data.get("scenario", {}), data.get("monitor", {})):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyvocab.small_files import CONFIG_BYTES, read_small_text
 from simulator.errors import SimulatorError
 from simulator.providers import PROFILES
 
@@ -247,9 +248,11 @@ def load_config(path: str | Path) -> SimSettings:
 
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:
         raise SettingsError(f"{path}: no such config file") from None
+    except OSError as exc:  # a directory, no permission, too large, not UTF-8
+        raise SettingsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML ({exc})") from None
     return settings_from_dict(data, str(path))

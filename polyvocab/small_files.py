@@ -1,0 +1,44 @@
+"""Small text files a user names (a config, a scenario, a wallet list, a file holding a
+URL or a token, a run's JSON): read whole, but bounded and checked, so that a path to
+``/dev/zero``, a log or a disk image is one clear error instead of all the memory (an
+unbounded read of ``/dev/zero`` took 3 GB in 4 s), and a binary file is "not UTF-8 text"
+instead of a ``UnicodeDecodeError`` traceback.
+
+Both come as :class:`SmallFileError`, an ``OSError`` whose ``strerror`` says what is
+wrong, so the callers' ``except OSError`` (which already word "cannot read X: why")
+covers them. ``FileNotFoundError`` and the other ``OSError`` s pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+__all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "read_small_text"]
+
+#: a TOML config, a scenario, the report's criteria, a file holding a URL or a token
+CONFIG_BYTES = 1 << 20
+#: a wallet list: ~45 bytes a wallet, so past a million wallets (the whole market is ~100k)
+LIST_BYTES = 64 << 20
+#: a run's or a benchmark's JSON (run.json lists the wallets: ~45 bytes each)
+JSON_BYTES = 64 << 20
+
+
+class SmallFileError(OSError):
+    """A file larger than what it should be could hold, or not UTF-8 text."""
+
+
+def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
+    """The UTF-8 text of ``path``, read with at most ``limit + 1`` bytes in memory.
+    Raises :class:`SmallFileError` when the file holds more than ``limit`` bytes or is
+    not UTF-8; any other ``OSError`` (no such file, a directory, no permission) as is."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise SmallFileError(errno.EFBIG, f"larger than {limit:,} bytes: not a file of this "
+                                          f"kind", str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SmallFileError(errno.EILSEQ, f"not UTF-8 text (byte {exc.start:,} is "
+                                           f"0x{data[exc.start]:02x})", str(path)) from None

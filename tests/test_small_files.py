@@ -1,0 +1,82 @@
+"""Files a user names (configs, scenarios, wallet lists, URL files) are read bounded and
+checked: a huge file, ``/dev/zero``, a binary file or a directory is one line and a
+failing exit, never all the memory or a traceback."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from polyvocab.small_files import SmallFileError, read_small_text
+
+WALLET = "0x" + "11" * 20
+
+
+def test_a_file_up_to_the_limit_is_read_and_one_byte_more_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "f.toml"
+    f.write_text("é" * 50, encoding="utf-8")  # 100 bytes
+    assert read_small_text(f, 100) == "é" * 50
+    with pytest.raises(SmallFileError) as exc:
+        read_small_text(f, 99)
+    assert exc.value.errno == errno.EFBIG and "larger than 99 bytes" in exc.value.strerror
+
+
+def test_an_endless_file_is_read_only_up_to_the_limit() -> None:
+    with pytest.raises(SmallFileError, match="larger than 1,024 bytes"):
+        read_small_text("/dev/zero", 1024)  # an unbounded read never returns
+
+
+def test_binary_is_not_utf8_text_and_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
+    f = tmp_path / "b"
+    f.write_bytes(b"ok\xff\xfe")
+    with pytest.raises(SmallFileError) as exc:
+        read_small_text(f)
+    assert exc.value.errno == errno.EILSEQ and "byte 2 is 0xff" in exc.value.strerror
+    with pytest.raises(FileNotFoundError):
+        read_small_text(tmp_path / "none")
+
+
+def _exit_code(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's parser.error
+        return int(exc.code or 0)
+
+
+def _commands(path: str) -> list[tuple[Callable[[list[str]], int], list[str]]]:
+    from experiments.cli import main as experiments
+    from monitor.cli import main as monitor
+    from simulator.cli import main as simulator
+
+    ws = ["--ws-url", "ws://127.0.0.1:9/", "--rpc-url", "http://127.0.0.1:9/"]
+    return [
+        (simulator, ["serve", "--profile", "default", "--config", path]),
+        (experiments, ["run", "--clock", "virtual", "--no-progress", path]),
+        (monitor, ["run", *ws, "--wallet", WALLET, "--config", path]),
+        (monitor, ["run", *ws, "--wallets-file", path]),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["huge", "binary", "directory"])
+def test_every_command_refuses_a_bad_file_in_one_line(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if kind == "huge":
+        path = tmp_path / "huge.toml"
+        path.write_bytes(b"a" * (65 << 20))  # past every limit, the wallet list's too
+        says = "larger than"
+    elif kind == "binary":
+        path = tmp_path / "binary.toml"
+        path.write_bytes(b"\x00\xff" * 100)
+        says = "not UTF-8 text"
+    else:
+        path = tmp_path / "dir.toml"
+        path.mkdir()
+        says = "Is a directory"
+    for main, argv in _commands(str(path)):
+        code = _exit_code(main, argv)
+        err = capsys.readouterr().err
+        assert code != 0, argv
+        assert says in err and "Traceback" not in err, (argv, err)
