@@ -16,7 +16,10 @@ What changes against :func:`experiments.runner.run_scenario` (real time, two pro
   loop step in real time);
 - streamed: a profile's chain is synthesised while it is replayed and a recording file is
   read as it is replayed, with a window of recent blocks in memory, so a simulated week
-  is never held whole (the wallets are counted from the block plans beforehand).
+  is never held whole (the wallets are counted from the block plans beforehand). When
+  the run has a core to itself (:func:`render_ahead_wanted`), a helper process renders
+  the chain (:mod:`simulator.render_ahead`): the same blocks, built on the other core;
+  the simulator and the monitor still share this process and its loop.
 
 The run store files are the same (``run.json`` with ``"clock": "virtual"``), and the same
 analysis reads them.
