@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from experiments.scenario import Scenario
+from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
 from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
@@ -38,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    """An integer of at least ``minimum`` (argparse type)."""
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An integer of at least ``minimum`` (and at most ``maximum``) (argparse type)."""
     def parse(text: str) -> int:
         try:
             n = int(text)
@@ -47,6 +47,8 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if n < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        if maximum is not None and n > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}, got {text!r}")
         return n
     return parse
 
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true",
                      help="shrink every scenario (fewer simulated seconds, higher speed) "
                           "(default: off)")
-    run.add_argument("--jobs", type=_count(1), default=1, metavar="N",
+    run.add_argument("--jobs", type=_count(1, MAX_JOBS), default=1, metavar="N",
                      help="scenarios run in parallel (default: %(default)s)")
     run.add_argument("--out", default="results", metavar="DIR",
                      help="run store directory (default: %(default)s)")
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="real: simulator and monitor as processes at the scenario's "
                           "speed (default); virtual: both in one process on a virtual "
                           "clock, speed 1, protocol latency only (CPU time is zero)")
-    run.add_argument("--seeds", type=_count(1), default=None, metavar="N",
+    run.add_argument("--seeds", type=_count(1, MAX_SEEDS), default=None, metavar="N",
                      help="run every scenario under seeds 1..N and pool them (default: the "
                           "scenario's own seed, once)")
     run.add_argument("--no-progress", action="store_true",

@@ -35,7 +35,7 @@ from rich.table import Table
 from experiments.analysis import empty_summary
 from experiments.runner import Progress as ScenarioProgress
 from experiments.runner import RunnerOptions, run_scenario, run_scenario_sync
-from experiments.scenario import Scenario
+from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
 from experiments.seeds import pool, reseed
 from experiments.store import (
     create_run,
@@ -234,8 +234,8 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MatrixError(f"scenario names must be unique in one run: {', '.join(dupes)}")
-    if jobs < 1:
-        raise MatrixError("--jobs must be at least 1")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise MatrixError(f"--jobs must be 1 to {MAX_JOBS}, got {jobs}")
     kind, address = parse_executor(executor)
     if kind == "dask" and not dask_available():
         raise MatrixError("--executor dask needs dask[distributed] installed "
@@ -248,6 +248,9 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
     for s, ss in plan:
         if ss is not None and len(set(ss)) != len(ss):
             raise MatrixError(f"{s.name}: seeds must be distinct")
+        if ss is not None and len(ss) > MAX_SEEDS:
+            raise MatrixError(f"{s.name}: at most {MAX_SEEDS:,} seeds a scenario, got "
+                              f"{len(ss):,}")
     client = None
     if address is not None:  # reached before anything is written
         from dask.distributed import Client

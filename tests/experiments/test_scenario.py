@@ -63,6 +63,8 @@ def error_of(**changes: Any) -> str:
     ({"thresholds": ["missed_pct < 1", "missed_pct <> 1"]},
      "scenarios/x.toml: thresholds[1]: cannot parse 'missed_pct <> 1'"),
     ({"surprise": 1}, "scenarios/x.toml: surprise: unknown field"),
+    ({"seeds": list(range(1, 10_002))},
+     "scenarios/x.toml: seeds: Tuple should have at most 10000 items"),
 ])
 def test_each_error_names_the_field(changes: dict[str, Any], expected: str) -> None:
     assert error_of(**changes).startswith(expected)
@@ -219,3 +221,28 @@ def test_the_soak_week_is_the_soak_day_made_a_week_long() -> None:
     assert week.faults == day.faults and week.monitor == day.monitor
     assert week.blocks is not None and week.blocks * 2 >= week.sim_duration_s + week.grace_s
     assert max(f.params.get("depth", 0) for f in day.faults) == 64
+
+
+@pytest.mark.parametrize(("flag", "says"), [
+    (["--seeds", "100000000"], "--seeds: must be at most 10,000"),  # took 9 GB, ran nothing
+    (["--jobs", "100000"], "--jobs: must be at most 256"),
+])
+def test_run_refuses_too_many_seeds_or_jobs_before_anything(
+        flag: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from experiments.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--clock", "virtual", "--no-progress", "--out", str(tmp_path / "out"),
+              *flag, "reorgs"])
+    assert exc.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_matrix_refuses_more_seeds_than_it_runs(tmp_path: Path) -> None:
+    from experiments.matrix import MatrixError, run_matrix
+
+    with pytest.raises(MatrixError, match="at most 10,000 seeds a scenario, got 10,001"):
+        run_matrix([scenario_from_dict(BASE)], out=tmp_path / "out", command=[], quick=True,
+                   clock="virtual", seeds=range(1, 10_002))
+    assert not (tmp_path / "out").exists()
