@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -86,8 +87,11 @@ def pilot_main(ns: argparse.Namespace,
             raise ConfigError("wallets: at least one --wallet (or --wallets-file) is needed")
         if not settings.websocket_url or not settings.rpc_url or not settings.explorer_url:
             raise ConfigError("the pilot needs --ws-url, --rpc-url and --explorer-url")
-        if ns.beat <= 0 or ns.rotate_mb <= 0 or ns.keep < 0:
-            raise ConfigError("--beat and --rotate-mb must be positive, --keep >= 0")
+        if not (0 < ns.beat < math.inf and 0 < ns.rotate_mb < math.inf) or ns.keep < 0:
+            raise ConfigError("--beat and --rotate-mb must be positive numbers, --keep >= 0")
+        store = Path(ns.store)
+        if store.exists() and not store.is_dir():
+            raise ConfigError(f"--store {store}: not a folder")
     except ConfigError as exc:
         return _fail(exc.message)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
@@ -99,6 +103,11 @@ def pilot_main(ns: argparse.Namespace,
         return _fail(exc.message)
     except MonitorError as exc:
         print(f"python -m monitor pilot: error: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the store's folder or files (no permission, /proc, a full disk)
+        name = f" {exc.filename}" if exc.filename else ""
+        print(f"python -m monitor pilot: error: cannot write the pilot's store{name}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

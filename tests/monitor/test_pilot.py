@@ -39,6 +39,26 @@ def test_status_of_a_missing_store_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("case", ["a file", "under a file", "beat nan"])
+def test_a_store_that_cannot_be_one_or_a_bad_beat_is_one_line(case: str, tmp_path: Path
+                                                              ) -> None:
+    """Was a FileExistsError / FileNotFoundError traceback, and --beat nan was taken."""
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    store, extra = {"a file": (afile, []), "under a file": (afile / "store", []),
+                    "beat nan": (tmp_path / "s", ["--beat", "nan"])}[case]
+    res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(store), *extra,
+                          "--ws-url", "ws://127.0.0.1:9/", "--rpc-url", "http://127.0.0.1:9/",
+                          "--explorer-url", "http://127.0.0.1:9/api",
+                          "--wallet", "0x" + "11" * 20], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    err = res.stderr.strip().splitlines()
+    assert res.returncode in (1, 2) and "Traceback" not in res.stderr, res.stderr
+    assert err and err[-1].startswith("python -m monitor pilot: error: ")
+    assert {"a file": "not a folder", "under a file": "cannot write the pilot's store",
+            "beat nan": "--beat and --rotate-mb must be positive"}[case] in err[-1]
+
+
 def test_api_key_on_argv_is_refused(tmp_path: Path) -> None:
     res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(tmp_path / "s"),
                           "--api-key", "abc", "--wallet", "0x" + "1" * 40], cwd=ROOT,
