@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from monitor.clock import Clock, SystemClock
+from monitor.errors import ConfigError
 from monitor.private_files import open_private
 from monitor.redact import redact, redact_obj
 
@@ -31,7 +32,13 @@ class History:
         self.dropped = 0
         self._failing = False
         if path is not None:
-            self._fh = open_private(Path(path), buffering=1)
+            p = Path(path)
+            if p.is_dir():
+                raise ConfigError(f"history file {p} is a directory")
+            try:
+                self._fh = open_private(p, buffering=1)
+            except OSError as exc:
+                raise ConfigError(f"history file {p}: {exc.strerror or exc}") from None
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"t_ns": self._clock.now_ns(), "event": event}

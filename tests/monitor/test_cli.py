@@ -31,6 +31,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["run", "--wallet", W, "--set", "fallback_after"], "NAME=VALUE"),
     (["fly"], "invalid choice"),
 ])
+
 def test_bad_arguments_give_one_line_and_exit_2(args: list[str], needle: str) -> None:
     r = run_cli(*args)
     assert r.returncode == 2, r.stderr
@@ -107,3 +108,15 @@ def test_run_freezes_the_start_up_heap_before_ready(monkeypatch: pytest.MonkeyPa
         gc.unfreeze()
     assert seen["at_start"] == 0 and seen["at_ready"] > 0
     assert "READY" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--history", "/"], "history file / is a directory"),  # were tracebacks
+    (["--history", "/proc/h.jsonl"], "history file /proc/h.jsonl: No such file"),
+    (["--detections", "/"], "detections file / is a directory"),
+])
+def test_output_paths_that_cannot_be_written_give_one_line_and_exit_2(
+        args: list[str], needle: str, tmp_path: Path) -> None:
+    r = run_cli("run", "--wallet", W, "--ws-url", "ws://127.0.0.1:9/", "--rpc-url",
+                "http://127.0.0.1:9/", "--db", str(tmp_path / "m.db"), *args)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
