@@ -154,6 +154,11 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # /proc, under a file, no permission: before anything runs
+        raise CliError(f"--out {out}: cannot make the run store there "
+                       f"({exc.strerror or exc})") from None
     result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
                                                     *sys.argv[1:]],
                         quick=args.quick, jobs=args.jobs, executor=args.executor,
@@ -259,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_list(console)
     except (CliError, ScenarioError, StoreError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command must write or read: one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

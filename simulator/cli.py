@@ -297,7 +297,11 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
     from simulator.recording import RecordingError
     from simulator.server import Simulator
 
-    history = SimHistory(args.history) if args.history else SimHistory()
+    try:
+        history = SimHistory(args.history) if args.history else SimHistory()
+    except OSError as exc:  # a directory, a folder that cannot be made, no permission
+        raise CliError(f"--history {args.history}: cannot write it "
+                       f"({exc.strerror or exc})") from None
     try:
         sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
                         port=args.port, history=history,
@@ -369,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except (CliError, SimulatorError, RecordingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command must write or read: one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

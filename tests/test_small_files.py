@@ -80,3 +80,25 @@ def test_every_command_refuses_a_bad_file_in_one_line(
         err = capsys.readouterr().err
         assert code != 0, argv
         assert says in err and "Traceback" not in err, (argv, err)
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file", "in /proc"])
+def test_output_paths_that_cannot_be_written_are_one_line(
+        where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``serve --history`` and ``experiments run --out`` were tracebacks."""
+    from experiments.cli import main as experiments
+    from simulator.cli import main as simulator
+
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    path = {"a directory": str(tmp_path), "under a file": str(afile / "x"),
+            "in /proc": "/proc/no-such-dir/x"}[where]
+    for main, argv in [
+            (simulator, ["serve", "--profile", "default", "--port", "0", "--history", path]),
+            (experiments, ["run", "--clock", "virtual", "--no-progress", "--quick",
+                           "--out", path, "reorgs"])]:
+        if where == "a directory" and main is experiments:
+            continue  # a folder is what --out wants
+        code = _exit_code(main, argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err and path in err, (argv, err)
