@@ -21,8 +21,14 @@ async def _send_raw(port: int, payload: bytes) -> bytes:
     return data
 
 
+SECRET = b"ExplorerKey0123456789SECRET"
+
+
 @pytest.mark.parametrize("payload", [
     b"GET /v2/api?address=" + b"0xab" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # > 8 kB
+    # > 8 kB with the explorer key early in the query: aiohttp quotes it; it was logged
+    b"GET /v2/api?chainid=137&apikey=" + SECRET + b"&x=" + b"k" * 9000
+    + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Without Colon\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # TLS to a plain port
 ])
@@ -59,6 +65,7 @@ def test_a_malformed_request_is_one_line_without_a_traceback(
     for r in records:
         assert r.exc_info is None and "bad request (" in r.getMessage()
     assert "Traceback" not in caplog.text
+    assert SECRET.decode() not in caplog.text
 
 
 def test_other_errors_keep_their_traceback() -> None:
