@@ -450,6 +450,14 @@ class Scenario(_Strict):
             raise ValueError(f"sim_duration_s: sim_duration_s + grace_s need "
                              f"{self.synth_blocks()} synthesised blocks, more than "
                              f"{MAX_BLOCKS}; shorten the run or give blocks")
+        if self.faults:  # the windows the simulator will open: bounded, found now
+            from simulator.faults import FaultError, FaultPlan
+
+            try:
+                FaultPlan.parse([f.simulator_table() for f in self.faults]).windows(
+                    self.sim_duration_s + self.grace_s)
+            except FaultError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     # -- derived -----------------------------------------------------------------------

@@ -83,6 +83,7 @@ from simulator.nemesis import KINDS, ActiveFault, FaultBoard, FaultError, FaultS
 
 __all__ = [
     "FAULTS",
+    "MAX_WINDOWS",
     "ONE_SHOT",
     "ActiveFault",
     "FaultBoard",
@@ -117,6 +118,9 @@ MAX_DURATION_S = 30 * 86_400.0  # a fault window or schedule time, simulated sec
 MIN_EVERY_S = 0.1  # shortest period of a periodic fault
 MAX_RATE_PER_MIN = 600.0  # most random starts per simulated minute
 MAX_SEED = 2**63 - 1
+#: fault windows a schedule may open over its horizon (the soak week opens ~2,500): a
+#: fault every 0.1 s over a week was 12 million windows, 2.4 GB and 26 s before the replay
+MAX_WINDOWS = 200_000
 
 
 def check_duration(value: Any, where: str) -> float:
@@ -255,7 +259,8 @@ class FaultPlan:
         return cls(tuple(checked))
 
     def windows(self, horizon_s: float) -> list[Window]:
-        """Every occurrence that starts before ``horizon_s``, sorted by start."""
+        """Every occurrence that starts before ``horizon_s``, sorted by start. Raises
+        :class:`FaultError` past :data:`MAX_WINDOWS` of them (counted as they are made)."""
         out: list[Window] = []
         for entry in self.entries:
             spec = make_spec(entry["name"], entry.get("target"), entry.get("params"))
@@ -267,14 +272,14 @@ class FaultPlan:
             elif "every" in entry:
                 every = float(entry["every"])
                 t = float(entry.get("start", every))
-                while t < horizon_s:
+                while t < horizon_s and len(starts) <= MAX_WINDOWS:
                     starts.append(t)
                     t += every
             else:
                 rng = random.Random(int(entry.get("seed", 0)))
                 rate_per_s = float(entry["rate"]) / 60.0
                 t = float(entry.get("start", 0.0))
-                while rate_per_s > 0:
+                while rate_per_s > 0 and len(starts) <= MAX_WINDOWS:
                     t += rng.expovariate(rate_per_s)
                     if t >= horizon_s:
                         break
@@ -283,5 +288,9 @@ class FaultPlan:
             for s in starts:
                 if s < horizon_s:
                     out.append(Window(s, None if one_shot else s + duration, spec))
+            if len(out) > MAX_WINDOWS:
+                raise FaultError(f"faults: more than {MAX_WINDOWS:,} fault windows in "
+                                 f"{horizon_s:g} simulated s (reached at {spec.name}): make "
+                                 f"'every' longer or 'rate' lower")
         out.sort(key=lambda w: (w.start_s, w.spec.name))
         return out

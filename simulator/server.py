@@ -267,6 +267,9 @@ class Simulator:
         self.nemesis = Nemesis(self.board)
         self.malformed: dict[str, dict[str, int]] = {}  # fault name -> kind -> items sent
         self.plan = FaultPlan.parse(list(self.settings.faults))
+        # the scheduled windows, made (and bounded: FaultError) now, not when the replay
+        # starts (a task, or a /_sim/start request, where the error had no one to tell)
+        self._windows = self.plan.windows(self._fault_horizon_s())
         self.telegram = TelegramBot()
         self.host = host
         self.port = port
@@ -342,6 +345,12 @@ class Simulator:
         elif self.autostart:
             self.begin(self.now_ns() + delay_ns)
 
+    def _fault_horizon_s(self) -> float:
+        """Simulated seconds the fault schedule covers: the replay's span (a streamed
+        chain's end is not known yet: a week)."""
+        span = self.chain.replay_span_s()
+        return _STREAMED_HORIZON_S if span is None else span + 1.0
+
     def begin(self, t0_ns: int | None = None) -> None:
         """Start the replay clock: block 0 is due at ``t0_ns`` (default now)."""
         if self.started:
@@ -351,10 +360,7 @@ class Simulator:
         t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
         speed = self.chain.speed
-        span = self.chain.replay_span_s()  # None: a streamed chain, its end not known yet
-        horizon = _STREAMED_HORIZON_S if span is None else span + 1.0
-        self._schedule = [(t0 + int(w.start_s * _NS / speed), w)
-                          for w in self.plan.windows(horizon)]
+        self._schedule = [(t0 + int(w.start_s * _NS / speed), w) for w in self._windows]
         self.history.record("start", speed=speed, t0_ns=t0, first_block=self.chain.first_replayed,
                             ts0=self.chain.schedule.timestamps[0],
                             chain_id=self.chain.chain_id,

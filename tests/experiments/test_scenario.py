@@ -63,6 +63,8 @@ def error_of(**changes: Any) -> str:
     ({"thresholds": ["missed_pct < 1", "missed_pct <> 1"]},
      "scenarios/x.toml: thresholds[1]: cannot parse 'missed_pct <> 1'"),
     ({"surprise": 1}, "scenarios/x.toml: surprise: unknown field"),
+    ({"sim_duration_s": 86_400, "faults": [{"name": "ws_drop", "at": 0, "every": 0.1}]},
+     "scenarios/x.toml: faults: more than 200,000 fault windows"),
     ({"seeds": list(range(1, 10_002))},
      "scenarios/x.toml: seeds: Tuple should have at most 10000 items"),
 ])

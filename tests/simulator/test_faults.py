@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -450,3 +451,29 @@ def test_plan_takes_the_contract_vocabulary_rate_per_hour_and_at_with_every() ->
     assert all(w.spec.params["seed"] == 9 for w in losses)  # the seed reaches the params
     with pytest.raises(FaultError, match="rate_per_hour"):
         FaultPlan.parse([{"name": "ws_loss", "rate_per_hour": -1}])
+
+
+def test_a_schedule_that_would_open_too_many_windows_is_refused_while_counting() -> None:
+    """A fault every 0.1 s over a week was 12 million windows (2.4 GB, 26 s) made when the
+    replay started; the count stops at the bound and says what to change."""
+    from simulator.faults import MAX_WINDOWS, FaultError, FaultPlan
+
+    plan = FaultPlan.parse([{"name": "ws_drop", "every": 0.1, "at": 0}])
+    with pytest.raises(FaultError, match=r"more than 200,000 fault windows .*ws_drop"):
+        plan.windows(7 * 86_400.0)
+    every_s = FaultPlan.parse([{"name": "ws_drop", "every": 1, "at": 0}])
+    assert len(every_s.windows(MAX_WINDOWS - 0.5)) == MAX_WINDOWS  # up to it: made
+    rnd = FaultPlan.parse([{"name": "ws_stall", "random": True, "rate": 600, "duration": 0}])
+    with pytest.raises(FaultError, match="more than 200,000"):
+        rnd.windows(7 * 86_400.0)
+
+
+def test_serve_refuses_such_a_schedule_in_one_line_before_listening(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.cli import main
+
+    cfg = tmp_path / "f.toml"
+    cfg.write_text('[[faults]]\nname = "ws_drop"\nat = 0\nevery = 0.1\n')
+    assert main(["serve", "--profile", "default", "--port", "0", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "more than 200,000 fault windows" in err and "Traceback" not in err
