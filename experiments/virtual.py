@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -50,7 +51,9 @@ from experiments.scenario import Scenario
 from simulator.render_ahead import AheadSynthSource
 from simulator.source import BlockSource, FileSource, SynthSource
 
-__all__ = ["VIRTUAL_EPOCH_NS", "run_scenario_virtual"]
+__all__ = ["VIRTUAL_EPOCH_NS", "render_ahead_wanted", "run_scenario_virtual"]
+
+log = logging.getLogger("experiments.virtual")
 
 _NS = 1_000_000_000
 VIRTUAL_EPOCH_NS = 1_767_225_600 * _NS  # wall clock of loop time 0 (2026-01-01T00:00Z)
@@ -59,7 +62,22 @@ VIRTUAL_EPOCH_NS = 1_767_225_600 * _NS  # wall clock of loop time 0 (2026-01-01T
 #: idle cycle); each extra check is one more loop turn per jump. 4 gave the same bytes on
 #: the default matrix and the soak and cost ~10 % more CPU (a soak's 6 hours: 14.9 s user
 #: against 13.4 s); the test pins that the results do not depend on it.
-NOOP_CYCLES = int(os.environ.get("EXPERIMENTS_NOOP_CYCLES", "0"))
+def _noop_cycles(text: str | None) -> int:
+    """``EXPERIMENTS_NOOP_CYCLES``: a whole number >= 0; anything else is said and 0."""
+    if text is None or not text.strip():
+        return 0
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+    except ValueError:
+        log.warning("EXPERIMENTS_NOOP_CYCLES=%r is not a whole number >= 0: using 0",
+                    text[:40])
+        return 0
+    return value
+
+
+NOOP_CYCLES = _noop_cycles(os.environ.get("EXPERIMENTS_NOOP_CYCLES"))
 _READY_S = 30.0  # virtual seconds the monitor gets to connect before the replay starts
 
 
@@ -106,6 +124,9 @@ def render_ahead_wanted(jobs: int) -> bool:
     forced = os.environ.get("EXPERIMENTS_RENDER_AHEAD", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
+    if forced:
+        log.warning("EXPERIMENTS_RENDER_AHEAD=%r is neither 0 nor 1: deciding by the "
+                    "spare cores", forced[:40])
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

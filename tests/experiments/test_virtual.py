@@ -317,3 +317,24 @@ def test_a_helper_renders_only_when_a_core_is_spare(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "0")
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3})
     assert not render_ahead_wanted(1)
+
+
+@pytest.mark.parametrize(("text", "value"), [(None, 0), ("", 0), ("3", 3), ("abc", 0),
+                                             ("-5", 0), ("1.5", 0)])
+def test_a_bad_noop_cycles_knob_is_said_and_zero(text: str | None, value: int,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """``EXPERIMENTS_NOOP_CYCLES=abc`` was a ValueError traceback at import."""
+    from experiments.virtual import _noop_cycles
+
+    assert _noop_cycles(text) == value
+    assert ("not a whole number" in caplog.text) == (text in ("abc", "-5", "1.5"))
+
+
+def test_a_bad_render_ahead_knob_is_said_and_the_cores_decide(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from experiments.virtual import render_ahead_wanted
+
+    monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "yes")
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    assert render_ahead_wanted(1) and not render_ahead_wanted(2)
+    assert "neither 0 nor 1" in caplog.text
