@@ -7,6 +7,7 @@ message naming the key: print it, exit code 2.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,26 @@ class Criteria:
     source: str = "defaults"
 
 
-def _num(table: dict[str, Any], key: str, default: float, where: str) -> float:
+def _num(table: dict[str, Any], key: str, default: float, where: str, *,
+         positive: bool = False) -> float:
+    """A finite number >= 0 (> 0 with ``positive``): every figure of the criteria is a
+    share, a time, a rate, a count or a price (TOML has ``nan`` and ``inf``: a NaN
+    weight made the score NaN; a rate of 0 divided by zero)."""
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CriteriaError(f"{where}.{key} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise CriteriaError(f"{where}.{key} must be a finite number "
+                            f"{'> 0' if positive else '>= 0'}, got {value!r}")
     return float(value)
+
+
+def _table(data: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    """``[key]`` of ``data`` (empty when absent); anything but a table is an error."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise CriteriaError(f"{where}{key} must be a table ([{where}{key}]), got {value!r}")
+    return value
 
 
 def _pair(table: dict[str, Any], key: str, default: tuple[float, float], where: str) -> tuple[
@@ -119,9 +135,12 @@ def _pair(table: dict[str, Any], key: str, default: tuple[float, float], where: 
     if (
         not isinstance(value, list)
         or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                   and math.isfinite(v) and v >= 0 for v in value)
+        or value[0] > value[1]
     ):
-        raise CriteriaError(f"{where}.{key} must be [low, high], got {value!r}")
+        raise CriteriaError(f"{where}.{key} must be [low, high], finite, 0 <= low <= high, "
+                            f"got {value!r}")
     return (float(value[0]), float(value[1]))
 
 
@@ -156,9 +175,12 @@ def _rule(raw: Any, i: int) -> Rule:
 
 
 def _parse(data: dict[str, Any], source: str) -> Criteria:
-    verdict = data.get("verdict", {})
-    rules = tuple(_rule(r, i) for i, r in enumerate(data.get("rule", [])))
-    c = data.get("claims", {})
+    verdict = _table(data, "verdict")
+    rule_list = data.get("rule", [])
+    if not isinstance(rule_list, list):
+        raise CriteriaError("rule must be an array of tables ([[rule]])")
+    rules = tuple(_rule(r, i) for i, r in enumerate(rule_list))
+    c = _table(data, "claims")
     claims = ClaimSettings(
         latency_before_s=_pair(c, "latency_before_s", (15.0, 30.0), "claims"),
         latency_after_s=_num(c, "latency_after_s", 1.0, "claims"),
@@ -167,16 +189,17 @@ def _parse(data: dict[str, Any], source: str) -> Criteria:
         explorer_before_per_hour=_pair(c, "explorer_before_per_hour", (240.0, 480.0), "claims"),
         explorer_after_per_hour=_num(c, "explorer_after_per_hour", 12.0, "claims"),
     )
-    cost = data.get("cost", {})
-    e = cost.get("explorer", {})
-    p = cost.get("provider", {})
+    cost = _table(data, "cost")
+    e = _table(cost, "explorer", "cost.")
+    p = _table(cost, "provider", "cost.")
     d_e, d_p = ExplorerPlan(), ProviderPlan()
     cost_settings = CostSettings(
-        hours_per_month=_num(cost, "hours_per_month", 730.0, "cost"),
+        hours_per_month=_num(cost, "hours_per_month", 730.0, "cost", positive=True),
         explorer=ExplorerPlan(
             plan=str(e.get("plan", d_e.plan)),
-            rate_per_s=_num(e, "rate_per_s", d_e.rate_per_s, "cost.explorer"),
-            calls_per_day=_num(e, "calls_per_day", d_e.calls_per_day, "cost.explorer"),
+            rate_per_s=_num(e, "rate_per_s", d_e.rate_per_s, "cost.explorer", positive=True),
+            calls_per_day=_num(e, "calls_per_day", d_e.calls_per_day, "cost.explorer",
+                               positive=True),
             price_per_month_usd=_num(e, "price_per_month_usd", 0.0, "cost.explorer"),
         ),
         provider=ProviderPlan(
@@ -194,12 +217,14 @@ def _parse(data: dict[str, Any], source: str) -> Criteria:
             },
         ),
     )
-    r = data.get("rollout", {})
+    r = _table(data, "rollout")
     phases_raw = r.get("phases", [list(x) for x in RolloutSettings().phases])
     try:
         phases = tuple((str(name), int(share)) for name, share in phases_raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CriteriaError("rollout.phases must be a list of [name, percent]") from None
+    if not all(0 <= share <= 100 for _name, share in phases):
+        raise CriteriaError("rollout.phases: each percent must be 0..100")
     rollout = RolloutSettings(
         phases=phases,
         min_trades_per_phase=int(_num(r, "min_trades_per_phase", 300, "rollout")),

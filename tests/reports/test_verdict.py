@@ -142,3 +142,25 @@ def test_a_folder_of_other_things_is_refused_and_nothing_written_into_it(
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "photos"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ('[[rule]]\nname = "x"\nexpr = "missed_pct < 1"\nweight = nan\n',
+     r"rule\[0\]\.weight must be a finite number >= 0, got nan"),  # NaN made the score NaN
+    ("cost = 5\n", r"cost must be a table"),  # these three were AttributeError tracebacks
+    ("claims = 5\n", r"claims must be a table"),
+    ('verdict = "x"\n', r"verdict must be a table"),
+    ('[rule]\nname = "x"\n', r"rule must be an array of tables"),
+    ("[cost.explorer]\nrate_per_s = 0\n", r"cost\.explorer\.rate_per_s must be a finite "
+                                          r"number > 0"),
+    ("[cost]\nhours_per_month = inf\n", r"cost\.hours_per_month must be a finite"),
+    ("[cost.provider]\ncompute_units_per_request = -20\n",
+     r"cost\.provider\.compute_units_per_request must be a finite number >= 0"),
+    ("[claims]\nlatency_before_s = [30, 15]\n", r"0 <= low <= high"),
+    ('[rollout]\nphases = [["a", 500]]\n', r"each percent must be 0\.\.100"),
+])
+def test_criteria_numbers_and_tables_are_checked(body: str, says: str, tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(body)
+    with pytest.raises(CriteriaError, match=says):
+        load_criteria(f)
