@@ -26,7 +26,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -421,6 +421,11 @@ class Simulator:
         opts["speed"] = self.chain.speed
         if self.chain.window is not None:
             opts.setdefault("retain_blocks", self.chain.window)
+        known = sorted(f.name for f in fields(ExplorerSettings) if f.name != "speed")
+        unknown = sorted(set(self.settings.explorer) - set(known))
+        if unknown:
+            raise SettingsError(f"explorer.{unknown[0]}: unknown setting (known: "
+                                f"{', '.join(known)})")
         try:
             explorer_settings = ExplorerSettings(**opts)
         except (TypeError, ValueError) as exc:

@@ -24,6 +24,7 @@ Unknown keys are an error that names the key (a typo must not silently fall back
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,12 @@ class NodeSettings:
                 raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
 
 
+#: the explorer's index lag: a day at most, a median of at least a millisecond (the draw is
+#: log-normal: a p95 many orders above the median overflowed it)
+MAX_LAG_S = 86_400.0
+MIN_LAG_MEDIAN_S = 0.001
+
+
 @dataclass(frozen=True, slots=True)
 class LagSettings:
     """Explorer index lag: lognormal with this median and 95th percentile (simulated s)."""
@@ -117,8 +124,14 @@ class LagSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 < self.median_s <= self.p95_s:
-            raise SettingsError("need 0 < median_s <= p95_s")
+        for name in ("median_s", "p95_s", "min_s", "max_s"):
+            value = getattr(self, name)
+            # inf made NaN lags; 1e300 overflowed the draw
+            if not (math.isfinite(value) and value <= MAX_LAG_S):
+                raise SettingsError(f"{name}: expected seconds up to {MAX_LAG_S:g}, got "
+                                    f"{value!r}")
+        if not MIN_LAG_MEDIAN_S <= self.median_s <= self.p95_s:
+            raise SettingsError(f"need {MIN_LAG_MEDIAN_S:g} <= median_s <= p95_s")
         if not 0 <= self.min_s <= self.max_s:
             raise SettingsError("need 0 <= min_s <= max_s")
 
@@ -231,12 +244,15 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
     explorer = data.get("explorer", {})
     if not isinstance(explorer, dict):
         raise SettingsError(f"{where}.explorer: expected a table")
+    chain_id = data.get("chain_id", 137)
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 1 <= chain_id < 2**63:
+        raise SettingsError(f"{where}.chain_id: expected a positive integer, got {chain_id!r}")
     return SimSettings(
         node=_build(NodeSettings, tables["node"], f"{where}.node"),
         lag=_build(LagSettings, tables["lag"], f"{where}.lag"),
         explorer=dict(explorer),
         faults=tuple(faults),
-        chain_id=int(data.get("chain_id", 137)),
+        chain_id=chain_id,
         history_blocks=history,
         window_blocks=window,
     )

@@ -35,6 +35,13 @@ def test_config_overrides_and_keeps_faults_and_explorer(tmp_path: Path) -> None:
     ("[nodes]\n", "unknown section"),
     ("faults = 3\n", "faults"),
     ("[node\n", "not valid TOML"),
+    # were a ValueError / OverflowError traceback when the replay drew an index lag
+    ("[lag]\nmedian_s = inf\np95_s = inf\n", r"lag: median_s: expected seconds up to"),
+    ("[lag]\nmedian_s = 1\np95_s = 1e300\n", r"lag: p95_s: expected seconds up to"),
+    ("[lag]\nmax_s = inf\n", r"lag: max_s: expected seconds up to"),
+    ("[lag]\nmedian_s = 1e-9\n", r"0\.001 <= median_s"),
+    ('chain_id = "abc"\n', r"chain_id: expected a positive integer"),  # was a traceback
+    ("chain_id = -5\n", r"chain_id: expected a positive integer"),
 ])
 def test_bad_configs_name_the_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
     cfg = tmp_path / "bad.toml"
@@ -59,3 +66,15 @@ def test_config_takes_the_contract_names_chain_and_rpc(tmp_path: Path) -> None:
     cfg.write_text('[chain]\nblock_time = 2\n')
     with pytest.raises(SettingsError, match=r"chain\.block_time"):
         load_config(cfg)
+
+
+def test_an_unknown_explorer_setting_is_named(tmp_path: Path) -> None:
+    """Was Python's "ExplorerSettings.__init__() got an unexpected keyword argument"."""
+    from simulator.server import Simulator
+    from simulator.source import SynthSource
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[explorer]\nrate_limit = 5\n")
+    with pytest.raises(SettingsError, match=r"explorer\.rate_limit: unknown setting \(known: "
+                                            r"api_keys, daily_limit"):
+        Simulator(SynthSource("default", seed=1, blocks=5), settings=load_config(cfg))
