@@ -157,6 +157,17 @@ def _loopback(url: str | None) -> bool:
         return False
 
 
+#: the settings that are seconds: none longer than a day (a heartbeat, a timeout or a
+#: fall-back that far away is a typo, and in effect "never")
+DURATION_SETTINGS = (
+    "fallback_polling_interval", "polling_interval", "heartbeat_interval",
+    "heartbeat_timeout", "backoff_initial", "backoff_max", "backoff_reset_after",
+    "block_interval", "fallback_after", "reconcile_interval", "explorer_timeout",
+    "rpc_timeout", "outbox_retry_interval")
+MAX_DURATION_S = 86_400.0
+MAX_RATE = 1_000_000.0  # requests a second, or the speed-up of a simulated run
+
+
 class Settings(BaseSettings):
     """Every knob of the monitor. Defaults are the production values of issue 3."""
 
@@ -165,6 +176,9 @@ class Settings(BaseSettings):
         case_sensitive=False,
         validate_default=True,
         frozen=True,
+        # TOML and the environment can say inf and nan: an infinite heartbeat interval,
+        # RPC timeout or fall-back delay means "never", a silent failure
+        allow_inf_nan=False,
     )
 
     toml_data: ClassVar[dict[str, Any]] = {}
@@ -336,6 +350,20 @@ class Settings(BaseSettings):
         if not out:
             raise ValueError("at least one exchange address is needed")
         return list(dict.fromkeys(out))
+
+    @field_validator(*DURATION_SETTINGS)
+    @classmethod
+    def _at_most_a_day(cls, v: float) -> float:
+        if v > MAX_DURATION_S:  # 1e300 s is "never" too
+            raise ValueError(f"must be at most {MAX_DURATION_S:g} seconds (a day)")
+        return v
+
+    @field_validator("explorer_rate_per_s", "rpc_rate_per_s", "speed")
+    @classmethod
+    def _at_most_a_million(cls, v: float) -> float:
+        if v > MAX_RATE:
+            raise ValueError(f"must be at most {MAX_RATE:g}")
+        return v
 
     @field_validator("dedup_retention_blocks")
     @classmethod

@@ -60,6 +60,12 @@ def test_toml_monitor_table_and_env_list_forms(tmp_path: Path) -> None:
     ({"speed": 0}, "speed"),
     ({"mode": "carrier-pigeon"}, "mode"),
     ({"no_such_setting": 1}, "no_such_setting"),
+    # "never": an infinite or absurd heartbeat, timeout or fall-back was taken
+    ({"heartbeat_interval": float("inf")}, "heartbeat_interval"),
+    ({"rpc_timeout": float("nan")}, "rpc_timeout"),
+    ({"fallback_after": 1e300}, "fallback_after"),
+    ({"reconcile_interval": 86_401}, "reconcile_interval"),
+    ({"explorer_rate_per_s": float("inf")}, "explorer_rate_per_s"),
 ])
 def test_invalid_settings_fail_with_one_line_naming_the_setting(cli: dict, name: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -152,3 +158,14 @@ def test_provider_profile_sets_the_sharding_and_backfill_defaults() -> None:
         assert limit is None or numbers.backfill_chunk_blocks <= limit
     with pytest.raises(ConfigError, match="provider_profile"):
         load_settings({"provider_profile": "nope"}, environ={})
+
+
+def test_inf_from_toml_or_the_environment_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text("heartbeat_interval = inf\n")  # TOML's own literal
+    with pytest.raises(ConfigError, match="heartbeat_interval: Input should be a finite"):
+        load_settings(config_file=f, environ={})
+    with pytest.raises(ConfigError, match="backoff_max: Input should be a finite"):
+        load_settings(environ={"MONITOR_BACKOFF_MAX": "inf"})
+    s = load_settings({"heartbeat_interval": 86_400.0}, environ={})  # a day: still taken
+    assert s.heartbeat_interval == 86_400.0
