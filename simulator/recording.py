@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_LINE_BYTES",
     "RecordedBlock",
     "Recording",
     "RecordingError",
@@ -41,6 +42,9 @@ __all__ = [
 
 FORMAT_NAME = "polygon-recording"
 FORMAT_VERSION = 1
+#: the longest line a recording may have: a block of Polygon's busiest kind is a few MB;
+#: a gzip "bomb" of one endless line (800 MB from a 0.8 MB file) took 1.7 GB to refuse
+MAX_LINE_BYTES = 64 << 20
 
 
 class RecordingError(ValueError):
@@ -178,7 +182,13 @@ def write_recording(path: str | Path, header: dict[str, Any], blocks: Iterable[R
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
-            yield from enumerate(fh, start=1)
+            lineno = 0
+            while line := fh.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(line) > MAX_LINE_BYTES:
+                    raise RecordingError(f"{path}:{lineno}: a line longer than "
+                                         f"{MAX_LINE_BYTES:,} bytes: not a recording line")
+                yield lineno, line
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording") from None
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:

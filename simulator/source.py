@@ -39,6 +39,7 @@ from simulator.profiles import Profile, get_profile
 from simulator.recording import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    MAX_LINE_BYTES,
     RecordedBlock,
     Recording,
     RecordingError,
@@ -379,9 +380,12 @@ class _GzLines:
             raise RecordingError(f"{self.path}: corrupt or truncated recording ({exc})") \
                 from None
 
-    def readline(self) -> bytes:
-        """The next line with its newline, or what is left at the end (``b""``)."""
+    def readline(self, lineno: int | None = None) -> bytes:
+        """The next line with its newline, or what is left at the end (``b""``). A line
+        past :data:`~simulator.recording.MAX_LINE_BYTES` raises :class:`RecordingError`
+        (``lineno`` names it) before it is held whole."""
         parts: list[bytes] = []
+        size = 0
         while True:
             j = self._buf.find(b"\n", self._pos)
             if j >= 0:
@@ -389,6 +393,11 @@ class _GzLines:
                 self._pos = j + 1
                 return b"".join(parts)
             parts.append(self._buf[self._pos:])
+            size += len(self._buf) - self._pos
+            if size > MAX_LINE_BYTES:
+                where = f"{self.path}:{lineno}" if lineno is not None else str(self.path)
+                raise RecordingError(f"{where}: a line longer than {MAX_LINE_BYTES:,} bytes: "
+                                     f"not a recording line")
             self._buf = self._more()
             self._pos = 0
             if not self._buf:
@@ -406,7 +415,7 @@ class FileSource(BlockSource):
         self.path = Path(path)
         self.every = max(1, checkpoint_every)
         self._reader = _GzLines(self.path)
-        line = self._reader.readline()
+        line = self._reader.readline(1)
         try:
             head = json.loads(line) if line else None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -440,7 +449,7 @@ class FileSource(BlockSource):
     def next_block(self) -> RecordedBlock | None:
         if self.produced % self.every == 0:
             self._marks.append(self._reader.mark())
-        line = self._reader.readline()
+        line = self._reader.readline(self.produced + 2)
         if not line.strip():
             if self.count is not None and self.produced != self.count:
                 raise RecordingError(f"{self.path}: truncated: header promises {self.count} "

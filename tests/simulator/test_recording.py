@@ -149,3 +149,27 @@ def test_empty_file_and_wrong_row_shapes_are_refused(small, tmp_path: Path) -> N
     path = write_lines(tmp_path / "logs.jsonl.gz", [good[0], json.dumps(row)])
     with pytest.raises(RecordingError, match=r"logs\.jsonl\.gz:2: 'logs' is not a list"):
         load_recording(path)
+
+
+def test_an_endless_line_is_refused_before_it_is_held_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzip "bomb" (one 800 MB line from a 0.8 MB file) took 1.7 GB before its error; a
+    line past the bound is refused as it is read, by the loader and the streamed reader."""
+
+    import simulator.recording as recording
+    import simulator.source as source
+    from simulator.source import FileSource
+
+    monkeypatch.setattr(recording, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(source, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(json.dumps({"format": "polygon-recording", "version": 1, "chain_id": 137,
+                             "blocks": 2}).encode() + b"\n")
+        fh.write(b"a" * 5000)  # no newline, ever
+    with pytest.raises(RecordingError, match=r"bomb\.jsonl\.gz:2: a line longer than 1,000"):
+        load_recording(path)
+    src = FileSource(path)
+    with pytest.raises(RecordingError, match=r"bomb\.jsonl\.gz:2: a line longer than 1,000"):
+        src.next_block()
+    src.close()
