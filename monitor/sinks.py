@@ -27,10 +27,10 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock, wall_ns
@@ -184,32 +184,43 @@ class JsonlSink:
         self._size = os.fstat(self._fd).st_size
 
     def _recover(self) -> None:
+        """Cut a torn last line, then count the rows of the last ``remember`` lines: the
+        file is read from where they start, a line at a time, never whole (a simulated
+        week's file is 400 MB; it was read whole, then split, at every start)."""
         if not self.path.exists():
             return
         with open(self.path, "rb+") as fh:
-            data = fh.read()
-            end = data.rfind(b"\n") + 1
-            if end < len(data):  # a torn last line: the write never completed
+            size = fh.seek(0, os.SEEK_END)
+            end = _after_last_newline(fh, size)
+            if end < size:  # a torn last line: the write never completed
                 fh.truncate(end)
-        for line in data[:end].splitlines():
-            try:
-                text = line.decode("utf-8", "replace")
-                row = json.loads(text) if nesting_ok(text) else None
-            except (ValueError, RecursionError):
-                row = None
-            if not isinstance(row, dict):  # garbage, or JSON that is not a row
-                self.skipped_lines += 1
-                continue
-            kind = row.get("kind")
-            trade = row.get("trade")
-            if kind == "retraction":
-                tid = row.get("trade_id")
-            else:
-                tid = trade.get("id") if isinstance(trade, dict) else None
-            if isinstance(kind, str) and isinstance(tid, str):
-                self._count((kind, tid))
-            else:
-                self.skipped_lines += 1
+            fh.seek(_start_of_last_lines(fh, end, self._remember))
+            for line in _bounded_lines(fh, _MAX_ROW_BYTES):
+                self._recover_row(line)
+        self._warn_skipped()
+
+    def _recover_row(self, line: bytes | None) -> None:
+        """Count one row of the file (None: a line past the row bound, skipped)."""
+        try:
+            text = line.decode("utf-8", "replace") if line is not None else ""
+            row = json.loads(text) if text and nesting_ok(text) else None
+        except (ValueError, RecursionError):
+            row = None
+        if not isinstance(row, dict):  # garbage, or JSON that is not a row
+            self.skipped_lines += 1
+            return
+        kind = row.get("kind")
+        trade = row.get("trade")
+        if kind == "retraction":
+            tid = row.get("trade_id")
+        else:
+            tid = trade.get("id") if isinstance(trade, dict) else None
+        if isinstance(kind, str) and isinstance(tid, str):
+            self._count((kind, tid))
+        else:
+            self.skipped_lines += 1
+
+    def _warn_skipped(self) -> None:
         if self.skipped_lines:
             log.warning("detections file %s: %d line(s) are not detection rows; kept as they "
                         "are and ignored", self.path, self.skipped_lines)
@@ -286,3 +297,51 @@ _SOURCES = {s: _encode(s) for s in ("ws", "backfill", "poll")}
 def _number(value: object) -> str:
     """``json.dumps(value)`` for the clocks' stamps (an int: its repr, which json uses)."""
     return repr(value) if type(value) is int else _encode(value)
+
+
+_CHUNK = 1 << 20  # bytes read at a time when looking for line ends from the back
+_MAX_ROW_BYTES = 1 << 20  # a detections row is ~1 kB: a longer line is garbage, skipped
+
+
+def _after_last_newline(fh: BinaryIO, size: int) -> int:
+    """The offset just after the file's last newline (0: none), read from the back."""
+    pos = size
+    while pos > 0:
+        base = max(0, pos - _CHUNK)
+        fh.seek(base)
+        i = fh.read(pos - base).rfind(b"\n")
+        if i >= 0:
+            return base + i + 1
+        pos = base
+    return 0
+
+
+def _start_of_last_lines(fh: BinaryIO, end: int, n: int) -> int:
+    """Where the last ``n`` lines before ``end`` (which follows a newline) start: after
+    the newline that ends the line before them (0: the file has no more lines)."""
+    pos, seen = end, 0  # newlines seen from the back; the one at end - 1 ends the last line
+    while pos > 0:
+        base = max(0, pos - _CHUNK)
+        fh.seek(base)
+        chunk = fh.read(pos - base)
+        k = chunk.count(b"\n")
+        if seen + k > n:  # the (n + 1)-th newline from the back is in this chunk
+            i = len(chunk)
+            for _ in range(n + 1 - seen):
+                i = chunk.rfind(b"\n", 0, i)
+            return base + i + 1
+        seen += k
+        pos = base
+    return 0
+
+
+def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines from here on, each at most ``limit`` bytes held; a longer one comes as
+    None (skipped to its end, never held whole)."""
+    while line := fh.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := fh.readline(limit + 1)) and not rest.endswith(b"\n"):
+            pass
+        yield None

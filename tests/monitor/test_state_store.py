@@ -196,6 +196,59 @@ def test_jsonl_sink_remembers_a_bounded_number_of_ids(tmp_path: Path) -> None:
     assert len(rows(det)) == 5
 
 
+def test_a_reopened_sink_reads_only_the_rows_it_remembers(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A week's detections file is 400 MB: it was read whole (then split) at each start.
+    Now only the last ``remember`` lines are read, from the back, a line at a time: older
+    lines (here a 3 MB garbage line, past the row bound too) are never read, a torn last
+    line is still cut, and the counts are those of the recent rows."""
+    import monitor.sinks as sinks
+
+    monkeypatch.setattr(sinks, "_CHUNK", 64)  # many chunks: the backward scans' seams
+    det = tmp_path / "d.jsonl"
+    sink = JsonlSink(det)
+    trades = [decode_order_filled(order_filled(block=100 + i, tx=i + 1)) for i in range(6)]
+    sink.write(SinkEvent("trade", trades[0].id, 1, "ws", trades[0].block_hash, trades[0]))
+    sink.close()
+    with open(det, "ab") as fh:
+        fh.write(b"x" * (3 << 20) + b"\n")  # old garbage, far from the tail
+    sink = JsonlSink(det)
+    for t in trades[1:]:
+        assert sink.write(SinkEvent("trade", t.id, 1, "ws", t.block_hash, t))
+    sink.close()
+    with open(det, "ab") as fh:
+        fh.write(b'{"kind": "trade", "tr')  # torn
+    reopened = JsonlSink(det, remember=3)
+    assert reopened.skipped_lines == 0  # the garbage line was never read
+    assert [reopened.written("trade", t.id) for t in trades] == [0, 0, 0, 1, 1, 1]
+    assert det.read_bytes().endswith(b"\n")  # the torn line was cut
+    reopened.close()
+    whole = JsonlSink(det, remember=100)  # reaches back past it: one skipped line
+    assert whole.skipped_lines == 1
+    assert [whole.written("trade", t.id) for t in trades] == [1] * 6
+    whole.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
+def test_the_backward_line_scans_agree_with_splitting(chunk: int, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.sinks as sinks
+
+    monkeypatch.setattr(sinks, "_CHUNK", chunk)
+    for data in (b"", b"a", b"a\n", b"a\nbb\n", b"\n\n", b"a\nbb\nccc", b"x\n" * 9 + b"y"):
+        f = tmp_path / "f"
+        f.write_bytes(data)
+        with open(f, "rb") as fh:
+            end = sinks._after_last_newline(fh, len(data))
+            assert end == data.rfind(b"\n") + 1
+            lines = data[:end].splitlines(keepends=True)
+            for n in range(len(lines) + 2):
+                start = sinks._start_of_last_lines(fh, end, n)
+                want = sum(len(x) for x in lines[:max(0, len(lines) - n)])
+                assert start == want, (data, n)
+
+
 def test_memory_sink_is_idempotent() -> None:
     m = MemorySink()
     e = SinkEvent("retraction", "t", 1, "ws", "0x")
