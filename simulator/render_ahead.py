@@ -48,6 +48,7 @@ log = logging.getLogger("simulator.render_ahead")
 AHEAD_WAIT_S = 120.0
 _BATCH = 16  # blocks a message: one pipe write and read per 16, not per block
 _STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
+_ITEM_FIELDS = 8  # what _render_loop sends a block
 
 
 class _HelperFailed(Exception):
@@ -149,9 +150,10 @@ class AheadSynthSource(SynthSource):
                 msg = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError) as exc:
                 raise _HelperFailed(f"gone ({type(exc).__name__})") from None
-            except pickle.UnpicklingError as exc:
-                raise _HelperFailed(f"unreadable message ({exc})") from None
-            if not isinstance(msg, list) or not msg:
+            except Exception as exc:  # any bytes that do not unpickle
+                raise _HelperFailed(f"unreadable message ({type(exc).__name__})") from None
+            if not isinstance(msg, list) or not msg or not all(
+                    isinstance(item, tuple) and len(item) == _ITEM_FIELDS for item in msg):
                 text = msg[1] if isinstance(msg, tuple) and len(msg) == 2 else repr(msg)[:200]
                 raise _HelperFailed(f"failed: {text}")
             self._items.extend(msg)

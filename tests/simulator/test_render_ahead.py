@@ -74,8 +74,9 @@ def test_a_helper_killed_mid_chain_leaves_the_chain_unchanged(
 
 
 @pytest.mark.parametrize("message", [pickle.dumps(("error", "ValueError: boom")),
-                                     b"\x80\x05 not a pickle", pickle.dumps({"x": 1}),
-                                     pickle.dumps([])])
+                                     b"\x80\x05 not a pickle", b"\x80\x09", b"",
+                                     pickle.dumps({"x": 1}), pickle.dumps([]),
+                                     pickle.dumps([(1, 2, 3)])])
 def test_an_error_or_a_message_it_cannot_read_means_rendering_here(
         reference: SynthSource, message: bytes, caplog: pytest.LogCaptureFixture) -> None:
     ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
