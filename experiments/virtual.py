@@ -57,11 +57,8 @@ log = logging.getLogger("experiments.virtual")
 
 _NS = 1_000_000_000
 VIRTUAL_EPOCH_NS = 1_767_225_600 * _NS  # wall clock of loop time 0 (2026-01-01T00:00Z)
-#: looptime's extra idle checks before the clock jumps. With 0 the clock still jumps only
-#: after two polls of the sockets in a row found nothing to run (looptime always runs one
-#: idle cycle); each extra check is one more loop turn per jump. 4 gave the same bytes on
-#: the default matrix and the soak and cost ~10 % more CPU (a soak's 6 hours: 14.9 s user
-#: against 13.4 s); the test pins that the results do not depend on it.
+
+
 def _noop_cycles(text: str | None) -> int:
     """``EXPERIMENTS_NOOP_CYCLES``: a whole number >= 0; anything else is said and 0."""
     if text is None or not text.strip():
@@ -77,6 +74,11 @@ def _noop_cycles(text: str | None) -> int:
     return value
 
 
+#: looptime's extra idle checks before the clock jumps. With 0 the clock still jumps only
+#: after two polls of the sockets in a row found nothing to run (looptime always runs one
+#: idle cycle); each extra check is one more loop turn per jump. 4 gave the same bytes on
+#: the default matrix and the soak and cost ~10 % more CPU (a soak's 6 hours: 14.9 s user
+#: against 13.4 s); the test pins that the results do not depend on it.
 NOOP_CYCLES = _noop_cycles(os.environ.get("EXPERIMENTS_NOOP_CYCLES"))
 _READY_S = 30.0  # virtual seconds the monitor gets to connect before the replay starts
 
