@@ -60,6 +60,10 @@ class JsonlError(ValueError):
 
 Select = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
+#: the longest line a history or detections file may have (its rows are ~0.1-10 kB; a
+#: corrupt file of one endless line must not be read whole)
+MAX_LINE_CHARS = 64 << 20
+
 
 #: the C scanner of a default decoder: (text, index) -> (value, end); StopIteration when no
 #: value starts at the index
@@ -94,7 +98,10 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
     path = Path(path)
     bad: tuple[int, str] | None = None  # a line that is not JSON: torn if nothing follows
     with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
+        for i, line in enumerate(iter(lambda: fh.readline(MAX_LINE_CHARS + 1), "")):
+            if len(line) > MAX_LINE_CHARS:  # refused before it is held whole
+                raise JsonlError(path, i + 1, f"a line longer than {MAX_LINE_CHARS:,} "
+                                              f"characters")
             if not line.strip():
                 continue
             if bad is not None:

@@ -284,3 +284,17 @@ def test_a_monitor_that_stamped_stages_or_says_nothing_gets_them_looked_for() ->
     assert _stamped([{"event": "start", "settings": {"latency_stages": False}},
                      {"event": "start", "settings": {"latency_stages": True}}])  # restarted
     assert _stamped([])
+
+
+def test_an_endless_line_is_refused_before_it_is_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corrupt history of one endless line was read whole by the analysis."""
+    import experiments.store as store
+
+    monkeypatch.setattr(store, "MAX_LINE_CHARS", 100)
+    f = tmp_path / "h.jsonl"
+    f.write_text('{"t_ns": 1, "event": "start"}\n' + "x" * 5000)
+    with pytest.raises(JsonlError, match=r"h\.jsonl:2: a line longer than 100 characters"):
+        read_jsonl(f)
+    f.write_text('{"t_ns": 1, "event": "start"}\n' + '{"t_ns": 2}\n')
+    assert [r["t_ns"] for r in read_jsonl(f)] == [1, 2]  # up to the bound: read
