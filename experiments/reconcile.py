@@ -54,6 +54,7 @@ from experiments.store import (
     write_run_summary,
 )
 from experiments.truth import TRUTH_COLUMNS
+from monitor.errors import StoreError
 from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
 from polyvocab.errors import RpcError, ServiceError
@@ -298,6 +299,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         store = PilotStore(store_dir, readonly=True)
     except (FileNotFoundError, OSError) as exc:
         raise ReconcileError(str(exc)) from None
+    except StoreError as exc:  # not a database, or not a pilot's
+        raise ReconcileError(exc.message) from None
     try:
         meta = store.meta()
         sessions = store.sessions()

@@ -52,6 +52,7 @@ from monitor.bounds import quantity
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.connection import ConnState
+from monitor.errors import StoreError
 from monitor.history import History
 from monitor.jsonrpc_client import JsonRpcHttpClient
 from monitor.ops_server import OpsServer
@@ -90,6 +91,7 @@ CREATE TABLE IF NOT EXISTS heads (
     head INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS heads_wall ON heads(wall_ns);
 """
+_TABLES = frozenset({"meta", "sessions", "sightings", "paths", "heads"})
 
 
 def endpoint_host(url: str | None) -> str | None:
@@ -194,9 +196,19 @@ class PilotStore:
             if not db.exists():
                 os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
             self._db = sqlite3.connect(db, timeout=10, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        try:  # a file that is not a database, or not a pilot's: one clear error
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            tables = {r[0] for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            missing = sorted(_TABLES - tables)
+            if missing:
+                raise sqlite3.DatabaseError(f"no {', '.join(missing)} table")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{db}: not a pilot store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()

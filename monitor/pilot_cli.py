@@ -75,6 +75,8 @@ def pilot_main(ns: argparse.Namespace,
             st = pilot_status(ns.store)
         except (FileNotFoundError, OSError) as exc:
             return _fail(str(exc))
+        except StoreError as exc:  # not a database, or not a pilot's
+            return _fail(exc.message)
         print(json.dumps(st, indent=2) if ns.json else format_status(st))
         return 0
     if ns.api_key is not None:

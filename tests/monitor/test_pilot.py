@@ -235,3 +235,26 @@ def test_pilot_faults_kill_restart_reconcile_report(tmp_path: Path,
     assert compared > 0
     assert not disagreements, disagreements[:5]
     assert len(boundary) <= 1, boundary
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff" * 2500, b"SQLite format 3\x00" + b"\x00" * 4000,
+                                     "another app's database"])
+def test_a_store_file_that_is_not_a_pilot_store_is_one_line(content: bytes | str,
+                                                           tmp_path: Path) -> None:
+    """``pilot status`` and ``experiments reconcile`` on a corrupt pilot.sqlite were
+    ``sqlite3.DatabaseError`` tracebacks."""
+    db = tmp_path / "pilot.sqlite"
+    if isinstance(content, bytes):
+        db.write_bytes(content)
+    else:
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE notes (x)")
+        con.commit()
+        con.close()
+    for args in (["-m", "monitor", "pilot", "status", "--store", str(tmp_path)],
+                 ["-m", "experiments", "reconcile", str(tmp_path), "--out",
+                  str(tmp_path / "out")]):
+        res = subprocess.run([PY, *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, env={"RPC_URL": "http://127.0.0.1:9/", "PATH": ""})
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "not a pilot store" in res.stderr and len(res.stderr.strip().splitlines()) == 1
