@@ -51,6 +51,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.connection import ConnState
+from monitor.errors import ConfigError
 from monitor.sinks import Sink, SinkEvent
 
 __all__ = [
@@ -338,7 +339,13 @@ class OpsServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port taken, a host that is not this machine's
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(f"metrics: cannot listen on {self.host}:{self.port}: "
+                              f"{exc.strerror or exc}") from None
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         if sockets:

@@ -120,3 +120,20 @@ def test_output_paths_that_cannot_be_written_give_one_line_and_exit_2(
     r = run_cli("run", "--wallet", W, "--ws-url", "ws://127.0.0.1:9/", "--rpc-url",
                 "http://127.0.0.1:9/", "--db", str(tmp_path / "m.db"), *args)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_metrics_port_in_use_or_a_foreign_host_is_one_line(tmp_path: Path) -> None:
+    """Were an OSError / socket.gaierror traceback from the ops server's bind."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for extra, needle in ((["--metrics-port", str(port)], "address already in use"),
+                              (["--metrics-host", "999.1.1.1", "--metrics-port", "19999"],
+                               "cannot listen on 999.1.1.1")):
+            r = run_cli("run", "--wallet", W, "--ws-url", "ws://127.0.0.1:9/", "--rpc-url",
+                        "http://127.0.0.1:9/", "--db", str(tmp_path / "m.db"), *extra)
+            assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+            assert needle in r.stderr and "metrics: cannot listen" in r.stderr
