@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -156,6 +157,8 @@ def _loopback(url: str | None) -> bool:
     except ValueError:
         return False
 
+
+_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
 
 #: the settings that are seconds: none longer than a day (a heartbeat, a timeout or a
 #: fall-back that far away is a typo, and in effect "never")
@@ -396,6 +399,16 @@ class Settings(BaseSettings):
             register_secret(value)
             if not value:
                 return None
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # it goes into the request's path (/bot<token>/sendMessage): a "/", "?", "#" or a
+        # space there would send the alert somewhere else; the message never repeats it
+        if value is not None and not _BOT_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("not a Telegram bot token (digits, a colon, then letters, "
+                             "digits, _ or -)")
         return value
 
     @model_validator(mode="after")

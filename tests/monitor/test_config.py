@@ -66,6 +66,10 @@ def test_toml_monitor_table_and_env_list_forms(tmp_path: Path) -> None:
     ({"fallback_after": 1e300}, "fallback_after"),
     ({"reconcile_interval": 86_401}, "reconcile_interval"),
     ({"explorer_rate_per_s": float("inf")}, "explorer_rate_per_s"),
+    # the token goes into the request's path: "/", "?" would send the alert elsewhere
+    ({"telegram_token": "123:abc/../../evil"}, "telegram_token"),
+    ({"telegram_token": "123:ABC?chat_id=1"}, "telegram_token"),
+    ({"telegram_token": "not a token"}, "telegram_token"),
 ])
 def test_invalid_settings_fail_with_one_line_naming_the_setting(cli: dict, name: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -169,3 +173,11 @@ def test_inf_from_toml_or_the_environment_is_refused(tmp_path: Path) -> None:
         load_settings(environ={"MONITOR_BACKOFF_MAX": "inf"})
     s = load_settings({"heartbeat_interval": 86_400.0}, environ={})  # a day: still taken
     assert s.heartbeat_interval == 86_400.0
+
+
+def test_a_bad_bot_token_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"telegram_token": "123:SECRETPART/../x"}, environ={})
+    assert "SECRETPART" not in str(info.value) and "not a Telegram bot token" in str(info.value)
+    ok = load_settings({"telegram_token": "123456:AAH-ok_token"}, environ={})
+    assert ok.telegram_token is not None
