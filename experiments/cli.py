@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
+from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
@@ -266,8 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the command must write or read: one line
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"error: {file_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

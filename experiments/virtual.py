@@ -145,8 +145,8 @@ def _block_source(scenario: Scenario, recording: Path | None,
     if recording is None:
         assert scenario.profile is not None
         blocks = scenario.synth_blocks()
-        kind = AheadSynthSource if render_ahead and (
-            blocks is None or blocks >= RENDER_AHEAD_MIN_BLOCKS) else SynthSource
+        kind = (AheadSynthSource if render_ahead and blocks >= RENDER_AHEAD_MIN_BLOCKS
+                else SynthSource)
         return kind(scenario.profile, seed=scenario.seed, blocks=blocks)
     return FileSource(recording)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-__all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "read_small_text"]
+__all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "file_error_text",
+           "read_small_text"]
 
 #: a TOML config, a scenario, the report's criteria, a file holding a URL or a token
 CONFIG_BYTES = 1 << 20
@@ -42,3 +43,10 @@ def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
     except UnicodeDecodeError as exc:
         raise SmallFileError(errno.EILSEQ, f"not UTF-8 text (byte {exc.start:,} is "
                                            f"0x{data[exc.start]:02x})", str(path)) from None
+
+
+def file_error_text(exc: OSError) -> str:
+    """An ``OSError`` as a command's one-line error: what went wrong, then the file
+    (``No such file or directory: /proc/x``), without errno or a traceback."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"

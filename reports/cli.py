@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
 from reports.load import RunStoreError, load_run
@@ -125,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m reports: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"python -m reports: error: {exc.strerror or exc}: {exc.filename or ''}",
-              file=sys.stderr)
+        print(f"python -m reports: error: {file_error_text(exc)}", file=sys.stderr)
         return 2
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
 
@@ -375,8 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the command must write or read: one line
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"error: {file_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
