@@ -439,12 +439,15 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
                 thresholds: Iterable[str] = (),
                 resources: Mapping[str, Any] | None = None,
                 sim_end_ns: int | Callable[[], int] | None = None,
+                fault_rows: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Truth, detections, outcomes and the measures (a partial scenario summary).
 
     ``sim_end_ns``: the last ``t_ns`` of the whole simulator history when ``sim_rows`` is
     a selection of it (an unstopped fault runs to there), or a function giving it, called
     after the truth is built (a pass that can note it); else taken from ``sim_rows``.
+    ``fault_rows``: likewise, a function giving the history's fault rows (kept by that
+    pass), so the fault windows cost no pass over ``sim_rows`` of their own.
     Raises :class:`CheckerError` when the data cannot support a verdict.
     """
     try:
@@ -463,7 +466,8 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
         sim_end_ns = sim_end_ns()
     if sim_end_ns is None:
         sim_end_ns = max((int(r["t_ns"]) for r in sim_rows), default=0)
-    windows = fault_windows(sim_rows, max(params.window_end_ns, sim_end_ns))
+    windows = fault_windows(fault_rows() if fault_rows is not None else sim_rows,
+                            max(params.window_end_ns, sim_end_ns))
     outcomes = classify(truth, detections, windows, params)
     summary: dict[str, Any] = {}
     summary.update(outcome_counts(outcomes))

@@ -241,9 +241,9 @@ def test_analysis_streams_the_histories_instead_of_holding_them(tmp_path: Path) 
 def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A monitor that did not stamp latency stages costs no pass over the histories for
-    them, and the history's end (where an unstopped fault stops) comes from the truth's
-    pass, not a pass of its own: two passes over the simulator's history (truth, fault
-    windows), one over the detections. The end is still the last row's, selected or not."""
+    them, and the history's end (where an unstopped fault stops) and its fault rows come
+    from the truth's pass, not passes of their own: one pass over the simulator's history,
+    one over the detections. The end is still the last row's, selected or not."""
     import experiments.analysis as analysis
 
     sdir = make_scenario_dir(tmp_path)
@@ -268,7 +268,7 @@ def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
     summary = analyze_scenario_dir(sdir)
     assert summary["status"] == "ok", summary["error"]
     full_passes = opened.count("sim_history.jsonl") - 1  # sim_start stops at the first row
-    assert full_passes == 2, opened
+    assert full_passes == 1, opened
     assert opened.count("detections.jsonl") == 1, opened
     stall = [f for f in summary["faults"] if f["name"] == "ws_stall"]
     assert stall and stall[0]["stop_s"] == pytest.approx(120.0)  # past the window's end
