@@ -12,8 +12,11 @@ the scenario ``inconclusive`` with the error, and every threshold ``passed: null
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from experiments.checker import (
     DETECTION_COLUMNS,
     OUTCOME_COLUMNS,
     CheckParams,
+    detections_frame,
     run_checker,
 )
 from experiments.latency_budget import budget, overheads, trade_stages
@@ -51,6 +55,13 @@ SUMMARY_KEYS = [
 ]
 
 RUN_FILE = "run.json"
+
+log = logging.getLogger("experiments.analysis")
+
+#: a detections file at least this big is read by a second process (when the caller has a
+#: core to spare) while this one reads the simulator's history: a simulated week's, 400 MB,
+#: is ~4.7 s of JSON; a smaller one is not worth the second process's start (~1 s)
+SECOND_PROCESS_BYTES = 32 << 20
 
 # What the checker and the latency budget read of each file. The rest (the simulator's
 # per-request and per-index rows, the monitor's per-delivery and bad-input rows, a
@@ -99,8 +110,75 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
-def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
-    """Re-run truth and checker on a stored scenario and (re)write its outputs."""
+def _read_monitor_rows(path: Path) -> list[dict[str, Any]]:
+    return read_jsonl(path, _monitor_row)
+
+
+def _read_detections(path: Path) -> pd.DataFrame:
+    """The detections file as the checker's table."""
+    return detections_frame(iter_jsonl(path, _detection_row))
+
+
+def _read_both(monitor_path: Path, det_path: Path
+               ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """A second process's work: the monitor's rows and the detections table."""
+    return _read_monitor_rows(monitor_path), _read_detections(det_path)
+
+
+class _SecondProcess:
+    """The monitor's history rows and the detections table read by another process
+    (spawned: no state of this one is copied) while this one reads the simulator's
+    history. Any failure of that process (it cannot start, dies, or the data is bad) is the
+    same read here, so an error names the file and line exactly as without it."""
+
+    def __init__(self, monitor_path: Path, det_path: Path) -> None:
+        self.paths = (monitor_path, det_path)
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[tuple[list[dict[str, Any]], pd.DataFrame]] | None = None
+        self._monitor_rows: list[dict[str, Any]] | None = None
+        self._detections: pd.DataFrame | None = None
+        try:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(_read_both, *self.paths)
+        except (OSError, RuntimeError) as exc:
+            log.warning("analysis: no second process (%s): reading the files here", exc)
+            self.close()
+
+    def _result(self) -> None:
+        future, self._future = self._future, None
+        if future is None:
+            return
+        try:
+            self._monitor_rows, self._detections = future.result()
+        except Exception as exc:  # any failure there is the same read here
+            log.info("analysis: the second process's read failed (%s): reading here",
+                     type(exc).__name__)
+        finally:
+            self.close()
+
+    def monitor_rows(self) -> list[dict[str, Any]]:
+        self._result()
+        if self._monitor_rows is None:
+            self._monitor_rows = _read_monitor_rows(self.paths[0])
+        return self._monitor_rows
+
+    def detections(self) -> pd.DataFrame:
+        self._result()
+        return (self._detections if self._detections is not None
+                else _read_detections(self.paths[1]))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False) -> dict[str, Any]:
+    """Re-run truth and checker on a stored scenario and (re)write its outputs.
+
+    ``second_process``: the caller has a core to spare; a big detections file
+    (:data:`SECOND_PROCESS_BYTES`) is then read by another process meanwhile. The result
+    is the same either way."""
     sdir = Path(sdir)
     readable = True
     try:
@@ -130,13 +208,24 @@ def analyze_scenario_dir(sdir: str | Path) -> dict[str, Any]:
             # the histories are read again at each pass, never held whole (a week's are
             # ~1.6 million rows); only the monitor's few state rows are kept as a list
             sim_rows = _SimRows(sdir / "sim_history.jsonl")
-            monitor_rows = read_jsonl(sdir / "monitor_history.jsonl", _monitor_row)
-            det_path = sdir / "detections.jsonl"
+            mon_path, det_path = sdir / "monitor_history.jsonl", sdir / "detections.jsonl"
             det_rows: Iterable[dict[str, Any]] = (
                 JsonlRows(det_path, _detection_row) if det_path.exists() else [])
+            detections_of: Callable[[], pd.DataFrame] | None = None
+            if second_process and det_path.exists() and \
+                    det_path.stat().st_size >= SECOND_PROCESS_BYTES:
+                other = _SecondProcess(mon_path, det_path)
+                # the checker asks for them after the truth's pass
+                monitor_of: Callable[[], list[dict[str, Any]]] = other.monitor_rows
+                detections_of = other.detections
+            else:
+                rows = _read_monitor_rows(mon_path)
+                monitor_of = lambda: rows  # noqa: E731
             truth, detections, outcomes, measures = run_checker(
-                sim_rows, monitor_rows, det_rows, params, resources=run.get("resources"),
-                sim_end_ns=sim_rows.end_ns, fault_rows=sim_rows.fault_rows)
+                sim_rows, monitor_of, det_rows, params, resources=run.get("resources"),
+                sim_end_ns=sim_rows.end_ns, fault_rows=sim_rows.fault_rows,
+                detections_of=detections_of)
+            monitor_rows = monitor_of()
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,

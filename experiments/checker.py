@@ -434,12 +434,15 @@ def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Mapping[str, Any]],
+def run_checker(sim_rows: Iterable[Mapping[str, Any]],
+                monitor_rows: Sequence[Mapping[str, Any]]
+                | Callable[[], Sequence[Mapping[str, Any]]],
                 detection_rows: Iterable[Mapping[str, Any]], params: CheckParams, *,
                 thresholds: Iterable[str] = (),
                 resources: Mapping[str, Any] | None = None,
                 sim_end_ns: int | Callable[[], int] | None = None,
                 fault_rows: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+                detections_of: Callable[[], pd.DataFrame] | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Truth, detections, outcomes and the measures (a partial scenario summary).
 
@@ -448,6 +451,10 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
     after the truth is built (a pass that can note it); else taken from ``sim_rows``.
     ``fault_rows``: likewise, a function giving the history's fault rows (kept by that
     pass), so the fault windows cost no pass over ``sim_rows`` of their own.
+    ``monitor_rows``: the rows, or a function giving them, called after the truth is built
+    (read elsewhere meanwhile). ``detections_of``: a function giving
+    :func:`detections_frame` of ``detection_rows`` (built elsewhere meanwhile), called
+    after the truth is built.
     Raises :class:`CheckerError` when the data cannot support a verdict.
     """
     try:
@@ -459,9 +466,12 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]], monitor_rows: Sequence[Ma
     if not math.isclose(float(start.get("speed", params.speed)), params.speed):
         raise CheckerError(f"simulator ran at speed {start.get('speed')}, "
                            f"scenario says {params.speed}")
+    if callable(monitor_rows):
+        monitor_rows = monitor_rows()
     if not any(r.get("event") == "start" for r in monitor_rows):
         raise CheckerError("monitor history has no 'start' row")
-    detections = detections_frame(detection_rows)
+    detections = (detections_frame(detection_rows) if detections_of is None
+                  else detections_of())
     if callable(sim_end_ns):
         sim_end_ns = sim_end_ns()
     if sim_end_ns is None:

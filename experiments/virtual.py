@@ -111,7 +111,7 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
         run["error"] = f"harness failure (virtual time): {type(exc).__name__}: {exc}"
     finally:
         (sdir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-    return analyze_scenario_dir(sdir)
+    return analyze_scenario_dir(sdir, second_process=options.render_ahead)
 
 
 #: a chain shorter than this is rendered in the run's own process: a helper's start

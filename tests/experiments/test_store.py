@@ -298,3 +298,70 @@ def test_an_endless_line_is_refused_before_it_is_read_whole(
         read_jsonl(f)
     f.write_text('{"t_ns": 1, "event": "start"}\n' + '{"t_ns": 2}\n')
     assert [r["t_ns"] for r in read_jsonl(f)] == [1, 2]  # up to the bound: read
+
+
+def _unstamped(sdir: Path) -> Path:
+    """The monitor did not stamp latency stages (as in virtual time): the detections are
+    read once, for the checker."""
+    mon = [json.loads(line) for line in
+           (sdir / "monitor_history.jsonl").read_text().splitlines()]
+    mon[0]["settings"] = {"latency_stages": False}
+    write_jsonl(sdir / "monitor_history.jsonl", mon)
+    return sdir
+
+
+def _frames(sdir: Path) -> dict[str, pd.DataFrame]:
+    return {n: pd.read_parquet(sdir / f"{n}.parquet")
+            for n in ("truth", "detections", "outcomes")}
+
+
+def test_a_second_process_reads_the_detections_and_the_result_is_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a core to spare, a big detections file and the monitor's history are read by
+    another process while this one reads the simulator's history: this process never opens
+    them, and the summary and tables are those of an analysis without it."""
+    import experiments.analysis as analysis
+
+    alone = _unstamped(make_scenario_dir(tmp_path / "a"))
+    expected = analyze_scenario_dir(alone)
+    expected_frames = _frames(alone)
+    sdir = _unstamped(make_scenario_dir(tmp_path / "b"))
+    monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
+    opened: list[str] = []
+    real = analysis.iter_jsonl
+
+    def counting(path: Any, select: Any = None) -> Any:
+        opened.append(Path(path).name)
+        return real(path, select)
+
+    monkeypatch.setattr(analysis, "iter_jsonl", counting)
+    monkeypatch.setattr("experiments.store.iter_jsonl", counting)
+    summary = analyze_scenario_dir(sdir, second_process=True)
+    assert summary["status"] == "ok", summary["error"]
+    assert opened == ["sim_history.jsonl"] * 2, opened  # sim_start, the truth's pass
+    assert summary == expected
+    for name, frame in _frames(sdir).items():
+        pd.testing.assert_frame_equal(frame, expected_frames[name])
+    # below the size, or without a spare core, it is read here
+    opened.clear()
+    monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1 << 40)
+    assert analyze_scenario_dir(sdir, second_process=True) == expected
+    assert opened.count("detections.jsonl") == 1 and opened.count("monitor_history.jsonl") == 1
+
+
+def test_a_bad_detections_file_read_by_a_second_process_fails_as_it_fails_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import experiments.analysis as analysis
+
+    errors = []
+    for second in (False, True):
+        sdir = make_scenario_dir(tmp_path / str(second))
+        path = sdir / "detections.jsonl"
+        lines = path.read_text().splitlines()
+        lines.insert(1, '{"t_ns": 5, "kind": "trade", ')  # a bad line that is not the last
+        path.write_text("\n".join(lines) + "\n")
+        monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
+        summary = analyze_scenario_dir(sdir, second_process=second)
+        assert summary["status"] == "inconclusive"
+        errors.append(summary["error"].replace(str(sdir), "<dir>"))
+    assert errors[0] == errors[1] and "detections.jsonl:2" in errors[0], errors
