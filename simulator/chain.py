@@ -68,19 +68,21 @@ def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
 @dataclass(slots=True)
 class PreparedBlock(RecordedBlock):
     """A recorded block with what serving it needs built already (the header's JSON, its
-    OrderFilled ``[trade_id, maker]`` pairs, its transaction hashes): by a render-ahead
-    helper process (:mod:`simulator.render_ahead`), so the replay's process does not.
-    :class:`ChainBlock` takes them as its caches; they are what it would build itself."""
+    OrderFilled ``[trade_id, maker]`` pairs, its transaction hashes, its filter index over
+    ``logs``): by a render-ahead helper process (:mod:`simulator.render_ahead`), so the
+    replay's process does not. :class:`ChainBlock` takes them as its caches; they are what
+    it would build itself."""
 
     header_json: str | None = None
     fills: list[list[str]] | None = None
     tx_hashes: list[str] | None = None
+    index: BlockIndex | None = None
 
     @classmethod
     def of(cls, rb: RecordedBlock) -> PreparedBlock:
         block = ChainBlock(rb)
         return cls(rb.block, rb.logs, rb.transactions, block.header_json(), block.fills,
-                   block.tx_hashes)
+                   block.tx_hashes, block.index)
 
 
 class ChainBlock:
@@ -102,6 +104,8 @@ class ChainBlock:
         if isinstance(rb, PreparedBlock):
             self._header_json, self._fills, self._tx_hashes = (
                 rb.header_json, rb.fills, rb.tx_hashes)
+            if rb.index is not None and rb.index.logs is rb.logs:  # an index of these logs
+                self._index = rb.index
 
     @property
     def index(self) -> BlockIndex:

@@ -48,7 +48,7 @@ log = logging.getLogger("simulator.render_ahead")
 AHEAD_WAIT_S = 120.0
 _BATCH = 16  # blocks a message: one pipe write and read per 16, not per block
 _STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
-_ITEM_FIELDS = 8  # what _render_loop sends a block
+_ITEM_FIELDS = 9  # what _render_loop sends a block
 
 
 class _HelperFailed(Exception):
@@ -58,8 +58,9 @@ class _HelperFailed(Exception):
 def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | None,
                  every: int, batch: int) -> None:
     """The helper process: render blocks in order, send them in batches, each item
-    ``(header, logs, transactions, header JSON, fills, transaction hashes, checkpoint
-    state or None, new nonce keys or None)`` (see :class:`~simulator.chain.PreparedBlock`);
+    ``(header, logs, transactions, header JSON, fills, transaction hashes, filter index,
+    checkpoint state or None, new nonce keys or None)`` (see
+    :class:`~simulator.chain.PreparedBlock`);
     stop when the reader closes the pipe. A failure is sent as ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
@@ -74,8 +75,10 @@ def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | No
                 keys = src._nonce_keys[sent_keys:]
                 sent_keys = len(src._nonce_keys)
             ready = PreparedBlock.of(block)  # what serving it needs, built here too
+            # the index refers to these logs: pickled together, it comes back over them
+            # (building it there costs ~28 us a default block, unpickling it ~6-9 us)
             items.append((block.block, block.logs, block.transactions, ready.header_json,
-                          ready.fills, ready.tx_hashes, state, keys))
+                          ready.fills, ready.tx_hashes, ready.index, state, keys))
             if len(items) >= batch:
                 conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
                 items = []
@@ -126,8 +129,8 @@ class AheadSynthSource(SynthSource):
             return None
         if self._proc is not None:
             try:
-                header, logs, transactions, head_json, fills, tx_hashes, state, keys = (
-                    self._take())
+                (header, logs, transactions, head_json, fills, tx_hashes, index, state,
+                 keys) = self._take()
             except _HelperFailed as exc:
                 self._failed(str(exc))
                 self._stop_helper()
@@ -137,7 +140,8 @@ class AheadSynthSource(SynthSource):
                     self._nonce_keys.extend(keys)
                     self._keep_checkpoint(state)
                 self.produced += 1
-                return PreparedBlock(header, logs, transactions, head_json, fills, tx_hashes)
+                return PreparedBlock(header, logs, transactions, head_json, fills, tx_hashes,
+                                     index)
         return super().next_block()
 
     def _take(self) -> tuple[Any, ...]:

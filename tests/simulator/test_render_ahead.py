@@ -139,5 +139,10 @@ def test_a_helper_builds_what_serving_a_block_needs_as_the_chain_would(
             assert served.header_json() == mine.header_json()
             assert served.fills == mine.fills and served.tx_hashes == mine.tx_hashes
             assert served._header_json is got.header_json  # taken, not built again
+            # the filter index came over the block's own logs, and selects as one built here
+            assert served._index is got.index and got.index is not None
+            assert got.index.logs is got.logs
+            for attr in ("addresses", "topics", "by_address", "by_topic"):
+                assert getattr(got.index, attr) == getattr(mine.index, attr), attr
     finally:
         ahead.close()
