@@ -167,9 +167,9 @@ class _SecondProcess:
         return (self._detections if self._detections is not None
                 else _read_detections(self.paths[1]))
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
 
@@ -194,6 +194,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False) -> d
     if run.get("status") == "harness_error":
         summary["status"] = "harness_error"
     elif readable:
+        other: _SecondProcess | None = None
         try:
             scenario = load_scenario(sdir / "scenario.toml")
             thresholds = list(scenario.thresholds)
@@ -240,6 +241,9 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False) -> d
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             summary = empty_summary({**run, "status": "inconclusive",
                                      "error": f"analysis failed: {detail}"})
+        finally:
+            if other is not None:  # the checker stopped before it asked: do not wait for it
+                other.close(wait=False)
     for name, frame in frames.items():
         _write_frame(frame, sdir / f"{name}.parquet")
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",

@@ -365,3 +365,19 @@ def test_a_bad_detections_file_read_by_a_second_process_fails_as_it_fails_here(
         assert summary["status"] == "inconclusive"
         errors.append(summary["error"].replace(str(sdir), "<dir>"))
     assert errors[0] == errors[1] and "detections.jsonl:2" in errors[0], errors
+
+
+def test_an_analysis_that_fails_before_it_asks_the_second_process_still_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A simulator history that cannot give a truth stops the checker before it asks for
+    what the second process reads: the scenario is inconclusive, and nothing waits for it."""
+    import experiments.analysis as analysis
+
+    sdir = _unstamped(make_scenario_dir(tmp_path))
+    rows = [json.loads(line) for line in (sdir / "sim_history.jsonl").read_text().splitlines()]
+    write_jsonl(sdir / "sim_history.jsonl",
+                [r for r in rows if r.get("event") != "block_published"])
+    monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
+    summary = analyze_scenario_dir(sdir, second_process=True)
+    assert summary["status"] == "inconclusive"
+    assert "no block_published rows" in summary["error"]
