@@ -188,7 +188,10 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     names = [n for n in order if n in dirs] + sorted(set(dirs) - set(order))
     if not names:
         raise CliError(f"{args.run}: no scenarios stored in this run")
-    summaries = [analyze_scenario_dir(dirs[n]) for n in names]
+    from experiments.virtual import render_ahead_wanted
+
+    spare = render_ahead_wanted(1)  # one scenario at a time: a second process may read
+    summaries = [analyze_scenario_dir(dirs[n], second_process=spare) for n in names]
     write_run_summary(run_dir, summaries)
     console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
     console.print(f"run directory: {run_dir}")

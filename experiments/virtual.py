@@ -121,8 +121,9 @@ RENDER_AHEAD_MIN_BLOCKS = 1_500
 
 def render_ahead_wanted(jobs: int) -> bool:
     """Whether virtual runs ``jobs`` at a time should render their chains in a helper
-    process: when a core is spare (``EXPERIMENTS_RENDER_AHEAD=0``/``1`` decides
-    instead). Two runs on two cores have none: a helper would only add its pipe's cost."""
+    process, and read their big files for the analysis in a second one: when a core is
+    spare (``EXPERIMENTS_RENDER_AHEAD=0``/``1`` decides instead). Two runs on two cores
+    have none: a helper would only add its pipe's cost."""
     forced = os.environ.get("EXPERIMENTS_RENDER_AHEAD", "").strip()
     if forced in ("0", "1"):
         return forced == "1"

@@ -176,6 +176,36 @@ def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
     assert "run directory" in capsys.readouterr().out
 
 
+def test_reanalysis_with_a_spare_core_reads_big_files_in_a_second_process_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import experiments.analysis as analysis
+
+    run_dir = create_run(tmp_path / "results", "r1")
+    for name in ("one", "two"):
+        _unstamped(make_scenario_dir(run_dir, name))
+    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, first)
+    started: list[Path] = []
+
+    class Counted(analysis._SecondProcess):
+        def __init__(self, monitor_path: Path, det_path: Path) -> None:
+            started.append(det_path)
+            super().__init__(monitor_path, det_path)
+
+    monkeypatch.setattr(analysis, "_SecondProcess", Counted)
+    monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
+    monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "1")
+    assert main(["analyze", str(run_dir)]) == 0
+    assert [p.parent.name for p in started] == ["one", "two"]
+    after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert after == json.loads(json.dumps(first))
+    started.clear()
+    monkeypatch.setenv("EXPERIMENTS_RENDER_AHEAD", "0")  # no spare core: read here
+    assert main(["analyze", str(run_dir)]) == 0
+    assert started == []
+
+
 def test_cli_bad_arguments_give_one_line_and_exit_2(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(tmp_path / "nope")]) == 2
