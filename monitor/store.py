@@ -133,6 +133,10 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(_SCHEMA)
+            #: what the ``blocks`` table holds (this store is its only writer): a save
+            #: writes the hashes that changed, not the ~128 the sync saves every time
+            self._blocks_held: dict[int, str] = dict(
+                self._db.execute("SELECT number, hash FROM blocks"))
         except sqlite3.Error as exc:
             raise StoreError(f"state_db {self.path}: {exc}") from None
         except OSError as exc:
@@ -175,13 +179,16 @@ class Store:
         """
         rows = [(w, block, block_hash, group) for w in wallets]
         cond = " WHERE excluded.block > cursors.block" if forward_only else ""
+        held = None
         with self._tx():
             self._db.executemany(
                 "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
                 "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block, hash=excluded.hash, "
                 "grp=excluded.grp" + cond, rows)
             if blocks:
-                self._save_blocks(blocks)
+                held = self._save_blocks(blocks)
+        if held is not None:  # committed: what the table holds now
+            self._blocks_held = held
 
     # -- recent block hashes ------------------------------------------------------------
 
@@ -189,13 +196,26 @@ class Store:
         if not hashes:
             return
         with self._tx():
-            self._save_blocks(hashes)
+            held = self._save_blocks(hashes)
+        self._blocks_held = held  # committed
 
-    def _save_blocks(self, hashes: dict[int, str]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)",
-                             list(hashes.items()))
-        top = max(hashes)
-        self._db.execute("DELETE FROM blocks WHERE number <= ?", (top - self.keep_blocks,))
+    def _save_blocks(self, hashes: dict[int, str]) -> dict[int, str]:
+        """Write the hashes the table does not hold as given, drop the rows more than
+        ``keep_blocks`` below the highest; return what the table holds once this
+        transaction commits (kept by the caller only then)."""
+        held = self._blocks_held
+        changed = [(n, h) for n, h in hashes.items() if held.get(n) != h]
+        floor = max(hashes) - self.keep_blocks
+        stale = [n for n in held if n <= floor]
+        if changed:
+            self._db.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)",
+                                 changed)
+        if stale or any(n <= floor for n, _h in changed):
+            self._db.execute("DELETE FROM blocks WHERE number <= ?", (floor,))
+        if not changed and not stale:
+            return held
+        after = {**held, **dict(changed)}
+        return {n: h for n, h in after.items() if n > floor}
 
     def blocks(self) -> dict[int, str]:
         return dict(self._db.execute("SELECT number, hash FROM blocks ORDER BY number"))

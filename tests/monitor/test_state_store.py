@@ -50,6 +50,38 @@ def test_cursors_and_block_hashes_commit_together_or_not_at_all(tmp_path: Path) 
     assert s.cursor(WALLET).block == 10 and 12 not in s.blocks()  # type: ignore[union-attr]
 
 
+def test_block_hashes_already_held_are_not_written_again(tmp_path: Path) -> None:
+    """The sync saves the ~128 hashes it tracks every 30 s: only the ones the table does not
+    hold as given are written (a reopened store knows what the file holds); a transaction
+    that fails leaves what the store believes the table holds as it was."""
+    s = Store(tmp_path / "m.db", keep_blocks=8)
+    s.save_blocks({n: f"0x{n}" for n in range(1, 6)})
+    before = s._db.total_changes
+    s.set_cursors([WALLET], 5, "0x5", "websocket", blocks={n: f"0x{n}" for n in range(1, 6)})
+    assert s._db.total_changes - before == 1  # the cursor's row only
+    before = s._db.total_changes
+    s.save_blocks({4: "0x4", 5: "0xfive", 6: "0x6"})  # one changed, one new
+    assert s._db.total_changes - before == 2
+    assert s.blocks() == {1: "0x1", 2: "0x2", 3: "0x3", 4: "0x4", 5: "0xfive", 6: "0x6"}
+    with pytest.raises(StoreError):  # rolled back: 3's new hash is not in the table
+        s.set_cursors([WALLET], 7, "0x7", "websocket",
+                      blocks={3: "0xthree", 7: object()})  # type: ignore[dict-item]
+    s.save_blocks({3: "0x3"})
+    assert s.blocks()[3] == "0x3"
+    s.save_blocks({3: "0xthree"})  # so this one is written
+    assert s.blocks()[3] == "0xthree"
+    s.save_blocks({12: "0x12"})  # the window moves: 1..4 go, and are forgotten
+    assert sorted(s.blocks()) == [5, 6, 12]
+    before = s._db.total_changes
+    s.save_blocks({4: "0x4", 12: "0x12"})  # below the window: dropped as it is written
+    assert sorted(s.blocks()) == [5, 6, 12] and s._db.total_changes - before == 2
+    s.close()
+    s = Store(tmp_path / "m.db", keep_blocks=8)
+    before = s._db.total_changes
+    s.save_blocks({5: "0xfive", 6: "0x6", 12: "0x12"})
+    assert s._db.total_changes == before and sorted(s.blocks()) == [5, 6, 12]
+
+
 def test_commit_then_crash_before_mark_is_redelivered_once(tmp_path: Path) -> None:
     """kill -9 between 'written to the sink' and 'marked sent': no loss, no duplicate."""
     db, det = tmp_path / "m.db", tmp_path / "det.jsonl"
