@@ -31,7 +31,7 @@ import logging
 import multiprocessing
 import pickle
 import signal
-from collections import deque
+from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -49,6 +49,13 @@ AHEAD_WAIT_S = 120.0
 _BATCH = 16  # blocks a message: one pipe write and read per 16, not per block
 _STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
 _ITEM_FIELDS = 9  # what _render_loop sends a block
+#: the helper's last messages kept as they came (bytes: nothing for the garbage collector to
+#: walk), this many bytes of them (~40 default batches, ~640 blocks; less than one busy
+#: batch): a block asked for again, past the window and the source's small cache (the
+#: explorer's index lag, a backfill after an outage: ~250 blocks behind on average in the
+#: soak day), is unpickled from them rather than rendered from a checkpoint. Holding the
+#: blocks themselves instead doubled the run's garbage-collection time.
+_RAW_BYTES = 8 << 20
 
 
 class _HelperFailed(Exception):
@@ -102,6 +109,9 @@ class AheadSynthSource(SynthSource):
         self.wait_s = wait_s
         self.helper_failures = 0
         self._items: deque[tuple[Any, ...]] = deque()
+        # position of a message's first block -> (its block count, the message's bytes)
+        self._raw: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+        self._raw_bytes = 0
         self._proc: Any = None
         self._conn: Connection | None = None
         ctx = multiprocessing.get_context("spawn")
@@ -151,7 +161,8 @@ class AheadSynthSource(SynthSource):
             try:
                 if not conn.poll(self.wait_s):
                     raise _HelperFailed(f"no block within {self.wait_s:g} s")
-                msg = pickle.loads(conn.recv_bytes())
+                raw = conn.recv_bytes()
+                msg = pickle.loads(raw)
             except (EOFError, OSError) as exc:
                 raise _HelperFailed(f"gone ({type(exc).__name__})") from None
             except Exception as exc:  # any bytes that do not unpickle
@@ -161,7 +172,25 @@ class AheadSynthSource(SynthSource):
                 text = msg[1] if isinstance(msg, tuple) and len(msg) == 2 else repr(msg)[:200]
                 raise _HelperFailed(f"failed: {text}")
             self._items.extend(msg)
+            self._keep_raw(self.produced, len(msg), raw)  # the next block is `produced`
         return self._items.popleft()
+
+    def _keep_raw(self, first: int, count: int, raw: bytes) -> None:
+        self._raw[first] = (count, raw)
+        self._raw_bytes += len(raw)
+        while len(self._raw) > 1 and self._raw_bytes > _RAW_BYTES:
+            _first, (_count, old) = self._raw.popitem(last=False)
+            self._raw_bytes -= len(old)
+
+    def block_at(self, i: int) -> RecordedBlock:
+        if i not in self._cache and 0 <= i < self.produced:
+            for first, (count, raw) in self._raw.items():
+                if first <= i < first + count:  # the blocks of that message, as they came
+                    for k, item in enumerate(pickle.loads(raw)):
+                        if first + k < self.produced:
+                            self._cache.put(first + k, PreparedBlock(*item[:7]))
+                    break
+        return super().block_at(i)
 
     def _failed(self, why: str) -> None:
         self.helper_failures += 1

