@@ -268,13 +268,28 @@ def test_analysis_streams_the_histories_instead_of_holding_them(tmp_path: Path) 
         k: small[k] for k in ("trades", "missed", "latency_p95_s", "api_calls")}
 
 
+def _count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the JSON-lines files the analysis opens in this process, in order."""
+    import experiments.analysis as analysis
+
+    opened: list[str] = []
+    real = analysis.iter_jsonl
+
+    def counting(path: Any, select: Any = None) -> Any:
+        opened.append(Path(path).name)
+        return real(path, select)
+
+    monkeypatch.setattr(analysis, "iter_jsonl", counting)
+    monkeypatch.setattr("experiments.store.iter_jsonl", counting)
+    return opened
+
+
 def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A monitor that did not stamp latency stages costs no pass over the histories for
     them, and the history's end (where an unstopped fault stops) and its fault rows come
     from the truth's pass, not passes of their own: one pass over the simulator's history,
     one over the detections. The end is still the last row's, selected or not."""
-    import experiments.analysis as analysis
 
     sdir = make_scenario_dir(tmp_path)
     rows = [json.loads(line) for line in (sdir / "sim_history.jsonl").read_text().splitlines()]
@@ -286,15 +301,7 @@ def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
            (sdir / "monitor_history.jsonl").read_text().splitlines()]
     mon[0]["settings"] = {"latency_stages": False}
     write_jsonl(sdir / "monitor_history.jsonl", mon)
-    opened: list[str] = []
-    real = analysis.iter_jsonl
-
-    def counting(path: Any, select: Any = None) -> Any:
-        opened.append(Path(path).name)
-        return real(path, select)
-
-    monkeypatch.setattr(analysis, "iter_jsonl", counting)
-    monkeypatch.setattr("experiments.store.iter_jsonl", counting)
+    opened = _count_opens(monkeypatch)
     summary = analyze_scenario_dir(sdir)
     assert summary["status"] == "ok", summary["error"]
     full_passes = opened.count("sim_history.jsonl") - 1  # sim_start stops at the first row
@@ -357,15 +364,7 @@ def test_a_second_process_reads_the_detections_and_the_result_is_the_same(
     expected_frames = _frames(alone)
     sdir = _unstamped(make_scenario_dir(tmp_path / "b"))
     monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
-    opened: list[str] = []
-    real = analysis.iter_jsonl
-
-    def counting(path: Any, select: Any = None) -> Any:
-        opened.append(Path(path).name)
-        return real(path, select)
-
-    monkeypatch.setattr(analysis, "iter_jsonl", counting)
-    monkeypatch.setattr("experiments.store.iter_jsonl", counting)
+    opened = _count_opens(monkeypatch)
     summary = analyze_scenario_dir(sdir, second_process=True)
     assert summary["status"] == "ok", summary["error"]
     assert opened == ["sim_history.jsonl"] * 2, opened  # sim_start, the truth's pass

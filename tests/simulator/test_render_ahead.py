@@ -58,29 +58,20 @@ def test_a_helper_renders_the_same_chain_and_its_checkpoints_regenerate_old_bloc
 
 
 def test_old_blocks_are_given_again_from_the_helpers_messages_without_a_render(
-        reference: SynthSource, monkeypatch: pytest.MonkeyPatch) -> None:
+        reference: SynthSource, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
     """The helper's last messages are kept as bytes (bounded): a block asked for again, past
     the source's small cache, is unpickled from them, with what serving it needs; older
     ones are rendered from the checkpoints as before."""
-    from simulator.synth import Renderer
-
     ahead = AheadSynthSource("default", seed=7, blocks=N, **SMALL)
     try:
         _all(ahead)
-        renders = 0
-        render = Renderer.render
-
-        def counted(self: Renderer, plan: Any) -> Any:
-            nonlocal renders
-            renders += 1
-            return render(self, plan)
-
-        monkeypatch.setattr(Renderer, "render", counted)
+        renders = request.getfixturevalue("renders")  # counted from here
         for i in range(N - 1, -1, -1):  # a walk down the whole chain: all kept (~4 MB)
             got = ahead.block_at(i)
             assert isinstance(got, PreparedBlock) and got.index is not None, i
             assert _rows(got) == reference.blocks[i]  # type: ignore[attr-defined], i
-        assert renders == 0
+        assert renders.n == 0
         kept = ahead._raw_bytes
         assert 0 < kept == sum(len(raw) for _n, raw in ahead._raw.values())
     finally:
@@ -92,9 +83,9 @@ def test_old_blocks_are_given_again_from_the_helpers_messages_without_a_render(
         assert ahead._raw_bytes <= kept // 2 and min(ahead._raw) > 0
         first = min(ahead._raw)
         assert _rows(ahead.block_at(first)) == reference.blocks[first]  # type: ignore[attr-defined]
-        assert renders == 0
+        assert renders.n == 0
         assert _rows(ahead.block_at(first - 1)) == reference.blocks[first - 1]  # type: ignore[attr-defined]
-        assert renders > 0  # not kept: rendered from a checkpoint, the same block
+        assert renders.n > 0  # not kept: rendered from a checkpoint, the same block
     finally:
         ahead.close()
 

@@ -194,31 +194,22 @@ def test_serve_profile_streams_the_chain_synth_writes_byte_for_byte(tmp_path: Pa
 
 
 def test_a_walk_back_over_old_blocks_renders_each_checkpoint_span_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     # the monitor's re-check asks for blocks just past the window one at a time, from the
     # highest down: each used to reload the checkpoint and render up to 32 blocks again
     import simulator.source as source
-    from simulator.synth import Renderer
 
     n = 200
     ref = synthesise("default", seed=4, blocks=n)
     src = SynthSource("default", seed=4, blocks=n, checkpoint_every=32)
     for _ in range(n):
         src.next_block()
-    renders = 0
-    render = Renderer.render
-
-    def counted(self: Renderer, plan: Any) -> Any:
-        nonlocal renders
-        renders += 1
-        return render(self, plan)
-
-    monkeypatch.setattr(Renderer, "render", counted)
+    renders = request.getfixturevalue("renders")  # counted from here
     for _ in range(3):  # the same walk again, a few blocks on: from the cache
         for i in range(150, 99, -1):
             assert src.block_at(i) == ref.blocks[i], i
     # 150 renders 128..150, 127 renders 96..127; every other ask is kept from those
-    assert renders == 23 + 32
+    assert renders.n == 23 + 32
     # the cache is bounded by blocks and by logs (but keeps the last few)
     assert len(src._cache) <= source._CACHE_BLOCKS
     monkeypatch.setattr(source, "_CACHE_LOGS", 50)
