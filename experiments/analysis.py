@@ -140,7 +140,8 @@ class _SecondProcess:
         try:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             self._future = self._pool.submit(_read_both, *self.paths)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, AssertionError) as exc:  # AssertionError: a
+            # daemonic process (a pool or cluster worker) may have no children
             log.warning("analysis: no second process (%s): reading the files here", exc)
             self.close()
 

@@ -121,7 +121,9 @@ class AheadSynthSource(SynthSource):
                                args=(writer, self.profile, seed, blocks, self.every,
                                      max(1, batch)))
             proc.start()
-        except (OSError, RuntimeError) as exc:  # no process to be had: render here
+        # no process to be had (out of them; a daemonic process may have no children,
+        # multiprocessing's AssertionError): render here
+        except (OSError, RuntimeError, AssertionError) as exc:
             reader.close()
             self._failed(f"could not start ({type(exc).__name__}: {exc})")
         else:

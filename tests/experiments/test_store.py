@@ -378,6 +378,27 @@ def test_a_second_process_reads_the_detections_and_the_result_is_the_same(
     assert opened.count("detections.jsonl") == 1 and opened.count("monitor_history.jsonl") == 1
 
 
+def test_no_second_process_to_be_had_means_reading_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemonic process (a pool or cluster worker) may not start children: multiprocessing
+    says so with an AssertionError. The analysis reads the files itself, the same result."""
+    import concurrent.futures
+
+    import experiments.analysis as analysis
+
+    expected = analyze_scenario_dir(_unstamped(make_scenario_dir(tmp_path / "a")))
+    sdir = _unstamped(make_scenario_dir(tmp_path / "b"))
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "submit", refused)
+    monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
+    opened = _count_opens(monkeypatch)
+    assert analyze_scenario_dir(sdir, second_process=True) == expected
+    assert "detections.jsonl" in opened and "monitor_history.jsonl" in opened
+
+
 def test_a_bad_detections_file_read_by_a_second_process_fails_as_it_fails_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import experiments.analysis as analysis

@@ -131,8 +131,13 @@ def test_an_error_or_a_message_it_cannot_read_means_rendering_here(
         ahead.close()
 
 
+@pytest.mark.parametrize("refusal", [
+    OSError(11, "Resource temporarily unavailable"),
+    # what multiprocessing raises in a daemonic process (a pool or cluster worker)
+    AssertionError("daemonic processes are not allowed to have children"),
+])
 def test_a_helper_that_cannot_start_means_rendering_here(
-        reference: SynthSource, monkeypatch: pytest.MonkeyPatch) -> None:
+        reference: SynthSource, monkeypatch: pytest.MonkeyPatch, refusal: Exception) -> None:
     real = multiprocessing.get_context
 
     class NoProcesses:
@@ -143,7 +148,7 @@ def test_a_helper_that_cannot_start_means_rendering_here(
         def Process(self, **kwargs: Any) -> Any:  # multiprocessing's name
             class Refused:
                 def start(self) -> None:
-                    raise OSError(11, "Resource temporarily unavailable")
+                    raise refusal
             return Refused()
 
     monkeypatch.setattr(render_ahead.multiprocessing, "get_context", NoProcesses)
