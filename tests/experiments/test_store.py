@@ -297,10 +297,7 @@ def test_analysis_reads_the_simulator_history_once_a_pass_it_needs(
                  "target": "ws", "params": {}})  # never stopped
     rows.append({"t_ns": ns(120), "event": "request", "method": "eth_blockNumber"})
     write_jsonl(sdir / "sim_history.jsonl", rows)
-    mon = [json.loads(line) for line in
-           (sdir / "monitor_history.jsonl").read_text().splitlines()]
-    mon[0]["settings"] = {"latency_stages": False}
-    write_jsonl(sdir / "monitor_history.jsonl", mon)
+    _unstamped(sdir)
     opened = _count_opens(monkeypatch)
     summary = analyze_scenario_dir(sdir)
     assert summary["status"] == "ok", summary["error"]
