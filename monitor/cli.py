@@ -154,9 +154,9 @@ def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
         if v is not None:
             values[name] = v
     for item in ns.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
+        k, eq, v = item.partition("=")
+        if not eq or not k.strip():  # an empty name read as pydantic's own 'settings'
+            raise ConfigError(f"--set expects NAME=VALUE, got {redact(item)!r}")
         values[k.strip().replace("-", "_")] = v
     wallets: list[str] = list(ns.wallet_list)
     if ns.wallets_file is not None:

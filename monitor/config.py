@@ -106,6 +106,13 @@ def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | 
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.netloc:
         raise ValueError(f"{name} must be a {'/'.join(schemes)} URL, got {redact(value)!r}")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+    except ValueError:
+        raise ValueError(f"{name} has a port that is not a number in 0-65535: "
+                         f"{redact(value)!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"{name} has no host: {redact(value)!r}")
     return value
 
 

@@ -29,6 +29,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["run", "--wallet", W, "--config", "/nonexistent/monitor.toml"], "not found"),
     (["run", "--wallets-file", "/nonexistent/w.txt"], "wallets_file"),
     (["run", "--wallet", W, "--set", "fallback_after"], "NAME=VALUE"),
+    (["run", "--wallet", W, "--set", "=5"], "NAME=VALUE"),  # was "settings: unknown"
     (["fly"], "invalid choice"),
 ])
 

@@ -70,6 +70,10 @@ def test_toml_monitor_table_and_env_list_forms(tmp_path: Path) -> None:
     ({"telegram_token": "123:abc/../../evil"}, "telegram_token"),
     ({"telegram_token": "123:ABC?chat_id=1"}, "telegram_token"),
     ({"telegram_token": "not a token"}, "telegram_token"),
+    # a port no socket can have: the feed reconnected and alerted forever on it
+    ({"websocket_url": "ws://127.0.0.1:99999/"}, "websocket_url has a port"),
+    ({"rpc_url": "http://127.0.0.1:http/"}, "URL has a port"),
+    ({"explorer_url": "https://:8080/v2/api"}, "URL has no host"),
 ])
 def test_invalid_settings_fail_with_one_line_naming_the_setting(cli: dict, name: str) -> None:
     with pytest.raises(ConfigError) as info:
