@@ -1006,7 +1006,10 @@ def test_a_sync_writes_its_cursor_and_the_tracked_hashes_in_one_transaction(
                 assert store.blocks().get(100) == header(100)["hash"]
             await run_monitor(node, tmp_path, body)
     asyncio.run(go())
-    assert writes == [(109, {100: header(100)["hash"]})]
+    # the first sync may store its own start cursor (99, nothing tracked yet) after the
+    # spies are in: that write has no hashes to carry; the backfill's has them
+    assert [w for w in writes if w[0] > 99] == [(109, {100: header(100)["hash"]})]
+    assert all(not hashes for block, hashes in writes if block <= 99), writes
     assert separate == []
 
 
