@@ -48,7 +48,8 @@ log = logging.getLogger("simulator.render_ahead")
 AHEAD_WAIT_S = 120.0
 _BATCH = 16  # blocks a message: one pipe write and read per 16, not per block
 _STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
-_ITEM_FIELDS = 9  # what _render_loop sends a block
+_ITEM_FIELDS = 9  # what _render_loop sends a block: the block's fields, then two more
+_BLOCK_FIELDS = 7  # the PreparedBlock's, in its order
 #: the helper's last messages kept as they came (bytes: nothing for the garbage collector to
 #: walk), this many bytes of them (~40 default batches, ~640 blocks; less than one busy
 #: batch): a block asked for again, past the window and the source's small cache (the
@@ -60,6 +61,11 @@ _RAW_BYTES = 8 << 20
 
 class _HelperFailed(Exception):
     pass
+
+
+def _block_of(item: tuple[Any, ...]) -> PreparedBlock:
+    """The block of one item :func:`_render_loop` sent."""
+    return PreparedBlock(*item[:_BLOCK_FIELDS])
 
 
 def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | None,
@@ -141,19 +147,18 @@ class AheadSynthSource(SynthSource):
             return None
         if self._proc is not None:
             try:
-                (header, logs, transactions, head_json, fills, tx_hashes, index, state,
-                 keys) = self._take()
+                item = self._take()
             except _HelperFailed as exc:
                 self._failed(str(exc))
                 self._stop_helper()
                 self._continue_from_checkpoints()
             else:
+                state, keys = item[_BLOCK_FIELDS:]
                 if state is not None:
                     self._nonce_keys.extend(keys)
                     self._keep_checkpoint(state)
                 self.produced += 1
-                return PreparedBlock(header, logs, transactions, head_json, fills, tx_hashes,
-                                     index)
+                return _block_of(item)
         return super().next_block()
 
     def _take(self) -> tuple[Any, ...]:
@@ -190,7 +195,7 @@ class AheadSynthSource(SynthSource):
                 if first <= i < first + count:  # the blocks of that message, as they came
                     for k, item in enumerate(pickle.loads(raw)):
                         if first + k < self.produced:
-                            self._cache.put(first + k, PreparedBlock(*item[:7]))
+                            self._cache.put(first + k, _block_of(item))
                     break
         return super().block_at(i)
 
