@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["mask", "redact", "redact_obj", "register_secret", "register_url_secrets"]
+__all__ = ["key_like_segment", "mask", "mask_url", "redact", "redact_obj", "register_secret",
+           "register_url_secrets"]
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -52,20 +53,59 @@ def register_secret(secret: str | None) -> None:
             _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def key_like_segment(segment: str) -> bool:
+    """Does this URL path segment look like a provider key? 12+ characters with a digit
+    (Alchemy ``/v2/KEY``, Infura ``/v3/ID``, QuickNode ``/TOKEN/``, a short custom key),
+    or 20+ without one (a random key can lack digits). The one rule for both
+    :func:`register_url_secrets` and :func:`mask_url`; it errs on the side of masking."""
+    return len(segment) >= 20 or (len(segment) >= 12 and any(c.isdigit() for c in segment))
+
+
+def mask_url(url: str) -> str:
+    """``url`` safe to print or store: credentials, key-like path segments and every query
+    value replaced by ``***`` (``https://polygon-mainnet.g.alchemy.com/v2/***``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username or parts.password:
+        netloc = "***@" + netloc
+    path = "/".join("***" if key_like_segment(seg) else seg for seg in parts.path.split("/"))
+    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*")
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
 def register_url_secrets(url: str | None) -> None:
-    """Register the parts of a provider URL that carry a key: long path segments, query
-    values and a password, so they are masked even where they appear without the URL."""
+    """Register the parts of a provider URL that carry a key: key-like path segments
+    (:func:`key_like_segment`), query values and a password, so they are masked even
+    where they appear without the URL."""
     if not url:
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a broken URL: mask its every key-like run of characters
+        for run in _KEY_CHARS.findall(url):
+            if key_like_segment(run):
+                register_secret(run)
+        return
     for segment in parts.path.split("/"):
-        if len(segment) >= 12 and any(c.isdigit() for c in segment):
+        if key_like_segment(segment):
             register_secret(segment)
     for _name, value in parse_qsl(parts.query, keep_blank_values=False):
         if len(value) >= 8:
             register_secret(value)
-    if parts.password:
-        register_secret(parts.password)
+    if password:
+        register_secret(password)
 
 
 def redact(text: str) -> str:

@@ -249,8 +249,9 @@ def main_import(args: argparse.Namespace) -> int:
 
 def main_record(args: argparse.Namespace) -> int:
     """``python -m simulator record --rpc URL --from N --to M --out PATH [--rate R]``."""
+    from polyvocab.redact import mask_url
     from polyvocab.secret_url import UrlSourceError, http_url_from
-    from simulator.record import RecordSettings, RecordStats, mask_url, record_range
+    from simulator.record import RecordSettings, RecordStats, record_range
     from simulator.recording import save_recording
 
     try:
@@ -367,16 +368,17 @@ _COMMANDS = {"synth": main_synth, "import-trades": main_import, "record": main_r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from polyvocab.redact import redact
     from simulator.recording import RecordingError
 
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except (CliError, SimulatorError, RecordingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the command must write or read: one line
-        print(f"error: {file_error_text(exc)}", file=sys.stderr)
+        print(f"error: {redact(file_error_text(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

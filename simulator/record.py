@@ -11,8 +11,9 @@ second, bursts of as many), and retried with jittered exponential backoff on HTT
 
 Errors the user must act on (node unreachable, an HTML page instead of JSON-RPC, a
 JSON-RPC error, a block the node does not have) raise :class:`simulator.errors.RecordError`
-with one clear line. The node URL is always shown masked (:func:`mask_url`): API keys in
-paths, query strings or credentials never reach the terminal or the recording.
+with one clear line. The node URL is always shown masked
+(:func:`polyvocab.redact.mask_url`): API keys in paths, query strings or credentials never
+reach the terminal or the recording.
 
 Errors of the client (:mod:`polyvocab.errors`) and what becomes of them::
 
@@ -26,12 +27,10 @@ Errors of the client (:mod:`polyvocab.errors`) and what becomes of them::
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -46,6 +45,7 @@ from polyvocab.errors import (
 from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
 from polyvocab.policies import is_range_too_large
 from polyvocab.policies import retry_delays as _shared_retry_delays
+from polyvocab.redact import mask_url
 from simulator.errors import RecordError
 from simulator.recording import RecordedBlock, Recording
 
@@ -55,31 +55,9 @@ __all__ = [
     "RpcError",
     "is_range_error",
     "is_rate_limit_error",
-    "mask_url",
     "record_range",
     "retry_delays",
 ]
-
-_KEYLIKE = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
-
-
-def mask_url(url: str) -> str:
-    """``url`` safe to print or store: credentials, key-like path parts and query values
-    replaced by ``***`` (``https://polygon-mainnet.g.alchemy.com/v2/***``)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    netloc = host if port is None else f"{host}:{port}"
-    if parts.username or parts.password:
-        netloc = "***@" + netloc
-    path = "/".join("***" if _KEYLIKE.match(seg) else seg for seg in parts.path.split("/"))
-    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)],
-                      safe="*")
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
-
 
 @dataclass(frozen=True, slots=True)
 class RecordSettings:
