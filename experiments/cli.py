@@ -72,13 +72,21 @@ def _seconds(*, positive: bool = False, signed: bool = False) -> Callable[[str],
     return parse
 
 
+def _path(text: str) -> str:
+    """A file or folder path that names something (argparse type): ``''`` is the current
+    folder to ``pathlib``, and a run store written there by accident is not what was meant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m experiments",
                      description="Run the monitor against the simulator under scenarios.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")
-    run.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+    run.add_argument("scenarios", nargs="*", type=_path, metavar="SCENARIO",
                      help="scenario names (experiments/scenarios) or TOML paths "
                           "(default: the whole default matrix)")
     run.add_argument("--quick", action="store_true",
@@ -86,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: off)")
     run.add_argument("--jobs", type=_count(1, MAX_JOBS), default=1, metavar="N",
                      help="scenarios run in parallel (default: %(default)s)")
-    run.add_argument("--out", default="results", metavar="DIR",
+    run.add_argument("--out", type=_path, default="results", metavar="DIR",
                      help="run store directory (default: %(default)s)")
     run.add_argument("--executor", default="local", metavar="EXECUTOR",
                      help="local (default), dask (a local Dask cluster of --jobs workers) "
@@ -102,19 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true",
                      help="no live progress bar (default: the bar on a terminal)")
     ana = sub.add_parser("analyze", help="re-run truth and checker on a stored run")
-    ana.add_argument("run", metavar="RUN", help="results/<run-id> or results/latest")
+    ana.add_argument("run", type=_path, metavar="RUN", help="results/<run-id> or results/latest")
     val = sub.add_parser("validate", help="validate scenario files")
-    val.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+    val.add_argument("scenarios", nargs="*", type=_path, metavar="SCENARIO",
                      help="scenario names or TOML paths (default: the default matrix)")
     sub.add_parser("list", help="list the default matrix")
     rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
-    rec.add_argument("store", metavar="STORE", help="the pilot's --store directory")
+    rec.add_argument("store", type=_path, metavar="STORE", help="the pilot's --store directory")
     rec.add_argument("--rpc-url", metavar="URL",
                      help="JSON-RPC HTTP URL for the truth (required: this flag, or in the "
                           "environment RPC_URL_FILE, a file whose first line is the URL, "
                           "or RPC_URL; a URL with a key in it belongs in the file, not in "
                           "argv, which every user of the machine sees)")
-    rec.add_argument("--out", default="results", metavar="DIR",
+    rec.add_argument("--out", type=_path, default="results", metavar="DIR",
                      help="run store directory (default: %(default)s)")
     rec.add_argument("--finality-depth", type=_count(0), default=32, metavar="N",
                      help="blocks behind the head counted as final (default: %(default)s)")

@@ -241,6 +241,25 @@ def test_run_refuses_too_many_seeds_or_jobs_before_anything(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "--clock", "virtual", "--no-progress", "--out", "", "reorgs"],
+    ["run", "--clock", "virtual", "--no-progress", "--out", "  ", "reorgs"],
+    ["analyze", ""], ["validate", ""], ["reconcile", ""],
+    ["run", "--clock", "virtual", "--no-progress", ""],
+])
+def test_an_empty_path_is_refused_not_taken_as_the_current_folder(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--out ''` ran the scenario and wrote its run store into the current folder
+    from experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "an empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_matrix_refuses_more_seeds_than_it_runs(tmp_path: Path) -> None:
     from experiments.matrix import MatrixError, run_matrix
 
