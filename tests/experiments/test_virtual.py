@@ -284,9 +284,10 @@ def test_a_chain_rendered_ahead_by_a_helper_process_gives_the_same_results(
     import experiments.virtual as virtual
 
     monkeypatch.setattr(virtual, "RENDER_AHEAD_MIN_BLOCKS", 0)  # a short run uses it too
-    # 10 simulated minutes, 300 blocks (the matrix runs an hour of it)
-    sc = load_scenario(resolve_scenario("news_burst")).model_copy(
-        update={"sim_duration_s": 600.0})
+    # 10 simulated minutes, 300 blocks, 30 wallets (the matrix runs 40 minutes of 200)
+    sc = load_scenario(resolve_scenario("news_burst"))
+    sc = sc.model_copy(update={"sim_duration_s": 600.0,
+                               "wallets": sc.wallets.model_copy(update={"count": 30})})
     runs = {}
     for ahead in (False, True):
         runs[ahead] = run_scenario_virtual(
