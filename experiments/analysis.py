@@ -31,12 +31,13 @@ from experiments.checker import (
 )
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.scenario import ScenarioError, load_scenario
-from experiments.store import JsonlRows, iter_jsonl, read_jsonl
-from experiments.thresholds import evaluate_all
+from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
+from experiments.thresholds import evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
 
 __all__ = [
     "SUMMARY_KEYS",
+    "AnalysisFailed",
     "analyze_scenario_dir",
     "empty_summary",
     "outcomes_table",
@@ -72,12 +73,21 @@ MONITOR_EVENTS = frozenset({"start", "stop", "api_call", "feed", "state", "fallb
 TRADE_FIELDS = ("id", "wallet", "block_number", "block_hash")
 
 
+def _timed(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row the checker reads: it must carry its time (an integer ``t_ns``;
+    :class:`BadRow` names the file and line)."""
+    t = row.get("t_ns")
+    if type(t) is not int:
+        raise BadRow(f"a {row.get('event')!r} row without an integer t_ns")
+    return row
+
+
 def _sim_row(row: dict[str, Any]) -> dict[str, Any] | None:
-    return row if row.get("event") in SIM_EVENTS else None
+    return _timed(row) if row.get("event") in SIM_EVENTS else None
 
 
 def _monitor_row(row: dict[str, Any]) -> dict[str, Any] | None:
-    return row if row.get("event") in MONITOR_EVENTS else None
+    return _timed(row) if row.get("event") in MONITOR_EVENTS else None
 
 
 def _detection_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -174,20 +184,22 @@ class _SecondProcess:
             self._pool = None
 
 
-def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False) -> dict[str, Any]:
+def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
+                         keep_previous: bool = False) -> dict[str, Any]:
     """Re-run truth and checker on a stored scenario and (re)write its outputs.
 
     ``second_process``: the caller has a core to spare; a big detections file
     (:data:`SECOND_PROCESS_BYTES`) is then read by another process meanwhile. The result
-    is the same either way."""
+    is the same either way.
+
+    ``keep_previous`` (``experiments analyze``): when this analysis fails and an earlier
+    one of the same scenario had succeeded, nothing is written and :class:`AnalysisFailed`
+    is raised: a file damaged since does not replace good results with empty ones."""
     sdir = Path(sdir)
-    readable = True
-    try:
-        run: dict[str, Any] = json.loads((sdir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        readable = False
-        run = {"scenario": sdir.name, "status": "inconclusive",
-               "error": f"{sdir / RUN_FILE}: cannot read the runner's record ({exc})"}
+    run, problem = _run_record(sdir)
+    readable = problem is None
+    if problem is not None:
+        run = {"scenario": sdir.name, "status": "inconclusive", "error": problem}
     summary = empty_summary(run)
     frames: dict[str, pd.DataFrame] = {
         "truth": _empty(TRUTH_COLUMNS), "detections": _empty(DETECTION_COLUMNS),
@@ -245,11 +257,61 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False) -> d
         finally:
             if other is not None:  # the checker stopped before it asked: do not wait for it
                 other.close(wait=False)
+    if keep_previous and summary["status"] != "ok" and run.get("status") != "harness_error":
+        previous = _previous_summary(sdir)
+        if previous is not None:
+            raise AnalysisFailed(sdir.name, str(summary["error"]), previous)
     for name, frame in frames.items():
         _write_frame(frame, sdir / f"{name}.parquet")
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                        encoding="utf-8")
     return summary
+
+
+class AnalysisFailed(Exception):
+    """A re-analysis failed where an earlier one had succeeded: nothing was written, the
+    earlier results stand (``previous``: their summary)."""
+
+    def __init__(self, scenario: str, error: str, previous: dict[str, Any]) -> None:
+        super().__init__(f"{scenario}: {error}; its earlier results are kept")
+        self.scenario = scenario
+        self.previous = previous
+
+
+def _previous_summary(sdir: Path) -> dict[str, Any] | None:
+    """The scenario's stored summary when it is a successful analysis, else None."""
+    try:
+        summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "ok" else None
+
+
+_RUN_LISTS = ("wallets", "thresholds")
+
+
+def _run_record(sdir: Path) -> tuple[dict[str, Any], str | None]:
+    """The runner's record (``run.json``) and, when it cannot be used, why (naming the
+    file and the field): not JSON, not an object, a list field that is not a list of
+    strings, a threshold that does not parse."""
+    path = sdir / RUN_FILE
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {}, f"{path}: cannot read the runner's record ({exc})"
+    if not isinstance(run, dict):
+        return {}, f"{path}: the runner's record is not a JSON object"
+    for key in _RUN_LISTS:
+        value = run.get(key)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(v, str) for v in value)):
+            return {}, f"{path}: {key} is not a list of strings"
+    try:
+        for expr in run.get("thresholds") or []:
+            parse_threshold(expr)
+    except ValueError as exc:
+        return {}, f"{path}: thresholds: {exc}"
+    return run, None
 
 
 class _SimRows(JsonlRows):
@@ -270,8 +332,10 @@ class _SimRows(JsonlRows):
 
         def select(row: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal top
-            top = max(top, int(row["t_ns"]))
-            kept = _sim_row(row)
+            t = _timed(row)["t_ns"]
+            if t > top:
+                top = t
+            kept = row if row.get("event") in SIM_EVENTS else None
             if kept is not None and kept.get("event") in FAULT_EVENTS:
                 faults.append(kept)
             return kept

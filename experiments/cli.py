@@ -9,6 +9,8 @@ A scenario is a name from ``experiments/scenarios`` or a path; none = the defaul
 User mistakes print one ``error: ...`` line and exit 2. A completed ``run`` or ``analyze``
 exits 0 even when some scenario is a harness error or inconclusive: that is recorded in
 the store (and the report shows it as INCONCLUSIVE), and named in the last line printed.
+An ``analyze`` that fails on a scenario whose earlier analysis had succeeded (a file damaged
+since) writes nothing for it, keeps its earlier results, says so and exits 1.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
-    from experiments.analysis import analyze_scenario_dir
+    from experiments.analysis import AnalysisFailed, analyze_scenario_dir
     from experiments.matrix import summary_table
     from experiments.store import load_run_summary, resolve_run, write_run_summary
 
@@ -199,11 +201,20 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     from experiments.virtual import render_ahead_wanted
 
     spare = render_ahead_wanted(1)  # one scenario at a time: a second process may read
-    summaries = [analyze_scenario_dir(dirs[n], second_process=spare) for n in names]
+    summaries, failed = [], []
+    for n in names:
+        try:
+            summaries.append(analyze_scenario_dir(dirs[n], second_process=spare,
+                                                  keep_previous=True))
+        except AnalysisFailed as exc:  # a file damaged since: the good results stand
+            summaries.append(exc.previous)
+            failed.append(str(exc))
     write_run_summary(run_dir, summaries)
     console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
     console.print(f"run directory: {run_dir}")
-    return 0
+    for line in failed:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:

@@ -58,6 +58,11 @@ class JsonlError(ValueError):
         self.reason = reason
 
 
+class BadRow(ValueError):
+    """Raised by a ``select`` of :func:`iter_jsonl` for a row it cannot use (a field missing
+    or of the wrong type); :func:`iter_jsonl` names the file and line."""
+
+
 Select = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 #: the longest line a history or detections file may have (its rows are ~0.1-10 kB; a
@@ -94,7 +99,8 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
     and line. Blank lines are skipped. ``OSError`` passes through.
 
     ``select`` sees every row as it is read and returns what to keep of it (the row, or a
-    smaller dict) or None to drop it. Every line is still checked."""
+    smaller dict) or None to drop it, or raises :class:`BadRow`. Every line is still
+    checked."""
     path = Path(path)
     bad: tuple[int, str] | None = None  # a line that is not JSON: torn if nothing follows
     with open(path, encoding="utf-8") as fh:
@@ -114,7 +120,10 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
             if not isinstance(row, dict):
                 raise JsonlError(path, i + 1, "expected a JSON object")
             if select is not None:
-                row = select(row)
+                try:
+                    row = select(row)
+                except BadRow as exc:
+                    raise JsonlError(path, i + 1, str(exc)) from None
                 if row is None:
                     continue
             yield row

@@ -120,6 +120,40 @@ def test_broken_data_is_inconclusive_never_a_pass(tmp_path: Path, breakage: str)
                                               for t in summary["thresholds"])
 
 
+@pytest.mark.parametrize(("record", "says"), [
+    ([1, 2], "not a JSON object"), (None, "not a JSON object"), ("x", "not a JSON object"),
+    ({"wallets": 5}, "wallets is not a list of strings"),
+    ({"wallets": 5, "status": "harness_error"}, "wallets is not a list of strings"),
+    ({"thresholds": 5}, "thresholds is not a list of strings"),
+    ({"thresholds": [5]}, "thresholds is not a list of strings"),
+    ({"thresholds": ["bogus <<< x"]}, "thresholds: "),
+])
+def test_a_run_record_of_the_wrong_shape_is_inconclusive_naming_the_field(
+        tmp_path: Path, record: Any, says: str) -> None:
+    # valid JSON of the wrong shape raised AttributeError / TypeError out of the analysis
+    sdir = make_scenario_dir(tmp_path)
+    if isinstance(record, dict):
+        run = json.loads((sdir / "run.json").read_text())
+        record = {**run, **record}
+    (sdir / "run.json").write_text(json.dumps(record))
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive" and says in summary["error"], summary["error"]
+    assert "run.json" in summary["error"] and summary["trades"] is None
+
+
+def test_a_history_row_without_its_time_is_named_by_file_and_line(tmp_path: Path) -> None:
+    # was "analysis failed: KeyError: 't_ns'", naming nothing
+    sdir = make_scenario_dir(tmp_path)
+    lines = (sdir / "sim_history.jsonl").read_text().splitlines()
+    row = json.loads(lines[2])
+    del row["t_ns"]
+    lines[2] = json.dumps(row)
+    (sdir / "sim_history.jsonl").write_text("\n".join(lines) + "\n")
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive"
+    assert "sim_history.jsonl:3: a " in summary["error"] and "t_ns" in summary["error"]
+
+
 def test_checker_crash_is_inconclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sdir = make_scenario_dir(tmp_path)
 
@@ -174,6 +208,43 @@ def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "one" / "outcomes.parquet"),
                                   outcomes_before)
     assert "run directory" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["run_record", "sim_history", "scenario"])
+def test_a_reanalysis_that_fails_keeps_the_earlier_results_and_exits_1(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # a file damaged after a good analysis replaced its results with empty ones, exit 0
+    run_dir = create_run(tmp_path / "results", "r1")
+    make_scenario_dir(run_dir, "one")
+    make_scenario_dir(run_dir, "two")
+    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, first)
+    sdir = run_dir / "one"
+    kept = {p.name: p.read_bytes() for p in sdir.iterdir()
+            if p.suffix == ".parquet" or p.name == "summary.json"}
+    if damage == "run_record":
+        (sdir / "run.json").write_text((sdir / "run.json").read_text()[:50])
+    elif damage == "sim_history":
+        (sdir / "sim_history.jsonl").write_text("{not json\n" +
+                                                (sdir / "sim_history.jsonl").read_text())
+    else:
+        (sdir / "scenario.toml").unlink()
+    assert main(["analyze", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: one: ") and "earlier results are kept" in err, err
+    assert {n: (sdir / n).read_bytes() for n in kept} == kept
+    after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert after == json.loads(json.dumps(first))
+
+
+def test_a_failed_first_analysis_is_still_written_inconclusive(tmp_path: Path) -> None:
+    # with nothing earlier to keep, the failure is the record (the report says so)
+    sdir = make_scenario_dir(tmp_path)
+    (sdir / "scenario.toml").unlink()
+    summary = analyze_scenario_dir(sdir, keep_previous=True)
+    assert summary["status"] == "inconclusive"
+    assert json.loads((sdir / "summary.json").read_text())["status"] == "inconclusive"
 
 
 def test_reanalysis_with_a_spare_core_reads_big_files_in_a_second_process_alike(
