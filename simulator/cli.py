@@ -186,6 +186,7 @@ def _write(out: str, header: dict[str, Any], blocks: Iterable[RecordedBlock]) ->
 
 def main_synth(args: argparse.Namespace) -> int:
     """``python -m simulator synth``: write a synthetic recording, print a one-line summary."""
+    from simulator.import_trades import MAX_BLOCKS
     from simulator.profiles import PROFILES
     from simulator.synth import synthesise_stream
 
@@ -194,6 +195,9 @@ def main_synth(args: argparse.Namespace) -> int:
                        f"{', '.join(sorted(PROFILES))}")
     if args.blocks < 1:
         raise CliError("--blocks must be at least 1")
+    if args.blocks > MAX_BLOCKS:  # a file of them: serve --profile streams any number
+        raise CliError(f"--blocks must be at most {MAX_BLOCKS:,} for a recording file (about "
+                       f"11 days of blocks); serve --profile streams without a limit")
     header, blocks = synthesise_stream(PROFILES[args.profile], seed=args.seed, blocks=args.blocks)
     path = _write(args.out, header, blocks)
     print(f"wrote {path}: profile {args.profile}, seed {args.seed}, {args.blocks} blocks "

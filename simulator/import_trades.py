@@ -18,6 +18,7 @@ an optional ``negRisk`` column (true/false) picks the NegRisk exchange.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 from collections import Counter
@@ -35,6 +36,7 @@ from polyvocab import (
     NEG_RISK_EXCHANGE_V1,
     NEG_RISK_EXCHANGE_V2,
 )
+from polyvocab.small_files import SmallFileError, read_small_text
 from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
 from simulator.errors import SimulatorError
 from simulator.profiles import V2_LIVE_TIMESTAMP, Profile, estimate_block_number
@@ -61,7 +63,11 @@ __all__ = [
 REQUIRED_COLUMNS = ("proxyWallet", "side", "asset", "conditionId", "size", "price",
                     "timestamp", "outcomeIndex", "transactionHash")
 BLOCK_INTERVAL_S = 2
-MAX_BLOCKS = 500_000  # ~11.5 days of 2-s blocks: beyond that the noise alone is gigabytes
+#: a Data-API /trades export is ~400 bytes a row: this is ~600,000 rows
+TRADES_CSV_BYTES = 256 << 20
+#: the most blocks a recording file is written with (import-trades, synth): ~11.5 days of
+#: 2-s blocks; beyond that the noise alone is gigabytes
+MAX_BLOCKS = 500_000
 _UNIT = Decimal(1_000_000)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -94,6 +100,11 @@ def _fail(path: Path, line: int, message: str) -> TradesCsvError:
     return TradesCsvError(f"{path}:{line}: {message}")
 
 
+#: no size or price reaches 10**30 (a whole market's day is ~1e9 shares); past it an
+#: amount in 6-decimal units would overflow Decimal's context or wrap past uint256
+_DECIMAL_DIGITS = 30
+
+
 def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
     try:
         value = Decimal(text.strip())
@@ -101,6 +112,8 @@ def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
         raise _fail(path, line, f"column {column}: not a number: {text!r}") from None
     if not value.is_finite():
         raise _fail(path, line, f"column {column}: not a finite number: {text!r}")
+    if value and value.adjusted() >= _DECIMAL_DIGITS:  # exact: abs() would overflow
+        raise _fail(path, line, f"column {column}: out of range: {text[:40]!r}")
     return value
 
 
@@ -154,7 +167,13 @@ def read_trades_csv(path: str | Path) -> list[TradeRow]:
     path = Path(path)
     rows: list[TradeRow] = []
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        if not path.is_file():  # /dev/zero, a FIFO: not an export (and never-ending)
+            raise TradesCsvError(f"{path}: not a regular file" if path.exists() else
+                                 f"{path}: no such file")
+        text = read_small_text(path, TRADES_CSV_BYTES)
+        if text.startswith("\ufeff"):  # a spreadsheet's byte-order mark
+            text = text[1:]
+        with io.StringIO(text, newline="") as fh:
             reader = csv.DictReader(fh)
             fields = reader.fieldnames or []
             missing = [c for c in REQUIRED_COLUMNS if c not in fields]
@@ -169,6 +188,8 @@ def read_trades_csv(path: str | Path) -> list[TradeRow]:
                 rows.append(_row(path, line, rec, negrisk_col))
     except FileNotFoundError:
         raise TradesCsvError(f"{path}: no such file") from None
+    except SmallFileError as exc:
+        raise TradesCsvError(f"{path}: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise TradesCsvError(f"{path}: not a readable CSV ({exc})") from None
     if not rows:

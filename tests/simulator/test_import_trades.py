@@ -152,6 +152,11 @@ def test_same_csv_same_file(tmp_path: Path) -> None:
      ":2:", "column timestamp: not a non-negative integer"),
     (lambda rows: [[*r[:4], "nan", *r[5:]] if i == 0 else r for i, r in enumerate(rows)],
      ":2:", "column size: not a finite number"),
+    # a Decimal overflow traceback, and an amount that wrapped past uint256 silently
+    (lambda rows: [[*r[:4], "1e999999999", *r[5:]] if i == 0 else r
+                   for i, r in enumerate(rows)], ":2:", "column size: out of range"),
+    (lambda rows: [[*r[:4], "1e100", *r[5:]] if i == 0 else r for i, r in enumerate(rows)],
+     ":2:", "column size: out of range"),
 ])
 def test_bad_rows_fail_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           edit, where, message) -> None:
@@ -178,3 +183,26 @@ def test_missing_column_and_empty_or_absent_file(tmp_path: Path,
     assert "empty.csv: no trades" in capsys.readouterr().err
     assert main(["import-trades", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "none.csv: no such file" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_regular_file_or_too_large_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # /dev/zero was read as one endless header line: 2.6 GB in 5 s
+    out = tmp_path / "o.jsonl.gz"
+    assert main(["import-trades", "/dev/zero", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
+    monkeypatch.setattr("simulator.import_trades.TRADES_CSV_BYTES", 100)
+    src = write_csv(tmp_path / "t.csv", ROWS)
+    assert main(["import-trades", str(src), "--out", str(out)]) == 2
+    assert "t.csv: larger than 100 bytes" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    plain = load_recording(run_import(tmp_path / "a", ROWS)).blocks
+    src = write_csv(tmp_path / "trades.csv", ROWS)
+    src.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    out = tmp_path / "bom.jsonl.gz"
+    assert main(["import-trades", str(src), "--out", str(out)]) == 0
+    assert load_recording(out).blocks == plain

@@ -101,6 +101,15 @@ def test_cli_reports_unknown_profile_in_one_line(tmp_path: Path,
     assert not (tmp_path / "x.gz").exists()
 
 
+def test_cli_refuses_more_blocks_than_a_file_holds_at_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --blocks 999999999999 ran until killed, 30 MB more memory a second, nothing written
+    assert main(synth_args(tmp_path, "x.gz", blocks=999_999_999_999)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --blocks must be at most 500,000") and err.count("\n") == 1
+    assert not (tmp_path / "x.gz").exists()
+
+
 def test_blocks_look_like_polygon_blocks(steady: Recording) -> None:
     parent = None
     for b in steady.blocks[:40]:
