@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import json
 import queue
+import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "RecordedBlock",
     "Recording",
     "RecordingError",
+    "check_header",
     "compact_json",
     "iter_recording",
     "load_recording",
@@ -195,6 +197,42 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise RecordingError(f"{path}: corrupt or truncated recording ({exc})") from None
 
 
+_MAX_NUMBER = 1 << 63
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def check_header(path: str | Path, head: Any) -> dict[str, Any]:
+    """Line 1 of a recording, checked: the format and version this build reads, and the
+    type of each field it uses (``chain_id``, ``first_block``, ``last_block``, ``blocks``:
+    integers in range; ``source``: an object; ``wallets``: a list of addresses or of
+    ``[address, trades]`` pairs). Raises
+    :class:`RecordingError` naming the file and the field."""
+    if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
+        raise RecordingError(f"{path}:1: not a {FORMAT_NAME} header")
+    if head.get("version") != FORMAT_VERSION:
+        raise RecordingError(f"{path}:1: format version {head.get('version')!r} is not "
+                             f"supported (this build reads version {FORMAT_VERSION})")
+    for key in ("chain_id", "first_block", "last_block", "blocks"):
+        value = head.get(key)
+        if key in head and not (type(value) is int and 0 <= value < _MAX_NUMBER):
+            raise RecordingError(f"{path}:1: header field {key} must be a non-negative "
+                                 f"integer, not {str(value)[:40]!r}")
+    if "source" in head and not isinstance(head["source"], dict):
+        raise RecordingError(f"{path}:1: header field source must be an object")
+    wallets = head.get("wallets")
+    if "wallets" in head and not (isinstance(wallets, list) and all(map(_wallet, wallets))):
+        raise RecordingError(f"{path}:1: header field wallets must be a list of addresses "
+                             f"(or of [address, trades] pairs)")
+    return head
+
+
+def _wallet(item: Any) -> bool:
+    """A header's wallet: an address, or ``[address, trades]`` (synth's, busiest first)."""
+    if isinstance(item, list) and len(item) == 2 and type(item[1]) is int:
+        item = item[0]
+    return isinstance(item, str) and _ADDRESS.fullmatch(item) is not None
+
+
 def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
     where = f"{path}:{lineno}"
     if not isinstance(row, dict) or not isinstance(row.get("block"), dict):
@@ -229,13 +267,7 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
         except json.JSONDecodeError as exc:
             raise RecordingError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
         if lineno == 1:
-            if not isinstance(row, dict) or row.get("format") != FORMAT_NAME:
-                raise RecordingError(f"{path}:1: not a {FORMAT_NAME} header")
-            if row.get("version") != FORMAT_VERSION:
-                raise RecordingError(
-                    f"{path}:1: format version {row.get('version')!r} is not supported "
-                    f"(this build reads version {FORMAT_VERSION})")
-            expected = row.get("blocks")
+            expected = check_header(path, row).get("blocks")
             yield row
             continue
         block = _check_block(path, lineno, row)

@@ -44,6 +44,7 @@ from simulator.recording import (
     Recording,
     RecordingError,
     _check_block,
+    check_header,
 )
 from simulator.synth import Planner, Renderer, build_universe
 
@@ -427,12 +428,7 @@ class FileSource(BlockSource):
             raise RecordingError(f"{self.path}:1: not JSON ({exc})") from None
         if head is None:
             raise RecordingError(f"{self.path}: empty file, no header")
-        if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
-            raise RecordingError(f"{self.path}:1: not a {FORMAT_NAME} header")
-        if head.get("version") != FORMAT_VERSION:
-            raise RecordingError(f"{self.path}:1: format version {head.get('version')!r} is "
-                                 f"not supported (this build reads version {FORMAT_VERSION})")
-        self._header = head
+        self._header = check_header(self.path, head)
         self.chain_id = int(head.get("chain_id", 137))
         blocks = head.get("blocks")
         self.count = blocks if isinstance(blocks, int) else None

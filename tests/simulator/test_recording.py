@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +135,35 @@ def test_wrong_header_and_version_are_refused(small, tmp_path: Path) -> None:
                        ['{"format": "polygon-recording", "version": 7, "blocks": 0}'])
     with pytest.raises(RecordingError, match=r"v\.jsonl\.gz:1: format version 7"):
         load_recording(path)
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("chain_id", "x", "chain_id must be a non-negative integer"),
+    ("chain_id", None, "chain_id must be a non-negative integer"),
+    ("chain_id", True, "chain_id must be a non-negative integer"),
+    ("first_block", "a", "first_block must be a non-negative integer"),
+    ("last_block", None, "last_block must be a non-negative integer"),
+    ("blocks", "many", "blocks must be a non-negative integer"),
+    ("blocks", -1, "blocks must be a non-negative integer"),
+    ("source", "str", "source must be an object"),
+    ("wallets", 5, "wallets must be a list of addresses"),
+    ("wallets", ["0x12"], "wallets must be a list of addresses"),
+    ("wallets", [["0x" + "ab" * 20, "7"]], "wallets must be a list of addresses"),
+])
+def test_a_header_field_of_the_wrong_type_is_refused_by_name(
+        small, tmp_path: Path, field: str, value: Any, says: str) -> None:
+    # "chain_id": "x" was a ValueError traceback in inspect and serve; "blocks": "many",
+    # "first_block": "a" and "wallets": 5 were taken without a word
+    from simulator.source import FileSource
+
+    lines = lines_of(save_recording(small, tmp_path / "s.jsonl.gz"))
+    header = json.loads(lines[0])
+    header[field] = value
+    path = write_lines(tmp_path / "h.jsonl.gz", [json.dumps(header), *lines[1:]])
+    with pytest.raises(RecordingError, match=rf"h\.jsonl\.gz:1: header field {says}"):
+        load_recording(path)
+    with pytest.raises(RecordingError, match=rf"h\.jsonl\.gz:1: header field {says}"):
+        FileSource(path)
 
 
 def test_empty_file_and_wrong_row_shapes_are_refused(small, tmp_path: Path) -> None:
