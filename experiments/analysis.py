@@ -32,7 +32,7 @@ from experiments.checker import (
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.scenario import ScenarioError, load_scenario
 from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
-from experiments.thresholds import evaluate_all, parse_threshold
+from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
 
 __all__ = [
@@ -44,16 +44,6 @@ __all__ = [
     "summaries_frame",
 ]
 
-SUMMARY_KEYS = [
-    "scenario", "description", "era", "mode", "speed", "seed", "wallets", "sim_duration_s",
-    "status", "error", "trades", "detected", "late", "missed", "duplicates", "phantoms",
-    "retracted", "missed_pct", "latency_p50_s", "latency_p95_s", "latency_p99_s",
-    "latency_max_s", "latency_p95_in_fault_s", "latency_p95_outside_fault_s", "api_calls",
-    "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
-    "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
-    "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
-    "latency_stages",
-]
 
 RUN_FILE = "run.json"
 

@@ -420,6 +420,17 @@ class Scenario(_Strict):
             raise ValueError("must be below 2^63")
         return v
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("must list at least one seed (or leave seeds out)")
+            for i, seed in enumerate(v):
+                if not 0 <= seed <= MAX_SEED:
+                    raise ValueError(f"[{i}]: must be 0 .. 2^63, got {seed}")
+        return v
+
     @field_validator("blocks")
     @classmethod
     def _blocks(cls, v: int | None) -> int | None:
@@ -450,14 +461,32 @@ class Scenario(_Strict):
             raise ValueError(f"sim_duration_s: sim_duration_s + grace_s need "
                              f"{self.synth_blocks()} synthesised blocks, more than "
                              f"{MAX_BLOCKS}; shorten the run or give blocks")
+        if self.profile is not None:
+            from simulator.profiles import PROFILES
+
+            if self.profile not in PROFILES:
+                raise ValueError(f"profile: unknown profile {self.profile!r} (known: "
+                                 f"{', '.join(sorted(PROFILES))})")
+        end = self.sim_duration_s + self.grace_s
+        for i, f in enumerate(self.faults):  # one that never starts is a typo, not a run
+            if f.at is not None and f.at >= end:
+                raise ValueError(f"faults[{i}].at: {f.at:g} s is after the run ends "
+                                 f"(sim_duration_s + grace_s = {end:g} s): it would never "
+                                 f"start")
         if self.faults:  # the windows the simulator will open: bounded, found now
             from simulator.faults import FaultError, FaultPlan
 
             try:
-                FaultPlan.parse([f.simulator_table() for f in self.faults]).windows(
-                    self.sim_duration_s + self.grace_s)
+                FaultPlan.parse([f.simulator_table() for f in self.faults]).windows(end)
             except FaultError as exc:
                 raise ValueError(str(exc)) from None
+        from simulator.settings import SettingsError, settings_from_dict
+
+        try:  # [explorer], [chain], [rpc] as the simulator will read them, found now
+            settings_from_dict({k: v for k, v in self.simulator_config().items()
+                                if k != "faults"}, "simulator settings")
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     # -- derived -----------------------------------------------------------------------

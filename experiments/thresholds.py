@@ -40,6 +40,8 @@ from typing import Any
 from experiments.confidence import rate_bound, trials_needed
 
 __all__ = [
+    "METRICS",
+    "SUMMARY_KEYS",
     "Threshold",
     "ThresholdError",
     "evaluate",
@@ -119,7 +121,26 @@ def parse_threshold(expr: str) -> Threshold:
         value /= 100.0
     if not math.isfinite(value):
         raise ThresholdError(f"cannot parse {expr!r}: the number is not finite")
+    if metric not in METRICS:  # a typo would be "not measured" in every run, never a check
+        raise ThresholdError(f"{expr!r}: unknown metric {m.group('metric')!r} (known: "
+                             f"{', '.join(sorted(METRICS))})")
     return Threshold(expr=expr.strip(), metric=metric, op=m.group("op"), value=value)
+
+
+#: the keys of a scenario's summary (docs/contracts.md "Scenario summary"), in order
+SUMMARY_KEYS = [
+    "scenario", "description", "era", "mode", "speed", "seed", "wallets", "sim_duration_s",
+    "status", "error", "trades", "detected", "late", "missed", "duplicates", "phantoms",
+    "retracted", "missed_pct", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+    "latency_max_s", "latency_p95_in_fault_s", "latency_p95_outside_fault_s", "api_calls",
+    "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
+    "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
+    "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
+    "latency_stages",
+]
+#: summary keys that are not numbers, so no threshold can name them
+_NOT_METRICS = frozenset({"scenario", "description", "era", "mode", "status", "error",
+                          "api_calls", "faults", "thresholds", "latency_stages"})
 
 
 def number(value: Any) -> float | None:
@@ -175,6 +196,8 @@ RATE_METRICS: dict[str, tuple[str, str]] = {
 }
 _DERIVED["duplicate_pct"] = lambda s: _ratio(s.get("duplicates"), s.get("trades"), 100.0)
 _DERIVED["phantom_pct"] = lambda s: _ratio(s.get("phantoms"), s.get("trades"), 100.0)
+#: what a threshold can name: the summary's numbers and the metrics derived from them
+METRICS = frozenset(k for k in SUMMARY_KEYS if k not in _NOT_METRICS) | frozenset(_DERIVED)
 CONFIDENCE = 0.95
 
 

@@ -30,7 +30,7 @@ import logging
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from typing import Any, Literal, Protocol
 
@@ -193,6 +193,28 @@ class ExplorerSettings:
             raise ValueError("explorer max_tracked_keys must be an integer >= 1")
         if self.timeout_hang_s is not None and self.timeout_hang_s < 0:
             raise ValueError("explorer timeout_hang_s must be >= 0 or None")
+
+
+def explorer_settings_from(table: Mapping[str, Any], *, speed: float = 1.0,
+                           retain_blocks: int | None = None) -> ExplorerSettings:
+    """:class:`ExplorerSettings` from a config's ``[explorer]`` table (``speed`` and, when
+    the table does not set it, ``retain_blocks`` come from the node). Raises
+    ``ValueError`` naming the setting: an unknown one, or a value of the wrong kind."""
+    known = sorted(f.name for f in fields(ExplorerSettings) if f.name != "speed")
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ValueError(f"explorer.{unknown[0]}: unknown setting (known: "
+                         f"{', '.join(known)})")
+    opts = dict(table)
+    if opts.get("api_keys") is not None:
+        opts["api_keys"] = frozenset(opts["api_keys"])
+    opts["speed"] = speed
+    if retain_blocks is not None:
+        opts.setdefault("retain_blocks", retain_blocks)
+    try:
+        return ExplorerSettings(**opts)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"explorer: {exc}") from None
 
 
 class ExplorerFaults:

@@ -26,7 +26,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -411,25 +411,15 @@ class Simulator:
 
     def _make_explorer(self) -> None:
         try:
-            from simulator.explorer import Explorer, ExplorerSettings
+            from simulator.explorer import Explorer, explorer_settings_from
         except ImportError:  # the explorer package is optional for the node itself
             log.warning("simulator.explorer is not available: no explorer API")
             return
-        opts = dict(self.settings.explorer)
-        if "api_keys" in opts and opts["api_keys"] is not None:
-            opts["api_keys"] = frozenset(opts["api_keys"])
-        opts["speed"] = self.chain.speed
-        if self.chain.window is not None:
-            opts.setdefault("retain_blocks", self.chain.window)
-        known = sorted(f.name for f in fields(ExplorerSettings) if f.name != "speed")
-        unknown = sorted(set(self.settings.explorer) - set(known))
-        if unknown:
-            raise SettingsError(f"explorer.{unknown[0]}: unknown setting (known: "
-                                f"{', '.join(known)})")
         try:
-            explorer_settings = ExplorerSettings(**opts)
-        except (TypeError, ValueError) as exc:
-            raise SettingsError(f"explorer: {exc}") from None
+            explorer_settings = explorer_settings_from(
+                self.settings.explorer, speed=self.chain.speed, retain_blocks=self.chain.window)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         self.explorer = Explorer(explorer_settings, self.chain)
 
     # -- replay ----------------------------------------------------------------------------

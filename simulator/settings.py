@@ -244,6 +244,12 @@ def settings_from_dict(data: dict[str, Any], where: str = "config") -> SimSettin
     explorer = data.get("explorer", {})
     if not isinstance(explorer, dict):
         raise SettingsError(f"{where}.explorer: expected a table")
+    from simulator.explorer import explorer_settings_from
+
+    try:  # checked now, not when the server starts (built again there with its speed)
+        explorer_settings_from(explorer)
+    except ValueError as exc:
+        raise SettingsError(f"{where}.{exc}") from None
     chain_id = data.get("chain_id", 137)
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 1 <= chain_id < 2**63:
         raise SettingsError(f"{where}.chain_id: expected a positive integer, got {chain_id!r}")

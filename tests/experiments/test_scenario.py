@@ -172,6 +172,32 @@ def test_absurd_sizes_are_refused_with_the_field_named(changes: dict[str, Any],
     assert error_of(**changes).startswith(expected)
 
 
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"recording": None, "profile": "nope"},
+     "scenarios/x.toml: profile: unknown profile 'nope' (known: busy, default"),
+    ({"seeds": [-1, 2]}, "scenarios/x.toml: seeds: [0]: must be 0 .. 2^63, got -1"),
+    ({"seeds": []}, "scenarios/x.toml: seeds: must list at least one seed"),
+    ({"explorer": {"rate_per_s": -3}},
+     "scenarios/x.toml: simulator settings.explorer: explorer setting rate_per_s must be"),
+    ({"explorer": {"rate_per_sec": 3}},
+     "scenarios/x.toml: simulator settings.explorer.rate_per_sec: unknown setting"),
+    ({"chain": {"nonsense": "x"}},
+     "scenarios/x.toml: simulator settings.chain.nonsense: unknown setting"),
+    ({"rpc": {"get_logs_max_range": "lots"}},
+     "scenarios/x.toml: simulator settings.node.logs_max_range: expected int"),
+    ({"thresholds": ["nosuchmetric < 1"]},
+     "scenarios/x.toml: thresholds[0]: 'nosuchmetric < 1': unknown metric 'nosuchmetric'"),
+    ({"faults": [{"name": "ws_drop", "target": "ws", "at": 100000}]},
+     "scenarios/x.toml: faults[0].at: 100000 s is after the run ends (sim_duration_s + "
+     "grace_s = 120 s)"),
+])
+def test_what_would_only_fail_at_run_time_is_refused_at_validation(
+        changes: dict[str, Any], expected: str) -> None:
+    # each of these passed `experiments validate`, then ended as a harness error, a fault
+    # that never fired or a threshold "not measured" in a run that exited 0
+    assert error_of(**changes).startswith(expected), error_of(**changes)
+
+
 def test_malformed_mixed_schedules_every_malformed_fault_beside_existing_ones() -> None:
     """Issue 8: the default matrix has a scenario mixing the malformed-data faults with the
     existing ones, and the simulator accepts its schedule as written."""

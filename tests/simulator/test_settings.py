@@ -42,6 +42,10 @@ def test_config_overrides_and_keeps_faults_and_explorer(tmp_path: Path) -> None:
     ("[lag]\nmedian_s = 1e-9\n", r"0\.001 <= median_s"),
     ('chain_id = "abc"\n', r"chain_id: expected a positive integer"),  # was a traceback
     ("chain_id = -5\n", r"chain_id: expected a positive integer"),
+    # the [explorer] table is checked when the file is read, not when the server starts
+    ("[explorer]\nrate_per_s = -3\n", r"explorer: explorer setting rate_per_s must be"),
+    ("[explorer]\nrate_per_s = 'lots'\n", r"\.explorer: "),
+    ("[explorer]\nrate_per_sec = 3\n", r"explorer\.rate_per_sec: unknown setting"),
 ])
 def test_bad_configs_name_the_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
     cfg = tmp_path / "bad.toml"
