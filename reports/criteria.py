@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +144,22 @@ def _pair(table: dict[str, Any], key: str, default: tuple[float, float], where: 
     return (float(value[0]), float(value[1]))
 
 
+def _known(table: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Refuse a key the criteria do not read: a typo (``critcal = true``) would otherwise
+    quietly turn a critical gate into a scored check."""
+    for key in table:
+        if key not in keys:
+            raise CriteriaError(f"{where}{key}: unknown key (known: {', '.join(keys)})")
+
+
+_RULE_KEYS = ("name", "expr", "critical", "weight", "modes", "faults")
+
+
 def _rule(raw: Any, i: int) -> Rule:
     where = f"rule[{i}]"
     if not isinstance(raw, dict):
         raise CriteriaError(f"{where} must be a table")
+    _known(raw, _RULE_KEYS, f"{where}.")
     expr = raw.get("expr")
     if not isinstance(expr, str) or not expr.strip():
         raise CriteriaError(f"{where}.expr must be a non-empty string")
@@ -175,12 +187,15 @@ def _rule(raw: Any, i: int) -> Rule:
 
 
 def _parse(data: dict[str, Any], source: str) -> Criteria:
+    _known(data, ("verdict", "rule", "claims", "cost", "rollout"), "")
     verdict = _table(data, "verdict")
+    _known(verdict, ("go_score", "marginal_score"), "verdict.")
     rule_list = data.get("rule", [])
     if not isinstance(rule_list, list):
         raise CriteriaError("rule must be an array of tables ([[rule]])")
     rules = tuple(_rule(r, i) for i, r in enumerate(rule_list))
     c = _table(data, "claims")
+    _known(c, tuple(f.name for f in fields(ClaimSettings)), "claims.")
     claims = ClaimSettings(
         latency_before_s=_pair(c, "latency_before_s", (15.0, 30.0), "claims"),
         latency_after_s=_num(c, "latency_after_s", 1.0, "claims"),
@@ -190,8 +205,11 @@ def _parse(data: dict[str, Any], source: str) -> Criteria:
         explorer_after_per_hour=_num(c, "explorer_after_per_hour", 12.0, "claims"),
     )
     cost = _table(data, "cost")
+    _known(cost, ("hours_per_month", "explorer", "provider"), "cost.")
     e = _table(cost, "explorer", "cost.")
+    _known(e, tuple(f.name for f in fields(ExplorerPlan)), "cost.explorer.")
     p = _table(cost, "provider", "cost.")
+    _known(p, tuple(f.name for f in fields(ProviderPlan)), "cost.provider.")
     d_e, d_p = ExplorerPlan(), ProviderPlan()
     cost_settings = CostSettings(
         hours_per_month=_num(cost, "hours_per_month", 730.0, "cost", positive=True),
@@ -218,6 +236,7 @@ def _parse(data: dict[str, Any], source: str) -> Criteria:
         ),
     )
     r = _table(data, "rollout")
+    _known(r, tuple(f.name for f in fields(RolloutSettings)), "rollout.")
     phases_raw = r.get("phases", [list(x) for x in RolloutSettings().phases])
     try:
         phases = tuple((str(name), int(share)) for name, share in phases_raw)
@@ -234,6 +253,8 @@ def _parse(data: dict[str, Any], source: str) -> Criteria:
     marginal = _num(verdict, "marginal_score", 0.7, "verdict")
     if not 0 <= marginal <= go <= 1:
         raise CriteriaError("verdict: need 0 <= marginal_score <= go_score <= 1")
+    if not rules:  # an empty file, or [[rules]] for [[rule]]: nothing would be judged
+        raise CriteriaError("no [[rule]]: a verdict needs at least one gate or check")
     return Criteria(rules, go, marginal, claims, cost_settings, rollout, source)
 
 

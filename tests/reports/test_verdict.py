@@ -164,3 +164,28 @@ def test_criteria_numbers_and_tables_are_checked(body: str, says: str, tmp_path:
     f.write_text(body)
     with pytest.raises(CriteriaError, match=says):
         load_criteria(f)
+
+
+_RULE = '[[rule]]\nexpr = "missed_pct < 1"\n'
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    # a typo turned a critical gate into a scored check: MARGINAL where NO-GO was due
+    (_RULE + "critcal = true\n", r"rule\[0\]\.critcal: unknown key \(known: name, expr, "
+                                  r"critical"),
+    ("", r"no \[\[rule\]\]"), ('[[rules]]\nexpr = "missed_pct < 1"\n', r"rules: unknown key"),
+    (_RULE + "[gates]\nbogus = 1\n", r"gates: unknown key"),
+    (_RULE + "[verdict]\ngo_scor = 0.8\n", r"verdict\.go_scor: unknown key"),
+    (_RULE + "[claims]\nlatency_after = 1\n", r"claims\.latency_after: unknown key"),
+    (_RULE + "[cost.explorer]\nrate = 1\n", r"cost\.explorer\.rate: unknown key"),
+    (_RULE + "[cost.provider]\nprice = 1\n", r"cost\.provider\.price: unknown key"),
+    (_RULE + "[cost]\nhours = 1\n", r"cost\.hours: unknown key"),
+    (_RULE + "[rollout]\nmin_trades = 1\n", r"rollout\.min_trades: unknown key"),
+    ('[[rule]]\nexpr = "nosuch_metric < 1"\n', r"unknown metric 'nosuch_metric'"),
+])
+def test_a_key_or_metric_the_criteria_do_not_know_is_refused(
+        body: str, says: str, tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(body)
+    with pytest.raises(CriteriaError, match=says):
+        load_criteria(f)
