@@ -226,8 +226,9 @@ def latency_timeline(sc: ScenarioData) -> Figure:
         ax.yaxis.set_minor_formatter(FormatStrFormatter(""))
     ax.set_ylabel("latency (s)")
     ax.set_title(f"{sc.name} ({sc.mode})", fontsize=11, loc="left")
-    ax.legend(loc="lower right", fontsize=8, frameon=False, ncol=4,
-              bbox_to_anchor=(1.0, 1.0))
+    if ax.get_legend_handles_labels()[0]:  # none when nothing is plotted (no trades)
+        ax.legend(loc="lower right", fontsize=8, frameon=False, ncol=4,
+                  bbox_to_anchor=(1.0, 1.0))
     _style(ax)
     ax.tick_params(labelbottom=False)
     states = state_intervals(sc, end)
@@ -283,7 +284,8 @@ def api_calls(run: Run, *, rate_limit_per_hour: float = 10_800.0,
     ax1.set_xticks(x, modes)
     ax1.set_ylabel("calls per hour (fault-free runs)")
     ax1.set_title("API calls per hour", fontsize=11, loc="left")
-    ax1.legend(fontsize=8, frameon=False)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(fontsize=8, frameon=False)
     _style(ax1)
 
     grid = np.logspace(0, 3, 50)
@@ -311,7 +313,8 @@ def api_calls(run: Run, *, rate_limit_per_hour: float = 10_800.0,
     ax2.set_xlabel("wallets watched (measured points, fitted line)")
     ax2.set_ylabel("explorer calls per hour")
     ax2.set_title("Explorer calls as wallets grow", fontsize=11, loc="left")
-    ax2.legend(fontsize=8, frameon=False, loc="lower right")
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=8, frameon=False, loc="lower right")
     _style(ax2)
     return fig
 

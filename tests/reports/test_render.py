@@ -137,3 +137,21 @@ def test_summary_json_in_the_store_is_not_modified(
         default_report: tuple[Path, str, dict[str, Any]]) -> None:
     run, _, before = default_report
     assert json.loads((run / "summary.json").read_text()) == before
+
+
+def test_a_timeline_without_a_positive_latency_draws_without_a_warning(
+        tmp_path: Path) -> None:
+    # virtual time: every latency 0, nothing to draw on the log axis, and matplotlib's
+    # "No artists with labels found" went to the terminal of every `reports build`
+    import warnings
+
+    from reports.figures import latency_timeline
+
+    run = load_run(build_run(tmp_path))
+    sc = next(s for s in run.scenarios if s.outcomes is not None and not s.outcomes.empty)
+    sc.outcomes["latency_s"] = 0.0
+    sc.outcomes["outcome"] = "detected"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = latency_timeline(sc)
+    assert fig.axes
