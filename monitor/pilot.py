@@ -52,7 +52,7 @@ from monitor.bounds import quantity
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.connection import ConnState
-from monitor.errors import StoreError
+from monitor.errors import MonitorError, StoreError
 from monitor.history import History
 from monitor.jsonrpc_client import JsonRpcHttpClient
 from monitor.ops_server import OpsServer
@@ -454,7 +454,15 @@ class Pilot:
             async with aiohttp.ClientSession() as session:
                 client = JsonRpcHttpClient(self.s.rpc_url, session, clock=self.clock,
                                            timeout=self.s.rpc_timeout)
-                start = quantity(await client.call("eth_blockNumber", [])) + 1
+                try:
+                    start = quantity(await client.call("eth_blockNumber", [])) + 1
+                except MonitorError as exc:  # say which of the three endpoints it was
+                    raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
+                                       f"eth_blockNumber for the start block: "
+                                       f"{exc.message}") from None
+                except (TypeError, ValueError) as exc:
+                    raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
+                                       f"eth_blockNumber for the start block: {exc}") from None
         store.set_meta("start_block", start)
         return start
 

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import signal
 import sys
 from collections.abc import Callable
@@ -35,6 +34,11 @@ __all__ = ["add_pilot_parser", "pilot_main"]
 log = logging.getLogger("monitor.pilot")
 
 _READY_WAIT_S = 15.0
+
+
+MIN_BEAT_S, MAX_BEAT_S = 0.1, 3600.0
+MIN_ROTATE_MB, MAX_ROTATE_MB = 1.0, 1_000_000.0
+MAX_KEEP = 1000
 
 
 def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
@@ -89,8 +93,14 @@ def pilot_main(ns: argparse.Namespace,
             raise ConfigError("wallets: at least one --wallet (or --wallets-file) is needed")
         if not settings.websocket_url or not settings.rpc_url or not settings.explorer_url:
             raise ConfigError("the pilot needs --ws-url, --rpc-url and --explorer-url")
-        if not (0 < ns.beat < math.inf and 0 < ns.rotate_mb < math.inf) or ns.keep < 0:
-            raise ConfigError("--beat and --rotate-mb must be positive numbers, --keep >= 0")
+        # a beat of 1e-9 s spun the loop writing state rows; a rotation every few bytes
+        # would have rotated the kept files' data away
+        if not (MIN_BEAT_S <= ns.beat <= MAX_BEAT_S):
+            raise ConfigError(f"--beat must be {MIN_BEAT_S:g} to {MAX_BEAT_S:g} seconds")
+        if not (MIN_ROTATE_MB <= ns.rotate_mb <= MAX_ROTATE_MB):
+            raise ConfigError(f"--rotate-mb must be {MIN_ROTATE_MB:g} to {MAX_ROTATE_MB:g}")
+        if not 0 <= ns.keep <= MAX_KEEP:
+            raise ConfigError(f"--keep must be 0 to {MAX_KEEP}")
         store = Path(ns.store)
         if store.exists() and not store.is_dir():
             raise ConfigError(f"--store {store}: not a folder")

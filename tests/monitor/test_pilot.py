@@ -39,14 +39,19 @@ def test_status_of_a_missing_store_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("case", ["a file", "under a file", "beat nan"])
+@pytest.mark.parametrize("case", ["a file", "under a file", "beat nan", "beat 1e-9",
+                                  "rotate 1e-9", "keep 1e9"])
 def test_a_store_that_cannot_be_one_or_a_bad_beat_is_one_line(case: str, tmp_path: Path
                                                               ) -> None:
-    """Was a FileExistsError / FileNotFoundError traceback, and --beat nan was taken."""
+    """Was a FileExistsError / FileNotFoundError traceback, and --beat nan was taken (as
+    were a beat of a nanosecond, a spin, and a rotation every few bytes)."""
     afile = tmp_path / "a-file"
     afile.write_text("x")
     store, extra = {"a file": (afile, []), "under a file": (afile / "store", []),
-                    "beat nan": (tmp_path / "s", ["--beat", "nan"])}[case]
+                    "beat nan": (tmp_path / "s", ["--beat", "nan"]),
+                    "beat 1e-9": (tmp_path / "s", ["--beat", "1e-9"]),
+                    "rotate 1e-9": (tmp_path / "s", ["--rotate-mb", "1e-9"]),
+                    "keep 1e9": (tmp_path / "s", ["--keep", "1000000000"])}[case]
     res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(store), *extra,
                           "--ws-url", "ws://127.0.0.1:9/", "--rpc-url", "http://127.0.0.1:9/",
                           "--explorer-url", "http://127.0.0.1:9/api",
@@ -56,7 +61,48 @@ def test_a_store_that_cannot_be_one_or_a_bad_beat_is_one_line(case: str, tmp_pat
     assert res.returncode in (1, 2) and "Traceback" not in res.stderr, res.stderr
     assert err and err[-1].startswith("python -m monitor pilot: error: ")
     assert {"a file": "not a folder", "under a file": "cannot write the pilot's store",
-            "beat nan": "--beat and --rotate-mb must be positive"}[case] in err[-1]
+            "beat nan": "--beat must be 0.1 to 3600 seconds",
+            "beat 1e-9": "--beat must be 0.1 to 3600 seconds",
+            "rotate 1e-9": "--rotate-mb must be 1 to 1e+06",
+            "keep 1e9": "--keep must be 0 to 1000"}[case] in err[-1]
+    if case.split()[0] in ("beat", "rotate", "keep"):
+        assert res.returncode == 2 and not (tmp_path / "s").exists()
+
+
+def test_a_start_block_the_node_cannot_give_names_the_rpc_url(tmp_path: Path) -> None:
+    """An RPC URL that answers 404 said 'HTTP 404 not JSON' without saying which of the
+    three endpoints it was."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"404: Not Found"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = f"http://127.0.0.1:{server.server_address[1]}/v2/K3yInThePath0123"
+        res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(tmp_path / "s"),
+                              "--ws-url", "ws://127.0.0.1:9/", "--rpc-url", rpc,
+                              "--explorer-url", "http://127.0.0.1:9/api",
+                              "--wallet", "0x" + "11" * 20], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        server.shutdown()
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert err[-1].startswith("python -m monitor pilot: error: --rpc-url http://127.0.0.1:"), \
+        err[-1]
+    assert "eth_blockNumber for the start block" in err[-1] and "404" in err[-1]
+    assert "K3yInThePath0123" not in res.stderr
 
 
 def test_api_key_on_argv_is_refused(tmp_path: Path) -> None:
