@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -177,11 +178,19 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                         seeds=list(range(1, args.seeds + 1)) if args.seeds else None)
     console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
     console.print(f"run directory: {result.run_dir}")
-    bad = [s["scenario"] for s in result.summaries if s.get("status") != "ok"]
+    _say_not_measured(result.summaries, console)
+    return 0
+
+
+def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) -> None:
+    """The scenarios without results, each with why (the table has no room for it)."""
+    bad = [s for s in summaries if s.get("status") != "ok"]
     if bad:
         console.print(f"[yellow]not measured (harness error or inconclusive): "
-                      f"{', '.join(bad)}[/]")
-    return 0
+                      f"{', '.join(str(s.get('scenario')) for s in bad)}[/]")
+    for s in bad:
+        console.print(f"  {s.get('scenario')}: {str(s.get('error') or s.get('status'))[:300]}",
+                      markup=False, highlight=False)
 
 
 def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
@@ -212,6 +221,7 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     write_run_summary(run_dir, summaries)
     console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
     console.print(f"run directory: {run_dir}")
+    _say_not_measured(summaries, console)
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return 1 if failed else 0

@@ -295,3 +295,18 @@ def test_the_matrix_refuses_more_seeds_than_it_runs(tmp_path: Path) -> None:
         run_matrix([scenario_from_dict(BASE)], out=tmp_path / "out", command=[], quick=True,
                    clock="virtual", seeds=range(1, 10_002))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scenario_not_measured_is_named_with_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the last line named the scenario only; why was in its run.json
+    from experiments.cli import main
+
+    path = tmp_path / "many.toml"
+    path.write_text('name = "many"\nrecording = "default"\nsim_duration_s = 30\n'
+                    '[wallets]\ncount = 9000\n')
+    assert main(["run", str(path), "--clock", "virtual", "--no-progress",
+                 "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "not measured (harness error or inconclusive): many" in out
+    assert "  many: wallets.count = 9000 but the recording has only" in out
