@@ -15,7 +15,7 @@ import errno
 from pathlib import Path
 
 __all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "file_error_text",
-           "read_small_text"]
+           "os_error_reason", "read_small_text"]
 
 #: a TOML config, a scenario, the report's criteria, a file holding a URL or a token
 CONFIG_BYTES = 1 << 20
@@ -45,8 +45,19 @@ def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
                                            f"0x{data[exc.start]:02x})", str(path)) from None
 
 
+def os_error_reason(exc: OSError) -> str:
+    """What went wrong, in words: the system's text, except that a folder that cannot be
+    made because a file has its name ("File exists" from ``mkdir``) says so."""
+    name = exc.filename
+    if isinstance(exc, FileExistsError) and name and Path(name).exists() \
+            and not Path(name).is_dir():
+        return f"{name} is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
 def file_error_text(exc: OSError) -> str:
     """An ``OSError`` as a command's one-line error: what went wrong, then the file
     (``No such file or directory: /proc/x``), without errno or a traceback."""
-    where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+    reason = os_error_reason(exc)
+    where = f": {exc.filename}" if exc.filename and str(exc.filename) not in reason else ""
+    return f"{reason}{where}"

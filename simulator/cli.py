@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyvocab.small_files import file_error_text
+from polyvocab.small_files import file_error_text, os_error_reason
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
 
@@ -181,7 +181,7 @@ def _write(out: str, header: dict[str, Any], blocks: Iterable[RecordedBlock]) ->
     try:
         return write_recording(out, header, blocks, compresslevel=COMPRESS_LEVEL)
     except OSError as exc:
-        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot write {out}: {os_error_reason(exc)}") from None
 
 
 def main_synth(args: argparse.Namespace) -> int:
@@ -307,7 +307,7 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
         history = SimHistory(args.history) if args.history else SimHistory()
     except OSError as exc:  # a directory, a folder that cannot be made, no permission
         raise CliError(f"--history {args.history}: cannot write it "
-                       f"({exc.strerror or exc})") from None
+                       f"({os_error_reason(exc)})") from None
     try:
         sim = Simulator(recording, settings=settings, speed=args.speed, host=args.host,
                         port=args.port, history=history,

@@ -102,3 +102,19 @@ def test_output_paths_that_cannot_be_written_are_one_line(
         code = _exit_code(main, argv)
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err and path in err, (argv, err)
+
+
+def test_a_folder_that_a_file_stands_in_for_is_said_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # mkdir's "File exists" read as if the output file itself were there already
+    from simulator.cli import main as simulator
+
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    for argv in (["synth", "--profile", "default", "--blocks", "3",
+                  "--out", str(afile / "x.jsonl.gz")],
+                 ["serve", "--profile", "default", "--port", "0",
+                  "--history", str(afile / "h.jsonl")]):
+        assert _exit_code(simulator, argv) == 2
+        err = capsys.readouterr().err
+        assert f"{afile} is a file, not a folder" in err and "File exists" not in err, err
