@@ -34,6 +34,7 @@ __all__ = [
     "RecordedBlock",
     "Recording",
     "RecordingError",
+    "check_follows",
     "check_header",
     "compact_json",
     "iter_recording",
@@ -255,6 +256,24 @@ def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
     return RecordedBlock(block=block, logs=logs, transactions=txs)
 
 
+def check_follows(path: str | Path, lineno: int, block: RecordedBlock,
+                  previous: RecordedBlock | None) -> None:
+    """A chain's next block: the next number, its parent the previous block's hash, a
+    timestamp that does not go back. Raises :class:`RecordingError` naming the line (a
+    broken link would replay as a reorg at every block)."""
+    if previous is None:
+        return
+    if block.number != previous.number + 1:
+        raise RecordingError(f"{path}:{lineno}: block {block.number} does not follow "
+                             f"block {previous.number}")
+    if block.parent_hash.lower() != previous.hash.lower():
+        raise RecordingError(f"{path}:{lineno}: block {block.number}'s parentHash is not "
+                             f"block {previous.number}'s hash")
+    if block.timestamp < previous.timestamp:
+        raise RecordingError(f"{path}:{lineno}: block {block.number}'s timestamp goes back "
+                             f"before block {previous.number}'s")
+
+
 def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]:
     """Yield the header dict, then each :class:`RecordedBlock`, checking as it goes."""
     path = Path(path)
@@ -271,9 +290,7 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
             yield row
             continue
         block = _check_block(path, lineno, row)
-        if previous is not None and block.number != previous.number + 1:
-            raise RecordingError(f"{path}:{lineno}: block {block.number} does not follow "
-                                 f"block {previous.number}")
+        check_follows(path, lineno, block, previous)
         previous = block
         count += 1
         yield block

@@ -44,6 +44,7 @@ from simulator.recording import (
     Recording,
     RecordingError,
     _check_block,
+    check_follows,
     check_header,
 )
 from simulator.synth import Planner, Renderer, build_universe
@@ -434,7 +435,7 @@ class FileSource(BlockSource):
         self.count = blocks if isinstance(blocks, int) else None
         self.produced = 0
         self._marks: list[tuple[int, Any, bytes]] = []
-        self._last: int | None = None
+        self._last: RecordedBlock | None = None
         self._cache = _BlockCache()
 
     def header(self) -> dict[str, Any]:
@@ -460,10 +461,8 @@ class FileSource(BlockSource):
                 self._marks.pop()
             return None
         block = self._parse(line, self.produced)
-        if self._last is not None and block.number != self._last + 1:
-            raise RecordingError(f"{self.path}:{self.produced + 2}: block {block.number} does "
-                                 f"not follow block {self._last}")
-        self._last = block.number
+        check_follows(self.path, self.produced + 2, block, self._last)
+        self._last = block
         self.produced += 1
         return block
 

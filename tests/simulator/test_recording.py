@@ -127,6 +127,33 @@ def test_non_consecutive_blocks_name_file_and_line(small, tmp_path: Path) -> Non
         load_recording(path)
 
 
+@pytest.mark.parametrize(("edit", "says"), [
+    ("parentHash", "parentHash is not block {prev}'s hash"),
+    ("timestamp", "timestamp goes back before block {prev}'s"),
+])
+def test_a_broken_link_in_the_chain_names_file_and_line(
+        small, tmp_path: Path, edit: str, says: str) -> None:
+    # a broken parentHash replayed as a reorg at every block, and `inspect` passed it
+    from simulator.source import FileSource
+
+    lines = lines_of(save_recording(small, tmp_path / "s.jsonl.gz"))
+    row = json.loads(lines[4])
+    if edit == "parentHash":
+        row["block"]["parentHash"] = "0x" + "ab" * 32
+    else:
+        row["block"]["timestamp"] = hex(int(row["block"]["timestamp"], 16) - 100)
+    lines[4] = json.dumps(row)
+    path = write_lines(tmp_path / "b.jsonl.gz", lines)
+    block, prev = small.blocks[3].number, small.blocks[2].number
+    match = rf"b\.jsonl\.gz:5: block {block}'s " + says.format(prev=prev)
+    with pytest.raises(RecordingError, match=match):
+        load_recording(path)
+    source = FileSource(path)
+    with pytest.raises(RecordingError, match=match):
+        while source.next_block() is not None:
+            pass
+
+
 def test_wrong_header_and_version_are_refused(small, tmp_path: Path) -> None:
     path = write_lines(tmp_path / "h.jsonl.gz", ['{"format": "something-else"}'])
     with pytest.raises(RecordingError, match=r"h\.jsonl\.gz:1: not a polygon-recording header"):
