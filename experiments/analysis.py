@@ -229,6 +229,9 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                 sim_rows, monitor_of, det_rows, params, resources=run.get("resources"),
                 sim_end_ns=sim_rows.end_ns, fault_rows=sim_rows.fault_rows,
                 detections_of=detections_of)
+            broken = sim_rows.recording_error()
+            if broken is not None:
+                raise _Unusable(broken)
             monitor_rows = monitor_of()
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
@@ -239,6 +242,8 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             summary["thresholds"] = evaluate_all(thresholds, summary)
             summary["status"] = "ok"
             summary["error"] = None
+        except _Unusable as exc:  # the data is whole, but it is not the run that was meant
+            summary = empty_summary({**run, "status": "inconclusive", "error": str(exc)})
         except (ScenarioError, OSError, KeyError, ValueError, TypeError, ArithmeticError,
                 AttributeError, IndexError) as exc:
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -256,6 +261,10 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                        encoding="utf-8")
     return summary
+
+
+class _Unusable(Exception):
+    """A run whose data reads fine but does not measure what the scenario asked for."""
 
 
 class AnalysisFailed(Exception):
@@ -315,23 +324,29 @@ class _SimRows(JsonlRows):
         super().__init__(path, _sim_row)
         self._end_ns: int | None = None
         self._faults: list[dict[str, Any]] | None = None
+        self._broken: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         top = 0
         faults: list[dict[str, Any]] = []
+        broken: list[dict[str, Any]] = []
 
         def select(row: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal top
             t = _timed(row)["t_ns"]
             if t > top:
                 top = t
-            kept = row if row.get("event") in SIM_EVENTS else None
-            if kept is not None and kept.get("event") in FAULT_EVENTS:
+            event = row.get("event")
+            if event == "recording_error":
+                broken.append(row)
+            kept = row if event in SIM_EVENTS else None
+            if kept is not None and event in FAULT_EVENTS:
                 faults.append(kept)
             return kept
 
         yield from iter_jsonl(self.path, select)
         self._end_ns, self._faults = top, faults
+        self._broken = broken[0] if broken else None
 
     def _complete(self) -> None:
         if self._end_ns is None:
@@ -344,6 +359,15 @@ class _SimRows(JsonlRows):
         self._complete()
         assert self._end_ns is not None
         return self._end_ns
+
+    def recording_error(self) -> str | None:
+        """Why the simulator's streamed recording ended early (its ``recording_error``
+        row), or None: from the last complete pass, or a pass of its own."""
+        self._complete()
+        if self._broken is None:
+            return None
+        return (f"the simulator's recording ended early, after {self._broken.get('blocks')} "
+                f"blocks ({self._broken.get('error')}): the run replayed less than planned")
 
     def fault_rows(self) -> list[dict[str, Any]]:
         """The ``fault_start`` and ``fault_stop`` rows, in file order: from the last

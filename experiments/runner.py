@@ -222,7 +222,12 @@ def choose_wallets(scenario: Scenario, recording: Path | None,
         counts = planned_trades_by_wallet(scenario.profile, scenario.seed,
                                           scenario.synth_blocks(), cache_dir)
     else:
-        counts = trades_by_wallet(recording)
+        from simulator.recording import RecordingError
+
+        try:
+            counts = trades_by_wallet(recording)
+        except RecordingError as exc:  # a defective file: the run cannot be what was meant
+            raise HarnessError(f"recording: {exc}") from None
     return pick_wallets(counts, scenario.wallets.count, scenario.wallets.pick)
 
 

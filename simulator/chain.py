@@ -673,6 +673,12 @@ class Chain:
         """Canonical blocks the explorer has indexed by ``now_ns``, ascending (a view)."""
         return _RecordedView(self.blocks, bisect.bisect_right(self._indexed_ns, now_ns))
 
+    @property
+    def stream_error(self) -> str | None:
+        """Why a streamed recording ended before its end (a defect found mid-file), else
+        None: the blocks before it are replayed, none after."""
+        return self.blocks.error if isinstance(self.blocks, _Window) else None
+
     # -- queries (published blocks only) ------------------------------------------------
     @property
     def head(self) -> ChainBlock | None:

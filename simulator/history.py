@@ -2,7 +2,9 @@
 
 Events: ``start``, ``block_published``, ``explorer_indexed``, ``reorg``, ``fault_start``,
 ``fault_stop``, ``request``, ``alert``, ``stop``, ``malformed`` (one malformed item a fault
-injected: ``fault_id``, ``name``, ``kind``, ``api``). Every row carries ``t_ns`` =
+injected: ``fault_id``, ``name``, ``kind``, ``api``), ``recording_error`` (a streamed
+recording found defective mid-file: ``error``, ``blocks`` read; the replay ends there).
+Every row carries ``t_ns`` =
 ``time.monotonic_ns()`` unless the caller passes the time the event happened. Rows are
 written in the order they are recorded, which is not strictly ``t_ns`` order: the replay
 writes an ``explorer_indexed`` row (its ``t_ns`` the index time) at its next block's turn,
@@ -22,7 +24,8 @@ from typing import IO, Any
 __all__ = ["EVENTS", "SimHistory", "mask_key"]
 
 EVENTS = frozenset({"start", "block_published", "explorer_indexed", "reorg", "fault_start",
-                    "fault_stop", "request", "alert", "stop", "malformed"})
+                    "fault_stop", "request", "alert", "stop", "malformed",
+                    "recording_error"})
 
 
 def mask_key(key: str | None) -> str:

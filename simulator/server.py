@@ -284,6 +284,7 @@ class Simulator:
         self._next_conn = 1
         self._wake = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._stream_error_noted = False
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._schedule: list[tuple[int, Any]] = []
@@ -432,6 +433,12 @@ class Simulator:
             # publishes: one per turn, so at maximum speed a request waits one block, not
             # four, at each of the loop turns it needs (the first answer after start-up)
             blocks = chain.advance(now, limit=_PUBLISH_BATCH if chain.window is None else 1)
+            if chain.stream_error is not None and not self._stream_error_noted:
+                # the replay goes on with the blocks it has; the run must not pass for whole
+                self._stream_error_noted = True
+                self.history.record("recording_error", error=chain.stream_error,
+                                    blocks=chain.published)
+                self._flush_soon()
             fanned: list[tuple[ChainBlock, int, int]] = []
             for block in blocks:
                 # t_ns = published (the checker's "visible"); the notifications are built

@@ -362,3 +362,42 @@ def test_the_default_matrix_has_the_trades_to_decide_every_gate(tmp_path: Path) 
                  if c.passed is None and (c.critical or c.scored)]
     assert not undecided, undecided
     assert result.verdict.value != "INCONCLUSIVE", result.reasons
+
+
+def test_a_recording_defective_mid_file_makes_the_run_inconclusive(tmp_path: Path) -> None:
+    """The simulator streams a recording and stops at a defect found mid-file (here a
+    block whose parentHash breaks the chain); it used to log one line and go on serving,
+    and the run passed for whole on a fraction of its blocks."""
+    import gzip
+
+    from experiments.scenario import scenario_from_dict
+
+    with gzip.open(ROOT / "simulator" / "data" / "today.jsonl.gz", "rt") as fh:
+        lines = fh.read().splitlines()[:121]  # the header and 120 blocks
+    header = json.loads(lines[0])
+    header.update(blocks=120, last_block=header["first_block"] + 119)
+    lines[0] = json.dumps(header)
+    bad = json.loads(lines[61])
+    bad["block"]["parentHash"] = "0x" + "ab" * 32
+    lines[61] = json.dumps(bad)
+    path = tmp_path / "broken.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    doc = {"name": "broken", "recording": str(path), "sim_duration_s": 150, "grace_s": 10,
+           "wallets": {"count": 5}, "monitor": {"mode": "websocket", "block_interval": 1.75}}
+    options = RunnerOptions(cache_dir=tmp_path / "cache")
+    # wallets picked by their trades: the whole file is read first, and the defect found
+    summary = run_scenario_virtual(scenario_from_dict(doc, "broken.toml"),
+                                   tmp_path / "first" / "broken", options)
+    assert summary["status"] == "harness_error"
+    assert summary["error"].startswith("recording: ") and "parentHash" in summary["error"]
+    # wallets listed: the simulator meets the defect while it replays
+    doc["wallets"] = {"list": ["0x" + "11" * 20]}
+    summary = run_scenario_virtual(scenario_from_dict(doc, "broken.toml"),
+                                   tmp_path / "run" / "broken", options)
+    assert summary["status"] == "inconclusive", summary["error"]
+    assert "recording ended early, after 60 blocks" in summary["error"]
+    assert "parentHash" in summary["error"]
+    rows = [json.loads(x) for x in
+            (tmp_path / "run" / "broken" / "sim_history.jsonl").read_text().splitlines()]
+    assert [r["blocks"] for r in rows if r["event"] == "recording_error"] == [60]
