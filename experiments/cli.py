@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
+from polyvocab.cli_args import PlainParser
 from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 
@@ -34,12 +35,6 @@ __all__ = ["CliError", "main"]
 
 class CliError(Exception):
     """A user mistake: one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -84,10 +79,10 @@ def _path(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m experiments",
+    parser = PlainParser(prog="python -m experiments",
                      description="Run the monitor against the simulator under scenarios.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=PlainParser)
     run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")
     run.add_argument("scenarios", nargs="*", type=_path, metavar="SCENARIO",
                      help="scenario names (experiments/scenarios) or TOML paths "

@@ -40,6 +40,7 @@ from monitor.config import (
 )
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.redact import redact
+from polyvocab.cli_args import OneLineParser
 from polyvocab.small_files import LIST_BYTES, read_small_text
 from polyvocab.version import package_version
 
@@ -54,15 +55,10 @@ _ALIASES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {redact(message)}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m monitor", description="Polymarket wallet monitor.")
+    parser = OneLineParser(prog="python -m monitor", description="Polymarket wallet monitor.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="watch wallets and deliver their trades")
     from monitor.pilot_cli import add_pilot_parser
 

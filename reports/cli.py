@@ -17,17 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polyvocab.cli_args import OneLineParser
 from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
 from reports.load import RunStoreError, load_run
 
 __all__ = ["main"]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _tolerance(text: str) -> float:
@@ -41,9 +37,9 @@ def _tolerance(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m reports", description="Migration reports from the run store.")
+    p = OneLineParser(prog="python -m reports", description="Migration reports from the run store.")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     b = sub.add_parser("build", help="write RUN_DIR/report.html with the verdict")
     b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")
     b.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polyvocab.cli_args import PlainParser
 from polyvocab.small_files import file_error_text, os_error_reason
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
@@ -81,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.profiles import PROFILES
 
     profiles = ", ".join(sorted(PROFILES))
-    parser = argparse.ArgumentParser(prog="python -m simulator",
+    parser = PlainParser(prog="python -m simulator",
                                      description="A local mock Polygon node.")
     parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=PlainParser)
 
     synth = sub.add_parser("synth", help="synthesise a recording from a calibrated profile")
     synth.add_argument("--profile", required=True, metavar="NAME",

@@ -1,0 +1,35 @@
+"""The command lines' argument parser: a mistake is one line and exit code 2.
+
+argparse prints its whole usage block before the error; every command here says
+``[python -m <tool> <command>: ]error: <what>`` on one line instead (redacted: a flag's
+value may hold a key), and ``--help`` shows the usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from polyvocab.redact import redact
+
+__all__ = ["OneLineParser", "PlainParser"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """:class:`argparse.ArgumentParser` whose errors are one redacted line, exit code 2.
+    Pass it as ``parser_class`` to ``add_subparsers`` so the sub-commands' are too.
+
+    ``named``: the line starts with the command (``python -m reports build: error: ...``);
+    a tool whose own errors say ``error: ...`` sets it False so that both look alike."""
+
+    named = True
+
+    def error(self, message: str) -> NoReturn:
+        where = f"{self.prog}: " if self.named else ""
+        self.exit(2, f"{where}error: {redact(message)}\n")
+
+
+class PlainParser(OneLineParser):
+    """:class:`OneLineParser` whose lines are ``error: ...`` (the simulator, experiments)."""
+
+    named = False

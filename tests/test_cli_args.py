@@ -1,0 +1,38 @@
+"""polyvocab.cli_args: every tool's argument mistakes are one redacted line, exit code 2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+
+def _tools() -> dict[str, Callable[[list[str]], int]]:
+    from experiments.cli import main as experiments
+    from monitor.cli import main as monitor
+    from reports.cli import main as reports
+    from simulator.cli import main as simulator
+
+    return {"simulator": simulator, "experiments": experiments, "reports": reports,
+            "monitor": monitor}
+
+
+@pytest.mark.parametrize(("tool", "argv", "line"), [
+    # the simulator printed argparse's whole usage block before its error
+    ("simulator", ["synth", "--profile", "default", "--blocks", "x", "--out", "o"],
+     "error: argument --blocks: not an integer: 'x'"),
+    ("simulator", ["serve", "--bogus"], "error: unrecognized arguments: --bogus"),
+    ("experiments", ["run", "--jobs", "0"], "error: argument --jobs: must be at least 1"),
+    ("reports", ["build"], "python -m reports build: error: the following arguments are"),
+    ("monitor", ["run", "--bogus"], "python -m monitor: error: unrecognized arguments"),
+    # a key in a mistaken value is masked like everywhere else
+    ("simulator", ["record", "--from", "https://h/v2/K3yInAWrongPlace99", "--to", "2",
+                   "--out", "o"], "error: argument --from: "),
+])
+def test_an_argument_mistake_is_one_line_and_exit_2(
+        tool: str, argv: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        _tools()[tool](argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith(line), err
+    assert "usage:" not in err and "K3yInAWrongPlace99" not in err
