@@ -509,8 +509,11 @@ class Scenario(_Strict):
         blocks = self.blocks
         if self.profile is not None and self.blocks is not None:
             blocks = min(self.blocks, int((duration + grace) / 1.5) + 60)
+        # a fault set to start after the shorter run ends would never start: not kept (a
+        # scenario that names one is refused at validation)
+        faults = tuple(f for f in self.faults if f.at is None or f.at < duration + grace)
         return self.model_copy(update={"sim_duration_s": duration, "speed": speed,
-                                       "grace_s": grace, "blocks": blocks})
+                                       "grace_s": grace, "blocks": blocks, "faults": faults})
 
     def simulator_config(self) -> dict[str, Any]:
         """The simulator config document (docs/contracts.md 'Simulator config')."""
