@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
-from polyvocab.cli_args import PlainParser
+from polyvocab.cli_args import PlainParser, reader_gone
 from polyvocab.small_files import file_error_text
 from polyvocab.version import package_version
 
@@ -293,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ScenarioError, StoreError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): not an error
+        return reader_gone()
     except OSError as exc:  # a file or folder the command must write or read: one line
         print(f"error: {file_error_text(exc)}", file=sys.stderr)
         return 2

@@ -8,11 +8,14 @@ value may hold a key), and ``--help`` shows the usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 from typing import NoReturn
 
 from polyvocab.redact import redact
 
-__all__ = ["OneLineParser", "PlainParser"]
+__all__ = ["OneLineParser", "PlainParser", "reader_gone"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,3 +36,13 @@ class PlainParser(OneLineParser):
     """:class:`OneLineParser` whose lines are ``error: ...`` (the simulator, experiments)."""
 
     named = False
+
+
+def reader_gone() -> int:
+    """What a command returns when its output's reader went away (``| head``): not an
+    error. Output still buffered goes to /dev/null, so the interpreter's own flush at exit
+    does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0

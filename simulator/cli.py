@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyvocab.cli_args import PlainParser
+from polyvocab.cli_args import PlainParser, reader_gone
 from polyvocab.small_files import file_error_text, os_error_reason
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
@@ -382,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, SimulatorError, RecordingError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): not an error
+        return reader_gone()
     except OSError as exc:  # a file or folder the command must write or read: one line
         print(f"error: {redact(file_error_text(exc))}", file=sys.stderr)
         return 2

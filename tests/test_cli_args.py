@@ -36,3 +36,19 @@ def test_an_argument_mistake_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1 and err.startswith(line), err
     assert "usage:" not in err and "K3yInAWrongPlace99" not in err
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    # `simulator inspect X | head -1` said "error: Broken pipe" and exited 2
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "inspect",
+                             str(root / "simulator" / "data" / "today.jsonl.gz")], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the child writes a line (it is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
