@@ -80,7 +80,7 @@ def _path(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = PlainParser(prog="python -m experiments",
-                     description="Run the monitor against the simulator under scenarios.")
+                         description="Run the monitor against the simulator under scenarios.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=PlainParser)
     run = sub.add_parser("run", help="run scenarios (default: the whole default matrix)")

@@ -82,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.profiles import PROFILES
 
     profiles = ", ".join(sorted(PROFILES))
-    parser = PlainParser(prog="python -m simulator",
-                                     description="A local mock Polygon node.")
+    parser = PlainParser(prog="python -m simulator", description="A local mock Polygon node.")
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=PlainParser)
 

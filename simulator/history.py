@@ -4,8 +4,8 @@ Events: ``start``, ``block_published``, ``explorer_indexed``, ``reorg``, ``fault
 ``fault_stop``, ``request``, ``alert``, ``stop``, ``malformed`` (one malformed item a fault
 injected: ``fault_id``, ``name``, ``kind``, ``api``), ``recording_error`` (a streamed
 recording found defective mid-file: ``error``, ``blocks`` read; the replay ends there).
-Every row carries ``t_ns`` =
-``time.monotonic_ns()`` unless the caller passes the time the event happened. Rows are
+Every row carries ``t_ns`` = ``time.monotonic_ns()`` unless the caller passes the time the
+event happened. Rows are
 written in the order they are recorded, which is not strictly ``t_ns`` order: the replay
 writes an ``explorer_indexed`` row (its ``t_ns`` the index time) at its next block's turn,
 not at that time. API keys are masked before they get here (:func:`mask_key`); bot tokens

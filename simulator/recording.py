@@ -206,8 +206,8 @@ def check_header(path: str | Path, head: Any) -> dict[str, Any]:
     """Line 1 of a recording, checked: the format and version this build reads, and the
     type of each field it uses (``chain_id``, ``first_block``, ``last_block``, ``blocks``:
     integers in range; ``source``: an object; ``wallets``: a list of addresses or of
-    ``[address, trades]`` pairs). Raises
-    :class:`RecordingError` naming the file and the field."""
+    ``[address, trades]`` pairs). Raises :class:`RecordingError` naming the file and the
+    field."""
     if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
         raise RecordingError(f"{path}:1: not a {FORMAT_NAME} header")
     if head.get("version") != FORMAT_VERSION:
