@@ -72,6 +72,9 @@ def test_latency_claim_prefers_speed_one(make_run: MakeRun) -> None:
     lat = got["Detection latency"]
     assert lat.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
     assert lat.measured_after.startswith("p95 0.576 s")  # type: ignore[attr-defined]
+    # and says so: "worst fault-free scenario" alone read as if it were every scenario's
+    assert lat.measured_after.endswith(  # type: ignore[attr-defined]
+        "(websocket, worst fault-free scenario at speed 1)")
 
 
 def test_explorer_claim_names_the_fault_free_scope_and_the_fallback_cost(
