@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -98,6 +99,12 @@ _NO_PROXY: Any = None
 
 
 _MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hostile
+#: bytes this side wrote that the peer has not taken (in the transport, past the kernel's
+#: buffers). Ours are a few requests and pings; the library also answers every ping of the
+#: peer with a pong, whether or not it reads them: a peer flooding pings and reading
+#: nothing grew this process by 20 MB a second. Past this, the connection is dropped
+#: (:class:`_BoundedConnection`).
+MAX_UNSENT_BYTES = 1 << 20
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:
@@ -137,8 +144,23 @@ def _connect(url: str, *, open_timeout: float, max_size: int, **extra: Any) -> A
         max_size=max_size,
         max_queue=4096,
         proxy=_NO_PROXY,
+        create_connection=_BoundedConnection,
         **extra,
     )
+
+
+class _BoundedConnection(ClientConnection):
+    """The library's connection, dropped when the peer stops taking what this side
+    writes: past :data:`MAX_UNSENT_BYTES` unsent, checked as each chunk of the peer's bytes
+    arrives (a ping flood is such chunks). ``not_reading`` then says why it closed."""
+
+    not_reading = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.not_reading and self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.not_reading = True
+            self.transport.abort()
 
 
 def classify_close(exc: BaseException) -> str:
@@ -668,8 +690,12 @@ class WebSocketManager:
                 self.metrics.error("ping_timeout")
                 return "ping_timeout"
             if action is HeartbeatAction.SEND_PING:
-                try:
-                    waiter = await link.ws.ping()
+                try:  # ping() waits while the peer does not read: bounded like its pong
+                    waiter = await asyncio.wait_for(
+                        link.ws.ping(), self._timeout(self.settings.heartbeat_timeout))
+                except TimeoutError:
+                    self.metrics.error("ping_timeout")
+                    return "ping_timeout"
                 except Exception as exc:
                     return classify_close(exc)
                 self._heartbeat.ping_sent(now)
@@ -745,10 +771,13 @@ class WebSocketManager:
         frame = json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
         ok = False
         try:
-            try:
-                await link.ws.send(frame)
+            try:  # send() waits while the peer does not read: part of the call's time
+                await asyncio.wait_for(link.ws.send(frame), timeout)
             except ConnectionClosed as exc:
                 raise ConnectionLost(f"{method}: {classify_close(exc)}") from None
+            except TimeoutError:
+                raise Timeout(f"{method}: not sent in {timeout:.3g} s (the peer does not "
+                              f"read)") from None
             try:
                 result = await asyncio.wait_for(fut, timeout)
             except TimeoutError:
@@ -769,6 +798,9 @@ class WebSocketManager:
                 if not isinstance(exc, ConnectionClosed):
                     self.metrics.error("recv")
                 cause = classify_close(exc)
+                if getattr(link.ws, "not_reading", False):  # see _BoundedConnection
+                    self.metrics.error("peer_not_reading")
+                    cause = "peer_not_reading"
                 # Requests on this connection will never be answered: fail them now.
                 self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
                 return cause

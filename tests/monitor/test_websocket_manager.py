@@ -389,6 +389,47 @@ def test_reconnects_after_a_ping_timeout(tmp_path: Path) -> None:
     run(body, tmp_path)
 
 
+@pytest.mark.parametrize("heads", [True, False])
+def test_a_peer_that_floods_pings_and_reads_nothing_is_dropped(
+        tmp_path: Path, heads: bool) -> None:
+    """The library answers every ping with a pong whether or not the peer reads them: a
+    node flooding pings while it read nothing grew the monitor by ~20 MB a second, and the
+    heartbeat's own ping waited forever for the peer to read. Now the connection is dropped
+    once 1 MiB is unsent, checked as the peer's bytes arrive, with or without data frames
+    among the pings."""
+    import monitor.websocket_manager as wsm
+
+    async def body(env: Env) -> None:
+        mgr = env.manager(heartbeat_interval=3000.0)  # no heartbeat: the bound alone
+        await subscribed(env, mgr)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        ws = env.node.open_conns()[0]
+        ws.transport.pause_reading()  # the node reads nothing more
+        sid = env.node.live("newHeads")[0]
+        head = json.dumps({"jsonrpc": "2.0", "method": "eth_subscription", "params": {
+            "subscription": sid, "result": {"number": "0x1", "hash": "0x" + "11" * 32,
+                                            "parentHash": "0x" + "22" * 32}}})
+        pings = (bytes([0x89, 125]) + b"p" * 125) * 500  # server frames: unmasked
+        peak = 0
+        while mgr.metrics.errors.get("peer_not_reading", 0) == 0:
+            ws.transport.write(pings)
+            if heads:
+                await ws.send(head)
+            link = mgr._link
+            if link is not None and link.ws.transport is not None:
+                peak = max(peak, link.ws.transport.get_write_buffer_size())
+            await asyncio.sleep(0)
+        assert await mgr.wait_until(lambda: mgr.metrics.connects >= 2, TIMEOUT)
+        await mgr.stop()
+        causes = [c for _f, to, c in env.states() if to == "RECONNECTING"]
+        assert causes[0] == "peer_not_reading", causes
+        # bounded: at most the limit and what one burst of pongs adds past it
+        assert peak < wsm.MAX_UNSENT_BYTES + (4 << 20), peak
+
+    run(body, tmp_path)
+
+
 def test_stale_watchdog_reconnects_a_silent_subscription_whose_pings_succeed(
         tmp_path: Path) -> None:
     async def body(env: Env) -> None:
