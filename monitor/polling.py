@@ -25,6 +25,13 @@ reports a block, so the last ``overlap_blocks`` are queried again next time (the
 persistent dedup drops repeats; no extra calls). A failed call (rate limit after retries,
 HTML 502, timeout, NOTOK) is counted, logged and retried next interval; the cursor does not
 move, so nothing is lost. Intervals are in simulated seconds, divided by ``speed``.
+
+A hostile or broken explorer: a head the chain cannot have reached since the last one
+(:func:`monitor.cores.plausible_head`, as on the WebSocket path) is refused for the round
+(``bad_input`` ``explorer_head_jump``), and a cursor more than ``head_jump_slack`` blocks
+past the explorer's head (set from such a head before, or by a store from elsewhere) is
+rewound to the head less the overlap (``bad_input`` ``cursor_ahead``): one bogus answer
+once left a wallet unpolled for good.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ from collections import Counter
 from collections.abc import Iterable
 
 from monitor.clock import Clock, SystemClock
+from monitor.cores import plausible_head
 from monitor.errors import MonitorError
 from monitor.explorer_client import ExplorerClient
+from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
@@ -62,6 +71,9 @@ class PollingMonitor:
         start_block: int | None = None,
         group: str = "polling",
         clock: Clock | None = None,
+        block_interval: float = 2.0,
+        head_jump_slack: int = 64,
+        history: History | None = None,
     ) -> None:
         self.client = client
         self.pipeline = pipeline
@@ -78,6 +90,10 @@ class PollingMonitor:
         self._stop = asyncio.Event()
         self.polls = 0
         self.last_head: int | None = None
+        self._head_at: float | None = None
+        self.block_interval = block_interval  # simulated seconds
+        self.slack = head_jump_slack
+        self.history = history
 
     def stop(self) -> None:
         self._stop.set()
@@ -106,7 +122,14 @@ class PollingMonitor:
             self.counters["errors"] += 1
             log.warning("explorer head unavailable (%s); retry next interval", exc.message)
             return 0
-        self.last_head = head
+        now = self.clock.now()
+        if self._head_at is not None and not plausible_head(
+                head, self.last_head, now - self._head_at,
+                block_interval=self.block_interval / self.speed, slack=self.slack):
+            self._bad_input("explorer_head_jump", f"explorer head {head} while the last was "
+                                                  f"{self.last_head}; retry next interval")
+            return 0
+        self.last_head, self._head_at = head, now
         done = 0
         for wallet in self.wallets:
             if self._stop.is_set():
@@ -114,6 +137,15 @@ class PollingMonitor:
             if await self._poll_wallet(wallet, head):
                 done += 1
         return done
+
+    def _bad_input(self, kind: str, reason: str) -> None:
+        """Count, record and log (first of each kind, then every 1000th) a refused input."""
+        self.counters[kind] += 1
+        if self.history is not None:
+            self.history.record("bad_input", kind=kind, source=self.group, reason=reason[:200])
+        if self.counters[kind] == 1 or self.counters[kind] % 1000 == 0:
+            log.warning("[%s] rejected %s (%d so far): %s", self.group, kind,
+                        self.counters[kind], reason[:200])
 
     async def _poll_wallet(self, wallet: str, head: int) -> bool:
         cur = self.store.cursor(wallet)
@@ -123,6 +155,11 @@ class PollingMonitor:
             cursor = first - 1
         else:
             cursor = cur.block
+        if cursor > head + self.slack:  # never reached: set from a head that never was
+            self._bad_input("cursor_ahead", f"{wallet[:10]} cursor {cursor} is past the "
+                                            f"explorer head {head}: rewound")
+            cursor = max(head - self.overlap, 0)
+            self.store.set_cursors([wallet], cursor, None, self.group, forward_only=False)
         if cursor >= head:
             return True
         try:

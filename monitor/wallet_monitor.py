@@ -719,7 +719,8 @@ class WsShard:
             self.explorer, self.pipeline, self.store, wallets=self.wallets,
             interval=self.s.fallback_polling_interval, speed=self.s.speed,
             overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
-            group="websocket", clock=self.clock)
+            group="websocket", clock=self.clock, block_interval=self.s.block_interval,
+            head_jump_slack=self.s.head_jump_slack, history=self.history)
         self._poll_task = self.supervisor.spawn(f"fallback-{self.conn_id}", self._poller.run)
 
     async def _stop_polling(self, cause: str) -> None:
@@ -1093,7 +1094,8 @@ class WalletMonitor:
                 self.explorer, self.pipeline, self.store, wallets=self.poll_wallets,
                 interval=s.polling_interval, speed=s.speed,
                 overlap_blocks=s.explorer_overlap_blocks, start_block=s.start_block,
-                group="polling", clock=self.clock)
+                group="polling", clock=self.clock, block_interval=s.block_interval,
+                head_jump_slack=s.head_jump_slack, history=self.history)
             self._poll_task = self.supervisor.spawn("polling", self.poller.run)
         if s.metrics_port:
             self.ops = OpsServer([({}, self)], host=s.metrics_host, port=s.metrics_port)

@@ -117,3 +117,25 @@ def test_run_polls_every_interval_until_stopped(tmp_path: Path) -> None:
         await asyncio.wait_for(task, 5)
     fake, _sink, _store = asyncio.run(scenario(tmp_path, steps))
     assert sum(q["module"] == "proxy" for q in fake.queries) >= 3
+
+
+def test_a_head_the_chain_cannot_have_reached_is_refused_and_a_cursor_past_it_rewound(
+        tmp_path: Path) -> None:
+    """One explorer answer of 0x7fff...ff moved every cursor there, silently, and the
+    wallets were never polled again, even after a restart against an honest explorer."""
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        await poller.poll_once()
+        assert store.cursor(WALLET).block == 99
+        fake.head = (1 << 63) - 1  # moments after head 100
+        assert await poller.poll_once() == 0
+        assert poller.counters["explorer_head_jump"] == 1
+        assert store.cursor(WALLET).block == 99 and poller.last_head == 100
+        # a cursor already poisoned (an earlier run, another tool): rewound, and polled
+        store.set_cursors([WALLET], (1 << 62), None, "polling", forward_only=False)
+        fake.head = 104
+        fake.logs.append(order_filled(block=103, tx=7))
+        assert await poller.poll_once() == 2
+        assert poller.counters["cursor_ahead"] == 1
+        assert store.cursor(WALLET).block == 104 - 2  # head less the overlap
+    _fake, sink, _store = asyncio.run(scenario(tmp_path, steps))
+    assert [e.trade.block_number for e in sink.events if e.trade] == [103]
