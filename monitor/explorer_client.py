@@ -86,6 +86,7 @@ def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
 
 
 _MAX_FIELD = 1 << 16  # a log's data of 7 words is 450 characters
+_REQUIRED = ("address", "blockNumber", "transactionHash")
 
 
 def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,6 +101,9 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(topics, list) or len(topics) > 4 or not all(
             isinstance(t, str) for t in topics):
         raise ValueError("topics is not a list of at most 4 strings")
+    for key in _REQUIRED:  # a row without them is no log (``{}`` was taken as one)
+        if not row.get(key):
+            raise ValueError(f"no {key}")
     return {
         "address": _text(row, "address").lower(),
         "topics": [t.lower() for t in topics if t],
@@ -188,18 +192,25 @@ class ExplorerClient:
             rows = self._envelope(await self._request(params, "logs.getLogs"))
             if not isinstance(rows, list):
                 raise BadResponse("getLogs result is not a list")
+            if len(rows) > self.page_size:  # asked for at most page_size: not this API
+                raise BadResponse(f"getLogs answered {len(rows):,} rows for a page of "
+                                  f"{self.page_size:,}")
+            bad, first_bad = 0, None
             for row in rows:
                 try:
                     if not isinstance(row, dict):
                         raise ValueError(f"row is a {type(row).__name__}, not an object")
                     converted = explorer_log_to_rpc(row)
                 except (ValueError, TypeError, AttributeError) as exc:
-                    self._bad_row(exc)
+                    bad += 1
+                    first_bad = first_bad or exc
                     continue
                 key = (converted["transactionHash"], converted["logIndex"])
                 if key not in seen:
                     seen.add(key)
                     out.append(converted)
+            if first_bad is not None:
+                self._bad_rows(bad, first_bad)
             if len(rows) < self.page_size:
                 return out
             if (page + 1) * self.page_size > RESULT_WINDOW:
@@ -212,15 +223,19 @@ class ExplorerClient:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _bad_row(self, exc: Exception) -> None:
-        """A row that cannot be read: skipped (the valid rows beside it are kept), counted
-        by :attr:`bad_rows` and recorded as a ``bad_input`` history row."""
-        self.bad_rows += 1
-        reason = f"{type(exc).__name__}: {exc}"[:200]
+    def _bad_rows(self, n: int, first: Exception) -> None:
+        """Rows of one page that cannot be read: skipped (the valid rows beside them are
+        kept), counted by :attr:`bad_rows`, and one ``bad_input`` history row a page says
+        how many and why the first was refused (a row each let a page of a million bad
+        rows write 750 MB of history)."""
+        before = self.bad_rows
+        self.bad_rows += n
+        reason = f"{type(first).__name__}: {first}"[:200]
         self.history.record("bad_input", kind="explorer_bad_row", source="explorer",
-                            reason=reason)
-        if self.bad_rows <= 3 or self.bad_rows % 1000 == 0:
-            log.warning("explorer row skipped (%d so far): %s", self.bad_rows, reason)
+                            rows=n, reason=reason)
+        if before < 3 or before // 1000 != self.bad_rows // 1000:
+            log.warning("explorer rows skipped: %d in this page (%d so far); the first: %s",
+                        n, self.bad_rows, reason)
 
     def _envelope(self, body: Any) -> Any:
         if not isinstance(body, dict) or "status" not in body:

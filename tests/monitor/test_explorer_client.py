@@ -224,3 +224,27 @@ def test_explorer_row_conversion_handles_bare_0x() -> None:
     out = explorer_log_to_rpc(row)
     assert out["blockTimestamp"] == hex(1_700_000_014) and out["transactionIndex"] == "0x0"
     assert out["logIndex"] == "0x0" and out["removed"] is False
+
+
+def test_a_page_larger_than_asked_is_refused_and_bad_rows_are_one_history_row_a_page(
+        tmp_path: Path) -> None:
+    """A page of a million bad rows wrote 750 MB of history (a row each) and held the loop
+    for seconds; ``{}`` rows were taken as logs with empty fields."""
+    from monitor.errors import BadResponse
+
+    good = as_row(order_filled(block=100, log_index=0))
+    pages = {"big": [good] * 11, "bad": [good, {}, {"address": "0xab"}, 5] + [{}] * 5}
+
+    async def handler(request: web.Request) -> web.Response:
+        return ok(pages[request.query["topic1"]])
+
+    async def body(c: ExplorerClient, seen: list[dict]) -> None:
+        with pytest.raises(BadResponse, match="answered 11 rows for a page of 10"):
+            await c.get_logs(from_block=1, to_block=2, topics={1: "big"})
+        logs = await c.get_logs(from_block=1, to_block=2, topics={1: "bad"})
+        assert len(logs) == 1 and c.bad_rows == 8
+    asyncio.run(with_server(handler, body, tmp_path, page_size=10))
+    rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    bad = [r for r in rows if r["event"] == "bad_input"]
+    assert [(r["kind"], r["rows"]) for r in bad] == [("explorer_bad_row", 8)]
+    assert bad[0]["reason"] == "ValueError: no address"
