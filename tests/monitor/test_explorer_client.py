@@ -230,8 +230,6 @@ def test_a_page_larger_than_asked_is_refused_and_bad_rows_are_one_history_row_a_
         tmp_path: Path) -> None:
     """A page of a million bad rows wrote 750 MB of history (a row each) and held the loop
     for seconds; ``{}`` rows were taken as logs with empty fields."""
-    from monitor.errors import BadResponse
-
     good = as_row(order_filled(block=100, log_index=0))
     pages = {"big": [good] * 11, "bad": [good, {}, {"address": "0xab"}, 5] + [{}] * 5}
 
