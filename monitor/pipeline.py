@@ -368,8 +368,21 @@ class Pipeline:
         return len(sent)
 
     def report_decode_error(self, entry: Any, reason: str) -> None:
+        """Count and record a log that does not decode; logged for the first three, then
+        every 1000th (a node sending garbage at full rate wrote a warning a log)."""
         self.counters["decode_errors"] += 1
-        tx = entry.get("transactionHash") if isinstance(entry, dict) else None
-        li = entry.get("logIndex") if isinstance(entry, dict) else None
+        tx = _short(entry.get("transactionHash")) if isinstance(entry, dict) else None
+        li = _short(entry.get("logIndex")) if isinstance(entry, dict) else None
         self.history.record("decode_error", reason=reason[:300], tx_hash=tx, log_index=li)
-        log.warning("decode error (tx %s log %s): %s", tx, li, reason[:200])
+        n = self.counters["decode_errors"]
+        if n <= 3 or n % 1000 == 0:
+            log.warning("decode error (tx %s log %s; %d so far): %s", tx, li, n, reason[:200])
+
+
+def _short(value: Any) -> Any:
+    """A field of a bad log as it may be written down: a hash-sized string as is, anything
+    else (a 10 MB string, a list) as a short text."""
+    if value is None or (isinstance(value, str) and len(value) <= 66):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return f"{text[:66]}... ({len(text):,} characters)"

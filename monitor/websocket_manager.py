@@ -761,7 +761,8 @@ class WebSocketManager:
         node_id = await self._rpc(link, "eth_subscribe", sub.params,
                                   self._timeout(self.settings.open_timeout), sub=sub)
         if not isinstance(node_id, str):
-            raise RpcError(-32603, f"eth_subscribe answered a non-string id {node_id!r}")
+            raise RpcError(-32603, f"eth_subscribe answered a non-string id "
+                                   f"{_short_repr(node_id)}")
 
     async def _rpc(self, link: _Link, method: str, params: list[Any], timeout: float,
                    *, sub: _Sub | None = None) -> Any:

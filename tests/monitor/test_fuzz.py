@@ -243,6 +243,27 @@ def test_named_bad_log_is_counted_and_the_valid_trade_beside_it_delivered(name: 
     assert pipe.counters["decode_errors"] + pipe.counters["other_wallet"] == 1
 
 
+def test_a_flood_of_bad_logs_is_logged_sparingly_and_recorded_bounded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a node sending garbage at full rate wrote a warning a log (34,800 in 30 s), and a
+    # 10 MB transactionHash went whole into the history and the log line
+    from monitor.history import History
+
+    history = History(tmp_path / "h.jsonl")
+    pipe = Pipeline(Store(":memory:"), MemorySink(), wallets=[WALLET], history=history)
+    bad = _log(transactionHash="0x" + "ab" * 5_000_000, data="0xzz")
+    with caplog.at_level("WARNING", logger="monitor.pipeline"):
+        for _ in range(2_500):
+            pipe.report_decode_error(bad, "data is not hex")
+    history.close()
+    warnings = [r for r in caplog.records if "decode error" in r.getMessage()]
+    assert len(warnings) == 5  # the first three, the 1000th and the 2000th
+    assert max(len(r.getMessage()) for r in warnings) < 400
+    rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    errors = [r for r in rows if r["event"] == "decode_error"]
+    assert len(errors) == 2_500 and max(len(json.dumps(r)) for r in errors) < 600
+
+
 BAD_RPC_ANSWERS: dict[str, tuple[int, str]] = {
     "html_200": (200, "<html><body>Bad Gateway</body></html>"),
     "html_502": (502, "<html>502</html>"),
