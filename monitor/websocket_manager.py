@@ -99,6 +99,7 @@ _NO_PROXY: Any = None
 
 
 _MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hostile
+_CLOSE_TIMEOUT_S = 2.0
 #: bytes this side wrote that the peer has not taken (in the transport, past the kernel's
 #: buffers). Ours are a few requests and pings; the library also answers every ping of the
 #: peer with a pong, whether or not it reads them: a peer flooding pings and reading
@@ -140,7 +141,10 @@ def _connect(url: str, *, open_timeout: float, max_size: int, **extra: Any) -> A
         open_timeout=open_timeout,
         ping_interval=None,  # our own heartbeat, under the state machine and speed
         ping_timeout=None,
-        close_timeout=max(open_timeout, 1.0),
+        # how long a close this side began (for a protocol error: a message past max_size)
+        # waits for the peer's; ours on stop or reconnect abort at once. A peer that never
+        # answers held the connection half-closed for open_timeout (10 s) before
+        close_timeout=_CLOSE_TIMEOUT_S,
         max_size=max_size,
         max_queue=4096,
         proxy=_NO_PROXY,
@@ -150,23 +154,42 @@ def _connect(url: str, *, open_timeout: float, max_size: int, **extra: Any) -> A
 
 
 class _BoundedConnection(ClientConnection):
-    """The library's connection, dropped when the peer stops taking what this side
-    writes: past :data:`MAX_UNSENT_BYTES` unsent, checked as each chunk of the peer's bytes
-    arrives (a ping flood is such chunks). ``not_reading`` then says why it closed."""
+    """The library's connection, with two ends it leaves open:
+
+    * dropped when the peer stops taking what this side writes: past
+      :data:`MAX_UNSENT_BYTES` unsent, checked as each chunk of the peer's bytes arrives (a
+      ping flood is such chunks); ``not_reading`` then says why it closed;
+    * a close the library began on the peer's data (1009 for a message past ``max_size``,
+      1002 for a bad frame) ends by its close timeout even if this side sends nothing
+      more: the library enforces that deadline only at its next send, so a peer that never
+      answered held the connection half-closed until the heartbeat or the watchdog."""
 
     not_reading = False
+    _closer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if not self.not_reading and self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+        transport = self.transport
+        if not self.not_reading and transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
             self.not_reading = True
-            self.transport.abort()
+            transport.abort()
+        elif self._closer is None and self.close_deadline is not None:
+            self._closer = self.loop.call_at(self.close_deadline, transport.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closer is not None:
+            self._closer.cancel()
+        super().connection_lost(exc)
 
 
 def classify_close(exc: BaseException) -> str:
     """The cause recorded for a connection that broke with ``exc``."""
     if isinstance(exc, ConnectionClosed):
         if exc.rcvd is None:
+            # this side closed for a protocol error (1009 a message past max_size, 1002
+            # a bad frame) and the peer never answered: say which
+            if exc.sent is not None and exc.sent.code not in (1000, 1001):
+                return f"sent_close_{exc.sent.code}"
             return "abrupt_close"
         return f"close_{exc.rcvd.code}"
     if isinstance(exc, TimeoutError):

@@ -346,6 +346,29 @@ def test_reconnects_after_close_code(tmp_path: Path, code: int) -> None:
     run(body, tmp_path)
 
 
+def test_a_message_past_the_size_limit_from_a_peer_that_never_closes_is_said_and_left(
+        tmp_path: Path) -> None:
+    """The library closes with 1009 when a message is past max_size; a peer that never
+    answered the close held the connection half-closed for 10 s (open_timeout) and the
+    cause read "stale" or "abrupt_close", never the oversized message."""
+    async def body(env: Env) -> None:
+        mgr = env.manager(max_message_bytes=4096, heartbeat_interval=3000.0)
+        await subscribed(env, mgr)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        loop = asyncio.get_running_loop()
+        ws = env.node.open_conns()[0]
+        ws.transport.pause_reading()  # it will not see, nor answer, the close
+        await ws.send("x" * 10_000)
+        t0 = loop.time()
+        assert await mgr.wait_until(lambda: mgr.metrics.connects >= 2, TIMEOUT)
+        assert loop.time() - t0 < 8.0  # the 2-s close timeout and a backoff, not 10 s
+        await mgr.stop()
+        assert env.states()[2] == ("CONNECTED", "RECONNECTING", "sent_close_1009")
+
+    run(body, tmp_path)
+
+
 def test_on_state_callbacks_see_every_state_change_as_it_happens(tmp_path: Path) -> None:
     """``on_state`` callbacks run at once with each transition (the shard's health loop
     re-plans its next tick on them), in the order the history records them."""
