@@ -25,6 +25,7 @@ async def read_body(resp: aiohttp.ClientResponse, *, what: str,
         size += len(chunk)
         if size > limit:
             resp.close()
+            chunks.clear()  # not kept alive by the traceback of what is raised here
             raise BadResponse(f"{what}: answer of more than {limit} bytes",
                               status=resp.status, kind="too_large")
         chunks.append(chunk)

@@ -362,9 +362,12 @@ class JsonRpcHttpClient:
                 raise ConnectError(f"{type(exc).__name__}: {exc}") from None
             parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
             if isinstance(parsed, ServiceError):
+                # this frame, which the traceback holds (and a retry loop with it), must not
+                # hold the error nor the body: a 64 MB garbage answer stayed alive with it
+                raw = text = None  # type: ignore[assignment]
                 try:
                     raise parsed
-                finally:  # this frame, which the traceback holds, must not hold the error
+                finally:
                     del parsed
             value = check(parsed)
             ok = True

@@ -174,6 +174,31 @@ def test_html_with_200_is_a_bad_response(tmp_path: Path) -> None:
     run_client(tmp_path, [text_reply("<html>captcha</html>", 200)], t, max_retries=1)
 
 
+def test_an_error_raised_for_a_big_answer_does_not_keep_the_answer_alive(
+        tmp_path: Path) -> None:
+    """The raised error's traceback held the frame that read the answer, its bytes and its
+    text with it: a 64 MB garbage answer (a gzip bomb's worth) stayed in memory for as long
+    as the error was kept, and each sync added another."""
+    big = "<html>" + "x" * (8 << 20) + "</html>"
+
+    async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
+        try:
+            await client.call("eth_blockNumber", [])
+        except BadResponse as exc:
+            held = []
+            tb = exc.__traceback__
+            while tb is not None:
+                for name, value in tb.tb_frame.f_locals.items():
+                    if isinstance(value, (bytes, str)) and len(value) > (1 << 20):
+                        held.append((tb.tb_frame.f_code.co_name, name))
+                tb = tb.tb_next
+            assert held == []
+        else:
+            raise AssertionError("no error")
+
+    run_client(tmp_path, [text_reply(big, 200)], t, max_retries=1)
+
+
 def test_a_json_rpc_error_is_raised_at_once_without_retry(tmp_path: Path) -> None:
     async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
         with pytest.raises(RpcError) as err:
