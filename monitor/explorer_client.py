@@ -50,6 +50,7 @@ from monitor.history import History, NullHistory
 from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
+from polyvocab.policies import parse_retry_after
 
 __all__ = ["ExplorerClient", "ExplorerNotOk", "explorer_log_to_rpc"]
 
@@ -269,7 +270,10 @@ class ExplorerClient:
                 attempt += 1
                 if attempt > self.rate_limit_retries:
                     raise
-                delay = min(2.0 ** (attempt - 1), 30.0) / self.speed
+                # the server's Retry-After when it gives one (capped at a minute), else
+                # doubling from 1 s
+                asked = min(exc.retry_after, 60.0) if exc.retry_after is not None else 0.0
+                delay = max(min(2.0 ** (attempt - 1), 30.0), asked) / self.speed
                 self.limiter.penalise(self.clock.now(), delay)
                 self.calls.retries += 1
                 log.info("explorer %s rate limited (%s), retry %d in %.2fs", method,
@@ -289,6 +293,7 @@ class ExplorerClient:
                     timeout=aiohttp.ClientTimeout(total=self.timeout),
                 ) as resp:
                     status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
                     raw = await read_body(resp, what=f"explorer {method}")
             except TimeoutError:
                 kind = "timeout"
@@ -303,6 +308,10 @@ class ExplorerClient:
             except BadResponse:
                 kind = "bad_response"
                 raise
+            if status == 429:  # whatever the body says (a CDN's page, plain text)
+                kind = "rate_limited"
+                raise RateLimited(f"explorer {method}: HTTP 429",
+                                  retry_after=parse_retry_after(retry_after))
             try:
                 if not nesting_ok(raw.decode("utf-8", "replace")):
                     raise RecursionError  # deep JSON must never reach the C parser
@@ -322,9 +331,6 @@ class ExplorerClient:
             if status >= 500:
                 kind = "server"
                 raise ServerError(f"explorer {method}: HTTP {status}", status=status)
-            if status == 429:
-                kind = "rate_limited"
-                raise RateLimited(f"explorer {method}: HTTP 429")
             if status >= 400:
                 kind = "http"
                 raise BadResponse(f"explorer {method}: HTTP {status}", status=status)

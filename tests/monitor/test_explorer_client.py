@@ -119,6 +119,28 @@ def test_rate_limit_texts_are_retried_with_backoff(text: str) -> None:
     asyncio.run(with_server(handler, body, speed=100))
 
 
+def test_an_http_429_is_a_rate_limit_whatever_its_body_and_its_retry_after_is_kept(
+        ) -> None:
+    """A 429 with a plain-text or HTML body was a bad response (not retried as a rate
+    limit), and its Retry-After was never read."""
+    calls = {"n": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return web.Response(status=429, text="Too Many Requests",
+                                headers={"Retry-After": "20"})
+        return ok([])
+
+    async def body(c: ExplorerClient, seen: list[dict]) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await c.get_logs(from_block=1, to_block=2, address="0x" + "11" * 20) == []
+        assert c.calls.failures == {"rate_limited": 1} and c.calls.retries == 1
+        assert loop.time() - t0 >= 20 / 100 * 0.9  # Retry-After 20 s at speed 100, not 1 s
+    asyncio.run(with_server(handler, body, speed=100))
+
+
 def test_persistent_rate_limit_gives_up_with_rate_limited() -> None:
     async def handler(request: web.Request) -> web.Response:
         return notok("Max calls per sec rate limit reached (3/sec)")
