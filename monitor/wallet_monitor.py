@@ -679,8 +679,11 @@ class WsShard:
         connection = self.manager.connected_at
         try:
             node = quantity(await self.rpc.call("eth_blockNumber", []))
-        except (MonitorError, ValueError, TypeError):
+        except MonitorError:
             return  # the node is unreachable too: the reconnect loop and fallback handle it
+        except (ValueError, TypeError) as exc:  # an answer that is no block number
+            self._bad_input("bad_head", f"eth_blockNumber answered {exc}")
+            return
         feed = self.head
         if feed is not None and self.head_at is not None and not plausible_head(
                 node, feed, self.clock.now() - self.head_at,

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from monitor_helpers import OTHER, WALLET, order_filled
 
 from monitor.clock import ManualClock
@@ -394,3 +395,26 @@ def test_the_health_loop_acts_at_the_same_times_as_one_ticking_every_period(
     assert probes[:3] == [44.0, 46.0, 48.0] and 103.0 in probes
     assert next(t for t, e, _ in planned if e == "reconnect") == 103.0
     assert ref_ticks == 120 and ticks < 40
+
+
+@pytest.mark.parametrize("answer", ["0xzz", ["0x1"], None, "0x" + "f" * 40])
+def test_a_head_probe_answer_that_is_no_block_number_is_recorded(
+        tmp_path: Path, answer: Any) -> None:
+    # it was dropped without a word (as if the node were unreachable)
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": [WALLET]}, environ={})
+    clock = ManualClock()
+    hist = _Recorder(clock)
+    rpc = FakeRpc()
+
+    async def call(method: str, params: list[Any]) -> Any:
+        return answer
+    rpc.call = call  # type: ignore[method-assign]
+    store = Store(tmp_path / "s.db")
+    shard = WsShard(0, [WALLET], settings=s, store=store,
+                    pipeline=Pipeline(store, MemorySink(), wallets=s.wallets),
+                    rpc=rpc, explorer=None,  # type: ignore[arg-type]
+                    history=hist, clock=clock, alerts=None)  # type: ignore[arg-type]
+    asyncio.run(shard._probe_head())
+    assert shard.counters["bad_head"] == 1 and shard.node_head is None
+    assert [(e, f["kind"]) for _t, e, f in hist.rows] == [("bad_input", "bad_head")]
