@@ -90,7 +90,7 @@ class PollingMonitor:
         self._stop = asyncio.Event()
         self.polls = 0
         self.last_head: int | None = None
-        self._head_at: float | None = None
+        self._top: tuple[int, float] | None = None  # (highest head, clock time first seen)
         self.block_interval = block_interval  # simulated seconds
         self.slack = head_jump_slack
         self.history = history
@@ -123,13 +123,17 @@ class PollingMonitor:
             log.warning("explorer head unavailable (%s); retry next interval", exc.message)
             return 0
         now = self.clock.now()
-        if self._head_at is not None and not plausible_head(
-                head, self.last_head, now - self._head_at,
+        if self._top is not None and not plausible_head(
+                head, self._top[0], now - self._top[1],
                 block_interval=self.block_interval / self.speed, slack=self.slack):
-            self._bad_input("explorer_head_jump", f"explorer head {head} while the last was "
-                                                  f"{self.last_head}; retry next interval")
+            self._bad_input("explorer_head_jump", f"explorer head {head} while the highest "
+                                                  f"was {self._top[0]}; retry next interval")
             return 0
-        self.last_head, self._head_at = head, now
+        if head > 0 and (self._top is None or head > self._top[0]):
+            # the highest head and when it was first seen: a stuck index that catches up
+            # is measured from when it got stuck (0 is a head before anything was indexed)
+            self._top = (head, now)
+        self.last_head = head
         done = 0
         for wallet in self.wallets:
             if self._stop.is_set():

@@ -46,7 +46,8 @@ class FakeExplorer:
             dict(r, timeStamp=r["blockTimestamp"]) for r in rows]})
 
 
-async def scenario(tmp_path: Path, steps: Any) -> tuple[FakeExplorer, MemorySink, Store]:
+async def scenario(tmp_path: Path, steps: Any, **kw: Any
+                   ) -> tuple[FakeExplorer, MemorySink, Store]:
     fake = FakeExplorer()
     app = web.Application()
     app.router.add_get("/v2/api", fake.handle)
@@ -63,7 +64,7 @@ async def scenario(tmp_path: Path, steps: Any) -> tuple[FakeExplorer, MemorySink
                                     rate_per_s=1000)
             pipe = Pipeline(store, sink, wallets=[WALLET, OTHER])
             poller = PollingMonitor(client, pipe, store, wallets=[WALLET, OTHER],
-                                    interval=15, overlap_blocks=2)
+                                    interval=15, overlap_blocks=2, **kw)
             await steps(fake, poller, store)
     finally:
         await runner.cleanup()
@@ -139,3 +140,27 @@ def test_a_head_the_chain_cannot_have_reached_is_refused_and_a_cursor_past_it_re
         assert store.cursor(WALLET).block == 104 - 2  # head less the overlap
     _fake, sink, _store = asyncio.run(scenario(tmp_path, steps))
     assert [e.trade.block_number for e in sink.events if e.trade] == [103]
+
+
+def test_an_index_that_was_empty_or_stuck_may_catch_up(tmp_path: Path) -> None:
+    """What the plausibility check must let through: a head of 0 (nothing indexed yet)
+    is no reference, and an index stuck for an hour may jump to the chain's head: it is
+    measured from when it got stuck, not from the last poll that saw it stuck."""
+    from monitor.clock import ManualClock
+
+    clock = ManualClock()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 0
+        await poller.poll_once()
+        clock.advance(15)
+        fake.head = 100
+        assert await poller.poll_once() == 2          # after 0: taken
+        for _ in range(240):                          # an hour at 100, polled every 15 s
+            clock.advance(15)
+            await poller.poll_once()
+        clock.advance(15)
+        fake.head = 100 + 1800                        # the index catches up at once
+        assert await poller.poll_once() == 2
+        assert poller.counters["explorer_head_jump"] == 0 and poller.last_head == 1900
+    asyncio.run(scenario(tmp_path, steps, clock=clock, block_interval=2.0))
