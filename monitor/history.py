@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,7 +21,7 @@ from monitor.redact import redact, redact_obj
 
 log = logging.getLogger("monitor.history")
 
-__all__ = ["History", "NullHistory"]
+__all__ = ["History", "NullHistory", "record_bad_input"]
 
 
 class History:
@@ -91,3 +92,15 @@ class NullHistory(History):
 
     def __init__(self) -> None:
         super().__init__(None)
+
+
+def record_bad_input(history: History, counters: Counter[str], logger: logging.Logger, *,
+                     kind: str, source: str, reason: str) -> None:
+    """A malformed or implausible input refused: counted under ``kind``, a ``bad_input``
+    history row, and a warning for the first of each kind, then every 1000th (a source
+    sending garbage at full rate must not write a warning a row)."""
+    counters[kind] += 1
+    history.record("bad_input", kind=kind, source=source, reason=reason[:200])
+    if counters[kind] == 1 or counters[kind] % 1000 == 0:
+        logger.warning("[%s] rejected %s (%d so far): %s", source, kind, counters[kind],
+                       reason[:200])

@@ -45,7 +45,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.cores import plausible_head
 from monitor.errors import MonitorError
 from monitor.explorer_client import ExplorerClient
-from monitor.history import History
+from monitor.history import History, NullHistory, record_bad_input
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
@@ -93,7 +93,7 @@ class PollingMonitor:
         self._top: tuple[int, float] | None = None  # (highest head, clock time first seen)
         self.block_interval = block_interval  # simulated seconds
         self.slack = head_jump_slack
-        self.history = history
+        self.history = history or NullHistory()
 
     def stop(self) -> None:
         self._stop.set()
@@ -143,13 +143,8 @@ class PollingMonitor:
         return done
 
     def _bad_input(self, kind: str, reason: str) -> None:
-        """Count, record and log (first of each kind, then every 1000th) a refused input."""
-        self.counters[kind] += 1
-        if self.history is not None:
-            self.history.record("bad_input", kind=kind, source=self.group, reason=reason[:200])
-        if self.counters[kind] == 1 or self.counters[kind] % 1000 == 0:
-            log.warning("[%s] rejected %s (%d so far): %s", self.group, kind,
-                        self.counters[kind], reason[:200])
+        record_bad_input(self.history, self.counters, log, kind=kind, source=self.group,
+                         reason=reason)
 
     async def _poll_wallet(self, wallet: str, head: int) -> bool:
         cur = self.store.cursor(wallet)

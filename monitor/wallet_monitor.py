@@ -84,7 +84,7 @@ from monitor.cores import (
 )
 from monitor.errors import BadResponse, MonitorError, RpcError, Timeout
 from monitor.explorer_client import ExplorerClient
-from monitor.history import History, NullHistory
+from monitor.history import History, NullHistory, record_bad_input
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
 from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
@@ -540,11 +540,8 @@ class WsShard:
 
     def _bad_input(self, kind: str, reason: str) -> None:
         """Count, record and log (first of each kind) a malformed or implausible input."""
-        self.counters[kind] += 1
-        self.history.record("bad_input", kind=kind, source=self.conn_id, reason=reason[:200])
-        if self.counters[kind] == 1 or self.counters[kind] % 1000 == 0:
-            log.warning("[%s] rejected %s (%d so far): %s", self.conn_id, kind,
-                        self.counters[kind], reason[:200])
+        record_bad_input(self.history, self.counters, log, kind=kind, source=self.conn_id,
+                         reason=reason)
 
     # -- health and fallback -----------------------------------------------------------
 

@@ -15,6 +15,8 @@ and the one JSON-RPC over HTTP client (:mod:`polyvocab.jsonrpc_http`, with
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "CHAIN_ID",
     "CONDITIONAL_TOKENS",
@@ -37,6 +39,7 @@ __all__ = [
     "V1_EXCHANGES",
     "V2_EXCHANGES",
     "address_topic",
+    "is_address",
     "topic_address",
     "trade_id",
 ]
@@ -76,6 +79,14 @@ SIGNATURES = {
     TRANSFER_SINGLE: "TransferSingle(address,address,address,uint256,uint256)",
     TRANSFER: "Transfer(address,address,uint256)",
 }
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def is_address(text: str) -> bool:
+    """Is ``text`` a 20-byte hex address as written on chain (``0x`` + 40 hex digits)?"""
+    return _ADDRESS.fullmatch(text) is not None
 
 
 def address_topic(address: str) -> str:

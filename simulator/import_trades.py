@@ -35,6 +35,7 @@ from polyvocab import (
     CTF_EXCHANGE_V2,
     NEG_RISK_EXCHANGE_V1,
     NEG_RISK_EXCHANGE_V2,
+    is_address,
 )
 from polyvocab.small_files import SmallFileError, read_small_text
 from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
@@ -69,7 +70,6 @@ TRADES_CSV_BYTES = 256 << 20
 #: 2-s blocks; beyond that the noise alone is gigabytes
 MAX_BLOCKS = 500_000
 _UNIT = Decimal(1_000_000)
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
 # Background noise between the trades: a few transactions per block, as in the default
 # profile (the Nobel CSV has no chain context to copy).
@@ -129,7 +129,7 @@ def _integer(path: Path, line: int, column: str, text: str, *, upper: int) -> in
 
 def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow:
     wallet = rec["proxyWallet"].strip()
-    if not _ADDRESS.fullmatch(wallet):
+    if not is_address(wallet):
         raise _fail(path, line, f"column proxyWallet: not a 20-byte hex address: {wallet!r}")
     side = rec["side"].strip().upper()
     if side not in ("BUY", "SELL"):

@@ -19,13 +19,14 @@ from __future__ import annotations
 import gzip
 import json
 import queue
-import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from polyvocab import is_address
 
 __all__ = [
     "FORMAT_NAME",
@@ -199,7 +200,6 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 _MAX_NUMBER = 1 << 63
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def check_header(path: str | Path, head: Any) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def _wallet(item: Any) -> bool:
     """A header's wallet: an address, or ``[address, trades]`` (synth's, busiest first)."""
     if isinstance(item, list) and len(item) == 2 and type(item[1]) is int:
         item = item[0]
-    return isinstance(item, str) and _ADDRESS.fullmatch(item) is not None
+    return isinstance(item, str) and is_address(item)
 
 
 def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
