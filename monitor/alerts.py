@@ -172,7 +172,8 @@ class TelegramAlerter:
         url = f"{self.api_url}/bot{self._token}/sendMessage"
         payload: dict[str, Any] = {"chat_id": self.chat_id, "text": text}
         try:
-            async with self._session.post(url, json=payload, timeout=self._timeout) as resp:
+            async with self._session.post(url, json=payload, timeout=self._timeout,
+                                          allow_redirects=False) as resp:  # token in path
                 body = await resp.text()
                 status = resp.status
             ok = False

@@ -50,6 +50,7 @@ from monitor.history import History, NullHistory
 from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
+from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import parse_retry_after
 
 __all__ = ["ExplorerClient", "ExplorerNotOk", "explorer_log_to_rpc"]
@@ -289,11 +290,13 @@ class ExplorerClient:
         try:
             try:
                 async with self._session.get(
-                    self.base_url, params=query,
+                    self.base_url, params=query, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self.timeout),
                 ) as resp:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
+                    if 300 <= status < 400:  # the key is in the query: never sent on
+                        raise redirect_refused(status, resp.headers)
                     raw = await read_body(resp, what=f"explorer {method}")
             except TimeoutError:
                 kind = "timeout"

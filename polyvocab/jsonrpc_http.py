@@ -59,7 +59,7 @@ from polyvocab.policies import (
     parse_retry_after,
     retry_delays,
 )
-from polyvocab.redact import redact
+from polyvocab.redact import mask_url, redact
 
 __all__ = [
     "CallCounter",
@@ -168,6 +168,8 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 429:
         return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
+    if 300 <= status < 400:
+        return redirect_refused(status, headers)
     if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
         return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
                            kind="too_deep")
@@ -193,6 +195,17 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
             return _rpc_error(parsed["error"], rate_limited)
         return BadResponse(f"HTTP {status}: {_snippet(body)}", status=status)
     return parsed
+
+
+def redirect_refused(status: int, headers: Mapping[str, str]) -> BadResponse:
+    """A redirect, refused: a provider or explorer URL is asked as configured, never
+    another host (a key in the URL's path or query must not travel on, and an answer from
+    elsewhere is not the provider's). The error names where it pointed, masked."""
+    location = headers.get("Location") or ""
+    where = mask_url(location) if location else "nowhere"
+    return BadResponse(f"HTTP {status}: redirected to {where}; redirects are not followed "
+                       "(configure the URL it names if it is the provider's)",
+                       status=status, kind="redirect")
 
 
 def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_reply
@@ -346,7 +359,7 @@ class JsonRpcHttpClient:
         self.counter.requests += 1
         try:
             try:
-                async with self._session.post(self.url, json=body,
+                async with self._session.post(self.url, json=body, allow_redirects=False,
                                               timeout=self._timeout) as resp:
                     self.counter.statuses[str(resp.status)] += 1
                     raw = await read_body(resp, what=self.name)

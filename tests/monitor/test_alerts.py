@@ -166,6 +166,39 @@ def test_telegram_failures_return_false_and_are_counted(
     assert "NOT delivered" in caplog.text and TOKEN not in caplog.text
 
 
+def test_telegram_does_not_follow_a_redirect_with_the_token_in_its_path() -> None:
+    """The bot token is in the URL's path: a 307 re-posted it wherever Location named."""
+    hits: list[str] = []
+
+    async def main() -> None:
+        app = web.Application()
+
+        async def moved(request: web.Request) -> web.Response:
+            hits.append(request.path)
+            return web.Response(status=307, headers={"Location": f"/elsewhere{request.path}"})
+
+        async def elsewhere(request: web.Request) -> web.Response:
+            hits.append(request.path)
+            return web.json_response({"ok": True})
+
+        app.router.add_post("/bot{token}/sendMessage", moved)
+        app.router.add_post("/elsewhere/{tail:.*}", elsewhere)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        try:
+            async with aiohttp.ClientSession() as session:
+                tg = TelegramAlerter(TOKEN, "-100200", session=session, api_url=url)
+                assert await tg.send("disconnected", "down") is False
+                assert "HTTP 307" in (tg.last_error or "")
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert hits == [f"/bot{TOKEN}/sendMessage"]
+
+
 def test_telegram_needs_a_token() -> None:
     async def main() -> None:
         async with aiohttp.ClientSession() as session:

@@ -141,6 +141,40 @@ def test_an_http_429_is_a_rate_limit_whatever_its_body_and_its_retry_after_is_ke
     asyncio.run(with_server(handler, body, speed=100))
 
 
+def test_a_redirect_is_refused_and_the_key_never_travels_on() -> None:
+    """aiohttp follows redirects by default: an explorer answering 302 had the client ask
+    whatever host the Location named."""
+    elsewhere: list[str] = []
+
+    async def other(request: web.Request) -> web.Response:
+        elsewhere.append(request.path_qs)
+        return ok([])
+
+    async def body(c: ExplorerClient, seen: list[dict]) -> None:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", other)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        target["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}/api?apikey={KEY}"
+        try:
+            with pytest.raises(BadResponse) as err:
+                await c.get_logs(from_block=1, to_block=2, address="0x" + "11" * 20)
+        finally:
+            await runner.cleanup()
+        assert err.value.kind == "redirect" and err.value.status == 302
+        assert "redirected to http://127.0.0.1:" in str(err.value)
+        assert KEY not in str(err.value) and "apikey=***" in str(err.value)
+
+    target: dict[str, str] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": target["url"]})
+
+    asyncio.run(with_server(handler, body))
+    assert elsewhere == []
+
+
 def test_persistent_rate_limit_gives_up_with_rate_limited() -> None:
     async def handler(request: web.Request) -> web.Response:
         return notok("Max calls per sec rate limit reached (3/sec)")

@@ -404,3 +404,35 @@ def test_a_raised_http_error_is_freed_without_the_cyclic_collector(tmp_path: Pat
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_redirect_is_refused_not_followed_and_names_where_it_pointed_masked(
+        tmp_path: Path) -> None:
+    """aiohttp follows redirects by default: a provider URL answering 307 sent the
+    request (a POST, re-sent with its body) to whatever host the Location named."""
+    elsewhere: list[str] = []
+
+    async def t(client: JsonRpcHttpClient, server: Scripted) -> None:
+        async def other(request: web.Request) -> web.Response:
+            elsewhere.append(request.path)
+            return web.json_response(ok({"id": 1}))
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", other)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        target = f"http://127.0.0.1:{runner.addresses[0][1]}/v3/{API_KEY}"
+        server.script[0] = json_reply(lambda body: {}, status=307,
+                                      headers={"Location": target})
+        try:
+            with pytest.raises(BadResponse) as err:
+                await client.call("eth_blockNumber", [])
+        finally:
+            await runner.cleanup()
+        assert err.value.kind == "redirect" and err.value.status == 307
+        assert "redirected to http://127.0.0.1:" in str(err.value)
+        assert "/v3/***" in str(err.value) and API_KEY not in str(err.value)
+
+    path = run_client(tmp_path, [json_reply(ok)], t)
+    assert elsewhere == []
+    assert API_KEY not in path.read_text()
