@@ -135,8 +135,17 @@ def _default_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitab
     return _connect(url, open_timeout=open_timeout, max_size=max_size)
 
 
+class _NoRedirects(ws_connect):
+    """``websockets`` connect, without following redirects: the library follows up to ten,
+    to other hosts too, and a provider's URL carries its key. A 3xx is the handshake's
+    failure (``handshake_302``), as the HTTP clients refuse theirs."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 def _connect(url: str, *, open_timeout: float, max_size: int, **extra: Any) -> Awaitable[Any]:
-    return ws_connect(
+    return _NoRedirects(
         url,
         open_timeout=open_timeout,
         ping_interval=None,  # our own heartbeat, under the state machine and speed

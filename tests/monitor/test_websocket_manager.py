@@ -579,6 +579,45 @@ def test_handshake_rejected_with_503_then_accepted(tmp_path: Path) -> None:
     run(body, tmp_path)
 
 
+def test_a_redirect_of_the_handshake_is_a_failed_attempt_never_followed() -> None:
+    """websockets follows up to ten redirects, to any host: the URL's key went along."""
+    from websockets.exceptions import InvalidStatus
+
+    from monitor.websocket_manager import _default_factory, classify_connect_error
+
+    async def main() -> tuple[int, BaseException | None]:
+        reached = {"n": 0}
+
+        def count(conn: ServerConnection, request: Any) -> Any:
+            reached["n"] += 1
+            return None
+
+        async def echo(ws: ServerConnection) -> None:
+            await ws.wait_closed()
+
+        async with serve(echo, "127.0.0.1", 0, process_request=count) as other:
+            target = f"ws://127.0.0.1:{other.sockets[0].getsockname()[1]}/v2/SECRETKEY123456"
+
+            def moved(conn: ServerConnection, request: Any) -> Any:
+                resp = conn.respond(HTTPStatus.FOUND, "moved\n")
+                resp.headers["Location"] = target
+                return resp
+
+            async with serve(echo, "127.0.0.1", 0, process_request=moved) as first:
+                url = f"ws://127.0.0.1:{first.sockets[0].getsockname()[1]}/"
+                error: BaseException | None = None
+                try:
+                    ws = await _default_factory(url, open_timeout=5.0, max_size=1 << 20)
+                    await ws.close()
+                except InvalidStatus as exc:
+                    error = exc
+        return reached["n"], error
+
+    reached, error = asyncio.run(main())
+    assert reached == 0
+    assert error is not None and classify_connect_error(error) == "handshake_302"
+
+
 def test_failed_after_max_reconnect_attempts_with_a_failed_alert(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
         alerter = LogAlerter()
