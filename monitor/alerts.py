@@ -10,8 +10,8 @@
 * :class:`LogAlerter` - logs the alert (for when Telegram is not configured).
 * :class:`AlertPolicy` - pure, time as argument: one outage gives ONE ``disconnected``
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
-  not a storm; repeats of a kind within ``window`` are suppressed; ``failed`` is always
-  sent.
+  not a storm; repeats of a kind within ``window`` are suppressed (the next down alert
+  counts the outages it kept quiet); ``failed`` is always sent.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class AlertPolicy:
     _down_alerted: bool = False
     _last_sent: dict[str, float] = field(default_factory=dict)
     suppressed: int = 0
+    #: outages that began and ended unannounced since the last down alert (a flapping
+    #: feed): the next down alert says how many, so a quiet window is not read as calm
+    _silent_outages: int = 0
+    _silent_down_s: float = 0.0
 
     @property
     def in_outage(self) -> bool:
@@ -91,7 +95,12 @@ class AlertPolicy:
         if not self._allow("disconnected", now):
             return None
         self._down_alerted = True
-        return Alert("disconnected", f"[{self.conn}] WebSocket feed down: {cause}")
+        text = f"[{self.conn}] WebSocket feed down: {cause}"
+        if self._silent_outages:
+            text += (f" (and {self._silent_outages} shorter outages since the last alert, "
+                     f"{self._silent_down_s:.1f} s down in all, not alerted one by one)")
+            self._silent_outages, self._silent_down_s = 0, 0.0
+        return Alert("disconnected", text)
 
     def recovered(self, now: float, attempts: int) -> Alert | None:
         """The connection is back. Sent only if the outage's down alert was sent."""
@@ -102,6 +111,8 @@ class AlertPolicy:
         self._down_since, self._down_alerted = None, False
         if not alerted:
             self.suppressed += 1
+            self._silent_outages += 1
+            self._silent_down_s += down_s
             return None
         self._last_sent["recovered"] = now
         return Alert("recovered", f"[{self.conn}] WebSocket feed recovered after "

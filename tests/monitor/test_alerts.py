@@ -43,9 +43,15 @@ def test_a_flap_within_the_window_is_silent_both_ways() -> None:
                                                                    "recovered"]
     # 100 s: down again, inside the 300 s window: neither down nor recovery is sent
     assert kinds(p.disconnected(100.0, "x"), p.recovered(101.0, 1)) == [None, None]
-    # 400 s: outside the window: alerts again
-    assert kinds(p.disconnected(400.0, "x"), p.recovered(402.0, 2)) == ["disconnected",
-                                                                       "recovered"]
+    assert kinds(p.disconnected(200.0, "x"), p.recovered(203.5, 1)) == [None, None]
+    # 400 s: outside the window: alerts again, and says the feed flapped meanwhile
+    down, back = p.disconnected(400.0, "x"), p.recovered(402.0, 2)
+    assert kinds(down, back) == ["disconnected", "recovered"]
+    assert down is not None and "and 2 shorter outages since the last alert, 4.5 s down" \
+        in down.text
+    # counted once: the next announced outage has nothing unannounced before it
+    nxt = p.disconnected(800.0, "x")
+    assert nxt is not None and "shorter outages" not in nxt.text
 
 
 def test_failed_is_always_sent_and_its_recovery_too() -> None:
