@@ -53,6 +53,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from monitor.alerts import Alert, Alerter, AlertPolicy
 from monitor.bounds import nesting_ok
@@ -106,6 +107,12 @@ _CLOSE_TIMEOUT_S = 2.0
 #: nothing grew this process by 20 MB a second. Past this, the connection is dropped
 #: (:class:`_BoundedConnection`).
 MAX_UNSENT_BYTES = 1 << 20
+#: pings the peer may send: a burst of this many, then this many a second. A node pings
+#: every few seconds at most; the library answers each one, so a peer that reads its
+#: pongs can keep this side busy answering (15-20 % of a core measured) with nothing to
+#: show for it. Past the budget the connection is dropped (``peer_ping_flood``).
+PING_BURST = 100
+PINGS_PER_S = 20.0
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:
@@ -171,10 +178,28 @@ class _BoundedConnection(ClientConnection):
     * a close the library began on the peer's data (1009 for a message past ``max_size``,
       1002 for a bad frame) ends by its close timeout even if this side sends nothing
       more: the library enforces that deadline only at its next send, so a peer that never
-      answered held the connection half-closed until the heartbeat or the watchdog."""
+      answered held the connection half-closed until the heartbeat or the watchdog;
+    * dropped when the peer pings past :data:`PING_BURST` and :data:`PINGS_PER_S`
+      (``ping_flood``): each ping costs this side a pong, read or not."""
 
     not_reading = False
+    ping_flood = False
     _closer: asyncio.TimerHandle | None = None
+    _ping_tokens = float(PING_BURST)
+    _ping_at = 0.0
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING and not self.ping_flood:
+            now = self.loop.time()
+            self._ping_tokens = min(float(PING_BURST),
+                                    self._ping_tokens + (now - self._ping_at) * PINGS_PER_S)
+            self._ping_at = now
+            if self._ping_tokens < 1.0:
+                self.ping_flood = True
+                self.transport.abort()
+                return
+            self._ping_tokens -= 1.0
+        super().process_event(event)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -831,9 +856,10 @@ class WebSocketManager:
                 if not isinstance(exc, ConnectionClosed):
                     self.metrics.error("recv")
                 cause = classify_close(exc)
-                if getattr(link.ws, "not_reading", False):  # see _BoundedConnection
-                    self.metrics.error("peer_not_reading")
-                    cause = "peer_not_reading"
+                for flag in ("not_reading", "ping_flood"):  # see _BoundedConnection
+                    if getattr(link.ws, flag, False):
+                        cause = f"peer_{flag}"
+                        self.metrics.error(cause)
                 # Requests on this connection will never be answered: fail them now.
                 self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
                 return cause

@@ -7,6 +7,7 @@ states and counters, never on fixed sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -414,13 +415,15 @@ def test_reconnects_after_a_ping_timeout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("heads", [True, False])
 def test_a_peer_that_floods_pings_and_reads_nothing_is_dropped(
-        tmp_path: Path, heads: bool) -> None:
+        tmp_path: Path, heads: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The library answers every ping with a pong whether or not the peer reads them: a
     node flooding pings while it read nothing grew the monitor by ~20 MB a second, and the
     heartbeat's own ping waited forever for the peer to read. Now the connection is dropped
     once 1 MiB is unsent, checked as the peer's bytes arrive, with or without data frames
-    among the pings."""
+    among the pings. (The ping budget, which would drop this peer first, is lifted here:
+    this is the bound on unsent bytes alone.)"""
     import monitor.websocket_manager as wsm
+    monkeypatch.setattr(wsm, "PINGS_PER_S", 1e12)
 
     async def body(env: Env) -> None:
         mgr = env.manager(heartbeat_interval=3000.0)  # no heartbeat: the bound alone
@@ -449,6 +452,35 @@ def test_a_peer_that_floods_pings_and_reads_nothing_is_dropped(
         assert causes[0] == "peer_not_reading", causes
         # bounded: at most the limit and what one burst of pongs adds past it
         assert peak < wsm.MAX_UNSENT_BYTES + (4 << 20), peak
+
+    run(body, tmp_path)
+
+
+def test_a_peer_that_floods_pings_and_reads_the_pongs_is_dropped(tmp_path: Path) -> None:
+    """A peer that reads its pongs passes the unsent bound and kept this side answering
+    pings at 15-20 % of a core. Past the ping budget the connection is dropped; pings
+    at a node's pace are answered as before."""
+    import monitor.websocket_manager as wsm
+
+    async def body(env: Env) -> None:
+        mgr = env.manager(heartbeat_interval=3000.0)
+        await subscribed(env, mgr)
+        await mgr.start()
+        assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+        ws = env.node.open_conns()[0]
+        for _ in range(wsm.PING_BURST // 2):  # a burst within the budget: answered
+            await asyncio.wait_for(await ws.ping(), TIMEOUT)
+        assert mgr.metrics.connects == 1
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while mgr.metrics.errors.get("peer_ping_flood", 0) == 0:
+            assert asyncio.get_running_loop().time() < deadline, "a ping flood is answered"
+            with contextlib.suppress(Exception):
+                ws.transport.write((bytes([0x89, 4]) + b"ping") * 50)
+            await asyncio.sleep(0)
+        assert await mgr.wait_until(lambda: mgr.metrics.connects >= 2, TIMEOUT)
+        await mgr.stop()
+        causes = [c for _f, to, c in env.states() if to == "RECONNECTING"]
+        assert causes[0] == "peer_ping_flood", causes
 
     run(body, tmp_path)
 
