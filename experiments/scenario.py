@@ -65,6 +65,7 @@ from simulator.faults import FAULTS as SIM_FAULTS
 
 __all__ = [
     "FAULT_NAMES",
+    "MODES",
     "FaultSpec",
     "MonitorSpec",
     "Scenario",
@@ -84,6 +85,8 @@ class ScenarioError(ValueError):
 
 # The simulator's fault table (simulator.nemesis.KINDS) is the one list of fault names.
 FAULT_NAMES = frozenset(SIM_FAULTS)
+#: what a scenario's monitor runs (and a live pilot's two paths are named)
+MODES = ("websocket", "polling")
 
 # Upper bounds: a typo such as ``blocks = 1e12`` must fail here, naming the field, not
 # hours later as an out-of-memory synthesiser or a run that never ends.
@@ -192,7 +195,7 @@ class MonitorSpec(_Strict):
     @field_validator("mode")
     @classmethod
     def _mode(cls, v: str) -> str:
-        if v not in ("websocket", "polling"):
+        if v not in MODES:
             raise ValueError("must be websocket or polling")
         return v
 

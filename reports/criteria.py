@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from experiments.scenario import MODES
 from experiments.thresholds import ThresholdError, parse_threshold
 from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
@@ -170,6 +171,10 @@ def _rule(raw: Any, i: int) -> Rule:
     modes = raw.get("modes", [])
     if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
         raise CriteriaError(f"{where}.modes must be a list of strings")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:  # a typo turned the rule off: it applied to no scenario, silently
+        raise CriteriaError(f"{where}.modes: unknown mode {unknown[0]!r} (one of "
+                            f"{', '.join(MODES)})")
     faults = raw.get("faults")
     if faults is not None and not isinstance(faults, bool):
         raise CriteriaError(f"{where}.faults must be true or false")

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.checker import OUTCOME_COLUMNS
+from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, read_small_text
 
@@ -143,6 +144,9 @@ def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
     except JsonlError as exc:
         problems.append(f"{path.name} is damaged at line {exc.line}: {exc.reason}")
         return None
+    except ValueError as exc:  # bytes that are not UTF-8 (UnicodeDecodeError)
+        problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return None
     return pd.DataFrame(rows)
 
 
@@ -173,12 +177,63 @@ def _mode_from_toml(path: Path) -> str | None:
     return None
 
 
+_COUNTS = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted")
+_SHARES = ("uptime", "coverage")
+_AGREE = ("status", "trades", "missed", "duplicates", "phantoms")
+
+
+def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = None
+                     ) -> list[str]:
+    """What makes a scenario's summary impossible or contradictory (none for what the
+    analysis writes): a count that is not a whole number >= 0, trades that are not
+    detected + late + missed + duplicated, a negative latency, a share outside 0..1, a
+    mode no rule knows, or the run's summary.json (``listed``) saying otherwise."""
+    if not summary or summary.get("status") != "ok":
+        return []  # not used for numbers anyway
+    out: list[str] = []
+    counts: dict[str, float] = {}
+    for key in _COUNTS:
+        value = summary.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+                or value != value or float(value) != int(value):
+            out.append(f"summary.json: {key} = {str(value)[:40]} is not a count")
+        else:
+            counts[key] = float(value)
+    parts = ("detected", "late", "missed", "duplicates")
+    if all(k in counts for k in ("trades", *parts)) and \
+            counts["trades"] != sum(counts[k] for k in parts):
+        out.append(f"summary.json: trades = {counts['trades']:.0f} is not detected + late + "
+                   f"missed + duplicates = {sum(counts[k] for k in parts):.0f}")
+    for key, value in summary.items():
+        if key.startswith("latency_") and isinstance(value, int | float) \
+                and not isinstance(value, bool) and value < 0:
+            out.append(f"summary.json: {key} = {value} is negative")
+    for key in _SHARES:
+        value = summary.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and not 0.0 <= value <= 1.0:
+            out.append(f"summary.json: {key} = {value} is not a share between 0 and 1")
+    if summary.get("mode") not in MODES:
+        out.append(f"summary.json: mode {str(summary.get('mode'))[:40]!r} is not one of "
+                   f"{', '.join(MODES)}")
+    if listed:
+        for key in _AGREE:
+            if key in listed and listed.get(key) != summary.get(key):
+                out.append(f"the run's summary.json says {key} = {str(listed.get(key))[:40]}, "
+                           f"the scenario's says {str(summary.get(key))[:40]}")
+    return out
+
+
 def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> ScenarioData:
     sdir = run_dir / name
     problems: list[str] = []
     if not sdir.is_dir():
+        # the run's summary may still list it, but nothing of it can be checked: its mode
+        # is kept (which gates it was needed for), its numbers are not
         problems.append(f"directory {name}/ is missing")
-        summary = dict(listed or {})
+        summary = {"scenario": name, "mode": (listed or {}).get("mode"), "status": "missing"}
         return ScenarioData(name, sdir, summary, None, None, None, tuple(problems))
     summary = _read_json(sdir / "summary.json", problems)
     if not summary and listed:
@@ -192,6 +247,7 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
         if mode:
             # keep the mode so the verdict knows which gates this scenario was needed for
             summary = {"scenario": name, "mode": mode, "status": "missing"}
+    problems.extend(summary_problems(summary, listed))
     outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
     sim = _read_history(sdir / "sim_history.jsonl", problems)
@@ -213,7 +269,9 @@ def load_run(path: str | Path) -> Run:
         if isinstance(entry, dict) and isinstance(entry.get("scenario"), str):
             listed[entry["scenario"]] = entry
             names.append(entry["scenario"])
-    for name in manifest.get("scenarios", []) if isinstance(manifest, dict) else []:
+    for entry in manifest.get("scenarios", []) if isinstance(manifest, dict) else []:
+        # the runner lists {"name": ..., "file": ...}; older manifests, plain names
+        name = entry.get("name") if isinstance(entry, dict) else entry
         if isinstance(name, str) and name not in names:
             names.append(name)
     markers = ("summary.json", "scenario.toml", "outcomes.parquet", "monitor_history.jsonl")
@@ -300,7 +358,8 @@ def all_outcomes(run: Run) -> pd.DataFrame:
         df.insert(0, "scenario", sc.name)
         df.insert(1, "mode", sc.mode)
         t0 = sc.t0_ns
-        df["t_s"] = sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed) if t0 else None
+        df["t_s"] = (sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed)
+                     if t0 is not None else None)  # 0: every virtual-time run
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=["scenario", "mode", *OUTCOME_COLUMNS, "t_s"])

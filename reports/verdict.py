@@ -105,6 +105,9 @@ def _unusable(sc: ScenarioData) -> str | None:
         return f"harness error ({err[:160]})"
     if sc.status != "ok":
         return f"status {sc.status!r}"
+    if sc.problems:  # its files are damaged, missing or contradict its summary
+        more = f" (and {len(sc.problems) - 1} more)" if len(sc.problems) > 1 else ""
+        return f"data problem: {sc.problems[0][:200]}{more}"
     return None
 
 
@@ -139,8 +142,10 @@ def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
                            broken, scored)
     passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
     note = str(raw.get("note") or "")
+    if metric is None:  # the analysis cannot have evaluated it: whatever it says, unknown
+        passed, note = None, "expression not understood"
     if passed is None and not note:
-        note = f"{metric} not measured" if metric else "expression not understood"
+        note = f"{metric} not measured"
     bound = raw.get("bound") if isinstance(raw.get("bound"), dict) else None
     return CheckResult(sc.name, sc.mode, text, text, "scenario", critical, 1.0, passed,
                        number(raw.get("value")), note, scored, bound)
@@ -197,7 +202,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     seen_notes: set[tuple[str, str]] = set()
     for c in unknown:
         key = (c.scenario, c.note)
-        if c.note.startswith(("summary missing", "harness error", "status")):
+        if c.note.startswith(("summary missing", "harness error", "status", "data problem")):
             if key in seen_notes:
                 continue
             seen_notes.add(key)

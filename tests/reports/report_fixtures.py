@@ -210,6 +210,12 @@ def build_run(root: Path, *, run_id: str = "20261124-120000-synthetic",
                            f"{description} ({name})")
         override = (overrides or {}).get(name, {})
         summary.update(override)
+        if "detected" not in override and "trades" not in override and \
+                {"late", "missed", "duplicates"} & set(override):
+            # an override of one outcome moves trades between outcomes, as a real run
+            # would: the report refuses a summary whose outcomes do not add up
+            summary["detected"] = summary["trades"] - sum(
+                int(summary[k]) for k in ("late", "missed", "duplicates"))
         if "thresholds" not in override:  # as the analysis writes them: on the final summary
             summary["thresholds"] = evaluate_all(SCENARIO_THRESHOLDS, summary)
         (sdir / "scenario.toml").write_text(

@@ -79,6 +79,86 @@ def test_inconclusive_on_missing_summary(make_run: MakeRun) -> None:
     assert any("ws_drop" in r and "summary missing" in r for r in reasons)
 
 
+def test_a_scenario_whose_folder_is_gone_is_inconclusive_though_the_run_lists_it(
+        make_run: MakeRun) -> None:
+    """The run's summary.json still carried its numbers: the report took them (GO)."""
+    import shutil
+
+    run = make_run()
+    shutil.rmtree(run / "ws_drop")
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and "summary missing" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("missing", ["ws_drop/outcomes.parquet", "ws_drop/sim_history.jsonl",
+                                     "ws_drop/monitor_history.jsonl"])
+def test_a_scenario_with_a_data_file_missing_is_inconclusive(make_run: MakeRun,
+                                                             missing: str) -> None:
+    verdict, reasons = verdict_of(make_run(remove=[missing]))
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and "data problem" in r and missing.split("/")[1] in r
+               for r in reasons), reasons
+
+
+def test_a_history_of_bytes_that_are_not_utf8_is_a_data_problem_not_a_traceback(
+        make_run: MakeRun) -> None:
+    run = make_run()
+    with (run / "ws_drop" / "monitor_history.jsonl").open("ab") as f:
+        f.write(b'{"t_ns": 1, "event": "\xff\xfe"}\n')
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("monitor_history.jsonl could not be read" in r for r in reasons), reasons
+
+
+def test_a_scenario_the_manifest_lists_and_the_store_lost_is_inconclusive(
+        make_run: MakeRun) -> None:
+    """The runner lists scenarios as objects ({"name": ...}); only names were read, so a
+    scenario gone from summary.json and from disk went unnoticed."""
+    import shutil
+
+    run = make_run()
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["scenarios"] = [{"name": n, "mode": "websocket"} for n in manifest["scenarios"]]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    top = json.loads((run / "summary.json").read_text())
+    top["scenarios"] = [s for s in top["scenarios"] if s["scenario"] != "ws_drop"]
+    (run / "summary.json").write_text(json.dumps(top))
+    shutil.rmtree(run / "ws_drop")
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("override,says", [
+    ({"latency_p95_s": -5.0}, "latency_p95_s = -5.0 is negative"),
+    ({"detected": 10}, "is not detected + late + missed + duplicates"),
+    ({"uptime": 5.0}, "uptime = 5.0 is not a share"),
+    ({"coverage": 7}, "coverage = 7 is not a share"),
+    ({"mode": "WebSocket"}, "mode 'WebSocket' is not one of websocket, polling"),
+    ({"missed": -1, "detected": 201}, "missed = -1 is not a count"),
+    ({"trades": 2.5}, "trades = 2.5 is not a count"),
+])
+def test_an_impossible_summary_is_inconclusive_not_go(make_run: MakeRun,
+                                                      override: dict, says: str) -> None:
+    verdict, reasons = verdict_of(make_run(overrides={"ws_healthy": override}))
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_healthy" in r and says in r for r in reasons), reasons
+
+
+def test_the_run_summary_and_the_scenario_summary_must_agree(make_run: MakeRun) -> None:
+    run = make_run()
+    top = json.loads((run / "summary.json").read_text())
+    for s in top["scenarios"]:
+        if s["scenario"] == "ws_drop":
+            s["status"], s["missed"] = "harness_error", 300
+    (run / "summary.json").write_text(json.dumps(top))
+    verdict, reasons = verdict_of(run)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and "the run's summary.json says status = harness_error" in r
+               for r in reasons), reasons
+
+
 def test_inconclusive_on_missing_metric(make_run: MakeRun) -> None:
     verdict, reasons = verdict_of(make_run(overrides={"ws_healthy": {"coverage": None}}))
     assert verdict is Verdict.INCONCLUSIVE
@@ -117,6 +197,25 @@ def test_criteria_rules_use_the_experiments_grammar_and_derived_metrics(
     res = evaluate(load_run(make_run()), load_criteria())
     late = next(c for c in res.checks if c.scenario == "ws_healthy" and c.expr == "late_pct < 1")
     assert late.passed is True and late.value == 0.0
+
+
+def test_a_criteria_rule_for_an_unknown_mode_is_refused(tmp_path: Path) -> None:
+    """``modes = ["websockets"]`` applied the rule to no scenario, silently (GO)."""
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[rule]]\nexpr = "missed_pct < 1"\ncritical = true\n'
+                   'modes = ["websockets"]\n')
+    with pytest.raises(CriteriaError, match=r"rule\[0\]\.modes: unknown mode 'websockets'"):
+        load_criteria(bad)
+
+
+def test_a_stored_threshold_that_does_not_parse_is_unknown_whatever_it_says(
+        make_run: MakeRun) -> None:
+    thr = [{"expr": "latency is fine", "passed": True, "value": 1.0}]
+    res = evaluate(load_run(make_run(overrides={"ws_healthy": {"thresholds": thr}})),
+                   load_criteria())
+    check = next(c for c in res.checks if c.expr == "latency is fine")
+    assert check.passed is None and check.note == "expression not understood"
+    assert res.verdict is Verdict.INCONCLUSIVE
 
 
 def test_bad_criteria_file_names_the_key(tmp_path: Path) -> None:
