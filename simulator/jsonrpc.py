@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -163,6 +164,11 @@ def _arg_error(pos: int, text: str) -> RpcError:
     return RpcError(-32602, f"invalid argument {pos}: {text}")
 
 
+#: hex digits as geth reads them: ASCII only. ``int(body, 16)`` alone also takes a sign,
+#: whitespace, ``_`` and non-ASCII digits (``0x-1``, ``0x 5``, ``0x1_0``, ``0x\u0665``)
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
+
+
 def _quantity(value: Any, pos: int) -> int:
     if not isinstance(value, str):
         raise _arg_error(pos, f"json: cannot unmarshal {type(value).__name__} into Go value "
@@ -176,10 +182,9 @@ def _quantity(value: Any, pos: int) -> int:
         raise _arg_error(pos, "hex number with leading zero digits")
     if len(body) > 16:
         raise _arg_error(pos, "hex number > 64 bits")
-    try:
-        return int(body, 16)
-    except ValueError:
-        raise _arg_error(pos, "invalid hex string") from None
+    if _HEX_DIGITS.fullmatch(body) is None:
+        raise _arg_error(pos, "invalid hex string")
+    return int(body, 16)
 
 
 def _hash(value: Any, pos: int) -> str:
@@ -197,6 +202,10 @@ def _bool(value: Any, pos: int) -> bool:
 
 
 _TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
+
+
+def _or_latest(tag: Any) -> Any:
+    return "latest" if tag is None else tag
 
 
 class JsonRpc:
@@ -370,8 +379,9 @@ class JsonRpc:
                 raise RpcError(-32000, "unknown block")
             start = stop = block.number
         else:
-            start_n = self.resolve(obj.get("fromBlock") or "latest")
-            stop_n = self.resolve(obj.get("toBlock") or "latest")
+            # only a missing or null bound is "latest" ("" or 0 is a bad quantity, as on geth)
+            start_n = self.resolve(_or_latest(obj.get("fromBlock")))
+            stop_n = self.resolve(_or_latest(obj.get("toBlock")))
             if start_n is None or stop_n is None:
                 return []
             start, stop = start_n, min(stop_n, chain.head_number)

@@ -16,9 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from simulator.jsonrpc import JsonInputError, parse_json
+from simulator.server import Simulator
+from tests.simulator.node_fixtures import make_recording
 
 LIMIT = 64
 
@@ -120,3 +123,54 @@ def test_a_hostile_megabyte_costs_about_what_decoding_a_megabyte_costs(body: str
     baseline = min(_cpu_s(lambda: json.loads(body)) for _ in range(2))
     cost = min(_cpu_s(lambda: parse_json(body, max_depth=LIMIT)) for _ in range(2))
     assert cost < 2 * baseline + 0.1, (cost, baseline)
+
+
+# -- hex quantities and hex data (D8) -----------------------------------------------------
+async def _post(http: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    async with http.post(url, data=json.dumps(body),
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+ADDRESS = "0x" + "ab" * 20
+TOPIC = "0x" + "cd" * 32
+_BAD_NUMBERS = ["0x-1", "0x 5", "0x+1", "0x1_0", "0x\u0665", "0x5 ", "0x\t5", "0x\u00a05",
+                "0x\uff15", ""]
+
+
+def _bad_calls() -> list[tuple[str, list[Any]]]:
+    """One call per value geth and anvil refuse with -32602 and ``int(x, 16)`` takes (or an
+    empty bound the node read as latest)."""
+    calls: list[tuple[str, list[Any]]] = []
+    for bad in _BAD_NUMBERS:
+        calls.append(("eth_getBlockByNumber", [bad, False]))
+        calls.append(("eth_getLogs", [{"fromBlock": bad, "toBlock": "latest"}]))
+        calls.append(("eth_getLogs", [{"fromBlock": "0x0", "toBlock": bad}]))
+    calls.append(("eth_getLogs", [{"fromBlock": 0}]))  # a number is no quantity either
+    for junk in ("\t", "\u00a0", "\u0665", " ", "_", "-"):
+        calls.append(("eth_getLogs", [{"address": ADDRESS[:-1] + junk}]))
+        calls.append(("eth_getLogs", [{"topics": [TOPIC[:-1] + junk]}]))
+        calls.append(("eth_getLogs", [{"blockHash": TOPIC[:-1] + junk}]))
+        calls.append(("eth_getBlockByHash", [TOPIC[:-1] + junk, False]))
+    return calls
+
+
+def test_hex_that_int_takes_but_geth_refuses_is_invalid_params_over_http() -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(4), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http:
+            await sim.wait_published(4)
+            calls = _bad_calls()
+            for i, (method, params) in enumerate(calls):
+                reply = await _post(http, sim.urls["http"], {
+                    "jsonrpc": "2.0", "id": i, "method": method, "params": params})
+                assert "error" in reply and reply["error"]["code"] == -32602, (
+                    method, params, reply)
+            # the strict forms still work
+            reply = await _post(http, sim.urls["http"], {
+                "jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+                "params": [{"fromBlock": "0X3E8", "toBlock": None,
+                            "address": "0x" + "AB" * 20}]})
+            assert reply["result"] == []
+    run(main)
