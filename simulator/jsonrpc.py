@@ -156,6 +156,16 @@ def _valid_id(req_id: Any) -> bool:
     return isinstance(req_id, str) and len(req_id) <= MAX_ID_CHARS
 
 
+def _first_call_id(batch: list[Any]) -> Any:
+    """The id of the batch's first call (an object with a method name and an id that is
+    no object or array, as geth's ``isCall``), else None."""
+    for item in batch:
+        if (isinstance(item, dict) and "id" in item and _valid_id(item["id"])
+                and isinstance(item.get("method"), str) and item["method"]):
+            return item["id"]
+    return None
+
+
 def error_response(req_id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
 
@@ -248,8 +258,10 @@ class JsonRpc:
                              [Call("?", "error")])
             limit = s.max_batch if host is None else s.max_ws_batch
             if limit is not None and len(payload) > limit:
-                return Reply(_dumps(error_response(None, -32600, "batch too large")),
-                             [Call("?", "error")])
+                # geth's respondWithBatchTooLarge: a batch of one error carrying the first
+                # call's id, so a client matching answers by id sees why its call failed
+                refusal = error_response(_first_call_id(payload), -32600, "batch too large")
+                return Reply("[" + _dumps(refusal) + "]", [Call("?", "error")])
             calls: list[Call] = []
             out: list[str] = []
             size = 0

@@ -21,6 +21,7 @@ import pytest
 
 from simulator.jsonrpc import JsonInputError, parse_json
 from simulator.server import Simulator
+from simulator.settings import NodeSettings, SimSettings
 from tests.simulator.node_fixtures import make_recording
 
 LIMIT = 64
@@ -173,4 +174,27 @@ def test_hex_that_int_takes_but_geth_refuses_is_invalid_params_over_http() -> No
                 "params": [{"fromBlock": "0X3E8", "toBlock": None,
                             "address": "0x" + "AB" * 20}]})
             assert reply["result"] == []
+    run(main)
+
+
+# -- batch too large (D9) -------------------------------------------------------------------
+def test_a_batch_too_large_is_a_batch_of_one_error_with_the_first_calls_id_like_geth() -> None:
+    """geth/bor respondWithBatchTooLarge: ``[{"id": <first call's id>, "error": ...}]``;
+    notifications and invalid entries before it carry no id to give."""
+    async def main() -> None:
+        settings = SimSettings(node=NodeSettings(max_batch=5, max_ws_batch=3))
+        async with Simulator(make_recording(2), settings=settings) as sim, \
+                aiohttp.ClientSession() as http:
+            call = {"jsonrpc": "2.0", "method": "eth_chainId"}
+            batch = [call, 17, {**call, "id": {"x": 1}}, {**call, "id": "first"},
+                     {**call, "id": 9}, {**call, "id": 10}]
+            refusal = {"code": -32600, "message": "batch too large"}
+            assert await _post(http, sim.urls["http"], batch) == [
+                {"jsonrpc": "2.0", "id": "first", "error": refusal}]
+            assert await _post(http, sim.urls["http"], [call] * 6) == [
+                {"jsonrpc": "2.0", "id": None, "error": refusal}]
+            async with http.ws_connect(sim.urls["ws"]) as ws:
+                await ws.send_str(json.dumps([{**call, "id": i} for i in range(7, 11)]))
+                msg = await asyncio.wait_for(ws.receive(), 20)
+                assert json.loads(msg.data) == [{"jsonrpc": "2.0", "id": 7, "error": refusal}]
     run(main)
