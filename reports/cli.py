@@ -5,13 +5,17 @@ line on stderr and exit code 2. ``build`` exits 0 whatever the verdict (the verd
 the report's content) unless ``--exit-code`` makes the exit code follow the verdict, for a
 CI job that gates on it: GO 0, NO-GO 1, MARGINAL 3, INCONCLUSIVE 4 (2 stays "usage
 error"). ``build --json FILE`` also writes the verdict, its reasons and every gate with
-its confidence bound as JSON. ``compare --fail-on-regression`` exits 1 on a regression.
+its confidence bound as strict JSON (a number that is not finite is written as null, never
+``NaN`` or ``Infinity``). ``compare --fail-on-regression`` exits 1 on a regression (a
+metric worse beyond the tolerance, a scenario no longer ok or gone, a worse verdict).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance", type=_tolerance, default=0.10,
                    help="relative change counted as a regression (default 0.10)")
     c.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a regression is found (default: exit 0)")
+                   help="exit 1 on a regression: a metric worse beyond the tolerance, a "
+                        "scenario ok in RUN_A and not ok or gone in RUN_B, a worse verdict "
+                        "(default: exit 0)")
     return p
 
 
@@ -69,7 +75,7 @@ def _build(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     report, path = write_report(run, criteria, Path(args.out) if args.out else None)
     if args.json_out:
-        text = json.dumps(verdict_document(report.verdict, run), indent=2, default=str) + "\n"
+        text = strict_json(verdict_document(report.verdict, run)) + "\n"
         if args.json_out == "-":
             sys.stdout.write(text)
         else:
@@ -84,8 +90,32 @@ def _build(args: argparse.Namespace) -> int:
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "MARGINAL": 3, "INCONCLUSIVE": 4}
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every number that is not finite (NaN, infinity) turned into None, in
+    dicts, lists and tuples too; numbers of other types (numpy's) become int or float."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(doc: Any) -> str:
+    """``doc`` as strict JSON (RFC 8259: no NaN or Infinity, which ``json.dumps`` writes by
+    default and most parsers refuse); what is not JSON at all is written as its text."""
+    return json.dumps(finite(doc), indent=2, default=str, allow_nan=False)
+
+
 def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
-    """The verdict as data: what a CI job or a dashboard reads."""
+    """The verdict as data: what a CI job or a dashboard reads (write it with
+    :func:`strict_json`)."""
     return {
         "run_id": run.run_id,
         "verdict": verdict.verdict.value,

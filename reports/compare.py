@@ -2,16 +2,33 @@
 
 For every scenario present in both runs and every metric, the change from A to B; a
 change in the bad direction beyond the tolerance is a regression. For missed,
-duplicates and phantoms any increase is a regression.
+duplicates and phantoms any increase is a regression. So is what stops B from being
+measured at all: a scenario ok in A and not ok in B (harness error, inconclusive,
+missing), a scenario only in A, and a worse verdict (GO -> MARGINAL, NO-GO or
+INCONCLUSIVE; MARGINAL -> INCONCLUSIVE or NO-GO; INCONCLUSIVE -> NO-GO).
+
+Only like is compared with like:
+
+- counts (missed, late, reconnects, fallback seconds, ...) are sums over the simulated
+  time, and pooling many seeds sums them over the seeds: when the two scenarios differ in
+  seeds or simulated time they are compared per simulated hour (``missed/h``);
+- on the virtual clock computing costs no time, so CPU and memory are not measured there:
+  ``not comparable (virtual clock)``; a latency in virtual time is a protocol latency, not
+  comparable with one on the real clock.
+
+The output warns when the runs differ in clock or seeds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from experiments.thresholds import metric_value
+from experiments.thresholds import metric_value, number
+from reports.claims import VIRTUAL, run_clock
 from reports.criteria import Criteria
-from reports.load import Run
+from reports.load import Run, ScenarioData
 from reports.render import environment, fmt_num
 from reports.verdict import Verdict, evaluate
 
@@ -37,6 +54,13 @@ METRICS: tuple[tuple[str, str, str, bool], ...] = (
     ("cpu_s_per_hour", "CPU s/h", "lower", False),
     ("rss_peak_mb", "RSS MB", "lower", False),
 )
+#: sums over the simulated time (and over the seeds, when pooled: experiments/seeds.py)
+COUNTS = frozenset({"missed", "duplicates", "phantoms", "late", "reconnects", "fallback_s"})
+#: what the virtual clock does not measure
+NOT_MEASURED_VIRTUAL = frozenset({"cpu_s_per_hour", "rss_peak_mb"})
+LATENCIES = frozenset({"latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s"})
+#: a verdict lower than another's is a regression; INCONCLUSIVE is below a pass
+_RANK = {Verdict.GO: 3, Verdict.MARGINAL: 2, Verdict.INCONCLUSIVE: 1, Verdict.NO_GO: 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +72,8 @@ class Row:
     b: float | None
     change: float | None
     change_pct: float | None
-    status: str  # "regression" / "better" / "same" / "unknown"
+    status: str  # "regression" / "better" / "same" / "unknown" / "not comparable"
+    note: str = ""  # why it is not comparable
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +86,30 @@ class Comparison:
     only_a: tuple[str, ...]
     only_b: tuple[str, ...]
     tolerance: float
+    #: scenarios ok in A and not ok in B, one line each
+    status_drops: tuple[str, ...] = ()
+    #: the two runs differ in clock, seeds or simulated time
+    warnings: tuple[str, ...] = ()
 
     @property
-    def regressions(self) -> tuple[Row, ...]:
+    def metric_regressions(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.status == "regression")
+
+    @property
+    def verdict_drop(self) -> str | None:
+        if _RANK[self.verdict_b] < _RANK[self.verdict_a]:
+            return f"verdict dropped from {self.verdict_a.value} to {self.verdict_b.value}"
+        return None
+
+    @property
+    def regressions(self) -> tuple[str, ...]:
+        """Every regression, one line each: the verdict, the scenarios, the metrics."""
+        lines = [self.verdict_drop] if self.verdict_drop else []
+        lines += self.status_drops
+        lines += [f"{n}: only in A (missing from B)" for n in self.only_a]
+        lines += [f"{r.scenario}: {r.label} {fmt_num(r.a)} -> {fmt_num(r.b)} "
+                  f"({_pct(r.change_pct)})" for r in self.metric_regressions]
+        return tuple(lines)
 
 
 def _row(scenario: str, metric: str, label: str, better: str, strict: bool,
@@ -84,19 +129,80 @@ def _row(scenario: str, metric: str, label: str, better: str, strict: bool,
     return Row(scenario, metric, label, a, b, change, pct, status)
 
 
+def _seeds(summary: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The seeds a scenario's summary was run (and pooled) under: ``seeds`` or ``seed``."""
+    seeds = summary.get("seeds")
+    if isinstance(seeds, list) and seeds:
+        return tuple(seeds)
+    return (summary.get("seed"),)
+
+
+def _seeds_text(seeds: tuple[Any, ...]) -> str:
+    return ", ".join("?" if s is None else str(s) for s in seeds)
+
+
+def _per_hour(summary: Mapping[str, Any], metric: str) -> float | None:
+    value, seconds = metric_value(summary, metric), number(summary.get("sim_duration_s"))
+    return None if value is None or not seconds else value / (seconds / 3600.0)
+
+
+def _scenario_rows(name: str, sa: ScenarioData, sb: ScenarioData, clocks: tuple[str, str],
+                   tolerance: float, warnings: list[str]) -> list[Row]:
+    seeds_a, seeds_b = _seeds(sa.summary), _seeds(sb.summary)
+    time_a = number(sa.summary.get("sim_duration_s"))
+    time_b = number(sb.summary.get("sim_duration_s"))
+    # pooling sums counts over seeds: per simulated hour unless both pooled the same time
+    per_hour = len(seeds_a) != len(seeds_b) or time_a != time_b
+    both_ok = sa.ok and sb.ok
+    if both_ok and seeds_a != seeds_b:
+        warnings.append(f"{name}: seeds differ (A: {_seeds_text(seeds_a)}; "
+                        f"B: {_seeds_text(seeds_b)})"
+                        + ("; counts compared per simulated hour" if per_hour else ""))
+    elif both_ok and per_hour:
+        warnings.append(f"{name}: simulated time differs (A {fmt_num(time_a)} s, "
+                        f"B {fmt_num(time_b)} s); counts compared per simulated hour")
+    virtual = VIRTUAL in clocks
+    rows = []
+    for metric, label, better, strict in METRICS:
+        if metric in NOT_MEASURED_VIRTUAL and virtual:
+            a = None if clocks[0] == VIRTUAL or not sa.ok else metric_value(sa.summary, metric)
+            b = None if clocks[1] == VIRTUAL or not sb.ok else metric_value(sb.summary, metric)
+            rows.append(Row(name, metric, label, a, b, None, None, "not comparable",
+                            "not comparable (virtual clock)"))
+            continue
+        value = metric_value
+        if metric in COUNTS and per_hour:
+            value, label = _per_hour, f"{label}/h"
+        a = value(sa.summary, metric) if sa.ok else None
+        b = value(sb.summary, metric) if sb.ok else None
+        if metric in LATENCIES and virtual and clocks[0] != clocks[1]:
+            rows.append(Row(name, metric, label, a, b, None, None, "not comparable",
+                            f"not comparable (A {clocks[0]} clock, B {clocks[1]} clock)"))
+            continue
+        rows.append(_row(name, metric, label, better, strict, a, b, tolerance))
+    return rows
+
+
 def compare_runs(run_a: Run, run_b: Run, criteria: Criteria, *,
                  tolerance: float = 0.10) -> Comparison:
     names_a = [s.name for s in run_a.scenarios]
     names_b = [s.name for s in run_b.scenarios]
-    rows = []
+    clocks = (run_clock(run_a), run_clock(run_b))
+    warnings: list[str] = []
+    if clocks[0] != clocks[1]:
+        warnings.append(f"A ran on the {clocks[0]} clock, B on the {clocks[1]} clock: "
+                        "latency, CPU and memory are not comparable")
+    rows: list[Row] = []
+    drops = []
     for name in names_a:
         if name not in names_b:
             continue
         sa, sb = run_a.scenario(name), run_b.scenario(name)
-        for metric, label, better, strict in METRICS:
-            a = metric_value(sa.summary, metric) if sa.ok else None
-            b = metric_value(sb.summary, metric) if sb.ok else None
-            rows.append(_row(name, metric, label, better, strict, a, b, tolerance))
+        if sa.ok and not sb.ok:
+            error = str(sb.summary.get("error") or "")
+            drops.append(f"{name}: ok in A, {sb.status} in B"
+                         + (f" ({error[:160]})" if error else ""))
+        rows += _scenario_rows(name, sa, sb, clocks, tolerance, warnings)
     return Comparison(
         run_a=run_a.run_id,
         run_b=run_b.run_id,
@@ -106,6 +212,8 @@ def compare_runs(run_a: Run, run_b: Run, criteria: Criteria, *,
         only_a=tuple(n for n in names_a if n not in names_b),
         only_b=tuple(n for n in names_b if n not in names_a),
         tolerance=tolerance,
+        status_drops=tuple(drops),
+        warnings=tuple(warnings),
     )
 
 
@@ -118,19 +226,24 @@ def text_table(cmp: Comparison) -> str:
     head = ("scenario", "metric", "A", "B", "change", "%", "")
     lines = [head]
     for r in cmp.rows:
-        flag = {"regression": "REGRESSION", "better": "better", "unknown": "?"}.get(r.status, "")
+        flag = {"regression": "REGRESSION", "better": "better", "unknown": "?",
+                "not comparable": r.note}.get(r.status, "")
         change = "-" if r.change is None else f"{r.change:+.3g}"
         lines.append((r.scenario, r.label, fmt_num(r.a), fmt_num(r.b), change, _pct(r.change_pct),
                       flag))
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(head))]
     out = [f"A: {cmp.run_a} ({cmp.verdict_a.value})  B: {cmp.run_b} ({cmp.verdict_b.value})"]
+    out += [f"warning: {w}" for w in cmp.warnings]
     for row in lines:
         out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     if cmp.only_a:
         out.append("only in A: " + ", ".join(cmp.only_a))
     if cmp.only_b:
         out.append("only in B: " + ", ".join(cmp.only_b))
-    out.append(f"{len(cmp.regressions)} regression(s) (tolerance {100 * cmp.tolerance:g} %)")
+    regressions = cmp.regressions
+    out.append(f"{len(regressions)} regression(s) (tolerance {100 * cmp.tolerance:g} %)"
+               + (":" if regressions else ""))
+    out += [f"  - {line}" for line in regressions]
     return "\n".join(out)
 
 

@@ -17,7 +17,7 @@ cannot be read is skipped and named in the section, never a crash.
 
 The latency budget table (:func:`load_budget`): each stage's p50 / p99 and share, end to end
 against its targets, the loopback floor and what the harness adds, from the run when one of
-its scenarios carries ``latency_stages`` (its summary), else from
+its scenarios carries ``latency_stages`` (its summary; not on the virtual clock), else from
 ``benchmarks/results/latency_budget.json`` - the table names where it came from.
 """
 
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reports.claims import VIRTUAL
 from reports.cost import bench_results_dir
 
 __all__ = ["BUDGET_FILE", "BenchFigure", "BenchResult", "BudgetTable", "Performance",
@@ -216,9 +217,9 @@ def _budget_table(b: dict[str, Any], source: str, floor: Any, floor_source: str
 def load_budget(run: Any | None = None, dirs: Sequence[Path] | None = None
                 ) -> BudgetTable | None:
     """The latency budget: from ``run`` (a :class:`reports.load.Run`) when a scenario's
-    summary carries ``latency_stages``, else from :data:`BUDGET_FILE` in ``dirs``; the
-    loopback floor from that file either way. None when neither has one (or the file
-    cannot be read)."""
+    summary carries ``latency_stages`` (never from a run on the virtual clock), else from
+    :data:`BUDGET_FILE` in ``dirs``; the loopback floor from that file either way. None when
+    neither has one (or the file cannot be read)."""
     doc: dict[str, Any] | None = None
     path: Path | None = None
     for d in dirs if dirs is not None else default_bench_dirs():
@@ -232,8 +233,11 @@ def load_budget(run: Any | None = None, dirs: Sequence[Path] | None = None
             break
     floor = doc.get("floor") if doc is not None else None
     floor_source = str(path) if path is not None else ""
+    manifest = getattr(run, "manifest", None)
+    virtual = isinstance(manifest, dict) and manifest.get("clock") == VIRTUAL
     try:
-        for sc in getattr(run, "scenarios", ()) or ():
+        # on the virtual clock computing costs no time: the stages are not a speed-1 budget
+        for sc in () if virtual else getattr(run, "scenarios", ()) or ():
             b = sc.summary.get("latency_stages")
             if isinstance(b, dict) and b.get("stages"):
                 return _budget_table(b, f"run {getattr(run, 'run_id', '?')}, scenario "

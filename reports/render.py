@@ -2,7 +2,12 @@
 network) from a run in the store.
 
 Everything that came from the chain, a scenario or a config goes through jinja2 with
-autoescape on. A figure that fails to draw becomes a note in the page, not a crash.
+autoescape on. A figure that fails to draw becomes a note in the page, not a crash; so does
+a manifest ``pilot`` of another shape ("-" for what it lacks).
+
+On the virtual clock computing costs no time: CPU and memory are not measured (their
+columns say so, the resource figure is not drawn) and latencies are protocol latencies,
+never speed-1 measurements.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from experiments.thresholds import metric_value
+from experiments.thresholds import metric_value, number
 from reports import figures
-from reports.claims import Claim, check_claims
+from reports.claims import VIRTUAL, Claim, check_claims, run_clock
 from reports.cost import (
     POLLING_COST_FILE,
     ModeCost,
@@ -67,6 +72,8 @@ SCENARIO_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("CPU s/h", "cpu_s_per_hour", "num"),
     ("RSS MB", "rss_peak_mb", "num"),
 )
+#: what the virtual clock does not measure (the process's CPU and memory)
+NOT_MEASURED_VIRTUAL = frozenset({"cpu_s_per_hour", "rss_peak_mb"})
 
 
 def fmt_num(value: Any, kind: str = "num") -> str:
@@ -139,10 +146,15 @@ def _performance(run: Run, bench_dir: Path | None) -> Performance:
 def _figure(title: str, build: Callable[[], Any], alt: str) -> dict[str, str]:
     try:
         fig = build()
-        return {"title": title, "uri": figures.to_data_uri(fig), "alt": alt, "error": ""}
+        return {"title": title, "uri": figures.to_data_uri(fig), "alt": alt, "error": "",
+                "note": ""}
     except Exception as exc:  # a figure must never take the report down
-        return {"title": title, "uri": "", "alt": alt,
+        return {"title": title, "uri": "", "alt": alt, "note": "",
                 "error": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
+
+
+def _not_drawn(title: str, why: str) -> dict[str, str]:
+    return {"title": title, "uri": "", "alt": "", "error": "", "note": why}
 
 
 def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
@@ -171,9 +183,11 @@ def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
 
 
 def _scenario_rows(run: Run) -> list[dict[str, Any]]:
+    unmeasured = NOT_MEASURED_VIRTUAL if run_clock(run) == VIRTUAL else frozenset()
     out = []
     for sc in run.scenarios:
-        cells = [fmt_num(metric_value(sc.summary, m), kind) if sc.summary else "-"
+        cells = [fmt_num(metric_value(sc.summary, m), kind)
+                 if sc.summary and m not in unmeasured else "-"
                  for _, m, kind in SCENARIO_COLUMNS]
         out.append({"name": sc.name, "mode": sc.mode, "status": sc.status,
                     "era": str(sc.summary.get("era") or "-"),
@@ -193,11 +207,57 @@ def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _text(value: Any) -> str:
+    """A manifest value for the page: '-' when it is missing or empty."""
+    if value is None or value == "" or isinstance(value, (dict, list)):
+        return "-"
+    return str(value)
+
+
+def _dict(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _pilot(raw: Any) -> dict[str, Any] | None:
+    """The manifest's ``pilot`` object in the shape the template reads
+    (``experiments/reconcile.py`` writes it): whatever it lacks or holds in another shape
+    becomes '-' (or nothing to list), never a template error."""
+    if not isinstance(raw, dict):
+        return None
+    ends, uptime = _dict(raw.get("endpoints")), _dict(raw.get("uptime"))
+    blocks, wallets = _list(raw.get("blocks")), _list(raw.get("wallets"))
+    limits = _list(raw.get("limitations"))
+    return {
+        "endpoints": {k: _text(ends.get(k)) for k in ("websocket", "rpc", "explorer")},
+        "truth_rpc": _text(raw.get("truth_rpc")),
+        "started": _text(raw.get("started")),
+        "last_beat": _text(raw.get("last_beat")),
+        "sessions": _text(raw.get("sessions")),
+        "blocks": [_text(blocks[i]) if i < len(blocks) else "-" for i in (0, 1)],
+        "finality_depth": _text(raw.get("finality_depth")),
+        "grace_s": number(raw.get("grace_s")),
+        "wallets": [str(w) for w in wallets],
+        "uptime": {str(k): number(v) for k, v in uptime.items()},
+        "timestamp_offset_s": number(raw.get("timestamp_offset_s")),
+        "limitations": [str(x) for x in limits],
+    }
+
+
 def render_report(report: Report) -> str:
     run = report.run
     ok = [s for s in run.scenarios if s.ok]
+    clock = run_clock(run)
+    virtual = clock == VIRTUAL
+    latency_title = "Detection latency, polling vs websocket"
+    if virtual:
+        latency_title += (" (virtual time: protocol and fault latency, not a speed-1 "
+                          "measurement)")
     figs = [
-        _figure("Detection latency, polling vs websocket", lambda: figures.latency_ecdf(run),
+        _figure(latency_title, lambda: figures.latency_ecdf(run),
                 "ECDF of detection latency per mode, log scale"),
         _figure("Outcomes per scenario", lambda: figures.outcomes(run),
                 "stacked bars of detected, late, missed, duplicate and phantom trades"),
@@ -205,8 +265,9 @@ def render_report(report: Report) -> str:
                     run, rate_limit_per_hour=report.criteria.cost.explorer.rate_per_s * 3600,
                     daily_limit_per_hour=report.criteria.cost.explorer.calls_per_day / 24),
                 "API calls per hour per mode and explorer calls against wallets"),
-        _figure("Resource use", lambda: figures.resources(run),
-                "CPU seconds per hour and peak memory per scenario"),
+        _not_drawn("Resource use", "CPU and memory not measured (virtual clock).")
+        if virtual else _figure("Resource use", lambda: figures.resources(run),
+                                "CPU seconds per hour and peak memory per scenario"),
     ]
     details = []
     for sc in run.scenarios:
@@ -230,7 +291,7 @@ def render_report(report: Report) -> str:
             "spread": sc.summary.get("spread") if isinstance(sc.summary.get("spread"), dict)
             else {},
             "sim_hours": (float(sc.summary.get("sim_duration_s") or 0.0) / 3600.0),
-            "clock": run.manifest.get("clock", "real"),
+            "clock": clock,
             "timeline": timeline,
         })
     problems = list(run.problems) + [f"{s.name}: {p}" for s in run.scenarios for p in s.problems]
@@ -251,8 +312,8 @@ def render_report(report: Report) -> str:
         worst=_worst_trades(run),
         reliability=reliability_rows(run),
         manifest=_manifest_rows(run.manifest),
-        pilot=run.manifest.get("pilot") if isinstance(run.manifest.get("pilot"), dict)
-        else None,
+        pilot=_pilot(run.manifest.get("pilot")),
+        virtual=virtual,
         problems=problems,
         criteria_source=report.criteria.source,
         n_ok=len(ok),

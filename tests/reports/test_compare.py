@@ -26,7 +26,7 @@ def test_regressions_are_flagged(make_run: MakeRun) -> None:
     b = make_run(overrides={"ws_drop": {"latency_p95_s": 1.2, "missed": 2, "uptime": 1.0},
                             "ws_healthy": {"latency_p50_s": 0.2901}})
     cmp = compare_runs(load_run(a), load_run(b), load_criteria(), tolerance=0.10)
-    flagged = {(r.scenario, r.metric) for r in cmp.regressions}
+    flagged = {(r.scenario, r.metric) for r in cmp.metric_regressions}
     assert ("ws_drop", "latency_p95_s") in flagged  # 0.578 -> 1.2 s: +108 %
     assert ("ws_drop", "missed") in flagged  # any increase in missed counts
     # +1.7 % is inside the tolerance; uptime 0.9 -> 1.0 is better
