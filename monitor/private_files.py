@@ -1,13 +1,20 @@
 """Files the monitor writes are private: created with mode 0600 (state, detections,
-history hold the wallets watched and what they traded)."""
+history hold the wallets watched and what they traded).
+
+:func:`hold_lock` is the one-writer rule of a state file: a second monitor on the same
+state database would share its outbox and dedup table (trades written twice, or taken
+into the other process's sink), so the second one is refused instead.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 from typing import IO
 
-__all__ = ["PRIVATE_MODE", "open_private"]
+__all__ = ["PRIVATE_MODE", "FileInUse", "hold_lock", "open_private"]
 
 PRIVATE_MODE = 0o600
 
@@ -19,3 +26,45 @@ def open_private(path: str | Path, *, buffering: int = -1) -> IO[str]:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
     return os.fdopen(fd, "a", encoding="utf-8", buffering=buffering)
+
+
+class FileInUse(Exception):
+    """Another process holds the lock. ``pid`` is the holder as it wrote itself into the
+    lock file (None when it could not be read)."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        super().__init__(f"{path} is locked by {'pid ' + str(pid) if pid else 'a process'}")
+        self.path = path
+        self.pid = pid
+
+
+def hold_lock(path: str | Path) -> int:
+    """Lock ``path`` (created 0600) exclusively for this process, without waiting, and
+    write this process's id into it. Returns the open descriptor: the lock lasts until it
+    is closed or the process ends, however it ends (``kill -9`` included), so a stale
+    lock never blocks a restart.
+
+    A POSIX record lock (``lockf``) belongs to the process, not to one descriptor: the
+    same process opening the file again is not refused (tests reopen a store left open to
+    play a crash); another process is. Raises :class:`FileInUse` when another process
+    holds it, ``OSError`` when the file cannot be created."""
+    p = Path(path)
+    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pid = _read_pid(fd)
+        os.close(fd)
+        raise FileInUse(p, pid) from None
+    with contextlib.suppress(OSError):  # the pid is for the message only
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

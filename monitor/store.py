@@ -11,6 +11,9 @@ Tables:
                 (:meth:`Store.prune_delivered`, ``dedup_retention_blocks``).
 - ``outbox``    sink events (trade or retraction) not yet confirmed by the sink.
 
+One process at a time: a store holds ``<db>.lock`` (``lockf``, released when the process
+ends, even by ``kill -9``); a second monitor on the same file is refused at open.
+
 Delivery protocol (exactly once at the sink across ``kill -9``):
 1. :meth:`Store.commit` - in ONE transaction update ``delivered`` and insert the event into
    ``outbox`` (unique on ``(kind, trade_id, generation)``);
@@ -38,6 +41,7 @@ from typing import Any
 
 from monitor.cores import Decision, DedupEntry
 from monitor.errors import StoreError
+from monitor.private_files import FileInUse, hold_lock
 from monitor.trades import Trade
 
 __all__ = ["Cursor", "OutboxItem", "Store"]
@@ -107,13 +111,29 @@ class OutboxItem:
         return f"{self.kind}:{self.trade_id}:{self.generation}"
 
 
+def _lock(path: Path) -> int:
+    """Hold ``<db>.lock`` for this process's lifetime: two monitors on one state database
+    share its outbox and dedup table, so one delivers the other's trades again (or into
+    its own sink). The second one is refused before it touches the database."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        return hold_lock(lock)
+    except FileInUse as exc:
+        who = f"pid {exc.pid}" if exc.pid else f"see {lock}"
+        raise StoreError(f"state_db {path} is in use by another monitor ({who})") from None
+    except OSError as exc:
+        raise StoreError(f"state_db {path}: cannot create its lock file {lock}: "
+                         f"{exc.strerror or exc}") from None
+
+
 class Store:
     """One SQLite database. Not thread-safe: use it from the event loop thread only."""
 
     def __init__(self, path: str | Path, *, keep_blocks: int = 256,
                  synchronous: str = "FULL") -> None:
-        """Open (or create, mode 0600) the database. Raises :class:`StoreError` when
-        ``path`` is a directory, not a database, or cannot be written.
+        """Open (or create, mode 0600) the database, holding ``<path>.lock`` until
+        :meth:`close` or the process ends. Raises :class:`StoreError` when ``path`` is a
+        directory, not a database, cannot be written, or another process has it open.
 
         ``synchronous``: ``FULL`` (default) fsyncs the WAL at every commit, so a delivered
         trade survives power loss; ``NORMAL`` survives a process crash (``kill -9``) but may
@@ -121,12 +141,14 @@ class Store:
         self.path = str(path)
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise StoreError(f"state_db: synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self._lock_fd: int | None = None
         try:
             if self.path != ":memory:":
                 p = Path(self.path)
                 if p.is_dir():
                     raise StoreError(f"state_db {self.path} is a directory, not a database file")
                 p.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _lock(p)
                 if not p.exists():  # created private: it holds the wallets watched
                     os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
@@ -138,9 +160,14 @@ class Store:
             self._blocks_held: dict[int, str] = dict(
                 self._db.execute("SELECT number, hash FROM blocks"))
         except sqlite3.Error as exc:
+            self._unlock()
             raise StoreError(f"state_db {self.path}: {exc}") from None
         except OSError as exc:
+            self._unlock()
             raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
+        except StoreError:
+            self._unlock()
+            raise
         self.keep_blocks = keep_blocks
         self._sent_later: set[int] = set()  # seqs sent, their mark not yet written
         #: outbox rows marked sent since the last :meth:`prune_outbox` (1 at open: rows a
@@ -153,6 +180,13 @@ class Store:
         with contextlib.suppress(StoreError):
             self._write_sent_marks()
         self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        """Let another monitor open the file (after :meth:`close`, or a failed open)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _tx(self) -> _Tx:
         return _Tx(self._db)

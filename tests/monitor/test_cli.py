@@ -138,3 +138,24 @@ def test_a_metrics_port_in_use_or_a_foreign_host_is_one_line(tmp_path: Path) -> 
                         "http://127.0.0.1:9/", "--db", str(tmp_path / "m.db"), *extra)
             assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
             assert needle in r.stderr and "metrics: cannot listen" in r.stderr
+
+
+def test_a_second_run_on_the_same_state_db_is_refused_with_one_line(tmp_path: Path) -> None:
+    """It printed READY and ran beside the first, sharing its outbox and dedup table."""
+    db = tmp_path / "s.db"
+    first = spawn([PY, "-m", "monitor", "run", "--mode", "polling", "--wallet", W,
+                   "--explorer-url", "http://127.0.0.1:1/v2/api", "--db", str(db),
+                   "--detections", str(tmp_path / "d1.jsonl"), "--speed", "50"],
+                  tmp_path / "err1.txt")
+    try:
+        first.wait_ready()
+        r = run_cli("run", "--mode", "polling", "--wallet", W, "--explorer-url",
+                    "http://127.0.0.1:1/v2/api", "--db", str(db), "--detections",
+                    str(tmp_path / "d2.jsonl"), "--speed", "50")
+        assert r.returncode == 2 and "READY" not in r.stdout, r.stderr
+        assert "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines()[-1] == (
+            f"python -m monitor: error: state_db {db} is in use by another monitor "
+            f"(pid {first.proc.pid})")
+    finally:
+        assert first.terminate() == 0
