@@ -44,7 +44,7 @@ from monitor.errors import StoreError
 from monitor.private_files import FileInUse, hold_lock
 from monitor.trades import Trade
 
-__all__ = ["Cursor", "OutboxItem", "Store"]
+__all__ = ["SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -60,6 +60,56 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT, sent INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, trade_id, generation));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent, seq);
 """
+
+#: ``PRAGMA user_version`` of the schema above. A file stamped higher was written by a
+#: newer monitor and is refused; 0 is a file from before the stamp (or a new one), taken
+#: when its tables have the columns below. Bump it with any change to ``_SCHEMA``.
+SCHEMA_VERSION = 1
+_COLUMNS = {
+    "cursors": ("wallet", "block", "hash", "grp"),
+    "blocks": ("number", "hash"),
+    "delivered": ("trade_id", "wallet", "block_number", "block_hash", "retracted",
+                  "deliveries", "retractions"),
+    "outbox": ("seq", "kind", "trade_id", "generation", "source", "block_hash", "payload",
+               "sent"),
+}
+
+
+def _check_schema(db: sqlite3.Connection, name: str) -> None:
+    """Refuse a file this code cannot use: a newer schema, another program's database,
+    or one of the tables with other columns (every sync failed on it, or a traceback)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"state_db {name} was written by a newer monitor (schema {version} "
+                         f"> {SCHEMA_VERSION}): run that version, or use another state_db")
+    tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                       "AND name NOT LIKE 'sqlite_%'")}
+    ours = sorted(tables & _COLUMNS.keys())
+    if tables and not ours:
+        raise StoreError(f"state_db {name}: not a monitor state database (it holds "
+                         f"{', '.join(sorted(tables)[:3])})")
+    for table in ours:
+        have = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        missing = [c for c in _COLUMNS[table] if c not in have]
+        extra = [c for c in have if c not in _COLUMNS[table]]
+        if missing or extra:
+            what = f"no column {missing[0]}" if missing else f"unknown column {extra[0]}"
+            raise StoreError(f"state_db {name}: not a monitor state database (table "
+                             f"{table}: {what})")
+
+
+def _stamp_version(db: sqlite3.Connection, name: str) -> None:
+    """Write :data:`SCHEMA_VERSION`: a real write, so a file SQLite opened read-only
+    (``chmod 444``, an immutable file) is refused here, not at the first trade."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise StoreError(f"state_db {name} cannot be written ({exc})") from None
+
 
 _IN_LIMIT = 500  # values a statement's IN (...) takes: well under SQLite's variable limit
 
@@ -143,28 +193,15 @@ class Store:
             raise StoreError(f"state_db: synchronous must be FULL or NORMAL, not {synchronous!r}")
         self._lock_fd: int | None = None
         try:
-            if self.path != ":memory:":
-                p = Path(self.path)
-                if p.is_dir():
-                    raise StoreError(f"state_db {self.path} is a directory, not a database file")
-                p.parent.mkdir(parents=True, exist_ok=True)
-                self._lock_fd = _lock(p)
-                if not p.exists():  # created private: it holds the wallets watched
-                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            self._db.executescript(_SCHEMA)
+            self._db = self._open(synchronous.upper())
             #: what the ``blocks`` table holds (this store is its only writer): a save
             #: writes the hashes that changed, not the ~128 the sync saves every time
             self._blocks_held: dict[int, str] = dict(
                 self._db.execute("SELECT number, hash FROM blocks"))
         except sqlite3.Error as exc:
+            self._db.close()
             self._unlock()
             raise StoreError(f"state_db {self.path}: {exc}") from None
-        except OSError as exc:
-            self._unlock()
-            raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
         except StoreError:
             self._unlock()
             raise
@@ -173,6 +210,38 @@ class Store:
         #: outbox rows marked sent since the last :meth:`prune_outbox` (1 at open: rows a
         #: previous process marked may be there, so the first prune is never skipped)
         self.sent_unpruned = 1
+
+    def _open(self, synchronous: str) -> sqlite3.Connection:
+        """Lock and connect; refuse a file of another schema, or one that cannot be
+        written (the monitor would print READY and then fail every commit: nothing ever
+        delivered); create what is missing and stamp :data:`SCHEMA_VERSION`."""
+        try:
+            if self.path != ":memory:":
+                p = Path(self.path)
+                if p.is_dir():
+                    raise StoreError(f"state_db {self.path} is a directory, not a database file")
+                p.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _lock(p)
+                if not p.exists():  # created private: it holds the wallets watched
+                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state_db {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"state_db {self.path}: {exc.strerror or exc}") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            _check_schema(db, self.path)
+            db.executescript(_SCHEMA)
+            _stamp_version(db, self.path)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(f"state_db {self.path}: {exc}") from None
+        except StoreError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         """Write the pending "sent" marks (best effort: unwritten ones are sent again after

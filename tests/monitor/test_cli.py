@@ -159,3 +159,36 @@ def test_a_second_run_on_the_same_state_db_is_refused_with_one_line(tmp_path: Pa
             f"(pid {first.proc.pid})")
     finally:
         assert first.terminate() == 0
+
+
+@pytest.mark.parametrize(("case", "needle"), [
+    ("readonly", "cannot be written"),
+    ("newer", "was written by a newer monitor (schema 99 > 1)"),
+    ("other", "not a monitor state database (table cursors: no column wallet)"),
+])
+def test_a_state_db_the_monitor_cannot_use_is_one_line_before_ready(
+        tmp_path: Path, case: str, needle: str) -> None:
+    """Read-only: READY, then nothing delivered; newer: READY, every sync failed; another
+    schema: a sqlite3 traceback from Store.cursors()."""
+    import contextlib
+    import sqlite3
+
+    from fs_helpers import read_only
+
+    from monitor.store import Store
+
+    db = tmp_path / "s.db"
+    if case == "readonly":
+        Store(db).close()
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as c:
+            c.execute("PRAGMA user_version = 99" if case == "newer" else "SELECT 1")
+            c.execute("CREATE TABLE cursors (x INTEGER)")
+            c.commit()
+    with read_only(db) if case == "readonly" else contextlib.nullcontext():
+        r = run_cli("run", "--mode", "polling", "--wallet", W, "--explorer-url",
+                    "http://127.0.0.1:1/v2/api", "--db", str(db), "--detections",
+                    str(tmp_path / "d.jsonl"))
+    assert r.returncode == 2 and "READY" not in r.stdout and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m monitor: error: state_db {db}") and needle in last

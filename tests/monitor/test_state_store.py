@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from fs_helpers import read_only
 from monitor_helpers import OTHER, WALLET, order_filled
 from monitor_sim import ROOT
 
@@ -18,7 +21,7 @@ from monitor.errors import StoreError
 from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.sinks import JsonlSink, MemorySink, SinkEvent
-from monitor.store import Store
+from monitor.store import SCHEMA_VERSION, Store
 from monitor.trades import decode_order_filled
 
 
@@ -564,3 +567,77 @@ def test_a_closed_store_lets_another_process_open_it(tmp_path: Path) -> None:
     holder = _holder(db)  # would fail to open if close() had kept the lock
     holder.communicate("\n", timeout=30)
     assert holder.returncode == 0
+
+
+# -- a file this code can use, or a one-line refusal ----------------------------------------
+
+def test_a_state_db_that_cannot_be_written_is_refused_at_open(tmp_path: Path) -> None:
+    """A read-only file whose tables exist: READY, then every commit failed (nothing was
+    ever delivered, WARNING lines only)."""
+    db = tmp_path / "s.db"
+    Store(db).close()
+    with read_only(db), pytest.raises(StoreError, match=r"s\.db cannot be written \("
+                                                        r"attempt to write a readonly"):
+        Store(db)
+    Store(db).close()  # writable again: taken
+
+
+def test_a_new_state_db_is_stamped_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    """Nothing recorded the schema: a newer file (here an extra NOT NULL column) was
+    taken, and every sync then failed on it."""
+    db = tmp_path / "s.db"
+    Store(db).close()
+    assert _user_version(db) == SCHEMA_VERSION == 1
+    newer = tmp_path / "newer.db"
+    with contextlib.closing(sqlite3.connect(newer)) as c:
+        c.execute("PRAGMA user_version = 99")
+        c.execute("CREATE TABLE cursors (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL, "
+                  "hash TEXT, grp TEXT NOT NULL, extra TEXT NOT NULL)")
+    with pytest.raises(StoreError, match=r"newer\.db was written by a newer monitor "
+                                         r"\(schema 99 > 1\)"):
+        Store(newer)
+
+
+@pytest.mark.parametrize(("ddl", "needle"), [
+    ("CREATE TABLE cursors (x INTEGER)", "table cursors: no column wallet"),
+    ("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, kind TEXT, trade_id TEXT, generation "
+     "INTEGER, source TEXT, block_hash TEXT, payload TEXT, sent INTEGER, extra TEXT NOT NULL)",
+     "table outbox: unknown column extra"),
+    ("CREATE TABLE meta (key TEXT, value TEXT)", "it holds meta"),
+])
+def test_a_state_db_of_another_schema_is_refused_naming_the_table(
+        tmp_path: Path, ddl: str, needle: str) -> None:
+    """``cursors(x)`` was an ``OperationalError`` traceback from ``Store.cursors()``; a
+    database of another program (here a pilot store's ``meta``) got the monitor's tables
+    added to it."""
+    db = tmp_path / "s.db"
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        c.execute(ddl)
+        c.commit()
+    with pytest.raises(StoreError, match="not a monitor state database") as err:
+        Store(db)
+    assert needle in err.value.message and str(db) in err.value.message
+    with contextlib.closing(sqlite3.connect(db)) as c:  # left as it was
+        assert {t for (t,) in c.execute("SELECT name FROM sqlite_master")} <= \
+            {"cursors", "outbox", "meta"}
+
+
+def test_a_state_db_from_before_the_stamp_is_taken_with_its_data(tmp_path: Path) -> None:
+    """Users' files have no version (0): the same columns mean the same schema."""
+    from monitor import store as store_module
+
+    db = tmp_path / "s.db"
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        c.executescript(store_module._SCHEMA)
+        c.execute("INSERT INTO cursors VALUES (?, 7, '0x7', 'polling')", (WALLET,))
+        c.commit()
+    assert _user_version(db) == 0
+    s = Store(db)
+    assert s.cursors()[WALLET].block == 7
+    s.close()
+    assert _user_version(db) == SCHEMA_VERSION
+
+
+def _user_version(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        return int(c.execute("PRAGMA user_version").fetchone()[0])
