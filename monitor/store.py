@@ -31,13 +31,14 @@ again); between 1 and the durable mark the event stays in the outbox and
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from monitor.cores import Decision, DedupEntry
 from monitor.errors import StoreError
@@ -176,6 +177,23 @@ def _lock(path: Path) -> int:
                          f"{exc.strerror or exc}") from None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    """A read's ``sqlite3.Error`` (a damaged file, a table changed under the monitor)
+    becomes :class:`StoreError`, as a write's does: the error the callers and the CLI
+    handle (one line), not a traceback."""
+    @functools.wraps(method)
+    def read(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state_db {self.path}: {exc}") from None
+    return read
+
+
 class Store:
     """One SQLite database. Not thread-safe: use it from the event loop thread only."""
 
@@ -262,11 +280,13 @@ class Store:
 
     # -- cursors ----------------------------------------------------------------------
 
+    @_reads
     def cursor(self, wallet: str) -> Cursor | None:
         row = self._db.execute("SELECT wallet, block, hash, grp FROM cursors WHERE wallet=?",
                                (wallet,)).fetchone()
         return Cursor(*row) if row else None
 
+    @_reads
     def cursors(self) -> dict[str, Cursor]:
         rows = self._db.execute("SELECT wallet, block, hash, grp FROM cursors").fetchall()
         return {r[0]: Cursor(*r) for r in rows}
@@ -320,6 +340,7 @@ class Store:
         after = {**held, **dict(changed)}
         return {n: h for n, h in after.items() if n > floor}
 
+    @_reads
     def blocks(self) -> dict[int, str]:
         return dict(self._db.execute("SELECT number, hash FROM blocks ORDER BY number"))
 
@@ -329,16 +350,20 @@ class Store:
         """The persisted dedup state, to preload a :class:`~monitor.cores.Deduplicator`:
         every entry, or the ``limit`` most recent ones (highest blocks), oldest first."""
         cols = "trade_id, block_hash, retracted, deliveries, retractions"
-        if limit is None:
-            rows = self._db.execute(f"SELECT {cols} FROM delivered")
-        else:
-            rows = self._db.execute(
-                f"SELECT {cols} FROM (SELECT {cols}, block_number, rowid AS r FROM delivered "
-                "ORDER BY block_number DESC, r DESC LIMIT ?) ORDER BY block_number, r",
-                (int(limit),))
-        for tid, bh, retracted, d, r in rows:
-            yield tid, DedupEntry(bh, bool(retracted), d, r)
+        try:  # a generator: its reads happen while the caller iterates
+            if limit is None:
+                rows = self._db.execute(f"SELECT {cols} FROM delivered")
+            else:
+                rows = self._db.execute(
+                    f"SELECT {cols} FROM (SELECT {cols}, block_number, rowid AS r FROM "
+                    "delivered ORDER BY block_number DESC, r DESC LIMIT ?) "
+                    "ORDER BY block_number, r", (int(limit),))
+            for tid, bh, retracted, d, r in rows:
+                yield tid, DedupEntry(bh, bool(retracted), d, r)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state_db {self.path}: {exc}") from None
 
+    @_reads
     def dedup_entry(self, trade_id: str) -> DedupEntry | None:
         """One trade id's dedup state (the deduplicator asks when it evicted it)."""
         row = self._db.execute(
@@ -346,6 +371,7 @@ class Store:
             "WHERE trade_id=?", (trade_id,)).fetchone()
         return None if row is None else DedupEntry(row[0], bool(row[1]), row[2], row[3])
 
+    @_reads
     def dedup_entries_of(self, trade_ids: Iterable[str]) -> dict[str, DedupEntry]:
         """The stored dedup state of those of ``trade_ids`` the store knows: one query a
         500 ids (a batch's look-ups at once, not a query a trade)."""
@@ -357,6 +383,7 @@ class Store:
                 out[tid] = DedupEntry(bh, bool(retracted), d, r)
         return out
 
+    @_reads
     def standing_in_range(self, wallets: Iterable[str], first: int,
                           last: int) -> list[tuple[str, int, str]]:
         """Delivered, not retracted trades of ``wallets`` in blocks first..last:
@@ -476,9 +503,11 @@ class Store:
                 self._set_sent(marks)
             self._sent_later.difference_update(marks)
 
+    @_reads
     def _unsent(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent=0").fetchone()[0])
 
+    @_reads
     def has_pending(self) -> bool:
         """Events not yet handed to the sink (or handed, but the monitor died before it
         recorded that: after a restart)."""
@@ -487,10 +516,12 @@ class Store:
                 is not None
         return self._unsent() > len(self._sent_later)
 
+    @_reads
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
+    @_reads
     def pending(self) -> list[OutboxItem]:
         """Events queued but not confirmed by the sink, oldest first. Writes the pending
         "sent" marks first."""
@@ -532,9 +563,11 @@ class Store:
                 " AND d.block_number < c.block - ? LIMIT ?)",
                 (retention_blocks, retention_blocks, limit)).rowcount)
 
+    @_reads
     def outbox_size(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    @_reads
     def stats(self) -> dict[str, Any]:
         q = self._db.execute
         return {

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fs_helpers import read_only
@@ -641,3 +642,25 @@ def test_a_state_db_from_before_the_stamp_is_taken_with_its_data(tmp_path: Path)
 def _user_version(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(db)) as c:
         return int(c.execute("PRAGMA user_version").fetchone()[0])
+
+
+@pytest.mark.parametrize("read", [
+    lambda s: s.cursor(WALLET), lambda s: s.cursors(), lambda s: s.blocks(),
+    lambda s: list(s.dedup_entries()), lambda s: list(s.dedup_entries(limit=5)),
+    lambda s: s.dedup_entry("t"), lambda s: s.dedup_entries_of(["t"]),
+    lambda s: s.standing_in_range([WALLET], 1, 2), lambda s: s.has_pending(),
+    lambda s: s.pending(), lambda s: s.outbox_size(), lambda s: s.stats(),
+], ids=["cursor", "cursors", "blocks", "dedup_entries", "dedup_entries_limit", "dedup_entry",
+        "dedup_entries_of", "standing_in_range", "has_pending", "pending", "outbox_size",
+        "stats"])
+def test_a_read_sqlite_refuses_is_a_store_error(tmp_path: Path, read: Any) -> None:
+    """Reads let ``sqlite3.OperationalError`` through (a traceback at the CLI); writes
+    were already :class:`StoreError`."""
+    db = tmp_path / "s.db"
+    store = Store(db)
+    with contextlib.closing(sqlite3.connect(db)) as other:  # the tables go under it
+        for table in ("cursors", "blocks", "delivered", "outbox"):
+            other.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+        other.commit()
+    with pytest.raises(StoreError, match=r"state_db .*s\.db: no such table"):
+        read(store)
