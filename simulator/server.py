@@ -66,6 +66,7 @@ _NS = 1_000_000_000
 _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the writers
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
+_WRITE_BATCH = 1 << 20  # characters framed and handed to the transport in one write
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
@@ -91,7 +92,14 @@ class _Sub:
 
 
 class WsConn:
-    """One WebSocket client: its subscriptions and an ordered outgoing queue."""
+    """One WebSocket client: its subscriptions and an ordered outgoing queue.
+
+    What waits for the client is bounded, like geth bounds a client that does not read:
+    notifications past ``notify_buffer`` messages or ``notify_buffer_bytes`` drop the
+    connection; the client's next request is read only once its unsent answers are under
+    a quarter of ``notify_buffer_bytes`` (:meth:`wait_for_room`), so a client that sends
+    requests and reads nothing costs one answer, not one per request.
+    """
 
     def __init__(self, sim: Simulator, conn_id: str, ws: web.WebSocketResponse,
                  request: web.Request) -> None:
@@ -100,10 +108,14 @@ class WsConn:
         self.ws = ws
         self.request = request
         self.subs: dict[str, _Sub] = {}
-        self.queue: deque[tuple[int, str]] = deque()
+        #: (due ns, text, is a notification), in send order
+        self.queue: deque[tuple[int, str, bool]] = deque()
+        self.note_chars = 0  # characters of the notifications in the queue
+        self.reply_chars = 0  # characters of the answers in the queue
         self.wake = asyncio.Event()
         self.drained = asyncio.Event()
         self.drained.set()
+        self.room = asyncio.Event()  # set by the writer: the reader may check again
         self.last_due = 0
         self.closed = False
         self.writer: asyncio.Task[None] | None = None
@@ -132,7 +144,7 @@ class WsConn:
         """Queue a response (kept in order behind any delayed notification)."""
         if self.closed or self.stalled():
             return
-        self._push(max(self.last_due, 0), text)
+        self._push(max(self.last_due, 0), text, False)
 
     def notify(self, sub: _Sub, payload: str) -> None:
         """Queue a notification of ``sub`` as the nemesis says (drop, copies, delay, extra
@@ -141,7 +153,7 @@ class WsConn:
             return
         text = sub.prefix + payload + "}}"
         if not self.sim.board.active:
-            self._push(0, text)
+            self._push(0, text, True)
             return
         plan = self.sim.nemesis.notify(NotifyCtx(self.id, sub.kind, sub.prefix, payload))
         due = 0
@@ -149,29 +161,70 @@ class WsConn:
             due = max(self.last_due, self.sim.now_ns()
                       + int(plan.delay_ms * 1e6 / self.sim.chain.speed))
         for _ in range(plan.copies):
-            self._push(due, text)
+            self._push(due, text, True)
         for injection, frame in plan.extra:
             self.sim.record_malformed(injection, "rpc_ws", conn=self.id)
-            self._push(due, frame)
+            self._push(due, frame, True)
 
-    def _push(self, due: int, text: str) -> None:
-        if len(self.queue) >= self.sim.settings.node.notify_buffer:
+    def _push(self, due: int, text: str, note: bool) -> None:
+        node = self.sim.settings.node
+        if len(self.queue) >= node.notify_buffer:
             log.warning("conn %s: notification buffer full, dropping the connection", self.id)
             self.abort()
             return
+        if note and self.note_chars + len(text) > node.notify_buffer_bytes:
+            # it counted messages only: 10,000 of a busy block's logs, or of eth_getLogs
+            # answers (~28 MB each), held gigabytes for a client that never read
+            log.warning("conn %s: %d bytes of notifications unsent, dropping the connection "
+                        "(the client does not read)", self.id, self.note_chars)
+            self.abort()
+            return
         self.last_due = max(self.last_due, due)
-        self.queue.append((due, text))
+        self.queue.append((due, text, note))
+        if note:
+            self.note_chars += len(text)
+        else:
+            self.reply_chars += len(text)
         self.drained.clear()
         self.wake.set()
 
+    def reading_paused(self) -> bool:
+        """Whether the client's unsent answers (queued, or in the transport) are past a
+        quarter of ``notify_buffer_bytes``: its next request waits for them to leave."""
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            return False  # reading finds the close
+        return (self.reply_chars + transport.get_write_buffer_size()
+                > self.sim.settings.node.notify_buffer_bytes // 4)
+
+    async def wait_for_room(self) -> None:
+        """Return once the client's next request may be read (or the connection is
+        closed). Each pass of the writer wakes this to check again."""
+        while not self.closed and self.reading_paused():
+            self.room.clear()
+            await self.room.wait()
+
     def _due_frames(self, now: int) -> list[bytes]:
-        """The messages due by ``now`` at the head of the queue (at most 512), taken and
-        framed."""
+        """The messages due by ``now`` at the head of the queue (at most 512, and about
+        :data:`_WRITE_BATCH` characters), taken and framed."""
         queue = self.queue
         frames: list[bytes] = []
-        while queue and queue[0][0] <= now and len(frames) < 512:
-            frames.append(_text_frame(queue.popleft()[1]))
+        size = 0
+        while queue and queue[0][0] <= now and len(frames) < 512 and size < _WRITE_BATCH:
+            _, text, note = queue.popleft()
+            if note:
+                self.note_chars -= len(text)
+            else:
+                self.reply_chars -= len(text)
+            size += len(text)
+            frames.append(_text_frame(text))
         return frames
+
+    def discard_queue(self) -> None:
+        """Forget every message not yet handed to the transport (the connection closes)."""
+        self.queue.clear()
+        self.note_chars = self.reply_chars = 0
+        self.room.set()
 
     def write_due(self) -> None:
         """Write the due messages now, from the replay right after a block's fan-out: one
@@ -196,6 +249,7 @@ class WsConn:
             while not self.closed and transport is not None:
                 if not queue:
                     self.drained.set()
+                    self.room.set()
                     self.wake.clear()
                     await self.wake.wait()
                     continue
@@ -209,6 +263,7 @@ class WsConn:
                         if transport.is_closing():
                             return
                         await asyncio.sleep(0.002)  # flow control: the peer is slow
+                    self.room.set()
                     # let others run before the next pass, even when drained: without this
                     # pass the replay and the HTTP handlers of the same turn ran first, and
                     # a busy block's frames left up to ~200 ms later (the 100,000-wallet
@@ -223,11 +278,12 @@ class WsConn:
             log.info("conn %s: write failed (%s)", self.id, type(exc).__name__)
         finally:
             self.drained.set()
+            self.room.set()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
         self.closed = True
-        self.queue.clear()
+        self.discard_queue()
         self.drained.set()
         self.wake.set()
         transport = self.request.transport
@@ -620,7 +676,7 @@ class Simulator:
             elif isinstance(command, Close):
                 for conn in self._hit(fault):
                     conn.closed = True
-                    conn.queue.clear()
+                    conn.discard_queue()
                     task = asyncio.get_running_loop().create_task(
                         conn.ws.close(code=command.code, message=command.reason.encode()))
                     self._stop_tasks.add(task)
@@ -756,6 +812,9 @@ class Simulator:
                     self._count_rpc("rpc_ws", reply)
                     if reply.text is not None:
                         conn.send(reply.text)
+                        # a client that sends and does not read: its next request waits
+                        # (it was read at once, and the answers piled up: +28 MB each)
+                        await conn.wait_for_room()
                 elif msg.type == WSMsgType.PING:
                     if not conn.stalled():
                         await ws.pong(msg.data)

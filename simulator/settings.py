@@ -87,6 +87,11 @@ class NodeSettings:
     # logs_max_results + 1: bounds the work of a batch of eth_getLogs the same way
     max_logs_per_request: int = 40_000
     notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
+    #: bytes of notifications waiting for one WebSocket connection past which it is dropped
+    #: (a client that does not read; geth's write deadline). Its requests are read only
+    #: while its unsent answers are under a quarter of this: a client that sends and never
+    #: reads holds one answer's worth, however many requests it sends.
+    notify_buffer_bytes: int = 64 << 20
     max_subscriptions: int | None = FROM_PROFILE  # per connection; None = unlimited
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
 
@@ -99,7 +104,8 @@ class NodeSettings:
             if getattr(self, name) == FROM_PROFILE:
                 object.__setattr__(self, name, getattr(chosen, name))
         for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
-                     "max_logs_per_request", "notify_buffer", *_PROFILE_LIMITS):
+                     "max_logs_per_request", "notify_buffer", "notify_buffer_bytes",
+                     *_PROFILE_LIMITS):
             value = getattr(self, name)
             if value is None and name in _PROFILE_LIMITS:
                 continue

@@ -1,0 +1,181 @@
+"""Clients that do not play along (never read, flood requests or subscriptions) cost the
+node a bounded amount and hurt only themselves: the others keep being served and the
+replay keeps its pace. Every case runs a real :class:`Simulator` on loopback; the hostile
+clients are raw sockets that stop reading after their handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from simulator.server import Simulator, WsConn
+from simulator.settings import NodeSettings, SimSettings
+from tests.simulator.node_fixtures import make_recording
+
+TIMEOUT = 20
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro_fn(), 60))
+
+
+class DeafClient:
+    """A WebSocket client that sends and never reads after its handshake: a 4 KB receive
+    buffer and a stream reader that stops taking data at 8 KB, so the node's side backs up
+    as soon as it sends a few KB."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, url: str) -> DeafClient:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert b" 101 " in head.split(b"\r\n", 1)[0], head[:80]
+        return cls(reader, writer)
+
+    def send(self, obj: Any) -> None:
+        """One masked text frame (client to server, RFC 6455)."""
+        payload = json.dumps(obj).encode()
+        n = len(payload)
+        if n < 126:
+            header = bytes((0x81, 0x80 | n))
+        elif n < 65536:
+            header = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+        else:
+            header = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(header + mask + masked)
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+def call(method: str, *params: Any, req_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "method": method, "params": list(params)}
+
+
+def queued_chars(conn: WsConn | None) -> int:
+    """Characters waiting in a connection's queue (not yet handed to its transport)."""
+    return 0 if conn is None else sum(len(item[1]) for item in conn.queue)
+
+
+async def new_conn(sim: Simulator, before: set[str]) -> str:
+    """The id of the connection opened since ``before`` (its handler registers it on the
+    loop turn after the handshake)."""
+    for _ in range(1000):
+        opened = set(sim.conns) - before
+        if opened:
+            return opened.pop()
+        await asyncio.sleep(0.005)
+    raise AssertionError("the connection never registered")
+
+
+async def round_trip(ws: Any, req_id: int) -> float:
+    """Seconds one eth_blockNumber takes on ``ws`` (notifications in between skipped)."""
+    t = time.monotonic()
+    await ws.send_str(json.dumps(call("eth_blockNumber", req_id=req_id)))
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+        if json.loads(msg.data).get("id") == req_id:
+            return time.monotonic() - t
+
+
+# -- D1: a client that does not read -----------------------------------------------------
+def test_a_client_that_sends_requests_and_never_reads_holds_about_one_answer() -> None:
+    """40 eth_getLogs of ~2.8 MB each, never read: the node stops reading that client's
+    requests while its answers wait (it read all 40 and held them all, ~110 MB), and
+    another client's calls are answered meanwhile."""
+    async def main() -> None:
+        cap = 4 << 20  # answers wait up to cap / 4 = 1 MiB before reading pauses
+        settings = SimSettings(node=NodeSettings(notify_buffer_bytes=cap),
+                               history_blocks=150)
+        rec = make_recording(200, trades_per_block=10)
+        async with Simulator(rec, settings=settings, speed=2) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            deaf = await DeafClient.connect(sim.urls["ws"])
+            try:
+                for i in range(40):
+                    deaf.send(call("eth_getLogs", {"fromBlock": "earliest"}, req_id=i))
+                most = 0
+                for i in range(30):  # the other client is served all along
+                    assert await round_trip(ws, 1000 + i) < 2.0
+                    most = max(most, *(queued_chars(c) for c in sim.conns.values()))
+                    if sim.counts["rpc_ws"].get("eth_getLogs", 0) >= 40:
+                        break
+                handled = sim.counts["rpc_ws"].get("eth_getLogs", 0)
+                assert 1 <= handled < 10, handled
+                answer = 150 * 20 * 720  # one answer: 150 blocks of 20 logs, ~720 B a log
+                assert most <= cap // 4 + answer, most
+            finally:
+                deaf.close()
+    run(main)
+
+
+def test_a_subscriber_that_never_reads_is_dropped_past_its_byte_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notifications for a client that does not read are dropped with the connection once
+    they pass ``notify_buffer_bytes`` (they were bounded by 10,000 messages only: ~7 MB
+    here, and a busy chain's eth_getLogs-sized messages made gigabytes); a reading
+    subscriber gets every head all along."""
+    async def main() -> None:
+        cap = 1 << 20
+        settings = SimSettings(node=NodeSettings(notify_buffer_bytes=cap))
+        n_blocks = 60
+        rec = make_recording(n_blocks, trades_per_block=50)  # 100 logs a block
+        dropped = asyncio.Event()
+        abort = WsConn.abort
+
+        def noting_abort(conn: WsConn) -> None:
+            abort(conn)
+            dropped.set()
+
+        monkeypatch.setattr(WsConn, "abort", noting_abort)
+
+        async with Simulator(rec, settings=settings, speed=20, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await ws.send_str(json.dumps(call("eth_subscribe", "newHeads")))
+            await asyncio.wait_for(ws.receive(), TIMEOUT)
+            before = set(sim.conns)
+            deaf = await DeafClient.connect(sim.urls["ws"])
+            deaf_id = await new_conn(sim, before)
+            for i in range(5):
+                deaf.send(call("eth_subscribe", "logs", {}, req_id=i))
+            while len(sim.conns[deaf_id].subs) < 5:
+                await asyncio.sleep(0.005)
+            try:
+                sim.begin()
+                heads: list[int] = []
+                most = 0
+                while len(heads) < n_blocks:
+                    msg = json.loads((await asyncio.wait_for(ws.receive(), TIMEOUT)).data)
+                    heads.append(int(msg["params"]["result"]["number"], 16))
+                    most = max(most, queued_chars(sim.conns.get(deaf_id)))
+                assert heads == list(range(1000, 1000 + n_blocks))  # every head, in order
+                assert dropped.is_set() and deaf_id not in sim.conns
+                assert most <= cap, most
+            finally:
+                deaf.close()
+    run(main)
