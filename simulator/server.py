@@ -65,6 +65,9 @@ log = logging.getLogger("simulator.server")
 _NS = 1_000_000_000
 _PUBLISH_BATCH = 32  # blocks published per loop turn before yielding to the writers
 _HIGH_WATER = 2000  # queued messages on a connection that make the replay wait a little
+#: seconds the replay waits after a block for the writers of long queues, all of them
+#: together (and no later than the next block's due time while it is on schedule)
+_PACE_S = 0.5
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
 _WRITE_BATCH = 1 << 20  # characters framed and handed to the transport in one write
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
@@ -559,12 +562,30 @@ class Simulator:
                                 t_ns=block.indexed_ns)
 
     async def _pace(self) -> None:
-        """Let the writers catch up when some client has a long queue (max-speed replay)."""
+        """Let the writers catch up when some client has a long queue (a replay faster
+        than its clients read, at maximum speed): the replay waits for those queues to
+        drain, at most :data:`_PACE_S` for all of them together, and while it is on
+        schedule no later than the next block's due time. It waited up to 0.5 s for each
+        such client in turn: ten clients that never read made every block 5 s late for
+        everyone. A client that never reads is dropped by ``notify_buffer_bytes``."""
         await asyncio.sleep(0)
-        for conn in list(self.conns.values()):
-            if len(conn.queue) > _HIGH_WATER and not conn.closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(conn.drained.wait(), 0.5)
+        backed = [c for c in self.conns.values() if len(c.queue) > _HIGH_WATER and not c.closed]
+        if not backed:
+            return
+        now = self.now_ns()
+        wait_ns = _PACE_S * _NS
+        due = self.chain.next_publish_ns()
+        if due is not None and due > now:
+            wait_ns = min(wait_ns, due - now)
+        loop = asyncio.get_running_loop()
+        waits = [loop.create_task(c.drained.wait()) for c in backed]
+        try:
+            # asyncio.wait, not wait_for: on 3.11 wait_for swallowed the replay's
+            # cancellation when a queue drained in the same turn, and stop() hung
+            await asyncio.wait(waits, timeout=wait_ns / _NS)
+        finally:
+            for task in waits:
+                task.cancel()
 
     def _prepare(self, block: ChainBlock) -> None:
         """Build what publishing ``block`` needs (its caches: the header's JSON, the filter

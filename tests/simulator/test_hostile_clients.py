@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from simulator import server
 from simulator.server import Simulator, WsConn
 from simulator.settings import NodeSettings, SimSettings
 from tests.simulator.node_fixtures import make_recording
@@ -178,4 +179,49 @@ def test_a_subscriber_that_never_reads_is_dropped_past_its_byte_cap(
                 assert most <= cap, most
             finally:
                 deaf.close()
+    run(main)
+
+
+# -- D3: the replay's pace ---------------------------------------------------------------
+def test_subscribers_that_never_read_do_not_make_the_blocks_of_the_others_late(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight clients whose queues stay long (they never read) and a block every 0.25 s: a
+    reading subscriber still gets each head within a fraction of a second of its due time.
+    The replay waited up to 0.5 s for each such client after every block: heads came ~4 s
+    late, in bursts (a streamed chain, one block a turn, fell further behind each block)."""
+    monkeypatch.setattr(server, "_HIGH_WATER", 50)  # long queues within a few blocks
+
+    async def main() -> None:
+        n_heads = 16
+        settings = SimSettings(history_blocks=100)
+        rec = make_recording(100 + n_heads, trades_per_block=10)  # 20 logs a block
+        async with Simulator(rec, settings=settings, speed=8, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            deaf = []
+            for _ in range(8):
+                before = set(sim.conns)
+                client = await DeafClient.connect(sim.urls["ws"])
+                deaf.append(client)
+                conn_id = await new_conn(sim, before)
+                # ~8 MB of answers left unread fill the socket; then notifications queue
+                for i in range(6):
+                    client.send(call("eth_getLogs", {"fromBlock": "earliest"}, req_id=i))
+                client.send(call("eth_subscribe", "logs", {}, req_id=9))
+                while not sim.conns[conn_id].subs:
+                    await asyncio.sleep(0.005)
+            await ws.send_str(json.dumps(call("eth_subscribe", "newHeads")))
+            await asyncio.wait_for(ws.receive(), TIMEOUT)
+            try:
+                sim.begin()
+                late_s: list[float] = []
+                while len(late_s) < n_heads:
+                    msg = json.loads((await asyncio.wait_for(ws.receive(), TIMEOUT)).data)
+                    arrived = time.monotonic_ns()  # the simulator's clock
+                    pos = int(msg["params"]["result"]["number"], 16) - sim.chain.first_replayed
+                    late_s.append((arrived - sim.chain.schedule.due_ns(pos)) / 1e9)
+                assert max(len(c.queue) for c in sim.conns.values()) > server._HIGH_WATER
+                assert max(late_s) < 1.0, [round(x, 2) for x in late_s]
+            finally:
+                for client in deaf:
+                    client.close()
     run(main)
