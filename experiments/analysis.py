@@ -229,6 +229,10 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             if broken is not None:
                 raise _Unusable(broken)
             monitor_rows = monitor_of()
+            cut = _cut_short(sim_rows.last_start_or_stop(), _last_start_or_stop(monitor_rows),
+                             params.window_end_ns)
+            if cut is not None:
+                raise _Unusable(cut)
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
@@ -257,6 +261,34 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                        encoding="utf-8")
     return summary
+
+
+def _last_start_or_stop(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    last = None
+    for row in rows:
+        if row.get("event") in ("start", "stop"):
+            last = row
+    return last
+
+
+def _cut_short(sim_last: dict[str, Any] | None, monitor_last: dict[str, Any] | None,
+               window_end_ns: int) -> str | None:
+    """Why the histories do not cover the measured window, or None. Each side's last
+    process writes a ``stop`` row at the end of the run (the runner treats a process that
+    died as a harness error; a monitor killed and restarted on purpose starts again): a
+    history whose last start has no stop after it, or whose stop comes before the
+    window's end, is a run or a file cut short, and its rates would be divided by a
+    window it did not see. ``*_last``: each side's last start or stop row."""
+    for side, last in (("simulator", sim_last), ("monitor", monitor_last)):
+        if last is None:
+            return f"the {side}'s history has no start row: nothing was measured"
+        if last.get("event") != "stop":
+            return (f"the {side}'s history has no stop row after its last start: the run or "
+                    "the file was cut short")
+        if last["t_ns"] < window_end_ns:
+            return (f"the {side} stopped {(window_end_ns - last['t_ns']) / 1e9:.1f} s (wall "
+                    "clock) before the measured window's end")
+    return None
 
 
 class _Unusable(Exception):
@@ -321,18 +353,22 @@ class _SimRows(JsonlRows):
         self._end_ns: int | None = None
         self._faults: list[dict[str, Any]] | None = None
         self._broken: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = None  # the last start or stop row
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         top = 0
         faults: list[dict[str, Any]] = []
         broken: list[dict[str, Any]] = []
+        last: dict[str, Any] | None = None
 
         def select(row: dict[str, Any]) -> dict[str, Any] | None:
-            nonlocal top
+            nonlocal top, last
             t = _timed(row)["t_ns"]
             if t > top:
                 top = t
             event = row.get("event")
+            if event in ("start", "stop"):
+                last = row
             if event == "recording_error":
                 broken.append(row)
             kept = row if event in SIM_EVENTS else None
@@ -343,6 +379,7 @@ class _SimRows(JsonlRows):
         yield from iter_jsonl(self.path, select)
         self._end_ns, self._faults = top, faults
         self._broken = broken[0] if broken else None
+        self._last = last
 
     def _complete(self) -> None:
         if self._end_ns is None:
@@ -355,6 +392,12 @@ class _SimRows(JsonlRows):
         self._complete()
         assert self._end_ns is not None
         return self._end_ns
+
+    def last_start_or_stop(self) -> dict[str, Any] | None:
+        """The history's last ``start`` or ``stop`` row (None when it has none): from the
+        last complete pass, or a pass of its own."""
+        self._complete()
+        return self._last
 
     def recording_error(self) -> str | None:
         """Why the simulator's streamed recording ended early (its ``recording_error``

@@ -16,6 +16,7 @@ since) writes nothing for it, keeps its earlier results, says so and exits 1.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -189,7 +190,7 @@ def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) 
 
 
 def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
-    from experiments.analysis import AnalysisFailed, analyze_scenario_dir
+    from experiments.analysis import AnalysisFailed
     from experiments.matrix import summary_table
     from experiments.store import load_run_summary, resolve_run, write_run_summary
 
@@ -198,6 +199,7 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         order = [s["scenario"] for s in load_run_summary(run_dir)["scenarios"]]
     except (OSError, ValueError, KeyError, TypeError):
         order = []
+    order += [n for n in _manifest_names(run_dir) if n not in order]
     dirs = {p.parent.name: p.parent for p in run_dir.glob("*/run.json")}
     names = [n for n in order if n in dirs] + sorted(set(dirs) - set(order))
     if not names:
@@ -208,11 +210,15 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     summaries, failed = [], []
     for n in names:
         try:
-            summaries.append(analyze_scenario_dir(dirs[n], second_process=spare,
-                                                  keep_previous=True))
+            summaries.append(_analyze_stored(dirs[n], spare))
         except AnalysisFailed as exc:  # a file damaged since: the good results stand
             summaries.append(exc.previous)
             failed.append(str(exc))
+    for n in order:
+        if n not in dirs:  # listed, but its folder is gone: said, kept in the summary
+            summaries.append({"scenario": n, "status": "missing",
+                              "error": f"{n}/ is missing from the run directory"})
+            failed.append(f"{n}: listed in the run but its folder {n}/ is missing")
     write_run_summary(run_dir, summaries)
     console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
     console.print(f"run directory: {run_dir}")
@@ -220,6 +226,59 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _manifest_names(run_dir: Path) -> list[str]:
+    """The scenarios the run's manifest lists (``{"name": ...}`` entries), or none."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        entries = manifest.get("scenarios") or []
+        return [e["name"] if isinstance(e, dict) else e for e in entries
+                if isinstance(e, str) or (isinstance(e, dict) and isinstance(e.get("name"),
+                                                                             str))]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
+def _analyze_stored(sdir: Path, spare: bool) -> dict[str, Any]:
+    """One stored scenario analysed again: a scenario run under several seeds has each
+    seed's run (``seeds/<seed>/``) analysed and pooled again; its own folder holds the
+    pool and a copy of the first seed's files, which alone would replace the pool with
+    seed 1's results."""
+    from experiments.analysis import AnalysisFailed, analyze_scenario_dir
+    from experiments.scenario import ScenarioError, load_scenario
+    from experiments.seeds import pool
+
+    seeds_dir = sdir / "seeds"
+    seeds = sorted(int(p.name) for p in seeds_dir.iterdir()
+                   if p.name.isdigit() and (p / "run.json").exists()) \
+        if seeds_dir.is_dir() else []
+    if not seeds:
+        return analyze_scenario_dir(sdir, second_process=spare, keep_previous=True)
+    previous = _stored_summary(sdir)
+    try:
+        scenario = load_scenario(sdir / "scenario.toml")
+    except ScenarioError as exc:
+        if previous is not None:
+            raise AnalysisFailed(sdir.name, str(exc), previous) from None
+        raise CliError(f"{sdir.name}: {exc}") from None
+    summaries = []
+    for seed in seeds:
+        try:
+            summaries.append(analyze_scenario_dir(seeds_dir / str(seed),
+                                                  second_process=spare, keep_previous=True))
+        except AnalysisFailed as exc:  # the pool stands as it was, whole
+            raise AnalysisFailed(sdir.name, f"seed {seed}: {exc}",
+                                 previous or exc.previous) from None
+    return pool(scenario, sdir, seeds, summaries)
+
+
+def _stored_summary(sdir: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "ok" else None
 
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:

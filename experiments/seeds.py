@@ -11,7 +11,9 @@ the pooled trades, rates per hour over the pooled simulated time, and each key m
 spread across seeds (``spread``: min, max, mean, sd). The per-seed runs stay in
 ``<scenario>/seeds/<seed>/`` as complete scenario directories. The scenario's thresholds
 are evaluated once, on the pooled summary, with the confidence bounds of
-:mod:`experiments.thresholds` - which is what makes many seeds worth running.
+:mod:`experiments.thresholds` - which is what makes many seeds worth running. The bounds
+count each distinct replay once (``bound_basis``): seeds that replayed the same trades
+under the same faults are one set of trials, not several.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from experiments.checker import outcome_counts
 from experiments.scenario import Scenario
 from experiments.thresholds import evaluate_all
 
-__all__ = ["SPREAD_METRICS", "derive_seed", "pool", "reseed"]
+__all__ = ["SPREAD_METRICS", "bound_basis", "derive_seed", "pool", "reseed"]
 
 SPREAD_METRICS = ("trades", "missed", "late", "duplicates", "phantoms", "latency_p50_s",
                   "latency_p95_s", "latency_p95_in_fault_s", "explorer_calls_per_hour",
@@ -137,6 +139,7 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
                 calls[k] = calls.get(k, 0) + v
     out["api_calls"] = calls
     out["seeds"] = seeds
+    out["bound_basis"] = bound_basis(seeds, frames, summaries)
     out["fault_events"] = sum(len(x.get("faults") or []) for x in summaries)
     out["spread"] = {m: _spread([_num(x.get(m)) for x in summaries])  # type: ignore[misc]
                      for m in SPREAD_METRICS}
@@ -144,6 +147,44 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
     out["thresholds"] = evaluate_all(list(scenario.thresholds), out)
     _write_summary(sdir, out)
     return out
+
+
+_TRADES = ("detected", "late", "missed", "duplicate")  # what outcome_counts calls trades
+_BASIS_OUTCOMES = {"missed": "missed", "late": "late", "duplicates": "duplicate",
+                   "phantoms": "phantom"}
+
+
+def _replay_key(outcomes: pd.DataFrame, summary: dict[str, Any]) -> str:
+    """What a seed's run put its monitor through: the trades it had to find and the fault
+    windows it met. Two seeds with the same key replayed the same trades under the same
+    faults (a shipped recording and no faults: every seed), so their trades are not new
+    trials of the miss rate."""
+    trades = sorted(str(t) for t in outcomes.loc[outcomes["outcome"] != "phantom", "trade_id"])
+    faults = sorted((str(f.get("name")), str(f.get("start_s")), str(f.get("stop_s")))
+                    for f in summary.get("faults") or [] if isinstance(f, dict))
+    return hashlib.sha256(json.dumps([trades, faults]).encode()).hexdigest()
+
+
+def bound_basis(seeds: list[int], frames: list[pd.DataFrame],
+                summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts the rates' confidence bounds use: each distinct replay once (seeds that
+    replayed another seed's trades under the same faults are counted with it, by the worst
+    of them), so pooling identical runs cannot manufacture confidence. ``same_as`` names
+    each seed counted with an earlier one."""
+    groups: dict[str, list[tuple[int, pd.DataFrame]]] = {}
+    for seed, frame, summary in zip(seeds, frames, summaries, strict=True):
+        groups.setdefault(_replay_key(frame, summary), []).append((seed, frame))
+    basis: dict[str, Any] = {"trades": 0, **dict.fromkeys(_BASIS_OUTCOMES, 0),
+                             "seeds": [], "same_as": {}}
+    for members in groups.values():
+        first_seed, first = members[0]
+        basis["seeds"].append(first_seed)
+        basis["trades"] += int(first["outcome"].isin(_TRADES).sum())
+        for key, outcome in _BASIS_OUTCOMES.items():
+            basis[key] += max(int((f["outcome"] == outcome).sum()) for _s, f in members)
+        for seed, _f in members[1:]:
+            basis["same_as"][str(seed)] = first_seed
+    return basis
 
 
 def _write_summary(sdir: Path, summary: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "metric_value",
     "number",
     "parse_threshold",
+    "rate_counts",
 ]
 
 
@@ -215,10 +216,27 @@ def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
     return {"expr": t.expr, "passed": t.check(value), "value": value, "note": ""}
 
 
+def rate_counts(summary: Mapping[str, Any], ev_key: str, n_key: str = "trades"
+                ) -> tuple[float | None, float | None, str]:
+    """(events, trials, note) a rate's confidence bound is computed from: the summary's
+    own counts, or for seeds pooled its ``bound_basis`` (each distinct replay once; the
+    note says which seeds were counted with another)."""
+    basis = summary.get("bound_basis")
+    if isinstance(basis, dict) and ev_key in basis and n_key in basis:
+        same = basis.get("same_as") if isinstance(basis.get("same_as"), dict) else {}
+        note = ""
+        if same:
+            firsts = sorted({str(v) for v in same.values()})
+            note = (f" (seeds {', '.join(sorted(same, key=str))} replayed the trades and "
+                    f"faults of seed {', '.join(firsts)}: counted once)")
+        return number(basis.get(ev_key)), number(basis.get(n_key)), note
+    return number(summary.get(ev_key)), number(summary.get(n_key)), ""
+
+
 def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
                    confidence: float) -> dict[str, Any]:
     ev_key, n_key = RATE_METRICS[t.metric]
-    k, n = number(summary.get(ev_key)), number(summary.get(n_key))
+    k, n, basis_note = rate_counts(summary, ev_key, n_key)
     if k is None or n is None or n < 1 or k < 0 or k > n:
         return {"expr": t.expr, "passed": None, "value": value,
                 "note": f"{t.metric}: no {n_key} to bound the rate with"}
@@ -227,17 +245,18 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
            "upper": b.upper * 100.0}
     what = ev_key
     if t.check(b.upper * 100.0):
-        return {**out, "passed": True, "note": b.text(what)}
+        return {**out, "passed": True, "note": b.text(what) + basis_note}
     if not t.check(value):
-        return {**out, "passed": False, "note": b.text(what)}
+        return {**out, "passed": False, "note": b.text(what) + basis_note}
     needed = trials_needed(t.value / 100.0, confidence, events=int(k))
     more = needed - int(n)
-    hours = _hours(summary)
+    all_n = number(summary.get(n_key))  # the pooled time covers every seed's trades
+    hours = _hours(summary) * (n / all_n if all_n else 1.0)
     pace = f"; about {more * hours / n:.2g} more simulated hours at this run's pace" \
         if hours > 0 else ""
     return {**out, "passed": None,
-            "note": f"undecided: {b.text(what)}; {more:,} more {n_key} without a "
-                    f"{what.rstrip('s')} event would decide it{pace}"}
+            "note": f"undecided: {b.text(what)}{basis_note}; {more:,} more {n_key} "
+                    f"without a {what.rstrip('s')} event would decide it{pace}"}
 
 
 def evaluate_all(thresholds: list[str], summary: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from experiments.confidence import rate_bound, trials_needed
-from experiments.thresholds import CONFIDENCE, metric_value, number
+from experiments.thresholds import CONFIDENCE, metric_value, rate_counts
 from reports.criteria import ClaimSettings
 from reports.load import Run, ScenarioData
 
@@ -80,7 +80,7 @@ def _pooled_missed(scs: Sequence[ScenarioData]) -> tuple[int, int]:
     """(missed, trades) summed over ``scs``; a scenario without a usable pair is left out."""
     missed = trades = 0
     for s in scs:
-        k, n = number(s.summary.get("missed")), number(s.summary.get("trades"))
+        k, n, _note = rate_counts(s.summary, "missed")  # pooled seeds: distinct replays
         if k is None or n is None or not 0 <= k <= n:
             continue
         missed, trades = missed + int(k), trades + int(n)

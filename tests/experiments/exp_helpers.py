@@ -60,8 +60,13 @@ class Sim:
                               "name": name, "target": "ws", "params": {}})
         return self
 
-    def sorted(self) -> list[dict[str, Any]]:
-        return sorted(self.rows, key=lambda r: r["t_ns"])
+    def sorted(self, *, stop: bool = True) -> list[dict[str, Any]]:
+        """The rows in time order, ending with the ``stop`` row a finished run writes."""
+        rows = sorted(self.rows, key=lambda r: r["t_ns"])
+        if stop and not any(r["event"] == "stop" for r in rows):
+            rows.append({"t_ns": max(ns(END_S + 10), rows[-1]["t_ns"]), "event": "stop",
+                         "head": 0})
+        return rows
 
 
 def trade(sim_s: float, trade_id: str, *, wallet: str = WALLET, source: str = "ws",

@@ -94,6 +94,43 @@ def test_harness_error_is_kept_and_never_measured(tmp_path: Path) -> None:
     assert pd.read_parquet(sdir / "outcomes.parquet").empty
 
 
+@pytest.mark.parametrize("cut", ["sim_stop", "monitor_stop", "sim_early", "monitor_early"])
+def test_a_run_cut_short_is_inconclusive_not_a_result(tmp_path: Path, cut: str) -> None:
+    """Histories cut at 60 % of the window (no stop rows) were analysed as ok, GO, with
+    per-hour rates divided by the whole window; a monitor history cut at 30 % with the
+    detections whole gave uptime 1.00."""
+    sdir = make_scenario_dir(tmp_path)
+    name = "sim_history.jsonl" if cut.startswith("sim") else "monitor_history.jsonl"
+    rows = [json.loads(x) for x in (sdir / name).read_text().splitlines()]
+    if cut.endswith("_stop"):
+        rows = [r for r in rows if r["event"] != "stop"]
+    else:
+        for r in rows:
+            if r["event"] == "stop":
+                r["t_ns"] = ns(60)
+        rows.sort(key=lambda r: r["t_ns"])
+    write_jsonl(sdir / name, rows)
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive" and summary["trades"] is None
+    side = "simulator" if cut.startswith("sim") else "monitor"
+    if cut.endswith("_stop"):
+        assert f"the {side}'s history has no stop row after its last start" in summary["error"]
+    else:
+        assert f"the {side} stopped {40 / SPEED:.1f} s (wall clock) before the measured " \
+            "window's end" in summary["error"]
+
+
+def test_a_monitor_killed_and_restarted_on_purpose_is_whole_when_its_last_run_stopped(
+        tmp_path: Path) -> None:
+    sdir = make_scenario_dir(tmp_path)
+    rows = [json.loads(x) for x in (sdir / "monitor_history.jsonl").read_text().splitlines()]
+    rows.append({"t_ns": ns(40), "event": "start", "mode": "websocket", "wallets": 1,
+                 "speed": 1.0, "settings": {}})  # killed at ~40 s (no stop), started again
+    rows.sort(key=lambda r: r["t_ns"])
+    write_jsonl(sdir / "monitor_history.jsonl", rows)
+    assert analyze_scenario_dir(sdir)["status"] == "ok"
+
+
 @pytest.mark.parametrize("breakage", ["no_start_row", "corrupt_line", "no_monitor_history",
                                       "no_run_record", "no_window"])
 def test_broken_data_is_inconclusive_never_a_pass(tmp_path: Path, breakage: str) -> None:
@@ -236,6 +273,55 @@ def test_a_reanalysis_that_fails_keeps_the_earlier_results_and_exits_1(
     assert {n: (sdir / n).read_bytes() for n in kept} == kept
     after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
     assert after == json.loads(json.dumps(first))
+
+
+def test_a_reanalysis_of_a_run_under_seeds_pools_every_seed_again(tmp_path: Path) -> None:
+    """The scenario's folder holds the pool and a copy of seed 1's files: analysing that
+    copy replaced the pool (246 trades, 3 missed) with seed 1 alone (82, 0)."""
+    from experiments.scenario import load_scenario
+    from experiments.seeds import pool
+
+    run_dir = create_run(tmp_path / "results", "r1")
+    sdir = run_dir / "seeded"
+    seeds_dir = sdir / "seeds"
+    parts = []
+    seeds_dir.mkdir(parents=True)
+    for seed in (1, 2):
+        one = make_scenario_dir(tmp_path / f"made{seed}", "seeded").rename(seeds_dir / str(seed))
+        if seed == 2:  # seed 2 met its fault elsewhere: its trades are new trials
+            rows = [json.loads(x) for x in (one / "sim_history.jsonl").read_text().splitlines()]
+            for r in rows:
+                if r["event"] in ("fault_start", "fault_stop"):
+                    r["t_ns"] += 1_000_000
+            (one / "sim_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        parts.append(analyze_scenario_dir(one))
+    pooled = pool(load_scenario(seeds_dir / "1" / "scenario.toml"), sdir, [1, 2], parts)
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, [pooled])
+    assert pooled["trades"] == 2 * parts[0]["trades"] and pooled["seeds"] == [1, 2]
+    assert main(["analyze", str(run_dir)]) == 0
+    again = json.loads((sdir / "summary.json").read_text())
+    assert again == json.loads(json.dumps(pooled))
+    after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert after == [again]
+
+
+def test_a_scenario_listed_whose_folder_is_gone_is_said_and_kept_as_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was dropped from summary.json, exit 0, and the report then judged the rest."""
+    import shutil
+
+    run_dir = create_run(tmp_path / "results", "r1")
+    make_scenario_dir(run_dir, "one")
+    make_scenario_dir(run_dir, "two")
+    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, first)
+    shutil.rmtree(run_dir / "two")
+    assert main(["analyze", str(run_dir)]) == 1
+    assert "two: listed in the run but its folder two/ is missing" in capsys.readouterr().err
+    after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert [(s["scenario"], s["status"]) for s in after] == [("one", "ok"), ("two", "missing")]
 
 
 def test_a_failed_first_analysis_is_still_written_inconclusive(tmp_path: Path) -> None:
