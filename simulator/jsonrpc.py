@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from polyvocab.bounds import nesting_ok
-from simulator.chain import Chain, ChainBlock
+from simulator.chain import Chain, ChainBlock, Steps, run_steps
 from simulator.filters import FilterError, LogFilter, parse_topic
 from simulator.providers import profile
 from simulator.recording import compact_json
@@ -74,6 +74,17 @@ class Call:
 class Reply:
     text: str | None
     calls: list[Call] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What one request body (a call or a batch) may still spend: it belongs to the body,
+    not to the node, because the server interleaves the steps of several bodies."""
+
+    #: logs selected (a query refused past a result cap counts as its cap + 1)
+    logs: int
+    #: blocks outside a streamed chain's window covered (each one is rebuilt)
+    rebuilt: int
 
 
 class RawJson(str):
@@ -225,7 +236,6 @@ class JsonRpc:
         self.chain = chain
         self.settings = settings or NodeSettings()
         self.profile = profile(self.settings.profile)
-        self._logs_budget = self.settings.max_logs_per_request  # per request body
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
             "net_version": lambda p, h: str(self.chain.chain_id),
@@ -245,13 +255,21 @@ class JsonRpc:
     # -- envelope ---------------------------------------------------------------------------
     def handle(self, body: str | bytes, host: SubscriptionHost | None = None) -> Reply:
         """Answer one body: a single request or a batch. Never raises for bad input."""
+        reply: Reply = run_steps(self.steps(body, host))
+        return reply
+
+    def steps(self, body: str | bytes, host: SubscriptionHost | None = None) -> Steps:
+        """:meth:`handle` in steps, returning the :class:`Reply`: it yields after each block
+        it had rebuilt (``eth_getLogs`` past a streamed chain's window) and after a batch
+        entry that rebuilt any, so the server lets the replay and other clients run
+        meanwhile. The work itself is bounded by ``max_rebuilt_blocks``."""
         s = self.settings
         try:
             payload = parse_json(body, max_depth=s.max_json_depth)
         except JsonInputError as exc:
             text = "parse error" if str(exc) == "not valid JSON" else f"parse error: {exc}"
             return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")])
-        self._logs_budget = s.max_logs_per_request
+        budget = _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)
         if isinstance(payload, list):
             if not payload:
                 return Reply(_dumps(error_response(None, -32600, "empty batch")),
@@ -266,18 +284,21 @@ class JsonRpc:
             out: list[str] = []
             size = 0
             for item in payload:
-                if size > s.max_response_bytes or self._logs_budget <= 0:
+                if size > s.max_response_bytes or budget.logs <= 0:
                     # geth: once the batch answer is too large, the rest get this error
                     resp: dict[str, Any] | None = self._refuse(item, calls)
                 else:
-                    resp = self._one(item, host, calls)
+                    rebuilt = self.chain.rebuilt
+                    resp = yield from self._one(item, host, calls, budget)
+                    if self.chain.rebuilt != rebuilt:  # old blocks by number or hash
+                        yield
                 if resp is not None:
                     text = _dumps(resp)
                     size += len(text)
                     out.append(text)
             return Reply("[" + ",".join(out) + "]" if out else None, calls)
         calls = []
-        resp = self._one(payload, host, calls)
+        resp = yield from self._one(payload, host, calls, budget)
         return Reply(_dumps(resp) if resp is not None else None, calls)
 
     def _label(self, method: Any) -> str:
@@ -296,8 +317,9 @@ class JsonRpc:
         return error_response(req_id if _valid_id(req_id) else None, -32003,
                               "response too large")
 
-    def _one(self, req: Any, host: SubscriptionHost | None,
-             calls: list[Call]) -> dict[str, Any] | None:
+    def _one(self, req: Any, host: SubscriptionHost | None, calls: list[Call],
+             budget: _Budget) -> Steps:
+        """One call's answer (None for a notification), in steps."""
         if not isinstance(req, dict):
             calls.append(Call("?", "error"))
             return error_response(None, -32600, "invalid request")
@@ -321,7 +343,10 @@ class JsonRpc:
             if fn is None or (host is None and method in ("eth_subscribe", "eth_unsubscribe")):
                 shown = method if len(method) <= 64 else method[:64] + "..."
                 raise RpcError(-32601, f"the method {shown} does not exist/is not available")
-            result = fn(params, host)
+            if method == "eth_getLogs":
+                result = yield from self._get_logs_steps(params, budget)
+            else:
+                result = fn(params, host)
         except RpcError as exc:
             calls.append(Call(label, "error"))
             return None if notification else error_response(req_id, exc.code, exc.message)
@@ -373,6 +398,11 @@ class JsonRpc:
 
     # -- logs ------------------------------------------------------------------------------
     def _get_logs(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        s = self.settings
+        return run_steps(self._get_logs_steps(
+            p, _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)))
+
+    def _get_logs_steps(self, p: list[Any], budget: _Budget) -> Steps:
         if not p or not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
         obj = p[0]
@@ -406,34 +436,39 @@ class JsonRpc:
                     and self.profile.range_rule == "hard"):
                 code, text = self.profile.range_error(s.logs_max_range, asked, start, stop)
                 raise RpcError(code, text)
+        old = chain.outside_window(start, stop)
+        if old > budget.rebuilt:
+            raise self._too_far_back(start, stop, budget.rebuilt)
+        budget.rebuilt -= old
         cap = s.logs_max_results
         if (self.profile.range_rule == "soft" and s.logs_max_range is not None
                 and stop - start + 1 <= s.logs_max_range):
             cap = None  # Alchemy: within the free range, no limit on the response size
-        budget = s.max_logs_per_request
-        logs = chain.logs_json(flt, start, stop,
-                               limit=budget if cap is None else min(cap, budget))
-        if logs is None and cap is not None and cap < budget:
-            self._logs_budget -= cap + 1
-            code, text = self.profile.results_error(
-                cap, s.logs_max_range, start, self._fitting_stop(flt, start, stop, cap))
+        most = s.max_logs_per_request
+        logs, fitting = yield from chain.logs_json_steps(
+            flt, start, stop, limit=most if cap is None else min(cap, most))
+        if logs is None and cap is not None and cap < most:
+            budget.logs -= cap + 1
+            code, text = self.profile.results_error(cap, s.logs_max_range, start, fitting)
             raise RpcError(code, text)
-        self._logs_budget -= budget + 1 if logs is None else len(logs)
+        budget.logs -= most + 1 if logs is None else len(logs)
         if logs is None:  # past the node's own bound on one body
-            raise RpcError(-32005, f"query returned more than {budget} results")
+            raise RpcError(-32005, f"query returned more than {most} results")
         return RawJson("[" + ",".join(logs) + "]")
 
-    def _fitting_stop(self, flt: LogFilter, start: int, stop: int, cap: int) -> int:
-        """The last block ``b`` such that ``[start, b]`` returns at most ``cap`` logs (the
-        range a provider suggests in its error), by bisection."""
-        lo, hi = start, stop
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.chain.logs(flt, start, mid, limit=cap) is None:
-                hi = mid - 1
-            else:
-                lo = mid
-        return lo
+    def _too_far_back(self, start: int, stop: int, room: int) -> RpcError:
+        """The profile's refusal of a range that reaches further back than ``room`` more
+        blocks outside the window: its range error where it has one, else its result-cap
+        error suggesting ``[start, start + room - 1]`` (clients split the range on
+        either). Rebuilding 2,000 old busy blocks took 51 s."""
+        s = self.settings
+        if self.profile.range_rule == "hard" and s.logs_max_range is not None:
+            code, text = self.profile.range_error(room, stop - start + 1, start, stop)
+        else:
+            shown = s.logs_max_results or s.max_logs_per_request
+            code, text = self.profile.results_error(shown, s.logs_max_range, start,
+                                                    start + max(room - 1, 0))
+        return RpcError(code, text)
 
     # -- transactions -------------------------------------------------------------------------
     def _get_tx(self, p: list[Any], h: SubscriptionHost | None) -> Any:

@@ -829,7 +829,7 @@ class Simulator:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     if conn.stalled():
                         continue
-                    reply = self.rpc.handle(msg.data, conn)
+                    reply = await self._handle_rpc(msg.data, conn)
                     self._count_rpc("rpc_ws", reply)
                     if reply.text is not None:
                         conn.send(reply.text)
@@ -855,6 +855,18 @@ class Simulator:
             log.info("conn %s: closed", conn_id)
         return ws
 
+    async def _handle_rpc(self, body: str | bytes, host: WsConn | None) -> Reply:
+        """Answer a JSON-RPC body, letting the loop run between its steps (blocks it had
+        rebuilt, far back): the replay and the other clients go on meanwhile."""
+        steps = self.rpc.steps(body, host)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                reply: Reply = done.value
+                return reply
+            await asyncio.sleep(0)
+
     async def _http_handler(self, request: web.Request) -> web.StreamResponse:
         answer = self.nemesis.http() if self.board.active else None
         if answer is not None:
@@ -866,7 +878,7 @@ class Simulator:
             self._count("rpc_http", "?", "", "error")
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32600, "message": "request body too large"}}, status=413)
-        reply = self.rpc.handle(body, None)
+        reply = await self._handle_rpc(body, None)
         self._count_rpc("rpc_http", reply)
         text = (reply.text or "").encode()
         if self.board.active:

@@ -86,6 +86,10 @@ class NodeSettings:
     # logs one body (a batch) may select, failed over-limit queries counted as
     # logs_max_results + 1: bounds the work of a batch of eth_getLogs the same way
     max_logs_per_request: int = 40_000
+    # blocks outside a streamed chain's window one body's eth_getLogs may cover (each is
+    # rebuilt: ~0.3 ms a default block, ~26 ms a busy one); past it the profile's range
+    # error. 2,000: the monitor's largest backfill chunk
+    max_rebuilt_blocks: int = 2000
     notify_buffer: int = 10000  # geth drops a connection whose buffer passes 10k
     #: bytes of notifications waiting for one WebSocket connection past which it is dropped
     #: (a client that does not read; geth's write deadline). Its requests are read only
@@ -104,7 +108,8 @@ class NodeSettings:
             if getattr(self, name) == FROM_PROFILE:
                 object.__setattr__(self, name, getattr(chosen, name))
         for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
-                     "max_logs_per_request", "notify_buffer", "notify_buffer_bytes",
+                     "max_logs_per_request", "max_rebuilt_blocks", "notify_buffer",
+                     "notify_buffer_bytes",
                      *_PROFILE_LIMITS):
             value = getattr(self, name)
             if value is None and name in _PROFILE_LIMITS:

@@ -21,6 +21,7 @@ import pytest
 from simulator import server
 from simulator.server import Simulator, WsConn
 from simulator.settings import NodeSettings, SimSettings
+from simulator.source import RecordingSource
 from tests.simulator.node_fixtures import make_recording
 
 TIMEOUT = 20
@@ -224,4 +225,89 @@ def test_subscribers_that_never_read_do_not_make_the_blocks_of_the_others_late(
             finally:
                 for client in deaf:
                     client.close()
+    run(main)
+
+
+# -- D2: eth_getLogs far back ------------------------------------------------------------
+class SlowOldBlocks(RecordingSource):
+    """A recording streamed through a window whose blocks cost ``cost_s`` each to give
+    again once they left it (a busy synthetic block's render: ~26 ms). The cost is
+    synchronous work, as a render is: it holds the event loop."""
+
+    def __init__(self, recording: Any, cost_s: float) -> None:
+        super().__init__(recording)
+        self.cost_s = cost_s
+        self.given_again = 0
+
+    def block_at(self, i: int) -> Any:
+        self.given_again += 1
+        time.sleep(self.cost_s)
+        return super().block_at(i)
+
+
+def _old_chain(n_history: int, n_replayed: int, cost_s: float) -> SlowOldBlocks:
+    return SlowOldBlocks(make_recording(n_history + n_replayed), cost_s)
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    async with http.post(url, json=body) as resp:
+        return await resp.json()
+
+
+def test_a_query_over_old_blocks_does_not_stop_the_blocks_of_the_others() -> None:
+    """eth_getLogs over ~280 blocks that left the window (10 ms each to give again): a
+    reading subscriber still gets each head on time while it runs, and the answer is
+    whole. It was rebuilt in one go on the event loop: ~2.8 s without a block for anyone
+    (51 s for 2,000 busy blocks)."""
+    async def main() -> None:
+        source = _old_chain(300, 40, cost_s=0.0)
+        settings = SimSettings(history_blocks=300, window_blocks=16)
+        async with Simulator(source, settings=settings, speed=8, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await ws.send_str(json.dumps(call("eth_subscribe", "newHeads")))
+            await asyncio.wait_for(ws.receive(), TIMEOUT)
+            sim.begin()  # (it gives the history blocks again, for their history rows)
+            await asyncio.wait_for(ws.receive(), TIMEOUT)  # the replay runs
+            source.cost_s = 0.01
+            source.given_again = 0
+            query = asyncio.ensure_future(_post(http, sim.urls["http"], call(
+                "eth_getLogs", {"fromBlock": "earliest", "toBlock": hex(1000 + 299)})))
+            late_s: list[float] = []
+            while not query.done() or len(late_s) < 3:
+                msg = json.loads((await asyncio.wait_for(ws.receive(), TIMEOUT)).data)
+                arrived = time.monotonic_ns()
+                pos = int(msg["params"]["result"]["number"], 16) - sim.chain.first_replayed
+                late_s.append((arrived - sim.chain.schedule.due_ns(pos)) / 1e9)
+            answer = query.result()
+            assert len(answer["result"]) == 300 * 4  # every log of the range
+            assert source.given_again >= 250  # the blocks were rebuilt meanwhile
+            assert len(late_s) >= 6 and max(late_s) < 0.5, [round(x, 2) for x in late_s]
+    run(main)
+
+
+@pytest.mark.parametrize(("profile", "code", "needle"), [
+    ("alchemy", -32602, "this block range should work: [0x3e8, 0x419]"),
+    ("geth", -32005, "query returned more than 10000 results"),
+    ("quicknode", -32614, "eth_getLogs is limited to a 50 range"),
+])
+def test_a_query_reaching_too_far_back_is_refused_with_the_profiles_range_error(
+        profile: str, code: int, needle: str) -> None:
+    """Past ``max_rebuilt_blocks`` old blocks in one body the node answers at once with
+    the profile's error (clients split the range on it), rebuilding nothing; a batch
+    shares the allowance; a range within it is answered."""
+    async def main() -> None:
+        source = _old_chain(300, 4, cost_s=0.0)
+        settings = SimSettings(node=NodeSettings(profile=profile, max_rebuilt_blocks=50),
+                               history_blocks=300, window_blocks=16)
+        async with Simulator(source, settings=settings, autostart=False) as sim, \
+                aiohttp.ClientSession() as http:
+            url = sim.urls["http"]
+            wide = await _post(http, url, call("eth_getLogs", {"fromBlock": "earliest"}))
+            assert wide["error"]["code"] == code and needle in wide["error"]["message"]
+            assert source.given_again == 0
+            narrow = {"fromBlock": hex(1000), "toBlock": hex(1000 + 39)}
+            assert len((await _post(http, url, call("eth_getLogs", narrow)))["result"]) == 160
+            both = await _post(http, url, [call("eth_getLogs", narrow, req_id=i)
+                                           for i in (1, 2)])
+            assert "result" in both[0] and both[1]["error"]["code"] == code
     run(main)
