@@ -39,6 +39,7 @@ from monitor.config import (
     normalise_address,
 )
 from monitor.errors import ConfigError, MonitorError, StoreError
+from monitor.private_files import check_regular
 from monitor.redact import redact
 from polyvocab.cli_args import OneLineParser
 from polyvocab.small_files import LIST_BYTES, read_small_text
@@ -157,6 +158,7 @@ def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     wallets: list[str] = list(ns.wallet_list)
     if ns.wallets_file is not None:
         try:
+            check_regular(ns.wallets_file)  # a FIFO would block the open
             text = read_small_text(ns.wallets_file, LIST_BYTES)
         except OSError as exc:
             raise ConfigError(f"wallets_file: cannot read {ns.wallets_file}: {exc.strerror}"
@@ -179,12 +181,13 @@ _READY_WAIT_S = 15.0  # READY waits this long (real seconds) for the WebSocket f
 async def _run(settings: Settings) -> int:
     from monitor.wallet_monitor import WalletMonitor
 
+    # its files are opened before the handlers: until then a signal still ends the process
+    monitor = WalletMonitor(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    monitor = WalletMonitor(settings)
     try:
         await monitor.start()
         freeze_startup_heap()

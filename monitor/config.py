@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from monitor.errors import ConfigError
+from monitor.private_files import check_regular
 from monitor.providers import PROVIDER_DEFAULTS
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
@@ -479,10 +480,17 @@ def _format_error(exc: ValidationError) -> str:
     return "invalid setting " + redact(text)
 
 
+def _read_regular(path: str | Path) -> str:
+    """A config or secret file's text; a FIFO (or a device) is refused, not waited on:
+    opening one blocks until something writes to it."""
+    check_regular(path)
+    return read_small_text(path, CONFIG_BYTES)
+
+
 def _read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        data = tomllib.loads(read_small_text(p, CONFIG_BYTES))
+        data = tomllib.loads(_read_regular(p))
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -505,7 +513,7 @@ def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
         if path is None or name in overrides:
             continue
         try:
-            text = read_small_text(str(path), CONFIG_BYTES)
+            text = _read_regular(str(path))
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
         value = text.strip().splitlines()[0].strip() if text.strip() else ""

@@ -9,22 +9,55 @@ into the other process's sink), so the second one is refused instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import IO
 
-__all__ = ["PRIVATE_MODE", "FileInUse", "hold_lock", "open_private"]
+__all__ = ["PRIVATE_MODE", "FileInUse", "NotRegularFile", "check_regular", "hold_lock",
+           "open_private"]
 
 PRIVATE_MODE = 0o600
 
 
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket: not a file the monitor may read or
+    write. ``strerror`` is "not a regular file"."""
+
+
+def check_regular(path: str | Path) -> None:
+    """Raise :class:`NotRegularFile` when ``path`` exists and is not a regular file (a
+    symlink is followed). Opening a FIFO blocks until a partner opens it: a ``--history``
+    or a ``*_FILE`` naming one hung the monitor, signals and all."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    _refuse_irregular(st, path)
+
+
+def _refuse_irregular(st: os.stat_result, path: str | Path) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+
+
 def open_private(path: str | Path, *, buffering: int = -1) -> IO[str]:
     """Open ``path`` for appending text (UTF-8), creating it (and its folder) with mode
-    0600. An existing file keeps its mode."""
+    0600. An existing file keeps its mode. Anything but a regular file is refused
+    (:class:`NotRegularFile`), without waiting: the open is non-blocking, so a FIFO
+    swapped in after the check cannot hang it either."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
+    check_regular(p)
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, PRIVATE_MODE)
+    try:
+        _refuse_irregular(os.fstat(fd), p)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
     return os.fdopen(fd, "a", encoding="utf-8", buffering=buffering)
 
 

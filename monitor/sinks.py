@@ -35,7 +35,7 @@ from typing import BinaryIO, Protocol
 from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock, wall_ns
 from monitor.errors import ConfigError
-from monitor.private_files import PRIVATE_MODE
+from monitor.private_files import PRIVATE_MODE, check_regular
 from monitor.trades import Trade
 
 __all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkError", "SinkEvent"]
@@ -176,6 +176,7 @@ class JsonlSink:
             raise SinkError(f"detections file {self.path} is a directory")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_regular(self.path)  # a FIFO or a device: refused, not waited on
             self._recover()
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                                            PRIVATE_MODE)

@@ -192,3 +192,41 @@ def test_a_state_db_the_monitor_cannot_use_is_one_line_before_ready(
     assert r.returncode == 2 and "READY" not in r.stdout and "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"python -m monitor: error: state_db {db}") and needle in last
+
+
+@pytest.mark.parametrize(("flag", "needle"), [
+    ("--history", "history file {f}: not a regular file"),
+    ("--detections", "detections file {f}: not a regular file"),
+    ("--wallets-file", "wallets_file: cannot read {f}: not a regular file"),
+    ("--config", "config: cannot read {f}: not a regular file"),
+    ("EXPLORER_API_KEY_FILE", "explorer_api_key_file: cannot read {f}: not a regular file"),
+    ("pilot", "{f}: not a regular file"),
+])
+def test_a_fifo_for_a_file_is_one_line_not_a_hang(tmp_path: Path, flag: str,
+                                                  needle: str) -> None:
+    """--history naming a FIFO blocked in open() for ever and ignored SIGTERM; the config
+    and secret files blocked too (until a signal)."""
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    args = ["run", "--mode", "polling", "--explorer-url", "http://127.0.0.1:1/v2/api",
+            "--db", str(tmp_path / "s.db")]
+    env = dict(os.environ)
+    if flag == "EXPLORER_API_KEY_FILE":
+        env[flag] = str(fifo)
+    elif flag == "pilot":  # the pilot's own files in its store folder
+        fifo = tmp_path / "store" / "events.jsonl"
+        fifo.parent.mkdir()
+        os.mkfifo(fifo)
+        args = ["pilot", "--store", str(fifo.parent), "--ws-url", "ws://127.0.0.1:1/",
+                "--rpc-url", "http://127.0.0.1:1/", "--explorer-url",
+                "http://127.0.0.1:1/v2/api", "--start-block", "1"]
+    else:
+        args += [flag, str(fifo)]
+    if flag != "--wallets-file":
+        args += ["--wallet", W]
+    r = subprocess.run([PY, "-m", "monitor", *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr, r.stderr
+    assert needle.format(f=fifo) in r.stderr.strip().splitlines()[-1], r.stderr
