@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BlockIndex", "FilterError", "LogFilter", "parse_address", "parse_topic"]
+__all__ = ["MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex", "FilterError",
+           "LogFilter", "parse_address", "parse_topic"]
+
+#: geth's bounds on one filter (eth/filters/api.go ``maxAddresses``, ``maxSubTopics``), with
+#: its texts "exceed max addresses" / "exceed max topics": a filter of 1,000,000 addresses
+#: cost memory and, at every block, a look-up per address per subscription
+MAX_ADDRESSES = 1000
+MAX_TOPIC_ALTERNATIVES = 1000
 
 
 class FilterError(ValueError):
@@ -74,6 +81,8 @@ class LogFilter:
         addresses: frozenset[str] | None = None
         raw = obj.get("address")
         if isinstance(raw, list):
+            if len(raw) > MAX_ADDRESSES:
+                raise FilterError("exceed max addresses")
             addresses = frozenset(parse_address(a) for a in raw) if raw else None
         elif raw is not None:
             addresses = frozenset([parse_address(raw)])
@@ -88,6 +97,8 @@ class LogFilter:
                 if entry is None:
                     topics.append(None)
                 elif isinstance(entry, list):
+                    if len(entry) > MAX_TOPIC_ALTERNATIVES:
+                        raise FilterError("exceed max topics")
                     if not entry or any(e is None for e in entry):
                         topics.append(None)  # [] or a null inside an OR list = any
                     else:
@@ -97,6 +108,12 @@ class LogFilter:
         while topics and topics[-1] is None:
             topics.pop()
         return cls(addresses=addresses, topics=tuple(topics))
+
+    @property
+    def size(self) -> int:
+        """Addresses and topic alternatives together: what holding it and checking it at
+        every block cost (a connection's subscriptions are bounded by their sum)."""
+        return len(self.addresses or ()) + sum(len(t) for t in self.topics if t is not None)
 
     def matches(self, log: dict[str, Any]) -> bool:
         """Does one log object match? (Reference implementation; the index is the fast path.)"""

@@ -111,6 +111,7 @@ class WsConn:
         self.ws = ws
         self.request = request
         self.subs: dict[str, _Sub] = {}
+        self.filter_values = 0  # addresses and topics of its subscriptions' filters
         #: (due ns, text, is a notification), in send order
         self.queue: deque[tuple[int, str, bool]] = deque()
         self.note_chars = 0  # characters of the notifications in the queue
@@ -125,10 +126,17 @@ class WsConn:
 
     # -- SubscriptionHost ----------------------------------------------------------------
     def subscribe(self, kind: str, flt: LogFilter | None) -> str:
-        limit = self.sim.nemesis.subscribe(self.id, self.sim.settings.node.max_subscriptions)
+        node = self.sim.settings.node
+        limit = self.sim.nemesis.subscribe(self.id, node.max_subscriptions)
         if limit is not None and len(self.subs) >= limit:
             raise RpcError(-32005, f"too many subscriptions: limit of {limit} per "
                                    f"connection reached")
+        size = 0 if flt is None else flt.size
+        if self.filter_values + size > node.max_filter_values:
+            raise RpcError(-32005, f"filters too large: {self.filter_values + size} "
+                                   f"addresses and topics on this connection, limit of "
+                                   f"{node.max_filter_values}")
+        self.filter_values += size
         sub_id = "0x" + os.urandom(16).hex()
         prefix = ('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
                   + sub_id + '","result":')
@@ -136,7 +144,11 @@ class WsConn:
         return sub_id
 
     def unsubscribe(self, sub_id: str) -> bool:
-        return self.subs.pop(sub_id.lower(), None) is not None
+        sub = self.subs.pop(sub_id.lower(), None)
+        if sub is None:
+            return False
+        self.filter_values -= 0 if sub.flt is None else sub.flt.size
+        return True
 
     # -- output ----------------------------------------------------------------------------
     def stalled(self) -> bool:

@@ -61,6 +61,9 @@ class SettingsError(SimulatorError, ValueError):
 FROM_PROFILE = -1
 _PROFILE_LIMITS = ("logs_max_range", "logs_max_results", "max_batch", "max_ws_batch",
                    "max_subscriptions")
+#: the node's own bound where the profile documents none (no provider's number is known):
+#: 100,000 subscriptions on one connection took 72 MB and ~400 ms a block
+_OWN_BOUNDS = {"max_subscriptions": 1000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,12 @@ class NodeSettings:
     #: while its unsent answers are under a quarter of this: a client that sends and never
     #: reads holds one answer's worth, however many requests it sends.
     notify_buffer_bytes: int = 64 << 20
-    max_subscriptions: int | None = FROM_PROFILE  # per connection; None = unlimited
+    # per connection: the profile's number, else 1,000; None = unlimited
+    max_subscriptions: int | None = FROM_PROFILE
+    # addresses and topic alternatives of all the logs subscriptions of one connection
+    # (each filter also at most 1,000 of either, geth's bounds): 2,000 subscriptions of
+    # 1,000 addresses took 185 MB and ~1.2 s a block. The monitor holds ~500 a connection
+    max_filter_values: int = 20_000
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
 
     def __post_init__(self) -> None:
@@ -106,9 +114,12 @@ class NodeSettings:
                                 f"(known: {', '.join(sorted(PROFILES))})")
         for name in _PROFILE_LIMITS:
             if getattr(self, name) == FROM_PROFILE:
-                object.__setattr__(self, name, getattr(chosen, name))
+                value = getattr(chosen, name)
+                object.__setattr__(self, name, _OWN_BOUNDS.get(name) if value is None
+                                   else value)
         for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
-                     "max_logs_per_request", "max_rebuilt_blocks", "notify_buffer",
+                     "max_logs_per_request", "max_rebuilt_blocks", "max_filter_values",
+                     "notify_buffer",
                      "notify_buffer_bytes",
                      *_PROFILE_LIMITS):
             value = getattr(self, name)
