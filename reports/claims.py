@@ -22,26 +22,15 @@ from dataclasses import dataclass, replace
 from experiments.confidence import rate_bound, trials_needed
 from experiments.thresholds import CONFIDENCE, metric_value, rate_counts
 from reports.criteria import ClaimSettings
-from reports.load import Run, ScenarioData
+from reports.load import VIRTUAL, Run, ScenarioData, run_clock
 
-__all__ = ["VIRTUAL", "Claim", "ClaimStatus", "check_claims", "run_clock"]
-
-#: manifest ``clock`` of a run in virtual time (``experiments run --clock virtual``)
-VIRTUAL = "virtual"
-
+__all__ = ["Claim", "ClaimStatus", "check_claims"]
 
 class ClaimStatus(enum.Enum):
     CONFIRMED = "confirmed"
     REFUTED = "refuted"
     NOT_DECIDED = "not decided"  # measured, but the data cannot settle it either way
     NOT_MEASURED = "not measured"
-
-
-def run_clock(run: Run) -> str:
-    """The run's clock as its manifest names it: ``real`` (the default of runs written
-    before the manifest named it), ``virtual`` or ``wall`` (a live pilot)."""
-    clock = run.manifest.get("clock")
-    return clock if isinstance(clock, str) and clock else "real"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.thresholds import metric_value, number
-from reports.claims import VIRTUAL, run_clock
 from reports.criteria import Criteria
-from reports.load import Run, ScenarioData
+from reports.load import NOT_MEASURED_VIRTUAL, VIRTUAL, Run, ScenarioData, run_clock
 from reports.render import environment, fmt_num
 from reports.verdict import Verdict, evaluate
 
@@ -56,8 +55,6 @@ METRICS: tuple[tuple[str, str, str, bool], ...] = (
 )
 #: sums over the simulated time (and over the seeds, when pooled: experiments/seeds.py)
 COUNTS = frozenset({"missed", "duplicates", "phantoms", "late", "reconnects", "fallback_s"})
-#: what the virtual clock does not measure
-NOT_MEASURED_VIRTUAL = frozenset({"cpu_s_per_hour", "rss_peak_mb"})
 LATENCIES = frozenset({"latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s"})
 #: a verdict lower than another's is a regression; INCONCLUSIVE is below a pass
 _RANK = {Verdict.GO: 3, Verdict.MARGINAL: 2, Verdict.INCONCLUSIVE: 1, Verdict.NO_GO: 0}

@@ -25,12 +25,15 @@ from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, read_small_text
 
 __all__ = [
     "BULK_EVENTS",
+    "NOT_MEASURED_VIRTUAL",
+    "VIRTUAL",
     "Run",
     "RunStoreError",
     "ScenarioData",
     "all_outcomes",
     "fallback_intervals",
     "load_run",
+    "run_clock",
     "sim_seconds",
     "state_intervals",
     "summaries_frame",
@@ -252,6 +255,19 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
     sim = _read_history(sdir / "sim_history.jsonl", problems)
     return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems))
+
+
+#: manifest ``clock`` of a run in virtual time (``experiments run --clock virtual``)
+VIRTUAL = "virtual"
+#: what the virtual clock does not measure (the process's CPU and memory)
+NOT_MEASURED_VIRTUAL = frozenset({"cpu_s_per_hour", "rss_peak_mb"})
+
+
+def run_clock(run: Run) -> str:
+    """The run's clock as its manifest names it: ``real`` (the default of runs written
+    before the manifest named it), ``virtual`` or ``wall`` (a live pilot)."""
+    clock = run.manifest.get("clock")
+    return clock if isinstance(clock, str) and clock else "real"
 
 
 def load_run(path: str | Path) -> Run:

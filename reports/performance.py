@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.claims import VIRTUAL
 from reports.cost import bench_results_dir
+from reports.load import VIRTUAL
 
 __all__ = ["BUDGET_FILE", "BenchFigure", "BenchResult", "BudgetTable", "Performance",
            "default_bench_dirs", "load_budget", "load_performance"]

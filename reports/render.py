@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from experiments.thresholds import metric_value, number
 from reports import figures
-from reports.claims import VIRTUAL, Claim, check_claims, run_clock
+from reports.claims import Claim, check_claims
 from reports.cost import (
     POLLING_COST_FILE,
     ModeCost,
@@ -35,7 +35,7 @@ from reports.cost import (
     mode_costs,
 )
 from reports.criteria import Criteria
-from reports.load import Run, all_outcomes
+from reports.load import NOT_MEASURED_VIRTUAL, VIRTUAL, Run, all_outcomes, run_clock
 from reports.performance import (
     Performance,
     default_bench_dirs,
@@ -72,8 +72,6 @@ SCENARIO_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("CPU s/h", "cpu_s_per_hour", "num"),
     ("RSS MB", "rss_peak_mb", "num"),
 )
-#: what the virtual clock does not measure (the process's CPU and memory)
-NOT_MEASURED_VIRTUAL = frozenset({"cpu_s_per_hour", "rss_peak_mb"})
 
 
 def fmt_num(value: Any, kind: str = "num") -> str:

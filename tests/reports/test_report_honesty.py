@@ -263,3 +263,20 @@ def test_finite_turns_every_non_finite_number_into_null() -> None:
 
     doc = {"a": [1.5, float("nan"), (np.float64("inf"), np.int64(3))], 2: {"b": True}}
     assert finite(doc) == {"a": [1.5, None, [None, 3]], "2": {"b": True}}
+
+
+def test_the_rollout_gates_take_no_basis_from_a_virtual_fault_free_latency(
+        make_run: MakeRun) -> None:
+    """In virtual time a fault-free latency is 0 by construction: the plan's basis read
+    "websocket latency p95 (fault-free) 0 s" as if it were measured."""
+    from reports.load import load_run
+    from reports.rollout import plan_rollout
+    from reports.verdict import Verdict
+
+    real = plan_rollout(load_run(make_run()), Verdict.GO, load_criteria())
+    assert any(b.startswith("websocket latency p95 (fault-free) ") and "not measured" not in b
+               for b in real.basis)
+    virtual = plan_rollout(load_run(with_manifest(make_run(), clock="virtual")), Verdict.GO,
+                           load_criteria())
+    assert "websocket latency p95 (fault-free): not measured in virtual time" in virtual.basis
+    assert any("(virtual time: protocol latency only)" in b for b in virtual.basis)
