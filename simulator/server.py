@@ -392,8 +392,14 @@ class Simulator:
                                             transform=self._explorer_faults)
             app.router.add_get("/v2/api", handler)
             app.router.add_get("/api", handler)
+        # keepalive_timeout: a connection gets this long for its first request's headers
+        # and is let go once idle this long (aiohttp's default was an hour, and nothing
+        # bounded headers sent a byte at a time); lingering_time: how long the rest of a
+        # body not read (refused, or too slow) is drained before the close
+        read_s = self.settings.node.http_read_timeout_s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0, keepalive_timeout=read_s,
+                                     lingering_time=min(read_s, 10.0))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -885,11 +891,16 @@ class Simulator:
             self._count("rpc_http", "?", "", "error")
             return await self._answer(answer)
         try:
-            body = await request.read()
+            body = await self._read_body(request)
         except web.HTTPRequestEntityTooLarge:
             self._count("rpc_http", "?", "", "error")
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32600, "message": "request body too large"}}, status=413)
+        except TimeoutError:
+            self._count("rpc_http", "?", "", "error")
+            response = web.Response(status=408, text="request body not received in time\n")
+            response.force_close()
+            return response
         reply = await self._handle_rpc(body, None)
         self._count_rpc("rpc_http", reply)
         text = (reply.text or "").encode()
@@ -949,10 +960,18 @@ class Simulator:
         """The request body parsed with the node's bounds; raises :class:`JsonInputError`
         (also for a body over ``max_frame_bytes``)."""
         try:
-            raw = await request.read()
+            raw = await self._read_body(request)
         except web.HTTPRequestEntityTooLarge:
             raise JsonInputError("body too large") from None
+        except TimeoutError:
+            raise JsonInputError("body not received in time") from None
         return parse_json(raw, max_depth=self.settings.node.max_json_depth)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, read within ``http_read_timeout_s`` (``TimeoutError`` past it: a
+        client that sent its body a byte at a time held the connection for ever)."""
+        async with asyncio.timeout(self.settings.node.http_read_timeout_s):
+            return await request.read()
 
     async def _faults_start(self, request: web.Request) -> web.StreamResponse:
         self._no_query(request)
@@ -1010,9 +1029,10 @@ class Simulator:
                     body = await self._json_body(request)
                     fields = {**(fields or {}), **body} if isinstance(body, dict) else None
                 else:
-                    form = await request.post()
+                    async with asyncio.timeout(self.settings.node.http_read_timeout_s):
+                        form = await request.post()
                     fields = {**(fields or {}), **{k: str(v) for k, v in form.items()}}
-            except (JsonInputError, UnicodeDecodeError, ValueError,
+            except (JsonInputError, UnicodeDecodeError, ValueError, TimeoutError,
                     web.HTTPRequestEntityTooLarge):
                 return web.json_response({"ok": False, "error_code": 400, "description":
                                           "Bad Request: can't parse JSON"}, status=400)

@@ -61,6 +61,7 @@ class SettingsError(SimulatorError, ValueError):
 FROM_PROFILE = -1
 _PROFILE_LIMITS = ("logs_max_range", "logs_max_results", "max_batch", "max_ws_batch",
                    "max_subscriptions")
+_DAY_S = 86_400.0
 #: the node's own bound where the profile documents none (no provider's number is known):
 #: 100,000 subscriptions on one connection took 72 MB and ~400 ms a block
 _OWN_BOUNDS = {"max_subscriptions": 1000}
@@ -106,6 +107,10 @@ class NodeSettings:
     # 1,000 addresses took 185 MB and ~1.2 s a block. The monitor holds ~500 a connection
     max_filter_values: int = 20_000
     finality_depth: int = 16  # 'safe'/'finalized' lag behind 'latest' by this many blocks
+    #: seconds an HTTP client has to send a request's headers, then its body (geth's
+    #: ReadTimeout, 30 s), and that an idle keep-alive connection is kept: one byte every
+    #: 5 s held a connection for hours
+    http_read_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         chosen = PROFILES.get(self.profile)
@@ -119,14 +124,17 @@ class NodeSettings:
                                    else value)
         for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
                      "max_logs_per_request", "max_rebuilt_blocks", "max_filter_values",
-                     "notify_buffer",
-                     "notify_buffer_bytes",
-                     *_PROFILE_LIMITS):
+                     "notify_buffer", "notify_buffer_bytes", *_PROFILE_LIMITS):
             value = getattr(self, name)
             if value is None and name in _PROFILE_LIMITS:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
+        timeout = self.http_read_timeout_s
+        if isinstance(timeout, bool) or not (isinstance(timeout, (int, float))
+                                             and 0 < timeout <= _DAY_S):
+            raise SettingsError(f"http_read_timeout_s: expected seconds in (0, {_DAY_S:g}], "
+                                f"got {timeout!r}")
 
 
 #: the explorer's index lag: a day at most, a median of at least a millisecond (the draw is

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -383,4 +384,52 @@ def test_subscriptions_and_their_filters_are_bounded_per_connection() -> None:
                 reply = await _ws_call(other, call("eth_subscribe", "logs",
                                                    {"address": _addresses(1)}))
                 assert "result" in reply
+    run(main)
+
+
+# -- D7: slow requests ---------------------------------------------------------------------
+async def _closed_within(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         trickle: bytes, limit_s: float) -> tuple[bytes, float]:
+    """Send ``trickle`` a byte every 0.2 s (a slowloris) until the node closes the
+    connection; what it answered and after how long (AssertionError past ``limit_s``)."""
+    t0 = time.monotonic()
+    got = b""
+    for byte in trickle * 100:
+        try:
+            got += await asyncio.wait_for(reader.read(4096), 0.2)
+        except TimeoutError:
+            pass
+        except ConnectionError:
+            break
+        if reader.at_eof():
+            break
+        assert time.monotonic() - t0 < limit_s, "the node kept the connection open"
+        with contextlib.suppress(ConnectionError):
+            writer.write(bytes([byte]))
+    return got, time.monotonic() - t0
+
+
+def test_requests_sent_a_byte_at_a_time_are_closed_after_the_read_timeout() -> None:
+    """Headers, or a body, that trickle in (and a connection that sends nothing) are cut
+    after ``http_read_timeout_s`` (aiohttp kept them for an hour, the headers for ever);
+    a WebSocket idle for longer is a subscriber, not a slow request: it stays."""
+    async def main() -> None:
+        settings = SimSettings(node=NodeSettings(http_read_timeout_s=1.0))
+        async with Simulator(make_recording(2), settings=settings) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            port = sim.port
+            cases = [(b"POST / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1"),
+                     (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n", b"[" * 10),
+                     (b"", b"")]
+            for head, trickle in cases:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(head)
+                got, took = await _closed_within(reader, writer, trickle or b"\0", 6.0)
+                assert took < 4.0
+                if b"Content-Length: 1000" in head:
+                    assert got.startswith(b"HTTP/1.1 408 "), got[:40]
+                writer.close()
+            # the WebSocket was idle for the whole of it, past the timeout: still served
+            assert (await _ws_call(ws, call("eth_chainId")))["result"] == "0x89"
     run(main)
