@@ -190,7 +190,10 @@ class PilotStore:
         if readonly:
             if not db.exists():
                 raise FileNotFoundError(f"{db}: no pilot store here")
-            self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+            # a URI, escaped: "?" or "#" in the folder's name cut "mode=ro" off (the
+            # store was "not a pilot store", and SQLite created a stray file at the cut)
+            self._db = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True,
+                                       timeout=10)
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             if not db.exists():

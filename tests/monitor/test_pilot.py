@@ -304,3 +304,28 @@ def test_a_store_file_that_is_not_a_pilot_store_is_one_line(content: bytes | str
                              timeout=60, env={"RPC_URL": "http://127.0.0.1:9/", "PATH": ""})
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "not a pilot store" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def _made_store(directory: Path) -> None:
+    from monitor.pilot import PilotStore
+
+    s = PilotStore(directory)
+    s.set_meta("start_block", 1)
+    s.set_meta("wallets", ["0x" + "11" * 20])
+    s.new_session(1, 1)
+    s.close()
+
+
+@pytest.mark.parametrize("name", ["a?b", "c#d", "e%3Ff"])
+def test_status_of_a_store_whose_folder_has_uri_characters(name: str, tmp_path: Path) -> None:
+    """The read-only URI was not escaped: "a?b" lost its mode=ro and SQLite created an
+    empty 0644 file "a"; the store was "not a pilot store"."""
+    store = tmp_path / name
+    _made_store(store)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = subprocess.run([PY, "-m", "monitor", "pilot", "status", "--store", str(store),
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["start_block"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created
+
