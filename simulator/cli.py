@@ -301,7 +301,7 @@ def _load_source(args: argparse.Namespace) -> Any:
 async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int:
     from simulator.history import SimHistory
     from simulator.recording import RecordingError
-    from simulator.server import Simulator
+    from simulator.server import QuietAcceptErrors, Simulator
 
     try:
         history = SimHistory(args.history) if args.history else SimHistory()
@@ -319,6 +319,7 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
         raise CliError(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(QuietAcceptErrors())
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -59,7 +60,7 @@ from simulator.settings import SettingsError, SimSettings
 from simulator.source import BlockSource
 from simulator.telegram import TelegramBot
 
-__all__ = ["Simulator"]
+__all__ = ["QuietAcceptErrors", "Simulator", "default_max_connections"]
 
 log = logging.getLogger("simulator.server")
 _NS = 1_000_000_000
@@ -74,6 +75,62 @@ _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
+
+
+_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+_REFUSAL_LOG_S = 10.0  # at most one "refusing connections" line this often
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection past ``max_connections``: answered 503 and closed at once (its file
+    descriptor is given back before the process runs out of them)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_REFUSED)
+        transport.close()
+
+
+def default_max_connections() -> int:
+    """Three quarters of the file-descriptor limit: the rest for files, pipes and (in one
+    process with the monitor) the clients' own sockets. Past the limit, accept() failed
+    and asyncio logged a traceback per retry, ~2,000 a second and rising."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 65_536
+    return max(soft * 3 // 4, 8)
+
+
+class QuietAcceptErrors:
+    """A loop exception handler for the ``serve`` process: asyncio's "socket.accept() out
+    of system resource" (file descriptors ran out) becomes one line every ``every_s`` with
+    a count, instead of a traceback per retry (asyncio 3.11 retries each pending
+    connection: ~2,000 tracebacks a second and rising, 4.9 MB of stderr in 8 s). Anything
+    else goes to the loop's default handler."""
+
+    MESSAGE = "socket.accept() out of system resource"
+
+    def __init__(self, every_s: float = _REFUSAL_LOG_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self.unlogged = 0
+        self._logged_at: float | None = None
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != self.MESSAGE:
+            loop.default_exception_handler(context)
+            return
+        self.unlogged += 1
+        now = self.clock()
+        if self._logged_at is not None and now - self._logged_at < self.every_s:
+            return
+        self._logged_at = now
+        log.warning("cannot accept connections: %s (%d time(s) since the last line); "
+                    "lower max_connections or raise the descriptor limit (ulimit -n)",
+                    context.get("exception"), self.unlogged)
+        self.unlogged = 0
 
 
 def _text_frame(text: str) -> bytes:
@@ -358,6 +415,10 @@ class Simulator:
         self._stream_error_noted = False
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.max_connections = self.settings.node.max_connections or default_max_connections()
+        self.refused_connections = 0
+        self._refusal_logged_ns: int | None = None
         self._schedule: list[tuple[int, Any]] = []
         self._stop_tasks: set[asyncio.Task[Any]] = set()
         # ns each block_published row took to write (the history's cost to the path)
@@ -401,9 +462,9 @@ class Simulator:
                                      shutdown_timeout=1.0, keepalive_timeout=read_s,
                                      lingering_time=min(read_s, 10.0))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._listener = await asyncio.get_running_loop().create_server(
+            self._protocol, self.host, self.port)
+        port = self._listener.sockets[0].getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
         base = f"http://{host}:{port}"
         self.port = port
@@ -422,6 +483,23 @@ class Simulator:
             asyncio.get_running_loop().call_soon(prime_and_begin)
         elif self.autostart:
             self.begin(self.now_ns() + delay_ns)
+
+    def _protocol(self) -> asyncio.Protocol:
+        """The protocol of a new connection: aiohttp's, or a refusal past
+        ``max_connections`` (logged at most once every :data:`_REFUSAL_LOG_S`)."""
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+        if len(server.connections) < self.max_connections:
+            return server()
+        self.refused_connections += 1
+        now = time.monotonic_ns()
+        if self._refusal_logged_ns is None or now - self._refusal_logged_ns > \
+                _REFUSAL_LOG_S * _NS:
+            self._refusal_logged_ns = now
+            log.warning("refusing connections: %d open, the limit (max_connections); %d "
+                        "refused so far", len(server.connections),
+                        self.refused_connections)
+        return _Refuse()
 
     def _fault_horizon_s(self) -> float:
         """Simulated seconds the fault schedule covers: the replay's span (a streamed
@@ -462,6 +540,8 @@ class Simulator:
                                 order_filled=block.order_filled(), history=True)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # no new connections
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -480,6 +560,9 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         for fault in list(self.board.active.values()):
             self._stop_fault(fault)
         self._record_indexed(self.now_ns())  # index times passed since the last turn

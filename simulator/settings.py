@@ -111,6 +111,10 @@ class NodeSettings:
     #: ReadTimeout, 30 s), and that an idle keep-alive connection is kept: one byte every
     #: 5 s held a connection for hours
     http_read_timeout_s: float = 30.0
+    #: open connections (HTTP and WebSocket) past which a new one is answered 503 and
+    #: closed; None = three quarters of the process's file-descriptor limit, so the node
+    #: runs out of connections before it runs out of descriptors
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         chosen = PROFILES.get(self.profile)
@@ -130,6 +134,11 @@ class NodeSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.max_connections is not None and (
+                isinstance(self.max_connections, bool)
+                or not isinstance(self.max_connections, int) or self.max_connections < 1):
+            raise SettingsError(f"max_connections: expected an integer >= 1, got "
+                                f"{self.max_connections!r}")
         timeout = self.http_read_timeout_s
         if isinstance(timeout, bool) or not (isinstance(timeout, (int, float))
                                              and 0 < timeout <= _DAY_S):

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from simulator import server
-from simulator.server import Simulator, WsConn
+from simulator.server import QuietAcceptErrors, Simulator, WsConn
 from simulator.settings import NodeSettings, SimSettings
 from simulator.source import RecordingSource
 from tests.simulator.node_fixtures import make_recording
@@ -433,3 +433,65 @@ def test_requests_sent_a_byte_at_a_time_are_closed_after_the_read_timeout() -> N
             # the WebSocket was idle for the whole of it, past the timeout: still served
             assert (await _ws_call(ws, call("eth_chainId")))["result"] == "0x89"
     run(main)
+
+
+# -- D6: connections ---------------------------------------------------------------------
+def test_connections_past_max_connections_are_answered_503_and_closed() -> None:
+    """Past ``max_connections`` open connections a new one gets a 503 and is closed (idle
+    sockets held until the process ran out of descriptors); the open ones are served, and
+    a connection closed makes room."""
+    async def main() -> None:
+        settings = SimSettings(node=NodeSettings(max_connections=3))
+        async with Simulator(make_recording(2), settings=settings) as sim, \
+                aiohttp.ClientSession() as http:
+            held = [await asyncio.open_connection("127.0.0.1", sim.port) for _ in range(3)]
+            while len(sim._runner.server.connections) < 3:  # type: ignore[union-attr]
+                await asyncio.sleep(0.005)
+            reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # then closed
+            assert answer.startswith(b"HTTP/1.1 503 ") and answer.endswith(
+                b"too many connections\n")
+            assert sim.refused_connections == 1
+            writer.close()
+            r0, w0 = held[0]
+            body = json.dumps(call("eth_chainId")).encode()
+            w0.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            assert b'"result":"0x89"' in await asyncio.wait_for(r0.read(4096), TIMEOUT)
+            held[1][1].close()
+            for _ in range(1000):  # until the node has seen it go
+                async with http.post(sim.urls["http"], json=call("eth_chainId")) as resp:
+                    if resp.status == 200:
+                        break
+                await asyncio.sleep(0.01)
+            assert resp.status == 200
+            for _, w in held:
+                w.close()
+    run(main)
+
+
+def test_accept_errors_are_one_line_per_interval_not_a_traceback_each(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The serve process's loop handler: 5,000 "out of system resource" accept errors in
+    the same interval are one warning line (each was a traceback), the next interval
+    another saying how many; other loop errors still reach the default handler."""
+    now = [0.0]
+    handler = QuietAcceptErrors(every_s=10.0, clock=lambda: now[0])
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(handler)
+        context = {"message": QuietAcceptErrors.MESSAGE,
+                   "exception": OSError(24, "Too many open files")}
+        with caplog.at_level("WARNING", logger="simulator.server"):
+            for _ in range(5000):
+                loop.call_exception_handler(context)
+            now[0] = 11.0
+            loop.call_exception_handler(context)
+        lines = [r.getMessage() for r in caplog.records if r.name == "simulator.server"]
+        assert len(lines) == 2 and "(1 time(s)" in lines[0] and "(5000 time(s)" in lines[1]
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="asyncio"):
+            loop.call_exception_handler({"message": "something else"})
+        assert any("something else" in r.getMessage() for r in caplog.records)
+    finally:
+        loop.close()
