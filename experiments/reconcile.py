@@ -306,6 +306,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         sessions = store.sessions()
         sightings = store.sightings()
         end = opts.end_block if opts.end_block is not None else _end_block(store, opts.grace_s)
+    except StoreError as exc:  # a damaged store: other columns, a meta value not JSON
+        raise ReconcileError(exc.message) from None
     finally:
         store.close()
     if "start_block" not in meta or not sessions:

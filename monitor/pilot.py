@@ -36,14 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -91,7 +92,30 @@ CREATE TABLE IF NOT EXISTS heads (
     head INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS heads_wall ON heads(wall_ns);
 """
-_TABLES = frozenset({"meta", "sessions", "sightings", "paths", "heads"})
+_COLUMNS = {
+    "meta": ("key", "value"),
+    "sessions": ("id", "started_wall_ns", "started_mono_ns", "pid", "stopped_wall_ns",
+                 "last_wall_ns"),
+    "sightings": ("path", "kind", "trade_id", "generation", "source", "wall_ns", "mono_ns",
+                  "session", "wallet", "block_number", "block_hash", "block_timestamp"),
+    "paths": ("session", "path", "observed_s", "healthy_s", "fallback_s", "state", "healthy",
+              "fallback", "head", "cursor", "wall_ns", "mono_ns"),
+    "heads": ("wall_ns", "mono_ns", "path", "head"),
+}
+
+
+def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:
+    """Raise ``sqlite3.DatabaseError`` naming a table whose columns are not the pilot's
+    (the right names with other columns were a traceback), or (``all_there``) the first
+    table missing."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = sorted(_COLUMNS.keys() - tables)
+    if missing and all_there:
+        raise sqlite3.DatabaseError(f"no {', '.join(missing)} table")
+    for table, want in _COLUMNS.items():
+        have = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+        if have != want and table in tables:
+            raise sqlite3.DatabaseError(f"table {table} has columns {', '.join(have)}")
 
 
 def endpoint_host(url: str | None) -> str | None:
@@ -181,12 +205,30 @@ class RotatingHistory(History):
 
 # -- the durable record ------------------------------------------------------------------
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(method: Callable[Concatenate[PilotStore, _P], _R]
+           ) -> Callable[Concatenate[PilotStore, _P], _R]:
+    """A read's ``sqlite3.Error`` (a damaged store) becomes :class:`StoreError`, which
+    ``pilot status``, ``pilot run`` and reconcile print as one line (was a traceback)."""
+    @functools.wraps(method)
+    def read(self: PilotStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.db}: {exc}") from None
+    return read
+
+
 class PilotStore:
-    """``DIR/pilot.sqlite`` (WAL; survives SIGKILL). One writer (the pilot), any readers."""
+    """``DIR/pilot.sqlite`` (WAL; survives SIGKILL). One writer (the pilot), any readers
+    (``readonly``: never creates or changes a file)."""
 
     def __init__(self, directory: str | Path, *, readonly: bool = False) -> None:
         self.dir = Path(directory)
-        db = self.dir / DB_NAME
+        self.db = db = self.dir / DB_NAME
         if readonly:
             if not db.exists():
                 raise FileNotFoundError(f"{db}: no pilot store here")
@@ -203,21 +245,26 @@ class PilotStore:
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                _check_tables(self._db, all_there=False)  # before its indexes fail on them
                 self._db.executescript(_SCHEMA)
-            tables = {r[0] for r in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
-            missing = sorted(_TABLES - tables)
-            if missing:
-                raise sqlite3.DatabaseError(f"no {', '.join(missing)} table")
+            _check_tables(self._db)
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            self.close()
             raise StoreError(f"{db}: not a pilot store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
 
+    @_reads
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+        out = {}
+        for key, value in self._db.execute("SELECT key, value FROM meta"):
+            try:
+                out[key] = json.loads(value)
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.db}: not a pilot store (meta {key!r} is not "
+                                 "JSON)") from None
+        return out
 
     def set_meta(self, key: str, value: Any) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -233,6 +280,7 @@ class PilotStore:
         self._db.execute("UPDATE sessions SET stopped_wall_ns = ?, last_wall_ns = ? "
                          "WHERE id = ?", (wall_ns, wall_ns, session))
 
+    @_reads
     def sessions(self) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT id, started_wall_ns, started_mono_ns, pid, "
                                "stopped_wall_ns, last_wall_ns FROM sessions ORDER BY id")
@@ -250,6 +298,7 @@ class PilotStore:
              event.block_hash, t.block_timestamp if t else None))
         return cur.rowcount > 0
 
+    @_reads
     def sightings(self, path: str | None = None) -> list[dict[str, Any]]:
         q = ("SELECT path, kind, trade_id, generation, source, wall_ns, mono_ns, session, "
              "wallet, block_number, block_hash, block_timestamp FROM sightings")
@@ -289,11 +338,13 @@ class PilotStore:
             self._db.execute("ROLLBACK")
             raise
 
+    @_reads
     def paths(self) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT * FROM paths ORDER BY session, path")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur]
 
+    @_reads
     def heads(self) -> list[tuple[int, int, str, int]]:
         cur = self._db.execute("SELECT wall_ns, mono_ns, path, head FROM heads "
                                "ORDER BY wall_ns")

@@ -6,6 +6,7 @@ history."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -328,4 +329,36 @@ def test_status_of_a_store_whose_folder_has_uri_characters(name: str, tmp_path: 
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["start_block"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created
+
+
+@pytest.mark.parametrize("damage", ["columns", "meta"])
+def test_a_damaged_pilot_store_is_one_line_in_status_run_and_reconcile(
+        damage: str, tmp_path: Path) -> None:
+    """Tables of the right names with other columns, or a meta value that is not JSON:
+    sqlite3.OperationalError / JSONDecodeError tracebacks."""
+    store = tmp_path / "store"
+    if damage == "meta":
+        _made_store(store)
+        with contextlib.closing(sqlite3.connect(store / "pilot.sqlite")) as c:
+            c.execute("UPDATE meta SET value = '{x' WHERE key = 'wallets'")
+            c.commit()
+        needle = "meta 'wallets' is not JSON"
+    else:
+        store.mkdir()
+        with contextlib.closing(sqlite3.connect(store / "pilot.sqlite")) as c:
+            for t in ("meta", "sessions", "sightings", "paths", "heads"):
+                c.execute(f"CREATE TABLE {t} (x)")
+            c.commit()
+        needle = "has columns x"
+    runs = (["-m", "monitor", "pilot", "status", "--store", str(store)],
+            ["-m", "monitor", "pilot", "--store", str(store), "--ws-url", "ws://127.0.0.1:9/",
+             "--rpc-url", "http://127.0.0.1:9/", "--explorer-url", "http://127.0.0.1:9/api",
+             "--wallet", "0x" + "11" * 20, "--start-block", "1"],
+            ["-m", "experiments", "reconcile", str(store), "--out", str(tmp_path / "out")])
+    for args in runs:
+        res = subprocess.run([PY, *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, env={"RPC_URL": "http://127.0.0.1:9/", "PATH": ""})
+        assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr)
+        last = res.stderr.strip().splitlines()[-1]
+        assert "not a pilot store" in last and needle in last, (args, last)
 
