@@ -233,6 +233,9 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                              params.window_end_ns)
             if cut is not None:
                 raise _Unusable(cut)
+            early = _early_deliveries(outcomes)
+            if early is not None:
+                raise _Unusable(early)
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
@@ -261,6 +264,27 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                        encoding="utf-8")
     return summary
+
+
+#: a delivery stamped this long before its trade was first published (one monotonic clock
+#: for both processes, or one loop clock in virtual time) cannot be: the files disagree
+EARLY_TOLERANCE_NS = 10_000_000
+
+
+def _early_deliveries(outcomes: pd.DataFrame) -> str | None:
+    """Why the detections cannot be of this run, or None: trades delivered before any
+    block held them. The checker counts such a latency as 0 (a clock's last digits);
+    past :data:`EARLY_TOLERANCE_NS` it is a detections file of another run or clock."""
+    both = outcomes.dropna(subset=["delivered_t_ns", "visible_t_ns"])
+    if both.empty:
+        return None
+    lead = both["visible_t_ns"].astype("int64") - both["delivered_t_ns"].astype("int64")
+    early = lead[lead > EARLY_TOLERANCE_NS]
+    if early.empty:
+        return None
+    return (f"{len(early)} trades were delivered before their block was published (by up "
+            f"to {early.max() / 1e9:.3f} s, wall clock): the detections do not belong to "
+            "this run's histories")
 
 
 def _last_start_or_stop(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:

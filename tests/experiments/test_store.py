@@ -120,6 +120,19 @@ def test_a_run_cut_short_is_inconclusive_not_a_result(tmp_path: Path, cut: str) 
             "window's end" in summary["error"]
 
 
+def test_deliveries_before_their_block_was_published_are_inconclusive(tmp_path: Path) -> None:
+    """The checker counts a negative latency as 0: a detections file shifted 5 s early
+    (another run's, another clock's) was analysed ok, every trade on time."""
+    sdir = make_scenario_dir(tmp_path)
+    rows = [json.loads(x) for x in (sdir / "detections.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["t_ns"] -= 5 * 10**9
+    write_jsonl(sdir / "detections.jsonl", rows)
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "inconclusive"
+    assert "trades were delivered before their block was published" in summary["error"]
+
+
 def test_a_monitor_killed_and_restarted_on_purpose_is_whole_when_its_last_run_stopped(
         tmp_path: Path) -> None:
     sdir = make_scenario_dir(tmp_path)
