@@ -105,6 +105,30 @@ __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_walle
 
 log = logging.getLogger("monitor.wallets")
 
+#: the bytes of live logs waiting for delivery, as :func:`live_log_bytes` counts them
+#: (``live_queue_max`` bounds their number; a hostile node's logs can be large)
+LIVE_QUEUE_MAX_BYTES = 64 << 20
+#: a live log larger than this (as :func:`live_log_bytes` counts) is no OrderFilled:
+#: one is ~1.5 kB (its data 5 to 7 words, four topics, hashes and numbers as hex)
+MAX_LIVE_LOG_BYTES = 8192
+_MAX_LIST = 8  # topics: OrderFilled has four
+
+
+def live_log_bytes(entry: dict[str, Any]) -> int | None:
+    """What a live log holds, roughly, in bytes (its texts and short lists, one level
+    deep); None for one too large to be a trade (a frame of max_size could carry a log of
+    ~1 MB: 100,000 of them queued were 100 GB)."""
+    size = 256
+    for value in entry.values():
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, list | dict):
+            if len(value) > _MAX_LIST:
+                return None
+            size += sum(len(v) if isinstance(v, str) else 64 for v in value)
+        else:
+            size += 32
+    return size if size <= MAX_LIVE_LOG_BYTES else None
 
 
 def split_wallets(wallets: Sequence[str], share: float, websocket: bool
@@ -304,9 +328,10 @@ class WsShard:
         self.live_from: int | None = None  # first head of the current connection
         self._healthy = False
         self._wake = asyncio.Event()
-        # (log, its frame's stamps when latency_stages is on)
-        self._inbox: asyncio.Queue[tuple[dict[str, Any], FrameStamps | None]] = asyncio.Queue(
-            maxsize=settings.live_queue_max)
+        # (log, its frame's stamps when latency_stages is on, its size as counted)
+        self._inbox: asyncio.Queue[tuple[dict[str, Any], FrameStamps | None, int]] = \
+            asyncio.Queue(maxsize=settings.live_queue_max)
+        self._inbox_bytes = 0  # bounded by LIVE_QUEUE_MAX_BYTES as well as by items
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
@@ -458,13 +483,23 @@ class WsShard:
         if self.firehose and not self._watched(result):  # another maker's fill: dropped
             self.counters["other_wallet"] += 1            # before any decode or queueing
             return
+        size = live_log_bytes(result)
+        if size is None:  # no OrderFilled is this big: garbage, before it is held
+            self.pipeline.report_decode_error(result, "log too large to be an OrderFilled "
+                                                      f"(over {MAX_LIVE_LOG_BYTES} bytes)")
+            return
         try:
-            self._inbox.put_nowait((result, self.manager.frame_stamps if self._stamp else None))
+            if self._inbox_bytes + size > LIVE_QUEUE_MAX_BYTES:
+                raise asyncio.QueueFull
+            self._inbox.put_nowait((result, self.manager.frame_stamps if self._stamp else None,
+                                    size))
+            self._inbox_bytes += size
         except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
             self.counters["live_queue_overflow"] += 1
             if self.counters["live_queue_overflow"] == 1:
-                log.warning("[%s] live queue full (%d): dropping, a sync will re-fetch",
-                            self.conn_id, self._inbox.maxsize)
+                log.warning("[%s] live queue full (%d logs, %d bytes at most): dropping, a sync "
+                            "will re-fetch", self.conn_id, self._inbox.maxsize,
+                            LIVE_QUEUE_MAX_BYTES)
             self._wake.set()
 
     async def _deliver_loop(self) -> None:
@@ -475,6 +510,7 @@ class WsShard:
             batch = [first]
             while len(batch) < 1000 and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
+            self._inbox_bytes -= sum(size for _l, _s, size in batch)
             try:
                 await self._deliver(batch)
             except Exception as exc:  # never lose the delivery task; the next sync re-fetches
@@ -483,16 +519,18 @@ class WsShard:
                             self.conn_id, type(exc).__name__, redact(str(exc)))
                 self._wake.set()
 
-    async def _deliver(self, batch: list[tuple[dict[str, Any], FrameStamps | None]]) -> None:
-        logs = [entry for entry, _ in batch]
+    async def _deliver(self, batch: list[tuple[dict[str, Any], FrameStamps | None, int]]
+                       ) -> None:
+        logs = [entry for entry, _f, _n in batch]
         await self.pipeline.on_logs(logs, "ws",
-                                    stamps=[f for _, f in batch] if self._stamp else None)
+                                    stamps=[f for _, f, _n in batch] if self._stamp else None)
 
     async def drain(self) -> None:
         """Deliver every live log already received (used on stop)."""
         batch = []
         while not self._inbox.empty():
             batch.append(self._inbox.get_nowait())
+        self._inbox_bytes -= sum(size for _l, _s, size in batch)
         if batch:
             await self._deliver(batch)
 

@@ -108,15 +108,15 @@ def run(rec: Recording, wallets: list[str], tmp: Path, **extra: Any
         sim_hist = SimHistory(keep=True, clock_ns=clock.now_ns)
         sim = Simulator(rec, speed=1.0, history=sim_hist, autostart=False,
                         clock_ns=clock.now_ns)
-        handle = sim.rpc.handle
+        steps = sim.rpc.steps  # what the server calls for every body, HTTP and WebSocket
 
         def spy(body: str | bytes, host: Any = None) -> Any:
             msg = json.loads(body)
             for m in msg if isinstance(msg, list) else [msg]:
                 if isinstance(m, dict) and m.get("method") in ("eth_getLogs", "eth_subscribe"):
                     seen.append({"method": m["method"], "params": m["params"]})
-            return handle(body, host)
-        sim.rpc.handle = spy  # type: ignore[method-assign]
+            return steps(body, host)
+        sim.rpc.steps = spy  # type: ignore[method-assign]
         await sim.start()
         sim.begin()
         await sim.wait_published(LATE_START, timeout=3600)

@@ -418,3 +418,34 @@ def test_a_head_probe_answer_that_is_no_block_number_is_recorded(
     asyncio.run(shard._probe_head())
     assert shard.counters["bad_head"] == 1 and shard.node_head is None
     assert [(e, f["kind"]) for _t, e, f in hist.rows] == [("bad_input", "bad_head")]
+
+
+def test_the_live_queue_is_bounded_in_bytes_and_refuses_logs_no_trade_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live queue held up to live_queue_max logs whatever their size: a node sending
+    logs of ~1 MB each (a frame holds one) could queue 100 GB. A log too large to be an
+    OrderFilled is a decode error before it is held; the queue stops at its byte budget
+    (the next sync re-fetches what was dropped, as at its item bound)."""
+    import monitor.wallet_monitor as wm
+
+    real = order_filled(block=5, tx=1)
+    size = wm.live_log_bytes(real)
+    assert size is not None and size < 2048
+    assert wm.live_log_bytes({**real, "data": "0x" + "00" * 500_000}) is None
+    assert wm.live_log_bytes({**real, "topics": real["topics"] * 3}) is None
+    assert wm.live_log_bytes({**real, "blockHash": "0x" + "ab" * 10_000}) is None
+
+    shard, _rpc, _sink, _store = make_shard(tmp_path)
+    shard._on_log({**real, "data": "0x" + "00" * 500_000})
+    assert shard.pipeline.counters["decode_errors"] == 1 and shard._inbox.qsize() == 0
+    monkeypatch.setattr(wm, "LIVE_QUEUE_MAX_BYTES", 3 * size)
+    for tx in range(1, 6):
+        shard._on_log(order_filled(block=5, tx=tx))
+    assert shard._inbox.qsize() == 3 and shard._inbox_bytes == 3 * size
+    assert shard.counters["live_queue_overflow"] == 2
+
+    async def drain() -> None:
+        await shard.drain()
+
+    asyncio.run(drain())
+    assert shard._inbox_bytes == 0 and shard._inbox.qsize() == 0
