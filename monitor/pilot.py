@@ -57,7 +57,7 @@ from monitor.errors import MonitorError, StoreError
 from monitor.history import History
 from monitor.jsonrpc_client import JsonRpcHttpClient
 from monitor.ops_server import OpsServer
-from monitor.private_files import PRIVATE_MODE, open_private
+from monitor.private_files import PRIVATE_MODE, FileInUse, hold_lock, open_private
 from monitor.redact import redact, redact_obj
 from monitor.sinks import CallbackSink, SinkEvent
 from monitor.wallet_monitor import WalletMonitor
@@ -116,6 +116,18 @@ def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:
         have = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
         if have != want and table in tables:
             raise sqlite3.DatabaseError(f"table {table} has columns {', '.join(have)}")
+
+
+def _lock_store(directory: Path, db: Path) -> int:
+    """Hold ``pilot.sqlite.lock`` while the pilot runs: two pilots on one store both ran,
+    each adding its uptime to the same sessions (status showed 166 %)."""
+    lock = db.with_name(db.name + ".lock")
+    try:
+        return hold_lock(lock)
+    except FileInUse as exc:
+        who = f"pid {exc.pid}" if exc.pid else f"see {lock}"
+        raise StoreError(f"pilot store {directory} is in use by another pilot ({who})"
+                         ) from None
 
 
 def endpoint_host(url: str | None) -> str | None:
@@ -223,12 +235,14 @@ def _reads(method: Callable[Concatenate[PilotStore, _P], _R]
 
 
 class PilotStore:
-    """``DIR/pilot.sqlite`` (WAL; survives SIGKILL). One writer (the pilot), any readers
-    (``readonly``: never creates or changes a file)."""
+    """``DIR/pilot.sqlite`` (WAL; survives SIGKILL). One writer (the pilot, which holds
+    ``pilot.sqlite.lock`` while it runs: a second pilot on the store is refused), any
+    readers (``readonly``: never creates or changes a file)."""
 
     def __init__(self, directory: str | Path, *, readonly: bool = False) -> None:
         self.dir = Path(directory)
         self.db = db = self.dir / DB_NAME
+        self._lock_fd: int | None = None
         if readonly:
             if not db.exists():
                 raise FileNotFoundError(f"{db}: no pilot store here")
@@ -238,6 +252,7 @@ class PilotStore:
                                        timeout=10)
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_store(self.dir, db)
             if not db.exists():
                 os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
             self._db = sqlite3.connect(db, timeout=10, isolation_level=None)
@@ -254,6 +269,9 @@ class PilotStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @_reads
     def meta(self) -> dict[str, Any]:
@@ -398,7 +416,8 @@ def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> di
                for r in seen[p].values() if r["block_timestamp"] is not None]
         others = set().union(*(set(seen[o]) for o in PATHS if o != p))
         out["paths"][p] = {
-            "uptime": healthy / span_s if span_s > 0 else None,
+            # two processes on one store added up past 100 %; never shown above it
+            "uptime": min(1.0, healthy / span_s) if span_s > 0 else None,
             "observed_s": sum(x["observed_s"] for x in mine),
             "fallback_s": sum(x["fallback_s"] for x in mine),
             "trades": len(seen[p]),

@@ -362,3 +362,52 @@ def test_a_damaged_pilot_store_is_one_line_in_status_run_and_reconcile(
         last = res.stderr.strip().splitlines()[-1]
         assert "not a pilot store" in last and needle in last, (args, last)
 
+
+_HOLD_PILOT = """
+import sys
+from monitor.pilot import PilotStore
+s = PilotStore(sys.argv[1])
+print("open", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_second_pilot_on_one_store_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two pilots on one --store both ran; status then showed an uptime of 166 %."""
+    store = tmp_path / "store"
+    holder = subprocess.Popen([PY, "-c", _HOLD_PILOT, str(store)], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        res = subprocess.run([PY, "-m", "monitor", "pilot", "--store", str(store),
+                              "--ws-url", "ws://127.0.0.1:9/", "--rpc-url",
+                              "http://127.0.0.1:9/", "--explorer-url",
+                              "http://127.0.0.1:9/api", "--wallet", "0x" + "11" * 20,
+                              "--start-block", "1"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 2 and "READY" not in res.stdout, res.stderr
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"python -m monitor pilot: error: pilot store {store} is in use by another "
+            f"pilot (pid {holder.pid})")
+        assert status(store)["sessions"] == 0  # the refused one recorded nothing
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_status_never_shows_an_uptime_above_100_percent(tmp_path: Path) -> None:
+    from monitor.pilot import PilotStore, pilot_status
+
+    store = tmp_path / "store"
+    s = PilotStore(store)
+    session = s.new_session(0, 0)
+    s.beat(session, "websocket", dt_s=0, healthy=True, fallback=False, state="CONNECTED",
+           head=1, cursor=1, wall_ns=0, mono_ns=0)
+    # two processes' beats on one session: 200 s healthy in a 100 s span
+    for path in ("websocket", "polling"):
+        s.beat(session, path, dt_s=200.0, healthy=True, fallback=False, state="CONNECTED",
+               head=2, cursor=2, wall_ns=100 * 10**9, mono_ns=100 * 10**9)
+    s.close()
+    st = pilot_status(store, now_wall_ns=100 * 10**9)
+    assert st["span_s"] == 100.0
+    assert st["paths"]["websocket"]["uptime"] == st["paths"]["polling"]["uptime"] == 1.0
