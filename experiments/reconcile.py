@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from experiments.truth import TRUTH_COLUMNS
 from monitor.errors import StoreError
 from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
+from polyvocab.bounds import quantity
 from polyvocab.errors import RpcError, ServiceError
 from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
 from polyvocab.policies import is_range_too_large, retry_delays
@@ -138,8 +140,67 @@ async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int,
         mid = (a + b) // 2
         return await _get_logs(rpc, flt, a, mid) + await _get_logs(rpc, flt, mid + 1, b)
     if not isinstance(res, list):
-        raise ReconcileError("eth_getLogs result is not a list")
-    return [x for x in res if isinstance(x, dict)]
+        raise ReconcileError(f"eth_getLogs of blocks {a}..{b} answered "
+                             f"{type(res).__name__}, not a list of logs")
+    for i, x in enumerate(res):  # dropped, they made a run "ok" with no trades at all
+        if not isinstance(x, dict):
+            raise ReconcileError(f"eth_getLogs of blocks {a}..{b}: entry {i} is "
+                                 f"{type(x).__name__} {str(x)[:40]!r}, not a log object")
+    return res
+
+
+_HEX = re.compile(r"0x[0-9a-fA-F]{1,16}")
+
+
+def _hex(value: Any, what: str) -> int:
+    """A JSON-RPC quantity: a ``0x`` hex string, nothing else (a JSON integer was read as
+    hex: 99999999999 became 0x99999999999). ``ValueError`` naming ``what`` otherwise."""
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise ValueError(f"{what} is {str(value)[:40]!r}, not a hex quantity")
+    return quantity(value, what)
+
+
+_TOPIC = re.compile(r"0x[0-9a-f]{64}")
+
+
+def _topics(lg: dict[str, Any]) -> list[str]:
+    """A log's topics, lower-case; anything but a list of 32-byte hex words is an error
+    (a garbage maker topic was read as some wallet that is not watched: a trade lost)."""
+    topics = lg.get("topics")
+    if not isinstance(topics, list) or not all(
+            isinstance(t, str) and _TOPIC.fullmatch(t.lower()) for t in topics):
+        raise ReconcileError(f"eth_getLogs: a log's topics are {str(topics)[:80]!r}, not "
+                             "a list of 32-byte hex words")
+    return [t.lower() for t in topics]
+
+
+def _log_fields(lg: dict[str, Any]) -> tuple[int, str, str, int]:
+    """A log's block number, block hash, transaction hash and log index; ``ValueError``
+    naming the field that is missing or malformed."""
+    for name in ("blockNumber", "blockHash", "transactionHash", "logIndex"):
+        if name not in lg:
+            raise ValueError(f"no {name}")
+    for name in ("blockHash", "transactionHash"):
+        if not isinstance(lg[name], str) or not lg[name].startswith("0x"):
+            raise ValueError(f"{name} is {str(lg[name])[:40]!r}, not a hash")
+    return (_hex(lg["blockNumber"], "blockNumber"), lg["blockHash"].lower(),
+            lg["transactionHash"], _hex(lg["logIndex"], "logIndex"))
+
+
+async def _block_timestamp(rpc: JsonRpcHttpClient, lg: dict[str, Any], number: int) -> int:
+    """The log's ``blockTimestamp``, or its block's ``timestamp``."""
+    if lg.get("blockTimestamp") is not None:
+        try:
+            return _hex(lg["blockTimestamp"], "blockTimestamp")
+        except ValueError as exc:
+            raise ReconcileError(f"eth_getLogs: a log of block {number}: {exc}") from None
+    block = await _call(rpc, "eth_getBlockByNumber", [hex(number), False])
+    if not isinstance(block, dict):
+        raise ReconcileError(f"eth_getBlockByNumber: block {number} is not available")
+    try:
+        return _hex(block.get("timestamp"), "timestamp")
+    except ValueError as exc:
+        raise ReconcileError(f"eth_getBlockByNumber: block {number}: {exc}") from None
 
 
 async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int, end: int,
@@ -162,23 +223,19 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
     for lg in logs:
         if lg.get("removed") is True:
             continue
-        topics = lg.get("topics") or []
-        if len(topics) < 3 or str(topics[0]).lower() not in ORDER_FILLED_TOPICS:
+        topics = _topics(lg)
+        if len(topics) < 3 or topics[0] not in ORDER_FILLED_TOPICS:
             continue
-        maker = "0x" + str(topics[2])[-40:].lower()
+        maker = "0x" + topics[2][-40:]
         if maker not in watched:
             continue
-        number = int(str(lg["blockNumber"]), 16)
-        bhash = str(lg["blockHash"]).lower()
+        try:
+            number, bhash, tx, index = _log_fields(lg)
+        except ValueError as exc:  # were KeyError / ValueError tracebacks
+            raise ReconcileError(f"eth_getLogs: a log of wallet {maker}: {exc}") from None
         if number not in stamps:
-            ts = lg.get("blockTimestamp")
-            if ts is None:
-                block = await _call(rpc, "eth_getBlockByNumber", [hex(number), False])
-                if not isinstance(block, dict):
-                    raise ReconcileError(f"block {number} is not available")
-                ts = block["timestamp"]
-            stamps[number] = int(str(ts), 16) if isinstance(ts, str) else int(ts)
-        tid = trade_id(str(lg["transactionHash"]), int(str(lg["logIndex"]), 16))
+            stamps[number] = await _block_timestamp(rpc, lg, number)
+        tid = trade_id(tx, index)
         visible = round((stamps[number] + offset_s) * _NS)
         records.append((tid, maker, number, bhash, visible, True, True))
         row = blocks.setdefault(number, {"t_ns": visible, "event": "block_published",
@@ -263,6 +320,13 @@ def _end_block(store: PilotStore, grace_s: float) -> int | None:
     return max(ok) if ok else None
 
 
+def _head(answer: Any) -> int:
+    try:
+        return _hex(answer, "the head")
+    except ValueError as exc:  # "0xZZ" and null were ValueError tracebacks
+        raise ReconcileError(f"eth_blockNumber answered garbage: {exc}") from None
+
+
 async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
                             log: Callable[[str], None]
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]], int]:
@@ -272,7 +336,7 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
         rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
         deadline = time.monotonic() + opts.wait_s
         while True:
-            head = int(str(await _call(rpc, "eth_blockNumber", [])), 16)
+            head = _head(await _call(rpc, "eth_blockNumber", []))
             if head - opts.finality_depth >= end or time.monotonic() >= deadline:
                 break
             log(f"waiting for finality: head {head}, need {end + opts.finality_depth}")

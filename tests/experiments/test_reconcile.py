@@ -4,13 +4,18 @@ on loopback: a range the node refuses is split, a 503 is retried, every log is f
 from __future__ import annotations
 
 import asyncio
+import http.server
 import itertools
+import json
+import threading
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
-from experiments.reconcile import _rpc, chain_truth
+from experiments.reconcile import ReconcileError, ReconcileOptions, _rpc, chain_truth, reconcile
 from polyvocab import ORDER_FILLED_V2, address_topic
 
 WALLET = "0x" + "ab" * 20
@@ -61,3 +66,87 @@ def test_chain_truth_splits_refused_ranges_and_retries_a_503() -> None:
     assert sorted(truth["block_number"]) == list(BLOCKS)
     assert retries == 1  # the 503 only: a refused range is split, not retried
     assert seen[0] == seen[1]  # the same request sent again
+
+
+# -- a node answering garbage: one clear error naming the method, never an "ok" run ---------
+
+_T0 = ORDER_FILLED_V2
+_MAKER = address_topic(WALLET)
+_GOOD = {"topics": [_T0, "0x" + "00" * 32, _MAKER], "blockNumber": "0x64",
+         "blockHash": "0x" + "01" * 32, "transactionHash": "0x" + "02" * 32, "logIndex": "0x1"}
+ANSWERS: dict[str, dict[str, Any]] = {
+    "head_bad": {"eth_blockNumber": "0xZZ"},
+    "head_null": {"eth_blockNumber": None},
+    "head_int": {"eth_blockNumber": 99999999999},
+    "logs_not_objects": {"eth_getLogs": [1, 2, "x"]},
+    "logs_not_a_list": {"eth_getLogs": {"a": 1}},
+    "log_without_fields": {"eth_getLogs": [{"topics": _GOOD["topics"]}]},
+    "log_bad_number": {"eth_getLogs": [dict(_GOOD, blockNumber="zz")]},
+    "log_int_number": {"eth_getLogs": [dict(_GOOD, blockNumber=100)]},
+    "log_bad_topics": {"eth_getLogs": [dict(_GOOD, topics=[_T0, 5, 7])]},
+    "log_bad_timestamp": {"eth_getLogs": [dict(_GOOD, blockTimestamp="nothex")]},
+    "block_without_timestamp": {"eth_getLogs": [_GOOD],
+                                "eth_getBlockByNumber": {"number": "0x64"}},
+}
+NEEDLES = {
+    "head_bad": "eth_blockNumber", "head_null": "eth_blockNumber",
+    "head_int": "eth_blockNumber", "logs_not_objects": "eth_getLogs of blocks 100..200: "
+    "entry 0 is int", "logs_not_a_list": "not a list of logs",
+    "log_without_fields": "eth_getLogs: a log of wallet", "log_bad_number": "blockNumber",
+    "log_int_number": "blockNumber", "log_bad_topics": "eth_getLogs: a log's topics",
+    "log_bad_timestamp": "blockTimestamp", "block_without_timestamp": "eth_getBlockByNumber",
+}
+
+
+class _GarbageNode(http.server.BaseHTTPRequestHandler):
+    """A JSON-RPC node whose answers come from ``ANSWERS[path]``; the rest are sane."""
+
+    def do_POST(self) -> None:
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        mine = ANSWERS[self.path.strip("/")]
+        default = {"eth_blockNumber": hex(10**6), "eth_getLogs": [],
+                   "eth_getBlockByNumber": None}[req["method"]]
+        body = json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                           "result": mine.get(req["method"], default)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def garbage_node() -> Any:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GarbageNode)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("case", sorted(ANSWERS))
+def test_garbage_from_the_node_is_one_error_naming_the_method_and_no_run(
+        case: str, garbage_node: str, tmp_path: Path) -> None:
+    """A head of "0xZZ" or null, logs without fields or with a bad number: ValueError and
+    KeyError tracebacks; logs that were not objects were dropped and the run written
+    "ok" with 0 truth trades; a JSON integer head was read as hex."""
+    from monitor.pilot import PilotStore
+
+    store = tmp_path / "pilot"
+    s = PilotStore(store)
+    s.set_meta("start_block", 100)
+    s.set_meta("wallets", [WALLET])
+    sid = s.new_session(10**9, 1)
+    s.beat(sid, "websocket", dt_s=1, healthy=True, fallback=False, state="CONNECTED",
+           head=200, cursor=199, wall_ns=2 * 10**9, mono_ns=2)
+    s.close()
+    out = tmp_path / "out"
+    opts = ReconcileOptions(rpc_url=f"{garbage_node}/{case}", out=out, finality_depth=0,
+                            wait_s=1, grace_s=0, rate_per_s=1000.0)
+    with pytest.raises(ReconcileError) as err:
+        reconcile(store, opts, log=lambda _line: None)
+    message = str(err.value)
+    assert NEEDLES[case] in message and "\n" not in message, message
+    assert not out.exists() or not any(out.iterdir())  # no run written
