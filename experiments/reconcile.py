@@ -386,7 +386,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
-    run_dir = create_run(opts.out, opts.run_id)
+    run_dir = create_run(opts.out, opts.run_id, private=True)  # copies of 0600 pilot files
     # the window: trades of the range; its time span from the first to the last block
     win_start = min([first_wall, *truth["visible_t_ns"].tolist()])
     win_end = max([last_wall, *truth["visible_t_ns"].tolist()])
@@ -401,7 +401,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     for path in PATHS:
         name = f"pilot_{path}"
         sdir = run_dir / name
-        sdir.mkdir()
+        sdir.mkdir(mode=0o700)
         params = CheckParams(mode=path, **params_base)
         mine = [s for s in sightings if s["path"] == path]
         det_rows = _detection_rows(mine, in_range)
@@ -462,5 +462,15 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n",
                                            encoding="utf-8")
     write_run_summary(run_dir, summaries)
+    _make_private(run_dir)
     point_latest(run_dir)
     return run_dir
+
+
+def _make_private(run_dir: Path) -> None:
+    """Files 0600, folders 0700: the sightings and histories copied here are 0600 in the
+    pilot's store (they were 0644 here). The run folder was 0700 from its creation, so
+    nothing was readable by others in between."""
+    for path in run_dir.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)

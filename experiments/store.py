@@ -151,15 +151,19 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def create_run(out: str | Path, run_id: str | None = None) -> Path:
-    """A fresh ``<out>/<run-id>/`` (run id from the UTC time, suffixed if taken)."""
+def create_run(out: str | Path, run_id: str | None = None, *,
+               private: bool = False) -> Path:
+    """A fresh ``<out>/<run-id>/`` (run id from the UTC time, suffixed if taken).
+    ``private``: made 0700 from the start, for runs holding a live pilot's data (the
+    wallets watched and their trades, kept 0600 by the pilot); other runs are made with
+    the umask, as before."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     candidate, n = base, 1
     while True:
         try:
-            (out / candidate).mkdir()
+            (out / candidate).mkdir(mode=0o700 if private else 0o777)
             return out / candidate
         except FileExistsError:
             n += 1

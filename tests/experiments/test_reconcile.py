@@ -7,6 +7,7 @@ import asyncio
 import http.server
 import itertools
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "block_without_timestamp": {"eth_getLogs": [_GOOD],
                                 "eth_getBlockByNumber": {"number": "0x64"}},
 }
+SANE: dict[str, dict[str, Any]] = {
+    "ok": {"eth_getLogs": [dict(_GOOD, blockTimestamp=hex(1_700_000_000))]}}
 NEEDLES = {
     "head_bad": "eth_blockNumber", "head_null": "eth_blockNumber",
     "head_int": "eth_blockNumber", "logs_not_objects": "eth_getLogs of blocks 100..200: "
@@ -103,7 +106,7 @@ class _GarbageNode(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        mine = ANSWERS[self.path.strip("/")]
+        mine = {**ANSWERS, **SANE}[self.path.strip("/")]
         default = {"eth_blockNumber": hex(10**6), "eth_getLogs": [],
                    "eth_getBlockByNumber": None}[req["method"]]
         body = json.dumps({"jsonrpc": "2.0", "id": req["id"],
@@ -126,12 +129,8 @@ def garbage_node() -> Any:
     server.shutdown()
 
 
-@pytest.mark.parametrize("case", sorted(ANSWERS))
-def test_garbage_from_the_node_is_one_error_naming_the_method_and_no_run(
-        case: str, garbage_node: str, tmp_path: Path) -> None:
-    """A head of "0xZZ" or null, logs without fields or with a bad number: ValueError and
-    KeyError tracebacks; logs that were not objects were dropped and the run written
-    "ok" with 0 truth trades; a JSON integer head was read as hex."""
+def _pilot_store(tmp_path: Path) -> Path:
+    """A pilot store of one session over blocks 100..200, watching ``WALLET``."""
     from monitor.pilot import PilotStore
 
     store = tmp_path / "pilot"
@@ -142,6 +141,16 @@ def test_garbage_from_the_node_is_one_error_naming_the_method_and_no_run(
     s.beat(sid, "websocket", dt_s=1, healthy=True, fallback=False, state="CONNECTED",
            head=200, cursor=199, wall_ns=2 * 10**9, mono_ns=2)
     s.close()
+    return store
+
+
+@pytest.mark.parametrize("case", sorted(ANSWERS))
+def test_garbage_from_the_node_is_one_error_naming_the_method_and_no_run(
+        case: str, garbage_node: str, tmp_path: Path) -> None:
+    """A head of "0xZZ" or null, logs without fields or with a bad number: ValueError and
+    KeyError tracebacks; logs that were not objects were dropped and the run written
+    "ok" with 0 truth trades; a JSON integer head was read as hex."""
+    store = _pilot_store(tmp_path)
     out = tmp_path / "out"
     opts = ReconcileOptions(rpc_url=f"{garbage_node}/{case}", out=out, finality_depth=0,
                             wait_s=1, grace_s=0, rate_per_s=1000.0)
@@ -150,3 +159,25 @@ def test_garbage_from_the_node_is_one_error_naming_the_method_and_no_run(
     message = str(err.value)
     assert NEEDLES[case] in message and "\n" not in message, message
     assert not out.exists() or not any(out.iterdir())  # no run written
+
+
+def test_a_reconciled_run_is_private_like_the_pilot_files_it_copies(
+        garbage_node: str, tmp_path: Path) -> None:
+    """detections.jsonl, monitor_history.jsonl, the parquet files, summary.json and
+    manifest.json (the wallets watched and their trades) were 0644 under umask 022."""
+    store = _pilot_store(tmp_path)
+    out = tmp_path / "out"
+    opts = ReconcileOptions(rpc_url=f"{garbage_node}/ok", out=out, finality_depth=0,
+                            wait_s=1, grace_s=0, rate_per_s=1000.0)
+    old = os.umask(0o022)
+    try:
+        run = reconcile(store, opts, log=lambda _line: None)
+    finally:
+        os.umask(old)
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert {"detections.jsonl", "monitor_history.jsonl", "truth.parquet", "summary.json",
+            "manifest.json"} <= {p.name for p in files}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o600)}
+    assert {oct(p.stat().st_mode & 0o777) for p in [run, *run.iterdir()] if p.is_dir()} \
+        == {oct(0o700)}
+    assert out.stat().st_mode & 0o777 == 0o755  # the results folder, shared: as before
