@@ -9,7 +9,9 @@
                    503 otherwise; the body (JSON) says which part is not
 
 The server binds ``127.0.0.1`` by default (``metrics_host``); ``metrics_port`` None or 0
-leaves it off. One :class:`OpsServer` can serve several monitors (the pilot's two paths),
+leaves it off. It holds at most :data:`MAX_CONNECTIONS` connections (past it: 503, closed)
+and closes one idle :data:`IDLE_TIMEOUT_S` without a complete request.
+One :class:`OpsServer` can serve several monitors (the pilot's two paths),
 each labelled (``path="websocket"``); every server has its own
 :class:`~prometheus_client.CollectorRegistry`, never the process-global one, so several
 monitors (tests) live side by side.
@@ -33,6 +35,7 @@ timestamp; 1 s resolution, provider delay included), ``api_calls_total{kind,meth
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import json
 import logging
@@ -55,7 +58,9 @@ from monitor.errors import ConfigError
 from monitor.sinks import Sink, SinkEvent
 
 __all__ = [
+    "IDLE_TIMEOUT_S",
     "LATENCY_BUCKETS",
+    "MAX_CONNECTIONS",
     "LatencyHistogram",
     "MonitorCollector",
     "ObservedSink",
@@ -290,19 +295,52 @@ class MonitorCollector:
                         source=source)
 
 
+#: connections the server holds at once: a scraper or two, a probe, a person with curl.
+#: Past it a new one is answered 503 and closed, so a client that opens many (1,500
+#: half-sent requests were all held) cannot take the file descriptors the monitor's own
+#: WebSocket, HTTP and SQLite need.
+MAX_CONNECTIONS = 64
+#: seconds a connection may sit without a complete request (before its first one, or
+#: between two) before it is closed: a request header sent slowly, or never finished,
+#: no longer holds its socket for aiohttp's default of an hour.
+IDLE_TIMEOUT_S = 10.0
+
+_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+_REFUSAL_LOG_S = 10.0  # at most one "refusing connections" line this often
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection past the cap: answered 503 and closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_REFUSED)
+        transport.close()
+
+
 class OpsServer:
     """``/metrics``, ``/healthz``, ``/readyz`` for one or more monitors.
 
-    ``port = 0`` binds an ephemeral port (tests); :attr:`port` is the bound one."""
+    ``port = 0`` binds an ephemeral port (tests); :attr:`port` is the bound one. At most
+    ``max_connections`` at once; a connection idle ``idle_timeout_s`` without a complete
+    request is closed."""
 
     def __init__(self, monitors: Sequence[tuple[dict[str, str], Any]], *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.monitors = list(monitors)
         self.host = host
         self.port = port
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self.refused_connections = 0
+        self._refusal_logged: float | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self.monitors))
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
@@ -336,23 +374,42 @@ class OpsServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        self._runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout: aiohttp closes a connection idle that long, from its start
+        # (a request never finished) and between requests
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.idle_timeout_s,
+                                     lingering_time=min(self.idle_timeout_s, 10.0),
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
+        try:  # our own listener, so that every new connection goes through _protocol
+            self._listener = await asyncio.get_running_loop().create_server(
+                self._protocol, self.host, self.port)
         except OSError as exc:  # the port taken, a host that is not this machine's
             await self._runner.cleanup()
             self._runner = None
             raise ConfigError(f"metrics: cannot listen on {self.host}:{self.port}: "
                               f"{exc.strerror or exc}") from None
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         log.info("metrics on %s/metrics (/healthz, /readyz)", self.url)
 
+    def _protocol(self) -> asyncio.Protocol:
+        """aiohttp's protocol for a new connection, or a 503 refusal past the cap (logged
+        at most once every :data:`_REFUSAL_LOG_S`)."""
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+        if len(server.connections) < self.max_connections:
+            return server()
+        self.refused_connections += 1
+        now = time.monotonic()
+        if self._refusal_logged is None or now - self._refusal_logged > _REFUSAL_LOG_S:
+            self._refusal_logged = now
+            log.warning("metrics: refusing connections: %d open, the limit; %d refused so "
+                        "far", len(server.connections), self.refused_connections)
+        return _Refuse()
+
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # no new connections
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

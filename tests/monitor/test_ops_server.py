@@ -125,3 +125,68 @@ def test_no_server_without_a_port(tmp_path: Path) -> None:
     settings = load_settings({"wallets": ["0x" + "1" * 40], "mode": "polling",
                               "state_db": str(tmp_path / "s.db")}, environ={})
     assert settings.metrics_port is None and settings.metrics_host == "127.0.0.1"
+
+
+_HALF_SENT = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # the header never ends
+
+
+async def _until(pred: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.01)  # polling a condition with a deadline
+
+
+def test_connections_past_the_cap_are_answered_503_and_closed() -> None:
+    """1,500 connections that each sent half a request header were all held (1,512 file
+    descriptors): a local client could starve the monitor's own sockets and files."""
+    from monitor.ops_server import OpsServer
+
+    async def main() -> None:
+        ops = OpsServer([], max_connections=3)
+        await ops.start()
+        assert ops._runner is not None and ops._runner.server is not None
+        server = ops._runner.server
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", ops.port) for _ in range(3)]
+            for _, w in held:
+                w.write(_HALF_SENT)
+            await _until(lambda: len(server.connections) == 3, "3 connections held")
+            r, w = await asyncio.open_connection("127.0.0.1", ops.port)
+            answer = await asyncio.wait_for(r.read(), 10)
+            assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
+            w.close()
+            assert ops.refused_connections == 1
+            held[0][1].close()  # room again: a new client is served
+            await _until(lambda: len(server.connections) == 2, "a held connection gone")
+            r, w = await asyncio.open_connection("127.0.0.1", ops.port)
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert (await asyncio.wait_for(r.read(), 10)).startswith(b"HTTP/1.1 200")
+            w.close()
+            for _, hw in held[1:]:
+                hw.close()
+        finally:
+            await ops.stop()
+
+    asyncio.run(main())
+
+
+def test_a_request_header_never_finished_is_closed_after_the_idle_timeout() -> None:
+    """Nothing closed a half-sent request (aiohttp's keep-alive default is an hour)."""
+    from monitor.ops_server import IDLE_TIMEOUT_S, OpsServer
+
+    assert IDLE_TIMEOUT_S <= 30
+
+    async def main() -> None:
+        ops = OpsServer([], idle_timeout_s=0.5)
+        await ops.start()
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", ops.port)
+            w.write(_HALF_SENT)
+            assert await asyncio.wait_for(r.read(), 10) == b""  # closed by the server
+            w.close()
+        finally:
+            await ops.stop()
+
+    asyncio.run(main())
