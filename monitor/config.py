@@ -503,27 +503,51 @@ def _read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _secrets_from_files(overrides: dict[str, Any], toml: dict[str, Any],
-                        env: Mapping[str, str]) -> None:
-    """``<NAME>_FILE`` (environment) or ``<name>_file`` (TOML, CLI ``--set``): read the
+                        env: dict[str, str]) -> None:
+    """``<name>_file`` (CLI ``--set``, TOML) or ``<NAME>_FILE`` (environment): read the
     setting from that file (first line, stripped), so secrets need not be in argv or in the
-    environment of every child process. A value given directly still wins."""
+    environment of every child process. The file fills its own layer, so the documented
+    order holds for every secret: flags > environment > config file (a TOML
+    ``explorer_api_key_file`` beat ``EXPLORER_API_KEY``). In a layer, a value given
+    directly beats that layer's file. Only the winning file is read."""
     for name in FILE_SETTINGS:
         key = f"{name}_file"
-        path = overrides.pop(key, None) or toml.pop(key, None) or _env_get(env, key)
-        if path is None or name in overrides:
+        flag_path, toml_path = overrides.pop(key, None), toml.pop(key, None)
+        env_path = _env_get(env, key)
+        if name in overrides:
             continue
-        try:
-            text = _read_regular(str(path))
-        except OSError as exc:
-            raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
-        value = text.strip().splitlines()[0].strip() if text.strip() else ""
-        if not value:
-            raise ConfigError(f"{key}: {path} is empty")
-        if name in SECRET_FIELDS:
-            register_secret(value)
-        else:
-            register_url_secrets(value)
-        overrides[name] = value
+        if flag_path is not None:
+            overrides[name] = _file_setting(key, flag_path, name)
+        elif _env_has(env, name):
+            continue
+        elif env_path is not None:
+            env[ENV_PREFIX + name.upper()] = _file_setting(key, env_path, name)
+        elif toml_path is not None and name not in toml:
+            toml[name] = _file_setting(key, toml_path, name)
+
+
+def _env_has(env: Mapping[str, str], name: str) -> bool:
+    """The environment sets ``name`` directly (as :class:`_EnvSource` reads it), not
+    empty."""
+    upper = {str(k).upper(): v for k, v in env.items()}
+    alias = ENV_ALIASES.get(name)
+    return bool(upper.get(ENV_PREFIX + name.upper())) or bool(alias and upper.get(alias))
+
+
+def _file_setting(key: str, path: Any, name: str) -> str:
+    """The first line of the file a ``<name>_file`` names, registered as a secret."""
+    try:
+        text = _read_regular(str(path))
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
+    value = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not value:
+        raise ConfigError(f"{key}: {path} is empty")
+    if name in SECRET_FIELDS:
+        register_secret(value)
+    else:
+        register_url_secrets(value)
+    return value
 
 
 def _drop_deprecated(overrides: dict[str, Any], toml: dict[str, Any],
@@ -565,10 +589,10 @@ def load_settings(
     """
     toml = _read_toml(config_file) if config_file is not None else {}
     overrides = {k: v for k, v in (cli or {}).items() if v is not None}
-    env = os.environ if environ is None else environ
+    env = dict(os.environ if environ is None else environ)  # a copy: files add to it
     _drop_deprecated(overrides, toml, env)
     _secrets_from_files(overrides, toml, env)
-    cls = type("Settings", (Settings,), {"toml_data": toml, "env_data": dict(env),
+    cls = type("Settings", (Settings,), {"toml_data": toml, "env_data": env,
                                          "__module__": __name__})
     try:
         return cls(**overrides)

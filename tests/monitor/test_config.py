@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config import ENV_ALIASES, ENV_PREFIX, load_settings
 from monitor.errors import ConfigError
 from monitor.redact import redact
 from polyvocab import DEFAULT_EXCHANGES
@@ -185,3 +186,66 @@ def test_a_bad_bot_token_is_refused_without_repeating_it() -> None:
     assert "SECRETPART" not in str(info.value) and "not a Telegram bot token" in str(info.value)
     ok = load_settings({"telegram_token": "123456:AAH-ok_token"}, environ={})
     assert ok.telegram_token is not None
+
+
+# -- a secret from a file fills its own layer: flags > environment > config file -----------
+
+_LAYERS = ("flag", "flag_file", "env", "env_file", "toml", "toml_file")  # strongest first
+_SECRET_VALUE = {
+    "explorer_api_key": "key-{src}-0123456789",
+    "telegram_token": "12345:tok-{src}",
+    "websocket_url": "ws://127.0.0.1:1/v2/{src}",
+    "rpc_url": "http://127.0.0.1:1/v2/{src}",
+}
+
+
+def _secret_sources(name: str, sources: tuple[str, ...], tmp_path: Path
+                    ) -> tuple[dict[str, str], dict[str, str], Path]:
+    """The CLI values, the environment and a TOML file giving ``name`` from ``sources``
+    (each with its own value, naming the source)."""
+    cli: dict[str, str] = {}
+    env: dict[str, str] = {}
+    toml_lines: list[str] = []
+    alias = ENV_ALIASES.get(name, ENV_PREFIX + name.upper())
+    for src in sources:
+        value = _SECRET_VALUE[name].format(src=src.replace("_", "-"))
+        target: str = value
+        if src.endswith("_file"):
+            f = tmp_path / src
+            f.write_text(value + "\n")
+            target = str(f)
+        if src == "flag":
+            cli[name] = value
+        elif src == "flag_file":
+            cli[f"{name}_file"] = target
+        elif src == "env":
+            env[alias] = value
+        elif src == "env_file":
+            env[f"{name.upper()}_FILE"] = target
+        else:
+            key = name if src == "toml" else f"{name}_file"
+            toml_lines.append(f'{key} = "{target}"')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("\n".join(toml_lines) + "\n")
+    return cli, env, cfg
+
+
+@pytest.mark.parametrize("name", sorted(_SECRET_VALUE))
+@pytest.mark.parametrize(("strong", "weak"), list(itertools.combinations(_LAYERS, 2)))
+def test_a_secret_file_sits_in_its_own_layer_of_the_documented_order(
+        name: str, strong: str, weak: str, tmp_path: Path) -> None:
+    """A TOML ``explorer_api_key_file`` beat ``EXPLORER_API_KEY`` (and every other file
+    beat the environment): an operator who rotated the key there kept the old one."""
+    cli, env, cfg = _secret_sources(name, (strong, weak), tmp_path)
+    s = load_settings(cli, config_file=cfg, environ=env)
+    got = getattr(s, name)
+    got = got.get_secret_value() if hasattr(got, "get_secret_value") else got
+    assert got == _SECRET_VALUE[name].format(src=strong.replace("_", "-")), (strong, weak)
+
+
+def test_only_the_winning_secret_file_is_read(tmp_path: Path) -> None:
+    """A weaker layer's file that is missing does not matter when a stronger one wins."""
+    s = load_settings({}, config_file=None, environ={
+        "EXPLORER_API_KEY": "key-from-env-0123456789",
+        "EXPLORER_API_KEY_FILE": str(tmp_path / "missing")})
+    assert s.api_key() == "key-from-env-0123456789"
