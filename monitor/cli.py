@@ -9,8 +9,8 @@
 
 Every setting of :class:`monitor.config.Settings` is also a flag (``--fallback-after 5``).
 Precedence: flags > environment > ``--config`` file > defaults. Prints ``READY`` on stdout
-when the sources are started and every WebSocket shard is connected (at most 15 s);
-stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
+when the sources are started and every WebSocket shard is connected (at most 15 s; a
+signal before that stops at once, without READY); stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
 detections file and the history, writes the ``stop`` row). Bad arguments or settings: one
 line on stderr, exit 2, no traceback.
 """
@@ -25,7 +25,7 @@ import logging
 import signal
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from polyvocab.cli_args import OneLineParser
 from polyvocab.small_files import LIST_BYTES, read_small_text
 from polyvocab.version import package_version
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "connected_or_stopped", "main"]
 
 log = logging.getLogger("monitor")
 
@@ -191,15 +191,34 @@ async def _run(settings: Settings) -> int:
     try:
         await monitor.start()
         freeze_startup_heap()
-        if not await monitor.wait_connected(_READY_WAIT_S):
+        connected = await connected_or_stopped(monitor.wait_connected(_READY_WAIT_S), stop)
+        if connected is False:
             log.warning("feed not connected after %.0f s: starting anyway (fallback covers it)",
                         _READY_WAIT_S)
-        print("READY", flush=True)
-        await stop.wait()
+        if connected is not None:
+            print("READY", flush=True)
+            await stop.wait()
         log.info("signal received: stopping")
     finally:
         await monitor.stop()
     return 0
+
+
+async def connected_or_stopped(connected: Awaitable[bool], stop: asyncio.Event
+                               ) -> bool | None:
+    """What ``connected`` says, or None as soon as ``stop`` is set: a SIGTERM while the
+    feed connects was held for up to 15 s, and then READY was printed anyway."""
+    waiting = asyncio.ensure_future(connected)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, stopping):
+            task.cancel()
+        await asyncio.gather(waiting, stopping, return_exceptions=True)
+    if waiting.cancelled():  # the stop came first
+        return None
+    return waiting.result()
 
 
 def freeze_startup_heap() -> None:

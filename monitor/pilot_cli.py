@@ -9,8 +9,8 @@
 
 Keys come from the environment or files (``EXPLORER_API_KEY`` / ``EXPLORER_API_KEY_FILE``,
 ``MONITOR_...``, ``WEBSOCKET_URL_FILE`` for a provider URL holding its key), never from
-argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run; stops cleanly on
-SIGINT/SIGTERM; a SIGKILL loses nothing the store had confirmed (restart resumes).
+argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run (a signal before that: no READY, a stop at
+once); stops cleanly on SIGINT/SIGTERM; a SIGKILL loses nothing the store had confirmed (restart resumes).
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def pilot_main(ns: argparse.Namespace,
 
 
 async def _run(settings: Settings, ns: argparse.Namespace) -> int:
+    from monitor.cli import connected_or_stopped
     from monitor.pilot import Pilot
 
     loop = asyncio.get_running_loop()
@@ -137,10 +138,12 @@ async def _run(settings: Settings, ns: argparse.Namespace) -> int:
                   keep=ns.keep)
     try:
         await pilot.start()
-        if not await pilot.wait_connected(_READY_WAIT_S):
+        connected = await connected_or_stopped(pilot.wait_connected(_READY_WAIT_S), stop)
+        if connected is False:
             log.warning("feed not connected after %.0f s: starting anyway", _READY_WAIT_S)
-        print("READY", flush=True)
-        await stop.wait()
+        if connected is not None:  # None: stopped before READY, which is not printed
+            print("READY", flush=True)
+            await stop.wait()
         log.info("signal received: stopping the pilot")
     finally:
         await pilot.stop()

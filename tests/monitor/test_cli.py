@@ -230,3 +230,40 @@ def test_a_fifo_for_a_file_is_one_line_not_a_hang(tmp_path: Path, flag: str,
                        text=True, timeout=30, env=env)
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr, r.stderr
     assert needle.format(f=fifo) in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "pilot"])
+def test_sigterm_while_the_feed_connects_stops_at_once_without_ready(
+        tmp_path: Path, command: str) -> None:
+    """The stop was only awaited after wait_connected (up to 15 s), then READY was printed
+    anyway: `exit rc=0 14 s after SIGTERM; stdout: READY`."""
+    import os
+    import signal
+    import time
+
+    where = (["--db", str(tmp_path / "s.db"), "--history", str(tmp_path / "h.jsonl")]
+             if command == "run" else ["--store", str(tmp_path / "store"),
+                                       "--explorer-url", "http://127.0.0.1:1/api",
+                                       "--start-block", "1"])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([PY, "-m", "monitor", command, "--ws-url", "ws://127.0.0.1:1/",
+                             "--rpc-url", "http://127.0.0.1:1/", "--wallet", W, *where],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        started = (tmp_path / "h.jsonl") if command == "run" else \
+            (tmp_path / "store" / "websocket" / "history.jsonl")
+        # the sources are started (the start row) and the feed cannot connect: waiting
+        wait_for(lambda: any(r.get("event") in ("start", "pilot_session")
+                             for r in read_jsonl(started)), 30, "the monitor started")
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "READY" not in out
+    assert took < 8.0, f"stopped {took:.1f} s after SIGTERM"
