@@ -10,9 +10,9 @@
 Every setting of :class:`monitor.config.Settings` is also a flag (``--fallback-after 5``).
 Precedence: flags > environment > ``--config`` file > defaults. Prints ``READY`` on stdout
 when the sources are started and every WebSocket shard is connected (at most 15 s; a
-signal before that stops at once, without READY); stops cleanly on SIGINT/SIGTERM (flushes the outbox, the
-detections file and the history, writes the ``stop`` row). Bad arguments or settings: one
-line on stderr, exit 2, no traceback.
+signal before that stops at once, without READY); stops cleanly on SIGINT/SIGTERM
+(flushes the outbox, the detections file and the history, writes the ``stop`` row). Bad
+arguments or settings: one line on stderr, exit 2, no traceback.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 
 Keys come from the environment or files (``EXPLORER_API_KEY`` / ``EXPLORER_API_KEY_FILE``,
 ``MONITOR_...``, ``WEBSOCKET_URL_FILE`` for a provider URL holding its key), never from
-argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run (a signal before that: no READY, a stop at
-once); stops cleanly on SIGINT/SIGTERM; a SIGKILL loses nothing the store had confirmed (restart resumes).
+argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run (a signal
+before that: no READY, a stop at once); stops cleanly on SIGINT/SIGTERM; a SIGKILL loses
+nothing the store had confirmed (restart resumes).
 """
 
 from __future__ import annotations
