@@ -9,9 +9,11 @@
 
 Keys come from the environment or files (``EXPLORER_API_KEY`` / ``EXPLORER_API_KEY_FILE``,
 ``MONITOR_...``, ``WEBSOCKET_URL_FILE`` for a provider URL holding its key), never from
-argv: ``--api-key`` is refused here. Prints ``READY`` when both paths run (a signal
-before that: no READY, a stop at once); stops cleanly on SIGINT/SIGTERM; a SIGKILL loses
-nothing the store had confirmed (restart resumes).
+argv: ``--api-key``, ``--telegram-token`` (or ``--set`` of either) are refused here, and a
+URL that looks like it carries a key is warned about, as ``run`` warns about all of them.
+Prints ``READY`` when both paths run (a signal before that: no READY, a stop at once);
+stops cleanly on SIGINT/SIGTERM; a SIGKILL loses nothing the store had confirmed (restart
+resumes).
 """
 
 from __future__ import annotations
@@ -84,9 +86,13 @@ def pilot_main(ns: argparse.Namespace,
             return _fail(exc.message)
         print(json.dumps(st, indent=2) if ns.json else format_status(st))
         return 0
-    if ns.api_key is not None:
-        return _fail("--api-key is refused: keys on the command line are visible in `ps`; "
-                     "use EXPLORER_API_KEY or EXPLORER_API_KEY_FILE")
+    from monitor.cli import argv_secrets
+
+    found = argv_secrets(ns)  # the same test as `run`: a key or token is refused here
+    for secret in found:
+        if secret.definite:
+            return _fail(f"{secret.flag} is refused: keys on the command line are visible "
+                         f"in `ps`; use {secret.instead()}")
     try:
         cli, config = cli_settings(ns)
         settings = load_settings(cli, config_file=config)
@@ -110,6 +116,8 @@ def pilot_main(ns: argparse.Namespace,
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_filter()
+    for secret in found:  # a URL that looks like it carries a key: a guess, so a warning
+        log.warning("%s", secret.advice())
     try:
         return asyncio.run(_run(settings, ns))
     except (ConfigError, StoreError) as exc:

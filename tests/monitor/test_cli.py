@@ -267,3 +267,54 @@ def test_sigterm_while_the_feed_connects_stops_at_once_without_ready(
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "READY" not in out
     assert took < 8.0, f"stopped {took:.1f} s after SIGTERM"
+
+
+_TOKEN = "123456:AAtokenOnArgv"
+_KEYED = "http://127.0.0.1:1/v2/K3yInThePath0123"
+
+
+def test_both_commands_find_the_same_secrets_on_argv() -> None:
+    """`run` warned only for --api-key; `pilot` refused --api-key but took
+    --telegram-token; a URL carrying a key got no word from either."""
+    from monitor.cli import argv_secrets, build_parser
+
+    extra = ["--api-key", "k1", "--telegram-token", _TOKEN, "--rpc-url", _KEYED,
+             "--ws-url", "ws://127.0.0.1:1/?key=abcdefgh12", "--explorer-url",
+             "http://127.0.0.1:1/api", "--set", "telegram_token=" + _TOKEN,
+             "--set", "explorer_api_key_file=/run/key", "--set", "websocket_url=" + _KEYED]
+    found = {}
+    for command in ("run", "pilot"):
+        ns = build_parser().parse_args([command, *extra])
+        found[command] = [(f.flag, f.definite) for f in argv_secrets(ns)]
+    assert found["run"] == found["pilot"] == [
+        ("--api-key", True), ("--telegram-token", True), ("--ws-url", False),
+        ("--rpc-url", False), ("--set telegram_token", True), ("--set websocket_url", False)]
+
+
+def test_run_warns_for_every_secret_on_argv(tmp_path: Path) -> None:
+    r = run_cli("run", "--mode", "polling", "--wallet", W, "--explorer-url", _KEYED,
+                "--telegram-token", _TOKEN, "--telegram-chat-id", "1",
+                "--db", str(tmp_path))  # a folder: exit 2 once the warnings are out
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--telegram-token on the command line is visible to every user in `ps`: " \
+           "prefer TELEGRAM_TOKEN or TELEGRAM_TOKEN_FILE" in r.stderr
+    assert "--explorer-url on the command line (it looks like it carries a key)" in r.stderr
+    assert "K3yInThePath0123" not in r.stderr and "AAtokenOnArgv" not in r.stderr
+
+
+_TG, _EX = "TELEGRAM_TOKEN or TELEGRAM_TOKEN_FILE", "EXPLORER_API_KEY or EXPLORER_API_KEY_FILE"
+
+
+@pytest.mark.parametrize(("secret", "flag", "instead"), [
+    (["--telegram-token", _TOKEN], "--telegram-token", _TG),
+    (["--set", "telegram_token=" + _TOKEN], "--set telegram_token", _TG),
+    (["--api-key", "k1"], "--api-key", _EX),
+    (["--set", "explorer_api_key=k1"], "--set explorer_api_key", _EX)])
+def test_the_pilot_refuses_every_key_or_token_on_argv(
+        tmp_path: Path, secret: list[str], flag: str, instead: str) -> None:
+    r = run_cli("pilot", "--store", str(tmp_path / "s"), "--wallet", W, *secret)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"python -m monitor pilot: error: {flag} is refused: keys on the command line are "
+        f"visible in `ps`; use {instead}"]
+    assert not (tmp_path / "s").exists()
