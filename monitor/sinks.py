@@ -101,10 +101,7 @@ class CallbackSink:
         self._keys: set[str] = set()
         self._db: sqlite3.Connection | None = None
         if keys_db is not None:
-            Path(keys_db).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(keys_db), isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY)")
+            self._db = _open_keys_db(Path(keys_db))
 
     def _seen(self, key: str) -> bool:
         if key in self._keys:
@@ -132,6 +129,28 @@ class CallbackSink:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _open_keys_db(path: Path) -> sqlite3.Connection:
+    """The callback's keys file, created 0600 (it names the trades the bot acted on; it
+    was 0644), WAL. A file that is not a SQLite database, or not this one, is a
+    :class:`SinkError` naming it, not a ``sqlite3`` traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        check_regular(path)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+        db = sqlite3.connect(str(path), isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SinkError(f"keys_db {path}: {reason}") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY)")
+        db.execute("SELECT key FROM sent LIMIT 1")
+    except sqlite3.Error as exc:
+        db.close()
+        raise SinkError(f"keys_db {path}: not a keys file ({exc})") from None
+    return db
 
 
 class MemorySink:

@@ -5,6 +5,7 @@ comes again marked ``uncertain``, never silently twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -109,3 +110,40 @@ def test_the_keys_held_in_memory_are_bounded_and_the_file_answers_for_the_rest(
     asyncio.run(go())
     sink.close()
     assert len(calls) == 25
+
+
+def test_the_keys_file_is_created_private(tmp_path: Path) -> None:
+    """It was 0644 under umask 022: it names the trades the bot acted on."""
+    import os
+
+    async def cb(event: SinkEvent) -> None:
+        pass
+
+    old = os.umask(0o022)
+    try:
+        CallbackSink(cb, keys_db=tmp_path / "sub" / "keys.db").close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sub" / "keys.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("content", [b"not a database at all, " * 200,
+                                     "CREATE TABLE sent (other TEXT)"])
+def test_a_damaged_keys_file_is_a_sink_error_naming_it(tmp_path: Path,
+                                                       content: bytes | str) -> None:
+    """Was a raw sqlite3 traceback."""
+    from monitor.sinks import SinkError
+
+    keys = tmp_path / "keys.db"
+    if isinstance(content, bytes):
+        keys.write_bytes(content)
+    else:
+        with contextlib.closing(sqlite3.connect(keys)) as conn:
+            conn.execute(content)
+            conn.commit()
+
+    async def cb(event: SinkEvent) -> None:
+        pass
+
+    with pytest.raises(SinkError, match=r"keys_db .*keys\.db: "):
+        CallbackSink(cb, keys_db=keys)
