@@ -468,16 +468,19 @@ class Settings(BaseSettings):
 
 
 def _format_error(exc: ValidationError) -> str:
+    """One line naming the setting(s). An error of the whole model (no setting: the
+    ``speed`` check) reads "invalid settings: ...", not "invalid setting settings: ..."."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        loc = ".".join(str(p) for p in err.get("loc", ()))
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting"
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     more = len(exc.errors()) - 3
     text = "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-    return "invalid setting " + redact(text)
+    named = any(err.get("loc") for err in exc.errors()[:3])
+    return ("invalid setting " if named else "invalid settings: ") + redact(text)
 
 
 def _read_regular(path: str | Path) -> str:

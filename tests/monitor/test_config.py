@@ -249,3 +249,13 @@ def test_only_the_winning_secret_file_is_read(tmp_path: Path) -> None:
         "EXPLORER_API_KEY": "key-from-env-0123456789",
         "EXPLORER_API_KEY_FILE": str(tmp_path / "missing")})
     assert s.api_key() == "key-from-env-0123456789"
+
+
+def test_an_error_of_the_whole_model_is_worded_as_settings() -> None:
+    """It read "invalid setting settings: speed 40 is for a local simulator only ..."."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"speed": 40}, environ={})
+    assert err.value.message.startswith("invalid settings: speed 40 is for a local")
+    with pytest.raises(ConfigError) as err:  # one naming a setting keeps its name
+        load_settings({"polling_interval": -1}, environ={})
+    assert err.value.message.startswith("invalid setting polling_interval: ")
