@@ -22,23 +22,20 @@ import asyncio
 import contextlib
 import gc
 import logging
-import re
 import signal
 import sys
 import typing
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from monitor.config import (
     DEPRECATED,
     ENV_ALIASES,
     ENV_PREFIX,
     NOT_FROM_ENV,
-    SECRET_FIELDS,
     Settings,
+    argv_secrets,
     load_settings,
     normalise_address,
 )
@@ -46,11 +43,10 @@ from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.private_files import check_regular
 from monitor.redact import redact
 from polyvocab.cli_args import OneLineParser
-from polyvocab.redact import key_like_segment
 from polyvocab.small_files import LIST_BYTES, read_small_text
 from polyvocab.version import package_version
 
-__all__ = ["ArgvSecret", "argv_secrets", "build_parser", "connected_or_stopped", "main"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("monitor")
 
@@ -180,71 +176,11 @@ def _cli_settings(ns: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     return values, ns.config
 
 
-@dataclass(frozen=True, slots=True)
-class ArgvSecret:
-    """A secret on the command line: ``flag`` (``--api-key``, ``--set telegram_token``),
-    the setting it gives, and ``definite`` (a key or token flag; False: a URL that looks
-    like it carries a key, a guess)."""
-
-    flag: str
-    setting: str
-    definite: bool
-
-    def instead(self) -> str:
-        """Where the secret belongs: the environment or a file it names."""
-        env = ENV_ALIASES.get(self.setting, ENV_PREFIX + self.setting.upper())
-        return f"{env} or {self.setting.upper()}_FILE"
-
-    def advice(self) -> str:
-        what = "" if self.definite else " (it looks like it carries a key)"
-        return (f"{self.flag} on the command line{what} is visible to every user in `ps`: "
-                f"prefer {self.instead()}")
-
-
-#: flag dest -> the setting of a URL that may carry a provider key
-_URL_FLAGS = {"ws_url": "websocket_url", "rpc_url": "rpc_url", "explorer_url": "explorer_url",
-              "telegram_api_url": "telegram_api_url"}
-
-
-def argv_secrets(ns: argparse.Namespace) -> list[ArgvSecret]:
-    """Every secret this command line carries, for ``run`` and ``pilot`` alike: the key
-    and token flags (``--api-key``, ``--telegram-token``), ``--set`` of either, and URLs
-    with a key-like path segment, a query value or a password (``register_url_secrets``'s
-    own test). ``run`` warned only for ``--api-key``; the pilot refused ``--api-key`` and
-    took ``--telegram-token`` silently."""
-    found: list[ArgvSecret] = []
-    for dest, setting in (("api_key", "explorer_api_key"), ("telegram_token", "telegram_token")):
-        if getattr(ns, dest, None) is not None:
-            found.append(ArgvSecret("--" + dest.replace("_", "-"), setting, True))
-    for dest, setting in _URL_FLAGS.items():
-        if _url_has_key(getattr(ns, dest, None)):
-            found.append(ArgvSecret("--" + dest.replace("_", "-"), setting, False))
-    for item in getattr(ns, "set", None) or []:
-        name, _, value = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if name in SECRET_FIELDS and value:
-            found.append(ArgvSecret(f"--set {name}", name, True))
-        elif name in _URL_FLAGS.values() and _url_has_key(value):
-            found.append(ArgvSecret(f"--set {name}", name, False))
-    return found
-
-
-def _url_has_key(url: str | None) -> bool:
-    if not url:
-        return False
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return any(key_like_segment(run) for run in re.findall(r"[A-Za-z0-9_-]+", url))
-    return bool(password) or any(key_like_segment(seg) for seg in parts.path.split("/")) \
-        or any(len(v) >= 8 for _, v in parse_qsl(parts.query))
-
-
 _READY_WAIT_S = 15.0  # READY waits this long (real seconds) for the WebSocket feed
 
 
 async def _run(settings: Settings) -> int:
+    from monitor.pilot_cli import connected_or_stopped
     from monitor.wallet_monitor import WalletMonitor
 
     # its files are opened before the handlers: until then a signal still ends the process
@@ -268,23 +204,6 @@ async def _run(settings: Settings) -> int:
     finally:
         await monitor.stop()
     return 0
-
-
-async def connected_or_stopped(connected: Awaitable[bool], stop: asyncio.Event
-                               ) -> bool | None:
-    """What ``connected`` says, or None as soon as ``stop`` is set: a SIGTERM while the
-    feed connects was held for up to 15 s, and then READY was printed anyway."""
-    waiting = asyncio.ensure_future(connected)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waiting, stopping):
-            task.cancel()
-        await asyncio.gather(waiting, stopping, return_exceptions=True)
-    if waiting.cancelled():  # the stop came first
-        return None
-    return waiting.result()
 
 
 def freeze_startup_heap() -> None:
@@ -322,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _install_log_filters()
-    for found in argv_secrets(ns):
+    for found in argv_secrets(vars(ns), ns.set):
         log.warning("%s", found.advice())
     try:
         return asyncio.run(_run(settings))

@@ -30,10 +30,11 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -48,10 +49,11 @@ from monitor.private_files import check_regular
 from monitor.providers import PROVIDER_DEFAULTS
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
+from polyvocab.redact import key_like_segment
 from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
-__all__ = ["DEPRECATED", "ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "Settings",
-           "load_settings", "normalise_address"]
+__all__ = ["DEPRECATED", "ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "ArgvSecret",
+           "Settings", "argv_secrets", "load_settings", "normalise_address"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,70 @@ FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url
 #: the smallest non-zero ``dedup_retention_blocks``: well past a backfill's overlap, the
 #: deepest reorg a tracker follows and the reconnect re-check's window (128 blocks)
 MIN_DEDUP_RETENTION_BLOCKS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArgvSecret:
+    """A secret on the command line: ``flag`` (``--api-key``, ``--set telegram_token``),
+    the setting it gives, and ``definite`` (a key or token flag; False: a URL that looks
+    like it carries a key, a guess)."""
+
+    flag: str
+    setting: str
+    definite: bool
+
+    def instead(self) -> str:
+        """Where the secret belongs: the environment or a file it names."""
+        env = ENV_ALIASES.get(self.setting, ENV_PREFIX + self.setting.upper())
+        return f"{env} or {self.setting.upper()}_FILE"
+
+    def advice(self) -> str:
+        what = "" if self.definite else " (it looks like it carries a key)"
+        return (f"{self.flag} on the command line{what} is visible to every user in `ps`: "
+                f"prefer {self.instead()}")
+
+
+#: flag dest -> the setting of a URL that may carry a provider key
+_URL_FLAGS = {"ws_url": "websocket_url", "rpc_url": "rpc_url", "explorer_url": "explorer_url",
+              "telegram_api_url": "telegram_api_url"}
+
+
+def argv_secrets(flags: Mapping[str, Any], sets: Iterable[str]) -> list[ArgvSecret]:
+    """Every secret a command line carries, for ``run`` and ``pilot`` alike (``flags``:
+    the parsed flags by dest; ``sets``: the ``--set NAME=VALUE`` items): the key and
+    token flags (``--api-key``, ``--telegram-token``), ``--set`` of either, and URLs with
+    a key-like path segment, a query value or a password (``register_url_secrets``' own
+    test). ``run`` warned only for ``--api-key``; the pilot refused ``--api-key`` and
+    took ``--telegram-token`` silently."""
+    found: list[ArgvSecret] = []
+    for dest, setting in (("api_key", "explorer_api_key"), ("telegram_token", "telegram_token")):
+        if flags.get(dest) is not None:
+            found.append(ArgvSecret("--" + dest.replace("_", "-"), setting, True))
+    for dest, setting in _URL_FLAGS.items():
+        if _url_has_key(flags.get(dest)):
+            found.append(ArgvSecret("--" + dest.replace("_", "-"), setting, False))
+    for item in sets:
+        name, _, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name in SECRET_FIELDS and value:
+            found.append(ArgvSecret(f"--set {name}", name, True))
+        elif name in _URL_FLAGS.values() and _url_has_key(value):
+            found.append(ArgvSecret(f"--set {name}", name, False))
+    return found
+
+
+def _url_has_key(url: str | None) -> bool:
+    """The parts :func:`register_url_secrets` would register: a key-like path segment,
+    a query value of 8+ characters, a password."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return any(key_like_segment(run) for run in re.findall(r"[A-Za-z0-9_-]+", url))
+    return bool(password) or any(key_like_segment(seg) for seg in parts.path.split("/")) \
+        or any(len(v) >= 8 for _, v in parse_qsl(parts.query))
 
 
 def normalise_address(value: str, what: str = "address") -> str:

@@ -25,14 +25,14 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, argv_secrets, load_settings
 from monitor.errors import ConfigError, MonitorError, StoreError
 
-__all__ = ["add_pilot_parser", "pilot_main"]
+__all__ = ["add_pilot_parser", "connected_or_stopped", "pilot_main"]
 
 log = logging.getLogger("monitor.pilot")
 
@@ -86,9 +86,7 @@ def pilot_main(ns: argparse.Namespace,
             return _fail(exc.message)
         print(json.dumps(st, indent=2) if ns.json else format_status(st))
         return 0
-    from monitor.cli import argv_secrets
-
-    found = argv_secrets(ns)  # the same test as `run`: a key or token is refused here
+    found = argv_secrets(vars(ns), ns.set)  # as `run`'s test: a key or token refused here
     for secret in found:
         if secret.definite:
             return _fail(f"{secret.flag} is refused: keys on the command line are visible "
@@ -135,7 +133,6 @@ def pilot_main(ns: argparse.Namespace,
 
 
 async def _run(settings: Settings, ns: argparse.Namespace) -> int:
-    from monitor.cli import connected_or_stopped
     from monitor.pilot import Pilot
 
     loop = asyncio.get_running_loop()
@@ -157,3 +154,21 @@ async def _run(settings: Settings, ns: argparse.Namespace) -> int:
     finally:
         await pilot.stop()
     return 0
+
+
+async def connected_or_stopped(connected: Awaitable[bool], stop: asyncio.Event
+                               ) -> bool | None:
+    """What ``connected`` says, or None as soon as ``stop`` is set: a SIGTERM while the
+    feed connects was held for up to 15 s, and then READY was printed anyway. ``run``
+    (:mod:`monitor.cli`) waits with it too."""
+    waiting = asyncio.ensure_future(connected)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, stopping):
+            task.cancel()
+        await asyncio.gather(waiting, stopping, return_exceptions=True)
+    if waiting.cancelled():  # the stop came first
+        return None
+    return waiting.result()

@@ -276,7 +276,8 @@ _KEYED = "http://127.0.0.1:1/v2/K3yInThePath0123"
 def test_both_commands_find_the_same_secrets_on_argv() -> None:
     """`run` warned only for --api-key; `pilot` refused --api-key but took
     --telegram-token; a URL carrying a key got no word from either."""
-    from monitor.cli import argv_secrets, build_parser
+    from monitor.cli import build_parser
+    from monitor.config import argv_secrets
 
     extra = ["--api-key", "k1", "--telegram-token", _TOKEN, "--rpc-url", _KEYED,
              "--ws-url", "ws://127.0.0.1:1/?key=abcdefgh12", "--explorer-url",
@@ -285,7 +286,7 @@ def test_both_commands_find_the_same_secrets_on_argv() -> None:
     found = {}
     for command in ("run", "pilot"):
         ns = build_parser().parse_args([command, *extra])
-        found[command] = [(f.flag, f.definite) for f in argv_secrets(ns)]
+        found[command] = [(f.flag, f.definite) for f in argv_secrets(vars(ns), ns.set)]
     assert found["run"] == found["pilot"] == [
         ("--api-key", True), ("--telegram-token", True), ("--ws-url", False),
         ("--rpc-url", False), ("--set telegram_token", True), ("--set websocket_url", False)]
