@@ -41,6 +41,7 @@ __all__ = [
     "analyze_scenario_dir",
     "empty_summary",
     "outcomes_table",
+    "previous_summary",
     "summaries_frame",
 ]
 
@@ -256,7 +257,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             if other is not None:  # the checker stopped before it asked: do not wait for it
                 other.close(wait=False)
     if keep_previous and summary["status"] != "ok" and run.get("status") != "harness_error":
-        previous = _previous_summary(sdir)
+        previous = previous_summary(sdir)
         if previous is not None:
             raise AnalysisFailed(sdir.name, str(summary["error"]), previous)
     for name, frame in frames.items():
@@ -329,7 +330,7 @@ class AnalysisFailed(Exception):
         self.previous = previous
 
 
-def _previous_summary(sdir: Path) -> dict[str, Any] | None:
+def previous_summary(sdir: Path) -> dict[str, Any] | None:
     """The scenario's stored summary when it is a successful analysis, else None."""
     try:
         summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))

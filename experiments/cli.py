@@ -245,7 +245,7 @@ def _analyze_stored(sdir: Path, spare: bool) -> dict[str, Any]:
     seed's run (``seeds/<seed>/``) analysed and pooled again; its own folder holds the
     pool and a copy of the first seed's files, which alone would replace the pool with
     seed 1's results."""
-    from experiments.analysis import AnalysisFailed, analyze_scenario_dir
+    from experiments.analysis import AnalysisFailed, analyze_scenario_dir, previous_summary
     from experiments.scenario import ScenarioError, load_scenario
     from experiments.seeds import pool
 
@@ -255,7 +255,7 @@ def _analyze_stored(sdir: Path, spare: bool) -> dict[str, Any]:
         if seeds_dir.is_dir() else []
     if not seeds:
         return analyze_scenario_dir(sdir, second_process=spare, keep_previous=True)
-    previous = _stored_summary(sdir)
+    previous = previous_summary(sdir)
     try:
         scenario = load_scenario(sdir / "scenario.toml")
     except ScenarioError as exc:
@@ -271,14 +271,6 @@ def _analyze_stored(sdir: Path, spare: bool) -> dict[str, Any]:
             raise AnalysisFailed(sdir.name, f"seed {seed}: {exc}",
                                  previous or exc.previous) from None
     return pool(scenario, sdir, seeds, summaries)
-
-
-def _stored_summary(sdir: Path) -> dict[str, Any] | None:
-    try:
-        summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) and summary.get("status") == "ok" else None
 
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
