@@ -56,6 +56,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from monitor.connection import ConnState
 from monitor.errors import ConfigError
 from monitor.sinks import Sink, SinkEvent
+from polyvocab.connection_cap import ConnectionCap
 
 __all__ = [
     "IDLE_TIMEOUT_S",
@@ -305,20 +306,6 @@ MAX_CONNECTIONS = 64
 #: no longer holds its socket for aiohttp's default of an hour.
 IDLE_TIMEOUT_S = 10.0
 
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-            b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
-_REFUSAL_LOG_S = 10.0  # at most one "refusing connections" line this often
-
-
-class _Refuse(asyncio.Protocol):
-    """A connection past the cap: answered 503 and closed at once."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(_REFUSED)
-        transport.close()
-
-
 class OpsServer:
     """``/metrics``, ``/healthz``, ``/readyz`` for one or more monitors.
 
@@ -333,10 +320,10 @@ class OpsServer:
         self.monitors = list(monitors)
         self.host = host
         self.port = port
-        self.max_connections = max_connections
+        self._cap = ConnectionCap(max_connections, lambda: self._runner.server
+                                  if self._runner is not None else None,
+                                  log=log, what="metrics")
         self.idle_timeout_s = idle_timeout_s
-        self.refused_connections = 0
-        self._refusal_logged: float | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self.monitors))
         self._runner: web.AppRunner | None = None
@@ -382,7 +369,7 @@ class OpsServer:
         await self._runner.setup()
         try:  # our own listener, so that every new connection goes through _protocol
             self._listener = await asyncio.get_running_loop().create_server(
-                self._protocol, self.host, self.port)
+                self._cap.protocol, self.host, self.port)
         except OSError as exc:  # the port taken, a host that is not this machine's
             await self._runner.cleanup()
             self._runner = None
@@ -391,20 +378,10 @@ class OpsServer:
         self.port = int(self._listener.sockets[0].getsockname()[1])
         log.info("metrics on %s/metrics (/healthz, /readyz)", self.url)
 
-    def _protocol(self) -> asyncio.Protocol:
-        """aiohttp's protocol for a new connection, or a 503 refusal past the cap (logged
-        at most once every :data:`_REFUSAL_LOG_S`)."""
-        assert self._runner is not None and self._runner.server is not None
-        server = self._runner.server
-        if len(server.connections) < self.max_connections:
-            return server()
-        self.refused_connections += 1
-        now = time.monotonic()
-        if self._refusal_logged is None or now - self._refusal_logged > _REFUSAL_LOG_S:
-            self._refusal_logged = now
-            log.warning("metrics: refusing connections: %d open, the limit; %d refused so "
-                        "far", len(server.connections), self.refused_connections)
-        return _Refuse()
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered 503 past the cap."""
+        return self._cap.refused
 
     async def stop(self) -> None:
         if self._listener is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from polyvocab.connection_cap import ConnectionCap
 from simulator.chain import Chain, ChainBlock, ReorgResult
 from simulator.faults import (
     ActiveFault,
@@ -77,19 +78,7 @@ _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flus
 _STREAMED_HORIZON_S = 7 * 86_400.0
 
 
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-            b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
-_REFUSAL_LOG_S = 10.0  # at most one "refusing connections" line this often
-
-
-class _Refuse(asyncio.Protocol):
-    """A connection past ``max_connections``: answered 503 and closed at once (its file
-    descriptor is given back before the process runs out of them)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(_REFUSED)
-        transport.close()
+_REFUSAL_LOG_S = 10.0  # at most one "out of descriptors" line this often
 
 
 def default_max_connections() -> int:
@@ -416,9 +405,10 @@ class Simulator:
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
-        self.max_connections = self.settings.node.max_connections or default_max_connections()
-        self.refused_connections = 0
-        self._refusal_logged_ns: int | None = None
+        self._cap = ConnectionCap(
+            self.settings.node.max_connections or default_max_connections(),
+            lambda: self._runner.server if self._runner is not None else None,
+            log=log, what="node (max_connections)", every_s=_REFUSAL_LOG_S)
         self._schedule: list[tuple[int, Any]] = []
         self._stop_tasks: set[asyncio.Task[Any]] = set()
         # ns each block_published row took to write (the history's cost to the path)
@@ -463,7 +453,7 @@ class Simulator:
                                      lingering_time=min(read_s, 10.0))
         await self._runner.setup()
         self._listener = await asyncio.get_running_loop().create_server(
-            self._protocol, self.host, self.port)
+            self._cap.protocol, self.host, self.port)
         port = self._listener.sockets[0].getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
         base = f"http://{host}:{port}"
@@ -484,22 +474,14 @@ class Simulator:
         elif self.autostart:
             self.begin(self.now_ns() + delay_ns)
 
-    def _protocol(self) -> asyncio.Protocol:
-        """The protocol of a new connection: aiohttp's, or a refusal past
-        ``max_connections`` (logged at most once every :data:`_REFUSAL_LOG_S`)."""
-        assert self._runner is not None and self._runner.server is not None
-        server = self._runner.server
-        if len(server.connections) < self.max_connections:
-            return server()
-        self.refused_connections += 1
-        now = time.monotonic_ns()
-        if self._refusal_logged_ns is None or now - self._refusal_logged_ns > \
-                _REFUSAL_LOG_S * _NS:
-            self._refusal_logged_ns = now
-            log.warning("refusing connections: %d open, the limit (max_connections); %d "
-                        "refused so far", len(server.connections),
-                        self.refused_connections)
-        return _Refuse()
+    @property
+    def max_connections(self) -> int:
+        return self._cap.limit
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered 503 past ``max_connections``."""
+        return self._cap.refused
 
     def _fault_horizon_s(self) -> float:
         """Simulated seconds the fault schedule covers: the replay's span (a streamed
