@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -60,6 +59,7 @@ from monitor.ops_server import OpsServer
 from monitor.private_files import PRIVATE_MODE, FileInUse, hold_lock, open_private
 from monitor.redact import redact, redact_obj
 from monitor.sinks import CallbackSink, SinkEvent
+from monitor.store import store_reads
 from monitor.wallet_monitor import WalletMonitor
 
 __all__ = ["PATHS", "Pilot", "PilotStore", "RotatingHistory", "RotatingJsonl",
@@ -217,21 +217,9 @@ class RotatingHistory(History):
 
 # -- the durable record ------------------------------------------------------------------
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _reads(method: Callable[Concatenate[PilotStore, _P], _R]
-           ) -> Callable[Concatenate[PilotStore, _P], _R]:
-    """A read's ``sqlite3.Error`` (a damaged store) becomes :class:`StoreError`, which
-    ``pilot status``, ``pilot run`` and reconcile print as one line (was a traceback)."""
-    @functools.wraps(method)
-    def read(self: PilotStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.db}: {exc}") from None
-    return read
+# a read's sqlite3.Error (a damaged store): StoreError, which ``pilot status``, ``pilot
+# run`` and reconcile print as one line (was a traceback)
+_reads = store_reads(lambda store: str(store.db))
 
 
 class PilotStore:

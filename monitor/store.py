@@ -177,21 +177,29 @@ def _lock(path: Path) -> int:
                          f"{exc.strerror or exc}") from None
 
 
+_S = TypeVar("_S")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _reads(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
-    """A read's ``sqlite3.Error`` (a damaged file, a table changed under the monitor)
-    becomes :class:`StoreError`, as a write's does: the error the callers and the CLI
-    handle (one line), not a traceback."""
-    @functools.wraps(method)
-    def read(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise StoreError(f"state_db {self.path}: {exc}") from None
-    return read
+def store_reads(where: Callable[[Any], str]) -> Callable[
+        [Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+    """A decorator for a SQLite store's reads: a read's ``sqlite3.Error`` (a damaged file,
+    a table changed under the process) becomes :class:`StoreError` naming the store
+    (``where(self)``), as a write's does: the error the callers and the CLIs handle (one
+    line), not a traceback. The state DB's and the pilot store's reads use it."""
+    def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+        @functools.wraps(method)
+        def read(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{where(self)}: {exc}") from None
+        return read
+    return decorate
+
+
+_reads = store_reads(lambda store: f"state_db {store.path}")
 
 
 class Store:
