@@ -475,10 +475,6 @@ class Simulator:
             self.begin(self.now_ns() + delay_ns)
 
     @property
-    def max_connections(self) -> int:
-        return self._cap.limit
-
-    @property
     def refused_connections(self) -> int:
         """Connections answered 503 past ``max_connections``."""
         return self._cap.refused

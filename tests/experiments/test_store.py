@@ -242,15 +242,25 @@ def test_run_layout_manifest_and_latest(tmp_path: Path) -> None:
     assert resolve_run(out / "latest") == second.resolve()
 
 
-def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def _analysed_run(tmp_path: Path, prepare: Any = None
+                  ) -> tuple[Path, list[dict[str, Any]]]:
+    """A stored run of two analysed scenarios, ``one`` and ``two`` (each made, then
+    ``prepare``-d, then analysed), with its manifest and summary; and their summaries."""
     run_dir = create_run(tmp_path / "results", "r1")
-    make_scenario_dir(run_dir, "one")
-    make_scenario_dir(run_dir, "two")
+    for name in ("one", "two"):
+        sdir = make_scenario_dir(run_dir, name)
+        if prepare is not None:
+            prepare(sdir)
     first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
-    outcomes_before = pd.read_parquet(run_dir / "one" / "outcomes.parquet")
     write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
     write_run_summary(run_dir, first)
+    return run_dir, first
+
+
+def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, first = _analysed_run(tmp_path)
+    outcomes_before = pd.read_parquet(run_dir / "one" / "outcomes.parquet")
     (run_dir / "one" / "outcomes.parquet").unlink()
     assert main(["analyze", str(run_dir)]) == 0
     after = json.loads((run_dir / "summary.json").read_text())["scenarios"]
@@ -264,12 +274,7 @@ def test_reanalysis_equals_the_first_analysis(tmp_path: Path,
 def test_a_reanalysis_that_fails_keeps_the_earlier_results_and_exits_1(
         tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
     # a file damaged after a good analysis replaced its results with empty ones, exit 0
-    run_dir = create_run(tmp_path / "results", "r1")
-    make_scenario_dir(run_dir, "one")
-    make_scenario_dir(run_dir, "two")
-    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
-    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
-    write_run_summary(run_dir, first)
+    run_dir, first = _analysed_run(tmp_path)
     sdir = run_dir / "one"
     kept = {p.name: p.read_bytes() for p in sdir.iterdir()
             if p.suffix == ".parquet" or p.name == "summary.json"}
@@ -324,12 +329,7 @@ def test_a_scenario_listed_whose_folder_is_gone_is_said_and_kept_as_missing(
     """It was dropped from summary.json, exit 0, and the report then judged the rest."""
     import shutil
 
-    run_dir = create_run(tmp_path / "results", "r1")
-    make_scenario_dir(run_dir, "one")
-    make_scenario_dir(run_dir, "two")
-    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
-    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
-    write_run_summary(run_dir, first)
+    run_dir, _first = _analysed_run(tmp_path)
     shutil.rmtree(run_dir / "two")
     assert main(["analyze", str(run_dir)]) == 1
     assert "two: listed in the run but its folder two/ is missing" in capsys.readouterr().err
@@ -350,12 +350,7 @@ def test_reanalysis_with_a_spare_core_reads_big_files_in_a_second_process_alike(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import experiments.analysis as analysis
 
-    run_dir = create_run(tmp_path / "results", "r1")
-    for name in ("one", "two"):
-        _unstamped(make_scenario_dir(run_dir, name))
-    first = [analyze_scenario_dir(run_dir / n) for n in ("one", "two")]
-    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
-    write_run_summary(run_dir, first)
+    run_dir, first = _analysed_run(tmp_path, prepare=_unstamped)
     started: list[Path] = []
 
     class Counted(analysis._SecondProcess):
