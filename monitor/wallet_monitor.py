@@ -957,10 +957,16 @@ class WsShard:
         for lg in logs:
             with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
                 ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
-        for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, 1 << 62):
+        for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, head):
             if tid not in ids:
                 await self.pipeline.retract(tid, bh)
         await self._on_logs_sliced(logs)
+        # above the fetched range: trades the live feed delivered from newer blocks while
+        # the logs were fetched (the node has their block: kept), and orphans of an old
+        # chain longer than the head (their height holds another block: retracted; one the
+        # node does not have yet is judged when a sync reaches it). Judged by the block's
+        # hash, never by their absence from logs that were not asked for.
+        await self._retract_orphans(head + 1, 1 << 62, [])
         cur = self.cursor()
         if cur is not None and cur >= fork:
             await self._set_cursors(fork - 1, None, forward_only=False)

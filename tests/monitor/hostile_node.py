@@ -109,6 +109,9 @@ class HostileNode:
             if isinstance(result, Slow):  # a node busy with a heavy query
                 await asyncio.sleep(result.delay)
                 result = result.result
+            if isinstance(result, Held):  # ... busy until the test says
+                await result.release.wait()
+                result = result.result
             if isinstance(result, Raw):
                 return _raw(result.answer)
             out.append({"jsonrpc": "2.0", "id": item["id"], "result": result})
@@ -170,6 +173,14 @@ class Slow:
 
     def __init__(self, delay: float, result: Any) -> None:
         self.delay, self.result = delay, result
+
+
+class Held:
+    """A JSON-RPC result the node sends only once ``release`` is set (a test races the
+    answer against what it sends meanwhile, without a timed sleep)."""
+
+    def __init__(self, release: asyncio.Event, result: Any) -> None:
+        self.release, self.result = release, result
 
 
 class Raw:

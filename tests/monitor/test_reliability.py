@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, Raw, Slow, deep, explorer_ok, explorer_row, header
+from hostile_node import Held, HostileNode, Raw, Slow, deep, explorer_ok, explorer_row, header
 from monitor_helpers import WALLET, order_filled
 
 from monitor.config import load_settings
@@ -855,6 +855,77 @@ def test_the_restart_check_asks_its_blocks_in_batches_and_finds_the_same_orphan(
     assert [len(b) for b in refused if isinstance(b, list)] == [20, 10, 5, 2]
     assert _blocks_asked([b for b in refused if not isinstance(b, list)]) \
         == _blocks_asked(single)
+
+
+def test_a_trade_delivered_live_during_a_reorg_re_check_is_not_retracted(
+        tmp_path: Path) -> None:
+    """The bot-integration test's lost trades: a reorg's re-check fetched the logs from the
+    fork up to the head it knew, then retracted every standing trade from the fork up,
+    including those the live feed delivered from newer blocks while its eth_getLogs was
+    in flight. They came back with the next sync, except the last block's, which no sync
+    reached once the chain stopped: retracted for good. Trades above the fetched range are
+    judged by their block's hash instead."""
+    live = order_filled(block=102, tx=7)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            release = asyncio.Event()
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+                return Held(release, found) if b == 101 else found
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.new_head(101)
+                replace_block(node, 101)  # a reorg of block 101, seen as a new head 101
+                node.rpc["eth_getLogs"] = get_logs
+                await node.notify("newHeads", dict(header(101), hash="0x" + "ee" * 32))
+                await until(lambda: (100, 101) in asked or (101, 101) in asked,
+                            "the re-check's eth_getLogs in flight")
+                # meanwhile the chain goes on: head 102 and its trade, delivered live
+                node.logs.append(live)
+                await node.new_head(102)
+                await node.notify("logs", live)
+                await until(lambda: trade_ids(sink) == [f"{live['transactionHash']}:0"],
+                            "the live trade")
+                release.set()
+                await until(lambda: mon.shards[0].counters["reorgs"] == 1, "re-checked")
+                await node.new_head(103)
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert history_rows(tmp_path, "retracted") == []
+
+
+def test_an_orphan_above_the_new_head_is_retracted_by_its_block_hash(tmp_path: Path) -> None:
+    """The other side of the fix above: a reorg to a chain whose new head (101) is below a
+    block the monitor delivered from (102). That trade is above the re-check's fetched
+    range; the node now has another block 102, so it is retracted by hash."""
+    orphan = order_filled(block=102, tx=8)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.new_head(101)
+                await node.new_head(102)
+                await node.notify("logs", orphan)
+                await until(lambda: len(trade_ids(sink)) == 1, "the live trade")
+                other = "0x" + "ee" * 32  # blocks 101 and 102 replaced; the new head is 101
+                node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+                    header(int(p[0], 16)), hash=other) if int(p[0], 16) in (101, 102) \
+                    else header(int(p[0], 16))
+                await node.notify("newHeads", dict(header(101), hash=other))
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the orphan retracted")
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [
+        f"{orphan['transactionHash']}:0"]
 
 
 def test_a_node_answering_another_block_retracts_nothing_until_it_answers_right(
