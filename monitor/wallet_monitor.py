@@ -28,9 +28,11 @@ The stored per-wallet cursor only passes block N when N was *verified by a query
 ``eth_getLogs`` sync over the shard's filter covering N (run after every (re)connect, on a
 head gap, after a reorg, and every ``reconcile_interval`` simulated seconds), or an explorer
 poll covering N (fallback). A sync goes up to ``head - 1`` (the head's logs could still be
-arriving at a provider whose HTTP node lags its WebSocket node). Live notifications alone
-never advance the cursor (unless ``reconcile_interval = 0``, when contiguous heads on one
-connection advance it to ``head - 1``), so a notification lost on the wire (drop, silent
+arriving at a provider whose HTTP node lags its WebSocket node), or to the head itself once
+the probes have seen the node's head unmoved for two block intervals (a chain that
+stopped). Live notifications alone never advance the cursor (unless
+``reconcile_interval = 0``, when contiguous heads on one connection advance it to
+``head - 1``), so a notification lost on the wire (drop, silent
 subscription, loss) is recovered at the latest by the next sync, and a restart resumes from
 a cursor that is never ahead of what was verified.
 
@@ -345,6 +347,10 @@ class WsShard:
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
         self._probed_ok_at = float("-inf")
+        # the node's head as the probes saw it, and since when it has not moved (a chain
+        # that stopped: see _chain_stalled)
+        self._node_seen: tuple[int, float] | None = None
+        self._lag_reconnect_node: int | None = None  # the node's head at the last one
         self._started_at: float | None = None
         # the health loop's grid (see _health_loop): its last tick, its wait, its timer
         self._health_period = max(settings.scaled(settings.block_interval) / 2, 0.01)
@@ -705,6 +711,16 @@ class WsShard:
         self._probe = asyncio.create_task(self._probe_head(), name=f"probe-{self.conn_id}")
         self._probe.add_done_callback(lambda _t: self._health_replan())
 
+    def _chain_stalled(self, head: int) -> bool:
+        """The probes have seen the node at ``head`` for two block intervals or more: the
+        chain stopped there (a halt, the end of a replay). A sync then covers the head block
+        itself - its logs have long been indexed by any node behind the provider - or a
+        trade in the last block before a halt whose notification was lost would wait for
+        the chain to move again."""
+        seen = self._node_seen
+        return (seen is not None and seen[0] == head
+                and self.clock.now() - seen[1] >= 2 * self.s.scaled(self.s.block_interval))
+
     def _node_head_fresh(self) -> bool:
         """The probe saw the node's head within the last two block intervals."""
         return (self.node_head is not None and self.clock.now() - self._probed_ok_at
@@ -726,19 +742,30 @@ class WsShard:
                 slack=self.s.head_jump_slack):
             self._bad_input("head_jump", f"node head {node} while the feed is at {feed}")
             return
-        self._probed_ok_at = self.clock.now()
+        now = self.clock.now()
+        self._probed_ok_at = now
+        if self._node_seen is None or self._node_seen[0] != node:
+            self._node_seen = (node, now)
         if feed is None:  # no head yet on this run: sync from the cursor to the node's head
             self.node_head = max(node, self.node_head or node)
             self._wake.set()
             return
         if node < feed + (self.s.head_lag_blocks
                                           if self.manager.state is ConnState.CONNECTED else 1):
+            if self._chain_stalled(node):  # the head block itself is due a sync now
+                self._wake.set()
             return
         # backfill what the subscription did not deliver
         self.node_head = max(node, self.node_head or node)
         self._wake.set()
+        if (self._lag_reconnect_node is not None and node <= self._lag_reconnect_node):
+            # the node has not moved since the last such reconnect: a chain that stopped
+            # sends no head on a new subscription either, so reconnecting again gains
+            # nothing (it was a reconnect and an outage alert every 1.5 block intervals)
+            return
         if (self.manager.state is ConnState.CONNECTED
                 and self.manager.connected_at == connection):  # not a newer connection
+            self._lag_reconnect_node = node
             self.counters["head_lag_reconnects"] += 1
             log.warning("[%s] node head %d is %d blocks ahead of the feed: reconnecting",
                         self.conn_id, node, node - feed)
@@ -827,7 +854,7 @@ class WsShard:
         head = self._known_head()
         if head is None:
             return 0
-        target = head - 1
+        target = head if self._chain_stalled(head) else head - 1
         cur = self.cursor()
         if cur is None:  # wallets never seen: start at the configured block or here
             first = self.s.start_block if self.s.start_block is not None else (

@@ -928,6 +928,54 @@ def test_an_orphan_above_the_new_head_is_retracted_by_its_block_hash(tmp_path: P
         f"{orphan['transactionHash']}:0"]
 
 
+def test_a_halted_chain_s_last_block_is_synced_and_its_lost_trade_delivered(
+        tmp_path: Path) -> None:
+    """A sync stops at head - 1 (a provider's HTTP node may not have the head's logs yet).
+    The last block before a halt (or the end of a replay) then waited for the chain to move
+    again when its notification was lost: the bot-integration test's never-copied
+    trades. Once the probes see the node's head unmoved for two block intervals, a sync
+    covers the head block too."""
+    lost = order_filled(block=100, tx=5)  # in the head block; its notification never sent
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.logs.append(lost)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)  # head 100, then nothing: the chain stopped
+                await until(lambda: trade_ids(sink) == [f"{lost['transactionHash']}:0"],
+                            "the head block's trade synced")
+                await until(lambda: cursor_at_least(mon, 100), "the cursor at the head")
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+
+
+def test_a_feed_behind_a_halted_node_is_reconnected_once_not_in_a_loop(
+        tmp_path: Path) -> None:
+    """The node's head 110, the feed's 100, and the chain stopped: the probe reconnects
+    once (a dead subscription), backfills; a new subscription gets no head either, and the
+    next probes found the same lag and reconnected again every 1.5 block intervals (an
+    outage alert each time, for ever). A reconnect for lag is now made only when the
+    node has moved since the last one."""
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.head = 110  # the node is ahead; no head notification ever comes
+                await until(lambda: mon.shards[0].counters["head_lag_reconnects"] >= 1,
+                            "the lag reconnect")
+                await until(lambda: cursor_at_least(mon, 109), "backfilled")
+                probes = sum(1 for r in node.requests if isinstance(r, dict)
+                             and r.get("method") == "eth_blockNumber")
+                await until(lambda: sum(1 for r in node.requests if isinstance(r, dict)
+                                        and r.get("method") == "eth_blockNumber")
+                            >= probes + 8, "eight more probes")
+                assert mon.shards[0].counters["head_lag_reconnects"] == 1
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
+
+
 def test_a_node_answering_another_block_retracts_nothing_until_it_answers_right(
         tmp_path: Path) -> None:
     """A proxy that mixes up a batch's answers (block n+1 for block n), or a block without
