@@ -561,14 +561,22 @@ class Chain:
                 self.prime()
         self._reported_indexed = self.history
 
-    def prime(self) -> None:
+    @property
+    def primed(self) -> bool:
+        """Whether the history is published (a chain not streamed has it from the start)."""
+        return getattr(self, "_primed", True)
+
+    def prime(self, on_history: Callable[[ChainBlock], None] | None = None) -> None:
         """Publish a streamed chain's history (once): its blocks are read, published and
-        let go one by one; at least one block is replayed."""
-        if getattr(self, "_primed", True):
+        let go one by one; at least one block is replayed. ``on_history`` sees each block
+        while it is in hand (a second pass would regenerate or re-read every one)."""
+        if self.primed:
             return
         self._primed = True
         assert isinstance(self.blocks, _Window)
         while self.published < self.history and self.blocks.ensure(self.published + 1):
+            if on_history is not None:
+                on_history(self.blocks[self.published])
             self._publish_history()
         self.history = self._replay_ts.offset = self._reported_indexed = self.published
         self.blocks.ensure(self.published)
