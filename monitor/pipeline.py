@@ -23,6 +23,7 @@ process runs. Sent outbox rows are pruned there too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -91,13 +92,15 @@ class Pipeline:
         self._marks_seen: tuple[int, int] | None = None  # waiting at the last redeliver()
         self.sink_failing = False
         self._raised: set[int] = set()  # outbox seqs whose sink.emit raised: maybe acted
+        self._sending = asyncio.Lock()  # held while events go to the sink (see _send_all)
 
     async def recover(self) -> int:
         """Deliver whatever the outbox still holds (after a crash). Returns how many.
         These events go out ``uncertain``: the crashed process may have been inside the
         sink with any of them (see :class:`monitor.sinks.CallbackSink`)."""
-        items = self.store.pending()
-        await self._send_all(items, retry=True, uncertain=True)
+        async with self._sending:
+            items = self.store.pending()
+            await self._send(items, retry=True, uncertain=True)
         if items:
             log.info("redelivered %d outbox event(s) after restart", len(items))
         return len(items)
@@ -106,9 +109,13 @@ class Pipeline:
         """Re-send outbox events a failed sink left behind, then prune sent rows.
         Returns how many were re-sent. Cheap when nothing is pending."""
         sent = 0
-        if self.sink_failing or self.store.has_pending():
-            items = self.store.pending()
-            sent = await self._send_all(items, retry=True)
+        # not while a batch is being sent: its rows, not yet marked sent, were passed to
+        # the sink a second time while it handled them (a slow callback acted twice on
+        # one event); what else waits goes at the next call
+        if (self.sink_failing or self.store.has_pending()) and not self._sending.locked():
+            async with self._sending:
+                items = self.store.pending()
+                sent = await self._send(items, retry=True)
             if sent:
                 log.info("redelivered %d outbox event(s)", sent)
         self.counters["outbox_pruned"] += self._maybe_prune_outbox()
@@ -309,16 +316,29 @@ class Pipeline:
         pending.append((decision, tid, source, None))
 
     async def _send_all(self, items: list[OutboxItem], *, retry: bool = False,
-                        stages: dict[str, dict[str, int]] | None = None,
-                        uncertain: bool = False) -> int:
-        """Hand events to the sink in order; stop at the first failure (the rest stay in
-        the outbox for :meth:`redeliver`). Never raises for a sink failure. An event is
-        ``uncertain`` when ``uncertain`` or its earlier ``emit`` raised (it may have
-        acted). While the sink is failing, new events wait in the outbox behind the older
-        ones (order kept) unless ``retry``. Returns how many were sent. With ``stages``
-        (trade id -> stamps) the events carry them, and the time spent writing
-        ``delivered`` history rows is counted (``history_write_ns`` / ``history_writes``:
-        what the history costs the path)."""
+                        stages: dict[str, dict[str, int]] | None = None) -> int:
+        """:meth:`_send` of a batch just committed, once the batches committed before it
+        were sent: one batch at a time, in commit order. Sources run in parallel and a
+        sink may await (the bot's callback): a batch sent while another waited in the sink
+        passed a trade's retraction before the trade itself (the bot copied an orphan).
+        There is no ``await`` between a batch's commit and this call, and the lock queues
+        its waiters in order."""
+        if not items:
+            return 0
+        async with self._sending:
+            return await self._send(items, retry=retry, stages=stages)
+
+    async def _send(self, items: list[OutboxItem], *, retry: bool = False,
+                    stages: dict[str, dict[str, int]] | None = None,
+                    uncertain: bool = False) -> int:
+        """Hand events to the sink in order (``_sending`` held); stop at the first failure
+        (the rest stay in the outbox for :meth:`redeliver`). Never raises for a sink
+        failure. An event is ``uncertain`` when ``uncertain`` or its earlier ``emit``
+        raised (it may have acted). While the sink is failing, new events wait in the
+        outbox behind the older ones (order kept) unless ``retry``. Returns how many were
+        sent. With ``stages`` (trade id -> stamps) the events carry them, and the time
+        spent writing ``delivered`` history rows is counted (``history_write_ns`` /
+        ``history_writes``: what the history costs the path)."""
         if not items or (self.sink_failing and not retry):
             return 0
         sent: list[int] = []
