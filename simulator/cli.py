@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import signal
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,6 +47,47 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+#: ``--speed`` bounds: 1,000 times slower than real time (slower, a day's rate window no
+#: longer fits the clock's 64-bit nanoseconds: a traceback at start, or after READY) to a
+#: million times faster (the monitor's own ``speed`` limit)
+MIN_SPEED, MAX_SPEED = 1e-3, 1e6
+
+
+def _speed(text: str) -> float:
+    value = _positive_float(text)
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"must be {MIN_SPEED:g} to {MAX_SPEED:g}, got {text!r}")
+    return value
+
+
+def _path(text: str) -> str:
+    """A file path that names something: ``''`` is the current folder to ``pathlib``
+    (``--out ''`` was a ValueError traceback)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
+def _host(text: str) -> str:
+    """An address to listen on: ``''`` listened on every interface, without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty address (0.0.0.0 listens on every "
+                                          "interface, 127.0.0.1 on loopback only)")
+    return text
+
+
+def _not_special(path: str, what: str) -> None:
+    """Refuse a path that exists and is not a regular file (a FIFO, a device, a socket):
+    opening a FIFO waits for a writer, so ``--recording`` or ``--history`` naming one hung
+    before READY, signals and all. A folder is left to the open, which names it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing, a symlink loop, ...: the open says what
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise CliError(f"{what} {path}: not a regular file")
 
 
 def _non_negative_int(text: str) -> int:
@@ -94,12 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
                        help="random seed; the same seed gives the same file "
                             "(default: %(default)s)")
-    synth.add_argument("--out", required=True, metavar="PATH",
+    synth.add_argument("--out", required=True, type=_path, metavar="PATH",
                        help="recording to write (.jsonl.gz) (required)")
 
     imp = sub.add_parser("import-trades", help="turn a Data-API /trades CSV into a recording")
-    imp.add_argument("csv", metavar="CSV", help="Polymarket Data-API /trades export (CSV)")
-    imp.add_argument("--out", required=True, metavar="PATH",
+    imp.add_argument("csv", type=_path, metavar="CSV",
+                     help="Polymarket Data-API /trades export (CSV)")
+    imp.add_argument("--out", required=True, type=_path, metavar="PATH",
                      help="recording to write (.jsonl.gz) (required)")
     imp.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
                      help="seed for the synthesised hashes and block filler "
@@ -115,18 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="N", help="first block to record (required)")
     rec.add_argument("--to", dest="to_block", type=_non_negative_int, required=True,
                      metavar="N", help="last block to record, inclusive (required)")
-    rec.add_argument("--out", required=True, metavar="PATH",
+    rec.add_argument("--out", required=True, type=_path, metavar="PATH",
                      help="recording to write (.jsonl.gz) (required)")
     rec.add_argument("--rate", type=_positive_float, default=10.0, metavar="X",
                      help="max requests per second (default: %(default)s)")
 
     ins = sub.add_parser("inspect", help="check a recording and print its statistics")
-    ins.add_argument("recording", metavar="RECORDING", help="recording file to check")
+    ins.add_argument("recording", type=_path, metavar="RECORDING", help="recording file to check")
 
     serve = sub.add_parser("serve", help="replay a recording over JSON-RPC (WS + HTTP) "
                                          "and an Etherscan-V2 style explorer")
     src = serve.add_mutually_exclusive_group()
-    src.add_argument("--recording", metavar="PATH",
+    src.add_argument("--recording", type=_path, metavar="PATH",
                      help="recording to replay: a file, or a shipped one by name (today = "
                           "1.75-s blocks, V2 only; default = 2026-04-27, 2-s blocks, V1+V2) "
                           "(default: none; give this or --profile)")
@@ -145,16 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "(--profile) or re-read (--recording) when a query reaches them, "
                             "and transactions older than this are not found by hash "
                             "(default: the config's [chain] window_blocks, else 96)")
-    serve.add_argument("--speed", type=_positive_float, default=1.0, metavar="X",
-                       help="time compression: simulated seconds per real second; every "
-                            "interval and rate scales with it (default: %(default)s)")
-    serve.add_argument("--host", default="127.0.0.1", metavar="HOST",
+    serve.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                       help="time compression: simulated seconds per real second, "
+                            f"{MIN_SPEED:g} to {MAX_SPEED:g}; every interval and rate scales "
+                            "with it (default: %(default)s)")
+    serve.add_argument("--host", type=_host, default="127.0.0.1", metavar="HOST",
                        help="address to listen on (default: %(default)s, loopback)")
     serve.add_argument("--port", type=_port, default=8545, metavar="N",
                        help="port to listen on, 0 = any free port (default: %(default)s)")
-    serve.add_argument("--history", metavar="PATH",
+    serve.add_argument("--history", type=_path, metavar="PATH",
                        help="JSON-lines history of what the node did (default: none)")
-    serve.add_argument("--config", metavar="FILE",
+    serve.add_argument("--config", type=_path, metavar="FILE",
                        help="TOML file with simulator settings and faults ([node] profile, "
                             "[chain], [rpc], [lag], [explorer], [[faults]]) "
                             "(default: none, built-in defaults)")
@@ -294,6 +338,7 @@ def _load_source(args: argparse.Namespace) -> Any:
         path = args.recording
         if path in SHIPPED_RECORDINGS and not Path(path).exists():
             path = shipped_recording_path(path)
+        _not_special(path, "--recording")
         return FileSource(path)
     raise CliError("give --recording PATH or --profile NAME")
 
@@ -303,6 +348,8 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
     from simulator.recording import RecordingError
     from simulator.server import QuietAcceptErrors, Simulator
 
+    if args.history:
+        _not_special(args.history, "--history")
     try:
         history = SimHistory(args.history) if args.history else SimHistory()
     except OSError as exc:  # a directory, a folder that cannot be made, no permission
@@ -386,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reader_gone()
     except OSError as exc:  # a file or folder the command must write or read: one line
         print(f"error: {redact(file_error_text(exc))}", file=sys.stderr)
+        return 2
+    except RecursionError:  # json/tomllib of [[[[...]]]] in a file simulator.source reads
+        where = getattr(args, "recording", None) or getattr(args, "config", None) or "input"
+        print(f"error: {redact(str(where))}: nested too deep to read (a damaged file?)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

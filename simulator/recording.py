@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import json
 import queue
+import stat
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -184,6 +185,15 @@ def write_recording(path: str | Path, header: dict[str, Any], blocks: Iterable[R
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:  # a FIFO (or a device) is refused, not opened: the open waits for a writer
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such recording") from None
+    except OSError as exc:  # a symlink loop, no permission on the folder
+        raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise RecordingError(f"{path}: {what}, not a recording (.jsonl.gz)")
     try:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             lineno = 0
@@ -250,10 +260,28 @@ def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
             int(value, 16)
         except ValueError:
             raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}") from None
+    for i, log in enumerate(logs):  # a log of another type was a traceback in inspect,
+        # and in serve once the replay reached it (after READY)
+        if not isinstance(log, dict):
+            raise RecordingError(f"{where}: logs[{i}] is not an object")
+        topics = log.get("topics", [])
+        if not (isinstance(topics, list) and all(isinstance(t, str) for t in topics)):
+            raise RecordingError(f"{where}: logs[{i}].topics is not a list of hex strings")
+        for key in _LOG_TEXT_FIELDS:
+            if key in log and not isinstance(log[key], str):
+                raise RecordingError(f"{where}: logs[{i}].{key} is not a string: "
+                                     f"{str(log[key])[:40]!r}")
     txs = row.get("transactions", [])
     if not isinstance(txs, list):
         raise RecordingError(f"{where}: 'transactions' is not a list")
+    if not all(isinstance(tx, dict) for tx in txs):
+        raise RecordingError(f"{where}: 'transactions' holds an item that is not an object")
     return RecordedBlock(block=block, logs=logs, transactions=txs)
+
+
+#: a log's fields that are hex text in eth_getLogs (and that the node and inspect read so)
+_LOG_TEXT_FIELDS = ("address", "data", "transactionHash", "blockHash", "logIndex",
+                    "blockTimestamp", "transactionIndex", "blockNumber")
 
 
 def check_follows(path: str | Path, lineno: int, block: RecordedBlock,
@@ -285,6 +313,9 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise RecordingError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+        except RecursionError:  # [[[[...]]]]: was a traceback
+            raise RecordingError(f"{path}:{lineno}: not a recording line (JSON nested too "
+                                 "deep)") from None
         if lineno == 1:
             expected = check_header(path, row).get("blocks")
             yield row

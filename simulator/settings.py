@@ -309,6 +309,9 @@ def load_config(path: str | Path) -> SimSettings:
 
     path = Path(path)
     try:
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            # a FIFO: the open would wait for a writer (a folder: the open names it)
+            raise SettingsError(f"{path}: not a regular file")
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:
         raise SettingsError(f"{path}: no such config file") from None
@@ -316,4 +319,6 @@ def load_config(path: str | Path) -> SimSettings:
         raise SettingsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib has no depth limit: [[[[...]]]] was a traceback
+        raise SettingsError(f"{path}: not valid TOML (nested too deep)") from None
     return settings_from_dict(data, str(path))
