@@ -628,10 +628,8 @@ class Simulator:
                     conn.write_due()
             for block, t_pub, t_fan in fanned:
                 t_row = self.now_ns()
-                self.history.record("block_published", t_ns=t_pub, number=block.number,
-                                    hash=block.hash, parent_hash=block.rb.parent_hash,
-                                    timestamp=block.rb.timestamp,
-                                    order_filled=block.order_filled(), fanout_ns=t_fan - t_pub)
+                self.history.record("block_published", t_ns=t_pub,
+                                    **_history_block_fields(block), fanout_ns=t_fan - t_pub)
                 self._history_write_ns.append(self.now_ns() - t_row)
             self._record_indexed(now)
             if blocks:
@@ -839,10 +837,8 @@ class Simulator:
         for block in reversed(result.old):
             self._fan_out_removed(block)
         for block in result.new:
-            self.history.record("block_published", t_ns=block.visible_ns, number=block.number,
-                                hash=block.hash, parent_hash=block.rb.parent_hash,
-                                timestamp=block.rb.timestamp,
-                                order_filled=block.order_filled())
+            self.history.record("block_published", t_ns=block.visible_ns,
+                                **_history_block_fields(block))
             self._fan_out(block)
 
     def _sync_hooks(self) -> None:
