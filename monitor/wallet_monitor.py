@@ -337,6 +337,10 @@ class WsShard:
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
+        # live signs of a chain change (reorg heads, ``removed`` logs) seen so far: an
+        # eth_getLogs answer fetched across one may be the old chain's (see sync)
+        self._chain_changes = 0
+        self._sync_cut = False  # the last sync stopped short of its target (see sync)
         self._handback = False
         self._verified_restart = False
         self._stop = asyncio.Event()
@@ -419,10 +423,13 @@ class WsShard:
                         and before is not None else block)
         self._cursor_complete = True
 
-    async def _on_logs_sliced(self, logs: list[dict[str, Any]]) -> None:
+    async def _on_logs_sliced(self, logs: list[dict[str, Any]], *,
+                              changes: int | None = None) -> bool:
         """A backfill's logs to the pipeline, ``BACKFILL_SLICE`` at a time (in order), the
         event loop running in between; in firehose mode other makers' logs are dropped
-        before decoding, as live notifications are."""
+        before decoding, as live notifications are. With ``changes`` (the count of chain
+        changes when the logs were asked): False, delivering no further slice, once the
+        feed has seen another one since."""
         if self.firehose:
             n = len(logs)
             logs = [lg for lg in logs if self._watched(lg)]
@@ -430,7 +437,10 @@ class WsShard:
         for i in range(0, len(logs), self.BACKFILL_SLICE):
             if i:
                 await asyncio.sleep(0)
+            if changes is not None and changes != self._chain_changes:
+                return False
             await self.pipeline.on_logs(logs[i:i + self.BACKFILL_SLICE], "backfill")
+        return changes is None or changes == self._chain_changes
 
     def _watched(self, entry: dict[str, Any]) -> bool:
         """False only for a well-formed log of a maker this shard does not watch."""
@@ -489,6 +499,8 @@ class WsShard:
         if self.firehose and not self._watched(result):  # another maker's fill: dropped
             self.counters["other_wallet"] += 1            # before any decode or queueing
             return
+        if result.get("removed") is True:
+            self._chain_changes += 1
         size = live_log_bytes(result)
         if size is None:  # no OrderFilled is this big: garbage, before it is held
             self.pipeline.report_decode_error(result, "log too large to be an OrderFilled "
@@ -566,6 +578,7 @@ class WsShard:
             self.live_from = number
         if ev.kind is HeadKind.REORG:
             self.counters["reorgs_seen"] += 1
+            self._chain_changes += 1
             self._reorg_from = ev.start if self._reorg_from is None else min(
                 self._reorg_from, ev.start)
             self._wake.set()
@@ -820,18 +833,24 @@ class WsShard:
                 continue
             try:
                 if not self._verified_restart:
-                    await self._verify_restart_cursor()
+                    # taken before the check: a reconnect while it waits for the node asks
+                    # for another (its answers may predate a reorg that reconnect missed)
                     self._verified_restart = True
+                    try:
+                        await self._verify_restart_cursor()
+                    except BaseException:
+                        self._verified_restart = False
+                        raise
                 if self._reorg_from is not None:
                     # cleared only once the re-check succeeded: a re-check that fails (the
                     # node unreachable right after the reorg) is retried, never forgotten
-                    start = self._reorg_from
+                    start, changes = self._reorg_from, self._chain_changes
                     await self._recheck(start)
-                    if self._reorg_from == start:
-                        self._reorg_from = None
+                    if self._chain_changes == changes:  # no reorg came meanwhile (one from
+                        self._reorg_from = None  # the same height was taken for done)
                 await self.sync()
                 failures = 0
-                if self._handback and self.healthy_now():
+                if self._handback and not self._sync_cut and self.healthy_now():
                     self._handback = False
                     action = self.fallback.handed_back(self.clock.now())
                     self._health_replan()
@@ -851,6 +870,7 @@ class WsShard:
 
         The head is the feed's, or the node's as the head-lag probe saw it when the
         subscription fell behind (so a dead subscription's blocks are backfilled)."""
+        self._sync_cut = False
         head = self._known_head()
         if head is None:
             return 0
@@ -872,8 +892,17 @@ class WsShard:
             return {n: h for n, h in self.tracker.known().items() if n <= target}
 
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
+            changes = self._chain_changes
             logs = await self._get_logs(a, b)
-            await self._on_logs_sliced(logs)
+            if not await self._on_logs_sliced(logs, changes=changes):
+                # the feed saw a reorg while these logs were fetched or delivered: they may
+                # be the old chain's, and would deliver again a trade the feed has just
+                # retracted (an orphan at the sink twice). The cursor stays; the re-check
+                # runs first, then the range is asked again.
+                self.counters["syncs_outrun"] += 1
+                self._sync_cut = True
+                self._wake.set()
+                break
             await self._retract_orphans(a, b, logs)
             # the last range's cursors and the tracked hashes: one transaction
             await self._set_cursors(b, self.tracker.hash_at(b),
@@ -977,17 +1006,26 @@ class WsShard:
         self.counters["reorgs"] += 1
 
     async def _fix_range(self, fork: int, head: int) -> None:
+        changes = self._chain_changes
         logs: list[dict[str, Any]] = []
         for a, b in backfill_ranges(fork - 1, head, self.chunk_blocks):
             logs.extend(await self._get_logs(a, b))
-        ids = set()
-        for lg in logs:
-            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
-        for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, head):
-            if tid not in ids:
-                await self.pipeline.retract(tid, bh)
-        await self._on_logs_sliced(logs)
+        if self._chain_changes == changes:
+            ids = set()
+            for lg in logs:
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    ids.add(f"{str(lg['transactionHash']).lower()}:"
+                            f"{quantity(lg['logIndex'])}")
+            for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, head):
+                if tid not in ids:
+                    await self.pipeline.retract(tid, bh)
+            await self._on_logs_sliced(logs, changes=changes)
+        if self._chain_changes != changes:
+            # another reorg while the logs were fetched or used: they may be of the chain
+            # it replaced - the trades the feed has just retracted would be delivered
+            # again from them, the new chain's retracted. The re-check runs again.
+            self._reorg_from = min(fork, fork if self._reorg_from is None
+                                   else self._reorg_from)
         # above the fetched range: trades the live feed delivered from newer blocks while
         # the logs were fetched (the node has their block: kept), and orphans of an old
         # chain longer than the head (their height holds another block: retracted; one the

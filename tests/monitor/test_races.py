@@ -13,20 +13,74 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from hostile_node import HostileNode
+from hostile_node import Held, HostileNode, header
 from monitor_helpers import order_filled
 from test_reliability import (
+    cursor_at_least,
+    drop_and_resubscribe,
     first_sync,
+    history_rows,
+    replace_block,
+    run_monitor,
     settings,
+    trade_ids,
     until,
 )
 
-from monitor.sinks import CallbackSink, SinkEvent
+from monitor.sinks import CallbackSink, MemorySink, SinkEvent
 from monitor.wallet_monitor import WalletMonitor
 
 
 def _tid(log: dict[str, Any]) -> str:
     return f"{log['transactionHash']}:0"
+
+
+def test_a_sync_answer_from_before_a_reorg_does_not_bring_back_a_retracted_trade(
+        tmp_path: Path) -> None:
+    """A sync's eth_getLogs is answered from the old chain; before the sync goes on, the
+    live feed gets the reorg (``removed`` for the trade, the new head) and retracts the
+    trade. The sync then delivered the old chain's log: the orphan went to the sink a
+    second time (a bot copies it again), until the re-check retracted it once more. Logs
+    fetched while the chain changed are not delivered; the range is asked again."""
+    orphan = order_filled(block=101, tx=5)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            release = asyncio.Event()
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+                return found if release.is_set() else Held(release, found)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.logs.append(orphan)
+                await node.new_head(101)
+                await node.notify("logs", orphan)
+                await until(lambda: trade_ids(sink) == [_tid(orphan)], "the live trade")
+                node.rpc["eth_getLogs"] = get_logs
+                await node.new_head(103)  # a gap: a sync of 101..102, answered (held) with
+                await until(lambda: bool(asked), "the sync's eth_getLogs")  # the old chain
+                # the reorg: block 101 replaced without the trade; the feed says so
+                node.logs.remove(orphan)
+                replace_block(node, 101)
+                await node.notify("logs", dict(orphan, removed=True))
+                await node.notify("newHeads", dict(header(101), hash="0x" + "ee" * 32))
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the live retraction")
+                release.set()
+                await until(lambda: mon.shards[0].counters["reorgs"] >= 1, "re-checked")
+                node.head = 102  # the new chain goes on from the new block 101
+                await node.notify("newHeads", dict(header(102), parentHash="0x" + "ee" * 32))
+                await node.new_head(103)
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(orphan)]
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
 
 
 class _HeldCallback:
@@ -124,3 +178,118 @@ def test_a_retraction_never_reaches_the_sink_before_its_trade(tmp_path: Path) ->
     asyncio.run(go())
     assert bot.calls[:3] == [("trade", _tid(first), 1), ("trade", second_id, 1),
                              ("retraction", second_id, 1)]
+
+
+def test_a_second_reorg_during_a_re_check_is_re_checked_and_its_orphan_not_delivered_again(
+        tmp_path: Path) -> None:
+    """Block 101 is replaced twice: the first re-check's eth_getLogs is answered with the
+    middle chain (its trade z); before the re-check goes on, the feed gets the second
+    reorg (``removed`` z, a new head 101) and retracts z. The re-check then delivered z
+    again from its old answer, and, since the second reorg started at the same height
+    as the first, took it for done: z stood for good (the heads that followed moved the
+    cursor past 101 unchecked). A re-check across a chain change delivers nothing from
+    its answer, and runs again."""
+    z = order_filled(block=101, tx=9, block_hash="0x" + "e1" * 32)
+    middle, last = "0x" + "e1" * 32, "0x" + "e2" * 32
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            release = asyncio.Event()
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+                return found if release.is_set() else Held(release, found)
+
+            def block_101(h: str) -> None:
+                node.rpc["eth_getBlockByNumber"] = lambda p: dict(
+                    header(int(p[0], 16)), hash=h) if int(p[0], 16) == 101 \
+                    else header(int(p[0], 16))
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.new_head(101)
+                # the first reorg: block 101 replaced by one holding z, delivered live
+                node.logs.append(z)
+                block_101(middle)
+                node.rpc["eth_getLogs"] = get_logs
+                await node.notify("newHeads", dict(header(101), hash=middle))
+                await node.notify("logs", z)
+                await until(lambda: trade_ids(sink) == [_tid(z)], "z delivered live")
+                await until(lambda: bool(asked), "the re-check's eth_getLogs")
+                # the second reorg, while that answer (z) is held
+                node.logs.remove(z)
+                block_101(last)
+                await node.notify("logs", dict(z, removed=True))
+                await node.notify("newHeads", dict(header(101), hash=last))
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "z retracted live")
+                release.set()
+                for n in (102, 103, 104):  # the chain goes on from the last block 101
+                    node.head = n
+                    await node.notify("newHeads", dict(header(n), parentHash=last)
+                                      if n == 102 else header(n))
+                await until(lambda: cursor_at_least(mon, 103), "the cursor past 101")
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    delivered = [r["trade_id"] for r in history_rows(tmp_path, "delivered")]
+    retracted = [r["trade_id"] for r in history_rows(tmp_path, "retracted")]
+    assert (delivered, retracted) == ([_tid(z)], [_tid(z)])
+
+
+def test_a_reconnect_during_the_reconnect_check_checks_again(tmp_path: Path) -> None:
+    """Each reconnect re-checks the delivered blocks (a reorg while the socket was down
+    sent its removals to nobody). A second reconnect while that check waited for the node
+    set the flag again, but the check, finished with answers from before the reorg, then
+    marked the blocks verified: the second check never ran and the orphan stood for
+    good. The flag is taken when a check starts, so a reconnect meanwhile asks again."""
+    orphan = order_filled(block=101, tx=3)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            release = asyncio.Event()
+            asked: list[int] = []
+            reorged = False
+
+            def get_block(params: list[Any]) -> Any:
+                n = int(params[0], 16)
+                asked.append(n)
+                answer = dict(header(n), hash="0x" + "ee" * 32) if n == 101 and reorged \
+                    else header(n)
+                return answer if release.is_set() else Held(release, answer)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                nonlocal reorged
+                shard = mon.shards[0]
+
+                async def reconnect() -> None:
+                    connects = shard.counters["connects"]
+                    await drop_and_resubscribe(node)
+                    await until(lambda: shard.counters["connects"] > connects, "reconnected")
+                await first_sync(node, mon)
+                node.logs.append(orphan)
+                await node.new_head(101)
+                await node.notify("logs", orphan)
+                await node.new_head(102)
+                await until(lambda: len(trade_ids(sink)) == 1 and cursor_at_least(mon, 101),
+                            "the trade delivered, the cursor past its block")
+                node.rpc["eth_getBlockByNumber"] = get_block
+                await reconnect()
+                await node.new_head(103)  # the reconnect's check asks the node (held)
+                await until(lambda: bool(asked), "the reconnect check in flight")
+                await reconnect()  # the socket drops again meanwhile
+                release.set()
+                await until(lambda: 101 in asked, "the check past the trade's block")
+                node.logs.remove(orphan)  # block 101 replaced, its removals sent to nobody
+                reorged = True
+                connects = shard.counters["connects"]
+                await node.new_head(104)  # the third connection's check finds it
+                # (not a later reconnect's: a feed silent for long is reconnected)
+                await until(lambda: any(e.kind == "retraction" for e in sink.events)
+                            or shard.counters["connects"] > connects, "the orphan retracted")
+                assert shard.counters["connects"] == connects
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
