@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -125,7 +132,9 @@ def argv_secrets(flags: Mapping[str, Any], sets: Iterable[str]) -> list[ArgvSecr
             found.append(ArgvSecret("--" + dest.replace("_", "-"), setting, False))
     for item in sets:
         name, _, value = item.partition("=")
-        name = name.strip().replace("-", "_")
+        # lower-cased as the settings read it: --set EXPLORER_API_KEY=... was taken as the
+        # key, with neither run's warning nor the pilot's refusal
+        name = name.strip().replace("-", "_").lower()
         if name in SECRET_FIELDS and value:
             found.append(ArgvSecret(f"--set {name}", name, True))
         elif name in _URL_FLAGS.values() and _url_has_key(value):
@@ -452,6 +461,17 @@ class Settings(BaseSettings):
                              "cursor")
         return v
 
+    @field_validator("state_db", "metrics_host")
+    @classmethod
+    def _not_empty(cls, v: str, info: ValidationInfo) -> str:
+        # an empty state_db was the current folder ("state_db  is a directory"); an empty
+        # metrics_host listened on every interface, without a word
+        if not v.strip():
+            raise ValueError("must not be empty" + (
+                " (0.0.0.0 listens on every interface)" if info.field_name == "metrics_host"
+                else ""))
+        return v
+
     @field_validator("websocket_url")
     @classmethod
     def _ws_url(cls, value: str | None) -> str | None:
@@ -538,15 +558,18 @@ def _format_error(exc: ValidationError) -> str:
     ``speed`` check) reads "invalid settings: ...", not "invalid setting settings: ..."."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        # each part redacted alone: the whole line read "explorer_api_key: *** should be
+        # a valid string" and "api_key: *** setting" (a name, then ": ", looks like a key
+        # and its value); the values a message quotes are still masked, secrets only
+        loc = ".".join(str(p) or "''" for p in err.get("loc", ()))
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting"
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        parts.append(f"{redact(loc)}: {redact(msg)}" if loc else redact(msg))
     more = len(exc.errors()) - 3
     text = "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
     named = any(err.get("loc") for err in exc.errors()[:3])
-    return ("invalid setting " if named else "invalid settings: ") + redact(text)
+    return ("invalid setting " if named else "invalid settings: ") + text
 
 
 def _read_regular(path: str | Path) -> str:
@@ -564,6 +587,8 @@ def _read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config: file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {p} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib has no depth limit: [[[[...]]]] was a traceback
+        raise ConfigError(f"config: {p} is not valid TOML: nested too deep") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {p}: {exc.strerror}") from None
     if isinstance(data.get("monitor"), dict):
@@ -665,5 +690,5 @@ def load_settings(
                                          "__module__": __name__})
     try:
         return cls(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(exc)) from None
+    except ValidationError as exc:  # redacted part by part, not again as a whole
+        raise ConfigError(_format_error(exc), redacted=True) from None

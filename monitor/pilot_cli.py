@@ -51,7 +51,7 @@ def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("run", "status"), default="run",
                    help="run the pilot, or print the status of its store "
                         "(default: %(default)s)")
-    p.add_argument("--store", type=Path, metavar="DIR",
+    p.add_argument("--store", type=_store_path, metavar="DIR",
                    help="pilot store directory (SQLite + JSON lines) (required)")
     p.add_argument("--beat", type=float, default=5.0, metavar="S",
                    help="seconds between state records (uptime resolution) "
@@ -63,6 +63,14 @@ def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="status: print JSON instead of text (default: off)")
     return p
+
+
+def _store_path(text: str) -> Path:
+    """``--store``'s folder (argparse type): ``''`` was the current folder, and the pilot
+    wrote its store there."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
 
 
 def _fail(msg: str) -> int:

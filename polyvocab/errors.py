@@ -43,8 +43,12 @@ __all__ = [
 class ServiceError(Exception):
     """Base of every error a service client raises. The message is redacted when made."""
 
-    def __init__(self, message: str = "") -> None:
-        self.message = redact(message)
+    def __init__(self, message: str = "", *, redacted: bool = False) -> None:
+        """``redacted``: the caller redacted each part of ``message`` that may hold a
+        secret itself, and the rest is names and fixed words. A pass over the whole text
+        would mask a name with the word after it (``explorer_api_key: Input should be``
+        reads as ``api_key: <value>``)."""
+        self.message = message if redacted else redact(message)
         super().__init__(self.message)
 
 
