@@ -174,7 +174,23 @@ class PollingMonitor:
                  and lg["address"] in self.exchanges]
         self.counters["logs"] += len(logs)
         self.counters["fills"] += len(fills)
+        if self._rewound(wallet, cursor):
+            return False
         await self.pipeline.on_logs(fills, "poll")
+        if self._rewound(wallet, cursor):
+            return False
         safe = max(cursor, head - self.overlap)
         self.store.set_cursors([wallet], safe, None, self.group)
+        return True
+
+    def _rewound(self, wallet: str, cursor: int) -> bool:
+        """The wallet's cursor went below ``cursor`` since this poll read it: a reorg's
+        re-check (of the WebSocket shard this poller stands in for) rewound it to fetch
+        those blocks again. This poll's answer may be of the chain before: delivered, it
+        brought back what the re-check retracted, and its cursor (forward only, so past
+        the fork again) undid the rewind - the orphans above it were never judged."""
+        now = self.store.cursor(wallet)
+        if now is None or now.block >= cursor:
+            return False
+        self.counters["rewound_meanwhile"] += 1
         return True

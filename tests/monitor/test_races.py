@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from hostile_node import Held, HostileNode, header
 from monitor_helpers import order_filled
 from test_reliability import (
@@ -291,5 +292,89 @@ def test_a_reconnect_during_the_reconnect_check_checks_again(tmp_path: Path) -> 
                             or shard.counters["connects"] > connects, "the orphan retracted")
                 assert shard.counters["connects"] == connects
             await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
+
+
+class _HeldExplorer(HostileNode):
+    """A node whose explorer reports ``explorer_head`` and holds its getLogs answers
+    while ``hold`` is set (computed when asked: the explorer's view at that moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.explorer_head = 0
+        self.hold: asyncio.Event | None = None
+        self.held_queries = 0
+
+    async def _explorer(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        if query.get("module") == "proxy":
+            return web.json_response({"jsonrpc": "2.0", "id": 1,
+                                      "result": hex(self.explorer_head)})
+        answer = await super()._explorer(request)
+        if query.get("module") == "logs" and self.hold is not None:
+            self.held_queries += 1
+            await self.hold.wait()
+        return answer
+
+
+def test_a_poll_in_flight_at_the_handback_does_not_undo_a_re_check_s_rewind(
+        tmp_path: Path) -> None:
+    """The feed comes back (handback) with a reorg: the re-check rewinds the cursor to the
+    fork, to fetch those blocks again; the fallback poller, whose explorer call was in
+    flight, then wrote the cursor it had computed before the rewind (forward only, so up
+    past the fork again). The syncs went on from there: an orphan of the old chain above
+    the new head (its block unknown to the node at the re-check) was never judged and
+    stood for good. A poll whose wallet's cursor went down meanwhile leaves it there."""
+    orphan = order_filled(block=107, tx=4)
+    other = "0x" + "ee" * 32
+
+    async def go() -> None:
+        async with _HeldExplorer() as node:
+            def new_hash(n: int) -> str:
+                return other if n == 105 else "0x" + f"{n:x}".rjust(64, "e")
+
+            def new_chain(p: list[Any]) -> Any:  # 105 replaced; 106 on are the new chain's
+                n = int(p[0], 16)
+                if n < 105:
+                    return header(n)
+                if n > node.head:
+                    return None
+                return dict(header(n), hash=new_hash(n), parentHash=new_hash(n - 1)
+                            if n > 105 else header(104)["hash"])
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.logs.append(orphan)
+                for n in range(101, 111):
+                    await node.new_head(n)
+                    if n == 107:
+                        await node.notify("logs", orphan)
+                await until(lambda: len(trade_ids(sink)) == 1 and cursor_at_least(mon, 108),
+                            "the trade delivered, the cursor past its block")
+                node.explorer_head = 112
+                node.hold = asyncio.Event()
+                hold = node.hold
+                await until(lambda: node.held_queries > 0, "the fallback poll in flight",
+                            timeout=60)
+                poll = shard._poll_task
+                assert poll is not None
+                # the feed comes back with a reorg to 105 (the node has no 106 yet); the
+                # old chain's 106..110, and the trade in 107, are gone
+                node.logs.remove(orphan)
+                node.head = 105
+                node.rpc["eth_getBlockByNumber"] = new_chain
+                await node.notify("newHeads", dict(header(105), hash=other))
+                await until(lambda: shard.counters["reorgs"] >= 1 and shard._poller is None,
+                            "re-checked, handing back")
+                hold.set()  # the poll goes on, from its view of before the re-check
+                await until(poll.done, "handed back")
+                for n in range(106, 116):  # the new chain
+                    node.head = n
+                    await node.notify("newHeads", new_chain([hex(n)]))
+                await until(lambda: cursor_at_least(mon, 113), "synced on the new chain")
+            await run_monitor(node, tmp_path, body, speed=20.0, reconcile_interval=30,
+                              fallback_after=1, explorer_overlap_blocks=0)
     asyncio.run(go())
     assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
