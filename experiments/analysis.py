@@ -29,6 +29,7 @@ from experiments.checker import (
     detections_frame,
     run_checker,
 )
+from experiments.inputs import changed_since, fingerprint
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.scenario import ScenarioError, load_scenario
 from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
@@ -183,6 +184,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     one of the same scenario had succeeded, nothing is written and :class:`AnalysisFailed`
     is raised: a file damaged since does not replace good results with empty ones."""
     sdir = Path(sdir)
+    inputs = fingerprint(sdir)  # before reading: what this analysis is of
     run, problem = _run_record(sdir)
     readable = problem is None
     if problem is not None:
@@ -237,6 +239,10 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             early = _early_deliveries(outcomes)
             if early is not None:
                 raise _Unusable(early)
+            moved = changed_since(inputs, fingerprint(sdir))
+            if moved is not None:
+                raise _Unusable(f"the files changed while they were analysed ({moved}): "
+                                "a run still writing them?")
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
@@ -260,6 +266,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
         previous = previous_summary(sdir)
         if previous is not None:
             raise AnalysisFailed(sdir.name, str(summary["error"]), previous)
+    summary["inputs"] = inputs
     for name, frame in frames.items():
         _write_frame(frame, sdir / f"{name}.parquet")
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",

@@ -137,11 +137,11 @@ SUMMARY_KEYS = [
     "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
     "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
     "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
-    "latency_stages",
+    "latency_stages", "inputs",
 ]
 #: summary keys that are not numbers, so no threshold can name them
 _NOT_METRICS = frozenset({"scenario", "description", "era", "mode", "status", "error",
-                          "api_calls", "faults", "thresholds", "latency_stages"})
+                          "api_calls", "faults", "thresholds", "latency_stages", "inputs"})
 
 
 def number(value: Any) -> float | None:

@@ -9,23 +9,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import tomli_w
 from exp_helpers import (
     SPEED,
-    WALLET,
-    Sim,
-    monitor,
+    make_scenario_dir,
     ns,
-    retraction,
     tid,
-    trade,
     write_jsonl,
 )
 
 from experiments.analysis import SUMMARY_KEYS, analyze_scenario_dir
 from experiments.checker import OUTCOME_COLUMNS
 from experiments.cli import main
-from experiments.scenario import scenario_from_dict
 from experiments.store import (
     JsonlError,
     create_run,
@@ -36,32 +30,6 @@ from experiments.store import (
     write_manifest,
     write_run_summary,
 )
-
-THRESHOLDS = ["missed_pct < 1", "duplicates == 0", "latency_p95_s < 1"]
-
-
-def make_scenario_dir(run_dir: Path, name: str = "hand_made", *, status: str = "ok") -> Path:
-    sdir = run_dir / name
-    sdir.mkdir(parents=True)
-    scenario = scenario_from_dict({
-        "name": name, "recording": "default", "sim_duration_s": 100, "speed": SPEED,
-        "wallets": {"list": [WALLET]}, "thresholds": THRESHOLDS})
-    (sdir / "scenario.toml").write_bytes(tomli_w.dumps(scenario.to_toml_dict()).encode())
-    sim = (Sim().fault("ws_drop", 20, 20.5).block(10, 1, [tid(1)]).block(22, 2, [tid(2)])
-           .block(30, 3, [tid(3)], fork="ee").block(32, 3, [], fork="ff").block(50, 4, [tid(4)]))
-    write_jsonl(sdir / "sim_history.jsonl", sim.sorted())
-    write_jsonl(sdir / "monitor_history.jsonl", monitor(extra=[
-        {"t_ns": ns(0), "event": "feed", "healthy": True, "cause": "subscribed"}]))
-    write_jsonl(sdir / "detections.jsonl", [
-        trade(10.2, tid(1)), trade(24, tid(2), source="backfill"), trade(30.1, tid(3)),
-        retraction(32.1, tid(3))])
-    run = {"scenario": name, "description": "", "mode": "websocket", "speed": SPEED,
-           "seed": 0, "sim_duration_s": 100, "actionable_window_s": 5.0,
-           "thresholds": THRESHOLDS, "wallets": [WALLET], "status": status,
-           "error": "simulator exited with code 1 before READY" if status != "ok" else None,
-           "window_start_ns": ns(0), "window_end_ns": ns(100)}
-    (sdir / "run.json").write_text(json.dumps(run), encoding="utf-8")
-    return sdir
 
 
 def test_analysis_writes_the_contract_files(tmp_path: Path) -> None:
