@@ -195,6 +195,7 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     from experiments.store import load_run_summary, resolve_run, write_run_summary
 
     run_dir = resolve_run(args.run)
+    _refuse_special_files(run_dir)
     try:
         order = [s["scenario"] for s in load_run_summary(run_dir)["scenarios"]]
     except (OSError, ValueError, KeyError, TypeError):
@@ -214,6 +215,12 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         except AnalysisFailed as exc:  # a file damaged since: the good results stand
             summaries.append(exc.previous)
             failed.append(str(exc))
+        except RecursionError:  # a run.json of [[[[...]]]]: was a traceback; nothing of it
+            # was written yet, so its earlier results (if any) stand
+            why = "a file of it is JSON nested too deep (damaged)"
+            summaries.append(_previous(dirs[n]) or {"scenario": n, "status": "inconclusive",
+                                                   "error": why})
+            failed.append(f"{n}: {why}; its earlier results are kept")
     for n in order:
         if n not in dirs:  # listed, but its folder is gone: said, kept in the summary
             summaries.append({"scenario": n, "status": "missing",
@@ -228,6 +235,38 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     return 1 if failed else 0
 
 
+def _previous(sdir: Path) -> dict[str, Any] | None:
+    from experiments.analysis import previous_summary
+
+    try:
+        return previous_summary(sdir)
+    except RecursionError:
+        return None
+
+
+#: how deep a run directory is walked for FIFOs: <run>/<scenario>/seeds/<seed>/<file>
+_RUN_DEPTH = 4
+
+
+def _refuse_special_files(run_dir: Path) -> None:
+    """A FIFO (or a device, a socket) anywhere in a run directory is a :class:`CliError`
+    before anything is read or written: opening one to read or to write waits for a
+    partner, and ``analyze`` hung on it, signals and all."""
+    for top, dirs, files in os.walk(run_dir):
+        depth = len(Path(top).relative_to(run_dir).parts)
+        if depth >= _RUN_DEPTH:
+            dirs[:] = []
+        for name in files:
+            path = Path(top) / name
+            try:
+                special = path.exists() and not path.is_file()
+            except OSError:  # a symlink loop: reading it says so
+                continue
+            if special:
+                raise CliError(f"{path}: not a regular file (a FIFO or a device in the run "
+                               "directory); nothing was analysed")
+
+
 def _manifest_names(run_dir: Path) -> list[str]:
     """The scenarios the run's manifest lists (``{"name": ...}`` entries), or none."""
     try:
@@ -236,7 +275,7 @@ def _manifest_names(run_dir: Path) -> list[str]:
         return [e["name"] if isinstance(e, dict) else e for e in entries
                 if isinstance(e, str) or (isinstance(e, dict) and isinstance(e.get("name"),
                                                                              str))]
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
         return []
 
 

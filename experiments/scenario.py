@@ -96,6 +96,9 @@ MODES = ("websocket", "polling")
 MAX_BLOCKS = 406_000  # blocks to synthesise: a week at 1.5-s blocks, plus an hour of grace
 MAX_SIM_DURATION_S = 7 * 86_400.0  # simulated seconds measured (and grace): a week
 MAX_SPEED = 100_000.0
+#: the simulator's slowest --speed (slower, its clock's nanoseconds overflow): a scenario
+#: of speed 1e-300 validated, then each run was a harness error
+MIN_SPEED = 0.001
 MAX_ACTIONABLE_WINDOW_S = 3600.0
 MAX_WALLETS = 10_000
 MAX_SEED = 2**63 - 1
@@ -117,6 +120,12 @@ def _positive(value: float | None, what: str = "must be > 0") -> float | None:
 def _at_most(value: float | None, limit: float, unit: str = "") -> float | None:
     if value is not None and value > limit:
         raise ValueError(f"must be at most {limit:g}{unit}, got {value:g}")
+    return value
+
+
+def _speed_floor(value: float | None, field: str | None) -> float | None:
+    if field == "speed" and value is not None and value < MIN_SPEED:
+        raise ValueError(f"must be at least {MIN_SPEED:g}, got {value:g}")
     return value
 
 
@@ -358,7 +367,7 @@ class QuickSpec(_Strict):
     @classmethod
     def _pos(cls, v: float | None, info: ValidationInfo) -> float | None:
         limit = MAX_SPEED if info.field_name == "speed" else MAX_SIM_DURATION_S
-        return _at_most(_positive(v), limit)
+        return _speed_floor(_at_most(_positive(v), limit), info.field_name)
 
 
 class Scenario(_Strict):
@@ -404,6 +413,7 @@ class Scenario(_Strict):
                        "actionable_window_s": (MAX_ACTIONABLE_WINDOW_S, " s")}[
                            str(info.field_name)]
         _at_most(v, limit, unit)
+        _speed_floor(v, info.field_name)
         return v
 
     @field_validator("grace_s")
@@ -603,6 +613,10 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _scenario_document(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            # a FIFO: the open waited for a writer (validate and run hung); a folder: the
+            # open says so
+            raise ScenarioError(f"{path}: cannot read (not a regular file)")
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
@@ -610,6 +624,8 @@ def _scenario_document(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ScenarioError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib has no depth limit: [[[[...]]]] was a traceback
+        raise ScenarioError(f"{path}: not valid TOML (nested too deep)") from None
     base = data.pop("extends", None)
     if base is None:
         return data

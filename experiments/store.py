@@ -11,6 +11,7 @@ list, ``JsonlRows`` as an iterable read again at each pass).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import importlib.metadata
 import json
 import os
@@ -103,6 +104,7 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
     checked."""
     path = Path(path)
     bad: tuple[int, str] | None = None  # a line that is not JSON: torn if nothing follows
+    _refuse_special(path)
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(iter(lambda: fh.readline(MAX_LINE_CHARS + 1), "")):
             if len(line) > MAX_LINE_CHARS:  # refused before it is held whole
@@ -117,6 +119,8 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
             except json.JSONDecodeError as exc:
                 bad = (i + 1, f"not JSON ({exc.msg})")
                 continue
+            except RecursionError:  # [[[[...]]]]: was a traceback in analyze and the report
+                raise JsonlError(path, i + 1, "JSON nested too deep") from None
             if not isinstance(row, dict):
                 raise JsonlError(path, i + 1, "expected a JSON object")
             if select is not None:
@@ -127,6 +131,13 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
                 if row is None:
                     continue
             yield row
+
+
+def _refuse_special(path: Path) -> None:
+    """An ``OSError`` for a path that is there and is neither a file nor a folder (a FIFO,
+    a device): opening a FIFO waits for a writer, and ``analyze`` or the report hung."""
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
 
 
 def read_jsonl(path: str | Path, select: Select | None = None) -> list[dict[str, Any]]:
@@ -227,7 +238,12 @@ def write_run_summary(run_dir: Path, summaries: list[dict[str, Any]]) -> Path:
 
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    path = run_dir / "summary.json"
+    _refuse_special(path)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # a ValueError as any other JSON that cannot be read
+        raise ValueError(f"{path}: JSON nested too deep") from None
     return data
 
 
