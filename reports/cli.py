@@ -40,25 +40,52 @@ def _tolerance(text: str) -> float:
     return v
 
 
+def _path(text: str) -> str:
+    """A path that names something (argparse type): ``--json ''`` wrote nothing and said
+    nothing, ``--out ''`` wrote the default, a run ``''`` was the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
+def _criteria(path: str | None) -> Any:
+    """:func:`load_criteria`, a FIFO refused (its open waited for a writer) and a file
+    nested too deep for ``tomllib`` (a RecursionError traceback) one line."""
+    if path is not None:
+        p = Path(path)
+        if p.exists() and not (p.is_file() or p.is_dir()):
+            raise CriteriaError(f"criteria file {p} unreadable: not a regular file")
+    try:
+        return load_criteria(path)
+    except RecursionError:
+        raise CriteriaError(f"criteria file {path} is not valid TOML: nested too deep") \
+            from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m reports", description="Migration reports from the run store.")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     b = sub.add_parser("build", help="write RUN_DIR/report.html with the verdict")
-    b.add_argument("run_dir", metavar="RUN_DIR", help="results/<run-id> or results/latest")
-    b.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")
-    b.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
-    b.add_argument("--json", metavar="FILE", dest="json_out",
+    b.add_argument("run_dir", type=_path, metavar="RUN_DIR",
+                   help="results/<run-id> or results/latest")
+    b.add_argument("--criteria", type=_path, metavar="FILE",
+                   help="criteria TOML (default: built in)")
+    b.add_argument("--out", type=_path, metavar="FILE",
+                   help="where to write (default RUN_DIR/report.html)")
+    b.add_argument("--json", type=_path, metavar="FILE", dest="json_out",
                    help="also write the verdict, reasons and every gate (with its bound) "
                         "as JSON to FILE ('-' for stdout) (default: none)")
     b.add_argument("--exit-code", action="store_true",
                    help="exit with the verdict: GO 0, NO-GO 1, MARGINAL 3, INCONCLUSIVE 4 "
                         "(default: 0 whatever the verdict)")
     c = sub.add_parser("compare", help="compare two runs metric by metric")
-    c.add_argument("run_a", metavar="RUN_A", help="the baseline run directory")
-    c.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
-    c.add_argument("--criteria", metavar="FILE", help="criteria TOML (default: built in)")
-    c.add_argument("--out", metavar="FILE", help="HTML output (default RUN_B/compare.html)")
+    c.add_argument("run_a", type=_path, metavar="RUN_A", help="the baseline run directory")
+    c.add_argument("run_b", type=_path, metavar="RUN_B", help="the run compared with it")
+    c.add_argument("--criteria", type=_path, metavar="FILE",
+                   help="criteria TOML (default: built in)")
+    c.add_argument("--out", type=_path, metavar="FILE",
+                   help="HTML output (default RUN_B/compare.html)")
     c.add_argument("--tolerance", type=_tolerance, default=0.10,
                    help="relative change counted as a regression (default 0.10)")
     c.add_argument("--fail-on-regression", action="store_true",
@@ -71,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _build(args: argparse.Namespace) -> int:
     from reports.render import write_report
 
-    criteria = load_criteria(args.criteria)
+    criteria = _criteria(args.criteria)
     run = load_run(args.run_dir)
     report, path = write_report(run, criteria, Path(args.out) if args.out else None)
     if args.json_out:
@@ -134,7 +161,7 @@ def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
 def _compare(args: argparse.Namespace) -> int:
     from reports.compare import compare_runs, render_compare, text_table
 
-    criteria = load_criteria(args.criteria)
+    criteria = _criteria(args.criteria)
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     cmp = compare_runs(run_a, run_b, criteria, tolerance=args.tolerance)
     out = Path(args.out) if args.out else run_b.path / "compare.html"

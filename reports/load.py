@@ -120,7 +120,19 @@ class Run:
         raise KeyError(name)
 
 
+def _special(path: Path) -> bool:
+    """There, and neither a file nor a folder (a FIFO, a device): opening a FIFO waits for
+    a writer, and the report hung on one in the run directory."""
+    try:
+        return path.exists() and not (path.is_file() or path.is_dir())
+    except OSError:
+        return False
+
+
 def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
+    if _special(path):
+        problems.append(f"{path.name} is not a regular file")
+        return {}
     try:
         data = json.loads(read_small_text(path, JSON_BYTES))
     except FileNotFoundError:
@@ -128,6 +140,9 @@ def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
         return {}
     except (OSError, ValueError) as exc:
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
+        return {}
+    except RecursionError:  # [[[[...]]]]: was a traceback
+        problems.append(f"{path.name} could not be read (JSON nested too deep)")
         return {}
     if not isinstance(data, dict):
         problems.append(f"{path.name} is not a JSON object")
@@ -157,6 +172,9 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if not path.exists():
         problems.append(f"{path.name} is missing")
         return None
+    if _special(path):
+        problems.append(f"{path.name} is not a regular file")
+        return None
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
@@ -170,9 +188,11 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
 
 
 def _mode_from_toml(path: Path) -> str | None:
+    if _special(path):
+        return None
     try:
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, RecursionError):
         return None
     for table in (data, data.get("scenario", {}), data.get("monitor", {})):
         if isinstance(table, dict) and isinstance(table.get("mode"), str):
@@ -285,7 +305,8 @@ def load_run(path: str | Path) -> Run:
         if isinstance(entry, dict) and isinstance(entry.get("scenario"), str):
             listed[entry["scenario"]] = entry
             names.append(entry["scenario"])
-    for entry in manifest.get("scenarios", []) if isinstance(manifest, dict) else []:
+    listed_in_manifest = manifest.get("scenarios")  # a number there was a TypeError
+    for entry in listed_in_manifest if isinstance(listed_in_manifest, list) else []:
         # the runner lists {"name": ..., "file": ...}; older manifests, plain names
         name = entry.get("name") if isinstance(entry, dict) else entry
         if isinstance(name, str) and name not in names:
