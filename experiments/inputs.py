@@ -12,6 +12,7 @@ modification times: a run directory copied elsewhere keeps its sizes.
 from __future__ import annotations
 
 import hashlib
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,11 @@ def fingerprint(sdir: Path) -> dict[str, dict[str, Any]]:
     for name in ANALYSED_FILES:
         path = sdir / name
         try:
-            size = path.stat().st_size
-            entry: dict[str, Any] = {"bytes": size}
-            if size <= HASHED_BYTES:
+            st = path.stat()
+            entry: dict[str, Any] = {"bytes": st.st_size}
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read below
+                entry["regular"] = False
+            elif st.st_size <= HASHED_BYTES:
                 entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             continue

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.checker import OUTCOME_COLUMNS
+from experiments.inputs import changed_since, fingerprint
 from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, read_small_text
@@ -271,6 +272,10 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
             # keep the mode so the verdict knows which gates this scenario was needed for
             summary = {"scenario": name, "mode": mode, "status": "missing"}
     problems.extend(summary_problems(summary, listed))
+    moved = changed_since(summary.get("inputs"), fingerprint(sdir))
+    if moved is not None:  # the stored results describe files that are no longer there
+        problems.append(f"its files changed after they were analysed ({moved}): run "
+                        f"`python -m experiments analyze {run_dir}` again")
     outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
     sim = _read_history(sdir / "sim_history.jsonl", problems)

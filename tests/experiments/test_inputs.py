@@ -3,6 +3,7 @@ found (the report then says the stored results no longer describe them)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ def test_unchanged_files_are_not_a_change_and_every_change_is_named(tmp_path: Pa
     toml.write_text(text)
     (sdir / "detections.jsonl").unlink()
     assert "detections.jsonl is gone" in (changed_since(recorded, fingerprint(sdir)) or "")
+    os.mkfifo(sdir / "detections.jsonl")  # never opened: a read would block
+    assert fingerprint(sdir)["detections.jsonl"] == {"bytes": 0, "regular": False}
+    assert "detections.jsonl was" in (changed_since(recorded, fingerprint(sdir)) or "")
 
 
 def test_the_analysis_records_its_inputs_and_refuses_files_that_change_under_it(
@@ -60,3 +64,31 @@ def test_the_analysis_records_its_inputs_and_refuses_files_that_change_under_it(
     summary = analyze_scenario_dir(sdir)
     assert summary["status"] == "inconclusive"
     assert "changed while they were analysed (detections.jsonl was" in summary["error"]
+
+
+def test_a_report_of_files_changed_since_their_analysis_is_inconclusive(
+        tmp_path: Path) -> None:
+    """``reports build`` takes the stored analysis as written. A history cut (or a
+    scenario.toml edited) after it was analysed left the report showing the old results
+    as if the files still said so; now the scenario is a data problem, naming the file."""
+    from experiments.store import write_manifest, write_run_summary
+    from reports.criteria import load_criteria
+    from reports.load import load_run
+    from reports.verdict import Verdict, evaluate
+
+    run_dir = create_run(tmp_path / "results", "r1")
+    sdir = make_scenario_dir(run_dir, "one")
+    write_manifest(run_dir, scenarios=[], command=[], started="", quick=False, jobs=1)
+    write_run_summary(run_dir, [analyze_scenario_dir(sdir)])
+    assert not load_run(run_dir).scenarios[0].problems
+
+    sim = sdir / "sim_history.jsonl"
+    whole = sim.read_bytes()
+    sim.write_bytes(whole[: len(whole) // 2])
+    run = load_run(run_dir)
+    assert any("its files changed after they were analysed (sim_history.jsonl was "
+               f"{len(whole):,} bytes" in p and "experiments analyze" in p
+               for p in run.scenarios[0].problems), run.scenarios[0].problems
+    result = evaluate(run, load_criteria())
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert any("changed after they were analysed" in r for r in result.reasons), result.reasons
