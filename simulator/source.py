@@ -446,6 +446,9 @@ class FileSource(BlockSource):
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordingError(f"{self.path}:{i + 2}: not JSON ({exc})") from None
+        except RecursionError:  # [[[[...]]]] past the first block: serve crashed after READY
+            raise RecordingError(f"{self.path}:{i + 2}: not a recording line (JSON nested "
+                                 "too deep)") from None
         return _check_block(self.path, i + 2, row)
 
     def next_block(self) -> RecordedBlock | None:

@@ -146,6 +146,21 @@ def test_a_truncated_file_ends_the_streamed_chain_where_it_breaks(tmp_path: Path
         FileSource(bad)
 
 
+
+def test_a_line_nested_too_deep_ends_the_streamed_chain_there_not_the_process(
+        tmp_path: Path) -> None:
+    """A recording line nested 100,000 deep past the first block raised RecursionError
+    out of the replay (serve crashed after READY); it is a defect of the file like any
+    other: the chain ends there, the error named."""
+    path = save_recording(make_recording(40), tmp_path / "r.jsonl.gz")
+    raw = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    bad = tmp_path / "deep.jsonl.gz"
+    bad.write_bytes(gzip.compress(b"".join([*raw[:21], b"[" * 100_000 + b"\n", *raw[22:]])))
+    chain = Chain(FileSource(bad), settings=SimSettings(window_blocks=4))
+    _run_to_end(chain)
+    assert chain.published == 20 and chain.exhausted()
+    assert "nested too deep" in (chain.blocks.error or "")  # type: ignore[union-attr]
+
 # -- over loopback: python -m simulator serve ---------------------------------------------------
 
 def _serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
