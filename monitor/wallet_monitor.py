@@ -579,6 +579,10 @@ class WsShard:
         if ev.kind is HeadKind.REORG:
             self.counters["reorgs_seen"] += 1
             self._chain_changes += 1
+            # a node head the probe saw before the reorg may be of the chain it replaced
+            # (a shorter new chain): the re-check fetched and judged up to it, retracting
+            # the new chain's trades the feed delivered meanwhile. The next probe says.
+            self.node_head = None
             self._reorg_from = ev.start if self._reorg_from is None else min(
                 self._reorg_from, ev.start)
             self._wake.set()

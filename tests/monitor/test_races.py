@@ -378,3 +378,66 @@ def test_a_poll_in_flight_at_the_handback_does_not_undo_a_re_check_s_rewind(
                               fallback_after=1, explorer_overlap_blocks=0)
     asyncio.run(go())
     assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
+
+
+def test_a_re_check_after_a_reorg_to_a_shorter_chain_keeps_the_new_chain_s_live_trades(
+        tmp_path: Path) -> None:
+    """The head-lag probe saw the node at 110 (the feed lagged); then a reorg to a shorter
+    chain, head 105. The re-check fetched the logs up to the higher of the feed's head
+    and that probe's - 110, a head of the chain the reorg replaced - and retracted what
+    it did not find there, including the new chain's trade in 106 the feed delivered
+    while the logs were fetched (delivered again later: the bot undid and redid it). The
+    node's head a probe saw before a reorg does not count after it."""
+    live = order_filled(block=106, tx=6, block_hash="0x" + "e6" * 32)
+    other = "0x" + "ee" * 32
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            release = asyncio.Event()
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+                return found if release.is_set() else Held(release, found)
+
+            def new_chain(p: list[Any]) -> Any:
+                n = int(p[0], 16)
+                if n > node.head:
+                    return None
+                return dict(header(n), hash=other) if n == 105 else dict(
+                    header(n), hash=live["blockHash"], parentHash=other) if n == 106 \
+                    else header(n)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.head = 110  # the node moves on; the feed sends nothing: the probe
+                await until(lambda: shard.node_head == 110 and cursor_at_least(mon, 109)
+                            and shard.counters["head_lag_reconnects"] == 1,
+                            "the probe saw the node ahead")
+                await until(lambda: bool(node.subs) and shard.counters["connects"] == 2,
+                            "reconnected")
+                await node.new_head(110)
+                # a reorg to a shorter chain: 105 replaced, the node's head now 105
+                node.head = 105
+                node.rpc["eth_getBlockByNumber"] = new_chain
+                node.rpc["eth_getLogs"] = get_logs
+                await node.notify("newHeads", dict(header(105), hash=other))
+                await until(lambda: bool(asked), "the re-check's eth_getLogs")
+                # the new chain goes on while it is in flight: 106 and its trade, live
+                node.head = 106
+                node.logs.append(live)
+                await node.notify("newHeads", new_chain([hex(106)]))
+                await node.notify("logs", live)
+                await until(lambda: trade_ids(sink) == [_tid(live)], "the live trade")
+                release.set()
+                await until(lambda: shard.counters["reorgs"] >= 1, "re-checked")
+                node.head = 107
+                await node.notify("newHeads", dict(header(107), parentHash=live["blockHash"]))
+                await until(lambda: cursor_at_least(mon, 106), "synced past 106")
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+    assert history_rows(tmp_path, "retracted") == []
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
