@@ -33,6 +33,7 @@ A scenario is a TOML file (``experiments/scenarios/*.toml``)::
     [quick]                         # optional: what --quick runs instead
     sim_duration_s = 120
     speed = 40
+    wallets = 30                    # a count in place of wallets.count
 
 ``extends = "other.toml"`` (a file beside it) starts from another scenario: tables merge
 key by key, anything else replaces the other's (experiments/scenarios/soak/soak_week.toml).
@@ -362,6 +363,16 @@ class QuickSpec(_Strict):
     sim_duration_s: float | None = None
     speed: float | None = None
     grace_s: float | None = None
+    #: wallets watched in the quick form (a shorter chain has fewer active wallets)
+    wallets: int | None = None
+
+    @field_validator("wallets")
+    @classmethod
+    def _wallets(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1")
+        _at_most(v, MAX_WALLETS)
+        return v
 
     @field_validator("sim_duration_s", "speed", "grace_s")
     @classmethod
@@ -525,8 +536,12 @@ class Scenario(_Strict):
         # a fault set to start after the shorter run ends would never start: not kept (a
         # scenario that names one is refused at validation)
         faults = tuple(f for f in self.faults if f.at is None or f.at < duration + grace)
+        wallets = self.wallets
+        if self.quick.wallets is not None and wallets.count is not None:
+            wallets = wallets.model_copy(update={"count": self.quick.wallets})
         return self.model_copy(update={"sim_duration_s": duration, "speed": speed,
-                                       "grace_s": grace, "blocks": blocks, "faults": faults})
+                                       "grace_s": grace, "blocks": blocks, "faults": faults,
+                                       "wallets": wallets})
 
     def simulator_config(self) -> dict[str, Any]:
         """The simulator config document (docs/contracts.md 'Simulator config')."""
