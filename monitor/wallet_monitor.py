@@ -237,8 +237,8 @@ class _Rpc:
         of up to ``batch_size`` calls (one HTTP request each). A refused batch (an error
         object for the whole batch, a 4xx, or an answer that is not a batch's) halves
         ``batch_size`` for this client from then on (a provider's batch limit), down to one
-        call at a time. A call the node answered with an error raises it, as :meth:`call`
-        does; so does a failed request."""
+        call at a time; so does a batch that timed out. A call the node answered with an
+        error raises it, as :meth:`call` does; so does a failed request."""
         out: list[Any] = []
         i = 0
         while i < len(params):
@@ -262,6 +262,18 @@ class _Rpc:
                             "on", len(chunk), method, exc,  # it passes, or no batch at all
                             f"batches of {self.batch_size}" if self.batch_size > 1
                             else "one call at a time")
+                continue
+            except Timeout as exc:
+                # a node too slow for this many calls in one request (a restart check asks
+                # for up to 128 blocks at once): the same batch timed out at every retry,
+                # for ever. Halved like a refused one, down to one call at a time, whose
+                # timeout then raises as any call's
+                self.failures += 1
+                self.calls[method] -= len(chunk)
+                self.batch_size = len(chunk) // 2
+                log.warning("JSON-RPC batch of %d %s calls timed out (%s): %s from now on",
+                            len(chunk), method, exc, f"batches of {self.batch_size}"
+                            if self.batch_size > 1 else "one call at a time")
                 continue
             except MonitorError:
                 self.failures += 1

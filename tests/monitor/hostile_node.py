@@ -38,6 +38,8 @@ class HostileNode:
         self.requests: list[dict[str, Any]] = []
         self.refuse_batches = False  # a batch gets one error object, as some providers do
         self.batch_limit: int | None = None  # ... only a batch of more than this many
+        # a batch of more than n calls is answered only once the event is set (a slow node)
+        self.batch_hold: tuple[int, asyncio.Event] | None = None
         self.explorer_queries: list[dict[str, str]] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -102,6 +104,9 @@ class HostileNode:
                 self.batch_limit is not None and len(body) > self.batch_limit)):
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32600, "message": "batch requests are not supported"}})
+        if isinstance(body, list) and self.batch_hold is not None \
+                and len(body) > self.batch_hold[0]:
+            await self.batch_hold[1].wait()
         items = body if isinstance(body, list) else [body]
         out = []
         for item in items:

@@ -1041,6 +1041,35 @@ def test_the_stop_row_bills_a_run_only_its_own_cpu(tmp_path: Path) -> None:
     assert first > 0 and 0 < second <= process - first - 0.45
 
 
+def test_a_batch_that_times_out_is_halved_not_retried_for_ever() -> None:
+    """A node too slow for 8 calls in one request: the same batch timed out at every try
+    (the restart check of a busy monitor asks for up to 128 blocks at once, and never
+    finished: the 20-kill crash loop's phantoms under load). It is halved as a refused
+    batch is, until a batch passes; the results are the same, in order."""
+    import aiohttp
+
+    from monitor.clock import SystemClock
+    from monitor.history import NullHistory
+    from monitor.wallet_monitor import _Rpc
+
+    many = [[hex(n), False] for n in range(1, 9)]
+
+    async def go() -> None:
+        async with HostileNode() as node, aiohttp.ClientSession() as session:
+            slow = asyncio.Event()
+            node.batch_hold = (2, slow)  # more than 2 calls in a request: no answer
+            rpc = _Rpc(node.rpc_url, session, history=NullHistory(), clock=SystemClock(),
+                       timeout=0.3, speed=1.0, rate_per_s=1000.0, batch_size=8)
+            try:
+                got = await asyncio.wait_for(rpc.call_many("eth_getBlockByNumber", many),
+                                             TIMEOUT)
+            finally:
+                slow.set()
+            assert [b["number"] for b in got] == [hex(n) for n in range(1, 9)]
+            assert rpc.batch_size == 2 and rpc.calls["eth_getBlockByNumber"] == 8
+    asyncio.run(go())
+
+
 def test_call_many_batches_in_order_and_tells_garbage_from_a_refusal() -> None:
     """``_Rpc.call_many``: results in the order asked, ``batch_size`` calls a request; an
     unreadable answer (HTML with status 200) fails the call as it would a single one and
