@@ -18,9 +18,11 @@ from monitor_sim import (
     assert_exactly_once,
     history_events,
     read_jsonl,
+    standing,
     start_monitor,
     start_sim,
     top_wallets,
+    truth,
     wait_all_detected,
     wait_for,
 )
@@ -57,7 +59,10 @@ def first_block(recording: Path) -> int:
 
 def run_clean(recording: Path, wallets: list[str], tmp: Path, *, mode: str = "websocket",
               extra: list[str] | None = None, config: str | None = None,
-              fault: tuple | None = None, fault_at: int = 20) -> tuple:
+              fault: tuple | None = None, fault_at: int = 20,
+              caught_up: bool = False) -> tuple:
+    """``caught_up``: the fault waits until the monitor has delivered the chain so far (a
+    reorg of blocks a loaded monitor had not delivered yet has nothing to retract)."""
     sim = start_sim(recording, tmp, speed=SPEED, config=config)
     try:
         mon = start_monitor(sim, tmp, wallets, speed=SPEED, mode=mode,
@@ -69,6 +74,10 @@ def run_clean(recording: Path, wallets: list[str], tmp: Path, *, mode: str = "we
                 if mode == "websocket":  # the fault hits a feed that had heads flowing
                     wait_for(lambda: any(r["event"] == "feed" and r["healthy"]
                                          for r in read_jsonl(mon.history)), 60, "heads")
+                if caught_up:
+                    so_far = truth(sim.history, wallets)
+                    wait_for(lambda: standing(read_jsonl(mon.detections))[0] >= so_far, 60,
+                             "the chain so far delivered")
                 for f in fault:
                     sim.fault(*f)
             want = wait_all_detected(mon, sim, wallets)
@@ -200,7 +209,7 @@ def test_reorg_retracts_and_redelivers(recording: Path, wallets: list[str],
     sim, _mon, _want, rows = run_clean(
         recording, wallets, tmp_path,
         fault=(("reorg", None, {"depth": 3, "seed": 2, "move_share": 0.5,
-                                "vanish_share": 0.5}),), fault_at=25)
+                                "vanish_share": 0.5}),), fault_at=25, caught_up=True)
     reorgs = [r for r in read_jsonl(sim.history) if r["event"] == "reorg"]
     assert reorgs
     retractions = [r for r in rows if r["kind"] == "retraction"]
