@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_checks import error_line, quick_virtual_run
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SCENARIO = "websocket_clean"
@@ -23,21 +25,9 @@ def experiments(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def error_line(res: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    assert "Traceback" not in res.stderr, res.stderr
-    assert res.returncode == code, (res.returncode, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def stored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("results")
-    res = experiments("run", SCENARIO, "--quick", "--clock", "virtual", "--no-progress",
-                      "--out", str(out), timeout=300)
-    assert res.returncode == 0, res.stderr
-    return (out / "latest").resolve()
+    return quick_virtual_run(tmp_path_factory.mktemp("results"), SCENARIO)
 
 
 @pytest.fixture

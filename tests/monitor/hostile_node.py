@@ -188,6 +188,19 @@ class Held:
         self.release, self.result = release, result
 
 
+def held_get_logs(node: HostileNode, release: asyncio.Event, asked: list[tuple[int, int]],
+                  hold: Callable[[int, int], bool] = lambda a, b: True,
+                  ) -> Callable[[list[Any]], Any]:
+    """An ``eth_getLogs`` answer (the node's logs in the range) held until ``release`` for
+    the ranges ``hold`` picks; every range asked is appended to ``asked``."""
+    def get_logs(params: list[Any]) -> Any:
+        a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        asked.append((a, b))
+        found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+        return Held(release, found) if hold(a, b) and not release.is_set() else found
+    return get_logs
+
+
 class Raw:
     """A raw HTTP answer from a scripted JSON-RPC method (HTML, truncated JSON, ...)."""
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_checks import error_line
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 W = "0x" + "11" * 20
@@ -24,14 +26,6 @@ def monitor(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
     return subprocess.run([PY, "-m", "monitor", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL,
                           env={**base, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
-def error_line(res: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in res.stderr, res.stderr
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error: " in lines[0], res.stderr
-    return lines[0]
 
 
 def run_args(tmp_path: Path, *extra: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from hostile_node import Held, HostileNode, header
+from hostile_node import Held, HostileNode, header, held_get_logs
 from monitor_helpers import order_filled
 from test_reliability import (
     cursor_at_least,
@@ -50,11 +50,7 @@ def test_a_sync_answer_from_before_a_reorg_does_not_bring_back_a_retracted_trade
             release = asyncio.Event()
             asked: list[tuple[int, int]] = []
 
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                asked.append((a, b))
-                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
-                return found if release.is_set() else Held(release, found)
+            get_logs = held_get_logs(node, release, asked)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 await first_sync(node, mon)
@@ -198,11 +194,7 @@ def test_a_second_reorg_during_a_re_check_is_re_checked_and_its_orphan_not_deliv
             release = asyncio.Event()
             asked: list[tuple[int, int]] = []
 
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                asked.append((a, b))
-                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
-                return found if release.is_set() else Held(release, found)
+            get_logs = held_get_logs(node, release, asked)
 
             def block_101(h: str) -> None:
                 node.rpc["eth_getBlockByNumber"] = lambda p: dict(
@@ -396,11 +388,7 @@ def test_a_re_check_after_a_reorg_to_a_shorter_chain_keeps_the_new_chain_s_live_
             release = asyncio.Event()
             asked: list[tuple[int, int]] = []
 
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                asked.append((a, b))
-                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
-                return found if release.is_set() else Held(release, found)
+            get_logs = held_get_logs(node, release, asked)
 
             def new_chain(p: list[Any]) -> Any:
                 n = int(p[0], 16)

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import Held, HostileNode, Raw, Slow, deep, explorer_ok, explorer_row, header
+from hostile_node import (
+    HostileNode,
+    Raw,
+    Slow,
+    deep,
+    explorer_ok,
+    explorer_row,
+    header,
+    held_get_logs,
+)
 from monitor_helpers import WALLET, order_filled
 
 from monitor.config import load_settings
@@ -872,11 +881,7 @@ def test_a_trade_delivered_live_during_a_reorg_re_check_is_not_retracted(
             release = asyncio.Event()
             asked: list[tuple[int, int]] = []
 
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                asked.append((a, b))
-                found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
-                return Held(release, found) if b == 101 else found
+            get_logs = held_get_logs(node, release, asked, lambda _a, b: b == 101)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 await first_sync(node, mon)
