@@ -42,7 +42,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from monitor.cores import Decision, DedupEntry
 from monitor.errors import StoreError
-from monitor.private_files import FileInUse, hold_lock
+from monitor.private_files import FileInUse, check_regular, hold_lock
 from monitor.trades import Trade
 
 __all__ = ["SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
@@ -246,6 +246,7 @@ class Store:
                 p = Path(self.path)
                 if p.is_dir():
                     raise StoreError(f"state_db {self.path} is a directory, not a database file")
+                check_regular(p)  # a FIFO: SQLite said "disk I/O error", after the lock
                 p.parent.mkdir(parents=True, exist_ok=True)
                 self._lock_fd = _lock(p)
                 if not p.exists():  # created private: it holds the wallets watched

@@ -612,6 +612,10 @@ def test_store_open_errors_are_store_errors(tmp_path: Path) -> None:
     (tmp_path / "x.db").write_bytes(b"\x00garbage" * 1000)
     with pytest.raises(StoreError, match="not a database"):
         Store(tmp_path / "x.db")
+    os.mkfifo(tmp_path / "fifo.db")  # SQLite said "disk I/O error" and left the lock file
+    with pytest.raises(StoreError, match=r"fifo\.db: not a regular file"):
+        Store(tmp_path / "fifo.db")
+    assert not (tmp_path / "fifo.db.lock").exists()
 
 
 def test_history_never_raises_when_the_disk_is_full(tmp_path: Path) -> None:
