@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from polyvocab.bounds import guard_c_parser
+
 __all__ = [
     "PACKAGES",
     "JsonlError",
@@ -83,7 +85,9 @@ def _loads_line(line: str) -> Any:
     straight away (``json.loads`` checks for a byte-order mark, skips leading and
     trailing whitespace with a regular expression and checks for extra data, ~40 % of the
     analysis's time in JSON on a day's histories); anything else, and any line the scan
-    does not take whole, goes through ``json.loads`` itself."""
+    does not take whole, goes through ``json.loads`` itself. Nested too deep: a
+    RecursionError, whatever the process's recursion limit."""
+    guard_c_parser(line)
     if line[:1] == "{":
         try:
             value, end = _scan_once(line, 0)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from polyvocab import is_address
+from polyvocab.bounds import guard_c_parser
 
 __all__ = [
     "FORMAT_NAME",
@@ -310,6 +311,7 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
     previous: RecordedBlock | None = None
     for lineno, line in _lines(path):
         try:
+            guard_c_parser(line)
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise RecordingError(f"{path}:{lineno}: not JSON ({exc.msg})") from None

@@ -35,6 +35,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
+from polyvocab.bounds import guard_c_parser
 from simulator.profiles import Profile, get_profile
 from simulator.recording import (
     FORMAT_NAME,
@@ -443,6 +444,7 @@ class FileSource(BlockSource):
 
     def _parse(self, line: bytes, i: int) -> RecordedBlock:
         try:
+            guard_c_parser(line)
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordingError(f"{self.path}:{i + 2}: not JSON ({exc})") from None

@@ -299,3 +299,43 @@ def test_a_streamed_chain_s_history_rows_come_without_reading_its_blocks_again(
     save_recording(synthesise("default", seed=5, blocks=60), rec)
     from_file, rebuilt = asyncio.run(rows_of(FileSource(rec)))
     assert from_file == ref and rebuilt == 0
+
+
+def test_deep_lines_are_refused_even_under_a_raised_recursion_limit(tmp_path: Path) -> None:
+    """py_ecc (imported with web3 or eth-account) raises the recursion limit to 100,000;
+    json's C parser then overflowed the C stack on a recording line nested 100,000 deep: a
+    segmentation fault (the test above killed its pytest worker in CI). The readers of
+    recordings and of a run's JSON-lines files check the nesting first when the limit no
+    longer protects the parser. In a child process, so a crash fails this test only."""
+    path = save_recording(make_recording(10), tmp_path / "r.jsonl.gz")
+    raw = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    bad = tmp_path / "deep.jsonl.gz"
+    bad.write_bytes(gzip.compress(b"".join([*raw[:4], b"[" * 300_000 + b"\n", *raw[5:]])))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"t_ns": 1}\n' + "[" * 300_000 + "\n")
+    code = f"""
+import sys
+sys.setrecursionlimit(1_000_000)
+from simulator.chain import Chain
+from simulator.recording import RecordingError, iter_recording
+from simulator.settings import SimSettings
+from simulator.source import FileSource
+from experiments.store import JsonlError, read_jsonl
+chain = Chain(FileSource({str(bad)!r}), settings=SimSettings(window_blocks=4))
+while chain.advance(10**18, limit=5):
+    pass
+assert "nested too deep" in chain.blocks.error, chain.blocks.error
+try:
+    list(iter_recording({str(bad)!r}))
+except RecordingError as exc:
+    assert "nested too deep" in str(exc), exc
+try:
+    read_jsonl({str(rows)!r})
+except (JsonlError, RecursionError, ValueError) as exc:
+    print(type(exc).__name__)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), (
+        proc.returncode, proc.stderr[-2000:])
