@@ -28,7 +28,7 @@ from rich.console import Console
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
 from polyvocab.cli_args import PlainParser, reader_gone
-from polyvocab.small_files import file_error_text
+from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 
 __all__ = ["CliError", "main"]
@@ -258,11 +258,7 @@ def _refuse_special_files(run_dir: Path) -> None:
             dirs[:] = []
         for name in files:
             path = Path(top) / name
-            try:
-                special = path.exists() and not path.is_file()
-            except OSError:  # a symlink loop: reading it says so
-                continue
-            if special:
+            if is_special(path):
                 raise CliError(f"{path}: not a regular file (a FIFO or a device in the run "
                                "directory); nothing was analysed")
 

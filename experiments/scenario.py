@@ -61,7 +61,7 @@ from pydantic import (
 )
 
 from experiments.thresholds import ThresholdError, parse_threshold
-from polyvocab.small_files import CONFIG_BYTES, read_small_text
+from polyvocab.small_files import CONFIG_BYTES, is_special, read_small_text
 from simulator.faults import FAULTS as SIM_FAULTS
 
 __all__ = [
@@ -134,6 +134,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _wallet_count(v: int | None) -> int | None:
+    """A number of wallets to watch: 1 to :data:`MAX_WALLETS`."""
+    if v is not None and v < 1:
+        raise ValueError("must be at least 1")
+    _at_most(v, MAX_WALLETS)
+    return v
+
+
 class WalletSpec(_Strict):
     """Which wallets to watch: the ``count`` most active, a ``mix``, or an explicit list."""
 
@@ -144,10 +152,7 @@ class WalletSpec(_Strict):
     @field_validator("count")
     @classmethod
     def _count(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError("must be at least 1")
-        _at_most(v, MAX_WALLETS)
-        return v
+        return _wallet_count(v)
 
     @field_validator("list")
     @classmethod
@@ -369,10 +374,7 @@ class QuickSpec(_Strict):
     @field_validator("wallets")
     @classmethod
     def _wallets(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError("must be at least 1")
-        _at_most(v, MAX_WALLETS)
-        return v
+        return _wallet_count(v)
 
     @field_validator("sim_duration_s", "speed", "grace_s")
     @classmethod
@@ -628,9 +630,7 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _scenario_document(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
-        if path.exists() and not (path.is_file() or path.is_dir()):
-            # a FIFO: the open waited for a writer (validate and run hung); a folder: the
-            # open says so
+        if is_special(path):  # a FIFO: the open waited for a writer (validate and run hung)
             raise ScenarioError(f"{path}: cannot read (not a regular file)")
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from polyvocab.bounds import guard_c_parser
+from polyvocab.small_files import is_special
 
 __all__ = [
     "PACKAGES",
@@ -138,9 +139,9 @@ def iter_jsonl(path: str | Path, select: Select | None = None) -> Iterator[dict[
 
 
 def _refuse_special(path: Path) -> None:
-    """An ``OSError`` for a path that is there and is neither a file nor a folder (a FIFO,
-    a device): opening a FIFO waits for a writer, and ``analyze`` or the report hung."""
-    if path.exists() and not (path.is_file() or path.is_dir()):
+    """An ``OSError`` for a FIFO or a device (:func:`is_special`): opening a FIFO waits
+    for a writer, and ``analyze`` or the report hung."""
+    if is_special(path):
         raise OSError(errno.EINVAL, "not a regular file", str(path))
 
 

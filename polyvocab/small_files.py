@@ -15,7 +15,7 @@ import errno
 from pathlib import Path
 
 __all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "file_error_text",
-           "os_error_reason", "read_small_text"]
+           "is_special", "os_error_reason", "read_small_text"]
 
 #: a TOML config, a scenario, the report's criteria, a file holding a URL or a token
 CONFIG_BYTES = 1 << 20
@@ -27,6 +27,17 @@ JSON_BYTES = 64 << 20
 
 class SmallFileError(OSError):
     """A file larger than what it should be could hold, or not UTF-8 text."""
+
+
+def is_special(path: str | Path) -> bool:
+    """There, and neither a regular file nor a folder (a FIFO, a device, a socket): opening
+    a FIFO waits for a writer, so a command handed one hung, signals and all. A path that
+    cannot be looked at (a symlink loop) is not judged here: opening it says why."""
+    try:
+        p = Path(path)
+        return p.exists() and not (p.is_file() or p.is_dir())
+    except OSError:
+        return False
 
 
 def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from polyvocab.cli_args import OneLineParser
-from polyvocab.small_files import file_error_text
+from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
 from reports.load import RunStoreError, load_run
@@ -51,10 +51,8 @@ def _path(text: str) -> str:
 def _criteria(path: str | None) -> Any:
     """:func:`load_criteria`, a FIFO refused (its open waited for a writer) and a file
     nested too deep for ``tomllib`` (a RecursionError traceback) one line."""
-    if path is not None:
-        p = Path(path)
-        if p.exists() and not (p.is_file() or p.is_dir()):
-            raise CriteriaError(f"criteria file {p} unreadable: not a regular file")
+    if path is not None and is_special(path):
+        raise CriteriaError(f"criteria file {path} unreadable: not a regular file")
     try:
         return load_criteria(path)
     except RecursionError:

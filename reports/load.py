@@ -22,7 +22,7 @@ from experiments.checker import OUTCOME_COLUMNS
 from experiments.inputs import changed_since, fingerprint
 from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
-from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, read_small_text
+from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
 
 __all__ = [
     "BULK_EVENTS",
@@ -121,17 +121,10 @@ class Run:
         raise KeyError(name)
 
 
-def _special(path: Path) -> bool:
-    """There, and neither a file nor a folder (a FIFO, a device): opening a FIFO waits for
-    a writer, and the report hung on one in the run directory."""
-    try:
-        return path.exists() and not (path.is_file() or path.is_dir())
-    except OSError:
-        return False
 
 
 def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
-    if _special(path):
+    if is_special(path):
         problems.append(f"{path.name} is not a regular file")
         return {}
     try:
@@ -173,7 +166,7 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if not path.exists():
         problems.append(f"{path.name} is missing")
         return None
-    if _special(path):
+    if is_special(path):
         problems.append(f"{path.name} is not a regular file")
         return None
     try:
@@ -189,7 +182,7 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
 
 
 def _mode_from_toml(path: Path) -> str | None:
-    if _special(path):
+    if is_special(path):
         return None
     try:
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))

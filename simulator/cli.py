@@ -17,14 +17,13 @@ import logging
 import math
 import os
 import signal
-import stat
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyvocab.cli_args import PlainParser, reader_gone
-from polyvocab.small_files import file_error_text, os_error_reason
+from polyvocab.small_files import file_error_text, is_special, os_error_reason
 from polyvocab.version import package_version
 from simulator.errors import SimulatorError
 
@@ -82,11 +81,7 @@ def _not_special(path: str, what: str) -> None:
     """Refuse a path that exists and is not a regular file (a FIFO, a device, a socket):
     opening a FIFO waits for a writer, so ``--recording`` or ``--history`` naming one hung
     before READY, signals and all. A folder is left to the open, which names it."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:  # missing, a symlink loop, ...: the open says what
-        return
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if is_special(path):
         raise CliError(f"{what} {path}: not a regular file")
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyvocab.small_files import CONFIG_BYTES, read_small_text
+from polyvocab.small_files import CONFIG_BYTES, is_special, read_small_text
 from simulator.errors import SimulatorError
 from simulator.providers import PROFILES
 
@@ -309,8 +309,7 @@ def load_config(path: str | Path) -> SimSettings:
 
     path = Path(path)
     try:
-        if path.exists() and not (path.is_file() or path.is_dir()):
-            # a FIFO: the open would wait for a writer (a folder: the open names it)
+        if is_special(path):  # a FIFO: the open would wait for a writer
             raise SettingsError(f"{path}: not a regular file")
         data = tomllib.loads(read_small_text(path, CONFIG_BYTES))
     except FileNotFoundError:

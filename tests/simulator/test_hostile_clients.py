@@ -270,7 +270,7 @@ def test_a_query_over_old_blocks_does_not_stop_the_blocks_of_the_others() -> Non
                 aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
             await ws.send_str(json.dumps(call("eth_subscribe", "newHeads")))
             await asyncio.wait_for(ws.receive(), TIMEOUT)
-            sim.begin()  # (it gives the history blocks again, for their history rows)
+            sim.begin()
             await asyncio.wait_for(ws.receive(), TIMEOUT)  # the replay runs
             source.cost_s = 0.01
             source.given_again = 0
