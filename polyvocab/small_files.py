@@ -12,7 +12,10 @@ covers them. ``FileNotFoundError`` and the other ``OSError`` s pass through unch
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "file_error_text",
            "is_special", "os_error_reason", "read_small_text"]
@@ -43,8 +46,13 @@ def is_special(path: str | Path) -> bool:
 def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
     """The UTF-8 text of ``path``, read with at most ``limit + 1`` bytes in memory.
     Raises :class:`SmallFileError` when the file holds more than ``limit`` bytes or is
-    not UTF-8; any other ``OSError`` (no such file, a directory, no permission) as is."""
-    with open(path, "rb") as fh:
+    not UTF-8; any other ``OSError`` (no such file, a directory, no permission) as is.
+
+    Never waits to open: a FIFO is opened without blocking (a plain ``open`` waits for a
+    writer, for ever if none comes), then read as a pipe: one with no writer reads as
+    empty, a shell's ``<(command)`` reads to its end (a secret piped from a password
+    manager)."""
+    with _open_no_wait(path) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise SmallFileError(errno.EFBIG, f"larger than {limit:,} bytes: not a file of this "
@@ -54,6 +62,22 @@ def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
     except UnicodeDecodeError as exc:
         raise SmallFileError(errno.EILSEQ, f"not UTF-8 text (byte {exc.start:,} is "
                                            f"0x{data[exc.start]:02x})", str(path)) from None
+
+
+def _open_no_wait(path: str | Path) -> BinaryIO:
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # os.open takes a folder; open() did not
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if nonblock:  # reads block again: a pipe's writer may still be writing
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~nonblock)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def os_error_reason(exc: OSError) -> str:

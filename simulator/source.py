@@ -425,9 +425,14 @@ class FileSource(BlockSource):
         self._reader = _GzLines(self.path)
         line = self._reader.readline(1)
         try:
+            if line:
+                guard_c_parser(line)
             head = json.loads(line) if line else None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordingError(f"{self.path}:1: not JSON ({exc})") from None
+        except RecursionError:  # a header line [[[[...]]]]: under a raised recursion
+            raise RecordingError(f"{self.path}:1: not a recording header (JSON nested "
+                                 "too deep)") from None  # limit, a segmentation fault
         if head is None:
             raise RecordingError(f"{self.path}: empty file, no header")
         self._header = check_header(self.path, head)

@@ -5,6 +5,9 @@ failing exit, never all the memory or a traceback."""
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 from polyvocab.small_files import SmallFileError, read_small_text
 
 WALLET = "0x" + "11" * 20
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_file_up_to_the_limit_is_read_and_one_byte_more_is_refused(tmp_path: Path) -> None:
@@ -37,6 +41,33 @@ def test_binary_is_not_utf8_text_and_a_missing_file_is_file_not_found(tmp_path: 
     assert exc.value.errno == errno.EILSEQ and "byte 2 is 0xff" in exc.value.strerror
     with pytest.raises(FileNotFoundError):
         read_small_text(tmp_path / "none")
+
+
+def test_a_folder_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as exc:
+        read_small_text(tmp_path)
+    assert exc.value.filename == str(tmp_path)
+
+
+def test_a_fifo_is_never_waited_on_and_a_pipe_is_read_to_its_end(tmp_path: Path) -> None:
+    """A FIFO with no writer: a plain open waited for one for ever (the commands check
+    for FIFOs first; this reader no longer depends on it). A pipe with a writer (a shell's
+    ``<(pass show token)``) is read whole. In a child process: a hang fails by timeout."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = ("import os, sys, threading\n"
+            "from polyvocab.small_files import read_small_text\n"
+            f"assert read_small_text({str(fifo)!r}) == ''\n"
+            "r, w = os.pipe()\n"
+            "def write():\n"
+            "    os.write(w, b'https://node/key-part-1'); os.write(w, b'-part-2\\n')\n"
+            "    os.close(w)\n"
+            "threading.Thread(target=write).start()\n"
+            "print(read_small_text(f'/dev/fd/{r}'), end='')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "https://node/key-part-1-part-2\n"
 
 
 def _exit_code(main: Callable[[list[str]], int], argv: list[str]) -> int:

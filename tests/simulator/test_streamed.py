@@ -305,12 +305,15 @@ def test_deep_lines_are_refused_even_under_a_raised_recursion_limit(tmp_path: Pa
     """py_ecc (imported with web3 or eth-account) raises the recursion limit to 100,000;
     json's C parser then overflowed the C stack on a recording line nested 100,000 deep: a
     segmentation fault (the test above killed its pytest worker in CI). The readers of
-    recordings and of a run's JSON-lines files check the nesting first when the limit no
-    longer protects the parser. In a child process, so a crash fails this test only."""
+    recordings (their header line too) and of a run's JSON-lines files check the nesting
+    first when the limit no longer protects the parser. In a child process, so a crash
+    fails this test only."""
     path = save_recording(make_recording(10), tmp_path / "r.jsonl.gz")
     raw = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
     bad = tmp_path / "deep.jsonl.gz"
     bad.write_bytes(gzip.compress(b"".join([*raw[:4], b"[" * 300_000 + b"\n", *raw[5:]])))
+    deep_head = tmp_path / "deep_head.jsonl.gz"
+    deep_head.write_bytes(gzip.compress(b"[" * 300_000 + b"\n" + b"".join(raw[1:])))
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"t_ns": 1}\n' + "[" * 300_000 + "\n")
     code = f"""
@@ -327,6 +330,11 @@ while chain.advance(10**18, limit=5):
 assert "nested too deep" in chain.blocks.error, chain.blocks.error
 try:
     list(iter_recording({str(bad)!r}))
+except RecordingError as exc:
+    assert "nested too deep" in str(exc), exc
+try:
+    FileSource({str(deep_head)!r})
+    raise SystemExit("a header nested 300,000 deep was taken")
 except RecordingError as exc:
     assert "nested too deep" in str(exc), exc
 try:
