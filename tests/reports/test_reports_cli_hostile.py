@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_checks import error_line, quick_virtual_run
+from tests.cli_checks import DEEP, copy_of_run, error_line, quick_virtual_run, run_module
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
 SCENARIO = "websocket_clean"
-DEEP = "[" * 100_000 + "]" * 100_000
 
 
 def reports(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "reports", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return run_module("reports", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +27,7 @@ def stored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run_copy(stored_run: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "run"
-    shutil.copytree(stored_run, dst)
-    return dst
+    return copy_of_run(stored_run, tmp_path)
 
 
 @pytest.mark.parametrize("case", ["manifest nested too deep", "summary nested too deep",
