@@ -38,13 +38,16 @@ counted (``errors["callback"]``), never kills the connection.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import itertools
 import json
 import logging
 import ssl
+import termios
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -216,6 +219,22 @@ class _BoundedConnection(ClientConnection):
         super().connection_lost(exc)
 
 
+def _unread(ws: Any) -> int:
+    """Frames the connection parsed that nobody has read yet, plus the bytes waiting in
+    its socket (``FIONREAD``; a TLS socket's are still encrypted, a backlog all the same).
+    0 where either cannot be told."""
+    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+    waiting = len(frames) if frames is not None and hasattr(frames, "__len__") else 0
+    transport = getattr(ws, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        buf = array.array("i", [0])
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+            waiting += buf[0]
+    return waiting
+
+
 def classify_close(exc: BaseException) -> str:
     """The cause recorded for a connection that broke with ``exc``."""
     if isinstance(exc, ConnectionClosed):
@@ -376,6 +395,9 @@ class WebSocketManager:
         self.last_cause: str | None = None
         self.crashes = 0  # times the connection loop crashed and was restarted
         self.bad_frames: Counter[str] = Counter()  # malformed input by kind
+        #: staleness checks that found frames waiting unread instead (the reader behind)
+        self.reader_behind = 0
+        self._behind_logged = False
         self._stamp = stamp_frames
         #: ``(recv_ns, parsed_ns)`` of the frame whose notifications are being handled:
         #: valid inside a notification callback (they run in the reader, in order); None
@@ -526,6 +548,14 @@ class WebSocketManager:
         """Tell the watchdog a new head was seen (for owners that learn heads elsewhere)."""
         self._external_heads = True
         self._watchdog.note_head(self._clock.now() if now is None else now)
+
+    def unread(self) -> int:
+        """Frames received on the current connection that the reader has not handled yet,
+        plus the bytes waiting in the socket (0 when none or not connected). Non-zero
+        while the event loop was too busy to read (a sink callback that blocks it, a
+        starved CPU): heads that look late then wait here, and the feed is not to blame."""
+        link = self._link
+        return 0 if link is None else _unread(link.ws)
 
     def metrics_dict(self) -> dict[str, Any]:
         """The metrics as a JSON-ready dict, for the ``stop`` row."""
@@ -758,14 +788,19 @@ class WebSocketManager:
                 self._heartbeat.ping_sent(now)
                 pong = asyncio.ensure_future(waiter)
                 pong.add_done_callback(self._on_pong)
+            behind = False
             if self._heads_watched() and self._watchdog.is_stale(now):
-                self.metrics.error("stale")
-                return "stale"
+                behind = self._reader_behind(link)
+                if not behind:
+                    self.metrics.error("stale")
+                    return "stale"
             deadline = self._heartbeat.next_deadline()
             if self._heads_watched():
                 wd = self._watchdog.deadline()
                 if wd is not None:
                     deadline = min(deadline, wd)
+            if behind:  # look again once the reader has had a turn
+                deadline = min(deadline, now + self.settings.real(self.settings.block_interval))
             wake.clear()
             waiter_task = asyncio.ensure_future(wake.wait())
             try:
@@ -774,6 +809,22 @@ class WebSocketManager:
                                    return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter_task.cancel()
+
+    def _reader_behind(self, link: _Link) -> bool:
+        """Heads look stale but frames wait unread: the reader is behind, not the feed
+        (reconnecting would drop what is waiting and alert a healthy feed down). Counted
+        and logged, once an episode."""
+        waiting = _unread(link.ws)
+        if not waiting:
+            return False
+        self.reader_behind += 1
+        if not self._behind_logged:
+            self._behind_logged = True
+            log.warning("[%s] heads look late but %d frames/bytes wait unread: this process "
+                        "was too busy to read its feed (a sink callback blocking the event "
+                        "loop?); not reconnecting", self.conn_id, waiting)
+            self._history.record("reader_behind", conn=self.conn_id, unread=waiting)
+        return True
 
     def _on_pong(self, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -962,6 +1013,7 @@ class WebSocketManager:
         self.metrics.notifications += 1
         if sub.is_heads:
             self.metrics.heads += 1
+            self._behind_logged = False  # a reader behind again is a new episode
             self._watchdog.note_head(self._clock.now())
         result = params.get("result")
         try:
