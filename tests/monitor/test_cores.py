@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.cores import (
     BlockTracker,
@@ -104,6 +106,42 @@ def test_tracker_keeps_only_the_window() -> None:
         t.on_head(n, h(n), h(n - 1))
     assert t.oldest == 7 and t.hash_at(3) is None
     assert t.on_head(2, h(2, "f"), h(1)).kind is HeadKind.OLD
+
+
+class _TrackerModel:
+    """What the tracker holds, written plainly: every height above a new head dropped (a
+    pass over all of them), the new head set, the lowest ones trimmed past ``keep``."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep, self.hashes = keep, dict[int, str]()
+
+    def set(self, number: int, block_hash: str) -> None:
+        self.hashes = {n: x for n, x in self.hashes.items() if n < number}
+        self.hashes[number] = block_hash
+        for n in sorted(self.hashes)[:max(0, len(self.hashes) - self.keep)]:
+            del self.hashes[n]
+
+
+@settings(max_examples=300, deadline=None)
+@given(keep=st.integers(2, 12),
+       heads=st.lists(st.tuples(st.integers(0, 40), st.sampled_from("abc"),
+                                st.sampled_from("abc")), max_size=60))
+def test_tracker_window_matches_a_plain_model(keep: int,
+                                              heads: list[tuple[int, str, str]]) -> None:
+    """Heights stay ascending and the window is what the plain model holds, whatever mix of
+    next heads, gaps, repeats, old heads and reorgs comes (the drop of a replaced branch
+    looks at the last heights only)."""
+    t, model = BlockTracker(keep=keep), _TrackerModel(keep)
+    for number, fork, parent_fork in heads:
+        ev = t.on_head(number, h(number, fork), h(number - 1, parent_fork))
+        if ev.kind in (HeadKind.FIRST, HeadKind.NEXT, HeadKind.GAP, HeadKind.REORG):
+            model.set(number, h(number, fork))
+            if ev.kind is HeadKind.REORG and model.hashes.get(number - 1) not in (
+                    None, h(number - 1, parent_fork)):
+                model.hashes.pop(number - 1)
+        known = t.known()
+        assert list(known) == sorted(known)
+        assert known == model.hashes
 
 
 def test_backfill_ranges_cover_any_gap_in_chunks() -> None:
