@@ -929,13 +929,15 @@ class WsShard:
             self.counters["synced_blocks"] += done
         return done
 
-    async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]]) -> None:
+    async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]], *,
+                               known: dict[int, str | None] | None = None) -> None:
         """Trades delivered in blocks ``a..b`` (live, above the cursor) that the node's
         logs for that range no longer hold, and whose block the node now has with another
         hash, were reorged away: retract them. This is what catches a reorg whose
         ``removed`` notifications were lost (a crash, a dropped connection) - the stored
         cursor was below those blocks, so the restart check could not see them. A block the
-        node does not know yet, or still has with the same hash, is left alone."""
+        node does not know yet, or still has with the same hash, is left alone. ``known``:
+        the node's hashes already asked (a re-check's walk), not asked again."""
         standing = self.store.standing_in_range(self.wallets, a, b)
         if not standing:
             return
@@ -947,7 +949,11 @@ class WsShard:
                 if tid not in ids]
         if not gone:
             return
-        canonical = await self._canonical_hashes(sorted({number for _t, number, _h in gone}))
+        numbers = sorted({number for _t, number, _h in gone})
+        canonical = {n: known[n] for n in numbers if known is not None and n in known}
+        missing = [n for n in numbers if n not in canonical]
+        if missing:
+            canonical.update(await self._canonical_hashes(missing))
         for tid, number, block_hash in gone:
             now = canonical[number]
             if now is not None and now != block_hash.lower():
@@ -1018,23 +1024,26 @@ class WsShard:
                 break
             k -= 1
         fork = self.tracker.fork_point(canonical) if canonical else start
-        await self._fix_range(fork, self._known_head() or fork)
+        await self._fix_range(fork, self._known_head() or fork, known=dict(canonical))
         self.counters["reorgs"] += 1
 
-    async def _fix_range(self, fork: int, head: int) -> None:
+    async def _fix_range(self, fork: int, head: int, *,
+                         known: dict[int, str | None] | None = None) -> None:
+        """Re-check blocks ``fork..head`` after a chain change: retract the standing trades
+        the node's logs no longer hold and whose block the node has with another hash,
+        deliver the logs (moved trades, retracted ones back), rewind the cursor below
+        ``fork``. ``known``: the node's block hashes already asked."""
         changes = self._chain_changes
         logs: list[dict[str, Any]] = []
         for a, b in backfill_ranges(fork - 1, head, self.chunk_blocks):
             logs.extend(await self._get_logs(a, b))
         if self._chain_changes == changes:
-            ids = set()
-            for lg in logs:
-                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                    ids.add(f"{str(lg['transactionHash']).lower()}:"
-                            f"{quantity(lg['logIndex'])}")
-            for tid, _num, bh in self.store.standing_in_range(self.wallets, fork, head):
-                if tid not in ids:
-                    await self.pipeline.retract(tid, bh)
+            # a standing trade missing from these logs is an orphan only if the node has
+            # its block with another hash: a provider's HTTP node may lag its WebSocket
+            # node (no block at the feed's head yet, or its logs not yet indexed), and a
+            # trade of a block it cannot see is not absent from the chain. Such a block
+            # is judged by the sync that reaches it (the cursor goes back to the fork)
+            await self._retract_orphans(fork, head, logs, known=known)
             await self._on_logs_sliced(logs, changes=changes)
         if self._chain_changes != changes:
             # another reorg while the logs were fetched or used: they may be of the chain
@@ -1112,7 +1121,7 @@ class WsShard:
             return
         log.warning("[%s] chain changed below the stored cursor while stopped: re-check from %d",
                     self.conn_id, fork)
-        await self._fix_range(fork, self._known_head() or cur)
+        await self._fix_range(fork, self._known_head() or cur, known=hashes)
         # the re-check is done: the stored view of those blocks becomes the node's, or
         # every later check (each reconnect) found the same stale hash and rewound the
         # cursor to it again (a growing backfill each time, until it aged out)

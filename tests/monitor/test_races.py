@@ -429,3 +429,65 @@ def test_a_re_check_after_a_reorg_to_a_shorter_chain_keeps_the_new_chain_s_live_
     asyncio.run(go())
     assert history_rows(tmp_path, "retracted") == []
     assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
+
+
+def _lagging_http_node(node: HostileNode, chain: dict[int, str]) -> Callable[[int], None]:
+    """The node's HTTP side as a provider's lagging HTTP node: it has the blocks up to
+    the height set by the returned function (``chain``: number -> hash, the rest as
+    :func:`header`); eth_getLogs holds nothing above it, eth_getBlockByNumber answers
+    nothing above it. Its WebSocket side (the feed) is what the test pushes."""
+    http_head = [node.head]
+
+    def at(n: int) -> dict[str, Any]:
+        return dict(header(n), hash=chain[n]) if n in chain else header(n)
+
+    def get_logs(params: list[Any]) -> Any:
+        a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        return [lg for lg in node.logs
+                if a <= int(lg["blockNumber"], 16) <= min(b, http_head[0])]
+
+    def get_block(params: list[Any]) -> Any:
+        n = int(params[0], 16)
+        return at(n) if n <= http_head[0] else None
+
+    def catch_up(n: int) -> None:
+        http_head[0] = n
+
+    node.rpc["eth_getLogs"] = get_logs
+    node.rpc["eth_getBlockByNumber"] = get_block
+    node.rpc["eth_blockNumber"] = lambda _p: hex(http_head[0])
+    return catch_up
+
+
+def test_a_re_check_does_not_retract_a_trade_of_a_block_the_http_node_does_not_have_yet(
+        tmp_path: Path) -> None:
+    """A reorg replaces the head block 101 by one holding a trade, delivered live. The
+    provider's HTTP node lags its WebSocket node by a block: it has no block 101 yet. The
+    re-check fetched the logs up to the head it knew (101), found no trade there - the
+    node could not see that block - and retracted the live trade (delivered again by the
+    next sync: the bot undid and redid a real trade). A standing trade is judged an orphan
+    only when the node has its block with another hash, as the syncs judge."""
+    new_101 = "0x" + "ee" * 32
+    live = order_filled(block=101, tx=6, block_hash=new_101)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                catch_up = _lagging_http_node(node, {101: new_101})
+                await node.new_head(101)  # the old block 101, without a trade
+                await until(lambda: cursor_at_least(mon, 100), "the cursor at 100")
+                # the reorg: 101 replaced by one holding the trade; the HTTP node has none
+                node.logs.append(live)
+                await node.notify("logs", live)
+                await until(lambda: trade_ids(sink) == [_tid(live)], "the live trade")
+                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await until(lambda: shard.counters["reorgs"] >= 1, "re-checked")
+                catch_up(102)  # the HTTP node catches up; the chain goes on
+                await node.notify("newHeads", dict(header(102), parentHash=new_101))
+                await until(lambda: cursor_at_least(mon, 101), "synced past 101")
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert history_rows(tmp_path, "retracted") == []
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
