@@ -359,6 +359,10 @@ class WsShard:
         self._tasks: list[asyncio.Task[Any]] = []
         self._poller: PollingMonitor | None = None
         self._poll_task: asyncio.Task[Any] | None = None
+        # the shard's cursor when the fallback poller started (its deliveries are above)
+        self._fallback_floor: int | None = None
+        # once polling stopped: blocks from here up still to be checked (see the loop)
+        self._fallback_check: int | None = None
         self.synced_to: int | None = None  # highest block verified this run
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
@@ -809,6 +813,7 @@ class WsShard:
         log.warning("[%s] feed unhealthy for %.1fs: polling the explorer", self.conn_id,
                     self.s.fallback_after)
         self.counters["fallbacks"] += 1
+        self._fallback_floor = self.cursor()
         self._poller = PollingMonitor(
             self.explorer, self.pipeline, self.store, wallets=self.wallets,
             interval=self.s.fallback_polling_interval, speed=self.s.speed,
@@ -864,6 +869,11 @@ class WsShard:
                     await self._recheck(start)
                     if self._chain_changes == changes:  # no reorg came meanwhile (one from
                         self._reorg_from = None  # the same height was taken for done)
+                if self._fallback_check is not None and self._poller is None:
+                    since = self._fallback_check
+                    await self._check_fallback_deliveries(since)
+                    if self._fallback_check == since:  # not set again meanwhile
+                        self._fallback_check = None
                 await self.sync()
                 failures = 0
                 if self._handback and not self._sync_cut and self.healthy_now():
@@ -871,7 +881,11 @@ class WsShard:
                     action = self.fallback.handed_back(self.clock.now())
                     self._health_replan()
                     if action is FallbackAction.STOP_POLLING:
+                        floor = self._fallback_floor
                         await self._stop_polling("feed healthy and backfilled")
+                        # what the poller delivered is checked once it can deliver no more
+                        self._fallback_check = 0 if floor is None else floor
+                        self._wake.set()
             except MonitorError as exc:
                 failures += 1
                 self.counters["sync_errors"] += 1
@@ -1061,6 +1075,38 @@ class WsShard:
         if cur is not None and cur >= fork:
             await self._set_cursors(fork - 1, None, forward_only=False)
         log.info("[%s] reorg from block %d re-checked (%d logs)", self.conn_id, fork, len(logs))
+
+    async def _check_fallback_deliveries(self, since: int) -> None:
+        """After the fallback: are the blocks the poller delivered from still canonical?
+
+        The explorer indexes the chain late, and after a reorg it may still show the logs
+        of the blocks the reorg replaced for a while: the poller delivered them, and
+        nothing judged them again - the handback's checks ran before a poll still in
+        flight delivered one, and look only at the last ``tracker.keep`` blocks below the
+        cursor (an outage's first orphans are far below it), and the syncs start at the
+        cursor. Every block from ``since`` up that holds a standing delivery is asked of
+        the node; everything from the lowest one it has with another hash is re-checked
+        (orphans retracted, the cursor rewound). A block the node does not have is left
+        to the sync that reaches it."""
+        top = self._known_head()
+        if top is None:
+            return
+        claims: dict[int, set[str]] = {}
+        for _tid, n, h in self.store.standing_in_range(self.wallets, since, top):
+            claims.setdefault(n, set()).add(h.lower())
+        if not claims:
+            return
+        hashes = await self._canonical_hashes(sorted(claims))
+        changed = [n for n, claimed in claims.items()
+                   if hashes[n] is not None and claimed != {hashes[n]}]
+        if not changed:
+            return
+        fork = min(changed)
+        log.warning("[%s] the fallback delivered from blocks the node no longer has: "
+                    "re-check from %d", self.conn_id, fork)
+        self.counters["fallback_rechecks"] += 1
+        await self._fix_range(fork, top, known=hashes)
+        self._wake.set()  # the cursor went back to the fork: sync from there
 
     def _known_head(self) -> int | None:
         """The feed's head, or the node's as the probe saw it, whichever is higher."""

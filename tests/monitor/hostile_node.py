@@ -173,6 +173,28 @@ class HostileNode:
         await self.notify("newHeads", header(n))
 
 
+class HeldExplorer(HostileNode):
+    """A node whose explorer reports ``explorer_head`` and holds its getLogs answers
+    while ``hold`` is set (computed when asked: the explorer's view at that moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.explorer_head = 0
+        self.hold: asyncio.Event | None = None
+        self.held_queries = 0
+
+    async def _explorer(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        if query.get("module") == "proxy":
+            return web.json_response({"jsonrpc": "2.0", "id": 1,
+                                      "result": hex(self.explorer_head)})
+        answer = await super()._explorer(request)
+        if query.get("module") == "logs" and self.hold is not None:
+            self.held_queries += 1
+            await self.hold.wait()
+        return answer
+
+
 class Slow:
     """A JSON-RPC result the node sends only after ``delay`` seconds."""
 

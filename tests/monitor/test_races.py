@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from hostile_node import Held, HostileNode, header, held_get_logs
+from hostile_node import Held, HeldExplorer, HostileNode, header, held_get_logs
 from monitor_helpers import order_filled
 from test_reliability import (
     cursor_at_least,
@@ -288,28 +287,6 @@ def test_a_reconnect_during_the_reconnect_check_checks_again(tmp_path: Path) -> 
     assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
 
 
-class _HeldExplorer(HostileNode):
-    """A node whose explorer reports ``explorer_head`` and holds its getLogs answers
-    while ``hold`` is set (computed when asked: the explorer's view at that moment)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.explorer_head = 0
-        self.hold: asyncio.Event | None = None
-        self.held_queries = 0
-
-    async def _explorer(self, request: web.Request) -> web.StreamResponse:
-        query = dict(request.query)
-        if query.get("module") == "proxy":
-            return web.json_response({"jsonrpc": "2.0", "id": 1,
-                                      "result": hex(self.explorer_head)})
-        answer = await super()._explorer(request)
-        if query.get("module") == "logs" and self.hold is not None:
-            self.held_queries += 1
-            await self.hold.wait()
-        return answer
-
-
 def test_a_poll_in_flight_at_the_handback_does_not_undo_a_re_check_s_rewind(
         tmp_path: Path) -> None:
     """The feed comes back (handback) with a reorg: the re-check rewinds the cursor to the
@@ -322,7 +299,7 @@ def test_a_poll_in_flight_at_the_handback_does_not_undo_a_re_check_s_rewind(
     other = "0x" + "ee" * 32
 
     async def go() -> None:
-        async with _HeldExplorer() as node:
+        async with HeldExplorer() as node:
             def new_hash(n: int) -> str:
                 return other if n == 105 else "0x" + f"{n:x}".rjust(64, "e")
 
