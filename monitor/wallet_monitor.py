@@ -346,6 +346,10 @@ class WsShard:
         self._inbox: asyncio.Queue[tuple[dict[str, Any], FrameStamps | None, int]] = \
             asyncio.Queue(maxsize=settings.live_queue_max)
         self._inbox_bytes = 0  # bounded by LIVE_QUEUE_MAX_BYTES as well as by items
+        # the lowest block of a live log dropped (full queue) or whose delivery failed,
+        # until a sync has covered it: heads do not move the cursor past it meanwhile
+        self._dropped_from: int | None = None
+        self._drops = 0  # how many so far (a sync clears only what it started after)
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
@@ -530,6 +534,7 @@ class WsShard:
             self._inbox_bytes += size
         except asyncio.QueueFull:  # bounded: the next sync fetches what was dropped here
             self.counters["live_queue_overflow"] += 1
+            self._live_lost([result])
             if self.counters["live_queue_overflow"] == 1:
                 log.warning("[%s] live queue full (%d logs, %d bytes at most): dropping, a sync "
                             "will re-fetch", self.conn_id, self._inbox.maxsize,
@@ -551,7 +556,21 @@ class WsShard:
                 self.counters["deliver_errors"] += 1
                 log.warning("[%s] live delivery failed (%s: %s); the next sync re-fetches",
                             self.conn_id, type(exc).__name__, redact(str(exc)))
+                self._live_lost([entry for entry, _f, _n in batch])
                 self._wake.set()
+
+    def _live_lost(self, logs: list[dict[str, Any]]) -> None:
+        """Live logs that will not be delivered (dropped, or their delivery failed): a
+        sync must fetch their blocks. Until one has, heads do not move the cursor past
+        them (``reconcile_interval = 0``): a head moved it past the block of a dropped
+        log before any sync asked for it, and the trade was lost for good."""
+        lowest = self.head if self.head is not None else 0
+        for entry in logs:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                lowest = min(lowest, quantity(entry["blockNumber"]))
+        self._drops += 1
+        self._dropped_from = lowest if self._dropped_from is None else min(
+            self._dropped_from, lowest)
 
     async def _deliver(self, batch: list[tuple[dict[str, Any], FrameStamps | None, int]]
                        ) -> None:
@@ -602,8 +621,8 @@ class WsShard:
             self._reorg_from = ev.start if self._reorg_from is None else min(
                 self._reorg_from, ev.start)
             self._wake.set()
-        elif ev.kind is HeadKind.GAP or first:
-            self._wake.set()
+        elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
+            self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
         elif ev.kind is HeadKind.NEXT and self.s.reconcile_interval == 0 and \
                 self.live_from is not None and number - 1 >= self.live_from:
             cur = self.cursor()
@@ -901,6 +920,7 @@ class WsShard:
         The head is the feed's, or the node's as the head-lag probe saw it when the
         subscription fell behind (so a dead subscription's blocks are backfilled)."""
         self._sync_cut = False
+        drops = self._drops  # what was dropped from here on may be in ranges asked before
         head = self._known_head()
         if head is None:
             return 0
@@ -939,6 +959,9 @@ class WsShard:
                                     blocks=tracked if b == target else None)
             done += b - a + 1
             self.synced_to = b
+        if (self._dropped_from is not None and not self._sync_cut and drops == self._drops
+                and self._dropped_from <= target and (self.cursor() or 0) >= target):
+            self._dropped_from = None  # fetched from the node, from the cursor up
         if done:
             self.counters["synced_blocks"] += done
         return done

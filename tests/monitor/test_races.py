@@ -468,3 +468,78 @@ def test_a_re_check_does_not_retract_a_trade_of_a_block_the_http_node_does_not_h
     asyncio.run(go())
     assert history_rows(tmp_path, "retracted") == []
     assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
+
+
+def test_a_log_the_full_live_queue_dropped_is_fetched_before_heads_move_the_cursor(
+        tmp_path: Path) -> None:
+    """With ``reconcile_interval = 0`` contiguous heads move the cursor to head - 1. The
+    live queue is full (the bot's callback busy, one log waiting): the trade of block 102
+    is dropped, for the next sync to fetch. That sync, woken at head 102, went to 101;
+    head 103 then moved the cursor to 102 unverified, and no sync ever asked for block
+    102: the trade was lost for good. While a dropped log waits for a sync, heads do not
+    move the cursor; each wakes the sync instead."""
+    held = order_filled(block=101, tx=1)
+    waiting = order_filled(block=101, tx=2, log_index=1)
+    dropped = order_filled(block=102, tx=3)
+    bot = _HeldCallback(_tid(held))
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.logs += [held, waiting, dropped]
+                await node.new_head(101)
+                await node.notify("logs", held)
+                await until(lambda: bool(bot.calls), "the callback busy with a trade")
+                await node.notify("logs", waiting)  # the queue (of one) is full
+                await node.new_head(102)
+                await node.notify("logs", dropped)
+                await until(lambda: shard.counters["live_queue_overflow"] == 1,
+                            "the trade of 102 dropped")
+                await node.new_head(103)
+                await until(lambda: shard.head == 103, "head 103 seen")
+                bot.release.set()
+                await node.new_head(104)
+                await node.new_head(105)
+                await until(lambda: cursor_at_least(mon, 104), "the cursor at 104")
+            await _run_with_bot(node, tmp_path, bot, body, live_queue_max=1)
+    asyncio.run(go())
+    assert _tid(dropped) in [r["trade_id"] for r in history_rows(tmp_path, "delivered")]
+
+
+def test_a_removal_the_full_live_queue_dropped_is_retracted_by_the_re_check(
+        tmp_path: Path) -> None:
+    """Pins who retracts when the full live queue drops a ``removed`` log (no sync brings
+    one back: the node's logs of the canonical chain hold no removals): the reorg head
+    starts the re-check, which judges the standing trade by its block's hash."""
+    orphan = order_filled(block=101, tx=1)
+    held = order_filled(block=102, tx=2)
+    waiting = order_filled(block=102, tx=3, log_index=1)
+    bot = _HeldCallback(_tid(held))
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.logs += [orphan, held, waiting]
+                await node.new_head(101)
+                await node.notify("logs", orphan)
+                await node.new_head(102)
+                await node.notify("logs", held)
+                await until(lambda: len(bot.calls) == 2, "the callback busy with a trade")
+                await node.notify("logs", waiting)  # the queue (of one) is full
+                # the reorg: 101 replaced without the trade; its removal is dropped
+                node.logs.remove(orphan)
+                replace_block(node, 101)
+                await node.notify("logs", dict(orphan, removed=True))
+                await until(lambda: shard.counters["live_queue_overflow"] == 1,
+                            "the removal dropped")
+                await node.notify("newHeads", dict(header(101), hash="0x" + "ee" * 32))
+                bot.release.set()
+                await until(lambda: ("retraction", _tid(orphan), 1) in bot.calls,
+                            "the orphan retracted")
+            await _run_with_bot(node, tmp_path, bot, body, live_queue_max=1)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
