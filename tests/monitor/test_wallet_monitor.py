@@ -356,7 +356,8 @@ def _health_timeline(tmp: Path, reference: bool) -> tuple[list[Any], int]:
 
         task = asyncio.create_task(reference_loop() if reference else shard._health_loop())
         await heads(0.5, 40.5)        # heads flow: healthy; no tick has anything to do
-        # 40.5: heads stop; 44: first probe (3 s late), every 2 s; 61: stale (> 20 s);
+        # 40.5: heads stop; 46: first probe (5 s late: 2.5 intervals, see
+        # test_a_late_slot_costs_no_head_probe), every 2 s; 61: stale (> 20 s);
         # 66: unhealthy for 5 s -> poll the explorer
         await heads(70.5, 78.5)       # 70.5: healthy again at once (an event, not a tick)
         await asyncio.sleep(80.2 - clock.now())
@@ -365,7 +366,7 @@ def _health_timeline(tmp: Path, reference: bool) -> tuple[list[Any], int]:
         await asyncio.sleep(83.7 - clock.now())
         mgr.set_state(ConnState.CONNECTED)     # 83.7: reconnected; 84: the tick says healthy
         await heads(85.5, 99.5)
-        rpc.node_head = n + 5  # 99.5: the subscription dies, the node runs on: 103 probe
+        rpc.node_head = n + 5  # 99.5: the subscription dies, the node 5 ahead: 105 probe
         await asyncio.sleep(120 - clock.now())
         task.cancel()
         events.extend(hist.rows)
@@ -392,9 +393,72 @@ def test_the_health_loop_acts_at_the_same_times_as_one_ticking_every_period(
     assert feed == [(0.5, True), (61.0, False), (70.5, True), (80.2, False), (84.0, True)]
     assert [t for t, e, _ in planned if e == "poll"] == [66.0]
     probes = [t for t, e, m in planned if e == "rpc" and m == "eth_blockNumber"]
-    assert probes[:3] == [44.0, 46.0, 48.0] and 103.0 in probes
-    assert next(t for t, e, _ in planned if e == "reconnect") == 103.0
+    assert probes[:3] == [46.0, 48.0, 50.0] and 105.0 in probes
+    assert next(t for t, e, _ in planned if e == "reconnect") == 105.0
     assert ref_ticks == 120 and ticks < 40
+
+
+def test_a_late_slot_costs_no_head_probe_and_a_dead_feed_is_reconnected_as_soon(
+        tmp_path: Path) -> None:
+    """On Polygon about one block interval in eight is 4 s, not 2 (a slot that came
+    late). The health loop asked the node's head 1.5 intervals after the last head, so
+    every late slot cost a provider call whose answer (one block ahead) could change
+    nothing: only a node ``head_lag_blocks`` (3) ahead makes it act. While heads flow it
+    now asks from 2.5 intervals on - and a subscription that dies while the chain goes on
+    is reconnected at the same time as before (the node is 3 ahead only 3 intervals on)."""
+    import looptime
+
+    from monitor.clock import LoopClock
+
+    s = load_settings({"websocket_url": "ws://127.0.0.1:1/", "rpc_url": "http://127.0.0.1:1/",
+                       "wallets": [WALLET], "fallback_after": 30}, environ={})
+    probes: list[float] = []
+
+    async def go() -> list[float]:
+        clock = LoopClock()
+        rpc = FakeRpc()
+        store = Store(tmp_path / "s.db")
+        shard = WsShard(0, [WALLET], settings=s, store=store,
+                        pipeline=Pipeline(store, MemorySink(), wallets=s.wallets),
+                        rpc=rpc, explorer=None,  # type: ignore[arg-type]
+                        history=_Recorder(clock), clock=clock,
+                        alerts=None)  # type: ignore[arg-type]
+        mgr = _StubManager(clock)
+        shard.manager = mgr  # type: ignore[assignment]
+        shard._started_at = clock.now()
+        real_call = rpc.call
+
+        async def call(method: str, params: list[Any]) -> Any:
+            if method == "eth_blockNumber":
+                probes.append(round(clock.now(), 6))
+            return await real_call(method, params)
+        rpc.call = call  # type: ignore[method-assign]
+        task = asyncio.create_task(shard._health_loop())
+        t, n = 0.5, 100
+        for gap in [2, 2, 4, 2, 2, 2, 4, 4, 2, 2, 2, 2, 2, 4, 2, 2, 2, 2]:
+            await asyncio.sleep(t - clock.now())
+            rpc.node_head = n
+            shard._on_head({"number": hex(n), "hash": h(n), "parentHash": h(n - 1)})
+            t, n = t + gap, n + 1
+        assert probes == []  # was one per 4-s slot, 1.5 intervals after its last head
+        last = clock.now()
+        for _ in range(6):  # the subscription dies; the chain goes on every 2 s
+            await asyncio.sleep(t - clock.now())
+            rpc.node_head = n
+            t, n = t + 2, n + 1
+        task.cancel()
+        assert mgr.reconnects, "the dead subscription was not reconnected"
+        return [round(x - last, 6) for x in [*probes, mgr.reconnects[0]]]
+
+    loop = looptime.new_event_loop(noop_cycles=4, _enabled=True)
+    try:
+        after_last_head = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    # probes 5.5 and 7.5 s after the last head (2.5 intervals, then the health loop's
+    # 1-s grid: the head came half way between two ticks); the second finds the node 3
+    # blocks ahead: reconnect at 7.5 s, as with probes at 3.5, 5.5 and 7.5 s
+    assert after_last_head[:2] == [5.5, 7.5] and after_last_head[-1] == 7.5
 
 
 @pytest.mark.parametrize("answer", ["0xzz", ["0x1"], None, "0x" + "f" * 40])
