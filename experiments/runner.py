@@ -38,7 +38,7 @@ import psutil
 import tomli_w
 
 from experiments.analysis import RUN_FILE, analyze_scenario_dir
-from experiments.scenario import Scenario
+from experiments.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = [
     "HarnessError",
@@ -414,12 +414,17 @@ _OUTPUTS = ("sim_history.jsonl", "monitor_history.jsonl", "detections.jsonl",
 def prepare_scenario_dir(scenario: Scenario, sdir: Path, cache_dir: Path,
                          run: dict[str, Any], *, stream_synth: bool = False
                          ) -> tuple[Path | None, list[str]]:
-    """What every clock does before a run: the recording and the wallets (into ``run``),
+    """What every clock does before a run: the scenario as written to ``scenario.toml``
+    checked (what the analysis reads back), the recording and the wallets (into ``run``),
     the simulator and monitor configs, and no output left from an earlier run.
 
     ``stream_synth``: a profile's recording is not synthesised into a file first; the
     recording comes back as None and the simulator synthesises the chain as it replays
     it (:class:`simulator.source.SynthSource`, the same blocks ``synth`` writes)."""
+    try:  # what the analysis will read back: refused now, not after a run of hours
+        load_scenario(sdir / "scenario.toml")
+    except ScenarioError as exc:  # a Scenario built in code is not validated (model_copy)
+        raise HarnessError(f"the scenario is not valid, nothing was run: {exc}") from None
     for name in _OUTPUTS:
         (sdir / name).unlink(missing_ok=True)
     recording: Path | None = None

@@ -30,6 +30,24 @@ def _virtual(name: str, out: Path, cache: Path, seed: int | None = None) -> dict
     return run_scenario_virtual(sc, out / sc.name, RunnerOptions(cache_dir=cache))
 
 
+def test_a_scenario_built_in_code_that_is_not_valid_is_refused_before_the_run(
+        tmp_path: Path) -> None:
+    """A Scenario changed in code (``model_copy``) is not validated: a fault past the end
+    ran the whole scenario, and only its analysis (which reads scenario.toml back) said
+    so - ``make bench``'s busy run spent its time to end inconclusive. Refused before
+    anything runs now."""
+    sc = load_scenario(resolve_scenario("reorgs")).model_copy(
+        update={"sim_duration_s": 60.0, "grace_s": 10.0})
+    assert max(f.at or 0 for f in sc.faults) > 70  # starts after the run ends
+    summary = run_scenario_virtual(sc, tmp_path / sc.name,
+                                   RunnerOptions(cache_dir=tmp_path / "cache"))
+    run = json.loads((tmp_path / sc.name / "run.json").read_text())
+    assert run["status"] == "harness_error" and "nothing was run" in run["error"]
+    assert "is after the run ends" in run["error"]
+    assert not (tmp_path / sc.name / "sim_history.jsonl").exists()
+    assert summary["status"] != "ok"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["reorgs", "provider_outage"])
 def test_same_scenario_and_seed_twice_gives_byte_identical_detections_and_outcomes(
