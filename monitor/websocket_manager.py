@@ -549,14 +549,6 @@ class WebSocketManager:
         self._external_heads = True
         self._watchdog.note_head(self._clock.now() if now is None else now)
 
-    def unread(self) -> int:
-        """Frames received on the current connection that the reader has not handled yet,
-        plus the bytes waiting in the socket (0 when none or not connected). Non-zero
-        while the event loop was too busy to read (a sink callback that blocks it, a
-        starved CPU): heads that look late then wait here, and the feed is not to blame."""
-        link = self._link
-        return 0 if link is None else _unread(link.ws)
-
     def metrics_dict(self) -> dict[str, Any]:
         """The metrics as a JSON-ready dict, for the ``stop`` row."""
         return self.metrics.to_dict(self._clock.now())
@@ -821,8 +813,9 @@ class WebSocketManager:
         if not self._behind_logged:
             self._behind_logged = True
             log.warning("[%s] heads look late but %d frames/bytes wait unread: this process "
-                        "was too busy to read its feed (a sink callback blocking the event "
-                        "loop?); not reconnecting", self.conn_id, waiting)
+                        "reads its feed slower than it comes (a notification callback that "
+                        "awaits something slow? a starved CPU?); not reconnecting",
+                        self.conn_id, waiting)
             self._history.record("reader_behind", conn=self.conn_id, unread=waiting)
         return True
 
