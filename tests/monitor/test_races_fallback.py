@@ -14,6 +14,7 @@ from typing import Any
 
 from hostile_node import HeldExplorer, explorer_ok, explorer_row
 from monitor_helpers import order_filled
+from test_races import _tid
 from test_reliability import (
     cursor_at_least,
     first_sync,
@@ -28,8 +29,21 @@ from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
 
-def _tid(log: dict[str, Any]) -> str:
-    return f"{log['transactionHash']}:0"
+async def _heads_to_103(node: HeldExplorer, mon: WalletMonitor) -> None:
+    await first_sync(node, mon)
+    for n in (101, 102, 103):
+        await node.new_head(n)
+    await until(lambda: cursor_at_least(mon, 102), "the cursor at 102")
+
+
+async def _silent_feed_and_a_reorg_the_explorer_lags(node: HeldExplorer, mon: WalletMonitor,
+                                                    orphan: dict[str, Any]) -> None:
+    """Heads to 103; then the feed goes silent, the chain reorgs block 104 away (the
+    node has another), and the explorer, lagging the reorg, shows ``orphan`` in it."""
+    await _heads_to_103(node, mon)
+    replace_block(node, 104)
+    _explorer_shows(node, [orphan])
+    node.explorer_head = 106
 
 
 def _explorer_shows(node: HeldExplorer, logs: list[dict[str, Any]]) -> None:
@@ -57,14 +71,7 @@ def test_an_orphan_a_poll_delivers_after_the_handback_sync_is_retracted(
         async with HeldExplorer() as node:
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await first_sync(node, mon)
-                for n in (101, 102, 103):
-                    await node.new_head(n)
-                await until(lambda: cursor_at_least(mon, 102), "the cursor at 102")
-                # the feed goes silent; the chain reorgs 104 away; the explorer lags it
-                replace_block(node, 104)
-                _explorer_shows(node, [orphan])
-                node.explorer_head = 106
+                await _silent_feed_and_a_reorg_the_explorer_lags(node, mon, orphan)
                 node.hold = asyncio.Event()
                 hold = node.hold
                 await until(lambda: node.held_queries > 0, "the fallback poll in flight",
@@ -104,14 +111,7 @@ def test_an_orphan_the_fallback_delivered_long_before_the_handback_is_retracted(
         async with HeldExplorer() as node:
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await first_sync(node, mon)
-                for n in (101, 102, 103):
-                    await node.new_head(n)
-                await until(lambda: cursor_at_least(mon, 102), "the cursor at 102")
-                # the feed goes silent; the chain reorgs 104 away; the explorer lags it
-                replace_block(node, 104)
-                _explorer_shows(node, [orphan])
-                node.explorer_head = 106
+                await _silent_feed_and_a_reorg_the_explorer_lags(node, mon, orphan)
                 await until(lambda: trade_ids(sink) == [_tid(orphan)],
                             "the fallback delivered the orphan", timeout=60)
                 _explorer_shows(node, [])  # the explorer caught up; the outage goes on
@@ -144,10 +144,7 @@ def test_a_trade_the_explorer_had_not_indexed_at_the_handback_is_synced_over_jso
         async with HeldExplorer() as node:
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await first_sync(node, mon)
-                for n in (101, 102, 103):
-                    await node.new_head(n)
-                await until(lambda: cursor_at_least(mon, 102), "the cursor at 102")
+                await _heads_to_103(node, mon)
                 node.explorer_head = 104  # the feed goes silent; the explorer lags
                 node.logs.append(unseen)
                 await until(lambda: shard._poller is not None and cursor_at_least(mon, 104)
