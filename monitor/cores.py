@@ -6,6 +6,8 @@
 - :class:`BlockTracker` - recent block hashes; classifies each new head as the next block,
   a repeat, a gap (heads skipped) or a reorg (changed parent / repeated height with a new
   hash), and finds the fork point from canonical hashes.
+- :class:`ChainChanges` - whether logs fetched from the node went stale while they were
+  fetched: a reorg the heads showed, or a ``removed`` log of a block they are in.
 - :func:`backfill_ranges` - the block ranges to fetch after an interruption, any length,
   in chunks.
 - :class:`FallbackDecider` - when to start polling the explorer and when to hand back.
@@ -26,6 +28,8 @@ from polyvocab.policies import TokenBucket
 
 __all__ = [
     "BlockTracker",
+    "ChainChanges",
+    "ChangeMark",
     "Decision",
     "DedupEntry",
     "Deduplicator",
@@ -280,6 +284,68 @@ class BlockTracker:
         if differs:
             return min(differs)
         return max(canonical) + 1 if canonical else (self.head or 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """Where :class:`ChainChanges` stood when a fetch began."""
+    reorgs: int
+    removals: int
+
+
+class ChainChanges:
+    """Did the chain change under logs fetched from the node, while they were fetched?
+
+    A reorg the feed's heads show makes any fetched log suspect (it may be of the
+    replaced chain). A ``removed`` log makes suspect only the fetched logs of its own
+    block: counting every removal as a chain change let a node that floods them (broken
+    or hostile, removing blocks that never were) cut every sync for good, and a gap was
+    never backfilled. The removed block hashes are kept, the last ``keep`` of them; a
+    mark older than a forgotten one is judged stale (nothing is trusted unchecked)."""
+
+    def __init__(self, keep: int = 16_384) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        self.keep = keep
+        self.reorgs = 0
+        self.removals = 0
+        self._removed: OrderedDict[str, int] = OrderedDict()  # block hash -> last removal
+        self._forgotten = 0  # the newest removal no longer in ``_removed``
+
+    def mark(self) -> ChangeMark:
+        return ChangeMark(self.reorgs, self.removals)
+
+    def on_reorg(self) -> None:
+        self.reorgs += 1
+
+    def on_removed(self, block_hash: str) -> None:
+        """A ``removed`` log of the block ``block_hash`` (a 32-byte hex string)."""
+        self.removals += 1
+        key = block_hash.lower()
+        self._removed[key] = self.removals
+        self._removed.move_to_end(key)
+        while len(self._removed) > self.keep:
+            _h, seq = self._removed.popitem(last=False)
+            self._forgotten = max(self._forgotten, seq)
+
+    def reorged_since(self, mark: ChangeMark) -> bool:
+        return self.reorgs != mark.reorgs
+
+    def stale(self, mark: ChangeMark, logs: Iterable[dict[str, object]]) -> bool:
+        """True if a reorg came after ``mark``, or a removal of a block one of ``logs``
+        is in (or a removal since forgotten: it may have been one)."""
+        if self.reorgs != mark.reorgs:
+            return True
+        if self.removals == mark.removals:
+            return False
+        if self._forgotten > mark.removals:
+            return True
+        removed = self._removed
+        for lg in logs:
+            h = lg.get("blockHash")
+            if isinstance(h, str) and removed.get(h.lower(), 0) > mark.removals:
+                return True
+        return False
 
 
 def backfill_ranges(cursor: int, head: int, chunk: int) -> Iterator[tuple[int, int]]:

@@ -76,6 +76,8 @@ from monitor.config import Settings
 from monitor.connection import ConnState, WsSettings
 from monitor.cores import (
     BlockTracker,
+    ChainChanges,
+    ChangeMark,
     FallbackAction,
     FallbackDecider,
     FallbackState,
@@ -355,7 +357,7 @@ class WsShard:
         self._reorg_from: int | None = None
         # live signs of a chain change (reorg heads, ``removed`` logs) seen so far: an
         # eth_getLogs answer fetched across one may be the old chain's (see sync)
-        self._chain_changes = 0
+        self._changes = ChainChanges()  # what makes logs fetched meanwhile stale
         self._sync_cut = False  # the last sync stopped short of its target (see sync)
         self._handback = False
         self._verified_restart = False
@@ -444,12 +446,13 @@ class WsShard:
         self._cursor_complete = True
 
     async def _on_logs_sliced(self, logs: list[dict[str, Any]], *,
-                              changes: int | None = None) -> bool:
+                              changes: ChangeMark | None = None) -> bool:
         """A backfill's logs to the pipeline, ``BACKFILL_SLICE`` at a time (in order), the
         event loop running in between; in firehose mode other makers' logs are dropped
-        before decoding, as live notifications are. With ``changes`` (the count of chain
-        changes when the logs were asked): False, delivering no further slice, once the
-        feed has seen another one since."""
+        before decoding, as live notifications are. With ``changes`` (where the chain
+        changes stood when the logs were asked): False, delivering no further slice, once
+        the feed has shown a reorg since, or removed the block of a log not yet
+        delivered."""
         if self.firehose:
             n = len(logs)
             logs = [lg for lg in logs if self._watched(lg)]
@@ -457,10 +460,10 @@ class WsShard:
         for i in range(0, len(logs), self.BACKFILL_SLICE):
             if i:
                 await asyncio.sleep(0)
-            if changes is not None and changes != self._chain_changes:
+            if changes is not None and self._changes.stale(changes, logs[i:]):
                 return False
             await self.pipeline.on_logs(logs[i:i + self.BACKFILL_SLICE], "backfill")
-        return changes is None or changes == self._chain_changes
+        return changes is None or not self._changes.reorged_since(changes)
 
     def _watched(self, entry: dict[str, Any]) -> bool:
         """False only for a well-formed log of a maker this shard does not watch."""
@@ -519,8 +522,10 @@ class WsShard:
         if self.firehose and not self._watched(result):  # another maker's fill: dropped
             self.counters["other_wallet"] += 1            # before any decode or queueing
             return
-        if result.get("removed") is True:
-            self._chain_changes += 1
+        if result.get("removed") is True:  # logs of its block fetched meanwhile are stale
+            removed_from = result.get("blockHash")
+            if isinstance(removed_from, str) and len(removed_from) == 66:
+                self._changes.on_removed(removed_from)
         size = live_log_bytes(result)
         if size is None:  # no OrderFilled is this big: garbage, before it is held
             self.pipeline.report_decode_error(result, "log too large to be an OrderFilled "
@@ -613,7 +618,7 @@ class WsShard:
             self.live_from = number
         if ev.kind is HeadKind.REORG:
             self.counters["reorgs_seen"] += 1
-            self._chain_changes += 1
+            self._changes.on_reorg()
             # a node head the probe saw before the reorg may be of the chain it replaced
             # (a shorter new chain): the re-check fetched and judged up to it, retracting
             # the new chain's trades the feed delivered meanwhile. The next probe says.
@@ -902,10 +907,12 @@ class WsShard:
                 if self._reorg_from is not None:
                     # cleared only once the re-check succeeded: a re-check that fails (the
                     # node unreachable right after the reorg) is retried, never forgotten
-                    start, changes = self._reorg_from, self._chain_changes
-                    await self._recheck(start)
-                    if self._chain_changes == changes:  # no reorg came meanwhile (one from
-                        self._reorg_from = None  # the same height was taken for done)
+                    start, changes = self._reorg_from, self._changes.mark()
+                    # done unless a reorg came meanwhile (one from the same height is
+                    # taken for done) or its logs went stale (it asked for another)
+                    if await self._recheck(start) and \
+                            not self._changes.reorged_since(changes):
+                        self._reorg_from = None
                 if self._fallback_check is not None and self._poller is None:
                     since = self._fallback_check
                     await self._check_fallback_deliveries(since)
@@ -960,7 +967,7 @@ class WsShard:
             return {n: h for n, h in self.tracker.known().items() if n <= target}
 
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
-            changes = self._chain_changes
+            changes = self._changes.mark()
             logs = await self._get_logs(a, b)
             if not await self._on_logs_sliced(logs, changes=changes):
                 # the feed saw a reorg while these logs were fetched or delivered: they may
@@ -1065,8 +1072,9 @@ class WsShard:
                                           [[hex(n), False] for n in numbers])
         return {n: _block_hash(b, n) for n, b in zip(numbers, blocks, strict=True)}
 
-    async def _recheck(self, start: int) -> None:
-        """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind."""
+    async def _recheck(self, start: int) -> bool:
+        """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind.
+        False if the logs it fetched went stale (another re-check is asked for)."""
         canonical: dict[int, str] = {}
         floor = self.tracker.oldest if self.tracker.oldest is not None else start
         k = start
@@ -1079,20 +1087,23 @@ class WsShard:
                 break
             k -= 1
         fork = self.tracker.fork_point(canonical) if canonical else start
-        await self._fix_range(fork, self._known_head() or fork, known=dict(canonical))
+        done = await self._fix_range(fork, self._known_head() or fork,
+                                     known=dict(canonical))
         self.counters["reorgs"] += 1
+        return done
 
     async def _fix_range(self, fork: int, head: int, *,
-                         known: dict[int, str | None] | None = None) -> None:
+                         known: dict[int, str | None] | None = None) -> bool:
         """Re-check blocks ``fork..head`` after a chain change: retract the standing trades
         the node's logs no longer hold and whose block the node has with another hash,
         deliver the logs (moved trades, retracted ones back), rewind the cursor below
-        ``fork``. ``known``: the node's block hashes already asked."""
-        changes = self._chain_changes
+        ``fork``. ``known``: the node's block hashes already asked. False if the logs
+        went stale meanwhile: another re-check is asked for (``_reorg_from``)."""
+        changes = self._changes.mark()
         logs: list[dict[str, Any]] = []
         for a, b in backfill_ranges(fork - 1, head, self.chunk_blocks):
             logs.extend(await self._get_logs(a, b))
-        if self._chain_changes == changes:
+        if not self._changes.stale(changes, logs):
             # a standing trade missing from these logs is an orphan only if the node has
             # its block with another hash: a provider's HTTP node may lag its WebSocket
             # node (no block at the feed's head yet, or its logs not yet indexed), and a
@@ -1100,7 +1111,8 @@ class WsShard:
             # is judged by the sync that reaches it (the cursor goes back to the fork)
             await self._retract_orphans(fork, head, logs, known=known)
             await self._on_logs_sliced(logs, changes=changes)
-        if self._chain_changes != changes:
+        stale = self._changes.stale(changes, logs)
+        if stale:
             # another reorg while the logs were fetched or used: they may be of the chain
             # it replaced - the trades the feed has just retracted would be delivered
             # again from them, the new chain's retracted. The re-check runs again.
@@ -1116,6 +1128,7 @@ class WsShard:
         if cur is not None and cur >= fork:
             await self._set_cursors(fork - 1, None, forward_only=False)
         log.info("[%s] reorg from block %d re-checked (%d logs)", self.conn_id, fork, len(logs))
+        return not stale
 
     async def _check_fallback_deliveries(self, since: int) -> None:
         """After the fallback: are the blocks the poller delivered from still canonical?

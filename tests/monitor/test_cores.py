@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from monitor.cores import (
     BlockTracker,
+    ChainChanges,
     Deduplicator,
     FallbackAction,
     FallbackDecider,
@@ -24,6 +25,39 @@ A, B = "0x" + "aa" * 32, "0x" + "bb" * 32
 
 def h(n: int, fork: str = "") -> str:
     return "0x" + (fork + f"{n:x}").rjust(64, "0")
+
+
+# -- chain changes -------------------------------------------------------------------
+
+def _log(block_hash: str) -> dict[str, object]:
+    return {"blockHash": block_hash, "blockNumber": "0x1"}
+
+
+def test_a_reorg_makes_every_fetch_stale_a_removal_only_the_logs_of_its_block() -> None:
+    ch = ChainChanges()
+    before = ch.mark()
+    ch.on_removed(A.upper().replace("0X", "0x"))  # hex case does not matter
+    assert ch.stale(before, [_log(B), _log(A)])
+    assert not ch.stale(before, [_log(B)])
+    assert not ch.stale(before, [])
+    assert not ch.stale(ch.mark(), [_log(A)])  # removed before the fetch began
+    assert not ch.reorged_since(before)
+    ch.on_reorg()
+    assert ch.reorged_since(before) and ch.stale(before, [])
+
+
+def test_a_removal_forgotten_since_a_mark_makes_it_stale_whatever_the_logs() -> None:
+    ch = ChainChanges(keep=2)
+    before = ch.mark()
+    for i in range(3):
+        ch.on_removed(h(i))
+    assert ch.stale(before, [_log(h(99))])  # h(0) was forgotten: it may have been any
+    after = ch.mark()
+    ch.on_removed(h(7))
+    ch.on_removed(h(8))  # h(7), h(8) kept; h(1), h(2) forgotten, both before ``after``
+    assert not ch.stale(after, [_log(h(1))]) and ch.stale(after, [_log(h(7))])
+    with pytest.raises(ValueError):
+        ChainChanges(keep=0)
 
 
 # -- dedup ---------------------------------------------------------------------------

@@ -79,6 +79,98 @@ def test_a_sync_answer_from_before_a_reorg_does_not_bring_back_a_retracted_trade
     assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(orphan)]
 
 
+def _held_each_time(node: HostileNode, asked: list[tuple[int, int]],
+                    releases: list[asyncio.Event]) -> Any:
+    """An ``eth_getLogs`` answer (the node's logs in the range) held until the test sets
+    the event this call appended to ``releases``; ranges asked go to ``asked``."""
+    def get_logs(params: list[Any]) -> Any:
+        a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        asked.append((a, b))
+        releases.append(asyncio.Event())
+        return Held(releases[-1], [lg for lg in node.logs
+                                   if a <= int(lg["blockNumber"], 16) <= b])
+    return get_logs
+
+
+def test_removals_of_blocks_that_never_were_do_not_starve_the_backfill(
+        tmp_path: Path) -> None:
+    """A node (broken or hostile) sends ``removed`` logs of blocks that never were, one
+    while each eth_getLogs of a gap's sync is in flight. Every removal counted as a
+    chain change: each sync was cut and asked again, for as long as the removals came,
+    and the gap's trade was never delivered. A removal now makes stale only the fetched
+    logs of its own block: the first answer is delivered."""
+    missed = order_filled(block=102, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            asked: list[tuple[int, int]] = []
+            releases: list[asyncio.Event] = []
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
+                node.logs.append(missed)  # in block 102: no notification for it
+                node.rpc["eth_getLogs"] = _held_each_time(node, asked, releases)
+                await node.new_head(103)  # a gap: the sync asks for 100..102
+                for n in range(3):
+                    await until(lambda n=n: len(releases) > n or bool(trade_ids(sink)),
+                                "the sync's eth_getLogs (or the trade)")
+                    if trade_ids(sink):
+                        break
+                    read = shard.counters["notifications"]
+                    fake = order_filled(block=102, tx=50 + n,
+                                        block_hash="0x" + "dd" * 31 + f"{n:02x}")
+                    await node.notify("logs", dict(fake, removed=True))
+                    await until(lambda read=read: shard.counters["notifications"] > read,
+                                "the removal read")
+                    releases[n].set()
+                del node.rpc["eth_getLogs"]  # no more held answers; free any still held
+                for ev in releases:
+                    ev.set()
+                await until(lambda: trade_ids(sink) == [_tid(missed)], "the gap's trade")
+                assert shard.counters["syncs_outrun"] == 0
+                assert asked == [(100, 102)]
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+
+
+def test_a_removal_of_a_fetched_block_alone_keeps_the_sync_from_delivering_it(
+        tmp_path: Path) -> None:
+    """No reorg head yet, only the feed's ``removed`` log of the trade a sync's held
+    eth_getLogs answer (the old chain's) holds: that answer is not delivered (the trade
+    would stand, a phantom), the range is asked again and the new chain's answer used."""
+    orphan = order_filled(block=102, tx=5)
+    kept = order_filled(block=101, tx=6)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            asked: list[tuple[int, int]] = []
+            releases: list[asyncio.Event] = []
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
+                node.logs.extend([kept, orphan])
+                node.rpc["eth_getLogs"] = _held_each_time(node, asked, releases)
+                await node.new_head(103)
+                await until(lambda: bool(releases), "the sync's eth_getLogs")
+                node.logs.remove(orphan)  # the node's new chain: block 102 without it
+                read = shard.counters["notifications"]
+                await node.notify("logs", dict(orphan, removed=True))
+                await until(lambda: shard.counters["notifications"] > read,
+                            "the removal read")
+                del node.rpc["eth_getLogs"]
+                releases[0].set()
+                await until(lambda: trade_ids(sink) == [_tid(kept)], "the kept trade")
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+                assert shard.counters["syncs_outrun"] == 1
+            await run_monitor(node, tmp_path, body, speed=1.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(kept)]
+
+
 class _HeldCallback:
     """A bot's callback that records each event it gets and, for the trade ``hold``, does
     not return until ``release`` is set (a slow copy trade)."""

@@ -730,9 +730,9 @@ def test_a_stale_stored_hash_is_replaced_once_its_range_is_re_checked(
                 shard = mon.shards[0]
                 real = shard._fix_range
 
-                async def spy(fork: int, head: int) -> None:
+                async def spy(fork: int, head: int, **kw: Any) -> bool:
                     seen.append(fork)
-                    await real(fork, head)
+                    return await real(fork, head, **kw)
                 shard._fix_range = spy  # type: ignore[method-assign]
                 await shard._verify_restart_cursor()  # as the next reconnect does
             await run_monitor(node, tmp_path, body)
