@@ -107,6 +107,10 @@ from polyvocab.policies import is_range_too_large
 
 __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets"]
 
+
+class _NodeBehind(MonitorError):
+    """The HTTP node has not the reorg the feed showed yet: re-check later."""
+
 log = logging.getLogger("monitor.wallets")
 
 #: the bytes of live logs waiting for delivery, as :func:`live_log_bytes` counts them
@@ -304,6 +308,9 @@ class WsShard:
     CURSOR_SLICE = 2000
     #: logs of a backfill handed to the pipeline at a time (one transaction each)
     BACKFILL_SLICE = 250
+    #: re-checks put off while the HTTP node has not the reorg's head block the feed
+    #: showed (then the node's view is taken: a feed on a fork of its own is wrong)
+    RECHECK_NODE_WAITS = 3
 
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
@@ -355,6 +362,10 @@ class WsShard:
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
+        # the last reorg head the feed showed (number, hash), until a re-check is done:
+        # the node must have that block before its answers judge the reorg
+        self._reorg_head: tuple[int, str] | None = None
+        self._node_waits = 0  # re-checks put off so far for it
         # live signs of a chain change (reorg heads, ``removed`` logs) seen so far: an
         # eth_getLogs answer fetched across one may be the old chain's (see sync)
         self._changes = ChainChanges()  # what makes logs fetched meanwhile stale
@@ -625,6 +636,7 @@ class WsShard:
             self.node_head = None
             self._reorg_from = ev.start if self._reorg_from is None else min(
                 self._reorg_from, ev.start)
+            self._reorg_head, self._node_waits = (number, bh.lower()), 0
             self._wake.set()
         elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
             self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
@@ -912,7 +924,7 @@ class WsShard:
                     # taken for done) or its logs went stale (it asked for another)
                     if await self._recheck(start) and \
                             not self._changes.reorged_since(changes):
-                        self._reorg_from = None
+                        self._reorg_from = self._reorg_head = None
                 if self._fallback_check is not None and self._poller is None:
                     since = self._fallback_check
                     await self._check_fallback_deliveries(since)
@@ -932,10 +944,13 @@ class WsShard:
                         self._wake.set()
             except MonitorError as exc:
                 failures += 1
-                self.counters["sync_errors"] += 1
                 delay = min(self.s.scaled(min(2.0 ** failures, 30.0)), 30.0)
-                log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
-                            exc.message, delay)
+                if isinstance(exc, _NodeBehind):
+                    log.info("[%s] %s: re-check in %.2fs", self.conn_id, exc.message, delay)
+                else:
+                    self.counters["sync_errors"] += 1
+                    log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
+                                exc.message, delay)
                 await asyncio.sleep(delay)
                 self._wake.set()
 
@@ -1075,6 +1090,7 @@ class WsShard:
     async def _recheck(self, start: int) -> bool:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind.
         False if the logs it fetched went stale (another re-check is asked for)."""
+        await self._node_has_the_reorg()
         canonical: dict[int, str] = {}
         floor = self.tracker.oldest if self.tracker.oldest is not None else start
         k = start
@@ -1091,6 +1107,31 @@ class WsShard:
                                      known=dict(canonical))
         self.counters["reorgs"] += 1
         return done
+
+    async def _node_has_the_reorg(self) -> None:
+        """Raise :class:`_NodeBehind` (the sync loop retries after its back-off) while
+        the HTTP node has the feed's reorg head block with another hash, at most
+        ``RECHECK_NODE_WAITS`` times in a row. A provider's HTTP node may lag its WebSocket
+        node: still on the replaced chain, its hashes and logs judged the trades the feed
+        delivered from the new block orphans (retracted, then delivered again once it
+        caught up: the bot undid and redid a real trade) and brought back the old chain's
+        trades the feed had just retracted. A node without the block yet is left to the
+        rules of the re-check (it judges only blocks the node has)."""
+        seen = self._reorg_head
+        if seen is None or self.tracker.hash_at(seen[0]) != seen[1]:
+            return  # no reorg head, or the feed has since moved off it
+        number, feed_hash = seen
+        node_hash = await self._canonical_hash(number)
+        if node_hash is None or node_hash == feed_hash:
+            return
+        if self._node_waits < self.RECHECK_NODE_WAITS:
+            self._node_waits += 1
+            self.counters["recheck_node_behind"] += 1
+            raise _NodeBehind(f"the node's block {number} is not the feed's yet "
+                              f"({node_hash[:10]}... against {feed_hash[:10]}...)")
+        log.warning("[%s] the node still has block %d as %s..., the feed showed %s...: "
+                    "the re-check takes the node's chain", self.conn_id, number,
+                    node_hash[:10], feed_hash[:10])
 
     async def _fix_range(self, fork: int, head: int, *,
                          known: dict[int, str | None] | None = None) -> bool:

@@ -562,6 +562,84 @@ def test_a_re_check_does_not_retract_a_trade_of_a_block_the_http_node_does_not_h
     assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
 
 
+def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
+        tmp_path: Path) -> None:
+    """A reorg replaces block 101 (a trade, delivered live) by one holding another trade,
+    delivered live; the feed retracts the first. The provider's HTTP node lags its
+    WebSocket node: it still has the old block 101, hash and logs. The re-check took its
+    answers for the chain: it retracted the new trade (its block "has another hash") and
+    delivered the old one again, then undid both once the node caught up - the bot copied
+    a trade twice and undid a real one. The re-check now waits (with the sync loop's
+    back-off) until the node has the reorg head the feed showed."""
+    old, new_101 = order_filled(block=101, tx=5), "0x" + "ee" * 32
+    live = order_filled(block=101, tx=6, block_hash=new_101)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            on_new_chain = [False]
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                logs = [live] if on_new_chain[0] else [old]
+                return [lg for lg in logs if a <= int(lg["blockNumber"], 16) <= b]
+
+            def get_block(params: list[Any]) -> Any:
+                n = int(params[0], 16)
+                return dict(header(n), hash=new_101) if n == 101 and on_new_chain[0] \
+                    else header(n)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
+                node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
+                    get_logs, get_block
+                await node.notify("logs", old)
+                await node.new_head(101)  # the old block 101
+                await until(lambda: trade_ids(sink) == [_tid(old)], "the old trade")
+                # the reorg, on the feed only: old removed, the new 101 with its trade
+                await node.notify("logs", dict(old, removed=True))
+                await node.notify("logs", live)
+                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await until(lambda: shard.counters["recheck_node_behind"] >= 1
+                            or shard.counters["reorgs"] >= 1, "a re-check tried")
+                on_new_chain[0] = True  # the HTTP node catches up
+                await until(lambda: shard.counters["reorgs"] >= 1, "re-checked")
+                await node.notify("newHeads", dict(header(102), parentHash=new_101))
+                await until(lambda: cursor_at_least(mon, 101), "synced past 101")
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(old)]
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [
+        _tid(old), _tid(live)]
+
+
+def test_a_re_check_takes_the_node_s_chain_when_it_keeps_disagreeing_with_the_feed(
+        tmp_path: Path) -> None:
+    """The feed shows a reorg to a block the node never gets (the feed's node is on a
+    fork of its own): the re-check waits ``RECHECK_NODE_WAITS`` times, then takes the
+    node's chain and retracts the trade only the feed's fork holds."""
+    fork_101 = "0x" + "ee" * 32
+    lone = order_filled(block=101, tx=6, block_hash=fork_101)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
+                await node.new_head(101)
+                await until(lambda: cursor_at_least(mon, 100), "the cursor at 100")
+                await node.notify("logs", lone)
+                await node.notify("newHeads", dict(header(101), hash=fork_101))
+                await until(lambda: any(e.kind == "retraction" for e in sink.events),
+                            "the fork's trade retracted")
+                assert shard.counters["recheck_node_behind"] == shard.RECHECK_NODE_WAITS
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(lone)]
+
+
 def test_a_log_the_full_live_queue_dropped_is_fetched_before_heads_move_the_cursor(
         tmp_path: Path) -> None:
     """With ``reconcile_interval = 0`` contiguous heads move the cursor to head - 1. The
