@@ -38,6 +38,7 @@ __all__ = [
     "Recording",
     "RecordingError",
     "check_follows",
+    "check_gzip_head",
     "check_header",
     "compact_json",
     "iter_recording",
@@ -185,6 +186,25 @@ def write_recording(path: str | Path, header: dict[str, Any], blocks: Iterable[R
     return path
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_gzip_head(path: Path, head: bytes) -> None:
+    """Raise a :class:`RecordingError` that says what the file is when ``head`` (its
+    first bytes) is not a gzip header: a plain JSON-lines file read as "corrupt or
+    truncated (incorrect header check)", which sent its owner looking for damage."""
+    if head[:2] == GZIP_MAGIC:
+        return
+    if not head:
+        raise RecordingError(f"{path}: an empty file, not a recording (.jsonl.gz)")
+    plain = head.lstrip()[:1] in (b"{", b"[")
+    raise RecordingError(
+        f"{path}: not gzip-compressed ("
+        + ("it looks like plain JSON lines; " if plain else "")
+        + f"a recording is gzip-compressed JSON lines, .jsonl.gz: `gzip -k {path.name}` "
+          "makes one)")
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:  # a FIFO (or a device) is refused, not opened: the open waits for a writer
         mode = path.stat().st_mode
@@ -196,6 +216,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
         raise RecordingError(f"{path}: {what}, not a recording (.jsonl.gz)")
     try:
+        with open(path, "rb") as raw:
+            check_gzip_head(path, raw.read(64))
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             lineno = 0
             while line := fh.readline(MAX_LINE_BYTES + 1):

@@ -46,6 +46,7 @@ from simulator.recording import (
     RecordingError,
     _check_block,
     check_follows,
+    check_gzip_head,
     check_header,
 )
 from simulator.synth import Planner, Renderer, build_universe
@@ -342,6 +343,12 @@ class _GzLines:
         except FileNotFoundError:
             raise RecordingError(f"{path}: no such recording") from None
         if mark is None:
+            try:
+                check_gzip_head(path, self._fh.read(64))
+            except RecordingError:
+                self._fh.close()
+                raise
+            self._fh.seek(0)
             self._d = zlib.decompressobj(31)
             self._buf = b""
         else:

@@ -70,11 +70,27 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_recording(tmp_path / "nope.jsonl.gz")
 
 
-def test_not_gzip_is_reported_as_corrupt(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("content", "says"), [
+    (b"this is not gzip at all\n", r"not gzip-compressed \(a recording is"),
+    (b'{"format": "polygon-recording"}\n{"number": 1}\n',
+     r"not gzip-compressed \(it looks like plain JSON lines; .*`gzip -k junk\.jsonl\.gz`"),
+    (b"", r"an empty file, not a recording"),
+])
+def test_a_file_that_is_not_gzip_says_what_it_is(small, tmp_path: Path, content: bytes,
+                                                 says: str) -> None:
+    """A plain JSON-lines file (or any other) was "corrupt or truncated recording
+    (Error -3 while decompressing data: incorrect header check)": its owner looked for
+    damage in a file that was only not compressed. Read whole and streamed alike."""
+    from simulator.source import FileSource
     path = tmp_path / "junk.jsonl.gz"
-    path.write_bytes(b"this is not gzip at all\n")
-    with pytest.raises(RecordingError, match=r"junk\.jsonl\.gz: corrupt or truncated"):
+    path.write_bytes(content)
+    with pytest.raises(RecordingError, match=r"junk\.jsonl\.gz: " + says):
         load_recording(path)
+    with pytest.raises(RecordingError, match=r"junk\.jsonl\.gz: " + says):
+        FileSource(path)
+    good = save_recording(small, tmp_path / "good.jsonl.gz")  # a recording still reads
+    assert len(load_recording(good).blocks) == len(small.blocks)
+    assert FileSource(good).next_block() is not None
 
 
 def test_truncated_gzip_is_reported(small, tmp_path: Path) -> None:
