@@ -34,7 +34,10 @@ stopped). Live notifications alone never advance the cursor (unless
 ``reconcile_interval = 0``, when contiguous heads on one connection advance it to
 ``head - 1``), so a notification lost on the wire (drop, silent
 subscription, loss) is recovered at the latest by the next sync, and a restart resumes from
-a cursor that is never ahead of what was verified.
+a cursor that is never ahead of what was verified. A shard syncs from the lowest cursor
+of its wallets (a wallet added back to the list resumes at its own); the other wallets'
+logs more than ``dedup_retention_blocks`` below their own cursors, whose trade ids may be
+pruned, are not delivered again.
 
 Interruptions
 -------------
@@ -399,6 +402,9 @@ class WsShard:
         self._cursor: int | None = None  # the shard's cursor, once read (see cursor())
         self._cursor_read = False
         self._cursor_complete = False
+        # wallet -> the block up to which its trade ids may have been pruned, for the
+        # wallets whose such block is above the shard's cursor (see _not_pruned)
+        self._pruned_below: dict[str, int] = {}
 
     # -- filter ------------------------------------------------------------------------
 
@@ -419,15 +425,44 @@ class WsShard:
         a sync from it would re-fetch blocks, never skip one)."""
         if not self._cursor_read or self._poller is not None:
             cursors = self.store.cursors()
-            blocks = [cursors[w].block for w in self.wallets if w in cursors]
+            own = {w: cursors[w].block for w in self.wallets if w in cursors}
+            blocks = list(own.values())
             self._cursor_complete = len(blocks) == len(self.wallets)  # every wallet has one
             if blocks and not self._cursor_complete and self.s.start_block is not None:
                 # a wallet new to this shard (a rollout change, a wallet the poller never
                 # reached) starts at start_block, not at the other wallets' cursor
                 blocks.append(self.s.start_block - 1)
-            self._cursor = min(blocks) if blocks else None
+            self._cursor = low = min(blocks) if blocks else None
+            keep = self.s.dedup_retention_blocks
+            self._pruned_below = {} if low is None or not keep else {
+                w: b - keep for w, b in own.items() if b - keep > low}
             self._cursor_read = True
         return self._cursor
+
+    def _not_pruned(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``logs`` less those of a wallet in blocks more than ``dedup_retention_blocks``
+        below its own cursor, where its delivered trades' ids may have been pruned.
+
+        The shard syncs from the lowest of its wallets' cursors: a wallet added back to the
+        list (its cursor left behind) or new while ``start_block`` stays set pulls the
+        other wallets' old blocks into the sync, and their trades there, whose ids were
+        pruned, were delivered again as new. Their cursors passed those blocks long ago
+        (no reorg is that deep); nearer their cursors the dedup decides, as ever."""
+        below = self._pruned_below
+        if not below:
+            return logs
+        out = []
+        for lg in logs:
+            try:
+                maker = lg["topics"][2]
+                done = below.get("0x" + maker[-40:].lower()) if len(maker) == 66 else None
+                if done is not None and quantity(lg["blockNumber"]) <= done:
+                    self.counters["backfill_below_wallet_cursor"] += 1
+                    continue
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                pass  # the pipeline reports what does not decode
+            out.append(lg)
+        return out
 
     async def _set_cursors(self, block: int, block_hash: str | None, *,
                            forward_only: bool = True,
@@ -455,6 +490,9 @@ class WsShard:
         self._cursor = (max(before, block) if forward_only and self._cursor_complete
                         and before is not None else block)
         self._cursor_complete = True
+        if self._pruned_below:  # only what lies above the shard's cursor still counts
+            self._pruned_below = {w: b for w, b in self._pruned_below.items()
+                                  if forward_only and b > block}
 
     async def _on_logs_sliced(self, logs: list[dict[str, Any]], *,
                               changes: ChangeMark | None = None) -> bool:
@@ -984,7 +1022,7 @@ class WsShard:
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             changes = self._changes.mark()
             logs = await self._get_logs(a, b)
-            if not await self._on_logs_sliced(logs, changes=changes):
+            if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes):
                 # the feed saw a reorg while these logs were fetched or delivered: they may
                 # be the old chain's, and would deliver again a trade the feed has just
                 # retracted (an orphan at the sink twice). The cursor stays; the re-check
