@@ -18,6 +18,10 @@ like a node whose transaction index is limited (geth ``--history.transactions``)
 Block lookups by hash cover every published block, through a compact index
 (:class:`_HashIndex`, ~12 bytes a block: a week of blocks is a few MB).
 A chain built from a :class:`Recording` keeps every block, as before.
+
+The blocks the latest reorgs replaced are kept a little while (:meth:`Chain.replaced_at`,
+at most :data:`KEEP_REPLACED_BLOCKS` blocks, no older than :data:`KEEP_REPLACED_HEIGHTS`
+below the head): a node that lags the head (fault ``rpc_lag``) still answers from them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import random
 import tempfile
 import zlib
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, overload
@@ -42,14 +46,19 @@ from simulator.schedule import IndexLag, ReplaySchedule
 from simulator.settings import DEFAULT_WINDOW_BLOCKS, SimSettings
 from simulator.source import BlockSource
 
-__all__ = ["Chain", "ChainBlock", "PreparedBlock", "ReorgResult", "Steps", "order_filled",
-           "run_steps"]
+__all__ = ["KEEP_REPLACED_HEIGHTS", "Chain", "ChainBlock", "PreparedBlock", "ReorgResult",
+           "Steps", "order_filled", "run_steps"]
 
 log = logging.getLogger("simulator.chain")
 
 #: work done in steps: the generator yields where the caller may let others run, and returns
 #: the result (the server runs the steps on the event loop, other callers at once)
 Steps = Generator[None, None, Any]
+
+#: how far behind the head a lagging view may be and still see the blocks a reorg replaced
+KEEP_REPLACED_HEIGHTS = 64
+#: most replaced blocks kept over all recent reorgs (the oldest reorgs' are let go first)
+KEEP_REPLACED_BLOCKS = 64
 
 
 def run_steps(steps: Steps) -> Any:
@@ -530,6 +539,7 @@ class Chain:
         self._by_hash = _HashIndex()  # hash -> position, every published block
         self._tx: dict[str, tuple[ChainBlock, int]] = {}
         self._generation = 0
+        self._reorgs: deque[ReorgResult] = deque()  # recent ones, for replaced_at
         if isinstance(recording, Recording):
             if not recording.blocks:
                 raise ValueError("the recording has no blocks")
@@ -851,8 +861,38 @@ class Chain:
             self.published += 1
         for block in old:  # its vanished transactions must not keep it alive
             self._forget_txs(block)
-        return ReorgResult(depth=depth, from_number=old[0].number, old=tuple(old),
-                           new=tuple(new))
+        result = ReorgResult(depth=depth, from_number=old[0].number, old=tuple(old),
+                             new=tuple(new))
+        self._reorgs.append(result)
+        self._prune_reorgs()
+        kept = sum(len(r.old) for r in self._reorgs)
+        while kept > KEEP_REPLACED_BLOCKS and len(self._reorgs) > 1:
+            kept -= len(self._reorgs.popleft().old)
+        return result
+
+    def _prune_reorgs(self) -> None:
+        """Forget reorgs made while the head was :data:`KEEP_REPLACED_HEIGHTS` or more
+        below today's: no lagging view is that far behind."""
+        while self._reorgs and (self._reorgs[0].old[-1].number
+                                <= self.head_number - KEEP_REPLACED_HEIGHTS):
+            self._reorgs.popleft()
+
+    def replaced_at(self, head: int) -> dict[int, ChainBlock]:
+        """Height -> block, for the heights up to ``head`` where a node whose head is
+        ``head`` (at most :data:`KEEP_REPLACED_HEIGHTS` behind this chain's) still has a
+        block a later reorg replaced. A reorg is later when it was made while this chain's
+        head was above ``head`` (a reorg leaves the head's height as it was: it was made at
+        the height of its last replaced block); where several replaced one height, the
+        node has the block the earliest of them replaced. Empty when no reorg is kept."""
+        self._prune_reorgs()
+        out: dict[int, ChainBlock] = {}
+        for result in self._reorgs:
+            if result.old[-1].number <= head:
+                continue  # made while the head was at most ``head``: that node has seen it
+            for block in result.old:
+                if block.number <= head:
+                    out.setdefault(block.number, block)
+        return out
 
 
 def _rebuild(rb: RecordedBlock, new_hash: str, parent: str,

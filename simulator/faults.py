@@ -25,6 +25,10 @@ max_subscriptions         ws       n (1)
 reorg                     chain    depth (1; 1..64), seed (0), move_share, vanish_share
 rpc_errors                rpc_http share (0.5), statuses ([429,500,502,503,"timeout"]),
                                    timeout_s (10), seed (0)
+rpc_lag                   rpc_http blocks (1; 1..64): the HTTP node is ``blocks`` behind the
+                                   head: eth_blockNumber, tags and logs answer from there,
+                                   a block above it is null; it still has the blocks a
+                                   reorg made since then replaced (WebSocket untouched)
 explorer_rate_limit       explorer rate (1.0 calls/s per key)
 explorer_lag              explorer extra_s (30): added to the index lag of new blocks
 explorer_down             explorer mode ("html502" | "timeout")

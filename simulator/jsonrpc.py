@@ -15,6 +15,10 @@ Limits and their texts come from the provider profile (``NodeSettings.profile``,
 :mod:`simulator.providers`): ``eth_getLogs`` range and result caps, HTTP and WebSocket batch
 sizes.
 
+A node that lags the head (fault ``rpc_lag``, HTTP only) is :meth:`JsonRpc.lagging`: the
+same methods over a :class:`LaggingChain`, a view of the chain as a node ``blocks`` behind
+it has it.
+
 Input is bounded before it is used (:func:`parse_json`): nesting depth, digits of a number,
 non-finite numbers; request ids are short scalars; quantities fit in 64 bits.
 """
@@ -36,8 +40,8 @@ from simulator.providers import profile
 from simulator.recording import compact_json
 from simulator.settings import NodeSettings
 
-__all__ = ["Call", "JsonInputError", "JsonRpc", "RpcError", "SubscriptionHost",
-           "error_response", "parse_json"]
+__all__ = ["Call", "JsonInputError", "JsonRpc", "LaggingChain", "RpcError",
+           "SubscriptionHost", "error_response", "parse_json"]
 
 log = logging.getLogger("simulator.jsonrpc")
 
@@ -229,13 +233,99 @@ def _or_latest(tag: Any) -> Any:
     return "latest" if tag is None else tag
 
 
-class JsonRpc:
-    """The method table of the mock node, over a :class:`Chain`."""
+class LaggingChain:
+    """The chain as a node ``blocks`` behind its head has it (the provider's HTTP node
+    lagging its WebSocket node; fault ``rpc_lag``), read live from ``chain``.
 
-    def __init__(self, chain: Chain, settings: NodeSettings | None = None) -> None:
+    Its head is ``blocks`` below the chain's: a block above it is unknown (by number, by
+    hash, its logs and transactions), as geth answers for a block it does not have yet.
+    Where a reorg made while the chain's head was above this head replaced blocks at or
+    below it, this node still has the replaced blocks (old hashes, old logs):
+    :meth:`Chain.replaced_at`. Offers what :class:`JsonRpc` reads of a :class:`Chain`.
+    """
+
+    def __init__(self, chain: Chain, blocks: int) -> None:
+        self.chain = chain
+        self.blocks = blocks
+        self.chain_id = chain.chain_id
+
+    @property
+    def first_number(self) -> int:
+        return self.chain.first_number
+
+    @property
+    def published(self) -> int:
+        return max(self.chain.published - self.blocks, 0)
+
+    @property
+    def head_number(self) -> int:
+        return self.chain.first_number + self.published - 1
+
+    @property
+    def rebuilt(self) -> int:
+        return self.chain.rebuilt
+
+    def _replaced(self) -> dict[int, ChainBlock]:
+        return self.chain.replaced_at(self.head_number)
+
+    def block(self, number: int) -> ChainBlock | None:
+        if number > self.head_number:
+            return None
+        return self._replaced().get(number) or self.chain.block(number)
+
+    def block_by_hash(self, block_hash: str) -> ChainBlock | None:
+        replaced = self._replaced()
+        block = self.chain.block_by_hash(block_hash)
+        if block is not None and block.number <= self.head_number \
+                and block.number not in replaced:
+            return block
+        key = block_hash.lower()
+        return next((b for b in replaced.values() if b.hash.lower() == key), None)
+
+    def tx(self, tx_hash: str) -> tuple[ChainBlock, int] | None:
+        replaced = self._replaced()
+        found = self.chain.tx(tx_hash)
+        if found is not None and found[0].number <= self.head_number \
+                and found[0].number not in replaced:
+            return found
+        key = tx_hash.lower()
+        for block in replaced.values():
+            for i, h in enumerate(block.tx_hashes):
+                if h.lower() == key:
+                    return block, i
+        return None
+
+    def outside_window(self, start: int, stop: int) -> int:
+        return self.chain.outside_window(start, min(stop, self.head_number))
+
+    def logs_json_steps(self, flt: LogFilter, start: int, stop: int,
+                        limit: int | None = None) -> Steps:
+        """:meth:`Chain.logs_json_steps` over this node's blocks (none above its head)."""
+        replaced = self._replaced()
+        out: list[str] = []
+        rebuilt = self.rebuilt
+        for number in range(max(start, self.first_number), min(stop, self.head_number) + 1):
+            block = replaced.get(number) or self.chain.block(number)
+            if block is None:
+                continue
+            out.extend(block.log_json(i) for i in flt.select(block.index))
+            if limit is not None and len(out) > limit:
+                return None, max(block.number - 1, start)
+            if self.rebuilt != rebuilt:
+                rebuilt = self.rebuilt
+                yield
+        return out, stop
+
+
+class JsonRpc:
+    """The method table of the mock node, over a :class:`Chain` (or a lagging view of it)."""
+
+    def __init__(self, chain: Chain | LaggingChain, settings: NodeSettings | None = None
+                 ) -> None:
         self.chain = chain
         self.settings = settings or NodeSettings()
         self.profile = profile(self.settings.profile)
+        self._lagging: dict[int, JsonRpc] = {}
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
             "net_version": lambda p, h: str(self.chain.chain_id),
@@ -251,6 +341,15 @@ class JsonRpc:
             "eth_subscribe": self._subscribe,
             "eth_unsubscribe": self._unsubscribe,
         }
+
+    def lagging(self, blocks: int) -> JsonRpc:
+        """This node as one ``blocks`` behind the head answers (fault ``rpc_lag``): the
+        same methods and limits over a :class:`LaggingChain` (one per lag, kept)."""
+        rpc = self._lagging.get(blocks)
+        if rpc is None:
+            base = self.chain.chain if isinstance(self.chain, LaggingChain) else self.chain
+            rpc = self._lagging[blocks] = JsonRpc(LaggingChain(base, blocks), self.settings)
+        return rpc
 
     # -- envelope ---------------------------------------------------------------------------
     def handle(self, body: str | bytes, host: SubscriptionHost | None = None) -> Reply:

@@ -16,6 +16,9 @@ notify          a notification is queued for a conn      :class:`Notify`: copies
 http            a JSON-RPC POST arrives                  :class:`HttpAnswer` instead of the
                                                          node's, or None
 http_reply      the node answered a JSON-RPC POST        a changed :class:`HttpAnswer` or None
+http_lag        a JSON-RPC POST is about to be answered  blocks the answering node is behind
+                                                         the head (0 = none): it answers as
+                                                         :meth:`JsonRpc.lagging` does
 explorer        a fault starts or stops                  :class:`ExplorerEffects`: extra
                                                          index lag, rate limit, down mode
 explorer_reply  the explorer answered a request          a changed :class:`HttpAnswer` or None
@@ -54,6 +57,7 @@ from simulator.errors import SimulatorError
 
 __all__ = [
     "KINDS",
+    "MAX_LAG_BLOCKS",
     "Abort",
     "ActiveFault",
     "Close",
@@ -276,6 +280,7 @@ class FaultKind:
     notify: Callable[[Faults, NotifyCtx, Notify], Notify] | None = None
     http: Callable[[Faults, HttpAnswer | None], HttpAnswer | None] | None = None
     http_reply: Callable[[Faults, ReplyCtx, HttpAnswer | None], HttpAnswer | None] | None = None
+    http_lag: Callable[[Faults, int], int] | None = None
     explorer: Callable[[Faults, ExplorerEffects], ExplorerEffects] | None = None
     explorer_reply: Callable[[Faults, ReplyCtx, HttpAnswer | None],
                              HttpAnswer | None] | None = None
@@ -336,6 +341,18 @@ def _check_rpc_errors(p: dict[str, Any]) -> None:
                                and 400 <= s <= 599) for s in statuses):
         raise FaultError("params.statuses: expected a list of HTTP codes 4xx/5xx "
                          "or \"timeout\"")
+
+
+#: most blocks ``rpc_lag`` may lag (simulator.chain keeps what reorgs replaced that far back)
+MAX_LAG_BLOCKS = 64
+
+
+def _check_lag(p: dict[str, Any]) -> None:
+    num(p, "blocks", 1, MAX_LAG_BLOCKS)
+    if p["blocks"] != int(p["blocks"]):
+        raise FaultError(f"params.blocks: expected a whole number of blocks in "
+                         f"[1, {MAX_LAG_BLOCKS}], got {p['blocks']!r}")
+    p["blocks"] = int(p["blocks"])
 
 
 # -- the effects of today's faults (pure) -------------------------------------------------
@@ -409,6 +426,10 @@ def _http_errors(faults: Faults, answer: HttpAnswer | None) -> HttpAnswer | None
     if status == 429:
         return HttpAnswer(429, json.dumps(_429).encode())
     return HttpAnswer(int(status), f"{status} error\n".encode(), _TEXT)
+
+
+def _http_lag(faults: Faults, blocks: int) -> int:
+    return max(blocks, *(int(f.spec.params["blocks"]) for f in faults))
 
 
 def _explorer_lag(faults: Faults, eff: ExplorerEffects) -> ExplorerEffects:
@@ -688,6 +709,8 @@ KINDS: dict[str, FaultKind] = {
                                          "statuses": [429, 500, 502, 503, "timeout"],
                                          "timeout_s": 10.0, "seed": 0},
                             check=_check_rpc_errors, http=_http_errors),
+    # the provider's HTTP node `blocks` behind its WebSocket node (the largest lag wins)
+    "rpc_lag": FaultKind("rpc_http", {"blocks": 1}, check=_check_lag, http_lag=_http_lag),
     "explorer_rate_limit": FaultKind("explorer", {"rate": 1.0},
                                      check=lambda p: num(p, "rate", 0.001, 1_000_000),
                                      explorer=_explorer_rate),
@@ -798,6 +821,13 @@ class Nemesis:
             answer = fn(faults, ctx, answer)
         self._count(answer.injections if answer else ())
         return answer
+
+    def http_lag(self) -> int:
+        """Blocks behind the head the node answering a JSON-RPC POST is (0 = none)."""
+        blocks = 0
+        for fn, faults in self._hooks("http_lag"):
+            blocks = fn(faults, blocks)
+        return blocks
 
     def explorer(self) -> ExplorerEffects:
         eff = ExplorerEffects()

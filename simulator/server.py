@@ -11,7 +11,7 @@ Routes::
 :class:`Simulator` owns the chain, the replay loop, the faults and the connections; all
 decisions are made by the sans-I/O cores (``chain``, ``schedule``, ``jsonrpc``,
 ``faults``, ``telegram``). What an active fault does is asked of the ``nemesis`` at each
-hook (start, upgrade, mute, subscribe, notify, http, http_reply, explorer,
+hook (start, upgrade, mute, subscribe, notify, http, http_reply, http_lag, explorer,
 explorer_reply); this module only applies the answers and never names a fault.
 ``python -m simulator serve`` (in :mod:`simulator.cli`) runs it until a signal.
 """
@@ -972,10 +972,12 @@ class Simulator:
             log.info("conn %s: closed", conn_id)
         return ws
 
-    async def _handle_rpc(self, body: str | bytes, host: WsConn | None) -> Reply:
+    async def _handle_rpc(self, body: str | bytes, host: WsConn | None,
+                          rpc: JsonRpc | None = None) -> Reply:
         """Answer a JSON-RPC body, letting the loop run between its steps (blocks it had
-        rebuilt, far back): the replay and the other clients go on meanwhile."""
-        steps = self.rpc.steps(body, host)
+        rebuilt, far back): the replay and the other clients go on meanwhile. ``rpc``: the
+        node that answers (default the node at the head)."""
+        steps = (rpc or self.rpc).steps(body, host)
         while True:
             try:
                 next(steps)
@@ -1000,7 +1002,8 @@ class Simulator:
             response = web.Response(status=408, text="request body not received in time\n")
             response.force_close()
             return response
-        reply = await self._handle_rpc(body, None)
+        lag = self.nemesis.http_lag() if self.board.active else 0
+        reply = await self._handle_rpc(body, None, self.rpc.lagging(lag) if lag else None)
         self._count_rpc("rpc_http", reply)
         text = (reply.text or "").encode()
         if self.board.active:

@@ -1,0 +1,132 @@
+"""The monitor against a provider whose HTTP node lags its WebSocket node, with reorgs.
+
+The simulator (a process) serves a short busy recording (seed 5) with a reorg of depth 3
+every 20 simulated seconds and ``rpc_lag`` (2 blocks) for 85 simulated seconds: right
+after each reorg the HTTP node still answers from the replaced blocks (old hashes, old
+logs) while the feed already shows the fork, and it has no block at the feed's head or
+the one before. The monitor (a process) watches the 25 most active wallets from the first
+block. At the end (the HTTP node caught up): every canonical trade delivered exactly once,
+nothing phantom, and no trade of a block that stayed canonical was ever retracted (a real
+trade undone and done again).
+
+``caught_up``: the lag starts once the monitor has delivered the chain so far.
+``from_start``: the lag is on from the replay's first block, so the monitor's start-up
+backfill runs against the lagging node; it loses a block (see the xfail reason).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from monitor_sim import (
+    PY,
+    ROOT,
+    assert_exactly_once,
+    read_jsonl,
+    standing,
+    start_monitor,
+    start_sim,
+    top_wallets,
+    truth,
+    wait_all_detected,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+SPEED = 10.0
+BLOCKS = 60
+SEED = 5  # the recording's
+LAG = 2
+LAG_S = 85  # simulated seconds; the replay runs ~140
+FAST = ["--staleness-blocks", "5", "--heartbeat-interval", "10", "--heartbeat-timeout", "4",
+        "--backoff-initial", "1", "--backoff-max", "5", "--reconcile-interval", "10"]
+REORGS = """
+[[faults]]
+name = "reorg"
+at = 20
+every = 20
+seed = 3
+params = { depth = 3, move_share = 0.3, vanish_share = 0.3 }
+"""
+LAG_FROM_START = f"""
+[[faults]]
+name = "rpc_lag"
+target = "rpc_http"
+at = 0
+duration = {LAG_S}
+params = {{ blocks = {LAG} }}
+"""
+
+STARTUP_BACKFILL_DEFECT = (
+    "monitor defect (monitor/wallet_monitor.py WsShard.sync): the sync fetches "
+    "eth_getLogs up to the feed's head - 1 and moves the cursor there, but an HTTP node "
+    "2 blocks behind the feed answers only up to feed head - 2 (an explicit toBlock above "
+    "its head is cut at its head, as geth <= 1.13 did, go-ethereum#24078): the block at "
+    "feed head - 1, published before the subscription, is never fetched; the first sync "
+    "after start-up (or after a reconnect) loses its trades (69-78 trades of one block, "
+    "recording seed 5)")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rec") / "busy.jsonl.gz"
+    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
+                    str(BLOCKS), "--seed", str(SEED), "--out", str(out)], cwd=ROOT,
+                   check=True, capture_output=True, timeout=120)
+    return out
+
+
+def canonical_hashes(sim_history: Path) -> set[str]:
+    """Block hashes of the final chain (the last block published at each height)."""
+    by_height: dict[int, str] = {}
+    for row in read_jsonl(sim_history):
+        if row.get("event") == "block_published":
+            by_height[row["number"]] = row["hash"].lower()
+    return set(by_height.values())
+
+
+@pytest.mark.parametrize("lag_from", [
+    "caught_up",
+    pytest.param("from_start", marks=pytest.mark.xfail(strict=True,
+                                                       reason=STARTUP_BACKFILL_DEFECT)),
+])
+def test_lagging_http_node_with_reorgs_every_trade_once_nothing_phantom(
+        recording: Path, tmp_path: Path, lag_from: str) -> None:
+    from simulator.recording import load_recording
+    first = load_recording(recording).first_block
+    wallets = top_wallets(recording, 25)
+    config = REORGS + (LAG_FROM_START if lag_from == "from_start" else "")
+    sim = start_sim(recording, tmp_path, speed=SPEED, config=config)
+    try:
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED,
+                            extra=[*FAST, "--start-block", str(first)])
+        try:
+            wait_for(lambda: any(r["event"] == "feed" and r["healthy"]
+                                 for r in read_jsonl(mon.history)), 60, "heads")
+            if lag_from == "caught_up":
+                so_far = truth(sim.history, wallets)
+                wait_for(lambda: standing(read_jsonl(mon.detections))[0] >= so_far, 60,
+                         "the chain so far delivered")
+                sim.fault("rpc_lag", params={"blocks": LAG}, duration=LAG_S)
+            want = wait_all_detected(mon, sim, wallets, timeout=60)
+        finally:
+            assert mon.proc.terminate() == 0
+        rows = assert_exactly_once(mon, want)
+        assert len(want) > 100
+        canonical = canonical_hashes(sim.history)
+        undone = [r for r in rows if r["kind"] == "retraction"
+                  and r["block_hash"].lower() in canonical]
+        assert not undone, (f"{len(undone)} retractions of trades in blocks that stayed "
+                            f"canonical, e.g. {undone[:2]}")
+        # the reorgs came while the HTTP node lagged (and it had stopped lagging by the end)
+        sim_rows = read_jsonl(sim.history)
+        lag = [r["t_ns"] for r in sim_rows if r.get("event") in ("fault_start", "fault_stop")
+               and r.get("name") == "rpc_lag"]
+        assert len(lag) == 2, lag
+        assert sum(1 for r in sim_rows if r.get("event") == "reorg"
+                   and lag[0] <= r["t_ns"] <= lag[1]) >= 3
+    finally:
+        sim.stop()
