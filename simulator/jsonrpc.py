@@ -525,6 +525,9 @@ class JsonRpc:
             stop_n = self.resolve(_or_latest(obj.get("toBlock")))
             if start_n is None or stop_n is None:
                 return []
+            if stop_n > chain.head_number and start_n <= stop_n \
+                    and self.profile.beyond_head == "error":
+                raise RpcError(-32602, "block range extends beyond current head block")
             start, stop = start_n, min(stop_n, chain.head_number)
             if start > stop:
                 if start_n > stop_n:

@@ -15,6 +15,12 @@ result cap in :mod:`simulator.jsonrpc`):
   request any block range with a cap of 10K logs in the response");
 * ``logs_max_range = None``: no range limit (geth/bor); ``logs_max_results = None``: no cap.
 
+A range whose ``toBlock`` is above the node's head (a load-balanced HTTP node behind the
+one that answered ``eth_blockNumber``): ``beyond_head = "error"`` refuses it, -32602 "block
+range extends beyond current head block" (geth today, and the execution-apis spec since
+2026); ``"clamp"`` answers with the logs up to the head (older geth, go-ethereum#24078: a
+client cannot tell a block it does not have from one without logs).
+
 The monitor keeps its own copy of the few numbers it needs, under the same profile names
 (``monitor.providers``): monitor and simulator never import each other.
 """
@@ -54,6 +60,8 @@ class ProviderProfile:
     max_subscriptions: int | None  # per connection
     sources: dict[str, str] = field(default_factory=dict)
     unconfirmed: frozenset[str] = frozenset()
+    #: eth_getLogs with toBlock above the head: "error" (-32602) or "clamp" (logs to head)
+    beyond_head: Literal["clamp", "error"] = "clamp"
 
 
 def _geth_results(cap: int, _rng: int | None, start: int, stop: int) -> tuple[int, str]:
@@ -92,8 +100,15 @@ PROFILES: dict[str, ProviderProfile] = {p.name: p for p in (
                                 "Constraints); a default cap on bor itself is not documented",
             "max_batch": "geth node config BatchRequestLimit = 1000, BatchResponseMaxSize "
                          "= 25 MB",
+            "beyond_head": "ethereum/execution-apis#875 (2026-08): geth, Nethermind, Besu, "
+                           "Erigon and reth answer -32602 for toBlock past the head, geth's "
+                           "text 'block range extends beyond current head block' "
+                           "(paradigmxyz/reth#20202 copies it); older geth clamped "
+                           "(go-ethereum#24078)",
         },
-        unconfirmed=frozenset({"logs_max_results", "max_subscriptions"})),
+        # which geth version bor's eth_getLogs follows is not confirmed
+        unconfirmed=frozenset({"logs_max_results", "max_subscriptions", "beyond_head"}),
+        beyond_head="error"),
     ProviderProfile(
         name="alchemy", logs_max_range=2000, logs_max_results=10000, range_rule="soft",
         range_error=_no_range, results_error=_alchemy_results,

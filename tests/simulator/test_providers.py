@@ -69,7 +69,7 @@ def test_each_profile_carries_its_documented_numbers() -> None:
         assert p.sources, f"{name}: every profile names its sources"
         assert p.unconfirmed <= {"logs_max_range", "logs_max_results", "max_batch",
                                  "max_ws_batch", "max_subscriptions", "max_ws_batch_error",
-                                 "range_error_code"}
+                                 "range_error_code", "beyond_head"}
 
 
 def test_profile_is_chosen_in_the_config_and_numbers_override_it() -> None:
@@ -149,3 +149,23 @@ def test_public_rpc_refuses_past_its_range() -> None:
     assert answers[0]["error"] == {
         "code": -32000, "message": "eth_getLogs block range too large, range: 6, max: 5"}
     assert len(answers[1]["result"]) == 8
+
+
+@pytest.mark.parametrize(("name", "refused"), [("geth", True), ("alchemy", False)])
+def test_a_range_past_the_head_is_refused_by_geth_and_clamped_by_the_others(
+        name: str, refused: bool) -> None:
+    """geth answers an eth_getLogs whose toBlock is above its head with -32602 (a client
+    behind a load balancer can tell "not there yet" from "no logs"); a profile that clamps
+    answers with the logs it has. Explicit ranges only: "latest" is never past the head."""
+    past = {"fromBlock": hex(FIRST + 28), "toBlock": hex(FIRST + BLOCKS + 5),
+            "topics": [ORDER_FILLED_V1]}
+    future = dict(past, fromBlock=hex(FIRST + BLOCKS + 2))
+    latest = dict(past, toBlock="latest")
+    answers, _ = asyncio.run(served(name, [past, future, latest]))
+    assert len(answers[2]["result"]) == 4  # blocks 28 and 29, 2 logs each
+    if refused:
+        for a in answers[:2]:
+            assert a["error"] == {"code": -32602,
+                                  "message": "block range extends beyond current head block"}
+    else:
+        assert len(answers[0]["result"]) == 4 and answers[1]["result"] == []
