@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from collections.abc import Iterator
 
-__all__ = ["RANGE_TOO_LARGE_TEXTS", "TokenBucket", "is_range_too_large", "is_rate_limited",
-           "parse_retry_after", "retry_delays"]
+__all__ = ["RANGE_TOO_LARGE_TEXTS", "TokenBucket", "is_beyond_head", "is_range_too_large",
+           "is_rate_limited", "parse_retry_after", "retry_delays"]
 
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
                          "too large", "response size")
@@ -41,10 +42,22 @@ def is_rate_limited(message: str) -> bool:
     return any(t in text for t in _RATE_TEXTS)
 
 
+#: a node asked for blocks above its head: geth "block range extends beyond current head
+#: block", others "block N is beyond the latest block M of this node, retry later"
+_BEYOND_HEAD = re.compile(r"beyond.{0,24}(head|latest)|exceeds?.{0,12}head", re.IGNORECASE)
+
+
+def is_beyond_head(message: str) -> bool:
+    """An ``eth_getLogs`` refusal because the range reaches above the node's head (a
+    load-balanced node behind the one that gave the head): ask again up to its head, or
+    later; a smaller range below the head is not the remedy its "range" word suggests."""
+    return _BEYOND_HEAD.search(message) is not None
+
+
 def is_range_too_large(message: str) -> bool:
     """An ``eth_getLogs`` refusal that a smaller block range would avoid (not a rate
-    limit: "too many requests" is about pace, not range)."""
-    if is_rate_limited(message):
+    limit: "too many requests" is about pace, not range; not a range above the head)."""
+    if is_rate_limited(message) or is_beyond_head(message):
         return False
     return any(t in message.lower() for t in RANGE_TOO_LARGE_TEXTS)
 

@@ -7,6 +7,7 @@ import itertools
 
 from polyvocab.policies import (
     TokenBucket,
+    is_beyond_head,
     is_range_too_large,
     is_rate_limited,
     parse_retry_after,
@@ -43,6 +44,11 @@ def test_provider_texts_are_classified_once_for_everyone() -> None:
     for text in ("daily request count exceeded", "Too Many Requests",
                  "project ID request rate exceeded"):
         assert is_rate_limited(text) and not is_range_too_large(text), text
+    for text in ("block range extends beyond current head block",  # geth, reth
+                 "block 50162452 is beyond the latest block 50162448 of this node, retry "
+                 "later", "requested range exceeds current head"):
+        assert is_beyond_head(text) and not is_range_too_large(text), text
+    assert not is_beyond_head("query returned more than 10000 results")
     assert parse_retry_after("3") == 3.0 and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now_wall=1445412480.0) == 10.0
 
