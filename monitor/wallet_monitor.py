@@ -318,9 +318,11 @@ class WsShard:
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
                  history: History, clock: Clock, alerts: Alerter | None,
-                 supervisor: Supervisor | None = None, firehose: bool = False) -> None:
+                 supervisor: Supervisor | None = None, firehose: bool = False,
+                 committed: dict[int, str] | None = None) -> None:
         """``firehose``: subscribe to every ``OrderFilled`` of the exchanges (no maker
-        topics) and keep only ``wallets``' logs."""
+        topics) and keep only ``wallets``' logs. ``committed``: the stored block hashes as
+        the process found them, before any shard wrote (default: the store's now)."""
         self.index = index
         self.firehose = firehose
         self._maker_topics = frozenset(address_topic(w).lower() for w in wallets)
@@ -402,6 +404,11 @@ class WsShard:
         self._cursor: int | None = None  # the shard's cursor, once read (see cursor())
         self._cursor_read = False
         self._cursor_complete = False
+        # the block hashes this shard's cursor passed under (see _verify_restart_cursor):
+        # the stored ones at start, then those of its own syncs and checks. Not the shared
+        # table: another shard writes the chain it saw there, and a shard that was down
+        # through a reorg then found its blocks "matching" and never fetched the new ones
+        self._committed = dict(store.blocks() if committed is None else committed)
         # wallet -> the block up to which its trade ids may have been pruned, for the
         # wallets whose such block is above the shard's cursor (see _not_pruned)
         self._pruned_below: dict[str, int] = {}
@@ -1016,8 +1023,11 @@ class WsShard:
             target = await self._confirmed_target(cur, target)
         done = 0
 
+        saved: dict[int, str] = {}
+
         def tracked() -> dict[int, str]:  # the feed's block hashes, up to the new cursor
-            return {n: h for n, h in self.tracker.known().items() if n <= target}
+            saved.update((n, h) for n, h in self.tracker.known().items() if n <= target)
+            return saved
 
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             changes = self._changes.mark()
@@ -1035,6 +1045,7 @@ class WsShard:
             # the last range's cursors and the tracked hashes: one transaction
             await self._set_cursors(b, self.tracker.hash_at(b),
                                     blocks=tracked if b == target else None)
+            self._commit_view(saved)
             done += b - a + 1
             self.synced_to = b
         if (self._dropped_from is not None and not self._sync_cut and drops == self._drops
@@ -1248,8 +1259,10 @@ class WsShard:
     async def _verify_restart_cursor(self) -> None:
         """After a restart: are the blocks this monitor committed to still canonical?
 
-        Committed are the stored block hashes up to the cursor, and the blocks of the
-        standing deliveries of the last ``tracker.keep`` blocks up to the cursor (a trade
+        Committed are the block hashes up to the cursor that this shard's cursor passed
+        under (the stored ones at the process's start, then those of this shard's own syncs
+        and checks: another shard may have stored another chain since), and the blocks of
+        the standing deliveries of the last ``tracker.keep`` blocks up to the cursor (a trade
         delivered live whose block hash was never stored, because a backfill or the
         explorer then moved the cursor past it). The stored blocks are checked from the
         highest down until one matches the node (they are the feed's one view of the chain);
@@ -1264,7 +1277,7 @@ class WsShard:
         if cur is None:
             return
         claims: dict[int, set[str]] = {}
-        stored = {n: h for n, h in self.store.blocks().items() if n <= cur}
+        stored = {n: h for n, h in self._committed.items() if n <= cur}
         for n, h in stored.items():
             claims.setdefault(n, set()).add(h.lower())
         delivered: set[int] = set()
@@ -1305,6 +1318,18 @@ class WsShard:
         # every later check (each reconnect) found the same stale hash and rewound the
         # cursor to it again (a growing backfill each time, until it aged out)
         self.store.save_blocks(stale)
+        self._commit_view(stale)
+
+    def _commit_view(self, hashes: dict[int, str]) -> None:
+        """This shard's cursor passed ``hashes`` (saved to the store too): its view, kept
+        as deep as the store keeps blocks."""
+        if not hashes:
+            return
+        view = self._committed
+        view.update(hashes)
+        floor = max(view) - self.store.keep_blocks
+        if min(view) <= floor:
+            self._committed = {n: h for n, h in view.items() if n > floor}
 
 
 class WalletMonitor:
@@ -1392,12 +1417,13 @@ class WalletMonitor:
             self.history.record("subscription_mode", **plan.to_dict())
             firehose = plan.mode == "firehose"
             per = len(self.ws_wallets) if firehose else plan.wallets_per_filter
+            committed = self.store.blocks()  # before any shard runs (and writes there)
             for i in range(0, len(self.ws_wallets), per):
                 shard = WsShard(i // per, self.ws_wallets[i:i + per], settings=s,
                                 store=self.store, pipeline=self.pipeline, rpc=self.rpc,
                                 explorer=self.explorer, history=self.history, clock=self.clock,
                                 alerts=self.alerts, supervisor=self.supervisor,
-                                firehose=firehose)
+                                firehose=firehose, committed=committed)
                 self.shards.append(shard)
                 await shard.start()
         if self.poll_wallets:

@@ -9,17 +9,92 @@ wallet's trades, deliver another wallet's again, or leave a phantom standing.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hostile_node import HostileNode
-from monitor_helpers import OTHER, WALLET, order_filled
+from aiohttp import WSMsgType, web
+from hostile_node import HostileNode, block_hash, header
+from monitor_helpers import OTHER, WALLET, order_filled, topic
 from test_reliability import TIMEOUT, replace_block, run_monitor, trade_ids, until
 
+from monitor.connection import ConnState
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
 RETENTION = 1024  # the smallest dedup_retention_blocks allowed
+
+
+class ShardedNode(HostileNode):
+    """A node whose connections each have their own subscriptions (one a shard): heads go
+    to every connection, a log to those whose filter holds its maker (or no maker list).
+    A connection whose filter holds a maker of ``refused`` is closed once it subscribes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conns: dict[web.WebSocketResponse, dict[str, Any]] = {}
+        self.refused: set[str] = set()
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=1 << 22)
+        await ws.prepare(request)
+        conn: dict[str, Any] = {}
+        self.conns[ws] = conn
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                item = json.loads(msg.data)
+                method, params = item.get("method"), item.get("params") or []
+                if method != "eth_subscribe":
+                    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": item["id"],
+                                                  "result": self.answer(method, params)}))
+                    continue
+                sid = f"0x{len(self.conns):08x}{len(conn):024x}"
+                conn[params[0]] = sid
+                if params[0] == "logs":
+                    topics = params[1]["topics"]
+                    conn["makers"] = {t.lower() for t in topics[2]} if len(topics) > 2 \
+                        else None
+                await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": item["id"],
+                                              "result": sid}))
+                if conn.get("makers") and conn["makers"] & {topic(w) for w in self.refused}:
+                    await ws.close()
+        finally:
+            del self.conns[ws]
+        return ws
+
+    def answer(self, method: str, params: list[Any]) -> Any:
+        got = super().answer(method, params)
+        if method == "eth_getLogs" and isinstance(got, list):  # the filter's makers only
+            topics = params[0].get("topics") or []
+            if len(topics) > 2 and topics[2] is not None:
+                makers = {t.lower() for t in topics[2]}
+                got = [lg for lg in got if lg["topics"][2].lower() in makers]
+        return got
+
+    def ready(self, wallet: str) -> bool:
+        """The shard of ``wallet`` has both subscriptions on an open connection."""
+        return any("newHeads" in c and c.get("makers") is not None
+                   and topic(wallet) in c["makers"] for c in self.conns.values())
+
+    async def head_to_all(self, head: dict[str, Any]) -> None:
+        self.head = max(self.head, int(head["number"], 16))
+        for ws, conn in list(self.conns.items()):
+            if "newHeads" in conn and not ws.closed:
+                await ws.send_str(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                                              "params": {"subscription": conn["newHeads"],
+                                                         "result": head}}))
+
+    async def new_head(self, n: int) -> None:
+        await self.head_to_all(header(n))
+
+    async def close_shard_of(self, wallet: str) -> None:
+        self.refused.add(wallet)
+        for ws, conn in list(self.conns.items()):
+            if conn.get("makers") and topic(wallet) in conn["makers"]:
+                await ws.close()
 
 
 def _tid(log: dict[str, object]) -> str:
@@ -118,4 +193,60 @@ def test_a_reorg_while_down_above_a_wallet_far_behind_is_still_found_at_the_rest
                     ("trade", _tid(missed))])
             await run_monitor(node, tmp_path, body, wallets=[WALLET, OTHER],
                               start_block=None)
+    asyncio.run(go())
+
+
+def _forked(n: int) -> str:
+    return "0x" + "e" * 58 + f"{n:06x}"
+
+
+def _forked_header(n: int, fork: int) -> dict[str, Any]:
+    """Block ``n`` of a chain that replaced every block from ``fork`` up."""
+    return dict(header(n), hash=_forked(n),
+                parentHash=_forked(n - 1) if n - 1 >= fork else block_hash(n - 1))
+
+
+def test_a_reorg_one_shard_saw_live_is_still_fixed_for_a_shard_that_was_down(
+        tmp_path: Path) -> None:
+    """Two shards (A's and B's). Both synced past block 105; B's connection is down when
+    105 is replaced, and the new 105 holds a trade of B. A's shard sees the reorg live,
+    re-checks its own wallets and stores the new chain's hashes. B's shard, back, checks
+    the blocks it committed to against the node: the shared table already said the new
+    chain, so it found nothing, and B's trade (below B's cursor) was never fetched."""
+    fork = 105
+    new_trade = order_filled(block=fork, wallet=OTHER, tx=7, block_hash=_forked(fork))
+
+    async def go() -> None:
+        async with ShardedNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                assert len(mon.shards) == 2
+                await until(lambda: node.ready(WALLET) and node.ready(OTHER), "two shards")
+                for n in range(100, 108):  # contiguous, then a gap: both sync to 108
+                    await node.new_head(n)
+                await node.new_head(109)
+                await until(lambda: min(_cursor(mon, WALLET), _cursor(mon, OTHER)) >= 108
+                            and mon.store is not None and fork in mon.store.blocks(),
+                            "both shards synced past 105")
+                await node.close_shard_of(OTHER)
+                await until(lambda: not node.ready(OTHER)
+                            and mon.shards[1].manager.state is not ConnState.CONNECTED,
+                            "B's shard down")
+                # the reorg: 105 and up replaced; the new 105 holds B's trade
+                node.rpc["eth_getBlockByNumber"] = lambda p: (
+                    _forked_header(int(p[0], 16), fork) if int(p[0], 16) >= fork
+                    else header(int(p[0], 16)))
+                node.logs.append(new_trade)
+                for n in range(fork, 111):
+                    await node.head_to_all(_forked_header(n, fork))
+                await until(lambda: mon.shards[0].counters["reorgs"] >= 1
+                            and mon.store is not None
+                            and mon.store.blocks().get(fork) == _forked(fork),
+                            "A's shard re-checked and stored the new chain")
+                node.refused.clear()  # B's shard reconnects
+                await until(lambda: node.ready(OTHER), "B's shard back")
+                await node.head_to_all(_forked_header(112, fork))
+                await until(lambda: _tid(new_trade) in trade_ids(sink), "B's new trade")
+            await run_monitor(node, tmp_path, body, wallets=[WALLET, OTHER],
+                              max_wallets_per_filter=1, fallback_after=3600.0,
+                              head_lag_blocks=0)  # B's shard asks nothing while down
     asyncio.run(go())
