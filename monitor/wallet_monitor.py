@@ -106,7 +106,7 @@ from monitor.supervisor import Supervisor
 from monitor.trades import DecodeError, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
-from polyvocab.policies import is_range_too_large
+from polyvocab.policies import is_beyond_head, is_range_too_large
 
 __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets"]
 
@@ -1019,7 +1019,7 @@ class WsShard:
             await self._set_cursors(first - 1, None, forward_only=False)
             cur = self.cursor()
             assert cur is not None
-        if target - cur > self.chunk_blocks:
+        if target > cur:  # never past the HTTP node's own head (it may lag the feed)
             target = await self._confirmed_target(cur, target)
         done = 0
 
@@ -1089,24 +1089,39 @@ class WsShard:
                 await self.pipeline.retract(tid, block_hash)
 
     async def _confirmed_target(self, cur: int, target: int) -> int:
-        """A long backfill: ask the node's HTTP head first, and never go past it (a feed
-        head that the node does not have is not fetched block range after block range)."""
+        """Ask the node's HTTP head first and never sync past it. A provider's HTTP node
+        may lag its WebSocket node: older geth answers an eth_getLogs range above its
+        head with the logs it has, and the sync moved the cursor over blocks the node did
+        not have (a trade no notification carried, in the last block of a gap or before
+        the first head, was lost for good); today's geth refuses such a range. Below the
+        feed's target, the sync goes to the node's head - 1 (a load-balanced provider may
+        send the eth_getLogs to a node a block behind the one that answered) and asks
+        again one block interval later (``_sync_cut``). A feed head far above the node's
+        is also not fetched range after range."""
         node = quantity(await self.rpc.call("eth_blockNumber", []))
-        if node < target:
-            if target - node > self.s.head_jump_slack:
-                self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
-                if self.head is not None and self.head > node:
-                    self.head = node
-                if self.node_head is not None and self.node_head > node:
-                    self.node_head = node
-            return max(cur, node - 1) if node - 1 < target else target
-        return target
+        if node >= target:
+            return target
+        if target - node > self.s.head_jump_slack:
+            self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
+            if self.head is not None and self.head > node:
+                self.head = node
+            if self.node_head is not None and self.node_head > node:
+                self.node_head = node
+        self.counters["sync_node_behind"] += 1
+        self._sync_cut = True
+        asyncio.get_running_loop().call_later(self.s.scaled(self.s.block_interval),
+                                              self._wake.set)
+        return max(cur, node - 1)
 
     async def _get_logs(self, a: int, b: int) -> list[dict[str, Any]]:
         flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
         try:
             result = await self.rpc.call("eth_getLogs", [flt])
         except (RpcError, Timeout, BadResponse) as exc:
+            if isinstance(exc, RpcError) and is_beyond_head(exc.rpc_message):
+                # a node behind the one that gave the head: the sync loop asks again later
+                raise _NodeBehind(f"the node has not block {b} yet: {exc.rpc_message}"
+                                  ) from None
             # a range the node refuses, cannot answer in time, or answers past the body
             # bound is asked again in halves (busy wallets: one range can hold 10,000 logs)
             heavy = (isinstance(exc, Timeout) or (isinstance(exc, BadResponse)

@@ -119,6 +119,10 @@ class HostileNode:
                 result = result.result
             if isinstance(result, Raw):
                 return _raw(result.answer)
+            if isinstance(result, RpcErr):
+                out.append({"jsonrpc": "2.0", "id": item["id"],
+                            "error": {"code": result.code, "message": result.message}})
+                continue
             out.append({"jsonrpc": "2.0", "id": item["id"], "result": result})
         return web.json_response(out if isinstance(body, list) else out[0])
 
@@ -221,6 +225,13 @@ def held_get_logs(node: HostileNode, release: asyncio.Event, asked: list[tuple[i
         found = [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
         return Held(release, found) if hold(a, b) and not release.is_set() else found
     return get_logs
+
+
+class RpcErr:
+    """A JSON-RPC error object as the answer of a scripted method (the request's id)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code, self.message = code, message
 
 
 class Raw:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from hostile_node import Held, HeldExplorer, HostileNode, header, held_get_logs
+from hostile_node import Held, HeldExplorer, HostileNode, RpcErr, header, held_get_logs
 from monitor_helpers import order_filled
 from test_reliability import (
     cursor_at_least,
@@ -638,6 +638,67 @@ def test_a_re_check_takes_the_node_s_chain_when_it_keeps_disagreeing_with_the_fe
             await run_monitor(node, tmp_path, body, speed=20.0)
     asyncio.run(go())
     assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(lone)]
+
+
+def test_a_sync_never_moves_the_cursor_past_the_http_node_s_head(tmp_path: Path) -> None:
+    """The provider's HTTP node is two blocks behind its WebSocket node, and answers an
+    eth_getLogs range above its head with the logs it has (older geth, and the simulator's
+    ``rpc_lag``). A gap's sync asked up to the feed's head - 1 and moved the cursor there:
+    the block above the HTTP node's head, whose trade no notification had carried, was
+    never asked again (a trade lost for good). A sync now goes no higher than the node's
+    head - 1, and asks again a block interval later for the rest."""
+    missed = order_filled(block=102, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
+                catch_up = _lagging_http_node(node, {})
+                catch_up(101)  # the HTTP node's head: 101
+                node.logs.append(missed)  # in block 102: no notification for it
+                await node.new_head(103)  # a gap: a sync up to 102
+                await until(lambda: cursor_at_least(mon, 100), "the sync up to 100")
+                assert not cursor_at_least(mon, 102) and not trade_ids(sink)
+                catch_up(103)  # the HTTP node has 102 and 103 now
+                await until(lambda: trade_ids(sink) == [_tid(missed)], "the trade of 102")
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+
+
+def test_a_range_refused_as_beyond_the_head_is_asked_again_not_split(
+        tmp_path: Path) -> None:
+    """geth refuses an eth_getLogs whose toBlock is above its head: -32602 "block range
+    extends beyond current head block" (a load-balanced provider sent it to a node behind
+    the one that gave the head). Its word "range" made the monitor split the range in
+    halves down to single blocks, each refused again, and count a sync error. The range is
+    asked again, whole, a back-off later."""
+    trade = order_filled(block=102, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                if len(asked) == 1:
+                    return RpcErr(-32602, "block range extends beyond current head block")
+                return [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.logs.append(trade)  # in block 102: no notification for it
+                node.rpc["eth_getLogs"] = get_logs
+                await node.new_head(103)
+                await until(lambda: trade_ids(sink) == [_tid(trade)], "the trade of 102")
+                assert asked[:2] == [(100, 102), (100, 102)]
+                assert shard.counters["getlogs_splits"] == 0
+                assert shard.counters["sync_errors"] == 0
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
 
 
 def test_a_log_the_full_live_queue_dropped_is_fetched_before_heads_move_the_cursor(
