@@ -688,10 +688,16 @@ class WsShard:
         elif ev.kind is HeadKind.NEXT and self.s.reconcile_interval == 0 and \
                 self.live_from is not None and number - 1 >= self.live_from:
             cur = self.cursor()
-            if cur is not None and cur >= self.live_from - 1:
+            # the feed delivered block number - 1 (the last head's): the cursor moves
+            # there only from number - 2. Lower, blocks between were never verified - a
+            # gap whose sync failed (a node error, a garbage answer) or was held below
+            # the HTTP node's head - and moving past them lost their trades for good
+            if cur is not None and cur >= max(self.live_from - 1, number - 2):
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
                 self._cursor_moved(cur, number - 1, forward_only=True)
+            elif cur is not None and cur < number - 2:
+                self._wake.set()  # a sync covers them (one failing retries by itself)
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
             self._set_health(True, "heads flowing")
         self._health_replan()  # the staleness and probe deadlines moved
@@ -861,12 +867,12 @@ class WsShard:
     async def _probe_head(self) -> None:
         connection = self.manager.connected_at
         try:
-            node = quantity(await self.rpc.call("eth_blockNumber", []))
+            node = await self._node_block_number()
+        except BadResponse as exc:  # an answer that is no block number
+            self._bad_input("bad_head", exc.message)
+            return
         except MonitorError:
             return  # the node is unreachable too: the reconnect loop and fallback handle it
-        except (ValueError, TypeError) as exc:  # an answer that is no block number
-            self._bad_input("bad_head", f"eth_blockNumber answered {exc}")
-            return
         feed = self.head
         if feed is not None and self.head_at is not None and not plausible_head(
                 node, feed, self.clock.now() - self.head_at,
@@ -1098,20 +1104,39 @@ class WsShard:
         send the eth_getLogs to a node a block behind the one that answered) and asks
         again one block interval later (``_sync_cut``). A feed head far above the node's
         is also not fetched range after range."""
-        node = quantity(await self.rpc.call("eth_blockNumber", []))
+        node = await self._node_block_number()
         if node >= target:
             return target
         if target - node > self.s.head_jump_slack:
             self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
-            if self.head is not None and self.head > node:
-                self.head = node
-            if self.node_head is not None and self.node_head > node:
-                self.node_head = node
+            if len(self.tracker.known()) <= 1:
+                # the feed's first head, which nothing checked (later ones are checked
+                # against it): the node's word is taken. Past it the feed's chain of heads
+                # is, and one answer does not lower it: a garbage eth_blockNumber (a
+                # number 12345678 where a hex string belongs) lowered the head for good,
+                # every real head after it was refused as a jump, and the feed was dropped
+                # for the explorer for the rest of the day
+                if self.head is not None and self.head > node:
+                    self.head = node
+                if self.node_head is not None and self.node_head > node:
+                    self.node_head = node
         self.counters["sync_node_behind"] += 1
         self._sync_cut = True
         asyncio.get_running_loop().call_later(self.s.scaled(self.s.block_interval),
                                               self._wake.set)
         return max(cur, node - 1)
+
+    async def _node_block_number(self) -> int:
+        """The HTTP node's ``eth_blockNumber``: a hex string (a JSON-RPC QUANTITY), or
+        :class:`BadResponse`."""
+        answer = await self.rpc.call("eth_blockNumber", [])
+        if not isinstance(answer, str):
+            raise BadResponse(f"eth_blockNumber answered a {type(answer).__name__}, not a "
+                              "hex quantity", kind="bad_shape")
+        try:
+            return quantity(answer, "eth_blockNumber")
+        except ValueError as exc:
+            raise BadResponse(str(exc), kind="bad_shape") from None
 
     async def _get_logs(self, a: int, b: int) -> list[dict[str, Any]]:
         flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hostile_node import Held, HeldExplorer, HostileNode, RpcErr, header, held_get_logs
 from monitor_helpers import order_filled
 from test_reliability import (
@@ -697,6 +698,81 @@ def test_a_range_refused_as_beyond_the_head_is_asked_again_not_split(
                 assert asked[:2] == [(100, 102), (100, 102)]
                 assert shard.counters["getlogs_splits"] == 0
                 assert shard.counters["sync_errors"] == 0
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("garbage", [3, "0x3"])
+def test_one_garbage_eth_block_number_does_not_lower_the_feed_s_head(
+        tmp_path: Path, garbage: Any) -> None:
+    """One eth_blockNumber answer far below the feed (the simulator's rpc_garbage puts the
+    number 12345678 where a hex string belongs, ~72 million blocks below Polygon's head;
+    here 3, or 3 as hex): the sync took it for the node's head and lowered the feed's
+    head to it; every real head after it was then refused as a jump ("head 84227730 while
+    the last was 12345678"), the feed was judged stale and dropped for the explorer for
+    the rest of the run (a soak day: WebSocket uptime 93 % -> 23 %). A number is not an
+    answer; a low hex answer holds this sync back, not the feed's chain of heads."""
+    trade = order_filled(block=102, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            answers = [garbage]
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                await node.new_head(101)
+                node.rpc["eth_blockNumber"] = lambda p: (
+                    answers.pop() if answers else hex(node.head))
+                node.logs.append(trade)  # in block 102: no notification for it
+                await node.new_head(103)  # a gap: the sync asks the node's head first
+                await until(lambda: not answers, "the garbage answer taken")
+                for n in range(104, 107):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 105), "synced past 105")
+                await until(lambda: trade_ids(sink) == [_tid(trade)], "the trade of 102")
+                assert shard.head == 106
+                assert shard.counters["head_jump"] <= 1  # the low answer, once
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+
+
+def test_heads_after_a_gap_whose_sync_fails_do_not_move_the_cursor_over_it(
+        tmp_path: Path) -> None:
+    """With ``reconcile_interval = 0`` a contiguous head moves the cursor to the last
+    head's block. A gap (heads 101, then 103): its sync fails (the node errs) and retries
+    with back-off; head 104 came first and moved the cursor from 100 to 103, over block
+    102, which no sync had asked for and whose trade no notification carried: lost for
+    good. A head moves the cursor only from the block before the last head."""
+    trade = order_filled(block=102, tx=9)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            failing = [True]
+            asked: list[tuple[int, int]] = []
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                asked.append((a, b))
+                if failing[0]:
+                    return RpcErr(-32000, "internal error")
+                return [lg for lg in node.logs if a <= int(lg["blockNumber"], 16) <= b]
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.new_head(101)
+                await until(lambda: cursor_at_least(mon, 100), "the cursor at 100")
+                node.logs.append(trade)  # in block 102: no notification for it
+                node.rpc["eth_getLogs"] = get_logs
+                await node.new_head(103)  # a gap: its sync fails
+                await until(lambda: bool(asked), "the gap's sync tried")
+                await node.new_head(104)
+                await node.new_head(105)
+                await until(lambda: len(asked) >= 3, "the sync retried")
+                assert not cursor_at_least(mon, 102)
+                failing[0] = False
+                await until(lambda: trade_ids(sink) == [_tid(trade)], "the trade of 102")
+                await until(lambda: cursor_at_least(mon, 104), "synced past 104")
             await run_monitor(node, tmp_path, body, speed=20.0)
     asyncio.run(go())
 
