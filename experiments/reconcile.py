@@ -25,11 +25,12 @@ have 1 s resolution, and the provider's own delay is inside every latency).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,11 @@ from experiments.checker import (
     outcome_counts,
 )
 from experiments.store import (
+    MAX_LINE_CHARS,
     create_run,
     git_sha,
     package_versions,
     point_latest,
-    read_jsonl,
     write_run_summary,
 )
 from experiments.truth import TRUTH_COLUMNS
@@ -252,13 +253,46 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
             .reset_index(drop=True), [blocks[n] for n in sorted(blocks)])
 
 
-def _history_rows(store_dir: Path, path: str) -> list[dict[str, Any]]:
+_ROW_START = '{"t_ns":'  # how every history row begins (monitor.history)
+
+
+def _torn_tolerant_rows(f: Path, torn: list[int]) -> Iterator[dict[str, Any]]:
+    """The rows of one of the pilot's history files. A line that is not a JSON object is
+    a row torn by a crash (SIGKILL, a full disk): the next session appended its rows after
+    it, the first of them on the torn line itself; that row is kept, the torn part
+    dropped and counted in ``torn`` (was a JsonlError traceback: no report of the pilot)."""
+    with open(f, encoding="utf-8") as fh:
+        for i, line in enumerate(iter(lambda: fh.readline(MAX_LINE_CHARS + 1), "")):
+            if len(line) > MAX_LINE_CHARS:
+                raise ReconcileError(f"{f}:{i + 1}: a line longer than "
+                                     f"{MAX_LINE_CHARS:,} characters")
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                row = None
+                at = line.rfind(_ROW_START, 1)
+                if at > 0:
+                    with contextlib.suppress(ValueError, RecursionError):
+                        row = json.loads(line[at:])
+                torn[0] += 1
+            if isinstance(row, dict):
+                yield row
+            elif row is not None:
+                raise ReconcileError(f"{f}:{i + 1}: expected a JSON object")
+
+
+def _history_rows(store_dir: Path, path: str, torn: list[int] | None = None
+                  ) -> list[dict[str, Any]]:
     """A path's history (rotated files, oldest first), ``t_ns`` converted to wall ns with
-    each session's ``pilot_session`` row; the monotonic value kept as ``mono_ns``."""
+    each session's ``pilot_session`` row; the monotonic value kept as ``mono_ns``.
+    ``torn[0]`` counts the torn lines dropped."""
     out: list[dict[str, Any]] = []
     offset: int | None = None
+    torn = torn if torn is not None else [0]
     for f in read_rotated(store_dir / path / "history.jsonl"):
-        for row in read_jsonl(f):
+        for row in _torn_tolerant_rows(f, torn):
             if row.get("event") == "pilot_session":
                 offset = int(row["wall_ns"]) - int(row["mono_ns"])
             if offset is None or "t_ns" not in row:
@@ -394,7 +428,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
                        actionable_window_s=opts.actionable_window_s, wallets=tuple(wallets))
     in_range = {str(s["trade_id"]) for s in sightings if s["kind"] == "trade"
                 and s["block_number"] is not None and start <= int(s["block_number"]) <= end}
-    ws_rows = _history_rows(store_dir, "websocket")
+    torn = {p: [0] for p in PATHS}
+    ws_rows = _history_rows(store_dir, "websocket", torn["websocket"])
     windows = _feed_down(ws_rows, win_end)
     summaries = []
     ts0 = chain_rows[0]["timestamp"] if chain_rows else None
@@ -407,7 +442,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         det_rows = _detection_rows(mine, in_range)
         detections = detections_frame(det_rows)
         outcomes = classify(truth, detections, windows, params)
-        hist = ws_rows if path == "websocket" else _history_rows(store_dir, path)
+        hist = ws_rows if path == "websocket" else _history_rows(store_dir, path,
+                                                                  torn[path])
         run = {"scenario": name, "description": f"live pilot, {path} path", "mode": path,
                "speed": 1.0, "seed": None, "sim_duration_s": (win_end - win_start) / _NS,
                "actionable_window_s": opts.actionable_window_s, "wallets": wallets,
@@ -438,6 +474,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
              "clock": "wall"}, indent=2) + "\n", encoding="utf-8")
         (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                            encoding="utf-8")
+    for p, (n,) in torn.items():
+        if n:
+            log(f"{p}: {n} history line(s) torn by a crash, dropped")
     pilot = {
         "store": str(store_dir),
         "endpoints": meta.get("endpoints", {}),
@@ -451,6 +490,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "uptime": {p: status["paths"][p]["uptime"] for p in PATHS},
         "trades_both": status["trades_both"],
         "truth_calls": truth_calls,
+        # rows torn by a crash and dropped from each path's history
+        "history_lines_torn": {p: torn[p][0] for p in PATHS},
         "limitations": LIMITATIONS,
     }
     manifest = {"run_id": run_dir.name, "kind": "pilot", "command": list(command),

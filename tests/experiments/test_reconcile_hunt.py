@@ -1,0 +1,174 @@
+"""Reconcile against awkward but real situations: a pilot killed mid-write and resumed,
+a wall clock stepped while it ran, a pilot that watched other exchanges, a reorg at the
+edge of the judged range. A fake but honest node on loopback serves the chain."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from experiments.reconcile import ReconcileOptions, reconcile
+from monitor.pilot import PilotStore
+from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_V2, address_topic, trade_id
+
+WALLET = "0x" + "ab" * 20
+T0 = 1_700_000_000  # block 0's timestamp; block n is at T0 + 2 n
+S = 1_000_000_000
+
+
+def ts(n: int) -> int:
+    return T0 + 2 * n
+
+
+def chain_log(n: int, *, tx: int, exchange: str = DEFAULT_EXCHANGES[0],
+              block_hash: str | None = None) -> dict[str, Any]:
+    return {"address": exchange.lower(), "blockNumber": hex(n),
+            "blockHash": block_hash or "0x" + f"{n:064x}", "logIndex": "0x0",
+            "transactionHash": "0x" + f"{tx:064x}", "blockTimestamp": hex(ts(n)),
+            "topics": [ORDER_FILLED_V2, "0x" + "00" * 32, address_topic(WALLET)],
+            "removed": False}
+
+
+def tid_of(lg: dict[str, Any]) -> str:
+    return trade_id(lg["transactionHash"], int(lg["logIndex"], 16))
+
+
+class Node:
+    """An honest JSON-RPC node: ``head``, and logs filtered as a node filters them (by
+    address, topic0, maker topic and block range)."""
+
+    def __init__(self, head: int, logs: list[dict[str, Any]]) -> None:
+        self.head = head
+        self.logs = logs
+        self.requests: list[dict[str, Any]] = []
+
+    def answer(self, req: dict[str, Any]) -> Any:
+        self.requests.append(req)
+        method, params = req["method"], req["params"]
+        if method == "eth_blockNumber":
+            return hex(self.head)
+        if method == "eth_getBlockByNumber":
+            n = int(params[0], 16)
+            return {"number": hex(n), "timestamp": hex(ts(n))} if n <= self.head else None
+        if method == "eth_getLogs":
+            f = params[0]
+            lo, hi = int(f["fromBlock"], 16), int(f["toBlock"], 16)
+            addrs = {a.lower() for a in f["address"]}
+            makers = set(f["topics"][2])
+            return [lg for lg in self.logs if lo <= int(lg["blockNumber"], 16) <= hi
+                    and lg["address"] in addrs and lg["topics"][2] in makers]
+        raise AssertionError(method)
+
+
+@pytest.fixture
+def node() -> Iterator[tuple[Node, str]]:
+    state = Node(0, [])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                               "result": state.answer(req)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def make_store(tmp_path: Path, *, start: int, head: int, wall0: int,
+               meta: dict[str, Any] | None = None) -> Path:
+    """A pilot store of one session from ``wall0``, start block ``start``, heads up to
+    ``head`` (one a block, at the block's time) and a beat 200 s after the last."""
+    store = tmp_path / "pilot"
+    s = PilotStore(store)
+    s.set_meta("start_block", start)
+    s.set_meta("wallets", [WALLET])
+    for k, v in (meta or {}).items():
+        s.set_meta(k, v)
+    sid = s.new_session(wall0, 0)
+    for n in range(start, head + 1):
+        wall = ts(n) * S
+        for p in ("websocket", "polling"):
+            s.beat(sid, p, dt_s=2, healthy=True, fallback=False, state="CONNECTED",
+                   head=n, cursor=n - 1, wall_ns=wall, mono_ns=wall - wall0)
+    s.beat(sid, "websocket", dt_s=2, healthy=True, fallback=False, state="CONNECTED",
+           head=head, cursor=head - 1, wall_ns=(ts(head) + 200) * S,
+           mono_ns=(ts(head) + 200) * S - wall0)
+    s.close()
+    return store
+
+
+def sight(store: Path, path: str, kind: str, lg: dict[str, Any], *, wall_ns: int,
+          mono_ns: int, generation: int = 1, session: int = 1) -> None:
+    """A sighting as the pilot's recorder writes it (``PilotStore.record``)."""
+    from monitor.sinks import SinkEvent
+    from monitor.trades import Trade
+
+    s = PilotStore(store)
+    try:
+        n = int(lg["blockNumber"], 16)
+        trade = None
+        if kind == "trade":
+            trade = Trade.__new__(Trade)
+            for k, v in {"wallet": WALLET, "block_number": n,
+                         "block_timestamp": int(lg["blockTimestamp"], 16)}.items():
+                object.__setattr__(trade, k, v)
+        ev = SinkEvent(kind, tid_of(lg), generation, "ws", lg["blockHash"], trade)
+        s.record(path, ev, wall_ns=wall_ns, mono_ns=mono_ns, session=session)
+    finally:
+        s.close()
+
+
+def outcomes(run: Path, path: str) -> dict[str, str]:
+    frame = pd.read_parquet(run / f"pilot_{path}" / "outcomes.parquet")
+    return dict(zip(frame["trade_id"], frame["outcome"], strict=True))
+
+
+def opts(url: str, out: Path, **kw: Any) -> ReconcileOptions:
+    return ReconcileOptions(rpc_url=url, out=out, finality_depth=2, wait_s=1, grace_s=0,
+                            rate_per_s=1000.0, **kw)
+
+
+# -- a pilot killed mid-write, then resumed on the same store --------------------------------
+
+def test_a_history_line_torn_by_a_crash_then_resumed_is_not_a_traceback(
+        node: tuple[Node, str], tmp_path: Path) -> None:
+    """SIGKILL (or a full disk) mid-line leaves a torn last line; the restarted pilot
+    appends its next rows after it, so the torn line is no longer the last: reconcile
+    raised JsonlError (a traceback in the CLI) and no report could be made of the pilot."""
+    state, url = node
+    state.head = 200
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    hist = store / "websocket" / "history.jsonl"
+    hist.parent.mkdir()
+    hist.write_text(
+        json.dumps({"t_ns": 0, "event": "pilot_session", "session": 1,
+                    "wall_ns": ts(99) * S, "mono_ns": 0}) + "\n"
+        + '{"t_ns": 5000, "event": "fe'  # torn by the kill
+        + json.dumps({"t_ns": 10 * S, "event": "pilot_session", "session": 2,
+                      "wall_ns": ts(120) * S, "mono_ns": 10 * S}) + "\n"
+        + json.dumps({"t_ns": 11 * S, "event": "feed", "healthy": True}) + "\n")
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    rows = [json.loads(x) for x in
+            (run / "pilot_websocket" / "monitor_history.jsonl").read_text().splitlines()]
+    # the second session's row, appended on the torn line, is kept: its clock is used
+    assert [r["event"] for r in rows] == ["pilot_session", "pilot_session", "feed"]
+    assert rows[-1]["t_ns"] == ts(120) * S + S
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["pilot"]["history_lines_torn"] == {"websocket": 1, "polling": 0}
