@@ -14,9 +14,10 @@ least ``grace_s`` before its last beat (so trades of the last blocks are not cal
 missed because the polling shadow had no time to see them), clamped to the chain head
 minus ``finality_depth``.
 
-Clock of a reconciled run: every ``t_ns`` in its files is wall-clock UTC ns (the pilot's
-``wall_ns``; histories are converted from monotonic with each session's wall/monotonic
-pair). A trade's ``visible_t_ns`` is its block timestamp (+ ``timestamp_offset_s``,
+Clock of a reconciled run: every ``t_ns`` in its files is wall-clock UTC ns, read as each
+session's wall clock at its start plus the monotonic time since (sightings and histories
+alike, so a wall clock stepped mid-session reorders nothing; the raw ``wall_ns`` is kept
+beside it). A trade's ``visible_t_ns`` is its block timestamp (+ ``timestamp_offset_s``,
 0 on a live chain; a replayed chain such as a simulator needs the replay's offset). What
 a live run cannot measure: when the node first made the block visible (block timestamps
 have 1 s resolution, and the provider's own delay is inside every latency).
@@ -317,12 +318,20 @@ def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
     return out
 
 
-def _detection_rows(sightings: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+def _detection_rows(sightings: list[dict[str, Any]], ids: set[str],
+                    sessions: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The sightings of ``ids`` as detection rows. ``t_ns`` is the session's wall clock
+    at its start plus the monotonic time since, as for the histories: the wall clock
+    stepped back by NTP mid-session put a retraction before its trade (a phantom)."""
+    offsets = {int(x["id"]): int(x["started_wall_ns"]) - int(x["started_mono_ns"])
+               for x in sessions}
     rows = []
     for s in sightings:
         if s["trade_id"] not in ids:
             continue
-        base = {"t_ns": int(s["wall_ns"]), "wall_ns": int(s["wall_ns"]),
+        offset = offsets.get(s["session"]) if s["session"] is not None else None
+        t_ns = int(s["wall_ns"]) if offset is None else int(s["mono_ns"]) + offset
+        base = {"t_ns": t_ns, "wall_ns": int(s["wall_ns"]),
                 "mono_ns": int(s["mono_ns"]), "kind": s["kind"]}
         if s["kind"] == "trade":
             rows.append({**base, "source": s["source"], "trade": {
@@ -439,7 +448,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         sdir.mkdir(mode=0o700)
         params = CheckParams(mode=path, **params_base)
         mine = [s for s in sightings if s["path"] == path]
-        det_rows = _detection_rows(mine, in_range)
+        det_rows = _detection_rows(mine, in_range, sessions)
         detections = detections_frame(det_rows)
         outcomes = classify(truth, detections, windows, params)
         hist = ws_rows if path == "websocket" else _history_rows(store_dir, path,

@@ -172,3 +172,28 @@ def test_a_history_line_torn_by_a_crash_then_resumed_is_not_a_traceback(
     assert rows[-1]["t_ns"] == ts(120) * S + S
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["pilot"]["history_lines_torn"] == {"websocket": 1, "polling": 0}
+
+
+# -- the wall clock stepped while the pilot ran -----------------------------------------------
+
+def test_a_wall_clock_stepped_back_does_not_reorder_a_trade_and_its_retraction(
+        node: tuple[Node, str], tmp_path: Path) -> None:
+    """Sightings were ordered and timed by the wall clock alone: NTP stepping it back 5 s
+    between a trade and its retraction put the retraction first, and a trade the monitor
+    took back (its block reorged away) was judged a phantom (NO-GO) instead of retracted.
+    Within a session the monotonic clock orders them, as it does the histories."""
+    state, url = node
+    wall0 = ts(99) * S
+    kept, gone = chain_log(110, tx=1), chain_log(111, tx=2, block_hash="0x" + "ee" * 32)
+    state.head, state.logs = 200, [kept]  # block 111 was replaced: its trade is gone
+    store = make_store(tmp_path, start=100, head=150, wall0=wall0)
+    # timeline (true time): block 110 at ts(110), seen 1 s later; block 111 at ts(111),
+    # seen 1 s later; its retraction 1 s after that, but the wall clock was stepped 5 s
+    # back in between (the monotonic clock was not)
+    for lg, n in ((kept, 110), (gone, 111)):
+        sight(store, "websocket", "trade", lg, wall_ns=(ts(n) + 1) * S,
+              mono_ns=(ts(n) + 1) * S - wall0)
+    sight(store, "websocket", "retraction", gone, wall_ns=(ts(111) + 2 - 5) * S,
+          mono_ns=(ts(111) + 2) * S - wall0)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    assert outcomes(run, "websocket") == {tid_of(kept): "detected", tid_of(gone): "retracted"}
