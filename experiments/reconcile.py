@@ -206,11 +206,13 @@ async def _block_timestamp(rpc: JsonRpcHttpClient, lg: dict[str, Any], number: i
 
 
 async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int, end: int,
-                      *, chunk_blocks: int, offset_s: float
+                      *, chunk_blocks: int, offset_s: float,
+                      exchanges: Sequence[str] = DEFAULT_EXCHANGES
                       ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The watched wallets' OrderFilled logs in ``[start, end]`` as a truth frame, and the
-    blocks holding them as ``block_published``-shaped rows (for the run's chain history)."""
-    flt = {"address": list(DEFAULT_EXCHANGES),
+    """The watched wallets' OrderFilled logs of ``exchanges`` in ``[start, end]`` as a
+    truth frame, and the blocks holding them as ``block_published``-shaped rows (for the
+    run's chain history)."""
+    flt = {"address": list(exchanges),
            "topics": [list(ORDER_FILLED_TOPICS), None, [address_topic(w) for w in wallets]]}
     watched = {w.lower() for w in wallets}
     logs: list[dict[str, Any]] = []
@@ -371,7 +373,8 @@ def _head(answer: Any) -> int:
 
 
 async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
-                            log: Callable[[str], None]
+                            log: Callable[[str], None],
+                            exchanges: Sequence[str] = DEFAULT_EXCHANGES
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]], int]:
     """Wait for finality (or clamp the end), then the truth of ``start..end``: the end,
     the end it was clamped from, the truth frame, its chain rows, JSON-RPC calls sent."""
@@ -394,7 +397,8 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
         log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
         truth, chain_rows = await chain_truth(rpc, wallets, start, end,
                                               chunk_blocks=opts.chunk_blocks,
-                                              offset_s=opts.timestamp_offset_s)
+                                              offset_s=opts.timestamp_offset_s,
+                                              exchanges=exchanges)
         return end, clamped, truth, chain_rows, rpc.counter.total
 
 
@@ -421,11 +425,17 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         raise ReconcileError(f"{store_dir}: the pilot never started (no start block)")
     start = int(meta["start_block"])
     wallets = [str(w).lower() for w in meta.get("wallets", [])]
+    # the exchanges the pilot watched (a store from before they were kept: the defaults)
+    watched = meta.get("exchanges") or list(DEFAULT_EXCHANGES)
+    if not isinstance(watched, list) or not all(isinstance(a, str) for a in watched):
+        raise ReconcileError(f"{store_dir}: not a pilot store (meta 'exchanges' is "
+                             f"{str(watched)[:60]!r}, not a list of addresses)")
+    exchanges = [a.lower() for a in watched]
     if end is None or end < start:
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
     end, clamped, truth, chain_rows, truth_calls = asyncio.run(
-        _truth_from_chain(opts, wallets, start, end, log))
+        _truth_from_chain(opts, wallets, start, end, log, exchanges))
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
@@ -493,6 +503,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "started": _iso(first_wall), "last_beat": _iso(last_wall),
         "sessions": len(sessions),
         "wallets": wallets,
+        "exchanges": exchanges,
         "blocks": [start, end], "end_clamped_from": clamped,
         "finality_depth": opts.finality_depth, "grace_s": opts.grace_s,
         "timestamp_offset_s": opts.timestamp_offset_s,

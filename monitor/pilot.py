@@ -5,7 +5,8 @@ wallets and the same endpoints: ``websocket`` (the new path, with its explorer f
 and ``polling`` (today's behaviour, the shadow). Both write to one durable store
 directory with one clock::
 
-    DIR/pilot.sqlite            meta (start block, wallets, endpoints without keys),
+    DIR/pilot.sqlite            meta (start block, wallets, exchanges, endpoints without
+                                keys),
                                 sessions (each process start: wall + monotonic ns),
                                 sightings (per path and event: first seen wall/mono ns,
                                 block number/hash/timestamp, source), paths (per session
@@ -554,6 +555,13 @@ class Pilot:
             log.warning("the wallets differ from the store's first session: the comparison "
                         "covers the union; start a new store for a new pilot")
             self.store.set_meta("wallets", sorted(set(meta["wallets"]) | set(self.s.wallets)))
+        # the truth is asked for these exchanges' logs (reconcile used the defaults: the
+        # trades of an exchange added by the setting were judged phantoms)
+        watched = [a.lower() for a in self.s.exchanges]
+        if sorted(meta.get("exchanges", watched)) != sorted(watched):
+            log.warning("the exchanges differ from the store's first session: the "
+                        "comparison covers the union")
+        self.store.set_meta("exchanges", sorted(set(meta.get("exchanges", [])) | set(watched)))
         self.store.set_meta("endpoints", {
             "websocket": endpoint_host(self.s.websocket_url),
             "rpc": endpoint_host(self.s.rpc_url),

@@ -197,3 +197,43 @@ def test_a_wall_clock_stepped_back_does_not_reorder_a_trade_and_its_retraction(
           mono_ns=(ts(111) + 2) * S - wall0)
     run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
     assert outcomes(run, "websocket") == {tid_of(kept): "detected", tid_of(gone): "retracted"}
+
+
+# -- a pilot that watched other exchanges than the defaults ------------------------------------
+
+OTHER_EXCHANGE = "0x" + "e3" * 20  # say ExchangeV3, added with --exchanges
+
+
+def test_the_truth_covers_the_exchanges_the_pilot_watched(node: tuple[Node, str],
+                                                          tmp_path: Path) -> None:
+    """The pilot ran with ``exchanges`` (a setting: V3 added, or V1 dropped) but reconcile
+    asked the chain for the default exchanges' logs: every trade on the other exchange
+    that both paths delivered was judged a phantom (NO-GO), and one they missed was not
+    counted at all. The store now keeps the exchanges watched; the truth asks for them."""
+    import asyncio
+
+    from monitor.config import Settings
+    from monitor.pilot import Pilot
+
+    state, url = node
+    wall0 = ts(99) * S
+    store = tmp_path / "pilot"
+    settings = Settings(websocket_url="ws://127.0.0.1:9/", rpc_url=url,
+                        explorer_url="http://127.0.0.1:9/api", wallets=[WALLET],
+                        start_block=100, exchanges=[OTHER_EXCHANGE, *DEFAULT_EXCHANGES])
+
+    async def start_and_stop() -> None:  # endpoints down: the store is all that matters
+        pilot = Pilot(settings, store)
+        await pilot.start()
+        await pilot.stop()
+
+    asyncio.run(start_and_stop())
+    make_store(tmp_path, start=100, head=150, wall0=wall0)  # the same store: beats
+    seen, missed = (chain_log(110, tx=1, exchange=OTHER_EXCHANGE),
+                    chain_log(120, tx=2, exchange=OTHER_EXCHANGE))
+    state.head, state.logs = 200, [seen, missed]
+    for p in ("websocket", "polling"):
+        sight(store, p, "trade", seen, wall_ns=(ts(110) + 1) * S, mono_ns=(ts(110) + 1) * S,
+              session=0)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    assert outcomes(run, "websocket") == {tid_of(seen): "detected", tid_of(missed): "missed"}
