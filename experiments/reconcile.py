@@ -76,6 +76,9 @@ LIMITATIONS = [
     "index) is inside every latency: a live run cannot separate it from the monitor's.",
     "The truth comes from the same provider's eth_getLogs after finality: a trade the "
     "provider never serves is invisible to both paths and to the truth.",
+    "Latency uses this machine's clock against the block timestamp: keep it synced (NTP). "
+    "A clock behind the chain's shows as deliveries before their block, and latency is then "
+    "not judged; a clock ahead makes every latency longer and cannot be seen.",
     "Uptime counts time the pilot process was not running as down.",
     "CPU and memory are not measured per path (both paths share one process).",
 ]
@@ -98,6 +101,8 @@ class ReconcileOptions:
     timestamp_offset_s: float = 0.0
     end_block: int | None = None
     run_id: str | None = None
+    #: a delivery more than this before its block's timestamp proves the clock behind
+    clock_tolerance_s: float = 2.0
 
 
 _TRIES = 5
@@ -344,6 +349,18 @@ def _detection_rows(sightings: list[dict[str, Any]], ids: set[str],
     return rows
 
 
+def _clock_behind_s(judged: Sequence[pd.DataFrame], tolerance_s: float) -> float | None:
+    """How far the pilot's clock was proven behind the chain's: the earliest delivery
+    before its block's timestamp, in seconds, when more than ``tolerance_s`` (block
+    timestamps have 1 s resolution); else None. Such a clock makes every latency too
+    short and the checker clamps the rest to 0 s: latency cannot be judged."""
+    early = [(int(v) - int(d)) / _NS for o in judged
+             for d, v in zip(o["delivered_t_ns"], o["visible_t_ns"], strict=True)
+             if not pd.isna(d) and not pd.isna(v)]
+    worst = max(early, default=0.0)
+    return worst if worst > tolerance_s else None
+
+
 def _iso(ns: int | None) -> str | None:
     if ns is None:
         return None
@@ -452,15 +469,23 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     windows = _feed_down(ws_rows, win_end)
     summaries = []
     ts0 = chain_rows[0]["timestamp"] if chain_rows else None
+    judged = {}
+    for path in PATHS:
+        params = CheckParams(mode=path, **params_base)
+        det_rows = _detection_rows([s for s in sightings if s["path"] == path], in_range,
+                                   sessions)
+        detections = detections_frame(det_rows)
+        judged[path] = (params, det_rows, detections,
+                        classify(truth, detections, windows, params))
+    behind_s = _clock_behind_s([j[3] for j in judged.values()], opts.clock_tolerance_s)
+    if behind_s is not None:
+        log(f"this machine's clock was at least {behind_s:.1f} s behind the chain's: "
+            "latency, detected and late are not judged")
     for path in PATHS:
         name = f"pilot_{path}"
         sdir = run_dir / name
         sdir.mkdir(mode=0o700)
-        params = CheckParams(mode=path, **params_base)
-        mine = [s for s in sightings if s["path"] == path]
-        det_rows = _detection_rows(mine, in_range, sessions)
-        detections = detections_frame(det_rows)
-        outcomes = classify(truth, detections, windows, params)
+        params, det_rows, detections, outcomes = judged[path]
         hist = ws_rows if path == "websocket" else _history_rows(store_dir, path,
                                                                   torn[path])
         run = {"scenario": name, "description": f"live pilot, {path} path", "mode": path,
@@ -471,6 +496,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         summary.update(outcome_counts(outcomes))
         if hist:
             summary.update(monitor_metrics(hist, params))
+        if behind_s is not None:  # the split of detected and late needs the clock too
+            summary.update({k: None for k in summary if k.startswith("latency_")},
+                           detected=None, late=None)
         summary["uptime"] = status["paths"][path]["uptime"]
         summary["faults"] = [{"name": w.name, "start_s": (w.start_ns - win_start) / _NS,
                               "stop_s": (w.stop_ns - win_start) / _NS} for w in windows]
@@ -512,6 +540,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "truth_calls": truth_calls,
         # rows torn by a crash and dropped from each path's history
         "history_lines_torn": {p: torn[p][0] for p in PATHS},
+        # a delivery this long before its block's timestamp: the local clock was behind
+        "clock_behind_s": behind_s,
         "limitations": LIMITATIONS,
     }
     manifest = {"run_id": run_dir.name, "kind": "pilot", "command": list(command),

@@ -237,3 +237,55 @@ def test_the_truth_covers_the_exchanges_the_pilot_watched(node: tuple[Node, str]
               session=0)
     run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
     assert outcomes(run, "websocket") == {tid_of(seen): "detected", tid_of(missed): "missed"}
+
+
+# -- this machine's clock behind the chain's ----------------------------------------------------
+
+def test_a_clock_proven_behind_the_chain_leaves_latency_unjudged(node: tuple[Node, str],
+                                                                 tmp_path: Path) -> None:
+    """Latency is this machine's wall clock minus the block timestamp. With the clock 10 s
+    behind, every trade was 'seen' before its block existed; the checker clamps that to
+    0 s, so both paths showed latency 0 and no late trade: a latency gate passed on a
+    broken clock. A delivery more than the tolerance before its block proves the clock
+    behind: latency, detected and late are then not measured (the verdict cannot pass
+    them), missed and duplicates still are, and the manifest says why."""
+    state, url = node
+    wall0 = ts(99) * S
+    trades = [chain_log(n, tx=n) for n in (110, 120, 130)]
+    state.head, state.logs = 200, trades
+    store = make_store(tmp_path, start=100, head=150, wall0=wall0)
+    behind = 10 * S
+    for lg in trades:
+        n = int(lg["blockNumber"], 16)
+        for p, after in (("websocket", S // 2), ("polling", 8 * S)):
+            wall = ts(n) * S + after - behind
+            sight(store, p, "trade", lg, wall_ns=wall, mono_ns=wall - wall0)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    for p in ("websocket", "polling"):
+        summary = json.loads((run / f"pilot_{p}" / "summary.json").read_text())
+        assert summary["missed"] == 0 and summary["trades"] == 3
+        assert summary["latency_p95_s"] is None and summary["latency_p50_s"] is None
+        assert summary["late"] is None and summary["detected"] is None
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["pilot"]["clock_behind_s"] == pytest.approx(9.5)
+
+
+def test_a_clock_in_step_with_the_chain_keeps_latency(node: tuple[Node, str],
+                                                      tmp_path: Path) -> None:
+    """The same pilot on a synced clock: latency measured, one trade late on polling."""
+    state, url = node
+    wall0 = ts(99) * S
+    trades = [chain_log(n, tx=n) for n in (110, 120, 130)]
+    state.head, state.logs = 200, trades
+    store = make_store(tmp_path, start=100, head=150, wall0=wall0)
+    for lg in trades:
+        n = int(lg["blockNumber"], 16)
+        for p, after in (("websocket", S // 2), ("polling", 8 * S)):
+            sight(store, p, "trade", lg, wall_ns=ts(n) * S + after,
+                  mono_ns=ts(n) * S + after - wall0)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    ws = json.loads((run / "pilot_websocket" / "summary.json").read_text())
+    poll = json.loads((run / "pilot_polling" / "summary.json").read_text())
+    assert ws["latency_p95_s"] == pytest.approx(0.5) and ws["detected"] == 3
+    assert poll["late"] == 3 and poll["latency_p50_s"] == pytest.approx(8.0)
+    assert json.loads((run / "manifest.json").read_text())["pilot"]["clock_behind_s"] is None
