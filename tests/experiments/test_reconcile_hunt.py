@@ -48,6 +48,8 @@ class Node:
         self.head = head
         self.logs = logs
         self.requests: list[dict[str, Any]] = []
+        #: error objects the next eth_getLogs calls answer, one each
+        self.log_errors: list[dict[str, Any]] = []
 
     def answer(self, req: dict[str, Any]) -> Any:
         self.requests.append(req)
@@ -74,8 +76,12 @@ def node() -> Iterator[tuple[Node, str]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            body = json.dumps({"jsonrpc": "2.0", "id": req["id"],
-                               "result": state.answer(req)}).encode()
+            if req["method"] == "eth_getLogs" and state.log_errors:
+                state.requests.append(req)
+                reply: dict[str, Any] = {"error": state.log_errors.pop(0)}
+            else:
+                reply = {"result": state.answer(req)}
+            body = json.dumps({"jsonrpc": "2.0", "id": req["id"], **reply}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -289,3 +295,36 @@ def test_a_clock_in_step_with_the_chain_keeps_latency(node: tuple[Node, str],
     assert ws["latency_p95_s"] == pytest.approx(0.5) and ws["detected"] == 3
     assert poll["late"] == 3 and poll["latency_p50_s"] == pytest.approx(8.0)
     assert json.loads((run / "manifest.json").read_text())["pilot"]["clock_behind_s"] is None
+
+
+# -- a load-balanced node behind the one that gave the head ------------------------------------
+
+def test_a_node_refusing_a_range_beyond_its_head_is_asked_again_whole(
+        node: tuple[Node, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """geth's -32602 'block range extends beyond current head block' (the node that
+    answers eth_getLogs is behind the one that answered eth_blockNumber): asked again
+    later with the same range, never split down to single blocks, and the truth is whole."""
+    import itertools
+
+    import experiments.reconcile as rec_mod
+
+    state, url = node
+    trades = [chain_log(n, tx=n) for n in (110, 120, 130)]
+    state.head, state.logs = 200, trades
+    state.log_errors = [{"code": -32602,
+                         "message": "block range extends beyond current head block"}] * 2
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    fast = rec_mod._rpc
+
+    def rpc(*a: Any, **kw: Any) -> Any:
+        client = fast(*a, **kw)
+        client._retry_policy = lambda: itertools.repeat(0.01)
+        return client
+
+    monkeypatch.setattr(rec_mod, "_rpc", rpc)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    asked = [(r["params"][0]["fromBlock"], r["params"][0]["toBlock"]) for r in state.requests
+             if r["method"] == "eth_getLogs"]
+    assert asked == [(hex(100), hex(150))] * 3
+    assert set(outcomes(run, "websocket").values()) == {"missed"}
+    assert len(outcomes(run, "websocket")) == 3
