@@ -26,12 +26,19 @@ persistent dedup drops repeats; no extra calls). A failed call (rate limit after
 HTML 502, timeout, NOTOK) is counted, logged and retried next interval; the cursor does not
 move, so nothing is lost. Intervals are in simulated seconds, divided by ``speed``.
 
-A hostile or broken explorer: a head the chain cannot have reached since the last one
+A hostile or broken explorer: a head the chain cannot have reached since the highest one
 (:func:`monitor.cores.plausible_head`, as on the WebSocket path) is refused for the round
 (``bad_input`` ``explorer_head_jump``), and a cursor more than ``head_jump_slack`` blocks
-past the explorer's head (set from such a head before, or by a store from elsewhere) is
-rewound to the head less the overlap (``bad_input`` ``cursor_ahead``): one bogus answer
-once left a wallet unpolled for good.
+past the highest head (set from such a head before, or by a store from elsewhere) is
+rewound to that head less the overlap (``bad_input`` ``cursor_ahead``): one bogus answer
+once left a wallet unpolled for good. The first head of a run is checked by nothing: it
+is a reference only once a later answer agrees with it (not lower by more than the slack);
+until then it rewinds no cursor, and two answers in a row that agree with each other but
+not with it replace it (a low first answer - 12345678 where the chain is at 80 million -
+refused every real head after it as a jump, for good). A head below the cursor (0: nothing
+indexed, a node resyncing, an index behind) only makes the round poll nothing: it rewound
+every cursor to it, and the next poll asked the whole history again and delivered a
+second time every trade whose dedup id had been pruned.
 """
 
 from __future__ import annotations
@@ -91,6 +98,8 @@ class PollingMonitor:
         self.polls = 0
         self.last_head: int | None = None
         self._top: tuple[int, float] | None = None  # (highest head, clock time first seen)
+        self._top_agreed = False  # a later answer agreed with _top (see the docstring)
+        self._jump: tuple[int, float] | None = None  # the last head refused as a jump
         self.block_interval = block_interval  # simulated seconds
         self.slack = head_jump_slack
         self.history = history or NullHistory()
@@ -123,12 +132,22 @@ class PollingMonitor:
             log.warning("explorer head unavailable (%s); retry next interval", exc.message)
             return 0
         now = self.clock.now()
-        if self._top is not None and not plausible_head(
-                head, self._top[0], now - self._top[1],
-                block_interval=self.block_interval / self.speed, slack=self.slack):
-            self._bad_input("explorer_head_jump", f"explorer head {head} while the highest "
-                                                  f"was {self._top[0]}; retry next interval")
+        jump, self._jump = self._jump, None
+        top = self._top
+        if top is not None and not self._top_agreed and not self._agrees(head, top, now):
+            if jump is not None and self._agrees(head, jump, now):
+                # the first head, which nothing checked, was the odd one: two answers
+                # since agree with each other, not with it
+                self._top = top = jump
+                self._top_agreed = True
+            elif head > 0:
+                self._jump = (head, now)
+        if top is not None and not self._plausible(head, top, now):
+            self._bad_input("explorer_head_jump", f"explorer head {head} while the "
+                                                  f"highest was {top[0]}; retry next interval")
             return 0
+        if top is not None and self._agrees(head, top, now):
+            self._top_agreed = True
         if head > 0 and (self._top is None or head > self._top[0]):
             # the highest head and when it was first seen: a stuck index that catches up
             # is measured from when it got stuck (0 is a head before anything was indexed)
@@ -142,6 +161,16 @@ class PollingMonitor:
                 done += 1
         return done
 
+    def _plausible(self, head: int, since: tuple[int, float], now: float) -> bool:
+        """The chain can be at ``head`` now when it was at ``since`` (head, time)."""
+        return plausible_head(head, since[0], now - since[1],
+                              block_interval=self.block_interval / self.speed,
+                              slack=self.slack)
+
+    def _agrees(self, head: int, since: tuple[int, float], now: float) -> bool:
+        """... and ``head`` is not lower than ``since`` by more than the slack."""
+        return head >= since[0] - self.slack and self._plausible(head, since, now)
+
     def _bad_input(self, kind: str, reason: str) -> None:
         record_bad_input(self.history, self.counters, log, kind=kind, source=self.group,
                          reason=reason)
@@ -154,10 +183,14 @@ class PollingMonitor:
             cursor = first - 1
         else:
             cursor = cur.block
-        if cursor > head + self.slack:  # never reached: set from a head that never was
+        top = self._top[0] if self._top is not None and self._top_agreed else None
+        if top is not None and cursor > top + self.slack:
+            # never reached: set from a head that never was. Judged against the highest
+            # head, not this one: a head far below the cursor (0, a lagging index, a
+            # garbage answer) is no reason to ask the whole history again
             self._bad_input("cursor_ahead", f"{wallet[:10]} cursor {cursor} is past the "
-                                            f"explorer head {head}: rewound")
-            cursor = max(head - self.overlap, 0)
+                                            f"explorer head {top}: rewound")
+            cursor = max(top - self.overlap, 0)
             self.store.set_cursors([wallet], cursor, None, self.group, forward_only=False)
         if cursor >= head:
             return True

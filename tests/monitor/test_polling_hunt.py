@@ -1,0 +1,162 @@
+"""Defects of the explorer polling path, each as a regression test against a scripted
+explorer on loopback (real aiohttp client and server, real SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from monitor_helpers import WALLET, order_filled
+from test_polling import FakeExplorer
+
+from monitor.clock import ManualClock
+from monitor.explorer_client import ExplorerClient
+from monitor.pipeline import Pipeline
+from monitor.polling import PollingMonitor
+from monitor.sinks import MemorySink, SinkEvent
+from monitor.store import Store
+
+
+class EverySink(MemorySink):
+    """Keeps every event it is given, a key given twice twice (a bot's executor that
+    keeps no keys, or whose window of keys a trade hours old has left)."""
+
+    async def emit(self, event: SinkEvent) -> None:
+        self.events.append(event)
+
+
+Steps = Callable[[FakeExplorer, PollingMonitor, Store], Awaitable[None]]
+
+
+async def _serve(fake: FakeExplorer) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/v2/api", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+
+
+def run_polling(tmp_path: Path, steps: Steps, *, clock: ManualClock,
+                fake: FakeExplorer | None = None, **client_kw: Any) -> EverySink:
+    """A poller of WALLET (overlap 16, slack 64, 2-s blocks) whose pipeline keeps one id
+    in memory: the others are looked up in the store (as in a long run past
+    ``dedup_capacity``, or after a restart)."""
+    fake = fake or FakeExplorer()
+    sink = EverySink()
+
+    async def go() -> None:
+        runner, url = await _serve(fake)
+        store = Store(tmp_path / "s.db")
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = ExplorerClient(url, session, rate_per_s=1000, **client_kw)
+                pipe = Pipeline(store, sink, wallets=[WALLET], dedup_capacity=1,
+                                clock=clock)
+                poller = PollingMonitor(client, pipe, store, wallets=[WALLET], interval=15,
+                                        overlap_blocks=16, clock=clock, block_interval=2.0,
+                                        head_jump_slack=64)
+                await steps(fake, poller, store)
+        finally:
+            store.close()
+            await runner.cleanup()
+    asyncio.run(go())
+    return sink
+
+
+def _trade_blocks(sink: MemorySink) -> list[int]:
+    return [e.trade.block_number for e in sink.events if e.kind == "trade" and e.trade]
+
+
+def test_a_head_of_0_or_far_below_the_cursor_does_not_rewind_it_and_bring_back_old_trades(
+        tmp_path: Path) -> None:
+    """The explorer's eth_blockNumber answers 0 (nothing indexed, a node resyncing) or a
+    number far below the cursor, once. The poller took the cursor for the poisoned one
+    ("cursor_ahead") and moved every wallet's cursor back to that head: the next poll
+    asked the whole history again, and every trade whose dedup id had been pruned
+    (``dedup_retention_blocks`` below the cursor) went to the sink a second time: the
+    bot copied a trade hours old. Such a head is no reference; a cursor is rewound only
+    when it is past the highest head the explorer has shown."""
+    clock = ManualClock()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs += [order_filled(block=150, tx=1), order_filled(block=1500, tx=2)]
+        for head in range(200, 2201, 200):  # ~7 minutes of polls: the trade, then on
+            clock.advance(400)
+            fake.head = head
+            assert await poller.poll_once() == 1
+        assert store.cursor(WALLET).block == 2200 - 16
+        # the trade of block 150 is far below the cursor: its id goes (memory holds
+        # 1500's), as the monitor's redeliver() prunes ids and sent outbox rows
+        assert store.prune_outbox() == 2 and store.prune_delivered(1024) == 1
+        for low in (1000, 0, 5):
+            clock.advance(15)
+            fake.head = low
+            await poller.poll_once()
+            cursors.append(store.cursor(WALLET).block)
+        clock.advance(15)
+        fake.head = 2207
+        assert await poller.poll_once() == 1
+        cursors.append(store.cursor(WALLET).block)
+    cursors: list[int] = []
+    sink = run_polling(tmp_path, steps, clock=clock)
+    assert _trade_blocks(sink) == [150, 1500]  # before: [150, 1500, 150]
+    assert cursors == [2184, 2184, 2184, 2191]  # before: [984, 0, 0, 2191]
+
+
+def test_a_low_first_head_neither_rewinds_the_cursor_nor_stalls_polling_for_good(
+        tmp_path: Path) -> None:
+    """A restart (cursor 2184 stored) whose first explorer answer is a head far too low
+    (12345678 on Polygon, where the chain is at 80 million): taken as the reference, it
+    rewound the cursor (the whole history asked again, pruned trades delivered twice),
+    and every real head after it was refused as a jump the chain cannot have made: no
+    trade was polled again (until the process restarted)."""
+    clock = ManualClock()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        store.set_cursors([WALLET], 2184, None, "polling")  # an earlier run's
+        fake.logs += [order_filled(block=150, tx=1),  # delivered then, id since pruned
+                      order_filled(block=2201, tx=2)]
+        fake.head = 5
+        await poller.poll_once()
+        cursors.append(store.cursor(WALLET).block)
+        for head in (2203, 2210, 2217, 2224):
+            clock.advance(15)
+            fake.head = head
+            await poller.poll_once()
+            cursors.append(store.cursor(WALLET).block)
+    cursors: list[int] = []
+    sink = run_polling(tmp_path, steps, clock=clock)
+    assert _trade_blocks(sink) == [2201]
+    # the real heads are taken from the third on (two answers that agree)
+    assert min(cursors) == 2184 and cursors[-1] == 2224 - 16
+
+
+def test_a_cursor_a_bogus_first_head_poisoned_is_rewound_once_two_heads_agree(
+        tmp_path: Path) -> None:
+    """Pins the other side: the first head of a run, checked by nothing, is bogus (2^40)
+    and the poll moves the cursor there; the honest heads after it agree with each other,
+    not with it: the cursor is rewound to them and polling goes on."""
+    clock = ManualClock()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        store.set_cursors([WALLET], 2184, None, "polling")
+        fake.head = 1 << 40
+        await poller.poll_once()
+        assert store.cursor(WALLET).block == (1 << 40) - 16
+        fake.logs.append(order_filled(block=2201, tx=2))  # indexed after that poll
+        for head in (2203, 2210):
+            clock.advance(15)
+            fake.head = head
+            await poller.poll_once()
+        assert poller.counters["cursor_ahead"] == 1
+        assert store.cursor(WALLET).block == 2210 - 16
+    sink = run_polling(tmp_path, steps, clock=clock)
+    assert _trade_blocks(sink) == [2201]
