@@ -232,19 +232,27 @@ class PilotStore:
         self.dir = Path(directory)
         self.db = db = self.dir / DB_NAME
         self._lock_fd: int | None = None
-        if readonly:
-            if not db.exists():
-                raise FileNotFoundError(f"{db}: no pilot store here")
-            # a URI, escaped: "?" or "#" in the folder's name cut "mode=ro" off (the
-            # store was "not a pilot store", and SQLite created a stray file at the cut)
-            self._db = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True,
-                                       timeout=10)
-        else:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = _lock_store(self.dir, db)
-            if not db.exists():
-                os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
-            self._db = sqlite3.connect(db, timeout=10, isolation_level=None)
+        try:  # SQLite's own "unable to open" (a folder, a file of another user) was a
+            # traceback in status, run and reconcile
+            if readonly:
+                if not db.exists():
+                    raise FileNotFoundError(f"{db}: no pilot store here")
+                # a URI, escaped: "?" or "#" in the folder's name cut "mode=ro" off (the
+                # store was "not a pilot store", and SQLite created a stray file at the cut)
+                self._db = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True,
+                                           timeout=10)
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _lock_store(self.dir, db)
+                if not db.exists():
+                    os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+                self._db = sqlite3.connect(db, timeout=10, isolation_level=None)
+        except sqlite3.Error as exc:
+            self._unlock()
+            raise StoreError(f"{db}: cannot open the pilot store ({exc})") from None
+        except BaseException:
+            self._unlock()
+            raise
         try:  # a file that is not a database, or not a pilot's: one clear error
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -258,6 +266,9 @@ class PilotStore:
 
     def close(self) -> None:
         self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
