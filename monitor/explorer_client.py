@@ -61,6 +61,9 @@ _RATE_TEXTS = ("max calls per sec rate limit reached", "max rate limit reached",
                "rate limit")
 _EMPTY_TEXTS = ("no records found", "no transactions found")
 RESULT_WINDOW = 10_000
+#: records one call answers at most (Etherscan V2 since 2026-07-01, REFERENCE.md): a page
+#: asked larger comes back with this many, and was taken for the last page (the rest lost)
+MAX_RECORDS = 1_000
 
 
 class ExplorerNotOk(MonitorError):
@@ -145,7 +148,7 @@ class ExplorerClient:
         self.chain_id = chain_id
         self.speed = speed
         self.timeout = max(timeout / speed, 0.5)
-        self.page_size = page_size
+        self.page_size = min(page_size, MAX_RECORDS)
         self.rate_limit_retries = rate_limit_retries
         self.history = history or NullHistory()
         self.clock = clock or SystemClock()
@@ -174,9 +177,10 @@ class ExplorerClient:
                        ) -> list[dict[str, Any]]:
         """All logs in ``from_block..to_block`` matching the filter, in the decoder's shape.
 
-        Pages with ``page``/``offset`` (``page_size`` records a call); a full page means
-        more may follow; past the explorer's 10,000-record result window it starts again
-        from the last block seen. Rows repeated by that restart are dropped.
+        Pages with ``page``/``offset`` (``page_size`` records a call, never more than
+        :data:`MAX_RECORDS`, what one call holds); a full page means more may follow;
+        past the explorer's 10,000-record result window it starts again from the last
+        block seen. Rows repeated by that restart are dropped.
         """
         base: dict[str, str] = {"module": "logs", "action": "getLogs"}
         if address:

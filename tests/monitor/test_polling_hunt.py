@@ -160,3 +160,49 @@ def test_a_cursor_a_bogus_first_head_poisoned_is_rewound_once_two_heads_agree(
         assert store.cursor(WALLET).block == 2210 - 16
     sink = run_polling(tmp_path, steps, clock=clock)
     assert _trade_blocks(sink) == [2201]
+
+
+class CappedExplorer(FakeExplorer):
+    """Pages as Etherscan does (``page``/``offset``) and, as it does since 2026-07,
+    answers at most 1,000 records a call whatever ``offset`` asks."""
+
+    CAP = 1000
+
+    async def handle(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        if q["module"] == "proxy":
+            return await super().handle(request)
+        self.queries.append(q)
+        frm, to = int(q["fromBlock"]), int(q["toBlock"])
+        page, offset = int(q["page"]), int(q["offset"])
+        rows = [dict(r, timeStamp=r["blockTimestamp"]) for r in self.logs
+                if frm <= int(r["blockNumber"], 16) <= to and r["topics"][2] == q["topic2"]]
+        start = (page - 1) * offset
+        rows = rows[start:start + min(offset, self.CAP)]
+        if not rows:
+            return web.json_response({"status": "0", "message": "No records found",
+                                      "result": []})
+        return web.json_response({"status": "1", "message": "OK", "result": rows})
+
+
+def test_a_page_size_above_the_explorer_s_1000_record_cap_loses_no_trade(
+        tmp_path: Path) -> None:
+    """``explorer_page_size`` may be set up to 10,000 (the cap before 2026-07): the
+    explorer answered 1,000 of the 1,500 trades of the range, fewer than the page asked,
+    so the client took the page for the last, and the cursor moved over the other 500
+    (lost for good). A call never asks more than the 1,000 records one can hold."""
+    clock = ManualClock()
+    fake = CappedExplorer()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs += [order_filled(block=101 + i // 100, tx=i + 1, log_index=i % 100)
+                      for i in range(1500)]
+        clock.advance(60)
+        fake.head = 130
+        assert await poller.poll_once() == 1
+        assert store.cursor(WALLET).block == 130 - 16
+    sink = run_polling(tmp_path, steps, clock=clock, fake=fake, page_size=5000)
+    assert len(_trade_blocks(sink)) == 1500  # before: 1000
+    assert {q["offset"] for q in fake.queries if q["module"] == "logs"} == {"1000"}
