@@ -43,6 +43,9 @@ from experiments.analysis import empty_summary
 from experiments.checker import (
     CheckParams,
     FaultWindow,
+    _coverage_changes,
+    _fallback_changes,
+    _share,
     classify,
     detections_frame,
     monitor_metrics,
@@ -79,7 +82,8 @@ LIMITATIONS = [
     "Latency uses this machine's clock against the block timestamp: keep it synced (NTP). "
     "A clock behind the chain's shows as deliveries before their block, and latency is then "
     "not judged; a clock ahead makes every latency longer and cannot be seen.",
-    "Uptime counts time the pilot process was not running as down.",
+    "Uptime and coverage count time the pilot process was not running as down; calls per "
+    "hour are per hour it ran.",
     "CPU and memory are not measured per path (both paths share one process).",
 ]
 
@@ -349,6 +353,42 @@ def _detection_rows(sightings: list[dict[str, Any]], ids: set[str],
     return rows
 
 
+def _while_running(hist: list[dict[str, Any]], sessions: Sequence[dict[str, Any]],
+                   params: CheckParams, summary: dict[str, Any]) -> dict[str, Any]:
+    """Coverage, fallback time and per-hour rates with the time the pilot process was down
+    counted as down. The checker reads a history as one run: the state before a kill (feed
+    healthy, explorer answering, fallback on) lasted through the days the process was down,
+    and calls per hour were divided by those days too. Each session is judged from its own
+    rows (``pilot_session`` opens one) over its own span, started .. last beat; time no
+    session with rows covers is not covered, and rates are per hour of those spans."""
+    start, end = params.window_start_ns, params.window_end_ns
+    spans = {x["id"]: (int(x["started_wall_ns"]),
+                       int(x["last_wall_ns"] or x["started_wall_ns"])) for x in sessions}
+    groups: list[tuple[int, int, list[dict[str, Any]]]] = []
+    for r in hist:
+        if r.get("event") == "pilot_session" and r.get("session") in spans:
+            a, b = spans[r["session"]]
+            groups.append((max(a, start), min(b, end), []))
+        if groups:
+            groups[-1][2].append(r)
+    running = sum(max(0, b - a) for a, b, _ in groups)
+    whole = end - start
+    covered = sum(_share(_coverage_changes(rows, params.mode), a, b) * (b - a)
+                  for a, b, rows in groups if b > a)
+    fallback = sum(_share(_fallback_changes(rows), a, b) * (b - a)
+                   for a, b, rows in groups if b > a)
+    hours = running / _NS / 3600.0
+    calls = summary.get("api_calls") or {}
+    total = sum(calls.values())
+    per_hour = total / hours if hours > 0 else None
+    return {"coverage": covered / whole if whole > 0 else None,
+            "fallback_s": fallback / _NS,
+            "api_calls_per_hour": per_hour,
+            "explorer_calls_per_hour": calls.get("explorer", 0) / hours if hours > 0 else None,
+            "api_calls_per_hour_per_wallet": (per_hour / max(1, len(params.wallets))
+                                              if per_hour is not None else None)}
+
+
 def _clock_behind_s(judged: Sequence[pd.DataFrame], tolerance_s: float) -> float | None:
     """How far the pilot's clock was proven behind the chain's: the earliest delivery
     before its block's timestamp, in seconds, when more than ``tolerance_s`` (block
@@ -496,6 +536,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         summary.update(outcome_counts(outcomes))
         if hist:
             summary.update(monitor_metrics(hist, params))
+            summary.update(_while_running(hist, sessions, params, summary))
         if behind_s is not None:  # the split of detected and late needs the clock too
             summary.update({k: None for k in summary if k.startswith("latency_")},
                            detected=None, late=None)

@@ -328,3 +328,61 @@ def test_a_node_refusing_a_range_beyond_its_head_is_asked_again_whole(
     assert asked == [(hex(100), hex(150))] * 3
     assert set(outcomes(run, "websocket").values()) == {"missed"}
     assert len(outcomes(run, "websocket")) == 3
+
+
+# -- the pilot process down between two sessions ---------------------------------------------
+
+HOUR = 3600 * S
+
+
+def _session(store: Path, start_wall: int, hours: float, calls: int) -> None:
+    """One pilot session from ``start_wall`` (monotonic 0: the machine rebooted) for
+    ``hours``, a beat a minute; each path's history: its session row, the feed healthy
+    (or the explorer answering) at once, ``calls`` explorer calls spread over it."""
+    s = PilotStore(store)
+    sid = s.new_session(start_wall, 0)
+    span = int(hours * HOUR)
+    for t in range(0, span + 1, 60 * S):
+        head = 100 + (start_wall + t - ts(100) * S) // (2 * S)
+        for p in ("websocket", "polling"):
+            s.beat(sid, p, dt_s=60 if t else 0, healthy=True, fallback=False,
+                   state="CONNECTED", head=head, cursor=head - 1, wall_ns=start_wall + t,
+                   mono_ns=t)
+    s.close()
+    for p in ("websocket", "polling"):
+        hist = store / p / "history.jsonl"
+        hist.parent.mkdir(exist_ok=True)
+        rows = [{"t_ns": 0, "event": "pilot_session", "session": sid, "wall_ns": start_wall,
+                 "mono_ns": 0}]
+        if p == "websocket":
+            rows.append({"t_ns": S, "event": "feed", "healthy": True})
+        rows += [{"t_ns": 2 * S + i * (span - 4 * S) // calls, "event": "api_call",
+                  "kind": "explorer", "ok": True} for i in range(calls)]
+        with open(hist, "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def test_time_the_pilot_process_was_down_is_neither_covered_nor_an_hour_without_calls(
+        node: tuple[Node, str], tmp_path: Path) -> None:
+    """Killed after an hour, started again a day later, an hour more. The checker reads
+    each path's history as one run: the state before the kill (feed healthy, explorer
+    answering) lasted through the day the process was down, so coverage was ~1.0 (the
+    docs: down time counts as down), and explorer calls per hour were divided by the 26
+    hours of the window, not the 2 the paths ran (a rate 13 times too low, passing a cost
+    gate). Coverage now counts the gap as uncovered; per-hour rates are per running hour."""
+    state, url = node
+    state.head = 200_000
+    store = tmp_path / "pilot"
+    s = PilotStore(store)
+    s.set_meta("start_block", 100)
+    s.set_meta("wallets", [WALLET])
+    s.close()
+    day1 = ts(100) * S
+    _session(store, day1, 1.0, 120)
+    _session(store, day1 + 25 * HOUR, 1.0, 120)
+    run = reconcile(store, opts(url, tmp_path / "out", chunk_blocks=100_000),
+                    log=lambda _m: None)
+    for p in ("websocket", "polling"):
+        summary = json.loads((run / f"pilot_{p}" / "summary.json").read_text())
+        assert summary["coverage"] == pytest.approx(2 / 26, abs=0.01), p
+        assert summary["explorer_calls_per_hour"] == pytest.approx(120, rel=0.02), p
