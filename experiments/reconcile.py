@@ -14,11 +14,11 @@ least ``grace_s`` before its last beat (so trades of the last blocks are not cal
 missed because the polling shadow had no time to see them), clamped to the chain head
 minus ``finality_depth``.
 
-Clock of a reconciled run: every ``t_ns`` in its files is wall-clock UTC ns, read as each
-session's wall clock at its start plus the monotonic time since (sightings and histories
-alike, so a wall clock stepped mid-session reorders nothing; the raw ``wall_ns`` is kept
-beside it). A trade's ``visible_t_ns`` is its block timestamp (+ ``timestamp_offset_s``,
-0 on a live chain; a replayed chain such as a simulator needs the replay's offset). What
+Clock of a reconciled run: every ``t_ns`` in its files is wall-clock UTC ns (a sighting's
+``wall_ns``, held from going back within a session, whose order is the monotonic clock's;
+histories are converted from monotonic with each session's wall/monotonic pair). A
+trade's ``visible_t_ns`` is its block timestamp (+ ``timestamp_offset_s``, 0 on a live
+chain; a replayed chain such as a simulator needs the replay's offset). What
 a live run cannot measure: when the node first made the block visible (block timestamps
 have 1 s resolution, and the provider's own delay is inside every latency).
 """
@@ -329,19 +329,19 @@ def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
     return out
 
 
-def _detection_rows(sightings: list[dict[str, Any]], ids: set[str],
-                    sessions: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """The sightings of ``ids`` as detection rows. ``t_ns`` is the session's wall clock
-    at its start plus the monotonic time since, as for the histories: the wall clock
-    stepped back by NTP mid-session put a retraction before its trade (a phantom)."""
-    offsets = {int(x["id"]): int(x["started_wall_ns"]) - int(x["started_mono_ns"])
-               for x in sessions}
+def _detection_rows(sightings: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    """The sightings of ``ids`` as detection rows, in the order they happened: by session,
+    then by monotonic time within it. ``t_ns`` is the wall clock, never earlier than the
+    row before it in the session: a wall clock stepped back by NTP mid-session put a
+    retraction before its trade (a phantom), and the monotonic clock alone stands still
+    through a suspend."""
     rows = []
-    for s in sightings:
+    last: dict[Any, int] = {}
+    for s in sorted(sightings, key=lambda x: (x["session"] or 0, x["mono_ns"])):
         if s["trade_id"] not in ids:
             continue
-        offset = offsets.get(s["session"]) if s["session"] is not None else None
-        t_ns = int(s["wall_ns"]) if offset is None else int(s["mono_ns"]) + offset
+        t_ns = max(int(s["wall_ns"]), last.get(s["session"], 0))
+        last[s["session"]] = t_ns
         base = {"t_ns": t_ns, "wall_ns": int(s["wall_ns"]),
                 "mono_ns": int(s["mono_ns"]), "kind": s["kind"]}
         if s["kind"] == "trade":
@@ -512,8 +512,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     judged = {}
     for path in PATHS:
         params = CheckParams(mode=path, **params_base)
-        det_rows = _detection_rows([s for s in sightings if s["path"] == path], in_range,
-                                   sessions)
+        det_rows = _detection_rows([s for s in sightings if s["path"] == path], in_range)
         detections = detections_frame(det_rows)
         judged[path] = (params, det_rows, detections,
                         classify(truth, detections, windows, params))

@@ -386,3 +386,21 @@ def test_time_the_pilot_process_was_down_is_neither_covered_nor_an_hour_without_
         summary = json.loads((run / f"pilot_{p}" / "summary.json").read_text())
         assert summary["coverage"] == pytest.approx(2 / 26, abs=0.01), p
         assert summary["explorer_calls_per_hour"] == pytest.approx(120, rel=0.02), p
+
+
+def test_a_monotonic_clock_that_stood_still_through_a_suspend_keeps_latency(
+        node: tuple[Node, str], tmp_path: Path) -> None:
+    """The machine (or VM) suspended 60 s mid-session: the monotonic clock stood still,
+    the wall clock did not. A sighting's time is its wall clock (only its order within a
+    session is the monotonic clock's): timed by monotonic time since the session's start
+    it came 60 s 'before its block', and latency was thrown away as a clock behind."""
+    state, url = node
+    wall0 = ts(99) * S
+    lg = chain_log(120, tx=1)
+    state.head, state.logs = 200, [lg]
+    store = make_store(tmp_path, start=100, head=150, wall0=wall0)
+    wall = ts(120) * S + S // 2
+    sight(store, "websocket", "trade", lg, wall_ns=wall, mono_ns=wall - wall0 - 60 * S)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    ws = json.loads((run / "pilot_websocket" / "summary.json").read_text())
+    assert ws["latency_p50_s"] == pytest.approx(0.5) and ws["detected"] == 1
