@@ -206,3 +206,44 @@ def test_a_page_size_above_the_explorer_s_1000_record_cap_loses_no_trade(
     sink = run_polling(tmp_path, steps, clock=clock, fake=fake, page_size=5000)
     assert len(_trade_blocks(sink)) == 1500  # before: 1000
     assert {q["offset"] for q in fake.queries if q["module"] == "logs"} == {"1000"}
+
+
+class RangeBlindExplorer(FakeExplorer):
+    """Answers getLogs with every log of the wallet, whatever ``fromBlock``/``toBlock``
+    ask (a broken cache or proxy in front of the explorer)."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        if q["module"] == "proxy":
+            return await super().handle(request)
+        self.queries.append(q)
+        rows = [dict(r, timeStamp=r["blockTimestamp"]) for r in self.logs
+                if r["topics"][2] == q["topic2"]]
+        return web.json_response({"status": "1", "message": "OK", "result": rows})
+
+
+def test_rows_outside_the_asked_range_are_not_delivered(tmp_path: Path) -> None:
+    """An explorer answering rows outside ``fromBlock..toBlock``: a trade of long ago,
+    whose dedup id was pruned, went to the sink again as new; rows past ``toBlock`` are
+    asked again by the poll that covers them. Such rows are counted and skipped."""
+    clock = ManualClock()
+    fake = RangeBlindExplorer()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs += [order_filled(block=150, tx=1), order_filled(block=1500, tx=2)]
+        for head in range(200, 2201, 200):
+            clock.advance(400)
+            fake.head = head
+            assert await poller.poll_once() == 1
+        assert store.prune_outbox() == 2 and store.prune_delivered(1024) == 1
+        fake.logs.append(order_filled(block=2300, tx=3))  # past the next poll's head
+        clock.advance(15)
+        fake.head = 2207
+        assert await poller.poll_once() == 1
+        clock.advance(200)
+        fake.head = 2310
+        assert await poller.poll_once() == 1
+    sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
+    assert _trade_blocks(sink) == [150, 1500, 2300]  # before: [150, 1500, 150, 2300]
