@@ -97,7 +97,8 @@ _REQUIRED = ("address", "blockNumber", "transactionHash")
 def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
     """A getLogs row -> the ``eth_getLogs`` log shape the decoder takes.
 
-    Hex quantities are normalised (``"0x"`` means 0), ``timeStamp`` becomes
+    Hex quantities are normalised (``"0x"`` means 0; ``logIndex`` must be there, the
+    other numbers default to 0), ``timeStamp`` becomes
     ``blockTimestamp``, ``removed`` is False (the explorer only shows the canonical chain).
     Raises ``ValueError`` for a row that is not what the explorer sends (a field of the
     wrong type, a number out of range): the caller skips and counts it.
@@ -109,6 +110,8 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
     for key in _REQUIRED:  # a row without them is no log (``{}`` was taken as one)
         if not row.get(key):
             raise ValueError(f"no {key}")
+    if row.get("logIndex") is None:  # it names the log ("0x" is 0): it was taken for 0, and
+        raise ValueError("no logIndex")  # two fills of one transaction for one trade
     return {
         "address": _text(row, "address").lower(),
         "topics": [t.lower() for t in topics if t],

@@ -247,3 +247,47 @@ def test_rows_outside_the_asked_range_are_not_delivered(tmp_path: Path) -> None:
         assert await poller.poll_once() == 1
     sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
     assert _trade_blocks(sink) == [150, 1500, 2300]  # before: [150, 1500, 150, 2300]
+
+
+class NoLogIndexExplorer(FakeExplorer):
+    """Leaves ``logIndex`` out of its rows while ``strip`` is set."""
+
+    strip = True
+
+    async def handle(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        if q["module"] == "proxy" or not self.strip:
+            return await super().handle(request)
+        self.queries.append(q)
+        frm, to = int(q["fromBlock"]), int(q["toBlock"])
+        rows = [{k: v for k, v in dict(r, timeStamp=r["blockTimestamp"]).items()
+                 if k != "logIndex"} for r in self.logs
+                if frm <= int(r["blockNumber"], 16) <= to and r["topics"][2] == q["topic2"]]
+        return web.json_response({"status": "1", "message": "OK", "result": rows})
+
+
+def test_a_row_without_log_index_is_not_taken_for_log_0(tmp_path: Path) -> None:
+    """Two fills of the wallet in one transaction (logs 3 and 4), shown first without
+    ``logIndex``: both were read as log 0, one trade ``tx:0`` went out and the other was
+    dropped as its repeat; once the explorer (or, in the fallback, the node) showed them
+    whole, ``tx:3`` and ``tx:4`` went out too - three trades for two fills. A row without
+    the field that names the log is a bad row, as one without a transaction hash."""
+    clock = ManualClock()
+    fake = NoLogIndexExplorer()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        assert isinstance(fake, NoLogIndexExplorer)
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs += [order_filled(block=105, tx=7, log_index=3),
+                      order_filled(block=105, tx=7, log_index=4)]
+        clock.advance(15)
+        fake.head = 110
+        await poller.poll_once()
+        fake.strip = False
+        clock.advance(15)
+        fake.head = 117
+        await poller.poll_once()
+    sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
+    ids = [e.trade_id for e in sink.events if e.kind == "trade"]
+    assert [i.split(":")[1] for i in ids] == ["3", "4"]  # before: ["0", "3", "4"]
