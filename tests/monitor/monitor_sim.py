@@ -106,6 +106,13 @@ class Sim:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
+    def start_replay(self) -> None:
+        """Start a replay served ``paused`` (``POST /_sim/start``)."""
+        url = self.urls["status"].rsplit("/", 1)[0] + "/start"
+        req = urllib.request.Request(url, data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
     def _status_or_none(self) -> dict[str, Any] | None:
         """The status, or None while a busy node is slow to answer (the caller's deadline,
         not one slow answer, decides)."""
@@ -126,11 +133,15 @@ class Sim:
         self.proc.terminate()
 
 
-def start_sim(recording: Path, tmp: Path, *, speed: float, config: str | None = None) -> Sim:
+def start_sim(recording: Path, tmp: Path, *, speed: float, config: str | None = None,
+              paused: bool = False) -> Sim:
+    """``paused``: the replay waits for :meth:`Sim.start_replay`."""
     hist = tmp / "sim_history.jsonl"
     args = [PY, "-m", "simulator", "serve", "--recording", str(recording), "--port", "0",
             "--speed", str(speed), "--history", str(hist),
             "--history-blocks", "0"]  # these tests replay the recording from its first block
+    if paused:
+        args.append("--paused")
     if config is not None:
         cfg = tmp / "sim.toml"
         cfg.write_text(config)
