@@ -35,7 +35,7 @@ import tempfile
 import zlib
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, overload
 
@@ -790,9 +790,16 @@ class Chain:
         ``texts`` None when more than ``limit`` match, and ``last`` the last block such
         that ``[start, last]`` matches at most ``limit`` (``start`` at least), the range a
         provider suggests in its error."""
+        return (yield from self.select_json_steps(self.iter_range(start, stop), flt, start,
+                                                  stop, limit))
+
+    def select_json_steps(self, blocks: Iterable[ChainBlock], flt: LogFilter, start: int,
+                          stop: int, limit: int | None = None) -> Steps:
+        """:meth:`logs_json_steps` over ``blocks`` (this chain's, or a view's of it, in
+        order): a step after each block whose reading rebuilt one."""
         out: list[str] = []
         rebuilt = self.rebuilt
-        for block in self.iter_range(start, stop):
+        for block in blocks:
             out.extend(block.log_json(i) for i in flt.select(block.index))
             if limit is not None and len(out) > limit:
                 return None, max(block.number - 1, start)

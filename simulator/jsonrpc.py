@@ -302,19 +302,10 @@ class LaggingChain:
                         limit: int | None = None) -> Steps:
         """:meth:`Chain.logs_json_steps` over this node's blocks (none above its head)."""
         replaced = self._replaced()
-        out: list[str] = []
-        rebuilt = self.rebuilt
-        for number in range(max(start, self.first_number), min(stop, self.head_number) + 1):
-            block = replaced.get(number) or self.chain.block(number)
-            if block is None:
-                continue
-            out.extend(block.log_json(i) for i in flt.select(block.index))
-            if limit is not None and len(out) > limit:
-                return None, max(block.number - 1, start)
-            if self.rebuilt != rebuilt:
-                rebuilt = self.rebuilt
-                yield
-        return out, stop
+        numbers = range(max(start, self.first_number), min(stop, self.head_number) + 1)
+        blocks = (b for b in (replaced.get(n) or self.chain.block(n) for n in numbers)
+                  if b is not None)
+        return (yield from self.chain.select_json_steps(blocks, flt, start, stop, limit))
 
 
 class JsonRpc:

@@ -110,7 +110,6 @@ def test_removals_of_blocks_that_never_were_do_not_starve_the_backfill(
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
                 await first_sync(node, mon)
-                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
                 node.logs.append(missed)  # in block 102: no notification for it
                 node.rpc["eth_getLogs"] = _held_each_time(node, asked, releases)
                 await node.new_head(103)  # a gap: the sync asks for 100..102
@@ -152,7 +151,6 @@ def test_a_removal_of_a_fetched_block_alone_keeps_the_sync_from_delivering_it(
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
                 await first_sync(node, mon)
-                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
                 node.logs.extend([kept, orphan])
                 node.rpc["eth_getLogs"] = _held_each_time(node, asked, releases)
                 await node.new_head(103)
@@ -592,7 +590,6 @@ def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
                 await first_sync(node, mon)
-                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
                 node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
                     get_logs, get_block
                 await node.notify("logs", old)
@@ -628,7 +625,6 @@ def test_a_re_check_takes_the_node_s_chain_when_it_keeps_disagreeing_with_the_fe
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
                 await first_sync(node, mon)
-                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
                 await node.new_head(101)
                 await until(lambda: cursor_at_least(mon, 100), "the cursor at 100")
                 await node.notify("logs", lone)
@@ -654,7 +650,6 @@ def test_a_sync_never_moves_the_cursor_past_the_http_node_s_head(tmp_path: Path)
         async with HostileNode() as node:
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 await first_sync(node, mon)
-                await until(lambda: cursor_at_least(mon, 99), "the first sync done")
                 catch_up = _lagging_http_node(node, {})
                 catch_up(101)  # the HTTP node's head: 101
                 node.logs.append(missed)  # in block 102: no notification for it
