@@ -96,6 +96,9 @@ class PollingMonitor:
         self.exchanges = set(pipeline.exchanges)
         self._stop = asyncio.Event()
         self.polls = 0
+        # the lowest cursor a poll asked from (its logs are above it): a cursor rewound,
+        # or a wallet started, below where the caller's own checks begin
+        self.lowest_cursor: int | None = None
         self.last_head: int | None = None
         self._top: tuple[int, float] | None = None  # (highest head, clock time first seen)
         self._top_agreed = False  # a later answer agreed with _top (see the docstring)
@@ -194,6 +197,8 @@ class PollingMonitor:
             self.store.set_cursors([wallet], cursor, None, self.group, forward_only=False)
         if cursor >= head:
             return True
+        if self.lowest_cursor is None or cursor < self.lowest_cursor:
+            self.lowest_cursor = cursor
         try:
             logs = await self.client.get_logs(from_block=cursor + 1, to_block=head,
                                               topics={2: address_topic(wallet)})

@@ -988,8 +988,13 @@ class WsShard:
                     action = self.fallback.handed_back(self.clock.now())
                     self._health_replan()
                     if action is FallbackAction.STOP_POLLING:
-                        floor = self._fallback_floor
+                        floor, poller = self._fallback_floor, self._poller
                         await self._stop_polling("feed healthy and backfilled")
+                        low = poller.lowest_cursor if poller is not None else None
+                        if floor is not None and low is not None:
+                            # a poll asked from below the shard's cursor (rewound to an
+                            # explorer head far behind it): checked from there
+                            floor = min(floor, low)
                         # what the poller delivered is checked once it can deliver no more
                         self._fallback_check = 0 if floor is None else floor
                         self._wake.set()
