@@ -53,7 +53,7 @@ from monitor.redact import redact, register_secret
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import parse_retry_after
 
-__all__ = ["ExplorerClient", "ExplorerNotOk", "explorer_log_to_rpc"]
+__all__ = ["ExplorerClient", "ExplorerNotOk", "PartialLogs", "explorer_log_to_rpc"]
 
 log = logging.getLogger("monitor.explorer")
 
@@ -72,6 +72,18 @@ class ExplorerNotOk(MonitorError):
     def __init__(self, text: str) -> None:
         super().__init__(f"explorer NOTOK: {text}")
         self.text = redact(text)
+
+
+class PartialLogs(MonitorError):
+    """A page of a :meth:`ExplorerClient.get_logs` after the first failed (``cause``).
+    ``logs`` are every log of ``from_block..complete_to``, the blocks the pages before it
+    hold whole: the caller may use them and ask again from ``complete_to + 1``."""
+
+    def __init__(self, cause: MonitorError, logs: list[dict[str, Any]],
+                 complete_to: int) -> None:
+        super().__init__(f"{cause.message} (a later page; {len(logs)} logs up to block "
+                         f"{complete_to} came whole)", redacted=True)
+        self.cause, self.logs, self.complete_to = cause, logs, complete_to
 
 
 def _hex_int(value: Any) -> int:
@@ -184,7 +196,9 @@ class ExplorerClient:
         :data:`MAX_RECORDS`, what one call holds); a full page means more may follow;
         past the explorer's 10,000-record result window it starts again from the last
         block seen. Rows repeated by that restart are dropped, and rows of blocks outside
-        ``from_block..to_block`` are skipped as bad rows.
+        ``from_block..to_block`` are skipped as bad rows. A page after the first that fails
+        raises :class:`PartialLogs` with the logs of the blocks the pages before it hold
+        whole (none whole: the page's error itself).
         """
         base: dict[str, str] = {"module": "logs", "action": "getLogs"}
         if address:
@@ -199,12 +213,22 @@ class ExplorerClient:
         while True:
             params = dict(base, fromBlock=str(start), toBlock=str(to_block), page=str(page),
                           offset=str(self.page_size))
-            rows = self._envelope(await self._request(params, "logs.getLogs"))
-            if not isinstance(rows, list):
-                raise BadResponse("getLogs result is not a list")
-            if len(rows) > self.page_size:  # asked for at most page_size: not this API
-                raise BadResponse(f"getLogs answered {len(rows):,} rows for a page of "
-                                  f"{self.page_size:,}")
+            try:
+                rows = self._envelope(await self._request(params, "logs.getLogs"))
+                if not isinstance(rows, list):
+                    raise BadResponse("getLogs result is not a list")
+                if len(rows) > self.page_size:  # asked for at most page_size: not this API
+                    raise BadResponse(f"getLogs answered {len(rows):,} rows for a page of "
+                                      f"{self.page_size:,}")
+            except MonitorError as exc:
+                # the rows come in block order: the blocks below the last one seen came
+                # whole. Thrown away, a range of more pages than one poll gets through
+                # (one call in a few failing) was asked again and again, for good
+                whole = max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
+                if whole < from_block:
+                    raise
+                raise PartialLogs(exc, [r for r in out if int(r["blockNumber"], 16) <= whole],
+                                  whole) from exc
             bad, first_bad = 0, None
             for row in rows:
                 try:

@@ -24,7 +24,10 @@ the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some second
 reports a block, so the last ``overlap_blocks`` are queried again next time (the
 persistent dedup drops repeats; no extra calls). A failed call (rate limit after retries,
 HTML 502, timeout, NOTOK) is counted, logged and retried next interval; the cursor does not
-move, so nothing is lost. Intervals are in simulated seconds, divided by ``speed``.
+move, so nothing is lost - unless it failed on a later page: the pages before it are
+delivered and the cursor moves over the blocks they hold whole (at most to
+``H - overlap``), so a range of more pages than a poll gets through still moves on.
+Intervals are in simulated seconds, divided by ``speed``.
 
 A hostile or broken explorer: a head the chain cannot have reached since the highest one
 (:func:`monitor.cores.plausible_head`, as on the WebSocket path) is refused for the round
@@ -51,7 +54,7 @@ from collections.abc import Iterable
 from monitor.clock import Clock, SystemClock
 from monitor.cores import plausible_head
 from monitor.errors import MonitorError
-from monitor.explorer_client import ExplorerClient
+from monitor.explorer_client import ExplorerClient, PartialLogs
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.pipeline import Pipeline
 from monitor.store import Store
@@ -199,9 +202,17 @@ class PollingMonitor:
             return True
         if self.lowest_cursor is None or cursor < self.lowest_cursor:
             self.lowest_cursor = cursor
+        upto = head
         try:
             logs = await self.client.get_logs(from_block=cursor + 1, to_block=head,
                                               topics={2: address_topic(wallet)})
+        except PartialLogs as part:  # the pages it got are used, the rest asked next time
+            self.counters["errors"] += 1
+            self.counters["partial_polls"] += 1
+            log.warning("poll of %s..%s stopped at a later page (%s); the rest from %d "
+                        "next interval", wallet[:10], cursor + 1, part.cause.message,
+                        part.complete_to + 1)
+            logs, upto = part.logs, part.complete_to
         except MonitorError as exc:
             self.counters["errors"] += 1
             log.warning("poll of %s..%s failed (%s); cursor stays at %d, retry next interval",
@@ -217,9 +228,9 @@ class PollingMonitor:
         await self.pipeline.on_logs(fills, "poll")
         if self._rewound(wallet, cursor):
             return False
-        safe = max(cursor, head - self.overlap)
+        safe = max(cursor, min(upto, head - self.overlap))
         self.store.set_cursors([wallet], safe, None, self.group)
-        return True
+        return upto >= head
 
     def _rewound(self, wallet: str, cursor: int) -> bool:
         """The wallet's cursor went below ``cursor`` since this poll read it: a reorg's

@@ -291,3 +291,43 @@ def test_a_row_without_log_index_is_not_taken_for_log_0(tmp_path: Path) -> None:
     sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
     ids = [e.trade_id for e in sink.events if e.kind == "trade"]
     assert [i.split(":")[1] for i in ids] == ["3", "4"]  # before: ["0", "3", "4"]
+
+
+class FlakyPagingExplorer(CappedExplorer):
+    """Pages as Etherscan does; one getLogs call in three fails (an HTML 502, as a
+    gateway answers a heavy query it gave up on)."""
+
+    calls = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.query["module"] == "logs":
+            self.calls += 1
+            if self.calls % 3 == 0:
+                self.queries.append(dict(request.query))
+                return web.Response(status=502, text="<html>502 Bad Gateway</html>",
+                                    content_type="text/html")
+        return await super().handle(request)
+
+
+def test_a_range_of_more_pages_than_one_poll_gets_through_still_moves_on(
+        tmp_path: Path) -> None:
+    """A busy wallet after an outage: 3,000 trades (three pages) since its cursor, and
+    one explorer call in three fails. A poll threw away the pages it had and kept the
+    cursor: every poll fetched two pages and failed on the next, no trade was delivered
+    and the cursor never moved, for good. The pages a poll got are delivered and the
+    cursor moves over the blocks they hold whole."""
+    clock = ManualClock()
+    fake = FlakyPagingExplorer()
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs += [order_filled(block=101 + i // 100, tx=i + 1, log_index=i % 100)
+                      for i in range(3000)]
+        fake.head = 140
+        for _ in range(4):
+            clock.advance(15)
+            await poller.poll_once()
+        assert store.cursor(WALLET).block == 140 - 16
+    sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
+    assert len(_trade_blocks(sink)) == 3000  # before: 0
