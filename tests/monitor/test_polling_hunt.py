@@ -331,3 +331,27 @@ def test_a_range_of_more_pages_than_one_poll_gets_through_still_moves_on(
         assert store.cursor(WALLET).block == 140 - 16
     sink = run_polling(tmp_path, steps, clock=clock, fake=fake)
     assert len(_trade_blocks(sink)) == 3000  # before: 0
+
+
+def test_a_block_the_explorer_indexed_in_part_is_completed_by_the_overlap(
+        tmp_path: Path) -> None:
+    """Pins the overlap against index lag: the explorer shows one of block 105's two
+    fills when its head is 110, the other a poll later; both are delivered, once each,
+    and the cursor never passes head - overlap."""
+    clock = ManualClock()
+    first, second = (order_filled(block=105, tx=5, log_index=i) for i in (0, 1))
+
+    async def steps(fake: FakeExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = 100
+        await poller.poll_once()
+        fake.logs.append(first)
+        for head, late in ((110, None), (117, second), (124, None)):
+            if late is not None:
+                fake.logs.append(late)
+            clock.advance(15)
+            fake.head = head
+            assert await poller.poll_once() == 1
+            assert store.cursor(WALLET).block == max(99, head - 16)
+    sink = run_polling(tmp_path, steps, clock=clock)
+    assert [e.trade_id for e in sink.events] == [f"{first['transactionHash']}:0",
+                                                 f"{first['transactionHash']}:1"]
