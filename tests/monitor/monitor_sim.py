@@ -133,6 +133,20 @@ class Sim:
         self.proc.terminate()
 
 
+#: monitor flags for runs at speed 10 (heads every 0.2 s): stale after 5 blocks = 1 s wall
+FAST = ["--staleness-blocks", "5", "--heartbeat-interval", "10", "--heartbeat-timeout", "4",
+        "--backoff-initial", "1", "--backoff-max", "5", "--reconcile-interval", "10"]
+
+
+def synth_busy(out_dir: Path, blocks: int, seed: int, timeout: float = 120) -> Path:
+    """A ``busy`` recording of ``blocks`` blocks (``simulator synth``) in ``out_dir``."""
+    out = out_dir / "busy.jsonl.gz"
+    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
+                    str(blocks), "--seed", str(seed), "--out", str(out)], cwd=ROOT,
+                   check=True, capture_output=True, timeout=timeout)
+    return out
+
+
 def start_sim(recording: Path, tmp: Path, *, speed: float, config: str | None = None,
               paused: bool = False) -> Sim:
     """``paused``: the replay waits for :meth:`Sim.start_replay`."""

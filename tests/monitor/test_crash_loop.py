@@ -12,18 +12,17 @@ from __future__ import annotations
 import random
 import socket
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 from monitor_sim import (
     PY,
-    ROOT,
     Sim,
     assert_exactly_once,
     read_jsonl,
     start_monitor,
     start_sim,
+    synth_busy,
     top_wallets,
     wait_all_detected,
     wait_for,
@@ -76,11 +75,7 @@ duration = 20
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec") / "busy.jsonl.gz"
-    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
-                    str(BLOCKS), "--seed", "8", "--out", str(out)], cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)
-    return out
+    return synth_busy(tmp_path_factory.mktemp("rec"), BLOCKS, seed=8, timeout=300)
 
 
 def min_cursor(db: Path) -> int | None:

@@ -67,7 +67,7 @@ class ThreadedNode:
                 if i == STALL_AT:
                     for _ in range(FLOOD):
                         ws.send(_note(subs["logs"], big))
-                time.sleep(0.02)
+                time.sleep(0.02)  # the chain's pace (a head every 20 ms), not a wait
             for _ in ws:  # until the client closes
                 pass
         except Exception:  # the client went away

@@ -19,18 +19,17 @@ first head was never fetched (69-78 trades lost). A sync now stops below the nod
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from monitor_sim import (
-    PY,
-    ROOT,
+    FAST,
     assert_exactly_once,
     read_jsonl,
     standing,
     start_monitor,
     start_sim,
+    synth_busy,
     top_wallets,
     truth,
     wait_all_detected,
@@ -44,8 +43,6 @@ BLOCKS = 60
 SEED = 5  # the recording's
 LAG = 2
 LAG_S = 85  # simulated seconds; the replay runs ~140
-FAST = ["--staleness-blocks", "5", "--heartbeat-interval", "10", "--heartbeat-timeout", "4",
-        "--backoff-initial", "1", "--backoff-max", "5", "--reconcile-interval", "10"]
 REORGS = """
 [[faults]]
 name = "reorg"
@@ -66,11 +63,7 @@ params = {{ blocks = {LAG} }}
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec") / "busy.jsonl.gz"
-    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
-                    str(BLOCKS), "--seed", str(SEED), "--out", str(out)], cwd=ROOT,
-                   check=True, capture_output=True, timeout=120)
-    return out
+    return synth_busy(tmp_path_factory.mktemp("rec"), BLOCKS, SEED)
 
 
 def canonical_hashes(sim_history: Path) -> set[str]:
@@ -89,10 +82,13 @@ def test_lagging_http_node_with_reorgs_every_trade_once_nothing_phantom(
     first = load_recording(recording).first_block
     wallets = top_wallets(recording, 25)
     config = REORGS + (LAG_FROM_START if lag_from == "from_start" else "")
-    sim = start_sim(recording, tmp_path, speed=SPEED, config=config)
+    # the replay (~12 s) starts once the monitor is up: a monitor slow to start on a
+    # loaded machine met no head at all
+    sim = start_sim(recording, tmp_path, speed=SPEED, config=config, paused=True)
     try:
         mon = start_monitor(sim, tmp_path, wallets, speed=SPEED,
                             extra=[*FAST, "--start-block", str(first)])
+        sim.start_replay()
         try:
             wait_for(lambda: any(r["event"] == "feed" and r["healthy"]
                                  for r in read_jsonl(mon.history)), 60, "heads")

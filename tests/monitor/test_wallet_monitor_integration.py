@@ -8,19 +8,18 @@ exactly once, nothing phantom.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from monitor_sim import (
-    PY,
-    ROOT,
+    FAST,
     assert_exactly_once,
     history_events,
     read_jsonl,
     standing,
     start_monitor,
     start_sim,
+    synth_busy,
     top_wallets,
     truth,
     wait_all_detected,
@@ -33,18 +32,11 @@ pytestmark = pytest.mark.slow
 
 SPEED = 10.0
 BLOCKS = 60
-# fast reactions at this speed: heads every 0.2 s; stale after 5 blocks = 1 s wall
-FAST = ["--staleness-blocks", "5", "--heartbeat-interval", "10", "--heartbeat-timeout", "4",
-        "--backoff-initial", "1", "--backoff-max", "5", "--reconcile-interval", "10"]
 
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec") / "busy.jsonl.gz"
-    subprocess.run([PY, "-m", "simulator", "synth", "--profile", "busy", "--blocks",
-                    str(BLOCKS), "--seed", "5", "--out", str(out)], cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
-    return out
+    return synth_busy(tmp_path_factory.mktemp("rec"), BLOCKS, seed=5)
 
 
 @pytest.fixture(scope="module")
