@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to add to block timestamps (0 on a live chain; a replay) "
                           "(default: %(default)s)")
     rec.add_argument("--end-block", type=_count(0), metavar="N",
-                     help="last block judged (default: the pilot's last head seen GRACE "
-                          "seconds before its end)")
+                     help="last block judged, at most the last head the pilot saw "
+                          "(default: its last head seen GRACE seconds before its end)")
     return parser
 
 

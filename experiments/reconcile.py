@@ -422,6 +422,21 @@ def _end_block(store: PilotStore, grace_s: float) -> int | None:
     return max(ok) if ok else None
 
 
+def _last_head(store: PilotStore) -> int | None:
+    heads = store.heads()
+    return max(h[3] for h in heads) if heads else None
+
+
+def _asked_end_block(asked: int, last_head: int | None, log: Callable[[str], None]) -> int:
+    """``--end-block``, but never past the last head the pilot saw: a trade of a block
+    after the pilot stopped could only be judged missed, by both paths (a false NO-GO)."""
+    if last_head is not None and asked > last_head:
+        log(f"--end-block {asked} is past the last head the pilot saw ({last_head}): "
+            f"judging up to {last_head}")
+        return last_head
+    return asked
+
+
 def _head(answer: Any) -> int:
     try:
         return _hex(answer, "the head")
@@ -473,7 +488,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         meta = store.meta()
         sessions = store.sessions()
         sightings = store.sightings()
-        end = opts.end_block if opts.end_block is not None else _end_block(store, opts.grace_s)
+        end = _end_block(store, opts.grace_s)
+        if opts.end_block is not None:
+            end = _asked_end_block(opts.end_block, _last_head(store), log)
     except StoreError as exc:  # a damaged store: other columns, a meta value not JSON
         raise ReconcileError(exc.message) from None
     finally:
@@ -488,6 +505,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         raise ReconcileError(f"{store_dir}: not a pilot store (meta 'exchanges' is "
                              f"{str(watched)[:60]!r}, not a list of addresses)")
     exchanges = [a.lower() for a in watched]
+    if opts.end_block is not None and opts.end_block < start:
+        raise ReconcileError(f"--end-block {opts.end_block} is before the pilot's start block "
+                             f"{start}")
     if end is None or end < start:
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")

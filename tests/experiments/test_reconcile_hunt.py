@@ -404,3 +404,33 @@ def test_a_monotonic_clock_that_stood_still_through_a_suspend_keeps_latency(
     run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
     ws = json.loads((run / "pilot_websocket" / "summary.json").read_text())
     assert ws["latency_p50_s"] == pytest.approx(0.5) and ws["detected"] == 1
+
+
+# -- --end-block past what the pilot saw -------------------------------------------------------
+
+def test_an_end_block_past_the_pilots_last_head_is_clamped_to_it(node: tuple[Node, str],
+                                                                 tmp_path: Path) -> None:
+    """``--end-block`` beyond the last head the pilot saw judged blocks the pilot never
+    ran through: their trades were missed by both paths (a false NO-GO). It is clamped to
+    the last head, and the log says so."""
+    state, url = node
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    seen, after = chain_log(110, tx=1), chain_log(170, tx=2)  # 170: after the pilot stopped
+    state.head, state.logs = 300, [seen, after]
+    for p in ("websocket", "polling"):
+        sight(store, p, "trade", seen, wall_ns=(ts(110) + 1) * S, mono_ns=(ts(110) + 1) * S)
+    said: list[str] = []
+    run = reconcile(store, opts(url, tmp_path / "out", end_block=200), log=said.append)
+    assert outcomes(run, "websocket") == {tid_of(seen): "detected"}
+    assert outcomes(run, "polling") == {tid_of(seen): "detected"}
+    assert any("past the last head the pilot saw (150)" in m for m in said)
+
+
+def test_an_end_block_before_the_start_block_is_a_clear_error(node: tuple[Node, str],
+                                                              tmp_path: Path) -> None:
+    from experiments.reconcile import ReconcileError
+
+    _state, url = node
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    with pytest.raises(ReconcileError, match="before the pilot's start block 100"):
+        reconcile(store, opts(url, tmp_path / "out", end_block=50), log=lambda _m: None)
