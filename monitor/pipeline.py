@@ -91,7 +91,10 @@ class Pipeline:
         self._next_outbox_prune_ns = 0
         self._marks_seen: tuple[int, int] | None = None  # waiting at the last redeliver()
         self.sink_failing = False
-        self._raised: set[int] = set()  # outbox seqs whose sink.emit raised: maybe acted
+        #: outbox seqs that may have reached the sink already: their emit raised, or a
+        #: previous process left them in the outbox (it may have died after the sink
+        #: acted); they go out ``uncertain`` until one emit of theirs returns
+        self._raised: set[int] = set()
         self._sending = asyncio.Lock()  # held while events go to the sink (see _send_all)
 
     async def recover(self) -> int:
@@ -100,7 +103,10 @@ class Pipeline:
         sink with any of them (see :class:`monitor.sinks.CallbackSink`)."""
         async with self._sending:
             items = self.store.pending()
-            await self._send(items, retry=True, uncertain=True)
+            # uncertain until sent, by this call or, when the sink fails now, by a later
+            # redeliver(): they were sent as certain then (a bot acted on them twice)
+            self._raised.update(item.seq for item in items)
+            await self._send(items, retry=True)
         if items:
             log.info("redelivered %d outbox event(s) after restart", len(items))
         return len(items)
@@ -329,12 +335,11 @@ class Pipeline:
             return await self._send(items, retry=retry, stages=stages)
 
     async def _send(self, items: list[OutboxItem], *, retry: bool = False,
-                    stages: dict[str, dict[str, int]] | None = None,
-                    uncertain: bool = False) -> int:
+                    stages: dict[str, dict[str, int]] | None = None) -> int:
         """Hand events to the sink in order (``_sending`` held); stop at the first failure
         (the rest stay in the outbox for :meth:`redeliver`). Never raises for a sink
-        failure. An event is ``uncertain`` when ``uncertain`` or its earlier ``emit``
-        raised (it may have acted). While the sink is failing, new events wait in the
+        failure. An event is ``uncertain`` when it may have reached the sink before (its
+        seq in ``_raised``). While the sink is failing, new events wait in the
         outbox behind the older ones (order kept) unless ``retry``. Returns how many were
         sent. With ``stages`` (trade id -> stamps) the events carry them, and the time
         spent writing ``delivered`` history rows is counted (``history_write_ns`` /
@@ -347,7 +352,7 @@ class Pipeline:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
                                   item.trade, stages.get(item.trade_id) if stages else None,
-                                  item.payload, uncertain or item.seq in self._raised)
+                                  item.payload, item.seq in self._raised)
                 try:
                     await self.sink.emit(event)
                 except Exception as exc:  # ENOSPC, the bot's callback raising, ...
