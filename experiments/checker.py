@@ -10,7 +10,8 @@ missed      canonical, never delivered by the end (or delivered and then retract
             good: the bot was told it did not happen)
 duplicate   canonical, delivered more than once without a retraction in between
 phantom     delivered, not canonical (orphaned, unknown, or not a watched wallet's),
-            never retracted
+            never retracted (or delivered twice without a retraction between, and
+            retracted fewer times than delivered: one delivery was never retracted)
 retracted   delivered, not canonical, retracted (correct behaviour on a reorg)
 ==========  ==========================================================================
 
@@ -247,8 +248,10 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
                 outcome = "late"
             else:
                 outcome = "detected"
-        else:
-            outcome = "phantom" if standing is not None else "retracted"
+        else:  # a delivery the retractions did not cover still stands in the sink
+            retractions = len(evs) - deliveries
+            outcome = ("phantom" if standing is not None
+                       or (duplicate and deliveries > retractions) else "retracted")
         fault = fault_of(visible) if visible is not None else None
         records.append((tid, wallet, int(t.block_number) if t is not None else None, visible,
                         delivered_t, latency, outcome, deliveries, source, fault is not None,
