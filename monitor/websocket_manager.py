@@ -15,7 +15,10 @@ What it does:
   ping timeout, stale subscription;
 * keeps subscriptions under stable ids (``sub-1``, ...) and re-makes every one of them
   after each reconnect before going CONNECTED; routes ``eth_subscription`` notifications
-  by the node's subscription id to the caller's callback;
+  by the node's subscription id to the caller's callback. A notification of an id not
+  known yet while an ``eth_subscribe`` is unanswered is held (up to
+  :data:`MAX_EARLY_NOTIFICATIONS` a connection) and delivered once the answer names its
+  subscription: a provider's proxy may send the first ones before the answer;
 * heartbeat: its own WebSocket pings every ``heartbeat_interval`` with a
   ``heartbeat_timeout`` (the library's keepalive is off so ``speed`` applies);
 * watchdog on new heads. **Choice:** the manager watches the heads itself: every
@@ -103,6 +106,9 @@ _NO_PROXY: Any = None
 
 
 _MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hostile
+#: notifications held for a subscription whose ``eth_subscribe`` answer has not come yet,
+#: per connection (a node may send the first ones before the answer; past this, dropped)
+MAX_EARLY_NOTIFICATIONS = 10_000
 _CLOSE_TIMEOUT_S = 2.0
 #: bytes this side wrote that the peer has not taken (in the transport, past the kernel's
 #: buffers). Ours are a few requests and pings; the library also answers every ping of the
@@ -309,6 +315,10 @@ class _Link:
     gen: int
     reader: asyncio.Task[str] | None = None
     by_node: dict[str, _Sub] = field(default_factory=dict)
+    #: node id -> results of notifications that came while an ``eth_subscribe`` of this
+    #: link was unanswered, for an id no subscription has yet (see ``_notification``)
+    early: dict[str, list[Any]] = field(default_factory=dict)
+    early_count: int = 0
 
 
 async def _call(cb: Callable[..., Any], *args: Any) -> None:
@@ -947,7 +957,10 @@ class WebSocketManager:
             if item.get("method") == "eth_subscription":
                 await self._notification(link, item)
             elif "id" in item and ("result" in item or "error" in item):
-                self._response(link, item)
+                sub = self._response(link, item)
+                if sub is not None:  # notifications that came before this answer
+                    for result in self._take_early(link, sub):
+                        await self._dispatch(sub, result)
             else:
                 self._bad("bad_shape", data[:80])
 
@@ -964,31 +977,72 @@ class WebSocketManager:
             self._history.record("bad_input", kind=f"ws_{kind}", source=self.conn_id,
                                  count=n, reason=redact(text[:120]))
 
-    def _response(self, link: _Link, item: dict[str, Any]) -> None:
+    def _response(self, link: _Link, item: dict[str, Any]) -> _Sub | None:
+        """Resolve the request ``item`` answers; return the subscription it just mapped
+        (an ``eth_subscribe`` answered with an id), if any."""
         rid = item.get("id")
         pending = self._pending.get(rid) if type(rid) is int else None
         if pending is None or pending.conn_gen != link.gen:
             self._bad("unknown_response_id", rid)
-            return
+            return None
         if pending.future.done():
-            return
+            return None
         err = item.get("error")
         if err is not None:
             code = err.get("code", -32603) if isinstance(err, dict) else -32603
             message = _short_repr(err.get("message", err) if isinstance(err, dict) else err)
             pending.future.set_exception(RpcError(
                 code if type(code) is int and abs(code) < 1 << 31 else -32603, message))
-            return
+            return None
         result = item.get("result")
         sub = pending.sub
+        mapped = None
         if sub is not None and isinstance(result, str):
             # Map before any later notification of this subscription is read.
             if self._subs.get(sub.stable_id) is sub:
                 sub.node_id = result
                 link.by_node[result] = sub
+                mapped = sub
             else:  # unsubscribed while the answer was on its way
                 self._retired.add(result)
         pending.future.set_result(result)
+        return mapped
+
+    def _subscribe_pending(self, link: _Link) -> bool:
+        """An ``eth_subscribe`` sent on ``link`` is still unanswered."""
+        return any(p.sub is not None and p.conn_gen == link.gen and not p.future.done()
+                   for p in self._pending.values())
+
+    def _hold_early(self, link: _Link, node_id: str, result: Any) -> bool:
+        """Keep a notification of an id not known yet while an ``eth_subscribe`` of this
+        link is unanswered: a node (a provider's proxy) may send a subscription's first
+        notifications before the answer that names it. True if kept."""
+        if not self._subscribe_pending(link):
+            self._purge_early(link)
+            return False
+        if link.early_count >= MAX_EARLY_NOTIFICATIONS:
+            return False
+        link.early.setdefault(node_id, []).append(result)
+        link.early_count += 1
+        return True
+
+    def _take_early(self, link: _Link, sub: _Sub) -> list[Any]:
+        """The notifications held for ``sub``'s node id (now known), in arrival order.
+        Once no ``eth_subscribe`` is unanswered, the others held are of no subscription of
+        this side: counted as unknown."""
+        held = link.early.pop(sub.node_id, []) if sub.node_id is not None else []
+        link.early_count -= len(held)
+        if not self._subscribe_pending(link):
+            self._purge_early(link)
+        return held
+
+    def _purge_early(self, link: _Link) -> None:
+        """Held notifications no answer can claim any more: counted as unknown."""
+        for node_id, results in link.early.items():
+            for _ in results:
+                self._bad("unknown_subscription", _short_repr(node_id))
+        link.early.clear()
+        link.early_count = 0
 
     async def _notification(self, link: _Link, item: dict[str, Any]) -> None:
         params = item.get("params")
@@ -1001,14 +1055,20 @@ class WebSocketManager:
             if isinstance(node_id, str) and node_id in self._retired:
                 self.metrics.error("late_notification")
                 return
+            if isinstance(node_id, str) and self._hold_early(link, node_id,
+                                                             params.get("result")):
+                return
             self._bad("unknown_subscription", _short_repr(node_id))
             return
+        await self._dispatch(sub, params.get("result"))
+
+    async def _dispatch(self, sub: _Sub, result: Any) -> None:
+        """One notification's ``result`` to its subscription's callback."""
         self.metrics.notifications += 1
         if sub.is_heads:
             self.metrics.heads += 1
             self._behind_logged = False  # a reader behind again is a new episode
             self._watchdog.note_head(self._clock.now())
-        result = params.get("result")
         try:
             await _call(sub.on_message, result)
         except Exception as exc:

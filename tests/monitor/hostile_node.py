@@ -45,6 +45,11 @@ class HostileNode:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.subscribed = asyncio.Event()
+        #: (kind, new subscription id) -> raw frames sent BEFORE the eth_subscribe answer
+        #: (a provider whose notifications can overtake the answer)
+        self.before_answer: Callable[[str, str], list[str]] | None = None
+        #: kind -> the error answered to eth_subscribe of that kind instead of an id
+        self.refuse_subscribe: dict[str, RpcErr] = {}
 
     @property
     def ws_url(self) -> str:
@@ -146,8 +151,17 @@ class HostileNode:
                 item = json.loads(msg.data)
                 method, params = item.get("method"), item.get("params") or []
                 if method == "eth_subscribe":
+                    refused = self.refuse_subscribe.get(params[0])
+                    if refused is not None:
+                        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": item["id"],
+                                                      "error": {"code": refused.code,
+                                                                "message": refused.message}}))
+                        continue
                     sid = f"0x{next(self._ids):032x}"
                     self.subs[params[0]] = sid
+                    for frame in (self.before_answer(params[0], sid)
+                                  if self.before_answer is not None else []):
+                        await ws.send_str(frame)
                     await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": item["id"],
                                                   "result": sid}))
                     if {"logs", "newHeads"} <= set(self.subs):
