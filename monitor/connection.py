@@ -10,9 +10,10 @@ them):
   ``initial*factor``, ... capped at ``maximum``, each shortened by up to ``jitter`` share
   drawn from a seeded :class:`random.Random` (so delays never exceed ``maximum``).
 * :class:`ReconnectPolicy` - backoff + attempt counting: the backoff is reset only after a
-  connection stayed up ``backoff_reset_after`` seconds; ``attempts`` counts consecutive
-  failed connection attempts (reset when a connection opens) and FAILED comes after
-  ``max_reconnect_attempts`` of them (0 = never).
+  connection stayed up ``backoff_reset_after`` seconds; a server's ``Retry-After`` (a
+  handshake refused with 429/503) lengthens a delay, up to ``backoff_max``; ``attempts``
+  counts consecutive failed connection attempts (reset when a connection opens) and FAILED
+  comes after ``max_reconnect_attempts`` of them (0 = never).
 * :class:`Heartbeat` - when a ping is due, when a pong is overdue.
 * :class:`Watchdog` - "stale" when no new head arrived for ``staleness_blocks *
   block_interval`` seconds while connected, even if pings succeed.
@@ -279,9 +280,14 @@ class ReconnectPolicy:
         return (self._s.max_reconnect_attempts > 0
                 and self.attempts >= self._s.max_reconnect_attempts)
 
-    def next_delay(self) -> float:
-        """Clock seconds to wait before the next attempt."""
-        return self._s.real(next(self._delays))
+    def next_delay(self, asked: float | None = None) -> float:
+        """Clock seconds to wait before the next attempt: the backoff's, or longer when
+        the server ``asked`` (simulated seconds: a ``Retry-After`` on a refused handshake)
+        for longer, never past ``backoff_max``."""
+        delay = next(self._delays)
+        if asked is not None:
+            delay = max(delay, min(asked, self._s.backoff_max))
+        return self._s.real(delay)
 
     def reset(self) -> None:
         self._delays = self._fresh()

@@ -11,8 +11,9 @@ What it does:
   after ``max_reconnect_attempts`` consecutive failed attempts (cause
   ``max_attempts: <cause>``); every state change is a ``state`` history row with its cause;
 * reconnects with exponential backoff and jitter on any failure: connection refused,
-  handshake rejected (e.g. HTTP 5xx), close frames (1001/1011/1013/...), abrupt close,
-  ping timeout, stale subscription;
+  handshake rejected (e.g. HTTP 5xx; a 429/503's ``Retry-After`` is waited, up to
+  ``backoff_max``), close frames (1001/1011/1013/...), abrupt close, ping timeout, stale
+  subscription;
 * keeps subscriptions under stable ids (``sub-1``, ...) and re-makes every one of them
   after each reconnect before going CONNECTED; routes ``eth_subscription`` notifications
   by the node's subscription id to the caller's callback. A notification of an id not
@@ -80,6 +81,7 @@ from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
+from polyvocab.policies import parse_retry_after
 
 __all__ = [
     "ConnState",
@@ -91,6 +93,7 @@ __all__ = [
     "WsSettings",
     "classify_close",
     "classify_connect_error",
+    "retry_after",
 ]
 
 log = logging.getLogger("monitor.ws")
@@ -262,6 +265,14 @@ class _OpenFailed(Exception):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a server that refused the handshake asked to wait (its ``Retry-After``,
+    e.g. on a 429 or 503); None if it did not say."""
+    if not isinstance(exc, InvalidStatus):
+        return None
+    return parse_retry_after(exc.response.headers.get("Retry-After"))
 
 
 def classify_connect_error(exc: BaseException) -> str:
@@ -676,7 +687,7 @@ class WebSocketManager:
                 self.metrics.connect_failures += 1
                 log.info("[%s] connect attempt failed: %s (%s)", self.conn_id, cause,
                          redact(f"{type(exc).__name__}: {exc}"))
-                if not await self._attempt_failed(cause):
+                if not await self._attempt_failed(cause, retry_after(exc)):
                     return
                 continue
             cause = await self._serve(link)
@@ -690,8 +701,9 @@ class WebSocketManager:
             await self._callbacks(self.on_disconnected, cause)
             await self._sleep(self._policy.next_delay())
 
-    async def _attempt_failed(self, cause: str) -> bool:
-        """Book a failed attempt; sleep the backoff. False when the manager gave up."""
+    async def _attempt_failed(self, cause: str, asked: float | None = None) -> bool:
+        """Book a failed attempt; sleep the backoff (at least what the server ``asked``,
+        up to ``backoff_max``). False when the manager gave up."""
         before = self.state
         give_up = self._policy.attempt_failed()
         self._fire(ConnEvent.ATTEMPT_FAILED, cause)
@@ -705,7 +717,7 @@ class WebSocketManager:
             self._alert(self._alert_policy.failed(now, self._policy.total_attempts, cause))
             await self._callbacks(self.on_disconnected, "failed")
             return False
-        await self._sleep(self._policy.next_delay())
+        await self._sleep(self._policy.next_delay(asked))
         return not self._stopping
 
     async def _open(self) -> _Link:

@@ -9,17 +9,24 @@ test_reliability.py; the manager alone runs against a scripted connection or a s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from hostile_node import HostileNode
 from monitor_helpers import WALLET, order_filled
+from websockets.asyncio.server import serve
 
+from monitor.clock import SystemClock
 from monitor.config import load_settings
+from monitor.connection import ConnState, ReconnectPolicy, WsSettings
+from monitor.history import History
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
+from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 30.0
 
@@ -97,3 +104,79 @@ def test_a_log_notified_before_the_subscribe_answer_is_delivered(tmp_path: Path)
                 assert mon.shards[0].manager.bad_frames["unknown_subscription"] == 0
             await run_monitor(node, tmp_path, body)
     asyncio.run(go())
+
+
+# -- a handshake refused with 429 and Retry-After ----------------------------------------
+
+class RateLimitedNode:
+    """A ``websockets`` node that answers its first ``refuse`` handshakes with 429 and a
+    ``Retry-After``, then accepts and answers ``eth_subscribe``; records handshake times."""
+
+    def __init__(self, refuse: int, retry_after: str) -> None:
+        self.refuse = refuse
+        self.retry_after = retry_after
+        self.handshakes: list[float] = []
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    def _process_request(self, conn: Any, request: Any) -> Any:
+        self.handshakes.append(asyncio.get_running_loop().time())
+        if len(self.handshakes) <= self.refuse:
+            response = conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "rate limited\n")
+            response.headers["Retry-After"] = self.retry_after
+            return response
+        return None
+
+    async def _handler(self, ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                req = json.loads(raw)
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}))
+
+    async def __aenter__(self) -> RateLimitedNode:
+        self.server = await serve(self._handler, "127.0.0.1", 0,
+                                  process_request=self._process_request)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_429_handshake_waits_the_retry_after_the_provider_asked(tmp_path: Path) -> None:
+    """A provider refusing the WebSocket upgrade with 429 says when to come back
+    (``Retry-After``); the manager retried on its own backoff (here 0.05 s, 0.1 s, ...),
+    each early attempt another refused request that can extend the provider's ban (the
+    HTTP and explorer clients honour the header). The wait is now at least what was asked
+    (capped at ``backoff_max``)."""
+
+    async def go() -> None:
+        async with RateLimitedNode(refuse=2, retry_after="1") as node:
+            history = History(tmp_path / "history.jsonl")
+            mgr = WebSocketManager(node.url, settings=WsSettings(
+                speed=1.0, staleness_blocks=0, seed=1, backoff_initial=0.05,
+                backoff_max=5.0, min_timeout=1.0), clock=SystemClock(), history=history)
+            await mgr.subscribe(["newHeads"], lambda _r: None)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            gaps = [b - a for a, b in zip(node.handshakes, node.handshakes[1:], strict=False)]
+            assert len(node.handshakes) == 3
+            assert all(g >= 0.95 for g in gaps), f"retried after {gaps} s, 1 s was asked"
+            assert mgr.transitions[1].cause == "handshake_429"
+    asyncio.run(go())
+
+
+def test_a_retry_after_lengthens_the_backoff_up_to_its_maximum() -> None:
+    policy = ReconnectPolicy(WsSettings(backoff_initial=1.0, backoff_max=60.0,
+                                        backoff_jitter=0.0, speed=2.0))
+    assert policy.next_delay() == 0.5  # 1 s simulated at speed 2
+    assert policy.next_delay(30.0) == 15.0  # asked 30 s: more than the backoff's 2 s
+    assert policy.next_delay(1.0) == 2.0  # asked less than the backoff's 4 s
+    assert policy.next_delay(3600.0) == 30.0  # never past backoff_max
