@@ -236,6 +236,9 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                              params.window_end_ns)
             if cut is not None:
                 raise _Unusable(cut)
+            unmet = _faults_unmet(scenario.faults, measures.get("faults"))
+            if unmet is not None:
+                raise _Unusable(unmet)
             early = _early_deliveries(outcomes)
             if early is not None:
                 raise _Unusable(early)
@@ -293,6 +296,18 @@ def _early_deliveries(outcomes: pd.DataFrame) -> str | None:
     return (f"{len(early)} trades were delivered before their block was published (by up "
             f"to {early.max() / 1e9:.3f} s, wall clock): the detections do not belong to "
             "this run's histories")
+
+
+def _faults_unmet(planned: Iterable[Any], measured: Any) -> str | None:
+    """Why a scenario planned faults but measured none, or None: a fault on a random
+    schedule that never fired, or one set to start in the grace period only. Judged as a
+    fault-free scenario it would pass the checks of a calm run, and the faults it was
+    meant to test would read as survived."""
+    names = sorted({str(getattr(f, "name", f)) for f in planned})
+    if not names or measured:
+        return None
+    return (f"the scenario plans faults ({', '.join(names)}) but none started inside the "
+            "measured window: its behaviour under faults was not measured")
 
 
 def _last_start_or_stop(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:

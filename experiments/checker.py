@@ -50,6 +50,7 @@ __all__ = [
     "classify",
     "detections_frame",
     "fault_windows",
+    "measured_faults",
     "monitor_metrics",
     "run_checker",
 ]
@@ -109,6 +110,15 @@ def fault_windows(sim_rows: Iterable[Mapping[str, Any]], end_ns: int) -> list[Fa
     for name, start in open_.values():
         windows.append(FaultWindow(name, start, max(start, end_ns)))
     return sorted(windows, key=lambda w: (w.start_ns, w.name))
+
+
+def measured_faults(windows: Iterable[FaultWindow], params: CheckParams
+                    ) -> list[FaultWindow]:
+    """The fault windows that overlap the measured window: a fault that started in the
+    grace period (an ``every`` schedule's last round) met no trade that is judged, so it
+    is no fault the run measured."""
+    return [w for w in windows
+            if w.start_ns <= params.window_end_ns and w.stop_ns >= params.window_start_ns]
 
 
 def detections_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -487,6 +497,7 @@ def run_checker(sim_rows: Iterable[Mapping[str, Any]],
     summary.update(monitor_metrics(monitor_rows, params, resources))
     t0 = params.window_start_ns
     summary["faults"] = [{"name": w.name, "start_s": params.sim_s(w.start_ns - t0),
-                          "stop_s": params.sim_s(w.stop_ns - t0)} for w in windows]
+                          "stop_s": params.sim_s(w.stop_ns - t0)}
+                         for w in measured_faults(windows, params)]
     summary["thresholds"] = evaluate_all(list(thresholds), summary)
     return truth, detections, outcomes, summary

@@ -2,7 +2,8 @@
 
 Per scenario, from the two histories and the per-trade outcomes of the run store:
 
-- **faults injected** by kind (simulator ``fault_start`` rows), and malformed items the
+- **faults injected** by kind (those inside the measured window: the summary's
+  ``faults``, from the simulator's ``fault_start`` rows), and malformed items the
   simulator injected (``malformed`` rows, by kind, where a fault records them);
 - **malformed inputs rejected** by the monitor, by kind (monitor ``bad_input`` and
   ``decode_error`` rows);
@@ -57,8 +58,20 @@ def _count_by(rows: pd.DataFrame, column: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _faults(sc: ScenarioData) -> dict[str, int]:
+    """Faults by kind: those the analysis found inside the measured window (the summary's
+    ``faults``); a fault that started in the grace period met no judged trade. From the
+    simulator's ``fault_start`` rows only when the summary lists none."""
+    listed = sc.summary.get("faults")
+    if isinstance(listed, list):
+        counts: Counter[str] = Counter(str(f.get("name")) for f in listed
+                                       if isinstance(f, dict))
+        return dict(sorted(counts.items()))
+    return _count_by(_events(sc.sim_history, "fault_start"), "name")
+
+
 def _row(sc: ScenarioData) -> ReliabilityRow:
-    faults = _count_by(_events(sc.sim_history, "fault_start"), "name")
+    faults = _faults(sc)
     injected = _count_by(_events(sc.sim_history, "malformed"), "kind")
     rejected = _count_by(_events(sc.monitor_history, "bad_input"), "kind")
     decode = len(_events(sc.monitor_history, "decode_error"))

@@ -1,0 +1,33 @@
+"""The honesty of the report's numbers: faults counted as measured, the rollout's trade
+count derived from the bound the pilot needs, verdict edges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from report_fixtures import DURATION_S, T0_NS, build_run
+
+from reports.load import load_run
+from reports.reliability import reliability_rows
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_a_fault_started_after_the_measured_window_is_not_counted_as_injected(tmp_path):
+    # the simulator went on through the grace period and started one more ws_drop there
+    # (an `every` schedule's last round): no judged trade met it, and the analysis's
+    # summary does not list it; the reliability table counted it all the same
+    run = build_run(tmp_path)
+    after = T0_NS + int((DURATION_S + 5) * 1e9)
+    _append(run / "ws_drop" / "sim_history.jsonl", [
+        {"t_ns": after, "event": "fault_start", "fault_id": "late", "name": "ws_drop",
+         "target": "ws", "params": {}},
+        {"t_ns": after, "event": "fault_stop", "fault_id": "late", "name": "ws_drop",
+         "target": "ws", "params": {}}])
+    rows = {r.scenario: r for r in reliability_rows(load_run(run))}
+    assert rows["ws_drop"].faults == {"ws_drop": 1}
