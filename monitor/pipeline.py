@@ -61,6 +61,11 @@ class Pipeline:
     #: 5 s), which was one more transaction (an fsync) every 5 s, busy or idle
     OUTBOX_PRUNE_INTERVAL_S = 60.0
     OUTBOX_PRUNE_ROWS = 1_000
+    #: seconds (loop clock) one ``sink.emit`` may take: a callback that never returns (a
+    #: request without a timeout) held the send lock for good, so every source's batches
+    #: waited behind it, silently. Past this it is cancelled and counts as a sink failure:
+    #: the event stays in the outbox, sent again ``uncertain`` (it may have acted)
+    SINK_TIMEOUT_S = 60.0
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
@@ -353,17 +358,23 @@ class Pipeline:
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
                                   item.trade, stages.get(item.trade_id) if stages else None,
                                   item.payload, item.seq in self._raised)
+                deadline = asyncio.timeout(self.SINK_TIMEOUT_S)
                 try:
-                    await self.sink.emit(event)
-                except Exception as exc:  # ENOSPC, the bot's callback raising, ...
+                    async with deadline:
+                        await self.sink.emit(event)
+                except asyncio.CancelledError:  # stop() inside the call: it may have acted
+                    self._raised.add(item.seq)
+                    raise
+                except Exception as exc:  # ENOSPC, the bot's callback raising, timing out
                     self._raised.add(item.seq)
                     self.counters["sink_errors"] += 1
+                    reason = self._sink_failure(exc, timed_out=deadline.expired())
                     if not self.sink_failing:
                         log.error("sink failed (%s: %s): %d event(s) kept in the outbox, "
-                                  "retried while running", type(exc).__name__, exc,
+                                  "retried while running", type(exc).__name__, reason,
                                   len(items) - len(sent))
                         self.history.record("sink_error", error=type(exc).__name__,
-                                            reason=str(exc)[:200])
+                                            reason=reason[:200])
                     self.sink_failing = True
                     return len(sent)
                 sent.append(item.seq)
@@ -391,6 +402,15 @@ class Pipeline:
         finally:  # written with the next transaction, not one more fsync'd commit
             self.store.mark_sent_later(sent)
         return len(sent)
+
+    def _sink_failure(self, exc: Exception, *, timed_out: bool) -> str:
+        """What went wrong in ``sink.emit``, for the log and the history (a timeout's own
+        text is empty); its :attr:`SINK_TIMEOUT_S` running out is also counted apart
+        (``sink_timeouts``)."""
+        if timed_out:
+            self.counters["sink_timeouts"] += 1
+            return f"no return within {self.SINK_TIMEOUT_S:g} s; the call was cancelled"
+        return str(exc)
 
     def report_decode_error(self, entry: Any, reason: str) -> None:
         """Count and record a log that does not decode; logged for the first three, then

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from monitor_helpers import WALLET, order_filled
 
 from monitor.pipeline import Pipeline
@@ -63,3 +64,70 @@ def test_outbox_events_of_a_crashed_process_stay_uncertain_when_the_sink_fails_a
     assert [k for k, _ in again] == [keys[0], keys[0], keys[1], keys[2]]
     assert all(u for _, u in again), again
     assert second.calls[-1][1] is False and second.calls[-1][0] not in keys
+
+
+class _HangingBot(_Bot):
+    """An executor whose first call never returns (a request without a timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = 0
+
+    async def __call__(self, event: SinkEvent) -> None:
+        await super().__call__(event)
+        if len(self.calls) == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+
+
+def test_a_sink_that_never_returns_is_timed_out_not_waited_on_for_ever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A callback that hangs held the pipeline's send lock for good: every later batch
+    of every source waited behind it, nothing was delivered, counted or logged, and the
+    supervised tasks still looked alive. It is now a sink failure after
+    ``Pipeline.SINK_TIMEOUT_S``: counted, the event kept in the outbox and sent again
+    (``uncertain``: the cut-off call may have acted) by the redelivery."""
+    monkeypatch.setattr(Pipeline, "SINK_TIMEOUT_S", 0.2, raising=False)
+    bot = _HangingBot()
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, CallbackSink(bot), wallets=[WALLET])
+
+    async def go() -> None:
+        await asyncio.wait_for(p.on_logs(_logs(2), "ws"), 10.0)
+        assert p.sink_failing and p.counters["sink_errors"] == 1
+        await asyncio.wait_for(p.on_logs([order_filled(tx=3)], "ws"), 10.0)
+        await asyncio.wait_for(p.redeliver(), 10.0)
+
+    asyncio.run(go())
+    assert bot.cancelled == 1 and p.counters["sink_timeouts"] == 1
+    keys = [k for k, _ in bot.calls]
+    assert len(keys) == 4 and keys[0] == keys[1] and len(set(keys)) == 3
+    assert [u for _, u in bot.calls] == [False, True, False, False]
+    assert not p.sink_failing and not store.has_pending()
+
+
+def test_an_event_whose_sink_call_was_cancelled_comes_again_uncertain(
+        tmp_path: Path) -> None:
+    """``stop()`` cancels the tasks (a shard's delivery inside the bot's callback), then
+    redelivers what the outbox holds. The cancelled call may have acted (an order sent,
+    its answer not yet read): the event must come again ``uncertain``, as after a raise."""
+    bot = _HangingBot()
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, CallbackSink(bot), wallets=[WALLET])
+
+    async def go() -> None:
+        task = asyncio.ensure_future(p.on_logs(_logs(1), "ws"))
+        while not bot.calls:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(p.redeliver(), 10.0)
+
+    asyncio.run(go())
+    assert bot.cancelled == 1
+    assert [u for _, u in bot.calls] == [False, True]
+    assert not store.has_pending()
