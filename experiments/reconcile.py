@@ -329,6 +329,20 @@ def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
     return out
 
 
+PAST_END_BLOCKS = 128  # how far past the end a reorg may have moved a trade (one query)
+
+
+def _judged_ids(sightings: Sequence[dict[str, Any]], truth: pd.DataFrame, past_end: set[str],
+                start: int, end: int) -> set[str]:
+    """The trades judged: those of the truth, and those a path saw in ``start..end``,
+    less those the chain now has past the end. A reorg can move a trade (same transaction,
+    same id) across the end block: seen at the end and now just past it, it was judged a
+    phantom; seen just past the end and now at it, a trade both paths saw was missed."""
+    seen = {str(s["trade_id"]) for s in sightings if s["kind"] == "trade"
+            and s["block_number"] is not None and start <= int(s["block_number"]) <= end}
+    return (seen - past_end) | set(truth["trade_id"].tolist())
+
+
 def _detection_rows(sightings: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
     """The sightings of ``ids`` as detection rows, in the order they happened: by session,
     then by monotonic time within it. ``t_ns`` is the wall clock, never earlier than the
@@ -447,9 +461,11 @@ def _head(answer: Any) -> int:
 async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
                             log: Callable[[str], None],
                             exchanges: Sequence[str] = DEFAULT_EXCHANGES
-                            ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]], int]:
+                            ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]],
+                                       set[str], int]:
     """Wait for finality (or clamp the end), then the truth of ``start..end``: the end,
-    the end it was clamped from, the truth frame, its chain rows, JSON-RPC calls sent."""
+    the end it was clamped from, the truth frame, its chain rows, the ids of trades now in
+    the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent."""
     async with aiohttp.ClientSession() as session:
         rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
         deadline = time.monotonic() + opts.wait_s
@@ -471,7 +487,15 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                                               chunk_blocks=opts.chunk_blocks,
                                               offset_s=opts.timestamp_offset_s,
                                               exchanges=exchanges)
-        return end, clamped, truth, chain_rows, rpc.counter.total
+        past_end: set[str] = set()
+        if head > end:  # a reorg may have moved a trade the pilot saw at the end past it
+            beyond, _rows = await chain_truth(rpc, wallets, end + 1,
+                                              min(head, end + PAST_END_BLOCKS),
+                                              chunk_blocks=opts.chunk_blocks,
+                                              offset_s=opts.timestamp_offset_s,
+                                              exchanges=exchanges)
+            past_end = set(beyond["trade_id"].tolist())
+        return end, clamped, truth, chain_rows, past_end, rpc.counter.total
 
 
 def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
@@ -511,7 +535,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     if end is None or end < start:
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
-    end, clamped, truth, chain_rows, truth_calls = asyncio.run(
+    end, clamped, truth, chain_rows, past_end, truth_calls = asyncio.run(
         _truth_from_chain(opts, wallets, start, end, log, exchanges))
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
@@ -522,8 +546,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     win_end = max([last_wall, *truth["visible_t_ns"].tolist()])
     params_base = dict(speed=1.0, window_start_ns=win_start, window_end_ns=win_end,
                        actionable_window_s=opts.actionable_window_s, wallets=tuple(wallets))
-    in_range = {str(s["trade_id"]) for s in sightings if s["kind"] == "trade"
-                and s["block_number"] is not None and start <= int(s["block_number"]) <= end}
+    in_range = _judged_ids(sightings, truth, past_end, start, end)
     torn = {p: [0] for p in PATHS}
     ws_rows = _history_rows(store_dir, "websocket", torn["websocket"])
     windows = _feed_down(ws_rows, win_end)

@@ -325,7 +325,7 @@ def test_a_node_refusing_a_range_beyond_its_head_is_asked_again_whole(
     run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
     asked = [(r["params"][0]["fromBlock"], r["params"][0]["toBlock"]) for r in state.requests
              if r["method"] == "eth_getLogs"]
-    assert asked == [(hex(100), hex(150))] * 3
+    assert asked == [(hex(100), hex(150))] * 3 + [(hex(151), hex(200))]  # + past the end
     assert set(outcomes(run, "websocket").values()) == {"missed"}
     assert len(outcomes(run, "websocket")) == 3
 
@@ -434,3 +434,41 @@ def test_an_end_block_before_the_start_block_is_a_clear_error(node: tuple[Node, 
     store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
     with pytest.raises(ReconcileError, match="before the pilot's start block 100"):
         reconcile(store, opts(url, tmp_path / "out", end_block=50), log=lambda _m: None)
+
+
+# -- a reorg moving a trade across the end block ------------------------------------------------
+
+def test_a_trade_a_reorg_moved_past_the_end_block_is_not_a_phantom(node: tuple[Node, str],
+                                                                  tmp_path: Path) -> None:
+    """Both paths saw a trade in the end block; a reorg then moved its transaction (same
+    id) one block later, past the judged range. The truth of ``start..end`` lacks it, so it
+    was judged a phantom on both paths (a false NO-GO). It is now left out of the judgement."""
+    state, url = node
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    old = chain_log(150, tx=1, block_hash="0x" + "ee" * 32)  # the end block, replaced
+    now = chain_log(151, tx=1)                               # the same transaction, later
+    kept = chain_log(120, tx=2)
+    state.head, state.logs = 300, [now, kept]
+    for p in ("websocket", "polling"):
+        for lg in (kept, old):
+            n = int(lg["blockNumber"], 16)
+            sight(store, p, "trade", lg, wall_ns=(ts(n) + 1) * S, mono_ns=(ts(n) + 1) * S)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    for p in ("websocket", "polling"):
+        assert outcomes(run, p) == {tid_of(kept): "detected"}
+
+
+def test_a_trade_a_reorg_moved_into_the_end_block_is_not_missed(node: tuple[Node, str],
+                                                               tmp_path: Path) -> None:
+    """The reverse: seen just past the end block, now in it. It was judged missed by both
+    paths that had seen it."""
+    state, url = node
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    old = chain_log(151, tx=1, block_hash="0x" + "ee" * 32)
+    now = chain_log(150, tx=1)
+    state.head, state.logs = 300, [now]
+    for p in ("websocket", "polling"):
+        sight(store, p, "trade", old, wall_ns=(ts(150) + 1) * S, mono_ns=(ts(150) + 1) * S)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    for p in ("websocket", "polling"):
+        assert outcomes(run, p)[tid_of(now)] != "missed"
