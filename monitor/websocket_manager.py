@@ -504,9 +504,11 @@ class WebSocketManager:
 
         ``on_message`` gets each notification's ``result`` (a header, a log). The
         subscription is re-made after every reconnect under the same stable id. If the
-        connection is up, returns once the node acknowledged; otherwise returns at once
-        and the subscription is made on connect. Raises :class:`RpcError` if the node
-        rejects the params (the subscription is then forgotten).
+        connection is up, returns once the node acknowledged (unanswered within
+        ``open_timeout``: the connection is re-made, the subscription with it); otherwise
+        returns at once and the subscription is made on connect. Raises
+        :class:`RpcError` if the node rejects the params (the subscription is then
+        forgotten).
         """
         if not isinstance(params, list) or not params:
             raise ValueError("subscribe params must be a non-empty list, e.g. ['newHeads']")
@@ -524,6 +526,10 @@ class WebSocketManager:
             except (ConnectionLost, Timeout) as exc:
                 log.info("[%s] %s will be made on reconnect (%s)", self.conn_id, sub.stable_id,
                          exc)
+                if self._link is link and sub.node_id is None:
+                    # unanswered on a connection that stays up: nothing else would ever
+                    # reconnect it, and the subscription would never exist
+                    self.force_reconnect(f"subscribe_timeout: {sub.stable_id}")
         return sub.stable_id
 
     async def unsubscribe(self, stable_id: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from hostile_node import HostileNode
 from monitor_helpers import WALLET, order_filled
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosedOK
 
 from monitor.clock import SystemClock
 from monitor.config import load_settings
@@ -180,3 +181,86 @@ def test_a_retry_after_lengthens_the_backoff_up_to_its_maximum() -> None:
     assert policy.next_delay(30.0) == 15.0  # asked 30 s: more than the backoff's 2 s
     assert policy.next_delay(1.0) == 2.0  # asked less than the backoff's 4 s
     assert policy.next_delay(3600.0) == 30.0  # never past backoff_max
+
+
+# -- a subscribe on a live connection that is never answered -----------------------------
+
+class ScriptedWs:
+    """An in-memory connection for ``session_factory``: answers ``eth_subscribe`` with
+    ids ``0x1``, ``0x2``, ... except the ones ``unanswered`` says (by call number, counted
+    over every connection of the factory)."""
+
+    def __init__(self, calls: list[list[Any]], unanswered: set[int]) -> None:
+        self.frames: asyncio.Queue[str] = asyncio.Queue()
+        self.calls = calls
+        self.unanswered = unanswered
+        self.closed = asyncio.Event()
+
+    async def send(self, frame: str) -> None:
+        req = json.loads(frame)
+        if req["method"] != "eth_subscribe":
+            return
+        self.calls.append(req["params"])
+        n = len(self.calls)
+        if n not in self.unanswered:
+            self.frames.put_nowait(json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                                               "result": hex(n)}))
+
+    async def recv(self) -> str:
+        get = asyncio.ensure_future(self.frames.get())
+        closed = asyncio.ensure_future(self.closed.wait())
+        await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if get.done():
+            return get.result()
+        get.cancel()
+        raise ConnectionClosedOK(None, None)
+
+    async def ping(self) -> asyncio.Future[float]:
+        pong: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        pong.set_result(0.0)
+        return pong
+
+    async def close(self) -> None:
+        self.closed.set()
+
+    def push(self, node_id: str, result: Any) -> None:
+        self.frames.put_nowait(notification(node_id, result))
+
+
+def test_a_subscribe_unanswered_on_a_live_connection_is_made_on_a_new_one(
+        tmp_path: Path) -> None:
+    """``subscribe`` while CONNECTED whose answer never comes raised nothing and said the
+    subscription "will be made on reconnect" - but nothing reconnected: the connection
+    stayed up (heads flowing, pings answered) and the subscription never existed while
+    ``subscriptions`` listed it. Now the connection is re-made, and the subscription with
+    it."""
+
+    async def go() -> None:
+        calls: list[list[Any]] = []
+        conns: list[ScriptedWs] = []
+
+        async def factory(url: str, **_kw: Any) -> ScriptedWs:
+            conns.append(ScriptedWs(calls, unanswered={2}))
+            return conns[-1]
+
+        history = History(tmp_path / "history.jsonl")
+        mgr = WebSocketManager("ws://scripted/", settings=WsSettings(
+            speed=100.0, staleness_blocks=0, seed=1, min_timeout=0.3, open_timeout=10.0),
+            clock=SystemClock(), history=history, session_factory=factory)
+        got: list[Any] = []
+        await mgr.subscribe(["newHeads"], lambda _r: None)
+        await mgr.start()
+        try:
+            assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+            stable = await mgr.subscribe(["logs", {}], got.append)  # call 2: no answer
+            assert stable in mgr.subscriptions
+            assert await mgr.wait_until(lambda: len(conns) == 2 and len(calls) >= 4
+                                        and mgr.state is ConnState.CONNECTED, 5.0), \
+                f"no new connection made the subscription: {len(conns)} connection(s)"
+            conns[-1].push(hex(4), {"logIndex": "0x0"})
+            assert await mgr.wait_until(lambda: got == [{"logIndex": "0x0"}], TIMEOUT)
+        finally:
+            await mgr.stop()
+            history.close()
+    asyncio.run(go())
