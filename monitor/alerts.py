@@ -6,7 +6,8 @@
 * :class:`TelegramAlerter` - ``POST {api_url}/bot{token}/sendMessage`` with JSON
   ``{chat_id, text}`` over the caller's :class:`aiohttp.ClientSession`; checks the
   ``{"ok": true}`` answer. The token is registered with :mod:`monitor.redact`, so it
-  never shows in logs, histories or exceptions.
+  never shows in logs, histories or exceptions. A 429 is tried again after its
+  ``retry_after``, a 5xx or a failed connection after a short backoff (bounded).
 * :class:`LogAlerter` - logs the alert (for when Telegram is not configured).
 * :class:`AlertPolicy` - pure, time as argument: one outage gives ONE ``disconnected``
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
@@ -26,7 +27,10 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 
 from monitor.bounds import nesting_ok
+from monitor.errors import BadResponse
+from monitor.http_read import read_body
 from monitor.redact import redact, register_secret
+from polyvocab.policies import parse_retry_after
 
 __all__ = [
     "Alert",
@@ -152,8 +156,16 @@ class TelegramAlerter:
 
     ``api_url`` is configurable so tests and the simulator can stand in for Telegram.
     Failures (HTTP error, ``{"ok": false}``, timeout, connection error) are logged and
-    counted in ``failures``; ``send`` then returns False and never raises.
+    counted in ``failures``; ``send`` then returns False and never raises. A rate limit
+    (429), a 5xx or a connection failure is tried again, within bounds (see :meth:`send`).
     """
+
+    #: posts of one alert at most, and the longest wait before one (a 429's
+    #: ``retry_after`` longer than that gives up); the backoff after a 5xx or a failed
+    #: connection (seconds, per retry)
+    ATTEMPTS = 3
+    MAX_WAIT_S = 60.0
+    RETRY_DELAYS_S = (1.0, 2.0)
 
     def __init__(
         self,
@@ -175,41 +187,89 @@ class TelegramAlerter:
         self.sent = 0
         self.failures = 0
         self.last_error: str | None = None
+        self._quiet_until = 0.0  # loop time before which no send goes out (a 429's wait)
 
     def __repr__(self) -> str:
         return f"TelegramAlerter(api_url={self.api_url!r}, chat_id={self.chat_id!r})"
 
     async def send(self, kind: str, text: str) -> bool:
+        """Post the alert; on a rate limit (429, after its ``retry_after``), a 5xx or a
+        connection failure try again, :attr:`ATTEMPTS` times in all and never waiting
+        more than :attr:`MAX_WAIT_S` (an older alert is worth little). A rate limit holds
+        back every send of this alerter until it has passed (a burst of alerts from
+        every shard, each retrying at once, was refused again)."""
+        reason = ""
+        for attempt in range(self.ATTEMPTS):
+            await self._wait_quiet()
+            try:
+                ok, reason, retry_after = await self._post(text)
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError, BadResponse) as exc:
+                ok, reason, retry_after = False, f"{type(exc).__name__}: {exc}", 0.0
+            if ok:
+                self.sent += 1
+                log.info("alert %s sent to telegram chat %s", kind, self.chat_id)
+                return True
+            if retry_after is None or attempt + 1 == self.ATTEMPTS:
+                break
+            wait = retry_after or self.RETRY_DELAYS_S[min(attempt,
+                                                          len(self.RETRY_DELAYS_S) - 1)]
+            if wait > self.MAX_WAIT_S:
+                break
+            loop = asyncio.get_running_loop()
+            self._quiet_until = max(self._quiet_until, loop.time() + wait)
+        return self._fail(kind, reason)
+
+    async def _wait_quiet(self) -> None:
+        delay = self._quiet_until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _post(self, text: str) -> tuple[bool, str, float | None]:
+        """One ``sendMessage``: (delivered, why not, seconds to wait before trying again:
+        ``retry_after`` of a 429, 0.0 for a 5xx (the caller's backoff), None when
+        another try cannot help: a 4xx, ``{"ok": false}``)."""
         url = f"{self.api_url}/bot{self._token}/sendMessage"
         payload: dict[str, Any] = {"chat_id": self.chat_id, "text": text}
+        async with self._session.post(url, json=payload, timeout=self._timeout,
+                                      allow_redirects=False) as resp:  # token in path
+            # a gateway's page in another charset must not raise (UnicodeDecodeError)
+            body = (await read_body(resp, what="telegram", limit=_MAX_ANSWER_BYTES)
+                    ).decode("utf-8", "replace")
+            status = resp.status
+            header_wait = parse_retry_after(resp.headers.get("Retry-After"))
+        parsed: Any = None
         try:
-            async with self._session.post(url, json=payload, timeout=self._timeout,
-                                          allow_redirects=False) as resp:  # token in path
-                body = await resp.text()
-                status = resp.status
-            ok = False
-            description = ""
-            try:
-                if not nesting_ok(body):
-                    raise ValueError("nested too deep")
-                parsed = json.loads(body)
-                ok = isinstance(parsed, dict) and parsed.get("ok") is True
-                if isinstance(parsed, dict):
-                    description = str(parsed.get("description", ""))
-            except ValueError:
-                description = f"not JSON: {body[:80]!r}"
-            if status != 200 or not ok:
-                return self._fail(kind, f"HTTP {status} {description}".strip())
-        except asyncio.CancelledError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return self._fail(kind, f"{type(exc).__name__}: {exc}")
-        self.sent += 1
-        log.info("alert %s sent to telegram chat %s", kind, self.chat_id)
-        return True
+            if not nesting_ok(body):
+                raise ValueError("nested too deep")
+            parsed = json.loads(body)
+        except ValueError:
+            description = f"not JSON: {body[:80]!r}"
+        else:
+            description = str(parsed.get("description", "")) if isinstance(parsed,
+                                                                           dict) else ""
+        if status == 200 and isinstance(parsed, dict) and parsed.get("ok") is True:
+            return True, "", None
+        reason = f"HTTP {status} {description}".strip()
+        if status == 429:
+            return False, reason, _body_retry_after(parsed) or header_wait or 1.0
+        return False, reason, 0.0 if status >= 500 else None
 
     def _fail(self, kind: str, reason: str) -> bool:
         self.failures += 1
         self.last_error = redact(reason)
         log.warning("alert %s NOT delivered to telegram: %s", kind, self.last_error)
         return False
+
+
+_MAX_ANSWER_BYTES = 1 << 20  # Telegram answers a few hundred bytes; a page past this: garbage
+
+
+def _body_retry_after(parsed: Any) -> float | None:
+    """``parameters.retry_after`` of a Telegram error answer (seconds), if it is one."""
+    params = parsed.get("parameters") if isinstance(parsed, dict) else None
+    wait = params.get("retry_after") if isinstance(params, dict) else None
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0:
+        return None
+    return float(wait)
