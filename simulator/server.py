@@ -598,7 +598,8 @@ class Simulator:
                 self.settings.explorer, speed=self.chain.speed, retain_blocks=self.chain.window)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        self.explorer = Explorer(explorer_settings, self.chain)
+        self.explorer = Explorer(explorer_settings, self.chain,
+                                 node_head=lambda: max(self.chain.head_number, 0))
 
     # -- replay ----------------------------------------------------------------------------
     async def _replay_loop(self) -> None:
