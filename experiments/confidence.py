@@ -29,17 +29,30 @@ def _log_pmf(k: int, n: int, p: float) -> float:
             + k * math.log(p) + (n - k) * math.log1p(-p))
 
 
+#: a term this far (in log) below the largest ends the sum once past the mode: the terms
+#: left fall off faster than geometrically, and all of them together are below 1e-12 of it
+_NEGLIGIBLE_LOG = -60.0
+
+
 def _cdf(k: int, n: int, p: float) -> float:
-    """P[X <= k] for X ~ Binomial(n, p), summed in log space from the mode side."""
+    """P[X <= k] for X ~ Binomial(n, p), summed in log space from ``k`` down, stopping
+    once the terms are negligible beside the largest (past the mode): a bound on 400,000
+    trades summed all 400,000 terms at each step of its bisection (28 s for one bound)."""
     if k >= n:
         return 1.0
     if k < 0:
         return 0.0
-    terms = [_log_pmf(i, n, p) for i in range(k + 1)]
-    top = max(terms)
+    mode = min(k, max(0, math.floor((n + 1) * p)))
+    top = _log_pmf(mode, n, p)
     if top == -math.inf:
         return 0.0
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    total = 0.0
+    for i in range(k, -1, -1):
+        t = _log_pmf(i, n, p) - top
+        total += math.exp(t)
+        if i < mode and t < _NEGLIGIBLE_LOG:
+            break
+    return min(1.0, math.exp(top) * total)
 
 
 def _check(k: int, n: int, confidence: float) -> None:

@@ -4,9 +4,13 @@ small hand-built histories with exact expected numbers."""
 from __future__ import annotations
 
 import json
+import math
+import time
+from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import tomli_w
 from exp_helpers import (
     END_S,
@@ -24,6 +28,7 @@ from exp_helpers import (
 
 from experiments.analysis import analyze_scenario_dir
 from experiments.checker import run_checker
+from experiments.confidence import lower_bound, rate_bound, trials_needed, upper_bound
 from experiments.scenario import scenario_from_dict
 
 
@@ -111,3 +116,57 @@ def test_a_scenario_whose_fault_met_the_window_is_analysed(tmp_path):
     summary = analyze_scenario_dir(_scenario_dir(tmp_path, 40))
     assert summary["status"] == "ok", summary["error"]
     assert [f["name"] for f in summary["faults"]] == ["ws_drop"]
+
+
+# -- exact binomial bounds ---------------------------------------------------------------
+
+def _exact_cdf(k: int, n: int, p: float) -> Fraction:
+    q = Fraction(p)
+    return sum((math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(k + 1)),
+               Fraction(0))
+
+
+def _reference_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    """Clopper-Pearson one-sided upper bound by bisection on the exact (rational) CDF."""
+    alpha = 1 - Fraction(confidence)
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _exact_cdf(k, n, mid) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 24])
+def test_bounds_match_an_exact_rational_reference(n):
+    for k in range(n + 1):
+        expected = 1.0 if k == n else _reference_upper(k, n)
+        assert upper_bound(k, n) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        low = 0.0 if k == 0 else 1.0 - _reference_upper(n - k, n)
+        assert lower_bound(k, n) == pytest.approx(low, rel=1e-9, abs=1e-12)
+
+
+def test_the_known_bounds_and_their_text():
+    assert upper_bound(0, 428) == pytest.approx(1 - 0.05 ** (1 / 428))
+    assert rate_bound(0, 428).text() == "0 missed in 428 trades: rate < 0.70% at 95%"
+    assert trials_needed(0.01) == 299  # the rule of three's exact form
+    assert upper_bound(0, 299) < 0.01 <= upper_bound(0, 298)
+    assert rate_bound(0, 0).text() == "no trades: the missed rate is unknown"
+    assert upper_bound(0, 0) == 1.0 and upper_bound(3, 3) == 1.0
+
+
+def test_bounds_on_a_simulated_weeks_trades_take_no_time():
+    # a week's soak holds ~400,000 trades; every rate gate (missed, late, duplicate,
+    # phantom) and the claims compute a rate_bound: the lower bound of 5 in 400,000 summed
+    # 400,000 binomial terms at each of 100 bisection steps (28 s for one bound)
+    cases = {(1, 60_000): (8.548878742686838e-07, 7.906194196319568e-05),
+             (5, 400_000): (4.925386416942956e-06, 2.62824061531057e-05),
+             (59_999, 60_000): (0.9999209380580368, 0.9999991451121257)}
+    began = time.process_time()
+    for (k, n), (low, up) in cases.items():
+        b = rate_bound(k, n)
+        assert b.lower == pytest.approx(low, rel=1e-9)
+        assert b.upper == pytest.approx(up, rel=1e-9)
+    assert time.process_time() - began < 3.0
