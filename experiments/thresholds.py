@@ -248,6 +248,11 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
         return {**out, "passed": True, "note": b.text(what) + basis_note}
     if not t.check(value):
         return {**out, "passed": False, "note": b.text(what) + basis_note}
+    if not 0.0 < t.value < 100.0:  # "missed_pct <= 0": no bound is ever 0
+        return {**out, "passed": None,
+                "note": f"undecided: {b.text(what)}{basis_note}; no number of {n_key} "
+                        f"bounds a rate at {t.value:g} %: write '{ev_key} == 0' to require "
+                        f"no {what.rstrip('s')} event"}
     needed = trials_needed(t.value / 100.0, confidence, events=int(k))
     more = needed - int(n)
     all_n = number(summary.get(n_key))  # the pooled time covers every seed's trades

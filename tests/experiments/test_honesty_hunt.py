@@ -30,6 +30,7 @@ from experiments.analysis import analyze_scenario_dir
 from experiments.checker import run_checker
 from experiments.confidence import lower_bound, rate_bound, trials_needed, upper_bound
 from experiments.scenario import scenario_from_dict
+from experiments.thresholds import evaluate
 
 
 def check(sim: Sim, detections: list[dict], **kw):
@@ -170,3 +171,18 @@ def test_bounds_on_a_simulated_weeks_trades_take_no_time():
         assert b.lower == pytest.approx(low, rel=1e-9)
         assert b.upper == pytest.approx(up, rel=1e-9)
     assert time.process_time() - began < 3.0
+
+
+# -- thresholds on rates ------------------------------------------------------------------
+
+def test_a_rate_gate_at_zero_is_undecided_and_says_to_count_instead():
+    # "missed_pct <= 0" (no misses) with 0 missed in 100 trades: no upper bound is ever 0,
+    # so no number of trades decides it. The evaluator asked how many more trades would
+    # and raised ValueError (a traceback from `python -m reports build`; every scenario of
+    # an analysis "analysis failed").
+    summary = {"missed": 0, "trades": 100, "missed_pct": 0.0, "sim_duration_s": 3600.0}
+    res = evaluate("missed_pct <= 0", summary)
+    assert res["passed"] is None
+    assert "'missed == 0'" in res["note"] and "0 missed in 100 trades" in res["note"]
+    assert evaluate("missed == 0", summary)["passed"] is True
+    assert evaluate("missed_pct < 0", summary)["passed"] is False  # a rate is never < 0

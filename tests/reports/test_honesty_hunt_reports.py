@@ -8,8 +8,10 @@ from pathlib import Path
 
 from report_fixtures import DURATION_S, T0_NS, build_run
 
+from reports.criteria import load_criteria
 from reports.load import load_run
 from reports.reliability import reliability_rows
+from reports.verdict import Verdict, evaluate
 
 
 def _append(path: Path, rows: list[dict]) -> None:
@@ -31,3 +33,13 @@ def test_a_fault_started_after_the_measured_window_is_not_counted_as_injected(tm
          "target": "ws", "params": {}}])
     rows = {r.scenario: r for r in reliability_rows(load_run(run))}
     assert rows["ws_drop"].faults == {"ws_drop": 1}
+
+
+def test_a_criteria_gate_of_a_zero_rate_gives_a_verdict_not_a_traceback(tmp_path):
+    crit = tmp_path / "criteria.toml"
+    crit.write_text('[[rule]]\nname = "no misses"\nexpr = "missed_pct <= 0"\n'
+                    'critical = true\nmodes = ["websocket"]\n', encoding="utf-8")
+    result = evaluate(load_run(build_run(tmp_path / "run")), load_criteria(crit))
+    gate = [c for c in result.checks if c.expr == "missed_pct <= 0"]
+    assert gate and all(c.passed in (None, False) for c in gate)
+    assert result.verdict in (Verdict.INCONCLUSIVE, Verdict.NO_GO)
