@@ -437,7 +437,7 @@ def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
         "duplicates": int(counts.get("duplicate", 0)),
         "phantoms": int(counts.get("phantom", 0)),
         "retracted": int(counts.get("retracted", 0)),
-        "missed_pct": 100.0 * missed / trades if trades else 0.0,
+        "missed_pct": 100.0 * missed / trades if trades else None,  # no trades: unknown
         "latency_p50_s": _q(lat, 0.50),
         "latency_p95_s": _q(lat, 0.95),
         "latency_p99_s": _q(lat, 0.99),

@@ -209,8 +209,10 @@ def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
     t = parse_threshold(threshold) if isinstance(threshold, str) else threshold
     value = metric_value(summary, t.metric)
     if value is None:
-        return {"expr": t.expr, "passed": None, "value": None,
-                "note": f"{t.metric} not measured"}
+        note = f"{t.metric} not measured"
+        if t.metric in RATE_METRICS and number(summary.get(RATE_METRICS[t.metric][1])) == 0:
+            note = f"{t.metric}: no {RATE_METRICS[t.metric][1]}, the rate is unknown"
+        return {"expr": t.expr, "passed": None, "value": None, "note": note}
     if t.metric in RATE_METRICS and t.op in ("<", "<="):
         return _evaluate_rate(t, summary, value, confidence)
     return {"expr": t.expr, "passed": t.check(value), "value": value, "note": ""}

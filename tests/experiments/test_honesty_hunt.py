@@ -186,3 +186,13 @@ def test_a_rate_gate_at_zero_is_undecided_and_says_to_count_instead():
     assert "'missed == 0'" in res["note"] and "0 missed in 100 trades" in res["note"]
     assert evaluate("missed == 0", summary)["passed"] is True
     assert evaluate("missed_pct < 0", summary)["passed"] is False  # a rate is never < 0
+
+
+def test_a_scenario_without_trades_has_no_miss_rate():
+    # no trade of the watched wallet in the window: the miss rate is unknown, not 0 %
+    # (summary.json said missed_pct 0.0, which the run comparison showed as "missed % 0")
+    sim = Sim().block(10, 1, [])
+    _, _, _, summary = check(sim, [])
+    assert summary["trades"] == 0 and summary["missed_pct"] is None
+    gate = summary["thresholds"][0]
+    assert gate["passed"] is None and "no trades" in gate["note"]
