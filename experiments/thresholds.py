@@ -239,6 +239,10 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
                    confidence: float) -> dict[str, Any]:
     ev_key, n_key = RATE_METRICS[t.metric]
     k, n, basis_note = rate_counts(summary, ev_key, n_key)
+    if k is not None and n is not None and 1 <= n < k:  # phantoms are no subset of trades
+        return {"expr": t.expr, "passed": False if not t.check(value) else None,
+                "value": value, "note": f"{int(k):,} {ev_key} in {int(n):,} {n_key}: more "
+                f"than one per {n_key.rstrip('s')}, no share to bound{basis_note}"}
     if k is None or n is None or n < 1 or k < 0 or k > n:
         return {"expr": t.expr, "passed": None, "value": value,
                 "note": f"{t.metric}: no {n_key} to bound the rate with"}

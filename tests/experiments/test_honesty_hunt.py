@@ -196,3 +196,14 @@ def test_a_scenario_without_trades_has_no_miss_rate():
     assert summary["trades"] == 0 and summary["missed_pct"] is None
     gate = summary["thresholds"][0]
     assert gate["passed"] is None and "no trades" in gate["note"]
+
+
+def test_more_phantoms_than_trades_fails_a_phantom_rate_gate():
+    # phantoms are not a subset of the trades: 12 phantoms beside 4 trades is 300 %, a
+    # failed 'phantom_pct < 1', not "no trades to bound the rate with" (INCONCLUSIVE where
+    # the verdict is NO-GO)
+    summary = {"phantoms": 12, "trades": 4, "sim_duration_s": 3600.0}
+    res = evaluate("phantom_pct < 1", summary)
+    assert res["passed"] is False and res["value"] == 300.0
+    assert "12 phantoms in 4 trades" in res["note"]
+    assert evaluate("phantom_pct < 500", summary)["passed"] is None  # no bound to pass it
