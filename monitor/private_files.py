@@ -16,8 +16,8 @@ import stat
 from pathlib import Path
 from typing import IO
 
-__all__ = ["PRIVATE_MODE", "FileInUse", "NotRegularFile", "check_regular", "hold_lock",
-           "open_private"]
+__all__ = ["PRIVATE_MODE", "FileInUse", "NotRegularFile", "check_regular",
+           "end_of_last_line", "hold_lock", "open_private"]
 
 PRIVATE_MODE = 0o600
 
@@ -44,21 +44,44 @@ def _refuse_irregular(st: os.stat_result, path: str | Path) -> None:
 
 
 def open_private(path: str | Path, *, buffering: int = -1) -> IO[str]:
-    """Open ``path`` for appending text (UTF-8), creating it (and its folder) with mode
-    0600. An existing file keeps its mode. Anything but a regular file is refused
-    (:class:`NotRegularFile`), without waiting: the open is non-blocking, so a FIFO
-    swapped in after the check cannot hang it either."""
+    """Open ``path`` (a JSON-lines file) for appending text (UTF-8), creating it (and its
+    folder) with mode 0600. An existing file keeps its mode; a torn last line (a process
+    killed with part of a row written) is cut, so the first row written now is not glued
+    to it (one line that is JSON neither way, in the middle of the file). Anything but a
+    regular file is refused (:class:`NotRegularFile`), without waiting: the open is
+    non-blocking, so a FIFO swapped in after the check cannot hang it either."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     check_regular(p)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, PRIVATE_MODE)
+    fd = os.open(p, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, PRIVATE_MODE)
     try:
-        _refuse_irregular(os.fstat(fd), p)
+        st = os.fstat(fd)
+        _refuse_irregular(st, p)
         os.set_blocking(fd, True)
+        end = end_of_last_line(fd, st.st_size)
+        if end < st.st_size:
+            os.ftruncate(fd, end)
     except BaseException:
         os.close(fd)
         raise
     return os.fdopen(fd, "a", encoding="utf-8", buffering=buffering)
+
+
+_CHUNK = 1 << 20  # bytes read at a time when looking for the last newline from the back
+
+
+def end_of_last_line(fd: int, size: int) -> int:
+    """The offset just after the last newline of the first ``size`` bytes of the file
+    open as ``fd`` (0: none): what is past it is a torn line. Read from the back, a chunk
+    at a time, never the whole file."""
+    pos = size
+    while pos > 0:
+        base = max(0, pos - _CHUNK)
+        i = os.pread(fd, pos - base, base).rfind(b"\n")
+        if i >= 0:
+            return base + i + 1
+        pos = base
+    return 0
 
 
 class FileInUse(Exception):

@@ -35,7 +35,7 @@ from typing import BinaryIO, Protocol
 from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock, wall_ns
 from monitor.errors import ConfigError
-from monitor.private_files import PRIVATE_MODE, check_regular
+from monitor.private_files import PRIVATE_MODE, check_regular, end_of_last_line
 from monitor.trades import Trade
 
 __all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkError", "SinkEvent"]
@@ -325,15 +325,7 @@ _MAX_ROW_BYTES = 1 << 20  # a detections row is ~1 kB: a longer line is garbage,
 
 def _after_last_newline(fh: BinaryIO, size: int) -> int:
     """The offset just after the file's last newline (0: none), read from the back."""
-    pos = size
-    while pos > 0:
-        base = max(0, pos - _CHUNK)
-        fh.seek(base)
-        i = fh.read(pos - base).rfind(b"\n")
-        if i >= 0:
-            return base + i + 1
-        pos = base
-    return 0
+    return end_of_last_line(fh.fileno(), size)
 
 
 def _start_of_last_lines(fh: BinaryIO, end: int, n: int) -> int:

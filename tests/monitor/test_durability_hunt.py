@@ -4,11 +4,13 @@ hang. Each test plays one hostile case against the store + pipeline (no network)
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from monitor_helpers import WALLET, order_filled
 
+from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.sinks import CallbackSink, SinkEvent
 from monitor.store import Store
@@ -131,3 +133,35 @@ def test_an_event_whose_sink_call_was_cancelled_comes_again_uncertain(
     assert bot.cancelled == 1
     assert [u for _, u in bot.calls] == [False, True]
     assert not store.has_pending()
+
+
+def test_a_history_torn_by_a_crash_is_repaired_not_glued_to_the_next_run(
+        tmp_path: Path) -> None:
+    """A process killed with part of a row written (a write cut short by a full disk,
+    the rest still buffered) left a torn last line; the restarted monitor appended its
+    ``start`` row to it: one line that is not JSON in the middle of the history, which
+    the analysis refuses whole (a bad line that is not the last). The torn tail is cut
+    at open, as the detections file's is."""
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b'{"t_ns":1,"event":"start"}\n{"t_ns":2,"event":"deliv')
+    h = History(path)
+    h.record("start", mode="websocket")
+    h.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["start", "start"]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
+def test_the_torn_tail_scan_agrees_with_rfind(chunk: int, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.private_files as pf
+
+    monkeypatch.setattr(pf, "_CHUNK", chunk, raising=False)
+    for data in (b"", b"a", b"a\n", b"a\nbb\n", b"\n\n", b"a\nbb\nccc", b"x\n" * 9 + b"y"):
+        f = tmp_path / "f"
+        f.write_bytes(data)
+        with open(f, "rb") as fh:
+            assert pf.end_of_last_line(fh.fileno(), len(data)) == data.rfind(b"\n") + 1
+        with pf.open_private(f) as out:
+            out.write("z\n")
+        assert f.read_bytes() == data[:data.rfind(b"\n") + 1] + b"z\n"
