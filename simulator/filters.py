@@ -4,18 +4,19 @@
 topics with ``null`` = any and lists = OR). :class:`BlockIndex` is built once per block
 (logs by address and by topic at each position) so a filter picks its matches with a few
 dict look-ups instead of scanning every log: the replay's per-block fan-out to many
-subscribers depends on it.
+subscribers depends on it. :class:`PollFilters` holds the filters clients install and
+poll (``eth_newFilter``, ``eth_newBlockFilter``, ``eth_getFilterChanges``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex", "FilterError",
-           "LogFilter", "parse_address", "parse_topic"]
+__all__ = ["FILTER_TIMEOUT_S", "MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex",
+           "FilterError", "LogFilter", "PollFilters", "parse_address", "parse_topic"]
 
 #: geth's bounds on one filter (eth/filters/api.go ``maxAddresses``, ``maxSubTopics``), with
 #: its texts "exceed max addresses" / "exceed max topics": a filter of 1,000,000 addresses
@@ -190,3 +191,133 @@ class BlockIndex:
             self.by_address.setdefault(address, []).append(i)
             for pos, topic in enumerate(topics[:4]):
                 self.by_topic[pos].setdefault(topic, []).append(i)
+
+
+# -- installed filters (eth_newFilter / eth_newBlockFilter / eth_getFilterChanges) ---------
+
+#: geth's filter timeout (``filters.Config.Timeout``, 5 minutes; Alchemy and Infura document
+#: the same): a filter not polled for this long (simulated seconds) is removed, and the
+#: next ``eth_getFilterChanges`` of it answers "filter not found"
+FILTER_TIMEOUT_S = 300.0
+#: installed filters on the node (geth has no cap; a client installing filters in a loop
+#: cost memory at every block): past it eth_newFilter is refused (-32005)
+MAX_POLL_FILTERS = 1000
+#: what one filter holds between two polls (logs or block hashes): a filter whose client
+#: stopped polling is dropped past it, as geth drops a subscriber that does not read
+MAX_FILTER_BACKLOG = 10_000
+
+
+class PublishedBlock(Protocol):
+    """What a filter reads of a published block (``simulator.chain.ChainBlock``)."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def hash(self) -> str: ...
+
+    @property
+    def index(self) -> BlockIndex: ...
+
+    def log_json(self, i: int) -> str: ...
+
+    def removed_log_json(self, i: int) -> str: ...
+
+
+@dataclass(slots=True)
+class _Installed:
+    """One installed filter: ``flt`` None for a block filter (``eth_newBlockFilter``)."""
+
+    flt: LogFilter | None
+    lo: int | None  # block range of a log filter (None: open)
+    hi: int | None
+    criteria: dict[str, Any] | None  # the filter object, for eth_getFilterLogs
+    deadline_ns: int
+    backlog: list[str]
+
+
+class PollFilters:
+    """The node's installed filters, as geth keeps them (sans-I/O: times are passed in).
+
+    A log filter collects the JSON of the logs of every block published after it was
+    installed that match it (and, on a reorg, the orphaned ones again with ``removed:
+    true``), within its ``fromBlock``/``toBlock`` when they are numbers; a block filter the
+    hashes of the blocks published. :meth:`changes` hands them over and empties the list.
+    Filters belong to the node, not to a connection (an id works over HTTP and WebSocket).
+    """
+
+    def __init__(self, *, timeout_ns: int, new_id: Callable[[], str],
+                 max_filters: int = MAX_POLL_FILTERS,
+                 max_backlog: int = MAX_FILTER_BACKLOG) -> None:
+        self.timeout_ns = timeout_ns
+        self.new_id = new_id
+        self.max_filters = max_filters
+        self.max_backlog = max_backlog
+        self._filters: dict[str, _Installed] = {}
+
+    def __len__(self) -> int:
+        return len(self._filters)
+
+    def install(self, flt: LogFilter | None, now_ns: int, *, lo: int | None = None,
+                hi: int | None = None, criteria: dict[str, Any] | None = None) -> str | None:
+        """A new filter's id (None: :attr:`max_filters` are installed)."""
+        self.expire(now_ns)
+        if len(self._filters) >= self.max_filters:
+            return None
+        fid = self.new_id()
+        self._filters[fid] = _Installed(flt, lo, hi, criteria, now_ns + self.timeout_ns, [])
+        return fid
+
+    def uninstall(self, fid: str, now_ns: int) -> bool:
+        self.expire(now_ns)
+        return self._filters.pop(fid.lower(), None) is not None
+
+    def changes(self, fid: str, now_ns: int) -> list[str] | None:
+        """What filter ``fid`` collected since the last call (JSON texts), None when there
+        is no such filter (never installed, uninstalled, expired or dropped)."""
+        self.expire(now_ns)
+        f = self._filters.get(fid.lower())
+        if f is None:
+            return None
+        f.deadline_ns = now_ns + self.timeout_ns
+        out, f.backlog = f.backlog, []
+        return out
+
+    def log_criteria(self, fid: str, now_ns: int) -> dict[str, Any] | None:
+        """The filter object of log filter ``fid`` (None: no such log filter)."""
+        self.expire(now_ns)
+        f = self._filters.get(fid.lower())
+        if f is None or f.flt is None:
+            return None
+        f.deadline_ns = now_ns + self.timeout_ns
+        return f.criteria if f.criteria is not None else {}
+
+    def expire(self, now_ns: int) -> None:
+        for fid in [k for k, f in self._filters.items() if f.deadline_ns <= now_ns]:
+            del self._filters[fid]
+
+    def on_block(self, block: PublishedBlock) -> None:
+        """A block was published (in order; a reorg's new blocks too)."""
+        self._collect(block, removed=False)
+
+    def on_removed(self, block: PublishedBlock) -> None:
+        """A reorg orphaned ``block`` (newest first): log filters get its logs again with
+        ``removed: true``."""
+        self._collect(block, removed=True)
+
+    def _collect(self, block: PublishedBlock, *, removed: bool) -> None:
+        if not self._filters:
+            return
+        dropped = []
+        for fid, f in self._filters.items():
+            if f.flt is None:
+                if not removed:
+                    f.backlog.append('"' + block.hash + '"')
+            elif (f.lo is None or block.number >= f.lo) and (f.hi is None
+                                                              or block.number <= f.hi):
+                text = block.removed_log_json if removed else block.log_json
+                f.backlog.extend(text(i) for i in f.flt.select(block.index))
+            if len(f.backlog) > self.max_backlog:
+                dropped.append(fid)
+        for fid in dropped:
+            del self._filters[fid]

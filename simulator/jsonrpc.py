@@ -4,7 +4,11 @@
 and returns the response text (``None`` when only notifications were sent) plus, for the
 request counters, which methods were called and how they ended. Subscriptions need a
 :class:`SubscriptionHost` (a WebSocket connection); over HTTP ``eth_subscribe`` does not
-exist, as on geth.
+exist, as on geth. Installed filters (``eth_newFilter``, ``eth_newBlockFilter``,
+``eth_getFilterChanges``, ``eth_getFilterLogs``, ``eth_uninstallFilter``: what web3.py's
+``w3.eth.filter`` and ethers' JsonRpcProvider events poll) belong to the node
+(:class:`~simulator.filters.PollFilters`, fed by the server at every published or orphaned
+block) and expire after 5 unpolled minutes, as on geth.
 
 Errors: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
 invalid params, -32005 limits (too many results, subscriptions), -32003 response too large
@@ -28,14 +32,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from polyvocab.bounds import nesting_ok
 from simulator.chain import Chain, ChainBlock, Steps, run_steps
-from simulator.filters import FilterError, LogFilter, parse_topic
+from simulator.filters import FILTER_TIMEOUT_S, FilterError, LogFilter, PollFilters, parse_topic
 from simulator.providers import profile
 from simulator.recording import compact_json
 from simulator.settings import NodeSettings
@@ -212,6 +218,14 @@ def _quantity(value: Any, pos: int) -> int:
     return int(body, 16)
 
 
+def _filter_id(p: list[Any]) -> str:
+    if not p:
+        raise RpcError(-32602, "missing value for required argument 0")
+    if not isinstance(p[0], str) or len(p[0]) > MAX_ID_CHARS:
+        raise _arg_error(0, "filter id must be a string")
+    return p[0]
+
+
 def _hash(value: Any, pos: int) -> str:
     try:
         return parse_topic(value)
@@ -311,11 +325,21 @@ class LaggingChain:
 class JsonRpc:
     """The method table of the mock node, over a :class:`Chain` (or a lagging view of it)."""
 
-    def __init__(self, chain: Chain | LaggingChain, settings: NodeSettings | None = None
-                 ) -> None:
+    def __init__(self, chain: Chain | LaggingChain, settings: NodeSettings | None = None,
+                 *, clock_ns: Callable[[], int] = time.monotonic_ns,
+                 poll_filters: PollFilters | None = None) -> None:
+        """``clock_ns``: the replay's clock (installed filters expire on it);
+        ``poll_filters``: the node's installed filters (a lagging view shares its node's)."""
         self.chain = chain
         self.settings = settings or NodeSettings()
         self.profile = profile(self.settings.profile)
+        self.clock_ns = clock_ns
+        if poll_filters is None:
+            speed = chain.chain.speed if isinstance(chain, LaggingChain) else chain.speed
+            poll_filters = PollFilters(timeout_ns=int(FILTER_TIMEOUT_S * 1e9 / speed),
+                                       new_id=lambda: "0x" + os.urandom(16).hex())
+        #: fed by the server at every published and orphaned block
+        self.poll_filters = poll_filters
         self._lagging: dict[int, JsonRpc] = {}
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
@@ -331,6 +355,11 @@ class JsonRpc:
             "eth_getTransactionReceipt": self._get_receipt,
             "eth_subscribe": self._subscribe,
             "eth_unsubscribe": self._unsubscribe,
+            "eth_newFilter": self._new_filter,
+            "eth_newBlockFilter": self._new_block_filter,
+            "eth_getFilterChanges": self._get_filter_changes,
+            "eth_getFilterLogs": self._get_filter_logs,
+            "eth_uninstallFilter": self._uninstall_filter,
         }
 
     def lagging(self, blocks: int) -> JsonRpc:
@@ -339,7 +368,9 @@ class JsonRpc:
         rpc = self._lagging.get(blocks)
         if rpc is None:
             base = self.chain.chain if isinstance(self.chain, LaggingChain) else self.chain
-            rpc = self._lagging[blocks] = JsonRpc(LaggingChain(base, blocks), self.settings)
+            rpc = self._lagging[blocks] = JsonRpc(LaggingChain(base, blocks), self.settings,
+                                                  clock_ns=self.clock_ns,
+                                                  poll_filters=self.poll_filters)
         return rpc
 
     # -- envelope ---------------------------------------------------------------------------
@@ -435,6 +466,9 @@ class JsonRpc:
                 raise RpcError(-32601, f"the method {shown} does not exist/is not available")
             if method == "eth_getLogs":
                 result = yield from self._get_logs_steps(params, budget)
+            elif method == "eth_getFilterLogs":
+                criteria = self._filter_criteria(params)
+                result = yield from self._get_logs_steps([criteria], budget)
             else:
                 result = fn(params, host)
         except RpcError as exc:
@@ -562,6 +596,61 @@ class JsonRpc:
             code, text = self.profile.results_error(shown, s.logs_max_range, start,
                                                     start + max(room - 1, 0))
         return RpcError(code, text)
+
+    # -- installed filters (polled over HTTP: ethers' JsonRpcProvider events, web3.py's
+    # w3.eth.filter) ---------------------------------------------------------------------------
+    def _new_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        if not p or not isinstance(p[0], dict):
+            raise RpcError(-32602, "invalid argument 0: filter must be an object")
+        obj = p[0]
+        if obj.get("blockHash") is not None:  # a filter of one past block has no changes
+            raise RpcError(-32602, "invalid argument 0: blockHash is not a filter of new "
+                                   "blocks (use eth_getLogs)")
+        try:
+            flt = LogFilter.parse(obj)
+        except FilterError as exc:
+            raise _arg_error(0, str(exc)) from None
+        lo, hi = self._filter_bound(obj.get("fromBlock")), self._filter_bound(obj.get("toBlock"))
+        if lo is not None and hi is not None and lo > hi:
+            raise RpcError(-32000, "invalid from and to block combination")  # geth's text
+        return self._install(flt, lo=lo, hi=hi, criteria=obj)
+
+    def _filter_bound(self, tag: Any) -> int | None:
+        """A filter's fromBlock/toBlock: a height, or None for one that moves with the head
+        (missing, null, latest, pending, safe, finalized)."""
+        if tag is None or (isinstance(tag, str) and tag in _TAGS and tag != "earliest"):
+            return None
+        if tag == "earliest":
+            return self.chain.first_number
+        return _quantity(tag, 0)
+
+    def _new_block_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        return self._install(None)
+
+    def _install(self, flt: LogFilter | None, **where: Any) -> str:
+        fid = self.poll_filters.install(flt, self.clock_ns(), **where)
+        if fid is None:
+            raise RpcError(-32005, f"too many filters: limit of "
+                                   f"{self.poll_filters.max_filters} installed on the node")
+        return fid
+
+    def _get_filter_changes(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        found = self.poll_filters.changes(_filter_id(p), self.clock_ns())
+        if found is None:
+            raise RpcError(-32000, "filter not found")  # geth's errFilterNotFound
+        return RawJson("[" + ",".join(found) + "]")
+
+    def _filter_criteria(self, p: list[Any]) -> dict[str, Any]:
+        criteria = self.poll_filters.log_criteria(_filter_id(p), self.clock_ns())
+        if criteria is None:
+            raise RpcError(-32000, "filter not found")
+        return criteria
+
+    def _get_filter_logs(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        return self._get_logs([self._filter_criteria(p)], h)
+
+    def _uninstall_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        return self.poll_filters.uninstall(_filter_id(p), self.clock_ns())
 
     # -- transactions -------------------------------------------------------------------------
     def _get_tx(self, p: list[Any], h: SubscriptionHost | None) -> Any:

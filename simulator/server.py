@@ -385,7 +385,7 @@ class Simulator:
         # a streamed chain reads its history after the server listens (start-up at once)
         self.chain = Chain(recording, settings=self.settings, speed=speed, t0_ns=0,
                            defer_history=True)
-        self.rpc = JsonRpc(self.chain, self.settings.node)
+        self.rpc = JsonRpc(self.chain, self.settings.node, clock_ns=clock_ns)
         self.history = history or SimHistory(keep=True, clock_ns=clock_ns)
         self.board = FaultBoard()
         self.nemesis = Nemesis(self.board)
@@ -719,6 +719,7 @@ class Simulator:
                         block.log_json(i)
 
     def _fan_out(self, block: ChainBlock) -> None:
+        self.rpc.poll_filters.on_block(block)
         head = None
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
@@ -732,6 +733,7 @@ class Simulator:
                         conn.notify(sub, block.log_json(i))
 
     def _fan_out_removed(self, block: ChainBlock) -> None:
+        self.rpc.poll_filters.on_removed(block)
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
                 if sub.kind == "logs":

@@ -4,11 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
+import pytest
+from web3 import Web3
+from web3.exceptions import Web3RPCError
 
+from polyvocab import ORDER_FILLED_V1, address_topic
+from simulator.filters import BlockIndex, LogFilter
 from simulator.server import Simulator
 from simulator.settings import LagSettings, SimSettings
 from tests.simulator.node_fixtures import WALLETS, make_recording
@@ -50,3 +56,120 @@ def test_explorer_proxy_block_number_is_the_nodes_head_not_the_indexs() -> None:
                                    topic2="0x" + "0" * 24 + WALLETS[1][2:])
             assert rows == {"status": "0", "message": "No records found", "result": []}
     run(main)
+
+
+# -- installed filters: eth_newFilter / eth_newBlockFilter / eth_getFilterChanges --------------
+
+@pytest.fixture
+def idle_node() -> Iterator[tuple[Simulator, asyncio.AbstractEventLoop]]:
+    """A node on its own event loop thread (web3.py's HTTPProvider is synchronous), not
+    replaying until the test calls ``sim.begin()`` on its loop."""
+    loop = asyncio.new_event_loop()
+    sim = Simulator(make_recording(6), speed=1000, autostart=False)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(sim.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(TIMEOUT)
+    try:
+        yield sim, loop
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(TIMEOUT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(TIMEOUT)
+        loop.close()
+
+
+def test_web3_filters_polled_over_http_get_the_new_blocks_and_logs(
+        idle_node: tuple[Simulator, asyncio.AbstractEventLoop]) -> None:
+    """web3.py's ``w3.eth.filter`` (and ethers' JsonRpcProvider events, which install one
+    by default) poll installed filters: eth_newFilter / eth_newBlockFilter, then
+    eth_getFilterChanges for what came since. Every node and provider has them; the mock
+    answered -32601, so the Python polling recipe failed at its first line."""
+    sim, loop = idle_node
+    rec = sim.recording
+    w3 = Web3(Web3.HTTPProvider(sim.urls["http"]))
+    wallet = address_topic(WALLETS[1])
+    logs_filter = w3.eth.filter({"fromBlock": rec.blocks[0].number,
+                                 "topics": [ORDER_FILLED_V1, None, wallet]})
+    blocks_filter = w3.eth.filter("latest")
+    assert logs_filter.get_new_entries() == [] and blocks_filter.get_new_entries() == []
+    loop.call_soon_threadsafe(sim.begin)
+    asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop).result(TIMEOUT)
+    want = [(lg["transactionHash"], int(lg["logIndex"], 16)) for b in rec.blocks
+            for lg in b.logs if lg["topics"][0] == ORDER_FILLED_V1 and lg["topics"][2] == wallet]
+    got = logs_filter.get_new_entries()
+    assert [(e["transactionHash"].to_0x_hex(), e["logIndex"]) for e in got] == want
+    assert logs_filter.get_new_entries() == []  # handed over once
+    assert [h.to_0x_hex() for h in blocks_filter.get_new_entries()] == [b.hash for b in rec.blocks]
+    assert len(logs_filter.get_all_entries()) == len(want)  # eth_getFilterLogs
+    assert w3.eth.uninstall_filter(logs_filter.filter_id) is True
+    assert w3.eth.uninstall_filter(logs_filter.filter_id) is False
+    with pytest.raises(Web3RPCError, match="filter not found"):
+        logs_filter.get_new_entries()
+
+
+def test_a_polled_filter_gets_the_orphaned_logs_again_as_removed_on_a_reorg() -> None:
+    """geth's log filters, like logs subscriptions, hand over the logs of orphaned blocks
+    again with ``removed: true``, then the new blocks' logs."""
+    async def main() -> None:
+        async with Simulator(make_recording(6), speed=1000) as sim, \
+                aiohttp.ClientSession() as h:
+            await sim.wait_published(6)
+            fid = await _rpc(h, sim, "eth_newFilter", [{"topics": [ORDER_FILLED_V1]}])
+            sim.start_fault("reorg", params={"depth": 2, "seed": 4})
+            reorg = sim.history.events("reorg")[0]
+            changes = await _rpc(h, sim, "eth_getFilterChanges", [fid])
+            removed = [lg for lg in changes if lg["removed"]]
+            assert {lg["blockHash"] for lg in removed} == set(reorg["old_hashes"])
+            assert len(removed) == 2 * 2  # two trades in each of the two orphaned blocks
+            assert changes[:len(removed)] == removed  # the orphans first
+            assert {lg["blockHash"] for lg in changes[len(removed):]} <= set(
+                reorg["new_hashes"])
+    run(main)
+
+
+async def _rpc(h: aiohttp.ClientSession, sim: Simulator, method: str, params: list[Any]
+               ) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    async with h.post(sim.urls["http"], json=body) as resp:
+        answer = await resp.json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+class _Block:
+    def __init__(self, number: int, logs: int) -> None:
+        self.number = number
+        self.hash = "0x" + f"{number:064x}"
+        self.index = BlockIndex([{"address": "0x" + "a" * 40, "topics": []}] * logs)
+
+    def log_json(self, i: int) -> str:
+        return f'{{"n":{self.number},"i":{i}}}'
+
+    def removed_log_json(self, i: int) -> str:
+        return f'{{"n":{self.number},"i":{i},"removed":true}}'
+
+
+def test_installed_filters_expire_unpolled_and_are_bounded() -> None:
+    from simulator.filters import PollFilters  # new with the filters (fail-before: import)
+
+    ids = iter(f"0x{i}" for i in range(100))
+    pf = PollFilters(timeout_ns=300, new_id=lambda: next(ids), max_filters=2, max_backlog=5)
+    a = pf.install(LogFilter(), 0, lo=11, hi=12)
+    b = pf.install(None, 0)
+    assert a and b and pf.install(None, 0) is None  # the cap
+    for n in (10, 11, 12, 13):
+        pf.on_block(_Block(n, 1))
+    assert pf.changes(a, 100) == ['{"n":11,"i":0}', '{"n":12,"i":0}']  # its range only
+    assert pf.changes(b, 100) == ['"' + _Block(n, 1).hash + '"' for n in (10, 11, 12, 13)]
+    assert pf.changes(a, 399) == [] and pf.changes(b, 399) == []  # polled at 100: alive
+    assert pf.changes(a, 698) == [] and pf.changes(b, 700) is None  # b expired at 699
+    pf.on_block(_Block(12, 6))  # more than a backlog: a client that stopped polling
+    assert pf.changes(a, 702) is None and len(pf) == 0
