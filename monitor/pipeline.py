@@ -30,9 +30,11 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
+from monitor.alerts import Alerter
 from monitor.clock import Clock, SystemClock
 from monitor.cores import Decision, DedupEntry, Deduplicator
 from monitor.history import History, NullHistory
+from monitor.redact import redact
 from monitor.sinks import Sink, SinkEvent
 from monitor.stages import FrameStamps, stage_offsets
 from monitor.store import OutboxItem, Store
@@ -66,6 +68,9 @@ class Pipeline:
     #: waited behind it, silently. Past this it is cancelled and counts as a sink failure:
     #: the event stays in the outbox, sent again ``uncertain`` (it may have acted)
     SINK_TIMEOUT_S = 60.0
+    #: seconds (loop clock) between two ``sink_failed`` alerts of a sink that fails,
+    #: recovers and fails again (each streak's first failure, at most this often)
+    SINK_ALERT_EVERY_S = 300.0
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
@@ -101,6 +106,12 @@ class Pipeline:
         #: acted); they go out ``uncertain`` until one emit of theirs returns
         self._raised: set[int] = set()
         self._sending = asyncio.Lock()  # held while events go to the sink (see _send_all)
+        #: where a failing sink and its recovery are told (the monitor's alerter, set
+        #: once it exists); None: the log and the history only
+        self.alerts: Alerter | None = None
+        self._failure_alerted = False  # this streak's sink_failed alert went out
+        self._last_failure_alert = float("-inf")
+        self._alert_tasks: set[asyncio.Task[Any]] = set()
 
     async def recover(self) -> int:
         """Deliver whatever the outbox still holds (after a crash). Returns how many.
@@ -375,6 +386,7 @@ class Pipeline:
                                   len(items) - len(sent))
                         self.history.record("sink_error", error=type(exc).__name__,
                                             reason=reason[:200])
+                        self._alert_failure(f"{type(exc).__name__}: {reason}"[:200])
                     self.sink_failing = True
                     return len(sent)
                 sent.append(item.seq)
@@ -399,9 +411,44 @@ class Pipeline:
                 self.sink_failing = False
                 log.info("sink delivering again")
                 self.history.record("sink_recovered")
+                if self._failure_alerted:
+                    self._failure_alerted = False
+                    self._alert("sink_recovered", "monitor sink delivering again: the "
+                                "trades kept in the outbox were sent")
         finally:  # written with the next transaction, not one more fsync'd commit
             self.store.mark_sent_later(sent)
         return len(sent)
+
+    def _alert_failure(self, reason: str) -> None:
+        """Tell the operator the sink fails (nothing reaches the bot until it works):
+        the first failure of a streak, at most every :attr:`SINK_ALERT_EVERY_S`."""
+        now = asyncio.get_running_loop().time()
+        if self.alerts is None or now - self._last_failure_alert < self.SINK_ALERT_EVERY_S:
+            return
+        self._last_failure_alert, self._failure_alerted = now, True
+        self._alert("sink_failed", f"monitor sink FAILED ({reason}): trades are kept in "
+                                   "the outbox and sent again while the monitor runs")
+
+    def _alert(self, kind: str, text: str) -> None:
+        """Send in the background: a slow or dead alert channel never holds delivery."""
+        if self.alerts is None:
+            return
+        task = asyncio.create_task(self._send_alert(self.alerts, kind, text),
+                                   name=f"alert-{kind}")
+        self._alert_tasks.add(task)
+        task.add_done_callback(self._alert_tasks.discard)
+
+    @staticmethod
+    async def _send_alert(alerts: Alerter, kind: str, text: str) -> None:
+        try:
+            await alerts.send(kind, text)
+        except Exception as exc:  # an Alerter must not raise; be safe anyway
+            log.warning("alert %s failed: %s", kind, redact(f"{type(exc).__name__}: {exc}"))
+
+    async def flush_alerts(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) for the alerts still being sent (at stop)."""
+        if self._alert_tasks:
+            await asyncio.wait(set(self._alert_tasks), timeout=timeout)
 
     def _sink_failure(self, exc: Exception, *, timed_out: bool) -> str:
         """What went wrong in ``sink.emit``, for the log and the history (a timeout's own

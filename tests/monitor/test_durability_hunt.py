@@ -165,3 +165,38 @@ def test_the_torn_tail_scan_agrees_with_rfind(chunk: int, tmp_path: Path,
         with pf.open_private(f) as out:
             out.write("z\n")
         assert f.read_bytes() == data[:data.rfind(b"\n") + 1] + b"z\n"
+
+
+class _Alerts:
+    """An alerter that records (kind, text)."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str]] = []
+
+    async def send(self, kind: str, text: str) -> bool:
+        self.got.append((kind, text))
+        return True
+
+
+def test_a_failing_sink_is_alerted_once_a_streak_and_its_recovery_too(
+        tmp_path: Path) -> None:
+    """The bot's executor down (or the detections disk full): trades pile up in the
+    outbox, copied by no one, and only a log line and a counter said so: no alert reached
+    the operator. The first failure of a streak is alerted, the redeliveries that fail
+    again are not, and the recovery is."""
+    bot = _Bot(fail=(1, 2, 3))
+    alerts = _Alerts()
+    p = Pipeline(Store(tmp_path / "s.db"), CallbackSink(bot), wallets=[WALLET])
+    p.alerts = alerts
+
+    async def go() -> None:
+        await p.on_logs(_logs(2), "ws")
+        await p.redeliver()
+        await p.redeliver()
+        await p.redeliver()  # the executor is back
+        await p.flush_alerts(10.0)
+
+    asyncio.run(go())
+    assert [k for k, _ in alerts.got] == ["sink_failed", "sink_recovered"]
+    assert "ConnectionError" in alerts.got[0][1] and "outbox" in alerts.got[0][1]
+    assert not p.sink_failing
