@@ -103,7 +103,7 @@ from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.stages import FrameStamps
 from monitor.store import Store
 from monitor.supervisor import Supervisor
-from monitor.trades import DecodeError, word_hex
+from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
 from polyvocab.policies import is_beyond_head, is_range_too_large
@@ -122,6 +122,10 @@ LIVE_QUEUE_MAX_BYTES = 64 << 20
 #: a live log larger than this (as :func:`live_log_bytes` counts) is no OrderFilled:
 #: one is ~1.5 kB (its data 5 to 7 words, four topics, hashes and numbers as hex)
 MAX_LIVE_LOG_BYTES = 8192
+#: a sweep's trade at least this many blocks below the feed's head, in a block whose head
+#: this connection announced, should have come live: the logs subscription is silent (see
+#: :meth:`WsShard._missed_live`)
+LIVE_MISS_BLOCKS = 3
 _MAX_LIST = 8  # topics: OrderFilled has four
 
 
@@ -364,6 +368,8 @@ class WsShard:
         # until a sync has covered it: heads do not move the cursor past it meanwhile
         self._dropped_from: int | None = None
         self._drops = 0  # how many so far (a sync clears only what it started after)
+        self._live_busy = False  # a batch of live logs is being delivered
+        self._live_miss_conn: float | None = None  # the connection re-made for missed logs
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
@@ -502,13 +508,14 @@ class WsShard:
                                   if forward_only and b > block}
 
     async def _on_logs_sliced(self, logs: list[dict[str, Any]], *,
-                              changes: ChangeMark | None = None) -> bool:
+                              changes: ChangeMark | None = None, sweep: bool = False) -> bool:
         """A backfill's logs to the pipeline, ``BACKFILL_SLICE`` at a time (in order), the
         event loop running in between; in firehose mode other makers' logs are dropped
         before decoding, as live notifications are. With ``changes`` (where the chain
         changes stood when the logs were asked): False, delivering no further slice, once
         the feed has shown a reorg since, or removed the block of a log not yet
-        delivered."""
+        delivered. ``sweep``: a sync's logs, whose trades the feed should have sent live
+        (see :meth:`_check_live_missed`)."""
         if self.firehose:
             n = len(logs)
             logs = [lg for lg in logs if self._watched(lg)]
@@ -518,8 +525,45 @@ class WsShard:
                 await asyncio.sleep(0)
             if changes is not None and self._changes.stale(changes, logs[i:]):
                 return False
-            await self.pipeline.on_logs(logs[i:i + self.BACKFILL_SLICE], "backfill")
+            delivered = await self.pipeline.on_logs(logs[i:i + self.BACKFILL_SLICE], "backfill")
+            if sweep and delivered:
+                self._check_live_missed(delivered)
         return changes is None or not self._changes.reorged_since(changes)
+
+    def _missed_live(self, trades: Sequence[Trade]) -> list[Trade]:
+        """Of ``trades`` a sync just delivered (the live feed had not), those the logs
+        subscription should have sent: in a block above this connection's first head whose
+        head it announced (same hash), ``LIVE_MISS_BLOCKS`` below its head, while nothing
+        live waits for delivery, none was dropped and no reorg is being re-checked."""
+        live_from, head = self.live_from, self.head
+        if (live_from is None or head is None or self.manager.state is not ConnState.CONNECTED
+                or self._live_busy or not self._inbox.empty() or self._dropped_from is not None
+                or self._reorg_from is not None):
+            return []
+        return [t for t in trades if live_from < t.block_number <= head - LIVE_MISS_BLOCKS
+                and (self.tracker.hash_at(t.block_number) or "").lower()
+                == t.block_hash.lower()]
+
+    def _check_live_missed(self, trades: Sequence[Trade]) -> None:
+        """A logs subscription that stopped delivering while heads flow (a provider's
+        failover, a subscription dropped on its side) looks healthy: pings and heads go on,
+        and only the sweeps find its trades, ``reconcile_interval`` late, for as long as
+        the socket stays up. Trades a sweep found that it should have sent re-make the
+        connection (once a connection)."""
+        missed = self._missed_live(trades)
+        if not missed:
+            return
+        self.counters["live_missed"] += len(missed)
+        connection = self.manager.connected_at
+        if self._live_miss_conn == connection:
+            return
+        self._live_miss_conn = connection
+        blocks = sorted({t.block_number for t in missed})
+        log.warning("[%s] %d trade(s) of block(s) %d..%d came by eth_getLogs only, not on the "
+                    "logs subscription: re-making it", self.conn_id, len(missed), blocks[0],
+                    blocks[-1])
+        self.manager.force_reconnect(f"logs_silent: {len(missed)} trade(s) of blocks "
+                                     f"{blocks[0]}..{blocks[-1]} not notified")
 
     def _watched(self, entry: dict[str, Any]) -> bool:
         """False only for a well-formed log of a maker this shard does not watch."""
@@ -611,6 +655,7 @@ class WsShard:
             while len(batch) < 1000 and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             self._inbox_bytes -= sum(size for _l, _s, size in batch)
+            self._live_busy = True
             try:
                 await self._deliver(batch)
             except Exception as exc:  # never lose the delivery task; the next sync re-fetches
@@ -619,6 +664,8 @@ class WsShard:
                             self.conn_id, type(exc).__name__, redact(str(exc)))
                 self._live_lost([entry for entry, _f, _n in batch])
                 self._wake.set()
+            finally:
+                self._live_busy = False
 
     def _live_lost(self, logs: list[dict[str, Any]]) -> None:
         """Live logs that will not be delivered (dropped, or their delivery failed): a
@@ -1043,7 +1090,8 @@ class WsShard:
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
             changes = self._changes.mark()
             logs = await self._get_logs(a, b)
-            if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes):
+            if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes,
+                                              sweep=True):
                 # the feed saw a reorg while these logs were fetched or delivered: they may
                 # be the old chain's, and would deliver again a trade the feed has just
                 # retracted (an orphan at the sink twice). The cursor stays; the re-check

@@ -264,3 +264,47 @@ def test_a_subscribe_unanswered_on_a_live_connection_is_made_on_a_new_one(
             await mgr.stop()
             history.close()
     asyncio.run(go())
+
+
+# -- a logs subscription that went silent while heads flow -------------------------------
+
+def test_a_logs_subscription_that_misses_trades_while_heads_flow_is_re_made(
+        tmp_path: Path) -> None:
+    """The logs subscription stopped delivering (a provider's failover, a subscription
+    dropped server-side) while heads and pings went on: the feed looked healthy, the
+    reconcile sweep found each trade ``reconcile_interval`` late - and nothing ever re-made
+    the subscription, so every later trade came that late too, for as long as the socket
+    stayed up, with no alert. A sweep that finds a trade the feed should have sent (a block
+    of this connection, two blocks behind its head, nothing queued or dropped live) now
+    re-makes the connection."""
+    missed = order_filled(block=102, tx=7)
+    later = order_filled(block=107, tx=8)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await until(lambda: (cursor(mon) or 0) >= 99, "first sync")
+                node.logs.append(missed)  # on the chain; the subscription says nothing
+                for n in range(101, 106):
+                    node.head = n
+                    await node.new_head(n)
+                await until(lambda: len(sink.events) == 1, "the missed trade, by a sweep")
+                assert sink.events[0].source == "backfill"
+                manager = mon.shards[0].manager
+                await until(lambda: manager.metrics.connects >= 2
+                            and manager.state is ConnState.CONNECTED,
+                            "the subscription re-made", timeout=5.0)
+                assert mon.shards[0].counters["live_missed"] == 1
+                node.head = 106
+                await node.new_head(106)
+                await node.notify("logs", later)
+                await until(lambda: len(sink.events) == 2, "a later trade, live")
+                assert sink.events[1].source == "ws"
+            # no other cause of a reconnect within the test: heads stale only after 200 s
+            await run_monitor(node, tmp_path, body, reconcile_interval=4.0,
+                              staleness_blocks=100)
+    asyncio.run(go())
