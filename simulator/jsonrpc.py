@@ -218,6 +218,14 @@ def _quantity(value: Any, pos: int) -> int:
     return int(body, 16)
 
 
+#: geth over HTTP (rpc/handler.go): eth_subscribe is ErrNotificationsUnsupported, and
+#: eth_unsubscribe finds no subscription on the request's (HTTP) connection
+#: (code, message); a new RpcError at each raise (a raised instance keeps its traceback)
+_SUBSCRIPTION_NOT_FOUND = (-32000, "subscription not found")
+_NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported"),
+                     "eth_unsubscribe": _SUBSCRIPTION_NOT_FOUND}
+
+
 def _filter_id(p: list[Any]) -> str:
     if not p:
         raise RpcError(-32602, "missing value for required argument 0")
@@ -461,7 +469,9 @@ class JsonRpc:
             if not isinstance(params, list):
                 raise RpcError(-32602, "non-array args")
             fn = self.methods.get(method)
-            if fn is None or (host is None and method in ("eth_subscribe", "eth_unsubscribe")):
+            if host is None and method in ("eth_subscribe", "eth_unsubscribe"):
+                raise RpcError(*_NO_NOTIFICATIONS[method])
+            if fn is None:
                 shown = method if len(method) <= 64 else method[:64] + "..."
                 raise RpcError(-32601, f"the method {shown} does not exist/is not available")
             if method == "eth_getLogs":
@@ -705,10 +715,16 @@ class JsonRpc:
             except FilterError as exc:
                 raise _arg_error(1, str(exc)) from None
             return h.subscribe("logs", flt)
-        raise RpcError(-32602, f"no \"{kind}\" subscription in eth namespace")
+        # geth's subscriptionNotFoundError is a -32601 (go-ethereum's client reads that
+        # code as ErrNotificationsUnsupported)
+        raise RpcError(-32601, f"no \"{kind}\" subscription in eth namespace")
 
     def _unsubscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         assert h is not None
         if not p or not isinstance(p[0], str):
             raise RpcError(-32602, "invalid argument 0: expected subscription id")
-        return h.unsubscribe(p[0])
+        if h.unsubscribe(p[0]):
+            return True
+        if self.profile.unsubscribe_unknown == "error":
+            raise RpcError(*_SUBSCRIPTION_NOT_FOUND)
+        return False

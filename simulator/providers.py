@@ -62,6 +62,9 @@ class ProviderProfile:
     unconfirmed: frozenset[str] = frozenset()
     #: eth_getLogs with toBlock above the head: "error" (-32602) or "clamp" (logs to head)
     beyond_head: Literal["clamp", "error"] = "clamp"
+    #: eth_unsubscribe of an id the connection does not have: "false" (the boolean the
+    #: providers document) or "error" (geth: -32000 "subscription not found")
+    unsubscribe_unknown: Literal["false", "error"] = "false"
 
 
 def _geth_results(cap: int, _rng: int | None, start: int, stop: int) -> tuple[int, str]:
@@ -105,10 +108,13 @@ PROFILES: dict[str, ProviderProfile] = {p.name: p for p in (
                            "text 'block range extends beyond current head block' "
                            "(paradigmxyz/reth#20202 copies it); older geth clamped "
                            "(go-ethereum#24078)",
+            "unsubscribe_unknown": "go-ethereum rpc/handler.go unsubscribe: "
+                                   "ErrSubscriptionNotFound 'subscription not found' (no "
+                                   "error code: -32000)",
         },
         # which geth version bor's eth_getLogs follows is not confirmed
         unconfirmed=frozenset({"logs_max_results", "max_subscriptions", "beyond_head"}),
-        beyond_head="error"),
+        beyond_head="error", unsubscribe_unknown="error"),
     ProviderProfile(
         name="alchemy", logs_max_range=2000, logs_max_results=10000, range_rule="soft",
         range_error=_no_range, results_error=_alchemy_results,

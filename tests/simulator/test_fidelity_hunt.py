@@ -16,7 +16,7 @@ from web3.exceptions import Web3RPCError
 from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.filters import BlockIndex, LogFilter
 from simulator.server import Simulator
-from simulator.settings import LagSettings, SimSettings
+from simulator.settings import LagSettings, NodeSettings, SimSettings
 from tests.simulator.node_fixtures import WALLETS, make_recording
 
 TIMEOUT = 30.0
@@ -173,3 +173,44 @@ def test_installed_filters_expire_unpolled_and_are_bounded() -> None:
     assert pf.changes(a, 698) == [] and pf.changes(b, 700) is None  # b expired at 699
     pf.on_block(_Block(12, 6))  # more than a backlog: a client that stopped polling
     assert pf.changes(a, 702) is None and len(pf) == 0
+
+
+# -- subscription errors as geth answers them ------------------------------------------------
+
+async def _ws_call(ws: aiohttp.ClientWebSocketResponse, method: str, params: list[Any]
+                   ) -> dict[str, Any]:
+    await ws.send_json({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+    while True:  # the answer, past any notification
+        answer: dict[str, Any] = await ws.receive_json(timeout=TIMEOUT)
+        if answer.get("id") == 7:
+            return answer
+
+
+@pytest.mark.parametrize("profile", ["geth", "alchemy"])
+def test_subscription_errors_have_geths_codes_and_texts(profile: str) -> None:
+    """geth answers an unknown subscription kind with -32601 (its client reads that code
+    as ErrNotificationsUnsupported), eth_subscribe over HTTP with -32601 "notifications not
+    supported", and eth_unsubscribe of an id the connection does not have with -32000
+    "subscription not found" (providers document a boolean: false). The mock answered
+    -32602, "the method eth_subscribe does not exist/is not available" and false."""
+    settings = SimSettings(node=NodeSettings(profile=profile))
+
+    async def main() -> None:
+        async with Simulator(make_recording(3), settings=settings, speed=1000) as sim, \
+                aiohttp.ClientSession() as h, h.ws_connect(sim.urls["ws"]) as ws:
+            unknown = await _ws_call(ws, "eth_subscribe", ["nope"])
+            assert unknown["error"] == {"code": -32601,
+                                        "message": 'no "nope" subscription in eth namespace'}
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
+            async with h.post(sim.urls["http"], json=body) as resp:
+                over_http = await resp.json()
+            assert over_http["error"] == {"code": -32601,
+                                          "message": "notifications not supported"}
+            sub = (await _ws_call(ws, "eth_subscribe", ["newHeads"]))["result"]
+            assert (await _ws_call(ws, "eth_unsubscribe", [sub]))["result"] is True
+            again = await _ws_call(ws, "eth_unsubscribe", [sub])
+            if profile == "geth":
+                assert again["error"] == {"code": -32000, "message": "subscription not found"}
+            else:
+                assert again["result"] is False
+    run(main)
