@@ -837,7 +837,10 @@ class Simulator:
         self.history.record("reorg", depth=result.depth, from_number=result.from_number,
                             old_hashes=[b.hash for b in result.old],
                             new_hashes=[b.hash for b in result.new])
-        for block in reversed(result.old):
+        # geth sends the orphans' logs in forward order, the oldest orphan first
+        # (core/blockchain.go reorg: "uses forward order ... for legacy reasons"): a client
+        # reading the first removed log as the fork point finds the right block
+        for block in result.old:
             self._fan_out_removed(block)
         for block in result.new:
             self.history.record("block_published", t_ns=block.visible_ns,

@@ -214,3 +214,30 @@ def test_subscription_errors_have_geths_codes_and_texts(profile: str) -> None:
             else:
                 assert again["result"] is False
     run(main)
+
+
+def test_a_reorg_resends_the_orphans_logs_in_geths_forward_order() -> None:
+    """geth re-sends the logs of orphaned blocks oldest block first, each block's logs in
+    order (core/blockchain.go reorg), to logs subscriptions and installed filters alike:
+    the first removed log is the fork point. The mock sent the newest orphan first."""
+    async def main() -> None:
+        async with Simulator(make_recording(8, trades_per_block=3), speed=1000) as sim, \
+                aiohttp.ClientSession() as h, h.ws_connect(sim.urls["ws"]) as ws:
+            await sim.wait_published(8)
+            flt = {"topics": [ORDER_FILLED_V1]}
+            sub = (await _ws_call(ws, "eth_subscribe", ["logs", flt]))["result"]
+            fid = await _rpc(h, sim, "eth_newFilter", [flt])
+            sim.start_fault("reorg", params={"depth": 3, "seed": 4})
+            orphans = sim.history.events("reorg")[0]["old_hashes"]
+            want = [(b.hash, i) for b in sim.recording.blocks if b.hash in orphans
+                    for i in range(3)]
+            notified: list[dict[str, Any]] = []
+            while len(notified) < len(want):
+                msg = await ws.receive_json(timeout=TIMEOUT)
+                assert msg["params"]["subscription"] == sub
+                notified.append(msg["params"]["result"])
+            polled = [lg for lg in await _rpc(h, sim, "eth_getFilterChanges", [fid])
+                      if lg["removed"]]
+            for got in (notified, polled):
+                assert [(lg["blockHash"], int(lg["logIndex"], 16) // 2) for lg in got] == want
+    run(main)
