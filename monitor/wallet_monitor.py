@@ -370,6 +370,9 @@ class WsShard:
         self._drops = 0  # how many so far (a sync clears only what it started after)
         self._live_busy = False  # a batch of live logs is being delivered
         self._live_miss_conn: float | None = None  # the connection re-made for missed logs
+        # the feed's head when the last logs notification came (this connection): a
+        # subscription that sent something since a missed trade's block is lossy, not dead
+        self._live_log_head: int | None = None
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
@@ -531,16 +534,20 @@ class WsShard:
         return changes is None or not self._changes.reorged_since(changes)
 
     def _missed_live(self, trades: Sequence[Trade]) -> list[Trade]:
-        """Of ``trades`` a sync just delivered (the live feed had not), those the logs
-        subscription should have sent: in a block above this connection's first head whose
-        head it announced (same hash), ``LIVE_MISS_BLOCKS`` below its head, while nothing
-        live waits for delivery, none was dropped and no reorg is being re-checked."""
-        live_from, head = self.live_from, self.head
+        """Of ``trades`` a sync just delivered (the live feed had not), those a dead logs
+        subscription failed to send: in a block above this connection's first head whose
+        head it announced (same hash), ``LIVE_MISS_BLOCKS`` below its head, with no logs
+        notification at all since the block before (one that sends others is lossy, not
+        dead: the sweeps fetch what it loses, and a reconnect would cost more), while
+        nothing live waits for delivery, none was dropped and no reorg is being
+        re-checked."""
+        live_from, head, heard = self.live_from, self.head, self._live_log_head
         if (live_from is None or head is None or self.manager.state is not ConnState.CONNECTED
                 or self._live_busy or not self._inbox.empty() or self._dropped_from is not None
                 or self._reorg_from is not None):
             return []
         return [t for t in trades if live_from < t.block_number <= head - LIVE_MISS_BLOCKS
+                and (heard is None or heard < t.block_number - 1)
                 and (self.tracker.hash_at(t.block_number) or "").lower()
                 == t.block_hash.lower()]
 
@@ -548,8 +555,8 @@ class WsShard:
         """A logs subscription that stopped delivering while heads flow (a provider's
         failover, a subscription dropped on its side) looks healthy: pings and heads go on,
         and only the sweeps find its trades, ``reconcile_interval`` late, for as long as
-        the socket stays up. Trades a sweep found that it should have sent re-make the
-        connection (once a connection)."""
+        the socket stays up. Trades a sweep found that a silent subscription should have
+        sent re-make the connection (once a connection)."""
         missed = self._missed_live(trades)
         if not missed:
             return
@@ -603,6 +610,7 @@ class WsShard:
 
     def _on_connected(self, reconnect: bool) -> None:
         self.live_from = None
+        self._live_log_head = None
         self.counters["connects"] += 1
         if reconnect:  # a reorg while the socket was down sent its removals to nobody:
             self._verified_restart = False  # check the delivered blocks again, as at start
@@ -619,6 +627,7 @@ class WsShard:
             self.pipeline.report_decode_error(result, "notification result is not a log object")
             return
         self.counters["notifications"] += 1
+        self._live_log_head = self.head if self.head is not None else -1
         if self.firehose and not self._watched(result):  # another maker's fill: dropped
             self.counters["other_wallet"] += 1            # before any decode or queueing
             return

@@ -308,3 +308,35 @@ def test_a_logs_subscription_that_misses_trades_while_heads_flow_is_re_made(
             await run_monitor(node, tmp_path, body, reconcile_interval=4.0,
                               staleness_blocks=100)
     asyncio.run(go())
+
+
+def test_a_lossy_logs_subscription_that_still_delivers_is_kept(tmp_path: Path) -> None:
+    """A subscription that lost one trade but delivers later ones is alive: the sweep
+    fetches what it lost, and no reconnect (a backoff, an alert, a re-check) is made for
+    it."""
+    lost = order_filled(block=102, tx=7)
+    later = order_filled(block=103, tx=8)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+                await node.new_head(100)
+                await until(lambda: (cursor(mon) or 0) >= 99, "first sync")
+                node.logs += [lost, later]
+                for n in range(101, 107):
+                    node.head = n
+                    if n == 103:
+                        await node.notify("logs", later)
+                    await node.new_head(n)
+                await until(lambda: len(sink.events) == 2, "the lost trade, by a sweep")
+                await until(lambda: (cursor(mon) or 0) >= 105, "a sweep past both")
+                assert [e.source for e in sink.events] == ["ws", "backfill"]
+                shard = mon.shards[0]
+                assert shard.manager.metrics.connects == 1
+                assert shard.counters["live_missed"] == 0
+            await run_monitor(node, tmp_path, body, reconcile_interval=4.0,
+                              staleness_blocks=100)
+    asyncio.run(go())
