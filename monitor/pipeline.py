@@ -71,6 +71,10 @@ class Pipeline:
     #: seconds (loop clock) between two ``sink_failed`` alerts of a sink that fails,
     #: recovers and fails again (each streak's first failure, at most this often)
     SINK_ALERT_EVERY_S = 300.0
+    #: outbox events one read of a redelivery takes (decoded at once, on the event loop):
+    #: the next page is read only once this one went through, so a sink that fails costs
+    #: a page a retry, not the whole outbox (100,000 events: 3.5 s of the loop)
+    REDELIVER_PAGE = 1_000
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
@@ -101,10 +105,12 @@ class Pipeline:
         self._next_outbox_prune_ns = 0
         self._marks_seen: tuple[int, int] | None = None  # waiting at the last redeliver()
         self.sink_failing = False
-        #: outbox seqs that may have reached the sink already: their emit raised, or a
-        #: previous process left them in the outbox (it may have died after the sink
-        #: acted); they go out ``uncertain`` until one emit of theirs returns
+        #: outbox seqs that may have reached the sink already (their emit raised or was
+        #: cancelled): they go out ``uncertain`` until one emit of theirs returns
         self._raised: set[int] = set()
+        #: the seqs up to this one were left in the outbox by a previous process, which
+        #: may have died after the sink acted on them: they always go out ``uncertain``
+        self._inherited_upto = 0
         self._sending = asyncio.Lock()  # held while events go to the sink (see _send_all)
         #: where a failing sink and its recovery are told (the monitor's alerter, set
         #: once it exists); None: the log and the history only
@@ -118,14 +124,13 @@ class Pipeline:
         These events go out ``uncertain``: the crashed process may have been inside the
         sink with any of them (see :class:`monitor.sinks.CallbackSink`)."""
         async with self._sending:
-            items = self.store.pending()
-            # uncertain until sent, by this call or, when the sink fails now, by a later
-            # redeliver(): they were sent as certain then (a bot acted on them twice)
-            self._raised.update(item.seq for item in items)
-            await self._send(items, retry=True)
-        if items:
-            log.info("redelivered %d outbox event(s) after restart", len(items))
-        return len(items)
+            # uncertain whoever sends them: this call or, when the sink fails now, a later
+            # redeliver() (which sent them as certain: a bot acted on them twice)
+            self._inherited_upto = self.store.last_seq()
+            sent = await self._send_pending()
+        if sent:
+            log.info("redelivered %d outbox event(s) after restart", sent)
+        return sent
 
     async def redeliver(self) -> int:
         """Re-send outbox events a failed sink left behind, then prune sent rows.
@@ -136,8 +141,7 @@ class Pipeline:
         # one event); what else waits goes at the next call
         if (self.sink_failing or self.store.has_pending()) and not self._sending.locked():
             async with self._sending:
-                items = self.store.pending()
-                sent = await self._send(items, retry=True)
+                sent = await self._send_pending()
             if sent:
                 log.info("redelivered %d outbox event(s)", sent)
         self.counters["outbox_pruned"] += self._maybe_prune_outbox()
@@ -149,6 +153,21 @@ class Pipeline:
             wait_s = 0.0 if pruned >= self.DEDUP_PRUNE_LIMIT else self.DEDUP_PRUNE_INTERVAL_S
             self._next_dedup_prune_ns = self._now_ns() + int(wait_s * 1e9)
         return sent
+
+    async def _send_pending(self) -> int:
+        """Send what the outbox holds now (``_sending`` held), a page
+        (:attr:`REDELIVER_PAGE`) at a time, stopping at the first failure; events queued
+        meanwhile (a batch waiting for the lock) are left to their own batch. Yields to
+        the loop between pages (the feed's reads and heartbeats)."""
+        top, after, sent = self.store.last_seq(), 0, 0
+        while True:
+            items = self.store.pending(after=after, upto=top, limit=self.REDELIVER_PAGE)
+            done = await self._send(items, retry=True)
+            sent += done
+            if done < len(items) or len(items) < self.REDELIVER_PAGE:
+                return sent
+            after = items[-1].seq
+            await asyncio.sleep(0)
 
     def _maybe_prune_outbox(self) -> int:
         """Prune the outbox when it is due (:attr:`OUTBOX_PRUNE_INTERVAL_S` or
@@ -368,7 +387,8 @@ class Pipeline:
                 event = SinkEvent(item.kind, item.trade_id, item.generation,
                                   _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
                                   item.trade, stages.get(item.trade_id) if stages else None,
-                                  item.payload, item.seq in self._raised)
+                                  item.payload, item.seq <= self._inherited_upto
+                                  or item.seq in self._raised)
                 deadline = asyncio.timeout(self.SINK_TIMEOUT_S)
                 try:
                     async with deadline:

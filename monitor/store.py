@@ -112,6 +112,7 @@ def _stamp_version(db: sqlite3.Connection, name: str) -> None:
         raise StoreError(f"state_db {name} cannot be written ({exc})") from None
 
 
+_MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for a seq
 _IN_LIMIT = 500  # values a statement's IN (...) takes: well under SQLite's variable limit
 
 
@@ -531,13 +532,17 @@ class Store:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     @_reads
-    def pending(self) -> list[OutboxItem]:
-        """Events queued but not confirmed by the sink, oldest first. Writes the pending
-        "sent" marks first."""
+    def pending(self, *, after: int = 0, upto: int | None = None,
+                limit: int | None = None) -> list[OutboxItem]:
+        """Events queued but not confirmed by the sink, oldest first: those of seq above
+        ``after`` and at most ``upto``, the first ``limit`` of them (a page: a long sink
+        outage leaves many, each decoded here). Writes the pending "sent" marks first."""
         self._write_sent_marks()
         rows = self._db.execute(
             "SELECT seq, kind, trade_id, generation, source, block_hash, payload FROM outbox "
-            "WHERE sent=0 ORDER BY seq").fetchall()
+            "WHERE sent=0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, _MAX_SEQ if upto is None else upto,
+             -1 if limit is None else limit)).fetchall()
         out = []
         for seq, kind, tid, gen, source, bh, payload in rows:
             trade = Trade.from_dict(json.loads(payload)) if payload else None
@@ -571,6 +576,11 @@ class Store:
                 " WHERE d.block_number < (SELECT MAX(block) FROM cursors) - ?"
                 " AND d.block_number < c.block - ? LIMIT ?)",
                 (retention_blocks, retention_blocks, limit)).rowcount)
+
+    @_reads
+    def last_seq(self) -> int:
+        """The highest seq the outbox holds (0: none)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0])
 
     @_reads
     def outbox_size(self) -> int:

@@ -14,6 +14,7 @@ from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.sinks import CallbackSink, SinkEvent
 from monitor.store import Store
+from monitor.trades import Trade
 
 
 class _Bot:
@@ -200,3 +201,47 @@ def test_a_failing_sink_is_alerted_once_a_streak_and_its_recovery_too(
     assert [k for k, _ in alerts.got] == ["sink_failed", "sink_recovered"]
     assert "ConnectionError" in alerts.got[0][1] and "outbox" in alerts.got[0][1]
     assert not p.sink_failing
+
+
+def test_a_redelivery_to_a_failing_sink_reads_a_page_of_the_outbox_not_all_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor down for a while: every ``outbox_retry_interval`` the redelivery read
+    and decoded the WHOLE outbox to fail on its first event (100,000 waiting trades: 3.5 s
+    of the event loop every 5 s; heartbeats missed, the live path stalled). It now reads
+    a page at a time, the next only once the one before went through; order and the
+    uncertain marks of a crashed process's events are kept across pages."""
+    monkeypatch.setattr(Pipeline, "REDELIVER_PAGE", 100, raising=False)
+    decoded = [0]
+    real = Trade.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Trade], d: dict[str, object]) -> Trade:
+        decoded[0] += 1
+        return real(cls, d)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Trade, "from_dict", classmethod(counting))
+    db = tmp_path / "s.db"
+    first = _Bot()
+
+    async def first_life() -> None:
+        p = Pipeline(Store(db), CallbackSink(first), wallets=[WALLET])
+        await p.on_logs(_logs(250), "ws")  # killed before the marks were written
+
+    bot = _Bot(fail=(1, 2, 3))
+
+    async def second_life() -> None:
+        p = Pipeline(Store(db), CallbackSink(bot), wallets=[WALLET])
+        await p.recover()
+        await p.on_logs([order_filled(tx=i) for i in range(251, 1001)], "ws")
+        decoded[0] = 0
+        await p.redeliver()
+        await p.redeliver()
+        assert decoded[0] <= 2 * 100, decoded[0]
+        await p.redeliver()  # the executor is back: everything, in order
+        assert not p.sink_failing and not p.store.has_pending()
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
+    want = [f"trade:0x{i:064x}:0:1" for i in range(1, 1001)]
+    keys = [k for k, _ in bot.calls[3:]]
+    assert keys == want
+    assert all(u for _, u in bot.calls[3:253]) and not any(u for _, u in bot.calls[253:])
