@@ -35,6 +35,7 @@ import math
 import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +54,10 @@ log = logging.getLogger("simulator.jsonrpc")
 
 MAX_NUMBER_DIGITS = 40  # a JSON number longer than this is refused before Python parses it
 MAX_ID_CHARS = 256  # request ids are echoed back: keep them short
+#: blocks reorgs orphaned, still found by hash (geth keeps side-chain blocks: by hash, a
+#: block and its logs are served after their height was reorged; receipts and
+#: transactions by hash only on the canonical chain). The newest are kept.
+MAX_ORPHANS = 64
 
 
 class RpcError(Exception):
@@ -335,9 +340,11 @@ class JsonRpc:
 
     def __init__(self, chain: Chain | LaggingChain, settings: NodeSettings | None = None,
                  *, clock_ns: Callable[[], int] = time.monotonic_ns,
-                 poll_filters: PollFilters | None = None) -> None:
+                 poll_filters: PollFilters | None = None,
+                 orphans: OrderedDict[str, ChainBlock] | None = None) -> None:
         """``clock_ns``: the replay's clock (installed filters expire on it);
-        ``poll_filters``: the node's installed filters (a lagging view shares its node's)."""
+        ``poll_filters``, ``orphans``: the node's installed filters and orphaned blocks (a
+        lagging view shares its node's)."""
         self.chain = chain
         self.settings = settings or NodeSettings()
         self.profile = profile(self.settings.profile)
@@ -348,6 +355,9 @@ class JsonRpc:
                                        new_id=lambda: "0x" + os.urandom(16).hex())
         #: fed by the server at every published and orphaned block
         self.poll_filters = poll_filters
+        #: lower-case hash -> block a reorg orphaned (:meth:`keep_orphan`), oldest first
+        self.orphans: OrderedDict[str, ChainBlock] = OrderedDict() if orphans is None \
+            else orphans
         self._lagging: dict[int, JsonRpc] = {}
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": lambda p, h: hex(self.chain.chain_id),
@@ -378,8 +388,27 @@ class JsonRpc:
             base = self.chain.chain if isinstance(self.chain, LaggingChain) else self.chain
             rpc = self._lagging[blocks] = JsonRpc(LaggingChain(base, blocks), self.settings,
                                                   clock_ns=self.clock_ns,
-                                                  poll_filters=self.poll_filters)
+                                                  poll_filters=self.poll_filters,
+                                                  orphans=self.orphans)
         return rpc
+
+    def keep_orphan(self, block: ChainBlock) -> None:
+        """A reorg orphaned ``block``: it is still found by its hash (the newest
+        :data:`MAX_ORPHANS`)."""
+        self.orphans[block.hash.lower()] = block
+        self.orphans.move_to_end(block.hash.lower())
+        while len(self.orphans) > MAX_ORPHANS:
+            self.orphans.popitem(last=False)
+
+    def block_by_hash(self, block_hash: str) -> ChainBlock | None:
+        """The block named ``block_hash``, canonical or orphaned by a reorg (geth serves
+        side-chain blocks by hash), that this node has (none above its head)."""
+        block = self.chain.block_by_hash(block_hash)
+        if block is None:
+            block = self.orphans.get(block_hash.lower())
+            if block is not None and block.number > self.chain.head_number:
+                return None
+        return block
 
     # -- envelope ---------------------------------------------------------------------------
     def handle(self, body: str | bytes, host: SubscriptionHost | None = None) -> Reply:
@@ -528,7 +557,7 @@ class JsonRpc:
             raise RpcError(-32602, "missing value for required argument 0")
         block_hash = _hash(p[0], 0)
         full = _bool(p[1], 1) if len(p) > 1 else False
-        return self.block_json(self.chain.block_by_hash(block_hash), full)
+        return self.block_json(self.block_by_hash(block_hash), full)
 
     # -- logs ------------------------------------------------------------------------------
     def _get_logs(self, p: list[Any], h: SubscriptionHost | None) -> Any:
@@ -546,14 +575,15 @@ class JsonRpc:
             raise _arg_error(0, str(exc)) from None
         chain = self.chain
         s = self.settings
+        only: ChainBlock | None = None  # the block named by blockHash (maybe an orphan)
         if obj.get("blockHash") is not None:
             if obj.get("fromBlock") is not None or obj.get("toBlock") is not None:
                 raise RpcError(-32602, "invalid argument 0: cannot specify both BlockHash "
                                        "and FromBlock/ToBlock, choose one or the other")
-            block = chain.block_by_hash(_hash(obj["blockHash"], 0))
-            if block is None:
+            only = self.block_by_hash(_hash(obj["blockHash"], 0))
+            if only is None:
                 raise RpcError(-32000, "unknown block")
-            start = stop = block.number
+            start = stop = only.number
         else:
             # only a missing or null bound is "latest" ("" or 0 is a bad quantity, as on geth)
             start_n = self.resolve(_or_latest(obj.get("fromBlock")))
@@ -582,8 +612,12 @@ class JsonRpc:
                 and stop - start + 1 <= s.logs_max_range):
             cap = None  # Alchemy: within the free range, no limit on the response size
         most = s.max_logs_per_request
-        logs, fitting = yield from chain.logs_json_steps(
-            flt, start, stop, limit=most if cap is None else min(cap, most))
+        limit = most if cap is None else min(cap, most)
+        if only is not None:
+            base = chain.chain if isinstance(chain, LaggingChain) else chain
+            logs, fitting = yield from base.select_json_steps([only], flt, start, stop, limit)
+        else:
+            logs, fitting = yield from chain.logs_json_steps(flt, start, stop, limit=limit)
         if logs is None and cap is not None and cap < most:
             budget.logs -= cap + 1
             code, text = self.profile.results_error(cap, s.logs_max_range, start, fitting)

@@ -841,6 +841,7 @@ class Simulator:
         # (core/blockchain.go reorg: "uses forward order ... for legacy reasons"): a client
         # reading the first removed log as the fork point finds the right block
         for block in result.old:
+            self.rpc.keep_orphan(block)
             self._fan_out_removed(block)
         for block in result.new:
             self.history.record("block_published", t_ns=block.visible_ns,

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from web3 import Web3
 from web3.exceptions import Web3RPCError
+from web3.middleware import ExtraDataToPOAMiddleware
 
 from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.filters import BlockIndex, LogFilter
@@ -241,3 +242,33 @@ def test_a_reorg_resends_the_orphans_logs_in_geths_forward_order() -> None:
             for got in (notified, polled):
                 assert [(lg["blockHash"], int(lg["logIndex"], 16) // 2) for lg in got] == want
     run(main)
+
+
+def test_an_orphaned_block_and_its_logs_are_still_served_by_hash(
+        idle_node: tuple[Simulator, asyncio.AbstractEventLoop]) -> None:
+    """geth keeps side-chain blocks: after a reorg, eth_getBlockByHash of an orphan still
+    answers it and eth_getLogs by its blockHash its logs (EIP-234: a block by hash, not
+    "whatever is at that height"); a removed log's getBlock() in ethers, get_block in
+    web3.py, read it. The mock answered null and "unknown block"."""
+    sim, loop = idle_node
+    w3 = Web3(Web3.HTTPProvider(sim.urls["http"]))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    loop.call_soon_threadsafe(sim.begin)
+    asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop).result(TIMEOUT)
+
+    async def reorg() -> list[str]:
+        sim.start_fault("reorg", params={"depth": 2, "seed": 4})
+        old: list[str] = sim.history.events("reorg")[0]["old_hashes"]
+        return old
+
+    orphans = asyncio.run_coroutine_threadsafe(reorg(), loop).result(TIMEOUT)
+    by_hash = {b.hash: b for b in sim.recording.blocks}
+    for orphan in orphans:
+        block = w3.eth.get_block(orphan)
+        assert block["hash"].to_0x_hex() == orphan
+        assert block["number"] == by_hash[orphan].number
+        assert w3.eth.get_block(block["number"])["hash"].to_0x_hex() != orphan  # canonical
+        logs = w3.eth.get_logs({"blockHash": orphan})
+        assert [lg["transactionHash"].to_0x_hex() for lg in logs] == [
+            lg["transactionHash"] for lg in by_hash[orphan].logs]
+        assert all(lg["blockHash"].to_0x_hex() == orphan and not lg["removed"] for lg in logs)
