@@ -6,8 +6,9 @@
 * :class:`TelegramAlerter` - ``POST {api_url}/bot{token}/sendMessage`` with JSON
   ``{chat_id, text}`` over the caller's :class:`aiohttp.ClientSession`; checks the
   ``{"ok": true}`` answer. The token is registered with :mod:`monitor.redact`, so it
-  never shows in logs, histories or exceptions. A 429 is tried again after its
-  ``retry_after``, a 5xx or a failed connection after a short backoff (bounded).
+  never shows in logs, histories or exceptions; the texts sent are redacted too. A 429
+  is tried again after its ``retry_after``, a 5xx or a failed connection after a short
+  backoff (bounded).
 * :class:`LogAlerter` - logs the alert (for when Telegram is not configured).
 * :class:`AlertPolicy` - pure, time as argument: one outage gives ONE ``disconnected``
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
@@ -199,6 +200,7 @@ class TelegramAlerter:
         back every send of this alerter until it has passed (a burst of alerts from
         every shard, each retrying at once, was refused again)."""
         reason = ""
+        text = redact(text)  # built from error messages: a secret in one stays here
         for attempt in range(self.ATTEMPTS):
             await self._wait_quiet()
             try:

@@ -446,8 +446,9 @@ class Pipeline:
         if self.alerts is None or now - self._last_failure_alert < self.SINK_ALERT_EVERY_S:
             return
         self._last_failure_alert, self._failure_alerted = now, True
-        self._alert("sink_failed", f"monitor sink FAILED ({reason}): trades are kept in "
-                                   "the outbox and sent again while the monitor runs")
+        self._alert("sink_failed", redact(f"monitor sink FAILED ({reason}): trades are "
+                                          "kept in the outbox and sent again while the "
+                                          "monitor runs"))
 
     def _alert(self, kind: str, text: str) -> None:
         """Send in the background: a slow or dead alert channel never holds delivery."""

@@ -131,3 +131,24 @@ def test_a_bad_token_is_not_tried_again_and_never_shows(
 
     asyncio.run(_with_telegram(handle, test))
     assert len(got) == 1 and TOKEN not in caplog.text
+
+
+def test_a_secret_in_an_alert_text_never_leaves_for_telegram() -> None:
+    """An alert's text is built from error messages (a sink's exception, a task's crash):
+    one carrying a registered secret (a provider key in a URL) was posted to Telegram as
+    it was, a third party's chat history. It is redacted like the logs."""
+    from monitor.redact import register_secret
+
+    key = "durabilityhuntproviderkey0123456789"
+    register_secret(key)
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append((await request.json())["text"])
+        return web.json_response({"ok": True, "result": {"message_id": 4}})
+
+    async def test(tg: TelegramAlerter) -> None:
+        assert await tg.send("sink_failed", f"sink FAILED (https://x.example/{key}/order)")
+
+    asyncio.run(_with_telegram(handle, test))
+    assert len(got) == 1 and key not in got[0] and "x.example" in got[0]
