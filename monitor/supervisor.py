@@ -40,6 +40,9 @@ log = logging.getLogger("monitor.supervisor")
 
 TaskFactory = Callable[[], Awaitable[None]]
 
+_STRAY_CANCEL = ("CancelledError: the task was not cancelled; a cancelled sub-task it "
+                 "awaited raised it")
+
 
 class TaskState(enum.Enum):
     RUNNING = "running"
@@ -137,29 +140,41 @@ class Supervisor:
             started = self.clock.now()
             try:
                 await entry.factory()
-            except asyncio.CancelledError:
-                entry.state = TaskState.STOPPED
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():  # stop() / cancel(): a real stop
+                    entry.state = TaskState.STOPPED
+                    raise
+                # nobody cancelled this task: a sub-task's cancellation it awaited came
+                # through. As a stop it ended the task for good, silently, and out of
+                # alive(); it is a crash like any other
+                await self._crashed(entry, started, exc)
+                continue
             except Exception as exc:  # the point of a supervisor
-                now = self.clock.now()
-                if now - started >= self.healthy_after / self.speed:
-                    entry.streak = 0
-                entry.streak += 1
-                self.restarts[entry.name] += 1
-                entry.last_error = redact(f"{type(exc).__name__}: {exc}")[:300]
-                entry.state = TaskState.RESTARTING
-                delay = crash_delay(entry.streak, initial=self.initial,
-                                    maximum=self.maximum) / self.speed
-                log.error("task %s crashed (%s); restart %d in %.2fs", entry.name,
-                          entry.last_error, self.restarts[entry.name], delay, exc_info=exc)
-                self.history.record("task_crash", task=entry.name, error=type(exc).__name__,
-                                    reason=entry.last_error,
-                                    restarts=self.restarts[entry.name])
-                self._alert(entry, now)
-                await asyncio.sleep(delay)
+                await self._crashed(entry, started, exc)
                 continue
             entry.state = TaskState.DONE
             return
+
+    async def _crashed(self, entry: _Entry, started: float, exc: BaseException) -> None:
+        """Count, log, record and alert one crash of ``entry``; wait out its backoff."""
+        now = self.clock.now()
+        if now - started >= self.healthy_after / self.speed:
+            entry.streak = 0
+        entry.streak += 1
+        self.restarts[entry.name] += 1
+        stray = isinstance(exc, asyncio.CancelledError)
+        entry.last_error = _STRAY_CANCEL if stray else redact(f"{type(exc).__name__}: {exc}")[:300]
+        entry.state = TaskState.RESTARTING
+        delay = crash_delay(entry.streak, initial=self.initial,
+                            maximum=self.maximum) / self.speed
+        log.error("task %s crashed (%s); restart %d in %.2fs", entry.name,
+                  entry.last_error, self.restarts[entry.name], delay, exc_info=exc)
+        self.history.record("task_crash", task=entry.name, error=type(exc).__name__,
+                            reason=entry.last_error,
+                            restarts=self.restarts[entry.name])
+        self._alert(entry, now)
+        await asyncio.sleep(delay)
 
     def _alert(self, entry: _Entry, now: float) -> None:
         if self.alerts is None:
