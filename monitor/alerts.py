@@ -209,6 +209,8 @@ class TelegramAlerter:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError, BadResponse) as exc:
                 ok, reason, retry_after = False, f"{type(exc).__name__}: {exc}", 0.0
+            except RuntimeError as exc:  # "Session is closed": the monitor is stopping
+                ok, reason, retry_after = False, f"{type(exc).__name__}: {exc}", None
             if ok:
                 self.sent += 1
                 log.info("alert %s sent to telegram chat %s", kind, self.chat_id)

@@ -152,3 +152,17 @@ def test_a_secret_in_an_alert_text_never_leaves_for_telegram() -> None:
 
     asyncio.run(_with_telegram(handle, test))
     assert len(got) == 1 and key not in got[0] and "x.example" in got[0]
+
+
+def test_an_alert_sent_after_the_session_closed_fails_without_raising() -> None:
+    """At stop the HTTP session closes while alerts may still be on their way (a retry
+    waiting out a 429): aiohttp's RuntimeError('Session is closed') came out of ``send``,
+    which is never to raise."""
+    async def main() -> None:
+        session = aiohttp.ClientSession()
+        tg = TelegramAlerter(TOKEN, "-100200", session=session, api_url="http://127.0.0.1:9")
+        await session.close()
+        assert await tg.send("failed", "late") is False
+        assert tg.failures == 1
+
+    asyncio.run(main())
