@@ -43,7 +43,10 @@ class Verdict(enum.Enum):
     INCONCLUSIVE = "INCONCLUSIVE"
 
 
-CRITICAL_METRICS = frozenset({"missed", "missed_pct", "duplicates", "phantoms"})
+#: a scenario threshold on these is a critical gate (DESIGN: missed, duplicates, phantoms,
+#: as counts or as rates per trade)
+CRITICAL_METRICS = frozenset({"missed", "missed_pct", "duplicates", "duplicate_pct",
+                              "phantoms", "phantom_pct"})
 
 
 @dataclass(frozen=True, slots=True)

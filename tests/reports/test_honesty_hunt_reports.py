@@ -43,3 +43,19 @@ def test_a_criteria_gate_of_a_zero_rate_gives_a_verdict_not_a_traceback(tmp_path
     gate = [c for c in result.checks if c.expr == "missed_pct <= 0"]
     assert gate and all(c.passed in (None, False) for c in gate)
     assert result.verdict in (Verdict.INCONCLUSIVE, Verdict.NO_GO)
+
+
+def test_a_scenario_threshold_on_the_duplicate_rate_is_a_critical_gate(tmp_path):
+    # criteria of the user's own, without a duplicates rule; the websocket scenario's own
+    # threshold 'duplicate_pct < 1' failed (2 %): a duplicate rate is a critical measure
+    # (DESIGN: missed, duplicates, phantoms), but it was scored as one check among many
+    # and the verdict came out MARGINAL
+    crit = tmp_path / "criteria.toml"
+    crit.write_text('[[rule]]\nname = "coverage"\nexpr = "coverage >= 0.5"\n'
+                    'modes = ["websocket"]\n', encoding="utf-8")
+    failed = [{"expr": "duplicate_pct < 1", "passed": False, "value": 2.0,
+               "note": "2 duplicates in 100 trades"}]
+    run = build_run(tmp_path / "run", overrides={"ws_healthy": {"thresholds": failed}})
+    result = evaluate(load_run(run), load_criteria(crit))
+    assert result.verdict is Verdict.NO_GO
+    assert "Critical gate failed in ws_healthy: duplicate_pct < 1" in result.reasons[0]
