@@ -7,8 +7,9 @@ offset of up to a fifth of its period) all change with ``s``; nothing else does.
 
 :func:`pool` writes the pooled summary of a scenario run under several seeds into the
 scenario's directory: counts summed (trades, missed, late, ...), latency quantiles over
-the pooled trades, rates per hour over the pooled simulated time, and each key metric's
-spread across seeds (``spread``: min, max, mean, sd). The per-seed runs stay in
+the pooled trades, rates per hour over the pooled simulated time, each key metric's
+spread across seeds (``spread``: min, max, mean, sd), and every seed's faults by kind
+(``fault_kinds``; ``faults`` lists the first seed's). The per-seed runs stay in
 ``<scenario>/seeds/<seed>/`` as complete scenario directories. The scenario's thresholds
 are evaluated once, on the pooled summary, with the confidence bounds of
 :mod:`experiments.thresholds` - which is what makes many seeds worth running. The bounds
@@ -23,6 +24,7 @@ import json
 import math
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,10 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
     out["seeds"] = seeds
     out["bound_basis"] = bound_basis(seeds, frames, summaries)
     out["fault_events"] = sum(len(x.get("faults") or []) for x in summaries)
+    # every seed's faults by kind: ``faults`` is the first seed's (its figures' windows)
+    kinds = Counter(str(f.get("name")) for x in summaries for f in x.get("faults") or []
+                    if isinstance(f, dict))
+    out["fault_kinds"] = dict(sorted(kinds.items()))
     out["spread"] = {m: _spread([_num(x.get(m)) for x in summaries])  # type: ignore[misc]
                      for m in SPREAD_METRICS}
     out["status"], out["error"] = "ok", None

@@ -60,8 +60,13 @@ def _count_by(rows: pd.DataFrame, column: str) -> dict[str, int]:
 
 def _faults(sc: ScenarioData) -> dict[str, int]:
     """Faults by kind: those the analysis found inside the measured window (the summary's
-    ``faults``); a fault that started in the grace period met no judged trade. From the
-    simulator's ``fault_start`` rows only when the summary lists none."""
+    ``faults``; seeds pooled: every seed's, ``fault_kinds``); a fault that started in the
+    grace period met no judged trade. From the simulator's ``fault_start`` rows only when
+    the summary lists none."""
+    pooled = sc.summary.get("fault_kinds")  # seeds pooled: every seed's, by kind
+    if isinstance(pooled, dict):
+        return {str(k): int(v) for k, v in sorted(pooled.items())
+                if isinstance(v, int) and not isinstance(v, bool)}
     listed = sc.summary.get("faults")
     if isinstance(listed, list):
         counts: Counter[str] = Counter(str(f.get("name")) for f in listed
