@@ -3,9 +3,9 @@
 
 A gate such as ``missed < 1%`` passes only when the *upper* bound of the miss rate is below
 1% at the chosen confidence (one-sided Clopper-Pearson): "0 missed in 428 trades" bounds
-the miss rate below 0.70% at 95%, "0 in 48,200" below 0.0062%. Where the trades seen so far
-cannot decide a gate, :func:`trials_needed` says how many more would, had they all gone
-well.
+the miss rate below 0.70% at 95%, "0 in 48,200" below 0.0063% (0.00622%). Where the
+trades seen so far cannot decide a gate, :func:`trials_needed` says how many more would,
+had they all gone well.
 
 The one-sided upper bound ``u`` for ``k`` events in ``n`` trials solves
 ``P[X <= k | n, u] = 1 - confidence``; the lower bound ``l`` solves
@@ -119,7 +119,8 @@ class RateBound:
     upper: float
 
     def text(self, what: str = "missed", unit: str = "trades") -> str:
-        """``0 missed in 48,200 trades: rate < 0.0062% at 95%``."""
+        """``0 missed in 48,200 trades: rate < 0.0063% at 95%`` (two significant digits,
+        rounded up: never below the bound)."""
         if self.trials == 0:
             return f"no {unit}: the {what} rate is unknown"
         return (f"{self.events:,} {what} in {self.trials:,} {unit}: rate < "

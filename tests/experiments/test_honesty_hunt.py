@@ -207,3 +207,12 @@ def test_more_phantoms_than_trades_fails_a_phantom_rate_gate():
     assert res["passed"] is False and res["value"] == 300.0
     assert "12 phantoms in 4 trades" in res["note"]
     assert evaluate("phantom_pct < 500", summary)["passed"] is None  # no bound to pass it
+
+
+def test_the_bound_text_never_understates_the_bound():
+    # 0 in 48,200: the bound is 0.00622 %; the text rounds up (the docstring said 0.0062 %)
+    assert upper_bound(0, 48_200) * 100 > 0.0062
+    assert rate_bound(0, 48_200).text() == "0 missed in 48,200 trades: rate < 0.0063% at 95%"
+    for k, n in ((0, 300), (1, 473), (3, 1000), (0, 7), (2, 61_000)):
+        shown = rate_bound(k, n).text().split("rate < ")[1].split("%")[0]
+        assert float(shown) >= upper_bound(k, n) * 100
