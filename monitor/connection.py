@@ -69,7 +69,9 @@ class WsSettings:
     its default (:func:`_default`); :meth:`from_settings` copies them by name.
     ``staleness_blocks * block_interval`` is the watchdog limit; ``staleness_blocks=0``
     turns the watchdog off (tests; the monitor's setting must be > 0).
-    ``max_reconnect_attempts=0`` retries for ever. ``seed`` seeds the jitter.
+    ``max_reconnect_attempts=0`` retries for ever. ``seed`` seeds the jitter (the
+    monitor's: the endpoint and the shard, so clients dropped together do not retry
+    together).
     ``alert_window``: a repeated alert kind within this many seconds is suppressed.
     ``min_timeout`` (clock seconds, not scaled) is a floor under the scaled open and
     request timeouts, since processing time is not compressed by ``speed``.
@@ -88,7 +90,7 @@ class WsSettings:
     open_timeout: float = 10.0
     max_message_bytes: int = 16 * MiB
     speed: float = 1.0
-    seed: int = 0
+    seed: int | str = 0
     alert_window: float = 300.0
     min_timeout: float = 0.25  # clock seconds: floor for scaled timeouts (work is not sped up)
 

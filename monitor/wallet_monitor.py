@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import resource
@@ -344,7 +345,12 @@ class WsShard:
         self.tracker = BlockTracker(keep=128)
         self.fallback = FallbackDecider(settings.scaled(settings.fallback_after))
         self.counters: Counter[str] = Counter()
-        ws = WsSettings.from_settings(settings, seed=index)
+        # the jitter differs per endpoint (a provider's key is in its path) and per shard:
+        # monitors dropped together by a provider's outage do not come back together (a
+        # digest: the settings' repr must not carry the key)
+        seed = hashlib.sha256(f"{_jitter_seed(str(settings.websocket_url))}#{index}"
+                              .encode()).hexdigest()
+        ws = WsSettings.from_settings(settings, seed=seed)
         self.manager = WebSocketManager(str(settings.websocket_url), settings=ws, clock=clock,
                                         history=history, alerts=alerts, conn_id=self.conn_id,
                                         session_factory=None if settings.tls_verify

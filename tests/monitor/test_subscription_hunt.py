@@ -24,9 +24,9 @@ from websockets.exceptions import ConnectionClosedOK
 from monitor.clock import SystemClock
 from monitor.config import load_settings
 from monitor.connection import ConnState, ReconnectPolicy, WsSettings
-from monitor.history import History
+from monitor.history import History, NullHistory
 from monitor.sinks import MemorySink
-from monitor.wallet_monitor import WalletMonitor
+from monitor.wallet_monitor import WalletMonitor, WsShard
 from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 30.0
@@ -340,3 +340,28 @@ def test_a_lossy_logs_subscription_that_still_delivers_is_kept(tmp_path: Path) -
             await run_monitor(node, tmp_path, body, reconcile_interval=4.0,
                               staleness_blocks=100)
     asyncio.run(go())
+
+
+# -- the reconnect jitter of one user's monitor is not every user's -----------------------
+
+def _shard_delays(url: str, index: int = 0) -> list[float]:
+    s = load_settings({"websocket_url": url, "rpc_url": "https://rpc.example/v2/k",
+                       "wallets": [WALLET]}, environ={})
+    shard = WsShard(index, [WALLET], settings=s, store=None, pipeline=None,  # type: ignore[arg-type]
+                    rpc=None, explorer=None, history=NullHistory(),  # type: ignore[arg-type]
+                    clock=SystemClock(), alerts=None, committed={})
+    return [shard.manager._policy.next_delay() for _ in range(6)]
+
+
+def test_two_users_monitors_do_not_reconnect_in_lockstep() -> None:
+    """The jitter is there so clients dropped together (a provider's outage drops every
+    socket at once) do not come back together. It was seeded by the shard's index only:
+    every user's shard 0 drew the same delays, so every monitor on that provider retried
+    at the same instants. It is seeded by the endpoint (host and path: a provider's key is
+    in the path) and the index, as the HTTP client's is: still the same for one endpoint
+    run after run (virtual runs stay byte-identical)."""
+    one = _shard_delays("wss://polygon-mainnet.g.alchemy.com/v2/key-of-one-user")
+    other = _shard_delays("wss://polygon-mainnet.g.alchemy.com/v2/key-of-another")
+    assert one != other
+    assert one == _shard_delays("wss://polygon-mainnet.g.alchemy.com/v2/key-of-one-user")
+    assert _shard_delays("wss://h.example/", 0) != _shard_delays("wss://h.example/", 1)
