@@ -545,7 +545,16 @@ class Store:
              -1 if limit is None else limit)).fetchall()
         out = []
         for seq, kind, tid, gen, source, bh, payload in rows:
-            trade = Trade.from_dict(json.loads(payload)) if payload else None
+            try:
+                trade = Trade.from_dict(json.loads(payload)) if payload else None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # a damaged row (a disk error, an edit by hand): neither dropped nor
+                # skipped - the sink may never have had it - but said, with where it is
+                raise StoreError(
+                    f"{self.path}: outbox row seq {seq} (trade {tid}) cannot be read "
+                    f"({type(exc).__name__}: {str(exc)[:120]}); it may never have reached the "
+                    "sink: look at it with sqlite3 (SELECT * FROM outbox WHERE seq = "
+                    f"{seq}), then delete it to go on") from None
             out.append(OutboxItem(seq, kind, tid, gen, source, bh, trade))
         return out
 

@@ -100,3 +100,34 @@ def test_pilot_empty_store_is_refused_not_the_current_folder(action: str,
                   "http://127.0.0.1:9/api", "--wallet", W, cwd=cwd)
     assert "--store: an empty path" in error_line(res)
     assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize("payload", ["{not json", '{"wallet": 1}', "[1, 2]"])
+def test_a_damaged_outbox_row_is_one_line_naming_it(payload: str, tmp_path: Path) -> None:
+    """A state DB whose outbox holds a row that cannot be read (a disk error, an edit by
+    hand): the restart's redelivery raised ValueError/TypeError out of the monitor, a
+    traceback. It is one line naming the row, exit 2, and the row is kept (the sink may
+    never have had it)."""
+    import sqlite3
+
+    from monitor.cores import Deduplicator
+    from monitor.store import Store
+    from monitor.trades import decode_order_filled
+    from tests.monitor.monitor_helpers import order_filled
+
+    trade = decode_order_filled(order_filled(tx=5))
+    store = Store(tmp_path / "m.db")
+    store.commit(Deduplicator().offer(trade.id, trade.block_hash), trade_id=trade.id,
+                 source="ws", trade=trade)
+    store.close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        db.execute("UPDATE outbox SET payload = ?", (payload,))
+    db.close()
+    res = monitor(*run_args(tmp_path, "--detections", str(tmp_path / "d.jsonl")))
+    assert "Traceback" not in res.stderr and res.returncode == 2, res.stderr
+    line = res.stderr.strip().splitlines()[-1]  # after the log lines of the stop
+    assert line.startswith("python -m monitor: error: "), res.stderr
+    assert "outbox row seq 1" in line and trade.id in line, line
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent = 0").fetchone() == (1,)
+    db.close()
