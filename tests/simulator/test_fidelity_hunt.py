@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -272,3 +274,48 @@ def test_an_orphaned_block_and_its_logs_are_still_served_by_hash(
         assert [lg["transactionHash"].to_0x_hex() for lg in logs] == [
             lg["transactionHash"] for lg in by_hash[orphan].logs]
         assert all(lg["blockHash"].to_0x_hex() == orphan and not lg["removed"] for lg in logs)
+
+
+_ETHERS_EVENTS_OVER_HTTP = """
+import { createRequire } from "node:module";
+import { join } from "node:path";
+const config = JSON.parse(process.argv[1]);
+const { ethers } = createRequire(join(process.env.ETHERS_MODULES, "noop.js"))("ethers");
+setTimeout(() => { console.error("timed out"); process.exit(1); }, config.timeout_s * 1000);
+const provider = new ethers.JsonRpcProvider(config.http, undefined,
+                                            { staticNetwork: true, pollingInterval: 50 });
+const blocks = [];
+provider.on({ topics: [config.topic0] }, (log) => {
+    blocks.push(log.blockNumber);
+    if (blocks.length >= 3) {
+        console.log(JSON.stringify({ blocks }));
+        process.exit(0);
+    }
+}).catch((error) => { console.error(String(error)); process.exit(1); });
+"""
+
+
+def test_ethers_http_events_poll_an_installed_filter_as_against_a_real_node() -> None:
+    """ethers v6's JsonRpcProvider delivers contract events by installing a filter
+    (eth_newFilter) and polling eth_getFilterChanges at each new block, as against geth
+    or a provider; the mock refused eth_newFilter, and ethers fell back to eth_getLogs
+    (another code path, without the filter's removed logs on a reorg)."""
+    from tests.simulator.test_ethers_client import _ethers_modules, _node
+
+    async def main() -> None:
+        async with Simulator(make_recording(40), speed=10) as sim:
+            config = {"http": sim.urls["http"], "topic0": ORDER_FILLED_V1,
+                      "timeout_s": TIMEOUT}
+            proc = await asyncio.create_subprocess_exec(
+                _node(), "--input-type=module", "-e", _ETHERS_EVENTS_OVER_HTTP,
+                json.dumps(config), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "ETHERS_MODULES": _ethers_modules()})
+            out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT + 10)
+            assert proc.returncode == 0, err.decode()
+            blocks = json.loads(out)["blocks"]
+            assert len(blocks) >= 3 and blocks == sorted(blocks)
+            calls = sim.status()["requests"]["rpc_http"]
+            assert calls.get("eth_newFilter") == 1 and calls.get("eth_getFilterChanges", 0) >= 1
+            assert "eth_getLogs" not in calls and "?" not in calls
+    run(main)
