@@ -231,6 +231,19 @@ _NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported"),
                      "eth_unsubscribe": _SUBSCRIPTION_NOT_FOUND}
 
 
+def _filter_bound(tag: Any) -> int | None:
+    """A filter's fromBlock/toBlock as geth's SubscribeLogs takes it: a height, or None for
+    one that moves with the head (missing, null, latest); "pending" and the other tags are
+    refused with geth's texts (errors without a code: -32000)."""
+    if tag is None or tag == "latest":
+        return None
+    if tag == "pending":
+        raise RpcError(-32000, "pending logs are not supported")
+    if isinstance(tag, str) and tag in _TAGS:
+        raise RpcError(-32000, "invalid block range params")
+    return _quantity(tag, 0)
+
+
 def _filter_id(p: list[Any]) -> str:
     if not p:
         raise RpcError(-32602, "missing value for required argument 0")
@@ -654,19 +667,10 @@ class JsonRpc:
             flt = LogFilter.parse(obj)
         except FilterError as exc:
             raise _arg_error(0, str(exc)) from None
-        lo, hi = self._filter_bound(obj.get("fromBlock")), self._filter_bound(obj.get("toBlock"))
+        lo, hi = _filter_bound(obj.get("fromBlock")), _filter_bound(obj.get("toBlock"))
         if lo is not None and hi is not None and lo > hi:
-            raise RpcError(-32000, "invalid from and to block combination")  # geth's text
+            raise RpcError(-32000, "invalid block range params")
         return self._install(flt, lo=lo, hi=hi, criteria=obj)
-
-    def _filter_bound(self, tag: Any) -> int | None:
-        """A filter's fromBlock/toBlock: a height, or None for one that moves with the head
-        (missing, null, latest, pending, safe, finalized)."""
-        if tag is None or (isinstance(tag, str) and tag in _TAGS and tag != "earliest"):
-            return None
-        if tag == "earliest":
-            return self.chain.first_number
-        return _quantity(tag, 0)
 
     def _new_block_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         return self._install(None)

@@ -319,3 +319,24 @@ def test_ethers_http_events_poll_an_installed_filter_as_against_a_real_node() ->
             assert calls.get("eth_newFilter") == 1 and calls.get("eth_getFilterChanges", 0) >= 1
             assert "eth_getLogs" not in calls and "?" not in calls
     run(main)
+
+
+@pytest.mark.parametrize(("bounds", "message"), [
+    ({"fromBlock": "pending"}, "pending logs are not supported"),
+    ({"toBlock": "pending"}, "pending logs are not supported"),
+    ({"fromBlock": "finalized"}, "invalid block range params"),
+    ({"fromBlock": "0x5", "toBlock": "0x4"}, "invalid block range params"),
+])
+def test_a_filter_geth_refuses_is_refused_with_its_text(bounds: dict[str, str],
+                                                        message: str) -> None:
+    """geth's SubscribeLogs (behind eth_newFilter) refuses pending logs, tags other than
+    latest and a range whose start is past its end; the first filter code took pending,
+    finalized and the rest as 'moves with the head'."""
+    async def main() -> None:
+        async with Simulator(make_recording(2), speed=1000) as sim, \
+                aiohttp.ClientSession() as h:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_newFilter", "params": [bounds]}
+            async with h.post(sim.urls["http"], json=body) as resp:
+                answer = await resp.json()
+            assert answer["error"] == {"code": -32000, "message": message}
+    run(main)
