@@ -25,6 +25,8 @@ from exp_helpers import (
     trade,
     write_jsonl,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from experiments.analysis import analyze_scenario_dir
 from experiments.checker import run_checker
@@ -216,3 +218,46 @@ def test_the_bound_text_never_understates_the_bound():
     for k, n in ((0, 300), (1, 473), (3, 1000), (0, 7), (2, 61_000)):
         shown = rate_bound(k, n).text().split("rate < ")[1].split("%")[0]
         assert float(shown) >= upper_bound(k, n) * 100
+
+
+# -- invariants on random small histories ------------------------------------------------
+
+_EVENTS = st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["trade", "retraction"]),
+                             st.floats(0, 120, allow_nan=False)), max_size=12)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(blocks=st.lists(st.tuples(st.floats(-5, 110, allow_nan=False), st.integers(1, 4),
+                                 st.lists(st.integers(0, 5), max_size=3, unique=True),
+                                 st.sampled_from(["", "ee", "ff"])), min_size=1, max_size=8),
+       events=_EVENTS)
+def test_every_outcome_follows_the_definitions(blocks, events):
+    sim = Sim()
+    for t, number, trades, fork in sorted(blocks):
+        sim.block(t, number, [tid(i) for i in trades], fork=fork)
+    dets = [trade(t, tid(i)) if kind == "trade" else retraction(t, tid(i))
+            for i, kind, t in events]
+    truth, _, out, summary = check(sim, dets)
+    judged = truth[truth["in_window"]]
+    canonical = set(judged.loc[judged["canonical"], "trade_id"])
+    assert out["trade_id"].is_unique
+    assert set(out.loc[out["outcome"].isin(["detected", "late", "missed", "duplicate"]),
+                       "trade_id"]) == canonical
+    assert summary["trades"] == len(canonical)
+    assert sum(summary[k] for k in ("detected", "late", "missed", "duplicates")) == \
+        summary["trades"]
+    for row in out.itertuples():
+        seq = [(t, kind) for i, kind, t in sorted(events, key=lambda e: e[2])
+               if tid(i) == row.trade_id]
+        deliveries = sum(1 for _t, kind in seq if kind == "trade")
+        assert row.deliveries == deliveries
+        if row.outcome in ("phantom", "retracted"):
+            assert row.trade_id not in canonical and deliveries + len(seq) > 0
+        if row.outcome == "phantom":  # some delivery no retraction covered
+            assert seq and (seq[-1][1] == "trade" or deliveries > len(seq) - deliveries)
+        if row.outcome in ("detected", "late"):
+            assert row.latency_s >= 0
+            assert (row.latency_s > 5.0) == (row.outcome == "late")
+            assert seq[-1][1] == "trade"
+        if row.outcome == "missed":
+            assert not seq or seq[-1][1] == "retraction"
