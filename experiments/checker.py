@@ -15,7 +15,8 @@ phantom     delivered, not canonical (orphaned, unknown, or not a watched wallet
 retracted   delivered, not canonical, retracted (correct behaviour on a reorg)
 ==========  ==========================================================================
 
-Orphaned trades that were never delivered are correct and get no row. Latency is in
+Orphaned trades that were never delivered are correct and get no row, even when
+retracted (nothing reached the bot to take back). Latency is in
 simulated seconds: ``(t_delivered - t_visible) * speed / 1e9``, measured from the first
 delivery of the standing sequence to the first time a block holding the trade was
 published. A trade is *in a fault* when it became visible between a ``fault_start`` and
@@ -228,6 +229,8 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
             continue  # visible before the monitor was up or after the measured span
         evs = events.get(tid, [])
         deliveries = sum(1 for e in evs if e[1] == "trade")
+        if deliveries == 0 and (t is None or not t.canonical):
+            continue  # retracted, never delivered: nothing reached the bot to take back
         duplicate = False
         standing: int | None = None   # t_ns of the first delivery of the standing sequence
         source: str | None = None
