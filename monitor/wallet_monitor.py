@@ -319,6 +319,10 @@ class WsShard:
     #: re-checks put off while the HTTP node has not the reorg's head block the feed
     #: showed (then the node's view is taken: a feed on a fork of its own is wrong)
     RECHECK_NODE_WAITS = 3
+    #: ... and while the node's head is also below the feed's: it is behind, still on the
+    #: replaced chain, not on a fork of its own (with the sync back-off, 2 + 4 + 8 + 16 +
+    #: 30 x 4 simulated seconds: ~80 Polygon blocks)
+    RECHECK_BEHIND_WAITS = 8
 
     def __init__(self, index: int, wallets: list[str], *, settings: Settings, store: Store,
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
@@ -1281,7 +1285,9 @@ class WsShard:
         node_hash = await self._canonical_hash(number)
         if node_hash is None or node_hash == feed_hash:
             return
-        if self._node_waits < self.RECHECK_NODE_WAITS:
+        if self._node_waits < self.RECHECK_NODE_WAITS or (
+                self._node_waits < self.RECHECK_BEHIND_WAITS
+                and await self._node_behind_feed()):
             self._node_waits += 1
             self.counters["recheck_node_behind"] += 1
             raise _NodeBehind(f"the node's block {number} is not the feed's yet "
@@ -1289,6 +1295,14 @@ class WsShard:
         log.warning("[%s] the node still has block %d as %s..., the feed showed %s...: "
                     "the re-check takes the node's chain", self.conn_id, number,
                     node_hash[:10], feed_hash[:10])
+
+    async def _node_behind_feed(self) -> bool:
+        """Is the HTTP node's head below the feed's? A node slow to follow (a provider's
+        node under load) still has the replaced chain for longer than
+        ``RECHECK_NODE_WAITS`` back-offs: taking its view then undid the new chain's
+        trades the feed delivered (retracted, then delivered again once it caught up)."""
+        head = self.head
+        return head is not None and await self._node_block_number() < head
 
     async def _fix_range(self, fork: int, head: int, *,
                          known: dict[int, str | None] | None = None) -> bool:

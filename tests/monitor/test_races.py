@@ -612,6 +612,63 @@ def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
         _tid(old), _tid(live)]
 
 
+def test_a_re_check_outwaits_an_http_node_slow_to_catch_up_with_the_reorg(
+        tmp_path: Path) -> None:
+    """As above, but the HTTP node takes longer than ``RECHECK_NODE_WAITS`` back-offs to
+    reach the new chain (a provider's node falling behind under load; the CI machine
+    loaded: the simulator's lagging node behind by seconds). Its head stays below the
+    feed's all along: it is behind, not on a fork of its own. The re-check took its old
+    chain after three waits: it retracted the new block's live trade and delivered the
+    old one again (75 real trades undone and redone in a loaded CI run of
+    test_rpc_lag_monitor). While the node's head is below the feed's it now waits up to
+    ``RECHECK_BEHIND_WAITS`` back-offs."""
+    old, new_101 = order_filled(block=101, tx=5), "0x" + "ee" * 32
+    live = order_filled(block=101, tx=6, block_hash=new_101)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            on_new_chain = [False]
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                logs = [live] if on_new_chain[0] else [old]
+                return [lg for lg in logs if a <= int(lg["blockNumber"], 16) <= b]
+
+            def get_block(params: list[Any]) -> Any:
+                n = int(params[0], 16)
+                return dict(header(n), hash=new_101) if n == 101 and on_new_chain[0] \
+                    else header(n)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
+                    get_logs, get_block
+                await node.notify("logs", old)
+                await node.new_head(101)  # the old block 101
+                await until(lambda: trade_ids(sink) == [_tid(old)], "the old trade")
+                # the HTTP node falls behind the feed (its head 101, the feed's 102 soon)
+                node.rpc["eth_blockNumber"] = lambda _p: hex(101)
+                # the reorg, on the feed only: old removed, the new 101 with its trade
+                await node.notify("logs", dict(old, removed=True))
+                await node.notify("logs", live)
+                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await node.notify("newHeads", dict(header(102), parentHash=new_101))
+                await until(lambda: shard.counters["recheck_node_behind"]
+                            > shard.RECHECK_NODE_WAITS or shard.counters["reorgs"] >= 1,
+                            "more re-checks put off than for a node on a fork", timeout=60)
+                on_new_chain[0] = True  # the HTTP node catches up
+                node.rpc["eth_blockNumber"] = lambda _p: hex(102)
+                await until(lambda: shard.counters["reorgs"] >= 1, "re-checked", timeout=60)
+                await node.notify("newHeads", dict(header(103), parentHash=header(102)["hash"]))
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+            await run_monitor(node, tmp_path, body, speed=20.0)
+    asyncio.run(go())
+    assert [r["trade_id"] for r in history_rows(tmp_path, "retracted")] == [_tid(old)]
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [
+        _tid(old), _tid(live)]
+
+
 def test_a_re_check_takes_the_node_s_chain_when_it_keeps_disagreeing_with_the_feed(
         tmp_path: Path) -> None:
     """The feed shows a reorg to a block the node never gets (the feed's node is on a
