@@ -1514,6 +1514,7 @@ class WalletMonitor:
             self.alerts = TelegramAlerter(s.telegram_token.get_secret_value(),
                                           s.telegram_chat_id, session=self.session,
                                           api_url=s.telegram_api_url)
+        self.pipeline.alerts = self.alerts  # a sink that keeps failing is alerted
         self.supervisor = Supervisor(history=self.history, clock=self.clock,
                                      alerts=self.alerts, speed=s.speed,
                                      initial=s.backoff_initial, maximum=s.backoff_max,
@@ -1652,6 +1653,8 @@ class WalletMonitor:
         self.history.record("stop", metrics=metrics,
                             cpu_s=_process_cpu_s() - self._cpu_at_start,
                             rss_peak_bytes=peak_rss_bytes())
+        if self.pipeline is not None:  # a sink's failure or recovery said at the end
+            await self.pipeline.flush_alerts(5.0)
         if self.session is not None:
             await self.session.close()
         self.sink.close()

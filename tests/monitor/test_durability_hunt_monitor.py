@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hostile_node import HostileNode, explorer_ok, explorer_row
 from monitor_helpers import WALLET, order_filled
 
@@ -37,11 +36,6 @@ async def _until(pred: Any, what: str, timeout: float = TIMEOUT) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "monitor/wallet_monitor.py (not this hunt's file): WalletMonitor.start() does not hand "
-    "its alerter to the pipeline; the fix is `self.pipeline.alerts = self.alerts` once "
-    "the alerter is chosen (after the TelegramAlerter line), and `await "
-    "self.pipeline.flush_alerts(5.0)` in stop() before the session closes"))
 def test_a_sink_that_keeps_failing_is_alerted_by_the_running_monitor(
         tmp_path: Path) -> None:
     async def refuse(event: SinkEvent) -> None:
