@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from hostile_node import HostileNode
 from monitor_helpers import WALLET, order_filled
+from test_reliability import run_monitor, until
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosedOK
 
@@ -30,40 +30,6 @@ from monitor.wallet_monitor import WalletMonitor, WsShard
 from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 30.0
-
-
-async def until(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-def settings(node: HostileNode, tmp: Path, **extra: Any) -> Any:
-    base: dict[str, Any] = {
-        "websocket_url": node.ws_url, "rpc_url": node.rpc_url,
-        "explorer_url": node.explorer_url, "wallets": [WALLET], "start_block": 95,
-        "state_db": str(tmp / "state.db"), "history_path": str(tmp / "history.jsonl"),
-        "speed": 20.0, "polling_interval": 1.0, "fallback_polling_interval": 1.0,
-        "block_interval": 2.0, "reconcile_interval": 0, "backoff_initial": 0.2,
-        "backoff_max": 1.0, "outbox_retry_interval": 1.0}
-    base.update(extra)
-    return load_settings(base, environ={})
-
-
-async def run_monitor(node: HostileNode, tmp: Path,
-                      body: Callable[[WalletMonitor, MemorySink], Awaitable[None]],
-                      **extra: Any) -> WalletMonitor:
-    sink = MemorySink()
-    mon = WalletMonitor(settings(node, tmp, **extra), sink=sink)
-    await mon.start()
-    try:
-        await body(mon, sink)
-    finally:
-        await mon.stop()
-    return mon
 
 
 def notification(sid: str, result: Any) -> str:
