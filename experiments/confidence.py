@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["RateBound", "lower_bound", "rate_bound", "trials_needed", "upper_bound"]
+__all__ = ["RateBound", "lower_bound", "pct_up", "rate_bound", "trials_needed",
+           "upper_bound"]
 
 
 def _log_pmf(k: int, n: int, p: float) -> float:
@@ -124,7 +125,7 @@ class RateBound:
         if self.trials == 0:
             return f"no {unit}: the {what} rate is unknown"
         return (f"{self.events:,} {what} in {self.trials:,} {unit}: rate < "
-                f"{_pct(self.upper)} at {self.confidence:.0%}")
+                f"{pct_up(self.upper)} at {self.confidence:.0%}")
 
     def to_dict(self) -> dict[str, float | int | None]:
         return {"events": self.events, "trials": self.trials, "confidence": self.confidence,
@@ -138,7 +139,7 @@ def rate_bound(events: int, trials: int, confidence: float = 0.95) -> RateBound:
                      upper_bound(events, trials, confidence))
 
 
-def _pct(x: float) -> str:
+def pct_up(x: float) -> str:
     """A bound as a percentage with two significant digits, rounded up (conservative)."""
     pct = x * 100
     if pct <= 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from experiments.confidence import trials_needed, upper_bound
+from experiments.confidence import pct_up, trials_needed, upper_bound
 from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import VIRTUAL, Run, run_clock
@@ -117,8 +117,8 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
         else:
             duration = f"at least {criteria.rollout.min_hours_per_phase:.0f} h and {n} trades"
         gate = (
-            f"0 missed in >= {n} trades (miss rate < {bound:.2g} % at 95 %), compared with the "
-            "polling shadow",
+            f"0 missed in >= {n} trades (miss rate < {pct_up(bound / 100)} at 95 %), compared "
+            "with the polling shadow",
             "0 duplicates and 0 phantoms",
             f"latency p95 <= {lat_gate:.2g} s; <= {fault_gate:.2g} s while the provider "
             "misbehaves",
