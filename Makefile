@@ -43,7 +43,7 @@ chromium:
 TEST_WORKERS ?= 3
 test: install anvil ethers chromium
 	ANVIL_BIN=$(abspath $(ANVIL)) ETHERS_MODULES=$(abspath .tools/node_modules) \
-	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 test-fast: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
