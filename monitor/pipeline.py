@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -41,7 +41,11 @@ from monitor.store import OutboxItem, Store
 from monitor.trades import DecodeError, Trade, decode_order_filled
 from polyvocab import DEFAULT_EXCHANGES, trade_id
 
-__all__ = ["Pipeline"]
+__all__ = ["NodeHashes", "Pipeline"]
+
+#: the node's hash of each of these block numbers (None: a block it does not have); ``{}``
+#: when it cannot say (unreachable, too slow): nothing is judged then
+NodeHashes = Callable[[Collection[int]], Awaitable[dict[int, str | None]]]
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -75,6 +79,9 @@ class Pipeline:
     #: the next page is read only once this one went through, so a sink that fails costs
     #: a page a retry, not the whole outbox (100,000 events: 3.5 s of the loop)
     REDELIVER_PAGE = 1_000
+    #: the blocks (the highest) whose pending trade events :meth:`recover` has the node
+    #: judge: no reorg reaches deeper, and a long sink outage's outbox is not asked whole
+    RECOVER_CHECK_BLOCKS = 256
 
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
@@ -119,18 +126,80 @@ class Pipeline:
         self._last_failure_alert = float("-inf")
         self._alert_tasks: set[asyncio.Task[Any]] = set()
 
-    async def recover(self) -> int:
+    async def recover(self, node_hashes: NodeHashes | None = None) -> int:
         """Deliver whatever the outbox still holds (after a crash). Returns how many.
         These events go out ``uncertain``: the crashed process may have been inside the
-        sink with any of them (see :class:`monitor.sinks.CallbackSink`)."""
+        sink with any of them (see :class:`monitor.sinks.CallbackSink`).
+
+        ``node_hashes`` (the node's hash of each block number asked; None for a block it
+        does not have; ``{}`` when it cannot say in time): asked first for the blocks of
+        the pending trade events (the highest :attr:`RECOVER_CHECK_BLOCKS`). A trade of a
+        block the node now has with another hash (a reorg while the monitor was down) is
+        not sent: the bot would copy a trade the chain no longer holds, retracted only
+        once the restart's re-check ran. It is retracted instead (see
+        :meth:`_drop_orphans`); the others go out as before."""
         async with self._sending:
             # uncertain whoever sends them: this call or, when the sink fails now, a later
             # redeliver() (which sent them as certain: a bot acted on them twice)
             self._inherited_upto = self.store.last_seq()
+            if node_hashes is not None:
+                await self._drop_orphans(node_hashes)
             sent = await self._send_pending()
         if sent:
             log.info("redelivered %d outbox event(s) after restart", sent)
         return sent
+
+    def _pending_trades(self) -> list[tuple[int, str, int, str]]:
+        """The pending trade events of the outbox: (seq, trade id, block number, block
+        hash), read a page at a time."""
+        out: list[tuple[int, str, int, str]] = []
+        after = 0
+        while True:
+            items = self.store.pending(after=after, limit=self.REDELIVER_PAGE)
+            out.extend((i.seq, i.trade_id, i.trade.block_number, i.block_hash.lower())
+                       for i in items if i.kind == "trade" and i.trade is not None)
+            if len(items) < self.REDELIVER_PAGE:
+                return out
+            after = items[-1].seq
+
+    async def _drop_orphans(self, node_hashes: NodeHashes) -> None:
+        """Before a restart's outbox goes out: its trade events of blocks the node has with
+        another hash are dropped (marked sent, never passed to the sink), and each such
+        trade still standing in that block is retracted (its retraction queued behind the
+        events kept, in the same transaction as the marks): the crashed process may have
+        passed the trade to the sink already, and the bot must not act on it, or must undo
+        it. A trade that stands in another block by now (it moved) is sent as before, and
+        a block the node does not have cannot be judged: its trades are sent too. A trade
+        the new chain holds elsewhere is delivered again by the syncs (dedup: retracted,
+        then seen again)."""
+        trades = self._pending_trades()
+        if not trades:
+            return
+        blocks = sorted({n for _s, _t, n, _h in trades})[-self.RECOVER_CHECK_BLOCKS:]
+        hashes = await node_hashes(blocks)
+        orphans = [(seq, tid, bh) for seq, tid, n, bh in trades
+                   if hashes.get(n) is not None and hashes[n] != bh]
+        if not orphans:
+            return
+        pending: list[tuple[Decision, str, str, Trade | None]] = []
+        staged: dict[str, DedupEntry] = {}
+        dropped: list[int] = []
+        for seq, tid, bh in orphans:
+            decision = self.dedup.retract(tid, bh, staged)
+            entry = decision.entry
+            if entry is None or entry.block_hash != bh:
+                continue  # it moved to another block (or is unknown): sent as before
+            dropped.append(seq)
+            if decision.emit:
+                pending.append((decision, tid, "backfill", None))
+        if not dropped:
+            return
+        self.counters["orphans_dropped_at_restart"] += len(dropped)
+        log.warning("%d outbox trade event(s) left by the last process are of blocks the "
+                    "chain replaced while it was down: not sent, %d retraction(s) sent instead",
+                    len(dropped), len(pending))
+        self.store.mark_sent_later(dropped)  # written with the retractions' transaction
+        self._commit(pending, staged)
 
     async def redeliver(self) -> int:
         """Re-send outbox events a failed sink left behind, then prune sent rows.

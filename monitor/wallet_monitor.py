@@ -46,7 +46,9 @@ Interruptions
 check: walk down with ``eth_getBlockByNumber`` to the fork point, re-query the logs from the
 fork, retract delivered trades that are no longer there, deliver the ones that moved only if
 they had been retracted (dedup), move the cursor back to the fork and sync again. After a
-restart the first sync checks that the stored cursor's block hash is still canonical.
+restart the first sync checks that the stored cursor's block hash is still canonical;
+before that, the trades a crashed process left in the outbox are sent only if the node
+does not have their block with another hash (else retracted; see ``Pipeline.recover``).
 
 Fallback
 --------
@@ -67,7 +69,7 @@ import logging
 import math
 import resource
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,6 +130,10 @@ MAX_LIVE_LOG_BYTES = 8192
 #: :meth:`WsShard._missed_live`)
 LIVE_MISS_BLOCKS = 3
 _MAX_LIST = 8  # topics: OrderFilled has four
+#: simulated seconds a restart waits for the node to judge the blocks of the trades a
+#: crashed process left in the outbox (see :meth:`Pipeline.recover`) before sending them
+#: unchecked
+RESTART_CHECK_WAIT_S = 5.0
 
 
 def live_log_bytes(entry: dict[str, Any]) -> int | None:
@@ -221,6 +227,14 @@ def _block_hash(block: Any, number: int) -> str | None:
     except DecodeError:
         raise BadResponse(f"eth_getBlockByNumber({number}): no 32-byte hash "
                           f"({str(h)[:24]!r})", kind="bad_shape") from None
+
+
+async def node_hashes(rpc: _Rpc, numbers: Collection[int]) -> dict[int, str | None]:
+    """The node's hash of each block in ``numbers`` (None: a block it does not have),
+    asked in JSON-RPC batches (:meth:`_Rpc.call_many`)."""
+    asked = list(numbers)
+    blocks = await rpc.call_many("eth_getBlockByNumber", [[hex(n), False] for n in asked])
+    return {n: _block_hash(b, n) for n, b in zip(asked, blocks, strict=True)}
 
 
 class _Rpc:
@@ -1242,11 +1256,7 @@ class WsShard:
         return _block_hash(block, n)
 
     async def _canonical_hashes(self, numbers: Sequence[int]) -> dict[int, str | None]:
-        """The node's hash of each block in ``numbers`` (None: a block it does not have),
-        asked in JSON-RPC batches (:meth:`_Rpc.call_many`)."""
-        blocks = await self.rpc.call_many("eth_getBlockByNumber",
-                                          [[hex(n), False] for n in numbers])
-        return {n: _block_hash(b, n) for n, b in zip(numbers, blocks, strict=True)}
+        return await node_hashes(self.rpc, numbers)
 
     async def _recheck(self, start: int) -> bool:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind.
@@ -1504,7 +1514,6 @@ class WalletMonitor:
                                  exchanges=s.exchanges, history=self.history, clock=self.clock,
                                  dedup_capacity=s.dedup_capacity,
                                  dedup_retention_blocks=s.dedup_retention_blocks)
-        await self.pipeline.recover()
         if not s.tls_verify:
             log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "
                         "are NOT checked; use only against a test node")
@@ -1515,6 +1524,15 @@ class WalletMonitor:
                                           s.telegram_chat_id, session=self.session,
                                           api_url=s.telegram_api_url)
         self.pipeline.alerts = self.alerts  # a sink that keeps failing is alerted
+        if self.ws_wallets:
+            if not s.websocket_url or not s.rpc_url:
+                raise MonitorError("websocket mode needs websocket_url and rpc_url")
+            self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
+                            timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
+                            rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size)
+        # before any source or the outbox loop runs: what a crashed process left goes out
+        # first, less the trades of blocks the node replaced meanwhile
+        await self.pipeline.recover(None if self.rpc is None else self._hashes_at_restart)
         self.supervisor = Supervisor(history=self.history, clock=self.clock,
                                      alerts=self.alerts, speed=s.speed,
                                      initial=s.backoff_initial, maximum=s.backoff_max,
@@ -1525,12 +1543,7 @@ class WalletMonitor:
                 s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
                 rate_per_s=s.explorer_rate_per_s, speed=s.speed, timeout=s.explorer_timeout,
                 page_size=s.explorer_page_size, history=self.history, clock=self.clock)
-        if self.ws_wallets:
-            if not s.websocket_url or not s.rpc_url:
-                raise MonitorError("websocket mode needs websocket_url and rpc_url")
-            self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
-                            timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
-                            rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size)
+        if self.rpc is not None:
             self.plan = plan = plan_subscriptions(
                 s.subscription_mode, len(self.ws_wallets),
                 max_wallets_per_filter=s.max_wallets_per_filter,
@@ -1564,6 +1577,21 @@ class WalletMonitor:
             await self.ops.start()
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    async def _hashes_at_restart(self, numbers: Collection[int]) -> dict[int, str | None]:
+        """The node's hashes of ``numbers`` for :meth:`Pipeline.recover`, waited for at most
+        ``RESTART_CHECK_WAIT_S`` simulated seconds (at least one second): a node down or
+        slow at start does not hold the outbox back; it then goes out unchecked (``{}``),
+        as before, and the restart's re-check retracts what it must."""
+        assert self.rpc is not None
+        wait = max(self.s.scaled(RESTART_CHECK_WAIT_S), 1.0)
+        try:
+            return await asyncio.wait_for(node_hashes(self.rpc, numbers), wait)
+        except (MonitorError, TimeoutError) as exc:
+            log.warning("the node did not say within %.1fs whether the blocks of the outbox's "
+                        "trades are still canonical (%s): sent unchecked", wait,
+                        redact(str(exc)) or type(exc).__name__)
+            return {}
 
     async def _outbox_loop(self) -> None:
         """Re-send what a failed sink left in the outbox, and prune sent rows, every

@@ -1,0 +1,113 @@
+"""Restart hunt: what a crashed process left behind meets a chain that moved meanwhile.
+
+Each case runs the monitor in-process against :class:`hostile_node.HostileNode` on
+loopback; the crashed process's state is made with the real store and pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from hostile_node import Held, HostileNode, header
+from monitor_helpers import WALLET, order_filled
+from test_reliability import TIMEOUT, first_sync, replace_block, run_monitor, trade_ids, until
+
+from monitor.pipeline import Pipeline
+from monitor.sinks import MemorySink, SinkEvent
+from monitor.store import Store
+from monitor.wallet_monitor import WalletMonitor
+from polyvocab import trade_id
+
+
+class DeadSink:
+    """The bot's executor down: every event stays in the outbox."""
+
+    async def emit(self, event: SinkEvent) -> None:
+        raise ConnectionError("executor down")
+
+    def close(self) -> None:
+        pass
+
+
+def tid(log: dict[str, Any]) -> str:
+    return trade_id(log["transactionHash"], int(log["logIndex"], 16))
+
+
+async def crashed_with_pending(tmp: Path, logs: list[dict[str, Any]]) -> None:
+    """A previous process delivered ``logs`` live, but its sink never confirmed them: the
+    events wait in the outbox (as after a kill between the commit and the sink)."""
+    store = Store(tmp / "state.db")
+    try:
+        pipeline = Pipeline(store, DeadSink(), wallets=[WALLET])
+        await pipeline.on_logs(logs, "ws")
+        assert store.has_pending()
+    finally:
+        store.close()
+
+
+def test_a_pending_trade_of_a_block_replaced_while_down_is_not_sent_at_restart(
+        tmp_path: Path) -> None:
+    """The process died with two live trades in its outbox (blocks 97 and 98); while it was
+    down, a reorg replaced block 98 and the trade left the chain. At start the outbox went
+    out first (the bot copied the orphan) and only the restart's sync retracted it. Now the
+    node is asked first: the trade of block 98 never reaches the sink (its retraction
+    does: the dead process may have passed it on), the one of block 97 goes out at once,
+    marked uncertain, and nothing of either comes twice."""
+    kept = order_filled(block=97, tx=1)
+    orphan = order_filled(block=98, tx=2)
+
+    async def main() -> None:
+        await crashed_with_pending(tmp_path, [kept, orphan])
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs = [kept]  # the new block 98 has no trade of the wallet
+            replace_block(node, 98)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                # recovered before start() returned: the outbox is judged already
+                assert trade_ids(sink) == [tid(kept)]
+                assert [e.uncertain for e in sink.events if e.kind == "trade"] == [True]
+                await first_sync(node, mon)
+                await until(lambda: mon.store is not None and not mon.store.has_pending(),
+                            "the outbox sent")
+
+            mon = await run_monitor(node, tmp_path, body)
+            sink = mon.sink
+            assert isinstance(sink, MemorySink)
+            assert trade_ids(sink) == [tid(kept)], "the orphan reached the bot"
+            retractions = [e.trade_id for e in sink.events if e.kind == "retraction"]
+            assert retractions == [tid(orphan)]
+            assert mon.pipeline is not None
+            assert mon.pipeline.counters["orphans_dropped_at_restart"] == 1
+    asyncio.run(main())
+
+
+def test_a_node_silent_at_restart_does_not_hold_the_outbox_back_for_long(
+        tmp_path: Path) -> None:
+    """The node does not answer at start: the outbox's trades go out unchecked after a
+    bounded wait (RESTART_CHECK_WAIT_S, at least a second), not after the node's retries."""
+    trade = order_filled(block=97, tx=1)
+
+    async def main() -> None:
+        await crashed_with_pending(tmp_path, [trade])
+        release = asyncio.Event()
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs = [trade]
+            node.rpc["eth_getBlockByNumber"] = lambda p: Held(release, header(int(p[0], 16)))
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                assert loop.time() - began < 5.0, "start() waited for the node"
+                assert trade_ids(sink) == [tid(trade)]
+                release.set()
+                await first_sync(node, mon)
+
+            mon = await run_monitor(node, tmp_path, body)
+            assert isinstance(mon.sink, MemorySink)
+            assert trade_ids(mon.sink) == [tid(trade)]
+            assert not [e for e in mon.sink.events if e.kind == "retraction"]
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT * 2))
