@@ -52,6 +52,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 SCENARIO_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (header, metric, format)
+    ("speed", "speed", "num"),  # above 1, the monitor's own processing time is inflated
     ("trades", "trades", "int"),
     ("detected", "detected", "int"),
     ("late", "late", "int"),
@@ -131,7 +132,7 @@ def build_report(run: Run, criteria: Criteria, bench_dir: Path | None = None) ->
         verdict=verdict,
         claims=check_claims(run, criteria.claims, explorer_limit_per_hour(criteria.cost)),
         costs=mode_costs(run, criteria.cost, load_measured_polling(bench / POLLING_COST_FILE)),
-        rollout=plan_rollout(run, verdict.verdict, criteria),
+        rollout=plan_rollout(run, verdict.verdict, criteria, verdict.checks),
         performance=_performance(run, bench_dir),
     )
 
@@ -181,10 +182,12 @@ def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
 
 
 def _scenario_rows(run: Run) -> list[dict[str, Any]]:
-    unmeasured = NOT_MEASURED_VIRTUAL if run_clock(run) == VIRTUAL else frozenset()
+    virtual = run_clock(run) == VIRTUAL
+    unmeasured = NOT_MEASURED_VIRTUAL if virtual else frozenset()
     out = []
     for sc in run.scenarios:
-        cells = [fmt_num(metric_value(sc.summary, m), kind)
+        cells = [("virtual" if virtual and m == "speed" else
+                  fmt_num(metric_value(sc.summary, m), kind))
                  if sc.summary and m not in unmeasured else "-"
                  for _, m, kind in SCENARIO_COLUMNS]
         out.append({"name": sc.name, "mode": sc.mode, "status": sc.status,

@@ -12,13 +12,14 @@ than ``min_trades_per_phase``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from experiments.confidence import pct_up, trials_needed, upper_bound
 from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import VIRTUAL, Run, run_clock
-from reports.verdict import Verdict
+from reports.verdict import CheckResult, Verdict
 
 __all__ = ["Phase", "RolloutPlan", "plan_rollout"]
 
@@ -44,7 +45,41 @@ def _ceil_to(v: float, step: float) -> float:
     return math.ceil(v / step) * step
 
 
-def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
+def _too_few_trades(checks: Sequence[CheckResult]) -> int:
+    """How many verdict-relevant checks are undecided only because the run holds too few
+    trades (a rate whose confidence bound straddles its target); 0 when any check is
+    unknown for another reason (a broken scenario, a metric absent): then the harness,
+    not the run's length, is what needs attention."""
+    unknown = [c for c in checks if c.passed is None and (c.critical or c.scored)]
+    if not unknown or any(c.bound is None for c in unknown):
+        return 0
+    return len(unknown)
+
+
+def _recommendation(verdict: Verdict, checks: Sequence[CheckResult]) -> str:
+    undecided = _too_few_trades(checks) if verdict is Verdict.INCONCLUSIVE else 0
+    if undecided:
+        return (f"Do not start the rollout yet: the harness worked, but {undecided} "
+                f"check{'s are' if undecided > 1 else ' is'} undecided for lack of trades "
+                "(each rate's confidence bound still straddles its target; the reasons "
+                "above say how many more trades each needs). Run longer: the full matrix "
+                "(make experiment, not --quick), or more seeds (--seeds N).")
+    return {
+        Verdict.GO: "Start Phase 1 with one wallet; move to the next phase only when its "
+                    "gate holds.",
+        Verdict.MARGINAL: "Start Phase 1 only, with the failed checks watched closely; do not "
+                          "go beyond 10 % until they pass in a new run.",
+        Verdict.NO_GO: "Do not start the rollout: fix what failed and run the experiments "
+                       "again.",
+        Verdict.INCONCLUSIVE: "Do not start the rollout yet: the run could not show the "
+                              "numbers the gates need; repair the harness and run again.",
+    }[verdict]
+
+
+def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
+                 checks: Sequence[CheckResult] = ()) -> RolloutPlan:
+    """``checks``: the verdict's checks, which tell an INCONCLUSIVE run that only needs
+    more trades from one whose harness failed."""
     ws = [s for s in run.scenarios if s.mode == "websocket" and s.ok]
     calm = [s for s in ws if not s.summary.get("faults")] or ws
 
@@ -135,14 +170,5 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria) -> RolloutPlan:
             action = f"websocket_share={share}; the other wallets stay on polling"
         phases.append(Phase(name, wallets_desc, action, duration, gate, common_rollback))
 
-    rec = {
-        Verdict.GO: "Start Phase 1 with one wallet; move to the next phase only when its "
-                    "gate holds.",
-        Verdict.MARGINAL: "Start Phase 1 only, with the failed checks watched closely; do not "
-                          "go beyond 10 % until they pass in a new run.",
-        Verdict.NO_GO: "Do not start the rollout: fix what failed and run the experiments "
-                       "again.",
-        Verdict.INCONCLUSIVE: "Do not start the rollout yet: the run could not show the "
-                              "numbers the gates need; repair the harness and run again.",
-    }[verdict]
+    rec = _recommendation(verdict, checks)
     return RolloutPlan(rec, tuple(phases), basis)

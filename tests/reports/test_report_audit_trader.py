@@ -1,0 +1,86 @@
+"""The report read as a trader reads it before a real-money migration: every figure the page
+shows says what it was measured under (the replay speed), an INCONCLUSIVE run says what to
+do about it (too few trades is not a broken harness), and two sections never give two
+numbers for the same thing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from report_fixtures import SCENARIOS
+
+from reports.criteria import load_criteria
+from reports.load import load_run
+from reports.render import SCENARIO_COLUMNS, _scenario_rows, build_report
+from reports.verdict import Verdict
+
+MakeRun = Callable[..., Path]
+
+
+def _cells(run_dir: Path) -> dict[str, dict[str, str]]:
+    headers = [c[0] for c in SCENARIO_COLUMNS]
+    return {row["name"]: dict(zip(headers, row["cells"], strict=True))
+            for row in _scenario_rows(load_run(run_dir))}
+
+
+def _set_manifest(run: Path, **fields: Any) -> Path:
+    path = run / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(fields)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return run
+
+
+# --- the replay speed is on the page ----------------------------------------------------------
+
+
+def test_the_scenario_table_shows_the_speed_each_latency_was_measured_at(
+        make_run: MakeRun) -> None:
+    """A scenario replayed at speed 40 multiplies the monitor's own processing time by 40 in
+    its (simulated-second) latencies: the table must say so, or 0.55 s at speed 40 reads
+    as the speed-1 figure."""
+    cells = _cells(make_run(overrides={"ws_10w": {"speed": 40.0}}))
+    assert cells["ws_10w"]["speed"] == "40"
+    assert cells["ws_healthy"]["speed"] == "1"
+
+
+def test_the_virtual_clock_shows_virtual_not_a_speed(make_run: MakeRun) -> None:
+    cells = _cells(_set_manifest(make_run(), clock="virtual"))
+    assert {c["speed"] for c in cells.values()} == {"virtual"}
+
+
+# --- an INCONCLUSIVE run says what to do --------------------------------------------------------
+
+
+def _few_trades() -> list[dict[str, Any]]:
+    """The default scenarios with 40 trades per websocket scenario and no miss: every
+    miss-rate gate is undecided (0 in 40 bounds the rate only below ~7 %)."""
+    out = []
+    for spec in SCENARIOS:
+        spec = dict(spec)
+        if spec["mode"] == "websocket":
+            spec["n"], spec["special"] = 40, {}
+        out.append(spec)
+    return out
+
+
+def test_an_inconclusive_run_with_too_few_trades_is_told_to_run_longer_not_to_repair(
+        make_run: MakeRun, tmp_path: Path) -> None:
+    report = build_report(load_run(make_run(scenarios=_few_trades())), load_criteria(),
+                          bench_dir=tmp_path / "no-bench")
+    assert report.verdict.verdict is Verdict.INCONCLUSIVE
+    rec = report.rollout.recommendation
+    assert "repair the harness" not in rec
+    assert "lack of trades" in rec and "Run longer" in rec
+
+
+def test_an_inconclusive_run_with_a_broken_scenario_is_still_told_to_repair(
+        make_run: MakeRun, tmp_path: Path) -> None:
+    run = make_run(scenarios=_few_trades(),
+                   overrides={"ws_10w": {"status": "harness_error", "error": "boom"}})
+    report = build_report(load_run(run), load_criteria(), bench_dir=tmp_path / "no-bench")
+    assert report.verdict.verdict is Verdict.INCONCLUSIVE
+    assert "repair the harness" in report.rollout.recommendation
