@@ -413,6 +413,18 @@ class Store:
                 (first, last, *part)).fetchall())
         return out
 
+    @_reads
+    def recent_wallets(self, depth: int) -> tuple[set[str], int]:
+        """The wallets with a standing delivery in the ``depth`` blocks up to the highest
+        block delivered, and the lowest of those blocks (``set(), 0`` when none)."""
+        top = self._db.execute("SELECT MAX(block_number) FROM delivered").fetchone()[0]
+        if top is None:
+            return set(), 0
+        first = max(0, int(top) - depth)
+        return {w for (w,) in self._db.execute(
+            "SELECT DISTINCT wallet FROM delivered WHERE retracted=0 AND block_number >= ? "
+            "AND wallet IS NOT NULL", (first,))}, first
+
     def commit(self, decision: Decision, *, trade_id: str, source: str,
                trade: Trade | None = None) -> OutboxItem | None:
         """Persist one dedup decision; if it emits, queue the sink event. One transaction."""

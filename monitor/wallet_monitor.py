@@ -134,6 +134,9 @@ _MAX_LIST = 8  # topics: OrderFilled has four
 #: crashed process left in the outbox (see :meth:`Pipeline.recover`) before sending them
 #: unchecked
 RESTART_CHECK_WAIT_S = 5.0
+#: blocks below the highest delivered one whose trades of a wallet no longer on the list
+#: are still re-checked after a reorg (the depth the re-checks look back: BlockTracker's)
+DEPARTED_DEPTH = 128
 
 
 def live_log_bytes(entry: dict[str, Any]) -> int | None:
@@ -342,10 +345,13 @@ class WsShard:
                  pipeline: Pipeline, rpc: _Rpc, explorer: ExplorerClient | None,
                  history: History, clock: Clock, alerts: Alerter | None,
                  supervisor: Supervisor | None = None, firehose: bool = False,
-                 committed: dict[int, str] | None = None) -> None:
+                 committed: dict[int, str] | None = None,
+                 departed: tuple[list[str], int] | None = None) -> None:
         """``firehose``: subscribe to every ``OrderFilled`` of the exchanges (no maker
         topics) and keep only ``wallets``' logs. ``committed``: the stored block hashes as
-        the process found them, before any shard wrote (default: the store's now)."""
+        the process found them, before any shard wrote (default: the store's now).
+        ``departed``: wallets no longer on the list, and the block from which their
+        standing deliveries are still judged after a reorg (see :meth:`_check_departed`)."""
         self.index = index
         self.firehose = firehose
         self._maker_topics = frozenset(address_topic(w).lower() for w in wallets)
@@ -442,6 +448,10 @@ class WsShard:
         # table: another shard writes the chain it saw there, and a shard that was down
         # through a reorg then found its blocks "matching" and never fetched the new ones
         self._committed = dict(store.blocks() if committed is None else committed)
+        # wallets no longer on the list whose last deliveries (from _departed_from up)
+        # this shard still judges after a reorg (see _check_departed)
+        self._departed = list(departed[0]) if departed is not None else []
+        self._departed_from = departed[1] if departed is not None else 0
         # wallet -> the block up to which its trade ids may have been pruned, for the
         # wallets whose such block is above the shard's cursor (see _not_pruned)
         self._pruned_below: dict[str, int] = {}
@@ -1044,6 +1054,7 @@ class WsShard:
                     self._verified_restart = True
                     try:
                         await self._verify_restart_cursor()
+                        await self._check_departed()
                     except BaseException:
                         self._verified_restart = False
                         raise
@@ -1055,6 +1066,7 @@ class WsShard:
                     # taken for done) or its logs went stale (it asked for another)
                     if await self._recheck(start) and \
                             not self._changes.reorged_since(changes):
+                        await self._check_departed()
                         self._reorg_from = self._reorg_head = None
                 if self._fallback_check is not None and self._poller is None:
                     since = self._fallback_check
@@ -1224,8 +1236,10 @@ class WsShard:
         except ValueError as exc:
             raise BadResponse(str(exc), kind="bad_shape") from None
 
-    async def _get_logs(self, a: int, b: int) -> list[dict[str, Any]]:
-        flt = dict(self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
+    async def _get_logs(self, a: int, b: int, base: dict[str, Any] | None = None
+                        ) -> list[dict[str, Any]]:
+        """The node's logs of blocks ``a..b`` for the shard's filter (or ``base``)."""
+        flt = dict(base or self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
         try:
             result = await self.rpc.call("eth_getLogs", [flt])
         except (RpcError, Timeout, BadResponse) as exc:
@@ -1241,7 +1255,8 @@ class WsShard:
             if b > a and heavy:
                 self.counters["getlogs_splits"] += 1
                 mid = (a + b) // 2
-                return await self._get_logs(a, mid) + await self._get_logs(mid + 1, b)
+                return (await self._get_logs(a, mid, base)
+                        + await self._get_logs(mid + 1, b, base))
             raise
         if not isinstance(result, list):
             raise BadResponse("eth_getLogs result is not a list", kind="bad_shape")
@@ -1452,6 +1467,50 @@ class WsShard:
         self.store.save_blocks(stale)
         self._commit_view(stale)
 
+    async def _check_departed(self) -> None:
+        """Are the last deliveries of wallets no longer on the list still canonical?
+
+        A wallet removed from the list (between runs) is watched by no shard: its trades
+        delivered in the last blocks before, which the bot acted on, were judged by no
+        re-check (they match no shard's wallets), and a reorg of their block left them
+        standing: a phantom. The shard that holds them (``departed``, the first) asks the
+        node for their blocks at each restart check and reorg re-check until its head is
+        ``tracker.keep`` blocks past the newest of them. Those whose block the node has
+        with another hash and that the node's logs of those wallets (from that block to the
+        head) no longer hold are retracted; one the new chain holds (it moved) stands.
+        Their wallets' trades are never delivered again (they are not watched)."""
+        if not self._departed:
+            return
+        head = self._known_head()
+        standing = self.store.standing_in_range(self._departed, self._departed_from, 1 << 62)
+        if not standing or (head is not None
+                            and head - max(n for _t, n, _h in standing) > self.tracker.keep):
+            self._departed = []  # nothing left to judge, or past any reorg's depth
+            return
+        hashes = await self._canonical_hashes(sorted({n for _t, n, _h in standing}))
+        changed = [(tid, n, h) for tid, n, h in standing
+                   if hashes[n] is not None and hashes[n] != h.lower()]
+        if not changed:
+            return
+        low = min(n for _t, n, _h in changed)
+        top = max([low, *(n for _t, n, _h in changed), *([head] if head is not None else [])])
+        base = {"address": list(self.pipeline.exchanges),
+                "topics": [list(ORDER_FILLED_TOPICS), None,
+                           [address_topic(w) for w in self._departed]]}
+        ids: set[str] = set()
+        for a, b in backfill_ranges(low - 1, top, self.chunk_blocks):
+            for lg in await self._get_logs(a, b, base):
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
+        for tid, number, block_hash in changed:
+            if tid in ids:
+                continue  # the new chain holds it (moved): it stands
+            self.counters["departed_retracted"] += 1
+            log.warning("[%s] trade %s of a wallet no longer watched, in block %d (%s...), is "
+                        "no longer canonical: retracting", self.conn_id, tid[:18], number,
+                        block_hash[:10])
+            await self.pipeline.retract(tid, block_hash)
+
     def _commit_view(self, hashes: dict[int, str]) -> None:
         """This shard's cursor passed ``hashes`` (saved to the store too): its view, kept
         as deep as the store keeps blocks."""
@@ -1554,12 +1613,14 @@ class WalletMonitor:
             firehose = plan.mode == "firehose"
             per = len(self.ws_wallets) if firehose else plan.wallets_per_filter
             committed = self.store.blocks()  # before any shard runs (and writes there)
+            departed = self._departed_wallets()
             for i in range(0, len(self.ws_wallets), per):
                 shard = WsShard(i // per, self.ws_wallets[i:i + per], settings=s,
                                 store=self.store, pipeline=self.pipeline, rpc=self.rpc,
                                 explorer=self.explorer, history=self.history, clock=self.clock,
                                 alerts=self.alerts, supervisor=self.supervisor,
-                                firehose=firehose, committed=committed)
+                                firehose=firehose, committed=committed,
+                                departed=departed if i == 0 else None)
                 self.shards.append(shard)
                 await shard.start()
         if self.poll_wallets:
@@ -1577,6 +1638,20 @@ class WalletMonitor:
             await self.ops.start()
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    def _departed_wallets(self) -> tuple[list[str], int] | None:
+        """Wallets no longer on the list with a standing delivery in the last
+        ``DEPARTED_DEPTH`` blocks delivered, and the lowest of those blocks: their trades
+        the bot acted on are still re-checked after a reorg (by the first shard)."""
+        assert self.store is not None
+        recent, first = self.store.recent_wallets(DEPARTED_DEPTH)
+        gone = sorted(recent - {w.lower() for w in self.s.wallets})
+        if not gone:
+            return None
+        log.info("%d wallet(s) no longer watched have deliveries in the last %d blocks: "
+                 "re-checked after a reorg until the chain is past them", len(gone),
+                 DEPARTED_DEPTH)
+        return gone, first
 
     async def _hashes_at_restart(self, numbers: Collection[int]) -> dict[int, str | None]:
         """The node's hashes of ``numbers`` for :meth:`Pipeline.recover`, waited for at most

@@ -11,8 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from hostile_node import Held, HostileNode, header
-from monitor_helpers import WALLET, order_filled
-from test_reliability import TIMEOUT, first_sync, replace_block, run_monitor, trade_ids, until
+from monitor_helpers import OTHER, WALLET, order_filled
+from test_reliability import (
+    TIMEOUT,
+    cursor_at_least,
+    first_sync,
+    replace_block,
+    run_monitor,
+    trade_ids,
+    until,
+)
 
 from monitor.pipeline import Pipeline
 from monitor.sinks import MemorySink, SinkEvent
@@ -111,3 +119,83 @@ def test_a_node_silent_at_restart_does_not_hold_the_outbox_back_for_long(
             assert trade_ids(mon.sink) == [tid(trade)]
             assert not [e for e in mon.sink.events if e.kind == "retraction"]
     asyncio.run(asyncio.wait_for(main(), TIMEOUT * 2))
+
+
+# -- a wallet removed from the list: its last deliveries are still re-checked -------------
+
+async def first_run_with_live_trades_of(node: HostileNode, tmp: Path,
+                                        live: list[dict[str, Any]]) -> None:
+    """A first run watching WALLET and OTHER: sync at head 100, then ``live`` (OTHER's
+    trades, above the cursor) delivered live; stopped (the node forgets its
+    subscriptions, so the next run's first_sync waits for its own)."""
+    node.head = 100
+    node.logs.extend(live)
+
+    async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+        await first_sync(node, mon)
+        for lg in live:
+            await node.notify("logs", lg)
+        await until(lambda: trade_ids(sink) == [tid(lg) for lg in live], "the live trades")
+    await run_monitor(node, tmp, first, wallets=[WALLET, OTHER])
+    node.subs.clear()
+    node.subscribed.clear()
+
+
+def retracted(sink: MemorySink) -> list[str]:
+    return [e.trade_id for e in sink.events if e.kind == "retraction"]
+
+
+def test_a_removed_wallets_trade_reorged_out_while_down_is_retracted(tmp_path: Path) -> None:
+    """OTHER's trade of block 102 was delivered (the bot copied it); the user took OTHER
+    off the list and restarted; meanwhile a reorg replaced block 102 without it. No
+    shard watched OTHER, so no re-check looked at its deliveries: the phantom stood.
+    Now the first shard judges them until the chain is past them: retracted."""
+    live = order_filled(wallet=OTHER, block=102, tx=7)
+
+    async def main() -> None:
+        async with HostileNode() as node:
+            await first_run_with_live_trades_of(node, tmp_path, [live])
+            node.logs = []
+            replace_block(node, 102)
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.head = 104
+                await node.new_head(104)
+                await until(lambda: cursor_at_least(mon, 103), "synced past 102")
+                await until(lambda: retracted(sink) == [tid(live)], "the phantom retracted",
+                            timeout=5.0)
+
+            mon = await run_monitor(node, tmp_path, second)
+            assert isinstance(mon.sink, MemorySink)
+            assert trade_ids(mon.sink) == []
+    asyncio.run(main())
+
+
+def test_a_removed_wallets_trade_reorged_out_after_the_restart_is_retracted(
+        tmp_path: Path) -> None:
+    """As above, but the reorg of block 102 comes after the restart, shown by the feed
+    (a new head at 102): the re-check judged only the watched wallets' trades."""
+    live = order_filled(wallet=OTHER, block=102, tx=7)
+    kept = order_filled(wallet=OTHER, block=101, tx=8)
+
+    async def main() -> None:
+        async with HostileNode() as node:
+            await first_run_with_live_trades_of(node, tmp_path, [kept, live])
+            node.logs = [kept]  # block 101 stays; the new 102 has no trade of OTHER
+
+            async def second(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                for n in (101, 102):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 101), "synced to 101")
+                replace_block(node, 102)
+                await node.notify("newHeads", dict(header(102), hash="0x" + "ee" * 32))
+                await until(lambda: retracted(sink) == [tid(live)], "the phantom retracted",
+                            timeout=10.0)
+
+            mon = await run_monitor(node, tmp_path, second)
+            assert isinstance(mon.sink, MemorySink)
+            assert trade_ids(mon.sink) == []
+            assert retracted(mon.sink) == [tid(live)], "the trade of block 101 was retracted"
+    asyncio.run(main())
