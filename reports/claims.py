@@ -267,6 +267,14 @@ def _wallets(run: Run, explorer_limit_per_hour: float) -> Claim:
         status = ClaimStatus.NOT_MEASURED
     else:
         status = ClaimStatus.CONFIRMED if wcap > pcap else ClaimStatus.REFUTED
+    note = (f"explorer budget {explorer_limit_per_hour:,.0f} calls/h (the tighter of the "
+            "per-second and per-day limits), at each mode's highest explorer rate per wallet")
+    worst = _worst_explorer(ws)
+    if worst is not None and worst.summary.get("faults"):
+        calm = _capacity([s for s in ws if not s.summary.get("faults")],
+                         explorer_limit_per_hour)
+        note += (f"; websocket's is {worst.name}'s, while a fault forces the explorer "
+                 f"fallback (without faults: {cap(calm)})")
     return Claim(
         "Wallets per process",
         "polling: limited by explorer calls",
@@ -274,9 +282,15 @@ def _wallets(run: Run, explorer_limit_per_hour: float) -> Claim:
         cap(pcap),
         f"{cap(wcap)} (largest run: {max_ws} wallets)",
         status,
-        f"explorer budget {explorer_limit_per_hour:,.0f} calls/h (the tighter of the "
-        "per-second and per-day limits)",
+        note,
     )
+
+
+def _worst_explorer(scs: Sequence[ScenarioData]) -> ScenarioData | None:
+    """The scenario with the highest explorer rate per wallet (None without one)."""
+    rated = [(v, s) for s in scs
+             if (v := metric_value(s.summary, "explorer_calls_per_hour_per_wallet")) is not None]
+    return max(rated, key=lambda vs: vs[0])[1] if rated else None
 
 
 def check_claims(run: Run, cs: ClaimSettings, explorer_limit_per_hour: float) -> list[Claim]:

@@ -25,7 +25,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
 from experiments.thresholds import metric_value
-from reports.cost import fit_usage
+from reports.cost import explorer_usage
 from reports.load import (
     Run,
     ScenarioData,
@@ -298,7 +298,7 @@ def api_calls(run: Run, *, rate_limit_per_hour: float = 10_800.0,
             continue
         color = MODE_COLORS.get(mode, "#718096")
         ax2.scatter([w for w, _ in pts], [max(v, 0.1) for _, v in pts], color=color, zorder=3)
-        fit = fit_usage(pts)
+        fit = explorer_usage(mode, pts)
         ax2.plot(grid, np.maximum([fit.at(w) for w in grid], 0.1), color=color,
                  label=f"{mode} ({fit.per_wallet:.3g}/h per wallet)")
     ax2.axhline(rate_limit_per_hour, color="#c53030", linestyle="--", linewidth=1)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from report_fixtures import SCENARIOS
 
 from reports.criteria import load_criteria
@@ -84,3 +85,53 @@ def test_an_inconclusive_run_with_a_broken_scenario_is_still_told_to_repair(
     report = build_report(load_run(run), load_criteria(), bench_dir=tmp_path / "no-bench")
     assert report.verdict.verdict is Verdict.INCONCLUSIVE
     assert "repair the harness" in report.rollout.recommendation
+
+
+# --- one number for "wallets before the explorer's limit" ---------------------------------------
+
+
+def _polling_at_two_intervals() -> list[dict[str, Any]]:
+    """Polling as the quick matrix measures it: 10 wallets every 15 s (240 calls/h per
+    wallet), 10 wallets every 30 s (120) and 100 wallets every 15 s past the explorer's
+    limiter (the round stretched: 9,560 calls/h, 95.6 per wallet)."""
+    ws = [s for s in SCENARIOS if s["mode"] == "websocket"]
+    return [
+        {"name": "polling_15s", "mode": "polling", "wallets": 10, "n": 60, "faults": [],
+         "special": {}},
+        {"name": "polling_30s", "mode": "polling", "wallets": 10, "n": 60, "faults": [],
+         "special": {}},
+        {"name": "many_wallets_polling", "mode": "polling", "wallets": 100, "n": 60,
+         "faults": [], "special": {}},
+        *ws,
+    ]
+
+
+def test_polling_cost_and_the_wallets_claim_give_one_explorer_limit(
+        make_run: MakeRun, tmp_path: Path) -> None:
+    """The claims said polling reaches the explorer's limit at ~17 wallets, the cost table
+    ~43 (a line fitted through two intervals and a capped point, with a fixed part polling
+    does not have: ~1,100 calls/h for a single wallet polled every 15 s, 240 in truth)."""
+    run = make_run(scenarios=_polling_at_two_intervals(),
+                   overrides={"polling_30s": {"explorer_calls_per_hour": 1200.0},
+                              "many_wallets_polling": {"explorer_calls_per_hour": 9560.0}})
+    report = build_report(load_run(run), load_criteria(), bench_dir=tmp_path / "no-bench")
+    poll = next(m for m in report.costs if m.mode == "polling")
+    limit_h = 100_000 / 24
+    assert poll.explorer_limit_wallets == pytest.approx(limit_h / 240)
+    claim = next(c for c in report.claims if c.topic == "Wallets per process")
+    assert claim.measured_before == f"~{limit_h / 240:,.0f} wallets"
+    grid = {w: row for w, *row in poll.by_wallets}
+    assert grid[1][0] == pytest.approx(240 * 730)  # one wallet, a month
+    assert grid[10][0] == pytest.approx(2400 * 730)  # as measured at 15 s
+
+
+def test_the_wallets_claim_says_its_websocket_figure_is_under_faults(
+        make_run: MakeRun) -> None:
+    """Websocket's capacity comes from its highest explorer rate, ws_drop's fallback
+    polling (24 calls/h for 1 wallet): '~174 wallets' beside 'largest run: 10 wallets'
+    and the cost table's 'not in reach' read as a contradiction unless the note says so."""
+    report_claims = build_report(load_run(make_run()), load_criteria()).claims
+    claim = next(c for c in report_claims if c.topic == "Wallets per process")
+    assert claim.measured_after.startswith(f"~{(100_000 / 24) / 24:,.0f} wallets")
+    assert "ws_drop's, while a fault forces the explorer fallback" in claim.note
+    assert "(without faults: ~694 wallets)" in claim.note
