@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from report_fixtures import SCENARIOS
 
+from reports import figures
 from reports.criteria import load_criteria
 from reports.load import load_run
 from reports.render import SCENARIO_COLUMNS, _scenario_rows, build_report
@@ -135,3 +136,38 @@ def test_the_wallets_claim_says_its_websocket_figure_is_under_faults(
     assert claim.measured_after.startswith(f"~{(100_000 / 24) / 24:,.0f} wallets")
     assert "ws_drop's, while a fault forces the explorer fallback" in claim.note
     assert "(without faults: ~694 wallets)" in claim.note
+
+
+# --- the figures say what they show -------------------------------------------------------------
+
+
+def _texts(fig: Any) -> str:
+    out = []
+    for ax in fig.axes:
+        out += [t.get_text() for t in ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            out += [t.get_text() for t in legend.get_texts()]
+    return "\n".join(out)
+
+
+def test_the_api_calls_figure_labels_the_limits_it_draws(run_dir: Path) -> None:
+    """The lines come from the criteria's explorer plan; the labels said '3/s' and '100k/day'
+    whatever plan was drawn."""
+    fig = figures.api_calls(load_run(run_dir), rate_limit_per_hour=5 * 3600.0,
+                            daily_limit_per_hour=50_000 / 24)
+    text = _texts(fig)
+    assert "5/s rate limit = 18,000/h" in text and "50,000/day = 2,083/h" in text
+    assert "3/s" not in text and "100k" not in text
+
+
+def test_the_latency_ecdf_says_it_pools_the_fault_scenarios(run_dir: Path) -> None:
+    """Its websocket p95 pools every scenario, faults included: next to the claims'
+    fault-free p95 it read as a second, contradicting figure for the same thing."""
+    text = _texts(figures.latency_ecdf(load_run(run_dir)))
+    assert "websocket, every scenario, faults included (n=" in text
+
+
+def test_the_timeline_names_its_actionable_line(run_dir: Path) -> None:
+    sc = load_run(run_dir).scenario("ws_drop")
+    assert "actionable 5 s" in _texts(figures.latency_timeline(sc))
