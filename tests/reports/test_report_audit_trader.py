@@ -171,3 +171,37 @@ def test_the_latency_ecdf_says_it_pools_the_fault_scenarios(run_dir: Path) -> No
 def test_the_timeline_names_its_actionable_line(run_dir: Path) -> None:
     sc = load_run(run_dir).scenario("ws_drop")
     assert "actionable 5 s" in _texts(figures.latency_timeline(sc))
+
+
+# --- the claims say how they were measured ------------------------------------------------------
+
+
+def test_the_polling_baseline_shows_the_spread_behind_its_mean(make_run: MakeRun) -> None:
+    """'171 /h (polling)' averaged a 15-s run (240 /h per wallet), a 30-s run (120) and a
+    capped many-wallets run (95.6): one number that is none of today's polling."""
+    run = make_run(scenarios=_polling_at_two_intervals(),
+                   overrides={"polling_30s": {"explorer_calls_per_hour": 1200.0,
+                                              "latency_p50_s": 30.0},
+                              "many_wallets_polling": {"explorer_calls_per_hour": 9560.0}})
+    report = build_report(load_run(run), load_criteria())
+    claim = next(c for c in report.claims if c.topic == "Explorer calls per wallet")
+    assert claim.measured_before == "152 /h (polling, mean of 3 scenarios: 95.6-240 /h)"
+    lat = next(c for c in report.claims if c.topic == "Detection latency")
+    assert lat.measured_before.startswith("p50 ")
+    assert lat.measured_before.endswith("(polling, mean of 3 scenarios: 21.4-30 s)")
+
+
+def test_a_pooled_missed_confirmation_names_the_scenarios_the_verdict_cannot_decide(
+        make_run: MakeRun, tmp_path: Path) -> None:
+    """1,200 websocket trades without a miss confirm '< 1 %' pooled, while each scenario's
+    own gate (40 trades in one of them) is undecided and the banner says INCONCLUSIVE:
+    the claim must say why the two differ."""
+    specs = [dict(s, n=40, special={}) if s["name"] == "ws_10w" else
+             dict(s, special={}) if s["mode"] == "websocket" else s for s in SCENARIOS]
+    report = build_report(load_run(make_run(scenarios=specs)), load_criteria(),
+                          bench_dir=tmp_path / "no-bench")
+    assert report.verdict.verdict is Verdict.INCONCLUSIVE
+    claim = next(c for c in report.claims if c.topic == "Missed trades")
+    assert claim.status.value == "confirmed"
+    assert "the verdict gates each on its own, and 1 of them hold too few trades" in claim.note
+    assert "(ws_10w)" in claim.note
