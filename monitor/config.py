@@ -88,6 +88,12 @@ FILE_SETTINGS = ("explorer_api_key", "telegram_token", "websocket_url", "rpc_url
 #: the smallest non-zero ``dedup_retention_blocks``: well past a backfill's overlap, the
 #: deepest reorg a tracker follows and the reconnect re-check's window (128 blocks)
 MIN_DEDUP_RETENTION_BLOCKS = 1024
+#: blocks a poll reads again for trades the explorer indexed late: its index is usually
+#: 4-20 s behind the chain's head (REFERENCE), a minute or more in an incident, and
+#: ``module=proxy`` answers the head itself. 16 blocks (32 s) lost every trade of an
+#: index a minute behind; 64 cover ~2 minutes of 2-s blocks, for no extra call (the rows
+#: read again are dropped by the dedup)
+DEFAULT_EXPLORER_OVERLAP_BLOCKS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,8 +351,9 @@ class Settings(BaseSettings):
         description="client-side explorer rate limit (free tier: 3/s)")
     explorer_page_size: int = Field(1000, gt=0, le=10000,
         description="records per explorer page (at most 1,000 since 2026-07)")
-    explorer_overlap_blocks: int = Field(16, ge=0,
-        description="blocks re-read at each poll so late-indexed trades are not skipped")
+    explorer_overlap_blocks: int = Field(DEFAULT_EXPLORER_OVERLAP_BLOCKS, ge=0,
+        description="blocks re-read at each poll so late-indexed trades are not skipped "
+                    "(an explorer index further behind its head than this loses trades)")
     explorer_timeout: float = Field(10.0, gt=0,
         description="seconds before an explorer request times out")
     rpc_timeout: float = Field(10.0, gt=0,

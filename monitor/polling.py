@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from monitor.clock import Clock, SystemClock
+from monitor.config import DEFAULT_EXPLORER_OVERLAP_BLOCKS
 from monitor.cores import plausible_head
 from monitor.errors import MonitorError
 from monitor.explorer_client import ExplorerClient, PartialLogs
@@ -77,7 +78,7 @@ class PollingMonitor:
         wallets: Iterable[str],
         interval: float,
         speed: float = 1.0,
-        overlap_blocks: int = 16,
+        overlap_blocks: int = DEFAULT_EXPLORER_OVERLAP_BLOCKS,
         start_block: int | None = None,
         group: str = "polling",
         clock: Clock | None = None,
