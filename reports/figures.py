@@ -27,15 +27,18 @@ from matplotlib.ticker import FormatStrFormatter
 from experiments.thresholds import metric_value
 from reports.cost import explorer_usage
 from reports.load import (
+    VIRTUAL,
     Run,
     ScenarioData,
     fallback_intervals,
+    run_clock,
     sim_seconds,
     state_intervals,
 )
 
 __all__ = [
     "MODE_COLORS",
+    "VIRTUAL_RESOURCES",
     "api_calls",
     "latency_ecdf",
     "latency_timeline",
@@ -62,6 +65,8 @@ OUTCOME_COLORS = {
     "phantoms": "#1a202c",
 }
 DELIVERED = ("detected", "late", "duplicate")
+#: what the resource figure says on the virtual clock (the report says the same)
+VIRTUAL_RESOURCES = "CPU and memory not measured (virtual clock)."
 _FAULT = "#feb2b2"
 _FALLBACK = "#805ad5"
 
@@ -355,9 +360,13 @@ def outcomes(run: Run) -> Figure:
 
 
 def resources(run: Run) -> Figure:
-    """CPU seconds per simulated hour and peak RSS per scenario, coloured by mode."""
+    """CPU seconds per simulated hour and peak RSS per scenario, coloured by mode. On the
+    virtual clock (simulator and monitor in one process, computing costs no time) they are
+    not the monitor's: the figure says so instead of drawing them."""
     scs = [s for s in run.scenarios if s.ok]
     fig = _fig(8, max(2.2, 0.42 * len(scs) + 1.2))
+    if run_clock(run) == VIRTUAL:
+        return _empty(fig, VIRTUAL_RESOURCES)
     if not scs:
         return _empty(fig, "No usable scenario")
     ax1, ax2 = fig.subplots(1, 2, sharey=True)

@@ -266,7 +266,7 @@ def render_report(report: Report) -> str:
                     run, rate_limit_per_hour=report.criteria.cost.explorer.rate_per_s * 3600,
                     daily_limit_per_hour=report.criteria.cost.explorer.calls_per_day / 24),
                 "API calls per hour per mode and explorer calls against wallets"),
-        _not_drawn("Resource use", "CPU and memory not measured (virtual clock).")
+        _not_drawn("Resource use", figures.VIRTUAL_RESOURCES)
         if virtual else _figure("Resource use", lambda: figures.resources(run),
                                 "CPU seconds per hour and peak memory per scenario"),
     ]

@@ -205,3 +205,14 @@ def test_a_pooled_missed_confirmation_names_the_scenarios_the_verdict_cannot_dec
     assert claim.status.value == "confirmed"
     assert "the verdict gates each on its own, and 1 of them hold too few trades" in claim.note
     assert "(ws_10w)" in claim.note
+
+
+def test_the_resource_figure_draws_no_cpu_on_the_virtual_clock(make_run: MakeRun) -> None:
+    """The notebook draws figures.resources as it is: on the virtual clock it drew the one
+    process's CPU (simulator and monitor together) as each scenario's, where the report
+    says 'not measured'."""
+    run = load_run(_set_manifest(make_run(), clock="virtual"))
+    fig = figures.resources(run)
+    assert not any(ax.patches for ax in fig.axes)  # no bars
+    assert "CPU and memory not measured (virtual clock)." in _texts(fig)
+    assert any(ax.patches for ax in figures.resources(load_run(make_run())).axes)
