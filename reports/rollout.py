@@ -41,6 +41,11 @@ class RolloutPlan:
     basis: tuple[str, ...]  # the measured numbers the gates came from
 
 
+def _g(v: float) -> str:
+    """A number for the plan: 3 significant digits, thousands written out (no 1.32e+03)."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
 def _ceil_to(v: float, step: float) -> float:
     return math.ceil(v / step) * step
 
@@ -111,6 +116,9 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
     fault_p95 = p95_fault if p95_fault is not None else window
     # never looser than the actionable window: a trade later than that is lost money
     fault_gate = min(max(fault_p95 * 1.5, lat_gate), window)
+    fault_capped = (f" (above the {window:g}-s actionable window: the gate while the "
+                    f"provider misbehaves is held at {fault_gate:.2g} s, which this run "
+                    "would not pass)" if fault_p95 > fault_gate else "")
     limit = criteria.claims.missed_after_pct / 100.0
     n = max(criteria.rollout.min_trades_per_phase,
             trials_needed(limit) if 0.0 < limit < 1.0 else 0)
@@ -118,16 +126,17 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
 
     basis = tuple(
         x for x in (
-            f"websocket latency p95 (fault-free) {p95:.3g} s" if p95 is not None else None,
-            f"latency p95 during faults {p95_fault:.3g} s"
+            f"websocket latency p95 (fault-free) {_g(p95)} s" if p95 is not None else None,
+            f"latency p95 during faults {_g(p95_fault)} s"
             f"{' (virtual time: protocol latency only)' if virtual else ''}"
+            f"{fault_capped}"
             if p95_fault is not None else None,
             "websocket latency p95 (fault-free): not measured in virtual time"
             if virtual else None,
-            f"reconnects {reconn:.3g} per hour" if reconn is not None else None,
-            f"fallback active {fb_pct:.3g} % of the time" if fb_pct is not None else None,
-            f"explorer {explorer:.3g} calls/h per wallet" if explorer is not None else None,
-            f"{rate:.3g} trades/h per wallet" if rate is not None else None,
+            f"reconnects {_g(reconn)} per hour" if reconn is not None else None,
+            f"fallback active {_g(fb_pct)} % of the time" if fb_pct is not None else None,
+            f"explorer {_g(explorer)} calls/h per wallet" if explorer is not None else None,
+            f"{_g(rate)} trades/h per wallet" if rate is not None else None,
         ) if x
     ) or ("no websocket measurement: gates fall back to the claims",)
 
@@ -138,17 +147,19 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
         f"latency p95 above {2 * lat_gate:.2g} s for 15 minutes",
         f"fallback polling active more than {min(3 * fb_gate, 50):.2g} % of an hour, or "
         f"more than {max(3 * rc_gate, 3):.2g} reconnects per hour",
-        f"explorer calls above {3 * ex_gate:.3g} per hour per wallet (stuck in fallback)",
+        f"explorer calls above {_g(3 * ex_gate)} per hour per wallet (stuck in fallback)",
     )
     phases = []
     for name, share in criteria.rollout.phases:
         wallets_desc = "one wallet" if share == 0 else f"{share} % of wallets"
         if rate and rate > 0:
-            per_wallet_h = n / rate
-            hours = max(criteria.rollout.min_hours_per_phase,
-                        per_wallet_h if share == 0 else criteria.rollout.min_hours_per_phase)
-            duration = (f"at least {hours:.0f} h and {n} trades "
-                        f"(~{per_wallet_h:.0f} h for one wallet at the measured rate)")
+            # rounded up: 'at least' must not promise the trades sooner than they come
+            per_wallet_h = math.ceil(n / rate)
+            hours = math.ceil(max(criteria.rollout.min_hours_per_phase,
+                                  per_wallet_h if share == 0
+                                  else criteria.rollout.min_hours_per_phase))
+            duration = (f"at least {hours} h and {n} trades "
+                        f"(~{per_wallet_h} h for one wallet at the measured rate)")
         else:
             duration = f"at least {criteria.rollout.min_hours_per_phase:.0f} h and {n} trades"
         gate = (
@@ -158,7 +169,7 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
             f"latency p95 <= {lat_gate:.2g} s; <= {fault_gate:.2g} s while the provider "
             "misbehaves",
             f"<= {rc_gate:.2g} reconnects per hour; fallback active <= {fb_gate:.2g} % of time",
-            f"explorer calls <= {ex_gate:.3g} per hour per wallet",
+            f"explorer calls <= {_g(ex_gate)} per hour per wallet",
         )
         if share == 0:
             action = ("websocket on for one wallet (mode=websocket for it alone); today's "

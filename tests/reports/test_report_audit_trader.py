@@ -216,3 +216,31 @@ def test_the_resource_figure_draws_no_cpu_on_the_virtual_clock(make_run: MakeRun
     assert not any(ax.patches for ax in fig.axes)  # no bars
     assert "CPU and memory not measured (virtual clock)." in _texts(fig)
     assert any(ax.patches for ax in figures.resources(load_run(make_run())).axes)
+
+
+# --- the rollout plan ---------------------------------------------------------------------------
+
+
+def test_the_rollout_rounds_the_hours_a_phase_needs_up(make_run: MakeRun) -> None:
+    """300 trades at 120 trades/h for one wallet take 2.5 h: the plan said '~2 h'."""
+    from reports.rollout import plan_rollout
+
+    # 400 trades each: in 12,000 s for one wallet, in 1,200 s for ten: 120 /h per wallet
+    run = load_run(make_run(overrides={"ws_healthy": {"sim_duration_s": 12_000.0},
+                                       "ws_10w": {"sim_duration_s": 1_200.0}}))
+    plan = plan_rollout(run, Verdict.GO, load_criteria())
+    assert "(~3 h for one wallet at the measured rate)" in plan.phases[0].duration
+
+
+def test_the_rollout_says_when_the_run_would_fail_its_own_fault_gate(
+        make_run: MakeRun) -> None:
+    """Measured 17.3 s p95 during faults, gate '<= 5 s while the provider misbehaves':
+    the basis must say the gate is held at the actionable window and the run fails it."""
+    from reports.rollout import plan_rollout
+
+    run = load_run(make_run(overrides={"ws_drop": {"latency_p95_in_fault_s": 17.3}}))
+    plan = plan_rollout(run, Verdict.GO, load_criteria())
+    basis = "; ".join(plan.basis)
+    assert "latency p95 during faults 17.3 s (above the 5-s actionable window" in basis
+    assert "held at 5 s, which this run would not pass" in basis
+    assert "1,320 trades/h per wallet" in basis  # was 1.32e+03
