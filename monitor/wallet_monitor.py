@@ -32,7 +32,9 @@ arriving at a provider whose HTTP node lags its WebSocket node), or to the head 
 the probes have seen the node's head unmoved for two block intervals (a chain that
 stopped). Live notifications alone never advance the cursor (unless
 ``reconcile_interval = 0``, when contiguous heads on one connection advance it to
-``head - 1``), so a notification lost on the wire (drop, silent
+``head - 1``, and the blocks they passed are fetched once every ``ZERO_MODE_SWEEP_BLOCKS``:
+a notification lost there comes up to that many blocks late, and the last such blocks
+before a stop are never fetched), so a notification lost on the wire (drop, silent
 subscription, loss) is recovered at the latest by the next sync, and a restart resumes from
 a cursor that is never ahead of what was verified. A shard syncs from the lowest cursor
 of its wallets (a wallet added back to the list resumes at its own); the other wallets'
@@ -137,6 +139,10 @@ RESTART_CHECK_WAIT_S = 5.0
 #: blocks below the highest delivered one whose trades of a wallet no longer on the list
 #: are still re-checked after a reorg (the depth the re-checks look back: BlockTracker's)
 DEPARTED_DEPTH = 128
+#: reconcile_interval = 0: blocks the heads move the cursor past before one eth_getLogs
+#: fetches them (see :meth:`WsShard._sweep_passed`); under BlockTracker's 128, so the
+#: sweep can tell a silent logs subscription by the heads' hashes
+ZERO_MODE_SWEEP_BLOCKS = 64
 
 
 def live_log_bytes(entry: dict[str, Any]) -> int | None:
@@ -425,6 +431,11 @@ class WsShard:
         # once polling stopped: blocks from here up still to be checked (see the loop)
         self._fallback_check: int | None = None
         self.synced_to: int | None = None  # highest block verified this run
+        # reconcile_interval = 0: every block up to here was fetched by eth_getLogs this
+        # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
+        # due once the heads are ZERO_MODE_SWEEP_BLOCKS past it (see _sweep_passed)
+        self._swept_to: int | None = None
+        self._sweep_due = False
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
         self._probed_ok_at = float("-inf")
@@ -786,6 +797,10 @@ class WsShard:
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
                 self._cursor_moved(cur, number - 1, forward_only=True)
+                if self._swept_to is not None and \
+                        number - 1 - self._swept_to >= ZERO_MODE_SWEEP_BLOCKS:
+                    self._sweep_due = True  # what the heads passed is fetched once
+                    self._wake.set()
             elif cur is not None and cur < number - 2:
                 self._wake.set()  # a sync covers them (one failing retries by itself)
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
@@ -1073,6 +1088,8 @@ class WsShard:
                     await self._check_fallback_deliveries(since)
                     if self._fallback_check == since:  # not set again meanwhile
                         self._fallback_check = None
+                if self._sweep_due:
+                    await self._sweep_passed()
                 await self.sync()
                 failures = 0
                 if self._handback and not self._sync_cut and self.healthy_now():
@@ -1152,12 +1169,42 @@ class WsShard:
             self._commit_view(saved)
             done += b - a + 1
             self.synced_to = b
+            if self._swept_to is None or a <= self._swept_to + 1:
+                self._swept_to = max(b, self._swept_to or b)
         if (self._dropped_from is not None and not self._sync_cut and drops == self._drops
                 and self._dropped_from <= target and (self.cursor() or 0) >= target):
             self._dropped_from = None  # fetched from the node, from the cursor up
         if done:
             self.counters["synced_blocks"] += done
         return done
+
+    async def _sweep_passed(self) -> None:
+        """``reconcile_interval = 0``: heads move the cursor, so a logs subscription that
+        went silent while heads flow (a provider's failover, a subscription dropped on its
+        side) lost its trades for good: nothing fetched the blocks the heads passed.
+        Once every ``ZERO_MODE_SWEEP_BLOCKS`` blocks, those blocks (from the last one
+        fetched without a hole up to the cursor, never past the HTTP node's head - 1) are
+        fetched with one eth_getLogs a chunk: their trades are delivered (late, but not
+        lost), orphans retracted, and trades a silent subscription should have sent re-make
+        the connection (``logs_silent``, as a sweep does). ~30 calls an hour on Polygon,
+        against ~120 for the default 30 s sweeps. Not kept across restarts: the blocks the
+        heads passed in the last ``ZERO_MODE_SWEEP_BLOCKS`` before a stop are not fetched."""
+        start, cur = self._swept_to, self.cursor()
+        self._sweep_due = False
+        if start is None or cur is None or cur <= start:
+            return
+        top = min(cur, await self._node_block_number() - 1)
+        for a, b in backfill_ranges(start, top, self.chunk_blocks):
+            changes = self._changes.mark()
+            logs = await self._get_logs(a, b)
+            if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes,
+                                              sweep=True):
+                self._sweep_due = True  # a reorg came: re-checked first, then swept again
+                self._wake.set()
+                return
+            await self._retract_orphans(a, b, logs)
+            self._swept_to = b
+            self.counters["zero_mode_swept_blocks"] += b - a + 1
 
     async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]], *,
                                known: dict[int, str | None] | None = None) -> None:

@@ -199,3 +199,34 @@ def test_a_removed_wallets_trade_reorged_out_after_the_restart_is_retracted(
             assert trade_ids(mon.sink) == []
             assert retracted(mon.sink) == [tid(live)], "the trade of block 101 was retracted"
     asyncio.run(main())
+
+
+# -- reconcile_interval = 0: a logs subscription silent while heads flow -----------------
+
+def test_with_no_reconcile_sweeps_a_silent_logs_subscription_loses_no_trade(
+        tmp_path: Path) -> None:
+    """``reconcile_interval = 0``: heads move the cursor. The logs subscription sends
+    nothing (dropped on the provider's side) while heads flow: the trade of block 110 was
+    never notified, no sweep ever fetched its block, and the cursor moved past it: lost for
+    good. Now the blocks the heads passed are fetched once every ZERO_MODE_SWEEP_BLOCKS:
+    the trade comes late but comes, and the silent subscription is re-made."""
+    trade = order_filled(block=110, tx=3)
+
+    async def main() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                node.logs.append(trade)  # on the chain; never notified
+                for n in range(101, 181):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 179), "heads moved the cursor")
+                await until(lambda: trade_ids(sink) == [tid(trade)], "the trade fetched",
+                            timeout=10.0)
+                shard = mon.shards[0]
+                await until(lambda: shard.counters["live_missed"] >= 1, "seen as missed",
+                            timeout=10.0)
+
+            await run_monitor(node, tmp_path, body, reconcile_interval=0)
+    asyncio.run(main())
