@@ -24,7 +24,7 @@ SOAK = ROOT / "experiments" / "scenarios" / "soak" / "soak_day.toml"
 SOAK_WEEK = SOAK.with_name("soak_week.toml")
 KINDS = {"ws_drop", "ws_stall", "ws_silent", "reorg", "ws_refuse", "rpc_errors",
          "explorer_down", "explorer_rate_limit", "ws_garbage", "bad_log", "head_jump",
-         "rpc_garbage", "explorer_garbage", "rpc_lag"}
+         "rpc_garbage", "explorer_garbage", "rpc_lag", "explorer_lag"}
 
 
 SETTLED_S = 3 * 3600  # the bounded structures are full by then
