@@ -8,7 +8,8 @@ Per scenario, from the two histories and the per-trade outcomes of the run store
 - **malformed inputs rejected** by the monitor, by kind (monitor ``bad_input`` and
   ``decode_error`` rows);
 - **trades at risk** (their block became visible during a fault window), and of those:
-  **lost** (missed), **duplicated**, **recovered** (delivered anyway);
+  **lost** (missed), **duplicated**, **recovered** (delivered anyway; of them **late**,
+  after the actionable window: too late to copy);
 - **restarts survived** (monitor ``start`` rows after the first: crash-loop runs) and
   **tasks restarted** (``task_crash`` rows), with the tasks not alive at the end.
 
@@ -40,6 +41,7 @@ class ReliabilityRow:
     lost: int | None = None
     duplicated: int | None = None
     recovered: int | None = None
+    recovered_late: int | None = None  # of the recovered, delivered past the window
     restarts_survived: int | None = None
     tasks_restarted: int | None = None
     tasks_dead: tuple[str, ...] = ()
@@ -82,7 +84,7 @@ def _row(sc: ScenarioData) -> ReliabilityRow:
     decode = len(_events(sc.monitor_history, "decode_error"))
     if decode:
         rejected["decode_error"] = decode
-    at_risk = lost = duplicated = recovered = None
+    at_risk = lost = duplicated = recovered = late = None
     out = sc.outcomes
     if out is not None and "in_fault" in out.columns and "outcome" in out.columns:
         risk = out[out["in_fault"].fillna(False).astype(bool)
@@ -91,6 +93,7 @@ def _row(sc: ScenarioData) -> ReliabilityRow:
         lost = int((risk["outcome"] == "missed").sum())
         duplicated = int((risk["outcome"] == "duplicate").sum())
         recovered = int(risk["outcome"].isin(["detected", "late"]).sum())
+        late = int((risk["outcome"] == "late").sum())
     restarts = tasks = None
     dead: tuple[str, ...] = ()
     if sc.monitor_history is not None:
@@ -102,7 +105,7 @@ def _row(sc: ScenarioData) -> ReliabilityRow:
             if isinstance(alive, dict):
                 dead = tuple(sorted(k for k, v in alive.items() if not v))
     return ReliabilityRow(sc.name, sc.mode, faults, injected, rejected, at_risk, lost,
-                          duplicated, recovered, restarts, tasks, dead)
+                          duplicated, recovered, late, restarts, tasks, dead)
 
 
 def reliability_rows(run: Run) -> list[ReliabilityRow]:

@@ -48,6 +48,27 @@ def test_reliability_rows_count_what_the_histories_say(tmp_path: Path) -> None:
     assert '<span class="warn">polling</span>' in html
 
 
+def test_recovered_trades_say_how_many_came_too_late_to_copy(tmp_path: Path) -> None:
+    """"Recovered" counted trades delivered after the actionable window with those in
+    time (half_open_stall: 140 recovered, 24 of them late): a trader reads "recovered" as
+    "nothing lost". The late ones are now said beside it."""
+    import pandas as pd
+
+    run = build_run(tmp_path)
+    sdir = run / "ws_drop"
+    out = pd.read_parquet(sdir / "outcomes.parquet")
+    risk = out.index[out["in_fault"].fillna(False).astype(bool)
+                     & (out["outcome"] == "detected")]
+    assert len(risk) >= 1
+    out.loc[risk[0], "outcome"] = "late"
+    out.to_parquet(sdir / "outcomes.parquet", index=False)
+    late = int((out["in_fault"].fillna(False).astype(bool) & (out["outcome"] == "late")).sum())
+    r = {r.scenario: r for r in reliability_rows(load_run(run))}["ws_drop"]
+    assert r.recovered_late == late >= 1 and r.recovered is not None and r.recovered > late
+    _, page = write_report(load_run(run), load_criteria())
+    assert f"{r.recovered} ({late} late)" in page.read_text(encoding="utf-8")
+
+
 def test_the_report_reads_the_histories_without_their_bulk_rows(tmp_path: Path) -> None:
     """A simulated week's histories hold ~1.5 million per-block, per-request and
     per-delivery rows that the analysis already turned into tables: the report's frames
