@@ -203,12 +203,19 @@ def _hours(sc: ScenarioData) -> float:
     return float(sc.summary.get("sim_duration_s") or 0.0) / 3600.0
 
 
+#: a scenario measured over less than this (simulated s) gives no call rate: the monitor's
+#: periodic calls (sweeps every 30 s, head probes, explorer rounds of 15-30 s) fall in or
+#: out of a short window by chance (a 30-s quick run of the WebSocket path counted 0 calls,
+#: which the fit took for a measured 0 calls/h at 335 wallets)
+MIN_RATE_WINDOW_S = 120.0
+
+
 def _rates(sc: ScenarioData) -> tuple[float, float] | None:
     wallets = float(sc.summary.get("wallets") or 0)
     calls = sc.summary.get("api_calls")
     hours = _hours(sc)
     ex = sc.summary.get("explorer_calls_per_hour")
-    if wallets <= 0:
+    if wallets <= 0 or hours * 3600.0 < MIN_RATE_WINDOW_S:
         return None
     if isinstance(calls, dict) and hours > 0:
         rpc = (float(calls.get("rpc_http") or 0) + float(calls.get("rpc_ws") or 0)) / hours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,17 @@ def test_mode_costs_from_the_run(run_dir: Path) -> None:
     assert ws.explorer.per_wallet == 0 and ws.explorer_limit_wallets is None
     assert ws.rpc_per_month == pytest.approx(42 * 730)
     assert ws.provider_usd == 0.0  # 613k CU/month is inside the free units
+
+
+def test_a_window_too_short_for_a_rate_gives_no_point_to_the_fit(
+        make_run: Callable[..., Path]) -> None:
+    """A 30-s quick run of the WebSocket path at 335 wallets counted 0 calls (its sweeps
+    and probes fell outside the window): the fit took it for a measured 0 calls/h and
+    flattened the WebSocket RPC line. Too short a window gives no rate point."""
+    run = make_run(overrides={"ws_10w": {
+        "wallets": 335, "sim_duration_s": 30.0,
+        "api_calls": {"explorer": 0, "rpc_http": 0, "rpc_ws": 0},
+        "explorer_calls_per_hour": 0.0}})
+    ws = {m.mode: m for m in mode_costs(load_run(run), load_criteria().cost)}["websocket"]
+    base = {m.mode: m for m in mode_costs(load_run(make_run()), load_criteria().cost)}
+    assert ws.rpc_per_month == pytest.approx(base["websocket"].rpc_per_month)
