@@ -17,7 +17,8 @@ ws_close                  ws       code (1001; 1000/1001/1011/1012/1013), reason
 ws_refuse                 ws       drop_existing (true), mode ("503" | "reset"): upgrades
                                    answered 503, or the TCP connection reset, meanwhile
 ws_stall                  ws       - (half-open: nothing sent, pings unanswered)
-ws_silent                 ws       - (pings and calls answered, notifications dropped)
+ws_silent                 ws       subscription ("all" | "logs" | "newHeads"): pings and
+                                   calls answered, that kind's notifications dropped
 ws_latency                ws       delay_ms (200), jitter_ms (0), seed (0)
 ws_loss                   ws       share (0.1), seed (0)
 ws_dup                    ws       share (0.1), seed (0)

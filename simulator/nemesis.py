@@ -387,6 +387,25 @@ def _notify_drop(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
     return replace(plan, copies=0)
 
 
+SILENT_SUBSCRIPTIONS = ("all", "logs", "newHeads")
+
+
+def _check_silent(p: dict[str, Any]) -> None:
+    if p["subscription"] not in SILENT_SUBSCRIPTIONS:
+        raise FaultError(f"params: subscription must be one of {', '.join(SILENT_SUBSCRIPTIONS)}"
+                         f" (got {str(p['subscription'])[:40]!r})")
+
+
+def _notify_silent(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
+    """Every notification dropped, or those of one subscription kind: a provider's
+    failover that drops the logs subscription on its side while heads flow (the socket,
+    pings and calls all fine)."""
+    for f in faults:
+        if f.spec.params["subscription"] in ("all", ctx.kind):
+            return replace(plan, copies=0)
+    return plan
+
+
 def _notify_loss(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
     f = faults[0]
     return replace(plan, copies=0) if f.rng.random() < f.spec.params["share"] else plan
@@ -693,7 +712,8 @@ KINDS: dict[str, FaultKind] = {
                            check=lambda p: one_of(p, "mode", ("503", "reset")),
                            start=_start_refuse, upgrade=_upgrade_refuse),
     "ws_stall": FaultKind("ws", {}, mute=_mute, notify=_notify_drop),
-    "ws_silent": FaultKind("ws", {}, notify=_notify_drop),
+    "ws_silent": FaultKind("ws", {"subscription": "all"}, check=_check_silent,
+                           notify=_notify_silent),
     "ws_loss": FaultKind("ws", {"share": 0.1, "seed": 0}, check=_check_share,
                          notify=_notify_loss),
     "ws_dup": FaultKind("ws", {"share": 0.1, "seed": 0}, check=_check_share,

@@ -18,6 +18,7 @@ from simulator.nemesis import (
     Close,
     ExplorerEffects,
     FaultBoard,
+    FaultError,
     FaultKind,
     Nemesis,
     Notify,
@@ -54,6 +55,23 @@ def test_stall_and_silent_drop_notifications_only_stall_mutes(name: str) -> None
     _, nem = board_with(name)
     assert nem.notify(ctx()).copies == 0
     assert nem.mute("c1") is (name == "ws_stall")
+
+
+def test_a_silent_logs_subscription_keeps_the_heads_flowing() -> None:
+    """A provider's failover can drop the logs subscription on its side while heads,
+    pings and calls go on (the monitor must find it by what its sweeps find, not by a
+    stale head): ``subscription = "logs"`` silences only that kind."""
+    _, nem = board_with(("ws_silent", {"subscription": "logs"}))
+    assert nem.notify(ctx(kind="logs")).copies == 0
+    assert nem.notify(ctx(kind="newHeads")).copies == 1 and not nem.mute("c1")
+    _, heads_only = board_with(("ws_silent", {"subscription": "newHeads"}))
+    assert heads_only.notify(ctx(kind="newHeads")).copies == 0
+    assert heads_only.notify(ctx(kind="logs")).copies == 1
+
+
+def test_a_silent_subscription_of_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(FaultError, match="subscription must be one of all, logs, newHeads"):
+        board_with(("ws_silent", {"subscription": "pendingTransactions"}))
 
 
 def test_a_fault_aimed_at_one_connection_spares_the_others() -> None:
