@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from itertools import repeat
@@ -451,59 +452,69 @@ class Pipeline:
         if not items or (self.sink_failing and not retry):
             return 0
         sent: list[int] = []
+        loop = asyncio.get_running_loop()
+        # one deadline for the batch, moved on at most every 60th of SINK_TIMEOUT_S (a
+        # timer a call cost ~5 us an event): a call that never returns is cancelled
+        # between 59/60 of SINK_TIMEOUT_S and SINK_TIMEOUT_S after it began
+        deadline, rearm_at = asyncio.timeout(None), -math.inf
         try:
-            for item in items:
-                event = SinkEvent(item.kind, item.trade_id, item.generation,
-                                  _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
-                                  item.trade, stages.get(item.trade_id) if stages else None,
-                                  item.payload, item.seq <= self._inherited_upto
-                                  or item.seq in self._raised)
-                deadline = asyncio.timeout(self.SINK_TIMEOUT_S)
-                try:
-                    async with deadline:
-                        await self.sink.emit(event)
-                except asyncio.CancelledError:  # stop() inside the call: it may have acted
-                    self._raised.add(item.seq)
-                    raise
-                except Exception as exc:  # ENOSPC, the bot's callback raising, timing out
-                    self._raised.add(item.seq)
-                    self.counters["sink_errors"] += 1
-                    reason = self._sink_failure(exc, timed_out=deadline.expired())
-                    if not self.sink_failing:
-                        log.error("sink failed (%s: %s): %d event(s) kept in the outbox, "
-                                  "retried while running", type(exc).__name__, reason,
-                                  len(items) - len(sent))
-                        self.history.record("sink_error", error=type(exc).__name__,
-                                            reason=reason[:200])
-                        self._alert_failure(f"{type(exc).__name__}: {reason}"[:200])
-                    self.sink_failing = True
-                    return len(sent)
-                sent.append(item.seq)
-                if self._raised:
-                    self._raised.discard(item.seq)
-                if item.kind == "trade":
-                    self.counters["delivered"] += 1
-                    self.counters[f"delivered_{event.source}"] += 1
-                    t_hist = self._now_ns() if stages else 0
-                    self.history.record(
-                        "delivered", trade_id=item.trade_id, source=event.source,
-                        block_number=item.trade.block_number if item.trade else None,
-                        block_hash=item.block_hash)
-                    if stages:
-                        self.counters["history_write_ns"] += self._now_ns() - t_hist
-                        self.counters["history_writes"] += 1
-                else:
-                    self.counters["retracted"] += 1
-                    self.history.record("retracted", trade_id=item.trade_id,
-                                        block_hash=item.block_hash)
-            if self.sink_failing:
-                self.sink_failing = False
-                log.info("sink delivering again")
-                self.history.record("sink_recovered")
-                if self._failure_alerted:
-                    self._failure_alerted = False
-                    self._alert("sink_recovered", "monitor sink delivering again: the "
-                                "trades kept in the outbox were sent")
+            async with deadline:
+                for item in items:
+                    event = SinkEvent(item.kind, item.trade_id, item.generation,
+                                      _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
+                                      item.trade, stages.get(item.trade_id) if stages else None,
+                                      item.payload, item.seq <= self._inherited_upto
+                                      or item.seq in self._raised)
+                    if (now := loop.time()) >= rearm_at:
+                        deadline.reschedule(now + self.SINK_TIMEOUT_S)
+                        rearm_at = now + self.SINK_TIMEOUT_S / 60
+                    try:
+                        try:
+                            await self.sink.emit(event)
+                        except asyncio.CancelledError:
+                            if not deadline.expired():  # stop() inside the call: it may have
+                                self._raised.add(item.seq)  # acted
+                                raise
+                            raise TimeoutError from None  # the deadline's: the call hung
+                    except Exception as exc:  # ENOSPC, the bot's callback raising, timing out
+                        self._raised.add(item.seq)
+                        self.counters["sink_errors"] += 1
+                        reason = self._sink_failure(exc, timed_out=deadline.expired())
+                        if not self.sink_failing:
+                            log.error("sink failed (%s: %s): %d event(s) kept in the outbox, "
+                                      "retried while running", type(exc).__name__, reason,
+                                      len(items) - len(sent))
+                            self.history.record("sink_error", error=type(exc).__name__,
+                                                reason=reason[:200])
+                            self._alert_failure(f"{type(exc).__name__}: {reason}"[:200])
+                        self.sink_failing = True
+                        return len(sent)
+                    sent.append(item.seq)
+                    if self._raised:
+                        self._raised.discard(item.seq)
+                    if item.kind == "trade":
+                        self.counters["delivered"] += 1
+                        self.counters[f"delivered_{event.source}"] += 1
+                        t_hist = self._now_ns() if stages else 0
+                        self.history.record(
+                            "delivered", trade_id=item.trade_id, source=event.source,
+                            block_number=item.trade.block_number if item.trade else None,
+                            block_hash=item.block_hash)
+                        if stages:
+                            self.counters["history_write_ns"] += self._now_ns() - t_hist
+                            self.counters["history_writes"] += 1
+                    else:
+                        self.counters["retracted"] += 1
+                        self.history.record("retracted", trade_id=item.trade_id,
+                                            block_hash=item.block_hash)
+                if self.sink_failing:
+                    self.sink_failing = False
+                    log.info("sink delivering again")
+                    self.history.record("sink_recovered")
+                    if self._failure_alerted:
+                        self._failure_alerted = False
+                        self._alert("sink_recovered", "monitor sink delivering again: the "
+                                    "trades kept in the outbox were sent")
         finally:  # written with the next transaction, not one more fsync'd commit
             self.store.mark_sent_later(sent)
         return len(sent)

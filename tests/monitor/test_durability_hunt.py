@@ -112,6 +112,23 @@ def test_a_sink_that_never_returns_is_timed_out_not_waited_on_for_ever(
     assert not p.sink_failing and not store.has_pending()
 
 
+def test_a_batch_of_slow_sink_calls_each_within_the_limit_is_not_cut_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's one deadline moves on with every call: five calls of 0.1 s each
+    (0.5 s in all) under a 0.3-s limit are all delivered, none cut off as a hang."""
+    monkeypatch.setattr(Pipeline, "SINK_TIMEOUT_S", 0.3, raising=False)
+    got: list[str] = []
+
+    async def slow(event: SinkEvent) -> None:
+        await asyncio.sleep(0.1)
+        got.append(event.trade_id)
+
+    store = Store(tmp_path / "s.db")
+    p = Pipeline(store, CallbackSink(slow), wallets=[WALLET])
+    asyncio.run(asyncio.wait_for(p.on_logs(_logs(5), "ws"), 10.0))
+    assert len(got) == 5 and p.counters["sink_errors"] == 0 and not p.sink_failing
+
+
 def test_an_event_whose_sink_call_was_cancelled_comes_again_uncertain(
         tmp_path: Path) -> None:
     """``stop()`` cancels the tasks (a shard's delivery inside the bot's callback), then
