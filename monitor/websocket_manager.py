@@ -699,7 +699,9 @@ class WebSocketManager:
             cause = await self._serve(link)
             if self._stopping:
                 return
-            self.metrics.disconnects[cause] += 1
+            # counted by kind: a forced reconnect's cause carries its detail after a colon
+            # (`lagging: node head N, ...`), one metric key an event (the state row keeps it)
+            self.metrics.disconnects[cause.split(":", 1)[0]] += 1
             now = self._clock.now()
             self._policy.lost(now)
             self._fire(ConnEvent.LOST, cause)

@@ -329,7 +329,9 @@ async def _reconnect_after(env: Env, fault: Callable[[], Awaitable[None]], cause
                                 ("CONNECTING", "CONNECTED", "connected"),
                                 ("CONNECTED", "RECONNECTING", cause),
                                 ("RECONNECTING", "CONNECTED", "reconnected")]
-    assert mgr.metrics.disconnects == {cause: 1}
+    # counted by kind: a forced cause's detail after the colon made one metric key an
+    # event (a simulated day held ~280 keys 'logs_silent: N trade(s) of blocks ...')
+    assert mgr.metrics.disconnects == {cause.split(":")[0]: 1}
 
 
 def test_reconnects_and_resubscribes_after_an_abrupt_close(tmp_path: Path) -> None:
