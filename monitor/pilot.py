@@ -37,10 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import sqlite3
+import struct
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -119,16 +122,52 @@ def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:
             raise sqlite3.DatabaseError(f"table {table} has columns {', '.join(have)}")
 
 
+def _lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+#: lock files this process holds (a pilot run in-process): never opened by
+#: :func:`lock_held`, since closing any descriptor of a file drops the process's POSIX
+#: locks on it
+_HELD: set[Path] = set()
+
+
 def _lock_store(directory: Path, db: Path) -> int:
     """Hold ``pilot.sqlite.lock`` while the pilot runs: two pilots on one store both ran,
     each adding its uptime to the same sessions (status showed 166 %)."""
-    lock = db.with_name(db.name + ".lock")
+    lock = _lock_path(db)
     try:
-        return hold_lock(lock)
+        fd = hold_lock(lock)
     except FileInUse as exc:
         who = f"pid {exc.pid}" if exc.pid else f"see {lock}"
         raise StoreError(f"pilot store {directory} is in use by another pilot ({who})"
                          ) from None
+    _HELD.add(lock.resolve())
+    return fd
+
+
+def lock_held(db: Path) -> bool | None:
+    """Whether a pilot process holds the store's lock now, without taking it (``F_GETLK``;
+    a pilot starting meanwhile is never refused): the truth at once after a SIGKILL,
+    where the last beat's age said "running" for a minute. None when it cannot be told
+    (no lock file, not readable by this user, not Linux)."""
+    lock = _lock_path(db)
+    if lock.resolve() in _HELD:
+        return True
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:  # struct flock: l_type, l_whence, l_start, l_len, l_pid
+        probe = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
+        return int(struct.unpack("hhqqi4x", answer)[0]) != fcntl.F_UNLCK
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def endpoint_host(url: str | None) -> str | None:
@@ -270,6 +309,7 @@ class PilotStore:
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
+            _HELD.discard(_lock_path(self.db).resolve())
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -384,6 +424,24 @@ def _quantile(values: list[float], q: float) -> float | None:
     return vs[lo] + (vs[hi] - vs[lo]) * (pos - lo)
 
 
+def _liveness(sessions: list[dict[str, Any]], last: int | None, now: int,
+              held: bool | None, beat_s: Any) -> dict[str, Any]:
+    """``running``; ``ended``: how the last session ended when not running (``stopped``:
+    a clean stop; ``killed``: no clean stop, a crash, SIGKILL or power loss) and
+    ``stalled``: running, but no beat for three beats (at least 60 s). The lock says
+    whether a pilot runs; without it (an old store, another user), a beat in the last
+    60 s does."""
+    if not sessions:
+        return {"running": False, "ended": None, "stalled": False}
+    age = (now - last) / 1e9 if last is not None else None
+    clean = sessions[-1]["stopped_wall_ns"] is not None
+    running = held if held is not None else (not clean and age is not None and age < 60)
+    beat = float(beat_s) if isinstance(beat_s, (int, float)) else 5.0
+    return {"running": running,
+            "ended": None if running else ("stopped" if clean else "killed"),
+            "stalled": running and (age is None or age > max(60.0, 3 * beat))}
+
+
 def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> dict[str, Any]:
     """What ``python -m monitor pilot status`` shows, as a dict (read-only)."""
     store = PilotStore(directory, readonly=True)
@@ -400,8 +458,8 @@ def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> di
                            "wallets": meta.get("wallets", []), "sessions": len(sessions),
                            "started_wall_ns": start, "last_beat_wall_ns": last,
                            "last_beat_age_s": (now - last) / 1e9 if last else None,
-                           "running": bool(sessions) and sessions[-1]["stopped_wall_ns"] is None
-                           and last is not None and (now - last) / 1e9 < 60,
+                           **_liveness(sessions, last, now, lock_held(store.db),
+                                       meta.get("beat_s")),
                            "span_s": span_s, "endpoints": meta.get("endpoints", {}),
                            "paths": {}}
     seen: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in PATHS}
@@ -437,8 +495,16 @@ def format_status(st: dict[str, Any]) -> str:
     def s(v: Any, fmt: str = "{:.2f}") -> str:
         return "-" if v is None else fmt.format(v)
 
+    if st["running"]:
+        life = "RUNNING BUT STALLED (no beat lately)" if st.get("stalled") else "running"
+    else:
+        life = {"stopped": "not running (stopped cleanly)",
+                "killed": "NOT RUNNING (ended without a clean stop: crash, SIGKILL or "
+                          "power loss; restart it with the same --store)"
+                }.get(st.get("ended") or "", "not running")
+    state = "state" if st["running"] else "last state"
     lines = [f"pilot store {st['store']}: {st['sessions']} session(s), "
-             f"{'running' if st['running'] else 'not running'}, span {st['span_s'] / 3600:.2f} h, "
+             f"{life}, span {st['span_s'] / 3600:.2f} h, "
              f"last beat {s(st['last_beat_age_s'], '{:.0f}')} s ago, "
              f"start block {st['start_block']}, {len(st['wallets'])} wallet(s)",
              f"trades seen by both paths: {st['trades_both']}"]
@@ -448,7 +514,7 @@ def format_status(st: dict[str, Any]) -> str:
             f"{p:<9} uptime {s(None if d['uptime'] is None else 100 * d['uptime'], '{:.1f}')}%"
             f"  trades {d['trades']} (only here {d['only_this_path']})"
             f"  latency p50 {s(lat['p50'])} s p95 {s(lat['p95'])} s p99 {s(lat['p99'])} s"
-            f" max {s(lat['max'])} s  state {d['state'] or '-'}"
+            f" max {s(lat['max'])} s  {state} {d['state'] or '-'}"
             f"{' FALLBACK' if d['fallback'] else ''}  head {d['head'] or '-'}"
             f"  cursor {d['cursor'] or '-'}")
     return "\n".join(lines)
@@ -573,6 +639,7 @@ class Pilot:
             log.warning("the exchanges differ from the store's first session: the "
                         "comparison covers the union")
         self.store.set_meta("exchanges", sorted(set(meta.get("exchanges", [])) | set(watched)))
+        self.store.set_meta("beat_s", self.beat_s)  # status: no beat for 3 = stalled
         self.store.set_meta("endpoints", {
             "websocket": endpoint_host(self.s.websocket_url),
             "rpc": endpoint_host(self.s.rpc_url),
