@@ -163,6 +163,11 @@ def _ratio(num: Any, den: Any, scale: float = 1.0) -> float | None:
     return None if n is None or not d else scale * n / d
 
 
+#: the scenarios of a reconciled live pilot (``experiments reconcile``) are named
+#: ``pilot_<path>``
+LIVE_PILOT_PREFIX = "pilot_"
+
+
 def _hours(s: Mapping[str, Any]) -> float:
     return (number(s.get("sim_duration_s")) or 0.0) / 3600.0
 
@@ -263,8 +268,11 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
     more = needed - int(n)
     all_n = number(summary.get(n_key))  # the pooled time covers every seed's trades
     hours = _hours(summary) * (n / all_n if all_n else 1.0)
-    pace = f"; about {more * hours / n:.2g} more simulated hours at this run's pace" \
-        if hours > 0 else ""
+    # a live pilot's hours are wall-clock hours of the wallets' own trading
+    live = str(summary.get("scenario") or "").startswith(LIVE_PILOT_PREFIX)
+    what_hours = ("hours of pilot at the watched wallets' pace so far" if live
+                  else "simulated hours at this run's pace")
+    pace = f"; about {more * hours / n:.2g} more {what_hours}" if hours > 0 else ""
     return {**out, "passed": None,
             "note": f"undecided: {b.text(what)}{basis_note}; {more:,} more {n_key} "
                     f"without a {what.rstrip('s')} event would decide it{pace}"}

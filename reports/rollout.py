@@ -61,14 +61,20 @@ def _too_few_trades(checks: Sequence[CheckResult]) -> int:
     return len(unknown)
 
 
-def _recommendation(verdict: Verdict, checks: Sequence[CheckResult]) -> str:
+def _recommendation(verdict: Verdict, checks: Sequence[CheckResult], *,
+                    pilot: bool = False) -> str:
     undecided = _too_few_trades(checks) if verdict is Verdict.INCONCLUSIVE else 0
     if undecided:
-        return (f"Do not start the rollout yet: the harness worked, but {undecided} "
+        # a live pilot has no matrix or seeds to add: only more time on the same store
+        more = ("Keep the pilot running (same --store), then reconcile and build the "
+                "report again." if pilot else
+                "Run longer: the full matrix (make experiment, not --quick), or more "
+                "seeds (--seeds N).")
+        what = "pilot" if pilot else "harness"
+        return (f"Do not start the rollout yet: the {what} worked, but {undecided} "
                 f"check{'s are' if undecided > 1 else ' is'} undecided for lack of trades "
                 "(each rate's confidence bound still straddles its target; the reasons "
-                "above say how many more trades each needs). Run longer: the full matrix "
-                "(make experiment, not --quick), or more seeds (--seeds N).")
+                f"above say how many more trades each needs). {more}")
     return {
         Verdict.GO: "Start Phase 1 with one wallet; move to the next phase only when its "
                     "gate holds.",
@@ -181,5 +187,5 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
             action = f"websocket_share={share}; the other wallets stay on polling"
         phases.append(Phase(name, wallets_desc, action, duration, gate, common_rollback))
 
-    rec = _recommendation(verdict, checks)
+    rec = _recommendation(verdict, checks, pilot=run.manifest.get("kind") == "pilot")
     return RolloutPlan(rec, tuple(phases), basis)
