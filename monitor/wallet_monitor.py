@@ -139,6 +139,11 @@ RESTART_CHECK_WAIT_S = 5.0
 #: blocks below the highest delivered one whose trades of a wallet no longer on the list
 #: are still re-checked after a reorg (the depth the re-checks look back: BlockTracker's)
 DEPARTED_DEPTH = 128
+#: after a sweep found trades a silent logs subscription should have sent, every head
+#: syncs (eth_getLogs a block, not a sweep every ``reconcile_interval``) for this many
+#: blocks (~5 minutes), or until a logs notification comes: a re-made subscription may be
+#: silent too (a provider whose logs pipeline is down, not one dropped subscription)
+LOGS_DISTRUST_BLOCKS = 150
 #: reconcile_interval = 0: blocks the heads move the cursor past before one eth_getLogs
 #: fetches them (see :meth:`WsShard._sweep_passed`); under BlockTracker's 128, so the
 #: sweep can tell a silent logs subscription by the heads' hashes
@@ -409,6 +414,9 @@ class WsShard:
         # the feed's head when the last logs notification came (this connection): a
         # subscription that sent something since a missed trade's block is lossy, not dead
         self._live_log_head: int | None = None
+        # every head syncs up to this block: a sweep found trades the logs subscription
+        # should have sent (see LOGS_DISTRUST_BLOCKS); None once a notification came
+        self._logs_distrusted_to: int | None = None
         self.supervisor = supervisor or Supervisor(history=history, clock=clock,
                                                    alerts=alerts, speed=settings.speed)
         self._reorg_from: int | None = None
@@ -606,6 +614,7 @@ class WsShard:
         if not missed:
             return
         self.counters["live_missed"] += len(missed)
+        self._logs_distrusted_to = (self.head or 0) + LOGS_DISTRUST_BLOCKS
         connection = self.manager.connected_at
         if self._live_miss_conn == connection:
             return
@@ -673,6 +682,7 @@ class WsShard:
             return
         self.counters["notifications"] += 1
         self._live_log_head = self.head if self.head is not None else -1
+        self._logs_distrusted_to = None  # the subscription delivers: sweeps will do
         if self.firehose and not self._watched(result):  # another maker's fill: dropped
             self.counters["other_wallet"] += 1            # before any decode or queueing
             return
@@ -786,6 +796,12 @@ class WsShard:
             self._wake.set()
         elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
             self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
+        elif self._logs_distrusted_to is not None and ev.kind is HeadKind.NEXT:
+            if number > self._logs_distrusted_to:
+                self._logs_distrusted_to = None
+            else:  # the logs subscription was silent: the block's trades by eth_getLogs
+                self.counters["logs_distrust_syncs"] += 1
+                self._wake.set()
         elif ev.kind is HeadKind.NEXT and self.s.reconcile_interval == 0 and \
                 self.live_from is not None and number - 1 >= self.live_from:
             cur = self.cursor()
