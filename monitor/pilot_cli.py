@@ -31,6 +31,7 @@ from typing import Any
 
 from monitor.config import Settings, argv_secrets, load_settings
 from monitor.errors import ConfigError, MonitorError, StoreError
+from polyvocab.cli_args import reader_gone
 
 __all__ = ["add_pilot_parser", "connected_or_stopped", "pilot_main"]
 
@@ -38,6 +39,17 @@ log = logging.getLogger("monitor.pilot")
 
 _READY_WAIT_S = 15.0
 
+
+#: ``pilot --help`` lists every ``monitor run`` flag: this says which the pilot refuses or
+#: sets itself (the help offered --api-key, which the pilot then refused)
+PILOT_DESCRIPTION = (
+    "The live shadow pilot (docs/pilot.md). Keys never on the command line: --api-key, "
+    "--telegram-token and --set of either are refused; give them in files named by "
+    "EXPLORER_API_KEY_FILE and MONITOR_TELEGRAM_TOKEN_FILE, and the provider URLs (which "
+    "carry the key) by MONITOR_WEBSOCKET_URL_FILE and MONITOR_RPC_URL_FILE. The pilot sets "
+    "--mode, --websocket-enabled, --websocket-share, --db, --detections and --history "
+    "itself (both paths, under --store); --start-block counts only at a store's first "
+    "start. Exit status: 0 stopped, 1 failed, 2 bad settings (do not restart).")
 
 MIN_BEAT_S, MAX_BEAT_S = 0.1, 3600.0
 MIN_ROTATE_MB, MAX_ROTATE_MB = 1.0, 1_000_000.0
@@ -47,7 +59,8 @@ MAX_KEEP = 1000
 def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "pilot", help="run the WebSocket and polling paths side by side (shadow pilot); "
-                      "`pilot status --store DIR` shows how it goes")
+                      "`pilot status --store DIR` shows how it goes",
+        description=PILOT_DESCRIPTION)
     p.add_argument("action", nargs="?", choices=("run", "status"), default="run",
                    help="run the pilot, or print the status of its store "
                         "(default: %(default)s)")
@@ -92,7 +105,10 @@ def pilot_main(ns: argparse.Namespace,
             return _fail(str(exc))
         except StoreError as exc:  # not a database, or not a pilot's
             return _fail(exc.message)
-        print(json.dumps(st, indent=2) if ns.json else format_status(st))
+        try:
+            print(json.dumps(st, indent=2) if ns.json else format_status(st), flush=True)
+        except BrokenPipeError:  # `pilot status | head -1`: was a traceback
+            return reader_gone()
         return 0
     found = argv_secrets(vars(ns), ns.set)  # as `run`'s test: a key or token refused here
     for secret in found:

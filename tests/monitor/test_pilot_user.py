@@ -81,3 +81,32 @@ def test_status_in_the_pilots_own_process_keeps_its_lock(tmp_path: Path) -> None
         assert res.returncode != 0 and "in use by another pilot" in res.stderr
     finally:
         store.close()
+
+
+def test_status_into_a_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
+    """``pilot status --store DIR | head -1`` printed a BrokenPipeError traceback."""
+    from monitor.pilot import PilotStore
+
+    store = PilotStore(tmp_path)
+    store.new_session(1, 1)
+    store.close()
+    for extra in ([], ["--json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "pilot", "status", "--store",
+                                 str(tmp_path), *extra], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone before the status is written
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert proc.returncode == 0
+
+
+def test_pilot_help_says_which_listed_flags_the_pilot_refuses() -> None:
+    """``pilot --help`` lists ``--api-key KEY  explorer API key`` among ``run``'s flags,
+    and the pilot refuses it: the help says so, and where keys go instead."""
+    res = subprocess.run([sys.executable, "-m", "monitor", "pilot", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    text = "".join(res.stdout.split())  # argparse wraps lines, even inside a flag's name
+    assert res.returncode == 0
+    assert "--api-key,--telegram-tokenand--setofeitherarerefused" in text
+    assert "EXPLORER_API_KEY_FILE" in text and "MONITOR_RPC_URL_FILE" in text
