@@ -1223,14 +1223,23 @@ class WsShard:
             self.counters["zero_mode_swept_blocks"] += b - a + 1
 
     async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]], *,
-                               known: dict[int, str | None] | None = None) -> None:
+                               known: dict[int, str | None] | None = None,
+                               recheck: bool = False) -> None:
         """Trades delivered in blocks ``a..b`` (live, above the cursor) that the node's
         logs for that range no longer hold, and whose block the node now has with another
         hash, were reorged away: retract them. This is what catches a reorg whose
         ``removed`` notifications were lost (a crash, a dropped connection) - the stored
         cursor was below those blocks, so the restart check could not see them. A block the
         node does not know yet, or still has with the same hash, is left alone. ``known``:
-        the node's hashes already asked (a re-check's walk), not asked again."""
+        the node's hashes already asked (a re-check's walk), not asked again.
+
+        Outside a re-check (``recheck``), a block the feed has with the trade's hash is not
+        the node's to judge: a provider's HTTP node behind its WebSocket node still serves
+        the chain a reorg replaced, and a sync that began right after the feed showed the
+        reorg (its logs not stale) retracted the new block's live trades on its word, to
+        deliver them again once it caught up (90 real trades undone and redone in a loaded
+        run of test_rpc_lag_monitor). Such a disagreement asks for a re-check from that
+        block instead, which waits for the node (:meth:`_node_has_the_reorg`)."""
         standing = self.store.standing_in_range(self.wallets, a, b)
         if not standing:
             return
@@ -1250,10 +1259,25 @@ class WsShard:
         for tid, number, block_hash in gone:
             now = canonical[number]
             if now is not None and now != block_hash.lower():
+                feed = self.tracker.hash_at(number)
+                if not recheck and feed is not None and feed.lower() == block_hash.lower():
+                    self.counters["orphans_deferred"] += 1
+                    self._ask_recheck(number, feed)
+                    continue
                 self.counters["orphans_retracted"] += 1
                 log.warning("[%s] trade %s in block %d (%s...) is no longer canonical: "
                             "retracting", self.conn_id, tid[:18], number, block_hash[:10])
                 await self.pipeline.retract(tid, block_hash)
+
+    def _ask_recheck(self, number: int, feed_hash: str) -> None:
+        """The node has block ``number`` with another hash than the feed: a re-check from
+        there, which waits for the node to have the feed's block (``_reorg_head``) before
+        it takes the node's view."""
+        if self._reorg_from is None or number < self._reorg_from:
+            self._reorg_from = number
+        if self._reorg_head is None:
+            self._reorg_head, self._node_waits = (number, feed_hash.lower()), 0
+        self._wake.set()
 
     async def _confirmed_target(self, cur: int, target: int) -> int:
         """Ask the node's HTTP head first and never sync past it. A provider's HTTP node
@@ -1409,7 +1433,7 @@ class WsShard:
             # node (no block at the feed's head yet, or its logs not yet indexed), and a
             # trade of a block it cannot see is not absent from the chain. Such a block
             # is judged by the sync that reaches it (the cursor goes back to the fork)
-            await self._retract_orphans(fork, head, logs, known=known)
+            await self._retract_orphans(fork, head, logs, known=known, recheck=True)
             await self._on_logs_sliced(logs, changes=changes)
         stale = self._changes.stale(changes, logs)
         if stale:
@@ -1423,7 +1447,7 @@ class WsShard:
         # chain longer than the head (their height holds another block: retracted; one the
         # node does not have yet is judged when a sync reaches it). Judged by the block's
         # hash, never by their absence from logs that were not asked for.
-        await self._retract_orphans(head + 1, 1 << 62, [])
+        await self._retract_orphans(head + 1, 1 << 62, [], recheck=True)
         cur = self.cursor()
         if cur is not None and cur >= fork:
             await self._set_cursors(fork - 1, None, forward_only=False)

@@ -669,6 +669,57 @@ def test_a_re_check_outwaits_an_http_node_slow_to_catch_up_with_the_reorg(
         _tid(old), _tid(live)]
 
 
+def test_a_sync_does_not_retract_a_live_trade_on_the_word_of_a_node_behind_the_feed(
+        tmp_path: Path) -> None:
+    """The feed has block 101 (a trade, delivered live) from a reorg the HTTP node has not
+    followed yet: it still serves the old 101, without the trade, and its head is below
+    the feed's. A sweep fetched 101 from it, found the trade missing and the block's hash
+    other: it retracted the live trade, delivered again once the node caught up (90 real
+    trades undone and redone in a loaded run of test_rpc_lag_monitor: the sweep's logs
+    were not stale, since it began after the feed had shown the reorg). The feed's view of
+    a block it holds is now judged by a re-check, which waits for the node."""
+    new_101 = "0x" + "ee" * 32
+    live = order_filled(block=101, tx=6, block_hash=new_101)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            caught_up = [False]
+
+            def get_logs(params: list[Any]) -> Any:
+                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+                return [live] if caught_up[0] and a <= 101 <= b else []
+
+            def get_block(params: list[Any]) -> Any:
+                n = int(params[0], 16)
+                return dict(header(n), hash=new_101) if n == 101 and caught_up[0] \
+                    else header(n)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                await first_sync(node, mon)
+                node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
+                    get_logs, get_block
+                node.rpc["eth_blockNumber"] = lambda _p: hex(102)  # behind the feed
+                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await node.notify("logs", live)
+                await until(lambda: trade_ids(sink) == [_tid(live)], "the live trade")
+                await node.notify("newHeads", dict(header(102), parentHash=new_101))
+                await node.notify("newHeads", dict(header(103), parentHash=header(102)["hash"]))
+                await until(lambda: shard.counters["orphans_deferred"] >= 1
+                            or shard.counters["orphans_retracted"] >= 1,
+                            "a sweep judged block 101", timeout=60)
+                assert shard.counters["orphans_retracted"] == 0, "the live trade retracted"
+                caught_up[0] = True  # the HTTP node follows the reorg
+                node.rpc["eth_blockNumber"] = lambda _p: hex(104)
+                await node.notify("newHeads", dict(header(104), parentHash=header(103)["hash"]))
+                await until(lambda: shard.counters["reorgs"] >= 1, "re-checked", timeout=60)
+                await until(lambda: cursor_at_least(mon, 102), "synced past 102")
+            await run_monitor(node, tmp_path, body, speed=20.0, reconcile_interval=2.0)
+    asyncio.run(go())
+    assert history_rows(tmp_path, "retracted") == []
+    assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
+
+
 def test_a_re_check_takes_the_node_s_chain_when_it_keeps_disagreeing_with_the_feed(
         tmp_path: Path) -> None:
     """The feed shows a reorg to a block the node never gets (the feed's node is on a
