@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.thresholds import ThresholdError, number, parse_threshold
+from experiments.thresholds import LIVE_PILOT_PREFIX, ThresholdError, number, parse_threshold
 from experiments.thresholds import evaluate as evaluate_threshold
 from reports.criteria import Criteria, Rule
 from reports.load import Run, ScenarioData
@@ -93,10 +93,46 @@ def _has_faults(sc: ScenarioData) -> bool:
     return bool(faults) if isinstance(faults, list) else False
 
 
+def _live_pilot(sc: ScenarioData) -> bool:
+    return sc.name.startswith(LIVE_PILOT_PREFIX)
+
+
 def _applies(rule: Rule, sc: ScenarioData) -> bool:
     if rule.modes and sc.mode not in rule.modes and sc.mode != "unknown":
         return False
+    if _live_pilot(sc):  # one run of weeks: calm hours and the provider's outages, both
+        return True     # judged (see _pilot_rule_check)
     return not (rule.faults is not None and sc.summary and _has_faults(sc) != rule.faults)
+
+
+#: a rule for calm scenarios (``faults = false``) reads these on a live pilot with outages:
+#: the steady state the rule is about, not the outages the fault rules judge
+_PILOT_CALM_METRICS = {"latency_p95_s": "latency_p95_outside_fault_s"}
+
+
+def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
+    """A criteria rule on a live pilot, where it differs from a simulation's: a pilot is
+    one run of weeks whose faults are the real provider's outages (reconciled as fault
+    windows). Judged as a simulation, any outage dropped every calm rule for the whole
+    pilot and the fault rule had nothing to read when no trade came during an outage: no
+    real pilot could reach GO. A calm rule reads the pilot outside its outages where the
+    summary has that measure; the fault rule is left out (shown, not scored) when no trade
+    became visible during an outage. None: judge it as usual."""
+    expr = parse_threshold(rule.expr)
+    outages = _has_faults(sc)
+    if rule.faults is False and outages and expr.metric in _PILOT_CALM_METRICS:
+        calm = {**sc.summary, expr.metric: sc.summary.get(_PILOT_CALM_METRICS[expr.metric])}
+        res = evaluate_threshold(expr, calm)
+        return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
+                           rule.weight, res["passed"], res["value"],
+                           (str(res.get("note") or "") + " (outside the pilot's outages)"
+                            ).strip())
+    if rule.faults is True and number(sc.summary.get(expr.metric)) is None:
+        why = ("no outage of the feed during the pilot" if not outages else
+               "no trade became visible during the pilot's outages")
+        return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
+                           rule.weight, None, None, f"{why}: nothing to judge", scored=False)
+    return None
 
 
 def _unusable(sc: ScenarioData) -> str | None:
@@ -121,6 +157,10 @@ def _rule_check(sc: ScenarioData, rule: Rule) -> CheckResult:
     if broken:
         return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                            rule.weight, None, None, broken)
+    if _live_pilot(sc) and rule.faults is not None:
+        pilot = _pilot_rule_check(sc, rule)
+        if pilot is not None:
+            return pilot
     res = evaluate_threshold(expr, sc.summary)
     note = str(res.get("note") or "")
     bound = res.get("bound") if isinstance(res.get("bound"), dict) else None
