@@ -6,34 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from hostile_node import HostileNode, explorer_ok, explorer_row
 from monitor_helpers import WALLET, order_filled
+from test_durability_hunt import _Alerts
+from test_reliability import until
 
 from monitor.config import load_settings
 from monitor.sinks import CallbackSink, SinkEvent
 from monitor.wallet_monitor import WalletMonitor
-
-TIMEOUT = 30.0
-
-
-class _Alerts:
-    def __init__(self) -> None:
-        self.got: list[tuple[str, str]] = []
-
-    async def send(self, kind: str, text: str) -> bool:
-        self.got.append((kind, text))
-        return True
-
-
-async def _until(pred: Any, what: str, timeout: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def test_a_sink_that_keeps_failing_is_alerted_by_the_running_monitor(
@@ -60,8 +41,8 @@ def test_a_sink_that_keeps_failing_is_alerted_by_the_running_monitor(
             try:
                 pipeline = mon.pipeline
                 assert pipeline is not None
-                await _until(lambda: pipeline.counters["sink_errors"] >= 1, "a sink error")
-                await _until(lambda: any(k == "sink_failed" for k, _ in alerts.got),
+                await until(lambda: pipeline.counters["sink_errors"] >= 1, "a sink error")
+                await until(lambda: any(k == "sink_failed" for k, _ in alerts.got),
                              "the sink_failed alert", timeout=5.0)
             finally:
                 await mon.stop()

@@ -561,6 +561,26 @@ def test_a_re_check_does_not_retract_a_trade_of_a_block_the_http_node_does_not_h
     assert [r["trade_id"] for r in history_rows(tmp_path, "delivered")] == [_tid(live)]
 
 
+def _http_node_on_old_101(old: dict[str, Any], live: dict[str, Any], new_101: str
+                          ) -> tuple[list[bool], Callable[[list[Any]], Any],
+                                     Callable[[list[Any]], Any]]:
+    """An HTTP node's eth_getLogs and eth_getBlockByNumber on the chain a reorg replaced
+    (block 101 holding ``old``) until the flag it returns is set, then on the new one
+    (101 = ``new_101``, holding ``live``)."""
+    on_new_chain = [False]
+
+    def get_logs(params: list[Any]) -> Any:
+        a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        logs = [live] if on_new_chain[0] else [old]
+        return [lg for lg in logs if a <= int(lg["blockNumber"], 16) <= b]
+
+    def get_block(params: list[Any]) -> Any:
+        n = int(params[0], 16)
+        return dict(header(n), hash=new_101) if n == 101 and on_new_chain[0] else header(n)
+
+    return on_new_chain, get_logs, get_block
+
+
 def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
         tmp_path: Path) -> None:
     """A reorg replaces block 101 (a trade, delivered live) by one holding another trade,
@@ -575,17 +595,7 @@ def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
 
     async def go() -> None:
         async with HostileNode() as node:
-            on_new_chain = [False]
-
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                logs = [live] if on_new_chain[0] else [old]
-                return [lg for lg in logs if a <= int(lg["blockNumber"], 16) <= b]
-
-            def get_block(params: list[Any]) -> Any:
-                n = int(params[0], 16)
-                return dict(header(n), hash=new_101) if n == 101 and on_new_chain[0] \
-                    else header(n)
+            on_new_chain, get_logs, get_block = _http_node_on_old_101(old, live, new_101)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
@@ -627,17 +637,7 @@ def test_a_re_check_outwaits_an_http_node_slow_to_catch_up_with_the_reorg(
 
     async def go() -> None:
         async with HostileNode() as node:
-            on_new_chain = [False]
-
-            def get_logs(params: list[Any]) -> Any:
-                a, b = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-                logs = [live] if on_new_chain[0] else [old]
-                return [lg for lg in logs if a <= int(lg["blockNumber"], 16) <= b]
-
-            def get_block(params: list[Any]) -> Any:
-                n = int(params[0], 16)
-                return dict(header(n), hash=new_101) if n == 101 and on_new_chain[0] \
-                    else header(n)
+            on_new_chain, get_logs, get_block = _http_node_on_old_101(old, live, new_101)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
