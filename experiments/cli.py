@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
-from polyvocab.cli_args import PlainParser, reader_gone
+from polyvocab.cli_args import PlainParser, missing_harness, reader_gone
 from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 
@@ -360,6 +360,17 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
+        line = missing_harness(exc, "python -m experiments")
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from experiments.matrix import MatrixError
     from experiments.scenario import ScenarioError
     from experiments.store import StoreError

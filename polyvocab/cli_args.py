@@ -15,7 +15,8 @@ from typing import NoReturn
 
 from polyvocab.redact import redact
 
-__all__ = ["OneLineParser", "PlainParser", "reader_gone"]
+__all__ = ["HARNESS_MODULES", "OneLineParser", "PlainParser", "missing_harness",
+           "reader_gone"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -46,3 +47,21 @@ def reader_gone() -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return 0
+
+
+#: what ``pip install '.[harness]'`` adds (pyproject's ``harness`` extra) and the
+#: experiments and reports import; the monitor and the pilot run without any of it
+HARNESS_MODULES = frozenset({"pandas", "pyarrow", "matplotlib", "jinja2", "looptime",
+                             "numpy"})
+
+
+def missing_harness(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The one line to print when ``command`` needs a module of the harness extra that is
+    not installed (a monitor-only install: ``pip install .``), or None for any other
+    missing module (a bug to show as it is)."""
+    root = (exc.name or "").split(".")[0]
+    if root not in HARNESS_MODULES:
+        return None
+    return (f"{command}: error: {root} is not installed: the experiments and reports need "
+            "the harness extra (pip install '.[harness]'); the monitor and the pilot run "
+            "without it")

@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from polyvocab.cli_args import OneLineParser
+from polyvocab.cli_args import OneLineParser, missing_harness
 from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
-from reports.load import RunStoreError, load_run
 
 __all__ = ["main"]
 
@@ -97,6 +96,8 @@ def _build(args: argparse.Namespace) -> int:
     from reports.render import write_report
 
     criteria = _criteria(args.criteria)
+    from reports.load import load_run  # pandas: the harness extra
+
     run = load_run(args.run_dir)
     report, path = write_report(run, criteria, Path(args.out) if args.out else None)
     if args.json_out:
@@ -160,6 +161,8 @@ def _compare(args: argparse.Namespace) -> int:
     from reports.compare import compare_runs, render_compare, text_table
 
     criteria = _criteria(args.criteria)
+    from reports.load import load_run  # pandas: the harness extra
+
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     cmp = compare_runs(run_a, run_b, criteria, tolerance=args.tolerance)
     out = Path(args.out) if args.out else run_b.path / "compare.html"
@@ -171,6 +174,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        from reports.load import RunStoreError  # pandas: the harness extra
+    except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
+        line = missing_harness(exc, "python -m reports")
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     try:
         return _build(args) if args.command == "build" else _compare(args)
     except (RunStoreError, CriteriaError) as exc:

@@ -52,3 +52,26 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
     proc.stdout.close()  # before the child writes a line (it is still importing)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+@pytest.mark.parametrize(("module", "argv"), [
+    ("experiments", ["list"]), ("experiments", ["run", "--quick"]),
+    ("reports", ["build", "results/latest"])])
+def test_a_monitor_only_install_gets_one_line_not_an_import_traceback(
+        module: str, argv: list[str]) -> None:
+    """``pip install .`` (the monitor and the pilot, as docs/pilot.md installs them) has
+    no pandas: ``python -m experiments`` and ``python -m reports`` (the pilot's reconcile
+    and report) ended in a ModuleNotFoundError traceback. One line says what to install."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import sys; sys.modules['pandas'] = None\n"
+            f"from {module}.cli import main\nraise SystemExit(main({argv!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == (
+        f"python -m {module}: error: pandas is not installed: the experiments and reports "
+        "need the harness extra (pip install '.[harness]'); the monitor and the pilot run "
+        "without it")
