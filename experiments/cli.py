@@ -363,11 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
-        line = missing_harness(exc, "python -m experiments")
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return missing_harness(exc, "python -m experiments")
 
 
 def _main(argv: Sequence[str] | None) -> int:

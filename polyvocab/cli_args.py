@@ -55,13 +55,14 @@ HARNESS_MODULES = frozenset({"pandas", "pyarrow", "matplotlib", "jinja2", "loopt
                              "numpy"})
 
 
-def missing_harness(exc: ModuleNotFoundError, command: str) -> str | None:
-    """The one line to print when ``command`` needs a module of the harness extra that is
-    not installed (a monitor-only install: ``pip install .``), or None for any other
-    missing module (a bug to show as it is)."""
+def missing_harness(exc: ModuleNotFoundError, command: str) -> int:
+    """A command that needs a module of the harness extra, on a monitor-only install
+    (``pip install .``): one line naming the extra to install, exit code 2. Any other
+    missing module is a bug, raised again as it is."""
     root = (exc.name or "").split(".")[0]
     if root not in HARNESS_MODULES:
-        return None
-    return (f"{command}: error: {root} is not installed: the experiments and reports need "
-            "the harness extra (pip install '.[harness]'); the monitor and the pilot run "
-            "without it")
+        raise exc
+    print(f"{command}: error: {root} is not installed: the experiments and reports need the "
+          "harness extra (pip install '.[harness]'); the monitor and the pilot run without it",
+          file=sys.stderr)
+    return 2

@@ -177,11 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from reports.load import RunStoreError  # pandas: the harness extra
     except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
-        line = missing_harness(exc, "python -m reports")
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return missing_harness(exc, "python -m reports")
     try:
         return _build(args) if args.command == "build" else _compare(args)
     except (RunStoreError, CriteriaError) as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import tomli_w
 
 from experiments.checker import CheckParams
@@ -125,3 +127,19 @@ def make_scenario_dir(run_dir: Path, name: str = "hand_made", *, status: str = "
            "window_start_ns": ns(0), "window_end_ns": ns(100)}
     (sdir / "run.json").write_text(json.dumps(run), encoding="utf-8")
     return sdir
+
+
+def outcome_of(outcomes: pd.DataFrame, trade_id: str) -> pd.Series:
+    rows = outcomes[outcomes["trade_id"] == trade_id]
+    assert len(rows) == 1, f"{trade_id} has {len(rows)} outcome rows"
+    return rows.iloc[0]
+
+
+def send_json(handler: http.server.BaseHTTPRequestHandler, obj: Any) -> None:
+    """Answer a stub server's request with ``obj`` as a JSON body, HTTP 200."""
+    body = json.dumps(obj).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

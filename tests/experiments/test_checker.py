@@ -11,6 +11,7 @@ from exp_helpers import (
     Sim,
     monitor,
     ns,
+    outcome_of,
     params,
     retraction,
     tid,
@@ -31,12 +32,6 @@ from experiments.truth import build_truth
 def check(sim: Sim, detections: list[dict], mon: list[dict] | None = None, **kw):
     return run_checker(sim.sorted(), mon or monitor(), detections, params(**kw),
                        thresholds=["missed_pct < 1", "duplicates == 0", "latency_p95_s < 1"])
-
-
-def outcome_of(outcomes: pd.DataFrame, trade_id: str) -> pd.Series:
-    rows = outcomes[outcomes["trade_id"] == trade_id]
-    assert len(rows) == 1, f"{trade_id} has {len(rows)} outcome rows"
-    return rows.iloc[0]
 
 
 def test_detected_with_latency_in_simulated_seconds():

@@ -9,7 +9,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import tomli_w
 from exp_helpers import (
@@ -19,6 +18,7 @@ from exp_helpers import (
     Sim,
     monitor,
     ns,
+    outcome_of,
     params,
     retraction,
     tid,
@@ -38,12 +38,6 @@ from experiments.thresholds import evaluate
 def check(sim: Sim, detections: list[dict], **kw):
     return run_checker(sim.sorted(), monitor(), detections, params(**kw),
                        thresholds=["missed_pct < 1", "duplicates == 0", "phantoms == 0"])
-
-
-def outcome_of(outcomes: pd.DataFrame, trade_id: str) -> pd.Series:
-    rows = outcomes[outcomes["trade_id"] == trade_id]
-    assert len(rows) == 1, f"{trade_id} has {len(rows)} outcome rows"
-    return rows.iloc[0]
 
 
 def test_an_orphaned_trade_delivered_twice_and_retracted_once_is_a_phantom():

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from exp_helpers import send_json
 
 from experiments.reconcile import ReconcileError, ReconcileOptions, _rpc, chain_truth, reconcile
 from polyvocab import ORDER_FILLED_V2, address_topic
@@ -109,13 +110,8 @@ class _GarbageNode(http.server.BaseHTTPRequestHandler):
         mine = {**ANSWERS, **SANE}[self.path.strip("/")]
         default = {"eth_blockNumber": hex(10**6), "eth_getLogs": [],
                    "eth_getBlockByNumber": None}[req["method"]]
-        body = json.dumps({"jsonrpc": "2.0", "id": req["id"],
-                           "result": mine.get(req["method"], default)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, {"jsonrpc": "2.0", "id": req["id"],
+                         "result": mine.get(req["method"], default)})
 
     def log_message(self, *_args: object) -> None:
         pass

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from exp_helpers import send_json
 
 from experiments.reconcile import ReconcileOptions, reconcile
 from monitor.pilot import PilotStore
@@ -81,12 +82,7 @@ def node() -> Iterator[tuple[Node, str]]:
                 reply: dict[str, Any] = {"error": state.log_errors.pop(0)}
             else:
                 reply = {"result": state.answer(req)}
-            body = json.dumps({"jsonrpc": "2.0", "id": req["id"], **reply}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, {"jsonrpc": "2.0", "id": req["id"], **reply})
 
         def log_message(self, *_args: object) -> None:
             pass

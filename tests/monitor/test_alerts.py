@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -102,24 +103,33 @@ class Stand:
         self.got: list[dict[str, Any]] = []
 
     async def run(self, test: Any) -> None:
-        app = web.Application()
-
         async def handle(request: web.Request) -> web.Response:
             self.got.append({"path": request.path, "json": await request.json()})
             if isinstance(self.answer, str):
                 return web.Response(text=self.answer, status=self.status)
             return web.json_response(self.answer, status=self.status)
 
-        app.router.add_post("/bot{token}/sendMessage", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-        try:
-            async with aiohttp.ClientSession() as session:
-                await test(TelegramAlerter(TOKEN, "-100200", session=session, api_url=url))
-        finally:
-            await runner.cleanup()
+        await with_telegram(handle, test)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def with_telegram(handle: Handler,
+                        test: Callable[[TelegramAlerter], Awaitable[None]]) -> None:
+    """A Telegram Bot API stand-in on loopback whose sendMessage ``handle`` answers, and
+    a :class:`TelegramAlerter` (token :data:`TOKEN`) pointed at it, given to ``test``."""
+    app = web.Application()
+    app.router.add_post("/bot{token}/sendMessage", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    try:
+        async with aiohttp.ClientSession() as session:
+            await test(TelegramAlerter(TOKEN, "-100200", session=session, api_url=url))
+    finally:
+        await runner.cleanup()
 
 
 def test_log_alerter_keeps_a_bounded_number_of_alerts() -> None:

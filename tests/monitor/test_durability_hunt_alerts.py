@@ -5,33 +5,14 @@ alerter must never raise."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from test_alerts import TOKEN, with_telegram
 
 from monitor.alerts import TelegramAlerter
-
-TOKEN = "555000222:AAsecret-durability-token"
-
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-async def _with_telegram(handle: Handler, test: Callable[[TelegramAlerter],
-                                                         Awaitable[None]]) -> None:
-    app = web.Application()
-    app.router.add_post("/bot{token}/sendMessage", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    try:
-        async with aiohttp.ClientSession() as session:
-            await test(TelegramAlerter(TOKEN, "-100200", session=session, api_url=url))
-    finally:
-        await runner.cleanup()
 
 
 def test_an_alert_telegram_rate_limits_is_sent_after_its_retry_after() -> None:
@@ -55,7 +36,7 @@ def test_an_alert_telegram_rate_limits_is_sent_after_its_retry_after() -> None:
         assert loop.time() - t0 >= 0.9  # it waited what Telegram asked
         assert tg.sent == 1 and tg.failures == 0
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
     assert [g["text"] for g in got] == ["feed FAILED", "feed FAILED"]
 
 
@@ -73,7 +54,7 @@ def test_a_rate_limit_asking_too_long_a_wait_gives_up_at_once() -> None:
         assert await asyncio.wait_for(tg.send("failed", "x"), 30.0) is False
         assert tg.failures == 1 and "429" in (tg.last_error or "")
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
     assert got == [1]
 
 
@@ -91,7 +72,7 @@ def test_a_telegram_answer_that_is_not_utf8_is_a_failure_not_a_raise(
         assert await tg.send("disconnected", "down") is False
         assert tg.failures == 1 and "502" in (tg.last_error or "")
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
 
 
 def test_a_gateway_error_is_tried_again_after_a_short_backoff(
@@ -111,7 +92,7 @@ def test_a_gateway_error_is_tried_again_after_a_short_backoff(
         assert await asyncio.wait_for(tg.send("disconnected", "down"), 30.0) is True
         assert tg.sent == 1 and tg.failures == 0
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
     assert len(got) == 3
 
 
@@ -129,7 +110,7 @@ def test_a_bad_token_is_not_tried_again_and_never_shows(
         assert await tg.send("failed", "x") is False
         assert tg.failures == 1 and "401" in (tg.last_error or "")
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
     assert len(got) == 1 and TOKEN not in caplog.text
 
 
@@ -150,7 +131,7 @@ def test_a_secret_in_an_alert_text_never_leaves_for_telegram() -> None:
     async def test(tg: TelegramAlerter) -> None:
         assert await tg.send("sink_failed", f"sink FAILED (https://x.example/{key}/order)")
 
-    asyncio.run(_with_telegram(handle, test))
+    asyncio.run(with_telegram(handle, test))
     assert len(got) == 1 and key not in got[0] and "x.example" in got[0]
 
 

@@ -581,6 +581,26 @@ def _http_node_on_old_101(old: dict[str, Any], live: dict[str, Any], new_101: st
     return on_new_chain, get_logs, get_block
 
 
+async def _old_101_delivered(node: HostileNode, mon: WalletMonitor, sink: MemorySink,
+                             old: dict[str, Any], get_logs: Callable[[list[Any]], Any],
+                             get_block: Callable[[list[Any]], Any]) -> None:
+    """After the first sync, the HTTP node answers with ``get_logs``/``get_block``, and
+    ``old`` (in the old block 101) is delivered live."""
+    await first_sync(node, mon)
+    node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = get_logs, get_block
+    await node.notify("logs", old)
+    await node.new_head(101)  # the old block 101
+    await until(lambda: trade_ids(sink) == [_tid(old)], "the old trade")
+
+
+async def _feed_reorg_of_101(node: HostileNode, old: dict[str, Any], live: dict[str, Any],
+                             new_101: str) -> None:
+    """The reorg, on the feed only: ``old`` removed, the new 101 with ``live``."""
+    await node.notify("logs", dict(old, removed=True))
+    await node.notify("logs", live)
+    await node.notify("newHeads", dict(header(101), hash=new_101))
+
+
 def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
         tmp_path: Path) -> None:
     """A reorg replaces block 101 (a trade, delivered live) by one holding another trade,
@@ -599,16 +619,8 @@ def test_a_re_check_waits_for_an_http_node_still_on_the_replaced_chain(
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await first_sync(node, mon)
-                node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
-                    get_logs, get_block
-                await node.notify("logs", old)
-                await node.new_head(101)  # the old block 101
-                await until(lambda: trade_ids(sink) == [_tid(old)], "the old trade")
-                # the reorg, on the feed only: old removed, the new 101 with its trade
-                await node.notify("logs", dict(old, removed=True))
-                await node.notify("logs", live)
-                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await _old_101_delivered(node, mon, sink, old, get_logs, get_block)
+                await _feed_reorg_of_101(node, old, live, new_101)
                 await until(lambda: shard.counters["recheck_node_behind"] >= 1
                             or shard.counters["reorgs"] >= 1, "a re-check tried")
                 on_new_chain[0] = True  # the HTTP node catches up
@@ -641,18 +653,10 @@ def test_a_re_check_outwaits_an_http_node_slow_to_catch_up_with_the_reorg(
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await first_sync(node, mon)
-                node.rpc["eth_getLogs"], node.rpc["eth_getBlockByNumber"] = \
-                    get_logs, get_block
-                await node.notify("logs", old)
-                await node.new_head(101)  # the old block 101
-                await until(lambda: trade_ids(sink) == [_tid(old)], "the old trade")
+                await _old_101_delivered(node, mon, sink, old, get_logs, get_block)
                 # the HTTP node falls behind the feed (its head 101, the feed's 102 soon)
                 node.rpc["eth_blockNumber"] = lambda _p: hex(101)
-                # the reorg, on the feed only: old removed, the new 101 with its trade
-                await node.notify("logs", dict(old, removed=True))
-                await node.notify("logs", live)
-                await node.notify("newHeads", dict(header(101), hash=new_101))
+                await _feed_reorg_of_101(node, old, live, new_101)
                 await node.notify("newHeads", dict(header(102), parentHash=new_101))
                 await until(lambda: shard.counters["recheck_node_behind"]
                             > shard.RECHECK_NODE_WAITS or shard.counters["reorgs"] >= 1,

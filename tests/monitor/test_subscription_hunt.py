@@ -17,7 +17,7 @@ from typing import Any
 
 from hostile_node import HostileNode
 from monitor_helpers import WALLET, order_filled
-from test_reliability import run_monitor, until
+from test_reliability import cursor_at_least, first_sync, run_monitor, until
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosedOK
 
@@ -35,11 +35,6 @@ TIMEOUT = 30.0
 def notification(sid: str, result: Any) -> str:
     return json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
                        "params": {"subscription": sid, "result": result}})
-
-
-def cursor(mon: WalletMonitor) -> int | None:
-    cur = mon.store.cursor(WALLET) if mon.store else None
-    return None if cur is None else cur.block
 
 
 # -- a notification that overtakes its eth_subscribe answer ------------------------------
@@ -60,13 +55,11 @@ def test_a_log_notified_before_the_subscribe_answer_is_delivered(tmp_path: Path)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                node.head = 101
                 await node.new_head(101)  # first head: the sync goes to 100
-                await until(lambda: (cursor(mon) or 0) >= 100, "first sync")
+                await until(lambda: cursor_at_least(mon, 100), "first sync")
                 for n in (102, 103):
-                    node.head = n
                     await node.new_head(n)
-                await until(lambda: (cursor(mon) or 0) >= 102, "cursor moved by heads")
+                await until(lambda: cursor_at_least(mon, 102), "cursor moved by heads")
                 await until(lambda: len(sink.events) == 1, "the early trade", timeout=5.0)
                 assert mon.shards[0].manager.bad_frames["unknown_subscription"] == 0
             await run_monitor(node, tmp_path, body)
@@ -251,12 +244,9 @@ def test_a_logs_subscription_that_misses_trades_while_heads_flow_is_re_made(
             node.head = 100
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: (cursor(mon) or 0) >= 99, "first sync")
+                await first_sync(node, mon)
                 node.logs.append(missed)  # on the chain; the subscription says nothing
                 for n in range(101, 106):
-                    node.head = n
                     await node.new_head(n)
                 await until(lambda: len(sink.events) == 1, "the missed trade, by a sweep")
                 assert sink.events[0].source == "backfill"
@@ -265,7 +255,6 @@ def test_a_logs_subscription_that_misses_trades_while_heads_flow_is_re_made(
                             and manager.state is ConnState.CONNECTED,
                             "the subscription re-made", timeout=5.0)
                 assert mon.shards[0].counters["live_missed"] == 1
-                node.head = 106
                 await node.new_head(106)
                 await node.notify("logs", later)
                 await until(lambda: len(sink.events) == 2, "a later trade, live")
@@ -288,9 +277,7 @@ def test_a_lossy_logs_subscription_that_still_delivers_is_kept(tmp_path: Path) -
             node.head = 100
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: (cursor(mon) or 0) >= 99, "first sync")
+                await first_sync(node, mon)
                 node.logs += [lost, later]
                 for n in range(101, 107):
                     node.head = n
@@ -298,7 +285,7 @@ def test_a_lossy_logs_subscription_that_still_delivers_is_kept(tmp_path: Path) -
                         await node.notify("logs", later)
                     await node.new_head(n)
                 await until(lambda: len(sink.events) == 2, "the lost trade, by a sweep")
-                await until(lambda: (cursor(mon) or 0) >= 105, "a sweep past both")
+                await until(lambda: cursor_at_least(mon, 105), "a sweep past both")
                 assert [e.source for e in sink.events] == ["ws", "backfill"]
                 shard = mon.shards[0]
                 assert shard.manager.metrics.connects == 1
@@ -350,14 +337,10 @@ def test_after_a_silent_logs_subscription_every_head_fetches_its_block(
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 shard = mon.shards[0]
-                await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
-                await node.new_head(100)
-                await until(lambda: (cursor(mon) or 0) >= 99, "first sync")
+                await first_sync(node, mon)
                 node.logs.append(missed)  # on the chain; the subscription says nothing
                 for n in range(101, 104):
-                    node.head = n
                     await node.new_head(n)
-                node.head = 106
                 await node.new_head(106)  # a gap: its sync finds the missed trade
                 await until(lambda: len(sink.events) == 1, "the missed trade, by a sync")
                 manager = shard.manager
@@ -365,16 +348,14 @@ def test_after_a_silent_logs_subscription_every_head_fetches_its_block(
                             and manager.state is ConnState.CONNECTED,
                             "the subscription re-made", timeout=5.0)
                 assert shard.counters["live_missed"] == 1
-                node.head = 107
                 await node.new_head(107)  # the new connection's first head: its sync
-                await until(lambda: (cursor(mon) or 0) >= 106 and shard._verified_restart,
+                await until(lambda: cursor_at_least(mon, 106) and shard._verified_restart,
                             "synced to 106, the reconnect's check done")
                 syncs = shard.counters["synced_blocks"]
                 node.logs.append(later)  # the new subscription is silent as well
                 # the chain goes on at its pace (a block interval: 0.1 s at speed 20), so no
                 # stalled-chain check fetches the last block either
                 for n in range(108, 160):
-                    node.head = n
                     await node.new_head(n)
                     if len(sink.events) == 2:
                         break

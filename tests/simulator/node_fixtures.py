@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from polyvocab import CTF_EXCHANGE_V1, ORDER_FILLED_V1, TRANSFER, USDC_E, address_topic
 from simulator.recording import RecordedBlock, Recording
+
+if TYPE_CHECKING:
+    from simulator.server import Simulator
 
 WALLETS = ["0x" + f"{i:040x}" for i in (0xA1, 0xA2, 0xA3)]
 OTHER = "0x" + "b" * 40
@@ -76,3 +83,29 @@ def make_recording(n_blocks: int = 10, *, trades_per_block: int = 2, interval: i
         parent = block["hash"]
     return Recording(source={"kind": "synthetic", "profile": "test", "seed": seed},
                      blocks=blocks)
+
+
+@contextlib.contextmanager
+def serving_in_thread(sim: Simulator, timeout: float = 20.0
+                      ) -> Iterator[asyncio.AbstractEventLoop]:
+    """``sim`` started on an event loop of its own thread (for synchronous clients: web3.py's
+    HTTPProvider), stopped on leaving; yields that loop."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(sim.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(timeout)
+    try:
+        yield loop
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        loop.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.filters import BlockIndex, LogFilter
 from simulator.server import Simulator
 from simulator.settings import LagSettings, NodeSettings, SimSettings
-from tests.simulator.node_fixtures import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording, serving_in_thread
 
 TIMEOUT = 30.0
 KEY = "ABCDEFGHIJ"
@@ -67,26 +66,9 @@ def test_explorer_proxy_block_number_is_the_nodes_head_not_the_indexs() -> None:
 def idle_node() -> Iterator[tuple[Simulator, asyncio.AbstractEventLoop]]:
     """A node on its own event loop thread (web3.py's HTTPProvider is synchronous), not
     replaying until the test calls ``sim.begin()`` on its loop."""
-    loop = asyncio.new_event_loop()
     sim = Simulator(make_recording(6), speed=1000, autostart=False)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(TIMEOUT)
-    try:
+    with serving_in_thread(sim, TIMEOUT) as loop:
         yield sim, loop
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(TIMEOUT)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(TIMEOUT)
-        loop.close()
 
 
 def test_web3_filters_polled_over_http_get_the_new_blocks_and_logs(

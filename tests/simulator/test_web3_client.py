@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 
 from polyvocab import ORDER_FILLED_V1, address_topic
 from simulator.server import Simulator
-from tests.simulator.node_fixtures import WALLETS, make_recording
+from tests.simulator.node_fixtures import WALLETS, make_recording, serving_in_thread
 
 
 def test_async_web3_websocket_provider_receives_new_heads_and_logs() -> None:
@@ -54,28 +53,10 @@ def test_async_web3_websocket_provider_receives_new_heads_and_logs() -> None:
 @pytest.fixture
 def node_in_thread() -> Iterator[Simulator]:
     """A node on its own event loop thread, for the synchronous HTTPProvider."""
-    loop = asyncio.new_event_loop()
     sim = Simulator(make_recording(6), speed=1000)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(20)
-    fut = asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop)
-    fut.result(20)
-    try:
+    with serving_in_thread(sim) as loop:
+        asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop).result(20)
         yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(20)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(20)
-        loop.close()
 
 
 def test_http_provider_with_poa_middleware(node_in_thread: Simulator) -> None:
