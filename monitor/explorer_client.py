@@ -199,6 +199,12 @@ class ExplorerClient:
         ``from_block..to_block`` are skipped as bad rows. A page after the first that fails
         raises :class:`PartialLogs` with the logs of the blocks the pages before it hold
         whole (none whole: the page's error itself).
+
+        Both lean on the rows coming in block order, as Etherscan sends them. Rows that do
+        not (newest first, from a cache or proxy in front of it) prove no block whole: a
+        later page that fails raises its own error, and the result window raises
+        :class:`~monitor.errors.BadResponse`; the caller keeps its cursor. Paged on by the
+        highest block seen, the blocks below it not yet seen were skipped for good.
         """
         base: dict[str, str] = {"module": "logs", "action": "getLogs"}
         if address:
@@ -210,6 +216,7 @@ class ExplorerClient:
         out: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
         start, page = from_block, 1
+        prev, ordered = from_block, True  # every row so far in block order
         while True:
             params = dict(base, fromBlock=str(start), toBlock=str(to_block), page=str(page),
                           offset=str(self.page_size))
@@ -225,7 +232,7 @@ class ExplorerClient:
                 # whole. Thrown away, a range of more pages than one poll gets through
                 # (one call in a few failing) was asked again and again, for good
                 whole = max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
-                if whole < from_block:
+                if whole < from_block or not ordered:
                     raise
                 raise PartialLogs(exc, [r for r in out if int(r["blockNumber"], 16) <= whole],
                                   whole) from exc
@@ -245,6 +252,8 @@ class ExplorerClient:
                     bad += 1
                     first_bad = first_bad or exc
                     continue
+                ordered = ordered and number >= prev
+                prev = number
                 key = (converted["transactionHash"], converted["logIndex"])
                 if key not in seen:
                     seen.add(key)
@@ -254,6 +263,10 @@ class ExplorerClient:
             if len(rows) < self.page_size:
                 return out
             if (page + 1) * self.page_size > RESULT_WINDOW:
+                if not ordered:
+                    raise BadResponse(f"getLogs rows of {from_block}..{to_block} are not in "
+                                      f"block order: cannot page past the {RESULT_WINDOW:,}-"
+                                      "record result window")
                 last = max((int(r["blockNumber"], 16) for r in out), default=start)
                 if last <= start:  # one block holds more than the window: cannot page on
                     raise ExplorerNotOk(f"more than {RESULT_WINDOW} logs in block {start}")
