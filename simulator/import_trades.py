@@ -9,6 +9,12 @@ real transaction (``transactionHash``) with the match around it: rows of one tra
 on the same token and side are the maker orders of one match against a synthetic
 counterparty taker, whose own fill (``taker = exchange``) and ``OrdersMatched`` follow.
 
+A row identical in every column to an earlier row is read once: the Data-API ``/trades``
+has no fill id, and a paged export repeats rows (offsets past the API's cap answer the
+same page again: the real Nobel 2025 export is 1,500 fills, its pages 3 to 10 one page
+eight times). Importing each copy made fills that never happened, in transactions whose
+real wallet then traded eight times. The header's ``source.repeated_rows`` counts them.
+
 Blocks lie on a 2-s grid from the first trade's timestamp to the last; blocks without
 trades carry background noise, so a replay keeps the real timing. Trades before
 2026-04-28 use the V1 layout (CTF Exchange, USDC.e), later ones V2 (CTFExchangeV2, pUSD);
@@ -56,6 +62,7 @@ __all__ = [
     "MAX_BLOCKS",
     "REQUIRED_COLUMNS",
     "TradeRow",
+    "TradeRows",
     "TradesCsvError",
     "import_trades",
     "read_trades_csv",
@@ -94,6 +101,13 @@ class TradeRow:
     timestamp: int
     tx_hash: str
     negrisk: bool
+
+
+class TradeRows(list[TradeRow]):
+    """The checked rows of one export, less its repeated rows (the lines of those in
+    ``repeated_lines``)."""
+
+    repeated_lines: tuple[int, ...] = ()
 
 
 def _fail(path: Path, line: int, message: str) -> TradesCsvError:
@@ -162,10 +176,14 @@ def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> Trade
                     negrisk=negrisk)
 
 
-def read_trades_csv(path: str | Path) -> list[TradeRow]:
-    """Read and check every row; raise :class:`TradesCsvError` naming file and line."""
+def read_trades_csv(path: str | Path) -> TradeRows:
+    """Read and check every row; raise :class:`TradesCsvError` naming file and line. A row
+    identical in every column to an earlier one is checked, then left out (its line in
+    ``repeated_lines``): a paged export's repeat, not another fill."""
     path = Path(path)
-    rows: list[TradeRow] = []
+    rows = TradeRows()
+    seen: set[tuple[str | None, ...]] = set()
+    repeated: list[int] = []
     try:
         if not path.is_file():  # /dev/zero, a FIFO: not an export (and never-ending)
             raise TradesCsvError(f"{path}: not a regular file" if path.exists() else
@@ -185,7 +203,13 @@ def read_trades_csv(path: str | Path) -> list[TradeRow]:
                 line = reader.line_num
                 if None in rec or any(rec.get(c) is None for c in REQUIRED_COLUMNS):
                     raise _fail(path, line, f"expected {len(fields)} fields")
-                rows.append(_row(path, line, rec, negrisk_col))
+                row = _row(path, line, rec, negrisk_col)
+                key = tuple(rec.values())
+                if key in seen:
+                    repeated.append(line)
+                    continue
+                seen.add(key)
+                rows.append(row)
     except FileNotFoundError:
         raise TradesCsvError(f"{path}: no such file") from None
     except SmallFileError as exc:
@@ -194,6 +218,7 @@ def read_trades_csv(path: str | Path) -> list[TradeRow]:
         raise TradesCsvError(f"{path}: not a readable CSV ({exc})") from None
     if not rows:
         raise TradesCsvError(f"{path}: no trades in the file")
+    rows.repeated_lines = tuple(repeated)
     return rows
 
 
@@ -278,6 +303,7 @@ def import_trades(rows: Sequence[TradeRow], *, seed: int = 0, source_name: str =
         "version": FORMAT_VERSION,
         "chain_id": 137,
         "source": {"kind": "imported", "csv": source_name, "rows": len(rows),
+                   "repeated_rows": len(getattr(rows, "repeated_lines", ())),
                    "transactions": len(by_tx), "seed": seed,
                    "interval_s": BLOCK_INTERVAL_S},
         "first_block": first,
