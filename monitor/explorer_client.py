@@ -64,6 +64,11 @@ RESULT_WINDOW = 10_000
 #: records one call answers at most (Etherscan V2 since 2026-07-01, REFERENCE.md): a page
 #: asked larger comes back with this many, and was taken for the last page (the rest lost)
 MAX_RECORDS = 1_000
+#: bytes an answer may have: a page of MAX_RECORDS getLogs rows is ~1.2 MB (an OrderFilled
+#: row ~1.2 KB). The 64 MB bound of an eth_getLogs answer let a broken cache or gateway's
+#: answer of tiny rows be parsed whole before the row count was checked: ~1.6 GB of memory
+#: and 4 s of the event loop for 63 MB
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
 
 class ExplorerNotOk(MonitorError):
@@ -348,7 +353,8 @@ class ExplorerClient:
                     retry_after = resp.headers.get("Retry-After")
                     if 300 <= status < 400:  # the key is in the query: never sent on
                         raise redirect_refused(status, resp.headers)
-                    raw = await read_body(resp, what=f"explorer {method}")
+                    raw = await read_body(resp, what=f"explorer {method}",
+                                          limit=MAX_ANSWER_BYTES)
             except TimeoutError:
                 kind = "timeout"
                 raise Timeout(f"explorer {method} timed out after {self.timeout:.2f}s") from None

@@ -7,16 +7,20 @@ or proxy in front of it) answering newest first made both skip rows for good."""
 
 from __future__ import annotations
 
+import asyncio
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from monitor_helpers import order_filled
+from test_explorer_client import with_server
 from test_polling import FakeExplorer
 from test_polling_hunt import CappedExplorer, Steps, _trade_blocks, run_polling
 
 from monitor import explorer_client
 from monitor.clock import ManualClock
+from monitor.errors import BadResponse
 from monitor.polling import PollingMonitor
 from monitor.store import Store
 
@@ -109,3 +113,28 @@ def test_rows_newest_first_then_a_failed_page_move_the_cursor_over_nothing_unsee
     got = sorted(set(_trade_blocks(sink)))
     assert got == list(range(101, 131)), f"blocks never delivered: " \
         f"{sorted(set(range(101, 131)) - set(got))}"  # before: 101..120 never
+
+
+def test_an_answer_far_larger_than_a_page_of_rows_is_refused_before_it_is_parsed() -> None:
+    """A page holds at most 1,000 records (about 1.2 KB each as getLogs shows an
+    OrderFilled). An explorer, cache or gateway answering 12 MB of tiny rows was read up
+    to the 64 MB bound of an eth_getLogs answer and parsed whole before the row count was
+    checked: 4 million dicts, about 300 MB of memory and a second of the event loop for
+    one answer (1.6 GB and 4 s at 63 MB), an OOM kill on a small VM. The explorer's
+    answers are bounded by what a page can hold."""
+    body = (b'{"status":"1","message":"OK","result":[' + b"{}," * 4_000_000 + b"{}]}")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type="application/json")
+
+    async def go(client: explorer_client.ExplorerClient, seen: list[dict]) -> None:
+        tracemalloc.start()
+        try:
+            with pytest.raises(BadResponse) as err:
+                await client.get_logs(from_block=1, to_block=10, topics={2: "0x" + "0" * 64})
+            _now, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert err.value.kind == "too_large", err.value  # before: parsed, then refused
+        assert peak < 40_000_000, f"{peak / 1e6:.0f} MB at peak"
+    asyncio.run(with_server(handler, go))
