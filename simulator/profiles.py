@@ -4,7 +4,10 @@ Every number below says where it comes from: REFERENCE.md (public sources) or ou
 reading of the real data in ``shared/data`` (never shipped, never read by the tests):
 
 * ``polymarket-dataapi-trades-nobel2025`` - 5,000 Data-API ``/trades`` rows of the Nobel
-  Peace Prize 2025 event, 2025-10-10 08:23..12:09 UTC (1,500 transactions, 665 wallets);
+  Peace Prize 2025 event, 2025-10-10 08:23..12:09 UTC (1,500 transactions, 665 wallets).
+  Only 1,500 rows are distinct: the export's pages 3 to 10 are one page eight times (the
+  API answers offsets past its cap with the same page), and each transaction has one row
+  (the API's default lists a match once, by its taker);
 * ``polygon-etl-rpc-fixtures`` - real Polygon blocks/receipts (2020-2022) for shapes.
 """
 
@@ -30,14 +33,22 @@ __all__ = [
 #   0: 5932, 1: 618, 2: 146, 3: 42, 4: 16, 5: 9, 6: 2, 7: 4, 8: 3
 NOBEL_QUIET_PMF: tuple[float, ...] = tuple(
     c / 6772 for c in (5932, 618, 146, 42, 16, 9, 2, 4, 3))
-# Fill size in shares: log(size) mean 4.14, sd 1.99 (median 44 shares, p99 16,000).
+# The next four were first read over all 5,000 rows, one page of them eight times: fill
+# size log(size) mean 4.14, sd 1.99 (median 44 shares); 4,087 of 5,000 BUY; the top 1% of
+# the 665 wallets hold 40% of the fills, the top 10% 65%, 52% trade once (a Zipf law with
+# exponent ~1.05 over the universe reproduces this). They stay the defaults of the other
+# profiles, whose shipped recordings are made with them (simulator/data); news-burst, the
+# profile that stands for this event, takes the distinct rows' figures (NOBEL_FILLS_*).
 NOBEL_LOG_SIZE_MU = 4.14
 NOBEL_LOG_SIZE_SIGMA = 1.99
-# 4,087 of 5,000 fills are BUY.
 NOBEL_BUY_SHARE = 0.82
-# Wallet skew: 665 wallets; the top 1% hold 40% of the fills, the top 10% hold 65%, 52% of
-# the wallets trade once. A Zipf law with exponent ~1.05 over the universe reproduces this.
 NOBEL_ZIPF_S = 1.05
+# The 1,500 distinct rows (one a match, its taker's fill: size = the match's total):
+# log(size) mean 4.53, sd 2.19 (median 79 shares); 1,077 BUY (71.8%); wallet skew top 1%
+# 23% of the fills, top 10% 47%, 66% of the wallets trade once.
+NOBEL_FILLS_LOG_SIZE_MU = 4.53
+NOBEL_FILLS_LOG_SIZE_SIGMA = 2.19
+NOBEL_FILLS_BUY_SHARE = 0.718
 
 # --- From REFERENCE.md ---------------------------------------------------------------------
 # Polygon 2022: 88% of intervals exactly 2 s, mean 2.24 s, gaps even multiples, longest 25 s.
@@ -134,7 +145,8 @@ _PROFILES = [
         # bursts tuned on 3 x 20,000 planned blocks to mean 0.21, variance 1.01, 87.5% empty
         # (Nobel: 0.221, 1.05, 87.35%)
         quiet_pmf=NOBEL_QUIET_PMF, burst_prob=0.001, burst_peak=(20, 28), burst_continue=0.5,
-        v2_share=0.0,
+        v2_share=0.0, buy_share=NOBEL_FILLS_BUY_SHARE, log_size_mu=NOBEL_FILLS_LOG_SIZE_MU,
+        log_size_sigma=NOBEL_FILLS_LOG_SIZE_SIGMA,
         wallets=2000, markets=37, background_tx_mean=40.0,
         start_timestamp=1760084580,  # 2025-10-10 08:23 UTC, the CSV's first trade
     ),
