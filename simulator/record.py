@@ -46,8 +46,9 @@ from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
 from polyvocab.policies import is_range_too_large
 from polyvocab.policies import retry_delays as _shared_retry_delays
 from polyvocab.redact import mask_url
+from simulator.chainshape import logs_bloom
 from simulator.errors import RecordError
-from simulator.recording import RecordedBlock, Recording
+from simulator.recording import RecordedBlock, Recording, block_defect, log_defect
 
 __all__ = [
     "RecordSettings",
@@ -207,6 +208,12 @@ class _Recorder:
                 if not isinstance(r, dict) or r.get("number") != hex(n):
                     raise RecordError(f"{self.node.masked}: eth_getBlockByNumber({n}) returned "
                                    "something else than that block")
+                defect = block_defect(r)
+                if defect is None and not isinstance(r.get("transactions", []), list):
+                    defect = "block field 'transactions' is not a list"
+                if defect is not None:  # was a traceback, or a file serve refuses later
+                    raise RecordError(f"{self.node.masked}: eth_getBlockByNumber({n}) returned "
+                                      f"a malformed block: {defect}")
             txs = full.get("transactions") or []
             if full.get("hash") != header.get("hash") or [
                     t.get("hash") if isinstance(t, dict) else t for t in txs
@@ -228,9 +235,24 @@ class _Recorder:
             self.node.stats.splits += 1
             mid = (start + end) // 2
             return await self.logs(start, mid) + await self.logs(mid + 1, end)
+        return self._checked(result, f"eth_getLogs({start}..{end})")
+
+    def _checked(self, result: Any, what: str) -> list[dict[str, Any]]:
+        """``result`` if it is a list of log objects with a hex ``blockNumber``: what a
+        recording's logs must be (a bad one was a traceback, or a file serve refuses)."""
         if not isinstance(result, list):
-            raise RecordError(f"{self.node.masked}: eth_getLogs returned {type(result).__name__}, "
+            raise RecordError(f"{self.node.masked}: {what} returned {type(result).__name__}, "
                            "not a list")
+        for i, lg in enumerate(result):
+            defect = log_defect(lg)
+            if defect is None:
+                try:
+                    int(lg.get("blockNumber"), 16)
+                except (TypeError, ValueError):
+                    defect = f".blockNumber is not hex: {str(lg.get('blockNumber'))[:40]!r}"
+            if defect is not None:
+                raise RecordError(f"{self.node.masked}: {what} returned a malformed log: "
+                                  f"log [{i}]{defect}")
         return result
 
     async def logs_by_hash(self, block_hash: str, number: int) -> list[dict[str, Any]]:
@@ -239,7 +261,38 @@ class _Recorder:
         except RpcError as exc:
             raise RecordError(f"{self.node.masked}: block {number} changed while recording "
                            f"(a reorg?); record again ({exc.rpc_message})") from None
-        return list(result or [])
+        logs = self._checked(result, f"eth_getLogs(blockHash of block {number})")
+        if any(str(lg.get("blockHash")).lower() != block_hash.lower() for lg in logs):
+            raise RecordError(f"{self.node.masked}: eth_getLogs(blockHash of block {number}) "
+                              "returned logs of another block")
+        return logs
+
+
+def _check_block_logs(masked: str, header: dict[str, Any], logs: list[dict[str, Any]]) -> None:
+    """The logs recorded for ``header`` are all of its logs, each once: no log index twice,
+    and every bit of the header's ``logsBloom`` set by some log (a node's ``eth_getLogs``
+    may answer an empty list for a block its headers already show: a lagging backend, a
+    reorg; that was a recording without the block's trades, and no error). Extra bits are
+    allowed: Bor serves state-sync logs that its header bloom does not hold."""
+    number = int(header["number"], 16)
+    indexes = [str(lg.get("logIndex")).lower() for lg in logs]
+    if len(set(indexes)) != len(indexes):
+        twice = next(i for i in indexes if indexes.count(i) > 1)
+        raise RecordError(f"{masked}: eth_getLogs returned log {twice} of block {number} "
+                          "more than once")
+    bloom = header.get("logsBloom")
+    if not (isinstance(bloom, str) and len(bloom) == 514 and bloom[:2] == "0x"):
+        return  # a node without blooms: nothing to check against
+    try:
+        want = int(bloom, 16)
+        have = int(logs_bloom(logs), 16) if logs else 0
+    except (KeyError, TypeError, ValueError):
+        raise RecordError(f"{masked}: a log of block {number} has no hex address or "
+                          "topics") from None
+    if want & ~have:
+        raise RecordError(f"{masked}: block {number}'s logsBloom shows logs that eth_getLogs "
+                          f"did not return ({len(logs)} returned): the node's log index is "
+                          "behind its blocks, or the block changed (a reorg?); record again")
 
 
 async def record_range(url: str, first: int, last: int,
@@ -304,5 +357,7 @@ async def _record_blocks(rec: _Recorder, first: int, last: int,
                 for i in range(len(out) - len(headers), len(out)):
                     rb = out[i]
                     rb.logs = await rec.logs_by_hash(rb.hash, rb.number)
+            for rb in out[len(out) - len(headers):]:
+                _check_block_logs(rec.node.masked, rb.block, rb.logs)
             progress.advance(task, end - start + 1)
     return out

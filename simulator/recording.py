@@ -37,12 +37,14 @@ __all__ = [
     "RecordedBlock",
     "Recording",
     "RecordingError",
+    "block_defect",
     "check_follows",
     "check_gzip_head",
     "check_header",
     "compact_json",
     "iter_recording",
     "load_recording",
+    "log_defect",
     "save_recording",
     "write_recording",
 ]
@@ -275,31 +277,46 @@ def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
     if not isinstance(logs, list):
         raise RecordingError(f"{where}: 'logs' is not a list")
     block = row["block"]
-    for key in ("number", "hash", "parentHash", "timestamp"):
-        value = block.get(key)
-        if not isinstance(value, str) or not value.startswith("0x"):
-            raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}")
-        try:
-            int(value, 16)
-        except ValueError:
-            raise RecordingError(f"{where}: block field {key!r} is not hex: {value!r}") from None
+    if (defect := block_defect(block)) is not None:
+        raise RecordingError(f"{where}: {defect}")
     for i, log in enumerate(logs):  # a log of another type was a traceback in inspect,
         # and in serve once the replay reached it (after READY)
-        if not isinstance(log, dict):
-            raise RecordingError(f"{where}: logs[{i}] is not an object")
-        topics = log.get("topics", [])
-        if not (isinstance(topics, list) and all(isinstance(t, str) for t in topics)):
-            raise RecordingError(f"{where}: logs[{i}].topics is not a list of hex strings")
-        for key in _LOG_TEXT_FIELDS:
-            if key in log and not isinstance(log[key], str):
-                raise RecordingError(f"{where}: logs[{i}].{key} is not a string: "
-                                     f"{str(log[key])[:40]!r}")
+        if (defect := log_defect(log)) is not None:
+            raise RecordingError(f"{where}: logs[{i}]{defect}")
     txs = row.get("transactions", [])
     if not isinstance(txs, list):
         raise RecordingError(f"{where}: 'transactions' is not a list")
     if not all(isinstance(tx, dict) for tx in txs):
         raise RecordingError(f"{where}: 'transactions' holds an item that is not an object")
     return RecordedBlock(block=block, logs=logs, transactions=txs)
+
+
+def block_defect(block: dict[str, Any]) -> str | None:
+    """Why ``block`` (a header object) cannot be a recording's block, or None: the fields
+    the node and ``inspect`` read (number, hash, parentHash, timestamp) must be hex."""
+    for key in ("number", "hash", "parentHash", "timestamp"):
+        value = block.get(key)
+        if not isinstance(value, str) or not value.startswith("0x"):
+            return f"block field {key!r} is not hex: {repr(value)[:80]}"
+        try:
+            int(value, 16)
+        except ValueError:
+            return f"block field {key!r} is not hex: {value[:80]!r}"
+    return None
+
+
+def log_defect(log: Any) -> str | None:
+    """Why ``log`` cannot be a recording's log, or None; the reason starts where a
+    ``logs[i]`` would be named (`` is not an object``, ``.topics ...``)."""
+    if not isinstance(log, dict):
+        return " is not an object"
+    topics = log.get("topics", [])
+    if not (isinstance(topics, list) and all(isinstance(t, str) for t in topics)):
+        return ".topics is not a list of hex strings"
+    for key in _LOG_TEXT_FIELDS:
+        if key in log and not isinstance(log[key], str):
+            return f".{key} is not a string: {str(log[key])[:40]!r}"
+    return None
 
 
 #: a log's fields that are hex text in eth_getLogs (and that the node and inspect read so)
