@@ -246,10 +246,31 @@ def _filter_bound(tag: Any) -> int | None:
 
 def _filter_id(p: list[Any]) -> str:
     if not p:
-        raise RpcError(-32602, "missing value for required argument 0")
+        raise _missing(0)
     if not isinstance(p[0], str) or len(p[0]) > MAX_ID_CHARS:
         raise _arg_error(0, "filter id must be a string")
+    _at_most(p, 1)
     return p[0]
+
+
+def _missing(pos: int) -> RpcError:
+    return RpcError(-32602, f"missing value for required argument {pos}")
+
+
+def _at_most(p: list[Any], most: int) -> None:
+    """geth's parseArgumentArray: an argument past the method's last one is refused, once
+    those before it decoded (-32602), so a client bug that sends one too many (or a
+    required one too few: :func:`_missing`) fails here as it fails on a real node."""
+    if len(p) > most:
+        raise RpcError(-32602, f"too many arguments, want at most {most}")
+
+
+def _no_args(fn: Callable[[], Any]) -> Callable[[list[Any], SubscriptionHost | None], Any]:
+    """A method without arguments (eth_chainId, eth_blockNumber, ...)."""
+    def method(p: list[Any], h: SubscriptionHost | None) -> Any:
+        _at_most(p, 0)
+        return fn()
+    return method
 
 
 def _hash(value: Any, pos: int) -> str:
@@ -260,6 +281,8 @@ def _hash(value: Any, pos: int) -> str:
 
 
 def _bool(value: Any, pos: int) -> bool:
+    if value is None:  # Go's json: null into a bool is no error and leaves it false
+        return False
     if not isinstance(value, bool):
         raise _arg_error(pos, f"json: cannot unmarshal {type(value).__name__} into Go value "
                               f"of type bool")
@@ -373,12 +396,12 @@ class JsonRpc:
             else orphans
         self._lagging: dict[int, JsonRpc] = {}
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
-            "eth_chainId": lambda p, h: hex(self.chain.chain_id),
-            "net_version": lambda p, h: str(self.chain.chain_id),
-            "net_listening": lambda p, h: True,
-            "eth_syncing": lambda p, h: False,
-            "web3_clientVersion": lambda p, h: self.settings.client_version,
-            "eth_blockNumber": lambda p, h: hex(max(self.chain.head_number, 0)),
+            "eth_chainId": _no_args(lambda: hex(self.chain.chain_id)),
+            "net_version": _no_args(lambda: str(self.chain.chain_id)),
+            "net_listening": _no_args(lambda: True),
+            "eth_syncing": _no_args(lambda: False),
+            "web3_clientVersion": _no_args(lambda: self.settings.client_version),
+            "eth_blockNumber": _no_args(lambda: hex(max(self.chain.head_number, 0))),
             "eth_getBlockByNumber": self._get_block_by_number,
             "eth_getBlockByHash": self._get_block_by_hash,
             "eth_getLogs": self._get_logs,
@@ -560,17 +583,27 @@ class JsonRpc:
 
     def _get_block_by_number(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         if not p:
-            raise RpcError(-32602, "missing value for required argument 0")
+            raise _missing(0)
         number = self.resolve(p[0])
-        full = _bool(p[1], 1) if len(p) > 1 else False
+        full = self._full_tx(p)
         return None if number is None else self.block_json(self.chain.block(number), full)
 
     def _get_block_by_hash(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         if not p:
-            raise RpcError(-32602, "missing value for required argument 0")
+            raise _missing(0)
         block_hash = _hash(p[0], 0)
-        full = _bool(p[1], 1) if len(p) > 1 else False
+        full = self._full_tx(p)
         return self.block_json(self.block_by_hash(block_hash), full)
+
+    @staticmethod
+    def _full_tx(p: list[Any]) -> bool:
+        """The second argument of eth_getBlockBy*: geth's ``fullTx bool`` is required (a
+        client sending only the block got the block here and an error from a node)."""
+        if len(p) < 2:
+            raise _missing(1)
+        full = _bool(p[1], 1)
+        _at_most(p, 2)
+        return full
 
     # -- logs ------------------------------------------------------------------------------
     def _get_logs(self, p: list[Any], h: SubscriptionHost | None) -> Any:
@@ -579,13 +612,16 @@ class JsonRpc:
             p, _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)))
 
     def _get_logs_steps(self, p: list[Any], budget: _Budget) -> Steps:
-        if not p or not isinstance(p[0], dict):
+        if not p:
+            raise _missing(0)
+        if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
         obj = p[0]
         try:
             flt = LogFilter.parse(obj)
         except FilterError as exc:
             raise _arg_error(0, str(exc)) from None
+        _at_most(p, 1)
         chain = self.chain
         s = self.settings
         only: ChainBlock | None = None  # the block named by blockHash (maybe an orphan)
@@ -657,7 +693,9 @@ class JsonRpc:
     # -- installed filters (polled over HTTP: ethers' JsonRpcProvider events, web3.py's
     # w3.eth.filter) ---------------------------------------------------------------------------
     def _new_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
-        if not p or not isinstance(p[0], dict):
+        if not p:
+            raise _missing(0)
+        if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
         obj = p[0]
         if obj.get("blockHash") is not None:  # a filter of one past block has no changes
@@ -667,12 +705,14 @@ class JsonRpc:
             flt = LogFilter.parse(obj)
         except FilterError as exc:
             raise _arg_error(0, str(exc)) from None
+        _at_most(p, 1)
         lo, hi = _filter_bound(obj.get("fromBlock")), _filter_bound(obj.get("toBlock"))
         if lo is not None and hi is not None and lo > hi:
             raise RpcError(-32000, "invalid block range params")
         return self._install(flt, lo=lo, hi=hi, criteria=obj)
 
     def _new_block_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        _at_most(p, 0)
         return self._install(None)
 
     def _install(self, flt: LogFilter | None, **where: Any) -> str:
@@ -703,8 +743,9 @@ class JsonRpc:
     # -- transactions -------------------------------------------------------------------------
     def _get_tx(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         if not p:
-            raise RpcError(-32602, "missing value for required argument 0")
+            raise _missing(0)
         found = self.chain.tx(_hash(p[0], 0))
+        _at_most(p, 1)
         if found is None:
             return None
         block, i = found
@@ -712,8 +753,9 @@ class JsonRpc:
 
     def _get_receipt(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         if not p:
-            raise RpcError(-32602, "missing value for required argument 0")
+            raise _missing(0)
         found = self.chain.tx(_hash(p[0], 0))
+        _at_most(p, 1)
         if found is None:
             return None
         block, i = found
