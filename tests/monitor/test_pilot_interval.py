@@ -1,0 +1,89 @@
+"""The pilot's monitors expect the chain's own block interval unless one is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.pilot import Pilot, PilotStore
+from tests.monitor.hostile_node import HostileNode, header
+
+W = "0x" + "11" * 20
+
+
+def _chain_of(interval: float) -> Any:
+    def block(params: list[Any]) -> dict[str, Any]:
+        n = int(params[0], 16)
+        return dict(header(n), timestamp=hex(1_700_000_000 + int(interval * n)))
+    return block
+
+
+async def _pilot_interval(tmp_path: Path, node: HostileNode, environ: dict[str, str]
+                          ) -> tuple[list[float], dict[str, Any]]:
+    settings = load_settings({"websocket_url": node.ws_url, "rpc_url": node.rpc_url,
+                              "explorer_url": node.explorer_url, "wallets": [W],
+                              "backoff_initial": 0.1}, environ=environ)
+    pilot = Pilot(settings, tmp_path / "store", beat_s=0.5)
+    try:
+        await asyncio.wait_for(pilot.start(), 30)
+        seen = [m.s.block_interval for m in pilot.monitors.values()]
+    finally:
+        await asyncio.wait_for(pilot.stop(), 30)
+    store = PilotStore(tmp_path / "store", readonly=True)
+    try:
+        return seen, store.meta()["block_interval"]
+    finally:
+        store.close()
+
+
+def test_the_pilot_measures_a_175_s_chain_instead_of_assuming_2_s(tmp_path: Path) -> None:
+    """On today's Polygon (1.75-s blocks since PIP-86) both monitors used the 2.0-s default:
+    their staleness watchdogs and head probes waited 14 % longer than the chain needs."""
+    async def main() -> tuple[list[float], dict[str, Any]]:
+        async with HostileNode() as node:
+            node.head = 80_000_000
+            node.rpc["eth_getBlockByNumber"] = _chain_of(1.75)
+            return await _pilot_interval(tmp_path, node, {})
+    seen, meta = asyncio.run(main())
+    assert seen == [1.75, 1.75]
+    assert meta == {"seconds": 1.75, "source": "measured over 200 blocks"}
+
+
+def test_a_set_block_interval_is_kept_and_not_measured(tmp_path: Path) -> None:
+    async def main() -> tuple[list[float], dict[str, Any]]:
+        async with HostileNode() as node:
+            node.head = 80_000_000
+            node.rpc["eth_getBlockByNumber"] = _chain_of(1.75)
+            out = await _pilot_interval(tmp_path, node, {"MONITOR_BLOCK_INTERVAL": "1.5"})
+            asked = [r for r in node.requests if isinstance(r, dict)
+                     and r.get("method") == "eth_getBlockByNumber"]
+            assert asked == []  # the monitors themselves ask nothing of blocks here
+            return out
+    seen, meta = asyncio.run(main())
+    assert seen == [1.5, 1.5] and meta == {"seconds": 1.5, "source": "setting"}
+
+
+@pytest.mark.parametrize("answer", ["null", "short chain", "bad clock"])
+def test_a_node_that_cannot_say_its_interval_keeps_the_setting_with_a_warning(
+        answer: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[list[float], dict[str, Any]]:
+        async with HostileNode() as node:
+            node.head = 80_000_000
+            if answer == "null":
+                node.rpc["eth_getBlockByNumber"] = lambda _p: None
+            elif answer == "short chain":
+                node.head = 50
+            else:  # every block at the same second: no chain's interval
+                node.rpc["eth_getBlockByNumber"] = _chain_of(0.0)
+            return await _pilot_interval(tmp_path, node, {})
+    with caplog.at_level(logging.WARNING, logger="monitor.pilot"):
+        seen, meta = asyncio.run(main())
+    assert seen == [2.0, 2.0]
+    assert meta == {"seconds": 2.0, "source": "setting (the chain's could not be measured)"}
+    assert any("block interval: the node could not say" in r.getMessage()
+               for r in caplog.records)
