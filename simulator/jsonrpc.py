@@ -72,7 +72,11 @@ class RpcError(Exception):
 class SubscriptionHost(Protocol):
     """What a transport offers for ``eth_subscribe`` (a WebSocket connection)."""
 
-    def subscribe(self, kind: str, flt: LogFilter | None) -> str: ...
+    def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
+                  hi: int | None = None) -> str:
+        """A new subscription's id; ``lo``/``hi``: the heights a logs subscription's
+        fromBlock/toBlock allow (None: open), given only when one is set."""
+        ...
 
     def unsubscribe(self, sub_id: str) -> bool: ...
 
@@ -231,17 +235,27 @@ _NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported"),
                      "eth_unsubscribe": _SUBSCRIPTION_NOT_FOUND}
 
 
-def _filter_bound(tag: Any) -> int | None:
-    """A filter's fromBlock/toBlock as geth's SubscribeLogs takes it: a height, or None for
-    one that moves with the head (missing, null, latest); "pending" and the other tags are
-    refused with geth's texts (errors without a code: -32000)."""
-    if tag is None or tag == "latest":
-        return None
-    if tag == "pending":
+def _filter_bounds(obj: dict[str, Any], pos: int) -> tuple[int | None, int | None]:
+    """A filter's fromBlock/toBlock as geth's SubscribeLogs takes them (eth_newFilter and
+    eth_subscribe "logs"): heights, or None for a bound that moves with the head (missing,
+    null, latest). Both quantities are decoded first (``invalid argument pos``); then
+    "pending" on either side is refused, and of the rest only latest..latest, a..b with
+    a <= b and a..latest are a range (not latest..b, nor earliest, safe, finalized), with
+    geth's texts (errors without a code: -32000)."""
+    def height(tag: Any) -> int | str | None:
+        if tag is None or tag == "latest":
+            return None
+        if isinstance(tag, str) and tag in _TAGS:
+            return tag
+        return _quantity(tag, pos)
+
+    lo, hi = height(obj.get("fromBlock")), height(obj.get("toBlock"))
+    if lo == "pending" or hi == "pending":
         raise RpcError(-32000, "pending logs are not supported")
-    if isinstance(tag, str) and tag in _TAGS:
+    if isinstance(lo, str) or isinstance(hi, str) or (lo is None and hi is not None) \
+            or (lo is not None and hi is not None and lo > hi):
         raise RpcError(-32000, "invalid block range params")
-    return _quantity(tag, 0)
+    return lo, hi
 
 
 def _filter_id(p: list[Any]) -> str:
@@ -706,9 +720,7 @@ class JsonRpc:
         except FilterError as exc:
             raise _arg_error(0, str(exc)) from None
         _at_most(p, 1)
-        lo, hi = _filter_bound(obj.get("fromBlock")), _filter_bound(obj.get("toBlock"))
-        if lo is not None and hi is not None and lo > hi:
-            raise RpcError(-32000, "invalid block range params")
+        lo, hi = _filter_bounds(obj, 0)
         return self._install(flt, lo=lo, hi=hi, criteria=obj)
 
     def _new_block_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
@@ -794,7 +806,12 @@ class JsonRpc:
                 flt = LogFilter.parse(obj)
             except FilterError as exc:
                 raise _arg_error(1, str(exc)) from None
-            return h.subscribe("logs", flt)
+            # geth's SubscribeLogs: the range is checked, and a subscription with one
+            # delivers only the logs of the blocks in it (no backfill of past blocks)
+            lo, hi = _filter_bounds(obj or {}, 1)
+            if lo is None and hi is None:
+                return h.subscribe("logs", flt)
+            return h.subscribe("logs", flt, lo=lo, hi=hi)
         # geth's subscriptionNotFoundError is a -32601 (go-ethereum's client reads that
         # code as ErrNotificationsUnsupported)
         raise RpcError(-32601, f"no \"{kind}\" subscription in eth namespace")

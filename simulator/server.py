@@ -139,6 +139,15 @@ class _Sub:
     kind: str
     flt: LogFilter | None
     prefix: str
+    #: a logs subscription's fromBlock/toBlock heights (geth delivers only the logs of
+    #: blocks between them); None: open
+    lo: int | None = None
+    hi: int | None = None
+
+    def skips(self, number: int) -> bool:
+        """Whether a block of height ``number`` is outside the subscription's range."""
+        return (self.lo is not None and number < self.lo) or (self.hi is not None
+                                                               and number > self.hi)
 
 
 class WsConn:
@@ -172,7 +181,8 @@ class WsConn:
         self.writer: asyncio.Task[None] | None = None
 
     # -- SubscriptionHost ----------------------------------------------------------------
-    def subscribe(self, kind: str, flt: LogFilter | None) -> str:
+    def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
+                  hi: int | None = None) -> str:
         node = self.sim.settings.node
         limit = self.sim.nemesis.subscribe(self.id, node.max_subscriptions)
         if limit is not None and len(self.subs) >= limit:
@@ -187,7 +197,7 @@ class WsConn:
         sub_id = "0x" + os.urandom(16).hex()
         prefix = ('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
                   + sub_id + '","result":')
-        self.subs[sub_id] = _Sub(kind, flt, prefix)
+        self.subs[sub_id] = _Sub(kind, flt, prefix, lo, hi)
         return sub_id
 
     def unsubscribe(self, sub_id: str) -> bool:
@@ -729,6 +739,8 @@ class Simulator:
                     conn.notify(sub, head)
                 else:
                     assert sub.flt is not None
+                    if (sub.lo is not None or sub.hi is not None) and sub.skips(block.number):
+                        continue
                     for i in sub.flt.select(block.index):
                         conn.notify(sub, block.log_json(i))
 
@@ -738,6 +750,8 @@ class Simulator:
             for sub in list(conn.subs.values()):
                 if sub.kind == "logs":
                     assert sub.flt is not None
+                    if sub.skips(block.number):
+                        continue
                     for i in sub.flt.select(block.index):
                         conn.notify(sub, block.removed_log_json(i))
 

@@ -83,3 +83,65 @@ def test_arguments_are_counted_as_geth_counts_them() -> None:
             assert (await _call(http, url, "eth_chainId", []))["result"] == "0x89"
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+async def _ws_call(ws: aiohttp.ClientWebSocketResponse, req_id: int, method: str,
+                   params: list[Any]) -> dict[str, Any]:
+    """Send one call and read up to its answer (no notification can come first: the
+    replay has not started)."""
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method,
+                                  "params": params}))
+    answer: dict[str, Any] = json.loads((await ws.receive(timeout=TIMEOUT_S)).data)
+    assert answer["id"] == req_id
+    return answer
+
+
+def test_a_logs_subscription_keeps_to_its_block_range_as_geth_does() -> None:
+    """geth's SubscribeLogs (eth/filters/filter_system.go): fromBlock/toBlock of an
+    ``eth_subscribe "logs"`` filter are checked ("pending" refused, latest..N, earliest,
+    safe, finalized and N..M with N > M are "invalid block range params") and only the logs
+    of blocks in the range are sent (no backfill). The simulator ignored both: a
+    subscription with a toBlock already passed got every new log, one with "pending" or an
+    inverted range was accepted."""
+    rec = make_recording(6, first=1000)
+    pending = {"code": -32000, "message": "pending logs are not supported"}
+    invalid = {"code": -32000, "message": "invalid block range params"}
+
+    async def main() -> None:
+        async with Simulator(rec, speed=1000, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            refused = [({"fromBlock": "pending"}, pending), ({"toBlock": "pending"}, pending),
+                       ({"fromBlock": "earliest"}, invalid), ({"toBlock": "0x3ea"}, invalid),
+                       ({"fromBlock": "latest", "toBlock": "0x3ea"}, invalid),
+                       ({"fromBlock": "0x3eb", "toBlock": "0x3ea"}, invalid),
+                       ({"fromBlock": "0x3e8", "toBlock": "safe"}, invalid)]
+            for n, (bounds, err) in enumerate(refused):
+                answer = await _ws_call(ws, 100 + n, "eth_subscribe", ["logs", bounds])
+                assert answer.get("error") == err, (bounds, answer)
+                answer = await _call(http, sim.urls["http"], "eth_newFilter", [bounds])
+                assert answer.get("error") == err, (bounds, answer)
+            assert (await _ws_call(ws, 99, "eth_subscribe", ["logs", {"fromBlock": "0xzz"}]))[
+                "error"]["message"].startswith("invalid argument 1")
+            subs = {}
+            for name, bounds in [("open", {}), ("latest", {"fromBlock": "latest"}),
+                                 ("from", {"fromBlock": hex(1003)}),
+                                 ("between", {"fromBlock": hex(1001), "toBlock": hex(1002)})]:
+                answer = await _ws_call(ws, len(subs) + 1, "eth_subscribe", ["logs", bounds])
+                subs[answer["result"]] = name
+            heads = (await _ws_call(ws, 9, "eth_subscribe", ["newHeads"]))["result"]
+            sim.begin()
+            seen: dict[str, set[int]] = {name: set() for name in subs.values()}
+            last = rec.blocks[-1].number
+            while True:  # the last head comes after the last block's logs
+                note = json.loads((await ws.receive(timeout=TIMEOUT_S)).data)["params"]
+                if note["subscription"] == heads:
+                    if int(note["result"]["number"], 16) == last:
+                        break
+                    continue
+                seen[subs[note["subscription"]]].add(int(note["result"]["blockNumber"], 16))
+            every = {b.number for b in rec.blocks}
+            assert seen["open"] == seen["latest"] == every
+            assert seen["from"] == {n for n in every if n >= 1003}
+            assert seen["between"] == {1001, 1002}
+
+    asyncio.run(asyncio.wait_for(main(), 60))
