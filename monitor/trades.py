@@ -161,6 +161,7 @@ def _quantity(value: Any, what: str) -> int:
 _HEX = re.compile(r"0x[0-9a-fA-F]*\Z")
 _WORD = re.compile(r"0x[0-9a-fA-F]{64}\Z")
 _TOPICS4 = re.compile(r"(?:0x[0-9a-fA-F]{64}){4}\Z")
+_PAD12 = "0" * 24  # what stands above an address in an indexed topic
 
 
 def _hex_body(value: Any, what: str, nbytes: int | None = None) -> str:
@@ -201,6 +202,10 @@ def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, lis
         bodies = [t[2:].lower() for t in topics]
     else:  # slow path, for the error message
         bodies = [_hex_body(t, f"topic{i}", 32) for i, t in enumerate(topics)]
+    for i, who in ((2, "maker"), (3, "taker")):
+        if bodies[i][:24] != _PAD12:  # an indexed address: 12 zero bytes above it
+            raise DecodeError(f"topic{i} ({who}) is not an address: its 12 upper bytes are "
+                              f"not zero ({bodies[i][:24]})")
     data = _hex_body(log.get("data"), "data")
     if len(data) != 64 * words:
         raise DecodeError(f"V{version} OrderFilled data has {len(data) // 2} bytes, "
@@ -242,6 +247,9 @@ def _build(log: dict[str, Any], version: int, topics: list[str], side: Side, tok
 
 def _v1_side(maker_asset: int, taker_asset: int) -> tuple[Side, int]:
     """V1: the USDC side has asset id 0. Maker gives USDC -> BUY the taker asset."""
+    if maker_asset == 0 and taker_asset == 0:
+        raise DecodeError("V1 OrderFilled with both asset ids zero (collateral for "
+                          "collateral: no outcome token)")
     if maker_asset == 0:
         return "BUY", taker_asset
     if taker_asset == 0:
@@ -290,6 +298,7 @@ if _TradeFields.__init__.__code__.co_varnames[1:len(_FIELD_NAMES) + 1] != _FIELD
 
 # topic0 -> (version, len of the data string with its 0x: 5 or 7 words)
 _LAYOUTS = {ORDER_FILLED_V1: (1, 2 + 64 * 5), ORDER_FILLED_V2: (2, 2 + 64 * 7)}
+_ZERO12 = bytes(12)
 _ZERO31 = bytes(31)
 _ZERO32 = bytes(32)
 
@@ -348,6 +357,8 @@ def decode_order_filled(log: dict[str, Any],
             or not 0 <= block_number <= MAX_QUANTITY or not 0 <= log_index <= MAX_QUANTITY
             or (block_ts is not None and not 0 <= block_ts <= MAX_QUANTITY)):
         return decode_order_filled_reference(log, exchanges)
+    if raw[32:44] != _ZERO12 or raw[64:76] != _ZERO12:  # maker/taker: not addresses
+        return decode_order_filled_reference(log, exchanges)
     frm = int.from_bytes
     side: Side
     if layout[0] == 1:  # makerAssetId, takerAssetId, makerAmount, takerAmount, fee
@@ -362,6 +373,8 @@ def decode_order_filled(log: dict[str, Any],
             return decode_order_filled_reference(log, exchanges)
         side = "BUY" if raw[191] == 0 else "SELL"
         token = frm(raw[192:224], "big")
+    if token == 0:  # collateral on both sides (V1) or no token (V2): the reference raises
+        return decode_order_filled_reference(log, exchanges)
     s = j[:330].lower()  # topics and hashes lower-cased once
     tx_hash = s[198:264]
     trade = _TradeFields(
@@ -392,6 +405,8 @@ def decode_order_filled_reference(log: dict[str, Any],
                 _V2_TYPES, raw, strict=True
             )
             side = _v2_side(side_raw)
+            if token == 0:
+                raise DecodeError("V2 OrderFilled with tokenId 0 (no outcome token)")
     except DecodeError:
         raise
     except Exception as exc:  # eth-abi raises several types; all mean "not this layout"

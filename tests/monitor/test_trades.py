@@ -20,6 +20,7 @@ from polyvocab import (
 )
 
 U256 = st.integers(min_value=0, max_value=2**256 - 1)
+TOKEN = st.integers(min_value=1, max_value=2**256 - 1)  # 0 is the collateral, no token
 H32 = st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())
 ADDR = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + "00" * 12 + b.hex())
 
@@ -31,7 +32,7 @@ def test_topics_are_the_keccak_of_the_signatures() -> None:
 
 @st.composite
 def v1_logs(draw: st.DrawFn) -> dict[str, Any]:
-    token = draw(U256)
+    token = draw(TOKEN)
     buy = draw(st.booleans())
     assets = (0, token) if buy else (token, 0)
     words = [*assets, draw(U256), draw(U256), draw(U256)]
@@ -40,7 +41,7 @@ def v1_logs(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def v2_logs(draw: st.DrawFn) -> dict[str, Any]:
-    words = [draw(st.integers(0, 1)), draw(U256), draw(U256), draw(U256), draw(U256),
+    words = [draw(st.integers(0, 1)), draw(TOKEN), draw(U256), draw(U256), draw(U256),
              int(draw(H32), 16), int(draw(H32), 16)]
     return _log(draw, ORDER_FILLED_V2, words)
 

@@ -49,7 +49,7 @@ def _checksum_like(address: str, mask: int) -> str:
 def valid_logs(draw: st.DrawFn, usual: bool = False) -> dict[str, Any]:
     """A valid OrderFilled log. ``usual``: the form nodes send (lower-case hex strings)."""
     version = draw(st.sampled_from([1, 2]))
-    token = draw(AMOUNT)
+    token = draw(AMOUNT.filter(bool))  # token 0 is the collateral: see the error properties
     if version == 1:
         buy = draw(st.booleans())
         words = [0, token] if buy else [token, 0]
@@ -63,9 +63,8 @@ def valid_logs(draw: st.DrawFn, usual: bool = False) -> dict[str, Any]:
     def up() -> bool:
         return False if usual else draw(st.booleans())
 
-    def padded(addr: bytes) -> bytes:  # an indexed address; sometimes junk above it
-        return (draw(st.binary(min_size=12, max_size=12)) if not usual and draw(st.booleans())
-                else bytes(12)) + addr
+    def padded(addr: bytes) -> bytes:  # an indexed address: 12 zero bytes above it
+        return bytes(12) + addr
 
     def qty() -> Any:
         n = draw(QTY)
@@ -322,6 +321,49 @@ def test_words_the_layout_forbids_fail_the_same_way(log: Any) -> None:
 @given(bad_quantities())
 def test_odd_quantities_fail_or_decode_the_same_way(log: Any) -> None:
     _same_outcome(log)
+
+
+@st.composite
+def not_a_trade(draw: st.DrawFn) -> dict[str, Any]:
+    """What no exchange emits: an indexed maker or taker with non-zero bytes above its 20
+    (a node or explorer forging a watched wallet's trade in the low bytes), or no outcome
+    token (V1: both asset ids zero; V2: tokenId 0)."""
+    log = draw(valid_logs(usual=draw(st.booleans())))
+    log["topics"] = list(log["topics"])
+    if draw(st.booleans()):
+        i = draw(st.sampled_from([2, 3]))
+        junk = draw(st.binary(min_size=12, max_size=12).filter(any))
+        log["topics"][i] = "0x" + junk.hex() + log["topics"][i][26:]
+    else:
+        v1 = log["topics"][0].lower() == ORDER_FILLED_V1
+        body = log["data"][2:]
+        body = "0" * 128 + body[128:] if v1 else body[:64] + "0" * 64 + body[128:]
+        log["data"] = log["data"][:2] + body
+    return log
+
+
+@PROPERTY
+@given(not_a_trade())
+def test_a_forged_address_or_a_missing_token_is_refused_by_both(log: Any) -> None:
+    fast, ref = _outcome(decode_order_filled, log), _outcome(decode_order_filled_reference, log)
+    assert fast == ref and isinstance(ref, tuple) and issubclass(ref[0], DecodeError), ref
+
+
+def test_a_watched_wallet_in_the_low_bytes_of_a_dirty_topic_is_no_trade_of_it() -> None:
+    """A maker topic ``0xde00..00<wallet>`` decoded as the wallet's trade: a hostile node
+    or explorer could make the bot copy a trade its wallet never made."""
+    wallet = "11" * 20
+    log = {"address": DEFAULT_EXCHANGES[2], "topics": [ORDER_FILLED_V2, "0x" + "ab" * 32,
+                                                       "0xde" + "00" * 11 + wallet,
+                                                       "0x" + "00" * 12 + "22" * 20],
+           "data": "0x" + "".join(f"{w:064x}" for w in (0, 7, 6, 3, 0, 0, 0)),
+           "blockNumber": "0x10", "blockHash": "0x" + "cd" * 32,
+           "transactionHash": "0x" + "ef" * 32, "logIndex": "0x2"}
+    for decode in (decode_order_filled, decode_order_filled_reference):
+        with pytest.raises(DecodeError, match="topic2 \\(maker\\) is not an address"):
+            decode(log)
+    log["topics"][2] = "0x" + "00" * 12 + wallet
+    assert decode_order_filled(log).wallet == "0x" + wallet
 
 
 QUANTITY_EDGES = [hex(MAX_QUANTITY), hex(MAX_QUANTITY + 1), hex(2**64 - 1), "0x" + "0" * 16,
