@@ -115,23 +115,27 @@ _INTERVAL_RANGE_S = (0.2, 60.0)
 
 
 async def chain_block_interval(client: JsonRpcHttpClient, *,
-                               blocks: int = INTERVAL_SAMPLE_BLOCKS) -> float | None:
+                               blocks: int = INTERVAL_SAMPLE_BLOCKS) -> float:
     """The chain's mean block interval over its last ``blocks`` blocks, from the head's and
-    an older block's timestamps (two calls), to 0.01 s; ``None`` when the chain is
-    shorter or the interval is implausible. Timestamps have 1 s resolution, so over 200
-    blocks the mean is good to 0.005 s; the mean (not the usual gap) also counts a slot's
-    missed blocks, so the watchdogs it tunes err on the patient side."""
+    an older block's timestamps (two calls), to 0.01 s; :class:`ValueError` saying why
+    when the chain is shorter, the blocks are not served or the interval is implausible.
+    Timestamps have 1 s resolution, so over 200 blocks the mean is good to 0.005 s; the
+    mean (not the usual gap) also counts a slot's missed blocks, so the watchdogs it tunes
+    err on the patient side."""
     head = quantity(await client.call("eth_blockNumber", []))
     if head < blocks:
-        return None
+        raise ValueError(f"the chain has {head + 1} blocks, fewer than {blocks}")
     newer, older = await asyncio.gather(
         client.call("eth_getBlockByNumber", [hex(head), False]),
         client.call("eth_getBlockByNumber", [hex(head - blocks), False]))
     if not isinstance(newer, dict) or not isinstance(older, dict):
-        return None
+        raise ValueError(f"blocks {head - blocks} and {head} are not both served")
     interval = (quantity(newer["timestamp"]) - quantity(older["timestamp"])) / blocks
     low, high = _INTERVAL_RANGE_S
-    return round(interval, 2) if low <= interval <= high else None
+    if not low <= interval <= high:
+        raise ValueError(f"{interval:.3f} s between blocks {head - blocks} and {head} is "
+                         "no chain's interval")
+    return round(interval, 2)
 
 
 def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:
@@ -648,11 +652,11 @@ class Pilot:
             async with aiohttp.ClientSession() as session:
                 client = JsonRpcHttpClient(self.s.rpc_url, session, clock=self.clock,
                                            timeout=self.s.rpc_timeout)
-                measured = await chain_block_interval(client)
-        except (MonitorError, TypeError, ValueError, KeyError) as exc:
+                measured: float | None = await chain_block_interval(client)
+        except MonitorError as exc:
+            measured, why = None, exc.message
+        except (TypeError, ValueError, KeyError) as exc:
             measured, why = None, str(exc)
-        else:
-            why = "no plausible interval between the two blocks"
         if measured is None:
             log.warning("block interval: the node could not say the chain's (%s); using "
                         "the setting, %.2f s (set block_interval to silence this)",
