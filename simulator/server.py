@@ -422,6 +422,8 @@ class Simulator:
         self._loop_task: asyncio.Task[None] | None = None
         # the history blocks' rows, kept aside while the chain is primed (see _prime)
         self._history_rows: IO[str] | None = None
+        # rows of reorgs made before the replay began, written after the history blocks'
+        self._early_rows: list[tuple[str, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._cap = ConnectionCap(
@@ -519,6 +521,9 @@ class Simulator:
                             chain_id=self.chain.chain_id,
                             recording=self.recording.header(), urls=self.urls)
         self._record_history_blocks(t0)
+        for event, fields in self._early_rows:  # reorgs of history blocks, in order
+            self.history.record(event, t_ns=t0, **fields)
+        self._early_rows.clear()
         self.history.flush()
         self._loop_task = asyncio.get_running_loop().create_task(self._replay_loop())
 
@@ -530,8 +535,7 @@ class Simulator:
         before the first block was replayed."""
         if self.chain.primed:
             return
-        rows = tempfile.TemporaryFile(  # noqa: SIM115 - closed once written or at stop
-            "w+", encoding="utf-8", prefix="sim-history-")
+        rows = self._history_file()
 
         def keep(block: ChainBlock) -> None:
             rows.write(json.dumps(_history_block_fields(block), separators=(",", ":")) + "\n")
@@ -541,6 +545,26 @@ class Simulator:
         except BaseException:
             rows.close()
             raise
+        self._history_rows = rows
+
+    @staticmethod
+    def _history_file() -> IO[str]:
+        return tempfile.TemporaryFile(  # closed once written, or at stop
+            "w+", encoding="utf-8", prefix="sim-history-")
+
+    def _keep_history_rows(self) -> None:
+        """Before a reorg that comes ahead of :meth:`begin`: the history blocks' rows as
+        they are now (an in-memory chain's are otherwise read from its blocks at begin,
+        when a reorg has replaced some of them). A streamed chain's are kept already."""
+        if self.started or self._history_rows is not None or not self.chain.primed:
+            return
+        rows = self._history_file()
+        for i in range(self.chain.history):
+            try:
+                block = self.chain.blocks[i]
+            except (IndexError, KeyError, ValueError):
+                continue
+            rows.write(json.dumps(_history_block_fields(block), separators=(",", ":")) + "\n")
         self._history_rows = rows
 
     def _record_history_blocks(self, t0: int) -> None:
@@ -803,9 +827,7 @@ class Simulator:
         return True
 
     def reset(self) -> None:
-        if self._history_rows is not None:  # primed, never begun
-            self._history_rows.close()
-            self._history_rows = None
+        # the history blocks' rows kept aside (primed, not begun) stay: begin writes them
         for fault in list(self.board.active.values()):
             self._stop_fault(fault)
         if self.explorer is not None:
@@ -840,6 +862,7 @@ class Simulator:
                     task.add_done_callback(self._stop_tasks.discard)
             elif isinstance(command, Reorg):
                 self._record_indexed(self.now_ns())  # blocks it may orphan were indexed
+                self._keep_history_rows()  # a reorg of history blocks before the replay
                 result = self.chain.reorg(command.depth, self.now_ns(),
                                           seed=command.seed, move_share=command.move_share,
                                           vanish_share=command.vanish_share)
@@ -848,9 +871,16 @@ class Simulator:
         self._sync_hooks()
 
     def _publish_reorg(self, result: ReorgResult) -> None:
-        self.history.record("reorg", depth=result.depth, from_number=result.from_number,
-                            old_hashes=[b.hash for b in result.old],
-                            new_hashes=[b.hash for b in result.new])
+        # before the replay began (a paused node), the reorg replaced history blocks whose
+        # rows are written at begin: its rows follow them there (visible from the start)
+        early = not self.started
+        reorg: dict[str, Any] = {"depth": result.depth, "from_number": result.from_number,
+                                 "old_hashes": [b.hash for b in result.old],
+                                 "new_hashes": [b.hash for b in result.new]}
+        if early:
+            self._early_rows.append(("reorg", reorg))
+        else:
+            self.history.record("reorg", **reorg)
         # geth sends the orphans' logs in forward order, the oldest orphan first
         # (core/blockchain.go reorg: "uses forward order ... for legacy reasons"): a client
         # reading the first removed log as the fork point finds the right block
@@ -858,8 +888,12 @@ class Simulator:
             self.rpc.keep_orphan(block)
             self._fan_out_removed(block)
         for block in result.new:
-            self.history.record("block_published", t_ns=block.visible_ns,
-                                **_history_block_fields(block))
+            if early:
+                self._early_rows.append(("block_published", {
+                    **_history_block_fields(block), "history": True}))
+            else:
+                self.history.record("block_published", t_ns=block.visible_ns,
+                                    **_history_block_fields(block))
             self._fan_out(block)
 
     def _sync_hooks(self) -> None:

@@ -1,0 +1,84 @@
+"""The nemesis hunt: faults as the history (the ground truth) and the clock must see them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from experiments.truth import build_truth
+from simulator.recording import Recording
+from simulator.server import Simulator
+from simulator.settings import SimSettings
+from simulator.source import SynthSource
+from tests.simulator.node_fixtures import WALLETS, make_recording
+
+TIMEOUT = 20
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro_fn(), 60))
+
+
+def published(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(r["number"], r["hash"]) for r in rows if r["event"] == "block_published"]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["in_memory", "streamed"])
+def test_a_reorg_before_the_replay_starts_is_in_the_history_once_and_in_order(
+        streamed: bool) -> None:
+    """``serve --paused`` then a reorg over ``POST /_sim/faults`` before ``/_sim/start``:
+    it replaces history blocks the node already serves. The history wrote the fork's
+    blocks before the ``start`` row and then again as history blocks (each new block
+    published twice, the replaced ones never: their trades missing from the truth); for a
+    streamed chain the replaced blocks came after the fork, so the truth took the orphans
+    for the canonical chain. Now: the history blocks as they were, the reorg, the fork,
+    each once, and the final chain is the node's."""
+    settings = SimSettings(history_blocks=4, window_blocks=3)
+    blocks = 8
+
+    def source() -> Recording | SynthSource:
+        if streamed:
+            return SynthSource("default", seed=2, blocks=blocks)
+        return make_recording(blocks)
+
+    async def main() -> None:
+        sim = Simulator(source(), settings=settings, speed=50, autostart=False)
+        async with sim:
+            await asyncio.sleep(0)  # a streamed chain primes its history first
+            before = {n: sim.chain.block(n) for n in range(sim.chain.first_number,
+                                                           sim.chain.head_number + 1)}
+            sim.start_fault("reorg", params={"depth": 2, "seed": 3, "move_share": 0.0,
+                                             "vanish_share": 0.5})
+            sim.begin()
+            await sim.wait_published(blocks, TIMEOUT)
+            final = {n: sim.chain.block(n) for n in range(sim.chain.first_number,
+                                                          sim.chain.head_number + 1)}
+        rows = sim.history.rows or []
+        pubs = published(rows)
+        assert not [k for k, c in Counter(pubs).items() if c > 1], "a block published twice"
+        events = [r["event"] for r in rows if r["event"] in ("start", "reorg")]
+        assert events == ["start", "reorg"]
+        reorg = next(r for r in rows if r["event"] == "reorg")
+        at = rows.index(reorg)
+        seen_before = {h for _, h in published(rows[:at])}
+        # the replaced blocks were published (as history) before the reorg row
+        assert set(reorg["old_hashes"]) <= seen_before
+        assert [b.hash for b in before.values() if b is not None][-2:] == reorg["old_hashes"]
+        # the last block_published of each height is the node's final chain
+        last: dict[int, str] = {}
+        for number, h in pubs:
+            last[number] = h
+        assert last == {n: b.hash for n, b in final.items() if b is not None}
+        truth = build_truth(rows, WALLETS if not streamed else _makers(rows))
+        assert len(truth) > 0
+    run(main)
+
+
+def _makers(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({fill[1] for r in rows if r["event"] == "block_published"
+                   for fill in r.get("order_filled") or []})
+
