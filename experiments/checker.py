@@ -33,6 +33,7 @@ import bisect
 import collections
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -301,10 +302,75 @@ def _share(changes: list[tuple[int, bool]], start: int, end: int) -> float:
     return on / (end - start)
 
 
+#: a shard's connection id at the head of its ``feed`` and ``fallback`` rows' cause
+#: (``"ws1: stale heads"``): the rows carry no ``conn`` field of their own
+_SHARD_CAUSE = re.compile(r"(ws\d+): ")
+
+
+def _shard_of(row: Mapping[str, Any]) -> str | None:
+    """The WebSocket shard a ``feed``/``fallback`` row is of (None: not said, one feed)."""
+    conn = row.get("conn")
+    if isinstance(conn, str):
+        return conn
+    m = _SHARD_CAUSE.match(str(row.get("cause") or ""))
+    return m.group(1) if m else None
+
+
+def _planned_shards(rows: Sequence[Mapping[str, Any]]) -> int:
+    """The WebSocket connections the monitor said it opens (its ``subscription_mode``
+    row), 0 when it did not say."""
+    n = 0
+    for r in rows:
+        if r.get("event") == "subscription_mode":
+            c = r.get("connections")
+            if isinstance(c, int) and not isinstance(c, bool):
+                n = max(n, c)
+    return n
+
+
+class _Shards:
+    """Each shard's last value of a per-shard flag (feed healthy, fallback active). The
+    monitor writes one ``feed``/``fallback`` row per shard and change: the last row of any
+    shard is not the state of the others (shard 0 back while shard 1 is still down read as
+    the whole feed back). Shards the monitor planned but never wrote a row of count as
+    off; rows that name no shard are one feed, as before."""
+
+    def __init__(self, planned: int) -> None:
+        self.planned = planned
+        self.on: dict[str | None, bool] = {}
+
+    def set(self, row: Mapping[str, Any], value: bool) -> None:
+        self.on[_shard_of(row)] = value
+
+    def every(self) -> bool:
+        """Every shard on (and every planned shard heard of)."""
+        return self.each(lambda shard: self.on[shard])
+
+    def some(self) -> bool:
+        return any(self.on.values())
+
+    def each(self, covered: Callable[[str | None], bool]) -> bool:
+        """``covered(shard)`` for every shard (and a planned shard never heard of is not)."""
+        named = None not in self.on
+        return (bool(self.on) and all(covered(k) for k in self.on)
+                and (not named or len(self.on) >= self.planned))
+
+
+def _by_time(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(rows, key=lambda r: int(r["t_ns"]))
+
+
 def _feed_changes(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]] | None:
-    feed = [(int(r["t_ns"]), bool(r["healthy"])) for r in rows if r.get("event") == "feed"]
-    if feed:
-        return feed
+    """The real-time feed healthy: every WebSocket shard healthy (a shard down leaves its
+    wallets without a live feed)."""
+    feed_rows = [r for r in _by_time(rows) if r.get("event") == "feed"]
+    if feed_rows:
+        shards = _Shards(_planned_shards(rows))
+        out = []
+        for r in feed_rows:
+            shards.set(r, bool(r["healthy"]))
+            out.append((int(r["t_ns"]), shards.every()))
+        return out
     states = [r for r in rows if r.get("event") == "state"]
     if not states:
         return None
@@ -317,32 +383,50 @@ def _feed_changes(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]] |
 
 
 def _coverage_changes(rows: Sequence[Mapping[str, Any]], mode: str) -> list[tuple[int, bool]]:
-    feed = False
-    fallback = mode == "polling"
-    explorer_ok: bool | None = None
+    """Some source working for every shard: its feed healthy, or its fallback polling an
+    explorer that answers (polling mode: the explorer answering). A history without
+    ``feed`` rows is one feed, healthy while some connection is connected."""
     feed_rows = any(r.get("event") == "feed" for r in rows)
+    planned = _planned_shards(rows) if feed_rows else 0
+    feed, fallback = _Shards(planned), _Shards(planned)
+    explorer_ok: bool | None = None
     conn_state: dict[str, bool] = {}
     out = []
-    for r in sorted(rows, key=lambda r: int(r["t_ns"])):
+
+    def covered(shard: str | None) -> bool:
+        return feed.on.get(shard, False) or (
+            (mode == "polling" or fallback.on.get(shard, False)) and explorer_ok is True)
+
+    for r in _by_time(rows):
         ev = r.get("event")
+        shard = _shard_of(r) if feed_rows else None
         if ev == "feed":
-            feed = bool(r.get("healthy"))
+            feed.on[shard] = bool(r.get("healthy"))
         elif ev == "state" and not feed_rows:
             conn_state[str(r.get("conn"))] = str(r.get("to", "")).upper() == "CONNECTED"
-            feed = any(conn_state.values())
+            feed.on[None] = any(conn_state.values())
         elif ev == "fallback" and mode != "polling":
-            fallback = bool(r.get("active"))
+            fallback.on[shard] = bool(r.get("active"))
+            feed.on.setdefault(shard, False)  # a shard that fell back before it was healthy
         elif ev == "api_call" and r.get("kind") == "explorer":
             explorer_ok = bool(r.get("ok"))
         else:
             continue
-        out.append((int(r["t_ns"]), feed or (fallback and explorer_ok is True)))
+        # polling mode: no shards, the explorer answering
+        ok = explorer_ok is True if mode == "polling" and not feed.on else feed.each(covered)
+        out.append((int(r["t_ns"]), ok))
     return out
 
 
 def _fallback_changes(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]]:
-    return [(int(r["t_ns"]), bool(r.get("active"))) for r in rows
-            if r.get("event") == "fallback"]
+    """Fallback engaged: some shard polling the explorer."""
+    shards = _Shards(0)
+    out = []
+    for r in _by_time(rows):
+        if r.get("event") == "fallback":
+            shards.set(r, bool(r.get("active")))
+            out.append((int(r["t_ns"]), shards.some()))
+    return out
 
 
 def _bytes_received(metrics: Any) -> int | None:

@@ -1,0 +1,50 @@
+"""Checker hunt: histories whose measures the checker got wrong, with the exact numbers
+DESIGN.md's definitions give."""
+
+from __future__ import annotations
+
+import pytest
+from exp_helpers import monitor, ns, params
+
+from experiments.checker import monitor_metrics
+
+# -- uptime, coverage and fallback time of a monitor with several WebSocket shards --------
+
+def _feed(t: float, healthy: bool, shard: str) -> dict:
+    return {"t_ns": ns(t), "event": "feed", "healthy": healthy, "cause": f"{shard}: x"}
+
+
+def _fallback(t: float, active: bool, shard: str) -> dict:
+    return {"t_ns": ns(t), "event": "fallback", "active": active, "cause": f"{shard}: x"}
+
+
+def _explorer(t: float, ok: bool) -> dict:
+    return {"t_ns": ns(t), "event": "api_call", "kind": "explorer", "method": "logs.getLogs",
+            "ok": ok}
+
+
+def test_a_shard_still_down_keeps_the_feed_down_while_another_comes_back():
+    # two shards (wallets > max_wallets_per_filter). Shard ws0 is down 10-15 s; ws1 goes
+    # down at 12 s and stays down until 60 s, polling the explorer from 20 s; ws0 polls
+    # briefly at 30-31 s. The checker took the last feed or fallback row of any shard as
+    # the whole monitor's: ws0's recovery at 15 s read as the feed back (uptime 95 % where
+    # ws1's wallets had no live feed for 48 s) and ws0's fallback ending at 31 s as the
+    # fallback over (fallback time 11 s of 40).
+    rows = monitor(extra=[
+        {"t_ns": ns(0), "event": "subscription_mode", "mode": "filtered", "connections": 2},
+        _feed(0, True, "ws0"), _feed(0, True, "ws1"), _feed(10, False, "ws0"),
+        _feed(12, False, "ws1"), _feed(15, True, "ws0"), _fallback(20, True, "ws1"),
+        _explorer(21, True), _fallback(30, True, "ws0"), _fallback(31, False, "ws0"),
+        _feed(60, True, "ws1"), _fallback(60, False, "ws1")])
+    m = monitor_metrics(rows, params())
+    assert m["uptime"] == pytest.approx(0.50)     # down 10-60 s: ws0, then ws1
+    assert m["coverage"] == pytest.approx(0.89)   # ws0 uncovered 10-15 s, ws1 12-21 s
+    assert m["fallback_s"] == pytest.approx(40.0)  # ws1 polls 20-60 s (ws0's 30-31 inside)
+
+
+def test_a_planned_shard_that_never_became_healthy_is_down():
+    rows = monitor(extra=[
+        {"t_ns": ns(0), "event": "subscription_mode", "mode": "filtered", "connections": 2},
+        _feed(0, True, "ws0"), _feed(40, True, "ws1")])
+    m = monitor_metrics(rows, params())
+    assert m["uptime"] == pytest.approx(0.60) and m["coverage"] == pytest.approx(0.60)
