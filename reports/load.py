@@ -11,6 +11,7 @@ The functions here are the ones the notebook uses too (``notebooks/analysis.ipyn
 from __future__ import annotations
 
 import json
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,9 @@ __all__ = [
     "all_outcomes",
     "fallback_intervals",
     "load_run",
+    "outcome_seconds",
     "run_clock",
+    "seed_t0_ns",
     "sim_seconds",
     "state_intervals",
     "summaries_frame",
@@ -382,9 +385,75 @@ def fallback_intervals(scenario: ScenarioData, end_s: float | None = None) -> li
     return out
 
 
+#: how far into a seed's simulator history its ``start`` row is looked for (it comes after
+#: the first few request rows)
+_START_ROW_LINES = 2000
+
+
+def _start_t0_ns(path: Path) -> int | None:
+    """``t0_ns`` of the ``start`` row of a simulator history, read from its first lines
+    only (a week's history is large); None when it cannot be had."""
+    try:
+        with path.open("rb") as f:
+            for _ in range(_START_ROW_LINES):
+                line = f.readline(JSON_BYTES)
+                if not line:
+                    return None
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError):
+                    return None
+                if isinstance(row, dict) and row.get("event") == "start":
+                    t0 = row.get("t0_ns")
+                    return int(t0) if isinstance(t0, int) and not isinstance(t0, bool) \
+                        else None
+    except OSError:
+        return None
+    return None
+
+
+def seed_t0_ns(sc: ScenarioData) -> dict[Any, int | None]:
+    """When block 0 was due in each seed of a scenario pooled over seeds (the ``seed``
+    column of its outcomes): from ``<scenario>/seeds/<seed>/sim_history.jsonl``, else the
+    seed's first visible trade. Every seed's run has its own clock: on the real clock the
+    seeds run one after the other, and the scenario's own ``t0_ns`` (the first seed's)
+    put the second seed's trades hundreds of seconds past the end of the run."""
+    df = sc.outcomes
+    if df is None or "seed" not in df.columns:
+        return {}
+    out: dict[Any, int | None] = {}
+    for seed, rows in df.groupby("seed", sort=False):
+        # a seed is a whole number (experiments.seeds): nothing else names a folder
+        t0 = (_start_t0_ns(sc.path / "seeds" / str(int(seed)) / "sim_history.jsonl")
+              if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) else None)
+        if t0 is None:
+            vis = rows["visible_t_ns"].dropna()
+            t0 = int(vis.min()) if not vis.empty else None
+        out[seed] = t0
+    return out
+
+
+def outcome_seconds(sc: ScenarioData, df: pd.DataFrame | None = None) -> pd.Series:
+    """Simulated seconds since the first block of each trade's own run (``df``: rows of
+    ``sc.outcomes``, default all of them); NaN where that is not known."""
+    df = sc.outcomes if df is None else df
+    if df is None:
+        return pd.Series(dtype="float64")
+    visible = df["visible_t_ns"].astype("float64")
+    if "seed" in df.columns and df["seed"].nunique() > 1:
+        t0s = seed_t0_ns(sc)
+        base = df["seed"].map(lambda s: t0s.get(s)).astype("float64")
+        return (visible - base) * sc.speed / 1e9
+    t0 = sc.t0_ns
+    if t0 is None:
+        return pd.Series(float("nan"), index=df.index)
+    return sim_seconds(visible, t0, sc.speed)
+
+
 def all_outcomes(run: Run) -> pd.DataFrame:
     """Every scenario's outcomes in one frame, with ``scenario``, ``mode`` and ``t_s``
-    (simulated seconds since the scenario's first block) added for slicing."""
+    (simulated seconds since the first block of the trade's run: of its seed's, when the
+    scenario pools seeds) added for slicing."""
     frames = []
     for sc in run.scenarios:
         if sc.outcomes is None:
@@ -392,9 +461,7 @@ def all_outcomes(run: Run) -> pd.DataFrame:
         df = sc.outcomes.copy()
         df.insert(0, "scenario", sc.name)
         df.insert(1, "mode", sc.mode)
-        t0 = sc.t0_ns
-        df["t_s"] = (sim_seconds(df["visible_t_ns"].astype("float64"), t0, sc.speed)
-                     if t0 is not None else None)  # 0: every virtual-time run
+        df["t_s"] = outcome_seconds(sc, sc.outcomes)  # 0: every virtual-time run
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=["scenario", "mode", *OUTCOME_COLUMNS, "t_s"])

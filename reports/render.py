@@ -165,8 +165,12 @@ def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
         out = []
         for r in sel.itertuples(index=False):
             fault = r.fault if isinstance(r.fault, str) and r.fault else None
+            seed = getattr(r, "seed", None)
             out.append({
                 "scenario": r.scenario, "mode": r.mode, "trade_id": str(r.trade_id),
+                # pooled seeds: which run the trade (and its time) belongs to
+                "seed": None if seed is None or pd.isna(seed) else
+                str(int(seed)) if isinstance(seed, float) and seed.is_integer() else str(seed),
                 "wallet": str(r.wallet), "block": r.block_number,
                 "t_s": None if pd.isna(r.t_s) else float(r.t_s),
                 "outcome": r.outcome,
