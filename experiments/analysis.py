@@ -61,7 +61,8 @@ SECOND_PROCESS_BYTES = 32 << 20
 # trade's own fields) stays on disk: a simulated week's histories held whole took 4.4 GB.
 FAULT_EVENTS = frozenset({"fault_start", "fault_stop"})
 SIM_EVENTS = frozenset({"start", "stop", "block_published"}) | FAULT_EVENTS
-MONITOR_EVENTS = frozenset({"start", "stop", "api_call", "feed", "state", "fallback"})
+MONITOR_EVENTS = frozenset({"start", "stop", "api_call", "feed", "state", "fallback",
+                            "subscription_mode"})  # its shards: each must be healthy
 TRADE_FIELDS = ("id", "wallet", "block_number", "block_hash")
 
 

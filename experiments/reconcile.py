@@ -45,6 +45,7 @@ from experiments.checker import (
     FaultWindow,
     _coverage_changes,
     _fallback_changes,
+    _feed_changes,
     _share,
     classify,
     detections_frame,
@@ -315,15 +316,19 @@ def _history_rows(store_dir: Path, path: str, torn: list[int] | None = None
 
 
 def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
-    """When the WebSocket feed was unhealthy (the pilot's stand-in for fault windows)."""
-    out, since = [], None
-    for r in rows:
-        if r.get("event") == "feed":
-            if not r.get("healthy") and since is None:
-                since = int(r["t_ns"])
-            elif r.get("healthy") and since is not None:
-                out.append(FaultWindow("feed_down", since, int(r["t_ns"])))
-                since = None
+    """When the WebSocket feed was unhealthy (the pilot's stand-in for fault windows): some
+    shard unhealthy, as the checker's uptime counts it (one shard back is not the feed
+    back while another is still down)."""
+    out: list[FaultWindow] = []
+    since: int | None = None
+    if not any(r.get("event") == "feed" for r in rows):
+        return out
+    for t_ns, healthy in _feed_changes(rows) or []:
+        if not healthy and since is None:
+            since = t_ns
+        elif healthy and since is not None:
+            out.append(FaultWindow("feed_down", since, t_ns))
+            since = None
     if since is not None:
         out.append(FaultWindow("feed_down", since, end_ns))
     return out

@@ -4,9 +4,11 @@ DESIGN.md's definitions give."""
 from __future__ import annotations
 
 import pytest
-from exp_helpers import monitor, ns, params
+from exp_helpers import make_scenario_dir, monitor, ns, params, write_jsonl
 
-from experiments.checker import monitor_metrics
+from experiments.analysis import analyze_scenario_dir
+from experiments.checker import FaultWindow, monitor_metrics
+from experiments.reconcile import _feed_down
 
 # -- uptime, coverage and fallback time of a monitor with several WebSocket shards --------
 
@@ -48,3 +50,24 @@ def test_a_planned_shard_that_never_became_healthy_is_down():
         _feed(0, True, "ws0"), _feed(40, True, "ws1")])
     m = monitor_metrics(rows, params())
     assert m["uptime"] == pytest.approx(0.60) and m["coverage"] == pytest.approx(0.60)
+
+
+def test_the_analysis_reads_the_shards_the_monitor_planned(tmp_path):
+    # the analysis passed the checker only some monitor rows, without the
+    # subscription_mode row: a second shard that never became healthy was not counted
+    sdir = make_scenario_dir(tmp_path)
+    write_jsonl(sdir / "monitor_history.jsonl", monitor(extra=[
+        {"t_ns": ns(0), "event": "subscription_mode", "mode": "filtered", "connections": 2},
+        _feed(0, True, "ws0"), _feed(40, True, "ws1")]))
+    summary = analyze_scenario_dir(sdir)
+    assert summary["status"] == "ok", summary["error"]
+    assert summary["uptime"] == pytest.approx(0.60)
+
+
+def test_a_pilot_feed_is_down_until_its_last_shard_is_back():
+    # the live pilot's fault windows (feed_down): ws0 down 10-15 s, ws1 down 12-60 s. The
+    # window closed at ws0's recovery (10-15 s): trades at 15-60 s, when ws1's wallets
+    # had no live feed, were judged outside any fault.
+    rows = [_feed(0, True, "ws0"), _feed(0, True, "ws1"), _feed(10, False, "ws0"),
+            _feed(12, False, "ws1"), _feed(15, True, "ws0"), _feed(60, True, "ws1")]
+    assert _feed_down(rows, ns(100)) == [FaultWindow("feed_down", ns(10), ns(60))]
