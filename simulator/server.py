@@ -640,11 +640,19 @@ class Simulator:
         chain = self.chain
         while True:
             now = self.now_ns()
-            self._run_fault_schedule(now)
+            # scheduled fault starts and stops, and blocks, go in the order of their times
+            # even when this turn comes late: the faults due by the next block's due time,
+            # then the blocks due before the next fault event
+            due = chain.next_publish_ns()
+            self._run_fault_schedule(now if due is None else min(now, due))
+            upto = now
+            event = self._next_fault_event_ns()
+            if event is not None:
+                upto = min(upto, event - 1)
             # a streamed chain reads (synthesises, ~15 ms a busy block) blocks as it
             # publishes: one per turn, so at maximum speed a request waits one block, not
             # four, at each of the loop turns it needs (the first answer after start-up)
-            blocks = chain.advance(now, limit=_PUBLISH_BATCH if chain.window is None else 1)
+            blocks = chain.advance(upto, limit=_PUBLISH_BATCH if chain.window is None else 1)
             if chain.stream_error is not None and not self._stream_error_noted:
                 # the replay goes on with the blocks it has; the run must not pass for whole
                 self._stream_error_noted = True
@@ -787,26 +795,45 @@ class Simulator:
         await asyncio.wait_for(_wait(), timeout)
 
     # -- faults ------------------------------------------------------------------------------
-    def _run_fault_schedule(self, now: int) -> None:
-        while self._schedule and self._schedule[0][0] <= now:
-            _, window = self._schedule.pop(0)
+    def _run_fault_schedule(self, upto: int) -> None:
+        """Start the scheduled faults and stop the expired ones whose times are at most
+        ``upto``, in time order, each at its scheduled time (a late turn does not move a
+        window: it starts and stops where the schedule puts it among the blocks)."""
+        while True:
+            start = self._schedule[0][0] if self._schedule else None
+            if start is not None and start > upto:
+                start = None
+            stops = [f for f in self.board.expired(upto)
+                     if start is None or f.stop_ns is None or f.stop_ns <= start]
+            if stops:
+                fault = min(stops, key=lambda f: f.stop_ns or 0)
+                self._stop_fault(fault, t_ns=fault.stop_ns)
+                continue
+            if start is None:
+                return
+            at, window = self._schedule.pop(0)
             if self.chain.exhausted():  # the replay is over: no new faults on a still chain
                 self._schedule.clear()
-                break
+                continue
             duration = None if window.stop_s is None else window.stop_s - window.start_s
             self.start_fault(window.spec.name, window.spec.target, window.spec.params,
-                             duration_s=duration)
-        for fault in self.board.expired(now):
-            self._stop_fault(fault)
+                             duration_s=duration, at_ns=at)
+
+    def _next_fault_event_ns(self) -> int | None:
+        """When the next scheduled fault starts or an active one ends (None: neither)."""
+        times = [t for t in (self._schedule[0][0] if self._schedule else None,
+                             self.board.next_stop_ns()) if t is not None]
+        return min(times) if times else None
 
     def start_fault(self, name: str, target: str | None = None,
                     params: dict[str, Any] | None = None, *,
-                    duration_s: float | None = None) -> ActiveFault:
-        """Start a fault now (raises :class:`FaultError` for a bad request)."""
+                    duration_s: float | None = None, at_ns: int | None = None) -> ActiveFault:
+        """Start a fault now (raises :class:`FaultError` for a bad request); ``at_ns``: the
+        time it was scheduled for (its window counts from there; default now)."""
         spec = make_spec(name, target, params)
         if duration_s is not None:
             check_duration(duration_s, "duration")
-        now = self.now_ns()
+        now = self.now_ns() if at_ns is None else at_ns
         one_shot = KINDS[spec.name].one_shot and not duration_s
         duration_ns = None if duration_s is None else int(duration_s * _NS / self.chain.speed)
         fault = self.board.start(spec, now, 0 if one_shot else duration_ns)
@@ -814,7 +841,7 @@ class Simulator:
                             target=spec.target, params=spec.params)
         self._apply(fault)
         if one_shot:
-            self._stop_fault(fault)
+            self._stop_fault(fault, t_ns=now)
         self.history.flush()
         self._wake.set()
         return fault
@@ -927,10 +954,10 @@ class Simulator:
             self._flush_timer = None
         self.history.flush()
 
-    def _stop_fault(self, fault: ActiveFault) -> None:
+    def _stop_fault(self, fault: ActiveFault, t_ns: int | None = None) -> None:
         if self.board.stop(fault.id) is None:
             return
-        self.history.record("fault_stop", fault_id=fault.id, name=fault.spec.name,
+        self.history.record("fault_stop", t_ns=t_ns, fault_id=fault.id, name=fault.spec.name,
                             target=fault.spec.target, params=fault.spec.params)
         self._sync_hooks()
         for conn in self.conns.values():

@@ -82,3 +82,55 @@ def _makers(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({fill[1] for r in rows if r["event"] == "block_published"
                    for fill in r.get("order_filled") or []})
 
+
+
+class StepClock:
+    """A clock that moves only when told (the replay's turn can then be late by design)."""
+
+    def __init__(self) -> None:
+        self.t = 10**12
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def test_a_late_replay_turn_keeps_blocks_and_scheduled_faults_in_time_order() -> None:
+    """When the replay's turn comes late (a busy fan-out, the writers paced, a slow
+    machine) past both a block's due time and a scheduled fault's, it started every due
+    fault first and only then published the blocks due before it: a reorg scheduled at 3 s
+    replaced block 0 instead of block 1 (another chain under the same seed), and a stall of
+    [1 s, 3 s] took effect after the block due at 2 s and ended at (late + 2 s). Now the
+    events go in the order of their scheduled times, and a scheduled fault's window is its
+    scheduled window."""
+    s = 1_000_000_000
+    clock = StepClock()
+    settings = SimSettings(faults=(
+        {"name": "ws_stall", "at": 1, "duration": 2},
+        {"name": "reorg", "at": 3, "params": {"depth": 1, "move_share": 0.0,
+                                              "vanish_share": 0.0}},
+    ))
+
+    async def main() -> None:
+        sim = Simulator(make_recording(6, interval=2), settings=settings, speed=1,
+                        autostart=False, clock_ns=clock)
+        async with sim:
+            original = [b.hash for b in sim.chain.blocks]
+            sim.begin()
+            t0 = clock.t
+            await sim.wait_published(1, TIMEOUT)
+            clock.t = t0 + 5 * s  # the next turn comes 3 s after block 1 was due
+            sim._wake.set()
+            await sim.wait_published(3, TIMEOUT)
+            rows = [r for r in sim.history.rows or [] if r["event"] in (
+                "block_published", "fault_start", "fault_stop", "reorg")]
+        order = [(r["event"], r.get("number", r.get("name"))) for r in rows]
+        first = sim.chain.first_number
+        assert order[:7] == [
+            ("block_published", first), ("fault_start", "ws_stall"),
+            ("block_published", first + 1), ("fault_stop", "ws_stall"),
+            ("fault_start", "reorg"), ("reorg", None), ("block_published", first + 1)]
+        reorg = next(r for r in rows if r["event"] == "reorg")
+        assert reorg["old_hashes"] == [original[1]]
+        stall = [r["t_ns"] - t0 for r in rows if r.get("name") == "ws_stall"]
+        assert stall == [1 * s, 3 * s]  # the scheduled window, not the late turn's
+    run(main)
