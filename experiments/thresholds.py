@@ -18,7 +18,8 @@ alias of ``latency_p95_s``; ``ms`` divides by 1000). Evaluating against a summar
 Rates are judged by their confidence bound, not the point estimate: a ``<``/``<=`` gate on
 ``missed_pct``, ``late_pct``, ``duplicate_pct`` or ``phantom_pct`` passes only when the
 one-sided upper bound (exact binomial, :mod:`experiments.confidence`, 95% unless told)
-of events per trade satisfies it; it fails when the measured rate does not; in between
+of events per trade satisfies it (a ``>``/``>=`` gate on ``detected_pct``: its lower
+bound); it fails when the measured rate does not; in between
 it is undecided (``passed: None``) and ``note`` says how many more trades (and simulated
 hours at the run's pace) would decide it. ``missed_pct < 1`` with 0 missed in 120 trades
 is therefore undecided: it bounds the rate only below 2.5%.
@@ -220,6 +221,8 @@ def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
         return {"expr": t.expr, "passed": None, "value": None, "note": note}
     if t.metric in RATE_METRICS and t.op in ("<", "<="):
         return _evaluate_rate(t, summary, value, confidence)
+    if t.metric in LOWER_RATE_METRICS and t.op in (">", ">="):
+        return _evaluate_lower_rate(t, summary, value, confidence)
     return {"expr": t.expr, "passed": t.check(value), "value": value, "note": ""}
 
 
@@ -281,6 +284,45 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
     return {**out, "passed": None,
             "note": f"undecided: {b.text(what)}{basis_note}; {more:,} more {n_key} "
                     f"without a {what.rstrip('s')} event would decide it{pace}"}
+
+
+#: rate metric (percent) gated from below -> (the summary's counts of the trades that are
+#: not it, trials key): ``detected_pct >= 99`` passes when the upper bound of the trades
+#: late, missed or duplicated is at most 1 %, as ``missed_pct < 1`` is judged
+LOWER_RATE_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "detected_pct": (("late", "missed", "duplicates"), "trades"),
+}
+
+
+def _evaluate_lower_rate(t: Threshold, summary: Mapping[str, Any], value: float,
+                         confidence: float) -> dict[str, Any]:
+    """A ``>``/``>=`` gate on a share of the trades, by the lower bound of that share (one
+    minus the upper bound of the others): 5 of 5 detected passed ``detected_pct >= 99`` on
+    the point estimate, where ``missed_pct < 1`` with 0 of 5 missed is undecided."""
+    keys, n_key = LOWER_RATE_METRICS[t.metric]
+    counts = [rate_counts(summary, key, n_key) for key in keys]
+    n, basis_note = counts[0][1], counts[0][2]
+    others = [c[0] for c in counts]
+    if n is None or n < 1 or any(k is None or k < 0 for k in others):
+        return {"expr": t.expr, "passed": None, "value": value,
+                "note": f"{t.metric}: no {n_key} to bound the rate with"}
+    k = min(int(sum(k for k in others if k is not None)), int(n))
+    b = rate_bound(k, int(n), confidence)
+    lower = (1.0 - b.upper) * 100.0
+    what = "not " + t.metric.removesuffix("_pct")
+    text = b.text(what) + basis_note
+    out = {"expr": t.expr, "value": value, "bound": b.to_dict(), "lower": lower}
+    if t.check(lower):
+        return {**out, "passed": True, "note": text}
+    if not t.check(value) or (basis_note and not t.check(100.0 * (n - k) / n)):
+        return {**out, "passed": False, "note": text}
+    if not 0.0 < t.value < 100.0:
+        return {**out, "passed": None, "note": f"undecided: {text}; no number of {n_key} "
+                f"bounds a rate at {t.value:g} %"}
+    more = trials_needed(1.0 - t.value / 100.0, confidence, events=k) - int(n)
+    return {**out, "passed": None,
+            "note": f"undecided: {text}; {more:,} more {n_key} all "
+                    f"{t.metric.removesuffix('_pct')} would decide it"}
 
 
 def evaluate_all(thresholds: list[str], summary: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from exp_helpers import make_scenario_dir, monitor, ns, params, write_jsonl
 from experiments.analysis import analyze_scenario_dir
 from experiments.checker import FaultWindow, monitor_metrics
 from experiments.reconcile import _feed_down
+from experiments.thresholds import evaluate
 
 # -- uptime, coverage and fallback time of a monitor with several WebSocket shards --------
 
@@ -71,3 +72,23 @@ def test_a_pilot_feed_is_down_until_its_last_shard_is_back():
     rows = [_feed(0, True, "ws0"), _feed(0, True, "ws1"), _feed(10, False, "ws0"),
             _feed(12, False, "ws1"), _feed(15, True, "ws0"), _feed(60, True, "ws1")]
     assert _feed_down(rows, ns(100)) == [FaultWindow("feed_down", ns(10), ns(60))]
+
+
+# -- a share of the trades gated from below ------------------------------------------------
+
+def test_a_detected_share_gate_is_judged_by_its_lower_bound():
+    # "detected_pct >= 99" with 5 of 5 trades detected passed on the point estimate
+    # (100 %), where "missed_pct < 1" with 0 of 5 missed is undecided (the miss rate is
+    # only bounded below 45 %): the same five trades proved one gate and not the other.
+    few = {"trades": 5, "detected": 5, "late": 0, "missed": 0, "duplicates": 0,
+           "sim_duration_s": 600.0}
+    res = evaluate("detected_pct >= 99", few)
+    assert res["passed"] is None and res["value"] == 100.0
+    assert res["bound"]["trials"] == 5 and "294 more trades" in res["note"]
+    many = dict(few, trades=1000, detected=1000)
+    assert evaluate("detected_pct >= 99", many)["passed"] is True
+    assert evaluate("detected_pct > 99.8", many)["passed"] is None
+    bad = dict(few, trades=100, detected=90, late=5, missed=5)
+    assert evaluate("detected_pct >= 99", bad)["passed"] is False
+    assert evaluate("detected_pct <= 95", bad)["passed"] is True  # from above: the point
+    assert evaluate("detected_pct >= 99", {"trades": 0})["passed"] is None
