@@ -294,6 +294,17 @@ def num(params: Mapping[str, Any], key: str, lo: float, hi: float) -> None:
         raise FaultError(f"params.{key}: expected a number in [{lo}, {hi}], got {value!r}")
 
 
+def whole(params: dict[str, Any], key: str, lo: int, hi: int, what: str = "") -> None:
+    """``params[key]`` is a whole number in ``[lo, hi]`` (``2.0`` is 2; ``1.5`` is refused,
+    not cut to 1); it is stored as an int."""
+    num(params, key, lo, hi)
+    value = params[key]
+    if value != int(value):
+        raise FaultError(f"params.{key}: expected a whole number{what} in [{lo}, {hi}], "
+                         f"got {value!r}")
+    params[key] = int(value)
+
+
 def one_of(params: Mapping[str, Any], key: str, allowed: tuple[Any, ...]) -> None:
     if params[key] not in allowed:
         raise FaultError(f"params.{key}: expected one of {', '.join(map(repr, allowed))}, "
@@ -319,17 +330,15 @@ def _check_share(p: dict[str, Any]) -> None:
 
 
 def _check_reorg(p: dict[str, Any]) -> None:
-    num(p, "depth", 1, 64)
+    whole(p, "depth", 1, 64, " of blocks")
     num(p, "move_share", 0, 1)
     num(p, "vanish_share", 0, 1)
     if p["move_share"] + p["vanish_share"] > 1:
         raise FaultError("params: move_share + vanish_share must be <= 1")
-    p["depth"] = int(p["depth"])
 
 
 def _check_max_subs(p: dict[str, Any]) -> None:
-    num(p, "n", 0, 1_000_000)
-    p["n"] = int(p["n"])
+    whole(p, "n", 0, 1_000_000, " of subscriptions")
 
 
 def _check_rpc_errors(p: dict[str, Any]) -> None:
@@ -348,11 +357,7 @@ MAX_LAG_BLOCKS = 64
 
 
 def _check_lag(p: dict[str, Any]) -> None:
-    num(p, "blocks", 1, MAX_LAG_BLOCKS)
-    if p["blocks"] != int(p["blocks"]):
-        raise FaultError(f"params.blocks: expected a whole number of blocks in "
-                         f"[1, {MAX_LAG_BLOCKS}], got {p['blocks']!r}")
-    p["blocks"] = int(p["blocks"])
+    whole(p, "blocks", 1, MAX_LAG_BLOCKS, " of blocks")
 
 
 # -- the effects of today's faults (pure) -------------------------------------------------
@@ -483,8 +488,7 @@ def _malformed_defaults(kinds: tuple[str, ...], share: float, max_items: int) ->
 def _check_malformed(all_kinds: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
     def check(p: dict[str, Any]) -> None:
         num(p, "share", 0, 1)
-        num(p, "max_items", 0, 1_000_000)
-        p["max_items"] = int(p["max_items"])
+        whole(p, "max_items", 0, 1_000_000, " of items")
         kinds = p["kinds"]
         if not kinds or not all(isinstance(k, str) and k in all_kinds for k in kinds):
             raise FaultError(f"params.kinds: expected a non-empty list of "

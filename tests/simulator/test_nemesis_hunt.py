@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from experiments.truth import build_truth
+from simulator.faults import FaultError, FaultPlan
 from simulator.recording import Recording
 from simulator.server import Simulator
 from simulator.settings import SimSettings
@@ -134,3 +137,35 @@ def test_a_late_replay_turn_keeps_blocks_and_scheduled_faults_in_time_order() ->
         stall = [r["t_ns"] - t0 for r in rows if r.get("name") == "ws_stall"]
         assert stall == [1 * s, 3 * s]  # the scheduled window, not the late turn's
     run(main)
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("reorg", {"depth": 1.5}, "params.depth: expected a whole number of blocks in [1, 64], "
+                              "got 1.5"),
+    ("max_subscriptions", {"n": 0.5}, "params.n: expected a whole number of subscriptions"),
+    ("ws_garbage", {"max_items": 2.7}, "params.max_items: expected a whole number of items"),
+    ("bad_log", {"max_items": 0.5}, "params.max_items: expected a whole number of items"),
+])
+def test_a_fractional_count_is_refused_not_cut_down(name: str, params: dict[str, Any],
+                                                    message: str) -> None:
+    """A reorg of depth 1.5 was a reorg of depth 1, ``max_subscriptions`` n = 0.5 refused
+    every subscription (n = 0) and ``max_items`` 2.7 sent 2, each answered 200 with the
+    cut value: a typo ran another experiment than the one asked for. Now a clear 400
+    naming the field, and nothing starts; 2.0 is still 2."""
+    async def main() -> None:
+        async with Simulator(make_recording(4), speed=50) as sim, \
+                aiohttp.ClientSession() as http:
+            async with http.post(sim.urls["faults"], json={"name": name,
+                                                           "params": params}) as resp:
+                assert resp.status == 400
+                assert message in (await resp.json())["error"]
+            assert not sim.board.active and not sim.history.events("fault_start")
+            whole = {k: 2.0 for k in params}
+            async with http.post(sim.urls["faults"], json={"name": name, "params": whole,
+                                                           "duration": 1}) as resp:
+                assert resp.status == 200
+                got = (await resp.json())["fault"]["params"]
+                assert all(got[k] == 2 and isinstance(got[k], int) for k in params)
+    run(main)
+    with pytest.raises(FaultError, match=re.escape(message)):
+        FaultPlan.parse([{"name": name, "at": 1, "params": params}])
