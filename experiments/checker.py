@@ -11,7 +11,9 @@ missed      canonical, never delivered by the end (or delivered and then retract
 duplicate   canonical, delivered more than once without a retraction in between
 phantom     delivered, not canonical (orphaned, unknown, or not a watched wallet's),
             never retracted (or delivered twice without a retraction between, and
-            retracted fewer times than delivered: one delivery was never retracted)
+            retracted fewer times than delivered: one delivery was never retracted; a
+            retraction while no delivery stands takes nothing back - the bot ignores a
+            retraction of a trade it does not hold - and covers no later delivery)
 retracted   delivered, not canonical, retracted (correct behaviour on a reorg)
 ==========  ==========================================================================
 
@@ -235,6 +237,7 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
         duplicate = False
         standing: int | None = None   # t_ns of the first delivery of the standing sequence
         source: str | None = None
+        held = 0  # deliveries no retraction took back (one that found none took nothing)
         wallet = str(t.wallet) if t is not None else None
         for t_ns, kind, src, w in evs:
             if kind == "trade":
@@ -242,9 +245,11 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
                     duplicate = True
                 else:
                     standing, source = t_ns, src
+                held += 1
                 wallet = wallet or w
             else:
                 standing = None
+                held = max(0, held - 1)
         canonical = t is not None and bool(t.canonical)
         visible = int(t.visible_t_ns) if t is not None else None
         delivered_t = standing
@@ -263,9 +268,7 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
             else:
                 outcome = "detected"
         else:  # a delivery the retractions did not cover still stands in the sink
-            retractions = len(evs) - deliveries
-            outcome = ("phantom" if standing is not None
-                       or (duplicate and deliveries > retractions) else "retracted")
+            outcome = "phantom" if held > 0 else "retracted"
         fault = fault_of(visible) if visible is not None else None
         records.append((tid, wallet, int(t.block_number) if t is not None else None, visible,
                         delivered_t, latency, outcome, deliveries, source, fault is not None,
