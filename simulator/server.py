@@ -304,7 +304,7 @@ class WsConn:
         either way). Left to the writer when the transport is closing or backed up."""
         transport = self.request.transport
         if self.closed or not self.queue or transport is None or transport.is_closing() \
-                or transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                or transport.get_write_buffer_size() > _WRITE_HIGH_WATER or self.stalled():
             return
         frames = self._due_frames(self.sim.now_ns())
         if frames:
@@ -322,6 +322,10 @@ class WsConn:
                 if not queue:
                     self.drained.set()
                     self.room.set()
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                if self.stalled():  # half-open: what is queued waits for the fault's end
                     self.wake.clear()
                     await self.wake.wait()
                     continue

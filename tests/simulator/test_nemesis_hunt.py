@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import websockets
 
 from experiments.truth import build_truth
 from simulator.faults import FaultError, FaultPlan
@@ -169,3 +171,27 @@ def test_a_fractional_count_is_refused_not_cut_down(name: str, params: dict[str,
     run(main)
     with pytest.raises(FaultError, match=re.escape(message)):
         FaultPlan.parse([{"name": name, "at": 1, "params": params}])
+
+
+def test_a_stall_holds_the_frames_already_queued_until_it_ends() -> None:
+    """``ws_stall`` is half-open: nothing reaches the client. A notification queued before
+    it began and due during it (``ws_latency``) was still written in the middle of the
+    stall, so a client's staleness watchdog saw a live feed. Now the stalled connection's
+    queue waits; when the stall ends it is delivered (as TCP delivers what it held)."""
+    async def main() -> None:
+        async with Simulator(make_recording(3, interval=100), speed=1,
+                             autostart=False) as sim, \
+                websockets.connect(sim.urls["ws"], ping_interval=None) as ws:
+            await ws.send('{"jsonrpc":"2.0","id":1,"method":"eth_subscribe",'
+                          '"params":["newHeads"]}')
+            assert "result" in json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            sim.start_fault("ws_latency", params={"delay_ms": 300.0})
+            sim.begin()
+            await sim.wait_published(1, TIMEOUT)
+            stall = sim.start_fault("ws_stall")
+            with pytest.raises(TimeoutError):  # 0.3 s due, 0.8 s waited: nothing
+                await asyncio.wait_for(ws.recv(), 0.8)
+            sim.stop_fault(stall.id)
+            head = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert head["params"]["result"]["number"] == hex(sim.chain.first_number)
+    run(main)
