@@ -19,7 +19,7 @@ from experiments.confidence import pct_up, trials_needed, upper_bound
 from experiments.thresholds import metric_value
 from reports.criteria import Criteria
 from reports.load import VIRTUAL, Run, run_clock
-from reports.verdict import CheckResult, Verdict
+from reports.verdict import NO_SCENARIO, CheckResult, Verdict
 
 __all__ = ["Phase", "RolloutPlan", "plan_rollout"]
 
@@ -75,6 +75,11 @@ def _recommendation(verdict: Verdict, checks: Sequence[CheckResult], *,
                 f"check{'s are' if undecided > 1 else ' is'} undecided for lack of trades "
                 "(each rate's confidence bound still straddles its target; the reasons "
                 f"above say how many more trades each needs). {more}")
+    if verdict is Verdict.INCONCLUSIVE and any(c.scenario == NO_SCENARIO and c.passed is None
+                                               for c in checks):
+        return ("Do not start the rollout yet: the run holds no scenario for some of the "
+                "criteria's rules (the reasons above name them): run the default matrix "
+                "(make experiment), not a part of it, and build the report again.")
     return {
         Verdict.GO: "Start Phase 1 with one wallet; move to the next phase only when its "
                     "gate holds.",

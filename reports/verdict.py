@@ -29,6 +29,7 @@ from reports.load import Run, ScenarioData
 
 __all__ = [
     "CRITICAL_METRICS",
+    "NO_SCENARIO",
     "CheckResult",
     "Verdict",
     "VerdictResult",
@@ -194,6 +195,36 @@ def _scenario_threshold(sc: ScenarioData, raw: Any) -> CheckResult | None:
                        number(raw.get("value")), note, scored, bound)
 
 
+#: the scenario of a check for a criteria rule that no scenario of the run was for
+NO_SCENARIO = "(none in this run)"
+
+
+def _scope(rule: Rule) -> str:
+    modes = " or ".join(rule.modes) if rule.modes else "any"
+    faults = {True: " with faults", False: " without faults", None: ""}[rule.faults]
+    return f"{modes} scenario{faults}"
+
+
+def _rules_that_judged_nothing(run: Run, criteria: Criteria,
+                               checks: list[CheckResult]) -> list[CheckResult]:
+    """An unknown check for each rule of the criteria that applied to no scenario of the
+    run. Dropped, a run of one calm websocket scenario was GO with no fault ever injected
+    (the fault rule judged nothing, the score stood on the calm checks), and a run of
+    fault scenarios only was GO with no calm latency measured: a verdict on data the run
+    does not hold."""
+    judged = {(c.name, c.expr) for c in checks if c.source == "criteria"}
+    out = []
+    for rule in criteria.rules:
+        expr = parse_threshold(rule.expr).expr
+        if (rule.name, expr) in judged:
+            continue
+        out.append(CheckResult(NO_SCENARIO, "/".join(rule.modes) or "any", rule.name, expr,
+                               "criteria", rule.critical, rule.weight, None, None,
+                               f"the run has no {_scope(rule)}, so nothing was judged by it; "
+                               "run the scenarios the criteria need (the default matrix)"))
+    return out
+
+
 def _fmt(v: float | None) -> str:
     if v is None:
         return "n/a"
@@ -218,6 +249,8 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
 
     reasons: list[str] = []
     ws = [sc for sc in run.scenarios if sc.mode == "websocket"]
+    if ws:  # (without one the verdict says so: nothing of the migration was measured)
+        checks.extend(_rules_that_judged_nothing(run, criteria, checks))
     crit_failed = [c for c in checks if c.critical and c.passed is False]
     unknown = [c for c in checks if c.passed is None and (c.critical or c.scored)]
     scored = [c for c in checks if not c.critical and c.scored and c.passed is not None]
@@ -245,6 +278,10 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     seen_notes: set[tuple[str, str]] = set()
     for c in unknown:
         key = (c.scenario, c.note)
+        if c.scenario == NO_SCENARIO:
+            reasons.append(f"No scenario for the criteria's rule '{c.name}' ({c.expr}): "
+                           f"{c.note}.")
+            continue
         if c.note.startswith(("summary missing", "harness error", "status", "data problem")):
             if key in seen_notes:
                 continue

@@ -137,3 +137,44 @@ def test_the_timeline_of_pooled_seeds_draws_one_seeds_run(make_run: MakeRun) -> 
     assert "seed 1" in ax.get_title(loc="left")                # missed one
     # the feed band ends with the seed's run, not "disconnected" to the seeds' sum
     assert all(p.get_x() + p.get_width() <= DURATION_S + 1e-6 for p in band.patches)
+
+
+# --- a rule of the criteria that no scenario of the run was for -------------------------------
+
+def test_a_run_without_a_fault_scenario_is_not_go_on_the_calm_checks_alone(
+        make_run: MakeRun) -> None:
+    from report_fixtures import SCENARIOS
+
+    from reports.cli import main, verdict_document
+    from reports.rollout import plan_rollout
+    from reports.verdict import Verdict, evaluate
+
+    run_dir = make_run(scenarios=[s for s in SCENARIOS if s["name"] == "ws_healthy"])
+    run = load_run(run_dir)
+    result = evaluate(run, load_criteria())
+    # before: GO, score 1.000, on one calm scenario: no fault ever injected
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.score is None
+    assert any("latency p95 while a fault is active" in r and "with faults" in r
+               for r in result.reasons), result.reasons
+    from reports.verdict import NO_SCENARIO
+
+    gate = next(g for g in verdict_document(result, run)["gates"]
+                if g["scenario"] == NO_SCENARIO)
+    assert gate["status"] == "unknown" and gate["expr"] == "latency_p95_in_fault_s < 5s"
+    plan = plan_rollout(run, result.verdict, load_criteria(), result.checks)
+    assert "run the default matrix" in plan.recommendation
+    assert main(["build", str(run_dir), "--exit-code"]) == 4
+
+
+def test_a_run_of_fault_scenarios_only_is_not_go_without_a_calm_latency(
+        make_run: MakeRun) -> None:
+    from report_fixtures import SCENARIOS
+
+    from reports.verdict import Verdict, evaluate
+
+    run = load_run(make_run(scenarios=[s for s in SCENARIOS if s["name"] == "ws_drop"]))
+    result = evaluate(run, load_criteria())
+    assert result.verdict is Verdict.INCONCLUSIVE  # before: GO on the fault checks alone
+    calm = [r for r in result.reasons if "without faults" in r]
+    assert any("latency_p95_s < 1s" in r for r in calm), result.reasons
