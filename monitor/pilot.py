@@ -778,10 +778,15 @@ class Pilot:
         self._last_beat = now
         ws = self.monitors["websocket"]
         shards = ws.shards
-        healthy = any(sh.healthy_now() for sh in shards)
+        # the path is up while every shard is (a shard's wallets are not watched while it
+        # is down): the experiment checker's rule, so a reconciled pilot and a simulated
+        # run measure uptime alike
+        healthy = bool(shards) and all(sh.healthy_now() for sh in shards)
         fallback = any(sh.fallback.polling for sh in shards)
         failed = any(sh.manager.state is ConnState.FAILED for sh in shards)
-        state = shards[0].manager.state.value if shards else "NONE"
+        worst = next((sh for sh in shards if sh.manager.state is not ConnState.CONNECTED),
+                     shards[0] if shards else None)
+        state = worst.manager.state.value if worst is not None else "NONE"
         heads = [sh.head for sh in shards if sh.head is not None]
         cursors = [c for c in (sh.cursor() for sh in shards) if c is not None]
         self.store.beat(self.session, "websocket", dt_s=dt, healthy=healthy, fallback=fallback,

@@ -89,3 +89,58 @@ def test_a_node_that_cannot_say_its_interval_keeps_the_setting_with_a_warning(
             if "block interval: the node could not say" in r.getMessage()]
     assert said and {"null": "are not both served", "short chain": "has 51 blocks, fewer than 200",
                      "bad clock": "is no chain's interval"}[answer] in said[0], said
+
+
+# -- the WebSocket path's uptime with several shards ---------------------------------------
+
+class _Shard:
+    def __init__(self, healthy: bool) -> None:
+        from types import SimpleNamespace
+
+        from monitor.connection import ConnState
+        self.healthy = healthy
+        self.fallback = SimpleNamespace(polling=False)
+        self.manager = SimpleNamespace(
+            state=ConnState.CONNECTED if healthy else ConnState.RECONNECTING)
+        self.head = 100
+
+    def healthy_now(self) -> bool:
+        return self.healthy
+
+    def cursor(self) -> int:
+        return 100
+
+
+def test_the_websocket_path_is_up_only_while_every_shard_is(tmp_path: Path) -> None:
+    """With more wallets than a filter holds the path has several connections; the beat
+    counted it healthy while ANY shard was, so a pilot whose second shard was down (its
+    wallets unwatched) reported full uptime, where the experiment checker says down."""
+    from types import SimpleNamespace
+
+    from monitor.clock import ManualClock
+    settings = load_settings({"websocket_url": "ws://127.0.0.1:9/", "wallets": [W],
+                              "rpc_url": "http://127.0.0.1:9/",
+                              "explorer_url": "http://127.0.0.1:9/v2/api"}, environ={})
+    clock = ManualClock(1000.0)
+    pilot = Pilot(settings, tmp_path / "store", beat_s=1.0, clock=clock)
+    pilot.store = PilotStore(tmp_path / "store")
+    try:
+        pilot.session = pilot.store.new_session(1, clock.now_ns())
+        pilot.monitors = {  # type: ignore[dict-item]
+            "websocket": SimpleNamespace(shards=[_Shard(True), _Shard(False)]),
+            "polling": SimpleNamespace(poller=None)}
+        pilot.beat()
+        clock.advance(1.0)
+        pilot.beat()
+        row = next(r for r in pilot.store.paths() if r["path"] == "websocket")
+        assert row["observed_s"] == 1.0 and row["healthy_s"] == 0.0
+        assert row["healthy"] == 0 and row["state"] == "RECONNECTING"
+        pilot.monitors["websocket"].shards[1].healthy = True  # type: ignore[attr-defined]
+        pilot.monitors["websocket"].shards[1].manager.state = \
+            pilot.monitors["websocket"].shards[0].manager.state  # type: ignore[attr-defined]
+        clock.advance(1.0)
+        pilot.beat()
+        row = next(r for r in pilot.store.paths() if r["path"] == "websocket")
+        assert row["healthy_s"] == 1.0 and row["state"] == "CONNECTED"
+    finally:
+        pilot.store.close()
