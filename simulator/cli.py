@@ -375,8 +375,10 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
     try:
         await stop.wait()
     finally:
-        await sim.stop()
-        history.close()
+        try:
+            await sim.stop()
+        finally:
+            history.close()  # the rows written so far reach the file whatever stop() did
     return 0
 
 

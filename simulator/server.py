@@ -530,6 +530,22 @@ class Simulator:
         self._early_rows.clear()
         self.history.flush()
         self._loop_task = asyncio.get_running_loop().create_task(self._replay_loop())
+        self._loop_task.add_done_callback(self._replay_ended)
+
+    def _replay_ended(self, task: asyncio.Task[None]) -> None:
+        """The replay loop ends only when stopped; if a defect ended it, the node went on
+        answering with a chain that no longer moved, and nothing said so until stop()
+        raised the error (skipping the rest of the shutdown and the ``stop`` row). Now one
+        log line with the traceback, and a ``recording_error`` row: the run replayed less
+        than planned, so it cannot pass for whole."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("the replay stopped: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        self.history.record("recording_error",
+                            error=f"the replay stopped: {type(exc).__name__}: {exc}",
+                            blocks=self.chain.published)
+        self.history.flush()
 
     def _prime(self) -> None:
         """Publish a streamed chain's history; each block's history row is written aside
@@ -596,7 +612,8 @@ class Simulator:
             self._listener.close()  # no new connections
         if self._loop_task is not None:
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # an error that ended it is logged and in the history already (_replay_ended)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
             self._loop_task = None
         for task in list(self._stop_tasks):

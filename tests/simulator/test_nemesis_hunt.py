@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ import websockets
 
 from experiments.truth import build_truth
 from simulator.faults import FaultError, FaultPlan
+from simulator.history import SimHistory
 from simulator.recording import Recording
 from simulator.server import Simulator
 from simulator.settings import SimSettings
@@ -195,3 +198,41 @@ def test_a_stall_holds_the_frames_already_queued_until_it_ends() -> None:
             head = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
             assert head["params"]["result"]["number"] == hex(sim.chain.first_number)
     run(main)
+
+
+def test_a_replay_that_dies_says_so_in_the_history_and_the_node_still_stops_cleanly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A defect that ended the replay loop left the node answering with a chain that no
+    longer moved, silently; stop() then raised it, skipping the connections' close, the
+    active faults' stop rows and the history's ``stop`` row (and ``serve`` died with a
+    traceback). Now: one error line, a ``recording_error`` row (the run replayed less than
+    planned), and a clean stop with its rows."""
+    path = tmp_path / "sim.jsonl"
+
+    async def main() -> None:
+        history = SimHistory(path)
+        sim = Simulator(make_recording(6, interval=2), speed=20, history=history)
+        await sim.start()
+        await sim.wait_published(2, TIMEOUT)
+        sim.start_fault("ws_silent")
+
+        def broken(*args: Any, **kwargs: Any) -> list[Any]:
+            raise RuntimeError("a defect in the replay")
+
+        sim.chain.advance = broken  # type: ignore[method-assign]
+        sim._wake.set()
+        assert sim._loop_task is not None
+        await asyncio.wait([sim._loop_task], timeout=TIMEOUT)
+        await sim.stop()  # no error
+        history.close()
+
+    with caplog.at_level(logging.ERROR, logger="simulator.server"):
+        run(main)
+    assert any("the replay stopped: RuntimeError: a defect in the replay" in r.getMessage()
+               for r in caplog.records)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [r["event"] for r in rows]
+    error = next(r for r in rows if r["event"] == "recording_error")
+    assert error["error"] == "the replay stopped: RuntimeError: a defect in the replay"
+    assert error["blocks"] >= 2
+    assert events[-2:] == ["fault_stop", "stop"]
