@@ -428,7 +428,9 @@ def _notify_latency(faults: Faults, ctx: NotifyCtx, plan: Notify) -> Notify:
 
 
 def _subscribe_limit(faults: Faults, limit: int | None) -> int | None:
-    n = int(faults[0].spec.params["n"])
+    """The tightest limit in force (of the node's and every active fault's), as the
+    explorer's rate limit takes the tightest rate."""
+    n = min(int(f.spec.params["n"]) for f in faults)
     return n if limit is None else min(limit, n)
 
 

@@ -16,8 +16,9 @@ import pytest
 import websockets
 
 from experiments.truth import build_truth
-from simulator.faults import FaultError, FaultPlan
+from simulator.faults import FaultError, FaultPlan, make_spec
 from simulator.history import SimHistory
+from simulator.nemesis import FaultBoard, Nemesis
 from simulator.recording import Recording
 from simulator.server import Simulator
 from simulator.settings import SimSettings
@@ -236,3 +237,19 @@ def test_a_replay_that_dies_says_so_in_the_history_and_the_node_still_stops_clea
     assert error["error"] == "the replay stopped: RuntimeError: a defect in the replay"
     assert error["blocks"] >= 2
     assert events[-2:] == ["fault_stop", "stop"]
+
+
+def test_two_subscription_limits_at_once_the_tightest_holds() -> None:
+    """Two ``max_subscriptions`` faults on a connection (a schedule's window over another,
+    or one over the API while one is scheduled): only the first started counted, so
+    n = 1 started second let a client hold five subscriptions. The tightest holds, as
+    for the explorer's rate limit."""
+    board = FaultBoard()
+    nem = Nemesis(board)
+    board.start(make_spec("max_subscriptions", None, {"n": 5}), now_ns=0, duration_ns=None)
+    tight = board.start(make_spec("max_subscriptions", "ws:c1", {"n": 1}), now_ns=0,
+                        duration_ns=None)
+    assert nem.subscribe("c1", None) == 1 and nem.subscribe("c2", None) == 5
+    assert nem.subscribe("c1", 0) == 0
+    board.stop(tight.id)
+    assert nem.subscribe("c1", None) == 5
