@@ -16,11 +16,13 @@ since) writes nothing for it, keeps its earlier results, says so and exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -361,9 +363,43 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _main(argv)
+        with _sigterm_as_interrupt() as received:
+            code = _main(argv)
+        if received and code == 130:  # stopped as on Ctrl-C, said as the signal it was
+            return 128 + signal.SIGTERM
+        return code
     except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
         return missing_harness(exc, "python -m experiments")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM (``kill``, ``timeout``, a CI job cancelled) stops a command as Ctrl-C does:
+    the run's simulator and monitor (their own sessions, which a terminal's Ctrl-C does
+    not reach) are stopped, the run store gets its manifest and summary. By default a
+    SIGTERM ended this process at once and left both running for good, and the run
+    directory without a manifest. Under ``asyncio.run`` the loop's own SIGINT handler is
+    called (it cancels the run, which stops the processes); elsewhere KeyboardInterrupt
+    is raised. The list yielded holds the signal once one came."""
+    received: list[int] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)  # asyncio.Runner's: cancels the main task
+            return
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (a test calling main): nothing to install
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib.util
 import multiprocessing
 import socket
@@ -143,11 +144,32 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
                                                 max_tasks_per_child=1) as pool_:
-        futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
-        names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
-        for f in concurrent.futures.as_completed(futures):
-            bar.done(names[f])
-        return [f.result() for f in futures]
+        try:
+            futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
+            names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
+            for f in concurrent.futures.as_completed(futures):
+                bar.done(names[f])
+            return [f.result() for f in futures]
+        except BaseException:
+            _stop_pool(pool_)
+            raise
+
+
+def _stop_pool(pool_: concurrent.futures.ProcessPoolExecutor) -> None:
+    """An interrupted run (Ctrl-C, SIGTERM) stops its workers now: leaving the ``with``
+    waited for every unit still queued (``shutdown(wait=True)``), so a Ctrl-C of
+    ``--seeds 100`` went on running seed after seed, and a SIGTERM left the workers
+    running a simulated week each after this process had gone."""
+    workers = list((getattr(pool_, "_processes", None) or {}).values())
+    pool_.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.join(10.0)
+            if proc.is_alive():
+                proc.kill()
 
 
 def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,

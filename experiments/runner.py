@@ -41,6 +41,7 @@ from experiments.analysis import RUN_FILE, analyze_scenario_dir
 from experiments.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = [
+    "INTERRUPTED",
     "HarnessError",
     "Progress",
     "RunnerOptions",
@@ -51,6 +52,8 @@ __all__ = [
 
 _NS = 1_000_000_000
 API_KEY = "experiments-key"
+#: the error of a run stopped by Ctrl-C or SIGTERM (its run.json must not say "running")
+INTERRUPTED = "run interrupted (Ctrl-C or SIGTERM) before it ended: nothing measured"
 _OK_EXIT = {0, 130, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM}
 
 
@@ -564,6 +567,9 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
     except Exception as exc:  # the harness's own bug must not look like a result
         run["status"] = "harness_error"
         run["error"] = f"harness failure: {type(exc).__name__}: {exc}"
+    except BaseException:  # Ctrl-C, SIGTERM: run.json said "running" for good
+        run["status"], run["error"] = "harness_error", INTERRUPTED
+        raise
     finally:
         for p in procs:
             with contextlib.suppress(Exception):

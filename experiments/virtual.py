@@ -41,6 +41,7 @@ from typing import Any
 from experiments.analysis import RUN_FILE, analyze_scenario_dir
 from experiments.runner import (
     API_KEY,
+    INTERRUPTED,
     HarnessError,
     RunnerOptions,
     _base_run,
@@ -109,6 +110,9 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
     except Exception as exc:  # the harness's own bug must not look like a result
         run["status"] = "harness_error"
         run["error"] = f"harness failure (virtual time): {type(exc).__name__}: {exc}"
+    except BaseException:  # Ctrl-C, SIGTERM: run.json said "running" for good
+        run["status"], run["error"] = "harness_error", INTERRUPTED
+        raise
     finally:
         (sdir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     return analyze_scenario_dir(sdir, second_process=options.render_ahead)

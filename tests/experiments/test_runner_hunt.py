@@ -1,0 +1,143 @@
+"""The runner under a user's hand: stopped by a signal, fed hostile scenarios.
+
+SIGTERM (``kill``, ``timeout``, a cancelled CI job) stops ``python -m experiments run`` as
+Ctrl-C does: its simulator, monitor and worker processes end with it, and the run store
+is left with a manifest and a summary that say the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import tomli_w
+
+from tests.cli_checks import ROOT
+
+
+def _scenario(path: Path, **over: object) -> Path:
+    doc: dict[str, object] = {"name": "long", "profile": "default", "seed": 3,
+                              "sim_duration_s": 600, "grace_s": 10, "speed": 1,
+                              "wallets": {"count": 3}}
+    doc.update(over)
+    path.write_bytes(tomli_w.dumps(doc).encode())
+    return path
+
+
+def _until(cond: Callable[[], object], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def runner() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """``python -m experiments run ...`` as a process of its own; whatever it started is
+    killed at the end whatever the test found."""
+    started: list[subprocess.Popen[str]] = []
+    seen: dict[int, psutil.Process] = {}
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments", "run", *args,
+                                 "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        started.append(proc)
+        return proc
+
+    def children(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        seen.update((k.pid, k) for k in kids)
+        return kids
+
+    start.children = children  # type: ignore[attr-defined]
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            try:
+                children(proc)
+            except psutil.Error:
+                pass
+            proc.kill()
+        proc.communicate()
+    for kid in seen.values():
+        try:
+            kid.kill()
+        except psutil.Error:
+            pass
+
+
+def _alive(procs: list[psutil.Process]) -> list[int]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _gone(procs: list[psutil.Process], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while _alive(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _alive(procs)
+
+
+def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
+        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]]) -> None:
+    """Before: SIGTERM ended the runner at once; the simulator and the monitor (in
+    sessions of their own) ran on for good, and the run directory had no manifest."""
+    out = tmp_path / "out"
+    proc = runner(str(_scenario(tmp_path / "long.toml")), "--out", str(out))
+    _until(lambda: any('"event":"start"' in p.read_text(errors="replace")
+                       for p in out.glob("*/long/sim_history.jsonl")))  # replay started
+    kids = runner.children(proc)  # type: ignore[attr-defined]
+    names = " ".join(" ".join(k.cmdline()) for k in kids)
+    assert "simulator serve" in names and "monitor run" in names
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert _gone(kids) == []
+    run_dir = (out / "latest").resolve()
+    assert (run_dir / "manifest.json").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["scenarios"]] == ["harness_error"]
+    run = json.loads((run_dir / "long" / "run.json").read_text())
+    assert run["status"] == "harness_error" and "interrupted" in run["error"]
+
+
+def test_sigterm_stops_a_many_seed_virtual_run_and_its_workers_at_once(
+        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]]) -> None:
+    """Before: the workers of ``--seeds`` ran on (each a simulated day) after SIGTERM
+    ended the runner; a Ctrl-C waited for every seed still queued."""
+    out = tmp_path / "out"
+    proc = runner(str(_scenario(tmp_path / "day.toml", sim_duration_s=86_400)),
+                  "--clock", "virtual", "--seeds", "3", "--jobs", "2", "--out", str(out))
+    _until(lambda: len(list(out.glob("*/long/seeds/*/sim_config.toml"))) >= 2)
+    kids = runner.children(proc)  # type: ignore[attr-defined]
+    assert len(kids) >= 2
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the runner did not stop within 40 s of SIGTERM")
+    assert time.monotonic() - sent < 20
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert _gone(kids) == []
+    run_dir = (out / "latest").resolve()
+    assert (run_dir / "manifest.json").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["scenarios"]] == ["harness_error"]
