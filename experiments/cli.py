@@ -154,7 +154,32 @@ def _load(names: Sequence[str]) -> list[Scenario]:
     paths = [resolve_scenario(n) for n in names] if names else list_default_scenarios()
     if not paths:
         raise CliError("no scenarios found")
-    return [load_scenario(p) for p in paths]
+    scenarios = [load_scenario(p) for p in paths]
+    for path, s in zip(paths, scenarios, strict=True):
+        _check_recording(path, s)
+    return scenarios
+
+
+def _check_recording(path: Path, scenario: Scenario) -> None:
+    """A scenario's recording file (not a shipped one) exists and is a file: one that
+    did not, or a folder, validated and then made each run a harness error, after the
+    scenarios before it in the matrix had run. Checked here, not in the scenario itself:
+    a stored run's scenario.toml is read again by ``analyze`` after the file may be gone.
+    A relative path is the runner's: from the current folder."""
+    from simulator.synth import SHIPPED_RECORDINGS
+
+    if scenario.recording is None or scenario.recording in SHIPPED_RECORDINGS:
+        return
+    rec = Path(scenario.recording)
+    where = f"{path}: recording: {scenario.recording}"
+    if not rec.exists():
+        raise CliError(f"{where}: no such file" + (
+            f" (a relative path is read from the current folder, {Path.cwd()})"
+            if not rec.is_absolute() else ""))
+    if rec.is_dir():
+        raise CliError(f"{where}: a folder, not a recording file (.jsonl or .jsonl.gz)")
+    if is_special(rec):  # a FIFO: the simulator's open would wait for a writer
+        raise CliError(f"{where}: not a regular file")
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:

@@ -455,6 +455,9 @@ class Scenario(_Strict):
             for i, seed in enumerate(v):
                 if not 0 <= seed <= MAX_SEED:
                     raise ValueError(f"[{i}]: must be 0 .. 2^63, got {seed}")
+                if seed in v[:i]:  # validate said ok, run refused it
+                    raise ValueError(f"[{i}]: seed {seed} is listed twice (seeds must be "
+                                     "distinct)")
         return v
 
     @field_validator("blocks")
@@ -506,6 +509,7 @@ class Scenario(_Strict):
                 FaultPlan.parse([f.simulator_table() for f in self.faults]).windows(end)
             except FaultError as exc:
                 raise ValueError(str(exc)) from None
+        self._monitor_accepts()
         from simulator.settings import SettingsError, settings_from_dict
 
         try:  # [explorer], [chain], [rpc] as the simulator will read them, found now
@@ -514,6 +518,26 @@ class Scenario(_Strict):
         except SettingsError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    def _monitor_accepts(self) -> None:
+        """The ``[monitor]`` settings as the monitor will load them (its own bounds and
+        cross-checks: ``heartbeat_interval`` at most a day, ``backoff_max`` >=
+        ``backoff_initial``, ...): refused here, not as a harness error of every run
+        after the scenarios before it in the matrix had run."""
+        from monitor.config import load_settings
+        from monitor.errors import MonitorError
+
+        settings = self.monitor.settings()
+        settings.pop("mode", None)
+        url = "127.0.0.1:1/"
+        cli = {**settings, "mode": self.mode, "websocket_url": f"ws://{url}",
+               "rpc_url": f"http://{url}", "explorer_url": f"http://{url}v2/api",
+               "explorer_api_key": "k", "wallets": ["0x" + "00" * 20], "speed": self.speed}
+        try:
+            load_settings(cli, environ={})
+        except MonitorError as exc:
+            raise ValueError(f"monitor: the monitor refuses these settings: "
+                             f"{exc.message}") from None
 
     # -- derived -----------------------------------------------------------------------
 

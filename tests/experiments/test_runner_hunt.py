@@ -20,7 +20,7 @@ import psutil
 import pytest
 import tomli_w
 
-from tests.cli_checks import ROOT
+from tests.cli_checks import ROOT, error_line, run_module
 
 
 def _scenario(path: Path, **over: object) -> Path:
@@ -141,3 +141,41 @@ def test_sigterm_stops_a_many_seed_virtual_run_and_its_workers_at_once(
     assert (run_dir / "manifest.json").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [s["status"] for s in summary["scenarios"]] == ["harness_error"]
+
+
+_RECORDING = {"name": "rec", "recording": "placeholder", "sim_duration_s": 60, "grace_s": 10,
+              "wallets": {"count": 3}}
+
+
+@pytest.mark.parametrize(("over", "expected"), [
+    ({"monitor": {"heartbeat_interval": 1e9}}, "monitor: the monitor refuses these "
+     "settings: invalid setting heartbeat_interval: must be at most 86400"),
+    ({"monitor": {"backoff_initial": 100.0, "backoff_max": 1.0}},
+     "backoff_max must be >= backoff_initial"),
+    ({"seeds": [1, 2, 1]}, "seeds: [2]: seed 1 is listed twice"),
+])
+def test_what_a_run_would_refuse_is_refused_by_validate_and_run_before_anything(
+        tmp_path: Path, over: dict[str, object], expected: str) -> None:
+    """Before: ``validate`` said ok; ``run`` made a run directory and each run was a
+    harness error (the monitor refused its settings) or was refused after validation."""
+    path = _scenario(tmp_path / "bad.toml", sim_duration_s=60, **over)
+    for command in (["validate"], ["run", "--clock", "virtual", "--out", str(tmp_path / "o")]):
+        line = error_line(run_module("experiments", *command, str(path)))
+        assert expected in line and str(path) in line
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("2*"))
+
+
+@pytest.mark.parametrize("recording", ["missing", "folder", "relative"])
+def test_a_recording_that_is_not_a_file_is_one_line_before_anything_runs(
+        tmp_path: Path, recording: str) -> None:
+    """Before: validated, then a run directory whose scenario was a harness error."""
+    (tmp_path / "folder").mkdir()
+    given = {"missing": str(tmp_path / "nope.jsonl.gz"), "folder": str(tmp_path / "folder"),
+             "relative": "no-such-recording-here.jsonl.gz"}[recording]
+    path = tmp_path / "rec.toml"
+    path.write_bytes(tomli_w.dumps({**_RECORDING, "recording": given}).encode())
+    for command in (["validate"], ["run", "--clock", "virtual", "--out", str(tmp_path / "o")]):
+        line = error_line(run_module("experiments", *command, str(path)))
+        assert f"recording: {given}" in line
+        assert ("a folder" if recording == "folder" else "no such file") in line
+    assert not (tmp_path / "o").exists()
