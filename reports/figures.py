@@ -172,7 +172,9 @@ def latency_ecdf(run: Run) -> Figure:
 def fault_spans(faults: list[Any], measured_s: float
                 ) -> tuple[list[tuple[float, float, str]], int]:
     """(start, stop, name) of the faults that start inside the measured window, stops
-    clipped to it, and how many started after it (not drawn: the report says so)."""
+    clipped to it, and how many started after it (not drawn: the report says so). An
+    instant fault (``ws_drop``: stop = start, or no stop) gets a sliver of 1/200 of the
+    window, so its shading shows where the trades it delayed are."""
     spans: list[tuple[float, float, str]] = []
     outside = 0
     for f in faults:
@@ -183,7 +185,8 @@ def fault_spans(faults: list[Any], measured_s: float
             outside += 1
             continue
         stop = f.get("stop_s")
-        stop_f = float(stop) if stop is not None else start + measured_s / 200
+        sliver = start + measured_s / 200
+        stop_f = max(float(stop), sliver) if stop is not None else sliver
         spans.append((start, min(stop_f, measured_s), str(f.get("name", "fault"))))
     return spans, outside
 

@@ -185,14 +185,20 @@ def _worst_trades(run: Run, limit: int = 15) -> dict[str, list[dict[str, Any]]]:
     return {"missed": rows(missed), "latest": rows(latest)}
 
 
+#: metrics a polling scenario has no value of (uptime is a real-time feed's, and polling
+#: has none: the analysis writes 0, which read as "down the whole run")
+NOT_POLLING = frozenset({"uptime", "reconnects", "fallback_s"})
+
+
 def _scenario_rows(run: Run) -> list[dict[str, Any]]:
     virtual = run_clock(run) == VIRTUAL
     unmeasured = NOT_MEASURED_VIRTUAL if virtual else frozenset()
     out = []
     for sc in run.scenarios:
+        none = unmeasured | (NOT_POLLING if sc.mode == "polling" else frozenset())
         cells = [("virtual" if virtual and m == "speed" else
                   fmt_num(metric_value(sc.summary, m), kind))
-                 if sc.summary and m not in unmeasured else "-"
+                 if sc.summary and m not in none else "-"
                  for _, m, kind in SCENARIO_COLUMNS]
         out.append({"name": sc.name, "mode": sc.mode, "status": sc.status,
                     "era": str(sc.summary.get("era") or "-"),

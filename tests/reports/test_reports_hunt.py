@@ -178,3 +178,31 @@ def test_a_run_of_fault_scenarios_only_is_not_go_without_a_calm_latency(
     assert result.verdict is Verdict.INCONCLUSIVE  # before: GO on the fault checks alone
     calm = [r for r in result.reasons if "without faults" in r]
     assert any("latency_p95_s < 1s" in r for r in calm), result.reasons
+
+
+def test_a_polling_scenario_shows_no_feed_uptime_rather_than_zero(make_run: MakeRun) -> None:
+    """A polling scenario has no real-time feed; its row said 'uptime 0 %' (down the whole
+    run) where the websocket rows say 100 %."""
+    from reports.render import SCENARIO_COLUMNS, _scenario_rows
+
+    rows = {r["name"]: r for r in _scenario_rows(load_run(make_run()))}
+    col = [m for _, m, _k in SCENARIO_COLUMNS]
+    polling = [r for r in rows.values() if r["mode"] == "polling"]
+    websocket = [r for r in rows.values() if r["mode"] == "websocket"]
+    assert polling and websocket
+    for r in polling:
+        assert r["cells"][col.index("uptime")] == "-"
+        assert r["cells"][col.index("reconnects")] == "-"
+        assert r["cells"][col.index("trades")] != "-"  # the rest is measured
+    assert all(r["cells"][col.index("uptime")].endswith("%") for r in websocket)
+
+
+def test_an_instant_fault_is_shaded_not_drawn_zero_wide() -> None:
+    """ws_drop is recorded with stop = start: the timeline drew no shading for it, while
+    the trades after it counted as in a fault."""
+    spans, outside = figures.fault_spans(
+        [{"name": "ws_drop", "start_s": 50.0, "stop_s": 50.0},
+         {"name": "ws_stall", "start_s": 100.0, "stop_s": 160.0}], 200.0)
+    assert outside == 0
+    assert spans[0][0] == 50.0 and spans[0][1] == 51.0  # 1/200 of the window
+    assert spans[1] == (100.0, 160.0, "ws_stall")  # a real span is kept as it is
