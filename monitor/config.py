@@ -150,29 +150,48 @@ def argv_secrets(flags: Mapping[str, Any], sets: Iterable[str]) -> list[ArgvSecr
 
 def _url_has_key(url: str | None) -> bool:
     """The parts :func:`register_url_secrets` would register: a key-like path segment,
-    a query value of 8+ characters, a password."""
+    a query value of 8+ characters, a password or a user part (``wss://KEY@host``)."""
     if not url:
         return False
     try:
         parts = urlsplit(url)
-        password = parts.password
+        password, user = parts.password, parts.username
     except ValueError:
         return any(key_like_segment(run) for run in re.findall(r"[A-Za-z0-9_-]+", url))
-    return bool(password) or any(key_like_segment(seg) for seg in parts.path.split("/")) \
+    return bool(password or user) or any(key_like_segment(seg) for seg in parts.path.split("/")) \
         or any(len(v) >= 8 for _, v in parse_qsl(parts.query))
 
 
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
+
+
 def normalise_address(value: str, what: str = "address") -> str:
-    """A 20-byte hex address, lower-case with ``0x``; ValueError naming ``what`` otherwise."""
+    """A 20-byte hex address, lower-case with ``0x``; ValueError naming ``what`` otherwise.
+
+    Only ASCII hex digits (``int(body, 16)`` took ``_``, a sign, spaces and other scripts'
+    digits: ``0xaaaa_bbbb...`` was watched as it was, an address no log ever names). A
+    mixed-case address must carry its EIP-55 checksum, as web3.py and ethers require: a
+    bad one is a mistyped address, all lower or all upper case has no checksum."""
     text = str(value).strip()
     body = text[2:] if text[:2].lower() == "0x" else ""
     if len(body) != 40:
         raise ValueError(f"{what} {text!r} is not a 20-byte hex address (0x + 40 hex digits)")
-    try:
-        int(body, 16)
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not hex") from None
-    return "0x" + body.lower()
+    if not _HEX40.fullmatch(body):
+        raise ValueError(f"{what} {text!r} is not hex")
+    lower = body.lower()
+    if body != lower and body != body.upper() and body != _eip55(lower):
+        raise ValueError(f"{what} {text!r} has a bad EIP-55 checksum (its mixed case says "
+                         "a character is mistyped; all lower case skips the check)")
+    return "0x" + lower
+
+
+def _eip55(lower: str) -> str:
+    """The EIP-55 mixed-case form of 40 lower-case hex digits."""
+    from eth_hash.auto import keccak
+
+    digest = keccak(lower.encode("ascii")).hex()[:40]
+    return "".join(c.upper() if int(d, 16) >= 8 else c
+                   for c, d in zip(lower, digest, strict=True))
 
 
 def _split_list(value: Any) -> Any:

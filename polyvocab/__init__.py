@@ -92,9 +92,8 @@ def is_address(text: str) -> bool:
 def address_topic(address: str) -> str:
     """An address as a 32-byte indexed topic: ``0x`` + 24 zeros + 40 hex digits, lower-case."""
     body = address.lower().removeprefix("0x")
-    if len(body) != 40:
+    if not _ADDRESS.fullmatch("0x" + body):  # int(body, 16) took "_", a sign, other digits
         raise ValueError(f"not a 20-byte address: {address!r}")
-    int(body, 16)
     return "0x" + "0" * 24 + body
 
 

@@ -8,7 +8,8 @@ never registered is masked when it has the shape providers use:
   ``secret``, ``password``, ``auth`` (any provider, explorer included);
 - a URL path segment of 16+ key characters with a digit (Alchemy ``/v2/KEY``, Infura
   ``/v3/ID``, QuickNode ``/TOKEN/``, Ankr, public RPCs with a key in the path);
-- ``user:password@`` in a URL; Telegram ``/bot<TOKEN>/`` and ``token=<TOKEN>``.
+- ``user:password@`` in a URL, and ``KEY@`` (a user part without a password is the
+  credential); Telegram ``/bot<TOKEN>/`` and ``token=<TOKEN>``.
 
 :func:`mask` shows none of a secret's characters.
 """
@@ -31,6 +32,8 @@ _PATTERNS = [
                 r"|apikey)=)[^&\s\"'#]+"), r"\1***"),
     (re.compile(r"(?i)(apikey=)[^&\s\"']+"), r"\1***"),
     (re.compile(r"(?i)((?:wss?|https?)://[^/\s:@\"']+:)[^@\s/\"']+@"), r"\1***@"),
+    # the user part alone is the credential (wss://KEY@host, https://KEY:@host)
+    (re.compile(r"(?i)((?:wss?|https?)://)[^/\s:@\"'?#]+:?@"), r"\1***@"),
     (re.compile(r"(?i)((?:wss?|https?)://[^/\s\"'?#]+(?:/[^/\s\"'?#]*)*?/)"
                 r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])"), r"\1***"),
     (re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+"), r"\1***"),
@@ -106,6 +109,8 @@ def register_url_secrets(url: str | None) -> None:
             register_secret(value)
     if password:
         register_secret(password)
+    elif parts.username:  # no password: the user part is the key (wss://KEY@host)
+        register_secret(parts.username)
 
 
 def redact(text: str) -> str:

@@ -44,9 +44,10 @@ def is_special(path: str | Path) -> bool:
 
 
 def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
-    """The UTF-8 text of ``path``, read with at most ``limit + 1`` bytes in memory.
-    Raises :class:`SmallFileError` when the file holds more than ``limit`` bytes or is
-    not UTF-8; any other ``OSError`` (no such file, a directory, no permission) as is.
+    """The UTF-8 text of ``path`` (a leading byte-order mark dropped), read with at most
+    ``limit + 1`` bytes in memory. Raises :class:`SmallFileError` when the file holds more
+    than ``limit`` bytes or is not UTF-8; any other ``OSError`` (no such file, a
+    directory, no permission) as is.
 
     Never waits to open: a FIFO is opened without blocking (a plain ``open`` waits for a
     writer, for ever if none comes), then read as a pipe: one with no writer reads as
@@ -57,6 +58,10 @@ def read_small_text(path: str | Path, limit: int = CONFIG_BYTES) -> str:
     if len(data) > limit:
         raise SmallFileError(errno.EFBIG, f"larger than {limit:,} bytes: not a file of this "
                                           f"kind", str(path))
+    # a byte-order mark (Windows Notepad's UTF-8) is no part of the text: it made the
+    # first wallet "not a 20-byte hex address", a TOML file "Invalid statement", and
+    # went in front of a key read from a file, sent to the explorer as it was
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
