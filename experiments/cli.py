@@ -229,6 +229,12 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         order = []
     order += [n for n in _manifest_names(run_dir) if n not in order]
     dirs = {p.parent.name: p.parent for p in run_dir.glob("*/run.json")}
+    # a scenario run under seeds whose pool failed (a seed's harness error) or was
+    # interrupted has no run.json of its own, only seeds/<s>/: it was "no scenarios
+    # stored" or "its folder is missing", and its stored seeds were not analysed
+    dirs.update((p.name, p) for p in run_dir.iterdir()
+                if p.name not in dirs and (p / "seeds").is_dir())
+    seeds_of = _manifest_seeds(run_dir)
     names = [n for n in order if n in dirs] + sorted(set(dirs) - set(order))
     if not names:
         raise CliError(f"{args.run}: no scenarios stored in this run")
@@ -238,7 +244,7 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     summaries, failed = [], []
     for n in names:
         try:
-            summaries.append(_analyze_stored(dirs[n], spare))
+            summaries.append(_analyze_stored(dirs[n], spare, seeds_of.get(n)))
         except AnalysisFailed as exc:  # a file damaged since: the good results stand
             summaries.append(exc.previous)
             failed.append(str(exc))
@@ -302,30 +308,60 @@ def _manifest_names(run_dir: Path) -> list[str]:
         return []
 
 
-def _analyze_stored(sdir: Path, spare: bool) -> dict[str, Any]:
+def _manifest_seeds(run_dir: Path) -> dict[str, list[int]]:
+    """The seeds the run's manifest says each scenario was run under (``--seeds``)."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        seeds = manifest.get("seeds") or {}
+        return {str(n): [int(k) for k in ss] for n, ss in seeds.items()
+                if isinstance(ss, list) and all(isinstance(k, int) and not isinstance(k, bool)
+                                                for k in ss)}
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return {}
+
+
+def _analyze_stored(sdir: Path, spare: bool,
+                    planned: list[int] | None = None) -> dict[str, Any]:
     """One stored scenario analysed again: a scenario run under several seeds has each
     seed's run (``seeds/<seed>/``) analysed and pooled again; its own folder holds the
     pool and a copy of the first seed's files, which alone would replace the pool with
-    seed 1's results."""
-    from experiments.analysis import AnalysisFailed, analyze_scenario_dir, previous_summary
+    seed 1's results. A seed the manifest ran (``planned``) without a run.json (the run
+    interrupted) is a failed seed of the pool, not left out of it: a pool of the seeds
+    that happened to finish read as the whole run."""
+    from experiments.analysis import (
+        AnalysisFailed,
+        analyze_scenario_dir,
+        empty_summary,
+        previous_summary,
+    )
     from experiments.scenario import ScenarioError, load_scenario
     from experiments.seeds import pool
 
     seeds_dir = sdir / "seeds"
-    seeds = sorted(int(p.name) for p in seeds_dir.iterdir()
-                   if p.name.isdigit() and (p / "run.json").exists()) \
-        if seeds_dir.is_dir() else []
+    stored = {int(p.name) for p in seeds_dir.iterdir()
+              if p.name.isdigit() and (p / "run.json").exists()} \
+        if seeds_dir.is_dir() else set()
+    seeds = sorted(stored | set(planned or ())) if seeds_dir.is_dir() else []
     if not seeds:
         return analyze_scenario_dir(sdir, second_process=spare, keep_previous=True)
     previous = previous_summary(sdir)
+    toml = sdir / "scenario.toml"
+    if not toml.exists():  # a pool that failed copies no seed's files up: any seed's
+        toml = next((seeds_dir / str(k) / "scenario.toml" for k in seeds
+                     if (seeds_dir / str(k) / "scenario.toml").exists()), toml)
     try:
-        scenario = load_scenario(sdir / "scenario.toml")
+        scenario = load_scenario(toml)  # (a seed's copy: its name, mode, thresholds)
     except ScenarioError as exc:
         if previous is not None:
             raise AnalysisFailed(sdir.name, str(exc), previous) from None
         raise CliError(f"{sdir.name}: {exc}") from None
     summaries = []
     for seed in seeds:
+        if seed not in stored:
+            summaries.append(empty_summary({
+                "scenario": sdir.name, "status": "harness_error",
+                "error": f"seed {seed} has no run.json (never run, or interrupted)"}))
+            continue
         try:
             summaries.append(analyze_scenario_dir(seeds_dir / str(seed),
                                                   second_process=spare, keep_previous=True))

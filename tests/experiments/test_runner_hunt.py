@@ -20,7 +20,7 @@ import psutil
 import pytest
 import tomli_w
 
-from tests.cli_checks import ROOT, error_line, run_module
+from tests.cli_checks import ROOT, copy_of_run, error_line, run_module
 
 
 def _scenario(path: Path, **over: object) -> Path:
@@ -179,3 +179,53 @@ def test_a_recording_that_is_not_a_file_is_one_line_before_anything_runs(
         assert f"recording: {given}" in line
         assert ("a folder" if recording == "folder" else "no such file") in line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``run --seeds 2 --clock virtual`` of a 40-block chain, both seeds ok."""
+    tmp = tmp_path_factory.mktemp("seeded")
+    path = _scenario(tmp / "tiny.toml", name="tiny", blocks=40, sim_duration_s=30,
+                     grace_s=5, wallets={"count": 20})
+    res = run_module("experiments", "run", str(path), "--seeds", "2", "--clock", "virtual",
+                     "--no-progress", "--out", str(tmp / "out"))
+    assert res.returncode == 0, res.stderr
+    return (tmp / "out" / "latest").resolve()
+
+
+def test_analyze_a_run_whose_pool_of_seeds_failed_reanalyses_its_seeds(
+        seeded_run: Path, tmp_path: Path) -> None:
+    """Before: a pool with a failed seed writes no run.json of its own, so ``analyze``
+    said 'no scenarios stored in this run' (exit 2) and analysed none of the seeds
+    stored; beside another scenario, it was called 'missing' with its folder there."""
+    run_dir = copy_of_run(seeded_run, tmp_path)
+    seed2 = run_dir / "tiny" / "seeds" / "2" / "run.json"
+    run = json.loads(seed2.read_text())
+    run.update(status="harness_error", error="wallets.count = 20 but only 9 traded")
+    seed2.write_text(json.dumps(run))
+    for p in (run_dir / "tiny").iterdir():  # a failed pool writes its summary alone
+        if p.name not in ("seeds", "summary.json"):
+            p.unlink()
+    res = run_module("experiments", "analyze", str(run_dir))
+    assert res.returncode == 0, res.stderr
+    again = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert [s["status"] for s in again] == ["harness_error"]
+    assert "1 of 2 seeds failed: seed 2" in again[0]["error"]
+    assert "only 9 traded" in again[0]["error"]
+    assert json.loads((run_dir / "tiny" / "seeds" / "1" / "summary.json").read_text()
+                      )["status"] == "ok"
+
+
+def test_analyze_does_not_pool_only_the_seeds_that_finished(
+        seeded_run: Path, tmp_path: Path) -> None:
+    """A seed the manifest ran that left no run.json (the run interrupted) fails the
+    pool. Before: ``analyze`` pooled the seeds that had finished and called the
+    scenario ok, as if it had been run under them alone."""
+    run_dir = copy_of_run(seeded_run, tmp_path)
+    assert json.loads((run_dir / "tiny" / "summary.json").read_text())["status"] == "ok"
+    (run_dir / "tiny" / "seeds" / "2" / "run.json").unlink()
+    res = run_module("experiments", "analyze", str(run_dir))
+    assert res.returncode == 0, res.stderr
+    again = json.loads((run_dir / "summary.json").read_text())["scenarios"]
+    assert again[0]["status"] == "harness_error"
+    assert "seed 2 has no run.json" in again[0]["error"]
