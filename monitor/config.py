@@ -201,9 +201,21 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    """``value`` without the whitespace around it (a CRLF env file's ``\r``), or None
+    when empty. A space or a control character inside is refused: urlsplit and yarl
+    silently dropped a tab or a newline (``wss://h\tx`` connected to ``hx``) and took a
+    space or a NUL in the host, found only as a DNS failure at every reconnect."""
+    value = value.strip() if value is not None else None
     if value is None or value == "":
         return None
+    bad = _SPACE_OR_CONTROL.search(value)
+    if bad is not None:
+        raise ValueError(f"{name} has a space or a control character (at character "
+                         f"{bad.start() + 1}): {redact(value)!r}")
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.netloc:
         raise ValueError(f"{name} must be a {'/'.join(schemes)} URL, got {redact(value)!r}")

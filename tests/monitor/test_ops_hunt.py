@@ -105,3 +105,26 @@ def test_a_key_in_the_user_part_of_a_url_is_masked(userinfo: str) -> None:
     assert redact("https://user:pass@h/x") == "https://user:***@h/x"
     assert redact("see https://polygon-rpc.com/ for docs") == \
         "see https://polygon-rpc.com/ for docs"
+
+
+@pytest.mark.parametrize(("setting", "url"), [
+    ("websocket_url", "wss://polygon\tmainnet.example.com/ws"),  # connected to polygonmainnet
+    ("rpc_url", "https://rpc.example.com/v2/\nK3yAfterANewline1"),
+    ("rpc_url", "https://rpc example.com/"),                    # a DNS failure each retry
+    ("explorer_url", "https://api.etherscan.io/v2/api\x00"),
+])
+def test_a_url_with_a_space_or_a_control_character_inside_is_refused(
+        setting: str, url: str) -> None:
+    """urlsplit and yarl dropped a tab or a newline without a word and took a space or a
+    NUL in the host; the monitor started against another URL than the one written."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({setting: url, "wallets": [W]}, environ={})
+    assert setting in err.value.message and "control character" in err.value.message
+    assert "K3yAfterANewline1" not in err.value.message
+
+
+def test_whitespace_around_a_url_is_dropped() -> None:
+    """A CRLF env file leaves ``\\r`` at the end of the value: still the same URL."""
+    s = load_settings({"rpc_url": " https://rpc.example.com/\r\n", "wallets": [W]},
+                      environ={})
+    assert s.rpc_url == "https://rpc.example.com/"
