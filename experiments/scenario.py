@@ -107,6 +107,8 @@ MAX_SEED = 2**63 - 1
 #: simulated days two at a time here; 100 millions took 9 GB before anything ran
 MAX_SEEDS = 10_000
 MAX_JOBS = 256  # runs at a time (--jobs)
+#: the run directory's own files (experiments.store, reports build): no scenario's name
+RUN_FILES = frozenset({"manifest.json", "summary.json", "report.html"})
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TARGET = re.compile(r"^(ws|rpc_http|rpc|explorer|chain)(:[A-Za-z0-9_.-]+)?$")
@@ -415,6 +417,10 @@ class Scenario(_Strict):
     def _name(cls, v: str) -> str:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", v):
             raise ValueError("must be letters, digits, '_', '-' or '.' (it names a directory)")
+        if v in RUN_FILES:  # its directory took the run's own file's place: the whole run
+            # ended "Is a directory" after it had run, with no summary and no latest
+            raise ValueError(f"{v!r} is the name of a file of the run directory "
+                             f"({', '.join(sorted(RUN_FILES))}); choose another")
         return v
 
     @field_validator("sim_duration_s", "speed", "actionable_window_s")

@@ -229,3 +229,17 @@ def test_analyze_does_not_pool_only_the_seeds_that_finished(
     again = json.loads((run_dir / "summary.json").read_text())["scenarios"]
     assert again[0]["status"] == "harness_error"
     assert "seed 2 has no run.json" in again[0]["error"]
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json", "report.html"])
+def test_a_scenario_named_as_a_file_of_the_run_directory_is_refused(
+        tmp_path: Path, name: str) -> None:
+    """Before: its folder took the run file's place; the run ran, then ended 'error: Is a
+    directory: .../summary.json', with no summary, no latest, and a report that could
+    not be written."""
+    path = _scenario(tmp_path / "s.toml", name=name, blocks=40, sim_duration_s=30,
+                     grace_s=5)
+    for command in (["validate"], ["run", "--clock", "virtual", "--out", str(tmp_path / "o")]):
+        line = error_line(run_module("experiments", *command, str(path)))
+        assert f"name: {name!r} is the name of a file of the run directory" in line
+    assert not (tmp_path / "o").exists()
