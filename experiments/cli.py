@@ -189,11 +189,21 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: not a directory")
+    latest = out / "latest"
+    if latest.exists() and not latest.is_symlink():
+        # replaced by the link to this run at its end: a folder there ended the run,
+        # after it had run, with "error: Is a directory" and no table
+        raise CliError(f"--out {out}: {latest} is a "
+                       f"{'folder' if latest.is_dir() else 'file'}, not the link to the "
+                       "newest run that each run replaces; move it away")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # the recordings' cache: a file of that name made every run a harness error
+        (out / ".cache" / "recordings").mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # /proc, under a file, no permission: before anything runs
         raise CliError(f"--out {out}: cannot make the run store there "
-                       f"({exc.strerror or exc})") from None
+                       f"({exc.strerror or exc}"
+                       f"{f': {exc.filename}' if exc.filename else ''})") from None
     result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
                                                     *sys.argv[1:]],
                         quick=args.quick, jobs=args.jobs, executor=args.executor,

@@ -243,3 +243,23 @@ def test_a_scenario_named_as_a_file_of_the_run_directory_is_refused(
         line = error_line(run_module("experiments", *command, str(path)))
         assert f"name: {name!r} is the name of a file of the run directory" in line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("what", ["latest", ".cache"])
+def test_a_run_store_whose_latest_or_cache_is_in_the_way_is_refused_before_the_run(
+        tmp_path: Path, what: str) -> None:
+    """Before: a folder ``latest`` let the run run, then ended it 'error: Is a directory'
+    with no table (and a stray .latest-<pid> link); a file ``.cache`` made every
+    scenario a harness error (NotADirectoryError)."""
+    out = tmp_path / "o"
+    out.mkdir()
+    if what == "latest":
+        (out / "latest").mkdir()
+    else:
+        (out / ".cache").write_text("")
+    path = _scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5)
+    line = error_line(run_module("experiments", "run", str(path), "--clock", "virtual",
+                                 "--out", str(out)))
+    assert ("latest is a folder" if what == "latest" else
+            "cannot make the run store there (Not a directory") in line
+    assert sorted(p.name for p in out.iterdir()) == [what]
