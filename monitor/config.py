@@ -289,6 +289,10 @@ DURATION_SETTINGS = (
     "rpc_timeout", "outbox_retry_interval")
 MAX_DURATION_S = 86_400.0
 MAX_RATE = 1_000_000.0  # requests a second, or the speed-up of a simulated run
+#: values one filter may hold in its address list or in one topic position: geth's
+#: ``maxAddresses`` / ``maxSubTopics`` (eth/filters/api.go), so bor's, every Polygon node's
+#: ("exceed max addresses" / "exceed max topics"); the simulator refuses past it too
+MAX_FILTER_VALUES = 1000
 
 
 class Settings(BaseSettings):
@@ -473,10 +477,24 @@ class Settings(BaseSettings):
     @field_validator("exchanges")
     @classmethod
     def _exchanges(cls, value: list[str]) -> list[str]:
-        out = [normalise_address(a, "exchange") for a in value]
+        out = list(dict.fromkeys(normalise_address(a, "exchange") for a in value))
         if not out:
             raise ValueError("at least one exchange address is needed")
-        return list(dict.fromkeys(out))
+        if len(out) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} exchange addresses: a node "
+                             "refuses a filter of more ('exceed max addresses')")
+        return out
+
+    @field_validator("max_wallets_per_filter")
+    @classmethod
+    def _filter_a_node_takes(cls, v: int) -> int:
+        # each wallet is one value of the filter's maker topic: a filter of 1,001 was
+        # refused at every subscribe and every sync, and no trade came from the feed
+        if v > MAX_FILTER_VALUES:
+            raise ValueError(f"must be at most {MAX_FILTER_VALUES}: a node refuses a filter "
+                             "with more values in one topic position ('exceed max topics'); "
+                             "more wallets take more filters, or the firehose")
+        return v
 
     @field_validator(*DURATION_SETTINGS)
     @classmethod

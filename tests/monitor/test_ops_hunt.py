@@ -128,3 +128,19 @@ def test_whitespace_around_a_url_is_dropped() -> None:
     s = load_settings({"rpc_url": " https://rpc.example.com/\r\n", "wallets": [W]},
                       environ={})
     assert s.rpc_url == "https://rpc.example.com/"
+
+
+def test_a_filter_larger_than_a_node_takes_is_refused_at_start() -> None:
+    """max_wallets_per_filter = 1100 (provider_profile alchemy): every subscribe was
+    rejected and every sync failed with 'exceed max topics', 0 of 2,386 trades of a busy
+    replay came from the feed, and nothing said why at start."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"max_wallets_per_filter": "1100", "provider_profile": "alchemy",
+                       "wallets": [W]}, environ={})
+    assert "max_wallets_per_filter" in err.value.message
+    assert "exceed max topics" in err.value.message
+    assert load_settings({"max_wallets_per_filter": "1000", "wallets": [W]},
+                         environ={}).max_wallets_per_filter == 1000
+    many = ["0x%040x" % (i + 1) for i in range(1001)]
+    with pytest.raises(ConfigError, match="exchanges"):
+        load_settings({"exchanges": many, "wallets": [W]}, environ={})
