@@ -163,9 +163,14 @@ class WalletSpec(_Strict):
             return v
         if not v:
             raise ValueError("must name at least one wallet")
+        seen: set[str] = set()
         for a in v:
             if not _ADDRESS.match(a):
                 raise ValueError(f"not a 0x-prefixed 20-byte address: {a!r}")
+            if a.lower() in seen:  # the monitor watches it once; the analysis counted it
+                # twice ("wallets": 2, API calls per wallet halved)
+                raise ValueError(f"{a} is listed twice (addresses are case-insensitive)")
+            seen.add(a.lower())
         return tuple(a.lower() for a in v)
 
     @model_validator(mode="after")

@@ -263,3 +263,13 @@ def test_a_run_store_whose_latest_or_cache_is_in_the_way_is_refused_before_the_r
     assert ("latest is a folder" if what == "latest" else
             "cannot make the run store there (Not a directory") in line
     assert sorted(p.name for p in out.iterdir()) == [what]
+
+
+def test_a_wallet_listed_twice_is_refused_not_counted_twice(tmp_path: Path) -> None:
+    """Before: validated; the monitor watched it once, and the run's summary said
+    2 wallets and halved api_calls_per_hour_per_wallet."""
+    wallet = "0x" + "ab" * 20
+    path = _scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5,
+                     wallets={"list": [wallet, wallet.upper().replace("0X", "0x")]})
+    line = error_line(run_module("experiments", "validate", str(path)))
+    assert "wallets.list: " in line and "is listed twice" in line
