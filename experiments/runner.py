@@ -93,18 +93,39 @@ def _synth(profile: str, seed: int, blocks: int, cache_dir: Path) -> Path:
     if path.exists():
         return path
     tmp = cache_dir / f".{profile}-{os.getpid()}-{time.monotonic_ns()}.jsonl.gz"
-    res = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "simulator", "synth", "--profile", profile, "--seed", str(seed),
          "--blocks", str(blocks), "--out", str(tmp)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _SYNTHS.add(proc)
+    try:
         # ~1.5 ms a block on this machine: a simulated week (400,000 blocks) takes minutes
-        capture_output=True, text=True, timeout=600 + blocks // 200, check=False)
-    if res.returncode != 0 or not tmp.exists():
+        out, err = proc.communicate(timeout=600 + blocks // 200)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    finally:
+        _SYNTHS.discard(proc)
+    if proc.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
-        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-10:])
+        tail = "\n".join((err or out).strip().splitlines()[-10:])
         raise HarnessError(f"simulator synth --profile {profile} failed "
-                           f"(exit {res.returncode}): {tail}")
+                           f"(exit {proc.returncode}): {tail}")
     os.replace(tmp, path)
     return path
+
+
+#: ``synth`` processes running (in worker threads): an interrupted run stops them
+_SYNTHS: set[subprocess.Popen[str]] = set()
+
+
+def stop_synths() -> None:
+    """Terminate the ``synth`` processes still running: a run interrupted while its
+    recording was synthesised (a thread waiting on the process) otherwise waited for the
+    whole synthesis (minutes for a simulated day or week) before it could exit."""
+    for proc in list(_SYNTHS):
+        with contextlib.suppress(OSError):
+            proc.terminate()
 
 
 def resolve_recording(scenario: Scenario, cache_dir: Path) -> Path:
@@ -569,6 +590,7 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
         run["error"] = f"harness failure: {type(exc).__name__}: {exc}"
     except BaseException:  # Ctrl-C, SIGTERM: run.json said "running" for good
         run["status"], run["error"] = "harness_error", INTERRUPTED
+        stop_synths()
         raise
     finally:
         for p in procs:

@@ -273,3 +273,29 @@ def test_a_wallet_listed_twice_is_refused_not_counted_twice(tmp_path: Path) -> N
                      wallets={"list": [wallet, wallet.upper().replace("0X", "0x")]})
     line = error_line(run_module("experiments", "validate", str(path)))
     assert "wallets.list: " in line and "is listed twice" in line
+
+
+def test_sigterm_while_a_recording_is_synthesised_stops_at_once(
+        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]]) -> None:
+    """Before: the runner waited for the ``synth`` of the whole recording (~40 s for a
+    simulated day here, minutes for a week) before it could exit."""
+    out = tmp_path / "out"
+    proc = runner(str(_scenario(tmp_path / "day.toml", sim_duration_s=86_400, speed=30,
+                                seed=11)), "--out", str(out))
+
+    def synth() -> list[psutil.Process]:
+        return [k for k in runner.children(proc)  # type: ignore[attr-defined]
+                if "synth" in " ".join(k.cmdline())]
+
+    _until(synth)
+    kids = synth()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the runner did not stop within 60 s of SIGTERM")
+    assert time.monotonic() - sent < 10, "waited for the synthesis to finish"
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert _gone(kids) == []
+    assert not list((out / ".cache" / "recordings").glob("*.jsonl.gz*"))  # no partial file
