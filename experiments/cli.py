@@ -196,14 +196,15 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise CliError(f"--out {out}: {latest} is a "
                        f"{'folder' if latest.is_dir() else 'file'}, not the link to the "
                        "newest run that each run replaces; move it away")
+    for cache in (out / ".cache", out / ".cache" / "recordings"):
+        if cache.exists() and not cache.is_dir():  # made every run a harness error
+            raise CliError(f"--out {out}: {cache} is a file, not the folder of the "
+                           "recordings' cache; move it away")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        # the recordings' cache: a file of that name made every run a harness error
-        (out / ".cache" / "recordings").mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # /proc, under a file, no permission: before anything runs
         raise CliError(f"--out {out}: cannot make the run store there "
-                       f"({exc.strerror or exc}"
-                       f"{f': {exc.filename}' if exc.filename else ''})") from None
+                       f"({exc.strerror or exc})") from None
     result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
                                                     *sys.argv[1:]],
                         quick=args.quick, jobs=args.jobs, executor=args.executor,

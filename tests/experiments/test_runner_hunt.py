@@ -261,7 +261,7 @@ def test_a_run_store_whose_latest_or_cache_is_in_the_way_is_refused_before_the_r
     line = error_line(run_module("experiments", "run", str(path), "--clock", "virtual",
                                  "--out", str(out)))
     assert ("latest is a folder" if what == "latest" else
-            "cannot make the run store there (Not a directory") in line
+            ".cache is a file, not the folder of the recordings' cache") in line
     assert sorted(p.name for p in out.iterdir()) == [what]
 
 
