@@ -30,6 +30,7 @@ import asyncio
 import itertools
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -152,8 +153,24 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> Servic
     if type(code) is not int or abs(code) >= 1 << 31:
         return BadResponse(f"JSON-RPC error without an integer code: {_snippet(message)}")
     if rate_limited(code, message):
-        return RateLimited(f"JSON-RPC {code}: {message}")
+        return RateLimited(f"JSON-RPC {code}: {message}",
+                           retry_after=_backoff_seconds(err.get("data")))
     return RpcError(code, message, err.get("data"))
+
+
+def _backoff_seconds(data: Any) -> float | None:
+    """The wait a rate-limit error object asks for: Infura's ``data.backoff_seconds`` (or
+    ``data.rate.backoff_seconds``), a finite number >= 0; None when it names none. The
+    client caps it as it caps ``Retry-After``."""
+    if not isinstance(data, dict):
+        return None
+    rate = data.get("rate")
+    for value in (data.get("backoff_seconds"),
+                  rate.get("backoff_seconds") if isinstance(rate, dict) else None):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value) and value >= 0:
+            return float(value)
+    return None
 
 
 def classify_http(status: int, body: str, headers: Mapping[str, str] | None = None, *,
