@@ -329,7 +329,8 @@ class Settings(BaseSettings):
     chain_id: int = Field(137, gt=0,
         description="chain id sent to the explorer (137 = Polygon PoS)")
     wallets: Annotated[list[str], NoDecode] = Field(default_factory=list,
-        description="wallets to watch (proxy wallet addresses)")
+        description="wallets to watch (proxy wallet addresses; a mixed-case one must "
+                    "carry its EIP-55 checksum, as web3.py and ethers require)")
     exchanges: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_EXCHANGES),
         description="exchange contracts whose `OrderFilled` logs count (V1 + V2, both NegRisk)")
@@ -367,7 +368,8 @@ class Settings(BaseSettings):
                           "maker topics (the simulator's [node] profile names; none = 500, "
                           "1000 and 2000)")
     max_wallets_per_filter: int = Field(500, gt=0,
-        description="wallets per `logs` subscription filter")
+        description="wallets per `logs` subscription filter (at most 1000: geth/bor "
+                    "refuse more values in one topic position)")
     subscription_mode: Literal["auto", "filtered", "firehose"] = Field("auto",
         description="`filtered`: one `logs` filter of maker topics per shard of "
                     "`max_wallets_per_filter` wallets; `firehose`: one subscription to every "
