@@ -183,10 +183,28 @@ def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,
         with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as local:
             futures = [local.submit(run_unit, u, options, clock, pure=False) for u in units]
-            return list(local.gather(futures))
+            return _gathered(units, futures)
     with client:
         futures = [client.submit(run_unit, u, options, clock, pure=False) for u in units]
-        return list(client.gather(futures))
+        return _gathered(units, futures)
+
+
+def _gathered(units: Sequence[Unit], futures: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each unit's summary; a task that failed on its worker (a worker killed, out of
+    memory: ``KilledWorker``; a worker without this project installed) is that unit's
+    harness error, naming why. ``client.gather`` raised the first such error: a
+    traceback, and every other unit's results reported as 'run interrupted'."""
+    out = []
+    for unit, future in zip(units, futures, strict=True):
+        try:
+            out.append(future.result())
+        except Exception as exc:
+            out.append(empty_summary({
+                "scenario": unit.scenario.name, "seed": unit.scenario.seed,
+                "status": "harness_error",
+                "error": f"the Dask task failed on its worker: {type(exc).__name__}: "
+                         f"{str(exc)[:300]}"}))
+    return out
 
 
 #: seconds a Dask client gets to connect and shake hands with the scheduler

@@ -299,3 +299,63 @@ def test_sigterm_while_a_recording_is_synthesised_stops_at_once(
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert _gone(kids) == []
     assert not list((out / ".cache" / "recordings").glob("*.jsonl.gz*"))  # no partial file
+
+
+class _KilledWorker(Exception):
+    """What ``distributed`` raises for a task whose worker died (out of memory)."""
+
+
+class _Future:
+    def __init__(self, fn: Callable[..., dict[str, object]], args: tuple[object, ...],
+                 fail: bool) -> None:
+        self.fn, self.args, self.fail = fn, args, fail
+
+    def result(self) -> dict[str, object]:
+        if self.fail:
+            raise _KilledWorker("Attempted to run task run_unit on 3 different workers, "
+                                "but all those workers died while running it")
+        return self.fn(*self.args)
+
+
+class _StubClient:
+    """A Dask client whose first task's worker dies; the others run here."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def __enter__(self) -> _StubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., dict[str, object]], *args: object,
+               pure: bool = True) -> _Future:
+        self.submitted += 1
+        return _Future(fn, args, fail=self.submitted == 1)
+
+    def gather(self, futures: list[_Future]) -> list[dict[str, object]]:
+        return [f.result() for f in futures]
+
+
+def test_a_dask_task_whose_worker_died_is_that_unit_s_harness_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: ``client.gather`` raised the first task's KilledWorker: a traceback from
+    ``python -m experiments run --executor dask://...``, and the other seed's results
+    stored as 'run interrupted'."""
+    from experiments import matrix
+    from experiments.scenario import load_scenario
+
+    monkeypatch.setattr(matrix, "check_scheduler", lambda address: None)
+    monkeypatch.setattr(matrix, "_connect_client", lambda cls, address: _StubClient())
+    sc = load_scenario(_scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30,
+                                 grace_s=5))
+    result = matrix.run_matrix([sc], out=tmp_path / "out", command=["x"], quick=False,
+                               executor="dask://127.0.0.1:8786", progress=False,
+                               clock="virtual", seeds=[1, 2])
+    [pooled] = result.summaries
+    assert pooled["status"] == "harness_error"
+    assert "seed 1: harness_error (the Dask task failed on its worker: _KilledWorker" \
+        in pooled["error"]
+    seed2 = json.loads((result.run_dir / "long" / "seeds" / "2" / "summary.json").read_text())
+    assert seed2["status"] == "ok"
