@@ -435,27 +435,32 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        with _sigterm_as_interrupt() as received:
+        with _stop_signals_as_interrupt() as received:
             code = _main(argv)
         if received and code == 130:  # stopped as on Ctrl-C, said as the signal it was
-            return 128 + signal.SIGTERM
+            return 128 + received[0]
         return code
     except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
         return missing_harness(exc, "python -m experiments")
 
 
+#: SIGTERM (``kill``, ``timeout``, a CI job cancelled) and SIGHUP (the terminal or the
+#: ssh session closed; left alone when ignored, as under ``nohup``)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM (``kill``, ``timeout``, a CI job cancelled) stops a command as Ctrl-C does:
-    the run's simulator and monitor (their own sessions, which a terminal's Ctrl-C does
-    not reach) are stopped, the run store gets its manifest and summary. By default a
-    SIGTERM ended this process at once and left both running for good, and the run
-    directory without a manifest. Under ``asyncio.run`` the loop's own SIGINT handler is
-    called (it cancels the run, which stops the processes); elsewhere KeyboardInterrupt
-    is raised. The list yielded holds the signal once one came."""
+def _stop_signals_as_interrupt() -> Iterator[list[int]]:
+    """:data:`STOP_SIGNALS` stop a command as Ctrl-C does: the run's simulator and
+    monitor (their own sessions, which a terminal's signals do not reach) are stopped,
+    the run store gets its manifest and summary. By default either signal ended this
+    process at once and left both running for good, and the run directory without a
+    manifest. Under ``asyncio.run`` the loop's own SIGINT handler is called (it cancels
+    the run, which stops the processes); elsewhere KeyboardInterrupt is raised. The list
+    yielded holds the signals that came."""
     received: list[int] = []
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_stop(signum: int, frame: Any) -> None:
         received.append(signum)
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler) and handler is not signal.default_int_handler:
@@ -463,15 +468,18 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
             return
         raise KeyboardInterrupt
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, on_stop)
     except ValueError:  # not the main thread (a test calling main): nothing to install
-        yield received
-        return
+        pass
     try:
         yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:

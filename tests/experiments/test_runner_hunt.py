@@ -94,10 +94,12 @@ def _gone(procs: list[psutil.Process], timeout: float = 15.0) -> list[int]:
     return _alive(procs)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
-        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]]) -> None:
-    """Before: SIGTERM ended the runner at once; the simulator and the monitor (in
-    sessions of their own) ran on for good, and the run directory had no manifest."""
+        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]], sig: int) -> None:
+    """Before: SIGTERM (or SIGHUP: the terminal closed) ended the runner at once; the
+    simulator and the monitor (in sessions of their own) ran on for good, and the run
+    directory had no manifest."""
     out = tmp_path / "out"
     proc = runner(str(_scenario(tmp_path / "long.toml")), "--out", str(out))
     _until(lambda: any('"event":"start"' in p.read_text(errors="replace")
@@ -105,9 +107,9 @@ def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
     kids = runner.children(proc)  # type: ignore[attr-defined]
     names = " ".join(" ".join(k.cmdline()) for k in kids)
     assert "simulator serve" in names and "monitor run" in names
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and "interrupted" in err
     assert _gone(kids) == []
     run_dir = (out / "latest").resolve()
