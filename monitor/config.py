@@ -57,6 +57,7 @@ from monitor.private_files import check_regular
 from monitor.providers import PROVIDER_DEFAULTS
 from monitor.redact import mask, redact, register_secret, register_url_secrets
 from polyvocab import DEFAULT_EXCHANGES
+from polyvocab.bounds import MAX_QUANTITY
 from polyvocab.redact import key_like_segment
 from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
@@ -95,6 +96,9 @@ MIN_DEDUP_RETENTION_BLOCKS = 1024
 #: index a minute behind; 64 cover ~2 minutes of 2-s blocks, for no extra call (the rows
 #: read again are dropped by the dedup)
 DEFAULT_EXPLORER_OVERLAP_BLOCKS = 64
+#: the shortest interval or timeout a setting takes (simulated seconds): 1e-7 was taken,
+#: a ping flood or every request timed out, with no error at start
+MIN_SECONDS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,15 +338,16 @@ class Settings(BaseSettings):
     exchanges: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_EXCHANGES),
         description="exchange contracts whose `OrderFilled` logs count (V1 + V2, both NegRisk)")
-    fallback_polling_interval: float = Field(15.0, gt=0,
+    fallback_polling_interval: float = Field(15.0, ge=MIN_SECONDS,
         description="seconds between explorer polls while the feed is down")
-    polling_interval: float = Field(15.0, gt=0,
+    polling_interval: float = Field(15.0, ge=MIN_SECONDS,
         description="seconds between explorer polls in `polling` mode (the baseline)")
-    heartbeat_interval: float = Field(30.0, gt=0,
+    heartbeat_interval: float = Field(30.0, ge=MIN_SECONDS,
         description="seconds between heartbeats on an idle WebSocket")
-    heartbeat_timeout: float = Field(10.0, gt=0,
+    heartbeat_timeout: float = Field(10.0, ge=MIN_SECONDS,
         description="seconds without a heartbeat answer before the connection counts as lost")
-    backoff_initial: float = Field(1.0, gt=0, description="first reconnect delay (seconds)")
+    backoff_initial: float = Field(1.0, ge=MIN_SECONDS,
+                                   description="first reconnect delay (seconds)")
     backoff_max: float = Field(60.0, gt=0, description="longest reconnect delay (seconds)")
     backoff_jitter: float = Field(0.2, ge=0, lt=1,
         description="random share added to each delay (0-1)")
@@ -356,7 +361,7 @@ class Settings(BaseSettings):
     head_lag_blocks: int = Field(3, ge=0,
         description="while heads are late, the node's HTTP head this many blocks ahead of the "
                     "feed means a dead subscription: reconnect at once (0 = off)")
-    block_interval: float = Field(2.0, gt=0,
+    block_interval: float = Field(2.0, ge=0.1, le=60,
         description="expected block interval in seconds (2.0; 1.75 since PIP-86)")
     fallback_after: float = Field(30.0, gt=0,
         description="seconds unhealthy before polling takes over")
@@ -397,9 +402,9 @@ class Settings(BaseSettings):
     explorer_overlap_blocks: int = Field(DEFAULT_EXPLORER_OVERLAP_BLOCKS, ge=0,
         description="blocks re-read at each poll so late-indexed trades are not skipped "
                     "(an explorer index further behind its head than this loses trades)")
-    explorer_timeout: float = Field(10.0, gt=0,
+    explorer_timeout: float = Field(10.0, ge=MIN_SECONDS,
         description="seconds before an explorer request times out")
-    rpc_timeout: float = Field(10.0, gt=0,
+    rpc_timeout: float = Field(10.0, ge=MIN_SECONDS,
         description="seconds before a JSON-RPC request times out")
     rpc_rate_per_s: float = Field(25.0, gt=0, description="client-side JSON-RPC HTTP rate limit")
     rpc_batch_size: int = Field(20, ge=1, le=100,
@@ -407,7 +412,7 @@ class Settings(BaseSettings):
                     "once (the reconnect and restart checks' block hashes); each call still "
                     "counts against `rpc_rate_per_s`; 1 = no batches. Each batch the node "
                     "refuses halves it from then on (a provider's limit), down to 1")
-    start_block: int | None = Field(None, ge=0,
+    start_block: int | None = Field(None, ge=0, le=MAX_QUANTITY,
         description="first block to watch (none = the chain head at start, or the stored cursor)")
     telegram_token: SecretStr | None = Field(None,
         description="Telegram bot token for alerts (secret)")
@@ -438,7 +443,7 @@ class Settings(BaseSettings):
                     "from the state DB (no backfill goes back there; ~5.6 h of 2-s blocks, "
                     "a margin for a provider that replays old blocks), so the file stops "
                     "growing with every trade; 0 keeps every id; at least 1024 otherwise")
-    outbox_retry_interval: float = Field(5.0, gt=0,
+    outbox_retry_interval: float = Field(5.0, ge=MIN_SECONDS,
         description="seconds between re-sends of what a failed sink left in the outbox")
     live_queue_max: int = Field(100_000, gt=0,
         description="live logs waiting for delivery; past it they are dropped and a sync re-"

@@ -1,0 +1,31 @@
+"""Settings a typo makes absurd are refused at start, naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.errors import ConfigError
+
+W = "0x" + "11" * 20
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("HEARTBEAT_INTERVAL", "1e-7"),  # a ping flood
+    ("HEARTBEAT_TIMEOUT", "1e-9"), ("EXPLORER_TIMEOUT", "1e-300"),  # every call timed out
+    ("RPC_TIMEOUT", "0.000001"), ("POLLING_INTERVAL", "1e-5"),
+    ("FALLBACK_POLLING_INTERVAL", "0.0001"), ("BACKOFF_INITIAL", "1e-6"),
+    ("OUTBOX_RETRY_INTERVAL", "1e-8"), ("BLOCK_INTERVAL", "0.001"),
+    ("BLOCK_INTERVAL", "3600"), ("START_BLOCK", "99999999999999999999999999")])
+def test_an_absurd_interval_timeout_or_block_is_refused_naming_it(name: str, value: str
+                                                                  ) -> None:
+    with pytest.raises(ConfigError, match=f"invalid setting {name.lower()}: "):
+        load_settings({}, environ={"MONITOR_WALLETS": W, f"MONITOR_{name}": value})
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("HEARTBEAT_INTERVAL", "0.01"), ("BACKOFF_INITIAL", "0.05"), ("BLOCK_INTERVAL", "1.5"),
+    ("START_BLOCK", "80000000")])
+def test_small_but_sane_values_are_taken(name: str, value: str) -> None:
+    s = load_settings({}, environ={"MONITOR_WALLETS": W, f"MONITOR_{name}": value})
+    assert float(getattr(s, name.lower())) == float(value)
