@@ -8,7 +8,7 @@ ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 ETHERS_VERSION := 6.17.0
 ETHERS := .tools/node_modules/ethers/package.json
 
-.PHONY: install test test-fast soak bench experiment experiment-quick report lint anvil ethers chromium clean notebook
+.PHONY: install test test-fast soak chaos bench experiment experiment-quick report lint anvil ethers chromium clean notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ soak: install anvil
 	SOAK_OUT=$(abspath results)/soak ANVIL_BIN=$(abspath $(ANVIL)) \
 	  $(BIN)/python -m pytest -q -s -m soak -p no:cacheprovider
 	$(BIN)/python -m reports build results/soak/latest
+
+# random fault schedules in virtual time (see experiments/chaos.py); exit 1 when one breaks
+# an invariant, naming the command that replays it
+chaos: install
+	$(BIN)/python -m experiments chaos --runs 20 --jobs 2 --out results/chaos
 
 bench: install
 	$(BIN)/python -m pytest benchmarks -q -s -p no:cacheprovider --benchmark-enable --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds

@@ -4,6 +4,7 @@
     python -m experiments analyze RUN
     python -m experiments validate [SCENARIO ...]
     python -m experiments list
+    python -m experiments chaos [--runs N] [--seed S] [--duration S] [--jobs N]
 
 A scenario is a name from ``experiments/scenarios`` or a path; none = the default matrix.
 User mistakes print one ``error: ...`` line and exit 2. A completed ``run`` or ``analyze``
@@ -116,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("scenarios", nargs="*", type=_path, metavar="SCENARIO",
                      help="scenario names or TOML paths (default: the default matrix)")
     sub.add_parser("list", help="list the default matrix")
+    cha = sub.add_parser("chaos", help="random fault schedules in virtual time: a search for "
+                                       "one that makes the monitor miss, repeat or invent a "
+                                       "trade (exit 1 when one does)")
+    cha.add_argument("--runs", type=_count(1, MAX_SEEDS), default=20, metavar="N",
+                     help="schedules to try (default: %(default)s)")
+    cha.add_argument("--seed", type=_count(0), default=1, metavar="S",
+                     help="seed of the first schedule; the runs take S..S+N-1 "
+                          "(default: %(default)s)")
+    cha.add_argument("--duration", type=_seconds(positive=True), default=3600.0, metavar="S",
+                     help="simulated seconds a run (at least 500) (default: %(default)s)")
+    cha.add_argument("--jobs", type=_count(1, MAX_JOBS), default=1, metavar="N",
+                     help="runs in parallel (default: %(default)s)")
+    cha.add_argument("--out", type=_path, default="results/chaos", metavar="DIR",
+                     help="run store directory (default: %(default)s)")
+    cha.add_argument("--no-progress", action="store_true",
+                     help="no live progress bar (default: the bar on a terminal)")
     rec = sub.add_parser("reconcile", help="a live pilot's store -> a run (truth from the chain)")
     rec.add_argument("store", type=_path, metavar="STORE", help="the pilot's --store directory")
     rec.add_argument("--rpc-url", metavar="URL",
@@ -214,6 +231,37 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"run directory: {result.run_dir}")
     _say_not_measured(result.summaries, console)
     return 0
+
+
+def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
+    from experiments.chaos import FIRST_FAULT_S, RECOVERY_S, run_chaos
+    from experiments.matrix import summary_table
+
+    if args.duration < FIRST_FAULT_S + RECOVERY_S + 20:
+        raise CliError(f"--duration must be at least {FIRST_FAULT_S + RECOVERY_S + 20:.0f} "
+                       f"simulated seconds (faults from {FIRST_FAULT_S:.0f} s, "
+                       f"{RECOVERY_S:.0f} s to recover), got {args.duration:g}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_chaos(range(args.seed, args.seed + args.runs), out=out,
+                       duration_s=args.duration, jobs=args.jobs,
+                       command=[sys.executable, "-m", "experiments", *sys.argv[1:]],
+                       console=console, progress=not args.no_progress)
+    console.print(summary_table(result.summaries, title=f"chaos run {result.run_dir.name}"))
+    console.print(f"run directory: {result.run_dir}")
+    if not result.failures:
+        console.print(f"{args.runs} random schedule(s): no trade missed, repeated or "
+                      "invented")
+        return 0
+    console.print(f"[red]{len(result.failures)} of {args.runs} schedule(s) broke the "
+                  "invariants[/]")
+    for name, why in result.failures:
+        console.print(f"  {name}: {'; '.join(why)}; replay: python -m experiments run "
+                      f"{result.run_dir / name / 'scenario.toml'} --clock virtual",
+                      markup=False, highlight=False)
+    return 1
 
 
 def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) -> None:
@@ -498,6 +546,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _cmd_validate(args, console)
         if args.command == "reconcile":
             return _cmd_reconcile(args, console)
+        if args.command == "chaos":
+            return _cmd_chaos(args, console)
         return _cmd_list(console)
     except (CliError, ScenarioError, StoreError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)

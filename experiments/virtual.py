@@ -100,8 +100,9 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
                                                   stream_synth=True)
         loop = looptime.new_event_loop(noop_cycles=NOOP_CYCLES, _enabled=True)
         try:
-            loop.run_until_complete(_run(scenario, sdir, recording, wallets, run,
-                                         render_ahead=options.render_ahead))
+            with _logs_to(sdir / LOG_FILE):
+                loop.run_until_complete(_run(scenario, sdir, recording, wallets, run,
+                                             render_ahead=options.render_ahead))
         finally:
             loop.close()
         run["status"] = "ok"
@@ -116,6 +117,44 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
     finally:
         (sdir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     return analyze_scenario_dir(sdir, second_process=options.render_ahead)
+
+
+#: the monitor's and the simulator's log of a virtual run, in its scenario folder (a
+#: real-time run has each process's stderr there)
+LOG_FILE = "run.log"
+_LOG_BYTES = 64 << 20  # then one older file: a week's warnings stay bounded
+#: the loggers a virtual run's two sides write to
+_RUN_LOGGERS = ("monitor", "simulator", "polyvocab")
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """The monitor's and the simulator's log records go to ``path`` for the run, not to
+    the console: with both sides in this process, their warnings (every reconnect, alert
+    and malformed frame of a fault scenario, thousands a simulated day) were printed
+    through the progress bar, where a real-time run keeps them in its processes' stderr
+    files. The loggers' levels and handlers are restored after."""
+    import logging.handlers
+
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=_LOG_BYTES, backupCount=1,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = []
+    for name in _RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.level))
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, propagate, level in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            logger.setLevel(level)
+        handler.close()
 
 
 #: a chain shorter than this is rendered in the run's own process: a helper's start
