@@ -234,8 +234,13 @@ def _connect_client(client_cls: Any, address: str, timeout: float | None = None)
                           "(is it the scheduler's port, 8786, not the dashboard's?)")
     if "error" in box:
         exc = box["error"]
+        hint = ""
+        if isinstance(exc, MemoryError):  # a peer that is no Dask scheduler: distributed
+            # read its first bytes as a frame length ("Unable to allocate 3.07 EiB")
+            hint = ("; what answers there does not speak Dask's protocol (is it the "
+                    "scheduler's port, 8786?)")
         raise MatrixError(f"cannot reach the Dask scheduler at {address}: "
-                          f"{type(exc).__name__}: {exc}") from None
+                          f"{type(exc).__name__}: {str(exc)[:200]}{hint}") from None
     return box["client"]
 
 
