@@ -75,14 +75,3 @@ def test_a_short_chaos_search_holds_every_invariant(tmp_path: Path,
                  str(tmp_path), "--no-progress"]) == 0
     assert "no trade missed, repeated or invented" in capsys.readouterr().out
 
-
-def test_a_peer_that_is_no_dask_scheduler_is_said_as_such() -> None:
-    """distributed reads a non-Dask peer's first bytes as a frame length and raises
-    'MemoryError: Unable to allocate 3.07 EiB': the one line said only that."""
-    from experiments.matrix import MatrixError, _connect_client
-
-    def client(address: str) -> None:
-        raise MemoryError("Unable to allocate 3.07 EiB for an array")
-
-    with pytest.raises(MatrixError, match="does not speak Dask's protocol"):
-        _connect_client(client, "tcp://127.0.0.1:9", timeout=5)

@@ -361,3 +361,15 @@ def test_a_dask_task_whose_worker_died_is_that_unit_s_harness_error(
         in pooled["error"]
     seed2 = json.loads((result.run_dir / "long" / "seeds" / "2" / "summary.json").read_text())
     assert seed2["status"] == "ok"
+
+
+def test_a_peer_that_is_no_dask_scheduler_is_said_as_such() -> None:
+    """distributed reads a non-Dask peer's first bytes as a frame length and raises
+    'MemoryError: Unable to allocate 3.07 EiB': the one line said only that."""
+    from experiments.matrix import MatrixError, _connect_client
+
+    def client(address: str) -> None:
+        raise MemoryError("Unable to allocate 3.07 EiB for an array")
+
+    with pytest.raises(MatrixError, match="does not speak Dask's protocol"):
+        _connect_client(client, "tcp://127.0.0.1:9", timeout=5)
