@@ -14,6 +14,20 @@ invariants when it has a miss, a duplicate, a phantom or a harness error; its
 RUN/<name>/scenario.toml --clock virtual``), and ``python -m reports build RUN`` renders
 the lot.
 
+Each schedule also draws the monitor's configuration among what a user may set
+(:func:`chaos_monitor`: polling or WebSocket, a partial rollout, several small shards,
+heartbeat, fallback, backoff, dedup and backfill settings) and the chain (the profiles of
+:data:`CHAIN_PROFILES`, 2-s to 1.5-s blocks). Settings the scenario's ``[monitor]`` table
+cannot carry yet (:data:`UNCARRIED`) are drawn all the same and dropped, so a schedule
+stays the same when they become settable.
+
+What a poller cannot survive is not asked of it (:func:`poller_can_survive`): pure polling
+(``mode = "polling"``, or the wallets a ``websocket_share`` below 100 leaves on polling)
+never retracts a trade, so a reorg of a block the explorer already indexed stands as a
+phantom; and a trade the explorer indexes more than ``explorer_overlap_blocks`` behind
+its head is never read. Schedules with polled wallets draw neither a reorg nor an explorer
+lag past the overlap: both are documented limits of the baseline, not defects.
+
 Schedules are a pure function of the seed (:func:`chaos_scenario`): the same ``--seed``
 and ``--runs`` give the same schedules and, in virtual time, the same results.
 """
@@ -26,10 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.scenario import Scenario, scenario_from_dict
+from experiments.scenario import MonitorSpec, Scenario, scenario_from_dict
 
-__all__ = ["GENERATORS", "ChaosResult", "broken", "chaos_faults", "chaos_scenario",
-           "run_chaos"]
+__all__ = ["CHAIN_PROFILES", "GENERATORS", "MONITOR_KNOBS", "UNCARRIED", "ChaosResult",
+           "broken", "chaos_faults", "chaos_monitor", "chaos_scenario",
+           "poller_can_survive", "run_chaos"]
 
 Params = dict[str, Any]
 #: kind -> (target or None, whether it takes a duration, params drawn from the generator)
@@ -83,52 +98,149 @@ GENERATORS: dict[str, Generator] = {
 RECOVERY_S = 420.0
 FIRST_FAULT_S = 60.0
 MAX_FAULT_S = 240.0
-#: the default profile's block interval (s): the chain is made this long, plus a margin
-_BLOCK_S = 2.0
+#: the chains a schedule runs on -> block interval (s): the chain is made this long, plus
+#: a margin. The shipped default (2 s, V1 + V2), today's (1.75 s, V2 only), the everyday
+#: and the busy 2026-03-31 rates (hundreds of fills a block), and the planned 1.5 s
+CHAIN_PROFILES: dict[str, float] = {"default": 2.0, "today": 1.75, "steady": 2.0,
+                                    "busy": 2.0, "steady-1.75s": 1.75, "steady-1.5s": 1.5}
+#: the blocks the explorer polls read again (the monitor's default
+#: ``explorer_overlap_blocks``): a poller loses a trade indexed later than this
+_OVERLAP_BLOCKS = 64
+#: the explorer's own index lag at its 95th percentile, and a margin (simulated s)
+_INDEX_LAG_S = 10.0 + 10.0
+
+#: monitor setting -> the values a schedule draws it from, the first the shipped default
+#: (drawn half the time); each is a value a user may set (monitor/config.py)
+MONITOR_KNOBS: dict[str, tuple[Any, ...]] = {
+    "max_wallets_per_filter": (500, 3, 5, 7, 10),
+    "subscription_mode": ("auto", "filtered", "firehose"),
+    "reconcile_interval": (30.0, 0.0, 10.0, 120.0),
+    "dedup_capacity": (200_000, 200, 50),
+    "dedup_retention_blocks": (10_000, 1024),
+    "fallback_after": (30.0, 10.0, 20.0),
+    "fallback_polling_interval": (15.0, 5.0, 30.0),
+    "heartbeat_interval": (30.0, 5.0, 10.0),
+    "heartbeat_timeout": (10.0, 3.0, 30.0),
+    "head_lag_blocks": (3, 0, 1, 10),
+    "explorer_overlap_blocks": (_OVERLAP_BLOCKS, 128, 200),
+    "backfill_chunk_blocks": (1000, 3, 10, 50),
+    "staleness_blocks": (10, 3, 30),
+    "backoff_initial": (1.0, 0.5, 3.0),
+    "backoff_max": (60.0, 5.0, 20.0),
+}
+#: drawn, but the scenario's [monitor] table cannot carry them yet
+#: (experiments.scenario.MonitorSpec): dropped from the scenario
+UNCARRIED = frozenset(k for k in MONITOR_KNOBS if k not in MonitorSpec.model_fields)
 
 
-def chaos_faults(rng: random.Random, duration_s: float) -> list[dict[str, Any]]:
+def poller_can_survive(fault: dict[str, Any], overlap_blocks: int,
+                       block_s: float) -> bool:
+    """Is ``fault`` one a pure poller survives? Not a reorg (a poller never retracts what
+    it delivered from an orphaned block), nor an explorer lag past the blocks a poll reads
+    again (``overlap_blocks``; the trade is indexed below every later poll's window)."""
+    if fault["name"] == "reorg":
+        return False
+    if fault["name"] == "explorer_lag":
+        extra = float(fault.get("params", {}).get("extra_s", 0.0))
+        return extra + _INDEX_LAG_S < overlap_blocks * block_s
+    return True
+
+
+def chaos_faults(rng: random.Random, duration_s: float,
+                 keep: Callable[[dict[str, Any]], bool] | None = None
+                 ) -> list[dict[str, Any]]:
     """4 to 14 faults of random kinds, times and parameters, each inside
-    ``[FIRST_FAULT_S, duration_s - RECOVERY_S]`` (no I/O)."""
+    ``[FIRST_FAULT_S, duration_s - RECOVERY_S]`` (no I/O). ``keep``: a fault it refuses
+    is drawn again (the draws stay a pure function of ``rng``)."""
     last = duration_s - RECOVERY_S
     if last <= FIRST_FAULT_S + 1:
         raise ValueError(f"a chaos run needs more than {FIRST_FAULT_S + RECOVERY_S + 1:.0f} "
                          f"simulated seconds, got {duration_s:g}")
-    out = []
+    out: list[dict[str, Any]] = []
     for _ in range(rng.randint(4, 14)):
-        kind = rng.choice(sorted(GENERATORS))
-        target, timed, params = GENERATORS[kind]
-        at = round(rng.uniform(FIRST_FAULT_S, last - 1), 1)
-        fault: dict[str, Any] = {"name": kind, "at": at}
-        if target is not None:
-            fault["target"] = target
-        if timed:
-            longest = min(MAX_FAULT_S, last - at)
-            fault["duration"] = round(rng.choice([rng.uniform(1.0, min(30.0, longest)),
-                                                  rng.uniform(1.0, longest)]), 1)
-        drawn = params(rng)
-        if drawn:
-            fault["params"] = drawn
+        while True:
+            fault = _one_fault(rng, last)
+            if keep is None or keep(fault):
+                break
         out.append(fault)
     return sorted(out, key=lambda f: f["at"])
 
 
+def _one_fault(rng: random.Random, last: float) -> dict[str, Any]:
+    kind = rng.choice(sorted(GENERATORS))
+    target, timed, params = GENERATORS[kind]
+    at = round(rng.uniform(FIRST_FAULT_S, last - 1), 1)
+    fault: dict[str, Any] = {"name": kind, "at": at}
+    if target is not None:
+        fault["target"] = target
+    if timed:
+        longest = min(MAX_FAULT_S, last - at)
+        fault["duration"] = round(rng.choice([rng.uniform(1.0, min(30.0, longest)),
+                                              rng.uniform(1.0, longest)]), 1)
+    drawn = params(rng)
+    if drawn:
+        fault["params"] = drawn
+    return fault
+
+
+def chaos_monitor(rng: random.Random, block_s: float) -> dict[str, Any]:
+    """The monitor's ``[monitor]`` table of one schedule (no I/O): polling one time in
+    eight, else WebSocket with, one time in four, part of the wallets left on polling;
+    each knob of :data:`MONITOR_KNOBS` its default half the time, else one of its other
+    values. Every knob is drawn whatever is kept (a pure function of ``rng``)."""
+    mode = "polling" if rng.random() < 0.125 else "websocket"
+    share = rng.choice([100.0, 100.0, 100.0, 30.0, 50.0, 80.0])
+    polling_interval = rng.choice([15.0, 5.0, 30.0])
+    drawn: dict[str, Any] = {}
+    for name, values in MONITOR_KNOBS.items():
+        drawn[name] = values[0] if rng.random() < 0.5 else rng.choice(values[1:])
+    if drawn["backoff_max"] < drawn["backoff_initial"]:
+        drawn["backoff_max"] = drawn["backoff_initial"]
+    monitor: dict[str, Any] = {"mode": mode, "block_interval": block_s}
+    if mode == "polling":
+        monitor["polling_interval"] = polling_interval
+        for name in ("dedup_capacity", "dedup_retention_blocks", "explorer_overlap_blocks"):
+            monitor[name] = drawn[name]
+    else:
+        monitor["websocket_share"] = share
+        if share < 100:
+            monitor["polling_interval"] = polling_interval
+        monitor.update(drawn)
+    return {k: v for k, v in monitor.items() if k not in UNCARRIED}
+
+
 def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
-    """The chaos run of ``seed``: the default profile, 20 active wallets, a WebSocket
-    monitor with its explorer fallback, and :func:`chaos_faults` (no I/O)."""
+    """The chaos run of ``seed``: a chain of :data:`CHAIN_PROFILES`, 20 wallets, the
+    monitor of :func:`chaos_monitor`, and :func:`chaos_faults` (those a poller survives
+    when wallets are polled) (no I/O)."""
     rng = random.Random(f"chaos:{seed}")
-    faults = chaos_faults(rng, duration_s)
+    profile = rng.choice(sorted(CHAIN_PROFILES))
+    block_s = CHAIN_PROFILES[profile]
+    pick = rng.choice(["active", "active", "mix"])
+    monitor = chaos_monitor(rng, block_s)
+    polled = monitor["mode"] == "polling" or monitor.get("websocket_share", 100.0) < 100
+    overlap = int(monitor.get("explorer_overlap_blocks", _OVERLAP_BLOCKS))
+    keep: Callable[[dict[str, Any]], bool] | None = None
+    if monitor["mode"] == "polling":  # the rest reach nothing a poller uses
+        keep = lambda f: (str(f["name"]).startswith("explorer_")  # noqa: E731
+                          and poller_can_survive(f, overlap, block_s))
+    elif polled:
+        keep = lambda f: poller_can_survive(f, overlap, block_s)  # noqa: E731
+    faults = chaos_faults(rng, duration_s, keep)
     kinds = sorted({str(f["name"]) for f in faults})
+    knobs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in monitor.items()
+                      if k != "mode" and v != MONITOR_KNOBS.get(k, (None,))[0])
     return scenario_from_dict({
         "name": f"chaos_{seed}",
-        "description": f"chaos seed {seed}: {len(faults)} random faults ({', '.join(kinds)})",
-        "profile": "default", "seed": seed,
-        "blocks": int(duration_s / _BLOCK_S) + 200, "sim_duration_s": duration_s,
+        "description": f"chaos seed {seed}: {profile} chain, {monitor['mode']} monitor "
+                       f"({knobs}), {len(faults)} random faults ({', '.join(kinds)})",
+        "profile": profile, "seed": seed,
+        "blocks": int(duration_s / block_s) + 200, "sim_duration_s": duration_s,
         "speed": 1, "grace_s": 120,
         "thresholds": ["missed == 0", "duplicates == 0", "phantoms == 0"],
-        "wallets": {"count": 20, "pick": "active"},
-        "monitor": {"mode": "websocket", "fallback_after": rng.choice([10, 20, 30]),
-                    "fallback_polling_interval": 15},
+        "wallets": {"count": 20, "pick": pick},
+        "monitor": monitor,
         "faults": faults,
     }, where=f"chaos seed {seed}")
 

@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from experiments.chaos import (
+    CHAIN_PROFILES,
     FIRST_FAULT_S,
     GENERATORS,
+    MONITOR_KNOBS,
     RECOVERY_S,
+    UNCARRIED,
     broken,
     chaos_faults,
     chaos_scenario,
+    poller_can_survive,
     run_chaos,
 )
 from experiments.cli import main
@@ -40,6 +44,43 @@ def test_chaos_schedules_are_valid_deterministic_and_leave_time_to_recover() -> 
         seen |= {f["name"] for f in entries}
     assert seen == set(FAULTS)  # every kind is drawn
     assert chaos_scenario(1).faults != chaos_scenario(2).faults
+
+
+def test_every_monitor_knob_and_chain_is_drawn_and_polled_wallets_face_what_they_survive(
+        ) -> None:
+    values: dict[str, set[object]] = {}
+    profiles, modes, shares = set(), set(), set()
+    for seed in range(200):
+        sc = chaos_scenario(seed, 1800.0)  # validated: the monitor takes the settings
+        profiles.add(sc.profile)
+        settings = sc.monitor.settings()
+        modes.add(settings["mode"])
+        shares.add(settings.get("websocket_share", 100.0) < 100)
+        assert settings["block_interval"] == CHAIN_PROFILES[str(sc.profile)]
+        for name, value in settings.items():
+            values.setdefault(name, set()).add(value)
+        entries = [f.model_dump(exclude_none=True) for f in sc.faults]
+        polled = settings["mode"] == "polling" or settings.get("websocket_share", 100) < 100
+        if polled:  # a poller never retracts and reads only its overlap again
+            overlap = settings.get("explorer_overlap_blocks", 64)
+            assert all(poller_can_survive(f, overlap, settings["block_interval"])
+                       for f in entries)
+        if settings["mode"] == "polling":
+            assert all(f["name"].startswith("explorer_") for f in entries)
+    assert profiles == set(CHAIN_PROFILES)
+    assert modes == {"polling", "websocket"} and shares == {True, False}
+    for name, choices in MONITOR_KNOBS.items():  # every value of every knob the
+        if name not in UNCARRIED:                # scenario can carry is drawn
+            assert values[name] == set(choices), name
+    assert not UNCARRIED & set(values)
+
+
+def test_a_poller_is_not_asked_to_survive_a_reorg_or_a_lag_past_its_overlap() -> None:
+    assert not poller_can_survive({"name": "reorg", "at": 1.0}, 64, 2.0)
+    lag = {"name": "explorer_lag", "at": 1.0, "params": {"extra_s": 120.0}}
+    assert not poller_can_survive(lag, 64, 2.0)
+    assert poller_can_survive(lag, 200, 2.0)
+    assert poller_can_survive({"name": "explorer_down", "at": 1.0}, 64, 2.0)
 
 
 def test_a_run_too_short_to_recover_is_refused() -> None:
