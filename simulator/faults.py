@@ -260,6 +260,12 @@ class FaultPlan:
                 raise FaultError(f"{at}.seed: expected an integer in [0, 2^63)")
             if "random" in entry and (entry["random"] is not True or "rate" not in entry):
                 raise FaultError(f"{at}: random faults need random = true and a rate")
+            if _duration(entry, at) == 0 and not KINDS[spec.name].one_shot:
+                # a window of 0 s: started and stopped at once, nothing done - a scenario
+                # that reads as a stall (or an outage) that never happened
+                raise FaultError(f"{at}: {spec.name} lasts its duration: give duration > 0 "
+                                 "(simulated seconds); only one-shot faults (ws_drop, "
+                                 "ws_close, reorg) go without one")
             checked.append(dict(entry))
         return cls(tuple(checked))
 

@@ -87,13 +87,14 @@ def test_simulator_config_carries_faults_and_explorer() -> None:
     translated = scenario_from_dict({
         **BASE, "chain": {"index_lag_median_s": 2.0}, "rpc": {"get_logs_max_range": 500},
         "faults": [{"name": "reorg", "at": 5, "seed": 3, "params": {"depth": 2}},
-                   {"name": "ws_loss", "target": "ws:c1", "rate_per_hour": 6, "seed": 4}]})
+                   {"name": "ws_loss", "target": "ws:c1", "rate_per_hour": 6, "seed": 4,
+                    "duration": 10}]})
     assert translated.simulator_config() == {
         "lag": {"median_s": 2.0}, "node": {"logs_max_range": 500},
         "chain": {"history_blocks": 0},
         "faults": [{"name": "reorg", "at": 5.0, "params": {"depth": 2, "seed": 3}},
-                   {"name": "ws_loss", "target": "ws:c1", "random": True, "rate": 0.1,
-                    "seed": 4}]}
+                   {"name": "ws_loss", "target": "ws:c1", "duration": 10.0, "random": True,
+                    "rate": 0.1, "seed": 4}]}
 
 
 def test_quick_shrinks_duration_and_raises_speed() -> None:

@@ -463,7 +463,8 @@ def test_a_schedule_that_would_open_too_many_windows_is_refused_while_counting()
         plan.windows(7 * 86_400.0)
     every_s = FaultPlan.parse([{"name": "ws_drop", "every": 1, "at": 0}])
     assert len(every_s.windows(MAX_WINDOWS - 0.5)) == MAX_WINDOWS  # up to it: made
-    rnd = FaultPlan.parse([{"name": "ws_stall", "random": True, "rate": 600, "duration": 0}])
+    rnd = FaultPlan.parse([{"name": "ws_stall", "random": True, "rate": 600,
+                            "duration": 0.001}])
     with pytest.raises(FaultError, match="more than 200,000"):
         rnd.windows(7 * 86_400.0)
 
@@ -477,3 +478,17 @@ def test_serve_refuses_such_a_schedule_in_one_line_before_listening(
     assert main(["serve", "--profile", "default", "--port", "0", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "more than 200,000 fault windows" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["ws_stall", "ws_silent", "explorer_down", "rpc_errors",
+                                  "ws_refuse", "rpc_lag"])
+def test_a_lasting_fault_without_a_duration_is_refused_not_run_for_0_s(name: str) -> None:
+    """``{name = "ws_stall", at = 30}`` made a 0-s window: started and stopped at once, a
+    scenario that read as a stall that never happened. One-shot faults need none."""
+    with pytest.raises(FaultError, match=rf"faults\[0\]: {name} lasts its duration"):
+        FaultPlan.parse([{"name": name, "at": 30}])
+    with pytest.raises(FaultError, match="lasts its duration"):
+        FaultPlan.parse([{"name": name, "every": 60, "duration": 0}])
+    assert FaultPlan.parse([{"name": name, "at": 30, "duration": 5}]).windows(60)
+    for one_shot in ("ws_drop", "ws_close", "reorg"):
+        assert FaultPlan.parse([{"name": one_shot, "at": 30}]).windows(60)
