@@ -10,6 +10,8 @@ process died inside its callback) comes marked ``uncertain``, and the executor l
 The fake executor below appends each event to ``DIR/executor.jsonl``; a real bot calls its
 trade executor there (copy a BUY/SELL; undo on a retraction). Prints READY when watching;
 SIGINT/SIGTERM stop it cleanly; after a SIGKILL, start it again with the same ``--state``.
+A bad setting (a wallet that is no address, a missing URL) is one line on stderr, exit 2;
+a monitor that cannot start (its state DB in use by another process) one line, exit 1.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
-from monitor import CallbackSink, SinkEvent, WalletMonitor, load_settings
+from monitor import CallbackSink, ConfigError, MonitorError, SinkEvent, WalletMonitor, load_settings
 
 
 class FakeExecutor:
@@ -67,6 +70,10 @@ async def run(args: argparse.Namespace) -> None:
         if value is not None:
             cli[name] = value
     settings = load_settings(cli)
+    if settings.use_websocket and settings.websocket_share > 0 and not (
+            settings.websocket_url and settings.rpc_url):
+        raise ConfigError("websocket mode needs the provider's URLs: MONITOR_WEBSOCKET_URL "
+                          "and MONITOR_RPC_URL (or their _FILE), or --ws-url and --rpc-url")
     executor = FakeExecutor(args.state / "executor.jsonl", args.die_inside_callback)
     # keys_db: the sink remembers what the executor already got, across restarts
     sink = CallbackSink(executor.on_event, keys_db=args.state / "sink_keys.db")
@@ -76,7 +83,9 @@ async def run(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with WalletMonitor(settings, sink=sink) as monitor:
-        await monitor.wait_connected(15.0)
+        if not await monitor.wait_connected(15.0):
+            print("feed not connected after 15 s: watching anyway (reconnects and the "
+                  "explorer fallback take over)", file=sys.stderr, flush=True)
         print("READY", flush=True)
         await stop.wait()
 
@@ -92,8 +101,18 @@ def main() -> None:
     p.add_argument("--start-block", type=int)
     p.add_argument("--die-inside-callback", type=int, metavar="N", help=argparse.SUPPRESS)
     args = p.parse_args()
-    args.state.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(args))
+    try:
+        args.state.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run(args))
+    except ConfigError as exc:  # were tracebacks: one line, exit 2 for a bad setting
+        print(f"{p.prog}: error: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except MonitorError as exc:  # the state DB in use or unusable, an endpoint
+        print(f"{p.prog}: error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # --state not a directory we can write
+        print(f"{p.prog}: error: {args.state}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
