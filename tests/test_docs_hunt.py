@@ -195,3 +195,15 @@ def test_the_bot_example_says_a_bad_setting_in_one_line(tmp_path: Path, wallet: 
     traceback (and an 'Unclosed client session' warning); now one line, exit 2."""
     res = _example("--wallet", wallet, "--state", str(tmp_path / "state"))
     assert says in error_line(res, 2)
+
+
+def test_every_test_a_doc_names_is_a_test() -> None:
+    """A test or benchmark a doc cites by name (`test_one_trade_durably_delivered`) is one:
+    a renamed test leaves a doc pointing at nothing."""
+    defined = {m for f in [*ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/**/*.py")]
+               for m in re.findall(r"^(?:async )?def (test_\w+)\(", f.read_text(
+                   encoding="utf-8"), flags=re.M)}
+    for doc in DOCS:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        for name in re.findall(r"`(?:[\w/.]+::)?(test_\w+)`", text):
+            assert name in defined, f"{doc} cites {name}, which no test defines"
