@@ -207,3 +207,16 @@ def test_every_test_a_doc_names_is_a_test() -> None:
         text = (ROOT / doc).read_text(encoding="utf-8")
         for name in re.findall(r"`(?:[\w/.]+::)?(test_\w+)`", text):
             assert name in defined, f"{doc} cites {name}, which no test defines"
+
+
+def test_every_key_the_pilot_keeps_in_its_store_meta_is_in_the_contract() -> None:
+    """docs/contracts.md "Pilot store" lists every `meta` key the pilot writes (it listed
+    four of seven: `exchanges`, which reconcile reads, `beat_s` and `block_interval` were
+    missing)."""
+    written = set(re.findall(r"set_meta\(\"(\w+)\"", (ROOT / "monitor" / "pilot.py").read_text(
+        encoding="utf-8")))
+    assert {"start_block", "exchanges"} <= written
+    contract = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+    meta = contract.split("## Pilot store", 1)[1].split("`sessions`", 1)[0]
+    for key in written:
+        assert f"`{key}`" in meta, f"docs/contracts.md: pilot meta key {key} not documented"
