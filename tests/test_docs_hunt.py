@@ -220,3 +220,21 @@ def test_every_key_the_pilot_keeps_in_its_store_meta_is_in_the_contract() -> Non
     meta = contract.split("## Pilot store", 1)[1].split("`sessions`", 1)[0]
     for key in written:
         assert f"`{key}`" in meta, f"docs/contracts.md: pilot meta key {key} not documented"
+
+
+def test_the_contracts_simulator_config_example_is_one_serve_accepts(tmp_path: Path) -> None:
+    """docs/contracts.md "Simulator config": the example TOML is what `simulator serve
+    --config` takes (it was refused: ws_drop has no `code`, and at + every + rate_per_hour
+    in one entry is 'give exactly one of at, every, random')."""
+    from simulator.faults import FaultPlan
+    from simulator.settings import load_config
+
+    section = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8").split(
+        "## Simulator config", 1)[1]
+    example = re.search(r"```toml\n(.*?)```", section, flags=re.S)
+    assert example is not None
+    path = tmp_path / "sim.toml"
+    path.write_text(example.group(1), encoding="utf-8")
+    settings = load_config(path)
+    plan = FaultPlan.parse(list(settings.faults), "faults")
+    assert len(plan.entries) == len(settings.faults) >= 1
