@@ -238,3 +238,18 @@ def test_the_contracts_simulator_config_example_is_one_serve_accepts(tmp_path: P
     settings = load_config(path)
     plan = FaultPlan.parse(list(settings.faults), "faults")
     assert len(plan.entries) == len(settings.faults) >= 1
+
+
+def test_the_runbook_creates_every_file_the_unit_reads_before_its_chown() -> None:
+    """docs/pilot.md section 1 writes the files as root, then `chown`s them to the service
+    user; every /etc/monitor-pilot file the unit names (wallets.txt too: it was only
+    mentioned in section 2, after the chown, so following the runbook in order left it
+    root's 0600 and the pilot stopped with 'wallets_file: cannot read') is written before
+    that chown."""
+    runbook = (ROOT / "docs" / "pilot.md").read_text(encoding="utf-8")
+    block = runbook.split("## 1. Keys", 1)[1].split("```", 2)[1]
+    before_chown = block.split("\nchown ", 1)[0]
+    written = set(re.findall(r">\s*(\w[\w.]*)\s*$", before_chown, flags=re.M))
+    assert "chown monitor:monitor /etc/monitor-pilot/*" in block
+    named = set(re.findall(r"/etc/monitor-pilot/([\w.]+)", UNIT.read_text(encoding="utf-8")))
+    assert named and named <= written, f"not written before the chown: {named - written}"
