@@ -126,6 +126,7 @@ def test_the_pilot_unit_is_a_pilot_the_code_accepts(tmp_path: Path) -> None:
     assert str(ns.store) in keys["ReadWritePaths"]
     assert str(ns.store) == "/var/lib/" + keys["StateDirectory"][0]
     assert keys["RestartPreventExitStatus"] == ["2"] and keys["UMask"] == ["0077"]
+    assert keys["StateDirectoryMode"] == ["0700"]  # systemd's default is 0755
     files = {"MONITOR_WEBSOCKET_URL_FILE": "wss://polygon.example/v2/KEYKEYKEYKEYKEYKEY1",
              "MONITOR_RPC_URL_FILE": "https://polygon.example/v2/KEYKEYKEYKEYKEYKEY1",
              "EXPLORER_API_KEY_FILE": "EXPLORERKEY123", "MONITOR_TELEGRAM_TOKEN_FILE": "1:TOK"}
