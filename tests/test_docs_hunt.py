@@ -254,3 +254,11 @@ def test_the_runbook_creates_every_file_the_unit_reads_before_its_chown() -> Non
     assert "chown monitor:monitor /etc/monitor-pilot/*" in block
     named = set(re.findall(r"/etc/monitor-pilot/([\w.]+)", UNIT.read_text(encoding="utf-8")))
     assert named and named <= written, f"not written before the chown: {named - written}"
+
+
+def test_the_ci_gate_exit_codes_in_the_readme_are_the_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    said = dict((v, int(c)) for c, v in re.findall(
+        r"(\d) (GO|NO-GO|MARGINAL|INCONCLUSIVE)\b", readme.split("# CI gate", 1)[1]
+        .split("\n", 1)[0]))
+    assert said == reports.cli.EXIT_CODES
