@@ -262,3 +262,14 @@ def test_the_ci_gate_exit_codes_in_the_readme_are_the_commands() -> None:
         r"(\d) (GO|NO-GO|MARGINAL|INCONCLUSIVE)\b", readme.split("# CI gate", 1)[1]
         .split("\n", 1)[0]))
     assert said == reports.cli.EXIT_CODES
+
+
+def test_the_ready_wait_the_contract_states_is_the_commands() -> None:
+    """docs/contracts.md "Readiness": READY waits for the feed at most 15 s (both commands)."""
+    import monitor.pilot_cli
+
+    text = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+    readiness = text.split("## Readiness", 1)[1].split("\n## ", 1)[0]
+    m = re.search(r"or after (\d+) s without", readiness)
+    assert m is not None
+    assert float(m.group(1)) == monitor.cli._READY_WAIT_S == monitor.pilot_cli._READY_WAIT_S
