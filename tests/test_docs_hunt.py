@@ -273,3 +273,24 @@ def test_the_ready_wait_the_contract_states_is_the_commands() -> None:
     m = re.search(r"or after (\d+) s without", readiness)
     assert m is not None
     assert float(m.group(1)) == monitor.cli._READY_WAIT_S == monitor.pilot_cli._READY_WAIT_S
+
+
+def test_the_defaults_the_contract_gives_in_passing_are_the_settings() -> None:
+    """docs/contracts.md names monitor settings with their default in brackets
+    (`heartbeat_interval` (30)); tests/reports/test_docs.py checks only the names there."""
+    from monitor.config import Settings
+
+    text = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+    checked = 0
+    for title in ("## Monitor settings", "## Monitor: extensions"):
+        section = text.split(title, 1)[1].split("\n## ", 1)[0]
+        for name, said in re.findall(r"`([a-z_]+)`\s+\((\d+(?:\.\d+)?|none|auto)[;,)\s]",
+                                     section):
+            if name not in Settings.model_fields:
+                continue
+            default = Settings.model_fields[name].default
+            ok = (default is None if said == "none" else str(default) == said
+                  if said == "auto" else float(said) == float(default))
+            assert ok, f"docs/contracts.md: {name} ({said}), the default is {default!r}"
+            checked += 1
+    assert checked >= 15
