@@ -294,3 +294,16 @@ def test_the_defaults_the_contract_gives_in_passing_are_the_settings() -> None:
             assert ok, f"docs/contracts.md: {name} ({said}), the default is {default!r}"
             checked += 1
     assert checked >= 15
+
+
+def test_the_settings_the_guide_says_come_from_files_are_those_that_do() -> None:
+    """docs/websocket_migration.md said 'any URL or secret' can come from `<NAME>_FILE`:
+    MONITOR_EXPLORER_URL_FILE was silently not read (the explorer stayed Etherscan). The
+    guide names the settings that do, which are FILE_SETTINGS."""
+    from monitor.config import FILE_SETTINGS
+
+    guide = (ROOT / "docs" / "websocket_migration.md").read_text(encoding="utf-8")
+    sentence = re.search(r"the four settings that carry a key, (.*?), can also come from a "
+                         r"file named by `<NAME>_FILE`", guide)
+    assert sentence is not None
+    assert set(re.findall(r"`(\w+)`", sentence.group(1))) == set(FILE_SETTINGS)
