@@ -91,14 +91,24 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--wallet", action="append", required=True)
-    p.add_argument("--state", type=Path, required=True)
-    p.add_argument("--ws-url", dest="websocket_url")
-    p.add_argument("--rpc-url", dest="rpc_url")
-    p.add_argument("--explorer-url", dest="explorer_url")
-    p.add_argument("--speed", type=float, help="simulator only (loopback endpoints)")
-    p.add_argument("--start-block", type=int)
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n", 1)[0].split()))
+    p.add_argument("--wallet", action="append", required=True, metavar="ADDR",
+                   help="a wallet to watch; repeat for more (required)")
+    p.add_argument("--state", type=Path, required=True, metavar="DIR",
+                   help="directory of the monitor's state DB, the sink's keys and the fake "
+                        "executor's executor.jsonl; the same DIR after a restart (required)")
+    p.add_argument("--ws-url", dest="websocket_url", metavar="URL",
+                   help="provider wss:// URL without a key in it (default: the environment, "
+                        "MONITOR_WEBSOCKET_URL or WEBSOCKET_URL or their _FILE)")
+    p.add_argument("--rpc-url", dest="rpc_url", metavar="URL",
+                   help="provider https:// URL without a key in it (default: the "
+                        "environment, MONITOR_RPC_URL or RPC_URL_FILE)")
+    p.add_argument("--explorer-url", dest="explorer_url", metavar="URL",
+                   help="explorer API URL (default: Etherscan V2, or MONITOR_EXPLORER_URL)")
+    p.add_argument("--speed", type=float, help="simulator only (loopback endpoints) "
+                   "(default: 1)")
+    p.add_argument("--start-block", type=int, metavar="N",
+                   help="first block to watch (default: the head, or the stored cursor)")
     p.add_argument("--die-inside-callback", type=int, metavar="N", help=argparse.SUPPRESS)
     args = p.parse_args()
     try:

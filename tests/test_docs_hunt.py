@@ -307,3 +307,15 @@ def test_the_settings_the_guide_says_come_from_files_are_those_that_do() -> None
                          r"file named by `<NAME>_FILE`", guide)
     assert sentence is not None
     assert set(re.findall(r"`(\w+)`", sentence.group(1))) == set(FILE_SETTINGS)
+
+
+def test_the_bot_examples_help_says_what_each_flag_is(tmp_path: Path) -> None:
+    """`python examples/bot_integration.py --help` cut its description mid-sentence ('every
+    trade and retraction reaches the') and showed every flag but --speed bare."""
+    res = _example("--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "reaches the bot's executor exactly once, across restarts." in text
+    for flag in ("--wallet ADDR a wallet", "--state DIR directory", "--ws-url URL provider",
+                 "--rpc-url URL provider", "--explorer-url URL explorer", "--start-block N"):
+        assert flag in text, flag
