@@ -1120,8 +1120,14 @@ class WsShard:
                             # a poll asked from below the shard's cursor (rewound to an
                             # explorer head far behind it): checked from there
                             floor = min(floor, low)
-                        # what the poller delivered is checked once it can deliver no more
-                        self._fallback_check = 0 if floor is None else floor
+                        # what the poller delivered is checked once it can deliver no more;
+                        # and the feed's own last deliveries below the floor: a reorg while
+                        # the feed was down replaced blocks up to the tracker's depth below
+                        # the head, and the restart check looks only that far below the
+                        # cursor the poller moved on (a 64-block reorg 70 s into a 3-minute
+                        # outage left the feed's trades of its first two blocks standing)
+                        self._fallback_check = 0 if floor is None else max(
+                            0, floor - self.tracker.keep)
                         self._wake.set()
             except MonitorError as exc:
                 failures += 1
