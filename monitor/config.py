@@ -757,7 +757,29 @@ def load_settings(
     _secrets_from_files(overrides, toml, env)
     cls = type("Settings", (Settings,), {"toml_data": toml, "env_data": env,
                                          "__module__": __name__})
+    _warn_unread_files(env)
     try:
-        return cls(**overrides)
+        settings = cls(**overrides)
     except ValidationError as exc:  # redacted part by part, not again as a whole
         raise ConfigError(_format_error(exc), redacted=True) from None
+    if (settings.telegram_token is None) != (settings.telegram_chat_id is None):
+        have, lack = (("telegram_token", "telegram_chat_id")
+                      if settings.telegram_chat_id is None
+                      else ("telegram_chat_id", "telegram_token"))
+        log.warning("%s is set but %s is not: Telegram alerts are off, alerts go to the log "
+                    "only", have, lack)
+    return settings
+
+
+def _warn_unread_files(env: Mapping[str, str]) -> None:
+    """``MONITOR_<NAME>_FILE`` for a setting that is not read from a file (only
+    :data:`FILE_SETTINGS` are) is said, once: ``MONITOR_EXPLORER_URL_FILE`` was ignored
+    without a word and the explorer stayed Etherscan."""
+    for key in env:
+        upper = str(key).upper()
+        if not (upper.startswith(ENV_PREFIX.upper()) and upper.endswith("_FILE")):
+            continue
+        name = upper[len(ENV_PREFIX):-len("_FILE")].lower()
+        if name in Settings.model_fields and name not in FILE_SETTINGS:
+            log.warning("%s is not read: only %s come from a file; set %s%s itself", key,
+                        ", ".join(FILE_SETTINGS), ENV_PREFIX, name.upper())
