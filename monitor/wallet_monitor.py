@@ -1163,6 +1163,12 @@ class WsShard:
             assert cur is not None
         if target > cur:  # never past the HTTP node's own head (it may lag the feed)
             target = await self._confirmed_target(cur, target)
+        if self._swept_to is None:
+            # the zero mode's sweeps start here: fetched (or, at a first start, nothing to
+            # fetch below). Set only by a sync that fetched something, a first start whose
+            # first sync had no block to ask left it None, and no sweep ever ran: a logs
+            # subscription silent while heads flowed lost its trades for good
+            self._swept_to = cur
         done = 0
 
         saved: dict[int, str] = {}
