@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from experiments.confidence import rate_bound, trials_needed
 from experiments.thresholds import CONFIDENCE, metric_value, rate_counts
+from reports.cost import MIN_RATE_WINDOW_S
 from reports.criteria import ClaimSettings
 from reports.load import VIRTUAL, Run, ScenarioData, run_clock
 
@@ -56,9 +57,18 @@ def _n_wallets(s: ScenarioData) -> int:
     return int(s.summary.get("wallets") or 0)
 
 
+#: call rates, which a window shorter than :data:`reports.cost.MIN_RATE_WINDOW_S` does not
+#: give (the cost section's rule: a 30-s quick run's 0 calls confirmed "about 1 /h")
+_RATES = frozenset({"explorer_calls_per_hour_per_wallet", "explorer_calls_per_hour",
+                    "api_calls_per_hour", "api_calls_per_hour_per_wallet"})
+
+
 def _values(scs: Sequence[ScenarioData], metric: str) -> list[float]:
     out = []
     for s in scs:
+        if metric in _RATES and float(s.summary.get("sim_duration_s") or 0.0) < \
+                MIN_RATE_WINDOW_S:
+            continue
         v = metric_value(s.summary, metric)
         if v is not None:
             out.append(v)

@@ -85,3 +85,16 @@ def test_explorer_claim_names_the_fault_free_scope_and_the_fallback_cost(
     assert c.status is ClaimStatus.CONFIRMED  # type: ignore[attr-defined]
     assert "worst fault-free scenario" in c.measured_after  # type: ignore[attr-defined]
     assert "while a fault forces the explorer fallback" in c.note  # type: ignore[attr-defined]
+
+
+def test_a_window_too_short_for_a_call_rate_confirms_no_call_claim(make_run: MakeRun) -> None:
+    """A --quick run's 30-s windows counted 0 explorer calls and the claim 'about 1 /h'
+    read as confirmed, while the cost section refused those same windows as chance."""
+    short = {"sim_duration_s": 30.0, "explorer_calls_per_hour": 0.0,
+             "explorer_calls_per_hour_per_wallet": 0.0}
+    run = make_run()
+    names = [s.name for s in load_run(run).scenarios]
+    got = claims(make_run(run_id="short", overrides={n: short for n in names}))
+    c = got["Explorer calls per wallet"]
+    assert c.status is ClaimStatus.NOT_MEASURED  # type: ignore[attr-defined]
+    assert got["Wallets per process"].status is ClaimStatus.NOT_MEASURED  # type: ignore[attr-defined]

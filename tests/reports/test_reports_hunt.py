@@ -206,3 +206,15 @@ def test_an_instant_fault_is_shaded_not_drawn_zero_wide() -> None:
     assert outside == 0
     assert spans[0][0] == 50.0 and spans[0][1] == 51.0  # 1/200 of the window
     assert spans[1] == (100.0, 160.0, "ws_stall")  # a real span is kept as it is
+
+
+def test_a_cost_section_without_a_usable_window_says_why(make_run: MakeRun) -> None:
+    """After make experiment-quick the cost section said 'no usable scenario reported API
+    calls', although every scenario had: their windows were too short for a call rate."""
+    run = make_run()
+    names = [s.name for s in load_run(run).scenarios]
+    short = make_run(run_id="short", overrides={n: {"sim_duration_s": 30.0} for n in names})
+    html = render_report(build_report(load_run(short), load_criteria(),
+                                      bench_dir=Path("/nonexistent")))
+    assert "no scenario was measured long enough to give a call rate" in html
+    assert "no usable scenario reported API calls" not in html
