@@ -1257,6 +1257,11 @@ class WsShard:
             return
         ids = set()
         for lg in logs:
+            if not self._watched(lg):
+                # the firehose's logs hold every maker's fills: a reorg that re-included a
+                # delivered trade's transaction in another block can give its log index to
+                # another maker's fill there, and the orphan was kept on that one's word
+                continue
             with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
                 ids.add(f"{str(lg['transactionHash']).lower()}:{quantity(lg['logIndex'])}")
         gone = [(tid, number, block_hash) for tid, number, block_hash in standing
