@@ -87,11 +87,21 @@ def _alive(procs: list[psutil.Process]) -> list[int]:
     return out
 
 
-def _gone(procs: list[psutil.Process], timeout: float = 15.0) -> list[int]:
+def _gone(procs: list[psutil.Process], timeout: float = 60.0) -> list[str]:
+    """The processes of ``procs`` still running after ``timeout`` (generous: on a loaded
+    machine a process killed in the middle of an fsync stays until the disk answers),
+    each as pid, status and command line."""
     deadline = time.monotonic() + timeout
     while _alive(procs) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return _alive(procs)
+    out = []
+    for p in procs:
+        if p.pid in _alive([p]):
+            try:
+                out.append(f"{p.pid} {p.status()} {' '.join(p.cmdline())[:120]}")
+            except psutil.Error:
+                pass
+    return out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
