@@ -204,6 +204,11 @@ class MonitorSpec(_Strict):
     state_synchronous: Literal["FULL", "NORMAL"] | None = None
     dedup_capacity: int | None = None
     dedup_retention_blocks: int | None = None
+    # checked by the monitor's own settings (_monitor_accepts), as every field here is
+    subscription_mode: Literal["auto", "filtered", "firehose"] | None = None
+    reconcile_interval: float | None = None
+    head_lag_blocks: int | None = None
+    explorer_overlap_blocks: int | None = None
 
     @field_validator("dedup_retention_blocks")
     @classmethod

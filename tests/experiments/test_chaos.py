@@ -133,3 +133,16 @@ def test_the_simulated_explorer_keeps_every_block_an_outage_hides() -> None:
               {"name": "explorer_down", "at": 1000.0, "duration": 10.0}]
     assert explorer_window_blocks(faults, 2.0) == int((290 + RECOVERY_S) / 2.0) + 128
     assert explorer_window_blocks([], 2.0) == int(RECOVERY_S / 2.0) + 128
+
+
+def test_every_monitor_knob_the_search_draws_reaches_the_scenario() -> None:
+    """subscription_mode, reconcile_interval, head_lag_blocks and explorer_overlap_blocks
+    were drawn and dropped: the scenario's [monitor] table could not carry them, so the
+    committed search could not find the defects they expose (seeds 141, 142)."""
+    from experiments.chaos import MONITOR_KNOBS, UNCARRIED
+
+    assert not UNCARRIED
+    given: set[str] = set()
+    for seed in range(200):
+        given |= set(chaos_scenario(seed, 900.0).monitor.settings())
+    assert set(MONITOR_KNOBS) <= given
