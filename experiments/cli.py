@@ -518,6 +518,12 @@ def _stop_signals_as_interrupt() -> Iterator[list[int]]:
 
     previous: dict[int, Any] = {}
     try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # started with SIGINT ignored (a background job of a non-interactive shell,
+            # a CI step): asyncio.run then installs no handler of its own, a stop signal
+            # raised KeyboardInterrupt in the middle of the loop, and the run ended without
+            # stopping its simulator and monitor. Python's own handler while the command runs
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 previous[sig] = signal.signal(sig, on_stop)

@@ -299,8 +299,16 @@ async def _spawn(name: str, argv: list[str], sdir: Path,
     with open(stderr_path, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=err, env=env, start_new_session=True)
+            stderr=err, env=env, start_new_session=True, preexec_fn=_default_sigint)
     return _Proc(name, proc, stderr_path, stdout_path)
+
+
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. A runner started with SIGINT
+    ignored (a background job of a non-interactive shell) passed that on, so the SIGINT
+    :func:`_stop` stops a child with was ignored: 5 s lost per child before SIGTERM. The
+    child is in a session of its own, so no terminal's Ctrl-C reaches it either way."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def _wait_ready(p: _Proc, timeout_s: float) -> str:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -46,11 +47,14 @@ def runner() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     seen: dict[int, psutil.Process] = {}
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(*args: str, sigint: Any = signal.SIG_DFL) -> subprocess.Popen[str]:
+        """``sigint``: the SIGINT disposition the runner starts with (SIG_IGN: as a
+        background job of a non-interactive shell, or a CI step, starts it)."""
         proc = subprocess.Popen([sys.executable, "-m", "experiments", "run", *args,
                                  "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         started.append(proc)
         return proc
 
@@ -104,14 +108,19 @@ def _gone(procs: list[psutil.Process], timeout: float = 60.0) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize(("sig", "sigint"), [
+    (signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL),
+    (signal.SIGTERM, signal.SIG_IGN)], ids=["sigterm", "sighup", "sigterm_sigint_ignored"])
 def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
-        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]], sig: int) -> None:
+        tmp_path: Path, runner: Callable[..., subprocess.Popen[str]], sig: int,
+        sigint: Any) -> None:
     """Before: SIGTERM (or SIGHUP: the terminal closed) ended the runner at once; the
     simulator and the monitor (in sessions of their own) ran on for good, and the run
-    directory had no manifest."""
+    directory had no manifest. A runner started with SIGINT ignored (a background job of a
+    non-interactive shell; how a CI step ran this test) still left the monitor running:
+    asyncio installed no handler, and the stop raised KeyboardInterrupt mid-loop."""
     out = tmp_path / "out"
-    proc = runner(str(_scenario(tmp_path / "long.toml")), "--out", str(out))
+    proc = runner(str(_scenario(tmp_path / "long.toml")), "--out", str(out), sigint=sigint)
     _until(lambda: any('"event":"start"' in p.read_text(errors="replace")
                        for p in out.glob("*/long/sim_history.jsonl")))  # replay started
     kids = runner.children(proc)  # type: ignore[attr-defined]
