@@ -49,12 +49,19 @@ def runner() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str, sigint: Any = signal.SIG_DFL) -> subprocess.Popen[str]:
         """``sigint``: the SIGINT disposition the runner starts with (SIG_IGN: as a
-        background job of a non-interactive shell, or a CI step, starts it)."""
+        background job of a non-interactive shell, or a CI step, starts it). SIGHUP and
+        SIGTERM start at their defaults, whatever this test process inherited: under
+        ``nohup`` SIGHUP comes ignored, and the runner rightly leaves it so."""
+        def dispositions() -> None:
+            signal.signal(signal.SIGINT, sigint)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
         proc = subprocess.Popen([sys.executable, "-m", "experiments", "run", *args,
                                  "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+                                preexec_fn=dispositions)
         started.append(proc)
         return proc
 
