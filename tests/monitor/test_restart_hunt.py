@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hostile_node import Held, HostileNode, header
 from monitor_helpers import OTHER, WALLET, order_filled
 from test_reliability import (
@@ -203,13 +204,19 @@ def test_a_removed_wallets_trade_reorged_out_after_the_restart_is_retracted(
 
 # -- reconcile_interval = 0: a logs subscription silent while heads flow -----------------
 
+@pytest.mark.parametrize("start_block", [95, None], ids=["from_a_cursor", "first_start_at_head"])
 def test_with_no_reconcile_sweeps_a_silent_logs_subscription_loses_no_trade(
-        tmp_path: Path) -> None:
+        start_block: int | None, tmp_path: Path) -> None:
     """``reconcile_interval = 0``: heads move the cursor. The logs subscription sends
     nothing (dropped on the provider's side) while heads flow: the trade of block 110 was
     never notified, no sweep ever fetched its block, and the cursor moved past it: lost for
     good. Now the blocks the heads passed are fetched once every ZERO_MODE_SWEEP_BLOCKS:
-    the trade comes late but comes, and the silent subscription is re-made."""
+    the trade comes late but comes, and the silent subscription is re-made.
+
+    ``first_start_at_head`` (found by ``python -m experiments chaos``, seed 142, 900 s): no
+    ``start_block`` and no stored cursor, so the monitor starts at the chain's head and its
+    first sync has no block to fetch. The sweeps start where a sync last fetched - never
+    set, so no sweep ever ran (17 missed in the chaos run)."""
     trade = order_filled(block=110, tx=3)
 
     async def main() -> None:
@@ -225,8 +232,12 @@ def test_with_no_reconcile_sweeps_a_silent_logs_subscription_loses_no_trade(
                 await until(lambda: trade_ids(sink) == [tid(trade)], "the trade fetched",
                             timeout=10.0)
                 shard = mon.shards[0]
+                if start_block is None:
+                    assert shard.counters["zero_mode_swept_blocks"] >= 64
+                    return
                 await until(lambda: shard.counters["live_missed"] >= 1, "seen as missed",
                             timeout=10.0)
 
-            await run_monitor(node, tmp_path, body, reconcile_interval=0)
+            await run_monitor(node, tmp_path, body, reconcile_interval=0,
+                              start_block=start_block)
     asyncio.run(main())
