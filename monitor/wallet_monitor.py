@@ -1653,6 +1653,9 @@ class WalletMonitor:
         self.ws_wallets, self.poll_wallets = split_wallets(
             settings.wallets, settings.websocket_share, settings.use_websocket)
         self._stopped = False
+        #: the outbox a crashed process left was checked against the node (start): until
+        #: then ``stop`` must not send it
+        self._recovered = False
         self.alerts: Alerter = LogAlerter()
         self.supervisor: Supervisor | None = None
         self.latency = LatencyHistogram()  # detection latency, for /metrics
@@ -1667,6 +1670,17 @@ class WalletMonitor:
         await self.stop()
 
     async def start(self) -> None:
+        """Open the store, the HTTP session and every source. A start that fails part way
+        (a metrics port in use, a setting found wrong only here) stops what it opened
+        before it raises: the caller of a failed ``start`` (``async with``) never calls
+        ``stop``, and the session, the store, the sink and any task begun stayed open."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         s = self.s
         self._cpu_at_start = _process_cpu_s()
         self.history.record("start", mode="websocket" if s.use_websocket else "polling",
@@ -1696,6 +1710,7 @@ class WalletMonitor:
         # before any source or the outbox loop runs: what a crashed process left goes out
         # first, less the trades of blocks the node replaced meanwhile
         await self.pipeline.recover(None if self.rpc is None else self._hashes_at_restart)
+        self._recovered = True
         self.supervisor = Supervisor(history=self.history, clock=self.clock,
                                      alerts=self.alerts, speed=s.speed,
                                      initial=s.backoff_initial, maximum=s.backoff_max,
@@ -1851,7 +1866,7 @@ class WalletMonitor:
                 await asyncio.wait_for(self._poll_task, timeout=10.0)
         if self.supervisor is not None:
             await self.supervisor.stop()
-        if self.pipeline is not None:
+        if self.pipeline is not None and self._recovered:
             with contextlib.suppress(MonitorError):
                 await self.pipeline.redeliver()
         metrics = self.metrics()
