@@ -3,27 +3,37 @@
 Pure functions of rows and DataFrames (no I/O). Outcomes, for every trade id in the truth
 window or delivered to the sink:
 
+The bot holds a trade while some delivery of it *stands*: each delivery stands until a
+retraction takes it back (one retraction, one delivery); a retraction while none stands
+takes nothing back (the bot ignores a retraction of a trade it does not hold) and covers no
+later delivery. What stands at the end decides, the same way for every trade id:
+
 ==========  ==========================================================================
-detected    canonical, delivered once (standing), latency <= actionable window
-late        canonical, delivered once (standing), latency > actionable window
-missed      canonical, never delivered by the end (or delivered and then retracted for
-            good: the bot was told it did not happen)
-duplicate   canonical, delivered more than once without a retraction in between
-phantom     delivered, not canonical (orphaned, unknown, or not a watched wallet's),
-            never retracted (or delivered twice without a retraction between, and
-            retracted fewer times than delivered: one delivery was never retracted; a
-            retraction while no delivery stands takes nothing back - the bot ignores a
-            retraction of a trade it does not hold - and covers no later delivery)
-retracted   delivered, not canonical, retracted (correct behaviour on a reorg)
+detected    canonical, stands, never delivered while a delivery stood, latency <=
+            actionable window
+late        canonical, stands, never delivered while a delivery stood, latency >
+            actionable window
+missed      canonical, nothing stands at the end: never delivered, or every delivery
+            retracted (the bot was told it did not happen), duplicated or not
+duplicate   canonical, stands, and once delivered while a delivery stood (more than once
+            without a retraction in between)
+phantom     not canonical (orphaned, unknown, or not a watched wallet's), a delivery
+            stands at the end (never retracted, or retracted fewer times than delivered)
+retracted   not canonical, delivered, nothing stands at the end (correct on a reorg)
 ==========  ==========================================================================
 
-Orphaned trades that were never delivered are correct and get no row, even when
-retracted (nothing reached the bot to take back). Latency is in
+So a trade delivered twice and retracted once stands: a canonical one is a duplicate, an
+orphaned one a phantom. Orphaned trades that were never delivered are correct and get no
+row, even when retracted (nothing reached the bot to take back). Latency is in
 simulated seconds: ``(t_delivered - t_visible) * speed / 1e9``, measured from the first
-delivery of the standing sequence to the first time a block holding the trade was
-published. A trade is *in a fault* when it became visible between a ``fault_start`` and
-its ``fault_stop`` plus the actionable window (the recovery tail; instantaneous faults
-such as ``ws_drop`` are thus covered by the window after them).
+delivery of the standing sequence (the delivery since which the trade stood without a
+break) to the first time a block holding the trade was published. A trade is *in a fault*
+when its detection span overlaps a fault window: the span runs from when it became
+visible to its standing delivery (an undelivered or retracted one's: to the end of its
+actionable window, by when it was due), the window from a ``fault_start`` to its
+``fault_stop`` plus the actionable window (the recovery tail; instantaneous faults such as
+``ws_drop`` are thus covered by the window after them). A trade visible just before a
+fault and delayed by it is in the fault.
 
 Anything missing or malformed raises :class:`CheckerError`; the caller turns it into an
 INCONCLUSIVE scenario, never a pass.
@@ -152,11 +162,14 @@ def detections_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                          "block_hash": "string"})
 
 
-def _fault_of(t_ns: int, windows: Sequence[FaultWindow], tail_ns: int) -> str | None:
-    """The first of ``windows`` (in their order) whose span plus the tail holds ``t_ns``
-    (the reference :class:`_FaultLookup` answers with)."""
+def _fault_of(t_ns: int, windows: Sequence[FaultWindow], tail_ns: int,
+              until_ns: int | None = None) -> str | None:
+    """The first of ``windows`` (in their order) whose span plus the tail overlaps
+    ``[t_ns, until_ns]`` (``until_ns`` None: the instant ``t_ns``) (the reference
+    :class:`_FaultLookup` answers with)."""
+    hi = t_ns if until_ns is None else max(t_ns, until_ns)
     for w in windows:
-        if w.start_ns <= t_ns <= w.stop_ns + tail_ns:
+        if w.start_ns <= hi and t_ns <= w.stop_ns + tail_ns:
             return w.name
     return None
 
@@ -166,8 +179,8 @@ class _FaultLookup:
     ~60,000 trades, and the scan was a third of the analysis's CPU. For windows in
     start order (as :func:`fault_windows` gives them), the first window whose end (stop
     plus the tail) reaches ``t_ns`` is the first whose running maximum of ends does;
-    it holds ``t_ns`` if it starts by then, and no later one (starting later still)
-    can. Windows out of start order are scanned as before."""
+    it overlaps ``[t_ns, until_ns]`` if it starts by ``until_ns``, and no later one
+    (starting later still) can. Windows out of start order are scanned as before."""
 
     __slots__ = ("_ends", "_starts", "_tail_ns", "_windows")
 
@@ -185,11 +198,12 @@ class _FaultLookup:
             ends.append(top)
         self._ends = ends
 
-    def __call__(self, t_ns: int) -> str | None:
+    def __call__(self, t_ns: int, until_ns: int | None = None) -> str | None:
         if self._starts is None:
-            return _fault_of(t_ns, self._windows, self._tail_ns)
+            return _fault_of(t_ns, self._windows, self._tail_ns, until_ns)
+        hi = t_ns if until_ns is None else max(t_ns, until_ns)
         i = bisect.bisect_left(self._ends, t_ns)
-        if i < len(self._starts) and self._starts[i] <= t_ns:
+        if i < len(self._starts) and self._starts[i] <= hi:
             return self._windows[i].name
         return None
 
@@ -234,22 +248,23 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
         deliveries = sum(1 for e in evs if e[1] == "trade")
         if deliveries == 0 and (t is None or not t.canonical):
             continue  # retracted, never delivered: nothing reached the bot to take back
-        duplicate = False
+        duplicate = False  # some delivery came while another stood
         standing: int | None = None   # t_ns of the first delivery of the standing sequence
         source: str | None = None
         held = 0  # deliveries no retraction took back (one that found none took nothing)
         wallet = str(t.wallet) if t is not None else None
         for t_ns, kind, src, w in evs:
             if kind == "trade":
-                if standing is not None:
+                if held > 0:
                     duplicate = True
                 else:
                     standing, source = t_ns, src
                 held += 1
                 wallet = wallet or w
-            else:
-                standing = None
-                held = max(0, held - 1)
+            elif held > 0:
+                held -= 1
+                if held == 0:
+                    standing = None
         canonical = t is not None and bool(t.canonical)
         visible = int(t.visible_t_ns) if t is not None else None
         delivered_t = standing
@@ -259,7 +274,7 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
         if canonical and standing is not None and visible is not None:
             latency = max(0.0, params.sim_s(standing - visible))
         if canonical:
-            if standing is None:
+            if held == 0:
                 outcome = "missed"
             elif duplicate:
                 outcome = "duplicate"
@@ -269,7 +284,10 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
                 outcome = "detected"
         else:  # a delivery the retractions did not cover still stands in the sink
             outcome = "phantom" if held > 0 else "retracted"
-        fault = fault_of(visible) if visible is not None else None
+        fault = None
+        if visible is not None:  # the detection span [visible, standing delivery]
+            fault = fault_of(visible, standing if held > 0 and standing is not None
+                             else visible + tail_ns)
         records.append((tid, wallet, int(t.block_number) if t is not None else None, visible,
                         delivered_t, latency, outcome, deliveries, source, fault is not None,
                         fault))

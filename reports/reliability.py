@@ -7,7 +7,8 @@ Per scenario, from the two histories and the per-trade outcomes of the run store
   simulator injected (``malformed`` rows, by kind, where a fault records them);
 - **malformed inputs rejected** by the monitor, by kind (monitor ``bad_input`` and
   ``decode_error`` rows);
-- **trades at risk** (their block became visible during a fault window), and of those:
+- **trades at risk** (in a fault: awaiting detection - visible, not yet delivered - while
+  a fault window was open; experiments/checker.py), and of those:
   **lost** (missed), **duplicated**, **recovered** (delivered anyway; of them **late**,
   after the actionable window: too late to copy);
 - **restarts survived** (monitor ``start`` rows after the first: crash-loop runs) and

@@ -117,8 +117,8 @@ def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
     windows). Judged as a simulation, any outage dropped every calm rule for the whole
     pilot and the fault rule had nothing to read when no trade came during an outage: no
     real pilot could reach GO. A calm rule reads the pilot outside its outages where the
-    summary has that measure; the fault rule is left out (shown, not scored) when no trade
-    became visible during an outage. None: judge it as usual."""
+    summary has that measure; the fault rule is left out (shown, not scored) when no
+    trade's detection span overlapped an outage. None: judge it as usual."""
     expr = parse_threshold(rule.expr)
     outages = _has_faults(sc)
     if rule.faults is False and outages and expr.metric in _PILOT_CALM_METRICS:
