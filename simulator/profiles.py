@@ -7,7 +7,9 @@ reading of the real data in ``shared/data`` (never shipped, never read by the te
   Peace Prize 2025 event, 2025-10-10 08:23..12:09 UTC (1,500 transactions, 665 wallets).
   Only 1,500 rows are distinct: the export's pages 3 to 10 are one page eight times (the
   API answers offsets past its cap with the same page), and each transaction has one row
-  (the API's default lists a match once, by its taker);
+  (the API's default lists a match once, by its taker). Every figure here is read over
+  the rows deduplicated by ``transactionHash`` (the export has no log index; deduplicating
+  whole rows gives the same 1,500);
 * ``polygon-etl-rpc-fixtures`` - real Polygon blocks/receipts (2020-2022) for shapes.
 """
 
@@ -27,28 +29,40 @@ __all__ = [
 ]
 
 # --- Derived from the Nobel 2025 CSV (computed once by hand, see module docstring) ------
-# Trade transactions per 2-s block over the event window (6,790 blocks): mean 0.221,
-# variance 1.05, max 28, 87.35% zero. Histogram of the blocks with 0..8 transactions
-# (the 18 blocks with 10..28 are modelled as bursts, see Profile.burst_*):
+# The export's 5,000 rows are 1,500 distinct ones: rows 1,001..5,000 are rows 1,001..1,500
+# eight times (pages 3..10 of 500 identical). Every distinct row has its own
+# transactionHash (the export has no log index; the whole row and the hash both give 1,500),
+# so the rows are deduplicated by transactionHash, and every figure below is over those
+# 1,500 rows (one a match, its taker's fill: size = the match's total).
+#
+# Trade transactions per 2-s block over the event window, 08:23:00..12:09:20 UTC =
+# (1760098160 - 1760084580) / 2 + 1 = 6,791 blocks: 1,500 / 6,791 = mean 0.221, variance
+# 1.05, max 28, 5,932 / 6,791 = 87.35% zero (the same over all 5,000 rows: a repeated row
+# repeats its transaction). Histogram of the blocks with 0..8 transactions (6,772 blocks;
+# the 19 blocks with 10..28 - 10, 11, 12 x2, 13 x7, 14 x3, 15, 22, 23, 25, 28 - are
+# modelled as bursts, see Profile.burst_*):
 #   0: 5932, 1: 618, 2: 146, 3: 42, 4: 16, 5: 9, 6: 2, 7: 4, 8: 3
 NOBEL_QUIET_PMF: tuple[float, ...] = tuple(
     c / 6772 for c in (5932, 618, 146, 42, 16, 9, 2, 4, 3))
-# The next four were first read over all 5,000 rows, one page of them eight times: fill
-# size log(size) mean 4.14, sd 1.99 (median 44 shares); 4,087 of 5,000 BUY; the top 1% of
-# the 665 wallets hold 40% of the fills, the top 10% 65%, 52% trade once (a Zipf law with
-# exponent ~1.05 over the universe reproduces this). They stay the defaults of the other
-# profiles, whose shipped recordings are made with them (simulator/data); news-burst, the
-# profile that stands for this event, takes the distinct rows' figures (NOBEL_FILLS_*).
-NOBEL_LOG_SIZE_MU = 4.14
-NOBEL_LOG_SIZE_SIGMA = 1.99
-NOBEL_BUY_SHARE = 0.82
-NOBEL_ZIPF_S = 1.05
-# The 1,500 distinct rows (one a match, its taker's fill: size = the match's total):
-# log(size) mean 4.53, sd 2.19 (median 79 shares); 1,077 BUY (71.8%); wallet skew top 1%
-# 23% of the fills, top 10% 47%, 66% of the wallets trade once.
+# Taker side: 1,077 of 1,500 BUY = 71.8%.
+NOBEL_FILLS_BUY_SHARE = 0.718
+# Fill size (shares): log(size) mean 4.529, sd 2.194 (population; 2.195 sample), median
+# 78.7 shares.
 NOBEL_FILLS_LOG_SIZE_MU = 4.53
 NOBEL_FILLS_LOG_SIZE_SIGMA = 2.19
-NOBEL_FILLS_BUY_SHARE = 0.718
+# Wallets: 665 take the 1,500 fills; the top 1% (7 wallets) take 22.9% of them, the top
+# 10% (67) 47.1%, 66.5% of the wallets trade once. A Zipf law over news-burst's 2,000
+# wallets, 1,500 fills drawn, 40 draws each (wallets, top 1%, top 10%, once):
+#   s 0.82: 701, 18.2%, 44.3%, 66.4%   s 0.85: 671, 20.0%, 46.4%, 66.3%
+#   s 0.87: 654, 20.9%, 47.9%, 66.6%   s 0.90: 623, 22.3%, 50.1%, 66.7%
+#   s 0.95: 577, 26.1%, 53.9%, 67.3%
+# (1,500 wallets or 3,000 fit worse: at s 0.87, 596 wallets / 61.9% once and 727 / 71.6%).
+# s = 0.87 is the closest over the four figures.
+NOBEL_FILLS_ZIPF_S = 0.87
+# Read over all 5,000 rows instead (one page eight times), the same figures were 4,087 BUY
+# (82%), log(size) mean 4.14 / sd 1.99 (median 44), top 1% of wallets 41%, top 10% 65%,
+# 52% once (a Zipf exponent ~1.05): the profiles and the shipped recordings were made with
+# those until the repeat was found; none uses them now.
 
 # --- From REFERENCE.md ---------------------------------------------------------------------
 # Polygon 2022: 88% of intervals exactly 2 s, mean 2.24 s, gaps even multiples, longest 25 s.
@@ -93,16 +107,18 @@ class Profile:
     burst_peak: tuple[int, int] = (20, 28)
     burst_continue: float = 0.6
     burst_decay: tuple[float, float] = (0.35, 0.75)
-    # Shape of one match: number of maker orders = 1 + geometric(``maker_continue``).
+    # Shape of one match: number of maker orders = 1 + geometric(``maker_continue``). Not
+    # from the Nobel export, which lists a match once, by its taker (its "up to 8 rows per
+    # transaction" is one page repeated eight times, not 8 maker legs).
     maker_continue: float = 0.4
     max_makers: int = 8
     v2_share: float = 0.0
     negrisk_share: float = 0.35
-    buy_share: float = NOBEL_BUY_SHARE
-    log_size_mu: float = NOBEL_LOG_SIZE_MU
-    log_size_sigma: float = NOBEL_LOG_SIZE_SIGMA
+    buy_share: float = NOBEL_FILLS_BUY_SHARE
+    log_size_mu: float = NOBEL_FILLS_LOG_SIZE_MU
+    log_size_sigma: float = NOBEL_FILLS_LOG_SIZE_SIGMA
     wallets: int = 5000
-    zipf_s: float = NOBEL_ZIPF_S
+    zipf_s: float = NOBEL_FILLS_ZIPF_S
     markets: int = 300
     operators: int = 4
     background_tx_mean: float = 40.0
@@ -145,9 +161,7 @@ _PROFILES = [
         # bursts tuned on 3 x 20,000 planned blocks to mean 0.21, variance 1.01, 87.5% empty
         # (Nobel: 0.221, 1.05, 87.35%)
         quiet_pmf=NOBEL_QUIET_PMF, burst_prob=0.001, burst_peak=(20, 28), burst_continue=0.5,
-        v2_share=0.0, buy_share=NOBEL_FILLS_BUY_SHARE, log_size_mu=NOBEL_FILLS_LOG_SIZE_MU,
-        log_size_sigma=NOBEL_FILLS_LOG_SIZE_SIGMA,
-        wallets=2000, markets=37, background_tx_mean=40.0,
+        v2_share=0.0, wallets=2000, markets=37, background_tx_mean=40.0,
         start_timestamp=1760084580,  # 2025-10-10 08:23 UTC, the CSV's first trade
     ),
     Profile(
