@@ -27,6 +27,7 @@ from experiments.checker import (
     OUTCOME_COLUMNS,
     CheckParams,
     detections_frame,
+    require_parquet,
     run_checker,
 )
 from experiments.inputs import changed_since, fingerprint
@@ -45,6 +46,8 @@ __all__ = [
     "previous_summary",
     "summaries_frame",
 ]
+
+require_parquet()  # the tables below are parquet: a missing pyarrow is said before a run
 
 
 RUN_FILE = "run.json"

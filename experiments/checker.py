@@ -66,6 +66,7 @@ __all__ = [
     "fault_windows",
     "measured_faults",
     "monitor_metrics",
+    "require_parquet",
     "run_checker",
 ]
 
@@ -79,6 +80,21 @@ _NS = 1_000_000_000
 
 class CheckerError(ValueError):
     """The data cannot be checked; the scenario is INCONCLUSIVE."""
+
+
+def require_parquet() -> None:
+    """Raise :class:`ModuleNotFoundError` (``name="pyarrow"``) when pyarrow cannot be
+    imported. pandas imports it only when a parquet table is read or written, and then
+    raises a bare ImportError: ``python -m experiments run`` ran its scenarios and ended in
+    a traceback, ``python -m reports build`` called every scenario's outcomes "damaged".
+    The modules that read or write the run store's tables call this on import, so the
+    commands' harness-extra handler says which package is missing and how to install it,
+    before anything runs."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        raise ModuleNotFoundError(f"No module named 'pyarrow' ({exc})",
+                                  name="pyarrow") from exc
 
 
 @dataclass(frozen=True, slots=True)

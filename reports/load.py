@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.checker import OUTCOME_COLUMNS
+from experiments.checker import OUTCOME_COLUMNS, require_parquet
 from experiments.inputs import changed_since, fingerprint
 from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
@@ -42,6 +42,8 @@ __all__ = [
     "state_intervals",
     "summaries_frame",
 ]
+
+require_parquet()  # outcomes.parquet: a missing pyarrow is not every scenario "damaged"
 
 # The per-block, per-index, per-request and per-delivery rows of the histories (a simulated
 # week: ~1.5 million of them) are facts the analysis already turned into truth, detections
