@@ -15,11 +15,17 @@ from experiments.chaos import (
     GENERATORS,
     MONITOR_KNOBS,
     RECOVERY_S,
+    STORM_FAULTS,
+    STORM_S,
     UNCARRIED,
     broken,
     chaos_faults,
     chaos_scenario,
+    chaos_storm,
     explorer_window_blocks,
+    judge_websocket_wallets,
+    judged_wallets,
+    mixed_reorgs,
     poller_can_survive,
     run_chaos,
 )
@@ -38,7 +44,7 @@ def test_chaos_schedules_are_valid_deterministic_and_leave_time_to_recover() -> 
         assert sc == chaos_scenario(seed, 3600.0)  # a pure function of the seed
         entries = [f.model_dump(exclude_none=True) for f in sc.faults]
         FaultPlan.parse(entries).windows(sc.sim_duration_s)  # the simulator takes it
-        assert 4 <= len(entries) <= 14
+        assert 4 <= len(entries) <= 14 + STORM_FAULTS[1] + 3  # + a storm, mixed reorgs
         for f in entries:
             assert f["at"] >= FIRST_FAULT_S
             assert f["at"] + f.get("duration", 0.0) <= 3600.0 - RECOVERY_S
@@ -65,7 +71,9 @@ def test_every_monitor_knob_and_chain_is_drawn_and_polled_wallets_face_what_they
         if polled:  # a poller never retracts and reads only its overlap again
             overlap = settings.get("explorer_overlap_blocks", 64)
             assert all(poller_can_survive(f, overlap, settings["block_interval"])
-                       for f in entries)
+                       for f in entries  # bar the reorgs of a schedule judged on
+                       if not (f["name"] == "reorg"  # its WebSocket wallets alone
+                               and mixed_reorgs(seed, settings)))
         if settings["mode"] == "polling":
             assert all(f["name"].startswith("explorer_") for f in entries)
     assert profiles == set(CHAIN_PROFILES)
@@ -146,3 +154,84 @@ def test_every_monitor_knob_the_search_draws_reaches_the_scenario() -> None:
     for seed in range(200):
         given |= set(chaos_scenario(seed, 900.0).monitor.settings())
     assert set(MONITOR_KNOBS) <= given
+
+
+def test_some_schedules_are_storms_of_overlapping_faults_in_ten_minutes() -> None:
+    """Spread-out schedules rarely hold more than two or three faults at once: one in
+    four gets 8 to 20 more inside one 10-minute stretch, from a generator of its own (the
+    other schedules stay what they were)."""
+    storms = 0
+    for seed in range(120):
+        sc = chaos_scenario(seed, 3600.0)
+        entries = [f.model_dump(exclude_none=True) for f in sc.faults]
+        if "storm" not in sc.description:
+            assert len(entries) <= 14 + 3
+            continue
+        storms += 1
+        rng = random.Random(f"chaos-storm:{seed}")
+        rng.randrange(4)
+        ours = chaos_storm(rng, 3600.0)  # with no keep: the same as kept in websocket mode
+        if sc.monitor.settings()["mode"] == "websocket" and \
+                sc.monitor.settings().get("websocket_share", 100) >= 100:
+            assert {(f["name"], f["at"]) for f in ours} <= \
+                {(f["name"], f["at"]) for f in entries}
+        n = len(ours)
+        assert STORM_FAULTS[0] <= n <= STORM_FAULTS[1]
+        first = min(f["at"] for f in ours)
+        assert max(f["at"] + f.get("duration", 0.0) for f in ours) - first <= STORM_S
+        assert first >= FIRST_FAULT_S
+        assert max(f["at"] + f.get("duration", 0.0) for f in ours) <= 3600.0 - RECOVERY_S
+    assert 15 <= storms <= 50
+    for seed in (1, 2, 3):  # a storm even in a run too short for the whole stretch
+        faults = chaos_storm(random.Random(seed), FIRST_FAULT_S + RECOVERY_S + 30)
+        assert all(f["at"] >= FIRST_FAULT_S and f["at"] + f.get("duration", 0.0)
+                   <= FIRST_FAULT_S + 30 for f in faults)
+
+
+def test_partial_rollouts_draw_reorgs_and_are_judged_on_their_websocket_wallets(
+        tmp_path: Path) -> None:
+    """A poller never retracts, so a partial rollout drew no reorg, and the WebSocket
+    shards beside the polled wallets never met one. Half of them now do, with at least
+    one reorg, and only their WebSocket wallets are judged."""
+    import pandas as pd
+
+    from monitor.cores import assign_source
+
+    mixed = plain = 0
+    for seed in range(200):
+        sc = chaos_scenario(seed, 1800.0)
+        settings = sc.monitor.settings()
+        if not mixed_reorgs(seed, settings):
+            if settings.get("websocket_share", 100) < 100:
+                plain += 1
+                assert not any(f.name == "reorg" for f in sc.faults)
+            continue
+        mixed += 1
+        assert settings["mode"] == "websocket" and settings["websocket_share"] < 100
+        assert any(f.name == "reorg" for f in sc.faults)
+        assert "judged on the WebSocket wallets" in sc.description
+        assert all(poller_can_survive(f.model_dump(exclude_none=True),
+                                      settings.get("explorer_overlap_blocks", 64),
+                                      settings["block_interval"])
+                   for f in sc.faults if f.name != "reorg")
+    assert mixed >= 20 and plain >= 20
+    seed = next(s for s in range(200)
+                if mixed_reorgs(s, chaos_scenario(s, 1800.0).monitor.settings()))
+    sc = chaos_scenario(seed, 1800.0)
+    share = sc.monitor.settings()["websocket_share"]
+    wallets = ["0x" + f"{i:040x}" for i in range(1, 60)]
+    on_ws = [w for w in wallets if assign_source(w, share) == "websocket"]
+    polled = [w for w in wallets if w not in on_ws]
+    assert judged_wallets(sc, wallets) == on_ws and on_ws and polled
+    assert judged_wallets(chaos_scenario(1, 1800.0), wallets) == wallets
+    pd.DataFrame({"wallet": [polled[0], polled[1], on_ws[0], on_ws[1]],
+                  "outcome": ["phantom", "missed", "detected", "retracted"]}
+                 ).to_parquet(tmp_path / "outcomes.parquet")
+    summary = {"status": "ok", "missed": 1, "duplicates": 0, "phantoms": 1}
+    assert broken(judge_websocket_wallets(summary, sc, tmp_path)) == []
+    pd.DataFrame({"wallet": [polled[0], on_ws[0]], "outcome": ["phantom", "phantom"]}
+                 ).to_parquet(tmp_path / "outcomes.parquet")
+    assert broken(judge_websocket_wallets(summary, sc, tmp_path)) == ["1 phantoms"]
+    (tmp_path / "outcomes.parquet").unlink()
+    assert broken(judge_websocket_wallets(summary, sc, tmp_path))[0].startswith(
+        "status harness_error")
