@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import json
 import logging
 import re
+from array import array
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import pairwise
@@ -167,6 +170,11 @@ class ExplorerSettings:
     #: indexed blocks kept for queries, newest first (None: every one). A streamed chain
     #: sets its window: rows of older blocks are then no longer answered (bounded memory).
     retain_blocks: int | None = None
+    #: with ``retain_blocks``: the blocks let go are still answered (what keys each holds
+    #: is kept, a few bytes a key; rows are built again from the chain's block), as
+    #: Etherscan answers every block it indexed. The server keeps such an index up with
+    #: the chain (:meth:`Explorer.keep_up`), so no block goes unindexed while nobody asks
+    archive: bool = False
     tokens: Mapping[str, TokenInfo | Mapping[str, Any]] = field(
         default_factory=lambda: dict(DEFAULT_TOKENS))
 
@@ -199,9 +207,10 @@ class ExplorerSettings:
 
 
 def explorer_settings_from(table: Mapping[str, Any], *, speed: float = 1.0,
-                           retain_blocks: int | None = None) -> ExplorerSettings:
+                           retain_blocks: int | None = None,
+                           archive: bool | None = None) -> ExplorerSettings:
     """:class:`ExplorerSettings` from a config's ``[explorer]`` table (``speed`` and, when
-    the table does not set it, ``retain_blocks`` come from the node). Raises
+    the table does not set them, ``retain_blocks`` and ``archive`` come from the node). Raises
     ``ValueError`` naming the setting: an unknown one, or a value of the wrong kind."""
     known = sorted(f.name for f in fields(ExplorerSettings) if f.name != "speed")
     unknown = sorted(set(table) - set(known))
@@ -214,6 +223,8 @@ def explorer_settings_from(table: Mapping[str, Any], *, speed: float = 1.0,
     opts["speed"] = speed
     if retain_blocks is not None:
         opts.setdefault("retain_blocks", retain_blocks)
+    if archive is not None:
+        opts.setdefault("archive", archive)
     try:
         return ExplorerSettings(**opts)
     except (TypeError, ValueError) as exc:
@@ -292,6 +303,7 @@ class _Block:
     logs: list[dict[str, Any]]
     txs: dict[str, dict[str, Any]]  # full transaction by lower-case hash
     gas: dict[str, tuple[int, int]]  # lower-case hash -> (gasUsed, cumulativeGasUsed)
+    keys: frozenset[str] = frozenset()  # the archive's keys (an archiving index only)
 
 
 _Item = tuple[_Block, dict[str, Any]]
@@ -341,6 +353,194 @@ def _topic_addr(topic: str) -> str:
 _ADDRESS_TOPIC_PREFIX = "0x" + "0" * 24
 
 
+_TABLES = ("txs", "tok", "tok_contract", "nft", "nft_contract", "logs_addr", "logs_topic")
+_Entries = dict[str, dict[str, list[_Item]]]  # table -> key -> the block's items
+
+
+def _archive_key(table: str, key: str) -> str:
+    """The archive's key of an index key: an address topic is its address."""
+    if table == "logs_topic" and len(key) == 66 and key.startswith(_ADDRESS_TOPIC_PREFIX):
+        return "0x" + key[-40:]
+    return key
+
+
+def _hash64(block_hash: str) -> int:
+    try:
+        return int(block_hash[2:18], 16)
+    except ValueError:
+        return 0
+
+
+def _block_keys(rb: RecordedBlock) -> frozenset[str]:
+    """The archive's keys of a block: every address its rows can be asked by (senders,
+    recipients, log addresses, address topics) and its event signatures. A superset of
+    the lists' keys is harmless: a block built again is filtered as the lists are."""
+    keys: set[str] = set()
+    for tx in rb.transactions:
+        keys.add(_lower(tx.get("from")))
+        keys.add(_lower(tx.get("to")))
+    for lg in rb.logs:
+        if lg.get("removed"):
+            continue
+        keys.add(_lower(lg.get("address")))
+        topics = lg.get("topics") or ()
+        if topics:
+            t0 = _lower(topics[0])
+            keys.add(_archive_key("logs_topic", t0))
+            token = t0 in (TRANSFER, TRANSFER_SINGLE)  # its parties, whatever their form
+            for t in topics[1:]:
+                t = _lower(t)
+                if token or t.startswith(_ADDRESS_TOPIC_PREFIX):
+                    keys.add(_topic_addr(t))
+    keys.discard("")
+    return frozenset(keys)
+
+
+def _entries(rb: RecordedBlock) -> tuple[_Block, _Entries]:
+    """One block's rows, by table and key, as the index lists them."""
+    txs: dict[str, dict[str, Any]] = {}
+    gas: dict[str, tuple[int, int]] = {}
+    cumulative = 0
+    for tx in rb.transactions:
+        h = _lower(tx.get("hash"))
+        used = _qty(tx.get("gasUsed", tx.get("gas")))
+        cumulative += used
+        txs[h] = tx
+        gas[h] = (used, cumulative)
+    logs = [lg for lg in rb.logs if not lg.get("removed")]
+    blk = _Block(rb.number, rb.hash, rb.timestamp, logs, txs, gas)
+    out: _Entries = {t: {} for t in _TABLES}
+
+    def put(table: dict[str, list[_Item]], key: str, item: _Item) -> None:
+        items = table.get(key)
+        if items is None:
+            table[key] = [item]
+        else:
+            items.append(item)
+
+    t_txs, t_tok, t_tokc = out["txs"], out["tok"], out["tok_contract"]
+    t_nft, t_nftc = out["nft"], out["nft_contract"]
+    t_addr, t_topic = out["logs_addr"], out["logs_topic"]
+    for tx in rb.transactions:
+        item = (blk, tx)
+        frm, to = _lower(tx.get("from")), _lower(tx.get("to"))
+        if frm:
+            put(t_txs, frm, item)
+        if to and to != frm:
+            put(t_txs, to, item)
+    prefix = _ADDRESS_TOPIC_PREFIX
+    for lg in logs:
+        item = (blk, lg)
+        addr = _lower(lg.get("address"))
+        put(t_addr, addr, item)
+        topics = [_lower(t) for t in lg.get("topics") or ()]
+        if not topics:
+            continue
+        t0 = topics[0]
+        put(t_topic, t0, item)
+        seen = {t0}
+        for t in topics[1:]:
+            if t.startswith(prefix) and t not in seen:
+                seen.add(t)
+                put(t_topic, t, item)
+        if t0 == TRANSFER and len(topics) == 3 and _word_count(lg) == 1:
+            frm, to = _topic_addr(topics[1]), _topic_addr(topics[2])
+            put(t_tok, frm, item)
+            if to != frm:
+                put(t_tok, to, item)
+            put(t_tokc, addr, item)
+        elif t0 == TRANSFER_SINGLE and len(topics) == 4 and _word_count(lg) == 2:
+            frm, to = _topic_addr(topics[2]), _topic_addr(topics[3])
+            put(t_nft, frm, item)
+            if to != frm:
+                put(t_nft, to, item)
+            put(t_nftc, addr, item)
+    return blk, out
+
+
+#: blocks built again for archive queries kept for the next ones: at most this many, and
+#: this many logs together (a busy block holds ~700), but always the last few
+_REGEN_BLOCKS = 64
+_REGEN_LOGS = 16_384
+_REGEN_MIN = 4
+
+
+class _Archive:
+    """The blocks a window-bound index let go of, as which keys (addresses, event
+    signatures) each block holds: 4 bytes a (key, block) pair and 8 bytes a block (its
+    hash's prefix, to find where a deep reorg or a rewind starts). Their rows are built
+    again from the chain's block when a query reaches them: Etherscan answers old blocks
+    too, and rows kept whole (~1 kB a log, ~700 logs a busy block) would not fit a day."""
+
+    __slots__ = ("first", "hashes", "keys")
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # number of the first archived block
+        self.hashes = array("Q")
+        self.keys: dict[str, array[int]] = {}
+
+    @property
+    def end(self) -> int | None:
+        """The number after the last archived block (None: nothing archived)."""
+        return None if self.first is None else self.first + len(self.hashes)
+
+    def add(self, number: int, block_hash: str, block_keys: frozenset[str]) -> None:
+        if self.first is None or not self.hashes:
+            self.first = number
+        elif number != self.first + len(self.hashes):  # not contiguous: start again
+            self.keys.clear()
+            del self.hashes[:]
+            self.first = number
+        self.hashes.append(_hash64(block_hash))
+        keys = self.keys
+        for key in block_keys:
+            numbers = keys.get(key)
+            if numbers is None:
+                keys[key] = array("I", (number,))
+            else:
+                numbers.append(number)
+
+    def hash_at(self, number: int) -> int | None:
+        if self.first is None or not 0 <= number - self.first < len(self.hashes):
+            return None
+        return self.hashes[number - self.first]
+
+    def truncate(self, number: int) -> None:
+        """Forget archived blocks from ``number`` on (rare: walks every key)."""
+        if self.first is None or number >= self.first + len(self.hashes):
+            return
+        keep = max(number - self.first, 0)
+        del self.hashes[keep:]
+        for key in list(self.keys):
+            numbers = self.keys[key]
+            if numbers[-1] >= number:
+                del numbers[bisect_left(numbers, number):]
+                if not numbers:
+                    del self.keys[key]
+
+    def count(self, key: str) -> int:
+        numbers = self.keys.get(key)
+        return 0 if numbers is None else len(numbers)
+
+    def numbers(self, key: str | None, lo: int, hi: int, desc: bool) -> Iterator[int]:
+        """Archived blocks of ``lo..hi`` holding ``key`` (None: every one)."""
+        if self.first is None or not self.hashes:
+            return iter(())
+        if key is None:
+            lo, hi = max(lo, self.first), min(hi, self.first + len(self.hashes) - 1)
+            return iter(range(hi, lo - 1, -1) if desc else range(lo, hi + 1))
+        numbers = self.keys.get(key)
+        if numbers is None:
+            return iter(())
+        a, b = bisect_left(numbers, lo), bisect_right(numbers, hi)
+        return iter(numbers[a:b][::-1] if desc else numbers[a:b])
+
+    def nbytes(self) -> int:
+        """Bytes the archive holds (its arrays; the keys' strings and dict slots apart)."""
+        return (self.hashes.itemsize * len(self.hashes)
+                + sum(a.itemsize * len(a) for a in self.keys.values()))
+
+
 class _Index:
     """Per-address and per-topic lists over the indexed blocks, extended once per block.
 
@@ -348,9 +548,13 @@ class _Index:
     when they are a topic0 (event signature) or hold an address (a wallet, a maker): the
     selective filters clients use. Other topic values (order hashes, unique per log) are
     matched by scanning the smaller candidate list, or the blocks of the range.
+
+    With ``retain`` the lists hold the last ``retain`` blocks (to 1.5 times that); with
+    ``archive`` too, the blocks let go go to an :class:`_Archive` and are still answered
+    (their rows built again from the chain), as Etherscan answers every block it indexed.
     """
 
-    def __init__(self, retain: int | None = None) -> None:
+    def __init__(self, retain: int | None = None, *, archive: bool = False) -> None:
         self.retain = retain
         self.base = 0  # position in the chain of blocks[0] (older ones were let go)
         self.blocks: list[_Block] = []
@@ -361,7 +565,14 @@ class _Index:
         self.nft_contract: _Table = {}
         self.logs_addr: _Table = {}
         self.logs_topic: _Table = {}
+        self.tables: dict[str, _Table] = {t: getattr(self, t) for t in _TABLES}
         self.n_logs = 0
+        self.archive = _Archive() if archive and retain is not None else None
+        self.chain: Sequence[RecordedBlock] = ()
+        self.offset = 0  # block number - chain position
+        self._regen: OrderedDict[int, tuple[_Block, _Entries]] = OrderedDict()
+        self._regen_logs = 0
+        self.rebuilt = 0  # archived blocks built again for queries
 
     @property
     def head(self) -> int | None:
@@ -369,20 +580,14 @@ class _Index:
 
     def sync(self, chain: Sequence[RecordedBlock]) -> None:
         """Make the index match ``chain``: roll back what changed, add what is new."""
-        mine = self.blocks
+        self._reconcile(chain)
         base = self.base
-        if mine and (len(chain) <= base or (base == 0 and chain[0].number != mine[0].number)):
-            self.rollback(0)
-        elif mine:
-            i = min(len(mine), len(chain) - base)
-            while i > 0 and chain[base + i - 1].hash != mine[i - 1].hash:
-                i -= 1
-            if i < len(mine):
-                self.rollback(i)
-        if not self.blocks and self.retain is not None:
+        arch = self.archive
+        if not self.blocks and self.retain is not None and (
+                arch is None or arch.end is None):
             self.base = base = max(base, len(chain) - self.retain)
         retain = self.retain
-        if retain is not None and self.blocks:
+        if retain is not None and self.blocks and arch is None:
             new = len(chain) - base - len(self.blocks)
             if new >= retain and len(self.blocks) + new >= retain + max(retain // 2, 1):
                 # the prune below would keep only the last ``retain`` blocks, all of them
@@ -396,17 +601,69 @@ class _Index:
                 self.retain // 2, 1):
             self.prune(len(self.blocks) - self.retain)
 
+    def keep_up(self, chain: Sequence[RecordedBlock]) -> None:
+        """An archiving index nobody asks: archive (keys only, no lists) the blocks about
+        to leave the chain's window, so none is lost and none is built again; a query
+        lists the recent ones (:meth:`sync`)."""
+        arch, retain = self.archive, self.retain
+        if arch is None or retain is None:
+            return
+        start = self.base + len(self.blocks)
+        if len(chain) - start < max(retain - retain // 4, 1):
+            return
+        self._reconcile(chain)
+        if arch.end is None and not self.blocks:  # the first blocks: where it starts
+            self.base = max(self.base, len(chain) - retain)
+        self.prune(len(self.blocks))
+        stop = len(chain) - retain // 2
+        for pos in range(self.base, stop):
+            rb = chain[pos]
+            self.offset = rb.number - pos
+            arch.add(rb.number, rb.hash, _block_keys(rb))
+        self.base = max(self.base, stop)
+
+    def _reconcile(self, chain: Sequence[RecordedBlock]) -> None:
+        """Roll back what ``chain`` changed (a reorg, a rewind), the archive included."""
+        self.chain = chain
+        mine = self.blocks
+        base = self.base
+        arch = self.archive
+        if mine and base == 0 and (not chain or chain[0].number != mine[0].number):
+            self.rollback(0)
+        elif mine or (arch is not None and arch.end is not None):
+            i = min(len(mine), len(chain) - base)
+            while i > 0 and chain[base + i - 1].hash != mine[i - 1].hash:
+                i -= 1
+            if i < len(mine):
+                self.rollback(max(i, 0))
+            if i <= 0:
+                # nothing kept matches: a rewind or a reorg may reach below the lists
+                p = min(base, len(chain))
+                if arch is not None:
+                    while p > 0:
+                        have = arch.hash_at(p - 1 + self.offset)
+                        if have is None or have == _hash64(chain[p - 1].hash):
+                            break
+                        p -= 1
+                    arch.truncate(p + self.offset)
+                    self._regen.clear()
+                    self._regen_logs = 0
+                self.base = p
+
     def prune(self, n: int) -> None:
-        """Let go of the oldest ``n`` indexed blocks (in batches: it walks every list)."""
+        """Let go of the oldest ``n`` indexed blocks (in batches: it walks every list);
+        an archiving index keeps which keys they hold."""
         if n <= 0:
             return
+        if self.archive is not None:
+            for blk in self.blocks[:n]:
+                self.archive.add(blk.number, blk.hash, blk.keys)
         if n >= len(self.blocks):
             self.base += len(self.blocks)
             self.rollback(0)
             return
         first = self.blocks[n].number
-        for table in (self.txs, self.tok, self.tok_contract, self.nft, self.nft_contract,
-                      self.logs_addr, self.logs_topic):
+        for table in self.tables.values():
             for key in list(table):
                 items = table[key]
                 if items[0][0].number < first:
@@ -423,8 +680,7 @@ class _Index:
         if keep >= len(self.blocks):
             return
         first = self.blocks[keep].number
-        for table in (self.txs, self.tok, self.tok_contract, self.nft, self.nft_contract,
-                      self.logs_addr, self.logs_topic):
+        for table in self.tables.values():
             for key in list(table):
                 items = table[key]
                 if items[-1][0].number >= first:
@@ -435,64 +691,87 @@ class _Index:
         del self.blocks[keep:]
 
     def add(self, rb: RecordedBlock) -> None:
-        txs: dict[str, dict[str, Any]] = {}
-        gas: dict[str, tuple[int, int]] = {}
-        cumulative = 0
-        for tx in rb.transactions:
-            h = _lower(tx.get("hash"))
-            used = _qty(tx.get("gasUsed", tx.get("gas")))
-            cumulative += used
-            txs[h] = tx
-            gas[h] = (used, cumulative)
-        logs = [lg for lg in rb.logs if not lg.get("removed")]
-        blk = _Block(rb.number, rb.hash, rb.timestamp, logs, txs, gas)
-
-        def put(table: _Table, key: str, item: _Item) -> None:
-            items = table.get(key)
-            if items is None:
-                table[key] = [item]
-            else:
-                items.append(item)
-
-        for tx in rb.transactions:
-            item = (blk, tx)
-            frm, to = _lower(tx.get("from")), _lower(tx.get("to"))
-            if frm:
-                put(self.txs, frm, item)
-            if to and to != frm:
-                put(self.txs, to, item)
-        prefix = _ADDRESS_TOPIC_PREFIX
-        for lg in logs:
-            item = (blk, lg)
-            addr = _lower(lg.get("address"))
-            put(self.logs_addr, addr, item)
-            topics = [_lower(t) for t in lg.get("topics") or ()]
-            if not topics:
-                continue
-            t0 = topics[0]
-            put(self.logs_topic, t0, item)
-            seen = {t0}
-            for t in topics[1:]:
-                if t.startswith(prefix) and t not in seen:
-                    seen.add(t)
-                    put(self.logs_topic, t, item)
-            if t0 == TRANSFER and len(topics) == 3 and _word_count(lg) == 1:
-                frm, to = _topic_addr(topics[1]), _topic_addr(topics[2])
-                put(self.tok, frm, item)
-                if to != frm:
-                    put(self.tok, to, item)
-                put(self.tok_contract, addr, item)
-            elif t0 == TRANSFER_SINGLE and len(topics) == 4 and _word_count(lg) == 2:
-                frm, to = _topic_addr(topics[2]), _topic_addr(topics[3])
-                put(self.nft, frm, item)
-                if to != frm:
-                    put(self.nft, to, item)
-                put(self.nft_contract, addr, item)
-        self.n_logs += len(logs)
+        blk, entries = _entries(rb)
+        self.offset = rb.number - (self.base + len(self.blocks))
+        for name, rows in entries.items():
+            table = self.tables[name]
+            for key, items in rows.items():
+                have = table.get(key)
+                if have is None:
+                    table[key] = items
+                else:
+                    have.extend(items)
+        if self.archive is not None:
+            blk.keys = _block_keys(rb)
+        self.n_logs += len(blk.logs)
         self.blocks.append(blk)
+
+    # -- reading: the lists, then (older) the archive -----------------------------------
+
+    def count(self, table: str, key: str) -> int:
+        """How many rows ``key`` has in ``table`` (archived blocks count one each)."""
+        n = len(self.tables[table].get(key, ()))
+        if self.archive is not None:
+            n += self.archive.count(_archive_key(table, key))
+        return n
+
+    def items(self, table: str, key: str, lo: int, hi: int, desc: bool) -> Iterator[_Item]:
+        """``key``'s rows of ``table`` in blocks ``lo..hi``, in (reverse) chain order."""
+        listed = self.tables[table].get(key)
+        recent = _scan(listed, lo, hi, desc) if listed else iter(())
+        if self.archive is None:
+            return recent
+        old = self._archived(table, key, lo, hi, desc)
+        return itertools.chain(recent, old) if desc else itertools.chain(old, recent)
+
+    def _archived(self, table: str, key: str, lo: int, hi: int,
+                  desc: bool) -> Iterator[_Item]:
+        assert self.archive is not None
+        for number in self.archive.numbers(_archive_key(table, key), lo, hi, desc):
+            entries = self._rebuild(number)
+            if entries is None:
+                continue
+            rows = entries[1][table].get(key, ())
+            yield from (reversed(rows) if desc else rows)
+
+    def _rebuild(self, number: int) -> tuple[_Block, _Entries] | None:
+        """An archived block's rows, built again from the chain's block (a few kept)."""
+        got = self._regen.get(number)
+        if got is not None:
+            self._regen.move_to_end(number)
+            return got
+        pos = number - self.offset
+        if not 0 <= pos < len(self.chain):
+            return None
+        got = _entries(self.chain[pos])
+        self.rebuilt += 1
+        self._regen[number] = got
+        self._regen_logs += len(got[0].logs)
+        while len(self._regen) > _REGEN_MIN and (
+                len(self._regen) > _REGEN_BLOCKS or self._regen_logs > _REGEN_LOGS):
+            _, (old, _) = self._regen.popitem(last=False)
+            self._regen_logs -= len(old.logs)
+        return got
 
     def scan_logs(self, lo_block: int, hi_block: int, desc: bool) -> Iterator[_Item]:
         """Every indexed log of blocks ``lo_block..hi_block``, in (reverse) chain order."""
+        recent = self._scan_listed(lo_block, hi_block, desc)
+        if self.archive is None:
+            return recent
+        old = self._scan_archived(lo_block, hi_block, desc)
+        return itertools.chain(recent, old) if desc else itertools.chain(old, recent)
+
+    def _scan_archived(self, lo_block: int, hi_block: int, desc: bool) -> Iterator[_Item]:
+        assert self.archive is not None
+        for number in self.archive.numbers(None, lo_block, hi_block, desc):
+            got = self._rebuild(number)
+            if got is None:
+                continue
+            blk = got[0]
+            for lg in (reversed(blk.logs) if desc else blk.logs):
+                yield blk, lg
+
+    def _scan_listed(self, lo_block: int, hi_block: int, desc: bool) -> Iterator[_Item]:
         blocks = self.blocks
         lo = bisect_left(blocks, lo_block, key=lambda b: b.number)
         hi = bisect_right(blocks, hi_block, key=lambda b: b.number)
@@ -502,6 +781,7 @@ class _Index:
             logs = reversed(blk.logs) if desc else blk.logs
             for lg in logs:
                 yield blk, lg
+
 
 
 def _word_count(lg: dict[str, Any]) -> int:
@@ -584,7 +864,7 @@ class Explorer:
         #: to a node, which has blocks the index does not have yet); None: the index's
         self.node_head = node_head
         self.faults = ExplorerFaults()
-        self._index = _Index(settings.retain_blocks)
+        self._index = _Index(settings.retain_blocks, archive=settings.archive)
         self._keyed = KeyedRateLimiter(settings.rate_per_s, daily_limit=settings.daily_limit,
                                        speed=settings.speed,
                                        max_keys=settings.max_tracked_keys)
@@ -651,6 +931,23 @@ class Explorer:
     def indexed_head(self) -> int | None:
         return self._index.head
 
+    def keep_up(self, now_ns: int) -> None:
+        """Index the blocks indexed by ``now_ns`` (the server calls it as blocks are
+        indexed): an archiving index must see every block while it is in the chain's
+        window, whether or not anyone asks (an outage, a quiet hour), or it would have
+        to build the blocks that left the window again."""
+        if self._index.archive is not None:
+            self._index.keep_up(self.chain.indexed_blocks(now_ns))
+
+    def archive_stats(self) -> dict[str, int] | None:
+        """What the archive of an archiving index holds (None: it has none)."""
+        arch = self._index.archive
+        if arch is None:
+            return None
+        return {"blocks": len(arch.hashes), "keys": len(arch.keys),
+                "postings": sum(len(a) for a in arch.keys.values()),
+                "bytes": arch.nbytes(), "rebuilt": self._index.rebuilt}
+
     # -- checks ----------------------------------------------------------------------
 
     @staticmethod
@@ -699,8 +996,8 @@ class Explorer:
 
     def _account(self, action: str, p: Mapping[str, str]) -> list[dict[str, Any]]:
         idx = self._index
-        tables = {"txlist": (idx.txs, None), "tokentx": (idx.tok, idx.tok_contract),
-                  "token1155tx": (idx.nft, idx.nft_contract)}
+        tables = {"txlist": ("txs", None), "tokentx": ("tok", "tok_contract"),
+                  "token1155tx": ("nft", "nft_contract")}
         by_addr, by_contract = tables[action]
         contract = (_address_param(p, "contractaddress", required=False)
                     if by_contract is not None else None)
@@ -709,18 +1006,18 @@ class Explorer:
         end = _int_param(p, "endblock", MAX_BLOCK)
         paging = self._paging(p)
         if address is not None:
-            postings = by_addr.get(address)
+            table, key = by_addr, address
         else:
             assert by_contract is not None and contract is not None
-            postings = by_contract.get(contract)
-        if postings is None:
+            table, key = by_contract, contract
+        if not idx.count(table, key):
             return []
         if address is not None and contract is not None:
             def keep(item: _Item) -> bool:
                 return _lower(item[1].get("address")) == contract
         else:
             keep = _always
-        items = _take(_scan(postings, start, end, paging.desc), keep, paging)
+        items = _take(idx.items(table, key, start, end, paging.desc), keep, paging)
         head = idx.head or 0
         render = {"txlist": self._txlist_row, "tokentx": self._tokentx_row,
                   "token1155tx": self._t1155_row}[action]
@@ -751,15 +1048,16 @@ class Explorer:
             ops.append(op)
         paging = self._paging(p)
 
-        candidates: list[list[_Item] | None] = []
+        candidates: list[tuple[int, str, str]] = []  # (rows, table, key)
         if address is not None:
-            candidates.append(idx.logs_addr.get(address))
+            candidates.append((idx.count("logs_addr", address), "logs_addr", address))
         if "or" not in ops:
-            candidates.extend(idx.logs_topic.get(t) for i, t in topics.items()
+            candidates.extend((idx.count("logs_topic", t), "logs_topic", t)
+                              for i, t in topics.items()
                               if i == 0 or t.startswith(_ADDRESS_TOPIC_PREFIX))
-        if any(c is None for c in candidates):
+        if any(n == 0 for n, _, _ in candidates):
             return []
-        base = min((c for c in candidates if c is not None), key=len, default=None)
+        base = min(candidates, default=None)
 
         def keep(item: _Item) -> bool:
             lg = item[1]
@@ -781,13 +1079,13 @@ class Explorer:
                         for i, t in topics.items())
         if base is None and ops and "and" not in ops and indexable:
             # topicA or topicB or ...: merge the topics' lists instead of scanning blocks
-            lists = [idx.logs_topic.get(t) for t in topics.values()]
-            scan = _merge([_scan(x, start, end, paging.desc) for x in lists if x is not None],
+            scan = _merge([idx.items("logs_topic", t, start, end, paging.desc)
+                           for t in topics.values() if idx.count("logs_topic", t)],
                           paging.desc)
         elif base is None:
             scan = idx.scan_logs(start, end, paging.desc)
         else:
-            scan = _scan(base, start, end, paging.desc)
+            scan = idx.items(base[1], base[2], start, end, paging.desc)
         items = _take(scan, keep, paging)
         return [self._log_row(blk, lg) for blk, lg in items]
 

@@ -650,7 +650,8 @@ class Simulator:
             return
         try:
             explorer_settings = explorer_settings_from(
-                self.settings.explorer, speed=self.chain.speed, retain_blocks=self.chain.window)
+                self.settings.explorer, speed=self.chain.speed, retain_blocks=self.chain.window,
+                archive=self.chain.window is not None)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         self.explorer = Explorer(explorer_settings, self.chain,
@@ -737,9 +738,15 @@ class Simulator:
     def _record_indexed(self, now: int) -> None:
         """``explorer_indexed`` rows of the blocks whose index time passed by ``now``, each
         stamped with its index time (written at the replay's turns, and at stop)."""
+        indexed = False
         for block in self.chain.newly_indexed(now):
+            indexed = True
             self.history.record("explorer_indexed", number=block.number, hash=block.hash,
                                 t_ns=block.indexed_ns)
+        if indexed and self.explorer is not None:
+            # a streamed chain's explorer indexes each block while the chain holds it (an
+            # outage or a quiet hour must not leave blocks it can no longer answer)
+            self.explorer.keep_up(now)
 
     async def _pace(self) -> None:
         """Let the writers catch up when some client has a long queue (a replay faster
