@@ -798,6 +798,12 @@ class JsonRpc:
         kind = p[0]
         if kind == "newHeads":
             return h.subscribe("newHeads", None)
+        if kind == "newPendingTransactions":
+            # geth accepts it (an optional fullTx flag); the simulated chain has no
+            # mempool, so it sends nothing - as geth does while no transaction is pending
+            if len(p) > 1 and p[1] is not None and not isinstance(p[1], bool):
+                raise _arg_error(1, "cannot unmarshal into Go value of type bool")
+            return h.subscribe("newPendingTransactions", None)
         if kind == "logs":
             obj = p[1] if len(p) > 1 else None
             if obj is not None and not isinstance(obj, dict):

@@ -797,8 +797,7 @@ class Simulator:
                     if head is None:
                         head = block.header_json()
                     conn.notify(sub, head)
-                else:
-                    assert sub.flt is not None
+                elif sub.flt is not None:  # logs (newPendingTransactions: no mempool)
                     if (sub.lo is not None or sub.hi is not None) and sub.skips(block.number):
                         continue
                     for i in sub.flt.select(block.index):

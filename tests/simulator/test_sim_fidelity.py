@@ -128,3 +128,39 @@ def test_a_reorg_deeper_than_the_explorer_s_window_replaces_archived_rows() -> N
     assert got == want
     stats = kept.archive_stats()
     assert stats is not None and stats["blocks"] > 40
+
+
+def test_new_pending_transactions_is_accepted_and_sends_nothing_as_geth_without_a_mempool(
+        ) -> None:
+    """geth accepts ``eth_subscribe("newPendingTransactions")`` (an optional fullTx flag);
+    the simulator refused it (-32601), so a client that subscribes to it next to newHeads
+    (ethers' provider.on("pending")) failed against it and not against a node. Now it
+    is accepted, sends nothing (no mempool), and the blocks still flow."""
+    import re
+
+    from tests.simulator.node_fixtures import make_recording
+
+    async def main() -> None:
+        async with Simulator(make_recording(4), speed=50, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+
+            async def rpc(method: str, *params: Any, req_id: int = 1) -> Any:
+                await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": req_id,
+                                              "method": method, "params": list(params)}))
+                msg = await asyncio.wait_for(ws.receive(), 20)
+                return json.loads(msg.data)
+
+            pending = await rpc("eth_subscribe", "newPendingTransactions")
+            assert re.fullmatch(r"0x[0-9a-f]{32}", pending.get("result", "")), pending
+            full = await rpc("eth_subscribe", "newPendingTransactions", True, req_id=2)
+            assert "result" in full, full
+            bad = await rpc("eth_subscribe", "newPendingTransactions", "x", req_id=3)
+            assert bad["error"]["code"] == -32602
+            heads = (await rpc("eth_subscribe", "newHeads", req_id=4))["result"]
+            sim.begin()
+            for _ in range(3):  # only the heads come
+                msg = json.loads((await asyncio.wait_for(ws.receive(), 20)).data)
+                assert msg["params"]["subscription"] == heads
+            assert (await rpc("eth_unsubscribe", pending["result"], req_id=5))["result"]
+
+    asyncio.run(asyncio.wait_for(main(), 60))
