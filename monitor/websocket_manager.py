@@ -918,6 +918,12 @@ class WebSocketManager:
             return result
         finally:
             self._pending.pop(rid, None)
+            if fut.done() and not fut.cancelled():
+                # the reader failed it (the connection closed) while the send still waited:
+                # read, or asyncio logs "Future exception was never retrieved" at ERROR
+                fut.exception()
+            else:
+                fut.cancel()
             self.metrics.api_calls.call(method, ok)
             self._history.record("api_call", kind="rpc_ws", method=method, ok=ok)
 
