@@ -64,9 +64,9 @@ def quantity(value: Any, what: str = "quantity") -> int:
 #: group 0 and keeping group 1 removes exactly what the backtracking form removed.
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*+"|("(?:[^"\\]|\\.)*+)')
 _STRING_SUB = functools.partial(_STRING.sub, r"\1")
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_NOT_BRACKET_SUB = functools.partial(_NOT_BRACKET.sub, "")
-_BRACKETS = re.compile(r"[\[\]{}]+")
+#: every byte but the four brackets (a bracket is one ASCII byte in UTF-8, and no byte of
+#: a multi-byte character is one), for ``bytes.translate``'s ``delete``
+_NOT_BRACKET_BYTES = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {"[": 1, "]": -1}
 _SQUARE = str.maketrans("{}", "[]")  # depth counts both kinds alike
 _RUNS = re.compile(r"\[+|\]+")
@@ -87,15 +87,18 @@ def nesting_ok(text: str, limit: int = MAX_DEPTH, *, strict: bool = False) -> bo
     opening = text.count("[") + text.count("{")
     if opening <= limit:
         return True
-    # the brackets alone: dropping the rest, or (a body mostly brackets) keeping them
-    only = _brackets if 4 * opening > len(text) else _NOT_BRACKET_SUB
-    if not strict and _depth(only(text)) <= limit:
+    if not strict and _depth(_brackets(text)) <= limit:
         return True
-    return _depth(only(_STRING_SUB(text))) <= limit  # strings dropped: exact
+    return _depth(_brackets(_STRING_SUB(text))) <= limit  # strings dropped: exact
 
 
 def _brackets(text: str) -> str:
-    return "".join(_BRACKETS.findall(text))
+    """The brackets of ``text`` alone, in order: its UTF-8 bytes with every other byte
+    deleted (``bytes.translate``: ~6x faster than the regex substitution it replaces, which
+    cost more than parsing a 40-log ``eth_getLogs`` answer). ``surrogatepass``: a lone
+    surrogate encodes (to non-bracket bytes) instead of raising."""
+    return text.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKET_BYTES).decode(
+        "ascii")
 
 
 def _depth(brackets: str) -> int:
