@@ -10,6 +10,10 @@ Answers are classified the way the real service answers (REFERENCE.md):
 - ``NOTOK`` with "Max calls per sec rate limit reached (3/sec)" / "Max rate limit reached"
   -> :class:`~monitor.errors.RateLimited`, retried here with backoff (the limiter is also
   pushed back) up to ``rate_limit_retries`` times;
+- ``NOTOK`` with a daily-quota text ("Max daily rate limit reached", any text naming a
+  daily limit or quota) -> :class:`QuotaExhausted` (a ``RateLimited``), NOT retried: the
+  quota comes back at the next day, not in seconds (it was retried as a per-second limit,
+  a burst every few seconds for hours); the poller pauses long and alerts once;
 - any other ``NOTOK`` text (invalid key, bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
 - HTML or other non-JSON pages (502 gateways), HTTP errors -> :class:`~monitor.errors.BadResponse`
@@ -53,13 +57,18 @@ from monitor.redact import redact, register_secret
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import parse_retry_after
 
-__all__ = ["ExplorerClient", "ExplorerNotOk", "PartialLogs", "explorer_log_to_rpc"]
+__all__ = ["ExplorerClient", "ExplorerNotOk", "PartialLogs", "QuotaExhausted",
+           "explorer_log_to_rpc"]
 
 log = logging.getLogger("monitor.explorer")
 
 _RATE_TEXTS = ("max calls per sec rate limit reached", "max rate limit reached",
                "rate limit")
 _EMPTY_TEXTS = ("no records found", "no transactions found")
+#: a quota of the day used up (REFERENCE: 100,000 calls a day on the free tier): words of
+#: which one names the day and one the limit
+_DAILY_WORDS = ("daily", "per day", "/day", "day limit")
+_LIMIT_WORDS = ("limit", "quota", "exceeded")
 RESULT_WINDOW = 10_000
 #: records one call answers at most (Etherscan V2 since 2026-07-01, REFERENCE.md): a page
 #: asked larger comes back with this many, and was taken for the last page (the rest lost)
@@ -79,6 +88,15 @@ class ExplorerNotOk(MonitorError):
         self.text = redact(text)
 
 
+class QuotaExhausted(RateLimited):
+    """The explorer's daily call quota is used up: no retry helps before the next day."""
+
+
+def _daily_quota(low: str) -> bool:
+    """A lower-case NOTOK text says the day's quota is used up."""
+    return any(w in low for w in _DAILY_WORDS) and any(w in low for w in _LIMIT_WORDS)
+
+
 class PartialLogs(MonitorError):
     """A page of a :meth:`ExplorerClient.get_logs` after the first failed (``cause``).
     ``logs`` are every log of ``from_block..complete_to``, the blocks the pages before it
@@ -96,6 +114,14 @@ def _hex_int(value: Any) -> int:
     if value == "0x":
         return 0
     return quantity(value)
+
+
+def _decimal(value: Any) -> int:
+    """An account action's number: a decimal string (``ValueError`` otherwise)."""
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()
+            and len(value) <= 19):
+        raise ValueError(f"not a decimal number: {str(value)[:24]!r}")
+    return int(value)
 
 
 def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
@@ -190,6 +216,60 @@ class ExplorerClient:
                                   f"{str(body['result'])[:80]}") from None
         self._envelope(body)  # raises the right error for NOTOK bodies
         raise BadResponse("eth_blockNumber answer without a result")
+
+    async def index_head(self, address: str) -> int | None:
+        """The newest block the explorer's index has, from the newest transaction it holds
+        to ``address`` (``txlist``, ``sort=desc``, one row): that row's ``blockNumber`` +
+        ``confirmations`` - 1 (Etherscan counts a transaction of the newest block as one
+        confirmation). ``eth_blockNumber`` (``module=proxy``) asks a node, not the index:
+        the logs actions answer only up to this block. None when ``address`` has no
+        transaction. :class:`~monitor.errors.BadResponse` for a row that says no block."""
+        rows = self._envelope(await self._request(
+            {"module": "account", "action": "txlist", "address": address,
+             "startblock": "0", "endblock": "99999999", "page": "1", "offset": "1",
+             "sort": "desc"}, "account.txlist"))
+        if not isinstance(rows, list):
+            raise BadResponse("txlist result is not a list")
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"row is a {type(row).__name__}")
+            number, confirmations = (_decimal(row.get("blockNumber")),
+                                     _decimal(row.get("confirmations")))
+            if confirmations < 1:
+                raise ValueError(f"confirmations {confirmations}")
+        except (TypeError, ValueError) as exc:
+            raise BadResponse(f"txlist row without a block and confirmations: {exc}"
+                              ) from None
+        return number + confirmations - 1
+
+    async def block_hash(self, number: int, topics0: tuple[str, ...]) -> str | None:
+        """The hash the explorer has for block ``number``: that of the first log of the
+        block with one of ``topics0`` (one call a topic, one row, until one answers).
+        None when the block holds none of them (or is not indexed yet): no view of it."""
+        for t0 in topics0:
+            rows = self._envelope(await self._request(
+                {"module": "logs", "action": "getLogs", "fromBlock": str(number),
+                 "toBlock": str(number), "topic0": t0, "page": "1", "offset": "1"},
+                "logs.getLogs"))
+            if not isinstance(rows, list):
+                raise BadResponse("getLogs result is not a list")
+            for row in rows[:1]:
+                try:
+                    if not isinstance(row, dict):
+                        raise ValueError(f"row is a {type(row).__name__}")
+                    converted = explorer_log_to_rpc(row)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise BadResponse(f"getLogs row of block {number}: {exc}") from None
+                got = int(converted["blockNumber"], 16)
+                block_hash = converted["blockHash"]
+                if got != number or len(block_hash) != 66:
+                    raise BadResponse(f"getLogs of block {number} answered block {got} "
+                                      f"({block_hash[:12]!r})")
+                return block_hash
+        return None
 
     async def get_logs(self, *, from_block: int, to_block: int, address: str | None = None,
                        topics: Mapping[int, str] | None = None,
@@ -307,6 +387,8 @@ class ExplorerClient:
         low = f"{message} {text}".lower()
         if any(t in low for t in _EMPTY_TEXTS):
             return []
+        if _daily_quota(low):
+            raise QuotaExhausted(f"explorer daily quota used up: {text}")
         if any(t in low for t in _RATE_TEXTS):
             raise RateLimited(f"explorer rate limit: {text}")
         raise ExplorerNotOk(str(text))
@@ -323,6 +405,8 @@ class ExplorerClient:
                 if isinstance(body, dict) and str(body.get("status")) == "0":
                     self._envelope(body)  # raises RateLimited for rate-limit texts
                 return body
+            except QuotaExhausted:
+                raise  # the next day, not the next second: the caller pauses
             except RateLimited as exc:
                 attempt += 1
                 if attempt > self.rate_limit_retries:
@@ -396,7 +480,7 @@ class ExplorerClient:
                 raise BadResponse(f"explorer {method}: HTTP {status}", status=status)
             if isinstance(body, dict) and str(body.get("status")) == "0":
                 low = f"{body.get('message')} {body.get('result')}".lower()
-                if any(t in low for t in _RATE_TEXTS):
+                if _daily_quota(low) or any(t in low for t in _RATE_TEXTS):
                     kind = "rate_limited"
                 elif not any(t in low for t in _EMPTY_TEXTS):
                     kind = "notok"

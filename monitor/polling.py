@@ -22,11 +22,35 @@ for all wallets).
 Cursor: per wallet, in the store. After a successful query up to the explorer's head H,
 the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some seconds after it
 reports a block, so the last ``overlap_blocks`` are queried again next time (the
-persistent dedup drops repeats; no extra calls). A failed call (rate limit after retries,
-HTML 502, timeout, NOTOK) is counted, logged and retried next interval; the cursor does not
-move, so nothing is lost - unless it failed on a later page: the pages before it are
-delivered and the cursor moves over the blocks they hold whole (at most to
-``H - overlap``), so a range of more pages than a poll gets through still moves on.
+persistent dedup drops repeats; no extra calls). H is ``module=proxy`` ``eth_blockNumber``,
+a node's head; the logs answer from the index, behind it. So the cursor never passes the
+index head either: the newest block the index holds, read once a round (one call for every
+wallet) from its newest transaction to an exchange (``txlist``, ``sort=desc``, one row:
+``blockNumber + confirmations - 1``); when that call fails, the last lag measured is
+assumed. An index further behind than the overlap (an indexing incident) had its trades
+skipped for good; now its blocks are asked again until it has them (the query range grows
+with the lag, the calls do not).
+
+Reorgs (the pure baseline, ``group="polling"``: every delivery of its wallets came from
+this explorer): each poll re-reads the blocks above the cursor; a trade delivered there
+that the answer no longer has, in a block the explorer now shows with another hash (a
+row of the answer, or the first OrderFilled log of that block: one call), is retracted
+through :meth:`Pipeline.retract`, as on the WebSocket path, once two polls in a row show
+that hash (the cursor stays below it meanwhile). A block not shown (not indexed, no fill
+in it) or shown with the trade's own hash (a short answer) retracts nothing. The trades
+judged are read from the store, so a reorg while the monitor was down is found by the
+first polls after the restart. A WebSocket shard's fallback poller leaves this to the
+shard's checks against its node.
+
+Daily quota ("Max daily rate limit reached"): not retried (it comes back the next day):
+polling pauses 10 minutes, doubling to an hour, one call a pause; an error, a history row
+``explorer_quota`` and one alert say so, another when it works again. Cursors stay.
+
+A failed call (rate limit after retries, HTML 502, timeout, NOTOK) is counted, logged and
+retried next interval; the cursor does not move, so nothing is lost - unless it failed on
+a later page: the pages before it are delivered and the cursor moves over the blocks they
+hold whole (at most to ``H - overlap``), so a range of more pages than a poll gets through
+still moves on.
 Intervals are in simulated seconds, divided by ``speed``.
 
 A hostile or broken explorer: a head the chain cannot have reached since the highest one
@@ -50,20 +74,28 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from monitor.clock import Clock, SystemClock
 from monitor.config import DEFAULT_EXPLORER_OVERLAP_BLOCKS
 from monitor.cores import plausible_head
 from monitor.errors import MonitorError
-from monitor.explorer_client import ExplorerClient, PartialLogs
+from monitor.explorer_client import ExplorerClient, PartialLogs, QuotaExhausted
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.pipeline import Pipeline
 from monitor.store import Store
-from polyvocab import ORDER_FILLED_TOPICS, address_topic
+from polyvocab import ORDER_FILLED_TOPICS, V2_EXCHANGES, address_topic, trade_id
 
 __all__ = ["PollingMonitor"]
 
 log = logging.getLogger("monitor.polling")
+
+#: simulated seconds the first pause after a used-up daily quota lasts; each pause that
+#: ends in the quota still used up doubles it, up to QUOTA_PAUSE_MAX_S
+QUOTA_PAUSE_S = 600.0
+QUOTA_PAUSE_MAX_S = 3600.0
+#: blocks whose hash one wallet's poll asks the explorer for at most (a reorg check)
+JUDGED_BLOCKS_PER_POLL = 8
 
 
 class PollingMonitor:
@@ -85,6 +117,7 @@ class PollingMonitor:
         block_interval: float = 2.0,
         head_jump_slack: int = 64,
         history: History | None = None,
+        judge_reorgs: bool | None = None,
     ) -> None:
         self.client = client
         self.pipeline = pipeline
@@ -110,6 +143,24 @@ class PollingMonitor:
         self.block_interval = block_interval  # simulated seconds
         self.slack = head_jump_slack
         self.history = history or NullHistory()
+        #: the index head's distance below the proxy head at the last probe (None: never
+        #: measured): the estimate while the probe fails
+        self.index_lag: int | None = None
+        self.last_index_head: int | None = None
+        self._probe_at = 0  # which exchange's newest transaction tells the index head
+        self._probes = sorted(self.exchanges, key=lambda a: (a not in V2_EXCHANGES, a))
+        self._probe_failing = False
+        # a used-up daily quota: no call before this clock time; the pauses so far
+        self._quota_until: float | None = None
+        self._quota_pauses = 0
+        # the reorg check (retract what the explorer no longer has): on for the pure
+        # polling baseline, whose deliveries all came from this explorer. A WebSocket
+        # shard's fallback leaves it to the shard's own checks against its node: an
+        # explorer behind that node still shows the block a reorg replaced
+        self.judge_reorgs = group == "polling" if judge_reorgs is None else judge_reorgs
+        #: wallet -> {(trade id, its block hash): the other hash the explorer showed}:
+        #: a trade retracted only when two polls in a row show its block replaced
+        self._suspects: dict[str, dict[tuple[str, str], str]] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,8 +183,14 @@ class PollingMonitor:
     async def poll_once(self) -> int:
         """One round over every wallet. Returns how many wallets were fully covered."""
         self.polls += 1
+        if self._quota_until is not None and self.clock.now() < self._quota_until:
+            self.counters["quota_paused_polls"] += 1
+            return 0
         try:
             head = await self.client.block_number()
+        except QuotaExhausted as exc:
+            self._quota_used_up(exc)
+            return 0
         except MonitorError as exc:
             self.counters["errors"] += 1
             log.warning("explorer head unavailable (%s); retry next interval", exc.message)
@@ -161,12 +218,97 @@ class PollingMonitor:
             self._top = (head, now)
         self.last_head = head
         done = 0
-        for wallet in self.wallets:
-            if self._stop.is_set():
-                break
-            if await self._poll_wallet(wallet, head):
-                done += 1
+        try:
+            if self._quota_pauses:
+                self._quota_back()
+            index = await self._index_head(head)
+            for wallet in self.wallets:
+                if self._stop.is_set():
+                    break
+                if await self._poll_wallet(wallet, head, index):
+                    done += 1
+        except QuotaExhausted as exc:  # the other wallets wait for the pause too
+            self._quota_used_up(exc)
         return done
+
+    def _quota_used_up(self, exc: QuotaExhausted) -> None:
+        """The explorer's daily quota is used up: no call before a long pause (10 min,
+        doubling to an hour: the quota comes back at the next day, and a retry every few
+        seconds only spent the day's first calls again). Said once a streak: an error in
+        the log, a history row and an alert. Cursors stay: the blocks of the pause are
+        asked once it works again."""
+        self.counters["errors"] += 1
+        self.counters["quota_exhausted"] += 1
+        pause = min(QUOTA_PAUSE_S * 2.0 ** self._quota_pauses, QUOTA_PAUSE_MAX_S)
+        self._quota_until = self.clock.now() + pause / self.speed
+        self._quota_pauses += 1
+        if self._quota_pauses > 1:
+            log.info("explorer daily quota still used up; next try in %.0f s (simulated)",
+                     pause)
+            return
+        text = (f"explorer daily quota used up ({exc.message}): {self.group} polling "
+                f"paused, one try every {QUOTA_PAUSE_S:.0f}-{QUOTA_PAUSE_MAX_S:.0f} s "
+                "until it works again; nothing polled meanwhile (the cursors stay: the "
+                "blocks of the pause are asked then)")
+        log.error("%s", text)
+        self.history.record("explorer_quota", source=self.group, state="exhausted",
+                            reason=exc.message[:200])
+        self._alert("explorer_quota", text)
+
+    def _quota_back(self) -> None:
+        log.warning("explorer daily quota back after %d pause(s): %s polling resumed",
+                    self._quota_pauses, self.group)
+        self.history.record("explorer_quota", source=self.group, state="back",
+                            pauses=self._quota_pauses)
+        self._alert("explorer_quota_back", f"explorer answers again: {self.group} "
+                                           "polling resumed from its cursors")
+        self._quota_pauses, self._quota_until = 0, None
+
+    def _alert(self, kind: str, text: str) -> None:
+        """Through the pipeline's alerter (the monitor's), in the background; flushed at
+        the monitor's stop with the pipeline's own alerts."""
+        self.pipeline._alert(kind, text)
+
+    async def _index_head(self, head: int) -> int | None:
+        """The newest block the explorer's index has (at most ``head``), or an estimate.
+
+        ``head`` is the proxy's: a node's head, ahead of the index by the index lag. The
+        cursor moved to ``head - overlap`` whatever the lag, so an index further behind
+        than the overlap (an indexing incident) had its trades skipped for good. The
+        index head is asked once a round (the newest transaction to an exchange: one
+        call, whatever the wallet count); when that fails, the last lag measured is
+        taken off ``head``; never measured: None (``head - overlap`` alone, as before)."""
+        if self._probes:  # one call a round
+            address = self._probes[self._probe_at % len(self._probes)]
+            try:
+                got = await self.client.index_head(address)
+            except QuotaExhausted:
+                raise
+            except MonitorError as exc:
+                self.counters["index_head_unknown"] += 1
+                if not self._probe_failing:
+                    log.warning("explorer index head unknown (%s): the last lag (%s) is "
+                                "assumed", exc.message, self.index_lag)
+                self._probe_failing = True
+                got = None
+            else:
+                self._probe_failing = False
+                if got is None:  # no transaction to that exchange: the next one next round
+                    self.counters["index_head_unknown"] += 1
+                    self._probe_at += 1
+                    if self._probe_at >= len(self._probes) and self.index_lag is None:
+                        log.warning("no exchange has a transaction on the explorer: its "
+                                    "index head is not asked again (head - overlap)")
+                        self._probes = []
+                    elif self._probe_at >= len(self._probes):
+                        self._probe_at = 0
+            if got is not None:
+                got = min(got, head)
+                self.index_lag, self.last_index_head = head - got, got
+                return got
+        if self.index_lag is None:
+            return None
+        return max(head - self.index_lag, 0)
 
     def _plausible(self, head: int, since: tuple[int, float], now: float) -> bool:
         """The chain can be at ``head`` now when it was at ``since`` (head, time)."""
@@ -182,7 +324,7 @@ class PollingMonitor:
         record_bad_input(self.history, self.counters, log, kind=kind, source=self.group,
                          reason=reason)
 
-    async def _poll_wallet(self, wallet: str, head: int) -> bool:
+    async def _poll_wallet(self, wallet: str, head: int, index: int | None = None) -> bool:
         cur = self.store.cursor(wallet)
         if cur is None:
             first = self.start_block if self.start_block is not None else head
@@ -214,6 +356,8 @@ class PollingMonitor:
                         "next interval", wallet[:10], cursor + 1, part.cause.message,
                         part.complete_to + 1)
             logs, upto = part.logs, part.complete_to
+        except QuotaExhausted:
+            raise
         except MonitorError as exc:
             self.counters["errors"] += 1
             log.warning("poll of %s..%s failed (%s); cursor stays at %d, retry next interval",
@@ -229,9 +373,84 @@ class PollingMonitor:
         await self.pipeline.on_logs(fills, "poll")
         if self._rewound(wallet, cursor):
             return False
-        safe = max(cursor, min(upto, head - self.overlap))
+        # never past what the index can have answered: blocks above its head come later
+        safe = min(upto, head - self.overlap, head if index is None else index)
+        if self.judge_reorgs:
+            indexed = min(upto, head if index is None else index)
+            held = await self._judge(wallet, cursor + 1, indexed, logs, fills)
+            if held is not None:  # a trade seen once in a replaced block: judged again
+                safe = min(safe, held - 1)
+            if self._rewound(wallet, cursor):
+                return False
+        safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
         return upto >= head
+
+    async def _judge(self, wallet: str, first: int, last: int,
+                     logs: list[dict[str, Any]], fills: list[dict[str, Any]]) -> int | None:
+        """Retract the trades of ``wallet`` delivered in blocks ``first..last`` (the
+        blocks this answer holds whole, indexed) that the answer no longer has, when the
+        explorer shows their block with another hash: reorged away. Each poll re-reads
+        the overlap, so this is where the baseline sees a reorg (it retracted nothing:
+        the bot kept copies of trades the chain dropped). The same retraction as the
+        WebSocket path's (:meth:`Pipeline.retract`), on the same evidence: a block the
+        explorer does not show (not indexed, no fill in it) or shows with the trade's own
+        hash (a short or partial answer) retracts nothing, and the other hash must be
+        seen by two polls in a row (an explorer replica behind another). Returns the
+        lowest block of a trade seen once (the cursor stays below it), else None."""
+        suspects = self._suspects.pop(wallet, {})
+        if last < first:
+            return None
+        standing = self.store.standing_in_range([wallet], first, last)
+        if not standing:
+            return None
+        ids: set[str] = set()
+        hashes: dict[int, str] = {}  # this answer's rows (any kind) show these blocks
+        for lg in logs:
+            number = int(lg["blockNumber"], 16)
+            if len(lg["blockHash"]) == 66:
+                hashes.setdefault(number, lg["blockHash"])
+        for lg in fills:
+            ids.add(trade_id(lg["transactionHash"], int(lg["logIndex"], 16)))
+        gone = [(tid, n, bh.lower()) for tid, n, bh in standing if tid not in ids]
+        if not gone:
+            return None
+        blocks = sorted({n for _t, n, _h in gone})[:JUDGED_BLOCKS_PER_POLL]
+        for n in blocks:
+            if n in hashes:
+                continue
+            try:
+                got = await self.client.block_hash(n, ORDER_FILLED_TOPICS[::-1])  # V2 first
+            except QuotaExhausted:
+                raise
+            except MonitorError as exc:
+                self.counters["reorg_check_failed"] += 1
+                log.warning("hash of block %d unknown (%s): its trades judged next poll",
+                            n, exc.message)
+                continue
+            if got is not None:
+                hashes[n] = got
+        kept: dict[tuple[str, str], str] = {}
+        held: int | None = None
+        for tid, n, bh in gone:
+            now = hashes.get(n)
+            if now is None:  # no view of the block: nothing to judge by
+                self.counters["orphans_unjudged"] += 1
+                continue
+            if now == bh:  # the block stands: the answer left the trade out
+                self.counters["absent_from_standing_block"] += 1
+                continue
+            if suspects.get((tid, bh)) != now:
+                kept[(tid, bh)] = now
+                held = n if held is None else min(held, n)
+                continue
+            self.counters["orphans_retracted"] += 1
+            log.warning("trade %s in block %d (%s...) is no longer on the explorer, whose "
+                        "block %d is %s...: retracting", tid[:18], n, bh[:10], n, now[:10])
+            await self.pipeline.retract(tid, bh)
+        if kept:
+            self._suspects[wallet] = kept
+        return held
 
     def _rewound(self, wallet: str, cursor: int) -> bool:
         """The wallet's cursor went below ``cursor`` since this poll read it: a reorg's

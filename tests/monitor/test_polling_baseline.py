@@ -1,0 +1,347 @@
+"""The pure-polling baseline as a competent Etherscan-V2 poller: an index far behind the
+proxy's head, a reorg seen on a re-read of the overlap, a used-up daily quota, a restart.
+A scripted explorer on loopback (real aiohttp client and server, real SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from monitor_helpers import OTHER, WALLET, order_filled, word
+
+from monitor.clock import ManualClock
+from monitor.explorer_client import ExplorerClient
+from monitor.pipeline import Pipeline
+from monitor.polling import PollingMonitor
+from monitor.sinks import MemorySink
+from monitor.store import Store
+from polyvocab import CTF_EXCHANGE_V2
+
+DAILY = "Max daily rate limit reached"
+QUOTA_PAUSE_S = 600.0  # monitor.polling.QUOTA_PAUSE_S (simulated seconds)
+
+
+class IndexExplorer:
+    """An explorer whose proxy head (``head``) is ahead of its index (``indexed``): the
+    logs and account actions answer from the indexed blocks only, as Etherscan's. Logs
+    carry their block's hash (``hashes``, default ``0x<word(n)>``)."""
+
+    def __init__(self) -> None:
+        self.head = 100
+        self.indexed = 100
+        self.logs: list[dict[str, Any]] = []
+        self.quota_used_up = False
+        self.drop: set[str] = set()  # transaction hashes a short answer leaves out
+        self.queries: list[dict[str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        self.queries.append(q)
+        if self.quota_used_up:
+            return web.json_response({"status": "0", "message": "NOTOK", "result": DAILY})
+        if q["module"] == "proxy":
+            return web.json_response({"jsonrpc": "2.0", "id": 1, "result": hex(self.head)})
+        if q["module"] == "account":  # txlist sort=desc offset=1: the newest indexed
+            assert q["action"] == "txlist" and q["sort"] == "desc"
+            return web.json_response({"status": "1", "message": "OK", "result": [{
+                "blockNumber": str(self.indexed - 3), "confirmations": "4",
+                "hash": "0x" + word(1), "to": q["address"]}]})
+        frm, to = int(q["fromBlock"]), min(int(q["toBlock"]), self.indexed)
+        rows = [lg for lg in self.logs if frm <= int(lg["blockNumber"], 16) <= to
+                and ("topic2" not in q or lg["topics"][2] == q["topic2"])
+                and ("topic0" not in q or lg["topics"][0] == q["topic0"])
+                and lg["transactionHash"] not in self.drop]
+        rows = rows[:int(q.get("offset", "1000"))]
+        if not rows:
+            return web.json_response({"status": "0", "message": "No records found",
+                                      "result": []})
+        return web.json_response({"status": "1", "message": "OK", "result": [
+            dict(r, timeStamp=r["blockTimestamp"]) for r in rows]})
+
+    def replace_block(self, number: int, new_hash: str, *, keep: set[str]) -> None:
+        """A reorg: block ``number`` gets ``new_hash``; of its logs only the transactions
+        ``keep`` stay (in the new block)."""
+        self.logs = [dict(lg, blockHash=new_hash) if int(lg["blockNumber"], 16) == number
+                     else lg for lg in self.logs
+                     if int(lg["blockNumber"], 16) != number or lg["transactionHash"] in keep]
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, kind: str, text: str) -> bool:
+        self.sent.append((kind, text))
+        return True
+
+
+Steps = Callable[[IndexExplorer, PollingMonitor, Store], Awaitable[None]]
+
+
+def run(tmp_path: Path, steps: Steps, *, clock: ManualClock, overlap: int = 16,
+        fake: IndexExplorer | None = None, alerts: Alerts | None = None,
+        db: str = "s.db") -> MemorySink:
+    fake = fake or IndexExplorer()
+    sink = MemorySink()
+
+    async def go() -> None:
+        app = web.Application()
+        app.router.add_get("/v2/api", fake.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+        store = Store(tmp_path / db)
+        try:
+            async with aiohttp.ClientSession() as session:
+                # the client's own retry waits (rate limits) scaled down: no test waits
+                client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
+                pipe = Pipeline(store, sink, wallets=[WALLET], clock=clock)
+                pipe.alerts = alerts
+                poller = PollingMonitor(client, pipe, store, wallets=[WALLET], interval=15,
+                                        overlap_blocks=overlap, start_block=100,
+                                        clock=clock, block_interval=2.0)
+                await steps(fake, poller, store)
+                await pipe.flush_alerts(5.0)
+        finally:
+            store.close()
+            await runner.cleanup()
+    asyncio.run(go())
+    return sink
+
+
+def trades(sink: MemorySink) -> list[int]:
+    return sorted(e.trade.block_number for e in sink.events
+                  if e.kind == "trade" and e.trade is not None)
+
+
+def retracted(sink: MemorySink) -> list[str]:
+    return [e.trade_id for e in sink.events if e.kind == "retraction"]
+
+
+def test_an_index_further_behind_than_the_overlap_loses_no_trade(tmp_path: Path) -> None:
+    """The explorer's index 100 blocks (200 s) behind the proxy's eth_blockNumber, an
+    indexing incident; the overlap is 16 blocks. The cursor moved to head - overlap
+    whatever the index had: every trade of the blocks between the index head and that
+    cursor was skipped for good. The cursor now never passes the index head (the newest
+    transaction it holds, one txlist call a round), and the re-read stays one call."""
+    clock = ManualClock()
+    first, last, lag = 100, 260, 100
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=n, tx=n) for n in range(first, last + 1)]
+        for head in range(100, last + lag + 40, 8):  # a poll each 16 s of 2-s blocks
+            clock.advance(16)
+            fake.head, fake.indexed = head, max(head - lag, 0)
+            await poller.poll_once()
+            if store.cursor(WALLET).block > max(fake.indexed, first - 1):  # moved past it
+                past.append(store.cursor(WALLET).block - fake.indexed)
+        logs_calls.append(sum(q.get("module") == "logs" for q in fake.queries))
+        logs_calls.append(poller.polls)
+    past: list[int] = []
+    logs_calls: list[int] = []
+    sink = run(tmp_path, steps, clock=clock)
+    assert trades(sink) == list(range(first, last + 1)), (
+        f"{last - first + 1 - len(trades(sink))} trades skipped")
+    assert past == []  # the cursor never ahead of the index
+    assert logs_calls[0] <= logs_calls[1]  # one getLogs a round for the wallet
+
+
+def test_a_trade_reorged_away_is_retracted_once_two_polls_show_its_block_replaced(
+        tmp_path: Path) -> None:
+    """A trade of block 105 delivered; a reorg drops its transaction, and the new block
+    105 (another hash) holds another maker's fill. Each poll re-reads the overlap, which
+    no longer has the trade: the baseline never retracted it (a phantom the bot kept).
+    Now the second poll that shows block 105 with the other hash retracts it, through
+    the same Pipeline.retract as the WebSocket path."""
+    clock = ManualClock()
+    new_hash = "0x" + "ab" * 32
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1),
+                      order_filled(block=105, tx=2, wallet=OTHER)]
+        fake.head = fake.indexed = 106
+        await poller.poll_once()
+        fake.replace_block(105, new_hash, keep={"0x" + word(2)})
+        for head in (108, 110, 112):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+            counts.append(poller.counters["orphans_retracted"])
+    counts: list[int] = []
+    sink = run(tmp_path, steps, clock=clock)
+    assert trades(sink) == [105]
+    assert retracted(sink) == [f"0x{word(1)}:0"]  # before: []
+    assert counts == [0, 1, 1]  # the first sight of the other hash is not enough
+
+
+def test_a_short_answer_a_lagging_index_or_a_passing_replica_retracts_nothing(
+        tmp_path: Path) -> None:
+    """The re-read leaves the trade out, but: the block stands with the trade's own hash
+    (a short page); the index fell behind the block (a reorg being re-indexed: no view
+    of it); the other hash is shown once only (a replica behind another). None of these
+    is a reorg the baseline may retract on."""
+    clock = ManualClock()
+    tid = "0x" + word(1)
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1),
+                      order_filled(block=105, tx=2, wallet=OTHER)]
+        fake.head = fake.indexed = 106
+        await poller.poll_once()
+        fake.drop = {tid}  # short answers: the block still has its hash
+        for head in (108, 110):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        fake.drop = set()
+        fake.indexed = 104  # the index rolled back below the block
+        clock.advance(4)
+        await poller.poll_once()
+        saved = list(fake.logs)
+        fake.indexed = 112
+        fake.replace_block(105, "0x" + "cd" * 32, keep={"0x" + word(2)})
+        clock.advance(4)
+        fake.head = 112
+        await poller.poll_once()  # the other hash, once
+        fake.logs = saved  # the next answer is the chain as it was
+        for head in (114, 116):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        assert poller.counters["absent_from_standing_block"] >= 2
+    sink = run(tmp_path, steps, clock=clock)
+    assert trades(sink) == [105] and retracted(sink) == []
+
+
+def test_a_reorg_while_the_monitor_was_down_is_retracted_after_the_restart(
+        tmp_path: Path) -> None:
+    """Polling-only mode has no node to ask at a restart. The trades the last process
+    delivered above its cursor are re-read by the first polls: one of a block replaced
+    while it was down is retracted (the judgement reads the store, not memory)."""
+    clock = ManualClock()
+    fake = IndexExplorer()
+
+    async def before(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1),
+                      order_filled(block=105, tx=2, wallet=OTHER)]
+        fake.head = fake.indexed = 106
+        await poller.poll_once()
+
+    async def after(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        assert store.cursor(WALLET).block < 105
+        fake.replace_block(105, "0x" + "ef" * 32, keep={"0x" + word(2)})
+        for head in (110, 112):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+    first = run(tmp_path, before, clock=clock, fake=fake)
+    second = run(tmp_path, after, clock=clock, fake=fake)
+    assert trades(first) == [105]
+    assert retracted(second) == [f"0x{word(1)}:0"]
+
+
+def test_a_used_up_daily_quota_pauses_polling_alerts_once_and_resumes(
+        tmp_path: Path) -> None:
+    """"Max daily rate limit reached" was retried as a per-second limit: six calls every
+    poll (a retry burst each 15 s) for the rest of the day, never said to anyone. Now
+    polling pauses (10 min, doubling to an hour) with one try each pause, one alert
+    says so, and polling resumes from the cursor once the quota is back: the trade of
+    the pause is delivered."""
+    clock = ManualClock()
+    alerts = Alerts()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = fake.indexed = 100
+        await poller.poll_once()
+        fake.quota_used_up = True
+        asked = len(fake.queries)
+        for _ in range(int(3 * QUOTA_PAUSE_S / 15)):  # 30 minutes of 15-s polls
+            clock.advance(15)
+            await poller.poll_once()
+        calls.append(len(fake.queries) - asked)
+        fake.quota_used_up = False
+        fake.logs.append(order_filled(block=150, tx=1))
+        fake.head = fake.indexed = 200
+        for _ in range(int(2 * QUOTA_PAUSE_S / 15)):
+            clock.advance(15)
+            await poller.poll_once()
+        calls.append(poller.counters["quota_exhausted"])
+    calls: list[int] = []
+    sink = run(tmp_path, steps, clock=clock, alerts=alerts)
+    assert calls == [2, 2]  # calls while used up (before: 720, 6 a poll); pauses
+    assert [k for k, _t in alerts.sent] == ["explorer_quota", "explorer_quota_back"]
+    assert "daily quota" in alerts.sent[0][1]
+    assert trades(sink) == [150]
+
+
+def test_the_index_head_probe_failing_keeps_the_last_lag_not_the_overlap(
+        tmp_path: Path) -> None:
+    """The index-head probe (txlist) fails after it measured a lag of 100 blocks: the
+    cursor keeps that lag below the proxy head rather than head - overlap."""
+    clock = ManualClock()
+
+    class Failing(IndexExplorer):
+        async def handle(self, request: web.Request) -> web.Response:
+            if request.query.get("module") == "account" and self.fail:
+                return web.Response(status=502, text="<html>502</html>",
+                                    content_type="text/html")
+            return await super().handle(request)
+    fake = Failing()
+    fake.fail = False
+
+    async def steps(fake_: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head, fake.indexed = 300, 200
+        await poller.poll_once()
+        fake.fail = True
+        fake.logs.append(order_filled(block=230, tx=1))
+        for head in (308, 316, 324, 332):
+            clock.advance(16)
+            fake.head, fake.indexed = head, head - 100
+            await poller.poll_once()
+        assert poller.counters["index_head_unknown"] == 4
+        assert store.cursor(WALLET).block == 332 - 100
+    sink = run(tmp_path, steps, clock=clock, fake=fake)
+    assert trades(sink) == [230]
+
+
+def test_the_index_head_is_read_from_the_newest_transaction_and_its_confirmations(
+        ) -> None:
+    """txlist rows count the newest block as one confirmation: the index head is
+    blockNumber + confirmations - 1; a row without them is a bad answer."""
+    answers = [
+        {"status": "1", "message": "OK", "result": [{"blockNumber": "500",
+                                                      "confirmations": "7"}]},
+        {"status": "0", "message": "No transactions found", "result": []},
+        {"status": "1", "message": "OK", "result": [{"blockNumber": "500"}]},
+    ]
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps(answers.pop(0)), content_type="application/json")
+
+    async def go() -> list[Any]:
+        app = web.Application()
+        app.router.add_get("/v2/api", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        out: list[Any] = []
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = ExplorerClient(f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api",
+                                        session, rate_per_s=1000)
+                out.append(await client.index_head(CTF_EXCHANGE_V2))
+                out.append(await client.index_head(CTF_EXCHANGE_V2))
+                try:
+                    await client.index_head(CTF_EXCHANGE_V2)
+                except Exception as exc:  # its kind is the assertion
+                    out.append(type(exc).__name__)
+        finally:
+            await runner.cleanup()
+        return out
+    assert asyncio.run(go()) == [506, None, "BadResponse"]
