@@ -96,6 +96,11 @@ QUOTA_PAUSE_S = 600.0
 QUOTA_PAUSE_MAX_S = 3600.0
 #: blocks whose hash one wallet's poll asks the explorer for at most (a reorg check)
 JUDGED_BLOCKS_PER_POLL = 8
+#: wallets no longer on the list whose deliveries in this many blocks below the newest
+#: delivery are re-checked after a restart (as ``wallet_monitor.DEPARTED_DEPTH``), and at
+#: most how many of them a round asks (one call each)
+DEPARTED_DEPTH = 128
+DEPARTED_PER_ROUND = 16
 
 
 class PollingMonitor:
@@ -161,6 +166,10 @@ class PollingMonitor:
         #: wallet -> {(trade id, its block hash): the other hash the explorer showed}:
         #: a trade retracted only when two polls in a row show its block replaced
         self._suspects: dict[str, dict[tuple[str, str], str]] = {}
+        #: wallets no longer on the list with recent deliveries (None: not looked yet)
+        self._departed: list[str] | None = None
+        self._departed_at = 0  # the next of them a round asks
+        self._departed_from = 0  # the lowest block of their deliveries judged
 
     def stop(self) -> None:
         self._stop.set()
@@ -222,6 +231,8 @@ class PollingMonitor:
             if self._quota_pauses:
                 self._quota_back()
             index = await self._index_head(head)
+            if self.judge_reorgs:
+                await self._judge_departed(head, index)
             for wallet in self.wallets:
                 if self._stop.is_set():
                     break
@@ -385,6 +396,56 @@ class PollingMonitor:
         safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
         return upto >= head
+
+    async def _judge_departed(self, head: int, index: int | None) -> None:
+        """Wallets removed from the list (between runs): their last deliveries, which the
+        bot acted on, are re-read like a polled wallet's overlap and judged the same way
+        (:meth:`_judge`) until the index is ``overlap`` blocks past the newest of them. A
+        reorg of their block left them standing for good (no poll of theirs ran again).
+        Nothing of theirs is delivered (the pipeline has them off its list); their cursor
+        is left where it was."""
+        if self._departed is None:
+            recent, self._departed_from = self.store.recent_wallets(DEPARTED_DEPTH)
+            self._departed = sorted(recent - set(self.pipeline.wallets) - set(self.wallets))
+            if self._departed:
+                log.info("%d wallet(s) no longer watched have deliveries in the last %d "
+                         "blocks: re-read until the index is past them", len(self._departed),
+                         DEPARTED_DEPTH)
+        if not self._departed:
+            return
+        top = head if index is None else index
+        standing = self.store.standing_in_range(self._departed, self._departed_from, 1 << 62)
+        if not standing or top - max(n for _t, n, _h in standing) > self.overlap:
+            self._departed = []  # nothing left to judge, or the index well past it
+            return
+        lows: dict[str, int] = {}
+        for wallet in self._departed:
+            mine = self.store.standing_in_range([wallet], self._departed_from, 1 << 62)
+            if mine:
+                lows[wallet] = min(n for _t, n, _h in mine)
+        turn = sorted(lows)
+        if len(turn) > DEPARTED_PER_ROUND:
+            at = self._departed_at % len(turn)
+            turn = (turn[at:] + turn[:at])[:DEPARTED_PER_ROUND]
+            self._departed_at += DEPARTED_PER_ROUND
+        for wallet in turn:
+            low = lows[wallet]
+            if low > top:
+                continue
+            try:
+                logs = await self.client.get_logs(from_block=low, to_block=top,
+                                                  topics={2: address_topic(wallet)})
+            except QuotaExhausted:
+                raise
+            except MonitorError as exc:  # PartialLogs too: judged whole next round
+                self.counters["reorg_check_failed"] += 1
+                log.warning("re-read of %s (no longer watched) failed (%s); next round",
+                            wallet[:10], exc.message)
+                continue
+            fills = [lg for lg in logs
+                     if lg["topics"] and lg["topics"][0] in ORDER_FILLED_TOPICS
+                     and lg["address"] in self.exchanges]
+            await self._judge(wallet, low, top, logs, fills)
 
     async def _judge(self, wallet: str, first: int, last: int,
                      logs: list[dict[str, Any]], fills: list[dict[str, Any]]) -> int | None:

@@ -85,7 +85,7 @@ Steps = Callable[[IndexExplorer, PollingMonitor, Store], Awaitable[None]]
 
 def run(tmp_path: Path, steps: Steps, *, clock: ManualClock, overlap: int = 16,
         fake: IndexExplorer | None = None, alerts: Alerts | None = None,
-        db: str = "s.db") -> MemorySink:
+        wallets: tuple[str, ...] = (WALLET,)) -> MemorySink:
     fake = fake or IndexExplorer()
     sink = MemorySink()
 
@@ -96,14 +96,14 @@ def run(tmp_path: Path, steps: Steps, *, clock: ManualClock, overlap: int = 16,
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
-        store = Store(tmp_path / db)
+        store = Store(tmp_path / "s.db")
         try:
             async with aiohttp.ClientSession() as session:
                 # the client's own retry waits (rate limits) scaled down: no test waits
                 client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
-                pipe = Pipeline(store, sink, wallets=[WALLET], clock=clock)
+                pipe = Pipeline(store, sink, wallets=wallets, clock=clock)
                 pipe.alerts = alerts
-                poller = PollingMonitor(client, pipe, store, wallets=[WALLET], interval=15,
+                poller = PollingMonitor(client, pipe, store, wallets=wallets, interval=15,
                                         overlap_blocks=overlap, start_block=100,
                                         clock=clock, block_interval=2.0)
                 await steps(fake, poller, store)
@@ -244,6 +244,41 @@ def test_a_reorg_while_the_monitor_was_down_is_retracted_after_the_restart(
     second = run(tmp_path, after, clock=clock, fake=fake)
     assert trades(first) == [105]
     assert retracted(second) == [f"0x{word(1)}:0"]
+
+
+def test_a_reorg_of_a_wallet_removed_from_the_list_is_retracted_after_the_restart(
+        tmp_path: Path) -> None:
+    """A wallet's trade delivered, then the wallet taken off the list and the monitor
+    restarted, and a reorg drops that trade: no poll of that wallet ran again, so it was
+    never retracted (the WebSocket path re-checks such wallets; polling-only did not)."""
+    clock = ManualClock()
+    fake = IndexExplorer()
+
+    async def before(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1, wallet=OTHER),
+                      order_filled(block=105, tx=2)]
+        fake.head = fake.indexed = 106
+        await poller.poll_once()
+
+    async def after(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.replace_block(105, "0x" + "ef" * 32, keep={"0x" + word(2)})
+        for head in (110, 112, 114):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        fake.queries.clear()
+        for head in (200, 210):  # the index past it: the removed wallet is not asked
+            clock.advance(20)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        asked.extend(q.get("topic2", "") for q in fake.queries)
+    asked: list[str] = []
+    first = run(tmp_path, before, clock=clock, fake=fake, wallets=(WALLET, OTHER))
+    second = run(tmp_path, after, clock=clock, fake=fake, wallets=(WALLET,))
+    assert trades(first) == [105, 105]
+    assert retracted(second) == [f"0x{word(1)}:0"]  # OTHER's, reorged away
+    assert trades(second) == []
+    assert not any(OTHER[2:] in t for t in asked)
 
 
 def test_a_used_up_daily_quota_pauses_polling_alerts_once_and_resumes(
