@@ -384,7 +384,10 @@ class PollingMonitor:
         await self.pipeline.on_logs(fills, "poll")
         if self._rewound(wallet, cursor):
             return False
-        # never past what the index can have answered: blocks above its head come later
+        # never past what the index can have answered: blocks above its head come later.
+        # A row of block n shows the index has n (a probe that said less is wrong)
+        if index is not None and logs:
+            index = max(index, min(head, max(int(lg["blockNumber"], 16) for lg in logs)))
         safe = min(upto, head - self.overlap, head if index is None else index)
         if self.judge_reorgs:
             indexed = min(upto, head if index is None else index)

@@ -37,6 +37,7 @@ class IndexExplorer:
         self.logs: list[dict[str, Any]] = []
         self.quota_used_up = False
         self.drop: set[str] = set()  # transaction hashes a short answer leaves out
+        self.claimed: int | None = None  # the index head txlist says, when not ``indexed``
         self.queries: list[dict[str, str]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -48,8 +49,9 @@ class IndexExplorer:
             return web.json_response({"jsonrpc": "2.0", "id": 1, "result": hex(self.head)})
         if q["module"] == "account":  # txlist sort=desc offset=1: the newest indexed
             assert q["action"] == "txlist" and q["sort"] == "desc"
+            said = self.indexed if self.claimed is None else self.claimed
             return web.json_response({"status": "1", "message": "OK", "result": [{
-                "blockNumber": str(self.indexed - 3), "confirmations": "4",
+                "blockNumber": str(said - 3), "confirmations": "4",
                 "hash": "0x" + word(1), "to": q["address"]}]})
         frm, to = int(q["fromBlock"]), min(int(q["toBlock"]), self.indexed)
         rows = [lg for lg in self.logs if frm <= int(lg["blockNumber"], 16) <= to
@@ -150,6 +152,28 @@ def test_an_index_further_behind_than_the_overlap_loses_no_trade(tmp_path: Path)
         f"{last - first + 1 - len(trades(sink))} trades skipped")
     assert past == []  # the cursor never ahead of the index
     assert logs_calls[0] <= logs_calls[1]  # one getLogs a round for the wallet
+
+
+def test_an_index_head_said_too_low_does_not_hold_the_cursor_below_the_rows_it_answers(
+        tmp_path: Path) -> None:
+    """txlist's newest row says the index is at block 10 (a stale cache in front of it),
+    while getLogs answers rows up to the head: a row of block n shows the index has n, so
+    the cursor follows the rows (else it stayed at the start and every poll asked a range
+    growing for good)."""
+    clock = ManualClock()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.claimed = 10
+        fake.logs += [order_filled(block=n, tx=n) for n in range(100, 390)]
+        for head in range(108, 400, 8):
+            clock.advance(16)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        cursors.append(store.cursor(WALLET).block)
+    cursors: list[int] = []
+    sink = run(tmp_path, steps, clock=clock)
+    assert trades(sink) == list(range(100, 390))
+    assert cursors == [396 - 16]  # the overlap below the last head (before: 99)
 
 
 def test_a_trade_reorged_away_is_retracted_once_two_polls_show_its_block_replaced(
