@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "number",
     "parse_threshold",
     "rate_counts",
+    "shown",
 ]
 
 
@@ -157,6 +158,35 @@ def number(value: Any) -> float | None:
             return None
         return f if math.isfinite(f) else None
     return None
+
+
+def _rounded(v: float, digits: int) -> str:
+    """``v`` to ``digits`` significant digits, written out (``1,000`` and ``0.00004``,
+    never ``1e+03`` or ``4e-05``), trailing zeros dropped."""
+    if v == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    text = f"{v:,.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def shown(value: float, limits: Iterable[float] = (), digits: int = 3) -> str:
+    """A measured number for people: ``digits`` significant digits, more where fewer would
+    round it onto or across one of ``limits`` (a gate's bound; 0 and 100 of a percentage):
+    an uptime of 0.9986 against ``uptime >= 0.999`` reads 0.9986, not a failed "0.999",
+    a 99.996 % uptime not "100 %", 0.0004 % missed not "0"."""
+    if not math.isfinite(value):
+        return "unlimited" if value == math.inf else ("-unlimited" if value < 0 else "-")
+    marks = [float(x) for x in limits if x is not None and math.isfinite(float(x))]
+    text = _rounded(value, digits)
+    for d in range(digits, 18):
+        text = _rounded(value, d)
+        r = float(text.replace(",", ""))
+        if all((r > m) == (value > m) and (r < m) == (value < m) for m in marks):
+            return text
+    return text
 
 
 def _ratio(num: Any, den: Any, scale: float = 1.0) -> float | None:

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from experiments.thresholds import metric_value, number
+from experiments.thresholds import metric_value, number, shown
 from reports import figures
 from reports.claims import Claim, check_claims
 from reports.cost import (
@@ -89,13 +89,11 @@ def fmt_num(value: Any, kind: str = "num") -> str:
         return "unlimited"
     if kind == "int":
         return f"{v:,.0f}"
-    if kind == "pct":
-        return f"{100 * v:.4g} %" if v < 1 else "100 %"
+    if kind == "pct":  # never rounded to 100 % or 0 % (99.996 % was "100 %")
+        return "100 %" if v >= 1 else f"{shown(100 * v, (0.0, 100.0), digits=4)} %"
     if kind == "usd":
         return f"${v:,.2f}"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}"
+    return shown(v)  # written out: 999.6 was "1e+03", 0.00004 "4e-05"
 
 
 def environment() -> Environment:

@@ -22,7 +22,13 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.thresholds import LIVE_PILOT_PREFIX, ThresholdError, number, parse_threshold
+from experiments.thresholds import (
+    LIVE_PILOT_PREFIX,
+    ThresholdError,
+    number,
+    parse_threshold,
+    shown,
+)
 from experiments.thresholds import evaluate as evaluate_threshold
 from reports.criteria import Criteria, Rule
 from reports.load import Run, ScenarioData
@@ -72,6 +78,13 @@ class CheckResult:
         if self.passed is None:
             return "unknown"
         return "passed" if self.passed else "failed"
+
+    @property
+    def shown_value(self) -> str:
+        """The measured value for people, with the digits that keep it on its side of the
+        gate's bound (a failed ``uptime >= 0.999`` measured 0.9986 read "measured 0.999";
+        a failed ``explorer_calls_per_hour <= 10800`` at 10,800.4 read "10,800")."""
+        return _fmt(self.value, self.expr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +238,18 @@ def _rules_that_judged_nothing(run: Run, criteria: Criteria,
     return out
 
 
-def _fmt(v: float | None) -> str:
+def _fmt(v: float | None, expr: str | None = None) -> str:
+    """``v`` (measured for the gate ``expr``) as :func:`shown` writes it beside the gate's
+    bound: never rounded onto or across it."""
     if v is None:
         return "n/a"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    limits: list[float] = []
+    if expr:
+        try:
+            limits.append(parse_threshold(expr).value)
+        except ThresholdError:
+            pass
+    return shown(v, limits)
 
 
 def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
@@ -263,7 +284,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     if crit_failed:
         for c in crit_failed:
             reasons.append(f"Critical gate failed in {c.scenario}: {c.expr} measured "
-                           f"{_fmt(c.value)}.")
+                           f"{_fmt(c.value, c.expr)}.")
         for c in unknown:
             reasons.append(f"Also not evaluated in {c.scenario}: {c.expr} ({c.note}).")
         return VerdictResult(Verdict.NO_GO, tuple(reasons), score, tuple(checks))
@@ -311,7 +332,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     failed: dict[str, list[str]] = {}
     for c in scored:
         if not c.passed:
-            failed.setdefault(c.scenario, []).append(f"{c.expr} (measured {_fmt(c.value)})")
+            failed.setdefault(c.scenario, []).append(f"{c.expr} (measured {_fmt(c.value, c.expr)})")
     for scenario, items in failed.items():
         reasons.append(f"Failed in {scenario}: {'; '.join(items)}.")
     return VerdictResult(verdict, tuple(reasons), score, tuple(checks))

@@ -1,0 +1,57 @@
+"""Evidence hunt, the report read as a trader reads it: a number shown must not round onto
+or across the bound it is judged by, nor to a "100 %" or "0 %" it is not, nor into
+scientific notation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from reports.criteria import load_criteria
+from reports.load import load_run
+from reports.render import build_report, fmt_num, render_report
+from reports.verdict import CheckResult, evaluate
+
+MakeRun = Callable[..., Path]
+
+
+def test_a_percentage_below_100_is_never_shown_as_100_and_above_0_never_as_0():
+    # 99.996 % uptime (24 s of a week down) read "100 %"; 0.00004 % read "4e-05 %"
+    assert fmt_num(0.99996, "pct") == "99.996 %"
+    assert fmt_num(0.9999999, "pct") == "99.99999 %"
+    assert fmt_num(1.0, "pct") == "100 %"
+    assert fmt_num(4e-7, "pct") == "0.00004 %"
+    assert fmt_num(0.0, "pct") == "0 %"
+    assert fmt_num(0.7611111, "pct") == "76.11 %"
+
+
+def test_numbers_are_written_out_not_in_scientific_notation():
+    assert fmt_num(999.6) == "1,000"
+    assert fmt_num(0.00004) == "0.00004"
+    assert fmt_num(3.455) == "3.46"
+    assert fmt_num(12_345.6) == "12,346"
+
+
+def test_a_failed_gate_shows_a_measured_value_on_the_failing_side_of_its_bound():
+    def check(expr: str, value: float, passed: bool) -> CheckResult:
+        return CheckResult("s", "websocket", expr, expr, "criteria", False, 1.0, passed,
+                           value)
+
+    # before: "uptime >= 0.999 ... measured 0.999 ... failed"
+    assert check("uptime >= 0.999", 0.9986, False).shown_value == "0.9986"
+    assert check("explorer_calls_per_hour <= 10800", 10_800.4, False).shown_value == \
+        "10,800.4"
+    assert check("coverage >= 0.95", 0.9465277, False).shown_value == "0.947"
+    assert check("latency_p95_s < 1", 0.99996, True).shown_value == "0.99996"
+
+
+def test_the_verdict_reason_says_the_measured_value_on_its_side_of_the_bound(
+        make_run: MakeRun, tmp_path: Path):
+    # ws_healthy's feed up 97.996 % of the time against "uptime >= 0.98": the reason read
+    # "uptime >= 0.98 (measured 0.98)", a failure that read as a pass
+    run_dir = make_run(overrides={"ws_healthy": {"uptime": 0.97996}})
+    res = evaluate(load_run(run_dir), load_criteria())
+    failed = [r for r in res.reasons if "uptime >= 0.98" in r]
+    assert failed and "measured 0.97996" in failed[0], res.reasons
+    html = render_report(build_report(load_run(run_dir), load_criteria(), tmp_path))
+    assert ">0.97996</td>" in html
