@@ -73,7 +73,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from monitor.clock import Clock, SystemClock
@@ -86,7 +86,7 @@ from monitor.pipeline import Pipeline
 from monitor.store import Store
 from polyvocab import ORDER_FILLED_TOPICS, V2_EXCHANGES, address_topic, trade_id
 
-__all__ = ["PollingMonitor"]
+__all__ = ["PollingMonitor", "explorer_block_hashes"]
 
 log = logging.getLogger("monitor.polling")
 
@@ -101,6 +101,30 @@ JUDGED_BLOCKS_PER_POLL = 8
 #: most how many of them a round asks (one call each)
 DEPARTED_DEPTH = 128
 DEPARTED_PER_ROUND = 16
+
+
+#: blocks (the newest) whose hash :func:`explorer_block_hashes` asks at most: a restart's
+#: wait for them is short, and no reorg reaches deeper than a few blocks
+RESTART_HASH_BLOCKS = 16
+
+
+async def explorer_block_hashes(client: ExplorerClient, numbers: Collection[int]
+                                ) -> dict[int, str | None]:
+    """The explorer's hash of each of the newest :data:`RESTART_HASH_BLOCKS` blocks of
+    ``numbers`` (None: no view of it), newest first, for :meth:`Pipeline.recover` in
+    polling-only mode, which has no node: the outbox a crashed process left then goes out
+    less the trades of blocks replaced while it was down, as on the WebSocket path (sent
+    unchecked, such a trade reached the bot, to be retracted by the first polls). A call
+    that fails ends the asking: the blocks not asked are not judged (sent as before)."""
+    out: dict[int, str | None] = {}
+    for n in sorted(set(numbers), reverse=True)[:RESTART_HASH_BLOCKS]:
+        try:
+            out[n] = await client.block_hash(n, ORDER_FILLED_TOPICS[::-1])
+        except MonitorError as exc:
+            log.warning("explorer hash of block %d unknown (%s): the outbox's older trades "
+                        "go out unchecked", n, exc.message)
+            break
+    return out
 
 
 class PollingMonitor:

@@ -404,3 +404,51 @@ def test_the_index_head_is_read_from_the_newest_transaction_and_its_confirmation
             await runner.cleanup()
         return out
     assert asyncio.run(go()) == [506, None, "BadResponse"]
+
+
+def test_the_outbox_left_by_a_crash_goes_out_less_a_trade_of_a_replaced_block(
+        tmp_path: Path) -> None:
+    """Polling-only mode has no node for the restart check of the outbox a crashed
+    process left: explorer_block_hashes gives Pipeline.recover the explorer's view, so a
+    trade of a block replaced while the monitor was down is not sent (it is retracted);
+    the other goes out."""
+    from functools import partial
+
+    from monitor.polling import explorer_block_hashes
+    from monitor.sinks import SinkEvent
+
+    class Down(MemorySink):
+        async def emit(self, event: SinkEvent) -> None:
+            raise OSError("the bot is down")
+
+    fake = IndexExplorer()
+    fake.head = fake.indexed = 110
+    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    sink = MemorySink()
+
+    async def go() -> None:
+        app = web.Application()
+        app.router.add_get("/v2/api", fake.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+        try:
+            store = Store(tmp_path / "s.db")
+            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
+                [dict(lg) for lg in fake.logs], "poll")
+            store.close()  # the crash: both trades still in the outbox
+            fake.replace_block(105, "0x" + "ab" * 32, keep=set())
+            fake.logs.append(order_filled(block=105, tx=3, wallet=OTHER,
+                                          block_hash="0x" + "ab" * 32))
+            store = Store(tmp_path / "s.db")
+            async with aiohttp.ClientSession() as session:
+                client = ExplorerClient(url, session, rate_per_s=1000)
+                pipe = Pipeline(store, sink, wallets=[WALLET])
+                await pipe.recover(partial(explorer_block_hashes, client))
+            store.close()
+        finally:
+            await runner.cleanup()
+    asyncio.run(go())
+    assert trades(sink) == [106]
+    assert retracted(sink) == [f"0x{word(1)}:0"]
