@@ -101,6 +101,8 @@ JUDGED_BLOCKS_PER_POLL = 8
 #: most how many of them a round asks (one call each)
 DEPARTED_DEPTH = 128
 DEPARTED_PER_ROUND = 16
+#: simulated seconds of rounds without any wallet's logs before an alert says so
+FAILING_ALERT_S = 300.0
 
 
 #: blocks (the newest) whose hash :func:`explorer_block_hashes` asks at most: a restart's
@@ -194,6 +196,11 @@ class PollingMonitor:
         self._departed: list[str] | None = None
         self._departed_at = 0  # the next of them a round asks
         self._departed_from = 0  # the lowest block of their deliveries judged
+        # rounds that got no wallet's logs: since when (clock), and whether it was said
+        self._failing_since: float | None = None
+        self._failing_alerted = False
+        self._answered = False  # this round got some wallet's logs
+        self._last_error: str | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -215,6 +222,42 @@ class PollingMonitor:
 
     async def poll_once(self) -> int:
         """One round over every wallet. Returns how many wallets were fully covered."""
+        self._answered = False
+        done = await self._round()
+        self._failure_streak(bool(self.wallets) and not done and not self._answered)
+        return done
+
+    def _failure_streak(self, failed: bool) -> None:
+        """Rounds that got no wallet's logs at all (the head or every call failing, an
+        invalid key, a head refused): said once the streak is ``FAILING_ALERT_S`` old
+        (an error and an alert), and once it ends. It was only a warning a round in the
+        log: a key revoked left the baseline polling nothing, silently, for good. A
+        used-up quota has its own alert."""
+        now = self.clock.now()
+        if not failed:
+            if self._failing_alerted:
+                down = (now - (self._failing_since or now)) * self.speed
+                log.warning("explorer polling works again after %.0f s", down)
+                self._alert("polling_recovered", f"{self.group} explorer polling works "
+                                                 f"again after {down:.0f} s")
+            self._failing_since, self._failing_alerted = None, False
+            return
+        if self._quota_pauses:
+            return
+        if self._failing_since is None:
+            self._failing_since = now
+        down = (now - self._failing_since) * self.speed
+        if not self._failing_alerted and down >= FAILING_ALERT_S:
+            self._failing_alerted = True
+            text = (f"{self.group} explorer polling has got no answer for {down:.0f} s "
+                    f"({self._last_error or 'no wallet answered'}): no trade is polled; "
+                    "the cursors stay, so what it missed is asked once it works")
+            log.error("%s", text)
+            self.history.record("polling_failing", source=self.group, seconds=round(down),
+                                reason=(self._last_error or "")[:200])
+            self._alert("polling_failing", text)
+
+    async def _round(self) -> int:
         self.polls += 1
         if self._quota_until is not None and self.clock.now() < self._quota_until:
             self.counters["quota_paused_polls"] += 1
@@ -226,6 +269,7 @@ class PollingMonitor:
             return 0
         except MonitorError as exc:
             self.counters["errors"] += 1
+            self._last_error = exc.message
             log.warning("explorer head unavailable (%s); retry next interval", exc.message)
             return 0
         now = self.clock.now()
@@ -395,9 +439,11 @@ class PollingMonitor:
             raise
         except MonitorError as exc:
             self.counters["errors"] += 1
+            self._last_error = exc.message
             log.warning("poll of %s..%s failed (%s); cursor stays at %d, retry next interval",
                         wallet[:10], cursor + 1, exc.message, cursor)
             return False
+        self._answered = True
         fills = [lg for lg in logs
                  if lg["topics"] and lg["topics"][0] in ORDER_FILLED_TOPICS
                  and lg["address"] in self.exchanges]

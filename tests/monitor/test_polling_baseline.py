@@ -36,6 +36,7 @@ class IndexExplorer:
         self.indexed = 100
         self.logs: list[dict[str, Any]] = []
         self.quota_used_up = False
+        self.refuse: str | None = None  # a NOTOK text for every call (an invalid key)
         self.drop: set[str] = set()  # transaction hashes a short answer leaves out
         self.claimed: int | None = None  # the index head txlist says, when not ``indexed``
         self.queries: list[dict[str, str]] = []
@@ -43,8 +44,9 @@ class IndexExplorer:
     async def handle(self, request: web.Request) -> web.Response:
         q = dict(request.query)
         self.queries.append(q)
-        if self.quota_used_up:
-            return web.json_response({"status": "0", "message": "NOTOK", "result": DAILY})
+        if self.quota_used_up or self.refuse:
+            return web.json_response({"status": "0", "message": "NOTOK",
+                                      "result": self.refuse or DAILY})
         if q["module"] == "proxy":
             return web.json_response({"jsonrpc": "2.0", "id": 1, "result": hex(self.head)})
         if q["module"] == "account":  # txlist sort=desc offset=1: the newest indexed
@@ -452,3 +454,31 @@ def test_the_outbox_left_by_a_crash_goes_out_less_a_trade_of_a_replaced_block(
     asyncio.run(go())
     assert trades(sink) == [106]
     assert retracted(sink) == [f"0x{word(1)}:0"]
+
+
+def test_polling_that_gets_no_answer_for_minutes_is_alerted_once_and_its_end_too(
+        tmp_path: Path) -> None:
+    """A revoked key ("Invalid API Key" for every call): the baseline polled nothing and
+    said so only as a warning a round in the log, for good. Five minutes of it now raise
+    one alert (an error, a history row), its end another; the trade of the outage is
+    delivered from the cursor."""
+    clock = ManualClock()
+    alerts = Alerts()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.head = fake.indexed = 100
+        await poller.poll_once()
+        fake.refuse = "Invalid API Key"
+        for _ in range(40):  # 10 minutes of 15-s polls
+            clock.advance(15)
+            await poller.poll_once()
+        fake.refuse = None
+        fake.logs.append(order_filled(block=150, tx=1))
+        fake.head = fake.indexed = 200
+        for _ in range(3):
+            clock.advance(15)
+            await poller.poll_once()
+    sink = run(tmp_path, steps, clock=clock, alerts=alerts)
+    assert [k for k, _t in alerts.sent] == ["polling_failing", "polling_recovered"]
+    assert "Invalid API Key" in alerts.sent[0][1]
+    assert trades(sink) == [150]
