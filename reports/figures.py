@@ -404,8 +404,12 @@ def outcomes(run: Run) -> Figure:
     for i, s in enumerate(rows):
         bad = [f"{s.summary.get(k) or 0} {k}" for k in ("late", "missed", "duplicates",
                                                           "phantoms") if s.summary.get(k)]
-        ax.text(min(left[i], 100) + 1, i, ", ".join(bad) if bad else "clean", va="center",
-                fontsize=8, color="#2d3748")
+        # a scenario with no trade in its truth judged nothing: it is not "clean"
+        none = not float(s.summary.get("trades") or 0)
+        label = ", ".join(bad) if bad else ("no trades: nothing judged" if none else "clean")
+        if bad and none:
+            label = f"no trades; {label}"
+        ax.text(min(left[i], 100) + 1, i, label, va="center", fontsize=8, color="#2d3748")
     ax.set_xlim(0, 135)
     ax.set_xticks([0, 25, 50, 75, 100])
     ax.set_xlabel("% of trades in the truth")
