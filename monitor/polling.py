@@ -103,6 +103,8 @@ DEPARTED_DEPTH = 128
 DEPARTED_PER_ROUND = 16
 #: simulated seconds of rounds without any wallet's logs before an alert says so
 FAILING_ALERT_S = 300.0
+#: simulated seconds the explorer's index may be behind the chain's head before an alert
+INDEX_LAG_ALERT_S = 300.0
 
 
 #: blocks (the newest) whose hash :func:`explorer_block_hashes` asks at most: a restart's
@@ -201,6 +203,7 @@ class PollingMonitor:
         self._failing_alerted = False
         self._answered = False  # this round got some wallet's logs
         self._last_error: str | None = None
+        self._lag_alerted = False  # the index's lag was said (see _index_behind)
 
     def stop(self) -> None:
         self._stop.set()
@@ -343,6 +346,28 @@ class PollingMonitor:
                                            "polling resumed from its cursors")
         self._quota_pauses, self._quota_until = 0, None
 
+    def _index_behind(self, lag: int) -> None:
+        """An index more than ``INDEX_LAG_ALERT_S`` behind the chain's head (an indexing
+        incident): every trade reaches the bot at least that late. Said once (an error,
+        a history row, an alert), and once it is back under half of that."""
+        behind = lag * self.block_interval
+        if not self._lag_alerted and behind > INDEX_LAG_ALERT_S:
+            self._lag_alerted = True
+            text = (f"explorer index {lag} blocks (~{behind:.0f} s) behind the chain's "
+                    f"head: {self.group} polling delivers trades that late (none is "
+                    "skipped: the cursor waits for the index)")
+            log.error("%s", text)
+            self.history.record("explorer_index_lag", source=self.group, blocks=lag,
+                                state="behind")
+            self._alert("explorer_index_lag", text)
+        elif self._lag_alerted and behind <= INDEX_LAG_ALERT_S / 2:
+            self._lag_alerted = False
+            log.warning("explorer index caught up (%d blocks behind)", lag)
+            self.history.record("explorer_index_lag", source=self.group, blocks=lag,
+                                state="caught_up")
+            self._alert("explorer_index_caught_up", f"explorer index caught up: {lag} "
+                                                    "blocks behind the chain's head")
+
     def _alert(self, kind: str, text: str) -> None:
         """Through the pipeline's alerter (the monitor's), in the background; flushed at
         the monitor's stop with the pipeline's own alerts."""
@@ -384,6 +409,7 @@ class PollingMonitor:
             if got is not None:
                 got = min(got, head)
                 self.index_lag, self.last_index_head = head - got, got
+                self._index_behind(head - got)
                 return got
         if self.index_lag is None:
             return None

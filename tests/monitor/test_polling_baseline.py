@@ -482,3 +482,22 @@ def test_polling_that_gets_no_answer_for_minutes_is_alerted_once_and_its_end_too
     assert [k for k, _t in alerts.sent] == ["polling_failing", "polling_recovered"]
     assert "Invalid API Key" in alerts.sent[0][1]
     assert trades(sink) == [150]
+
+
+def test_an_index_minutes_behind_is_alerted_once_and_its_catch_up_too(
+        tmp_path: Path) -> None:
+    """The index stalls 200 blocks (~400 s) behind the head: the baseline delivered
+    nothing for that long, said to nobody (its rounds all "succeeded"). One alert says
+    so, another once it is back under half the threshold."""
+    clock = ManualClock()
+    alerts = Alerts()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        for head, indexed in ((100, 100), (150, 100), (200, 100), (250, 100), (300, 100),
+                              (300, 300), (308, 308)):
+            clock.advance(max(2 * (head - fake.head), 15))  # 2-s blocks
+            fake.head, fake.indexed = head, indexed
+            await poller.poll_once()
+    run(tmp_path, steps, clock=clock, alerts=alerts)
+    assert [k for k, _t in alerts.sent] == ["explorer_index_lag", "explorer_index_caught_up"]
+    assert "200 blocks" in alerts.sent[0][1]
