@@ -56,7 +56,8 @@ NOBEL_FILLS_LOG_SIZE_SIGMA = 2.19
 #   s 0.82: 701, 18.2%, 44.3%, 66.4%   s 0.85: 671, 20.0%, 46.4%, 66.3%
 #   s 0.87: 654, 20.9%, 47.9%, 66.6%   s 0.90: 623, 22.3%, 50.1%, 66.7%
 #   s 0.95: 577, 26.1%, 53.9%, 67.3%
-# (1,500 wallets or 3,000 fit worse: at s 0.87, 596 wallets / 61.9% once and 727 / 71.6%).
+# (a universe of 1,500 or 3,000 wallets fits worse: at s 0.87, 596 wallets trade / 61.9%
+# once, and 727 / 71.6%).
 # s = 0.87 is the closest over the four figures.
 NOBEL_FILLS_ZIPF_S = 0.87
 # Read over all 5,000 rows instead (one page eight times), the same figures were 4,087 BUY
