@@ -57,7 +57,9 @@ explorer_garbage          explorer share (0.2), max_items (50), seed (0), kinds 
 the malformed items one activation sends; each item is a ``malformed`` history row
 (``fault_id``, ``name``, ``kind``, ``api``). Target ``rpc`` = JSON-RPC over WS and HTTP.
 
-All durations and delays are simulated seconds (divided by ``speed`` on the wire).
+All durations and delays are simulated seconds (divided by ``speed`` on the wire). A
+fault's duration counts from its start on the node's clock, whether or not the replay
+runs: one posted to a paused node (``serve --paused``) ends on time before the start.
 
 Scheduling (``[[faults]]`` in a TOML config or scenario)::
 
@@ -75,10 +77,18 @@ Scheduling (``[[faults]]`` in a TOML config or scenario)::
     seed = 7
     duration = 10
     params = { share = 0.3 }
+
+Seeds: an entry's ``seed`` seeds its random starts and is its ``params.seed`` (when the
+fault has one); a ``params.seed`` alone does both too. An entry that gives neither gets
+:func:`fault_seed` of the run's seed (the config's ``[chain] seed``, 0 when absent) and
+its index in the list (:meth:`FaultPlan.seeded`, as the server builds the schedule): two
+unseeded faults of one schedule draw different starts, shares and jitter, another run
+seed draws others, and the same config draws the same again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -97,6 +107,7 @@ __all__ = [
     "FaultSpec",
     "Window",
     "check_duration",
+    "fault_seed",
     "make_spec",
 ]
 
@@ -135,6 +146,14 @@ def check_duration(value: Any, where: str) -> float:
         raise FaultError(f"{where}: expected a number of seconds in [0, {MAX_DURATION_S:g}], "
                          f"got {value!r}")
     return float(value)
+
+
+def fault_seed(run_seed: int, index: int) -> int:
+    """The seed of the ``index``-th ``[[faults]]`` entry that gives none, under run seed
+    ``run_seed``: the first 8 bytes of sha256(``"{run_seed}:fault{index}"``), below 2^63
+    (stable across Python versions and processes)."""
+    digest = hashlib.sha256(f"{run_seed}:fault{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_SEED
 
 
 def _check_types(params: dict[str, Any], defaults: dict[str, Any]) -> None:
@@ -268,6 +287,23 @@ class FaultPlan:
                                  "ws_close, reorg) go without one")
             checked.append(dict(entry))
         return cls(tuple(checked))
+
+    def seeded(self, run_seed: int) -> FaultPlan:
+        """This plan with a seed in every entry: its own (``seed``, else ``params.seed``),
+        else :func:`fault_seed` of ``run_seed`` and its index; also in ``params.seed``
+        where the fault has one and the entry gave none. Unseeded entries all drew from
+        seed 0: two faults of one rate started at the same times, with the same draws."""
+        out = []
+        for i, entry in enumerate(self.entries):
+            params = dict(entry.get("params") or {})
+            seed = entry.get("seed", params.get("seed"))
+            if seed is None:
+                seed = fault_seed(run_seed, i)
+            new = {**entry, "seed": seed}
+            if "seed" in KINDS[entry["name"]].defaults and "seed" not in params:
+                new["params"] = {**params, "seed": seed}
+            out.append(new)
+        return FaultPlan(tuple(out))
 
     def windows(self, horizon_s: float) -> list[Window]:
         """Every occurrence that starts before ``horizon_s``, sorted by start. Raises

@@ -649,8 +649,16 @@ class JsonRpc:
             start = stop = only.number
         else:
             # only a missing or null bound is "latest" ("" or 0 is a bad quantity, as on geth)
-            start_n = self.resolve(_or_latest(obj.get("fromBlock")))
-            stop_n = self.resolve(_or_latest(obj.get("toBlock")))
+            tags = (_or_latest(obj.get("fromBlock")), _or_latest(obj.get("toBlock")))
+            if "pending" in tags:
+                for tag in tags:  # geth decodes both bounds first (invalid argument 0)
+                    if not (isinstance(tag, str) and tag in _TAGS):
+                        _quantity(tag, 0)
+                # geth (eth/filters filter.go Logs, since v1.14 #29574; -32602 since v1.17
+                # #33320): no pending logs, where they were the head's
+                raise RpcError(-32602, "pending logs are not supported")
+            start_n = self.resolve(tags[0])
+            stop_n = self.resolve(tags[1])
             if start_n is None or stop_n is None:
                 return []
             if stop_n > chain.head_number and start_n <= stop_n \

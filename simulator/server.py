@@ -34,7 +34,7 @@ from typing import IO, Any
 from aiohttp import WSMsgType, web
 
 from polyvocab.connection_cap import ConnectionCap
-from simulator.chain import Chain, ChainBlock, ReorgResult
+from simulator.chain import Chain, ChainBlock, ReorgResult, Steps
 from simulator.faults import (
     ActiveFault,
     FaultBoard,
@@ -74,6 +74,8 @@ _PACE_S = 0.5
 _WRITE_HIGH_WATER = 1 << 20  # bytes buffered in a transport before the writer waits
 _WRITE_BATCH = 1 << 20  # characters framed and handed to the transport in one write
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
+#: calls of one WebSocket connection answered concurrently once they yield (rebuilt blocks)
+_WS_CALLS = 4
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
@@ -143,11 +145,48 @@ class _Sub:
     #: blocks between them); None: open
     lo: int | None = None
     hi: int | None = None
+    #: notifications of a subscription whose call is not answered yet, sent after the
+    #: answer (geth activates a subscription once its reply is written); None: answered
+    held: list[str] | None = None
 
     def skips(self, number: int) -> bool:
         """Whether a block of height ``number`` is outside the subscription's range."""
         return (self.lo is not None and number < self.lo) or (self.hi is not None
                                                                and number > self.hi)
+
+
+class _CallHost:
+    """One call's view of its connection (:class:`jsonrpc.SubscriptionHost`): the
+    subscriptions it makes hold their notifications until :meth:`activate`, once the
+    call's answer is queued (a batch ``[eth_subscribe, eth_getLogs of old blocks]`` let
+    a block's notification out before the batch's answer, where geth answers first)."""
+
+    __slots__ = ("conn", "made")
+
+    def __init__(self, conn: WsConn) -> None:
+        self.conn = conn
+        self.made: list[tuple[str, _Sub]] = []
+
+    def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
+                  hi: int | None = None) -> str:
+        sub_id = self.conn.subscribe(kind, flt, lo=lo, hi=hi)
+        sub = self.conn.subs[sub_id]
+        sub.held = []
+        self.made.append((sub_id, sub))
+        return sub_id
+
+    def unsubscribe(self, sub_id: str) -> bool:
+        return self.conn.unsubscribe(sub_id)
+
+    def activate(self) -> None:
+        """The answer is queued: send what the new subscriptions held, in order."""
+        subs = self.conn.subs
+        for sub_id, sub in self.made:
+            held, sub.held = sub.held, None
+            if held and subs.get(sub_id) is sub:  # not unsubscribed meanwhile
+                for payload in held:
+                    self.conn.notify(sub, payload)
+        self.made.clear()
 
 
 class WsConn:
@@ -179,6 +218,12 @@ class WsConn:
         self.last_due = 0
         self.closed = False
         self.writer: asyncio.Task[None] | None = None
+        #: calls that went on past their first step (old blocks rebuilt), each answered
+        #: when done as geth answers concurrent calls: a slow eth_getLogs no longer
+        #: holds the eth_blockNumber behind it. At most :data:`_WS_CALLS` at once; past
+        #: it the next request is read when one ends
+        self.calls = asyncio.Semaphore(_WS_CALLS)
+        self.call_tasks: set[asyncio.Task[None]] = set()
 
     # -- SubscriptionHost ----------------------------------------------------------------
     def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
@@ -222,6 +267,14 @@ class WsConn:
         """Queue a notification of ``sub`` as the nemesis says (drop, copies, delay, extra
         malformed frames after it)."""
         if self.closed:
+            return
+        if sub.held is not None:  # its call is not answered yet
+            if len(sub.held) >= self.sim.settings.node.notify_buffer:
+                log.warning("conn %s: notification buffer full, dropping the connection",
+                            self.id)
+                self.abort()
+                return
+            sub.held.append(payload)
             return
         text = sub.prefix + payload + "}}"
         if not self.sim.board.active:
@@ -404,7 +457,9 @@ class Simulator:
         self.board = FaultBoard()
         self.nemesis = Nemesis(self.board)
         self.malformed: dict[str, dict[str, int]] = {}  # fault name -> kind -> items sent
-        self.plan = FaultPlan.parse(list(self.settings.faults))
+        # each fault that gives no seed gets one of the run's seed ([chain] seed) and its
+        # index (simulator.faults: Seeds); they all drew from seed 0 before
+        self.plan = FaultPlan.parse(list(self.settings.faults)).seeded(self.settings.lag.seed)
         # the scheduled windows, made (and bounded: FaultError) now, not when the replay
         # starts (a task, or a /_sim/start request, where the error had no one to tell)
         self._windows = self.plan.windows(self._fault_horizon_s())
@@ -436,6 +491,8 @@ class Simulator:
             log=log, what="node (max_connections)", every_s=_REFUSAL_LOG_S)
         self._schedule: list[tuple[int, Any]] = []
         self._stop_tasks: set[asyncio.Task[Any]] = set()
+        # ends the faults whose time is up while the replay is not running (a paused node)
+        self._paused_expiry: asyncio.TimerHandle | None = None
         # ns each block_published row took to write (the history's cost to the path)
         self._history_write_ns: deque[int] = deque(maxlen=100_000)
         self.explorer: Any = None
@@ -515,6 +572,7 @@ class Simulator:
         if self.started:
             return
         self.started = True
+        self._disarm_paused_expiry()  # the replay loop ends the faults from now on
         self._prime()
         t0 = self.now_ns() if t0_ns is None else t0_ns
         self.chain.schedule = replace(self.chain.schedule, t0_ns=t0)
@@ -618,6 +676,7 @@ class Simulator:
             self._loop_task = None
         for task in list(self._stop_tasks):
             task.cancel()
+        self._disarm_paused_expiry()
         closing = []
         for conn in list(self.conns.values()):
             conn.closed = True
@@ -869,9 +928,39 @@ class Simulator:
         self._apply(fault)
         if one_shot:
             self._stop_fault(fault, t_ns=now)
+        elif not self.started:
+            self._arm_paused_expiry()
         self.history.flush()
         self._wake.set()
         return fault
+
+    def _arm_paused_expiry(self) -> None:
+        """Before the replay runs (``--paused``), end each fault when its duration is up:
+        a duration counts from the fault's start on the node's clock, paused or not (the
+        replay loop, which ends them once it runs, did not run, so a 10-s fault posted to
+        a paused node lasted until the replay started, and then ended at once)."""
+        self._disarm_paused_expiry()
+        due = self.board.next_stop_ns()
+        if due is None or self.started:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: ended at begin or stop
+            self._paused_expiry = asyncio.get_running_loop().call_later(
+                max(due - self.now_ns(), 0) / _NS, self._expire_paused)
+
+    def _disarm_paused_expiry(self) -> None:
+        if self._paused_expiry is not None:
+            self._paused_expiry.cancel()
+            self._paused_expiry = None
+
+    def _expire_paused(self) -> None:
+        self._paused_expiry = None
+        if self.started:
+            return
+        now = self.now_ns()
+        for fault in sorted(self.board.expired(now), key=lambda f: f.stop_ns or 0):
+            self._stop_fault(fault, t_ns=fault.stop_ns)
+        self.history.flush()
+        self._arm_paused_expiry()
 
     def stop_fault(self, fault_id: str) -> bool:
         fault = self.board.active.get(fault_id)
@@ -1055,13 +1144,10 @@ class Simulator:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     if conn.stalled():
                         continue
-                    reply = await self._handle_rpc(msg.data, conn)
-                    self._count_rpc("rpc_ws", reply)
-                    if reply.text is not None:
-                        conn.send(reply.text)
-                        # a client that sends and does not read: its next request waits
-                        # (it was read at once, and the answers piled up: +28 MB each)
-                        await conn.wait_for_room()
+                    await self._ws_call(conn, msg.data)
+                    # a client that sends and does not read: its next request waits
+                    # (it was read at once, and the answers piled up: +28 MB each)
+                    await conn.wait_for_room()
                 elif msg.type == WSMsgType.PING:
                     if not conn.stalled():
                         await ws.pong(msg.data)
@@ -1074,12 +1160,54 @@ class Simulator:
             conn.closed = True
             conn.wake.set()
             self.conns.pop(conn_id, None)
+            for task in list(conn.call_tasks):
+                task.cancel()
             if conn.writer is not None:
                 conn.writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await conn.writer
             log.info("conn %s: closed", conn_id)
         return ws
+
+    async def _ws_call(self, conn: WsConn, body: str | bytes) -> None:
+        """Answer one WebSocket message: at once when it needs no step (almost every
+        call), else in a task of its own (at most :data:`_WS_CALLS` a connection), so
+        the calls read after it are answered meanwhile, as geth answers them."""
+        host = _CallHost(conn)
+        steps = self.rpc.steps(body, host)
+        try:
+            next(steps)
+        except StopIteration as done:
+            self._ws_answer(conn, host, done.value)
+            return
+        await conn.calls.acquire()
+        if conn.closed:
+            conn.calls.release()
+            return
+        task = asyncio.get_running_loop().create_task(self._ws_finish(conn, host, steps))
+        conn.call_tasks.add(task)
+        task.add_done_callback(conn.call_tasks.discard)
+
+    async def _ws_finish(self, conn: WsConn, host: _CallHost,
+                         steps: Steps) -> None:
+        """The rest of a call's steps, letting the loop run between them; then its answer."""
+        try:
+            while True:
+                await asyncio.sleep(0)
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    reply: Reply = done.value
+                    break
+            self._ws_answer(conn, host, reply)
+        finally:
+            conn.calls.release()
+
+    def _ws_answer(self, conn: WsConn, host: _CallHost, reply: Reply) -> None:
+        self._count_rpc("rpc_ws", reply)
+        if reply.text is not None:
+            conn.send(reply.text)
+        host.activate()  # the new subscriptions' notifications follow the answer
 
     async def _handle_rpc(self, body: str | bytes, host: WsConn | None,
                           rpc: JsonRpc | None = None) -> Reply:
