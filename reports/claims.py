@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from experiments.confidence import rate_bound, trials_needed
-from experiments.thresholds import CONFIDENCE, metric_value, rate_counts
+from experiments.thresholds import CONFIDENCE, metric_value, rate_counts, shown
 from reports.cost import MIN_RATE_WINDOW_S
 from reports.criteria import ClaimSettings
 from reports.load import VIRTUAL, Run, ScenarioData, run_clock
@@ -94,8 +94,7 @@ def _pooled_missed_pct(scs: Sequence[ScenarioData]) -> float | None:
 def _num(v: float | None, unit: str = "", digits: int = 3) -> str:
     if v is None:
         return "not measured"
-    text = f"{v:.{digits}g}" if abs(v) < 10_000 else f"{v:,.0f}"
-    return f"{text}{unit}"
+    return f"{shown(v, digits=digits)}{unit}"  # 1234.5 /h was "1.23e+03 /h"
 
 
 def _baseline(values: Sequence[float], unit: str, prefix: str = "") -> str:

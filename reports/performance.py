@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.thresholds import shown
 from reports.cost import bench_results_dir
 from reports.load import VIRTUAL
 
@@ -101,7 +102,7 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, bool):
         text = str(value)
     elif isinstance(value, float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        text = shown(value)
     elif isinstance(value, int):
         text = f"{value:,}"
     else:

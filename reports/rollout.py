@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from experiments.confidence import pct_up, trials_needed, upper_bound
-from experiments.thresholds import metric_value
+from experiments.thresholds import metric_value, shown
 from reports.criteria import Criteria
 from reports.load import VIRTUAL, Run, run_clock
 from reports.verdict import NO_SCENARIO, CheckResult, Verdict
@@ -43,7 +43,7 @@ class RolloutPlan:
 
 def _g(v: float) -> str:
     """A number for the plan: 3 significant digits, thousands written out (no 1.32e+03)."""
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    return shown(v)
 
 
 def _ceil_to(v: float, step: float) -> float:

@@ -55,3 +55,15 @@ def test_the_verdict_reason_says_the_measured_value_on_its_side_of_the_bound(
     assert failed and "measured 0.97996" in failed[0], res.reasons
     html = render_report(build_report(load_run(run_dir), load_criteria(), tmp_path))
     assert ">0.97996</td>" in html
+
+
+def test_claims_rollout_and_performance_write_thousands_out():
+    # a polling baseline of 1,234.5 explorer calls/h per wallet read "1.23e+03 /h"
+    from reports.claims import _num
+    from reports.performance import _fmt
+    from reports.rollout import _g
+
+    assert _num(1234.5, " /h") == "1,234 /h"
+    assert _num(5000.0) == "5,000"
+    assert _g(999.7) == "1,000"
+    assert _fmt(999.7, "ms") == "1,000 ms"
