@@ -80,5 +80,5 @@ def test_an_unknown_explorer_setting_is_named(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[explorer]\nrate_limit = 5\n")
     with pytest.raises(SettingsError, match=r"explorer\.rate_limit: unknown setting \(known: "
-                                            r"api_keys, daily_limit"):
+                                            r"api_keys, archive, daily_limit"):
         Simulator(SynthSource("default", seed=1, blocks=5), settings=load_config(cfg))
