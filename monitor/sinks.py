@@ -214,10 +214,29 @@ class JsonlSink:
             end = _after_last_newline(fh, size)
             if end < size:  # a torn last line: the write never completed
                 fh.truncate(end)
-            fh.seek(_start_of_last_lines(fh, end, self._remember))
-            for line in _bounded_lines(fh, _MAX_ROW_BYTES):
-                self._recover_row(line)
+            self._count_last(fh, end, self._remember)
         self._warn_skipped()
+
+    def _count_last(self, fh: BinaryIO, end: int, lines: int) -> None:
+        fh.seek(_start_of_last_lines(fh, end, lines))
+        for line in _bounded_lines(fh, _MAX_ROW_BYTES):
+            self._recover_row(line)
+
+    def cover(self, events: int) -> None:
+        """Count the rows of at least the last ``events`` lines, and keep room for
+        ``events`` more ids: a restart's outbox holds ``events`` events, those a killed
+        process wrote here before it could record that (the last lines) among them, and
+        each must be found, however small ``remember`` is. With ``remember`` below the
+        outbox, the rows the outbox re-sent past the last ``remember`` lines were written
+        again, and each write pushed out an id still to come: the whole batch twice."""
+        if events <= 0 or self._fd is None:
+            return
+        lines = max(self._remember, events)
+        self._remember = lines + events
+        self._counts.clear()
+        self.skipped_lines = 0
+        with open(self.path, "rb") as fh:
+            self._count_last(fh, fh.seek(0, os.SEEK_END), lines)
 
     def _recover_row(self, line: bytes | None) -> None:
         """Count one row of the file (None: a line past the row bound, skipped)."""

@@ -530,6 +530,12 @@ class Store:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent=0").fetchone()[0])
 
     @_reads
+    def unsent(self) -> int:
+        """Outbox events without a "sent" mark on disk (after a kill: those the sink may
+        have had, as well as those it never had)."""
+        return self._unsent()
+
+    @_reads
     def has_pending(self) -> bool:
         """Events not yet handed to the sink (or handed, but the monitor died before it
         recorded that: after a restart)."""

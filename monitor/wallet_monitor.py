@@ -1686,6 +1686,8 @@ class WalletMonitor:
         self.history.record("start", mode="websocket" if s.use_websocket else "polling",
                             wallets=len(s.wallets), speed=s.speed, settings=s.redacted_dict())
         self.store = Store(s.state_db, synchronous=s.state_synchronous)
+        if isinstance(self.sink, JsonlSink):  # what the outbox re-sends is found there
+            self.sink.cover(self.store.unsent())
         self.pipeline = Pipeline(self.store, ObservedSink(self.sink, self.latency),
                                  wallets=s.wallets,
                                  exchanges=s.exchanges, history=self.history, clock=self.clock,
