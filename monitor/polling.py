@@ -36,8 +36,9 @@ this explorer): each poll re-reads the blocks above the cursor; a trade delivere
 that the answer no longer has, in a block the explorer now shows with another hash (a
 row of the answer, or the first OrderFilled log of that block: one call), is retracted
 through :meth:`Pipeline.retract`, as on the WebSocket path, once two polls in a row show
-that hash (the cursor stays below it meanwhile). A block not shown (not indexed, no fill
-in it) or shown with the trade's own hash (a short answer) retracts nothing. The trades
+that hash (the cursor stays below it meanwhile); a block the index has that holds no fill
+at all any more counts as another hash. A block not indexed (yet) or shown with the trade's
+own hash (a short answer) retracts nothing. The trades
 judged are read from the store, so a reorg while the monitor was down is found by the
 first polls after the restart. A WebSocket shard's fallback poller leaves this to the
 shard's checks against its node.
@@ -103,6 +104,8 @@ DEPARTED_DEPTH = 128
 DEPARTED_PER_ROUND = 16
 #: simulated seconds of rounds without any wallet's logs before an alert says so
 FAILING_ALERT_S = 300.0
+#: the view of a block the index has that holds no OrderFilled at all (see _judge)
+_NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
 INDEX_LAG_ALERT_S = 300.0
 
@@ -477,6 +480,8 @@ class PollingMonitor:
         self.counters["fills"] += len(fills)
         if self._rewound(wallet, cursor):
             return False
+        if self.judge_reorgs:
+            await self._taken_ids(wallet, fills)
         await self.pipeline.on_logs(fills, "poll")
         if self._rewound(wallet, cursor):
             return False
@@ -487,7 +492,8 @@ class PollingMonitor:
         safe = min(upto, head - self.overlap, head if index is None else index)
         if self.judge_reorgs:
             indexed = min(upto, head if index is None else index)
-            held = await self._judge(wallet, cursor + 1, indexed, logs, fills)
+            held = await self._judge(wallet, cursor + 1, indexed, logs, fills,
+                                     indexed_known=index is not None)
             if held is not None:  # a trade seen once in a replaced block: judged again
                 safe = min(safe, held - 1)
             if self._rewound(wallet, cursor):
@@ -495,6 +501,36 @@ class PollingMonitor:
         safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
         return upto >= head
+
+    async def _taken_ids(self, wallet: str, fills: list[dict[str, Any]]) -> None:
+        """Fills of ``wallet`` whose trade id stands for another wallet, in another block:
+        a reorg re-included the transaction, and the log index (it counts the logs of
+        the block) of the other wallet's fill now names this one's. Offered as they
+        were, they counted as that trade moved (same id, another hash): never delivered,
+        and the other wallet's orphan of that id kept the new hash, so no re-read could
+        retract it. The orphan is retracted first (the transaction's log at that index
+        is another maker's now: the block it was in is not on the chain), then the fill
+        is delivered (the id's next generation). A fill of a trade of this wallet that
+        moved is offered as before."""
+        taken: list[tuple[str, str, int]] = []
+        for lg in fills:
+            tid = trade_id(lg["transactionHash"], int(lg["logIndex"], 16))
+            entry = self.pipeline.dedup.get(tid)
+            if entry is not None and not entry.retracted and entry.block_hash != lg["blockHash"]:
+                taken.append((tid, entry.block_hash, int(lg["blockNumber"], 16)))
+        if not taken:
+            return
+        lo, hi = min(n for _t, _h, n in taken), max(n for _t, _h, n in taken)
+        mine = {tid for tid, _n, _h in self.store.standing_in_range(
+            [wallet], max(lo - DEPARTED_DEPTH, 0), hi + DEPARTED_DEPTH)}
+        for tid, old_hash, n in taken:
+            if tid in mine:
+                continue  # this wallet's trade, moved to another block
+            self.counters["ids_taken_retracted"] += 1
+            log.warning("trade id %s of block %d is %s's fill now, in a block of another "
+                        "hash: the other wallet's trade of that id (%s...) is retracted",
+                        tid[:18], n, wallet[:10], old_hash[:10])
+            await self.pipeline.retract(tid, old_hash)
 
     async def _judge_departed(self, head: int, index: int | None) -> None:
         """Wallets removed from the list (between runs): their last deliveries, which the
@@ -544,10 +580,11 @@ class PollingMonitor:
             fills = [lg for lg in logs
                      if lg["topics"] and lg["topics"][0] in ORDER_FILLED_TOPICS
                      and lg["address"] in self.exchanges]
-            await self._judge(wallet, low, top, logs, fills)
+            await self._judge(wallet, low, top, logs, fills, indexed_known=index is not None)
 
     async def _judge(self, wallet: str, first: int, last: int,
-                     logs: list[dict[str, Any]], fills: list[dict[str, Any]]) -> int | None:
+                     logs: list[dict[str, Any]], fills: list[dict[str, Any]], *,
+                     indexed_known: bool = False) -> int | None:
         """Retract the trades of ``wallet`` delivered in blocks ``first..last`` (the
         blocks this answer holds whole, indexed) that the answer no longer has, when the
         explorer shows their block with another hash: reorged away. Each poll re-reads
@@ -556,8 +593,13 @@ class PollingMonitor:
         WebSocket path's (:meth:`Pipeline.retract`), on the same evidence: a block the
         explorer does not show (not indexed, no fill in it) or shows with the trade's own
         hash (a short or partial answer) retracts nothing, and the other hash must be
-        seen by two polls in a row (an explorer replica behind another). Returns the
-        lowest block of a trade seen once (the cursor stays below it), else None."""
+        seen by two polls in a row (an explorer replica behind another). A block the index
+        has (``indexed_known``: ``last`` is at most the index head measured) that holds
+        no fill at all is another block than the one the trade was delivered from (a
+        block's content is fixed by its hash): evidence as good as another hash (a reorg
+        that left the height without a fill - its transactions moved or dropped - left
+        the trade standing for good). Returns the lowest block of a trade seen once (the
+        cursor stays below it), else None."""
         suspects = self._suspects.pop(wallet, {})
         if last < first:
             return None
@@ -590,6 +632,8 @@ class PollingMonitor:
                 continue
             if got is not None:
                 hashes[n] = got
+            elif indexed_known:
+                hashes[n] = _NO_FILL
         kept: dict[tuple[str, str], str] = {}
         held: int | None = None
         for tid, n, bh in gone:
@@ -606,7 +650,8 @@ class PollingMonitor:
                 continue
             self.counters["orphans_retracted"] += 1
             log.warning("trade %s in block %d (%s...) is no longer on the explorer, whose "
-                        "block %d is %s...: retracting", tid[:18], n, bh[:10], n, now[:10])
+                        "block %d is %s: retracting", tid[:18], n, bh[:10], n,
+                        "without a fill" if now == _NO_FILL else f"{now[:10]}...")
             await self.pipeline.retract(tid, bh)
         if kept:
             self._suspects[wallet] = kept
