@@ -122,6 +122,10 @@ def parse_threshold(expr: str) -> Threshold:
     value = float(m.group("number")) * _UNIT_FACTOR[unit]
     if unit == "%" and metric in _FRACTIONS:
         value /= 100.0
+    elif metric in _FRACTIONS and value > 1.0:  # "uptime >= 99": a gate no run can pass
+        raise ThresholdError(f"{expr!r}: {metric} is a share from 0 to 1: write "
+                             f"'{metric} {m.group('op')} {value:g}%' or "
+                             f"'{metric} {m.group('op')} {value / 100:g}'")
     if not math.isfinite(value):
         raise ThresholdError(f"cannot parse {expr!r}: the number is not finite")
     if metric not in METRICS:  # a typo would be "not measured" in every run, never a check
