@@ -207,6 +207,7 @@ class PollingMonitor:
         self._answered = False  # this round got some wallet's logs
         self._last_error: str | None = None
         self._lag_alerted = False  # the index's lag was said (see _index_behind)
+        self._probed: int | None = None  # the index head a call of this round answered
 
     def stop(self) -> None:
         self._stop.set()
@@ -304,6 +305,7 @@ class PollingMonitor:
         try:
             if self._quota_pauses:
                 self._quota_back()
+            self._probed = None
             index = await self._index_head(head)
             if self.judge_reorgs:
                 await self._judge_departed(head, index)
@@ -384,8 +386,31 @@ class PollingMonitor:
         than the overlap (an indexing incident) had its trades skipped for good. The
         index head is asked once a round (the newest transaction to an exchange: one
         call, whatever the wallet count); when that fails, the last lag measured is
-        taken off ``head``; never measured: None (``head - overlap`` alone, as before)."""
-        if self._probes:  # one call a round
+        taken off ``head``; never measured: None (``head - overlap`` alone, as before).
+        Not asked while the last index head known (from that call or from any wallet's
+        rows) is less than half the overlap below ``head``: ``head - overlap`` is below
+        what the index has then, so a busy wallet's rows or a probe every few rounds
+        (every fourth at 15 s of 2-s blocks) do."""
+        known = self.last_index_head
+        if known is not None and head - known < max(self.overlap // 2, 1):
+            # the index has ``known`` (it only moves on, but for a reorg's few blocks):
+            # head - overlap is below it with half the overlap to spare, no call needed
+            self.counters["index_head_known"] += 1
+            return known
+        got = await self._probe(head)
+        if got is not None:
+            return got
+        if self.index_lag is None:
+            return None
+        return max(head - self.index_lag, 0)
+
+    async def _probe(self, head: int) -> int | None:
+        """Ask the index head (one call; at most once a round): None when it cannot say.
+        :attr:`_probed` keeps this round's answer."""
+        if self._probed is not None:
+            return self._probed
+        got: int | None = None
+        if self._probes:
             address = self._probes[self._probe_at % len(self._probes)]
             try:
                 got = await self.client.index_head(address)
@@ -413,10 +438,8 @@ class PollingMonitor:
                 got = min(got, head)
                 self.index_lag, self.last_index_head = head - got, got
                 self._index_behind(head - got)
-                return got
-        if self.index_lag is None:
-            return None
-        return max(head - self.index_lag, 0)
+                self._probed = got
+        return got
 
     def _plausible(self, head: int, since: tuple[int, float], now: float) -> bool:
         """The chain can be at ``head`` now when it was at ``since`` (head, time)."""
@@ -487,8 +510,12 @@ class PollingMonitor:
             return False
         # never past what the index can have answered: blocks above its head come later.
         # A row of block n shows the index has n (a probe that said less is wrong)
-        if index is not None and logs:
-            index = max(index, min(head, max(int(lg["blockNumber"], 16) for lg in logs)))
+        if logs:
+            proven = min(head, max(int(lg["blockNumber"], 16) for lg in logs))
+            if index is not None:
+                index = max(index, proven)
+            if self.last_index_head is not None and proven > self.last_index_head:
+                self.last_index_head = proven  # the next round may need no probe
         safe = min(upto, head - self.overlap, head if index is None else index)
         if self.judge_reorgs:
             indexed = min(upto, head if index is None else index)
@@ -632,8 +659,12 @@ class PollingMonitor:
                 continue
             if got is not None:
                 hashes[n] = got
-            elif indexed_known:
-                hashes[n] = _NO_FILL
+            elif indexed_known and self.last_head is not None:
+                # only on the index head asked now: one rolled back by a reorg (it has
+                # the new blocks some seconds later) holds nothing at n meanwhile
+                fresh = await self._probe(self.last_head)
+                if fresh is not None and n <= fresh:
+                    hashes[n] = _NO_FILL
         kept: dict[tuple[str, str], str] = {}
         held: int | None = None
         for tid, n, bh in gone:

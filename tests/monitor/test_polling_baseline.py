@@ -550,3 +550,49 @@ def test_a_log_index_another_maker_s_fill_took_in_a_reorg_is_not_swallowed_as_a_
     got = [(e.kind, e.trade_id, e.trade.wallet if e.trade else None) for e in sink.events]
     assert got == [("trade", f"{tx}:1", WALLET), ("retraction", f"{tx}:1", None),
                    ("trade", f"{tx}:1", OTHER), ("trade", f"{tx}:0", WALLET)], got
+
+
+def test_an_index_rolled_back_by_a_reorg_retracts_nothing_while_it_re_indexes(
+        tmp_path: Path) -> None:
+    """A reorg: the index drops blocks 105.. and has the new ones some polls later (the
+    trade stayed in its height, under a new hash). Meanwhile block 105 holds nothing:
+    taken for a block without a fill, the trade was retracted and then delivered again
+    (the bot undid and redid a real trade). The index head is asked again before such a
+    judgement, and it is below 105 then."""
+    clock = ManualClock()
+    h2 = "0x" + "ab" * 32
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1)]
+        fake.head = fake.indexed = 106
+        await poller.poll_once()
+        fake.replace_block(105, h2, keep={"0x" + word(1)})
+        for head in (107, 108, 109):  # rolled back: the index at 104 for three polls
+            clock.advance(2)
+            fake.head, fake.indexed = head, 104
+            await poller.poll_once()
+        clock.advance(2)
+        fake.head = fake.indexed = 110
+        await poller.poll_once()
+    sink = run(tmp_path, steps, clock=clock)
+    assert [e.kind for e in sink.events] == ["trade"]  # moved, never retracted
+
+
+def test_the_index_head_is_asked_only_when_head_minus_overlap_could_pass_it(
+        tmp_path: Path) -> None:
+    """The index a few blocks behind (the usual seconds): head - overlap stays below the
+    last index head known for several rounds, so the txlist call is made about every
+    fourth round (overlap 64, 8 blocks a round), not every round: the baseline pays for
+    the index check only what it needs."""
+    clock = ManualClock()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        for head in range(100, 100 + 8 * 40, 8):
+            clock.advance(16)
+            fake.head, fake.indexed = head, head - 2
+            await poller.poll_once()
+        probes.append(sum(q.get("module") == "account" for q in fake.queries))
+        probes.append(poller.polls)
+    probes: list[int] = []
+    run(tmp_path, steps, clock=clock, overlap=64)
+    assert probes[0] <= probes[1] // 3, probes
