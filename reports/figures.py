@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
-from experiments.thresholds import metric_value
+from experiments.thresholds import metric_value, shown
 from reports.cost import explorer_usage
 from reports.load import (
     VIRTUAL,
@@ -149,7 +149,7 @@ def latency_ecdf(run: Run) -> Figure:
         zeros = f"\n{_zero_note(n_zero, len(x), floor)}" if n_zero else ""
         ax.step(np.maximum(x, floor), y, where="post", color=MODE_COLORS.get(mode, "#718096"),
                 linewidth=2, label=f"{mode}, every scenario, faults included (n={len(x):,}, "
-                f"p95 {float(lat.quantile(0.95)):.3g} s){zeros}")
+                f"p95 {shown(float(lat.quantile(0.95)))} s){zeros}")
     ax.set_xscale("log")
     ax.axvline(1.0, color="#2d3748", linestyle="--", linewidth=1)
     ax.text(1.0, 0.02, " 1 s", color="#2d3748", fontsize=9)
@@ -363,7 +363,7 @@ def api_calls(run: Run, *, rate_limit_per_hour: float = 10_800.0,
         ax2.scatter([w for w, _ in pts], [max(v, 0.1) for _, v in pts], color=color, zorder=3)
         fit = explorer_usage(mode, pts)
         ax2.plot(grid, np.maximum([fit.at(w) for w in grid], 0.1), color=color,
-                 label=f"{mode} ({fit.per_wallet:.3g}/h per wallet)")
+                 label=f"{mode} ({shown(fit.per_wallet)}/h per wallet)")
     ax2.axhline(rate_limit_per_hour, color="#c53030", linestyle="--", linewidth=1)
     ax2.text(1.1, rate_limit_per_hour * 1.15,
              f"{rate_limit_per_hour / 3600:g}/s rate limit = {rate_limit_per_hour:,.0f}/h",

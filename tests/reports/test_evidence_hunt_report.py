@@ -108,3 +108,17 @@ def test_no_trade_missed_names_the_scenarios_whose_outcomes_could_not_be_read(
     worst = _worst_section(run_dir, tmp_path)
     assert ("No trade was missed in the scenarios whose outcomes could be read; "
             "1 scenario has none to look in (ws_10w).") in worst
+
+
+def test_the_latency_figure_writes_a_long_p95_out(make_run: MakeRun):
+    # a quarter of ws_healthy's trades 1,500 s late (an outage the fallback never covered):
+    # the legend read "p95 1.5e+03 s"
+    from reports import figures
+
+    special = {i: ("late", 1500.0) for i in range(0, 400, 4)}
+    run = load_run(make_run(scenarios=_specs(ws_healthy=special)))
+    fig = figures.latency_ecdf(run)
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend()
+              for t in ax.get_legend().get_texts()]
+    ws = next(t for t in labels if t.startswith("websocket"))
+    assert "p95 1,500 s" in ws, labels
