@@ -24,10 +24,11 @@ the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some second
 reports a block, so the last ``overlap_blocks`` are queried again next time (the
 persistent dedup drops repeats; no extra calls). H is ``module=proxy`` ``eth_blockNumber``,
 a node's head; the logs answer from the index, behind it. So the cursor never passes the
-index head either: the newest block the index holds, read once a round (one call for every
-wallet) from its newest transaction to an exchange (``txlist``, ``sort=desc``, one row:
-``blockNumber + confirmations - 1``); when that call fails, the last lag measured is
-assumed. An index further behind than the overlap (an indexing incident) had its trades
+index head either: the newest block the index holds, from its newest transaction to an
+exchange (``txlist``, ``sort=desc``, one row: ``blockNumber + confirmations - 1``; one call
+for every wallet, made only when ``H - overlap`` could pass the last index head known - any
+wallet's rows show it too -, about every fourth round); when that call fails, the last lag
+measured is assumed. An index further behind than the overlap (an indexing incident) had its trades
 skipped for good; now its blocks are asked again until it has them (the query range grows
 with the lag, the calls do not).
 
