@@ -143,7 +143,8 @@ def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
                             ).strip())
     if rule.faults is True and number(sc.summary.get(expr.metric)) is None:
         why = ("no outage of the feed during the pilot" if not outages else
-               "no trade became visible during the pilot's outages")
+               "no trade became visible during the pilot's outages, nor was awaiting "
+               "detection when one began")
         return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                            rule.weight, None, None, f"{why}: nothing to judge", scored=False)
     return None

@@ -122,3 +122,18 @@ def test_the_latency_figure_writes_a_long_p95_out(make_run: MakeRun):
               for t in ax.get_legend().get_texts()]
     ws = next(t for t in labels if t.startswith("websocket"))
     assert "p95 1,500 s" in ws, labels
+
+
+def test_a_pilots_unscored_fault_gate_says_what_in_a_fault_means(tmp_path: Path):
+    # in a fault = awaiting detection while a fault window was open (not only visible in
+    # it): the note said only "no trade became visible during the pilot's outages"
+    from report_fixtures import build_run
+
+    run_dir = build_run(tmp_path, scenarios=[
+        {"name": "pilot_websocket", "mode": "websocket", "wallets": 1, "n": 400,
+         "faults": [{"name": "feed_down", "start_s": 0.1, "stop_s": 0.5}], "special": {}}],
+        overrides={"pilot_websocket": {"latency_p95_in_fault_s": None}})
+    res = evaluate(load_run(run_dir), load_criteria())
+    fault = next(c for c in res.checks if c.name == "latency p95 while a fault is active")
+    assert fault.passed is None and not fault.scored
+    assert "nor was awaiting detection when one began" in fault.note
