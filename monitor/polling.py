@@ -266,10 +266,12 @@ class PollingMonitor:
             self._alert("polling_failing", text)
 
     async def _round(self) -> int:
-        self.polls += 1
         if self._quota_until is not None and self.clock.now() < self._quota_until:
+            # not a poll: a round without a call, and without an error, counted as one
+            # made the pilot's status show the polling path healthy all the pause
             self.counters["quota_paused_polls"] += 1
             return 0
+        self.polls += 1
         try:
             head = await self.client.block_number()
         except QuotaExhausted as exc:

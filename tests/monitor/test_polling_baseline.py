@@ -596,3 +596,27 @@ def test_the_index_head_is_asked_only_when_head_minus_overlap_could_pass_it(
     probes: list[int] = []
     run(tmp_path, steps, clock=clock, overlap=64)
     assert probes[0] <= probes[1] // 3, probes
+
+
+def test_a_round_paused_for_the_daily_quota_is_not_counted_as_a_poll(
+        tmp_path: Path) -> None:
+    """The pilot judges the polling path healthy while ``polls`` grows without an error:
+    the quota pause's rounds (no call at all) counted as polls, so the path showed
+    healthy all the pause. They are counted apart (``quota_paused_polls``)."""
+    clock = ManualClock()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        await poller.poll_once()
+        fake.quota_used_up = True
+        clock.advance(15)
+        await poller.poll_once()  # the call that finds the quota used up
+        seen.append((poller.polls, poller.counters["errors"]))
+        for _ in range(10):
+            clock.advance(15)
+            await poller.poll_once()
+        seen.append((poller.polls, poller.counters["errors"]))
+        seen.append((poller.counters["quota_paused_polls"], 0))
+    seen: list[tuple[int, int]] = []
+    run(tmp_path, steps, clock=clock)
+    assert seen[0] == seen[1]  # before: polls 2 -> 12, errors 1: "healthy"
+    assert seen[2] == (10, 0)
