@@ -587,6 +587,10 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         if behind_s is not None:  # the split of detected and late needs the clock too
             summary.update({k: None for k in summary if k.startswith("latency_")},
                            detected=None, late=None)
+            # and the per-trade latencies with them: left in outcomes.parquet, the report
+            # drew them (all clamped to 0 s) and listed the "slowest" trades by them
+            outcomes = outcomes.assign(latency_s=pd.Series(pd.NA, index=outcomes.index,
+                                                           dtype="Float64"))
         summary["uptime"] = status["paths"][path]["uptime"]
         summary["faults"] = [{"name": w.name, "start_s": (w.start_ns - win_start) / _NS,
                               "stop_s": (w.stop_ns - win_start) / _NS} for w in windows]
