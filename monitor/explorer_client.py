@@ -249,11 +249,22 @@ class ExplorerClient:
         """The hash the explorer has for block ``number``: that of the first log of the
         block with one of ``topics0`` (one call a topic, one row, until one answers).
         None when the block holds none of them (or is not indexed yet): no view of it."""
+        return (await self.block_view(number, topics0, number))[0]
+
+    async def block_view(self, number: int, topics0: tuple[str, ...], upto: int
+                         ) -> tuple[str | None, bool]:
+        """What the explorer's logs show of block ``number``: (its hash, from the first
+        log of the block with one of ``topics0``, or None; whether a log with one of them
+        came from a later block, up to ``upto``). One call a topic (``fromBlock=number``,
+        ``toBlock=upto``, one row), until one shows the block. (None, True): the logs
+        index answers, and the block holds none of ``topics0`` - not the same as an index
+        answering nothing at all (None, False)."""
+        later = False
         for t0 in topics0:
             rows = self._envelope(await self._request(
                 {"module": "logs", "action": "getLogs", "fromBlock": str(number),
-                 "toBlock": str(number), "topic0": t0, "page": "1", "offset": "1"},
-                "logs.getLogs"))
+                 "toBlock": str(max(upto, number)), "topic0": t0, "page": "1",
+                 "offset": "1"}, "logs.getLogs"))
             if not isinstance(rows, list):
                 raise BadResponse("getLogs result is not a list")
             for row in rows[:1]:
@@ -265,11 +276,13 @@ class ExplorerClient:
                     raise BadResponse(f"getLogs row of block {number}: {exc}") from None
                 got = int(converted["blockNumber"], 16)
                 block_hash = converted["blockHash"]
-                if got != number or len(block_hash) != 66:
-                    raise BadResponse(f"getLogs of block {number} answered block {got} "
-                                      f"({block_hash[:12]!r})")
-                return block_hash
-        return None
+                if not number <= got <= max(upto, number) or len(block_hash) != 66:
+                    raise BadResponse(f"getLogs of blocks {number}..{upto} answered block "
+                                      f"{got} ({block_hash[:12]!r})")
+                if got == number:
+                    return block_hash, later
+                later = True
+        return None, later
 
     async def get_logs(self, *, from_block: int, to_block: int, address: str | None = None,
                        topics: Mapping[int, str] | None = None,

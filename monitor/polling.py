@@ -652,7 +652,8 @@ class PollingMonitor:
             if n in hashes:
                 continue
             try:
-                got = await self.client.block_hash(n, ORDER_FILLED_TOPICS[::-1])  # V2 first
+                got, later = await self.client.block_view(  # V2 first
+                    n, ORDER_FILLED_TOPICS[::-1], max(last, self.last_head or last))
             except QuotaExhausted:
                 raise
             except MonitorError as exc:
@@ -662,9 +663,10 @@ class PollingMonitor:
                 continue
             if got is not None:
                 hashes[n] = got
-            elif indexed_known and self.last_head is not None:
-                # only on the index head asked now: one rolled back by a reorg (it has
-                # the new blocks some seconds later) holds nothing at n meanwhile
+            elif later and indexed_known and self.last_head is not None:
+                # the logs index answers (a fill of a later block), and block n has no
+                # fill: checked on the index head asked now, as one rolled back by a
+                # reorg (it has the new blocks some seconds later) holds nothing at n
                 fresh = await self._probe(self.last_head)
                 if fresh is not None and n <= fresh:
                     hashes[n] = _NO_FILL

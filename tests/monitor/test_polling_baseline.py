@@ -219,12 +219,46 @@ def test_a_trade_whose_block_holds_no_fill_after_a_reorg_is_retracted(
         fake.head = fake.indexed = 106
         await poller.poll_once()
         fake.replace_block(105, "0x" + "ab" * 32, keep=set())
+        fake.logs.append(order_filled(block=107, tx=2, wallet=OTHER))  # the chain goes on
         for head in (108, 110, 112):
             clock.advance(4)
             fake.head = fake.indexed = head
             await poller.poll_once()
+        if logs_down:  # a logs index answering nothing at all is no view of block 105
+            fake.logs = []
+            for head in (114, 116, 118):
+                clock.advance(4)
+                fake.head = fake.indexed = head
+                await poller.poll_once()
+    logs_down = False
     sink = run(tmp_path, steps, clock=clock)
     assert retracted(sink) == [f"0x{word(1)}:0"]  # before: []
+    logs_down = True
+    sink = run(tmp_path / "down", steps, clock=clock)
+    assert retracted(sink) == [f"0x{word(1)}:0"]
+
+
+def test_a_logs_index_that_answers_nothing_retracts_nothing(tmp_path: Path) -> None:
+    """Every getLogs answers "No records found" (an index incident) while txlist still
+    says the index is at the head: the trade is gone from the answer and its block shows
+    no fill, but nothing shows the logs index works at all. No retraction."""
+    clock = ManualClock()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        fake.logs += [order_filled(block=105, tx=1), order_filled(block=107, tx=2)]
+        fake.head = fake.indexed = 108
+        await poller.poll_once()
+        saved, fake.logs = fake.logs, []
+        for head in (110, 112, 114, 116):
+            clock.advance(4)
+            fake.head = fake.indexed = head
+            await poller.poll_once()
+        fake.logs = saved
+        clock.advance(4)
+        fake.head = fake.indexed = 118
+        await poller.poll_once()
+    sink = run(tmp_path, steps, clock=clock)
+    assert trades(sink) == [105, 107] and retracted(sink) == []
 
 
 def test_a_short_answer_a_lagging_index_or_a_passing_replica_retracts_nothing(
