@@ -36,7 +36,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from experiments.analysis import RUN_FILE, analyze_scenario_dir
 from experiments.runner import (
@@ -51,10 +51,6 @@ from experiments.runner import (
 from experiments.scenario import Scenario
 from simulator.render_ahead import AheadSynthSource
 from simulator.source import BlockSource, FileSource, SynthSource
-
-if TYPE_CHECKING:
-    from monitor.clock import LoopClock
-    from simulator.history import SimHistory
 
 __all__ = ["VIRTUAL_EPOCH_NS", "render_ahead_wanted", "run_scenario_virtual"]
 
@@ -213,33 +209,19 @@ async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: 
 async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: list[str],
                   run: dict[str, Any]) -> None:
     from monitor.clock import LoopClock
-    from simulator.history import SimHistory
-
-    # the loop given, not looked up at every read (~1 million reads a simulated day)
-    clock = LoopClock(asyncio.get_running_loop(), epoch_ns=VIRTUAL_EPOCH_NS)
-    # the simulator dies only with this process: its rows are written a buffer at a time
-    # (the same rows), and the file is closed below, before the analysis reads it
-    sim_history = SimHistory(sdir / "sim_history.jsonl", clock_ns=clock.now_ns,
-                             flushes=False)
-    try:
-        await _run_with(sim_history, source, scenario, sdir, wallets, run, clock)
-    finally:
-        sim_history.close()
-
-
-async def _run_with(sim_history: SimHistory, source: BlockSource, scenario: Scenario,
-                    sdir: Path, wallets: list[str], run: dict[str, Any],
-                    clock: LoopClock) -> None:
     from monitor.config import load_settings
     from monitor.errors import MonitorError
-    from monitor.history import History
     from monitor.wallet_monitor import WalletMonitor
+    from simulator.history import SimHistory
     from simulator.server import Simulator
     from simulator.settings import load_config
 
+    # the loop given, not looked up at every read (~1 million reads a simulated day)
+    clock = LoopClock(asyncio.get_running_loop(), epoch_ns=VIRTUAL_EPOCH_NS)
     sim = Simulator(source,
                     settings=load_config(sdir / "sim_config.toml"),
-                    speed=1.0, history=sim_history,
+                    speed=1.0, history=SimHistory(sdir / "sim_history.jsonl",
+                                                  clock_ns=clock.now_ns),
                     autostart=False, clock_ns=clock.now_ns)
     await sim.start()
     mon: WalletMonitor | None = None
@@ -260,16 +242,7 @@ async def _run_with(sim_history: SimHistory, source: BlockSource, scenario: Scen
                                      environ={})
         except MonitorError as exc:
             raise HarnessError(f"monitor settings: {exc.message}") from None
-        # the same rows, written a buffer at a time, not a write(2) a row (~110,000 a
-        # simulated day): the line buffering that lets a killed monitor lose at most one
-        # row protects nothing here (the monitor dies only with this process, and its stop
-        # flushes the file); the rows are the ones the monitor would write
-        history = History(settings.history_path, clock=clock, line_buffered=False)
-        try:
-            mon = WalletMonitor(settings, clock=clock, history=history)
-        except BaseException:
-            history.close()
-            raise
+        mon = WalletMonitor(settings, clock=clock)
         await mon.start()
         await mon.wait_connected(_READY_S)
         start_ns = clock.now_ns()

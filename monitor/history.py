@@ -1,9 +1,7 @@
 """The monitor's history: one JSON line per event, stamped with the machine-wide clock.
 
 Rows are redacted before they are written (see :mod:`monitor.redact`). Writes are
-line-buffered and flushed so that a ``kill -9`` loses at most the line being written
-(``line_buffered=False`` buffers them instead, for a run in which the monitor is never
-killed apart from its caller: a virtual-time run, one process with the simulator). The
+line-buffered and flushed so that a ``kill -9`` loses at most the line being written. The
 file is created 0600. A write that fails (disk full) never raises into the monitor: the
 row is counted in :attr:`History.dropped` and logged once per failure streak.
 """
@@ -29,8 +27,7 @@ __all__ = ["History", "NullHistory", "record_bad_input"]
 class History:
     """Append-only JSON-lines history. ``record("state", conn=..., to=...)``."""
 
-    def __init__(self, path: str | Path | None, *, clock: Clock | None = None,
-                 line_buffered: bool = True) -> None:
+    def __init__(self, path: str | Path | None, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._fh: IO[str] | None = None
         self.dropped = 0
@@ -40,7 +37,7 @@ class History:
             if p.is_dir():
                 raise ConfigError(f"history file {p} is a directory")
             try:
-                self._fh = open_private(p, buffering=1 if line_buffered else -1)
+                self._fh = open_private(p, buffering=1)
             except OSError as exc:
                 raise ConfigError(f"history file {p}: {exc.strerror or exc}") from None
 

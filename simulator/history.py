@@ -44,14 +44,8 @@ class SimHistory:
     """Append-only JSON-lines history; keeps rows in memory too when ``keep`` is set."""
 
     def __init__(self, path: str | Path | None = None, *, keep: bool = False,
-                 clock_ns: Callable[[], int] = time.monotonic_ns,
-                 flushes: bool = True) -> None:
-        """``flushes=False``: :meth:`flush` leaves the rows in the file's buffer (written
-        when it fills, and by :meth:`close`, which the owner must call): for a simulator
-        that dies only with its caller's process (a virtual-time run), where a write(2) at
-        every replay turn (~45,000 a simulated day) keeps nothing safer."""
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.clock_ns = clock_ns
-        self._flushes = flushes
         self._fh: IO[str] | None = None
         self.rows: list[dict[str, Any]] | None = [] if keep else None
         self.path = Path(path) if path is not None else None
@@ -81,7 +75,7 @@ class SimHistory:
         return [r for r in self.rows or () if r["event"] == event]
 
     def flush(self) -> None:
-        if self._fh is not None and self._flushes:
+        if self._fh is not None:
             self._fh.flush()
 
     def close(self) -> None:
