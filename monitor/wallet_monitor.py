@@ -33,13 +33,14 @@ the probes have seen the node's head unmoved for two block intervals (a chain th
 stopped). Live notifications alone never advance the cursor (unless
 ``reconcile_interval = 0``, when contiguous heads on one connection advance it to
 ``head - 1``, and the blocks they passed are fetched once every ``ZERO_MODE_SWEEP_BLOCKS``:
-a notification lost there comes up to that many blocks late, and the last such blocks
-before a stop are never fetched), so a notification lost on the wire (drop, silent
-subscription, loss) is recovered at the latest by the next sync, and a restart resumes from
-a cursor that is never ahead of what was verified. A shard syncs from the lowest cursor
-of its wallets (a wallet added back to the list resumes at its own); the other wallets'
-logs more than ``dedup_retention_blocks`` below their own cursors, whose trade ids may be
-pruned, are not delivered again.
+a notification lost there comes up to that many blocks late, and after a restart the
+first sweep fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor, which the heads
+of the run before may have moved past blocks no sweep had fetched), so a notification
+lost on the wire (drop, silent subscription, loss) is recovered at the latest by the next
+sync, and a restart resumes from a cursor that is never ahead of what was verified. A
+shard syncs from the lowest cursor of its wallets (a wallet added back to the list resumes
+at its own); the other wallets' logs more than ``dedup_retention_blocks`` below their own
+cursors, whose trade ids may be pruned, are not delivered again.
 
 Interruptions
 -------------
@@ -148,6 +149,9 @@ LOGS_DISTRUST_BLOCKS = 150
 #: fetches them (see :meth:`WsShard._sweep_passed`); under BlockTracker's 128, so the
 #: sweep can tell a silent logs subscription by the heads' hashes
 ZERO_MODE_SWEEP_BLOCKS = 64
+#: reconcile_interval = 0: the blocks below a restart's stored cursor its first sweep
+#: fetches again (those the heads passed unswept before the stop, with a margin)
+RESTART_SWEEP_BLOCKS = 2 * ZERO_MODE_SWEEP_BLOCKS
 
 
 def live_log_bytes(entry: dict[str, Any]) -> int | None:
@@ -1153,6 +1157,7 @@ class WsShard:
             return 0
         target = head if self._chain_stalled(head) else head - 1
         cur = self.cursor()
+        restarted = cur is not None and self._swept_to is None  # a cursor a run before set
         if cur is None:  # wallets never seen: start at the configured block or here
             first = self.s.start_block if self.s.start_block is not None else (
                 self.live_from if self.live_from is not None else head)
@@ -1169,6 +1174,14 @@ class WsShard:
             # first sync had no block to ask left it None, and no sweep ever ran: a logs
             # subscription silent while heads flowed lost its trades for good
             self._swept_to = cur
+            if restarted and self.s.reconcile_interval == 0:
+                # the heads of the run before moved the stored cursor past blocks its
+                # sweeps had not fetched yet (up to ZERO_MODE_SWEEP_BLOCKS, more while a
+                # sweep failed): a notification lost there was lost for good. The first
+                # sweep fetches them again (what was delivered is not sent twice)
+                self._swept_to = max(0, cur - RESTART_SWEEP_BLOCKS)
+                self._sweep_due = True
+                self._wake.set()
         done = 0
 
         saved: dict[int, str] = {}
@@ -1215,8 +1228,8 @@ class WsShard:
         fetched with one eth_getLogs a chunk: their trades are delivered (late, but not
         lost), orphans retracted, and trades a silent subscription should have sent re-make
         the connection (``logs_silent``, as a sweep does). ~30 calls an hour on Polygon,
-        against ~120 for the default 30 s sweeps. Not kept across restarts: the blocks the
-        heads passed in the last ``ZERO_MODE_SWEEP_BLOCKS`` before a stop are not fetched."""
+        against ~120 for the default 30 s sweeps. Not kept across restarts: the first
+        sweep after one fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor."""
         start, cur = self._swept_to, self.cursor()
         self._sweep_due = False
         if start is None or cur is None or cur <= start:
