@@ -78,6 +78,9 @@ MAX_RECORDS = 1_000
 #: answer of tiny rows be parsed whole before the row count was checked: ~1.6 GB of memory
 #: and 4 s of the event loop for 63 MB
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: a 429's Retry-After (seconds) longer than this is a quota, not a burst: not retried
+#: here (:class:`QuotaExhausted`), the poller pauses that long
+LONG_RETRY_AFTER_S = 60.0
 
 
 class ExplorerNotOk(MonitorError):
@@ -89,7 +92,8 @@ class ExplorerNotOk(MonitorError):
 
 
 class QuotaExhausted(RateLimited):
-    """The explorer's daily call quota is used up: no retry helps before the next day."""
+    """The explorer's daily call quota is used up (or a 429 asked to wait more than
+    :data:`LONG_RETRY_AFTER_S`, ``retry_after``): no retry helps for a long while."""
 
 
 def _daily_quota(low: str) -> bool:
@@ -467,8 +471,13 @@ class ExplorerClient:
                 raise
             if status == 429:  # whatever the body says (a CDN's page, plain text)
                 kind = "rate_limited"
-                raise RateLimited(f"explorer {method}: HTTP 429",
-                                  retry_after=parse_retry_after(retry_after))
+                wait = parse_retry_after(retry_after)
+                if wait is not None and wait > LONG_RETRY_AFTER_S:
+                    # told to come back in minutes or hours: retried within the minute
+                    # (the cap of a retry's wait), every poll hammered it meanwhile
+                    raise QuotaExhausted(f"explorer {method}: HTTP 429, Retry-After "
+                                         f"{wait:.0f} s", retry_after=wait)
+                raise RateLimited(f"explorer {method}: HTTP 429", retry_after=wait)
             try:
                 if not nesting_ok(raw.decode("utf-8", "replace")):
                     raise RecursionError  # deep JSON must never reach the C parser

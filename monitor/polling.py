@@ -329,14 +329,15 @@ class PollingMonitor:
         asked once it works again."""
         self.counters["errors"] += 1
         self.counters["quota_exhausted"] += 1
-        pause = min(QUOTA_PAUSE_S * 2.0 ** self._quota_pauses, QUOTA_PAUSE_MAX_S)
+        pause = min(max(QUOTA_PAUSE_S * 2.0 ** self._quota_pauses, exc.retry_after or 0.0),
+                    QUOTA_PAUSE_MAX_S)
         self._quota_until = self.clock.now() + pause / self.speed
         self._quota_pauses += 1
         if self._quota_pauses > 1:
             log.info("explorer daily quota still used up; next try in %.0f s (simulated)",
                      pause)
             return
-        text = (f"explorer daily quota used up ({exc.message}): {self.group} polling "
+        text = (f"explorer quota used up ({exc.message}): {self.group} polling "
                 f"paused, one try every {QUOTA_PAUSE_S:.0f}-{QUOTA_PAUSE_MAX_S:.0f} s "
                 "until it works again; nothing polled meanwhile (the cursors stay: the "
                 "blocks of the pause are asked then)")

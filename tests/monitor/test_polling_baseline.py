@@ -37,6 +37,7 @@ class IndexExplorer:
         self.logs: list[dict[str, Any]] = []
         self.quota_used_up = False
         self.refuse: str | None = None  # a NOTOK text for every call (an invalid key)
+        self.retry_after: int | None = None  # HTTP 429 with this Retry-After to every call
         self.drop: set[str] = set()  # transaction hashes a short answer leaves out
         self.claimed: int | None = None  # the index head txlist says, when not ``indexed``
         self.queries: list[dict[str, str]] = []
@@ -44,6 +45,9 @@ class IndexExplorer:
     async def handle(self, request: web.Request) -> web.Response:
         q = dict(request.query)
         self.queries.append(q)
+        if self.retry_after is not None:  # a CDN in front: 429, come back later
+            return web.Response(status=429, text="Too Many Requests",
+                                headers={"Retry-After": str(self.retry_after)})
         if self.quota_used_up or self.refuse:
             return web.json_response({"status": "0", "message": "NOTOK",
                                       "result": self.refuse or DAILY})
@@ -654,3 +658,30 @@ def test_a_round_paused_for_the_daily_quota_is_not_counted_as_a_poll(
     run(tmp_path, steps, clock=clock)
     assert seen[0] == seen[1]  # before: polls 2 -> 12, errors 1: "healthy"
     assert seen[2] == (10, 0)
+
+
+def test_a_429_that_asks_to_come_back_in_an_hour_pauses_polling_that_long(
+        tmp_path: Path) -> None:
+    """A 429 with Retry-After: 3600 was retried within the minute (the cap of one
+    retry's wait), five times a poll, every poll: 720 calls in 30 minutes. It is a
+    quota: polling pauses for the time asked (one call), then resumes."""
+    clock = ManualClock()
+
+    async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
+        await poller.poll_once()
+        fake.retry_after = 3600
+        asked = len(fake.queries)
+        for _ in range(120):  # 30 minutes of 15-s polls
+            clock.advance(15)
+            await poller.poll_once()
+        calls.append(len(fake.queries) - asked)
+        fake.retry_after = None
+        fake.logs.append(order_filled(block=150, tx=1))
+        fake.head = fake.indexed = 200
+        for _ in range(130):
+            clock.advance(15)
+            await poller.poll_once()
+    calls: list[int] = []
+    sink = run(tmp_path, steps, clock=clock)
+    assert calls == [1]  # before: 720
+    assert trades(sink) == [150]
