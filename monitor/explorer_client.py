@@ -13,7 +13,8 @@ Answers are classified the way the real service answers (REFERENCE.md):
 - ``NOTOK`` with a daily-quota text ("Max daily rate limit reached", any text naming a
   daily limit or quota) -> :class:`QuotaExhausted` (a ``RateLimited``), NOT retried: the
   quota comes back at the next day, not in seconds (it was retried as a per-second limit,
-  a burst every few seconds for hours); the poller pauses long and alerts once;
+  a burst every few seconds for hours); the poller pauses long and alerts once. So is an
+  HTTP 429 whose ``Retry-After`` asks for more than :data:`LONG_RETRY_AFTER_S`;
 - any other ``NOTOK`` text (invalid key, bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
 - HTML or other non-JSON pages (502 gateways), HTTP errors -> :class:`~monitor.errors.BadResponse`
