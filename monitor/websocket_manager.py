@@ -463,7 +463,14 @@ class WebSocketManager:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.ws.close(), self._timeout(self.settings.open_timeout))
         if task is not None:
-            task.cancel()
+            # a cancel can be lost: Python 3.11's asyncio.wait_for returns the result of
+            # an awaitable that finished in the cancel's loop turn (a handshake or an
+            # eth_subscribe answered just then), and the loop went on to serve the new
+            # connection: stop() waited for it as long as it lived. Cancelled again until
+            # it ends; the link it opened is dropped below
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._drop_link(ConnectionLost("manager stopped"))
@@ -684,6 +691,9 @@ class WebSocketManager:
                 self._outage_attempts += 1
             try:
                 link = await self._open()
+                if self._stopping:  # stop() came as it opened (its cancel may be lost)
+                    await self._close_link(link)
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
