@@ -87,6 +87,7 @@ class Supervisor:
         self.restarts: Counter[str] = Counter()
         self._entries: dict[str, _Entry] = {}
         self._bg: set[asyncio.Task[Any]] = set()
+        self._stopping = False  # stop() began: nothing is restarted any more
 
     def spawn(self, name: str, factory: TaskFactory) -> asyncio.Task[None]:
         """Start ``factory()`` under supervision. ``name`` must be unique while running."""
@@ -110,11 +111,17 @@ class Supervisor:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Cancel every task and wait for them."""
-        tasks = [e.task for e in self._entries.values() if e.task is not None]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        self._stopping = True
+        tasks = {e.task for e in self._entries.values() if e.task is not None}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while tasks and (left := deadline - loop.time()) > 0:
+            # again while one runs: a cancel can be lost (Python 3.11's asyncio.wait_for
+            # returns the result of an awaitable that finished in the cancel's loop turn),
+            # and the task went on running on a monitor that had stopped
+            for t in tasks:
+                t.cancel()
+            _, tasks = await asyncio.wait(tasks, timeout=min(left, 1.0))
         for e in self._entries.values():
             if e.state is not TaskState.DONE:
                 e.state = TaskState.STOPPED
@@ -151,6 +158,9 @@ class Supervisor:
                 await self._crashed(entry, started, exc)
                 continue
             except Exception as exc:  # the point of a supervisor
+                if self._stopping:  # it failed on its way out (its cancel lost): stopped
+                    entry.state = TaskState.STOPPED
+                    return
                 await self._crashed(entry, started, exc)
                 continue
             entry.state = TaskState.DONE
