@@ -496,7 +496,7 @@ def summaries_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for s in summaries:
         row = {k: v for k, v in s.items() if k not in ("api_calls", "faults", "thresholds",
-                                                        "latency_stages")}
+                                                        "latency_stages", "latency_bounds")}
         verdicts = [t.get("passed") for t in s.get("thresholds") or []]
         row["thresholds_passed"] = sum(1 for v in verdicts if v is True)
         row["thresholds_failed"] = sum(1 for v in verdicts if v is False)

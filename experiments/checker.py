@@ -52,7 +52,8 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.thresholds import evaluate_all
+from experiments.confidence import quantile_bound
+from experiments.thresholds import CONFIDENCE, QUANTILE_METRICS, evaluate_all
 from experiments.truth import TruthError, build_truth, sim_start
 
 __all__ = [
@@ -545,13 +546,39 @@ def _q(values: pd.Series, q: float) -> float | None:
     return float(vals.quantile(q))
 
 
+_TRADE_OUTCOMES = ("detected", "late", "missed", "duplicate")  # the trades: not phantoms
+
+
+def latency_samples(outcomes: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each latency quantile metric (:data:`experiments.thresholds.QUANTILE_METRICS`) and
+    the latencies it is a quantile of: every trade's, those of trades in a fault, those of
+    the others (a missed trade has none)."""
+    canonical = outcomes[outcomes["outcome"].isin(_TRADE_OUTCOMES)]
+    lat = canonical["latency_s"]
+    in_fault = canonical["in_fault"].astype(bool)
+    return {"latency_p50_s": lat, "latency_p95_s": lat, "latency_p99_s": lat,
+            "latency_p95_in_fault_s": lat[in_fault], "latency_p95_outside_fault_s": lat[~in_fault]}
+
+
+def latency_bounds(outcomes: pd.DataFrame, n_all: Mapping[str, int] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """The summary's ``latency_bounds``: each latency quantile's distribution-free bounds
+    (:func:`experiments.confidence.quantile_bound`) from the trades of ``outcomes``.
+    ``n_all``: the samples the point value stands on, where the bounds count fewer (seeds
+    that replayed the same run counted once); else the bounds' own ``n``."""
+    out = {}
+    for metric, values in latency_samples(outcomes).items():
+        xs = values.dropna().astype(float).tolist()
+        b = quantile_bound(xs, QUANTILE_METRICS[metric], CONFIDENCE).to_dict()
+        b["n_all"] = int(n_all[metric]) if n_all and metric in n_all else b["n"]
+        out[metric] = b
+    return out
+
+
 def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
     counts = outcomes["outcome"].value_counts()
-    canonical = outcomes[outcomes["outcome"].isin(["detected", "late", "missed", "duplicate"])]
-    trades = len(canonical)
-    lat = canonical["latency_s"]
-    in_f = canonical[canonical["in_fault"]]["latency_s"]
-    out_f = canonical[~canonical["in_fault"]]["latency_s"]
+    trades = int(outcomes["outcome"].isin(_TRADE_OUTCOMES).sum())
+    samples = latency_samples(outcomes)
     missed = int(counts.get("missed", 0))
     return {
         "trades": trades,
@@ -562,12 +589,9 @@ def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
         "phantoms": int(counts.get("phantom", 0)),
         "retracted": int(counts.get("retracted", 0)),
         "missed_pct": 100.0 * missed / trades if trades else None,  # no trades: unknown
-        "latency_p50_s": _q(lat, 0.50),
-        "latency_p95_s": _q(lat, 0.95),
-        "latency_p99_s": _q(lat, 0.99),
-        "latency_max_s": _q(lat, 1.0),
-        "latency_p95_in_fault_s": _q(in_f, 0.95),
-        "latency_p95_outside_fault_s": _q(out_f, 0.95),
+        **{metric: _q(values, QUANTILE_METRICS[metric]) for metric, values in samples.items()},
+        "latency_max_s": _q(samples["latency_p95_s"], 1.0),
+        "latency_bounds": latency_bounds(outcomes),
     }
 
 

@@ -14,7 +14,10 @@ spread across seeds (``spread``: min, max, mean, sd), and every seed's faults by
 are evaluated once, on the pooled summary, with the confidence bounds of
 :mod:`experiments.thresholds` - which is what makes many seeds worth running. The bounds
 count each distinct replay once (``bound_basis``): seeds that replayed the same trades
-under the same faults are one set of trials, not several.
+under the same faults are one set of trials, not several; so do the latency quantiles'
+bounds (``latency_bounds``, from the pooled latencies, each distinct replay's trades once
+by the slowest seed: :func:`basis_outcomes`), while the quantiles themselves are those of
+every seed's latencies pooled (never an average of the seeds' quantiles).
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from typing import Any
 import pandas as pd
 
 from experiments.analysis import empty_summary
-from experiments.checker import outcome_counts
+from experiments.checker import latency_bounds, outcome_counts
 from experiments.scenario import Scenario
 from experiments.thresholds import evaluate_all
 
-__all__ = ["SPREAD_METRICS", "bound_basis", "derive_seed", "pool", "reseed"]
+__all__ = ["SPREAD_METRICS", "basis_outcomes", "bound_basis", "derive_seed", "pool",
+           "reseed"]
 
 SPREAD_METRICS = ("trades", "missed", "late", "duplicates", "phantoms", "latency_p50_s",
                   "latency_p95_s", "latency_p95_in_fault_s", "explorer_calls_per_hour",
@@ -142,6 +146,10 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
     out["api_calls"] = calls
     out["seeds"] = seeds
     out["bound_basis"] = bound_basis(seeds, frames, summaries)
+    if out["bound_basis"]["same_as"]:  # the latencies' bounds too count each replay once
+        pooled_n = {m: b["n"] for m, b in out["latency_bounds"].items()}
+        out["latency_bounds"] = latency_bounds(basis_outcomes(seeds, frames, summaries),
+                                               n_all=pooled_n)
     out["fault_events"] = sum(len(x.get("faults") or []) for x in summaries)
     # every seed's faults by kind: ``faults`` is the first seed's (its figures' windows)
     kinds = Counter(str(f.get("name")) for x in summaries for f in x.get("faults") or []
@@ -171,18 +179,45 @@ def _replay_key(outcomes: pd.DataFrame, summary: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([trades, faults]).encode()).hexdigest()
 
 
+def _replay_groups(seeds: list[int], frames: list[pd.DataFrame],
+                   summaries: list[dict[str, Any]]) -> list[list[tuple[int, pd.DataFrame]]]:
+    """The seeds' (seed, outcomes) grouped by what they replayed (:func:`_replay_key`), in
+    the order of their first seeds."""
+    groups: dict[str, list[tuple[int, pd.DataFrame]]] = {}
+    for seed, frame, summary in zip(seeds, frames, summaries, strict=True):
+        groups.setdefault(_replay_key(frame, summary), []).append((seed, frame))
+    return list(groups.values())
+
+
+def basis_outcomes(seeds: list[int], frames: list[pd.DataFrame],
+                   summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """The outcomes the latency quantiles' bounds count: each distinct replay once, each of
+    its trades by the seed that delivered it slowest (as :func:`bound_basis` counts a
+    replay's misses by the worst seed): ten seeds that replayed one run are ten copies of
+    its latencies, not ten times the evidence."""
+    parts = []
+    for members in _replay_groups(seeds, frames, summaries):
+        if len(members) == 1:
+            parts.append(members[0][1])
+            continue
+        rows = pd.concat([f for _s, f in members], ignore_index=True)
+        trades = rows[rows["outcome"].isin(_TRADES)]
+        slowest = (trades.assign(_lat=trades["latency_s"].astype("Float64").fillna(-1.0))
+                   .sort_values("_lat", kind="stable", ascending=False)
+                   .drop_duplicates("trade_id").drop(columns="_lat"))
+        parts.append(slowest)
+    return pd.concat(parts, ignore_index=True)
+
+
 def bound_basis(seeds: list[int], frames: list[pd.DataFrame],
                 summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The counts the rates' confidence bounds use: each distinct replay once (seeds that
     replayed another seed's trades under the same faults are counted with it, by the worst
     of them), so pooling identical runs cannot manufacture confidence. ``same_as`` names
     each seed counted with an earlier one."""
-    groups: dict[str, list[tuple[int, pd.DataFrame]]] = {}
-    for seed, frame, summary in zip(seeds, frames, summaries, strict=True):
-        groups.setdefault(_replay_key(frame, summary), []).append((seed, frame))
     basis: dict[str, Any] = {"trades": 0, **dict.fromkeys(_BASIS_OUTCOMES, 0),
                              "seeds": [], "same_as": {}}
-    for members in groups.values():
+    for members in _replay_groups(seeds, frames, summaries):
         first_seed, first = members[0]
         basis["seeds"].append(first_seed)
         basis["trades"] += int(first["outcome"].isin(_TRADES).sum())

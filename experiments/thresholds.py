@@ -24,6 +24,14 @@ it is undecided (``passed: None``) and ``note`` says how many more trades (and s
 hours at the run's pace) would decide it. ``missed_pct < 1`` with 0 missed in 120 trades
 is therefore undecided: it bounds the rate only below 2.5%.
 
+Latency quantiles are judged by their distribution-free bounds likewise
+(:data:`QUANTILE_METRICS`; the checker writes them under ``latency_bounds``, see
+:func:`experiments.confidence.quantile_bound`): ``latency_p95_s < 1`` passes only when the
+95 % upper bound of the p95 is below 1 s (59 trades at the least), fails when its lower
+bound is at or over 1 s, and is undecided in between, saying how many more trades on the
+passing side would pass it (or, where the measured p95 fails, on the other side would fail
+it). One trade at 0.5 s passed that gate on its point value.
+
 This module is the one grammar and the one evaluator of thresholds: the analysis evaluates a
 scenario's own thresholds once, on its final summary, and writes the result into
 ``summary.json``; the report takes those results as written and evaluates its criteria rules
@@ -38,10 +46,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.confidence import rate_bound, trials_needed
+from experiments.confidence import (
+    rate_bound,
+    samples_to_lower_upper,
+    samples_to_raise_lower,
+    trials_needed,
+)
 
 __all__ = [
     "METRICS",
+    "QUANTILE_METRICS",
     "SUMMARY_KEYS",
     "Threshold",
     "ThresholdError",
@@ -143,11 +157,12 @@ SUMMARY_KEYS = [
     "api_calls_per_hour", "explorer_calls_per_hour", "api_calls_per_hour_per_wallet",
     "uptime", "coverage", "reconnects", "fallback_s", "cpu_s", "cpu_s_per_hour",
     "rss_peak_bytes", "bytes_received", "faults", "thresholds", "actionable_window_s",
-    "latency_stages", "inputs",
+    "latency_stages", "inputs", "latency_bounds",
 ]
 #: summary keys that are not numbers, so no threshold can name them
 _NOT_METRICS = frozenset({"scenario", "description", "era", "mode", "status", "error",
-                          "api_calls", "faults", "thresholds", "latency_stages", "inputs"})
+                          "api_calls", "faults", "thresholds", "latency_stages", "inputs",
+                          "latency_bounds"})
 
 
 def number(value: Any) -> float | None:
@@ -257,6 +272,8 @@ def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
         return _evaluate_rate(t, summary, value, confidence)
     if t.metric in LOWER_RATE_METRICS and t.op in (">", ">="):
         return _evaluate_lower_rate(t, summary, value, confidence)
+    if t.metric in QUANTILE_METRICS and t.op in ("<", "<=", ">", ">="):
+        return _evaluate_quantile(t, summary, value, confidence)
     return {"expr": t.expr, "passed": t.check(value), "value": value, "note": ""}
 
 
@@ -275,6 +292,19 @@ def rate_counts(summary: Mapping[str, Any], ev_key: str, n_key: str = "trades"
                     f"faults of seed {', '.join(firsts)}: counted once)")
         return number(basis.get(ev_key)), number(basis.get(n_key)), note
     return number(summary.get(ev_key)), number(summary.get(n_key)), ""
+
+
+def _pace(summary: Mapping[str, Any], more: int, per: float) -> str:
+    """``; about H more simulated hours at this run's pace`` for ``more`` trades (or
+    samples), at ``per`` of them in the run's (pooled) time; "" without a time."""
+    hours = _hours(summary)
+    if hours <= 0 or per <= 0:
+        return ""
+    # a live pilot's hours are wall-clock hours of the wallets' own trading
+    live = str(summary.get("scenario") or "").startswith(LIVE_PILOT_PREFIX)
+    what_hours = ("hours of pilot at the watched wallets' pace so far" if live
+                  else "simulated hours at this run's pace")
+    return f"; about {more * hours / per:.2g} more {what_hours}"
 
 
 def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
@@ -309,12 +339,7 @@ def _evaluate_rate(t: Threshold, summary: Mapping[str, Any], value: float,
     needed = trials_needed(t.value / 100.0, confidence, events=int(k))
     more = needed - int(n)
     all_n = number(summary.get(n_key))  # the pooled time covers every seed's trades
-    hours = _hours(summary) * (n / all_n if all_n else 1.0)
-    # a live pilot's hours are wall-clock hours of the wallets' own trading
-    live = str(summary.get("scenario") or "").startswith(LIVE_PILOT_PREFIX)
-    what_hours = ("hours of pilot at the watched wallets' pace so far" if live
-                  else "simulated hours at this run's pace")
-    pace = f"; about {more * hours / n:.2g} more {what_hours}" if hours > 0 else ""
+    pace = _pace(summary, more, all_n or n)
     return {**out, "passed": None,
             "note": f"undecided: {b.text(what)}{basis_note}; {more:,} more {n_key} "
                     f"without a {what.rstrip('s')} event would decide it{pace}"}
@@ -357,6 +382,134 @@ def _evaluate_lower_rate(t: Threshold, summary: Mapping[str, Any], value: float,
     return {**out, "passed": None,
             "note": f"undecided: {text}; {more:,} more {n_key} all "
                     f"{t.metric.removesuffix('_pct')} would decide it"}
+
+
+#: latency metric -> the quantile it is (of the trades' latencies; the checker picks
+#: which trades: all, those in a fault, those outside). ``latency_max_s`` is no quantile a
+#: sample can bound: a gate on it says what the slowest trade measured was.
+QUANTILE_METRICS: dict[str, float] = {
+    "latency_p50_s": 0.50,
+    "latency_p95_s": 0.95,
+    "latency_p99_s": 0.99,
+    "latency_p95_in_fault_s": 0.95,
+    "latency_p95_outside_fault_s": 0.95,
+}
+
+
+def _quantile_bound_of(summary: Mapping[str, Any], metric: str) -> Mapping[str, Any] | None:
+    bounds = summary.get("latency_bounds")
+    b = bounds.get(metric) if isinstance(bounds, Mapping) else None
+    return b if isinstance(b, Mapping) and number(b.get("n")) is not None else None
+
+
+def _count_side(b: Mapping[str, Any], limit: float, side: str) -> int | None:
+    """How many of the bound's samples are ``side`` (``<``, ``<=``, ``>``, ``>=``) of
+    ``limit``, for a limit between its bounds: the ranks below the window are at or under
+    its first sample, those above it at or over its last; None without a window."""
+    window, first, n = b.get("window"), number(b.get("window_from")), number(b.get("n"))
+    if not isinstance(window, list) or first is None or n is None:
+        return None
+    xs = [number(x) for x in window]
+    if any(x is None for x in xs):
+        return None
+    below = int(first) - 1  # the ranks under the window: at or under its first sample
+    above = int(n) - below - len(xs)  # over it: at or over its last
+    if not xs or below < 0 or above < 0:
+        return None
+    check = _OPS[side]
+    lo, hi = xs[0], xs[-1]
+    assert lo is not None and hi is not None
+    # the ranks outside the window are on ``side`` or not where the window's edge decides
+    # it (always, for a limit between the two bounds); else the count is not known
+    near, far, n_near, n_far = (lo, hi, below, above) if side in ("<", "<=") else \
+        (hi, lo, above, below)
+    if (n_near and not check(near, limit)) or (n_far and check(far, limit)):
+        return None
+    return sum(1 for x in xs if x is not None and check(x, limit)) + n_near
+
+
+def _quantile_text(b: Mapping[str, Any], limit: float, confidence: float) -> str:
+    """``p95 of 462 trades' latencies: >= 0.41 s, <= 0.87 s at 95%``."""
+    q, n = float(b["quantile"]), int(b["n"])
+    lo, up = number(b.get("lower")), number(b.get("upper"))
+    what = f"{n:,} trade's latency" if n == 1 else f"{n:,} trades' latencies"
+    sides = [f"{op} {shown(x, [limit])} s" for op, x in ((">=", lo), ("<=", up))
+             if x is not None]
+    text = f"p{q * 100:g} of {what}: "
+    text += (", ".join(sides) + f" at {confidence:.0%}") if sides else "no bound"
+    if up is None:
+        text += f"; no upper bound below {int(number(b.get('min_n')) or 0):,} trades"
+    n_all = number(b.get("n_all"))
+    if n_all is not None and n_all > n:
+        text += (f" (of {int(n_all):,} latencies pooled: seeds that replayed the same trades "
+                 "and faults counted once, by the slowest)")
+    return text
+
+
+def _evaluate_quantile(t: Threshold, summary: Mapping[str, Any], value: float,
+                       confidence: float) -> dict[str, Any]:
+    """A ``<``/``<=``/``>``/``>=`` gate on a latency quantile, by its distribution-free
+    bounds (:func:`experiments.confidence.quantile_bound`, written by the checker under
+    ``latency_bounds``): ``p95 < X`` passes when the upper bound is below ``X``, fails when
+    the lower bound is at or over it, and is undecided in between, saying how many more
+    trades would decide it. One trade at 0.5 s passed ``latency_p95_s < 1``. A summary
+    without bounds (analysed before they were written) is judged on the point value, and
+    says so."""
+    b = _quantile_bound_of(summary, t.metric)
+    if b is None and "latency_bounds" not in summary:
+        return {"expr": t.expr, "passed": t.check(value), "value": value,
+                "note": "judged on the point value: the summary records no confidence "
+                        "bound (analysed before bounds were written)"}
+    if b is None or not 0.0 < (number(b.get("quantile")) or 0.0) < 1.0 \
+            or (number(b.get("n")) or 0) < 0:
+        return {"expr": t.expr, "passed": None, "value": value,
+                "note": f"{t.metric}: the summary's latency_bounds has no usable bound of it"}
+    q, n = float(b["quantile"]), int(b["n"])
+    conf = number(b.get("confidence"))
+    out: dict[str, Any] = {"expr": t.expr, "value": value,
+                           "bound": {k: b.get(k) for k in ("quantile", "confidence", "n",
+                                                           "lower", "upper", "lower_rank",
+                                                           "upper_rank", "min_n")}}
+    if conf is None or not math.isclose(conf, confidence):
+        return {**out, "passed": None, "note": f"the summary's bounds are at "
+                f"{conf if conf is None else f'{conf:.0%}'}, not {confidence:.0%}"}
+    lo, up = number(b.get("lower")), number(b.get("upper"))
+    text = _quantile_text(b, t.value, confidence)
+    upper_side = t.op in ("<", "<=")  # the gate passes on the upper bound, fails on the lower
+    good, bad = (up, lo) if upper_side else (lo, up)
+    if good is not None and t.check(good):
+        return {**out, "passed": True, "note": text}
+    if bad is not None and not t.check(bad):
+        return {**out, "passed": False, "note": text}
+    # undecided: how many more trades would decide it - all on the gate's side of the limit
+    # where the point value is, else all on the other side (they would confirm it failed)
+    favourable = t.check(value)
+    # the samples that must stay beyond the deciding bound: for a pass of "< X", those at
+    # or over X; to fail it, those under X
+    if upper_side:
+        against = _count_side(b, t.value, ">=" if t.op == "<" else ">") if favourable \
+            else _count_side(b, t.value, "<" if t.op == "<" else "<=")
+    else:
+        against = _count_side(b, t.value, "<=" if t.op == ">" else "<") if favourable \
+            else _count_side(b, t.value, ">" if t.op == ">" else ">=")
+    if against is None:
+        return {**out, "passed": None, "note": f"undecided: {text}"}
+    if favourable == upper_side:
+        needed = samples_to_lower_upper(q, confidence, above=against)
+    else:
+        needed = samples_to_raise_lower(q, confidence, below=against)
+    more = max(1, needed - n)
+    n_all = number(b.get("n_all")) or n
+    where = {"latency_p95_in_fault_s": " during faults",
+             "latency_p95_outside_fault_s": " outside faults"}.get(t.metric, "")
+    side = ("under" if t.op == "<" else "at or under" if t.op == "<=" else
+            "over" if t.op == ">" else "at or over")
+    other = {"under": "at or over", "at or under": "over", "over": "at or under",
+             "at or over": "under"}[side]
+    how = (f"{more:,} more trades{where} {side} {t.value:g} s would pass it" if favourable
+           else f"{more:,} more trades{where} {other} {t.value:g} s would fail it")
+    return {**out, "passed": None,
+            "note": f"undecided: {text}; {how}{_pace(summary, more, n_all)}"}
 
 
 def evaluate_all(thresholds: list[str], summary: Mapping[str, Any]) -> list[dict[str, Any]]:

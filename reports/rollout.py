@@ -52,9 +52,9 @@ def _ceil_to(v: float, step: float) -> float:
 
 def _too_few_trades(checks: Sequence[CheckResult]) -> int:
     """How many verdict-relevant checks are undecided only because the run holds too few
-    trades (a rate whose confidence bound straddles its target); 0 when any check is
-    unknown for another reason (a broken scenario, a metric absent): then the harness,
-    not the run's length, is what needs attention."""
+    trades (a rate's or a latency quantile's confidence bound straddles its target); 0
+    when any check is unknown for another reason (a broken scenario, a metric absent):
+    then the harness, not the run's length, is what needs attention."""
     unknown = [c for c in checks if c.passed is None and (c.critical or c.scored)]
     if not unknown or any(c.bound is None for c in unknown):
         return 0
@@ -73,7 +73,7 @@ def _recommendation(verdict: Verdict, checks: Sequence[CheckResult], *,
         what = "pilot" if pilot else "harness"
         return (f"Do not start the rollout yet: the {what} worked, but {undecided} "
                 f"check{'s are' if undecided > 1 else ' is'} undecided for lack of trades "
-                "(each rate's confidence bound still straddles its target; the reasons "
+                "(each confidence bound still straddles its target; the reasons "
                 f"above say how many more trades each needs). {more}")
     if verdict is Verdict.INCONCLUSIVE and any(c.scenario == NO_SCENARIO and c.passed is None
                                                for c in checks):

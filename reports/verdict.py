@@ -22,8 +22,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from experiments.confidence import pct_up
 from experiments.thresholds import (
     LIVE_PILOT_PREFIX,
+    LOWER_RATE_METRICS,
     ThresholdError,
     number,
     parse_threshold,
@@ -71,7 +73,9 @@ class CheckResult:
     value: float | None
     note: str = ""
     scored: bool = True  # False: baseline (polling) thresholds, shown only
-    bound: dict[str, Any] | None = None  # rates: events, trials, confidence, lower, upper
+    # the confidence bound the gate was judged by: a rate's {events, trials, confidence,
+    # rate, lower, upper}, a latency quantile's {quantile, confidence, n, lower, upper, ...}
+    bound: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -85,6 +89,37 @@ class CheckResult:
         gate's bound (a failed ``uptime >= 0.999`` measured 0.9986 read "measured 0.999";
         a failed ``explorer_calls_per_hour <= 10800`` at 10,800.4 read "10,800")."""
         return _fmt(self.value, self.expr)
+
+    @property
+    def shown_bound(self) -> str:
+        """The bound beside the measured value, as the gate used it: a rate's upper bound
+        (``< 0.70%``; a share gated from below, its lower bound), a latency quantile's lower
+        and upper bounds (``0.41 - 0.87 s``, either missing below enough trades); "" for a
+        gate judged on its measured value alone."""
+        b = self.bound
+        if not b:
+            return ""
+        try:
+            t = parse_threshold(self.expr)
+        except ThresholdError:
+            return ""
+        conf = number(b.get("confidence"))
+        at = f" at {conf:.0%}" if conf is not None else ""
+        up, lo = number(b.get("upper")), number(b.get("lower"))
+        if "quantile" in b:
+            parts = [shown(x, [t.value]) if x is not None else None for x in (lo, up)]
+            if parts[0] and parts[1]:
+                text = f"{parts[0]} - {parts[1]} s"
+            elif parts[0] or parts[1]:
+                text = f">= {parts[0]} s" if parts[0] else f"<= {parts[1]} s"
+            else:
+                return f"none ({int(number(b.get('n')) or 0):,} trades)"
+            return f"{text}{at} ({int(number(b.get('n')) or 0):,} trades)"
+        if up is None:
+            return ""
+        if t.metric in LOWER_RATE_METRICS:  # the share's lower bound: 1 - the others' upper
+            return f">= {shown(100.0 * (1.0 - up), [t.value])}%{at}"
+        return f"< {pct_up(up)}{at}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +170,17 @@ def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
     expr = parse_threshold(rule.expr)
     outages = _has_faults(sc)
     if rule.faults is False and outages and expr.metric in _PILOT_CALM_METRICS:
-        calm = {**sc.summary, expr.metric: sc.summary.get(_PILOT_CALM_METRICS[expr.metric])}
+        outside = _PILOT_CALM_METRICS[expr.metric]
+        calm = {**sc.summary, expr.metric: sc.summary.get(outside)}
+        bounds = sc.summary.get("latency_bounds")
+        if isinstance(bounds, dict):  # and its confidence bounds: those outside the outages
+            calm["latency_bounds"] = {**bounds, expr.metric: bounds.get(outside)}
         res = evaluate_threshold(expr, calm)
+        bound = res.get("bound") if isinstance(res.get("bound"), dict) else None
         return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                            rule.weight, res["passed"], res["value"],
                            (str(res.get("note") or "") + " (outside the pilot's outages)"
-                            ).strip())
+                            ).strip(), bound=bound)
     if rule.faults is True and number(sc.summary.get(expr.metric)) is None:
         why = ("no outage of the feed during the pilot" if not outages else
                "no trade became visible during the pilot's outages, nor was awaiting "
