@@ -8,7 +8,8 @@ scenarios are used (and the note says so).
 
 A claim the data cannot settle either way is ``not decided``, never confirmed: the missed
 trades claim is judged, as the verdict judges ``missed_pct``, by the exact binomial upper
-bound of the pooled miss rate (:mod:`experiments.confidence`), not its point estimate; a
+bound of the pooled miss rate (:mod:`experiments.confidence`), not its point estimate, and
+the latency claim by each scenario's p95 bounds, as the verdict judges ``latency_p95_s``; a
 run on the virtual clock measures protocol latency only (computing costs no time there),
 so it can refute the latency claim but not confirm it, and it measures no CPU or memory.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from experiments.confidence import rate_bound, trials_needed
-from experiments.thresholds import CONFIDENCE, metric_value, rate_counts, shown
+from experiments.thresholds import CONFIDENCE, evaluate, metric_value, rate_counts, shown
 from reports.cost import MIN_RATE_WINDOW_S
 from reports.criteria import ClaimSettings
 from reports.load import VIRTUAL, Run, ScenarioData, run_clock
@@ -138,6 +139,17 @@ def _latency(run: Run, cs: ClaimSettings) -> Claim:
         notes.append("baseline median outside the claimed range")
     speeds = {s.speed for s in ws}
     status = _status(a, a is not None and a < cs.latency_after_s)
+    if a is not None:  # judged as the verdict judges its p95 gate: by its bounds
+        gate = f"latency_p95_s < {cs.latency_after_s!r}"
+        passed = [evaluate(gate, s.summary)["passed"] for s in ws
+                  if metric_value(s.summary, "latency_p95_s") is not None]
+        if any(p is False for p in passed):
+            status = ClaimStatus.REFUTED
+        elif any(p is None for p in passed):
+            status = ClaimStatus.NOT_DECIDED
+            n = sum(1 for p in passed if p is None)
+            notes.append(f"{n} scenario{'s have' if n > 1 else ' has'} too few trades to "
+                         f"bound the p95 either side of {cs.latency_after_s:g} s at 95 %")
     if virtual:
         notes.append("protocol latency in virtual time (computing and loopback cost "
                      "nothing there): not a speed-1 measurement")

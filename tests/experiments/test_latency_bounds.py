@@ -321,3 +321,25 @@ def test_a_pilots_calm_gate_reads_the_bounds_outside_its_outages() -> None:
     check = _pilot_rule_check(sc, rule)
     assert check is not None and check.passed is True, check
     assert check.bound is not None and check.bound["n"] == 200
+
+
+def test_the_latency_claim_is_judged_by_the_p95_bounds(tmp_path: Path) -> None:
+    """The plan's 'under 1 s' latency claim was confirmed on the worst scenario's point
+    p95: 40 trades at 0.2 s confirmed it at speed 1. It is not decided now (no upper bound
+    below 59 trades), and confirmed with enough of them."""
+    from reports.claims import ClaimStatus, _latency
+    from reports.criteria import load_criteria
+    from reports.load import Run, ScenarioData
+
+    def run(n: int) -> Run:
+        summary = {**outcome_counts(outcomes([0.2] * n)), "sim_duration_s": 600.0,
+                   "status": "ok", "mode": "websocket", "scenario": "ws", "speed": 1.0,
+                   "faults": []}
+        sc = ScenarioData("ws", tmp_path, summary, None, None, None)
+        return Run(tmp_path, "r", {}, (sc,))
+
+    cs = load_criteria().claims
+    few = _latency(run(40), cs)
+    assert few.status is ClaimStatus.NOT_DECIDED, few
+    assert "too few trades to bound the p95" in few.note
+    assert _latency(run(100), cs).status is ClaimStatus.CONFIRMED
