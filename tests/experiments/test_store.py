@@ -47,7 +47,8 @@ def test_analysis_writes_the_contract_files(tmp_path: Path) -> None:
     assert summary["trades"] == 3 and summary["missed"] == 1
     assert summary["latency_p95_in_fault_s"] == pytest.approx(2.0)
     assert summary["bytes_received"] == 1234
-    assert [t["passed"] for t in summary["thresholds"]] == [False, True, False]
+    # latency_p95_s < 1 on two trades (0.2 s, 2.0 s): no bound decides a p95 (6e542e8)
+    assert [t["passed"] for t in summary["thresholds"]] == [False, True, None]
     assert json.loads((sdir / "summary.json").read_text()) == json.loads(
         json.dumps(summary))
 
