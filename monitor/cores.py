@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import enum
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -56,12 +57,15 @@ class DedupEntry:
 
     ``deliveries`` / ``retractions`` count how many times each went to the sink; they
     number the sink events (the sink's idempotency key is ``(kind, id, generation)``).
+    ``wallet``: the watched maker whose fill the id was last delivered as (None: not
+    known, a row of an older state DB).
     """
 
     block_hash: str
     retracted: bool
     deliveries: int
     retractions: int
+    wallet: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,10 @@ class Deduplicator:
     - seen, standing -> duplicate; if its block hash changed, it *moved* (record the new
       hash so a late ``removed`` for the old block is ignored), nothing emitted;
     - seen, retracted -> deliver again (next generation);
+    - seen, standing for ANOTHER wallet in another block (:meth:`taken`): not a move - a
+      reorg re-included the transaction and its log index (ids are ``<tx>:<logIndex>``,
+      and an index counts the block's logs) now names another maker's fill. The caller
+      retracts the old trade, then offers the new one (delivered: next generation);
     - retract(id, hash) -> emitted only if the id stands and its recorded hash is ``hash``
       (a ``removed`` for a block the trade already left is stale).
     """
@@ -122,27 +130,43 @@ class Deduplicator:
                 self._entries.popitem(last=False)
 
     def offer(self, trade_id: str, block_hash: str,
-              staged: dict[str, DedupEntry] | None = None) -> Decision:
-        """A trade seen by some source: the decision.
+              staged: dict[str, DedupEntry] | None = None, *,
+              wallet: str | None = None) -> Decision:
+        """A trade seen by some source (``wallet``: its watched maker): the decision.
 
         With ``staged`` (the pipeline's way) the new entry goes into ``staged`` and the
         decision sees earlier staged entries; the deduplicator itself changes only when the
         caller :meth:`apply` s them after the durable commit. Without it, applied at once."""
         block_hash = block_hash.lower()
         old = self._lookup(trade_id, staged)
+        wallet = _wallet(wallet) if wallet is not None else None
         if old is None:
-            new = DedupEntry(block_hash, False, 1, 0)
+            new = DedupEntry(block_hash, False, 1, 0, wallet)
             self._stage(trade_id, new, staged)
             return Decision(True, "trade", 1, new)
         if old.retracted:
-            new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions)
+            new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions,
+                             wallet or old.wallet)
             self._stage(trade_id, new, staged)
             return Decision(True, "trade", new.deliveries, new)
         if old.block_hash != block_hash:
-            new = DedupEntry(block_hash, False, old.deliveries, old.retractions)
+            new = DedupEntry(block_hash, False, old.deliveries, old.retractions,
+                             wallet or old.wallet)
             self._stage(trade_id, new, staged)
             return Decision(False, "moved", old.deliveries, new)
         return Decision(False, "duplicate", old.deliveries, old)
+
+    def taken(self, trade_id: str, block_hash: str, wallet: str,
+              staged: dict[str, DedupEntry] | None = None) -> DedupEntry | None:
+        """The entry of ``trade_id`` when it stands for another wallet than ``wallet`` in
+        another block than ``block_hash`` (see the rules): that trade is an orphan, to be
+        retracted before this fill is offered. None otherwise (unknown, retracted, the
+        same block, the same wallet - a move -, or a wallet not known)."""
+        old = self._lookup(trade_id, staged)
+        if (old is None or old.retracted or old.wallet is None
+                or old.block_hash == block_hash.lower() or old.wallet == wallet.lower()):
+            return None
+        return old
 
     def _stage(self, trade_id: str, entry: DedupEntry,
                staged: dict[str, DedupEntry] | None) -> None:
@@ -159,7 +183,7 @@ class Deduplicator:
         old = self._lookup(trade_id, staged)
         if old is None or old.retracted or old.block_hash != block_hash:
             return Decision(False, "ignored", 0, old)
-        new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1)
+        new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1, old.wallet)
         self._stage(trade_id, new, staged)
         return Decision(True, "retraction", new.retractions, new)
 
@@ -179,6 +203,11 @@ class Deduplicator:
             if entry is not None:
                 self._put(trade_id, entry)
         return entry
+
+
+def _wallet(wallet: str) -> str:
+    """One string object a wallet, whatever entry holds it (200,000 entries in memory)."""
+    return sys.intern(wallet.lower())
 
 
 # --------------------------------------------------------------------------------------

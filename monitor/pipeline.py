@@ -398,7 +398,20 @@ class Pipeline:
         if trade.wallet not in self.wallets:
             self.counters["other_wallet"] += 1
             return
-        decision = self.dedup.offer(trade.id, trade.block_hash, staged)
+        taken = self.dedup.taken(trade.id, trade.block_hash, trade.wallet, staged)
+        if taken is not None:
+            # a reorg re-included the transaction and gave this log index, another watched
+            # wallet's trade in a block no longer on the chain, to this fill: not that
+            # trade moved. The orphan is retracted, then this fill delivered (next
+            # generation); whichever source sees it first, and whether or not the
+            # ``removed`` notification of the old log came
+            self.counters["ids_taken_retracted"] += 1
+            log.warning("trade id %s is %s's fill now, in block %s...: the trade of %s of "
+                        "that id (block %s...) is retracted", trade.id[:18], trade.wallet[:10],
+                        trade.block_hash[:10], (taken.wallet or "?")[:10],
+                        taken.block_hash[:10])
+            self._retract(trade.id, taken.block_hash, source, pending, staged)
+        decision = self.dedup.offer(trade.id, trade.block_hash, staged, wallet=trade.wallet)
         if not decision.emit:
             self.counters[decision.kind] += 1
         if decision.emit or decision.kind == "moved":

@@ -35,6 +35,7 @@ import functools
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +130,15 @@ _UPSERT_DELIVERED = (
     "ON CONFLICT(trade_id) DO UPDATE SET block_hash=excluded.block_hash, "
     "retracted=excluded.retracted, deliveries=excluded.deliveries, "
     "retractions=excluded.retractions, "
-    "block_number=COALESCE(excluded.block_number, block_number)")
+    "block_number=COALESCE(excluded.block_number, block_number), "
+    "wallet=COALESCE(excluded.wallet, wallet)")
+
+
+def _entry(block_hash: str, retracted: int, deliveries: int, retractions: int,
+           wallet: str | None) -> DedupEntry:
+    """A delivered row as the deduplicator holds it (one string object a wallet)."""
+    return DedupEntry(block_hash, bool(retracted), deliveries, retractions,
+                      sys.intern(wallet) if isinstance(wallet, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +368,7 @@ class Store:
     def dedup_entries(self, limit: int | None = None) -> Iterator[tuple[str, DedupEntry]]:
         """The persisted dedup state, to preload a :class:`~monitor.cores.Deduplicator`:
         every entry, or the ``limit`` most recent ones (highest blocks), oldest first."""
-        cols = "trade_id, block_hash, retracted, deliveries, retractions"
+        cols = "trade_id, block_hash, retracted, deliveries, retractions, wallet"
         try:  # a generator: its reads happen while the caller iterates
             if limit is None:
                 rows = self._db.execute(f"SELECT {cols} FROM delivered")
@@ -368,8 +377,8 @@ class Store:
                     f"SELECT {cols} FROM (SELECT {cols}, block_number, rowid AS r FROM "
                     "delivered ORDER BY block_number DESC, r DESC LIMIT ?) "
                     "ORDER BY block_number, r", (int(limit),))
-            for tid, bh, retracted, d, r in rows:
-                yield tid, DedupEntry(bh, bool(retracted), d, r)
+            for tid, bh, retracted, d, r, w in rows:
+                yield tid, _entry(bh, retracted, d, r, w)
         except sqlite3.Error as exc:
             raise StoreError(f"state_db {self.path}: {exc}") from None
 
@@ -377,9 +386,9 @@ class Store:
     def dedup_entry(self, trade_id: str) -> DedupEntry | None:
         """One trade id's dedup state (the deduplicator asks when it evicted it)."""
         row = self._db.execute(
-            "SELECT block_hash, retracted, deliveries, retractions FROM delivered "
+            "SELECT block_hash, retracted, deliveries, retractions, wallet FROM delivered "
             "WHERE trade_id=?", (trade_id,)).fetchone()
-        return None if row is None else DedupEntry(row[0], bool(row[1]), row[2], row[3])
+        return None if row is None else _entry(*row)
 
     @_reads
     def dedup_entries_of(self, trade_ids: Iterable[str]) -> dict[str, DedupEntry]:
@@ -387,10 +396,10 @@ class Store:
         500 ids (a batch's look-ups at once, not a query a trade)."""
         out: dict[str, DedupEntry] = {}
         for part, marks in _in_parts(list(dict.fromkeys(trade_ids))):
-            for tid, bh, retracted, d, r in self._db.execute(
-                    "SELECT trade_id, block_hash, retracted, deliveries, retractions FROM "
-                    f"delivered WHERE trade_id IN ({marks})", part):
-                out[tid] = DedupEntry(bh, bool(retracted), d, r)
+            for tid, bh, retracted, d, r, w in self._db.execute(
+                    "SELECT trade_id, block_hash, retracted, deliveries, retractions, wallet "
+                    f"FROM delivered WHERE trade_id IN ({marks})", part):
+                out[tid] = _entry(bh, retracted, d, r, w)
         return out
 
     @_reads
