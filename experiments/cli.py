@@ -203,6 +203,11 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from experiments.matrix import run_matrix, summary_table
 
     scenarios = _load(args.scenarios)
+    restarting = [s.name for s in scenarios if s.restarts]
+    if restarting and args.clock != "virtual":
+        from experiments.runner import REAL_TIME_RESTARTS
+
+        raise CliError(f"{', '.join(restarting)}: {REAL_TIME_RESTARTS}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: not a directory")
@@ -249,7 +254,16 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
                        duration_s=args.duration, jobs=args.jobs,
                        command=[sys.executable, "-m", "experiments", *sys.argv[1:]],
                        console=console, progress=not args.no_progress)
-    console.print(summary_table(result.summaries, title=f"chaos run {result.run_dir.name}"))
+    console.print(summary_table(_as_judged(result.summaries),
+                                title=f"chaos run {result.run_dir.name}"))
+    for s in result.summaries:
+        if s.get("judged_on"):
+            every = s.get("all_wallets") or {}
+            console.print(f"  {s.get('scenario')} (ws wallets): miss, dup and phan counted "
+                          f"on its {s['judged_on']} (polled wallets never retract a reorged "
+                          f"trade); all wallets: {every.get('missed')} missed, "
+                          f"{every.get('duplicates')} duplicates, {every.get('phantoms')} "
+                          "phantoms", markup=False, highlight=False)
     console.print(f"run directory: {result.run_dir}")
     if not result.failures:
         console.print(f"{args.runs} random schedule(s): no trade missed, repeated or "
@@ -262,6 +276,13 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
                       f"{result.run_dir / name / 'scenario.toml'} --clock virtual",
                       markup=False, highlight=False)
     return 1
+
+
+def _as_judged(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The chaos table's rows: as the runs are judged, a run judged on its WebSocket
+    wallets alone (``judged_on``) labelled so by its name."""
+    return [{**s, "scenario": f"{s.get('scenario')} (ws wallets)"} if s.get("judged_on")
+            else dict(s) for s in summaries]
 
 
 def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) -> None:
@@ -433,7 +454,9 @@ def _analyze_stored(sdir: Path, spare: bool,
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
     scenarios = _load(args.scenarios)
     for s in scenarios:
-        console.print(f"ok  {s.name}")
+        console.print(f"ok  {s.name}" + ("  (its [[restarts]] run with --clock virtual "
+                                         "only)" if s.restarts else ""),
+                      markup=False, highlight=False)
     return 0
 
 

@@ -507,6 +507,8 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
     procs: list[_Proc] = []
     try:
         notify(progress)
+        if scenario.restarts:
+            raise HarnessError(REAL_TIME_RESTARTS)
         recording, wallets = await asyncio.to_thread(prepare_scenario_dir, scenario, sdir,
                                                      options.cache_dir, run)
         assert recording is not None  # a file: `serve --recording` streams it
@@ -611,6 +613,12 @@ async def run_scenario(scenario: Scenario, sdir: Path, options: RunnerOptions,
     progress.phase = summary["status"]
     notify(progress)
     return summary
+
+
+#: why a real-time run refuses a scenario's ``[[restarts]]`` (the command line says it
+#: before anything runs; the runner again, for a caller that skipped it)
+REAL_TIME_RESTARTS = ("restarts: the monitor's [[restarts]] run in virtual time only "
+                      "(--clock virtual); a real-time run does not restart the monitor")
 
 
 def run_scenario_sync(scenario: Scenario, sdir: Path, options: RunnerOptions,

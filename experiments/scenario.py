@@ -30,6 +30,11 @@ A scenario is a TOML file (``experiments/scenarios/*.toml``)::
     at = 60
     every = 120
 
+    [[restarts]]                    # the monitor restarted mid-run, its state kept
+    at = 300                        # simulated s into the measured window
+    kind = "kill"                   # "kill" (nothing drained or flushed) or "stop" (clean)
+    down_s = 30                     # simulated s before it starts again (same store)
+
     [quick]                         # optional: what --quick runs instead
     sim_duration_s = 120
     speed = 40
@@ -67,8 +72,10 @@ from simulator.faults import FAULTS as SIM_FAULTS
 __all__ = [
     "FAULT_NAMES",
     "MODES",
+    "RESTART_KINDS",
     "FaultSpec",
     "MonitorSpec",
+    "RestartSpec",
     "Scenario",
     "ScenarioError",
     "WalletSpec",
@@ -106,6 +113,8 @@ MAX_SEED = 2**63 - 1
 #: seeds a scenario runs under at most (``--seeds`` or ``seeds = [...]``): ~80 hours of
 #: simulated days two at a time here; 100 millions took 9 GB before anything ran
 MAX_SEEDS = 10_000
+#: ``[[restarts]]`` a scenario may list (each one a monitor's whole start-up)
+MAX_RESTARTS = 1_000
 MAX_JOBS = 256  # runs at a time (--jobs)
 #: the run directory's own files (experiments.store, reports build): no scenario's name
 RUN_FILES = frozenset({"manifest.json", "summary.json", "report.html"})
@@ -395,6 +404,37 @@ class QuickSpec(_Strict):
         return _speed_floor(_at_most(_positive(v), limit), info.field_name)
 
 
+#: how a ``[[restarts]]`` entry takes the monitor down: ``kill`` as a killed process (every
+#: task cancelled; nothing drained, sent or marked sent), ``stop`` as a clean stop
+RESTART_KINDS = ("kill", "stop")
+
+
+class RestartSpec(_Strict):
+    """One ``[[restarts]]`` table: the monitor taken down ``at`` simulated seconds into the
+    measured window (``kind``), and started again ``down_s`` simulated seconds later on
+    the same state store and detections file. Virtual time only (experiments/virtual.py);
+    a real-time run refuses it before anything runs."""
+
+    at: float
+    kind: Literal["kill", "stop"]
+    down_s: float = 0.0
+
+    @field_validator("at", "down_s")
+    @classmethod
+    def _time(cls, v: float) -> float:
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError("must be >= 0 (simulated seconds)")
+        return v
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> Any:
+        if v not in RESTART_KINDS:
+            raise ValueError(f"must be {' or '.join(repr(k) for k in RESTART_KINDS)} "
+                             f"(got {v!r})")
+        return v
+
+
 class Scenario(_Strict):
     """One experiment, validated."""
 
@@ -419,6 +459,7 @@ class Scenario(_Strict):
     chain: dict[str, Any] = Field(default_factory=dict)
     rpc: dict[str, Any] = Field(default_factory=dict)
     faults: tuple[FaultSpec, ...] = ()
+    restarts: Annotated[tuple[RestartSpec, ...], Field(max_length=MAX_RESTARTS)] = ()
     thresholds: tuple[str, ...] = ()
     quick: QuickSpec = Field(default_factory=QuickSpec)
 
@@ -525,6 +566,7 @@ class Scenario(_Strict):
                 FaultPlan.parse([f.simulator_table() for f in self.faults]).windows(end)
             except FaultError as exc:
                 raise ValueError(str(exc)) from None
+        self._restarts_fit()
         self._monitor_accepts()
         from simulator.settings import SettingsError, settings_from_dict
 
@@ -534,6 +576,26 @@ class Scenario(_Strict):
         except SettingsError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    def _restarts_fit(self) -> None:
+        """Each restart starts and is up again inside the measured window (one in the
+        grace period would meet no judged trade, and one still down at the end would
+        leave the run without the monitor's stop), in time order, one after the other."""
+        end = self.sim_duration_s
+        prev_up: float | None = None
+        for i, r in enumerate(self.restarts):
+            if r.at >= end:
+                raise ValueError(f"restarts[{i}].at: {r.at:g} s is not inside the measured "
+                                 f"window (sim_duration_s = {end:g} s)")
+            if r.at + r.down_s >= end:
+                raise ValueError(f"restarts[{i}].down_s: the monitor would still be down "
+                                 f"at the measured window's end ({r.at:g} + {r.down_s:g} "
+                                 f">= sim_duration_s = {end:g} s)")
+            if prev_up is not None and r.at <= prev_up:
+                raise ValueError(f"restarts[{i}].at: {r.at:g} s is not after restarts"
+                                 f"[{i - 1}] is up again ({prev_up:g} s): restarts must be "
+                                 "in time order and not overlap")
+            prev_up = r.at + r.down_s
 
     def _monitor_accepts(self) -> None:
         """The ``[monitor]`` settings as the monitor will load them (its own bounds and
@@ -578,11 +640,13 @@ class Scenario(_Strict):
         # a fault set to start after the shorter run ends would never start: not kept (a
         # scenario that names one is refused at validation)
         faults = tuple(f for f in self.faults if f.at is None or f.at < duration + grace)
+        restarts = tuple(r for r in self.restarts if r.at + r.down_s < duration)
         wallets = self.wallets
         if self.quick.wallets is not None and wallets.count is not None:
             wallets = wallets.model_copy(update={"count": self.quick.wallets})
         return self.model_copy(update={"sim_duration_s": duration, "speed": speed,
                                        "grace_s": grace, "blocks": blocks, "faults": faults,
+                                       "restarts": restarts,
                                        "wallets": wallets})
 
     def simulator_config(self) -> dict[str, Any]:
@@ -615,6 +679,9 @@ class Scenario(_Strict):
         data["monitor"] = self.monitor.settings()
         if not data["faults"]:
             del data["faults"]
+        data["restarts"] = [r.model_dump() for r in self.restarts]
+        if not data["restarts"]:
+            del data["restarts"]
         for key in ("explorer", "chain", "rpc"):
             if not data.get(key):
                 data.pop(key, None)

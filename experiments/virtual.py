@@ -124,7 +124,7 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
 LOG_FILE = "run.log"
 _LOG_BYTES = 64 << 20  # then one older file: a week's warnings stay bounded
 #: the loggers a virtual run's two sides write to
-_RUN_LOGGERS = ("monitor", "simulator", "polyvocab")
+_RUN_LOGGERS = ("monitor", "simulator", "polyvocab", "asyncio")
 
 
 @contextlib.contextmanager
@@ -225,6 +225,7 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
                     autostart=False, clock_ns=clock.now_ns)
     await sim.start()
     mon: WalletMonitor | None = None
+    box: _Running | None = None
     try:
         urls = sim.urls
         run["urls"] = {"ws": urls["ws"], "http": urls["http"], "explorer": urls["explorer"]}
@@ -242,7 +243,8 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
                                      environ={})
         except MonitorError as exc:
             raise HarnessError(f"monitor settings: {exc.message}") from None
-        mon = WalletMonitor(settings, clock=clock)
+        box = _Running(WalletMonitor(settings, clock=clock))
+        mon = box.mon
         await mon.start()
         await mon.wait_connected(_READY_S)
         start_ns = clock.now_ns()
@@ -250,14 +252,28 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
         end_ns = start_ns + int(scenario.sim_duration_s * _NS)
         stop_at_ns = end_ns + int(scenario.grace_s * _NS)
         run.update(window_start_ns=start_ns, window_end_ns=end_ns)
-        sampler = asyncio.create_task(_sample(mon, scenario, sdir, clock, run))
+        sampler = asyncio.create_task(_sample(box, scenario, sdir, clock, run))
+        restarts = (asyncio.create_task(_restart(box, scenario, settings, clock, sim,
+                                                 start_ns, run))
+                    if scenario.restarts else None)
         with _frozen_heap():
             await asyncio.sleep((stop_at_ns - clock.now_ns()) / _NS)
         sampler.cancel()
-        if not mon.ready():
+        if restarts is not None:
+            if not restarts.done():  # validated to end inside the window: a restart hung
+                restarts.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await restarts
+                raise HarnessError(f"the monitor's restart {len(run['restarts'])} of "
+                                   f"{len(scenario.restarts)} did not finish before the "
+                                   "run's end")
+            restarts.result()  # its failure is the harness's
+        mon = box.mon
+        if mon is not None and not mon.ready():
             dead = [k for k, v in mon.tasks_alive().items() if not v]
             run["tasks_dead_at_end"] = dead
     finally:
+        mon = box.mon if box is not None else mon
         if mon is not None:
             await mon.stop()
         await sim.stop()
@@ -265,6 +281,80 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
                         "not measured (computing costs no time on a virtual clock)"}
     run["pid"] = os.getpid()  # the process that ran it (one a unit under --jobs/--seeds)
     run["stopped"] = {"monitor": "stopped", "simulator": "stopped"}
+
+
+class _Running:
+    """The run's monitor: the one started last, None while a restart has it down."""
+
+    def __init__(self, mon: Any) -> None:
+        self.mon: Any = mon
+
+
+#: the simulator history's fault name of each restart kind: the restart is a fault
+#: window as the simulator's are (``fault_start`` when it goes down, ``fault_stop`` when
+#: the new monitor has started), so the checker counts a trade it delayed as in a fault
+#: and the summary's ``faults`` lists it
+RESTART_FAULTS = {"kill": "monitor_kill", "stop": "monitor_stop"}
+
+
+async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
+                   sim: Any, start_ns: int, run: dict[str, Any]) -> None:
+    """The scenario's ``[[restarts]]``: at each, the monitor stopped (``stop``) or killed
+    (``kill``: :func:`_kill`), ``down_s`` simulated seconds with none, then a new
+    monitor of the same settings started on the same state store, detections file and
+    history (a new process's). ``run["restarts"]`` records each as done."""
+    from monitor.wallet_monitor import WalletMonitor
+
+    done: list[dict[str, Any]] = run.setdefault("restarts", [])
+    for i, r in enumerate(scenario.restarts):
+        await asyncio.sleep(max(0.0, (start_ns + int(r.at * _NS) - clock.now_ns()) / _NS))
+        mon, fid = box.mon, f"restart{i + 1}"
+        down_ns = clock.now_ns()
+        sim.history.record("fault_start", t_ns=down_ns, fault_id=fid,
+                           name=RESTART_FAULTS[r.kind], target="monitor",
+                           params={"down_s": r.down_s})
+        sim.history.flush()
+        box.mon = None
+        await (mon.stop() if r.kind == "stop" else _kill(mon))
+        await asyncio.sleep(max(0.0, (down_ns + int(r.down_s * _NS) - clock.now_ns()) / _NS))
+        new = WalletMonitor(settings, clock=clock)
+        await new.start()
+        box.mon = new
+        up_ns = clock.now_ns()
+        sim.history.record("fault_stop", t_ns=up_ns, fault_id=fid,
+                           name=RESTART_FAULTS[r.kind])
+        sim.history.flush()
+        done.append({"at_s": (down_ns - start_ns) / _NS, "kind": r.kind,
+                     "down_s": (up_ns - down_ns) / _NS})
+
+
+async def _kill(mon: Any) -> None:
+    """Stop ``mon`` as a killed process stops: every task cancelled, nothing drained,
+    redelivered, sent or marked sent, and whatever a cancelled task still writes to the
+    state store lost (its connection closed under it). Reaches into the monitor (it has
+    no kill of its own): what tests/experiments/test_chaos_found_restarts.py probed."""
+    mon._stopped = True
+    tasks = [e.task for e in mon.supervisor._entries.values() if e.task is not None] \
+        if mon.supervisor is not None else []
+    tasks += [sh._probe for sh in mon.shards if sh._probe is not None]
+    if mon._poll_task is not None:
+        tasks.append(mon._poll_task)
+    for t in tasks:
+        t.cancel()
+    for shard in mon.shards:
+        shard._stop.set()
+    if mon.store is not None:
+        mon.store._db.close()
+        mon.store._unlock()
+    mon.sink.close()
+    for shard in mon.shards:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await shard.manager.stop()
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
+    if mon.session is not None:
+        await mon.session.close()
+    mon.history.close()
 
 
 _GC_THRESHOLDS = (50_000, 20, 10)  # young collections every 50,000 allocations, not 700
@@ -294,7 +384,7 @@ def _frozen_heap() -> Iterator[None]:
 SAMPLE_EVERY_S = 3600.0  # virtual seconds between resource samples
 
 
-async def _sample(mon: Any, scenario: Scenario, sdir: Path, clock: Any,
+async def _sample(box: Any, scenario: Scenario, sdir: Path, clock: Any,
                   run: dict[str, Any]) -> None:
     """Every simulated hour: what the process and the monitor hold (``run["samples"]``),
     so a soak can show that nothing grows from the first simulated day to the last. RSS
@@ -318,13 +408,18 @@ async def _sample(mon: Any, scenario: Scenario, sdir: Path, clock: Any,
         db = sdir / "monitor_state.sqlite"
         db_bytes = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal"))
                        if p.exists())
+        # the run's monitor (a _Running: None while a restart has it down), or one given
+        mon = box.mon if isinstance(box, _Running) else box
         samples.append({
             "t_s": (clock.now_ns() - start) / _NS,
             "rss_bytes": proc.memory_info().rss,
             "fds": proc.num_fds(),
-            "outbox": mon.store.outbox_size() if mon.store is not None else None,
-            "dedup_entries": len(mon.pipeline.dedup) if mon.pipeline is not None else None,
-            "live_queue": sum(sh._inbox.qsize() for sh in mon.shards),
+            "outbox": (mon.store.outbox_size()
+                       if mon is not None and mon.store is not None else None),
+            "dedup_entries": (len(mon.pipeline.dedup)
+                              if mon is not None and mon.pipeline is not None else None),
+            "live_queue": (sum(sh._inbox.qsize() for sh in mon.shards)
+                           if mon is not None else None),
             "state_db_bytes": db_bytes,
             "cpu_s": time.process_time(),  # the process's CPU so far (both sides)
         })
