@@ -43,10 +43,10 @@ from typing import Any
 from experiments.scenario import MonitorSpec, Scenario, scenario_from_dict
 from simulator.settings import DEFAULT_WINDOW_BLOCKS
 
-__all__ = ["CHAIN_PROFILES", "GENERATORS", "MONITOR_KNOBS", "UNCARRIED", "ChaosResult",
-           "broken", "chaos_faults", "chaos_monitor", "chaos_scenario", "chaos_storm",
-           "judge_websocket_wallets", "judged_wallets", "mixed_reorgs",
-           "poller_can_survive", "run_chaos"]
+__all__ = ["CHAIN_PROFILES", "GENERATORS", "MONITOR_KNOBS", "RESTART_ODDS", "UNCARRIED",
+           "ChaosResult", "broken", "chaos_faults", "chaos_monitor", "chaos_restarts",
+           "chaos_scenario", "chaos_storm", "judge_websocket_wallets", "judged_wallets",
+           "mixed_reorgs", "poller_can_survive", "run_chaos"]
 
 Params = dict[str, Any]
 #: kind -> (target or None, whether it takes a duration, params drawn from the generator)
@@ -109,6 +109,13 @@ STORM_FAULTS = (8, 20)
 #: reorgs all the same, and then judged on its WebSocket wallets alone
 #: (:func:`judged_wallets`): a poller never retracts, but the shards beside it must
 MIXED_REORG_ODDS = 2
+#: one schedule in RESTART_ODDS also restarts the monitor mid-run (:func:`chaos_restarts`:
+#: killed or stopped, down a while, started again on its state), 1 to RESTARTS_MAX times
+RESTART_ODDS = 3
+RESTARTS_MAX = 3
+#: how long a restarted monitor stays down (simulated s): at once, a supervisor's quick
+#: restart, a deploy, an outage that the explorer fallback and the backfill must cover
+RESTART_DOWN_S = (0.0, 5.0, 30.0, 120.0)
 #: the chains a schedule runs on -> block interval (s): the chain is made this long, plus
 #: a margin. The shipped default (2 s, V1 + V2), today's (1.75 s, V2 only), the everyday
 #: and the busy 2026-03-31 rates (hundreds of fills a block), and the planned 1.5 s
@@ -277,6 +284,29 @@ def _mixed_reorg(rng: random.Random, duration_s: float) -> dict[str, Any]:
             "at": round(rng.uniform(FIRST_FAULT_S, duration_s - RECOVERY_S - 1), 1)}
 
 
+def chaos_restarts(seed: int, duration_s: float) -> list[dict[str, Any]]:
+    """The ``[[restarts]]`` of the schedule of ``seed`` (no I/O): none, but one time in
+    :data:`RESTART_ODDS` 1 to :data:`RESTARTS_MAX` restarts, each a kill or a clean stop,
+    down one of :data:`RESTART_DOWN_S`, inside ``[FIRST_FAULT_S, duration_s -
+    RECOVERY_S]`` and one after the other (a draw that would overlap the one before is
+    left out). A generator of its own: the schedules' other draws stay as they were."""
+    rng = random.Random(f"chaos-restarts:{seed}")
+    if rng.randrange(RESTART_ODDS) != 0:
+        return []
+    last = duration_s - RECOVERY_S
+    drawn: list[dict[str, Any]] = []
+    for _ in range(rng.randint(1, RESTARTS_MAX)):
+        down = rng.choice(RESTART_DOWN_S)
+        at = round(rng.uniform(FIRST_FAULT_S, max(FIRST_FAULT_S, last - down - 1)), 1)
+        drawn.append({"at": at, "kind": rng.choice(["kill", "stop"]), "down_s": down})
+    out: list[dict[str, Any]] = []
+    for r in sorted(drawn, key=lambda r: r["at"]):
+        if out and r["at"] <= out[-1]["at"] + out[-1]["down_s"] + 1:
+            continue
+        out.append(r)
+    return out
+
+
 def judged_wallets(scenario: Scenario, wallets: Sequence[str]) -> list[str]:
     """The wallets whose outcomes a chaos run of ``scenario`` is judged on: every one,
     but for a schedule of :func:`mixed_reorgs` only those its rollout puts on the
@@ -326,6 +356,11 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
                 for i in range(random.Random(f"chaos-mixed:{seed}").randint(1, 3))]
         faults = sorted(faults + more, key=lambda f: f["at"])
         extra += ", reorgs beside polled wallets (judged on the WebSocket wallets)"
+    restarts = chaos_restarts(seed, duration_s)
+    if restarts:
+        extra += ", the monitor restarted (" + ", ".join(
+            f"{'killed' if r['kind'] == 'kill' else 'stopped'} at {r['at']:g} s for "
+            f"{r['down_s']:g} s" for r in restarts) + ")"
     window = explorer_window_blocks(faults, block_s)
     kinds = sorted({str(f["name"]) for f in faults})
     knobs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -343,6 +378,7 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
         "chain": {"window_blocks": window},
         "monitor": monitor,
         "faults": faults,
+        **({"restarts": restarts} if restarts else {}),
     }, where=f"chaos seed {seed}")
 
 
@@ -358,6 +394,9 @@ def broken(summary: dict[str, Any]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class ChaosResult:
     run_dir: Path
+    #: each run's summary as judged: missed, duplicates and phantoms those of its
+    #: WebSocket wallets for a schedule of :func:`mixed_reorgs` (``judged_on`` says so,
+    #: ``all_wallets`` keeps every wallet's counts)
     summaries: list[dict[str, Any]]
     failures: list[tuple[str, list[str]]]  # (scenario name, what broke)
 
@@ -373,15 +412,17 @@ def run_chaos(seeds: Sequence[int], *, out: Path, duration_s: float = 3600.0,
                         console=console, progress=progress, clock="virtual")
     by_name = {sc.name: sc for sc in scenarios}
     failures = []
+    judged = []
     for summary in result.summaries:
         name = str(summary.get("scenario"))
         sc = by_name.get(name)
         if sc is not None and summary.get("status") == "ok" and sc.seed is not None \
                 and mixed_reorgs(sc.seed, sc.monitor.settings()):
             summary = judge_websocket_wallets(summary, sc, result.run_dir / name)
+        judged.append(summary)
         if why := broken(summary):
             failures.append((name, why))
-    return ChaosResult(result.run_dir, result.summaries, failures)
+    return ChaosResult(result.run_dir, judged, failures)
 
 
 def judge_websocket_wallets(summary: dict[str, Any], scenario: Scenario,
@@ -402,4 +443,6 @@ def judge_websocket_wallets(summary: dict[str, Any], scenario: Scenario,
         if str(r["wallet"]).lower() in judged and r["outcome"] in counts:
             counts[str(r["outcome"])] += 1
     return {**summary, "missed": counts["missed"], "duplicates": counts["duplicate"],
-            "phantoms": counts["phantom"]}
+            "phantoms": counts["phantom"],
+            "judged_on": f"{len(judged & wallets)} WebSocket wallets of {len(wallets)}",
+            "all_wallets": {k: summary.get(k) for k in ("missed", "duplicates", "phantoms")}}

@@ -229,9 +229,63 @@ def test_partial_rollouts_draw_reorgs_and_are_judged_on_their_websocket_wallets(
                  ).to_parquet(tmp_path / "outcomes.parquet")
     summary = {"status": "ok", "missed": 1, "duplicates": 0, "phantoms": 1}
     assert broken(judge_websocket_wallets(summary, sc, tmp_path)) == []
+    shown = judge_websocket_wallets(summary, sc, tmp_path)  # what the table shows
+    assert shown["judged_on"] == "2 WebSocket wallets of 4"
+    assert shown["all_wallets"] == {"missed": 1, "duplicates": 0, "phantoms": 1}
     pd.DataFrame({"wallet": [polled[0], on_ws[0]], "outcome": ["phantom", "phantom"]}
                  ).to_parquet(tmp_path / "outcomes.parquet")
     assert broken(judge_websocket_wallets(summary, sc, tmp_path)) == ["1 phantoms"]
     (tmp_path / "outcomes.parquet").unlink()
     assert broken(judge_websocket_wallets(summary, sc, tmp_path))[0].startswith(
         "status harness_error")
+
+
+def test_some_schedules_restart_the_monitor_from_a_generator_of_their_own() -> None:
+    """The scenario format could not restart the monitor, so the search never tried a
+    kill or a clean stop mid-run. One schedule in three now restarts it 1 to 3 times,
+    each inside the window and ending in time to recover, one after the other; the
+    schedules' other draws (chain, monitor, faults) are those of before."""
+    from experiments.chaos import RESTART_ODDS, chaos_restarts
+
+    with_restarts, kinds, downs = 0, set(), set()
+    for seed in range(150):
+        sc = chaos_scenario(seed, 1800.0)
+        drawn = chaos_restarts(seed, 1800.0)
+        assert [r.model_dump() for r in sc.restarts] == drawn
+        if not drawn:
+            assert "restarted" not in sc.description
+            continue
+        with_restarts += 1
+        assert "the monitor restarted (" in sc.description
+        up = FIRST_FAULT_S - 1
+        for r in drawn:
+            assert r["at"] > up and r["at"] + r["down_s"] <= 1800.0 - RECOVERY_S
+            up = r["at"] + r["down_s"]
+            kinds.add(r["kind"])
+            downs.add(r["down_s"])
+        plain = sc.model_copy(update={"restarts": ()})  # its other draws: unchanged
+        assert plain.faults == chaos_scenario(seed, 1800.0).faults
+    assert 150 / RESTART_ODDS / 2 <= with_restarts <= 150 / RESTART_ODDS * 2
+    assert kinds == {"kill", "stop"} and {0.0, 120.0} <= downs
+
+
+def test_the_chaos_table_shows_the_counts_a_run_is_judged_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partial rollout with reorgs passes or fails on its WebSocket wallets, but the
+    table showed every wallet's counts: phantoms of polled wallets in a row of a run that
+    passed. The table now shows the judged counts, labelled, and says every wallet's."""
+    import experiments.chaos as chaos
+
+    judged = {"scenario": "chaos_9", "status": "ok", "mode": "websocket", "trades": 50,
+              "missed": 0, "duplicates": 0, "phantoms": 0,
+              "judged_on": "12 WebSocket wallets of 20",
+              "all_wallets": {"missed": 0, "duplicates": 0, "phantoms": 3}}
+    monkeypatch.setattr(chaos, "run_chaos", lambda *a, **k: chaos.ChaosResult(
+        tmp_path, [judged], []))
+    assert main(["chaos", "--runs", "1", "--duration", "900", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "chaos_9" in line and "websocket" in line)
+    assert "(ws wallets)" in row and "3" not in row.split("│")[10]
+    assert "all wallets: 0 missed, 0 duplicates, 3 phantoms" in " ".join(out.split())
