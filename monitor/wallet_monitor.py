@@ -102,7 +102,7 @@ from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
 from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
 from monitor.pipeline import Pipeline
-from monitor.polling import PollingMonitor
+from monitor.polling import PollingMonitor, explorer_block_hashes
 from monitor.providers import SubscriptionPlan, plan_subscriptions
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
@@ -1722,20 +1722,24 @@ class WalletMonitor:
             self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
                             timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
                             rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size)
+        if s.explorer_url and (self.poll_wallets or self.ws_wallets):
+            self.explorer = ExplorerClient(
+                s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
+                rate_per_s=s.explorer_rate_per_s, speed=s.speed, timeout=s.explorer_timeout,
+                page_size=s.explorer_page_size, history=self.history, clock=self.clock)
         # before any source or the outbox loop runs: what a crashed process left goes out
-        # first, less the trades of blocks the node replaced meanwhile
-        await self.pipeline.recover(None if self.rpc is None else self._hashes_at_restart)
+        # first, less the trades of blocks the chain replaced meanwhile: the node's view,
+        # or without a node (polling only) the explorer's (sent unchecked, such a trade
+        # reached the bot, to be retracted ~2 polls later)
+        await self.pipeline.recover(
+            self._hashes_at_restart if self.rpc is not None
+            else self._explorer_hashes_at_restart if self.explorer is not None else None)
         self._recovered = True
         self.supervisor = Supervisor(history=self.history, clock=self.clock,
                                      alerts=self.alerts, speed=s.speed,
                                      initial=s.backoff_initial, maximum=s.backoff_max,
                                      healthy_after=s.backoff_reset_after)
         self.supervisor.spawn("outbox", self._outbox_loop)
-        if s.explorer_url and (self.poll_wallets or self.ws_wallets):
-            self.explorer = ExplorerClient(
-                s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
-                rate_per_s=s.explorer_rate_per_s, speed=s.speed, timeout=s.explorer_timeout,
-                page_size=s.explorer_page_size, history=self.history, clock=self.clock)
         if self.rpc is not None:
             self.plan = plan = plan_subscriptions(
                 s.subscription_mode, len(self.ws_wallets),
@@ -1799,6 +1803,23 @@ class WalletMonitor:
         except (MonitorError, TimeoutError) as exc:
             log.warning("the node did not say within %.1fs whether the blocks of the outbox's "
                         "trades are still canonical (%s): sent unchecked", wait,
+                        redact(str(exc)) or type(exc).__name__)
+            return {}
+
+    async def _explorer_hashes_at_restart(self, numbers: Collection[int]
+                                          ) -> dict[int, str | None]:
+        """Polling only (no node): the explorer's hashes of the newest of ``numbers``
+        (:func:`monitor.polling.explorer_block_hashes`) for :meth:`Pipeline.recover`, waited
+        for as the node's are (``RESTART_CHECK_WAIT_S``): an explorer down or slow at start
+        does not hold the outbox back; what it did not say goes out unchecked, and the
+        first polls retract what they must."""
+        assert self.explorer is not None
+        wait = max(self.s.scaled(RESTART_CHECK_WAIT_S), 1.0)
+        try:
+            return await asyncio.wait_for(explorer_block_hashes(self.explorer, numbers), wait)
+        except (MonitorError, TimeoutError) as exc:
+            log.warning("the explorer did not say within %.1fs whether the blocks of the "
+                        "outbox's trades are still canonical (%s): sent unchecked", wait,
                         redact(str(exc)) or type(exc).__name__)
             return {}
 

@@ -89,3 +89,58 @@ def test_a_redelivered_trade_id_is_stored_under_its_new_wallet(tmp_path: Path) -
         assert store.standing_in_range([OTHER], 100, 110) == [(again.id, 105, NEW_HASH)]
         store.close()
     asyncio.run(go())
+
+
+def test_a_polling_only_restart_does_not_send_a_trade_of_a_block_replaced_meanwhile(
+        tmp_path: Path) -> None:
+    """Polling only (no node): a crash left trades of blocks 105 and 106 in the outbox;
+    block 105 was replaced while the monitor was down. WalletMonitor.start passed no
+    restart check to Pipeline.recover, so the orphan reached the bot, retracted ~2 polls
+    later. It now asks the explorer (monitor.polling.explorer_block_hashes): the orphan
+    is retracted, never sent; 106 goes out."""
+    from aiohttp import web
+    from monitor_helpers import word
+    from test_polling_baseline import IndexExplorer, retracted, trades
+    from test_reliability import settings
+
+    from monitor.sinks import SinkEvent
+
+    class Down(MemorySink):
+        async def emit(self, event: SinkEvent) -> None:
+            raise OSError("the bot is down")
+
+    fake = IndexExplorer()
+    fake.head = fake.indexed = 110
+    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    sink = MemorySink()
+
+    async def go() -> None:
+        app = web.Application()
+        app.router.add_get("/v2/api", fake.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+        try:
+            store = Store(tmp_path / "state.db")
+            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
+                [dict(lg) for lg in fake.logs], "poll")
+            store.close()  # the crash: both trades still in the outbox
+            fake.replace_block(105, "0x" + "ab" * 32, keep=set())
+            fake.logs.append(order_filled(block=105, tx=3, wallet=OTHER,
+                                          block_hash="0x" + "ab" * 32))
+            async with HostileNode() as node:  # only for its URLs' shape: not used
+                s = settings(node, tmp_path, mode="polling", explorer_url=url,
+                             websocket_url=None, rpc_url=None, polling_interval=600.0,
+                             explorer_rate_per_s=1000.0)
+            mon = WalletMonitor(s, sink=sink)
+            await mon.start()  # recover() runs in start, before any poll
+            try:
+                sent_at_start = (trades(sink), retracted(sink))
+            finally:
+                await mon.stop()
+        finally:
+            await runner.cleanup()
+        # before: ([105, 106], []): the orphan of block 105 went to the bot
+        assert sent_at_start == ([106], [f"0x{word(1)}:0"])
+    asyncio.run(go())
