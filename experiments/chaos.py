@@ -373,7 +373,7 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
         "profile": profile, "seed": seed,
         "blocks": int(duration_s / block_s) + 200, "sim_duration_s": duration_s,
         "speed": 1, "grace_s": 120,
-        "thresholds": ["missed == 0", "duplicates == 0", "phantoms == 0"],
+        "thresholds": list(_JUDGED_THRESHOLDS),
         "wallets": {"count": 20, "pick": pick},
         "chain": {"window_blocks": window},
         "monitor": monitor,
@@ -442,7 +442,19 @@ def judge_websocket_wallets(summary: dict[str, Any], scenario: Scenario,
     for r in rows:
         if str(r["wallet"]).lower() in judged and r["outcome"] in counts:
             counts[str(r["outcome"])] += 1
-    return {**summary, "missed": counts["missed"], "duplicates": counts["duplicate"],
-            "phantoms": counts["phantom"],
-            "judged_on": f"{len(judged & wallets)} WebSocket wallets of {len(wallets)}",
-            "all_wallets": {k: summary.get(k) for k in ("missed", "duplicates", "phantoms")}}
+    from experiments.thresholds import evaluate_all
+
+    out = {**summary, "missed": counts["missed"], "duplicates": counts["duplicate"],
+           "phantoms": counts["phantom"],
+           "judged_on": f"{len(judged & wallets)} WebSocket wallets of {len(wallets)}",
+           "all_wallets": {k: summary.get(k) for k in ("missed", "duplicates", "phantoms")}}
+    # the table's thresholds column, as judged (the schedule's are on these counts only)
+    exprs = [str(t.get("expr")) for t in summary.get("thresholds") or []
+             if isinstance(t, dict)]
+    if exprs and all(e in _JUDGED_THRESHOLDS for e in exprs):
+        out["thresholds"] = evaluate_all(exprs, out)
+    return out
+
+
+#: the thresholds of a chaos schedule (:func:`chaos_scenario`): on the judged counts
+_JUDGED_THRESHOLDS = ("missed == 0", "duplicates == 0", "phantoms == 0")

@@ -232,6 +232,10 @@ def test_partial_rollouts_draw_reorgs_and_are_judged_on_their_websocket_wallets(
     shown = judge_websocket_wallets(summary, sc, tmp_path)  # what the table shows
     assert shown["judged_on"] == "2 WebSocket wallets of 4"
     assert shown["all_wallets"] == {"missed": 1, "duplicates": 0, "phantoms": 1}
+    summary["thresholds"] = [{"expr": "phantoms == 0", "passed": False, "value": 1}]
+    assert [t["passed"] for t in judge_websocket_wallets(summary, sc, tmp_path)
+            ["thresholds"]] == [True]  # the table's column, as judged
+    del summary["thresholds"]
     pd.DataFrame({"wallet": [polled[0], on_ws[0]], "outcome": ["phantom", "phantom"]}
                  ).to_parquet(tmp_path / "outcomes.parquet")
     assert broken(judge_websocket_wallets(summary, sc, tmp_path)) == ["1 phantoms"]
