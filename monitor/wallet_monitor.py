@@ -447,6 +447,11 @@ class WsShard:
         # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
         # due once the heads are ZERO_MODE_SWEEP_BLOCKS past it (see _sweep_passed)
         self._swept_to: int | None = None
+        #: reconcile_interval = 0, after a restart: the blocks below the stored cursor the
+        #: first sweep fetches (first, last), and each wallet's block at or below which its
+        #: logs are left out there (its ids may have been pruned; see _not_pruned)
+        self._restart_window: tuple[int, int] | None = None
+        self._restart_pruned: dict[str, int] = {}
         self._sweep_due = False
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
@@ -512,7 +517,8 @@ class WsShard:
             self._cursor_read = True
         return self._cursor
 
-    def _not_pruned(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _not_pruned(self, logs: list[dict[str, Any]],
+                    below: dict[str, int] | None = None) -> list[dict[str, Any]]:
         """``logs`` less those of a wallet in blocks more than ``dedup_retention_blocks``
         below its own cursor, where its delivered trades' ids may have been pruned.
 
@@ -520,8 +526,10 @@ class WsShard:
         list (its cursor left behind) or new while ``start_block`` stays set pulls the
         other wallets' old blocks into the sync, and their trades there, whose ids were
         pruned, were delivered again as new. Their cursors passed those blocks long ago
-        (no reorg is that deep); nearer their cursors the dedup decides, as ever."""
-        below = self._pruned_below
+        (no reorg is that deep); nearer their cursors the dedup decides, as ever.
+        ``below``: the wallets' blocks to use (the sync's, ``_pruned_below``, by default)."""
+        if below is None:
+            below = self._pruned_below
         if not below:
             return logs
         out = []
@@ -1178,8 +1186,16 @@ class WsShard:
                 # the heads of the run before moved the stored cursor past blocks its
                 # sweeps had not fetched yet (up to ZERO_MODE_SWEEP_BLOCKS, more while a
                 # sweep failed): a notification lost there was lost for good. The first
-                # sweep fetches them again (what was delivered is not sent twice)
-                self._swept_to = max(0, cur - RESTART_SWEEP_BLOCKS)
+                # sweep fetches them again (what was delivered is not sent twice). Only
+                # them: the sync fetches what lies above (from the sweep's start, the
+                # sweep fetched the whole sync again, past the wallets far ahead's pruned
+                # ids: their old trades went to the bot a second time)
+                self._restart_window = (max(0, cur - RESTART_SWEEP_BLOCKS), cur)
+                keep = self.s.dedup_retention_blocks
+                stored = self.store.cursors()
+                self._restart_pruned = {} if not keep else {
+                    w: stored[w].block - keep for w in self.wallets
+                    if w in stored and stored[w].block - keep > cur - RESTART_SWEEP_BLOCKS}
                 self._sweep_due = True
                 self._wake.set()
         done = 0
@@ -1230,8 +1246,23 @@ class WsShard:
         the connection (``logs_silent``, as a sweep does). ~30 calls an hour on Polygon,
         against ~120 for the default 30 s sweeps. Not kept across restarts: the first
         sweep after one fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor."""
-        start, cur = self._swept_to, self.cursor()
         self._sweep_due = False
+        window, self._restart_window = self._restart_window, None
+        if window is not None:
+            first, last = window
+            for a, b in backfill_ranges(first, last, self.chunk_blocks):
+                changes = self._changes.mark()
+                logs = await self._get_logs(a, b)
+                if not await self._on_logs_sliced(
+                        self._not_pruned(logs, self._restart_pruned), changes=changes,
+                        sweep=True):
+                    self._restart_window = (a - 1, last)  # a reorg came: again after it
+                    self._sweep_due = True
+                    self._wake.set()
+                    return
+                await self._retract_orphans(a, b, logs)
+                self.counters["zero_mode_swept_blocks"] += b - a + 1
+        start, cur = self._swept_to, self.cursor()
         if start is None or cur is None or cur <= start:
             return
         top = min(cur, await self._node_block_number() - 1)
