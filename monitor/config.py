@@ -393,15 +393,18 @@ class Settings(BaseSettings):
                     "RPC HTTP, which re-fetch anything a live notification lost (0 = heads move "
                     "the cursor; a sweep only after interruptions and once every 64 blocks: a "
                     "logs subscription silent while heads flow loses nothing but is found, and "
-                    "its trades delivered, up to 64 blocks late; the last <= 64 blocks before a "
-                    "stop are not re-fetched)")
+                    "its trades delivered, up to 64 blocks late; the first sweep after a restart "
+                    "fetches the 128 blocks below the stored cursor, so a notification lost in "
+                    "the last <= 64 blocks before a stop is delivered after the restart)")
     explorer_rate_per_s: float = Field(3.0, gt=0,
         description="client-side explorer rate limit (free tier: 3/s)")
     explorer_page_size: int = Field(1000, gt=0, le=10000,
         description="records per explorer page (at most 1,000 since 2026-07)")
     explorer_overlap_blocks: int = Field(DEFAULT_EXPLORER_OVERLAP_BLOCKS, ge=0,
         description="blocks re-read at each poll so late-indexed trades are not skipped "
-                    "(an explorer index further behind its head than this loses trades)")
+                    "and trades reorged away are retracted (the cursor also never passes the "
+                    "explorer's index head, so an index further behind than this loses "
+                    "nothing)")
     explorer_timeout: float = Field(10.0, ge=MIN_SECONDS,
         description="seconds before an explorer request times out")
     rpc_timeout: float = Field(10.0, ge=MIN_SECONDS,
