@@ -507,8 +507,9 @@ class PollingMonitor:
         self.counters["fills"] += len(fills)
         if self._rewound(wallet, cursor):
             return False
-        if self.judge_reorgs:
-            await self._taken_ids(wallet, fills)
+        # a fill whose trade id stands for another wallet in another block (a reorg gave
+        # that wallet's log index to this fill) retracts that trade, then is delivered:
+        # Pipeline._offer's rule, on every path
         await self.pipeline.on_logs(fills, "poll")
         if self._rewound(wallet, cursor):
             return False
@@ -532,36 +533,6 @@ class PollingMonitor:
         safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
         return upto >= head
-
-    async def _taken_ids(self, wallet: str, fills: list[dict[str, Any]]) -> None:
-        """Fills of ``wallet`` whose trade id stands for another wallet, in another block:
-        a reorg re-included the transaction, and the log index (it counts the logs of
-        the block) of the other wallet's fill now names this one's. Offered as they
-        were, they counted as that trade moved (same id, another hash): never delivered,
-        and the other wallet's orphan of that id kept the new hash, so no re-read could
-        retract it. The orphan is retracted first (the transaction's log at that index
-        is another maker's now: the block it was in is not on the chain), then the fill
-        is delivered (the id's next generation). A fill of a trade of this wallet that
-        moved is offered as before."""
-        taken: list[tuple[str, str, int]] = []
-        for lg in fills:
-            tid = trade_id(lg["transactionHash"], int(lg["logIndex"], 16))
-            entry = self.pipeline.dedup.get(tid)
-            if entry is not None and not entry.retracted and entry.block_hash != lg["blockHash"]:
-                taken.append((tid, entry.block_hash, int(lg["blockNumber"], 16)))
-        if not taken:
-            return
-        lo, hi = min(n for _t, _h, n in taken), max(n for _t, _h, n in taken)
-        mine = {tid for tid, _n, _h in self.store.standing_in_range(
-            [wallet], max(lo - DEPARTED_DEPTH, 0), hi + DEPARTED_DEPTH)}
-        for tid, old_hash, n in taken:
-            if tid in mine:
-                continue  # this wallet's trade, moved to another block
-            self.counters["ids_taken_retracted"] += 1
-            log.warning("trade id %s of block %d is %s's fill now, in a block of another "
-                        "hash: the other wallet's trade of that id (%s...) is retracted",
-                        tid[:18], n, wallet[:10], old_hash[:10])
-            await self.pipeline.retract(tid, old_hash)
 
     async def _judge_departed(self, head: int, index: int | None) -> None:
         """Wallets removed from the list (between runs): their last deliveries, which the
