@@ -116,15 +116,21 @@ INDEX_LAG_ALERT_S = 300.0
 RESTART_HASH_BLOCKS = 16
 
 
-async def explorer_block_hashes(client: ExplorerClient, numbers: Collection[int]
+async def explorer_block_hashes(client: ExplorerClient, numbers: Collection[int],
+                                out: dict[int, str | None] | None = None
                                 ) -> dict[int, str | None]:
     """The explorer's hash of each of the newest :data:`RESTART_HASH_BLOCKS` blocks of
     ``numbers`` (None: no view of it), newest first, for :meth:`Pipeline.recover` in
     polling-only mode, which has no node: the outbox a crashed process left then goes out
     less the trades of blocks replaced while it was down, as on the WebSocket path (sent
     unchecked, such a trade reached the bot, to be retracted by the first polls). A call
-    that fails ends the asking: the blocks not asked are not judged (sent as before)."""
-    out: dict[int, str | None] = {}
+    that fails ends the asking: the blocks not asked are not judged (sent as before).
+
+    ``out`` (optional): the dict the answers go into, each as it comes, and which is
+    returned: a caller that stops waiting (a deadline) still has the blocks answered so
+    far - they are judged, only the rest goes out unchecked."""
+    if out is None:
+        out = {}
     for n in sorted(set(numbers), reverse=True)[:RESTART_HASH_BLOCKS]:
         try:
             out[n] = await client.block_hash(n, ORDER_FILLED_TOPICS[::-1])

@@ -1843,16 +1843,20 @@ class WalletMonitor:
         (:func:`monitor.polling.explorer_block_hashes`) for :meth:`Pipeline.recover`, waited
         for as the node's are (``RESTART_CHECK_WAIT_S``): an explorer down or slow at start
         does not hold the outbox back; what it did not say goes out unchecked, and the
-        first polls retract what they must."""
+        first polls retract what they must. The blocks it answered before the wait ran out
+        are judged (they went out unchecked too, while their answers were at hand)."""
         assert self.explorer is not None
         wait = max(self.s.scaled(RESTART_CHECK_WAIT_S), 1.0)
+        answered: dict[int, str | None] = {}
         try:
-            return await asyncio.wait_for(explorer_block_hashes(self.explorer, numbers), wait)
+            return await asyncio.wait_for(
+                explorer_block_hashes(self.explorer, numbers, answered), wait)
         except (MonitorError, TimeoutError) as exc:
             log.warning("the explorer did not say within %.1fs whether the blocks of the "
-                        "outbox's trades are still canonical (%s): sent unchecked", wait,
-                        redact(str(exc)) or type(exc).__name__)
-            return {}
+                        "outbox's trades are still canonical (%s): %d block(s) judged, the "
+                        "trades of the others sent unchecked", wait,
+                        redact(str(exc)) or type(exc).__name__, len(answered))
+            return dict(answered)
 
     async def _outbox_loop(self) -> None:
         """Re-send what a failed sink left in the outbox, and prune sent rows, every

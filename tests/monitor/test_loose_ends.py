@@ -3,14 +3,21 @@ in a reorg (the pipeline's), the restart's explorer check keeping what answered 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from aiohttp import web
+from hostile_node import HostileNode
 from monitor_helpers import OTHER, WALLET, order_filled, word
-from test_polling_baseline import IndexExplorer, run
+from test_polling_baseline import IndexExplorer, retracted, run, trades
+from test_reliability import settings
 
 from monitor.clock import ManualClock
+from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
+from monitor.sinks import MemorySink, SinkEvent
 from monitor.store import Store
+from monitor.wallet_monitor import WalletMonitor
 
 
 def test_a_log_index_another_wallet_took_is_judged_by_the_pipeline_s_one_rule(
@@ -42,3 +49,68 @@ def test_a_log_index_another_wallet_took_is_judged_by_the_pipeline_s_one_rule(
     assert got == [("trade", f"{tx}:1", WALLET), ("retraction", f"{tx}:1", None),
                    ("trade", f"{tx}:1", OTHER), ("trade", f"{tx}:0", WALLET)], got
     assert seen == {"pipeline": 1, "poller": 0}, seen
+
+
+def test_a_restart_check_cut_short_still_judges_the_blocks_the_explorer_answered(
+        tmp_path: Path) -> None:
+    """Polling only: a crash left trades of blocks 105 and 106 in the outbox; 106 was
+    replaced while the monitor was down. The explorer answers for 106 (asked first, the
+    newest) at once, then hangs on 105 past the restart's wait (RESTART_CHECK_WAIT_S).
+    explorer_block_hashes returned only at its end, so the timeout threw away 106's
+    answer too: the orphan of 106 reached the bot. The answers given in time are judged
+    now: 106's orphan is retracted, never sent; 105 (not answered) goes out unchecked."""
+
+    class Down(MemorySink):
+        async def emit(self, event: SinkEvent) -> None:
+            raise OSError("the bot is down")
+
+    class SlowOn105(IndexExplorer):
+        """Holds every logs query that starts at block 105 until ``release``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def handle(self, request: web.Request) -> web.Response:
+            if request.query.get("fromBlock") == "105":
+                await self.release.wait()
+            return await super().handle(request)
+
+    fake = SlowOn105()
+    fake.head = fake.indexed = 110
+    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    sink = MemorySink()
+
+    async def go() -> tuple[list[int], list[str]]:
+        app = web.Application()
+        app.router.add_get("/v2/api", fake.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+        try:
+            store = Store(tmp_path / "state.db")
+            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
+                [dict(lg) for lg in fake.logs], "poll")
+            store.close()  # the crash: both trades still in the outbox
+            fake.replace_block(106, "0x" + "ab" * 32, keep=set())
+            fake.logs.append(order_filled(block=106, tx=3, wallet=OTHER,
+                                          block_hash="0x" + "ab" * 32))
+            async with HostileNode() as node:  # only for its URLs' shape: not used
+                # a request timeout far past the restart's wait: the wait is what ends it
+                s = settings(node, tmp_path, mode="polling", explorer_url=url,
+                             websocket_url=None, rpc_url=None, polling_interval=600.0,
+                             explorer_rate_per_s=1000.0, explorer_timeout=600.0)
+            mon = WalletMonitor(s, sink=sink)
+            await mon.start()  # recover() runs in start, before any poll
+            try:
+                return trades(sink), retracted(sink)
+            finally:
+                fake.release.set()
+                await mon.stop()
+        finally:
+            fake.release.set()
+            await runner.cleanup()
+    sent_at_start = asyncio.run(asyncio.wait_for(go(), 30.0))
+    # before: ([105, 106], []): the timeout dropped 106's answer with the rest
+    assert sent_at_start == ([105], [f"0x{word(2)}:0"]), sent_at_start
