@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from experiments.scenario import MonitorSpec, Scenario, scenario_from_dict
-from simulator.settings import DEFAULT_WINDOW_BLOCKS
 
 __all__ = ["CHAIN_PROFILES", "GENERATORS", "MONITOR_KNOBS", "RESTART_ODDS", "UNCARRIED",
            "ChaosResult", "broken", "chaos_faults", "chaos_monitor", "chaos_restarts",
@@ -222,26 +221,6 @@ def _one_fault(rng: random.Random, last: float, first: float = FIRST_FAULT_S
     return fault
 
 
-def explorer_window_blocks(faults: Sequence[dict[str, Any]], block_s: float) -> int:
-    """The blocks the simulated chain (and so its explorer's index) keeps behind its head:
-    past the longest stretch the explorer is down or rate limited, and the recovery
-    after it. A streamed chain keeps :data:`DEFAULT_WINDOW_BLOCKS` (96) and its explorer
-    indexes only those at its next request: after an outage longer than ~3 minutes it
-    answered nothing of the blocks before, where Etherscan keeps every block, and the
-    poller "missed" trades the real explorer would have given it."""
-    spans = sorted((float(f["at"]), float(f["at"]) + float(f.get("duration", 0.0)))
-                   for f in faults if f["name"] in ("explorer_down", "explorer_rate_limit"))
-    longest, start, end = 0.0, None, None
-    for a, b in spans:
-        if end is None or a > end:
-            start, end = a, b
-        else:
-            end = max(end, b)
-        assert start is not None
-        longest = max(longest, end - start)
-    return max(DEFAULT_WINDOW_BLOCKS, int((longest + RECOVERY_S) / block_s) + 128)
-
-
 def chaos_monitor(rng: random.Random, block_s: float) -> dict[str, Any]:
     """The monitor's ``[monitor]`` table of one schedule (no I/O): polling one time in
     eight, else WebSocket with, one time in four, part of the wallets left on polling;
@@ -361,7 +340,6 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
         extra += ", the monitor restarted (" + ", ".join(
             f"{'killed' if r['kind'] == 'kill' else 'stopped'} at {r['at']:g} s for "
             f"{r['down_s']:g} s" for r in restarts) + ")"
-    window = explorer_window_blocks(faults, block_s)
     kinds = sorted({str(f["name"]) for f in faults})
     knobs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in monitor.items()
@@ -375,7 +353,6 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
         "speed": 1, "grace_s": 120,
         "thresholds": list(_JUDGED_THRESHOLDS),
         "wallets": {"count": 20, "pick": pick},
-        "chain": {"window_blocks": window},
         "monitor": monitor,
         "faults": faults,
         **({"restarts": restarts} if restarts else {}),
