@@ -18,7 +18,10 @@ for getLogs). account actions use decimal strings, getLogs hex strings with zero
 ``"0x"``, proxy answers raw JSON-RPC bodies. ``module=proxy`` is Etherscan's Geth proxy: it
 asks a node, so its ``eth_blockNumber`` is the chain's head, ahead of the index by the index
 lag (a poller that reads its head must query the last blocks again: what the index did not
-have yet); the account and logs actions answer from the index only.
+have yet), and its ``eth_getBlockByNumber`` (``tag=0x..``, ``boolean=true|false``) the
+chain's block (one not indexed yet, or long gone from an archiving index's lists, too), a
+bad ``tag`` the node's JSON-RPC ``error`` object; the account and logs actions answer from
+the index only.
 
 Texts marked UNCONFIRMED below are not in REFERENCE.md (the real service's wording for
 these rarer errors is not documented); the rest are verbatim.
@@ -850,7 +853,10 @@ def _address_param(params: Mapping[str, str], name: str, required: bool) -> str 
 
 
 _ACCOUNT_ACTIONS = ("txlist", "tokentx", "token1155tx")
-_MODULES = {"account": _ACCOUNT_ACTIONS, "logs": ("getLogs",), "proxy": ("eth_blockNumber",)}
+_PROXY_ACTIONS = ("eth_blockNumber", "eth_getBlockByNumber")
+_MODULES = {"account": _ACCOUNT_ACTIONS, "logs": ("getLogs",), "proxy": _PROXY_ACTIONS}
+#: ``tag`` names the proxy takes besides a hex number (geth's; ``pending``: the head)
+_PROXY_TAGS = ("latest", "pending", "earliest")
 
 
 class Explorer:
@@ -903,7 +909,10 @@ class Explorer:
                 raise _BadRequest(TEXT_ACTION)
             self._index.sync(self.chain.indexed_blocks(now_ns))
             if module == "proxy":
-                return reply(200, _JSON, self._block_number(p), "ok")
+                if action == "eth_blockNumber":
+                    return reply(200, _JSON, self._block_number(p), "ok")
+                body, outcome = self._block_by_number(p, now_ns)
+                return reply(200, _JSON, body, outcome)
             rows = (self._get_logs(p) if module == "logs" else self._account(action, p))
         except _BadRequest as exc:
             return reply(200, _JSON, _envelope("0", "NOTOK", exc.text), exc.outcome)
@@ -986,13 +995,85 @@ class Explorer:
 
     # -- actions ---------------------------------------------------------------------
 
-    def _block_number(self, p: Mapping[str, str]) -> bytes:
+    @staticmethod
+    def _rpc_id(p: Mapping[str, str]) -> int | str:
+        """The ``id`` of the proxy's JSON-RPC body: the request's, else Etherscan's 83."""
         raw_id = p.get("id", "").strip()
-        rid: int | str = int(raw_id) if _DECIMAL.match(raw_id) else (raw_id or 83)
+        return int(raw_id) if _DECIMAL.match(raw_id) else (raw_id or 83)
+
+    def _proxy_head(self) -> int:
         head = self._index.head or 0
         if self.node_head is not None:
             head = max(head, self.node_head())
-        return _dumps({"jsonrpc": "2.0", "id": rid, "result": hex(head)})
+        return head
+
+    def _block_number(self, p: Mapping[str, str]) -> bytes:
+        return _dumps({"jsonrpc": "2.0", "id": self._rpc_id(p), "result": hex(self._proxy_head())})
+
+    def _block_by_number(self, p: Mapping[str, str], now_ns: int) -> tuple[bytes, Outcome]:
+        """``action=eth_getBlockByNumber&tag=0x..&boolean=true|false``: the node's block as
+        geth gives it (``boolean=true``: full transaction objects, else their hashes) in a
+        raw JSON-RPC body; ``"result": null`` for a block the node does not have (above
+        its head). Etherscan's proxy forwards to a node, so the block comes from the chain
+        - a block not indexed yet, or one an archiving index let go of, too -, not from
+        the index. A bad ``tag`` (or ``boolean``) is the node's JSON-RPC error object in
+        the body (HTTP 200, no ``status``/``message`` envelope), code -32602 with geth's
+        texts (``invalid argument 0: hex string without 0x prefix``). UNCONFIRMED: that
+        Etherscan passes geth's texts through, and the texts for ``boolean`` (missing:
+        geth's "missing value for required argument 1"; not true/false: Go's "cannot
+        unmarshal" text)."""
+        rid = self._rpc_id(p)
+        try:
+            tag = p.get("tag", "").strip()
+            if tag.lower() in _PROXY_TAGS:
+                number = (self._first_block(now_ns) if tag.lower() == "earliest"
+                          else self._proxy_head())
+            else:
+                number = _tag_number(tag)
+            flag = p.get("boolean", "").strip().lower()
+            if not flag:
+                raise _RpcParamError("missing value for required argument 1")
+            if flag not in ("true", "false"):
+                raise _RpcParamError("invalid argument 1: json: cannot unmarshal string into "
+                                     "Go value of type bool")
+        except _RpcParamError as exc:
+            return _dumps({"jsonrpc": "2.0", "id": rid,
+                           "error": {"code": -32602, "message": str(exc)}}), "error"
+        block = None if number is None else self._node_block(number, now_ns)
+        if block is None:
+            return _dumps({"jsonrpc": "2.0", "id": rid, "result": None}), "empty"
+        rb, full = block
+        result = {**rb.block, "transactions": full()} if flag == "true" else rb.block
+        return _dumps({"jsonrpc": "2.0", "id": rid, "result": result}), "ok"
+
+    def _node_block(self, number: int, now_ns: int
+                    ) -> tuple[RecordedBlock, Callable[[], list[dict[str, Any]]]] | None:
+        """Block ``number`` as the node behind the proxy has it, and how to get its full
+        transaction objects: from the simulator's chain (its ``block``: every published
+        block, one that left the window given again by the source; the transactions as
+        its JSON-RPC node gives them), else (a chain that offers only
+        :meth:`IndexedChain.indexed_blocks`) the indexed blocks and their recorded
+        transactions. None above the node's head."""
+        block_of = getattr(self.chain, "block", None)
+        if callable(block_of):
+            got = block_of(number)
+            rb = getattr(got, "rb", None)
+            if not isinstance(rb, RecordedBlock):
+                return None
+            return rb, got.transactions
+        view = self.chain.indexed_blocks(now_ns)
+        pos = number - view[0].number if len(view) else -1
+        if not 0 <= pos < len(view):
+            return None
+        rb = view[pos]
+        return rb, lambda: list(rb.transactions)
+
+    def _first_block(self, now_ns: int) -> int | None:
+        first = getattr(self.chain, "first_number", None)
+        if isinstance(first, int):
+            return first
+        view = self.chain.indexed_blocks(now_ns)
+        return view[0].number if len(view) else None
 
     def _account(self, action: str, p: Mapping[str, str]) -> list[dict[str, Any]]:
         idx = self._index
@@ -1232,6 +1313,35 @@ def _take(items: Iterator[_Item], keep: Callable[[_Item], bool], paging: _Paging
         if len(out) >= paging.offset:
             break
     return out
+
+
+class _RpcParamError(ValueError):
+    """A proxy parameter the node refuses (JSON-RPC -32602, the text as geth's)."""
+
+
+#: ASCII hex digits, as geth's hexutil reads them
+_HEX_BODY = re.compile(r"[0-9a-fA-F]+")
+
+
+def _tag_number(tag: str) -> int:
+    """The proxy's ``tag`` as a block number, checked as geth's ``hexutil.Uint64`` is (the
+    node behind the proxy parses it; the same checks and texts as
+    :func:`simulator.jsonrpc._quantity`, which this module cannot import: simulator.settings
+    imports it, and simulator.jsonrpc imports simulator.settings)."""
+    def bad(text: str) -> _RpcParamError:
+        return _RpcParamError(f"invalid argument 0: {text}")
+    if not tag.startswith(("0x", "0X")):
+        raise bad("hex string without 0x prefix")
+    body = tag[2:]
+    if not body:
+        raise bad('hex string "0x"')
+    if len(body) > 1 and body[0] == "0":
+        raise bad("hex number with leading zero digits")
+    if len(body) > 16:
+        raise bad("hex number > 64 bits")
+    if _HEX_BODY.fullmatch(body) is None:
+        raise bad("invalid hex string")
+    return int(body, 16)
 
 
 def _dumps(obj: Any) -> bytes:
