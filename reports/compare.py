@@ -2,10 +2,16 @@
 
 For every scenario present in both runs and every metric, the change from A to B; a
 change in the bad direction beyond the tolerance is a regression. For missed,
-duplicates and phantoms any increase is a regression. So is what stops B from being
-measured at all: a scenario ok in A and not ok in B (harness error, inconclusive,
-missing), a scenario only in A, and a worse verdict (GO -> MARGINAL, NO-GO or
-INCONCLUSIVE; MARGINAL -> INCONCLUSIVE or NO-GO; INCONCLUSIVE -> NO-GO).
+duplicates and phantoms any increase is a regression. A change that does not show at the
+precision the numbers are shown with (:func:`experiments.thresholds.shown`: three
+significant digits, counts in full) is no change, neither a regression nor better: the
+table and the list would say "0.167 -> 0.167" (a missed % whose count stayed 1 while the
+number of trades moved by one, a per-hour count over a second more of simulated time),
+and nothing the harness measures is that precise. A count's increase always shows.
+What stops B from being measured at all is a regression too: a scenario ok in A and not
+ok in B (harness error, inconclusive, missing), a scenario only in A, and a worse verdict
+(GO -> MARGINAL, NO-GO or INCONCLUSIVE; MARGINAL -> INCONCLUSIVE or NO-GO; INCONCLUSIVE
+-> NO-GO).
 
 Only like is compared with like:
 
@@ -25,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.thresholds import metric_value, number
+from experiments.thresholds import metric_value, number, shown
 from reports.criteria import Criteria
 from reports.load import NOT_MEASURED_VIRTUAL, VIRTUAL, Run, ScenarioData, run_clock
 from reports.render import environment, fmt_num
@@ -116,7 +122,7 @@ def _row(scenario: str, metric: str, label: str, better: str, strict: bool,
     change = b - a
     pct = change / abs(a) if a else (0.0 if change == 0 else None)
     worse = change > 0 if better == "lower" else change < 0
-    if change == 0:
+    if change == 0 or shown(a) == shown(b):  # no change at the precision shown
         status = "same"
     elif worse:
         big = strict or pct is None or abs(pct) > tolerance
@@ -215,7 +221,14 @@ def compare_runs(run_a: Run, run_b: Run, criteria: Criteria, *,
 
 
 def _pct(p: float | None) -> str:
-    return "-" if p is None else f"{100 * p:+.1f} %"
+    """A relative change, one decimal; a change that small rounds to would read "+0.0 %"
+    beside two different numbers: its own digits then (``+0.0001 %``)."""
+    if p is None:
+        return "-"
+    text = f"{100 * p:+.1f}"
+    if p and float(text) == 0:
+        text = ("+" if p > 0 else "-") + shown(abs(100 * p))
+    return f"{text} %"
 
 
 def text_table(cmp: Comparison) -> str:
