@@ -46,6 +46,7 @@ from typing import Any, Literal, Protocol
 from aiohttp import web
 
 from polyvocab import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
+from simulator.hexutil import parse_uint64
 from simulator.history import mask_key
 from simulator.ratelimit import KeyedRateLimiter, Limit
 from simulator.recording import RecordedBlock, compact_json
@@ -1320,28 +1321,15 @@ class _RpcParamError(ValueError):
 
 
 #: ASCII hex digits, as geth's hexutil reads them
-_HEX_BODY = re.compile(r"[0-9a-fA-F]+")
 
 
 def _tag_number(tag: str) -> int:
     """The proxy's ``tag`` as a block number, checked as geth's ``hexutil.Uint64`` is (the
-    node behind the proxy parses it; the same checks and texts as
-    :func:`simulator.jsonrpc._quantity`, which this module cannot import: simulator.settings
-    imports it, and simulator.jsonrpc imports simulator.settings)."""
-    def bad(text: str) -> _RpcParamError:
-        return _RpcParamError(f"invalid argument 0: {text}")
-    if not tag.startswith(("0x", "0X")):
-        raise bad("hex string without 0x prefix")
-    body = tag[2:]
-    if not body:
-        raise bad('hex string "0x"')
-    if len(body) > 1 and body[0] == "0":
-        raise bad("hex number with leading zero digits")
-    if len(body) > 16:
-        raise bad("hex number > 64 bits")
-    if _HEX_BODY.fullmatch(body) is None:
-        raise bad("invalid hex string")
-    return int(body, 16)
+    node behind the proxy parses it)."""
+    try:
+        return parse_uint64(tag)
+    except ValueError as exc:
+        raise _RpcParamError(f"invalid argument 0: {exc}") from None
 
 
 def _dumps(obj: Any) -> bytes:

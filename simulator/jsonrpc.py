@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from typing import Any, Protocol
 from polyvocab.bounds import nesting_ok
 from simulator.chain import Chain, ChainBlock, Steps, run_steps
 from simulator.filters import FILTER_TIMEOUT_S, FilterError, LogFilter, PollFilters, parse_topic
+from simulator.hexutil import parse_uint64
 from simulator.providers import profile
 from simulator.recording import compact_json
 from simulator.settings import NodeSettings
@@ -206,25 +206,16 @@ def _arg_error(pos: int, text: str) -> RpcError:
 
 #: hex digits as geth reads them: ASCII only. ``int(body, 16)`` alone also takes a sign,
 #: whitespace, ``_`` and non-ASCII digits (``0x-1``, ``0x 5``, ``0x1_0``, ``0x\u0665``)
-_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 
 
 def _quantity(value: Any, pos: int) -> int:
     if not isinstance(value, str):
         raise _arg_error(pos, f"json: cannot unmarshal {type(value).__name__} into Go value "
                               f"of type hexutil.Uint64")
-    if not value.startswith(("0x", "0X")):
-        raise _arg_error(pos, "hex string without 0x prefix")
-    body = value[2:]
-    if not body:
-        raise _arg_error(pos, "hex string \"0x\"")
-    if len(body) > 1 and body[0] == "0":
-        raise _arg_error(pos, "hex number with leading zero digits")
-    if len(body) > 16:
-        raise _arg_error(pos, "hex number > 64 bits")
-    if _HEX_DIGITS.fullmatch(body) is None:
-        raise _arg_error(pos, "invalid hex string")
-    return int(body, 16)
+    try:
+        return parse_uint64(value)
+    except ValueError as exc:
+        raise _arg_error(pos, str(exc)) from None
 
 
 #: geth over HTTP (rpc/handler.go): eth_subscribe is ErrNotificationsUnsupported, and

@@ -1,0 +1,28 @@
+"""geth's ``hexutil.Uint64`` parsing: the checks and the error texts a node gives a block
+number or a quantity that is not a canonical ``0x`` hex number. Pure; shared by the
+JSON-RPC node (:mod:`simulator.jsonrpc`) and the explorer's proxy (:mod:`simulator.explorer`),
+which cannot import each other."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_uint64"]
+
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
+
+
+def parse_uint64(value: str) -> int:
+    """``value`` as geth's ``hexutil.Uint64`` reads it; ``ValueError`` with geth's text."""
+    if not value.startswith(("0x", "0X")):
+        raise ValueError("hex string without 0x prefix")
+    body = value[2:]
+    if not body:
+        raise ValueError('hex string "0x"')
+    if len(body) > 1 and body[0] == "0":
+        raise ValueError("hex number with leading zero digits")
+    if len(body) > 16:
+        raise ValueError("hex number > 64 bits")
+    if _HEX_DIGITS.fullmatch(body) is None:
+        raise ValueError("invalid hex string")
+    return int(body, 16)
