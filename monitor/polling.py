@@ -17,7 +17,8 @@ before decoding. Full pages are followed (see :class:`~monitor.explorer_client.E
 
 Start block: a wallet with no cursor starts at ``start_block`` if configured, else at the
 explorer's current block (``module=proxy&action=eth_blockNumber``, one call per interval
-for all wallets).
+for all wallets), stored for every such wallet at the first head accepted, before any
+wallet is polled: a restart resumes from there.
 
 Cursor: per wallet, in the store. After a successful query up to the explorer's head H,
 the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some seconds after it
@@ -213,6 +214,7 @@ class PollingMonitor:
         self._failing_alerted = False
         self._answered = False  # this round got some wallet's logs
         self._last_error: str | None = None
+        self._started = False  # every wallet has a cursor (see _start_wallets)
         self._lag_alerted = False  # the index's lag was said (see _index_behind)
         self._probed: int | None = None  # the index head a call of this round answered
 
@@ -310,6 +312,8 @@ class PollingMonitor:
             # is measured from when it got stuck (0 is a head before anything was indexed)
             self._top = (head, now)
         self.last_head = head
+        if not self._started:
+            self._start_wallets(head)
         done = 0
         try:
             if self._quota_pauses:
@@ -326,6 +330,20 @@ class PollingMonitor:
         except QuotaExhausted as exc:  # the other wallets wait for the pause too
             self._quota_used_up(exc)
         return done
+
+    def _start_wallets(self, head: int) -> None:
+        """Every wallet without a cursor starts here (``start_block``, else this first head
+        accepted), all in one transaction, before any wallet's logs are asked: a process
+        killed or stopped during its first round (one call per wallet) left the wallets not
+        polled yet without a cursor, and the process after it started them at its own first
+        head - every trade in between was lost (WebSocket mode stores its shard's start the
+        same way, at its first sync, before it delivers)."""
+        stored = self.store.cursors()
+        new = [w for w in self.wallets if w not in stored]
+        if new:
+            first = self.start_block if self.start_block is not None else head
+            self.store.set_cursors(new, first - 1, None, self.group, forward_only=False)
+        self._started = True
 
     def _quota_used_up(self, exc: QuotaExhausted) -> None:
         """The explorer's daily quota is used up: no call before a long pause (10 min,

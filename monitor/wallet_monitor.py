@@ -247,12 +247,24 @@ def _block_hash(block: Any, number: int) -> str | None:
                           f"({str(h)[:24]!r})", kind="bad_shape") from None
 
 
-async def node_hashes(rpc: _Rpc, numbers: Collection[int]) -> dict[int, str | None]:
+async def node_hashes(rpc: _Rpc, numbers: Collection[int],
+                      out: dict[int, str | None] | None = None) -> dict[int, str | None]:
     """The node's hash of each block in ``numbers`` (None: a block it does not have),
-    asked in JSON-RPC batches (:meth:`_Rpc.call_many`)."""
+    asked in JSON-RPC batches (:meth:`_Rpc.call_many`), in the order given.
+
+    ``out`` (optional): the dict the answers go into, each as it comes (a batch at a time,
+    or one call at a time from a node that refuses batches), and which is returned: a
+    caller that stops waiting (a deadline) or gets an error still has the blocks answered
+    so far (as :func:`monitor.polling.explorer_block_hashes`)."""
+    if out is None:
+        out = {}
     asked = list(numbers)
-    blocks = await rpc.call_many("eth_getBlockByNumber", [[hex(n), False] for n in asked])
-    return {n: _block_hash(b, n) for n, b in zip(asked, blocks, strict=True)}
+    got = out
+
+    def answered(i: int, block: Any) -> None:
+        got[asked[i]] = _block_hash(block, asked[i])
+    await rpc.call_many("eth_getBlockByNumber", [[hex(n), False] for n in asked], answered)
+    return out
 
 
 class _Rpc:
@@ -278,19 +290,26 @@ class _Rpc:
             self.failures += 1
             raise
 
-    async def call_many(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
+    async def call_many(self, method: str, params: Sequence[list[Any]],
+                        answered: Callable[[int, Any], None] | None = None) -> list[Any]:
         """``method`` once for each of ``params``, results in their order: JSON-RPC batches
         of up to ``batch_size`` calls (one HTTP request each). A refused batch (an error
         object for the whole batch, a 4xx, or an answer that is not a batch's) halves
         ``batch_size`` for this client from then on (a provider's batch limit), down to one
         call at a time; so does a batch that timed out. A call the node answered with an
-        error raises it, as :meth:`call` does; so does a failed request."""
+        error raises it, as :meth:`call` does; so does a failed request.
+
+        ``answered(i, result)`` (optional) is called for each result as it comes (the
+        calls of a batch before its first error too): a caller cut short by an error or
+        a deadline keeps what was answered before it."""
         out: list[Any] = []
         i = 0
         while i < len(params):
             size = self.batch_size
             if size <= 1 or len(params) - i == 1:
                 out.append(await self.call(method, params[i]))
+                if answered is not None:
+                    answered(i, out[-1])
                 i += 1
                 continue
             chunk = params[i:i + size]
@@ -324,10 +343,12 @@ class _Rpc:
             except MonitorError:
                 self.failures += 1
                 raise
-            for r in results:
+            for k, r in enumerate(results):
                 if isinstance(r, RpcError):
                     self.failures += 1
                     raise r
+                if answered is not None:
+                    answered(i + k, r)
             out.extend(results)
             i += len(chunk)
         return out
@@ -1825,17 +1846,23 @@ class WalletMonitor:
     async def _hashes_at_restart(self, numbers: Collection[int]) -> dict[int, str | None]:
         """The node's hashes of ``numbers`` for :meth:`Pipeline.recover`, waited for at most
         ``RESTART_CHECK_WAIT_S`` simulated seconds (at least one second): a node down or
-        slow at start does not hold the outbox back; it then goes out unchecked (``{}``),
-        as before, and the restart's re-check retracts what it must."""
+        slow at start does not hold the outbox back; what it did not say goes out
+        unchecked, and the restart's re-check retracts what it must. The blocks it answered
+        before the wait ran out or a call failed (asked newest first; one at a time from a
+        node that refuses batches) are judged: they were all thrown away, and a trade of a
+        block the node had already shown replaced reached the bot."""
         assert self.rpc is not None
         wait = max(self.s.scaled(RESTART_CHECK_WAIT_S), 1.0)
-        try:
-            return await asyncio.wait_for(node_hashes(self.rpc, numbers), wait)
+        answered: dict[int, str | None] = {}
+        try:  # the newest first: a reorg while down replaced those, if any
+            return await asyncio.wait_for(
+                node_hashes(self.rpc, sorted(numbers, reverse=True), answered), wait)
         except (MonitorError, TimeoutError) as exc:
             log.warning("the node did not say within %.1fs whether the blocks of the outbox's "
-                        "trades are still canonical (%s): sent unchecked", wait,
-                        redact(str(exc)) or type(exc).__name__)
-            return {}
+                        "trades are still canonical (%s): %d block(s) judged, the trades of "
+                        "the others sent unchecked", wait,
+                        redact(str(exc)) or type(exc).__name__, len(answered))
+            return dict(answered)
 
     async def _explorer_hashes_at_restart(self, numbers: Collection[int]
                                           ) -> dict[int, str | None]:
