@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -86,10 +87,30 @@ class RunnerOptions:
 
 # -- recording and wallets -----------------------------------------------------------------
 
+def synth_cache_name(profile: str, seed: int, blocks: int) -> str:
+    """The cache's file stem of what ``synth`` writes for (profile, seed, blocks): with a
+    digest of the profile's settings and of the synthesiser's source, so a cache written
+    before either changed (a recalibrated profile, a new renderer) is not taken for the
+    chain this version would synthesise. Keyed by name, seed and blocks alone, it was."""
+    from simulator import profiles, synth
+    from simulator.profiles import get_profile
+
+    try:
+        params: Any = get_profile(profile).params()
+    except KeyError:  # an unknown profile: synth says so, naming the ones there are
+        params = None
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for module in (synth, profiles):
+        with contextlib.suppress(OSError, TypeError):
+            digest.update(Path(str(module.__file__)).read_bytes())
+    return f"{profile}-{digest.hexdigest()[:12]}-s{seed}-b{blocks}"
+
+
 def _synth(profile: str, seed: int, blocks: int, cache_dir: Path) -> Path:
-    """``python -m simulator synth`` into the cache (once per profile, seed and blocks)."""
+    """``python -m simulator synth`` into the cache (once per profile version, seed and
+    blocks: :func:`synth_cache_name`)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{profile}-s{seed}-b{blocks}.jsonl.gz"
+    path = cache_dir / f"{synth_cache_name(profile, seed, blocks)}.jsonl.gz"
     if path.exists():
         return path
     tmp = cache_dir / f".{profile}-{os.getpid()}-{time.monotonic_ns()}.jsonl.gz"
@@ -187,12 +208,12 @@ def planned_trades_by_wallet(profile: str, seed: int, blocks: int,
     (profile, seed, blocks), from the block plans alone: no block is rendered, so a
     simulated week is counted in seconds and never written (one maker wallet per
     OrderFilled log: the makers' fills and the taker's own). Remembered in
-    ``cache_dir`` (``{profile}-s{seed}-b{blocks}.wallets.json``)."""
+    ``cache_dir`` (``<synth_cache_name>.wallets.json``)."""
     from simulator.profiles import get_profile
     from simulator.synth import Planner, build_universe
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{profile}-s{seed}-b{blocks}.wallets.json"
+    path = cache_dir / f"{synth_cache_name(profile, seed, blocks)}.wallets.json"
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(cached, dict):
