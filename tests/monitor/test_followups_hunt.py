@@ -98,37 +98,23 @@ def test_a_polling_only_restart_does_not_send_a_trade_of_a_block_replaced_meanwh
     restart check to Pipeline.recover, so the orphan reached the bot, retracted ~2 polls
     later. It now asks the explorer (monitor.polling.explorer_block_hashes): the orphan
     is retracted, never sent; 106 goes out."""
-    from aiohttp import web
     from monitor_helpers import word
-    from test_polling_baseline import IndexExplorer, retracted, trades
+    from test_polling_baseline import (
+        IndexExplorer,
+        crash_leaving_an_outbox,
+        outbox_explorer,
+        retracted,
+        served_explorer,
+        trades,
+    )
     from test_reliability import settings
 
-    from monitor.sinks import SinkEvent
-
-    class Down(MemorySink):
-        async def emit(self, event: SinkEvent) -> None:
-            raise OSError("the bot is down")
-
-    fake = IndexExplorer()
-    fake.head = fake.indexed = 110
-    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    fake = outbox_explorer(IndexExplorer())
     sink = MemorySink()
 
     async def go() -> None:
-        app = web.Application()
-        app.router.add_get("/v2/api", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
-        try:
-            store = Store(tmp_path / "state.db")
-            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
-                [dict(lg) for lg in fake.logs], "poll")
-            store.close()  # the crash: both trades still in the outbox
-            fake.replace_block(105, "0x" + "ab" * 32, keep=set())
-            fake.logs.append(order_filled(block=105, tx=3, wallet=OTHER,
-                                          block_hash="0x" + "ab" * 32))
+        async with served_explorer(fake) as url:
+            await crash_leaving_an_outbox(tmp_path / "state.db", fake, replaced=105)
             async with HostileNode() as node:  # only for its URLs' shape: not used
                 s = settings(node, tmp_path, mode="polling", explorer_url=url,
                              websocket_url=None, rpc_url=None, polling_interval=600.0,
@@ -139,8 +125,6 @@ def test_a_polling_only_restart_does_not_send_a_trade_of_a_block_replaced_meanwh
                 sent_at_start = (trades(sink), retracted(sink))
             finally:
                 await mon.stop()
-        finally:
-            await runner.cleanup()
         # before: ([105, 106], []): the orphan of block 105 went to the bot
         assert sent_at_start == ([106], [f"0x{word(1)}:0"])
     asyncio.run(go())

@@ -9,13 +9,20 @@ from pathlib import Path
 from aiohttp import web
 from hostile_node import HostileNode
 from monitor_helpers import OTHER, WALLET, order_filled, word
-from test_polling_baseline import IndexExplorer, retracted, run, trades
+from test_polling_baseline import (
+    IndexExplorer,
+    crash_leaving_an_outbox,
+    outbox_explorer,
+    retracted,
+    run,
+    served_explorer,
+    trades,
+)
 from test_reliability import settings
 
 from monitor.clock import ManualClock
-from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
-from monitor.sinks import MemorySink, SinkEvent
+from monitor.sinks import MemorySink
 from monitor.store import Store
 from monitor.wallet_monitor import WalletMonitor
 
@@ -60,10 +67,6 @@ def test_a_restart_check_cut_short_still_judges_the_blocks_the_explorer_answered
     answer too: the orphan of 106 reached the bot. The answers given in time are judged
     now: 106's orphan is retracted, never sent; 105 (not answered) goes out unchecked."""
 
-    class Down(MemorySink):
-        async def emit(self, event: SinkEvent) -> None:
-            raise OSError("the bot is down")
-
     class SlowOn105(IndexExplorer):
         """Holds every logs query that starts at block 105 until ``release``."""
 
@@ -76,41 +79,27 @@ def test_a_restart_check_cut_short_still_judges_the_blocks_the_explorer_answered
                 await self.release.wait()
             return await super().handle(request)
 
-    fake = SlowOn105()
-    fake.head = fake.indexed = 110
-    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    fake = outbox_explorer(SlowOn105())
     sink = MemorySink()
 
     async def go() -> tuple[list[int], list[str]]:
-        app = web.Application()
-        app.router.add_get("/v2/api", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
-        try:
-            store = Store(tmp_path / "state.db")
-            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
-                [dict(lg) for lg in fake.logs], "poll")
-            store.close()  # the crash: both trades still in the outbox
-            fake.replace_block(106, "0x" + "ab" * 32, keep=set())
-            fake.logs.append(order_filled(block=106, tx=3, wallet=OTHER,
-                                          block_hash="0x" + "ab" * 32))
-            async with HostileNode() as node:  # only for its URLs' shape: not used
-                # a request timeout far past the restart's wait: the wait is what ends it
-                s = settings(node, tmp_path, mode="polling", explorer_url=url,
-                             websocket_url=None, rpc_url=None, polling_interval=600.0,
-                             explorer_rate_per_s=1000.0, explorer_timeout=600.0)
-            mon = WalletMonitor(s, sink=sink)
-            await mon.start()  # recover() runs in start, before any poll
+        async with served_explorer(fake) as url:
             try:
-                return trades(sink), retracted(sink)
+                await crash_leaving_an_outbox(tmp_path / "state.db", fake, replaced=106)
+                async with HostileNode() as node:  # only for its URLs' shape: not used
+                    # a request timeout far past the restart's wait: the wait is what ends it
+                    s = settings(node, tmp_path, mode="polling", explorer_url=url,
+                                 websocket_url=None, rpc_url=None, polling_interval=600.0,
+                                 explorer_rate_per_s=1000.0, explorer_timeout=600.0)
+                mon = WalletMonitor(s, sink=sink)
+                await mon.start()  # recover() runs in start, before any poll
+                try:
+                    return trades(sink), retracted(sink)
+                finally:
+                    fake.release.set()
+                    await mon.stop()
             finally:
                 fake.release.set()
-                await mon.stop()
-        finally:
-            fake.release.set()
-            await runner.cleanup()
     sent_at_start = asyncio.run(asyncio.wait_for(go(), 30.0))
     # before: ([105, 106], []): the timeout dropped 106's answer with the rest
     assert sent_at_start == ([105], [f"0x{word(2)}:0"]), sent_at_start

@@ -5,8 +5,9 @@ A scripted explorer on loopback (real aiohttp client and server, real SQLite).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from monitor.clock import ManualClock
 from monitor.explorer_client import ExplorerClient
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor
-from monitor.sinks import MemorySink
+from monitor.sinks import MemorySink, SinkEvent
 from monitor.store import Store
 from polyvocab import CTF_EXCHANGE_V2
 
@@ -121,6 +122,45 @@ def run(tmp_path: Path, steps: Steps, *, clock: ManualClock, overlap: int = 16,
             await runner.cleanup()
     asyncio.run(go())
     return sink
+
+
+@contextlib.asynccontextmanager
+async def served_explorer(fake: IndexExplorer) -> AsyncIterator[str]:
+    """``fake`` on a loopback port: its ``/v2/api`` URL while the block runs."""
+    app = web.Application()
+    app.router.add_get("/v2/api", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+    finally:
+        await runner.cleanup()
+
+
+class _BotDown(MemorySink):
+    async def emit(self, event: SinkEvent) -> None:
+        raise OSError("the bot is down")
+
+
+def outbox_explorer(fake: IndexExplorer) -> IndexExplorer:
+    """``fake`` at head 110 with one trade of WALLET in block 105 (tx 1), one in 106 (tx 2)."""
+    fake.head = fake.indexed = 110
+    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    return fake
+
+
+async def crash_leaving_an_outbox(db: Path, fake: IndexExplorer, replaced: int) -> None:
+    """A polling process found ``fake``'s trades and crashed before the bot took them (all in
+    the outbox of ``db``); then block ``replaced`` was reorged while it was down: another
+    maker's fill (tx 3) in a block of another hash."""
+    store = Store(db)
+    await Pipeline(store, _BotDown(), wallets=[WALLET]).on_logs(
+        [dict(lg) for lg in fake.logs], "poll")
+    store.close()  # the crash: the trades still in the outbox
+    fake.replace_block(replaced, "0x" + "ab" * 32, keep=set())
+    fake.logs.append(order_filled(block=replaced, tx=3, wallet=OTHER,
+                                  block_hash="0x" + "ab" * 32))
 
 
 def trades(sink: MemorySink) -> list[int]:
@@ -476,40 +516,19 @@ def test_the_outbox_left_by_a_crash_goes_out_less_a_trade_of_a_replaced_block(
     from functools import partial
 
     from monitor.polling import explorer_block_hashes
-    from monitor.sinks import SinkEvent
 
-    class Down(MemorySink):
-        async def emit(self, event: SinkEvent) -> None:
-            raise OSError("the bot is down")
-
-    fake = IndexExplorer()
-    fake.head = fake.indexed = 110
-    fake.logs += [order_filled(block=105, tx=1), order_filled(block=106, tx=2)]
+    fake = outbox_explorer(IndexExplorer())
     sink = MemorySink()
 
     async def go() -> None:
-        app = web.Application()
-        app.router.add_get("/v2/api", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
-        try:
-            store = Store(tmp_path / "s.db")
-            await Pipeline(store, Down(), wallets=[WALLET]).on_logs(
-                [dict(lg) for lg in fake.logs], "poll")
-            store.close()  # the crash: both trades still in the outbox
-            fake.replace_block(105, "0x" + "ab" * 32, keep=set())
-            fake.logs.append(order_filled(block=105, tx=3, wallet=OTHER,
-                                          block_hash="0x" + "ab" * 32))
+        async with served_explorer(fake) as url:
+            await crash_leaving_an_outbox(tmp_path / "s.db", fake, replaced=105)
             store = Store(tmp_path / "s.db")
             async with aiohttp.ClientSession() as session:
                 client = ExplorerClient(url, session, rate_per_s=1000)
                 pipe = Pipeline(store, sink, wallets=[WALLET])
                 await pipe.recover(partial(explorer_block_hashes, client))
             store.close()
-        finally:
-            await runner.cleanup()
     asyncio.run(go())
     assert trades(sink) == [106]
     assert retracted(sink) == [f"0x{word(1)}:0"]
