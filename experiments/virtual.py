@@ -329,32 +329,8 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
 
 
 async def _kill(mon: Any) -> None:
-    """Stop ``mon`` as a killed process stops: every task cancelled, nothing drained,
-    redelivered, sent or marked sent, and whatever a cancelled task still writes to the
-    state store lost (its connection closed under it). Reaches into the monitor (it has
-    no kill of its own): what tests/experiments/test_chaos_found_restarts.py probed."""
-    mon._stopped = True
-    tasks = [e.task for e in mon.supervisor._entries.values() if e.task is not None] \
-        if mon.supervisor is not None else []
-    tasks += [sh._probe for sh in mon.shards if sh._probe is not None]
-    if mon._poll_task is not None:
-        tasks.append(mon._poll_task)
-    for t in tasks:
-        t.cancel()
-    for shard in mon.shards:
-        shard._stop.set()
-    if mon.store is not None:
-        mon.store._db.close()
-        mon.store._unlock()
-    mon.sink.close()
-    for shard in mon.shards:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await shard.manager.stop()
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
-    if mon.session is not None:
-        await mon.session.close()
-    mon.history.close()
+    """Stop ``mon`` as a killed process stops (:meth:`WalletMonitor.abort`)."""
+    await mon.abort()
 
 
 _GC_THRESHOLDS = (50_000, 20, 10)  # young collections every 50,000 allocations, not 700

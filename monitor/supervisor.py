@@ -109,6 +109,14 @@ class Supervisor:
             await asyncio.wait_for(entry.task, timeout)
         entry.state = TaskState.STOPPED
 
+    def cancel_all(self) -> list[asyncio.Task[Any]]:
+        """Cancel every task, restart none, and return them, not waiting (a kill)."""
+        self._stopping = True
+        tasks = [e.task for e in self._entries.values() if e.task is not None]
+        for t in tasks:
+            t.cancel()
+        return tasks
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Cancel every task and wait for them."""
         self._stopping = True

@@ -1940,6 +1940,38 @@ class WalletMonitor:
             out["store"] = self.store.stats()
         return out
 
+    async def abort(self) -> None:
+        """Stop as a killed process stops (SIGKILL): every task cancelled, nothing drained,
+        redelivered, sent or marked sent, no last history row, and whatever a cancelled
+        task still writes to the state store lost (its connection closed under it). For a
+        harness that kills and restarts the monitor inside its own process (virtual time,
+        ``[[restarts]]`` of kind ``kill``); a process is stopped with :meth:`stop`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        tasks = self.supervisor.cancel_all() if self.supervisor is not None else []
+        tasks += [sh._probe for sh in self.shards if sh._probe is not None]
+        if self._poll_task is not None:
+            tasks.append(self._poll_task)
+        for t in tasks:
+            t.cancel()
+        for shard in self.shards:
+            shard._stop.set()
+        if self.store is not None:
+            self.store.abandon()
+        self.sink.close()
+        for shard in self.shards:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await shard.manager.stop()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        if self.ops is not None:  # its socket dies with the process
+            with contextlib.suppress(Exception):
+                await self.ops.stop()
+        if self.session is not None:
+            await self.session.close()
+        self.history.close()
+
     async def stop(self) -> None:
         if self._stopped:
             return

@@ -25,30 +25,6 @@ from monitor.history import History
 _Monitor = wm.WalletMonitor
 
 
-async def _kill(mon: Any) -> None:
-    """Stop ``mon`` as a killed process stops: nothing drained, redelivered or flushed."""
-    mon._stopped = True
-    tasks = [e.task for e in mon.supervisor._entries.values() if e.task is not None]
-    tasks += [sh._probe for sh in mon.shards if sh._probe is not None]
-    if mon._poll_task is not None:
-        tasks.append(mon._poll_task)
-    for t in tasks:
-        t.cancel()
-    for shard in mon.shards:
-        shard._stop.set()
-    if mon.store is not None:  # whatever a cancelled task still writes is lost
-        mon.store._db.close()
-        mon.store._unlock()
-    mon.sink.close()
-    for shard in mon.shards:
-        with contextlib.suppress(BaseException):
-            await shard.manager.stop()
-    await asyncio.wait(tasks, timeout=10)
-    if mon.session is not None:
-        await mon.session.close()
-    mon.history.close()
-
-
 def restarting(plan: list[tuple[float, str, float]], done: list[float]) -> type:
     """A WalletMonitor stand-in that, ``at`` simulated seconds after the replay starts
     (30 s after its own start), stops (``"graceful"``) or is killed (``"kill"``), stays
@@ -71,7 +47,7 @@ def restarting(plan: list[tuple[float, str, float]], done: list[float]) -> type:
             settings, clock, kw = self._args
             for at, how, down in plan:
                 await asyncio.sleep(max(0.0, t0 + 30.0 + at - clock.now()))
-                await (self.inner.stop() if how == "graceful" else _kill(self.inner))
+                await (self.inner.stop() if how == "graceful" else self.inner.abort())
                 done.append(at)
                 await asyncio.sleep(down)
                 if "history" in kw:  # the runner's, closed with the monitor: a new
