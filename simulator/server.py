@@ -146,8 +146,9 @@ class _Sub:
     lo: int | None = None
     hi: int | None = None
     #: notifications of a subscription whose call is not answered yet, sent after the
-    #: answer (geth activates a subscription once its reply is written); None: answered
-    held: list[str] | None = None
+    #: answer (geth activates a subscription once its reply is written); one list for
+    #: all the subscriptions of the call, in the order they were made; None: answered
+    held: list[tuple[_Sub, str]] | None = None
 
     def skips(self, number: int) -> bool:
         """Whether a block of height ``number`` is outside the subscription's range."""
@@ -161,17 +162,21 @@ class _CallHost:
     call's answer is queued (a batch ``[eth_subscribe, eth_getLogs of old blocks]`` let
     a block's notification out before the batch's answer, where geth answers first)."""
 
-    __slots__ = ("conn", "made")
+    __slots__ = ("conn", "held", "made")
 
     def __init__(self, conn: WsConn) -> None:
         self.conn = conn
         self.made: list[tuple[str, _Sub]] = []
+        #: what the new subscriptions held, all of them in one list: sent in the order
+        #: made (a list each, sent list after list, put every block of the first
+        #: subscription before the second's first block)
+        self.held: list[tuple[_Sub, str]] = []
 
     def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
                   hi: int | None = None) -> str:
         sub_id = self.conn.subscribe(kind, flt, lo=lo, hi=hi)
         sub = self.conn.subs[sub_id]
-        sub.held = []
+        sub.held = self.held
         self.made.append((sub_id, sub))
         return sub_id
 
@@ -181,12 +186,15 @@ class _CallHost:
     def activate(self) -> None:
         """The answer is queued: send what the new subscriptions held, in order."""
         subs = self.conn.subs
-        for sub_id, sub in self.made:
-            held, sub.held = sub.held, None
-            if held and subs.get(sub_id) is sub:  # not unsubscribed meanwhile
-                for payload in held:
-                    self.conn.notify(sub, payload)
+        live = {id(sub) for sub_id, sub in self.made
+                if subs.get(sub_id) is sub}  # not unsubscribed meanwhile
+        for _, sub in self.made:
+            sub.held = None
+        held, self.held = self.held, []
         self.made.clear()
+        for sub, payload in held:
+            if id(sub) in live:
+                self.conn.notify(sub, payload)
 
 
 class WsConn:
@@ -274,7 +282,7 @@ class WsConn:
                             self.id)
                 self.abort()
                 return
-            sub.held.append(payload)
+            sub.held.append((sub, payload))
             return
         text = sub.prefix + payload + "}}"
         if not self.sim.board.active:
