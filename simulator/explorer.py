@@ -1289,12 +1289,20 @@ def _log_position(item: _Item) -> tuple[int, int]:
 
 
 def _merge(scans: list[Iterator[_Item]], desc: bool) -> Iterator[_Item]:
-    """Merge block-ordered scans of log lists into one, each log once."""
-    last: dict[str, Any] | None = None
+    """Merge block-ordered scans of log lists into one, each log once. A log two lists
+    hold is the same object only while its block is listed or its rebuilt rows are kept:
+    an archived block each list built again holds equal logs, not the same ones (the log
+    was answered twice), so the logs of one position are compared, not their objects."""
+    pos: tuple[int, int] | None = None
+    here: list[dict[str, Any]] = []  # the logs answered at ``pos``
     for item in heapq.merge(*scans, key=_log_position, reverse=desc):
-        if item[1] is not last:
-            last = item[1]
-            yield item
+        at, lg = _log_position(item), item[1]
+        if at != pos:
+            pos, here = at, []
+        elif any(lg is seen or lg == seen for seen in here):
+            continue
+        here.append(lg)
+        yield item
 
 
 def _always(item: _Item) -> bool:
