@@ -506,8 +506,9 @@ def _evaluate_quantile(t: Threshold, summary: Mapping[str, Any], value: float,
             "over" if t.op == ">" else "at or over")
     other = {"under": "at or over", "at or under": "over", "over": "at or under",
              "at or over": "under"}[side]
-    how = (f"{more:,} more trades{where} {side} {t.value:g} s would pass it" if favourable
-           else f"{more:,} more trades{where} {other} {t.value:g} s would fail it")
+    trades = f"{more:,} more trade{'s' if more > 1 else ''}{where}"
+    how = (f"{trades} {side} {t.value:g} s would pass it" if favourable
+           else f"{trades} {other} {t.value:g} s would fail it")
     return {**out, "passed": None,
             "note": f"undecided: {text}; {how}{_pace(summary, more, n_all)}"}
 

@@ -151,7 +151,9 @@ def test_a_p95_gate_passes_only_on_its_upper_bound() -> None:
     assert one["passed"] is None and one["value"] == 0.5
     assert "58 more trades under 1 s would pass it" in one["note"], one
     assert "about 58 more simulated hours" in one["note"], one  # 1 trade an hour so far
-    assert evaluate("latency_p95_s < 1", summary_of([0.5] * 58))["passed"] is None
+    one_short = evaluate("latency_p95_s < 1", summary_of([0.5] * 58))
+    assert one_short["passed"] is None
+    assert "1 more trade under 1 s would pass it" in one_short["note"], one_short
     ok = evaluate("latency_p95_s < 1", summary_of([0.5] * 59))
     assert ok["passed"] is True and ok["bound"]["upper"] == 0.5, ok
 
