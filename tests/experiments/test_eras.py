@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiments.analysis import SUMMARY_KEYS, empty_summary
-from experiments.runner import _base_run, resolve_recording
+from experiments.runner import _base_run, resolve_recording, synth_cache_name
 from experiments.scenario import list_default_scenarios, load_scenario, scenario_from_dict
 from simulator import synth
 
@@ -63,7 +63,8 @@ def test_a_missing_shipped_recording_is_synthesised_by_its_command(
     sc = scenario_from_dict({"name": "x", "sim_duration_s": 60, "wallets": {"count": 1},
                              "recording": "today"})
     path = resolve_recording(sc, tmp_path / "cache")
-    assert path == tmp_path / "cache" / "today-s1-b5.jsonl.gz" and path.exists()
+    assert path == tmp_path / "cache" / f"{synth_cache_name('today', 1, 5)}.jsonl.gz"
+    assert path.exists() and path.name.startswith("today-")
 
 
 def test_era_goes_into_the_run_record_and_the_summary() -> None:
