@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from hostile_node import Held, HostileNode, RpcErr, header
 from monitor_helpers import OTHER, WALLET, order_filled, word
-from test_polling_baseline import IndexExplorer, retracted, trades
+from test_polling_baseline import IndexExplorer, retracted, served_explorer, trades
 from test_reliability import settings
 
 from monitor.clock import ManualClock
@@ -56,42 +56,36 @@ def test_a_polling_process_killed_in_its_first_round_loses_no_trade_at_the_resta
     sink = MemorySink()
 
     async def go() -> dict[str, int | None]:
-        app = web.Application()
-        app.router.add_get("/v2/api", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
         clock = ManualClock()
         wallets = [WALLET, OTHER]
-        try:
-            async with aiohttp.ClientSession() as session:
-                client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
-                store = Store(tmp_path / "s.db")
-                poller = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
-                                                         clock=clock),
-                                        store, wallets=wallets, interval=15, clock=clock)
-                first = asyncio.create_task(poller.poll_once())
-                await asyncio.wait_for(fake.holding.wait(), TIMEOUT)
-                first.cancel()  # the kill, mid-round: WALLET's query in flight
-                with pytest.raises(asyncio.CancelledError):
-                    await first
-                started = {w: (c.block if (c := store.cursor(w)) else None) for w in wallets}
-                store.close()
+        async with served_explorer(fake) as url:
+            try:
+                async with aiohttp.ClientSession() as session:
+                    client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
+                    store = Store(tmp_path / "s.db")
+                    poller = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
+                                                             clock=clock),
+                                            store, wallets=wallets, interval=15, clock=clock)
+                    first = asyncio.create_task(poller.poll_once())
+                    await asyncio.wait_for(fake.holding.wait(), TIMEOUT)
+                    first.cancel()  # the kill, mid-round: WALLET's query in flight
+                    with pytest.raises(asyncio.CancelledError):
+                        await first
+                    started = {w: (c.block if (c := store.cursor(w)) else None) for w in wallets}
+                    store.close()
+                    fake.release.set()
+                    # down a while: the chain and the index move on, OTHER trades at 150
+                    fake.head = fake.indexed = 200
+                    fake.logs.append(order_filled(block=150, tx=5, wallet=OTHER))
+                    store = Store(tmp_path / "s.db")
+                    again = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
+                                                            clock=clock),
+                                           store, wallets=wallets, interval=15, clock=clock)
+                    await again.poll_once()
+                    store.close()
+                    return started
+            finally:
                 fake.release.set()
-                # down a while: the chain and the index move on, OTHER trades at 150
-                fake.head = fake.indexed = 200
-                fake.logs.append(order_filled(block=150, tx=5, wallet=OTHER))
-                store = Store(tmp_path / "s.db")
-                again = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
-                                                        clock=clock),
-                                       store, wallets=wallets, interval=15, clock=clock)
-                await again.poll_once()
-                store.close()
-                return started
-        finally:
-            fake.release.set()
-            await runner.cleanup()
     started = asyncio.run(asyncio.wait_for(go(), TIMEOUT))
     # before: {WALLET: 99, OTHER: None}, and the restart started OTHER at 200: []
     assert started == {WALLET: 99, OTHER: 99}, started
@@ -107,27 +101,21 @@ def test_polling_with_start_block_still_starts_there(tmp_path: Path) -> None:
     sink = MemorySink()
 
     async def go() -> dict[str, int | None]:
-        app = web.Application()
-        app.router.add_get("/v2/api", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
         clock = ManualClock()
         wallets = [WALLET, OTHER]
         store = Store(tmp_path / "s.db")
-        try:
-            async with aiohttp.ClientSession() as session:
-                client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
-                poller = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
-                                                         clock=clock),
-                                        store, wallets=wallets, interval=15, clock=clock,
-                                        start_block=100, overlap_blocks=16)
-                await poller.poll_once()
-                return {w: (c.block if (c := store.cursor(w)) else None) for w in wallets}
-        finally:
-            store.close()
-            await runner.cleanup()
+        async with served_explorer(fake) as url:
+            try:
+                async with aiohttp.ClientSession() as session:
+                    client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
+                    poller = PollingMonitor(client, Pipeline(store, sink, wallets=wallets,
+                                                             clock=clock),
+                                            store, wallets=wallets, interval=15, clock=clock,
+                                            start_block=100, overlap_blocks=16)
+                    await poller.poll_once()
+                    return {w: (c.block if (c := store.cursor(w)) else None) for w in wallets}
+            finally:
+                store.close()
     cursors = asyncio.run(asyncio.wait_for(go(), TIMEOUT))
     assert trades(sink) == [105, 120], trades(sink)
     assert cursors == {WALLET: 130 - 16, OTHER: 130 - 16}, cursors
