@@ -156,6 +156,11 @@ class _Sub:
                                                                and number > self.hi)
 
 
+def _note_chars(sub: _Sub, payload: str) -> int:
+    """Characters of the notification text of ``payload`` for ``sub``."""
+    return len(sub.prefix) + len(payload) + 2
+
+
 class _CallHost:
     """One call's view of its connection (:class:`jsonrpc.SubscriptionHost`): the
     subscriptions it makes hold their notifications until :meth:`activate`, once the
@@ -192,6 +197,8 @@ class _CallHost:
             sub.held = None
         held, self.held = self.held, []
         self.made.clear()
+        self.conn.held_chars = max(0, self.conn.held_chars - sum(
+            _note_chars(sub, payload) for sub, payload in held))
         for sub, payload in held:
             if id(sub) in live:
                 self.conn.notify(sub, payload)
@@ -201,10 +208,11 @@ class WsConn:
     """One WebSocket client: its subscriptions and an ordered outgoing queue.
 
     What waits for the client is bounded, like geth bounds a client that does not read:
-    notifications past ``notify_buffer`` messages or ``notify_buffer_bytes`` drop the
-    connection; the client's next request is read only once its unsent answers are under
-    a quarter of ``notify_buffer_bytes`` (:meth:`wait_for_room`), so a client that sends
-    requests and reads nothing costs one answer, not one per request.
+    notifications past ``notify_buffer`` messages or ``notify_buffer_bytes`` (queued, and
+    held for calls not answered yet, together) drop the connection; the client's next
+    request is read only once its unsent answers are under a quarter of
+    ``notify_buffer_bytes`` (:meth:`wait_for_room`), so a client that sends requests and
+    reads nothing costs one answer, not one per request.
     """
 
     def __init__(self, sim: Simulator, conn_id: str, ws: web.WebSocketResponse,
@@ -218,6 +226,8 @@ class WsConn:
         #: (due ns, text, is a notification), in send order
         self.queue: deque[tuple[int, str, bool]] = deque()
         self.note_chars = 0  # characters of the notifications in the queue
+        #: characters of the notifications held for calls not answered yet (:class:`_CallHost`)
+        self.held_chars = 0
         self.reply_chars = 0  # characters of the answers in the queue
         self.wake = asyncio.Event()
         self.drained = asyncio.Event()
@@ -277,12 +287,23 @@ class WsConn:
         if self.closed:
             return
         if sub.held is not None:  # its call is not answered yet
-            if len(sub.held) >= self.sim.settings.node.notify_buffer:
+            node = self.sim.settings.node
+            chars = _note_chars(sub, payload)
+            if len(sub.held) >= node.notify_buffer:
                 log.warning("conn %s: notification buffer full, dropping the connection",
                             self.id)
                 self.abort()
                 return
+            if self.note_chars + self.held_chars + chars > node.notify_buffer_bytes:
+                # held notifications were counted, not measured: a call rebuilding old
+                # blocks for a minute held every busy block's logs for its subscription
+                log.warning("conn %s: %d bytes of notifications unsent, dropping the "
+                            "connection (held for a call not answered yet)", self.id,
+                            self.note_chars + self.held_chars)
+                self.abort()
+                return
             sub.held.append((sub, payload))
+            self.held_chars += chars
             return
         text = sub.prefix + payload + "}}"
         if not self.sim.board.active:
@@ -305,7 +326,7 @@ class WsConn:
             log.warning("conn %s: notification buffer full, dropping the connection", self.id)
             self.abort()
             return
-        if note and self.note_chars + len(text) > node.notify_buffer_bytes:
+        if note and self.note_chars + self.held_chars + len(text) > node.notify_buffer_bytes:
             # it counted messages only: 10,000 of a busy block's logs, or of eth_getLogs
             # answers (~28 MB each), held gigabytes for a client that never read
             log.warning("conn %s: %d bytes of notifications unsent, dropping the connection "
@@ -421,6 +442,7 @@ class WsConn:
         """Drop the TCP connection without a close frame."""
         self.closed = True
         self.discard_queue()
+        self.held_chars = 0
         self.drained.set()
         self.wake.set()
         transport = self.request.transport
