@@ -599,6 +599,8 @@ class Pilot:
         self._bg: set[asyncio.Task[Any]] = set()
         self.block_interval = settings.block_interval
         self._interval_source = "setting"
+        self._started = False
+        self._stop_reason: str | None = None
 
     async def __aenter__(self) -> Pilot:
         await self.start()
@@ -731,6 +733,7 @@ class Pilot:
                                  host=self.s.metrics_host, port=self.s.metrics_port)
             await self.ops.start()
         self._beat_task = asyncio.create_task(self._beat_loop(), name="pilot-beat")
+        self._started = True
         log.info("pilot started: session %d, %d wallet(s), from block %d, store %s",
                  self.session, len(self.s.wallets), start_block, self.dir)
 
@@ -813,6 +816,10 @@ class Pilot:
                             state="POLLING" if ok else "ERROR", head=p.last_head,
                             cursor=min(pc) if pc else None, wall_ns=wall, mono_ns=mono)
 
+    def note_stop(self, reason: str) -> None:
+        """Why the pilot stops (``session_stop`` event's ``reason``)."""
+        self._stop_reason = reason
+
     async def stop(self) -> None:
         if self._beat_task is not None:
             self._beat_task.cancel()
@@ -829,7 +836,10 @@ class Pilot:
                 await mon.stop()
         if self._bg:
             await asyncio.wait(set(self._bg), timeout=5.0)
-        self._event("session_stop")
+        # a stop before the start finished (a signal while the node was asked for the
+        # start block, or while a path started) says so: the session recorded less
+        self._event("session_stop", partial=not self._started,
+                    **({"reason": self._stop_reason} if self._stop_reason else {}))
         if self.store is not None:
             self.store.end_session(self.session, time.time_ns())
             self.store.close()

@@ -167,7 +167,13 @@ async def _run(settings: Settings, ns: argparse.Namespace) -> int:
     pilot = Pilot(settings, ns.store, beat_s=ns.beat, rotate_bytes=int(ns.rotate_mb * 2**20),
                   keep=ns.keep)
     try:
-        await pilot.start()
+        # a SIGTERM while the pilot starts (a provider that does not answer its first
+        # eth_blockNumber: four tries of rpc_timeout) was held until the start gave up,
+        # ~45 s, and then the pilot failed (exit 1) instead of stopping (exit 0)
+        if not await _done_or_stopped(pilot.start(), stop):
+            log.info("signal received while starting: stopping the pilot")
+            pilot.note_stop("signal during start")
+            return 0
         connected = await connected_or_stopped(pilot.wait_connected(_READY_WAIT_S), stop)
         if connected is False:
             log.warning("feed not connected after %.0f s: starting anyway", _READY_WAIT_S)
@@ -175,9 +181,27 @@ async def _run(settings: Settings, ns: argparse.Namespace) -> int:
             print("READY", flush=True)
             await stop.wait()
         log.info("signal received: stopping the pilot")
+        pilot.note_stop("signal")
     finally:
         await pilot.stop()
     return 0
+
+
+async def _done_or_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``work``; True when it finished, False (``work`` cancelled) as soon as
+    ``stop`` is set first. Its exception, if it raised first, is raised."""
+    doing = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({doing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (doing, stopping):
+            task.cancel()
+        await asyncio.gather(doing, stopping, return_exceptions=True)
+    if doing.cancelled():
+        return False
+    doing.result()
+    return True
 
 
 async def connected_or_stopped(connected: Awaitable[bool], stop: asyncio.Event
