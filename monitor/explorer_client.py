@@ -102,6 +102,26 @@ def _daily_quota(low: str) -> bool:
     return any(w in low for w in _DAILY_WORDS) and any(w in low for w in _LIMIT_WORDS)
 
 
+def _proxy_refusal(body: Any) -> dict[str, str] | None:
+    """A ``module=proxy`` answer that is a refusal in JSON-RPC clothes, as the Etherscan
+    envelope would have said it (``status "0"``, ``NOTOK``, the text), else None.
+    Etherscan's proxy answers its rate limit as a JSON-RPC *result*
+    (``{"jsonrpc":"2.0","id":1,"result":"Max calls per sec rate limit reached (3/sec)..."}``,
+    reth#17140), a key refusal likewise, and a node's error as an ``error`` object."""
+    if not isinstance(body, dict) or "status" in body:
+        return None
+    err = body.get("error")
+    if isinstance(err, dict):
+        text = err.get("message")
+        return {"status": "0", "message": "NOTOK",
+                "result": text if isinstance(text, str) else "JSON-RPC error"}
+    result = body.get("result")
+    if isinstance(result, str) and result.strip() and not result.startswith("0x") \
+            and not result.strip().isdigit():  # a number is an answer, not a refusal
+        return {"status": "0", "message": "NOTOK", "result": result}
+    return None
+
+
 class PartialLogs(MonitorError):
     """A page of a :meth:`ExplorerClient.get_logs` after the first failed (``cause``).
     ``logs`` are every log of ``from_block..complete_to``, the blocks the pages before it
@@ -213,6 +233,9 @@ class ExplorerClient:
         """The explorer's current block (``module=proxy&action=eth_blockNumber``)."""
         body = await self._request({"module": "proxy", "action": "eth_blockNumber"},
                                    "proxy.eth_blockNumber")
+        refusal = _proxy_refusal(body)
+        if refusal is not None:  # "Invalid API Key" as a result: ExplorerNotOk, not a
+            self._envelope(refusal)  # number that could not be read
         if isinstance(body, dict) and "result" in body and "status" not in body:
             try:
                 return _hex_int(body["result"])
@@ -420,6 +443,9 @@ class ExplorerClient:
                 await asyncio.sleep(wait)
             try:
                 body = await self._get(params, method)
+                refusal = _proxy_refusal(body)
+                if refusal is not None:
+                    self._envelope(refusal)  # a rate limit is retried as the envelope's
                 if isinstance(body, dict) and str(body.get("status")) == "0":
                     self._envelope(body)  # raises RateLimited for rate-limit texts
                 return body
@@ -501,8 +527,9 @@ class ExplorerClient:
             if status >= 400:
                 kind = "http"
                 raise BadResponse(f"explorer {method}: HTTP {status}", status=status)
-            if isinstance(body, dict) and str(body.get("status")) == "0":
-                low = f"{body.get('message')} {body.get('result')}".lower()
+            envelope = _proxy_refusal(body) or body
+            if isinstance(envelope, dict) and str(envelope.get("status")) == "0":
+                low = f"{envelope.get('message')} {envelope.get('result')}".lower()
                 if _daily_quota(low) or any(t in low for t in _RATE_TEXTS):
                     kind = "rate_limited"
                 elif not any(t in low for t in _EMPTY_TEXTS):
