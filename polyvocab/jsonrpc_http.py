@@ -122,14 +122,39 @@ class CallCounter:
                 "failures": dict(self.failures), "retries": self.retries}
 
 
+RateRule = Callable[[int, str], bool]
+
+#: QuickNode's per-second limit: code -32007, "15/second request limit reached - reduce
+#: calls per second or upgrade your account at quicknode.com" (the number is the plan's):
+#: no word of :func:`~polyvocab.policies.is_rate_limited`'s, so it failed the call at once
+QUICKNODE_RATE_CODE = -32007
+_QUICKNODE_TEXTS = ("request limit reached", "reduce calls per second")
+#: the methods whose "limit exceeded" may be a range refusal (a smaller range succeeds);
+#: on any other method a rate-limit code can only mean "slow down"
+RANGED_METHODS = frozenset({"eth_getLogs"})
+
+
 def is_rate_limit_reply(code: int, message: str) -> bool:
     """The one "slow down" rule for JSON-RPC error objects: code 429, a provider's
-    rate-limit text (:func:`~polyvocab.policies.is_rate_limited`), or -32005 (Infura's
-    "limit exceeded") unless its text is a range refusal: -32005 "query returned more
-    than 10000 results" stays an :class:`RpcError` (split the range), never retried."""
-    if code == 429 or is_rate_limited(message):
+    rate-limit text (:func:`~polyvocab.policies.is_rate_limited`, QuickNode's -32007
+    "request limit reached"), or -32005 (Infura's "limit exceeded") unless its text is a
+    range refusal: -32005 "query returned more than 10000 results" stays an
+    :class:`RpcError` (split the range), never retried."""
+    if code in (429, QUICKNODE_RATE_CODE) or is_rate_limited(message):
+        return True
+    if any(t in message.lower() for t in _QUICKNODE_TEXTS):
         return True
     return code in RATE_LIMIT_RPC_CODES and not is_range_too_large(message)
+
+
+def _for_method(rule: RateRule, method: str) -> RateRule:
+    """``rule`` for an answer to ``method``: a method without a block range (not
+    :data:`RANGED_METHODS`) answered with a rate-limit code (-32005 "limit exceeded", as
+    public BSC/Polygon nodes answer) is slowed down, never failed as a range refusal
+    (the pilot's start-block eth_blockNumber failed the start on it)."""
+    if method in RANGED_METHODS:
+        return rule
+    return lambda code, message: rule(code, message) or code in RATE_LIMIT_RPC_CODES
 
 
 def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
@@ -139,9 +164,6 @@ def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
 
 def _snippet(body: str, n: int = 120) -> str:
     return " ".join(body[:n].split())
-
-
-RateRule = Callable[[int, str], bool]
 
 
 def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> ServiceError:
@@ -300,9 +322,11 @@ class JsonRpcHttpClient:
         rid = next(self._ids)
         body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
 
+        rule = _for_method(self._rate_limited, method)
+
         async def once() -> Any:
-            return await self._post(body, [method],
-                                    lambda parsed: _result_of(parsed, rid, self._rate_limited))
+            return await self._post(body, [method], lambda parsed: _result_of(parsed, rid, rule),
+                                    rule)
 
         return await self._with_retries(once, method)
 
@@ -321,6 +345,9 @@ class JsonRpcHttpClient:
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
                 for i, (m, p) in zip(ids, calls, strict=True)]
 
+        rules = {i: _for_method(self._rate_limited, m) for i, m in zip(ids, methods,
+                                                                       strict=True)}
+
         def check(parsed: Any) -> list[Any]:
             if isinstance(parsed, dict) and "error" in parsed:  # the batch itself refused
                 raise _rpc_error(parsed["error"], self._rate_limited)
@@ -336,7 +363,7 @@ class JsonRpcHttpClient:
                 if i not in by_id:
                     raise BadResponse(f"batch answer lacks id {i}", kind="batch_refused")
                 try:
-                    out.append(_result_of(by_id[i], i, self._rate_limited))
+                    out.append(_result_of(by_id[i], i, rules[i]))
                 except RpcError as exc:
                     out.append(exc)
             return out
@@ -365,8 +392,10 @@ class JsonRpcHttpClient:
                          type(exc).__name__, exc, attempt, self.max_retries, delay)
                 await asyncio.sleep(delay)
 
-    async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any]) -> Any:
-        """POST ``body``; ``check`` turns the parsed answer into the value (or raises)."""
+    async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any],
+                    rule: RateRule | None = None) -> Any:
+        """POST ``body``; ``check`` turns the parsed answer into the value (or raises).
+        ``rule``: which error objects mean "slow down" (default: the client's)."""
         if self._limiter is not None:
             wait = self._limiter.reserve(self._clock.now(), cost=len(methods))
             if wait > 0:
@@ -390,7 +419,8 @@ class JsonRpcHttpClient:
                 raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
             except aiohttp.ClientError as exc:
                 raise ConnectError(f"{type(exc).__name__}: {exc}") from None
-            parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
+            parsed = classify_http(status, text, headers,
+                                   rate_limited=rule or self._rate_limited)
             if isinstance(parsed, ServiceError):
                 # this frame, which the traceback holds (and a retry loop with it), must not
                 # hold the error nor the body: a 64 MB garbage answer stayed alive with it
