@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = ["FILTER_TIMEOUT_S", "MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex",
-           "FilterError", "LogFilter", "PollFilters", "parse_address", "parse_topic"]
+           "FilterError", "LogFilter", "PollFilters", "over_query_limit", "parse_address",
+           "parse_topic"]
 
-#: geth's bounds on one filter (eth/filters/api.go ``maxAddresses``, ``maxSubTopics``), with
-#: its texts "exceed max addresses" / "exceed max topics": a filter of 1,000,000 addresses
-#: cost memory and, at every block, a look-up per address per subscription
+#: geth's bounds on one filter (eth/filters, v1.17): ``maxSubTopics`` alternatives at one
+#: topic position ("exceed max topics", while the filter decodes: invalid params) and the
+#: ``LogQueryLimit`` of addresses (:func:`over_query_limit`, checked once it decoded):
+#: a filter of 1,000,000 addresses cost memory and, at every block, a look-up per
+#: address per subscription
 MAX_ADDRESSES = 1000
 MAX_TOPIC_ALTERNATIVES = 1000
 
@@ -65,6 +68,15 @@ def parse_topic(value: Any) -> str:
     return "0x" + body.lower()
 
 
+def over_query_limit(obj: Any) -> bool:
+    """Whether a filter object has more addresses than geth's ``LogQueryLimit`` (1,000 by
+    default), counted as sent: a caller refuses it with -32000 "exceed max addresses or
+    topics per search position" once :meth:`LogFilter.parse` took it (geth v1.16.4+;
+    v1.16.1-3 refused it while decoding, -32602 "exceed max addresses")."""
+    raw = obj.get("address") if isinstance(obj, dict) else None
+    return isinstance(raw, list) and len(raw) > MAX_ADDRESSES
+
+
 @dataclass(frozen=True, slots=True)
 class LogFilter:
     """Which logs a query or a subscription wants. ``None`` means "any"."""
@@ -82,8 +94,6 @@ class LogFilter:
         addresses: frozenset[str] | None = None
         raw = obj.get("address")
         if isinstance(raw, list):
-            if len(raw) > MAX_ADDRESSES:
-                raise FilterError("exceed max addresses")
             addresses = frozenset(parse_address(a) for a in raw) if raw else None
         elif raw is not None:
             addresses = frozenset([parse_address(raw)])
@@ -93,7 +103,7 @@ class LogFilter:
             if not isinstance(topics_raw, list):
                 raise FilterError("topics must be an array")
             if len(topics_raw) > 4:
-                raise FilterError("too many topics (at most 4 positions)")
+                raise FilterError("exceed max topics")  # geth's maxTopics, its text
             for entry in topics_raw:
                 if entry is None:
                     topics.append(None)

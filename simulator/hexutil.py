@@ -21,8 +21,10 @@ def parse_uint64(value: str) -> int:
         raise ValueError('hex string "0x"')
     if len(body) > 1 and body[0] == "0":
         raise ValueError("hex number with leading zero digits")
+    # strconv.ParseUint reads digit by digit: a bad digit among the first 17 is a syntax
+    # error, the 17th good one overflows (0xzz...z of 20 digits is no "> 64 bits")
+    if _HEX_DIGITS.fullmatch(body[:17]) is None:
+        raise ValueError("invalid hex string")
     if len(body) > 16:
         raise ValueError("hex number > 64 bits")
-    if _HEX_DIGITS.fullmatch(body) is None:
-        raise ValueError("invalid hex string")
     return int(body, 16)

@@ -41,7 +41,14 @@ from typing import Any, Protocol
 
 from polyvocab.bounds import nesting_ok
 from simulator.chain import Chain, ChainBlock, Steps, run_steps
-from simulator.filters import FILTER_TIMEOUT_S, FilterError, LogFilter, PollFilters, parse_topic
+from simulator.filters import (
+    FILTER_TIMEOUT_S,
+    FilterError,
+    LogFilter,
+    PollFilters,
+    over_query_limit,
+    parse_topic,
+)
 from simulator.hexutil import parse_uint64
 from simulator.providers import profile
 from simulator.recording import compact_json
@@ -208,14 +215,25 @@ def _arg_error(pos: int, text: str) -> RpcError:
 #: whitespace, ``_`` and non-ASCII digits (``0x-1``, ``0x 5``, ``0x1_0``, ``0x\u0665``)
 
 
+_MAX_INT64 = (1 << 63) - 1
+
+
 def _quantity(value: Any, pos: int) -> int:
+    """A block number as geth's ``rpc.BlockNumber`` reads it (tags are the caller's): its
+    UnmarshalJSON takes the raw JSON text (a string's quotes stripped) to
+    ``hexutil.DecodeUint64``, so a number, ``null`` or ``true`` is "hex string without
+    0x prefix", ``""`` is "empty hex string", and past int64 is refused."""
     if not isinstance(value, str):
-        raise _arg_error(pos, f"json: cannot unmarshal {type(value).__name__} into Go value "
-                              f"of type hexutil.Uint64")
+        raise _arg_error(pos, "hex string without 0x prefix")
+    if not value:
+        raise _arg_error(pos, "empty hex string")
     try:
-        return parse_uint64(value)
+        number = parse_uint64(value)
     except ValueError as exc:
         raise _arg_error(pos, str(exc)) from None
+    if number > _MAX_INT64:
+        raise _arg_error(pos, "block number larger than int64")
+    return number
 
 
 #: geth over HTTP (rpc/handler.go): eth_subscribe is ErrNotificationsUnsupported, and
@@ -226,13 +244,15 @@ _NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported"),
                      "eth_unsubscribe": _SUBSCRIPTION_NOT_FOUND}
 
 
-def _filter_bounds(obj: dict[str, Any], pos: int) -> tuple[int | None, int | None]:
+def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | None, int | None]:
     """A filter's fromBlock/toBlock as geth's SubscribeLogs takes them (eth_newFilter and
     eth_subscribe "logs"): heights, or None for a bound that moves with the head (missing,
     null, latest). Both quantities are decoded first (``invalid argument pos``); then
-    "pending" on either side is refused, and of the rest only latest..latest, a..b with
-    a <= b and a..latest are a range (not latest..b, nor earliest, safe, finalized), with
-    geth's texts (errors without a code: -32000)."""
+    "pending" on either side is refused; fromBlock "earliest" is the earliest block the
+    node has (``earliest``: geth's history pruning cutoff, since v1.15.8 #31361); of the
+    rest only latest..latest, a..b with a <= b and a..latest are a range (not latest..b,
+    nor toBlock earliest, safe, finalized). Codes as geth v1.17 (#33320): both refusals
+    are invalid params, -32602."""
     def height(tag: Any) -> int | str | None:
         if tag is None or tag == "latest":
             return None
@@ -241,12 +261,23 @@ def _filter_bounds(obj: dict[str, Any], pos: int) -> tuple[int | None, int | Non
         return _quantity(tag, pos)
 
     lo, hi = height(obj.get("fromBlock")), height(obj.get("toBlock"))
+    _query_limit(obj)
     if lo == "pending" or hi == "pending":
-        raise RpcError(-32000, "pending logs are not supported")
+        raise RpcError(-32602, "pending logs are not supported")
+    if lo == "earliest":
+        lo = earliest
     if isinstance(lo, str) or isinstance(hi, str) or (lo is None and hi is not None) \
             or (lo is not None and hi is not None and lo > hi):
-        raise RpcError(-32000, "invalid block range params")
+        raise RpcError(-32602, "invalid block range params")
     return lo, hi
+
+
+def _query_limit(obj: dict[str, Any]) -> None:
+    """geth's LogQueryLimit (eth/filters, default 1,000 addresses; v1.16.4 #32327),
+    checked once the filter decoded, by eth_getLogs and SubscribeLogs: a plain error
+    (-32000), not invalid params. Counted as sent (duplicates too)."""
+    if over_query_limit(obj):
+        raise RpcError(-32000, "exceed max addresses or topics per search position")
 
 
 def _filter_id(p: list[Any]) -> str:
@@ -630,11 +661,19 @@ class JsonRpc:
         chain = self.chain
         s = self.settings
         only: ChainBlock | None = None  # the block named by blockHash (maybe an orphan)
+        # what geth decodes with the filter (invalid argument 0) comes before its limit
         if obj.get("blockHash") is not None:
             if obj.get("fromBlock") is not None or obj.get("toBlock") is not None:
                 raise RpcError(-32602, "invalid argument 0: cannot specify both BlockHash "
                                        "and FromBlock/ToBlock, choose one or the other")
-            only = self.block_by_hash(_hash(obj["blockHash"], 0))
+            block_hash = _hash(obj["blockHash"], 0)
+        else:
+            for tag in (obj.get("fromBlock"), obj.get("toBlock")):
+                if tag is not None and not (isinstance(tag, str) and tag in _TAGS):
+                    _quantity(tag, 0)
+        _query_limit(obj)
+        if obj.get("blockHash") is not None:
+            only = self.block_by_hash(block_hash)
             if only is None:
                 raise RpcError(-32000, "unknown block")
             start = stop = only.number
@@ -719,7 +758,7 @@ class JsonRpc:
         except FilterError as exc:
             raise _arg_error(0, str(exc)) from None
         _at_most(p, 1)
-        lo, hi = _filter_bounds(obj, 0)
+        lo, hi = _filter_bounds(obj, 0, self.chain.first_number)
         return self._install(flt, lo=lo, hi=hi, criteria=obj)
 
     def _new_block_filter(self, p: list[Any], h: SubscriptionHost | None) -> Any:
@@ -813,7 +852,7 @@ class JsonRpc:
                 raise _arg_error(1, str(exc)) from None
             # geth's SubscribeLogs: the range is checked, and a subscription with one
             # delivers only the logs of the blocks in it (no backfill of past blocks)
-            lo, hi = _filter_bounds(obj or {}, 1)
+            lo, hi = _filter_bounds(obj or {}, 1, self.chain.first_number)
             if lo is None and hi is None:
                 return h.subscribe("logs", flt)
             return h.subscribe("logs", flt, lo=lo, hi=hi)

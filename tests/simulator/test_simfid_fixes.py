@@ -15,6 +15,7 @@ import pytest
 from simulator.server import Simulator, WsConn
 from simulator.settings import NodeSettings, SimSettings
 from simulator.source import SynthSource
+from tests.simulator.node_fixtures import make_recording
 from tests.simulator.test_sim_fidelity2 import TIMEOUT, _first_block, _old_logs
 
 
@@ -89,3 +90,150 @@ def test_notifications_held_for_an_unanswered_call_are_bounded_in_bytes(
     assert most <= cap, most
     assert kinds[-1] in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE,
                          aiohttp.WSMsgType.ERROR), kinds
+
+
+# -- filter bounds: geth v1.17's codes and texts ------------------------------------------
+async def _post(http: aiohttp.ClientSession, url: str, method: str, params: list[Any]) -> Any:
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+    async with http.post(url, json=body) as resp:
+        return await resp.json()
+
+
+async def _ws(ws: Any, method: str, params: list[Any]) -> Any:
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 8, "method": method,
+                                  "params": params}))
+    while True:
+        answer = json.loads((await ws.receive(timeout=TIMEOUT)).data)
+        if answer.get("id") == 8:
+            return answer
+
+
+def _addresses(n: int) -> list[str]:
+    return ["0x" + f"{i:040x}" for i in range(1, n + 1)]
+
+
+_INVALID = {"code": -32602, "message": "invalid block range params"}
+_PENDING = {"code": -32602, "message": "pending logs are not supported"}
+_LIMIT = {"code": -32000, "message": "exceed max addresses or topics per search position"}
+
+
+def test_filter_bounds_are_refused_with_geth_v1_17_codes() -> None:
+    """Issue: eth_newFilter and eth_subscribe "logs" refused pending logs and a bad range
+    with -32000, where geth v1.17 (#33320) answers invalid params, -32602 (eth_getLogs did
+    already); past 1,000 addresses all three answered -32602 "invalid argument 0: exceed
+    max addresses" (geth v1.16.1-3), where geth v1.16.4+ checks its LogQueryLimit once the
+    filter decoded: -32000 "exceed max addresses or topics per search position" (an
+    undecodable address still comes first, invalid params); five topic positions are
+    geth's "exceed max topics"."""
+    async def main() -> None:
+        async with Simulator(make_recording(4, first=1000), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await sim.wait_published(4)
+            url = sim.urls["http"]
+            for bounds, err in [({"fromBlock": "pending"}, _PENDING),
+                                ({"toBlock": "pending"}, _PENDING),
+                                ({"fromBlock": "finalized"}, _INVALID),
+                                ({"fromBlock": "0x3e9", "toBlock": "0x3e8"}, _INVALID),
+                                ({"toBlock": "0x3e8"}, _INVALID),
+                                ({"address": _addresses(1001)}, _LIMIT),
+                                # the limit comes before the range checks, as geth's
+                                ({"address": _addresses(1001), "fromBlock": "pending"},
+                                 _LIMIT)]:
+                assert (await _post(http, url, "eth_newFilter", [bounds]))["error"] == err, \
+                    bounds
+                assert (await _ws(ws, "eth_subscribe", ["logs", bounds]))["error"] == err, \
+                    bounds
+            for bounds, err in [({"fromBlock": "0x3e9", "toBlock": "0x3e8"}, _INVALID),
+                                ({"fromBlock": "pending"}, _PENDING),
+                                ({"address": _addresses(1001)}, _LIMIT),
+                                ({"address": _addresses(1001), "fromBlock": "0x3e9",
+                                  "toBlock": "0x3e8"}, _LIMIT)]:
+                assert (await _post(http, url, "eth_getLogs", [bounds]))["error"] == err, \
+                    bounds
+            bad = {"address": [*_addresses(1001), "0x12"]}  # decoded before the limit
+            for method in ("eth_getLogs", "eth_newFilter"):
+                error = (await _post(http, url, method, [bad]))["error"]
+                assert error["code"] == -32602 and error["message"].startswith(
+                    "invalid argument 0: "), error
+            five = {"topics": [None] * 5}
+            assert (await _post(http, url, "eth_getLogs", [five]))["error"] == {
+                "code": -32602, "message": "invalid argument 0: exceed max topics"}
+            assert (await _ws(ws, "eth_subscribe", ["logs", five]))["error"] == {
+                "code": -32602, "message": "invalid argument 1: exceed max topics"}
+            assert "result" in await _post(http, url, "eth_getLogs",
+                                           [{"address": _addresses(1000)}])
+    asyncio.run(main())
+
+
+def test_from_block_earliest_is_a_range_of_a_filter_and_a_subscription() -> None:
+    """Issue: eth_newFilter and eth_subscribe "logs" refused fromBlock "earliest" ("invalid
+    block range params"), which geth accepts since v1.15.8 (#31361) as its first block
+    (the history pruning cutoff; here the node's first block): earliest..latest is every
+    new block's logs, earliest..N those of the blocks up to N. toBlock "earliest" stays
+    refused, as geth's."""
+    rec = make_recording(6, first=1000)
+
+    async def main() -> tuple[dict[str, set[int]], Any, Any]:
+        async with Simulator(rec, speed=1000, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            subs = {}
+            for name, bounds in [("open", {"fromBlock": "earliest"}),
+                                 ("upto", {"fromBlock": "earliest", "toBlock": hex(1002)})]:
+                answer = await _ws(ws, "eth_subscribe", ["logs", bounds])
+                assert "result" in answer, (bounds, answer)
+                subs[answer["result"]] = name
+            refused = await _ws(ws, "eth_subscribe", ["logs", {"fromBlock": "latest",
+                                                               "toBlock": "earliest"}])
+            fid = await _post(http, sim.urls["http"], "eth_newFilter",
+                              [{"fromBlock": "earliest"}])
+            heads = (await _ws(ws, "eth_subscribe", ["newHeads"]))["result"]
+            sim.begin()
+            seen: dict[str, set[int]] = {name: set() for name in subs.values()}
+            last = rec.blocks[-1].number
+            while True:
+                note = json.loads((await ws.receive(timeout=TIMEOUT)).data)["params"]
+                if note["subscription"] == heads:
+                    if int(note["result"]["number"], 16) == last:
+                        break
+                    continue
+                seen[subs[note["subscription"]]].add(int(note["result"]["blockNumber"], 16))
+            logs = await _post(http, sim.urls["http"], "eth_getFilterLogs", [fid["result"]])
+        return seen, refused, logs
+
+    seen, refused, logs = asyncio.run(main())
+    numbers = [b.number for b in rec.blocks]
+    assert seen == {"open": set(numbers), "upto": {1000, 1001, 1002}}, seen
+    assert refused["error"] == _INVALID
+    assert {int(log["blockNumber"], 16) for log in logs["result"]} == set(numbers)
+
+
+# -- block numbers as geth's rpc.BlockNumber reads them -----------------------------------
+@pytest.mark.parametrize(("number", "message"), [
+    (None, "hex string without 0x prefix"),  # UnmarshalJSON("null")
+    (1000, "hex string without 0x prefix"),
+    ("", "empty hex string"),
+    ("0x8000000000000000", "block number larger than int64"),
+    ("0x" + "z" * 20, "invalid hex string"),  # ParseUint's syntax error comes first
+    ("0x03e8", "hex number with leading zero digits"),
+])
+def test_a_bad_block_number_is_geths_invalid_argument(number: Any, message: str) -> None:
+    """Issue: a block number past int64 was taken (null: no such block) where geth
+    refuses it; null and JSON numbers were "json: cannot unmarshal NoneType into Go value
+    of type hexutil.Uint64" (a Python type name); "" was "hex string without 0x prefix";
+    20 letters were "hex number > 64 bits" where Go's ParseUint finds the bad digit
+    first. In eth_getBlockByNumber and a filter's fromBlock alike."""
+    async def main() -> list[Any]:
+        async with Simulator(make_recording(2), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http:
+            url = sim.urls["http"]
+            return [(await _post(http, url, "eth_getBlockByNumber", [number, False]))["error"],
+                    (await _post(http, url, "eth_getLogs", [{"fromBlock": number}]))["error"]
+                    if number is not None else None,
+                    (await _post(http, url, "eth_newFilter", [{"toBlock": number}]))["error"]
+                    if number is not None else None]
+
+    want = {"code": -32602, "message": f"invalid argument 0: {message}"}
+    got = asyncio.run(main())
+    assert got[0] == want
+    if number is not None:
+        assert got[1] == want and got[2] == want, got
