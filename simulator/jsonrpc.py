@@ -280,6 +280,17 @@ def _query_limit(obj: dict[str, Any]) -> None:
         raise RpcError(-32000, "exceed max addresses or topics per search position")
 
 
+def _go_json_type(value: Any) -> str:
+    """The JSON type of ``value`` as Go's encoding/json names it in an UnmarshalTypeError."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 def _filter_id(p: list[Any]) -> str:
     if not p:
         raise _missing(0)
@@ -310,6 +321,10 @@ def _no_args(fn: Callable[[], Any]) -> Callable[[list[Any], SubscriptionHost | N
 
 
 def _hash(value: Any, pos: int) -> str:
+    """A ``common.Hash`` argument (block or transaction hash) as geth decodes it."""
+    if not isinstance(value, str):  # hexutil.UnmarshalFixedJSON: null and numbers alike
+        raise _arg_error(pos, "json: cannot unmarshal non-string into Go value of type "
+                              "common.Hash")
     try:
         return parse_topic(value)
     except FilterError as exc:
@@ -830,26 +845,40 @@ class JsonRpc:
 
     # -- subscriptions ----------------------------------------------------------------------
     def _subscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """geth's handleSubscribe: the name first ("expected subscription name as first
+        argument", invalid params without an argument number), then the arguments of
+        the named subscription with the name as argument 0: newHeads takes none, logs a
+        filter it requires (null is an open one), newPendingTransactions an optional
+        bool; one more is "too many arguments"."""
         assert h is not None
         if not p or not isinstance(p[0], str):
-            raise RpcError(-32602, "invalid argument 0: expected subscription name")
+            raise RpcError(-32602, "expected subscription name as first argument")
         kind = p[0]
         if kind == "newHeads":
+            _at_most(p, 1)
             return h.subscribe("newHeads", None)
         if kind == "newPendingTransactions":
             # geth accepts it (an optional fullTx flag); the simulated chain has no
             # mempool, so it sends nothing - as geth does while no transaction is pending
             if len(p) > 1 and p[1] is not None and not isinstance(p[1], bool):
-                raise _arg_error(1, "cannot unmarshal into Go value of type bool")
+                raise _arg_error(1, f"json: cannot unmarshal {_go_json_type(p[1])} into Go "
+                                    f"value of type bool")
+            _at_most(p, 2)
             return h.subscribe("newPendingTransactions", None)
         if kind == "logs":
-            obj = p[1] if len(p) > 1 else None
+            if len(p) < 2:  # geth's Logs(ctx, crit FilterCriteria): not a pointer
+                raise _missing(1)
+            obj = p[1]
             if obj is not None and not isinstance(obj, dict):
                 raise RpcError(-32602, "invalid argument 1: filter must be an object")
             try:
                 flt = LogFilter.parse(obj)
             except FilterError as exc:
                 raise _arg_error(1, str(exc)) from None
+            for tag in (obj or {}).get("fromBlock"), (obj or {}).get("toBlock"):
+                if tag is not None and not (isinstance(tag, str) and tag in _TAGS):
+                    _quantity(tag, 1)  # decoded with the filter, before the count
+            _at_most(p, 2)
             # geth's SubscribeLogs: the range is checked, and a subscription with one
             # delivers only the logs of the blocks in it (no backfill of past blocks)
             lo, hi = _filter_bounds(obj or {}, 1, self.chain.first_number)
@@ -861,10 +890,19 @@ class JsonRpc:
         raise RpcError(-32601, f"no \"{kind}\" subscription in eth namespace")
 
     def _unsubscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """geth's handler.unsubscribe(ctx, subid ID): a string id, looked up as sent
+        (case-sensitive; null decodes as "", which no subscription has)."""
         assert h is not None
-        if not p or not isinstance(p[0], str):
-            raise RpcError(-32602, "invalid argument 0: expected subscription id")
-        if h.unsubscribe(p[0]):
+        if not p:
+            raise _missing(0)
+        sub_id = p[0]
+        if sub_id is None:
+            sub_id = ""
+        elif not isinstance(sub_id, str):
+            raise _arg_error(0, f"json: cannot unmarshal {_go_json_type(sub_id)} into Go "
+                                f"value of type rpc.ID")
+        _at_most(p, 1)
+        if h.unsubscribe(sub_id):
             return True
         if self.profile.unsubscribe_unknown == "error":
             raise RpcError(*_SUBSCRIPTION_NOT_FOUND)

@@ -264,7 +264,7 @@ class WsConn:
         return sub_id
 
     def unsubscribe(self, sub_id: str) -> bool:
-        sub = self.subs.pop(sub_id.lower(), None)
+        sub = self.subs.pop(sub_id, None)  # as sent: geth's ids are case-sensitive
         if sub is None:
             return False
         self.filter_values -= 0 if sub.flt is None else sub.flt.size

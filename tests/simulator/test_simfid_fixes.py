@@ -237,3 +237,76 @@ def test_a_bad_block_number_is_geths_invalid_argument(number: Any, message: str)
     assert got[0] == want
     if number is not None:
         assert got[1] == want and got[2] == want, got
+
+
+# -- eth_subscribe / eth_unsubscribe arguments as geth's handler reads them ----------------
+def test_subscription_arguments_are_read_as_geths_handler_reads_them() -> None:
+    """Issue: eth_subscribe took ["newHeads", anything] and ["logs"] without a filter,
+    where geth's handleSubscribe parses the named subscription's arguments (the name is
+    argument 0): NewHeads takes none ("too many arguments, want at most 1"), Logs a
+    FilterCriteria it requires ("missing value for required argument 1"; null is an open
+    filter). A missing name was "invalid argument 0: expected subscription name" (geth:
+    "expected subscription name as first argument"). eth_unsubscribe found an id whatever
+    its case (geth's ids are looked up as sent), took extra arguments and answered a
+    number id with its own text; null is "" there, no subscription's id."""
+    async def main() -> dict[str, Any]:
+        settings = SimSettings(node=NodeSettings(profile="geth"))
+        async with Simulator(make_recording(3), settings=settings, speed=1000) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            got = {
+                "heads+1": await _ws(ws, "eth_subscribe", ["newHeads", {}]),
+                "logs": await _ws(ws, "eth_subscribe", ["logs"]),
+                "logs+1": await _ws(ws, "eth_subscribe", ["logs", {}, {}]),
+                "logs null": await _ws(ws, "eth_subscribe", ["logs", None]),
+                "pending+1": await _ws(ws, "eth_subscribe", ["newPendingTransactions", True,
+                                                             1]),
+                "pending str": await _ws(ws, "eth_subscribe", ["newPendingTransactions",
+                                                               "yes"]),
+                "no name": await _ws(ws, "eth_subscribe", []),
+                "unsub none": await _ws(ws, "eth_unsubscribe", []),
+                "unsub num": await _ws(ws, "eth_unsubscribe", [5]),
+                "unsub null": await _ws(ws, "eth_unsubscribe", [None]),
+            }
+            sub = (await _ws(ws, "eth_subscribe", ["newHeads"]))["result"]
+            got["unsub +1"] = await _ws(ws, "eth_unsubscribe", [sub, 1])
+            got["unsub upper"] = await _ws(ws, "eth_unsubscribe", ["0x" + sub[2:].upper()])
+            got["unsub"] = await _ws(ws, "eth_unsubscribe", [sub])
+        return got
+
+    got = asyncio.run(main())
+
+    def err(code: int, message: str) -> dict[str, Any]:
+        return {"code": code, "message": message}
+
+    assert got["heads+1"]["error"] == err(-32602, "too many arguments, want at most 1")
+    assert got["logs"]["error"] == err(-32602, "missing value for required argument 1")
+    assert got["logs+1"]["error"] == err(-32602, "too many arguments, want at most 2")
+    assert got["logs null"]["result"].startswith("0x")
+    assert got["pending+1"]["error"] == err(-32602, "too many arguments, want at most 2")
+    assert got["pending str"]["error"] == err(
+        -32602, "invalid argument 1: json: cannot unmarshal string into Go value of type bool")
+    assert got["no name"]["error"] == err(-32602, "expected subscription name as first argument")
+    assert got["unsub none"]["error"] == err(-32602, "missing value for required argument 0")
+    assert got["unsub num"]["error"] == err(
+        -32602, "invalid argument 0: json: cannot unmarshal number into Go value of type rpc.ID")
+    assert got["unsub null"]["error"] == err(-32000, "subscription not found")
+    assert got["unsub +1"]["error"] == err(-32602, "too many arguments, want at most 1")
+    assert got["unsub upper"]["error"] == err(-32000, "subscription not found")
+    assert got["unsub"]["result"] is True
+
+
+def test_a_hash_argument_that_is_no_string_is_geths_error() -> None:
+    """Issue: eth_getBlockByHash [null, false] said "topic must be a hex string, got
+    NoneType" (a Python type name, and no topic); geth's common.Hash says "json: cannot
+    unmarshal non-string into Go value of type common.Hash"."""
+    async def main() -> list[Any]:
+        async with Simulator(make_recording(2), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http:
+            url = sim.urls["http"]
+            return [(await _post(http, url, "eth_getBlockByHash", [None, False]))["error"],
+                    (await _post(http, url, "eth_getTransactionByHash", [5]))["error"],
+                    (await _post(http, url, "eth_getTransactionReceipt", [[]]))["error"]]
+
+    want = {"code": -32602, "message": "invalid argument 0: json: cannot unmarshal "
+                                       "non-string into Go value of type common.Hash"}
+    assert asyncio.run(main()) == [want] * 3
