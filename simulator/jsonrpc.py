@@ -193,6 +193,14 @@ def _valid_id(req_id: Any) -> bool:
     return isinstance(req_id, str) and len(req_id) <= MAX_ID_CHARS
 
 
+def _is_response(msg: dict[str, Any]) -> bool:
+    """geth's ``jsonrpcMessage.isResponse``: version 2.0, an id that is no object or array
+    (null is one), no method, no params, and a result (null too) or an error."""
+    return (msg.get("jsonrpc") == "2.0" and "id" in msg
+            and not isinstance(msg["id"], (dict, list)) and msg.get("method") in (None, "")
+            and "params" not in msg and ("result" in msg or msg.get("error") is not None))
+
+
 def _first_call_id(batch: list[Any]) -> Any:
     """The id of the batch's first call (an object with a method name and an id that is
     no object or array, as geth's ``isCall``), else None."""
@@ -568,6 +576,11 @@ class JsonRpc:
         if not isinstance(req, dict):
             calls.append(Call("?", "error"))
             return error_response(None, -32600, "invalid request")
+        if _is_response(req):
+            # geth's handleResponses: an answer to a request of its own (none here) is
+            # dropped without a reply, in a batch too ("Unsolicited RPC response")
+            calls.append(Call("?", "error"))
+            return None
         req_id = req.get("id")
         notification = "id" not in req
         if not _valid_id(req_id):

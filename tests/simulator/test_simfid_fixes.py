@@ -310,3 +310,31 @@ def test_a_hash_argument_that_is_no_string_is_geths_error() -> None:
     want = {"code": -32602, "message": "invalid argument 0: json: cannot unmarshal "
                                        "non-string into Go value of type common.Hash"}
     assert asyncio.run(main()) == [want] * 3
+
+
+def test_a_response_sent_to_the_node_gets_no_answer() -> None:
+    """Issue: a response-shaped message (version, id, a result or an error, no method, no
+    params) got -32600 "invalid request", alone or in a batch; geth's handleResponses takes
+    it for an answer to a request of its own and drops it without a reply ("Unsolicited
+    RPC response"), so a batch of one call and one response has one answer."""
+    async def main() -> list[str]:
+        async with Simulator(make_recording(2), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http:
+            bodies = [{"jsonrpc": "2.0", "id": 1, "result": "0x1"},
+                      [{"jsonrpc": "2.0", "id": 2, "result": None},
+                       {"jsonrpc": "2.0", "id": 3, "method": "eth_chainId"},
+                       {"jsonrpc": "2.0", "id": None, "error": {"code": 1, "message": "x"}},
+                       # params or a method make it a request, answered
+                       {"jsonrpc": "2.0", "id": 4, "result": "0x1", "params": []}]]
+            texts = []
+            for body in bodies:
+                async with http.post(sim.urls["http"], json=body) as resp:
+                    assert resp.status == 200
+                    texts.append(await resp.text())
+            return texts
+
+    single, batch = asyncio.run(main())
+    assert single == ""
+    assert json.loads(batch) == [
+        {"jsonrpc": "2.0", "id": 3, "result": "0x89"},
+        {"jsonrpc": "2.0", "id": 4, "error": {"code": -32600, "message": "invalid request"}}]
