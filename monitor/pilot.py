@@ -67,7 +67,8 @@ from monitor.store import store_reads
 from monitor.wallet_monitor import WalletMonitor
 
 __all__ = ["PATHS", "Pilot", "PilotStore", "RotatingHistory", "RotatingJsonl",
-           "chain_block_interval", "endpoint_host", "pilot_status", "read_rotated"]
+           "chain_block_interval", "check_explorer_key", "endpoint_host",
+           "explorer_needs_key", "pilot_status", "read_rotated"]
 
 log = logging.getLogger("monitor.pilot")
 
@@ -198,6 +199,46 @@ def lock_held(db: Path) -> bool | None:
         return None
     finally:
         os.close(fd)
+
+
+def explorer_needs_key(url: str | None) -> bool:
+    """Whether the explorer at ``url`` refuses every call without a key: Etherscan V2
+    (``*.etherscan.io``) answers each one NOTOK "Missing/Invalid API Key"."""
+    try:
+        host = (urlsplit(url or "").hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    return host == "etherscan.io" or host.endswith(".etherscan.io")
+
+
+#: words of a NOTOK text that say the key itself is refused ("Invalid API Key",
+#: "Missing/Invalid API Key"): no retry helps, the key must be fixed
+_KEY_REFUSED = ("invalid api key", "missing/invalid api key", "missing api key")
+
+
+async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) -> None:
+    """Ask the explorer once (``module=proxy&action=eth_blockNumber``): a key it refuses
+    raises :class:`~monitor.errors.ConfigError` (a typo in the key file ran a pilot whose
+    polling shadow failed every call for as long as it ran, a warning a second in the
+    log). Any other failure (down, slow, rate limited) is the paths' to ride out: a
+    warning, and the pilot starts."""
+    from monitor.errors import ConfigError
+    from monitor.explorer_client import ExplorerClient, ExplorerNotOk
+
+    async with aiohttp.ClientSession() as session:
+        client = ExplorerClient(settings.explorer_url, session, api_key=settings.api_key(),
+                                chain_id=settings.chain_id, timeout=settings.explorer_timeout,
+                                rate_limit_retries=1, clock=clock)
+        try:
+            await client.block_number()
+        except ExplorerNotOk as exc:
+            if any(t in exc.text.lower() for t in _KEY_REFUSED):
+                raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
+                                  f"refuses the API key: {exc.text} (check the file "
+                                  "EXPLORER_API_KEY_FILE names)") from None
+            log.warning("explorer check at start: %s", exc.message)
+        except MonitorError as exc:
+            log.warning("explorer check at start: %s", exc.message)
 
 
 def endpoint_host(url: str | None) -> str | None:
@@ -578,7 +619,9 @@ class Pilot:
 
     def __init__(self, settings: Settings, directory: str | Path, *, beat_s: float = 5.0,
                  rotate_bytes: int = 64 << 20, keep: int = 5,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, check_key: bool = False) -> None:
+        """``check_key``: ask the explorer once at the start, a refused key is a
+        :class:`~monitor.errors.ConfigError` (:func:`check_explorer_key`; ``pilot`` does)."""
         self.s = settings
         self.dir = Path(directory)
         self.beat_s = beat_s
@@ -601,6 +644,7 @@ class Pilot:
         self._interval_source = "setting"
         self._started = False
         self._stop_reason: str | None = None
+        self._check_key = check_key
 
     async def __aenter__(self) -> Pilot:
         await self.start()
@@ -689,6 +733,8 @@ class Pilot:
                                     keep=self.keep)
         self.sightings_log = RotatingJsonl(self.dir / "sightings.jsonl",
                                            max_bytes=self.rotate_bytes, keep=self.keep)
+        if self._check_key:
+            await check_explorer_key(self.s, clock=self.clock)
         start_block = await self._start_block()
         self.block_interval = await self._block_interval()
         self.store.set_meta("block_interval", {"seconds": self.block_interval,

@@ -51,6 +51,7 @@ PILOT_DESCRIPTION = (
     "itself (both paths, under --store); --start-block counts only at a store's first "
     "start. Exit status: 0 stopped, 1 failed, 2 bad settings (do not restart).")
 
+PILOT_ACTIONS = ("run", "status")
 MIN_BEAT_S, MAX_BEAT_S = 0.1, 3600.0
 MIN_ROTATE_MB, MAX_ROTATE_MB = 1.0, 1_000_000.0
 MAX_KEEP = 1000
@@ -61,7 +62,9 @@ def add_pilot_parser(sub: Any) -> argparse.ArgumentParser:
         "pilot", help="run the WebSocket and polling paths side by side (shadow pilot); "
                       "`pilot status --store DIR` shows how it goes",
         description=PILOT_DESCRIPTION)
-    p.add_argument("action", nargs="?", choices=("run", "status"), default="run",
+    # no ``choices``: argparse checks them as it meets the word, before it says a flag is
+    # unknown, so `pilot --duration -1` was "argument action: invalid choice: '-1'"
+    p.add_argument("action", nargs="?", default="run", metavar="{run,status}",
                    help="run the pilot, or print the status of its store "
                         "(default: %(default)s)")
     p.add_argument("--store", type=_store_path, metavar="DIR",
@@ -94,6 +97,9 @@ def _fail(msg: str) -> int:
 def pilot_main(ns: argparse.Namespace,
                cli_settings: Callable[[argparse.Namespace], tuple[dict[str, Any], Any]],
                install_filter: Callable[[], None]) -> int:
+    if ns.action not in PILOT_ACTIONS:
+        return _fail(f"unknown action {ns.action!r}: pilot [run] or pilot status (an "
+                     "option's value that starts with '-' goes as --option=VALUE)")
     if ns.store is None:
         return _fail("--store DIR is needed")
     if ns.action == "status":
@@ -122,6 +128,12 @@ def pilot_main(ns: argparse.Namespace,
             raise ConfigError("wallets: at least one --wallet (or --wallets-file) is needed")
         if not settings.websocket_url or not settings.rpc_url or not settings.explorer_url:
             raise ConfigError("the pilot needs --ws-url, --rpc-url and --explorer-url")
+        from monitor.pilot import explorer_needs_key
+
+        if not settings.api_key() and explorer_needs_key(settings.explorer_url):
+            # Etherscan V2 refuses every call without one: the polling shadow never polled
+            raise ConfigError("the explorer (Etherscan V2) needs an API key: put it in a "
+                              "file named by EXPLORER_API_KEY_FILE (or EXPLORER_API_KEY)")
         # a beat of 1e-9 s spun the loop writing state rows; a rotation every few bytes
         # would have rotated the kept files' data away
         if not (MIN_BEAT_S <= ns.beat <= MAX_BEAT_S):
@@ -165,7 +177,7 @@ async def _run(settings: Settings, ns: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     pilot = Pilot(settings, ns.store, beat_s=ns.beat, rotate_bytes=int(ns.rotate_mb * 2**20),
-                  keep=ns.keep)
+                  keep=ns.keep, check_key=True)
     try:
         # a SIGTERM while the pilot starts (a provider that does not answer its first
         # eth_blockNumber: four tries of rpc_timeout) was held until the start gave up,
