@@ -241,6 +241,17 @@ async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) 
             log.warning("explorer check at start: %s", exc.message)
 
 
+def _key_refused(exc: MonitorError, flag: str, url: str | None) -> None:
+    """Raise :class:`~monitor.errors.ConfigError` when ``exc`` is the provider refusing
+    its key (HTTP 401/403): a setting to fix (exit 2, no restart), not an outage to
+    restart into every 5 s."""
+    from monitor.errors import BadResponse, ConfigError
+
+    if isinstance(exc, BadResponse) and exc.status in (401, 403):
+        raise ConfigError(f"{flag} {endpoint_host(url)} refuses the request ({exc.message}): "
+                          "check the key in its URL") from None
+
+
 def endpoint_host(url: str | None) -> str | None:
     """``scheme://host[:port]`` of an endpoint: no path, query or credentials (keys)."""
     if not url:
@@ -674,6 +685,7 @@ class Pilot:
                 try:
                     start = quantity(await client.call("eth_blockNumber", [])) + 1
                 except MonitorError as exc:  # say which of the three endpoints it was
+                    _key_refused(exc, "--rpc-url", self.s.rpc_url)
                     raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
                                        f"eth_blockNumber for the start block: "
                                        f"{exc.message}") from None
@@ -700,6 +712,7 @@ class Pilot:
                                            timeout=self.s.rpc_timeout)
                 measured: float | None = await chain_block_interval(client)
         except MonitorError as exc:
+            _key_refused(exc, "--rpc-url", self.s.rpc_url)
             measured, why = None, exc.message
         except (TypeError, ValueError, KeyError) as exc:
             measured, why = None, str(exc)

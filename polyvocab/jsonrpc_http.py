@@ -229,6 +229,13 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
             if isinstance(err, RateLimited):
                 return err
         return ServerError(f"HTTP {status}: {_snippet(body)}", status=status)
+    if status in (401, 403):  # the key refused, whatever the body (Alchemy's is a
+        # JSON-RPC error object, "Must be authenticated!"): the status says so, and an
+        # RpcError lost it
+        detail = parsed["error"] if isinstance(parsed, dict) and "error" in parsed else body
+        message = detail.get("message") if isinstance(detail, dict) else detail
+        return BadResponse(f"HTTP {status}: {_snippet(str(message))}", status=status,
+                           kind="unauthorized")
     if status != 200:
         if isinstance(parsed, dict) and "error" in parsed:
             return _rpc_error(parsed["error"], rate_limited)
