@@ -860,9 +860,9 @@ class JsonRpc:
     def _subscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         """geth's handleSubscribe: the name first ("expected subscription name as first
         argument", invalid params without an argument number), then the arguments of
-        the named subscription with the name as argument 0: newHeads takes none, logs a
-        filter it requires (null is an open one), newPendingTransactions an optional
-        bool; one more is "too many arguments"."""
+        the named subscription with the name as argument 0: newHeads and syncing take
+        none, logs a filter it requires (null is an open one), newPendingTransactions an
+        optional bool; one more is "too many arguments"."""
         assert h is not None
         if not p or not isinstance(p[0], str):
             raise RpcError(-32602, "expected subscription name as first argument")
@@ -878,6 +878,11 @@ class JsonRpc:
                                     f"value of type bool")
             _at_most(p, 2)
             return h.subscribe("newPendingTransactions", None)
+        if kind == "syncing":
+            # geth's DownloaderAPI.Syncing (eth namespace): a node in sync sends one
+            # notification, false, and nothing after (the host sends it after the answer)
+            _at_most(p, 1)
+            return h.subscribe("syncing", None)
         if kind == "logs":
             if len(p) < 2:  # geth's Logs(ctx, crit FilterCriteria): not a pointer
                 raise _missing(1)

@@ -183,6 +183,8 @@ class _CallHost:
         sub = self.conn.subs[sub_id]
         sub.held = self.held
         self.made.append((sub_id, sub))
+        if kind == "syncing":  # a node in sync: geth's one notification, after the answer
+            self.conn.notify(sub, "false")
         return sub_id
 
     def unsubscribe(self, sub_id: str) -> bool:

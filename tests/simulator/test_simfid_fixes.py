@@ -338,3 +338,36 @@ def test_a_response_sent_to_the_node_gets_no_answer() -> None:
     assert json.loads(batch) == [
         {"jsonrpc": "2.0", "id": 3, "result": "0x89"},
         {"jsonrpc": "2.0", "id": 4, "error": {"code": -32600, "message": "invalid request"}}]
+
+
+def test_a_syncing_subscription_gets_a_synced_nodes_one_false() -> None:
+    """Issue: eth_subscribe ["syncing"] (web3.py's SyncingSubscription) was -32601 'no
+    "syncing" subscription in eth namespace'; geth serves it in the eth namespace
+    (DownloaderAPI.Syncing), and a node in sync sends one notification, false, after the
+    answer and nothing more; it takes no argument."""
+    async def main() -> tuple[Any, Any, Any, list[Any]]:
+        async with Simulator(make_recording(6), speed=1000, autostart=False) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            await ws.send_str(json.dumps([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["syncing"]},
+                {"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe",
+                 "params": ["newHeads"]}]))
+            answer = json.loads((await ws.receive(timeout=TIMEOUT)).data)
+            first = json.loads((await ws.receive(timeout=TIMEOUT)).data)
+            extra = await _ws(ws, "eth_subscribe", ["syncing", True])
+            sim.begin()
+            rest = []
+            heads = answer[1]["result"]
+            while True:  # every block's head, and no other syncing notification
+                note = json.loads((await ws.receive(timeout=TIMEOUT)).data)["params"]
+                rest.append(note["subscription"])
+                if note["subscription"] == heads and note["result"]["number"] == hex(1005):
+                    break
+        return answer, first, extra, rest
+
+    answer, first, extra, rest = asyncio.run(main())
+    sub = answer[0]["result"]
+    assert first == {"jsonrpc": "2.0", "method": "eth_subscription",
+                     "params": {"subscription": sub, "result": False}}
+    assert extra["error"] == {"code": -32602, "message": "too many arguments, want at most 1"}
+    assert sub not in rest and len(rest) == 6
