@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import signal
@@ -52,6 +53,10 @@ PILOT_DESCRIPTION = (
     "start. Exit status: 0 stopped, 1 failed, 2 bad settings (do not restart).")
 
 PILOT_ACTIONS = ("run", "status")
+#: an unusable ``--store`` path: no permission, a read-only file system, a path through a
+#: file, a parent that cannot be made (/proc)
+_STORE_SETTING_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                                   errno.ENOENT, errno.EISDIR})
 MIN_BEAT_S, MAX_BEAT_S = 0.1, 3600.0
 MIN_ROTATE_MB, MAX_ROTATE_MB = 1.0, 1_000_000.0
 MAX_KEEP = 1000
@@ -163,7 +168,9 @@ def pilot_main(ns: argparse.Namespace,
         name = f" {exc.filename}" if exc.filename else ""
         print(f"python -m monitor pilot: error: cannot write the pilot's store{name}: "
               f"{exc.strerror or exc}", file=sys.stderr)
-        return 1
+        # a folder the service user may not write, or a path through a file: a setting to
+        # fix (2: the unit does not restart into it every 5 s); a full disk may pass (1)
+        return 2 if exc.errno in _STORE_SETTING_ERRNOS else 1
     except KeyboardInterrupt:
         return 130
 

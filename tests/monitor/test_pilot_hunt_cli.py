@@ -98,3 +98,16 @@ def test_a_key_the_explorer_refuses_stops_the_start(refusing_explorer: str,
                                    _env(EXPLORER_API_KEY=EXPLORER_KEY), tmp_path / "s"))
     assert "refuses the API key" in line and "Invalid API Key" in line
     assert EXPLORER_KEY not in line and PATH_KEY not in line
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_a_store_folder_that_cannot_be_made_is_a_setting_exit_2(where: str,
+                                                                tmp_path: Path) -> None:
+    """Before: exit 1 ('failed'), which the unit restarts every 5 s into the same error."""
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    store = afile / "store" if where == "under a file" else Path("/proc/pilot-hunt-store")
+    res = _pilot([*URLS, "--explorer-url", "http://127.0.0.1:9/v2/api"],
+                 _env(EXPLORER_API_KEY=EXPLORER_KEY), store)
+    line = _one_line_exit_2(res)
+    assert "cannot write the pilot's store" in line and PATH_KEY not in res.stderr
