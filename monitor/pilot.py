@@ -214,6 +214,9 @@ def explorer_needs_key(url: str | None) -> bool:
 #: words of a NOTOK text that say the key itself is refused ("Invalid API Key",
 #: "Missing/Invalid API Key"): no retry helps, the key must be fixed
 _KEY_REFUSED = ("invalid api key", "missing/invalid api key", "missing api key")
+#: ... that say the URL or the chain is wrong (REFERENCE: a V1 path; V2 without a chain it
+#: serves): every call of the polling shadow would be refused the same way
+_URL_REFUSED = ("deprecated v1 endpoint", "unsupported chainid")
 
 
 async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) -> None:
@@ -236,6 +239,11 @@ async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) 
                 raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
                                   f"refuses the API key: {exc.text} (check the file "
                                   "EXPLORER_API_KEY_FILE names)") from None
+            if any(t in exc.text.lower() for t in _URL_REFUSED):
+                raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
+                                  f"refuses the request: {exc.text} (the pilot needs an "
+                                  "Etherscan V2 URL, .../v2/api, and a chain it serves)"
+                                  ) from None
             log.warning("explorer check at start: %s", exc.message)
         except MonitorError as exc:
             log.warning("explorer check at start: %s", exc.message)

@@ -64,14 +64,21 @@ def test_a_missing_etherscan_key_is_refused_before_the_start(tmp_path: Path) -> 
     assert not store.exists()
 
 
+V1_TEXT = "You are using a deprecated V1 endpoint, switch to Etherscan API V2."
+CHAIN_TEXT = ("Missing or unsupported chainid parameter (required for v2 api), please see "
+              "chainlist for the list of supported chainids")
+
+
 @pytest.fixture
-def refusing_explorer() -> Iterator[str]:
-    """An Etherscan-like explorer on loopback refusing every key, as Etherscan does."""
+def refusing_explorer(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An Etherscan-like explorer on loopback refusing every call, as Etherscan does (by
+    default the key; ``indirect`` parametrisation picks the text)."""
+    text = getattr(request, "param", "Invalid API Key")
 
     class Refuse(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = json.dumps({"status": "0", "message": "NOTOK",
-                               "result": "Invalid API Key"}).encode()
+                               "result": text}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -111,3 +118,14 @@ def test_a_store_folder_that_cannot_be_made_is_a_setting_exit_2(where: str,
                  _env(EXPLORER_API_KEY=EXPLORER_KEY), store)
     line = _one_line_exit_2(res)
     assert "cannot write the pilot's store" in line and PATH_KEY not in res.stderr
+
+
+@pytest.mark.parametrize("refusing_explorer", [V1_TEXT, CHAIN_TEXT], indirect=True,
+                         ids=["v1-endpoint", "chainid"])
+def test_an_explorer_url_refused_for_good_stops_the_start(refusing_explorer: str,
+                                                          tmp_path: Path) -> None:
+    """Before: the pilot ran on, every poll of its shadow refused the same way."""
+    line = _one_line_exit_2(_pilot([*URLS, "--explorer-url", refusing_explorer],
+                                   _env(EXPLORER_API_KEY=EXPLORER_KEY), tmp_path / "s"))
+    assert "refuses the request" in line and "Etherscan V2" in line
+    assert EXPLORER_KEY not in line
