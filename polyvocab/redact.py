@@ -28,15 +28,17 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _longest_first: tuple[str, ...] = ()  # _secrets sorted for redact, rebuilt on register
 _PATTERNS = [
+    # a value ends at the text's own punctuation too: "(... /rpc?apikey=KEY); using ..."
+    # lost its ");" to the mask (no provider's key holds any of ),;])
     (re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|auth"
-                r"|apikey)=)[^&\s\"'#]+"), r"\1***"),
-    (re.compile(r"(?i)(apikey=)[^&\s\"']+"), r"\1***"),
+                r"|apikey)=)[^&\s\"'#),;\]]+"), r"\1***"),
+    (re.compile(r"(?i)(apikey=)[^&\s\"'),;\]]+"), r"\1***"),
     (re.compile(r"(?i)((?:wss?|https?)://[^/\s:@\"']+:)[^@\s/\"']+@"), r"\1***@"),
     # the user part alone is the credential (wss://KEY@host, https://KEY:@host)
     (re.compile(r"(?i)((?:wss?|https?)://)[^/\s:@\"'?#]+:?@"), r"\1***@"),
     (re.compile(r"(?i)((?:wss?|https?)://[^/\s\"'?#]+(?:/[^/\s\"'?#]*)*?/)"
                 r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])"), r"\1***"),
-    (re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+"), r"\1***"),
+    (re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}),;\]]+"), r"\1***"),
     (re.compile(r"(/bot)[0-9]+:[A-Za-z0-9_-]+"), r"\1***"),
     (re.compile(r"(?i)(token[\"']?\s*[:=]\s*[\"']?)[0-9]+:[A-Za-z0-9_-]+"), r"\1***"),
 ]
