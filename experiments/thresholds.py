@@ -263,6 +263,10 @@ def evaluate(threshold: Threshold | str, summary: Mapping[str, Any], *,
     None when the metric is missing or, for a rate, when the data cannot decide."""
     t = parse_threshold(threshold) if isinstance(threshold, str) else threshold
     value = metric_value(summary, t.metric)
+    if value is None and t.metric in QUANTILE_METRICS and t.op in ("<", "<=", ">", ">="):
+        empty = _no_samples(t, summary, confidence)
+        if empty is not None:
+            return empty
     if value is None:
         note = f"{t.metric} not measured"
         if t.metric in RATE_METRICS and number(summary.get(RATE_METRICS[t.metric][1])) == 0:
@@ -446,6 +450,44 @@ def _quantile_text(b: Mapping[str, Any], limit: float, confidence: float) -> str
     return text
 
 
+_WHERE = {"latency_p95_in_fault_s": " during faults",
+          "latency_p95_outside_fault_s": " outside faults"}
+
+
+def _no_samples(t: Threshold, summary: Mapping[str, Any], confidence: float
+                ) -> dict[str, Any] | None:
+    """A latency quantile gate whose bounds count no trade (none in a fault window, say):
+    undecided, saying how many trades would decide it, as for one with too few; None
+    when the summary records no bound of it with n = 0."""
+    b = _quantile_bound_of(summary, t.metric)
+    if b is None or number(b.get("n")) != 0:
+        return None
+    conf = number(b.get("confidence"))
+    q = number(b.get("quantile"))
+    if conf is None or not math.isclose(conf, confidence) or q is None or not 0.0 < q < 1.0:
+        return None
+    upper_side = t.op in ("<", "<=")
+    to_pass = (samples_to_lower_upper(q, confidence) if upper_side
+               else samples_to_raise_lower(q, confidence))
+    to_fail = (samples_to_raise_lower(q, confidence) if upper_side
+               else samples_to_lower_upper(q, confidence))
+    side = ("under" if t.op == "<" else "at or under" if t.op == "<=" else
+            "over" if t.op == ">" else "at or over")
+    other = {"under": "at or over", "at or under": "over", "over": "at or under",
+             "at or over": "under"}[side]
+    where = _WHERE.get(t.metric, "")
+
+    def trades(k: int) -> str:
+        return f"{k:,} more trade{'s' if k > 1 else ''}{where}"
+
+    return {"expr": t.expr, "passed": None, "value": None,
+            "bound": {k: b.get(k) for k in ("quantile", "confidence", "n", "lower", "upper",
+                                            "lower_rank", "upper_rank", "min_n")},
+            "note": f"undecided: no trade's latency{where} to bound the p{q * 100:g} with; "
+                    f"{trades(to_pass)} {side} {t.value:g} s would pass it, "
+                    f"{trades(to_fail)} {other} {t.value:g} s would fail it"}
+
+
 def _evaluate_quantile(t: Threshold, summary: Mapping[str, Any], value: float,
                        confidence: float) -> dict[str, Any]:
     """A ``<``/``<=``/``>``/``>=`` gate on a latency quantile, by its distribution-free
@@ -500,8 +542,7 @@ def _evaluate_quantile(t: Threshold, summary: Mapping[str, Any], value: float,
         needed = samples_to_raise_lower(q, confidence, below=against)
     more = max(1, needed - n)
     n_all = number(b.get("n_all")) or n
-    where = {"latency_p95_in_fault_s": " during faults",
-             "latency_p95_outside_fault_s": " outside faults"}.get(t.metric, "")
+    where = _WHERE.get(t.metric, "")
     side = ("under" if t.op == "<" else "at or under" if t.op == "<=" else
             "over" if t.op == ">" else "at or over")
     other = {"under": "at or over", "at or under": "over", "over": "at or under",

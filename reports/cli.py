@@ -142,6 +142,7 @@ def strict_json(doc: Any) -> str:
 def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
     """The verdict as data: what a CI job or a dashboard reads (write it with
     :func:`strict_json`)."""
+    from reports.verdict import LATENCY_BOUND_CAVEAT
     return {
         "run_id": run.run_id,
         "verdict": verdict.verdict.value,
@@ -152,8 +153,13 @@ def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
         "gates": [{"scenario": c.scenario, "mode": c.mode, "name": c.name, "expr": c.expr,
                    "source": c.source, "critical": c.critical, "weight": c.weight,
                    "scored": c.scored, "status": c.status, "passed": c.passed,
-                   "value": c.value, "note": c.note, "bound": c.bound}
+                   "value": c.value, "note": c.note, "bound": c.bound,
+                   "fault_events": c.fault_events}
                   for c in verdict.checks],
+        # said next to the latency quantiles' bounds, as in the report's gates table
+        "caveats": [LATENCY_BOUND_CAVEAT] if any(
+            isinstance(c.bound, dict) and "quantile" in c.bound for c in verdict.checks)
+        else [],
     }
 
 

@@ -201,7 +201,80 @@ def _mode_from_toml(path: Path) -> str | None:
 
 _COUNTS = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted")
 _SHARES = ("uptime", "coverage")
-_AGREE = ("status", "trades", "missed", "duplicates", "phantoms")
+_AGREE = ("status", "trades", "detected", "late", "missed", "duplicates", "phantoms",
+          "retracted")
+#: summary count -> the outcomes it counts (``experiments.checker.outcome_counts``)
+_COUNTED: dict[str, tuple[str, ...]] = {
+    "trades": ("detected", "late", "missed", "duplicate"),
+    "detected": ("detected",), "late": ("late",), "missed": ("missed",),
+    "duplicates": ("duplicate",), "phantoms": ("phantom",), "retracted": ("retracted",),
+}
+
+
+def _table_counts(outcomes: pd.DataFrame) -> dict[str, int]:
+    counts = outcomes["outcome"].astype("string").value_counts()
+    return {key: int(sum(int(counts.get(o, 0)) for o in kinds))
+            for key, kinds in _COUNTED.items()}
+
+
+def _disagreements(summary: dict[str, Any], counts: dict[str, int], where: str,
+                   table: str) -> list[str]:
+    out = []
+    for key in _COUNTED:
+        value = summary.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # absent (a pilot without a clock: detected, late) or not a count
+        if value != counts[key]:
+            out.append(f"{where} says {key} = {str(value)[:40]}, {table} counts "
+                       f"{counts[key]:,}")
+    return out
+
+
+def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
+                     sdir: Path) -> list[str]:
+    """Where a scenario's summary counts (trades, detected, late, missed, duplicates,
+    phantoms, retracted) are not those of its per-trade table ``outcomes.parquet``, which
+    the analysis computed them from: a damaged or hand-edited run store, whose headline
+    and tables would tell two stories. A scenario pooled over seeds is checked seed by
+    seed too (``seeds/<seed>/summary.json`` against that seed's rows), and a trade of one
+    seed listed twice (pooled twice) or a seed the summary does not list is said."""
+    if outcomes is None or not summary or summary.get("status") != "ok" \
+            or "outcome" not in outcomes.columns:
+        return []
+    out = _disagreements(summary, _table_counts(outcomes), "summary.json",
+                         "outcomes.parquet")
+    if "seed" not in outcomes.columns:
+        dup = int(outcomes["trade_id"].duplicated().sum()) if "trade_id" in outcomes else 0
+        if dup:
+            out.append(f"outcomes.parquet lists {dup:,} trade ids more than once: one row "
+                       "per trade")
+        return out
+    dup = int(outcomes.duplicated(["seed", "trade_id"]).sum())
+    if dup:
+        out.append(f"outcomes.parquet lists {dup:,} trade ids more than once for one seed "
+                   "(a seed pooled twice?)")
+    listed = summary.get("seeds")
+    if isinstance(listed, list):
+        extra = sorted({str(s) for s in outcomes["seed"].dropna().unique()}
+                       - {str(s) for s in listed})
+        if extra:
+            out.append(f"outcomes.parquet holds trades of seeds {', '.join(extra[:5])} that "
+                       "summary.json does not list")
+        for seed in listed:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                continue
+            path = sdir / "seeds" / str(seed) / "summary.json"
+            if not path.is_file():
+                continue
+            problems: list[str] = []
+            own = _read_json(path, problems)
+            if problems or own.get("status") != "ok":
+                continue
+            rows = outcomes[outcomes["seed"] == seed]
+            out.extend(_disagreements(own, _table_counts(rows),
+                                      f"seeds/{seed}/summary.json",
+                                      f"outcomes.parquet (seed {seed})"))
+    return out
 
 
 def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = None
@@ -275,6 +348,7 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
         problems.append(f"its files changed after they were analysed ({moved}): run "
                         f"`python -m experiments analyze {run_dir}` again")
     outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
+    problems.extend(outcome_problems(summary, outcomes, sdir))
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
     sim = _read_history(sdir / "sim_history.jsonl", problems)
     return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems))

@@ -44,7 +44,7 @@ from reports.performance import (
 )
 from reports.reliability import reliability_rows
 from reports.rollout import RolloutPlan, plan_rollout
-from reports.verdict import VerdictResult, evaluate
+from reports.verdict import LATENCY_BOUND_CAVEAT, VerdictResult, evaluate
 
 __all__ = ["Report", "build_report", "environment", "fmt_num", "render_report", "write_report"]
 
@@ -319,6 +319,7 @@ def render_report(report: Report) -> str:
     return env.get_template("report.html.j2").render(
         run_id=run.run_id,
         verdict=report.verdict,
+        latency_caveat=LATENCY_BOUND_CAVEAT,
         claims=report.claims,
         costs=report.costs,
         cost_settings=report.criteria.cost,

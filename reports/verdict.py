@@ -19,13 +19,14 @@ Order (Kayenta-like, with Jepsen's "unknown"):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from experiments.confidence import pct_up
 from experiments.thresholds import (
     LIVE_PILOT_PREFIX,
     LOWER_RATE_METRICS,
+    QUANTILE_METRICS,
     ThresholdError,
     number,
     parse_threshold,
@@ -37,6 +38,7 @@ from reports.load import Run, ScenarioData
 
 __all__ = [
     "CRITICAL_METRICS",
+    "LATENCY_BOUND_CAVEAT",
     "NO_SCENARIO",
     "CheckResult",
     "Verdict",
@@ -58,6 +60,14 @@ CRITICAL_METRICS = frozenset({"missed", "missed_pct", "duplicates", "duplicate_p
                               "phantoms", "phantom_pct"})
 
 
+#: said next to every latency quantile's bounds (the gates table, ``reports build --json``)
+LATENCY_BOUND_CAVEAT = (
+    "Latency bounds are order statistics that assume independent samples. Trades inside "
+    "one fault are not independent (one outage delays them all): a bound of latencies "
+    "during faults rests on the number of fault events it is shown with, not on its "
+    "trade count, and is weaker than it reads where those events are few.")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """One threshold on one scenario. ``passed`` None = could not be evaluated."""
@@ -76,6 +86,9 @@ class CheckResult:
     # the confidence bound the gate was judged by: a rate's {events, trials, confidence,
     # rate, lower, upper}, a latency quantile's {quantile, confidence, n, lower, upper, ...}
     bound: dict[str, Any] | None = None
+    # a latency quantile gate of a scenario with faults: the fault events its samples
+    # come from (trades inside one fault are not independent samples)
+    fault_events: int | None = None
 
     @property
     def status(self) -> str:
@@ -113,8 +126,14 @@ class CheckResult:
             elif parts[0] or parts[1]:
                 text = f">= {parts[0]} s" if parts[0] else f"<= {parts[1]} s"
             else:
-                return f"none ({int(number(b.get('n')) or 0):,} trades)"
-            return f"{text}{at} ({int(number(b.get('n')) or 0):,} trades)"
+                events = ("" if self.fault_events is None else
+                          f", {self.fault_events:,} fault event"
+                          f"{'' if self.fault_events == 1 else 's'}")
+                return f"none ({int(number(b.get('n')) or 0):,} trades{events})"
+            events = ("" if self.fault_events is None else
+                      f", {self.fault_events:,} fault event"
+                      f"{'' if self.fault_events == 1 else 's'}")
+            return f"{text}{at} ({int(number(b.get('n')) or 0):,} trades{events})"
         if up is None:
             return ""
         if t.metric in LOWER_RATE_METRICS:  # the share's lower bound: 1 - the others' upper
@@ -188,6 +207,43 @@ def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
         return CheckResult(sc.name, sc.mode, rule.name, expr.expr, "criteria", rule.critical,
                            rule.weight, None, None, f"{why}: nothing to judge", scored=False)
     return None
+
+
+def _fault_events(sc: ScenarioData) -> int:
+    """The fault events measured in a scenario: every seed's when pooled
+    (``fault_events``), else its ``faults`` windows."""
+    pooled = sc.summary.get("fault_events")
+    if isinstance(pooled, int) and not isinstance(pooled, bool) and pooled >= 0:
+        return pooled
+    faults = sc.summary.get("faults")
+    return len([f for f in faults if isinstance(f, dict)]) if isinstance(faults, list) else 0
+
+
+def _with_fault_events(sc: ScenarioData, check: CheckResult) -> CheckResult:
+    """``check`` with the fault events its latency samples come from, when it is a latency
+    quantile gate of a scenario with faults whose samples include trades during faults
+    (not the ``outside_fault`` quantile); its note says how many events it rests on when
+    they are fewer than the independent samples the quantile's upper bound needs."""
+    try:
+        metric = parse_threshold(check.expr).metric
+    except ThresholdError:
+        return check
+    if metric not in QUANTILE_METRICS or metric.endswith("_outside_fault_s") \
+            or not _has_faults(sc) or check.bound is None:
+        return check
+    if not _live_pilot(sc) and sc.summary.get("latency_bounds") is None:
+        return check
+    if "outside the pilot's outages" in check.note:
+        return check
+    events = _fault_events(sc)
+    note = check.note
+    min_n = number(check.bound.get("min_n"))
+    n = number(check.bound.get("n")) or 0
+    if n > 0 and min_n is not None and events < min_n:
+        note = (f"{note}; rests on {events:,} fault event{'' if events == 1 else 's'}, "
+                f"fewer than the {int(min_n):,} independent samples its bound assumes: "
+                "trades in one fault are not independent").lstrip("; ")
+    return replace(check, fault_events=events, note=note)
 
 
 def _unusable(sc: ScenarioData) -> str | None:
@@ -300,14 +356,14 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     for sc in run.scenarios:
         for rule in criteria.rules:
             if _applies(rule, sc):
-                check = _rule_check(sc, rule)
+                check = _with_fault_events(sc, _rule_check(sc, rule))
                 checks.append(check)
                 seen.add((sc.name, check.expr))
         raw_list = sc.summary.get("thresholds")
         for raw in raw_list if isinstance(raw_list, list) else []:
             res = _scenario_threshold(sc, raw)
             if res is not None and (sc.name, res.expr) not in seen:
-                checks.append(res)
+                checks.append(_with_fault_events(sc, res))
 
     reasons: list[str] = []
     ws = [sc for sc in run.scenarios if sc.mode == "websocket"]

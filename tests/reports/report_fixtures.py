@@ -191,6 +191,61 @@ SCENARIOS: list[dict[str, Any]] = [
 ]
 
 
+_COUNT_KEYS = {"detected": "detected", "late": "late", "missed": "missed",
+               "duplicates": "duplicate", "phantoms": "phantom", "retracted": "retracted"}
+
+
+def _follow_counts(df: pd.DataFrame, summary: dict[str, Any], mode: str) -> pd.DataFrame:
+    """The outcomes table of a summary whose counts an override changed: as a real run's,
+    its rows count what the summary says (the report refuses a summary that its
+    outcomes.parquet contradicts). Rows are added (for a summary pooled over ``seeds``,
+    one copy of the table per seed) or dropped, and outcomes moved, keeping every row that
+    already has an outcome still wanted. A summary whose counts do not add up is left with
+    its table: the report says so."""
+    want = {o: summary.get(k) for k, o in _COUNT_KEYS.items()}
+    trades = summary.get("trades")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+               for v in (*want.values(), trades)):
+        return df
+    if trades != sum(want[o] for o in ("detected", "late", "missed", "duplicate")):
+        return df
+    n = int(trades) + int(want["phantom"]) + int(want["retracted"])  # type: ignore[operator]
+    seeds = summary.get("seeds")
+    if n > len(df) and isinstance(seeds, list) and len(seeds) > 1:
+        df = pd.concat([df.assign(seed=s) for s in seeds], ignore_index=True)
+    while len(df) < n:
+        more = df.iloc[:n - len(df)].copy()
+        more["trade_id"] = [f"{t}-{len(df) + i}" for i, t in enumerate(more["trade_id"])]
+        df = pd.concat([df, more], ignore_index=True)
+    df = df.iloc[:n].copy()
+    left = dict(want)
+    kept = []
+    for outcome in df["outcome"]:
+        keep = left.get(outcome, 0) > 0 and outcome != "detected"
+        if keep:
+            left[outcome] -= 1
+        kept.append(keep)
+    # what the rows not kept become: the rarer outcomes at the end of the run
+    todo = [o for o in ("detected", "late", "missed", "duplicate", "phantom", "retracted")
+            for _ in range(left[o])]
+    for i in range(len(df) - 1, -1, -1):
+        if kept[i]:
+            continue
+        outcome = todo.pop()
+        lat = None if outcome == "missed" else 8.0 if outcome == "late" and mode != "polling" \
+            else 20.0 if mode == "polling" else 0.3
+        if outcome == df.at[df.index[i], "outcome"]:
+            continue
+        idx = df.index[i]
+        df.at[idx, "outcome"] = outcome
+        df.at[idx, "latency_s"] = float("nan") if lat is None else lat
+        df.at[idx, "delivered_t_ns"] = (pd.NA if lat is None else
+                                        int(df.at[idx, "visible_t_ns"]) + int(lat * 1e9))
+        df.at[idx, "deliveries"] = 0 if lat is None else (2 if outcome == "duplicate" else 1)
+        df.at[idx, "source"] = None if lat is None else ("poll" if mode == "polling" else "ws")
+    return df
+
+
 def build_run(root: Path, *, run_id: str = "20261124-120000-synthetic",
               overrides: dict[str, dict[str, Any]] | None = None,
               remove: list[str] | None = None,
@@ -216,6 +271,8 @@ def build_run(root: Path, *, run_id: str = "20261124-120000-synthetic",
             # would: the report refuses a summary whose outcomes do not add up
             summary["detected"] = summary["trades"] - sum(
                 int(summary[k]) for k in ("late", "missed", "duplicates"))
+        if set(override) & {"trades", *_COUNT_KEYS}:
+            df = _follow_counts(df, summary, mode)
         if "thresholds" not in override:  # as the analysis writes them: on the final summary
             summary["thresholds"] = evaluate_all(SCENARIO_THRESHOLDS, summary)
         (sdir / "scenario.toml").write_text(
