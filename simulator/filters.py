@@ -68,6 +68,35 @@ def parse_topic(value: Any) -> str:
     return "0x" + body.lower()
 
 
+def _json_type(value: Any) -> str:
+    """The JSON type of ``value`` as Go's encoding/json names it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _decode_fixed(value: str, size: int, what: str, context: str) -> str:
+    """geth's decodeAddress / decodeTopic of a filter: ``hexutil.Decode`` (its texts,
+    syntax before odd length) and then the length in bytes; lower-case hex."""
+    if not value:
+        raise FilterError(context + "empty hex string")
+    if not value.startswith(("0x", "0X")):
+        raise FilterError(context + "hex string without 0x prefix")
+    body = value[2:]
+    if not _is_hex(body):
+        raise FilterError(context + "invalid hex string")
+    if len(body) % 2:
+        raise FilterError(context + "hex string of odd length")
+    if len(body) != 2 * size:
+        raise FilterError(f"{context}hex has invalid length {len(body) // 2} after decoding; "
+                          f"expected {size} for {what}")
+    return "0x" + body.lower()
+
+
 def over_query_limit(obj: Any) -> bool:
     """Whether a filter object has more addresses than geth's ``LogQueryLimit`` (1,000 by
     default), counted as sent: a caller refuses it with -32000 "exceed max addresses or
@@ -91,31 +120,48 @@ class LogFilter:
             return cls()
         if not isinstance(obj, dict):
             raise FilterError("filter must be an object")
+        # geth's FilterCriteria.UnmarshalJSON (eth/filters/api.go, v1.17), its texts
         addresses: frozenset[str] | None = None
         raw = obj.get("address")
         if isinstance(raw, list):
-            addresses = frozenset(parse_address(a) for a in raw) if raw else None
+            for i, a in enumerate(raw):
+                if not isinstance(a, str):
+                    raise FilterError(f"non-string address at index {i}")
+            addresses = frozenset(_decode_fixed(a, 20, "address", f"invalid address at "
+                                                               f"index {i}: ")
+                                  for i, a in enumerate(raw)) if raw else None
+        elif isinstance(raw, str):
+            addresses = frozenset([_decode_fixed(raw, 20, "address", "invalid address: ")])
         elif raw is not None:
-            addresses = frozenset([parse_address(raw)])
+            raise FilterError("invalid addresses in query")
         topics_raw = obj.get("topics")
         topics: list[frozenset[str] | None] = []
         if topics_raw is not None:
             if not isinstance(topics_raw, list):
-                raise FilterError("topics must be an array")
+                raise FilterError(f"json: cannot unmarshal {_json_type(topics_raw)} into Go "
+                                  f"struct field input.topics of type []interface {{}}")
             if len(topics_raw) > 4:
                 raise FilterError("exceed max topics")  # geth's maxTopics, its text
             for entry in topics_raw:
                 if entry is None:
                     topics.append(None)
+                elif isinstance(entry, str):
+                    topics.append(frozenset([_decode_fixed(entry, 32, "topic", "")]))
                 elif isinstance(entry, list):
                     if len(entry) > MAX_TOPIC_ALTERNATIVES:
                         raise FilterError("exceed max topics")
-                    if not entry or any(e is None for e in entry):
-                        topics.append(None)  # [] or a null inside an OR list = any
-                    else:
-                        topics.append(frozenset(parse_topic(e) for e in entry))
+                    alternatives: set[str] = set()
+                    for e in entry:  # geth stops at a null (any): what follows is not read
+                        if e is None:
+                            alternatives.clear()
+                            break
+                        if not isinstance(e, str):
+                            raise FilterError("invalid topic(s)")
+                        alternatives.add(_decode_fixed(e, 32, "topic", ""))
+                    # [] or a null inside an OR list = any
+                    topics.append(frozenset(alternatives) if alternatives else None)
                 else:
-                    topics.append(frozenset([parse_topic(entry)]))
+                    raise FilterError("invalid topic(s)")
         while topics and topics[-1] is None:
             topics.pop()
         return cls(addresses=addresses, topics=tuple(topics))

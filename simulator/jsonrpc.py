@@ -280,6 +280,25 @@ def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | 
     return lo, hi
 
 
+def _parse_filter(obj: dict[str, Any], pos: int) -> LogFilter:
+    """A filter object decoded in the order of geth's FilterCriteria.UnmarshalJSON:
+    blockHash, fromBlock and toBlock first, then blockHash with either bound refused,
+    then the addresses and the topics (every error ``invalid argument pos``)."""
+    if obj.get("blockHash") is not None:
+        _hash(obj["blockHash"], pos)
+    for tag in (obj.get("fromBlock"), obj.get("toBlock")):
+        if tag is not None and not (isinstance(tag, str) and tag in _TAGS):
+            _quantity(tag, pos)
+    if obj.get("blockHash") is not None and (obj.get("fromBlock") is not None
+                                             or obj.get("toBlock") is not None):
+        raise _arg_error(pos, "cannot specify both BlockHash and FromBlock/ToBlock, choose "
+                              "one or the other")
+    try:
+        return LogFilter.parse(obj)
+    except FilterError as exc:
+        raise _arg_error(pos, str(exc)) from None
+
+
 def _query_limit(obj: dict[str, Any]) -> None:
     """geth's LogQueryLimit (eth/filters, default 1,000 addresses; v1.16.4 #32327),
     checked once the filter decoded, by eth_getLogs and SubscribeLogs: a plain error
@@ -681,27 +700,14 @@ class JsonRpc:
         if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
         obj = p[0]
-        try:
-            flt = LogFilter.parse(obj)
-        except FilterError as exc:
-            raise _arg_error(0, str(exc)) from None
+        flt = _parse_filter(obj, 0)
         _at_most(p, 1)
+        _query_limit(obj)  # once the filter decoded, as geth's GetLogs
         chain = self.chain
         s = self.settings
         only: ChainBlock | None = None  # the block named by blockHash (maybe an orphan)
-        # what geth decodes with the filter (invalid argument 0) comes before its limit
         if obj.get("blockHash") is not None:
-            if obj.get("fromBlock") is not None or obj.get("toBlock") is not None:
-                raise RpcError(-32602, "invalid argument 0: cannot specify both BlockHash "
-                                       "and FromBlock/ToBlock, choose one or the other")
-            block_hash = _hash(obj["blockHash"], 0)
-        else:
-            for tag in (obj.get("fromBlock"), obj.get("toBlock")):
-                if tag is not None and not (isinstance(tag, str) and tag in _TAGS):
-                    _quantity(tag, 0)
-        _query_limit(obj)
-        if obj.get("blockHash") is not None:
-            only = self.block_by_hash(block_hash)
+            only = self.block_by_hash(_hash(obj["blockHash"], 0))
             if only is None:
                 raise RpcError(-32000, "unknown block")
             start = stop = only.number
@@ -778,13 +784,10 @@ class JsonRpc:
         if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
         obj = p[0]
+        flt = _parse_filter(obj, 0)
         if obj.get("blockHash") is not None:  # a filter of one past block has no changes
             raise RpcError(-32602, "invalid argument 0: blockHash is not a filter of new "
                                    "blocks (use eth_getLogs)")
-        try:
-            flt = LogFilter.parse(obj)
-        except FilterError as exc:
-            raise _arg_error(0, str(exc)) from None
         _at_most(p, 1)
         lo, hi = _filter_bounds(obj, 0, self.chain.first_number)
         return self._install(flt, lo=lo, hi=hi, criteria=obj)
@@ -889,13 +892,7 @@ class JsonRpc:
             obj = p[1]
             if obj is not None and not isinstance(obj, dict):
                 raise RpcError(-32602, "invalid argument 1: filter must be an object")
-            try:
-                flt = LogFilter.parse(obj)
-            except FilterError as exc:
-                raise _arg_error(1, str(exc)) from None
-            for tag in (obj or {}).get("fromBlock"), (obj or {}).get("toBlock"):
-                if tag is not None and not (isinstance(tag, str) and tag in _TAGS):
-                    _quantity(tag, 1)  # decoded with the filter, before the count
+            flt = LogFilter() if obj is None else _parse_filter(obj, 1)
             _at_most(p, 2)
             # geth's SubscribeLogs: the range is checked, and a subscription with one
             # delivers only the logs of the blocks in it (no backfill of past blocks)

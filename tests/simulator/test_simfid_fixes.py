@@ -371,3 +371,60 @@ def test_a_syncing_subscription_gets_a_synced_nodes_one_false() -> None:
                      "params": {"subscription": sub, "result": False}}
     assert extra["error"] == {"code": -32602, "message": "too many arguments, want at most 1"}
     assert sub not in rest and len(rest) == 6
+
+
+_A = "0x" + "ab" * 20
+_T = "0x" + "cd" * 32
+
+
+@pytest.mark.parametrize(("flt", "message"), [
+    ({"address": "0x12"}, "invalid address: hex has invalid length 1 after decoding; "
+                          "expected 20 for address"),
+    ({"address": [_A, "0x123"]}, "invalid address at index 1: hex string of odd length"),
+    ({"address": [_A, 5]}, "non-string address at index 1"),
+    ({"address": 5}, "invalid addresses in query"),
+    ({"address": "ab" * 20}, "invalid address: hex string without 0x prefix"),
+    ({"topics": ["0x12"]}, "hex has invalid length 1 after decoding; expected 32 for topic"),
+    ({"topics": [[_T, 7]]}, "invalid topic(s)"),
+    ({"topics": [7]}, "invalid topic(s)"),
+    ({"topics": [["0xzz"]]}, "invalid hex string"),
+    ({"topics": "x"}, "json: cannot unmarshal string into Go struct field input.topics of "
+                      "type []interface {}"),
+    # the block bounds decode before the addresses, and blockHash with one is refused
+    ({"address": 5, "fromBlock": "0x01"}, "hex number with leading zero digits"),
+    ({"blockHash": _T, "fromBlock": "0x1"},
+     "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"),
+])
+def test_a_bad_filter_is_refused_with_geths_decoding_text(flt: dict[str, Any],
+                                                          message: str) -> None:
+    """Issue: a filter's bad address or topic had the texts of a common.Address /
+    common.Hash argument ("hex string has length 2, want 40 for common.Address") or of
+    the simulator ("address must be a hex string, got int", "topics must be an array"),
+    and the addresses were read before the block bounds; geth's FilterCriteria decodes
+    the bounds first, then addresses with decodeAddress ("invalid address at index N:
+    ...") and topics with decodeTopic ("invalid topic(s)" for a non-string)."""
+    async def main() -> list[Any]:
+        async with Simulator(make_recording(2), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            url = sim.urls["http"]
+            return [(await _post(http, url, "eth_getLogs", [flt]))["error"],
+                    (await _ws(ws, "eth_subscribe", ["logs", flt]))["error"]]
+
+    logs, sub = asyncio.run(main())
+    assert logs == {"code": -32602, "message": f"invalid argument 0: {message}"}
+    assert sub == {"code": -32602, "message": f"invalid argument 1: {message}"}
+
+
+def test_topics_after_a_null_alternative_are_not_read() -> None:
+    """geth stops reading an OR list at its first null (any); what comes before it is
+    still decoded."""
+    async def main() -> list[Any]:
+        async with Simulator(make_recording(2), speed=1e6) as sim, \
+                aiohttp.ClientSession() as http:
+            url = sim.urls["http"]
+            return [await _post(http, url, "eth_getLogs", [{"topics": [[None, "0xzz"]]}]),
+                    await _post(http, url, "eth_getLogs", [{"topics": [["0xzz", None]]}])]
+
+    after, before = asyncio.run(main())
+    assert "result" in after
+    assert before["error"]["message"] == "invalid argument 0: invalid hex string"
