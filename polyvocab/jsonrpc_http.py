@@ -332,8 +332,8 @@ class JsonRpcHttpClient:
         rule = _for_method(self._rate_limited, method)
 
         async def once() -> Any:
-            return await self._post(body, [method], lambda parsed: _result_of(parsed, rid, rule),
-                                    rule)
+            return await self._post(body, [method],
+                                    lambda parsed: _result_of(parsed, rid, rule))
 
         return await self._with_retries(once, method)
 
@@ -399,10 +399,8 @@ class JsonRpcHttpClient:
                          type(exc).__name__, exc, attempt, self.max_retries, delay)
                 await asyncio.sleep(delay)
 
-    async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any],
-                    rule: RateRule | None = None) -> Any:
-        """POST ``body``; ``check`` turns the parsed answer into the value (or raises).
-        ``rule``: which error objects mean "slow down" (default: the client's)."""
+    async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any]) -> Any:
+        """POST ``body``; ``check`` turns the parsed answer into the value (or raises)."""
         if self._limiter is not None:
             wait = self._limiter.reserve(self._clock.now(), cost=len(methods))
             if wait > 0:
@@ -426,8 +424,7 @@ class JsonRpcHttpClient:
                 raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
             except aiohttp.ClientError as exc:
                 raise ConnectError(f"{type(exc).__name__}: {exc}") from None
-            parsed = classify_http(status, text, headers,
-                                   rate_limited=rule or self._rate_limited)
+            parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
             if isinstance(parsed, ServiceError):
                 # this frame, which the traceback holds (and a retry loop with it), must not
                 # hold the error nor the body: a 64 MB garbage answer stayed alive with it
