@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import IO, Any, overload
 
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, trade_id
-from simulator.filters import BlockIndex, LogFilter
+from simulator.filters import BlockIndex, LogFilter, archive_keys
 from simulator.recording import RecordedBlock, Recording, RecordingError, compact_json
 from simulator.schedule import IndexLag, ReplaySchedule
 from simulator.settings import DEFAULT_WINDOW_BLOCKS, SimSettings
@@ -93,20 +93,21 @@ def order_filled(logs: Sequence[dict[str, Any]]) -> list[list[str]]:
 class PreparedBlock(RecordedBlock):
     """A recorded block with what serving it needs built already (the header's JSON, its
     OrderFilled ``[trade_id, maker]`` pairs, its transaction hashes, its filter index over
-    ``logs``): by a render-ahead helper process (:mod:`simulator.render_ahead`), so the
-    replay's process does not. :class:`ChainBlock` takes them as its caches; they are what
-    it would build itself."""
+    ``logs``, the explorer archive's keys): by a render-ahead helper process
+    (:mod:`simulator.render_ahead`), so the replay's process does not. :class:`ChainBlock`
+    and the explorer take them as their caches; they are what each would build itself."""
 
     header_json: str | None = None
     fills: list[list[str]] | None = None
     tx_hashes: list[str] | None = None
     index: BlockIndex | None = None
+    archive_keys: frozenset[str] | None = None
 
     @classmethod
     def of(cls, rb: RecordedBlock) -> PreparedBlock:
         block = ChainBlock(rb)
         return cls(rb.block, rb.logs, rb.transactions, block.header_json(), block.fills,
-                   block.tx_hashes, block.index)
+                   block.tx_hashes, block.index, archive_keys(rb))
 
 
 class ChainBlock:
@@ -278,9 +279,10 @@ class _Tail(Sequence[int]):
     def __getitem__(self, i: int | slice) -> int | Sequence[int]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self._values) - self.offset  # read twice a published block: no len(self)
         if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
+            i += n
+        if not 0 <= i < n:
             raise IndexError("timestamp index out of range")
         return self._values[i + self.offset]
 

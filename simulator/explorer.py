@@ -46,6 +46,7 @@ from typing import Any, Literal, Protocol
 from aiohttp import web
 
 from polyvocab import CONDITIONAL_TOKENS, PUSD, TRANSFER, TRANSFER_SINGLE, USDC_E
+from simulator.filters import archive_keys
 from simulator.hexutil import parse_uint64
 from simulator.history import mask_key
 from simulator.ratelimit import KeyedRateLimiter, Limit
@@ -376,28 +377,10 @@ def _hash64(block_hash: str) -> int:
 
 
 def _block_keys(rb: RecordedBlock) -> frozenset[str]:
-    """The archive's keys of a block: every address its rows can be asked by (senders,
-    recipients, log addresses, address topics) and its event signatures. A superset of
-    the lists' keys is harmless: a block built again is filtered as the lists are."""
-    keys: set[str] = set()
-    for tx in rb.transactions:
-        keys.add(_lower(tx.get("from")))
-        keys.add(_lower(tx.get("to")))
-    for lg in rb.logs:
-        if lg.get("removed"):
-            continue
-        keys.add(_lower(lg.get("address")))
-        topics = lg.get("topics") or ()
-        if topics:
-            t0 = _lower(topics[0])
-            keys.add(_archive_key("logs_topic", t0))
-            token = t0 in (TRANSFER, TRANSFER_SINGLE)  # its parties, whatever their form
-            for t in topics[1:]:
-                t = _lower(t)
-                if token or t.startswith(_ADDRESS_TOPIC_PREFIX):
-                    keys.add(_topic_addr(t))
-    keys.discard("")
-    return frozenset(keys)
+    """The archive's keys of a block (:func:`simulator.filters.archive_keys`): as the
+    render-ahead helper built them (``simulator.chain.PreparedBlock``), or built here."""
+    keys: frozenset[str] | None = getattr(rb, "archive_keys", None)
+    return keys if keys is not None else archive_keys(rb)
 
 
 def _entries(rb: RecordedBlock) -> tuple[_Block, _Entries]:

@@ -13,11 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from polyvocab import TRANSFER, TRANSFER_SINGLE
+
+if TYPE_CHECKING:
+    from simulator.recording import RecordedBlock
 
 __all__ = ["FILTER_TIMEOUT_S", "MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex",
-           "FilterError", "LogFilter", "PollFilters", "over_query_limit", "parse_address",
-           "parse_topic"]
+           "FilterError", "LogFilter", "PollFilters", "archive_keys", "over_query_limit",
+           "parse_address", "parse_topic"]
 
 #: geth's bounds on one filter (eth/filters, v1.17): ``maxSubTopics`` alternatives at one
 #: topic position ("exceed max topics", while the filter decodes: invalid params) and the
@@ -189,28 +194,42 @@ class LogFilter:
         """Positions (in block order) of the logs of ``index`` that match."""
         # pick the most selective dimension by counting before building any list; a
         # dimension's keys present in the block are found from the smaller side (a filter
-        # of 1,000 maker topics against a block's few makers: the block's keys)
-        best: tuple[int, dict[str, list[int]], list[str]] | None = None
+        # of 1,000 maker topics against a block's few makers: the block's keys). A
+        # dimension with no match in the block answers at once: the filter is an AND. Run
+        # for every subscription at every block, so loops rather than generators.
+        best_size = -1
+        best_table: dict[str, list[int]] = {}
+        best_keys: list[str] = []
         dims = 0
-        if self.addresses is not None:
-            dims += 1
+        addresses = self.addresses
+        if addresses is not None:
+            dims = 1
             table = index.by_address
-            keys = _present(table, self.addresses)
-            best = (sum(len(table[k]) for k in keys), table, keys)
+            keys = _present(table, addresses)
+            if not keys:
+                return []
+            size = 0
+            for k in keys:
+                size += len(table[k])
+            best_size, best_table, best_keys = size, table, keys
         for pos, want in enumerate(self.topics):
             if want is not None:
                 dims += 1
                 table = index.by_topic[pos]
                 keys = _present(table, want)
-                size = sum(len(table[k]) for k in keys)
-                if best is None or size < best[0]:
-                    best = (size, table, keys)
-        if best is None:
+                if not keys:
+                    return []
+                size = 0
+                for k in keys:
+                    size += len(table[k])
+                if best_size < 0 or size < best_size:
+                    best_size, best_table, best_keys = size, table, keys
+        if best_size < 0:
             return list(range(len(index.logs)))
-        size, table, keys = best
-        if size == 0:
-            return []
-        hits = table[keys[0]] if len(keys) == 1 else sorted({i for k in keys for i in table[k]})
+        if len(best_keys) == 1:
+            hits = best_table[best_keys[0]]
+        else:
+            hits = sorted({i for k in best_keys for i in best_table[k]})
         if dims == 1:
             return list(hits)
         check = self._check
@@ -235,6 +254,14 @@ def _present(table: dict[str, list[int]], want: frozenset[str]) -> list[str]:
     return [k for k in want if k in table]
 
 
+def _low(value: Any) -> str:
+    """``str(value).lower()``, the log's own string when it is lowercase already (the
+    index then shares the log's strings: less to pickle, unpickle and hold)."""
+    text = str(value)
+    low = text.lower()
+    return text if low == text else low
+
+
 class BlockIndex:
     """One block's logs, indexed by address and by topic at positions 0..3."""
 
@@ -247,13 +274,55 @@ class BlockIndex:
         self.by_address: dict[str, list[int]] = {}
         self.by_topic: tuple[dict[str, list[int]], ...] = ({}, {}, {}, {})
         for i, log in enumerate(logs):
-            address = str(log.get("address", "")).lower()
-            topics = [str(t).lower() for t in log.get("topics", [])]
+            address = _low(log.get("address", ""))
+            topics = [_low(t) for t in log.get("topics", [])]
             self.addresses.append(address)
             self.topics.append(topics)
             self.by_address.setdefault(address, []).append(i)
             for pos, topic in enumerate(topics[:4]):
                 self.by_topic[pos].setdefault(topic, []).append(i)
+
+
+#: a topic holding an address (left-padded to 32 bytes)
+_ADDRESS_TOPIC_PREFIX = "0x" + "0" * 24
+_TOKEN_TOPICS = (TRANSFER, TRANSFER_SINGLE)
+
+
+def _low_str(value: Any) -> str:
+    """``value`` lowercased, the same object when it already is; "" for a non-string."""
+    if not isinstance(value, str):
+        return ""
+    low = value.lower()
+    return value if low == value else low
+
+
+def archive_keys(rb: RecordedBlock) -> frozenset[str]:
+    """The explorer archive's keys of a block (``simulator.explorer``): every address its
+    rows can be asked by (senders, recipients, log addresses, address topics) and its
+    event signatures. A superset of the index lists' keys is harmless: a block built
+    again is filtered as the lists are. A pure function of the block, so a render-ahead
+    helper builds it (``simulator.chain.PreparedBlock.archive_keys``)."""
+    keys: set[str] = set()
+    prefix = _ADDRESS_TOPIC_PREFIX
+    for tx in rb.transactions:
+        keys.add(_low_str(tx.get("from")))
+        keys.add(_low_str(tx.get("to")))
+    for lg in rb.logs:
+        if lg.get("removed"):
+            continue
+        keys.add(_low_str(lg.get("address")))
+        topics = lg.get("topics") or ()
+        if topics:
+            t0 = _low_str(topics[0])
+            # an address topic is archived as its address
+            keys.add("0x" + t0[-40:] if len(t0) == 66 and t0.startswith(prefix) else t0)
+            token = t0 in _TOKEN_TOPICS  # its parties, whatever their form
+            for t in topics[1:]:
+                t = _low_str(t)
+                if token or t.startswith(prefix):
+                    keys.add("0x" + t[-40:])
+    keys.discard("")
+    return frozenset(keys)
 
 
 # -- installed filters (eth_newFilter / eth_newBlockFilter / eth_getFilterChanges) ---------
