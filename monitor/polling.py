@@ -16,9 +16,12 @@ client-side on topic0 in {V1, V2 OrderFilled} and address in the configured exch
 before decoding. Full pages are followed (see :class:`~monitor.explorer_client.ExplorerClient`).
 
 Start block: a wallet with no cursor starts at ``start_block`` if configured, else at the
-explorer's current block (``module=proxy&action=eth_blockNumber``, one call per interval
-for all wallets), stored for every such wallet at the first head accepted, before any
-wallet is polled: a restart resumes from there.
+monitor's launch point: the head at the process's start (the node's ``eth_blockNumber``,
+or in polling-only mode the explorer's ``module=proxy&action=eth_blockNumber``), stored
+for every wallet without a cursor before anything is delivered (see
+:meth:`~monitor.wallet_monitor.WalletMonitor.record_launch`), so a process killed before
+its first poll is resumed from there. When that head could not be had at start, the
+first head a round accepts is stored the same way, before any wallet is polled.
 
 Cursor: per wallet, in the store. After a successful query up to the explorer's head H,
 the cursor becomes ``H - overlap_blocks``: the explorer indexes logs some seconds after it
@@ -336,13 +339,11 @@ class PollingMonitor:
         accepted), all in one transaction, before any wallet's logs are asked: a process
         killed or stopped during its first round (one call per wallet) left the wallets not
         polled yet without a cursor, and the process after it started them at its own first
-        head - every trade in between was lost (WebSocket mode stores its shard's start the
-        same way, at its first sync, before it delivers)."""
-        stored = self.store.cursors()
-        new = [w for w in self.wallets if w not in stored]
-        if new:
-            first = self.start_block if self.start_block is not None else head
-            self.store.set_cursors(new, first - 1, None, self.group, forward_only=False)
+        head - every trade in between was lost. The monitor stores its launch point the
+        same way at start (:meth:`~monitor.wallet_monitor.WalletMonitor.record_launch`),
+        before this round: this covers the wallets it could not start (no head then)."""
+        first = self.start_block if self.start_block is not None else head
+        self.store.start_cursors(self.wallets, first - 1)
         self._started = True
 
     def _quota_used_up(self, exc: QuotaExhausted) -> None:

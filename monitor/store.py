@@ -3,7 +3,9 @@
 Tables:
 - ``cursors``   per wallet: the last *fully processed* block (number + hash) and which
                 group (``websocket`` / ``polling``) processed it. Per wallet, so a rollout
-                change on restart moves a wallet between groups without a gap.
+                change on restart moves a wallet between groups without a gap. Group
+                ``launch`` (:data:`LAUNCH_GROUP`): the wallet's start, stored at the
+                process's start (:meth:`Store.start_cursors`), no block processed yet.
 - ``blocks``    recent block hashes (reorg detection across restarts).
 - ``delivered`` every trade id emitted: block hash, retracted flag, how many times it
                 was delivered / retracted (the :class:`~monitor.cores.Deduplicator` state);
@@ -46,7 +48,11 @@ from monitor.errors import StoreError
 from monitor.private_files import FileInUse, check_regular, hold_lock
 from monitor.trades import Trade
 
-__all__ = ["SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
+__all__ = ["LAUNCH_GROUP", "SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
+
+#: the group of a cursor stored as a wallet's start (the launch point) that no source has
+#: moved yet: a restart that finds it has nothing of a run before to re-check below it
+LAUNCH_GROUP = "launch"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -338,6 +344,25 @@ class Store:
                 held = self._save_blocks(blocks)
         if held is not None:  # committed: what the table holds now
             self._blocks_held = held
+
+    def start_cursors(self, wallets: Iterable[str], block: int) -> list[str]:
+        """Give every one of ``wallets`` that has no cursor yet one at ``block`` (its
+        first block to watch less one), of group :data:`LAUNCH_GROUP`, all in ONE
+        transaction; a wallet with a cursor keeps it. Returns the wallets started.
+
+        The monitor's launch point: it runs at start, before anything is delivered, so a
+        process killed before its first head or first poll leaves its start on disk and
+        the next one resumes from there, not from its own later head (see
+        :meth:`monitor.wallet_monitor.WalletMonitor.record_launch`); the polling monitor's
+        first round calls it too (a launch whose head could not be had)."""
+        with self._tx():
+            have = {w for (w,) in self._db.execute("SELECT wallet FROM cursors")}
+            rows = [(w, block, None, LAUNCH_GROUP) for w in dict.fromkeys(wallets)
+                    if w not in have]
+            self._db.executemany(
+                "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
+                "ON CONFLICT(wallet) DO NOTHING", rows)
+        return [r[0] for r in rows]
 
     # -- recent block hashes ------------------------------------------------------------
 

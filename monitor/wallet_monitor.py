@@ -107,7 +107,7 @@ from monitor.providers import SubscriptionPlan, plan_subscriptions
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
 from monitor.stages import FrameStamps
-from monitor.store import Store
+from monitor.store import LAUNCH_GROUP, Store
 from monitor.supervisor import Supervisor
 from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
@@ -265,6 +265,19 @@ async def node_hashes(rpc: _Rpc, numbers: Collection[int],
         got[asked[i]] = _block_hash(block, asked[i])
     await rpc.call_many("eth_getBlockByNumber", [[hex(n), False] for n in asked], answered)
     return out
+
+
+async def node_block_number(rpc: _Rpc) -> int:
+    """The HTTP node's ``eth_blockNumber``: a hex string (a JSON-RPC QUANTITY), or
+    :class:`BadResponse`."""
+    answer = await rpc.call("eth_blockNumber", [])
+    if not isinstance(answer, str):
+        raise BadResponse(f"eth_blockNumber answered a {type(answer).__name__}, not a "
+                          "hex quantity", kind="bad_shape")
+    try:
+        return quantity(answer, "eth_blockNumber")
+    except ValueError as exc:
+        raise BadResponse(str(exc), kind="bad_shape") from None
 
 
 class _Rpc:
@@ -468,6 +481,9 @@ class WsShard:
         # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
         # due once the heads are ZERO_MODE_SWEEP_BLOCKS past it (see _sweep_passed)
         self._swept_to: int | None = None
+        # reconcile_interval = 0: the cursor heads moved on before the first sync (None:
+        # none did); the first sweep starts there (see sync)
+        self._unswept_from: int | None = None
         #: reconcile_interval = 0, after a restart: the blocks below the stored cursor the
         #: first sweep fetches (first, last), and each wallet's block at or below which its
         #: logs are left out there (its ids may have been pruned; see _not_pruned)
@@ -492,6 +508,9 @@ class WsShard:
         self._cursor: int | None = None  # the shard's cursor, once read (see cursor())
         self._cursor_read = False
         self._cursor_complete = False
+        # every wallet's stored cursor is its launch point, not moved by any run yet (see
+        # WalletMonitor.record_launch): no run delivered below it, nothing to re-sweep
+        self._at_launch = False
         # the block hashes this shard's cursor passed under (see _verify_restart_cursor):
         # the stored ones at start, then those of its own syncs and checks. Not the shared
         # table: another shard writes the chain it saw there, and a shard that was down
@@ -527,6 +546,7 @@ class WsShard:
             own = {w: cursors[w].block for w in self.wallets if w in cursors}
             blocks = list(own.values())
             self._cursor_complete = len(blocks) == len(self.wallets)  # every wallet has one
+            self._at_launch = bool(own) and all(cursors[w].group == LAUNCH_GROUP for w in own)
             if blocks and not self._cursor_complete and self.s.start_block is not None:
                 # a wallet new to this shard (a rollout change, a wallet the poller never
                 # reached) starts at start_block, not at the other wallets' cursor
@@ -843,6 +863,10 @@ class WsShard:
             # gap whose sync failed (a node error, a garbage answer) or was held below
             # the HTTP node's head - and moving past them lost their trades for good
             if cur is not None and cur >= max(self.live_from - 1, number - 2):
+                if self._swept_to is None and self._unswept_from is None:
+                    # before the first sync (a launch point stored at start): the
+                    # sweeps start here, not at the cursor the heads moved on
+                    self._unswept_from = cur
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
                 self._cursor_moved(cur, number - 1, forward_only=True)
@@ -1186,8 +1210,12 @@ class WsShard:
             return 0
         target = head if self._chain_stalled(head) else head - 1
         cur = self.cursor()
-        restarted = cur is not None and self._swept_to is None  # a cursor a run before set
-        if cur is None:  # wallets never seen: start at the configured block or here
+        # a cursor a run before moved (not a launch point no run moved: nothing was
+        # delivered below it, no sweep of the blocks under it is due)
+        restarted = cur is not None and self._swept_to is None and not self._at_launch
+        if cur is None:
+            # wallets never seen, their launch point not stored (the node did not say its
+            # head at start): start at the configured block or here
             first = self.s.start_block if self.s.start_block is not None else (
                 self.live_from if self.live_from is not None else head)
             # none of the shard's wallets has a cursor (cursor() is exact outside a
@@ -1202,7 +1230,14 @@ class WsShard:
             # fetch below). Set only by a sync that fetched something, a first start whose
             # first sync had no block to ask left it None, and no sweep ever ran: a logs
             # subscription silent while heads flowed lost its trades for good
-            self._swept_to = cur
+            # ... or below: where the heads moved the cursor from before this first sync
+            # (a launch point stored at start, record_launch: blocks from there on were
+            # fetched by nothing, the launch block's logs mined before the subscription)
+            self._swept_to = cur if self._unswept_from is None else min(
+                cur, self._unswept_from)
+            if self._swept_to < cur:  # fetched now: more heads may not come soon
+                self._sweep_due = True
+                self._wake.set()
             if restarted and self.s.reconcile_interval == 0:
                 # the heads of the run before moved the stored cursor past blocks its
                 # sweeps had not fetched yet (up to ZERO_MODE_SWEEP_BLOCKS, more while a
@@ -1394,16 +1429,8 @@ class WsShard:
         return max(cur, node - 1)
 
     async def _node_block_number(self) -> int:
-        """The HTTP node's ``eth_blockNumber``: a hex string (a JSON-RPC QUANTITY), or
-        :class:`BadResponse`."""
-        answer = await self.rpc.call("eth_blockNumber", [])
-        if not isinstance(answer, str):
-            raise BadResponse(f"eth_blockNumber answered a {type(answer).__name__}, not a "
-                              "hex quantity", kind="bad_shape")
-        try:
-            return quantity(answer, "eth_blockNumber")
-        except ValueError as exc:
-            raise BadResponse(str(exc), kind="bad_shape") from None
+        """The HTTP node's ``eth_blockNumber`` (:func:`node_block_number`)."""
+        return await node_block_number(self.rpc)
 
     async def _get_logs(self, a: int, b: int, base: dict[str, Any] | None = None
                         ) -> list[dict[str, Any]]:
@@ -1779,6 +1806,9 @@ class WalletMonitor:
                 s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
                 rate_per_s=s.explorer_rate_per_s, speed=s.speed, timeout=s.explorer_timeout,
                 page_size=s.explorer_page_size, history=self.history, clock=self.clock)
+        # before anything is delivered (the outbox included) or READY said: a process
+        # killed before its first head must leave where it started on disk
+        await self.record_launch()
         # before any source or the outbox loop runs: what a crashed process left goes out
         # first, less the trades of blocks the chain replaced meanwhile: the node's view,
         # or without a node (polling only) the explorer's (sent unchecked, such a trade
@@ -1828,6 +1858,51 @@ class WalletMonitor:
             await self.ops.start()
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    async def record_launch(self) -> set[str]:
+        """Store the launch point: every watched wallet without a cursor (a fresh state
+        database, or wallets new to the list) gets one at ``start_block`` if configured,
+        else at the head at this start - the HTTP node's ``eth_blockNumber``, or in
+        polling-only mode the explorer's - in one transaction, before anything is
+        delivered. A process killed before its first head (before any sync or poll
+        stored a cursor) then leaves that point on disk, and the next one backfills from
+        it: it started at its own, later, head, and every trade between the two launches
+        was lost for good. A wallet added to the list later starts at the head of the
+        start that first watches it, the same way. The head is waited for at most
+        ``RESTART_CHECK_WAIT_S`` simulated seconds (at least one second); without it the
+        wallets start at the first head a source sees, as before (a warning says so).
+        Returns the wallets started here."""
+        s, store = self.s, self.store
+        assert store is not None
+        stored = store.cursors()
+        new = [w for w in s.wallets if w not in stored]
+        if not new:
+            return set()
+        if s.start_block is not None:
+            block, source = s.start_block, "start_block"
+        else:
+            wait = max(s.scaled(RESTART_CHECK_WAIT_S), 1.0)
+            source = "node" if self.rpc is not None else "explorer"
+            try:
+                if self.rpc is not None:
+                    block = await asyncio.wait_for(node_block_number(self.rpc), wait)
+                elif self.explorer is not None:
+                    block = await asyncio.wait_for(self.explorer.block_number(), wait)
+                else:
+                    return set()
+            except (MonitorError, TimeoutError) as exc:
+                log.warning("the %s did not say its head within %.1fs (%s): the launch point "
+                            "is not stored; the wallets start at the first head seen", source,
+                            wait, redact(str(exc)) or type(exc).__name__)
+                return set()
+            if block <= 0:  # a node resyncing, an explorer with nothing indexed
+                log.warning("the %s said head %d at start: the launch point is not stored; "
+                            "the wallets start at the first head seen", source, block)
+                return set()
+        started = set(store.start_cursors(new, block - 1))
+        log.info("launch point: %d wallet(s) start at block %d (%s)", len(started), block,
+                 source)
+        return started
 
     def _departed_wallets(self) -> tuple[list[str], int] | None:
         """Wallets no longer on the list with a standing delivery in the last
