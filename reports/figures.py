@@ -432,13 +432,17 @@ def resources(run: Run) -> Figure:
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     names = [s.name for s in scs][::-1]
     colors = [MODE_COLORS.get(s.mode, "#718096") for s in scs][::-1]
-    cpu = [metric_value(s.summary, "cpu_s_per_hour") or 0.0 for s in scs][::-1]
-    rss = [metric_value(s.summary, "rss_peak_mb") or 0.0 for s in scs][::-1]
-    ax1.barh(names, cpu, color=colors, height=0.6)
+    # a scenario whose CPU or memory was not measured is said so, not drawn as 0
+    cpu = [metric_value(s.summary, "cpu_s_per_hour") for s in scs][::-1]
+    rss = [metric_value(s.summary, "rss_peak_mb") for s in scs][::-1]
+    ax1.barh(names, [v or 0.0 for v in cpu], color=colors, height=0.6)
     ax1.set_xlabel("CPU seconds per simulated hour")
-    ax2.barh(names, rss, color=colors, height=0.6)
+    ax2.barh(names, [v or 0.0 for v in rss], color=colors, height=0.6)
     ax2.set_xlabel("peak RSS (MB)")
-    for ax in (ax1, ax2):
+    for ax, vals in ((ax1, cpu), (ax2, rss)):
+        for i, v in enumerate(vals):
+            if v is None:
+                ax.text(0, i, " not measured", va="center", fontsize=8, color="#718096")
         _style(ax)
     fig.legend(handles=[Patch(color=c, label=m) for m, c in MODE_COLORS.items()
                         if any(s.mode == m for s in scs)], fontsize=8, frameon=False,

@@ -33,6 +33,7 @@ __all__ = [
     "RunStoreError",
     "ScenarioData",
     "all_outcomes",
+    "basis_fault_events",
     "fallback_intervals",
     "load_run",
     "outcome_seconds",
@@ -319,6 +320,27 @@ def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = No
                 out.append(f"the run's summary.json says {key} = {str(listed.get(key))[:40]}, "
                            f"the scenario's says {str(summary.get(key))[:40]}")
     return out
+
+
+def basis_fault_events(sc: ScenarioData) -> int | None:
+    """The fault events of a scenario pooled over seeds counting each distinct replay once
+    (the seeds of its ``bound_basis``, from their own ``seeds/<seed>/summary.json``), or
+    None when a seed's summary cannot be read."""
+    basis = sc.summary.get("bound_basis")
+    seeds = basis.get("seeds") if isinstance(basis, dict) else None
+    if not isinstance(seeds, list):
+        return None
+    total = 0
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            return None
+        problems: list[str] = []
+        own = _read_json(sc.path / "seeds" / str(seed) / "summary.json", problems)
+        faults = own.get("faults")
+        if problems or not isinstance(faults, list):
+            return None
+        total += sum(1 for f in faults if isinstance(f, dict))
+    return total
 
 
 def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> ScenarioData:

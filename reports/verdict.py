@@ -34,7 +34,7 @@ from experiments.thresholds import (
 )
 from experiments.thresholds import evaluate as evaluate_threshold
 from reports.criteria import Criteria, Rule
-from reports.load import Run, ScenarioData
+from reports.load import Run, ScenarioData, basis_fault_events
 
 __all__ = [
     "CRITICAL_METRICS",
@@ -211,7 +211,14 @@ def _pilot_rule_check(sc: ScenarioData, rule: Rule) -> CheckResult | None:
 
 def _fault_events(sc: ScenarioData) -> int:
     """The fault events measured in a scenario: every seed's when pooled
-    (``fault_events``), else its ``faults`` windows."""
+    (``fault_events``), else its ``faults`` windows. Seeds that replayed another seed's
+    trades and faults (``bound_basis.same_as``) are counted once, as the latency bounds
+    count them: ten seeds of one replay are one fault event each, not ten."""
+    basis = sc.summary.get("bound_basis")
+    if isinstance(basis, dict) and basis.get("same_as"):
+        distinct = basis_fault_events(sc)
+        if distinct is not None:
+            return distinct
     pooled = sc.summary.get("fault_events")
     if isinstance(pooled, int) and not isinstance(pooled, bool) and pooled >= 0:
         return pooled
