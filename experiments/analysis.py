@@ -25,6 +25,7 @@ import pandas as pd
 from experiments.checker import (
     DETECTION_COLUMNS,
     OUTCOME_COLUMNS,
+    TRADE_OUTCOMES,
     CheckParams,
     detections_frame,
     require_parquet,
@@ -45,6 +46,7 @@ __all__ = [
     "outcomes_table",
     "previous_summary",
     "summaries_frame",
+    "trades_by",
 ]
 
 require_parquet()  # the tables below are parquet: a missing pyarrow is said before a run
@@ -503,6 +505,32 @@ def summaries_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
         row["thresholds_unknown"] = sum(1 for v in verdicts if v is None)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def trades_by(outcomes: pd.DataFrame, keys: str | list[str]) -> pd.DataFrame:
+    """``outcomes`` (one row a trade or delivery, as :func:`outcomes_table` gives them)
+    counted by ``keys`` as the summary counts them: ``trades`` are the detected, late,
+    missed and duplicate rows (:data:`~experiments.checker.TRADE_OUTCOMES`), and the
+    latency quantiles are theirs. A phantom or a retracted delivery is no trade: it is
+    counted in its own column and its latency is in no quantile (counted as a trade, a
+    wallet's phantoms made its trades and p95 disagree with the summary)."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    outcome = outcomes["outcome"]
+    lat = outcomes["latency_s"].astype(float).where(outcome.isin(TRADE_OUTCOMES))
+    frame = outcomes[keys].assign(
+        trades=outcome.isin(TRADE_OUTCOMES).astype(int),
+        detected=(outcome == "detected").astype(int), late=(outcome == "late").astype(int),
+        missed=(outcome == "missed").astype(int),
+        duplicates=(outcome == "duplicate").astype(int),
+        phantoms=(outcome == "phantom").astype(int),
+        retracted=(outcome == "retracted").astype(int), latency_s=lat)
+    groups = frame.groupby(keys, dropna=False)
+    table = groups[["trades", "detected", "late", "missed", "duplicates", "phantoms",
+                    "retracted"]].sum()
+    table["latency_p50_s"] = groups["latency_s"].median()
+    table["latency_p95_s"] = groups["latency_s"].quantile(0.95)
+    table["latency_max_s"] = groups["latency_s"].max()
+    return table
 
 
 def outcomes_table(run_dir: str | Path) -> pd.DataFrame:

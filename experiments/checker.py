@@ -59,6 +59,7 @@ from experiments.truth import TruthError, build_truth, sim_start
 __all__ = [
     "OUTCOMES",
     "OUTCOME_COLUMNS",
+    "TRADE_OUTCOMES",
     "CheckParams",
     "CheckerError",
     "FaultWindow",
@@ -546,14 +547,16 @@ def _q(values: pd.Series, q: float) -> float | None:
     return float(vals.quantile(q))
 
 
-_TRADE_OUTCOMES = ("detected", "late", "missed", "duplicate")  # the trades: not phantoms
+#: the outcomes that are trades: a phantom or a retraction is a delivery the chain did not
+#: keep, counted apart and in no latency quantile
+TRADE_OUTCOMES = ("detected", "late", "missed", "duplicate")
 
 
 def latency_samples(outcomes: pd.DataFrame) -> dict[str, pd.Series]:
     """Each latency quantile metric (:data:`experiments.thresholds.QUANTILE_METRICS`) and
     the latencies it is a quantile of: every trade's, those of trades in a fault, those of
     the others (a missed trade has none)."""
-    canonical = outcomes[outcomes["outcome"].isin(_TRADE_OUTCOMES)]
+    canonical = outcomes[outcomes["outcome"].isin(TRADE_OUTCOMES)]
     lat = canonical["latency_s"]
     in_fault = canonical["in_fault"].astype(bool)
     return {"latency_p50_s": lat, "latency_p95_s": lat, "latency_p99_s": lat,
@@ -577,7 +580,7 @@ def latency_bounds(outcomes: pd.DataFrame, n_all: Mapping[str, int] | None = Non
 
 def outcome_counts(outcomes: pd.DataFrame) -> dict[str, Any]:
     counts = outcomes["outcome"].value_counts()
-    trades = int(outcomes["outcome"].isin(_TRADE_OUTCOMES).sum())
+    trades = int(outcomes["outcome"].isin(TRADE_OUTCOMES).sum())
     samples = latency_samples(outcomes)
     missed = int(counts.get("missed", 0))
     return {
