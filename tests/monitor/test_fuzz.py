@@ -178,7 +178,7 @@ def test_jsonrpc_http_answer_matching_raises_only_a_monitor_error(parsed: Any) -
 
     client = JsonRpcHttpClient("http://127.0.0.1:9/", None, max_retries=0)  # type: ignore[arg-type]
 
-    async def post(body: Any, methods: list[str], check: Any) -> Any:
+    async def post(body: Any, methods: list[str], check: Any, rule: Any = None) -> Any:
         return check(parsed)
 
     client._post = post  # type: ignore[method-assign]
