@@ -125,10 +125,9 @@ class CallCounter:
 RateRule = Callable[[int, str], bool]
 
 #: QuickNode's per-second limit: code -32007, "15/second request limit reached - reduce
-#: calls per second or upgrade your account at quicknode.com" (the number is the plan's):
-#: no word of :func:`~polyvocab.policies.is_rate_limited`'s, so it failed the call at once
+#: calls per second or upgrade your account at quicknode.com" (the number is the plan's;
+#: its texts are :func:`~polyvocab.policies.is_rate_limited`'s too)
 QUICKNODE_RATE_CODE = -32007
-_QUICKNODE_TEXTS = ("request limit reached", "reduce calls per second")
 #: the methods whose "limit exceeded" may be a range refusal (a smaller range succeeds);
 #: on any other method a rate-limit code can only mean "slow down"
 RANGED_METHODS = frozenset({"eth_getLogs"})
@@ -141,8 +140,6 @@ def is_rate_limit_reply(code: int, message: str) -> bool:
     range refusal: -32005 "query returned more than 10000 results" stays an
     :class:`RpcError` (split the range), never retried."""
     if code in (429, QUICKNODE_RATE_CODE) or is_rate_limited(message):
-        return True
-    if any(t in message.lower() for t in _QUICKNODE_TEXTS):
         return True
     return code in RATE_LIMIT_RPC_CODES and not is_range_too_large(message)
 

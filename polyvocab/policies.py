@@ -32,7 +32,10 @@ __all__ = ["RANGE_TOO_LARGE_TEXTS", "TokenBucket", "is_beyond_head", "is_range_t
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
                          "too large", "response size")
 _RATE_TEXTS = ("rate limit", "too many requests", "request count", "capacity",
-               "throughput", "exceeded the rate", "rate exceeded")
+               "throughput", "exceeded the rate", "rate exceeded",
+               # QuickNode: "15/second request limit reached - reduce calls per second or
+               # upgrade your account at quicknode.com" (code -32007)
+               "request limit reached", "reduce calls per second")
 
 
 def is_rate_limited(message: str) -> bool:

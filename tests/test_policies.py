@@ -42,7 +42,9 @@ def test_provider_texts_are_classified_once_for_everyone() -> None:
                  "eth_getLogs is limited to a 10,000 range"):
         assert is_range_too_large(text), text
     for text in ("daily request count exceeded", "Too Many Requests",
-                 "project ID request rate exceeded"):
+                 "project ID request rate exceeded",
+                 "15/second request limit reached - reduce calls per second or upgrade your "
+                 "account at quicknode.com"):
         assert is_rate_limited(text) and not is_range_too_large(text), text
     for text in ("block range extends beyond current head block",  # geth, reth
                  "block 50162452 is beyond the latest block 50162448 of this node, retry "
