@@ -36,6 +36,7 @@ from monitor.config import (
     NOT_FROM_ENV,
     Settings,
     argv_secrets,
+    explorer_needs_key,
     load_settings,
     normalise_address,
 )
@@ -232,9 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not settings.websocket_url or not settings.rpc_url):
             raise ConfigError("websocket_url and rpc_url: both are needed in websocket mode "
                               "(or use --mode polling)")
-        if (not settings.use_websocket or settings.websocket_share < 100) and \
-                not settings.explorer_url:
+        polls = not settings.use_websocket or settings.websocket_share < 100
+        if polls and not settings.explorer_url:
             raise ConfigError("explorer_url is needed for polling")
+        keyless = not settings.api_key() and explorer_needs_key(settings.explorer_url)
+        if polls and keyless:
+            # Etherscan V2 answers every call without a key NOTOK: no poll would succeed
+            raise ConfigError("the explorer (Etherscan V2) needs an API key for polling: put "
+                              "it in a file named by EXPLORER_API_KEY_FILE (or "
+                              "EXPLORER_API_KEY)")
     except ConfigError as exc:
         print(f"python -m monitor: error: {exc.message}", file=sys.stderr)
         return 2
@@ -243,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _install_log_filters()
     for found in argv_secrets(vars(ns), ns.set):
         log.warning("%s", found.advice())
+    if keyless and settings.explorer_url:
+        log.warning("no explorer API key: Etherscan V2 refuses every call without one, so "
+                    "the fallback to polling cannot deliver while the feed is down (set "
+                    "EXPLORER_API_KEY_FILE)")
     try:
         return asyncio.run(_run(settings))
     except (ConfigError, StoreError) as exc:  # state_db or detections path unusable

@@ -62,9 +62,21 @@ from polyvocab.redact import key_like_segment
 from polyvocab.small_files import CONFIG_BYTES, read_small_text
 
 __all__ = ["DEPRECATED", "ENV_ALIASES", "ENV_PREFIX", "SECRET_FIELDS", "ArgvSecret",
-           "Settings", "argv_secrets", "load_settings", "normalise_address"]
+           "Settings", "argv_secrets", "explorer_needs_key", "load_settings",
+           "normalise_address"]
 
 log = logging.getLogger(__name__)
+
+
+def explorer_needs_key(url: str | None) -> bool:
+    """Whether the explorer at ``url`` refuses every call without a key: Etherscan V2
+    (``*.etherscan.io``) answers each one NOTOK "Missing/Invalid API Key"."""
+    try:
+        host = (urlsplit(url or "").hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    return host == "etherscan.io" or host.endswith(".etherscan.io")
+
 
 ENV_PREFIX = "MONITOR_"
 #: setting -> the un-prefixed environment name kept as a documented alias

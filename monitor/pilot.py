@@ -54,7 +54,7 @@ import aiohttp
 
 from monitor.bounds import quantity
 from monitor.clock import Clock, SystemClock
-from monitor.config import Settings
+from monitor.config import Settings, explorer_needs_key
 from monitor.connection import ConnState
 from monitor.errors import MonitorError, StoreError
 from monitor.history import History
@@ -199,16 +199,6 @@ def lock_held(db: Path) -> bool | None:
         return None
     finally:
         os.close(fd)
-
-
-def explorer_needs_key(url: str | None) -> bool:
-    """Whether the explorer at ``url`` refuses every call without a key: Etherscan V2
-    (``*.etherscan.io``) answers each one NOTOK "Missing/Invalid API Key"."""
-    try:
-        host = (urlsplit(url or "").hostname or "").lower().rstrip(".")
-    except ValueError:
-        return False
-    return host == "etherscan.io" or host.endswith(".etherscan.io")
 
 
 #: words of a NOTOK text that say the key itself is refused ("Invalid API Key",
