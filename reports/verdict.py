@@ -121,19 +121,18 @@ class CheckResult:
         up, lo = number(b.get("upper")), number(b.get("lower"))
         if "quantile" in b:
             parts = [shown(x, [t.value]) if x is not None else None for x in (lo, up)]
+            n = int(number(b.get("n")) or 0)
+            basis = f"{n:,} trade{'' if n == 1 else 's'}"
+            if self.fault_events is not None:
+                basis += (f", {self.fault_events:,} fault event"
+                          f"{'' if self.fault_events == 1 else 's'}")
             if parts[0] and parts[1]:
                 text = f"{parts[0]} - {parts[1]} s"
             elif parts[0] or parts[1]:
                 text = f">= {parts[0]} s" if parts[0] else f"<= {parts[1]} s"
             else:
-                events = ("" if self.fault_events is None else
-                          f", {self.fault_events:,} fault event"
-                          f"{'' if self.fault_events == 1 else 's'}")
-                return f"none ({int(number(b.get('n')) or 0):,} trades{events})"
-            events = ("" if self.fault_events is None else
-                      f", {self.fault_events:,} fault event"
-                      f"{'' if self.fault_events == 1 else 's'}")
-            return f"{text}{at} ({int(number(b.get('n')) or 0):,} trades{events})"
+                return f"none ({basis})"
+            return f"{text}{at} ({basis})"
         if up is None:
             return ""
         if t.metric in LOWER_RATE_METRICS:  # the share's lower bound: 1 - the others' upper

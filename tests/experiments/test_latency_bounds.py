@@ -299,7 +299,7 @@ def test_the_report_shows_the_bound_beside_the_value() -> None:
     one = evaluate("latency_p95_s < 1", summary_of([0.5]))
     check = CheckResult("s", "websocket", "p95", "latency_p95_s < 1", "criteria", False, 1.0,
                         one["passed"], one["value"], one["note"], bound=one["bound"])
-    assert check.shown_bound == ">= 0.5 s at 95% (1 trades)"
+    assert check.shown_bound == ">= 0.5 s at 95% (1 trade)"
     rate = evaluate("missed_pct < 1", {"missed": 0, "trades": 428, "missed_pct": 0.0})
     check = CheckResult("s", "websocket", "m", "missed_pct < 1", "criteria", True, 1.0,
                         rate["passed"], rate["value"], rate["note"], bound=rate["bound"])
