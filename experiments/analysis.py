@@ -4,7 +4,11 @@ A scenario directory (docs/contracts.md 'Run store') holds what the runner colle
 ``scenario.toml``, ``sim_history.jsonl``, ``monitor_history.jsonl``, ``detections.jsonl``
 and ``run.json`` (the runner's own record: status, measurement window, wallets,
 resources). :func:`analyze_scenario_dir` turns them into ``truth.parquet``,
-``detections.parquet``, ``outcomes.parquet`` and ``summary.json``. It never raises for bad
+``detections.parquet``, ``outcomes.parquet`` and ``summary.json``, and (a successful
+analysis) ``reliability.json``: what the report's reliability section counts of the
+histories (malformed items injected, inputs rejected, restarts, task crashes, tasks dead
+at the end), noted while the histories are read for the checker, so that a pool of seeds
+can sum them (:func:`experiments.seeds.pool`). It never raises for bad
 data: a harness failure stays ``harness_error``; a checker failure or missing data makes
 the scenario ``inconclusive`` with the error, and every threshold ``passed: null``.
 """
@@ -15,6 +19,7 @@ import json
 import logging
 import multiprocessing
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -39,20 +44,26 @@ from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
 
 __all__ = [
+    "RELIABILITY_FILE",
     "SUMMARY_KEYS",
     "AnalysisFailed",
     "analyze_scenario_dir",
     "empty_summary",
     "outcomes_table",
     "previous_summary",
+    "reliability_counts",
     "summaries_frame",
     "trades_by",
+    "write_reliability",
 ]
 
 require_parquet()  # the tables below are parquet: a missing pyarrow is said before a run
 
 
 RUN_FILE = "run.json"
+#: what the report's reliability section counts of a scenario's histories (see
+#: :class:`_MonitorTally` and :meth:`_SimRows.malformed`); a pool of seeds sums them
+RELIABILITY_FILE = "reliability.json"
 
 log = logging.getLogger("experiments.analysis")
 
@@ -82,6 +93,41 @@ def _timed(row: dict[str, Any]) -> dict[str, Any]:
 
 def _monitor_row(row: dict[str, Any]) -> dict[str, Any] | None:
     return _timed(row) if row.get("event") in MONITOR_EVENTS else None
+
+
+class _MonitorTally:
+    """What the reliability section counts of the monitor's history, noted as its rows go
+    by (none of them is kept): inputs rejected by kind (``bad_input`` rows by ``kind``,
+    ``decode_error`` rows as ``decode_error``), processes started (``start`` rows: all
+    but the first are restarts survived), supervised tasks that crashed (``task_crash``)
+    and the tasks not alive at the end (the last ``tasks`` row's ``alive``)."""
+
+    def __init__(self) -> None:
+        self.rejected: Counter[str] = Counter()
+        self.starts = 0
+        self.task_crashes = 0
+        self.alive: dict[str, Any] | None = None
+
+    def select(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        event = row.get("event")
+        if event == "bad_input":
+            if row.get("kind") is not None:
+                self.rejected[str(row["kind"])] += 1
+        elif event == "decode_error":
+            self.rejected["decode_error"] += 1
+        elif event == "task_crash":
+            self.task_crashes += 1
+        elif event == "tasks":
+            alive = row.get("alive")
+            self.alive = alive if isinstance(alive, dict) else None
+        elif event == "start":
+            self.starts += 1
+        return _monitor_row(row)
+
+    def counts(self) -> dict[str, Any]:
+        return {"rejected": dict(sorted(self.rejected.items())),
+                "restarts": max(self.starts - 1, 0), "task_crashes": self.task_crashes,
+                "tasks_dead": sorted(str(k) for k, v in (self.alive or {}).items() if not v)}
 
 
 def _detection_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -114,8 +160,12 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
-def _read_monitor_rows(path: Path) -> list[dict[str, Any]]:
-    return read_jsonl(path, _monitor_row)
+def _read_monitor_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The monitor's history rows the checker reads, and what the reliability section
+    counts of the whole file (:class:`_MonitorTally`), in one pass."""
+    tally = _MonitorTally()
+    rows = read_jsonl(path, tally.select)
+    return rows, tally.counts()
 
 
 def _read_detections(path: Path) -> pd.DataFrame:
@@ -124,8 +174,8 @@ def _read_detections(path: Path) -> pd.DataFrame:
 
 
 def _read_both(monitor_path: Path, det_path: Path
-               ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    """A second process's work: the monitor's rows and the detections table."""
+               ) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], pd.DataFrame]:
+    """A second process's work: the monitor's rows (and tally) and the detections table."""
     return _read_monitor_rows(monitor_path), _read_detections(det_path)
 
 
@@ -138,8 +188,9 @@ class _SecondProcess:
     def __init__(self, monitor_path: Path, det_path: Path) -> None:
         self.paths = (monitor_path, det_path)
         self._pool: ProcessPoolExecutor | None = None
-        self._future: Future[tuple[list[dict[str, Any]], pd.DataFrame]] | None = None
-        self._monitor_rows: list[dict[str, Any]] | None = None
+        self._future: Future[tuple[tuple[list[dict[str, Any]], dict[str, Any]],
+                                   pd.DataFrame]] | None = None
+        self._monitor_rows: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
         self._detections: pd.DataFrame | None = None
         try:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
@@ -161,11 +212,17 @@ class _SecondProcess:
         finally:
             self.close()
 
-    def monitor_rows(self) -> list[dict[str, Any]]:
+    def _monitor(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self._result()
         if self._monitor_rows is None:
             self._monitor_rows = _read_monitor_rows(self.paths[0])
         return self._monitor_rows
+
+    def monitor_rows(self) -> list[dict[str, Any]]:
+        return self._monitor()[0]
+
+    def monitor_counts(self) -> dict[str, Any]:
+        return self._monitor()[1]
 
     def detections(self) -> pd.DataFrame:
         self._result()
@@ -199,6 +256,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     frames: dict[str, pd.DataFrame] = {
         "truth": _empty(TRUTH_COLUMNS), "detections": _empty(DETECTION_COLUMNS),
         "outcomes": _empty(OUTCOME_COLUMNS)}
+    reliability: dict[str, Any] | None = None
     if run.get("status") == "harness_error":
         summary["status"] = "harness_error"
     elif readable:
@@ -226,10 +284,12 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                 other = _SecondProcess(mon_path, det_path)
                 # the checker asks for them after the truth's pass
                 monitor_of: Callable[[], list[dict[str, Any]]] = other.monitor_rows
+                counts_of: Callable[[], dict[str, Any]] = other.monitor_counts
                 detections_of = other.detections
             else:
-                rows = _read_monitor_rows(mon_path)
+                rows, counts = _read_monitor_rows(mon_path)
                 monitor_of = lambda: rows  # noqa: E731
+                counts_of = lambda: counts  # noqa: E731
             truth, detections, outcomes, measures = run_checker(
                 sim_rows, monitor_of, det_rows, params, resources=run.get("resources"),
                 sim_end_ns=sim_rows.end_ns, fault_rows=sim_rows.fault_rows,
@@ -253,6 +313,8 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                 raise _Unusable(f"the files changed while they were analysed ({moved}): "
                                 "a run still writing them?")
             frames = {"truth": truth, "detections": detections, "outcomes": outcomes}
+            reliability = {"malformed": sim_rows.malformed(), **counts_of(),
+                           "inputs": inputs}
             summary.update(measures)
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
                                                         run.get("resources"))
@@ -263,11 +325,13 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             summary["error"] = None
         except _Unusable as exc:  # the data is whole, but it is not the run that was meant
             summary = empty_summary({**run, "status": "inconclusive", "error": str(exc)})
+            reliability = None
         except (ScenarioError, OSError, KeyError, ValueError, TypeError, ArithmeticError,
                 AttributeError, IndexError) as exc:
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             summary = empty_summary({**run, "status": "inconclusive",
                                      "error": f"analysis failed: {detail}"})
+            reliability = None
         finally:
             if other is not None:  # the checker stopped before it asked: do not wait for it
                 other.close(wait=False)
@@ -278,9 +342,50 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
     summary["inputs"] = inputs
     for name, frame in frames.items():
         _write_frame(frame, sdir / f"{name}.parquet")
+    write_reliability(sdir, reliability)
     (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                        encoding="utf-8")
     return summary
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def reliability_counts(data: Any) -> dict[str, Any] | None:
+    """``data`` (a :data:`RELIABILITY_FILE`'s contents) as the counts it holds, or None when
+    it is not what an analysis or a pool writes (a count not a whole number >= 0, a kind
+    not a string)."""
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in ("malformed", "rejected"):
+        kinds = data.get(key)
+        if not isinstance(kinds, dict) or not all(
+                isinstance(k, str) and _count(v) for k, v in kinds.items()):
+            return None
+        out[key] = dict(sorted(kinds.items()))
+    for key in ("restarts", "task_crashes"):
+        if not _count(data.get(key)):
+            return None
+        out[key] = data[key]
+    dead = data.get("tasks_dead")
+    if not isinstance(dead, list) or not all(isinstance(t, str) for t in dead):
+        return None
+    out["tasks_dead"] = sorted(dead)
+    out["seeds"] = data.get("seeds")
+    out["inputs"] = data.get("inputs")
+    return out
+
+
+def write_reliability(sdir: Path, counts: dict[str, Any] | None) -> None:
+    """Write ``sdir``'s :data:`RELIABILITY_FILE`, or remove it (``counts`` None: none were
+    had), so that no earlier analysis's counts stand beside this one's summary."""
+    path = sdir / RELIABILITY_FILE
+    if counts is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps(counts, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 #: a delivery stamped this long before its trade was first published (one monotonic clock
@@ -407,12 +512,14 @@ class _SimRows(JsonlRows):
         self._faults: list[dict[str, Any]] | None = None
         self._broken: dict[str, Any] | None = None
         self._last: dict[str, Any] | None = None  # the last start or stop row
+        self._malformed: dict[str, int] | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         top = 0
         faults: list[dict[str, Any]] = []
         broken: list[dict[str, Any]] = []
         last: dict[str, Any] | None = None
+        malformed: Counter[str] = Counter()
 
         def select(row: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal top, last
@@ -424,6 +531,8 @@ class _SimRows(JsonlRows):
                 last = row
             if event == "recording_error":
                 broken.append(row)
+            elif event == "malformed" and row.get("kind") is not None:
+                malformed[str(row["kind"])] += 1
             kept = row if event in SIM_EVENTS else None
             if kept is not None and event in FAULT_EVENTS:
                 faults.append(kept)
@@ -433,6 +542,7 @@ class _SimRows(JsonlRows):
         self._end_ns, self._faults = top, faults
         self._broken = broken[0] if broken else None
         self._last = last
+        self._malformed = dict(sorted(malformed.items()))
 
     def _complete(self) -> None:
         if self._end_ns is None:
@@ -460,6 +570,13 @@ class _SimRows(JsonlRows):
             return None
         return (f"the simulator's recording ended early, after {self._broken.get('blocks')} "
                 f"blocks ({self._broken.get('error')}): the run replayed less than planned")
+
+    def malformed(self) -> dict[str, int]:
+        """The malformed items the simulator injected, by kind (its ``malformed`` rows):
+        from the last complete pass, or a pass of its own."""
+        self._complete()
+        assert self._malformed is not None
+        return self._malformed
 
     def fault_rows(self) -> list[dict[str, Any]]:
         """The ``fault_start`` and ``fault_stop`` rows, in file order: from the last

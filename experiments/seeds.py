@@ -9,7 +9,12 @@ offset of up to a fifth of its period) all change with ``s``; nothing else does.
 scenario's directory: counts summed (trades, missed, late, ...), latency quantiles over
 the pooled trades, rates per hour over the pooled simulated time, each key metric's
 spread across seeds (``spread``: min, max, mean, sd), and every seed's faults by kind
-(``fault_kinds``; ``faults`` lists the first seed's). The per-seed runs stay in
+(``fault_kinds``; ``faults`` lists the first seed's), and every seed's reliability counts
+(``reliability.json``: malformed items injected and inputs rejected by kind, restarts,
+task crashes summed; the tasks dead at the end of any seed; the analysis noted them in
+each seed's folder: :func:`pooled_reliability`). The histories copied up into the
+scenario's folder are the first seed's: nothing pooled is read from them. The per-seed
+runs stay in
 ``<scenario>/seeds/<seed>/`` as complete scenario directories. The scenario's thresholds
 are evaluated once, on the pooled summary, with the confidence bounds of
 :mod:`experiments.thresholds` - which is what makes many seeds worth running. The bounds
@@ -33,13 +38,18 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.analysis import empty_summary
+from experiments.analysis import (
+    RELIABILITY_FILE,
+    empty_summary,
+    reliability_counts,
+    write_reliability,
+)
 from experiments.checker import latency_bounds, outcome_counts
 from experiments.scenario import Scenario
 from experiments.thresholds import evaluate_all
 
 __all__ = ["SPREAD_METRICS", "basis_outcomes", "bound_basis", "derive_seed", "pool",
-           "reseed"]
+           "pooled_reliability", "reseed"]
 
 SPREAD_METRICS = ("trades", "missed", "late", "duplicates", "phantoms", "latency_p50_s",
                   "latency_p95_s", "latency_p95_in_fault_s", "explorer_calls_per_hour",
@@ -104,6 +114,7 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
         out = empty_summary({**base, "status": "harness_error",
                              "error": f"{len(bad)} of {len(seeds)} seeds failed: {detail}"})
         out["seeds"] = seeds
+        write_reliability(sdir, None)
         _write_summary(sdir, out)
         return out
     frames = []
@@ -159,8 +170,40 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
                      for m in SPREAD_METRICS}
     out["status"], out["error"] = "ok", None
     out["thresholds"] = evaluate_all(list(scenario.thresholds), out)
+    write_reliability(sdir, pooled_reliability(sdir, seeds, out.get("inputs")))
     _write_summary(sdir, out)
     return out
+
+
+def pooled_reliability(sdir: Path, seeds: list[int], inputs: Any) -> dict[str, Any] | None:
+    """Every seed's reliability counts (``seeds/<seed>/reliability.json``) summed: the
+    malformed items injected and the inputs rejected by kind, the restarts survived and
+    the task crashes; the tasks not alive at the end of any seed. None when a seed has no
+    readable counts (analysed before the analysis noted them): the report then says its
+    figures are the first seed's only. ``inputs``: the pooled summary's, which the report
+    matches."""
+    malformed: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    restarts = crashes = 0
+    dead: set[str] = set()
+    for seed in seeds:
+        try:
+            data = json.loads((sdir / "seeds" / str(seed) / RELIABILITY_FILE)
+                              .read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        counts = reliability_counts(data)
+        if counts is None:
+            return None
+        malformed.update(counts["malformed"])
+        rejected.update(counts["rejected"])
+        restarts += counts["restarts"]
+        crashes += counts["task_crashes"]
+        dead.update(counts["tasks_dead"])
+    return {"malformed": dict(sorted(malformed.items())),
+            "rejected": dict(sorted(rejected.items())), "restarts": restarts,
+            "task_crashes": crashes, "tasks_dead": sorted(dead), "seeds": list(seeds),
+            "inputs": inputs}
 
 
 _TRADES = ("detected", "late", "missed", "duplicate")  # what outcome_counts calls trades

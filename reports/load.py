@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.analysis import RELIABILITY_FILE, reliability_counts
 from experiments.checker import OUTCOME_COLUMNS, require_parquet
 from experiments.inputs import changed_since, fingerprint
 from experiments.scenario import MODES
@@ -37,6 +38,7 @@ __all__ = [
     "fallback_intervals",
     "load_run",
     "outcome_seconds",
+    "reliability_of",
     "run_clock",
     "seed_t0_ns",
     "sim_seconds",
@@ -63,7 +65,10 @@ class RunStoreError(Exception):
 @dataclass(frozen=True, slots=True, eq=False)
 class ScenarioData:
     """One scenario of a run: its summary plus the data frames that could be read. The
-    histories are without their :data:`BULK_EVENTS` rows."""
+    histories are without their :data:`BULK_EVENTS` rows (of a scenario pooled over seeds:
+    the first seed's). ``reliability``: what the analysis counted of the histories for the
+    reliability section (every seed's, summed, when pooled: :func:`reliability_of`), None
+    when the stored run has none that match its summary."""
 
     name: str
     path: Path
@@ -72,6 +77,7 @@ class ScenarioData:
     monitor_history: pd.DataFrame | None
     sim_history: pd.DataFrame | None
     problems: tuple[str, ...] = ()
+    reliability: dict[str, Any] | None = None
 
     @property
     def mode(self) -> str:
@@ -373,7 +379,25 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
     problems.extend(outcome_problems(summary, outcomes, sdir))
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
     sim = _read_history(sdir / "sim_history.jsonl", problems)
-    return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems))
+    return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems),
+                        reliability_of(sdir, summary))
+
+
+def reliability_of(sdir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The scenario's reliability counts (``reliability.json``, written by the analysis
+    beside its summary; summed over the seeds by the pool) when they are of the analysis
+    ``summary`` is (the same inputs and seeds), else None: a store written before the
+    analysis noted them, or counts left from another analysis, are not shown as this
+    one's."""
+    path = sdir / RELIABILITY_FILE
+    if not summary or not path.exists():
+        return None
+    unread: list[str] = []
+    counts = reliability_counts(_read_json(path, unread))
+    if unread or counts is None or counts["inputs"] != summary.get("inputs") \
+            or counts["seeds"] != summary.get("seeds"):
+        return None
+    return counts
 
 
 #: manifest ``clock`` of a run in virtual time (``experiments run --clock virtual``)
