@@ -1861,10 +1861,10 @@ class WalletMonitor:
 
     async def record_launch(self) -> set[str]:
         """Store the launch point: every watched wallet without a cursor (a fresh state
-        database, or wallets new to the list) gets one at ``start_block`` if configured,
-        else at the head at this start - the HTTP node's ``eth_blockNumber``, or in
-        polling-only mode the explorer's - in one transaction, before anything is
-        delivered. A process killed before its first head (before any sync or poll
+        database, or wallets new to the list) gets one below ``start_block`` if
+        configured, else at the head at this start - the HTTP node's ``eth_blockNumber``,
+        or in polling-only mode the explorer's; watched from the block after it - in one
+        transaction, before anything is delivered. A process killed before its first head (before any sync or poll
         stored a cursor) then leaves that point on disk, and the next one backfills from
         it: it started at its own, later, head, and every trade between the two launches
         was lost for good. A wallet added to the list later starts at the head of the
@@ -1880,6 +1880,7 @@ class WalletMonitor:
             return set()
         if s.start_block is not None:
             block, source = s.start_block, "start_block"
+            cursor = block - 1  # the first block to watch
         else:
             wait = max(s.scaled(RESTART_CHECK_WAIT_S), 1.0)
             source = "node" if self.rpc is not None else "explorer"
@@ -1899,9 +1900,15 @@ class WalletMonitor:
                 log.warning("the %s said head %d at start: the launch point is not stored; "
                             "the wallets start at the first head seen", source, block)
                 return set()
-        started = set(store.start_cursors(new, block - 1))
-        log.info("launch point: %d wallet(s) start at block %d (%s)", len(started), block,
-                 source)
+            # the head at start was mined before the launch: watched from the next block,
+            # as from the first head a feed sends (geth sends none on subscribing). From
+            # the head itself, its trades - made before the launch - went to the bot: 189
+            # phantoms of the harness's truth at 100,000 wallets (the paused replay's last
+            # history block)
+            cursor = block
+        started = set(store.start_cursors(new, cursor))
+        log.info("launch point: %d wallet(s) start at block %d (%s)", len(started),
+                 cursor + 1, source)
         return started
 
     def _departed_wallets(self) -> tuple[list[str], int] | None:
