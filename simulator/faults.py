@@ -23,7 +23,12 @@ ws_latency                ws       delay_ms (200), jitter_ms (0), seed (0)
 ws_loss                   ws       share (0.1), seed (0)
 ws_dup                    ws       share (0.1), seed (0)
 max_subscriptions         ws       n (1)
-reorg                     chain    depth (1; 1..64), seed (0), move_share, vanish_share
+reorg                     chain    depth (1; 1..64), seed (0), move_share, vanish_share,
+                                   heads ("each" | "top": a newHeads header for every new
+                                   block, or only for the new top, after all the logs, as
+                                   geth announces a side chain that overtakes at once),
+                                   removed_logs (true; false: the orphans' logs are not
+                                   sent again with ``removed: true``)
 rpc_errors                rpc_http share (0.5), statuses ([429,500,502,503,"timeout"]),
                                    timeout_s (10), seed (0)
 rpc_lag                   rpc_http blocks (1; 1..64): the HTTP node is ``blocks`` behind the

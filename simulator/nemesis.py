@@ -182,12 +182,18 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Reorg:
-    """Replace the last ``depth`` blocks of the chain with a fork."""
+    """Replace the last ``depth`` blocks of the chain with a fork. ``heads``: "each" (a
+    newHeads header for every block of the new branch) or "top" (only the new top's, as
+    geth announces a side chain that overtakes in one import); ``removed_logs`` False:
+    the orphans' logs are not sent again with ``removed: true`` (a provider that drops
+    them): a client learns of the reorg only from the heads."""
 
     depth: int
     seed: int
     move_share: float
     vanish_share: float
+    heads: str = "each"
+    removed_logs: bool = True
 
 
 Command = Abort | Close | Reorg
@@ -329,12 +335,19 @@ def _check_share(p: dict[str, Any]) -> None:
     num(p, "share", 0, 1)
 
 
+#: how a reorg announces its new branch on newHeads: every block, or the new top only
+REORG_HEADS = ("each", "top")
+
+
 def _check_reorg(p: dict[str, Any]) -> None:
     whole(p, "depth", 1, 64, " of blocks")
     num(p, "move_share", 0, 1)
     num(p, "vanish_share", 0, 1)
     if p["move_share"] + p["vanish_share"] > 1:
         raise FaultError("params: move_share + vanish_share must be <= 1")
+    if p["heads"] not in REORG_HEADS:
+        raise FaultError(f"params.heads: must be one of {', '.join(REORG_HEADS)} "
+                         f"(got {str(p['heads'])[:40]!r})")
 
 
 def _check_max_subs(p: dict[str, Any]) -> None:
@@ -377,7 +390,7 @@ def _start_close(fault: ActiveFault) -> tuple[Command, ...]:
 def _start_reorg(fault: ActiveFault) -> tuple[Command, ...]:
     p = fault.spec.params
     return (Reorg(int(p["depth"]), int(p["seed"]), float(p["move_share"]),
-                  float(p["vanish_share"])),)
+                  float(p["vanish_share"]), str(p["heads"]), bool(p["removed_logs"])),)
 
 
 def _upgrade_refuse(faults: Faults, answer: Refusal | None) -> Refusal | None:
@@ -729,7 +742,8 @@ KINDS: dict[str, FaultKind] = {
     "max_subscriptions": FaultKind("ws", {"n": 1}, check=_check_max_subs,
                                    subscribe=_subscribe_limit),
     "reorg": FaultKind("chain", {"depth": 1, "seed": 0, "move_share": 0.3,
-                                 "vanish_share": 0.2}, one_shot=True, check=_check_reorg,
+                                 "vanish_share": 0.2, "heads": "each",
+                                 "removed_logs": True}, one_shot=True, check=_check_reorg,
                        start=_start_reorg),
     "rpc_errors": FaultKind("rpc_http", {"share": 0.5,
                                          "statuses": [429, 500, 502, 503, "timeout"],

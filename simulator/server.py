@@ -879,16 +879,21 @@ class Simulator:
                     for i in sub.flt.select(block.index):
                         block.log_json(i)
 
-    def _fan_out(self, block: ChainBlock) -> None:
-        self.rpc.poll_filters.on_block(block)
+    def _fan_out(self, block: ChainBlock, *, heads: bool = True, logs: bool = True) -> None:
+        """The block's notifications: its header to newHeads subscriptions (``heads``),
+        its logs to logs subscriptions and poll filters (``logs``)."""
+        if logs:
+            self.rpc.poll_filters.on_block(block)
         head = None
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
                 if sub.kind == "newHeads":
+                    if not heads:
+                        continue
                     if head is None:
                         head = block.header_json()
                     conn.notify(sub, head)
-                elif sub.flt is not None:  # logs (newPendingTransactions: no mempool)
+                elif sub.flt is not None and logs:  # logs (newPendingTransactions: none)
                     if (sub.lo is not None or sub.hi is not None) and sub.skips(block.number):
                         continue
                     for i in sub.flt.select(block.index):
@@ -1042,10 +1047,12 @@ class Simulator:
                                           seed=command.seed, move_share=command.move_share,
                                           vanish_share=command.vanish_share)
                 if result is not None:
-                    self._publish_reorg(result)
+                    self._publish_reorg(result, heads=command.heads,
+                                        removed_logs=command.removed_logs)
         self._sync_hooks()
 
-    def _publish_reorg(self, result: ReorgResult) -> None:
+    def _publish_reorg(self, result: ReorgResult, *, heads: str = "each",
+                       removed_logs: bool = True) -> None:
         # before the replay began (a paused node), the reorg replaced history blocks whose
         # rows are written at begin: its rows follow them there (visible from the start)
         early = not self.started
@@ -1058,18 +1065,33 @@ class Simulator:
             self.history.record("reorg", **reorg)
         # geth sends the orphans' logs in forward order, the oldest orphan first
         # (core/blockchain.go reorg: "uses forward order ... for legacy reasons"): a client
-        # reading the first removed log as the fork point finds the right block
+        # reading the first removed log as the fork point finds the right block.
+        # removed_logs False: a provider that drops them (the heads alone show the reorg)
         for block in result.old:
             self.rpc.keep_orphan(block)
-            self._fan_out_removed(block)
-        for block in result.new:
+            if removed_logs:
+                self._fan_out_removed(block)
+        # heads "each": a header for every new block, each before its logs (blocks
+        # imported one at a time). "top": geth importing a side chain that overtakes at
+        # once - reorg() sends the removed logs, then the new branch's logs (all but the
+        # top's), and writeBlockAndSetHead the top's logs and ONE head event, the new
+        # top's. Assumed order on the wire: removed logs, new logs oldest block first, the
+        # top's header last (geth's feeds reach a subscriber through separate channels,
+        # so a client cannot rely on a head before or after the logs). Poll filters get
+        # every new block as before (simulator.filters: a block filter sees each hash).
+        for i, block in enumerate(result.new):
             if early:
                 self._early_rows.append(("block_published", {
                     **_history_block_fields(block), "history": True}))
             else:
                 self.history.record("block_published", t_ns=block.visible_ns,
                                     **_history_block_fields(block))
-            self._fan_out(block)
+            if heads == "each":
+                self._fan_out(block)
+            else:
+                self._fan_out(block, heads=False)
+                if i == len(result.new) - 1:
+                    self._fan_out(block, logs=False)
 
     def _sync_hooks(self) -> None:
         """Explorer and lag hooks follow the active faults."""
