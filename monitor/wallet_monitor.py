@@ -461,6 +461,13 @@ class WsShard:
         # the last reorg head the feed showed (number, hash), until a re-check is done:
         # the node must have that block before its answers judge the reorg
         self._reorg_head: tuple[int, str] | None = None
+        # its parentHash when that is not the block the feed had below it: the fork lies
+        # below the head (geth announces a side chain that overtakes in one import with
+        # the new top's header only), so a node without the head must have its parent
+        self._reorg_parent: str | None = None
+        # the highest height a reorg head showed changed since the last re-check done:
+        # the re-check walks down from there (see _recheck)
+        self._reorg_top: int | None = None
         self._node_waits = 0  # re-checks put off so far for it
         # live signs of a chain change (reorg heads, ``removed`` logs) seen so far: an
         # eth_getLogs answer fetched across one may be the old chain's (see sync)
@@ -845,7 +852,10 @@ class WsShard:
             self.node_head = None
             self._reorg_from = ev.start if self._reorg_from is None else min(
                 self._reorg_from, ev.start)
+            self._reorg_top = ev.start if self._reorg_top is None else max(
+                self._reorg_top, ev.start)
             self._reorg_head, self._node_waits = (number, bh.lower()), 0
+            self._reorg_parent = parent.lower() if ev.start < number else None
             self._wake.set()
         elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
             self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
@@ -1155,7 +1165,7 @@ class WsShard:
                     if await self._recheck(start) and \
                             not self._changes.reorged_since(changes):
                         await self._check_departed()
-                        self._reorg_from = self._reorg_head = None
+                        self._reorg_from = self._reorg_head = self._reorg_top = None
                 if self._fallback_check is not None and self._poller is None:
                     since = self._fallback_check
                     await self._check_fallback_deliveries(since)
@@ -1394,6 +1404,7 @@ class WsShard:
             self._reorg_from = number
         if self._reorg_head is None:
             self._reorg_head, self._node_waits = (number, feed_hash.lower()), 0
+            self._reorg_parent = None
         self._wake.set()
 
     async def _confirmed_target(self, cur: int, target: int) -> int:
@@ -1472,10 +1483,18 @@ class WsShard:
     async def _recheck(self, start: int) -> bool:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind.
         False if the logs it fetched went stale (another re-check is asked for)."""
+        walk = self._changes.mark()
         await self._node_has_the_reorg()
         canonical: dict[int, str] = {}
         floor = self.tracker.oldest if self.tracker.oldest is not None else start
-        k = start
+        # from the highest height a reorg head showed changed, not only from ``start``:
+        # a head whose parent is not the block the feed had (geth's one header for a
+        # side chain's import) says only "from number - 1 down to a fork below". With
+        # ``start`` lowered by an earlier re-check (its logs went stale: this reorg came
+        # meanwhile), the walk began below the new fork, found the node agreeing there
+        # and took the fork at the head: the 30 blocks between kept the old chain's
+        # trades (phantoms) and never got the new chain's (missed)
+        k = max(start, self._reorg_top if self._reorg_top is not None else start)
         while k >= floor:
             h = await self._canonical_hash(k)
             if h is None:
@@ -1484,6 +1503,17 @@ class WsShard:
             if self.tracker.hash_at(k) == h and k < start:
                 break
             k -= 1
+        if self._changes.reorged_since(walk):
+            # the feed showed another reorg while the node was asked (has it the reorg
+            # head, then its hashes): they may be of the chain the new reorg replaced (a
+            # node behind the feed). Recorded, they wrote over the feed's new hashes, and
+            # the next re-check, its reorg head gone from the tracker, judged at once
+            # with the node's old chain: the new chain's trades retracted, the old one's
+            # delivered again (an HTTP node 2 blocks behind, a 16-block reorg 6 s after
+            # a 3-block one). Asked again once the node has the new reorg's head
+            self._reorg_from = start if self._reorg_from is None else min(
+                start, self._reorg_from)
+            return False
         fork = self.tracker.fork_point(canonical) if canonical else start
         done = await self._fix_range(fork, self._known_head() or fork,
                                      known=dict(canonical))
@@ -1498,24 +1528,34 @@ class WsShard:
         delivered from the new block orphans (retracted, then delivered again once it
         caught up: the bot undid and redid a real trade) and brought back the old chain's
         trades the feed had just retracted. A node without the block yet is left to the
-        rules of the re-check (it judges only blocks the node has)."""
+        rules of the re-check (it judges only blocks the node has) when the fork is the
+        head block itself. When it lies below (``_reorg_parent``: geth announces a side
+        chain that overtakes in one import with the new top's header only), the node
+        must have the head's parent, or it is behind too (the same waits): its blocks
+        below the head may be the replaced ones (the re-check took them for the chain:
+        the new branch's live trades retracted, the old one's delivered again)."""
         seen = self._reorg_head
         if seen is None or self.tracker.hash_at(seen[0]) != seen[1]:
             return  # no reorg head, or the feed has since moved off it
         number, feed_hash = seen
         node_hash = await self._canonical_hash(number)
-        if node_hash is None or node_hash == feed_hash:
+        if node_hash == feed_hash:
             return
+        if node_hash is None:
+            parent = self._reorg_parent
+            if parent is None or await self._canonical_hash(number - 1) == parent:
+                return  # what it has below the head is the feed's chain
+        shown = "no such block" if node_hash is None else f"{node_hash[:10]}..."
         if self._node_waits < self.RECHECK_NODE_WAITS or (
                 self._node_waits < self.RECHECK_BEHIND_WAITS
                 and await self._node_behind_feed()):
             self._node_waits += 1
             self.counters["recheck_node_behind"] += 1
             raise _NodeBehind(f"the node's block {number} is not the feed's yet "
-                              f"({node_hash[:10]}... against {feed_hash[:10]}...)")
-        log.warning("[%s] the node still has block %d as %s..., the feed showed %s...: "
+                              f"({shown} against {feed_hash[:10]}...)")
+        log.warning("[%s] the node still has block %d as %s, the feed showed %s...: "
                     "the re-check takes the node's chain", self.conn_id, number,
-                    node_hash[:10], feed_hash[:10])
+                    shown, feed_hash[:10])
 
     async def _node_behind_feed(self) -> bool:
         """Is the HTTP node's head below the feed's? A node slow to follow (a provider's
@@ -1864,11 +1904,12 @@ class WalletMonitor:
         database, or wallets new to the list) gets one below ``start_block`` if
         configured, else at the head at this start - the HTTP node's ``eth_blockNumber``,
         or in polling-only mode the explorer's; watched from the block after it - in one
-        transaction, before anything is delivered. A process killed before its first head (before any sync or poll
-        stored a cursor) then leaves that point on disk, and the next one backfills from
-        it: it started at its own, later, head, and every trade between the two launches
-        was lost for good. A wallet added to the list later starts at the head of the
-        start that first watches it, the same way. The head is waited for at most
+        transaction, before anything is delivered. A process killed before its first head
+        (before any sync or poll stored a cursor) then leaves that point on disk, and the
+        next one backfills from it: it started at its own, later, head, and every trade
+        between the two launches was lost for good. A wallet added to the list later
+        starts at the head of the start that first watches it, the same way. The head is
+        waited for at most
         ``RESTART_CHECK_WAIT_S`` simulated seconds (at least one second); without it the
         wallets start at the first head a source sees, as before (a warning says so).
         Returns the wallets started here."""
