@@ -215,6 +215,8 @@ class Pipeline:
             if sent:
                 log.info("redelivered %d outbox event(s)", sent)
         self.counters["outbox_pruned"] += self._maybe_prune_outbox()
+        # between batches, not inside a live batch's commit (Store.checkpoint_if_due)
+        self.counters["wal_checkpoints"] += int(self.store.checkpoint_if_due())
         if self.dedup_retention_blocks and self._now_ns() >= self._next_dedup_prune_ns:
             pruned = self.store.prune_delivered(self.dedup_retention_blocks,
                                                 self.DEDUP_PRUNE_LIMIT)
