@@ -461,10 +461,11 @@ class WsShard:
         # the last reorg head the feed showed (number, hash), until a re-check is done:
         # the node must have that block before its answers judge the reorg
         self._reorg_head: tuple[int, str] | None = None
-        # its parentHash when that is not the block the feed had below it: the fork lies
-        # below the head (geth announces a side chain that overtakes in one import with
-        # the new top's header only), so a node without the head must have its parent
-        self._reorg_parent: str | None = None
+        # (number - 1, its parentHash) when that is not the block the feed had below it:
+        # the fork lies below the head (geth announces a side chain that overtakes in one
+        # import with the new top's header only), so a node without the head must have
+        # its parent. Kept through a later reorg forked at its own head (not below it)
+        self._reorg_parent: tuple[int, str] | None = None
         # the highest height a reorg head showed changed since the last re-check done:
         # the re-check walks down from there (see _recheck)
         self._reorg_top: int | None = None
@@ -855,7 +856,10 @@ class WsShard:
             self._reorg_top = ev.start if self._reorg_top is None else max(
                 self._reorg_top, ev.start)
             self._reorg_head, self._node_waits = (number, bh.lower()), 0
-            self._reorg_parent = parent.lower() if ev.start < number else None
+            if ev.start < number:
+                self._reorg_parent = (number - 1, parent.lower())
+            elif self._reorg_parent is not None and self._reorg_parent[0] >= number:
+                self._reorg_parent = None  # this reorg replaced that block
             self._wake.set()
         elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
             self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
@@ -1166,6 +1170,7 @@ class WsShard:
                             not self._changes.reorged_since(changes):
                         await self._check_departed()
                         self._reorg_from = self._reorg_head = self._reorg_top = None
+                        self._reorg_parent = None
                 if self._fallback_check is not None and self._poller is None:
                     since = self._fallback_check
                     await self._check_fallback_deliveries(since)
@@ -1498,6 +1503,10 @@ class WsShard:
         while k >= floor:
             h = await self._canonical_hash(k)
             if h is None:
+                below = self._reorg_parent
+                if not canonical and below is not None and start <= below[0] < k:
+                    k = below[0]  # the node has not the top yet: from the parent it has
+                    continue
                 break
             canonical[k] = h
             if self.tracker.hash_at(k) == h and k < start:
@@ -1543,7 +1552,7 @@ class WsShard:
             return
         if node_hash is None:
             parent = self._reorg_parent
-            if parent is None or await self._canonical_hash(number - 1) == parent:
+            if parent is None or await self._canonical_hash(parent[0]) == parent[1]:
                 return  # what it has below the head is the feed's chain
         shown = "no such block" if node_hash is None else f"{node_hash[:10]}..."
         if self._node_waits < self.RECHECK_NODE_WAITS or (

@@ -17,7 +17,7 @@ from experiments.scenario import scenario_from_dict
 from experiments.virtual import run_scenario_virtual
 
 
-def _scenario(seed: int, heads: str) -> Any:
+def _scenario(seed: int, heads: str, lag: int) -> Any:
     rng = random.Random(seed)
     faults: list[dict[str, Any]] = []
     t, i = 15.0, 0
@@ -29,7 +29,7 @@ def _scenario(seed: int, heads: str) -> Any:
         t += rng.uniform(1.5, 25)
         i += 1
     faults.append({"name": "rpc_lag", "target": "rpc_http", "at": 10, "duration": 260,
-                   "params": {"blocks": 2}})
+                   "params": {"blocks": lag}})
     return scenario_from_dict({
         "name": f"reorg_race_{heads}_{seed}", "profile": "steady-1.5s", "seed": seed,
         "blocks": 500, "sim_duration_s": 300, "speed": 1, "grace_s": 60,
@@ -39,10 +39,12 @@ def _scenario(seed: int, heads: str) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("seed", "heads"), [(3, "each"), (11, "top")],
-                         ids=["hashes_of_the_replaced_chain", "walk_below_the_fork"])
+@pytest.mark.parametrize(("seed", "heads", "lag"), [(3, "each", 2), (11, "top", 2),
+                                                   (0, "top", 5)],
+                         ids=["hashes_of_the_replaced_chain", "walk_below_the_fork",
+                              "top_only_need_kept"])
 def test_close_reorgs_with_a_lagging_http_node_lose_nothing(
-        tmp_path: Path, seed: int, heads: str) -> None:
+        tmp_path: Path, seed: int, heads: str, lag: int) -> None:
     """``hashes_of_the_replaced_chain`` (seed 3): a re-check of a 3-block reorg asked the
     node whether it had the reorg head while a 16-block reorg came; the node, behind,
     answered the rest of the walk with the replaced chain's hashes, which were written
@@ -51,8 +53,13 @@ def test_close_reorgs_with_a_lagging_http_node_lose_nothing(
     phantoms. ``walk_below_the_fork`` (seed 11): a 32-block reorg announced by its top
     header only came while the re-check of another had its logs go stale; the next
     re-check walked down from that one's lower fork, found the node agreeing there and
-    took the fork at the new head: 57 missed, 78 phantoms."""
-    sc = _scenario(seed, heads)
+    took the fork at the new head: 57 missed, 78 phantoms. ``top_only_need_kept`` (seed
+    0, the HTTP node 5 blocks behind): a 32-block reorg announced by its top header was
+    waiting for the node to have that top's parent when a 1-block reorg at the new head
+    (forked at its own head) replaced the need: the re-check went ahead at once, the node
+    had not the new head, the walk stopped there and took the fork at the start: 30
+    blocks of the old chain's trades stood (77 phantoms)."""
+    sc = _scenario(seed, heads, lag)
     summary = run_scenario_virtual(sc, tmp_path / sc.name, RunnerOptions(cache_dir=tmp_path))
     assert summary["status"] == "ok", summary["error"]
     assert summary["retracted"] > 0
