@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from simulator.recording import RecordedBlock
 
 __all__ = ["FILTER_TIMEOUT_S", "MAX_ADDRESSES", "MAX_TOPIC_ALTERNATIVES", "BlockIndex",
-           "FilterError", "LogFilter", "PollFilters", "archive_keys", "over_query_limit",
-           "parse_address", "parse_topic"]
+           "FilterError", "LogFilter", "PollFilters", "archive_keys", "go_json_type",
+           "over_query_limit", "parse_address", "parse_topic"]
 
 #: geth's bounds on one filter (eth/filters, v1.17): ``maxSubTopics`` alternatives at one
 #: topic position ("exceed max topics", while the filter decodes: invalid params) and the
@@ -73,8 +73,9 @@ def parse_topic(value: Any) -> str:
     return "0x" + body.lower()
 
 
-def _json_type(value: Any) -> str:
-    """The JSON type of ``value`` as Go's encoding/json names it."""
+def go_json_type(value: Any) -> str:
+    """The JSON type of ``value`` as Go's encoding/json names it in an
+    UnmarshalTypeError (the filter's and the JSON-RPC handler's argument texts)."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -143,7 +144,7 @@ class LogFilter:
         topics: list[frozenset[str] | None] = []
         if topics_raw is not None:
             if not isinstance(topics_raw, list):
-                raise FilterError(f"json: cannot unmarshal {_json_type(topics_raw)} into Go "
+                raise FilterError(f"json: cannot unmarshal {go_json_type(topics_raw)} into Go "
                                   f"struct field input.topics of type []interface {{}}")
             if len(topics_raw) > 4:
                 raise FilterError("exceed max topics")  # geth's maxTopics, its text

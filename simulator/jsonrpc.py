@@ -46,6 +46,7 @@ from simulator.filters import (
     FilterError,
     LogFilter,
     PollFilters,
+    go_json_type,
     over_query_limit,
     parse_topic,
 )
@@ -305,17 +306,6 @@ def _query_limit(obj: dict[str, Any]) -> None:
     (-32000), not invalid params. Counted as sent (duplicates too)."""
     if over_query_limit(obj):
         raise RpcError(-32000, "exceed max addresses or topics per search position")
-
-
-def _go_json_type(value: Any) -> str:
-    """The JSON type of ``value`` as Go's encoding/json names it in an UnmarshalTypeError."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _filter_id(p: list[Any]) -> str:
@@ -877,7 +867,7 @@ class JsonRpc:
             # geth accepts it (an optional fullTx flag); the simulated chain has no
             # mempool, so it sends nothing - as geth does while no transaction is pending
             if len(p) > 1 and p[1] is not None and not isinstance(p[1], bool):
-                raise _arg_error(1, f"json: cannot unmarshal {_go_json_type(p[1])} into Go "
+                raise _arg_error(1, f"json: cannot unmarshal {go_json_type(p[1])} into Go "
                                     f"value of type bool")
             _at_most(p, 2)
             return h.subscribe("newPendingTransactions", None)
@@ -914,7 +904,7 @@ class JsonRpc:
         if sub_id is None:
             sub_id = ""
         elif not isinstance(sub_id, str):
-            raise _arg_error(0, f"json: cannot unmarshal {_go_json_type(sub_id)} into Go "
+            raise _arg_error(0, f"json: cannot unmarshal {go_json_type(sub_id)} into Go "
                                 f"value of type rpc.ID")
         _at_most(p, 1)
         if h.unsubscribe(sub_id):
