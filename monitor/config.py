@@ -428,7 +428,9 @@ class Settings(BaseSettings):
                     "counts against `rpc_rate_per_s`; 1 = no batches. Each batch the node "
                     "refuses halves it from then on (a provider's limit), down to 1")
     start_block: int | None = Field(None, ge=0, le=MAX_QUANTITY,
-        description="first block to watch (none = the chain head at start, or the stored cursor)")
+        description="first block to watch (none = the block after the chain head at the "
+                    "first start, stored before anything is delivered, so a process killed "
+                    "before its first head resumes from there; or the stored cursor)")
     telegram_token: SecretStr | None = Field(None,
         description="Telegram bot token for alerts (secret)")
     telegram_chat_id: str | None = Field(None, description="Telegram chat that receives alerts")
