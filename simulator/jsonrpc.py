@@ -249,8 +249,7 @@ def _quantity(value: Any, pos: int) -> int:
 #: eth_unsubscribe finds no subscription on the request's (HTTP) connection
 #: (code, message); a new RpcError at each raise (a raised instance keeps its traceback)
 _SUBSCRIPTION_NOT_FOUND = (-32000, "subscription not found")
-_NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported"),
-                     "eth_unsubscribe": _SUBSCRIPTION_NOT_FOUND}
+_NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported")}
 
 
 def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | None, int | None]:
@@ -600,18 +599,27 @@ class JsonRpc:
         if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
             calls.append(Call(label, "error"))
             return error_response(req_id, -32600, "invalid request")
-        params = req.get("params", [])
-        if params is None:
-            params = []
+        params = req.get("params")
         try:
-            if not isinstance(params, list):
-                raise RpcError(-32602, "non-array args")
+            # geth v1.17 rpc/handler.go handleCall: eth_subscribe goes to handleSubscribe,
+            # which refuses over HTTP before it reads params, then wants an array
+            # (parseSubscriptionName: a missing or null params is "non-array args" there,
+            # not an empty list); any other method is looked up before its params are read
+            # (parsePositionalArguments: a missing or null params is no arguments, else
+            # anything but an array is "non-array args")
+            if method == "eth_subscribe":
+                if host is None:
+                    raise RpcError(*_NO_NOTIFICATIONS[method])
+                if not isinstance(params, list):
+                    raise RpcError(-32602, "non-array args")
             fn = self.methods.get(method)
-            if host is None and method in ("eth_subscribe", "eth_unsubscribe"):
-                raise RpcError(*_NO_NOTIFICATIONS[method])
             if fn is None:
                 shown = method if len(method) <= 64 else method[:64] + "..."
                 raise RpcError(-32601, f"the method {shown} does not exist/is not available")
+            if params is None:
+                params = []
+            if not isinstance(params, list):
+                raise RpcError(-32602, "non-array args")
             if method == "eth_getLogs":
                 result = yield from self._get_logs_steps(params, budget)
             elif method == "eth_getFilterLogs":
@@ -896,8 +904,9 @@ class JsonRpc:
 
     def _unsubscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         """geth's handler.unsubscribe(ctx, subid ID): a string id, looked up as sent
-        (case-sensitive; null decodes as "", which no subscription has)."""
-        assert h is not None
+        (case-sensitive; null decodes as "", which no subscription has). Over HTTP too
+        (geth v1.17 rpc/handler.go handleCall: its arguments are read, then no
+        subscription is found on the connection)."""
         if not p:
             raise _missing(0)
         sub_id = p[0]
@@ -907,6 +916,8 @@ class JsonRpc:
             raise _arg_error(0, f"json: cannot unmarshal {go_json_type(sub_id)} into Go "
                                 f"value of type rpc.ID")
         _at_most(p, 1)
+        if h is None:  # over HTTP: the arguments decoded, no subscription on the request's
+            raise RpcError(*_SUBSCRIPTION_NOT_FOUND)  # connection (geth v1.17 handler.go)
         if h.unsubscribe(sub_id):
             return True
         if self.profile.unsubscribe_unknown == "error":

@@ -68,3 +68,76 @@ def test_each_subscriptions_logs_are_selected_once_a_block(
     assert got == 36 and published == 12
     assert len(calls) == 12
     assert max(n for _, n in calls.values()) == 1, sorted(n for _, n in calls.values())
+
+
+# -- eth_subscribe's params, and the order of geth's checks -------------------------------
+_NON_ARRAY = {"code": -32602, "message": "non-array args"}
+
+
+def test_params_are_read_in_the_order_of_geths_handler() -> None:
+    """Issue: eth_subscribe with ``params: null`` (or none) answered "expected subscription
+    name as first argument"; geth's handleSubscribe reads the name with
+    parseSubscriptionName, for which only an array is one: "non-array args". Over HTTP,
+    eth_subscribe with params that are no array said "non-array args" where geth refuses
+    it first ("notifications not supported"); eth_unsubscribe over HTTP skipped its
+    arguments (geth reads them: a missing id, one too many, a number); an unknown
+    method with params that are no array said "non-array args" where geth says the
+    method does not exist (rpc/handler.go handleCall looks the method up first)."""
+    async def main() -> dict[str, Any]:
+        async with Simulator(make_recording(3), speed=1000) as sim, \
+                aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            url = sim.urls["http"]
+            sub = "eth_subscribe"
+            return {
+                "ws null": await _ws(ws, {"method": sub, "params": None}),
+                "ws none": await _ws(ws, {"method": sub}),
+                "ws str": await _ws(ws, {"method": sub, "params": "newHeads"}),
+                "ws obj": await _ws(ws, {"method": sub, "params": {"0": "newHeads"}}),
+                "ws empty": await _ws(ws, {"method": sub, "params": []}),
+                "ws ok": await _ws(ws, {"method": sub, "params": ["newHeads"]}),
+                "ws unsub null": await _ws(ws, {"method": "eth_unsubscribe",
+                                                "params": None}),
+                "http str": await _post(http, url, {"method": sub, "params": "newHeads"}),
+                "http null": await _post(http, url, {"method": sub, "params": None}),
+                "http unsub none": await _post(http, url, {"method": "eth_unsubscribe",
+                                                           "params": []}),
+                "http unsub +1": await _post(http, url, {"method": "eth_unsubscribe",
+                                                         "params": ["0x1", 2]}),
+                "http unsub num": await _post(http, url, {"method": "eth_unsubscribe",
+                                                          "params": [5]}),
+                "http unsub obj": await _post(http, url, {"method": "eth_unsubscribe",
+                                                          "params": {}}),
+                "http unsub": await _post(http, url, {"method": "eth_unsubscribe",
+                                                      "params": ["0x1"]}),
+                "unknown obj": await _post(http, url, {"method": "eth_nope", "params": {}}),
+                "known obj": await _post(http, url, {"method": "eth_blockNumber",
+                                                     "params": {}}),
+                "known null": await _post(http, url, {"method": "eth_blockNumber",
+                                                      "params": None}),
+            }
+
+    got = asyncio.run(asyncio.wait_for(main(), 90))
+    for case in ("ws null", "ws none", "ws str", "ws obj"):
+        assert got[case]["error"] == _NON_ARRAY, case
+    assert got["ws empty"]["error"] == {
+        "code": -32602, "message": "expected subscription name as first argument"}
+    assert got["ws ok"]["result"].startswith("0x")
+    assert got["ws unsub null"]["error"] == {
+        "code": -32602, "message": "missing value for required argument 0"}
+    for case in ("http str", "http null"):
+        assert got[case]["error"] == {"code": -32601,
+                                      "message": "notifications not supported"}, case
+    assert got["http unsub none"]["error"] == {
+        "code": -32602, "message": "missing value for required argument 0"}
+    assert got["http unsub +1"]["error"] == {
+        "code": -32602, "message": "too many arguments, want at most 1"}
+    assert got["http unsub num"]["error"] == {
+        "code": -32602,
+        "message": "invalid argument 0: json: cannot unmarshal number into Go value of type "
+                   "rpc.ID"}
+    assert got["http unsub obj"]["error"] == _NON_ARRAY
+    assert got["http unsub"]["error"] == {"code": -32000, "message": "subscription not found"}
+    assert got["unknown obj"]["error"] == {
+        "code": -32601, "message": "the method eth_nope does not exist/is not available"}
+    assert got["known obj"]["error"] == _NON_ARRAY
+    assert got["known null"]["result"].startswith("0x")
