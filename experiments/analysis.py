@@ -651,10 +651,24 @@ def trades_by(outcomes: pd.DataFrame, keys: str | list[str]) -> pd.DataFrame:
 
 
 def outcomes_table(run_dir: str | Path) -> pd.DataFrame:
-    """Every scenario's outcomes of a stored run, with a ``scenario`` column."""
+    """Every scenario's outcomes of a stored run, with a ``scenario`` column. A table that
+    cannot be read or lacks an outcome column is left out with a warning, as
+    :func:`reports.load.load_run` leaves it out (and lists it among the scenario's
+    problems): the notebook read it with a pyarrow traceback, or compared a table of
+    other rows with the report's."""
     parts = []
     for path in sorted(Path(run_dir).glob("*/outcomes.parquet")):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a damaged file
+            log.warning("%s/outcomes.parquet left out: it could not be read (%s)",
+                        path.parent.name, type(exc).__name__)
+            continue
+        missing = [c for c in OUTCOME_COLUMNS if c not in frame.columns]
+        if missing:
+            log.warning("%s/outcomes.parquet left out: it lacks columns %s",
+                        path.parent.name, ", ".join(missing))
+            continue
         frame.insert(0, "scenario", path.parent.name)
         parts.append(frame)
     return pd.concat(parts, ignore_index=True) if parts else _empty(["scenario",
