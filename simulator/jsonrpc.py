@@ -357,6 +357,8 @@ def _bool(value: Any, pos: int) -> bool:
 
 
 _TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
+#: the root of an empty trie (geth's types.EmptyRootHash): a block without transactions
+_EMPTY_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
 
 
 def _or_latest(tag: Any) -> Any:
@@ -667,7 +669,29 @@ class JsonRpc:
             raise _missing(0)
         number = self.resolve(p[0])
         full = self._full_tx(p)
-        return None if number is None else self.block_json(self.chain.block(number), full)
+        if number is None:
+            return None
+        if p[0] == "pending":
+            return self._pending_block(number)
+        return self.block_json(self.chain.block(number), full)
+
+    def _pending_block(self, head_number: int) -> dict[str, Any] | None:
+        """geth v1.17's pending block (eth/api_backend.go BlockByNumber -> miner.Pending:
+        miner/miner.go getPending builds one on the current head; internal/ethapi
+        GetBlockByNumber nils its hash, nonce and miner): the head's child, height head +
+        1, with the transactions of the node's pool - none here (the simulated node has no
+        mempool, as newPendingTransactions sends nothing) - so no gas used, an empty
+        bloom and the empty tries' roots; its time the parent's + 1 (prepareWork's floor:
+        a block built as the head arrives). Other fields as the head's."""
+        head = self.chain.block(head_number)
+        if head is None:
+            return None
+        parent = head.rb.block
+        return {**parent, "number": hex(head_number + 1), "hash": None, "nonce": None,
+                "miner": None, "parentHash": head.hash,
+                "timestamp": hex(int(parent["timestamp"], 16) + 1), "gasUsed": "0x0",
+                "logsBloom": "0x" + "00" * 256, "transactionsRoot": _EMPTY_ROOT,
+                "receiptsRoot": _EMPTY_ROOT, "transactions": []}
 
     def _get_block_by_hash(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         if not p:

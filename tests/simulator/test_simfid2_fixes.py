@@ -141,3 +141,32 @@ def test_params_are_read_in_the_order_of_geths_handler() -> None:
         "code": -32601, "message": "the method eth_nope does not exist/is not available"}
     assert got["known obj"]["error"] == _NON_ARRAY
     assert got["known null"]["result"].startswith("0x")
+
+
+# -- eth_getBlockByNumber "pending" ---------------------------------------------------------
+def test_the_pending_block_is_the_heads_child_as_geths_miner_builds_it() -> None:
+    """Issue: eth_getBlockByNumber("pending") answered the head block. geth v1.17 answers
+    the block its miner builds on the head (eth/api_backend.go BlockByNumber ->
+    miner.Pending), with hash, nonce and miner null (internal/ethapi GetBlockByNumber):
+    height head + 1, parentHash the head's hash, the pool's transactions (none: the
+    simulated node has no mempool). web3.py reads it."""
+    from web3 import Web3
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    from tests.simulator.node_fixtures import serving_in_thread
+
+    sim = Simulator(make_recording(6), speed=1000)
+    with serving_in_thread(sim) as loop:
+        asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop).result(TIMEOUT)
+        w3 = Web3(Web3.HTTPProvider(sim.urls["http"]))
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        latest = w3.eth.get_block("latest")
+        pending = w3.eth.get_block("pending", full_transactions=True)
+        raw = w3.provider.make_request("eth_getBlockByNumber", ["pending", False])["result"]
+    assert latest["number"] == 1005
+    assert pending["number"] == 1006 and pending["parentHash"] == latest["hash"]
+    assert pending["hash"] is None and pending["transactions"] == []
+    assert pending["timestamp"] == latest["timestamp"] + 1 and pending["gasUsed"] == 0
+    assert raw["hash"] is None and raw["nonce"] is None and raw["miner"] is None
+    assert raw["transactionsRoot"] == (
+        "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
