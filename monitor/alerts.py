@@ -13,7 +13,8 @@
 * :class:`AlertPolicy` - pure, time as argument: one outage gives ONE ``disconnected``
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
   not a storm; repeats of a kind within ``window`` are suppressed (the next down alert
-  counts the outages it kept quiet); ``failed`` is always sent.
+  counts the outages it kept quiet); ``failed`` is always sent (also for a key the
+  provider refused at the handshake: :meth:`AlertPolicy.key_refused`).
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ class AlertPolicy:
         self._last_sent["failed"] = now
         return Alert("failed", f"[{self.conn}] WebSocket feed FAILED after {attempts} "
                                f"attempts (last cause: {cause}); falling back")
+
+    def key_refused(self, now: float, status: int, retry_s: float) -> Alert:
+        """The provider refused the key at the handshake (HTTP ``status``): FAILED at
+        once, not an outage to retry into. A ``failed`` alert, sent once an episode by
+        the caller (the first refusal); ``recovered`` follows once a handshake succeeds
+        (the caller keeps trying every ``retry_s`` simulated seconds)."""
+        if self._down_since is None:
+            self._down_since = now
+        self._down_alerted = True
+        self._last_sent["failed"] = now
+        return Alert("failed", f"[{self.conn}] WebSocket feed FAILED: the provider refused "
+                               f"the key (HTTP {status}); falling back to polling; fix the "
+                               f"key in websocket_url (tried again every {retry_s:.0f} s)")
 
 
 #: alerts a :class:`LogAlerter` keeps in ``sent`` (the most recent; the log has them all)

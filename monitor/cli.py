@@ -12,7 +12,9 @@ Precedence: flags > environment > ``--config`` file > defaults. Prints ``READY``
 when the sources are started and every WebSocket shard is connected (at most 15 s; a
 signal before that stops at once, without READY); stops cleanly on SIGINT/SIGTERM
 (flushes the outbox, the detections file and the history, writes the ``stop`` row). Bad
-arguments or settings: one line on stderr, exit 2, no traceback.
+arguments or settings: one line on stderr, exit 2, no traceback; so is a provider that
+refuses the key at the first WebSocket handshake of all (HTTP 401/403: the URL named with
+its key masked; see :meth:`monitor.wallet_monitor.WalletMonitor.wait_connected`).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
-from monitor.errors import BadResponse, MonitorError, RpcError, Timeout
+from monitor.errors import BadResponse, ConfigError, MonitorError, RpcError, Timeout
 from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
@@ -113,6 +113,7 @@ from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
 from polyvocab.policies import is_beyond_head, is_range_too_large
+from polyvocab.redact import mask_url
 
 __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets"]
 
@@ -2044,12 +2045,37 @@ class WalletMonitor:
     async def wait_connected(self, timeout: float) -> bool:
         """Wait (clock seconds) until every WebSocket shard is CONNECTED with its
         subscriptions made. True at once without shards; False on timeout (the monitor
-        keeps running: reconnects and the fallback take it from there)."""
+        keeps running: reconnects and the fallback take it from there).
+
+        Raises :class:`~monitor.errors.ConfigError` as soon as a shard's first handshake
+        of all was refused the key (HTTP 401/403, :meth:`key_refused_at_start`): no wait
+        helps, the key must be fixed (``monitor run`` and the pilot exit 2 on it, as on a
+        provider's 401/403 over HTTP). Once connected before, a refusal is the manager's
+        FAILED, and the fallback polls."""
         if not self.shards:
             return True
-        done = await asyncio.gather(*(shard.manager.wait_state(ConnState.CONNECTED, timeout)
-                                      for shard in self.shards))
-        return all(done)
+
+        def settled(manager: WebSocketManager) -> Callable[[], bool]:
+            return lambda: manager.state is ConnState.CONNECTED or (
+                manager.key_refused is not None and not manager.ever_connected)
+
+        await asyncio.gather(*(shard.manager.wait_until(settled(shard.manager), timeout)
+                               for shard in self.shards))
+        refused = self.key_refused_at_start()
+        if refused is not None:
+            raise ConfigError(f"websocket_url {mask_url(str(self.s.websocket_url))} refuses "
+                              f"the key (HTTP {refused} at the WebSocket handshake): check "
+                              "the key in the URL")
+        return all(shard.manager.state is ConnState.CONNECTED for shard in self.shards)
+
+    def key_refused_at_start(self) -> int | None:
+        """The HTTP status (401/403) with which the provider refused the key at a
+        shard's first WebSocket handshake, none of its connections ever open; else None."""
+        for shard in self.shards:
+            manager = shard.manager
+            if manager.key_refused is not None and not manager.ever_connected:
+                return manager.key_refused
+        return None
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -14,6 +14,12 @@ What it does:
   handshake rejected (e.g. HTTP 5xx; a 429/503's ``Retry-After`` is waited, up to
   ``backoff_max``), close frames (1001/1011/1013/...), abrupt close, ping timeout, stale
   subscription;
+* a handshake refused with 401/403 (a revoked or wrong key) is no outage: FAILED at once
+  (cause ``key_refused: handshake_401``), one ``failed`` alert saying the provider
+  refused the key, and an attempt every ``backoff_max`` (each from FAILED through
+  CONNECTING, no new alert) until a handshake succeeds (``recovered``): a key restored
+  comes back without a restart. :attr:`WebSocketManager.key_refused` holds the status
+  meanwhile (``monitor run`` exits 2 when the first connection of all is refused);
 * keeps subscriptions under stable ids (``sub-1``, ...) and re-makes every one of them
   after each reconnect before going CONNECTED; routes ``eth_subscription`` notifications
   by the node's subscription id to the caller's callback. A notification of an id not
@@ -81,7 +87,7 @@ from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
-from polyvocab.policies import parse_retry_after
+from polyvocab.policies import is_key_refused_status, parse_retry_after
 
 __all__ = [
     "ConnState",
@@ -93,6 +99,7 @@ __all__ = [
     "WsSettings",
     "classify_close",
     "classify_connect_error",
+    "refused_key_status",
     "retry_after",
 ]
 
@@ -275,6 +282,14 @@ def retry_after(exc: BaseException) -> float | None:
     return parse_retry_after(exc.response.headers.get("Retry-After"))
 
 
+def refused_key_status(exc: BaseException) -> int | None:
+    """The HTTP status when the server refused the handshake because of the key (401,
+    403: :func:`polyvocab.policies.is_key_refused_status`), else None."""
+    if isinstance(exc, InvalidStatus) and is_key_refused_status(exc.response.status_code):
+        return int(exc.response.status_code)
+    return None
+
+
 def classify_connect_error(exc: BaseException) -> str:
     """The cause recorded for a connection attempt that failed with ``exc``."""
     if isinstance(exc, _OpenFailed):
@@ -408,6 +423,9 @@ class WebSocketManager:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._ever_connected = False
+        #: the HTTP status (401/403) of the handshakes refusing the key, from the first of
+        #: them until one succeeds; None otherwise
+        self.key_refused: int | None = None
         self._forced: str | None = None  # cause given to force_reconnect()
         self.connected_at: float | None = None  # clock time the current connection opened
         self._outage_attempts = 0
@@ -429,6 +447,11 @@ class WebSocketManager:
     @property
     def state(self) -> ConnState:
         return self._sm.state
+
+    @property
+    def ever_connected(self) -> bool:
+        """A connection has opened since the manager was made."""
+        return self._ever_connected
 
     @property
     def running(self) -> bool:
@@ -703,6 +726,11 @@ class WebSocketManager:
                 self.metrics.connect_failures += 1
                 log.info("[%s] connect attempt failed: %s (%s)", self.conn_id, cause,
                          redact(f"{type(exc).__name__}: {exc}"))
+                status = refused_key_status(exc)
+                if status is not None:
+                    if not await self._key_refused(cause, status):
+                        return
+                    continue
                 if not await self._attempt_failed(cause, retry_after(exc)):
                     return
                 continue
@@ -738,6 +766,31 @@ class WebSocketManager:
         await self._sleep(self._policy.next_delay(asked))
         return not self._stopping
 
+    async def _key_refused(self, cause: str, status: int) -> bool:
+        """The handshake was refused because of the key (HTTP ``status``): a setting to
+        fix, not an outage. FAILED at once (one ``failed`` alert and ``on_disconnected
+        ("failed")`` an episode, at its first refusal), then the next attempt after
+        ``backoff_max`` (through CONNECTING: a key restored comes back without a restart;
+        a refusal again is FAILED again, quietly). False when stopping."""
+        first = self.key_refused is None
+        self.key_refused = status
+        self._policy.attempt_failed()  # counted; the give-up is this one
+        self._outage_attempts += 1
+        self._fire(ConnEvent.GIVE_UP, f"key_refused: {cause}")
+        self._notify()
+        retry = self.settings.backoff_max
+        if first:
+            log.error("[%s] the provider refused the key at the WebSocket handshake (HTTP "
+                      "%d): FAILED; the fallback polls; tried again every %.0f s",
+                      self.conn_id, status, retry)
+            self._alert(self._alert_policy.key_refused(self._clock.now(), status, retry))
+            await self._callbacks(self.on_disconnected, "failed")
+        await self._sleep(self.settings.real(retry))
+        if self._stopping:
+            return False
+        self._fire(ConnEvent.START, "retry: key refused")
+        return True
+
     async def _open(self) -> _Link:
         """Connect and re-make every subscription. Raises on any failure (link dropped)."""
         ws = await asyncio.wait_for(
@@ -772,6 +825,7 @@ class WebSocketManager:
         now = self._clock.now()
         reconnect = self._ever_connected
         self._ever_connected = True
+        self.key_refused = None
         self._forced = None
         self.connected_at = now
         self._policy.opened(now)

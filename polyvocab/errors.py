@@ -17,12 +17,13 @@ ServiceError                      base; str() is always redacted (no keys, no to
 ```
 
 The monitor's own tree (:mod:`monitor.errors`) stands on this one: ``MonitorError`` is
-:class:`ServiceError`. :func:`is_retryable` is the retry decision the clients share.
+:class:`ServiceError`. :func:`is_retryable` is the retry decision the clients share;
+:func:`key_refused_status` says which errors are the provider refusing its key.
 """
 
 from __future__ import annotations
 
-from polyvocab.policies import is_range_too_large
+from polyvocab.policies import is_key_refused_status, is_range_too_large
 from polyvocab.redact import redact
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "is_retryable",
+    "key_refused_status",
 ]
 
 
@@ -119,3 +121,12 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, BadResponse) and exc.status is not None and 400 <= exc.status < 500:
         return exc.status == 408  # 401/403/404...: the request or the key is wrong
     return isinstance(exc, TransportError | ServerError | RateLimited | BadResponse)
+
+
+def key_refused_status(exc: BaseException) -> int | None:
+    """The HTTP status (401, 403) when ``exc`` is the provider refusing its key - a
+    :class:`BadResponse` of such a status, as :func:`polyvocab.jsonrpc_http.classify_http`
+    makes them -, else None. A setting to fix: not retried, not waited out."""
+    if isinstance(exc, BadResponse) and is_key_refused_status(exc.status):
+        return exc.status
+    return None

@@ -16,6 +16,11 @@ the experiments' reconciliation all stand on them; one implementation each).
   more than 10000 results", Alchemy "Log response size exceeded ... block range",
   Infura "query returned more than 10000 results", QuickNode "eth_getLogs is limited to a
   10,000 range", public RPCs "block range too large").
+- :data:`KEY_REFUSED_STATUSES` / :func:`is_key_refused_status` - the HTTP statuses a
+  provider refuses its key with (401, 403), at an HTTP call or a WebSocket handshake;
+  :data:`KEY_REFUSED_TEXTS` / :func:`is_key_refused_text` - the explorer's texts for it
+  (Etherscan answers HTTP 200 ``NOTOK`` "Invalid API Key"). A key refused is a setting
+  to fix, never an outage to retry into.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import re
 import time
 from collections.abc import Iterator
 
-__all__ = ["RANGE_TOO_LARGE_TEXTS", "TokenBucket", "is_beyond_head", "is_range_too_large",
-           "is_rate_limited", "parse_retry_after", "retry_delays"]
+__all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "RANGE_TOO_LARGE_TEXTS",
+           "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
+           "is_range_too_large", "is_rate_limited", "parse_retry_after", "retry_delays"]
 
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
                          "too large", "response size")
@@ -36,6 +42,27 @@ _RATE_TEXTS = ("rate limit", "too many requests", "request count", "capacity",
                # QuickNode: "15/second request limit reached - reduce calls per second or
                # upgrade your account at quicknode.com" (code -32007)
                "request limit reached", "reduce calls per second")
+
+
+#: HTTP statuses with which a provider refuses the key itself (revoked, wrong, not allowed
+#: for this origin): Alchemy, Infura and QuickNode answer an HTTP call or a WebSocket
+#: upgrade so. Whatever the body says: the status is the answer
+KEY_REFUSED_STATUSES = frozenset({401, 403})
+#: words of an explorer's NOTOK text that say the key itself is refused (Etherscan V2:
+#: "Invalid API Key", "Missing/Invalid API Key"): no retry helps, the key must be fixed
+KEY_REFUSED_TEXTS = ("invalid api key", "missing/invalid api key", "missing api key")
+
+
+def is_key_refused_status(status: object) -> bool:
+    """An HTTP status (of a call or a WebSocket handshake) that refuses the key."""
+    return type(status) is int and status in KEY_REFUSED_STATUSES
+
+
+def is_key_refused_text(text: str) -> bool:
+    """An explorer's refusal text that is about the key ("Invalid API Key"), not the
+    request or the pace."""
+    low = text.lower()
+    return any(t in low for t in KEY_REFUSED_TEXTS)
 
 
 def is_rate_limited(message: str) -> bool:
