@@ -429,25 +429,34 @@ class PollFilters:
         for fid in [k for k, f in self._filters.items() if f.deadline_ns <= now_ns]:
             del self._filters[fid]
 
-    def on_block(self, block: PublishedBlock) -> None:
-        """A block was published (in order; a reorg's new blocks too)."""
-        self._collect(block, removed=False)
+    def on_block(self, block: PublishedBlock, *, head: bool = True, logs: bool = True
+                 ) -> None:
+        """A block was published (in order; a reorg's new blocks too): its hash to block
+        filters when it is announced as a head (``head``), its logs to log filters
+        (``logs``). geth v1.17 feeds them apart (eth/filters filter_system.go: a block
+        filter is a BlocksSubscription fed by core's ChainEvent, a log filter by its
+        logs feed); core/blockchain.go sends ChainEvent only for the block it sets as
+        head (writeBlockAndSetHead, SetCanonical), and reorg() sends the logs of the
+        new branch's blocks below it but no ChainEvent: a side chain imported at once
+        gives a block filter the new top's hash only."""
+        self._collect(block, removed=False, hashes=head, logs=logs)
 
     def on_removed(self, block: PublishedBlock) -> None:
         """A reorg orphaned ``block`` (newest first): log filters get its logs again with
         ``removed: true``."""
         self._collect(block, removed=True)
 
-    def _collect(self, block: PublishedBlock, *, removed: bool) -> None:
+    def _collect(self, block: PublishedBlock, *, removed: bool, hashes: bool = True,
+                 logs: bool = True) -> None:
         if not self._filters:
             return
         dropped = []
         for fid, f in self._filters.items():
             if f.flt is None:
-                if not removed:
+                if not removed and hashes:
                     f.backlog.append('"' + block.hash + '"')
-            elif (f.lo is None or block.number >= f.lo) and (f.hi is None
-                                                              or block.number <= f.hi):
+            elif logs and (f.lo is None or block.number >= f.lo) and (f.hi is None
+                                                                      or block.number <= f.hi):
                 text = block.removed_log_json if removed else block.log_json
                 f.backlog.extend(text(i) for i in f.flt.select(block.index))
             if len(f.backlog) > self.max_backlog:

@@ -907,8 +907,7 @@ class Simulator:
     def _fan_out(self, block: ChainBlock, *, heads: bool = True, logs: bool = True) -> None:
         """The block's notifications: its header to newHeads subscriptions (``heads``),
         its logs to logs subscriptions and poll filters (``logs``)."""
-        if logs:
-            self.rpc.poll_filters.on_block(block)
+        self.rpc.poll_filters.on_block(block, head=heads, logs=logs)
         head = None
         for conn in list(self.conns.values()):
             for sub in list(conn.subs.values()):
@@ -1104,8 +1103,9 @@ class Simulator:
         # top's), and writeBlockAndSetHead the top's logs and ONE head event, the new
         # top's. Assumed order on the wire: removed logs, new logs oldest block first, the
         # top's header last (geth's feeds reach a subscriber through separate channels,
-        # so a client cannot rely on a head before or after the logs). Poll filters get
-        # every new block as before (simulator.filters: a block filter sees each hash).
+        # so a client cannot rely on a head before or after the logs). Poll filters alike:
+        # a block filter gets the top's hash only (geth v1.17: ChainEvent, the block
+        # filter's feed, is sent for the new head alone; PollFilters.on_block).
         for i, block in enumerate(result.new):
             if early:
                 self._early_rows.append(("block_published", {

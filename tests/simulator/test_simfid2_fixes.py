@@ -170,3 +170,48 @@ def test_the_pending_block_is_the_heads_child_as_geths_miner_builds_it() -> None
     assert raw["hash"] is None and raw["nonce"] is None and raw["miner"] is None
     assert raw["transactionsRoot"] == (
         "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
+
+
+# -- a block filter through a reorg announced by its top header only -------------------------
+@pytest.mark.parametrize("heads", ["top", "each"])
+def test_a_block_filter_sees_what_geths_chain_events_announce(heads: str) -> None:
+    """Issue: with the reorg fault's heads = "top" (a side chain imported at once: geth
+    sends ONE newHeads header, the new top's) an eth_newBlockFilter still got the hash
+    of every block of the new branch. geth v1.17 feeds a block filter from core's
+    ChainEvent (eth/filters filter_system.go), which core/blockchain.go sends for the
+    block set as head only (reorg() sends the branch's logs, no ChainEvent): the new
+    top's hash alone. A log filter still gets every new block's logs."""
+    from polyvocab import address_topic
+    from tests.simulator.node_fixtures import WALLETS
+
+    async def main() -> tuple[list[str], list[Any], dict[str, Any]]:
+        rec = make_recording(12, trades_per_block=5)
+        async with Simulator(rec, speed=5, autostart=False) as sim, \
+                aiohttp.ClientSession() as http:
+            url = sim.urls["http"]
+            sim.begin()
+            await sim.wait_published(5)
+            blocks_id = (await _post(http, url, {"method": "eth_newBlockFilter",
+                                                 "params": []}))["result"]
+            logs_id = (await _post(http, url, {"method": "eth_newFilter", "params": [
+                {"topics": [ORDER_FILLED_V1, None, [address_topic(w) for w in WALLETS]]}
+            ]}))["result"]
+            await _post(http, url, {"method": "eth_getFilterChanges", "params": [blocks_id]})
+            await _post(http, url, {"method": "eth_getFilterChanges", "params": [logs_id]})
+            sim.start_fault("reorg", params={"depth": 3, "seed": 4, "heads": heads})
+            reorg = sim.history.events("reorg")[0]
+            hashes = (await _post(http, url, {"method": "eth_getFilterChanges",
+                                              "params": [blocks_id]}))["result"]
+            logs = (await _post(http, url, {"method": "eth_getFilterChanges",
+                                            "params": [logs_id]}))["result"]
+            return hashes, logs, reorg
+
+    hashes, logs, reorg = asyncio.run(asyncio.wait_for(main(), 90))
+    new = reorg["new_hashes"]
+    assert len(new) == 3
+    seen = [h for h in hashes if h in new]
+    assert seen == (new[-1:] if heads == "top" else new)
+    assert not set(hashes) & set(reorg["old_hashes"])
+    # every block of the new branch has 5 trades
+    assert {lg["blockHash"] for lg in logs if not lg["removed"]} >= set(new)
+    assert sum(1 for lg in logs if lg["removed"]) == 15
