@@ -23,8 +23,9 @@ ANALYSED_FILES = ("run.json", "scenario.toml", "sim_history.jsonl", "monitor_his
 HASHED_BYTES = 1 << 20
 
 
-def fingerprint(sdir: Path) -> dict[str, dict[str, Any]]:
-    """Each analysed file that exists: ``{"bytes": n}``, plus ``"sha256"`` when small."""
+def fingerprint(sdir: Path, hashed_bytes: int = HASHED_BYTES) -> dict[str, dict[str, Any]]:
+    """Each analysed file that exists: ``{"bytes": n}``, plus ``"sha256"`` when it is at
+    most ``hashed_bytes`` (0: sizes only, see :func:`sizes_only`)."""
     out: dict[str, dict[str, Any]] = {}
     for name in ANALYSED_FILES:
         path = sdir / name
@@ -33,12 +34,23 @@ def fingerprint(sdir: Path) -> dict[str, dict[str, Any]]:
             entry: dict[str, Any] = {"bytes": st.st_size}
             if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read below
                 entry["regular"] = False
-            elif st.st_size <= HASHED_BYTES:
+            elif st.st_size <= hashed_bytes and hashed_bytes > 0:
                 entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             continue
         out[name] = entry
     return out
+
+
+def sizes_only(recorded: Any) -> Any:
+    """A recorded fingerprint without its hashes, to compare with ``fingerprint(sdir, 0)``
+    (the many seeds of a pool are checked by size: hashing each seed's small histories
+    again made a report of hundreds of seeds read them all)."""
+    if not isinstance(recorded, dict):
+        return recorded
+    return {name: ({k: v for k, v in entry.items() if k != "sha256"}
+                   if isinstance(entry, dict) else entry)
+            for name, entry in recorded.items()}
 
 
 def changed_since(recorded: Any, now: dict[str, dict[str, Any]]) -> str | None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from experiments.analysis import RELIABILITY_FILE, reliability_counts
 from experiments.checker import OUTCOME_COLUMNS, require_parquet
-from experiments.inputs import changed_since, fingerprint
+from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
@@ -284,6 +284,40 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
     return out
 
 
+def seed_problems(summary: dict[str, Any], sdir: Path, run_dir: Path) -> list[str]:
+    """What is wrong with the seeds a pooled scenario's results were pooled from
+    (``seeds/<seed>/``): a seed's folder or summary gone or unreadable, or its files
+    changed after they were analysed (by size). Only the first seed's files are copied beside the
+    pooled summary (and checked there against its ``inputs``), so a later seed deleted or
+    cut left the pooled numbers standing with nothing under them, where the same damage to
+    a scenario of one seed is said; ``experiments analyze`` would find that seed failed.
+    A summary without ``inputs`` (written by hand, or before the analysis recorded them)
+    is not judged."""
+    seeds = summary.get("seeds")
+    if summary.get("status") != "ok" or not isinstance(seeds, list) \
+            or not isinstance(summary.get("inputs"), dict):
+        return []
+    out: list[str] = []
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            continue
+        seed_dir = sdir / "seeds" / str(seed)
+        if not seed_dir.is_dir():
+            out.append(f"seeds/{seed}/ is missing: the results pooled from it cannot be "
+                       "checked")
+            continue
+        unread: list[str] = []
+        own = _read_json(seed_dir / "summary.json", unread)
+        if unread:
+            out.append(f"seeds/{seed}/{unread[0]}")
+            continue
+        moved = changed_since(sizes_only(own.get("inputs")), fingerprint(seed_dir, 0))
+        if moved is not None:
+            out.append(f"seed {seed}'s files changed after they were analysed ({moved}): "
+                       f"run `python -m experiments analyze {run_dir}` again")
+    return out
+
+
 def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = None
                      ) -> list[str]:
     """What makes a scenario's summary impossible or contradictory (none for what the
@@ -375,6 +409,7 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
     if moved is not None:  # the stored results describe files that are no longer there
         problems.append(f"its files changed after they were analysed ({moved}): run "
                         f"`python -m experiments analyze {run_dir}` again")
+    problems.extend(seed_problems(summary, sdir, run_dir))
     outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
     problems.extend(outcome_problems(summary, outcomes, sdir))
     monitor = _read_history(sdir / "monitor_history.jsonl", problems)
