@@ -142,13 +142,14 @@ def strict_json(doc: Any) -> str:
 def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
     """The verdict as data: what a CI job or a dashboard reads (write it with
     :func:`strict_json`)."""
+    from reports.load import run_clock
     from reports.verdict import LATENCY_BOUND_CAVEAT
     return {
         "run_id": run.run_id,
         "verdict": verdict.verdict.value,
         "score": verdict.score,
         "reasons": list(verdict.reasons),
-        "clock": run.manifest.get("clock", "real"),
+        "clock": run.manifest.get("clock", run_clock(run)),
         "seeds": run.manifest.get("seeds"),
         "gates": [{"scenario": c.scenario, "mode": c.mode, "name": c.name, "expr": c.expr,
                    "source": c.source, "critical": c.critical, "weight": c.weight,

@@ -125,6 +125,9 @@ class Run:
     manifest: dict[str, Any]
     scenarios: tuple[ScenarioData, ...]
     problems: tuple[str, ...] = field(default=())
+    #: the clock every scenario's ``run.json`` names, when the manifest names none (gone,
+    #: unreadable): see :func:`run_clock`
+    scenario_clock: str | None = None
 
     def scenario(self, name: str) -> ScenarioData:
         for sc in self.scenarios:
@@ -445,7 +448,25 @@ def run_clock(run: Run) -> str:
     """The run's clock as its manifest names it: ``real`` (the default of runs written
     before the manifest named it), ``virtual`` or ``wall`` (a live pilot)."""
     clock = run.manifest.get("clock")
-    return clock if isinstance(clock, str) and clock else "real"
+    if isinstance(clock, str) and clock:
+        return clock
+    # a manifest gone or without its clock: the scenarios' own record of it (a virtual run
+    # read as 'real' claimed its protocol latencies as speed-1 measurements)
+    return run.scenario_clock or "real"
+
+
+def _scenarios_clock(scenarios: tuple[ScenarioData, ...]) -> str | None:
+    """The clock the scenarios' ``run.json`` all name (the runner writes it in each), or
+    None when one has none or they disagree."""
+    clocks: set[Any] = set()
+    for sc in scenarios:
+        unread: list[str] = []
+        clocks.add(_read_json(sc.path / "run.json", unread).get("clock"))
+    if len(clocks) == 1:
+        clock = clocks.pop()
+        if isinstance(clock, str) and clock:
+            return clock
+    return None
 
 
 def load_run(path: str | Path) -> Run:
@@ -481,7 +502,9 @@ def load_run(path: str | Path) -> Run:
                             "or scenario folders)")
     scenarios = tuple(_load_scenario(run_dir, n, listed.get(n)) for n in names)
     run_id = str(top.get("run_id") or manifest.get("run_id") or run_dir.name)
-    return Run(run_dir, run_id, manifest, scenarios, tuple(problems))
+    clock = manifest.get("clock")
+    fallback = None if isinstance(clock, str) and clock else _scenarios_clock(scenarios)
+    return Run(run_dir, run_id, manifest, scenarios, tuple(problems), fallback)
 
 
 def sim_seconds(t_ns: Any, t0_ns: int, speed: float) -> Any:

@@ -235,7 +235,8 @@ def load_budget(run: Any | None = None, dirs: Sequence[Path] | None = None
     floor = doc.get("floor") if doc is not None else None
     floor_source = str(path) if path is not None else ""
     manifest = getattr(run, "manifest", None)
-    virtual = isinstance(manifest, dict) and manifest.get("clock") == VIRTUAL
+    virtual = (isinstance(manifest, dict) and manifest.get("clock") == VIRTUAL) \
+        or getattr(run, "scenario_clock", None) == VIRTUAL  # a run whose manifest is gone
     try:
         # on the virtual clock computing costs no time: the stages are not a speed-1 budget
         for sc in () if virtual else getattr(run, "scenarios", ()) or ():
