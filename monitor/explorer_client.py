@@ -15,7 +15,10 @@ Answers are classified the way the real service answers (REFERENCE.md):
   quota comes back at the next day, not in seconds (it was retried as a per-second limit,
   a burst every few seconds for hours); the poller pauses long and alerts once. So is an
   HTTP 429 whose ``Retry-After`` asks for more than :data:`LONG_RETRY_AFTER_S`;
-- any other ``NOTOK`` text (invalid key, bad address, result window, ...) ->
+- ``NOTOK`` "Invalid API Key" (:func:`polyvocab.policies.is_key_refused_text`), or an
+  HTTP 401/403 -> :class:`ExplorerKeyRefused` (an ``ExplorerNotOk``), not retried: the
+  key must be fixed (the poller alerts at once);
+- any other ``NOTOK`` text (bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
 - HTML or other non-JSON pages (502 gateways), HTTP errors -> :class:`~monitor.errors.BadResponse`
   / :class:`~monitor.errors.ServerError`; timeouts -> :class:`~monitor.errors.Timeout`;
@@ -56,10 +59,10 @@ from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
 from polyvocab.jsonrpc_http import redirect_refused
-from polyvocab.policies import parse_retry_after
+from polyvocab.policies import is_key_refused_status, is_key_refused_text, parse_retry_after
 
-__all__ = ["ExplorerClient", "ExplorerNotOk", "PartialLogs", "QuotaExhausted",
-           "explorer_log_to_rpc"]
+__all__ = ["ExplorerClient", "ExplorerKeyRefused", "ExplorerNotOk", "PartialLogs",
+           "QuotaExhausted", "explorer_log_to_rpc"]
 
 log = logging.getLogger("monitor.explorer")
 
@@ -90,6 +93,16 @@ class ExplorerNotOk(MonitorError):
     def __init__(self, text: str) -> None:
         super().__init__(f"explorer NOTOK: {text}")
         self.text = redact(text)
+
+
+class ExplorerKeyRefused(ExplorerNotOk):
+    """The explorer refused the API key: NOTOK "Invalid API Key" (Etherscan answers it
+    with HTTP 200) or an HTTP 401/403. A setting to fix: no retry helps. ``text`` is the
+    explorer's text (redacted; the key is never in it)."""
+
+    def __init__(self, text: str, *, status: int | None = None) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 class QuotaExhausted(RateLimited):
@@ -432,6 +445,8 @@ class ExplorerClient:
             raise QuotaExhausted(f"explorer daily quota used up: {text}")
         if any(t in low for t in _RATE_TEXTS):
             raise RateLimited(f"explorer rate limit: {text}")
+        if is_key_refused_text(low):
+            raise ExplorerKeyRefused(str(text))
         raise ExplorerNotOk(str(text))
 
     async def _request(self, params: dict[str, str], method: str) -> Any:
@@ -451,6 +466,8 @@ class ExplorerClient:
                 return body
             except QuotaExhausted:
                 raise  # the next day, not the next second: the caller pauses
+            except ExplorerKeyRefused:
+                raise  # the key must be fixed: the caller says so
             except RateLimited as exc:
                 attempt += 1
                 if attempt > self.rate_limit_retries:
@@ -505,6 +522,9 @@ class ExplorerClient:
                     raise QuotaExhausted(f"explorer {method}: HTTP 429, Retry-After "
                                          f"{wait:.0f} s", retry_after=wait)
                 raise RateLimited(f"explorer {method}: HTTP 429", retry_after=wait)
+            if is_key_refused_status(status):  # whatever the body says
+                kind = "http"
+                raise ExplorerKeyRefused(f"HTTP {status} to {method}", status=status)
             try:
                 if not nesting_ok(raw.decode("utf-8", "replace")):
                     raise RecursionError  # deep JSON must never reach the C parser

@@ -48,6 +48,13 @@ judged are read from the store, so a reorg while the monitor was down is found b
 first polls after the restart. A WebSocket shard's fallback poller leaves this to the
 shard's checks against its node.
 
+A refused key (NOTOK "Invalid API Key", or an HTTP 401/403: a key revoked mid-run): no
+wallet is polled; an error, a history row ``explorer_key`` and one alert
+``explorer_key_refused`` say so at once (not the five-minute ``polling_failing``), the
+explorer is asked again every interval (one call a round: nothing retried within it), and
+``explorer_key_recovered`` says when it answers again. Cursors stay. The key itself is
+never in a log, an alert or an error (the explorer's text only).
+
 Daily quota ("Max daily rate limit reached"): not retried (it comes back the next day):
 polling pauses 10 minutes, doubling to an hour, one call a pause; an error, a history row
 ``explorer_quota`` and one alert say so, another when it works again. Cursors stay.
@@ -86,7 +93,12 @@ from monitor.clock import Clock, SystemClock
 from monitor.config import DEFAULT_EXPLORER_OVERLAP_BLOCKS
 from monitor.cores import plausible_head
 from monitor.errors import MonitorError
-from monitor.explorer_client import ExplorerClient, PartialLogs, QuotaExhausted
+from monitor.explorer_client import (
+    ExplorerClient,
+    ExplorerKeyRefused,
+    PartialLogs,
+    QuotaExhausted,
+)
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.pipeline import Pipeline
 from monitor.store import Store
@@ -109,6 +121,9 @@ DEPARTED_DEPTH = 128
 DEPARTED_PER_ROUND = 16
 #: simulated seconds of rounds without any wallet's logs before an alert says so
 FAILING_ALERT_S = 300.0
+#: errors that end a round for every wallet (raised past a wallet's own handling): a
+#: used-up daily quota, a refused key
+_HALTS = (QuotaExhausted, ExplorerKeyRefused)
 #: the view of a block the index has that holds no OrderFilled at all (see _judge)
 _NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
@@ -220,6 +235,11 @@ class PollingMonitor:
         self._started = False  # every wallet has a cursor (see _start_wallets)
         self._lag_alerted = False  # the index's lag was said (see _index_behind)
         self._probed: int | None = None  # the index head a call of this round answered
+        # the explorer refuses the key: its text, from the first refusal until a round
+        # gets through without one (see _key_refused); whether this round met one
+        self.key_refused: str | None = None
+        self._refused_now = False
+        self._head_now = False  # this round's head was answered
 
     def stop(self) -> None:
         self._stop.set()
@@ -241,8 +261,10 @@ class PollingMonitor:
 
     async def poll_once(self) -> int:
         """One round over every wallet. Returns how many wallets were fully covered."""
-        self._answered = False
+        self._answered = self._refused_now = self._head_now = False
         done = await self._round()
+        if self.key_refused is not None and self._head_now and not self._refused_now:
+            self._key_back()
         self._failure_streak(bool(self.wallets) and not done and not self._answered)
         return done
 
@@ -261,8 +283,8 @@ class PollingMonitor:
                                                  f"again after {down:.0f} s")
             self._failing_since, self._failing_alerted = None, False
             return
-        if self._quota_pauses:
-            return
+        if self._quota_pauses or self.key_refused is not None:
+            return  # said at once by their own alerts
         if self._failing_since is None:
             self._failing_since = now
         down = (now - self._failing_since) * self.speed
@@ -287,6 +309,9 @@ class PollingMonitor:
             head = await self.client.block_number()
         except QuotaExhausted as exc:
             self._quota_used_up(exc)
+            return 0
+        except ExplorerKeyRefused as exc:
+            self._key_refused(exc)
             return 0
         except MonitorError as exc:
             self.counters["errors"] += 1
@@ -315,6 +340,7 @@ class PollingMonitor:
             # is measured from when it got stuck (0 is a head before anything was indexed)
             self._top = (head, now)
         self.last_head = head
+        self._head_now = True
         if not self._started:
             self._start_wallets(head)
         done = 0
@@ -332,7 +358,39 @@ class PollingMonitor:
                     done += 1
         except QuotaExhausted as exc:  # the other wallets wait for the pause too
             self._quota_used_up(exc)
+        except ExplorerKeyRefused as exc:  # ... and for the key
+            self._key_refused(exc)
         return done
+
+    def _key_refused(self, exc: ExplorerKeyRefused) -> None:
+        """The explorer refused the key (revoked, wrong): nothing can be polled until it
+        is fixed. Said at once, once an episode (an error, a history row
+        ``explorer_key``, an alert ``explorer_key_refused``); the next rounds ask again
+        at the polling interval (one refused call a round), quietly. Cursors stay."""
+        self._refused_now = True
+        self.counters["errors"] += 1
+        self.counters["key_refused"] += 1
+        self._last_error = exc.message
+        if self.key_refused is not None:
+            log.info("explorer still refuses the API key (%s)", exc.text)
+            return
+        self.key_refused = exc.text
+        text = (f"explorer refuses the API key ({exc.text}): {self.group} polling gets no "
+                "trade until the key is fixed (EXPLORER_API_KEY_FILE); asked again every "
+                f"{self.interval:.0f} s, the cursors stay (what it misses is asked once "
+                "the key works)")
+        log.error("%s", text)
+        self.history.record("explorer_key", source=self.group, state="refused",
+                            reason=exc.text[:200])
+        self._alert("explorer_key_refused", text)
+
+    def _key_back(self) -> None:
+        text = (f"explorer accepts the API key again: polling resumed from its cursors "
+                f"({self.group})")
+        log.warning("%s", text)
+        self.history.record("explorer_key", source=self.group, state="accepted")
+        self._alert("explorer_key_recovered", text)
+        self.key_refused = None
 
     def _start_wallets(self, head: int) -> None:
         """Every wallet without a cursor starts here (``start_block``, else this first head
@@ -443,7 +501,7 @@ class PollingMonitor:
             address = self._probes[self._probe_at % len(self._probes)]
             try:
                 got = await self.client.index_head(address)
-            except QuotaExhausted:
+            except _HALTS:
                 raise
             except MonitorError as exc:
                 self.counters["index_head_unknown"] += 1
@@ -516,7 +574,7 @@ class PollingMonitor:
                         "next interval", wallet[:10], cursor + 1, part.cause.message,
                         part.complete_to + 1)
             logs, upto = part.logs, part.complete_to
-        except QuotaExhausted:
+        except _HALTS:
             raise
         except MonitorError as exc:
             self.counters["errors"] += 1
@@ -597,7 +655,7 @@ class PollingMonitor:
             try:
                 logs = await self.client.get_logs(from_block=low, to_block=top,
                                                   topics={2: address_topic(wallet)})
-            except QuotaExhausted:
+            except _HALTS:
                 raise
             except MonitorError as exc:  # PartialLogs too: judged whole next round
                 self.counters["reorg_check_failed"] += 1
@@ -651,7 +709,7 @@ class PollingMonitor:
             try:
                 got, later = await self.client.block_view(  # V2 first
                     n, ORDER_FILLED_TOPICS[::-1], max(last, self.last_head or last))
-            except QuotaExhausted:
+            except _HALTS:
                 raise
             except MonitorError as exc:
                 self.counters["reorg_check_failed"] += 1

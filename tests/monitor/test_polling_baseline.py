@@ -536,17 +536,18 @@ def test_the_outbox_left_by_a_crash_goes_out_less_a_trade_of_a_replaced_block(
 
 def test_polling_that_gets_no_answer_for_minutes_is_alerted_once_and_its_end_too(
         tmp_path: Path) -> None:
-    """A revoked key ("Invalid API Key" for every call): the baseline polled nothing and
-    said so only as a warning a round in the log, for good. Five minutes of it now raise
-    one alert (an error, a history row), its end another; the trade of the outage is
-    delivered from the cursor."""
+    """An explorer refusing every call (a NOTOK text a round; a refused key, "Invalid API
+    Key", has its own alert at once: test_explorer_key_refused.py): the baseline polled
+    nothing and said so only as a warning a round in the log, for good. Five minutes of
+    it now raise one alert (an error, a history row), its end another; the trade of the
+    outage is delivered from the cursor."""
     clock = ManualClock()
     alerts = Alerts()
 
     async def steps(fake: IndexExplorer, poller: PollingMonitor, store: Store) -> None:
         fake.head = fake.indexed = 100
         await poller.poll_once()
-        fake.refuse = "Invalid API Key"
+        fake.refuse = "Query Timeout occured. Please select a smaller result dataset"
         for _ in range(40):  # 10 minutes of 15-s polls
             clock.advance(15)
             await poller.poll_once()
@@ -558,7 +559,7 @@ def test_polling_that_gets_no_answer_for_minutes_is_alerted_once_and_its_end_too
             await poller.poll_once()
     sink = run(tmp_path, steps, clock=clock, alerts=alerts)
     assert [k for k, _t in alerts.sent] == ["polling_failing", "polling_recovered"]
-    assert "Invalid API Key" in alerts.sent[0][1]
+    assert "Query Timeout" in alerts.sent[0][1]
     assert trades(sink) == [150]
 
 
