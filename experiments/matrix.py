@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import importlib.util
+import json
 import multiprocessing
 import socket
 import threading
@@ -338,11 +339,30 @@ def run_matrix(scenarios: Sequence[Scenario], *, out: Path, command: list[str], 
                        executor=executor, clock=clock,
                        seeds={s.name: ss for s, ss in plan if ss is not None} or None)
         if summaries is None:  # interrupted: keep whatever each scenario managed to write
-            summaries = [empty_summary({"scenario": s.name, "status": "harness_error",
-                                        "error": "run interrupted"}) for s in scenarios]
+            finished = [_finished_summary(run_dir / s.name, s.name) if ss is None else None
+                        for s, ss in plan]
+            summaries = [x or empty_summary({"scenario": s.name, "status": "harness_error",
+                                             "error": "run interrupted"})
+                         for x, s in zip(finished, scenarios, strict=True)]
         write_run_summary(run_dir, summaries)
         point_latest(run_dir)
     return MatrixResult(run_dir, summaries)
+
+
+def _finished_summary(sdir: Path, name: str) -> dict[str, Any] | None:
+    """The summary a scenario of one seed wrote before the run was interrupted (its
+    analysis writes it last), else None. Every scenario of an interrupted run was listed
+    as 'run interrupted', also those that had finished: the report called each finished
+    one's own summary a data problem (the run's summary.json says status = harness_error,
+    the scenario's says ok) and its results were lost with the rest."""
+    try:
+        summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(summary, dict) or summary.get("scenario") != name \
+            or not isinstance(summary.get("status"), str):
+        return None
+    return summary
 
 
 def _scenario_entry(s: Scenario) -> dict[str, Any]:
