@@ -52,8 +52,9 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -141,8 +142,68 @@ def _speed_floor(value: float | None, field: str | None) -> float | None:
     return value
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The scalar types a field's annotation takes (``object``: something else)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_kinds(a) for a in get_args(annotation)))
+    if origin is Literal:
+        return {type(a) for a in get_args(annotation)}
+    if annotation in (int, float, bool, str, type(None)):
+        return {annotation}
+    return {object}
+
+
+def _element(annotation: Any) -> Any:
+    """The element annotation of a ``tuple[X, ...]`` field (also optional), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _element(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        found = [e for e in map(_element, get_args(annotation)) if e is not None]
+        return found[0] if found else None
+    if origin is tuple:
+        args = get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0]
+    return None
+
+
+def _not_coerced(value: Any, annotation: Any) -> None:
+    """Refuse what pydantic's lax mode would turn into another type: ``true`` as the
+    number 1 (``seeds = [true]``, ``speed = true``: a run at speed 1), a string as a
+    number (``at = "30"``), a number or string as a boolean. TOML has all three kinds."""
+    if isinstance(value, list | tuple):
+        element = _element(annotation)
+        if element is not None:
+            for i, item in enumerate(value):
+                try:
+                    _not_coerced(item, element)
+                except ValueError as exc:
+                    raise ValueError(f"[{i}]: {exc}") from None
+        return
+    kinds = _kinds(annotation)
+    if object in kinds or type(value) in kinds or value is None:
+        return
+    if kinds & {int, float} and isinstance(value, bool | str):
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)[:40]
+        raise ValueError(f"must be a number, got {shown}")
+    if bool in kinds and not kinds & {int, float, str}:
+        raise ValueError(f"must be true or false, got {repr(value)[:40]}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_lax_types(cls, v: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None:
+            _not_coerced(v, field.annotation)
+        return v
 
 
 def _wallet_count(v: int | None) -> int | None:
