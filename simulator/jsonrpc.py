@@ -249,6 +249,10 @@ def _quantity(value: Any, pos: int) -> int:
 #: eth_unsubscribe finds no subscription on the request's (HTTP) connection
 #: (code, message); a new RpcError at each raise (a raised instance keeps its traceback)
 _SUBSCRIPTION_NOT_FOUND = (-32000, "subscription not found")
+#: geth v1.16+ history expiry (core/history/historymode.go PrunedHistoryError): a block,
+#: or logs, below the node's history cutoff - here the first block the simulator holds
+#: (a replay from block N is a node whose history before N was pruned)
+_PRUNED = (4444, "pruned history unavailable")
 _NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported")}
 
 
@@ -260,7 +264,8 @@ def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | 
     node has (``earliest``: geth's history pruning cutoff, since v1.15.8 #31361); of the
     rest only latest..latest, a..b with a <= b and a..latest are a range (not latest..b,
     nor toBlock earliest, safe, finalized). Codes as geth v1.17 (#33320): both refusals
-    are invalid params, -32602."""
+    are invalid params, -32602. A fromBlock below ``earliest`` is pruned history (4444,
+    checked between the two)."""
     def height(tag: Any) -> int | str | None:
         if tag is None or tag == "latest":
             return None
@@ -274,6 +279,10 @@ def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | 
         raise RpcError(-32602, "pending logs are not supported")
     if lo == "earliest":
         lo = earliest
+    if isinstance(lo, int) and lo < earliest:
+        # geth v1.17 eth/filters filter_system.go SubscribeLogs: "Queries beyond the
+        # pruning cutoff are not supported", after the pending check, before the range's
+        raise RpcError(*_PRUNED)
     if isinstance(lo, str) or isinstance(hi, str) or (lo is None and hi is not None) \
             or (lo is not None and hi is not None and lo > hi):
         raise RpcError(-32602, "invalid block range params")
@@ -673,6 +682,10 @@ class JsonRpc:
             return None
         if p[0] == "pending":
             return self._pending_block(number)
+        if number < self.chain.first_number:
+            # geth v1.17 eth/api_backend.go BlockByNumber: no block, below the history
+            # pruning cutoff -> PrunedHistoryError (a block above the head stays null)
+            raise RpcError(*_PRUNED)
         return self.block_json(self.chain.block(number), full)
 
     def _pending_block(self, head_number: int) -> dict[str, Any] | None:
@@ -698,7 +711,18 @@ class JsonRpc:
             raise _missing(0)
         block_hash = _hash(p[0], 0)
         full = self._full_tx(p)
+        if self._pruned_hash(block_hash):
+            raise RpcError(*_PRUNED)  # geth v1.17 eth/api_backend.go BlockByHash
         return self.block_json(self.block_by_hash(block_hash), full)
+
+    def _pruned_hash(self, block_hash: str) -> bool:
+        """Whether ``block_hash`` names a block below the history cutoff that the node
+        knows the header of: geth keeps every header when it prunes bodies and receipts
+        (v1.16+ history expiry), so by hash such a block is "pruned history
+        unavailable", not unknown. The simulator knows one: the first block's parent."""
+        first = self.chain.block(self.chain.first_number)
+        return first is not None and first.number > 0 \
+            and str(first.rb.block.get("parentHash", "")).lower() == block_hash.lower()
 
     @staticmethod
     def _full_tx(p: list[Any]) -> bool:
@@ -729,13 +753,27 @@ class JsonRpc:
         s = self.settings
         only: ChainBlock | None = None  # the block named by blockHash (maybe an orphan)
         if obj.get("blockHash") is not None:
-            only = self.block_by_hash(_hash(obj["blockHash"], 0))
+            block_hash = _hash(obj["blockHash"], 0)
+            only = self.block_by_hash(block_hash)
             if only is None:
+                if self._pruned_hash(block_hash):  # geth v1.17 eth/filters filter.go Logs
+                    raise RpcError(*_PRUNED)
                 raise RpcError(-32000, "unknown block")
             start = stop = only.number
         else:
             # only a missing or null bound is "latest" ("" or 0 is a bad quantity, as on geth)
             tags = (_or_latest(obj.get("fromBlock")), _or_latest(obj.get("toBlock")))
+            # geth v1.17 eth/filters api.go GetLogs, before the filter runs: numbers
+            # begin > end (both > 0) are an invalid range, then a begin below the history
+            # pruning cutoff is PrunedHistoryError (4444)
+            nums = [None if isinstance(t, str) and t in _TAGS else _quantity(t, 0)
+                    for t in tags]
+            begin, end = nums
+            if begin is not None and end is not None and begin > 0 and end > 0 \
+                    and begin > end:
+                raise RpcError(-32602, "invalid block range params")
+            if begin is not None and begin < chain.first_number:
+                raise RpcError(*_PRUNED)
             if "pending" in tags:
                 for tag in tags:  # geth decodes both bounds first (invalid argument 0)
                     if not (isinstance(tag, str) and tag in _TAGS):

@@ -215,3 +215,84 @@ def test_a_block_filter_sees_what_geths_chain_events_announce(heads: str) -> Non
     # every block of the new branch has 5 trades
     assert {lg["blockHash"] for lg in logs if not lg["removed"]} >= set(new)
     assert sum(1 for lg in logs if lg["removed"]) == 15
+
+
+# -- history below the first block held: geth's pruned history ----------------------------
+_PRUNED = {"code": 4444, "message": "pruned history unavailable"}
+
+
+def test_blocks_and_logs_below_the_first_block_held_are_pruned_history() -> None:
+    """Issue: a replay from block N answered a block below N with null and logs reaching
+    below N with those it had, as for blocks that never existed. geth v1.16+ with its
+    history pruned (v1.17: eth/api_backend.go BlockByNumber/BlockByHash, eth/filters
+    api.go GetLogs, filter.go Logs, filter_system.go SubscribeLogs) answers them with
+    PrunedHistoryError, 4444 "pruned history unavailable": a block by number below the
+    cutoff, by hash a pruned block whose header it keeps (here: the first block's
+    parent), eth_getLogs whose fromBlock is below it (after a numbers-reversed range's
+    -32602), a blockHash filter of a pruned block, eth_newFilter and eth_subscribe logs
+    from below it. web3.py sees the code."""
+    from web3 import Web3
+    from web3.exceptions import Web3RPCError
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    from tests.simulator.node_fixtures import h32, serving_in_thread
+
+    rec = make_recording(6)
+    parent = rec.blocks[0].block["parentHash"]
+    assert parent == h32("genesis", 0)
+    unknown = h32("nothing")
+
+    async def calls(sim: Simulator) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(sim.urls["ws"]) as ws:
+            url = sim.urls["http"]
+
+            async def post(method: str, *params: Any) -> Any:
+                return await _post(http, url, {"method": method, "params": list(params)})
+
+            return {
+                "999": await post("eth_getBlockByNumber", "0x3e7", False),
+                "1000": await post("eth_getBlockByNumber", "0x3e8", False),
+                "future": await post("eth_getBlockByNumber", "0x3f0", False),
+                "earliest": await post("eth_getBlockByNumber", "earliest", False),
+                "parent": await post("eth_getBlockByHash", parent, False),
+                "unknown": await post("eth_getBlockByHash", unknown, False),
+                "logs below": await post("eth_getLogs", {"fromBlock": "0x3e7",
+                                                         "toBlock": "0x3e9"}),
+                "logs below..latest": await post("eth_getLogs", {"fromBlock": "0x0"}),
+                "logs reversed": await post("eth_getLogs", {"fromBlock": "0x3e9",
+                                                            "toBlock": "0x3e7"}),
+                "logs earliest": await post("eth_getLogs", {"fromBlock": "earliest",
+                                                            "toBlock": "0x3e8"}),
+                "logs held": await post("eth_getLogs", {"fromBlock": "0x3e8",
+                                                        "toBlock": "0x3e9"}),
+                "logs parent": await post("eth_getLogs", {"blockHash": parent}),
+                "logs unknown": await post("eth_getLogs", {"blockHash": unknown}),
+                "filter below": await post("eth_newFilter", {"fromBlock": "0x3e7"}),
+                "receipt": await post("eth_getTransactionReceipt", unknown),
+                "sub below": await _ws(ws, {"method": "eth_subscribe", "params": [
+                    "logs", {"fromBlock": "0x3e7"}]}),
+            }
+
+    sim = Simulator(rec, speed=1000)
+    with serving_in_thread(sim) as loop:
+        asyncio.run_coroutine_threadsafe(sim.wait_published(6), loop).result(TIMEOUT)
+        got = asyncio.run_coroutine_threadsafe(calls(sim), loop).result(60)
+        w3 = Web3(Web3.HTTPProvider(sim.urls["http"]))
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        with pytest.raises(Web3RPCError) as raised:
+            w3.eth.get_block(999)
+        assert w3.eth.get_block(1000)["number"] == 1000
+
+    assert "4444" in str(raised.value) or "pruned history" in str(raised.value)
+    for case in ("999", "parent", "logs below", "logs below..latest", "logs parent",
+                 "filter below", "sub below"):
+        assert got[case].get("error") == _PRUNED, (case, got[case])
+    assert got["1000"]["result"]["number"] == "0x3e8"
+    assert got["earliest"]["result"]["number"] == "0x3e8"
+    assert got["future"]["result"] is None and got["unknown"]["result"] is None
+    assert got["logs reversed"]["error"] == {"code": -32602,
+                                             "message": "invalid block range params"}
+    assert len(got["logs earliest"]["result"]) == len(rec.blocks[0].logs)
+    assert len(got["logs held"]["result"]) == len(rec.blocks[0].logs) + len(rec.blocks[1].logs)
+    assert got["logs unknown"]["error"] == {"code": -32000, "message": "unknown block"}
+    assert got["receipt"]["result"] is None  # geth: no lookup of a pruned transaction
