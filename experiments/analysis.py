@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ from experiments.checker import (
 )
 from experiments.inputs import changed_since, fingerprint
 from experiments.latency_budget import budget, overheads, trade_stages
+from experiments.orphans import die_with_parent
 from experiments.scenario import ScenarioError, load_scenario
 from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
 from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
@@ -193,7 +195,9 @@ class _SecondProcess:
         self._monitor_rows: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
         self._detections: pd.DataFrame | None = None
         try:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=die_with_parent,
+                                             initargs=(os.getpid(),))
             self._future = self._pool.submit(_read_both, *self.paths)
         except (OSError, RuntimeError, AssertionError) as exc:  # AssertionError: a
             # daemonic process (a pool or cluster worker) may have no children

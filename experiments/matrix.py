@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import json
 import multiprocessing
+import os
 import socket
 import threading
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from experiments.analysis import empty_summary
+from experiments.orphans import die_with_parent
 from experiments.runner import Progress as ScenarioProgress
 from experiments.runner import RunnerOptions, run_scenario, run_scenario_sync
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
@@ -143,8 +145,11 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
     # peak are its own, not the high-water mark of the seeds a reused worker ran before
     # (the soak's memory check hid a week's growth behind it); ~1 s of start-up a unit
     ctx = multiprocessing.get_context("spawn")
+    # a worker ends with this process (die_with_parent), also when it is killed outright
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
-                                                max_tasks_per_child=1) as pool_:
+                                                max_tasks_per_child=1,
+                                                initializer=die_with_parent,
+                                                initargs=(os.getpid(),)) as pool_:
         try:
             futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
             names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ import psutil
 import tomli_w
 
 from experiments.analysis import RUN_FILE, analyze_scenario_dir
+from experiments.orphans import die_with_parent
 from experiments.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = [
@@ -320,16 +322,20 @@ async def _spawn(name: str, argv: list[str], sdir: Path,
     with open(stderr_path, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=err, env=env, start_new_session=True, preexec_fn=_default_sigint)
+            stderr=err, env=env, start_new_session=True,
+            preexec_fn=functools.partial(_default_sigint, os.getpid()))
     return _Proc(name, proc, stderr_path, stdout_path)
 
 
-def _default_sigint() -> None:
+def _default_sigint(parent: int | None = None) -> None:
     """In the child, before exec: SIGINT back to its default. A runner started with SIGINT
     ignored (a background job of a non-interactive shell) passed that on, so the SIGINT
     :func:`_stop` stops a child with was ignored: 5 s lost per child before SIGTERM. The
-    child is in a session of its own, so no terminal's Ctrl-C reaches it either way."""
+    child is in a session of its own, so no terminal's Ctrl-C reaches it either way; it
+    gets SIGTERM when the runner ``parent`` dies (:func:`die_with_parent`)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if parent is not None:
+        die_with_parent(parent)
 
 
 async def _wait_ready(p: _Proc, timeout_s: float) -> str:
