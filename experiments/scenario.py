@@ -596,6 +596,15 @@ class Scenario(_Strict):
                 raise ValueError(f"[{i}]: {exc}") from None
         return v
 
+    @field_validator("recording", "profile")
+    @classmethod
+    def _named(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not v.strip():  # was read as the current folder: "a folder"
+            raise ValueError("is empty: name a recording file (.jsonl or .jsonl.gz), "
+                             "\"today\" or \"default\"" if info.field_name == "recording"
+                             else "is empty: name a profile")
+        return v
+
     @model_validator(mode="after")
     def _source(self) -> Scenario:
         if (self.recording is None) == (self.profile is None):

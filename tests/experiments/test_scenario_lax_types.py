@@ -72,3 +72,17 @@ def test_validate_says_it_in_one_line(tmp_path: Path) -> None:
     path.write_bytes(tomli_w.dumps(_with(speed=True)).encode())
     assert "speed: must be a number, got true" in error_line(
         run_module("experiments", "validate", str(path)))
+
+
+@pytest.mark.parametrize(("key", "said"), [
+    ("recording", "recording: is empty: name a recording file"),
+    ("profile", "profile: is empty: name a profile")])
+def test_an_empty_recording_or_profile_is_refused_as_empty(tmp_path: Path, key: str,
+                                                           said: str) -> None:
+    """Before: recording = "" was read as the current folder ('recording: : a folder,
+    not a recording file'), profile = "" as an unknown profile ''."""
+    doc = {k: v for k, v in _with().items() if k != "recording"}
+    doc[key] = " "
+    path = tmp_path / "x.toml"
+    path.write_bytes(tomli_w.dumps(doc).encode())
+    assert said in error_line(run_module("experiments", "validate", str(path)))
