@@ -464,6 +464,7 @@ class AnalysisFailed(Exception):
     def __init__(self, scenario: str, error: str, previous: dict[str, Any]) -> None:
         super().__init__(f"{scenario}: {error}; its earlier results are kept")
         self.scenario = scenario
+        self.error = error
         self.previous = previous
 
 

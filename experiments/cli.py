@@ -446,7 +446,7 @@ def _analyze_stored(sdir: Path, spare: bool,
             summaries.append(analyze_scenario_dir(seeds_dir / str(seed),
                                                   second_process=spare, keep_previous=True))
         except AnalysisFailed as exc:  # the pool stands as it was, whole
-            raise AnalysisFailed(sdir.name, f"seed {seed}: {exc}",
+            raise AnalysisFailed(sdir.name, f"seed {seed}: {exc.error}",
                                  previous or exc.previous) from None
     return pool(scenario, sdir, seeds, summaries)
 

@@ -70,3 +70,19 @@ def test_the_report_of_a_pool_with_a_seed_gone_is_inconclusive_naming_it(
     assert res.returncode == 4, res.stdout + res.stderr
     assert "Scenario tiny has no usable results: data problem: seeds/2/ is missing" \
         in res.stdout
+
+
+def test_analyze_names_the_failed_seed_once(pooled_run: Path, tmp_path: Path) -> None:
+    """Before: 'tiny: seed 2: 2: analysis failed: ...; its earlier results are kept; its
+    earlier results are kept' (the seed's folder name and the ending twice)."""
+    run_dir = copy_of_run(pooled_run, tmp_path)
+    _cut(run_dir / "tiny" / "seeds" / "2" / "sim_history.jsonl")
+    res = run_module("experiments", "analyze", str(run_dir))
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    line = next(x for x in res.stderr.splitlines() if x.startswith("error: tiny:"))
+    assert line.startswith("error: tiny: seed 2: analysis failed: "), line
+    assert line.count("its earlier results are kept") == 1, line
+    # and the report on what analyze kept says the seed's files changed
+    assert any("seed 2's files changed" in p
+               for p in load_run(run_dir).scenario("tiny").problems)
