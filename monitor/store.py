@@ -12,6 +12,8 @@ Tables:
                 rows far below their wallet's cursor are pruned
                 (:meth:`Store.prune_delivered`, ``dedup_retention_blocks``).
 - ``outbox``    sink events (trade or retraction) not yet confirmed by the sink.
+- ``launches``  per wallet: its launch point, the first cursor it was given (kept when
+                the cursor moves on): a restart's re-checks never reach below it.
 
 One process at a time: a store holds ``<db>.lock`` (``lockf``, released when the process
 ends, even by ``kill -9``); a second monitor on the same file is refused at open.
@@ -74,11 +76,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     generation INTEGER NOT NULL, source TEXT NOT NULL, block_hash TEXT NOT NULL,
     payload TEXT, sent INTEGER NOT NULL DEFAULT 0, UNIQUE(kind, trade_id, generation));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent, seq);
+CREATE TABLE IF NOT EXISTS launches (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL);
 """
 
 #: ``PRAGMA user_version`` of the schema above. A file stamped higher was written by a
 #: newer monitor and is refused; 0 is a file from before the stamp (or a new one), taken
-#: when its tables have the columns below. Bump it with any change to ``_SCHEMA``.
+#: when its tables have the columns below. Bump it with any change to ``_SCHEMA`` an older
+#: monitor cannot use: not for a table it ignores (``launches``: an older monitor leaves
+#: the launch of the wallets it starts unstored, and restarts are unbounded for them).
 SCHEMA_VERSION = 1
 _COLUMNS = {
     "cursors": ("wallet", "block", "hash", "grp"),
@@ -87,6 +92,7 @@ _COLUMNS = {
                   "deliveries", "retractions"),
     "outbox": ("seq", "kind", "trade_id", "generation", "source", "block_hash", "payload",
                "sent"),
+    "launches": ("wallet", "block"),
 }
 
 
@@ -341,12 +347,14 @@ class Store:
 
     def set_cursors(self, wallets: Iterable[str], block: int, block_hash: str | None,
                     group: str, *, forward_only: bool = True,
-                    blocks: dict[int, str] | None = None) -> None:
+                    blocks: dict[int, str] | None = None, launch: bool = False) -> None:
         """Advance the cursor of every wallet in ``wallets`` to ``block``.
 
         ``forward_only`` (default): a cursor never moves back (two sources may both
         advance it). After a reorg below the cursor pass ``forward_only=False``.
         ``blocks``: block hashes saved in the same transaction (as :meth:`save_blocks`).
+        ``launch``: the wallets start here (no cursor was stored for them): ``block`` is
+        also their launch point (:meth:`launches`), unless they have one.
         """
         rows = [(w, block, block_hash, group) for w in wallets]
         cond = " WHERE excluded.block > cursors.block" if forward_only else ""
@@ -356,6 +364,8 @@ class Store:
                 "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
                 "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block, hash=excluded.hash, "
                 "grp=excluded.grp" + cond, rows)
+            if launch:
+                self._launch([(w, block) for w in wallets])
             if blocks:
                 held = self._save_blocks(blocks)
         if held is not None:  # committed: what the table holds now
@@ -378,7 +388,21 @@ class Store:
             self._db.executemany(
                 "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
                 "ON CONFLICT(wallet) DO NOTHING", rows)
+            self._launch([(r[0], block) for r in rows])
         return [r[0] for r in rows]
+
+    def _launch(self, rows: list[tuple[str, int]]) -> None:
+        """Inside a transaction: the launch points of wallets that have none."""
+        self._db.executemany("INSERT INTO launches(wallet, block) VALUES (?,?) "
+                             "ON CONFLICT(wallet) DO NOTHING", rows)
+
+    @_reads
+    def launches(self) -> dict[str, int]:
+        """Every wallet's launch point: the cursor it was first given (its first block to
+        watch less one), kept when the cursor moves on. Nothing below it was ever the
+        bot's: a restart's re-checks never reach under it. A wallet first watched by a
+        monitor from before this table has none (no bound)."""
+        return {w: b for w, b in self._db.execute("SELECT wallet, block FROM launches")}
 
     # -- recent block hashes ------------------------------------------------------------
 

@@ -596,13 +596,14 @@ class WsShard:
         return out
 
     async def _set_cursors(self, block: int, block_hash: str | None, *,
-                           forward_only: bool = True,
+                           forward_only: bool = True, launch: bool = False,
                            blocks: Callable[[], dict[int, str]] | None = None) -> None:
         """Move the cursors of the shard's wallets to ``block``, ``CURSOR_SLICE`` wallets
         a transaction, letting the event loop run in between. A crash between slices
         leaves some wallets behind: the shard's cursor (their lowest) has not moved, so
         nothing is skipped on restart. ``blocks()``: block hashes to store in the last
-        slice's transaction (read then, after the last pause)."""
+        slice's transaction (read then, after the last pause). ``launch``: the wallets
+        start here, their launch point too (:meth:`Store.set_cursors`)."""
         cur = self.cursor()
         ws = self.wallets
         last = max(0, (len(ws) - 1) // self.CURSOR_SLICE * self.CURSOR_SLICE)
@@ -610,7 +611,7 @@ class WsShard:
             if i:
                 await asyncio.sleep(0)
             self.store.set_cursors(ws[i:i + self.CURSOR_SLICE], block, block_hash,
-                                   "websocket", forward_only=forward_only,
+                                   "websocket", forward_only=forward_only, launch=launch,
                                    blocks=blocks() if blocks is not None and i == last else None)
         self._cursor_moved(cur, block, forward_only=forward_only)
 
@@ -1236,7 +1237,7 @@ class WsShard:
                 self.live_from if self.live_from is not None else head)
             # none of the shard's wallets has a cursor (cursor() is exact outside a
             # fallback, when it is read from the store): all of them start here
-            await self._set_cursors(first - 1, None, forward_only=False)
+            await self._set_cursors(first - 1, None, forward_only=False, launch=True)
             cur = self.cursor()
             assert cur is not None
         if target > cur:  # never past the HTTP node's own head (it may lag the feed)
@@ -1262,12 +1263,23 @@ class WsShard:
                 # them: the sync fetches what lies above (from the sweep's start, the
                 # sweep fetched the whole sync again, past the wallets far ahead's pruned
                 # ids: their old trades went to the bot a second time)
-                self._restart_window = (max(0, cur - RESTART_SWEEP_BLOCKS), cur)
+                # ... and never below a wallet's launch point (Store.launches: its first
+                # cursor): a run shorter than the window had moved the cursor a few blocks
+                # past it, and the sweep sent trades mined before the launch
+                first = max(0, cur - RESTART_SWEEP_BLOCKS)
+                launches = self.store.launches()
+                known = [launches[w] for w in self.wallets if w in launches]
+                if len(known) == len(self.wallets) and known:
+                    first = max(first, min(known))
+                self._restart_window = (first, cur) if first < cur else None
                 keep = self.s.dedup_retention_blocks
                 stored = self.store.cursors()
-                self._restart_pruned = {} if not keep else {
-                    w: stored[w].block - keep for w in self.wallets
-                    if w in stored and stored[w].block - keep > cur - RESTART_SWEEP_BLOCKS}
+                below = {w: stored[w].block - keep for w in self.wallets
+                         if keep and w in stored}
+                for w in self.wallets:
+                    if w in launches:
+                        below[w] = max(below.get(w, launches[w]), launches[w])
+                self._restart_pruned = {w: b for w, b in below.items() if b > first}
                 self._sweep_due = True
                 self._wake.set()
         done = 0

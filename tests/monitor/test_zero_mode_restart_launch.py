@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from hostile_node import HostileNode
 from monitor_helpers import order_filled
 from test_reliability import settings
@@ -44,8 +43,6 @@ def _get_logs_from(node: HostileNode) -> list[int]:
             if i.get("method") == "eth_getLogs"]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet: the store keeps no launch point once "
-                   "a run moved the cursor (needs Store.launches(), monitor/store.py)")
 def test_a_restart_sweep_never_reaches_below_the_launch_point(tmp_path: Path) -> None:
     first_sink, second_sink = MemorySink(), MemorySink()
 
@@ -89,3 +86,37 @@ def test_a_restart_sweep_never_reaches_below_the_launch_point(tmp_path: Path) ->
                     for e in s.events if e.kind == "trade" and e.trade is not None)
     assert trades == [AFTER], trades  # before: [90, 103] (a phantom of the launch)
     assert asked and min(asked) > LAUNCH, asked  # before: swept from block 0
+
+
+def test_the_store_keeps_each_wallets_launch_point_as_its_cursor_moves(tmp_path: Path) -> None:
+    """``Store.launches``: the first cursor a wallet was given, by the launch
+    (``start_cursors``) or by a first sync (``set_cursors(launch=True)``); moving the
+    cursor on, or starting it again, leaves it."""
+    import sqlite3
+
+    from monitor.store import Store
+
+    a, b, c = ("0x" + ch * 40 for ch in "abc")
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as old:  # a state file of schema 1: no launches table
+        old.execute("CREATE TABLE cursors (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL, "
+                    "hash TEXT, grp TEXT NOT NULL)")
+        old.execute("INSERT INTO cursors VALUES (?, 50, NULL, 'websocket')", (c,))
+        old.execute("PRAGMA user_version = 1")
+    old.close()
+    store = Store(db)
+    try:
+        assert store.launches() == {}  # a wallet of before: no bound
+        assert store.start_cursors([a, c], 100) == [a]
+        store.set_cursors([a], 107, "0x07", "websocket")
+        store.set_cursors([b], 104, None, "websocket", forward_only=False, launch=True)
+        store.set_cursors([a, b], 110, "0x10", "websocket", launch=True)
+        assert store.launches() == {a: 100, b: 104}
+        assert store.cursors()[a].block == 110
+    finally:
+        store.close()
+    again = Store(db)
+    try:
+        assert again.launches() == {a: 100, b: 104}
+    finally:
+        again.close()
