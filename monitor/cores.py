@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import sys
 from collections import OrderedDict
@@ -42,6 +43,9 @@ __all__ = [
     "RateLimiter",
     "assign_source",
     "backfill_ranges",
+    "check_twin",
+    "decision",
+    "dedup_entry",
     "plausible_head",
     "rollout_bucket",
 ]
@@ -76,6 +80,67 @@ class Decision:
     kind: str  # "trade" | "retraction" | "duplicate" | "moved" | "ignored"
     generation: int
     entry: DedupEntry | None
+
+
+def check_twin(twin: type, cls: type) -> None:
+    """Import-time guard of a fast constructor (:func:`dedup_entry` and the like): ``twin``
+    holds the slots of the frozen dataclass ``cls`` and its ``__init__`` takes the fields
+    in their order, so a field added to ``cls`` and not to ``twin`` fails at import."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    init = twin.__init__  # type: ignore[misc]
+    if (twin.__slots__ != cls.__slots__  # type: ignore[attr-defined]
+            or init.__code__.co_varnames[1:len(names) + 1] != names):
+        raise ImportError(f"{twin.__name__} does not list the fields of {cls.__name__}")
+
+
+class _DedupEntrySlots:
+    """A :class:`DedupEntry`'s slots without the frozen ``__setattr__``: filled with plain
+    stores, then made a ``DedupEntry`` (the same slot layout, so CPython allows the
+    ``__class__`` assignment; as :class:`monitor.trades._TradeFields`). A frozen
+    dataclass's ``__init__`` calls ``object.__setattr__`` once a field (~4x slower), and
+    the pipeline makes an entry and a decision a trade."""
+
+    __slots__ = DedupEntry.__slots__
+
+    def __init__(self, block_hash: str, retracted: bool, deliveries: int, retractions: int,
+                 wallet: str | None) -> None:
+        self.block_hash = block_hash
+        self.retracted = retracted
+        self.deliveries = deliveries
+        self.retractions = retractions
+        self.wallet = wallet
+
+
+class _DecisionSlots:
+    """:class:`Decision`'s slots, as :class:`_DedupEntrySlots`."""
+
+    __slots__ = Decision.__slots__
+
+    def __init__(self, emit: bool, kind: str, generation: int,
+                 entry: DedupEntry | None) -> None:
+        self.emit = emit
+        self.kind = kind
+        self.generation = generation
+        self.entry = entry
+
+
+check_twin(_DedupEntrySlots, DedupEntry)
+check_twin(_DecisionSlots, Decision)
+
+
+def dedup_entry(block_hash: str, retracted: bool, deliveries: int, retractions: int,
+                wallet: str | None = None) -> DedupEntry:
+    """``DedupEntry(...)``, the same object, made ~4x faster (:class:`_DedupEntrySlots`)."""
+    entry = _DedupEntrySlots(block_hash, retracted, deliveries, retractions, wallet)
+    entry.__class__ = DedupEntry  # type: ignore[assignment]
+    return entry  # type: ignore[return-value]
+
+
+def decision(emit: bool, kind: str, generation: int, entry: DedupEntry | None) -> Decision:
+    """``Decision(...)``, the same object, made ~4x faster (:class:`_DecisionSlots`)."""
+    made = _DecisionSlots(emit, kind, generation, entry)
+    made.__class__ = Decision  # type: ignore[assignment]
+    return made  # type: ignore[return-value]
 
 
 class Deduplicator:
@@ -141,20 +206,37 @@ class Deduplicator:
         old = self._lookup(trade_id, staged)
         wallet = _wallet(wallet) if wallet is not None else None
         if old is None:
-            new = DedupEntry(block_hash, False, 1, 0, wallet)
+            new = dedup_entry(block_hash, False, 1, 0, wallet)
             self._stage(trade_id, new, staged)
-            return Decision(True, "trade", 1, new)
+            return decision(True, "trade", 1, new)
         if old.retracted:
-            new = DedupEntry(block_hash, False, old.deliveries + 1, old.retractions,
+            new = dedup_entry(block_hash, False, old.deliveries + 1, old.retractions,
                              wallet or old.wallet)
             self._stage(trade_id, new, staged)
-            return Decision(True, "trade", new.deliveries, new)
+            return decision(True, "trade", new.deliveries, new)
         if old.block_hash != block_hash:
-            new = DedupEntry(block_hash, False, old.deliveries, old.retractions,
+            new = dedup_entry(block_hash, False, old.deliveries, old.retractions,
                              wallet or old.wallet)
             self._stage(trade_id, new, staged)
-            return Decision(False, "moved", old.deliveries, new)
-        return Decision(False, "duplicate", old.deliveries, old)
+            return decision(False, "moved", old.deliveries, new)
+        return decision(False, "duplicate", old.deliveries, old)
+
+    def offer_unknown(self, trade_id: str, block_hash: str, wallet: str,
+                      staged: dict[str, DedupEntry]) -> Decision | None:
+        """:meth:`offer` (staged) of an id neither staged nor known (in memory or to the
+        look-up): its first delivery, decided as ``offer`` decides it. None when the id
+        is known: the caller asks :meth:`taken`, then :meth:`offer`. The pipeline's usual
+        case, with one look-up where ``taken`` and ``offer`` made two."""
+        if trade_id in staged or trade_id in self._entries:
+            return None
+        if self._lookup_fn is not None:
+            entry = self._lookup_fn(trade_id)
+            if entry is not None:
+                self._put(trade_id, entry)
+                return None
+        new = dedup_entry(block_hash.lower(), False, 1, 0, _wallet(wallet))
+        staged[trade_id] = new
+        return decision(True, "trade", 1, new)
 
     def taken(self, trade_id: str, block_hash: str, wallet: str,
               staged: dict[str, DedupEntry] | None = None) -> DedupEntry | None:
@@ -182,10 +264,10 @@ class Deduplicator:
         block_hash = block_hash.lower()
         old = self._lookup(trade_id, staged)
         if old is None or old.retracted or old.block_hash != block_hash:
-            return Decision(False, "ignored", 0, old)
-        new = DedupEntry(block_hash, True, old.deliveries, old.retractions + 1, old.wallet)
+            return decision(False, "ignored", 0, old)
+        new = dedup_entry(block_hash, True, old.deliveries, old.retractions + 1, old.wallet)
         self._stage(trade_id, new, staged)
-        return Decision(True, "retraction", new.retractions, new)
+        return decision(True, "retraction", new.retractions, new)
 
     def apply(self, staged: dict[str, DedupEntry]) -> None:
         """Make staged decisions current: call only after they were committed to disk."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from math import isfinite
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,17 +43,46 @@ class History:
                 raise ConfigError(f"history file {p}: {exc.strerror or exc}") from None
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
-        row: dict[str, Any] = {"t_ns": self._clock.now_ns(), "event": event}
+        t_ns = self._clock.now_ns()
+        row: dict[str, Any] = {"t_ns": t_ns, "event": event}
+        # the line written by hand while every value is a string, an int, a bool, None or
+        # a finite float (a delivered row: ~2x cheaper than the encoder); anything else
+        # goes through the encoder. The same bytes (tests/monitor/test_history_line.py)
+        parts: list[str] | None = ([f'{{"t_ns":{int.__repr__(t_ns)},"event":{_str(event)}']
+                                   if self._fh is not None and type(t_ns) is int
+                                   and type(event) is str else None)
         for name, value in fields.items():  # redact_obj(fields), without the copy a row
             kind = type(value)
             if kind is str:
                 value = redact(value)
-            elif value is not None and kind not in _PLAIN:
-                value = redact_obj(value, 1)
+                text = _str(value)
+            elif value is None:
+                text = "null"
+            elif kind is int:
+                text = int.__repr__(value)
+            elif kind is bool:
+                text = "true" if value else "false"
+            elif kind is float and isfinite(value):
+                text = float.__repr__(value)
+            else:
+                if kind is not float:
+                    value = redact_obj(value, 1)
+                parts = None
             row[name] = value
+            if parts is not None:
+                if name == "t_ns":  # replaces the stamp in its place: the encoder's way
+                    parts = None
+                else:
+                    key = _KEYS.get(name)
+                    if key is None:
+                        key = _str(name)
+                        if len(_KEYS) < 1_000:  # the code's field names: a few dozen
+                            _KEYS[name] = key
+                    parts.append(f",{key}:{text}")
         if self._fh is not None:
             try:
-                self._fh.write(_encode(row) + "\n")
+                self._fh.write("".join(parts) + "}\n" if parts is not None
+                               else _encode(row) + "\n")
                 self._failing = False
             except (OSError, ValueError) as exc:
                 self.dropped += 1
@@ -83,8 +113,9 @@ def _redacted_str(value: object) -> str:
     return redact(str(value))
 
 
-_PLAIN = frozenset({int, float, bool})  # nothing to redact in them
 _encode = json.JSONEncoder(separators=(",", ":"), default=_redacted_str).encode
+_str = json.encoder.encode_basestring_ascii  # the encoder's own, for its strings and keys
+_KEYS: dict[str, str] = {}  # field name -> its JSON text
 
 
 class NullHistory(History):

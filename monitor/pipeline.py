@@ -36,7 +36,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.cores import Decision, DedupEntry, Deduplicator
 from monitor.history import History, NullHistory
 from monitor.redact import redact
-from monitor.sinks import Sink, SinkEvent
+from monitor.sinks import Sink, sink_event
 from monitor.stages import FrameStamps, stage_offsets
 from monitor.store import OutboxItem, Store
 from monitor.trades import DecodeError, Trade, decode_order_filled
@@ -400,6 +400,10 @@ class Pipeline:
         if trade.wallet not in self.wallets:
             self.counters["other_wallet"] += 1
             return
+        first = self.dedup.offer_unknown(trade.id, trade.block_hash, trade.wallet, staged)
+        if first is not None:  # an id never seen: nothing taken, nothing to compare
+            pending.append((first, trade.id, source, trade))
+            return
         taken = self.dedup.taken(trade.id, trade.block_hash, trade.wallet, staged)
         if taken is not None:
             # a reorg re-included the transaction and gave this log index, another watched
@@ -475,11 +479,12 @@ class Pipeline:
         try:
             async with deadline:
                 for item in items:
-                    event = SinkEvent(item.kind, item.trade_id, item.generation,
-                                      _SOURCE_NAMES.get(item.source, item.source), item.block_hash,
-                                      item.trade, stages.get(item.trade_id) if stages else None,
-                                      item.payload, item.seq <= self._inherited_upto
-                                      or item.seq in self._raised)
+                    event = sink_event(item.kind, item.trade_id, item.generation,
+                                       _SOURCE_NAMES.get(item.source, item.source),
+                                       item.block_hash, item.trade,
+                                       stages.get(item.trade_id) if stages else None,
+                                       item.payload, item.seq <= self._inherited_upto
+                                       or item.seq in self._raised)
                     if (now := loop.time()) >= rearm_at:
                         deadline.reschedule(now + self.SINK_TIMEOUT_S)
                         rearm_at = now + self.SINK_TIMEOUT_S / 60

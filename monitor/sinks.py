@@ -34,11 +34,13 @@ from typing import BinaryIO, Protocol
 
 from monitor.bounds import nesting_ok
 from monitor.clock import Clock, SystemClock, wall_ns
+from monitor.cores import check_twin
 from monitor.errors import ConfigError
 from monitor.private_files import PRIVATE_MODE, check_regular, end_of_last_line
 from monitor.trades import Trade
 
-__all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkError", "SinkEvent"]
+__all__ = ["CallbackSink", "JsonlSink", "MemorySink", "Sink", "SinkError", "SinkEvent",
+           "sink_event"]
 
 log = logging.getLogger("monitor.sinks")
 
@@ -69,6 +71,40 @@ class SinkEvent:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.trade_id}:{self.generation}"
+
+
+class _SinkEventSlots:
+    """A :class:`SinkEvent`'s slots, filled with plain stores and then made a
+    ``SinkEvent`` (see :class:`monitor.cores._DedupEntrySlots`): one a delivered event."""
+
+    __slots__ = SinkEvent.__slots__
+
+    def __init__(self, kind: str, trade_id: str, generation: int, source: str,
+                 block_hash: str, trade: Trade | None, stages: dict[str, int] | None,
+                 trade_json: str | None, uncertain: bool) -> None:
+        self.kind = kind
+        self.trade_id = trade_id
+        self.generation = generation
+        self.source = source
+        self.block_hash = block_hash
+        self.trade = trade
+        self.stages = stages
+        self.trade_json = trade_json
+        self.uncertain = uncertain
+
+
+check_twin(_SinkEventSlots, SinkEvent)
+
+
+def sink_event(kind: str, trade_id: str, generation: int, source: str, block_hash: str,
+               trade: Trade | None, stages: dict[str, int] | None, trade_json: str | None,
+               uncertain: bool) -> SinkEvent:
+    """``SinkEvent(...)`` with every field given: the same object, ~4x faster
+    (:class:`_SinkEventSlots`); the pipeline makes one a delivered event."""
+    event = _SinkEventSlots(kind, trade_id, generation, source, block_hash, trade, stages,
+                            trade_json, uncertain)
+    event.__class__ = SinkEvent  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
 
 
 class Sink(Protocol):

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from monitor.cores import Decision, DedupEntry
+from monitor.cores import Decision, DedupEntry, check_twin, dedup_entry
 from monitor.errors import StoreError
 from monitor.private_files import FileInUse, check_regular, hold_lock
 from monitor.trades import Trade
@@ -156,8 +156,8 @@ _UPSERT_DELIVERED = (
 def _entry(block_hash: str, retracted: int, deliveries: int, retractions: int,
            wallet: str | None) -> DedupEntry:
     """A delivered row as the deduplicator holds it (one string object a wallet)."""
-    return DedupEntry(block_hash, bool(retracted), deliveries, retractions,
-                      sys.intern(wallet) if isinstance(wallet, str) else None)
+    return dedup_entry(block_hash, bool(retracted), deliveries, retractions,
+                       sys.intern(wallet) if isinstance(wallet, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +189,36 @@ class OutboxItem:
     def key(self) -> str:
         """The sink's idempotency key."""
         return f"{self.kind}:{self.trade_id}:{self.generation}"
+
+
+class _OutboxItemSlots:
+    """An :class:`OutboxItem`'s slots, filled with plain stores and then made an
+    ``OutboxItem`` (see :class:`monitor.cores._DedupEntrySlots`): one a trade of a batch."""
+
+    __slots__ = OutboxItem.__slots__
+
+    def __init__(self, seq: int, kind: str, trade_id: str, generation: int, source: str,
+                 block_hash: str, trade: Trade | None, payload: str | None) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.trade_id = trade_id
+        self.generation = generation
+        self.source = source
+        self.block_hash = block_hash
+        self.trade = trade
+        self.payload = payload
+
+
+check_twin(_OutboxItemSlots, OutboxItem)
+
+
+def _outbox_item(seq: int, kind: str, trade_id: str, generation: int, source: str,
+                 block_hash: str, trade: Trade | None, payload: str | None) -> OutboxItem:
+    """``OutboxItem(...)``, the same object, ~4x faster (:class:`_OutboxItemSlots`)."""
+    item = _OutboxItemSlots(seq, kind, trade_id, generation, source, block_hash, trade,
+                            payload)
+    item.__class__ = OutboxItem  # type: ignore[assignment]
+    return item  # type: ignore[return-value]
 
 
 def _lock(path: Path) -> int:
@@ -556,8 +586,8 @@ class Store:
                         "SELECT seq, kind, trade_id, generation FROM outbox WHERE seq > ? "
                         "ORDER BY seq", (top,)):
                     source, block_hash, trade, payload = queued[(kind, tid, gen)]
-                    out.append(OutboxItem(seq, kind, tid, gen, source, block_hash, trade,
-                                          payload))
+                    out.append(_outbox_item(seq, kind, tid, gen, source, block_hash, trade,
+                                            payload))
         self._sent_later.difference_update(marks)
         return out
 
