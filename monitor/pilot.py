@@ -201,11 +201,8 @@ def lock_held(db: Path) -> bool | None:
         os.close(fd)
 
 
-#: words of a NOTOK text that say the key itself is refused ("Invalid API Key",
-#: "Missing/Invalid API Key"): no retry helps, the key must be fixed
-_KEY_REFUSED = ("invalid api key", "missing/invalid api key", "missing api key")
-#: ... that say the URL or the chain is wrong (REFERENCE: a V1 path; V2 without a chain it
-#: serves): every call of the polling shadow would be refused the same way
+#: words of a NOTOK text that say the URL or the chain is wrong (REFERENCE: a V1 path; V2
+#: without a chain it serves): every call of the polling shadow would be refused alike
 _URL_REFUSED = ("deprecated v1 endpoint", "unsupported chainid")
 
 
@@ -216,7 +213,8 @@ async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) 
     log). Any other failure (down, slow, rate limited) is the paths' to ride out: a
     warning, and the pilot starts."""
     from monitor.errors import ConfigError
-    from monitor.explorer_client import ExplorerClient, ExplorerNotOk
+    from monitor.explorer_client import ExplorerClient, ExplorerKeyRefused, ExplorerNotOk
+    from polyvocab.policies import is_key_refused_text
 
     async with aiohttp.ClientSession() as session:
         client = ExplorerClient(settings.explorer_url, session, api_key=settings.api_key(),
@@ -225,7 +223,8 @@ async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) 
         try:
             await client.block_number()
         except ExplorerNotOk as exc:
-            if any(t in exc.text.lower() for t in _KEY_REFUSED):
+            # the key itself refused ("Invalid API Key"): no retry helps, fix the key
+            if isinstance(exc, ExplorerKeyRefused) or is_key_refused_text(exc.text):
                 raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
                                   f"refuses the API key: {exc.text} (check the file "
                                   "EXPLORER_API_KEY_FILE names)") from None
@@ -243,9 +242,10 @@ def _key_refused(exc: MonitorError, flag: str, url: str | None) -> None:
     """Raise :class:`~monitor.errors.ConfigError` when ``exc`` is the provider refusing
     its key (HTTP 401/403): a setting to fix (exit 2, no restart), not an outage to
     restart into every 5 s."""
-    from monitor.errors import BadResponse, ConfigError
+    from monitor.errors import ConfigError
+    from polyvocab.errors import key_refused_status
 
-    if isinstance(exc, BadResponse) and exc.status in (401, 403):
+    if key_refused_status(exc) is not None:
         raise ConfigError(f"{flag} {endpoint_host(url)} refuses the request ({exc.message}): "
                           "check the key in its URL") from None
 
@@ -843,7 +843,12 @@ class Pilot:
         # run measure uptime alike
         healthy = bool(shards) and all(sh.healthy_now() for sh in shards)
         fallback = any(sh.fallback.polling for sh in shards)
-        failed = any(sh.manager.state is ConnState.FAILED for sh in shards)
+        # a shard whose provider refuses the key stays failed through the CONNECTING of
+        # each retry (WebSocketManager.key_refused): one alert an episode, not one a retry
+        refused = next((sh.manager.key_refused for sh in shards
+                        if getattr(sh.manager, "key_refused", None) is not None), None)
+        failed = refused is not None or any(sh.manager.state is ConnState.FAILED
+                                            for sh in shards)
         worst = next((sh for sh in shards if sh.manager.state is not ConnState.CONNECTED),
                      shards[0] if shards else None)
         state = worst.manager.state.value if worst is not None else "NONE"
@@ -859,7 +864,9 @@ class Pilot:
                         "WebSocket path on explorer fallback" if fallback
                         else "WebSocket path back on its feed (fallback ended)")
         if failed and not self._failed:
-            self._alert("failed", "WebSocket path FAILED (reconnects exhausted)")
+            self._alert("failed", "WebSocket path FAILED (reconnects exhausted)"
+                        if refused is None else "WebSocket path FAILED: the provider "
+                        f"refused the key (HTTP {refused}); fix the key in --ws-url")
         self._failed = failed
         poll = self.monitors["polling"]
         p = poll.poller

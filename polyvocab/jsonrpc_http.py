@@ -55,6 +55,7 @@ from polyvocab.errors import (
 from polyvocab.http_read import read_body
 from polyvocab.policies import (
     TokenBucket,
+    is_key_refused_status,
     is_range_too_large,
     is_rate_limited,
     parse_retry_after,
@@ -226,7 +227,7 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
             if isinstance(err, RateLimited):
                 return err
         return ServerError(f"HTTP {status}: {_snippet(body)}", status=status)
-    if status in (401, 403):  # the key refused, whatever the body (Alchemy's is a
+    if is_key_refused_status(status):  # the key refused, whatever the body (Alchemy's is a
         # JSON-RPC error object, "Must be authenticated!"): the status says so, and an
         # RpcError lost it
         detail = parsed["error"] if isinstance(parsed, dict) and "error" in parsed else body
