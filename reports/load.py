@@ -58,6 +58,10 @@ def _not_bulk(row: dict[str, Any]) -> dict[str, Any] | None:
     return None if row.get("event") in BULK_EVENTS else row
 
 
+#: the start of the run problem of a run summary that lists a scenario twice
+TWICE = "summary.json lists scenario"
+
+
 class RunStoreError(Exception):
     """The path given is not a run directory at all. Print it; exit code 2."""
 
@@ -407,6 +411,11 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
         if mode:
             # keep the mode so the verdict knows which gates this scenario was needed for
             summary = {"scenario": name, "mode": mode, "status": "missing"}
+    own_name = summary.get("scenario")
+    if summary and isinstance(own_name, str) and own_name != name:
+        # a scenario's folder copied or renamed: the same results judged under two names
+        problems.append(f"summary.json is of scenario {own_name[:80]!r}, in the folder "
+                        f"{name}/ (copied or renamed?)")
     problems.extend(summary_problems(summary, listed))
     moved = changed_since(summary.get("inputs"), fingerprint(sdir))
     if moved is not None:  # the stored results describe files that are no longer there
@@ -482,6 +491,9 @@ def load_run(path: str | Path) -> Run:
     names: list[str] = []
     for entry in top.get("scenarios", []) if isinstance(top.get("scenarios"), list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("scenario"), str):
+            if entry["scenario"] in listed:  # judged twice, counted twice: was a GO's score
+                problems.append(f"{TWICE} {entry['scenario'][:80]} more than once")
+                continue
             listed[entry["scenario"]] = entry
             names.append(entry["scenario"])
     listed_in_manifest = manifest.get("scenarios")  # a number there was a TypeError

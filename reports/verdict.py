@@ -34,7 +34,7 @@ from experiments.thresholds import (
 )
 from experiments.thresholds import evaluate as evaluate_threshold
 from reports.criteria import Criteria, Rule
-from reports.load import Run, ScenarioData, basis_fault_events
+from reports.load import TWICE, Run, ScenarioData, basis_fault_events
 
 __all__ = [
     "CRITICAL_METRICS",
@@ -392,7 +392,11 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
             reasons.append(f"Also not evaluated in {c.scenario}: {c.expr} ({c.note}).")
         return VerdictResult(Verdict.NO_GO, tuple(reasons), score, tuple(checks))
 
-    if any(p.startswith("summary.json") for p in run.problems):
+    for p in run.problems:
+        if p.startswith(TWICE):
+            reasons.append(f"The run's {p}: it is damaged, and a scenario would be judged "
+                           "twice.")
+    if any(p.startswith("summary.json") and not p.startswith(TWICE) for p in run.problems):
         reasons.append("The run's summary.json is missing or unreadable: cannot tell whether "
                        "every scenario is present.")
     if not run.scenarios:
