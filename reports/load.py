@@ -95,8 +95,12 @@ class ScenarioData:
 
     @property
     def ok(self) -> bool:
-        """True when the scenario ran and its summary can be trusted."""
-        return self.status == "ok"
+        """True when the scenario ran and its summary can be trusted: status ok and no
+        data problem (files damaged, changed after the analysis, or contradicting the
+        summary). A scenario with problems was left out of the verdict's gates but fed the
+        claims, the cost and rollout sections and the figures: a damaged polling baseline
+        (no gate of its own) was the 'before' of a GO report."""
+        return self.status == "ok" and not self.problems
 
     @property
     def t0_ns(self) -> int | None:
