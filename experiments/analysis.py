@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 import traceback
@@ -501,7 +502,48 @@ def _run_record(sdir: Path) -> tuple[dict[str, Any], str | None]:
             parse_threshold(expr)
     except ValueError as exc:
         return {}, f"{path}: thresholds: {exc}"
+    wrong = _run_fields_wrong(run)
+    if wrong:
+        return {}, f"{path}: {wrong}"
     return run, None
+
+
+#: what the runner writes in ``run.json`` at the end of a run (its record is written once)
+RUN_STATUSES = ("ok", "harness_error")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _run_fields_wrong(run: dict[str, Any]) -> str | None:
+    """What in the runner's record is not of the kind the runner writes, or None: a status
+    other than its two ("weird", 5, "running" were analysed as ok), a speed, duration or
+    window that is no positive number (sim_duration_s = -1 and actionable_window_s = "x"
+    went into the summary as they were; "abc" was a ValueError's text)."""
+    status = run.get("status")
+    if status not in RUN_STATUSES:
+        return (f"status {str(status)[:40]!r} is not one the runner writes "
+                f"({', '.join(RUN_STATUSES)})")
+    if status != "ok":
+        return None
+    for key in ("speed", "sim_duration_s", "actionable_window_s"):
+        value: Any = run.get(key)
+        if key in run and not (_is_number(value) and value > 0):
+            return f"{key} = {str(value)[:40]} is not a number > 0"
+    for key in ("window_start_ns", "window_end_ns"):
+        value = run.get(key)
+        if key in run and not (isinstance(value, int) and not isinstance(value, bool)
+                               and value >= 0):
+            return f"{key} = {str(value)[:40]} is not a whole number of ns >= 0"
+    start, end = run.get("window_start_ns"), run.get("window_end_ns")
+    if isinstance(start, int) and isinstance(end, int) and end <= start:
+        return f"window_end_ns = {end} is not after window_start_ns = {start}"
+    for key, kind in (("resources", dict), ("samples", list), ("urls", dict)):
+        if run.get(key) is not None and not isinstance(run[key], kind):
+            return f"{key} is not a JSON {'object' if kind is dict else 'list'}"
+    return None
 
 
 class _SimRows(JsonlRows):
