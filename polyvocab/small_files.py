@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["CONFIG_BYTES", "JSON_BYTES", "LIST_BYTES", "SmallFileError", "file_error_text",
-           "is_special", "os_error_reason", "read_small_text"]
+           "is_special", "os_error_reason", "read_small_text", "write_text_file"]
 
 #: a TOML config, a scenario, the report's criteria, a file holding a URL or a token
 CONFIG_BYTES = 1 << 20
@@ -93,6 +93,18 @@ def os_error_reason(exc: OSError) -> str:
             and not Path(name).is_dir():
         return f"{name} is a file, not a folder"
     return exc.strerror or str(exc)
+
+
+def write_text_file(path: str | Path, text: str) -> None:
+    """``Path(path).write_text(text)`` (UTF-8) whose ``OSError`` always names ``path``: a
+    write or close that fails (EIO writing ``/proc/version``, ENOSPC on ``/dev/full``)
+    raises one without a file name, and the command said "Input/output error" alone."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 def file_error_text(exc: OSError) -> str:

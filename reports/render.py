@@ -24,6 +24,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from experiments.thresholds import metric_value, number, shown
+from polyvocab.small_files import write_text_file
 from reports import figures
 from reports.claims import Claim, check_claims
 from reports.cost import (
@@ -347,5 +348,5 @@ def write_report(run: Run, criteria: Criteria, out: Path | None = None,
     """Build and write the report; returns it and the path written."""
     report = build_report(run, criteria, bench_dir)
     path = out or run.path / "report.html"
-    path.write_text(render_report(report), encoding="utf-8")
+    write_text_file(path, render_report(report))
     return report, path

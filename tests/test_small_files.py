@@ -151,3 +151,20 @@ def test_a_folder_that_a_file_stands_in_for_is_said_so(
         assert _exit_code(simulator, argv) == 2
         err = capsys.readouterr().err
         assert f"{afile} is a file, not a folder" in err and "File exists" not in err, err
+
+
+def test_a_write_that_fails_names_its_file(tmp_path: Path) -> None:
+    """A write failing at its flush (``/dev/full``: ENOSPC) raised an ``OSError`` without a
+    file name, and ``reports build --json /dev/full`` said "No space left on device" alone."""
+    from polyvocab.small_files import file_error_text, write_text_file
+
+    with pytest.raises(OSError) as err:
+        write_text_file("/dev/full", "x" * 10)
+    assert err.value.filename == "/dev/full"
+    assert file_error_text(err.value) == "No space left on device: /dev/full"
+    missing = tmp_path / "no" / "such.json"
+    with pytest.raises(FileNotFoundError) as gone:  # its own name kept, its kind too
+        write_text_file(missing, "{}")
+    assert gone.value.filename == str(missing)
+    write_text_file(tmp_path / "ok.json", "{}")
+    assert (tmp_path / "ok.json").read_text(encoding="utf-8") == "{}"
