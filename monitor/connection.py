@@ -282,6 +282,14 @@ class ReconnectPolicy:
         return (self._s.max_reconnect_attempts > 0
                 and self.attempts >= self._s.max_reconnect_attempts)
 
+    def attempt_refused(self) -> None:
+        """Count an attempt whose key the provider refused (HTTP 401/403): in the total,
+        not toward ``max_reconnect_attempts`` (a refused key is retried every
+        ``backoff_max`` for as long as it takes), and an outage's count starts again
+        after it (the provider answered: an ordinary failure after it is a new one)."""
+        self.attempts = 0
+        self.total_attempts += 1
+
     def next_delay(self, asked: float | None = None) -> float:
         """Clock seconds to wait before the next attempt: the backoff's, or longer when
         the server ``asked`` (simulated seconds: a ``Retry-After`` on a refused handshake)

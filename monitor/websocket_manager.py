@@ -774,7 +774,10 @@ class WebSocketManager:
         a refusal again is FAILED again, quietly). False when stopping."""
         first = self.key_refused is None
         self.key_refused = status
-        self._policy.attempt_failed()  # counted; the give-up is this one
+        # counted, but not toward max_reconnect_attempts: the refusals retry for ever, and
+        # an ordinary failure after them (a 503 as the key is restored) must not be the
+        # one that gives up for good on an outage they filled
+        self._policy.attempt_refused()
         self._outage_attempts += 1
         self._fire(ConnEvent.GIVE_UP, f"key_refused: {cause}")
         self._notify()
