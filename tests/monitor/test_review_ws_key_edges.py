@@ -10,12 +10,19 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp import web
+from hostile_node import HostileNode
+from monitor_helpers import WALLET
+from test_reliability import settings
 from websockets.asyncio.server import ServerConnection, serve
 
 from monitor.alerts import LogAlerter
 from monitor.clock import SystemClock
 from monitor.connection import ConnState, WsSettings
 from monitor.history import History
+from monitor.sinks import MemorySink
+from monitor.wallet_monitor import WalletMonitor
 from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 30.0
@@ -133,3 +140,49 @@ def test_stop_while_the_key_is_refused_is_prompt(tmp_path: Path) -> None:
     took = asyncio.run(asyncio.wait_for(go(), 2 * TIMEOUT))
     assert took < 20.0, took
     assert [a.kind for a in alerter.sent] == ["failed"]
+
+
+# -- several shards: one refused at the start, the others connected -----------------------
+
+class _OneRefusedNode(HostileNode):
+    """The hostile node whose second WebSocket upgrade (the second shard's first
+    handshake) is answered 403; every other one is served."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upgrades = 0
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        self.upgrades += 1
+        if self.upgrades == 2:
+            return web.json_response({"error": "forbidden"}, status=403)
+        return await super()._ws(request)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "WalletMonitor.wait_connected raises ConfigError ('refuses the key') when any shard's "
+    "first handshake is refused, though another shard's handshake with the same URL and "
+    "key succeeded: monitor run exits 2 on a key that works"))
+def test_a_403_on_one_shard_of_several_is_no_key_refused_at_start(tmp_path: Path) -> None:
+    """Two shards (max_wallets_per_filter 1, two wallets) on the same URL: the first
+    connects, the second's first handshake is answered 403 (a proxy's per-connection
+    refusal, or a flapping edge), its retry is served. The key demonstrably works: the
+    refused shard is FAILED and tried again (826bdb5's mid-run rule), the monitor starts.
+    Now: ConfigError at wait_connected, 'monitor run' would exit 2."""
+    other = "0x" + "ab" * 20
+
+    async def go() -> None:
+        async with _OneRefusedNode() as node:
+            s = settings(node, tmp_path, wallets=[WALLET, other], max_wallets_per_filter=1,
+                         backoff_max=1.0)
+            mon = WalletMonitor(s, sink=MemorySink())
+            mon.alerts = LogAlerter()
+            await mon.start()
+            try:
+                assert len(mon.shards) == 2
+                connected = await mon.wait_connected(TIMEOUT)  # raises ConfigError now
+                assert connected or any(sh.manager.key_refused for sh in mon.shards)
+            finally:
+                await mon.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 3 * TIMEOUT))
