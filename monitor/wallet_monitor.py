@@ -121,6 +121,27 @@ __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_walle
 class _NodeBehind(MonitorError):
     """The HTTP node has not the reorg the feed showed yet: re-check later."""
 
+
+class _Prefetched:
+    """A sync's first range's eth_getLogs answer, asked in one batch with the node's head
+    (see :meth:`WsShard._confirmed_target`): blocks ``start..end``, the chain changes' mark
+    taken before it was asked, and the result (or the node's :class:`RpcError`)."""
+
+    __slots__ = ("answer", "changes", "end", "start")
+
+    def __init__(self, start: int, end: int, changes: ChangeMark, answer: Any) -> None:
+        self.start, self.end, self.changes, self.answer = start, end, changes, answer
+
+
+def _above(entry: Any, block: int) -> bool:
+    """A log whose block number reads as above ``block`` (one that does not read is kept:
+    the pipeline reports it, as any malformed log)."""
+    try:
+        return quantity(entry["blockNumber"]) > block
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 log = logging.getLogger("monitor.wallets")
 
 #: the bytes of live logs waiting for delivery, as :func:`live_log_bytes` counts them
@@ -271,7 +292,11 @@ async def node_hashes(rpc: _Rpc, numbers: Collection[int],
 async def node_block_number(rpc: _Rpc) -> int:
     """The HTTP node's ``eth_blockNumber``: a hex string (a JSON-RPC QUANTITY), or
     :class:`BadResponse`."""
-    answer = await rpc.call("eth_blockNumber", [])
+    return block_number_of(await rpc.call("eth_blockNumber", []))
+
+
+def block_number_of(answer: Any) -> int:
+    """An ``eth_blockNumber`` result as a number (:class:`BadResponse` if it is none)."""
     if not isinstance(answer, str):
         raise BadResponse(f"eth_blockNumber answered a {type(answer).__name__}, not a "
                           "hex quantity", kind="bad_shape")
@@ -290,6 +315,7 @@ class _Rpc:
         self.calls: Counter[str] = Counter()
         self.failures = 0
         self.batch_size = batch_size  # halved at each batch the node refuses
+        self.mixed_batches = True  # False once the node refused a batch of :meth:`batch`
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed,
@@ -303,6 +329,41 @@ class _Rpc:
         except MonitorError:
             self.failures += 1
             raise
+
+    async def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any] | None:
+        """``calls`` (of different methods) in ONE JSON-RPC batch, one HTTP request: their
+        results in order, a call the node answered with an error as its :class:`RpcError`
+        in its place. None, asking nothing more, when this client sends no batches
+        (``batch_size`` 1) or no such batch any more (the node refused one: a provider's
+        limit, as :meth:`call_many` halves to; or it timed out): the caller asks the
+        calls one at a time. The calls count as many API calls as when asked apart."""
+        if self.batch_size <= 1 or not self.mixed_batches:
+            return None
+        for method, _p in calls:
+            self.calls[method] += 1
+        try:
+            results = await self._client.batch(calls)
+        except (RpcError, BadResponse, Timeout) as exc:
+            refused = isinstance(exc, RpcError) or (
+                isinstance(exc, BadResponse) and (exc.kind == "batch_refused" or (
+                    exc.status is not None and 400 <= exc.status < 500)))
+            if not (refused or isinstance(exc, Timeout)):
+                self.failures += 1
+                raise
+            for method, _p in calls:
+                self.calls[method] -= 1
+            if isinstance(exc, Timeout):
+                self.failures += 1  # asked apart (eth_getLogs splits a heavy range)
+            else:
+                self.mixed_batches = False
+                log.warning("JSON-RPC node refused a batch of %s (%s): one call at a time "
+                            "from now on", "+".join(m for m, _p in calls), exc)
+            return None
+        except MonitorError:
+            self.failures += 1
+            raise
+        self.failures += sum(isinstance(r, RpcError) for r in results)
+        return results
 
     async def call_many(self, method: str, params: Sequence[list[Any]],
                         answered: Callable[[int, Any], None] | None = None) -> list[Any]:
@@ -475,6 +536,9 @@ class WsShard:
         # eth_getLogs answer fetched across one may be the old chain's (see sync)
         self._changes = ChainChanges()  # what makes logs fetched meanwhile stale
         self._sync_cut = False  # the last sync stopped short of its target (see sync)
+        # the node's head was below the sync's target at the last ask: the next sync asks
+        # it apart from the logs (see _confirmed_target)
+        self._node_was_behind = False
         self._handback = False
         self._verified_restart = False
         self._stop = asyncio.Event()
@@ -1240,8 +1304,9 @@ class WsShard:
             await self._set_cursors(first - 1, None, forward_only=False, launch=True)
             cur = self.cursor()
             assert cur is not None
+        first_logs: _Prefetched | None = None
         if target > cur:  # never past the HTTP node's own head (it may lag the feed)
-            target = await self._confirmed_target(cur, target)
+            target, first_logs = await self._confirmed_target(cur, target)
         if self._swept_to is None:
             # the zero mode's sweeps start here: fetched (or, at a first start, nothing to
             # fetch below). Set only by a sync that fetched something, a first start whose
@@ -1291,8 +1356,13 @@ class WsShard:
             return saved
 
         for a, b in backfill_ranges(cur, target, self.chunk_blocks):
-            changes = self._changes.mark()
-            logs = await self._get_logs(a, b)
+            if first_logs is not None and first_logs.start == a:
+                # asked with the node's head (_confirmed_target): what it holds up to b
+                changes, logs = first_logs.changes, await self._prefetched_logs(first_logs, b)
+            else:
+                changes = self._changes.mark()
+                logs = await self._get_logs(a, b)
+            first_logs = None
             if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes,
                                               sweep=True):
                 # the feed saw a reorg while these logs were fetched or delivered: they may
@@ -1425,7 +1495,8 @@ class WsShard:
             self._reorg_parent = None
         self._wake.set()
 
-    async def _confirmed_target(self, cur: int, target: int) -> int:
+    async def _confirmed_target(self, cur: int, target: int
+                                ) -> tuple[int, _Prefetched | None]:
         """Ask the node's HTTP head first and never sync past it. A provider's HTTP node
         may lag its WebSocket node: older geth answers an eth_getLogs range above its
         head with the logs it has, and the sync moved the cursor over blocks the node did
@@ -1434,10 +1505,29 @@ class WsShard:
         feed's target, the sync goes to the node's head - 1 (a load-balanced provider may
         send the eth_getLogs to a node a block behind the one that answered) and asks
         again one block interval later (``_sync_cut``). A feed head far above the node's
-        is also not fetched range after range."""
-        node = await self._node_block_number()
+        is also not fetched range after range.
+
+        The sync's first range's eth_getLogs goes in the same JSON-RPC batch, after the
+        eth_blockNumber (one HTTP request where it was two; the same two calls): a node
+        answers a batch's calls in order (geth's handler, the simulator), so the logs were
+        taken at a head at or above the one it gave. Returned with the target (None when
+        asked apart); the sync keeps the logs of blocks up to its target, the node's
+        head - 1 when that is lower (older geth answers a range past its head with the
+        logs it has; today's refuses it: that range is asked again). Not while the node
+        was behind the feed at the last ask: its head is likely below the range again."""
+        a, b = cur + 1, min(cur + self.chunk_blocks, target)  # the sync's first range
+        changes = self._changes.mark()
+        pair = None if self._node_was_behind else await self.rpc.batch(
+            [("eth_blockNumber", []), ("eth_getLogs", [self._logs_filter(a, b)])])
+        if pair is None:
+            node, first = await self._node_block_number(), None
+        else:
+            if isinstance(pair[0], RpcError):
+                raise pair[0]
+            node, first = block_number_of(pair[0]), _Prefetched(a, b, changes, pair[1])
+        self._node_was_behind = node < target
         if node >= target:
-            return target
+            return target, first
         if target - node > self.s.head_jump_slack:
             self._bad_input("head_jump", f"feed head {target + 1} but node head {node}")
             if len(self.tracker.known()) <= 1:
@@ -1455,34 +1545,61 @@ class WsShard:
         self._sync_cut = True
         asyncio.get_running_loop().call_later(self.s.scaled(self.s.block_interval),
                                               self._wake.set)
-        return max(cur, node - 1)
+        return max(cur, node - 1), first
 
     async def _node_block_number(self) -> int:
         """The HTTP node's ``eth_blockNumber`` (:func:`node_block_number`)."""
         return await node_block_number(self.rpc)
 
+    def _logs_filter(self, a: int, b: int, base: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+        return dict(base or self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
+
     async def _get_logs(self, a: int, b: int, base: dict[str, Any] | None = None
                         ) -> list[dict[str, Any]]:
         """The node's logs of blocks ``a..b`` for the shard's filter (or ``base``)."""
-        flt = dict(base or self.log_filter(), fromBlock=hex(a), toBlock=hex(b))
         try:
-            result = await self.rpc.call("eth_getLogs", [flt])
+            result = await self.rpc.call("eth_getLogs", [self._logs_filter(a, b, base)])
         except (RpcError, Timeout, BadResponse) as exc:
-            if isinstance(exc, RpcError) and is_beyond_head(exc.rpc_message):
-                # a node behind the one that gave the head: the sync loop asks again later
-                raise _NodeBehind(f"the node has not block {b} yet: {exc.rpc_message}"
-                                  ) from None
-            # a range the node refuses, cannot answer in time, or answers past the body
-            # bound is asked again in halves (busy wallets: one range can hold 10,000 logs)
-            heavy = (isinstance(exc, Timeout) or (isinstance(exc, BadResponse)
-                                                  and exc.kind == "too_large")
-                     or (isinstance(exc, RpcError) and is_range_too_large(exc.rpc_message)))
-            if b > a and heavy:
-                self.counters["getlogs_splits"] += 1
-                mid = (a + b) // 2
-                return (await self._get_logs(a, mid, base)
-                        + await self._get_logs(mid + 1, b, base))
-            raise
+            return await self._logs_failed(exc, a, b, base)
+        return self._logs_of(result)
+
+    async def _logs_failed(self, exc: RpcError | Timeout | BadResponse, a: int, b: int,
+                           base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """An eth_getLogs of ``a..b`` failed with ``exc``: the logs of its halves, or raise."""
+        if isinstance(exc, RpcError) and is_beyond_head(exc.rpc_message):
+            # a node behind the one that gave the head: the sync loop asks again later
+            raise _NodeBehind(f"the node has not block {b} yet: {exc.rpc_message}"
+                              ) from None
+        # a range the node refuses, cannot answer in time, or answers past the body
+        # bound is asked again in halves (busy wallets: one range can hold 10,000 logs)
+        heavy = (isinstance(exc, Timeout) or (isinstance(exc, BadResponse)
+                                              and exc.kind == "too_large")
+                 or (isinstance(exc, RpcError) and is_range_too_large(exc.rpc_message)))
+        if b > a and heavy:
+            self.counters["getlogs_splits"] += 1
+            mid = (a + b) // 2
+            return (await self._get_logs(a, mid, base)
+                    + await self._get_logs(mid + 1, b, base))
+        raise exc
+
+    async def _prefetched_logs(self, got: _Prefetched, b: int) -> list[dict[str, Any]]:
+        """The logs of blocks ``got.start..b`` (``b`` <= ``got.end``) from the eth_getLogs
+        answer of ``got.start..got.end`` asked with the node's head (see
+        :meth:`_confirmed_target`). A range the node refused (past its head: older
+        nodes give what they have there, today's geth refuses it; too heavy) is asked
+        again, as ``a..b``."""
+        if isinstance(got.answer, RpcError):
+            if b < got.end:  # the node's head was below the range: ask for what it has
+                return await self._get_logs(got.start, b)
+            return await self._logs_failed(got.answer, got.start, b)
+        logs = self._logs_of(got.answer)
+        if b < got.end:
+            logs = [lg for lg in logs if not _above(lg, b)]
+        return logs
+
+    def _logs_of(self, result: Any) -> list[dict[str, Any]]:
+        """An eth_getLogs result's log objects (:class:`BadResponse` if it is no list)."""
         if not isinstance(result, list):
             raise BadResponse("eth_getLogs result is not a list", kind="bad_shape")
         good = [x for x in result if isinstance(x, dict)]
