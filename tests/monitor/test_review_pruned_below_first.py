@@ -70,3 +70,34 @@ def test_start_block_below_the_nodes_first_block(recording: Path, tmp_path: Path
         assert cursors and min(cursors) >= _first_block(recording), cursors
     finally:
         sim.stop()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a reorg of the node's first block: the re-check's eth_getLogs asks from below it "
+    "(fork_point one below the first block), 4444 at every retry: the cursors never move"))
+def test_a_reorg_of_the_first_block_held_does_not_stall_the_sync(recording: Path,
+                                                                 tmp_path: Path) -> None:
+    """start_block = N, the replay's first block; a reorg (depth 3, heads 'each') once two
+    blocks are out replaces blocks N and N + 1. Now: every trade once (live), but the
+    shard's sync asks eth_getLogs from N - 1 (4444) at each retry until the monitor stops,
+    its cursors left at N - 1."""
+    wallets = top_wallets(recording, 10)
+    first = _first_block(recording)
+    sim = start_sim(recording, tmp_path, speed=SPEED, paused=True)
+    try:
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED,
+                            extra=[*FAST, "--start-block", str(first)])
+        sim.start_replay()
+        try:
+            sim.wait_published(2)
+            sim.fault("reorg", None, {"depth": 3, "seed": 2, "move_share": 0.5,
+                                      "vanish_share": 0.5})
+            want = wait_all_detected(mon, sim, wallets, timeout=60.0)
+        finally:
+            assert mon.proc.terminate() == 0
+        assert_exactly_once(mon, want)
+        with sqlite3.connect(mon.db) as db:
+            cursors = [b for (b,) in db.execute("SELECT block FROM cursors")]
+        assert cursors and min(cursors) >= first, (first, cursors)
+    finally:
+        sim.stop()
