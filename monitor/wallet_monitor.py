@@ -112,7 +112,7 @@ from monitor.supervisor import Supervisor
 from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
-from polyvocab.policies import is_beyond_head, is_range_too_large
+from polyvocab.policies import PRUNED_HISTORY_CODE, is_beyond_head, is_range_too_large
 from polyvocab.redact import mask_url
 
 __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets"]
@@ -464,6 +464,9 @@ class WsShard:
         ``departed``: wallets no longer on the list, and the block from which their
         standing deliveries are still judged after a reorg (see :meth:`_check_departed`)."""
         self.index = index
+        self._alerts = alerts
+        # the node answered the sync "pruned history unavailable" (alerted once an episode)
+        self._pruned_alerted = False
         self.firehose = firehose
         self._maker_topics = frozenset(address_topic(w).lower() for w in wallets)
         self.chunk_blocks = (min(settings.backfill_chunk_blocks, settings.firehose_chunk_blocks)
@@ -596,6 +599,9 @@ class WsShard:
         # wallet -> the block up to which its trade ids may have been pruned, for the
         # wallets whose such block is above the shard's cursor (see _not_pruned)
         self._pruned_below: dict[str, int] = {}
+        # wallet -> its launch point (Store.launches, read with the cursors): nothing at
+        # or below it was ever the bot's, whatever path fetches it (see _not_pruned)
+        self._launched: dict[str, int] = {}
 
     # -- filter ------------------------------------------------------------------------
 
@@ -628,8 +634,18 @@ class WsShard:
             keep = self.s.dedup_retention_blocks
             self._pruned_below = {} if low is None or not keep else {
                 w: b - keep for w, b in own.items() if b - keep > low}
+            launches = self.store.launches()
+            self._launched = {w: launches[w] for w in self.wallets if w in launches}
             self._cursor_read = True
         return self._cursor
+
+    def _launch_floor(self) -> int | None:
+        """The lowest launch point of the shard's wallets when every one has one (else
+        None): no block at or below it was ever watched."""
+        self.cursor()  # read with the cursors
+        if not self.wallets or len(self._launched) < len(self.wallets):
+            return None
+        return min(self._launched.values())
 
     def _not_pruned(self, logs: list[dict[str, Any]],
                     below: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -641,19 +657,31 @@ class WsShard:
         other wallets' old blocks into the sync, and their trades there, whose ids were
         pruned, were delivered again as new. Their cursors passed those blocks long ago
         (no reorg is that deep); nearer their cursors the dedup decides, as ever.
-        ``below``: the wallets' blocks to use (the sync's, ``_pruned_below``, by default)."""
+        ``below``: the wallets' blocks to use (the sync's, ``_pruned_below``, by default).
+
+        Also less those of a wallet at or below its launch point (``_launched``): mined
+        before it was watched - a wallet added at a restart while the others' cursors lag
+        behind, a re-check whose fork lies at the launch block - never the bot's."""
         if below is None:
             below = self._pruned_below
-        if not below:
+        launched = self._launched
+        if not below and not launched:
             return logs
         out = []
         for lg in logs:
             try:
                 maker = lg["topics"][2]
-                done = below.get("0x" + maker[-40:].lower()) if len(maker) == 66 else None
-                if done is not None and quantity(lg["blockNumber"]) <= done:
-                    self.counters["backfill_below_wallet_cursor"] += 1
-                    continue
+                wallet = "0x" + maker[-40:].lower() if len(maker) == 66 else None
+                done = below.get(wallet) if wallet is not None and below else None
+                start = launched.get(wallet) if wallet is not None and launched else None
+                if done is not None or start is not None:
+                    number = quantity(lg["blockNumber"])
+                    if done is not None and number <= done:
+                        self.counters["backfill_below_wallet_cursor"] += 1
+                        continue
+                    if start is not None and number <= start:
+                        self.counters["backfill_before_launch"] += 1
+                        continue
             except (KeyError, TypeError, ValueError, IndexError, AttributeError):
                 pass  # the pipeline reports what does not decode
             out.append(lg)
@@ -677,6 +705,9 @@ class WsShard:
             self.store.set_cursors(ws[i:i + self.CURSOR_SLICE], block, block_hash,
                                    "websocket", forward_only=forward_only, launch=launch,
                                    blocks=blocks() if blocks is not None and i == last else None)
+        if launch:  # committed: as Store.set_cursors keeps them
+            for w in ws:
+                self._launched.setdefault(w, block)
         self._cursor_moved(cur, block, forward_only=forward_only)
 
     def _cursor_moved(self, before: int | None, block: int, *, forward_only: bool) -> None:
@@ -1246,6 +1277,7 @@ class WsShard:
                     await self._sweep_passed()
                 await self.sync()
                 failures = 0
+                self._pruned_alerted = False
                 if self._handback and not self._sync_cut and self.healthy_now():
                     self._handback = False
                     action = self.fallback.handed_back(self.clock.now())
@@ -1272,12 +1304,37 @@ class WsShard:
                 delay = min(self.s.scaled(min(2.0 ** failures, 30.0)), 30.0)
                 if isinstance(exc, _NodeBehind):
                     log.info("[%s] %s: re-check in %.2fs", self.conn_id, exc.message, delay)
+                elif isinstance(exc, RpcError) and exc.code == PRUNED_HISTORY_CODE:
+                    # a start_block (or a stored cursor) below the history the node keeps
+                    # (geth v1.16+: 4444): no retry soon can help. Asked again every 3 s
+                    # with a warning each, the cursors never moving; now one error and
+                    # alert an episode, and asked again at the longest back-off (a node
+                    # that keeps the history behind the same URL is taken at once then)
+                    self.counters["sync_errors"] += 1
+                    delay = self.s.scaled(self.s.backoff_max)
+                    if not self._pruned_alerted:
+                        self._pruned_alerted = True
+                        await self._pruned_history_alert(exc)
                 else:
                     self.counters["sync_errors"] += 1
                     log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
                                 exc.message, delay)
                 await asyncio.sleep(delay)
                 self._wake.set()
+
+    async def _pruned_history_alert(self, exc: RpcError) -> None:
+        text = (f"[{self.conn_id}] the node at rpc_url has no history from block "
+                f"{(self.cursor() or 0) + 1} on ({exc.message}): this shard cannot backfill "
+                "(a start_block or a stored cursor below what the node keeps); use a later "
+                "start_block or a node that keeps that history (an archive node)")
+        log.error("%s", text)
+        self.history.record("alert", kind="pruned_history", text=text)
+        if self._alerts is not None:
+            try:
+                await self._alerts.send("pruned_history", text)
+            except Exception as err:  # an alert channel down takes nothing else down
+                log.warning("[%s] alert pruned_history failed: %s", self.conn_id,
+                            redact(str(err)))
 
     async def sync(self) -> int:
         """eth_getLogs from the cursor to head-1 in chunks; advance the cursor per chunk.
@@ -1339,12 +1396,10 @@ class WsShard:
                 self._restart_window = (first, cur) if first < cur else None
                 keep = self.s.dedup_retention_blocks
                 stored = self.store.cursors()
-                below = {w: stored[w].block - keep for w in self.wallets
-                         if keep and w in stored}
-                for w in self.wallets:
-                    if w in launches:
-                        below[w] = max(below.get(w, launches[w]), launches[w])
-                self._restart_pruned = {w: b for w, b in below.items() if b > first}
+                # (a wallet's own launch point bounds its logs too: _not_pruned)
+                self._restart_pruned = {} if not keep else {
+                    w: stored[w].block - keep for w in self.wallets
+                    if w in stored and stored[w].block - keep > first}
                 self._sweep_due = True
                 self._wake.set()
         done = 0
@@ -1654,6 +1709,13 @@ class WsShard:
                 start, self._reorg_from)
             return False
         fork = self.tracker.fork_point(canonical) if canonical else start
+        launch = self._launch_floor()
+        if launch is not None and fork <= launch:
+            # the fork below the first block watched (the new chain's lowest block has the
+            # launch block for parent, which the feed never showed): nothing was delivered
+            # there, and a node whose history begins at the launch has nothing below it
+            # (4444, pruned history: asked again at every retry)
+            fork = launch + 1
         done = await self._fix_range(fork, self._known_head() or fork,
                                      known=dict(canonical))
         self.counters["reorgs"] += 1
@@ -1722,7 +1784,7 @@ class WsShard:
             # trade of a block it cannot see is not absent from the chain. Such a block
             # is judged by the sync that reaches it (the cursor goes back to the fork)
             await self._retract_orphans(fork, head, logs, known=known, recheck=True)
-            await self._on_logs_sliced(logs, changes=changes)
+            await self._on_logs_sliced(self._not_pruned(logs, {}), changes=changes)
         stale = self._changes.stale(changes, logs)
         if stale:
             # another reorg while the logs were fetched or used: they may be of the chain
@@ -2199,11 +2261,15 @@ class WalletMonitor:
 
     def key_refused_at_start(self) -> int | None:
         """The HTTP status (401/403) with which the provider refused the key at a
-        shard's first WebSocket handshake, none of its connections ever open; else None."""
+        shard's first WebSocket handshake, while no shard's connection ever opened; else
+        None. A shard refused while another connected with the same key is no key to fix
+        (a provider's cap on connections answers 403 too): its ``failed`` alert says so,
+        and the fallback polls its wallets."""
+        if any(shard.manager.ever_connected for shard in self.shards):
+            return None
         for shard in self.shards:
-            manager = shard.manager
-            if manager.key_refused is not None and not manager.ever_connected:
-                return manager.key_refused
+            if shard.manager.key_refused is not None:
+                return shard.manager.key_refused
         return None
 
     def metrics(self) -> dict[str, Any]:

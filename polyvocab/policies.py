@@ -31,7 +31,8 @@ import re
 import time
 from collections.abc import Iterator
 
-__all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "RANGE_TOO_LARGE_TEXTS",
+__all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "PRUNED_HISTORY_CODE",
+           "RANGE_TOO_LARGE_TEXTS",
            "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
            "is_range_too_large", "is_rate_limited", "parse_retry_after", "retry_delays"]
 
@@ -51,6 +52,9 @@ KEY_REFUSED_STATUSES = frozenset({401, 403})
 #: words of an explorer's NOTOK text that say the key itself is refused (Etherscan V2:
 #: "Invalid API Key", "Missing/Invalid API Key"): no retry helps, the key must be fixed
 KEY_REFUSED_TEXTS = ("invalid api key", "missing/invalid api key", "missing api key")
+#: geth v1.16+ (history expiry, core/history PrunedHistoryError): a block, its logs or
+#: receipts below the node's history cutoff, "pruned history unavailable"
+PRUNED_HISTORY_CODE = 4444
 
 
 def is_key_refused_status(status: object) -> bool:

@@ -70,8 +70,9 @@ def test_a_websocket_monitor_killed_before_its_first_head_resumes_from_its_launc
     blocks 101..195 were lost. Now the node's head at the first start (100) is stored
     at start; the restart backfills 101..199: each trade from the launch on, once, and
     none from before it (block 100 was mined before the launch: delivered, it was a
-    phantom of the harness's truth, whose replay starts after the monitor's launch) - also with ``reconcile_interval = 0``, whose first sweep after
-    a restart re-fetches the blocks below a stored cursor: not below a launch point no
+    phantom of the harness's truth, whose replay starts after the monitor's launch) -
+    also with ``reconcile_interval = 0``, whose first sweep after a restart re-fetches
+    the blocks below a stored cursor: not below a launch point no
     run moved (nothing was delivered there; block 90's trade is from before the launch).
     """
     first_sink, second_sink = MemorySink(), MemorySink()

@@ -36,10 +36,6 @@ async def _until(pred: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "WsShard syncs a shard from its lowest cursor and bounds a wallet only by "
-    "dedup_retention_blocks (_pruned_below), not by its launch point: a wallet added at "
-    "a restart gets its trades mined before it was added"))
 @pytest.mark.parametrize("reconcile", [0.0, 10.0])
 def test_a_wallet_added_at_a_restart_gets_no_trade_from_before_its_launch(
         tmp_path: Path, reconcile: float) -> None:

@@ -27,10 +27,6 @@ def _other(n: int) -> str:
     return "0x" + "ee" * 31 + f"{n % 256:02x}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the re-check of a reorg whose lowest new block's parent the feed never showed takes "
-    "the fork one below (ReorgTracker.fork_point's _changed): it fetches and delivers the "
-    "launch block's trades, mined before the launch"))
 @pytest.mark.parametrize("start_block", [None, LAUNCH + 1])
 def test_a_reorg_of_the_first_blocks_watched_delivers_nothing_from_before_the_launch(
         tmp_path: Path, start_block: int | None) -> None:

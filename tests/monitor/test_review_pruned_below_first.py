@@ -19,6 +19,7 @@ import pytest
 from monitor_sim import (
     FAST,
     assert_exactly_once,
+    read_jsonl,
     start_monitor,
     start_sim,
     synth_busy,
@@ -42,39 +43,54 @@ def _first_block(recording: Path) -> int:
     return load_recording(recording).first_block
 
 
-@pytest.mark.parametrize("mode", [
-    pytest.param("websocket", marks=pytest.mark.xfail(strict=True, reason=(
-        "WsShard.sync retries eth_getLogs from a start_block below the node's history "
-        "(4444) for good: the cursors never move, no error or alert says why"))),
-    "polling"])
-def test_start_block_below_the_nodes_first_block(recording: Path, tmp_path: Path,
-                                                 mode: str) -> None:
+def test_start_block_below_the_nodes_first_block_polls_every_trade(
+        recording: Path, tmp_path: Path) -> None:
+    """Polling: the explorer keeps all history."""
     wallets = top_wallets(recording, 10)
-    sim = start_sim(recording, tmp_path, speed=SPEED, paused=mode == "websocket")
+    sim = start_sim(recording, tmp_path, speed=SPEED)
     try:
-        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED, mode=mode,
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED, mode="polling",
                             extra=[*FAST, "--start-block", str(_first_block(recording) - 3)])
-        if mode == "websocket":
-            sim.start_replay()
         try:
             want = wait_all_detected(mon, sim, wallets, timeout=60.0)
         finally:
             assert mon.proc.terminate() == 0
         assert_exactly_once(mon, want)
-        if mode == "polling":  # its cursors stay explorer_overlap_blocks below the head
-            return
-        # the cursors moved past the node's first block (the sync asked what the node has;
-        # or the monitor refused the start_block at start, exit 2 naming it)
-        with sqlite3.connect(mon.db) as db:
-            cursors = [b for (b,) in db.execute("SELECT block FROM cursors")]
-        assert cursors and min(cursors) >= _first_block(recording), cursors
     finally:
         sim.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a reorg of the node's first block: the re-check's eth_getLogs asks from below it "
-    "(fork_point one below the first block), 4444 at every retry: the cursors never move"))
+def test_start_block_below_the_nodes_history_is_one_error_and_alert(
+        recording: Path, tmp_path: Path) -> None:
+    """WebSocket: the shard's sync asked eth_getLogs from start_block (4444) every 3 s for
+    as long as the monitor ran, a warning each time, no error or alert saying why. Now one
+    error and one ``pruned_history`` alert name it, and the sync asks again only at the
+    longest back-off; the live trades are delivered meanwhile."""
+    wallets = top_wallets(recording, 10)
+    sim = start_sim(recording, tmp_path, speed=SPEED, paused=True)
+    below = _first_block(recording) - 3
+    try:
+        mon = start_monitor(sim, tmp_path, wallets, speed=SPEED,
+                            extra=[*FAST, "--start-block", str(below)])
+        sim.start_replay()
+        try:
+            want = wait_all_detected(mon, sim, wallets, timeout=60.0)
+        finally:
+            assert mon.proc.terminate() == 0
+        assert_exactly_once(mon, want)
+        log = mon.proc.stderr_path.read_text()
+        errors = [ln for ln in log.splitlines() if "has no history from block" in ln
+                  and "ERROR monitor.wallets" in ln]
+        assert len(errors) == 1, errors  # before: none (a warning every 3 s)
+        assert f"block {below}" in errors[0] and "pruned history unavailable" in errors[0]
+        assert log.count("pruned history unavailable); retry in") <= 3, log[-2000:]
+        alerts = [r for r in read_jsonl(mon.history) if r["event"] == "alert"
+                  and r.get("kind") == "pruned_history"]
+        assert len(alerts) == 1, alerts
+    finally:
+        sim.stop()
+
+
 def test_a_reorg_of_the_first_block_held_does_not_stall_the_sync(recording: Path,
                                                                  tmp_path: Path) -> None:
     """start_block = N, the replay's first block; a reorg (depth 3, heads 'each') once two

@@ -10,7 +10,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from hostile_node import HostileNode
 from monitor_helpers import WALLET
@@ -159,10 +158,6 @@ class _OneRefusedNode(HostileNode):
         return await super()._ws(request)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "WalletMonitor.wait_connected raises ConfigError ('refuses the key') when any shard's "
-    "first handshake is refused, though another shard's handshake with the same URL and "
-    "key succeeded: monitor run exits 2 on a key that works"))
 def test_a_403_on_one_shard_of_several_is_no_key_refused_at_start(tmp_path: Path) -> None:
     """Two shards (max_wallets_per_filter 1, two wallets) on the same URL: the first
     connects, the second's first handshake is answered 403 (a proxy's per-connection

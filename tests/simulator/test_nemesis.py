@@ -140,8 +140,8 @@ def test_adding_a_fault_is_one_table_entry_and_one_pure_function(
     monkeypatch.setitem(KINDS, "ws_slow", FaultKind("ws", {"ms": 300.0}, notify=_notify_slow))
     # the request checks, the schedule and the core know it at once
     assert make_spec("ws_slow").params == {"ms": 300.0}
-    assert [w.spec.name for w in FaultPlan.parse([{"name": "ws_slow", "at": 1, "duration": 1}]).windows(9)] \
-        == ["ws_slow"]
+    plan = FaultPlan.parse([{"name": "ws_slow", "at": 1, "duration": 1}])
+    assert [w.spec.name for w in plan.windows(9)] == ["ws_slow"]
     _, nem = board_with("ws_slow")
     assert nem.notify(ctx()).delay_ms == 300.0
 
