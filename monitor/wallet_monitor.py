@@ -539,9 +539,9 @@ class WsShard:
         # eth_getLogs answer fetched across one may be the old chain's (see sync)
         self._changes = ChainChanges()  # what makes logs fetched meanwhile stale
         self._sync_cut = False  # the last sync stopped short of its target (see sync)
-        # the node's head was below the sync's target at the last ask: the next sync asks
-        # it apart from the logs (see _confirmed_target)
-        self._node_was_behind = False
+        # how far the node's head - 1 was below the sync's target at the last ask: the
+        # next sync's batch asks the logs up to as far below its own (_confirmed_target)
+        self._node_behind_by = 0
         self._handback = False
         self._verified_restart = False
         self._stop = asyncio.Event()
@@ -1568,11 +1568,14 @@ class WsShard:
         taken at a head at or above the one it gave. Returned with the target (None when
         asked apart); the sync keeps the logs of blocks up to its target, the node's
         head - 1 when that is lower (older geth answers a range past its head with the
-        logs it has; today's refuses it: that range is asked again). Not while the node
-        was behind the feed at the last ask: its head is likely below the range again."""
-        a, b = cur + 1, min(cur + self.chunk_blocks, target)  # the sync's first range
+        logs it has; today's refuses it: that range is asked again). While the node was
+        behind the feed at the last ask (a lagging HTTP node: a sync every block), the
+        range ends as far below the target, at the node's head - 1 if it lags as much
+        again (the rest, if it caught up, is asked apart)."""
+        a = cur + 1  # the sync's first range
+        b = min(cur + self.chunk_blocks, target - self._node_behind_by)
         changes = self._changes.mark()
-        pair = None if self._node_was_behind else await self.rpc.batch(
+        pair = None if b < a else await self.rpc.batch(
             [("eth_blockNumber", []), ("eth_getLogs", [self._logs_filter(a, b)])])
         if pair is None:
             node, first = await self._node_block_number(), None
@@ -1580,7 +1583,7 @@ class WsShard:
             if isinstance(pair[0], RpcError):
                 raise pair[0]
             node, first = block_number_of(pair[0]), _Prefetched(a, b, changes, pair[1])
-        self._node_was_behind = node < target
+        self._node_behind_by = target + 1 - node if node < target else 0
         if node >= target:
             return target, first
         if target - node > self.s.head_jump_slack:
@@ -1639,11 +1642,14 @@ class WsShard:
         raise exc
 
     async def _prefetched_logs(self, got: _Prefetched, b: int) -> list[dict[str, Any]]:
-        """The logs of blocks ``got.start..b`` (``b`` <= ``got.end``) from the eth_getLogs
-        answer of ``got.start..got.end`` asked with the node's head (see
-        :meth:`_confirmed_target`). A range the node refused (past its head: older
-        nodes give what they have there, today's geth refuses it; too heavy) is asked
-        again, as ``a..b``."""
+        """The logs of blocks ``got.start..b`` from the eth_getLogs answer of
+        ``got.start..got.end`` asked with the node's head (see :meth:`_confirmed_target`),
+        and those above ``got.end`` asked now. A range the node refused (past its head:
+        older nodes give what they have there, today's geth refuses it; too heavy) is
+        asked again, as ``a..b``."""
+        if b > got.end:
+            return (await self._prefetched_logs(got, got.end)
+                    + await self._get_logs(got.end + 1, b))
         if isinstance(got.answer, RpcError):
             if b < got.end:  # the node's head was below the range: ask for what it has
                 return await self._get_logs(got.start, b)

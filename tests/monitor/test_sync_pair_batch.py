@@ -197,3 +197,40 @@ def test_a_node_refusing_batches_is_asked_one_call_at_a_time(tmp_path: Path) -> 
     assert sum(_methods(b) == ["eth_getLogs"] for b in refused) >= 2
     single = asyncio.run(go(tmp_path / "b", rpc_batch_size=1))
     assert not any(isinstance(b, list) for b in single)
+
+
+def test_a_node_lagging_the_feed_is_asked_in_one_request_a_sync_too(tmp_path: Path) -> None:
+    """The HTTP node two blocks behind the feed for a while (a sync every block): once its
+    lag is known, each sync's batch asks the logs up to the node's head - 1, one request,
+    no eth_getLogs apart; the cursor never passes the node's head - 1; every trade once
+    (sent live too, as a live feed does)."""
+    trades = {n: order_filled(block=n, tx=n) for n in (108, 112, 114)}
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.logs = [trades[108]]
+
+            async def lagging(mon: WalletMonitor, sink: MemorySink) -> None:
+                await until(lambda: _cursor(mon) == 106, "synced up to the node's head - 1")
+                for head in range(111, 118):
+                    http_head[0] = head - 2
+                    if head == 114:
+                        node.requests.clear()  # the lag is known by now
+                    if head in trades:
+                        node.logs.append(trades[head])
+                        await node.notify("logs", trades[head])
+                    await node.new_head(head)
+                    await until(lambda h=head: _cursor(mon) == h - 3, f"synced to {head - 3}")
+                await until(lambda: len(_trades(sink)) == 3, "every trade")
+
+            sink, _mon = await _gap_sync(tmp_path, node, node_head=107, then=lagging,
+                                         reconcile_interval=30.0, **QUIET)
+            assert len(_trades(sink)) == len(set(_trades(sink))) == 3
+            syncs = [b for b in node.requests if "eth_getLogs" in _methods(b)]
+            assert syncs and all(_methods(b) == ["eth_blockNumber", "eth_getLogs"]
+                                 for b in syncs)
+            for b in syncs:  # up to the node's head - 1 as it answered
+                assert int(b[1]["params"][0]["toBlock"], 16) <= max(
+                    http_head[0] - 1, int(b[1]["params"][0]["fromBlock"], 16))
+
+    asyncio.run(go())
