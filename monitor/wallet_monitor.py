@@ -464,7 +464,6 @@ class WsShard:
         ``departed``: wallets no longer on the list, and the block from which their
         standing deliveries are still judged after a reorg (see :meth:`_check_departed`)."""
         self.index = index
-        self._alerts = alerts
         # the node answered the sync "pruned history unavailable" (alerted once an episode)
         self._pruned_alerted = False
         self.firehose = firehose
@@ -1314,7 +1313,7 @@ class WsShard:
                     delay = self.s.scaled(self.s.backoff_max)
                     if not self._pruned_alerted:
                         self._pruned_alerted = True
-                        await self._pruned_history_alert(exc)
+                        self._pruned_history_alert(exc)
                 else:
                     self.counters["sync_errors"] += 1
                     log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
@@ -1322,19 +1321,17 @@ class WsShard:
                 await asyncio.sleep(delay)
                 self._wake.set()
 
-    async def _pruned_history_alert(self, exc: RpcError) -> None:
+    def _pruned_history_alert(self, exc: RpcError) -> None:
+        """Say once an episode that the node keeps no history from the cursor on: an
+        error, a history row, and the alert sent in the background (the pipeline's
+        alerter, as the poller's: never holding the sync loop)."""
         text = (f"[{self.conn_id}] the node at rpc_url has no history from block "
                 f"{(self.cursor() or 0) + 1} on ({exc.message}): this shard cannot backfill "
                 "(a start_block or a stored cursor below what the node keeps); use a later "
                 "start_block or a node that keeps that history (an archive node)")
         log.error("%s", text)
         self.history.record("alert", kind="pruned_history", text=text)
-        if self._alerts is not None:
-            try:
-                await self._alerts.send("pruned_history", text)
-            except Exception as err:  # an alert channel down takes nothing else down
-                log.warning("[%s] alert pruned_history failed: %s", self.conn_id,
-                            redact(str(err)))
+        self.pipeline._alert("pruned_history", text)
 
     async def sync(self) -> int:
         """eth_getLogs from the cursor to head-1 in chunks; advance the cursor per chunk.
@@ -1388,11 +1385,9 @@ class WsShard:
                 # ... and never below a wallet's launch point (Store.launches: its first
                 # cursor): a run shorter than the window had moved the cursor a few blocks
                 # past it, and the sweep sent trades mined before the launch
-                first = max(0, cur - RESTART_SWEEP_BLOCKS)
-                launches = self.store.launches()
-                known = [launches[w] for w in self.wallets if w in launches]
-                if len(known) == len(self.wallets) and known:
-                    first = max(first, min(known))
+                launch = self._launch_floor()
+                first = max(0, cur - RESTART_SWEEP_BLOCKS,
+                            launch if launch is not None else 0)
                 self._restart_window = (first, cur) if first < cur else None
                 keep = self.s.dedup_retention_blocks
                 stored = self.store.cursors()

@@ -12,37 +12,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-import tomli_w
 
 from reports.load import load_run
-from tests.cli_checks import ROOT, run_module
-
-
-def _scenario(path: Path, name: str, sim_duration_s: float) -> Path:
-    path.write_bytes(tomli_w.dumps({
-        "name": name, "profile": "default", "seed": 3, "sim_duration_s": sim_duration_s,
-        "grace_s": 5, "speed": 1, "wallets": {"count": 3}}).encode())
-    return path
-
-
-def _until(cond: Callable[[], object], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+from tests.cli_checks import ROOT, run_module, scenario_file, still_running, until
 
 
 @pytest.mark.slow
 def test_ctrl_c_after_one_scenario_finished_keeps_its_results(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = _scenario(tmp_path / "short.toml", "short", 30)
-    second = _scenario(tmp_path / "day.toml", "day", 86_400)
+    first = scenario_file(tmp_path / "short.toml", name="short", sim_duration_s=30, grace_s=5)
+    second = scenario_file(tmp_path / "day.toml", name="day", sim_duration_s=86_400, grace_s=5)
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments", "run", str(first), str(second), "--clock",
          "virtual", "--jobs", "1", "--no-progress", "--out", str(out)],
@@ -51,7 +34,7 @@ def test_ctrl_c_after_one_scenario_finished_keeps_its_results(tmp_path: Path) ->
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     kids: dict[int, psutil.Process] = {}
     try:
-        _until(lambda: list(out.glob("*/short/summary.json"))
+        until(lambda: list(out.glob("*/short/summary.json"))
                and list(out.glob("*/day/sim_config.toml")))
         kids.update((k.pid, k) for k in psutil.Process(proc.pid).children(recursive=True))
         proc.send_signal(signal.SIGINT)
@@ -62,12 +45,7 @@ def test_ctrl_c_after_one_scenario_finished_keeps_its_results(tmp_path: Path) ->
             proc.communicate()
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-            k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids.values()):
-        time.sleep(0.05)
-    left = [k.pid for k in kids.values()
-            if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+    left = still_running(list(kids.values()), timeout=30)
     for k in kids.values():
         try:
             k.kill()

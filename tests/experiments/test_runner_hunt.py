@@ -21,23 +21,15 @@ import psutil
 import pytest
 import tomli_w
 
-from tests.cli_checks import ROOT, copy_of_run, error_line, run_module
-
-
-def _scenario(path: Path, **over: object) -> Path:
-    doc: dict[str, object] = {"name": "long", "profile": "default", "seed": 3,
-                              "sim_duration_s": 600, "grace_s": 10, "speed": 1,
-                              "wallets": {"count": 3}}
-    doc.update(over)
-    path.write_bytes(tomli_w.dumps(doc).encode())
-    return path
-
-
-def _until(cond: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+from tests.cli_checks import (
+    ROOT,
+    copy_of_run,
+    error_line,
+    run_module,
+    scenario_file,
+    still_running,
+    until,
+)
 
 
 @pytest.fixture
@@ -87,34 +79,6 @@ def runner() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             pass
 
 
-def _alive(procs: list[psutil.Process]) -> list[int]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p.pid)
-        except psutil.Error:
-            pass
-    return out
-
-
-def _gone(procs: list[psutil.Process], timeout: float = 60.0) -> list[str]:
-    """The processes of ``procs`` still running after ``timeout`` (generous: on a loaded
-    machine a process killed in the middle of an fsync stays until the disk answers),
-    each as pid, status and command line."""
-    deadline = time.monotonic() + timeout
-    while _alive(procs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    out = []
-    for p in procs:
-        if p.pid in _alive([p]):
-            try:
-                out.append(f"{p.pid} {p.status()} {' '.join(p.cmdline())[:120]}")
-            except psutil.Error:
-                pass
-    return out
-
-
 @pytest.mark.parametrize(("sig", "sigint"), [
     (signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL),
     (signal.SIGTERM, signal.SIG_IGN)], ids=["sigterm", "sighup", "sigterm_sigint_ignored"])
@@ -127,8 +91,8 @@ def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
     non-interactive shell; how a CI step ran this test) still left the monitor running:
     asyncio installed no handler, and the stop raised KeyboardInterrupt mid-loop."""
     out = tmp_path / "out"
-    proc = runner(str(_scenario(tmp_path / "long.toml")), "--out", str(out), sigint=sigint)
-    _until(lambda: any('"event":"start"' in p.read_text(errors="replace")
+    proc = runner(str(scenario_file(tmp_path / "long.toml")), "--out", str(out), sigint=sigint)
+    until(lambda: any('"event":"start"' in p.read_text(errors="replace")
                        for p in out.glob("*/long/sim_history.jsonl")))  # replay started
     kids = runner.children(proc)  # type: ignore[attr-defined]
     names = " ".join(" ".join(k.cmdline()) for k in kids)
@@ -137,7 +101,7 @@ def test_sigterm_stops_a_real_time_run_and_its_simulator_and_monitor(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and "interrupted" in err
-    assert _gone(kids) == []
+    assert still_running(kids) == []
     run_dir = (out / "latest").resolve()
     assert (run_dir / "manifest.json").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -151,9 +115,9 @@ def test_sigterm_stops_a_many_seed_virtual_run_and_its_workers_at_once(
     """Before: the workers of ``--seeds`` ran on (each a simulated day) after SIGTERM
     ended the runner; a Ctrl-C waited for every seed still queued."""
     out = tmp_path / "out"
-    proc = runner(str(_scenario(tmp_path / "day.toml", sim_duration_s=86_400)),
+    proc = runner(str(scenario_file(tmp_path / "day.toml", sim_duration_s=86_400)),
                   "--clock", "virtual", "--seeds", "3", "--jobs", "2", "--out", str(out))
-    _until(lambda: len(list(out.glob("*/long/seeds/*/sim_config.toml"))) >= 2)
+    until(lambda: len(list(out.glob("*/long/seeds/*/sim_config.toml"))) >= 2)
     kids = runner.children(proc)  # type: ignore[attr-defined]
     assert len(kids) >= 2
     sent = time.monotonic()
@@ -164,7 +128,7 @@ def test_sigterm_stops_a_many_seed_virtual_run_and_its_workers_at_once(
         pytest.fail("the runner did not stop within 40 s of SIGTERM")
     assert time.monotonic() - sent < 20
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert _gone(kids) == []
+    assert still_running(kids) == []
     run_dir = (out / "latest").resolve()
     assert (run_dir / "manifest.json").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -186,7 +150,7 @@ def test_what_a_run_would_refuse_is_refused_by_validate_and_run_before_anything(
         tmp_path: Path, over: dict[str, object], expected: str) -> None:
     """Before: ``validate`` said ok; ``run`` made a run directory and each run was a
     harness error (the monitor refused its settings) or was refused after validation."""
-    path = _scenario(tmp_path / "bad.toml", sim_duration_s=60, **over)
+    path = scenario_file(tmp_path / "bad.toml", sim_duration_s=60, **over)
     for command in (["validate"], ["run", "--clock", "virtual", "--out", str(tmp_path / "o")]):
         line = error_line(run_module("experiments", *command, str(path)))
         assert expected in line and str(path) in line
@@ -213,7 +177,7 @@ def test_a_recording_that_is_not_a_file_is_one_line_before_anything_runs(
 def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``run --seeds 2 --clock virtual`` of a 40-block chain, both seeds ok."""
     tmp = tmp_path_factory.mktemp("seeded")
-    path = _scenario(tmp / "tiny.toml", name="tiny", blocks=40, sim_duration_s=30,
+    path = scenario_file(tmp / "tiny.toml", name="tiny", blocks=40, sim_duration_s=30,
                      grace_s=5, wallets={"count": 20})
     res = run_module("experiments", "run", str(path), "--seeds", "2", "--clock", "virtual",
                      "--no-progress", "--out", str(tmp / "out"))
@@ -265,7 +229,7 @@ def test_a_scenario_named_as_a_file_of_the_run_directory_is_refused(
     """Before: its folder took the run file's place; the run ran, then ended 'error: Is a
     directory: .../summary.json', with no summary, no latest, and a report that could
     not be written."""
-    path = _scenario(tmp_path / "s.toml", name=name, blocks=40, sim_duration_s=30,
+    path = scenario_file(tmp_path / "s.toml", name=name, blocks=40, sim_duration_s=30,
                      grace_s=5)
     for command in (["validate"], ["run", "--clock", "virtual", "--out", str(tmp_path / "o")]):
         line = error_line(run_module("experiments", *command, str(path)))
@@ -285,7 +249,7 @@ def test_a_run_store_whose_latest_or_cache_is_in_the_way_is_refused_before_the_r
         (out / "latest").mkdir()
     else:
         (out / ".cache").write_text("")
-    path = _scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5)
+    path = scenario_file(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5)
     line = error_line(run_module("experiments", "run", str(path), "--clock", "virtual",
                                  "--out", str(out)))
     assert ("latest is a folder" if what == "latest" else
@@ -297,7 +261,7 @@ def test_a_wallet_listed_twice_is_refused_not_counted_twice(tmp_path: Path) -> N
     """Before: validated; the monitor watched it once, and the run's summary said
     2 wallets and halved api_calls_per_hour_per_wallet."""
     wallet = "0x" + "ab" * 20
-    path = _scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5,
+    path = scenario_file(tmp_path / "s.toml", blocks=40, sim_duration_s=30, grace_s=5,
                      wallets={"list": [wallet, wallet.upper().replace("0X", "0x")]})
     line = error_line(run_module("experiments", "validate", str(path)))
     assert "wallets.list: " in line and "is listed twice" in line
@@ -308,14 +272,14 @@ def test_sigterm_while_a_recording_is_synthesised_stops_at_once(
     """Before: the runner waited for the ``synth`` of the whole recording (~40 s for a
     simulated day here, minutes for a week) before it could exit."""
     out = tmp_path / "out"
-    proc = runner(str(_scenario(tmp_path / "day.toml", sim_duration_s=86_400, speed=30,
+    proc = runner(str(scenario_file(tmp_path / "day.toml", sim_duration_s=86_400, speed=30,
                                 seed=11)), "--out", str(out))
 
     def synth() -> list[psutil.Process]:
         return [k for k in runner.children(proc)  # type: ignore[attr-defined]
                 if "synth" in " ".join(k.cmdline())]
 
-    _until(synth)
+    until(synth)
     kids = synth()
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -325,7 +289,7 @@ def test_sigterm_while_a_recording_is_synthesised_stops_at_once(
         pytest.fail("the runner did not stop within 60 s of SIGTERM")
     assert time.monotonic() - sent < 10, "waited for the synthesis to finish"
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert _gone(kids) == []
+    assert still_running(kids) == []
     assert not list((out / ".cache" / "recordings").glob("*.jsonl.gz*"))  # no partial file
 
 
@@ -376,7 +340,7 @@ def test_a_dask_task_whose_worker_died_is_that_unit_s_harness_error(
 
     monkeypatch.setattr(matrix, "check_scheduler", lambda address: None)
     monkeypatch.setattr(matrix, "_connect_client", lambda cls, address: _StubClient())
-    sc = load_scenario(_scenario(tmp_path / "s.toml", blocks=40, sim_duration_s=30,
+    sc = load_scenario(scenario_file(tmp_path / "s.toml", blocks=40, sim_duration_s=30,
                                  grace_s=5))
     result = matrix.run_matrix([sc], out=tmp_path / "out", command=["x"], quick=False,
                                executor="dask://127.0.0.1:8786", progress=False,

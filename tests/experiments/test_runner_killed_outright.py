@@ -10,43 +10,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-import tomli_w
 
-from tests.cli_checks import ROOT
+from tests.cli_checks import ROOT, scenario_file, still_running, until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="PR_SET_PDEATHSIG is Linux's")
-
-
-def _scenario(path: Path, name: str, sim_duration_s: float) -> Path:
-    path.write_bytes(tomli_w.dumps({
-        "name": name, "profile": "default", "seed": 3, "sim_duration_s": sim_duration_s,
-        "grace_s": 5, "speed": 1, "wallets": {"count": 3}}).encode())
-    return path
-
-
-def _until(cond: Callable[[], object], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def _alive(procs: list[psutil.Process]) -> list[str]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(f"{p.pid} {' '.join(p.cmdline())[:100]}")
-        except psutil.Error:
-            pass
-    return out
 
 
 def _kill_runner_and_check(args: list[str], started: Callable[[list[psutil.Process]], bool]
@@ -60,13 +33,10 @@ def _kill_runner_and_check(args: list[str], started: Callable[[list[psutil.Proce
         def ready() -> bool:
             kids[:] = psutil.Process(proc.pid).children(recursive=True)
             return started(kids)
-        _until(ready)
+        until(ready)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _alive(kids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _alive(kids) == []
+        assert still_running(kids, timeout=30) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -89,7 +59,7 @@ def _named(kids: list[psutil.Process], *words: str) -> bool:
 
 
 def test_a_real_clock_runner_killed_takes_its_simulator_and_monitor(tmp_path: Path) -> None:
-    path = _scenario(tmp_path / "long.toml", "long", 600)
+    path = scenario_file(tmp_path / "long.toml", name="long", sim_duration_s=600, grace_s=5)
     _kill_runner_and_check(
         [str(path), "--out", str(tmp_path / "out")],
         lambda kids: _named(kids, "simulator serve", "monitor run")
@@ -97,8 +67,8 @@ def test_a_real_clock_runner_killed_takes_its_simulator_and_monitor(tmp_path: Pa
 
 
 def test_a_virtual_runner_killed_takes_its_workers(tmp_path: Path) -> None:
-    a = _scenario(tmp_path / "a.toml", "a", 86_400)
-    b = _scenario(tmp_path / "b.toml", "b", 86_400)
+    a = scenario_file(tmp_path / "a.toml", name="a", sim_duration_s=86_400, grace_s=5)
+    b = scenario_file(tmp_path / "b.toml", name="b", sim_duration_s=86_400, grace_s=5)
     out = tmp_path / "out"
     _kill_runner_and_check(
         [str(a), str(b), "--clock", "virtual", "--jobs", "2", "--out", str(out)],
