@@ -45,6 +45,7 @@ from experiments.scenario import ScenarioError, load_scenario
 from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
 from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
+from polyvocab.child_start import stops_held
 
 __all__ = [
     "RELIABILITY_FILE",
@@ -199,7 +200,8 @@ class _SecondProcess:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=die_with_parent,
                                              initargs=(os.getpid(),))
-            self._future = self._pool.submit(_read_both, *self.paths)
+            with stops_held():  # the worker starts here: whole, even if this one is stopped
+                self._future = self._pool.submit(_read_both, *self.paths)
         except (OSError, RuntimeError, AssertionError) as exc:  # AssertionError: a
             # daemonic process (a pool or cluster worker) may have no children
             log.warning("analysis: no second process (%s): reading the files here", exc)

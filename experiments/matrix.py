@@ -48,6 +48,7 @@ from experiments.store import (
     write_manifest,
     write_run_summary,
 )
+from polyvocab.child_start import stops_held
 
 __all__ = ["MatrixError", "MatrixResult", "dask_available", "run_matrix", "summary_table"]
 
@@ -151,7 +152,8 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
                                                 initializer=die_with_parent,
                                                 initargs=(os.getpid(),)) as pool_:
         try:
-            futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
+            with stops_held():  # a worker starts at a submit: whole, even on a Ctrl-C
+                futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
             names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
             for f in concurrent.futures.as_completed(futures):
                 bar.done(names[f])

@@ -38,6 +38,7 @@ from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
 from typing import Any
 
+from polyvocab.child_start import stops_held
 from simulator.chain import PreparedBlock
 from simulator.profiles import Profile
 from simulator.recording import RecordedBlock
@@ -172,7 +173,8 @@ class AheadSynthSource(SynthSource):
             proc = ctx.Process(target=_render_loop, name="render-ahead", daemon=True,
                                args=(writer, self.profile, seed, blocks, self.every,
                                      max(1, batch)))
-            proc.start()
+            with stops_held():  # a stop meanwhile left it reading a closed pipe
+                proc.start()
         # no process to be had (out of them; a daemonic process may have no children,
         # multiprocessing's AssertionError): render here
         except (OSError, RuntimeError, AssertionError) as exc:
