@@ -63,7 +63,8 @@ A failed call (rate limit after retries, HTML 502, timeout, NOTOK) is counted, l
 retried next interval; the cursor does not move, so nothing is lost - unless it failed on
 a later page: the pages before it are delivered and the cursor moves over the blocks they
 hold whole (at most to ``H - overlap``), so a range of more pages than a poll gets through
-still moves on.
+still moves on. A refused key or a used-up quota on a later page: the same, then the round
+halts and says so at once, as on a first page.
 Intervals are in simulated seconds, divided by ``speed``.
 
 A hostile or broken explorer: a head the chain cannot have reached since the highest one
@@ -568,8 +569,18 @@ class PollingMonitor:
             logs = await self.client.get_logs(from_block=cursor + 1, to_block=head,
                                               topics={2: address_topic(wallet)})
         except PartialLogs as part:  # the pages it got are used, the rest asked next time
-            self.counters["errors"] += 1
             self.counters["partial_polls"] += 1
+            if isinstance(part.cause, _HALTS):
+                # a key refused (a quota used up) on a later page: the pages before it
+                # are used, then the round halts and it is said now, as on a first
+                # page. Taken for a failed page, it was said a round later, if at all
+                log.warning("poll of %s..%s stopped at a later page (%s); the rest from "
+                            "%d", wallet[:10], cursor + 1, part.cause.message,
+                            part.complete_to + 1)
+                await self._use_logs(wallet, cursor, head, index, part.logs,
+                                     part.complete_to)
+                raise part.cause from None
+            self.counters["errors"] += 1
             log.warning("poll of %s..%s stopped at a later page (%s); the rest from %d "
                         "next interval", wallet[:10], cursor + 1, part.cause.message,
                         part.complete_to + 1)
@@ -582,6 +593,13 @@ class PollingMonitor:
             log.warning("poll of %s..%s failed (%s); cursor stays at %d, retry next interval",
                         wallet[:10], cursor + 1, exc.message, cursor)
             return False
+        return await self._use_logs(wallet, cursor, head, index, logs, upto)
+
+    async def _use_logs(self, wallet: str, cursor: int, head: int, index: int | None,
+                        logs: list[dict[str, Any]], upto: int) -> bool:
+        """Deliver a poll's ``logs`` (every log of ``cursor + 1..upto``) and move the
+        cursor over what they hold whole (never past ``head - overlap``, the index head,
+        or a trade judged once). True when ``upto`` reached ``head``."""
         self._answered = True
         fills = [lg for lg in logs
                  if lg["topics"] and lg["topics"][0] in ORDER_FILLED_TOPICS
@@ -657,7 +675,14 @@ class PollingMonitor:
                                                   topics={2: address_topic(wallet)})
             except _HALTS:
                 raise
-            except MonitorError as exc:  # PartialLogs too: judged whole next round
+            except PartialLogs as part:
+                if isinstance(part.cause, _HALTS):  # the round halts, said at once
+                    raise part.cause from None
+                self.counters["reorg_check_failed"] += 1  # judged whole next round
+                log.warning("re-read of %s (no longer watched) failed (%s); next round",
+                            wallet[:10], part.message)
+                continue
+            except MonitorError as exc:
                 self.counters["reorg_check_failed"] += 1
                 log.warning("re-read of %s (no longer watched) failed (%s); next round",
                             wallet[:10], exc.message)
