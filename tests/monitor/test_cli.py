@@ -163,7 +163,7 @@ def test_a_second_run_on_the_same_state_db_is_refused_with_one_line(tmp_path: Pa
 
 @pytest.mark.parametrize(("case", "needle"), [
     ("readonly", "cannot be written"),
-    ("newer", "was written by a newer monitor (schema 99 > 1)"),
+    ("newer", "was written by a newer monitor (schema 99 > 2)"),
     ("other", "not a monitor state database (table cursors: no column wallet)"),
 ])
 def test_a_state_db_the_monitor_cannot_use_is_one_line_before_ready(

@@ -588,14 +588,14 @@ def test_a_new_state_db_is_stamped_and_a_newer_one_is_refused(tmp_path: Path) ->
     taken, and every sync then failed on it."""
     db = tmp_path / "s.db"
     Store(db).close()
-    assert _user_version(db) == SCHEMA_VERSION == 1
+    assert _user_version(db) == SCHEMA_VERSION == 2
     newer = tmp_path / "newer.db"
     with contextlib.closing(sqlite3.connect(newer)) as c:
         c.execute("PRAGMA user_version = 99")
         c.execute("CREATE TABLE cursors (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL, "
                   "hash TEXT, grp TEXT NOT NULL, extra TEXT NOT NULL)")
     with pytest.raises(StoreError, match=r"newer\.db was written by a newer monitor "
-                                         r"\(schema 99 > 1\)"):
+                                         r"\(schema 99 > 2\)"):
         Store(newer)
 
 
