@@ -239,6 +239,10 @@ class ExplorerClient:
         self.limiter = RateLimiter(rate_per_s * speed, burst=1)
         self.calls = CallCounter()
         self.bad_rows = 0
+        #: answers that show the key accepted: an Etherscan envelope or a proxy answer
+        #: that is not a key refusal (a rate limit, a quota, "No records found" are: the
+        #: explorer knows the key). A refused-key episode ends at the first (the poller)
+        self.key_accepted = 0
 
     # -- public API --------------------------------------------------------------------
 
@@ -550,6 +554,8 @@ class ExplorerClient:
             envelope = _proxy_refusal(body) or body
             if isinstance(envelope, dict) and str(envelope.get("status")) == "0":
                 low = f"{envelope.get('message')} {envelope.get('result')}".lower()
+                if not is_key_refused_text(low):
+                    self.key_accepted += 1
                 if _daily_quota(low) or any(t in low for t in _RATE_TEXTS):
                     kind = "rate_limited"
                 elif not any(t in low for t in _EMPTY_TEXTS):
@@ -563,6 +569,8 @@ class ExplorerClient:
                                   f"{body.get('message')!r}", status=status)
             else:
                 ok = True
+                if isinstance(body, dict) and ("status" in body or "jsonrpc" in body):
+                    self.key_accepted += 1
             return body
         finally:
             self.calls.call(method, ok, None if ok else kind)

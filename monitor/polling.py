@@ -52,7 +52,9 @@ A refused key (NOTOK "Invalid API Key", or an HTTP 401/403: a key revoked mid-ru
 wallet is polled; an error, a history row ``explorer_key`` and one alert
 ``explorer_key_refused`` say so at once (not the five-minute ``polling_failing``), the
 explorer is asked again every interval (one call a round: nothing retried within it), and
-``explorer_key_recovered`` says when it answers again. Cursors stay. The key itself is
+``explorer_key_recovered`` says when it answers again - any answer that shows the key
+accepted, a rate limit or a quota too; the no-answer alert (``polling_failing``) takes
+over from there. Cursors stay. The key itself is
 never in a log, an alert or an error (the explorer's text only).
 
 Daily quota ("Max daily rate limit reached"): not retried (it comes back the next day):
@@ -263,8 +265,13 @@ class PollingMonitor:
     async def poll_once(self) -> int:
         """One round over every wallet. Returns how many wallets were fully covered."""
         self._answered = self._refused_now = self._head_now = False
+        accepted = self.client.key_accepted
         done = await self._round()
-        if self.key_refused is not None and self._head_now and not self._refused_now:
+        if self.key_refused is not None and not self._refused_now and (
+                self._head_now or self.client.key_accepted > accepted):
+            # an answer that shows the key accepted (a rate limit or a quota too: the
+            # explorer knows the key) ends the episode; the no-answer alert takes over.
+            # Only a head answered did: rate limits kept it "refused", and quiet, for good
             self._key_back()
         self._failure_streak(bool(self.wallets) and not done and not self._answered)
         return done
