@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.web_protocol import RequestHandler
 
 from polyvocab.connection_cap import ConnectionCap
 from simulator.chain import Chain, ChainBlock, ReorgResult, Steps
@@ -452,6 +453,15 @@ class WsConn:
             transport.abort()
 
 
+def _first_request_due(handler: RequestHandler) -> None:
+    """Close an HTTP connection whose first request's headers have not all come within
+    the read timeout (``Simulator._new_connection``); one that had a request is left to
+    aiohttp's keep-alive timeout. aiohttp counts a connection's requests as it parses
+    their headers (``_request_count``; without it, nothing is closed here)."""
+    if getattr(handler, "_request_count", 1) == 0:
+        handler.force_close()
+
+
 def _spread(xs: Iterable[int]) -> dict[str, int]:
     """``{"blocks", "p50", "p99", "max"}`` of some ns durations (zeros when none)."""
     v = sorted(xs)
@@ -563,17 +573,19 @@ class Simulator:
                                             transform=self._explorer_faults)
             app.router.add_get("/v2/api", handler)
             app.router.add_get("/api", handler)
-        # keepalive_timeout: a connection gets this long for its first request's headers
-        # and is let go once idle this long (aiohttp's default was an hour, and nothing
-        # bounded headers sent a byte at a time); lingering_time: how long the rest of a
-        # body not read (refused, or too slow) is drained before the close
+        # keepalive_timeout: a connection idle this long between requests is let go (geth's
+        # IdleTimeout; aiohttp's default was an hour); before its first request it gets
+        # the read timeout (_new_connection: nothing else bounded headers sent a byte at a
+        # time, or a connection that sends nothing); lingering_time: how long the rest of
+        # a body not read (refused, or too slow) is drained before the close
         read_s = self.settings.node.http_read_timeout_s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0, keepalive_timeout=read_s,
+                                     shutdown_timeout=1.0,
+                                     keepalive_timeout=self.settings.node.http_idle_timeout_s,
                                      lingering_time=min(read_s, 10.0))
         await self._runner.setup()
         self._listener = await asyncio.get_running_loop().create_server(
-            self._cap.protocol, self.host, self.port)
+            self._new_connection, self.host, self.port)
         port = self._listener.sockets[0].getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
         base = f"http://{host}:{port}"
@@ -593,6 +605,17 @@ class Simulator:
             asyncio.get_running_loop().call_soon(prime_and_begin)
         elif self.autostart:
             self.begin(self.now_ns() + delay_ns)
+
+    def _new_connection(self) -> asyncio.Protocol:
+        """The protocol of a new connection (the connection cap's): an HTTP one gets
+        ``http_read_timeout_s`` for its first request's headers (geth's ReadHeaderTimeout),
+        then aiohttp's keep-alive timeout (``http_idle_timeout_s``) bounds each wait for
+        the next request."""
+        protocol = self._cap.protocol()
+        if isinstance(protocol, RequestHandler):
+            asyncio.get_running_loop().call_later(
+                self.settings.node.http_read_timeout_s, _first_request_due, protocol)
+        return protocol
 
     @property
     def refused_connections(self) -> int:
