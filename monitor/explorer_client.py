@@ -444,6 +444,11 @@ class ExplorerClient:
         text = result if isinstance(result, str) else message
         low = f"{message} {text}".lower()
         if any(t in low for t in _EMPTY_TEXTS):
+            if isinstance(result, list) and result:
+                # "No records found" with records: a contradiction, never data. Taken
+                # for empty, the cursor moved over the blocks asked: their trades lost
+                raise BadResponse(f"explorer answered {message[:40]!r} with "
+                                  f"{len(result):,} rows")
             return []
         if _daily_quota(low):
             raise QuotaExhausted(f"explorer daily quota used up: {text}")
