@@ -55,8 +55,8 @@ from monitor.errors import StoreError
 from monitor.private_files import FileInUse, check_regular, hold_lock
 from monitor.trades import Trade
 
-__all__ = ["CHECKPOINT_HARD_ROWS", "CHECKPOINT_ROWS", "CURSOR_SET_MIN", "LAUNCH_GROUP",
-           "SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
+__all__ = ["CHECKPOINT_HARD_ROWS", "CHECKPOINT_ROWS", "CURSOR_SET_MAX", "CURSOR_SET_MIN",
+           "LAUNCH_GROUP", "SCHEMA_VERSION", "Cursor", "OutboxItem", "Store"]
 
 #: rows written (outbox events, dedup ids, marks) after which the monitor's outbox round
 #: checkpoints the WAL (:meth:`Store.checkpoint_if_due`): about SQLite's own 1,000 pages
@@ -67,6 +67,10 @@ CHECKPOINT_HARD_ROWS = 50_000
 #: wallets given one cursor in one :meth:`Store.set_cursors` from which they are kept as a
 #: cursor set (one row for all); fewer each get their own row
 CURSOR_SET_MIN = 256
+#: ... and at most this many a set: a longer list is cut, in its order, into sets of this
+#: many (the same list in the same order: the same sets, whether given at once or in
+#: parts of this size, as a shard does to let its event loop run between them)
+CURSOR_SET_MAX = 2_000
 
 #: the group of a cursor stored as a wallet's start (the launch point) that no source has
 #: moved yet: a restart that finds it has nothing of a run before to re-check below it
@@ -290,7 +294,8 @@ class Store:
     """One SQLite database. Not thread-safe: use it from the event loop thread only."""
 
     def __init__(self, path: str | Path, *, keep_blocks: int = 256,
-                 synchronous: str = "FULL", cursor_set_min: int = CURSOR_SET_MIN) -> None:
+                 synchronous: str = "FULL", cursor_set_min: int = CURSOR_SET_MIN,
+                 cursor_set_max: int = CURSOR_SET_MAX) -> None:
         """Open (or create, mode 0600) the database, holding ``<path>.lock`` until
         :meth:`close` or the process ends. Raises :class:`StoreError` when ``path`` is a
         directory, not a database, cannot be written, or another process has it open.
@@ -299,13 +304,18 @@ class Store:
         trade survives power loss; ``NORMAL`` survives a process crash (``kill -9``) but may
         lose the last commits on power loss. The cost is in ``make bench``.
 
-        ``cursor_set_min``: see :data:`CURSOR_SET_MIN`."""
+        ``cursor_set_min``, ``cursor_set_max``: see :data:`CURSOR_SET_MIN`,
+        :data:`CURSOR_SET_MAX`."""
         self.path = str(path)
         self.cursor_set_min = max(1, cursor_set_min)
+        self.cursor_set_max = max(self.cursor_set_min, cursor_set_max)
         #: the cursor sets as committed (this store is their only writer): wallet -> its
         #: set, and each set's member count
         self._set_of: dict[str, int] = {}
         self._set_size: dict[int, int] = {}
+        #: sets whose members are known to be exactly these wallets, in this order: a
+        #: sync of the same slice again is then one comparison and one row
+        self._set_exact: dict[int, tuple[str, ...]] = {}
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise StoreError(f"state_db: synchronous must be FULL or NORMAL, not {synchronous!r}")
         self._lock_fd: int | None = None
@@ -427,7 +437,8 @@ class Store:
     def set_cursors(self, wallets: Iterable[str], block: int, block_hash: str | None,
                     group: str, *, forward_only: bool = True,
                     blocks: dict[int, str] | None = None, launch: bool = False) -> None:
-        """Advance the cursor of every wallet in ``wallets`` to ``block``.
+        """Advance the cursor of every wallet in ``wallets`` to ``block``, in one
+        transaction (kept as cursor sets of ``cursor_set_max`` wallets, in their order).
 
         ``forward_only`` (default): a cursor never moves back (two sources may both
         advance it). After a reorg below the cursor pass ``forward_only=False``.
@@ -438,17 +449,21 @@ class Store:
         ws = list(dict.fromkeys(wallets))
         held = None
         moves: dict[str, int | None] = {}
+        exact: dict[int, tuple[str, ...]] = {}
         with self._tx():
-            if len(ws) >= self.cursor_set_min:
-                self._set_as_one(ws, block, block_hash, group, forward_only, moves)
-            else:
-                self._set_own(ws, block, block_hash, group, forward_only, moves)
+            for i in range(0, len(ws), self.cursor_set_max):
+                part = ws[i:i + self.cursor_set_max]
+                if len(part) >= self.cursor_set_min:
+                    self._set_as_one(part, block, block_hash, group, forward_only, moves,
+                                     exact)
+                else:
+                    self._set_own(part, block, block_hash, group, forward_only, moves)
             self._drop_emptied(moves)
             if launch:
                 self._launch([(w, block) for w in ws])
             if blocks:
                 held = self._save_blocks(blocks)
-        self._moved(moves)  # committed: the sets as they are now
+        self._moved(moves, exact)  # committed: the sets as they are now
         if held is not None:  # committed: what the table holds now
             self._blocks_held = held
 
@@ -474,17 +489,25 @@ class Store:
             "grp=excluded.grp" + cond, [(w, block, block_hash, group) for w in ws])
 
     def _set_as_one(self, ws: list[str], block: int, block_hash: str | None, group: str,
-                    forward_only: bool, moves: dict[str, int | None]) -> None:
+                    forward_only: bool, moves: dict[str, int | None],
+                    exact: dict[int, tuple[str, ...]]) -> None:
         """Inside a transaction: ``ws`` at ``block`` as one cursor set. The set of
         ``ws[0]``, when no wallet outside ``ws`` shares it, is moved (one row) and the rest
         of ``ws`` joins it; otherwise a new set is made. Per wallet the outcome is that of
         :meth:`_set_own`: under ``forward_only`` a wallet at or past ``block`` keeps its
-        cursor (and so stays out of the set)."""
+        cursor (and so stays out of the set). ``exact``: the sets whose members this
+        leaves exactly ``ws``."""
+        key = tuple(ws)
         set_id = self._set_of.get(ws[0])
-        if set_id is not None and sum(
+        if set_id is not None and self._set_exact.get(set_id) == key:
+            others: list[str] = []  # the same slice as last time: one row
+        elif set_id is not None and sum(
                 1 for w in ws if self._set_of.get(w) == set_id) == self._set_size[set_id]:
-            was = self._set_rows({set_id})[set_id]
             others = [w for w in ws if self._set_of.get(w) != set_id]
+        else:
+            set_id = None
+        if set_id is not None:
+            was = self._set_rows({set_id})[set_id]
             if not forward_only or was[0] < block:
                 self._db.execute("UPDATE cursor_sets SET block=?, hash=?, grp=? WHERE id=?",
                                  (block, block_hash, group, set_id))
@@ -492,10 +515,11 @@ class Store:
                 if others:                           # would not be: each on its own
                     self._set_own(others, block, block_hash, group, forward_only, moves)
                 return
+            if not others:
+                exact[set_id] = key
+                return
         else:
-            set_id, others = None, ws
-        if not others:
-            return
+            others = ws
         if forward_only:
             now = self._blocks_of(others)
             joining = [w for w in others if w not in now or now[w] < block]
@@ -514,6 +538,8 @@ class Store:
             "ON CONFLICT(wallet) DO UPDATE SET set_id=excluded.set_id",
             [(w, set_id) for w in joining])
         moves.update(dict.fromkeys(joining, set_id))
+        if len(joining) == len(others):  # every one of ws is in the set, and no other
+            exact[set_id] = key
 
     def _set_rows(self, set_ids: set[int]) -> dict[int, tuple[int, str | None, str]]:
         """Each set's (block, hash, group)."""
@@ -548,18 +574,21 @@ class Store:
         for part, marks in _in_parts(empty):
             self._db.execute(f"DELETE FROM cursor_sets WHERE id IN ({marks})", part)
 
-    def _moved(self, moves: dict[str, int | None]) -> None:
+    def _moved(self, moves: dict[str, int | None], exact: dict[int, tuple[str, ...]]) -> None:
         """After the commit: the in-memory sets follow ``moves`` (wallet -> its set now,
-        None: a row of its own)."""
+        None: a row of its own); ``exact``: sets now known to hold exactly those wallets."""
         for w, to in moves.items():
             was = self._set_of.pop(w, None)
             if was is not None:
+                self._set_exact.pop(was, None)
                 self._set_size[was] -= 1
                 if not self._set_size[was]:
                     del self._set_size[was]
             if to is not None:
+                self._set_exact.pop(to, None)
                 self._set_of[sys.intern(w)] = to
                 self._set_size[to] = self._set_size.get(to, 0) + 1
+        self._set_exact.update(exact)
 
     def start_cursors(self, wallets: Iterable[str], block: int) -> list[str]:
         """Give every one of ``wallets`` that has no cursor yet one at ``block`` (its

@@ -435,13 +435,12 @@ class WsShard:
     Nothing a sync does costs the live path more than one slice: the shard's cursor (the
     lowest of its wallets') is read from the store once and then kept in memory (it moves
     only by this shard's own writes, except while the fallback poller runs, when it is
-    read from the store again); the per-wallet cursors are written ``CURSOR_SLICE``
-    wallets a transaction, and a backfill's logs go to the pipeline ``BACKFILL_SLICE`` at a
-    time, with the event loop (live deliveries) running in between. A firehose of 100,000
-    wallets otherwise stalled live deliveries by more than a second at every sync."""
+    read from the store again); the per-wallet cursors are written a cursor set of the
+    store's a transaction (one row once its wallets moved together), and a backfill's
+    logs go to the pipeline ``BACKFILL_SLICE`` at a time, with the event loop (live
+    deliveries) running in between. A firehose of 100,000 wallets otherwise stalled
+    live deliveries by more than a second at every sync."""
 
-    #: wallets per SQLite transaction when a sync advances the per-wallet cursors
-    CURSOR_SLICE = 2000
     #: logs of a backfill handed to the pipeline at a time (one transaction each)
     BACKFILL_SLICE = 250
     #: re-checks put off while the HTTP node has not the reorg's head block the feed
@@ -689,19 +688,21 @@ class WsShard:
     async def _set_cursors(self, block: int, block_hash: str | None, *,
                            forward_only: bool = True, launch: bool = False,
                            blocks: Callable[[], dict[int, str]] | None = None) -> None:
-        """Move the cursors of the shard's wallets to ``block``, ``CURSOR_SLICE`` wallets
-        a transaction, letting the event loop run in between. A crash between slices
+        """Move the cursors of the shard's wallets to ``block``, a cursor set of the
+        store's (``cursor_set_max`` wallets: one row once they have moved together) a
+        transaction, letting the event loop run in between. A crash between slices
         leaves some wallets behind: the shard's cursor (their lowest) has not moved, so
         nothing is skipped on restart. ``blocks()``: block hashes to store in the last
         slice's transaction (read then, after the last pause). ``launch``: the wallets
         start here, their launch point too (:meth:`Store.set_cursors`)."""
         cur = self.cursor()
         ws = self.wallets
-        last = max(0, (len(ws) - 1) // self.CURSOR_SLICE * self.CURSOR_SLICE)
-        for i in range(0, len(ws), self.CURSOR_SLICE):
+        step = self.store.cursor_set_max
+        last = max(0, (len(ws) - 1) // step * step)
+        for i in range(0, len(ws), step):
             if i:
                 await asyncio.sleep(0)
-            self.store.set_cursors(ws[i:i + self.CURSOR_SLICE], block, block_hash,
+            self.store.set_cursors(ws[i:i + step], block, block_hash,
                                    "websocket", forward_only=forward_only, launch=launch,
                                    blocks=blocks() if blocks is not None and i == last else None)
         if launch:  # committed: as Store.set_cursors keeps them

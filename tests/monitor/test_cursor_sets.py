@@ -26,6 +26,9 @@ _write = st.tuples(
 _start = st.tuples(st.just("start"), st.lists(st.sampled_from(WALLETS), max_size=8),
                    st.integers(0, 12))
 _reopen = st.tuples(st.just("reopen"))
+#: an earlier write's wallets again, in the same order (a shard's next sync)
+_again = st.tuples(st.just("again"), st.integers(0, 12), st.sampled_from([None, "0xc"]),
+                   st.integers(0, 3))
 
 
 def _check(store: Store, model: dict[str, tuple[int, str | None, str]]) -> None:
@@ -45,15 +48,20 @@ def _check(store: Store, model: dict[str, tuple[int, str | None, str]]) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(st.one_of(_write, _start, _reopen), min_size=1, max_size=25))
+@given(ops=st.lists(st.one_of(_write, _start, _reopen, _again), min_size=1, max_size=25))
 def test_cursor_sets_give_every_wallet_the_cursor_of_per_wallet_rows(ops: list[tuple]) -> None:
     model: dict[str, tuple[int, str | None, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.sqlite"
-        store = Store(path, cursor_set_min=3, synchronous="OFF")
+        store = Store(path, cursor_set_min=2, cursor_set_max=3, synchronous="OFF")
         try:
+            written: list[list[str]] = [WALLETS[:5]]
             for op in ops:
+                if op[0] == "again":
+                    ws = written[-1 - op[3] % len(written)]
+                    op = ("set", ws, op[1], op[2], "websocket", True)
                 if op[0] == "set":
+                    written.append(op[1])
                     _, ws, block, block_hash, group, forward = op
                     store.set_cursors(ws, block, block_hash, group, forward_only=forward)
                     for w in dict.fromkeys(ws):
@@ -67,7 +75,8 @@ def test_cursor_sets_give_every_wallet_the_cursor_of_per_wallet_rows(ops: list[t
                     model.update(dict.fromkeys(fresh, (block, None, LAUNCH_GROUP)))
                 else:
                     store.close()
-                    store = Store(path, cursor_set_min=3, synchronous="OFF")
+                    store = Store(path, cursor_set_min=2, cursor_set_max=3,
+                                  synchronous="OFF")
                 _check(store, model)
         finally:
             store.close()
@@ -81,8 +90,12 @@ def test_a_sync_of_many_wallets_writes_one_row(tmp_path: Path) -> None:
         store.set_cursors(wallets, 110, "0x110", "websocket")  # the first: they join a set
         before = store._db.total_changes
         store.set_cursors(wallets, 120, "0x120", "websocket")
-        assert store._db.total_changes - before == 1
-        assert {c.block for c in store.cursors().values()} == {120}
+        assert store._db.total_changes - before == 3  # sets of 2,000, 2,000 and 1,000
+        before = store._db.total_changes
+        for i in range(0, 5_000, 2_000):  # in parts as a shard writes them: the same sets
+            store.set_cursors(wallets[i:i + 2_000], 121, "0x121", "websocket")
+        assert store._db.total_changes - before == 3
+        assert {c.block for c in store.cursors().values()} == {121}
         store.set_cursors(wallets[:1], 130, None, "polling")  # one moved on its own
         store.set_cursors(wallets, 125, "0x125", "websocket")
         blocks = {w: c.block for w, c in store.cursors().items()}
@@ -96,3 +109,18 @@ def test_a_sync_of_many_wallets_writes_one_row(tmp_path: Path) -> None:
         assert {w: c.block for w, c in reopened.cursors().items()} == blocks
     finally:
         reopened.close()
+
+
+def test_a_wallet_polled_out_of_its_set_is_written_again_with_the_set(tmp_path: Path) -> None:
+    """The same slice again after one of its wallets took a cursor of its own (the
+    fallback poller moved it): that wallet is written too, not only the set's row."""
+    a, b, c = WALLETS[:3]
+    store = Store(tmp_path / "state.sqlite", cursor_set_min=2, cursor_set_max=3)
+    try:
+        store.set_cursors([a, b, c], 10, "0x10", "websocket")
+        store.set_cursors([a, b, c], 11, "0x11", "websocket")  # the same slice: one row
+        store.set_cursors([b], 5, None, "polling", forward_only=False)  # moved back alone
+        store.set_cursors([a, b, c], 12, "0x12", "websocket")
+        assert {w: cur.block for w, cur in store.cursors().items()} == {a: 12, b: 12, c: 12}
+    finally:
+        store.close()
