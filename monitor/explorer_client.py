@@ -556,6 +556,12 @@ class ExplorerClient:
             if status >= 400:
                 kind = "http"
                 raise BadResponse(f"explorer {method}: HTTP {status}", status=status)
+            if not isinstance(body, dict):
+                # an array, a string, a number: no Etherscan or JSON-RPC answer (a
+                # gateway's or cache's). Counted a success, then failed by the caller
+                kind = "bad_response"
+                raise BadResponse(f"explorer {method}: HTTP {status}, a JSON "
+                                  f"{type(body).__name__}, not an object", status=status)
             envelope = _proxy_refusal(body) or body
             if isinstance(envelope, dict) and str(envelope.get("status")) == "0":
                 low = f"{envelope.get('message')} {envelope.get('result')}".lower()

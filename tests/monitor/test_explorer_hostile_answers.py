@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -299,3 +300,32 @@ def test_the_explorer_s_hostile_head_answers_are_counted_errors(
     assert [e.trade.block_number for e in sink.events
             if e.kind == "trade" and e.trade is not None] == [105]
     assert "Traceback" not in caplog.text
+
+
+def test_a_body_of_json_not_an_envelope_is_a_failed_call_in_the_counts(
+        tmp_path: Path) -> None:
+    """An array or a string as the body: the call was counted a success in the client's
+    call metrics (the poller failed it later)."""
+    failures: list[dict[str, int]] = []
+
+    async def go() -> None:
+        async def handle(request: web.Request) -> web.Response:
+            return web.json_response(json.loads(request.query["body"]))
+        app = web.Application()
+        app.router.add_get("/v2/api", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/api"
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = ExplorerClient(url + "?body=%5B1%5D", session, rate_per_s=1000)
+                with pytest.raises(Exception) as err:
+                    await client.block_number()
+                assert type(err.value).__name__ == "BadResponse"
+                failures.append(dict(client.calls.failures))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+    assert failures == [{"bad_response": 1}]
