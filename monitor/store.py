@@ -451,14 +451,7 @@ class Store:
         moves: dict[str, int | None] = {}
         exact: dict[int, tuple[str, ...]] = {}
         with self._tx():
-            for i in range(0, len(ws), self.cursor_set_max):
-                part = ws[i:i + self.cursor_set_max]
-                if len(part) >= self.cursor_set_min:
-                    self._set_as_one(part, block, block_hash, group, forward_only, moves,
-                                     exact)
-                else:
-                    self._set_own(part, block, block_hash, group, forward_only, moves)
-            self._drop_emptied(moves)
+            self._write(ws, block, block_hash, group, forward_only, moves, exact)
             if launch:
                 self._launch([(w, block) for w in ws])
             if blocks:
@@ -466,6 +459,20 @@ class Store:
         self._moved(moves, exact)  # committed: the sets as they are now
         if held is not None:  # committed: what the table holds now
             self._blocks_held = held
+
+    def _write(self, ws: list[str], block: int, block_hash: str | None, group: str,
+               forward_only: bool, moves: dict[str, int | None],
+               exact: dict[int, tuple[str, ...]]) -> None:
+        """Inside a transaction: the cursors of ``ws`` (no wallet twice), in sets of
+        ``cursor_set_max`` cut in their order, or each its own row where a part is short
+        of ``cursor_set_min``."""
+        for i in range(0, len(ws), self.cursor_set_max):
+            part = ws[i:i + self.cursor_set_max]
+            if len(part) >= self.cursor_set_min:
+                self._set_as_one(part, block, block_hash, group, forward_only, moves, exact)
+            else:
+                self._set_own(part, block, block_hash, group, forward_only, moves)
+        self._drop_emptied(moves)
 
     def _set_own(self, ws: list[str], block: int, block_hash: str | None, group: str,
                  forward_only: bool, moves: dict[str, int | None]) -> None:
@@ -600,16 +607,17 @@ class Store:
         the next one resumes from there, not from its own later head (see
         :meth:`monitor.wallet_monitor.WalletMonitor.record_launch`); the polling monitor's
         first round calls it too (a launch whose head could not be had)."""
+        moves: dict[str, int | None] = {}
+        exact: dict[int, tuple[str, ...]] = {}
         with self._tx():
             have = {w for (w,) in self._db.execute("SELECT wallet FROM cursors")}
             have.update(self._set_of)
-            rows = [(w, block, None, LAUNCH_GROUP) for w in dict.fromkeys(wallets)
-                    if w not in have]
-            self._db.executemany(
-                "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,?,?) "
-                "ON CONFLICT(wallet) DO NOTHING", rows)
-            self._launch([(r[0], block) for r in rows])
-        return [r[0] for r in rows]
+            fresh = [w for w in dict.fromkeys(wallets) if w not in have]
+            # as a sync will write them: a shard's first sync is then one row a set
+            self._write(fresh, block, None, LAUNCH_GROUP, True, moves, exact)
+            self._launch([(w, block) for w in fresh])
+        self._moved(moves, exact)
+        return fresh
 
     def _launch(self, rows: list[tuple[str, int]]) -> None:
         """Inside a transaction: the launch points of wallets that have none."""
