@@ -147,6 +147,19 @@ class PartialLogs(MonitorError):
         self.cause, self.logs, self.complete_to = cause, logs, complete_to
 
 
+def _partial(exc: MonitorError, out: list[dict[str, Any]], from_block: int,
+             ordered: bool) -> MonitorError:
+    """What a paged fetch raises for a page that failed with ``exc``: the rows come in
+    block order, so the blocks below the last one seen came whole (:class:`PartialLogs`
+    of them). Thrown away, a range of more pages than one poll gets through (one call in a
+    few failing) was asked again and again, for good. ``exc`` itself when no block came
+    whole, or the rows were not in block order."""
+    whole = max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
+    if whole < from_block or not ordered:
+        return exc
+    return PartialLogs(exc, [r for r in out if int(r["blockNumber"], 16) <= whole], whole)
+
+
 def _hex_int(value: Any) -> int:
     """A bounded quantity: hex (``"0x"`` is 0) or decimal; ``ValueError`` otherwise."""
     if value == "0x":
@@ -371,15 +384,11 @@ class ExplorerClient:
                     raise BadResponse(f"getLogs answered {len(rows):,} rows for a page of "
                                       f"{self.page_size:,}")
             except MonitorError as exc:
-                # the rows come in block order: the blocks below the last one seen came
-                # whole. Thrown away, a range of more pages than one poll gets through
-                # (one call in a few failing) was asked again and again, for good
-                whole = max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
-                if whole < from_block or not ordered:
+                partial = _partial(exc, out, from_block, ordered)
+                if partial is exc:
                     raise
-                raise PartialLogs(exc, [r for r in out if int(r["blockNumber"], 16) <= whole],
-                                  whole) from exc
-            bad, first_bad = 0, None
+                raise partial from exc
+            bad, first_bad, fresh = 0, None, 0
             for row in rows:
                 try:
                     if not isinstance(row, dict):
@@ -401,10 +410,19 @@ class ExplorerClient:
                 if key not in seen:
                     seen.add(key)
                     out.append(converted)
+                    fresh += 1
             if first_bad is not None:
                 self._bad_rows(bad, first_bad)
             if len(rows) < self.page_size:
                 return out
+            if page > 1 and not fresh:
+                # a full later page of rows already read: a cache or proxy in front that
+                # ignores ``page``. Paged on, it was asked to the end of the result
+                # window (10,000 / page_size calls a wallet a round) for nothing new.
+                # The pages before it are used, as for a page that failed
+                raise _partial(BadResponse(
+                    f"getLogs page {page} of {start}..{to_block} repeats rows already "
+                    "read (the page asked is ignored)"), out, from_block, ordered)
             if (page + 1) * self.page_size > RESULT_WINDOW:
                 if not ordered:
                     raise BadResponse(f"getLogs rows of {from_block}..{to_block} are not in "

@@ -218,6 +218,26 @@ def test_rows_repeated_across_pages_are_delivered_once(tmp_path: Path) -> None:
     assert len(got) == 45 and len(set(got)) == 45
 
 
+def test_a_page_that_repeats_the_previous_one_is_an_error_not_a_loop(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A cache in front that ignores ``page``: every page is the first. It was asked
+    page after page to the end of the result window and again from its last block, ~20
+    calls a wallet a round for nothing new; now the repeat is a counted error, the pages
+    before it are used and the rest asked next round."""
+    calls: list[int] = []
+
+    def first_page_always(fake: Hostile, q: dict[str, str]) -> web.Response:
+        calls.append(int(q["page"]))
+        return _ok(_rows(fake, q)[:PAGE])
+    caplog.set_level(logging.WARNING)
+    got, cursors, counters, _bad, _alerts = _run(tmp_path, first_page_always, trades=45)
+    assert len(got) == 45 and len(set(got)) == 45
+    assert counters.get("errors", 0) >= 1
+    assert len(calls) <= 3, calls
+    assert cursors[0] < 113, cursors  # page 1 held blocks 110..113: 113 not whole
+    assert "repeats" in caplog.text
+
+
 @pytest.mark.parametrize("delay_s,alert", [(3 * 3600, "explorer_quota"), (-60, None)])
 def test_a_429_retry_after_as_an_http_date(tmp_path: Path, delay_s: int,
                                            alert: str | None,
