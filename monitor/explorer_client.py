@@ -167,6 +167,16 @@ def _hex_int(value: Any) -> int:
     return quantity(value)
 
 
+def _row_int(value: Any) -> int:
+    """A getLogs row's number: a ``"0x"`` hex string (``"0x"`` is 0) or a JSON integer;
+    ``ValueError`` otherwise. A string without ``0x`` was read as decimal: "120" for
+    block 120, where the explorer's hex would be 0x120 (getLogs rows are hex,
+    REFERENCE.md): a trade delivered from a block it is not in."""
+    if isinstance(value, str) and value[:2] not in ("0x", "0X"):
+        raise ValueError(f"not a hex quantity (no 0x): {value[:24]!r}")
+    return _hex_int(value)
+
+
 def _decimal(value: Any) -> int:
     """An account action's number: a decimal string (``ValueError`` otherwise)."""
     if not (isinstance(value, str) and value.isascii() and value.isdigit()
@@ -210,12 +220,12 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
         "address": _text(row, "address").lower(),
         "topics": [t.lower() for t in topics if t],
         "data": _text(row, "data", "0x") or "0x",
-        "blockNumber": hex(_hex_int(row.get("blockNumber", "0x"))),
+        "blockNumber": hex(_row_int(row.get("blockNumber", "0x"))),
         "blockHash": _text(row, "blockHash").lower(),
-        "blockTimestamp": hex(_hex_int(row.get("timeStamp", "0x"))),
+        "blockTimestamp": hex(_row_int(row.get("timeStamp", "0x"))),
         "transactionHash": _text(row, "transactionHash").lower(),
-        "transactionIndex": hex(_hex_int(row.get("transactionIndex", "0x"))),
-        "logIndex": hex(_hex_int(row.get("logIndex", "0x"))),
+        "transactionIndex": hex(_row_int(row.get("transactionIndex", "0x"))),
+        "logIndex": hex(_row_int(row.get("logIndex", "0x"))),
         "removed": False,
     }
 

@@ -207,6 +207,20 @@ def test_a_hostile_row_is_skipped_and_counted_beside_good_rows(
         or len(ids) == 7, (bad, counters)
 
 
+def test_a_row_number_without_0x_is_a_bad_row_not_a_decimal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """getLogs rows are hex. A ``blockNumber`` of "111" was read as decimal 111 (the
+    explorer's hex would be 0x111 = 273): a row delivered as a trade of a block it is
+    not in. (The proxy head's decimal stays read: test_provider_hunt_explorer.)"""
+    caplog.set_level(logging.WARNING)
+    got, _cursors, _counters, bad, _alerts = _run(
+        tmp_path, lambda fake, q: _row(fake, q, blockNumber="111", logIndex="0xc"),
+        trades=6)
+    assert sorted(b for b, _t in got) == [110, 110, 110, 111, 111, 111], got
+    assert bad >= 1
+    assert "no 0x" in caplog.text
+
+
 def test_rows_repeated_across_pages_are_delivered_once(tmp_path: Path) -> None:
     def overlapping(fake: Hostile, q: dict[str, str]) -> web.Response:
         page, offset = int(q["page"]), int(q["offset"])
