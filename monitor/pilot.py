@@ -494,6 +494,11 @@ HEADS_RETENTION_NS = 90 * 86_400 * 10**9  # 90 days of heads: longer than any pi
 
 # -- status ------------------------------------------------------------------------------
 
+#: seconds a block's timestamp may lie after the pilot saw its trade (clock skew between
+#: this machine and the block producers) before the figure is no latency
+STAMP_SKEW_S = 60.0
+
+
 def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -550,8 +555,11 @@ def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> di
         mine = [x for x in paths if x["path"] == p]
         healthy = sum(x["healthy_s"] for x in mine)
         current = mine[-1] if mine else {}
-        lat = [(r["wall_ns"] - r["block_timestamp"] * 1_000_000_000) / 1e9
-               for r in seen[p].values() if r["block_timestamp"] is not None]
+        stamped = [(r["wall_ns"] - r["block_timestamp"] * 1_000_000_000) / 1e9
+                   for r in seen[p].values() if r["block_timestamp"] is not None]
+        # a block stamped after it was seen, past any clock skew: a timestamp the source
+        # got wrong (an explorer row's), not a latency; the report's come from the chain
+        lat = [x for x in stamped if x >= -STAMP_SKEW_S]
         others = set().union(*(set(seen[o]) for o in PATHS if o != p))
         out["paths"][p] = {
             # two processes on one store added up past 100 %; never shown above it
@@ -563,6 +571,7 @@ def pilot_status(directory: str | Path, *, now_wall_ns: int | None = None) -> di
             "retractions": sum(1 for r in rows if r["path"] == p and r["kind"] == "retraction"),
             "latency_s": {k: _quantile(lat, q) for k, q in
                           (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+            "latency_left_out": len(stamped) - len(lat),
             "state": current.get("state"), "healthy": bool(current.get("healthy")),
             "fallback": bool(current.get("fallback")), "head": current.get("head"),
             "cursor": current.get("cursor")}
@@ -594,7 +603,10 @@ def format_status(st: dict[str, Any]) -> str:
             f"{p:<9} uptime {s(None if d['uptime'] is None else 100 * d['uptime'], '{:.1f}')}%"
             f"  trades {d['trades']} (only here {d['only_this_path']})"
             f"  latency p50 {s(lat['p50'])} s p95 {s(lat['p95'])} s p99 {s(lat['p99'])} s"
-            f" max {s(lat['max'])} s  {state} {d['state'] or '-'}"
+            f" max {s(lat['max'])} s"
+            + (f" ({d['latency_left_out']} left out: block stamped after it was seen)"
+               if d.get("latency_left_out") else "")
+            + f"  {state} {d['state'] or '-'}"
             f"{' FALLBACK' if d['fallback'] else ''}  head {d['head'] or '-'}"
             f"  cursor {d['cursor'] or '-'}")
     return "\n".join(lines)
