@@ -961,6 +961,11 @@ class _Tx:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            # a BEGIN that failed after it began (interrupted once it had the write lock)
+            # leaves the transaction open: every later one failed "within a transaction"
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise StoreError(f"state_db: cannot begin a transaction: {exc}") from None
         return self
 
