@@ -323,11 +323,8 @@ class Store:
             self._db = self._open(synchronous.upper())
             #: what the ``blocks`` table holds (this store is its only writer): a save
             #: writes the hashes that changed, not the ~128 the sync saves every time
-            self._blocks_held: dict[int, str] = dict(
-                self._db.execute("SELECT number, hash FROM blocks"))
-            for wallet, set_id in self._db.execute("SELECT wallet, set_id FROM cursor_members"):
-                self._set_of[sys.intern(wallet)] = set_id
-                self._set_size[set_id] = self._set_size.get(set_id, 0) + 1
+            self._blocks_held: dict[int, str] = {}
+            self._load_mirrors()
         except sqlite3.Error as exc:
             self._db.close()
             self._unlock()
@@ -403,6 +400,32 @@ class Store:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def _load_mirrors(self) -> None:
+        """What the ``blocks`` table and the cursor sets hold, read from the file."""
+        self._blocks_held = dict(self._db.execute("SELECT number, hash FROM blocks"))
+        set_of: dict[str, int] = {}
+        set_size: dict[int, int] = {}
+        for wallet, set_id in self._db.execute("SELECT wallet, set_id FROM cursor_members"):
+            set_of[sys.intern(wallet)] = set_id
+            set_size[set_id] = set_size.get(set_id, 0) + 1
+        self._set_of, self._set_size = set_of, set_size
+        self._set_exact = {}
+
+    @contextlib.contextmanager
+    def _mirrored_tx(self) -> Iterator[None]:
+        """:meth:`_tx` for a write the in-memory mirrors follow after its commit: when it
+        fails they are read again from the file. A failed COMMIT may still have committed
+        (SQLite said "interrupted" for one that had): the mirrors kept as they were
+        then differed from the file, and a wallet had two cursors, or a set was moved
+        that held other wallets."""
+        try:
+            with self._tx():
+                yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._load_mirrors()
+            raise
+
     def _tx(self) -> _Tx:
         if self._db.total_changes - self._checkpointed_at >= CHECKPOINT_HARD_ROWS:
             self.checkpoint_if_due(CHECKPOINT_HARD_ROWS)  # no outbox round checkpointed
@@ -450,7 +473,7 @@ class Store:
         held = None
         moves: dict[str, int | None] = {}
         exact: dict[int, tuple[str, ...]] = {}
-        with self._tx():
+        with self._mirrored_tx():
             self._write(ws, block, block_hash, group, forward_only, moves, exact)
             if launch:
                 self._launch([(w, block) for w in ws])
@@ -609,7 +632,7 @@ class Store:
         first round calls it too (a launch whose head could not be had)."""
         moves: dict[str, int | None] = {}
         exact: dict[int, tuple[str, ...]] = {}
-        with self._tx():
+        with self._mirrored_tx():
             have = {w for (w,) in self._db.execute("SELECT wallet FROM cursors")}
             have.update(self._set_of)
             fresh = [w for w in dict.fromkeys(wallets) if w not in have]
@@ -637,7 +660,7 @@ class Store:
     def save_blocks(self, hashes: dict[int, str]) -> None:
         if not hashes:
             return
-        with self._tx():
+        with self._mirrored_tx():
             held = self._save_blocks(hashes)
         self._blocks_held = held  # committed
 
