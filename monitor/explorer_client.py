@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,6 +59,7 @@ from monitor.history import History, NullHistory
 from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
+from monitor.trades import word_hex
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import is_key_refused_status, is_key_refused_text, parse_retry_after
 
@@ -195,6 +197,7 @@ def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
 
 
 _MAX_FIELD = 1 << 16  # a log's data of 7 words is 450 characters
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*\Z")
 _REQUIRED = ("address", "blockNumber", "transactionHash")
 
 
@@ -216,14 +219,17 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"no {key}")
     if row.get("logIndex") is None:  # it names the log ("0x" is 0): it was taken for 0, and
         raise ValueError("no logIndex")  # two fills of one transaction for one trade
+    data = _text(row, "data", "0x") or "0x"
+    if _DATA.match(data) is None:  # a hash or data cut short: counted here, as a bad row,
+        raise ValueError(f"data is not whole bytes of hex: {data[:24]!r}")  # not a decode error
     return {
         "address": _text(row, "address").lower(),
-        "topics": [t.lower() for t in topics if t],
-        "data": _text(row, "data", "0x") or "0x",
+        "topics": [word_hex(t, "a topic") for t in topics if t],
+        "data": data,
         "blockNumber": hex(_row_int(row.get("blockNumber", "0x"))),
-        "blockHash": _text(row, "blockHash").lower(),
+        "blockHash": word_hex(_text(row, "blockHash"), "blockHash"),
         "blockTimestamp": hex(_row_int(row.get("timeStamp", "0x"))),
-        "transactionHash": _text(row, "transactionHash").lower(),
+        "transactionHash": word_hex(_text(row, "transactionHash"), "transactionHash"),
         "transactionIndex": hex(_row_int(row.get("transactionIndex", "0x"))),
         "logIndex": hex(_row_int(row.get("logIndex", "0x"))),
         "removed": False,

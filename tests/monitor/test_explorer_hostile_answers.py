@@ -207,6 +207,25 @@ def test_a_hostile_row_is_skipped_and_counted_beside_good_rows(
         or len(ids) == 7, (bad, counters)
 
 
+@pytest.mark.parametrize("case", ["data_odd_hex", "tx_hash_short", "block_hash_odd",
+                                  "topic_short"])
+def test_a_row_cut_short_is_the_clients_bad_row_not_a_decode_error(
+        tmp_path: Path, case: str) -> None:
+    """A hash, a topic or the data cut short passed the client's row check and was
+    refused later by the decoder: counted under the pipeline's ``decode_errors``, not the
+    explorer client's bad rows (what the operator reads as "the explorer sends garbage")."""
+    def answer(fake: IndexExplorer, q: dict[str, str]) -> web.Response:
+        if case == "topic_short":
+            first = _rows(fake, q)[0]
+            topics = [first["topics"][0], "0x1234", *first["topics"][2:]]
+            return _row(fake, q, topics=topics, logIndex="0xd")
+        return _row(fake, q, **_BAD_ROWS[case])
+
+    got, _cursors, counters, bad, _alerts = _run(tmp_path, answer, trades=6)
+    assert len({t for _b, t in got}) == len(got) == 6, got  # none lost, none twice
+    assert bad >= 1 and not counters.get("decode_errors"), (bad, counters)
+
+
 def test_a_row_number_without_0x_is_a_bad_row_not_a_decimal(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """getLogs rows are hex. A ``blockNumber`` of "111" was read as decimal 111 (the
