@@ -48,5 +48,14 @@ def stops_held() -> Iterator[None]:
         for sig, handler in previous.items():
             # None: a handler not set from Python; the default is the nearest there is
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        for stop in came:
-            signal.raise_signal(stop)
+        _raise_all(came)
+
+
+def _raise_all(stops: list[int]) -> None:
+    """Raise each of ``stops``, in order, even when a handler raises: a Ctrl-C's
+    KeyboardInterrupt left a SIGTERM held with it unraised, and the process lived on."""
+    if stops:
+        try:
+            signal.raise_signal(stops[0])
+        finally:
+            _raise_all(stops[1:])
