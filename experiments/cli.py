@@ -513,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except ModuleNotFoundError as exc:  # a monitor-only install (pip install .)
         return missing_harness(exc, "python -m experiments")
+    except KeyboardInterrupt:  # a Ctrl-C before the command's own handling (its imports)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 #: SIGTERM (``kill``, ``timeout``, a CI job cancelled) and SIGHUP (the terminal or the
