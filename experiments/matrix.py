@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,17 +168,34 @@ def _stop_pool(pool_: concurrent.futures.ProcessPoolExecutor) -> None:
     """An interrupted run (Ctrl-C, SIGTERM) stops its workers now: leaving the ``with``
     waited for every unit still queued (``shutdown(wait=True)``), so a Ctrl-C of
     ``--seeds 100`` went on running seed after seed, and a SIGTERM left the workers
-    running a simulated week each after this process had gone."""
-    workers = list((getattr(pool_, "_processes", None) or {}).values())
+    running a simulated week each after this process had gone.
+
+    The workers are terminated until the pool's manager thread, seeing them die, has
+    marked the pool broken and ended; only then is the pool shut down. Shut down first,
+    a stop just as a unit finished raced that thread replacing the unit's worker
+    (``max_tasks_per_child=1``): it started a worker the stop had not listed, or found
+    the pool's processes gone and printed a ``TypeError`` traceback."""
+    manager = getattr(pool_, "_executor_manager_thread", None)
+    workers: dict[int, Any] = {}
+    deadline = time.monotonic() + _STOP_WAIT_S
+    while True:
+        for pid, proc in list((getattr(pool_, "_processes", None) or {}).items()):
+            workers[pid] = proc
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        if manager is None or not manager.is_alive() or time.monotonic() > deadline:
+            break
+        manager.join(0.1)
     pool_.shutdown(wait=False, cancel_futures=True)
-    for proc in workers:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    for proc in workers:
+    for proc in workers.values():
         with contextlib.suppress(Exception):
             proc.join(10.0)
             if proc.is_alive():
                 proc.kill()
+
+
+#: how long a stop waits for the pool's manager thread to see its workers gone
+_STOP_WAIT_S = 30.0
 
 
 def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,

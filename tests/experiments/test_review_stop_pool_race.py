@@ -14,7 +14,6 @@ import threading
 from typing import Any
 
 import psutil
-import pytest
 
 from experiments.matrix import _stop_pool
 from experiments.orphans import die_with_parent
@@ -24,10 +23,6 @@ def _quick(x: int) -> int:
     return x
 
 
-@pytest.mark.xfail(strict=True, reason="FOUND, NOT FIXED: _stop_pool's shutdown(wait=False) "
-                   "races the manager thread's worker replacement (max_tasks_per_child=1); "
-                   "a no-op replacement instead hangs the manager thread (and interpreter "
-                   "exit) when no worker is left to fail on")
 def test_a_pool_stopped_as_a_unit_finishes_starts_no_worker_and_raises_nothing() -> None:
     errors: list[Any] = []
     before_hook = threading.excepthook
