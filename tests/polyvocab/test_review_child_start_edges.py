@@ -16,8 +16,12 @@ from tests.cli_checks import ROOT
 
 
 def _run(body: str) -> subprocess.CompletedProcess[str]:
-    script = "import os, signal, sys\nfrom polyvocab.child_start import stops_held\n" \
-        + textwrap.dedent(body)
+    # Python's own Ctrl-C handler, as an interactive start gets it: a run started with
+    # SIGINT ignored (a background job, nohup: a CI's) passes that on, and the held
+    # Ctrl-C was then ignored (the test failed in such a CI, not the code)
+    script = ("import os, signal, sys\nfrom polyvocab.child_start import stops_held\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              + textwrap.dedent(body))
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
