@@ -395,7 +395,7 @@ class Settings(BaseSettings):
     firehose_above_wallets: int = Field(2000, ge=0,
         description="`auto` takes the firehose past this many WebSocket wallets (the "
                     "provider profile's number unless given)")
-    firehose_chunk_blocks: int = Field(32, gt=0,
+    firehose_chunk_blocks: int = Field(8, gt=0,
         description="blocks per `eth_getLogs` request in firehose mode (no maker list: every "
                     "`OrderFilled` of the range, ~230 per busy block)")
     backfill_chunk_blocks: int = Field(1000, gt=0,
