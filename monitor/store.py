@@ -45,7 +45,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -729,16 +729,19 @@ class Store:
     def standing_in_range(self, wallets: Iterable[str], first: int,
                           last: int) -> list[tuple[str, int, str]]:
         """Delivered, not retracted trades of ``wallets`` in blocks first..last:
-        (trade_id, block_number, block_hash)."""
-        ws = list(wallets)
+        (trade_id, block_number, block_hash). A set or frozenset of ``wallets`` is taken as
+        it is (a firehose shard's 100,000 copied and hashed again: 6 ms a sync)."""
+        ws: Collection[str] = (wallets if isinstance(wallets, (set, frozenset))
+                               else list(wallets))
         if len(ws) > _IN_LIMIT:  # one scan of the block range, filtered here: a scan per 500
-            keep = set(ws)  # wallets took 0.5 s for 100,000 wallets and 15 busy blocks
+            # wallets took 0.5 s for 100,000 wallets and 15 busy blocks
+            keep = ws if isinstance(ws, (set, frozenset)) else set(ws)
             return [(tid, n, bh) for tid, n, bh, w in self._db.execute(
                 "SELECT trade_id, block_number, block_hash, wallet FROM delivered "
                 "WHERE retracted=0 AND block_number BETWEEN ? AND ?", (first, last))
                 if w in keep]
         out: list[tuple[str, int, str]] = []
-        for part, marks in _in_parts(ws):
+        for part, marks in _in_parts(list(ws)):  # one part: its order is not the rows'
             out.extend(self._db.execute(
                 f"SELECT trade_id, block_number, block_hash FROM delivered WHERE retracted=0 "
                 f"AND block_number BETWEEN ? AND ? AND wallet IN ({marks})",
