@@ -6,6 +6,10 @@ block waits for the whole block's processing).
 - ``History.record`` of a ``delivered`` row (one a trade);
 - the four records a trade makes on its way (a dedup entry and decision, an outbox item,
   a sink event), made through the pipeline's fast constructors;
+- ``monitor.trades._plain_text`` (may a trade's texts go in plain quotes) and
+  ``_millionths`` (shares, USDC, fee from their integers), three a trade;
+- ``Store.commit_many`` of a batch of 210 new trades (dedup rows and outbox events, one
+  transaction; the events' seqs counted out, not read back);
 - ``Pipeline.on_logs`` in batches of 210 with the state DB (``FULL``), the detections
   file and the history, as the monitor runs it: CPU us a trade (process time).
 
@@ -30,7 +34,7 @@ from monitor.history import History
 from monitor.pipeline import Pipeline
 from monitor.sinks import JsonlSink, sink_event
 from monitor.store import Store, _outbox_item
-from monitor.trades import decode_order_filled
+from monitor.trades import _millionths, _plain_text, decode_order_filled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_decode_bench import _logs
@@ -58,6 +62,43 @@ def test_history_delivered_row(benchmark: Any, tmp_path: Path) -> None:
         return len(TRADES)
     assert benchmark(rows) == len(TRADES)
     h.close()
+
+
+def test_plain_text_of_a_trade_s_texts(benchmark: Any) -> None:
+    texts = ["".join((t.id, t.tx_hash, t.wallet, t.side, t.token_id, t.block_hash,
+                      t.exchange, t.taker, t.order_hash)) for t in TRADES]
+
+    def check() -> int:
+        return sum(map(_plain_text, texts))
+    assert benchmark(check) == len(TRADES)
+
+
+def test_millionths_of_a_trade_s_amounts(benchmark: Any) -> None:
+    amounts = [n for t in TRADES for n in (t.shares_raw, t.usdc_raw, t.fee_raw)]
+
+    def write() -> int:
+        for n in amounts:
+            _millionths(n)
+        return len(amounts)
+    assert benchmark(write) == 3 * len(TRADES)
+
+
+def test_commit_many_a_batch_of_210(benchmark: Any, tmp_path: Path) -> None:
+    """Dedup rows and outbox events of 210 new trades, one transaction (synchronous OFF:
+    the statements, not the disk); a new id each round."""
+    store = Store(tmp_path / "c.db", synchronous="OFF")
+    rounds = iter(range(1_000_000))
+
+    def batch() -> int:
+        r = next(rounds)
+        rows = []
+        for t in TRADES[:210]:
+            tid = f"{t.id}:{r}"
+            entry = dedup_entry(t.block_hash, False, 1, 0, t.wallet)
+            rows.append((decision(True, "trade", 1, entry), tid, "ws", t))
+        return len(store.commit_many(rows))
+    assert benchmark(batch) == 210
+    store.close()
 
 
 def test_a_trade_s_records(benchmark: Any) -> None:

@@ -150,10 +150,18 @@ _PLAIN_TYPES = frozenset({_DECLARED, tuple(type(None) if n == "block_timestamp" 
 
 
 def _plain_text(text: str) -> bool:
-    """``_json_str`` of ``text`` (and of every part of it) is the text in quotes: ASCII
-    (known at once), printable (for ASCII: space to ``~``), no quote, no backslash - no
-    character json escapes with ``ensure_ascii``. ~3x cheaper than the escaping pass."""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+    """``_json_str`` of ``text`` (and of every part of it) is the text in quotes: every
+    character printable ASCII (space to ``~``), no quote, no backslash - no character
+    json escapes with ``ensure_ascii``. One C pass over the UTF-8 bytes (a non-ASCII
+    character, a lone surrogate too, encodes to bytes of 0x80 and up, which stay):
+    the bytes json writes as they are are deleted, and nothing may remain. ~2.7x
+    cheaper than ``isascii`` + ``isprintable`` + two scans; a property test proves it
+    equal to them (``tests/monitor/test_live_path_text.py``)."""
+    return not text.encode("utf-8", "surrogatepass").translate(None, _UNESCAPED)
+
+
+#: the bytes json writes as they are (ensure_ascii): printable ASCII but quote and backslash
+_UNESCAPED = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
 
 
 def _millionths(n: int) -> str:
@@ -163,9 +171,11 @@ def _millionths(n: int) -> str:
     so it is the shortest text that reads back as the float (DBL_DIG), and repr writes
     it in fixed notation (below 1e-4 repr switches to an exponent: those go the float
     way, as does anything else). A property test proves the texts equal."""
-    if 100 <= n < 1_000_000_000_000_000:
-        whole, frac = divmod(n, _UNIT)
-        return f"{whole}.0" if frac == 0 else f"{whole}.{frac:06d}".rstrip("0")
+    if 100 <= n < 1_000_000_000_000_000:  # the decimal digits, cut 6 from the right
+        digits = int.__repr__(n)
+        if n >= _UNIT:
+            return f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
+        return "0." + digits.rjust(6, "0").rstrip("0")
     return _json_float(n / _UNIT)
 
 
