@@ -796,24 +796,43 @@ class Store:
             events.append((*key, source, entry.block_hash, payload))
         out: list[OutboxItem] = []
         marks = self._marks()
-        # two statements a batch, not two a trade; the new events come back by seq order;
-        # the previous batches' "sent" marks ride along (no commit of their own)
+        # two statements a batch, not two a trade; the previous batches' "sent" marks
+        # ride along (no commit of their own)
         with self._tx():
             self._set_sent(marks)
             self._db.executemany(_UPSERT_DELIVERED, state)
             if events:
-                top = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
-                self._db.executemany(
+                added = self._db.executemany(
                     "INSERT OR IGNORE INTO outbox(kind, trade_id, generation, source, "
-                    "block_hash, payload) VALUES (?,?,?,?,?,?)", events)
-                for seq, kind, tid, gen in self._db.execute(
-                        "SELECT seq, kind, trade_id, generation FROM outbox WHERE seq > ? "
-                        "ORDER BY seq", (top,)):
-                    source, block_hash, trade, payload = queued[(kind, tid, gen)]
-                    out.append(_outbox_item(seq, kind, tid, gen, source, block_hash, trade,
-                                            payload))
+                    "block_hash, payload) VALUES (?,?,?,?,?,?)", events).rowcount
+                if added > 0:
+                    out = self._queued_items(events, queued, added)
         self._sent_later.difference_update(marks)
         return out
+
+    def _queued_items(self, events: list[tuple[Any, ...]],
+                      queued: dict[tuple[str, str, int],
+                                    tuple[str, str, Trade | None, str | None]],
+                      added: int) -> list[OutboxItem]:
+        """Inside :meth:`commit_many`'s transaction, after its ``INSERT OR IGNORE`` of
+        ``events`` (one a key of ``queued``, in its order) added ``added`` rows: the
+        events queued, by seq. AUTOINCREMENT gives a row a seq above every seq the table
+        ever had, and this process is the file's only writer. All added (the usual
+        case): one statement run added them one after the other, so their seqs are the
+        ``added`` up to ``last_insert_rowid()``, counted out here, not read back (that was
+        a row fetched a trade). Some ignored (their key was queued before; SQLite may use
+        up a seq for an ignored row too): each key's row is read, and the rows added are
+        the ``added`` of highest seq (every row added is above every row there before)."""
+        if added == len(events):
+            first = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0]) \
+                - added + 1
+            return [_outbox_item(seq, kind, tid, gen, *value)
+                    for seq, ((kind, tid, gen), value) in enumerate(queued.items(), first)]
+        rows = sorted(self._db.execute(
+            "SELECT seq, kind, trade_id, generation FROM outbox WHERE kind=? AND "
+            "trade_id=? AND generation=?", key).fetchone() for key in queued)
+        return [_outbox_item(seq, kind, tid, gen, *queued[(kind, tid, gen)])
+                for seq, kind, tid, gen in rows[len(rows) - added:]]
 
     def mark_sent_many(self, seqs: list[int]) -> None:
         """Mark outbox events sent now (one transaction)."""
