@@ -477,6 +477,31 @@ def _history_block_fields(block: ChainBlock) -> dict[str, Any]:
             "timestamp": block.rb.timestamp, "order_filled": block.order_filled()}
 
 
+def _is_websocket(request: web.Request) -> bool:
+    """geth v1.17 node/rpcstack.go isWebsocket: ``Upgrade: websocket`` (any case) and a
+    ``Connection`` header holding ``upgrade``."""
+    return (request.headers.get("Upgrade", "").lower() == "websocket"
+            and "upgrade" in request.headers.get("Connection", "").lower())
+
+
+def _go_http_error(status: int, text: str) -> web.Response:
+    """An answer as Go's net/http ``http.Error`` writes it."""
+    return web.Response(status=status, body=(text + "\n").encode(),
+                        headers={"Content-Type": "text/plain; charset=utf-8",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+def _geth_http_refusal(request: web.Request) -> web.Response | None:
+    """geth v1.17 rpc/http.go Server.validateRequest: PUT and DELETE are 405 "method not
+    allowed" (aiohttp's own 405 page here before), any other method is served as a
+    JSON-RPC body (an OPTIONS preflight without CORS configured too: its empty body gets
+    an empty answer, not a 405). geth also refuses a body whose content type is not
+    JSON (415); this node still serves it (its tests post bodies without one)."""
+    if request.method in ("PUT", "DELETE"):
+        return _go_http_error(405, "method not allowed")
+    return None
+
+
 class Simulator:
     """A running mock node. ``async with Simulator(rec) as sim: ...`` in tests."""
 
@@ -556,8 +581,9 @@ class Simulator:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.settings.node.max_frame_bytes)
-        app.router.add_get("/", self._ws_handler)
-        app.router.add_post("/", self._http_handler)
+        # one route for every method, dispatched as geth's httpServer.ServeHTTP does
+        # (node/rpcstack.go): a WebSocket upgrade, else the HTTP JSON-RPC handler
+        app.router.add_route("*", "/", self._root)
         app.router.add_get("/_sim/status", self._status)
         app.router.add_get("/_sim/faults", self._faults_list)
         app.router.add_post("/_sim/faults", self._faults_start)
@@ -1327,11 +1353,30 @@ class Simulator:
                 return reply
             await asyncio.sleep(0)
 
+    async def _root(self, request: web.Request) -> web.StreamResponse:
+        """``/``: geth v1.17 node/rpcstack.go httpServer.ServeHTTP: a request with
+        ``Upgrade: websocket`` and ``Connection: upgrade`` (isWebsocket) goes to the
+        WebSocket handler, any other to the HTTP one, whatever its method (geth's
+        rpc/http.go then decides: see :func:`_geth_http_refusal`)."""
+        if _is_websocket(request):
+            return await self._ws_handler(request)
+        return await self._http_handler(request)
+
     async def _http_handler(self, request: web.Request) -> web.StreamResponse:
+        if request.method in ("GET", "HEAD"):
+            # geth v1.17 rpc/http.go Server.ServeHTTP answers a "dumb empty" GET (a health
+            # check) 200 with nothing, any other GET or HEAD 415 (no JSON content type);
+            # this node's tests still hold it to 400 (tests/simulator/test_server.py)
+            return web.Response(status=400, text="expected a WebSocket upgrade or a "
+                                                 "JSON-RPC POST\n")
         answer = self.nemesis.http() if self.board.active else None
         if answer is not None:
             self._count("rpc_http", "?", "", "error")
             return await self._answer(answer)
+        refusal = _geth_http_refusal(request)
+        if refusal is not None:
+            self._count("rpc_http", "?", "", "error")
+            return refusal
         try:
             body = await self._read_body(request)
         except web.HTTPRequestEntityTooLarge:
@@ -1343,6 +1388,12 @@ class Simulator:
             response = web.Response(status=408, text="request body not received in time\n")
             response.force_close()
             return response
+        if not body.strip():
+            # geth v1.17 rpc/server.go serveSingleRequest: a body with no JSON value
+            # (empty, or only white space: the decoder's io.EOF) is answered with nothing
+            # (messageForReadError(io.EOF) is ""), not a parse error; an OPTIONS preflight
+            # without CORS configured gets this too
+            return web.Response(body=b"", content_type="application/json")
         lag = self.nemesis.http_lag() if self.board.active else 0
         reply = await self._handle_rpc(body, None, self.rpc.lagging(lag) if lag else None)
         self._count_rpc("rpc_http", reply)
