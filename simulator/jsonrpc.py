@@ -189,7 +189,10 @@ def parse_json(body: str | bytes, *, max_depth: int) -> Any:
 
 
 def _valid_id(req_id: Any) -> bool:
-    if req_id is None or (isinstance(req_id, (int, float)) and not isinstance(req_id, bool)):
+    """geth v1.17 rpc/json.go hasValidID: any id that is no object or array (its raw JSON
+    starts with neither ``{`` nor ``[``), so ``true`` and ``false`` too (refused here as
+    "invalid request" before); strings are bounded here (they are echoed back)."""
+    if req_id is None or isinstance(req_id, (int, float)):  # bool is an int
         return True  # numbers are already bounded by parse_json
     return isinstance(req_id, str) and len(req_id) <= MAX_ID_CHARS
 
