@@ -353,17 +353,31 @@ def _hash(value: Any, pos: int) -> str:
     if not isinstance(value, str):  # hexutil.UnmarshalFixedJSON: null and numbers alike
         raise _arg_error(pos, "json: cannot unmarshal non-string into Go value of type "
                               "common.Hash")
+    # geth v1.17 common/hexutil/json.go UnmarshalFixedText, in its order: the prefix, an
+    # odd length (both hexutil decErrors, which wrapTypeError words as a json type error),
+    # the length (not wrapped; "" is a length of 0), then the digits (wrapped). This took
+    # the filter's topic texts: "hex string without 0x prefix", "invalid hex string '..'"
+    wrapped = "json: cannot unmarshal {} into Go value of type common.Hash"
+    if value and not value.startswith(("0x", "0X")):
+        raise _arg_error(pos, wrapped.format("hex string without 0x prefix"))
+    body = value[2:]
+    if len(body) % 2:
+        raise _arg_error(pos, wrapped.format("hex string of odd length"))
+    if len(body) != 64:
+        raise _arg_error(pos, f"hex string has length {len(body)}, want 64 for common.Hash")
     try:
         return parse_topic(value)
-    except FilterError as exc:
-        raise _arg_error(pos, str(exc)) from None
+    except FilterError:
+        raise _arg_error(pos, wrapped.format("invalid hex string")) from None
 
 
 def _bool(value: Any, pos: int) -> bool:
     if value is None:  # Go's json: null into a bool is no error and leaves it false
         return False
     if not isinstance(value, bool):
-        raise _arg_error(pos, f"json: cannot unmarshal {type(value).__name__} into Go value "
+        # Go's UnmarshalTypeError names the JSON type (string, number, object, array:
+        # go_json_type), not Python's (str, int, dict, list as before)
+        raise _arg_error(pos, f"json: cannot unmarshal {go_json_type(value)} into Go value "
                               f"of type bool")
     return value
 
