@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -383,6 +383,45 @@ def _bool(value: Any, pos: int) -> bool:
 
 
 _TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
+
+# geth v1.17's gas price oracle with its full node defaults (eth/ethconfig FullNodeGPO,
+# eth/gasprice/gasprice.go): 20 blocks, the 60th percentile, the 3 lowest tips of a block
+# (sampleNumber), tips under 2 wei ignored (DefaultIgnorePrice), at most 500 gwei
+# (DefaultMaxPrice); before any price, the miner's 0.001 gwei (miner DefaultConfig
+# GasPrice). Bor may set other numbers (UNCONFIRMED).
+_GPO_BLOCKS = 20
+_GPO_PERCENTILE = 60
+_GPO_SAMPLE = 3
+_GPO_IGNORE_WEI = 2
+_GPO_MAX_WEI = 500 * 10**9
+_GPO_START_WEI = 10**9 // 1000
+
+
+def _wei(value: Any) -> int | None:
+    """A hex quantity of a recorded block or transaction (None if absent or bad)."""
+    if isinstance(value, str) and value[:2] in ("0x", "0X"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def _effective_tip(tx: dict[str, Any], base_fee: int | None) -> int:
+    """geth's Transaction.EffectiveGasTip: min(tip cap, fee cap - base fee) (negative when
+    the fee cap is under the base fee); a legacy or access-list transaction's caps are its
+    gasPrice; no base fee: the tip cap."""
+    price = _wei(tx.get("gasPrice")) or 0
+    if tx.get("type") in ("0x0", "0x1", None):
+        tip_cap = fee_cap = price
+    else:
+        tip = _wei(tx.get("maxPriorityFeePerGas"))
+        fee = _wei(tx.get("maxFeePerGas"))
+        tip_cap = price if tip is None else tip
+        fee_cap = price if fee is None else fee
+    if base_fee is None:
+        return tip_cap
+    return min(tip_cap, fee_cap - base_fee)
 #: the root of an empty trie (geth's types.EmptyRootHash): a block without transactions
 _EMPTY_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
 
@@ -490,6 +529,9 @@ class JsonRpc:
         self.orphans: OrderedDict[str, ChainBlock] = OrderedDict() if orphans is None \
             else orphans
         self._lagging: dict[int, JsonRpc] = {}
+        # the gas price oracle's cache (geth's lastHead, lastPrice)
+        self._gpo_head: str | None = None
+        self._gpo_price = _GPO_START_WEI
         self.methods: dict[str, Callable[[list[Any], SubscriptionHost | None], Any]] = {
             "eth_chainId": _no_args(lambda: hex(self.chain.chain_id)),
             "net_version": _no_args(lambda: str(self.chain.chain_id)),
@@ -502,6 +544,8 @@ class JsonRpc:
             "eth_getLogs": self._get_logs,
             "eth_getTransactionByHash": self._get_tx,
             "eth_getTransactionReceipt": self._get_receipt,
+            "eth_gasPrice": _no_args(self._gas_price),
+            "eth_maxPriorityFeePerGas": _no_args(lambda: hex(self._suggest_tip())),
             "eth_subscribe": self._subscribe,
             "eth_unsubscribe": self._unsubscribe,
             "eth_newFilter": self._new_filter,
@@ -704,6 +748,69 @@ class JsonRpc:
             # pruning cutoff -> PrunedHistoryError (a block above the head stays null)
             raise RpcError(*_PRUNED)
         return self.block_json(self.chain.block(number), full)
+
+    def _gas_price(self) -> str:
+        """geth v1.17 internal/ethapi/api.go GasPrice: the oracle's tip plus the head's
+        base fee (this node answered -32601 "does not exist" for it, and for
+        eth_maxPriorityFeePerGas, the tip alone)."""
+        tip = self._suggest_tip()
+        head = self.chain.block(self.chain.head_number)
+        base_fee = None if head is None else _wei(head.rb.block.get("baseFeePerGas"))
+        return hex(tip + (base_fee or 0))
+
+    def _block_tips(self, number: int) -> list[int]:
+        """geth v1.17 eth/gasprice getBlockValues: the block's transactions sorted by their
+        effective tip, the first :data:`_GPO_SAMPLE` tips of at least
+        :data:`_GPO_IGNORE_WEI` from senders other than the block's miner."""
+        block = self.chain.block(number)
+        if block is None:
+            return []
+        base_fee = _wei(block.rb.block.get("baseFeePerGas"))
+        miner = str(block.rb.block.get("miner", "")).lower()
+        tips: list[int] = []
+        for tip, tx in sorted(((_effective_tip(tx, base_fee), tx)
+                               for tx in block.transactions()), key=lambda t: t[0]):
+            if tip < _GPO_IGNORE_WEI or str(tx.get("from", "")).lower() == miner:
+                continue
+            tips.append(tip)
+            if len(tips) >= _GPO_SAMPLE:
+                break
+        return tips
+
+    def _suggest_tip(self) -> int:
+        """geth v1.17 eth/gasprice Oracle.SuggestTipCap, its goroutines taken in the order
+        they were started: the last :data:`_GPO_BLOCKS` blocks' tips (a block with none
+        counts the last price once; a block giving one value makes it read one block more,
+        up to twice as many), their :data:`_GPO_PERCENTILE` th percentile, capped; kept
+        for the head it was made for. geth stops above block 0; this node's chain begins
+        at its first block held (below it geth would fail, its history pruned)."""
+        head = self.chain.block(self.chain.head_number)
+        if head is None:
+            return self._gpo_price
+        if head.hash == self._gpo_head:
+            return self._gpo_price
+        last = self._gpo_price
+        floor = max(0, self.chain.first_number - 1)
+        number = head.number
+        queue: deque[int] = deque()
+        while len(queue) < _GPO_BLOCKS and number > floor:
+            queue.append(number)
+            number -= 1
+        results: list[int] = []
+        while queue:
+            values = self._block_tips(queue.popleft()) or [last]
+            if len(values) == 1 and len(results) + 1 + len(queue) < _GPO_BLOCKS * 2 \
+                    and number > floor:
+                queue.append(number)
+                number -= 1
+            results.extend(values)
+        price = last
+        if results:
+            results.sort()
+            price = results[(len(results) - 1) * _GPO_PERCENTILE // 100]
+        price = min(price, _GPO_MAX_WEI)
+        self._gpo_head, self._gpo_price = head.hash, price
+        return price
 
     def _pending_block(self, head_number: int) -> dict[str, Any] | None:
         """geth v1.17's pending block (eth/api_backend.go BlockByNumber -> miner.Pending:
