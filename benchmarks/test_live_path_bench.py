@@ -3,7 +3,8 @@ at 100,000 wallets the firehose brings ~210 trades a block, and the last trade o
 block waits for the whole block's processing).
 
 - ``Trade.to_json`` (the outbox payload and the detections row's trade, once a trade);
-- ``History.record`` of a ``delivered`` row (one a trade);
+- ``History.record`` of a ``delivered`` row (one a trade), and ``History.delivered``,
+  which writes the same row without the generic field loop;
 - the four records a trade makes on its way (a dedup entry and decision, an outbox item,
   a sink event), made through the pipeline's fast constructors;
 - ``monitor.trades._plain_text`` (may a trade's texts go in plain quotes) and
@@ -99,6 +100,19 @@ def test_commit_many_a_batch_of_210(benchmark: Any, tmp_path: Path) -> None:
         return len(store.commit_many(rows))
     assert benchmark(batch) == 210
     store.close()
+
+
+def test_history_delivered_row_by_its_own_writer(benchmark: Any, tmp_path: Path) -> None:
+    """The same rows as ``test_history_delivered_row``, by ``History.delivered`` (the
+    pipeline's way since stop 32)."""
+    h = History(tmp_path / "h.jsonl")
+
+    def rows() -> int:
+        for t in TRADES:
+            h.delivered(t.id, "ws", t.block_number, t.block_hash)
+        return len(TRADES)
+    assert benchmark(rows) == len(TRADES)
+    h.close()
 
 
 def test_a_trade_s_records(benchmark: Any) -> None:

@@ -477,6 +477,9 @@ class Pipeline:
             return 0
         sent: list[int] = []
         loop = asyncio.get_running_loop()
+        # the "delivered" row, one a trade: History's own writer where it has one
+        delivered = (self.history.delivered if isinstance(self.history, History)
+                     else self._record_delivered)
         # one deadline for the batch, moved on at most every 60th of SINK_TIMEOUT_S (a
         # timer a call cost ~5 us an event): a call that never returns is cancelled
         # between 59/60 of SINK_TIMEOUT_S and SINK_TIMEOUT_S after it began
@@ -521,10 +524,9 @@ class Pipeline:
                         self.counters["delivered"] += 1
                         self.counters[f"delivered_{event.source}"] += 1
                         t_hist = self._now_ns() if stages else 0
-                        self.history.record(
-                            "delivered", trade_id=item.trade_id, source=event.source,
-                            block_number=item.trade.block_number if item.trade else None,
-                            block_hash=item.block_hash)
+                        delivered(item.trade_id, event.source,
+                                  item.trade.block_number if item.trade else None,
+                                  item.block_hash)
                         if stages:
                             self.counters["history_write_ns"] += self._now_ns() - t_hist
                             self.counters["history_writes"] += 1
@@ -543,6 +545,12 @@ class Pipeline:
         finally:  # written with the next transaction, not one more fsync'd commit
             self.store.mark_sent_later(sent)
         return len(sent)
+
+    def _record_delivered(self, trade_id: str, source: str, block_number: int | None,
+                          block_hash: str) -> None:
+        """:meth:`History.delivered` of a history that is not a :class:`History`."""
+        self.history.record("delivered", trade_id=trade_id, source=source,
+                            block_number=block_number, block_hash=block_hash)
 
     def _alert_failure(self, reason: str) -> None:
         """Tell the operator the sink fails (nothing reaches the bot until it works):
