@@ -544,6 +544,7 @@ class JsonRpc:
             "eth_getLogs": self._get_logs,
             "eth_getTransactionByHash": self._get_tx,
             "eth_getTransactionReceipt": self._get_receipt,
+            "eth_getBlockReceipts": self._get_block_receipts,
             "eth_gasPrice": _no_args(self._gas_price),
             "eth_maxPriorityFeePerGas": _no_args(lambda: hex(self._suggest_tip())),
             "eth_subscribe": self._subscribe,
@@ -1024,6 +1025,61 @@ class JsonRpc:
         if found is None:
             return None
         block, i = found
+        return self._receipt(block, i)
+
+    def _get_block_receipts(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """geth v1.17 internal/ethapi GetBlockReceipts(blockNrOrHash): the receipts of a
+        block's transactions in order (this node answered -32601 "does not exist"); null
+        for a block the node does not have; the pending block's (no transactions here):
+        []; below the first block held: the pruned history error, as for the block. The
+        argument as rpc/types.go BlockNumberOrHash.UnmarshalJSON reads it: an object with
+        blockNumber or blockHash, a tag, a 66-character hash or a hex number."""
+        if not p:
+            raise _missing(0)
+        arg = p[0]
+        _at_most(p, 1)
+        block_hash: str | None = None
+        number_arg: Any = None
+        if isinstance(arg, dict):
+            number_arg, block_hash = arg.get("blockNumber"), arg.get("blockHash")
+            if number_arg is not None and block_hash is not None:
+                raise _arg_error(0, "cannot specify both BlockHash and BlockNumber, choose "
+                                    "one or the other")
+            if number_arg is None and block_hash is None:
+                raise _arg_error(0, "must specify either BlockHash or BlockNumber")
+            if block_hash is not None:
+                block_hash = _hash(block_hash, 0)
+        elif not isinstance(arg, str):
+            raise _arg_error(0, f"json: cannot unmarshal {go_json_type(arg)} into Go value "
+                                f"of type string")
+        elif arg not in _TAGS and len(arg) == 66:
+            try:  # common.Hash UnmarshalText: hexutil's texts, not wrapped
+                block_hash = parse_topic(arg)
+            except FilterError:
+                raise _arg_error(0, "hex string without 0x prefix"
+                                 if not arg.startswith(("0x", "0X"))
+                                 else "invalid hex string") from None
+        else:
+            number_arg = arg
+        if block_hash is not None:
+            if self._pruned_hash(block_hash):
+                raise RpcError(*_PRUNED)
+            block = self.block_by_hash(block_hash)
+        else:
+            number = self.resolve(number_arg)
+            if number is None:
+                return None
+            if number_arg == "pending":
+                return []  # miner.Pending: the head's child, no pool transactions here
+            if number < self.chain.first_number:
+                raise RpcError(*_PRUNED)
+            block = self.chain.block(number)
+        if block is None:
+            return None
+        return [self._receipt(block, i) for i in range(len(block.transactions()))]
+
+    def _receipt(self, block: ChainBlock, i: int) -> dict[str, Any]:
+        """The receipt of the block's ``i``-th transaction."""
         tx = block.transactions()[i]
         logs = [log for log in block.logs if log["transactionHash"].lower() == tx["hash"].lower()]
         return {
