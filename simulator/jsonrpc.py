@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from simulator.filters import (
     over_query_limit,
     parse_topic,
 )
-from simulator.hexutil import parse_uint64
+from simulator.hexutil import geth_id, parse_uint64
 from simulator.providers import profile
 from simulator.recording import compact_json
 from simulator.settings import NodeSettings
@@ -522,7 +521,7 @@ class JsonRpc:
         if poll_filters is None:
             speed = chain.chain.speed if isinstance(chain, LaggingChain) else chain.speed
             poll_filters = PollFilters(timeout_ns=int(FILTER_TIMEOUT_S * 1e9 / speed),
-                                       new_id=lambda: "0x" + os.urandom(16).hex())
+                                       new_id=geth_id)
         #: fed by the server at every published and orphaned block
         self.poll_filters = poll_filters
         #: lower-case hash -> block a reorg orphaned (:meth:`keep_orphan`), oldest first

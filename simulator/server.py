@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import resource
 import tempfile
 import time
@@ -45,6 +44,7 @@ from simulator.faults import (
     make_spec,
 )
 from simulator.filters import LogFilter
+from simulator.hexutil import geth_id
 from simulator.history import SimHistory
 from simulator.jsonrpc import JsonInputError, JsonRpc, Reply, RpcError, parse_json
 from simulator.nemesis import (
@@ -260,7 +260,7 @@ class WsConn:
                                    f"addresses and topics on this connection, limit of "
                                    f"{node.max_filter_values}")
         self.filter_values += size
-        sub_id = "0x" + os.urandom(16).hex()
+        sub_id = geth_id()
         prefix = ('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
                   + sub_id + '","result":')
         self.subs[sub_id] = _Sub(kind, flt, prefix, lo, hi)

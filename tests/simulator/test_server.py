@@ -52,8 +52,9 @@ def test_ws_subscriptions_deliver_geth_shaped_notifications_for_every_block() ->
             wallet = address_topic(WALLETS[0])
             logs = (await rpc(ws, "eth_subscribe", "logs",
                               {"topics": [None, None, [wallet]]}, req_id=2))["result"]
-            assert re.fullmatch(r"0x[0-9a-f]{32}", heads) and re.fullmatch(
-                r"0x[0-9a-f]{32}", logs)
+            # geth's ids: a quantity of 16 random bytes, no leading zero (1-32 digits)
+            assert re.fullmatch(r"0x[1-9a-f][0-9a-f]{0,31}", heads) and re.fullmatch(
+                r"0x[1-9a-f][0-9a-f]{0,31}", logs)
             expected_logs = sum(1 for b in rec.blocks for lg in b.logs
                                 if lg["topics"][2] == wallet)
             sim.begin()

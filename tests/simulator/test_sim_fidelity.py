@@ -151,7 +151,7 @@ def test_new_pending_transactions_is_accepted_and_sends_nothing_as_geth_without_
                 return json.loads(msg.data)
 
             pending = await rpc("eth_subscribe", "newPendingTransactions")
-            assert re.fullmatch(r"0x[0-9a-f]{32}", pending.get("result", "")), pending
+            assert re.fullmatch(r"0x[1-9a-f][0-9a-f]{0,31}", pending.get("result", "")), pending
             full = await rpc("eth_subscribe", "newPendingTransactions", True, req_id=2)
             assert "result" in full, full
             bad = await rpc("eth_subscribe", "newPendingTransactions", "x", req_id=3)
