@@ -1432,9 +1432,23 @@ class WsShard:
                 break
             await self._retract_orphans(a, b, logs)
             await asyncio.sleep(0)  # (its look-up of what stands in a..b: one stretch)
+            if self._changes.reorged_since(changes):
+                # a reorg the feed showed during the orphan check or the pause after it:
+                # the cursor and the feed's (new) hashes stored over the old chain's logs
+                # made a restart before the re-check find them matching the node, and the
+                # new chain's trades in the range were never fetched. Cut, as above
+                self.counters["syncs_outrun"] += 1
+                self._sync_cut = True
+                self._wake.set()
+                break
+            # the hashes the logs were checked against, taken now: _set_cursors lets the
+            # loop run between its cursor sets, and a reorg then put the new chain's
+            # hashes beside the old chain's logs (read after its last pause)
+            if b == target:
+                tracked()
             # the last range's cursors and the tracked hashes: one transaction
             await self._set_cursors(b, self.tracker.hash_at(b),
-                                    blocks=tracked if b == target else None)
+                                    blocks=(lambda: saved) if b == target else None)
             self._commit_view(saved)
             done += b - a + 1
             self.synced_to = b
