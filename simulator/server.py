@@ -491,14 +491,106 @@ def _go_http_error(status: int, text: str) -> web.Response:
                                  "X-Content-Type-Options": "nosniff"})
 
 
-def _geth_http_refusal(request: web.Request) -> web.Response | None:
-    """geth v1.17 rpc/http.go Server.validateRequest: PUT and DELETE are 405 "method not
-    allowed" (aiohttp's own 405 page here before), any other method is served as a
-    JSON-RPC body (an OPTIONS preflight without CORS configured too: its empty body gets
-    an empty answer, not a 405). geth also refuses a body whose content type is not
-    JSON (415); this node still serves it (its tests post bodies without one)."""
+#: geth v1.17 rpc/http.go acceptedContentTypes (JSON-RPC over HTTP's historical types)
+_JSON_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
+_TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+
+
+def _go_token(v: str) -> tuple[str, str]:
+    """Go mime consumeToken: the RFC 2045 token at the start of ``v`` and the rest."""
+    i = 0
+    while i < len(v) and " " < v[i] < "\x7f" and v[i] not in _TSPECIALS:
+        i += 1
+    return v[:i], v[i:]
+
+
+def _go_value(v: str) -> tuple[str, str]:
+    """Go mime consumeValue: a token or a quoted string (unquoted), and the rest; ``("",
+    v)`` when there is neither."""
+    if not v.startswith('"'):
+        return _go_token(v)
+    out: list[str] = []
+    literal = False
+    for i, ch in enumerate(v[1:], 1):
+        if literal:
+            out.append(ch)
+            literal = False
+        elif ch == '"':
+            return "".join(out), v[i + 1:]
+        elif ch == "\\":
+            literal = True
+        elif ch in "\r\n":
+            break
+        else:
+            out.append(ch)
+    return "", v
+
+
+def _go_media_type(value: str) -> str | None:
+    """The media type of a Content-Type value as Go's ``mime.ParseMediaType`` reads it
+    (lower case, no parameters), None where it returns an error (no type, a bad token
+    after the slash, a malformed or repeated parameter)."""
+    base, sep, params = value.partition(";")
+    media = base.lower().strip()
+    kind, rest = _go_token(media)
+    if not kind:
+        return None
+    if rest:
+        if not rest.startswith("/"):
+            return None
+        sub, rest = _go_token(rest[1:])
+        if not sub or rest:
+            return None
+    v, seen = sep + params, set()
+    while v:
+        v = v.lstrip()
+        if not v:
+            break
+        # consumeMediaParam: "; key = value"
+        rest = v.lstrip()
+        key = ""
+        if rest.startswith(";"):
+            key, rest = _go_token(rest[1:].lstrip())
+            key = key.lower()
+            rest = rest.lstrip()
+        if key and rest.startswith("="):
+            rest = rest[1:].lstrip()
+            param, after = _go_value(rest)
+            if param == "" and after == rest:
+                key = ""
+            rest = after
+        else:
+            key = ""
+        if not key:
+            if v.strip() == ";":
+                break  # a trailing semicolon is no error
+            return None
+        if key in seen:
+            return None  # "mime: duplicate parameter name"
+        seen.add(key)
+        v = rest
+    return media
+
+
+def _geth_http_refusal(request: web.Request, body_limit: int) -> web.Response | None:
+    """geth v1.17 rpc/http.go Server.validateRequest, in its order: PUT and DELETE are 405
+    "method not allowed" (aiohttp's own 405 page here before); a Content-Length past
+    ``body_limit`` is 413 whatever the type; an OPTIONS preflight (no
+    CORS configured) passes whatever its type and is served as an empty body (answered
+    with nothing); any other request whose Content-Type is not one of ``application/json``,
+    ``application/json-rpc``, ``application/jsonrequest`` (Go's mime.ParseMediaType: any
+    case, parameters allowed; a missing or malformed type is refused too) is 415 "invalid
+    content type, only application/json is supported"."""
     if request.method in ("PUT", "DELETE"):
         return _go_http_error(405, "method not allowed")
+    if (request.content_length or 0) > body_limit:
+        return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
+            "code": -32600, "message": "request body too large"}}, status=413)
+    if request.method == "OPTIONS":
+        return None
+    if _go_media_type(request.headers.get("Content-Type", "")) not in _JSON_TYPES:
+        return _go_http_error(415, "invalid content type, only application/json is "
+                                   "supported")
     return None
 
 
@@ -1373,7 +1465,7 @@ class Simulator:
         if answer is not None:
             self._count("rpc_http", "?", "", "error")
             return await self._answer(answer)
-        refusal = _geth_http_refusal(request)
+        refusal = _geth_http_refusal(request, self.settings.node.max_frame_bytes)
         if refusal is not None:
             self._count("rpc_http", "?", "", "error")
             return refusal

@@ -92,7 +92,9 @@ def test_an_aiohttp_session_keeps_one_connection_past_the_read_timeout() -> None
             async with aiohttp.ClientSession(trace_configs=[tc]) as session:
                 for i in range(3):
                     async with session.post(f"http://127.0.0.1:{sim.port}/",
-                                            data=_call(i), timeout=aiohttp.ClientTimeout(
+                                            data=_call(i), headers={
+                                                "Content-Type": "application/json"},
+                                            timeout=aiohttp.ClientTimeout(
                                                 total=TIMEOUT)) as resp:
                         assert (await resp.json())["result"] == "0x89"
                     await asyncio.sleep(1.5)  # past the read timeout, within the idle one

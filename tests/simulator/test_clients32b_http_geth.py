@@ -1,0 +1,58 @@
+"""The HTTP JSON-RPC endpoint's refusals as geth v1.17 rpc/http.go (ServeHTTP,
+validateRequest) makes them, in geth's order: method, content length, content type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from simulator.server import Simulator
+from tests.simulator.node_fixtures import make_recording
+
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+REFUSED = "invalid content type, only application/json is supported\n"
+
+
+def run(body: Callable[[Simulator, aiohttp.ClientSession], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with Simulator(make_recording(3), speed=1000) as sim, \
+                aiohttp.ClientSession(timeout=TIMEOUT) as http:
+            await body(sim, http)
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_only_json_content_types_are_served() -> None:
+    async def body(sim: Simulator, http: aiohttp.ClientSession) -> None:
+        url = sim.urls["http"]
+        served = ("application/json", "application/json-rpc", "application/jsonrequest",
+                  "Application/JSON; charset=UTF-8", "application/json;",
+                  'application/json ; q="a;b"')
+        for ctype in served:
+            async with http.post(url, data=CALL, headers={"Content-Type": ctype}) as resp:
+                assert resp.status == 200, ctype
+                assert (await resp.json())["result"] == "0x89"
+        refused = ("text/plain", "application/octet-stream", "application/x-www-form-urlencoded",
+                   "application/json-patch+json", "application", "application/",
+                   "application/json x", "application/json; charset",
+                   "application/json; a=1; a=2", "")
+        for ctype in refused:
+            async with http.post(url, data=CALL.encode(), headers={"Content-Type": ctype},
+                                 skip_auto_headers=["Content-Type"]) as resp:
+                assert resp.status == 415, ctype
+                assert await resp.text() == REFUSED
+                assert resp.headers["Content-Type"] == "text/plain; charset=utf-8"
+        # no Content-Type at all
+        async with http.post(url, data=CALL.encode(),
+                             skip_auto_headers=["Content-Type"]) as resp:
+            assert "Content-Type" not in resp.request_info.headers
+            assert resp.status == 415 and await resp.text() == REFUSED
+        # PUT is refused 405 before the type is looked at; OPTIONS passes without one
+        async with http.put(url, data=CALL, headers={"Content-Type": "text/plain"}) as resp:
+            assert resp.status == 405
+        async with http.options(url) as resp:
+            assert resp.status == 200 and await resp.read() == b""
+    run(body)
