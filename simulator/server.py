@@ -484,6 +484,14 @@ def _is_websocket(request: web.Request) -> bool:
             and "upgrade" in request.headers.get("Connection", "").lower())
 
 
+def _go_content_length(request: web.Request) -> int:
+    """``r.ContentLength`` as Go's net/http gives it: -1 for a chunked body, else the
+    Content-Length header's value, 0 without one."""
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return -1
+    return request.content_length or 0
+
+
 def _go_http_error(status: int, text: str) -> web.Response:
     """An answer as Go's net/http ``http.Error`` writes it."""
     return web.Response(status=status, body=(text + "\n").encode(),
@@ -1455,12 +1463,13 @@ class Simulator:
         return await self._http_handler(request)
 
     async def _http_handler(self, request: web.Request) -> web.StreamResponse:
-        if request.method in ("GET", "HEAD"):
-            # geth v1.17 rpc/http.go Server.ServeHTTP answers a "dumb empty" GET (a health
-            # check) 200 with nothing, any other GET or HEAD 415 (no JSON content type);
-            # this node's tests still hold it to 400 (tests/simulator/test_server.py)
-            return web.Response(status=400, text="expected a WebSocket upgrade or a "
-                                                 "JSON-RPC POST\n")
+        if (request.method == "GET" and _go_content_length(request) == 0
+                and not request.query_string):
+            # geth v1.17 rpc/http.go Server.ServeHTTP: a "dumb empty" GET (no body, no
+            # query: a remote health check) is 200 with nothing. Any other GET, and HEAD,
+            # goes on as a POST does: validateRequest (no JSON content type: 415), then
+            # its body served (none: answered with nothing)
+            return web.Response(status=200)
         answer = self.nemesis.http() if self.board.active else None
         if answer is not None:
             self._count("rpc_http", "?", "", "error")

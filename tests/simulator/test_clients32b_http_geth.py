@@ -56,3 +56,27 @@ def test_only_json_content_types_are_served() -> None:
         async with http.options(url) as resp:
             assert resp.status == 200 and await resp.read() == b""
     run(body)
+
+
+def test_an_empty_get_is_a_health_check_and_other_gets_are_calls() -> None:
+    async def body(sim: Simulator, http: aiohttp.ClientSession) -> None:
+        url = sim.urls["http"]
+        for query in ("", "?"):  # Go's RawQuery is "" for both
+            async with http.get(url + query) as resp:
+                assert resp.status == 200 and await resp.read() == b""
+        # a query, or a HEAD: validateRequest, and no JSON content type
+        async with http.get(url + "?health=1") as resp:
+            assert resp.status == 415 and await resp.text() == REFUSED
+        async with http.head(url) as resp:
+            assert resp.status == 415
+        json_type = {"Content-Type": "application/json"}
+        async with http.head(url, headers=json_type) as resp:
+            assert resp.status == 200
+        async with http.get(url + "?x=1", headers=json_type) as resp:
+            assert resp.status == 200 and await resp.read() == b""
+        # a GET with a JSON body and type is served as a call, as geth serves it
+        async with http.get(url, data=CALL, headers=json_type) as resp:
+            assert resp.status == 200 and (await resp.json())["result"] == "0x89"
+        async with http.get(url, data=CALL) as resp:  # text/plain
+            assert resp.status == 415
+    run(body)
