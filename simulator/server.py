@@ -583,17 +583,18 @@ def _go_media_type(value: str) -> str | None:
 def _geth_http_refusal(request: web.Request, body_limit: int) -> web.Response | None:
     """geth v1.17 rpc/http.go Server.validateRequest, in its order: PUT and DELETE are 405
     "method not allowed" (aiohttp's own 405 page here before); a Content-Length past
-    ``body_limit`` is 413 whatever the type; an OPTIONS preflight (no
-    CORS configured) passes whatever its type and is served as an empty body (answered
+    ``body_limit`` is 413 "content length too large (N>M)" whatever the type (a chunked
+    body is cut at the limit instead: :meth:`Simulator._read_rpc_body`); an OPTIONS
+    preflight (no CORS configured) passes whatever its type and is served as an empty body (answered
     with nothing); any other request whose Content-Type is not one of ``application/json``,
     ``application/json-rpc``, ``application/jsonrequest`` (Go's mime.ParseMediaType: any
     case, parameters allowed; a missing or malformed type is refused too) is 415 "invalid
     content type, only application/json is supported"."""
     if request.method in ("PUT", "DELETE"):
         return _go_http_error(405, "method not allowed")
-    if (request.content_length or 0) > body_limit:
-        return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
-            "code": -32600, "message": "request body too large"}}, status=413)
+    length = _go_content_length(request)
+    if length > body_limit:
+        return _go_http_error(413, f"content length too large ({length}>{body_limit})")
     if request.method == "OPTIONS":
         return None
     if _go_media_type(request.headers.get("Content-Type", "")) not in _JSON_TYPES:
@@ -680,7 +681,7 @@ class Simulator:
         await self.stop()
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=self.settings.node.max_frame_bytes)
+        app = web.Application(client_max_size=self.settings.node.http_body_limit)
         # one route for every method, dispatched as geth's httpServer.ServeHTTP does
         # (node/rpcstack.go): a WebSocket upgrade, else the HTTP JSON-RPC handler
         app.router.add_route("*", "/", self._root)
@@ -1346,7 +1347,7 @@ class Simulator:
     # -- handlers -----------------------------------------------------------------------------
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         node = self.settings.node
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=node.max_frame_bytes,
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=node.ws_read_limit,
                                    compress=False)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a WebSocket upgrade or a "
@@ -1474,16 +1475,13 @@ class Simulator:
         if answer is not None:
             self._count("rpc_http", "?", "", "error")
             return await self._answer(answer)
-        refusal = _geth_http_refusal(request, self.settings.node.max_frame_bytes)
+        limit = self.settings.node.http_body_limit
+        refusal = _geth_http_refusal(request, limit)
         if refusal is not None:
             self._count("rpc_http", "?", "", "error")
             return refusal
         try:
-            body = await self._read_body(request)
-        except web.HTTPRequestEntityTooLarge:
-            self._count("rpc_http", "?", "", "error")
-            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
-                "code": -32600, "message": "request body too large"}}, status=413)
+            body = await self._read_rpc_body(request, limit)
         except TimeoutError:
             self._count("rpc_http", "?", "", "error")
             response = web.Response(status=408, text="request body not received in time\n")
@@ -1553,7 +1551,7 @@ class Simulator:
 
     async def _json_body(self, request: web.Request) -> Any:
         """The request body parsed with the node's bounds; raises :class:`JsonInputError`
-        (also for a body over ``max_frame_bytes``)."""
+        (also for a body over the HTTP body limit)."""
         try:
             raw = await self._read_body(request)
         except web.HTTPRequestEntityTooLarge:
@@ -1567,6 +1565,22 @@ class Simulator:
         client that sent its body a byte at a time held the connection for ever)."""
         async with asyncio.timeout(self.settings.node.http_read_timeout_s):
             return await request.read()
+
+    async def _read_rpc_body(self, request: web.Request, limit: int) -> bytes:
+        """A JSON-RPC body as geth v1.17 rpc/http.go newHTTPServerConn reads it, through
+        ``io.LimitReader``: at most ``limit`` bytes (a chunked body, whose length was not
+        refused, is cut there: what is left is mostly no JSON, a parse error), within
+        ``http_read_timeout_s``."""
+        parts: list[bytes] = []
+        size = 0
+        async with asyncio.timeout(self.settings.node.http_read_timeout_s):
+            while size < limit:
+                part = await request.content.read(limit - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+        return b"".join(parts)
 
     async def _faults_start(self, request: web.Request) -> web.StreamResponse:
         self._no_query(request)

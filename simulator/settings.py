@@ -57,6 +57,10 @@ class SettingsError(SimulatorError, ValueError):
 
 
 #: a limit left to the provider profile (``[node] profile``); after construction every such
+#: geth v1.17 rpc/http.go defaultBodyLimit: an HTTP request body past it is 413
+GETH_HTTP_BODY_LIMIT = 5 * 1024 * 1024
+#: geth v1.17 rpc/websocket.go wsDefaultReadLimit: a WebSocket message past it closes (1009)
+GETH_WS_READ_LIMIT = 32 * 1024 * 1024
 #: field holds the profile's number, ``None`` meaning "no limit"
 FROM_PROFILE = -1
 _PROFILE_LIMITS = ("logs_max_range", "logs_max_results", "max_batch", "max_ws_batch",
@@ -81,7 +85,9 @@ class NodeSettings:
     profile: str = "alchemy"
     logs_max_range: int | None = FROM_PROFILE
     logs_max_results: int | None = FROM_PROFILE
-    max_frame_bytes: int = 1 << 20  # incoming WS frames / HTTP bodies
+    #: bytes of an HTTP request body and of a WebSocket message; None = geth v1.17's own
+    #: (rpc/http.go defaultBodyLimit 5 MiB, rpc/websocket.go wsDefaultReadLimit 32 MiB)
+    max_frame_bytes: int | None = None
     max_json_depth: int = 64  # nesting of a request body; deeper -> -32700 / HTTP 400
     max_batch: int | None = FROM_PROFILE  # more -> -32600 "batch too large" (geth's text)
     max_ws_batch: int | None = FROM_PROFILE  # the same over WebSocket (Alchemy: 20)
@@ -131,7 +137,7 @@ class NodeSettings:
                 value = getattr(chosen, name)
                 object.__setattr__(self, name, _OWN_BOUNDS.get(name) if value is None
                                    else value)
-        for name in ("max_frame_bytes", "max_json_depth", "max_response_bytes",
+        for name in ("max_json_depth", "max_response_bytes",
                      "max_logs_per_request", "max_rebuilt_blocks", "max_filter_values",
                      "notify_buffer", "notify_buffer_bytes", *_PROFILE_LIMITS):
             value = getattr(self, name)
@@ -139,6 +145,11 @@ class NodeSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.max_frame_bytes is not None and (
+                isinstance(self.max_frame_bytes, bool)
+                or not isinstance(self.max_frame_bytes, int) or self.max_frame_bytes < 1):
+            raise SettingsError(f"max_frame_bytes: expected an integer >= 1, got "
+                                f"{self.max_frame_bytes!r}")
         if self.max_connections is not None and (
                 isinstance(self.max_connections, bool)
                 or not isinstance(self.max_connections, int) or self.max_connections < 1):
@@ -150,6 +161,16 @@ class NodeSettings:
                                                  and 0 < timeout <= _DAY_S):
                 raise SettingsError(f"{name}: expected seconds in (0, {_DAY_S:g}], "
                                     f"got {timeout!r}")
+
+    @property
+    def http_body_limit(self) -> int:
+        """Bytes of an HTTP request body: ``max_frame_bytes``, else geth's 5 MiB."""
+        return GETH_HTTP_BODY_LIMIT if self.max_frame_bytes is None else self.max_frame_bytes
+
+    @property
+    def ws_read_limit(self) -> int:
+        """Bytes of a WebSocket message: ``max_frame_bytes``, else geth's 32 MiB."""
+        return GETH_WS_READ_LIMIT if self.max_frame_bytes is None else self.max_frame_bytes
 
 
 #: the explorer's index lag: a day at most, a median of at least a millisecond (the draw is

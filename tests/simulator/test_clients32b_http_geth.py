@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
 from simulator.server import Simulator
+from simulator.settings import NodeSettings, SimSettings
 from tests.simulator.node_fixtures import make_recording
 
 TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -80,3 +82,51 @@ def test_an_empty_get_is_a_health_check_and_other_gets_are_calls() -> None:
         async with http.get(url, data=CALL) as resp:  # text/plain
             assert resp.status == 415
     run(body)
+
+
+def test_a_body_past_the_limit_is_413_in_geths_words_and_the_limits_are_geths() -> None:
+    assert NodeSettings().http_body_limit == 5 * 1024 * 1024  # rpc/http.go
+    assert NodeSettings().ws_read_limit == 32 * 1024 * 1024  # rpc/websocket.go
+    small = NodeSettings(max_frame_bytes=1000)
+    assert small.http_body_limit == small.ws_read_limit == 1000
+
+    async def limited() -> None:
+        async with Simulator(make_recording(3), settings=SimSettings(node=small)) as sim, \
+                aiohttp.ClientSession(timeout=TIMEOUT) as http:
+            url = sim.urls["http"]
+            big = CALL[:-1] + ', "pad": "' + "x" * 2000 + '"}'
+            for ctype in ("application/json", "text/plain"):  # the length is checked first
+                async with http.post(url, data=big, headers={"Content-Type": ctype}) as resp:
+                    assert resp.status == 413
+                    assert await resp.text() == (f"content length too large "
+                                                 f"({len(big)}>1000)\n")
+                    assert resp.headers["Content-Type"] == "text/plain; charset=utf-8"
+            async with http.put(url, data=big) as resp:  # the method before the length
+                assert resp.status == 405
+
+            async def chunks() -> Any:
+                yield big.encode()
+
+            # chunked: no length to refuse; geth reads 1000 bytes (io.LimitReader), no JSON
+            async with http.post(url, data=chunks(),
+                                 headers={"Content-Type": "application/json"}) as resp:
+                assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
+                assert resp.status == 200
+                assert (await resp.json())["error"]["code"] == -32700
+            async with http.post(url, data=CALL, headers={"Content-Type":
+                                                          "application/json"}) as resp:
+                assert (await resp.json())["result"] == "0x89"
+
+    async def defaults() -> None:
+        async with Simulator(make_recording(3)) as sim, \
+                aiohttp.ClientSession(timeout=TIMEOUT) as http:
+            two_mb = CALL[:-1] + ', "pad": "' + "x" * (2 << 20) + '"}'
+            async with http.post(sim.urls["http"], data=two_mb,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 200 and (await resp.json())["result"] == "0x89"
+            async with http.ws_connect(sim.urls["ws"]) as ws:
+                await ws.send_str(CALL[:-1] + ', "pad": "' + "x" * (8 << 20) + '"}')
+                assert json.loads((await ws.receive(timeout=30)).data)["result"] == "0x89"
+
+    asyncio.run(asyncio.wait_for(limited(), 60))
+    asyncio.run(asyncio.wait_for(defaults(), 60))
