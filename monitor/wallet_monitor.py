@@ -1264,6 +1264,7 @@ class WsShard:
                     # cleared only once the re-check succeeded: a re-check that fails (the
                     # node unreachable right after the reorg) is retried, never forgotten
                     start, changes = self._reorg_from, self._changes.mark()
+                    await self._unverify_from(start)
                     # done unless a reorg came meanwhile (one from the same height is
                     # taken for done) or its logs went stale (it asked for another)
                     if await self._recheck(start) and \
@@ -1694,6 +1695,24 @@ class WsShard:
 
     async def _canonical_hashes(self, numbers: Sequence[int]) -> dict[int, str | None]:
         return await node_hashes(self.rpc, numbers)
+
+    async def _unverify_from(self, start: int) -> None:
+        """A reorg touched heights >= ``start``: the stored cursor goes below it before the
+        re-check waits for the node. It was kept until the re-check was done, in memory
+        only (``_reorg_from``): a process killed while it waited left its cursor past
+        blocks the chain replaced, and where the feed never showed them (a gap its sync
+        went over: no hash stored) the restart check had nothing to compare, and the new
+        chain's trades there were never fetched. (The re-check rewinds to its fork below,
+        as before; this is only the durable part of it, first.) Never below the wallets'
+        launch point: nothing below it was watched, and a node whose history begins
+        there refuses a range reaching under it (4444, at every retry)."""
+        cur = self.cursor()
+        to = start - 1
+        launch = self._launch_floor()
+        if launch is not None:
+            to = max(to, launch)
+        if cur is not None and cur > to:
+            await self._set_cursors(to, None, forward_only=False)
 
     async def _recheck(self, start: int) -> bool:
         """A reorg touched heights >= ``start``: find the fork, fix deliveries, rewind.

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hostile_node import Held, HostileNode, block_hash, header
 from monitor_helpers import WALLET, order_filled
 from test_reliability import TIMEOUT, cursor_at_least, settings, trade_ids, until
@@ -156,11 +155,6 @@ def test_a_reorg_between_the_cursor_sets_does_not_store_the_new_chain_s_hashes(
     assert got == [f"{NEW_TRADE['transactionHash']}:0"]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a sync over a gap stores no hash of the "
-                   "gap's blocks, and a reorg the feed shows after the sync's write is kept "
-                   "in memory only (_reorg_from): a kill before its re-check leaves the "
-                   "restart check nothing to compare there, and the new chain's trade of "
-                   "the gap is never fetched")
 def test_a_reorg_of_a_gap_just_after_its_sync_survives_a_kill(tmp_path: Path) -> None:
     """Heads 100 then 104 only (the feed never showed 101..103): the sync of 100..103
     writes its cursor with no hash of 101..103; the reorg of 101 comes just after that
