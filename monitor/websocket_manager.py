@@ -24,8 +24,10 @@ What it does:
   after each reconnect before going CONNECTED; routes ``eth_subscription`` notifications
   by the node's subscription id to the caller's callback. A notification of an id not
   known yet while an ``eth_subscribe`` is unanswered is held (up to
-  :data:`MAX_EARLY_NOTIFICATIONS` a connection) and delivered once the answer names its
-  subscription: a provider's proxy may send the first ones before the answer;
+  :data:`MAX_EARLY_NOTIFICATIONS` and :data:`MAX_EARLY_BYTES` a connection; past them
+  the connection is dropped, cause ``early_overflow``, and re-made) and delivered once the
+  answer names its subscription: a provider's proxy may send the first ones before the
+  answer;
 * heartbeat: its own WebSocket pings every ``heartbeat_interval`` with a
   ``heartbeat_timeout`` (the library's keepalive is off so ``speed`` applies);
 * watchdog on new heads. **Choice:** the manager watches the heads itself: every
@@ -90,6 +92,8 @@ from monitor.stages import FrameStamps
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
 __all__ = [
+    "MAX_EARLY_BYTES",
+    "MAX_EARLY_NOTIFICATIONS",
     "ConnState",
     "OnConnected",
     "OnDisconnected",
@@ -119,6 +123,11 @@ _MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hos
 #: notifications held for a subscription whose ``eth_subscribe`` answer has not come yet,
 #: per connection (a node may send the first ones before the answer; past this, dropped)
 MAX_EARLY_NOTIFICATIONS = 10_000
+#: bytes of frames those held notifications came in, per connection (a node may send
+#: frames of up to ``max_message_bytes`` each: 10,000 of them were 160 GB). Past either
+#: bound the connection is dropped (``early_overflow``) and re-made: a notification
+#: dropped in place could be a trade that no sync asks for again
+MAX_EARLY_BYTES = 32 << 20
 _CLOSE_TIMEOUT_S = 2.0
 #: bytes this side wrote that the peer has not taken (in the transport, past the kernel's
 #: buffers). Ours are a few requests and pings; the library also answers every ping of the
@@ -345,6 +354,9 @@ class _Link:
     #: link was unanswered, for an id no subscription has yet (see ``_notification``)
     early: dict[str, list[Any]] = field(default_factory=dict)
     early_count: int = 0
+    early_bytes: int = 0
+    #: why this side dropped the connection (its reader returns it as the close cause)
+    cause: str | None = None
 
 
 async def _call(cb: Callable[..., Any], *args: Any) -> None:
@@ -820,6 +832,8 @@ class WebSocketManager:
         except BaseException as exc:
             reader = link.reader
             await self._close_link(link)
+            if isinstance(exc, ConnectionLost) and link.cause is not None:
+                raise _OpenFailed(link.cause) from exc
             if isinstance(exc, ConnectionLost) and reader.done() and not reader.cancelled():
                 raise _OpenFailed(reader.result()) from exc
             raise
@@ -1009,6 +1023,8 @@ class WebSocketManager:
                     if getattr(link.ws, flag, False):
                         cause = f"peer_{flag}"
                         self.metrics.error(cause)
+                if link.cause is not None:  # this side dropped it, and said why
+                    cause = link.cause
                 # Requests on this connection will never be answered: fail them now.
                 self._fail_pending(link.gen, ConnectionLost(f"connection closed: {cause}"))
                 return cause
@@ -1020,8 +1036,11 @@ class WebSocketManager:
             self._notify()
 
     async def _handle_frame(self, link: _Link, data: str | bytes, recv_ns: int = 0) -> None:
-        self.metrics.received(len(data) if isinstance(data, bytes) or data.isascii()
-                              else len(data.encode("utf-8")))
+        size = (len(data) if isinstance(data, bytes) or data.isascii()
+                else len(data.encode("utf-8")))
+        self.metrics.received(size)
+        if link.cause is not None:  # dropped by this side: what is still queued is not read
+            return
         if isinstance(data, bytes):
             try:
                 data = data.decode("utf-8")
@@ -1045,12 +1064,13 @@ class WebSocketManager:
         if len(items) > _MAX_BATCH:
             self._bad("too_many", f"a batch of {len(items)} items")
             return
+        share = size // len(items) if items else size  # a batch frame's bytes, an item
         for item in items:
             if not isinstance(item, dict):
                 self._bad("bad_shape", str(item)[:80])
                 continue
             if item.get("method") == "eth_subscription":
-                await self._notification(link, item)
+                await self._notification(link, item, share)
             elif "id" in item and ("result" in item or "error" in item):
                 sub = self._response(link, item)
                 if sub is not None:  # notifications that came before this answer
@@ -1108,18 +1128,45 @@ class WebSocketManager:
         return any(p.sub is not None and p.conn_gen == link.gen and not p.future.done()
                    for p in self._pending.values())
 
-    def _hold_early(self, link: _Link, node_id: str, result: Any) -> bool:
+    def _hold_early(self, link: _Link, node_id: str, result: Any, size: int = 0) -> bool:
         """Keep a notification of an id not known yet while an ``eth_subscribe`` of this
         link is unanswered: a node (a provider's proxy) may send a subscription's first
-        notifications before the answer that names it. True if kept."""
+        notifications before the answer that names it. True if kept (or the connection
+        dropped for it: past :data:`MAX_EARLY_NOTIFICATIONS` or :data:`MAX_EARLY_BYTES`
+        held, see :meth:`_early_overflow`)."""
         if not self._subscribe_pending(link):
             self._purge_early(link)
             return False
-        if link.early_count >= MAX_EARLY_NOTIFICATIONS:
-            return False
+        if (link.early_count >= MAX_EARLY_NOTIFICATIONS
+                or link.early_bytes + size > MAX_EARLY_BYTES):
+            self._early_overflow(link)
+            return True
         link.early.setdefault(node_id, []).append(result)
         link.early_count += 1
+        link.early_bytes += size
         return True
+
+    def _early_overflow(self, link: _Link) -> None:
+        """Too much held for an unanswered ``eth_subscribe``: the connection is dropped
+        (cause ``early_overflow``) and re-made with its subscriptions. Dropped in place,
+        a held notification could be a trade that no sync asks for again; held on, a node
+        sending frames of ``max_message_bytes`` before its answer ran this process out of
+        memory. Its pending requests fail now; frames still queued are not read."""
+        if link.cause is not None:
+            return
+        link.cause = "early_overflow"
+        self.metrics.error("early_overflow")
+        log.warning("[%s] %d notifications (%d bytes) came for no known subscription while "
+                    "an eth_subscribe was unanswered: more than this side holds; dropping "
+                    "the connection", self.conn_id, link.early_count, link.early_bytes)
+        self._history.record("bad_input", kind="ws_early_overflow", source=self.conn_id,
+                             count=link.early_count, bytes=link.early_bytes)
+        link.early.clear()
+        link.early_count = link.early_bytes = 0
+        transport = getattr(link.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+        self._fail_pending(link.gen, ConnectionLost("connection dropped: early_overflow"))
 
     def _take_early(self, link: _Link, sub: _Sub) -> list[Any]:
         """The notifications held for ``sub``'s node id (now known), in arrival order.
@@ -1127,6 +1174,8 @@ class WebSocketManager:
         this side: counted as unknown."""
         held = link.early.pop(sub.node_id, []) if sub.node_id is not None else []
         link.early_count -= len(held)
+        if not link.early:
+            link.early_bytes = 0
         if not self._subscribe_pending(link):
             self._purge_early(link)
         return held
@@ -1137,9 +1186,9 @@ class WebSocketManager:
             for _ in results:
                 self._bad("unknown_subscription", _short_repr(node_id))
         link.early.clear()
-        link.early_count = 0
+        link.early_count = link.early_bytes = 0
 
-    async def _notification(self, link: _Link, item: dict[str, Any]) -> None:
+    async def _notification(self, link: _Link, item: dict[str, Any], size: int = 0) -> None:
         params = item.get("params")
         if not isinstance(params, dict) or "subscription" not in params:
             self._bad("bad_shape", str(item)[:80])
@@ -1151,7 +1200,7 @@ class WebSocketManager:
                 self.metrics.error("late_notification")
                 return
             if isinstance(node_id, str) and self._hold_early(link, node_id,
-                                                             params.get("result")):
+                                                             params.get("result"), size):
                 return
             self._bad("unknown_subscription", _short_repr(node_id))
             return

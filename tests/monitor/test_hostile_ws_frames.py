@@ -1,0 +1,98 @@
+"""What a hostile or broken WebSocket node sends, and what the manager makes of it: each
+defect found as a regression test against a small ``websockets`` server on loopback. No
+fixed sleeps as synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import serve
+
+from monitor.clock import SystemClock
+from monitor.connection import ConnState, WsSettings
+from monitor.history import History
+from monitor.websocket_manager import MAX_EARLY_BYTES, WebSocketManager
+
+TIMEOUT = 30.0
+MIB = 1 << 20
+
+
+def notification(sid: str, result: Any) -> str:
+    return json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                       "params": {"subscription": sid, "result": result}})
+
+
+class EarlyBurstNode:
+    """Answers ``eth_subscribe`` with ``0x<n>``; on its first connection, sends ``burst``
+    notifications of ``size`` bytes each for that id BEFORE the answer (a node whose
+    notifications overtake the answer, or one that means harm)."""
+
+    def __init__(self, burst: int, size: int) -> None:
+        self.burst, self.size = burst, size
+        self.connections = 0
+        self.sent_early = 0
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def _handler(self, ws: Any) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                req = json.loads(raw)
+                sid = f"0x{req['id']:x}"
+                if first and req.get("method") == "eth_subscribe":
+                    blob = {"data": "0x" + "ab" * (self.size // 2)}
+                    for _ in range(self.burst):
+                        await ws.send(notification(sid, blob))
+                        self.sent_early += 1
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": sid}))
+
+    async def __aenter__(self) -> EarlyBurstNode:
+        self.server = await serve(self._handler, "127.0.0.1", 0, max_size=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_notifications_held_before_the_subscribe_answer_are_bounded_in_bytes(
+        tmp_path: Path) -> None:
+    """Notifications of an id not known yet are held while an ``eth_subscribe`` is
+    unanswered (a proxy may send a subscription's first ones before the answer). The hold
+    was bounded by count only (10,000), not by size: a node that sends frames of up to
+    ``max_message_bytes`` (16 MiB) before its answer had this side hold up to 160 GB.
+    Past :data:`MAX_EARLY_BYTES` the connection is now dropped (``early_overflow``; a
+    notification dropped in place could be a trade no sync asks for again) and re-made."""
+    burst = MAX_EARLY_BYTES // MIB + 8  # 8 MiB more than the bound, in 1-MiB frames
+
+    async def go() -> None:
+        async with EarlyBurstNode(burst=burst, size=MIB) as node:
+            history = History(tmp_path / "history.jsonl")
+            got: list[Any] = []
+            mgr = WebSocketManager(node.url, settings=WsSettings(
+                speed=1.0, staleness_blocks=0, seed=1, backoff_initial=0.05,
+                min_timeout=5.0, max_message_bytes=2 * MIB), clock=SystemClock(),
+                history=history)
+            await mgr.subscribe(["logs", {}], got.append)
+            await mgr.start()
+            try:
+                assert await mgr.wait_until(lambda: mgr.state is ConnState.CONNECTED
+                                            and node.connections >= 2, TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            causes = [t.cause for t in mgr.transitions]
+            assert "early_overflow" in causes, causes
+            assert len(got) * MIB <= MAX_EARLY_BYTES
+            assert mgr.metrics.errors["early_overflow"] == 1
+    asyncio.run(go())
