@@ -6,7 +6,7 @@ ServiceError                      base; str() is always redacted (no keys, no to
 │   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
 │   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
 │   └── ConnectionLost            an open connection closed or broke under us
-├── ServerError(status)           HTTP 5xx with a body we understood: retry with backoff
+├── ServerError(status, retry_after) HTTP 5xx: retry with backoff (a Retry-After wins)
 ├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
 ├── BadResponse(status, kind)     not JSON, HTML error page, JSON without id/result,
 │                                 past a bound (``kind``: too_large, too_deep, not_json,
@@ -75,11 +75,14 @@ class ConnectionLost(TransportError):
 
 
 class ServerError(ServiceError):
-    """HTTP 5xx. Retry with backoff."""
+    """HTTP 5xx. Retry with backoff; not before ``retry_after`` seconds when the server
+    said (a 503's ``Retry-After``), None otherwise."""
 
-    def __init__(self, message: str = "", *, status: int = 500) -> None:
+    def __init__(self, message: str = "", *, status: int = 500,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class RateLimited(ServiceError):

@@ -9,9 +9,10 @@ client at a loopback server and production at Alchemy/QuickNode/Infura unchanged
 
 * :func:`classify_http` (pure) turns an HTTP answer into a parsed body or one of the
   errors of :mod:`polyvocab.errors`: 429 -> :class:`RateLimited` (with ``Retry-After``),
-  5xx -> :class:`ServerError`, HTML / not JSON / wrong shape / nested too deep ->
-  :class:`BadResponse`, a JSON-RPC error object -> :class:`RpcError` (rate-limit errors,
-  as the ``rate_limited`` policy says, -> :class:`RateLimited`).
+  5xx -> :class:`ServerError` (with ``Retry-After`` too: a 503's), HTML / not JSON /
+  wrong shape / nested too deep -> :class:`BadResponse`, a JSON-RPC error object ->
+  :class:`RpcError` (rate-limit errors, as the ``rate_limited`` policy says, ->
+  :class:`RateLimited`).
 * :func:`~polyvocab.policies.retry_delays` (plain generator, jittered) is the retry
   backoff; :func:`should_retry` the default decision; ``Retry-After`` wins over the
   backoff when the server gives one.
@@ -219,14 +220,16 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         parsed = None
         kind = "HTML page" if body.lstrip()[:1] == "<" else "not JSON"
         if status >= 500:
-            return ServerError(f"HTTP {status} ({kind}): {_snippet(body)}", status=status)
+            return ServerError(f"HTTP {status} ({kind}): {_snippet(body)}", status=status,
+                               retry_after=retry_after)
         return BadResponse(f"HTTP {status} {kind}: {_snippet(body)}", status=status)
     if status >= 500:
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             err = _rpc_error(parsed["error"], rate_limited)
             if isinstance(err, RateLimited):
                 return err
-        return ServerError(f"HTTP {status}: {_snippet(body)}", status=status)
+        return ServerError(f"HTTP {status}: {_snippet(body)}", status=status,
+                           retry_after=retry_after)
     if is_key_refused_status(status):  # the key refused, whatever the body (Alchemy's is a
         # JSON-RPC error object, "Must be authenticated!"): the status says so, and an
         # RpcError lost it
@@ -390,8 +393,11 @@ class JsonRpcHttpClient:
                 if not (attempt <= self.max_retries and self._retryable(exc)):
                     raise
                 delay = next(delays)
-                if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                    delay = min(exc.retry_after, self.max_retry_after)
+                # the server said when (a 429's or a 503's Retry-After): a retry on the
+                # backoff alone came back in 0.25 s to a node that asked for minutes
+                asked = exc.retry_after if isinstance(exc, RateLimited | ServerError) else None
+                if asked is not None:
+                    delay = min(asked, self.max_retry_after)
                 self.counter.retries += 1
                 log.info("[%s] %s failed (%s: %s); retry %d/%d in %.3g s", self.name, what,
                          type(exc).__name__, exc, attempt, self.max_retries, delay)

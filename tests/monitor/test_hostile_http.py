@@ -1,0 +1,88 @@
+"""What hostile or overloaded JSON-RPC HTTP servers answer, and what the shared client
+(:class:`polyvocab.jsonrpc_http.JsonRpcHttpClient`) makes of it: each defect found as a
+regression test against a small aiohttp server on loopback. No fixed sleeps as
+synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from polyvocab.jsonrpc_http import JsonRpcHttpClient
+
+
+class Overloaded:
+    """Answers the first ``refuse`` requests with 503 and ``headers``, then the call's
+    result; records when each request came (loop time)."""
+
+    def __init__(self, refuse: int, headers: dict[str, str]) -> None:
+        self.refuse, self.headers = refuse, headers
+        self.times: list[float] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.times.append(asyncio.get_running_loop().time())
+        body = await request.json()
+        if len(self.times) <= self.refuse:
+            return web.Response(status=503, text="Service Unavailable",
+                                headers=self.headers)
+        return web.Response(text=json.dumps({"jsonrpc": "2.0", "id": body["id"],
+                                             "result": "0x10"}),
+                            content_type="application/json")
+
+    async def __aenter__(self) -> Overloaded:
+        app = web.Application()
+        app.router.add_post("/", self._post)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+@pytest.mark.parametrize("when", ["seconds", "http_date"])
+def test_a_503_with_retry_after_is_retried_no_sooner_than_asked(when: str) -> None:
+    """A node in maintenance answers 503 with ``Retry-After`` (seconds, or an HTTP
+    date). Only a 429's header was read: a 503's retries came on the backoff alone
+    (here 10 ms), each one more request to a node that asked for quiet. The wait is now
+    at least what was asked (capped at ``max_retry_after``), as for a 429."""
+
+    async def go() -> None:
+        value = ("2" if when == "seconds"
+                 else email.utils.formatdate(time.time() + 3, usegmt=True))
+        async with Overloaded(refuse=1, headers={"Retry-After": value}) as node, \
+                aiohttp.ClientSession() as session:
+            client = JsonRpcHttpClient(node.url, session, max_retries=2, timeout=10.0,
+                                       retry_policy=lambda: iter([0.01] * 10))
+            assert await client.call("eth_blockNumber") == "0x10"
+            assert len(node.times) == 2
+            gap = node.times[1] - node.times[0]
+            assert gap >= 1.0, f"retried after {gap:.3f} s; Retry-After {value!r}"
+    asyncio.run(go())
+
+
+def test_a_503_with_a_garbage_retry_after_keeps_the_backoff() -> None:
+    async def go() -> None:
+        async with Overloaded(refuse=1, headers={"Retry-After": "soon-ish"}) as node, \
+                aiohttp.ClientSession() as session:
+            client = JsonRpcHttpClient(node.url, session, max_retries=2, timeout=10.0,
+                                       retry_policy=lambda: iter([0.01] * 10))
+            assert await client.call("eth_blockNumber") == "0x10"
+            assert node.times[1] - node.times[0] < 1.0
+    asyncio.run(go())
+
+
