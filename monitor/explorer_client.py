@@ -150,16 +150,34 @@ class PartialLogs(MonitorError):
 
 
 def _partial(exc: MonitorError, out: list[dict[str, Any]], from_block: int,
-             ordered: bool) -> MonitorError:
+             ordered: bool, done_to: int | None = None) -> MonitorError:
     """What a paged fetch raises for a page that failed with ``exc``: the rows come in
     block order, so the blocks below the last one seen came whole (:class:`PartialLogs`
-    of them). Thrown away, a range of more pages than one poll gets through (one call in a
-    few failing) was asked again and again, for good. ``exc`` itself when no block came
-    whole, or the rows were not in block order."""
-    whole = max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
-    if whole < from_block or not ordered:
+    of them), and so did every window of blocks asked to its end (up to ``done_to``).
+    Thrown away, a range of more pages than one poll gets through (one call in a few
+    failing) was asked again and again, for good. ``exc`` itself when no block came
+    whole (rows not in block order prove none past ``done_to``)."""
+    whole = (max((int(r["blockNumber"], 16) for r in out), default=from_block) - 1
+             if ordered else from_block - 1)
+    if done_to is not None:
+        whole = max(whole, done_to)
+    if whole < from_block:
         return exc
     return PartialLogs(exc, [r for r in out if int(r["blockNumber"], 16) <= whole], whole)
+
+
+#: words of a NOTOK text saying the query was too heavy for the explorer (Etherscan:
+#: "Query Timeout occured. Please select a smaller result dataset"): a smaller block
+#: range is the remedy, the same range again never is
+_HEAVY_TEXTS = ("query timeout", "smaller result")
+#: halvings of a getLogs range one :meth:`ExplorerClient.get_logs` call may make (one
+#: call each) before it gives up with the blocks it got whole
+MAX_NARROWINGS = 16
+
+
+def _too_heavy(exc: MonitorError) -> bool:
+    """The explorer refused a getLogs as too heavy (a timeout of its query)."""
+    return type(exc) is ExplorerNotOk and any(t in exc.text.lower() for t in _HEAVY_TEXTS)
 
 
 def _hex_int(value: Any) -> int:
@@ -268,6 +286,8 @@ class ExplorerClient:
         self.limiter = RateLimiter(rate_per_s * speed, burst=1)
         self.calls = CallCounter()
         self.bad_rows = 0
+        #: getLogs ranges halved because the explorer timed out on them
+        self.narrowings = 0
         #: answers that show the key accepted: an Etherscan envelope or a proxy answer
         #: that is not a key refusal (a rate limit, a quota, "No records found" are: the
         #: explorer knows the key). A refused-key episode ends at the first (the poller)
@@ -387,10 +407,15 @@ class ExplorerClient:
             base[f"topic{a}_{b}_opr"] = op
         out: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
-        start, page = from_block, 1
+        # the blocks asked: start..end, a window of up to ``width`` blocks; to_block unless
+        # the explorer timed out on a range that heavy (then halved, and walked on)
+        start, end, page = from_block, to_block, 1
+        width = to_block - from_block + 1
+        done_to: int | None = None  # every window asked so far came whole up to here
+        narrowed = 0
         prev, ordered = from_block, True  # every row so far in block order
         while True:
-            params = dict(base, fromBlock=str(start), toBlock=str(to_block), page=str(page),
+            params = dict(base, fromBlock=str(start), toBlock=str(end), page=str(page),
                           offset=str(self.page_size))
             try:
                 rows = self._envelope(await self._request(params, "logs.getLogs"))
@@ -400,7 +425,18 @@ class ExplorerClient:
                     raise BadResponse(f"getLogs answered {len(rows):,} rows for a page of "
                                       f"{self.page_size:,}")
             except MonitorError as exc:
-                partial = _partial(exc, out, from_block, ordered)
+                if page == 1 and end > start and narrowed < MAX_NARROWINGS \
+                        and _too_heavy(exc):
+                    # "Query Timeout occured": asked again as it was, it timed out again,
+                    # every poll, for good (the wallet never polled again)
+                    narrowed += 1
+                    self.narrowings += 1
+                    end = start + (end - start) // 2
+                    width = end - start + 1
+                    log.info("explorer getLogs of %d..%d too heavy (%s): asking %d..%d",
+                             start, to_block, exc.message, start, end)
+                    continue
+                partial = _partial(exc, out, from_block, ordered, done_to)
                 if partial is exc:
                     raise
                 raise partial from exc
@@ -411,11 +447,11 @@ class ExplorerClient:
                         raise ValueError(f"row is a {type(row).__name__}, not an object")
                     converted = explorer_log_to_rpc(row)
                     number = int(converted["blockNumber"], 16)
-                    if not from_block <= number <= to_block:
+                    if not from_block <= number <= end:
                         # not what was asked (a broken cache in front of the explorer):
                         # a trade of long ago, its dedup id pruned, went out as new
                         raise ValueError(f"block {number} is outside the range asked, "
-                                         f"{from_block}..{to_block}")
+                                         f"{from_block}..{end}")
                 except (ValueError, TypeError, AttributeError) as exc:
                     bad += 1
                     first_bad = first_bad or exc
@@ -430,23 +466,32 @@ class ExplorerClient:
             if first_bad is not None:
                 self._bad_rows(bad, first_bad)
             if len(rows) < self.page_size:
-                return out
+                if end >= to_block:
+                    return out
+                # a window the explorer answered whole: the next one, twice as wide (a
+                # timeout halves it again), from the block after it
+                done_to, width = end, width * 2
+                start, end, page = end + 1, min(to_block, end + width), 1
+                continue
             if page > 1 and not fresh:
                 # a full later page of rows already read: a cache or proxy in front that
                 # ignores ``page``. Paged on, it was asked to the end of the result
                 # window (10,000 / page_size calls a wallet a round) for nothing new.
                 # The pages before it are used, as for a page that failed
                 raise _partial(BadResponse(
-                    f"getLogs page {page} of {start}..{to_block} repeats rows already "
-                    "read (the page asked is ignored)"), out, from_block, ordered)
+                    f"getLogs page {page} of {start}..{end} repeats rows already "
+                    "read (the page asked is ignored)"), out, from_block, ordered, done_to)
             if (page + 1) * self.page_size > RESULT_WINDOW:
                 if not ordered:
-                    raise BadResponse(f"getLogs rows of {from_block}..{to_block} are not in "
-                                      f"block order: cannot page past the {RESULT_WINDOW:,}-"
-                                      "record result window")
+                    raise _partial(BadResponse(
+                        f"getLogs rows of {from_block}..{end} are not in block order: "
+                        f"cannot page past the {RESULT_WINDOW:,}-record result window"),
+                        out, from_block, False, done_to)
                 last = max((int(r["blockNumber"], 16) for r in out), default=start)
                 if last <= start:  # one block holds more than the window: cannot page on
-                    raise ExplorerNotOk(f"more than {RESULT_WINDOW} logs in block {start}")
+                    raise _partial(ExplorerNotOk(
+                        f"more than {RESULT_WINDOW} logs in block {start}"), out, from_block,
+                        False, done_to)
                 start, page = last, 1
             else:
                 page += 1
