@@ -87,13 +87,16 @@ class Pipeline:
     def __init__(self, store: Store, sink: Sink, *, wallets: Iterable[str],
                  exchanges: Iterable[str] = DEFAULT_EXCHANGES,
                  history: History | None = None, dedup_capacity: int = 200_000,
-                 dedup_retention_blocks: int = 0, clock: Clock | None = None) -> None:
+                 dedup_retention_blocks: int = 0, clock: Clock | None = None,
+                 checkpoint_in_thread: bool = False) -> None:
         """``dedup_capacity``: trade ids kept in memory (most recently seen); older ones
         are looked up in the store, so memory stays flat over weeks of trades.
         ``dedup_retention_blocks`` (0: keep every id): :meth:`redeliver` drops the stored
         ids of blocks that far below their wallet's cursor, at most every
         :attr:`DEDUP_PRUNE_INTERVAL_S`, so the state DB stays flat too. ``clock`` is read
-        for the stage stamps of :meth:`on_logs` (``stamps``) and that interval."""
+        for the stage stamps of :meth:`on_logs` (``stamps``) and that interval.
+        ``checkpoint_in_thread`` (real time only): :meth:`redeliver`'s WAL checkpoint runs
+        on a worker thread (:meth:`Store.checkpoint_in_thread`), not on the event loop."""
         self.store = store
         self._now_ns = (clock or SystemClock()).now_ns
         self.sink = sink
@@ -109,6 +112,7 @@ class Pipeline:
         self._store_in_memory = len(loaded) < dedup_capacity
         self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
         self.dedup_retention_blocks = dedup_retention_blocks
+        self.checkpoint_in_thread = checkpoint_in_thread
         self._next_dedup_prune_ns = 0
         self._next_outbox_prune_ns = 0
         self._marks_seen: tuple[int, int] | None = None  # waiting at the last redeliver()
@@ -219,8 +223,11 @@ class Pipeline:
         # the loop, the live batches between them: together they held one 15-54 ms at
         # 100,000 wallets (test_wallets_bench)
         await asyncio.sleep(0)
-        # between batches, not inside a live batch's commit (Store.checkpoint_if_due)
-        self.counters["wal_checkpoints"] += int(self.store.checkpoint_if_due())
+        # between batches, not inside a live batch's commit (Store.checkpoint_if_due); in
+        # real time off the loop, the live batches committing meanwhile
+        self.counters["wal_checkpoints"] += int(
+            await self.store.checkpoint_in_thread() if self.checkpoint_in_thread
+            else self.store.checkpoint_if_due())
         await asyncio.sleep(0)
         if self.dedup_retention_blocks and self._now_ns() >= self._next_dedup_prune_ns:
             pruned = self.store.prune_delivered(self.dedup_retention_blocks,

@@ -2069,7 +2069,9 @@ class WalletMonitor:
                                  wallets=s.wallets,
                                  exchanges=s.exchanges, history=self.history, clock=self.clock,
                                  dedup_capacity=s.dedup_capacity,
-                                 dedup_retention_blocks=s.dedup_retention_blocks)
+                                 dedup_retention_blocks=s.dedup_retention_blocks,
+                                 # a thread makes a virtual clock jump while it works
+                                 checkpoint_in_thread=isinstance(self.clock, SystemClock))
         if not s.tls_verify:
             log.warning("tls_verify = false: TLS certificates of wss:// and https:// endpoints "
                         "are NOT checked; use only against a test node")
