@@ -1113,6 +1113,14 @@ class WebSocketManager:
         sub = pending.sub
         mapped = None
         if sub is not None and isinstance(result, str):
+            other = link.by_node.get(result)
+            if other is not None and other is not sub:
+                # mapped anew, the other subscription's notifications went to this one's
+                # callback (logs taken for heads, refused as bad heads): none delivered
+                self._drop(link, "duplicate_subscription_id",
+                           f"eth_subscribe of {sub.stable_id} answered "
+                           f"{_short_repr(result, 40)}, the id of {other.stable_id}")
+                return None
             # Map before any later notification of this subscription is read.
             if self._subs.get(sub.stable_id) is sub:
                 sub.node_id = result
@@ -1151,22 +1159,31 @@ class WebSocketManager:
         (cause ``early_overflow``) and re-made with its subscriptions. Dropped in place,
         a held notification could be a trade that no sync asks for again; held on, a node
         sending frames of ``max_message_bytes`` before its answer ran this process out of
-        memory. Its pending requests fail now; frames still queued are not read."""
-        if link.cause is not None:
-            return
-        link.cause = "early_overflow"
-        self.metrics.error("early_overflow")
-        log.warning("[%s] %d notifications (%d bytes) came for no known subscription while "
-                    "an eth_subscribe was unanswered: more than this side holds; dropping "
-                    "the connection", self.conn_id, link.early_count, link.early_bytes)
-        self._history.record("bad_input", kind="ws_early_overflow", source=self.conn_id,
-                             count=link.early_count, bytes=link.early_bytes)
+        memory."""
+        count, size = link.early_count, link.early_bytes
         link.early.clear()
         link.early_count = link.early_bytes = 0
+        self._drop(link, "early_overflow",
+                   f"{count} notifications ({size} bytes) came for no known subscription "
+                   "while an eth_subscribe was unanswered: more than this side holds",
+                   count=count, bytes=size)
+
+    def _drop(self, link: _Link, cause: str, text: str, **row: Any) -> None:
+        """The node sent what this connection cannot go on with: drop it (its reader
+        returns ``cause``, the connection is re-made with its subscriptions), said in the
+        log and a ``bad_input`` row. Its pending requests fail now; frames still queued
+        are not read."""
+        if link.cause is not None:
+            return
+        link.cause = cause
+        self.metrics.error(cause)
+        log.warning("[%s] %s; dropping the connection", self.conn_id, redact(text))
+        self._history.record("bad_input", kind=f"ws_{cause}", source=self.conn_id,
+                             reason=redact(text)[:200], **row)
         transport = getattr(link.ws, "transport", None)
         if transport is not None:
             transport.abort()
-        self._fail_pending(link.gen, ConnectionLost("connection dropped: early_overflow"))
+        self._fail_pending(link.gen, ConnectionLost(f"connection dropped: {cause}"))
 
     def _take_early(self, link: _Link, sub: _Sub) -> list[Any]:
         """The notifications held for ``sub``'s node id (now known), in arrival order.

@@ -96,3 +96,72 @@ def test_notifications_held_before_the_subscribe_answer_are_bounded_in_bytes(
             assert len(got) * MIB <= MAX_EARLY_BYTES
             assert mgr.metrics.errors["early_overflow"] == 1
     asyncio.run(go())
+
+
+class SameIdNode:
+    """Answers every ``eth_subscribe`` of its first connection with one id (``0xd0`` for
+    all), then sends notifications of that id (a log; after the heads answer a log and a
+    head); later connections get an id each."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def _handler(self, ws: Any) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                req = json.loads(raw)
+                sid = "0xd0" if first else f"0x{self.connections:x}{req['id']:02x}"
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": sid}))
+                if req["params"][0] == "logs":
+                    await ws.send(notification(sid, {"logIndex": "0x0"}))
+                else:  # a head; on the first, a log of the logs subscription before it
+                    if first:
+                        await ws.send(notification(sid, {"logIndex": "0x1"}))
+                    await ws.send(notification(sid, {"number": "0x1"}))
+
+    async def __aenter__(self) -> SameIdNode:
+        self.server = await serve(self._handler, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_subscription_id_answered_twice_on_one_connection_drops_it(
+        tmp_path: Path) -> None:
+    """A node (a broken proxy) answered the ``newHeads`` subscribe with the id it gave
+    the ``logs`` one: the id was mapped anew, and every log notification went to the
+    heads callback (refused there as a bad head), none to the logs one, while the
+    connection looked healthy. The connection is now dropped
+    (``duplicate_subscription_id``) and re-made."""
+
+    async def go() -> None:
+        async with SameIdNode() as node:
+            history = History(tmp_path / "history.jsonl")
+            logs: list[Any] = []
+            heads: list[Any] = []
+            mgr = WebSocketManager(node.url, settings=WsSettings(
+                speed=1.0, staleness_blocks=0, seed=1, backoff_initial=0.05,
+                min_timeout=5.0), clock=SystemClock(), history=history)
+            await mgr.subscribe(["logs", {}], logs.append)
+            await mgr.subscribe(["newHeads"], heads.append)
+            await mgr.start()
+            try:
+                assert await mgr.wait_until(lambda: bool(logs) and bool(heads), TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            assert all("logIndex" in r for r in logs), logs
+            assert all("number" in r for r in heads), heads
+            causes = [t.cause for t in mgr.transitions]
+            assert "duplicate_subscription_id" in causes, causes
+            assert node.connections >= 2
+    asyncio.run(go())
