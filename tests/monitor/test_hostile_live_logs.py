@@ -1,0 +1,49 @@
+"""Live ``logs`` notifications a node or a proxy in front of it mangles, and what the
+monitor makes of them (a hostile node on loopback, as in test_reliability.py). No fixed
+sleeps as synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hostile_node import HostileNode
+from monitor_helpers import order_filled
+from test_reliability import cursor_at_least, first_sync, run_monitor, until
+
+from monitor.sinks import MemorySink
+from monitor.wallet_monitor import WalletMonitor
+
+
+@pytest.mark.xfail(strict=True, reason="monitor/wallet_monitor.py + pipeline.py: a live log "
+                   "of a watched wallet that does not decode is counted and dropped; its "
+                   "block is never asked again (see the report)")
+def test_a_watched_wallet_s_live_log_that_does_not_decode_has_its_block_fetched(
+        tmp_path: Path) -> None:
+    """A proxy cuts a live log short (its data one hex digit short, an odd length): the
+    decoder refuses it, the pipeline counts a decode error, and with
+    ``reconcile_interval = 0`` the heads move the cursor past its block: the node's own
+    copy of the log (eth_getLogs has it whole) is never asked for, the trade is lost. A
+    live log of a watched maker that does not decode should make its block due a sync,
+    as a live log dropped from a full queue does (``_live_lost``)."""
+    live = order_filled(block=101, tx=7)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)  # the node has it whole: a sync over 101 finds it
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.notify("logs", dict(live, data=live["data"][:-1]))
+                await until(lambda: mon.pipeline.counters["decode_errors"] >= 1,
+                            "the cut log refused")
+                for n in (101, 102, 103):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 102), "cursor moved by heads")
+                await until(lambda: len(sink.events) == 1, "the trade of block 101",
+                            timeout=5.0)
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
