@@ -25,6 +25,11 @@ it has it.
 
 Input is bounded before it is used (:func:`parse_json`): nesting depth, digits of a number,
 non-finite numbers; request ids are short scalars; quantities fit in 64 bits.
+
+A WebSocket message is first read as geth's reader reads it (:func:`read_ws_message`: the
+first JSON value; a syntax error is a -32700 with encoding/json's text and the end of the
+connection). Methods that need state the replay does not have (:data:`NEEDS_STATE`) are
+geth's -32601 with the reason added.
 """
 
 from __future__ import annotations
@@ -32,14 +37,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from polyvocab.bounds import nesting_ok
 from simulator.chain import Chain, ChainBlock, Steps, run_steps
+from simulator.chainshape import keccak256
 from simulator.filters import (
     FILTER_TIMEOUT_S,
     FilterError,
@@ -54,13 +62,28 @@ from simulator.providers import profile
 from simulator.recording import compact_json
 from simulator.settings import NodeSettings
 
-__all__ = ["Call", "JsonInputError", "JsonRpc", "LaggingChain", "RpcError",
-           "SubscriptionHost", "error_response", "parse_json"]
+__all__ = ["FEE_HISTORY_MAX_BLOCKS", "NEEDS_STATE", "PEER_COUNT", "Call", "JsonInputError",
+           "JsonRpc", "LaggingChain", "RpcError", "SubscriptionHost", "WsRead",
+           "error_response", "go_float", "parse_json", "read_ws_message"]
 
 log = logging.getLogger("simulator.jsonrpc")
 
 MAX_NUMBER_DIGITS = 40  # a JSON number longer than this is refused before Python parses it
 MAX_ID_CHARS = 256  # request ids are echoed back: keep them short
+#: net_peerCount: a constant (the replay node has no peers; geth counts its p2p peers, and
+#: bor's default maxpeers is 50: 32 is a node well connected, not full)
+PEER_COUNT = 32
+#: methods that need state the replay node does not have: refused with geth's -32601 and
+#: a text that says why (other unknown methods keep geth's plain text)
+NEEDS_STATE = frozenset({
+    "eth_getBalance", "eth_getCode", "eth_getStorageAt", "eth_getTransactionCount",
+    "eth_call", "eth_estimateGas", "eth_sendRawTransaction", "eth_createAccessList",
+    "eth_getProof"})
+#: eth_feeHistory: geth's full node limits (eth/ethconfig FullNodeGPO MaxHeaderHistory and
+#: MaxBlockHistory: a longer blockCount is cut to it; eth/gasprice maxQueryLimit: more
+#: percentiles are refused)
+FEE_HISTORY_MAX_BLOCKS = 1024
+FEE_HISTORY_MAX_PERCENTILES = 100
 #: blocks reorgs orphaned, still found by hash (geth keeps side-chain blocks: by hash, a
 #: block and its logs are served after their height was reorged; receipts and
 #: transactions by hash only on the canonical chain). The newest are kept.
@@ -381,6 +404,344 @@ def _bool(value: Any, pos: int) -> bool:
     return value
 
 
+#: what stays unchanged of hexutil's texts when they are wrapped as a json type error
+_HEX_BODY = re.compile(r"[0-9a-fA-F]*")
+
+
+def _hexutil_uint(value: Any, pos: int) -> int:
+    """A ``hexutil.Uint`` argument (a transaction or uncle index) as geth decodes it
+    (common/hexutil/json.go Uint.UnmarshalJSON): a string, else "non-string"; ``""`` is 0;
+    then Uint64.UnmarshalText's checks in its order (prefix, ``0x`` alone, leading zeros,
+    more than 16 digits, then the digits), each wrapped as a json type error."""
+    wrapped = "json: cannot unmarshal {} into Go value of type hexutil.Uint"
+    if not isinstance(value, str):
+        raise _arg_error(pos, wrapped.format("non-string"))
+    if not value:
+        return 0
+    if not value.startswith(("0x", "0X")):
+        raise _arg_error(pos, wrapped.format("hex string without 0x prefix"))
+    body = value[2:]
+    if not body:
+        raise _arg_error(pos, wrapped.format('hex string "0x"'))
+    if len(body) > 1 and body[0] == "0":
+        raise _arg_error(pos, wrapped.format("hex number with leading zero digits"))
+    if len(body) > 16:
+        raise _arg_error(pos, wrapped.format("hex number > 64 bits"))
+    if _HEX_BODY.fullmatch(body) is None:
+        raise _arg_error(pos, wrapped.format("invalid hex string"))
+    return int(body, 16)
+
+
+def _hexutil_bytes(value: Any, pos: int) -> bytes:
+    """A ``hexutil.Bytes`` argument (web3_sha3's data) as geth decodes it: a string, else
+    "non-string"; ``""`` is no bytes; the prefix, an even length, then hex digits (each
+    error wrapped as a json type error)."""
+    wrapped = "json: cannot unmarshal {} into Go value of type hexutil.Bytes"
+    if not isinstance(value, str):
+        raise _arg_error(pos, wrapped.format("non-string"))
+    if not value:
+        return b""
+    if not value.startswith(("0x", "0X")):
+        raise _arg_error(pos, wrapped.format("hex string without 0x prefix"))
+    body = value[2:]
+    if len(body) % 2:
+        raise _arg_error(pos, wrapped.format("hex string of odd length"))
+    if _HEX_BODY.fullmatch(body) is None:
+        raise _arg_error(pos, wrapped.format("invalid hex string"))
+    return bytes.fromhex(body)
+
+
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX_DIGITS_1 = re.compile(r"[0-9a-fA-F]+")
+
+
+def _hex_or_decimal64(value: Any, pos: int) -> int:
+    """eth_feeHistory's blockCount, a ``math.HexOrDecimal64``: the raw JSON text (a
+    string's quotes stripped) read by math.ParseUint64 (``""`` is 0, ``0x`` + hex digits,
+    or decimal digits; leading zeros allowed; at most 64 bits), else "invalid hex or
+    decimal integer" with the text quoted as Go's %q."""
+    if isinstance(value, str):
+        raw = value
+    else:  # a number, true, false, null, an object or array: its JSON text
+        raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    number: int | None = None
+    if not raw:
+        number = 0
+    elif raw.startswith(("0x", "0X")):
+        if _HEX_DIGITS_1.fullmatch(raw[2:]):
+            number = int(raw[2:], 16)
+    elif _DECIMAL.fullmatch(raw):
+        number = int(raw)
+    if number is None or number >= 1 << 64:
+        raise _arg_error(pos, "invalid hex or decimal integer "
+                         + json.dumps(raw, ensure_ascii=False))
+    return number
+
+
+def _percentiles(value: Any, pos: int) -> list[float]:
+    """eth_feeHistory's rewardPercentiles, a ``[]float64``: null is none; an element null
+    is 0 (Go's json); any other non-number is a json type error."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _arg_error(pos, f"json: cannot unmarshal {go_json_type(value)} into Go value "
+                              f"of type []float64")
+    out: list[float] = []
+    for item in value:
+        if item is None:
+            out.append(0.0)
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise _arg_error(pos, f"json: cannot unmarshal {go_json_type(item)} into Go "
+                                  f"value of type float64")
+        else:
+            out.append(float(item))
+    return out
+
+
+def go_float(value: float) -> str:
+    """A float64 as Go's encoding/json writes it: the shortest digits, fixed notation
+    (``0``, ``1``, ``0.25``), exponent form below 1e-6 or from 1e21 (``1e-7``)."""
+    if value == 0:
+        return "0"
+    if 1e-6 <= abs(value) < 1e21:
+        return format(Decimal(repr(value)).normalize(), "f")
+    text = repr(value)  # 'e' form: Go's cleanup turns e-07 into e-7
+    if len(text) >= 4 and text[-4] == "e" and text[-3] == "-" and text[-2] == "0":
+        text = text[:-2] + text[-1]
+    return text
+
+
+# -- WebSocket messages as geth reads them (rpc/client.go read, gorilla's ReadJSON) ------------
+_GO_MAX_DEPTH = 10000  # encoding/json scanner maxNestingDepth
+_GO_SPACE = b" \t\r\n"
+_GO_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r",
+               0x5C: "\\\\"}
+_STRING_RUN = re.compile(rb'[^"\\\x00-\x1f]+')
+_DIGIT_RUN = re.compile(rb"[0-9]+")
+_SPACE_RUN = re.compile(rb"[ \t\r\n]+")
+
+
+def _go_quote_char(c: int) -> str:
+    """encoding/json's quoteChar: the byte as a Go rune literal (strconv.Quote's escapes)."""
+    if c == 0x27:
+        return "'\\''"
+    if c == 0x22:
+        return "'\"'"
+    if c in _GO_ESCAPES:
+        text = _GO_ESCAPES[c]
+    elif c < 0x20 or c == 0x7F:
+        text = f"\\x{c:02x}"
+    elif 0x80 <= c <= 0xA0 or c == 0xAD:  # not printable (strconv.IsPrint)
+        text = f"\\u{c:04x}"
+    else:
+        text = chr(c)
+    return f"'{text}'"
+
+
+class _GoSyntaxError(Exception):
+    pass
+
+
+class _GoEof(Exception):
+    pass
+
+
+def _go_first_value(data: bytes) -> int:
+    """The end of the first JSON value of ``data`` as Go's json.Decoder reads it (what
+    follows it is not looked at). Raises :class:`_GoSyntaxError` with encoding/json's
+    text (``invalid character 'x' looking for beginning of value``) or :class:`_GoEof`
+    when the message ends before a whole value (io.EOF / io.ErrUnexpectedEOF)."""
+    n = len(data)
+    i = 0
+    stack: list[bool] = []  # True: an object
+
+    def fail(at: int, context: str) -> _GoSyntaxError:
+        return _GoSyntaxError(f"invalid character {_go_quote_char(data[at])} {context}")
+
+    def space(at: int) -> int:
+        m = _SPACE_RUN.match(data, at)
+        at = m.end() if m else at
+        if at >= n:
+            raise _GoEof
+        return at
+
+    def string(at: int) -> int:  # data[at] is the opening quote
+        at += 1
+        while True:
+            m = _STRING_RUN.match(data, at)
+            if m:
+                at = m.end()
+            if at >= n:
+                raise _GoEof
+            c = data[at]
+            if c == 0x22:
+                return at + 1
+            if c != 0x5C:
+                raise fail(at, "in string literal")
+            at += 1
+            if at >= n:
+                raise _GoEof
+            if data[at] in b'bfnrt\\/"':
+                at += 1
+            elif data[at] == 0x75:  # u
+                at += 1
+                for _ in range(4):
+                    if at >= n:
+                        raise _GoEof
+                    if data[at] not in b"0123456789abcdefABCDEF":
+                        raise fail(at, "in \\u hexadecimal character escape")
+                    at += 1
+            else:
+                raise fail(at, "in string escape code")
+
+    def digits(at: int) -> int:
+        m = _DIGIT_RUN.match(data, at)
+        return m.end() if m else at
+
+    def number(at: int) -> int:  # ends at the first byte that cannot extend it
+        if data[at] == 0x2D:  # -
+            at += 1
+            if at >= n:
+                raise _GoEof
+            if data[at] not in b"0123456789":
+                raise fail(at, "in numeric literal")
+        at = at + 1 if data[at] == 0x30 else digits(at)
+        if at < n and data[at] == 0x2E:  # .
+            at += 1
+            if at >= n:
+                raise _GoEof
+            if data[at] not in b"0123456789":
+                raise fail(at, "after decimal point in numeric literal")
+            at = digits(at)
+        if at < n and data[at] in b"eE":
+            at += 1
+            if at < n and data[at] in b"+-":
+                at += 1
+            if at >= n:
+                raise _GoEof
+            if data[at] not in b"0123456789":
+                raise fail(at, "in exponent of numeric literal")
+            at = digits(at)
+        if at >= n and stack:
+            raise _GoEof
+        return at
+
+    def literal(at: int, word: bytes) -> int:
+        for k in range(1, len(word)):
+            if at + k >= n:
+                raise _GoEof
+            if data[at + k] != word[k]:
+                expect = chr(word[k])
+                raise fail(at + k, f"in literal {word.decode()} (expecting '{expect}')")
+        return at + len(word)
+
+    def push(at: int, obj: bool) -> None:
+        stack.append(obj)
+        if len(stack) > _GO_MAX_DEPTH:
+            raise fail(at, "exceeded max depth")
+
+    while True:
+        # a value begins
+        i = space(i)
+        c = data[i]
+        if c == 0x7B:  # {
+            push(i, True)
+            i = space(i + 1)
+            if data[i] == 0x7D:
+                i += 1
+                stack.pop()
+            else:
+                if data[i] != 0x22:
+                    raise fail(i, "looking for beginning of object key string")
+                i = space(string(i))
+                if data[i] != 0x3A:
+                    raise fail(i, "after object key")
+                i += 1
+                continue
+        elif c == 0x5B:  # [
+            push(i, False)
+            i = space(i + 1)
+            if data[i] == 0x5D:
+                i += 1
+                stack.pop()
+            else:
+                continue
+        elif c == 0x22:
+            i = string(i)
+        elif c == 0x2D or 0x30 <= c <= 0x39:
+            i = number(i)
+        elif c in (0x74, 0x66, 0x6E):  # t f n
+            i = literal(i, {0x74: b"true", 0x66: b"false", 0x6E: b"null"}[c])
+        else:
+            raise fail(i, "looking for beginning of value")
+        # the value ended: close containers until one wants another value
+        while True:
+            if not stack:
+                return i
+            i = space(i)
+            c = data[i]
+            if stack[-1]:
+                if c == 0x2C:
+                    i = space(i + 1)
+                    if data[i] != 0x22:
+                        raise fail(i, "looking for beginning of object key string")
+                    i = space(string(i))
+                    if data[i] != 0x3A:
+                        raise fail(i, "after object key")
+                    i += 1
+                    break
+                if c == 0x7D:
+                    stack.pop()
+                    i += 1
+                    continue
+                raise fail(i, "after object key:value pair")
+            if c == 0x2C:
+                i += 1
+                break
+            if c == 0x5D:
+                stack.pop()
+                i += 1
+                continue
+            raise fail(i, "after array element")
+
+
+@dataclass(frozen=True, slots=True)
+class WsRead:
+    """What geth makes of one WebSocket message (rpc/client.go ``read``: gorilla's
+    ReadJSON, a json.Decoder's first value of the message).
+
+    ``body``: the request to answer (the message's first JSON value; what follows it is
+    ignored), or None: the connection is closed (read returned). ``reply``: a -32700
+    answer to send before closing (a JSON syntax error; none when the message ended
+    before a whole value, io.ErrUnexpectedEOF)."""
+
+    body: str | bytes | None
+    reply: str | None = None
+
+
+def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
+    """One WebSocket message as geth v1.17 reads it: a message that is one JSON value is
+    served as it is; after a whole first value anything is ignored; a JSON syntax error
+    gets a -32700 with encoding/json's text, then the connection closes; an empty or
+    truncated message closes it without an answer. The node's own bounds (depth, digits)
+    stay its -32700 answers on an open connection (:meth:`JsonRpc.steps`)."""
+    try:
+        parse_json(data, max_depth=max_depth)
+        return WsRead(data)
+    except JsonInputError as exc:
+        text = str(exc)
+        if text != "not valid JSON" and not text.endswith("is not JSON"):
+            return WsRead(data)  # JSON past the node's bounds: steps answers it
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        end = _go_first_value(raw)
+    except _GoSyntaxError as exc:
+        return WsRead(None, _dumps(error_response(None, -32700, str(exc))))
+    except _GoEof:
+        return WsRead(None)
+    return WsRead(raw[:end].decode("utf-8", "replace"))
+
+
 _TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
 
 # geth v1.17's gas price oracle with its full node defaults (eth/ethconfig FullNodeGPO,
@@ -553,6 +914,18 @@ class JsonRpc:
             "eth_getFilterChanges": self._get_filter_changes,
             "eth_getFilterLogs": self._get_filter_logs,
             "eth_uninstallFilter": self._uninstall_filter,
+            "web3_sha3": self._sha3,
+            "eth_accounts": _no_args(lambda: []),
+            "net_peerCount": _no_args(lambda: hex(PEER_COUNT)),
+            "eth_getBlockTransactionCountByNumber": self._tx_count_by_number,
+            "eth_getBlockTransactionCountByHash": self._tx_count_by_hash,
+            "eth_getTransactionByBlockNumberAndIndex": self._tx_by_number_and_index,
+            "eth_getTransactionByBlockHashAndIndex": self._tx_by_hash_and_index,
+            "eth_getUncleCountByBlockNumber": self._uncle_count_by_number,
+            "eth_getUncleCountByBlockHash": self._uncle_count_by_hash,
+            "eth_getUncleByBlockNumberAndIndex": self._uncle_by_number_and_index,
+            "eth_getUncleByBlockHashAndIndex": self._uncle_by_hash_and_index,
+            "eth_feeHistory": self._fee_history,
         }
 
     def lagging(self, blocks: int) -> JsonRpc:
@@ -687,6 +1060,11 @@ class JsonRpc:
             fn = self.methods.get(method)
             if fn is None:
                 shown = method if len(method) <= 64 else method[:64] + "..."
+                if method in NEEDS_STATE:  # geth's code for a method it does not serve
+                    raise RpcError(-32601, f"the method {shown} does not exist/is not "
+                                           f"available: this node replays recorded blocks "
+                                           f"and has no state (balances, code, storage, "
+                                           f"nonces, calls, transaction pool)")
                 raise RpcError(-32601, f"the method {shown} does not exist/is not available")
             if params is None:
                 params = []
@@ -694,6 +1072,8 @@ class JsonRpc:
                 raise RpcError(-32602, "non-array args")
             if method == "eth_getLogs":
                 result = yield from self._get_logs_steps(params, budget)
+            elif method == "eth_feeHistory":
+                result = yield from self._fee_history_steps(params, budget)
             elif method == "eth_getFilterLogs":
                 criteria = self._filter_criteria(params)
                 result = yield from self._get_logs_steps([criteria], budget)
@@ -819,12 +1199,16 @@ class JsonRpc:
         1, with the transactions of the node's pool - none here (the simulated node has no
         mempool, as newPendingTransactions sends nothing) - so no gas used, an empty
         bloom and the empty tries' roots; its time the parent's + 1 (prepareWork's floor:
-        a block built as the head arrives). Other fields as the head's."""
+        a block built as the head arrives); its base fee the next block's
+        (:meth:`_next_base_fee`: geth's CalcBaseFee of the head; it was the head's own).
+        Other fields as the head's."""
         head = self.chain.block(head_number)
         if head is None:
             return None
         parent = head.rb.block
-        return {**parent, "number": hex(head_number + 1), "hash": None, "nonce": None,
+        fee = {} if parent.get("baseFeePerGas") is None \
+            else {"baseFeePerGas": hex(self._next_base_fee(head))}
+        return {**parent, **fee, "number": hex(head_number + 1), "hash": None, "nonce": None,
                 "miner": None, "parentHash": head.hash,
                 "timestamp": hex(int(parent["timestamp"], 16) + 1), "gasUsed": "0x0",
                 "logsBloom": "0x" + "00" * 256, "transactionsRoot": _EMPTY_ROOT,
@@ -857,6 +1241,240 @@ class JsonRpc:
         full = _bool(p[1], 1)
         _at_most(p, 2)
         return full
+
+    # -- blocks' transactions and uncles by number, hash and index ----------------------------
+    # geth v1.17 internal/ethapi/api.go: every argument is decoded first (rpc.BlockNumber or
+    # common.Hash, then the index, a hexutil.Uint), then backend BlockByNumber/BlockByHash
+    # (eth/api_backend.go): null for a block the node does not have, PrunedHistoryError
+    # (4444) below the history cutoff (the first block held), the pending block (the
+    # head's child, no transactions here) for "pending".
+    def _txs_by_number(self, tag: Any, number: int | None) -> list[dict[str, Any]] | None:
+        """The transactions of the block ``tag`` names (resolved to ``number``), None when
+        the node has no such block."""
+        if number is None:
+            return None
+        if tag == "pending":
+            return [] if self.chain.block(number) is not None else None
+        if number < self.chain.first_number:
+            raise RpcError(*_PRUNED)
+        block = self.chain.block(number)
+        return None if block is None else block.transactions()
+
+    def _txs_by_hash(self, block_hash: str) -> list[dict[str, Any]] | None:
+        if self._pruned_hash(block_hash):
+            raise RpcError(*_PRUNED)
+        block = self.block_by_hash(block_hash)
+        return None if block is None else block.transactions()
+
+    def _by_number(self, p: list[Any], indexed: bool) -> tuple[list[dict[str, Any]] | None, int]:
+        """(the block's transactions or None, the index) of a ByNumber method's arguments."""
+        if not p:
+            raise _missing(0)
+        number = self.resolve(p[0], 0)
+        index = _hexutil_uint(p[1], 1) if indexed and len(p) > 1 else 0
+        _at_most(p, 2 if indexed else 1)
+        if indexed and len(p) < 2:
+            raise _missing(1)
+        return self._txs_by_number(p[0], number), index
+
+    def _by_hash(self, p: list[Any], indexed: bool) -> tuple[list[dict[str, Any]] | None, int]:
+        if not p:
+            raise _missing(0)
+        block_hash = _hash(p[0], 0)
+        index = _hexutil_uint(p[1], 1) if indexed and len(p) > 1 else 0
+        _at_most(p, 2 if indexed else 1)
+        if indexed and len(p) < 2:
+            raise _missing(1)
+        return self._txs_by_hash(block_hash), index
+
+    def _tx_count_by_number(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        txs, _ = self._by_number(p, False)
+        return None if txs is None else hex(len(txs))
+
+    def _tx_count_by_hash(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        txs, _ = self._by_hash(p, False)
+        return None if txs is None else hex(len(txs))
+
+    def _tx_by_number_and_index(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """The transaction object eth_getTransactionByHash gives; null past the end."""
+        txs, index = self._by_number(p, True)
+        return txs[index] if txs is not None and index < len(txs) else None
+
+    def _tx_by_hash_and_index(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        txs, index = self._by_hash(p, True)
+        return txs[index] if txs is not None and index < len(txs) else None
+
+    def _uncle_count_by_number(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """Polygon's blocks have no uncles: "0x0" for a block the node has, else null."""
+        txs, _ = self._by_number(p, False)
+        return None if txs is None else "0x0"
+
+    def _uncle_count_by_hash(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        txs, _ = self._by_hash(p, False)
+        return None if txs is None else "0x0"
+
+    def _uncle_by_number_and_index(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """null: no block has an uncle (the arguments are still decoded and the block
+        looked up, so a bad index or a pruned block is geth's error)."""
+        self._by_number(p, True)
+        return None
+
+    def _uncle_by_hash_and_index(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        self._by_hash(p, True)
+        return None
+
+    def _sha3(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        """geth v1.17 node/api.go web3API.Sha3(input hexutil.Bytes): keccak-256 of the
+        decoded bytes."""
+        data = _hexutil_bytes(p[0], 0) if p else None
+        _at_most(p, 1)
+        if data is None:
+            raise _missing(0)
+        return "0x" + keccak256(data).hex()
+
+    # -- fee history -----------------------------------------------------------------------
+    def _fee_history(self, p: list[Any], h: SubscriptionHost | None) -> Any:
+        s = self.settings
+        return run_steps(self._fee_history_steps(
+            p, _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)))
+
+    def _next_base_fee(self, block: ChainBlock) -> int:
+        """The base fee of the block after ``block`` (geth: eip1559.CalcBaseFee of its
+        header). The replay has no base-fee rule of its own - base fees come from the
+        recording - so it is the next recorded block's, published or not (what the node
+        will show for it); past the recording's end, ``block``'s own."""
+        base = self.chain.chain if isinstance(self.chain, LaggingChain) else self.chain
+        nxt = base.block(block.number + 1)
+        if nxt is None:
+            up = base.upcoming()
+            nxt = up if up is not None and up.number == block.number + 1 else None
+        return _wei((nxt or block).rb.block.get("baseFeePerGas")) or 0
+
+    def _rewards(self, block: ChainBlock, percentiles: list[float]) -> list[int]:
+        """geth v1.17 eth/gasprice/feehistory.go processBlock: the block's transactions
+        sorted (stably) by effective tip (:func:`_effective_tip`, as the gas price oracle
+        reads them), each weighted by its receipt's gas used (as eth_getTransactionReceipt
+        gives it); for each percentile the tip of the transaction where the running sum
+        of gas reaches that share of the block's gasUsed; a block without transactions: 0s."""
+        txs = block.transactions()
+        if not txs:
+            return [0] * len(percentiles)
+        base_fee = _wei(block.rb.block.get("baseFeePerGas"))
+        ranked = sorted(((_effective_tip(tx, base_fee), _wei(tx.get("gas")) or 0)
+                         for tx in txs), key=lambda t: t[0])
+        block_gas = _wei(block.rb.block.get("gasUsed")) or 0
+        out: list[int] = []
+        k = 0
+        total = ranked[0][1]
+        for pct in percentiles:
+            threshold = int(float(block_gas) * pct / 100)
+            while total < threshold and k < len(ranked) - 1:
+                k += 1
+                total += ranked[k][1]
+            out.append(ranked[k][0])
+        return out
+
+    def _fee_history_steps(self, p: list[Any], budget: _Budget) -> Steps:
+        """geth v1.17 EthereumAPI.FeeHistory(blockCount math.HexOrDecimal64, lastBlock
+        rpc.BlockNumber, rewardPercentiles []float64) over eth/gasprice Oracle.FeeHistory,
+        in its order: blockCount 0 is an empty answer (before any other check); more than
+        :data:`FEE_HISTORY_MAX_PERCENTILES` percentiles, one outside 0..100 or one not above
+        the one before are "invalid reward percentile" (-32000); blockCount is cut to
+        :data:`FEE_HISTORY_MAX_BLOCKS`; a lastBlock number above the head is "request beyond
+        head block" (-32000); the range stops at block 0.
+
+        Blocks the node does not hold (below its first block: a replay from block N is a
+        node whose history before N was pruned): with percentiles geth reads the blocks
+        and answers PrunedHistoryError (4444), so does this node; without, geth reads only
+        headers, which a pruned node keeps, and this node has none: the range is cut to
+        start at its first block (4444 when nothing is left). Blocks that left a streamed
+        chain's window are rebuilt within ``max_rebuilt_blocks``; past it the range is cut
+        to start higher (oldestBlock says where, as geth's cut ranges do)."""
+        count = _hex_or_decimal64(p[0], 0) if p else None
+        newest: int | str | None = None
+        if len(p) > 1:
+            newest = p[1] if isinstance(p[1], str) and p[1] in _TAGS else _quantity(p[1], 1)
+        percentiles = _percentiles(p[2], 2) if len(p) > 2 else []
+        _at_most(p, 3)
+        if len(p) < 3:
+            raise _missing(len(p))
+        assert count is not None and newest is not None
+        if count < 1:
+            return RawJson('{"oldestBlock":"0x0","gasUsedRatio":null}')
+        if len(percentiles) > FEE_HISTORY_MAX_PERCENTILES:
+            raise RpcError(-32000, f"invalid reward percentile: over the query limit "
+                                   f"{FEE_HISTORY_MAX_PERCENTILES}")
+        count = min(count, FEE_HISTORY_MAX_BLOCKS)
+        for i, pct in enumerate(percentiles):
+            if pct < 0 or pct > 100:
+                raise RpcError(-32000, f"invalid reward percentile: {pct:f}")
+            if i > 0 and pct <= percentiles[i - 1]:
+                raise RpcError(-32000, f"invalid reward percentile: #{i - 1}:"
+                                       f"{percentiles[i - 1]:f} >= #{i}:{pct:f}")
+        chain = self.chain
+        head_block = chain.block(chain.head_number)
+        if head_block is None:  # nothing published yet: no retrievable blocks
+            return RawJson('{"oldestBlock":"0x0","gasUsedRatio":null}')
+        head = head_block.number
+        if isinstance(newest, int) and newest > head:
+            raise RpcError(-32000, f"request beyond head block: requested {newest}, "
+                                   f"head {head}")
+        pending = newest == "pending"
+        last = head + 1 if pending else newest if isinstance(newest, int) \
+            else self.resolve(newest)
+        assert last is not None
+        count = min(count, last + 1)
+        oldest = last + 1 - count
+        first = chain.first_number
+        if oldest < first:
+            if percentiles or last < first:
+                raise RpcError(*_PRUNED)
+            oldest = first
+        held_top = min(last, head)
+        outside = chain.outside_window(oldest, held_top)
+        if outside > budget.rebuilt:
+            oldest += outside - budget.rebuilt
+            outside = budget.rebuilt
+        budget.rebuilt -= outside
+        rewards: list[list[int]] = []
+        base_fees: list[int] = []
+        ratios: list[float] = []
+        for number in range(oldest, last + 1):
+            if pending and number == head + 1:
+                # the pending block: the head's child, empty (no pool here); its base fee
+                # is the next block's, and the one after it the same (no base-fee rule)
+                fee = self._next_base_fee(head_block)
+                base_fees[len(ratios):] = [fee, fee]
+                ratios.append(0.0)
+                rewards.append([0] * len(percentiles))
+                continue
+            rebuilt = chain.rebuilt
+            block = chain.block(number)
+            if chain.rebuilt != rebuilt:
+                yield
+            if block is None:  # gone meanwhile (a reorg shortened the chain): cut here
+                break
+            header = block.rb.block
+            limit = _wei(header.get("gasLimit")) or 0
+            used = _wei(header.get("gasUsed")) or 0
+            base_fees[len(ratios):] = [_wei(header.get("baseFeePerGas")) or 0,
+                                       self._next_base_fee(block)]
+            ratios.append(used / limit if limit else 0.0)
+            if percentiles:
+                rewards.append(self._rewards(block, percentiles))
+        if not ratios:
+            return RawJson('{"oldestBlock":"0x0","gasUsedRatio":null}')
+        zeros = ",".join("0" for _ in ratios)
+        parts = [f'"oldestBlock":"{hex(oldest)}"']
+        if percentiles:
+            parts.append('"reward":[' + ",".join(
+                "[" + ",".join(f'"{hex(r)}"' for r in row) + "]" for row in rewards) + "]")
+        parts.append('"baseFeePerGas":[' + ",".join(f'"{hex(f)}"' for f in base_fees) + "]")
+        parts.append('"gasUsedRatio":[' + ",".join(go_float(r) for r in ratios) + "]")
+        # no header here carries blob fields (excessBlobGas, blobGasUsed): geth's zeros
+        parts.append('"baseFeePerBlobGas":[' + ",".join('"0x0"' for _ in base_fees) + "]")
+        parts.append('"blobGasUsedRatio":[' + zeros + "]")
+        return RawJson("{" + ",".join(parts) + "}")
 
     # -- logs ------------------------------------------------------------------------------
     def _get_logs(self, p: list[Any], h: SubscriptionHost | None) -> Any:

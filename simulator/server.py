@@ -46,7 +46,15 @@ from simulator.faults import (
 from simulator.filters import LogFilter
 from simulator.hexutil import geth_id
 from simulator.history import SimHistory
-from simulator.jsonrpc import JsonInputError, JsonRpc, Reply, RpcError, parse_json
+from simulator.jsonrpc import (
+    Call,
+    JsonInputError,
+    JsonRpc,
+    Reply,
+    RpcError,
+    parse_json,
+    read_ws_message,
+)
 from simulator.nemesis import (
     KINDS,
     Abort,
@@ -77,6 +85,8 @@ _WRITE_BATCH = 1 << 20  # characters framed and handed to the transport in one w
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
 #: calls of one WebSocket connection answered concurrently once they yield (rebuilt blocks)
 _WS_CALLS = 4
+#: how long a connection geth's reader stops at waits for its queued answers before it closes
+_READ_FAILED_FLUSH_S = 5.0
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
@@ -1375,7 +1385,11 @@ class Simulator:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     if conn.stalled():
                         continue
-                    await self._ws_call(conn, msg.data)
+                    read = read_ws_message(msg.data, max_depth=node.max_json_depth)
+                    if read.body is None:
+                        await self._ws_read_failed(conn, read.reply)
+                        break
+                    await self._ws_call(conn, read.body)
                     # a client that sends and does not read: its next request waits
                     # (it was read at once, and the answers piled up: +28 MB each)
                     await conn.wait_for_room()
@@ -1399,6 +1413,24 @@ class Simulator:
                     await conn.writer
             log.info("conn %s: closed", conn_id)
         return ws
+
+    async def _ws_read_failed(self, conn: WsConn, reply: str | None) -> None:
+        """A message geth's reader stops at (rpc/client.go ``read``): a JSON syntax error
+        gets its -32700 answer (``reply``), an empty or truncated message none; then read
+        returns and the connection closes - geth v1.17.5 websocketCodec.close sends a close
+        frame 1000 first. Answers queued before it go out first; calls still running are
+        cancelled, as geth's are."""
+        self._count_rpc("rpc_ws", Reply(reply, [Call("?", "error")]))
+        if reply is not None:
+            conn.send(reply)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(conn.drained.wait(), _READ_FAILED_FLUSH_S)
+        log.info("conn %s: %s, closing as geth does", conn.id,
+                 "not JSON" if reply is not None else "message ended before a JSON value")
+        conn.closed = True
+        conn.wake.set()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.close(code=1000, message=b"")
 
     async def _ws_call(self, conn: WsConn, body: str | bytes) -> None:
         """Answer one WebSocket message: at once when it needs no step (almost every
