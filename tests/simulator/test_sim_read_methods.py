@@ -18,7 +18,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 
 from simulator.chain import Chain
 from simulator.chainshape import keccak256
-from simulator.jsonrpc import JsonRpc
+from simulator.jsonrpc import GO_SCAN_MAX_BYTES, JsonRpc
 from simulator.recording import Recording
 from simulator.server import Simulator
 from simulator.settings import SimSettings
@@ -381,7 +381,21 @@ def test_a_websocket_message_that_is_not_json_gets_a_parse_error_then_the_close(
                         assert reply["error"] == {"code": -32700, "message": text}
                         msg = await ws.receive(timeout=TIMEOUT)
                         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
-                for cut in ("", '{"jsonrpc":"2.0","id":1,'):
+                # past GO_SCAN_MAX_BYTES the C decoder reads it, in the same words
+                big = "[" + "1," * 200_000 + "x]"
+                assert len(big) > GO_SCAN_MAX_BYTES
+                async with http.ws_connect(sim.urls["ws"]) as ws:
+                    pad = "a" * (GO_SCAN_MAX_BYTES + 10)
+                    await ws.send_str('{"jsonrpc":"2.0","id":4,"method":"eth_chainId",'
+                                      f'"params":[],"pad":"{pad}"}} junk')
+                    assert json.loads(await ws.receive_str(timeout=TIMEOUT))["id"] == 4
+                    await ws.send_str(big)
+                    reply = json.loads(await ws.receive_str(timeout=TIMEOUT))
+                    assert reply["error"] == {"code": -32700, "message": "invalid character "
+                                              "'x' looking for beginning of value"}
+                    msg = await ws.receive(timeout=TIMEOUT)
+                    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
+                for cut in ("", '{"jsonrpc":"2.0","id":1,', big[:-2]):
                     async with http.ws_connect(sim.urls["ws"]) as ws:
                         await ws.send_str(cut)
                         msg = await ws.receive(timeout=TIMEOUT)
