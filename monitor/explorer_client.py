@@ -60,6 +60,7 @@ from monitor.http_read import read_body
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
 from monitor.trades import word_hex
+from polyvocab.bounds import values_ok
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import is_key_refused_status, is_key_refused_text, parse_retry_after
 
@@ -84,6 +85,10 @@ MAX_RECORDS = 1_000
 #: answer of tiny rows be parsed whole before the row count was checked: ~1.6 GB of memory
 #: and 4 s of the event loop for 63 MB
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: JSON values an answer may hold (:func:`polyvocab.bounds.values_ok`, before parsing):
+#: a page of MAX_RECORDS rows has ~15,000. 8 MB of ``[],`` (2.8 M empty lists) still took
+#: ~200 MB and a second of the event loop to parse under the byte bound
+MAX_ANSWER_VALUES = 200_000
 #: a 429's Retry-After (seconds) longer than this is a quota, not a burst: not retried
 #: here (:class:`QuotaExhausted`), the poller pauses that long
 LONG_RETRY_AFTER_S = 60.0
@@ -614,8 +619,14 @@ class ExplorerClient:
                 kind = "http"
                 raise ExplorerKeyRefused(f"HTTP {status} to {method}", status=status)
             try:
-                if not nesting_ok(raw.decode("utf-8", "replace")):
+                text = raw.decode("utf-8", "replace")
+                if not nesting_ok(text):
                     raise RecursionError  # deep JSON must never reach the C parser
+                if not values_ok(text, MAX_ANSWER_VALUES):
+                    kind = "bad_response"
+                    raise BadResponse(f"explorer {method}: HTTP {status}, more than "
+                                      f"{MAX_ANSWER_VALUES:,} JSON values", status=status,
+                                      kind="too_large")
                 body = json.loads(raw)
             except RecursionError:
                 kind = "bad_response"

@@ -89,11 +89,13 @@ from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
+from polyvocab.bounds import values_ok
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
 __all__ = [
     "MAX_EARLY_BYTES",
     "MAX_EARLY_NOTIFICATIONS",
+    "MAX_FRAME_VALUES",
     "ConnState",
     "OnConnected",
     "OnDisconnected",
@@ -120,6 +122,11 @@ _NO_PROXY: Any = None
 
 
 _MAX_BATCH = 10_000  # items in one frame (a JSON-RPC batch answer); more is hostile
+#: JSON values in one frame (:func:`polyvocab.bounds.values_ok`, before parsing): a
+#: notification has ~15. A frame of ``max_message_bytes`` (16 MiB) made of ``[],`` (5 M
+#: empty lists) took ~360 MB and 0.8-3 s of the event loop to parse, every frame: the
+#: other connections, the HTTP sync and the explorer fallback stalled with it
+MAX_FRAME_VALUES = 200_000
 #: notifications held for a subscription whose ``eth_subscribe`` answer has not come yet,
 #: per connection (a node may send the first ones before the answer; past this, dropped)
 MAX_EARLY_NOTIFICATIONS = 10_000
@@ -1049,6 +1056,10 @@ class WebSocketManager:
                 return
         if not nesting_ok(data):  # before parsing: deep JSON must never reach the C parser
             self._bad("too_deep", data[:80])
+            return
+        if not values_ok(data, MAX_FRAME_VALUES):  # before parsing, as deep JSON
+            self._bad("too_many_values", f"a frame of {len(data):,} characters with more "
+                                         f"than {MAX_FRAME_VALUES:,} values")
             return
         try:
             msg = json.loads(data)

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from polyvocab.bounds import nesting_ok
+from polyvocab.bounds import nesting_ok, values_ok
 from polyvocab.errors import (
     RATE_LIMIT_RPC_CODES,
     BadResponse,
@@ -65,6 +65,7 @@ from polyvocab.policies import (
 from polyvocab.redact import mask_url, redact
 
 __all__ = [
+    "MAX_ANSWER_VALUES",
     "CallCounter",
     "HistoryLike",
     "JsonRpcHttpClient",
@@ -125,6 +126,12 @@ class CallCounter:
 
 
 RateRule = Callable[[int, str], bool]
+
+#: JSON values one answer may hold (:func:`polyvocab.bounds.values_ok`): an answer of
+#: the 64 MB body bound made of ``[],`` (21 M empty lists) took ~1.5 GB and seconds of the
+#: event loop to parse. The most an honest answer of that bound holds is ~0.9 M (64 MB of
+#: eth_getLogs logs at ~13 values a log); past this it is refused as ``too_large``
+MAX_ANSWER_VALUES = 1_500_000
 
 #: QuickNode's per-second limit: code -32007, "15/second request limit reached - reduce
 #: calls per second or upgrade your account at quicknode.com" (the number is the plan's;
@@ -211,6 +218,10 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
         return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
                            kind="too_deep")
+    if not values_ok(body, MAX_ANSWER_VALUES):  # before parsing: ~70 bytes of memory a
+        # value; too_large, so an eth_getLogs range is asked again in halves
+        return BadResponse(f"HTTP {status}: more than {MAX_ANSWER_VALUES:,} JSON values "
+                           f"in {len(body):,} characters", status=status, kind="too_large")
     try:
         parsed = json.loads(body)
     except RecursionError:

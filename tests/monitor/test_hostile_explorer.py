@@ -15,8 +15,8 @@ from monitor_helpers import WALLET, order_filled
 from test_polling_baseline import IndexExplorer, run, served_explorer, trades
 
 from monitor.clock import ManualClock
-from monitor.errors import ServerError
-from monitor.explorer_client import ExplorerClient, PartialLogs
+from monitor.errors import BadResponse, ServerError
+from monitor.explorer_client import MAX_ANSWER_VALUES, ExplorerClient, PartialLogs
 from monitor.polling import PollingMonitor
 from monitor.store import Store
 from polyvocab import address_topic
@@ -103,4 +103,25 @@ def test_windows_answered_whole_before_a_failure_are_kept() -> None:
             assert sorted(int(lg["blockNumber"], 16) for lg in part.logs) == [200, 500]
             assert isinstance(part.cause, ServerError)
             assert client.narrowings == 4
+    asyncio.run(go())
+
+
+def test_an_explorer_answer_of_tiny_values_is_refused_before_it_is_parsed() -> None:
+    """Under the 8 MB answer bound, ``[],`` three bytes a value is 2.8 M empty lists
+    (~200 MB, a second of the event loop to parse). Past
+    :data:`~monitor.explorer_client.MAX_ANSWER_VALUES` values it is refused unparsed."""
+    fake = IndexExplorer()
+
+    async def flood(request: web.Request) -> web.Response:
+        rows = "[" + "[]," * (MAX_ANSWER_VALUES + 10) + "[]]"
+        return web.Response(text='{"status":"1","message":"OK","result":' + rows + "}",
+                            content_type="application/json")
+    fake.handle = flood  # type: ignore[method-assign]
+
+    async def go() -> None:
+        async with served_explorer(fake) as url, aiohttp.ClientSession() as session:
+            client = ExplorerClient(url, session, rate_per_s=1000, speed=1000)
+            with pytest.raises(BadResponse) as err:
+                await client.get_logs(from_block=1, to_block=10)
+            assert err.value.kind == "too_large"
     asyncio.run(go())

@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from polyvocab.jsonrpc_http import JsonRpcHttpClient
+from polyvocab.errors import BadResponse
+from polyvocab.jsonrpc_http import MAX_ANSWER_VALUES, JsonRpcHttpClient
 
 
 class Overloaded:
@@ -86,3 +87,62 @@ def test_a_503_with_a_garbage_retry_after_keeps_the_backoff() -> None:
     asyncio.run(go())
 
 
+
+
+class Flat:
+    """Answers every call with ``body`` (status 200, JSON)."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        await request.read()
+        return web.Response(text=self.body, content_type="application/json")
+
+    async def __aenter__(self) -> Flat:
+        app = web.Application()
+        app.router.add_post("/", self._post)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+def test_an_answer_of_millions_of_tiny_values_is_refused_before_it_is_parsed() -> None:
+    """Under the 64 MB body bound, an answer of ``[],`` three bytes a value is 21 M
+    empty lists: ~1.5 GB and seconds of the event loop to parse (15 MB: 357 MB, 0.8-3 s),
+    before anything looked at it. Past :data:`MAX_ANSWER_VALUES` values it is now refused
+    unparsed, as ``too_large`` (an eth_getLogs range is then asked again in halves)."""
+    n = MAX_ANSWER_VALUES + 10
+    body = '{"jsonrpc":"2.0","id":1,"result":[' + "[]," * n + "[]]}"
+
+    async def go() -> None:
+        async with Flat(body) as node, aiohttp.ClientSession() as session:
+            client = JsonRpcHttpClient(node.url, session, max_retries=0, timeout=30.0)
+            with pytest.raises(BadResponse) as err:
+                await client.call("eth_getLogs", [{}])
+            assert err.value.kind == "too_large"
+    asyncio.run(go())
+
+
+def test_an_honest_answer_of_the_body_bound_is_under_the_value_bound() -> None:
+    """The bound leaves honest answers alone: 64 MB of eth_getLogs logs (~1.1 KB, ~13
+    values each) holds fewer values than :data:`MAX_ANSWER_VALUES`."""
+    log = {"address": "0x" + "4b" * 20, "topics": ["0x" + "11" * 32] * 4,
+           "data": "0x" + "00" * 32 * 7, "blockNumber": "0x4c4b40",
+           "blockHash": "0x" + "22" * 32, "blockTimestamp": "0x6650a0c0",
+           "transactionHash": "0x" + "33" * 32, "transactionIndex": "0x1",
+           "logIndex": "0x2", "removed": False}
+    text = json.dumps(log)
+    per_log = text.count(",") + 1
+    assert (64 << 20) // len(text) * per_log < MAX_ANSWER_VALUES

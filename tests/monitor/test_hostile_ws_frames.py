@@ -16,7 +16,7 @@ from websockets.asyncio.server import serve
 from monitor.clock import SystemClock
 from monitor.connection import ConnState, WsSettings
 from monitor.history import History
-from monitor.websocket_manager import MAX_EARLY_BYTES, WebSocketManager
+from monitor.websocket_manager import MAX_EARLY_BYTES, MAX_FRAME_VALUES, WebSocketManager
 
 TIMEOUT = 30.0
 MIB = 1 << 20
@@ -164,4 +164,62 @@ def test_a_subscription_id_answered_twice_on_one_connection_drops_it(
             causes = [t.cause for t in mgr.transitions]
             assert "duplicate_subscription_id" in causes, causes
             assert node.connections >= 2
+    asyncio.run(go())
+
+
+class PushNode:
+    """Answers ``eth_subscribe`` with ``0x<id>``, then sends ``frames`` once."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.frames = frames
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def _handler(self, ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                req = json.loads(raw)
+                sid = f"0x{req['id']:x}"
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": sid}))
+                for frame in self.frames:
+                    await ws.send(frame.replace("SID", sid))
+
+    async def __aenter__(self) -> PushNode:
+        self.server = await serve(self._handler, "127.0.0.1", 0, max_size=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_frame_of_millions_of_tiny_values_is_refused_before_it_is_parsed(
+        tmp_path: Path) -> None:
+    """A frame under ``max_message_bytes`` made of ``[],`` (three bytes a value): 16 MiB
+    of it is 5 M empty lists, ~360 MB and 0.8-3 s of the event loop to parse, every
+    frame, before anything looked at it (then refused as a batch of too many items).
+    Past :data:`MAX_FRAME_VALUES` values it is now refused unparsed (``too_many_values``),
+    and the notification after it still arrives."""
+    flood = "[" + "[]," * (MAX_FRAME_VALUES + 10) + "[]]"
+    after = notification("SID", {"n": 1})
+
+    async def go() -> None:
+        async with PushNode([flood, after]) as node:
+            history = History(tmp_path / "history.jsonl")
+            got: list[Any] = []
+            mgr = WebSocketManager(node.url, settings=WsSettings(
+                speed=1.0, staleness_blocks=0, seed=1, min_timeout=5.0,
+                max_message_bytes=4 * MIB), clock=SystemClock(), history=history)
+            await mgr.subscribe(["logs", {}], got.append)
+            await mgr.start()
+            try:
+                assert await mgr.wait_until(lambda: bool(got), TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            assert got == [{"n": 1}]
+            assert dict(mgr.bad_frames) == {"too_many_values": 1}
     asyncio.run(go())
