@@ -201,6 +201,20 @@ def _backoff_seconds(data: Any) -> float | None:
     return None
 
 
+def _body_backoff(body: str) -> float | None:
+    """The wait a 429's JSON-RPC error body asks for (Infura answers its rate limit with
+    HTTP 429, no ``Retry-After``, and ``error.data.backoff_seconds``); None when it names
+    none or is no small JSON."""
+    if len(body) > 64 * 1024 or not nesting_ok(body):
+        return None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    return _backoff_seconds(err.get("data")) if isinstance(err, dict) else None
+
+
 def classify_http(status: int, body: str, headers: Mapping[str, str] | None = None, *,
                   rate_limited: RateRule = is_rate_limit_reply) -> Any:
     """The parsed JSON body of an HTTP answer, or the error it means (returned, not raised).
@@ -212,6 +226,8 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     headers = headers or {}
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 429:
+        if retry_after is None:  # Infura says it in the body: data.backoff_seconds
+            retry_after = _body_backoff(body)
         return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
     if 300 <= status < 400:
         return redirect_refused(status, headers)

@@ -146,3 +146,39 @@ def test_an_honest_answer_of_the_body_bound_is_under_the_value_bound() -> None:
     text = json.dumps(log)
     per_log = text.count(",") + 1
     assert (64 << 20) // len(text) * per_log < MAX_ANSWER_VALUES
+
+
+class InfuraLimited(Overloaded):
+    """Infura's rate limit: HTTP 429, no ``Retry-After``, the wait in the JSON-RPC error's
+    ``data.backoff_seconds`` (status-im/status-go#4807 quotes one)."""
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.times.append(asyncio.get_running_loop().time())
+        body = await request.json()
+        if len(self.times) <= self.refuse:
+            return web.Response(status=429, content_type="application/json", text=json.dumps(
+                {"jsonrpc": "2.0", "id": body["id"], "error": {
+                    "code": -32005, "message": "project ID request rate exceeded",
+                    "data": {"see": "https://infura.io/dashboard", "current_rps": 13.3,
+                             "allowed_rps": 10.0, "backoff_seconds": 1.5}}}))
+        return web.Response(text=json.dumps({"jsonrpc": "2.0", "id": body["id"],
+                                             "result": "0x10"}),
+                            content_type="application/json")
+
+
+def test_an_infura_429_is_retried_after_the_backoff_its_body_asks() -> None:
+    """Infura answers its rate limit with HTTP 429 and the wait in the body
+    (``error.data.backoff_seconds``), not in a ``Retry-After``. The body of a 429 was
+    not read: the retries came on the backoff alone (here 10 ms), each one more
+    request over the limit. The body's wait is now taken, as it is from a 200."""
+
+    async def go() -> None:
+        async with InfuraLimited(refuse=1, headers={}) as node, \
+                aiohttp.ClientSession() as session:
+            client = JsonRpcHttpClient(node.url, session, max_retries=2, timeout=10.0,
+                                       retry_policy=lambda: iter([0.01] * 10))
+            assert await client.call("eth_blockNumber") == "0x10"
+            assert len(node.times) == 2
+            gap = node.times[1] - node.times[0]
+            assert gap >= 1.4, f"retried after {gap:.3f} s; 1.5 s was asked"
+    asyncio.run(go())
