@@ -277,13 +277,16 @@ class Pipeline:
         return delivered[0] if delivered else None
 
     async def on_logs(self, entries: Iterable[dict[str, Any]], source: str, *,
-                      stamps: Sequence[FrameStamps | None] | None = None) -> list[Trade]:
+                      stamps: Sequence[FrameStamps | None] | None = None,
+                      undecodable: Callable[[Any], None] | None = None) -> list[Trade]:
         """A batch of logs from one source: decisions for all, ONE store transaction (with
         the earlier batches' "sent" marks), sink events in order, marked sent with the next
         transaction. Returns the trades delivered.
 
         ``stamps`` (latency budget, one per entry): the frame each log came in; a delivered
-        trade then carries its path's stamps to the sink (:mod:`monitor.stages`)."""
+        trade then carries its path's stamps to the sink (:mod:`monitor.stages`).
+        ``undecodable``: called with each entry that does not decode, after it is counted
+        (a live feed's caller has its block fetched again: the node's copy may be whole)."""
         pending: list[tuple[Decision, str, str, Trade | None]] = []
         staged: dict[str, DedupEntry] = {}
         marks: dict[str, tuple[FrameStamps, int, int]] = {}
@@ -301,9 +304,13 @@ class Pipeline:
                 trade = decode_order_filled(entry, self.exchanges)
             except DecodeError as exc:
                 self.report_decode_error(entry, str(exc))
+                if undecodable is not None:
+                    undecodable(entry)
                 continue
             except Exception as exc:  # anything odd in a log is a decode error, never a crash
                 self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
+                if undecodable is not None:
+                    undecodable(entry)
                 continue
             decoded.append((trade, entry, frame, 0 if frame is None else now_ns()))
         self._prefetch(t.id for t, _e, _f, _d in decoded

@@ -855,6 +855,7 @@ class WsShard:
         if size is None:  # no OrderFilled is this big: garbage, before it is held
             self.pipeline.report_decode_error(result, "log too large to be an OrderFilled "
                                                       f"(over {MAX_LIVE_LOG_BYTES} bytes)")
+            self._undecodable_live(result)
             return
         try:
             if self._inbox_bytes + size > LIVE_QUEUE_MAX_BYTES:
@@ -905,11 +906,24 @@ class WsShard:
         self._dropped_from = lowest if self._dropped_from is None else min(
             self._dropped_from, lowest)
 
+    def _undecodable_live(self, entry: Any) -> None:
+        """A live log that did not decode (a proxy cut its data short, garbled a field):
+        unless it is, by its topics, another maker's, its block is fetched by a sync as a
+        dropped log's is (:meth:`_live_lost`); the node's own copy is often whole. Before,
+        it was counted and dropped, and with ``reconcile_interval = 0`` the heads moved
+        the cursor past its block: the trade was lost."""
+        if isinstance(entry, dict) and not self._watched(entry):
+            return
+        self.counters["live_undecodable"] += 1
+        self._live_lost([entry] if isinstance(entry, dict) else [])
+        self._wake.set()
+
     async def _deliver(self, batch: list[tuple[dict[str, Any], FrameStamps | None, int]]
                        ) -> None:
         logs = [entry for entry, _f, _n in batch]
         await self.pipeline.on_logs(logs, "ws",
-                                    stamps=[f for _, f, _n in batch] if self._stamp else None)
+                                    stamps=[f for _, f, _n in batch] if self._stamp else None,
+                                    undecodable=self._undecodable_live)
 
     async def drain(self) -> None:
         """Deliver every live log already received (used on stop)."""

@@ -8,18 +8,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from hostile_node import HostileNode
-from monitor_helpers import order_filled
+from monitor_helpers import OTHER, order_filled
 from test_reliability import cursor_at_least, first_sync, run_monitor, until
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
 
-@pytest.mark.xfail(strict=True, reason="monitor/wallet_monitor.py + pipeline.py: a live log "
-                   "of a watched wallet that does not decode is counted and dropped; its "
-                   "block is never asked again (see the report)")
 def test_a_watched_wallet_s_live_log_that_does_not_decode_has_its_block_fetched(
         tmp_path: Path) -> None:
     """A proxy cuts a live log short (its data one hex digit short, an odd length): the
@@ -47,3 +43,31 @@ def test_a_watched_wallet_s_live_log_that_does_not_decode_has_its_block_fetched(
                             timeout=5.0)
             await run_monitor(node, tmp_path, body)
     asyncio.run(go())
+
+
+def test_another_makers_undecodable_live_log_makes_no_block_due(tmp_path: Path) -> None:
+    """Only a log that may be a watched maker's makes its block due a sync: one whose
+    topics name another maker is counted as a decode error and left."""
+    other = order_filled(block=101, tx=8, wallet=OTHER)
+    mine = order_filled(block=101, tx=9)
+
+    async def go() -> tuple[int, int]:
+        async with HostileNode() as node:
+            node.head = 100
+            seen: dict[str, int] = {}
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                shard = mon.shards[0]
+                await node.notify("logs", dict(other, data=other["data"][:-1]))
+                await until(lambda: mon.pipeline.counters["decode_errors"] >= 1,
+                            "the other maker's cut log refused")
+                seen["other"] = shard.counters["live_undecodable"]
+                await node.notify("logs", dict(mine, data=mine["data"][:-1]))
+                await until(lambda: mon.pipeline.counters["decode_errors"] >= 2,
+                            "the watched maker's cut log refused")
+                seen["mine"] = shard.counters["live_undecodable"]
+            await run_monitor(node, tmp_path, body)
+            return seen["other"], seen["mine"]
+
+    assert asyncio.run(go()) == (0, 1)
