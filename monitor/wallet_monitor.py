@@ -840,6 +840,7 @@ class WsShard:
         """A ``logs`` notification: hand it to the delivery task (the reader stays quick)."""
         if not isinstance(result, dict):
             self.pipeline.report_decode_error(result, "notification result is not a log object")
+            self._undecodable_live(result)  # whose block it was is not known: from the head
             return
         self.counters["notifications"] += 1
         self._live_log_head = self.head if self.head is not None else -1

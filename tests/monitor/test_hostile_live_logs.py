@@ -71,3 +71,29 @@ def test_another_makers_undecodable_live_log_makes_no_block_due(tmp_path: Path) 
             return seen["other"], seen["mine"]
 
     assert asyncio.run(go()) == (0, 1)
+
+
+def test_a_logs_notification_that_is_no_log_object_has_the_blocks_from_the_head_fetched(
+        tmp_path: Path) -> None:
+    """A proxy replaces a live log with a string: which block it was is not known, so the
+    heads may not move the cursor past the head it came at before a sync has fetched from
+    there (before: counted as a decode error only, and the trade of block 101 was lost)."""
+    live = order_filled(block=101, tx=7)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                await node.notify("logs", "0x" + "ab" * 40)
+                await until(lambda: mon.pipeline.counters["decode_errors"] >= 1,
+                            "the string refused")
+                for n in (101, 102, 103):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 102), "cursor moved by heads")
+                await until(lambda: len(sink.events) == 1, "the trade of block 101",
+                            timeout=5.0)
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
