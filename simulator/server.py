@@ -87,6 +87,9 @@ _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other
 _WS_CALLS = 4
 #: how long a connection geth's reader stops at waits for its queued answers before it closes
 _READ_FAILED_FLUSH_S = 5.0
+#: ... and for the calls still running then (geth waits for them without a bound; each is
+#: bounded here by max_rebuilt_blocks)
+_READ_FAILED_CALLS_S = 60.0
 _FLUSH_S = 1.0  # loop seconds before a row written between replay turns is flushed
 #: simulated seconds of fault schedule laid out for a streamed chain (its end is not known)
 _STREAMED_HORIZON_S = 7 * 86_400.0
@@ -1418,11 +1421,15 @@ class Simulator:
         """A message geth's reader stops at (rpc/client.go ``read``): a JSON syntax error
         gets its -32700 answer (``reply``), an empty or truncated message none; then read
         returns and the connection closes - geth v1.17.5 websocketCodec.close sends a close
-        frame 1000 first. Answers queued before it go out first; calls still running are
-        cancelled, as geth's are."""
+        frame 1000 first. Answers queued before it go out first, and so do those of the
+        calls still running: geth's handler.close waits for them (``callWG.Wait()``)
+        before the codec closes (they were cancelled: a call sent before the bad message
+        never got its answer)."""
         self._count_rpc("rpc_ws", Reply(reply, [Call("?", "error")]))
         if reply is not None:
             conn.send(reply)
+        if conn.call_tasks:
+            await asyncio.wait(set(conn.call_tasks), timeout=_READ_FAILED_CALLS_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(conn.drained.wait(), _READ_FAILED_FLUSH_S)
         log.info("conn %s: %s, closing as geth does", conn.id,
