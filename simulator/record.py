@@ -109,6 +109,10 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TransportError | ServerError | RateLimited)
 
 
+class _TooLarge(RecordError):
+    """An answer past the client's bounds (bytes, JSON values): a smaller range may fit."""
+
+
 class _Node:
     """The node through the shared client; its errors become one-line ``RecordError``s."""
 
@@ -155,6 +159,10 @@ class _Node:
             return await self.client.call(method, params)
         except RpcError:
             raise
+        except BadResponse as exc:
+            if exc.kind == "too_large":  # past the client's body or value bound
+                raise _TooLarge(self._explain(exc, method)) from None
+            raise RecordError(self._explain(exc, method)) from None
         except ServiceError as exc:
             raise RecordError(self._explain(exc, method)) from None
         finally:
@@ -232,6 +240,14 @@ class _Recorder:
             if not is_range_error(exc) or start == end:
                 raise RecordError(f"{self.node.masked}: eth_getLogs({start}..{end}) failed: "
                                f"{exc.rpc_message}") from None
+            self.node.stats.splits += 1
+            mid = (start + end) // 2
+            return await self.logs(start, mid) + await self.logs(mid + 1, end)
+        except _TooLarge:
+            # an answer past the client's bounds (a busy range: ~1,000 logs a block on
+            # Polygon) is asked again in halves, as a range the node refuses
+            if start == end:
+                raise
             self.node.stats.splits += 1
             mid = (start + end) // 2
             return await self.logs(start, mid) + await self.logs(mid + 1, end)
