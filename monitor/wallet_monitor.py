@@ -906,6 +906,15 @@ class WsShard:
         self._drops += 1
         self._dropped_from = lowest if self._dropped_from is None else min(
             self._dropped_from, lowest)
+        # ... and where the heads had moved it past them already (reconcile_interval = 0:
+        # a head moves it while the block's logs still wait for delivery, whose decode or
+        # commit then failed), a sync starts above them: the sweep fetches them now, not
+        # ZERO_MODE_SWEEP_BLOCKS later
+        cur = self.cursor()
+        if self.s.reconcile_interval == 0 and self._swept_to is not None \
+                and cur is not None and lowest <= cur:
+            self._swept_to = min(self._swept_to, max(lowest - 1, 0))
+            self._sweep_due = True
 
     def _undecodable_live(self, entry: Any) -> None:
         """A live log that did not decode (a proxy cut its data short, garbled a field):

@@ -97,3 +97,40 @@ def test_a_logs_notification_that_is_no_log_object_has_the_blocks_from_the_head_
                             timeout=5.0)
             await run_monitor(node, tmp_path, body)
     asyncio.run(go())
+
+
+def test_an_undecodable_live_log_behind_the_heads_cursor_is_fetched_at_once(
+        tmp_path: Path) -> None:
+    """``reconcile_interval = 0``: the heads moved the cursor past block 101 while its live
+    log still waited for delivery (the delivery task behind); the log then did not
+    decode. A sync starts at the cursor, above it: only the sweep 64 blocks later fetched
+    the trade (late by ~2 minutes on Polygon). The sweep now runs from that block at once."""
+    live = order_filled(block=101, tx=7)
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.head = 100
+            node.logs.append(live)
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                gate = asyncio.Event()
+                on_logs = mon.pipeline.on_logs
+
+                async def held(entries, source, **kw):  # type: ignore[no-untyped-def]
+                    if source == "ws":
+                        await gate.wait()  # the delivery task behind the heads
+                    return await on_logs(entries, source, **kw)
+
+                mon.pipeline.on_logs = held  # type: ignore[method-assign]
+                await node.notify("logs", dict(live, data=live["data"][:-1]))
+                for n in (101, 102, 103, 104):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 103), "cursor moved by heads")
+                gate.set()
+                await until(lambda: mon.pipeline.counters["decode_errors"] >= 1,
+                            "the cut log refused")
+                await until(lambda: len(sink.events) == 1, "the trade of block 101",
+                            timeout=5.0)
+            await run_monitor(node, tmp_path, body)
+    asyncio.run(go())
