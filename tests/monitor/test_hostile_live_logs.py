@@ -13,7 +13,7 @@ from monitor_helpers import OTHER, order_filled
 from test_reliability import cursor_at_least, first_sync, run_monitor, until
 
 from monitor.sinks import MemorySink
-from monitor.wallet_monitor import WalletMonitor
+from monitor.wallet_monitor import ZERO_MODE_SWEEP_BLOCKS, WalletMonitor
 
 
 def test_a_watched_wallet_s_live_log_that_does_not_decode_has_its_block_fetched(
@@ -134,3 +134,37 @@ def test_an_undecodable_live_log_behind_the_heads_cursor_is_fetched_at_once(
                             timeout=5.0)
             await run_monitor(node, tmp_path, body)
     asyncio.run(go())
+
+
+def test_an_undecodable_live_log_of_block_1_sweeps_no_further_than_the_sweeps_do(
+        tmp_path: Path) -> None:
+    """A cut live log of a watched maker that names block 1 (a hostile node): the sweep it
+    makes due starts at most ZERO_MODE_SWEEP_BLOCKS below the cursor, never at block 0
+    (a sweep of the whole chain, ~80 million blocks of eth_getLogs on Polygon)."""
+    cut = order_filled(block=1, tx=7)
+
+    async def go() -> list[int]:
+        async with HostileNode() as node:
+            node.head = 200
+
+            async def body(mon: WalletMonitor, sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), 30.0)
+                await node.new_head(200)
+                await until(lambda: cursor_at_least(mon, 199), "first sync")
+                for n in (201, 202, 203):
+                    await node.new_head(n)
+                await until(lambda: cursor_at_least(mon, 202), "cursor moved by heads")
+                asked = len(node.requests)
+                await node.notify("logs", dict(cut, data=cut["data"][:-1]))
+                await until(lambda: mon.shards[0].counters["live_undecodable"] >= 1,
+                            "the cut log refused")
+                await until(lambda: not mon.shards[0]._sweep_due, "the sweep run")
+                del node.requests[:asked]
+            await run_monitor(node, tmp_path, body)
+            return [int(p["fromBlock"], 16) for r in node.requests
+                    if isinstance(r, dict) and r.get("method") == "eth_getLogs"
+                    for p in r["params"]]
+
+    froms = asyncio.run(go())
+    assert froms, "the sweep asked nothing"
+    assert min(froms) >= 202 - ZERO_MODE_SWEEP_BLOCKS, froms
