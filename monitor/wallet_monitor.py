@@ -911,9 +911,10 @@ class WsShard:
         # commit then failed), a sync starts above them: the sweep fetches them now, not
         # ZERO_MODE_SWEEP_BLOCKS later; never from further below (a live log is a block or
         # two behind the head: one that says block 0 must not make a sweep of the chain)
+        if self.s.reconcile_interval != 0 or self._swept_to is None:
+            return
         cur = self.cursor()
-        if self.s.reconcile_interval == 0 and self._swept_to is not None \
-                and cur is not None and lowest <= cur:
+        if cur is not None and lowest <= cur:
             self._swept_to = min(self._swept_to,
                                  max(lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0))
             self._sweep_due = True

@@ -640,6 +640,14 @@ def _go_first_value(data: bytes) -> int:
         if len(stack) > _GO_MAX_DEPTH:
             raise fail(at, "exceeded max depth")
 
+    def key(at: int) -> int:  # an object's key and its colon: where its value begins
+        if data[at] != 0x22:
+            raise fail(at, "looking for beginning of object key string")
+        at = space(string(at))
+        if data[at] != 0x3A:
+            raise fail(at, "after object key")
+        return at + 1
+
     while True:
         # a value begins
         i = space(i)
@@ -651,12 +659,7 @@ def _go_first_value(data: bytes) -> int:
                 i += 1
                 stack.pop()
             else:
-                if data[i] != 0x22:
-                    raise fail(i, "looking for beginning of object key string")
-                i = space(string(i))
-                if data[i] != 0x3A:
-                    raise fail(i, "after object key")
-                i += 1
+                i = key(i)
                 continue
         elif c == 0x5B:  # [
             push(i, False)
@@ -682,13 +685,7 @@ def _go_first_value(data: bytes) -> int:
             c = data[i]
             if stack[-1]:
                 if c == 0x2C:
-                    i = space(i + 1)
-                    if data[i] != 0x22:
-                        raise fail(i, "looking for beginning of object key string")
-                    i = space(string(i))
-                    if data[i] != 0x3A:
-                        raise fail(i, "after object key")
-                    i += 1
+                    i = key(space(i + 1))
                     break
                 if c == 0x7D:
                     stack.pop()
@@ -717,6 +714,10 @@ class WsRead:
 
     body: str | bytes | None
     reply: str | None = None
+    #: ``body`` decoded (by :func:`parse_json`), when reading it did: :meth:`JsonRpc.steps`
+    #: takes it instead of decoding the message a second time
+    payload: Any = None
+    parsed: bool = False
 
 
 def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
@@ -726,8 +727,7 @@ def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
     truncated message closes it without an answer. The node's own bounds (depth, digits)
     stay its -32700 answers on an open connection (:meth:`JsonRpc.steps`)."""
     try:
-        parse_json(data, max_depth=max_depth)
-        return WsRead(data)
+        return WsRead(data, payload=parse_json(data, max_depth=max_depth), parsed=True)
     except JsonInputError as exc:
         text = str(exc)
         if text != "not valid JSON" and not text.endswith("is not JSON"):
@@ -1008,17 +1008,24 @@ class JsonRpc:
         reply: Reply = run_steps(self.steps(body, host))
         return reply
 
-    def steps(self, body: str | bytes, host: SubscriptionHost | None = None) -> Steps:
+    def steps(self, body: str | bytes, host: SubscriptionHost | None = None,
+              read: WsRead | None = None) -> Steps:
         """:meth:`handle` in steps, returning the :class:`Reply`: it yields after each block
         it had rebuilt (``eth_getLogs`` past a streamed chain's window) and after a batch
         entry that rebuilt any, so the server lets the replay and other clients run
-        meanwhile. The work itself is bounded by ``max_rebuilt_blocks``."""
+        meanwhile. The work itself is bounded by ``max_rebuilt_blocks``. ``read``: the
+        WebSocket message as :func:`read_ws_message` read it (its decoded payload, if it
+        has one, is not decoded again)."""
         s = self.settings
-        try:
-            payload = parse_json(body, max_depth=s.max_json_depth)
-        except JsonInputError as exc:
-            text = "parse error" if str(exc) == "not valid JSON" else f"parse error: {exc}"
-            return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")])
+        if read is not None and read.parsed:
+            payload = read.payload
+        else:
+            try:
+                payload = parse_json(body, max_depth=s.max_json_depth)
+            except JsonInputError as exc:
+                text = "parse error" if str(exc) == "not valid JSON" \
+                    else f"parse error: {exc}"
+                return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")])
         budget = _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)
         if isinstance(payload, list):
             if not payload:

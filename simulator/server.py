@@ -52,6 +52,7 @@ from simulator.jsonrpc import (
     JsonRpc,
     Reply,
     RpcError,
+    WsRead,
     parse_json,
     read_ws_message,
 )
@@ -1392,7 +1393,7 @@ class Simulator:
                     if read.body is None:
                         await self._ws_read_failed(conn, read.reply)
                         break
-                    await self._ws_call(conn, read.body)
+                    await self._ws_call(conn, read.body, read)
                     # a client that sends and does not read: its next request waits
                     # (it was read at once, and the answers piled up: +28 MB each)
                     await conn.wait_for_room()
@@ -1439,12 +1440,13 @@ class Simulator:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.close(code=1000, message=b"")
 
-    async def _ws_call(self, conn: WsConn, body: str | bytes) -> None:
+    async def _ws_call(self, conn: WsConn, body: str | bytes,
+                       read: WsRead | None = None) -> None:
         """Answer one WebSocket message: at once when it needs no step (almost every
         call), else in a task of its own (at most :data:`_WS_CALLS` a connection), so
         the calls read after it are answered meanwhile, as geth answers them."""
         host = _CallHost(conn)
-        steps = self.rpc.steps(body, host)
+        steps = self.rpc.steps(body, host, read)
         try:
             next(steps)
         except StopIteration as done:
