@@ -110,12 +110,12 @@ def run(rec: Recording, wallets: list[str], tmp: Path, **extra: Any
                         clock_ns=clock.now_ns)
         steps = sim.rpc.steps  # what the server calls for every body, HTTP and WebSocket
 
-        def spy(body: str | bytes, host: Any = None) -> Any:
+        def spy(body: str | bytes, host: Any = None, read: Any = None) -> Any:
             msg = json.loads(body)
             for m in msg if isinstance(msg, list) else [msg]:
                 if isinstance(m, dict) and m.get("method") in ("eth_getLogs", "eth_subscribe"):
                     seen.append({"method": m["method"], "params": m["params"]})
-            return steps(body, host)
+            return steps(body, host, read)
         sim.rpc.steps = spy  # type: ignore[method-assign]
         await sim.start()
         sim.begin()
