@@ -108,23 +108,39 @@ class Anvil:
     def trade(self, *, version: int, maker: str, side: str, token: int, usdc: int,
               shares: int, order: int) -> str:
         """Emit one OrderFilled (maker's view) and return the transaction hash."""
-        if version == 1:
-            maker_asset, taker_asset = (0, token) if side == "BUY" else (token, 0)
-            maker_amt, taker_amt = (usdc, shares) if side == "BUY" else (shares, usdc)
-            data = encode(["uint256"] * 5, [maker_asset, taker_asset, maker_amt, taker_amt, 0])
-            topic0, exchange = ORDER_FILLED_V1, CTF_EXCHANGE_V1
-        else:
-            maker_amt, taker_amt = (usdc, shares) if side == "BUY" else (shares, usdc)
-            data = encode(
-                ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
-                [0 if side == "BUY" else 1, token, maker_amt, taker_amt, 1000, b"\0" * 32,
-                 b"\0" * 32])
-            topic0, exchange = ORDER_FILLED_V2, CTF_EXCHANGE_V2
-        payload = (bytes.fromhex(topic0[2:]) + order.to_bytes(32, "big")
-                   + bytes.fromhex(address_topic(maker)[2:])
-                   + bytes.fromhex(address_topic(OTHER)[2:]) + data)
-        return str(_rpc(self.port, "eth_sendTransaction", [
-            {"from": SENDER, "to": exchange, "data": "0x" + payload.hex(), "gas": "0x100000"}]))
+        return str(_rpc(self.port, "eth_sendTransaction", [trade_request(
+            version=version, maker=maker, side=side, token=token, usdc=usdc, shares=shares,
+            order=order)]))
+
+    def head(self) -> int:
+        return int(_rpc(self.port, "eth_blockNumber", []), 16)
+
+    def reorg(self, depth: int, txs: list[tuple[dict[str, Any], int]] | None = None) -> None:
+        """``anvil_reorg``: the last ``depth`` blocks replaced by new ones holding ``txs``
+        (each at its offset into the new blocks). Anvil notifies the new heads, never a
+        ``removed`` log: the monitor must see the reorg from the heads and the node."""
+        _rpc(self.port, "anvil_reorg", [depth, [[tx, offset] for tx, offset in txs or []]])
+
+
+def trade_request(*, version: int, maker: str, side: str, token: int, usdc: int, shares: int,
+                  order: int) -> dict[str, Any]:
+    """The transaction that makes the emitter at the exchange log one OrderFilled."""
+    if version == 1:
+        maker_asset, taker_asset = (0, token) if side == "BUY" else (token, 0)
+        maker_amt, taker_amt = (usdc, shares) if side == "BUY" else (shares, usdc)
+        data = encode(["uint256"] * 5, [maker_asset, taker_asset, maker_amt, taker_amt, 0])
+        topic0, exchange = ORDER_FILLED_V1, CTF_EXCHANGE_V1
+    else:
+        maker_amt, taker_amt = (usdc, shares) if side == "BUY" else (shares, usdc)
+        data = encode(
+            ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+            [0 if side == "BUY" else 1, token, maker_amt, taker_amt, 1000, b"\0" * 32,
+             b"\0" * 32])
+        topic0, exchange = ORDER_FILLED_V2, CTF_EXCHANGE_V2
+    payload = (bytes.fromhex(topic0[2:]) + order.to_bytes(32, "big")
+               + bytes.fromhex(address_topic(maker)[2:])
+               + bytes.fromhex(address_topic(OTHER)[2:]) + data)
+    return {"from": SENDER, "to": exchange, "data": "0x" + payload.hex(), "gas": "0x100000"}
 
 
 def _detections(path: Path) -> list[dict[str, Any]]:
@@ -147,20 +163,41 @@ def anvil(tmp_path: Path) -> Iterator[Anvil]:
     node.stop()
 
 
-def test_monitor_detects_trades_from_anvil_across_a_restart(anvil: Anvil, tmp_path: Path) -> None:
-    detections = tmp_path / "detections.jsonl"
-    history = tmp_path / "history.jsonl"
+def _start_monitor(anvil: Anvil, tmp_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``monitor run`` in WebSocket mode against ``anvil``, as a user starts it; READY read."""
     cmd = [sys.executable, "-m", "monitor", "run", "--mode", "websocket",
            "--ws-url", f"ws://127.0.0.1:{anvil.port}", "--rpc-url", f"http://127.0.0.1:{anvil.port}",
            "--explorer-url", "http://127.0.0.1:9/v2/api", "--api-key", "anvil-test-key",
            "--wallet", WATCHED, "--db", str(tmp_path / "state.sqlite"),
-           "--detections", str(detections), "--history", str(history),
-           "--block-interval", "1", "--fallback-after", "600"]
+           "--detections", str(tmp_path / "detections.jsonl"),
+           "--history", str(tmp_path / "history.jsonl"),
+           "--block-interval", "1", "--fallback-after", "600", *extra]
     monitor = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert monitor.stdout is not None
+    line = monitor.stdout.readline().decode()
+    if not line.startswith("READY"):
+        monitor.kill()
+        _, err = monitor.communicate(timeout=30)
+        raise AssertionError(f"monitor did not start: {line!r} {err.decode()[-2000:]}")
+    return monitor
+
+
+def _stop_monitor(monitor: subprocess.Popen[bytes]) -> str:
+    """SIGTERM, as a service manager stops it; its stderr."""
+    monitor.send_signal(signal.SIGTERM)
     try:
-        assert monitor.stdout is not None
-        line = monitor.stdout.readline().decode()
-        assert line.startswith("READY"), f"monitor did not start: {line!r}"
+        _, err = monitor.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        monitor.kill()
+        raise
+    return err.decode()
+
+
+def test_monitor_detects_trades_from_anvil_across_a_restart(anvil: Anvil, tmp_path: Path) -> None:
+    detections = tmp_path / "detections.jsonl"
+    history = tmp_path / "history.jsonl"
+    monitor = _start_monitor(anvil, tmp_path)
+    try:
 
         # Three trades of the watched wallet (V2 buy, V1 sell, V2 sell) and one of another.
         sent = [
@@ -196,13 +233,8 @@ def test_monitor_detects_trades_from_anvil_across_a_restart(anvil: Anvil, tmp_pa
         assert len(ids) == len(set(ids)) == 5, "a trade was delivered twice"
         assert {d["trade"]["tx_hash"] for d in _detections(detections)} >= set(after)
     finally:
-        monitor.send_signal(signal.SIGTERM)
-        try:
-            _, err = monitor.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            monitor.kill()
-            raise
-    assert monitor.returncode == 0, err.decode()[-2000:]
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
     states = [json.loads(x) for x in history.read_text().splitlines()]
     assert any(r["event"] == "state" and r.get("to") == "RECONNECTING" for r in states)
     assert "anvil-test-key" not in history.read_text()
@@ -238,3 +270,128 @@ def test_block_hashes_in_json_rpc_batches_from_anvil(anvil: Anvil) -> None:
                       for n in numbers]
             assert [_block_hash(b, n) for n, b in zip(numbers, blocks, strict=True)] == single
     asyncio.run(go())
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """The detections file's rows (trades and retractions); a line being written skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _receipt_block(anvil: Anvil, tx: str) -> tuple[int, str]:
+    receipt = _rpc(anvil.port, "eth_getTransactionReceipt", [tx])
+    return int(receipt["blockNumber"], 16), str(receipt["blockHash"])
+
+
+def test_monitor_retracts_what_an_anvil_reorg_took_away(anvil: Anvil, tmp_path: Path) -> None:
+    """A real reorg (``anvil_reorg``), told as a real node tells it: new heads only, no
+    ``removed`` log. Of the trades in the replaced blocks, the one the new chain dropped is
+    retracted, the one it re-included (the same signed transaction, in another block) stands,
+    and the new chain's own trade is delivered; a trade below the fork is left alone."""
+    detections = tmp_path / "detections.jsonl"
+    monitor = _start_monitor(anvil, tmp_path)
+    try:
+        kept = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
+                           shares=1_000_000, order=1)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == kept
+                                for r in _rows(detections)), "the first trade")
+        kept_block, _ = _receipt_block(anvil, kept)
+        _wait_until(lambda: anvil.head() > kept_block, "a block above the first trade's")
+        # two trades of the next block(s): the first to be re-included, the second dropped
+        moved = anvil.trade(version=1, maker=WATCHED, side="SELL", token=8, usdc=2_970_000,
+                            shares=3_000_000, order=2)
+        gone = anvil.trade(version=2, maker=WATCHED, side="SELL", token=9, usdc=100_000,
+                           shares=200_000, order=3)
+        _wait_until(lambda: {moved, gone} <= {r.get("trade", {}).get("tx_hash")
+                                              for r in _rows(detections)}, "the two trades")
+        moved_block, moved_hash = _receipt_block(anvil, moved)
+        gone_block, gone_hash = _receipt_block(anvil, gone)
+        raw_moved = _rpc(anvil.port, "eth_getRawTransactionByHash", [moved])
+        low = min(moved_block, gone_block)
+        assert low > kept_block
+        _wait_until(lambda: anvil.head() > max(moved_block, gone_block) + 1,
+                    "two blocks above the trades")
+        depth = anvil.head() - low + 1
+        fresh = trade_request(version=2, maker=WATCHED, side="BUY", token=10, usdc=10_000,
+                              shares=20_000, order=4)
+        # the sender's next nonce in the new chain (after the re-included one), not anvil's
+        # pending one of the replaced chain (a transaction it then leaves out)
+        fresh["nonce"] = hex(int(_rpc(anvil.port, "eth_getTransactionByHash", [moved])["nonce"],
+                                 16) + 1)
+        anvil.reorg(depth, [(raw_moved, 1), (fresh, 2)])
+        assert _rpc(anvil.port, "eth_getTransactionReceipt", [gone]) is None
+        _, new_moved_hash = _receipt_block(anvil, moved)
+        assert new_moved_hash != moved_hash
+        logs_now = _rpc(anvil.port, "eth_getLogs", [{"fromBlock": hex(low), "toBlock": "latest"}])
+        fresh_hash = next(lg["transactionHash"] for lg in logs_now
+                          if lg["transactionHash"] != moved)
+
+        def retracted() -> set[str]:
+            return {r["trade_id"].split(":")[0] for r in _rows(detections)
+                    if r.get("kind") == "retraction"}
+
+        def delivered() -> set[str]:
+            return {r["trade"]["tx_hash"] for r in _rows(detections) if r.get("kind") == "trade"}
+
+        _wait_until(lambda: gone in retracted() and fresh_hash in delivered(),
+                    "the dropped trade retracted and the new chain's trade delivered")
+        rows = _rows(detections)
+        gone_retraction = [r for r in rows if r.get("kind") == "retraction"
+                           and r["trade_id"].startswith(gone)]
+        assert [r["block_hash"] for r in gone_retraction] == [gone_hash]
+        assert kept not in retracted()
+        # the re-included trade is the same trade (the same transaction and log): it stands
+        assert moved not in retracted()
+        trades = [r["trade"]["tx_hash"] for r in rows if r.get("kind") == "trade"]
+        assert sorted(trades) == sorted([kept, moved, gone, fresh_hash]), "a trade twice"
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
+
+
+def test_monitor_retracts_after_a_restart_what_an_anvil_reorg_took_while_it_was_down(
+        anvil: Anvil, tmp_path: Path) -> None:
+    """The monitor stopped, the chain reorganised under its stored cursor, the monitor
+    started again: its restart check finds the block it delivered from replaced, retracts
+    the trade the new chain dropped, and delivers the new chain's trade, once each."""
+    detections = tmp_path / "detections.jsonl"
+    monitor = _start_monitor(anvil, tmp_path)
+    try:
+        gone = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
+                           shares=1_000_000, order=1)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == gone
+                                for r in _rows(detections)), "the trade")
+        gone_block, gone_hash = _receipt_block(anvil, gone)
+        _wait_until(lambda: anvil.head() > gone_block + 1, "two blocks above the trade")
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
+    fresh = trade_request(version=1, maker=WATCHED, side="SELL", token=8, usdc=2_970_000,
+                          shares=3_000_000, order=2)
+    fresh["nonce"] = _rpc(anvil.port, "eth_getTransactionByHash", [gone])["nonce"]
+    anvil.reorg(anvil.head() - gone_block + 1, [(fresh, 0)])
+    assert _rpc(anvil.port, "eth_getTransactionReceipt", [gone]) is None
+    fresh_hash = _rpc(anvil.port, "eth_getLogs", [{"fromBlock": hex(gone_block),
+                                                   "toBlock": "latest"}])[0]["transactionHash"]
+    monitor = _start_monitor(anvil, tmp_path)
+    try:
+        def done() -> bool:
+            rows = _rows(detections)
+            return any(r.get("kind") == "retraction" and r["trade_id"].startswith(gone)
+                       for r in rows) and any(r.get("trade", {}).get("tx_hash") == fresh_hash
+                                              for r in rows)
+        _wait_until(done, "the dropped trade retracted and the new one delivered")
+        rows = _rows(detections)
+        assert [r["block_hash"] for r in rows if r.get("kind") == "retraction"] == [gone_hash]
+        assert sorted(r["trade"]["tx_hash"] for r in rows if r.get("kind") == "trade") == \
+            sorted([gone, fresh_hash])
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
