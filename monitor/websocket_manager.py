@@ -96,6 +96,7 @@ __all__ = [
     "MAX_EARLY_BYTES",
     "MAX_EARLY_NOTIFICATIONS",
     "MAX_FRAME_VALUES",
+    "MAX_RETIRED_IDS",
     "ConnState",
     "OnConnected",
     "OnDisconnected",
@@ -135,6 +136,9 @@ MAX_EARLY_NOTIFICATIONS = 10_000
 #: bound the connection is dropped (``early_overflow``) and re-made: a notification
 #: dropped in place could be a trade that no sync asks for again
 MAX_EARLY_BYTES = 32 << 20
+#: retired subscription ids remembered per connection (:attr:`_Link.retired`): a late
+#: notification comes within moments of its ``eth_unsubscribe``, not after a thousand more
+MAX_RETIRED_IDS = 1024
 _CLOSE_TIMEOUT_S = 2.0
 #: bytes this side wrote that the peer has not taken (in the transport, past the kernel's
 #: buffers). Ours are a few requests and pings; the library also answers every ping of the
@@ -357,11 +361,24 @@ class _Link:
     gen: int
     reader: asyncio.Task[str] | None = None
     by_node: dict[str, _Sub] = field(default_factory=dict)
-    #: node id -> results of notifications that came while an ``eth_subscribe`` of this
-    #: link was unanswered, for an id no subscription has yet (see ``_notification``)
-    early: dict[str, list[Any]] = field(default_factory=dict)
+    #: node id -> (result, bytes) of notifications that came while an ``eth_subscribe``
+    #: of this link was unanswered, for an id no subscription has yet (see
+    #: ``_notification``); ``early_count`` and ``early_bytes`` are their totals
+    early: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     early_count: int = 0
     early_bytes: int = 0
+    #: node ids this side unsubscribed on this link (or whose subscribe answer came after
+    #: the unsubscribe): their late notifications are ignored, neither unknown nor held as
+    #: early. A node's subscription ids are of one connection: they go with the link (a
+    #: set of the manager grew by every unsubscribe for the life of the process), oldest
+    #: first past :data:`MAX_RETIRED_IDS`
+    retired: dict[str, None] = field(default_factory=dict)
+
+    def retire(self, node_id: str) -> None:
+        self.retired.pop(node_id, None)
+        self.retired[node_id] = None
+        while len(self.retired) > MAX_RETIRED_IDS:
+            del self.retired[next(iter(self.retired))]
     #: why this side dropped the connection (its reader returns it as the close cause)
     cause: str | None = None
 
@@ -451,7 +468,6 @@ class WebSocketManager:
         self.connected_at: float | None = None  # clock time the current connection opened
         self._outage_attempts = 0
         self._external_heads = False
-        self._retired: set[str] = set()
         self.last_cause: str | None = None
         self.crashes = 0  # times the connection loop crashed and was restarted
         self.bad_frames: Counter[str] = Counter()  # malformed input by kind
@@ -593,7 +609,7 @@ class WebSocketManager:
         if link is None or node_id is None:
             return
         link.by_node.pop(node_id, None)
-        self._retired.add(node_id)
+        link.retire(node_id)
         if self.state is ConnState.CONNECTED:
             try:
                 await self._rpc(link, "eth_unsubscribe", [node_id],
@@ -1138,7 +1154,7 @@ class WebSocketManager:
                 link.by_node[result] = sub
                 mapped = sub
             else:  # unsubscribed while the answer was on its way
-                self._retired.add(result)
+                link.retire(result)
         pending.future.set_result(result)
         return mapped
 
@@ -1160,7 +1176,7 @@ class WebSocketManager:
                 or link.early_bytes + size > MAX_EARLY_BYTES):
             self._early_overflow(link)
             return True
-        link.early.setdefault(node_id, []).append(result)
+        link.early.setdefault(node_id, []).append((result, size))
         link.early_count += 1
         link.early_bytes += size
         return True
@@ -1202,11 +1218,10 @@ class WebSocketManager:
         this side: counted as unknown."""
         held = link.early.pop(sub.node_id, []) if sub.node_id is not None else []
         link.early_count -= len(held)
-        if not link.early:
-            link.early_bytes = 0
+        link.early_bytes -= sum(size for _, size in held)  # those still held stay counted
         if not self._subscribe_pending(link):
             self._purge_early(link)
-        return held
+        return [result for result, _ in held]
 
     def _purge_early(self, link: _Link) -> None:
         """Held notifications no answer can claim any more: counted as unknown."""
@@ -1224,7 +1239,7 @@ class WebSocketManager:
         node_id = params.get("subscription")
         sub = link.by_node.get(node_id) if isinstance(node_id, str) else None
         if sub is None:
-            if isinstance(node_id, str) and node_id in self._retired:
+            if isinstance(node_id, str) and node_id in link.retired:
                 self.metrics.error("late_notification")
                 return
             if isinstance(node_id, str) and self._hold_early(link, node_id,
