@@ -137,6 +137,8 @@ MAX_ANSWER_VALUES = 1_500_000
 #: calls per second or upgrade your account at quicknode.com" (the number is the plan's;
 #: its texts are :func:`~polyvocab.policies.is_rate_limited`'s too)
 QUICKNODE_RATE_CODE = -32007
+#: TheRPC's rate limit: HTTP 200 with error code -32029 (reown-com/blockchain-api #1102)
+THERPC_RATE_CODE = -32029
 #: the methods whose "limit exceeded" may be a range refusal (a smaller range succeeds);
 #: on any other method a rate-limit code can only mean "slow down"
 RANGED_METHODS = frozenset({"eth_getLogs"})
@@ -145,10 +147,10 @@ RANGED_METHODS = frozenset({"eth_getLogs"})
 def is_rate_limit_reply(code: int, message: str) -> bool:
     """The one "slow down" rule for JSON-RPC error objects: code 429, a provider's
     rate-limit text (:func:`~polyvocab.policies.is_rate_limited`, QuickNode's -32007
-    "request limit reached"), or -32005 (Infura's "limit exceeded") unless its text is a
-    range refusal: -32005 "query returned more than 10000 results" stays an
-    :class:`RpcError` (split the range), never retried."""
-    if code in (429, QUICKNODE_RATE_CODE) or is_rate_limited(message):
+    "request limit reached", TheRPC's -32029), or -32005 (Infura's "limit exceeded")
+    unless its text is a range refusal: -32005 "query returned more than 10000 results"
+    stays an :class:`RpcError` (split the range), never retried."""
+    if code in (429, QUICKNODE_RATE_CODE, THERPC_RATE_CODE) or is_rate_limited(message):
         return True
     return code in RATE_LIMIT_RPC_CODES and not is_range_too_large(message)
 
@@ -282,11 +284,27 @@ def redirect_refused(status: int, headers: Mapping[str, str]) -> BadResponse:
                        status=status, kind="redirect")
 
 
+def _unaddressed_rate_limit(item: Any, rate_limited: RateRule) -> RateLimited | None:
+    """The rate limit an error object without a request id says (``"id": null`` or no
+    id: Infura's "daily request count exceeded, request rate limited", public Polygon
+    RPCs' -32005 and 429s, TheRPC's -32029 come so at HTTP 200, the provider refusing
+    before it read the id), recognised by the same ``rate_limited`` rule as an answer
+    with the id; None for anything else (a mismatched answer stays a :class:`BadResponse`)."""
+    if not isinstance(item, dict) or item.get("id") is not None \
+            or not isinstance(item.get("error"), dict):
+        return None
+    err = _rpc_error(item["error"], rate_limited)
+    return err if isinstance(err, RateLimited) else None
+
+
 def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_limit_reply
                ) -> Any:
     """``result`` of one JSON-RPC response object; raise the error it carries."""
     if not isinstance(item, dict) or type(item.get("id")) is not int \
             or item["id"] != expected_id:  # true and 1.0 are not the id 1
+        limited = _unaddressed_rate_limit(item, rate_limited)
+        if limited is not None:  # slow down, not garbage: the backoff it asks
+            raise limited
         raise BadResponse(f"not the response to id {expected_id}: {_snippet(str(item))}")
     if item.get("error") is not None:
         raise _rpc_error(item["error"], rate_limited)
@@ -306,7 +324,8 @@ class JsonRpcHttpClient:
     ``rate_limit_per_s`` spaces requests on the client side, in bursts of up to
     ``rate_limit_burst``. ``retry_policy`` is a zero-argument callable returning a fresh
     iterator of delays (default :func:`~polyvocab.policies.retry_delays` with jitter); a
-    server's ``Retry-After`` (capped at ``max_retry_after``) wins over it.
+    server's ``Retry-After`` (capped at ``max_retry_after``) longer than its delay wins
+    over it, a shorter one (``Retry-After: 0``) does not: the backoff is the floor.
     """
 
     def __init__(
@@ -396,6 +415,10 @@ class JsonRpcHttpClient:
             out: list[Any] = []
             for i in ids:
                 if i not in by_id:
+                    for item in parsed:  # a call of it refused as a rate limit, no id
+                        limited = _unaddressed_rate_limit(item, self._rate_limited)
+                        if limited is not None:
+                            raise limited
                     raise BadResponse(f"batch answer lacks id {i}", kind="batch_refused")
                 try:
                     out.append(_result_of(by_id[i], i, rules[i]))
@@ -421,10 +444,14 @@ class JsonRpcHttpClient:
                     raise
                 delay = next(delays)
                 # the server said when (a 429's or a 503's Retry-After): a retry on the
-                # backoff alone came back in 0.25 s to a node that asked for minutes
+                # backoff alone came back in 0.25 s to a node that asked for minutes. What
+                # it asks lengthens the backoff, never shortens it (as the WebSocket
+                # manager's ReconnectPolicy.next_delay): a Retry-After of 0 (or a
+                # backoff_seconds of 0) retried at once, a hot loop against a node that
+                # is refusing for its load
                 asked = exc.retry_after if isinstance(exc, RateLimited | ServerError) else None
                 if asked is not None:
-                    delay = min(asked, self.max_retry_after)
+                    delay = max(delay, min(asked, self.max_retry_after))
                 self.counter.retries += 1
                 log.info("[%s] %s failed (%s: %s); retry %d/%d in %.3g s", self.name, what,
                          type(exc).__name__, exc, attempt, self.max_retries, delay)

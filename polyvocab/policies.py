@@ -10,7 +10,8 @@ the experiments' reconciliation all stand on them; one implementation each).
 - :func:`retry_delays` - backoff ``initial * factor**k`` capped at ``maximum``, each delay
   shortened by up to ``jitter`` of itself, drawn from a seeded generator (so retries of
   many clients do not synchronise, and a run is still reproducible).
-- :func:`parse_retry_after` - a ``Retry-After`` header (delta-seconds or HTTP-date).
+- :func:`parse_retry_after` - a ``Retry-After`` header (delta-seconds or HTTP-date),
+  0 .. :data:`MAX_RETRY_AFTER_S` (a day).
 - :data:`RANGE_TOO_LARGE_TEXTS` / :func:`is_range_too_large` - the texts providers answer
   an ``eth_getLogs`` range with when a smaller range would succeed (geth "query returned
   more than 10000 results", Alchemy "Log response size exceeded ... block range",
@@ -26,12 +27,14 @@ the experiments' reconciliation all stand on them; one implementation each).
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import re
 import time
 from collections.abc import Iterator
 
-__all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "PRUNED_HISTORY_CODE",
+__all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "MAX_RETRY_AFTER_S",
+           "PRUNED_HISTORY_CODE",
            "RANGE_TOO_LARGE_TEXTS",
            "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
            "is_range_too_large", "is_rate_limited", "parse_retry_after", "retry_delays"]
@@ -157,16 +160,26 @@ def retry_delays(initial: float = 0.25, maximum: float = 8.0, factor: float = 2.
         d = min(d * factor, maximum)
 
 
+#: the longest wait a ``Retry-After`` is read as (a day: an explorer's daily quota resets
+#: within it). "1e400" read as infinity, an HTTP-date in the year 9999 as ~250,000 years;
+#: each client caps what it waits lower still (the JSON-RPC client at ``max_retry_after``)
+MAX_RETRY_AFTER_S = 86_400.0
+
+
 def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent
-    or unreadable."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), between 0 and
+    :data:`MAX_RETRY_AFTER_S`; None if absent or unreadable ("nan" too). 0 (a date in
+    the past, a negative number) means "now": the caller's backoff is the floor of what
+    it waits, never this."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else min(max(0.0, seconds), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -174,4 +187,8 @@ def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> fl
     if when is None:
         return None
     now = time.time() if now_wall is None else now_wall
-    return max(0.0, when.timestamp() - now)
+    try:
+        seconds = when.timestamp() - now
+    except (OverflowError, OSError, ValueError):  # a date no platform can convert
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
