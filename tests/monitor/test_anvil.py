@@ -395,3 +395,42 @@ def test_monitor_retracts_after_a_restart_what_an_anvil_reorg_took_while_it_was_
     finally:
         err = _stop_monitor(monitor)
     assert monitor.returncode == 0, err[-2000:]
+
+
+def test_monitor_rides_out_a_frozen_anvil(anvil: Anvil, tmp_path: Path) -> None:
+    """The node process frozen (SIGSTOP): its sockets stay open and say nothing, as a hung
+    provider's do. The heartbeat finds the connection dead and the manager reconnects; once
+    the node runs again (SIGCONT) the trade mined meanwhile is delivered, and none twice."""
+    detections = tmp_path / "detections.jsonl"
+    history = tmp_path / "history.jsonl"
+    monitor = _start_monitor(anvil, tmp_path, "--heartbeat-interval", "1",
+                             "--heartbeat-timeout", "1", "--backoff-max", "2")
+    assert anvil.proc is not None
+    try:
+        first = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
+                            shares=1_000_000, order=1)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == first
+                                for r in _rows(detections)), "the first trade")
+
+        def reconnecting() -> int:
+            return sum(1 for line in history.read_text().splitlines()
+                       if '"RECONNECTING"' in line)
+
+        before = reconnecting()
+        anvil.proc.send_signal(signal.SIGSTOP)
+        try:
+            _wait_until(lambda: reconnecting() > before, "the heartbeat to find the node dead")
+        finally:
+            anvil.proc.send_signal(signal.SIGCONT)
+        second = anvil.trade(version=1, maker=WATCHED, side="SELL", token=8, usdc=2_970_000,
+                             shares=3_000_000, order=2)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == second
+                                for r in _rows(detections)), "the trade after the freeze")
+        ids = [r["trade"]["id"] for r in _rows(detections) if r.get("kind") == "trade"]
+        assert len(ids) == len(set(ids)) == 2
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
+    assert any(json.loads(line).get("to") == "CONNECTED"
+               for line in history.read_text().splitlines()[-200:]
+               if '"state"' in line), "never connected again"
