@@ -163,12 +163,14 @@ def anvil(tmp_path: Path) -> Iterator[Anvil]:
     node.stop()
 
 
-def _start_monitor(anvil: Anvil, tmp_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+def _start_monitor(anvil: Anvil, tmp_path: Path, *extra: str,
+                   wallets: tuple[str, ...] = (WATCHED,)) -> subprocess.Popen[bytes]:
     """``monitor run`` in WebSocket mode against ``anvil``, as a user starts it; READY read."""
     cmd = [sys.executable, "-m", "monitor", "run", "--mode", "websocket",
            "--ws-url", f"ws://127.0.0.1:{anvil.port}", "--rpc-url", f"http://127.0.0.1:{anvil.port}",
            "--explorer-url", "http://127.0.0.1:9/v2/api", "--api-key", "anvil-test-key",
-           "--wallet", WATCHED, "--db", str(tmp_path / "state.sqlite"),
+           *(a for w in wallets for a in ("--wallet", w)),
+           "--db", str(tmp_path / "state.sqlite"),
            "--detections", str(tmp_path / "detections.jsonl"),
            "--history", str(tmp_path / "history.jsonl"),
            "--block-interval", "1", "--fallback-after", "600", *extra]
@@ -434,3 +436,44 @@ def test_monitor_rides_out_a_frozen_anvil(anvil: Anvil, tmp_path: Path) -> None:
     assert any(json.loads(line).get("to") == "CONNECTED"
                for line in history.read_text().splitlines()[-200:]
                if '"state"' in line), "never connected again"
+
+
+def test_a_wallet_taken_off_the_list_keeps_its_reorged_trade_judged(
+        anvil: Anvil, tmp_path: Path) -> None:
+    """A wallet's trade delivered, the monitor stopped, the wallet taken off the list and the
+    trade's block replaced by anvil (the transaction dropped) before the monitor starts
+    again: the bot copied a trade that no longer exists, so it is retracted, though no one
+    watches that wallet any more; the watched wallet's trade below stands."""
+    detections = tmp_path / "detections.jsonl"
+    monitor = _start_monitor(anvil, tmp_path, wallets=(WATCHED, OTHER))
+    try:
+        kept = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
+                           shares=1_000_000, order=1)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == kept
+                                for r in _rows(detections)), "the watched wallet's trade")
+        kept_block, _ = _receipt_block(anvil, kept)
+        _wait_until(lambda: anvil.head() > kept_block, "a block above it")
+        gone = anvil.trade(version=1, maker=OTHER, side="SELL", token=8, usdc=2_970_000,
+                           shares=3_000_000, order=2)
+        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == gone
+                                for r in _rows(detections)), "the other wallet's trade")
+        gone_block, gone_hash = _receipt_block(anvil, gone)
+        assert gone_block > kept_block
+        _wait_until(lambda: anvil.head() > gone_block + 1, "two blocks above it")
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
+    anvil.reorg(anvil.head() - gone_block + 1)
+    assert _rpc(anvil.port, "eth_getTransactionReceipt", [gone]) is None
+    monitor = _start_monitor(anvil, tmp_path, wallets=(WATCHED,))
+    try:
+        _wait_until(lambda: any(r.get("kind") == "retraction" for r in _rows(detections)),
+                    "the dropped trade of the wallet off the list retracted")
+        rows = _rows(detections)
+        assert [(r["trade_id"].split(":")[0], r["block_hash"]) for r in rows
+                if r.get("kind") == "retraction"] == [(gone, gone_hash)]
+        assert sorted(r["trade"]["tx_hash"] for r in rows if r.get("kind") == "trade") == \
+            sorted([kept, gone])
+    finally:
+        err = _stop_monitor(monitor)
+    assert monitor.returncode == 0, err[-2000:]
