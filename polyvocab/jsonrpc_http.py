@@ -256,6 +256,8 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             err = _rpc_error(parsed["error"], rate_limited)
             if isinstance(err, RateLimited):
+                if err.retry_after is None:  # the 503's Retry-After, when the body names
+                    err.retry_after = retry_after  # no wait of its own
                 return err
         return ServerError(f"HTTP {status}: {_snippet(body)}", status=status,
                            retry_after=retry_after)
@@ -268,7 +270,10 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
                            kind="unauthorized")
     if status != 200:
         if isinstance(parsed, dict) and "error" in parsed:
-            return _rpc_error(parsed["error"], rate_limited)
+            err = _rpc_error(parsed["error"], rate_limited)
+            if isinstance(err, RateLimited) and err.retry_after is None:
+                err.retry_after = retry_after
+            return err
         return BadResponse(f"HTTP {status}: {_snippet(body)}", status=status)
     return parsed
 
@@ -410,8 +415,15 @@ class JsonRpcHttpClient:
                                   kind="batch_refused")
             # only the integer ids this client sends can match (an id that is a list or
             # an object must not raise TypeError here; true or 1.0 is not the id 1)
-            by_id = {item["id"]: item for item in parsed
-                     if isinstance(item, dict) and type(item.get("id")) is int}
+            by_id: dict[int, Any] = {}
+            for item in parsed:
+                if isinstance(item, dict) and type(item.get("id")) is int:
+                    if item["id"] in by_id and item["id"] in rules:
+                        # two answers to one call (a proxy joining two backends' answers:
+                        # one with the logs, one empty): which is right cannot be told
+                        raise BadResponse(f"batch answer has id {item['id']} twice",
+                                          kind="batch_refused")
+                    by_id[item["id"]] = item
             out: list[Any] = []
             for i in ids:
                 if i not in by_id:

@@ -182,3 +182,37 @@ def test_a_huge_retry_after_is_capped_at_a_day(value: str) -> None:
 def test_a_retry_after_of_nan_is_unreadable() -> None:
     assert parse_retry_after("nan") is None
     assert parse_retry_after("0") == 0.0 and parse_retry_after("-5") == 0.0
+
+
+@pytest.mark.parametrize("status", [503, 400])
+def test_a_rate_limit_body_keeps_the_retry_after_of_its_answer(status: int) -> None:
+    """A 503 (or 400) whose body is a JSON-RPC rate-limit error and whose header says
+    ``Retry-After: 1``: the body's RateLimited was returned without the header's wait,
+    and the retry came on the backoff alone."""
+    body = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32005,
+                                                 "message": "request rate limited"}}
+
+    async def t(client: JsonRpcHttpClient, provider: Provider) -> None:
+        assert await client.call("eth_blockNumber", []) == "0x10"
+        assert len(provider.times) == 2 and provider.gaps()[0] >= 0.9, provider.gaps()
+
+    run([(status, body, {"Retry-After": "1"}), (200, ok, {})], t, max_retries=1,
+        retry_policy=lambda: itertools.repeat(0.01))
+
+
+def test_a_batch_answer_with_one_id_twice_is_refused_and_asked_again() -> None:
+    """A batch answer that answers one call twice (a proxy joining two backends'
+    answers: one has the logs, one is empty) gave the call whichever came last: an
+    empty eth_getLogs could stand for the one that held a trade. Which is right cannot
+    be told: the answer is refused (``batch_refused``) and the batch asked again."""
+    def twice(req: Any) -> Any:
+        first = {"jsonrpc": "2.0", "id": req[0]["id"], "result": ["log"]}
+        return [first, {**first, "result": []}, *ok(req[1:])]
+
+    async def t(client: JsonRpcHttpClient, provider: Provider) -> None:
+        got = await client.batch([("eth_getLogs", [{}]), ("eth_blockNumber", [])])
+        assert got == ["0x10", "0x10"]
+        assert len(provider.bodies) == 2
+
+    run([(200, twice, {}), (200, ok, {})], t, max_retries=1,
+        retry_policy=lambda: itertools.repeat(0.001))
