@@ -23,8 +23,9 @@ A node that lags the head (fault ``rpc_lag``, HTTP only) is :meth:`JsonRpc.laggi
 same methods over a :class:`LaggingChain`, a view of the chain as a node ``blocks`` behind
 it has it.
 
-Input is bounded before it is used (:func:`parse_json`): nesting depth, digits of a number,
-non-finite numbers; request ids are short scalars; quantities fit in 64 bits.
+Input is bounded before it is used (:func:`parse_json`): values in a body (counted before
+anything decodes it), nesting depth, digits of a number, non-finite numbers; request ids
+are short scalars; quantities fit in 64 bits.
 
 A WebSocket message is first read as geth's reader reads it (:func:`read_ws_message`: the
 first JSON value; a syntax error is a -32700 with encoding/json's text and the end of the
@@ -70,6 +71,13 @@ log = logging.getLogger("simulator.jsonrpc")
 
 MAX_NUMBER_DIGITS = 40  # a JSON number longer than this is refused before Python parses it
 MAX_ID_CHARS = 256  # request ids are echoed back: keep them short
+#: values in one request body or WebSocket message, counted before anything else reads it
+#: (an upper bound: commas plus openings plus one; in strings too). Decoding costs by the
+#: value, not the byte: a 32 MiB message of ``{"a":1},`` held the event loop ~7 s (the
+#: depth check ~3.5 s, then the decoder twice); geth reads it in its own goroutine. The
+#: most a client of ours sends is ~100,000 (a batch of 100 filters of 1,000 topics);
+#: at this bound the checks and the decoder take ~0.1 s.
+MAX_JSON_VALUES = 200_000
 #: net_peerCount: a constant (the replay node has no peers; geth counts its p2p peers, and
 #: bor's default maxpeers is 50: 32 is a node well connected, not full)
 PEER_COUNT = 32
@@ -183,14 +191,28 @@ def _text(body: str | bytes) -> str:
         raise JsonInputError("not valid JSON") from None
 
 
+def _values_over(text: str, limit: int) -> bool:
+    """Whether ``text`` may hold more than ``limit`` JSON values: each value past the first
+    of a container follows a comma, each first one an opening (C-speed counts, no parse)."""
+    count = 1
+    for mark in (",", "[", "{"):
+        count += text.count(mark)
+        if count > limit:
+            return True
+    return False
+
+
 def parse_json(body: str | bytes, *, max_depth: int) -> Any:
-    """Decode a request body with bounds: containers nested at most ``max_depth`` deep,
-    numbers of at most :data:`MAX_NUMBER_DIGITS` digits, finite, no ``NaN``/``Infinity``.
+    """Decode a request body with bounds: at most :data:`MAX_JSON_VALUES` values, containers
+    nested at most ``max_depth`` deep, numbers of at most :data:`MAX_NUMBER_DIGITS` digits,
+    finite, no ``NaN``/``Infinity``.
 
     Raises :class:`JsonInputError` (a ``ValueError``) with a short reason; the caller
     answers it as a client error (-32700, HTTP 400), never as a 500.
     """
     text = _text(body)
+    if len(text) > MAX_JSON_VALUES and _values_over(text, MAX_JSON_VALUES):
+        raise JsonInputError(f"more than {MAX_JSON_VALUES} values")
     # polyvocab's linear check, strict: the brackets of a body of a million ``[`` are
     # summed at C speed and it never reaches the recursive decoder, whatever the
     # recursion limit (one imported library raises it to 100,000)
@@ -724,8 +746,8 @@ def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
     """One WebSocket message as geth v1.17 reads it: a message that is one JSON value is
     served as it is; after a whole first value anything is ignored; a JSON syntax error
     gets a -32700 with encoding/json's text, then the connection closes; an empty or
-    truncated message closes it without an answer. The node's own bounds (depth, digits)
-    stay its -32700 answers on an open connection (:meth:`JsonRpc.steps`)."""
+    truncated message closes it without an answer. The node's own bounds (values, depth,
+    digits) stay its -32700 answers on an open connection (:meth:`JsonRpc.steps`)."""
     try:
         return WsRead(data, payload=parse_json(data, max_depth=max_depth), parsed=True)
     except JsonInputError as exc:
