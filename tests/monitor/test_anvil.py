@@ -292,13 +292,17 @@ def _receipt_block(anvil: Anvil, tx: str) -> tuple[int, str]:
     return int(receipt["blockNumber"], 16), str(receipt["blockHash"])
 
 
-def test_monitor_retracts_what_an_anvil_reorg_took_away(anvil: Anvil, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["filtered", "firehose"])
+def test_monitor_retracts_what_an_anvil_reorg_took_away(anvil: Anvil, tmp_path: Path,
+                                                        mode: str) -> None:
     """A real reorg (``anvil_reorg``), told as a real node tells it: new heads only, no
     ``removed`` log. Of the trades in the replaced blocks, the one the new chain dropped is
     retracted, the one it re-included (the same signed transaction, in another block) stands,
-    and the new chain's own trade is delivered; a trade below the fork is left alone."""
+    and the new chain's own trade is delivered; a trade below the fork is left alone. The
+    same with a maker filter on the node and with the firehose (every OrderFilled, makers
+    filtered here), another maker trading in the replaced blocks."""
     detections = tmp_path / "detections.jsonl"
-    monitor = _start_monitor(anvil, tmp_path)
+    monitor = _start_monitor(anvil, tmp_path, "--subscription-mode", mode)
     try:
         kept = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
                            shares=1_000_000, order=1)
@@ -311,6 +315,7 @@ def test_monitor_retracts_what_an_anvil_reorg_took_away(anvil: Anvil, tmp_path: 
                             shares=3_000_000, order=2)
         gone = anvil.trade(version=2, maker=WATCHED, side="SELL", token=9, usdc=100_000,
                            shares=200_000, order=3)
+        anvil.trade(version=2, maker=OTHER, side="BUY", token=9, usdc=1, shares=2, order=5)
         _wait_until(lambda: {moved, gone} <= {r.get("trade", {}).get("tx_hash")
                                               for r in _rows(detections)}, "the two trades")
         moved_block, moved_hash = _receipt_block(anvil, moved)
