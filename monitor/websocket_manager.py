@@ -12,8 +12,9 @@ What it does:
   ``max_attempts: <cause>``); every state change is a ``state`` history row with its cause;
 * reconnects with exponential backoff and jitter on any failure: connection refused,
   handshake rejected (e.g. HTTP 5xx; a 429/503's ``Retry-After`` is waited, up to
-  ``backoff_max``), close frames (1001/1011/1013/...), abrupt close, ping timeout, stale
-  subscription;
+  ``backoff_max``), an ``eth_subscribe`` answered with a rate limit (cause
+  ``rate_limited``; Infura's ``data.backoff_seconds`` is waited as a ``Retry-After``),
+  close frames (1001/1011/1013/...), abrupt close, ping timeout, stale subscription;
 * a handshake refused with 401/403 (a revoked or wrong key) is no outage: FAILED at once
   (cause ``key_refused: handshake_401``), one ``failed`` alert saying the provider
   refused the key, and an attempt every ``backoff_max`` (each from FAILED through
@@ -84,12 +85,20 @@ from monitor.connection import (
     Watchdog,
     WsSettings,
 )
-from monitor.errors import ConnectionLost, MonitorError, NotConnected, RpcError, Timeout
+from monitor.errors import (
+    ConnectionLost,
+    MonitorError,
+    NotConnected,
+    RateLimited,
+    RpcError,
+    Timeout,
+)
 from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
 from polyvocab.bounds import values_ok
+from polyvocab.jsonrpc_http import rate_limit_of
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
 __all__ = [
@@ -296,7 +305,10 @@ class _OpenFailed(Exception):
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds a server that refused the handshake asked to wait (its ``Retry-After``,
-    e.g. on a 429 or 503); None if it did not say."""
+    e.g. on a 429 or 503), or that answered an ``eth_subscribe`` with a rate limit asked
+    for (Infura's ``data.backoff_seconds``); None if it did not say."""
+    if isinstance(exc, RateLimited):
+        return exc.retry_after
     if not isinstance(exc, InvalidStatus):
         return None
     return parse_retry_after(exc.response.headers.get("Retry-After"))
@@ -328,6 +340,8 @@ def classify_connect_error(exc: BaseException) -> str:
         return "connect_error"
     if isinstance(exc, RpcError):
         return "subscribe_rejected"
+    if isinstance(exc, RateLimited):  # an eth_subscribe answered "slow down"
+        return "rate_limited"
     if isinstance(exc, MonitorError):
         return type(exc).__name__.lower()
     return f"error_{type(exc).__name__}"
@@ -572,10 +586,10 @@ class WebSocketManager:
         ``on_message`` gets each notification's ``result`` (a header, a log). The
         subscription is re-made after every reconnect under the same stable id. If the
         connection is up, returns once the node acknowledged (unanswered within
-        ``open_timeout``: the connection is re-made, the subscription with it); otherwise
-        returns at once and the subscription is made on connect. Raises
-        :class:`RpcError` if the node rejects the params (the subscription is then
-        forgotten).
+        ``open_timeout``, or answered with a rate limit: the connection is re-made, the
+        subscription with it); otherwise returns at once and the subscription is made on
+        connect. Raises :class:`RpcError` if the node rejects the params (the
+        subscription is then forgotten).
         """
         if not isinstance(params, list) or not params:
             raise ValueError("subscribe params must be a non-empty list, e.g. ['newHeads']")
@@ -590,7 +604,7 @@ class WebSocketManager:
             except RpcError:
                 self._subs.pop(sub.stable_id, None)
                 raise
-            except (ConnectionLost, Timeout) as exc:
+            except (ConnectionLost, Timeout, RateLimited) as exc:
                 log.info("[%s] %s will be made on reconnect (%s)", self.conn_id, sub.stable_id,
                          exc)
                 if self._link is link and sub.node_id is None:
@@ -621,8 +635,9 @@ class WebSocketManager:
         """A JSON-RPC call over the socket; returns ``result``.
 
         Raises :class:`NotConnected` unless CONNECTED, :class:`Timeout` after ``timeout``
-        clock seconds, :class:`RpcError` for an error answer, :class:`ConnectionLost` if
-        the connection breaks first. Counted as ``api_call`` kind ``rpc_ws``.
+        clock seconds, :class:`RpcError` for an error answer (:class:`RateLimited` for a
+        rate limit), :class:`ConnectionLost` if the connection breaks first. Counted as
+        ``api_call`` kind ``rpc_ws``.
         """
         link = self._link
         if link is None or self.state is not ConnState.CONNECTED:
@@ -1131,6 +1146,11 @@ class WebSocketManager:
             return None
         err = item.get("error")
         if err is not None:
+            limited = rate_limit_of(err, pending.method)
+            if limited is not None:  # "slow down" (Alchemy's 429 "exceeded its compute
+                # units per second capacity", Infura's -32005): the request is not wrong
+                pending.future.set_exception(limited)
+                return None
             code = err.get("code", -32603) if isinstance(err, dict) else -32603
             message = _short_repr(err.get("message", err) if isinstance(err, dict) else err)
             pending.future.set_exception(RpcError(

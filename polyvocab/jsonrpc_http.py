@@ -72,6 +72,7 @@ __all__ = [
     "NowClock",
     "classify_http",
     "is_rate_limit_reply",
+    "rate_limit_of",
     "should_retry",
 ]
 
@@ -186,6 +187,16 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> Servic
         return RateLimited(f"JSON-RPC {code}: {message}",
                            retry_after=_backoff_seconds(err.get("data")))
     return RpcError(code, message, err.get("data"))
+
+
+def rate_limit_of(err: Any, method: str | None = None) -> RateLimited | None:
+    """The :class:`RateLimited` a JSON-RPC error object means (the wait its
+    ``data.backoff_seconds`` asks for included), by the same rule as every answer of this
+    client (:func:`is_rate_limit_reply`, for ``method`` as :func:`_for_method` says); None
+    when it is no rate limit. For the answers that come another way (the WebSocket)."""
+    rule = is_rate_limit_reply if method is None else _for_method(is_rate_limit_reply, method)
+    out = _rpc_error(err, rule)
+    return out if isinstance(out, RateLimited) else None
 
 
 def _backoff_seconds(data: Any) -> float | None:
