@@ -40,12 +40,13 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import sqlite3
 import struct
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -107,6 +108,56 @@ _COLUMNS = {
               "fallback", "head", "cursor", "wall_ns", "mono_ns"),
     "heads": ("wall_ns", "mono_ns", "path", "head"),
 }
+
+#: the columns whose values the readers compute with, and the type each must hold (SQLite
+#: stores any value in any column: a text where a number belongs, written by hand or by
+#: another program, was a TypeError traceback in ``pilot status`` and reconcile). ``?``:
+#: NULL allowed
+_TYPES: dict[str, dict[str, str]] = {
+    "sessions": {"started_wall_ns": "int", "started_mono_ns": "int",
+                 "stopped_wall_ns": "int?", "last_wall_ns": "int?"},
+    "sightings": {"path": "text", "kind": "text", "trade_id": "text", "generation": "int",
+                  "wall_ns": "int", "mono_ns": "int", "block_number": "int?",
+                  "block_timestamp": "int?"},
+    "paths": {"path": "text", "observed_s": "real", "healthy_s": "real", "fallback_s": "real",
+              "state": "text?", "healthy": "int?", "fallback": "int?", "head": "int?",
+              "cursor": "int?"},
+    "heads": {"wall_ns": "int", "mono_ns": "int", "path": "text", "head": "int"},
+}
+#: the meta values the readers compute with: what each must be
+_META_TYPES = {"start_block": "int", "wallets": "list of text", "exchanges": "list of text"}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if value is None:
+        return kind.endswith("?")
+    kind = kind.rstrip("?")
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "list of text":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or (kind == "real" and math.isfinite(value))
+
+
+def _checked(db: Path, table: str, cols: Sequence[str], rows: Iterable[Sequence[Any]]
+             ) -> list[dict[str, Any]]:
+    """``rows`` of ``table`` as dicts, each value of :data:`_TYPES` of its type, or a
+    :class:`StoreError` naming the row and column."""
+    want = [(i, c, _TYPES[table][c]) for i, c in enumerate(cols) if c in _TYPES[table]]
+    out = []
+    for n, row in enumerate(rows, 1):
+        for i, col, kind in want:
+            if not _is(row[i], kind):
+                raise StoreError(f"{db}: not a pilot store (table {table}, row {n}: {col} "
+                                 f"is {str(row[i])[:40]!r}, not {_KIND_TEXT[kind]})")
+        out.append(dict(zip(cols, row, strict=True)))
+    return out
+
+
+_KIND_TEXT = {"int": "an integer", "int?": "an integer or NULL", "real": "a finite number",
+              "text": "a text", "text?": "a text or NULL", "list of text": "a list of texts"}
 
 
 #: blocks over which the pilot measures the chain's block interval (~6 minutes of Polygon)
@@ -402,6 +453,10 @@ class PilotStore:
             except (TypeError, ValueError):
                 raise StoreError(f"{self.db}: not a pilot store (meta {key!r} is not "
                                  "JSON)") from None
+            kind = _META_TYPES.get(key)
+            if kind is not None and not _is(out[key], kind):
+                raise StoreError(f"{self.db}: not a pilot store (meta {key!r} is "
+                                 f"{str(out[key])[:40]!r}, not {_KIND_TEXT[kind]})")
         return out
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -422,8 +477,7 @@ class PilotStore:
     def sessions(self) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT id, started_wall_ns, started_mono_ns, pid, "
                                "stopped_wall_ns, last_wall_ns FROM sessions ORDER BY id")
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
+        return _checked(self.db, "sessions", [d[0] for d in cur.description], cur)
 
     def record(self, path: str, event: SinkEvent, *, wall_ns: int, mono_ns: int,
                session: int) -> bool:
@@ -445,8 +499,7 @@ class PilotStore:
             q += " WHERE path = ?"
             args = (path,)
         cur = self._db.execute(q + " ORDER BY wall_ns, rowid", args)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
+        return _checked(self.db, "sightings", [d[0] for d in cur.description], cur)
 
     def beat(self, session: int, path: str, *, dt_s: float, healthy: bool, fallback: bool,
              state: str, head: int | None, cursor: int | None, wall_ns: int,
@@ -479,14 +532,15 @@ class PilotStore:
     @_reads
     def paths(self) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT * FROM paths ORDER BY session, path")
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
+        return _checked(self.db, "paths", [d[0] for d in cur.description], cur)
 
     @_reads
     def heads(self) -> list[tuple[int, int, str, int]]:
         cur = self._db.execute("SELECT wall_ns, mono_ns, path, head FROM heads "
                                "ORDER BY wall_ns")
-        return [(int(a), int(b), str(c), int(d)) for a, b, c, d in cur]
+        cols = [d[0] for d in cur.description]
+        return [(r["wall_ns"], r["mono_ns"], r["path"], r["head"])
+                for r in _checked(self.db, "heads", cols, cur)]
 
 
 HEADS_RETENTION_NS = 90 * 86_400 * 10**9  # 90 days of heads: longer than any pilot phase
