@@ -241,21 +241,54 @@ def _valid_id(req_id: Any) -> bool:
     return isinstance(req_id, str) and len(req_id) <= MAX_ID_CHARS
 
 
+#: geth's jsonrpcMessage fields: the strings (a value of another type, or null, leaves them
+#: empty) and the raw ones (json.RawMessage: any value, null too, is "present")
+_GO_STRING_FIELDS = ("jsonrpc", "method")
+_GO_FIELDS = {name.casefold(): name for name in
+              ("jsonrpc", "id", "method", "params", "error", "result")}
+#: geth v1.15.11+ rpc/json.go maxMethodNameLength (bytes)
+MAX_METHOD_NAME_BYTES = 2048
+
+
+def _go_message(req: dict[str, Any]) -> dict[str, Any]:
+    """A request object as Go's encoding/json fills geth's ``jsonrpcMessage``: member
+    names match the fields in any case (``"Method"``, ``"ID"``: bytes.EqualFold, which
+    ``casefold`` follows for these names), the last member naming a field wins, other
+    members are ignored; ``jsonrpc`` and ``method`` are kept only as strings (null or
+    another type leaves the field empty: absent here)."""
+    if all(key in _GO_FIELDS for key in req) and all(
+            type(req.get(name, "")) is str for name in _GO_STRING_FIELDS):
+        return req  # the usual request: nothing to change
+    out: dict[str, Any] = {}
+    for key, value in req.items():
+        name = _GO_FIELDS.get(key) or _GO_FIELDS.get(key.casefold())
+        if name is None:
+            continue
+        if name in _GO_STRING_FIELDS and not isinstance(value, str):
+            continue  # null, or a type error: Go leaves the field as it was
+        out[name] = value
+    return out
+
+
 def _is_response(msg: dict[str, Any]) -> bool:
-    """geth's ``jsonrpcMessage.isResponse``: version 2.0, an id that is no object or array
-    (null is one), no method, no params, and a result (null too) or an error."""
+    """geth's ``jsonrpcMessage.isResponse`` (of a :func:`_go_message`): version 2.0, an id
+    that is no object or array (null is one), no method, no params, and a result or an
+    error (null too: a json.RawMessage holding ``null`` is set)."""
     return (msg.get("jsonrpc") == "2.0" and "id" in msg
-            and not isinstance(msg["id"], (dict, list)) and msg.get("method") in (None, "")
-            and "params" not in msg and ("result" in msg or msg.get("error") is not None))
+            and not isinstance(msg["id"], (dict, list)) and not msg.get("method")
+            and "params" not in msg and ("result" in msg or "error" in msg))
 
 
 def _first_call_id(batch: list[Any]) -> Any:
-    """The id of the batch's first call (an object with a method name and an id that is
-    no object or array, as geth's ``isCall``), else None."""
+    """The id of the batch's first call (geth's ``isCall``: version 2.0, an id that is no
+    object or array, a method name), else None."""
     for item in batch:
-        if (isinstance(item, dict) and "id" in item and _valid_id(item["id"])
-                and isinstance(item.get("method"), str) and item["method"]):
-            return item["id"]
+        if not isinstance(item, dict):
+            continue
+        msg = _go_message(item)
+        if (msg.get("jsonrpc") == "2.0" and "id" in msg and _valid_id(msg["id"])
+                and msg.get("method")):
+            return msg["id"]
     return None
 
 
@@ -300,7 +333,7 @@ _SUBSCRIPTION_NOT_FOUND = (-32000, "subscription not found")
 #: or logs, below the node's history cutoff - here the first block the simulator holds
 #: (a replay from block N is a node whose history before N was pruned)
 _PRUNED = (4444, "pruned history unavailable")
-_NO_NOTIFICATIONS = {"eth_subscribe": (-32601, "notifications not supported")}
+_NO_NOTIFICATIONS = (-32601, "notifications not supported")
 
 
 def _filter_bounds(obj: dict[str, Any], pos: int, earliest: int) -> tuple[int | None, int | None]:
@@ -541,6 +574,31 @@ _GO_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13
 _STRING_RUN = re.compile(rb'[^"\\\x00-\x1f]+')
 _DIGIT_RUN = re.compile(rb"[0-9]+")
 _SPACE_RUN = re.compile(rb"[ \t\r\n]+")
+
+
+def _go_quote(text: str) -> str:
+    """Go's strconv.Quote (fmt's ``%q``): printable characters as they are, ``\\`` and
+    ``"`` escaped, the C escapes, other characters as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN``
+    (a lone surrogate: Go decoded it as U+FFFD)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif code in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[code])
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def _go_quote_char(c: int) -> str:
@@ -1102,43 +1160,57 @@ class JsonRpc:
         if not isinstance(req, dict):
             calls.append(Call("?", "error"))
             return error_response(None, -32600, "invalid request")
+        req = _go_message(req)
         if _is_response(req):
             # geth's handleResponses: an answer to a request of its own (none here) is
             # dropped without a reply, in a batch too ("Unsolicited RPC response")
             calls.append(Call("?", "error"))
             return None
         req_id = req.get("id")
-        notification = "id" not in req
-        if not _valid_id(req_id):
-            calls.append(Call("?", "error"))
-            return error_response(None, -32600, "invalid request")
-        method = req.get("method")
+        method = req.get("method", "")
         label = self._label(method)
-        if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
+        # geth's handleCallMsg: a notification (no id) or a call (an id that is no object
+        # or array), both of version 2.0 with a method name; anything else is an invalid
+        # request, answered with its id when it has a valid one (a notification too)
+        valid_id = "id" in req and _valid_id(req_id)
+        if req.get("jsonrpc") != "2.0" or not method or not (valid_id or "id" not in req):
             calls.append(Call(label, "error"))
-            return error_response(req_id, -32600, "invalid request")
+            return error_response(req_id if valid_id else None, -32600, "invalid request")
+        notification = "id" not in req
         params = req.get("params")
         try:
-            # geth v1.17 rpc/handler.go handleCall: eth_subscribe goes to handleSubscribe,
-            # which refuses over HTTP before it reads params, then wants an array
-            # (parseSubscriptionName: a missing or null params is "non-array args" there,
-            # not an empty list); any other method is looked up before its params are read
-            # (parsePositionalArguments: a missing or null params is no arguments, else
-            # anything but an array is "non-array args")
-            if method == "eth_subscribe":
+            size = len(method.encode("utf-8", "surrogatepass"))
+            if size > MAX_METHOD_NAME_BYTES:  # geth's handleCall, before anything else
+                raise RpcError(-32600, f"method name too long: {size} > "
+                                       f"{MAX_METHOD_NAME_BYTES}")
+            # geth v1.17 rpc/handler.go handleCall: a method named *_subscribe goes to
+            # handleSubscribe, which refuses over HTTP before it reads params, then wants an
+            # array (parseSubscriptionName: a missing or null params is "non-array args"
+            # there, not an empty list) and a subscription of that namespace; *_unsubscribe
+            # is the connection's unsubscribe whatever the namespace; any other method is
+            # looked up before its params are read (parsePositionalArguments: a missing or
+            # null params is no arguments, else anything but an array is "non-array args")
+            if method.endswith("_subscribe"):
                 if host is None:
-                    raise RpcError(*_NO_NOTIFICATIONS[method])
+                    raise RpcError(*_NO_NOTIFICATIONS)
                 if not isinstance(params, list):
                     raise RpcError(-32602, "non-array args")
+                namespace = method.partition("_")[0]
+                if namespace != "eth" and params and isinstance(params[0], str):
+                    raise RpcError(-32601, f"no {_go_quote(params[0])} subscription in "
+                                           f"{namespace} namespace")
+                method = "eth_subscribe"
+            elif method.endswith("_unsubscribe"):
+                method = "eth_unsubscribe"
             fn = self.methods.get(method)
             if fn is None:
-                shown = method if len(method) <= 64 else method[:64] + "..."
                 if method in NEEDS_STATE:  # geth's code for a method it does not serve
-                    raise RpcError(-32601, f"the method {shown} does not exist/is not "
+                    raise RpcError(-32601, f"the method {method} does not exist/is not "
                                            f"available: this node replays recorded blocks "
                                            f"and has no state (balances, code, storage, "
                                            f"nonces, calls, transaction pool)")
-                raise RpcError(-32601, f"the method {shown} does not exist/is not available")
+                # the whole name, as geth (at most MAX_METHOD_NAME_BYTES)
+                raise RpcError(-32601, f"the method {method} does not exist/is not available")
             if params is None:
                 params = []
             if not isinstance(params, list):
@@ -1832,7 +1904,7 @@ class JsonRpc:
             return h.subscribe("logs", flt, lo=lo, hi=hi)
         # geth's subscriptionNotFoundError is a -32601 (go-ethereum's client reads that
         # code as ErrNotificationsUnsupported)
-        raise RpcError(-32601, f"no \"{kind}\" subscription in eth namespace")
+        raise RpcError(-32601, f"no {_go_quote(kind)} subscription in eth namespace")
 
     def _unsubscribe(self, p: list[Any], h: SubscriptionHost | None) -> Any:
         """geth's handler.unsubscribe(ctx, subid ID): a string id, looked up as sent
