@@ -718,10 +718,13 @@ class Simulator:
         # IdleTimeout; aiohttp's default was an hour); before its first request it gets
         # the read timeout (_new_connection: nothing else bounded headers sent a byte at a
         # time, or a connection that sends nothing); lingering_time: how long the rest of
-        # a body not read (refused, or too slow) is drained before the close
+        # a body not read (refused, or too slow) is drained before the close;
+        # auto_decompress off: geth (Go's net/http) reads a request body as it came, so a
+        # body sent with Content-Encoding gzip is no JSON (-32700), and one of br or zstd
+        # is not refused with aiohttp's 400 "Please install `Brotli`" (and a traceback)
         read_s = self.settings.node.http_read_timeout_s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0,
+                                     shutdown_timeout=1.0, auto_decompress=False,
                                      keepalive_timeout=self.settings.node.http_idle_timeout_s,
                                      lingering_time=min(read_s, 10.0))
         await self._runner.setup()
