@@ -938,12 +938,15 @@ class WebSocketManager:
                     self.metrics.error("stale")
                     return "stale"
             deadline = self._heartbeat.next_deadline()
-            if self._heads_watched():
+            if behind:  # look again once the reader has had a turn: the watchdog's
+                # deadline has passed, and waited for it spun this loop every millisecond
+                # (a FIONREAD each time) while the reader was behind, taking the CPU the
+                # reader lacked
+                deadline = min(deadline, now + self.settings.real(self.settings.block_interval))
+            elif self._heads_watched():
                 wd = self._watchdog.deadline()
                 if wd is not None:
                     deadline = min(deadline, wd)
-            if behind:  # look again once the reader has had a turn
-                deadline = min(deadline, now + self.settings.real(self.settings.block_interval))
             wake.clear()
             waiter_task = asyncio.ensure_future(wake.wait())
             try:
