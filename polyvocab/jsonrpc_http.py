@@ -302,10 +302,11 @@ def redirect_refused(status: int, headers: Mapping[str, str]) -> BadResponse:
 
 def _unaddressed_rate_limit(item: Any, rate_limited: RateRule) -> RateLimited | None:
     """The rate limit an error object without a request id says (``"id": null`` or no
-    id: Infura's "daily request count exceeded, request rate limited", public Polygon
-    RPCs' -32005 and 429s, TheRPC's -32029 come so at HTTP 200, the provider refusing
-    before it read the id), recognised by the same ``rate_limited`` rule as an answer
-    with the id; None for anything else (a mismatched answer stays a :class:`BadResponse`)."""
+    id, at HTTP 200: a provider's gateway refusing before it read the request, e.g.
+    ``{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"daily request count
+    exceeded, request rate limited"}}``), recognised by the same ``rate_limited`` rule as
+    an answer with the id; None for anything else (a mismatched answer stays a
+    :class:`BadResponse`)."""
     if not isinstance(item, dict) or item.get("id") is not None \
             or not isinstance(item.get("error"), dict):
         return None
