@@ -14,8 +14,8 @@ client at a loopback server and production at Alchemy/QuickNode/Infura unchanged
   :class:`RpcError` (rate-limit errors, as the ``rate_limited`` policy says, ->
   :class:`RateLimited`).
 * :func:`~polyvocab.policies.retry_delays` (plain generator, jittered) is the retry
-  backoff; :func:`should_retry` the default decision; ``Retry-After`` wins over the
-  backoff when the server gives one.
+  backoff; :func:`should_retry` the default decision; a server's ``Retry-After`` (or
+  a rate limit's ``data.backoff_seconds``) lengthens the backoff, never shortens it.
 * :class:`~polyvocab.policies.TokenBucket` (pure, time as argument) is the optional
   client-side rate limit.
 * :class:`JsonRpcHttpClient` sends :meth:`~JsonRpcHttpClient.call` and
