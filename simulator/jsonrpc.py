@@ -244,30 +244,47 @@ def _valid_id(req_id: Any) -> bool:
 #: geth's jsonrpcMessage fields: the strings (a value of another type, or null, leaves them
 #: empty) and the raw ones (json.RawMessage: any value, null too, is "present")
 _GO_STRING_FIELDS = ("jsonrpc", "method")
-_GO_FIELDS = {name.casefold(): name for name in
-              ("jsonrpc", "id", "method", "params", "error", "result")}
+_MESSAGE_FIELDS = ("jsonrpc", "id", "method", "params", "error", "result")
+#: eth/filters FilterCriteria.UnmarshalJSON's input struct; rpc/types.go BlockNumberOrHash
+_FILTER_FIELDS = ("blockHash", "fromBlock", "toBlock", "address", "topics")
+_BLOCK_REF_FIELDS = ("blockNumber", "blockHash", "requireCanonical")
 #: geth v1.15.11+ rpc/json.go maxMethodNameLength (bytes)
 MAX_METHOD_NAME_BYTES = 2048
 
 
-def _go_message(req: dict[str, Any]) -> dict[str, Any]:
-    """A request object as Go's encoding/json fills geth's ``jsonrpcMessage``: member
-    names match the fields in any case (``"Method"``, ``"ID"``: bytes.EqualFold, which
-    ``casefold`` follows for these names), the last member naming a field wins, other
-    members are ignored; ``jsonrpc`` and ``method`` are kept only as strings (null or
-    another type leaves the field empty: absent here)."""
-    if all(key in _GO_FIELDS for key in req) and all(
-            type(req.get(name, "")) is str for name in _GO_STRING_FIELDS):
-        return req  # the usual request: nothing to change
+def _go_struct(obj: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object as Go's encoding/json hands it to a struct of the fields ``names``:
+    member names match in any case (bytes.EqualFold, which ``casefold`` follows for these
+    names: ``"FromBlock"``, ``"blockhash"``, ``"ID"``), the last member naming a field
+    wins, other members are ignored. The usual object (exact names) is returned as is."""
+    if all(key in names for key in obj):
+        return obj
+    folded = {name.casefold(): name for name in names}
     out: dict[str, Any] = {}
-    for key, value in req.items():
-        name = _GO_FIELDS.get(key) or _GO_FIELDS.get(key.casefold())
-        if name is None:
+    for key, value in obj.items():
+        name = key if key in names else folded.get(key.casefold())
+        if name is not None:
+            out[name] = value
+    return out
+
+
+def _go_message(req: dict[str, Any]) -> dict[str, Any]:
+    """A request object as Go's encoding/json fills geth's ``jsonrpcMessage``
+    (:func:`_go_struct`); ``jsonrpc`` and ``method`` are kept only as strings (null, or a
+    value of another type, leaves the field as it was: empty, absent here)."""
+    msg = _go_struct(req, _MESSAGE_FIELDS)
+    if all(type(msg.get(name, "")) is str for name in _GO_STRING_FIELDS):
+        return msg
+    out: dict[str, Any] = {}
+    for key, value in req.items():  # again in order: a null does not undo an earlier name
+        name = key if key in _MESSAGE_FIELDS else _MESSAGE_FOLDED.get(key.casefold())
+        if name is None or (name in _GO_STRING_FIELDS and not isinstance(value, str)):
             continue
-        if name in _GO_STRING_FIELDS and not isinstance(value, str):
-            continue  # null, or a type error: Go leaves the field as it was
         out[name] = value
     return out
+
+
+_MESSAGE_FOLDED = {name.casefold(): name for name in _MESSAGE_FIELDS}
 
 
 def _is_response(msg: dict[str, Any]) -> bool:
@@ -1632,7 +1649,7 @@ class JsonRpc:
             raise _missing(0)
         if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
-        obj = p[0]
+        obj = _go_struct(p[0], _FILTER_FIELDS)
         flt = _parse_filter(obj, 0)
         _at_most(p, 1)
         _query_limit(obj)  # once the filter decoded, as geth's GetLogs
@@ -1730,7 +1747,7 @@ class JsonRpc:
             raise _missing(0)
         if not isinstance(p[0], dict):
             raise RpcError(-32602, "invalid argument 0: filter must be an object")
-        obj = p[0]
+        obj = _go_struct(p[0], _FILTER_FIELDS)
         flt = _parse_filter(obj, 0)
         if obj.get("blockHash") is not None:  # a filter of one past block has no changes
             raise RpcError(-32602, "invalid argument 0: blockHash is not a filter of new "
@@ -1803,6 +1820,7 @@ class JsonRpc:
         block_hash: str | None = None
         number_arg: Any = None
         if isinstance(arg, dict):
+            arg = _go_struct(arg, _BLOCK_REF_FIELDS)
             number_arg, block_hash = arg.get("blockNumber"), arg.get("blockHash")
             if number_arg is not None and block_hash is not None:
                 raise _arg_error(0, "cannot specify both BlockHash and BlockNumber, choose "
@@ -1894,6 +1912,8 @@ class JsonRpc:
             obj = p[1]
             if obj is not None and not isinstance(obj, dict):
                 raise RpcError(-32602, "invalid argument 1: filter must be an object")
+            if obj is not None:
+                obj = _go_struct(obj, _FILTER_FIELDS)
             flt = LogFilter() if obj is None else _parse_filter(obj, 1)
             _at_most(p, 2)
             # geth's SubscribeLogs: the range is checked, and a subscription with one

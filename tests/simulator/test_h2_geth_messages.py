@@ -103,3 +103,31 @@ def test_subscribe_and_unsubscribe_are_told_by_their_suffix() -> None:
     sub = call("eth_subscribe", "newHeads")["result"]
     assert call("foo_unsubscribe", sub)["result"] is True
     assert sub not in host.subs
+
+
+def test_filter_and_block_reference_members_match_in_any_case() -> None:
+    """FilterCriteria.UnmarshalJSON and BlockNumberOrHash decode with encoding/json too:
+    ``"FromBlock"`` bounds the range and ``"blockhash"`` is the block hash."""
+    rpc = make_rpc()
+
+    def call(method: str, *params: Any) -> Any:
+        return answer(rpc, {"jsonrpc": "2.0", "id": 1, "method": method,
+                            "params": list(params)})
+
+    logs = call("eth_getLogs", {"fromBlock": "0x3e8"})["result"]
+    assert {log["blockNumber"] for log in logs} == {"0x3e8", "0x3e9", "0x3ea", "0x3eb"}
+    later = call("eth_getLogs", {"FromBlock": "0x3ea", "TOPICS": [None]})["result"]
+    assert later == [log for log in logs if int(log["blockNumber"], 16) >= 0x3ea]
+    head = logs[-1]["blockHash"]
+    assert call("eth_getLogs", {"fromBlock": "0x3e8", "blockhash": head})["error"] == {
+        "code": -32602, "message": "invalid argument 0: cannot specify both BlockHash and "
+                                   "FromBlock/ToBlock, choose one or the other"}
+    assert call("eth_getLogs", {"BlockHash": head})["result"] == [
+        log for log in logs if log["blockHash"] == head]
+    assert call("eth_getLogs", {"fromBlock": "0x3e8", "FROMBLOCK": None})["result"] == [
+        log for log in logs if log["blockNumber"] == "0x3eb"]  # null: the head
+    receipts = call("eth_getBlockReceipts", {"BlockNumber": "0x3e9"})["result"]
+    assert {r["blockNumber"] for r in receipts} == {"0x3e9"}
+    filter_id = call("eth_newFilter", {"ToBlock": "0x3e9", "fromblock": "0x3e8"})["result"]
+    assert call("eth_getFilterLogs", filter_id)["result"] == [
+        log for log in logs if int(log["blockNumber"], 16) <= 0x3e9]
