@@ -181,12 +181,13 @@ def _parse_constant(name: str) -> Any:
 
 
 def _text(body: str | bytes) -> str:
-    """A body as text, decoded as ``json.loads`` decodes bytes (UTF-8, -16 or -32 by its
-    first bytes), so the depth check reads the characters the decoder will."""
+    """A body as text: UTF-8, the only encoding geth reads (Go's encoding/json; a body in
+    UTF-16 or -32, which ``json.loads`` would detect by its first bytes and serve, is no
+    JSON to geth: its first byte is an invalid character)."""
     if isinstance(body, str):
         return body
     try:
-        return body.decode(json.detect_encoding(body), "surrogatepass")
+        return body.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         raise JsonInputError("not valid JSON") from None
 

@@ -93,7 +93,7 @@ def test_the_depth_check_decides_like_a_character_by_character_scan() -> None:
                 parse_json(text, max_depth=LIMIT)
         else:
             assert parse_json(text, max_depth=LIMIT) == decoded
-            assert parse_json(text.encode("utf-16"), max_depth=LIMIT) == decoded
+            assert parse_json(text.encode("utf-8"), max_depth=LIMIT) == decoded
 
 
 def test_a_closing_bracket_in_a_string_does_not_hide_depth() -> None:
