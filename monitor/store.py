@@ -161,6 +161,22 @@ def _check_schema(db: sqlite3.Connection, name: str) -> None:
             what = f"no column {missing[0]}" if missing else f"unknown column {extra[0]}"
             raise StoreError(f"state_db {name}: not a monitor state database (table "
                              f"{table}: {what})")
+    for table, key, col in _BLOCK_COLUMNS:
+        if table not in ours:
+            continue
+        bad = db.execute(f"SELECT {key}, {col} FROM {table} WHERE typeof({col}) != 'integer' "
+                         f"OR {col} < 0 LIMIT 1").fetchone()
+        if bad is not None:
+            raise StoreError(f"state_db {name} is damaged (table {table}: {col} of "
+                             f"{str(bad[0])[:66]} is {str(bad[1])[:40]!r}, not a block "
+                             "number): fix the row with sqlite3, or use another state_db")
+
+
+#: the block numbers the monitor computes with as it starts (table, its key, the column):
+#: SQLite keeps any value in any column, and a text there (a hand edit, another program)
+#: was a TypeError traceback out of the monitor's start
+_BLOCK_COLUMNS = (("cursors", "wallet", "block"), ("cursor_sets", "id", "block"),
+                  ("blocks", "number", "number"), ("launches", "wallet", "block"))
 
 
 def _stamp_version(db: sqlite3.Connection, name: str) -> None:
