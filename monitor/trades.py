@@ -22,6 +22,7 @@ from eth_abi import decode as abi_decode
 
 from monitor.bounds import MAX_QUANTITY
 from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_V1, ORDER_FILLED_V2, trade_id
+from polyvocab.bounds import brief
 
 __all__ = [
     "DecodeError",
@@ -193,11 +194,11 @@ def _quantity(value: Any, what: str) -> int:
         else:
             if n <= MAX_QUANTITY:
                 return n
-            raise DecodeError(f"{what} out of range: {value}")
+            raise DecodeError(f"{what} out of range: {value[:40]}")
     if type(value) is int and 0 <= value <= MAX_QUANTITY:
         return value
     if not isinstance(value, str) or not value.startswith("0x"):
-        raise DecodeError(f"{what} is not a hex quantity: {str(value)[:40]!r}")
+        raise DecodeError(f"{what} is not a hex quantity: {brief(value, 40)!r}")
     if value == "0x":
         return 0
     raise DecodeError(f"{what} is not a hex quantity in range: {value[:40]!r}")
@@ -215,11 +216,10 @@ def _hex_body(value: Any, what: str, nbytes: int | None = None) -> str:
             nbytes is None or len(value) == 2 + 2 * nbytes):
         return value[2:].lower()
     if not isinstance(value, str) or not value.startswith("0x"):
-        raise DecodeError(f"{what} is not hex: {value!r}")
-    body = value[2:].lower()
-    if nbytes is not None and len(body) != 2 * nbytes:
-        raise DecodeError(f"{what} has {len(body) // 2} bytes, expected {nbytes}")
-    raise DecodeError(f"{what} is not hex: {value!r}")
+        raise DecodeError(f"{what} is not hex: {brief(value, 80)!r}")
+    if nbytes is not None and len(value) != 2 + 2 * nbytes:  # (no copy of a huge text)
+        raise DecodeError(f"{what} has {(len(value) - 2) // 2} bytes, expected {nbytes}")
+    raise DecodeError(f"{what} is not hex: {brief(value, 80)!r}")
 
 
 def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, list[str], str]:
@@ -229,16 +229,17 @@ def _envelope(log: dict[str, Any], exchanges: tuple[str, ...]) -> tuple[int, lis
     topics = log.get("topics")
     if not isinstance(topics, list) or len(topics) != 4:
         raise DecodeError("OrderFilled needs 4 topics")
-    t0 = str(topics[0]).lower()
+    t0 = topics[0].lower() if isinstance(topics[0], str) else brief(topics[0], 18)
     if t0 == ORDER_FILLED_V1:
         version, words = 1, 5
     elif t0 == ORDER_FILLED_V2:
         version, words = 2, 7
     else:
         raise DecodeError(f"topic0 {t0[:18]}... is not OrderFilled")
-    address = str(log.get("address", "")).lower()
+    address = log.get("address", "")
+    address = address.lower() if isinstance(address, str) else brief(address, 42)
     if address not in exchanges:
-        raise DecodeError(f"log from {address} which is not a configured exchange")
+        raise DecodeError(f"log from {address[:42]} which is not a configured exchange")
     try:
         joined = "".join(topics)
     except TypeError:

@@ -97,7 +97,7 @@ from monitor.history import History
 from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
-from polyvocab.bounds import values_ok
+from polyvocab.bounds import brief, values_ok
 from polyvocab.jsonrpc_http import rate_limit_of
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
@@ -163,16 +163,6 @@ PING_BURST = 100
 PINGS_PER_S = 20.0
 
 
-def _short_repr(value: Any, limit: int = 120) -> str:
-    """A bounded text for logs: never recurses into a huge or deep object."""
-    if isinstance(value, str):
-        return value[:limit]
-    if isinstance(value, (dict, list)):
-        return f"<{type(value).__name__} of {len(value)}>"
-    try:
-        return repr(value)[:limit]
-    except Exception:
-        return f"<{type(value).__name__}>"
 
 
 def insecure_factory(url: str, *, open_timeout: float, max_size: int) -> Awaitable[Any]:
@@ -1017,7 +1007,7 @@ class WebSocketManager:
                                   self._timeout(self.settings.open_timeout), sub=sub)
         if not isinstance(node_id, str):
             raise RpcError(-32603, f"eth_subscribe answered a non-string id "
-                                   f"{_short_repr(node_id)}")
+                                   f"{brief(node_id)}")
 
     async def _rpc(self, link: _Link, method: str, params: list[Any], timeout: float,
                    *, sub: _Sub | None = None) -> Any:
@@ -1112,7 +1102,7 @@ class WebSocketManager:
         share = size // len(items) if items else size  # a batch frame's bytes, an item
         for item in items:
             if not isinstance(item, dict):
-                self._bad("bad_shape", str(item)[:80])
+                self._bad("bad_shape", brief(item, 80))
                 continue
             if item.get("method") == "eth_subscription":
                 await self._notification(link, item, share)
@@ -1129,7 +1119,7 @@ class WebSocketManager:
         self.metrics.error(kind)
         self.bad_frames[kind] += 1
         n = self.bad_frames[kind]
-        text = sample if isinstance(sample, str) else _short_repr(sample)
+        text = sample if isinstance(sample, str) else brief(sample)
         if n <= 3 or n % 1000 == 0:
             log.warning("[%s] malformed frame (%s, %d so far): %s", self.conn_id, kind, n,
                         redact(text[:120]))
@@ -1155,7 +1145,7 @@ class WebSocketManager:
                 pending.future.set_exception(limited)
                 return None
             code = err.get("code", -32603) if isinstance(err, dict) else -32603
-            message = _short_repr(err.get("message", err) if isinstance(err, dict) else err)
+            message = brief(err.get("message", err) if isinstance(err, dict) else err)
             pending.future.set_exception(RpcError(
                 code if type(code) is int and abs(code) < 1 << 31 else -32603, message))
             return None
@@ -1169,7 +1159,7 @@ class WebSocketManager:
                 # callback (logs taken for heads, refused as bad heads): none delivered
                 self._drop(link, "duplicate_subscription_id",
                            f"eth_subscribe of {sub.stable_id} answered "
-                           f"{_short_repr(result, 40)}, the id of {other.stable_id}")
+                           f"{brief(result, 40)}, the id of {other.stable_id}")
                 return None
             # Map before any later notification of this subscription is read.
             if self._subs.get(sub.stable_id) is sub:
@@ -1250,14 +1240,14 @@ class WebSocketManager:
         """Held notifications no answer can claim any more: counted as unknown."""
         for node_id, results in link.early.items():
             for _ in results:
-                self._bad("unknown_subscription", _short_repr(node_id))
+                self._bad("unknown_subscription", brief(node_id))
         link.early.clear()
         link.early_count = link.early_bytes = 0
 
     async def _notification(self, link: _Link, item: dict[str, Any], size: int = 0) -> None:
         params = item.get("params")
         if not isinstance(params, dict) or "subscription" not in params:
-            self._bad("bad_shape", str(item)[:80])
+            self._bad("bad_shape", brief(item, 80))
             return
         node_id = params.get("subscription")
         sub = link.by_node.get(node_id) if isinstance(node_id, str) else None
@@ -1268,7 +1258,7 @@ class WebSocketManager:
             if isinstance(node_id, str) and self._hold_early(link, node_id,
                                                              params.get("result"), size):
                 return
-            self._bad("unknown_subscription", _short_repr(node_id))
+            self._bad("unknown_subscription", brief(node_id))
             return
         await self._dispatch(sub, params.get("result"))
 

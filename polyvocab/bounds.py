@@ -26,13 +26,14 @@ import functools
 import itertools
 import json
 import re
+import reprlib
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from polyvocab.errors import BadResponse
 
-__all__ = ["MAX_DEPTH", "MAX_QUANTITY", "loads", "nesting_ok", "quantity", "too_deep",
+__all__ = ["MAX_DEPTH", "MAX_QUANTITY", "brief", "loads", "nesting_ok", "quantity", "too_deep",
            "values_ok"]
 
 MAX_QUANTITY = (1 << 63) - 1
@@ -195,3 +196,29 @@ def loads(data: str | bytes, *, what: str, max_bytes: int, max_depth: int = MAX_
     if check_depth and too_deep(obj, max_depth):
         raise BadResponse(f"{what}: JSON nested deeper than {max_depth}", kind="too_deep")
     return obj
+
+
+def _brief_repr() -> reprlib.Repr:
+    r = reprlib.Repr()  # (3.11: no keyword arguments)
+    r.maxlevel = 3
+    r.maxtuple = r.maxlist = r.maxarray = r.maxdict = r.maxset = r.maxfrozenset = 4
+    r.maxdeque = 4
+    r.maxstring = r.maxother = 80
+    r.maxlong = 40
+    return r
+
+
+_BRIEF = _brief_repr()
+
+
+def brief(value: Any, limit: int = 120) -> str:
+    """A bounded text of anything read from the network, for an error message or a log
+    line: a few items of a few levels (:mod:`reprlib`), never the whole. ``str()`` of a
+    55-MB answer built 55 MB of text (~0.2 s of the loop) to keep its first 120
+    characters. A text is cut, not quoted."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        return _BRIEF.repr(value)[:limit]
+    except Exception:  # a repr that raises: its type is all that is said
+        return f"<{type(value).__name__}>"

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from polyvocab.bounds import nesting_ok, values_ok
+from polyvocab.bounds import brief, nesting_ok, values_ok
 from polyvocab.errors import (
     RATE_LIMIT_RPC_CODES,
     BadResponse,
@@ -177,7 +177,7 @@ def _snippet(body: str, n: int = 120) -> str:
 
 def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> ServiceError:
     if not isinstance(err, dict):
-        return BadResponse(f"JSON-RPC error is not an object: {_snippet(str(err))}")
+        return BadResponse(f"JSON-RPC error is not an object: {_snippet(brief(err))}")
     code = err.get("code")
     message = err.get("message", "")
     message = message[:500] if isinstance(message, str) else f"<{type(message).__name__}>"
@@ -277,7 +277,7 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         # RpcError lost it
         detail = parsed["error"] if isinstance(parsed, dict) and "error" in parsed else body
         message = detail.get("message") if isinstance(detail, dict) else detail
-        return BadResponse(f"HTTP {status}: {_snippet(str(message))}", status=status,
+        return BadResponse(f"HTTP {status}: {_snippet(brief(message))}", status=status,
                            kind="unauthorized")
     if status != 200:
         if isinstance(parsed, dict) and "error" in parsed:
@@ -322,7 +322,7 @@ def _result_of(item: Any, expected_id: int, rate_limited: RateRule = is_rate_lim
         limited = _unaddressed_rate_limit(item, rate_limited)
         if limited is not None:  # slow down, not garbage: the backoff it asks
             raise limited
-        raise BadResponse(f"not the response to id {expected_id}: {_snippet(str(item))}")
+        raise BadResponse(f"not the response to id {expected_id}: {_snippet(brief(item))}")
     if item.get("error") is not None:
         raise _rpc_error(item["error"], rate_limited)
     if "result" not in item:
@@ -423,7 +423,7 @@ class JsonRpcHttpClient:
             if isinstance(parsed, dict) and "error" in parsed:  # the batch itself refused
                 raise _rpc_error(parsed["error"], self._rate_limited)
             if not isinstance(parsed, list):
-                raise BadResponse(f"batch answer is not a list: {_snippet(str(parsed))}",
+                raise BadResponse(f"batch answer is not a list: {_snippet(brief(parsed))}",
                                   kind="batch_refused")
             # only the integer ids this client sends can match (an id that is a list or
             # an object must not raise TypeError here; true or 1.0 is not the id 1)
