@@ -65,7 +65,7 @@ from simulator.settings import NodeSettings
 
 __all__ = ["FEE_HISTORY_MAX_BLOCKS", "GO_SCAN_MAX_BYTES", "NEEDS_STATE", "PEER_COUNT", "Call",
            "JsonInputError", "JsonRpc", "LaggingChain", "RpcError", "SubscriptionHost", "WsRead",
-           "error_response", "go_float", "parse_json", "read_ws_message"]
+           "error_response", "go_float", "parse_json", "read_http_body", "read_ws_message"]
 
 log = logging.getLogger("simulator.jsonrpc")
 
@@ -840,6 +840,18 @@ def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
     except _GoEof:
         return WsRead(None)
     return WsRead(raw[:end].decode("utf-8", "replace"))
+
+
+def read_http_body(data: bytes, *, max_depth: int) -> WsRead:
+    """An HTTP request body as geth v1.17 reads it (rpc/http.go newHTTPServerConn: a
+    json.Decoder's first value; server.go serveSingleRequest): after a whole first value
+    anything is ignored (``{..} junk`` is served); a body that is no JSON, or ends before a
+    whole value, is answered -32700 "parse error" (messageForReadError; the server answers
+    a body of white space alone with nothing, before this)."""
+    read = read_ws_message(data, max_depth=max_depth)
+    if read.body is None:
+        return WsRead(None, _dumps(error_response(None, -32700, "parse error")))
+    return read
 
 
 #: a message that is not JSON is scanned byte by byte as Go's scanner does up to this size

@@ -55,6 +55,7 @@ from simulator.jsonrpc import (
     RpcError,
     WsRead,
     parse_json,
+    read_http_body,
     read_ws_message,
 )
 from simulator.nemesis import (
@@ -1507,11 +1508,11 @@ class Simulator:
         host.activate()  # the new subscriptions' notifications follow the answer
 
     async def _handle_rpc(self, body: str | bytes, host: WsConn | None,
-                          rpc: JsonRpc | None = None) -> Reply:
+                          rpc: JsonRpc | None = None, read: WsRead | None = None) -> Reply:
         """Answer a JSON-RPC body, letting the loop run between its steps (blocks it had
         rebuilt, far back): the replay and the other clients go on meanwhile. ``rpc``: the
         node that answers (default the node at the head)."""
-        steps = (rpc or self.rpc).steps(body, host)
+        steps = (rpc or self.rpc).steps(body, host, read)
         while True:
             try:
                 next(steps)
@@ -1553,14 +1554,19 @@ class Simulator:
             response = web.Response(status=408, text="request body not received in time\n")
             response.force_close()
             return response
-        if not body.strip():
+        if not body.strip(b" \t\r\n"):
             # geth v1.17 rpc/server.go serveSingleRequest: a body with no JSON value
-            # (empty, or only white space: the decoder's io.EOF) is answered with nothing
-            # (messageForReadError(io.EOF) is ""), not a parse error; an OPTIONS preflight
-            # without CORS configured gets this too
+            # (empty, or only JSON's white space: the decoder's io.EOF) is answered with
+            # nothing (messageForReadError(io.EOF) is ""), not a parse error; an OPTIONS
+            # preflight without CORS configured gets this too
             return web.Response(body=b"", content_type="application/json")
-        lag = self.nemesis.http_lag() if self.board.active else 0
-        reply = await self._handle_rpc(body, None, self.rpc.lagging(lag) if lag else None)
+        read = read_http_body(body, max_depth=self.settings.node.max_json_depth)
+        if read.body is None:
+            reply = Reply(read.reply, [Call("?", "error")])
+        else:
+            lag = self.nemesis.http_lag() if self.board.active else 0
+            reply = await self._handle_rpc(read.body, None,
+                                           self.rpc.lagging(lag) if lag else None, read)
         self._count_rpc("rpc_http", reply)
         text = (reply.text or "").encode()
         if self.board.active:
