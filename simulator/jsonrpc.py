@@ -149,7 +149,34 @@ class RawJson(str):
     cached texts of its logs); :func:`_dumps` puts it in the response as it is."""
 
 
+class _SentFloat(float):
+    """A number of a request with a fraction or an exponent, and its text as sent: an id
+    is echoed as geth echoes it (its raw JSON: ``1E2``, ``1.50``, ``1e-7``), not as
+    Python writes the float (``100.0``, ``1.5``, ``1e-07``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _SentFloat:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
+class _MinusZero(int):
+    """``-0`` of a request: 0, echoed as sent (an id)."""
+
+    text = "-0"
+
+
+#: the start of every answer :func:`error_response` and :meth:`JsonRpc._one` make
+_ANSWER_HEAD = '{"jsonrpc":"2.0","id":null'
+
+
 def _dumps(obj: Any) -> str:
+    if isinstance(obj, dict) and type(obj.get("id")) in (_SentFloat, _MinusZero):
+        text = _dumps({**obj, "id": None})
+        if text.startswith(_ANSWER_HEAD):  # the id as it was sent
+            return f'{{"jsonrpc":"2.0","id":{obj["id"].text}{text[len(_ANSWER_HEAD):]}'
     if isinstance(obj, dict) and isinstance(obj.get("result"), RawJson):
         head = compact_json({k: v for k, v in obj.items() if k != "result"})
         return f'{head[:-1]},"result":{obj["result"]}}}'
@@ -164,13 +191,13 @@ class JsonInputError(ValueError):
 def _parse_int(text: str) -> int:
     if len(text) > MAX_NUMBER_DIGITS:
         raise JsonInputError(f"number with too many digits ({len(text)})")
-    return int(text)
+    return _MinusZero() if text == "-0" else int(text)
 
 
 def _parse_float(text: str) -> float:
     if len(text) > MAX_NUMBER_DIGITS * 2:
         raise JsonInputError(f"number with too many digits ({len(text)})")
-    value = float(text)
+    value = _SentFloat(text)
     if not math.isfinite(value):
         raise JsonInputError(f"number out of range ({text[:20]})")
     return value

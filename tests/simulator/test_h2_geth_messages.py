@@ -131,3 +131,24 @@ def test_filter_and_block_reference_members_match_in_any_case() -> None:
     filter_id = call("eth_newFilter", {"ToBlock": "0x3e9", "fromblock": "0x3e8"})["result"]
     assert call("eth_getFilterLogs", filter_id)["result"] == [
         log for log in logs if int(log["blockNumber"], 16) <= 0x3e9]
+
+
+def test_number_ids_are_echoed_as_sent() -> None:
+    """geth echoes an id's raw JSON (json.RawMessage): ``1E2`` stays ``1E2`` (Python wrote
+    ``100.0``), ``1.50``, ``1e-7`` (``1e-07``), ``-0`` (``0``), all digits of a long
+    fraction; in a batch, an error, and a batch too large's refusal too."""
+    rpc = make_rpc(max_batch=2)
+    for raw in ("1E2", "1.50", "1e-7", "-0", "-0.0", "1.0", "0.1000000000000000055511151231257827",
+                "7", "-12"):
+        one = rpc.handle(f'{{"jsonrpc":"2.0","id":{raw},"method":"eth_chainId"}}').text
+        assert one == f'{{"jsonrpc":"2.0","id":{raw},"result":"0x89"}}'
+        batch = rpc.handle(f'[{{"jsonrpc":"2.0","id":{raw},"method":"eth_nope"}}]').text
+        assert batch is not None and batch.startswith(f'[{{"jsonrpc":"2.0","id":{raw},"error"')
+        too_large = rpc.handle("[" + ",".join(
+            [f'{{"jsonrpc":"2.0","id":{raw},"method":"eth_chainId"}}'] * 3) + "]").text
+        assert too_large == (f'[{{"jsonrpc":"2.0","id":{raw},"error":{{"code":-32600,'
+                             f'"message":"batch too large"}}}}]')
+    logs = rpc.handle('{"jsonrpc":"2.0","id":2.50,"method":"eth_getLogs",'
+                      '"params":[{"fromBlock":"0x3e8"}]}').text
+    assert logs is not None and logs.startswith('{"jsonrpc":"2.0","id":2.50,"result":[{')
+    assert json.loads(logs)["result"]
