@@ -1387,8 +1387,11 @@ class Simulator:
     # -- handlers -----------------------------------------------------------------------------
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         node = self.settings.node
+        # decode_text off: a text message is read as bytes, as gorilla's reader does (no
+        # UTF-8 check: invalid bytes in a string are U+FFFD to Go's decoder, and outside
+        # one an invalid character); aiohttp closed such a connection 1007 instead
         ws = web.WebSocketResponse(autoping=False, max_msg_size=node.ws_read_limit,
-                                   compress=False)
+                                   compress=False, decode_text=False)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a WebSocket upgrade or a "
                                                  "JSON-RPC POST\n")
