@@ -219,12 +219,14 @@ def _text(body: str | bytes) -> str:
         raise JsonInputError("not valid JSON") from None
 
 
-def _values_over(text: str, limit: int) -> bool:
-    """Whether ``text`` may hold more than ``limit`` JSON values: each value past the first
-    of a container follows a comma, each first one an opening (C-speed counts, no parse)."""
+def _values_over(body: str | bytes, limit: int) -> bool:
+    """Whether ``body`` may hold more than ``limit`` JSON values: each value past the first
+    of a container follows a comma, each first one an opening (C-speed counts, no parse;
+    in UTF-8 these are single bytes no other character contains)."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     count = 1
-    for mark in (",", "[", "{"):
-        count += text.count(mark)
+    for mark in (b",", b"[", b"{"):
+        count += raw.count(mark)
         if count > limit:
             return True
     return False
@@ -238,9 +240,11 @@ def parse_json(body: str | bytes, *, max_depth: int) -> Any:
     Raises :class:`JsonInputError` (a ``ValueError``) with a short reason; the caller
     answers it as a client error (-32700, HTTP 400), never as a 500.
     """
-    text = _text(body)
-    if len(text) > MAX_JSON_VALUES and _values_over(text, MAX_JSON_VALUES):
+    # counted on the bytes as they came: before a decoding that may fail (invalid UTF-8),
+    # after which the message is read again (read_ws_message) by a scanner with no bound
+    if len(body) > MAX_JSON_VALUES and _values_over(body, MAX_JSON_VALUES):
         raise JsonInputError(f"more than {MAX_JSON_VALUES} values")
+    text = _text(body)
     # polyvocab's linear check, strict: the brackets of a body of a million ``[`` are
     # summed at C speed and it never reaches the recursive decoder, whatever the
     # recursion limit (one imported library raises it to 100,000)

@@ -81,6 +81,25 @@ def test_a_32_mib_message_of_small_values_leaves_other_connections_answered() ->
     assert longest < MAX_ROUND_TRIP_S, f"another connection waited {longest:.2f} s"
 
 
+def test_a_32_mib_message_with_an_invalid_utf8_byte_is_bounded_too() -> None:
+    """The count comes before the UTF-8 decoding: a message that does not decode was read
+    again by a reader with no bound (~3.4 s for this one)."""
+    message = b'[{"\xff":1},' + _objects(GETH_WS_READ_LIMIT - 64)[1:]
+
+    async def hostile(urls: dict[str, str]) -> None:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(urls["ws"], max_msg_size=0) as ws:
+            await ws.send_bytes(message)
+            msg = await ws.receive(timeout=TIMEOUT)
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            reply: Any = json.loads(msg.data)
+            assert reply["error"]["code"] == -32700, reply
+
+    sim = Simulator(make_recording(2), speed=1e6)
+    longest = asyncio.run(asyncio.wait_for(_measured(sim, hostile), 120))
+    assert longest < MAX_ROUND_TRIP_S, f"another connection waited {longest:.2f} s"
+
+
 def test_a_5_mib_http_body_of_small_values_leaves_other_connections_answered() -> None:
     body = _objects(5 * 1024 * 1024 - 64, b'{"":[]},')  # the costliest of a few tried
 
