@@ -210,13 +210,12 @@ def _parse_constant(name: str) -> Any:
 def _text(body: str | bytes) -> str:
     """A body as text: UTF-8, the only encoding geth reads (Go's encoding/json; a body in
     UTF-16 or -32, which ``json.loads`` would detect by its first bytes and serve, is no
-    JSON to geth: its first byte is an invalid character)."""
+    JSON to geth: its first byte is an invalid character). An invalid byte is U+FFFD, as
+    Go's decoder makes it in a string (outside one it is no JSON either way), so such a
+    body is decoded with the bounds of any other."""
     if isinstance(body, str):
         return body
-    try:
-        return body.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        raise JsonInputError("not valid JSON") from None
+    return body.decode("utf-8", "replace")
 
 
 def _values_over(body: str | bytes, limit: int) -> bool:
