@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
 from polyvocab.cli_args import PlainParser, missing_harness, reader_gone
@@ -233,7 +234,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                         console=console, progress=not args.no_progress, clock=args.clock,
                         seeds=list(range(1, args.seeds + 1)) if args.seeds else None)
     console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
-    console.print(f"run directory: {result.run_dir}")
+    console.print(f"run directory: {result.run_dir}", markup=False, highlight=False)
     _say_not_measured(result.summaries, console)
     return 0
 
@@ -264,7 +265,7 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
                           f"trade); all wallets: {every.get('missed')} missed, "
                           f"{every.get('duplicates')} duplicates, {every.get('phantoms')} "
                           "phantoms", markup=False, highlight=False)
-    console.print(f"run directory: {result.run_dir}")
+    console.print(f"run directory: {result.run_dir}", markup=False, highlight=False)
     if not result.failures:
         console.print(f"{args.runs} random schedule(s): no trade missed, repeated or "
                       "invented")
@@ -289,8 +290,9 @@ def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) 
     """The scenarios without results, each with why (the table has no room for it)."""
     bad = [s for s in summaries if s.get("status") != "ok"]
     if bad:
+        names = ", ".join(str(s.get("scenario")) for s in bad)
         console.print(f"[yellow]not measured (harness error or inconclusive): "
-                      f"{', '.join(str(s.get('scenario')) for s in bad)}[/]")
+                      f"{escape(names)}[/]")
     for s in bad:
         console.print(f"  {s.get('scenario')}: {str(s.get('error') or s.get('status'))[:300]}",
                       markup=False, highlight=False)
@@ -341,7 +343,7 @@ def _cmd_analyze(args: argparse.Namespace, console: Console) -> int:
             failed.append(f"{n}: listed in the run but its folder {n}/ is missing")
     write_run_summary(run_dir, summaries)
     console.print(summary_table(summaries, title=f"run {run_dir.name} (re-analysed)"))
-    console.print(f"run directory: {run_dir}")
+    console.print(f"run directory: {run_dir}", markup=False, highlight=False)
     _say_not_measured(summaries, console)
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
@@ -495,12 +497,12 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
     try:
         run_dir = reconcile(args.store, opts, command=[sys.executable, "-m", "experiments",
                                                       "reconcile", args.store],
-                            log=lambda m: console.print(m, highlight=False))
+                            log=lambda m: console.print(m, markup=False, highlight=False))
     except ReconcileError as exc:
         raise CliError(str(exc)) from None
     summaries = load_run_summary(run_dir)["scenarios"]
     console.print(summary_table(summaries, title=f"pilot reconciled: run {run_dir.name}"))
-    console.print(f"run directory: {run_dir}")
+    console.print(f"run directory: {run_dir}", markup=False, highlight=False)
     return 0
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from experiments.analysis import empty_summary
 from experiments.orphans import die_with_parent
@@ -405,9 +406,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _cell(value: Any, digits: int = 2, style: str = "") -> Text:
+    """A table cell of ``value`` as it is, never read as markup: a stored summary's text
+    (a damaged run.json's ``"[/x]"``) was a MarkupError traceback, and a number where a
+    name belongs a NotRenderableError one."""
+    return Text(_fmt(value, digits) if value != "" else "-", style=style)
+
+
 def summary_table(summaries: Sequence[dict[str, Any]], title: str = "") -> Table:
     """The per-scenario table printed at the end of a run."""
-    table = Table(title=title or None, show_lines=False)
+    table = Table(title=Text(title) if title else None, show_lines=False)
     for col, justify in (("scenario", "left"), ("mode", "left"), ("speed", "right"),
                          ("status", "left"), ("trades", "right"), ("det", "right"),
                          ("late", "right"), ("miss", "right"), ("dup", "right"),
@@ -416,23 +424,24 @@ def summary_table(summaries: Sequence[dict[str, Any]], title: str = "") -> Table
                          ("uptime", "right"), ("cover", "right"), ("thresholds", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
-        th = s.get("thresholds") or []
+        th = [t for t in s.get("thresholds") or [] if isinstance(t, dict)]
         ok = sum(1 for t in th if t.get("passed") is True)
-        bad = [t["expr"] for t in th if t.get("passed") is False]
+        bad = [str(t.get("expr")) for t in th if t.get("passed") is False]
         unknown = sum(1 for t in th if t.get("passed") is None)
         verdict = f"{ok}/{len(th)} pass"
         if bad:
             verdict += "; FAIL " + ", ".join(bad)
         if unknown:
             verdict += f"; {unknown} unknown"
-        status = s.get("status") or "-"
-        style = {"ok": "green", "harness_error": "red", "inconclusive": "yellow"}.get(status, "")
+        status = s.get("status")
+        style = {"ok": "green", "harness_error": "red", "inconclusive": "yellow"
+                 }.get(status, "") if isinstance(status, str) else ""
         table.add_row(
-            s.get("scenario") or "-", s.get("mode") or "-", _fmt(s.get("speed"), 0),
-            f"[{style}]{status}[/]" if style else status, _fmt(s.get("trades")),
-            _fmt(s.get("detected")), _fmt(s.get("late")), _fmt(s.get("missed")),
-            _fmt(s.get("duplicates")), _fmt(s.get("phantoms")), _fmt(s.get("retracted")),
-            _fmt(s.get("latency_p50_s")), _fmt(s.get("latency_p95_s")),
-            _fmt(s.get("latency_max_s")), _fmt(s.get("explorer_calls_per_hour"), 0),
-            _fmt(s.get("uptime")), _fmt(s.get("coverage")), verdict)
+            _cell(s.get("scenario")), _cell(s.get("mode")), _cell(s.get("speed"), 0),
+            _cell(status, style=style), _cell(s.get("trades")),
+            _cell(s.get("detected")), _cell(s.get("late")), _cell(s.get("missed")),
+            _cell(s.get("duplicates")), _cell(s.get("phantoms")), _cell(s.get("retracted")),
+            _cell(s.get("latency_p50_s")), _cell(s.get("latency_p95_s")),
+            _cell(s.get("latency_max_s")), _cell(s.get("explorer_calls_per_hour"), 0),
+            _cell(s.get("uptime")), _cell(s.get("coverage")), Text(verdict))
     return table
