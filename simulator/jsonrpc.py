@@ -1203,16 +1203,20 @@ class JsonRpc:
         return method if isinstance(method, str) and method in self.methods else "?"
 
     def _refuse(self, req: Any, calls: list[Call]) -> dict[str, Any] | None:
-        """-32003 for a call past the batch's response limits (None for a notification)."""
-        if not isinstance(req, dict):
-            calls.append(Call("?", "error"))
-            return error_response(None, -32600, "invalid request")
-        calls.append(Call(self._label(req.get("method")), "error"))
-        if "id" not in req:
+        """-32003 for a message past the batch's response limits, as geth's
+        batchCallBuffer.respondWithError: to every message but a notification (and a
+        response, which the batch dropped before), with its id; one without an id (no
+        object, or no id member) gets an answer with no id member."""
+        msg = _go_message(req) if isinstance(req, dict) else {}
+        calls.append(Call(self._label(msg.get("method")), "error"))
+        if _is_response(msg) or (msg.get("jsonrpc") == "2.0" and "id" not in msg
+                                 and msg.get("method")):
             return None
-        req_id = req.get("id")
-        return error_response(req_id if _valid_id(req_id) else None, -32003,
+        resp = error_response(msg.get("id") if _valid_id(msg.get("id")) else None, -32003,
                               "response too large")
+        if "id" not in msg:
+            del resp["id"]
+        return resp
 
     def _one(self, req: Any, host: SubscriptionHost | None, calls: list[Call],
              budget: _Budget) -> Steps:

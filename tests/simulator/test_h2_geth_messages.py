@@ -152,3 +152,21 @@ def test_number_ids_are_echoed_as_sent() -> None:
                       '"params":[{"fromBlock":"0x3e8"}]}').text
     assert logs is not None and logs.startswith('{"jsonrpc":"2.0","id":2.50,"result":[{')
     assert json.loads(logs)["result"]
+
+
+def test_the_rest_of_a_batch_past_its_response_size_as_geth_answers_it() -> None:
+    """batchCallBuffer.respondWithError: every message left but a notification gets
+    -32003 with its id as read (``"ID"`` too); one with no id gets an answer without an id
+    member; a response in the batch was dropped before and gets nothing."""
+    rpc = make_rpc(max_response_bytes=100)
+    big = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+           "params": [{"fromBlock": "0x3e8"}]}
+    batch = [big, {"jsonrpc": "2.0", "method": "eth_chainId"}, 5,
+             {"jsonrpc": "1.0", "method": "eth_chainId"},
+             {"jsonrpc": "2.0", "id": 9, "result": 1},
+             {"jsonrpc": "2.0", "ID": 7, "method": "eth_chainId"}]
+    replies = answer(rpc, batch)
+    cut = {"code": -32003, "message": "response too large"}
+    assert replies[0]["id"] == 1 and replies[0]["result"]
+    assert replies[1:] == [{"jsonrpc": "2.0", "error": cut}, {"jsonrpc": "2.0", "error": cut},
+                           {"jsonrpc": "2.0", "id": 7, "error": cut}]
