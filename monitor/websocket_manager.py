@@ -32,7 +32,9 @@ What it does:
 * heartbeat: its own WebSocket pings every ``heartbeat_interval`` with a
   ``heartbeat_timeout`` (the library's keepalive is off so ``speed`` applies);
 * watchdog on new heads. **Choice:** the manager watches the heads itself: every
-  notification of a subscription whose first param is ``"newHeads"`` counts as a head.
+  notification of a subscription whose first param is ``"newHeads"`` and whose result
+  looks like a header (an object with ``number``, ``hash``, ``parentHash`` strings) counts
+  as a head; any other (null, a number, a list) is bad input (``bad_head``), never a head.
   The watchdog is armed while such a subscription exists (or once :meth:`note_head` has
   been called by an owner that learns of heads another way). No head for
   ``staleness_blocks * block_interval`` while CONNECTED -> reconnect with cause
@@ -41,7 +43,9 @@ What it does:
   the background so a slow Telegram never delays a reconnect;
 * counts everything in :attr:`WebSocketManager.metrics`; malformed frames (not JSON,
   binary garbage, JSON that is neither a response nor a notification, unknown response or
-  subscription ids) are counted under ``errors`` by kind and logged, never raised.
+  subscription ids) are counted under ``errors`` by kind and logged, never raised. An
+  error answer without a request id (``"id": null``) fails the requests waiting when it
+  can be told whose it is (see :meth:`WebSocketManager._unaddressed_error`).
 
 Callbacks (``on_message``, ``on_connected``, ``on_disconnected``) may be plain functions
 or coroutine functions. Notification callbacks run in the reader, in arrival order, so
@@ -86,6 +90,7 @@ from monitor.connection import (
     WsSettings,
 )
 from monitor.errors import (
+    BadResponse,
     ConnectionLost,
     MonitorError,
     NotConnected,
@@ -387,6 +392,17 @@ class _Link:
     cause: str | None = None
 
 
+_HEADER_FIELDS = ("number", "hash", "parentHash")
+
+
+def _looks_like_header(result: Any) -> bool:
+    """A ``newHeads`` notification's result that may be a header: an object whose
+    ``number``, ``hash`` and ``parentHash`` are strings (cheap: the owner checks the
+    values). Only these feed the staleness watchdog."""
+    return isinstance(result, dict) and all(isinstance(result.get(k), str)
+                                            for k in _HEADER_FIELDS)
+
+
 async def _call(cb: Callable[..., Any], *args: Any) -> None:
     result = cb(*args)
     # None (a plain callback: the live queue's put_nowait) is never awaitable, and
@@ -594,7 +610,7 @@ class WebSocketManager:
             except RpcError:
                 self._subs.pop(sub.stable_id, None)
                 raise
-            except (ConnectionLost, Timeout, RateLimited) as exc:
+            except (ConnectionLost, Timeout, RateLimited, BadResponse) as exc:
                 log.info("[%s] %s will be made on reconnect (%s)", self.conn_id, sub.stable_id,
                          exc)
                 if self._link is link and sub.node_id is None:
@@ -1106,7 +1122,7 @@ class WebSocketManager:
                 continue
             if item.get("method") == "eth_subscription":
                 await self._notification(link, item, share)
-            elif "id" in item and ("result" in item or "error" in item):
+            elif ("id" in item and "result" in item) or "error" in item:
                 sub = self._response(link, item)
                 if sub is not None:  # notifications that came before this answer
                     for result in self._take_early(link, sub):
@@ -1131,6 +1147,9 @@ class WebSocketManager:
         """Resolve the request ``item`` answers; return the subscription it just mapped
         (an ``eth_subscribe`` answered with an id), if any."""
         rid = item.get("id")
+        if rid is None and item.get("error") is not None:
+            self._unaddressed_error(link, item["error"])
+            return None
         pending = self._pending.get(rid) if type(rid) is int else None
         if pending is None or pending.conn_gen != link.gen:
             self._bad("unknown_response_id", rid)
@@ -1170,6 +1189,36 @@ class WebSocketManager:
                 link.retire(result)
         pending.future.set_result(result)
         return mapped
+
+    def _unaddressed_error(self, link: _Link, err: Any) -> None:
+        """An error answer without a request id (``"id": null``: a provider's gateway
+        refusing a frame before it read its id, -32005 "rate limited", -32700, -32600).
+
+        **Choice:** a rate limit (:func:`polyvocab.jsonrpc_http.rate_limit_of`) fails
+        every request waiting on this connection with :class:`RateLimited`: a gateway's
+        limit holds for the connection (the key), not one request, and each request is
+        asked again after the wait it names (an ``eth_subscribe`` re-makes the connection
+        on it, cause ``rate_limited``). Any other such error fails the request when it is
+        the only one waiting (:class:`BadResponse`, ``kind="unaddressed_error"``: the node
+        could not read it; retried as garbage, a subscription kept); with several waiting
+        it cannot be told whose it is: counted as bad input, and the requests run to their
+        timeouts (failing all would fail the ones the node is still answering). Either
+        way, none of them waited ``open_timeout`` for an answer already given."""
+        waiting = [p for p in self._pending.values()
+                   if p.conn_gen == link.gen and not p.future.done()]
+        if rate_limit_of(err) is not None:
+            for p in waiting:
+                p.future.set_exception(rate_limit_of(err, p.method) or RateLimited(
+                    f"{p.method}: {brief(err, 120)}"))
+            if waiting:
+                log.info("[%s] rate limited without a request id (%s): %d requests failed",
+                         self.conn_id, redact(brief(err, 120)), len(waiting))
+                return
+        elif len(waiting) == 1:
+            waiting[0].future.set_exception(BadResponse(
+                f"{waiting[0].method}: the node answered an error without the request's id "
+                f"(it could not read it): {brief(err, 120)}", kind="unaddressed_error"))
+        self._bad("unaddressed_error", err)
 
     def _subscribe_pending(self, link: _Link) -> bool:
         """An ``eth_subscribe`` sent on ``link`` is still unanswered."""
@@ -1266,9 +1315,14 @@ class WebSocketManager:
         """One notification's ``result`` to its subscription's callback."""
         self.metrics.notifications += 1
         if sub.is_heads:
-            self.metrics.heads += 1
-            self._behind_logged = False  # a reader behind again is a new episode
-            self._watchdog.note_head(self._clock.now())
+            if _looks_like_header(result):
+                self.metrics.heads += 1
+                self._behind_logged = False  # a reader behind again is a new episode
+                self._watchdog.note_head(self._clock.now())
+            else:  # null, a number, a list: no head, and it must not keep a node that
+                # sends only garbage "alive" for the watchdog (the callback still gets
+                # it: its owner decides what it does with it)
+                self._bad("bad_head", brief(result, 80))
         try:
             await _call(sub.on_message, result)
         except Exception as exc:

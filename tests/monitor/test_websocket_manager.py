@@ -30,6 +30,12 @@ from monitor.history import History
 from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 15.0
+
+
+def head(n: int) -> dict[str, str]:
+    """A ``newHeads`` result the manager takes for a header (number, hash, parentHash)."""
+    return {"number": hex(n), "hash": f"0x{n:064x}", "parentHash": f"0x{n - 1:064x}"}
+
 TOKEN = "123456789:AAH-secret-token_for-tests"
 
 
@@ -227,10 +233,10 @@ def test_connects_subscribes_routes_notifications_and_requests(tmp_path: Path) -
         await mgr.start()
         assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
         assert env.node.subscribe_calls == [["newHeads"], ["logs", {"topics": [["0xd0a0"]]}]]
-        await env.node.notify("newHeads", {"number": "0x1"})
+        await env.node.notify("newHeads", head(1))
         await env.node.notify("logs", {"logIndex": "0x0"})
         assert await mgr.wait_until(lambda: len(env.heads) == 1 and len(env.logs) == 1, TIMEOUT)
-        assert env.heads == [{"number": "0x1"}] and env.logs == [{"logIndex": "0x0"}]
+        assert env.heads == [head(1)] and env.logs == [{"logIndex": "0x0"}]
         assert await mgr.request("eth_blockNumber", []) == "0x2a"
         with pytest.raises(RpcError) as err:
             await mgr.request("eth_nope", [])
@@ -320,10 +326,10 @@ async def _reconnect_after(env: Env, fault: Callable[[], Awaitable[None]], cause
                                  logs: ["logs", {"topics": [["0xd0a0"]]}]}
     assert len(env.node.subscribe_calls) == 4 and len(set(env.node.subs) - first_ids) == 2
     # notifications on the new node ids reach the same callbacks
-    await env.node.notify("newHeads", {"number": "0x2"})
+    await env.node.notify("newHeads", head(2))
     await env.node.notify("logs", {"logIndex": "0x7"})
     assert await mgr.wait_until(lambda: bool(env.heads and env.logs), TIMEOUT)
-    assert env.heads[-1] == {"number": "0x2"} and env.logs[-1] == {"logIndex": "0x7"}
+    assert env.heads[-1] == head(2) and env.logs[-1] == {"logIndex": "0x7"}
     await mgr.stop()
     assert env.states()[:4] == [("DISCONNECTED", "CONNECTING", "start"),
                                 ("CONNECTING", "CONNECTED", "connected"),
@@ -512,7 +518,7 @@ def test_heads_keep_the_watchdog_quiet(tmp_path: Path) -> None:
         assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
         # a head every 0.02 s (25 per limit) for 30 heads: 0.6 s, longer than the limit
         for i in range(30):
-            await env.node.notify("newHeads", {"number": hex(i)})
+            await env.node.notify("newHeads", head(i))
             await asyncio.sleep(0.02)
         assert await mgr.wait_until(lambda: len(env.heads) == 30, TIMEOUT)
         assert mgr.metrics.connects == 1 and mgr.state is ConnState.CONNECTED
@@ -688,8 +694,8 @@ def test_malformed_frames_are_counted_by_kind_and_never_crash(
         await env.node.send_raw(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
                                             "params": {"subscription": "0xdead",
                                                        "result": {}}}))
-        await env.node.notify("newHeads", {"number": "0x9"})
-        assert await mgr.wait_until(lambda: env.heads == [{"number": "0x9"}], TIMEOUT)
+        await env.node.notify("newHeads", head(9))
+        assert await mgr.wait_until(lambda: env.heads == [head(9)], TIMEOUT)
         assert dict(mgr.metrics.errors) == {"not_json": 1, "binary": 1, "bad_shape": 3,
                                             "unknown_response_id": 1,
                                             "unknown_subscription": 1}
@@ -711,7 +717,7 @@ def test_a_failing_callback_is_counted_not_fatal(tmp_path: Path) -> None:
         await mgr.subscribe(["newHeads"], boom)
         await mgr.start()
         assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
-        await env.node.notify("newHeads", {"number": "0x1"})
+        await env.node.notify("newHeads", head(1))
         assert await mgr.wait_until(lambda: mgr.metrics.errors["callback"] == 1, TIMEOUT)
         assert await mgr.request("eth_blockNumber", []) == "0x2a"
         await mgr.stop()

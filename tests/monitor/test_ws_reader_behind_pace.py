@@ -45,7 +45,9 @@ class HeadsNode:
                 for n in range(1, HEADS + 1):
                     await ws.send(json.dumps({
                         "jsonrpc": "2.0", "method": "eth_subscription",
-                        "params": {"subscription": "0xa", "result": {"number": hex(n)}}}))
+                        "params": {"subscription": "0xa", "result": {
+                            "number": hex(n), "hash": f"0x{n:064x}",
+                            "parentHash": f"0x{n - 1:064x}"}}}))
 
     async def __aenter__(self) -> HeadsNode:
         self.server = await serve(self._handler, "127.0.0.1", 0)
