@@ -53,7 +53,7 @@ from polyvocab.errors import (
     Timeout,
     is_retryable,
 )
-from polyvocab.http_read import read_body
+from polyvocab.http_read import read_body, undecodable_encoding
 from polyvocab.policies import (
     TokenBucket,
     is_key_refused_status,
@@ -503,8 +503,14 @@ class JsonRpcHttpClient:
             except aiohttp.ClientConnectorError as exc:
                 raise ConnectError(f"cannot connect: {exc}") from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+                undecodable = undecodable_encoding(exc, what=self.name)
+                if undecodable is not None:  # a body that is not the gzip it says
+                    raise undecodable from None
                 raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
             except aiohttp.ClientError as exc:
+                undecodable = undecodable_encoding(exc, what=self.name)
+                if undecodable is not None:  # br / zstd never asked for: not a network
+                    raise undecodable from None  # fault, the provider's configuration
                 raise ConnectError(f"{type(exc).__name__}: {exc}") from None
             parsed = classify_http(status, text, headers, rate_limited=self._rate_limited)
             if isinstance(parsed, ServiceError):
