@@ -42,7 +42,7 @@ from experiments.inputs import changed_since, fingerprint
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.orphans import die_with_parent
 from experiments.scenario import ScenarioError, load_scenario
-from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl
+from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl, written_together
 from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
 from polyvocab.child_start import stops_held
@@ -347,11 +347,15 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
         if previous is not None:
             raise AnalysisFailed(sdir.name, str(summary["error"]), previous)
     summary["inputs"] = inputs
-    for name, frame in frames.items():
-        _write_frame(frame, sdir / f"{name}.parquet")
-    write_reliability(sdir, reliability)
-    (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
-                                       encoding="utf-8")
+    with written_together() as stage:  # a full disk leaves the earlier results whole
+        for name, frame in frames.items():
+            _write_frame(frame, stage(sdir / f"{name}.parquet"))
+        if reliability is not None:
+            write_reliability(sdir, reliability, stage)
+        stage(sdir / "summary.json").write_text(
+            json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    if reliability is None:  # (removed once the rest is written)
+        write_reliability(sdir, None)
     return summary
 
 
@@ -385,14 +389,17 @@ def reliability_counts(data: Any) -> dict[str, Any] | None:
     return out
 
 
-def write_reliability(sdir: Path, counts: dict[str, Any] | None) -> None:
+def write_reliability(sdir: Path, counts: dict[str, Any] | None,
+                      stage: Callable[[Path], Path] | None = None) -> None:
     """Write ``sdir``'s :data:`RELIABILITY_FILE`, or remove it (``counts`` None: none were
-    had), so that no earlier analysis's counts stand beside this one's summary."""
+    had), so that no earlier analysis's counts stand beside this one's summary. ``stage``:
+    written with the others of :func:`experiments.store.written_together`."""
     path = sdir / RELIABILITY_FILE
     if counts is None:
         path.unlink(missing_ok=True)
         return
-    path.write_text(json.dumps(counts, indent=2, default=str) + "\n", encoding="utf-8")
+    (stage or (lambda p: p))(path).write_text(json.dumps(counts, indent=2, default=str) + "\n",
+                                              encoding="utf-8")
 
 
 #: a delivery stamped this long before its trade was first published (one monotonic clock

@@ -46,6 +46,7 @@ from experiments.analysis import (
 )
 from experiments.checker import latency_bounds, outcome_counts
 from experiments.scenario import Scenario
+from experiments.store import written_together
 from experiments.thresholds import evaluate_all
 
 __all__ = ["SPREAD_METRICS", "basis_outcomes", "bound_basis", "derive_seed", "pool",
@@ -273,5 +274,6 @@ def bound_basis(seeds: list[int], frames: list[pd.DataFrame],
 
 def _write_summary(sdir: Path, summary: dict[str, Any]) -> None:
     sdir.mkdir(parents=True, exist_ok=True)
-    (sdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
-                                       encoding="utf-8")
+    with written_together() as stage:  # a full disk leaves the earlier summary whole
+        stage(sdir / "summary.json").write_text(
+            json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ list, ``JsonlRows`` as an iterable read again at each pass).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import importlib.metadata
@@ -40,6 +41,7 @@ __all__ = [
     "resolve_run",
     "write_manifest",
     "write_run_summary",
+    "written_together",
 ]
 
 PACKAGES = ("polymarket-ws-pilot", "websockets", "aiohttp", "eth-abi", "eth-utils", "pydantic",
@@ -231,15 +233,49 @@ def write_manifest(run_dir: Path, *, scenarios: list[dict[str, Any]], command: l
         "finished": _now_iso(),
     }
     path = run_dir / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with written_together() as stage:
+        stage(path).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
 
 
 def write_run_summary(run_dir: Path, summaries: list[dict[str, Any]]) -> Path:
     path = run_dir / "summary.json"
     doc = {"run_id": run_dir.name, "scenarios": summaries}
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    with written_together() as stage:
+        stage(path).write_text(json.dumps(doc, indent=2, default=str) + "\n",
+                               encoding="utf-8")
     return path
+
+
+@contextlib.contextmanager
+def written_together() -> Iterator[Callable[[Path], Path]]:
+    """Files written as one: ``stage(path)`` is the temporary file (beside ``path``) to
+    write ``path``'s new contents to. When the block ends, each staged file replaces its
+    path (a rename: no space needed); when it raises, none does and the temporary files
+    are removed. A disk that fills up (ENOSPC, EFBIG) mid-write cut the file being
+    rewritten (an analysis's truth.parquet, a run's summary.json) and left the earlier
+    results damaged; now they stand whole. An ``OSError`` without a file name (pyarrow's,
+    a failed close) is raised again naming the file that was being written."""
+    staged: dict[Path, Path] = {}
+    last: list[Path] = []
+
+    def stage(path: Path) -> Path:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        staged[path] = tmp
+        last[:] = [path]
+        return tmp
+
+    try:
+        yield stage
+    except BaseException as exc:
+        for tmp in staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename and last:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(last[0])) from None
+        raise
+    for path, tmp in staged.items():
+        os.replace(tmp, path)
 
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
