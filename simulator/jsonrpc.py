@@ -30,7 +30,11 @@ are short scalars; quantities fit in 64 bits.
 A WebSocket message is first read as geth's reader reads it (:func:`read_ws_message`: the
 first JSON value; a syntax error is a -32700 with encoding/json's text and the end of the
 connection). Methods that need state the replay does not have (:data:`NEEDS_STATE`) are
-geth's -32601 with the reason added.
+geth's -32601 with the reason added. An HTTP body is its first JSON value too
+(:func:`read_http_body`). Request bytes are UTF-8 (an invalid byte is U+FFFD, as in Go);
+a request object, a filter and a block reference are read as Go's encoding/json fills
+geth's structs (:func:`_go_struct`: member names in any case, the last one wins); ids are
+echoed as sent.
 """
 
 from __future__ import annotations
