@@ -27,7 +27,6 @@ the experiments' reconciliation all stand on them; one implementation each).
 from __future__ import annotations
 
 import email.utils
-import math
 import random
 import re
 import time
@@ -166,20 +165,23 @@ def retry_delays(initial: float = 0.25, maximum: float = 8.0, factor: float = 2.
 MAX_RETRY_AFTER_S = 86_400.0
 
 
+#: delay-seconds as RFC 9110 writes it (``1*DIGIT``, ASCII), with what servers that do not
+#: follow it send and mean plainly: a decimal fraction ("0.5"), a minus sign ("-3": now)
+_DELAY_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), between 0 and
-    :data:`MAX_RETRY_AFTER_S`; None if absent or unreadable ("nan" too). 0 (a date in
-    the past, a negative number) means "now": the caller's backoff is the floor of what
-    it waits, never this."""
+    :data:`MAX_RETRY_AFTER_S`; None if absent or unreadable. 0 (a date in the past, a
+    negative number) means "now": the caller's backoff is the floor of what it waits,
+    never this. Delta-seconds are ASCII digits (a decimal fraction or a minus sign
+    tolerated): whatever else ``float()`` reads ("1e3", "1_000", "inf", "nan", digits of
+    other scripts) is unreadable, not a wait."""
     if not value:
         return None
     value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return None if math.isnan(seconds) else min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+    if _DELAY_SECONDS.fullmatch(value):
+        return min(max(0.0, float(value)), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
