@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from polyvocab.cli_args import OneLineParser, missing_harness
-from polyvocab.small_files import file_error_text, is_special, write_text_file
+from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
+from reports.files import write_whole
 
 __all__ = ["main"]
 
@@ -105,7 +106,7 @@ def _build(args: argparse.Namespace) -> int:
         if args.json_out == "-":
             sys.stdout.write(text)
         else:
-            write_text_file(args.json_out, text)
+            write_whole(args.json_out, text)
     print(report.verdict.line, file=sys.stderr if args.json_out == "-" else sys.stdout)
     for reason in report.verdict.reasons[1:]:
         print(f"  - {reason}", file=sys.stderr if args.json_out == "-" else sys.stdout)
@@ -173,7 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     cmp = compare_runs(run_a, run_b, criteria, tolerance=args.tolerance)
     out = Path(args.out) if args.out else run_b.path / "compare.html"
-    write_text_file(out, render_compare(cmp))
+    write_whole(out, render_compare(cmp))
     print(text_table(cmp))
     print(f"report: {out}")
     return 1 if args.fail_on_regression and cmp.regressions else 0

@@ -24,7 +24,6 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from experiments.thresholds import metric_value, number, shown
-from polyvocab.small_files import write_text_file
 from reports import figures
 from reports.claims import Claim, check_claims
 from reports.cost import (
@@ -36,6 +35,7 @@ from reports.cost import (
     mode_costs,
 )
 from reports.criteria import Criteria
+from reports.files import write_whole
 from reports.load import NOT_MEASURED_VIRTUAL, VIRTUAL, Run, all_outcomes, run_clock
 from reports.performance import (
     Performance,
@@ -348,5 +348,6 @@ def write_report(run: Run, criteria: Criteria, out: Path | None = None,
     """Build and write the report; returns it and the path written."""
     report = build_report(run, criteria, bench_dir)
     path = out or run.path / "report.html"
-    write_text_file(path, render_report(report))
+    write_whole(path, render_report(report))
     return report, path
+
