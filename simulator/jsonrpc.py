@@ -211,6 +211,20 @@ def _parse_constant(name: str) -> Any:
     raise JsonInputError(f"{name} is not JSON")
 
 
+#: the lone surrogates "surrogateescape" makes of the bytes that are not UTF-8, to U+FFFD
+_ESCAPED_TO_FFFD = {code: "\ufffd" for code in range(0xDC80, 0xDD00)}
+
+
+def _go_utf8(raw: bytes) -> str:
+    """``raw`` as Go's decoder reads UTF-8: U+FFFD for each byte that is not UTF-8
+    (utf8.DecodeRune: width 1; Python's "replace" makes one of a cut sequence such as
+    ``\\xe2\\x82``, Go two)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape").translate(_ESCAPED_TO_FFFD)
+
+
 def _text(body: str | bytes) -> str:
     """A body as text: UTF-8, the only encoding geth reads (Go's encoding/json; a body in
     UTF-16 or -32, which ``json.loads`` would detect by its first bytes and serve, is no
@@ -219,7 +233,7 @@ def _text(body: str | bytes) -> str:
     body is decoded with the bounds of any other."""
     if isinstance(body, str):
         return body
-    return body.decode("utf-8", "replace")
+    return _go_utf8(body)
 
 
 def _values_over(body: str | bytes, limit: int) -> bool:
@@ -873,7 +887,7 @@ def read_ws_message(data: str | bytes, *, max_depth: int) -> WsRead:
         return WsRead(None, _dumps(error_response(None, -32700, str(exc))))
     except _GoEof:
         return WsRead(None)
-    return WsRead(raw[:end].decode("utf-8", "replace"))
+    return WsRead(_go_utf8(raw[:end]))
 
 
 def read_http_body(data: bytes, *, max_depth: int) -> WsRead:
@@ -908,7 +922,7 @@ def _read_large(raw: bytes) -> WsRead:
     served as Go's decoder serves it; a message ending early closes; a syntax error gets
     -32700 with Go's words where Python's decoder gives the same position (the character
     may differ inside a number or literal, and the container in a missing-comma error)."""
-    text = raw.decode("utf-8", "replace")
+    text = _go_utf8(raw)
     start = len(text) - len(text.lstrip(" \t\r\n"))
     try:
         _, end = _LARGE_DECODER.raw_decode(text, start)

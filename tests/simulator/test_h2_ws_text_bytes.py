@@ -11,8 +11,10 @@ import json
 import aiohttp
 from aiohttp import WSMsgType
 
+from simulator.jsonrpc import read_ws_message
 from simulator.server import Simulator
 from tests.simulator.node_fixtures import make_recording
+from tests.simulator.test_jsonrpc import make_rpc
 
 TIMEOUT = 30.0
 
@@ -44,3 +46,17 @@ def test_a_text_message_with_invalid_utf8_is_read_as_geth_reads_it() -> None:
                 assert msg.type is WSMsgType.CLOSE and msg.data == 1000
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_each_byte_that_is_not_utf8_is_one_replacement_character_as_in_go() -> None:
+    """utf8.DecodeRune reads a byte that starts no character as one U+FFFD: a cut
+    sequence of two bytes is two (Python's "replace" makes one), an encoded surrogate
+    three (it was passed through as a lone surrogate)."""
+    rpc = make_rpc()
+    for raw, expected in ((b"a\xe2\x82b", "a\ufffd\ufffdb"), (b"\xed\xa0\x80", "\ufffd" * 3),
+                          (b"\xf0\x9f\x98", "\ufffd" * 3), (b"\xc3\xa9", "\u00e9")):
+        body = b'{"jsonrpc":"2.0","id":"' + raw + b'","method":"eth_chainId"}'
+        text = rpc.handle(body).text
+        assert text is not None and json.loads(text)["id"] == expected, raw
+        read = read_ws_message(body + b" junk", max_depth=64)
+        assert read.body is not None and json.loads(read.body)["id"] == expected, raw
