@@ -211,8 +211,8 @@ def _parse_constant(name: str) -> Any:
     raise JsonInputError(f"{name} is not JSON")
 
 
-#: the lone surrogates "surrogateescape" makes of the bytes that are not UTF-8, to U+FFFD
-_ESCAPED_TO_FFFD = {code: "\ufffd" for code in range(0xDC80, 0xDD00)}
+#: the lone surrogates "surrogateescape" makes of the bytes that are not UTF-8
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _go_utf8(raw: bytes) -> str:
@@ -222,7 +222,7 @@ def _go_utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("utf-8", "surrogateescape").translate(_ESCAPED_TO_FFFD)
+        return _ESCAPED_BYTE.sub("\ufffd", raw.decode("utf-8", "surrogateescape"))
 
 
 def _text(body: str | bytes) -> str:
