@@ -305,14 +305,25 @@ def _history_rows(store_dir: Path, path: str, torn: list[int] | None = None
     offset: int | None = None
     torn = torn if torn is not None else [0]
     for f in read_rotated(store_dir / path / "history.jsonl"):
-        for row in _torn_tolerant_rows(f, torn):
+        for n, row in enumerate(_torn_tolerant_rows(f, torn), 1):
             if row.get("event") == "pilot_session":
-                offset = int(row["wall_ns"]) - int(row["mono_ns"])
+                offset = _ns(row, "wall_ns", f, n) - _ns(row, "mono_ns", f, n)
             if offset is None or "t_ns" not in row:
                 continue  # rows before the first session row (rotated away): no clock
-            mono = int(row["t_ns"])
+            mono = _ns(row, "t_ns", f, n)
             out.append({**row, "t_ns": mono + offset, "mono_ns": mono})
     return out
+
+
+def _ns(row: dict[str, Any], key: str, f: Path, n: int) -> int:
+    """``row[key]``, a time in ns (an integer), or a :class:`ReconcileError` naming the
+    file and the row: a value of another type (a hand edit, a damaged rotated file) was a
+    ValueError or KeyError traceback, after the truth had been fetched from the chain."""
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReconcileError(f"{f}: row {n} ({str(row.get('event'))[:40]}): {key} is "
+                             f"{str(value)[:40]!r}, not a time in ns (a damaged history)")
+    return value
 
 
 def _feed_down(rows: list[dict[str, Any]], end_ns: int) -> list[FaultWindow]:
