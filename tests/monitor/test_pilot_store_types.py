@@ -43,6 +43,8 @@ DAMAGE = {
     "paths.healthy_s": ("UPDATE paths SET healthy_s = 'x'", "table paths, row 1: healthy_s"),
     "sightings.wall_ns": ("UPDATE sightings SET wall_ns = 'x'",
                           "table sightings, row 1: wall_ns"),
+    "sightings.session": ("UPDATE sightings SET session = 'x'",  # reconcile sorts by it
+                          "table sightings, row 1: session"),
     "sightings.block_timestamp": ("UPDATE sightings SET block_timestamp = 'x'",
                                   "table sightings, row 1: block_timestamp"),
     "meta.wallets": ("UPDATE meta SET value = '5' WHERE key = 'wallets'",
