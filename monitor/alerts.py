@@ -14,7 +14,8 @@
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
   not a storm; repeats of a kind within ``window`` are suppressed (the next down alert
   counts the outages it kept quiet); ``failed`` is always sent (also for a key the
-  provider refused at the handshake: :meth:`AlertPolicy.key_refused`).
+  provider refused at the handshake: :meth:`AlertPolicy.key_refused`);
+  ``quota_exhausted`` once a window (:meth:`AlertPolicy.quota_exhausted`).
 """
 
 from __future__ import annotations
@@ -145,6 +146,18 @@ class AlertPolicy:
         return Alert("failed", f"[{self.conn}] WebSocket feed FAILED: the provider refused "
                                f"the key (HTTP {status}); falling back to polling; fix the "
                                f"key in websocket_url (tried again every {retry_s:.0f} s)")
+
+    def quota_exhausted(self, now: float, detail: str, retry_s: float) -> Alert | None:
+        """The provider answered that its quota (a month's, a day's) is spent: no retry
+        at a rate limit's pace helps, a human must raise the plan or change the key.
+        A ``quota_exhausted`` alert, once a ``window`` (the caller tries again every
+        ``retry_s`` simulated seconds meanwhile)."""
+        if not self._allow("quota_exhausted", now):
+            return None
+        return Alert("quota_exhausted", f"[{self.conn}] the provider's quota is EXHAUSTED "
+                                        f"({detail}): its calls are refused until the quota "
+                                        "resets or the plan is raised; falling back; tried "
+                                        f"again every {retry_s:.0f} s")
 
 
 #: alerts a :class:`LogAlerter` keeps in ``sent`` (the most recent; the log has them all)

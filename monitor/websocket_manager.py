@@ -13,7 +13,10 @@ What it does:
 * reconnects with exponential backoff and jitter on any failure: connection refused,
   handshake rejected (e.g. HTTP 5xx; a 429/503's ``Retry-After`` is waited, up to
   ``backoff_max``), an ``eth_subscribe`` answered with a rate limit (cause
-  ``rate_limited``; Infura's ``data.backoff_seconds`` is waited as a ``Retry-After``),
+  ``rate_limited``; Infura's ``data.backoff_seconds`` is waited as a ``Retry-After``; a
+  quota spent, Alchemy's "Monthly capacity limit exceeded": cause ``quota_exhausted``,
+  a ``quota_exhausted`` alert once a window, attempts every ``backoff_max`` unless it
+  named a wait),
   close frames (1001/1011/1013/...), abrupt close, ping timeout, stale subscription;
 * a handshake refused with 401/403 (a revoked or wrong key) is no outage: FAILED at once
   (cause ``key_refused: handshake_401``), one ``failed`` alert saying the provider
@@ -103,6 +106,7 @@ from monitor.metrics import WsMetrics
 from monitor.redact import redact
 from monitor.stages import FrameStamps
 from polyvocab.bounds import brief, values_ok
+from polyvocab.errors import QuotaExhausted
 from polyvocab.jsonrpc_http import rate_limit_of
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
@@ -335,6 +339,8 @@ def classify_connect_error(exc: BaseException) -> str:
         return "connect_error"
     if isinstance(exc, RpcError):
         return "subscribe_rejected"
+    if isinstance(exc, QuotaExhausted):  # a month's or a day's quota spent
+        return "quota_exhausted"
     if isinstance(exc, RateLimited):  # an eth_subscribe answered "slow down"
         return "rate_limited"
     if isinstance(exc, MonitorError):
@@ -789,7 +795,13 @@ class WebSocketManager:
                     if not await self._key_refused(cause, status):
                         return
                     continue
-                if not await self._attempt_failed(cause, retry_after(exc)):
+                asked = retry_after(exc)
+                if isinstance(exc, QuotaExhausted):  # a human must act: said once a window;
+                    # without a wait of its own, the attempts wait backoff_max
+                    self._alert(self._alert_policy.quota_exhausted(
+                        self._clock.now(), exc.message[:200], self.settings.backoff_max))
+                    asked = self.settings.backoff_max if asked is None else asked
+                if not await self._attempt_failed(cause, asked):
                     return
                 continue
             cause = await self._serve(link)

@@ -8,6 +8,9 @@ ServiceError                      base; str() is always redacted (no keys, no to
 │   └── ConnectionLost            an open connection closed or broke under us
 ├── ServerError(status, retry_after) HTTP 5xx: retry with backoff (a Retry-After wins)
 ├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry
+│   └── QuotaExhausted            a quota spent for hours or days (Alchemy "Monthly
+│                                 capacity limit exceeded", Infura "daily request count
+│                                 exceeded"): not retried at a rate-limit's pace; alert
 ├── BadResponse(status, kind)     not JSON, HTML error page, JSON without id/result,
 │                                 past a bound (``kind``: too_large, too_deep, not_json,
 │                                 bad_shape, ...): retry a few times, then report the
@@ -31,6 +34,7 @@ __all__ = [
     "BadResponse",
     "ConnectError",
     "ConnectionLost",
+    "QuotaExhausted",
     "RateLimited",
     "RpcError",
     "ServerError",
@@ -91,6 +95,12 @@ class RateLimited(ServiceError):
     def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExhausted(RateLimited):
+    """The provider's quota (a month's or a day's) is spent. Tell a human (a plan to
+    raise, a key to change); retry after ``retry_after`` when the provider named a wait
+    (it still serves a trickle), else not at a rate limit's pace: minutes, not seconds."""
 
 
 class BadResponse(ServiceError):

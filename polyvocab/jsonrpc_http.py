@@ -46,6 +46,7 @@ from polyvocab.errors import (
     BadResponse,
     ConnectError,
     ConnectionLost,
+    QuotaExhausted,
     RateLimited,
     RpcError,
     ServerError,
@@ -57,10 +58,12 @@ from polyvocab.http_read import read_body, undecodable_encoding
 from polyvocab.policies import (
     TokenBucket,
     is_key_refused_status,
+    is_quota_exhausted,
     is_range_too_large,
     is_rate_limited,
     parse_retry_after,
     retry_delays,
+    text_retry_after,
 )
 from polyvocab.redact import mask_url, redact
 
@@ -184,9 +187,19 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> Servic
     if type(code) is not int or abs(code) >= 1 << 31:
         return BadResponse(f"JSON-RPC error without an integer code: {_snippet(message)}")
     if rate_limited(code, message):
-        return RateLimited(f"JSON-RPC {code}: {message}",
-                           retry_after=_backoff_seconds(err.get("data")))
+        return _limited(f"JSON-RPC {code}: {message}", message,
+                        _backoff_seconds(err.get("data")))
     return RpcError(code, message, err.get("data"))
+
+
+def _limited(text: str, message: str, asked: float | None) -> RateLimited:
+    """The rate limit an answer means: the wait ``asked`` (a header's, a data field's),
+    else the one its ``message`` writes ("retry in 10s"); a :class:`QuotaExhausted` when
+    the message is a spent quota (:func:`~polyvocab.policies.is_quota_exhausted`)."""
+    if asked is None:
+        asked = text_retry_after(message)
+    kind = QuotaExhausted if is_quota_exhausted(message) else RateLimited
+    return kind(text, retry_after=asked)
 
 
 def rate_limit_of(err: Any, method: str | None = None) -> RateLimited | None:
@@ -214,10 +227,10 @@ def _backoff_seconds(data: Any) -> float | None:
     return None
 
 
-def _body_backoff(body: str) -> float | None:
-    """The wait a 429's JSON-RPC error body asks for (Infura answers its rate limit with
-    HTTP 429, no ``Retry-After``, and ``error.data.backoff_seconds``); None when it names
-    none or is no small JSON."""
+def _body_error(body: str) -> dict[str, Any] | None:
+    """The JSON-RPC error object of a 429's body (Infura answers its rate limit with HTTP
+    429, no ``Retry-After``, and ``error.data.backoff_seconds``; Ankr with "retry in 10s"
+    in ``error.message``); None when it is none or no small JSON."""
     if len(body) > 64 * 1024 or not nesting_ok(body):
         return None
     try:
@@ -225,7 +238,7 @@ def _body_backoff(body: str) -> float | None:
     except (ValueError, RecursionError):
         return None
     err = parsed.get("error") if isinstance(parsed, dict) else None
-    return _backoff_seconds(err.get("data")) if isinstance(err, dict) else None
+    return err if isinstance(err, dict) else None
 
 
 def classify_http(status: int, body: str, headers: Mapping[str, str] | None = None, *,
@@ -239,9 +252,12 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     headers = headers or {}
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 429:
-        if retry_after is None:  # Infura says it in the body: data.backoff_seconds
-            retry_after = _body_backoff(body)
-        return RateLimited(f"HTTP 429: {_snippet(body)}", retry_after=retry_after)
+        body_err = _body_error(body)
+        message = body_err.get("message") if body_err is not None else None
+        message = message[:500] if isinstance(message, str) else body[:500]
+        if retry_after is None and body_err is not None:  # Infura says it in the body
+            retry_after = _backoff_seconds(body_err.get("data"))
+        return _limited(f"HTTP 429: {_snippet(body)}", message, retry_after)
     if 300 <= status < 400:
         return redirect_refused(status, headers)
     if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
@@ -277,6 +293,9 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         # RpcError lost it
         detail = parsed["error"] if isinstance(parsed, dict) and "error" in parsed else body
         message = detail.get("message") if isinstance(detail, dict) else detail
+        if isinstance(message, str) and is_quota_exhausted(message):  # Alchemy answers
+            # its "Monthly capacity limit exceeded" with a 403 too: the key is good
+            return _limited(f"HTTP {status}: {_snippet(message)}", message, retry_after)
         return BadResponse(f"HTTP {status}: {_snippet(brief(message))}", status=status,
                            kind="unauthorized")
     if status != 200:
@@ -343,6 +362,14 @@ class JsonRpcHttpClient:
     iterator of delays (default :func:`~polyvocab.policies.retry_delays` with jitter); a
     server's ``Retry-After`` (capped at ``max_retry_after``) longer than its delay wins
     over it, a shorter one (``Retry-After: 0``) does not: the backoff is the floor.
+
+    A :class:`QuotaExhausted` (a month's or a day's quota spent) is retried only when the
+    provider named a wait (Infura's ``backoff_seconds``: after its daily count it serves a
+    trickle), else raised at once, never retried at a rate limit's pace (Alchemy's monthly
+    capacity names none: nothing comes back within seconds); the first of an episode
+    (until an answer comes again) is logged as an error, written as a ``quota_exhausted``
+    history row and given to ``on_quota_exhausted`` (an owner's alert: "quota exhausted",
+    a human must act).
     """
 
     def __init__(
@@ -362,6 +389,7 @@ class JsonRpcHttpClient:
         max_retry_after: float = 60.0,
         kind: str = "rpc_http",
         name: str = "rpc",
+        on_quota_exhausted: Callable[[QuotaExhausted], None] | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -383,6 +411,10 @@ class JsonRpcHttpClient:
         self.name = name
         self._ids = itertools.count(1)
         self.counter = CallCounter()
+        self._on_quota = on_quota_exhausted
+        #: clock time of the first :class:`QuotaExhausted` of the episode going on (until
+        #: an answer comes again), None when there is none
+        self.quota_exhausted_since: float | None = None
 
     def __repr__(self) -> str:
         return f"JsonRpcHttpClient({redact(self.url)!r})"
@@ -464,6 +496,8 @@ class JsonRpcHttpClient:
             try:
                 return await once()
             except ServiceError as exc:
+                if isinstance(exc, QuotaExhausted) and exc.retry_after is None:
+                    raise  # a spent quota that names no wait: not back within seconds
                 if not (attempt <= self.max_retries and self._retryable(exc)):
                     raise
                 delay = next(delays)
@@ -480,6 +514,23 @@ class JsonRpcHttpClient:
                 log.info("[%s] %s failed (%s: %s); retry %d/%d in %.3g s", self.name, what,
                          type(exc).__name__, exc, attempt, self.max_retries, delay)
                 await asyncio.sleep(delay)
+
+    def _quota_exhausted(self, exc: QuotaExhausted) -> None:
+        """Say once an episode that the provider's quota is spent: an error in the log, a
+        ``quota_exhausted`` history row, ``on_quota_exhausted`` (which must not raise; it
+        is logged if it does)."""
+        if self.quota_exhausted_since is not None:
+            return
+        self.quota_exhausted_since = self._clock.now()
+        log.error("[%s] the provider's quota is exhausted (%s): its calls fail until the "
+                  "quota resets or the plan is raised; not retried at a rate limit's pace",
+                  self.name, exc)
+        self._history.record("quota_exhausted", source=self.kind, reason=exc.message[:200])
+        if self._on_quota is not None:
+            try:
+                self._on_quota(exc)
+            except Exception:
+                log.exception("[%s] on_quota_exhausted failed", self.name)
 
     async def _post(self, body: Any, methods: list[str], check: Callable[[Any], Any]) -> Any:
         """POST ``body``; ``check`` turns the parsed answer into the value (or raises)."""
@@ -523,9 +574,15 @@ class JsonRpcHttpClient:
                     del parsed
             value = check(parsed)
             ok = True
+            if self.quota_exhausted_since is not None:
+                log.warning("[%s] the provider answers again after its quota was exhausted",
+                            self.name)
+                self.quota_exhausted_since = None
             return value
         except ServiceError as exc:
             error_kind = type(exc).__name__
+            if isinstance(exc, QuotaExhausted):
+                self._quota_exhausted(exc)
             if isinstance(exc, BadResponse):  # garbage from the node: counted by kind
                 self._history.record("bad_input", kind=f"rpc_{exc.kind}", source=self.kind,
                                      reason=exc.message[:200])

@@ -34,9 +34,10 @@ from collections.abc import Iterator
 
 __all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "MAX_RETRY_AFTER_S",
            "PRUNED_HISTORY_CODE",
-           "RANGE_TOO_LARGE_TEXTS",
+           "QUOTA_TEXTS", "RANGE_TOO_LARGE_TEXTS",
            "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
-           "is_range_too_large", "is_rate_limited", "parse_retry_after", "retry_delays"]
+           "is_quota_exhausted", "is_range_too_large", "is_rate_limited",
+           "parse_retry_after", "retry_delays", "text_retry_after"]
 
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
                          "too large", "response size")
@@ -44,7 +45,27 @@ _RATE_TEXTS = ("rate limit", "too many requests", "request count", "capacity",
                "throughput", "exceeded the rate", "rate exceeded",
                # QuickNode: "15/second request limit reached - reduce calls per second or
                # upgrade your account at quicknode.com" (code -32007)
-               "request limit reached", "reduce calls per second")
+               "request limit reached", "reduce calls per second",
+               # QuickNode's credits: code -32012, "credits limited to 6000/sec"
+               "credits limited to")
+#: a quota spent for hours or days, not a per-second limit (a plan to raise, a key to
+#: change): Alchemy "Monthly capacity limit exceeded. Visit https://dashboard.alchemy.com/
+#: settings/billing to upgrade your scaling policy for continued service." (HTTP 429 or
+#: 403, code 429, -32600 or -32000), Infura "daily request count exceeded, request rate
+#: limited" (-32005)
+QUOTA_TEXTS = ("monthly capacity limit", "daily request count exceeded")
+#: the wait a provider writes in its text when no header or data field says it:
+#: Ankr's public RPC (polygon-rpc.com's, code -32090) "Too many requests, reason: call rate
+#: limit exhausted, retry in 10s" (a Go duration: "10m0s", "24h0m0s"), and "try again in
+#: 30 seconds" texts
+_RETRY_IN = re.compile(
+    r"\b(?:retry|try again) (?:in|after) ((?:[0-9]+(?:\.[0-9]+)?(?:ns|us|\u00b5s|ms|h|m|s))+"
+    r"|[0-9]+(?:\.[0-9]+)? ?(?:seconds?|secs?|minutes?|mins?|hours?))\b", re.IGNORECASE)
+_WORDS = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?([a-z]+)")
+_GO_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|\u00b5s|ms|h|m|s)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+           "h": 3600.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0,
+           "hour": 3600.0}
 
 
 #: HTTP statuses with which a provider refuses the key itself (revoked, wrong, not allowed
@@ -76,6 +97,32 @@ def is_rate_limited(message: str) -> bool:
     Requests", "project ID request rate exceeded", ...): retry later, same query."""
     text = message.lower()
     return any(t in text for t in _RATE_TEXTS)
+
+
+def is_quota_exhausted(message: str) -> bool:
+    """A provider's text for a quota spent for hours or days (:data:`QUOTA_TEXTS`), not a
+    per-second limit: retrying at a rate limit's pace cannot help, a human must know."""
+    text = message.lower()
+    return any(t in text for t in QUOTA_TEXTS)
+
+
+def text_retry_after(message: str) -> float | None:
+    """The wait a rate-limit text asks for ("... retry in 10s", "retry in 10m0s", "try
+    again in 30 seconds"), seconds between 0 and :data:`MAX_RETRY_AFTER_S`; None when it
+    names none."""
+    found = _RETRY_IN.search(message[:1000])
+    if found is None:
+        return None
+    text = found.group(1).lower()
+    parts = _GO_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:  # a Go duration: 1h2m3.5s
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    else:  # "30 seconds", "2 minutes"
+        words = _WORDS.fullmatch(text)
+        if words is None:
+            return None
+        seconds = float(words.group(1)) * _UNIT_S[words.group(2).rstrip("s")]
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 #: a node asked for blocks above its head: geth "block range extends beyond current head

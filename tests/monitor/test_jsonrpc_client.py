@@ -144,8 +144,10 @@ def test_rate_limit_error_code_is_retried_too(tmp_path: Path) -> None:
         assert await client.call("eth_getLogs", [{}]) == "0x10"
         assert len(server.bodies) == 2
 
+    # Infura's per-second limit (its "daily request count exceeded" is a spent quota:
+    # retried only after the wait it names, test_jsonrpc_quota_texts.py)
     limited = json_reply(lambda b: {"jsonrpc": "2.0", "id": b["id"], "error": {
-        "code": -32005, "message": "daily request count exceeded, request rate limited"}})
+        "code": -32005, "message": "project ID request rate exceeded"}})
     run_client(tmp_path, [limited, json_reply(ok)], t)
 
 

@@ -22,7 +22,7 @@ from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 15.0
 OPEN_TIMEOUT = 8.0  # what a request answered without its id waited before
-RATE = {"code": -32005, "message": "daily request count exceeded, request rate limited",
+RATE = {"code": -32005, "message": "project ID request rate exceeded",
         "data": {"rate": {"allowed_rps": 1, "backoff_seconds": 0.3, "current_rps": 2.2}}}
 PARSE = {"code": -32700, "message": "Parse error"}
 HEADER = {"number": "0x10", "hash": "0x" + "ab" * 32, "parentHash": "0x" + "cd" * 32}
@@ -96,7 +96,7 @@ def manager(url: str, history: History, **kw: Any) -> WebSocketManager:
 def test_a_subscribe_refused_without_its_id_fails_at_once(tmp_path: Path,
                                                           error: dict[str, Any]) -> None:
     """A provider's gateway refusing the ``eth_subscribe`` frame with ``"id": null``
-    (Infura's -32005 "daily request count exceeded", a -32700) was an
+    (Infura's -32005 "project ID request rate exceeded", a -32700) was an
     ``unknown_response_id``, and the subscribe waited ``open_timeout`` (8 s) for an
     answer already given. The only request waiting is the one refused: it fails at once
     (a rate limit as ``rate_limited``, its backoff_seconds waited), the next connection
