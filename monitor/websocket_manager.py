@@ -1134,7 +1134,8 @@ class WebSocketManager:
                 continue
             if item.get("method") == "eth_subscription":
                 await self._notification(link, item, share)
-            elif ("id" in item and "result" in item) or "error" in item:
+            elif (("id" in item and ("result" in item or "error" in item))
+                  or ("error" in item and "method" not in item)):  # no id: see _response
                 sub = self._response(link, item)
                 if sub is not None:  # notifications that came before this answer
                     for result in self._take_early(link, sub):
@@ -1159,7 +1160,7 @@ class WebSocketManager:
         """Resolve the request ``item`` answers; return the subscription it just mapped
         (an ``eth_subscribe`` answered with an id), if any."""
         rid = item.get("id")
-        if rid is None and item.get("error") is not None:
+        if rid is None and item.get("error") is not None and "method" not in item:
             self._unaddressed_error(link, item["error"])
             return None
         pending = self._pending.get(rid) if type(rid) is int else None

@@ -197,3 +197,36 @@ def test_heads_that_are_no_header_do_not_keep_the_feed_alive(tmp_path: Path) -> 
             assert mgr.metrics.heads >= 1
             assert None in got  # the owner still sees what came
     asyncio.run(go())
+
+
+def test_an_error_in_a_frame_with_a_method_answers_nothing(tmp_path: Path) -> None:
+    """A frame with a ``method`` is a request or a notification, never an answer: one
+    with an ``error`` and no id (or ``"id": null``) must not fail the request waiting."""
+    async def go() -> None:
+        async with UnaddressedNode(refuse=0, error=RATE) as node:
+            history = History(tmp_path / "history.jsonl")
+            mgr = manager(node.url, history)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+                call = asyncio.ensure_future(mgr.request("eth_blockNumber", [],
+                                                         timeout=OPEN_TIMEOUT))
+                await node.wait_held(1)
+                await node.push({"jsonrpc": "2.0", "method": "foo", "error": PARSE})
+                await node.push({"jsonrpc": "2.0", "id": None, "method": "foo",
+                                 "error": PARSE})
+                await node.push({"jsonrpc": "2.0", "id": node.held[0][1], "result": "0x5"})
+                assert await asyncio.wait_for(call, OPEN_TIMEOUT / 2) == "0x5"
+                assert mgr.bad_frames["bad_shape"] == 1
+                assert mgr.bad_frames["unknown_response_id"] == 1
+                # an error with no id member at all (not even null) is an answer of none
+                call = asyncio.ensure_future(mgr.request("eth_blockNumber", [],
+                                                         timeout=OPEN_TIMEOUT))
+                await node.wait_held(2)
+                await node.push({"jsonrpc": "2.0", "error": PARSE})
+                with pytest.raises(BadResponse, match="without the request's id"):
+                    await asyncio.wait_for(call, OPEN_TIMEOUT / 2)
+            finally:
+                await mgr.stop()
+                history.close()
+    asyncio.run(go())
