@@ -32,6 +32,7 @@ from typing import Any
 
 from monitor.config import Settings, argv_secrets, load_settings
 from monitor.errors import ConfigError, MonitorError, StoreError
+from monitor.private_files import NotRegularFile
 from polyvocab.cli_args import reader_gone
 
 __all__ = ["add_pilot_parser", "connected_or_stopped", "pilot_main"]
@@ -168,9 +169,11 @@ def pilot_main(ns: argparse.Namespace,
         name = f" {exc.filename}" if exc.filename else ""
         print(f"python -m monitor pilot: error: cannot write the pilot's store{name}: "
               f"{exc.strerror or exc}", file=sys.stderr)
-        # a folder the service user may not write, or a path through a file: a setting to
-        # fix (2: the unit does not restart into it every 5 s); a full disk may pass (1)
-        return 2 if exc.errno in _STORE_SETTING_ERRNOS else 1
+        # a folder the service user may not write, a path through a file, a folder or a
+        # FIFO where a store file belongs: a setting to fix (2: the unit does not restart
+        # into it every 5 s); a full disk may pass (1)
+        return 2 if exc.errno in _STORE_SETTING_ERRNOS or isinstance(exc, NotRegularFile) \
+            else 1
     except KeyboardInterrupt:
         return 130
 
