@@ -1176,10 +1176,18 @@ class WebSocketManager:
                 # units per second capacity", Infura's -32005): the request is not wrong
                 pending.future.set_exception(limited)
                 return None
-            code = err.get("code", -32603) if isinstance(err, dict) else -32603
-            message = brief(err.get("message", err) if isinstance(err, dict) else err)
-            pending.future.set_exception(RpcError(
-                code if type(code) is int and abs(code) < 1 << 31 else -32603, message))
+            code = err.get("code") if isinstance(err, dict) else None
+            if type(code) is not int or abs(code) >= 1 << 31:
+                # no JSON-RPC error object ("error": "rate limited", a code "429" or none):
+                # what it refuses cannot be told, the request is not known to be wrong.
+                # An RpcError made eth_subscribe forget its subscription for good
+                self._bad("bad_error", err)
+                pending.future.set_exception(BadResponse(
+                    f"{pending.method}: an error answer that is no JSON-RPC error object: "
+                    f"{brief(err, 120)}", kind="bad_error"))
+                return None
+            message = brief(err.get("message", err))
+            pending.future.set_exception(RpcError(code, message))
             return None
         result = item.get("result")
         sub = pending.sub

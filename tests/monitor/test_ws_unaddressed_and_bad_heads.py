@@ -33,8 +33,8 @@ class UnaddressedNode:
     ``"id": null``; the others with an id and one head. ``eth_blockNumber`` calls are
     held (``held``) until ``release`` answers them all with ``error``, id null."""
 
-    def __init__(self, refuse: int, error: dict[str, Any]) -> None:
-        self.refuse, self.error = refuse, error
+    def __init__(self, refuse: int, error: Any, *, addressed: bool = False) -> None:
+        self.refuse, self.error, self.addressed = refuse, error, addressed
         self.opened: list[float] = []
         self.held: list[tuple[ServerConnection, int]] = []
         self.held_changed = asyncio.Event()
@@ -58,7 +58,8 @@ class UnaddressedNode:
                     continue
                 if self.refuse > 0:
                     self.refuse -= 1
-                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": None,
+                    rid = req["id"] if self.addressed else None
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": rid,
                                               "error": self.error}))
                     continue
                 sid = f"0x{next(self._ids):x}"
@@ -229,4 +230,34 @@ def test_an_error_in_a_frame_with_a_method_answers_nothing(tmp_path: Path) -> No
             finally:
                 await mgr.stop()
                 history.close()
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("error", ["rate limited", {"code": "429", "message": "slow down"},
+                                   {"message": "no code"}, [1, 2]],
+                         ids=["string", "string_code", "no_code", "list"])
+def test_an_error_that_is_no_error_object_keeps_the_subscription(
+        tmp_path: Path, error: Any) -> None:
+    """``subscribe`` on a connection that is up, answered with an error that is no JSON-RPC
+    error object (a string, a code "429", none): it was an RpcError -32603, a refusal of
+    the params, and the subscription was forgotten for good. Whose fault it is cannot be
+    told: a bad answer (``bad_error``), the subscription kept and made on the next
+    connection."""
+    async def go() -> None:
+        async with UnaddressedNode(refuse=0, error=error, addressed=True) as node:
+            history = History(tmp_path / "history.jsonl")
+            got: list[Any] = []
+            mgr = manager(node.url, history)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+                node.refuse = 1
+                stable = await mgr.subscribe(["newHeads"], got.append)
+                assert stable in mgr.subscriptions
+                assert await mgr.wait_until(lambda: bool(got), TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            assert got == [HEADER] and len(node.opened) == 2
+            assert mgr.bad_frames["bad_error"] == 1
     asyncio.run(go())
