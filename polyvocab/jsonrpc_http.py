@@ -260,6 +260,10 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         return _limited(f"HTTP 429: {_snippet(body)}", message, retry_after)
     if 300 <= status < 400:
         return redirect_refused(status, headers)
+    if status == 402:  # Payment Required, whatever the body: a provider's quota or
+        # credits spent (dRPC's free tier answers so); read as a refused request before
+        return QuotaExhausted(f"HTTP 402 (payment required): {_snippet(body)}",
+                              retry_after=retry_after)
     if not nesting_ok(body):  # before parsing: deep JSON must never reach the C parser
         return BadResponse(f"HTTP {status}: JSON nested too deep", status=status,
                            kind="too_deep")

@@ -181,3 +181,12 @@ def test_a_spent_quota_that_names_a_wait_is_retried_after_it() -> None:
         finally:
             await runner.cleanup()
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("text", ["Payment Required", body({"code": -32000,
+                                                            "message": "upgrade your tier"})])
+def test_payment_required_is_a_spent_quota(text: str) -> None:
+    """HTTP 402 (dRPC's free tier spent) was a 4xx bad response or, with a JSON-RPC error
+    body, an RpcError: a request refused as wrong, and no one told of the quota."""
+    got = answer(402, text)
+    assert isinstance(got, QuotaExhausted) and got.retry_after is None
