@@ -11,6 +11,7 @@ The functions here are the ones the notebook uses too (``notebooks/analysis.ipyn
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import tomllib
 from dataclasses import dataclass, field
@@ -217,7 +218,8 @@ def _mode_from_toml(path: Path) -> str | None:
     return None
 
 
-_COUNTS = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted")
+_COUNTS = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted",
+           "wallets")
 _SHARES = ("uptime", "coverage")
 _AGREE = ("status", "trades", "detected", "late", "missed", "duplicates", "phantoms",
           "retracted")
@@ -344,7 +346,7 @@ def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = No
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
-                or value != value or float(value) != int(value):
+                or not math.isfinite(value) or float(value) != int(value):
             out.append(f"summary.json: {key} = {str(value)[:40]} is not a count")
         else:
             counts[key] = float(value)
