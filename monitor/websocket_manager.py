@@ -1033,9 +1033,11 @@ class WebSocketManager:
     async def _subscribe_on(self, link: _Link, sub: _Sub) -> None:
         node_id = await self._rpc(link, "eth_subscribe", sub.params,
                                   self._timeout(self.settings.open_timeout), sub=sub)
-        if not isinstance(node_id, str):
-            raise RpcError(-32603, f"eth_subscribe answered a non-string id "
-                                   f"{brief(node_id)}")
+        if not isinstance(node_id, str):  # a bad answer, not a refusal of the params: an
+            # RpcError made subscribe() forget the subscription for good
+            self._bad("bad_subscription_id", node_id)
+            raise BadResponse(f"eth_subscribe answered a non-string id {brief(node_id)}",
+                              kind="bad_subscription_id")
 
     async def _rpc(self, link: _Link, method: str, params: list[Any], timeout: float,
                    *, sub: _Sub | None = None) -> Any:

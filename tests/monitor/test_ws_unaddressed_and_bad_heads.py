@@ -56,6 +56,10 @@ class UnaddressedNode:
                     self.held.append((ws, req["id"]))
                     self.held_changed.set()
                     continue
+                if self.refuse > 0 and isinstance(self.error, dict) and "result" in self.error:
+                    self.refuse -= 1  # an answer, with the result given
+                    await ws.send(json.dumps(dict(self.error, jsonrpc="2.0", id=req["id"])))
+                    continue
                 if self.refuse > 0:
                     self.refuse -= 1
                     rid = req["id"] if self.addressed else None
@@ -234,12 +238,14 @@ def test_an_error_in_a_frame_with_a_method_answers_nothing(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("error", ["rate limited", {"code": "429", "message": "slow down"},
-                                   {"message": "no code"}, [1, 2]],
-                         ids=["string", "string_code", "no_code", "list"])
+                                   {"message": "no code"}, [1, 2], {"result": 5},
+                                   {"result": None}],
+                         ids=["string", "string_code", "no_code", "list", "id_5", "id_null"])
 def test_an_error_that_is_no_error_object_keeps_the_subscription(
         tmp_path: Path, error: Any) -> None:
     """``subscribe`` on a connection that is up, answered with an error that is no JSON-RPC
-    error object (a string, a code "429", none): it was an RpcError -32603, a refusal of
+    error object (a string, a code "429", none) or with an id that is no string (5,
+    null): it was an RpcError -32603, a refusal of
     the params, and the subscription was forgotten for good. Whose fault it is cannot be
     told: a bad answer (``bad_error``), the subscription kept and made on the next
     connection."""
@@ -259,5 +265,6 @@ def test_an_error_that_is_no_error_object_keeps_the_subscription(
                 await mgr.stop()
                 history.close()
             assert got == [HEADER] and len(node.opened) == 2
-            assert mgr.bad_frames["bad_error"] == 1
+            kind = "bad_subscription_id" if "result" in error else "bad_error"
+            assert mgr.bad_frames[kind] == 1
     asyncio.run(go())
