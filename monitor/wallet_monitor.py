@@ -95,7 +95,14 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
-from monitor.errors import BadResponse, ConfigError, MonitorError, RpcError, Timeout
+from monitor.errors import (
+    BadResponse,
+    ConfigError,
+    MonitorError,
+    QuotaExhausted,
+    RpcError,
+    Timeout,
+)
 from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
@@ -311,14 +318,15 @@ class _Rpc:
 
     def __init__(self, url: str, session: aiohttp.ClientSession, *, history: History,
                  clock: Clock, timeout: float, speed: float, rate_per_s: float,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1,
+                 on_quota_exhausted: Callable[[QuotaExhausted], None] | None = None) -> None:
         self.calls: Counter[str] = Counter()
         self.failures = 0
         self.batch_size = batch_size  # halved at each batch the node refuses
         self.mixed_batches = True  # False once the node refused a batch of :meth:`batch`
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
-            rate_limit_per_s=rate_per_s * speed,
+            rate_limit_per_s=rate_per_s * speed, on_quota_exhausted=on_quota_exhausted,
             retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5),
                                               jitter=0.2, seed=_jitter_seed(url)))
 
@@ -2074,6 +2082,17 @@ class WalletMonitor:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _rpc_quota_exhausted(self, exc: QuotaExhausted) -> None:
+        """The HTTP node's provider said its quota is spent (the client says it once an
+        episode: a log error and a history row): the operator's alert too, in the
+        background. Nothing the monitor retries fixes it; backfill and the re-checks wait
+        (the WebSocket feed, or the explorer once the feed falls back, go on)."""
+        if self.pipeline is None:  # (made before the client: never the case)
+            return
+        self.pipeline._alert("quota_exhausted", redact(
+            f"the JSON-RPC provider's quota is EXHAUSTED ({exc.message[:200]}): backfill "
+            "and reorg checks fail until the quota resets or the plan is raised"))
+
     async def start(self) -> None:
         """Open the store, the HTTP session and every source. A start that fails part way
         (a metrics port in use, a setting found wrong only here) stops what it opened
@@ -2115,7 +2134,8 @@ class WalletMonitor:
                 raise MonitorError("websocket mode needs websocket_url and rpc_url")
             self.rpc = _Rpc(s.rpc_url, self.session, history=self.history, clock=self.clock,
                             timeout=max(s.scaled(s.rpc_timeout), 1.0), speed=s.speed,
-                            rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size)
+                            rate_per_s=s.rpc_rate_per_s, batch_size=s.rpc_batch_size,
+                            on_quota_exhausted=self._rpc_quota_exhausted)
         if s.explorer_url and (self.poll_wallets or self.ws_wallets):
             self.explorer = ExplorerClient(
                 s.explorer_url, self.session, api_key=s.api_key(), chain_id=s.chain_id,
