@@ -1229,7 +1229,10 @@ class WebSocketManager:
         way, none of them waited ``open_timeout`` for an answer already given."""
         waiting = [p for p in self._pending.values()
                    if p.conn_gen == link.gen and not p.future.done()]
-        if rate_limit_of(err) is not None:
+        # a refusal without the id was given before the request was read: never a range
+        # refusal of eth_getLogs, so -32005 "limit exceeded" is a rate limit here (the
+        # rule of a method without a range)
+        if rate_limit_of(err, "eth_subscribe") is not None:
             for p in waiting:
                 p.future.set_exception(rate_limit_of(err, p.method) or RateLimited(
                     f"{p.method}: {brief(err, 120)}"))
