@@ -333,7 +333,9 @@ def _unaddressed_rate_limit(item: Any, rate_limited: RateRule) -> RateLimited | 
     if not isinstance(item, dict) or item.get("id") is not None \
             or not isinstance(item.get("error"), dict):
         return None
-    err = _rpc_error(item["error"], rate_limited)
+    # given before the request was read: never a range refusal of eth_getLogs, so a
+    # rate-limit code is a rate limit whatever its text (-32005 "limit exceeded")
+    err = _rpc_error(item["error"], _for_method(rate_limited, ""))
     return err if isinstance(err, RateLimited) else None
 
 

@@ -14,7 +14,13 @@ import pytest
 from aiohttp import web
 
 from polyvocab.errors import QuotaExhausted, RateLimited, RpcError, ServiceError
-from polyvocab.jsonrpc_http import JsonRpcHttpClient, _result_of, classify_http
+from polyvocab.jsonrpc_http import (
+    JsonRpcHttpClient,
+    _for_method,
+    _result_of,
+    classify_http,
+    is_rate_limit_reply,
+)
 from polyvocab.policies import text_retry_after
 
 ANKR = {"code": -32090, "message": "Too many requests, reason: call rate limit exhausted, "
@@ -190,3 +196,16 @@ def test_payment_required_is_a_spent_quota(text: str) -> None:
     body, an RpcError: a request refused as wrong, and no one told of the quota."""
     got = answer(402, text)
     assert isinstance(got, QuotaExhausted) and got.retry_after is None
+
+
+def test_a_limit_exceeded_without_the_id_is_a_rate_limit_even_for_get_logs() -> None:
+    """-32005 "limit exceeded" with ``"id": null`` answering an eth_getLogs was "not the
+    response to id 1", a bad response: an error given before the request was read is
+    never a range refusal (that one names the request), it is a rate limit."""
+    parsed = classify_http(200, body({"code": -32005, "message": "limit exceeded"}, None))
+    with pytest.raises(RateLimited):
+        _result_of(parsed, 1, _for_method(is_rate_limit_reply, "eth_getLogs"))
+    # with the id, it stays the range refusal it may be
+    parsed = classify_http(200, body({"code": -32005, "message": "limit exceeded"}, 1))
+    with pytest.raises(RpcError):
+        _result_of(parsed, 1, _for_method(is_rate_limit_reply, "eth_getLogs"))
