@@ -12,7 +12,9 @@ client at a loopback server and production at Alchemy/QuickNode/Infura unchanged
   5xx -> :class:`ServerError` (with ``Retry-After`` too: a 503's), HTML / not JSON /
   wrong shape / nested too deep -> :class:`BadResponse`, a JSON-RPC error object ->
   :class:`RpcError` (rate-limit errors, as the ``rate_limited`` policy says, ->
-  :class:`RateLimited`).
+  :class:`RateLimited`, with the wait a header, a data field or the text names; a spent
+  quota, and HTTP 402, -> :class:`QuotaExhausted`). A body in a Content-Encoding the
+  client did not ask for (br, zstd) is a :class:`BadResponse` too, not a network fault.
 * :func:`~polyvocab.policies.retry_delays` (plain generator, jittered) is the retry
   backoff; :func:`should_retry` the default decision; a server's ``Retry-After`` (or
   a rate limit's ``data.backoff_seconds``) lengthens the backoff, never shortens it.
