@@ -88,6 +88,8 @@ _WRITE_BATCH = 1 << 20  # characters framed and handed to the transport in one w
 _MAX_COUNT_LABELS = 1000  # distinct request-counter labels per api (then "other")
 #: calls of one WebSocket connection answered concurrently once they yield (rebuilt blocks)
 _WS_CALLS = 4
+#: seconds to send the close frame to a client that did not answer a ping
+_CLOSE_FRAME_S = 1.0
 #: how long a connection geth's reader stops at waits for its queued answers before it closes
 _READ_FAILED_FLUSH_S = 5.0
 #: ... and for the calls still running then (geth waits for them without a bound; each is
@@ -261,6 +263,12 @@ class WsConn:
         #: it the next request is read when one ends
         self.calls = asyncio.Semaphore(_WS_CALLS)
         self.call_tasks: set[asyncio.Task[None]] = set()
+        #: the event loop's time of the next ping (put off by every write) and by when the
+        #: pong of the last ping is due (None: none awaited); see :meth:`ping_loop`
+        self.next_ping = 0.0
+        self.pong_due: float | None = None
+        self.ping_interval_s = sim.settings.node.ws_ping_interval_s
+        self.pinger: asyncio.Task[None] | None = None
 
     # -- SubscriptionHost ----------------------------------------------------------------
     def subscribe(self, kind: str, flt: LogFilter | None, *, lo: int | None = None,
@@ -436,6 +444,9 @@ class WsConn:
                     if transport.is_closing():
                         break
                     transport.write(b"".join(frames))
+                    if self.ping_interval_s is not None:  # geth's writeAndResetPing
+                        self.next_ping = asyncio.get_running_loop().time() + \
+                            self.ping_interval_s
                     while transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
                         if transport.is_closing():
                             return
@@ -456,6 +467,50 @@ class WsConn:
         finally:
             self.drained.set()
             self.room.set()
+
+    async def ping_loop(self, interval_s: float) -> None:
+        """geth v1.17 rpc/websocket.go pingLoop: a connection the node has not written to
+        for ``interval_s`` is pinged, and its pong is due within ``interval_s``
+        (SetReadDeadline; a pong clears it: :meth:`pong`); past it the read fails and
+        the connection is closed as geth closes it (a close frame 1000, then the TCP
+        connection). A half-open (muted) connection is neither pinged nor timed."""
+        loop = asyncio.get_running_loop()
+        self.next_ping = loop.time() + interval_s
+        try:
+            while not self.closed:
+                wake = self.next_ping if self.pong_due is None else min(self.next_ping,
+                                                                        self.pong_due)
+                await asyncio.sleep(max(0.0, wake - loop.time()))
+                now = loop.time()
+                if self.closed:
+                    return
+                if self.stalled():
+                    self.next_ping, self.pong_due = now + interval_s, None
+                    continue
+                if self.pong_due is not None and now >= self.pong_due:
+                    log.info("conn %s: no pong within %g s of a ping, closing as geth does",
+                             self.id, interval_s)
+                    await self._close_unanswered()
+                    return
+                if now >= self.next_ping:
+                    await self.ws.ping(b"")
+                    self.pong_due = now + interval_s
+                    self.next_ping = now + interval_s
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("conn %s: ping failed (%s)", self.id, type(exc).__name__)
+
+    def pong(self) -> None:
+        """A pong came: the read deadline of the last ping is lifted (geth's pong handler)."""
+        self.pong_due = None
+
+    async def _close_unanswered(self) -> None:
+        """geth's websocketCodec.close after a failed read: a close frame 1000, then the
+        connection (not the close handshake's wait: the client is not answering)."""
+        self.closed = True
+        self.wake.set()
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(self.ws.close(code=1000, message=b""), _CLOSE_FRAME_S)
+        self.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
@@ -1410,6 +1465,9 @@ class Simulator:
         conn = WsConn(self, conn_id, ws, request)
         self.conns[conn_id] = conn
         conn.writer = asyncio.get_running_loop().create_task(conn.write_loop())
+        if conn.ping_interval_s is not None:
+            conn.pinger = asyncio.get_running_loop().create_task(
+                conn.ping_loop(conn.ping_interval_s))
         log.info("conn %s: open from %s", conn_id, request.remote)
         try:
             async for msg in ws:
@@ -1429,6 +1487,9 @@ class Simulator:
                 elif msg.type == WSMsgType.PING:
                     if not conn.stalled():
                         await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    if not conn.stalled():
+                        conn.pong()
                 elif msg.type == WSMsgType.ERROR:
                     log.info("conn %s: %s", conn_id, msg.data)
                     break
@@ -1440,6 +1501,8 @@ class Simulator:
             self.conns.pop(conn_id, None)
             for task in list(conn.call_tasks):
                 task.cancel()
+            if conn.pinger is not None and conn.pinger is not asyncio.current_task():
+                conn.pinger.cancel()
             if conn.writer is not None:
                 conn.writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

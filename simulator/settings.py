@@ -126,6 +126,11 @@ class NodeSettings:
     #: closed; None = three quarters of the process's file-descriptor limit, so the node
     #: runs out of connections before it runs out of descriptors
     max_connections: int | None = None
+    #: seconds a WebSocket connection may go without the node writing to it before the
+    #: node pings it; a client that does not answer the ping (pong) within as many
+    #: seconds is closed (geth v1.17 rpc/websocket.go wsPingInterval and wsPongTimeout,
+    #: 30 s each); None = no pings
+    ws_ping_interval_s: float | None = 30.0
 
     def __post_init__(self) -> None:
         chosen = PROFILES.get(self.profile)
@@ -155,8 +160,10 @@ class NodeSettings:
                 or not isinstance(self.max_connections, int) or self.max_connections < 1):
             raise SettingsError(f"max_connections: expected an integer >= 1, got "
                                 f"{self.max_connections!r}")
-        for name in ("http_read_timeout_s", "http_idle_timeout_s"):
+        for name in ("http_read_timeout_s", "http_idle_timeout_s", "ws_ping_interval_s"):
             timeout = getattr(self, name)
+            if timeout is None and name == "ws_ping_interval_s":
+                continue
             if isinstance(timeout, bool) or not (isinstance(timeout, (int, float))
                                                  and 0 < timeout <= _DAY_S):
                 raise SettingsError(f"{name}: expected seconds in (0, {_DAY_S:g}], "
