@@ -287,6 +287,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _wait_for_trade(detections: Path, tx: str, what: str) -> None:
+    _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == tx
+                            for r in _rows(detections)), what)
+
+
 def _receipt_block(anvil: Anvil, tx: str) -> tuple[int, str]:
     receipt = _rpc(anvil.port, "eth_getTransactionReceipt", [tx])
     return int(receipt["blockNumber"], 16), str(receipt["blockHash"])
@@ -306,8 +311,7 @@ def test_monitor_retracts_what_an_anvil_reorg_took_away(anvil: Anvil, tmp_path: 
     try:
         kept = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
                            shares=1_000_000, order=1)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == kept
-                                for r in _rows(detections)), "the first trade")
+        _wait_for_trade(detections, kept, "the first trade")
         kept_block, _ = _receipt_block(anvil, kept)
         _wait_until(lambda: anvil.head() > kept_block, "a block above the first trade's")
         # two trades of the next block(s): the first to be re-included, the second dropped
@@ -373,8 +377,7 @@ def test_monitor_retracts_after_a_restart_what_an_anvil_reorg_took_while_it_was_
     try:
         gone = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
                            shares=1_000_000, order=1)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == gone
-                                for r in _rows(detections)), "the trade")
+        _wait_for_trade(detections, gone, "the trade")
         gone_block, gone_hash = _receipt_block(anvil, gone)
         _wait_until(lambda: anvil.head() > gone_block + 1, "two blocks above the trade")
     finally:
@@ -416,8 +419,7 @@ def test_monitor_rides_out_a_frozen_anvil(anvil: Anvil, tmp_path: Path) -> None:
     try:
         first = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
                             shares=1_000_000, order=1)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == first
-                                for r in _rows(detections)), "the first trade")
+        _wait_for_trade(detections, first, "the first trade")
 
         def reconnecting() -> int:
             return sum(1 for line in history.read_text().splitlines()
@@ -431,8 +433,7 @@ def test_monitor_rides_out_a_frozen_anvil(anvil: Anvil, tmp_path: Path) -> None:
             anvil.proc.send_signal(signal.SIGCONT)
         second = anvil.trade(version=1, maker=WATCHED, side="SELL", token=8, usdc=2_970_000,
                              shares=3_000_000, order=2)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == second
-                                for r in _rows(detections)), "the trade after the freeze")
+        _wait_for_trade(detections, second, "the trade after the freeze")
         ids = [r["trade"]["id"] for r in _rows(detections) if r.get("kind") == "trade"]
         assert len(ids) == len(set(ids)) == 2
     finally:
@@ -454,14 +455,12 @@ def test_a_wallet_taken_off_the_list_keeps_its_reorged_trade_judged(
     try:
         kept = anvil.trade(version=2, maker=WATCHED, side="BUY", token=7, usdc=450_000,
                            shares=1_000_000, order=1)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == kept
-                                for r in _rows(detections)), "the watched wallet's trade")
+        _wait_for_trade(detections, kept, "the watched wallet's trade")
         kept_block, _ = _receipt_block(anvil, kept)
         _wait_until(lambda: anvil.head() > kept_block, "a block above it")
         gone = anvil.trade(version=1, maker=OTHER, side="SELL", token=8, usdc=2_970_000,
                            shares=3_000_000, order=2)
-        _wait_until(lambda: any(r.get("trade", {}).get("tx_hash") == gone
-                                for r in _rows(detections)), "the other wallet's trade")
+        _wait_for_trade(detections, gone, "the other wallet's trade")
         gone_block, gone_hash = _receipt_block(anvil, gone)
         assert gone_block > kept_block
         _wait_until(lambda: anvil.head() > gone_block + 1, "two blocks above it")
