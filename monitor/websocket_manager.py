@@ -107,7 +107,7 @@ from monitor.redact import redact
 from monitor.stages import FrameStamps
 from polyvocab.bounds import brief, values_ok
 from polyvocab.errors import QuotaExhausted
-from polyvocab.jsonrpc_http import rate_limit_of
+from polyvocab.jsonrpc_http import classify_http, rate_limit_of
 from polyvocab.policies import is_key_refused_status, parse_retry_after
 
 __all__ = [
@@ -124,6 +124,7 @@ __all__ = [
     "WsSettings",
     "classify_close",
     "classify_connect_error",
+    "handshake_limit",
     "refused_key_status",
     "retry_after",
 ]
@@ -310,7 +311,22 @@ def retry_after(exc: BaseException) -> float | None:
         return exc.retry_after
     if not isinstance(exc, InvalidStatus):
         return None
-    return parse_retry_after(exc.response.headers.get("Retry-After"))
+    asked = parse_retry_after(exc.response.headers.get("Retry-After"))
+    limited = handshake_limit(exc) if asked is None else None
+    return limited.retry_after if limited is not None else asked
+
+
+def handshake_limit(exc: BaseException) -> RateLimited | None:
+    """The rate limit (or spent quota: :class:`QuotaExhausted`) a handshake refused with
+    429 says, read from its body as the HTTP client reads a 429 (:func:`polyvocab.
+    jsonrpc_http.classify_http`): Infura's ``data.backoff_seconds``, Ankr's "retry in 10s",
+    Alchemy's "Monthly capacity limit exceeded". None for any other refusal."""
+    if not isinstance(exc, InvalidStatus) or exc.response.status_code != 429:
+        return None
+    body = (exc.response.body or b"")[:64 * 1024].decode("utf-8", "replace")
+    out = classify_http(429, body, {"Retry-After": exc.response.headers.get("Retry-After")
+                                    or ""})
+    return out if isinstance(out, RateLimited) else None
 
 
 def refused_key_status(exc: BaseException) -> int | None:
@@ -796,10 +812,11 @@ class WebSocketManager:
                         return
                     continue
                 asked = retry_after(exc)
-                if isinstance(exc, QuotaExhausted):  # a human must act: said once a window;
-                    # without a wait of its own, the attempts wait backoff_max
+                quota = exc if isinstance(exc, QuotaExhausted) else handshake_limit(exc)
+                if isinstance(quota, QuotaExhausted):  # a human must act: said once a
+                    # window; without a wait of its own, the attempts wait backoff_max
                     self._alert(self._alert_policy.quota_exhausted(
-                        self._clock.now(), exc.message[:200], self.settings.backoff_max))
+                        self._clock.now(), quota.message[:200], self.settings.backoff_max))
                     asked = self.settings.backoff_max if asked is None else asked
                 if not await self._attempt_failed(cause, asked):
                     return
