@@ -221,6 +221,9 @@ def _mode_from_toml(path: Path) -> str | None:
 _COUNTS = ("trades", "detected", "late", "missed", "duplicates", "phantoms", "retracted",
            "wallets")
 _SHARES = ("uptime", "coverage")
+#: numbers the report divides and multiplies by (time spans, rates): finite, >= 0
+_NUMBERS = ("sim_duration_s", "speed", "actionable_window_s", "explorer_calls_per_hour",
+            "explorer_calls_per_hour_per_wallet")
 _AGREE = ("status", "trades", "detected", "late", "missed", "duplicates", "phantoms",
           "retracted")
 #: summary count -> the outcomes it counts (``experiments.checker.outcome_counts``)
@@ -359,6 +362,11 @@ def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = No
         if key.startswith("latency_") and isinstance(value, int | float) \
                 and not isinstance(value, bool) and value < 0:
             out.append(f"summary.json: {key} = {value} is negative")
+    for key in _NUMBERS:
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or value < 0):
+            out.append(f"summary.json: {key} = {str(value)[:40]} is not a number >= 0")
     for key in _SHARES:
         value = summary.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) \

@@ -311,7 +311,7 @@ def render_report(report: Report) -> str:
             else None,
             "spread": sc.summary.get("spread") if isinstance(sc.summary.get("spread"), dict)
             else {},
-            "sim_hours": (float(sc.summary.get("sim_duration_s") or 0.0) / 3600.0),
+            "sim_hours": (number(sc.summary.get("sim_duration_s")) or 0.0) / 3600.0,
             "clock": clock,
             "timeline": timeline,
         })
