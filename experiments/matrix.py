@@ -288,6 +288,10 @@ def parse_executor(executor: str) -> tuple[str, str | None]:
         return executor, None
     if executor.startswith("dask://") and len(executor) > len("dask://"):
         where = executor.removeprefix("dask://")
+        if "@" in where:  # echoed whole, a password in it reached the terminal and logs
+            raise MatrixError(f"--executor dask://***@{where.rpartition('@')[2]}: a Dask "
+                              "scheduler's address has no user or password "
+                              "(dask://HOST:PORT)")
         host, _, port = where.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise MatrixError(f"--executor {executor!r}: expected dask://HOST:PORT with a "
