@@ -320,19 +320,28 @@ def handshake_limit(exc: BaseException) -> RateLimited | None:
     """The rate limit (or spent quota: :class:`QuotaExhausted`) a handshake refused with
     429 says, read from its body as the HTTP client reads a 429 (:func:`polyvocab.
     jsonrpc_http.classify_http`): Infura's ``data.backoff_seconds``, Ankr's "retry in 10s",
-    Alchemy's "Monthly capacity limit exceeded". None for any other refusal."""
-    if not isinstance(exc, InvalidStatus) or exc.response.status_code != 429:
+    Alchemy's "Monthly capacity limit exceeded"; and the spent quota a 401/403 says in its
+    body (Alchemy answers its monthly capacity with a 403 too, the key being good:
+    :func:`polyvocab.policies.is_quota_exhausted`, read by the same classify_http). None
+    for any other refusal."""
+    if not isinstance(exc, InvalidStatus):
+        return None
+    status = exc.response.status_code
+    if status != 429 and not is_key_refused_status(status):
         return None
     body = (exc.response.body or b"")[:64 * 1024].decode("utf-8", "replace")
-    out = classify_http(429, body, {"Retry-After": exc.response.headers.get("Retry-After")
-                                    or ""})
+    out = classify_http(status, body, {"Retry-After": exc.response.headers.get("Retry-After")
+                                       or ""})
     return out if isinstance(out, RateLimited) else None
 
 
 def refused_key_status(exc: BaseException) -> int | None:
     """The HTTP status when the server refused the handshake because of the key (401,
-    403: :func:`polyvocab.policies.is_key_refused_status`), else None."""
-    if isinstance(exc, InvalidStatus) and is_key_refused_status(exc.response.status_code):
+    403: :func:`polyvocab.policies.is_key_refused_status`), else None. A 403 whose body
+    is a spent quota (:func:`handshake_limit`) is no refused key: the key is good, the
+    plan is spent (another alert, another remedy)."""
+    if isinstance(exc, InvalidStatus) and is_key_refused_status(exc.response.status_code) \
+            and handshake_limit(exc) is None:
         return int(exc.response.status_code)
     return None
 

@@ -281,6 +281,9 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     except ValueError:
         parsed = None
         kind = "HTML page" if body.lstrip()[:1] == "<" else "not JSON"
+        if is_key_refused_status(status) and is_quota_exhausted(body[:500]):
+            # a spent quota said in plain text at 401/403: the key is good, the plan spent
+            return _limited(f"HTTP {status}: {_snippet(body)}", body[:500], retry_after)
         if status >= 500:
             return ServerError(f"HTTP {status} ({kind}): {_snippet(body)}", status=status,
                                retry_after=retry_after)
