@@ -209,13 +209,28 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         from experiments.runner import REAL_TIME_RESTARTS
 
         raise CliError(f"{', '.join(restarting)}: {REAL_TIME_RESTARTS}")
-    out = Path(args.out)
+    out = _run_store(args.out)
+    result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
+                                                    *sys.argv[1:]],
+                        quick=args.quick, jobs=args.jobs, executor=args.executor,
+                        console=console, progress=not args.no_progress, clock=args.clock,
+                        seeds=list(range(1, args.seeds + 1)) if args.seeds else None)
+    console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
+    console.print(f"run directory: {result.run_dir}", markup=False, highlight=False)
+    _say_not_measured(result.summaries, console)
+    return 0
+
+
+def _run_store(path: str) -> Path:
+    """``--out``, checked and made before anything runs (``run`` and ``chaos``)."""
+    out = Path(path)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: not a directory")
     latest = out / "latest"
     if latest.exists() and not latest.is_symlink():
-        # replaced by the link to this run at its end: a folder there ended the run,
-        # after it had run, with "error: Is a directory" and no table
+        # replaced by the link to this run at its end: a folder there ended the run (or
+        # a chaos search of hours), after it had run, with "error: Is a directory:
+        # .latest-<pid>" and no table
         raise CliError(f"--out {out}: {latest} is a "
                        f"{'folder' if latest.is_dir() else 'file'}, not the link to the "
                        "newest run that each run replaces; move it away")
@@ -228,15 +243,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:  # /proc, under a file, no permission: before anything runs
         raise CliError(f"--out {out}: cannot make the run store there "
                        f"({exc.strerror or exc})") from None
-    result = run_matrix(scenarios, out=out, command=[sys.executable, "-m", "experiments",
-                                                    *sys.argv[1:]],
-                        quick=args.quick, jobs=args.jobs, executor=args.executor,
-                        console=console, progress=not args.no_progress, clock=args.clock,
-                        seeds=list(range(1, args.seeds + 1)) if args.seeds else None)
-    console.print(summary_table(result.summaries, title=f"run {result.run_dir.name}"))
-    console.print(f"run directory: {result.run_dir}", markup=False, highlight=False)
-    _say_not_measured(result.summaries, console)
-    return 0
+    return out
 
 
 def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
@@ -247,10 +254,7 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
         raise CliError(f"--duration must be at least {FIRST_FAULT_S + RECOVERY_S + 20:.0f} "
                        f"simulated seconds (faults from {FIRST_FAULT_S:.0f} s, "
                        f"{RECOVERY_S:.0f} s to recover), got {args.duration:g}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out}: not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _run_store(args.out)
     result = run_chaos(range(args.seed, args.seed + args.runs), out=out,
                        duration_s=args.duration, jobs=args.jobs,
                        command=[sys.executable, "-m", "experiments", *sys.argv[1:]],
@@ -489,7 +493,7 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
     from experiments.store import load_run_summary
 
     opts = ReconcileOptions(
-        rpc_url=_reconcile_rpc_url(args.rpc_url, os.environ), out=Path(args.out),
+        rpc_url=_reconcile_rpc_url(args.rpc_url, os.environ), out=_run_store(args.out),
         finality_depth=args.finality_depth,
         chunk_blocks=args.chunk_blocks, rate_per_s=args.rate, wait_s=args.wait,
         grace_s=args.grace, actionable_window_s=args.actionable_window,
