@@ -20,6 +20,9 @@ Answers are classified the way the real service answers (REFERENCE.md):
   key must be fixed (the poller alerts at once);
 - any other ``NOTOK`` text (bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
+- a body in a Content-Encoding the client did not ask for (br, zstd) or that is not what
+  it says -> :class:`~monitor.errors.BadResponse` (``kind="content_encoding"``), not a
+  network fault (:func:`polyvocab.http_read.undecodable_encoding`);
 - HTML or other non-JSON pages (502 gateways), HTTP errors -> :class:`~monitor.errors.BadResponse`
   / :class:`~monitor.errors.ServerError`; timeouts -> :class:`~monitor.errors.Timeout`;
   refused connections -> :class:`~monitor.errors.ConnectError`. Not retried here: the
@@ -56,7 +59,7 @@ from monitor.errors import (
     Timeout,
 )
 from monitor.history import History, NullHistory
-from monitor.http_read import read_body
+from monitor.http_read import read_body, undecodable_encoding
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
 from monitor.trades import word_hex
@@ -601,6 +604,10 @@ class ExplorerClient:
                 raise ConnectError(f"explorer {method}: cannot connect: {exc.strerror or exc}"
                                    ) from None
             except aiohttp.ClientError as exc:
+                undecodable = undecodable_encoding(exc, what=f"explorer {method}")
+                if undecodable is not None:  # br / zstd never asked for, or a body not
+                    kind = "bad_response"  # the gzip it says: the explorer's (or a CDN's)
+                    raise undecodable from None  # configuration, not a network fault
                 kind = "transport"
                 raise ConnectError(f"explorer {method}: {type(exc).__name__}: {exc}") from None
             except BadResponse:
