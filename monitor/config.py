@@ -192,7 +192,8 @@ def normalise_address(value: str, what: str = "address") -> str:
     text = str(value).strip()
     body = text[2:] if text[:2].lower() == "0x" else ""
     if len(body) != 40:
-        raise ValueError(f"{what} {text!r} is not a 20-byte hex address (0x + 40 hex digits)")
+        raise ValueError(f"{what} {_shown(text)} is not a 20-byte hex address (0x + 40 hex "
+                         "digits)")
     if not _HEX40.fullmatch(body):
         raise ValueError(f"{what} {text!r} is not hex")
     lower = body.lower()
@@ -200,6 +201,16 @@ def normalise_address(value: str, what: str = "address") -> str:
         raise ValueError(f"{what} {text!r} has a bad EIP-55 checksum (its mixed case says "
                          "a character is mistyped; all lower case skips the check)")
     return "0x" + lower
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error shows it: quoted when it is an address mistyped (``0x`` and at
+    most 50 characters); else only its length. The wrong file given as the wallets file
+    (the explorer key's: it was printed whole to the terminal and the journal) or a 50 MB
+    line is not repeated."""
+    if text[:2].lower() == "0x" and len(text) <= 50:
+        return repr(text)
+    return f"(a value of {len(text):,} characters{'' if text[:2].lower() == '0x' else ', no 0x'})"
 
 
 _HIGH_NIBBLE = frozenset("89abcdef")
