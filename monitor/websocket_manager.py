@@ -108,7 +108,11 @@ from monitor.stages import FrameStamps
 from polyvocab.bounds import brief, values_ok
 from polyvocab.errors import QuotaExhausted
 from polyvocab.jsonrpc_http import classify_http, rate_limit_of
-from polyvocab.policies import is_key_refused_status, parse_retry_after
+from polyvocab.policies import (
+    is_key_refused_status,
+    is_provider_timeout,
+    parse_retry_after,
+)
 
 __all__ = [
     "MAX_EARLY_BYTES",
@@ -1215,6 +1219,12 @@ class WebSocketManager:
                     f"{brief(err, 120)}", kind="bad_error"))
                 return None
             message = brief(err.get("message", err))
+            if is_provider_timeout(message):  # dRPC's "Request timeout on the free tier"
+                # (code 30), geth's -32002 "request timed out": the request is not wrong,
+                # an RpcError made eth_subscribe forget its subscription for good
+                pending.future.set_exception(Timeout(
+                    f"{pending.method}: the provider timed out: {code}: {message}"))
+                return None
             pending.future.set_exception(RpcError(code, message))
             return None
         result = item.get("result")

@@ -4,7 +4,8 @@
 ServiceError                      base; str() is always redacted (no keys, no tokens)
 ├── TransportError                the bytes did not get through: retry with backoff
 │   ├── ConnectError              refused, DNS failure, handshake rejected (e.g. HTTP 5xx)
-│   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``)
+│   ├── Timeout                   no answer in time (also a builtin ``TimeoutError``);
+│   │                             the provider's own: HTTP 408, dRPC "Request timeout"
 │   └── ConnectionLost            an open connection closed or broke under us
 ├── ServerError(status, retry_after) HTTP 5xx: retry with backoff (a Retry-After wins)
 ├── RateLimited(retry_after)      HTTP 429 / provider rate-limit text: wait, then retry

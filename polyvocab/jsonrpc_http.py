@@ -13,8 +13,10 @@ client at a loopback server and production at Alchemy/QuickNode/Infura unchanged
   wrong shape / nested too deep -> :class:`BadResponse`, a JSON-RPC error object ->
   :class:`RpcError` (rate-limit errors, as the ``rate_limited`` policy says, ->
   :class:`RateLimited`, with the wait a header, a data field or the text names; a spent
-  quota, and HTTP 402, -> :class:`QuotaExhausted`). A body in a Content-Encoding the
-  client did not ask for (br, zstd) is a :class:`BadResponse` too, not a network fault.
+  quota, and HTTP 402, -> :class:`QuotaExhausted`; HTTP 408 and a provider's own
+  timeout text, dRPC's free tier "Request timeout", -> :class:`Timeout`, retried). A body
+  in a Content-Encoding the client did not ask for (br, zstd) is a :class:`BadResponse`
+  too, not a network fault.
 * :func:`~polyvocab.policies.retry_delays` (plain generator, jittered) is the retry
   backoff; :func:`should_retry` the default decision; a server's ``Retry-After`` (or
   a rate limit's ``data.backoff_seconds``) lengthens the backoff, never shortens it.
@@ -60,6 +62,7 @@ from polyvocab.http_read import read_body, undecodable_encoding
 from polyvocab.policies import (
     TokenBucket,
     is_key_refused_status,
+    is_provider_timeout,
     is_quota_exhausted,
     is_range_too_large,
     is_rate_limited,
@@ -191,6 +194,10 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> Servic
     if rate_limited(code, message):
         return _limited(f"JSON-RPC {code}: {message}", message,
                         _backoff_seconds(err.get("data")))
+    if is_provider_timeout(message):  # dRPC's free tier (code 30), geth's -32002: the
+        # provider ran out of time, the request is not wrong (an RpcError: never retried,
+        # an eth_getLogs range never halved)
+        return Timeout(f"the provider timed out: JSON-RPC {code}: {message}")
     return RpcError(code, message, err.get("data"))
 
 
@@ -262,6 +269,10 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
         return _limited(f"HTTP 429: {_snippet(body)}", message, retry_after)
     if 300 <= status < 400:
         return redirect_refused(status, headers)
+    if status == 408:  # Request Timeout, whatever the body: the provider (or a proxy in
+        # front) ran out of time; dRPC's free tier answers so with a JSON-RPC error of
+        # code 30, which was an RpcError, never retried
+        return Timeout(f"HTTP 408 (the provider timed out): {_snippet(body)}")
     if status == 402:  # Payment Required, whatever the body: a provider's quota or
         # credits spent (dRPC's free tier answers so); read as a refused request before
         return QuotaExhausted(f"HTTP 402 (payment required): {_snippet(body)}",

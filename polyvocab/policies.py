@@ -17,6 +17,9 @@ the experiments' reconciliation all stand on them; one implementation each).
   more than 10000 results", Alchemy "Log response size exceeded ... block range",
   Infura "query returned more than 10000 results", QuickNode "eth_getLogs is limited to a
   10,000 range", public RPCs "block range too large").
+- :data:`PROVIDER_TIMEOUT_TEXTS` / :func:`is_provider_timeout` - a provider's own timeout
+  of a request said in a JSON-RPC error (dRPC's free tier "Request timeout on the free
+  tier", code 30; geth's -32002 "request timed out"): a timeout, retried.
 - :data:`KEY_REFUSED_STATUSES` / :func:`is_key_refused_status` - the HTTP statuses a
   provider refuses its key with (401, 403), at an HTTP call or a WebSocket handshake;
   :data:`KEY_REFUSED_TEXTS` / :func:`is_key_refused_text` - the explorer's texts for it
@@ -33,10 +36,10 @@ import time
 from collections.abc import Iterator
 
 __all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "MAX_RETRY_AFTER_S",
-           "PRUNED_HISTORY_CODE",
+           "PROVIDER_TIMEOUT_TEXTS", "PRUNED_HISTORY_CODE",
            "QUOTA_TEXTS", "RANGE_TOO_LARGE_TEXTS",
            "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
-           "is_quota_exhausted", "is_range_too_large", "is_rate_limited",
+           "is_provider_timeout", "is_quota_exhausted", "is_range_too_large", "is_rate_limited",
            "parse_retry_after", "retry_delays", "text_retry_after"]
 
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
@@ -54,6 +57,12 @@ _RATE_TEXTS = ("rate limit", "too many requests", "request count", "capacity",
 #: 403, code 429, -32600 or -32000), Infura "daily request count exceeded, request rate
 #: limited" (-32005)
 QUOTA_TEXTS = ("monthly capacity limit", "daily request count exceeded")
+#: a provider's own timeout of the request (its backend did not answer in time), said in a
+#: JSON-RPC error: dRPC's free tier (code 30, at HTTP 408) "Request timeout on the free
+#: tier, please upgrade your tier to the paid one" / "Request timeout on the free plan,
+#: please upgrade to paid plan"; geth's -32002 "request timed out". Not the request's
+#: fault: asked again (a heavy eth_getLogs range in halves), never refused for good
+PROVIDER_TIMEOUT_TEXTS = ("request timeout", "request timed out")
 #: the wait a provider writes in its text when no header or data field says it:
 #: Ankr's public RPC (polygon-rpc.com's, code -32090) "Too many requests, reason: call rate
 #: limit exhausted, retry in 10s" (a Go duration: "10m0s", "24h0m0s"), and "try again in
@@ -104,6 +113,13 @@ def is_quota_exhausted(message: str) -> bool:
     per-second limit: retrying at a rate limit's pace cannot help, a human must know."""
     text = message.lower()
     return any(t in text for t in QUOTA_TEXTS)
+
+
+def is_provider_timeout(message: str) -> bool:
+    """A provider's text saying it timed out on the request (:data:`PROVIDER_TIMEOUT_TEXTS`):
+    a timeout like one of the client's own, retried, not a refusal of the request."""
+    text = message.lower()
+    return any(t in text for t in PROVIDER_TIMEOUT_TEXTS)
 
 
 def text_retry_after(message: str) -> float | None:
