@@ -17,7 +17,9 @@ Answers are classified the way the real service answers (REFERENCE.md):
   HTTP 429 whose ``Retry-After`` asks for more than :data:`LONG_RETRY_AFTER_S`;
 - ``NOTOK`` "Invalid API Key" (:func:`polyvocab.policies.is_key_refused_text`), or an
   HTTP 401/403 -> :class:`ExplorerKeyRefused` (an ``ExplorerNotOk``), not retried: the
-  key must be fixed (the poller alerts at once);
+  key must be fixed (the poller alerts at once); but a 401/403 that is Cloudflare's HTML
+  block or challenge page -> :class:`~monitor.errors.BadResponse` (``kind="cdn_blocked"``):
+  the client is blocked, not the key;
 - any other ``NOTOK`` text (bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
 - a body in a Content-Encoding the client did not ask for (br, zstd) or that is not what
@@ -123,6 +125,14 @@ class QuotaExhausted(RateLimited):
 def _daily_quota(low: str) -> bool:
     """A lower-case NOTOK text says the day's quota is used up."""
     return any(w in low for w in _DAILY_WORDS) and any(w in low for w in _LIMIT_WORDS)
+
+
+def _cdn_block_page(raw: bytes) -> bool:
+    """An HTML page of Cloudflare's (a block or a challenge: "Attention Required! |
+    Cloudflare", "Just a moment...", the "Performance & security by Cloudflare" footer),
+    not the explorer's own answer."""
+    head = raw[:64 * 1024].lstrip()[:1]
+    return head == b"<" and b"cloudflare" in raw[:64 * 1024].lower()
 
 
 def _proxy_refusal(body: Any) -> dict[str, str] | None:
@@ -622,7 +632,17 @@ class ExplorerClient:
                     raise QuotaExhausted(f"explorer {method}: HTTP 429, Retry-After "
                                          f"{wait:.0f} s", retry_after=wait)
                 raise RateLimited(f"explorer {method}: HTTP 429", retry_after=wait)
-            if is_key_refused_status(status):  # whatever the body says
+            if is_key_refused_status(status) and _cdn_block_page(raw):
+                # Cloudflare's "Attention Required! | Cloudflare" / "Sorry, you have been
+                # blocked" page (Etherscan sits behind it): this client's address or
+                # User-Agent is blocked or challenged. It was a refused key: an alert to
+                # fix a key that is good
+                kind = "blocked"
+                raise BadResponse(f"explorer {method}: HTTP {status}, a Cloudflare page: "
+                                  "the explorer's CDN blocks or challenges this client (its "
+                                  "address or User-Agent); the API key is not what is "
+                                  "refused", status=status, kind="cdn_blocked")
+            if is_key_refused_status(status):  # whatever else the body says
                 kind = "http"
                 raise ExplorerKeyRefused(f"HTTP {status} to {method}", status=status)
             try:
