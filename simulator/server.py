@@ -175,6 +175,10 @@ class _Sub:
                                                                and number > self.hi)
 
 
+def _is_heads(sub: _Sub) -> bool:
+    return sub.kind == "newHeads"
+
+
 def _note_chars(sub: _Sub, payload: str) -> int:
     """Characters of the notification text of ``payload`` for ``sub``."""
     return len(sub.prefix) + len(payload) + 2
@@ -1154,8 +1158,12 @@ class Simulator:
         its logs to logs subscriptions and poll filters (``logs``)."""
         self.rpc.poll_filters.on_block(block, head=heads, logs=logs)
         head = None
+        logs_first = self.settings.node.logs_before_heads
         for conn in list(self.conns.values()):
-            for sub in list(conn.subs.values()):
+            subs = list(conn.subs.values())
+            if logs_first:  # (a stable sort: the logs subscriptions keep their order)
+                subs.sort(key=_is_heads)
+            for sub in subs:
                 if sub.kind == "newHeads":
                     if not heads:
                         continue

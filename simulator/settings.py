@@ -131,6 +131,11 @@ class NodeSettings:
     #: seconds is closed (geth v1.17 rpc/websocket.go wsPingInterval and wsPongTimeout,
     #: 30 s each); None = no pings
     ws_ping_interval_s: float | None = 30.0
+    #: a block's ``logs`` notifications go out before its ``newHeads`` one. geth gives
+    #: either order (its filter system's event loop selects between the chain and the
+    #: logs events, and each subscription writes from its own goroutine): a client must
+    #: take both. False: the order the connection's subscriptions were made in
+    logs_before_heads: bool = False
 
     def __post_init__(self) -> None:
         chosen = PROFILES.get(self.profile)
@@ -160,6 +165,9 @@ class NodeSettings:
                 or not isinstance(self.max_connections, int) or self.max_connections < 1):
             raise SettingsError(f"max_connections: expected an integer >= 1, got "
                                 f"{self.max_connections!r}")
+        if not isinstance(self.logs_before_heads, bool):
+            raise SettingsError(f"logs_before_heads: expected true or false, got "
+                                f"{self.logs_before_heads!r}")
         for name in ("http_read_timeout_s", "http_idle_timeout_s", "ws_ping_interval_s"):
             timeout = getattr(self, name)
             if timeout is None and name == "ws_ping_interval_s":
