@@ -205,13 +205,19 @@ def _hex_int(value: Any) -> int:
     return quantity(value)
 
 
+_ROW_HEX = re.compile(r"0[xX][0-9a-fA-F]*\Z")
+
+
 def _row_int(value: Any) -> int:
     """A getLogs row's number: a ``"0x"`` hex string (``"0x"`` is 0) or a JSON integer;
     ``ValueError`` otherwise. A string without ``0x`` was read as decimal: "120" for
     block 120, where the explorer's hex would be 0x120 (getLogs rows are hex,
-    REFERENCE.md): a trade delivered from a block it is not in."""
-    if isinstance(value, str) and value[:2] not in ("0x", "0X"):
-        raise ValueError(f"not a hex quantity (no 0x): {value[:24]!r}")
+    REFERENCE.md): a trade delivered from a block it is not in. After the ``0x`` only hex
+    digits: Python's ``int`` read "0x1_0", "0x+10", "0x 10" and other scripts' digits
+    (Arabic-Indic one, zero) as 0x10, numbers no explorer writes."""
+    if isinstance(value, str) and _ROW_HEX.match(value) is None:
+        why = "" if value[:2] in ("0x", "0X") else " (no 0x)"
+        raise ValueError(f"not a hex quantity{why}: {value[:24]!r}")
     return _hex_int(value)
 
 
@@ -241,8 +247,9 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
     """A getLogs row -> the ``eth_getLogs`` log shape the decoder takes.
 
     Hex quantities are normalised (``"0x"`` means 0; ``logIndex`` must be there, the
-    other numbers default to 0), ``timeStamp`` becomes
-    ``blockTimestamp``, ``removed`` is False (the explorer only shows the canonical chain).
+    other numbers default to 0), ``timeStamp`` becomes ``blockTimestamp`` (none when
+    the row has no time, or 0), ``removed`` is False (the explorer only shows the
+    canonical chain).
     Raises ``ValueError`` for a row that is not what the explorer sends (a field of the
     wrong type, a number out of range): the caller skips and counts it.
     """
@@ -258,18 +265,22 @@ def explorer_log_to_rpc(row: Mapping[str, Any]) -> dict[str, Any]:
     data = _text(row, "data", "0x") or "0x"
     if _DATA.match(data) is None:  # a hash or data cut short: counted here, as a bad row,
         raise ValueError(f"data is not whole bytes of hex: {data[:24]!r}")  # not a decode error
-    return {
+    out = {
         "address": _text(row, "address").lower(),
         "topics": [word_hex(t, "a topic") for t in topics if t],
         "data": data,
         "blockNumber": hex(_row_int(row.get("blockNumber", "0x"))),
         "blockHash": word_hex(_text(row, "blockHash"), "blockHash"),
-        "blockTimestamp": hex(_row_int(row.get("timeStamp", "0x"))),
         "transactionHash": word_hex(_text(row, "transactionHash"), "transactionHash"),
         "transactionIndex": hex(_row_int(row.get("transactionIndex", "0x"))),
         "logIndex": hex(_row_int(row.get("logIndex", "0x"))),
         "removed": False,
     }
+    stamp = _row_int(row["timeStamp"]) if row.get("timeStamp") is not None else 0
+    if stamp:  # no timeStamp (or "0x", 1970: no Polygon block) is no time: it was 0x0,
+        # and the trade read as made in 1970 (a latency of 56 years in the pilot's stats)
+        out["blockTimestamp"] = hex(stamp)
+    return out
 
 
 class ExplorerClient:

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from monitor.errors import BadResponse
-from monitor.explorer_client import ExplorerClient, ExplorerKeyRefused
+from monitor.explorer_client import ExplorerClient, ExplorerKeyRefused, explorer_log_to_rpc
 
 #: Cloudflare's block page as Etherscan's API answered it (a 403 "Attention Required! |
 #: Cloudflare", eth-brownie/brownie#642, Ekultek/WhatWaf#778), shortened
@@ -71,3 +72,32 @@ def test_a_403_that_is_no_cloudflare_page_still_refuses_the_key() -> None:
 
     got, _ = asyncio.run(_ask(answer, _head))
     assert isinstance(got, ExplorerKeyRefused) and got.status == 403
+
+
+_ROW = {"address": "0x" + "a" * 40, "topics": ["0x" + "1" * 64], "data": "0x",
+        "blockNumber": "0x10", "blockHash": "0x" + "b" * 64, "timeStamp": "0x6620f5e3",
+        "transactionHash": "0x" + "c" * 64, "transactionIndex": "0x", "logIndex": "0x1"}
+
+
+@pytest.mark.parametrize("value", ["0x1_0", "0x+10", "0x 10", "0x10 ", "0x\u0661\u0660",
+                                   "0x-0"])
+@pytest.mark.parametrize("key", ["blockNumber", "logIndex", "timeStamp"])
+def test_a_row_number_of_a_form_no_explorer_writes_is_a_bad_row(key: str,
+                                                                value: str) -> None:
+    """Python's ``int(digits, 16)`` read "0x1_0", "0x+10", "0x 10" and Arabic-Indic
+    digits as 0x10: a row no explorer sends was taken for a log of block 16. A bad row."""
+    with pytest.raises(ValueError, match="not a hex quantity"):
+        explorer_log_to_rpc(dict(_ROW, **{key: value}))
+
+
+@pytest.mark.parametrize("stamp", [None, "0x", "absent"])
+def test_a_row_without_a_time_gives_a_log_without_one(stamp: str | None) -> None:
+    """A row without ``timeStamp`` (or "0x") became ``blockTimestamp`` 0x0: the trade read
+    as made on 1970-01-01, a latency of 56 years in the pilot's statistics. No time: the
+    log has no ``blockTimestamp``, the trade none, as an ``eth_getLogs`` log without it."""
+    row = dict(_ROW, timeStamp=stamp)
+    if stamp == "absent":
+        del row["timeStamp"]
+    out = explorer_log_to_rpc(row)
+    assert "blockTimestamp" not in out
+    assert explorer_log_to_rpc(_ROW)["blockTimestamp"] == "0x6620f5e3"
