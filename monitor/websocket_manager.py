@@ -326,12 +326,13 @@ def handshake_limit(exc: BaseException) -> RateLimited | None:
     jsonrpc_http.classify_http`): Infura's ``data.backoff_seconds``, Ankr's "retry in 10s",
     Alchemy's "Monthly capacity limit exceeded"; and the spent quota a 401/403 says in its
     body (Alchemy answers its monthly capacity with a 403 too, the key being good:
-    :func:`polyvocab.policies.is_quota_exhausted`, read by the same classify_http). None
-    for any other refusal."""
+    :func:`polyvocab.policies.is_quota_exhausted`, read by the same classify_http); and a
+    402 Payment Required whatever its body (dRPC's spent free tier). None for any other
+    refusal."""
     if not isinstance(exc, InvalidStatus):
         return None
     status = exc.response.status_code
-    if status != 429 and not is_key_refused_status(status):
+    if status not in (429, 402) and not is_key_refused_status(status):
         return None
     body = (exc.response.body or b"")[:64 * 1024].decode("utf-8", "replace")
     out = classify_http(status, body, {"Retry-After": exc.response.headers.get("Retry-After")

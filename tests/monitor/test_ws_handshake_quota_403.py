@@ -34,11 +34,12 @@ PLAIN_403 = "Monthly capacity limit exceeded. Visit https://dashboard.alchemy.co
 
 
 class Refusing403:
-    """Refuses its first ``refuse`` handshakes with 403 and ``body``, then answers every
-    ``eth_subscribe``."""
+    """Refuses its first ``refuse`` handshakes with ``status`` (403) and ``body``, then
+    answers every ``eth_subscribe``."""
 
-    def __init__(self, refuse: int, body: str) -> None:
-        self.refuse, self.body = refuse, body
+    def __init__(self, refuse: int, body: str,
+                 status: HTTPStatus = HTTPStatus.FORBIDDEN) -> None:
+        self.refuse, self.body, self.status = refuse, body, status
         self.handshakes: list[float] = []
         self.server: Any = None
 
@@ -49,7 +50,7 @@ class Refusing403:
     def _process_request(self, conn: Any, request: Any) -> Any:
         self.handshakes.append(asyncio.get_running_loop().time())
         if len(self.handshakes) <= self.refuse:
-            return conn.respond(HTTPStatus.FORBIDDEN, self.body)
+            return conn.respond(self.status, self.body)
         return None
 
     async def _handler(self, ws: Any) -> None:
@@ -68,15 +69,19 @@ class Refusing403:
         await self.server.wait_closed()
 
 
-@pytest.mark.parametrize("body", [ALCHEMY_403, PLAIN_403], ids=["json_rpc", "plain_text"])
-def test_a_403_handshake_with_a_spent_quota_is_no_refused_key(tmp_path: Path,
-                                                             body: str) -> None:
+@pytest.mark.parametrize("status,body", [
+    (HTTPStatus.FORBIDDEN, ALCHEMY_403), (HTTPStatus.FORBIDDEN, PLAIN_403),
+    (HTTPStatus.PAYMENT_REQUIRED, "Payment Required")],
+    ids=["json_rpc", "plain_text", "payment_required"])
+def test_a_403_handshake_with_a_spent_quota_is_no_refused_key(
+        tmp_path: Path, status: HTTPStatus, body: str) -> None:
     """A 403 handshake saying "Monthly capacity limit exceeded" was a refused key: FAILED
     (cause ``key_refused: handshake_403``), a ``failed`` alert telling the operator to fix
     the key. It is a spent quota: one ``quota_exhausted`` alert, no key refused, the next
-    attempt after ``backoff_max``."""
+    attempt after ``backoff_max``. So is a 402 Payment Required (dRPC's spent free tier,
+    as the HTTP client reads it), which was an outage like any, retried on the backoff."""
     async def go() -> None:
-        async with Refusing403(refuse=1, body=body) as node:
+        async with Refusing403(refuse=1, body=body, status=status) as node:
             history = History(tmp_path / "history.jsonl")
             alerts = LogAlerter()
             mgr = WebSocketManager(node.url, settings=WsSettings(
