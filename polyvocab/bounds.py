@@ -39,6 +39,9 @@ __all__ = ["MAX_DEPTH", "MAX_QUANTITY", "brief", "loads", "nesting_ok", "quantit
 MAX_QUANTITY = (1 << 63) - 1
 MAX_DEPTH = 32
 _MAX_HEX_DIGITS = 16
+#: the digits of a quantity: ASCII only, nothing else (no sign, '_', white space)
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
+_DECIMAL = re.compile(r"[0-9]+")
 
 
 def quantity(value: Any, what: str = "quantity") -> int:
@@ -47,14 +50,17 @@ def quantity(value: Any, what: str = "quantity") -> int:
     if type(value) is int:
         n = value
     elif isinstance(value, str):
-        text = value.strip()
+        text = value
         if text[:2] in ("0x", "0X"):
             digits = text[2:]
+            if _HEX_DIGITS.fullmatch(digits) is None:
+                # int() also read '0x1_0', '0x 10', '0x+10' and other scripts' digits
+                raise ValueError(f"{what} is not a hex quantity: {text[:24]!r}")
             if len(digits.lstrip("0")) > _MAX_HEX_DIGITS:
                 raise ValueError(f"{what} out of range: {text[:24]}...")
             n = int(digits, 16) if digits else 0
         else:
-            if len(text.lstrip("0")) > 19 or not text.isdigit():
+            if len(text.lstrip("0")) > 19 or _DECIMAL.fullmatch(text) is None:
                 raise ValueError(f"{what} is not a quantity: {text[:24]!r}")
             n = int(text)
     else:
