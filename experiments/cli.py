@@ -568,13 +568,24 @@ def _stop_signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+class _Console(Console):
+    """rich's Console, but a reader gone (``| head``) raises BrokenPipeError for
+    :func:`_main` to end as any command does (exit 0): rich's own ``on_broken_pipe``
+    raised SystemExit(1), so ``experiments list | head -1`` exited 1 without a word, and
+    ``analyze RUN | head`` said "a re-analysis failed" by its exit code."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _main(argv: Sequence[str] | None) -> int:
     from experiments.matrix import MatrixError
     from experiments.scenario import ScenarioError
     from experiments.store import StoreError
 
     args = build_parser().parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = _Console(width=None if sys.stdout.isatty() else 200)
     try:
         if args.command == "run":
             return _cmd_run(args, console)

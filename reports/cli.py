@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from polyvocab.cli_args import OneLineParser, missing_harness
+from polyvocab.cli_args import OneLineParser, missing_harness, reader_gone
 from polyvocab.small_files import file_error_text, is_special
 from polyvocab.version import package_version
 from reports.criteria import CriteriaError, load_criteria
@@ -104,14 +104,24 @@ def _build(args: argparse.Namespace) -> int:
     if args.json_out:
         text = strict_json(verdict_document(report.verdict, run)) + "\n"
         if args.json_out == "-":
-            sys.stdout.write(text)
+            _say([text.removesuffix("\n")], sys.stdout)
         else:
             write_whole(args.json_out, text)
-    print(report.verdict.line, file=sys.stderr if args.json_out == "-" else sys.stdout)
-    for reason in report.verdict.reasons[1:]:
-        print(f"  - {reason}", file=sys.stderr if args.json_out == "-" else sys.stdout)
-    print(f"report: {path}", file=sys.stderr if args.json_out == "-" else sys.stdout)
+    _say([report.verdict.line, *(f"  - {r}" for r in report.verdict.reasons[1:]),
+          f"report: {path}"], sys.stderr if args.json_out == "-" else sys.stdout)
     return EXIT_CODES[report.verdict.verdict.value] if args.exit_code else 0
+
+
+def _say(lines: Sequence[str], stream: Any) -> None:
+    """Print ``lines``; a reader gone (``| head``) is not an error and changes no exit
+    code: ``build --exit-code | head -1`` of a NO-GO exited 2 ('error: Broken pipe'),
+    and 0 would have read as GO."""
+    try:
+        for line in lines:
+            print(line, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        reader_gone()
 
 
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "MARGINAL": 3, "INCONCLUSIVE": 4}
@@ -175,8 +185,7 @@ def _compare(args: argparse.Namespace) -> int:
     cmp = compare_runs(run_a, run_b, criteria, tolerance=args.tolerance)
     out = Path(args.out) if args.out else run_b.path / "compare.html"
     write_whole(out, render_compare(cmp))
-    print(text_table(cmp))
-    print(f"report: {out}")
+    _say([text_table(cmp), f"report: {out}"], sys.stdout)
     return 1 if args.fail_on_regression and cmp.regressions else 0
 
 
@@ -191,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RunStoreError, CriteriaError) as exc:
         print(f"python -m reports: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): was "error: Broken pipe", 2
+        return reader_gone()
     except OSError as exc:
         print(f"python -m reports: error: {file_error_text(exc)}", file=sys.stderr)
         return 2
