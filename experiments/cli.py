@@ -569,14 +569,14 @@ def _stop_signals_as_interrupt() -> Iterator[list[int]]:
 
 
 class _Console(Console):
-    """rich's Console, but a reader gone (``| head``) raises BrokenPipeError for
-    :func:`_main` to end as any command does (exit 0): rich's own ``on_broken_pipe``
-    raised SystemExit(1), so ``experiments list | head -1`` exited 1 without a word, and
-    ``analyze RUN | head`` said "a re-analysis failed" by its exit code."""
+    """rich's Console, but a reader gone (``| head``) only silences it: the command goes
+    on and exits with its own code. rich's ``on_broken_pipe`` raised SystemExit(1), so
+    ``experiments list | head -1`` exited 1 without a word, and ``analyze RUN | head``
+    said "a re-analysis failed" by its exit code."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        raise BrokenPipeError
+        reader_gone()
 
 
 def _main(argv: Sequence[str] | None) -> int:

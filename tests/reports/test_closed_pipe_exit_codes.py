@@ -5,7 +5,9 @@ exit 2; ``reports build --exit-code`` gave 2 in place of its verdict's code."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +62,15 @@ def test_reports_build_exit_code_is_the_verdict_s_into_a_closed_pipe(
                               "--out", str(tmp_path / "r.html"), *json_out)
     assert res.returncode == 4 and "Traceback" not in res.stderr, (res.returncode,
                                                                    res.stderr)
+
+
+def test_a_failed_analysis_still_exits_1_into_a_closed_pipe(stored_run: Path,
+                                                            tmp_path: Path) -> None:
+    """A scenario whose folder is gone: analyze's 1, not the 0 of a reader gone."""
+    run = tmp_path / "run"
+    shutil.copytree(stored_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["scenarios"].append({"name": "gone"})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    res = _into_a_closed_pipe("experiments", "analyze", str(run))
+    assert res.returncode == 1 and "gone" in res.stderr, (res.returncode, res.stderr)
