@@ -61,15 +61,39 @@ def _too_few_trades(checks: Sequence[CheckResult]) -> int:
     return len(unknown)
 
 
+#: seeds the recommendation asks for when the full matrix left a gate undecided
+MORE_SEEDS = 3
+
+
+def _more_evidence(checks: Sequence[CheckResult], *, quick: bool | None,
+                   clock: str | None) -> str:
+    """What to run for the trades an undecided gate lacks: the full matrix after a
+    ``--quick`` one; after the full matrix (``make experiment`` once more decides
+    nothing new) the full matrix under more seeds, as a command, naming the scenarios
+    that need them (a run of those alone leaves the other rules without a scenario)."""
+    if quick is not False:  # a quick run, or a store that does not say
+        return ("Run longer: the full matrix (make experiment, not --quick), or more "
+                "seeds (--seeds N).")
+    names = sorted({c.scenario for c in checks if c.passed is None
+                    and (c.critical or c.scored) and c.scenario != NO_SCENARIO})
+    virtual = " --clock virtual" if clock == "virtual" else ""
+    also = "" if virtual else (
+        f" (real time, as this run: about {MORE_SEEDS} times as long; --clock virtual "
+        "takes minutes, but its latencies are protocol latencies, not this machine's)")
+    return (f"Run longer: the matrix under {MORE_SEEDS} seeds, pooled, for "
+            f"{', '.join(names)}: `python -m experiments run --seeds {MORE_SEEDS}"
+            f"{virtual}`{also}, then build the report of that run.")
+
+
 def _recommendation(verdict: Verdict, checks: Sequence[CheckResult], *,
-                    pilot: bool = False) -> str:
+                    pilot: bool = False, quick: bool | None = None,
+                    clock: str | None = None) -> str:
     undecided = _too_few_trades(checks) if verdict is Verdict.INCONCLUSIVE else 0
     if undecided:
         # a live pilot has no matrix or seeds to add: only more time on the same store
         more = ("Keep the pilot running (same --store), then reconcile and build the "
                 "report again." if pilot else
-                "Run longer: the full matrix (make experiment, not --quick), or more "
-                "seeds (--seeds N).")
+                _more_evidence(checks, quick=quick, clock=clock))
         what = "pilot" if pilot else "harness"
         return (f"Do not start the rollout yet: the {what} worked, but {undecided} "
                 f"check{'s are' if undecided > 1 else ' is'} undecided for lack of trades "
@@ -192,5 +216,9 @@ def plan_rollout(run: Run, verdict: Verdict, criteria: Criteria,
             action = f"websocket_share={share}; the other wallets stay on polling"
         phases.append(Phase(name, wallets_desc, action, duration, gate, common_rollback))
 
-    rec = _recommendation(verdict, checks, pilot=run.manifest.get("kind") == "pilot")
+    quick = run.manifest.get("quick")
+    clock = run.manifest.get("clock")
+    rec = _recommendation(verdict, checks, pilot=run.manifest.get("kind") == "pilot",
+                          quick=quick if isinstance(quick, bool) else None,
+                          clock=clock if isinstance(clock, str) else None)
     return RolloutPlan(rec, tuple(phases), basis)
