@@ -41,6 +41,7 @@ __all__ = [
     "Alerter",
     "LogAlerter",
     "TelegramAlerter",
+    "fit_text",
 ]
 
 log = logging.getLogger("monitor.alerts")
@@ -227,7 +228,13 @@ class TelegramAlerter:
         back every send of this alerter until it has passed (a burst of alerts from
         every shard, each retrying at once, was refused again)."""
         reason = ""
-        text = redact(text)  # built from error messages: a secret in one stays here
+        # built from error messages: a secret in one stays here; and one past Telegram's
+        # length is refused whole (400 "message is too long"): it is cut to fit
+        whole = redact(text)
+        text = fit_text(whole)
+        if text != whole:
+            log.warning("alert %s is too long for Telegram (%d characters): sent cut; in "
+                        "whole: %s", kind, len(whole), whole[:_LOGGED_CHARS])
         for attempt in range(self.ATTEMPTS):
             await self._wait_quiet()
             try:
@@ -292,6 +299,32 @@ class TelegramAlerter:
         self.last_error = redact(reason)
         log.warning("alert %s NOT delivered to telegram: %s", kind, self.last_error)
         return False
+
+
+#: Telegram's longest ``sendMessage`` text, in UTF-16 code units (its "1-4096
+#: characters"); a longer one is refused whole with 400 "Bad Request: message is too long"
+MAX_TEXT_UNITS = 4096
+_LOGGED_CHARS = 1 << 16  # of an alert too long for Telegram, the log's copy
+_CUT = " [... cut: the whole alert is in the monitor's log]"
+
+
+def fit_text(text: str, limit: int = MAX_TEXT_UNITS) -> str:
+    """``text`` as Telegram takes it: at most ``limit`` UTF-16 code units (an astral
+    character, an emoji, counts two), cut with a note when longer; never empty (400
+    "message text is empty")."""
+    if not text.strip():
+        return "(empty alert)"
+    if _units(text) <= limit:
+        return text
+    room = limit - _units(_CUT)
+    cut = text[:room]  # at most 2 units a character: shrink to fit
+    while _units(cut) > room:
+        cut = cut[:-max(1, (_units(cut) - room) // 2)]
+    return cut + _CUT
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 _MAX_ANSWER_BYTES = 1 << 20  # Telegram answers a few hundred bytes; a page past this: garbage
