@@ -8,7 +8,10 @@
   ``{"ok": true}`` answer. The token is registered with :mod:`monitor.redact`, so it
   never shows in logs, histories or exceptions; the texts sent are redacted too. A 429
   is tried again after its ``retry_after``, a 5xx or a failed connection after a short
-  backoff (bounded).
+  backoff (bounded). A refused token (401, 404) or chat (403 "bot was blocked by the
+  user", 400 "chat not found") is said once as an ERROR naming the setting to fix; no
+  post for 10 minutes then. An alert not delivered is logged with its text; one past
+  Telegram's 4096 characters is sent cut.
 * :class:`LogAlerter` - logs the alert (for when Telegram is not configured).
 * :class:`AlertPolicy` - pure, time as argument: one outage gives ONE ``disconnected``
   alert and ONE ``recovered`` alert (with how long it was down and how many attempts),
@@ -195,6 +198,8 @@ class TelegramAlerter:
     ATTEMPTS = 3
     MAX_WAIT_S = 60.0
     RETRY_DELAYS_S = (1.0, 2.0)
+    #: after Telegram refused the token or the chat, seconds before a post is tried again
+    REFUSED_RETRY_S = 600.0
 
     def __init__(
         self,
@@ -217,6 +222,9 @@ class TelegramAlerter:
         self.failures = 0
         self.last_error: str | None = None
         self._quiet_until = 0.0  # loop time before which no send goes out (a 429's wait)
+        #: what Telegram's refusal of the token or the chat asks the operator to fix
+        self.refused: str | None = None
+        self._refused_until = 0.0  # loop time before which no post is tried again
 
     def __repr__(self) -> str:
         return f"TelegramAlerter(api_url={self.api_url!r}, chat_id={self.chat_id!r})"
@@ -235,10 +243,15 @@ class TelegramAlerter:
         if text != whole:
             log.warning("alert %s is too long for Telegram (%d characters): sent cut; in "
                         "whole: %s", kind, len(whole), whole[:_LOGGED_CHARS])
+        loop = asyncio.get_running_loop()
+        if self.refused is not None and loop.time() < self._refused_until:
+            # the token or the chat refused: said once; the alert stays in the log
+            return self._fail(kind, self.refused, text)
         for attempt in range(self.ATTEMPTS):
             await self._wait_quiet()
+            refusal = None
             try:
-                ok, reason, retry_after = await self._post(text)
+                ok, reason, retry_after, refusal = await self._post(text)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError, BadResponse) as exc:
@@ -247,27 +260,43 @@ class TelegramAlerter:
                 ok, reason, retry_after = False, f"{type(exc).__name__}: {exc}", None
             if ok:
                 self.sent += 1
+                if self.refused is not None:
+                    log.warning("telegram takes the alerts again (chat %s)", self.chat_id)
+                    self.refused = None
                 log.info("alert %s sent to telegram chat %s", kind, self.chat_id)
                 return True
+            if refusal is not None:
+                self._refuse(refusal)
+                return self._fail(kind, refusal, text)
             if retry_after is None or attempt + 1 == self.ATTEMPTS:
                 break
             wait = retry_after or self.RETRY_DELAYS_S[min(attempt,
                                                           len(self.RETRY_DELAYS_S) - 1)]
             if wait > self.MAX_WAIT_S:
                 break
-            loop = asyncio.get_running_loop()
             self._quiet_until = max(self._quiet_until, loop.time() + wait)
-        return self._fail(kind, reason)
+        return self._fail(kind, reason, text)
+
+    def _refuse(self, refusal: str) -> None:
+        """Telegram refused the token or the chat: said once (an ERROR naming the
+        setting to fix), then no post for :attr:`REFUSED_RETRY_S` (the alerts go to the
+        log), then one try: a fixed chat (the bot unblocked) takes the alerts again."""
+        if refusal != self.refused:
+            log.error("%s; until then alerts are written to this log only (telegram is "
+                      "tried again every %.0f s)", refusal, self.REFUSED_RETRY_S)
+        self.refused = refusal
+        self._refused_until = asyncio.get_running_loop().time() + self.REFUSED_RETRY_S
 
     async def _wait_quiet(self) -> None:
         delay = self._quiet_until - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _post(self, text: str) -> tuple[bool, str, float | None]:
+    async def _post(self, text: str) -> tuple[bool, str, float | None, str | None]:
         """One ``sendMessage``: (delivered, why not, seconds to wait before trying again:
         ``retry_after`` of a 429, 0.0 for a 5xx (the caller's backoff), None when
-        another try cannot help: a 4xx, ``{"ok": false}``)."""
+        another try cannot help: a 4xx, ``{"ok": false}``; and, when Telegram refused
+        the token or the chat, what the operator must fix)."""
         url = f"{self.api_url}/bot{self._token}/sendMessage"
         payload: dict[str, Any] = {"chat_id": self.chat_id, "text": text}
         async with self._session.post(url, json=payload, timeout=self._timeout,
@@ -288,17 +317,37 @@ class TelegramAlerter:
             description = str(parsed.get("description", "")) if isinstance(parsed,
                                                                            dict) else ""
         if status == 200 and isinstance(parsed, dict) and parsed.get("ok") is True:
-            return True, "", None
+            return True, "", None, None
         reason = f"HTTP {status} {description}".strip()
         if status == 429:
-            return False, reason, _body_retry_after(parsed) or header_wait or 1.0
-        return False, reason, 0.0 if status >= 500 else None
+            return False, reason, _body_retry_after(parsed) or header_wait or 1.0, None
+        return (False, reason, 0.0 if status >= 500 else None,
+                _refusal(status, description, self.chat_id))
 
-    def _fail(self, kind: str, reason: str) -> bool:
+    def _fail(self, kind: str, reason: str, text: str) -> bool:
+        """Count and log a failed alert, with its text: nothing is lost for Telegram."""
         self.failures += 1
         self.last_error = redact(reason)
-        log.warning("alert %s NOT delivered to telegram: %s", kind, self.last_error)
+        why = ("telegram refuses the token or the chat: see the error said once"
+               if reason == self.refused else self.last_error[:200])
+        log.warning("alert %s NOT delivered to telegram (%s): %s", kind, why,
+                    text[:_LOGGED_CHARS])
         return False
+
+
+def _refusal(status: int, description: str, chat_id: str | int) -> str | None:
+    """What the operator must fix when Telegram's answer refuses the token (401; 404,
+    its answer to a token of the wrong form) or the chat (403 "Forbidden: bot was blocked
+    by the user", "bot is not a member of the group chat"; 400 "Bad Request: chat not
+    found"); None for an answer about this one message."""
+    said = f"HTTP {status} {description[:120]}".strip()
+    if status in (401, 404):
+        return (f"telegram REFUSED the bot token ({said}): fix telegram_token (the token "
+                "@BotFather gave; and telegram_api_url if it is set)")
+    if status == 403 or (status == 400 and "chat not found" in description.lower()):
+        return (f"telegram will not post to chat {chat_id} ({said}): fix telegram_chat_id, "
+                "or unblock the bot / send it /start / add it to the group")
+    return None
 
 
 #: Telegram's longest ``sendMessage`` text, in UTF-16 code units (its "1-4096

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -61,3 +60,66 @@ def test_fit_text_keeps_a_short_text_and_never_splits_a_surrogate_pair() -> None
     cut = fit_text("a" + "\U0001f525" * 5_000)
     assert _units(cut) <= MAX_TEXT_UNITS and "\ufffd" not in cut
     cut.encode("utf-8")  # no lone surrogate
+
+
+REFUSALS = [
+    (401, "Unauthorized", "telegram_token"),
+    (404, "Not Found", "telegram_token"),
+    (403, "Forbidden: bot was blocked by the user", "telegram_chat_id"),
+    (400, "Bad Request: chat not found", "telegram_chat_id"),
+]
+
+
+@pytest.mark.parametrize("status,description,setting", REFUSALS)
+def test_a_refused_token_or_chat_is_said_once_and_the_alerts_stay_in_the_log(
+        status: int, description: str, setting: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong token (401; 404 for one of the wrong form) or a chat that refuses the bot
+    (403 blocked, 400 chat not found): every alert posted again, each failure a warning
+    'HTTP 401 Unauthorized' naming no setting, and the alert's own text nowhere. The
+    refusal is one ERROR naming the setting to fix; the alerts after it are not posted
+    (for REFUSED_RETRY_S) and every alert's text is in the log."""
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append((await request.json())["text"])
+        return web.json_response({"ok": False, "error_code": status,
+                                  "description": description}, status=status)
+
+    async def test(tg: TelegramAlerter) -> None:
+        for i in range(5):
+            assert await tg.send("failed", f"feed down number {i}") is False
+        assert tg.failures == 5 and tg.refused is not None
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(with_telegram(handle, test))
+    assert len(got) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and setting in errors[0] and str(status) in errors[0]
+    for i in range(5):
+        assert f"feed down number {i}" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_a_chat_that_takes_the_bot_again_gets_the_alerts_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Refused (the bot blocked), then unblocked: once REFUSED_RETRY_S has passed the
+    next alert is posted and delivered."""
+    answers = [403, 200]
+
+    async def handle(request: web.Request) -> web.Response:
+        status = answers.pop(0)
+        if status == 200:
+            return web.json_response({"ok": True, "result": {"message_id": 3}})
+        return web.json_response({"ok": False, "error_code": 403, "description":
+                                  "Forbidden: bot was blocked by the user"}, status=403)
+
+    async def test(tg: TelegramAlerter) -> None:
+        tg.REFUSED_RETRY_S = 0.0
+        assert await tg.send("failed", "one") is False
+        assert await tg.send("recovered", "two") is True
+        assert tg.refused is None and tg.sent == 1
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(with_telegram(handle, test))
+    assert answers == [] and "again" in caplog.text
