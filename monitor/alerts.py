@@ -200,6 +200,13 @@ class TelegramAlerter:
     RETRY_DELAYS_S = (1.0, 2.0)
     #: after Telegram refused the token or the chat, seconds before a post is tried again
     REFUSED_RETRY_S = 600.0
+    #: alerts being sent at once (posting or waiting their turn); one past it is not
+    #: posted (logged with its text, counted in ``dropped``, told by the next one sent)
+    MAX_PENDING = 20
+    #: posts in a burst, then one every 1 / POSTS_PER_S seconds: Telegram takes about
+    #: 20 messages a minute into a group before it answers 429
+    BURST = 20
+    POSTS_PER_S = 1 / 3
 
     def __init__(
         self,
@@ -222,6 +229,11 @@ class TelegramAlerter:
         self.failures = 0
         self.last_error: str | None = None
         self._quiet_until = 0.0  # loop time before which no send goes out (a 429's wait)
+        self.dropped = 0  # alerts not posted: MAX_PENDING were being sent
+        self._dropped_untold = 0  # of them, not yet told in an alert sent
+        self._pending = 0
+        self._tokens = float(self.BURST)  # posts that may go out now (a token bucket)
+        self._tokens_at: float | None = None
         #: what Telegram's refusal of the token or the chat asks the operator to fix
         self.refused: str | None = None
         self._refused_until = 0.0  # loop time before which no post is tried again
@@ -234,8 +246,9 @@ class TelegramAlerter:
         connection failure try again, :attr:`ATTEMPTS` times in all and never waiting
         more than :attr:`MAX_WAIT_S` (an older alert is worth little). A rate limit holds
         back every send of this alerter until it has passed (a burst of alerts from
-        every shard, each retrying at once, was refused again)."""
-        reason = ""
+        every shard, each retrying at once, was refused again). Posts go out at most
+        :attr:`BURST` at once, then at :attr:`POSTS_PER_S`; past :attr:`MAX_PENDING`
+        alerts being sent, one is logged (not posted) and ``send`` returns at once."""
         # built from error messages: a secret in one stays here; and one past Telegram's
         # length is refused whole (400 "message is too long"): it is cut to fit
         whole = redact(text)
@@ -247,11 +260,29 @@ class TelegramAlerter:
         if self.refused is not None and loop.time() < self._refused_until:
             # the token or the chat refused: said once; the alert stays in the log
             return self._fail(kind, self.refused, text)
+        if self._pending >= self.MAX_PENDING:  # a storm: bounded, never waited on
+            self.dropped += 1
+            self._dropped_untold += 1
+            return self._fail(kind, f"{self.MAX_PENDING} alerts already being sent", text)
+        self._pending += 1
+        try:
+            return await self._send(kind, text)
+        finally:
+            self._pending -= 1
+
+    async def _send(self, kind: str, text: str) -> bool:
+        reason = ""
+        loop = asyncio.get_running_loop()
         for attempt in range(self.ATTEMPTS):
             await self._wait_quiet()
+            await asyncio.sleep(self._take_turn(loop.time()))
             refusal = None
+            told, self._dropped_untold = self._dropped_untold, 0  # told by this post
+            message = text if not told else fit_text(
+                f"{text}\n({told} more alerts were not sent to telegram in a burst: they "
+                "are in the monitor's log)")
             try:
-                ok, reason, retry_after, refusal = await self._post(text)
+                ok, reason, retry_after, refusal = await self._post(message)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError, BadResponse) as exc:
@@ -265,6 +296,7 @@ class TelegramAlerter:
                     self.refused = None
                 log.info("alert %s sent to telegram chat %s", kind, self.chat_id)
                 return True
+            self._dropped_untold += told  # not told after all
             if refusal is not None:
                 self._refuse(refusal)
                 return self._fail(kind, refusal, text)
@@ -286,6 +318,16 @@ class TelegramAlerter:
                       "tried again every %.0f s)", refusal, self.REFUSED_RETRY_S)
         self.refused = refusal
         self._refused_until = asyncio.get_running_loop().time() + self.REFUSED_RETRY_S
+
+    def _take_turn(self, now: float) -> float:
+        """Seconds to wait before this post (a token bucket of :attr:`BURST` posts
+        refilled at :attr:`POSTS_PER_S`; a post reserves its token now)."""
+        if self._tokens_at is not None:
+            self._tokens = min(float(self.BURST),
+                               self._tokens + (now - self._tokens_at) * self.POSTS_PER_S)
+        self._tokens_at = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.POSTS_PER_S
 
     async def _wait_quiet(self) -> None:
         delay = self._quiet_until - asyncio.get_running_loop().time()

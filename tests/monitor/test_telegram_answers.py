@@ -123,3 +123,58 @@ def test_a_chat_that_takes_the_bot_again_gets_the_alerts_again(
     with caplog.at_level(logging.INFO):
         asyncio.run(with_telegram(handle, test))
     assert answers == [] and "again" in caplog.text
+
+
+def test_an_alert_storm_is_bounded_and_never_waited_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """2,000 alerts at once (every shard of a provider outage, a crash loop): each was
+    posted at once, 2,000 requests in flight and every one its own task waiting on
+    Telegram (whose 429s then refused the alert that mattered). At most MAX_PENDING are
+    sent; the others return at once (False), are logged with their text and counted;
+    the next alert sent says how many were not."""
+    got: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append((await request.json())["text"])
+        await release.wait()  # Telegram slow: the storm piles up on the alerter
+        return web.json_response({"ok": True, "result": {"message_id": len(got)}})
+
+    async def test(tg: TelegramAlerter) -> None:
+        loop = asyncio.get_running_loop()
+        sends = [asyncio.ensure_future(tg.send("task_crash", f"storm {i}"))
+                 for i in range(2_000)]
+        while len(got) < tg.MAX_PENDING:
+            await asyncio.sleep(0.01)
+        started = loop.time()
+        done = [s for s in sends if s.done()]
+        while len(done) < 2_000 - tg.MAX_PENDING and loop.time() - started < 10:
+            await asyncio.sleep(0.01)
+            done = [s for s in sends if s.done()]
+        assert len(done) == 2_000 - tg.MAX_PENDING and not any(s.result() for s in done)
+        assert len(got) == tg.MAX_PENDING and tg.dropped == 2_000 - tg.MAX_PENDING
+        release.set()
+        assert all(await asyncio.gather(*(s for s in sends if s not in done)))
+        tg.POSTS_PER_S = 1_000.0  # the burst is spent: no 3-s turn in a test
+        assert await tg.send("recovered", "after the storm") is True
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(with_telegram(handle, test))
+    told = [t for t in got if "more alerts were not sent" in t]
+    assert len(told) == 1 and f"\n({2_000 - TelegramAlerter.MAX_PENDING} more" in told[0]
+    assert "storm 1999" in caplog.text and TOKEN not in caplog.text
+
+
+def test_posts_past_the_burst_wait_their_turn() -> None:
+    """The token bucket: BURST posts at once, then one every 1 / POSTS_PER_S s."""
+    async def main() -> list[float]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            tg = TelegramAlerter(TOKEN, 1, session=session)
+            return [tg._take_turn(100.0) for _ in range(tg.BURST + 2)] + [
+                tg._take_turn(100.0 + 6.0)]
+
+    waits = asyncio.run(main())
+    assert waits[:TelegramAlerter.BURST] == [0.0] * TelegramAlerter.BURST
+    assert waits[TelegramAlerter.BURST:] == pytest.approx([3.0, 6.0, 3.0])
