@@ -221,8 +221,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _run_store(path: str) -> Path:
-    """``--out``, checked and made before anything runs (``run`` and ``chaos``)."""
+def _run_store(path: str, *, make: bool = True) -> Path:
+    """``--out``, checked and made before anything runs (``run`` and ``chaos``); checked
+    only with ``make`` False (``reconcile``: it makes it once the pilot's store has been
+    read, so a damaged or missing store leaves no empty run store behind)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: not a directory")
@@ -238,6 +240,8 @@ def _run_store(path: str) -> Path:
         if cache.exists() and not cache.is_dir():  # made every run a harness error
             raise CliError(f"--out {out}: {cache} is a file, not the folder of the "
                            "recordings' cache; move it away")
+    if not make:
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # /proc, under a file, no permission: before anything runs
@@ -493,7 +497,7 @@ def _cmd_reconcile(args: argparse.Namespace, console: Console) -> int:
     from experiments.store import load_run_summary
 
     opts = ReconcileOptions(
-        rpc_url=_reconcile_rpc_url(args.rpc_url, os.environ), out=_run_store(args.out),
+        rpc_url=_reconcile_rpc_url(args.rpc_url, os.environ), out=_run_store(args.out, make=False),
         finality_depth=args.finality_depth,
         chunk_blocks=args.chunk_blocks, rate_per_s=args.rate, wait_s=args.wait,
         grace_s=args.grace, actionable_window_s=args.actionable_window,
