@@ -240,7 +240,13 @@ def _run_store(path: str, *, make: bool = True) -> Path:
         if cache.exists() and not cache.is_dir():  # made every run a harness error
             raise CliError(f"--out {out}: {cache} is a file, not the folder of the "
                            "recordings' cache; move it away")
-    if not make:
+    if not make:  # where it would be made: under a folder this user may write in
+        parent = out
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(f"--out {out}: cannot make the run store there ({parent} is "
+                           f"{'not a folder' if not parent.is_dir() else 'not writable'})")
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)
