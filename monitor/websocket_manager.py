@@ -15,7 +15,7 @@ What it does:
   ``backoff_max``), an ``eth_subscribe`` answered with a rate limit (cause
   ``rate_limited``; Infura's ``data.backoff_seconds`` is waited as a ``Retry-After``; a
   quota spent, Alchemy's "Monthly capacity limit exceeded": cause ``quota_exhausted``,
-  a ``quota_exhausted`` alert once a window, attempts every ``backoff_max`` unless it
+  a ``quota_exhausted`` alert once an episode, attempts every ``backoff_max`` unless it
   named a wait),
   close frames (1001/1011/1013/...), abrupt close, ping timeout, stale subscription;
 * a handshake refused with 401/403 (a revoked or wrong key) is no outage: FAILED at once
@@ -520,6 +520,10 @@ class WebSocketManager:
         #: the HTTP status (401/403) of the handshakes refusing the key, from the first of
         #: them until one succeeds; None otherwise
         self.key_refused: int | None = None
+        #: a spent quota was said (one ``quota_exhausted`` alert) since the last connection
+        #: that opened: a month's quota refuses for days, and the alert came again every
+        #: ``alert_window`` (~290 a day at 5 minutes) while the attempts went on
+        self._quota_alerted = False
         self._forced: str | None = None  # cause given to force_reconnect()
         self.connected_at: float | None = None  # clock time the current connection opened
         self._outage_attempts = 0
@@ -827,10 +831,14 @@ class WebSocketManager:
                     continue
                 asked = retry_after(exc)
                 quota = exc if isinstance(exc, QuotaExhausted) else handshake_limit(exc)
-                if isinstance(quota, QuotaExhausted):  # a human must act: said once a
-                    # window; without a wait of its own, the attempts wait backoff_max
-                    self._alert(self._alert_policy.quota_exhausted(
-                        self._clock.now(), quota.message[:200], self.settings.backoff_max))
+                if isinstance(quota, QuotaExhausted):  # a human must act: said once an
+                    # episode (until a connection opens, as a refused key); without a wait
+                    # of its own, the attempts wait backoff_max
+                    if not self._quota_alerted:
+                        self._quota_alerted = True
+                        self._alert(self._alert_policy.quota_exhausted(
+                            self._clock.now(), quota.message[:200],
+                            self.settings.backoff_max))
                     asked = self.settings.backoff_max if asked is None else asked
                 if not await self._attempt_failed(cause, asked):
                     return
@@ -932,6 +940,7 @@ class WebSocketManager:
         reconnect = self._ever_connected
         self._ever_connected = True
         self.key_refused = None
+        self._quota_alerted = False
         self._forced = None
         self.connected_at = now
         self._policy.opened(now)
