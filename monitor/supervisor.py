@@ -21,7 +21,6 @@ per task, whether it is running now; :meth:`Supervisor.all_alive` is what readin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections import Counter
@@ -49,6 +48,7 @@ class TaskState(enum.Enum):
     RESTARTING = "restarting"  # crashed; waiting out its backoff
     DONE = "done"              # returned normally
     STOPPED = "stopped"        # cancelled by stop()
+    STUCK = "stuck"            # cancelled, and still running past the stop's timeout
 
 
 def crash_delay(consecutive: int, *, initial: float, maximum: float) -> float:
@@ -100,14 +100,20 @@ class Supervisor:
         return entry.task
 
     async def cancel(self, name: str, timeout: float = 10.0) -> None:
-        """Stop one task (cancel it and wait for it)."""
+        """Stop one task (cancel it and wait for it, ``timeout`` seconds at most: one
+        that goes on running is told as an error and is ``stuck``)."""
         entry = self._entries.get(name)
         if entry is None or entry.task is None:
             return
         entry.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(entry.task, timeout)
-        entry.state = TaskState.STOPPED
+        # asyncio.wait, not wait_for: wait_for waits for the cancelled task to end, for
+        # ever for one that catches CancelledError and runs on (and a cancel of the
+        # caller was swallowed)
+        await asyncio.wait({entry.task}, timeout=timeout)
+        if entry.task.done():
+            entry.state = TaskState.STOPPED
+        else:
+            self._stuck([entry], timeout)
 
     def cancel_all(self) -> list[asyncio.Task[Any]]:
         """Cancel every task, restart none, and return them, not waiting (a kill)."""
@@ -133,13 +139,24 @@ class Supervisor:
         for e in self._entries.values():
             if e.state is not TaskState.DONE:
                 e.state = TaskState.STOPPED
+        self._stuck([e for e in self._entries.values() if e.task in tasks], timeout)
         if self._bg:
             await asyncio.wait(set(self._bg), timeout=5.0)
+
+    def _stuck(self, entries: list[_Entry], timeout: float) -> None:
+        """Tasks still running ``timeout`` s after their cancel: an error and a history
+        row each (they were marked ``stopped``, and said nothing)."""
+        for e in entries:
+            e.state = TaskState.STUCK
+            log.error("task %s did not stop within %.1f s of its cancel: it is still "
+                      "running (it catches the cancel)", e.name, timeout)
+            self.history.record("task_stuck", task=e.name, timeout_s=timeout)
 
     def alive(self) -> dict[str, bool]:
         """Task name -> running right now (a crashed task waiting to restart is not)."""
         return {n: e.state is TaskState.RUNNING for n, e in self._entries.items()
-                if e.state is not TaskState.DONE and e.state is not TaskState.STOPPED}
+                if e.state is not TaskState.DONE and e.state is not TaskState.STOPPED
+                and e.state is not TaskState.STUCK}
 
     def all_alive(self) -> bool:
         return all(self.alive().values())
