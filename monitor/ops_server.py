@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -306,6 +307,44 @@ MAX_CONNECTIONS = 64
 #: no longer holds its socket for aiohttp's default of an hour.
 IDLE_TIMEOUT_S = 10.0
 
+#: seconds between two log lines about malformed requests (their count in the next)
+BAD_REQUEST_LOG_EVERY_S = 60.0
+
+
+class _HttpLog(logging.LoggerAdapter):
+    """aiohttp's server log, for the ops server: a malformed request (a header past 8 KiB,
+    a control byte in the path, a method no one knows) was an ERROR with a traceback whose
+    text repeats the client's request line, for each request: a client sending them in a
+    loop filled the journal, with whatever the line held. Here such a line is one
+    WARNING naming the error's type, at most every ``every_s`` seconds (with the count
+    since); debug lines pass as they are."""
+
+    def __init__(self, logger: logging.Logger, *, every_s: float = BAD_REQUEST_LOG_EVERY_S,
+                 clock: Any = time.monotonic) -> None:
+        super().__init__(logger, {})
+        self.every_s, self._clock = every_s, clock
+        self.bad = 0
+        self._logged_at: float | None = None
+        self._untold = 0
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if level < logging.WARNING or not isinstance(exc, HttpProcessingError):
+            # a debug line, or this server's own failure (its traceback is wanted)
+            self.logger.log(level, msg, *args, **kwargs)
+            return
+        self.bad += 1
+        self._untold += 1
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < self.every_s:
+            return
+        self._logged_at = now
+        self.logger.warning("metrics: malformed requests (the last: %s, answered %s), %d "
+                            "since the last such line (the requests are not logged)",
+                            type(exc).__name__, exc.code, self._untold)
+        self._untold = 0
+
+
 class OpsServer:
     """``/metrics``, ``/healthz``, ``/readyz`` for one or more monitors.
 
@@ -324,6 +363,7 @@ class OpsServer:
                                   if self._runner is not None else None,
                                   log=log, what="metrics")
         self.idle_timeout_s = idle_timeout_s
+        self.http_log = _HttpLog(logging.getLogger("monitor.ops.http"))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self.monitors))
         self._runner: web.AppRunner | None = None
@@ -363,7 +403,8 @@ class OpsServer:
         app.router.add_get("/readyz", self._readyz)
         # keepalive_timeout: aiohttp closes a connection idle that long, from its start
         # (a request never finished) and between requests
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.idle_timeout_s,
+        self._runner = web.AppRunner(app, access_log=None, logger=self.http_log,
+                                     keepalive_timeout=self.idle_timeout_s,
                                      lingering_time=min(self.idle_timeout_s, 10.0),
                                      shutdown_timeout=1.0)
         await self._runner.setup()
