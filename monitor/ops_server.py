@@ -10,7 +10,9 @@
 
 The server binds ``127.0.0.1`` by default (``metrics_host``); ``metrics_port`` None or 0
 leaves it off. It holds at most :data:`MAX_CONNECTIONS` connections (past it: 503, closed)
-and closes one idle :data:`IDLE_TIMEOUT_S` without a complete request.
+and closes one idle :data:`IDLE_TIMEOUT_S` without a complete request; ``/metrics`` reads
+the monitors at most once every :data:`SCRAPE_EVERY_S` (the answer is served again
+meanwhile), and a client's malformed requests are one log line a minute.
 One :class:`OpsServer` can serve several monitors (the pilot's two paths),
 each labelled (``path="websocket"``); every server has its own
 :class:`~prometheus_client.CollectorRegistry`, never the process-global one, so several
@@ -40,7 +42,7 @@ import bisect
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -307,6 +309,11 @@ MAX_CONNECTIONS = 64
 #: no longer holds its socket for aiohttp's default of an hour.
 IDLE_TIMEOUT_S = 10.0
 
+#: seconds a scrape's answer is served again: reading the monitors runs on the event loop
+#: (SQLite counts of the outbox among it), so a client asking /metrics in a loop, on many
+#: connections, held the monitor's delivery for as long as it asked. Prometheus scrapes
+#: every 15 s or so.
+SCRAPE_EVERY_S = 1.0
 #: seconds between two log lines about malformed requests (their count in the next)
 BAD_REQUEST_LOG_EVERY_S = 60.0
 
@@ -355,8 +362,13 @@ class OpsServer:
     def __init__(self, monitors: Sequence[tuple[dict[str, str], Any]], *,
                  host: str = "127.0.0.1", port: int = 0,
                  max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+                 idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 scrape_every_s: float = SCRAPE_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.monitors = list(monitors)
+        self.scrape_every_s, self._clock = scrape_every_s, clock
+        self._scraped: tuple[float, bytes] | None = None  # (when, the answer)
+        self.scrapes = 0  # times the monitors were read for /metrics
         self.host = host
         self.port = port
         self._cap = ConnectionCap(max_connections, lambda: self._runner.server
@@ -384,8 +396,16 @@ class OpsServer:
             parts[",".join(f"{k}={v}" for k, v in labels.items()) or "monitor"] = detail
         return ok, parts
 
+    def _scrape_cached(self) -> bytes:
+        """The last answer while younger than ``scrape_every_s``, else a new scrape."""
+        now = self._clock()
+        if self._scraped is None or not 0 <= now - self._scraped[0] < self.scrape_every_s:
+            self._scraped = (now, self.scrape())
+            self.scrapes += 1
+        return self._scraped[1]
+
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = self.scrape()
+        body = self._scrape_cached()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:
