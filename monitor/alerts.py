@@ -260,6 +260,10 @@ class TelegramAlerter:
         if self.refused is not None and loop.time() < self._refused_until:
             # the token or the chat refused: said once; the alert stays in the log
             return self._fail(kind, self.refused, text)
+        quiet = self._quiet_until - loop.time()
+        if quiet > self.MAX_WAIT_S:  # Telegram asked for no post that long: not waited
+            return self._fail(kind, f"telegram asked for no post for {quiet:.0f} s more "
+                                    "(a 429's retry_after)", text)
         if self._pending >= self.MAX_PENDING:  # a storm: bounded, never waited on
             self.dropped += 1
             self._dropped_untold += 1
@@ -304,9 +308,11 @@ class TelegramAlerter:
                 break
             wait = retry_after or self.RETRY_DELAYS_S[min(attempt,
                                                           len(self.RETRY_DELAYS_S) - 1)]
+            # a longer wait (a flood ban: hours) holds back every post till it passes too:
+            # posting into it was refused each time, and Telegram lengthens such a ban
+            self._quiet_until = max(self._quiet_until, loop.time() + wait)
             if wait > self.MAX_WAIT_S:
                 break
-            self._quiet_until = max(self._quiet_until, loop.time() + wait)
         return self._fail(kind, reason, text)
 
     def _refuse(self, refusal: str) -> None:

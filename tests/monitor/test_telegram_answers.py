@@ -178,3 +178,28 @@ def test_posts_past_the_burst_wait_their_turn() -> None:
     waits = asyncio.run(main())
     assert waits[:TelegramAlerter.BURST] == [0.0] * TelegramAlerter.BURST
     assert waits[TelegramAlerter.BURST:] == pytest.approx([3.0, 6.0, 3.0])
+
+
+def test_a_long_flood_ban_holds_back_every_post_till_it_passes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Telegram's flood control answers 429 with a retry_after of an hour (or more): the
+    alert gave up (rightly) but the next alert was posted at once, refused again, and so
+    on for every alert of the hour (a ban Telegram lengthens). No post until the wait has
+    passed; the alerts meanwhile fail at once, each in the log with its text."""
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append((await request.json())["text"])
+        return web.json_response({"ok": False, "error_code": 429, "description":
+                                  "Too Many Requests: retry after 3600",
+                                  "parameters": {"retry_after": 3600}}, status=429)
+
+    async def test(tg: TelegramAlerter) -> None:
+        for i in range(5):
+            assert await asyncio.wait_for(tg.send("failed", f"banned {i}"), 5) is False
+        assert "3600" in (tg.last_error or "") or "retry_after" in (tg.last_error or "")
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(with_telegram(handle, test))
+    assert len(got) == 1
+    assert all(f"banned {i}" in caplog.text for i in range(5))
