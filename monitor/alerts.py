@@ -340,7 +340,8 @@ class TelegramAlerter:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _post(self, text: str) -> tuple[bool, str, float | None, str | None]:
+    async def _post(self, text: str, *, migrated: bool = False
+                    ) -> tuple[bool, str, float | None, str | None]:
         """One ``sendMessage``: (delivered, why not, seconds to wait before trying again:
         ``retry_after`` of a 429, 0.0 for a 5xx (the caller's backoff), None when
         another try cannot help: a 4xx, ``{"ok": false}``; and, when Telegram refused
@@ -367,6 +368,15 @@ class TelegramAlerter:
         if status == 200 and isinstance(parsed, dict) and parsed.get("ok") is True:
             return True, "", None, None
         reason = f"HTTP {status} {description}".strip()
+        moved = _migrated_to(parsed) if status == 400 else None
+        if moved is not None and not migrated and str(moved) != str(self.chat_id):
+            # a group upgraded to a supergroup has a new id (400 "group chat was upgraded
+            # to a supergroup chat", parameters.migrate_to_chat_id): every alert was
+            # refused for good. Posted there (this run), the setting to change said once
+            log.warning("telegram: chat %s was upgraded to a supergroup, chat %s: alerts go "
+                        "there; set telegram_chat_id=%s", self.chat_id, moved, moved)
+            self.chat_id = moved
+            return await self._post(text, migrated=True)
         if status == 429:
             return False, reason, _body_retry_after(parsed) or header_wait or 1.0, None
         return (False, reason, 0.0 if status >= 500 else None,
@@ -425,6 +435,13 @@ def _units(text: str) -> int:
 
 
 _MAX_ANSWER_BYTES = 1 << 20  # Telegram answers a few hundred bytes; a page past this: garbage
+
+
+def _migrated_to(parsed: Any) -> int | None:
+    """``parameters.migrate_to_chat_id`` of a Telegram error answer, if it is one."""
+    params = parsed.get("parameters") if isinstance(parsed, dict) else None
+    chat = params.get("migrate_to_chat_id") if isinstance(params, dict) else None
+    return chat if isinstance(chat, int) and not isinstance(chat, bool) else None
 
 
 def _body_retry_after(parsed: Any) -> float | None:

@@ -203,3 +203,31 @@ def test_a_long_flood_ban_holds_back_every_post_till_it_passes(
         asyncio.run(with_telegram(handle, test))
     assert len(got) == 1
     assert all(f"banned {i}" in caplog.text for i in range(5))
+
+
+def test_a_group_upgraded_to_a_supergroup_gets_the_alerts_at_its_new_id(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A group grown into a supergroup has a new id: Telegram answers 400 'Bad Request:
+    group chat was upgraded to a supergroup chat' with parameters.migrate_to_chat_id, and
+    every alert was refused for good. The alert is posted to the new id (and the ones
+    after it), the setting to change said once."""
+    chats: list[object] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        chat = (await request.json())["chat_id"]
+        chats.append(chat)
+        if chat == -1001557912345:
+            return web.json_response({"ok": True, "result": {"message_id": len(chats)}})
+        return web.json_response({"ok": False, "error_code": 400, "description":
+                                  "Bad Request: group chat was upgraded to a supergroup "
+                                  "chat", "parameters": {"migrate_to_chat_id":
+                                                         -1001557912345}}, status=400)
+
+    async def test(tg: TelegramAlerter) -> None:
+        assert await tg.send("failed", "one") is True
+        assert await tg.send("recovered", "two") is True
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(with_telegram(handle, test))
+    assert chats == ["-100200", -1001557912345, -1001557912345]
+    assert caplog.text.count("telegram_chat_id=-1001557912345") == 1
