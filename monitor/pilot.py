@@ -301,6 +301,19 @@ def _key_refused(exc: MonitorError, flag: str, url: str | None) -> None:
                           "check the key in its URL") from None
 
 
+def _quota_spent(exc: MonitorError, flag: str, url: str | None) -> None:
+    """Raise :class:`~monitor.errors.ConfigError` when ``exc`` is the provider saying its
+    quota is spent (Alchemy's 'Monthly capacity limit exceeded', an HTTP 402): a plan or
+    a key to change (exit 2), not an outage to restart into every few seconds."""
+    from monitor.errors import ConfigError, QuotaExhausted
+
+    if isinstance(exc, QuotaExhausted):
+        raise ConfigError(f"{flag} {endpoint_host(url)}: the provider's quota is spent "
+                          f"({redact(exc.message)[:200]}): raise the plan or use another "
+                          "key, or give --start-block (the first start asks the node's "
+                          "head for it)") from None
+
+
 def endpoint_host(url: str | None) -> str | None:
     """``scheme://host[:port]`` of an endpoint: no path, query or credentials (keys)."""
     if not url:
@@ -750,6 +763,7 @@ class Pilot:
                     start = quantity(await client.call("eth_blockNumber", [])) + 1
                 except MonitorError as exc:  # say which of the three endpoints it was
                     _key_refused(exc, "--rpc-url", self.s.rpc_url)
+                    _quota_spent(exc, "--rpc-url", self.s.rpc_url)
                     raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
                                        f"eth_blockNumber for the start block: "
                                        f"{exc.message}") from None
