@@ -7,7 +7,8 @@ anything but ``CancelledError``:
 1. the exception is logged with its traceback (redacted by the CLI's log filter);
 2. it is counted (:attr:`Supervisor.restarts`) and written to the history as a
    ``task_crash`` row (task, error type, redacted reason, restart count);
-3. an alert goes out (the first crash of a streak, then at most one a minute per task);
+3. an alert goes out, at most one a minute per task (the next says how many crashes
+   were not alerted);
 4. the task restarts after a backoff (``initial`` doubling to ``maximum``, in simulated
    seconds divided by ``speed``), reset once the task has run ``healthy_after``.
 
@@ -67,6 +68,7 @@ class _Entry:
     streak: int = 0
     last_error: str | None = None
     last_alert_at: float = float("-inf")
+    unalerted: int = 0  # crashes since the last alert, not alerted (the pace)
 
 
 class Supervisor:
@@ -214,11 +216,17 @@ class Supervisor:
     def _alert(self, entry: _Entry, now: float) -> None:
         if self.alerts is None:
             return
-        if entry.streak > 1 and now - entry.last_alert_at < self.alert_every / self.speed:
+        # the pace holds across streaks: a task that crashed after each healthy spell
+        # began a new streak every time, and every crash was an alert
+        if now - entry.last_alert_at < self.alert_every / self.speed:
+            entry.unalerted += 1
             return
         entry.last_alert_at = now
+        more = (f"; {entry.unalerted} more crashes since the last alert"
+                if entry.unalerted else "")
+        entry.unalerted = 0
         text = (f"monitor task {entry.name} crashed ({entry.last_error}); restarting "
-                f"(restart {self.restarts[entry.name]})")
+                f"(restart {self.restarts[entry.name]}{more})")
         task = asyncio.create_task(self._send(text), name=f"alert-{entry.name}")
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
