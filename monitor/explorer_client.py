@@ -56,6 +56,7 @@ from monitor.errors import (
     BadResponse,
     ConnectError,
     MonitorError,
+    QuotaExhausted,  # the explorer's daily quota (or a 429 asking > LONG_RETRY_AFTER_S)
     RateLimited,
     ServerError,
     Timeout,
@@ -115,11 +116,6 @@ class ExplorerKeyRefused(ExplorerNotOk):
     def __init__(self, text: str, *, status: int | None = None) -> None:
         super().__init__(text)
         self.status = status
-
-
-class QuotaExhausted(RateLimited):
-    """The explorer's daily call quota is used up (or a 429 asked to wait more than
-    :data:`LONG_RETRY_AFTER_S`, ``retry_after``): no retry helps for a long while."""
 
 
 def _daily_quota(low: str) -> bool:
