@@ -80,9 +80,10 @@ def _more_evidence(checks: Sequence[CheckResult], *, quick: bool | None,
     also = "" if virtual else (
         f" (real time, as this run: about {MORE_SEEDS} times as long; --clock virtual "
         "takes minutes, but its latencies are protocol latencies, not this machine's)")
-    return (f"Run longer: the matrix under {MORE_SEEDS} seeds, pooled, for "
-            f"{', '.join(names)}: `python -m experiments run --seeds {MORE_SEEDS}"
-            f"{virtual}`{also}, then build the report of that run.")
+    which = f", for {', '.join(names)}" if names else ""
+    return (f"Run longer: the matrix under {MORE_SEEDS} seeds, pooled{which}: "
+            f"`python -m experiments run --seeds {MORE_SEEDS}{virtual}`{also}, then build "
+            "the report of that run.")
 
 
 def _recommendation(verdict: Verdict, checks: Sequence[CheckResult], *,
