@@ -271,6 +271,12 @@ class TelegramAlerter:
         self._pending += 1
         try:
             return await self._send(kind, text)
+        except asyncio.CancelledError:
+            # the monitor stopping (its alerts waited a few seconds, then cancelled) while
+            # this one waited its turn or Telegram's answer: the text stays in the log
+            log.warning("alert %s NOT delivered to telegram (stopped while sending): %s",
+                        kind, text[:_LOGGED_CHARS])
+            raise
         finally:
             self._pending -= 1
 

@@ -231,3 +231,28 @@ def test_a_group_upgraded_to_a_supergroup_gets_the_alerts_at_its_new_id(
         asyncio.run(with_telegram(handle, test))
     assert chats == ["-100200", -1001557912345, -1001557912345]
     assert caplog.text.count("telegram_chat_id=-1001557912345") == 1
+
+
+def test_an_alert_cancelled_while_sending_is_left_in_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """At its stop the monitor waits a few seconds for the alerts being sent, then they
+    are cancelled: one waiting for Telegram's answer (or its turn) was gone without a
+    trace. Its text is in the log."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()  # Telegram answers only after the cancel
+        return web.json_response({"ok": True, "result": {"message_id": 1}})
+
+    async def test(tg: TelegramAlerter) -> None:
+        sending = asyncio.ensure_future(tg.send("failed", "the feed FAILED at stop"))
+        await asyncio.wait_for(arrived.wait(), 5)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        release.set()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(with_telegram(handle, test))
+    assert "the feed FAILED at stop" in caplog.text and TOKEN not in caplog.text
