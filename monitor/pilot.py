@@ -160,6 +160,8 @@ _KIND_TEXT = {"int": "an integer", "int?": "an integer or NULL", "real": "a fini
               "text": "a text", "text?": "a text or NULL", "list of text": "a list of texts"}
 
 
+#: seconds between two fallback_start alerts of the pilot (clock seconds)
+FALLBACK_ALERT_EVERY_S = 300.0
 #: blocks over which the pilot measures the chain's block interval (~6 minutes of Polygon)
 INTERVAL_SAMPLE_BLOCKS = 200
 #: a measured interval outside this range is no chain's (a node's bad clock or a bad answer)
@@ -725,6 +727,9 @@ class Pilot:
         self._beat_task: asyncio.Task[None] | None = None
         self._last_beat: float | None = None
         self._fallback = False
+        self._fallback_alerted = False  # the current fallback's start was alerted
+        self._fallback_alerted_at: float | None = None
+        self._fallback_quiet = 0  # fallback episodes not alerted since the last alert
         self._failed = False
         self._poll_health = _PollHealth()
         self._bg: set[asyncio.Task[Any]] = set()
@@ -939,10 +944,8 @@ class Pilot:
                         cursor=min(cursors) if cursors else None, wall_ns=wall, mono_ns=mono)
         if fallback != self._fallback:
             self._fallback = fallback
-            self._event("fallback", active=fallback)
-            self._alert("fallback_start" if fallback else "fallback_end",
-                        "WebSocket path on explorer fallback" if fallback
-                        else "WebSocket path back on its feed (fallback ended)")
+            self._event("fallback", active=fallback)  # every change, alerted or not
+            self._fallback_alert(fallback, now)
         if failed and not self._failed:
             self._alert("failed", "WebSocket path FAILED (reconnects exhausted)"
                         if refused is None else "WebSocket path FAILED: the provider "
@@ -959,6 +962,26 @@ class Pilot:
             self.store.beat(self.session, "polling", dt_s=dt, healthy=ok, fallback=False,
                             state="POLLING" if ok else "ERROR", head=p.last_head,
                             cursor=min(pc) if pc else None, wall_ns=wall, mono_ns=mono)
+
+    def _fallback_alert(self, active: bool, now: float) -> None:
+        """Alert a fallback's start (at most one a :data:`FALLBACK_ALERT_EVERY_S`) and the
+        end of an alerted one: a feed flapping every few seconds was an alert each way at
+        every beat that saw it change, hundreds an hour through Telegram. The episodes
+        kept quiet are counted in the next start alert (the events file has them all)."""
+        if active:
+            last = self._fallback_alerted_at
+            if last is not None and now - last < FALLBACK_ALERT_EVERY_S:
+                self._fallback_quiet += 1
+                self._fallback_alerted = False
+                return
+            more = (f" ({self._fallback_quiet} more fallback episodes since the last "
+                    "alert, not alerted one by one)" if self._fallback_quiet else "")
+            self._fallback_alerted_at, self._fallback_alerted = now, True
+            self._fallback_quiet = 0
+            self._alert("fallback_start", "WebSocket path on explorer fallback" + more)
+        elif self._fallback_alerted:
+            self._fallback_alerted = False
+            self._alert("fallback_end", "WebSocket path back on its feed (fallback ended)")
 
     def note_stop(self, reason: str) -> None:
         """Why the pilot stops (``session_stop`` event's ``reason``)."""
