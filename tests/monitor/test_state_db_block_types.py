@@ -4,9 +4,7 @@ the row and the value: ``monitor run`` printed a TypeError traceback out of its 
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,27 +57,6 @@ def test_a_block_number_that_is_not_one_is_refused_at_open(
     Store(path).close()  # its lock was released: the fixed file opens
 
 
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """``monitor_main`` configures the root logger: its redaction filter (which formats
-    and drops each record's exc_info) goes on every root handler, pytest's own that live
-    for the session among them, and basicConfig may add a handler on this test's captured
-    stderr. Put back as it was, or every later test logs through them
-    (test_h2_http_encoding's record of a defect lost its traceback after this test)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    filters = {id(h): list(h.filters) for h in handlers}
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-        else:
-            handler.filters[:] = filters[id(handler)]
-    root.setLevel(level)
-
-
-@pytest.mark.usefixtures("root_logging")
 def test_monitor_run_on_such_a_state_db_is_one_line_exit_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Before: a TypeError traceback from WalletMonitor.start (exit 1)."""
