@@ -88,6 +88,11 @@ async function overWebSocket(filter) {
     const liveLogs = [];
     let decodeError = null;
     try {
+        // the network first, as a careful ethers user does: ethers v6 throws "network is
+        // not available yet" (NETWORK_ERROR) from its socket subscriber when a subscription's
+        // first notification arrives before its own eth_chainId answer (a race on a loaded
+        // machine, whatever the node: the first final CI run of stop 34 met it once)
+        await provider.getNetwork();
         await new Promise((resolve, reject) => {
             const check = () => {
                 if (decodeError) reject(decodeError);
