@@ -107,10 +107,9 @@ from monitor.redact import redact
 from monitor.stages import FrameStamps
 from polyvocab.bounds import brief, values_ok
 from polyvocab.errors import QuotaExhausted
-from polyvocab.jsonrpc_http import classify_http, rate_limit_of
+from polyvocab.jsonrpc_http import classify_http, error_of, rate_limit_of
 from polyvocab.policies import (
     is_key_refused_status,
-    is_provider_timeout,
     parse_retry_after,
 )
 
@@ -1213,13 +1212,12 @@ class WebSocketManager:
             return None
         err = item.get("error")
         if err is not None:
-            limited = rate_limit_of(err, pending.method)
-            if limited is not None:  # "slow down" (Alchemy's 429 "exceeded its compute
-                # units per second capacity", Infura's -32005): the request is not wrong
-                pending.future.set_exception(limited)
+            meant = error_of(err, pending.method)  # the HTTP client's one reading
+            if isinstance(meant, RateLimited):  # "slow down" (Alchemy's 429 "exceeded its
+                # compute units per second capacity", Infura's -32005): not wrong
+                pending.future.set_exception(meant)
                 return None
-            code = err.get("code") if isinstance(err, dict) else None
-            if type(code) is not int or abs(code) >= 1 << 31:
+            if isinstance(meant, BadResponse):
                 # no JSON-RPC error object ("error": "rate limited", a code "429" or none):
                 # what it refuses cannot be told, the request is not known to be wrong.
                 # An RpcError made eth_subscribe forget its subscription for good
@@ -1228,8 +1226,8 @@ class WebSocketManager:
                     f"{pending.method}: an error answer that is no JSON-RPC error object: "
                     f"{brief(err, 120)}", kind="bad_error"))
                 return None
-            message = brief(err.get("message", err))
-            if is_provider_timeout(message):  # dRPC's "Request timeout on the free tier"
+            code, message = err["code"], brief(err.get("message", err))
+            if isinstance(meant, Timeout):  # dRPC's "Request timeout on the free tier"
                 # (code 30), geth's -32002 "request timed out": the request is not wrong,
                 # an RpcError made eth_subscribe forget its subscription for good
                 pending.future.set_exception(Timeout(

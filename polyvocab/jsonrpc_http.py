@@ -211,13 +211,21 @@ def _limited(text: str, message: str, asked: float | None) -> RateLimited:
     return kind(text, retry_after=asked)
 
 
-def rate_limit_of(err: Any, method: str | None = None) -> RateLimited | None:
-    """The :class:`RateLimited` a JSON-RPC error object means (the wait its
-    ``data.backoff_seconds`` asks for included), by the same rule as every answer of this
-    client (:func:`is_rate_limit_reply`, for ``method`` as :func:`_for_method` says); None
-    when it is no rate limit. For the answers that come another way (the WebSocket)."""
+def error_of(err: Any, method: str | None = None) -> ServiceError:
+    """What a JSON-RPC error object means, by the same rules as every answer of this
+    client: a :class:`RateLimited` (or :class:`QuotaExhausted`, the wait its
+    ``data.backoff_seconds`` or text asks for included; :func:`is_rate_limit_reply`, for
+    ``method`` as :func:`_for_method` says), a :class:`Timeout` (the provider ran out of
+    time), a :class:`BadResponse` (no JSON-RPC error object), else an :class:`RpcError`.
+    For the answers that come another way (the WebSocket)."""
     rule = is_rate_limit_reply if method is None else _for_method(is_rate_limit_reply, method)
-    out = _rpc_error(err, rule)
+    return _rpc_error(err, rule)
+
+
+def rate_limit_of(err: Any, method: str | None = None) -> RateLimited | None:
+    """The :class:`RateLimited` a JSON-RPC error object means (:func:`error_of`); None
+    when it is no rate limit."""
+    out = error_of(err, method)
     return out if isinstance(out, RateLimited) else None
 
 
