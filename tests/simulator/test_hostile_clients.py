@@ -223,8 +223,11 @@ def test_subscribers_that_never_read_do_not_make_the_blocks_of_the_others_late(
                     late_s.append((arrived - sim.chain.schedule.due_ns(pos)) / 1e9)
                 assert max(len(c.queue) for c in sim.conns.values()) > server._HIGH_WATER
                 # the start may lag on a loaded machine (the first head 1.1 s late, caught
-                # up by the fifth); before, the lateness grew block by block to ~4 s
-                assert max(late_s) < 2.5 and max(late_s[n_heads // 2:]) < 1.0, \
+                # up by the fifth), and a loaded machine may hold any one head ~1 s (the CI
+                # met one at 1.009 s, the others within 7 ms); before, the lateness grew
+                # block by block to ~4 s, so the later half's median was seconds
+                later = sorted(late_s[n_heads // 2:])
+                assert max(late_s) < 2.5 and later[len(later) // 2] < 0.5, \
                     [round(x, 2) for x in late_s]
             finally:
                 for client in deaf:
