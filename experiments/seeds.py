@@ -124,12 +124,6 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
         frame.insert(0, "seed", s)
         frames.append(frame)
     outcomes = pd.concat(frames, ignore_index=True)
-    outcomes.to_parquet(sdir / "outcomes.parquet", index=False, engine="pyarrow")
-    first = sdir / "seeds" / str(seeds[0])
-    for name in ("truth.parquet", "detections.parquet", "sim_history.jsonl",
-                 "monitor_history.jsonl", "detections.jsonl", "scenario.toml", "run.json"):
-        if (first / name).exists():  # the first seed's files stand for the figures
-            shutil.copyfile(first / name, sdir / name)
     out = dict(summaries[0])
     out.update(outcome_counts(outcomes))
     durations = [(_num(x.get("sim_duration_s")) or 0.0) for x in summaries]
@@ -171,9 +165,38 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
                      for m in SPREAD_METRICS}
     out["status"], out["error"] = "ok", None
     out["thresholds"] = evaluate_all(list(scenario.thresholds), out)
-    write_reliability(sdir, pooled_reliability(sdir, seeds, out.get("inputs")))
-    _write_summary(sdir, out)
+    _write_pooled(sdir, seeds[0], outcomes, pooled_reliability(sdir, seeds, out.get("inputs")),
+                  out)
     return out
+
+
+#: the first seed's files copied up into the scenario's folder: they stand for the figures
+FIRST_SEED_FILES = ("truth.parquet", "detections.parquet", "sim_history.jsonl",
+                    "monitor_history.jsonl", "detections.jsonl", "scenario.toml", "run.json")
+
+
+def _write_pooled(sdir: Path, first_seed: int, outcomes: pd.DataFrame,
+                  reliability: dict[str, Any] | None, summary: dict[str, Any]) -> None:
+    """Write the pooled scenario's files as one (:func:`written_together`): a disk that
+    fills up or a process stopped mid-write leaves the earlier files whole, never a
+    pooled table or a copied history cut short beside a summary. The summary is replaced
+    last. A file the first seed lacks is removed from the scenario's folder first: no
+    earlier pool's copy stands beside this pool's summary."""
+    first = sdir / "seeds" / str(first_seed)
+    for name in FIRST_SEED_FILES:
+        if not (first / name).exists():
+            (sdir / name).unlink(missing_ok=True)
+    if reliability is None:
+        write_reliability(sdir, None)
+    with written_together() as stage:
+        outcomes.to_parquet(stage(sdir / "outcomes.parquet"), index=False, engine="pyarrow")
+        for name in FIRST_SEED_FILES:
+            if (first / name).exists():
+                shutil.copyfile(first / name, stage(sdir / name))
+        if reliability is not None:
+            write_reliability(sdir, reliability, stage)
+        stage(sdir / "summary.json").write_text(
+            json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def pooled_reliability(sdir: Path, seeds: list[int], inputs: Any) -> dict[str, Any] | None:
