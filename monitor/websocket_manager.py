@@ -306,17 +306,28 @@ class _OpenFailed(Exception):
         self.cause = cause
 
 
-def retry_after(exc: BaseException) -> float | None:
+class _Unread:
+    """The default of ``limit`` below: the refused handshake's body not read yet."""
+
+
+_UNREAD = _Unread()
+
+
+def retry_after(exc: BaseException, *, limit: RateLimited | _Unread | None = _UNREAD
+                ) -> float | None:
     """Seconds a server that refused the handshake asked to wait (its ``Retry-After``,
     e.g. on a 429 or 503), or that answered an ``eth_subscribe`` with a rate limit asked
-    for (Infura's ``data.backoff_seconds``); None if it did not say."""
+    for (Infura's ``data.backoff_seconds``); None if it did not say. ``limit``: what
+    :func:`handshake_limit` already read of ``exc`` (the body is then not read again)."""
     if isinstance(exc, RateLimited):
         return exc.retry_after
     if not isinstance(exc, InvalidStatus):
         return None
     asked = parse_retry_after(exc.response.headers.get("Retry-After"))
-    limited = handshake_limit(exc) if asked is None else None
-    return limited.retry_after if limited is not None else asked
+    if asked is not None:
+        return asked
+    limited = handshake_limit(exc) if isinstance(limit, _Unread) else limit
+    return limited.retry_after if limited is not None else None
 
 
 def handshake_limit(exc: BaseException) -> RateLimited | None:
@@ -339,15 +350,16 @@ def handshake_limit(exc: BaseException) -> RateLimited | None:
     return out if isinstance(out, RateLimited) else None
 
 
-def refused_key_status(exc: BaseException) -> int | None:
+def refused_key_status(exc: BaseException, *,
+                       limit: RateLimited | _Unread | None = _UNREAD) -> int | None:
     """The HTTP status when the server refused the handshake because of the key (401,
     403: :func:`polyvocab.policies.is_key_refused_status`), else None. A 403 whose body
     is a spent quota (:func:`handshake_limit`) is no refused key: the key is good, the
-    plan is spent (another alert, another remedy)."""
-    if isinstance(exc, InvalidStatus) and is_key_refused_status(exc.response.status_code) \
-            and handshake_limit(exc) is None:
-        return int(exc.response.status_code)
-    return None
+    plan is spent (another alert, another remedy). ``limit``: as :func:`retry_after`."""
+    if not (isinstance(exc, InvalidStatus) and is_key_refused_status(exc.response.status_code)):
+        return None
+    limited = handshake_limit(exc) if isinstance(limit, _Unread) else limit
+    return int(exc.response.status_code) if limited is None else None
 
 
 def classify_connect_error(exc: BaseException) -> str:
@@ -823,13 +835,16 @@ class WebSocketManager:
                 self.metrics.connect_failures += 1
                 log.info("[%s] connect attempt failed: %s (%s)", self.conn_id, cause,
                          redact(f"{type(exc).__name__}: {exc}"))
-                status = refused_key_status(exc)
+                # the refused handshake's status and body read once (a 64-KB body was
+                # decoded and classified up to three times an attempt)
+                limit = handshake_limit(exc)
+                status = refused_key_status(exc, limit=limit)
                 if status is not None:
                     if not await self._key_refused(cause, status):
                         return
                     continue
-                asked = retry_after(exc)
-                quota = exc if isinstance(exc, QuotaExhausted) else handshake_limit(exc)
+                asked = retry_after(exc, limit=limit)
+                quota = exc if isinstance(exc, QuotaExhausted) else limit
                 if isinstance(quota, QuotaExhausted):  # a human must act: said once an
                     # episode (until a connection opens, as a refused key); without a wait
                     # of its own, the attempts wait backoff_max

@@ -1,0 +1,106 @@
+"""WebSocket handshakes refused for a spent quota: each refusal's status and body read
+once, and refusals that never count toward ``max_reconnect_attempts`` (a month's quota
+left the manager FAILED for good: no feed until a restart). The manager against a small
+node on loopback (no fixed sleeps as synchronisation)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import serve
+
+import monitor.websocket_manager as wsm
+from monitor.alerts import LogAlerter
+from monitor.clock import SystemClock
+from monitor.connection import ConnState, WsSettings
+from monitor.history import History
+from monitor.websocket_manager import WebSocketManager
+
+TIMEOUT = 15.0
+BACKOFF_MAX = 0.2
+#: Alchemy's answer to a spent month (xmtp/xmtpd#672), at a 429 and at a 403
+MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
+    "code": 429, "message": "Monthly capacity limit exceeded. Visit https://dashboard."
+    "alchemy.com/settings/billing to upgrade your scaling policy for continued service."}})
+
+
+class Refusing:
+    """Refuses its first ``refuse`` handshakes with ``status`` and ``body``, then answers
+    every ``eth_subscribe``."""
+
+    def __init__(self, refuse: int, status: HTTPStatus, body: str) -> None:
+        self.refuse, self.status, self.body = refuse, status, body
+        self.handshakes = 0
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    def _process_request(self, conn: Any, request: Any) -> Any:
+        self.handshakes += 1
+        if self.handshakes <= self.refuse:
+            return conn.respond(self.status, self.body)
+        return None
+
+    async def _handler(self, ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                req = json.loads(raw)
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}))
+
+    async def __aenter__(self) -> Refusing:
+        self.server = await serve(self._handler, "127.0.0.1", 0,
+                                  process_request=self._process_request)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def _manager(url: str, tmp_path: Path, alerts: LogAlerter, **kw: Any
+             ) -> tuple[WebSocketManager, History]:
+    history = History(tmp_path / "history.jsonl")
+    settings = WsSettings(speed=1.0, staleness_blocks=0, seed=1, backoff_initial=0.02,
+                          backoff_max=BACKOFF_MAX, min_timeout=5.0, **kw)
+    return WebSocketManager(url, settings=settings, clock=SystemClock(), history=history,
+                            alerts=alerts), history
+
+
+@pytest.mark.parametrize("status", [HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.FORBIDDEN,
+                                    HTTPStatus.PAYMENT_REQUIRED])
+def test_a_refused_handshake_body_is_read_once_an_attempt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: HTTPStatus) -> None:
+    """The refusal's body was classified up to three times an attempt (refused_key_status,
+    retry_after, then the loop's own handshake_limit): one reading, passed on."""
+    readings = 0
+    classify = wsm.classify_http
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal readings
+        readings += 1
+        return classify(*args, **kw)
+
+    monkeypatch.setattr(wsm, "classify_http", counted)
+
+    async def go() -> None:
+        async with Refusing(2, status, MONTHLY) as node:
+            alerts = LogAlerter()
+            mgr, history = _manager(node.url, tmp_path, alerts)
+            await mgr.subscribe(["newHeads"], lambda result: None)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            assert node.handshakes == 3
+    asyncio.run(go())
+    assert readings == 2, readings
