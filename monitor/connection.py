@@ -283,7 +283,8 @@ class ReconnectPolicy:
                 and self.attempts >= self._s.max_reconnect_attempts)
 
     def attempt_refused(self) -> None:
-        """Count an attempt whose key the provider refused (HTTP 401/403): in the total,
+        """Count an attempt whose key the provider refused (HTTP 401/403), or that it
+        refused for a spent quota: in the total,
         not toward ``max_reconnect_attempts`` (a refused key is retried every
         ``backoff_max`` for as long as it takes), and an outage's count starts again
         after it (the provider answered: an ordinary failure after it is a new one)."""

@@ -16,7 +16,8 @@ What it does:
   ``rate_limited``; Infura's ``data.backoff_seconds`` is waited as a ``Retry-After``; a
   quota spent, Alchemy's "Monthly capacity limit exceeded": cause ``quota_exhausted``,
   a ``quota_exhausted`` alert once an episode, attempts every ``backoff_max`` unless it
-  named a wait),
+  named a wait, never counted toward ``max_reconnect_attempts``: a spent quota retries
+  for as long as it takes, the fallback polling meanwhile),
   close frames (1001/1011/1013/...), abrupt close, ping timeout, stale subscription;
 * a handshake refused with 401/403 (a revoked or wrong key) is no outage: FAILED at once
   (cause ``key_refused: handshake_401``), one ``failed`` alert saying the provider
@@ -854,7 +855,8 @@ class WebSocketManager:
                             self._clock.now(), quota.message[:200],
                             self.settings.backoff_max))
                     asked = self.settings.backoff_max if asked is None else asked
-                if not await self._attempt_failed(cause, asked):
+                if not await self._attempt_failed(cause, asked,
+                                                  counts=not isinstance(quota, QuotaExhausted)):
                     return
                 continue
             cause = await self._serve(link)
@@ -870,11 +872,20 @@ class WebSocketManager:
             await self._callbacks(self.on_disconnected, cause)
             await self._sleep(self._policy.next_delay())
 
-    async def _attempt_failed(self, cause: str, asked: float | None = None) -> bool:
+    async def _attempt_failed(self, cause: str, asked: float | None = None, *,
+                              counts: bool = True) -> bool:
         """Book a failed attempt; sleep the backoff (at least what the server ``asked``,
-        up to ``backoff_max``). False when the manager gave up."""
+        up to ``backoff_max``). False when the manager gave up. ``counts`` False: an
+        attempt refused for a spent quota, in the total but not toward
+        ``max_reconnect_attempts`` (:meth:`ReconnectPolicy.attempt_refused`): a month's
+        quota refused every attempt until they ran out, and the manager gave up for good
+        (FAILED, its loop ended: no feed after the quota came back, until a restart)."""
         before = self.state
-        give_up = self._policy.attempt_failed()
+        if counts:
+            give_up = self._policy.attempt_failed()
+        else:
+            self._policy.attempt_refused()
+            give_up = False
         self._fire(ConnEvent.ATTEMPT_FAILED, cause)
         self._notify()
         now = self._clock.now()

@@ -104,3 +104,60 @@ def test_a_refused_handshake_body_is_read_once_an_attempt(
             assert node.handshakes == 3
     asyncio.run(go())
     assert readings == 2, readings
+
+
+@pytest.mark.parametrize("status", [HTTPStatus.TOO_MANY_REQUESTS,
+                                    HTTPStatus.PAYMENT_REQUIRED])
+def test_a_spent_quota_never_uses_up_the_reconnect_attempts(
+        tmp_path: Path, status: HTTPStatus) -> None:
+    """``max_reconnect_attempts=2`` and a month's quota refusing five handshakes: the
+    manager went FAILED (``max_attempts: quota_exhausted``) at the second and its loop
+    ended - no feed for good, the quota restored or not. The refusals retry at
+    ``backoff_max`` for as long as it takes (as a refused key): one ``quota_exhausted``
+    alert, no ``failed``, and the feed back once the provider serves again."""
+    async def go() -> None:
+        async with Refusing(5, status, MONTHLY) as node:
+            alerts = LogAlerter()
+            mgr, history = _manager(node.url, tmp_path, alerts, max_reconnect_attempts=2)
+            await mgr.subscribe(["newHeads"], lambda result: None)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.CONNECTED, TIMEOUT), [
+                    (t.to_state, t.cause) for t in mgr.transitions]
+            finally:
+                await mgr.stop()
+                history.close()
+            assert node.handshakes == 6
+            causes = [t.cause for t in mgr.transitions]
+            assert not any(c.startswith("max_attempts") for c in causes), causes
+            kinds = [a.kind for a in alerts.sent]
+            assert kinds.count("quota_exhausted") == 1, kinds
+            assert "failed" not in kinds, kinds
+    asyncio.run(go())
+
+
+def test_ordinary_failures_after_a_spent_quota_still_give_up(tmp_path: Path) -> None:
+    """The refusals do not count, but the attempts that are an outage do: a node down
+    (503) after the quota's refusals still gives up at ``max_reconnect_attempts``."""
+    class Then503(Refusing):
+        def _process_request(self, conn: Any, request: Any) -> Any:
+            self.handshakes += 1
+            if self.handshakes <= self.refuse:
+                return conn.respond(self.status, self.body)
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "down")
+
+    async def go() -> None:
+        async with Then503(3, HTTPStatus.TOO_MANY_REQUESTS, MONTHLY) as node:
+            alerts = LogAlerter()
+            mgr, history = _manager(node.url, tmp_path, alerts, max_reconnect_attempts=2)
+            await mgr.subscribe(["newHeads"], lambda result: None)
+            await mgr.start()
+            try:
+                assert await mgr.wait_state(ConnState.FAILED, TIMEOUT)
+            finally:
+                await mgr.stop()
+                history.close()
+            assert node.handshakes == 5  # 3 refusals, then 2 failures of an outage
+            causes = [t.cause for t in mgr.transitions]
+            assert "max_attempts: handshake_503" in causes, causes
+    asyncio.run(go())
