@@ -282,10 +282,7 @@ class _RedactFilter(logging.Filter):
 
 
 def _install_log_filters() -> None:
-    """Secrets redacted from every record; a malformed request to the ops server is one
-    line without a traceback."""
-    from polyvocab.http_log import quiet_bad_requests
-
+    """Secrets redacted from every record (a malformed request to the ops server is one
+    line without a traceback: its own log, polyvocab.http_log.BadRequestLog)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactFilter())
-    quiet_bad_requests()  # the ops server: a malformed request is one line, no traceback

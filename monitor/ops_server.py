@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -60,6 +59,7 @@ from monitor.connection import ConnState
 from monitor.errors import ConfigError
 from monitor.sinks import Sink, SinkEvent
 from polyvocab.connection_cap import ConnectionCap
+from polyvocab.http_log import BadRequestLog
 
 __all__ = [
     "IDLE_TIMEOUT_S",
@@ -314,42 +314,9 @@ IDLE_TIMEOUT_S = 10.0
 #: connections, held the monitor's delivery for as long as it asked. Prometheus scrapes
 #: every 15 s or so.
 SCRAPE_EVERY_S = 1.0
-#: seconds between two log lines about malformed requests (their count in the next)
+#: seconds of a window of malformed-request lines: its first request is logged, the
+#: count of the others is said at its end (polyvocab.http_log)
 BAD_REQUEST_LOG_EVERY_S = 60.0
-
-
-class _HttpLog(logging.LoggerAdapter):
-    """aiohttp's server log, for the ops server: a malformed request (a header past 8 KiB,
-    a control byte in the path, a method no one knows) was an ERROR with a traceback whose
-    text repeats the client's request line, for each request: a client sending them in a
-    loop filled the journal, with whatever the line held. Here such a line is one
-    WARNING naming the error's type, at most every ``every_s`` seconds (with the count
-    since); debug lines pass as they are."""
-
-    def __init__(self, logger: logging.Logger, *, every_s: float = BAD_REQUEST_LOG_EVERY_S,
-                 clock: Any = time.monotonic) -> None:
-        super().__init__(logger, {})
-        self.every_s, self._clock = every_s, clock
-        self.bad = 0
-        self._logged_at: float | None = None
-        self._untold = 0
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info")
-        if level < logging.WARNING or not isinstance(exc, HttpProcessingError):
-            # a debug line, or this server's own failure (its traceback is wanted)
-            self.logger.log(level, msg, *args, **kwargs)
-            return
-        self.bad += 1
-        self._untold += 1
-        now = self._clock()
-        if self._logged_at is not None and now - self._logged_at < self.every_s:
-            return
-        self._logged_at = now
-        self.logger.warning("metrics: malformed requests (the last: %s, answered %s), %d "
-                            "since the last such line (the requests are not logged)",
-                            type(exc).__name__, exc.code, self._untold)
-        self._untold = 0
 
 
 class OpsServer:
@@ -375,7 +342,11 @@ class OpsServer:
                                   if self._runner is not None else None,
                                   log=log, what="metrics")
         self.idle_timeout_s = idle_timeout_s
-        self.http_log = _HttpLog(logging.getLogger("monitor.ops.http"))
+        # a client's malformed request: one WARNING a minute, the count of the others at
+        # the minute's end; the request itself is not quoted (a scanner's bytes)
+        self.http_log = BadRequestLog(logging.getLogger("monitor.ops.http"),
+                                      level=logging.WARNING, prefix="metrics: ", first=1,
+                                      every_s=BAD_REQUEST_LOG_EVERY_S, quote=0)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self.monitors))
         self._runner: web.AppRunner | None = None
@@ -451,3 +422,4 @@ class OpsServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.http_log.close()

@@ -384,12 +384,10 @@ async def _serve(args: argparse.Namespace, recording: Any, settings: Any) -> int
 
 def main_serve(args: argparse.Namespace) -> int:
     """``python -m simulator serve``: replay until SIGINT/SIGTERM, then stop cleanly."""
-    from polyvocab.http_log import quiet_bad_requests
     from simulator.faults import FaultPlan
     from simulator.settings import SERVE_HISTORY_BLOCKS, SimSettings, load_config
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    quiet_bad_requests()  # a malformed request from a client: one line, no traceback
     settings = load_config(args.config) if args.config else SimSettings()
     FaultPlan.parse(list(settings.faults), f"{args.config}: faults")
     recording = _load_source(args)

@@ -31,10 +31,10 @@ from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from aiohttp import WSMsgType, web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from polyvocab.connection_cap import ConnectionCap
+from polyvocab.http_log import BadRequestLog
 from simulator.chain import Chain, ChainBlock, ReorgResult, Steps
 from simulator.faults import (
     ActiveFault,
@@ -528,26 +528,6 @@ class WsConn:
             transport.abort()
 
 
-class _ServerLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's server logger for the node's connections. A request aiohttp could not
-    parse (an HttpProcessingError: a header line past 8190 bytes, a bad chunk, a bad
-    header name) was an ERROR with a traceback of aiohttp's parser, each time: a client
-    sending them filled the log. It is one INFO line (what, from where); anything else
-    (a defect of a handler) keeps its traceback."""
-
-    def exception(self, msg: object, *args: object, exc_info: Any = True,
-                  **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            text = str(exc_info).splitlines()[0] if str(exc_info) else ""
-            self.info("%s (%s: %s)", str(msg) % args if args else msg,
-                      type(exc_info).__name__, text[:120])
-            return
-        super().exception(msg, *args, exc_info=exc_info, **kwargs)
-
-
-_SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"), {})
-
-
 def _first_request_due(handler: RequestHandler) -> None:
     """Close an HTTP connection whose first request's headers have not all come within
     the read timeout (``Simulator._new_connection``); one that had a request is left to
@@ -727,6 +707,9 @@ class Simulator:
         # starts (a task, or a /_sim/start request, where the error had no one to tell)
         self._windows = self.plan.windows(self._fault_horizon_s())
         self.telegram = TelegramBot()
+        # aiohttp's server log: a request it cannot parse is one INFO line (the first few
+        # a minute; the count of the others at the minute's end), not a traceback each
+        self.http_log = BadRequestLog(logging.getLogger("aiohttp.server"))
         self.host = host
         self.port = port
         self.autostart = autostart
@@ -806,7 +789,7 @@ class Simulator:
         read_s = self.settings.node.http_read_timeout_s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0, auto_decompress=False,
-                                     logger=_SERVER_LOG,
+                                     logger=self.http_log,
                                      keepalive_timeout=self.settings.node.http_idle_timeout_s,
                                      lingering_time=min(read_s, 10.0))
         await self._runner.setup()
@@ -975,6 +958,7 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.http_log.close()
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from simulator.server import _SERVER_LOG, Simulator
+from simulator.server import Simulator
 from tests.simulator.node_fixtures import make_recording
 
 TIMEOUT = 30.0
@@ -84,7 +84,8 @@ def test_other_errors_of_aiohttp_keep_their_traceback(caplog: pytest.LogCaptureF
         raise ValueError("a defect")
     except ValueError as exc:
         with caplog.at_level(logging.INFO, logger="aiohttp.server"):
-            _SERVER_LOG.exception("Error handling request from %s", "127.0.0.1", exc_info=exc)
+            Simulator(make_recording(2)).http_log.exception(
+                "Error handling request from %s", "127.0.0.1", exc_info=exc)
     (record,) = caplog.records
     assert record.levelno == logging.ERROR and record.exc_info is not None
     assert record.getMessage() == "Error handling request from 127.0.0.1"
