@@ -313,6 +313,11 @@ def block_number_of(answer: Any) -> int:
         raise BadResponse(str(exc), kind="bad_shape") from None
 
 
+#: simulated seconds between two alerts of the HTTP node's spent quota at least (and the
+#: quiet period that ends an episode: :class:`polyvocab.policies.QuotaEpisode`)
+QUOTA_ALERT_EVERY_S = 3600.0
+
+
 class _Rpc:
     """JSON-RPC over HTTP (:class:`monitor.jsonrpc_client.JsonRpcHttpClient`), counted."""
 
@@ -327,6 +332,7 @@ class _Rpc:
         self._client = JsonRpcHttpClient(
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed, on_quota_exhausted=on_quota_exhausted,
+            quota_alert_every=QUOTA_ALERT_EVERY_S / speed,
             retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5),
                                               jitter=0.2, seed=_jitter_seed(url)))
 

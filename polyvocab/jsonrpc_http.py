@@ -60,6 +60,7 @@ from polyvocab.errors import (
 )
 from polyvocab.http_read import read_body, undecodable_encoding
 from polyvocab.policies import (
+    QuotaEpisode,
     TokenBucket,
     is_key_refused_status,
     is_provider_timeout,
@@ -397,9 +398,11 @@ class JsonRpcHttpClient:
     provider named a wait (Infura's ``backoff_seconds``: after its daily count it serves a
     trickle), else raised at once, never retried at a rate limit's pace (Alchemy's monthly
     capacity names none: nothing comes back within seconds); the first of an episode
-    (until an answer comes again) is logged as an error, written as a ``quota_exhausted``
-    history row and given to ``on_quota_exhausted`` (an owner's alert: "quota exhausted",
-    a human must act).
+    (until the refused kind of call is answered again, or ``quota_alert_every`` clock
+    seconds pass without a refusal: :class:`~polyvocab.policies.QuotaEpisode`) is logged
+    as an error, written as a ``quota_exhausted`` history row and given to
+    ``on_quota_exhausted`` (an owner's alert: "quota exhausted", a human must act), at
+    most once every ``quota_alert_every``.
     """
 
     def __init__(
@@ -420,6 +423,7 @@ class JsonRpcHttpClient:
         kind: str = "rpc_http",
         name: str = "rpc",
         on_quota_exhausted: Callable[[QuotaExhausted], None] | None = None,
+        quota_alert_every: float = 3600.0,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -442,9 +446,14 @@ class JsonRpcHttpClient:
         self._ids = itertools.count(1)
         self.counter = CallCounter()
         self._on_quota = on_quota_exhausted
-        #: clock time of the first :class:`QuotaExhausted` of the episode going on (until
-        #: an answer comes again), None when there is none
-        self.quota_exhausted_since: float | None = None
+        self._quota = QuotaEpisode(quota_alert_every)
+
+    @property
+    def quota_exhausted_since(self) -> float | None:
+        """Clock time of the first :class:`QuotaExhausted` of the episode going on (until
+        the refused kind of call is answered again: :class:`~polyvocab.policies.
+        QuotaEpisode`), None when there is none."""
+        return self._quota.since
 
     def __repr__(self) -> str:
         return f"JsonRpcHttpClient({redact(self.url)!r})"
@@ -545,13 +554,17 @@ class JsonRpcHttpClient:
                          type(exc).__name__, exc, attempt, self.max_retries, delay)
                 await asyncio.sleep(delay)
 
-    def _quota_exhausted(self, exc: QuotaExhausted) -> None:
-        """Say once an episode that the provider's quota is spent: an error in the log, a
-        ``quota_exhausted`` history row, ``on_quota_exhausted`` (which must not raise; it
-        is logged if it does)."""
-        if self.quota_exhausted_since is not None:
+    def _quota_exhausted(self, exc: QuotaExhausted, methods: list[str]) -> None:
+        """Say once an episode (:class:`~polyvocab.policies.QuotaEpisode`: at most once
+        every ``quota_alert_every``) that the provider's quota is spent: an error in the
+        log, a ``quota_exhausted`` history row, ``on_quota_exhausted`` (which must not
+        raise; it is logged if it does)."""
+        began = self._quota.since is None
+        if not self._quota.refused(methods, self._clock.now()):
+            if began:  # an episode, not said again so soon after the last
+                log.info("[%s] the provider's quota is exhausted again (%s); said %.0f s "
+                         "ago at most", self.name, exc, self._quota.alert_every)
             return
-        self.quota_exhausted_since = self._clock.now()
         log.error("[%s] the provider's quota is exhausted (%s): its calls fail until the "
                   "quota resets or the plan is raised; not retried at a rate limit's pace",
                   self.name, exc)
@@ -604,15 +617,14 @@ class JsonRpcHttpClient:
                     del parsed
             value = check(parsed)
             ok = True
-            if self.quota_exhausted_since is not None:
+            if self._quota.answered(methods, self._clock.now()):
                 log.warning("[%s] the provider answers again after its quota was exhausted",
                             self.name)
-                self.quota_exhausted_since = None
             return value
         except ServiceError as exc:
             error_kind = type(exc).__name__
             if isinstance(exc, QuotaExhausted):
-                self._quota_exhausted(exc)
+                self._quota_exhausted(exc, methods)
             if isinstance(exc, BadResponse):  # garbage from the node: counted by kind
                 self._history.record("bad_input", kind=f"rpc_{exc.kind}", source=self.kind,
                                      reason=exc.message[:200])

@@ -20,6 +20,9 @@ the experiments' reconciliation all stand on them; one implementation each).
 - :data:`PROVIDER_TIMEOUT_TEXTS` / :func:`is_provider_timeout` - a provider's own timeout
   of a request said in a JSON-RPC error (dRPC's free tier "Request timeout on the free
   tier", code 30; geth's -32002 "request timed out"): a timeout, retried.
+- :class:`QuotaEpisode` - when a client says a spent quota (once an episode, at most
+  once every ``alert_every``) and when the episode ends (the refused kind of call
+  answered again, or a quiet period without a refusal).
 - :data:`KEY_REFUSED_STATUSES` / :func:`is_key_refused_status` - the HTTP statuses a
   provider refuses its key with (401, 403), at an HTTP call or a WebSocket handshake;
   :data:`KEY_REFUSED_TEXTS` / :func:`is_key_refused_text` - the explorer's texts for it
@@ -33,11 +36,11 @@ import email.utils
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "MAX_RETRY_AFTER_S",
            "PROVIDER_TIMEOUT_TEXTS", "PRUNED_HISTORY_CODE",
-           "QUOTA_TEXTS", "RANGE_TOO_LARGE_TEXTS",
+           "QUOTA_TEXTS", "RANGE_TOO_LARGE_TEXTS", "QuotaEpisode",
            "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
            "is_provider_timeout", "is_quota_exhausted", "is_range_too_large", "is_rate_limited",
            "parse_retry_after", "retry_delays", "text_retry_after"]
@@ -262,3 +265,52 @@ def parse_retry_after(value: str | None, *, now_wall: float | None = None) -> fl
     except (OverflowError, OSError, ValueError):  # a date no platform can convert
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+
+
+class QuotaEpisode:
+    """A spent quota's episode, for a client that says it (time as an argument).
+
+    The quota may be spent for one kind of call only (a provider refusing ``eth_getLogs``
+    for its quota answers ``eth_blockNumber``): :meth:`refused` names the methods a
+    refusal was for, :meth:`answered` the methods of an answer, and the episode ends only
+    once every refused method has been answered again - or when no refusal came for
+    ``alert_every`` while other calls were answered (the refused kind not asked any
+    more). An answer of any other method ending it, the next refusal began another
+    episode and said it again: an alert every few seconds while ``eth_getLogs`` stayed
+    refused. And an episode is said at most once every ``alert_every`` whatever ends
+    them (a trickle served after a daily count - one call answered, the next refused -
+    ends and begins episodes all day)."""
+
+    def __init__(self, alert_every: float = 3600.0) -> None:
+        if not alert_every >= 0:
+            raise ValueError("alert_every must be >= 0")
+        self.alert_every = alert_every
+        #: when the episode going on began (None: none)
+        self.since: float | None = None
+        self._refused: dict[str, float] = {}  # method -> its last refusal
+        self._said_at: float | None = None
+
+    def refused(self, methods: Iterable[str], now: float) -> bool:
+        """A call of ``methods`` refused for the quota. True when this is to be said (an
+        episode begins and none was said for ``alert_every``)."""
+        for m in methods:
+            self._refused[m] = now
+        if self.since is not None:
+            return False
+        self.since = now
+        if self._said_at is not None and now - self._said_at < self.alert_every:
+            return False
+        self._said_at = now
+        return True
+
+    def answered(self, methods: Iterable[str], now: float) -> bool:
+        """A call of ``methods`` answered. True when that ends the episode."""
+        if self.since is None:
+            return False
+        for m in methods:
+            self._refused.pop(m, None)
+        if self._refused and now - max(self._refused.values()) < self.alert_every:
+            return False
+        self._refused.clear()
+        self.since = None
+        return True

@@ -135,9 +135,12 @@ def test_the_client_does_not_retry_a_spent_quota_and_says_so_once_an_episode() -
         rows, told = Rows(), []
         try:
             async with aiohttp.ClientSession() as session:
+                # (said again at once: no bound on the alert rate here; the bound is
+                # test_jsonrpc_quota_episodes')
                 client = JsonRpcHttpClient(url, session, max_retries=3, history=rows,
                                            retry_policy=lambda: iter([0.01] * 10),
-                                           on_quota_exhausted=told.append)
+                                           on_quota_exhausted=told.append,
+                                           quota_alert_every=0.0)
                 for _ in range(2):
                     with pytest.raises(QuotaExhausted):
                         await client.call("eth_blockNumber")
