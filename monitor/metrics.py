@@ -10,6 +10,7 @@ method for the HTTP clients.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,8 +55,10 @@ class WsMetrics:
         self.errors[kind] += 1
 
     def pong(self, rtt: float | None) -> None:
+        """A pong came; ``rtt`` (clock seconds) is kept only if it is a duration: a clock
+        that went back (negative) or a NaN would have become ``rtt_max_s`` for good."""
         self.pings += 1
-        if rtt is not None:
+        if rtt is not None and math.isfinite(rtt) and rtt >= 0:
             self.rtt_last_s = rtt
             self.rtt_max_s = max(self.rtt_max_s, rtt)
 

@@ -29,7 +29,10 @@ Metrics (all prefixed ``monitor_``): ``ready``, ``task_alive{task}``,
 ``head_block{conn}``, ``node_head_block{conn}``, ``head_lag_blocks{conn}`` (node head minus
 feed head, 0 when the feed is level), ``cursor_block{conn}``,
 ``detection_latency_seconds{source}`` (histogram: wall clock at the sink minus the block
-timestamp; 1 s resolution, provider delay included), ``api_calls_total{kind,method}``
+timestamp; 1 s resolution, provider delay included),
+``detection_latency_unusable_total{source,reason}`` (trades whose latency could not be
+measured: no block timestamp, one before Polygon existed, one in the future; they are not in
+the histogram, whose quantiles they would have made decades), ``api_calls_total{kind,method}``
 (kind ``rpc_http`` / ``rpc_ws`` / ``explorer``), ``errors_total{kind}``,
 ``outbox_pending``, ``trades_delivered_total{source}``, ``retractions_total``,
 ``history_dropped_total``.
@@ -41,6 +44,7 @@ import asyncio
 import bisect
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -62,13 +66,16 @@ from polyvocab.connection_cap import ConnectionCap
 from polyvocab.http_log import BadRequestLog
 
 __all__ = [
+    "FUTURE_TOLERANCE_S",
     "IDLE_TIMEOUT_S",
     "LATENCY_BUCKETS",
     "MAX_CONNECTIONS",
+    "TIMESTAMP_FLOOR",
     "LatencyHistogram",
     "MonitorCollector",
     "ObservedSink",
     "OpsServer",
+    "detection_latency",
     "readiness",
 ]
 
@@ -78,18 +85,42 @@ LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 
                    300.0)
 
 
+#: block timestamps before this (2020-01-01 UTC; Polygon PoS began in 2020-05) are no
+#: block's: 0 (a node that wrote ``0x0``) made a latency of 56 years
+TIMESTAMP_FLOOR = 1_577_836_800
+#: seconds a block timestamp may be ahead of this machine's clock and still count as a
+#: latency of 0 (timestamps are whole seconds; clocks differ by some); past it, unusable
+FUTURE_TOLERANCE_S = 2.0
+
+
 class LatencyHistogram:
-    """Detection latencies (seconds) by source, in fixed buckets. Pure: no clock, no I/O."""
+    """Detection latencies (seconds) by source, in fixed buckets. Pure: no clock, no I/O.
+
+    A sample that is no latency (negative, NaN, infinite) is not observed: it is counted
+    in :attr:`unusable` by source and reason, so the buckets' quantiles stay true."""
 
     def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.buckets = tuple(sorted(buckets))
         self._counts: dict[str, list[int]] = {}
         self._sums: dict[str, float] = {}
+        self.unusable: dict[tuple[str, str], int] = {}  # (source, reason) -> trades
 
-    def observe(self, source: str, seconds: float) -> None:
+    def observe(self, source: str, seconds: float) -> bool:
+        """Record one latency; False (and counted as unusable) if it is none."""
+        if not math.isfinite(seconds):
+            return self.unusable_sample(source, "not_finite")
+        if seconds < 0:
+            return self.unusable_sample(source, "negative")
         counts = self._counts.setdefault(source, [0] * (len(self.buckets) + 1))
         counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self._sums[source] = self._sums.get(source, 0.0) + seconds
+        return True
+
+    def unusable_sample(self, source: str, reason: str) -> bool:
+        """Count a trade whose latency could not be measured (``reason``); False."""
+        key = (source, reason)
+        self.unusable[key] = self.unusable.get(key, 0) + 1
+        return False
 
     def count(self, source: str | None = None) -> int:
         if source is not None:
@@ -106,20 +137,43 @@ class LatencyHistogram:
             yield source, out, self._sums[source]
 
 
-class ObservedSink:
-    """Passes every event to ``inner``; for a delivered trade with a block timestamp,
-    records ``time.time() - block_timestamp`` in ``histogram``."""
+def detection_latency(block_timestamp: object, now: float) -> float | str:
+    """Seconds from a block's timestamp to ``now`` (wall clock), or why there is none:
+    ``"no_timestamp"`` (absent, not a number), ``"before_chain"`` (before
+    :data:`TIMESTAMP_FLOOR`: 0 among them), ``"future"`` (ahead of ``now`` by more than
+    :data:`FUTURE_TOLERANCE_S`; less is clock skew, a latency of 0), ``"not_finite"``."""
+    if isinstance(block_timestamp, bool) or not isinstance(block_timestamp, int | float):
+        return "no_timestamp"
+    if not math.isfinite(block_timestamp) or not math.isfinite(now):
+        return "not_finite"
+    if block_timestamp < TIMESTAMP_FLOOR:
+        return "before_chain"
+    seconds = now - float(block_timestamp)
+    if seconds < -FUTURE_TOLERANCE_S:
+        return "future"
+    return max(0.0, seconds)
 
-    def __init__(self, inner: Sink, histogram: LatencyHistogram) -> None:
+
+class ObservedSink:
+    """Passes every event to ``inner``; for a delivered trade, records in ``histogram``
+    ``clock() - block_timestamp`` (``clock``: wall seconds), or counts the trade as
+    unusable there when that is no latency (:func:`detection_latency`)."""
+
+    def __init__(self, inner: Sink, histogram: LatencyHistogram, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.inner = inner
         self.histogram = histogram
+        self._clock = clock
 
     async def emit(self, event: SinkEvent) -> None:
         await self.inner.emit(event)
         trade = event.trade
-        if event.kind == "trade" and trade is not None and trade.block_timestamp is not None:
-            self.histogram.observe(event.source,
-                                   max(0.0, time.time() - float(trade.block_timestamp)))
+        if event.kind == "trade" and trade is not None:
+            latency = detection_latency(trade.block_timestamp, self._clock())
+            if isinstance(latency, str):
+                self.histogram.unusable_sample(event.source, latency)
+            else:
+                self.histogram.observe(event.source, latency)
 
     def close(self) -> None:
         self.inner.close()
@@ -297,6 +351,10 @@ class MonitorCollector:
             f.histogram(p + "detection_latency_seconds",
                         "sink wall clock minus block timestamp", base, buckets, total,
                         source=source)
+        for (source, reason), n in sorted(mon.latency.unusable.items()):
+            f.counter(p + "detection_latency_unusable",
+                      "delivered trades whose latency could not be measured (not in the "
+                      "histogram)", base, float(n), source=source, reason=reason)
 
 
 #: connections the server holds at once: a scraper or two, a probe, a person with curl.
