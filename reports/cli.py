@@ -159,6 +159,8 @@ def verdict_document(verdict: Any, run: Any) -> dict[str, Any]:
         "run_id": run.run_id,
         "verdict": verdict.verdict.value,
         "score": verdict.score,
+        # the score had every scored check left undecided by its bound passed
+        "score_best": verdict.score_best,
         "reasons": list(verdict.reasons),
         "clock": run.manifest.get("clock", run_clock(run)),
         "seeds": run.manifest.get("seeds"),

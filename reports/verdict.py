@@ -11,9 +11,15 @@ Order (Kayenta-like, with Jepsen's "unknown"):
    by the analysis and are taken as written in its ``summary.json``.
 2. A failed critical gate (missed, duplicates, phantoms on websocket) => NO-GO.
 3. Else any check that could not be evaluated (scenario missing, ``harness_error``,
-   metric absent) or no websocket scenario at all => INCONCLUSIVE. Never a silent pass.
+   metric absent; a critical gate its confidence bound left undecided) or no websocket
+   scenario at all => INCONCLUSIVE. Never a silent pass.
 4. Else score = weighted share of passed non-critical checks: >= go_score GO,
-   >= marginal_score MARGINAL, below NO-GO.
+   >= marginal_score MARGINAL, below NO-GO. A scored check measured but left undecided by
+   its bound (too few trades, or a quantile's bounds either side of its limit) is scored
+   both ways: failed (the score shown) and passed (``score_best``). Where the two fall in
+   different bands the undecided checks decide the verdict, and it is INCONCLUSIVE;
+   where they fall in the same band that band is the verdict whichever way they fall,
+   and the reasons say so and list them with the simulated time that would decide them.
 """
 
 from __future__ import annotations
@@ -146,11 +152,19 @@ class VerdictResult:
     reasons: tuple[str, ...]
     score: float | None
     checks: tuple[CheckResult, ...]
+    #: the score had every scored check its bound left undecided passed (``score`` counts
+    #: them failed); the verdict is given only when both scores fall in the same band
+    score_best: float | None = None
 
     @property
     def line(self) -> str:
         """The one line the CLI prints."""
-        score = f" (score {self.score:.3f})" if self.score is not None else ""
+        score = ""
+        if self.score is not None:
+            best = self.score_best
+            score = (f" (score {self.score:.3f} - {best:.3f})"
+                     if best is not None and best != self.score else
+                     f" (score {self.score:.3f})")
         first = f": {self.reasons[0]}" if self.reasons else ""
         return f"VERDICT {self.verdict.value}{score}{first}"
 
@@ -377,12 +391,14 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
         checks.extend(_rules_that_judged_nothing(run, criteria, checks))
     crit_failed = [c for c in checks if c.critical and c.passed is False]
     unknown = [c for c in checks if c.passed is None and (c.critical or c.scored)]
+    # a scored check its bound left undecided (measured, too few trades or too close to its
+    # limit) decides nothing when the verdict is the same whichever way it falls
+    open_scored = [c for c in unknown if not c.critical and _undecided_by_its_bound(c)]
+    blocking = [c for c in unknown if not any(c is o for o in open_scored)]
     scored = [c for c in checks if not c.critical and c.scored and c.passed is not None]
 
-    score: float | None = None
-    total_w = sum(c.weight for c in scored)
-    if total_w > 0:
-        score = sum(c.weight for c in scored if c.passed) / total_w
+    score = _score(scored, open_scored, passed=False)
+    score_best = _score(scored, open_scored, passed=True) if open_scored else score
 
     if crit_failed:
         for c in crit_failed:
@@ -390,7 +406,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
                            f"{_fmt(c.value, c.expr)}.")
         for c in unknown:
             reasons.append(f"Also not evaluated in {c.scenario}: {c.expr} ({c.note}).")
-        return VerdictResult(Verdict.NO_GO, tuple(reasons), score, tuple(checks))
+        return VerdictResult(Verdict.NO_GO, tuple(reasons), score, tuple(checks), score_best)
 
     for p in run.problems:
         if p.startswith(TWICE):
@@ -404,7 +420,7 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
     elif not ws:
         reasons.append("No websocket scenario in the run: the migration was not measured.")
     seen_notes: set[tuple[str, str]] = set()
-    for c in unknown:
+    for c in blocking:
         key = (c.scenario, c.note)
         if c.scenario == NO_SCENARIO:
             reasons.append(f"No scenario for the criteria's rule '{c.name}' ({c.expr}): "
@@ -417,29 +433,69 @@ def evaluate(run: Run, criteria: Criteria) -> VerdictResult:
             reasons.append(f"Scenario {c.scenario} has no usable results: {c.note}.")
         else:
             reasons.append(f"Could not evaluate {c.expr} in {c.scenario}: {c.note}.")
+    open_reasons = [f"Undecided in {c.scenario}: {c.expr} "
+                    f"({c.note.removeprefix('undecided: ')})." for c in open_scored]
     if reasons:  # no score: a partial score would read like a result
-        return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons), None, tuple(checks))
-    if score is None:
+        return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons + open_reasons), None,
+                             tuple(checks))
+    if score is None or score_best is None:
         reasons.append("No scored check applied to this run: nothing to score.")
+        return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons + open_reasons), None,
+                             tuple(checks))
+
+    verdict = _band(score, criteria)
+    if open_scored and _band(score_best, criteria) is not verdict:
+        reasons.extend(open_reasons)
+        reasons.append(
+            f"These {len(open_scored)} undecided scored checks decide the verdict: counted "
+            f"as failed, the score is {score:.3f} ({verdict.value}); counted as passed, "
+            f"{score_best:.3f} ({_band(score_best, criteria).value}).")
         return VerdictResult(Verdict.INCONCLUSIVE, tuple(reasons), None, tuple(checks))
 
     n_crit = sum(1 for c in checks if c.critical)
     n_pass = sum(1 for c in scored if c.passed)
-    if score >= criteria.go_score:
-        verdict = Verdict.GO
-    elif score >= criteria.marginal_score:
-        verdict = Verdict.MARGINAL
-    else:
-        verdict = Verdict.NO_GO
+    n_scored = len(scored) + len(open_scored)
     reasons.append(f"All {n_crit} critical gates passed on {len(ws)} websocket scenarios.")
     reasons.append(
-        f"Score {score:.3f}: {n_pass} of {len(scored)} scored checks passed "
-        f"(GO needs {criteria.go_score:.2f}, MARGINAL {criteria.marginal_score:.2f})."
-    )
+        f"Score {score:.3f}: {n_pass} of {n_scored} scored checks passed "
+        f"(GO needs {criteria.go_score:.2f}, MARGINAL {criteria.marginal_score:.2f}).")
+    if open_scored:
+        reasons.append(
+            f"{len(open_scored)} scored checks were undecided by their bounds and are "
+            f"counted as failed; counted as passed, the score would be {score_best:.3f}: "
+            f"{verdict.value} either way. More simulated time would decide them (below).")
     failed: dict[str, list[str]] = {}
     for c in scored:
         if not c.passed:
             failed.setdefault(c.scenario, []).append(f"{c.expr} (measured {_fmt(c.value, c.expr)})")
     for scenario, items in failed.items():
         reasons.append(f"Failed in {scenario}: {'; '.join(items)}.")
-    return VerdictResult(verdict, tuple(reasons), score, tuple(checks))
+    reasons.extend(open_reasons)
+    return VerdictResult(verdict, tuple(reasons), score, tuple(checks), score_best)
+
+
+def _undecided_by_its_bound(check: CheckResult) -> bool:
+    """Measured, but its confidence bound straddles the limit (or too few trades for
+    one): :mod:`experiments.thresholds` notes such a check ``undecided: ...``."""
+    return check.note.startswith("undecided")
+
+
+def _score(scored: list[CheckResult], open_scored: list[CheckResult], *,
+           passed: bool) -> float | None:
+    """The weighted share of passed scored checks, the undecided ones counted as
+    ``passed``."""
+    total = sum(c.weight for c in scored) + sum(c.weight for c in open_scored)
+    if total <= 0:
+        return None
+    won = sum(c.weight for c in scored if c.passed)
+    if passed:
+        won += sum(c.weight for c in open_scored)
+    return won / total
+
+
+def _band(score: float, criteria: Criteria) -> Verdict:
+    if score >= criteria.go_score:
+        return Verdict.GO
+    if score >= criteria.marginal_score:
+        return Verdict.MARGINAL
+    return Verdict.NO_GO
