@@ -1361,6 +1361,18 @@ class WsShard:
                     if not self._pruned_alerted:
                         self._pruned_alerted = True
                         self._pruned_history_alert(exc)
+                elif isinstance(exc, QuotaExhausted):
+                    # the HTTP node's quota spent, for longer than a call may wait (the
+                    # client says it, an alert once an episode): asked again every
+                    # backoff_max (the WebSocket manager's pace for a spent quota), the
+                    # cursor staying, so the gap is fetched at the first answer. The
+                    # client held the call up to 3 x 60 s instead, and as long again
+                    # after the quota was back; this wait ends at a stop (cancelled)
+                    self.counters["sync_errors"] += 1
+                    self.counters["sync_quota_waits"] += 1
+                    delay = max(delay, self.s.scaled(self.s.backoff_max))
+                    log.info("[%s] sync: the node's quota is spent (%s); asked again in "
+                             "%.2fs, the gap kept", self.conn_id, exc.message, delay)
                 else:
                     self.counters["sync_errors"] += 1
                     log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,

@@ -395,9 +395,10 @@ class JsonRpcHttpClient:
     over it, a shorter one (``Retry-After: 0``) does not: the backoff is the floor.
 
     A :class:`QuotaExhausted` (a month's or a day's quota spent) is retried only when the
-    provider named a wait (Infura's ``backoff_seconds``: after its daily count it serves a
-    trickle), else raised at once, never retried at a rate limit's pace (Alchemy's monthly
-    capacity names none: nothing comes back within seconds); the first of an episode
+    provider named a wait of at most ``max_retry_after`` (Infura's ``backoff_seconds``:
+    after its daily count it serves a trickle), else raised at once, never retried at a
+    rate limit's pace (Alchemy's monthly capacity names none: nothing comes back within
+    seconds) nor held for an hour's wait (the caller asks again later); the first of an episode
     (until the refused kind of call is answered again, or ``quota_alert_every`` clock
     seconds pass without a refusal: :class:`~polyvocab.policies.QuotaEpisode`) is logged
     as an error, written as a ``quota_exhausted`` history row and given to
@@ -535,8 +536,15 @@ class JsonRpcHttpClient:
             try:
                 return await once()
             except ServiceError as exc:
-                if isinstance(exc, QuotaExhausted) and exc.retry_after is None:
-                    raise  # a spent quota that names no wait: not back within seconds
+                if isinstance(exc, QuotaExhausted) and (
+                        exc.retry_after is None or exc.retry_after > self.max_retry_after):
+                    # a spent quota that names no wait, or one longer than a call may be
+                    # held (Infura's daily count: backoff_seconds 3600): not back within
+                    # the call. Raised for the caller to ask again later (a backfill
+                    # keeps its gap); held, one backfill call waited max_retry_after a
+                    # retry (3 minutes) for an answer that could not come, and went on
+                    # waiting as long after the quota was back
+                    raise
                 if not (attempt <= self.max_retries and self._retryable(exc)):
                     raise
                 delay = next(delays)
