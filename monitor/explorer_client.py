@@ -20,6 +20,11 @@ Answers are classified the way the real service answers (REFERENCE.md):
   key must be fixed (the poller alerts at once); but a 401/403 that is Cloudflare's HTML
   block or challenge page -> :class:`~monitor.errors.BadResponse` (``kind="cdn_blocked"``):
   the client is blocked, not the key;
+- ``NOTOK`` "You are using a deprecated V1 endpoint" (a V1 URL) or a text naming the
+  ``chainid`` ("Missing or unsupported chainid parameter") ->
+  :class:`ExplorerSettingRefused` (``setting`` ``explorer_url`` / ``chain_id``; the
+  refused key is one too), not retried here: whatever is asked is refused alike (the
+  poller says it at once and asks again at a slow pace);
 - any other ``NOTOK`` text (bad address, result window, ...) ->
   :class:`ExplorerNotOk`, not retried here;
 - a body in a Content-Encoding the client did not ask for (br, zstd) or that is not what
@@ -68,10 +73,15 @@ from monitor.redact import redact, register_secret
 from monitor.trades import word_hex
 from polyvocab.bounds import values_ok
 from polyvocab.jsonrpc_http import redirect_refused
-from polyvocab.policies import is_key_refused_status, is_key_refused_text, parse_retry_after
+from polyvocab.policies import (
+    TEXT_READ,
+    is_key_refused_status,
+    is_key_refused_text,
+    parse_retry_after,
+)
 
-__all__ = ["ExplorerClient", "ExplorerKeyRefused", "ExplorerNotOk", "PartialLogs",
-           "QuotaExhausted", "explorer_log_to_rpc"]
+__all__ = ["ExplorerClient", "ExplorerKeyRefused", "ExplorerNotOk", "ExplorerSettingRefused",
+           "PartialLogs", "QuotaExhausted", "explorer_log_to_rpc"]
 
 log = logging.getLogger("monitor.explorer")
 
@@ -108,14 +118,47 @@ class ExplorerNotOk(MonitorError):
         self.text = redact(text)
 
 
-class ExplorerKeyRefused(ExplorerNotOk):
+class ExplorerSettingRefused(ExplorerNotOk):
+    """The explorer refused the request for a setting of the monitor's, whatever is
+    asked (REFERENCE.md): a V1 URL ("You are using a deprecated V1 endpoint, switch to
+    Etherscan API V2"), a chain it does not serve ("Missing or unsupported chainid
+    parameter (required for v2 api)"), the key (:class:`ExplorerKeyRefused`). Retrying
+    soon cannot help (though the text may be a passing one): the caller says it at once,
+    naming ``setting`` (the setting to change) and ``remedy`` (what it must be), and asks
+    again at a slow pace."""
+
+    def __init__(self, text: str, *, setting: str, remedy: str) -> None:
+        super().__init__(text)
+        self.setting, self.remedy = setting, remedy
+
+
+class ExplorerKeyRefused(ExplorerSettingRefused):
     """The explorer refused the API key: NOTOK "Invalid API Key" (Etherscan answers it
     with HTTP 200) or an HTTP 401/403. A setting to fix: no retry helps. ``text`` is the
     explorer's text (redacted; the key is never in it)."""
 
     def __init__(self, text: str, *, status: int | None = None) -> None:
-        super().__init__(text)
+        super().__init__(text, setting="explorer_api_key",
+                         remedy="a key the explorer accepts (the file "
+                                "EXPLORER_API_KEY_FILE names)")
         self.status = status
+
+
+#: words of a NOTOK text that refuse the URL (a V1 path; Polygonscan's own V1 host was
+#: shut off 2025-08-15) or the chain id, whatever is asked: (words, setting)
+_SETTING_TEXTS = (("deprecated v1 endpoint", "explorer_url"), ("chainid", "chain_id"))
+
+
+def _setting_refused(low: str, text: str) -> ExplorerSettingRefused | None:
+    """The :class:`ExplorerSettingRefused` a lower-case NOTOK text ``low`` says, else
+    None."""
+    for words, setting in _SETTING_TEXTS:
+        if words in low:
+            remedy = ("an Etherscan V2 URL (https://api.etherscan.io/v2/api)"
+                      if setting == "explorer_url" else
+                      "a chain id the explorer serves (137 for Polygon PoS)")
+            return ExplorerSettingRefused(text, setting=setting, remedy=remedy)
+    return None
 
 
 def _daily_quota(low: str) -> bool:
@@ -560,6 +603,9 @@ class ExplorerClient:
             raise RateLimited(f"explorer rate limit: {text}")
         if is_key_refused_text(low):
             raise ExplorerKeyRefused(str(text))
+        refused = _setting_refused(low[:TEXT_READ], str(text))
+        if refused is not None:
+            raise refused
         raise ExplorerNotOk(str(text))
 
     async def _request(self, params: dict[str, str], method: str) -> Any:
@@ -579,8 +625,8 @@ class ExplorerClient:
                 return body
             except QuotaExhausted:
                 raise  # the next day, not the next second: the caller pauses
-            except ExplorerKeyRefused:
-                raise  # the key must be fixed: the caller says so
+            except ExplorerSettingRefused:
+                raise  # the key, the URL or the chain must be fixed: the caller says so
             except RateLimited as exc:
                 attempt += 1
                 if attempt > self.rate_limit_retries:

@@ -48,6 +48,13 @@ judged are read from the store, so a reorg while the monitor was down is found b
 first polls after the restart. A WebSocket shard's fallback poller leaves this to the
 shard's checks against its node.
 
+A refused URL or chain id (NOTOK "You are using a deprecated V1 endpoint", "Missing or
+unsupported chainid parameter": :class:`~monitor.explorer_client.ExplorerSettingRefused`):
+no wallet is polled; an error naming the setting to change, a history row
+``explorer_setting`` and one alert ``explorer_setting_refused`` say so at once, the
+explorer is asked again after pauses from the polling interval doubling to a minute (one
+call a pause), and ``explorer_setting_recovered`` says when a head is answered again.
+
 A refused key (NOTOK "Invalid API Key", or an HTTP 401/403: a key revoked mid-run): no
 wallet is polled; an error, a history row ``explorer_key`` and one alert
 ``explorer_key_refused`` say so at once (not the five-minute ``polling_failing``), the
@@ -99,6 +106,7 @@ from monitor.errors import MonitorError
 from monitor.explorer_client import (
     ExplorerClient,
     ExplorerKeyRefused,
+    ExplorerSettingRefused,
     PartialLogs,
     QuotaExhausted,
 )
@@ -125,8 +133,11 @@ DEPARTED_PER_ROUND = 16
 #: simulated seconds of rounds without any wallet's logs before an alert says so
 FAILING_ALERT_S = 300.0
 #: errors that end a round for every wallet (raised past a wallet's own handling): a
-#: used-up daily quota, a refused key
-_HALTS = (QuotaExhausted, ExplorerKeyRefused)
+#: used-up daily quota, a refused key, a URL or chain id refused
+_HALTS = (QuotaExhausted, ExplorerSettingRefused)
+#: simulated seconds the pause after a refused URL or chain id grows to at most (from the
+#: polling interval, doubling): asked again at that pace until it is fixed
+SETTING_PAUSE_MAX_S = 60.0
 #: the view of a block the index has that holds no OrderFilled at all (see _judge)
 _NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
@@ -242,6 +253,12 @@ class PollingMonitor:
         # gets through without one (see _key_refused); whether this round met one
         self.key_refused: str | None = None
         self._refused_now = False
+        # the explorer refuses a setting (the URL, the chain id): its error from the first
+        # refusal until a head is answered; no call before this clock time; the pauses
+        self.setting_refused: ExplorerSettingRefused | None = None
+        self._setting_now = False
+        self._setting_until: float | None = None
+        self._setting_pauses = 0
         self._head_now = False  # this round's head was answered
 
     def stop(self) -> None:
@@ -264,9 +281,11 @@ class PollingMonitor:
 
     async def poll_once(self) -> int:
         """One round over every wallet. Returns how many wallets were fully covered."""
-        self._answered = self._refused_now = self._head_now = False
+        self._answered = self._refused_now = self._head_now = self._setting_now = False
         accepted = self.client.key_accepted
         done = await self._round()
+        if self.setting_refused is not None and not self._setting_now and self._head_now:
+            self._setting_back()  # the URL and the chain answered: fixed, or it passed
         if self.key_refused is not None and not self._refused_now and (
                 self._head_now or self.client.key_accepted > accepted):
             # an answer that shows the key accepted (a rate limit or a quota too: the
@@ -291,7 +310,8 @@ class PollingMonitor:
                                                  f"again after {down:.0f} s")
             self._failing_since, self._failing_alerted = None, False
             return
-        if self._quota_pauses or self.key_refused is not None:
+        if self._quota_pauses or self.key_refused is not None or \
+                self.setting_refused is not None or self._setting_until is not None:
             return  # said at once by their own alerts
         if self._failing_since is None:
             self._failing_since = now
@@ -312,6 +332,9 @@ class PollingMonitor:
             # made the pilot's status show the polling path healthy all the pause
             self.counters["quota_paused_polls"] += 1
             return 0
+        if self._setting_until is not None and self.clock.now() < self._setting_until:
+            self.counters["setting_paused_polls"] += 1  # (a refused URL or chain id)
+            return 0
         self.polls += 1
         try:
             head = await self.client.block_number()
@@ -320,6 +343,9 @@ class PollingMonitor:
             return 0
         except ExplorerKeyRefused as exc:
             self._key_refused(exc)
+            return 0
+        except ExplorerSettingRefused as exc:
+            self._setting_refused(exc)
             return 0
         except MonitorError as exc:
             self.counters["errors"] += 1
@@ -368,7 +394,51 @@ class PollingMonitor:
             self._quota_used_up(exc)
         except ExplorerKeyRefused as exc:  # ... and for the key
             self._key_refused(exc)
+        except ExplorerSettingRefused as exc:  # ... and for the URL or the chain id
+            self._setting_refused(exc)
         return done
+
+    def _setting_refused(self, exc: ExplorerSettingRefused) -> None:
+        """The explorer refuses a setting (a V1 URL, a chain id it does not serve),
+        whatever is asked: said at once, once an episode - an error naming the setting
+        to change, a history row ``explorer_setting``, an alert
+        ``explorer_setting_refused`` (it was the generic ``polling_failing`` five
+        minutes later) -, and asked again after a pause from the polling interval,
+        doubling up to :data:`SETTING_PAUSE_MAX_S` (one call a pause: the operator may
+        fix it, the text may pass), quietly; ``explorer_setting_recovered`` when a head
+        is answered again. Cursors stay."""
+        self._setting_now = True
+        self.counters["errors"] += 1
+        self.counters["setting_refused"] += 1
+        self._last_error = exc.message
+        pause = min(self.interval * 2.0 ** self._setting_pauses,
+                    max(self.interval, SETTING_PAUSE_MAX_S))
+        self._setting_until = self.clock.now() + pause / self.speed
+        self._setting_pauses += 1
+        if self.setting_refused is not None:
+            log.info("explorer still refuses %s (%s); next try in %.0f s (simulated)",
+                     exc.setting, exc.text, pause)
+            return
+        self.setting_refused = exc
+        text = (f"explorer refuses the setting {exc.setting} ({exc.text}): {self.group} "
+                f"polling gets no trade until {exc.setting} is {exc.remedy}; asked again "
+                f"every {self.interval:.0f}-{max(self.interval, SETTING_PAUSE_MAX_S):.0f} "
+                "s, the cursors stay (what it misses is asked once it works)")
+        log.error("%s", text)
+        self.history.record("explorer_setting", source=self.group, state="refused",
+                            setting=exc.setting, reason=exc.text[:200])
+        self._alert("explorer_setting_refused", text)
+
+    def _setting_back(self) -> None:
+        exc = self.setting_refused
+        assert exc is not None
+        text = (f"explorer answers again ({exc.setting} accepted): {self.group} polling "
+                "resumed from its cursors")
+        log.warning("%s", text)
+        self.history.record("explorer_setting", source=self.group, state="accepted",
+                            setting=exc.setting)
+        self._alert("explorer_setting_recovered", text)
+        self.setting_refused, self._setting_until, self._setting_pauses = None, None, 0
 
     def _key_refused(self, exc: ExplorerKeyRefused) -> None:
         """The explorer refused the key (revoked, wrong): nothing can be polled until it
