@@ -133,8 +133,14 @@ class Call:
 
 @dataclass(slots=True)
 class Reply:
+    """A body's answer (None: nothing, every message a notification or a response) and the
+    calls it counted. ``plain``: geth writes it as an error of the body as a whole
+    (rpc/http.go httpWrite's ``isError``: a parse error, an empty or too large batch, a
+    batch cut at its response limit), which its HTTP server never compresses."""
+
     text: str | None
     calls: list[Call] = field(default_factory=list)
+    plain: bool = False
 
 
 @dataclass(slots=True)
@@ -1183,24 +1189,27 @@ class JsonRpc:
             except JsonInputError as exc:
                 text = "parse error" if str(exc) == "not valid JSON" \
                     else f"parse error: {exc}"
-                return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")])
+                return Reply(_dumps(error_response(None, -32700, text)), [Call("?", "error")],
+                             plain=True)
         budget = _Budget(logs=s.max_logs_per_request, rebuilt=s.max_rebuilt_blocks)
         if isinstance(payload, list):
             if not payload:
                 return Reply(_dumps(error_response(None, -32600, "empty batch")),
-                             [Call("?", "error")])
+                             [Call("?", "error")], plain=True)
             limit = s.max_batch if host is None else s.max_ws_batch
             if limit is not None and len(payload) > limit:
                 # geth's respondWithBatchTooLarge: a batch of one error carrying the first
                 # call's id, so a client matching answers by id sees why its call failed
                 refusal = error_response(_first_call_id(payload), -32600, "batch too large")
-                return Reply("[" + _dumps(refusal) + "]", [Call("?", "error")])
+                return Reply("[" + _dumps(refusal) + "]", [Call("?", "error")], plain=True)
             calls: list[Call] = []
             out: list[str] = []
             size = 0
+            cut = False  # geth's respondWithError: the batch written as an error
             for item in payload:
                 if size > s.max_response_bytes or budget.logs <= 0:
                     # geth: once the batch answer is too large, the rest get this error
+                    cut = True
                     resp: dict[str, Any] | None = self._refuse(item, calls)
                 else:
                     rebuilt = self.chain.rebuilt
@@ -1211,7 +1220,10 @@ class JsonRpc:
                     text = _dumps(resp)
                     size += len(text)
                     out.append(text)
-            return Reply("[" + ",".join(out) + "]" if out else None, calls)
+            # geth checks the size after each answer: one past it, even the last, makes
+            # the batch an error's write
+            cut = cut or size > s.max_response_bytes
+            return Reply("[" + ",".join(out) + "]" if out else None, calls, plain=cut)
         calls = []
         resp = yield from self._one(payload, host, calls, budget)
         return Reply(_dumps(resp) if resp is not None else None, calls)

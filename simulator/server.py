@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import resource
@@ -572,6 +573,43 @@ def _go_http_error(status: int, text: str) -> web.Response:
     return web.Response(status=status, body=(text + "\n").encode(),
                         headers={"Content-Type": "text/plain; charset=utf-8",
                                  "X-Content-Type-Options": "nosniff"})
+
+
+#: Go's net/http holds this much of an answer that has no Content-Length (bufio, 2048
+#: bytes: bufferBeforeChunkingSize): an answer done within it is sent with a Content-Length,
+#: a longer one chunked
+_GO_CHUNKING_BYTES = 2048
+#: answers longer than this are compressed at level 1 (Go's default, 6, is ~4x slower,
+#: and compression runs on the event loop the replay shares); no client sees the level
+_GZIP_FAST_ABOVE = 256 * 1024
+
+
+def _go_accepts_gzip(request: web.Request) -> bool:
+    """geth v1.17 node/rpcstack.go newGzipHandler: ``strings.Contains(r.Header.Get(
+    "Accept-Encoding"), "gzip")``: the first Accept-Encoding header holds ``gzip``, case
+    and q-values as they are (``gzip;q=0`` is gzip, ``GZIP`` is not)."""
+    return "gzip" in request.headers.get("Accept-Encoding", "")
+
+
+async def _go_gzipped(request: web.Request, status: int, body: bytes,
+                      headers: dict[str, str]) -> web.StreamResponse:
+    """An answer of the HTTP handler stack as geth's gzipResponseWriter sends it to a
+    client that accepts gzip: ``Content-Encoding: gzip``, the Content-Length dropped, the
+    body compressed whatever its size (an empty body too: the stream's header and
+    footer); Go's net/http then gives a compressed body of at most 2048 bytes a
+    Content-Length and sends a longer one chunked."""
+    data = gzip.compress(body, compresslevel=1 if len(body) > _GZIP_FAST_ABOVE else 6,
+                         mtime=0)
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    headers["Content-Encoding"] = "gzip"
+    if len(data) <= _GO_CHUNKING_BYTES:
+        return web.Response(status=status, body=data, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(data)
+    await response.write_eof()
+    return response
 
 
 #: geth v1.17 rpc/http.go acceptedContentTypes (JSON-RPC over HTTP's historical types)
@@ -1594,7 +1632,11 @@ class Simulator:
             # geth v1.17 rpc/http.go Server.ServeHTTP: a "dumb empty" GET (no body, no
             # query: a remote health check) is 200 with nothing. Any other GET, and HEAD,
             # goes on as a POST does: validateRequest (no JSON content type: 415), then
-            # its body served (none: answered with nothing)
+            # its body served (none: answered with nothing). Gzip's writer is made at the
+            # WriteHeader, so an empty gzip stream is the body for a client asking gzip
+            # (aiohttp adds a Content-Type to a body: geth sends none)
+            if _go_accepts_gzip(request):
+                return await _go_gzipped(request, 200, b"", {})
             return web.Response(status=200)
         answer = self.nemesis.http() if self.board.active else None
         if answer is not None:
@@ -1604,6 +1646,10 @@ class Simulator:
         refusal = _geth_http_refusal(request, limit)
         if refusal is not None:
             self._count("rpc_http", "?", "", "error")
+            if _go_accepts_gzip(request) and isinstance(refusal.body, bytes):
+                # http.Error inside geth's handler stack: compressed as any answer
+                return await _go_gzipped(request, refusal.status, refusal.body,
+                                         dict(refusal.headers))
             return refusal
         try:
             body = await self._read_rpc_body(request, limit)
@@ -1620,7 +1666,7 @@ class Simulator:
             return web.Response(body=b"", content_type="application/json")
         read = read_http_body(body, max_depth=self.settings.node.max_json_depth)
         if read.body is None:
-            reply = Reply(read.reply, [Call("?", "error")])
+            reply = Reply(read.reply, [Call("?", "error")], plain=True)  # a parse error
         else:
             lag = self.nemesis.http_lag() if self.board.active else 0
             reply = await self._handle_rpc(read.body, None,
@@ -1632,6 +1678,13 @@ class Simulator:
                 tuple(c.method for c in reply.calls), 200, "application/json", text))
             if changed is not None:
                 return await self._answer(changed, "rpc_http")
+        if text and not reply.plain and _go_accepts_gzip(request):
+            # geth v1.17 node/rpcstack.go newGzipHandler: every answer of the HTTP handler
+            # stack to a client asking gzip, small ones too; an error of the body as a
+            # whole (reply.plain: httpWrite's isError sets Transfer-Encoding identity, the
+            # gzip writer's passthrough) and an answer with no body are sent as they are
+            return await _go_gzipped(request, 200, text,
+                                     {"Content-Type": "application/json"})
         return web.Response(body=text, content_type="application/json")
 
     async def _answer(self, answer: HttpAnswer, api: str = "") -> web.Response:
