@@ -1,7 +1,8 @@
 """WebSocket handshakes refused for a spent quota: each refusal's status and body read
 once, and refusals that never count toward ``max_reconnect_attempts`` (a month's quota
 left the manager FAILED for good: no feed until a restart). The manager against a small
-node on loopback (no fixed sleeps as synchronisation)."""
+node on loopback, and the whole monitor against a scripted node (no fixed sleeps as
+synchronisation)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from hostile_node import HostileNode
+from test_reliability import run_monitor, until
 from websockets.asyncio.server import serve
 
 import monitor.websocket_manager as wsm
@@ -20,6 +24,8 @@ from monitor.alerts import LogAlerter
 from monitor.clock import SystemClock
 from monitor.connection import ConnState, WsSettings
 from monitor.history import History
+from monitor.sinks import MemorySink
+from monitor.wallet_monitor import WalletMonitor
 from monitor.websocket_manager import WebSocketManager
 
 TIMEOUT = 15.0
@@ -160,4 +166,41 @@ def test_ordinary_failures_after_a_spent_quota_still_give_up(tmp_path: Path) -> 
             assert node.handshakes == 5  # 3 refusals, then 2 failures of an outage
             causes = [t.cause for t in mgr.transitions]
             assert "max_attempts: handshake_503" in causes, causes
+    asyncio.run(go())
+
+
+def test_a_spent_quota_leaves_the_monitor_polling_and_the_feed_retrying(
+        tmp_path: Path) -> None:
+    """The whole monitor, ``max_reconnect_attempts=2``, a provider whose month is spent
+    refusing every handshake: the fallback polls the explorer, the manager keeps trying
+    (never FAILED: its loop alive), one ``quota_exhausted`` alert and no ``failed``; the
+    feed comes back once the provider serves again."""
+    class SpentNode(HostileNode):
+        spent = True
+        handshakes = 0
+
+        async def _ws(self, request: web.Request) -> web.StreamResponse:
+            if self.spent:
+                self.handshakes += 1
+                return web.Response(status=429, text=MONTHLY,
+                                    content_type="application/json")
+            return await super()._ws(request)
+
+    async def go() -> None:
+        async with SpentNode() as node:
+            async def body(mon: WalletMonitor, _sink: MemorySink) -> None:
+                shard = mon.shards[0]
+                # speed 20: backoff_max 1 s is 0.05 s, fallback_after 30 s is 1.5 s
+                await until(lambda: shard._poller is not None and shard._poller.polls >= 2,
+                            "the fallback polling")
+                assert node.handshakes > 4  # twice max_reconnect_attempts and more
+                assert shard.manager.running
+                assert shard.manager.state is not ConnState.FAILED
+                assert isinstance(mon.alerts, LogAlerter)
+                kinds = [a.kind for a in mon.alerts.sent]
+                assert kinds.count("quota_exhausted") == 1 and "failed" not in kinds, kinds
+                node.spent = False
+                await until(lambda: shard.manager.state is ConnState.CONNECTED,
+                            "the feed back")
+            await run_monitor(node, tmp_path, body, max_reconnect_attempts=2)
     asyncio.run(go())
