@@ -179,16 +179,23 @@ class BadRequestLog(logging.LoggerAdapter[logging.Logger]):
         self.pace = BadRequestPace(first=first, every_s=every_s)
         self._clock = clock
         self._timer: asyncio.TimerHandle | None = None
+        self._unheard = 0  # DEBUG lines of a logger not at DEBUG: counted, not paced
 
     @property
     def bad(self) -> int:
         """Malformed requests seen (logged or not)."""
-        return self.pace.total
+        return self.pace.total + self._unheard
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = _malformed(kwargs.get("exc_info"))
         if exc is None:
             super().log(level, msg, *args, **kwargs)
+            return
+        level = level if level < logging.INFO else self.level
+        if level < logging.INFO and not self.logger.isEnabledFor(level):
+            # aiohttp's DEBUG (TLS or other non-HTTP bytes first on a connection) where
+            # no one reads DEBUG: it takes none of the lines the others may have
+            self._unheard += 1
             return
         untold = self.pace.note(self._clock())
         if untold is None:
@@ -202,8 +209,7 @@ class BadRequestLog(logging.LoggerAdapter[logging.Logger]):
                f"({describe(exc, quote=self.quote)})"
         if untold:
             line += f"; {untold} more before it, not logged"
-        self.logger.log(level if level < logging.INFO else self.level, "%s%s",
-                        self.prefix, line)
+        self.logger.log(level, "%s%s", self.prefix, line)
 
     def _say_untold(self, untold: int, level: int) -> None:
         if untold:

@@ -215,3 +215,18 @@ def test_other_errors_keep_their_traceback(caplog: pytest.LogCaptureFixture) -> 
     assert all(r.exc_info is not None for r in caplog.records)
     assert all(r.getMessage() == "Unhandled exception" for r in caplog.records)
     assert http_log.bad == 0
+
+
+def test_a_debug_line_no_one_reads_takes_no_line_of_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp logs a first request in no HTTP method (TLS to a plain port) at DEBUG: with
+    the logger at INFO it is counted and takes none of the window's lines, so the
+    malformed request after it is still told."""
+    http_log = BadRequestLog(logging.getLogger("tests.http_log"), level=logging.WARNING,
+                             first=1, every_s=60)
+    with caplog.at_level(logging.INFO, logger="tests.http_log"):
+        asyncio.run(asyncio.wait_for(_serve(http_log, [HOSTILE[3], HOSTILE[3], HOSTILE[2]]),
+                                     60))
+    lines = [r.getMessage() for r in caplog.records if r.name == "tests.http_log"]
+    assert len(lines) == 1 and "BadHttpMessage" in lines[0], lines
+    assert http_log.bad == 3
