@@ -404,7 +404,7 @@ class OpsServer:
         # the minute's end; the request itself is not quoted (a scanner's bytes)
         self.http_log = BadRequestLog(logging.getLogger("monitor.ops.http"),
                                       level=logging.WARNING, prefix="metrics: ", first=1,
-                                      every_s=BAD_REQUEST_LOG_EVERY_S, quote=0)
+                                      every_s=BAD_REQUEST_LOG_EVERY_S, quote=0, clock=clock)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self.monitors))
         self._runner: web.AppRunner | None = None

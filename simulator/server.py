@@ -747,7 +747,8 @@ class Simulator:
         self.telegram = TelegramBot()
         # aiohttp's server log: a request it cannot parse is one INFO line (the first few
         # a minute; the count of the others at the minute's end), not a traceback each
-        self.http_log = BadRequestLog(logging.getLogger("aiohttp.server"))
+        self.http_log = BadRequestLog(logging.getLogger("aiohttp.server"),
+                                      clock=lambda: clock_ns() / _NS)
         self.host = host
         self.port = port
         self.autostart = autostart
