@@ -378,7 +378,9 @@ class Settings(BaseSettings):
         description="a connection up this long (simulated seconds) resets the backoff to "
                     "`backoff_initial`")
     max_reconnect_attempts: int = Field(0, ge=0,
-        description="attempts before giving up and alerting (0 = never give up)")
+        description="attempts before giving up and alerting (0 = never give up; "
+                    "handshakes refused for the key or a spent quota do not count: "
+                    "they retry every backoff_max)")
     staleness_blocks: int = Field(10, gt=0,
         description="blocks without a new head before a silent subscription counts as stale")
     head_lag_blocks: int = Field(3, ge=0,
