@@ -602,7 +602,9 @@ async def _go_gzipped(request: web.Request, status: int, body: bytes,
                          mtime=0)
     headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
     headers["Content-Encoding"] = "gzip"
-    if len(data) <= _GO_CHUNKING_BYTES:
+    if len(data) <= _GO_CHUNKING_BYTES or request.method == "HEAD":
+        # (an answer to HEAD has no body: aiohttp writes none for a Response, but would
+        # write a StreamResponse's, on a connection the client may keep)
         return web.Response(status=status, body=data, headers=headers)
     response = web.StreamResponse(status=status, headers=headers)
     response.enable_chunked_encoding()
