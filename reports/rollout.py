@@ -47,6 +47,10 @@ def _g(v: float) -> str:
 
 
 def _ceil_to(v: float, step: float) -> float:
+    """``v`` rounded up to a multiple of ``step``; a number past what a float holds (a
+    summary's 1e308 s latency, doubled) stays as it is: was an OverflowError traceback."""
+    if not math.isfinite(v / step):
+        return v
     return math.ceil(v / step) * step
 
 

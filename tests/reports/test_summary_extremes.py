@@ -1,0 +1,44 @@
+"""A scenario summary with numbers at the edge of what a float holds, or of another type
+than a number (a damaged or hand-edited summary.json), is a report with a named defect:
+never a traceback, and never a GO that read a text or a bool as a measurement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.criteria import load_criteria
+from reports.load import load_run
+from reports.render import write_report
+
+MakeRun = Callable[..., Path]
+
+
+def _set(run: Path, scenario: str, **values: Any) -> None:
+    """``values`` into the scenario's summary and the run summary's entry for it."""
+    path = run / scenario / "summary.json"
+    doc = json.loads(path.read_text())
+    doc.update(values)
+    path.write_text(json.dumps(doc))
+    top = json.loads((run / "summary.json").read_text())
+    for entry in top["scenarios"]:
+        if entry["scenario"] == scenario:
+            entry.update(values)
+    (run / "summary.json").write_text(json.dumps(top))
+
+
+@pytest.mark.parametrize("key", ["latency_p95_s", "reconnects", "explorer_calls_per_hour",
+                                 "fallback_s"])
+def test_a_number_past_what_a_float_holds_once_doubled_is_no_traceback(
+        make_run: MakeRun, key: str) -> None:
+    """1e308 is a finite float; the rollout plan's gates double it (or half as much
+    again) and rounded the infinity up: an OverflowError traceback."""
+    run = make_run()
+    _set(run, "ws_healthy", **{key: 1e308})
+    report, out = write_report(load_run(run), load_criteria())
+    assert out.is_file()
+    assert report.rollout.phases
