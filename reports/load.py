@@ -25,6 +25,7 @@ from experiments.checker import OUTCOME_COLUMNS, require_parquet
 from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
 from experiments.store import JsonlError, read_jsonl
+from experiments.thresholds import METRICS
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
 
 __all__ = [
@@ -224,6 +225,9 @@ _SHARES = ("uptime", "coverage")
 #: numbers the report divides and multiplies by (time spans, rates): finite, >= 0
 _NUMBERS = ("sim_duration_s", "speed", "actionable_window_s", "explorer_calls_per_hour",
             "explorer_calls_per_hour_per_wallet")
+#: the other measures a threshold can name (:data:`experiments.thresholds.METRICS`): a
+#: finite number or null (not measured); the seed names a run, it measures nothing
+_MEASURES = METRICS - set(_COUNTS) - set(_NUMBERS) - {"seed"}
 _AGREE = ("status", "trades", "detected", "late", "missed", "duplicates", "phantoms",
           "retracted")
 #: summary count -> the outcomes it counts (``experiments.checker.outcome_counts``)
@@ -370,8 +374,16 @@ def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = No
     for key in _SHARES:
         value = summary.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) \
-                and not 0.0 <= value <= 1.0:
+                and math.isfinite(value) and not 0.0 <= value <= 1.0:
             out.append(f"summary.json: {key} = {value} is not a share between 0 and 1")
+    for key, value in summary.items():
+        # the thresholds read a bool as 0/1 and a numeric text as its number: a latency
+        # of true passed as 1 s, of "0.3" as 0.3 s; NaN read as 'not measured'
+        if key in _MEASURES and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value)):
+            shown_value = repr(value) if isinstance(value, str) else str(value)
+            out.append(f"summary.json: {key} = {shown_value[:40]} is not a number")
     if summary.get("mode") not in MODES:
         out.append(f"summary.json: mode {str(summary.get('mode'))[:40]!r} is not one of "
                    f"{', '.join(MODES)}")

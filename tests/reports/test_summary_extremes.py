@@ -42,3 +42,20 @@ def test_a_number_past_what_a_float_holds_once_doubled_is_no_traceback(
     report, out = write_report(load_run(run), load_criteria())
     assert out.is_file()
     assert report.rollout.phases
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("latency_p95_s", True),    # read as 1 s: a failed check, and still GO at 0.900
+    ("latency_p95_s", "0.3"),   # read as 0.3 s: the gate passed on a text
+    ("uptime", "1"),
+    ("coverage", True),         # read as 1: the gate passed on a bool
+    ("latency_p50_s", float("nan")),  # no gate reads it; shown as '-', as if not measured
+], ids=["p95-true", "p95-text", "uptime-text", "coverage-true", "p50-nan"])
+def test_a_measure_that_is_no_number_is_a_named_data_problem(
+        make_run: MakeRun, key: str, value: Any) -> None:
+    run = make_run()
+    _set(run, "ws_healthy", **{key: value})
+    report, _out = write_report(load_run(run), load_criteria())
+    assert report.verdict.verdict.value == "INCONCLUSIVE", report.verdict.line
+    assert f"{key} = " in report.verdict.line and "is not a number" in report.verdict.line, \
+        report.verdict.line
