@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from experiments.analysis import RELIABILITY_FILE, reliability_counts
@@ -110,8 +111,12 @@ class ScenarioData:
         df = self.sim_history
         if df is not None and "event" in df and "t0_ns" in df:
             starts = df[df["event"] == "start"]
-            if not starts.empty and pd.notna(starts["t0_ns"].iloc[0]):
-                return int(starts["t0_ns"].iloc[0])
+            t0 = starts["t0_ns"].iloc[0] if not starts.empty else None
+            # a text there (a damaged history) was a ValueError traceback: the outcomes'
+            # first visible trade stands in, as for a history without its start row
+            if isinstance(t0, numbers.Real) and not isinstance(t0, bool) \
+                    and math.isfinite(t0):
+                return int(float(t0)) if not isinstance(t0, numbers.Integral) else int(t0)
         if self.outcomes is not None and not self.outcomes.empty:
             vis = self.outcomes["visible_t_ns"].dropna()
             if not vis.empty:
@@ -187,6 +192,11 @@ def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+#: the columns of ``outcomes.parquet`` that hold numbers (or nothing)
+_NUMERIC_OUTCOMES = ("block_number", "visible_t_ns", "delivered_t_ns", "latency_s",
+                     "deliveries")
+
+
 def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if not path.exists():
         problems.append(f"{path.name} is missing")
@@ -203,6 +213,23 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if missing:
         problems.append(f"{path.name} lacks columns {', '.join(missing)}")
         return None
+    # texts where numbers belong were a traceback from the figures and the trades tables
+    # (sorting by latency, seconds from the visible times)
+    texts = [c for c in _NUMERIC_OUTCOMES if df[c].notna().any() and (
+        not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))]
+    if texts:
+        problems.append(f"{path.name} holds other values than numbers in "
+                        f"{', '.join(texts)}")
+        return None
+    endless = [c for c in _NUMERIC_OUTCOMES
+               if not np.isfinite(df[c].dropna().astype("float64")).all()]
+    if endless:  # int(inf): an OverflowError traceback
+        problems.append(f"{path.name} holds numbers that are not finite in "
+                        f"{', '.join(endless)}")
+        return None
+    negative = int((df["latency_s"].dropna().astype("float64") < 0).sum())
+    if negative:  # the checker writes none: a delivery before its block is counted as 0 s
+        problems.append(f"{path.name} holds {negative:,} negative latencies")
     return df
 
 
@@ -270,6 +297,12 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
         return []
     out = _disagreements(summary, _table_counts(outcomes), "summary.json",
                          "outcomes.parquet")
+    p95 = summary.get("latency_p95_s")
+    if isinstance(p95, int | float) and not isinstance(p95, bool) \
+            and "latency_s" in outcomes.columns and not outcomes["latency_s"].notna().any():
+        # the quantiles are of the table's latencies: gone from it, the gates stand on nothing
+        out.append(f"summary.json says latency_p95_s = {str(p95)[:40]}, outcomes.parquet "
+                   "holds no latency")
     if "seed" not in outcomes.columns:
         dup = int(outcomes["trade_id"].duplicated().sum()) if "trade_id" in outcomes else 0
         if dup:

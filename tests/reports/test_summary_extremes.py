@@ -59,3 +59,44 @@ def test_a_measure_that_is_no_number_is_a_named_data_problem(
     assert report.verdict.verdict.value == "INCONCLUSIVE", report.verdict.line
     assert f"{key} = " in report.verdict.line and "is not a number" in report.verdict.line, \
         report.verdict.line
+
+
+def _outcomes(run: Path, scenario: str, **columns: Any) -> None:
+    import pandas as pd
+
+    path = run / scenario / "outcomes.parquet"
+    pd.read_parquet(path).assign(**columns).to_parquet(path, index=False)
+
+
+@pytest.mark.parametrize(("columns", "said"), [
+    ({"latency_s": "0.3"}, "other values than numbers in latency_s"),
+    ({"visible_t_ns": "x"}, "other values than numbers in visible_t_ns"),
+    ({"latency_s": float("inf")}, "not finite in latency_s"),
+    ({"latency_s": -1.0}, "negative latencies"),
+    ({"latency_s": float("nan")}, "holds no latency"),
+], ids=["latency-text", "visible-text", "latency-inf", "latency-negative", "latency-gone"])
+def test_an_outcomes_table_with_wrong_values_is_a_named_data_problem(
+        make_run: MakeRun, columns: dict[str, Any], said: str) -> None:
+    """Texts were a traceback (sorting the slowest trades, seconds from the visible
+    times); infinite, negative or vanished latencies under a summary's quantiles were a
+    GO."""
+    run = make_run()
+    _outcomes(run, "ws_healthy", **columns)
+    report, _out = write_report(load_run(run), load_criteria())
+    assert report.verdict.verdict.value == "INCONCLUSIVE", report.verdict.line
+    problems = load_run(run).scenario("ws_healthy").problems
+    assert any(said in p for p in problems), problems
+
+
+def test_a_start_row_whose_t0_is_a_text_is_no_traceback(make_run: MakeRun) -> None:
+    run = make_run()
+    path = run / "ws_drop" / "sim_history.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        if row.get("event") == "start":
+            row["t0_ns"] = "x"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sc = load_run(run).scenario("ws_drop")
+    assert sc.t0_ns == int(sc.outcomes["visible_t_ns"].min())  # type: ignore[index]
+    _report, out = write_report(load_run(run), load_criteria())
+    assert out.is_file()
