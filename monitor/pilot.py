@@ -254,39 +254,42 @@ def lock_held(db: Path) -> bool | None:
         os.close(fd)
 
 
-#: words of a NOTOK text that say the URL or the chain is wrong (REFERENCE: a V1 path; V2
-#: without a chain it serves): every call of the polling shadow would be refused alike
-_URL_REFUSED = ("deprecated v1 endpoint", "unsupported chainid")
+#: how a user changes each setting the explorer can refuse (ExplorerSettingRefused.setting)
+_SETTING_HOW = {"explorer_url": "--explorer-url",
+                "chain_id": "--set chain_id=N or MONITOR_CHAIN_ID",
+                "explorer_api_key": "the file EXPLORER_API_KEY_FILE names"}
 
 
 async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) -> None:
-    """Ask the explorer once (``module=proxy&action=eth_blockNumber``): a key it refuses
-    raises :class:`~monitor.errors.ConfigError` (a typo in the key file ran a pilot whose
-    polling shadow failed every call for as long as it ran, a warning a second in the
-    log). Any other failure (down, slow, rate limited) is the paths' to ride out: a
-    warning, and the pilot starts."""
+    """Ask the explorer once (``module=proxy&action=eth_blockNumber``): a key, a URL or a
+    chain id it refuses whatever is asked (the explorer client's
+    :class:`~monitor.explorer_client.ExplorerSettingRefused`, its one reading of those
+    texts) raises :class:`~monitor.errors.ConfigError` naming the setting to change (a
+    typo in the key file ran a pilot whose polling shadow failed every call for as long
+    as it ran, a warning a second in the log). Any other failure (down, slow, rate
+    limited) is the paths' to ride out: a warning, and the pilot starts."""
     from monitor.errors import ConfigError
-    from monitor.explorer_client import ExplorerClient, ExplorerKeyRefused, ExplorerNotOk
-    from polyvocab.policies import is_key_refused_text
+    from monitor.explorer_client import (
+        ExplorerClient,
+        ExplorerKeyRefused,
+        ExplorerSettingRefused,
+    )
 
+    host = endpoint_host(settings.explorer_url)
     async with aiohttp.ClientSession() as session:
         client = ExplorerClient(settings.explorer_url, session, api_key=settings.api_key(),
                                 chain_id=settings.chain_id, timeout=settings.explorer_timeout,
                                 rate_limit_retries=1, clock=clock)
         try:
             await client.block_number()
-        except ExplorerNotOk as exc:
-            # the key itself refused ("Invalid API Key"): no retry helps, fix the key
-            if isinstance(exc, ExplorerKeyRefused) or is_key_refused_text(exc.text):
-                raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
-                                  f"refuses the API key: {exc.text} (check the file "
-                                  "EXPLORER_API_KEY_FILE names)") from None
-            if any(t in exc.text.lower() for t in _URL_REFUSED):
-                raise ConfigError(f"--explorer-url {endpoint_host(settings.explorer_url)} "
-                                  f"refuses the request: {exc.text} (the pilot needs an "
-                                  "Etherscan V2 URL, .../v2/api, and a chain it serves)"
-                                  ) from None
-            log.warning("explorer check at start: %s", exc.message)
+        except ExplorerKeyRefused as exc:  # no retry helps: fix the key
+            raise ConfigError(f"--explorer-url {host} refuses the API key: {exc.text} "
+                              "(check the file EXPLORER_API_KEY_FILE names)") from None
+        except ExplorerSettingRefused as exc:  # a V1 URL, a chain id it does not serve
+            now = (f"; now {settings.chain_id}" if exc.setting == "chain_id" else "")
+            raise ConfigError(f"--explorer-url {host} refuses the request for the setting "
+                              f"{exc.setting} ({_SETTING_HOW.get(exc.setting, exc.setting)}"
+                              f"{now}): {exc.text}; the pilot needs {exc.remedy}") from None
         except MonitorError as exc:
             log.warning("explorer check at start: %s", exc.message)
 
