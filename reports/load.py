@@ -25,6 +25,7 @@ from experiments.analysis import RELIABILITY_FILE, reliability_counts
 from experiments.checker import OUTCOME_COLUMNS, require_parquet
 from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
+from experiments.seeds import bound_basis
 from experiments.store import JsonlError, read_jsonl
 from experiments.thresholds import METRICS
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
@@ -314,7 +315,11 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
         out.append(f"outcomes.parquet lists {dup:,} trade ids more than once for one seed "
                    "(a seed pooled twice?)")
     listed = summary.get("seeds")
-    if isinstance(listed, list):
+    if not isinstance(listed, list):
+        out.append("outcomes.parquet holds trades by seed, summary.json lists no seeds "
+                   f"(seeds = {str(listed)[:40]})")
+    else:
+        out.extend(_basis_problems(summary, outcomes, sdir, listed))
         extra = sorted({str(s) for s in outcomes["seed"].dropna().unique()}
                        - {str(s) for s in listed})
         if extra:
@@ -334,6 +339,42 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
             out.extend(_disagreements(own, _table_counts(rows),
                                       f"seeds/{seed}/summary.json",
                                       f"outcomes.parquet (seed {seed})"))
+    return out
+
+
+def _basis_problems(summary: dict[str, Any], outcomes: pd.DataFrame, sdir: Path,
+                    seeds: list[Any]) -> list[str]:
+    """Where a pooled summary's ``bound_basis`` (the counts its rates' confidence bounds
+    are computed from: each distinct replay once) is not what the pooled outcomes and the
+    seeds' own summaries give (:func:`experiments.seeds.bound_basis`): an edited basis
+    (more trades, fewer misses) made a gate's bound as tight as it said, a GO on evidence
+    the run does not hold. Not judged when a seed's summary cannot be read (said by
+    :func:`seed_problems`) or the summary has no basis (pooled before it was written)."""
+    basis = summary.get("bound_basis")
+    if basis is None:
+        return []
+    if not isinstance(basis, dict):
+        return [f"summary.json: bound_basis = {str(basis)[:40]} is not the seeds' counts"]
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        return [f"summary.json: seeds = {str(seeds)[:60]} is not a list of distinct seeds"]
+    frames, own = [], []
+    for seed in seeds:
+        unread: list[str] = []
+        doc = _read_json(sdir / "seeds" / str(seed) / "summary.json", unread)
+        if unread:
+            return []
+        own.append(doc)
+        frames.append(outcomes[outcomes["seed"] == seed].drop(columns="seed"))
+    try:
+        want = bound_basis(seeds, frames, own)
+    except (KeyError, TypeError, ValueError):  # said by the table's own checks
+        return []
+    out = []
+    for key in ("trades", "missed", "late", "duplicates", "phantoms", "seeds"):
+        if basis.get(key) != want[key]:
+            out.append(f"summary.json's bound_basis says {key} = {str(basis.get(key))[:40]}, "
+                       f"the pooled outcomes and the seeds' summaries give {want[key]}")
     return out
 
 
@@ -363,6 +404,11 @@ def seed_problems(summary: dict[str, Any], sdir: Path, run_dir: Path) -> list[st
         own = _read_json(seed_dir / "summary.json", unread)
         if unread:
             out.append(f"seeds/{seed}/{unread[0]}")
+            continue
+        if own.get("status") != "ok":  # the pool would have been a harness error
+            out.append(f"seeds/{seed}/summary.json says status "
+                       f"{str(own.get('status'))[:40]}, the pooled summary ok: a seed "
+                       "analysed again after the pool?")
             continue
         moved = changed_since(sizes_only(own.get("inputs")), fingerprint(seed_dir, 0))
         if moved is not None:

@@ -97,6 +97,16 @@ def fmt_num(value: Any, kind: str = "num") -> str:
     return shown(v)  # written out: 999.6 was "1e+03", 0.00004 "4e-05"
 
 
+def _spread(value: Any) -> dict[str, dict[str, Any]]:
+    """A pooled summary's ``spread`` (metric -> min, mean, max across the seeds), the
+    entries of another shape left out: a metric's entry that was a text (a damaged
+    summary.json) was a jinja2 UndefinedError traceback."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(m): sp for m, sp in value.items()
+            if isinstance(sp, dict) and {"min", "mean", "max"} <= sp.keys()}
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
@@ -309,8 +319,7 @@ def render_report(report: Report) -> str:
             "checks": [c for c in report.verdict.checks if c.scenario == sc.name],
             "seeds": sc.summary.get("seeds") if isinstance(sc.summary.get("seeds"), list)
             else None,
-            "spread": sc.summary.get("spread") if isinstance(sc.summary.get("spread"), dict)
-            else {},
+            "spread": _spread(sc.summary.get("spread")),
             "sim_hours": (number(sc.summary.get("sim_duration_s")) or 0.0) / 3600.0,
             "clock": clock,
             "timeline": timeline,
