@@ -138,6 +138,9 @@ _HALTS = (QuotaExhausted, ExplorerSettingRefused)
 #: simulated seconds the pause after a refused URL or chain id grows to at most (from the
 #: polling interval, doubling): asked again at that pace until it is fixed
 SETTING_PAUSE_MAX_S = 60.0
+#: doublings of a pause counted at most (each pause is capped far below 2**32 times its
+#: first; past 1023, ``2.0 ** n`` raises OverflowError)
+_DOUBLINGS_MAX = 32
 #: the view of a block the index has that holds no OrderFilled at all (see _judge)
 _NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
@@ -411,7 +414,9 @@ class PollingMonitor:
         self.counters["errors"] += 1
         self.counters["setting_refused"] += 1
         self._last_error = exc.message
-        pause = min(self.interval * 2.0 ** self._setting_pauses,
+        # the exponent capped: 2.0 ** 1024 is an OverflowError (a URL left refused for
+        # 17 hours crashed the poller at each refusal from then on)
+        pause = min(self.interval * 2.0 ** min(self._setting_pauses, _DOUBLINGS_MAX),
                     max(self.interval, SETTING_PAUSE_MAX_S))
         self._setting_until = self.clock.now() + pause / self.speed
         self._setting_pauses += 1
@@ -490,8 +495,8 @@ class PollingMonitor:
         asked once it works again."""
         self.counters["errors"] += 1
         self.counters["quota_exhausted"] += 1
-        pause = min(max(QUOTA_PAUSE_S * 2.0 ** self._quota_pauses, exc.retry_after or 0.0),
-                    QUOTA_PAUSE_MAX_S)
+        pause = min(max(QUOTA_PAUSE_S * 2.0 ** min(self._quota_pauses, _DOUBLINGS_MAX),
+                        exc.retry_after or 0.0), QUOTA_PAUSE_MAX_S)
         self._quota_until = self.clock.now() + pause / self.speed
         self._quota_pauses += 1
         if self._quota_pauses > 1:
