@@ -122,7 +122,8 @@ from polyvocab import ORDER_FILLED_TOPICS, address_topic
 from polyvocab.policies import PRUNED_HISTORY_CODE, is_beyond_head, is_range_too_large
 from polyvocab.redact import mask_url
 
-__all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets"]
+__all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets",
+           "sync_retry_delay"]
 
 
 class _NodeBehind(MonitorError):
@@ -220,6 +221,15 @@ def next_tick(last: float, period: float, due: float, now: float) -> float:
     eps = period * 1e-6
     n = math.ceil((max(due - eps, now + eps) - last) / period)
     return last + max(n, 1) * period
+
+
+def sync_retry_delay(failures: int, *, speed: float) -> float:
+    """Clock seconds the sync loop waits after ``failures`` failures in a row: 2, 4, 8, 16,
+    then 30 simulated seconds, never more than 30 clock seconds. The exponent is capped:
+    ``2.0 ** 1024`` is an OverflowError, and a node refusing for hours (a spent quota asked
+    every ``backoff_max``, an outage asked every 30 s) reached it, crashing the sync loop
+    from inside its own error handling."""
+    return min(min(2.0 ** min(max(failures, 0), 5), 30.0) / speed, 30.0)
 
 
 def fallback_due(fallback: FallbackDecider, healthy: bool) -> float:
@@ -1347,7 +1357,7 @@ class WsShard:
                         self._wake.set()
             except MonitorError as exc:
                 failures += 1
-                delay = min(self.s.scaled(min(2.0 ** failures, 30.0)), 30.0)
+                delay = sync_retry_delay(failures, speed=self.s.speed)
                 if isinstance(exc, _NodeBehind):
                     log.info("[%s] %s: re-check in %.2fs", self.conn_id, exc.message, delay)
                 elif isinstance(exc, RpcError) and exc.code == PRUNED_HISTORY_CODE:
