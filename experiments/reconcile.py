@@ -72,6 +72,7 @@ from polyvocab.policies import is_range_too_large, retry_delays
 __all__ = ["LIMITATIONS", "ReconcileError", "ReconcileOptions", "chain_truth", "reconcile"]
 
 _NS = 1_000_000_000
+POLYGON_CHAIN_ID = 137  # a pilot store without its chain id watched Polygon PoS
 
 LIMITATIONS = [
     "Latency is measured from the block timestamp, which has 1 s resolution: each latency "
@@ -158,7 +159,23 @@ async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int,
         if not isinstance(x, dict):
             raise ReconcileError(f"eth_getLogs of blocks {a}..{b}: entry {i} is "
                                  f"{type(x).__name__} {str(x)[:40]!r}, not a log object")
+        _in_range(x, a, b)
     return res
+
+
+def _in_range(lg: dict[str, Any], a: int, b: int) -> None:
+    """A :class:`ReconcileError` when a log's block is outside the range asked: a provider
+    that does not keep to it (a cache, a proxy answering another query) made a trade of a
+    block past the end a phantom, or one of another range counted twice. A malformed
+    number is left for :func:`_log_fields` to name."""
+    try:
+        number = _hex(lg.get("blockNumber"), "blockNumber")
+    except ValueError:
+        return
+    if not a <= number <= b:
+        raise ReconcileError(f"eth_getLogs of blocks {a}..{b} answered a log of block "
+                             f"{number}: the provider does not keep to the range asked, "
+                             "its answers cannot be the truth")
 
 
 _HEX = re.compile(r"0x[0-9a-fA-F]{1,16}")
@@ -234,6 +251,7 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
     stamps: dict[int, int] = {}
     blocks: dict[int, dict[str, Any]] = {}
     records = []
+    where: dict[str, tuple[int, str]] = {}  # trade id -> its block (number, hash)
     for lg in logs:
         if lg.get("removed") is True:
             continue
@@ -247,9 +265,18 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
             number, bhash, tx, index = _log_fields(lg)
         except ValueError as exc:  # were KeyError / ValueError tracebacks
             raise ReconcileError(f"eth_getLogs: a log of wallet {maker}: {exc}") from None
+        tid = trade_id(tx, index)
+        if tid in where:  # the same log twice (ranges split, a provider's retry)
+            if where[tid] == (number, bhash):
+                continue
+            raise ReconcileError(
+                f"eth_getLogs answered trade {tid} in block {where[tid][0]} "
+                f"({where[tid][1][:18]}..) and in block {number} ({bhash[:18]}..), neither "
+                "removed: the provider serves two forks (a node behind a load balancer "
+                "not yet reorged); run reconcile again later, or use another --rpc-url")
+        where[tid] = (number, bhash)
         if number not in stamps:
             stamps[number] = await _block_timestamp(rpc, lg, number)
-        tid = trade_id(tx, index)
         visible = round((stamps[number] + offset_s) * _NS)
         records.append((tid, maker, number, bhash, visible, True, True))
         row = blocks.setdefault(number, {"t_ns": visible, "event": "block_published",
@@ -474,16 +501,44 @@ def _head(answer: Any) -> int:
         raise ReconcileError(f"eth_blockNumber answered garbage: {exc}") from None
 
 
+def _same_chain(rpc: JsonRpcHttpClient, answer: Any, chain_id: int) -> None:
+    """A :class:`ReconcileError` unless ``--rpc-url`` serves the chain the pilot watched
+    (``eth_chainId``): another chain (an Amoy or Ethereum URL) has none of the pilot's
+    trades at those blocks, so every one was judged a phantom, and none missed."""
+    try:
+        served = _hex(answer, "the chain id")
+    except ValueError as exc:
+        raise ReconcileError(f"eth_chainId at {endpoint_host(rpc.url)} answered garbage: "
+                             f"{exc}") from None
+    if served != chain_id:
+        raise ReconcileError(f"--rpc-url {endpoint_host(rpc.url)} serves chain {served}, the "
+                             f"pilot watched chain {chain_id}: its logs cannot judge the "
+                             "pilot's (give the same chain's URL)")
+
+
+def _chain_id(meta: dict[str, Any], store_dir: Path) -> int:
+    """The chain the pilot watched (its store's ``chain_id``; a store from before it was
+    kept: Polygon PoS, 137)."""
+    value = meta.get("chain_id", POLYGON_CHAIN_ID)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ReconcileError(f"{store_dir}: not a pilot store (meta 'chain_id' is "
+                             f"{str(value)[:40]!r}, not a chain id)")
+    return value
+
+
 async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
                             log: Callable[[str], None],
-                            exchanges: Sequence[str] = DEFAULT_EXCHANGES
+                            exchanges: Sequence[str] = DEFAULT_EXCHANGES,
+                            chain_id: int = POLYGON_CHAIN_ID
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]],
                                        set[str], int]:
-    """Wait for finality (or clamp the end), then the truth of ``start..end``: the end,
+    """Check the chain (:func:`_same_chain`), wait for finality (or clamp the end), then
+    the truth of ``start..end``: the end,
     the end it was clamped from, the truth frame, its chain rows, the ids of trades now in
     the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent."""
     async with aiohttp.ClientSession() as session:
         rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
+        _same_chain(rpc, await _call(rpc, "eth_chainId", []), chain_id)
         deadline = time.monotonic() + opts.wait_s
         while True:
             head = _head(await _call(rpc, "eth_blockNumber", []))
@@ -551,8 +606,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     if end is None or end < start:
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
+    chain_id = _chain_id(meta, store_dir)
     end, clamped, truth, chain_rows, past_end, truth_calls = asyncio.run(
-        _truth_from_chain(opts, wallets, start, end, log, exchanges))
+        _truth_from_chain(opts, wallets, start, end, log, exchanges, chain_id))
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
@@ -635,6 +691,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "sessions": len(sessions),
         "wallets": wallets,
         "exchanges": exchanges,
+        "chain_id": chain_id,
         "blocks": [start, end], "end_clamped_from": clamped,
         "finality_depth": opts.finality_depth, "grace_s": opts.grace_s,
         "timestamp_offset_s": opts.timestamp_offset_s,

@@ -854,6 +854,9 @@ class Pilot:
                         "comparison covers the union")
         self.store.set_meta("exchanges", sorted(set(meta.get("exchanges", [])) | set(watched)))
         self.store.set_meta("beat_s", self.beat_s)  # status: no beat for 3 = stalled
+        # the chain watched: reconcile refuses a --rpc-url of another chain (every trade
+        # a phantom)
+        self.store.set_meta("chain_id", self.s.chain_id)
         self.store.set_meta("endpoints", {
             "websocket": endpoint_host(self.s.websocket_url),
             "rpc": endpoint_host(self.s.rpc_url),

@@ -108,10 +108,14 @@ class _GarbageNode(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mine = {**ANSWERS, **SANE}[self.path.strip("/")]
-        default = {"eth_blockNumber": hex(10**6), "eth_getLogs": [],
+        default = {"eth_chainId": "0x89", "eth_blockNumber": hex(10**6), "eth_getLogs": [],
                    "eth_getBlockByNumber": None}[req["method"]]
-        send_json(self, {"jsonrpc": "2.0", "id": req["id"],
-                         "result": mine.get(req["method"], default)})
+        result = mine.get(req["method"], default)
+        if self.path.strip("/") in SANE and req["method"] == "eth_getLogs":
+            flt = req["params"][0]  # a sane node keeps to the range asked
+            lo, hi = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
+            result = [lg for lg in result if lo <= int(lg["blockNumber"], 16) <= hi]
+        send_json(self, {"jsonrpc": "2.0", "id": req["id"], "result": result})
 
     def log_message(self, *_args: object) -> None:
         pass

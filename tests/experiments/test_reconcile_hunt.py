@@ -48,6 +48,7 @@ class Node:
     def __init__(self, head: int, logs: list[dict[str, Any]]) -> None:
         self.head = head
         self.logs = logs
+        self.chain_id = 137
         self.requests: list[dict[str, Any]] = []
         #: error objects the next eth_getLogs calls answer, one each
         self.log_errors: list[dict[str, Any]] = []
@@ -55,6 +56,8 @@ class Node:
     def answer(self, req: dict[str, Any]) -> Any:
         self.requests.append(req)
         method, params = req["method"], req["params"]
+        if method == "eth_chainId":
+            return hex(self.chain_id)
         if method == "eth_blockNumber":
             return hex(self.head)
         if method == "eth_getBlockByNumber":
