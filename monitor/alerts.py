@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +46,7 @@ __all__ = [
     "LogAlerter",
     "TelegramAlerter",
     "fit_text",
+    "seconds_text",
 ]
 
 log = logging.getLogger("monitor.alerts")
@@ -109,7 +111,8 @@ class AlertPolicy:
         text = f"[{self.conn}] WebSocket feed down: {cause}"
         if self._silent_outages:
             text += (f" (and {self._silent_outages} shorter outages since the last alert, "
-                     f"{self._silent_down_s:.1f} s down in all, not alerted one by one)")
+                     f"{seconds_text(self._silent_down_s, places=1)} s down in all, not "
+                     "alerted one by one)")
             self._silent_outages, self._silent_down_s = 0, 0.0
         return Alert("disconnected", text)
 
@@ -127,7 +130,8 @@ class AlertPolicy:
             return None
         self._last_sent["recovered"] = now
         return Alert("recovered", f"[{self.conn}] WebSocket feed recovered after "
-                                  f"{down_s:.1f} s down, {attempts} reconnect attempts")
+                                  f"{seconds_text(down_s, places=1)} s down, {attempts} "
+                                  "reconnect attempts")
 
     def failed(self, now: float, attempts: int, cause: str) -> Alert:
         """The manager gave up. Always sent."""
@@ -149,7 +153,8 @@ class AlertPolicy:
         self._last_sent["failed"] = now
         return Alert("failed", f"[{self.conn}] WebSocket feed FAILED: the provider refused "
                                f"the key (HTTP {status}); falling back to polling; fix the "
-                               f"key in websocket_url (tried again every {retry_s:.0f} s)")
+                               f"key in websocket_url (tried again every "
+                               f"{seconds_text(retry_s)} s)")
 
     def quota_exhausted(self, now: float, detail: str, retry_s: float) -> Alert | None:
         """The provider answered that its quota (a month's, a day's) is spent: no retry
@@ -161,7 +166,21 @@ class AlertPolicy:
         return Alert("quota_exhausted", f"[{self.conn}] the provider's quota is EXHAUSTED "
                                         f"({detail}): its calls are refused until the quota "
                                         "resets or the plan is raised; falling back; tried "
-                                        f"again every {retry_s:.0f} s")
+                                        f"again every {seconds_text(retry_s)} s")
+
+
+def seconds_text(seconds: float, *, places: int = 0) -> str:
+    """A duration in seconds as an alert says it: ``places`` decimals, but a sub-second
+    value in two significant digits ("0.05", "0.25": with ``places`` 0 a backoff_max of
+    0.5 s read "tried again every 0 s") and, with ``places`` 0, one decimal under 10 s
+    ("1.5", "2"). Zero, negative or not finite: as ``places`` says."""
+    if not math.isfinite(seconds) or seconds <= 0 or seconds >= 10:
+        return f"{seconds:.{places}f}"
+    if seconds < 1:
+        return f"{seconds:.2g}"
+    if places == 0:
+        return f"{seconds:.1f}".removesuffix(".0")
+    return f"{seconds:.{places}f}"
 
 
 #: alerts a :class:`LogAlerter` keeps in ``sent`` (the most recent; the log has them all)

@@ -99,6 +99,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from monitor.alerts import seconds_text
 from monitor.clock import Clock, SystemClock
 from monitor.config import DEFAULT_EXPLORER_OVERLAP_BLOCKS
 from monitor.cores import plausible_head
@@ -427,7 +428,8 @@ class PollingMonitor:
         self.setting_refused = exc
         text = (f"explorer refuses the setting {exc.setting} ({exc.text}): {self.group} "
                 f"polling gets no trade until {exc.setting} is {exc.remedy}; asked again "
-                f"every {self.interval:.0f}-{max(self.interval, SETTING_PAUSE_MAX_S):.0f} "
+                f"every {seconds_text(self.interval)}-"
+                f"{seconds_text(max(self.interval, SETTING_PAUSE_MAX_S))} "
                 "s, the cursors stay (what it misses is asked once it works)")
         log.error("%s", text)
         self.history.record("explorer_setting", source=self.group, state="refused",
@@ -460,7 +462,7 @@ class PollingMonitor:
         self.key_refused = exc.text
         text = (f"explorer refuses the API key ({exc.text}): {self.group} polling gets no "
                 "trade until the key is fixed (EXPLORER_API_KEY_FILE); asked again every "
-                f"{self.interval:.0f} s, the cursors stay (what it misses is asked once "
+                f"{seconds_text(self.interval)} s, the cursors stay (what it misses is asked once "
                 "the key works)")
         log.error("%s", text)
         self.history.record("explorer_key", source=self.group, state="refused",

@@ -79,7 +79,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from monitor.alerts import Alert, Alerter, AlertPolicy
+from monitor.alerts import Alert, Alerter, AlertPolicy, seconds_text
 from monitor.bounds import nesting_ok
 from monitor.clock import Clock
 from monitor.connection import (
@@ -918,8 +918,8 @@ class WebSocketManager:
         retry = self.settings.backoff_max
         if first:
             log.error("[%s] the provider refused the key at the WebSocket handshake (HTTP "
-                      "%d): FAILED; the fallback polls; tried again every %.0f s",
-                      self.conn_id, status, retry)
+                      "%d): FAILED; the fallback polls; tried again every %s s",
+                      self.conn_id, status, seconds_text(retry))
             self._alert(self._alert_policy.key_refused(self._clock.now(), status, retry))
             await self._callbacks(self.on_disconnected, "failed")
         await self._sleep(self.settings.real(retry))
