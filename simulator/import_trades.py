@@ -141,6 +141,40 @@ def _integer(path: Path, line: int, column: str, text: str, *, upper: int) -> in
     return value
 
 
+#: a trade's timestamp lies in [2020-01-01, 2100-01-01) UTC, in seconds (Polygon PoS and
+#: Polymarket began in 2020); past 10**11 it is milliseconds (10**11 s is the year 5138)
+FIRST_TIMESTAMP, LAST_TIMESTAMP = 1_577_836_800, 4_102_444_800
+_MS_FROM = 10**11
+
+
+def _timestamp(path: Path, line: int, text: str) -> int:
+    """A trade's Unix time in seconds. A time in milliseconds (another export's, a
+    spreadsheet's) was read as seconds: a year 2001 in ms became a block 445 billion in
+    the year 33658; a 1970 time became block 1. Either is an error naming the line."""
+    value = _integer(path, line, "timestamp", text, upper=1 << 64)
+    if value >= _MS_FROM:
+        raise _fail(path, line, f"column timestamp: {text.strip()!r} looks like milliseconds; "
+                                "the Data-API's are seconds (divide the column by 1000)")
+    if not FIRST_TIMESTAMP <= value < LAST_TIMESTAMP:
+        raise _fail(path, line, f"column timestamp: {text.strip()!r} is not a time of the "
+                                "chain (Unix seconds from 2020-01-01 to 2100-01-01 UTC)")
+    return value
+
+
+def _not_a_csv(path: Path, text: str) -> str | None:
+    """Why ``text`` is plainly no CSV export: an HTML page (a download's error page saved
+    as .csv) or JSON; else None."""
+    head = text.lstrip()[:512].lower()
+    if head.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")) or (
+            head.startswith("<") and "<html" in head):
+        return (f"{path}:1: an HTML page, not a CSV (a download that failed and saved its "
+                "error page?): download the Data-API /trades export again")
+    if head.startswith(("[", "{")):
+        return (f"{path}:1: JSON, not a CSV: import-trades reads the Data-API /trades "
+                "export as CSV")
+    return None
+
+
 def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow:
     wallet = rec["proxyWallet"].strip()
     if not is_address(wallet):
@@ -165,7 +199,7 @@ def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> Trade
     if shares == 0 or usdc == 0:
         raise _fail(path, line, f"size {rec['size']} at price {rec['price']} rounds to zero "
                                 "at 6 decimals")
-    timestamp = _integer(path, line, "timestamp", rec["timestamp"], upper=1 << 40)
+    timestamp = _timestamp(path, line, rec["timestamp"])
     _integer(path, line, "outcomeIndex", rec["outcomeIndex"], upper=1 << 8)
     tx_hash = rec["transactionHash"].strip()
     if not _HASH32.fullmatch(tx_hash):
@@ -191,6 +225,9 @@ def read_trades_csv(path: str | Path) -> TradeRows:
         text = read_small_text(path, TRADES_CSV_BYTES)
         if text.startswith("\ufeff"):  # a spreadsheet's byte-order mark
             text = text[1:]
+        why = _not_a_csv(path, text)
+        if why is not None:
+            raise TradesCsvError(why)
         with io.StringIO(text, newline="") as fh:
             reader = csv.DictReader(fh)
             fields = reader.fieldnames or []
