@@ -326,6 +326,10 @@ def block_number_of(answer: Any) -> int:
 #: simulated seconds between two alerts of the HTTP node's spent quota at least (and the
 #: quiet period that ends an episode: :class:`polyvocab.policies.QuotaEpisode`)
 QUOTA_ALERT_EVERY_S = 3600.0
+#: simulated seconds a server's asked wait (a 429's Retry-After, Infura's
+#: ``backoff_seconds``) may hold one JSON-RPC HTTP call, a retry; a longer spent quota
+#: is raised at once (the sync loop asks again at its own pace)
+RPC_MAX_RETRY_AFTER_S = 60.0
 
 
 class _Rpc:
@@ -343,6 +347,9 @@ class _Rpc:
             url, session, history=history, clock=clock, timeout=timeout, max_retries=3,
             rate_limit_per_s=rate_per_s * speed, on_quota_exhausted=on_quota_exhausted,
             quota_alert_every=QUOTA_ALERT_EVERY_S / speed,
+            # simulated, as every interval of the monitor: left at 60 clock seconds, a
+            # wait held inside one call at speed 20 was 1,200 simulated seconds
+            max_retry_after=RPC_MAX_RETRY_AFTER_S / speed,
             retry_policy=lambda: retry_delays(max(0.25 / speed, 0.02), max(8.0 / speed, 0.5),
                                               jitter=0.2, seed=_jitter_seed(url)))
 
