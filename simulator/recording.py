@@ -217,11 +217,11 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     if not stat.S_ISREG(mode):
         what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
         raise RecordingError(f"{path}: {what}, not a recording (.jsonl.gz)")
+    lineno = 0
     try:
         with open(path, "rb") as raw:
             check_gzip_head(path, raw.read(64))
         with gzip.open(path, "rt", encoding="utf-8") as fh:
-            lineno = 0
             while line := fh.readline(MAX_LINE_BYTES + 1):
                 lineno += 1
                 if len(line) > MAX_LINE_BYTES:
@@ -231,7 +231,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording") from None
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise RecordingError(f"{path}: corrupt or truncated recording ({exc})") from None
+        raise RecordingError(f"{path}:{lineno + 1}: corrupt or truncated recording, after "
+                             f"{lineno} whole line(s) ({exc})") from None
 
 
 _MAX_NUMBER = 1 << 63
@@ -281,7 +282,7 @@ def _check_block(path: Path, lineno: int, row: Any) -> RecordedBlock:
         raise RecordingError(f"{where}: {defect}")
     for i, log in enumerate(logs):  # a log of another type was a traceback in inspect,
         # and in serve once the replay reached it (after READY)
-        if (defect := log_defect(log)) is not None:
+        if (defect := log_defect(log) or _log_elsewhere(block, log)) is not None:
             raise RecordingError(f"{where}: logs[{i}]{defect}")
     txs = row.get("transactions", [])
     if not isinstance(txs, list):
@@ -299,9 +300,31 @@ def block_defect(block: dict[str, Any]) -> str | None:
         if not isinstance(value, str) or not value.startswith("0x"):
             return f"block field {key!r} is not hex: {repr(value)[:80]}"
         try:
-            int(value, 16)
+            number = int(value, 16)
         except ValueError:
             return f"block field {key!r} is not hex: {value[:80]!r}"
+        # a number or time of 2**256 (a damaged or hand-made file) replayed as a block
+        # no client reads, or a wait of 10**69 years: past 2**63 no chain has them
+        if key in ("number", "timestamp") and number >= _MAX_NUMBER:
+            return f"block field {key!r} is out of range: {value[:80]!r}"
+    return None
+
+
+def _log_elsewhere(block: dict[str, Any], log: dict[str, Any]) -> str | None:
+    """Why a log does not belong to ``block`` (its ``blockNumber`` or ``blockHash``
+    another block's), or None: it was served as it stood, a trade of a block the chain
+    never had."""
+    number = log.get("blockNumber")
+    if number is not None:
+        try:
+            other = int(number, 16) != int(block["number"], 16)
+        except ValueError:
+            return f".blockNumber is not hex: {number[:40]!r}"
+        if other:
+            return f".blockNumber {number[:40]} is not its block's ({block['number']})"
+    bhash = log.get("blockHash")
+    if bhash is not None and bhash.lower() != str(block["hash"]).lower():
+        return f".blockHash {bhash[:20]}.. is not its block's hash"
     return None
 
 
@@ -346,6 +369,7 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
     """Yield the header dict, then each :class:`RecordedBlock`, checking as it goes."""
     path = Path(path)
     expected: int | None = None
+    head: dict[str, Any] = {}
     count = 0
     previous: RecordedBlock | None = None
     for lineno, line in _lines(path):
@@ -358,11 +382,15 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
             raise RecordingError(f"{path}:{lineno}: not a recording line (JSON nested too "
                                  "deep)") from None
         if lineno == 1:
-            expected = check_header(path, row).get("blocks")
+            head = check_header(path, row)
+            expected = head.get("blocks")
             yield row
             continue
         block = _check_block(path, lineno, row)
         check_follows(path, lineno, block, previous)
+        if previous is None and head.get("first_block", block.number) != block.number:
+            raise RecordingError(f"{path}:{lineno}: the first block is {block.number}, the "
+                                 f"header says first_block {head['first_block']}")
         previous = block
         count += 1
         yield block
@@ -371,6 +399,9 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
     if isinstance(expected, int) and count != expected:
         raise RecordingError(f"{path}: truncated: header promises {expected} blocks, "
                              f"file has {count}")
+    if previous is not None and head.get("last_block", previous.number) != previous.number:
+        raise RecordingError(f"{path}: the last block is {previous.number}, the header "
+                             f"says last_block {head['last_block']}")
 
 
 def load_recording(path: str | Path) -> Recording:
