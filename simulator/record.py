@@ -27,6 +27,7 @@ Errors of the client (:mod:`polyvocab.errors`) and what becomes of them::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -278,9 +279,11 @@ class _Recorder:
             raise RecordError(f"{self.node.masked}: block {number} changed while recording "
                            f"(a reorg?); record again ({exc.rpc_message})") from None
         logs = self._checked(result, f"eth_getLogs(blockHash of block {number})")
-        if any(str(lg.get("blockHash")).lower() != block_hash.lower() for lg in logs):
+        if any(str(lg.get("blockHash")).lower() != block_hash.lower()
+               or int(lg["blockNumber"], 16) != number or lg.get("removed") is True
+               for lg in logs):
             raise RecordError(f"{self.node.masked}: eth_getLogs(blockHash of block {number}) "
-                              "returned logs of another block")
+                              "returned logs of another block, or removed ones")
         return logs
 
 
@@ -311,6 +314,21 @@ def _check_block_logs(masked: str, header: dict[str, Any], logs: list[dict[str, 
                           "behind its blocks, or the block changed (a reorg?); record again")
 
 
+_HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,16}")
+
+
+def _hex_answer(value: Any, node: _Node, method: str) -> int:
+    """A node's hex quantity below 2**63 (what a recording's header holds), or a
+    :class:`RecordError`: a JSON number was read as hex (a chain id 137 became 311, the
+    recording's header another chain), 2**256 made a header no reader accepts."""
+    if isinstance(value, str) and _HEX_QUANTITY.fullmatch(value):
+        n = int(value, 16)
+        if n < 1 << 63:
+            return n
+    raise RecordError(f"{node.masked}: {method} answered {str(value)[:40]!r}, not a hex "
+                      "quantity")
+
+
 async def record_range(url: str, first: int, last: int,
                        settings: RecordSettings | None = None, *,
                        stats: RecordStats | None = None) -> Recording:
@@ -323,13 +341,10 @@ async def record_range(url: str, first: int, last: int,
         node = _Node(session, url, settings, stats)
         rec = _Recorder(node, settings)
         try:
-            chain_id = int(str(await node.call("eth_chainId", [])), 16)
-            head = int(str(await node.call("eth_blockNumber", [])), 16)
+            chain_id = _hex_answer(await node.call("eth_chainId", []), node, "eth_chainId")
+            head = _hex_answer(await node.call("eth_blockNumber", []), node, "eth_blockNumber")
         except RpcError as exc:
             raise RecordError(f"{node.masked}: {exc.rpc_message} (code {exc.code})") from None
-        except ValueError:
-            raise RecordError(f"{node.masked}: eth_chainId/eth_blockNumber did not answer a hex "
-                           "number") from None
         if last > head:
             raise RecordError(f"block {last} is beyond the node's head ({head})")
         blocks = await _record_blocks(rec, first, last, settings)
@@ -368,6 +383,10 @@ async def _record_blocks(rec: _Recorder, first: int, last: int,
                 if any(int(str(lg.get("blockNumber")), 16) != number for lg in logs):
                     raise RecordError(f"{rec.node.masked}: logs of block {number} carry another "
                                    "block number")
+                if any(lg.get("removed") is True for lg in logs):  # served as a retraction
+                    raise RecordError(f"{rec.node.masked}: eth_getLogs returned a removed log "
+                                      f"of block {number} (a reorg while recording); record "
+                                      "again")
                 out.append(RecordedBlock(block=header, logs=logs, transactions=txs))
             if by_block:  # logs of a block hash we did not fetch: a reorg in between
                 for i in range(len(out) - len(headers), len(out)):
