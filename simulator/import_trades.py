@@ -24,7 +24,7 @@ an optional ``negRisk`` column (true/false) picks the NegRisk exchange.
 from __future__ import annotations
 
 import csv
-import io
+import hashlib
 import random
 import re
 from collections import Counter
@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from eth_utils import keccak
 
@@ -43,7 +43,6 @@ from polyvocab import (
     NEG_RISK_EXCHANGE_V2,
     is_address,
 )
-from polyvocab.small_files import SmallFileError, read_small_text
 from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
 from simulator.errors import SimulatorError
 from simulator.profiles import V2_LIVE_TIMESTAMP, Profile, estimate_block_number
@@ -71,8 +70,11 @@ __all__ = [
 REQUIRED_COLUMNS = ("proxyWallet", "side", "asset", "conditionId", "size", "price",
                     "timestamp", "outcomeIndex", "transactionHash")
 BLOCK_INTERVAL_S = 2
-#: a Data-API /trades export is ~400 bytes a row: this is ~600,000 rows
-TRADES_CSV_BYTES = 256 << 20
+#: the most trades an import keeps (~350 MB in memory); the file is streamed, so repeated
+#: rows (a paged export's) and its size in bytes do not count
+MAX_TRADE_ROWS = 1_000_000
+#: the longest line of an export (a Data-API row is ~400 characters; a title may be long)
+MAX_LINE_CHARS = 1 << 20
 #: the most blocks a recording file is written with (import-trades, synth): ~11.5 days of
 #: 2-s blocks; beyond that the noise alone is gigabytes
 MAX_BLOCKS = 500_000
@@ -210,26 +212,53 @@ def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> Trade
                     negrisk=negrisk)
 
 
+class _Lines:
+    """The lines of an export open in binary, each at most :data:`MAX_LINE_CHARS` bytes (a
+    2-GB file of one line was read whole before the CSV reader saw it) and decoded as
+    UTF-8 on its own, so an error names its line; a leading byte-order mark (a
+    spreadsheet's) is dropped. ``n`` counts the lines read."""
+
+    def __init__(self, path: Path, fh: BinaryIO) -> None:
+        self.path, self.fh, self.n = path, fh, 0
+
+    def __iter__(self) -> Iterator[str]:
+        while raw := self.fh.readline(MAX_LINE_CHARS + 1):
+            self.n += 1
+            if len(raw) > MAX_LINE_CHARS:
+                raise _fail(self.path, self.n, f"a line longer than {MAX_LINE_CHARS:,} "
+                                               "bytes: not a trades export")
+            if self.n == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _fail(self.path, self.n, f"not UTF-8 text (byte {exc.start + 1} of the "
+                                               f"line is 0x{raw[exc.start]:02x}): not a "
+                                               "readable CSV") from None
+
+
 def read_trades_csv(path: str | Path) -> TradeRows:
-    """Read and check every row; raise :class:`TradesCsvError` naming file and line. A row
-    identical in every column to an earlier one is checked, then left out (its line in
-    ``repeated_lines``): a paged export's repeat, not another fill."""
+    """Read and check every row, streaming (memory grows with the trades kept, at most
+    :data:`MAX_TRADE_ROWS`, not with the file); raise :class:`TradesCsvError` naming file
+    and line. A row identical in every column to an earlier one is checked, then left out
+    (its line in ``repeated_lines``): a paged export's repeat, not another fill."""
     path = Path(path)
     rows = TradeRows()
-    seen: set[tuple[str | None, ...]] = set()
+    seen: set[bytes] = set()  # a digest of each row kept (a tuple of its texts: ~700 B)
     repeated: list[int] = []
+    lines: _Lines | None = None
     try:
         if not path.is_file():  # /dev/zero, a FIFO: not an export (and never-ending)
             raise TradesCsvError(f"{path}: not a regular file" if path.exists() else
                                  f"{path}: no such file")
-        text = read_small_text(path, TRADES_CSV_BYTES)
-        if text.startswith("\ufeff"):  # a spreadsheet's byte-order mark
-            text = text[1:]
-        why = _not_a_csv(path, text)
-        if why is not None:
-            raise TradesCsvError(why)
-        with io.StringIO(text, newline="") as fh:
-            reader = csv.DictReader(fh)
+        with open(path, "rb") as fh:
+            why = _not_a_csv(path, fh.read(512).removeprefix(b"\xef\xbb\xbf")
+                             .decode("utf-8", "replace"))
+            if why is not None:
+                raise TradesCsvError(why)
+            fh.seek(0)
+            lines = _Lines(path, fh)
+            reader = csv.DictReader(lines)
             fields = reader.fieldnames or []
             missing = [c for c in REQUIRED_COLUMNS if c not in fields]
             if missing:
@@ -241,18 +270,23 @@ def read_trades_csv(path: str | Path) -> TradeRows:
                 if None in rec or any(rec.get(c) is None for c in REQUIRED_COLUMNS):
                     raise _fail(path, line, f"expected {len(fields)} fields")
                 row = _row(path, line, rec, negrisk_col)
-                key = tuple(rec.values())
+                key = hashlib.blake2b("\x1f".join(rec.values()).encode(),
+                                      digest_size=16).digest()
                 if key in seen:
                     repeated.append(line)
                     continue
+                if len(rows) >= MAX_TRADE_ROWS:
+                    raise _fail(path, line, f"more than {MAX_TRADE_ROWS:,} trades: split the "
+                                            "export (by time)")
                 seen.add(key)
                 rows.append(row)
     except FileNotFoundError:
         raise TradesCsvError(f"{path}: no such file") from None
-    except SmallFileError as exc:
-        raise TradesCsvError(f"{path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise TradesCsvError(f"{path}: not a readable CSV ({exc})") from None
+    except csv.Error as exc:
+        at = f"{path}:{lines.n}" if lines is not None else str(path)
+        raise TradesCsvError(f"{at}: not a readable CSV ({exc})") from None
+    except OSError as exc:  # a folder raced in, no permission
+        raise TradesCsvError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not rows:
         raise TradesCsvError(f"{path}: no trades in the file")
     rows.repeated_lines = tuple(repeated)

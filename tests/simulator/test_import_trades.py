@@ -192,10 +192,10 @@ def test_a_file_that_is_not_a_regular_file_or_too_large_is_one_line(
     out = tmp_path / "o.jsonl.gz"
     assert main(["import-trades", "/dev/zero", "--out", str(out)]) == 2
     assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
-    monkeypatch.setattr("simulator.import_trades.TRADES_CSV_BYTES", 100)
+    monkeypatch.setattr("simulator.import_trades.MAX_TRADE_ROWS", 1)
     src = write_csv(tmp_path / "t.csv", ROWS)
     assert main(["import-trades", str(src), "--out", str(out)]) == 2
-    assert "t.csv: larger than 100 bytes" in capsys.readouterr().err and not out.exists()
+    assert "t.csv:3: more than 1 trades" in capsys.readouterr().err and not out.exists()
 
 
 def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
