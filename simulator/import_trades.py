@@ -1,4 +1,5 @@
-"""Turn a Polymarket Data-API ``/trades`` export (CSV) into a recording.
+"""Turn a Polymarket Data-API ``/trades`` export (CSV, or the API's JSON answer saved as
+a file: a list of trade objects with the same names) into a recording.
 
 ``python -m simulator import-trades CSV --out PATH [--seed S]``
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import random
 import re
 from collections import Counter
@@ -43,6 +45,8 @@ from polyvocab import (
     NEG_RISK_EXCHANGE_V2,
     is_address,
 )
+from polyvocab.bounds import guard_c_parser
+from polyvocab.small_files import SmallFileError, read_small_text
 from simulator.chainshape import BlockBuilder, MakerFill, data_words, match_logs
 from simulator.errors import SimulatorError
 from simulator.profiles import V2_LIVE_TIMESTAMP, Profile, estimate_block_number
@@ -73,6 +77,8 @@ BLOCK_INTERVAL_S = 2
 #: the most trades an import keeps (~350 MB in memory); the file is streamed, so repeated
 #: rows (a paged export's) and its size in bytes do not count
 MAX_TRADE_ROWS = 1_000_000
+#: the largest JSON export (read whole: ~150,000 trades)
+TRADES_JSON_BYTES = 64 << 20
 #: the longest line of an export (a Data-API row is ~400 characters; a title may be long)
 MAX_LINE_CHARS = 1 << 20
 #: the most blocks a recording file is written with (import-trades, synth): ~11.5 days of
@@ -112,8 +118,9 @@ class TradeRows(list[TradeRow]):
     repeated_lines: tuple[int, ...] = ()
 
 
-def _fail(path: Path, line: int, message: str) -> TradesCsvError:
-    return TradesCsvError(f"{path}:{line}: {message}")
+def _fail(at: str, message: str) -> TradesCsvError:
+    """The error of a row at ``at`` (``FILE:LINE``, or ``FILE: item N`` of a JSON export)."""
+    return TradesCsvError(f"{at}: {message}")
 
 
 #: no size or price reaches 10**30 (a whole market's day is ~1e9 shares); past it an
@@ -121,25 +128,25 @@ def _fail(path: Path, line: int, message: str) -> TradesCsvError:
 _DECIMAL_DIGITS = 30
 
 
-def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
+def _decimal(at: str, column: str, text: str) -> Decimal:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise _fail(path, line, f"column {column}: not a number: {text!r}") from None
+        raise _fail(at, f"column {column}: not a number: {text!r}") from None
     if not value.is_finite():
-        raise _fail(path, line, f"column {column}: not a finite number: {text!r}")
+        raise _fail(at, f"column {column}: not a finite number: {text!r}")
     if value and value.adjusted() >= _DECIMAL_DIGITS:  # exact: abs() would overflow
-        raise _fail(path, line, f"column {column}: out of range: {text[:40]!r}")
+        raise _fail(at, f"column {column}: out of range: {text[:40]!r}")
     return value
 
 
-def _integer(path: Path, line: int, column: str, text: str, *, upper: int) -> int:
+def _integer(at: str, column: str, text: str, *, upper: int) -> int:
     t = text.strip()
     if not t.isdigit():
-        raise _fail(path, line, f"column {column}: not a non-negative integer: {text!r}")
+        raise _fail(at, f"column {column}: not a non-negative integer: {text!r}")
     value = int(t)
     if value >= upper:
-        raise _fail(path, line, f"column {column}: out of range: {text!r}")
+        raise _fail(at, f"column {column}: out of range: {text!r}")
     return value
 
 
@@ -149,63 +156,60 @@ FIRST_TIMESTAMP, LAST_TIMESTAMP = 1_577_836_800, 4_102_444_800
 _MS_FROM = 10**11
 
 
-def _timestamp(path: Path, line: int, text: str) -> int:
+def _timestamp(at: str, text: str) -> int:
     """A trade's Unix time in seconds. A time in milliseconds (another export's, a
     spreadsheet's) was read as seconds: a year 2001 in ms became a block 445 billion in
     the year 33658; a 1970 time became block 1. Either is an error naming the line."""
-    value = _integer(path, line, "timestamp", text, upper=1 << 64)
+    value = _integer(at, "timestamp", text, upper=1 << 64)
     if value >= _MS_FROM:
-        raise _fail(path, line, f"column timestamp: {text.strip()!r} looks like milliseconds; "
+        raise _fail(at, f"column timestamp: {text.strip()!r} looks like milliseconds; "
                                 "the Data-API's are seconds (divide the column by 1000)")
     if not FIRST_TIMESTAMP <= value < LAST_TIMESTAMP:
-        raise _fail(path, line, f"column timestamp: {text.strip()!r} is not a time of the "
+        raise _fail(at, f"column timestamp: {text.strip()!r} is not a time of the "
                                 "chain (Unix seconds from 2020-01-01 to 2100-01-01 UTC)")
     return value
 
 
 def _not_a_csv(path: Path, text: str) -> str | None:
-    """Why ``text`` is plainly no CSV export: an HTML page (a download's error page saved
-    as .csv) or JSON; else None."""
+    """Why ``text`` (a file's beginning) is plainly no export: an HTML page (a download's
+    error page saved as .csv); else None."""
     head = text.lstrip()[:512].lower()
     if head.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")) or (
             head.startswith("<") and "<html" in head):
         return (f"{path}:1: an HTML page, not a CSV (a download that failed and saved its "
                 "error page?): download the Data-API /trades export again")
-    if head.startswith(("[", "{")):
-        return (f"{path}:1: JSON, not a CSV: import-trades reads the Data-API /trades "
-                "export as CSV")
     return None
 
 
-def _row(path: Path, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow:
+def _row(at: str, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow:
     wallet = rec["proxyWallet"].strip()
     if not is_address(wallet):
-        raise _fail(path, line, f"column proxyWallet: not a 20-byte hex address: {wallet!r}")
+        raise _fail(at, f"column proxyWallet: not a 20-byte hex address: {wallet!r}")
     side = rec["side"].strip().upper()
     if side not in ("BUY", "SELL"):
-        raise _fail(path, line, f"column side: expected BUY or SELL, got {rec['side']!r}")
-    token_id = _integer(path, line, "asset", rec["asset"], upper=1 << 256)
+        raise _fail(at, f"column side: expected BUY or SELL, got {rec['side']!r}")
+    token_id = _integer(at, "asset", rec["asset"], upper=1 << 256)
     if token_id == 0:
-        raise _fail(path, line, "column asset: token id 0 is the collateral, not an outcome")
+        raise _fail(at, "column asset: token id 0 is the collateral, not an outcome")
     condition = rec["conditionId"].strip()
     if not _HASH32.fullmatch(condition):
-        raise _fail(path, line, f"column conditionId: not a 32-byte hex value: {condition!r}")
-    size = _decimal(path, line, "size", rec["size"])
-    price = _decimal(path, line, "price", rec["price"])
+        raise _fail(at, f"column conditionId: not a 32-byte hex value: {condition!r}")
+    size = _decimal(at, "size", rec["size"])
+    price = _decimal(at, "price", rec["price"])
     if size <= 0:
-        raise _fail(path, line, f"column size: must be positive, got {rec['size']!r}")
+        raise _fail(at, f"column size: must be positive, got {rec['size']!r}")
     if not 0 < price <= 1:
-        raise _fail(path, line, f"column price: must be in (0, 1], got {rec['price']!r}")
+        raise _fail(at, f"column price: must be in (0, 1], got {rec['price']!r}")
     shares = int((size * _UNIT).to_integral_value(ROUND_HALF_EVEN))
     usdc = int((size * price * _UNIT).to_integral_value(ROUND_HALF_EVEN))
     if shares == 0 or usdc == 0:
-        raise _fail(path, line, f"size {rec['size']} at price {rec['price']} rounds to zero "
+        raise _fail(at, f"size {rec['size']} at price {rec['price']} rounds to zero "
                                 "at 6 decimals")
-    timestamp = _timestamp(path, line, rec["timestamp"])
-    _integer(path, line, "outcomeIndex", rec["outcomeIndex"], upper=1 << 8)
+    timestamp = _timestamp(at, rec["timestamp"])
+    _integer(at, "outcomeIndex", rec["outcomeIndex"], upper=1 << 8)
     tx_hash = rec["transactionHash"].strip()
     if not _HASH32.fullmatch(tx_hash):
-        raise _fail(path, line, f"column transactionHash: not a 32-byte hex hash: {tx_hash!r}")
+        raise _fail(at, f"column transactionHash: not a 32-byte hex hash: {tx_hash!r}")
     negrisk = negrisk_col and rec.get("negRisk", "").strip().lower() in ("true", "1", "yes")
     return TradeRow(line=line, wallet=wallet.lower(), side=side, token_id=token_id,
                     shares=shares, usdc=usdc, timestamp=timestamp, tx_hash=tx_hash.lower(),
@@ -225,14 +229,14 @@ class _Lines:
         while raw := self.fh.readline(MAX_LINE_CHARS + 1):
             self.n += 1
             if len(raw) > MAX_LINE_CHARS:
-                raise _fail(self.path, self.n, f"a line longer than {MAX_LINE_CHARS:,} "
+                raise _fail(f"{self.path}:{self.n}", f"a line longer than {MAX_LINE_CHARS:,} "
                                                "bytes: not a trades export")
             if self.n == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _fail(self.path, self.n, f"not UTF-8 text (byte {exc.start + 1} of the "
+                raise _fail(f"{self.path}:{self.n}", f"not UTF-8 text (byte {exc.start + 1} of the "
                                                f"line is 0x{raw[exc.start]:02x}): not a "
                                                "readable CSV") from None
 
@@ -252,31 +256,34 @@ def read_trades_csv(path: str | Path) -> TradeRows:
             raise TradesCsvError(f"{path}: not a regular file" if path.exists() else
                                  f"{path}: no such file")
         with open(path, "rb") as fh:
-            why = _not_a_csv(path, fh.read(512).removeprefix(b"\xef\xbb\xbf")
-                             .decode("utf-8", "replace"))
+            head = fh.read(512).removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+            why = _not_a_csv(path, head)
             if why is not None:
                 raise TradesCsvError(why)
+            if head.lstrip().startswith(("[", "{")):  # the Data-API's own answer, saved
+                return _read_trades_json(path)
             fh.seek(0)
             lines = _Lines(path, fh)
             reader = csv.DictReader(lines)
             fields = reader.fieldnames or []
             missing = [c for c in REQUIRED_COLUMNS if c not in fields]
             if missing:
-                raise _fail(path, 1, f"missing column(s) {', '.join(missing)} (a Data-API "
+                raise _fail(f"{path}:1", f"missing column(s) {', '.join(missing)} (a Data-API "
                                      f"/trades export has {', '.join(REQUIRED_COLUMNS)})")
             negrisk_col = "negRisk" in fields
             for rec in reader:
                 line = reader.line_num
+                at = f"{path}:{line}"
                 if None in rec or any(rec.get(c) is None for c in REQUIRED_COLUMNS):
-                    raise _fail(path, line, f"expected {len(fields)} fields")
-                row = _row(path, line, rec, negrisk_col)
+                    raise _fail(at, f"expected {len(fields)} fields")
+                row = _row(at, line, rec, negrisk_col)
                 key = hashlib.blake2b("\x1f".join(rec.values()).encode(),
                                       digest_size=16).digest()
                 if key in seen:
                     repeated.append(line)
                     continue
                 if len(rows) >= MAX_TRADE_ROWS:
-                    raise _fail(path, line, f"more than {MAX_TRADE_ROWS:,} trades: split the "
+                    raise _fail(at, f"more than {MAX_TRADE_ROWS:,} trades: split the "
                                             "export (by time)")
                 seen.add(key)
                 rows.append(row)
@@ -287,6 +294,61 @@ def read_trades_csv(path: str | Path) -> TradeRows:
         raise TradesCsvError(f"{at}: not a readable CSV ({exc})") from None
     except OSError as exc:  # a folder raced in, no permission
         raise TradesCsvError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not rows:
+        raise TradesCsvError(f"{path}: no trades in the file")
+    rows.repeated_lines = tuple(repeated)
+    return rows
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON export's value as the CSV export writes it; None for what no column holds
+    (an object, a list, null, true/false but for negRisk)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that is the same number: 0.53, 1e-07
+    return None
+
+
+def _read_trades_json(path: Path) -> TradeRows:
+    """The trades of a Data-API ``/trades`` answer saved as JSON (a list of trade objects
+    with the CSV export's column names as keys), at most :data:`TRADES_JSON_BYTES`; each
+    checked as a CSV row is, an error naming ``FILE: item N``."""
+    try:
+        text = read_small_text(path, TRADES_JSON_BYTES)
+        guard_c_parser(text)
+        items = json.loads(text)
+    except SmallFileError as exc:
+        raise TradesCsvError(f"{path}: {exc.strerror} (a JSON export is read whole: convert "
+                             "a larger one to CSV, or split it)") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5000-digit number
+        raise TradesCsvError(f"{path}: not a JSON list of trades ({str(exc)[:80]})") from None
+    if not isinstance(items, list):
+        raise TradesCsvError(f"{path}: a JSON {type(items).__name__}, not a list of trades "
+                             "(the Data-API /trades answer is a list)")
+    rows = TradeRows()
+    seen: set[str] = set()
+    repeated: list[int] = []
+    for n, item in enumerate(items, 1):
+        at = f"{path}: item {n}"
+        if not isinstance(item, dict):
+            raise _fail(at, f"a {type(item).__name__}, not a trade object")
+        rec = {k: t for k, v in item.items() if (t := _json_text(v)) is not None}
+        missing = [c for c in REQUIRED_COLUMNS if rec.get(c) is None]
+        if missing:
+            raise _fail(at, f"missing or not a text or number: {', '.join(missing)} (a "
+                            f"Data-API /trades trade has {', '.join(REQUIRED_COLUMNS)})")
+        row = _row(at, n, rec, "negRisk" in rec)
+        key = json.dumps(item, sort_keys=True)
+        if key in seen:
+            repeated.append(n)
+            continue
+        if len(rows) >= MAX_TRADE_ROWS:
+            raise _fail(at, f"more than {MAX_TRADE_ROWS:,} trades: split the export")
+        seen.add(key)
+        rows.append(row)
     if not rows:
         raise TradesCsvError(f"{path}: no trades in the file")
     rows.repeated_lines = tuple(repeated)

@@ -1,6 +1,6 @@
 """import-trades on files as users download them: a time in milliseconds or before the
-chain, an HTML error page or a JSON answer saved as .csv. One error naming file and line,
-never a recording silently wrong."""
+chain, an HTML error page saved as .csv; the API's JSON answer read as its CSV. One error
+naming file and line (or item), never a recording silently wrong."""
 
 from __future__ import annotations
 
@@ -50,10 +50,52 @@ def test_an_html_error_page_saved_as_csv_says_so(tmp_path: Path) -> None:
         read_trades_csv(f)
 
 
-def test_a_json_answer_saved_as_csv_says_so(tmp_path: Path) -> None:
-    f = tmp_path / "trades.csv"
-    f.write_text(json.dumps([{"proxyWallet": W, "side": "BUY"}]))
-    with pytest.raises(TradesCsvError, match=r"trades.csv:1: JSON, not a CSV"):
+def _trades(rows: list) -> list[tuple]:
+    return [(r.wallet, r.side, r.token_id, r.shares, r.usdc, r.timestamp, r.tx_hash,
+             r.negrisk) for r in rows]
+
+
+def test_the_data_apis_json_answer_reads_as_its_csv(tmp_path: Path) -> None:
+    """The /trades answer saved as it comes (numbers as JSON numbers, a null title, a
+    repeated page): was 'missing column(s) proxyWallet, ...' at line 1."""
+    items = [{"proxyWallet": W.upper().replace("0X", "0x"), "side": "BUY", "asset": "123",
+              "conditionId": C, "size": 10.5, "price": 0.53, "timestamp": 1760097956,
+              "outcomeIndex": 0, "transactionHash": f"0x{1:064x}", "title": None},
+             {"proxyWallet": W, "side": "SELL", "asset": "123", "conditionId": C,
+              "size": 1e-1, "price": 1, "timestamp": 1760097958, "outcomeIndex": 1,
+              "transactionHash": f"0x{2:064x}", "negRisk": True}]
+    f = tmp_path / "trades.json"
+    f.write_text(json.dumps(items + items[:1], indent=1))
+    csv_file = _csv(tmp_path, f"{W},BUY,123,{C},10.5,0.53,1760097956,0,0x{1:064x}",
+                    f"{W},SELL,123,{C},0.1,1,1760097958,1,0x{2:064x}")
+    got = read_trades_csv(f)
+    want = _trades(read_trades_csv(csv_file))
+    want[1] = (*want[1][:-1], True)  # negRisk, which the CSV lacks
+    assert _trades(got) == want and got.repeated_lines == (3,)
+
+
+@pytest.mark.parametrize(("items", "needle"), [
+    ([{"proxyWallet": W, "side": "BUY"}], "item 1: missing or not a text or number: asset"),
+    ([1], "item 1: a int, not a trade object"),
+    ({"data": []}, "a JSON dict, not a list of trades"),
+    ("[" * 100_000, "not a JSON list of trades"),
+])
+def test_a_json_file_that_is_no_list_of_trades_names_the_item(tmp_path: Path, items: object,
+                                                                needle: str) -> None:
+    f = tmp_path / "t.json"
+    f.write_text(items if isinstance(items, str) else json.dumps(items))
+    with pytest.raises(TradesCsvError, match=needle):
+        read_trades_csv(f)
+
+
+def test_a_json_trades_bad_field_names_its_item(tmp_path: Path) -> None:
+    item = {"proxyWallet": W, "side": "BUY", "asset": "123", "conditionId": C, "size": 1,
+            "price": 0.5, "timestamp": 1760097956000, "outcomeIndex": 0,
+            "transactionHash": f"0x{1:064x}"}
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps([dict(item, timestamp=1760097956), item]))
+    with pytest.raises(TradesCsvError, match=r"t\.json: item 2: column timestamp: .* looks "
+                                             "like milliseconds"):
         read_trades_csv(f)
 
 
