@@ -386,6 +386,12 @@ def _judged_ids(sightings: Sequence[dict[str, Any]], truth: pd.DataFrame, past_e
     return (seen - past_end) | set(truth["trade_id"].tolist())
 
 
+def _seen_trades(sightings: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``(trade id, block number)`` of every trade a path saw."""
+    return [(str(s["trade_id"]), int(s["block_number"])) for s in sightings
+            if s["kind"] == "trade" and s["block_number"] is not None]
+
+
 def _detection_rows(sightings: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
     """The sightings of ``ids`` as detection rows, in the order they happened: by session,
     then by monotonic time within it. ``t_ns`` is the wall clock, never earlier than the
@@ -529,11 +535,13 @@ def _chain_id(meta: dict[str, Any], store_dir: Path) -> int:
 async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: int, end: int,
                             log: Callable[[str], None],
                             exchanges: Sequence[str] = DEFAULT_EXCHANGES,
-                            chain_id: int = POLYGON_CHAIN_ID
+                            chain_id: int = POLYGON_CHAIN_ID,
+                            seen: Sequence[tuple[str, int]] = ()
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]],
                                        set[str], int]:
     """Check the chain (:func:`_same_chain`), wait for finality (or clamp the end), then
-    the truth of ``start..end``: the end,
+    the truth of ``start..end`` (the blocks of trades ``seen`` by a path that it lacks
+    asked again, :func:`_confirm_phantoms`): the end,
     the end it was clamped from, the truth frame, its chain rows, the ids of trades now in
     the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent."""
     async with aiohttp.ClientSession() as session:
@@ -566,7 +574,45 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                                               offset_s=opts.timestamp_offset_s,
                                               exchanges=exchanges)
             past_end = set(beyond["trade_id"].tolist())
+        await _confirm_phantoms(rpc, wallets, truth, past_end, seen, start, end,
+                                offset_s=opts.timestamp_offset_s, exchanges=exchanges)
         return end, clamped, truth, chain_rows, past_end, rpc.counter.total
+
+
+#: the most blocks asked again, one at a time, for trades the paths saw that the range
+#: answers lack (each one call; at the default 5 calls/s, under two minutes)
+MAX_PHANTOM_BLOCKS = 500
+
+
+async def _confirm_phantoms(rpc: JsonRpcHttpClient, wallets: Sequence[str],
+                            truth: pd.DataFrame, past_end: set[str],
+                            seen: Sequence[tuple[str, int]], start: int, end: int, *,
+                            offset_s: float, exchanges: Sequence[str]) -> None:
+    """Ask the blocks of the trades a path saw in ``start..end`` that the truth lacks (the
+    would-be phantoms) again, one block a call. A provider that caps its answers without
+    saying so (a result limit that truncates instead of refusing) left trades out of a
+    range's answer, and each was judged a phantom on the paths that saw it: a block that
+    now answers a trade the range's answer lacked is a :class:`ReconcileError` naming it,
+    never a judgement on an incomplete truth. More than :data:`MAX_PHANTOM_BLOCKS` such
+    blocks are an error too: that many phantoms is the provider's doing, or needs a look."""
+    have = set(truth["trade_id"].tolist()) | past_end
+    blocks = sorted({n for tid, n in seen if start <= n <= end and tid not in have})
+    if len(blocks) > MAX_PHANTOM_BLOCKS:
+        raise ReconcileError(f"trades the paths saw in {len(blocks)} blocks are not in "
+                             f"eth_getLogs' answers over {start}..{end}: more than "
+                             f"{MAX_PHANTOM_BLOCKS} to ask again one by one (is --rpc-url's "
+                             "node on the same chain and synced? is its answer capped?)")
+    for n in blocks:
+        again, _rows = await chain_truth(rpc, wallets, n, n, chunk_blocks=1,
+                                         offset_s=offset_s, exchanges=exchanges)
+        lost = sorted(set(again["trade_id"].tolist()) - have)
+        if lost:
+            raise ReconcileError(
+                f"eth_getLogs left trade {lost[0]} of block {n} out of its answer for the "
+                f"range around it, and answers it for block {n} alone: the provider's range "
+                "answers are incomplete (a result limit that truncates without an error); "
+                "the truth cannot be read from them. Lower --chunk-blocks, or use another "
+                "--rpc-url")
 
 
 def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
@@ -608,7 +654,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
                              f"its last beat (run it longer, or lower --grace)")
     chain_id = _chain_id(meta, store_dir)
     end, clamped, truth, chain_rows, past_end, truth_calls = asyncio.run(
-        _truth_from_chain(opts, wallets, start, end, log, exchanges, chain_id))
+        _truth_from_chain(opts, wallets, start, end, log, exchanges, chain_id,
+                          _seen_trades(sightings)))
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)

@@ -150,3 +150,37 @@ def test_a_block_the_provider_refuses_even_alone_is_named(node: Any, tmp_path: P
     store = make_store(tmp_path, start=100, head=101, wall0=ts(99) * S)
     with pytest.raises(ReconcileError, match=r"refuses even one block \(100\)"):
         reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+
+
+def test_a_provider_truncating_its_answers_silently_is_an_error_not_phantoms(
+        node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result limit that cuts the answer without an error (at most 2 logs an answer):
+    the trades left out, which both paths saw, were judged phantoms on both paths."""
+    state, url = node
+    logs = [chain_log(n, tx=n) for n in (110, 120, 130, 140)]
+    state.head, state.logs = 300, logs
+    honest = state.answer
+
+    def capped(req: dict[str, Any]) -> Any:
+        res = honest(req)
+        return res[:2] if req["method"] == "eth_getLogs" else res
+
+    monkeypatch.setattr(state, "answer", capped)
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    _seen_by_both(store, *logs)
+    with pytest.raises(ReconcileError, match=r"left trade .* of block 130 out of its answer"):
+        reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+
+
+def test_a_true_phantom_is_asked_again_and_stays_a_phantom(node: Any,
+                                                            tmp_path: Path) -> None:
+    state, url = node
+    real, ghost = chain_log(120, tx=1), chain_log(130, tx=2)
+    state.head, state.logs = 300, [real]
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    _seen_by_both(store, real, ghost)
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    assert outcomes(run, "websocket") == {tid_of(real): "detected", tid_of(ghost): "phantom"}
+    alone = [r for r in state.requests if r["method"] == "eth_getLogs"
+             and r["params"][0]["fromBlock"] == r["params"][0]["toBlock"] == hex(130)]
+    assert len(alone) == 1
