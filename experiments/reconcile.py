@@ -141,17 +141,24 @@ async def _call(rpc: JsonRpcHttpClient, method: str, params: list[Any]) -> Any:
         raise _failed(rpc, method, exc) from None
 
 
-async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int,
-                    b: int) -> list[dict[str, Any]]:
+async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int, b: int,
+                    unchecked: list[int] | None = None) -> list[dict[str, Any]]:
+    """The logs of ``a..b``, a range the node refuses as too large split in halves. A
+    block refused even alone is put in ``unchecked`` (its trades cannot be judged), or,
+    without that list, a :class:`ReconcileError`."""
     try:
         res = await rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
     except ServiceError as exc:
         if not _is_range(exc):
             raise _failed(rpc, "eth_getLogs", exc) from None
         if b <= a:
-            raise ReconcileError(f"eth_getLogs refuses even one block ({a})") from None
+            if unchecked is None:
+                raise ReconcileError(f"eth_getLogs refuses even one block ({a})") from None
+            unchecked.append(a)
+            return []
         mid = (a + b) // 2
-        return await _get_logs(rpc, flt, a, mid) + await _get_logs(rpc, flt, mid + 1, b)
+        return (await _get_logs(rpc, flt, a, mid, unchecked)
+                + await _get_logs(rpc, flt, mid + 1, b, unchecked))
     if not isinstance(res, list):
         raise ReconcileError(f"eth_getLogs of blocks {a}..{b} answered "
                              f"{type(res).__name__}, not a list of logs")
@@ -234,11 +241,13 @@ async def _block_timestamp(rpc: JsonRpcHttpClient, lg: dict[str, Any], number: i
 
 async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int, end: int,
                       *, chunk_blocks: int, offset_s: float,
-                      exchanges: Sequence[str] = DEFAULT_EXCHANGES
+                      exchanges: Sequence[str] = DEFAULT_EXCHANGES,
+                      unchecked: list[int] | None = None
                       ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The watched wallets' OrderFilled logs of ``exchanges`` in ``[start, end]`` as a
     truth frame, and the blocks holding them as ``block_published``-shaped rows (for the
-    run's chain history)."""
+    run's chain history). A block the node refuses even alone goes into ``unchecked``
+    when given (else a :class:`ReconcileError`)."""
     flt = {"address": list(exchanges),
            "topics": [list(ORDER_FILLED_TOPICS), None, [address_topic(w) for w in wallets]]}
     watched = {w.lower() for w in wallets}
@@ -246,7 +255,7 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
     a = start
     while a <= end:
         b = min(end, a + chunk_blocks - 1)
-        logs.extend(await _get_logs(rpc, flt, a, b))
+        logs.extend(await _get_logs(rpc, flt, a, b, unchecked))
         a = b + 1
     stamps: dict[int, int] = {}
     blocks: dict[int, dict[str, Any]] = {}
@@ -384,6 +393,15 @@ def _judged_ids(sightings: Sequence[dict[str, Any]], truth: pd.DataFrame, past_e
     seen = {str(s["trade_id"]) for s in sightings if s["kind"] == "trade"
             and s["block_number"] is not None and start <= int(s["block_number"]) <= end}
     return (seen - past_end) | set(truth["trade_id"].tolist())
+
+
+def _refused_blocks(blocks: Sequence[int]) -> str:
+    """``blocks`` as a short text ('block 7', 'blocks 7, 9 and 12 more'), '' if none."""
+    if not blocks:
+        return ""
+    shown = ", ".join(str(n) for n in blocks[:5])
+    more = f" and {len(blocks) - 5} more" if len(blocks) > 5 else ""
+    return f"block{'s' if len(blocks) > 1 else ''} {shown}{more}"
 
 
 def _seen_trades(sightings: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -538,12 +556,13 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                             chain_id: int = POLYGON_CHAIN_ID,
                             seen: Sequence[tuple[str, int]] = ()
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]],
-                                       set[str], int]:
+                                       set[str], int, list[int]]:
     """Check the chain (:func:`_same_chain`), wait for finality (or clamp the end), then
     the truth of ``start..end`` (the blocks of trades ``seen`` by a path that it lacks
     asked again, :func:`_confirm_phantoms`): the end,
     the end it was clamped from, the truth frame, its chain rows, the ids of trades now in
-    the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent."""
+    the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent, the
+    blocks the node refuses even alone (sorted: their trades cannot be judged)."""
     async with aiohttp.ClientSession() as session:
         rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
         _same_chain(rpc, await _call(rpc, "eth_chainId", []), chain_id)
@@ -562,21 +581,24 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                 raise ReconcileError(f"the chain head {head} is not {opts.finality_depth} "
                                      f"blocks past the pilot's start block {start}")
         log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
+        unchecked: list[int] = []
         truth, chain_rows = await chain_truth(rpc, wallets, start, end,
                                               chunk_blocks=opts.chunk_blocks,
                                               offset_s=opts.timestamp_offset_s,
-                                              exchanges=exchanges)
+                                              exchanges=exchanges, unchecked=unchecked)
         past_end: set[str] = set()
         if head > end:  # a reorg may have moved a trade the pilot saw at the end past it
             beyond, _rows = await chain_truth(rpc, wallets, end + 1,
                                               min(head, end + PAST_END_BLOCKS),
                                               chunk_blocks=opts.chunk_blocks,
                                               offset_s=opts.timestamp_offset_s,
-                                              exchanges=exchanges)
+                                              exchanges=exchanges, unchecked=unchecked)
             past_end = set(beyond["trade_id"].tolist())
-        await _confirm_phantoms(rpc, wallets, truth, past_end, seen, start, end,
+        await _confirm_phantoms(rpc, wallets, truth, past_end,
+                                [x for x in seen if x[1] not in unchecked], start, end,
                                 offset_s=opts.timestamp_offset_s, exchanges=exchanges)
-        return end, clamped, truth, chain_rows, past_end, rpc.counter.total
+        return (end, clamped, truth, chain_rows, past_end, rpc.counter.total,
+                sorted(set(unchecked)))
 
 
 #: the most blocks asked again, one at a time, for trades the paths saw that the range
@@ -653,7 +675,7 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
     chain_id = _chain_id(meta, store_dir)
-    end, clamped, truth, chain_rows, past_end, truth_calls = asyncio.run(
+    end, clamped, truth, chain_rows, past_end, truth_calls, unchecked = asyncio.run(
         _truth_from_chain(opts, wallets, start, end, log, exchanges, chain_id,
                           _seen_trades(sightings)))
     status = pilot_status(store_dir)
@@ -666,6 +688,11 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     params_base = dict(speed=1.0, window_start_ns=win_start, window_end_ns=win_end,
                        actionable_window_s=opts.actionable_window_s, wallets=tuple(wallets))
     in_range = _judged_ids(sightings, truth, past_end, start, end)
+    refused = _refused_blocks(unchecked)
+    if refused:  # no truth there: its trades would be phantoms, and none could be missed
+        in_range -= {tid for tid, n in _seen_trades(sightings) if n in unchecked}
+        log(f"eth_getLogs refuses {refused} even alone: their trades are not judged, and "
+            "the run is INCONCLUSIVE")
     torn = {p: [0] for p in PATHS}
     ws_rows = _history_rows(store_dir, "websocket", torn["websocket"])
     windows = _feed_down(ws_rows, win_end)
@@ -709,6 +736,11 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         summary["faults"] = [{"name": w.name, "start_s": (w.start_ns - win_start) / _NS,
                               "stop_s": (w.stop_ns - win_start) / _NS} for w in windows]
         summary["status"], summary["error"] = "ok", None
+        if refused:  # a window the truth could not be read for: no verdict on guesses
+            summary["status"] = "inconclusive"
+            summary["error"] = (f"eth_getLogs at {endpoint_host(opts.rpc_url)} refuses "
+                                f"{refused} even alone: the trades of those blocks are not "
+                                "judged")
         summaries.append(summary)
         truth.to_parquet(sdir / "truth.parquet", index=False)
         detections.to_parquet(sdir / "detections.parquet", index=False)
@@ -740,6 +772,8 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "exchanges": exchanges,
         "chain_id": chain_id,
         "blocks": [start, end], "end_clamped_from": clamped,
+        # blocks eth_getLogs refused even alone: not judged, the run INCONCLUSIVE
+        "unchecked_blocks": unchecked,
         "finality_depth": opts.finality_depth, "grace_s": opts.grace_s,
         "timestamp_offset_s": opts.timestamp_offset_s,
         "uptime": {p: status["paths"][p]["uptime"] for p in PATHS},

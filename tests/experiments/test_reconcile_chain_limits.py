@@ -142,14 +142,34 @@ def test_a_range_or_result_limit_is_split_and_the_truth_whole(
     assert outcomes(run, "websocket") == {tid_of(lg): "detected" for lg in logs}
 
 
-def test_a_block_the_provider_refuses_even_alone_is_named(node: Any, tmp_path: Path) -> None:
+def test_a_block_the_provider_refuses_even_alone_is_an_inconclusive_run_naming_it(
+        node: Any, tmp_path: Path) -> None:
+    """Block 130 refused even alone (a result limit it cannot meet): there was no run at
+    all ('eth_getLogs refuses even one block (130)'), the other blocks' trades unjudged.
+    Now a run whose scenarios are INCONCLUSIVE naming the block, the trade the paths saw
+    in it left unjudged (no truth there: it would be a phantom), the others judged."""
     state, url = node
-    state.head, state.logs = 300, [chain_log(120, tx=1)]
-    state.log_errors = [{"code": -32005, "message": "query returned more than 10000 "
-                         "results"}] * 100
-    store = make_store(tmp_path, start=100, head=101, wall0=ts(99) * S)
-    with pytest.raises(ReconcileError, match=r"refuses even one block \(100\)"):
-        reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    good, lost = chain_log(120, tx=1), chain_log(130, tx=2)
+    state.head, state.logs = 300, [good, lost]
+
+    def limited(req: dict[str, Any]) -> dict[str, Any] | None:
+        f = req["params"][0]
+        if int(f["fromBlock"], 16) <= 130 <= int(f["toBlock"], 16):
+            return {"code": -32005, "message": "query returned more than 10000 results"}
+        return None
+
+    state.refuse_logs = limited
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    _seen_by_both(store, good, lost)
+    lines: list[str] = []
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lines.append)
+    for p in ("websocket", "polling"):
+        summary = json.loads((run / f"pilot_{p}" / "summary.json").read_text())
+        assert summary["status"] == "inconclusive" and "block 130" in summary["error"]
+        assert outcomes(run, p) == {tid_of(good): "detected"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["pilot"]["unchecked_blocks"] == [130]
+    assert any("block 130" in line and "INCONCLUSIVE" in line for line in lines)
 
 
 def test_a_provider_truncating_its_answers_silently_is_an_error_not_phantoms(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class Node:
         self.requests: list[dict[str, Any]] = []
         #: error objects the next eth_getLogs calls answer, one each
         self.log_errors: list[dict[str, Any]] = []
+        #: an error object for an eth_getLogs request, or None to answer it
+        self.refuse_logs: Callable[[dict[str, Any]], dict[str, Any] | None] = \
+            lambda _req: None
 
     def answer(self, req: dict[str, Any]) -> Any:
         self.requests.append(req)
@@ -80,9 +83,10 @@ def node() -> Iterator[tuple[Node, str]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if req["method"] == "eth_getLogs" and state.log_errors:
+            refused = state.refuse_logs(req) if req["method"] == "eth_getLogs" else None
+            if req["method"] == "eth_getLogs" and (state.log_errors or refused):
                 state.requests.append(req)
-                reply: dict[str, Any] = {"error": state.log_errors.pop(0)}
+                reply: dict[str, Any] = {"error": refused or state.log_errors.pop(0)}
             else:
                 reply = {"result": state.answer(req)}
             send_json(self, {"jsonrpc": "2.0", "id": req["id"], **reply})
