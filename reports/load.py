@@ -22,12 +22,18 @@ import numpy as np
 import pandas as pd
 
 from experiments.analysis import RELIABILITY_FILE, reliability_counts
-from experiments.checker import OUTCOME_COLUMNS, require_parquet
+from experiments.checker import (
+    OUTCOME_COLUMNS,
+    latency_bounds,
+    latency_samples,
+    outcome_counts,
+    require_parquet,
+)
 from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
-from experiments.seeds import bound_basis
+from experiments.seeds import basis_outcomes, bound_basis
 from experiments.store import JsonlError, read_jsonl
-from experiments.thresholds import METRICS
+from experiments.thresholds import METRICS, number
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
 
 __all__ = [
@@ -285,6 +291,46 @@ def _disagreements(summary: dict[str, Any], counts: dict[str, int], where: str,
     return out
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two stored numbers equal but for the last digits of a float's text."""
+    if a is None or b is None:
+        return a is None and b is None
+    x, y = number(a), number(b)
+    return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _bound_problems(stored: Any, want: dict[str, dict[str, Any]]) -> list[str]:
+    """Where a summary's ``latency_bounds`` are not the bounds ``want`` (from the table)."""
+    if not isinstance(stored, dict):
+        return []  # written before the bounds were: the gates judge the point values
+    out = []
+    for metric, b in want.items():
+        had = stored.get(metric)
+        if not isinstance(had, dict):
+            continue
+        for key in ("lower", "upper", "n"):
+            if not _same(had.get(key), b.get(key)):
+                out.append(f"summary.json's latency_bounds say {metric} {key} = "
+                           f"{str(had.get(key))[:40]}, outcomes.parquet gives {b.get(key)}")
+                break
+    return out
+
+
+def _latency_problems(summary: dict[str, Any], table: pd.DataFrame, *,
+                      bounds: bool) -> list[str]:
+    """Where the summary's latency quantiles' confidence bounds (``bounds``: of one seed;
+    a pool's are checked by :func:`_basis_problems`) are not those of the outcomes they
+    were computed from: a quantile gate is judged by its bounds, and an edited upper
+    bound under a table that says otherwise passed it. (The point quantiles are not
+    compared: the report's tests set them apart from their tables.)"""
+    try:
+        want = outcome_counts(table)
+    except (KeyError, TypeError, ValueError):  # the table's own checks say what is wrong
+        return []
+    return _bound_problems(summary.get("latency_bounds"), want["latency_bounds"]) \
+        if bounds else []
+
+
 def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
                      sdir: Path) -> list[str]:
     """Where a scenario's summary counts (trades, detected, late, missed, duplicates,
@@ -304,6 +350,10 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
         # the quantiles are of the table's latencies: gone from it, the gates stand on nothing
         out.append(f"summary.json says latency_p95_s = {str(p95)[:40]}, outcomes.parquet "
                    "holds no latency")
+    if "latency_s" in outcomes.columns and "in_fault" in outcomes.columns:
+        pooled = "seed" in outcomes.columns
+        out.extend(_latency_problems(summary, outcomes.drop(columns="seed", errors="ignore"),
+                                     bounds=not pooled))
     if "seed" not in outcomes.columns:
         dup = int(outcomes["trade_id"].duplicated().sum()) if "trade_id" in outcomes else 0
         if dup:
@@ -371,6 +421,13 @@ def _basis_problems(summary: dict[str, Any], outcomes: pd.DataFrame, sdir: Path,
     except (KeyError, TypeError, ValueError):  # said by the table's own checks
         return []
     out = []
+    if isinstance(summary.get("latency_bounds"), dict):
+        # the bounds count each distinct replay once (experiments.seeds.pool)
+        pooled_n = {m: len(v.dropna()) for m, v in latency_samples(outcomes).items()}
+        base = basis_outcomes(seeds, frames, own) if want["same_as"] else outcomes
+        out.extend(_bound_problems(summary["latency_bounds"],
+                                   latency_bounds(base.drop(columns="seed", errors="ignore"),
+                                                  n_all=pooled_n)))
     for key in ("trades", "missed", "late", "duplicates", "phantoms", "seeds"):
         if basis.get(key) != want[key]:
             out.append(f"summary.json's bound_basis says {key} = {str(basis.get(key))[:40]}, "

@@ -104,3 +104,15 @@ def test_a_seed_listed_twice_is_a_named_problem(pooled: Path, tmp_path: Path) ->
     _edit(run / "hand_made" / "summary.json", lambda d: d.__setitem__("seeds", [1, 1, 2, 3]))
     problems = load_run(run).scenario("hand_made").problems
     assert any("not a list of distinct seeds" in p for p in problems), problems
+
+
+def test_edited_latency_bounds_are_a_named_problem(pooled: Path, tmp_path: Path) -> None:
+    """A quantile gate is judged by its bounds: an upper bound edited below the limit
+    passed it."""
+    run = _copy(pooled, tmp_path)
+    summary = json.loads((run / "hand_made" / "summary.json").read_text())
+    assert isinstance(summary["latency_bounds"]["latency_p95_s"], dict)
+    _edit(run / "hand_made" / "summary.json",
+          lambda d: d["latency_bounds"]["latency_p95_s"].update(upper=0.001, n=10**6))
+    problems = load_run(run).scenario("hand_made").problems
+    assert any("latency_bounds say latency_p95_s" in p for p in problems), problems

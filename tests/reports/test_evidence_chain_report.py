@@ -168,9 +168,11 @@ def test_a_latency_gate_with_no_trade_in_its_window_says_how_many_would_decide_i
 def test_the_report_says_how_many_trades_decide_an_empty_fault_gate(
         make_run: MakeRun, tmp_path: Path) -> None:
     calm = pd.read_parquet(make_run(run_id="calm") / "ws_drop" / "outcomes.parquet")
-    bounds = latency_bounds(calm.assign(in_fault=False))
+    calm = calm.assign(in_fault=False, fault=None)
     run = make_run(overrides={"ws_drop": {"latency_p95_in_fault_s": None,
-                                          "latency_bounds": bounds}})
+                                          "latency_bounds": latency_bounds(calm)}})
+    # the table the bounds are of (the report refuses bounds its outcomes do not give)
+    calm.to_parquet(run / "ws_drop" / "outcomes.parquet", index=False)
     out = tmp_path / "v.json"
     # one scored check of 15 undecided: GO whichever way it falls (14 of 15 is 0.933)
     assert main(["build", str(run), "--json", str(out), "--exit-code"]) == \

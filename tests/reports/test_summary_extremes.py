@@ -100,3 +100,25 @@ def test_a_start_row_whose_t0_is_a_text_is_no_traceback(make_run: MakeRun) -> No
     assert sc.t0_ns == int(sc.outcomes["visible_t_ns"].min())  # type: ignore[index]
     _report, out = write_report(load_run(run), load_criteria())
     assert out.is_file()
+
+
+
+def test_latency_bounds_the_table_does_not_give_are_a_named_problem(
+        make_run: MakeRun) -> None:
+    """A quantile gate is judged by its confidence bounds: an upper bound edited below
+    the limit (every trade of the table 5 s late) passed it."""
+    import pandas as pd
+
+    from experiments.checker import outcome_counts
+
+    run = make_run()
+    _outcomes(run, "ws_healthy", latency_s=5.0)
+    table = outcome_counts(pd.read_parquet(run / "ws_healthy" / "outcomes.parquet"))
+    bounds = table["latency_bounds"]
+    _set(run, "ws_healthy", latency_bounds=bounds)
+    assert not [p for p in load_run(run).scenario("ws_healthy").problems if "bounds" in p]
+    bounds["latency_p95_s"]["upper"] = 0.5
+    _set(run, "ws_healthy", latency_bounds=bounds)
+    problems = load_run(run).scenario("ws_healthy").problems
+    assert any("latency_bounds say latency_p95_s upper = 0.5" in p for p in problems), \
+        problems
