@@ -68,7 +68,7 @@ from monitor.store import store_reads
 from monitor.wallet_monitor import WalletMonitor
 
 __all__ = ["PATHS", "Pilot", "PilotStore", "RotatingHistory", "RotatingJsonl",
-           "chain_block_interval", "check_explorer_key", "endpoint_host",
+           "chain_block_interval", "check_explorer_key", "check_rpc_chain", "endpoint_host",
            "explorer_needs_key", "pilot_status", "read_rotated"]
 
 log = logging.getLogger("monitor.pilot")
@@ -292,6 +292,36 @@ async def check_explorer_key(settings: Settings, *, clock: Clock | None = None) 
                               f"{now}): {exc.text}; the pilot needs {exc.remedy}") from None
         except MonitorError as exc:
             log.warning("explorer check at start: %s", exc.message)
+
+
+async def check_rpc_chain(settings: Settings, *, clock: Clock | None = None) -> None:
+    """Ask ``--rpc-url`` its ``eth_chainId`` once: a node of another chain than
+    ``chain_id`` (an Amoy or Ethereum URL beside Polygon's explorer) raises
+    :class:`~monitor.errors.ConfigError` naming both (it ran: its paths watched two
+    chains, and reconcile judged every trade of one a phantom). A node that does not
+    answer, or answers no quantity, is the paths' to ride out: a warning."""
+    from monitor.errors import ConfigError
+
+    if settings.rpc_url is None:
+        return
+    host = endpoint_host(settings.rpc_url)
+    async with aiohttp.ClientSession() as session:
+        client = JsonRpcHttpClient(settings.rpc_url, session, clock=clock,
+                                   timeout=settings.rpc_timeout, max_retries=0)
+        try:
+            served = quantity(await client.call("eth_chainId", []))
+        except MonitorError as exc:
+            _key_refused(exc, "--rpc-url", settings.rpc_url)
+            log.warning("chain check at start: --rpc-url %s: %s", host, exc.message)
+            return
+        except (TypeError, ValueError) as exc:
+            log.warning("chain check at start: --rpc-url %s: eth_chainId: %s", host, exc)
+            return
+    if served != settings.chain_id:
+        raise ConfigError(f"--rpc-url {host} serves chain {served}, the pilot watches chain_id "
+                          f"{settings.chain_id}: give the URL of a chain {settings.chain_id} "
+                          "node (or --set chain_id=N / MONITOR_CHAIN_ID, with an explorer "
+                          "of that chain)")
 
 
 def _key_refused(exc: MonitorError, flag: str, url: str | None) -> None:
@@ -834,6 +864,7 @@ class Pilot:
                                            max_bytes=self.rotate_bytes, keep=self.keep)
         if self._check_key:
             await check_explorer_key(self.s, clock=self.clock)
+            await check_rpc_chain(self.s, clock=self.clock)
         start_block = await self._start_block()
         self.block_interval = await self._block_interval()
         self.store.set_meta("block_interval", {"seconds": self.block_interval,
