@@ -52,6 +52,7 @@ from simulator.errors import RecordError
 from simulator.recording import RecordedBlock, Recording, block_defect, log_defect
 
 __all__ = [
+    "MAX_RECORD_BLOCKS",
     "RecordSettings",
     "RecordStats",
     "RpcError",
@@ -60,6 +61,12 @@ __all__ = [
     "record_range",
     "retry_delays",
 ]
+
+#: the most blocks one ``record`` takes: they are held in memory until the file is
+#: written (a busy Polygon block with its transactions is a megabyte or more as Python
+#: objects): ~5.5 hours of 2-s blocks; longer spans are recorded in parts
+MAX_RECORD_BLOCKS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class RecordSettings:
@@ -337,6 +344,11 @@ async def record_range(url: str, first: int, last: int,
     stats = stats if stats is not None else RecordStats()
     if first > last:
         raise RecordError(f"--from {first} is after --to {last}")
+    if last - first + 1 > MAX_RECORD_BLOCKS:  # --to 10**30 ran until the node said no;
+        # --from 0 --to <head> held every block of the chain in memory first
+        raise RecordError(f"--from {first} --to {last} is {last - first + 1:,} blocks; at "
+                          f"most {MAX_RECORD_BLOCKS:,} a recording (they are held in memory "
+                          "until written): record the span in parts")
     async with aiohttp.ClientSession() as session:
         node = _Node(session, url, settings, stats)
         rec = _Recorder(node, settings)

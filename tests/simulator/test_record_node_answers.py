@@ -47,3 +47,13 @@ def test_a_removed_log_in_the_answer_is_a_reorg_to_record_again() -> None:
 def test_the_plain_node_still_records() -> None:
     rec, _stats, _url = record(_Node({}))
     assert rec.chain_id == 137 and len(rec.blocks) == 12
+
+
+@pytest.mark.parametrize("last", [10**30, 5000 + 10_000])
+def test_a_span_past_what_one_recording_holds_is_refused_before_any_call(last: int) -> None:
+    """--to 10**30 ran until the node said it is past its head; --from 0 --to <head>
+    held every block of the chain in memory before writing any."""
+    node = _Node({})
+    with pytest.raises(RecordError, match=r"blocks; at most 10,000 a recording"):
+        record(node, first=5000, last=last)
+    assert node.log == []
