@@ -86,6 +86,7 @@ MAX_LINE_CHARS = 1 << 20
 MAX_BLOCKS = 500_000
 _UNIT = Decimal(1_000_000)
 _HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_SCIENTIFIC = re.compile(r"[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+")
 # Background noise between the trades: a few transactions per block, as in the default
 # profile (the Nobel CSV has no chain context to copy).
 _NOISE = Profile(name="import", description="noise around imported trades",
@@ -142,6 +143,10 @@ def _decimal(at: str, column: str, text: str) -> Decimal:
 
 def _integer(at: str, column: str, text: str, *, upper: int) -> int:
     t = text.strip()
+    if _SCIENTIFIC.fullmatch(t):  # a spreadsheet's 1.52835E+76 for a 77-digit token id
+        raise _fail(at, f"column {column}: {t!r} is in scientific notation, its digits "
+                        "lost (a spreadsheet saved the file so): use the export as "
+                        "downloaded, or format the column as text")
     if not t.isdigit():
         raise _fail(at, f"column {column}: not a non-negative integer: {text!r}")
     value = int(t)

@@ -124,3 +124,17 @@ def test_a_size_no_fill_can_have_is_an_error_naming_the_line(tmp_path: Path, siz
     f = _csv(tmp_path, _row("1760097956", 1, size))
     with pytest.raises(TradesCsvError, match=f"t.csv:2: .*{needle}"):
         read_trades_csv(f)
+
+
+@pytest.mark.parametrize(("column", "value"), [("asset", "1.52835E+76"),
+                                               ("timestamp", "1.76E+09")])
+def test_a_number_a_spreadsheet_wrote_in_scientific_notation_says_so(
+        tmp_path: Path, column: str, value: str) -> None:
+    """Excel writes a 77-digit token id as 1.52835E+76 when it saves the file: it was
+    'not a non-negative integer', which sent its owner looking for a bad row."""
+    row = _row("1760097956", 1).split(",")
+    row[HEADER.split(",").index(column)] = value
+    f = _csv(tmp_path, ",".join(row))
+    with pytest.raises(TradesCsvError, match=rf"t.csv:2: column {column}: .* scientific "
+                                             "notation, its digits lost"):
+        read_trades_csv(f)
