@@ -580,6 +580,11 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
             if end < start:
                 raise ReconcileError(f"the chain head {head} is not {opts.finality_depth} "
                                      f"blocks past the pilot's start block {start}")
+            # a node behind the pilot's (or the wait too short): said, not only in the
+            # manifest; the trades of the blocks after it are not judged
+            log(f"the chain head {head} at {endpoint_host(rpc.url)} is not "
+                f"{opts.finality_depth} blocks past the pilot's end {clamped} after "
+                f"{opts.wait_s:.0f} s: judging blocks up to {end} only")
         log(f"truth: eth_getLogs over blocks {start}..{end} ({len(wallets)} wallet(s))")
         unchecked: list[int] = []
         truth, chain_rows = await chain_truth(rpc, wallets, start, end,

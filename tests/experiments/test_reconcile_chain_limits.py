@@ -204,3 +204,18 @@ def test_a_true_phantom_is_asked_again_and_stays_a_phantom(node: Any,
     alone = [r for r in state.requests if r["method"] == "eth_getLogs"
              and r["params"][0]["fromBlock"] == r["params"][0]["toBlock"] == hex(130)]
     assert len(alone) == 1
+
+
+def test_a_node_behind_the_pilots_end_is_said_and_judged_up_to_its_head(
+        node: Any, tmp_path: Path) -> None:
+    """The node's head 140 (finality 2): the judged range ended at 138 with only the
+    manifest's end_clamped_from to say so."""
+    state, url = node
+    early, late = chain_log(120, tx=1), chain_log(145, tx=2)
+    state.head, state.logs = 140, [early]
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    _seen_by_both(store, early, late)
+    lines: list[str] = []
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lines.append)
+    assert outcomes(run, "websocket") == {tid_of(early): "detected"}
+    assert any("judging blocks up to 138 only" in line for line in lines), lines
