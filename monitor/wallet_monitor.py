@@ -59,6 +59,10 @@ Feed health = manager CONNECTED and a head within ``staleness_blocks * block_int
 Unhealthy for ``fallback_after`` -> poll the explorer (the same polling code, same
 per-wallet cursors) every ``fallback_polling_interval``; healthy again -> sync via
 ``eth_getLogs`` from the cursor, then stop polling. History rows ``feed`` and ``fallback``.
+The HTTP node's quota spent (``QuotaExhausted``: Alchemy's monthly capacity, a daily
+count) while the feed is healthy: the same poller fills the feed's gaps from the explorer
+(history ``fallback`` with cause "node quota spent"), the sync asking the node again every
+``backoff_max``; the first sync it answers hands back and stops the poller.
 
 All intervals are simulated seconds divided by ``speed``.
 """
@@ -582,6 +586,9 @@ class WsShard:
         self._fallback_floor: int | None = None
         # once polling stopped: blocks from here up still to be checked (see the loop)
         self._fallback_check: int | None = None
+        # the poller runs because the node's quota is spent, not for the feed's fallback
+        # (see _start_quota_fill): stopped once a sync answers again
+        self._quota_fill = False
         self.synced_to: int | None = None  # highest block verified this run
         # reconcile_interval = 0: every block up to here was fetched by eth_getLogs this
         # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
@@ -1269,6 +1276,62 @@ class WsShard:
         log.warning("[%s] feed unhealthy for %.1fs: polling the explorer", self.conn_id,
                     self.s.fallback_after)
         self.counters["fallbacks"] += 1
+        if self._poller is not None:
+            # already polling to fill for a spent node quota: the same poller goes on,
+            # now the feed's fallback (stopped at the feed's hand-back)
+            self._quota_fill = False
+            return
+        self._spawn_poller()
+
+    def _start_quota_fill(self, exc: QuotaExhausted) -> None:
+        """The HTTP node's quota is spent (for longer than a call may wait: a month for
+        Alchemy's capacity limit): no ``eth_getLogs`` fills a gap in the feed, and the
+        sync loop asks again only every ``backoff_max``. The explorer fills meanwhile:
+        the fallback poller runs from the wallets' cursors (the same polling code, the
+        pipeline's dedup, cursors moved after the durable commit) while the feed stays
+        live, until a sync answers again (:meth:`_end_quota_fill`). Once an episode."""
+        if self.explorer is None or self._poller is not None or self._stop.is_set():
+            return
+        self._quota_fill = True
+        self.counters["quota_fills"] += 1
+        self.history.record("fallback", active=True,
+                            cause=f"{self.conn_id}: node quota spent, the explorer fills")
+        log.warning("[%s] the node's quota is spent (%s): the explorer fills the gaps "
+                    "(polling from the cursors) until the node answers again",
+                    self.conn_id, exc.message[:200])
+        self._spawn_poller()
+
+    async def _end_quota_fill(self) -> None:
+        """A sync answered again after a spent quota: the node takes over, the poller
+        stops (unless the feed's own fallback needs it), what it delivered is checked."""
+        self._quota_fill = False
+        if self._poller is None or self.fallback.polling:
+            return
+        log.warning("[%s] the node answers again: the explorer no longer fills",
+                    self.conn_id)
+        await self._end_polling("node answers again after its quota was spent")
+
+    async def _end_polling(self, cause: str) -> None:
+        """Stop the poller and check, once it can deliver no more, what it delivered."""
+        floor, poller = self._fallback_floor, self._poller
+        await self._stop_polling(cause)
+        low = poller.lowest_cursor if poller is not None else None
+        if floor is not None and low is not None:
+            # a poll asked from below the shard's cursor (rewound to an
+            # explorer head far behind it): checked from there
+            floor = min(floor, low)
+        # what the poller delivered is checked once it can deliver no more;
+        # and the feed's own last deliveries below the floor: a reorg while
+        # the feed was down replaced blocks up to the tracker's depth below
+        # the head, and the restart check looks only that far below the
+        # cursor the poller moved on (a 64-block reorg 70 s into a 3-minute
+        # outage left the feed's trades of its first two blocks standing)
+        self._fallback_check = 0 if floor is None else max(
+            0, floor - self.tracker.keep)
+        self._wake.set()
+
+    def _spawn_poller(self) -> None:
+        assert self.explorer is not None
         self._fallback_floor = self.cursor()
         self._poller = PollingMonitor(
             self.explorer, self.pipeline, self.store, wallets=self.wallets,
@@ -1346,22 +1409,10 @@ class WsShard:
                     action = self.fallback.handed_back(self.clock.now())
                     self._health_replan()
                     if action is FallbackAction.STOP_POLLING:
-                        floor, poller = self._fallback_floor, self._poller
-                        await self._stop_polling("feed healthy and backfilled")
-                        low = poller.lowest_cursor if poller is not None else None
-                        if floor is not None and low is not None:
-                            # a poll asked from below the shard's cursor (rewound to an
-                            # explorer head far behind it): checked from there
-                            floor = min(floor, low)
-                        # what the poller delivered is checked once it can deliver no more;
-                        # and the feed's own last deliveries below the floor: a reorg while
-                        # the feed was down replaced blocks up to the tracker's depth below
-                        # the head, and the restart check looks only that far below the
-                        # cursor the poller moved on (a 64-block reorg 70 s into a 3-minute
-                        # outage left the feed's trades of its first two blocks standing)
-                        self._fallback_check = 0 if floor is None else max(
-                            0, floor - self.tracker.keep)
-                        self._wake.set()
+                        self._quota_fill = False
+                        await self._end_polling("feed healthy and backfilled")
+                if self._quota_fill and not self._sync_cut:
+                    await self._end_quota_fill()
             except MonitorError as exc:
                 failures += 1
                 delay = sync_retry_delay(failures, speed=self.s.speed)
@@ -1388,8 +1439,13 @@ class WsShard:
                     self.counters["sync_errors"] += 1
                     self.counters["sync_quota_waits"] += 1
                     delay = max(delay, self.s.scaled(self.s.backoff_max))
+                    # ... and the explorer fills the gap meanwhile (a month's quota
+                    # held a gap's trades for the rest of the month)
+                    self._start_quota_fill(exc)
                     log.info("[%s] sync: the node's quota is spent (%s); asked again in "
-                             "%.2fs, the gap kept", self.conn_id, exc.message, delay)
+                             "%.2fs%s", self.conn_id, exc.message, delay,
+                             ", the explorer fills meanwhile" if self._poller is not None
+                             else ", the gap kept")
                 else:
                     self.counters["sync_errors"] += 1
                     log.warning("[%s] sync failed (%s); retry in %.2fs", self.conn_id,
@@ -2126,7 +2182,9 @@ class WalletMonitor:
             return
         self.pipeline._alert("quota_exhausted", redact(
             f"the JSON-RPC provider's quota is EXHAUSTED ({exc.message[:200]}): backfill "
-            "and reorg checks fail until the quota resets or the plan is raised"))
+            "and reorg checks fail until the quota resets or the plan is raised"
+            + ("; the explorer fills the feed's gaps meanwhile" if self.explorer is not None
+               else "; no explorer configured: gaps in the feed wait for it")))
 
     async def start(self) -> None:
         """Open the store, the HTTP session and every source. A start that fails part way
