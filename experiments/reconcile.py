@@ -142,10 +142,14 @@ async def _call(rpc: JsonRpcHttpClient, method: str, params: list[Any]) -> Any:
 
 
 async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int, b: int,
-                    unchecked: list[int] | None = None) -> list[dict[str, Any]]:
-    """The logs of ``a..b``, a range the node refuses as too large split in halves. A
-    block refused even alone is put in ``unchecked`` (its trades cannot be judged), or,
-    without that list, a :class:`ReconcileError`."""
+                    unchecked: list[int] | None = None,
+                    fit: list[int] | None = None) -> list[dict[str, Any]]:
+    """The logs of ``a..b``; a range the node refuses as too large is asked in halves,
+    each refusal halving ``fit[0]``, the size the rest (and the caller's next ranges) is
+    asked at (with QuickNode's 5-block limit, every 500-block chunk and the right half of
+    every split was refused and halved again: twice the calls). A block refused even
+    alone is put in ``unchecked`` (its trades cannot be judged), or, without that list, a
+    :class:`ReconcileError`."""
     try:
         res = await rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
     except ServiceError as exc:
@@ -156,9 +160,15 @@ async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int, b: int,
                 raise ReconcileError(f"eth_getLogs refuses even one block ({a})") from None
             unchecked.append(a)
             return []
-        mid = (a + b) // 2
-        return (await _get_logs(rpc, flt, a, mid, unchecked)
-                + await _get_logs(rpc, flt, mid + 1, b, unchecked))
+        fit = fit if fit is not None else [b - a + 1]
+        fit[0] = min(fit[0], (b - a + 2) // 2)  # half of this range, rounded up
+        out: list[dict[str, Any]] = []
+        x = a
+        while x <= b:  # the rest at the size last taken (lowered by each refusal)
+            y = min(b, x + fit[0] - 1)
+            out += await _get_logs(rpc, flt, x, y, unchecked, fit)
+            x = y + 1
+        return out
     if not isinstance(res, list):
         raise ReconcileError(f"eth_getLogs of blocks {a}..{b} answered "
                              f"{type(res).__name__}, not a list of logs")
@@ -253,9 +263,10 @@ async def chain_truth(rpc: JsonRpcHttpClient, wallets: Sequence[str], start: int
     watched = {w.lower() for w in wallets}
     logs: list[dict[str, Any]] = []
     a = start
+    fit = [chunk_blocks]  # lowered to a size the node takes at its first refusal
     while a <= end:
-        b = min(end, a + chunk_blocks - 1)
-        logs.extend(await _get_logs(rpc, flt, a, b, unchecked))
+        b = min(end, a + fit[0] - 1)
+        logs.extend(await _get_logs(rpc, flt, a, b, unchecked, fit))
         a = b + 1
     stamps: dict[int, int] = {}
     blocks: dict[int, dict[str, Any]] = {}

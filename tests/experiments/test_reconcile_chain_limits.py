@@ -219,3 +219,25 @@ def test_a_node_behind_the_pilots_end_is_said_and_judged_up_to_its_head(
     run = reconcile(store, opts(url, tmp_path / "out"), log=lines.append)
     assert outcomes(run, "websocket") == {tid_of(early): "detected"}
     assert any("judging blocks up to 138 only" in line for line in lines), lines
+
+
+def test_a_range_limit_met_once_sizes_the_next_ranges(node: Any, tmp_path: Path) -> None:
+    """QuickNode's free tier takes 5 blocks: each 50-block chunk was refused and halved
+    again (5 refusals a chunk); now only the first chunk is, and the truth is whole."""
+    state, url = node
+    logs = [chain_log(n, tx=n) for n in range(100, 300, 7)]
+    state.head, state.logs = 400, logs
+
+    def quicknode(req: dict[str, Any]) -> dict[str, Any] | None:
+        f = req["params"][0]
+        if int(f["toBlock"], 16) - int(f["fromBlock"], 16) + 1 > 5:
+            return {"code": -32614, "message": "eth_getLogs is limited to a 5 range"}
+        return None
+
+    state.refuse_logs = quicknode
+    store = make_store(tmp_path, start=100, head=299, wall0=ts(99) * S)
+    run = reconcile(store, opts(url, tmp_path / "out", chunk_blocks=50), log=lambda _m: None)
+    assert set(outcomes(run, "websocket")) == {tid_of(lg) for lg in logs}
+    asked = [r["params"][0] for r in state.requests if r["method"] == "eth_getLogs"]
+    refused = [f for f in asked if int(f["toBlock"], 16) - int(f["fromBlock"], 16) + 1 > 5]
+    assert len(refused) <= 8, len(refused)  # 50, 25, 13, 7 twice: the range and past its end
