@@ -116,7 +116,7 @@ from monitor.pipeline import Pipeline
 from monitor.store import Store
 from polyvocab import ORDER_FILLED_TOPICS, V2_EXCHANGES, address_topic, trade_id
 
-__all__ = ["PollingMonitor", "explorer_block_hashes"]
+__all__ = ["PollingMonitor", "RefusalEpisodes", "explorer_block_hashes"]
 
 log = logging.getLogger("monitor.polling")
 
@@ -146,6 +146,56 @@ _DOUBLINGS_MAX = 32
 _NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
 INDEX_LAG_ALERT_S = 300.0
+
+
+#: simulated seconds a refused key's or setting's episode is kept after its last refusal
+#: seen (see :class:`RefusalEpisodes`): a refusal later than that is a new episode, said
+#: again - at most one alert of each an hour on a feed that flaps for days
+REFUSAL_EPISODE_KEEP_S = 3600.0
+
+
+class RefusalEpisodes:
+    """The explorer's refused-key and refused-setting episodes, owned by what outlives
+    the pollers (a WebSocket shard, which builds a new fallback poller each time its
+    feed falls back): one episode is one ``explorer_key_refused`` (or
+    ``explorer_setting_refused``) alert until a poller sees it recovered, however many
+    pollers meet it. A flapping feed sent one such alert at every fallback. Bounded by
+    time: an episode whose last refusal was seen more than ``keep`` clock seconds ago is
+    over (the next refusal is a new one, said again). No I/O: times are arguments."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None  # the key's refusal text, while its episode lasts
+        self.setting: ExplorerSettingRefused | None = None
+        self._key_seen = 0.0
+        self._setting_seen = 0.0
+
+    def key_open(self, now: float, keep: float) -> str | None:
+        """The open key episode's text (None: none, or over by time)."""
+        if self.key is not None and now - self._key_seen > keep:
+            self.key = None
+        return self.key
+
+    def setting_open(self, now: float, keep: float) -> ExplorerSettingRefused | None:
+        if self.setting is not None and now - self._setting_seen > keep:
+            self.setting = None
+        return self.setting
+
+    def key_refused(self, text: str, now: float, keep: float) -> bool:
+        """A refusal of the key seen at ``now``; True: a new episode (to be said)."""
+        new = self.key_open(now, keep) is None
+        self.key, self._key_seen = (text if new else self.key), now
+        return new
+
+    def setting_refused(self, exc: ExplorerSettingRefused, now: float, keep: float) -> bool:
+        new = self.setting_open(now, keep) is None
+        self.setting, self._setting_seen = (exc if new else self.setting), now
+        return new
+
+    def key_back(self) -> None:
+        self.key = None
+
+    def setting_back(self) -> None:
+        self.setting = None
 
 
 #: blocks (the newest) whose hash :func:`explorer_block_hashes` asks at most: a restart's
@@ -198,7 +248,10 @@ class PollingMonitor:
         head_jump_slack: int = 64,
         history: History | None = None,
         judge_reorgs: bool | None = None,
+        episodes: RefusalEpisodes | None = None,
     ) -> None:
+        """``episodes``: the refused key's and setting's episodes, shared with the pollers
+        built before and after this one by the same owner (one alert an episode)."""
         self.client = client
         self.pipeline = pipeline
         self.store = store
@@ -255,11 +308,16 @@ class PollingMonitor:
         self._probed: int | None = None  # the index head a call of this round answered
         # the explorer refuses the key: its text, from the first refusal until a round
         # gets through without one (see _key_refused); whether this round met one
-        self.key_refused: str | None = None
+        # (an episode a poller before this one met, not over: its recovery is said here)
+        self.episodes = episodes if episodes is not None else RefusalEpisodes()
+        self._episode_keep = REFUSAL_EPISODE_KEEP_S / speed
+        now = self.clock.now()
+        self.key_refused: str | None = self.episodes.key_open(now, self._episode_keep)
         self._refused_now = False
         # the explorer refuses a setting (the URL, the chain id): its error from the first
         # refusal until a head is answered; no call before this clock time; the pauses
-        self.setting_refused: ExplorerSettingRefused | None = None
+        self.setting_refused: ExplorerSettingRefused | None = self.episodes.setting_open(
+            now, self._episode_keep)
         self._setting_now = False
         self._setting_until: float | None = None
         self._setting_pauses = 0
@@ -421,7 +479,9 @@ class PollingMonitor:
                     max(self.interval, SETTING_PAUSE_MAX_S))
         self._setting_until = self.clock.now() + pause / self.speed
         self._setting_pauses += 1
-        if self.setting_refused is not None:
+        new = self.episodes.setting_refused(exc, self.clock.now(), self._episode_keep)
+        if self.setting_refused is not None or not new:
+            self.setting_refused = self.setting_refused or exc
             log.info("explorer still refuses %s (%s); next try in %.0f s (simulated)",
                      exc.setting, exc.text, pause)
             return
@@ -446,6 +506,7 @@ class PollingMonitor:
                             setting=exc.setting)
         self._alert("explorer_setting_recovered", text)
         self.setting_refused, self._setting_until, self._setting_pauses = None, None, 0
+        self.episodes.setting_back()
 
     def _key_refused(self, exc: ExplorerKeyRefused) -> None:
         """The explorer refused the key (revoked, wrong): nothing can be polled until it
@@ -456,7 +517,9 @@ class PollingMonitor:
         self.counters["errors"] += 1
         self.counters["key_refused"] += 1
         self._last_error = exc.message
-        if self.key_refused is not None:
+        new = self.episodes.key_refused(exc.text, self.clock.now(), self._episode_keep)
+        if self.key_refused is not None or not new:
+            self.key_refused = self.key_refused or exc.text
             log.info("explorer still refuses the API key (%s)", exc.text)
             return
         self.key_refused = exc.text
@@ -476,6 +539,7 @@ class PollingMonitor:
         self.history.record("explorer_key", source=self.group, state="accepted")
         self._alert("explorer_key_recovered", text)
         self.key_refused = None
+        self.episodes.key_back()
 
     def _start_wallets(self, head: int) -> None:
         """Every wallet without a cursor starts here (``start_block``, else this first head

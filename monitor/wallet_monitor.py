@@ -113,7 +113,7 @@ from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
 from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
 from monitor.pipeline import Pipeline
-from monitor.polling import PollingMonitor, explorer_block_hashes
+from monitor.polling import PollingMonitor, RefusalEpisodes, explorer_block_hashes
 from monitor.providers import SubscriptionPlan, plan_subscriptions
 from monitor.redact import redact
 from monitor.sinks import JsonlSink, MemorySink, Sink
@@ -589,6 +589,9 @@ class WsShard:
         # the poller runs because the node's quota is spent, not for the feed's fallback
         # (see _start_quota_fill): stopped once a sync answers again
         self._quota_fill = False
+        # the explorer's refused key or setting: one episode (one alert) across the
+        # pollers this shard builds, one each fallback
+        self._explorer_episodes = RefusalEpisodes()
         self.synced_to: int | None = None  # highest block verified this run
         # reconcile_interval = 0: every block up to here was fetched by eth_getLogs this
         # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
@@ -1338,7 +1341,8 @@ class WsShard:
             interval=self.s.fallback_polling_interval, speed=self.s.speed,
             overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
             group="websocket", clock=self.clock, block_interval=self.s.block_interval,
-            head_jump_slack=self.s.head_jump_slack, history=self.history)
+            head_jump_slack=self.s.head_jump_slack, history=self.history,
+            episodes=self._explorer_episodes)
         self._poll_task = self.supervisor.spawn(f"fallback-{self.conn_id}", self._poller.run)
 
     async def _stop_polling(self, cause: str) -> None:
