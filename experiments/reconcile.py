@@ -612,7 +612,8 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
             past_end = set(beyond["trade_id"].tolist())
         await _confirm_phantoms(rpc, wallets, truth, past_end,
                                 [x for x in seen if x[1] not in unchecked], start, end,
-                                offset_s=opts.timestamp_offset_s, exchanges=exchanges)
+                                offset_s=opts.timestamp_offset_s, exchanges=exchanges,
+                                log=log)
         return (end, clamped, truth, chain_rows, past_end, rpc.counter.total,
                 sorted(set(unchecked)))
 
@@ -625,21 +626,23 @@ MAX_PHANTOM_BLOCKS = 500
 async def _confirm_phantoms(rpc: JsonRpcHttpClient, wallets: Sequence[str],
                             truth: pd.DataFrame, past_end: set[str],
                             seen: Sequence[tuple[str, int]], start: int, end: int, *,
-                            offset_s: float, exchanges: Sequence[str]) -> None:
+                            offset_s: float, exchanges: Sequence[str],
+                            log: Callable[[str], None]) -> None:
     """Ask the blocks of the trades a path saw in ``start..end`` that the truth lacks (the
     would-be phantoms) again, one block a call. A provider that caps its answers without
     saying so (a result limit that truncates instead of refusing) left trades out of a
     range's answer, and each was judged a phantom on the paths that saw it: a block that
     now answers a trade the range's answer lacked is a :class:`ReconcileError` naming it,
-    never a judgement on an incomplete truth. More than :data:`MAX_PHANTOM_BLOCKS` such
-    blocks are an error too: that many phantoms is the provider's doing, or needs a look."""
+    never a judgement on an incomplete truth. Of more than :data:`MAX_PHANTOM_BLOCKS`
+    such blocks (a monitor that makes phantoms: the evidence of a NO-GO, kept) that many,
+    evenly spread, are asked, and ``log`` says so."""
     have = set(truth["trade_id"].tolist()) | past_end
     blocks = sorted({n for tid, n in seen if start <= n <= end and tid not in have})
     if len(blocks) > MAX_PHANTOM_BLOCKS:
-        raise ReconcileError(f"trades the paths saw in {len(blocks)} blocks are not in "
-                             f"eth_getLogs' answers over {start}..{end}: more than "
-                             f"{MAX_PHANTOM_BLOCKS} to ask again one by one (is --rpc-url's "
-                             "node on the same chain and synced? is its answer capped?)")
+        log(f"trades the paths saw in {len(blocks)} blocks are not in eth_getLogs' answers: "
+            f"{MAX_PHANTOM_BLOCKS} of those blocks, evenly spread, asked again one by one")
+        step = len(blocks) / MAX_PHANTOM_BLOCKS
+        blocks = [blocks[int(i * step)] for i in range(MAX_PHANTOM_BLOCKS)]
     for n in blocks:
         again, _rows = await chain_truth(rpc, wallets, n, n, chunk_blocks=1,
                                          offset_s=offset_s, exchanges=exchanges)

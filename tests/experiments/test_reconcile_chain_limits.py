@@ -241,3 +241,24 @@ def test_a_range_limit_met_once_sizes_the_next_ranges(node: Any, tmp_path: Path)
     asked = [r["params"][0] for r in state.requests if r["method"] == "eth_getLogs"]
     refused = [f for f in asked if int(f["toBlock"], 16) - int(f["fromBlock"], 16) + 1 > 5]
     assert len(refused) <= 8, len(refused)  # 50, 25, 13, 7 twice: the range and past its end
+
+
+def test_many_phantoms_are_asked_again_by_a_sample_and_stay_phantoms(
+        node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monitor that makes phantoms in many blocks: its NO-GO evidence is kept (a sample
+    of the blocks asked again, said in the log), not lost to an error."""
+    import experiments.reconcile as rec_mod
+
+    monkeypatch.setattr(rec_mod, "MAX_PHANTOM_BLOCKS", 4)
+    state, url = node
+    state.head = 300
+    ghosts = [chain_log(n, tx=n) for n in range(101, 141, 2)]
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S)
+    _seen_by_both(store, *ghosts)
+    lines: list[str] = []
+    run = reconcile(store, opts(url, tmp_path / "out"), log=lines.append)
+    assert set(outcomes(run, "websocket").values()) == {"phantom"}
+    alone = [r for r in state.requests if r["method"] == "eth_getLogs"
+             and r["params"][0]["fromBlock"] == r["params"][0]["toBlock"]]
+    assert len(alone) == 4
+    assert any("20 blocks" in line and "4 of those blocks" in line for line in lines)
