@@ -138,3 +138,13 @@ def test_a_number_a_spreadsheet_wrote_in_scientific_notation_says_so(
     with pytest.raises(TradesCsvError, match=rf"t.csv:2: column {column}: .* scientific "
                                              "notation, its digits lost"):
         read_trades_csv(f)
+
+
+def test_exports_joined_with_cat_read_as_one(tmp_path: Path) -> None:
+    """Two pages joined with `cat`, the second with its header (and a BOM-less one): was
+    'column proxyWallet: not a 20-byte hex address: 'proxyWallet'' at the second header."""
+    f = tmp_path / "all.csv"
+    f.write_text(HEADER + "\n" + _row("1760097956", 1) + "\n" + HEADER + "\n"
+                 + _row("1760097958", 2) + "\n")
+    got = read_trades_csv(f)
+    assert [r.timestamp for r in got] == [1760097956, 1760097958]
