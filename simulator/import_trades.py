@@ -281,8 +281,8 @@ def read_trades_csv(path: str | Path) -> TradeRows:
                 at = f"{path}:{line}"
                 if None in rec or any(rec.get(c) is None for c in REQUIRED_COLUMNS):
                     raise _fail(at, f"expected {len(fields)} fields")
-                if list(rec.values()) == fields:  # exports joined with `cat`: their
-                    continue  # headers again ('proxyWallet: not a 20-byte hex address')
+                if [v.lstrip("\ufeff") for v in rec.values()] == fields:  # `cat`-joined:
+                    continue  # a header again, BOM and all ('not a 20-byte hex address')
                 row = _row(at, line, rec, negrisk_col)
                 key = hashlib.blake2b("\x1f".join(rec.values()).encode(),
                                       digest_size=16).digest()

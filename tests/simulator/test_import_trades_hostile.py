@@ -141,10 +141,11 @@ def test_a_number_a_spreadsheet_wrote_in_scientific_notation_says_so(
 
 
 def test_exports_joined_with_cat_read_as_one(tmp_path: Path) -> None:
-    """Two pages joined with `cat`, the second with its header (and a BOM-less one): was
+    """Pages joined with `cat`, each with its header (and a spreadsheet's BOM): was
     'column proxyWallet: not a 20-byte hex address: 'proxyWallet'' at the second header."""
     f = tmp_path / "all.csv"
-    f.write_text(HEADER + "\n" + _row("1760097956", 1) + "\n" + HEADER + "\n"
-                 + _row("1760097958", 2) + "\n")
+    f.write_text("\ufeff" + HEADER + "\n" + _row("1760097956", 1) + "\n" + HEADER + "\n"
+                 + _row("1760097958", 2) + "\n\ufeff" + HEADER + "\n"
+                 + _row("1760097960", 3) + "\n")
     got = read_trades_csv(f)
-    assert [r.timestamp for r in got] == [1760097956, 1760097958]
+    assert [r.timestamp for r in got] == [1760097956, 1760097958, 1760097960]
