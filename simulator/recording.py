@@ -41,6 +41,7 @@ __all__ = [
     "check_follows",
     "check_gzip_head",
     "check_header",
+    "check_last",
     "compact_json",
     "iter_recording",
     "load_recording",
@@ -348,11 +349,16 @@ _LOG_TEXT_FIELDS = ("address", "data", "transactionHash", "blockHash", "logIndex
 
 
 def check_follows(path: str | Path, lineno: int, block: RecordedBlock,
-                  previous: RecordedBlock | None) -> None:
+                  previous: RecordedBlock | None,
+                  header: dict[str, Any] | None = None) -> None:
     """A chain's next block: the next number, its parent the previous block's hash, a
-    timestamp that does not go back. Raises :class:`RecordingError` naming the line (a
-    broken link would replay as a reorg at every block)."""
+    timestamp that does not go back; the first block the ``header``'s ``first_block``
+    when given (``serve --start-at`` counts from it). Raises :class:`RecordingError`
+    naming the line (a broken link would replay as a reorg at every block)."""
     if previous is None:
+        if header is not None and header.get("first_block", block.number) != block.number:
+            raise RecordingError(f"{path}:{lineno}: the first block is {block.number}, the "
+                                 f"header says first_block {header['first_block']}")
         return
     if block.number != previous.number + 1:
         raise RecordingError(f"{path}:{lineno}: block {block.number} does not follow "
@@ -387,10 +393,7 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
             yield row
             continue
         block = _check_block(path, lineno, row)
-        check_follows(path, lineno, block, previous)
-        if previous is None and head.get("first_block", block.number) != block.number:
-            raise RecordingError(f"{path}:{lineno}: the first block is {block.number}, the "
-                                 f"header says first_block {head['first_block']}")
+        check_follows(path, lineno, block, previous, head)
         previous = block
         count += 1
         yield block
@@ -399,9 +402,14 @@ def iter_recording(path: str | Path) -> Iterator[dict[str, Any] | RecordedBlock]
     if isinstance(expected, int) and count != expected:
         raise RecordingError(f"{path}: truncated: header promises {expected} blocks, "
                              f"file has {count}")
-    if previous is not None and head.get("last_block", previous.number) != previous.number:
-        raise RecordingError(f"{path}: the last block is {previous.number}, the header "
-                             f"says last_block {head['last_block']}")
+    check_last(path, previous, head)
+
+
+def check_last(path: str | Path, last: RecordedBlock | None, header: dict[str, Any]) -> None:
+    """The last block read is the ``header``'s ``last_block`` (when both are there)."""
+    if last is not None and header.get("last_block", last.number) != last.number:
+        raise RecordingError(f"{path}: the last block is {last.number}, the header says "
+                             f"last_block {header['last_block']}")
 
 
 def load_recording(path: str | Path) -> Recording:

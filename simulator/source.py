@@ -48,6 +48,7 @@ from simulator.recording import (
     check_follows,
     check_gzip_head,
     check_header,
+    check_last,
 )
 from simulator.synth import Planner, Renderer, build_universe
 
@@ -473,12 +474,13 @@ class FileSource(BlockSource):
             if self.count is not None and self.produced != self.count:
                 raise RecordingError(f"{self.path}: truncated: header promises {self.count} "
                                      f"blocks, file has {self.produced}")
+            check_last(self.path, self._last, self._header)
             self._reader.close()
             if self.produced % self.every == 0:
                 self._marks.pop()
             return None
         block = self._parse(line, self.produced)
-        check_follows(self.path, self.produced + 2, block, self._last)
+        check_follows(self.path, self.produced + 2, block, self._last, self._header)
         self._last = block
         self.produced += 1
         return block
