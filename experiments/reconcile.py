@@ -63,7 +63,13 @@ from experiments.store import (
 from experiments.truth import TRUTH_COLUMNS
 from monitor.errors import StoreError
 from monitor.pilot import PATHS, PilotStore, endpoint_host, pilot_status, read_rotated
-from polyvocab import DEFAULT_EXCHANGES, ORDER_FILLED_TOPICS, address_topic, trade_id
+from polyvocab import (
+    DEFAULT_EXCHANGES,
+    ORDER_FILLED_TOPICS,
+    address_topic,
+    is_address,
+    trade_id,
+)
 from polyvocab.bounds import quantity
 from polyvocab.errors import RpcError, ServiceError
 from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
@@ -683,10 +689,20 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
     wallets = [str(w).lower() for w in meta.get("wallets", [])]
     # the exchanges the pilot watched (a store from before they were kept: the defaults)
     watched = meta.get("exchanges") or list(DEFAULT_EXCHANGES)
-    if not isinstance(watched, list) or not all(isinstance(a, str) for a in watched):
+    if not isinstance(watched, list) or not all(
+            isinstance(a, str) and is_address(a) for a in watched):
         raise ReconcileError(f"{store_dir}: not a pilot store (meta 'exchanges' is "
                              f"{str(watched)[:60]!r}, not a list of addresses)")
     exchanges = [a.lower() for a in watched]
+    # checked before the node is asked: a wallet that is no address was a ValueError
+    # traceback from the truth's filter, a negative start block a node's error, an empty
+    # list a query for every maker's trades
+    if not wallets or not all(is_address(w) for w in wallets):
+        raise ReconcileError(f"{store_dir}: not a pilot store (meta 'wallets' is "
+                             f"{str(meta.get('wallets'))[:60]!r}, not a list of addresses)")
+    if start < 0:
+        raise ReconcileError(f"{store_dir}: not a pilot store (meta 'start_block' is "
+                             f"{start}, not a block number)")
     if opts.end_block is not None and opts.end_block < start:
         raise ReconcileError(f"--end-block {opts.end_block} is before the pilot's start block "
                              f"{start}")

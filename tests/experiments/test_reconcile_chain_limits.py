@@ -262,3 +262,19 @@ def test_many_phantoms_are_asked_again_by_a_sample_and_stay_phantoms(
              and r["params"][0]["fromBlock"] == r["params"][0]["toBlock"]]
     assert len(alone) == 4
     assert any("20 blocks" in line and "4 of those blocks" in line for line in lines)
+
+
+@pytest.mark.parametrize(("meta", "needle"), [
+    ({"wallets": ["nope"]}, "meta 'wallets'"),      # was a ValueError traceback
+    ({"wallets": []}, "meta 'wallets'"),            # was a query for every maker
+    ({"exchanges": ["zz"]}, "meta 'exchanges'"),    # was the node's error, or a run
+    ({"start_block": -5}, "meta 'start_block' is -5"),
+])
+def test_a_store_whose_meta_is_no_pilots_is_refused_before_the_node(
+        node: Any, tmp_path: Path, meta: dict[str, Any], needle: str) -> None:
+    state, url = node
+    state.head = 300
+    store = make_store(tmp_path, start=100, head=150, wall0=ts(99) * S, meta=meta)
+    with pytest.raises(ReconcileError, match=needle):
+        reconcile(store, opts(url, tmp_path / "out"), log=lambda _m: None)
+    assert state.requests == []
