@@ -33,7 +33,8 @@ from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
 from experiments.seeds import basis_outcomes, bound_basis
 from experiments.store import JsonlError, read_jsonl
-from experiments.thresholds import METRICS, number
+from experiments.thresholds import METRICS, ThresholdError, number
+from experiments.thresholds import evaluate as evaluate_threshold
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
 
 __all__ = [
@@ -474,6 +475,27 @@ def seed_problems(summary: dict[str, Any], sdir: Path, run_dir: Path) -> list[st
     return out
 
 
+def _written_passes(summary: dict[str, Any]) -> list[str]:
+    """The scenario's own thresholds written as passed that its summary's numbers fail:
+    the report takes them as written (the analysis evaluated them once, on this summary),
+    and a latency_p99_s edited to 50 s beside 'latency_p99_s < 10: passed' was a GO."""
+    raw = summary.get("thresholds")
+    out = []
+    for entry in raw if isinstance(raw, list) else []:
+        if not isinstance(entry, dict) or entry.get("passed") is not True \
+                or not isinstance(entry.get("expr"), str):
+            continue
+        try:
+            again = evaluate_threshold(entry["expr"], summary)
+        except (ThresholdError, ArithmeticError, TypeError, ValueError):
+            continue  # the verdict says what is wrong with the expression
+        if again.get("passed") is False:
+            out.append(f"summary.json: the threshold {entry['expr'][:60]!r} is written as "
+                       f"passed, its summary's numbers fail it (measured "
+                       f"{str(again.get('value'))[:40]})")
+    return out
+
+
 def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = None
                      ) -> list[str]:
     """What makes a scenario's summary impossible or contradictory (none for what the
@@ -520,6 +542,7 @@ def summary_problems(summary: dict[str, Any], listed: dict[str, Any] | None = No
                 or not math.isfinite(value)):
             shown_value = repr(value) if isinstance(value, str) else str(value)
             out.append(f"summary.json: {key} = {shown_value[:40]} is not a number")
+    out.extend(_written_passes(summary))
     if summary.get("mode") not in MODES:
         out.append(f"summary.json: mode {str(summary.get('mode'))[:40]!r} is not one of "
                    f"{', '.join(MODES)}")

@@ -122,3 +122,16 @@ def test_latency_bounds_the_table_does_not_give_are_a_named_problem(
     problems = load_run(run).scenario("ws_healthy").problems
     assert any("latency_bounds say latency_p95_s upper = 0.5" in p for p in problems), \
         problems
+
+
+def test_a_threshold_written_as_passed_that_the_summary_fails_is_a_named_problem(
+        make_run: MakeRun) -> None:
+    """The scenario's own thresholds are taken as written: 'latency_p99_s < 10: passed'
+    beside a latency_p99_s edited to 50 s was a GO."""
+    run = make_run()
+    _set(run, "ws_healthy", latency_p99_s=50.0)
+    report, _out = write_report(load_run(run), load_criteria())
+    assert report.verdict.verdict.value == "INCONCLUSIVE", report.verdict.line
+    problems = load_run(run).scenario("ws_healthy").problems
+    assert any("'latency_p99_s < 10' is written as passed" in p and "measured 50" in p
+               for p in problems), problems
