@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 import re
@@ -222,28 +223,37 @@ def _row(at: str, line: int, rec: dict[str, str], negrisk_col: bool) -> TradeRow
 
 
 class _Lines:
-    """The lines of an export open in binary, each at most :data:`MAX_LINE_CHARS` bytes (a
-    2-GB file of one line was read whole before the CSV reader saw it) and decoded as
-    UTF-8 on its own, so an error names its line; a leading byte-order mark (a
-    spreadsheet's) is dropped. ``n`` counts the lines read."""
+    """The lines of an export open in binary, each at most :data:`MAX_LINE_CHARS`
+    characters (a 2-GB file of one line was read whole before the CSV reader saw it),
+    ended by LF, CRLF or a lone CR (an old Mac spreadsheet's; quoted newlines come
+    through as LF). A byte that is not UTF-8 is an error naming its line (decoded with
+    ``surrogateescape``, then looked for: a strict decoder fails a chunk ahead of the
+    line); a leading byte-order mark (a spreadsheet's) is dropped. ``n`` counts the lines
+    read."""
 
     def __init__(self, path: Path, fh: BinaryIO) -> None:
-        self.path, self.fh, self.n = path, fh, 0
+        self.path, self.n = path, 0
+        self.text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape",
+                                     newline=None)
 
     def __iter__(self) -> Iterator[str]:
-        while raw := self.fh.readline(MAX_LINE_CHARS + 1):
+        while line := self.text.readline(MAX_LINE_CHARS + 1):
             self.n += 1
-            if len(raw) > MAX_LINE_CHARS:
-                raise _fail(f"{self.path}:{self.n}", f"a line longer than {MAX_LINE_CHARS:,} "
-                                               "bytes: not a trades export")
+            if len(line) > MAX_LINE_CHARS:
+                raise _fail(f"{self.path}:{self.n}", f"a line longer than "
+                            f"{MAX_LINE_CHARS:,} characters: not a trades export")
             if self.n == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _fail(f"{self.path}:{self.n}", f"not UTF-8 text (byte {exc.start + 1} of the "
-                                               f"line is 0x{raw[exc.start]:02x}): not a "
-                                               "readable CSV") from None
+                line = line.removeprefix("\ufeff")
+            bad = _UNDECODED.search(line)
+            if bad is not None:
+                raise _fail(f"{self.path}:{self.n}", f"not UTF-8 text (character "
+                            f"{bad.start() + 1} of the line is byte "
+                            f"0x{ord(bad.group()) - 0xDC00:02x}): not a readable CSV")
+            yield line
+
+
+#: what ``surrogateescape`` decodes a byte that is not UTF-8 to
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def read_trades_csv(path: str | Path) -> TradeRows:

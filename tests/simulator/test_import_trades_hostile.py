@@ -149,3 +149,10 @@ def test_exports_joined_with_cat_read_as_one(tmp_path: Path) -> None:
                  + _row("1760097960", 3) + "\n")
     got = read_trades_csv(f)
     assert [r.timestamp for r in got] == [1760097956, 1760097958, 1760097960]
+
+
+def test_an_old_mac_spreadsheets_lone_cr_lines_are_read(tmp_path: Path) -> None:
+    """A file whose lines end in a lone CR (an old Mac 'CSV (Macintosh)'): read as the
+    plain file is (the streaming reader of a5f5023 read it as one line)."""
+    f = _csv(tmp_path, _row("1760097956", 1), _row("1760097958", 2), eol="\r")
+    assert [r.timestamp for r in read_trades_csv(f)] == [1760097956, 1760097958]
