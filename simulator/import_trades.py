@@ -271,7 +271,11 @@ def read_trades_csv(path: str | Path) -> TradeRows:
             raise TradesCsvError(f"{path}: not a regular file" if path.exists() else
                                  f"{path}: no such file")
         with open(path, "rb") as fh:
-            head = fh.read(512).removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+            raw = fh.read(512)
+            if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # a spreadsheet's "Unicode text"
+                raise TradesCsvError(f"{path}:1: UTF-16 text, not UTF-8: save it as "
+                                     "'CSV UTF-8', or use the export as downloaded")
+            head = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
             why = _not_a_csv(path, head)
             if why is not None:
                 raise TradesCsvError(why)

@@ -156,3 +156,11 @@ def test_an_old_mac_spreadsheets_lone_cr_lines_are_read(tmp_path: Path) -> None:
     plain file is (the streaming reader of a5f5023 read it as one line)."""
     f = _csv(tmp_path, _row("1760097956", 1), _row("1760097958", 2), eol="\r")
     assert [r.timestamp for r in read_trades_csv(f)] == [1760097956, 1760097958]
+
+
+def test_a_utf16_spreadsheet_file_says_so(tmp_path: Path) -> None:
+    """Excel's 'Unicode text' is UTF-16: was 'not UTF-8 text (... byte 0xff)'."""
+    f = tmp_path / "u16.csv"
+    f.write_bytes((HEADER + "\n" + _row("1760097956", 1) + "\n").encode("utf-16"))
+    with pytest.raises(TradesCsvError, match=r"u16\.csv:1: UTF-16 text, not UTF-8"):
+        read_trades_csv(f)
