@@ -76,3 +76,15 @@ def test_an_undecided_critical_gate_still_makes_the_run_inconclusive(
         raise AssertionError([(c.scenario, c.expr, c.passed, c.note)
                               for c in result.checks if c.critical])
     assert result.verdict is Verdict.INCONCLUSIVE
+
+
+def test_an_inconclusive_scenario_says_why_in_the_verdict(make_run: MakeRun) -> None:
+    """A pilot reconciled against a provider that refused a block even alone is an
+    ``inconclusive`` scenario whose summary's error names the blocks; the verdict said
+    only "status 'inconclusive'"."""
+    why = "eth_getLogs refused blocks 81234567-81234568 even one at a time: not checked"
+    run = load_run(make_run(overrides={"ws_drop": {"status": "inconclusive",
+                                                   "error": why}}))
+    result = evaluate(run, load_criteria())
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert any("ws_drop" in r and why in r for r in result.reasons), result.reasons
