@@ -354,7 +354,8 @@ class Settings(BaseSettings):
     explorer_api_key: SecretStr | None = Field(None,
         description="explorer API key (secret: redacted in logs and histories)")
     chain_id: int = Field(137, gt=0,
-        description="chain id sent to the explorer (137 = Polygon PoS)")
+        description="chain id sent to the explorer, and checked against the node's by the "
+                    "pilot (137 = Polygon PoS)")
     wallets: Annotated[list[str], NoDecode] = Field(default_factory=list,
         description="wallets to watch (proxy wallet addresses; a mixed-case one must "
                     "carry its EIP-55 checksum, as web3.py and ethers require)")
