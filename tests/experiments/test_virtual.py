@@ -181,6 +181,7 @@ def test_dask_local_cluster_gives_the_results_of_a_local_run(tmp_path: Path) -> 
 def test_seeds_in_a_scenario_file_are_run_and_pooled(tmp_path: Path) -> None:
     text = (ROOT / "experiments" / "scenarios" / "reorgs.toml").read_text()
     path = tmp_path / "reorgs_seeded.toml"
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("seeds ="))
     path.write_text(text.replace('name = "reorgs"', 'name = "reorgs_seeded"\nseeds = [3, 4]'))
     _run([str(path), "--quick", "--clock", "virtual", "--out", str(tmp_path / "out")])
     pooled = _summary(tmp_path / "out", "reorgs_seeded")

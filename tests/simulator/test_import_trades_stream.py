@@ -30,10 +30,13 @@ def test_an_export_past_the_old_byte_cap_of_repeated_pages_is_read_in_bounded_me
         fh.write(HEADER.encode())
         for _ in range(300_000_000 // len(page)):
             fh.write(page)
-    code = ("import resource, sys; from simulator.import_trades import read_trades_csv; "
+    # the child's own peak (monitor.metrics.peak_rss_bytes: VmHWM). Not ru_maxrss: Linux
+    # keeps that across exec, so it counted the pytest worker that forked it (686 MB in
+    # a CI run whose worker had grown)
+    code = ("import sys; from simulator.import_trades import read_trades_csv; "
+            "from monitor.metrics import peak_rss_bytes; "
             "r = read_trades_csv(sys.argv[1]); "
-            "print(len(r), len(r.repeated_lines), "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(len(r), len(r.repeated_lines), peak_rss_bytes() // 1024)")
     res = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True,
                          timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
