@@ -1329,8 +1329,11 @@ class WsShard:
         # the head, and the restart check looks only that far below the
         # cursor the poller moved on (a 64-block reorg 70 s into a 3-minute
         # outage left the feed's trades of its first two blocks standing)
-        self._fallback_check = 0 if floor is None else max(
-            0, floor - self.tracker.keep)
+        check = 0 if floor is None else max(0, floor - self.tracker.keep)
+        # a check still pending (an earlier poller's deliveries, its node call refused:
+        # a spent quota starts the next poller before it ran) is kept: the lower start
+        self._fallback_check = check if self._fallback_check is None else min(
+            check, self._fallback_check)
         self._wake.set()
 
     def _spawn_poller(self) -> None:
