@@ -75,6 +75,7 @@ from polyvocab.bounds import values_ok
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import (
     TEXT_READ,
+    backoff_delay,
     is_key_refused_status,
     is_key_refused_text,
     parse_retry_after,
@@ -634,7 +635,8 @@ class ExplorerClient:
                 # the server's Retry-After when it gives one (capped at a minute), else
                 # doubling from 1 s
                 asked = min(exc.retry_after, 60.0) if exc.retry_after is not None else 0.0
-                delay = max(min(2.0 ** (attempt - 1), 30.0), asked) / self.speed
+                delay = max(backoff_delay(attempt - 1, initial=1.0, maximum=30.0),
+                            asked) / self.speed
                 self.limiter.penalise(self.clock.now(), delay)
                 self.calls.retries += 1
                 log.info("explorer %s rate limited (%s), retry %d in %.2fs", method,

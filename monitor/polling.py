@@ -115,6 +115,7 @@ from monitor.history import History, NullHistory, record_bad_input
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from polyvocab import ORDER_FILLED_TOPICS, V2_EXCHANGES, address_topic, trade_id
+from polyvocab.policies import backoff_delay
 
 __all__ = ["PollingMonitor", "RefusalEpisodes", "explorer_block_hashes"]
 
@@ -139,9 +140,6 @@ _HALTS = (QuotaExhausted, ExplorerSettingRefused)
 #: simulated seconds the pause after a refused URL or chain id grows to at most (from the
 #: polling interval, doubling): asked again at that pace until it is fixed
 SETTING_PAUSE_MAX_S = 60.0
-#: doublings of a pause counted at most (each pause is capped far below 2**32 times its
-#: first; past 1023, ``2.0 ** n`` raises OverflowError)
-_DOUBLINGS_MAX = 32
 #: the view of a block the index has that holds no OrderFilled at all (see _judge)
 _NO_FILL = "no fill"
 #: simulated seconds the explorer's index may be behind the chain's head before an alert
@@ -473,10 +471,10 @@ class PollingMonitor:
         self.counters["errors"] += 1
         self.counters["setting_refused"] += 1
         self._last_error = exc.message
-        # the exponent capped: 2.0 ** 1024 is an OverflowError (a URL left refused for
-        # 17 hours crashed the poller at each refusal from then on)
-        pause = min(self.interval * 2.0 ** min(self._setting_pauses, _DOUBLINGS_MAX),
-                    max(self.interval, SETTING_PAUSE_MAX_S))
+        # (backoff_delay: 2.0 ** 1024 was an OverflowError, a URL left refused for 17
+        # hours crashed the poller at each refusal from then on)
+        pause = backoff_delay(self._setting_pauses, initial=self.interval,
+                              maximum=max(self.interval, SETTING_PAUSE_MAX_S))
         self._setting_until = self.clock.now() + pause / self.speed
         self._setting_pauses += 1
         new = self.episodes.setting_refused(exc, self.clock.now(), self._episode_keep)
@@ -561,7 +559,8 @@ class PollingMonitor:
         asked once it works again."""
         self.counters["errors"] += 1
         self.counters["quota_exhausted"] += 1
-        pause = min(max(QUOTA_PAUSE_S * 2.0 ** min(self._quota_pauses, _DOUBLINGS_MAX),
+        pause = min(max(backoff_delay(self._quota_pauses, initial=QUOTA_PAUSE_S,
+                                      maximum=QUOTA_PAUSE_MAX_S),
                         exc.retry_after or 0.0), QUOTA_PAUSE_MAX_S)
         self._quota_until = self.clock.now() + pause / self.speed
         self._quota_pauses += 1

@@ -33,6 +33,7 @@ from monitor.alerts import Alerter
 from monitor.clock import Clock, SystemClock
 from monitor.history import History, NullHistory
 from monitor.redact import redact
+from polyvocab.policies import backoff_delay
 
 __all__ = ["Supervisor", "TaskState", "crash_delay"]
 
@@ -56,7 +57,7 @@ def crash_delay(consecutive: int, *, initial: float, maximum: float) -> float:
     """Seconds to wait before restart number ``consecutive`` (1, 2, ...) of a streak."""
     if consecutive < 1:
         return 0.0
-    return float(min(initial * (2.0 ** (consecutive - 1)), maximum))
+    return float(backoff_delay(consecutive - 1, initial=initial, maximum=maximum))
 
 
 @dataclass(slots=True)

@@ -123,7 +123,12 @@ from monitor.supervisor import Supervisor
 from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
 from polyvocab import ORDER_FILLED_TOPICS, address_topic
-from polyvocab.policies import PRUNED_HISTORY_CODE, is_beyond_head, is_range_too_large
+from polyvocab.policies import (
+    PRUNED_HISTORY_CODE,
+    backoff_delay,
+    is_beyond_head,
+    is_range_too_large,
+)
 from polyvocab.redact import mask_url
 
 __all__ = ["WalletMonitor", "WsShard", "fallback_due", "next_tick", "split_wallets",
@@ -229,11 +234,10 @@ def next_tick(last: float, period: float, due: float, now: float) -> float:
 
 def sync_retry_delay(failures: int, *, speed: float) -> float:
     """Clock seconds the sync loop waits after ``failures`` failures in a row: 2, 4, 8, 16,
-    then 30 simulated seconds, never more than 30 clock seconds. The exponent is capped:
-    ``2.0 ** 1024`` is an OverflowError, and a node refusing for hours (a spent quota asked
-    every ``backoff_max``, an outage asked every 30 s) reached it, crashing the sync loop
-    from inside its own error handling."""
-    return min(min(2.0 ** min(max(failures, 0), 5), 30.0) / speed, 30.0)
+    then 30 simulated seconds, never more than 30 clock seconds (``backoff_delay``: an
+    exponent of its own, ``2.0 ** 1024``, was an OverflowError that a node refusing for
+    hours reached, crashing the sync loop from inside its own error handling)."""
+    return min(backoff_delay(failures, initial=1.0, maximum=30.0) / speed, 30.0)
 
 
 def fallback_due(fallback: FallbackDecider, healthy: bool) -> float:

@@ -10,6 +10,8 @@ the experiments' reconciliation all stand on them; one implementation each).
 - :func:`retry_delays` - backoff ``initial * factor**k`` capped at ``maximum``, each delay
   shortened by up to ``jitter`` of itself, drawn from a seeded generator (so retries of
   many clients do not synchronise, and a run is still reproducible).
+- :func:`backoff_delay` - the same backoff's ``k``-th delay (no jitter) for a caller that
+  counts its own failures; never an OverflowError, however long the streak.
 - :func:`parse_retry_after` - a ``Retry-After`` header (delta-seconds or HTTP-date),
   0 .. :data:`MAX_RETRY_AFTER_S` (a day).
 - :data:`RANGE_TOO_LARGE_TEXTS` / :func:`is_range_too_large` - the texts providers answer
@@ -41,9 +43,10 @@ from collections.abc import Iterable, Iterator
 __all__ = ["KEY_REFUSED_STATUSES", "KEY_REFUSED_TEXTS", "MAX_RETRY_AFTER_S",
            "PROVIDER_TIMEOUT_TEXTS", "PRUNED_HISTORY_CODE",
            "QUOTA_TEXTS", "RANGE_TOO_LARGE_TEXTS", "QuotaEpisode",
-           "TokenBucket", "is_beyond_head", "is_key_refused_status", "is_key_refused_text",
-           "is_provider_timeout", "is_quota_exhausted", "is_range_too_large", "is_rate_limited",
-           "parse_retry_after", "retry_delays", "text_retry_after"]
+           "TokenBucket", "backoff_delay", "is_beyond_head", "is_key_refused_status",
+           "is_key_refused_text", "is_provider_timeout", "is_quota_exhausted",
+           "is_range_too_large", "is_rate_limited", "parse_retry_after", "retry_delays",
+           "text_retry_after"]
 
 RANGE_TOO_LARGE_TEXTS = ("more than", "too many", "range", "limit exceeded", "exceed",
                          "too large", "response size")
@@ -228,6 +231,19 @@ def retry_delays(initial: float = 0.25, maximum: float = 8.0, factor: float = 2.
         base = min(d, maximum)
         yield base * (1.0 - jitter * rng.random()) if jitter else base
         d = min(d * factor, maximum)
+
+
+#: doublings :func:`backoff_delay` counts at most: every maximum in use is reached long
+#: before, and ``2.0 ** 1024`` is an OverflowError (a streak of refusals an hour long or
+#: more reached it: a URL refused for 17 hours, a task crashing for as long)
+_DOUBLINGS_MAX = 64
+
+
+def backoff_delay(k: int, *, initial: float, maximum: float, factor: float = 2.0) -> float:
+    """``initial * factor**k`` capped at ``maximum`` (``k`` below 0 counts as 0): the
+    ``k``-th delay of :func:`retry_delays` without jitter, for a caller that counts its
+    own streak (a crash streak, refused calls in a row)."""
+    return min(initial * factor ** min(max(k, 0), _DOUBLINGS_MAX), maximum)
 
 
 #: the longest wait a ``Retry-After`` is read as (a day: an explorer's daily quota resets

@@ -120,3 +120,17 @@ def test_a_trickle_is_said_at_most_once_an_interval() -> None:
     assert ep.refused(["eth_getLogs"], 3600.0 + 2.0) is True
     with pytest.raises(ValueError):
         QuotaEpisode(alert_every=-1.0)
+
+
+def test_backoff_delay_is_the_capped_doubling_and_never_overflows() -> None:
+    """One capped exponential backoff for callers that count their own streak (the
+    poller's pauses, the sync loop, the supervisor's restarts): 2.0 ** 1024 was an
+    OverflowError in three copies of it."""
+    from polyvocab.policies import backoff_delay, retry_delays
+
+    gen = retry_delays(0.5, 60.0)
+    assert [backoff_delay(k, initial=0.5, maximum=60.0) for k in range(10)] == \
+        [next(gen) for _ in range(10)]
+    assert backoff_delay(-3, initial=2.0, maximum=60.0) == 2.0
+    for k in (1023, 1024, 10**9):
+        assert backoff_delay(k, initial=1.0, maximum=60.0) == 60.0
