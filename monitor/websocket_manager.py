@@ -438,9 +438,22 @@ class _Link:
             del self.retired[next(iter(self.retired))]
     #: why this side dropped the connection (its reader returns it as the close cause)
     cause: str | None = None
+    #: a ``newHeads`` notification held while frames parsed after it wait unread, with
+    #: its frame's stamps (see ``WebSocketManager._notification``)
+    held: tuple[_Sub, Any, FrameStamps | None] | None = None
 
 
 _HEADER_FIELDS = ("number", "hash", "parentHash")
+
+
+def _buffered(ws: Any) -> bool:
+    """Frames the connection parsed already wait for ``recv()`` (False where that
+    cannot be told)."""
+    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+    try:
+        return frames is not None and len(frames) > 0
+    except TypeError:
+        return False
 
 
 def _looks_like_header(result: Any) -> bool:
@@ -1139,9 +1152,16 @@ class WebSocketManager:
     async def _reader(self, link: _Link) -> str:
         """Receive frames until the connection closes; return the close cause."""
         while True:
+            if link.held is not None and not _buffered(link.ws):
+                # the frames that came with the held head are handled: let the tasks they
+                # woke run (the owner's live delivery), then hand the head over
+                await asyncio.sleep(0)
+                await self._release_head(link)
             try:
                 data = await link.ws.recv()
             except Exception as exc:
+                if link.held is not None and link.cause is None:
+                    await self._release_head(link)  # received before the close: handed over
                 if not isinstance(exc, ConnectionClosed):
                     self.metrics.error("recv")
                 cause = classify_close(exc)
@@ -1405,7 +1425,31 @@ class WebSocketManager:
                 return
             self._bad("unknown_subscription", brief(node_id))
             return
+        if sub.is_heads:
+            if link.held is not None:  # heads in order: the one held before this one
+                await self._release_head(link)
+            if _buffered(link.ws):
+                # **Choice:** a head whose frame has frames parsed after it (a node sends
+                # a block's head, then its logs, in one burst) is handed over once those
+                # are handled and the tasks they woke have run: the block's logs reach the
+                # live delivery without waiting behind the head's handling (the owner's
+                # sync checks). An order the owner meets anyway: a node may send a block's
+                # logs before its head. One head at most is held, in its place among heads
+                link.held = (sub, params.get("result"), self.frame_stamps)
+                return
         await self._dispatch(sub, params.get("result"))
+
+    async def _release_head(self, link: _Link) -> None:
+        """Hand over the head held on ``link`` (see :meth:`_notification`)."""
+        held, link.held = link.held, None
+        if held is None:
+            return
+        sub, result, stamps = held
+        current, self.frame_stamps = self.frame_stamps, stamps
+        try:
+            await self._dispatch(sub, result)
+        finally:
+            self.frame_stamps = current
 
     async def _dispatch(self, sub: _Sub, result: Any) -> None:
         """One notification's ``result`` to its subscription's callback."""
