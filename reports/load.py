@@ -14,6 +14,7 @@ import json
 import math
 import numbers
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,17 @@ from experiments.checker import (
 from experiments.inputs import changed_since, fingerprint, sizes_only
 from experiments.scenario import MODES
 from experiments.seeds import basis_outcomes, bound_basis
-from experiments.store import JsonlError, read_jsonl
+from experiments.store import JsonlError, iter_jsonl, read_jsonl
 from experiments.thresholds import METRICS, ThresholdError, number
 from experiments.thresholds import evaluate as evaluate_threshold
 from polyvocab.small_files import CONFIG_BYTES, JSON_BYTES, is_special, read_small_text
 
 __all__ = [
     "BULK_EVENTS",
+    "HISTORY_COLUMNS",
+    "HISTORY_COUNTED",
+    "HISTORY_LAST",
+    "HISTORY_ROWS",
     "NOT_MEASURED_VIRTUAL",
     "VIRTUAL",
     "Run",
@@ -80,8 +85,9 @@ class RunStoreError(Exception):
 @dataclass(frozen=True, slots=True, eq=False)
 class ScenarioData:
     """One scenario of a run: its summary plus the data frames that could be read. The
-    histories are without their :data:`BULK_EVENTS` rows (of a scenario pooled over seeds:
-    the first seed's). ``reliability``: what the analysis counted of the histories for the
+    histories are the rows the report reads of them (:data:`HISTORY_ROWS`; loaded with
+    ``every_event``: all but their :data:`BULK_EVENTS` rows; of a scenario pooled over
+    seeds: the first seed's). ``reliability``: what the analysis counted of the histories for the
     reliability section (every seed's, summed, when pooled: :func:`reliability_of`), None
     when the stored run has none that match its summary."""
 
@@ -182,12 +188,83 @@ def _read_json(path: Path, problems: list[str]) -> dict[str, Any]:
     return data
 
 
-def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
+#: The rows of the histories the report reads (the reliability section, the timeline's
+#: states and fallbacks, the replay's ``t0_ns``), and of them only :data:`HISTORY_COLUMNS`.
+#: A history is read line by line and never held: a live monitor's week of per-call rows
+#: (``api_call``, 2 GB) was a list of dicts and then a frame, gigabytes of memory for rows
+#: no section reads. These are kept one by one: episodes on the timeline.
+HISTORY_ROWS = frozenset({"state", "fallback", "fault_start"})
+#: these are counted: one row per event and ``kind``, its first row's fields and the number
+#: of rows in ``rows`` (a hostile scenario's rejected frames are one row a frame)
+HISTORY_COUNTED = frozenset({"start", "bad_input", "decode_error", "malformed", "task_crash"})
+#: of these the last row only (the task table at the end)
+HISTORY_LAST = frozenset({"tasks"})
+#: the columns of the history rows the report reads
+HISTORY_COLUMNS = ("t_ns", "event", "from", "to", "active", "kind", "name", "alive", "t0_ns")
+#: distinct kinds counted of one event at most; the rest are counted under OTHER_KINDS
+MAX_KINDS = 1000
+OTHER_KINDS = "(other kinds)"
+
+
+class _Digest:
+    """What the report reads of one history, taken row by row as it is read (a
+    :data:`experiments.store.Select` that keeps nothing itself)."""
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, Any]] = []
+        self.counted: dict[tuple[str, str], dict[str, Any]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
+        self.kinds: Counter[str] = Counter()  # distinct kinds counted, by event
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        event = row.get("event")
+        if not isinstance(event, str):
+            return None
+        if event in HISTORY_ROWS:
+            self.kept.append(_columns(row))
+        elif event in HISTORY_COUNTED:
+            kind = row.get("kind")
+            key = (event, kind if isinstance(kind, str) else "")
+            have = self.counted.get(key)
+            if have is None and self.kinds[event] >= MAX_KINDS:
+                key = (event, OTHER_KINDS)
+                have = self.counted.get(key)
+                row = {**row, "kind": OTHER_KINDS}
+            if have is None:
+                self.kinds[event] += 1
+                self.counted[key] = {**_columns(row), "rows": 1}
+            else:
+                have["rows"] += 1
+        elif event in HISTORY_LAST:
+            self.last[event] = _columns(row)
+        return None
+
+    def frame(self) -> pd.DataFrame:
+        rows = [{**r, "rows": 1} for r in self.kept]
+        rows.extend(self.counted.values())
+        rows.extend({**r, "rows": 1} for r in self.last.values())
+        return pd.DataFrame(rows)
+
+
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in HISTORY_COLUMNS if k in row}
+
+
+def _read_history(path: Path, problems: list[str], every_event: bool = False
+                  ) -> pd.DataFrame | None:
+    """The history's rows the report reads (:data:`HISTORY_ROWS`, :data:`HISTORY_COUNTED`
+    with their ``rows`` counts, :data:`HISTORY_LAST`), read as a stream: memory as the
+    rows kept, not as the file. ``every_event``: every row but :data:`BULK_EVENTS`, whole
+    (the notebook's exploring; a long run's history is that large in memory)."""
     if not path.exists():
         problems.append(f"{path.name} is missing")
         return None
+    digest = _Digest()
     try:
-        rows = read_jsonl(path, _not_bulk)
+        if every_event:
+            return pd.DataFrame(read_jsonl(path, _not_bulk))
+        for _ in iter_jsonl(path, digest):
+            pass  # every line is still checked; the digest keeps what the report reads
     except OSError as exc:
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None
@@ -197,7 +274,7 @@ def _read_history(path: Path, problems: list[str]) -> pd.DataFrame | None:
     except ValueError as exc:  # bytes that are not UTF-8 (UnicodeDecodeError)
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None
-    return pd.DataFrame(rows)
+    return digest.frame()
 
 
 #: the columns of ``outcomes.parquet`` that hold numbers (or nothing)
@@ -575,7 +652,8 @@ def basis_fault_events(sc: ScenarioData) -> int | None:
     return total
 
 
-def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> ScenarioData:
+def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None,
+                   every_event: bool = False) -> ScenarioData:
     sdir = run_dir / name
     problems: list[str] = []
     if not sdir.is_dir():
@@ -609,8 +687,8 @@ def _load_scenario(run_dir: Path, name: str, listed: dict[str, Any] | None) -> S
     problems.extend(seed_problems(summary, sdir, run_dir))
     outcomes = _read_outcomes(sdir / "outcomes.parquet", problems)
     problems.extend(outcome_problems(summary, outcomes, sdir))
-    monitor = _read_history(sdir / "monitor_history.jsonl", problems)
-    sim = _read_history(sdir / "sim_history.jsonl", problems)
+    monitor = _read_history(sdir / "monitor_history.jsonl", problems, every_event)
+    sim = _read_history(sdir / "sim_history.jsonl", problems, every_event)
     return ScenarioData(name, sdir, summary, outcomes, monitor, sim, tuple(problems),
                         reliability_of(sdir, summary))
 
@@ -663,8 +741,11 @@ def _scenarios_clock(scenarios: tuple[ScenarioData, ...]) -> str | None:
     return None
 
 
-def load_run(path: str | Path) -> Run:
-    """Load ``results/<run-id>/`` (or the ``results/latest`` symlink)."""
+def load_run(path: str | Path, *, every_event: bool = False) -> Run:
+    """Load ``results/<run-id>/`` (or the ``results/latest`` symlink). The scenarios'
+    histories are the rows the report reads (see :data:`HISTORY_ROWS`), read as a
+    stream; ``every_event``: every row but :data:`BULK_EVENTS`, held whole (exploring a
+    run in the notebook)."""
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise RunStoreError(f"not a run directory: {run_dir}")
@@ -697,7 +778,7 @@ def load_run(path: str | Path) -> Run:
         # (an empty folder is a run that died before it wrote anything: INCONCLUSIVE)
         raise RunStoreError(f"not a run directory: {run_dir} (no manifest.json, summary.json "
                             "or scenario folders)")
-    scenarios = tuple(_load_scenario(run_dir, n, listed.get(n)) for n in names)
+    scenarios = tuple(_load_scenario(run_dir, n, listed.get(n), every_event) for n in names)
     run_id = str(top.get("run_id") or manifest.get("run_id") or run_dir.name)
     clock = manifest.get("clock")
     fallback = None if isinstance(clock, str) and clock else _scenarios_clock(scenarios)

@@ -82,10 +82,25 @@ def _events(frame: pd.DataFrame | None, event: str) -> pd.DataFrame:
     return frame[frame["event"] == event]
 
 
+def _weights(rows: pd.DataFrame) -> pd.Series:
+    """How many history rows each row stands for: the report's load counts the rows of an
+    event (``rows``, reports.load.HISTORY_COUNTED); a frame of every row has none."""
+    if "rows" not in rows.columns:
+        return pd.Series(1, index=rows.index)
+    return pd.to_numeric(rows["rows"], errors="coerce").fillna(1).astype("int64")
+
+
+def _n(rows: pd.DataFrame) -> int:
+    return int(_weights(rows).sum()) if not rows.empty else 0
+
+
 def _count_by(rows: pd.DataFrame, column: str) -> dict[str, int]:
     if rows.empty or column not in rows.columns:
         return {}
-    counts: Counter[str] = Counter(str(v) for v in rows[column].dropna())
+    counts: Counter[str] = Counter()
+    for value, n in zip(rows[column], _weights(rows), strict=True):
+        if value is not None and not (isinstance(value, float) and value != value):  # NaN
+            counts[str(value)] += int(n)
     return dict(sorted(counts.items()))
 
 
@@ -112,14 +127,14 @@ def _from_histories(sc: ScenarioData) -> tuple[dict[str, int], dict[str, int], i
     in the scenario's folder (a pooled scenario's: its first seed's)."""
     injected = _count_by(_events(sc.sim_history, "malformed"), "kind")
     rejected = _count_by(_events(sc.monitor_history, "bad_input"), "kind")
-    decode = len(_events(sc.monitor_history, "decode_error"))
+    decode = _n(_events(sc.monitor_history, "decode_error"))
     if decode:
         rejected["decode_error"] = decode
     restarts = tasks = None
     dead: tuple[str, ...] = ()
     if sc.monitor_history is not None:
-        restarts = max(len(_events(sc.monitor_history, "start")) - 1, 0)
-        tasks = len(_events(sc.monitor_history, "task_crash"))
+        restarts = max(_n(_events(sc.monitor_history, "start")) - 1, 0)
+        tasks = _n(_events(sc.monitor_history, "task_crash"))
         ends = _events(sc.monitor_history, "tasks")
         if not ends.empty and "alive" in ends.columns:
             alive: Any = ends["alive"].iloc[-1]
