@@ -144,15 +144,18 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
         out = [run_unit(units[0], options, "virtual")]
         bar.done(units[0].scenario.name)
         return out
-    # a clean interpreter per worker (no loop) and per unit: a run's CPU, RSS samples and
+    # a clean process per worker (no loop) and per unit: a run's CPU, RSS samples and
     # peak are its own, not the high-water mark of the seeds a reused worker ran before
-    # (the soak's memory check hid a week's growth behind it); ~1 s of start-up a unit
-    ctx = multiprocessing.get_context("spawn")
+    # (the soak's memory check hid a week's growth behind it); forked from a server that
+    # has imported the unit's modules and done nothing else (_unit_context)
+    with stops_held():  # the fork server starts whole, even on a Ctrl-C
+        ctx, parent = _unit_context()
     # a worker ends with this process (die_with_parent), also when it is killed outright
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
                                                 max_tasks_per_child=1,
-                                                initializer=die_with_parent,
-                                                initargs=(os.getpid(),)) as pool_:
+                                                initializer=_unit_worker_start,
+                                                initargs=(parent, os.getpid(),
+                                                          dict(os.environ))) as pool_:
         try:
             with stops_held():  # a worker starts at a submit: whole, even on a Ctrl-C
                 futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
@@ -163,6 +166,52 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
         except BaseException:
             _stop_pool(pool_)
             raise
+
+
+#: what a virtual unit imports (its run, the monitor, the simulator, the analysis and
+#: the parquet writer): imported once by the fork server, not by every unit's worker
+#: (a spawned worker paid ~1.5-1.7 CPU s for them, each of 100 seed-days); first the
+#: module that ties the server's life to this process's
+UNIT_PRELOAD = ("experiments.unit_server", "experiments.matrix", "experiments.virtual",
+                "experiments.analysis", "monitor.wallet_monitor", "simulator.server",
+                "simulator.explorer", "simulator.telegram", "looptime", "psutil",
+                "logging.handlers", "pyarrow.parquet")
+
+
+def _unit_context() -> tuple[Any, int | None]:
+    """The multiprocessing context of virtual units' workers, and the pid of the process
+    they are children of (None: this one). ``forkserver`` preloaded with
+    :data:`UNIT_PRELOAD`: a worker is a fork of a server that imported the unit's modules
+    and did nothing else (no loop, no thread, no unit run before), so it starts clean as
+    a spawned interpreter did, without the imports. ``spawn`` where there is no fork
+    server, or it does not start."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+        from multiprocessing import forkserver
+
+        ctx.set_forkserver_preload(list(UNIT_PRELOAD))
+        forkserver.ensure_running()
+        server = getattr(forkserver, "_forkserver", None)
+        pid = getattr(server, "_forkserver_pid", None)
+        if isinstance(pid, int) and pid > 0:
+            return ctx, pid
+    except (ValueError, OSError, AttributeError, ImportError):
+        pass
+    return multiprocessing.get_context("spawn"), None
+
+
+def _unit_worker_start(server: int | None, parent: int, environ: dict[str, str]) -> None:
+    """A unit worker's initializer: it ends with the process that runs the matrix (a
+    fork server's child: with the server, which ends with that process), and it has that
+    process's environment as it is now, as a spawned worker had (the server has the one
+    of its start; settings read from it at import are read again)."""
+    die_with_parent(parent if server is None else server)
+    if dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+        from experiments import virtual
+
+        virtual.NOOP_CYCLES = virtual._noop_cycles(environ.get("EXPERIMENTS_NOOP_CYCLES"))
 
 
 def _stop_pool(pool_: concurrent.futures.ProcessPoolExecutor) -> None:

@@ -42,7 +42,8 @@ def test_a_pool_stopped_as_a_unit_finishes_starts_no_worker_and_raises_nothing()
                 if "ExecutorManagerThread" in type(t).__name__:
                     t.join(60)
             left = [p for p in psutil.Process().children(recursive=True)
-                    if "resource_tracker" not in " ".join(p.cmdline())]
+                    if not any(helper in " ".join(p.cmdline())
+                               for helper in ("resource_tracker", "forkserver"))]
             _gone, alive = psutil.wait_procs(left, timeout=30)
             assert alive == [], [p.cmdline() for p in alive]
     finally:

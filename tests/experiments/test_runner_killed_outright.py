@@ -73,4 +73,4 @@ def test_a_virtual_runner_killed_takes_its_workers(tmp_path: Path) -> None:
     _kill_runner_and_check(
         [str(a), str(b), "--clock", "virtual", "--jobs", "2", "--out", str(out)],
         lambda kids: len(list(out.glob("*/*/sim_config.toml"))) >= 2
-        and _named(kids, "spawn_main"))
+        and (_named(kids, "spawn_main") or _named(kids, "forkserver")))
