@@ -96,7 +96,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from monitor.alerts import seconds_text
@@ -247,9 +247,12 @@ class PollingMonitor:
         history: History | None = None,
         judge_reorgs: bool | None = None,
         episodes: RefusalEpisodes | None = None,
+        due: Callable[[], bool] | None = None,
     ) -> None:
         """``episodes``: the refused key's and setting's episodes, shared with the pollers
-        built before and after this one by the same owner (one alert an episode)."""
+        built before and after this one by the same owner (one alert an episode).
+        ``due`` (optional): asked before each round of :meth:`run`; False skips the round
+        (no call: an owner with nothing to fill, see ``WsShard._fill_due``)."""
         self.client = client
         self.pipeline = pipeline
         self.store = store
@@ -274,6 +277,8 @@ class PollingMonitor:
         self.block_interval = block_interval  # simulated seconds
         self.slack = head_jump_slack
         self.history = history or NullHistory()
+        self._due = due
+        self.skipped_rounds = 0  # rounds ``due`` said were not due (no call made)
         #: the index head's distance below the proxy head at the last probe (None: never
         #: measured): the estimate while the probe fails
         self.index_lag: int | None = None
@@ -329,7 +334,10 @@ class PollingMonitor:
         period = self.interval / self.speed
         next_at = self.clock.now()
         while not self._stop.is_set():
-            await self.poll_once()
+            if self._due is None or self._due():
+                await self.poll_once()
+            else:
+                self.skipped_rounds += 1
             next_at += period
             delay = next_at - self.clock.now()
             if delay < 0:  # a slow poll: do not try to catch up in a burst

@@ -593,6 +593,15 @@ class WsShard:
         # the poller runs because the node's quota is spent, not for the feed's fallback
         # (see _start_quota_fill): stopped once a sync answers again
         self._quota_fill = False
+        # the running poller was started as a quota fill and is one still (its history
+        # rows are ``quota_fill``, not ``fallback``: the feed never fell back)
+        self._fill_poller = False
+        # the highest block whose trades the live feed may not have delivered (the blocks
+        # up to a connection's first head, a head that skipped blocks, a dropped or
+        # undecodable live log, the heads of a distrusted logs subscription): a quota
+        # fill polls only while the cursor is below it (see _fill_due). Blocks the cursor
+        # is below otherwise were delivered live (a sync's job to verify, the node's)
+        self._gap_to: int | None = None
         # the explorer's refused key or setting: one episode (one alert) across the
         # pollers this shard builds, one each fallback
         self._explorer_episodes = RefusalEpisodes()
@@ -951,6 +960,7 @@ class WsShard:
         self._drops += 1
         self._dropped_from = lowest if self._dropped_from is None else min(
             self._dropped_from, lowest)
+        self._gap_open(max(lowest, self.head if self.head is not None else lowest))
         # ... and where the heads had moved it past them already (reconcile_interval = 0:
         # a head moves it while the block's logs still wait for delivery, whose decode or
         # commit then failed), a sync starts above them: the sweep fetches them now, not
@@ -1035,12 +1045,15 @@ class WsShard:
                 self._reorg_parent = None  # this reorg replaced that block
             self._wake.set()
         elif ev.kind is HeadKind.GAP or first or self._dropped_from is not None:
+            if ev.kind is HeadKind.GAP or first:  # (a dropped log opened its own gap)
+                self._gap_open(number)
             self._wake.set()  # (a dropped live log: a sync, not the head, moves the cursor)
         elif self._logs_distrusted_to is not None and ev.kind is HeadKind.NEXT:
             if number > self._logs_distrusted_to:
                 self._logs_distrusted_to = None
             else:  # the logs subscription was silent: the block's trades by eth_getLogs
                 self.counters["logs_distrust_syncs"] += 1
+                self._gap_open(number)
                 self._wake.set()
         elif ev.kind is HeadKind.NEXT and self.s.reconcile_interval == 0 and \
                 self.live_from is not None and number - 1 >= self.live_from:
@@ -1285,8 +1298,12 @@ class WsShard:
         self.counters["fallbacks"] += 1
         if self._poller is not None:
             # already polling to fill for a spent node quota: the same poller goes on,
-            # now the feed's fallback (stopped at the feed's hand-back)
+            # now the feed's fallback (stopped at the feed's hand-back), every interval
             self._quota_fill = False
+            if self._fill_poller:
+                self._fill_poller = False
+                self.history.record("quota_fill", active=False,
+                                    cause=f"{self.conn_id}: the feed's fallback takes over")
             return
         self._spawn_poller()
 
@@ -1301,12 +1318,32 @@ class WsShard:
             return
         self._quota_fill = True
         self.counters["quota_fills"] += 1
-        self.history.record("fallback", active=True,
+        # not a ``fallback`` row: the feed is live, and the report counted a month's
+        # spent quota as fallback time
+        self.history.record("quota_fill", active=True,
                             cause=f"{self.conn_id}: node quota spent, the explorer fills")
         log.warning("[%s] the node's quota is spent (%s): the explorer fills the gaps "
                     "(polling from the cursors) until the node answers again",
                     self.conn_id, exc.message[:200])
-        self._spawn_poller()
+        self._spawn_poller(fill=True)
+
+    def _gap_open(self, top: int) -> None:
+        """The live feed may not have delivered the trades of blocks up to ``top``."""
+        if self._gap_to is None or top > self._gap_to:
+            self._gap_to = top
+
+    def _fill_due(self) -> bool:
+        """Is a round of the poller due? Always for the feed's fallback. A quota fill
+        (the feed live, the node refusing) polls only while a gap is open: the cursor
+        below the highest block the feed may not have delivered. Before, it polled the
+        explorer every ``fallback_polling_interval`` for as long as the quota stayed
+        spent (a month for a monthly one), gap or not. A gap opened later (a reconnect,
+        a head that skips blocks, a dropped log) is polled from the next interval; so is
+        every block while the connection has shown no head (it delivers nothing)."""
+        if not self._quota_fill or self.live_from is None:
+            return True
+        gap, cur = self._gap_to, self.cursor()
+        return gap is not None and (cur is None or cur < gap)
 
     async def _end_quota_fill(self) -> None:
         """A sync answered again after a spent quota: the node takes over, the poller
@@ -1340,8 +1377,11 @@ class WsShard:
             check, self._fallback_check)
         self._wake.set()
 
-    def _spawn_poller(self) -> None:
+    def _spawn_poller(self, *, fill: bool = False) -> None:
+        """Start the explorer poller from the cursors: the feed's fallback, or with
+        ``fill`` a quota fill (polling only while a gap is open: :meth:`_fill_due`)."""
         assert self.explorer is not None
+        self._fill_poller = fill
         self._fallback_floor = self.cursor()
         self._poller = PollingMonitor(
             self.explorer, self.pipeline, self.store, wallets=self.wallets,
@@ -1349,7 +1389,7 @@ class WsShard:
             overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
             group="websocket", clock=self.clock, block_interval=self.s.block_interval,
             head_jump_slack=self.s.head_jump_slack, history=self.history,
-            episodes=self._explorer_episodes)
+            episodes=self._explorer_episodes, due=self._fill_due if fill else None)
         self._poll_task = self.supervisor.spawn(f"fallback-{self.conn_id}", self._poller.run)
 
     async def _stop_polling(self, cause: str) -> None:
@@ -1357,13 +1397,15 @@ class WsShard:
         self._poller, self._poll_task = None, None
         if poller is None or task is None:
             return
+        fill, self._fill_poller = self._fill_poller, False
         poller.stop()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, timeout=max(self.s.scaled(60), 5.0))
         if not task.done():
             task.cancel()
         self._cursor_read = False  # the poller moved the cursors: read them again
-        self.history.record("fallback", active=False, cause=f"{self.conn_id}: {cause}")
+        self.history.record("quota_fill" if fill else "fallback", active=False,
+                            cause=f"{self.conn_id}: {cause}")
         log.info("[%s] handed back to the WebSocket feed (%s)", self.conn_id, cause)
 
     # -- sync: backfill, reconcile, reorg ----------------------------------------------

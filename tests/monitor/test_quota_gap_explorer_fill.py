@@ -92,8 +92,10 @@ def test_a_gap_while_the_node_quota_is_spent_is_filled_from_the_explorer(
 
             await run_monitor(node, tmp_path, body, reconcile_interval=30.0)
     asyncio.run(go())
-    fills = [r for r in history_rows(tmp_path, "fallback") if "quota" in r.get("cause", "")]
+    # quota_fill rows (not fallback rows: the feed never fell back)
+    fills = [r for r in history_rows(tmp_path, "quota_fill") if "quota" in r.get("cause", "")]
     assert fills and fills[0]["active"] is True and fills[-1]["active"] is False
+    assert not history_rows(tmp_path, "fallback")
     # one quota alert, saying the explorer fills; the log says so too
     alerts = [r.getMessage() for r in caplog.records if "ALERT quota_exhausted" in r.getMessage()]
     assert len(alerts) == 1 and "the explorer fills" in alerts[0]
