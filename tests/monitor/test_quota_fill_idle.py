@@ -2,13 +2,16 @@
 explorer fills the feed's gaps, 300af7c) polls the explorer only while a gap is open,
 and its history rows are not ``fallback`` rows. Before, it polled every
 ``fallback_polling_interval`` for as long as the quota stayed spent (a month for a
-monthly quota), gap or not, and the report counted all that time as fallback time."""
+monthly quota), gap or not, and the report counted all that time as fallback time.
+Without a gap it makes one round every ``QUOTA_FILL_IDLE_S`` (the cursors stay near the
+head: the sync that takes over when the quota is back fetches a few chunks)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hostile_node import HostileNode, Raw, explorer_ok, explorer_row
@@ -16,7 +19,7 @@ from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, history_rows, run_monitor, until
 
 from monitor.sinks import MemorySink
-from monitor.wallet_monitor import WalletMonitor, WsShard
+from monitor.wallet_monitor import QUOTA_FILL_IDLE_S, WalletMonitor, WsShard
 
 MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
     "code": 429, "message": "Monthly capacity limit exceeded. Visit "
@@ -156,8 +159,11 @@ def test_a_quota_fill_is_not_fallback_time(tmp_path: Path) -> None:
 
 def test_when_a_quota_fill_round_is_due() -> None:
     shard = WsShard.__new__(WsShard)  # only what _fill_due reads
+    clock = SimpleNamespace(t=1000.0)
+    shard.clock = SimpleNamespace(now=lambda: clock.t)  # type: ignore[assignment]
+    shard.s = SimpleNamespace(scaled=lambda x: x)  # type: ignore[assignment]
     shard._quota_fill, shard.live_from, shard._gap_to = False, 100, None
-    shard._cursor_read, shard._poller, shard._cursor = True, None, 120
+    shard._fill_round_at, shard._cursor = 1000.0, 120
     shard.cursor = lambda: shard._cursor  # type: ignore[method-assign]
     assert shard._fill_due()  # the feed's fallback: every round
     shard._quota_fill = True
@@ -166,6 +172,13 @@ def test_when_a_quota_fill_round_is_due() -> None:
     assert shard._fill_due()  # the cursor below the gap's top
     shard._gap_open(125)  # (a lower one does not lower it)
     shard._cursor = 130
+    clock.t += 15
     assert not shard._fill_due()  # filled
     shard.live_from = None
     assert shard._fill_due()  # no head on this connection yet: nothing is delivered live
+    shard.live_from = 200
+    clock.t = 1000.0 + QUOTA_FILL_IDLE_S - 1  # (the last round: the gap's, at 1000)
+    assert not shard._fill_due()
+    clock.t += 1
+    assert shard._fill_due()  # one round a QUOTA_FILL_IDLE_S keeps the cursor near the head
+    assert not shard._fill_due()
