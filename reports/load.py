@@ -394,19 +394,45 @@ def _bound_problems(stored: Any, want: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+#: the point latencies of a summary, each a quantile of the outcomes' latencies
+#: (:func:`experiments.checker.outcome_counts`; of a pool: of every seed's trades)
+POINT_LATENCIES = ("latency_p50_s", "latency_p95_s", "latency_p99_s",
+                   "latency_p95_in_fault_s", "latency_p95_outside_fault_s", "latency_max_s")
+
+
+def _point_problems(summary: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Where a summary's point latencies are not the quantiles of its outcomes: a gate
+    without bounds (a summary written before them, or a pilot's) judges the point
+    value, and a p95 edited from 12 s to 0.3 s passed it over a table of 12-s trades.
+    A value that is no number is said by :func:`summary_problems`."""
+    out = []
+    for key in POINT_LATENCIES:
+        had = summary.get(key)
+        if isinstance(had, bool) or not isinstance(had, int | float) \
+                or not math.isfinite(had):
+            continue
+        if not _same(had, want.get(key)):
+            gives = want.get(key)
+            out.append(f"summary.json says {key} = {str(had)[:40]}, outcomes.parquet gives "
+                       f"{'no latency' if gives is None else f'{gives:.6g}'}")
+    return out
+
+
 def _latency_problems(summary: dict[str, Any], table: pd.DataFrame, *,
-                      bounds: bool) -> list[str]:
-    """Where the summary's latency quantiles' confidence bounds (``bounds``: of one seed;
-    a pool's are checked by :func:`_basis_problems`) are not those of the outcomes they
-    were computed from: a quantile gate is judged by its bounds, and an edited upper
-    bound under a table that says otherwise passed it. (The point quantiles are not
-    compared: the report's tests set them apart from their tables.)"""
+                      bounds: bool, points: bool = True) -> list[str]:
+    """Where the summary's latency quantiles (``points``) or their confidence bounds
+    (``bounds``: of one seed; a pool's are checked by :func:`_basis_problems`) are not
+    those of the outcomes they were computed from: a quantile gate is judged by its
+    bounds (or, without them, its point value), and an edited value under a table that
+    says otherwise passed it."""
     try:
         want = outcome_counts(table)
     except (KeyError, TypeError, ValueError):  # the table's own checks say what is wrong
         return []
-    return _bound_problems(summary.get("latency_bounds"), want["latency_bounds"]) \
-        if bounds else []
+    out = _point_problems(summary, want) if points else []
+    if bounds:
+        out.extend(_bound_problems(summary.get("latency_bounds"), want["latency_bounds"]))
+    return out
 
 
 def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
@@ -423,15 +449,16 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
     out = _disagreements(summary, _table_counts(outcomes), "summary.json",
                          "outcomes.parquet")
     p95 = summary.get("latency_p95_s")
-    if isinstance(p95, int | float) and not isinstance(p95, bool) \
-            and "latency_s" in outcomes.columns and not outcomes["latency_s"].notna().any():
+    emptied = isinstance(p95, int | float) and not isinstance(p95, bool) \
+        and "latency_s" in outcomes.columns and not outcomes["latency_s"].notna().any()
+    if emptied:
         # the quantiles are of the table's latencies: gone from it, the gates stand on nothing
         out.append(f"summary.json says latency_p95_s = {str(p95)[:40]}, outcomes.parquet "
                    "holds no latency")
     if "latency_s" in outcomes.columns and "in_fault" in outcomes.columns:
         pooled = "seed" in outcomes.columns
         out.extend(_latency_problems(summary, outcomes.drop(columns="seed", errors="ignore"),
-                                     bounds=not pooled))
+                                     bounds=not pooled, points=not emptied))
     if "seed" not in outcomes.columns:
         dup = int(outcomes["trade_id"].duplicated().sum()) if "trade_id" in outcomes else 0
         if dup:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from report_fixtures import point_latencies
 
 from experiments.analysis import analyze_scenario_dir
 from experiments.checker import latency_bounds
@@ -107,7 +108,8 @@ def _pool_two_seeds(run: Path, name: str = "ws_healthy") -> Path:
     df.loc[df.index[-1], "delivered_t_ns"] = pd.NA
     df.to_parquet(sdir / "outcomes.parquet", index=False)
     summary = json.loads((sdir / "summary.json").read_text(encoding="utf-8"))
-    summary.update(seeds=[1, 2], missed=1, detected=summary["trades"] - 1)
+    summary.update(seeds=[1, 2], missed=1, detected=summary["trades"] - 1,
+                   **point_latencies(df))
     (sdir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     for seed in (1, 2):
         rows = df[df["seed"] == seed]
@@ -169,7 +171,7 @@ def test_the_report_says_how_many_trades_decide_an_empty_fault_gate(
         make_run: MakeRun, tmp_path: Path) -> None:
     calm = pd.read_parquet(make_run(run_id="calm") / "ws_drop" / "outcomes.parquet")
     calm = calm.assign(in_fault=False, fault=None)
-    run = make_run(overrides={"ws_drop": {"latency_p95_in_fault_s": None,
+    run = make_run(overrides={"ws_drop": {**point_latencies(calm),
                                           "latency_bounds": latency_bounds(calm)}})
     # the table the bounds are of (the report refuses bounds its outcomes do not give)
     calm.to_parquet(run / "ws_drop" / "outcomes.parquet", index=False)

@@ -41,7 +41,14 @@ def test_a_pilots_calm_latency_gate_reads_the_latency_outside_its_outages(
         tmp_path: Path) -> None:
     """The whole pilot's p95 (30 s: the trades of an outage, found by the fallback) is not
     the steady state the calm rule judges; the p95 outside the outages is."""
-    result = evaluate(load_run(_pilot(tmp_path, 30.0)), load_criteria())
+    # 200-260 s of 600: the trades 133-172 of 400, 10 %, each found 30 s late
+    run = build_run(tmp_path, scenarios=[
+        {"name": "pilot_websocket", "mode": "websocket", "wallets": 1, "n": 400,
+         "faults": [{"name": "feed_down", "start_s": 200.0, "stop_s": 260.0}],
+         "special": {i: ("late", 30.0) for i in range(134, 172)}}])
+    loaded = load_run(run)
+    assert loaded.scenario("pilot_websocket").summary["latency_p95_s"] == 30.0
+    result = evaluate(loaded, load_criteria())
     check = {c.name: c for c in result.checks}["detection latency p95"]
     assert check.passed is True and check.value is not None and check.value < 1.0
     assert "outside the pilot's outages" in check.note

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from report_fixtures import point_latencies
 
 from experiments.checker import latency_bounds
 from reports.criteria import load_criteria
@@ -27,7 +28,7 @@ def _undecided_fault_gate_run(make_run: MakeRun) -> Path:
     check is measured but undecided; every other check passes."""
     calm = pd.read_parquet(make_run(run_id="calm") / "ws_drop" / "outcomes.parquet")
     calm = calm.assign(in_fault=False, fault=None)
-    run = make_run(overrides={"ws_drop": {"latency_p95_in_fault_s": None,
+    run = make_run(overrides={"ws_drop": {**point_latencies(calm),
                                           "latency_bounds": latency_bounds(calm)}})
     # the table the bounds are of (the report refuses bounds its outcomes do not give)
     calm.to_parquet(run / "ws_drop" / "outcomes.parquet", index=False)
