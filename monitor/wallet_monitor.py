@@ -979,6 +979,7 @@ class WsShard:
             self._swept_to = min(self._swept_to,
                                  max(lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0))
             self._sweep_due = True
+            self._fill_from_lost()  # (a quota fill running: the sweep is refused)
 
     def _undecodable_live(self, entry: Any) -> None:
         """A live log that did not decode (a proxy cut its data short, garbled a field):
@@ -1331,7 +1332,34 @@ class WsShard:
         log.warning("[%s] the node's quota is spent (%s): the explorer fills the gaps "
                     "(polling from the cursors) until the node answers again",
                     self.conn_id, exc.message[:200])
+        self._fill_from_lost()
         self._spawn_poller(fill=True)
+
+    def _fill_from_lost(self) -> None:
+        """``reconcile_interval = 0`` and a quota fill: the heads moved the cursor past
+        the block of a live log lost since (it did not decode, its delivery failed, the
+        queue was full). Its trade is the sweep's to fetch, which the spent quota
+        refuses, and the fill polls from the cursors, above it: the trade waited for the
+        node (a month for a monthly quota). The cursors go back below that block (never
+        further than the sweep would reach, ``ZERO_MODE_SWEEP_BLOCKS``, nor below the
+        launch point) and the explorer fills from there; what the feed delivered above is
+        not sent twice (the pipeline's dedup)."""
+        lost, cur = self._dropped_from, self.cursor()
+        if not self._quota_fill or self.s.reconcile_interval != 0 or lost is None \
+                or cur is None or lost > cur:
+            return
+        to = max(lost - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0)
+        launch = self._launch_floor()
+        if launch is not None:
+            to = max(to, launch)
+        if to >= cur:
+            return
+        self.counters["quota_fill_rewinds"] += 1
+        log.info("[%s] a live log of block %d was lost below the cursor %d: the explorer "
+                 "fills from %d", self.conn_id, lost, cur, to + 1)
+        self.store.set_cursors(self.wallets, to, None, "websocket", forward_only=False)
+        self._cursor_moved(cur, to, forward_only=False)
+        self._cursor_read = False  # (the poller moves them too)
 
     def _gap_open(self, top: int) -> None:
         """The live feed may not have delivered the trades of blocks up to ``top``."""
