@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import json
 import re
@@ -71,7 +72,7 @@ from polyvocab import (
     trade_id,
 )
 from polyvocab.bounds import quantity
-from polyvocab.errors import RpcError, ServiceError
+from polyvocab.errors import RpcError, ServiceError, Timeout
 from polyvocab.jsonrpc_http import JsonRpcHttpClient, is_rate_limit_reply
 from polyvocab.policies import is_range_too_large, retry_delays
 
@@ -124,13 +125,27 @@ def _is_range(exc: BaseException) -> bool:
     return isinstance(exc, RpcError) and is_range_too_large(exc.rpc_message)
 
 
+#: set while an ``eth_getLogs`` of more than one block is asked: a timeout then (the
+#: client's, or the provider's own "request timed out") is split as a refused range is,
+#: not tried again on the same range
+_SPLITTING: contextvars.ContextVar[bool] = contextvars.ContextVar("_SPLITTING", default=False)
+
+
+def _is_split(exc: BaseException) -> bool:
+    """An ``eth_getLogs`` error answered by asking the range in halves: a range the node
+    refuses as too large, or a timeout on a range of more than one block (a range too
+    heavy to answer in time: tried again whole, five times 30 s, then the reconcile lost)."""
+    return _is_range(exc) or (isinstance(exc, Timeout) and _SPLITTING.get())
+
+
 def _rpc(url: str, session: aiohttp.ClientSession, rate_per_s: float) -> JsonRpcHttpClient:
     """The shared JSON-RPC client, rate-limited; every error but a range the node refuses
-    is tried again, :data:`_TRIES` tries in all, with jittered backoff (1, 2, 4, 8 s)."""
+    (or a timeout on a range of blocks, :func:`_is_split`) is tried again, :data:`_TRIES`
+    tries in all, with jittered backoff (1, 2, 4, 8 s)."""
     return JsonRpcHttpClient(url, session, max_retries=_TRIES - 1, timeout=30.0,
                              rate_limit_per_s=rate_per_s,
                              retry_policy=lambda: retry_delays(1.0, 10.0, jitter=0.2),
-                             retryable=lambda exc: not _is_range(exc),
+                             retryable=lambda exc: not _is_split(exc),
                              rate_limited=is_rate_limit_reply, kind="reconcile",
                              name="reconcile")
 
@@ -150,16 +165,18 @@ async def _call(rpc: JsonRpcHttpClient, method: str, params: list[Any]) -> Any:
 async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int, b: int,
                     unchecked: list[int] | None = None,
                     fit: list[int] | None = None) -> list[dict[str, Any]]:
-    """The logs of ``a..b``; a range the node refuses as too large is asked in halves,
-    each refusal halving ``fit[0]``, the size the rest (and the caller's next ranges) is
-    asked at (with QuickNode's 5-block limit, every 500-block chunk and the right half of
-    every split was refused and halved again: twice the calls). A block refused even
-    alone is put in ``unchecked`` (its trades cannot be judged), or, without that list, a
-    :class:`ReconcileError`."""
+    """The logs of ``a..b``; a range the node refuses as too large, or does not answer in
+    time, is asked in halves, each refusal halving ``fit[0]``, the size the rest (and the
+    caller's next ranges) is asked at (with QuickNode's 5-block limit, every 500-block
+    chunk and the right half of every split was refused and halved again: twice the
+    calls). A block refused even alone is put in ``unchecked`` (its trades cannot be
+    judged), or, without that list, a :class:`ReconcileError`; one not answered in time
+    is tried again, :data:`_TRIES` tries, then a :class:`ReconcileError`."""
+    token = _SPLITTING.set(b > a)
     try:
         res = await rpc.call("eth_getLogs", [dict(flt, fromBlock=hex(a), toBlock=hex(b))])
     except ServiceError as exc:
-        if not _is_range(exc):
+        if not _is_split(exc):
             raise _failed(rpc, "eth_getLogs", exc) from None
         if b <= a:
             if unchecked is None:
@@ -175,6 +192,8 @@ async def _get_logs(rpc: JsonRpcHttpClient, flt: dict[str, Any], a: int, b: int,
             out += await _get_logs(rpc, flt, x, y, unchecked, fit)
             x = y + 1
         return out
+    finally:
+        _SPLITTING.reset(token)
     if not isinstance(res, list):
         raise ReconcileError(f"eth_getLogs of blocks {a}..{b} answered "
                              f"{type(res).__name__}, not a list of logs")
@@ -412,6 +431,34 @@ def _judged_ids(sightings: Sequence[dict[str, Any]], truth: pd.DataFrame, past_e
     return (seen - past_end) | set(truth["trade_id"].tolist())
 
 
+def _past_end_needed(unchecked: list[int], beyond: list[int],
+                     seen: Sequence[tuple[str, int]], truth: pd.DataFrame,
+                     past_end: set[str], start: int, end: int,
+                     log: Callable[[str], None]) -> tuple[list[int], list[int]]:
+    """The blocks whose refusal leaves trades unjudged (``unchecked``, plus the refused
+    blocks past the end, ``beyond``, when they are needed) and the refused blocks past
+    the end that are not needed. The blocks past the end are read only for a trade a
+    reorg moved there from the range (:func:`_judged_ids`): they are needed when a path
+    saw a trade in the range (in a block the node answered) that neither the range's
+    truth nor the blocks past the end that answered hold. Else a block there refused even
+    alone made the pilot INCONCLUSIVE for nothing it would have read."""
+    if not beyond:
+        return unchecked, []
+    have = set(truth["trade_id"].tolist()) | past_end
+    lacking = sorted({tid for tid, n in seen
+                      if start <= n <= end and n not in unchecked and tid not in have})
+    shown = _refused_blocks(beyond)
+    if lacking:
+        log(f"eth_getLogs refuses {shown} past the pilot's end even alone, and "
+            f"{len(lacking)} trade(s) the paths saw in the range (e.g. {lacking[0]}) are not "
+            "in its truth: a reorg may have moved them there")
+        return sorted(set(unchecked) | set(beyond)), []
+    log(f"eth_getLogs refuses {shown} past the pilot's end even alone: not needed (they "
+        "are read only for trades a reorg moved past the end, and every trade the paths "
+        "saw in the range is in its truth)")
+    return unchecked, beyond
+
+
 def _refused_blocks(blocks: Sequence[int]) -> str:
     """``blocks`` as a short text ('block 7', 'blocks 7, 9 and 12 more'), '' if none."""
     if not blocks:
@@ -573,13 +620,15 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                             chain_id: int = POLYGON_CHAIN_ID,
                             seen: Sequence[tuple[str, int]] = ()
                             ) -> tuple[int, int | None, pd.DataFrame, list[dict[str, Any]],
-                                       set[str], int, list[int]]:
+                                       set[str], int, list[int], list[int]]:
     """Check the chain (:func:`_same_chain`), wait for finality (or clamp the end), then
     the truth of ``start..end`` (the blocks of trades ``seen`` by a path that it lacks
     asked again, :func:`_confirm_phantoms`): the end,
     the end it was clamped from, the truth frame, its chain rows, the ids of trades now in
     the blocks just past the end (:data:`PAST_END_BLOCKS`), JSON-RPC calls sent, the
-    blocks the node refuses even alone (sorted: their trades cannot be judged)."""
+    blocks of the range the node refuses even alone (sorted: their trades cannot be
+    judged), and those past the end it refuses even alone (needed only for a trade a path
+    saw in the range that the range's truth lacks: :func:`_past_end_needed`)."""
     async with aiohttp.ClientSession() as session:
         rpc = _rpc(opts.rpc_url, session, opts.rate_per_s)
         _same_chain(rpc, await _call(rpc, "eth_chainId", []), chain_id)
@@ -609,19 +658,21 @@ async def _truth_from_chain(opts: ReconcileOptions, wallets: list[str], start: i
                                               offset_s=opts.timestamp_offset_s,
                                               exchanges=exchanges, unchecked=unchecked)
         past_end: set[str] = set()
+        beyond_unchecked: list[int] = []
         if head > end:  # a reorg may have moved a trade the pilot saw at the end past it
             beyond, _rows = await chain_truth(rpc, wallets, end + 1,
                                               min(head, end + PAST_END_BLOCKS),
                                               chunk_blocks=opts.chunk_blocks,
                                               offset_s=opts.timestamp_offset_s,
-                                              exchanges=exchanges, unchecked=unchecked)
+                                              exchanges=exchanges,
+                                              unchecked=beyond_unchecked)
             past_end = set(beyond["trade_id"].tolist())
         await _confirm_phantoms(rpc, wallets, truth, past_end,
                                 [x for x in seen if x[1] not in unchecked], start, end,
                                 offset_s=opts.timestamp_offset_s, exchanges=exchanges,
                                 log=log)
         return (end, clamped, truth, chain_rows, past_end, rpc.counter.total,
-                sorted(set(unchecked)))
+                sorted(set(unchecked)), sorted(set(beyond_unchecked)))
 
 
 #: the most blocks asked again, one at a time, for trades the paths saw that the range
@@ -710,9 +761,11 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         raise ReconcileError(f"{store_dir}: the pilot saw no block {opts.grace_s:.0f} s before "
                              f"its last beat (run it longer, or lower --grace)")
     chain_id = _chain_id(meta, store_dir)
-    end, clamped, truth, chain_rows, past_end, truth_calls, unchecked = asyncio.run(
+    end, clamped, truth, chain_rows, past_end, truth_calls, unchecked, beyond = asyncio.run(
         _truth_from_chain(opts, wallets, start, end, log, exchanges, chain_id,
                           _seen_trades(sightings)))
+    unchecked, beyond_not_needed = _past_end_needed(
+        unchecked, beyond, _seen_trades(sightings), truth, past_end, start, end, log)
     status = pilot_status(store_dir)
     first_wall = int(sessions[0]["started_wall_ns"])
     last_wall = max(int(s["last_wall_ns"] or s["started_wall_ns"]) for s in sessions)
@@ -809,6 +862,9 @@ def reconcile(store_dir: str | Path, opts: ReconcileOptions, *,
         "blocks": [start, end], "end_clamped_from": clamped,
         # blocks eth_getLogs refused even alone: not judged, the run INCONCLUSIVE
         "unchecked_blocks": unchecked,
+        # blocks past the end refused even alone, not needed: no trade seen in the range
+        # was missing from its truth (a reorg could have moved only such a trade there)
+        "unchecked_past_end_not_needed": beyond_not_needed,
         "finality_depth": opts.finality_depth, "grace_s": opts.grace_s,
         "timestamp_offset_s": opts.timestamp_offset_s,
         "uptime": {p: status["paths"][p]["uptime"] for p in PATHS},
