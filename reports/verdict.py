@@ -274,8 +274,8 @@ def _unusable(sc: ScenarioData) -> str | None:
         err = str(sc.summary.get("error") or "no detail")
         return f"harness error ({err[:160]})"
     if sc.status != "ok":  # inconclusive: the error says why (a recording cut short, a
-        err = sc.summary.get("error")  # range the provider refused even block by block)
-        return f"status {sc.status!r}" + (f" ({str(err)[:200]})" if err else "")
+        why = sc.summary.get("error")  # range the provider refused even block by block)
+        return f"status {sc.status!r}" + (f" ({str(why)[:200]})" if why else "")
     if sc.problems:  # its files are damaged, missing or contradict its summary
         more = f" (and {len(sc.problems) - 1} more)" if len(sc.problems) > 1 else ""
         return f"data problem: {sc.problems[0][:200]}{more}"
