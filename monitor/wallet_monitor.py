@@ -602,8 +602,8 @@ class WsShard:
         # rows are ``quota_fill``, not ``fallback``: the feed never fell back)
         self._fill_poller = False
         # the highest block whose trades the live feed may not have delivered (the blocks
-        # up to a connection's first head, a head that skipped blocks, a dropped or
-        # undecodable live log, the heads of a distrusted logs subscription): a quota
+        # up to a connection's first head, a head that skipped blocks, a reorg's head, a
+        # dropped or undecodable live log, the heads of a distrusted logs subscription): a quota
         # fill polls only while the cursor is below it (see _fill_due). Blocks the cursor
         # is below otherwise were delivered live (a sync's job to verify, the node's)
         self._gap_to: int | None = None
@@ -1046,6 +1046,11 @@ class WsShard:
             self._reorg_top = ev.start if self._reorg_top is None else max(
                 self._reorg_top, ev.start)
             self._reorg_head, self._node_waits = (number, bh.lower()), 0
+            # the replaced heights' new trades are the feed's alone while the node's
+            # quota is spent (its re-check refused): one the logs subscription did not
+            # send is the quota fill's to poll (it idled without a gap: up to
+            # QUOTA_FILL_IDLE_S, or until the node answered again)
+            self._gap_open(number)
             if ev.start < number:
                 self._reorg_parent = (number - 1, parent.lower())
             elif self._reorg_parent is not None and self._reorg_parent[0] >= number:
