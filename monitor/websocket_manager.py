@@ -396,10 +396,12 @@ class _Sub:
     params: list[Any]
     on_message: OnMessage
     node_id: str | None = None
+    #: a ``newHeads`` subscription (its params are the caller's copy, never changed):
+    #: set once, not worked out again for every notification
+    is_heads: bool = field(init=False)
 
-    @property
-    def is_heads(self) -> bool:
-        return bool(self.params) and self.params[0] == "newHeads"
+    def __post_init__(self) -> None:
+        self.is_heads = bool(self.params) and self.params[0] == "newHeads"
 
 
 @dataclass(slots=True)
@@ -1437,7 +1439,18 @@ class WebSocketManager:
                 # logs before its head. One head at most is held, in its place among heads
                 link.held = (sub, params.get("result"), self.frame_stamps)
                 return
-        await self._dispatch(sub, params.get("result"))
+            await self._dispatch(sub, params.get("result"))
+            return
+        # a logs notification (the feed's bulk): _dispatch's work without its coroutine
+        # and _call's, two a notification
+        self.metrics.notifications += 1
+        on_message: Callable[..., Any] = sub.on_message  # a result of any shape, as _call
+        try:
+            called = on_message(params.get("result"))
+            if called is not None and inspect.isawaitable(called):
+                await called
+        except Exception as exc:
+            self._callback_failed(sub, exc)
 
     async def _release_head(self, link: _Link) -> None:
         """Hand over the head held on ``link`` (see :meth:`_notification`)."""
@@ -1466,7 +1479,11 @@ class WebSocketManager:
         try:
             await _call(sub.on_message, result)
         except Exception as exc:
-            self.metrics.error("callback")
-            log.exception("[%s] on_message of %s failed: %s", self.conn_id, sub.stable_id,
-                          redact(str(exc)))
+            self._callback_failed(sub, exc)
+
+    def _callback_failed(self, sub: _Sub, exc: Exception) -> None:
+        """A notification callback raised: counted and logged, the reader goes on."""
+        self.metrics.error("callback")
+        log.exception("[%s] on_message of %s failed: %s", self.conn_id, sub.stable_id,
+                      redact(str(exc)))
 

@@ -173,3 +173,37 @@ def test_heads_keep_their_order_and_a_held_head_survives_the_close() -> None:
             task.cancel()
             await mgr.stop()
     asyncio.run(main())
+
+
+def test_a_logs_callback_that_raises_is_counted_and_a_coroutine_one_awaited() -> None:
+    """The logs path calls its callback without _dispatch: a plain callback that raises
+    is counted (``errors["callback"]``) and the reader goes on; a coroutine function's
+    result is awaited, in order."""
+    async def main() -> None:
+        async with BurstNode() as node:
+            got: list[Any] = []
+            seen: list[int] = []
+
+            def on_head(result: Any) -> None:
+                seen.append(int(result["number"], 16))
+
+            async def on_log(result: Any) -> None:
+                if result.get("bad"):
+                    raise RuntimeError("callback bug")
+                await asyncio.sleep(0)
+                got.append(result["i"])
+
+            mgr = WebSocketManager(node.url, settings=WsSettings(staleness_blocks=0),
+                                   clock=SystemClock(), history=NullHistory(), conn_id="t")
+            await mgr.subscribe(["newHeads"], on_head)
+            await mgr.subscribe(["logs", {}], on_log)
+            await mgr.start()
+            await asyncio.wait_for(node.subscribed.wait(), TIMEOUT)
+            await node.burst(_note(LOGS, {"i": 1}), _note(LOGS, {"bad": True}),
+                             _note(LOGS, {"i": 2}), _note(HEADS, _header(4)))
+            await _until(mgr, lambda: seen == [4])
+            assert got == [1, 2]
+            assert mgr.metrics.errors["callback"] == 1
+            assert mgr.metrics.notifications == 4
+            await mgr.stop()
+    asyncio.run(main())
