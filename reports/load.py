@@ -494,6 +494,11 @@ def outcome_problems(summary: dict[str, Any], outcomes: pd.DataFrame | None,
             out.extend(_disagreements(own, _table_counts(rows),
                                       f"seeds/{seed}/summary.json",
                                       f"outcomes.parquet (seed {seed})"))
+            held = _seed_rows(path.parent / "outcomes.parquet")
+            if held is not None and held != len(rows):
+                out.append(f"seeds/{seed}/outcomes.parquet holds {held:,} "
+                           f"row{'' if held == 1 else 's'}, the pooled outcomes.parquet "
+                           f"{len(rows):,} of seed {seed}")
     return out
 
 
@@ -576,7 +581,39 @@ def seed_problems(summary: dict[str, Any], sdir: Path, run_dir: Path) -> list[st
         if moved is not None:
             out.append(f"seed {seed}'s files changed after they were analysed ({moved}): "
                        f"run `python -m experiments analyze {run_dir}` again")
+            continue
+        table = _seed_table_problem(seed_dir / "outcomes.parquet")
+        if table:
+            out.append(f"seeds/{seed}/outcomes.parquet {table}: the results pooled from it "
+                       "cannot be checked")
     return out
+
+
+def _seed_table_problem(path: Path) -> str | None:
+    """What is wrong with a seed's own outcomes.parquet (the table the pool read its rows
+    from), read by its footer only: None when it is a table. A seed's table deleted left
+    the pooled numbers standing on rows nothing of the seed's analysis holds any more."""
+    if not path.exists():
+        return "is missing"
+    if is_special(path):
+        return "is not a regular file"
+    import pyarrow.parquet as pq  # after require_parquet() said it is there
+
+    try:
+        pq.ParquetFile(path).metadata  # noqa: B018  (reads the footer: a table or not)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        return f"could not be read ({type(exc).__name__})"
+    return None
+
+
+def _seed_rows(path: Path) -> int | None:
+    """The rows of a seed's own outcomes.parquet (by its footer), None when unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # said by seed_problems
+        return None
 
 
 def _written_passes(summary: dict[str, Any]) -> list[str]:
