@@ -61,8 +61,11 @@ per-wallet cursors) every ``fallback_polling_interval``; healthy again -> sync v
 ``eth_getLogs`` from the cursor, then stop polling. History rows ``feed`` and ``fallback``.
 The HTTP node's quota spent (``QuotaExhausted``: Alchemy's monthly capacity, a daily
 count) while the feed is healthy: the same poller fills the feed's gaps from the explorer
-(history ``fallback`` with cause "node quota spent"), the sync asking the node again every
-``backoff_max``; the first sync it answers hands back and stops the poller.
+(history ``quota_fill``), polling while a gap is open (a first head, a head that skips
+blocks, a reorg's head, a lost live log: with ``reconcile_interval = 0`` the cursors go back
+below a lost log's block first) and once every ``QUOTA_FILL_IDLE_S`` otherwise, the sync
+asking the node again every ``backoff_max``; the first sync it answers hands back and stops
+the poller.
 
 All intervals are simulated seconds divided by ``speed``.
 """
