@@ -476,12 +476,6 @@ class ExplorerClient:
             base[f"topic{a}_{b}_opr"] = op
         out: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
-        # a log's content (its transaction, block, topics and data) -> its logIndex: the
-        # same log again under another logIndex is another trade id, a trade delivered
-        # twice that nothing retracts (its block is canonical). A bad row (counted); a
-        # twin the chain really holds (one order filled twice alike in one transaction)
-        # comes from the node's eth_getLogs, which is not filtered so
-        indexed: dict[tuple[str, str, tuple[str, ...], str], str] = {}
         # the blocks asked: start..end, a window of up to ``width`` blocks; to_block unless
         # the explorer timed out on a range that heavy (then halved, and walked on)
         start, end, page = from_block, to_block, 1
@@ -531,19 +525,9 @@ class ExplorerClient:
                     bad += 1
                     first_bad = first_bad or exc
                     continue
-                key = (converted["transactionHash"], converted["logIndex"])
-                if key not in seen:
-                    content = (converted["transactionHash"], converted["blockHash"],
-                               tuple(converted["topics"]), converted["data"])
-                    twin = indexed.setdefault(content, converted["logIndex"])
-                    if twin != converted["logIndex"]:
-                        bad += 1
-                        first_bad = first_bad or ValueError(
-                            f"the log of tx {converted['transactionHash'][:18]}... at "
-                            f"logIndex {twin} again under logIndex {converted['logIndex']}")
-                        continue
                 ordered = ordered and number >= prev
                 prev = number
+                key = (converted["transactionHash"], converted["logIndex"])
                 if key not in seen:
                     seen.add(key)
                     out.append(converted)
