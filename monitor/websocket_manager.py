@@ -1154,7 +1154,7 @@ class WebSocketManager:
     async def _reader(self, link: _Link) -> str:
         """Receive frames until the connection closes; return the close cause."""
         while True:
-            if link.held is not None and not _buffered(link.ws):
+            if link.held is not None and not _buffered(link.ws) and link.cause is None:
                 # the frames that came with the held head are handled: let the tasks they
                 # woke run (the owner's live delivery), then hand the head over
                 await asyncio.sleep(0)
@@ -1227,6 +1227,8 @@ class WebSocketManager:
                   or ("error" in item and "method" not in item)):  # no id: see _response
                 sub = self._response(link, item)
                 if sub is not None:  # notifications that came before this answer
+                    if sub.is_heads and link.held is not None:  # heads in order
+                        await self._release_head(link)
                     for result in self._take_early(link, sub):
                         await self._dispatch(sub, result)
             else:
