@@ -282,6 +282,10 @@ _NUMERIC_OUTCOMES = ("block_number", "visible_t_ns", "delivered_t_ns", "latency_
                      "deliveries")
 
 
+#: the columns of ``outcomes.parquet`` read (``seed``: a pool's)
+_OUTCOME_READ = frozenset({*OUTCOME_COLUMNS, "seed"})
+
+
 def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if not path.exists():
         problems.append(f"{path.name} is missing")
@@ -289,8 +293,13 @@ def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
     if is_special(path):
         problems.append(f"{path.name} is not a regular file")
         return None
+    import pyarrow.parquet as pq  # after require_parquet() said it is there
+
     try:
-        df = pd.read_parquet(path)
+        # the columns the report reads only: a table's other columns (a provider's raw
+        # answer kept per trade) were read whole too, however large
+        names = pq.read_schema(path).names
+        df = pd.read_parquet(path, columns=[c for c in names if c in _OUTCOME_READ])
     except Exception as exc:  # pyarrow raises many types for a damaged file
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None

@@ -69,3 +69,38 @@ def test_every_event_is_there_for_exploring(tmp_path: Path) -> None:
     assert sc.monitor_history is not None
     assert "api_call" in set(sc.monitor_history["event"])
     assert "api_call" not in set(load_run(run).scenario("ws_drop").monitor_history["event"])
+
+
+def test_the_outcomes_are_read_by_the_columns_the_report_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column of outcomes.parquet no section reads (a raw answer kept per trade: 20 MB
+    here) was read whole with the rest."""
+    import pandas as pd
+
+    run = build_run(tmp_path)
+    path = run / "ws_drop" / "outcomes.parquet"
+    df = pd.read_parquet(path)
+    rows = pd.concat([df] * (20_000 // len(df) + 1), ignore_index=True).iloc[:20_000]
+    rows = rows.assign(trade_id=[f"0x{i:064x}:0" for i in range(len(rows))],
+                       raw=[f"{i:08d}" + "x" * 1000 for i in range(len(rows))])
+    rows.to_parquet(path, index=False)
+    peaks: dict[str, int] = {}
+    read = load_mod._read_outcomes
+
+    def measured(path: Path, *args: Any, **kwargs: Any) -> Any:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            return read(path, *args, **kwargs)
+        finally:
+            peaks[path.parent.name] = tracemalloc.get_traced_memory()[1] - base
+
+    monkeypatch.setattr(load_mod, "_read_outcomes", measured)
+    tracemalloc.start()
+    try:
+        sc = load_run(run).scenario("ws_drop")
+    finally:
+        tracemalloc.stop()
+    assert sc.outcomes is not None and "raw" not in sc.outcomes.columns
+    assert len(sc.outcomes) == 20_000
+    assert peaks["ws_drop"] < 12_000_000, f"{peaks['ws_drop'] / 1e6:.0f} MB"
