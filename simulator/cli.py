@@ -134,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, type=_path, metavar="PATH",
                        help="recording to write (.jsonl.gz) (required)")
 
-    imp = sub.add_parser("import-trades", help="turn a Data-API /trades export (CSV, or its JSON answer saved) into a recording")
+    imp = sub.add_parser("import-trades", help="turn a Data-API /trades export (CSV, or its "
+                                               "JSON answer saved) into a recording")
     imp.add_argument("csv", type=_path, metavar="CSV",
-                     help="Polymarket Data-API /trades export: CSV (pages joined with cat too) or the "
-                          "JSON answer saved as a file")
+                     help="Polymarket Data-API /trades export: CSV (pages joined with cat "
+                          "too) or the JSON answer saved as a file")
     imp.add_argument("--out", required=True, type=_path, metavar="PATH",
                      help="recording to write (.jsonl.gz) (required)")
     imp.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
