@@ -1460,6 +1460,8 @@ class WebSocketManager:
         if held is None:
             return
         sub, result, stamps = held
+        if self._subs.get(sub.stable_id) is not sub:
+            return  # unsubscribed while held: unsubscribe() promises no more callbacks
         current, self.frame_stamps = self.frame_stamps, stamps
         try:
             await self._dispatch(sub, result)

@@ -2,15 +2,14 @@
 a ``newHeads`` subscription cancelled while its head is held still gets that head. The
 owner cancelled it while the frames after the head were handled (here: from a task a
 logs callback started), and the manager's own ``unsubscribe`` promises no more
-callbacks; before 9650491 the head had been handed over before the cancel. Recorded as
-``xfail(strict=True)``: websocket_manager.py is another helper's (H17) to fix."""
+callbacks; before 9650491 the head had been handed over before the cancel. A held head
+whose subscription is gone is dropped (failed before the fix)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import pytest
 from test_ws_head_after_burst import HEADS, LOGS, TIMEOUT, BurstNode, _header, _note
 
 from monitor.clock import SystemClock
@@ -19,8 +18,6 @@ from monitor.history import NullHistory
 from monitor.websocket_manager import WebSocketManager
 
 
-@pytest.mark.xfail(strict=True, reason="9650491: a held head is handed over to a "
-                   "newHeads subscription cancelled meanwhile (websocket_manager.py: H17's)")
 def test_a_head_held_for_a_subscription_cancelled_meanwhile_is_not_handed_over() -> None:
     async def main() -> None:
         async with BurstNode() as node:
