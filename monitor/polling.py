@@ -248,11 +248,16 @@ class PollingMonitor:
         judge_reorgs: bool | None = None,
         episodes: RefusalEpisodes | None = None,
         due: Callable[[], bool] | None = None,
+        on_read: Callable[[str, int, int], None] | None = None,
     ) -> None:
         """``episodes``: the refused key's and setting's episodes, shared with the pollers
         built before and after this one by the same owner (one alert an episode).
         ``due`` (optional): asked before each round of :meth:`run`; False skips the round
-        (no call: an owner with nothing to fill, see ``WsShard._fill_due``)."""
+        (no call: an owner with nothing to fill, see ``WsShard._fill_due``).
+        ``on_read`` (optional): called ``(wallet, cursor, safe)`` once a poll's logs of
+        blocks ``cursor + 1..safe`` were delivered and the wallet's cursor moved over them
+        (only blocks read whole: never past one a poll failed on, nor the index head; see
+        ``WsShard._poller_read``)."""
         self.client = client
         self.pipeline = pipeline
         self.store = store
@@ -278,6 +283,7 @@ class PollingMonitor:
         self.slack = head_jump_slack
         self.history = history or NullHistory()
         self._due = due
+        self._on_read = on_read
         self.skipped_rounds = 0  # rounds ``due`` said were not due (no call made)
         #: the index head's distance below the proxy head at the last probe (None: never
         #: measured): the estimate while the probe fails
@@ -788,6 +794,8 @@ class PollingMonitor:
                 return False
         safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
+        if self._on_read is not None and safe > cursor:
+            self._on_read(wallet, cursor, safe)
         return upto >= head
 
     async def _judge_departed(self, head: int, index: int | None) -> None:

@@ -619,6 +619,9 @@ class WsShard:
         # run, without a hole (heads move the cursor past blocks none fetched); a sweep is
         # due once the heads are ZERO_MODE_SWEEP_BLOCKS past it (see _sweep_passed)
         self._swept_to: int | None = None
+        # reconcile_interval = 0 and a poller running: wallet -> the block up to which it
+        # read that wallet's logs without a hole from _swept_to (see _poller_read)
+        self._fill_read: dict[str, int] = {}
         # reconcile_interval = 0: the cursor heads moved on before the first sync (None:
         # none did); the first sweep starts there (see sync)
         self._unswept_from: int | None = None
@@ -981,6 +984,7 @@ class WsShard:
         if cur is not None and lowest <= cur:
             self._swept_to = min(self._swept_to,
                                  max(lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0))
+            self._fill_read = {}  # (read from the old _swept_to: counted again from here)
             self._sweep_due = True
             self._fill_from_lost()  # (a quota fill running: the sweep is refused)
 
@@ -1341,6 +1345,7 @@ class WsShard:
                     "(polling from the cursors) until the node answers again",
                     self.conn_id, exc.message[:200])
         self._fill_from_lost()
+        self._fill_from_swept()
         self._spawn_poller(fill=True)
 
     def _fill_from_lost(self) -> None:
@@ -1368,6 +1373,31 @@ class WsShard:
         self.store.set_cursors(self.wallets, to, None, "websocket", forward_only=False)
         self._cursor_moved(cur, to, forward_only=False)
         self._cursor_read = False  # (the poller moves them too)
+
+    def _fill_from_swept(self) -> None:
+        """``reconcile_interval = 0`` and a quota fill: the heads moved the cursor over
+        blocks no eth_getLogs fetched (the sweep's, which the spent quota refuses), and
+        the fill polled from the cursor, above them: none of them was read while the
+        quota stayed spent, and the sweep that ran once it was back fetched every block
+        since (1.3 M for a month). The cursors go back to ``_swept_to`` (nor below the
+        launch point) and the explorer reads from there; what it reads without a hole
+        counts as swept (:meth:`_poller_read`), and the cursor it moves stays the
+        overlap below the head, where the heads no longer move it."""
+        swept, cur = self._swept_to, self.cursor()
+        if not self._quota_fill or self.s.reconcile_interval != 0 or swept is None \
+                or cur is None or swept >= cur:
+            return
+        launch = self._launch_floor()
+        to = swept if launch is None else max(swept, launch)
+        if to >= cur:
+            return
+        self.counters["quota_fill_sweep_rewinds"] += 1
+        log.info("[%s] the blocks %d..%d the heads passed are the explorer's to read (the "
+                 "node's quota is spent)", self.conn_id, to + 1, cur)
+        self.store.set_cursors(self.wallets, to, None, "websocket", forward_only=False)
+        self._cursor_moved(cur, to, forward_only=False)
+        self._cursor_read = False  # (the poller moves them too)
+        self._gap_open(cur)
 
     def _gap_open(self, top: int) -> None:
         """The live feed may not have delivered the trades of blocks up to ``top``."""
@@ -1432,14 +1462,39 @@ class WsShard:
         self._fill_poller = fill
         self._fill_round_at = self.clock.now()  # (the fill's rounds: from here)
         self._fallback_floor = self.cursor()
+        self._fill_read = {}
         self._poller = PollingMonitor(
             self.explorer, self.pipeline, self.store, wallets=self.wallets,
             interval=self.s.fallback_polling_interval, speed=self.s.speed,
             overlap_blocks=self.s.explorer_overlap_blocks, start_block=self.s.start_block,
             group="websocket", clock=self.clock, block_interval=self.s.block_interval,
             head_jump_slack=self.s.head_jump_slack, history=self.history,
-            episodes=self._explorer_episodes, due=self._fill_due if fill else None)
+            episodes=self._explorer_episodes, due=self._fill_due if fill else None,
+            on_read=self._poller_read)
         self._poll_task = self.supervisor.spawn(f"fallback-{self.conn_id}", self._poller.run)
+
+    def _poller_read(self, wallet: str, after: int, upto: int) -> None:
+        """The poller read ``wallet``'s logs of blocks ``after + 1..upto`` whole (its
+        cursor moved over them). ``reconcile_interval = 0``: what it read of every wallet
+        without a hole from ``_swept_to`` up counts as swept. Before, nothing moved
+        ``_swept_to`` over a quota fill's blocks, and when the node answered again the
+        first sweep fetched every block since the quota ran out (1.3 M blocks for a
+        month's quota: 162,000 eth_getLogs of 8 blocks in firehose mode) against the
+        fresh quota. Never past a block it did not read (a failed poll, the index head,
+        the blocks the heads moved the cursor over that no poll asked for)."""
+        swept = self._swept_to
+        if self.s.reconcile_interval != 0 or swept is None:
+            return
+        have = max(self._fill_read.get(wallet, swept), swept)
+        if after > have:
+            return  # blocks below it were not read: the sweep's still
+        self._fill_read[wallet] = max(have, upto)
+        reads = [self._fill_read.get(w.lower()) for w in self.wallets]
+        low = min((r for r in reads if r is not None), default=None)
+        if low is None or None in reads or low <= swept:
+            return
+        self.counters["zero_mode_fill_swept_blocks"] += low - swept
+        self._swept_to = low
 
     async def _stop_polling(self, cause: str) -> None:
         poller, task = self._poller, self._poll_task
@@ -1501,7 +1556,10 @@ class WsShard:
                     await self._check_fallback_deliveries(since)
                     if self._fallback_check == since:  # not set again meanwhile
                         self._fallback_check = None
-                if self._sweep_due:
+                if self._sweep_due and self._quota_fill and self._poller is not None:
+                    self._sweep_due = False  # the explorer sweeps: the node refuses
+                    self._fill_from_swept()
+                elif self._sweep_due:
                     await self._sweep_passed()
                 await self.sync()
                 failures = 0
