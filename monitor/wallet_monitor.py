@@ -986,7 +986,7 @@ class WsShard:
                                  max(lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0))
             self._fill_read = {}  # (read from the old _swept_to: counted again from here)
             self._sweep_due = True
-            self._fill_from_lost()  # (a quota fill running: the sweep is refused)
+            self._fill_from_lost()  # (the explorer polling: the node may not answer)
 
     def _undecodable_live(self, entry: Any) -> None:
         """A live log that did not decode (a proxy cut its data short, garbled a field):
@@ -1325,6 +1325,7 @@ class WsShard:
                                     cause=f"{self.conn_id}: the feed's fallback takes over")
             return
         self._spawn_poller()
+        self._fill_from_lost()
 
     def _start_quota_fill(self, exc: QuotaExhausted) -> None:
         """The HTTP node's quota is spent (for longer than a call may wait: a month for
@@ -1356,9 +1357,14 @@ class WsShard:
         node (a month for a monthly quota). The cursors go back below that block (never
         further than the sweep would reach, ``ZERO_MODE_SWEEP_BLOCKS``, nor below the
         launch point) and the explorer fills from there; what the feed delivered above is
-        not sent twice (the pipeline's dedup)."""
+        not sent twice (the pipeline's dedup). So too in the feed's fallback (the poller
+        running, the feed unhealthy): the sweep is the node's, which often fails with the
+        feed (one provider's WebSocket and HTTP down together), and the trade waited for
+        it; when the node answers, the sweep and the explorer both fetch it, delivered
+        once."""
         lost, cur = self._dropped_from, self.cursor()
-        if not self._quota_fill or self.s.reconcile_interval != 0 or lost is None \
+        if not (self._quota_fill or self._poller is not None) \
+                or self.s.reconcile_interval != 0 or lost is None \
                 or cur is None or lost > cur:
             return
         to = max(lost - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0)
