@@ -288,3 +288,48 @@ def explorer_row(log: dict[str, Any]) -> dict[str, Any]:
             "timeStamp": log["blockTimestamp"], "gasPrice": "0x1", "gasUsed": "0x1",
             "logIndex": log["logIndex"], "transactionHash": log["transactionHash"],
             "transactionIndex": log["transactionIndex"]}
+
+
+#: Alchemy's answer (HTTP 429) once a month's compute units are used up
+QUOTA_SPENT = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
+    "code": 429, "message": "Monthly capacity limit exceeded. Visit "
+    "https://dashboard.alchemy.com/settings/billing to upgrade your scale policy"}})
+#: Etherscan's getLogs answer for a range without a log
+NO_RECORDS = json.dumps({"status": "0", "message": "No records found", "result": []})
+
+
+def explorer_from_logs(node: HostileNode, polls: list[dict[str, str]] | None = None) -> None:
+    """``node``'s explorer answers from ``node.logs``: its head for the proxy's
+    eth_blockNumber, the logs in the range a getLogs asks (its queries kept in ``polls``),
+    "No records found" for anything else."""
+    def explorer(q: dict[str, str]) -> str:
+        if q.get("module") == "proxy":
+            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
+        if q.get("action") != "getLogs":
+            return NO_RECORDS
+        if polls is not None:
+            polls.append(q)
+        lo, hi = int(q.get("fromBlock", "0")), int(q.get("toBlock", "99999999"))
+        rows = [explorer_row(x) for x in node.logs if lo <= int(x["blockNumber"], 16) <= hi]
+        return explorer_ok(rows) if rows else NO_RECORDS
+    node.explorer = explorer
+
+
+def spend_quota(node: HostileNode, spent: dict[str, bool], *,
+                refused: list[int] | None = None,
+                asked: list[tuple[int, int]] | None = None) -> None:
+    """``node`` refuses eth_getLogs with :data:`QUOTA_SPENT` while ``spent["on"]`` (each
+    refusal counted in ``refused``; the ranges it answers kept in ``asked``)."""
+    plain = node.answer
+
+    def answer(method: str, params: list[Any]) -> Any:
+        if method == "eth_getLogs":
+            if spent["on"]:
+                if refused is not None:
+                    refused.append(1)
+                return Raw((429, QUOTA_SPENT))
+            if asked is not None:
+                f = params[0]
+                asked.append((int(f["fromBlock"], 16), int(f["toBlock"], 16)))
+        return plain(method, params)
+    node.answer = answer  # type: ignore[method-assign]

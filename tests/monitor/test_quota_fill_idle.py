@@ -9,46 +9,22 @@ head: the sync that takes over when the quota is back fetches a few chunks)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
-from hostile_node import HostileNode, Raw, explorer_ok, explorer_row
+from hostile_node import HostileNode, explorer_from_logs, spend_quota
 from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, history_rows, run_monitor, until
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import QUOTA_FILL_IDLE_S, WalletMonitor, WsShard
 
-MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
-    "code": 429, "message": "Monthly capacity limit exceeded. Visit "
-    "https://dashboard.alchemy.com/settings/billing to upgrade your scale policy"}})
-NO_RECORDS = json.dumps({"status": "0", "message": "No records found", "result": []})
-
 
 def _scripted(node: HostileNode, spent: dict[str, bool], polls: list[dict[str, str]]) -> None:
     """The node refuses eth_getLogs while ``spent``; the explorer answers from node.logs
     (its getLogs queries counted in ``polls``)."""
-    plain = node.answer
-
-    def answer(method: str, params: list[Any]) -> Any:
-        if spent["on"] and method == "eth_getLogs":
-            return Raw((429, MONTHLY))
-        return plain(method, params)
-    node.answer = answer  # type: ignore[method-assign]
-
-    def explorer(q: dict[str, str]) -> str:
-        if q.get("module") == "proxy":
-            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
-        if q.get("action") != "getLogs":
-            return NO_RECORDS
-        polls.append(q)
-        rows = [explorer_row(x) for x in node.logs
-                if int(q.get("fromBlock", "0")) <= int(x["blockNumber"], 16)
-                <= int(q.get("toBlock", "99999999"))]
-        return explorer_ok(rows) if rows else NO_RECORDS
-    node.explorer = explorer
+    spend_quota(node, spent)
+    explorer_from_logs(node, polls)
 
 
 class _Heads:

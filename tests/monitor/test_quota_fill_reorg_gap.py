@@ -8,21 +8,15 @@ open, and a reorg opened none, so it waited for the fill's idle round
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
-from hostile_node import HostileNode, Raw, block_hash, explorer_ok, explorer_row, header
+from hostile_node import HostileNode, block_hash, explorer_from_logs, header, spend_quota
 from monitor_helpers import order_filled
 from test_reliability import first_sync, run_monitor, until
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
-
-MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
-    "code": 429, "message": "Monthly capacity limit exceeded. Visit "
-    "https://dashboard.alchemy.com/settings/billing to upgrade your scale policy"}})
-NO_RECORDS = json.dumps({"status": "0", "message": "No records found", "result": []})
 
 
 def _new_hash(n: int) -> str:
@@ -44,26 +38,15 @@ def test_a_reorgs_new_trade_the_feed_did_not_send_is_filled_from_the_explorer(
 
     async def go() -> None:
         async with HostileNode() as node:
-            plain = node.answer
+            spend_quota(node, spent)
+            explorer_from_logs(node)
+            spent_answer = node.answer
 
             def answer(method: str, params: list[Any]) -> Any:
-                if spent["on"] and method == "eth_getLogs":
-                    return Raw((429, MONTHLY))
                 if method == "eth_getBlockByNumber" and params[0] != "latest":
                     return _header(int(params[0], 16), fork=chain["fork"])
-                return plain(method, params)
+                return spent_answer(method, params)
             node.answer = answer  # type: ignore[method-assign]
-
-            def explorer(q: dict[str, str]) -> str:
-                if q.get("module") == "proxy":
-                    return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
-                if q.get("action") != "getLogs":
-                    return NO_RECORDS
-                rows = [explorer_row(x) for x in node.logs
-                        if int(q.get("fromBlock", "0")) <= int(x["blockNumber"], 16)
-                        <= int(q.get("toBlock", "99999999"))]
-                return explorer_ok(rows) if rows else NO_RECORDS
-            node.explorer = explorer
 
             async def heads() -> None:  # a head a block interval: the feed stays live
                 while True:

@@ -7,22 +7,16 @@ the sync asked it again every backoff_max, for the rest of the month."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hostile_node import HostileNode, Raw, explorer_ok, explorer_row
+from hostile_node import HostileNode, explorer_from_logs, spend_quota
 from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, history_rows, run_monitor, until
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
-
-MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
-    "code": 429, "message": "Monthly capacity limit exceeded. Visit "
-    "https://dashboard.alchemy.com/settings/billing to upgrade your scale policy"}})
 
 
 def test_a_gap_while_the_node_quota_is_spent_is_filled_from_the_explorer(
@@ -35,27 +29,8 @@ def test_a_gap_while_the_node_quota_is_spent_is_filled_from_the_explorer(
 
     async def go() -> None:
         async with HostileNode() as node:
-            plain = node.answer
-
-            def answer(method: str, params: list[Any]) -> Any:
-                if spent["on"] and method == "eth_getLogs":
-                    refused.append(1)
-                    return Raw((429, MONTHLY))
-                return plain(method, params)
-            node.answer = answer  # type: ignore[method-assign]
-
-            def explorer(q: dict[str, str]) -> str:
-                if q.get("module") == "proxy":
-                    return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
-                if q.get("action") != "getLogs":
-                    return json.dumps(
-                        {"status": "0", "message": "No records found", "result": []})
-                rows = [explorer_row(x) for x in node.logs
-                        if int(q.get("fromBlock", "0")) <= int(x["blockNumber"], 16)
-                        <= int(q.get("toBlock", "99999999"))]
-                return explorer_ok(rows) if rows else json.dumps(
-                    {"status": "0", "message": "No records found", "result": []})
-            node.explorer = explorer
+            spend_quota(node, spent, refused=refused)
+            explorer_from_logs(node)
 
             async def heads() -> None:  # the feed stays healthy: a head a block interval
                 while True:

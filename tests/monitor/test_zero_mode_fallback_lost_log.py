@@ -9,32 +9,20 @@ fills it; delivered once either way."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
 import pytest
-from hostile_node import HostileNode, RpcErr, explorer_ok, explorer_row
+from hostile_node import HostileNode, RpcErr, explorer_from_logs
 from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, run_monitor, until
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
-NO_RECORDS = json.dumps({"status": "0", "message": "No records found", "result": []})
-
 
 def _explorer(node: HostileNode) -> None:
-    def explorer(q: dict[str, str]) -> str:
-        if q.get("module") == "proxy":
-            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
-        if q.get("action") != "getLogs":
-            return NO_RECORDS
-        rows = [explorer_row(x) for x in node.logs
-                if int(q.get("fromBlock", "0")) <= int(x["blockNumber"], 16)
-                <= int(q.get("toBlock", "99999999"))]
-        return explorer_ok(rows) if rows else NO_RECORDS
-    node.explorer = explorer
+    explorer_from_logs(node)
 
 
 @pytest.mark.parametrize("node_down", [False, True])

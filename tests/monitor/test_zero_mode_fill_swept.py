@@ -8,50 +8,26 @@ it failed on) count as swept."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, Raw, explorer_ok, explorer_row
+from hostile_node import HostileNode, explorer_from_logs, spend_quota
 from test_reliability import cursor_at_least, first_sync, run_monitor, until
 
 from monitor import wallet_monitor
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor, WsShard
 
-MONTHLY = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
-    "code": 429, "message": "Monthly capacity limit exceeded. Visit "
-    "https://dashboard.alchemy.com/settings/billing to upgrade your scale policy"}})
-NO_RECORDS = json.dumps({"status": "0", "message": "No records found", "result": []})
-
 
 def _scripted(node: HostileNode, spent: dict[str, bool],
               asked: list[tuple[int, int]]) -> None:
     """The node refuses eth_getLogs while ``spent`` (the ranges it answers are kept in
     ``asked``); the explorer answers from node.logs."""
-    plain = node.answer
-
-    def answer(method: str, params: list[Any]) -> Any:
-        if method == "eth_getLogs":
-            if spent["on"]:
-                return Raw((429, MONTHLY))
-            f = params[0]
-            asked.append((int(f["fromBlock"], 16), int(f["toBlock"], 16)))
-        return plain(method, params)
-    node.answer = answer  # type: ignore[method-assign]
-
-    def explorer(q: dict[str, str]) -> str:
-        if q.get("module") == "proxy":
-            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": hex(node.head)})
-        if q.get("action") != "getLogs":
-            return NO_RECORDS
-        lo, hi = int(q.get("fromBlock", "0")), int(q.get("toBlock", "99999999"))
-        rows = [explorer_row(x) for x in node.logs if lo <= int(x["blockNumber"], 16) <= hi]
-        return explorer_ok(rows) if rows else NO_RECORDS
-    node.explorer = explorer
+    spend_quota(node, spent, asked=asked)
+    explorer_from_logs(node)
 
 
 def _first_sweep_after_the_fill(tmp_path: Path) -> list[tuple[int, int]]:
