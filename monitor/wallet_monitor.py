@@ -978,12 +978,19 @@ class WsShard:
         # commit then failed), a sync starts above them: the sweep fetches them now, not
         # ZERO_MODE_SWEEP_BLOCKS later; never from further below (a live log is a block or
         # two behind the head: one that says block 0 must not make a sweep of the chain)
+        # ... nor below the wallets' launch point (nothing was watched there): a monitor
+        # started less than ZERO_MODE_SWEEP_BLOCKS ago had _swept_to under it, where a
+        # quota fill, which rewinds no lower, never read, and took every read for one
+        # above a hole (_poller_read): _swept_to never moved for the whole fill and the
+        # first sweep once the quota was back fetched every block of it again
         if self.s.reconcile_interval != 0 or self._swept_to is None:
             return
         cur = self.cursor()
         if cur is not None and lowest <= cur:
-            self._swept_to = min(self._swept_to,
-                                 max(lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0))
+            launch = self._launch_floor()
+            self._swept_to = min(self._swept_to, max(
+                lowest - 1, cur - ZERO_MODE_SWEEP_BLOCKS, 0,
+                launch if launch is not None else 0))
             self._fill_read = {}  # (read from the old _swept_to: counted again from here)
             self._sweep_due = True
             self._fill_from_lost()  # (the explorer polling: the node may not answer)
