@@ -794,8 +794,13 @@ class PollingMonitor:
                 return False
         safe = max(cursor, safe)
         self.store.set_cursors([wallet], safe, None, self.group)
-        if self._on_read is not None and safe > cursor:
-            self._on_read(wallet, cursor, safe)
+        # read whole: never past the last index head known (a probe's answer, a row),
+        # not the estimate a failed probe leaves (the head less the last lag measured):
+        # an index further behind answered nothing of the blocks between, and counted
+        # as read, the zero mode's sweep skipped them (a feed's gap's trade lost)
+        read = safe if self.last_index_head is None else min(safe, self.last_index_head)
+        if self._on_read is not None and read > cursor:
+            self._on_read(wallet, cursor, read)
         return upto >= head
 
     async def _judge_departed(self, head: int, index: int | None) -> None:
