@@ -1383,9 +1383,7 @@ class WsShard:
         self.counters["quota_fill_rewinds"] += 1
         log.info("[%s] a live log of block %d was lost below the cursor %d: the explorer "
                  "fills from %d", self.conn_id, lost, cur, to + 1)
-        self.store.set_cursors(self.wallets, to, None, "websocket", forward_only=False)
-        self._cursor_moved(cur, to, forward_only=False)
-        self._cursor_read = False  # (the poller moves them too)
+        self._rewind_for_fill(cur, to)
 
     def _fill_from_swept(self) -> None:
         """``reconcile_interval = 0`` and a quota fill: the heads moved the cursor over
@@ -1407,10 +1405,25 @@ class WsShard:
         self.counters["quota_fill_sweep_rewinds"] += 1
         log.info("[%s] the blocks %d..%d the heads passed are the explorer's to read (the "
                  "node's quota is spent)", self.conn_id, to + 1, cur)
-        self.store.set_cursors(self.wallets, to, None, "websocket", forward_only=False)
+        self._rewind_for_fill(cur, to)
+        self._gap_open(cur)
+
+    def _rewind_for_fill(self, cur: int, to: int) -> None:
+        """The cursors go back to ``to`` for the explorer poller to read from there, each
+        wallet's no lower than its own launch point. ``to`` is at or above the lowest of
+        them (:meth:`_launch_floor`), and a wallet added at a restart has a later one:
+        the poller, which unlike the node's syncs (:meth:`_not_pruned`) knows no launch
+        point, read it from below its own, and its trades mined before it was watched
+        went to the bot as new ones."""
+        self.cursor()  # (the launch points: read with the cursors)
+        groups: dict[int, list[str]] = {}
+        for w in self.wallets:
+            launch = self._launched.get(w)
+            groups.setdefault(to if launch is None else max(to, launch), []).append(w)
+        for block, wallets in sorted(groups.items()):
+            self.store.set_cursors(wallets, block, None, "websocket", forward_only=False)
         self._cursor_moved(cur, to, forward_only=False)
         self._cursor_read = False  # (the poller moves them too)
-        self._gap_open(cur)
 
     def _gap_open(self, top: int) -> None:
         """The live feed may not have delivered the trades of blocks up to ``top``."""
