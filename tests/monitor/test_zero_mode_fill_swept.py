@@ -30,6 +30,23 @@ def _scripted(node: HostileNode, spent: dict[str, bool],
     explorer_from_logs(node)
 
 
+async def node_calls_once_the_quota_is_back(
+        node: HostileNode, mon: WalletMonitor, spent: dict[str, bool],
+        asked: list[tuple[int, int]], heads: range) -> list[tuple[int, int]]:
+    """The quota is back and the heads go on (``heads``): the node's eth_getLogs ranges
+    from then until it has taken over from the fill and its sweep is done."""
+    spent["on"] = False
+    asked.clear()
+    for n in heads:
+        node.head = n
+        await node.new_head(n)
+        await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
+    shard = mon.shards[0]
+    await until(lambda: shard._poller is None, "the node takes over")
+    await until(lambda: not shard._sweep_due, "the sweep done")
+    return list(asked)
+
+
 def _first_sweep_after_the_fill(tmp_path: Path) -> list[tuple[int, int]]:
     """First sync at 100; the quota is spent, a head skips to 300 (a gap the explorer
     fills); the quota is back and the heads go on: the node's eth_getLogs ranges from
@@ -50,15 +67,8 @@ def _first_sweep_after_the_fill(tmp_path: Path) -> list[tuple[int, int]]:
                 await node.new_head(300)
                 await until(lambda: shard._poller is not None, "the quota fill")
                 await until(lambda: cursor_at_least(mon, 299), "the explorer fills the gap")
-                spent["on"] = False
-                asked.clear()
-                for n in range(301, 306):
-                    node.head = n
-                    await node.new_head(n)
-                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
-                await until(lambda: shard._poller is None, "the node takes over")
-                await until(lambda: not shard._sweep_due, "the sweep done")
-                out.extend(asked)
+                out.extend(await node_calls_once_the_quota_is_back(
+                    node, mon, spent, asked, range(301, 306)))
             await run_monitor(node, tmp_path, body, reconcile_interval=0,
                               explorer_overlap_blocks=1, head_jump_slack=1000,
                               backfill_chunk_blocks=10)
@@ -120,15 +130,8 @@ def test_a_fill_without_a_gap_reads_what_the_heads_passed(
                 assert shard._poller is not None  # the refused sweep started the fill
                 await until(lambda: (shard._swept_to or 0) >= 180,
                             "the fill's rounds read what the heads passed", timeout=5.0)
-                spent["on"] = False
-                asked.clear()
-                for n in range(230, 234):
-                    node.head = n
-                    await node.new_head(n)
-                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
-                await until(lambda: shard._poller is None, "the node takes over")
-                await until(lambda: not shard._sweep_due, "the sweep done")
-                out.extend(asked)
+                out.extend(await node_calls_once_the_quota_is_back(
+                    node, mon, spent, asked, range(230, 234)))
             await run_monitor(node, tmp_path, body, reconcile_interval=0,
                               explorer_overlap_blocks=4, head_jump_slack=1000,
                               backfill_chunk_blocks=10)

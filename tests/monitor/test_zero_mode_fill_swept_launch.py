@@ -16,6 +16,7 @@ from pathlib import Path
 from hostile_node import HostileNode, explorer_from_logs, spend_quota
 from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, run_monitor, until
+from test_zero_mode_fill_swept import node_calls_once_the_quota_is_back
 
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
@@ -50,15 +51,8 @@ def test_a_lost_log_below_the_launch_does_not_hold_the_fill_sweep(tmp_path: Path
                 await node.new_head(300)
                 await until(lambda: cursor_at_least(mon, 295), "the explorer fills the gap")
                 swept.append(shard._swept_to)
-                spent["on"] = False
-                asked.clear()
-                for n in range(301, 306):
-                    node.head = n
-                    await node.new_head(n)
-                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
-                await until(lambda: shard._poller is None, "the node takes over")
-                await until(lambda: not shard._sweep_due, "the sweep done")
-                out.extend(asked)
+                out.extend(await node_calls_once_the_quota_is_back(
+                    node, mon, spent, asked, range(301, 306)))
             await run_monitor(node, tmp_path, body, reconcile_interval=0,
                               explorer_overlap_blocks=1, head_jump_slack=1000,
                               backfill_chunk_blocks=10)
