@@ -289,6 +289,10 @@ class PollingMonitor:
         #: measured): the estimate while the probe fails
         self.index_lag: int | None = None
         self.last_index_head: int | None = None
+        # the probe failed before any answered (no index head known, no lag): blocks up
+        # to the highest a row showed indexed (``_rows_indexed``) count as read, no more
+        self._probe_erred = False
+        self._rows_indexed: int | None = None
         self._probe_at = 0  # which exchange's newest transaction tells the index head
         self._probes = sorted(self.exchanges, key=lambda a: (a not in V2_EXCHANGES, a))
         self._probe_failing = False
@@ -670,7 +674,7 @@ class PollingMonitor:
                 if not self._probe_failing:
                     log.warning("explorer index head unknown (%s): the last lag (%s) is "
                                 "assumed", exc.message, self.index_lag)
-                self._probe_failing = True
+                self._probe_failing = self._probe_erred = True
                 got = None
             else:
                 self._probe_failing = False
@@ -783,6 +787,8 @@ class PollingMonitor:
                 index = max(index, proven)
             if self.last_index_head is not None and proven > self.last_index_head:
                 self.last_index_head = proven  # the next round may need no probe
+            if self._rows_indexed is None or proven > self._rows_indexed:
+                self._rows_indexed = proven
         safe = min(upto, head - self.overlap, head if index is None else index)
         if self.judge_reorgs:
             indexed = min(upto, head if index is None else index)
@@ -798,10 +804,27 @@ class PollingMonitor:
         # not the estimate a failed probe leaves (the head less the last lag measured):
         # an index further behind answered nothing of the blocks between, and counted
         # as read, the zero mode's sweep skipped them (a feed's gap's trade lost)
-        read = safe if self.last_index_head is None else min(safe, self.last_index_head)
+        known = self._indexed_known(cursor)
+        read = safe if known is None else min(safe, known)
         if self._on_read is not None and read > cursor:
             self._on_read(wallet, cursor, read)
         return upto >= head
+
+    def _indexed_known(self, cursor: int) -> int | None:
+        """The highest block an answer showed the index holds, for ``on_read``: the last
+        index head known; while none is and the probe has failed (it never answered this
+        poller, so no lag was measured either), the highest block of a row this poller got
+        (``cursor``: none). Before, nothing known counted every block up to ``head -
+        overlap`` as read: an index far behind (an indexing incident, its probe failing
+        too) answered nothing of the blocks above its head, and the zero mode's sweep
+        skipped them once the quota was back (a feed's gap's trade lost). A probe that
+        found no transaction at all (an explorer that has none to the exchanges) leaves
+        ``head - overlap`` as the poller's own limit, as ever (None: no other bound)."""
+        if self.last_index_head is not None:
+            return self.last_index_head
+        if self._probe_erred:
+            return cursor if self._rows_indexed is None else max(cursor, self._rows_indexed)
+        return None
 
     async def _judge_departed(self, head: int, index: int | None) -> None:
         """Wallets removed from the list (between runs): their last deliveries, which the
