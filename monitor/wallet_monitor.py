@@ -33,11 +33,13 @@ the probes have seen the node's head unmoved for two block intervals (a chain th
 stopped). Live notifications alone never advance the cursor (unless
 ``reconcile_interval = 0``, when contiguous heads on one connection advance it to
 ``head - 1``, and the blocks they passed are fetched once every ``ZERO_MODE_SWEEP_BLOCKS``:
-a notification lost there comes up to that many blocks late, and after a restart the
-first sweep fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor, which the heads
-of the run before may have moved past blocks no sweep had fetched), so a notification
-lost on the wire (drop, silent subscription, loss) is recovered at the latest by the next
-sync, and a restart resumes from a cursor that is never ahead of what was verified. A
+a notification lost there comes up to that many blocks late - never from further below
+the cursor than ``dedup_retention_blocks``, whose ids are pruned: sweeps failing that
+long leave those blocks unswept, said by the alert ``zero_mode_unswept`` -, and after a
+restart the first sweep fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor,
+which the heads of the run before may have moved past blocks no sweep had fetched), so a
+notification lost on the wire (drop, silent subscription, loss) is recovered at the latest
+by the next sync, and a restart resumes from a cursor that is never ahead of what was verified. A
 shard syncs from the lowest cursor of its wallets (a wallet added back to the list resumes
 at its own); the other wallets' logs more than ``dedup_retention_blocks`` below their own
 cursors, whose trade ids may be pruned, are not delivered again.
@@ -622,6 +624,9 @@ class WsShard:
         # reconcile_interval = 0 and a poller running: wallet -> the block up to which it
         # read that wallet's logs without a hole from _swept_to (see _poller_read)
         self._fill_read: dict[str, int] = {}
+        # reconcile_interval = 0: the first block the sweeps left unswept since the last
+        # one done (its trades' ids pruned: see _unswept_floor), and the last
+        self._unswept: tuple[int, int] | None = None
         # reconcile_interval = 0: the cursor heads moved on before the first sync (None:
         # none did); the first sweep starts there (see sync)
         self._unswept_from: int | None = None
@@ -1394,9 +1399,11 @@ class WsShard:
         launch point) and the explorer reads from there; what it reads without a hole
         counts as swept (:meth:`_poller_read`), and the cursor it moves stays the
         overlap below the head, where the heads no longer move it."""
+        if not self._quota_fill or self.s.reconcile_interval != 0:
+            return
+        self._unswept_floor(self.cursor())
         swept, cur = self._swept_to, self.cursor()
-        if not self._quota_fill or self.s.reconcile_interval != 0 or swept is None \
-                or cur is None or swept >= cur:
+        if swept is None or cur is None or swept >= cur:
             return
         launch = self._launch_floor()
         to = swept if launch is None else max(swept, launch)
@@ -1407,6 +1414,57 @@ class WsShard:
                  "node's quota is spent)", self.conn_id, to + 1, cur)
         self._rewind_for_fill(cur, to)
         self._gap_open(cur)
+
+    def _unswept_floor(self, cur: int | None) -> None:
+        """``reconcile_interval = 0``: a sweep (the node's, or the explorer's in a quota
+        fill) starts no lower than the blocks whose trades' dedup ids are kept: from
+        ``cur - dedup_retention_blocks`` up (:meth:`Store.prune_delivered` drops those of
+        blocks below a wallet's cursor less the retention). The node's sweeps failing for
+        longer than that (its HTTP side down while the feed stays healthy), the sweep that
+        ran at last - the node's once it answered, the explorer's once a spent quota
+        started a fill (:meth:`_fill_from_swept`: the cursors back to ``_swept_to``) -
+        read blocks whose trades the feed had delivered and whose ids were pruned, and
+        sent every one to the bot again (the pipeline's memory keeps the newest
+        ``dedup_capacity`` ids only). A duplicate there is certain (every trade the feed
+        delivered), a miss only possible (a live log lost, which the sweep is for): those
+        blocks are left unswept, and said - an error, a history row and an alert
+        ``zero_mode_unswept`` once an episode (until a sweep is done: see
+        :meth:`_unswept_done`), since a trade the feed lost there is not delivered."""
+        keep, swept = self.s.dedup_retention_blocks, self._swept_to
+        if not keep or swept is None or cur is None or self.s.reconcile_interval != 0:
+            return
+        low = cur - keep - 1  # fetched from cur - keep up: those ids are all kept
+        launch = self._launch_floor()
+        first = swept if launch is None else max(swept, launch)
+        if first >= low:
+            return
+        self._swept_to = low
+        self._fill_read = {}  # (read from the old _swept_to: counted again from here)
+        self.counters["zero_mode_unswept_blocks"] += low - first
+        if self._unswept is not None:
+            self._unswept = (self._unswept[0], low)
+            return
+        self._unswept = (first + 1, low)
+        text = (f"[{self.conn_id}] the node's sweeps failed for more than "
+                f"dedup_retention_blocks ({keep}): blocks {first + 1}..{low}, which the "
+                "heads passed and no eth_getLogs fetched, are not fetched now (the ids of "
+                "the trades the feed delivered there are pruned: they would go to the bot "
+                "again); a trade the feed lost there is not delivered. Blocks further "
+                "below the cursor than that are left so until a sweep is done")
+        log.error("%s", text)
+        self.history.record("alert", kind="zero_mode_unswept", text=text)
+        self.pipeline._alert("zero_mode_unswept", text)
+
+    def _unswept_done(self) -> None:
+        """A sweep of the node got through: the episode of blocks left unswept (if any) is
+        over (a quota fill's reads do not end it: its sweeps are still refused)."""
+        if self._unswept is None:
+            return
+        first, last = self._unswept
+        self._unswept = None
+        log.warning("[%s] the zero mode's sweeps run again: blocks %d..%d were left "
+                    "unswept", self.conn_id, first, last)
+        self.history.record("zero_mode_unswept", first=first, last=last)
 
     def _rewind_for_fill(self, cur: int, to: int) -> None:
         """The cursors go back to ``to`` for the explorer poller to read from there, each
@@ -1802,8 +1860,12 @@ class WsShard:
                     return
                 await self._retract_orphans(a, b, logs)
                 self.counters["zero_mode_swept_blocks"] += b - a + 1
+        self._unswept_floor(self.cursor())
         start, cur = self._swept_to, self.cursor()
-        if start is None or cur is None or cur <= start:
+        if start is None or cur is None:
+            return
+        if cur <= start:
+            self._unswept_done()  # (nothing left to sweep)
             return
         top = min(cur, await self._node_block_number() - 1)
         for a, b in backfill_ranges(start, top, self.chunk_blocks):
@@ -1817,6 +1879,7 @@ class WsShard:
             await self._retract_orphans(a, b, logs)
             self._swept_to = b
             self.counters["zero_mode_swept_blocks"] += b - a + 1
+        self._unswept_done()
 
     async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]], *,
                                known: dict[int, str | None] | None = None,
