@@ -1107,6 +1107,16 @@ class WsShard:
                     self._wake.set()
             elif cur is not None and cur < number - 2:
                 self._wake.set()  # a sync covers them (one failing retries by itself)
+                if self._quota_fill and self._poller is not None and \
+                        self._swept_to is not None and self._swept_to < cur:
+                    # heads moved the cursor over blocks no one read, then stopped (a
+                    # head that skipped; an overlap of 1 or 2 the heads follow only
+                    # while the explorer is ahead): the fill polls from the cursor,
+                    # above them, and the sweep is due only 64 blocks of heads' moves
+                    # on: _swept_to stayed below them for the rest of the fill, and
+                    # the first sweep once the quota was back fetched all of it. The
+                    # explorer reads them now (_fill_from_swept, the refused sweep's)
+                    self._sweep_due = True
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
             self._set_health(True, "heads flowing")
         self._health_replan()  # the staleness and probe deadlines moved
@@ -1734,14 +1744,15 @@ class WsShard:
             await self._set_cursors(first - 1, None, forward_only=False, launch=True)
             cur = self.cursor()
             assert cur is not None
-        first_logs: _Prefetched | None = None
-        if target > cur:  # never past the HTTP node's own head (it may lag the feed)
-            target, first_logs = await self._confirmed_target(cur, target)
         if self._swept_to is None:
             # the zero mode's sweeps start here: fetched (or, at a first start, nothing to
             # fetch below). Set only by a sync that fetched something, a first start whose
             # first sync had no block to ask left it None, and no sweep ever ran: a logs
             # subscription silent while heads flowed lost its trades for good
+            # ... before the node is asked: a first sync refused (a restart into a spent
+            # quota) left it None for the fill that followed, which counted none of its
+            # reads as swept, and the heads' moves meanwhile set _unswept_from: once the
+            # quota was back the first sweep fetched every block since the restart
             # ... or below: where the heads moved the cursor from before this first sync
             # (a launch point stored at start, record_launch: blocks from there on were
             # fetched by nothing, the launch block's logs mined before the subscription)
@@ -1773,6 +1784,9 @@ class WsShard:
                     if w in stored and stored[w].block - keep > first}
                 self._sweep_due = True
                 self._wake.set()
+        first_logs: _Prefetched | None = None
+        if target > cur:  # never past the HTTP node's own head (it may lag the feed)
+            target, first_logs = await self._confirmed_target(cur, target)
         done = 0
 
         saved: dict[int, str] = {}
