@@ -283,6 +283,22 @@ class BlockIndex:
             for pos, topic in enumerate(topics[:4]):
                 self.by_topic[pos].setdefault(topic, []).append(i)
 
+    def parts(self) -> tuple[Any, ...]:
+        """What the index holds besides the logs (plain lists, dicts and strings: what a
+        render-ahead helper sends, :mod:`marshal`-able); :meth:`of_parts` puts it back."""
+        return self.addresses, self.topics, self.by_address, self.by_topic
+
+    @classmethod
+    def of_parts(cls, logs: Sequence[dict[str, Any]], addresses: list[str],
+                 topics: list[list[str]], by_address: dict[str, list[int]],
+                 by_topic: tuple[dict[str, list[int]], ...]) -> BlockIndex:
+        """The index of ``logs`` whose :meth:`parts` these are (built from those logs)."""
+        index = cls.__new__(cls)
+        index.logs = logs
+        index.addresses, index.topics = addresses, topics
+        index.by_address, index.by_topic = by_address, by_topic
+        return index
+
 
 #: a topic holding an address (left-padded to 32 bytes)
 _ADDRESS_TOPIC_PREFIX = "0x" + "0" * 24

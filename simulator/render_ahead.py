@@ -2,9 +2,11 @@
 
 :class:`AheadSynthSource` is a :class:`~simulator.source.SynthSource` whose blocks are
 rendered by a helper process (``spawn``: a clean interpreter, no inherited threads, loop
-or open files) that runs the same generator and sends them over a pipe, pickled, in
-batches. The replay then pays for unpickling a block (~20-30 us on the default profile)
-instead of rendering it (~150-250 us), and the helper also builds what serving the block
+or open files) that runs the same generator and sends them over a pipe, in batches, as
+:mod:`marshal` data (plain dicts, lists, strings: half the time of unpickling them, ~30 us
+a default block rather than ~57; the generator's state a checkpoint falls on is pickled
+within). The replay then pays for reading a block instead of rendering it (~150-250 us),
+and the helper also builds what serving the block
 needs that depends on the block alone (its header's JSON, its fills, its transaction
 hashes, its filter index, the explorer archive's keys:
 :class:`~simulator.chain.PreparedBlock`): a virtual-time run, one process on one
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import marshal
 import multiprocessing
 import pickle
 import signal
@@ -40,6 +43,7 @@ from typing import Any
 
 from polyvocab.child_start import stops_held
 from simulator.chain import PreparedBlock
+from simulator.filters import BlockIndex
 from simulator.profiles import Profile
 from simulator.recording import RecordedBlock
 from simulator.source import SynthSource
@@ -58,7 +62,7 @@ _BLOCK_FIELDS = 8  # the PreparedBlock's, in its order
 #: walk), this many bytes of them (~40 default batches, ~640 blocks; less than one busy
 #: batch): a block asked for again, past the window and the source's small cache (the
 #: explorer's index lag, a backfill after an outage: ~250 blocks behind on average in the
-#: soak day), is unpickled from them rather than rendered from a checkpoint. Holding the
+#: soak day), is read again from them rather than rendered from a checkpoint. Holding the
 #: blocks themselves instead doubled the run's garbage-collection time.
 _RAW_BYTES = 8 << 20
 
@@ -90,8 +94,24 @@ def _widen_pipe(conn: Connection) -> None:
 
 
 def _block_of(item: tuple[Any, ...]) -> PreparedBlock:
-    """The block of one item :func:`_render_loop` sent."""
-    return PreparedBlock(*item[:_BLOCK_FIELDS])
+    """The block of one item :func:`_render_loop` sent (its filter index over its logs)."""
+    block, logs, transactions, header_json, fills, tx_hashes, index, keys = (
+        item[:_BLOCK_FIELDS])
+    return PreparedBlock(block, logs, transactions, header_json, fills, tx_hashes,
+                         BlockIndex.of_parts(logs, *index), keys)
+
+
+def _encode(items: list[tuple[Any, ...]]) -> bytes:
+    """One message of :func:`_render_loop`'s items (a block's fields, its index as
+    :meth:`~simulator.filters.BlockIndex.parts`, its checkpoint state pickled or None, its
+    new nonce keys or None)."""
+    return marshal.dumps(items)
+
+
+def _decode(raw: bytes) -> Any:
+    """What :func:`_encode` (or the helper's error report) wrote; raises ``ValueError``,
+    ``EOFError`` or ``TypeError`` for bytes that are no such data."""
+    return marshal.loads(raw)
 
 
 #: the helper's garbage-collector thresholds: young collections every 50,000 container
@@ -133,21 +153,25 @@ def _render_loop(conn: Connection, profile: Profile, seed: int, blocks: int | No
                 keys = src._nonce_keys[sent_keys:]
                 sent_keys = len(src._nonce_keys)
             ready = PreparedBlock.of(block)  # what serving it needs, built here too
-            # the index refers to these logs: pickled together, it comes back over them
-            # (building it there costs ~28 us a default block, unpickling it ~6-9 us)
+            # the index's lists, sent with the logs (it holds their strings: marshalled
+            # together, they come back shared); building it there costs ~28 us a default
+            # block, reading it back a few
+            assert ready.index is not None
             items.append((block.block, block.logs, block.transactions, ready.header_json,
-                          ready.fills, ready.tx_hashes, ready.index, ready.archive_keys,
-                          state, keys))
+                          ready.fills, ready.tx_hashes, ready.index.parts(),
+                          ready.archive_keys,
+                          None if state is None else pickle.dumps(
+                              state, pickle.HIGHEST_PROTOCOL), keys))
             if len(items) >= batch:
-                conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
+                conn.send_bytes(_encode(items))
                 items = []
         if items:
-            conn.send_bytes(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(_encode(items))
     except (BrokenPipeError, EOFError, OSError):
         pass  # the reader is gone (closed or exited): nothing more to do
     except BaseException as exc:  # reported to the parent, which goes on
         with contextlib.suppress(OSError):
-            conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
+            conn.send_bytes(marshal.dumps(("error", f"{type(exc).__name__}: {exc}")))
     finally:
         conn.close()
 
@@ -204,7 +228,7 @@ class AheadSynthSource(SynthSource):
                 state, keys = item[_BLOCK_FIELDS:]
                 if state is not None:
                     self._nonce_keys.extend(keys)
-                    self._keep_checkpoint(state)
+                    self._keep_checkpoint(pickle.loads(state))
                 self.produced += 1
                 return _block_of(item)
         return super().next_block()
@@ -217,10 +241,11 @@ class AheadSynthSource(SynthSource):
                 if not conn.poll(self.wait_s):
                     raise _HelperFailed(f"no block within {self.wait_s:g} s")
                 raw = conn.recv_bytes()
-                msg = pickle.loads(raw)
             except (EOFError, OSError) as exc:
                 raise _HelperFailed(f"gone ({type(exc).__name__})") from None
-            except Exception as exc:  # any bytes that do not unpickle
+            try:
+                msg = _decode(raw)
+            except Exception as exc:  # any bytes that are no message
                 raise _HelperFailed(f"unreadable message ({type(exc).__name__})") from None
             if not isinstance(msg, list) or not msg or not all(
                     isinstance(item, tuple) and len(item) == _ITEM_FIELDS for item in msg):
@@ -241,7 +266,7 @@ class AheadSynthSource(SynthSource):
         if i not in self._cache and 0 <= i < self.produced:
             for first, (count, raw) in self._raw.items():
                 if first <= i < first + count:  # the blocks of that message, as they came
-                    for k, item in enumerate(pickle.loads(raw)):
+                    for k, item in enumerate(_decode(raw)):
                         if first + k < self.produced:
                             self._cache.put(first + k, _block_of(item))
                     break

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import pickle
 import random
 import threading
 from typing import Any
@@ -146,7 +145,7 @@ def test_the_helper_freezes_its_start_up_heap_and_spaces_its_collections(
     helper.start()
     try:
         assert reader.poll(120)
-        got = [pickle.loads(reader.recv_bytes()) for _ in range(2)]
+        got = [render_ahead._decode(reader.recv_bytes()) for _ in range(2)]
     finally:
         reader.close()
         helper.join(120)
