@@ -1864,15 +1864,25 @@ class WsShard:
             first, last = window
             for a, b in backfill_ranges(first, last, self.chunk_blocks):
                 changes = self._changes.mark()
-                logs = await self._get_logs(a, b)
-                if not await self._on_logs_sliced(
+                try:
+                    logs = await self._get_logs(a, b)
+                    done = await self._on_logs_sliced(
                         self._not_pruned(logs, self._restart_pruned), changes=changes,
-                        sweep=True):
+                        sweep=True)
+                    if done:
+                        await self._retract_orphans(a, b, logs)
+                except BaseException:
+                    # kept for the next sweep (the sync loop retries): taken before it was
+                    # asked, a node error on its first ask (a timeout, a 5xx, a spent
+                    # quota) lost it for good, and the trades the feed lost there
+                    self._restart_window = (a - 1, last)
+                    self._sweep_due = True
+                    raise
+                if not done:
                     self._restart_window = (a - 1, last)  # a reorg came: again after it
                     self._sweep_due = True
                     self._wake.set()
                     return
-                await self._retract_orphans(a, b, logs)
                 self.counters["zero_mode_swept_blocks"] += b - a + 1
         self._unswept_floor(self.cursor())
         start, cur = self._swept_to, self.cursor()
