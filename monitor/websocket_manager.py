@@ -175,6 +175,14 @@ MAX_UNSENT_BYTES = 1 << 20
 #: show for it. Past the budget the connection is dropped (``peer_ping_flood``).
 PING_BURST = 100
 PINGS_PER_S = 20.0
+#: bytes one read of the socket takes at most (asyncio's is 256 KiB: ``recv`` on a plain
+#: socket, the ciphertext buffer of a TLS one). The frames of one read are what the live
+#: delivery finds queued when it next runs, so a backlog (a firehose, a stall caught up)
+#: went to the store in batches of ~230 notifications, each one fsync'd commit; 1 MiB
+#: makes them ~900 (WsShard takes up to 1,000): fewer commits and fewer pages written a
+#: trade (tests/monitor/test_ws_read_chunk.py). A read of that much is parsed in one
+#: callback (~10 ms of the loop for 900 frames); a quiet feed's reads are as small as before
+READ_CHUNK_BYTES = 1 << 20
 
 
 
@@ -253,6 +261,10 @@ class _BoundedConnection(ClientConnection):
             self._ping_tokens -= 1.0
         super().process_event(event)
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        widen_reads(transport)
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         transport = self.transport
@@ -266,6 +278,18 @@ class _BoundedConnection(ClientConnection):
         if self._closer is not None:
             self._closer.cancel()
         super().connection_lost(exc)
+
+
+def widen_reads(transport: Any, chunk: int = READ_CHUNK_BYTES) -> None:
+    """Let ``transport`` read up to ``chunk`` bytes at a time (:data:`READ_CHUNK_BYTES`):
+    asyncio's selector transport (``max_size``, its ``recv`` size) and, for TLS, the SSL
+    protocol under it (``max_size``, its ciphertext buffer). Their attributes, where they
+    are ints; another loop's transports (none of these) are left as they are."""
+    readers: tuple[Any, ...] = (transport, getattr(transport, "_ssl_protocol", None))
+    for reader in readers:
+        size = getattr(reader, "max_size", None)
+        if type(size) is int and size < chunk:
+            reader.max_size = chunk
 
 
 def _unread(ws: Any) -> int:
