@@ -4,6 +4,7 @@ the block's own logs that shares their strings, and its error report is read as 
 
 from __future__ import annotations
 
+import json
 import marshal
 import multiprocessing
 import threading
@@ -46,6 +47,9 @@ def test_a_message_reads_back_as_the_blocks_with_an_index_over_their_own_logs(
         got = render_ahead._block_of(item)
         assert (got.block, got.logs, got.transactions) == (
             want.block, want.logs, want.transactions), i
+        # in the same key order too: what is served is JSON of these dicts
+        assert json.dumps([got.block, got.logs, got.transactions]) == json.dumps(
+            [want.block, want.logs, want.transactions]), i
         built = BlockIndex(want.logs)
         assert got.index is not None and got.index.logs is got.logs
         assert got.index.parts() == built.parts()
