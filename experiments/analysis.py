@@ -34,6 +34,7 @@ from experiments.checker import (
     OUTCOME_COLUMNS,
     TRADE_OUTCOMES,
     CheckParams,
+    CountedRows,
     detections_frame,
     require_parquet,
     run_checker,
@@ -42,7 +43,7 @@ from experiments.inputs import changed_since, fingerprint
 from experiments.latency_budget import budget, overheads, trade_stages
 from experiments.orphans import die_with_parent
 from experiments.scenario import ScenarioError, load_scenario
-from experiments.store import BadRow, JsonlRows, iter_jsonl, read_jsonl, written_together
+from experiments.store import BadRow, JsonlRows, iter_jsonl, written_together
 from experiments.thresholds import SUMMARY_KEYS, evaluate_all, parse_threshold
 from experiments.truth import TRUTH_COLUMNS
 from polyvocab.child_start import stops_held
@@ -164,12 +165,19 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
-def _read_monitor_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _read_monitor_rows(path: Path, window: tuple[int, int] | None = None
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The monitor's history rows the checker reads, and what the reliability section
-    counts of the whole file (:class:`_MonitorTally`), in one pass."""
+    counts of the whole file (:class:`_MonitorTally`), in one pass. ``window``: the
+    measured window; the API calls the checker only counts in it are counted as they go
+    by and not kept (:class:`~experiments.checker.CountedRows`)."""
     tally = _MonitorTally()
-    rows = read_jsonl(path, tally.select)
-    return rows, tally.counts()
+    if window is None:
+        return list(iter_jsonl(path, tally.select)), tally.counts()
+    rows = CountedRows(window)
+    for row in iter_jsonl(path, tally.select):
+        rows.add(row)
+    return rows.close(), tally.counts()
 
 
 def _read_detections(path: Path) -> pd.DataFrame:
@@ -177,10 +185,10 @@ def _read_detections(path: Path) -> pd.DataFrame:
     return detections_frame(iter_jsonl(path, _detection_row))
 
 
-def _read_both(monitor_path: Path, det_path: Path
+def _read_both(monitor_path: Path, det_path: Path, window: tuple[int, int] | None = None
                ) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], pd.DataFrame]:
     """A second process's work: the monitor's rows (and tally) and the detections table."""
-    return _read_monitor_rows(monitor_path), _read_detections(det_path)
+    return _read_monitor_rows(monitor_path, window), _read_detections(det_path)
 
 
 class _SecondProcess:
@@ -189,8 +197,10 @@ class _SecondProcess:
     history. Any failure of that process (it cannot start, dies, or the data is bad) is the
     same read here, so an error names the file and line exactly as without it."""
 
-    def __init__(self, monitor_path: Path, det_path: Path) -> None:
+    def __init__(self, monitor_path: Path, det_path: Path,
+                 window: tuple[int, int] | None = None) -> None:
         self.paths = (monitor_path, det_path)
+        self.window = window  # the measured window (see _read_monitor_rows)
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[tuple[list[dict[str, Any]], dict[str, Any]],
                                    pd.DataFrame]] | None = None
@@ -201,7 +211,7 @@ class _SecondProcess:
                                              initializer=die_with_parent,
                                              initargs=(os.getpid(),))
             with stops_held():  # the worker starts here: whole, even if this one is stopped
-                self._future = self._pool.submit(_read_both, *self.paths)
+                self._future = self._pool.submit(_read_both, *self.paths, window)
         except (OSError, RuntimeError, AssertionError) as exc:  # AssertionError: a
             # daemonic process (a pool or cluster worker) may have no children
             log.warning("analysis: no second process (%s): reading the files here", exc)
@@ -222,7 +232,7 @@ class _SecondProcess:
     def _monitor(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self._result()
         if self._monitor_rows is None:
-            self._monitor_rows = _read_monitor_rows(self.paths[0])
+            self._monitor_rows = _read_monitor_rows(self.paths[0], self.window)
         return self._monitor_rows
 
     def monitor_rows(self) -> list[dict[str, Any]]:
@@ -279,8 +289,10 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                 wallets=tuple(run["wallets"]),
                 mode=scenario.mode,
             )
+            window = (params.window_start_ns, params.window_end_ns)
             # the histories are read again at each pass, never held whole (a week's are
             # ~1.6 million rows); only the monitor's few state rows are kept as a list
+            # (and the explorer's calls: the others are counted as they go by)
             sim_rows = _SimRows(sdir / "sim_history.jsonl")
             mon_path, det_path = sdir / "monitor_history.jsonl", sdir / "detections.jsonl"
             det_rows: Iterable[dict[str, Any]] = (
@@ -288,13 +300,13 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             detections_of: Callable[[], pd.DataFrame] | None = None
             if second_process and det_path.exists() and \
                     det_path.stat().st_size >= SECOND_PROCESS_BYTES:
-                other = _SecondProcess(mon_path, det_path)
+                other = _SecondProcess(mon_path, det_path, window)
                 # the checker asks for them after the truth's pass
                 monitor_of: Callable[[], list[dict[str, Any]]] = other.monitor_rows
                 counts_of: Callable[[], dict[str, Any]] = other.monitor_counts
                 detections_of = other.detections
             else:
-                rows, counts = _read_monitor_rows(mon_path)
+                rows, counts = _read_monitor_rows(mon_path, window)
                 monitor_of = lambda: rows  # noqa: E731
                 counts_of = lambda: counts  # noqa: E731
             truth, detections, outcomes, measures = run_checker(

@@ -323,9 +323,9 @@ def test_reanalysis_with_a_spare_core_reads_big_files_in_a_second_process_alike(
     started: list[Path] = []
 
     class Counted(analysis._SecondProcess):
-        def __init__(self, monitor_path: Path, det_path: Path) -> None:
+        def __init__(self, monitor_path: Path, det_path: Path, *args: Any) -> None:
             started.append(det_path)
-            super().__init__(monitor_path, det_path)
+            super().__init__(monitor_path, det_path, *args)
 
     monkeypatch.setattr(analysis, "_SecondProcess", Counted)
     monkeypatch.setattr(analysis, "SECOND_PROCESS_BYTES", 1)
