@@ -1450,9 +1450,15 @@ class WsShard:
             return
         self._swept_to = low
         self._fill_read = {}  # (read from the old _swept_to: counted again from here)
+        self._say_unswept(first, low)
+
+    def _say_unswept(self, first: int, low: int) -> None:
+        """Blocks ``first + 1..low`` are left unswept (their trades' ids pruned): counted,
+        and said once an episode (until a sweep is done: :meth:`_unswept_done`)."""
+        keep = self.s.dedup_retention_blocks
         self.counters["zero_mode_unswept_blocks"] += low - first
         if self._unswept is not None:
-            self._unswept = (self._unswept[0], low)
+            self._unswept = (min(self._unswept[0], first + 1), max(self._unswept[1], low))
             return
         self._unswept = (first + 1, low)
         text = (f"[{self.conn_id}] the node's sweeps failed for more than "
@@ -1861,6 +1867,8 @@ class WsShard:
         self._sweep_due = False
         window, self._restart_window = self._restart_window, None
         if window is not None:
+            window = self._window_kept(window)
+        if window is not None:
             first, last = window
             for a, b in backfill_ranges(first, last, self.chunk_blocks):
                 changes = self._changes.mark()
@@ -1904,6 +1912,30 @@ class WsShard:
             self._swept_to = b
             self.counters["zero_mode_swept_blocks"] += b - a + 1
         self._unswept_done()
+
+    def _window_kept(self, window: tuple[int, int]) -> tuple[int, int] | None:
+        """The restart window (``first``, ``last``: blocks ``first + 1..last``) as it may
+        be fetched now: no lower than the cursor less ``dedup_retention_blocks``, and each
+        wallet's logs left out up to its own cursor less the retention
+        (``_restart_pruned``), as the zero mode's sweep (:meth:`_unswept_floor`). Kept
+        until fetched (a node failing, a restart straight into a quota fill: the explorer
+        reads from the cursor, above it), the window was fetched once the cursor was far
+        past it, the ids of the trades the run before's feed delivered there pruned, and
+        every one went to the bot again. What it leaves is said as the sweep's is."""
+        keep, cur = self.s.dedup_retention_blocks, self.cursor()
+        if not keep or cur is None or self.s.reconcile_interval != 0:
+            return window
+        first, last = window
+        stored = self.store.cursors()
+        for w in self.wallets:
+            if w in stored and stored[w].block - keep > first:
+                self._restart_pruned[w] = max(self._restart_pruned.get(w, first),
+                                              stored[w].block - keep)
+        low = min(cur - keep - 1, last)
+        if low <= first:
+            return window
+        self._say_unswept(first, low)
+        return (low, last) if low < last else None
 
     async def _retract_orphans(self, a: int, b: int, logs: list[dict[str, Any]], *,
                                known: dict[int, str | None] | None = None,
