@@ -59,7 +59,7 @@ _STOP_S = 5.0  # seconds the helper gets to exit once its pipe is closed
 _ITEM_FIELDS = 10  # what _render_loop sends a block: the block's fields, then two more
 _BLOCK_FIELDS = 8  # the PreparedBlock's, in its order
 #: the helper's last messages kept as they came (bytes: nothing for the garbage collector to
-#: walk), this many bytes of them (~40 default batches, ~640 blocks; less than one busy
+#: walk), this many bytes of them (~36 default batches, ~580 blocks; less than one busy
 #: batch): a block asked for again, past the window and the source's small cache (the
 #: explorer's index lag, a backfill after an outage: ~250 blocks behind on average in the
 #: soak day), is read again from them rather than rendered from a checkpoint. Holding the
