@@ -209,14 +209,27 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+#: the cyclic collector's thresholds once started: young collections every 10,000
+#: container allocations (net of those freed), not CPython's 700; the older generations'
+#: as CPython's. A batch of live notifications holds ~15 containers a notification until
+#: it is delivered (its JSON, trade, decisions, rows): at 700 a batch of ~900 went through
+#: ~20 young collections, every one of its objects promoted, and the full collections
+#: those promotions set off were ~10 us of CPU a notification (throughput bench), ~1.5 us
+#: with these. Cyclic garbage (a broken connection's traceback) waits longer for a full
+#: collection: 100 young ones apart, as before, so ~14x the allocations
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
 def freeze_startup_heap() -> None:
     """Take what start-up built (modules, settings, wallet sets, the dedup state loaded
     from the store) out of the cyclic collector's view: it lives as long as the process,
     and every full (generation 2) collection walked all of it, 170 ms in one go at
     100,000 wallets (docs/BENCHMARKS.md). Nothing is freed differently: frozen objects
-    were alive anyway; only their cycles, if any die later, are not collected."""
+    were alive anyway; only their cycles, if any die later, are not collected. Then the
+    collector runs at :data:`GC_THRESHOLDS`."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
