@@ -51,9 +51,12 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
     ``window`` = ``(start_ns, end_ns)``: trades first visible outside it get
     ``in_window = False``. Raises :class:`TruthError` on a malformed history.
     """
-    watched = {w.lower() for w in wallets}
+    watched = {w.lower(): w.lower() for w in wallets}  # each wallet one string
     final_block: dict[int, str] = {}          # height -> hash of the last published block
-    block_trades: dict[str, list[tuple[str, str]]] = {}
+    # hash -> the watched trades its last publication listed (none: no entry), and the
+    # height it was last published at (only hashes that ever listed one: the others are
+    # never looked up). A simulated week publishes ~270,000 blocks
+    block_trades: dict[str, list[str]] = {}
     block_number: dict[str, int] = {}
     first_seen: dict[str, int] = {}           # trade id -> first t_ns visible
     last_block: dict[str, str] = {}           # trade id -> last block hash that held it
@@ -72,26 +75,32 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
                 from None
         published += 1
         final_block[number] = bhash
-        block_number[bhash] = number
-        mine: list[tuple[str, str]] = []
+        mine: list[str] = []
         for fill in fills:
             if not isinstance(fill, (list, tuple)) or len(fill) != 2:
                 raise TruthError(f"simulator history row {i + 1}: order_filled entry "
                                  f"{fill!r} is not [trade_id, maker]")
-            tid, maker = str(fill[0]).lower(), str(fill[1]).lower()
-            if maker not in watched:
+            maker = watched.get(str(fill[1]).lower())
+            if maker is None:
                 continue
-            mine.append((tid, maker))
+            tid = str(fill[0]).lower()
+            mine.append(tid)
             if tid not in first_seen:
                 first_seen[tid] = t_ns
             last_block[tid] = bhash
             wallet_of[tid] = maker
-        block_trades[bhash] = mine
+        if mine:
+            block_trades[bhash] = mine
+            block_number[bhash] = number
+        else:
+            block_trades.pop(bhash, None)
+            if bhash in block_number:
+                block_number[bhash] = number
     if published == 0:
         raise TruthError("simulator history has no block_published rows")
     canonical_block: dict[str, str] = {}
     for _number, bhash in sorted(final_block.items()):
-        for tid, _maker in block_trades.get(bhash, []):
+        for tid in block_trades.get(bhash, []):
             canonical_block[tid] = bhash
     records = []
     for tid, t_ns in first_seen.items():
