@@ -624,6 +624,10 @@ class WsShard:
         # reconcile_interval = 0 and a poller running: wallet -> the block up to which it
         # read that wallet's logs without a hole from _swept_to (see _poller_read)
         self._fill_read: dict[str, int] = {}
+        # reconcile_interval = 0: wallet -> the highest cursor less dedup_retention_blocks
+        # (less 1) a quota fill's rewind saw: its trades' ids below are pruned, the
+        # explorer never reads them again (see _rewind_for_fill)
+        self._prune_line: dict[str, int] = {}
         # reconcile_interval = 0: the first block the sweeps left unswept since the last
         # one done (its trades' ids pruned: see _unswept_floor), and the last
         self._unswept: tuple[int, int] | None = None
@@ -1367,9 +1371,9 @@ class WsShard:
         log.warning("[%s] the node's quota is spent (%s): the explorer fills the gaps "
                     "(polling from the cursors) until the node answers again",
                     self.conn_id, exc.message[:200])
+        self._spawn_poller(fill=True)  # (its task runs from the next pause: after these)
         self._fill_from_lost()
         self._fill_from_swept()
-        self._spawn_poller(fill=True)
 
     def _fill_from_lost(self) -> None:
         """``reconcile_interval = 0`` and a quota fill: the heads moved the cursor past
@@ -1411,6 +1415,7 @@ class WsShard:
         overlap below the head, where the heads no longer move it."""
         if not self._quota_fill or self.s.reconcile_interval != 0:
             return
+        self._window_to_fill()
         self._unswept_floor(self.cursor())
         swept, cur = self._swept_to, self.cursor()
         if swept is None or cur is None or swept >= cur:
@@ -1424,6 +1429,23 @@ class WsShard:
                  "node's quota is spent)", self.conn_id, to + 1, cur)
         self._rewind_for_fill(cur, to)
         self._gap_open(cur)
+
+    def _window_to_fill(self) -> None:
+        """A quota fill with the restart window still to fetch (a restart straight into a
+        spent quota): the window was the node's sweep's, which the quota refuses, and the
+        fill read from ``_swept_to`` (the stored cursor), above it: a trade the run
+        before's feed lost there waited for the quota (a month for a monthly one). The
+        explorer reads it now: ``_swept_to`` goes down to the window's start (bounded by
+        the retention: :meth:`_window_kept`), and what the fill reads from there counts
+        as swept; a fill that ends first leaves it to the node's sweep from there."""
+        window, swept = self._restart_window, self._swept_to
+        if window is None or swept is None:
+            return
+        self._restart_window = None
+        kept = self._window_kept(window)
+        if kept is not None and kept[0] < swept:
+            self._swept_to = kept[0]
+            self._fill_read = {}  # (read from the old _swept_to: counted again from here)
 
     def _unswept_floor(self, cur: int | None) -> None:
         """``reconcile_interval = 0``: a sweep (the node's, or the explorer's in a quota
@@ -1488,12 +1510,26 @@ class WsShard:
         them (:meth:`_launch_floor`), and a wallet added at a restart has a later one:
         the poller, which unlike the node's syncs (:meth:`_not_pruned`) knows no launch
         point, read it from below its own, and its trades mined before it was watched
-        went to the bot as new ones."""
+        went to the bot as new ones. Nor below its own cursor less
+        ``dedup_retention_blocks`` (the highest seen: ``_prune_line``): a wallet whose
+        cursor is far ahead of the shard's (one added back to the list, its old cursor
+        the shard's) had its trades' ids pruned there, and the explorer sent them again;
+        what lies below it counts as read for that wallet (:meth:`_poller_read`), as the
+        node's sweep leaves it (:meth:`_not_pruned`)."""
         self.cursor()  # (the launch points: read with the cursors)
+        keep = self.s.dedup_retention_blocks
+        stored = self.store.cursors() if keep else {}
         groups: dict[int, list[str]] = {}
         for w in self.wallets:
             launch = self._launched.get(w)
-            groups.setdefault(to if launch is None else max(to, launch), []).append(w)
+            block = to if launch is None else max(to, launch)
+            if w in stored:
+                line = max(self._prune_line.get(w, 0), stored[w].block - keep - 1)
+                self._prune_line[w] = line
+                block = min(max(block, line), max(stored[w].block, to))
+                if block > to:  # (read up to there, for _swept_to: see _poller_read)
+                    self._fill_read[w] = max(self._fill_read.get(w, block), block)
+            groups.setdefault(block, []).append(w)
         for block, wallets in sorted(groups.items()):
             self.store.set_cursors(wallets, block, None, "websocket", forward_only=False)
         self._cursor_moved(cur, to, forward_only=False)
