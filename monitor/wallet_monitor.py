@@ -1696,7 +1696,17 @@ class WsShard:
                     self._sweep_due = False  # the explorer sweeps: the node refuses
                     self._fill_from_swept()
                 elif self._sweep_due:
-                    await self._sweep_passed()
+                    try:
+                        await self._sweep_passed()
+                    except MonitorError:
+                        if self._restart_window is None:
+                            raise
+                        # the restart window failed (kept, asked again after the
+                        # back-off): it holds no sync. A node that kept failing its
+                        # blocks (older than it serves, a range it cannot answer) held
+                        # every sync after it, and a gap in the feed was never fetched
+                        await self.sync()
+                        raise
                 await self.sync()
                 failures = 0
                 self._pruned_alerted = False
