@@ -276,6 +276,10 @@ def _text(frame: pd.DataFrame, column: str) -> tuple[list[Any], list[bool]]:
     return _shared(frame[column])
 
 
+#: detections made as Python values at a time by :func:`classify`
+_PART_ROWS = 65_536
+
+
 def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultWindow],
              params: CheckParams) -> pd.DataFrame:
     """One row per trade id (``OUTCOME_COLUMNS``)."""
@@ -296,13 +300,20 @@ def classify(truth: pd.DataFrame, detections: pd.DataFrame, windows: list[FaultW
         _values(truth, c) for c in ("block_number", "visible_t_ns", "canonical", "in_window"))
     by_id = {tid: i for i, tid in enumerate(t_ids)}  # a repeated id: its last row
     events: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
-    det = detections.sort_values("t_ns", kind="stable")
-    for t_ns, kind, src, src_na, wallet, wallet_na, tid in zip(
-            det["t_ns"].tolist(), _shared(det["kind"])[0], *_text(det, "source"),
-            *_text(det, "wallet"), det["trade_id"].tolist(), strict=True):
-        events.setdefault(str(tid), []).append(
-            (int(t_ns), str(kind), None if src_na else str(src),
-             None if wallet_na else str(wallet)))
+    det = detections[[c for c in ("t_ns", "kind", "source", "wallet", "trade_id")
+                      if c in detections.columns]].sort_values("t_ns", kind="stable")
+    # a part at a time, each id the truth's string when it has one: a week's detections
+    # made as strings at once were ~40 MB more of the peak, and as many again kept
+    for lo in range(0, len(det), _PART_ROWS):
+        part = det.iloc[lo:lo + _PART_ROWS]
+        for t_ns, kind, src, src_na, wallet, wallet_na, tid in zip(
+                part["t_ns"].tolist(), _shared(part["kind"])[0], *_text(part, "source"),
+                *_text(part, "wallet"), part["trade_id"].tolist(), strict=True):
+            key = str(tid)
+            i = by_id.get(key)
+            events.setdefault(key if i is None else t_ids[i], []).append(
+                (int(t_ns), str(kind), None if src_na else str(src),
+                 None if wallet_na else str(wallet)))
 
     ids = [t for t, i in by_id.items() if t_in_window[i] and t_canonical[i]]
     seen = set(ids)
