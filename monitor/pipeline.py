@@ -112,6 +112,9 @@ class Pipeline:
         self._store_in_memory = len(loaded) < dedup_capacity
         self._absent: set[str] = set()  # ids of the batch the store was asked for: unknown
         self.dedup_retention_blocks = dedup_retention_blocks
+        #: the lowest block whose stored ids the prune keeps whatever the cursors say
+        #: (None: none held); set by the monitor (blocks its sweeps are still to read)
+        self.prune_hold: Callable[[], int | None] | None = None
         self.checkpoint_in_thread = checkpoint_in_thread
         self._next_dedup_prune_ns = 0
         self._next_outbox_prune_ns = 0
@@ -230,8 +233,9 @@ class Pipeline:
             else self.store.checkpoint_if_due())
         await asyncio.sleep(0)
         if self.dedup_retention_blocks and self._now_ns() >= self._next_dedup_prune_ns:
-            pruned = self.store.prune_delivered(self.dedup_retention_blocks,
-                                                self.DEDUP_PRUNE_LIMIT)
+            pruned = self.store.prune_delivered(
+                self.dedup_retention_blocks, self.DEDUP_PRUNE_LIMIT,
+                keep_from=None if self.prune_hold is None else self.prune_hold())
             self.counters["dedup_pruned"] += pruned
             # a full slice: more to drop, at the next call; else wait the interval
             wait_s = 0.0 if pruned >= self.DEDUP_PRUNE_LIMIT else self.DEDUP_PRUNE_INTERVAL_S

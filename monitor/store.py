@@ -117,7 +117,9 @@ _PRUNE_DELIVERED = (
     " UNION ALL SELECT MAX(block) FROM cursor_sets)) - ?"
     " AND d.block_number < COALESCE((SELECT block FROM cursors WHERE wallet = d.wallet),"
     " (SELECT s.block FROM cursor_members m JOIN cursor_sets s ON s.id = m.set_id"
-    " WHERE m.wallet = d.wallet)) - ? LIMIT ?)")
+    " WHERE m.wallet = d.wallet)) - ? AND d.block_number < ? LIMIT ?)")
+#: :meth:`Store.prune_delivered`'s ``keep_from`` when nothing is held: above any block
+_NO_HOLD = 1 << 62
 
 #: ``PRAGMA user_version`` of the schema above. A file stamped higher was written by a
 #: newer monitor and is refused; 0 is a file from before the stamp (or a new one), taken
@@ -994,18 +996,23 @@ class Store:
         self.sent_unpruned = 0
         return pruned
 
-    def prune_delivered(self, retention_blocks: int, limit: int = 1_000) -> int:
+    def prune_delivered(self, retention_blocks: int, limit: int = 1_000, *,
+                        keep_from: int | None = None) -> int:
         """Drop at most ``limit`` dedup rows of blocks more than ``retention_blocks`` below
         their wallet's own cursor (rows of a wallet without a cursor, or without a wallet,
         are kept). No backfill goes back there: a sync starts at the cursor less a small
         overlap, and a reorg or the reconnect re-check looks back at most a few hundred
-        blocks. Returns how many rows went. The rows are found through the block index
-        below the highest cursor's bound, so a call costs what it drops, not the table."""
+        blocks. ``keep_from``: rows of this block and above are kept whatever the cursors
+        say (blocks a sweep is still to read: ``reconcile_interval = 0``, where heads move
+        the cursors over blocks no ``eth_getLogs`` fetched yet). Returns how many rows
+        went. The rows are found through the block index below the highest cursor's
+        bound, so a call costs what it drops, not the table."""
         if retention_blocks <= 0:
             return 0
+        below = _NO_HOLD if keep_from is None else max(0, min(keep_from, _NO_HOLD))
         with self._tx():
-            return int(self._db.execute(_PRUNE_DELIVERED,
-                                        (retention_blocks, retention_blocks, limit)).rowcount)
+            return int(self._db.execute(
+                _PRUNE_DELIVERED, (retention_blocks, retention_blocks, below, limit)).rowcount)
 
     @_reads
     def last_seq(self) -> int:
