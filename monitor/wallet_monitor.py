@@ -624,6 +624,9 @@ class WsShard:
         # reconcile_interval = 0 and a poller running: wallet -> the block up to which it
         # read that wallet's logs without a hole from _swept_to (see _poller_read)
         self._fill_read: dict[str, int] = {}
+        # a quota fill: a head moved the cursor since the explorer last read from
+        # _swept_to (see _on_head, _fill_from_swept)
+        self._fill_heads_moved = False
         # reconcile_interval = 0: wallet -> the highest cursor less dedup_retention_blocks
         # (less 1) a quota fill's rewind saw: its trades' ids below are pruned, the
         # explorer never reads them again (see _rewind_for_fill)
@@ -1105,6 +1108,8 @@ class WsShard:
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
                 self._cursor_moved(cur, number - 1, forward_only=True)
+                if self._quota_fill:
+                    self._fill_heads_moved = True
                 if self._swept_to is not None and \
                         number - 1 - self._swept_to >= ZERO_MODE_SWEEP_BLOCKS:
                     self._sweep_due = True  # what the heads passed is fetched once
@@ -1112,6 +1117,7 @@ class WsShard:
             elif cur is not None and cur < number - 2:
                 self._wake.set()  # a sync covers them (one failing retries by itself)
                 if self._quota_fill and self._poller is not None and \
+                        self._fill_heads_moved and \
                         self._swept_to is not None and self._swept_to < cur:
                     # heads moved the cursor over blocks no one read, then stopped (a
                     # head that skipped; an overlap of 1 or 2 the heads follow only
@@ -1120,6 +1126,12 @@ class WsShard:
                     # on: _swept_to stayed below them for the rest of the fill, and
                     # the first sweep once the quota was back fetched all of it. The
                     # explorer reads them now (_fill_from_swept, the refused sweep's)
+                    # ... only after a head moved it: the fill's cursor is the
+                    # explorer's head less the overlap, behind every head with one
+                    # over 2, and _swept_to stays below it while the index head is not
+                    # known anew (its probe failing): every pass of the sync loop
+                    # rewound the cursors, and the fill polled every interval, each
+                    # round reading again from the last index head known
                     self._sweep_due = True
         if not self._healthy and self.manager.state is ConnState.CONNECTED:
             self._set_health(True, "heads flowing")
@@ -1415,6 +1427,7 @@ class WsShard:
         overlap below the head, where the heads no longer move it."""
         if not self._quota_fill or self.s.reconcile_interval != 0:
             return
+        self._fill_heads_moved = False
         self._window_to_fill()
         self._unswept_floor(self.cursor())
         swept, cur = self._swept_to, self.cursor()
