@@ -196,6 +196,13 @@ ZERO_MODE_SWEEP_BLOCKS = 64
 #: reconcile_interval = 0: the blocks below a restart's stored cursor its first sweep
 #: fetches again (those the heads passed unswept before the stop, with a margin)
 RESTART_SWEEP_BLOCKS = 2 * ZERO_MODE_SWEEP_BLOCKS
+#: reconcile_interval = 0: how far below a shard's cursor the dedup rows of blocks its
+#: sweeps are still to read are kept (:meth:`WsShard.sweep_floor`, ``Pipeline.prune_hold``;
+#: at least ``dedup_retention_blocks``): about a day of Polygon blocks. The node's sweeps
+#: failing for longer, the blocks further below are left unswept (``zero_mode_unswept``).
+#: The hold is global (one stuck shard holds every wallet's rows): the ``delivered``
+#: table keeps at most this many blocks' rows more than the retention
+ZERO_MODE_HOLD_BLOCKS = 43_200
 #: simulated seconds between two rounds of a quota fill while no gap is open (see
 #: WsShard._fill_due): the wallets' cursors stay near the head (~150 blocks behind at
 #: most), so the sync that takes over when the quota is back fetches a few chunks, not
@@ -642,6 +649,14 @@ class WsShard:
         #: logs are left out there (its ids may have been pruned; see _not_pruned)
         self._restart_window: tuple[int, int] | None = None
         self._restart_pruned: dict[str, int] = {}
+        # reconcile_interval = 0: the pipeline's prune keeps the dedup rows from this
+        # shard's sweep_floor() up (set by WalletMonitor): its sweeps reach down to the
+        # cursor less _hold_blocks(), not less dedup_retention_blocks
+        self.prune_held = False
+        # the wallets' stored cursors as first read: with the prune held, the ids of
+        # their trades may be pruned only up to these less dedup_retention_blocks (the
+        # run before's prune; this run's keeps what its sweeps are still to read)
+        self._start_cursors: dict[str, int] | None = None
         self._sweep_due = False
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
@@ -708,6 +723,8 @@ class WsShard:
                 # reached) starts at start_block, not at the other wallets' cursor
                 blocks.append(self.s.start_block - 1)
             self._cursor = low = min(blocks) if blocks else None
+            if self._start_cursors is None:
+                self._start_cursors = own
             keep = self.s.dedup_retention_blocks
             self._pruned_below = {} if low is None or not keep else {
                 w: b - keep for w, b in own.items() if b - keep > low}
@@ -715,6 +732,56 @@ class WsShard:
             self._launched = {w: launches[w] for w in self.wallets if w in launches}
             self._cursor_read = True
         return self._cursor
+
+    def _hold_blocks(self) -> int:
+        """How far below the cursor the zero mode's sweeps reach: the dedup rows of blocks
+        from the cursor less this up are all kept (the retention's, or with the prune held
+        at :meth:`sweep_floor`, ``ZERO_MODE_HOLD_BLOCKS``)."""
+        keep = self.s.dedup_retention_blocks
+        return max(ZERO_MODE_HOLD_BLOCKS, keep) if self.prune_held else keep
+
+    def _pruned_line(self, wallet: str, block: int) -> int:
+        """The block up to which ``wallet``'s trade ids may have been pruned, its cursor
+        at ``block``: that less ``dedup_retention_blocks``; with the prune held at
+        :meth:`sweep_floor`, its cursor as this run first read it less the retention
+        (the run before's prune): this run's keeps every block its sweeps, a quota
+        fill's reads and the restart window still had to read, down to the cursor less
+        ``ZERO_MODE_HOLD_BLOCKS`` (:meth:`_unswept_floor` bounds them so)."""
+        keep = self.s.dedup_retention_blocks
+        if self.prune_held and self._start_cursors is not None:
+            block = min(block, self._start_cursors.get(wallet, block))
+        return block - keep
+
+    def sweep_floor(self) -> int | None:
+        """``reconcile_interval = 0``: the lowest block a sweep of this shard is still to
+        read (None: none), whose trades' dedup rows the pipeline's prune keeps whatever
+        the cursors say (``Pipeline.prune_hold``): the heads move the cursor over blocks
+        no eth_getLogs fetched yet, and the node's sweeps failing for longer than
+        ``dedup_retention_blocks`` (the feed healthy), the rows of the trades the feed
+        delivered there were pruned; the sweep then sent them to the bot again, or was
+        left out (``zero_mode_unswept``) with any trade the feed lost there. The restart
+        window's start, or ``_swept_to + 1`` below the cursor (it only moves up once a
+        chunk is delivered and its orphans retracted); before a restart's first sync, the
+        window it will take. Never below the cursor less :meth:`_hold_blocks` (the table
+        bounded). The cached cursor, not :meth:`cursor` (the store's, while polling)."""
+        if self.s.reconcile_interval != 0:
+            return None
+        if not self._cursor_read and self._poller is None:
+            self.cursor()  # (once: not read yet)
+        cur = self._cursor
+        if cur is None:
+            return None
+        lows: list[int] = []
+        if self._restart_window is not None:
+            lows.append(self._restart_window[0] + 1)
+        if self._swept_to is None:
+            if not self._at_launch:  # before a restart's first sync: its window
+                lows.append(max(0, cur - RESTART_SWEEP_BLOCKS) + 1)
+        elif self._swept_to < cur:
+            lows.append(self._swept_to + 1)
+        if not lows:
+            return None
+        return max(min(lows), cur - self._hold_blocks())
 
     def _launch_floor(self) -> int | None:
         """The lowest launch point of the shard's wallets when every one has one (else
@@ -1475,10 +1542,12 @@ class WsShard:
         blocks are left unswept, and said - an error, a history row and an alert
         ``zero_mode_unswept`` once an episode (until a sweep is done: see
         :meth:`_unswept_done`), since a trade the feed lost there is not delivered."""
-        keep, swept = self.s.dedup_retention_blocks, self._swept_to
+        keep, swept = self._hold_blocks(), self._swept_to
         if not keep or swept is None or cur is None or self.s.reconcile_interval != 0:
             return
-        low = cur - keep - 1  # fetched from cur - keep up: those ids are all kept
+        # fetched from cur - keep up: those ids are all kept (the prune held at
+        # sweep_floor(): from cur - ZERO_MODE_HOLD_BLOCKS up)
+        low = cur - keep - 1
         launch = self._launch_floor()
         first = swept if launch is None else max(swept, launch)
         if first >= low:
@@ -1490,14 +1559,16 @@ class WsShard:
     def _say_unswept(self, first: int, low: int) -> None:
         """Blocks ``first + 1..low`` are left unswept (their trades' ids pruned): counted,
         and said once an episode (until a sweep is done: :meth:`_unswept_done`)."""
-        keep = self.s.dedup_retention_blocks
+        keep = self._hold_blocks()
+        what = "blocks (ZERO_MODE_HOLD_BLOCKS)" if self.prune_held else \
+            "blocks (dedup_retention_blocks)"
         self.counters["zero_mode_unswept_blocks"] += low - first
         if self._unswept is not None:
             self._unswept = (min(self._unswept[0], first + 1), max(self._unswept[1], low))
             return
         self._unswept = (first + 1, low)
-        text = (f"[{self.conn_id}] the node's sweeps failed for more than "
-                f"dedup_retention_blocks ({keep}): blocks {first + 1}..{low}, which the "
+        text = (f"[{self.conn_id}] the node's sweeps failed for more than {keep} "
+                f"{what}: blocks {first + 1}..{low}, which the "
                 "heads passed and no eth_getLogs fetched, are not fetched now (the ids of "
                 "the trades the feed delivered there are pruned: they would go to the bot "
                 "again); a trade the feed lost there is not delivered. Blocks further "
@@ -1537,7 +1608,8 @@ class WsShard:
             launch = self._launched.get(w)
             block = to if launch is None else max(to, launch)
             if w in stored:
-                line = max(self._prune_line.get(w, 0), stored[w].block - keep - 1)
+                line = max(self._prune_line.get(w, 0),
+                           self._pruned_line(w, stored[w].block) - 1)
                 self._prune_line[w] = line
                 block = min(max(block, line), max(stored[w].block, to))
                 if block > to:  # (read up to there, for _swept_to: see _poller_read)
@@ -1987,10 +2059,12 @@ class WsShard:
         first, last = window
         stored = self.store.cursors()
         for w in self.wallets:
-            if w in stored and stored[w].block - keep > first:
-                self._restart_pruned[w] = max(self._restart_pruned.get(w, first),
-                                              stored[w].block - keep)
-        low = min(cur - keep - 1, last)
+            line = self._pruned_line(w, stored[w].block) if w in stored else first
+            if line > first:
+                self._restart_pruned[w] = max(self._restart_pruned.get(w, first), line)
+        # (the prune held at sweep_floor(), which has the window: from cur less
+        # ZERO_MODE_HOLD_BLOCKS up)
+        low = min(cur - self._hold_blocks() - 1, last)
         if low <= first:
             return window
         self._say_unswept(first, low)
@@ -2515,6 +2589,7 @@ class WalletMonitor:
         self.explorer: ExplorerClient | None = None
         self.rpc: _Rpc | None = None
         self.shards: list[WsShard] = []
+        self._shards_built = True  # (the prune held at 0 while they are built: _prune_hold)
         self.plan: SubscriptionPlan | None = None
         self.poller: PollingMonitor | None = None
         self._poll_task: asyncio.Task[Any] | None = None
@@ -2618,6 +2693,11 @@ class WalletMonitor:
                                      alerts=self.alerts, speed=s.speed,
                                      initial=s.backoff_initial, maximum=s.backoff_max,
                                      healthy_after=s.backoff_reset_after)
+        if self.ws_wallets and s.reconcile_interval == 0:
+            # the prune keeps what the shards' sweeps are still to read (before they
+            # are built: everything)
+            self._shards_built = False
+            self.pipeline.prune_hold = self._prune_hold
         self.supervisor.spawn("outbox", self._outbox_loop)
         if self.rpc is not None:
             self.plan = plan = plan_subscriptions(
@@ -2638,8 +2718,10 @@ class WalletMonitor:
                                 alerts=self.alerts, supervisor=self.supervisor,
                                 firehose=firehose, committed=committed,
                                 departed=departed if i == 0 else None)
+                shard.prune_held = self.pipeline.prune_hold is not None
                 self.shards.append(shard)
                 await shard.start()
+            self._shards_built = True
         if self.poll_wallets:
             if self.explorer is None:
                 raise MonitorError("polling needs explorer_url")
@@ -2655,6 +2737,15 @@ class WalletMonitor:
             await self.ops.start()
         log.info("monitor started: %d wallet(s) on websocket in %d shard(s), %d on polling",
                  len(self.ws_wallets), len(self.shards), len(self.poll_wallets))
+
+    def _prune_hold(self) -> int | None:
+        """``reconcile_interval = 0``: the lowest block whose dedup rows the pipeline's
+        prune keeps whatever the cursors say (``Pipeline.prune_hold``): the lowest
+        :meth:`WsShard.sweep_floor` (None: no shard holds any; 0 while they are built)."""
+        if not self._shards_built:
+            return 0
+        floors = [f for f in (shard.sweep_floor() for shard in self.shards) if f is not None]
+        return min(floors, default=None)
 
     async def record_launch(self) -> set[str]:
         """Store the launch point: every watched wallet without a cursor (a fresh state

@@ -21,7 +21,7 @@ from monitor_helpers import order_filled
 from test_reliability import cursor_at_least, first_sync, history_rows, run_monitor, until
 from test_zero_mode_fill_swept import node_calls_once_the_quota_is_back
 
-from monitor import config
+from monitor import config, wallet_monitor
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
@@ -33,6 +33,8 @@ KEEP = 100  # dedup_retention_blocks (the floor of 1024 lowered for a short test
 def test_a_window_kept_past_the_retention_sends_no_trade_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
     monkeypatch.setattr(config, "MIN_DEDUP_RETENTION_BLOCKS", 1)
+    # the store pruned below (no hold): the window kept past ZERO_MODE_HOLD_BLOCKS
+    monkeypatch.setattr(wallet_monitor, "ZERO_MODE_HOLD_BLOCKS", KEEP)
     spent, broken = {"on": False}, {"on": False}
     asked: list[tuple[int, int]] = []
     out: dict[str, Any] = {}

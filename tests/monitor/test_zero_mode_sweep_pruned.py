@@ -11,7 +11,13 @@ log lost): the sweep now starts no lower than the pruned ids reach, and the bloc
 leaves unswept are said (an error, a history row, an alert ``zero_mode_unswept``).
 The pipeline's memory keeps the newest ``dedup_capacity`` ids (200,000) besides the
 store: the test keeps one, so the older trade's id is the store's alone, as after that
-many trades (a firehose of busy wallets over the retention's 5.6 h)."""
+many trades (a firehose of busy wallets over the retention's 5.6 h).
+
+The pipeline's prune now keeps the rows of the blocks the sweeps are still to read
+(``WsShard.sweep_floor``), down to the cursor less ``ZERO_MODE_HOLD_BLOCKS``: the test
+prunes the store itself (no hold) and stands for sweeps failing longer than that
+(``ZERO_MODE_HOLD_BLOCKS`` = the retention here; test_zero_mode_sweep_held.py has the
+hold)."""
 
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from test_reliability import (
 )
 from test_zero_mode_fill_swept import node_calls_once_the_quota_is_back
 
-from monitor import config
+from monitor import config, wallet_monitor
 from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
@@ -43,6 +49,7 @@ KEEP = 100  # dedup_retention_blocks (the floor of 1024 lowered for a short test
 def test_a_late_sweep_sends_no_trade_whose_id_was_pruned(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
     monkeypatch.setattr(config, "MIN_DEDUP_RETENTION_BLOCKS", 1)
+    monkeypatch.setattr(wallet_monitor, "ZERO_MODE_HOLD_BLOCKS", KEEP)  # (failing longer)
     spent, broken = {"on": False}, {"on": False}
     out: dict[str, Any] = {}
 
