@@ -49,8 +49,10 @@ __all__ = [
     "Progress",
     "RunnerOptions",
     "pick_wallets",
+    "restart_wallets",
     "run_scenario",
     "run_scenario_sync",
+    "wallet_counts",
 ]
 
 _NS = 1_000_000_000
@@ -264,6 +266,13 @@ def choose_wallets(scenario: Scenario, recording: Path | None,
     if scenario.wallets.list is not None:
         return list(scenario.wallets.list)
     assert scenario.wallets.count is not None
+    return pick_wallets(wallet_counts(scenario, recording, cache_dir), scenario.wallets.count,
+                        scenario.wallets.pick)
+
+
+def wallet_counts(scenario: Scenario, recording: Path | None,
+                  cache_dir: Path | None = None) -> dict[str, int]:
+    """Trades per wallet of the scenario's chain (as :func:`choose_wallets` ranks them)."""
     if recording is None:
         assert scenario.profile is not None and cache_dir is not None
         counts = planned_trades_by_wallet(scenario.profile, scenario.seed,
@@ -275,7 +284,45 @@ def choose_wallets(scenario: Scenario, recording: Path | None,
             counts = trades_by_wallet(recording)
         except RecordingError as exc:  # a defective file: the run cannot be what was meant
             raise HarnessError(f"recording: {exc}") from None
-    return pick_wallets(counts, scenario.wallets.count, scenario.wallets.pick)
+    return counts
+
+
+def restart_wallets(scenario: Scenario, wallets: list[str], counts: dict[str, int]
+                    ) -> list[tuple[list[str], list[str]]]:
+    """What each ``[[restarts]]`` entry changes in the watched list, in order: the wallets
+    it adds and those it removes. ``add_wallets`` are picked as ``[wallets]`` picks
+    (:func:`pick_wallets`, ``pick``) among the wallets of ``counts`` no monitor of the run
+    watched yet (none comes back once removed); ``remove_wallets`` are drawn from those
+    watched then, seeded by the scenario's seed and the restart's number. Deterministic:
+    the same scenario, seed and chain give the same lists."""
+    import random
+
+    watched = list(wallets)
+    ever = set(watched)
+    plan: list[tuple[list[str], list[str]]] = []
+    for i, r in enumerate(scenario.restarts):
+        removed: list[str] = []
+        if r.remove_wallets:
+            if r.remove_wallets > len(watched):
+                raise HarnessError(f"restarts[{i}].remove_wallets: only {len(watched)} "
+                                   f"wallets are watched then, got {r.remove_wallets}")
+            drawn = set(random.Random(f"{scenario.seed}:restart{i + 1}:remove").sample(
+                watched, r.remove_wallets))
+            removed = [w for w in watched if w in drawn]
+        added: list[str] = []
+        if r.add_wallets:
+            fresh = {w.lower(): n for w, n in counts.items() if w.lower() not in ever}
+            if sum(1 for n in fresh.values() if n > 0) < r.add_wallets:
+                raise HarnessError(f"restarts[{i}].add_wallets = {r.add_wallets} but the "
+                                   f"chain has only {sum(1 for n in fresh.values() if n > 0)} "
+                                   "wallets with trades that no monitor of the run watched")
+            added = pick_wallets(fresh, r.add_wallets, scenario.wallets.pick)
+        watched = [w for w in watched if w not in set(removed)] + added
+        if not watched:
+            raise HarnessError(f"restarts[{i}].remove_wallets: no wallet would be watched")
+        ever.update(added)
+        plan.append((added, removed))
+    return plan
 
 
 # -- processes -----------------------------------------------------------------------------

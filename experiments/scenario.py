@@ -34,6 +34,10 @@ A scenario is a TOML file (``experiments/scenarios/*.toml``)::
     at = 300                        # simulated s into the measured window
     kind = "kill"                   # "kill" (nothing drained or flushed) or "stop" (clean)
     down_s = 30                     # simulated s before it starts again (same store)
+    add_wallets = 2                 # optional: the restarted monitor watches 2 more (picked
+                                    # as [wallets] picks, never watched before), each from
+                                    # the simulator's head at its start on
+    remove_wallets = 1              # optional: and 1 watched one fewer (a seeded draw)
 
     [quick]                         # optional: what --quick runs instead
     sim_duration_s = 120
@@ -479,6 +483,14 @@ class RestartSpec(_Strict):
     at: float
     kind: Literal["kill", "stop"]
     down_s: float = 0.0
+    #: wallets the restarted monitor watches besides (picked as ``[wallets]`` picks, among
+    #: those no monitor of the run watched yet): each starts at its launch point, the
+    #: simulator's head when the restarted monitor starts (earlier trades are never the
+    #: bot's)
+    add_wallets: int = 0
+    #: watched wallets the restarted monitor no longer watches (a seeded draw): their
+    #: trades mined after the old monitor stopped are not expected
+    remove_wallets: int = 0
 
     @field_validator("at", "down_s")
     @classmethod
@@ -486,6 +498,23 @@ class RestartSpec(_Strict):
         if not (v >= 0 and math.isfinite(v)):
             raise ValueError("must be >= 0 (simulated seconds)")
         return v
+
+    @field_validator("add_wallets", "remove_wallets")
+    @classmethod
+    def _wallet_change(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0 (a number of wallets)")
+        _at_most(v, MAX_WALLETS)
+        return v
+
+    def table(self) -> dict[str, Any]:
+        """The scenario's table (the wallet changes only when given)."""
+        return {k: v for k, v in self.model_dump().items()
+                if k not in ("add_wallets", "remove_wallets") or v}
+
+    @property
+    def changes_wallets(self) -> bool:
+        return bool(self.add_wallets or self.remove_wallets)
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -666,6 +695,37 @@ class Scenario(_Strict):
                                  f"[{i - 1}] is up again ({prev_up:g} s): restarts must be "
                                  "in time order and not overlap")
             prev_up = r.at + r.down_s
+        self._wallet_changes_fit(self.restarts, self.wallets.count
+                                 if self.wallets.list is None else len(self.wallets.list),
+                                 "restarts")
+        if self.quick.wallets is not None and self.wallets.count is not None:
+            # the --quick form watches quick.wallets at first: its restarts must fit too
+            quick = self.quickened()
+            self._wallet_changes_fit(quick.restarts, self.quick.wallets,
+                                     "restarts", " (in the --quick form: quick.wallets = "
+                                     f"{self.quick.wallets})")
+
+    @staticmethod
+    def _wallet_changes_fit(restarts: tuple[RestartSpec, ...], watched: int | None,
+                            field: str, form: str = "") -> None:
+        """Each restart removes no more wallets than are watched and leaves at least one
+        watched; every wallet ever watched counts against :data:`MAX_WALLETS`."""
+        if watched is None:
+            return
+        ever = watched
+        for i, r in enumerate(restarts):
+            if r.remove_wallets > watched:
+                raise ValueError(f"{field}[{i}].remove_wallets: only {watched} wallets are "
+                                 f"watched then, got {r.remove_wallets}{form}")
+            if r.remove_wallets == watched and not r.add_wallets:
+                raise ValueError(f"{field}[{i}].remove_wallets: {r.remove_wallets} of the "
+                                 f"{watched} wallets watched then would leave none "
+                                 f"watched (add some with add_wallets){form}")
+            watched += r.add_wallets - r.remove_wallets
+            ever += r.add_wallets
+            if ever > MAX_WALLETS:
+                raise ValueError(f"{field}[{i}].add_wallets: {ever} wallets watched in the "
+                                 f"run, more than {MAX_WALLETS}{form}")
 
     def _monitor_accepts(self) -> None:
         """The ``[monitor]`` settings as the monitor will load them (its own bounds and
@@ -749,7 +809,7 @@ class Scenario(_Strict):
         data["monitor"] = self.monitor.settings()
         if not data["faults"]:
             del data["faults"]
-        data["restarts"] = [r.model_dump() for r in self.restarts]
+        data["restarts"] = [r.table() for r in self.restarts]
         if not data["restarts"]:
             del data["restarts"]
         for key in ("explorer", "chain", "rpc"):

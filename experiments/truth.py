@@ -12,11 +12,21 @@ watched wallet (maker == wallet) is:
 ``visible_t_ns`` is the first time any published block held the trade (the node first
 made it visible). Only trades that became visible inside the measurement window count;
 the others are marked ``in_window = False`` and the checker ignores their deliveries.
+
+A wallet counts only while it is watched. A restart that changes the wallet list (a
+scenario's ``[[restarts]]`` ``add_wallets`` / ``remove_wallets``) says so on its
+``fault_stop`` row, as the harness saw the simulator (:func:`watch_changes`): a wallet
+added there is watched in the blocks after ``launch_block`` (the head when the restarted
+monitor started: its launch point), a wallet removed up to ``removed_block`` (the head
+once the old monitor was down). A trade outside its wallet's interval (by the block that
+holds it: its canonical one, else the last) is no trade of the truth: never expected,
+and a delivery of it is a phantom, as any unwatched wallet's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -24,8 +34,10 @@ import pandas as pd
 __all__ = [
     "TRUTH_COLUMNS",
     "TruthError",
+    "WatchInterval",
     "build_truth",
     "sim_start",
+    "watch_changes",
 ]
 
 TRUTH_COLUMNS = ["trade_id", "wallet", "block_number", "block_hash", "visible_t_ns",
@@ -44,14 +56,58 @@ def sim_start(sim_rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any]:
     raise TruthError("simulator history has no 'start' row")
 
 
+@dataclass(frozen=True, slots=True)
+class WatchInterval:
+    """The blocks a wallet was watched in: after ``after_block`` (None: from the run's
+    start) up to ``until_block`` (None: to its end)."""
+
+    after_block: int | None = None
+    until_block: int | None = None
+
+    def holds(self, block: int) -> bool:
+        return ((self.after_block is None or block > self.after_block)
+                and (self.until_block is None or block <= self.until_block))
+
+
+def _wallet_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise TruthError(f"{what} is not a list of wallets")
+    return [w.lower() for w in value]
+
+
+def _block(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TruthError(f"{what} is not a block number")
+    return value
+
+
+def watch_changes(row: Mapping[str, Any], i: int = 0
+                  ) -> tuple[list[str], list[str], int, int] | None:
+    """A restart's wallet changes on its ``fault_stop`` row: (added, removed,
+    ``launch_block``, ``removed_block``), None when the row changes none. Raises
+    :class:`TruthError` on a malformed one."""
+    if row.get("event") != "fault_stop" or not ("added_wallets" in row
+                                                  or "removed_wallets" in row):
+        return None
+    where = f"simulator history row {i + 1}"
+    return (_wallet_list(row.get("added_wallets", []), f"{where}: added_wallets"),
+            _wallet_list(row.get("removed_wallets", []), f"{where}: removed_wallets"),
+            _block(row.get("launch_block"), f"{where}: launch_block"),
+            _block(row.get("removed_block"), f"{where}: removed_block"))
+
+
 def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *,
                 window: tuple[int, int] | None = None) -> pd.DataFrame:
     """One row per trade of a watched wallet that any published block held.
 
     ``window`` = ``(start_ns, end_ns)``: trades first visible outside it get
-    ``in_window = False``. Raises :class:`TruthError` on a malformed history.
+    ``in_window = False``. ``wallets``: every wallet watched at some time of the run (a
+    wallet a restart added is watched from then on even when not given). Only a trade
+    inside its wallet's watch interval is one (see the module's docstring). Raises
+    :class:`TruthError` on a malformed history.
     """
     watched = {w.lower(): w.lower() for w in wallets}  # each wallet one string
+    intervals: dict[str, WatchInterval] = {}
     final_block: dict[int, str] = {}          # height -> hash of the last published block
     # hash -> the watched trades its last publication listed (none: no entry), and the
     # height it was last published at (only hashes that ever listed one: the others are
@@ -64,6 +120,15 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
     published = 0
     for i, row in enumerate(sim_rows):
         if row.get("event") != "block_published":
+            changes = watch_changes(row, i)
+            if changes is not None:
+                added, removed, launch, until = changes
+                for w in removed:
+                    old = intervals.get(w, WatchInterval())
+                    intervals[w] = WatchInterval(old.after_block, until)
+                for w in added:
+                    watched.setdefault(w, w)
+                    intervals[w] = WatchInterval(launch)
             continue
         try:
             t_ns = int(row["t_ns"])
@@ -105,6 +170,9 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
     records = []
     for tid, t_ns in first_seen.items():
         bhash = canonical_block.get(tid, last_block[tid])
+        interval = intervals.get(wallet_of[tid]) if intervals else None
+        if interval is not None and not interval.holds(block_number[bhash]):
+            continue  # mined while its wallet was not watched: no trade of the bot's
         in_window = window is None or window[0] <= t_ns <= window[1]
         records.append((tid, wallet_of[tid], block_number[bhash], bhash, t_ns,
                         tid in canonical_block, in_window))

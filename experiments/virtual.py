@@ -47,6 +47,8 @@ from experiments.runner import (
     _base_run,
     _write_toml,
     prepare_scenario_dir,
+    restart_wallets,
+    wallet_counts,
 )
 from experiments.scenario import Scenario
 from simulator.render_ahead import AheadSynthSource
@@ -98,11 +100,19 @@ def run_scenario_virtual(scenario: Scenario, sdir: Path, options: RunnerOptions
     try:
         recording, wallets = prepare_scenario_dir(scenario, sdir, options.cache_dir, run,
                                                   stream_synth=True)
+        plan: list[tuple[list[str], list[str]]] | None = None
+        if any(r.changes_wallets for r in scenario.restarts):
+            plan = restart_wallets(scenario, wallets,
+                                   wallet_counts(scenario, recording, options.cache_dir))
+            # every wallet some monitor of the run watched: the truth's (run["watch"]
+            # says when each was watched)
+            run["wallets"] = [*wallets, *(w for added, _ in plan for w in added)]
         loop = looptime.new_event_loop(noop_cycles=NOOP_CYCLES, _enabled=True)
         try:
             with _logs_to(sdir / LOG_FILE):
                 loop.run_until_complete(_run(scenario, sdir, recording, wallets, run,
-                                             render_ahead=options.render_ahead))
+                                             render_ahead=options.render_ahead,
+                                             plan=plan))
         finally:
             loop.close()
         run["status"] = "ok"
@@ -196,10 +206,11 @@ def _block_source(scenario: Scenario, recording: Path | None,
 
 
 async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: list[str],
-               run: dict[str, Any], *, render_ahead: bool = False) -> None:
+               run: dict[str, Any], *, render_ahead: bool = False,
+               plan: list[tuple[list[str], list[str]]] | None = None) -> None:
     source = _block_source(scenario, recording, render_ahead)
     try:
-        await _run_on(source, scenario, sdir, wallets, run)
+        await _run_on(source, scenario, sdir, wallets, run, plan=plan)
     finally:
         source.close()
         run["render_ahead"] = {"helper": isinstance(source, AheadSynthSource),
@@ -207,7 +218,8 @@ async def _run(scenario: Scenario, sdir: Path, recording: Path | None, wallets: 
 
 
 async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: list[str],
-                  run: dict[str, Any]) -> None:
+                  run: dict[str, Any], *,
+                  plan: list[tuple[list[str], list[str]]] | None = None) -> None:
     from monitor.clock import LoopClock
     from monitor.config import load_settings
     from monitor.errors import MonitorError
@@ -238,11 +250,15 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
             # no process crashes in virtual time, and an fsync costs real time only: the
             # crash-safe NORMAL keeps long runs fast without changing what is measured
             "state_synchronous": "NORMAL"}
-        try:
-            settings = load_settings(cli, config_file=sdir / "monitor_config.toml",
-                                     environ={})
-        except MonitorError as exc:
-            raise HarnessError(f"monitor settings: {exc.message}") from None
+
+        def settings_for(watched: list[str]) -> Any:
+            try:
+                return load_settings({**cli, "wallets": watched},
+                                     config_file=sdir / "monitor_config.toml", environ={})
+            except MonitorError as exc:
+                raise HarnessError(f"monitor settings: {exc.message}") from None
+
+        settings = settings_for(wallets)
         box = _Running(WalletMonitor(settings, clock=clock))
         mon = box.mon
         await mon.start()
@@ -254,7 +270,8 @@ async def _run_on(source: BlockSource, scenario: Scenario, sdir: Path, wallets: 
         run.update(window_start_ns=start_ns, window_end_ns=end_ns)
         sampler = asyncio.create_task(_sample(box, scenario, sdir, clock, run))
         restarts = (asyncio.create_task(_restart(box, scenario, settings, clock, sim,
-                                                 start_ns, run))
+                                                 start_ns, run, plan=plan,
+                                                 settings_for=settings_for))
                     if scenario.restarts else None)
         with _frozen_heap():
             await asyncio.sleep((stop_at_ns - clock.now_ns()) / _NS)
@@ -298,15 +315,33 @@ RESTART_FAULTS = {"kill": "monitor_kill", "stop": "monitor_stop"}
 
 
 async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
-                   sim: Any, start_ns: int, run: dict[str, Any]) -> None:
+                   sim: Any, start_ns: int, run: dict[str, Any], *,
+                   plan: list[tuple[list[str], list[str]]] | None = None,
+                   settings_for: Any = None) -> None:
     """The scenario's ``[[restarts]]``: at each, the monitor stopped (``stop``) or killed
     (``kill``: :func:`_kill`), ``down_s`` simulated seconds with none, then a new
     monitor of the same settings started on the same state store, detections file and
-    history (a new process's). ``run["restarts"]`` records each as done."""
+    history (a new process's). ``run["restarts"]`` records each as done.
+
+    ``plan`` (:func:`experiments.runner.restart_wallets`): the wallets each restart adds
+    and removes; the new monitor's settings (``settings_for(wallets)``) watch the list so
+    changed. The harness's own account of it, from the simulator (never the monitor):
+    a removed wallet was watched up to the simulator's head once the old monitor was
+    down (``removed_block``), an added one from after the head as the new monitor
+    starts (``launch_block``: its launch point, earlier trades never the bot's). Both
+    go on the restart's ``fault_stop`` row (``added_wallets``, ``removed_wallets``,
+    ``launch_block``, ``removed_block``), which the truth reads, and into
+    ``run["watch"]``: each wallet's watch interval."""
     from monitor.wallet_monitor import WalletMonitor
 
     done: list[dict[str, Any]] = run.setdefault("restarts", [])
+    watched = list(settings.wallets)
+    watch: dict[str, dict[str, Any]] | None = None
+    if plan is not None:
+        watch = {w: _interval(w) for w in watched}
+        run["watch"] = list(watch.values())
     for i, r in enumerate(scenario.restarts):
+        added, removed = plan[i] if plan is not None else ([], [])
         await asyncio.sleep(max(0.0, (start_ns + int(r.at * _NS) - clock.now_ns()) / _NS))
         mon, fid = box.mon, f"restart{i + 1}"
         down_ns = clock.now_ns()
@@ -316,16 +351,51 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
         sim.history.flush()
         box.mon = None
         await (mon.stop() if r.kind == "stop" else _kill(mon))
+        removed_block = sim.chain.head_number  # the removed wallets' last block watched
+        removed_s = (clock.now_ns() - start_ns) / _NS
         await asyncio.sleep(max(0.0, (down_ns + int(r.down_s * _NS) - clock.now_ns()) / _NS))
+        changes: dict[str, Any] = {}
+        if added or removed:
+            gone = set(removed)
+            watched = [w for w in watched if w not in gone] + added
+            settings = settings_for(watched)
+            launch_block = sim.chain.head_number  # the added wallets' launch point
+            changes = {"added_wallets": added, "removed_wallets": removed,
+                       "launch_block": launch_block, "removed_block": removed_block}
         new = WalletMonitor(settings, clock=clock)
         await new.start()
         box.mon = new
         up_ns = clock.now_ns()
         sim.history.record("fault_stop", t_ns=up_ns, fault_id=fid,
-                           name=RESTART_FAULTS[r.kind])
+                           name=RESTART_FAULTS[r.kind], **changes)
         sim.history.flush()
-        done.append({"at_s": (down_ns - start_ns) / _NS, "kind": r.kind,
-                     "down_s": (up_ns - down_ns) / _NS})
+        record = {"at_s": (down_ns - start_ns) / _NS, "kind": r.kind,
+                  "down_s": (up_ns - down_ns) / _NS}
+        if changes:
+            # the monitor's own launch points of the added wallets, beside the harness's
+            # (told, not trusted: the truth takes launch_block)
+            stored = new.store.launches() if new.store is not None else {}
+            record.update(added=added, removed=removed, launch_block=changes["launch_block"],
+                          removed_block=removed_block,
+                          launches_stored={w: stored.get(w) for w in added})
+        if watch is not None:
+            up_s = (up_ns - start_ns) / _NS
+            for w in removed:
+                watch[w].update(to_s=removed_s, until_block=removed_block)
+            for w in added:
+                watch[w] = _interval(w, from_s=up_s, after_block=changes["launch_block"])
+            run["watch"] = list(watch.values())
+        done.append(record)
+
+
+def _interval(wallet: str, *, from_s: float | None = None, after_block: int | None = None
+              ) -> dict[str, Any]:
+    """One wallet's watch interval in ``run.json`` ``watch``: watched from ``from_s``
+    (simulated s into the measured window; None: from the start) to ``to_s`` (None: to
+    the end), its trades judged in the blocks after ``after_block`` (None: any) up to
+    ``until_block`` (None: any)."""
+    return {"wallet": wallet, "from_s": from_s, "to_s": None, "after_block": after_block,
+            "until_block": None}
 
 
 async def _kill(mon: Any) -> None:
