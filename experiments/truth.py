@@ -16,11 +16,15 @@ the others are marked ``in_window = False`` and the checker ignores their delive
 A wallet counts only while it is watched. A restart that changes the wallet list (a
 scenario's ``[[restarts]]`` ``add_wallets`` / ``remove_wallets``) says so on its
 ``fault_stop`` row, as the harness saw the simulator (:func:`watch_changes`): a wallet
-added there is watched in the blocks after ``launch_block`` (the head when the restarted
+added there is the bot's in the blocks after ``launch_block`` (the head as the restarted
 monitor started: its launch point), a wallet removed up to ``removed_block`` (the head
 once the old monitor was down). A trade outside its wallet's interval (by the block that
 holds it: its canonical one, else the last) is no trade of the truth: never expected,
-and a delivery of it is a phantom, as any unwatched wallet's.
+and a delivery of it is a phantom, as any unwatched wallet's. The blocks published while
+the new monitor started (after ``launch_block`` up to ``started_block``: the monitor
+reads its own launch point in that time) or the old one stopped (after ``stop_block``
+up to ``removed_block``) are not judged: their trades get ``in_window = False``, not
+expected, and their deliveries ignored.
 """
 
 from __future__ import annotations
@@ -63,10 +67,20 @@ class WatchInterval:
 
     after_block: int | None = None
     until_block: int | None = None
+    #: judged only after this block (None: after ``after_block``) and up to that one
+    #: (None: up to ``until_block``): the blocks between are neither expected nor not
+    judged_after: int | None = None
+    judged_until: int | None = None
 
     def holds(self, block: int) -> bool:
+        """Whether a trade in ``block`` may be the bot's (else a delivery is a phantom)."""
         return ((self.after_block is None or block > self.after_block)
                 and (self.until_block is None or block <= self.until_block))
+
+    def judged(self, block: int) -> bool:
+        """Whether a trade in ``block`` (that :meth:`holds`) is judged."""
+        return ((self.judged_after is None or block > self.judged_after)
+                and (self.judged_until is None or block <= self.judged_until))
 
 
 def _wallet_list(value: Any, what: str) -> list[str]:
@@ -82,18 +96,23 @@ def _block(value: Any, what: str) -> int:
 
 
 def watch_changes(row: Mapping[str, Any], i: int = 0
-                  ) -> tuple[list[str], list[str], int, int] | None:
-    """A restart's wallet changes on its ``fault_stop`` row: (added, removed,
-    ``launch_block``, ``removed_block``), None when the row changes none. Raises
+                  ) -> tuple[list[str], list[str], WatchInterval, WatchInterval] | None:
+    """A restart's wallet changes on its ``fault_stop`` row: (added, removed, the added
+    wallets' interval, the removed wallets' bounds), None when the row changes none.
+    ``started_block`` and ``stop_block`` may be left out (no block unjudged). Raises
     :class:`TruthError` on a malformed one."""
     if row.get("event") != "fault_stop" or not ("added_wallets" in row
                                                   or "removed_wallets" in row):
         return None
     where = f"simulator history row {i + 1}"
+    heads = {k: _block(row.get(k), f"{where}: {k}") for k in ("launch_block", "removed_block")}
+    for key, base in (("started_block", "launch_block"), ("stop_block", "removed_block")):
+        heads[key] = _block(row.get(key, heads[base]), f"{where}: {key}")
     return (_wallet_list(row.get("added_wallets", []), f"{where}: added_wallets"),
             _wallet_list(row.get("removed_wallets", []), f"{where}: removed_wallets"),
-            _block(row.get("launch_block"), f"{where}: launch_block"),
-            _block(row.get("removed_block"), f"{where}: removed_block"))
+            WatchInterval(heads["launch_block"], judged_after=heads["started_block"]),
+            WatchInterval(until_block=heads["removed_block"],
+                          judged_until=heads["stop_block"]))
 
 
 def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *,
@@ -122,13 +141,14 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
         if row.get("event") != "block_published":
             changes = watch_changes(row, i)
             if changes is not None:
-                added, removed, launch, until = changes
+                added, removed, start, end = changes
                 for w in removed:
                     old = intervals.get(w, WatchInterval())
-                    intervals[w] = WatchInterval(old.after_block, until)
+                    intervals[w] = WatchInterval(old.after_block, end.until_block,
+                                                 old.judged_after, end.judged_until)
                 for w in added:
                     watched.setdefault(w, w)
-                    intervals[w] = WatchInterval(launch)
+                    intervals[w] = start
             continue
         try:
             t_ns = int(row["t_ns"])
@@ -174,6 +194,8 @@ def build_truth(sim_rows: Iterable[Mapping[str, Any]], wallets: Iterable[str], *
         if interval is not None and not interval.holds(block_number[bhash]):
             continue  # mined while its wallet was not watched: no trade of the bot's
         in_window = window is None or window[0] <= t_ns <= window[1]
+        if interval is not None and not interval.judged(block_number[bhash]):
+            in_window = False  # mined while a monitor started or stopped around a change
         records.append((tid, wallet_of[tid], block_number[bhash], bhash, t_ns,
                         tid in canonical_block, in_window))
     frame = pd.DataFrame.from_records(records, columns=TRUTH_COLUMNS)

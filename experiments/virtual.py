@@ -326,11 +326,15 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
     ``plan`` (:func:`experiments.runner.restart_wallets`): the wallets each restart adds
     and removes; the new monitor's settings (``settings_for(wallets)``) watch the list so
     changed. The harness's own account of it, from the simulator (never the monitor):
-    a removed wallet was watched up to the simulator's head once the old monitor was
-    down (``removed_block``), an added one from after the head as the new monitor
-    starts (``launch_block``: its launch point, earlier trades never the bot's). Both
-    go on the restart's ``fault_stop`` row (``added_wallets``, ``removed_wallets``,
-    ``launch_block``, ``removed_block``), which the truth reads, and into
+    a removed wallet was watched up to the simulator's head as the old monitor was
+    taken down (``stop_block``), an added one from after the head as the new monitor
+    starts (``launch_block``: its launch point, earlier trades never the bot's). The
+    blocks published while the old monitor stopped (up to ``removed_block``, the head
+    once it was down) or while the new one started (up to ``started_block``, the head
+    once it had started: the monitor reads its own launch point in between) are
+    neither's to judge: such a trade of theirs is neither expected nor, delivered, a
+    phantom. All go on the restart's ``fault_stop`` row (``added_wallets``,
+    ``removed_wallets`` and the four heads), which the truth reads, and into
     ``run["watch"]``: each wallet's watch interval."""
     from monitor.wallet_monitor import WalletMonitor
 
@@ -349,9 +353,10 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
                            name=RESTART_FAULTS[r.kind], target="monitor",
                            params={"down_s": r.down_s})
         sim.history.flush()
+        stop_block = sim.chain.head_number  # the removed wallets' last block judged
         box.mon = None
         await (mon.stop() if r.kind == "stop" else _kill(mon))
-        removed_block = sim.chain.head_number  # the removed wallets' last block watched
+        removed_block = sim.chain.head_number  # ... and the last one it could deliver
         removed_s = (clock.now_ns() - start_ns) / _NS
         await asyncio.sleep(max(0.0, (down_ns + int(r.down_s * _NS) - clock.now_ns()) / _NS))
         changes: dict[str, Any] = {}
@@ -361,11 +366,14 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
             settings = settings_for(watched)
             launch_block = sim.chain.head_number  # the added wallets' launch point
             changes = {"added_wallets": added, "removed_wallets": removed,
-                       "launch_block": launch_block, "removed_block": removed_block}
+                       "launch_block": launch_block, "stop_block": stop_block,
+                       "removed_block": removed_block}
         new = WalletMonitor(settings, clock=clock)
         await new.start()
         box.mon = new
         up_ns = clock.now_ns()
+        if changes:  # the first block judged of the added wallets is the one after it
+            changes["started_block"] = sim.chain.head_number
         sim.history.record("fault_stop", t_ns=up_ns, fault_id=fid,
                            name=RESTART_FAULTS[r.kind], **changes)
         sim.history.flush()
@@ -375,27 +383,37 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
             # the monitor's own launch points of the added wallets, beside the harness's
             # (told, not trusted: the truth takes launch_block)
             stored = new.store.launches() if new.store is not None else {}
-            record.update(added=added, removed=removed, launch_block=changes["launch_block"],
-                          removed_block=removed_block,
+            record.update(added=added, removed=removed,
+                          **{k: changes[k] for k in _HEADS},
                           launches_stored={w: stored.get(w) for w in added})
         if watch is not None:
             up_s = (up_ns - start_ns) / _NS
             for w in removed:
                 watch[w].update(to_s=removed_s, until_block=removed_block)
+                if removed_block > stop_block:
+                    watch[w]["unjudged_blocks"].append([stop_block + 1, removed_block])
             for w in added:
-                watch[w] = _interval(w, from_s=up_s, after_block=changes["launch_block"])
+                launch, started = changes["launch_block"], changes["started_block"]
+                watch[w] = _interval(w, from_s=up_s, after_block=launch)
+                if started > launch:
+                    watch[w]["unjudged_blocks"].append([launch + 1, started])
             run["watch"] = list(watch.values())
         done.append(record)
+
+
+#: the simulator's heads a restart that changes the wallet list records (in this order)
+_HEADS = ("stop_block", "removed_block", "launch_block", "started_block")
 
 
 def _interval(wallet: str, *, from_s: float | None = None, after_block: int | None = None
               ) -> dict[str, Any]:
     """One wallet's watch interval in ``run.json`` ``watch``: watched from ``from_s``
     (simulated s into the measured window; None: from the start) to ``to_s`` (None: to
-    the end), its trades judged in the blocks after ``after_block`` (None: any) up to
-    ``until_block`` (None: any)."""
+    the end), its trades the bot's in the blocks after ``after_block`` (None: any) up to
+    ``until_block`` (None: any), but for the ``unjudged_blocks`` ranges ([first, last]:
+    published while a monitor stopped or started around the change)."""
     return {"wallet": wallet, "from_s": from_s, "to_s": None, "after_block": after_block,
-            "until_block": None}
+            "until_block": None, "unjudged_blocks": []}
 
 
 async def _kill(mon: Any) -> None:

@@ -141,6 +141,11 @@ def test_a_run_adding_and_removing_wallets_at_restarts_judges_each_only_while_wa
     changes = [(r["added"], r["removed"], r["launch_block"], r["removed_block"])
                for r in run["restarts"]]
     assert [(len(a_), len(r_)) for a_, r_, _, _ in changes] == [(2, 1), (1, 2)]
+    for r in run["restarts"]:  # the heads in order; the monitor's own launch point (told,
+        # not trusted) read while it started
+        assert r["stop_block"] <= r["removed_block"] <= r["launch_block"] <= r["started_block"]
+        assert all(r["launch_block"] <= b <= r["started_block"]
+                   for b in r["launches_stored"].values())
     assert len(run["wallets"]) == 9 == a["wallets"]
     watch = {w["wallet"]: w for w in run["watch"]}
     assert set(watch) == set(run["wallets"])

@@ -93,11 +93,34 @@ def test_the_interval_bounds_are_exclusive_below_and_inclusive_above() -> None:
     assert WatchInterval().holds(0)
 
 
+def test_blocks_published_while_a_monitor_started_or_stopped_are_not_judged() -> None:
+    """C added with its launch point at 12 while the new monitor read its own at 13 (block
+    13 published during its start); B's monitor took down as block 12 was the head, block
+    13 published before it was down: the trades of block 13 are neither expected nor,
+    delivered, phantoms (in_window False); those beyond still are."""
+    rows = [*HISTORY[:6], {**_restart(13.5, [C], [B], launch=12, stopped=13),
+                           "started_block": 13, "stop_block": 12}, *HISTORY[7:]]
+    truth = build_truth(rows, [A, B, C], window=(0, 20 * S)).set_index("trade_id")
+    assert not truth.loc["0x13b", "in_window"] and not truth.loc["0x13c", "in_window"]
+    assert truth.loc[["0x12b", "0x14c", "0x15c"], "in_window"].all()
+    assert "0x11c" not in truth.index and "0x14b" not in truth.index
+    params = CheckParams(speed=1.0, window_start_ns=0, window_end_ns=20 * S,
+                         actionable_window_s=60, wallets=(A, B, C))
+    rows_det = [{"t_ns": int(16.5 * S), "kind": "trade", "source": "websocket",
+                 "trade": {"id": t, "wallet": A}}
+                for t in ("0x10a", "0x10b", "0x12b", "0x13c", "0x14a", "0x14c", "0x15c")]
+    out = classify(truth.reset_index(), detections_frame(rows_det),
+                   fault_windows(rows, 20 * S), params)
+    assert set(out["outcome"]) == {"detected"}  # 0x13b not missed, 0x13c no phantom
+    assert "0x13b" not in set(out["trade_id"]) and "0x13c" not in set(out["trade_id"])
+
+
 @pytest.mark.parametrize(("field", "value", "said"), [
     ("added_wallets", "0xabc", "added_wallets is not a list of wallets"),
     ("removed_wallets", [1], "removed_wallets is not a list of wallets"),
     ("launch_block", None, "launch_block is not a block number"),
     ("removed_block", True, "removed_block is not a block number"),
+    ("started_block", "13", "started_block is not a block number"),
 ])
 def test_a_malformed_restart_row_is_a_truth_error_naming_the_field(
         field: str, value: Any, said: str) -> None:
