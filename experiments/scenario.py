@@ -64,9 +64,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -507,10 +509,19 @@ class RestartSpec(_Strict):
         _at_most(v, MAX_WALLETS)
         return v
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """As dumped: the wallet changes only when given (a restart that changes none
+        dumps as it did before they existed)."""
+        data: dict[str, Any] = handler(self)
+        for key in ("add_wallets", "remove_wallets"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
+
     def table(self) -> dict[str, Any]:
         """The scenario's table (the wallet changes only when given)."""
-        return {k: v for k, v in self.model_dump().items()
-                if k not in ("add_wallets", "remove_wallets") or v}
+        return self.model_dump()
 
     @property
     def changes_wallets(self) -> bool:
