@@ -14,6 +14,10 @@ Tables:
 - ``outbox``    sink events (trade or retraction) not yet confirmed by the sink.
 - ``launches``  per wallet: its launch point, the first cursor it was given (kept when
                 the cursor moves on): a restart's re-checks never reach below it.
+- ``sweep_floors`` per wallet: ``reconcile_interval = 0``, the block up to which its
+                shard's sweeps had fetched every block, stored while the cursor the heads
+                move is more than a sweep's blocks past it (:meth:`Store.set_sweep_floors`):
+                a restart's first sweep fetches again from there.
 - ``cursor_sets`` / ``cursor_members``: the cursors of wallets that move together (a
                 shard's, :data:`CURSOR_SET_MIN` or more at a time) as ONE row, and which
                 wallets share it. A wallet's cursor is its ``cursors`` row or its set's,
@@ -95,6 +99,7 @@ CREATE TABLE IF NOT EXISTS launches (wallet TEXT PRIMARY KEY, block INTEGER NOT 
 CREATE TABLE IF NOT EXISTS cursor_sets (
     id INTEGER PRIMARY KEY, block INTEGER NOT NULL, hash TEXT, grp TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor_members (wallet TEXT PRIMARY KEY, set_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sweep_floors (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL);
 """
 
 #: every wallet's cursor, its own row or its set's (this connection's view, not stored)
@@ -128,6 +133,9 @@ _NO_HOLD = 1 << 62
 #: the launch of the wallets it starts unstored, and restarts are unbounded for them).
 #: 2: cursor sets (a monitor of schema 1 would not see a set's wallets' cursors, and
 #: would start them over at its head: the blocks in between never looked at).
+#: ``sweep_floors`` (no bump): an older monitor ignores it (its restart sweeps only the
+#: blocks just below the cursor); a row it left behind is only lower than the truth, and
+#: what a restart's sweep reads from there is judged by the retention as before.
 SCHEMA_VERSION = 2
 _COLUMNS = {
     "cursors": ("wallet", "block", "hash", "grp"),
@@ -139,6 +147,7 @@ _COLUMNS = {
     "launches": ("wallet", "block"),
     "cursor_sets": ("id", "block", "hash", "grp"),
     "cursor_members": ("wallet", "set_id"),
+    "sweep_floors": ("wallet", "block"),
 }
 
 
@@ -178,7 +187,8 @@ def _check_schema(db: sqlite3.Connection, name: str) -> None:
 #: SQLite keeps any value in any column, and a text there (a hand edit, another program)
 #: was a TypeError traceback out of the monitor's start
 _BLOCK_COLUMNS = (("cursors", "wallet", "block"), ("cursor_sets", "id", "block"),
-                  ("blocks", "number", "number"), ("launches", "wallet", "block"))
+                  ("blocks", "number", "number"), ("launches", "wallet", "block"),
+                  ("sweep_floors", "wallet", "block"))
 
 
 def _stamp_version(db: sqlite3.Connection, name: str) -> None:
@@ -709,6 +719,29 @@ class Store:
         bot's: a restart's re-checks never reach under it. A wallet first watched by a
         monitor from before this table has none (no bound)."""
         return {w: b for w, b in self._db.execute("SELECT wallet, block FROM launches")}
+
+    def set_sweep_floors(self, wallets: Iterable[str], block: int | None) -> None:
+        """``reconcile_interval = 0``: every block of ``wallets`` up to ``block`` was
+        fetched by a sweep, the blocks above up to the cursor perhaps not (the heads moved
+        it over them); None: no such row (the sweeps caught up). One transaction, before
+        the cursor write that passes it, so a restart's first sweep (which reads
+        :meth:`sweep_floors`) takes them again."""
+        ws = list(dict.fromkeys(wallets))
+        with self._tx():
+            if block is None:
+                for part, marks in _in_parts(ws):
+                    self._db.execute(f"DELETE FROM sweep_floors WHERE wallet IN ({marks})",
+                                     part)
+            else:
+                self._db.executemany(
+                    "INSERT INTO sweep_floors(wallet, block) VALUES (?,?) "
+                    "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block",
+                    [(w, block) for w in ws])
+
+    @_reads
+    def sweep_floors(self) -> dict[str, int]:
+        """Every wallet's stored sweep floor (:meth:`set_sweep_floors`); most have none."""
+        return {w: b for w, b in self._db.execute("SELECT wallet, block FROM sweep_floors")}
 
     # -- recent block hashes ------------------------------------------------------------
 

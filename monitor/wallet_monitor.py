@@ -33,11 +33,13 @@ the probes have seen the node's head unmoved for two block intervals (a chain th
 stopped). Live notifications alone never advance the cursor (unless
 ``reconcile_interval = 0``, when contiguous heads on one connection advance it to
 ``head - 1``, and the blocks they passed are fetched once every ``ZERO_MODE_SWEEP_BLOCKS``:
-a notification lost there comes up to that many blocks late - never from further below
-the cursor than ``dedup_retention_blocks``, whose ids are pruned: sweeps failing that
-long leave those blocks unswept, said by the alert ``zero_mode_unswept`` -, and after a
-restart the first sweep fetches the ``RESTART_SWEEP_BLOCKS`` below the stored cursor,
-which the heads of the run before may have moved past blocks no sweep had fetched), so a
+a notification lost there comes up to that many blocks late - the dedup ids of the
+blocks a sweep is still to read are kept (``WsShard.sweep_floor``), down to the cursor
+less ``ZERO_MODE_HOLD_BLOCKS``: sweeps failing longer leave the blocks below unswept,
+said by the alert ``zero_mode_unswept`` -, and after a restart the first sweep fetches
+the ``RESTART_SWEEP_BLOCKS`` below the stored cursor, which the heads of the run before
+may have moved past blocks no sweep had fetched, or from the sweep floor it stored
+(table ``sweep_floors``) down to the cursor less ``dedup_retention_blocks``), so a
 notification lost on the wire (drop, silent subscription, loss) is recovered at the latest
 by the next sync, and a restart resumes from a cursor that is never ahead of what was verified. A
 shard syncs from the lowest cursor of its wallets (a wallet added back to the list resumes
@@ -649,6 +651,9 @@ class WsShard:
         #: logs are left out there (its ids may have been pruned; see _not_pruned)
         self._restart_window: tuple[int, int] | None = None
         self._restart_pruned: dict[str, int] = {}
+        # the restart window's block below the chunk its sweep is reading (taken from
+        # _restart_window while it reads; see sweep_floor, _store_floor)
+        self._window_reading: int | None = None
         # reconcile_interval = 0: the pipeline's prune keeps the dedup rows from this
         # shard's sweep_floor() up (set by WalletMonitor): its sweeps reach down to the
         # cursor less _hold_blocks(), not less dedup_retention_blocks
@@ -657,6 +662,10 @@ class WsShard:
         # their trades may be pruned only up to these less dedup_retention_blocks (the
         # run before's prune; this run's keeps what its sweeps are still to read)
         self._start_cursors: dict[str, int] | None = None
+        # reconcile_interval = 0: the sweep floor the store holds for the shard's wallets
+        # (Store.set_sweep_floors; None: no row), and as first read (the run before's)
+        self._floor_stored: int | None = None
+        self._floor_at_start: int | None = None
         self._sweep_due = False
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
@@ -725,6 +734,10 @@ class WsShard:
             self._cursor = low = min(blocks) if blocks else None
             if self._start_cursors is None:
                 self._start_cursors = own
+                if self.s.reconcile_interval == 0:
+                    floors = self.store.sweep_floors()
+                    self._floor_stored = self._floor_at_start = min(
+                        (floors[w] for w in self.wallets if w in floors), default=None)
             keep = self.s.dedup_retention_blocks
             self._pruned_below = {} if low is None or not keep else {
                 w: b - keep for w, b in own.items() if b - keep > low}
@@ -739,6 +752,49 @@ class WsShard:
         at :meth:`sweep_floor`, ``ZERO_MODE_HOLD_BLOCKS``)."""
         keep = self.s.dedup_retention_blocks
         return max(ZERO_MODE_HOLD_BLOCKS, keep) if self.prune_held else keep
+
+    def _restart_first(self, cur: int) -> int:
+        """A restart's window starts above this block: the ``RESTART_SWEEP_BLOCKS`` below
+        the stored cursor ``cur``, or from the sweep floor the run before stored (its
+        sweeps failing, the heads moved the cursor further past them: a restart lost the
+        trades the feed had lost there, with no word), not below the cursor less
+        ``dedup_retention_blocks`` (the ids the run before may have pruned: the window
+        leaves out each wallet's logs below its own cursor less the retention) nor below
+        the wallets' launch point."""
+        first = cur - RESTART_SWEEP_BLOCKS
+        stored, keep = self._floor_at_start, self.s.dedup_retention_blocks
+        if stored is not None and stored < first:
+            first = stored if not keep else min(first, max(stored, cur - keep - 1))
+        launch = self._launch_floor()
+        return max(0, first, launch if launch is not None else 0)
+
+    def _store_floor(self, to: float) -> None:
+        """``reconcile_interval = 0``, before the shard's cursors move to ``to``: the
+        lowest block its sweeps are still to read (``_swept_to``'s, or the restart
+        window's) stored for its wallets when ``to`` is more than a sweep's blocks past it
+        (:meth:`Store.set_sweep_floors`), the row dropped once the sweeps caught up. A
+        restart fetched only the ``RESTART_SWEEP_BLOCKS`` below the stored cursor: the
+        node's sweeps failing for longer, a trade the feed lost further below was lost
+        with no word. Written in a transaction before the cursor's (durable before the
+        cursor passes it); a stored floor lower than ``_swept_to`` only makes a restart
+        read more (rare rows: only while the sweeps are behind)."""
+        if self.s.reconcile_interval != 0:
+            return
+        window = self._restart_window[0] if self._restart_window is not None else None
+        swept = min((b for b in (
+            self._swept_to if self._swept_to is not None else self._unswept_from,
+            window, self._window_reading) if b is not None), default=None)
+        if swept is None and self._floor_at_start is not None and self._swept_to is None:
+            swept = self._floor_at_start  # (before a restart's first sync: kept)
+        if swept is None:
+            return
+        if to - swept > ZERO_MODE_SWEEP_BLOCKS:
+            if self._floor_stored is None or self._floor_stored > swept:
+                self.store.set_sweep_floors(self.wallets, swept)
+                self._floor_stored = swept
+        elif self._floor_stored is not None:
+            self.store.set_sweep_floors(self.wallets, None)
+            self._floor_stored = None
 
     def _pruned_line(self, wallet: str, block: int) -> int:
         """The block up to which ``wallet``'s trade ids may have been pruned, its cursor
@@ -774,9 +830,11 @@ class WsShard:
         lows: list[int] = []
         if self._restart_window is not None:
             lows.append(self._restart_window[0] + 1)
+        if self._window_reading is not None:
+            lows.append(self._window_reading + 1)
         if self._swept_to is None:
             if not self._at_launch:  # before a restart's first sync: its window
-                lows.append(max(0, cur - RESTART_SWEEP_BLOCKS) + 1)
+                lows.append(self._restart_first(cur) + 1)
         elif self._swept_to < cur:
             lows.append(self._swept_to + 1)
         if not lows:
@@ -842,6 +900,8 @@ class WsShard:
         slice's transaction (read then, after the last pause). ``launch``: the wallets
         start here, their launch point too (:meth:`Store.set_cursors`)."""
         cur = self.cursor()
+        if forward_only:
+            self._store_floor(block)
         ws = self.wallets
         step = self.store.cursor_set_max
         last = max(0, (len(ws) - 1) // step * step)
@@ -1172,6 +1232,7 @@ class WsShard:
                     # before the first sync (a launch point stored at start): the
                     # sweeps start here, not at the cursor the heads moved on
                     self._unswept_from = cur
+                self._store_floor(number - 1)
                 self.store.set_cursors(self.wallets, number - 1,
                                        self.tracker.hash_at(number - 1), "websocket")
                 self._cursor_moved(cur, number - 1, forward_only=True)
@@ -1556,19 +1617,22 @@ class WsShard:
         self._fill_read = {}  # (read from the old _swept_to: counted again from here)
         self._say_unswept(first, low)
 
-    def _say_unswept(self, first: int, low: int) -> None:
+    def _say_unswept(self, first: int, low: int, *, restart: bool = False) -> None:
         """Blocks ``first + 1..low`` are left unswept (their trades' ids pruned): counted,
-        and said once an episode (until a sweep is done: :meth:`_unswept_done`)."""
-        keep = self._hold_blocks()
-        what = "blocks (ZERO_MODE_HOLD_BLOCKS)" if self.prune_held else \
-            "blocks (dedup_retention_blocks)"
+        and said once an episode (until a sweep is done: :meth:`_unswept_done`).
+        ``restart``: the run before's sweeps failed for longer than the retention (its
+        stored sweep floor, :meth:`_restart_first`)."""
+        keep = self.s.dedup_retention_blocks if restart else self._hold_blocks()
+        what = "blocks (dedup_retention_blocks)" if restart or not self.prune_held else \
+            "blocks (ZERO_MODE_HOLD_BLOCKS)"
         self.counters["zero_mode_unswept_blocks"] += low - first
         if self._unswept is not None:
             self._unswept = (min(self._unswept[0], first + 1), max(self._unswept[1], low))
             return
         self._unswept = (first + 1, low)
         text = (f"[{self.conn_id}] the node's sweeps failed for more than {keep} "
-                f"{what}: blocks {first + 1}..{low}, which the "
+                f"{what}{' before the restart' if restart else ''}: blocks "
+                f"{first + 1}..{low}, which the "
                 "heads passed and no eth_getLogs fetched, are not fetched now (the ids of "
                 "the trades the feed delivered there are pruned: they would go to the bot "
                 "again); a trade the feed lost there is not delivered. Blocks further "
@@ -1681,6 +1745,7 @@ class WsShard:
         ``fill`` a quota fill (polling only while a gap is open: :meth:`_fill_due`)."""
         assert self.explorer is not None
         self._fill_poller = fill
+        self._store_floor(math.inf)  # (the poller moves the cursors on)
         self._fill_round_at = self.clock.now()  # (the fill's rounds: from here)
         self._fallback_floor = self.cursor()
         self._fill_read = {}
@@ -1909,9 +1974,15 @@ class WsShard:
                 # ... and never below a wallet's launch point (Store.launches: its first
                 # cursor): a run shorter than the window had moved the cursor a few blocks
                 # past it, and the sweep sent trades mined before the launch
-                launch = self._launch_floor()
-                first = max(0, cur - RESTART_SWEEP_BLOCKS,
-                            launch if launch is not None else 0)
+                # ... and from the sweep floor the run before stored, its sweeps failing
+                # for longer (_store_floor), down to the cursor less the retention; what
+                # lies below is said (a trade the feed lost there is not delivered)
+                first = self._restart_first(cur)
+                floor, launch = self._floor_at_start, self._launch_floor()
+                if floor is not None and launch is not None:
+                    floor = max(floor, launch)
+                if floor is not None and floor < first:
+                    self._say_unswept(floor, first, restart=True)
                 self._restart_window = (first, cur) if first < cur else None
                 keep = self.s.dedup_retention_blocks
                 stored = self.store.cursors()
@@ -1969,14 +2040,16 @@ class WsShard:
             # hashes beside the old chain's logs (read after its last pause)
             if b == target:
                 tracked()
+            # (delivered, orphans retracted: swept, before the cursors' write, whose
+            # _store_floor then finds nothing left behind)
+            if self._swept_to is None or a <= self._swept_to + 1:
+                self._swept_to = max(b, self._swept_to or b)
             # the last range's cursors and the tracked hashes: one transaction
             await self._set_cursors(b, self.tracker.hash_at(b),
                                     blocks=(lambda: saved) if b == target else None)
             self._commit_view(saved)
             done += b - a + 1
             self.synced_to = b
-            if self._swept_to is None or a <= self._swept_to + 1:
-                self._swept_to = max(b, self._swept_to or b)
         if (self._dropped_from is not None and not self._sync_cut and drops == self._drops
                 and self._dropped_from <= target and (self.cursor() or 0) >= target):
             self._dropped_from = None  # fetched from the node, from the cursor up
@@ -2001,28 +2074,33 @@ class WsShard:
             window = self._window_kept(window)
         if window is not None:
             first, last = window
-            for a, b in backfill_ranges(first, last, self.chunk_blocks):
-                changes = self._changes.mark()
-                try:
-                    logs = await self._get_logs(a, b)
-                    done = await self._on_logs_sliced(
-                        self._not_pruned(logs, self._restart_pruned), changes=changes,
-                        sweep=True)
-                    if done:
-                        await self._retract_orphans(a, b, logs)
-                except BaseException:
-                    # kept for the next sweep (the sync loop retries): taken before it was
-                    # asked, a node error on its first ask (a timeout, a 5xx, a spent
-                    # quota) lost it for good, and the trades the feed lost there
-                    self._restart_window = (a - 1, last)
-                    self._sweep_due = True
-                    raise
-                if not done:
-                    self._restart_window = (a - 1, last)  # a reorg came: again after it
-                    self._sweep_due = True
-                    self._wake.set()
-                    return
-                self.counters["zero_mode_swept_blocks"] += b - a + 1
+            try:
+                for a, b in backfill_ranges(first, last, self.chunk_blocks):
+                    # (its blocks from a up held from the prune until read: sweep_floor)
+                    self._window_reading = a - 1
+                    changes = self._changes.mark()
+                    try:
+                        logs = await self._get_logs(a, b)
+                        done = await self._on_logs_sliced(
+                            self._not_pruned(logs, self._restart_pruned), changes=changes,
+                            sweep=True)
+                        if done:
+                            await self._retract_orphans(a, b, logs)
+                    except BaseException:
+                        # kept for the next sweep (the sync loop retries): taken before it
+                        # was asked, a node error on its first ask (a timeout, a 5xx, a
+                        # spent quota) lost it for good, and the trades the feed lost there
+                        self._restart_window = (a - 1, last)
+                        self._sweep_due = True
+                        raise
+                    if not done:
+                        self._restart_window = (a - 1, last)  # a reorg came: again after it
+                        self._sweep_due = True
+                        self._wake.set()
+                        return
+                    self.counters["zero_mode_swept_blocks"] += b - a + 1
+            finally:
+                self._window_reading = None
         self._unswept_floor(self.cursor())
         start, cur = self._swept_to, self.cursor()
         if start is None or cur is None:

@@ -91,8 +91,10 @@ def _sweeps_fail_then(tmp_path: Path, then: str) -> dict[str, Any]:
                     await node_calls_once_the_quota_is_back(
                         node, mon, spent, asked, range(261, 265))
                 else:
+                    # (its last chunk done: _sweep_due is cleared as it starts)
                     await until(lambda: (shard._swept_to or 0) >= 250 and
-                                not shard._sweep_due, "the node's sweep")
+                                not shard._sweep_due and shard._unswept is None,
+                                "the node's sweep")
                 out["ids"] = trade_ids(sink)
                 out["delivered"] = mon.pipeline.counters["delivered"]
             await run_monitor(node, tmp_path, body, reconcile_interval=0,

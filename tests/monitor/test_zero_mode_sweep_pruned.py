@@ -93,8 +93,10 @@ def test_a_late_sweep_sends_no_trade_whose_id_was_pruned(
                     await until(lambda: (shard._swept_to or 0) >= 250,
                                 "the explorer read what the heads passed")
                 else:
+                    # (its last chunk done: _sweep_due is cleared as it starts)
                     await until(lambda: (shard._swept_to or 0) >= 250 and
-                                not shard._sweep_due, "the node's sweep")
+                                not shard._sweep_due and shard._unswept is None,
+                                "the node's sweep")
                 if then == "quota_fill":  # the node's sweep once the quota is back
                     await node_calls_once_the_quota_is_back(
                         node, mon, spent, asked, range(261, 265))
