@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, RpcErr
+from hostile_node import HostileNode, RpcErr, held_get_logs
 from monitor_helpers import WALLET, order_filled
 from test_reliability import (
     cursor_at_least,
@@ -133,3 +133,66 @@ def test_a_restart_past_the_retention_says_what_it_leaves(
     assert out["delivered"] == 0, out  # nothing sent twice; block 110's trade left
     assert len(out["alerts"]) == 1, out["alerts"]
     assert "before the restart" in out["alerts"][0]["text"], out["alerts"]
+
+
+@pytest.mark.slow  # (~4 s: 320 heads)
+def test_the_window_being_read_holds_the_prune(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The restart window's sweep took the window as it began: while its chunks were
+    asked (a slow node) the prune held nothing there, and with the cursor moved on past
+    the retention the ids of the trades the run before delivered in the window went; the
+    window's chunk then sent them to the bot again. The blocks still to read hold it."""
+    monkeypatch.setattr(config, "MIN_DEDUP_RETENTION_BLOCKS", 1)
+    opts = {"reconcile_interval": 0, "explorer_overlap_blocks": 1, "head_jump_slack": 1000,
+            "backfill_chunk_blocks": 50, "dedup_retention_blocks": 100,
+            "dedup_capacity": 1}
+    live = order_filled(block=210, tx=5)  # (above 299 less the retention)
+    newer = order_filled(block=400, tx=6)  # (210's id out of the pipeline's memory)
+    out: dict[str, Any] = {}
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            node.logs.append(live)
+
+            async def first(mon: WalletMonitor, sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                for n in range(101, 301):
+                    node.head = n
+                    await node.new_head(n)
+                    if n == 211:
+                        await node.notify("logs", live)
+                        await until(lambda: len(sink.events) == 1, "the live trade")
+                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
+            await run_monitor(node, tmp_path, first, **opts)
+
+        async with HostileNode() as node:  # the restart: the window's first chunk slow
+            node.logs.extend([live, newer])
+            release, asked = asyncio.Event(), []
+            node.rpc["eth_getLogs"] = held_get_logs(node, release, asked,
+                                                    hold=lambda a, b: a == 172)
+
+            async def second(mon: WalletMonitor, _sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), 10)
+                shard = mon.shards[0]
+                for n in range(301, 421):
+                    node.head = n
+                    await node.new_head(n)
+                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
+                    if n == 301:
+                        await until(lambda: (172, 221) in asked, "the window's ask")
+                    if n == 401:
+                        await node.notify("logs", newer)
+                        await until(lambda: mon.pipeline.counters["delivered"] == 1,
+                                    "the newer trade")
+                hold = mon.pipeline.prune_hold
+                out["hold"] = None if hold is None else hold()
+                mon.pipeline._next_dedup_prune_ns = 0  # the pipeline's periodic prune
+                await mon.pipeline.redeliver()
+                release.set()
+                await until(lambda: shard.counters["zero_mode_swept_blocks"] >= 128,
+                            "the window read")
+                out["delivered"] = mon.pipeline.counters["delivered"]
+            await run_monitor(node, tmp_path, second, **opts)
+    asyncio.run(go())
+    assert out["delivered"] == 1, out  # block 210's trade not sent to the bot again
+    assert out["hold"] == 172, out
