@@ -781,11 +781,12 @@ class WsShard:
         if self.s.reconcile_interval != 0:
             return
         window = self._restart_window[0] if self._restart_window is not None else None
+        # (before a restart's first sync: the run before's floor, which its window takes;
+        # a head moving the cursor on before it dropped the row)
+        before = self._floor_at_start if self._swept_to is None else None
         swept = min((b for b in (
             self._swept_to if self._swept_to is not None else self._unswept_from,
-            window, self._window_reading) if b is not None), default=None)
-        if swept is None and self._floor_at_start is not None and self._swept_to is None:
-            swept = self._floor_at_start  # (before a restart's first sync: kept)
+            window, self._window_reading, before) if b is not None), default=None)
         if swept is None:
             return
         if to - swept > ZERO_MODE_SWEEP_BLOCKS:

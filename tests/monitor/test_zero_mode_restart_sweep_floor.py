@@ -30,7 +30,7 @@ from test_reliability import (
 
 from monitor import config
 from monitor.sinks import MemorySink
-from monitor.wallet_monitor import WalletMonitor
+from monitor.wallet_monitor import WalletMonitor, WsShard
 
 
 def _floors(tmp_path: Path) -> list[tuple[str, int]] | None:
@@ -196,3 +196,57 @@ def test_the_window_being_read_holds_the_prune(
     asyncio.run(go())
     assert out["delivered"] == 1, out  # block 210's trade not sent to the bot again
     assert out["hold"] == 172, out
+
+
+
+@pytest.mark.slow  # (~4 s: 200 heads)
+def test_a_head_before_the_first_sync_keeps_the_stored_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart's heads move the cursor on before its first sync ran (the stored cursor
+    a block below the feed's first head): the stored floor, the run before's, was
+    dropped (the cursor a block past the sweeps' start, _unswept_from) and a crash then
+    lost it; it is kept until the window is read."""
+    monkeypatch.setattr(config, "MIN_DEDUP_RETENTION_BLOCKS", 1)
+    opts = {"reconcile_interval": 0, "explorer_overlap_blocks": 1, "head_jump_slack": 1000,
+            "backfill_chunk_blocks": 50, "dedup_retention_blocks": 400,
+            "dedup_capacity": 1}
+    out: dict[str, Any] = {}
+
+    async def go() -> None:
+        async with HostileNode() as node:
+            async def first(mon: WalletMonitor, _sink: MemorySink) -> None:
+                await first_sync(node, mon)
+                # the node's sweeps fail from here
+                node.rpc["eth_getLogs"] = lambda _p: RpcErr(-32603, "internal error")
+                for n in range(101, 301):
+                    node.head = n
+                    await node.new_head(n)
+                    await until(lambda n=n: cursor_at_least(mon, n - 1), f"head {n}")
+            await run_monitor(node, tmp_path, first, **opts)
+        out["stored"] = _floors(tmp_path)
+
+        gate = asyncio.Event()
+        plain_sync = WsShard.sync
+
+        async def held_sync(self: WsShard) -> int:
+            await gate.wait()  # (the first sync held: the heads come first)
+            return await plain_sync(self)
+        monkeypatch.setattr(WsShard, "sync", held_sync)
+        async with HostileNode() as node:  # the restart
+            node.head = 300
+
+            async def second(mon: WalletMonitor, _sink: MemorySink) -> None:
+                await asyncio.wait_for(node.subscribed.wait(), 10)
+                for n in (300, 301, 302):
+                    node.head = n
+                    await node.new_head(n)
+                    await until(lambda n=n: mon.shards[0].head == n, f"head {n}")
+                assert mon.store is not None
+                out["moved"] = mon.store.cursor(WALLET)
+                out["held"] = mon.store.sweep_floors()  # (a crash now: what is left)
+                gate.set()
+            await run_monitor(node, tmp_path, second, **opts)
+    asyncio.run(go())
+    assert out["stored"] == [(WALLET, 99)], out
+    assert out["moved"] is not None and out["moved"].block > 299, out
+    assert out["held"] == {WALLET: 99}, out  # (the window still to read)
