@@ -736,7 +736,7 @@ class Store:
                 self._db.executemany(
                     "INSERT INTO sweep_floors(wallet, block) VALUES (?,?) "
                     "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block",
-                    [(w, block) for w in ws])
+                    [(w, max(0, block)) for w in ws])
 
     @_reads
     def sweep_floors(self) -> dict[str, int]:
