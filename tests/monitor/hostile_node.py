@@ -315,6 +315,18 @@ def explorer_from_logs(node: HostileNode, polls: list[dict[str, str]] | None = N
     node.explorer = explorer
 
 
+def fail_get_logs(node: HostileNode, broken: dict[str, bool]) -> None:
+    """``node`` answers eth_getLogs with an internal error (-32603) while ``broken["on"]``
+    (its HTTP side failing while its feed stays healthy); else as before."""
+    plain = node.answer
+
+    def answer(method: str, params: list[Any]) -> Any:
+        if method == "eth_getLogs" and broken["on"]:
+            return RpcErr(-32603, "internal error")
+        return plain(method, params)
+    node.answer = answer  # type: ignore[method-assign]
+
+
 def spend_quota(node: HostileNode, spent: dict[str, bool], *,
                 refused: list[int] | None = None,
                 asked: list[tuple[int, int]] | None = None) -> None:

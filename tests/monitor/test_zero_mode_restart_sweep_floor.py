@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, RpcErr, held_get_logs
+from hostile_node import HostileNode, RpcErr, fail_get_logs, held_get_logs
 from monitor_helpers import WALLET, order_filled
 from test_reliability import (
     cursor_at_least,
@@ -54,18 +54,9 @@ def _restart_mid_failures(tmp_path: Path, keep: int) -> dict[str, Any]:
     live = order_filled(block=105, tx=5)
     lost = order_filled(block=110, tx=7)  # never notified: the feed lost it
 
-    def failing(node: HostileNode) -> None:
-        plain = node.answer
-
-        def answer(method: str, params: list[Any]) -> Any:
-            if method == "eth_getLogs" and broken["on"]:
-                return RpcErr(-32603, "internal error")
-            return plain(method, params)
-        node.answer = answer  # type: ignore[method-assign]
-
     async def go() -> None:
         async with HostileNode() as node:
-            failing(node)
+            fail_get_logs(node, broken)
             node.logs.extend([live, lost])
 
             async def first(mon: WalletMonitor, sink: MemorySink) -> None:
@@ -84,7 +75,7 @@ def _restart_mid_failures(tmp_path: Path, keep: int) -> dict[str, Any]:
 
         broken["on"] = False
         async with HostileNode() as node:  # the restart: the node answers
-            failing(node)
+            fail_get_logs(node, broken)
             node.logs.extend([live, lost])
 
             async def second(mon: WalletMonitor, sink: MemorySink) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_node import HostileNode, RpcErr, explorer_from_logs, spend_quota
+from hostile_node import HostileNode, explorer_from_logs, fail_get_logs, spend_quota
 from monitor_helpers import order_filled
 from test_reliability import (
     cursor_at_least,
@@ -58,13 +58,7 @@ def test_a_late_sweep_sends_no_trade_whose_id_was_pruned(
             asked: list[tuple[int, int]] = []
             spend_quota(node, spent, asked=asked)
             explorer_from_logs(node)
-            quota = node.answer
-
-            def answer(method: str, params: list[Any]) -> Any:
-                if method == "eth_getLogs" and broken["on"]:
-                    return RpcErr(-32603, "internal error")
-                return quota(method, params)
-            node.answer = answer  # type: ignore[method-assign]
+            fail_get_logs(node, broken)
 
             async def body(mon: WalletMonitor, sink: MemorySink) -> None:
                 await first_sync(node, mon)
