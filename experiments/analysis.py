@@ -36,6 +36,7 @@ from experiments.checker import (
     CheckParams,
     CountedRows,
     detections_frame,
+    mean_watched,
     require_parquet,
     run_checker,
 )
@@ -288,6 +289,7 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
                 actionable_window_s=scenario.actionable_window_s,
                 wallets=tuple(run["wallets"]),
                 mode=scenario.mode,
+                watched_mean=mean_watched(run.get("watch"), scenario.sim_duration_s),
             )
             window = (params.window_start_ns, params.window_end_ns)
             # the histories are read again at each pass, never held whole (a week's are

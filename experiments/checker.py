@@ -67,6 +67,7 @@ __all__ = [
     "classify",
     "detections_frame",
     "fault_windows",
+    "mean_watched",
     "measured_faults",
     "monitor_metrics",
     "require_parquet",
@@ -110,6 +111,9 @@ class CheckParams:
     actionable_window_s: float = 5.0
     wallets: tuple[str, ...] = ()
     mode: str = "websocket"
+    #: wallets watched on average over the measured window, when a restart changed the
+    #: list (:func:`mean_watched`; None: ``wallets`` were watched throughout)
+    watched_mean: float | None = None
 
     def sim_s(self, dt_ns: float) -> float:
         return dt_ns * self.speed / _NS
@@ -585,6 +589,29 @@ class CountedRows(list[dict[str, Any]]):
         return self
 
 
+def mean_watched(watch: Any, window_s: float) -> float | None:
+    """The wallets watched on average over a measured window of ``window_s`` simulated
+    seconds, from ``run.json`` ``watch`` (each wallet's ``from_s`` / ``to_s``, None: the
+    window's start / end), or None when there is no such list or an interval in it is
+    not numbers (a per-wallet figure then divides by every wallet of the run). A
+    restart that adds and removes wallets makes ``wallets`` every wallet watched at
+    some time: the API calls per wallet divide by those watched at a time."""
+    if not isinstance(watch, list) or not watch or not window_s > 0:
+        return None
+    total = 0.0
+    for w in watch:
+        if not isinstance(w, Mapping):
+            return None
+        a, b = w.get("from_s"), w.get("to_s")
+        a = 0.0 if a is None else a
+        b = window_s if b is None else b
+        if not all(isinstance(x, int | float) and not isinstance(x, bool)
+                   and math.isfinite(x) for x in (a, b)):
+            return None
+        total += max(0.0, min(float(b), window_s) - max(float(a), 0.0))
+    return total / window_s if total > 0 else None
+
+
 def monitor_metrics(monitor_rows: Sequence[Mapping[str, Any]], params: CheckParams,
                     resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """API calls, uptime, coverage, reconnects, fallback time and resources.
@@ -605,7 +632,8 @@ def monitor_metrics(monitor_rows: Sequence[Mapping[str, Any]], params: CheckPara
                 calls[kind] = calls.get(kind, 0) + 1
     total = sum(calls.values())
     per_hour = total / hours if hours > 0 else None
-    n_wallets = max(1, len(params.wallets))
+    n_wallets = (params.watched_mean if params.watched_mean
+                 else max(1, len(params.wallets)))
     if params.mode == "polling":
         uptime: float | None = 0.0
     else:
