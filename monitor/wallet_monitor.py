@@ -819,8 +819,9 @@ class WsShard:
         left out (``zero_mode_unswept``) with any trade the feed lost there. The restart
         window's start, or ``_swept_to + 1`` below the cursor (it only moves up once a
         chunk is delivered and its orphans retracted); before a restart's first sync, the
-        window it will take. Never below the cursor less :meth:`_hold_blocks` (the table
-        bounded). The cached cursor, not :meth:`cursor` (the store's, while polling)."""
+        window it will take and the cursor the heads moved on from (``_unswept_from``).
+        Never below the cursor less :meth:`_hold_blocks` (the table bounded). The cached
+        cursor, not :meth:`cursor` (the store's, while polling)."""
         if self.s.reconcile_interval != 0:
             return None
         if not self._cursor_read and self._poller is None:
@@ -836,6 +837,12 @@ class WsShard:
         if self._swept_to is None:
             if not self._at_launch:  # before a restart's first sync: its window
                 lows.append(self._restart_first(cur) + 1)
+            if self._unswept_from is not None:
+                # ... and where the heads moved the cursor on from before it: its sweep
+                # starts there (sync). Held at the window only, which rises with the
+                # cursor, the rows of the trades the feed delivered between were pruned
+                # and that sweep sent them to the bot again
+                lows.append(self._unswept_from + 1)
         elif self._swept_to < cur:
             lows.append(self._swept_to + 1)
         if not lows:
