@@ -42,10 +42,11 @@ from typing import Any
 
 from experiments.scenario import MonitorSpec, Scenario, scenario_from_dict
 
-__all__ = ["CHAIN_PROFILES", "GENERATORS", "MONITOR_KNOBS", "RESTART_ODDS", "UNCARRIED",
-           "ChaosResult", "broken", "chaos_faults", "chaos_monitor", "chaos_restarts",
-           "chaos_scenario", "chaos_storm", "judge_websocket_wallets", "judged_wallets",
-           "mixed_reorgs", "poller_can_survive", "run_chaos"]
+__all__ = ["CHAIN_PROFILES", "CHAOS_WALLETS", "GENERATORS", "MONITOR_KNOBS", "RESTART_ODDS",
+           "UNCARRIED", "WALLET_CHANGE_MAX", "WALLET_CHANGE_ODDS", "ChaosResult", "broken",
+           "chaos_faults", "chaos_monitor", "chaos_restarts", "chaos_scenario", "chaos_storm",
+           "judge_websocket_wallets", "judged_wallets", "mixed_reorgs", "poller_can_survive",
+           "run_chaos", "wallet_changes"]
 
 Params = dict[str, Any]
 #: kind -> (target or None, whether it takes a duration, params drawn from the generator)
@@ -115,6 +116,12 @@ RESTARTS_MAX = 3
 #: how long a restarted monitor stays down (simulated s): at once, a supervisor's quick
 #: restart, a deploy, an outage that the explorer fallback and the backfill must cover
 RESTART_DOWN_S = (0.0, 5.0, 30.0, 120.0)
+#: the wallets a schedule's first monitor watches
+CHAOS_WALLETS = 20
+#: one restart in WALLET_CHANGE_ODDS also changes the wallet list (:func:`chaos_restarts`:
+#: the restarted monitor watches 1 to WALLET_CHANGE_MAX wallets more, fewer, or both)
+WALLET_CHANGE_ODDS = 2
+WALLET_CHANGE_MAX = 3
 #: the chains a schedule runs on -> block interval (s): the chain is made this long, plus
 #: a margin. The shipped default (2 s, V1 + V2), today's (1.75 s, V2 only), the everyday
 #: and the busy 2026-03-31 rates (hundreds of fills a block), and the planned 1.5 s
@@ -263,12 +270,15 @@ def _mixed_reorg(rng: random.Random, duration_s: float) -> dict[str, Any]:
             "at": round(rng.uniform(FIRST_FAULT_S, duration_s - RECOVERY_S - 1), 1)}
 
 
-def chaos_restarts(seed: int, duration_s: float) -> list[dict[str, Any]]:
+def chaos_restarts(seed: int, duration_s: float, wallets: int = CHAOS_WALLETS
+                   ) -> list[dict[str, Any]]:
     """The ``[[restarts]]`` of the schedule of ``seed`` (no I/O): none, but one time in
     :data:`RESTART_ODDS` 1 to :data:`RESTARTS_MAX` restarts, each a kill or a clean stop,
     down one of :data:`RESTART_DOWN_S`, inside ``[FIRST_FAULT_S, duration_s -
     RECOVERY_S]`` and one after the other (a draw that would overlap the one before is
-    left out). A generator of its own: the schedules' other draws stay as they were."""
+    left out). One restart in :data:`WALLET_CHANGE_ODDS` also changes the wallet list of
+    the ``wallets`` first watched (:func:`_wallet_changes`). Generators of their own: the
+    schedules' other draws, and the restarts' times and kinds, stay as they were."""
     rng = random.Random(f"chaos-restarts:{seed}")
     if rng.randrange(RESTART_ODDS) != 0:
         return []
@@ -283,7 +293,39 @@ def chaos_restarts(seed: int, duration_s: float) -> list[dict[str, Any]]:
         if out and r["at"] <= out[-1]["at"] + out[-1]["down_s"] + 1:
             continue
         out.append(r)
+    return _wallet_changes(seed, out, wallets)
+
+
+def _wallet_changes(seed: int, restarts: list[dict[str, Any]], wallets: int
+                    ) -> list[dict[str, Any]]:
+    """``restarts``, one in :data:`WALLET_CHANGE_ODDS` given ``add_wallets``,
+    ``remove_wallets`` or both (1 to :data:`WALLET_CHANGE_MAX` each), never removing every
+    wallet watched then (a restart that changes none has neither key: it is the restart
+    of before). Three draws a restart, whatever is kept."""
+    rng = random.Random(f"chaos-wallets:{seed}")
+    watched = wallets
+    out = []
+    for r in restarts:
+        change = rng.randrange(WALLET_CHANGE_ODDS) == 0
+        add = rng.randint(0, WALLET_CHANGE_MAX)
+        remove = min(rng.randint(0, WALLET_CHANGE_MAX), watched - 1)
+        if change and (add or remove):
+            r = {**r, **({"add_wallets": add} if add else {}),
+                 **({"remove_wallets": remove} if remove else {})}
+            watched += add - remove
+        out.append(r)
     return out
+
+
+def wallet_changes(scenario: Scenario) -> str:
+    """What the restarts of ``scenario`` change of its wallet list, said ("" for none):
+    ``+2 -1 wallets at 410 s``, one entry a restart that changes it."""
+    return ", ".join(f"{_signed(r.add_wallets, r.remove_wallets)} wallets at {r.at:g} s"
+                     for r in scenario.restarts if r.changes_wallets)
+
+
+def _signed(add: int, remove: int) -> str:
+    return " ".join(([f"+{add}"] if add else []) + ([f"-{remove}"] if remove else []))
 
 
 def judged_wallets(scenario: Scenario, wallets: Sequence[str]) -> list[str]:
@@ -339,7 +381,10 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
     if restarts:
         extra += ", the monitor restarted (" + ", ".join(
             f"{'killed' if r['kind'] == 'kill' else 'stopped'} at {r['at']:g} s for "
-            f"{r['down_s']:g} s" for r in restarts) + ")"
+            f"{r['down_s']:g} s" + (
+                f", {_signed(r.get('add_wallets', 0), r.get('remove_wallets', 0))} wallets"
+                if r.get("add_wallets") or r.get("remove_wallets") else "")
+            for r in restarts) + ")"
     kinds = sorted({str(f["name"]) for f in faults})
     knobs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in monitor.items()
@@ -352,7 +397,7 @@ def chaos_scenario(seed: int, duration_s: float = 3600.0) -> Scenario:
         "blocks": int(duration_s / block_s) + 200, "sim_duration_s": duration_s,
         "speed": 1, "grace_s": 120,
         "thresholds": list(_JUDGED_THRESHOLDS),
-        "wallets": {"count": 20, "pick": pick},
+        "wallets": {"count": CHAOS_WALLETS, "pick": pick},
         "monitor": monitor,
         "faults": faults,
         **({"restarts": restarts} if restarts else {}),
@@ -373,7 +418,8 @@ class ChaosResult:
     run_dir: Path
     #: each run's summary as judged: missed, duplicates and phantoms those of its
     #: WebSocket wallets for a schedule of :func:`mixed_reorgs` (``judged_on`` says so,
-    #: ``all_wallets`` keeps every wallet's counts)
+    #: ``all_wallets`` keeps every wallet's counts); ``wallet_changes`` says what its
+    #: restarts changed of the wallet list (:func:`wallet_changes`), when they did
     summaries: list[dict[str, Any]]
     failures: list[tuple[str, list[str]]]  # (scenario name, what broke)
 
@@ -396,6 +442,8 @@ def run_chaos(seeds: Sequence[int], *, out: Path, duration_s: float = 3600.0,
         if sc is not None and summary.get("status") == "ok" and sc.seed is not None \
                 and mixed_reorgs(sc.seed, sc.monitor.settings()):
             summary = judge_websocket_wallets(summary, sc, result.run_dir / name)
+        if sc is not None and (changes := wallet_changes(sc)):
+            summary = {**summary, "wallet_changes": changes}
         judged.append(summary)
         if why := broken(summary):
             failures.append((name, why))

@@ -279,6 +279,11 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
                           f"trade); all wallets: {every.get('missed')} missed, "
                           f"{every.get('duplicates')} duplicates, {every.get('phantoms')} "
                           "phantoms", markup=False, highlight=False)
+    for s in result.summaries:
+        if s.get("wallet_changes"):
+            console.print(f"  {s.get('scenario')} (wallets changed): its restarts change the "
+                          f"wallet list ({s['wallet_changes']}); each wallet judged inside "
+                          "its watch interval", markup=False, highlight=False)
     console.print(f"run directory: {result.run_dir}", markup=False, highlight=False)
     if not result.failures:
         console.print(f"{args.runs} random schedule(s): no trade missed, repeated or "
@@ -295,9 +300,12 @@ def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
 
 def _as_judged(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The chaos table's rows: as the runs are judged, a run judged on its WebSocket
-    wallets alone (``judged_on``) labelled so by its name."""
-    return [{**s, "scenario": f"{s.get('scenario')} (ws wallets)"} if s.get("judged_on")
-            else dict(s) for s in summaries]
+    wallets alone (``judged_on``) labelled so by its name, and a run whose restarts change
+    the wallet list (``wallet_changes``) too."""
+    return [{**s, "scenario": str(s.get("scenario"))
+             + (" (ws wallets)" if s.get("judged_on") else "")
+             + (" (wallets changed)" if s.get("wallet_changes") else "")}
+            for s in summaries]
 
 
 def _say_not_measured(summaries: Sequence[Mapping[str, Any]], console: Console) -> None:
