@@ -16,8 +16,9 @@ Tables:
                 the cursor moves on): a restart's re-checks never reach below it.
 - ``sweep_floors`` per wallet: ``reconcile_interval = 0``, the block up to which its
                 shard's sweeps had fetched every block, stored while the cursor the heads
-                move is more than a sweep's blocks past it (:meth:`Store.set_sweep_floors`):
-                a restart's first sweep fetches again from there.
+                move is further past it than a restart's window reaches
+                (:meth:`Store.set_sweep_floors`): a restart's first sweep fetches again
+                from there.
 - ``cursor_sets`` / ``cursor_members``: the cursors of wallets that move together (a
                 shard's, :data:`CURSOR_SET_MIN` or more at a time) as ONE row, and which
                 wallets share it. A wallet's cursor is its ``cursors`` row or its set's,

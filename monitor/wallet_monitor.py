@@ -771,8 +771,9 @@ class WsShard:
     def _store_floor(self, to: float) -> None:
         """``reconcile_interval = 0``, before the shard's cursors move to ``to``: the
         lowest block its sweeps are still to read (``_swept_to``'s, or the restart
-        window's) stored for its wallets when ``to`` is more than a sweep's blocks past it
-        (:meth:`Store.set_sweep_floors`), the row dropped once the sweeps caught up. A
+        window's) stored for its wallets when ``to`` is past the restart window's reach,
+        ``RESTART_SWEEP_BLOCKS`` (:meth:`Store.set_sweep_floors`), the row dropped once
+        the sweeps caught up to a sweep's blocks (``ZERO_MODE_SWEEP_BLOCKS``). A
         restart fetched only the ``RESTART_SWEEP_BLOCKS`` below the stored cursor: the
         node's sweeps failing for longer, a trade the feed lost further below was lost
         with no word. Written in a transaction before the cursor's (durable before the
@@ -789,11 +790,15 @@ class WsShard:
             window, self._window_reading, before) if b is not None), default=None)
         if swept is None:
             return
-        if to - swept > ZERO_MODE_SWEEP_BLOCKS:
+        # (stored past the restart window's reach only, dropped a sweep's blocks from it:
+        # at more than ZERO_MODE_SWEEP_BLOCKS, a sweep still running at the next head (a
+        # slow node; a firehose's 64 blocks are 8 eth_getLogs) wrote every wallet's row
+        # and the head after it deleted them, O(wallets) twice every sweep)
+        if to - swept > RESTART_SWEEP_BLOCKS:
             if self._floor_stored is None or self._floor_stored > swept:
                 self.store.set_sweep_floors(self.wallets, swept)
                 self._floor_stored = swept
-        elif self._floor_stored is not None:
+        elif to - swept <= ZERO_MODE_SWEEP_BLOCKS and self._floor_stored is not None:
             self.store.set_sweep_floors(self.wallets, None)
             self._floor_stored = None
 
