@@ -127,12 +127,18 @@ def test_a_short_chaos_search_holds_every_invariant(tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_the_simulated_explorer_keeps_every_block_an_outage_hides(tmp_path: Path) -> None:
+def test_the_simulated_explorer_keeps_every_block_an_outage_hides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A streamed chain keeps 96 blocks, and its explorer indexed only those at its first
     request after an outage: seed 5 (900 s: the explorer down from 193 s to 444 s, two
     overlapping faults) "missed" 45 trades a real explorer would have answered, and the
     search widened the chain's window to hide it. The explorer now archives what the
-    window lets go (e3e9113): the schedule runs on the default window, and loses nothing."""
+    window lets go (e3e9113): the schedule runs on the default window, and loses nothing.
+    The schedule as written, its restart changing no wallet (the draws of 85230e1 give
+    it +2 -2 wallets: a removed wallet's trades the outage held are another question)."""
+    import experiments.chaos as chaos
+
+    monkeypatch.setattr(chaos, "_wallet_changes", lambda seed, restarts, wallets: restarts)
     sc = chaos_scenario(5, 900.0)
     downs = [f for f in sc.faults if f.name == "explorer_down"]
     assert max(f.at + f.duration for f in downs) - min(f.at for f in downs) > 200
