@@ -666,6 +666,10 @@ class WsShard:
         # (Store.set_sweep_floors; None: no row), and as first read (the run before's)
         self._floor_stored: int | None = None
         self._floor_at_start: int | None = None
+        # some of the wallets have no stored floor (it is written for all of them): a
+        # wallet added at a restart took none, and once the others were removed (or
+        # moved to another shard) its restart read only the RESTART_SWEEP_BLOCKS
+        self._floor_partial = False
         self._sweep_due = False
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")
@@ -736,8 +740,10 @@ class WsShard:
                 self._start_cursors = own
                 if self.s.reconcile_interval == 0:
                     floors = self.store.sweep_floors()
-                    self._floor_stored = self._floor_at_start = min(
-                        (floors[w] for w in self.wallets if w in floors), default=None)
+                    have = [floors[w] for w in self.wallets if w in floors]
+                    self._floor_stored = self._floor_at_start = min(have, default=None)
+                    # (some wallets without a row: one added to the list, or re-sharded)
+                    self._floor_partial = 0 < len(have) < len(self.wallets)
             keep = self.s.dedup_retention_blocks
             self._pruned_below = {} if low is None or not keep else {
                 w: b - keep for w, b in own.items() if b - keep > low}
@@ -795,12 +801,13 @@ class WsShard:
         # slow node; a firehose's 64 blocks are 8 eth_getLogs) wrote every wallet's row
         # and the head after it deleted them, O(wallets) twice every sweep)
         if to - swept > RESTART_SWEEP_BLOCKS:
-            if self._floor_stored is None or self._floor_stored > swept:
+            if self._floor_stored is None or self._floor_stored > swept or \
+                    self._floor_partial:
                 self.store.set_sweep_floors(self.wallets, swept)
-                self._floor_stored = swept
+                self._floor_stored, self._floor_partial = swept, False
         elif to - swept <= ZERO_MODE_SWEEP_BLOCKS and self._floor_stored is not None:
             self.store.set_sweep_floors(self.wallets, None)
-            self._floor_stored = None
+            self._floor_stored, self._floor_partial = None, False
 
     def _pruned_line(self, wallet: str, block: int) -> int:
         """The block up to which ``wallet``'s trade ids may have been pruned, its cursor
