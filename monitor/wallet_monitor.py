@@ -654,6 +654,8 @@ class WsShard:
         # the restart window's block below the chunk its sweep is reading (taken from
         # _restart_window while it reads; see sweep_floor, _store_floor)
         self._window_reading: int | None = None
+        # ... and the sweep's (_sweep_passed) block below the chunk it is asking
+        self._sweep_reading: int | None = None
         # reconcile_interval = 0: the pipeline's prune keeps the dedup rows from this
         # shard's sweep_floor() up (set by WalletMonitor): its sweeps reach down to the
         # cursor less _hold_blocks(), not less dedup_retention_blocks
@@ -832,7 +834,8 @@ class WsShard:
         window's start, or ``_swept_to + 1`` below the cursor (it only moves up once a
         chunk is delivered and its orphans retracted); before a restart's first sync, the
         window it will take and the cursor the heads moved on from (``_unswept_from``).
-        Never below the cursor less :meth:`_hold_blocks` (the table bounded). The cached
+        Never below the cursor less :meth:`_hold_blocks` (the table bounded) but for a
+        chunk being read (``_window_reading``, ``_sweep_reading``). The cached
         cursor, not :meth:`cursor` (the store's, while polling)."""
         if self.s.reconcile_interval != 0:
             return None
@@ -844,8 +847,6 @@ class WsShard:
         lows: list[int] = []
         if self._restart_window is not None:
             lows.append(self._restart_window[0] + 1)
-        if self._window_reading is not None:
-            lows.append(self._window_reading + 1)
         if self._swept_to is None:
             if not self._at_launch:  # before a restart's first sync: its window
                 lows.append(self._restart_first(cur) + 1)
@@ -857,9 +858,15 @@ class WsShard:
                 lows.append(self._unswept_from + 1)
         elif self._swept_to < cur:
             lows.append(self._swept_to + 1)
-        if not lows:
-            return None
-        return max(min(lows), cur - self._hold_blocks())
+        floor = max(min(lows), cur - self._hold_blocks()) if lows else None
+        # a chunk being asked holds its blocks past the cap: the cap rose with the heads
+        # while a slow node answered, and the trades the feed had delivered in its blocks
+        # below the new cap, their rows pruned meanwhile, went to the bot again
+        reading = [b + 1 for b in (self._window_reading, self._sweep_reading)
+                   if b is not None]
+        if floor is not None:
+            reading.append(floor)
+        return min(reading, default=None)
 
     def _launch_floor(self) -> int | None:
         """The lowest launch point of the shard's wallets when every one has one (else
@@ -2129,17 +2136,21 @@ class WsShard:
             self._unswept_done()  # (nothing left to sweep)
             return
         top = min(cur, await self._node_block_number() - 1)
-        for a, b in backfill_ranges(start, top, self.chunk_blocks):
-            changes = self._changes.mark()
-            logs = await self._get_logs(a, b)
-            if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes,
-                                              sweep=True):
-                self._sweep_due = True  # a reorg came: re-checked first, then swept again
-                self._wake.set()
-                return
-            await self._retract_orphans(a, b, logs)
-            self._swept_to = b
-            self.counters["zero_mode_swept_blocks"] += b - a + 1
+        try:
+            for a, b in backfill_ranges(start, top, self.chunk_blocks):
+                self._sweep_reading = a - 1  # (held from the prune until read: sweep_floor)
+                changes = self._changes.mark()
+                logs = await self._get_logs(a, b)
+                if not await self._on_logs_sliced(self._not_pruned(logs), changes=changes,
+                                                  sweep=True):
+                    self._sweep_due = True  # a reorg came: re-checked first, swept again
+                    self._wake.set()
+                    return
+                await self._retract_orphans(a, b, logs)
+                self._swept_to = b
+                self.counters["zero_mode_swept_blocks"] += b - a + 1
+        finally:
+            self._sweep_reading = None
         self._unswept_done()
 
     def _window_kept(self, window: tuple[int, int]) -> tuple[int, int] | None:
