@@ -2135,8 +2135,9 @@ class WsShard:
         if cur <= start:
             self._unswept_done()  # (nothing left to sweep)
             return
-        top = min(cur, await self._node_block_number() - 1)
         try:
+            self._sweep_reading = start  # (held while the node's head is asked, too)
+            top = min(cur, await self._node_block_number() - 1)
             for a, b in backfill_ranges(start, top, self.chunk_blocks):
                 self._sweep_reading = a - 1  # (held from the prune until read: sweep_floor)
                 changes = self._changes.mark()
