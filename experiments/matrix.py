@@ -39,8 +39,8 @@ from rich.text import Text
 
 from experiments.analysis import empty_summary
 from experiments.orphans import die_with_parent
+from experiments.runner import HarnessError, RunnerOptions, run_scenario, run_scenario_sync
 from experiments.runner import Progress as ScenarioProgress
-from experiments.runner import RunnerOptions, run_scenario, run_scenario_sync
 from experiments.scenario import MAX_JOBS, MAX_SEEDS, Scenario
 from experiments.seeds import pool, reseed
 from experiments.store import (
@@ -160,12 +160,45 @@ def _run_virtual(units: Sequence[Unit], jobs: int, bar: _Bar,
             with stops_held():  # a worker starts at a submit: whole, even on a Ctrl-C
                 futures = [pool_.submit(run_unit, u, options, "virtual") for u in units]
             names = {f: u.scenario.name for u, f in zip(units, futures, strict=True)}
-            for f in concurrent.futures.as_completed(futures):
-                bar.done(names[f])
+            collect(pool_, futures, lambda f: bar.done(names[f]))
             return [f.result() for f in futures]
         except BaseException:
             _stop_pool(pool_)
             raise
+
+
+#: how often a wait for a pool's units looks whether the pool can still run them
+POOL_CHECK_S = 5.0
+
+
+def collect(pool_: concurrent.futures.ProcessPoolExecutor,
+            futures: Sequence[concurrent.futures.Future[Any]],
+            on_done: Any, check_s: float = POOL_CHECK_S) -> None:
+    """Wait for ``futures`` of ``pool_``, calling ``on_done(future)`` as each completes.
+
+    The pool starts a new worker for each unit (``max_tasks_per_child=1``) from its
+    manager thread; a start that fails there (the fork server's socket gone: its
+    ``/tmp/pymp-*`` folder deleted under a long run, a process limit) ends that thread
+    with the units still pending, and they never complete: the wait went on for ever,
+    the run showing no progress. A pool seen so raises :class:`HarnessError` instead."""
+    pending = set(futures)
+    while pending:
+        done, pending = concurrent.futures.wait(
+            pending, timeout=check_s, return_when=concurrent.futures.FIRST_COMPLETED)
+        for f in done:
+            on_done(f)
+        if not pending or done:
+            continue
+        manager = getattr(pool_, "_executor_manager_thread", None)
+        if manager is not None and manager.is_alive():
+            continue
+        pending = {f for f in pending if not f.done()}  # (it may have just failed them)
+        if pending:
+            raise HarnessError(
+                f"the worker pool stopped with {len(pending)} run(s) pending: it could not "
+                "start a worker (its fork server gone? a /tmp cleaner deleting "
+                "/tmp/pymp-* under a running matrix, or a process limit); see the "
+                "traceback above; run again")
 
 
 #: what a virtual unit imports (its run, the monitor, the simulator, the analysis and
