@@ -65,8 +65,10 @@ def test_explorer_proxy_block_number_is_the_nodes_head_not_the_indexs() -> None:
 @pytest.fixture
 def idle_node() -> Iterator[tuple[Simulator, asyncio.AbstractEventLoop]]:
     """A node on its own event loop thread (web3.py's HTTPProvider is synchronous), not
-    replaying until the test calls ``sim.begin()`` on its loop."""
-    sim = Simulator(make_recording(6), speed=1000, autostart=False)
+    replaying until the test calls ``sim.begin()`` on its loop. Speed 20: an installed
+    filter expires after 300 unpolled simulated seconds, 15 s of wall time here (at speed
+    1000 it was 0.3 s, and a loaded machine's pause between two polls expired one)."""
+    sim = Simulator(make_recording(6), speed=20, autostart=False)
     with serving_in_thread(sim, TIMEOUT) as loop:
         yield sim, loop
 
