@@ -808,6 +808,15 @@ class Pilot:
                 except (TypeError, ValueError) as exc:
                     raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
                                        f"eth_blockNumber for the start block: {exc}") from None
+                if start <= 1:  # head 0 ("0x0", "0x"): a node syncing from genesis (a
+                    # self-hosted bor or geth answers so until its sync is done) or an
+                    # empty chain. Start block 1, stored for good, had both paths watch
+                    # the chain from genesis (the monitor's own launch point refuses it)
+                    raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
+                                       "eth_blockNumber for the start block: the node is "
+                                       "at head 0 (still syncing, or an empty chain); "
+                                       "start the pilot once it has synced, or give "
+                                       "--start-block")
         store.set_meta("start_block", start)
         return start
 
