@@ -46,6 +46,7 @@ from reports.performance import (
 from reports.reliability import reliability_rows
 from reports.rollout import RolloutPlan, plan_rollout
 from reports.verdict import LATENCY_BOUND_CAVEAT, VerdictResult, evaluate
+from reports.watch import RANGES_SHOWN, TABLE_ROWS, Watch, scenario_watches, shown_path
 
 __all__ = ["Report", "build_report", "environment", "fmt_num", "render_report", "write_report"]
 
@@ -278,6 +279,58 @@ def _pilot(raw: Any) -> dict[str, Any] | None:
     }
 
 
+def _per_wallet_note(summary: dict[str, Any], watch: Watch) -> tuple[str, bool]:
+    """How the scenario's API calls per wallet-hour were divided, and whether the summary
+    divides by the wallets watched on average (False: by another number, a warning)."""
+    calls, per = number(summary.get("api_calls_per_hour")), \
+        number(summary.get("api_calls_per_hour_per_wallet"))
+    if watch.seed is not None or calls is None or per is None or per <= 0:
+        return "", True  # a pool's are means over its seeds
+    divisor = calls / per
+    if watch.mean is None:
+        return (f"API calls per wallet-hour ({fmt_num(per)}) are the calls per hour "
+                f"({fmt_num(calls)}) divided by {fmt_num(divisor)}: the wallets watched on "
+                "average are not known (see above).", False)
+    if math.isclose(divisor, watch.mean, rel_tol=1e-6):
+        return (f"API calls per wallet-hour ({fmt_num(per)}) are the calls per hour "
+                f"({fmt_num(calls)}) divided by the {fmt_num(watch.mean)} wallets watched on "
+                "average, not by every wallet watched at some time.", True)
+    return (f"API calls per wallet-hour ({fmt_num(per)}) are the calls per hour "
+            f"({fmt_num(calls)}) divided by {fmt_num(divisor)}, not by the "
+            f"{fmt_num(watch.mean)} wallets watched on average.", False)
+
+
+def _watch_details(sc: Any) -> dict[str, Any] | None:
+    """The scenario's changed wallet lists for the page (:mod:`reports.watch`), None when
+    its runs changed none (the page then shows nothing of it)."""
+    watches, more_seeds = scenario_watches(sc)
+    if not watches:
+        return None
+    lists = []
+    for w in watches:
+        changed = w.changed
+        note, agrees = _per_wallet_note(sc.summary, w)
+        lists.append({
+            "seed": w.seed, "file": shown_path(w), "problems": list(w.problems),
+            "entries": w.entries, "read": len(w.wallets), "at_start": w.at_start,
+            "at_end": w.at_end, "mean": w.mean, "window_s": w.window_s,
+            "restarts": list(w.restarts[:TABLE_ROWS]),
+            "more_restarts": max(0, len(w.restarts) - TABLE_ROWS),
+            "changed": [{"wallet": c.wallet, "from_s": c.from_s, "to_s": c.to_s,
+                         "after_block": c.after_block, "until_block": c.until_block,
+                         "ranges": [f"{a}-{b}" if b > a else f"{a}"
+                                    for a, b in c.unjudged[:RANGES_SHOWN]],
+                         "more_ranges": max(0, len(c.unjudged) - RANGES_SHOWN),
+                         "unjudged": c.unjudged_blocks}
+                        for c in changed[:TABLE_ROWS]],
+            "n_changed": len(changed), "more_changed": max(0, len(changed) - TABLE_ROWS),
+            "unjudged_ranges": w.unjudged_ranges, "unjudged_blocks": w.unjudged_blocks,
+            "unjudged_wallets": sum(1 for c in w.wallets if c.unjudged),
+            "per_wallet": note, "per_wallet_agrees": agrees,
+        })
+    return {"lists": lists, "more_seeds": more_seeds}
+
+
 def render_report(report: Report) -> str:
     run = report.run
     ok = [s for s in run.scenarios if s.ok]
@@ -323,6 +376,7 @@ def render_report(report: Report) -> str:
             "sim_hours": (number(sc.summary.get("sim_duration_s")) or 0.0) / 3600.0,
             "clock": clock,
             "timeline": timeline,
+            "watch": _watch_details(sc),
         })
     problems = list(run.problems) + [f"{s.name}: {p}" for s in run.scenarios for p in s.problems]
     env = environment()
