@@ -71,7 +71,7 @@ from monitor.http_read import read_body, undecodable_encoding
 from monitor.metrics import CallCounter
 from monitor.redact import redact, register_secret
 from monitor.trades import word_hex
-from polyvocab.bounds import values_ok
+from polyvocab.bounds import REDACT_MARGIN, brief, cut, values_ok
 from polyvocab.jsonrpc_http import redirect_refused
 from polyvocab.policies import (
     TEXT_READ,
@@ -376,7 +376,7 @@ class ExplorerClient:
                 return _hex_int(body["result"])
             except (TypeError, ValueError):
                 raise BadResponse(f"eth_blockNumber result is not a number: "
-                                  f"{str(body['result'])[:80]}") from None
+                                  f"{brief(body['result'], 80)}") from None
         self._envelope(body)  # raises the right error for NOTOK bodies
         raise BadResponse("eth_blockNumber answer without a result")
 
@@ -595,7 +595,7 @@ class ExplorerClient:
             if isinstance(result, list) and result:
                 # "No records found" with records: a contradiction, never data. Taken
                 # for empty, the cursor moved over the blocks asked: their trades lost
-                raise BadResponse(f"explorer answered {message[:40]!r} with "
+                raise BadResponse(f"explorer answered {cut(message, 40)!r} with "
                                   f"{len(result):,} rows")
             return []
         if _daily_quota(low):
@@ -716,7 +716,10 @@ class ExplorerClient:
                                   kind="too_deep") from None
             except ValueError:
                 kind = "bad_response"
-                snippet = raw[:60].decode("utf-8", "replace").replace("\n", " ")
+                # secrets masked before the cut: a page echoing a URL showed the head of
+                # the key the cut halved
+                snippet = cut(raw[:60 + REDACT_MARGIN].decode("utf-8", "replace"),
+                              60).replace("\n", " ")
                 if status >= 500:
                     raise ServerError(f"explorer {method}: HTTP {status} {snippet!r}",
                                       status=status) from None

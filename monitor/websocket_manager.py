@@ -1220,7 +1220,7 @@ class WebSocketManager:
                 self._bad("binary", data[:40])
                 return
         if not nesting_ok(data):  # before parsing: deep JSON must never reach the C parser
-            self._bad("too_deep", data[:80])
+            self._bad("too_deep", brief(data, 80))
             return
         if not values_ok(data, MAX_FRAME_VALUES):  # before parsing, as deep JSON
             self._bad("too_many_values", f"a frame of {len(data):,} characters with more "
@@ -1229,10 +1229,10 @@ class WebSocketManager:
         try:
             msg = json.loads(data)
         except RecursionError:
-            self._bad("too_deep", data[:80])
+            self._bad("too_deep", brief(data, 80))
             return
         except ValueError:  # not JSON, or a number of more than 4300 digits
-            self._bad("not_json", data[:80])
+            self._bad("not_json", brief(data, 80))
             return
         if recv_ns:
             self.frame_stamps = (recv_ns, self._clock.now_ns())
@@ -1256,20 +1256,22 @@ class WebSocketManager:
                     for result in self._take_early(link, sub):
                         await self._dispatch(sub, result)
             else:
-                self._bad("bad_shape", data[:80])
+                self._bad("bad_shape", brief(data, 80))
 
     def _bad(self, kind: str, sample: Any) -> None:
         """Count a malformed frame by kind; log the first ones (the feed goes on)."""
         self.metrics.error(kind)
         self.bad_frames[kind] += 1
         n = self.bad_frames[kind]
-        text = sample if isinstance(sample, str) else brief(sample)
+        # secrets masked before the cut (brief): a frame echoing the URL, cut at 80
+        # characters, showed the head of the key the cut halved
+        text = brief(sample, 120)
         if n <= 3 or n % 1000 == 0:
             log.warning("[%s] malformed frame (%s, %d so far): %s", self.conn_id, kind, n,
-                        redact(text[:120]))
+                        text)
         if n <= 100 or n % 1000 == 0:
             self._history.record("bad_input", kind=f"ws_{kind}", source=self.conn_id,
-                                 count=n, reason=redact(text[:120]))
+                                 count=n, reason=text)
 
     def _response(self, link: _Link, item: dict[str, Any]) -> _Sub | None:
         """Resolve the request ``item`` answers; return the subscription it just mapped

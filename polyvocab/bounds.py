@@ -32,9 +32,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from polyvocab.errors import BadResponse
+from polyvocab.redact import redact
 
-__all__ = ["MAX_DEPTH", "MAX_QUANTITY", "brief", "loads", "nesting_ok", "quantity", "too_deep",
-           "values_ok"]
+__all__ = ["MAX_DEPTH", "MAX_QUANTITY", "REDACT_MARGIN", "brief", "cut", "loads", "nesting_ok",
+           "quantity", "too_deep", "values_ok"]
 
 MAX_QUANTITY = (1 << 63) - 1
 MAX_DEPTH = 32
@@ -204,8 +205,34 @@ def loads(data: str | bytes, *, what: str, max_bytes: int, max_depth: int = MAX_
     return obj
 
 
+#: characters read past a cut before it is made (:func:`cut`), so that a secret the cut
+#: would halve is masked whole first: a provider's key is at most ~100 characters
+REDACT_MARGIN = 256
+
+
+def cut(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text`` (read from the network: it may echo a
+    URL with its key) with every secret masked (:func:`polyvocab.redact.redact`) *before*
+    the cut, reading ``REDACT_MARGIN`` characters past it. Cut first, a key the cut
+    halved kept its head in the clear: a registered key no longer matched its half, and
+    the key-shaped pattern needs 16 characters (up to 15 of an Alchemy key's 32 in the
+    error of a 503 page that echoed the URL)."""
+    return redact(text[:limit + REDACT_MARGIN])[:limit]
+
+
+class _BriefRepr(reprlib.Repr):
+    """:mod:`reprlib`, with every string's secrets masked before it is cut (its head and
+    its tail: reprlib keeps both ends of a long string)."""
+
+    def repr_str(self, x: str, level: int) -> str:
+        n = self.maxstring + REDACT_MARGIN
+        # a long one: the ends reprlib keeps, each masked whole with the margin beyond it
+        x = redact(x) if len(x) <= 2 * n else redact(x[:n]) + "..." + redact(x[len(x) - n:])
+        return super().repr_str(x, level)
+
+
 def _brief_repr() -> reprlib.Repr:
-    r = reprlib.Repr()  # (3.11: no keyword arguments)
+    r = _BriefRepr()  # (3.11: no keyword arguments)
     r.maxlevel = 3
     r.maxtuple = r.maxlist = r.maxarray = r.maxdict = r.maxset = r.maxfrozenset = 4
     r.maxdeque = 4
@@ -221,9 +248,10 @@ def brief(value: Any, limit: int = 120) -> str:
     """A bounded text of anything read from the network, for an error message or a log
     line: a few items of a few levels (:mod:`reprlib`), never the whole. ``str()`` of a
     55-MB answer built 55 MB of text (~0.2 s of the loop) to keep its first 120
-    characters. A text is cut, not quoted."""
+    characters. A text is cut, not quoted. Secrets are masked before any cut
+    (:func:`cut`): a key the cut halved showed its head."""
     if isinstance(value, str):
-        return value[:limit]
+        return cut(value, limit)
     try:
         return _BRIEF.repr(value)[:limit]
     except Exception:  # a repr that raises: its type is all that is said

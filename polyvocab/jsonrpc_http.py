@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from polyvocab.bounds import brief, nesting_ok, values_ok
+from polyvocab.bounds import brief, cut, nesting_ok, values_ok
 from polyvocab.errors import (
     RATE_LIMIT_RPC_CODES,
     BadResponse,
@@ -181,7 +181,10 @@ def should_retry(exc: BaseException, attempt: int, max_retries: int) -> bool:
 
 
 def _snippet(body: str, n: int = 120) -> str:
-    return " ".join(body[:n].split())
+    """The first ``n`` characters of ``body``, white space collapsed, secrets masked before
+    the cut (:func:`~polyvocab.bounds.cut`: a 503 page echoing the URL showed the head of
+    the key its cut halved)."""
+    return " ".join(cut(body, n).split())
 
 
 def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> ServiceError:
@@ -189,7 +192,9 @@ def _rpc_error(err: Any, rate_limited: RateRule = is_rate_limit_reply) -> Servic
         return BadResponse(f"JSON-RPC error is not an object: {_snippet(brief(err))}")
     code = err.get("code")
     message = err.get("message", "")
-    message = message[:500] if isinstance(message, str) else f"<{type(message).__name__}>"
+    # masked before it is cut: RpcError's own redaction came after, too late for a key
+    # the cut halved
+    message = cut(message, 500) if isinstance(message, str) else f"<{type(message).__name__}>"
     if type(code) is not int or abs(code) >= 1 << 31:
         return BadResponse(f"JSON-RPC error without an integer code: {_snippet(message)}")
     if rate_limited(code, message):
@@ -272,7 +277,7 @@ def classify_http(status: int, body: str, headers: Mapping[str, str] | None = No
     if status == 429:
         body_err = _body_error(body)
         message = body_err.get("message") if body_err is not None else None
-        message = message[:500] if isinstance(message, str) else body[:500]
+        message = cut(message, 500) if isinstance(message, str) else cut(body, 500)
         if retry_after is None and body_err is not None:  # Infura says it in the body
             retry_after = _backoff_seconds(body_err.get("data"))
         return _limited(f"HTTP 429: {_snippet(body)}", message, retry_after)
