@@ -1220,7 +1220,7 @@ class WebSocketManager:
                 self._bad("binary", data[:40])
                 return
         if not nesting_ok(data):  # before parsing: deep JSON must never reach the C parser
-            self._bad("too_deep", brief(data, 80))
+            self._bad("too_deep", data, 80)
             return
         if not values_ok(data, MAX_FRAME_VALUES):  # before parsing, as deep JSON
             self._bad("too_many_values", f"a frame of {len(data):,} characters with more "
@@ -1229,10 +1229,10 @@ class WebSocketManager:
         try:
             msg = json.loads(data)
         except RecursionError:
-            self._bad("too_deep", brief(data, 80))
+            self._bad("too_deep", data, 80)
             return
         except ValueError:  # not JSON, or a number of more than 4300 digits
-            self._bad("not_json", brief(data, 80))
+            self._bad("not_json", data, 80)
             return
         if recv_ns:
             self.frame_stamps = (recv_ns, self._clock.now_ns())
@@ -1243,7 +1243,7 @@ class WebSocketManager:
         share = size // len(items) if items else size  # a batch frame's bytes, an item
         for item in items:
             if not isinstance(item, dict):
-                self._bad("bad_shape", brief(item, 80))
+                self._bad("bad_shape", item, 80)
                 continue
             if item.get("method") == "eth_subscription":
                 await self._notification(link, item, share)
@@ -1256,22 +1256,24 @@ class WebSocketManager:
                     for result in self._take_early(link, sub):
                         await self._dispatch(sub, result)
             else:
-                self._bad("bad_shape", brief(data, 80))
+                self._bad("bad_shape", data, 80)
 
-    def _bad(self, kind: str, sample: Any) -> None:
-        """Count a malformed frame by kind; log the first ones (the feed goes on)."""
+    def _bad(self, kind: str, sample: Any, limit: int = 120) -> None:
+        """Count a malformed frame by kind; log the first ones (the feed goes on).
+        ``sample`` (a frame's text, whole, or what it holds) is said in ``limit``
+        characters, its secrets masked before the cut (:func:`~polyvocab.bounds.brief`):
+        a frame echoing the URL, cut first, showed the head of the key the cut halved."""
         self.metrics.error(kind)
         self.bad_frames[kind] += 1
         n = self.bad_frames[kind]
-        # secrets masked before the cut (brief): a frame echoing the URL, cut at 80
-        # characters, showed the head of the key the cut halved
-        text = brief(sample, 120)
+        if n > 100 and n % 1000 != 0:
+            return
+        text = brief(sample, limit)
         if n <= 3 or n % 1000 == 0:
             log.warning("[%s] malformed frame (%s, %d so far): %s", self.conn_id, kind, n,
                         text)
-        if n <= 100 or n % 1000 == 0:
-            self._history.record("bad_input", kind=f"ws_{kind}", source=self.conn_id,
-                                 count=n, reason=text)
+        self._history.record("bad_input", kind=f"ws_{kind}", source=self.conn_id, count=n,
+                             reason=text)
 
     def _response(self, link: _Link, item: dict[str, Any]) -> _Sub | None:
         """Resolve the request ``item`` answers; return the subscription it just mapped
@@ -1435,14 +1437,14 @@ class WebSocketManager:
         """Held notifications no answer can claim any more: counted as unknown."""
         for node_id, results in link.early.items():
             for _ in results:
-                self._bad("unknown_subscription", brief(node_id))
+                self._bad("unknown_subscription", node_id)
         link.early.clear()
         link.early_count = link.early_bytes = 0
 
     async def _notification(self, link: _Link, item: dict[str, Any], size: int = 0) -> None:
         params = item.get("params")
         if not isinstance(params, dict) or "subscription" not in params:
-            self._bad("bad_shape", brief(item, 80))
+            self._bad("bad_shape", item, 80)
             return
         node_id = params.get("subscription")
         sub = link.by_node.get(node_id) if isinstance(node_id, str) else None
@@ -1453,7 +1455,7 @@ class WebSocketManager:
             if isinstance(node_id, str) and self._hold_early(link, node_id,
                                                              params.get("result"), size):
                 return
-            self._bad("unknown_subscription", brief(node_id))
+            self._bad("unknown_subscription", node_id)
             return
         if sub.is_heads:
             if link.held is not None:  # heads in order: the one held before this one
@@ -1505,7 +1507,7 @@ class WebSocketManager:
             else:  # null, a number, a list: no head, and it must not keep a node that
                 # sends only garbage "alive" for the watchdog (the callback still gets
                 # it: its owner decides what it does with it)
-                self._bad("bad_head", brief(result, 80))
+                self._bad("bad_head", result, 80)
         try:
             await _call(sub.on_message, result)
         except Exception as exc:
