@@ -192,6 +192,31 @@ async def chain_block_interval(client: JsonRpcHttpClient, *,
     return round(interval, 2)
 
 
+#: blocks a node may be behind the chain by its own ``eth_syncing`` when the pilot takes
+#: its head for the start block (a node catching up after a restart is a few behind)
+SYNC_SLACK_BLOCKS = 64
+
+
+async def node_sync_gap(client: JsonRpcHttpClient) -> tuple[int, int] | None:
+    """``(current, highest)`` block when the node's ``eth_syncing`` says it is more than
+    :data:`SYNC_SLACK_BLOCKS` behind the chain (a self-hosted bor, geth or erigon still
+    syncing answers ``eth_blockNumber`` with a block of the chain's past); None when it is
+    synced (``false``) or cannot say (an error, a provider without the method, garbage)."""
+    try:
+        state = await client.call("eth_syncing", [])
+    except MonitorError as exc:
+        log.debug("eth_syncing: %s", exc.message)
+        return None
+    if not isinstance(state, dict):
+        return None
+    try:
+        current = quantity(state.get("currentBlock"), "currentBlock")
+        highest = quantity(state.get("highestBlock"), "highestBlock")
+    except (TypeError, ValueError):
+        return None
+    return (current, highest) if highest - current > SYNC_SLACK_BLOCKS else None
+
+
 def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:
     """Raise ``sqlite3.DatabaseError`` naming a table whose columns are not the pilot's
     (the right names with other columns were a traceback), or (``all_there``) the first
@@ -817,6 +842,13 @@ class Pilot:
                                        "at head 0 (still syncing, or an empty chain); "
                                        "start the pilot once it has synced, or give "
                                        "--start-block")
+                gap = await node_sync_gap(client)
+                if gap is not None:  # its head is of the chain's past: watched from there,
+                    # both paths fetched and sighted every trade since
+                    raise MonitorError(f"--rpc-url {endpoint_host(self.s.rpc_url)}: "
+                                       f"eth_syncing: the node is syncing, at block "
+                                       f"{gap[0]} of {gap[1]}; start the pilot once it has "
+                                       "synced, or give --start-block")
         store.set_meta("start_block", start)
         return start
 
