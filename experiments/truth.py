@@ -17,14 +17,15 @@ A wallet counts only while it is watched. A restart that changes the wallet list
 scenario's ``[[restarts]]`` ``add_wallets`` / ``remove_wallets``) says so on its
 ``fault_stop`` row, as the harness saw the simulator (:func:`watch_changes`): a wallet
 added there is the bot's in the blocks after ``launch_block`` (the head as the restarted
-monitor started: its launch point), a wallet removed up to ``removed_block`` (the head
-once the old monitor was down). A trade outside its wallet's interval (by the block that
+monitor started: its launch point), a wallet removed up to ``started_block`` (the head
+once the new monitor had started, which reads what the old one owed the wallet up to its
+own start: :mod:`monitor.departed`). A trade outside its wallet's interval (by the block that
 holds it: its canonical one, else the last) is no trade of the truth: never expected,
 and a delivery of it is a phantom, as any unwatched wallet's. The blocks published while
 the new monitor started (after ``launch_block`` up to ``started_block``: the monitor
-reads its own launch point in that time) or the old one stopped (after ``stop_block``
-up to ``removed_block``) are not judged: their trades get ``in_window = False``, not
-expected, and their deliveries ignored.
+reads its own launch point in that time) or the old one stopped (after ``stop_block``,
+the head as it was taken down, up to ``started_block``) are not judged: their trades get
+``in_window = False``, not expected, and their deliveries ignored.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def watch_changes(row: Mapping[str, Any], i: int = 0
     return (_wallet_list(row.get("added_wallets", []), f"{where}: added_wallets"),
             _wallet_list(row.get("removed_wallets", []), f"{where}: removed_wallets"),
             WatchInterval(heads["launch_block"], judged_after=heads["started_block"]),
-            WatchInterval(until_block=heads["removed_block"],
+            WatchInterval(until_block=heads["started_block"],
                           judged_until=heads["stop_block"]))
 
 

@@ -326,15 +326,15 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
     ``plan`` (:func:`experiments.runner.restart_wallets`): the wallets each restart adds
     and removes; the new monitor's settings (``settings_for(wallets)``) watch the list so
     changed. The harness's own account of it, from the simulator (never the monitor):
-    a removed wallet was watched up to the simulator's head as the old monitor was
-    taken down and judged up to the head an ``actionable_window_s`` before
-    (``stop_block``: a later trade of its was still inside the monitor's allowance when
-    the monitor went down), an added one from after the head as the new monitor
-    starts (``launch_block``: its launch point, earlier trades never the bot's). The
-    blocks published after ``stop_block`` while the old monitor stopped (up to
-    ``removed_block``, the head once it was down) or while the new one started (up to
-    ``started_block``, the head once it had started: the monitor reads its own launch
-    point in between) are
+    a removed wallet is judged up to the simulator's head as the old monitor was taken
+    down (``stop_block``: every trade of its mined while it was watched is owed, and
+    the new monitor delivers what the old one had not, :mod:`monitor.departed`), an
+    added one from after the head as the new monitor starts (``launch_block``: its
+    launch point, earlier trades never the bot's). The blocks published after
+    ``stop_block`` while the old monitor stopped (up to ``removed_block``, the head
+    once it was down) or while the new one started (up to ``started_block``, the head
+    once it had started: the monitor reads its own launch point in between, and reads
+    a removed wallet's owed trades up to there) are
     neither's to judge: such a trade of theirs is neither expected nor, delivered, a
     phantom. All go on the restart's ``fault_stop`` row (``added_wallets``,
     ``removed_wallets`` and the four heads), which the truth reads, and into
@@ -350,14 +350,6 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
     for i, r in enumerate(scenario.restarts):
         added, removed = plan[i] if plan is not None else ([], [])
         due_ns = start_ns + int(r.at * _NS)
-        if removed:
-            # the removed wallets' last block judged: the head an actionable window
-            # before the stop. A trade of a later block the monitor taken down had not
-            # delivered was still inside its allowance (a kill loses what is in flight,
-            # and the new monitor no longer watches the wallet): neither missed nor late
-            judged_ns = due_ns - int(scenario.actionable_window_s * _NS)
-            await asyncio.sleep(max(0.0, (judged_ns - clock.now_ns()) / _NS))
-            stop_block = sim.chain.head_number
         await asyncio.sleep(max(0.0, (due_ns - clock.now_ns()) / _NS))
         mon, fid = box.mon, f"restart{i + 1}"
         down_ns = clock.now_ns()
@@ -365,8 +357,7 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
                            name=RESTART_FAULTS[r.kind], target="monitor",
                            params={"down_s": r.down_s})
         sim.history.flush()
-        if not removed:
-            stop_block = sim.chain.head_number
+        stop_block = sim.chain.head_number  # the removed wallets' last block judged
         box.mon = None
         await (mon.stop() if r.kind == "stop" else _kill(mon))
         removed_block = sim.chain.head_number  # ... and the last one it could deliver
@@ -401,10 +392,11 @@ async def _restart(box: _Running, scenario: Scenario, settings: Any, clock: Any,
                           launches_stored={w: stored.get(w) for w in added})
         if watch is not None:
             up_s = (up_ns - start_ns) / _NS
-            for w in removed:
-                watch[w].update(to_s=removed_s, until_block=removed_block)
-                if removed_block > stop_block:
-                    watch[w]["unjudged_blocks"].append([stop_block + 1, removed_block])
+            for w in removed:  # (its owed trades are read up to the new monitor's start)
+                started = changes["started_block"]
+                watch[w].update(to_s=removed_s, until_block=started)
+                if started > stop_block:
+                    watch[w]["unjudged_blocks"].append([stop_block + 1, started])
             for w in added:
                 launch, started = changes["launch_block"], changes["started_block"]
                 watch[w] = _interval(w, from_s=up_s, after_block=launch)

@@ -282,7 +282,8 @@ class Pipeline:
 
     async def on_logs(self, entries: Iterable[dict[str, Any]], source: str, *,
                       stamps: Sequence[FrameStamps | None] | None = None,
-                      undecodable: Callable[[Any], None] | None = None) -> list[Trade]:
+                      undecodable: Callable[[Any], None] | None = None,
+                      owed: frozenset[str] = frozenset()) -> list[Trade]:
         """A batch of logs from one source: decisions for all, ONE store transaction (with
         the earlier batches' "sent" marks), sink events in order, marked sent with the next
         transaction. Returns the trades delivered.
@@ -290,49 +291,57 @@ class Pipeline:
         ``stamps`` (latency budget, one per entry): the frame each log came in; a delivered
         trade then carries its path's stamps to the sink (:mod:`monitor.stages`).
         ``undecodable``: called with each entry that does not decode, after it is counted
-        (a live feed's caller has its block fetched again: the node's copy may be whole)."""
-        pending: list[tuple[Decision, str, str, Trade | None]] = []
-        staged: dict[str, DedupEntry] = {}
-        marks: dict[str, tuple[FrameStamps, int, int]] = {}
-        now_ns = self._now_ns
-        queue_ns = now_ns() if stamps is not None else 0
-        # decode all, then the dedup state of the batch's ids in one query, then decide
-        decoded: list[tuple[Trade | None, dict[str, Any], FrameStamps | None, int]] = []
-        for entry, frame in zip(entries, stamps if stamps is not None else repeat(None),
-                                strict=False):
-            self.counters["logs"] += 1
-            if isinstance(entry, dict) and entry.get("removed") is True:
-                decoded.append((None, entry, None, 0))
-                continue
-            try:
-                trade = decode_order_filled(entry, self.exchanges)
-            except DecodeError as exc:
-                self.report_decode_error(entry, str(exc))
-                if undecodable is not None:
-                    undecodable(entry)
-                continue
-            except Exception as exc:  # anything odd in a log is a decode error, never a crash
-                self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
-                if undecodable is not None:
-                    undecodable(entry)
-                continue
-            decoded.append((trade, entry, frame, 0 if frame is None else now_ns()))
-        self._prefetch(t.id for t, _e, _f, _d in decoded
-                       if t is not None and t.wallet in self.wallets)
+        (a live feed's caller has its block fetched again: the node's copy may be whole).
+        ``owed``: wallets off the list whose trades are taken too (the trades a run
+        before owed wallets since removed: :class:`monitor.departed.OwedDrain`)."""
+        watched = self.wallets
+        if owed:  # (only until the commit below: no await before it)
+            self.wallets = watched | owed
         try:
-            for got, entry, frame, decode_ns in decoded:
-                if got is None:
-                    self._removed(entry, source, pending, staged)
-                elif frame is None:
-                    self._offer(got, source, pending, staged)
-                else:
-                    n = len(pending)
-                    self._offer(got, source, pending, staged)
-                    if len(pending) > n:  # to be delivered now (not a duplicate of the batch)
-                        marks[got.id] = (frame, decode_ns, now_ns())
+            pending: list[tuple[Decision, str, str, Trade | None]] = []
+            staged: dict[str, DedupEntry] = {}
+            marks: dict[str, tuple[FrameStamps, int, int]] = {}
+            now_ns = self._now_ns
+            queue_ns = now_ns() if stamps is not None else 0
+            # decode all, then the dedup state of the batch's ids in one query, then decide
+            decoded: list[tuple[Trade | None, dict[str, Any], FrameStamps | None, int]] = []
+            for entry, frame in zip(entries, stamps if stamps is not None else repeat(None),
+                                    strict=False):
+                self.counters["logs"] += 1
+                if isinstance(entry, dict) and entry.get("removed") is True:
+                    decoded.append((None, entry, None, 0))
+                    continue
+                try:
+                    trade = decode_order_filled(entry, self.exchanges)
+                except DecodeError as exc:
+                    self.report_decode_error(entry, str(exc))
+                    if undecodable is not None:
+                        undecodable(entry)
+                    continue
+                except Exception as exc:  # anything odd in a log is a decode error, never a crash
+                    self.report_decode_error(entry, f"{type(exc).__name__}: {exc}")
+                    if undecodable is not None:
+                        undecodable(entry)
+                    continue
+                decoded.append((trade, entry, frame, 0 if frame is None else now_ns()))
+            self._prefetch(t.id for t, _e, _f, _d in decoded
+                           if t is not None and t.wallet in self.wallets)
+            try:
+                for got, entry, frame, decode_ns in decoded:
+                    if got is None:
+                        self._removed(entry, source, pending, staged)
+                    elif frame is None:
+                        self._offer(got, source, pending, staged)
+                    else:
+                        n = len(pending)
+                        self._offer(got, source, pending, staged)
+                        if len(pending) > n:  # to be delivered now (not a duplicate of the batch)
+                            marks[got.id] = (frame, decode_ns, now_ns())
+            finally:
+                self._absent.clear()
+            items = self._commit(pending, staged)
         finally:
-            self._absent.clear()
-        items = self._commit(pending, staged)
+            self.wallets = watched
         stages = None
         if marks:
             persist_ns = now_ns()

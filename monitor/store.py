@@ -708,6 +708,31 @@ class Store:
         self._moved(moves, exact)
         return fresh
 
+    def forget_wallets(self, wallets: Iterable[str]) -> None:
+        """Drop what the store keeps of ``wallets`` as watched ones - their cursors (a row
+        of their own, or their place in a set: a set left with no member goes), launch
+        points and sweep floors - in ONE transaction. For wallets removed from the list
+        once the trades the run before owed them were delivered
+        (:class:`monitor.departed.OwedDrain`): one added again later starts at that
+        start's launch point. With its old cursor kept it resumed there, and the
+        backfill of the whole time it was not watched sent the bot trades never its.
+        Their ``delivered`` rows stay (dedup ids; the departed re-checks read them)."""
+        ws = list(dict.fromkeys(wallets))
+        if not ws:
+            return
+        moves: dict[str, int | None] = {w: -1 for w in ws if w in self._set_of}  # no set
+        with self._mirrored_tx():
+            for part, marks in _in_parts(ws):
+                for table in ("cursors", "cursor_members", "launches", "sweep_floors"):
+                    self._db.execute(f"DELETE FROM {table} WHERE wallet IN ({marks})", part)
+            self._drop_emptied(moves)
+        for w in moves:
+            was = self._set_of.pop(w)
+            self._set_exact.pop(was, None)
+            self._set_size[was] -= 1
+            if not self._set_size[was]:
+                del self._set_size[was]
+
     def _launch(self, rows: list[tuple[str, int]]) -> None:
         """Inside a transaction: the launch points of wallets that have none."""
         self._db.executemany("INSERT INTO launches(wallet, block) VALUES (?,?) "

@@ -42,8 +42,8 @@ may have moved past blocks no sweep had fetched, or from the sweep floor it stor
 (table ``sweep_floors``) down to the cursor less ``dedup_retention_blocks``), so a
 notification lost on the wire (drop, silent subscription, loss) is recovered at the latest
 by the next sync, and a restart resumes from a cursor that is never ahead of what was verified. A
-shard syncs from the lowest cursor of its wallets (a wallet added back to the list resumes
-at its own); the other wallets' logs more than ``dedup_retention_blocks`` below their own
+shard syncs from the lowest cursor of its wallets (a wallet new while ``start_block`` stays
+set starts there); the other wallets' logs more than ``dedup_retention_blocks`` below their own
 cursors, whose trade ids may be pruned, are not delivered again.
 
 Interruptions
@@ -106,6 +106,7 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
+from monitor.departed import NotIndexedYet, OwedDrain, owed_from
 from monitor.errors import (
     BadResponse,
     ConfigError,
@@ -129,7 +130,7 @@ from monitor.store import LAUNCH_GROUP, Store
 from monitor.supervisor import Supervisor
 from monitor.trades import DecodeError, Trade, word_hex
 from monitor.websocket_manager import WebSocketManager, insecure_factory
-from polyvocab import ORDER_FILLED_TOPICS, address_topic
+from polyvocab import ORDER_FILLED_TOPICS, V2_EXCHANGES, address_topic
 from polyvocab.policies import (
     PRUNED_HISTORY_CODE,
     backoff_delay,
@@ -881,8 +882,9 @@ class WsShard:
         """``logs`` less those of a wallet in blocks more than ``dedup_retention_blocks``
         below its own cursor, where its delivered trades' ids may have been pruned.
 
-        The shard syncs from the lowest of its wallets' cursors: a wallet added back to the
-        list (its cursor left behind) or new while ``start_block`` stays set pulls the
+        The shard syncs from the lowest of its wallets' cursors: a wallet whose cursor was
+        left behind (one added back to the list by a monitor from before
+        ``Store.forget_wallets``) or new while ``start_block`` stays set pulls the
         other wallets' old blocks into the sync, and their trades there, whose ids were
         pruned, were delivered again as new. Their cursors passed those blocks long ago
         (no reorg is that deep); nearer their cursors the dedup decides, as ever.
@@ -1027,6 +1029,17 @@ class WsShard:
                     and topics[2].lower() not in self._maker_topics)
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def departed(self) -> tuple[list[str], int] | None:
+        """The wallets no longer on the list whose deliveries from a block on this shard
+        re-checks after a reorg (:meth:`_check_departed`), and that block."""
+        return (list(self._departed), self._departed_from) if self._departed else None
+
+    @departed.setter
+    def departed(self, value: tuple[list[str], int] | None) -> None:
+        self._departed = list(value[0]) if value is not None else []
+        self._departed_from = value[1] if value is not None else 0
 
     async def start(self) -> None:
         self.cursor()  # read the stored cursors now, before the feed (O(wallets), once)
@@ -1687,8 +1700,8 @@ class WsShard:
         point, read it from below its own, and its trades mined before it was watched
         went to the bot as new ones. Nor below its own cursor less
         ``dedup_retention_blocks`` (the highest seen: ``_prune_line``): a wallet whose
-        cursor is far ahead of the shard's (one added back to the list, its old cursor
-        the shard's) had its trades' ids pruned there, and the explorer sent them again;
+        cursor is far ahead of the shard's (one new while ``start_block`` stays set, its
+        cursor the shard's) had its trades' ids pruned there, and the explorer sent them again;
         what lies below it counts as read for that wallet (:meth:`_poller_read`), as the
         node's sweep leaves it (:meth:`_not_pruned`)."""
         self.cursor()  # (the launch points: read with the cursors)
@@ -2714,6 +2727,8 @@ class WalletMonitor:
         self.latency = LatencyHistogram()  # detection latency, for /metrics
         self.ops: OpsServer | None = None  # /metrics, /healthz, /readyz (metrics_port)
         self._cpu_at_start = 0.0  # the process's CPU seconds when start() began
+        self._head_at_start: int | None = None  # the head record_launch read, if it did
+        self.owed: OwedDrain | None = None  # the trades owed to departed wallets
 
     async def __aenter__(self) -> WalletMonitor:
         await self.start()
@@ -2786,6 +2801,7 @@ class WalletMonitor:
         # before anything is delivered (the outbox included) or READY said: a process
         # killed before its first head must leave where it started on disk
         await self.record_launch()
+        owed = self._owed_wallets()  # (before any source moves a cursor)
         # before any source or the outbox loop runs: what a crashed process left goes out
         # first, less the trades of blocks the chain replaced meanwhile: the node's view,
         # or without a node (polling only) the explorer's (sent unchecked, such a trade
@@ -2842,6 +2858,8 @@ class WalletMonitor:
                 group="polling", clock=self.clock, block_interval=s.block_interval,
                 head_jump_slack=s.head_jump_slack, history=self.history)
             self._poll_task = self.supervisor.spawn("polling", self.poller.run)
+        if owed:
+            self.supervisor.spawn("owed", lambda: self._drain_owed(owed))
         if s.metrics_port:
             self.ops = OpsServer([({}, self)], host=s.metrics_host, port=s.metrics_port)
             await self.ops.start()
@@ -2905,10 +2923,108 @@ class WalletMonitor:
             # phantoms of the harness's truth at 100,000 wallets (the paused replay's last
             # history block)
             cursor = block
+            self._head_at_start = block
         started = set(store.start_cursors(new, cursor))
         log.info("launch point: %d wallet(s) start at block %d (%s)", len(started),
                  cursor + 1, source)
         return started
+
+    def _owed_wallets(self) -> dict[str, int]:
+        """Wallets no longer on the list that have a stored cursor, each with the first
+        block of the trades the run before may still have owed them
+        (:func:`monitor.departed.owed_from`)."""
+        assert self.store is not None
+        s, store = self.s, self.store
+        watched = {w.lower() for w in s.wallets}
+        gone = {w: c.block for w, c in store.cursors().items() if w.lower() not in watched}
+        if not gone:
+            return {}
+        zero = s.reconcile_interval == 0
+        floors = store.sweep_floors() if zero else {}
+        launches = store.launches()
+        return {w: owed_from(block, zero_mode_window=RESTART_SWEEP_BLOCKS if zero else 0,
+                             floor=floors.get(w), retention=s.dedup_retention_blocks,
+                             launch=launches.get(w))
+                for w, block in gone.items()}
+
+    async def _drain_owed(self, owed: dict[str, int]) -> None:
+        """The ``owed`` task: deliver what the run before owed the wallets removed from the
+        list (:class:`monitor.departed.OwedDrain`), read from the HTTP node (or without one
+        from the explorer, once its index has the blocks) up to the head this start read
+        (read now if it read none). Then they are forgotten, and the reorg re-checks of
+        departed wallets (:meth:`_departed_wallets`) take their new deliveries."""
+        s, store = self.s, self.store
+        assert store is not None
+        if self.owed is None:
+            top = self._head_at_start
+            if top is None:
+                if self.rpc is not None:
+                    top = await node_block_number(self.rpc)
+                elif self.explorer is not None:
+                    top = await self.explorer.block_number()
+                else:
+                    log.warning("%d wallet(s) no longer watched may be owed trades, but "
+                                "no source is configured to read them", len(owed))
+                    return
+            fetch = (self._owed_node_logs if self.shards else self._owed_explorer_logs)
+            self.owed = OwedDrain(
+                owed, top, fetch=fetch, deliver=self._deliver_owed,
+                advance=lambda ws, b: store.set_cursors(ws, b, None, "owed"),
+                forget=self._forget_owed,
+                chunk=self.shards[0].chunk_blocks if self.shards else s.backfill_chunk_blocks,
+                group_size=s.max_wallets_per_filter if self.shards else 1,
+                retry_s=max(s.scaled(s.polling_interval), 0.05), clock=self.clock,
+                history=self.history)
+        await self.owed.run()
+
+    async def _owed_node_logs(self, wallets: Sequence[str], a: int, b: int
+                              ) -> list[dict[str, Any]]:
+        assert self.pipeline is not None
+        base = {"address": list(self.pipeline.exchanges),
+                "topics": [list(ORDER_FILLED_TOPICS), None,
+                           [address_topic(w) for w in wallets]]}
+        return await self.shards[0]._get_logs(a, b, base)
+
+    async def _owed_explorer_logs(self, wallets: Sequence[str], a: int, b: int
+                                  ) -> list[dict[str, Any]]:
+        """The explorer's logs of ``wallets`` in ``a..b``, once its index has block ``b``
+        (the newest transaction to an exchange; none: its head less the overlap)."""
+        assert self.explorer is not None and self.pipeline is not None
+        exchanges = sorted(self.pipeline.exchanges, key=lambda x: (x not in V2_EXCHANGES, x))
+        index = await self.explorer.index_head(exchanges[0]) if exchanges else None
+        if index is None:
+            index = await self.explorer.block_number() - self.s.explorer_overlap_blocks
+        if index < b:
+            raise NotIndexedYet(f"the explorer's index has block {index}, not {b} yet")
+        out: list[dict[str, Any]] = []
+        for w in wallets:
+            out.extend(await self.explorer.get_logs(from_block=a, to_block=b,
+                                                    topics={2: address_topic(w)}))
+        return out
+
+    async def _deliver_owed(self, logs: list[dict[str, Any]], wallets: frozenset[str]
+                            ) -> None:
+        assert self.pipeline is not None
+        # only the owed wallets' fills (a source that ignores the filter sends others:
+        # a watched wallet's are its own sources' to deliver)
+        exchanges, makers = set(self.pipeline.exchanges), {address_topic(w) for w in wallets}
+        fills = [lg for lg in logs if isinstance(lg.get("topics"), list)
+                 and len(lg["topics"]) > 2 and lg["topics"][0] in ORDER_FILLED_TOPICS
+                 and str(lg["topics"][2]).lower() in makers
+                 and str(lg.get("address", "")).lower() in exchanges]
+        if fills:
+            await self.pipeline.on_logs(fills, "backfill", owed=wallets)
+
+    def _forget_owed(self, wallets: list[str]) -> None:
+        """``wallets`` got what they were owed: forgotten by the store, and their new
+        deliveries re-checked after a reorg as any departed wallet's."""
+        assert self.store is not None
+        self.store.forget_wallets(wallets)
+        departed = self._departed_wallets()
+        if departed is not None and self.shards:
+            self.shards[0].departed = departed
+        if self.poller is not None:  # its list of them is made again at its next round
+            self.poller._departed = None
 
     def _departed_wallets(self) -> tuple[list[str], int] | None:
         """Wallets no longer on the list with a standing delivery in the last

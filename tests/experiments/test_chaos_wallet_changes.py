@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from experiments.chaos import (
@@ -124,19 +125,20 @@ def test_a_drawn_schedule_with_wallet_changes_holds_every_invariant(tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open: a removed wallet's trade the feed lost "
-                   "shortly before the stop is expected by the truth (its block is at or "
-                   "below stop_block) but only the restarted monitor's sweep would read it, "
-                   "and it sweeps watched wallets only (H30's report)")
 def test_a_removed_wallets_trade_lost_by_the_feed_just_before_the_stop(
         tmp_path: Path) -> None:
     """Seed 26 at 600 s: ws_loss drops log 134 of tx 0xe844ad2d... (wallet 0x76fd...,
     block 85544102, visible at 112 s); the monitor is stopped at 131.9 s, before its next
-    reconcile (every 30 s), and started again without 0x76fd... (-2 wallets): the trade
-    is judged missed. With remove_wallets = 0 the restart's backfill delivers it at
-    164.66 s (late, no miss)."""
+    reconcile (every 30 s), and started again without 0x76fd... (-2 wallets). The trade
+    was owed: the restarted monitor reads the removed wallets' trades from their stored
+    cursors up to its start (monitor.departed) and delivers it, late. Before, it was
+    never delivered: judged missed (H30's finding)."""
     sc = chaos_scenario(26, 600.0)
     assert wallet_changes(sc) == "+2 -2 wallets at 131.9 s"
     summary = run_scenario_virtual(sc, tmp_path / sc.name,
                                    RunnerOptions(cache_dir=tmp_path / "cache"))
     assert broken(summary) == []
+    outcomes = pd.read_parquet(tmp_path / sc.name / "outcomes.parquet")
+    row = outcomes[outcomes["trade_id"].str.startswith("0xe844ad2d")
+                   & outcomes["trade_id"].str.endswith(":134")]
+    assert list(row["outcome"]) == ["late"] and list(row["deliveries"]) == [1]

@@ -130,17 +130,18 @@ def test_a_run_adding_and_removing_wallets_at_restarts_judges_each_only_while_wa
         tmp_path: Path) -> None:
     """Two restarts (a stop adding 2 and removing 1, a kill adding 1 and removing 2):
     nothing missed, duplicated or phantom; the added wallets' trades mined before their
-    launch and the removed wallets' trades mined after their stop were published, are
-    not in the truth and were not delivered; a second run gives the same bytes."""
+    launch and the removed wallets' trades mined after the restarted monitor's start
+    were published, are not in the truth and were not delivered; every trade a removed
+    wallet made while watched was delivered; a second run gives the same bytes."""
     cache = tmp_path / "cache"
     a = _run(tmp_path / "a", cache)
     sdir = tmp_path / "a"
     assert a["trades"] > 50
     assert (a["missed"], a["duplicates"], a["phantoms"]) == (0, 0, 0)
     run = json.loads((sdir / "run.json").read_text(encoding="utf-8"))
-    changes = [(r["added"], r["removed"], r["launch_block"], r["removed_block"])
-               for r in run["restarts"]]
-    assert [(len(a_), len(r_)) for a_, r_, _, _ in changes] == [(2, 1), (1, 2)]
+    changes = [(r["added"], r["removed"], r["launch_block"], r["stop_block"],
+                r["started_block"]) for r in run["restarts"]]
+    assert [(len(c[0]), len(c[1])) for c in changes] == [(2, 1), (1, 2)]
     for r in run["restarts"]:  # the heads in order; the monitor's own launch point (told,
         # not trusted) read while it started
         assert r["stop_block"] <= r["removed_block"] <= r["launch_block"] <= r["started_block"]
@@ -154,8 +155,8 @@ def test_a_run_adding_and_removing_wallets_at_restarts_judges_each_only_while_wa
            (sdir / "detections.jsonl").read_text(encoding="utf-8").splitlines()]
     delivered = {str(d["trade"]["id"]).lower() for d in det if d["kind"] == "trade"}
     fills = _fills(sdir)
-    before_launch = after_stop = 0
-    for added, removed, launch, stopped in changes:
+    before_launch = after_start = owed = 0
+    for added, removed, launch, stopped, started in changes:
         for w in added:
             assert watch[w]["after_block"] == launch and watch[w]["from_s"] is not None
             early = {t for n, t, m in fills if m == w and n <= launch}
@@ -165,12 +166,18 @@ def test_a_run_adding_and_removing_wallets_at_restarts_judges_each_only_while_wa
             before_launch += len(early)
             assert not early & set(truth["trade_id"]) and not early & delivered
             assert late <= set(truth["trade_id"])
-        for w in removed:
-            assert watch[w]["until_block"] == stopped
-            gone = {t for n, t, m in fills if m == w and n > stopped}
-            after_stop += len(gone)
+        for w in removed:  # judged up to the stop; what the new monitor read of its
+            # owed trades up to its start (monitor.departed) neither expected nor phantom
+            assert watch[w]["until_block"] == started
+            assert [stopped + 1, started] in watch[w]["unjudged_blocks"]
+            gone = {t for n, t, m in fills if m == w and n > started}
+            after_start += len(gone)
             assert not gone & set(truth["trade_id"]) and not gone & delivered
-    assert before_launch > 10 and after_stop > 5  # the test has something to see
+            judged = set(truth.loc[truth["in_window"], "trade_id"])
+            mine = {t for n, t, m in fills if m == w and n <= stopped} & judged
+            assert mine <= delivered
+            owed += len(mine)
+    assert before_launch > 10 and after_start > 5 and owed > 5  # something to see
     # deterministic: the same scenario and seed, byte-identical detections and outcomes
     b = _run(tmp_path / "b", cache)
     for name in ("detections.jsonl", "outcomes.parquet", "truth.parquet"):

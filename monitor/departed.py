@@ -1,0 +1,140 @@
+"""What a run owed the wallets since removed from the list, delivered once.
+
+A wallet taken off the list between two runs was watched by the run before up to its
+stop, and that run had not delivered every trade the wallet made while it was watched:
+a kill loses what is in flight, a polled wallet's next poll had not come, a fault held
+the feed. Its stored cursor says how far it was read. The new run no longer watches the
+wallet, so without this those trades never reached the bot (a missed trade of a wallet
+followed at the time). :class:`OwedDrain` reads them - from the stored cursor (the
+sweep window below it in the zero mode, :func:`owed_from`) up to the head at this start
+- delivers them through the pipeline (dedup: what the run before delivered is not sent
+again), moves the cursor as each range is delivered (a restart mid-way resumes there),
+and then forgets the wallet (:meth:`monitor.store.Store.forget_wallets`): added again
+later, it starts at that start's launch point.
+
+Trades of blocks after the old run stopped and up to the head at this start are read
+too: the monitor cannot tell when the run before stopped (a kill writes nothing), and
+what a removed wallet did while no monitor ran is the bot's to judge by its timestamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from monitor.clock import Clock
+from monitor.cores import backfill_ranges
+from monitor.errors import MonitorError
+from monitor.history import History
+from monitor.redact import redact
+
+__all__ = ["NotIndexedYet", "OwedDrain", "owed_from"]
+
+log = logging.getLogger("monitor.departed")
+
+#: fetch(wallets, first, last): every log of ``wallets`` in blocks ``first..last``
+Fetch = Callable[[Sequence[str], int, int], Awaitable[list[dict[str, Any]]]]
+#: deliver(logs, wallets): through the pipeline, the wallets taken though off the list
+Deliver = Callable[[list[dict[str, Any]], frozenset[str]], Awaitable[Any]]
+
+
+class NotIndexedYet(MonitorError):
+    """The source has not got the range yet (an explorer index behind the head at start):
+    asked again after a wait, not counted as a failure."""
+
+
+def owed_from(cursor: int, *, zero_mode_window: int = 0, floor: int | None = None,
+              retention: int = 0, launch: int | None = None) -> int:
+    """The first block of a departed wallet whose trades are read again: the one after its
+    stored ``cursor``. In the zero mode (``zero_mode_window`` > 0: the heads moved the
+    cursor over blocks no ``eth_getLogs`` had fetched yet) from that many blocks below
+    it, or from the stored sweep ``floor`` when lower, as a kept wallet's restart window
+    (never below the cursor less ``retention``: the ids the run before may have pruned,
+    read again, would be sent twice). Never at or below the wallet's ``launch`` point."""
+    first = cursor
+    if zero_mode_window > 0:
+        first = cursor - zero_mode_window
+        if floor is not None and floor < first:
+            first = floor if not retention else min(first, max(floor, cursor - retention - 1))
+    return max(0, first, launch if launch is not None else 0) + 1
+
+
+class OwedDrain:
+    """Deliver the trades ``owed`` (wallet -> first block to read) up to ``top``.
+
+    ``fetch`` reads a range of a group of wallets (at most ``group_size`` a call, the
+    ranges ``chunk`` blocks long); ``deliver`` hands the logs to the pipeline;
+    ``advance(wallets, block)`` stores their cursor once a range is delivered, and
+    ``forget(wallets)`` drops them when they are done. A failed fetch is logged, counted
+    and retried after ``retry_s`` (real) seconds; a range the source has not indexed yet
+    (:class:`NotIndexedYet`) is waited for the same way. Runs under the monitor's
+    supervisor: an error it does not expect crashes it, and the restart resumes from the
+    stored cursors."""
+
+    def __init__(self, owed: Mapping[str, int], top: int, *, fetch: Fetch, deliver: Deliver,
+                 advance: Callable[[list[str], int], None],
+                 forget: Callable[[list[str]], None], chunk: int, group_size: int,
+                 retry_s: float, clock: Clock, history: History) -> None:
+        self.owed = dict(owed)
+        self.top = top
+        self._fetch, self._deliver = fetch, deliver
+        self._advance, self._forget = advance, forget
+        self.chunk, self.group_size = max(1, chunk), max(1, group_size)
+        self.retry_s = retry_s
+        self.clock, self.history = clock, history
+        self.failures = 0
+        self.waits = 0  # ranges asked again because the source had not indexed them
+        self.delivered_logs = 0
+
+    def groups(self) -> list[tuple[int, list[str]]]:
+        """The wallets still owed, by first block, at most ``group_size`` a group."""
+        by_first: dict[int, list[str]] = {}
+        for wallet, first in self.owed.items():
+            by_first.setdefault(first, []).append(wallet)
+        out: list[tuple[int, list[str]]] = []
+        for first, wallets in sorted(by_first.items()):
+            ws = sorted(wallets)
+            out.extend((first, ws[i:i + self.group_size])
+                       for i in range(0, len(ws), self.group_size))
+        return out
+
+    async def run(self) -> None:
+        if not self.owed:
+            return
+        log.info("%d wallet(s) no longer watched: the trades the run before owed them are "
+                 "read up to block %d, then they are forgotten", len(self.owed), self.top)
+        self.history.record("owed_drain", wallets=len(self.owed), top=self.top)
+        for first, wallets in self.groups():
+            await self._drain(first, wallets)
+        self.history.record("owed_drained", logs=self.delivered_logs, failures=self.failures)
+        log.info("the trades owed to wallets no longer watched are delivered (%d log(s) read)",
+                 self.delivered_logs)
+
+    async def _drain(self, first: int, wallets: list[str]) -> None:
+        for a, b in backfill_ranges(first - 1, self.top, self.chunk):
+            while True:
+                try:
+                    logs = await self._fetch(wallets, a, b)
+                    break
+                except NotIndexedYet as exc:
+                    self.waits += 1
+                    log.info("owed trades of blocks %d..%d: %s; asked again in %.1fs",
+                             a, b, exc.message, self.retry_s)
+                except MonitorError as exc:
+                    self.failures += 1
+                    log.warning("reading the trades owed to %d wallet(s) no longer watched, "
+                                "blocks %d..%d, failed (%s); again in %.1fs", len(wallets), a,
+                                b, redact(exc.message)[:200], self.retry_s)
+                    self.history.record("owed_drain_failed", first=a, last=b,
+                                        reason=redact(exc.message)[:200])
+                await asyncio.sleep(self.retry_s)
+            self.delivered_logs += len(logs)
+            await self._deliver(logs, frozenset(wallets))
+            self._advance(wallets, b)
+            for w in wallets:
+                self.owed[w] = b + 1
+        self._forget(wallets)
+        for w in wallets:
+            self.owed.pop(w, None)
