@@ -37,8 +37,9 @@ What it does:
   ``heartbeat_timeout`` (the library's keepalive is off so ``speed`` applies);
 * watchdog on new heads. **Choice:** the manager watches the heads itself: every
   notification of a subscription whose first param is ``"newHeads"`` and whose result
-  looks like a header (an object with ``number``, ``hash``, ``parentHash`` strings) counts
-  as a head; any other (null, a number, a list) is bad input (``bad_head``), never a head.
+  looks like a header (an object with ``number``, ``hash``, ``parentHash`` strings; its
+  ``number`` may be a JSON integer, which the owner reads as well) counts as a head; any
+  other (null, a number, a list) is bad input (``bad_head``), never a head.
   The watchdog is armed while such a subscription exists (or once :meth:`note_head` has
   been called by an owner that learns of heads another way). No head for
   ``staleness_blocks * block_interval`` while CONNECTED -> reconnect with cause
@@ -469,9 +470,6 @@ class _Link:
     held: tuple[_Sub, Any, FrameStamps | None] | None = None
 
 
-_HEADER_FIELDS = ("number", "hash", "parentHash")
-
-
 def _buffered(ws: Any) -> bool:
     """Frames the connection parsed already wait for ``recv()`` (False where that
     cannot be told)."""
@@ -484,10 +482,17 @@ def _buffered(ws: Any) -> bool:
 
 def _looks_like_header(result: Any) -> bool:
     """A ``newHeads`` notification's result that may be a header: an object whose
-    ``number``, ``hash`` and ``parentHash`` are strings (cheap: the owner checks the
-    values). Only these feed the staleness watchdog."""
-    return isinstance(result, dict) and all(isinstance(result.get(k), str)
-                                            for k in _HEADER_FIELDS)
+    ``number``, ``hash`` and ``parentHash`` are strings, or whose ``number`` is a JSON
+    integer (cheap: the owner checks the values, and reads such a number as a head, as
+    :func:`monitor.bounds.quantity` does: refused here, a feed delivering every head was
+    called stale and re-made each watchdog limit). Only these feed the staleness
+    watchdog."""
+    if not isinstance(result, dict):
+        return False
+    number = result.get("number")
+    return ((isinstance(number, str) or (type(number) is int and number >= 0))
+            and isinstance(result.get("hash"), str)
+            and isinstance(result.get("parentHash"), str))
 
 
 async def _call(cb: Callable[..., Any], *args: Any) -> None:
