@@ -87,6 +87,7 @@ class OwedDrain:
         self.failures = 0
         self.waits = 0  # ranges asked again because the source had not indexed them
         self.delivered_logs = 0
+        self.refused = 0  # logs of an answer that were no owed fill of the range asked
 
     def groups(self) -> list[tuple[int, list[str]]]:
         """The wallets still owed, by first block, at most ``group_size`` a group."""
@@ -98,6 +99,28 @@ class OwedDrain:
             ws = sorted(wallets)
             out.extend((first, ws[i:i + self.group_size])
                        for i in range(0, len(ws), self.group_size))
+        return out
+
+    def _owed_logs(self, logs: list[dict[str, Any]], a: int, b: int) -> list[dict[str, Any]]:
+        """The logs of ``logs`` that are owed: a fill of an owed wallet (its maker) in a
+        block of ``a..b`` at or above the wallet's own first block, never one marked
+        ``removed`` (eth_getLogs never sends one; taken as a retraction, it withdrew a
+        trade the bot acted on). A node that ignores the range or the filter sent trades
+        mined after this start (a wallet not followed then) or below the cursor (read by
+        the run before): those are dropped, counted, and logged."""
+        owed = {w.lower(): first for w, first in self.owed.items()}
+        out: list[dict[str, Any]] = []
+        for lg in logs:
+            first = owed.get(_maker(lg) or "")
+            n = _block_of(lg)
+            if first is not None and n is not None and max(a, first) <= n <= b \
+                    and lg.get("removed") is not True:
+                out.append(lg)
+        if len(out) < len(logs):
+            self.refused += len(logs) - len(out)
+            log.warning("%d log(s) of the answer for blocks %d..%d are no owed fill of those "
+                        "blocks (another wallet's, another block's, or removed): dropped",
+                        len(logs) - len(out), a, b)
         return out
 
     async def run(self) -> None:
@@ -130,6 +153,7 @@ class OwedDrain:
                     self.history.record("owed_drain_failed", first=a, last=b,
                                         reason=redact(exc.message)[:200])
                 await asyncio.sleep(self.retry_s)
+            logs = self._owed_logs(logs, a, b)
             self.delivered_logs += len(logs)
             await self._deliver(logs, frozenset(wallets))
             self._advance(wallets, b)
@@ -138,3 +162,23 @@ class OwedDrain:
         self._forget(wallets)
         for w in wallets:
             self.owed.pop(w, None)
+
+
+def _maker(entry: Any) -> str | None:
+    """The maker of a fill log (its third topic) as a lowercase address, or None."""
+    topics = entry.get("topics") if isinstance(entry, dict) else None
+    if not isinstance(topics, list) or len(topics) < 3 or not isinstance(topics[2], str) \
+            or len(topics[2]) != 66:
+        return None
+    return "0x" + topics[2][-40:].lower()
+
+
+def _block_of(entry: Any) -> int | None:
+    """A log's block number, or None if it has none that parses (a hex quantity)."""
+    n = entry.get("blockNumber") if isinstance(entry, dict) else None
+    if not isinstance(n, str) or not n.startswith("0x") or not 2 < len(n) <= 18:
+        return None
+    try:
+        return int(n, 16)
+    except ValueError:
+        return None
