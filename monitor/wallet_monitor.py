@@ -2801,7 +2801,7 @@ class WalletMonitor:
         # before anything is delivered (the outbox included) or READY said: a process
         # killed before its first head must leave where it started on disk
         await self.record_launch()
-        owed = self._owed_wallets()  # (before any source moves a cursor)
+        owed = await self._owed_wallets()  # (before any source moves a cursor)
         # before any source or the outbox loop runs: what a crashed process left goes out
         # first, less the trades of blocks the chain replaced meanwhile: the node's view,
         # or without a node (polling only) the explorer's (sent unchecked, such a trade
@@ -2929,16 +2929,46 @@ class WalletMonitor:
                  cursor + 1, source)
         return started
 
-    def _owed_wallets(self) -> dict[str, int]:
+    async def _owed_wallets(self) -> dict[str, int]:
         """Wallets no longer on the list that have a stored cursor, each with the first
         block of the trades the run before may still have owed them
-        (:func:`monitor.departed.owed_from`)."""
+        (:func:`monitor.departed.owed_from`).
+
+        Their top, the head at this start (``_head_at_start``), is read here if
+        :meth:`record_launch` did not (every watched wallet has a cursor, or
+        ``start_block`` is set), waited for as long. Read later, by the drain, it was the
+        head of whenever the node came back (down at start: minutes, hours), and the
+        removed wallets' trades mined after this start - when they were not on the list -
+        went to the bot. A source that does not say its head in time: the highest block
+        the store says the run before reached (its cursors, its tracked hashes), never
+        past this start (a warning says trades above it, if any, are not read)."""
         assert self.store is not None
         s, store = self.s, self.store
         watched = {w.lower() for w in s.wallets}
-        gone = {w: c.block for w, c in store.cursors().items() if w.lower() not in watched}
+        cursors = store.cursors()
+        gone = {w: c.block for w, c in cursors.items() if w.lower() not in watched}
         if not gone:
             return {}
+        if self._head_at_start is None and (self.rpc is not None or self.explorer is not None):
+            wait = max(s.scaled(RESTART_CHECK_WAIT_S), 1.0)
+            source = "node" if self.rpc is not None else "explorer"
+            head: int | None = None
+            try:
+                if self.rpc is not None:
+                    head = await asyncio.wait_for(node_block_number(self.rpc), wait)
+                elif self.explorer is not None:
+                    head = await asyncio.wait_for(self.explorer.block_number(), wait)
+            except (MonitorError, TimeoutError) as exc:
+                log.warning("the %s did not say its head within %.1fs (%s)", source, wait,
+                            redact(str(exc)) or type(exc).__name__)
+            if head is None or head <= 0:
+                head = max([*(c.block for c in cursors.values()), *store.blocks()],
+                           default=0)
+                log.warning("%d wallet(s) no longer watched: the trades the run before owed "
+                            "them are read up to block %d, the highest the run before "
+                            "reached; any above it (up to the head at this start, unknown) "
+                            "are not", len(gone), head)
+            self._head_at_start = head
         zero = s.reconcile_interval == 0
         floors = store.sweep_floors() if zero else {}
         launches = store.launches()
