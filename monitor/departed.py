@@ -30,9 +30,13 @@ from monitor.errors import MonitorError
 from monitor.history import History
 from monitor.redact import redact
 
-__all__ = ["NotIndexedYet", "OwedDrain", "owed_from"]
+__all__ = ["SPREAD_CHUNKS", "NotIndexedYet", "OwedDrain", "owed_from"]
 
 log = logging.getLogger("monitor.departed")
+
+#: wallets whose first blocks owed lie within this many chunks share a group (one call
+#: reads them all; each wallet's logs below its own first block are dropped)
+SPREAD_CHUNKS = 16
 
 #: fetch(wallets, first, last): every log of ``wallets`` in blocks ``first..last``
 Fetch = Callable[[Sequence[str], int, int], Awaitable[list[dict[str, Any]]]]
@@ -90,37 +94,47 @@ class OwedDrain:
         self.refused = 0  # logs of an answer that were no owed fill of the range asked
 
     def groups(self) -> list[tuple[int, list[str]]]:
-        """The wallets still owed, by first block, at most ``group_size`` a group."""
-        by_first: dict[int, list[str]] = {}
-        for wallet, first in self.owed.items():
-            by_first.setdefault(first, []).append(wallet)
+        """The wallets still owed, at most ``group_size`` a group, each group with the
+        lowest first block of its wallets. Wallets in order of their first block share a
+        group while theirs is at most ``SPREAD_CHUNKS`` chunks above the group's: one
+        call reads them all (the logs of a wallet below its own first block are dropped).
+        One group per distinct first block made a call per wallet and chunk when each
+        has its own cursor (polled wallets: 100,000 of them, 100,000 calls a chunk)."""
+        spread = self.chunk * SPREAD_CHUNKS
         out: list[tuple[int, list[str]]] = []
-        for first, wallets in sorted(by_first.items()):
-            ws = sorted(wallets)
-            out.extend((first, ws[i:i + self.group_size])
-                       for i in range(0, len(ws), self.group_size))
+        for wallet, first in sorted(self.owed.items(), key=lambda kv: (kv[1], kv[0])):
+            if out and len(out[-1][1]) < self.group_size and first - out[-1][0] <= spread:
+                out[-1][1].append(wallet)
+            else:
+                out.append((first, [wallet]))
         return out
 
-    def _owed_logs(self, logs: list[dict[str, Any]], a: int, b: int) -> list[dict[str, Any]]:
-        """The logs of ``logs`` that are owed: a fill of an owed wallet (its maker) in a
+    def _owed_logs(self, logs: list[dict[str, Any]], a: int, b: int,
+                   wallets: Sequence[str]) -> list[dict[str, Any]]:
+        """The logs of ``logs`` that are owed: a fill of one of ``wallets`` (its maker) in a
         block of ``a..b`` at or above the wallet's own first block, never one marked
         ``removed`` (eth_getLogs never sends one; taken as a retraction, it withdrew a
         trade the bot acted on). A node that ignores the range or the filter sent trades
-        mined after this start (a wallet not followed then) or below the cursor (read by
-        the run before): those are dropped, counted, and logged."""
-        owed = {w.lower(): first for w, first in self.owed.items()}
+        mined after this start (a wallet not followed then) or below the range (read by
+        the run before): those are dropped, counted, and logged. A wallet's logs below
+        its own first block in the range (its group reads from a lower one) are dropped
+        too: the run before read them."""
+        owed = {w.lower(): self.owed[w] for w in wallets}
         out: list[dict[str, Any]] = []
+        bad = 0
         for lg in logs:
             first = owed.get(_maker(lg) or "")
             n = _block_of(lg)
-            if first is not None and n is not None and max(a, first) <= n <= b \
-                    and lg.get("removed") is not True:
+            if first is None or n is None or not a <= n <= b \
+                    or lg.get("removed") is True:
+                bad += 1
+            elif n >= first:
                 out.append(lg)
-        if len(out) < len(logs):
-            self.refused += len(logs) - len(out)
+        if bad:
+            self.refused += bad
             log.warning("%d log(s) of the answer for blocks %d..%d are no owed fill of those "
                         "blocks (another wallet's, another block's, or removed): dropped",
-                        len(logs) - len(out), a, b)
+                        bad, a, b)
         return out
 
     async def run(self) -> None:
@@ -153,11 +167,14 @@ class OwedDrain:
                     self.history.record("owed_drain_failed", first=a, last=b,
                                         reason=redact(exc.message)[:200])
                 await asyncio.sleep(self.retry_s)
-            logs = self._owed_logs(logs, a, b)
+            logs = self._owed_logs(logs, a, b, wallets)
             self.delivered_logs += len(logs)
             await self._deliver(logs, frozenset(wallets))
-            self._advance(wallets, b)
-            for w in wallets:
+            # (a wallet whose first block is above b: not read yet, nothing moves)
+            read = [w for w in wallets if self.owed[w] <= b]
+            if read:
+                self._advance(read, b)
+            for w in read:
                 self.owed[w] = b + 1
         self._forget(wallets)
         for w in wallets:
