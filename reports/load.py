@@ -45,6 +45,8 @@ __all__ = [
     "HISTORY_LAST",
     "HISTORY_ROWS",
     "NOT_MEASURED_VIRTUAL",
+    "OUTCOMES_KEPT",
+    "OUTCOME_CATEGORIES",
     "VIRTUAL",
     "Run",
     "RunStoreError",
@@ -277,54 +279,149 @@ def _read_history(path: Path, problems: list[str], every_event: bool = False
     return digest.frame()
 
 
-#: the columns of ``outcomes.parquet`` that hold numbers (or nothing)
+#: the columns of ``outcomes.parquet`` that hold numbers (or nothing): each is checked as
+#: it is read (texts, numbers that are not finite)
 _NUMERIC_OUTCOMES = ("block_number", "visible_t_ns", "delivered_t_ns", "latency_s",
                      "deliveries")
 
 
 #: the columns of ``outcomes.parquet`` read (``seed``: a pool's)
 _OUTCOME_READ = frozenset({*OUTCOME_COLUMNS, "seed"})
+#: the columns of ``outcomes.parquet`` kept (what the report, the checks of the summary and
+#: the notebook read): ``delivered_t_ns`` and ``deliveries`` are checked and let go
+OUTCOMES_KEPT = ("seed", "trade_id", "wallet", "block_number", "visible_t_ns", "latency_s",
+                 "outcome", "source", "in_fault", "fault")
+#: few-valued texts (a wallet of at most 10,000, an outcome, a source, a fault kind) kept as
+#: categories: one code a row, not one string a row. The nanosecond times stay Int64 (exact:
+#: a float64 rounds them above 2**53), as the table gives them.
+OUTCOME_CATEGORIES = ("wallet", "outcome", "source", "fault")
+#: rows of ``outcomes.parquet`` converted at a time (of a row group; a simulated week's
+#: table is ~330,000 rows: held whole as pandas objects, then reduced, it was the largest
+#: part of the peak of ``reports build``)
+OUTCOME_BATCH_ROWS = 65_536
+
+
+class _OutcomeChecks:
+    """What is wrong with the numbers of ``outcomes.parquet``, gathered batch by batch
+    (the same answer as of the whole table: each check is an 'any' over its rows)."""
+
+    def __init__(self) -> None:
+        self.texts: set[str] = set()
+        self.endless: set[str] = set()
+        self.negative = 0
+
+    def add(self, df: pd.DataFrame) -> None:
+        for c in _NUMERIC_OUTCOMES:
+            if c not in df.columns:
+                continue
+            col = df[c]
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                if col.notna().any():
+                    self.texts.add(c)
+                continue
+            if not np.isfinite(col.dropna().astype("float64")).all():
+                self.endless.add(c)
+        if "latency_s" in df.columns and pd.api.types.is_numeric_dtype(df["latency_s"]) \
+                and not pd.api.types.is_bool_dtype(df["latency_s"]):
+            self.negative += int((df["latency_s"].dropna().astype("float64") < 0).sum())
+
+    def problems(self, name: str) -> tuple[list[str], bool]:
+        """The problems, and whether the table can be used at all."""
+        # texts where numbers belong were a traceback from the figures and the trades
+        # tables (sorting by latency, seconds from the visible times)
+        texts = [c for c in _NUMERIC_OUTCOMES if c in self.texts]
+        if texts:
+            return [f"{name} holds other values than numbers in {', '.join(texts)}"], False
+        endless = [c for c in _NUMERIC_OUTCOMES if c in self.endless]
+        if endless:  # int(inf): an OverflowError traceback
+            return [f"{name} holds numbers that are not finite in {', '.join(endless)}"], False
+        if self.negative:  # the checker writes none: a delivery before its block is 0 s
+            return [f"{name} holds {self.negative:,} negative latencies"], True
+        return [], True
+
+
+def _reduced(df: pd.DataFrame) -> pd.DataFrame:
+    """A batch of outcomes as kept: :data:`OUTCOMES_KEPT`, few-valued texts as
+    categories."""
+    out = df[[c for c in OUTCOMES_KEPT if c in df.columns]]
+    # texts only (pandas' string dtype): a column of other objects (all None, say) stays
+    # as it is, so that all_outcomes gives back what was read
+    return out.astype({c: "category" for c in OUTCOME_CATEGORIES
+                       if c in out.columns and isinstance(out[c].dtype, pd.StringDtype)})
+
+
+def _joined(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The reduced batches as one frame, each category column's categories the union of
+    its batches' (sorted: the same whatever the batches)."""
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    if len(parts) == 1:
+        return _sorted_categories(parts[0])
+    cats = {c: pd.api.types.union_categoricals([p[c] for p in parts], sort_categories=True)
+            for c in OUTCOME_CATEGORIES if c in parts[0].columns
+            and isinstance(parts[0][c].dtype, pd.CategoricalDtype)}
+    rest = [c for c in parts[0].columns if c not in cats]
+    df = pd.concat([p[rest] for p in parts], ignore_index=True)
+    for c, values in cats.items():
+        df[c] = pd.Categorical(values)
+    return df[list(parts[0].columns)]
+
+
+def _sorted_categories(df: pd.DataFrame) -> pd.DataFrame:
+    for c in OUTCOME_CATEGORIES:
+        if c in df.columns and isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].cat.reorder_categories(sorted(df[c].cat.categories))
+    return df
 
 
 def _read_outcomes(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    """The scenario's ``outcomes.parquet``: the columns read (:data:`_OUTCOME_READ`), a
+    batch of rows at a time, each batch checked and reduced to :data:`OUTCOMES_KEPT`
+    (:data:`OUTCOME_CATEGORIES` as categories); None, with the problem said, when it
+    cannot be read or used."""
     if not path.exists():
         problems.append(f"{path.name} is missing")
         return None
     if is_special(path):
         problems.append(f"{path.name} is not a regular file")
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq  # after require_parquet() said it is there
 
+    checks = _OutcomeChecks()
+    parts: list[pd.DataFrame] = []
     try:
+        table = pq.ParquetFile(path)
         # the columns the report reads only: a table's other columns (a provider's raw
         # answer kept per trade) were read whole too, however large
-        names = pq.read_schema(path).names
-        df = pd.read_parquet(path, columns=[c for c in names if c in _OUTCOME_READ])
+        names = table.schema_arrow.names
+        missing = [c for c in OUTCOME_COLUMNS if c not in names]
+        if missing:
+            problems.append(f"{path.name} lacks columns {', '.join(missing)}")
+            return None
+        read = [c for c in names if c in _OUTCOME_READ]
+        # one thread: the decoders of a thread pool each kept their own heap of the arrow
+        # memory pool (tens of MB more of the peak, for no time that counts here)
+        for batch in table.iter_batches(batch_size=OUTCOME_BATCH_ROWS, columns=read,
+                                        use_threads=False):
+            # a batch converted as pd.read_parquet converts the table (its pandas dtypes)
+            df = pa.Table.from_batches([batch]).to_pandas()
+            checks.add(df)
+            if not checks.texts:
+                parts.append(_reduced(df))
+            del df
     except Exception as exc:  # pyarrow raises many types for a damaged file
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None
-    missing = [c for c in OUTCOME_COLUMNS if c not in df.columns]
-    if missing:
-        problems.append(f"{path.name} lacks columns {', '.join(missing)}")
+    finally:
+        pa.default_memory_pool().release_unused()  # the batches' buffers, back to the system
+    said, usable = checks.problems(path.name)
+    problems.extend(said)
+    if not usable:
         return None
-    # texts where numbers belong were a traceback from the figures and the trades tables
-    # (sorting by latency, seconds from the visible times)
-    texts = [c for c in _NUMERIC_OUTCOMES if df[c].notna().any() and (
-        not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))]
-    if texts:
-        problems.append(f"{path.name} holds other values than numbers in "
-                        f"{', '.join(texts)}")
-        return None
-    endless = [c for c in _NUMERIC_OUTCOMES
-               if not np.isfinite(df[c].dropna().astype("float64")).all()]
-    if endless:  # int(inf): an OverflowError traceback
-        problems.append(f"{path.name} holds numbers that are not finite in "
-                        f"{', '.join(endless)}")
-        return None
-    negative = int((df["latency_s"].dropna().astype("float64") < 0).sum())
-    if negative:  # the checker writes none: a delivery before its block is counted as 0 s
-        problems.append(f"{path.name} holds {negative:,} negative latencies")
-    return df
+    if not parts:  # no rows: the columns with their types all the same
+        parts.append(_reduced(table.schema_arrow.empty_table().select(read).to_pandas()))
+    return _joined(parts, [c for c in OUTCOMES_KEPT if c in read])
 
 
 def _mode_from_toml(path: Path) -> str | None:
@@ -981,15 +1078,21 @@ def outcome_seconds(sc: ScenarioData, df: pd.DataFrame | None = None) -> pd.Seri
     return sim_seconds(visible, t0, sc.speed)
 
 
-def all_outcomes(run: Run) -> pd.DataFrame:
+def all_outcomes(run: Run, *, categories: bool = False) -> pd.DataFrame:
     """Every scenario's outcomes in one frame, with ``scenario``, ``mode`` and ``t_s``
     (simulated seconds since the first block of the trade's run: of its seed's, when the
-    scenario pools seeds) added for slicing."""
+    scenario pools seeds) added for slicing. The columns a scenario holds as categories
+    (:data:`OUTCOME_CATEGORIES`) are given back as the texts they were read as, unless
+    ``categories``."""
     frames = []
     for sc in run.scenarios:
         if sc.outcomes is None:
             continue
         df = sc.outcomes.copy()
+        if not categories:
+            for c in OUTCOME_CATEGORIES:
+                if c in df.columns and isinstance(df[c].dtype, pd.CategoricalDtype):
+                    df[c] = df[c].astype(df[c].cat.categories.dtype)
         df.insert(0, "scenario", sc.name)
         df.insert(1, "mode", sc.mode)
         df["t_s"] = outcome_seconds(sc, sc.outcomes)  # 0: every virtual-time run

@@ -172,7 +172,7 @@ def _worst_trades(run: Run, limit: int = 15) -> dict[str, Any]:
     the scenarios whose outcomes could not be read: "No trade was missed" stood for a run
     whose broken scenarios had no outcomes to look in, and 15 rows for 300 misses."""
     unread = [sc.name for sc in run.scenarios if sc.outcomes is None]
-    df = all_outcomes(run)
+    df = all_outcomes(run, categories=True)
     if df.empty:
         return {"missed": [], "latest": [], "wrong": [], "n_missed": 0, "n_wrong": 0,
                 "unread": unread}
