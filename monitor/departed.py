@@ -30,13 +30,20 @@ from monitor.errors import MonitorError
 from monitor.history import History
 from monitor.redact import redact
 
-__all__ = ["SPREAD_CHUNKS", "NotIndexedYet", "OwedDrain", "owed_from"]
+__all__ = ["RETRY_MAX_FACTOR", "SPREAD_CHUNKS", "NotIndexedYet", "OwedDrain", "owed_from"]
 
 log = logging.getLogger("monitor.departed")
 
 #: wallets whose first blocks owed lie within this many chunks share a group (one call
 #: reads them all; each wallet's logs below its own first block are dropped)
 SPREAD_CHUNKS = 16
+#: the longest wait between two asks of a failing range, in ``retry_s``, unless given
+RETRY_MAX_FACTOR = 64
+
+
+def _said(n: int) -> bool:
+    """The 1st, 2nd, 4th, 8th ... of a kind: logged and recorded (a bounded number)."""
+    return n & (n - 1) == 0
 
 #: fetch(wallets, first, last): every log of ``wallets`` in blocks ``first..last``
 Fetch = Callable[[Sequence[str], int, int], Awaitable[list[dict[str, Any]]]]
@@ -71,22 +78,29 @@ class OwedDrain:
     ``fetch`` reads a range of a group of wallets (at most ``group_size`` a call, the
     ranges ``chunk`` blocks long); ``deliver`` hands the logs to the pipeline;
     ``advance(wallets, block)`` stores their cursor once a range is delivered, and
-    ``forget(wallets)`` drops them when they are done. A failed fetch is logged, counted
-    and retried after ``retry_s`` (real) seconds; a range the source has not indexed yet
-    (:class:`NotIndexedYet`) is waited for the same way. Runs under the monitor's
-    supervisor: an error it does not expect crashes it, and the restart resumes from the
-    stored cursors."""
+    ``forget(wallets)`` drops them when they are done. A failed fetch is counted and
+    retried after ``retry_s`` (real) seconds, doubled at each failure of the same range
+    up to ``retry_max_s`` (a node that pruned the history of a cursor months behind fails
+    at every call, a spent quota for days: asked every ``retry_s`` for ever, with a
+    warning and a history row each time); the 1st, 2nd, 4th, 8th ... failure of a range
+    is logged and recorded. A range the source has not indexed yet
+    (:class:`NotIndexedYet`) is asked again every ``retry_s`` (said as sparingly). Runs
+    under the monitor's supervisor: an error it does not expect crashes it, and the
+    restart resumes from the stored cursors."""
 
     def __init__(self, owed: Mapping[str, int], top: int, *, fetch: Fetch, deliver: Deliver,
                  advance: Callable[[list[str], int], None],
                  forget: Callable[[list[str]], None], chunk: int, group_size: int,
-                 retry_s: float, clock: Clock, history: History) -> None:
+                 retry_s: float, clock: Clock, history: History,
+                 retry_max_s: float | None = None) -> None:
         self.owed = dict(owed)
         self.top = top
         self._fetch, self._deliver = fetch, deliver
         self._advance, self._forget = advance, forget
         self.chunk, self.group_size = max(1, chunk), max(1, group_size)
         self.retry_s = retry_s
+        self.retry_max_s = max(retry_s, retry_max_s if retry_max_s is not None
+                               else RETRY_MAX_FACTOR * retry_s)
         self.clock, self.history = clock, history
         self.failures = 0
         self.waits = 0  # ranges asked again because the source had not indexed them
@@ -151,22 +165,31 @@ class OwedDrain:
 
     async def _drain(self, first: int, wallets: list[str]) -> None:
         for a, b in backfill_ranges(first - 1, self.top, self.chunk):
+            failed = waited = 0
+            delay = self.retry_s
             while True:
                 try:
                     logs = await self._fetch(wallets, a, b)
                     break
                 except NotIndexedYet as exc:
                     self.waits += 1
-                    log.info("owed trades of blocks %d..%d: %s; asked again in %.1fs",
-                             a, b, exc.message, self.retry_s)
+                    waited += 1
+                    wait = self.retry_s
+                    if _said(waited):
+                        log.info("owed trades of blocks %d..%d: %s; asked again in %.1fs "
+                                 "(%d time(s))", a, b, exc.message, wait, waited)
                 except MonitorError as exc:
                     self.failures += 1
-                    log.warning("reading the trades owed to %d wallet(s) no longer watched, "
-                                "blocks %d..%d, failed (%s); again in %.1fs", len(wallets), a,
-                                b, redact(exc.message)[:200], self.retry_s)
-                    self.history.record("owed_drain_failed", first=a, last=b,
-                                        reason=redact(exc.message)[:200])
-                await asyncio.sleep(self.retry_s)
+                    failed += 1
+                    wait, delay = delay, min(delay * 2, self.retry_max_s)
+                    if _said(failed):
+                        reason = redact(exc.message)[:200]
+                        log.warning("reading the trades owed to %d wallet(s) no longer "
+                                    "watched, blocks %d..%d, failed (%s; %d time(s)); again "
+                                    "in %.1fs", len(wallets), a, b, reason, failed, wait)
+                        self.history.record("owed_drain_failed", first=a, last=b,
+                                            reason=reason, failures=failed)
+                await asyncio.sleep(wait)
             logs = self._owed_logs(logs, a, b, wallets)
             self.delivered_logs += len(logs)
             await self._deliver(logs, frozenset(wallets))

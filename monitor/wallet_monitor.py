@@ -3004,7 +3004,7 @@ class WalletMonitor:
                 chunk=self.shards[0].chunk_blocks if self.shards else s.backfill_chunk_blocks,
                 group_size=s.max_wallets_per_filter if self.shards else 1,
                 retry_s=max(s.scaled(s.polling_interval), 0.05), clock=self.clock,
-                history=self.history)
+                history=self.history, retry_max_s=s.scaled(s.backoff_max))
         await self.owed.run()
 
     async def _owed_node_logs(self, wallets: Sequence[str], a: int, b: int
