@@ -156,3 +156,19 @@ def test_the_frames_for_the_notebook() -> None:
     restarts = restarts_frame(watch)
     assert restarts.loc[0, ["added", "removed", "launch_block"]].tolist() == [1, 1, 150]
     assert parse_watch({"restarts": []}) is None
+
+
+def test_a_pooled_scenario_shows_each_seeds_list(tmp_path: Path) -> None:
+    """Each seed of a pool draws its own changes: its own run.json, said by seed."""
+    run = build_run(tmp_path, overrides={SCENARIO: {"seeds": [1, 2]}})
+    for seed, removed_at in ((1, 200.0), (2, 400.0)):
+        folder = run / SCENARIO / "seeds" / str(seed)
+        folder.mkdir(parents=True)
+        watch = [_interval(_w(1)), _interval(_w(3), to_s=removed_at, until=105)]
+        (folder / "run.json").write_text(json.dumps(_run_json(watch)), encoding="utf-8")
+    page = render_report(build_report(load_run(run), load_criteria(),
+                                      bench_dir=tmp_path / "nobench"))
+    text = _text(page)
+    assert "From seeds/1/run.json (seed 1: each seed draws its own changes)" in text
+    assert "From seeds/2/run.json (seed 2" in text
+    assert "1.33 on average" in text and "1.67 on average" in text
