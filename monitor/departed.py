@@ -106,6 +106,9 @@ class OwedDrain:
         self.waits = 0  # ranges asked again because the source had not indexed them
         self.delivered_logs = 0
         self.refused = 0  # logs of an answer that were no owed fill of the range asked
+        #: the highest block the source said it has indexed (its ``fetch`` keeps it: a
+        #: range at or below it is not asked about again)
+        self.indexed: int | None = None
 
     def groups(self) -> list[tuple[int, list[str]]]:
         """The wallets still owed, at most ``group_size`` a group, each group with the
