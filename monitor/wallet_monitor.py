@@ -2936,7 +2936,8 @@ class WalletMonitor:
 
         Their top, the head at this start (``_head_at_start``), is read here if
         :meth:`record_launch` did not (every watched wallet has a cursor, or
-        ``start_block`` is set), waited for as long. Read later, by the drain, it was the
+        ``start_block`` is set), waited for as long, and from a node taken only once it
+        has that block (asked again up to 3 times). Read later, by the drain, it was the
         head of whenever the node came back (down at start: minutes, hours), and the
         removed wallets' trades mined after this start - when they were not on the list -
         went to the bot. A source that does not say its head in time: the highest block
@@ -2949,19 +2950,44 @@ class WalletMonitor:
         gone = {w: c.block for w, c in cursors.items() if w.lower() not in watched}
         if not gone:
             return {}
-        if self._head_at_start is None and (self.rpc is not None or self.explorer is not None):
+        rpc, explorer = self.rpc, self.explorer
+        if rpc is not None or (self._head_at_start is None and explorer is not None):
             wait = max(s.scaled(RESTART_CHECK_WAIT_S), 1.0)
-            source = "node" if self.rpc is not None else "explorer"
+            source = "node" if rpc is not None else "explorer"
+
+            async def read_head() -> int | None:
+                # the node's head is taken once it has that block: a head it has not (a
+                # backend of a load balancer gone wrong: 10**15) was the drain's top, and
+                # it walked eth_getLogs and cursor writes toward it for ever. Asked again
+                # (up to 3 times) while the head said is not one
+                got = self._head_at_start
+                for _ in range(3):
+                    if got is None:
+                        got = (await node_block_number(rpc) if rpc is not None
+                               else await explorer.block_number() if explorer is not None
+                               else None)
+                    if got is None or got <= 0:
+                        return None
+                    if rpc is None:
+                        return got
+                    try:
+                        block = await rpc.call("eth_getBlockByNumber", [hex(got), False])
+                    except MonitorError:
+                        return got  # not shown bogus: a node failing now (it said it)
+                    with contextlib.suppress(BadResponse):
+                        if _block_hash(block, got) is not None:
+                            return got
+                    log.warning("the node said head %d at start but has no such block",
+                                got)
+                    got = None
+                return None
             head: int | None = None
             try:
-                if self.rpc is not None:
-                    head = await asyncio.wait_for(node_block_number(self.rpc), wait)
-                elif self.explorer is not None:
-                    head = await asyncio.wait_for(self.explorer.block_number(), wait)
+                head = await asyncio.wait_for(read_head(), wait)
             except (MonitorError, TimeoutError) as exc:
                 log.warning("the %s did not say its head within %.1fs (%s)", source, wait,
                             redact(str(exc)) or type(exc).__name__)
-            if head is None or head <= 0:
+            if head is None:
                 head = max([*(c.block for c in cursors.values()), *store.blocks()],
                            default=0)
                 log.warning("%d wallet(s) no longer watched: the trades the run before owed "
