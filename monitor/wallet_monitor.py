@@ -3006,22 +3006,17 @@ class WalletMonitor:
     async def _drain_owed(self, owed: dict[str, int]) -> None:
         """The ``owed`` task: deliver what the run before owed the wallets removed from the
         list (:class:`monitor.departed.OwedDrain`), read from the HTTP node (or without one
-        from the explorer, once its index has the blocks) up to the head this start read
-        (read now if it read none). Then they are forgotten, and the reorg re-checks of
+        from the explorer, once its index has the blocks) up to the head at this start
+        (:meth:`_owed_wallets`). Then they are forgotten, and the reorg re-checks of
         departed wallets (:meth:`_departed_wallets`) take their new deliveries."""
         s, store = self.s, self.store
         assert store is not None
         if self.owed is None:
-            top = self._head_at_start
+            top = self._head_at_start  # (read at start whenever a source is configured)
             if top is None:
-                if self.rpc is not None:
-                    top = await node_block_number(self.rpc)
-                elif self.explorer is not None:
-                    top = await self.explorer.block_number()
-                else:
-                    log.warning("%d wallet(s) no longer watched may be owed trades, but "
-                                "no source is configured to read them", len(owed))
-                    return
+                log.warning("%d wallet(s) no longer watched may be owed trades, but no "
+                            "source is configured to read them", len(owed))
+                return
             fetch = (self._owed_node_logs if self.shards else self._owed_explorer_logs)
             self.owed = OwedDrain(
                 owed, top, fetch=fetch, deliver=self._deliver_owed,
