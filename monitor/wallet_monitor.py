@@ -167,6 +167,14 @@ def _above(entry: Any, block: int) -> bool:
         return False
 
 
+def _above_not(entry: Any, block: int) -> bool:
+    """A log whose block number reads as below ``block`` (one that does not read: kept)."""
+    try:
+        return quantity(entry["blockNumber"]) < block
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 log = logging.getLogger("monitor.wallets")
 
 #: the bytes of live logs waiting for delivery, as :func:`live_log_bytes` counts them
@@ -2328,7 +2336,7 @@ class WsShard:
             result = await self.rpc.call("eth_getLogs", [self._logs_filter(a, b, base)])
         except (RpcError, Timeout, BadResponse) as exc:
             return await self._logs_failed(exc, a, b, base)
-        return self._logs_of(result)
+        return self._logs_of(result, a, b)
 
     async def _logs_failed(self, exc: RpcError | Timeout | BadResponse, a: int, b: int,
                            base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -2362,20 +2370,30 @@ class WsShard:
             if b < got.end:  # the node's head was below the range: ask for what it has
                 return await self._get_logs(got.start, b)
             return await self._logs_failed(got.answer, got.start, b)
-        logs = self._logs_of(got.answer)
+        logs = self._logs_of(got.answer, got.start, got.end)
         if b < got.end:
             logs = [lg for lg in logs if not _above(lg, b)]
         return logs
 
-    def _logs_of(self, result: Any) -> list[dict[str, Any]]:
-        """An eth_getLogs result's log objects (:class:`BadResponse` if it is no list)."""
+    def _logs_of(self, result: Any, a: int, b: int) -> list[dict[str, Any]]:
+        """The log objects of an eth_getLogs result for blocks ``a..b``
+        (:class:`BadResponse` if it is no list). A log of a block outside ``a..b`` or one
+        with ``removed: true`` (eth_getLogs never sends one: a provider's bug, a cache or
+        load balancer in front of the node) is refused as bad input: taken, the first
+        sent the bot a trade of a range read long ago (its dedup id pruned) or of a block
+        not mined yet, the second retracted a trade that stands, with no reorg anywhere."""
         if not isinstance(result, list):
             raise BadResponse("eth_getLogs result is not a list", kind="bad_shape")
         good = [x for x in result if isinstance(x, dict)]
         if len(good) < len(result):
             self._bad_input("bad_log", f"{len(result) - len(good)} eth_getLogs entries are "
                                        f"not log objects")
-        return good
+        kept = [x for x in good if x.get("removed") is not True
+                and not _above(x, b) and not _above_not(x, a)]
+        if len(kept) < len(good):
+            self._bad_input("bad_log", f"{len(good) - len(kept)} eth_getLogs entries of "
+                                       f"blocks {a}..{b} are removed or of another block")
+        return kept
 
     async def _canonical_hash(self, n: int) -> str | None:
         block = await self.rpc.call("eth_getBlockByNumber", [hex(n), False])

@@ -1,10 +1,8 @@
 """eth_getLogs answers a provider's bug can make (a cache or load balancer in front of the
 node): a log with ``removed: true`` (eth_getLogs never sends one: only the subscription
-and filter changes do) and logs of blocks outside the range asked. Both are OPEN
-findings of the provider review (H32): the fix belongs where the answer is read
-(monitor/wallet_monitor.py ``_logs_of``: refuse ``removed`` logs and logs outside
-``a..b`` as bad input, as the explorer client already does for its rows), a file another
-change owned at the time. xfail(strict): they pass once fixed, and the marker must go."""
+and filter changes do) and logs of blocks outside the range asked. Both were
+delivered (findings of the provider review, H32); ``WsShard._logs_of`` refuses them as
+bad input now, as the explorer client does for its rows."""
 
 from __future__ import annotations
 
@@ -21,7 +19,6 @@ from monitor.sinks import MemorySink
 from monitor.wallet_monitor import WalletMonitor
 
 
-@pytest.mark.xfail(strict=True, reason="open: wallet_monitor takes removed logs over HTTP")
 def test_a_removed_log_in_an_eth_get_logs_answer_retracts_nothing(tmp_path: Path) -> None:
     """Block 105's trade is delivered by a sync; a later eth_getLogs answer (blocks
     110..119) carries the same log with ``removed: true``: the trade was retracted (the
@@ -51,7 +48,6 @@ def test_a_removed_log_in_an_eth_get_logs_answer_retracts_nothing(tmp_path: Path
     assert kinds == ["trade"] and retracted == 0, (kinds, retracted)
 
 
-@pytest.mark.xfail(strict=True, reason="open: wallet_monitor takes logs outside the range")
 @pytest.mark.parametrize("block", [97, 200])
 def test_a_log_outside_the_range_asked_is_not_delivered(block: int, tmp_path: Path) -> None:
     """The sync of blocks 100..109 is answered with a log of block 97 (a range synced
