@@ -60,6 +60,7 @@ from monitor.connection import ConnState
 from monitor.errors import MonitorError, StoreError
 from monitor.history import History
 from monitor.jsonrpc_client import JsonRpcHttpClient
+from monitor.node_sync import node_sync_gap
 from monitor.ops_server import OpsServer
 from monitor.private_files import PRIVATE_MODE, FileInUse, hold_lock, open_private
 from monitor.redact import redact, redact_obj
@@ -190,31 +191,6 @@ async def chain_block_interval(client: JsonRpcHttpClient, *,
         raise ValueError(f"{interval:.3f} s between blocks {head - blocks} and {head} is "
                          "no chain's interval")
     return round(interval, 2)
-
-
-#: blocks a node may be behind the chain by its own ``eth_syncing`` when the pilot takes
-#: its head for the start block (a node catching up after a restart is a few behind)
-SYNC_SLACK_BLOCKS = 64
-
-
-async def node_sync_gap(client: JsonRpcHttpClient) -> tuple[int, int] | None:
-    """``(current, highest)`` block when the node's ``eth_syncing`` says it is more than
-    :data:`SYNC_SLACK_BLOCKS` behind the chain (a self-hosted bor, geth or erigon still
-    syncing answers ``eth_blockNumber`` with a block of the chain's past); None when it is
-    synced (``false``) or cannot say (an error, a provider without the method, garbage)."""
-    try:
-        state = await client.call("eth_syncing", [])
-    except MonitorError as exc:
-        log.debug("eth_syncing: %s", exc.message)
-        return None
-    if not isinstance(state, dict):
-        return None
-    try:
-        current = quantity(state.get("currentBlock"), "currentBlock")
-        highest = quantity(state.get("highestBlock"), "highestBlock")
-    except (TypeError, ValueError):
-        return None
-    return (current, highest) if highest - current > SYNC_SLACK_BLOCKS else None
 
 
 def _check_tables(db: sqlite3.Connection, *, all_there: bool = True) -> None:

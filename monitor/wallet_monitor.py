@@ -119,6 +119,7 @@ from monitor.explorer_client import ExplorerClient
 from monitor.history import History, NullHistory, record_bad_input
 from monitor.jsonrpc_client import JsonRpcHttpClient, retry_delays
 from monitor.metrics import peak_rss_bytes
+from monitor.node_sync import node_sync_gap
 from monitor.ops_server import LatencyHistogram, ObservedSink, OpsServer
 from monitor.pipeline import Pipeline
 from monitor.polling import PollingMonitor, RefusalEpisodes, explorer_block_hashes
@@ -2935,6 +2936,8 @@ class WalletMonitor:
                 log.warning("the %s said head %d at start: the launch point is not stored; "
                             "the wallets start at the first head seen", source, block)
                 return set()
+            if self.rpc is not None:
+                await self._refuse_syncing_node(wait)
             # the head at start was mined before the launch: watched from the next block,
             # as from the first head a feed sends (geth sends none on subscribing). From
             # the head itself, its trades - made before the launch - went to the bot: 189
@@ -2946,6 +2949,24 @@ class WalletMonitor:
         log.info("launch point: %d wallet(s) start at block %d (%s)", len(started),
                  cursor + 1, source)
         return started
+
+    async def _refuse_syncing_node(self, wait: float) -> None:
+        """Raise :class:`MonitorError` when the HTTP node says (``eth_syncing``) it is more
+        than ``SYNC_SLACK_BLOCKS`` behind the chain: a self-hosted bor, geth or erigon
+        catching up answers ``eth_blockNumber`` with a block of the chain's past, and the
+        launch point is stored for good - every trade since would go to the bot as new.
+        A node that cannot say in ``wait`` seconds (or at all) is taken as synced."""
+        assert self.rpc is not None
+        try:
+            gap = await asyncio.wait_for(node_sync_gap(self.rpc), wait)
+        except TimeoutError:
+            return
+        if gap is not None:
+            raise MonitorError(
+                f"the node at rpc_url is syncing (at block {gap[0]} of {gap[1]}): its head "
+                "is a block of the chain's past, and the wallets' launch point would be "
+                "stored there for good; start the monitor once the node has synced, or set "
+                "start_block")
 
     async def _owed_wallets(self) -> dict[str, int]:
         """Wallets no longer on the list that have a stored cursor, each with the first

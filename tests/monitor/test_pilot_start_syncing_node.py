@@ -12,7 +12,8 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.errors import MonitorError
-from monitor.pilot import SYNC_SLACK_BLOCKS, Pilot, PilotStore
+from monitor.node_sync import SYNC_SLACK_BLOCKS
+from monitor.pilot import Pilot, PilotStore
 from tests.monitor.hostile_node import HostileNode, RpcErr
 
 W = "0x" + "11" * 20
