@@ -30,7 +30,8 @@ from monitor.errors import MonitorError
 from monitor.history import History
 from monitor.redact import redact
 
-__all__ = ["RETRY_MAX_FACTOR", "SPREAD_CHUNKS", "NotIndexedYet", "OwedDrain", "owed_from"]
+__all__ = ["OWED_GROUP", "RETRY_MAX_FACTOR", "SPREAD_CHUNKS", "NotIndexedYet", "OwedDrain",
+           "owed_from", "owed_group", "owed_top"]
 
 log = logging.getLogger("monitor.departed")
 
@@ -39,6 +40,25 @@ log = logging.getLogger("monitor.departed")
 SPREAD_CHUNKS = 16
 #: the longest wait between two asks of a failing range, in ``retry_s``, unless given
 RETRY_MAX_FACTOR = 64
+
+
+#: the cursor group of a wallet whose owed trades are being drained, with the drain's
+#: top: ``owed:<top>`` (the top kept on disk: a drain that does not finish in one run is
+#: resumed up to it, never up to a later start's head)
+OWED_GROUP = "owed:"
+
+
+def owed_group(top: int) -> str:
+    """The cursor group that marks a wallet drained up to ``top``."""
+    return f"{OWED_GROUP}{top}"
+
+
+def owed_top(group: str) -> int | None:
+    """The drain's top a cursor group says (:func:`owed_group`), or None."""
+    if not group.startswith(OWED_GROUP):
+        return None
+    digits = group[len(OWED_GROUP):]
+    return int(digits) if digits.isdigit() and len(digits) <= 19 else None
 
 
 def _said(n: int) -> bool:
@@ -92,9 +112,11 @@ class OwedDrain:
                  advance: Callable[[list[str], int], None],
                  forget: Callable[[list[str]], None], chunk: int, group_size: int,
                  retry_s: float, clock: Clock, history: History,
-                 retry_max_s: float | None = None) -> None:
+                 retry_max_s: float | None = None,
+                 tops: Mapping[str, int] | None = None) -> None:
         self.owed = dict(owed)
         self.top = top
+        self.tops = dict(tops or {})  # wallet -> its own top (a drain resumed), if not top
         self._fetch, self._deliver = fetch, deliver
         self._advance, self._forget = advance, forget
         self.chunk, self.group_size = max(1, chunk), max(1, group_size)
@@ -117,14 +139,25 @@ class OwedDrain:
         call reads them all (the logs of a wallet below its own first block are dropped).
         One group per distinct first block made a call per wallet and chunk when each
         has its own cursor (polled wallets: 100,000 of them, 100,000 calls a chunk)."""
+        return [(first, wallets) for first, _top, wallets in self._groups()]
+
+    def _groups(self) -> list[tuple[int, int, list[str]]]:
+        """:meth:`groups` with each group's top (its wallets share one)."""
         spread = self.chunk * SPREAD_CHUNKS
-        out: list[tuple[int, list[str]]] = []
-        for wallet, first in sorted(self.owed.items(), key=lambda kv: (kv[1], kv[0])):
-            if out and len(out[-1][1]) < self.group_size and first - out[-1][0] <= spread:
-                out[-1][1].append(wallet)
+        out: list[tuple[int, int, list[str]]] = []
+        for wallet, first in sorted(self.owed.items(),
+                                    key=lambda kv: (self.top_of(kv[0]), kv[1], kv[0])):
+            top = self.top_of(wallet)
+            if out and out[-1][1] == top and len(out[-1][2]) < self.group_size \
+                    and first - out[-1][0] <= spread:
+                out[-1][2].append(wallet)
             else:
-                out.append((first, [wallet]))
+                out.append((first, top, [wallet]))
         return out
+
+    def top_of(self, wallet: str) -> int:
+        """The last block owed to ``wallet``."""
+        return self.tops.get(wallet, self.top)
 
     def _owed_logs(self, logs: list[dict[str, Any]], a: int, b: int,
                    wallets: Sequence[str]) -> list[dict[str, Any]]:
@@ -160,14 +193,14 @@ class OwedDrain:
         log.info("%d wallet(s) no longer watched: the trades the run before owed them are "
                  "read up to block %d, then they are forgotten", len(self.owed), self.top)
         self.history.record("owed_drain", wallets=len(self.owed), top=self.top)
-        for first, wallets in self.groups():
-            await self._drain(first, wallets)
+        for first, top, wallets in self._groups():
+            await self._drain(first, wallets, top)
         self.history.record("owed_drained", logs=self.delivered_logs, failures=self.failures)
         log.info("the trades owed to wallets no longer watched are delivered (%d log(s) read)",
                  self.delivered_logs)
 
-    async def _drain(self, first: int, wallets: list[str]) -> None:
-        for a, b in backfill_ranges(first - 1, self.top, self.chunk):
+    async def _drain(self, first: int, wallets: list[str], top: int) -> None:
+        for a, b in backfill_ranges(first - 1, top, self.chunk):
             failed = waited = 0
             delay = self.retry_s
             while True:

@@ -106,7 +106,7 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
-from monitor.departed import NotIndexedYet, OwedDrain, owed_from
+from monitor.departed import NotIndexedYet, OwedDrain, owed_from, owed_group, owed_top
 from monitor.errors import (
     BadResponse,
     ConfigError,
@@ -2968,10 +2968,18 @@ class WalletMonitor:
                 "stored there for good; start the monitor once the node has synced, or set "
                 "start_block")
 
-    async def _owed_wallets(self) -> dict[str, int]:
+    async def _owed_wallets(self) -> dict[str, tuple[int, int]]:
         """Wallets no longer on the list that have a stored cursor, each with the first
         block of the trades the run before may still have owed them
-        (:func:`monitor.departed.owed_from`).
+        (:func:`monitor.departed.owed_from`) and the last (the top).
+
+        The top is kept on disk before anything is read (the wallets' cursor group:
+        :func:`monitor.departed.owed_group`): a drain that does not finish (a kill, a node
+        failing its ranges) is resumed by the next start up to it, not up to that start's
+        head - the wallet's trades mined while it was off the list went to the bot. A
+        wallet added back to the list whose drain did not finish gets what it was owed up
+        to that top, and starts at this start's launch point: its cursor, left where the
+        drain stopped, had its shard send the trades of its whole time off the list.
 
         Their top, the head at this start (``_head_at_start``), is read here if
         :meth:`record_launch` did not (every watched wallet has a cursor, or
@@ -2987,7 +2995,9 @@ class WalletMonitor:
         watched = {w.lower() for w in s.wallets}
         cursors = store.cursors()
         gone = {w: c.block for w, c in cursors.items() if w.lower() not in watched}
-        if not gone:
+        marked = {w: t for w, c in cursors.items() if (t := owed_top(c.group)) is not None}
+        back = {w: cursors[w].block for w in marked if w.lower() in watched}
+        if not gone and not back:
             return {}
         rpc, explorer = self.rpc, self.explorer
         if rpc is not None or (self._head_at_start is None and explorer is not None):
@@ -3034,15 +3044,32 @@ class WalletMonitor:
                             "reached; any above it (up to the head at this start, unknown) "
                             "are not", len(gone), head)
             self._head_at_start = head
+        top = self._head_at_start
         zero = s.reconcile_interval == 0
         floors = store.sweep_floors() if zero else {}
         launches = store.launches()
-        return {w: owed_from(block, zero_mode_window=RESTART_SWEEP_BLOCKS if zero else 0,
+        owed = {w: owed_from(block, zero_mode_window=RESTART_SWEEP_BLOCKS if zero else 0,
                              floor=floors.get(w), retention=s.dedup_retention_blocks,
                              launch=launches.get(w))
-                for w, block in gone.items()}
+                for w, block in (gone | back).items()}
+        if top is None:  # no source to read them: nothing marked, nothing owed read
+            return {w: (first, marked.get(w, 0)) for w, first in owed.items()}
+        # the top on disk first (one transaction per stored cursor: the block is kept)
+        unmarked: dict[tuple[int, str | None], list[str]] = {}
+        for w in gone:
+            if w not in marked:
+                unmarked.setdefault((cursors[w].block, cursors[w].hash), []).append(w)
+        for (block, block_hash), ws in unmarked.items():
+            store.set_cursors(ws, block, block_hash, owed_group(top), forward_only=False)
+        if back:  # added back mid-drain: watched from this start's launch point
+            log.info("%d wallet(s) back on the list were still owed trades of the run "
+                     "before theirs: delivered up to the drain's top, and watched from "
+                     "block %d", len(back), top + 1)
+            store.forget_wallets(list(back))
+            store.start_cursors(list(back), top)
+        return {w: (first, min(marked.get(w, top), top)) for w, first in owed.items()}
 
-    async def _drain_owed(self, owed: dict[str, int]) -> None:
+    async def _drain_owed(self, owed: dict[str, tuple[int, int]]) -> None:
         """The ``owed`` task: deliver what the run before owed the wallets removed from the
         list (:class:`monitor.departed.OwedDrain`), read from the HTTP node (or without one
         from the explorer, once its index has the blocks) up to the head at this start
@@ -3057,9 +3084,17 @@ class WalletMonitor:
                             "source is configured to read them", len(owed))
                 return
             fetch = (self._owed_node_logs if self.shards else self._owed_explorer_logs)
+            tops = {w: t for w, (_f, t) in owed.items()}
+            watched = {w.lower() for w in s.wallets}
+
+            def advance(ws: list[str], b: int) -> None:
+                # (a wallet back on the list: its cursor is its shard's now)
+                ws = [w for w in ws if w.lower() not in watched]
+                if ws:  # the group of its top: still on disk for a resume
+                    store.set_cursors(ws, b, None, owed_group(tops.get(ws[0], top)))
             self.owed = OwedDrain(
-                owed, top, fetch=fetch, deliver=self._deliver_owed,
-                advance=lambda ws, b: store.set_cursors(ws, b, None, "owed"),
+                {w: f for w, (f, _t) in owed.items()}, top, tops=tops, fetch=fetch,
+                deliver=self._deliver_owed, advance=advance,
                 forget=self._forget_owed,
                 chunk=self.shards[0].chunk_blocks if self.shards else s.backfill_chunk_blocks,
                 group_size=s.max_wallets_per_filter if self.shards else 1,
@@ -3118,7 +3153,8 @@ class WalletMonitor:
         """``wallets`` got what they were owed: forgotten by the store, and their new
         deliveries re-checked after a reorg as any departed wallet's."""
         assert self.store is not None
-        self.store.forget_wallets(wallets)
+        watched = {w.lower() for w in self.s.wallets}  # (one back on the list: its shard's)
+        self.store.forget_wallets([w for w in wallets if w.lower() not in watched])
         departed = self._departed_wallets()
         if departed is not None and self.shards:
             self.shards[0].departed = departed

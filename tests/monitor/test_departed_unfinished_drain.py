@@ -1,14 +1,11 @@
-"""Open findings (xfail strict): an owed drain that does not finish in one run (the
-node failing its ranges, a kill mid-way) has its top - the head at that start - nowhere
-on disk. The next start reads the removed wallet from the cursor the drain reached up to
-ITS OWN head, or, the wallet back on the list, resumes it at that cursor: the wallet's
-trades mined while it was off the list (after the first restart's start) go to the bot.
-
-The fix needs the store (not owned by this change): the drain's top kept per wallet
-(e.g. a table ``owed(wallet, top)`` written with the first drain's start, the lowest kept),
-each next start draining a removed wallet only up to it, and a wallet added back with one
-drained up to it as a removed one, then started at that start's launch point (its cursor
-forgotten first, so its shard does not resume at the old one)."""
+"""An owed drain that does not finish in one run (the node failing its ranges, a kill
+mid-way): its top - the head at that start - is kept on disk (the wallets' cursor group,
+monitor.departed.owed_group). Before, it was nowhere: the next start read the removed
+wallet from the cursor the drain reached up to ITS OWN head, or, the wallet back on the
+list, resumed it at that cursor, and the wallet's trades mined while it was off the list
+(after the first restart's start) went to the bot. Now the next start drains it up to the
+first drain's top; a wallet added back gets what it was owed up to it and is watched from
+that start's launch point."""
 
 from __future__ import annotations
 
@@ -16,7 +13,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hostile_node import HostileNode, RpcErr
 from monitor_helpers import WALLET, order_filled
 from test_departed_hostile import GONE, _asks_for_gone, _first_run, _tid
@@ -62,8 +58,6 @@ def _third_node() -> HostileNode:
     return node
 
 
-@pytest.mark.xfail(strict=True, reason="open: the drain's top is not stored; a wallet "
-                   "added back resumes at the cursor an unfinished drain reached")
 def test_a_wallet_added_back_after_an_unfinished_drain_gets_no_trade_of_its_time_off(
         tmp_path: Path) -> None:
     got: list[str] = []
@@ -79,16 +73,16 @@ def test_a_wallet_added_back_after_an_unfinished_drain_gets_no_trade_of_its_time
                     node.head = n
                     await node.new_head(n)
                 await until(lambda: _tid(6) in trade_ids(sink), "the re-added wallet's trade")
+                await until(lambda: mon.owed is not None and not mon.owed.owed, "drained")
                 got.extend(trade_ids(sink))
             await run_monitor(node, tmp_path, third, wallets=[WALLET, GONE],
                               reconcile_interval=30.0, start_block=None,
                               backfill_chunk_blocks=5)
     asyncio.run(go())
+    assert _tid(3) in got  # owed by run 1 (block 107, below the first drain's top)
     assert _tid(4) not in got  # before: delivered (block 112, GONE off the list then)
 
 
-@pytest.mark.xfail(strict=True, reason="open: the drain's top is not stored; the next "
-                   "start drains a removed wallet up to its own head")
 def test_a_drain_resumed_by_the_next_start_stops_at_the_first_drain_s_top(
         tmp_path: Path) -> None:
     got: list[str] = []
