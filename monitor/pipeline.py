@@ -102,6 +102,8 @@ class Pipeline:
         self.sink = sink
         self.history = history or NullHistory()
         self.wallets = {w.lower() for w in wallets}
+        #: wallets off the list whose trades :meth:`on_logs` takes too, while it decides
+        self._owed: frozenset[str] = frozenset()
         self.exchanges = tuple(e.lower() for e in exchanges)
         self.dedup = Deduplicator(capacity=dedup_capacity, lookup=self._stored_entry)
         self.counters: Counter[str] = Counter()
@@ -294,9 +296,7 @@ class Pipeline:
         (a live feed's caller has its block fetched again: the node's copy may be whole).
         ``owed``: wallets off the list whose trades are taken too (the trades a run
         before owed wallets since removed: :class:`monitor.departed.OwedDrain`)."""
-        watched = self.wallets
-        if owed:  # (only until the commit below: no await before it)
-            self.wallets = watched | owed
+        self._owed = owed  # (only until the commit below: no await before it)
         try:
             pending: list[tuple[Decision, str, str, Trade | None]] = []
             staged: dict[str, DedupEntry] = {}
@@ -325,7 +325,7 @@ class Pipeline:
                     continue
                 decoded.append((trade, entry, frame, 0 if frame is None else now_ns()))
             self._prefetch(t.id for t, _e, _f, _d in decoded
-                           if t is not None and t.wallet in self.wallets)
+                           if t is not None and (t.wallet in self.wallets or t.wallet in owed))
             try:
                 for got, entry, frame, decode_ns in decoded:
                     if got is None:
@@ -341,7 +341,7 @@ class Pipeline:
                 self._absent.clear()
             items = self._commit(pending, staged)
         finally:
-            self.wallets = watched
+            self._owed = frozenset()
         stages = None
         if marks:
             persist_ns = now_ns()
@@ -429,7 +429,7 @@ class Pipeline:
     def _offer(self, trade: Trade, source: str,
                pending: list[tuple[Decision, str, str, Trade | None]],
                staged: dict[str, DedupEntry]) -> None:
-        if trade.wallet not in self.wallets:
+        if trade.wallet not in self.wallets and trade.wallet not in self._owed:
             self.counters["other_wallet"] += 1
             return
         first = self.dedup.offer_unknown(trade.id, trade.block_hash, trade.wallet, staged)

@@ -196,6 +196,12 @@ RESTART_CHECK_WAIT_S = 5.0
 #: blocks below the highest delivered one whose trades of a wallet no longer on the list
 #: are still re-checked after a reorg (the depth the re-checks look back: BlockTracker's)
 DEPARTED_DEPTH = 128
+#: simulated seconds past the highest block the run before had read (its cursors, its
+#: tracked hashes) up to which a removed wallet's trades count as owed to it: a run stuck
+#: in a fault for up to this long before it stopped still owed the trades of that time.
+#: Later ones were mined while no monitor ran (a monitor down for a weekend, a state DB
+#: of an old run given a new list): not the bot's, the wallet was off the list by then
+OWED_SLACK_S = 3600.0
 #: after a sweep found trades a silent logs subscription should have sent, every head
 #: syncs (eth_getLogs a block, not a sweep every ``reconcile_interval``) for this many
 #: blocks (~5 minutes), or until a logs notification comes: a re-made subscription may be
@@ -2747,6 +2753,7 @@ class WalletMonitor:
         self.ops: OpsServer | None = None  # /metrics, /healthz, /readyz (metrics_port)
         self._cpu_at_start = 0.0  # the process's CPU seconds when start() began
         self._head_at_start: int | None = None  # the head record_launch read, if it did
+        self._started_now: set[str] = set()  # the wallets record_launch started
         self.owed: OwedDrain | None = None  # the trades owed to departed wallets
 
     async def __aenter__(self) -> WalletMonitor:
@@ -2819,7 +2826,7 @@ class WalletMonitor:
                 page_size=s.explorer_page_size, history=self.history, clock=self.clock)
         # before anything is delivered (the outbox included) or READY said: a process
         # killed before its first head must leave where it started on disk
-        await self.record_launch()
+        self._started_now = await self.record_launch()
         owed = await self._owed_wallets()  # (before any source moves a cursor)
         # before any source or the outbox loop runs: what a crashed process left goes out
         # first, less the trades of blocks the chain replaced meanwhile: the node's view,
@@ -3044,7 +3051,22 @@ class WalletMonitor:
                             "reached; any above it (up to the head at this start, unknown) "
                             "are not", len(gone), head)
             self._head_at_start = head
-        top = self._head_at_start
+        top = new_top = self._head_at_start
+        if top is not None and any(w not in marked for w in gone):
+            # owed: what was mined while the run before ran, which its furthest read and an
+            # hour's slack bound (a stuck run); not what was mined while none ran
+            reached = max([*(c.block for w, c in cursors.items()
+                             if w not in self._started_now), *store.blocks()], default=None)
+            slack = math.ceil(OWED_SLACK_S / max(s.block_interval, 0.1))
+            if reached is not None and reached + slack < top:
+                log.warning("%d wallet(s) no longer watched: the trades the run before owed "
+                            "them are read up to block %d (%.0f s past block %d, the "
+                            "highest it had read); those of blocks %d..%d were mined while "
+                            "no monitor ran, when they were off the list", len(gone),
+                            reached + slack, OWED_SLACK_S, reached, reached + slack + 1, top)
+                self.history.record("owed_capped", reached=reached, top=reached + slack,
+                                    head=top)
+                new_top = reached + slack
         zero = s.reconcile_interval == 0
         floors = store.sweep_floors() if zero else {}
         launches = store.launches()
@@ -3052,7 +3074,7 @@ class WalletMonitor:
                              floor=floors.get(w), retention=s.dedup_retention_blocks,
                              launch=launches.get(w))
                 for w, block in (gone | back).items()}
-        if top is None:  # no source to read them: nothing marked, nothing owed read
+        if top is None or new_top is None:  # no source to read them: nothing marked
             return {w: (first, marked.get(w, 0)) for w, first in owed.items()}
         # the top on disk first (one transaction per stored cursor: the block is kept)
         unmarked: dict[tuple[int, str | None], list[str]] = {}
@@ -3060,14 +3082,14 @@ class WalletMonitor:
             if w not in marked:
                 unmarked.setdefault((cursors[w].block, cursors[w].hash), []).append(w)
         for (block, block_hash), ws in unmarked.items():
-            store.set_cursors(ws, block, block_hash, owed_group(top), forward_only=False)
+            store.set_cursors(ws, block, block_hash, owed_group(new_top), forward_only=False)
         if back:  # added back mid-drain: watched from this start's launch point
             log.info("%d wallet(s) back on the list were still owed trades of the run "
                      "before theirs: delivered up to the drain's top, and watched from "
                      "block %d", len(back), top + 1)
             store.forget_wallets(list(back))
             store.start_cursors(list(back), top)
-        return {w: (first, min(marked.get(w, top), top)) for w, first in owed.items()}
+        return {w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()}
 
     async def _drain_owed(self, owed: dict[str, tuple[int, int]]) -> None:
         """The ``owed`` task: deliver what the run before owed the wallets removed from the
