@@ -54,11 +54,14 @@ def owed_group(top: int) -> str:
 
 
 def owed_top(group: str) -> int | None:
-    """The drain's top a cursor group says (:func:`owed_group`), or None."""
+    """The drain's top a cursor group says (:func:`owed_group`), or None (not a mark, or
+    one whose top is no block number: ASCII digits only - ``"²".isdigit()`` is True and
+    ``int("²")`` a ValueError that crashed the start)."""
     if not group.startswith(OWED_GROUP):
         return None
     digits = group[len(OWED_GROUP):]
-    return int(digits) if digits.isdigit() and len(digits) <= 19 else None
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 19 \
+        else None
 
 
 def _said(n: int) -> bool:

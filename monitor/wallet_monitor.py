@@ -106,13 +106,14 @@ from monitor.cores import (
     backfill_ranges,
     plausible_head,
 )
-from monitor.departed import NotIndexedYet, OwedDrain, owed_from, owed_group, owed_top
+from monitor.departed import OWED_GROUP, NotIndexedYet, OwedDrain, owed_from, owed_group, owed_top
 from monitor.errors import (
     BadResponse,
     ConfigError,
     MonitorError,
     QuotaExhausted,
     RpcError,
+    StoreError,
     Timeout,
 )
 from monitor.explorer_client import ExplorerClient
@@ -3003,6 +3004,12 @@ class WalletMonitor:
         cursors = store.cursors()
         gone = {w: c.block for w, c in cursors.items() if w.lower() not in watched}
         marked = {w: t for w, c in cursors.items() if (t := owed_top(c.group)) is not None}
+        for w, c in cursors.items():  # a mark whose top is unreadable: nothing guessed
+            if w not in marked and c.group.startswith(OWED_GROUP):
+                raise StoreError(
+                    f"state_db {s.state_db} is damaged (wallet {w[:42]}: cursor group "
+                    f"{c.group[:40]!r}, not {OWED_GROUP}<block>): fix the row with sqlite3, "
+                    "or use another state_db")
         back = {w: cursors[w].block for w in marked if w.lower() in watched}
         if not gone and not back:
             return {}
