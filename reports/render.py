@@ -306,13 +306,17 @@ def _watch_details(sc: Any) -> dict[str, Any] | None:
     watches, more_seeds = scenario_watches(sc)
     if not watches:
         return None
-    lists = []
+    lists: list[dict[str, Any]] = []
     for w in watches:
+        if not w.readable:  # a seed's run.json gone or damaged: the line that says so
+            lists.append({"seed": w.seed, "file": shown_path(w), "problems": list(w.problems),
+                          "readable": False})
+            continue
         changed = w.changed
         note, agrees = _per_wallet_note(sc.summary, w)
         lists.append({
             "seed": w.seed, "file": shown_path(w), "problems": list(w.problems),
-            "entries": w.entries, "read": len(w.wallets), "at_start": w.at_start,
+            "readable": True, "entries": w.entries, "read": len(w.wallets), "at_start": w.at_start,
             "at_end": w.at_end, "mean": w.mean, "window_s": w.window_s,
             "restarts": list(w.restarts[:TABLE_ROWS]),
             "more_restarts": max(0, len(w.restarts) - TABLE_ROWS),

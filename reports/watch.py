@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -103,6 +104,9 @@ class Watch:
     problems: tuple[str, ...]
     mean: float | None
     seed: int | None = None
+    #: False: the ``run.json`` could not be read (``problems`` says why): nothing of its
+    #: list is known, and the page shows only that line
+    readable: bool = True
 
     @property
     def at_start(self) -> int:
@@ -283,24 +287,60 @@ def _seeds(sc: ScenarioData) -> list[int]:
     return [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
 
 
+def _read_run(path: Path) -> tuple[dict[str, Any], str | None]:
+    """A ``run.json`` object and None, or ``{}`` and why it could not be read (a clause:
+    "it is missing", "JSONDecodeError", ...)."""
+    unread: list[str] = []
+    run = _read_json(path, unread)
+    if not unread:
+        return run, None
+    why = unread[0].removeprefix(f"{path.name} ")
+    inner = why.removeprefix("could not be read (")
+    return {}, (inner[:-1] if inner != why and inner.endswith(")") else f"it {why}")
+
+
+def _unread(seed: int, why: str) -> Watch:
+    """The note of a seed whose ``run.json`` could not be read."""
+    line = (f"seeds/{seed}/run.json could not be read ({_text(why)}): whether seed "
+            f"{seed}'s wallets changed at its restarts is not known, and none of its list "
+            "is shown")
+    return Watch((), (), None, 0, (line,), None, seed, readable=False)
+
+
 def scenario_watches(sc: ScenarioData) -> tuple[list[Watch], int]:
     """The wallet lists of a scenario's ``run.json`` (of each seed's, up to
     :data:`MAX_SEEDS_SHOWN`, when it pools several: each draws its own), and how many
-    seeds more there are; ``([], 0)`` when its runs changed no wallet list."""
+    seeds more there are; ``([], 0)`` when its runs changed no wallet list.
+
+    A pooled seed whose ``run.json`` cannot be read (gone, cut, not JSON) is a
+    :class:`Watch` that is not ``readable``, its one problem saying which and why, when
+    the scenario's lists changed (another seed's ``run.json``, or the scenario's own copy
+    of the first seed's, has a ``watch``) or when none of them could be read (nothing
+    says whether they changed): it showed nothing, as if that seed's list had not
+    changed."""
     seeds = _seeds(sc)
     if len(seeds) <= 1:
-        unread: list[str] = []
-        run = _read_json(sc.path / "run.json", unread)
+        run, _ = _read_run(sc.path / "run.json")
         watch = parse_watch(run)
         return ([watch] if watch is not None else []), 0
-    out = []
+    out: list[Watch] = []
+    changed = read = False
     for seed in seeds[:MAX_SEEDS_SHOWN]:
-        unread = []
-        run = _read_json(sc.path / "seeds" / str(seed) / "run.json", unread)
+        run, why = _read_run(sc.path / "seeds" / str(seed) / "run.json")
+        if why is not None:
+            out.append(_unread(seed, why))
+            continue
+        read = True
         watch = parse_watch(run, seed)
         if watch is not None:
             out.append(watch)
-    return out, (max(0, len(seeds) - MAX_SEEDS_SHOWN) if out else 0)
+            changed = True
+    if not changed and any(not w.readable for w in out):
+        own, why = _read_run(sc.path / "run.json")
+        changed = "watch" in own or (why is not None and not read)
+    if not changed:
+        return [], 0
+    return out, max(0, len(seeds) - MAX_SEEDS_SHOWN)
 
 
 def watch_frame(watch: Watch) -> pd.DataFrame:
