@@ -549,6 +549,23 @@ class Store:
         if held is not None:  # committed: what the table holds now
             self._blocks_held = held
 
+    def set_cursors_each(self, parts: Iterable[tuple[Iterable[str], int, str | None]],
+                         group: str, *, forward_only: bool = True) -> None:
+        """:meth:`set_cursors` of each ``(wallets, block, hash)`` of ``parts`` (no wallet
+        in two of them), all in ONE transaction. The owed drain's mark of the wallets
+        removed from the list (each keeps its block): a call per distinct cursor was a
+        transaction each - 100,000 removed polled wallets, ~100 s of a start."""
+        moves: dict[str, int | None] = {}
+        exact: dict[int, tuple[str, ...]] = {}
+        with self._mirrored_tx():
+            # (the parts share no wallet: each part's outcome is as if alone, the sets
+            # it leaves and the moves it makes followed once it is all committed)
+            for wallets, block, block_hash in parts:
+                ws = list(dict.fromkeys(wallets))
+                if ws:
+                    self._write(ws, block, block_hash, group, forward_only, moves, exact)
+        self._moved(moves, exact)
+
     def _write(self, ws: list[str], block: int, block_hash: str | None, group: str,
                forward_only: bool, moves: dict[str, int | None],
                exact: dict[int, tuple[str, ...]]) -> None:
