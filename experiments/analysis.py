@@ -337,6 +337,9 @@ def analyze_scenario_dir(sdir: str | Path, *, second_process: bool = False,
             reliability = {"malformed": sim_rows.malformed(), **counts_of(),
                            "inputs": inputs}
             summary.update(measures)
+            if "watch" in run:  # what api_calls_per_hour_per_wallet divided by (null: by
+                # every wallet, the list not numbers); absent for a run without one
+                summary["wallets_watched_mean"] = params.watched_mean
             summary["latency_stages"] = _latency_stages(sim_rows, monitor_rows, det_rows,
                                                         run.get("resources"))
             summary["era"] = scenario.era  # from scenario.toml: older run.json files lack it

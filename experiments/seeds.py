@@ -125,6 +125,10 @@ def pool(scenario: Scenario, sdir: Path, seeds: list[int],
         frames.append(frame)
     outcomes = pd.concat(frames, ignore_index=True)
     out = dict(summaries[0])
+    # each seed draws its own wallet changes: their means are the seeds' own summaries'
+    # (the first seed's is no pool's), and no average of them is what the pooled
+    # api_calls_per_hour_per_wallet divides by
+    out.pop("wallets_watched_mean", None)
     out.update(outcome_counts(outcomes))
     durations = [(_num(x.get("sim_duration_s")) or 0.0) for x in summaries]
     total_s = sum(durations)

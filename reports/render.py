@@ -317,7 +317,8 @@ def _watch_details(sc: Any) -> dict[str, Any] | None:
         lists.append({
             "seed": w.seed, "file": shown_path(w), "problems": list(w.problems),
             "readable": True, "entries": w.entries, "read": len(w.wallets), "at_start": w.at_start,
-            "at_end": w.at_end, "mean": w.mean, "window_s": w.window_s,
+            "at_end": w.at_end, "mean": w.mean, "mean_recorded": w.mean_recorded,
+            "window_s": w.window_s,
             "restarts": list(w.restarts[:TABLE_ROWS]),
             "more_restarts": max(0, len(w.restarts) - TABLE_ROWS),
             "changed": [{"wallet": c.wallet, "from_s": c.from_s, "to_s": c.to_s,

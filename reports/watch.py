@@ -10,14 +10,17 @@ The report shows that account; a run without ``watch`` shows nothing of it.
 :func:`parse_watch` is the logic (a ``run.json`` object in, a :class:`Watch` out, no I/O):
 whatever is damaged in it (another type, a key missing, a list longer than any run
 writes) becomes a line of ``problems``, never an exception. :func:`scenario_watches`
-reads the ``run.json`` of a scenario (of each seed, when it pools several).
+reads the ``run.json`` of a scenario (of each seed, when it pools several); the mean
+shown is the one the scenario's (each seed's) ``summary.json`` records, what the calls
+per wallet-hour were divided by (:func:`with_recorded`), recomputed for a store from
+before the analysis recorded it. A pool has no mean of its own: each seed's is its own.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "MAX_SEEDS_SHOWN",
     "MAX_WATCH",
     "RANGES_SHOWN",
+    "RECORDED",
     "TABLE_ROWS",
     "Restart",
     "Watch",
@@ -39,6 +43,7 @@ __all__ = [
     "scenario_watches",
     "shown_path",
     "watch_frame",
+    "with_recorded",
 ]
 
 #: entries of ``watch`` read at most: a run watches 10,000 wallets at most
@@ -107,6 +112,9 @@ class Watch:
     #: False: the ``run.json`` could not be read (``problems`` says why): nothing of its
     #: list is known, and the page shows only that line
     readable: bool = True
+    #: True: ``mean`` is the one the scenario's (or the seed's) ``summary.json`` records
+    #: (:func:`with_recorded`); False: recomputed from the list (a store from before)
+    mean_recorded: bool = False
 
     @property
     def at_start(self) -> int:
@@ -287,6 +295,35 @@ def _seeds(sc: ScenarioData) -> list[int]:
     return [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
 
 
+#: the key of a scenario summary that records the wallets watched on average (written by
+#: the analysis when ``run.json`` has a ``watch``; absent in a store from before it)
+RECORDED = "wallets_watched_mean"
+
+
+def with_recorded(watch: Watch, summary: dict[str, Any], source: str) -> Watch:
+    """``watch`` with the mean its summary (``source``: which file) records, the figure
+    ``api_calls_per_hour_per_wallet`` was divided by, in place of the one recomputed from
+    the list; a mean recomputed that differs, or one recorded that is not a number, is a
+    line of ``problems``. A summary without it (written before the analysis recorded it)
+    or with null (the analysis found no mean) leaves the recomputed mean."""
+    if RECORDED not in summary or summary[RECORDED] is None:
+        return watch
+    value = summary[RECORDED]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(float(value)) or float(value) <= 0:
+        return replace(watch, problems=(*watch.problems, (
+            f"{source}: {RECORDED} {_text(value)!r} is not a number of wallets: the mean "
+            "shown is recomputed from run.json")))
+    recorded = float(value)
+    problems = watch.problems
+    if watch.mean is not None and not math.isclose(watch.mean, recorded, rel_tol=1e-6):
+        problems = (*problems, f"{source} records {recorded:.6g} wallets watched on "
+                               f"average, run.json's watch gives {watch.mean:.6g}: the "
+                               "recorded mean is shown (the one the calls per wallet-hour "
+                               "were divided by)")
+    return replace(watch, mean=recorded, problems=problems, mean_recorded=True)
+
+
 def _read_run(path: Path) -> tuple[dict[str, Any], str | None]:
     """A ``run.json`` object and None, or ``{}`` and why it could not be read (a clause:
     "it is missing", "JSONDecodeError", ...)."""
@@ -322,7 +359,9 @@ def scenario_watches(sc: ScenarioData) -> tuple[list[Watch], int]:
     if len(seeds) <= 1:
         run, _ = _read_run(sc.path / "run.json")
         watch = parse_watch(run)
-        return ([watch] if watch is not None else []), 0
+        if watch is None:
+            return [], 0
+        return [with_recorded(watch, sc.summary, "summary.json")], 0
     out: list[Watch] = []
     changed = read = False
     for seed in seeds[:MAX_SEEDS_SHOWN]:
@@ -333,7 +372,9 @@ def scenario_watches(sc: ScenarioData) -> tuple[list[Watch], int]:
         read = True
         watch = parse_watch(run, seed)
         if watch is not None:
-            out.append(watch)
+            unread: list[str] = []  # said by the seeds' problems (load.seed_problems)
+            own = _read_json(sc.path / "seeds" / str(seed) / "summary.json", unread)
+            out.append(with_recorded(watch, own, f"seeds/{seed}/summary.json"))
             changed = True
     if not changed and any(not w.readable for w in out):
         own, why = _read_run(sc.path / "run.json")
