@@ -2886,6 +2886,7 @@ class WalletMonitor:
                 head_jump_slack=s.head_jump_slack, history=self.history)
             self._poll_task = self.supervisor.spawn("polling", self.poller.run)
         if owed:
+            self._hold_owed_back(owed)
             self.supervisor.spawn("owed", lambda: self._drain_owed(owed))
         if s.metrics_port:
             self.ops = OpsServer([({}, self)], host=s.metrics_host, port=s.metrics_port)
@@ -3100,6 +3101,31 @@ class WalletMonitor:
             store.forget_wallets(list(back))
             store.start_cursors(list(back), top)
         return {w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()}
+
+    def _hold_owed_back(self, owed: dict[str, tuple[int, int]]) -> None:
+        """The pipeline's prune keeps the dedup rows of the blocks the drain is still to
+        read for wallets back on the list (``Pipeline.prune_hold``, with the zero mode's
+        own). Such a wallet's cursor is this start's head: its rows from where the run
+        before left it up were the prune's once the head was the retention past them, and
+        the drain, reading there after a prune (a slow or failing node), sent the trades
+        the run before's feed had delivered above that cursor to the bot again. A wallet
+        only removed keeps its cursor until it is drained: its rows stay without this."""
+        assert self.pipeline is not None
+        watched = {w.lower() for w in self.s.wallets}
+        back = [w for w in owed if w.lower() in watched]
+        if not back:
+            return
+        firsts = {w: owed[w][0] for w in back}
+        held = self.pipeline.prune_hold
+
+        def hold() -> int | None:
+            drain = self.owed
+            left = (firsts.values() if drain is None
+                    else [drain.owed[w] for w in back if w in drain.owed])
+            low = min(left, default=None)
+            other = held() if held is not None else None
+            return low if other is None else other if low is None else min(low, other)
+        self.pipeline.prune_hold = hold
 
     async def _drain_owed(self, owed: dict[str, tuple[int, int]]) -> None:
         """The ``owed`` task: deliver what the run before owed the wallets removed from the
