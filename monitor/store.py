@@ -725,7 +725,7 @@ class Store:
         self._moved(moves, exact)
         return fresh
 
-    def forget_wallets(self, wallets: Iterable[str]) -> None:
+    def forget_wallets(self, wallets: Iterable[str], *, start_at: int | None = None) -> None:
         """Drop what the store keeps of ``wallets`` as watched ones - their cursors (a row
         of their own, or their place in a set: a set left with no member goes), launch
         points and sweep floors - in ONE transaction. For wallets removed from the list
@@ -733,7 +733,13 @@ class Store:
         (:class:`monitor.departed.OwedDrain`): one added again later starts at that
         start's launch point. With its old cursor kept it resumed there, and the
         backfill of the whole time it was not watched sent the bot trades never its.
-        Their ``delivered`` rows stay (dedup ids; the departed re-checks read them)."""
+        Their ``delivered`` rows stay (dedup ids; the departed re-checks read them).
+
+        ``start_at``: each starts again at this block (a cursor of its own of group
+        :data:`LAUNCH_GROUP`, and its launch point) in the same transaction - a wallet
+        added back to the list while still owed: forgotten and started in two, a kill
+        between them left it with no cursor and no mark, and the next start took it for
+        a new wallet: the rest of what it was owed never read."""
         ws = list(dict.fromkeys(wallets))
         if not ws:
             return
@@ -743,6 +749,11 @@ class Store:
                 for table in ("cursors", "cursor_members", "launches", "sweep_floors"):
                     self._db.execute(f"DELETE FROM {table} WHERE wallet IN ({marks})", part)
             self._drop_emptied(moves)
+            if start_at is not None:
+                self._db.executemany(
+                    "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,NULL,?)",
+                    [(w, start_at, LAUNCH_GROUP) for w in ws])
+                self._launch([(w, start_at) for w in ws])
         for w in moves:
             was = self._set_of.pop(w)
             self._set_exact.pop(was, None)

@@ -3098,8 +3098,7 @@ class WalletMonitor:
             log.info("%d wallet(s) back on the list were still owed trades of the run "
                      "before theirs: delivered up to the drain's top, and watched from "
                      "block %d", len(back), top + 1)
-            store.forget_wallets(list(back))
-            store.start_cursors(list(back), top)
+            store.forget_wallets(list(back), start_at=top)  # (one transaction)
         return {w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()}
 
     def _hold_owed_back(self, owed: dict[str, tuple[int, int]]) -> None:
