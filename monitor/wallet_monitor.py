@@ -2755,6 +2755,8 @@ class WalletMonitor:
         self._cpu_at_start = 0.0  # the process's CPU seconds when start() began
         self._head_at_start: int | None = None  # the head record_launch read, if it did
         self._started_now: set[str] = set()  # the wallets record_launch started
+        #: removed wallets whose stored drain top is above this start's: their mark
+        self._owed_marks: dict[str, int] = {}
         self.owed: OwedDrain | None = None  # the trades owed to departed wallets
 
     async def __aenter__(self) -> WalletMonitor:
@@ -3099,6 +3101,11 @@ class WalletMonitor:
                      "before theirs: delivered up to the drain's top, and watched from "
                      "block %d", len(back), top + 1)
             store.forget_wallets(list(back), start_at=top)  # (one transaction)
+        # a mark above this start's head (a node behind the one of the start that wrote
+        # it, or its head unknown: the highest block the store has): drained up to this
+        # head, the mark kept and the wallet not forgotten - the next start reads the
+        # rest. Lowered to this head and forgotten, the trades owed above it were lost
+        self._owed_marks = {w: m for w, m in marked.items() if w in gone and m > top}
         return {w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()}
 
     def _hold_owed_back(self, owed: dict[str, tuple[int, int]]) -> None:
@@ -3147,8 +3154,12 @@ class WalletMonitor:
             def advance(ws: list[str], b: int) -> None:
                 # (a wallet back on the list: its cursor is its shard's now)
                 ws = [w for w in ws if w.lower() not in watched]
-                if ws:  # the group of its top: still on disk for a resume
-                    store.set_cursors(ws, b, None, owed_group(tops.get(ws[0], top)))
+                by_mark: dict[int, list[str]] = {}
+                for w in ws:  # the group of its top (its mark, if above): for a resume
+                    by_mark.setdefault(self._owed_marks.get(w, tops.get(w, top)),
+                                       []).append(w)
+                for mark, part in by_mark.items():
+                    store.set_cursors(part, b, None, owed_group(mark))
             self.owed = OwedDrain(
                 {w: f for w, (f, _t) in owed.items()}, top, tops=tops, fetch=fetch,
                 deliver=self._deliver_owed, advance=advance,
@@ -3211,7 +3222,13 @@ class WalletMonitor:
         deliveries re-checked after a reorg as any departed wallet's."""
         assert self.store is not None
         watched = {w.lower() for w in self.s.wallets}  # (one back on the list: its shard's)
-        self.store.forget_wallets([w for w in wallets if w.lower() not in watched])
+        later = [w for w in wallets if w in self._owed_marks]  # owed above this head
+        if later:
+            log.info("%d wallet(s) no longer watched are owed trades up to block %d, above "
+                     "the head at this start: the rest is read by the next start",
+                     len(later), max(self._owed_marks[w] for w in later))
+        self.store.forget_wallets([w for w in wallets if w.lower() not in watched
+                                   and w not in self._owed_marks])
         departed = self._departed_wallets()
         if departed is not None and self.shards:
             self.shards[0].departed = departed
