@@ -19,6 +19,11 @@ Tables:
                 move is further past it than a restart's window reaches
                 (:meth:`Store.set_sweep_floors`): a restart's first sweep fetches again
                 from there.
+- ``owed_back`` per wallet: one added back to the list while the trades a run before
+                owed it were still being read (:class:`monitor.departed.OwedDrain`): the
+                last block read for it and the last one owed (:meth:`Store.owed_back`);
+                its cursor is its source's again. Ignored by an older monitor (no bump):
+                it leaves the rest unread, as it did.
 - ``cursor_sets`` / ``cursor_members``: the cursors of wallets that move together (a
                 shard's, :data:`CURSOR_SET_MIN` or more at a time) as ONE row, and which
                 wallets share it. A wallet's cursor is its ``cursors`` row or its set's,
@@ -101,6 +106,8 @@ CREATE TABLE IF NOT EXISTS cursor_sets (
     id INTEGER PRIMARY KEY, block INTEGER NOT NULL, hash TEXT, grp TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor_members (wallet TEXT PRIMARY KEY, set_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sweep_floors (wallet TEXT PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS owed_back (
+    wallet TEXT PRIMARY KEY, block INTEGER NOT NULL, top INTEGER NOT NULL);
 """
 
 #: every wallet's cursor, its own row or its set's (this connection's view, not stored)
@@ -149,6 +156,7 @@ _COLUMNS = {
     "cursor_sets": ("id", "block", "hash", "grp"),
     "cursor_members": ("wallet", "set_id"),
     "sweep_floors": ("wallet", "block"),
+    "owed_back": ("wallet", "block", "top"),
 }
 
 
@@ -189,7 +197,8 @@ def _check_schema(db: sqlite3.Connection, name: str) -> None:
 #: was a TypeError traceback out of the monitor's start
 _BLOCK_COLUMNS = (("cursors", "wallet", "block"), ("cursor_sets", "id", "block"),
                   ("blocks", "number", "number"), ("launches", "wallet", "block"),
-                  ("sweep_floors", "wallet", "block"))
+                  ("sweep_floors", "wallet", "block"), ("owed_back", "wallet", "block"),
+                  ("owed_back", "wallet", "top"))
 
 
 def _stamp_version(db: sqlite3.Connection, name: str) -> None:
@@ -725,7 +734,8 @@ class Store:
         self._moved(moves, exact)
         return fresh
 
-    def forget_wallets(self, wallets: Iterable[str], *, start_at: int | None = None) -> None:
+    def forget_wallets(self, wallets: Iterable[str], *, start_at: int | None = None,
+                       owed: dict[str, tuple[int, int]] | None = None) -> None:
         """Drop what the store keeps of ``wallets`` as watched ones - their cursors (a row
         of their own, or their place in a set: a set left with no member goes), launch
         points and sweep floors - in ONE transaction. For wallets removed from the list
@@ -739,14 +749,17 @@ class Store:
         :data:`LAUNCH_GROUP`, and its launch point) in the same transaction - a wallet
         added back to the list while still owed: forgotten and started in two, a kill
         between them left it with no cursor and no mark, and the next start took it for
-        a new wallet: the rest of what it was owed never read."""
+        a new wallet: the rest of what it was owed never read. ``owed``: wallet -> (the
+        last block read for it, the last one owed), kept for those (:meth:`owed_back`):
+        a drain of it cut short is resumed by the next start."""
         ws = list(dict.fromkeys(wallets))
         if not ws:
             return
         moves: dict[str, int | None] = {w: -1 for w in ws if w in self._set_of}  # no set
         with self._mirrored_tx():
             for part, marks in _in_parts(ws):
-                for table in ("cursors", "cursor_members", "launches", "sweep_floors"):
+                for table in ("cursors", "cursor_members", "launches", "sweep_floors",
+                              "owed_back"):
                     self._db.execute(f"DELETE FROM {table} WHERE wallet IN ({marks})", part)
             self._drop_emptied(moves)
             if start_at is not None:
@@ -754,6 +767,9 @@ class Store:
                     "INSERT INTO cursors(wallet, block, hash, grp) VALUES (?,?,NULL,?)",
                     [(w, start_at, LAUNCH_GROUP) for w in ws])
                 self._launch([(w, start_at) for w in ws])
+            if owed:
+                self._db.executemany("INSERT INTO owed_back(wallet, block, top) VALUES (?,?,?)",
+                                     [(w, *owed[w]) for w in ws if w in owed])
         for w in moves:
             was = self._set_of.pop(w)
             self._set_exact.pop(was, None)
@@ -791,6 +807,27 @@ class Store:
                     "INSERT INTO sweep_floors(wallet, block) VALUES (?,?) "
                     "ON CONFLICT(wallet) DO UPDATE SET block=excluded.block",
                     [(w, max(0, block)) for w in ws])
+
+    def set_owed_back(self, wallets: Iterable[str], block: int | None) -> None:
+        """The owed drain of ``wallets`` (back on the list) read up to ``block`` (it only
+        moves forward); None: done, their rows go. One transaction."""
+        ws = list(dict.fromkeys(wallets))
+        if not ws:
+            return
+        with self._tx():
+            for part, marks in _in_parts(ws):
+                if block is None:
+                    self._db.execute(f"DELETE FROM owed_back WHERE wallet IN ({marks})", part)
+                else:
+                    self._db.execute(f"UPDATE owed_back SET block=? WHERE block < ? AND "
+                                     f"wallet IN ({marks})", [block, block, *part])
+
+    @_reads
+    def owed_back(self) -> dict[str, tuple[int, int]]:
+        """Wallets back on the list still owed trades of a run before their removal: the
+        last block read for each, and the last one owed (:meth:`forget_wallets`)."""
+        return {w: (b, top) for w, b, top in self._db.execute(
+            "SELECT wallet, block, top FROM owed_back")}
 
     @_reads
     def sweep_floors(self) -> dict[str, int]:

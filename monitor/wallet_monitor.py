@@ -3014,7 +3014,12 @@ class WalletMonitor:
                     f"{c.group[:40]!r}, not {OWED_GROUP}<block>): fix the row with sqlite3, "
                     "or use another state_db")
         back = {w: cursors[w].block for w in marked if w.lower() in watched}
-        if not gone and not back:
+        # back on the list at a start before, their drain then cut short (a kill): the
+        # rest of it (the last block read, the last owed). One removed again since: its
+        # cursor of the time it was back is owed as any removed wallet's
+        again = {w: bt for w, bt in store.owed_back().items()
+                 if w.lower() in watched and w not in marked}
+        if not gone and not back and not again:
             return {}
         rpc, explorer = self.rpc, self.explorer
         if rpc is not None or (self._head_at_start is None and explorer is not None):
@@ -3100,13 +3105,16 @@ class WalletMonitor:
             log.info("%d wallet(s) back on the list were still owed trades of the run "
                      "before theirs: delivered up to the drain's top, and watched from "
                      "block %d", len(back), top + 1)
-            store.forget_wallets(list(back), start_at=top)  # (one transaction)
+            store.forget_wallets(  # (one transaction; what is owed kept for a resume)
+                list(back), start_at=top,
+                owed={w: (owed[w] - 1, min(marked[w], top)) for w in back})
         # a mark above this start's head (a node behind the one of the start that wrote
         # it, or its head unknown: the highest block the store has): drained up to this
         # head, the mark kept and the wallet not forgotten - the next start reads the
         # rest. Lowered to this head and forgotten, the trades owed above it were lost
         self._owed_marks = {w: m for w, m in marked.items() if w in gone and m > top}
-        return {w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()}
+        return {**{w: (first, min(marked.get(w, new_top), top)) for w, first in owed.items()},
+                **{w: (block + 1, min(last, top)) for w, (block, last) in again.items()}}
 
     def _hold_owed_back(self, owed: dict[str, tuple[int, int]]) -> None:
         """The pipeline's prune keeps the dedup rows of the blocks the drain is still to
@@ -3152,7 +3160,9 @@ class WalletMonitor:
             watched = {w.lower() for w in s.wallets}
 
             def advance(ws: list[str], b: int) -> None:
-                # (a wallet back on the list: its cursor is its shard's now)
+                # (a wallet back on the list: its cursor is its shard's now; how far its
+                # drain read is kept apart for a resume)
+                store.set_owed_back([w for w in ws if w.lower() in watched], b)
                 ws = [w for w in ws if w.lower() not in watched]
                 by_mark: dict[int, list[str]] = {}
                 for w in ws:  # the group of its top (its mark, if above): for a resume
@@ -3229,6 +3239,7 @@ class WalletMonitor:
                      len(later), max(self._owed_marks[w] for w in later))
         self.store.forget_wallets([w for w in wallets if w.lower() not in watched
                                    and w not in self._owed_marks])
+        self.store.set_owed_back([w for w in wallets if w.lower() in watched], None)
         departed = self._departed_wallets()
         if departed is not None and self.shards:
             self.shards[0].departed = departed
