@@ -49,6 +49,11 @@ __all__ = [
 #: entries of ``watch`` read at most: a run watches 10,000 wallets at most
 #: (docs/contracts.md); a longer list is damaged, and only its first entries are shown
 MAX_WATCH = 20_000
+#: bytes of a ``run.json`` read for its wallet list. A run of 10,000 wallets writes a few
+#: MB (``indent=2``: ~300 bytes a wallet, its restarts' lists); parsed, a list is ~4.5
+#: times its bytes in memory (a 60 MB ``watch`` took ``reports build`` from 212 to 479 MB
+#: of RSS), so a larger file is not read but said, with this cap
+WATCH_JSON_BYTES = 16 << 20
 #: restarts read at most, and ``unjudged_blocks`` ranges of one wallet (one a restart)
 MAX_RESTARTS = 1_000
 #: rows of the table of the wallets added or removed; the rest are counted ("N more")
@@ -327,8 +332,15 @@ def with_recorded(watch: Watch, summary: dict[str, Any], source: str) -> Watch:
 def _read_run(path: Path) -> tuple[dict[str, Any], str | None]:
     """A ``run.json`` object and None, or ``{}`` and why it could not be read (a clause:
     "it is missing", "JSONDecodeError", ...)."""
+    try:
+        size = path.stat().st_size
+    except OSError:  # gone or unreadable: said by _read_json below
+        size = 0
+    if size > WATCH_JSON_BYTES:
+        return {}, (f"it is {size / (1 << 20):,.1f} MiB, more than the "
+                    f"{WATCH_JSON_BYTES >> 20} MiB read for a wallet list")
     unread: list[str] = []
-    run = _read_json(path, unread)
+    run = _read_json(path, unread, WATCH_JSON_BYTES)
     if not unread:
         return run, None
     why = unread[0].removeprefix(f"{path.name} ")
@@ -336,11 +348,18 @@ def _read_run(path: Path) -> tuple[dict[str, Any], str | None]:
     return {}, (inner[:-1] if inner != why and inner.endswith(")") else f"it {why}")
 
 
-def _unread(seed: int, why: str) -> Watch:
-    """The note of a seed whose ``run.json`` could not be read."""
-    line = (f"seeds/{seed}/run.json could not be read ({_text(why)}): whether seed "
-            f"{seed}'s wallets changed at its restarts is not known, and none of its list "
-            "is shown")
+def _size_capped(why: str) -> bool:
+    """Whether :func:`_read_run`'s reason is the size cap."""
+    return why.endswith(f"{WATCH_JSON_BYTES >> 20} MiB read for a wallet list")
+
+
+def _unread(seed: int | None, why: str) -> Watch:
+    """The note of a ``run.json`` that could not be read (a seed's, or the scenario's:
+    ``seed`` None)."""
+    whose = "its" if seed is None else f"seed {seed}'s"
+    line = (f"{'run.json' if seed is None else f'seeds/{seed}/run.json'} could not be "
+            f"read ({_text(why)}): whether {whose} wallets changed at its restarts is not "
+            "known, and none of its list is shown")
     return Watch((), (), None, 0, (line,), None, seed, readable=False)
 
 
@@ -352,12 +371,17 @@ def scenario_watches(sc: ScenarioData) -> tuple[list[Watch], int]:
     A pooled seed whose ``run.json`` cannot be read (gone, cut, not JSON) is a
     :class:`Watch` that is not ``readable``, its one problem saying which and why, when
     the scenario's lists changed (another seed's ``run.json``, or the scenario's own copy
-    of the first seed's, has a ``watch``) or when none of them could be read (nothing
-    says whether they changed): it showed nothing, as if that seed's list had not
-    changed."""
+    of the first seed's, has a ``watch``, or the seed's summary records a mean) or when
+    none of them could be read (nothing says whether they changed): it showed nothing,
+    as if that seed's list had not changed. A ``run.json`` past
+    :data:`WATCH_JSON_BYTES` is not read (its list, parsed, would take several times
+    its size in memory) and is said so, a scenario's of one seed too."""
     seeds = _seeds(sc)
     if len(seeds) <= 1:
-        run, _ = _read_run(sc.path / "run.json")
+        run, why = _read_run(sc.path / "run.json")
+        if why is not None and (_size_capped(why) or RECORDED in sc.summary):
+            # a file too big to read, or one whose summary says it had a list
+            return [_unread(None, why)], 0
         watch = parse_watch(run)
         if watch is None:
             return [], 0
@@ -366,13 +390,16 @@ def scenario_watches(sc: ScenarioData) -> tuple[list[Watch], int]:
     changed = read = False
     for seed in seeds[:MAX_SEEDS_SHOWN]:
         run, why = _read_run(sc.path / "seeds" / str(seed) / "run.json")
+        unread: list[str] = []  # said by the seeds' problems (load.seed_problems)
         if why is not None:
             out.append(_unread(seed, why))
+            # a file too big to read, or one whose summary says it had a list
+            changed = changed or _size_capped(why) or RECORDED in _read_json(
+                sc.path / "seeds" / str(seed) / "summary.json", unread)
             continue
         read = True
         watch = parse_watch(run, seed)
         if watch is not None:
-            unread: list[str] = []  # said by the seeds' problems (load.seed_problems)
             own = _read_json(sc.path / "seeds" / str(seed) / "summary.json", unread)
             out.append(with_recorded(watch, own, f"seeds/{seed}/summary.json"))
             changed = True
