@@ -111,3 +111,18 @@ def test_no_run_json_read_at_all_is_said(tmp_path: Path) -> None:
     assert "seeds/1/run.json could not be read (JSONDecodeError)" in text
     assert "seeds/2/run.json could not be read (JSONDecodeError)" in text
     assert "Wallets watched:" not in text
+
+
+def test_a_scenario_of_one_seed_whose_summary_records_a_mean(tmp_path: Path) -> None:
+    """Its summary records the wallets watched on average (its run.json had a list when
+    analysed): its run.json gone since is said too; one whose summary records none
+    still shows nothing."""
+    pages = []
+    for name, summary in (("a", {"wallets_watched_mean": 1.5}), ("b", {})):
+        run = build_run(tmp_path / name, overrides={SCENARIO: summary})
+        (run / SCENARIO / "run.json").write_text("{", encoding="utf-8")
+        pages.append(_text(render_report(build_report(load_run(run), load_criteria(),
+                                                      bench_dir=tmp_path / "nobench"))))
+    assert "run.json could not be read (JSONDecodeError): whether its wallets changed at " \
+           "its restarts is not known" in pages[0]
+    assert "Wallets changed at restarts" not in pages[1]
