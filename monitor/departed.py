@@ -6,15 +6,18 @@ a kill loses what is in flight, a polled wallet's next poll had not come, a faul
 the feed. Its stored cursor says how far it was read. The new run no longer watches the
 wallet, so without this those trades never reached the bot (a missed trade of a wallet
 followed at the time). :class:`OwedDrain` reads them - from the stored cursor (the
-sweep window below it in the zero mode, :func:`owed_from`) up to the head at this start
-- delivers them through the pipeline (dedup: what the run before delivered is not sent
-again), moves the cursor as each range is delivered (a restart mid-way resumes there),
-and then forgets the wallet (:meth:`monitor.store.Store.forget_wallets`): added again
-later, it starts at that start's launch point.
+sweep window below it in the zero mode, :func:`owed_from`) up to a top - delivers them
+through the pipeline (dedup: what the run before delivered is not sent again), moves
+the cursor as each range is delivered (a restart mid-way resumes there), and then
+forgets the wallet (:meth:`monitor.store.Store.forget_wallets`): added again later, it
+starts at that start's launch point.
 
-Trades of blocks after the old run stopped and up to the head at this start are read
-too: the monitor cannot tell when the run before stopped (a kill writes nothing), and
-what a removed wallet did while no monitor ran is the bot's to judge by its timestamp.
+The top is the head at this start (one the node has a block of), but never more than
+``OWED_SLACK_S`` (an hour, :mod:`monitor.wallet_monitor`) past the highest block the run
+before had read: the monitor cannot tell when the run before stopped (a kill writes
+nothing), and a run stuck in a fault before it stopped still owed that hour's trades;
+those mined later, while no monitor ran, were never the bot's. The top is stored first
+(the cursor group :func:`owed_group`), so a drain cut short resumes up to the same one.
 """
 
 from __future__ import annotations
