@@ -22,6 +22,7 @@ import concurrent.futures
 import contextlib
 import importlib.util
 import json
+import logging
 import multiprocessing
 import os
 import socket
@@ -53,6 +54,8 @@ from experiments.store import (
 from polyvocab.child_start import stops_held
 
 __all__ = ["MatrixError", "MatrixResult", "dask_available", "run_matrix", "summary_table"]
+
+log = logging.getLogger("experiments.matrix")
 
 
 class MatrixError(ValueError):
@@ -259,6 +262,8 @@ def _stop_pool(pool_: concurrent.futures.ProcessPoolExecutor) -> None:
     (``max_tasks_per_child=1``): it started a worker the stop had not listed, or found
     the pool's processes gone and printed a ``TypeError`` traceback."""
     manager = getattr(pool_, "_executor_manager_thread", None)
+    if isinstance(manager, threading.Thread):
+        _quiet_when_stopped(manager)
     workers: dict[int, Any] = {}
     deadline = time.monotonic() + _STOP_WAIT_S
     while True:
@@ -279,6 +284,32 @@ def _stop_pool(pool_: concurrent.futures.ProcessPoolExecutor) -> None:
 
 #: how long a stop waits for the pool's manager thread to see its workers gone
 _STOP_WAIT_S = 30.0
+
+#: pool manager threads of stopped runs: what they raise while the stop closes their
+#: workers' pipes is said in the log, not as a traceback (:func:`_quiet_when_stopped`)
+_STOPPED_MANAGERS: set[threading.Thread] = set()
+
+
+def _quiet_when_stopped(manager: threading.Thread) -> None:
+    """From now on an exception that ends ``manager`` (the pool's manager thread, in a
+    stop) is one debug line, not a traceback: terminating the workers under it closes
+    the pipes it waits on, and it ended with ``OSError: handle is closed`` and ~30
+    lines of Python's concurrent.futures on the terminal of an interrupted ``experiments
+    chaos`` or ``run`` (a SIGTERM; found in a chaos hunt). Any other thread's exception
+    goes to the hook before."""
+    _STOPPED_MANAGERS.add(manager)
+    if getattr(threading.excepthook, "_quiets_stopped_pools", False):
+        return
+    before = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if args.thread in _STOPPED_MANAGERS and isinstance(args.exc_value, Exception):
+            log.debug("the stopped pool's manager thread ended: %s: %s",
+                      type(args.exc_value).__name__, args.exc_value)
+            return
+        before(args)
+    hook._quiets_stopped_pools = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _run_dask(units: Sequence[Unit], jobs: int, cache_dir: Path, clock: str,
