@@ -169,10 +169,11 @@ def _above(entry: Any, block: int) -> bool:
         return False
 
 
-def _above_not(entry: Any, block: int) -> bool:
-    """A log whose block number reads as below ``block`` (one that does not read: kept)."""
+def _outside(entry: Any, a: int, b: int) -> bool:
+    """A log whose block number reads as outside ``a..b`` (one that does not read is kept,
+    as by :func:`_above`)."""
     try:
-        return quantity(entry["blockNumber"]) < block
+        return not a <= quantity(entry["blockNumber"]) <= b
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -2397,7 +2398,7 @@ class WsShard:
             self._bad_input("bad_log", f"{len(result) - len(good)} eth_getLogs entries are "
                                        f"not log objects")
         kept = [x for x in good if x.get("removed") is not True
-                and not _above(x, b) and not _above_not(x, a)]
+                and not _outside(x, a, b)]
         if len(kept) < len(good):
             self._bad_input("bad_log", f"{len(good) - len(kept)} eth_getLogs entries of "
                                        f"blocks {a}..{b} are removed or of another block")
@@ -3217,12 +3218,11 @@ class WalletMonitor:
     async def _deliver_owed(self, logs: list[dict[str, Any]], wallets: frozenset[str]
                             ) -> None:
         assert self.pipeline is not None
-        # only the owed wallets' fills (a source that ignores the filter sends others:
-        # a watched wallet's are its own sources' to deliver)
-        exchanges, makers = set(self.pipeline.exchanges), {address_topic(w) for w in wallets}
+        # OrderFilled logs of the exchanges (``logs``: the owed wallets' fills only, as
+        # OwedDrain._owed_logs keeps them; a wallet on the list's are its own sources')
+        exchanges = set(self.pipeline.exchanges)
         fills = [lg for lg in logs if isinstance(lg.get("topics"), list)
                  and len(lg["topics"]) > 2 and lg["topics"][0] in ORDER_FILLED_TOPICS
-                 and str(lg["topics"][2]).lower() in makers
                  and str(lg.get("address", "")).lower() in exchanges]
         if fills:
             await self.pipeline.on_logs(fills, "backfill", owed=wallets)
